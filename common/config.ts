@@ -1,0 +1,39 @@
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+// Every environment variable Causeway reads, validated once.
+const EnvSchema = z.object({
+  CAUSEWAY_HOME: z.string().min(1).optional(),
+  CAUSEWAY_CACHE: z.string().min(1).optional(),
+  TEMPORAL_ADDRESS: z.string().min(1).optional(),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  NATS_URL: z.string().min(1).optional(),
+  CAUSEWAY_TASK_QUEUE: z.string().min(1).default('causeway'),
+  CAUSEWAY_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  CAUSEWAY_LOG_MAX_AGE: z
+    .string()
+    .regex(/^\d+$/, 'a number of seconds')
+    .default(String(7 * 24 * 3600)),
+});
+
+export type Env = z.infer<typeof EnvSchema>;
+
+export function readEnv(env: NodeJS.ProcessEnv = process.env): Env {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `  ${i.path.join('.')}: ${i.message}`).join('\n');
+    throw new Error(`invalid environment:\n${problems}`);
+  }
+  return parsed.data;
+}
+
+/** Where builds, the dev stack's data and its state file live. */
+export function causewayHome(env: Env = readEnv()): string {
+  return env.CAUSEWAY_HOME ?? path.join(os.homedir(), '.causeway');
+}
+
+/** Where provisioned binaries are cached by version. */
+export function causewayCache(env: Env = readEnv()): string {
+  return env.CAUSEWAY_CACHE ?? path.join(os.homedir(), '.cache', 'causeway');
+}

@@ -1,0 +1,130 @@
+// The compiled plan: what `causeway run` submits and the `build` workflow walks.
+// Plain data (no zod, no node imports) so workflow code can import it.
+// Static ((vars)) are already interpolated; local vars ((.:name)) remain as text
+// and are interpolated at run time, when `load_var` and `across` have set them.
+
+export interface ImageResource {
+  type: string;
+  source: Record<string, unknown>;
+  params?: Record<string, unknown>;
+  version?: Record<string, string>;
+}
+
+export interface TaskInput {
+  name: string;
+  path?: string;
+  optional?: boolean;
+}
+
+export interface TaskOutput {
+  name: string;
+  path?: string;
+}
+
+export interface ContainerLimits {
+  cpu?: number;
+  /** bytes */
+  memory?: number;
+}
+
+/** A Concourse task config (the contents of a task file or `config:`). */
+export interface TaskConfig {
+  platform?: string;
+  image_resource?: ImageResource;
+  rootfs_uri?: string;
+  inputs: TaskInput[];
+  outputs: TaskOutput[];
+  caches: { path: string }[];
+  /** env vars; non-string values are JSON-encoded as Concourse does */
+  params: Record<string, string>;
+  run: { path: string; args: string[]; dir?: string; user?: string };
+  container_limits?: ContainerLimits;
+}
+
+export interface Hooks {
+  on_success?: Step;
+  on_failure?: Step;
+  on_abort?: Step;
+  on_error?: Step;
+  ensure?: Step;
+}
+
+export interface AcrossVar {
+  var: string;
+  /** a list, or a local-var reference like "((.:list))" resolved at run time */
+  values: unknown[] | string;
+  /** iterations of this var run at once; "all" = every one */
+  maxInFlight: number | 'all';
+}
+
+export interface Across {
+  vars: AcrossVar[];
+  failFast: boolean;
+}
+
+/** Modifiers any step may carry. Wrapping order, outermost first, as Concourse:
+ *  hooks > across > attempts > timeout (per attempt) > the step itself. */
+export interface StepCommon {
+  /** stable id from the step's position: "plan.2.in_parallel.0" */
+  id: string;
+  /** 1-based line of the step in its YAML file, for messages */
+  line?: number;
+  timeoutMs?: number;
+  attempts?: number;
+  tags?: string[];
+  hooks?: Hooks;
+  across?: Across;
+}
+
+export interface TaskStep extends StepCommon {
+  kind: 'task';
+  task: string;
+  config?: TaskConfig;
+  /** task file path "<artifact>/<path>", loaded at run time when `config` is absent */
+  file?: string;
+  params: Record<string, string>;
+  vars: Record<string, unknown>;
+  inputMapping: Record<string, string>;
+  outputMapping: Record<string, string>;
+  image?: string;
+  privileged: boolean;
+  containerLimits?: ContainerLimits;
+}
+
+export interface DoStep extends StepCommon {
+  kind: 'do';
+  steps: Step[];
+}
+
+export interface InParallelStep extends StepCommon {
+  kind: 'in_parallel';
+  steps: Step[];
+  limit?: number;
+  failFast: boolean;
+}
+
+export interface TryStep extends StepCommon {
+  kind: 'try';
+  step: Step;
+}
+
+export interface LoadVarStep extends StepCommon {
+  kind: 'load_var';
+  var: string;
+  /** "<artifact>/<path>" */
+  file: string;
+  format?: 'json' | 'yaml' | 'yml' | 'trim' | 'raw';
+  reveal: boolean;
+}
+
+export type Step = TaskStep | DoStep | InParallelStep | TryStep | LoadVarStep;
+export type StepKind = Step['kind'];
+
+export interface CompiledPlan {
+  /** job name */
+  name: string;
+  /** the plan file it came from, for messages */
+  source: string;
+  /** the job's `plan:`, run as a `do` with id "plan" */
+  plan: DoStep;
+}
