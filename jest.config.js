@@ -2,7 +2,7 @@
 // against the real Temporal dev server and nats-server started once in globalSetup
 // (a project's globalSetup runs only when one of its tests is selected).
 const transform = { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] };
-const common = { testEnvironment: 'node', transform, moduleFileExtensions: ['ts', 'js', 'json'] };
+const common = { testEnvironment: 'node', transform, moduleFileExtensions: ['ts', 'js', 'json'], testTimeout: 120000 };
 
 module.exports = {
   projects: [
@@ -16,5 +16,4 @@ module.exports = {
       slowTestThreshold: 30,
     },
   ],
-  testTimeout: 120000,
 };
