@@ -1,0 +1,480 @@
+// The embedded dev stack: a Temporal dev server, a JetStream-enabled nats-server and
+// optionally one local worker, started as detached processes so they outlive the CLI
+// that started them. The CLI (`causeway dev ...`) and jest's globalSetup both use it.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { connect as natsConnect } from '@nats-io/transport-node';
+import { Connection } from '@temporalio/client';
+import { z } from 'zod';
+import { causewayHome, readEnv } from '../../common/config';
+import { createLogger } from '../../common/logger';
+
+export const DEFAULT_PORTS = { temporal: 7233, ui: 8233, nats: 4222, natsMonitor: 8222 } as const;
+
+/** Registered at server start so workflows can upsert them and the UI can filter on them. */
+export const SEARCH_ATTRIBUTES = ['CausewayStatus', 'CausewayPlan', 'CausewayRetryOf', 'CausewayTrigger'] as const;
+
+const HOST = '127.0.0.1';
+const STOP_GRACE_MS = 10_000;
+const READY_TIMEOUT_MS = 120_000; // a cold start on a busy 2-core CI machine takes tens of seconds
+
+export type ProgressLog = (message: string) => void;
+
+const Pid = z.number().int().positive();
+
+const StackStateSchema = z.object({
+  persistent: z.boolean(),
+  logDir: z.string(),
+  temporal: z.object({
+    address: z.string(),
+    uiUrl: z.string(),
+    pid: Pid,
+    command: z.string(),
+    dbFile: z.string().nullable(),
+    logFile: z.string(),
+  }),
+  nats: z.object({
+    url: z.string(),
+    monitorUrl: z.string(),
+    pid: Pid,
+    command: z.string(),
+    storeDir: z.string(),
+    logFile: z.string(),
+  }),
+  workers: z.array(z.object({ name: z.string(), pid: Pid, command: z.string(), logFile: z.string() })),
+  startedAt: z.iso.datetime(),
+});
+
+export type StackState = z.infer<typeof StackStateSchema>;
+/** `reused` is true when a live stack was already running in that home and was returned as is. */
+export type StackInfo = StackState & { reused: boolean };
+
+export interface StackPorts {
+  temporal?: number;
+  ui?: number;
+  nats?: number;
+  natsMonitor?: number;
+}
+
+export interface StartStackOptions {
+  home: string;
+  ports?: StackPorts;
+  persistent: boolean;
+  startWorker: boolean;
+  log?: ProgressLog;
+}
+
+export interface ComponentStatus {
+  component: string;
+  pid: number;
+  alive: boolean;
+  /** Whether the endpoint answered its protocol; workers have no endpoint, so it follows `alive`. */
+  reachable: boolean;
+  address: string;
+}
+
+export interface StackStatus {
+  running: boolean;
+  state: StackState | undefined;
+  components: ComponentStatus[];
+}
+
+export interface Endpoints {
+  temporalAddress: string;
+  natsUrl: string;
+}
+
+// ---------------------------------------------------------------- repo root, provisioning
+
+/** The directory holding causeway's package.json, found from this file so it works from src and dist. */
+export function repoRoot(from: string = __dirname): string {
+  const PackageJson = z.object({ name: z.string().optional() });
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'package.json');
+    if (fs.existsSync(candidate)) {
+      const pkg = PackageJson.safeParse(JSON.parse(fs.readFileSync(candidate, 'utf8')));
+      if (pkg.success && pkg.data.name === 'causeway') return dir;
+    }
+    if (path.dirname(dir) === dir) throw new Error(`no package.json named "causeway" above ${from}`);
+  }
+}
+
+function defaultLog(): ProgressLog {
+  const logger = createLogger('dev-stack');
+  return (message) => logger.info(message);
+}
+
+/**
+ * Builds (first time) or finds the Temporal CLI and nats-server, returning absolute paths.
+ * The script's stdout contract is one `export PATH=...` line; evaluating it in the same
+ * shell that resolves the commands keeps this in step with whatever the script decides.
+ */
+export async function provision(log: ProgressLog = defaultLog()): Promise<{ temporal: string; natsServer: string }> {
+  const script = path.join(repoRoot(), 'scripts', 'provision.sh');
+  const child = spawn(
+    'bash',
+    ['-c', 'set -euo pipefail; line=$(bash "$0"); eval "$line"; command -v temporal; command -v nats-server', script],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let stdout = '';
+  let stderrTail: string[] = [];
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  let pending = '';
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    const lines = (pending + chunk).split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      log(line);
+      stderrTail = [...stderrTail, line].slice(-20);
+    }
+  });
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  if (code !== 0) {
+    throw new Error(`${script} failed (exit ${code}):\n${[...stderrTail, pending].join('\n')}`);
+  }
+  const [temporal, natsServer] = stdout.trim().split('\n');
+  if (!temporal || !natsServer || !path.isAbsolute(temporal) || !path.isAbsolute(natsServer)) {
+    throw new Error(`${script} did not yield absolute paths for temporal and nats-server; got:\n${stdout}`);
+  }
+  return { temporal, natsServer };
+}
+
+// ---------------------------------------------------------------- ports and processes
+
+/** A port that was free on 127.0.0.1 a moment ago (the OS picks it), for tests. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, HOST, () => {
+      const address = server.address();
+      server.close(() => (address && typeof address === 'object' ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function portInUse(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.unref();
+    server.once('error', () => resolve(true));
+    server.listen(port, HOST, () => server.close(() => resolve(false)));
+  });
+}
+
+/**
+ * Alive and still the process we started: a pid can be recycled after a reboot, and a
+ * zombie (exited, not yet reaped by its parent) still answers kill(0) but has no cmdline.
+ */
+export function isAlive(pid: number, command: string): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  if (!fs.existsSync('/proc/self/cmdline')) return true;
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').includes(command);
+  } catch {
+    return false;
+  }
+}
+
+interface Spawned {
+  pid: number;
+  logFile: string;
+  /** Byte offset where this run's output starts, so errors show only this run's lines. */
+  logStart: number;
+  exited: () => string | undefined;
+}
+
+function spawnDetached(command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv, cwd: string): Spawned {
+  fs.appendFileSync(logFile, `\n=== ${new Date().toISOString()} ${command} ${args.join(' ')}\n`);
+  const logStart = fs.statSync(logFile).size;
+  const fd = fs.openSync(logFile, 'a');
+  try {
+    // detached = own session: the servers survive the CLI exiting and its terminal's Ctrl-C.
+    const child = spawn(command, args, { detached: true, stdio: ['ignore', fd, fd], env, cwd });
+    let exit: string | undefined;
+    child.on('exit', (code, signal) => (exit = signal ? `killed by ${signal}` : `exited with code ${code}`));
+    child.on('error', (err) => (exit = `failed to start: ${err.message}`));
+    child.unref();
+    if (child.pid === undefined) throw new Error(`could not start ${command}`);
+    return { pid: child.pid, logFile, logStart, exited: () => exit };
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function logTail(logFile: string, from = 0, lines = 25): string {
+  try {
+    const text = fs.readFileSync(logFile, 'utf8').slice(from);
+    return text.trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+function failure(name: string, port: number, proc: Spawned, reason: string): Error {
+  const tail = logTail(proc.logFile, proc.logStart);
+  const inUse = /address already in use|bind: /i.test(tail) ? ` (port ${port} already in use?)` : '';
+  return new Error(`${name} on ${HOST}:${port} did not start: ${reason}${inUse}\n--- last lines of ${proc.logFile} ---\n${tail}`);
+}
+
+async function waitReady(name: string, port: number, proc: Spawned, probe: () => Promise<void>): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let lastError = 'not ready';
+  for (;;) {
+    const exit = proc.exited();
+    if (exit !== undefined) throw failure(name, port, proc, `process ${proc.pid} ${exit}`);
+    try {
+      await probe();
+      return;
+    } catch (err) {
+      lastError = err instanceof Error ? err.message : String(err);
+    }
+    if (Date.now() > deadline) throw failure(name, port, proc, `not ready after ${READY_TIMEOUT_MS / 1000}s: ${lastError}`);
+    await sleep(250);
+  }
+}
+
+// ---------------------------------------------------------------- endpoint probes
+
+async function probeTemporal(address: string): Promise<void> {
+  const connection = await Connection.connect({ address, connectTimeout: 2_000 });
+  try {
+    await connection.withDeadline(Date.now() + 3_000, async () => {
+      await connection.workflowService.describeNamespace({ namespace: 'default' });
+      // start-dev registers search attributes after the frontend is up; clients need them.
+      const { customAttributes } = await connection.operatorService.listSearchAttributes({ namespace: 'default' });
+      const missing = SEARCH_ATTRIBUTES.filter((name) => !(name in (customAttributes ?? {})));
+      if (missing.length > 0) throw new Error(`search attributes not registered yet: ${missing.join(', ')}`);
+    });
+  } finally {
+    await connection.close();
+  }
+}
+
+async function probeNats(url: string): Promise<void> {
+  const nc = await natsConnect({ servers: url, timeout: 2_000, reconnect: false });
+  try {
+    // Fails unless JetStream is enabled, which is what builds' logs need.
+    await jetstreamManager(nc);
+  } finally {
+    await nc.close();
+  }
+}
+
+async function reachable(probe: () => Promise<void>): Promise<boolean> {
+  try {
+    await probe();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------- state file
+
+export function stateFile(home: string): string {
+  return path.join(home, 'stack.json');
+}
+
+/** The recorded stack, or undefined if none; a corrupt file is an error naming the file. */
+export function readState(home: string): StackState | undefined {
+  const file = stateFile(home);
+  let raw: string;
+  try {
+    raw = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new Error(`${file} is not JSON; remove it if no dev stack is running`);
+  }
+  const parsed = StackStateSchema.safeParse(json);
+  if (!parsed.success) {
+    throw new Error(`${file} is not a valid dev stack state (${parsed.error.issues[0]?.message}); remove it if no dev stack is running`);
+  }
+  return parsed.data;
+}
+
+function writeState(home: string, state: StackState): void {
+  // Write-then-rename so a concurrent reader never sees half a file.
+  const file = stateFile(home);
+  fs.writeFileSync(`${file}.tmp`, JSON.stringify(state, null, 2) + '\n');
+  fs.renameSync(`${file}.tmp`, file);
+}
+
+// ---------------------------------------------------------------- start / status / stop
+
+export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
+  const log = opts.log ?? defaultLog();
+  const home = path.resolve(opts.home);
+
+  const status = await stackStatus(home);
+  if (status.running && status.state) {
+    log(`dev stack already running in ${home} (Temporal ${status.state.temporal.address}, NATS ${status.state.nats.url}); using it`);
+    return { ...status.state, reused: true };
+  }
+  if (status.state) {
+    log(`dev stack recorded in ${home} is not fully running; stopping what is left of it`);
+    await stopStack(home);
+  }
+
+  const workerScript = path.join(repoRoot(), 'dist', 'workers', 'main.js');
+  if (opts.startWorker && !fs.existsSync(workerScript)) {
+    throw new Error(`${workerScript} does not exist; run \`npm run build\` first (or start without a worker)`);
+  }
+
+  const temporalPort = opts.ports?.temporal ?? DEFAULT_PORTS.temporal;
+  // Same default as `temporal server start-dev`: the UI sits 1000 above the gRPC port.
+  const uiPort = opts.ports?.ui ?? temporalPort + 1000;
+  const natsPort = opts.ports?.nats ?? DEFAULT_PORTS.nats;
+  const natsMonitorPort = opts.ports?.natsMonitor ?? DEFAULT_PORTS.natsMonitor;
+  const wanted: Array<[string, number]> = [
+    ['Temporal gRPC', temporalPort],
+    ['Temporal UI', uiPort],
+    ['NATS', natsPort],
+    ['NATS monitoring', natsMonitorPort],
+  ];
+  for (const [what, port] of wanted) {
+    if (await portInUse(port)) throw new Error(`port ${port} (${what}) is already in use on ${HOST}; stop what uses it or choose another port`);
+  }
+
+  log('provisioning Temporal CLI and nats-server');
+  const bins = await provision(log);
+
+  const logDir = path.join(home, 'logs');
+  const storeDir = path.join(home, 'nats');
+  fs.mkdirSync(logDir, { recursive: true });
+  fs.mkdirSync(storeDir, { recursive: true });
+  const dbFile = opts.persistent ? path.join(home, 'temporal.sqlite') : null;
+
+  const started: Array<{ pid: number; command: string }> = [];
+  try {
+    log(`starting Temporal dev server on ${HOST}:${temporalPort} (${dbFile ? `data in ${dbFile}` : 'in memory'})`);
+    const temporalArgs = [
+      'server', 'start-dev',
+      '--ip', HOST,
+      '--port', String(temporalPort),
+      '--ui-port', String(uiPort),
+      '--log-level', 'warn',
+      ...SEARCH_ATTRIBUTES.flatMap((name) => ['--search-attribute', `${name}=Keyword`]),
+      ...(dbFile ? ['--db-filename', dbFile] : []),
+    ];
+    const temporal = spawnDetached(bins.temporal, temporalArgs, path.join(logDir, 'temporal.log'), process.env, home);
+    started.push({ pid: temporal.pid, command: bins.temporal });
+
+    log(`starting nats-server with JetStream on ${HOST}:${natsPort} (data in ${storeDir})`);
+    const natsArgs = ['-js', '-sd', storeDir, '-a', HOST, '-p', String(natsPort), '-m', String(natsMonitorPort)];
+    const nats = spawnDetached(bins.natsServer, natsArgs, path.join(logDir, 'nats.log'), process.env, home);
+    started.push({ pid: nats.pid, command: bins.natsServer });
+
+    const address = `${HOST}:${temporalPort}`;
+    const natsUrl = `nats://${HOST}:${natsPort}`;
+    await Promise.all([
+      waitReady('Temporal', temporalPort, temporal, () => probeTemporal(address)),
+      waitReady('NATS', natsPort, nats, () => probeNats(natsUrl)),
+    ]);
+    log('Temporal and NATS are ready');
+
+    const workers: StackState['workers'] = [];
+    if (opts.startWorker) {
+      log('starting local worker');
+      const env = { ...process.env, TEMPORAL_ADDRESS: address, NATS_URL: natsUrl, CAUSEWAY_HOME: home };
+      const worker = spawnDetached(process.execPath, [workerScript], path.join(logDir, 'worker.log'), env, home);
+      started.push({ pid: worker.pid, command: workerScript });
+      // A worker that cannot connect or load its code dies within moments; report that here.
+      await sleep(1_500);
+      const exit = worker.exited();
+      if (exit !== undefined) throw failure('worker', temporalPort, worker, `process ${worker.pid} ${exit}`);
+      workers.push({ name: 'worker', pid: worker.pid, command: workerScript, logFile: worker.logFile });
+    }
+
+    const state: StackState = {
+      persistent: opts.persistent,
+      logDir,
+      temporal: { address, uiUrl: `http://${HOST}:${uiPort}`, pid: temporal.pid, command: bins.temporal, dbFile, logFile: temporal.logFile },
+      nats: { url: natsUrl, monitorUrl: `http://${HOST}:${natsMonitorPort}`, pid: nats.pid, command: bins.natsServer, storeDir, logFile: nats.logFile },
+      workers,
+      startedAt: new Date().toISOString(),
+    };
+    writeState(home, state);
+    return { ...state, reused: false };
+  } catch (err) {
+    // Leave nothing half-started behind: a later `dev up` would find its ports taken.
+    await terminate(started.reverse());
+    throw err;
+  }
+}
+
+export async function stackStatus(home: string): Promise<StackStatus> {
+  const state = readState(path.resolve(home));
+  if (!state) return { running: false, state: undefined, components: [] };
+  const temporalAlive = isAlive(state.temporal.pid, state.temporal.command);
+  const natsAlive = isAlive(state.nats.pid, state.nats.command);
+  const [temporalUp, natsUp] = await Promise.all([
+    temporalAlive && reachable(() => probeTemporal(state.temporal.address)),
+    natsAlive && reachable(() => probeNats(state.nats.url)),
+  ]);
+  const components: ComponentStatus[] = [
+    { component: 'temporal', pid: state.temporal.pid, alive: temporalAlive, reachable: temporalUp, address: state.temporal.address },
+    { component: 'nats', pid: state.nats.pid, alive: natsAlive, reachable: natsUp, address: state.nats.url },
+    ...state.workers.map((w) => {
+      const alive = isAlive(w.pid, w.command);
+      return { component: w.name, pid: w.pid, alive, reachable: alive, address: '-' };
+    }),
+  ];
+  return { running: components.every((c) => c.alive && c.reachable), state, components };
+}
+
+async function terminate(procs: Array<{ pid: number; command: string }>): Promise<void> {
+  const live = procs.filter((p) => isAlive(p.pid, p.command));
+  for (const p of live) process.kill(p.pid, 'SIGTERM');
+  const deadline = Date.now() + STOP_GRACE_MS;
+  while (live.some((p) => isAlive(p.pid, p.command)) && Date.now() < deadline) await sleep(100);
+  for (const p of live) {
+    if (isAlive(p.pid, p.command)) process.kill(p.pid, 'SIGKILL');
+  }
+  while (live.some((p) => isAlive(p.pid, p.command))) await sleep(50);
+}
+
+/** Stops the stack recorded in `home`; returns what was running. A missing stack is not an error. */
+export async function stopStack(home: string): Promise<StackState | undefined> {
+  const state = readState(path.resolve(home));
+  if (!state) return undefined;
+  // Workers first, so they do not spend the grace period reconnecting to vanishing servers.
+  await terminate(state.workers);
+  await terminate([state.nats, state.temporal]);
+  fs.rmSync(stateFile(path.resolve(home)), { force: true });
+  return state;
+}
+
+/**
+ * Where Causeway talks to: TEMPORAL_ADDRESS / NATS_URL win, else the live dev stack in
+ * CAUSEWAY_HOME; undefined when neither knows, so the caller can start a stack or say how.
+ */
+export function resolveEndpoints(env: NodeJS.ProcessEnv = process.env): Endpoints | undefined {
+  const parsed = readEnv(env);
+  let temporalAddress = parsed.TEMPORAL_ADDRESS;
+  let natsUrl = parsed.NATS_URL;
+  if (temporalAddress === undefined || natsUrl === undefined) {
+    const state = readState(causewayHome(parsed));
+    if (state && isAlive(state.temporal.pid, state.temporal.command)) temporalAddress ??= state.temporal.address;
+    if (state && isAlive(state.nats.pid, state.nats.command)) natsUrl ??= state.nats.url;
+  }
+  return temporalAddress !== undefined && natsUrl !== undefined ? { temporalAddress, natsUrl } : undefined;
+}
