@@ -1,0 +1,118 @@
+// Errors a user sees: every problem of a file at once, each with FILE:LINE:COL,
+// the YAML path of the offending node and what was expected.
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+
+export interface PlanIssue {
+  file: string;
+  line: number;
+  column: number;
+  /** YAML path like `plan[2].in_parallel.steps[0].task`; "" for the document */
+  path: string;
+  message: string;
+}
+
+export class PlanError extends Error {
+  readonly issues: PlanIssue[];
+  constructor(issues: PlanIssue[]) {
+    super(issues.map(formatIssue).join('\n'));
+    this.name = 'PlanError';
+    this.issues = issues;
+  }
+}
+
+export function formatIssue(i: PlanIssue): string {
+  return `${i.file}:${i.line}:${i.column}: ${i.path ? `${i.path}: ` : ''}${i.message}`;
+}
+
+export type Path = (string | number)[];
+
+export function formatPath(path: Path): string {
+  let out = '';
+  for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out === '' ? seg : `.${seg}`;
+  return out;
+}
+
+/** A parsed YAML file that can turn a path into a position. */
+export class Source {
+  readonly issues: PlanIssue[] = [];
+  readonly value: unknown;
+  private readonly doc: Document;
+  private readonly lines = new LineCounter();
+  // Paths whose value holds an undefined var: any other complaint there is noise.
+  private readonly suppressed: string[] = [];
+
+  constructor(
+    readonly file: string,
+    text: string,
+  ) {
+    // merge: Concourse pipelines commonly share config through `<<: *anchor`.
+    this.doc = parseDocument(text, { lineCounter: this.lines, merge: true, prettyErrors: false });
+    for (const e of [...this.doc.errors]) {
+      const [line, column] = this.position(e.pos[0]);
+      this.issues.push({ file, line, column, path: '', message: `invalid YAML: ${firstLine(e.message)}` });
+    }
+    this.value = this.issues.length === 0 ? this.doc.toJS({ maxAliasCount: -1 }) : undefined;
+  }
+
+  private position(offset: number): [number, number] {
+    const { line, col } = this.lines.linePos(offset);
+    return [line, col];
+  }
+
+  /**
+   * The node at `path`, or the nearest ancestor that exists (a missing key, or
+   * a value that came from a var or a merge key). With `key`, the key node of
+   * the last segment, for messages about the key itself.
+   */
+  private nodeAt(path: Path, key: boolean): Node | undefined {
+    let node: unknown = this.doc.contents;
+    for (let i = 0; i < path.length; i++) {
+      if (isAlias(node)) node = node.resolve(this.doc);
+      const seg = path[i];
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+        if (!pair) return node;
+        if (key && i === path.length - 1 && isScalar(pair.key)) return pair.key;
+        if (!pair.value) return isScalar(pair.key) ? pair.key : node;
+        node = pair.value;
+      } else if (isSeq(node) && typeof seg === 'number' && node.items[seg]) {
+        node = node.items[seg];
+      } else {
+        return node as Node | undefined;
+      }
+    }
+    return node as Node | undefined;
+  }
+
+  line(path: Path): number {
+    const range = this.nodeAt(path, false)?.range;
+    return range ? this.position(range[0])[0] : 1;
+  }
+
+  /** Silences later issues at or under `path`. */
+  suppress(path: Path): void {
+    this.suppressed.push(formatPath(path));
+  }
+
+  add(path: Path, message: string, opts: { key?: boolean } = {}): void {
+    const p = formatPath(path);
+    if (this.suppressed.some((s) => p === s || p.startsWith(`${s}.`) || p.startsWith(`${s}[`) || s === '')) return;
+    const range = this.nodeAt(path, opts.key ?? false)?.range;
+    const [line, column] = range ? this.position(range[0]) : [1, 1];
+    this.issues.push({ file: this.file, line, column, path: p, message });
+  }
+
+  /** Throws every issue found, in file order. */
+  check(): void {
+    if (this.issues.length === 0) return;
+    const sorted = this.issues
+      .map((issue, n) => ({ issue, n }))
+      .sort((a, b) => a.issue.line - b.issue.line || a.issue.column - b.issue.column || a.n - b.n)
+      .map((x) => x.issue);
+    throw new PlanError(sorted);
+  }
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0];
+}

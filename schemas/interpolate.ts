@@ -1,0 +1,153 @@
+// ((var)) interpolation with Concourse's syntax. PURE: no node, zod or yaml
+// imports, because the workflow bundle uses it to resolve local vars ((.:name)).
+
+/** A parsed `((source:path.field))` reference. */
+export interface VarRef {
+  /** var source name; "." for local vars set by load_var/across */
+  source?: string;
+  /** var name followed by the fields to descend into */
+  path: string[];
+  /** the text between the parentheses, trimmed: `source:name.field` */
+  raw: string;
+}
+
+export type Lookup = (ref: VarRef) => { found: true; value: unknown } | { found: false };
+
+// Quoted segments may contain anything but a quote, as Concourse allows (("a.b".c)).
+const REF_PATTERN = /\(\(\s*((?:"[^"]*"|[^()"])+?)\s*\)\)/g;
+
+/** Splits on dots outside double quotes, then unquotes each segment. */
+function splitPath(text: string): string[] {
+  const parts: string[] = [];
+  let current = '';
+  let quoted = false;
+  for (const ch of text) {
+    if (ch === '"') quoted = !quoted;
+    else if (ch === '.' && !quoted) {
+      parts.push(current.trim());
+      current = '';
+    } else current += ch;
+  }
+  parts.push(current.trim());
+  return parts;
+}
+
+/** Parses the inside of `((...))` (with or without the parentheses). */
+export function parseVarRef(text: string): VarRef {
+  const raw = text.trim().replace(/^\(\(\s*/, '').replace(/\s*\)\)$/, '');
+  // A colon before any quote separates the source, as Concourse's parseVarName.
+  const colon = raw.indexOf(':');
+  const quote = raw.indexOf('"');
+  if (colon > 0 && (quote < 0 || colon < quote)) {
+    const source = raw.slice(0, colon).trim();
+    const rest = raw.slice(colon + 1);
+    return { source, path: splitPath(rest), raw };
+  }
+  return { path: splitPath(raw), raw };
+}
+
+/** Every ref in a string, in order. */
+export function findVarRefs(text: string): VarRef[] {
+  return [...text.matchAll(REF_PATTERN)].map((m) => parseVarRef(m[1]));
+}
+
+/** How a value reads inside a longer string: objects as JSON, null as nothing. */
+export function stringifyVar(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  if (typeof value === 'string') return value;
+  if (typeof value === 'object') return JSON.stringify(value);
+  return String(value);
+}
+
+function interpolateString(text: string, lookup: Lookup, missing: VarRef[]): unknown {
+  const whole = text.match(new RegExp(`^${REF_PATTERN.source}$`));
+  if (whole) {
+    // A scalar that is exactly one ref takes the var's value with its type.
+    const ref = parseVarRef(whole[1]);
+    const hit = lookup(ref);
+    if (hit.found) return hit.value;
+    missing.push(ref);
+    return text;
+  }
+  return text.replace(REF_PATTERN, (match, inner: string) => {
+    const ref = parseVarRef(inner);
+    const hit = lookup(ref);
+    if (hit.found) return stringifyVar(hit.value);
+    missing.push(ref);
+    return match;
+  });
+}
+
+/** Deep interpolation of strings in objects and arrays; keys are left alone. */
+export function interpolate(value: unknown, lookup: Lookup): { value: unknown; missing: VarRef[] } {
+  const missing: VarRef[] = [];
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return interpolateString(v, lookup, missing);
+    if (Array.isArray(v)) return v.map(walk);
+    if (isPlainObject(v)) {
+      const out: Record<string, unknown> = {};
+      for (const [k, item] of Object.entries(v)) out[k] = walk(item);
+      return out;
+    }
+    return v;
+  };
+  return { value: walk(value), missing };
+}
+
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Descends `fields` into a var's value; undefined when a field is absent. */
+export function descend(value: unknown, fields: string[]): { found: true; value: unknown } | { found: false } {
+  let current = value;
+  for (const field of fields) {
+    if (!isPlainObject(current) || !(field in current)) return { found: false };
+    current = current[field];
+  }
+  return { found: true, value: current };
+}
+
+/** Looks a ref up in a map of vars: `a.b` is field b of var a, or a flat key "a.b". */
+export function lookupIn(vars: Record<string, unknown>, ref: VarRef): { found: true; value: unknown } | { found: false } {
+  const [name, ...fields] = ref.path;
+  if (Object.prototype.hasOwnProperty.call(vars, name)) {
+    const hit = descend(vars[name], fields);
+    if (hit.found) return hit;
+  }
+  const flat = ref.path.join('.');
+  if (fields.length > 0 && Object.prototype.hasOwnProperty.call(vars, flat)) return { found: true, value: vars[flat] };
+  return { found: false };
+}
+
+const STEP_KINDS = new Set(['task', 'do', 'in_parallel', 'try', 'load_var']);
+// Parts of a compiled step that run later, possibly after load_vars that set
+// the locals they use; they are interpolated when they run.
+const DEFERRED_STEP_KEYS = new Set(['hooks', 'steps', 'step']);
+
+/**
+ * Resolves only local vars `((.:name.field))` from `locals`; other refs stay as
+ * text. In a compiled step (an object with a step `kind` and an `id`), its hooks
+ * and nested steps are left for when they run. Throws listing every missing one.
+ */
+export function interpolateLocal<T>(value: T, locals: Record<string, unknown>): T {
+  const missing: VarRef[] = [];
+  const lookup: Lookup = (ref) => (ref.source === '.' ? lookupIn(locals, ref) : { found: true, value: `((${ref.raw}))` });
+  const walk = (v: unknown): unknown => {
+    if (typeof v === 'string') return interpolateString(v, lookup, missing);
+    if (Array.isArray(v)) return v.map(walk);
+    if (isPlainObject(v)) {
+      const isStep = typeof v.kind === 'string' && STEP_KINDS.has(v.kind) && typeof v.id === 'string';
+      const out: Record<string, unknown> = {};
+      for (const [k, item] of Object.entries(v)) out[k] = isStep && DEFERRED_STEP_KEYS.has(k) ? item : walk(item);
+      return out;
+    }
+    return v;
+  };
+  const result = walk(value) as T;
+  if (missing.length > 0) {
+    const names = [...new Set(missing.map((r) => `((${r.raw}))`))].join(', ');
+    throw new Error(`undefined local var${missing.length > 1 ? 's' : ''}: ${names}`);
+  }
+  return result;
+}

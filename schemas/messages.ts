@@ -1,0 +1,60 @@
+import { z } from 'zod';
+
+// NATS subjects and message shapes. Step ids use only [A-Za-z0-9_.-], so a step id
+// spans one or more subject tokens after `log.`.
+export const BUILD_STREAM = 'CAUSEWAY_BUILDS';
+export const BUILD_SUBJECTS = 'causeway.build.>';
+
+export const subjects = {
+  log: (buildId: string, stepId: string) => `causeway.build.${buildId}.log.${stepId}`,
+  event: (buildId: string) => `causeway.build.${buildId}.event`,
+  allOfBuild: (buildId: string) => `causeway.build.${buildId}.>`,
+};
+
+/** The step id a log subject carries, or undefined for other subjects. */
+export function stepIdOfLogSubject(buildId: string, subject: string): string | undefined {
+  const prefix = `causeway.build.${buildId}.log.`;
+  return subject.startsWith(prefix) ? subject.slice(prefix.length) : undefined;
+}
+
+/** Header naming which stream a log chunk came from; `causeway` marks the engine's own notes. */
+export const LOG_STREAM_HEADER = 'Causeway-Stream';
+export const LogStreamName = z.enum(['stdout', 'stderr', 'causeway']);
+export type LogStreamName = z.infer<typeof LogStreamName>;
+
+export const BuildStatus = z.enum(['pending', 'started', 'succeeded', 'failed', 'errored', 'aborted']);
+export type BuildStatus = z.infer<typeof BuildStatus>;
+
+export const StepState = z.enum(['pending', 'running', 'succeeded', 'failed', 'errored', 'aborted', 'skipped']);
+export type StepState = z.infer<typeof StepState>;
+
+export const BuildEvent = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('build-started'), buildId: z.string(), plan: z.string(), time: z.string() }),
+  z.object({
+    type: z.literal('build-finished'),
+    buildId: z.string(),
+    status: BuildStatus,
+    time: z.string(),
+    message: z.string().optional(),
+  }),
+  z.object({
+    type: z.literal('step-started'),
+    buildId: z.string(),
+    stepId: z.string(),
+    name: z.string(),
+    attempt: z.number().int(),
+    time: z.string(),
+  }),
+  z.object({
+    type: z.literal('step-finished'),
+    buildId: z.string(),
+    stepId: z.string(),
+    name: z.string(),
+    attempt: z.number().int(),
+    state: StepState,
+    exitCode: z.number().int().optional(),
+    message: z.string().optional(),
+    time: z.string(),
+  }),
+]);
+export type BuildEvent = z.infer<typeof BuildEvent>;

@@ -1,0 +1,366 @@
+// Compiles a Concourse job (or one job of a pipeline) into the CompiledPlan the
+// `build` workflow walks: shapes validated, static vars interpolated, local var
+// use checked, every step given an id from its position.
+import { readFileSync } from 'node:fs';
+import { basename, extname } from 'node:path';
+import { z } from 'zod';
+import type { Across, CompiledPlan, DoStep, Hooks, Step, StepCommon } from './compiled';
+import { STEP_KEYS, type StepKey } from './describe';
+import { Source, type Path } from './errors';
+import { findVarRefs, isPlainObject } from './interpolate';
+import { compact, compileTaskConfig, ContainerLimitsSchema, toContainerLimits } from './task-config';
+import { nearest, parseDuration } from './units';
+import { bool, envMap, int, validate } from './validate';
+import { interpolateStatic } from './vars';
+
+const HOOK_KEYS = ['on_success', 'on_failure', 'on_abort', 'on_error', 'ensure'] as const;
+
+const timeout = z.string().transform((s, ctx) => {
+  try {
+    const ms = parseDuration(s);
+    if (ms > 0) return ms;
+    ctx.addIssue({ code: 'custom', message: `timeout must be longer than 0, got \`${s}\`` });
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+  }
+  return z.NEVER;
+});
+
+const LOCAL_REF = /^\(\(\s*\.:[^()]+\)\)$/;
+
+const AcrossSchema = z
+  .array(
+    z.strictObject({
+      var: z.string().min(1, 'an across var needs a name'),
+      values: z.union([z.array(z.unknown()), z.string().regex(LOCAL_REF)], {
+        error: '`values` must be a list, or a local var like ((.:list)) set by load_var',
+      }),
+      max_in_flight: z
+        .preprocess(
+          (v) => (typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v),
+          z.union([z.literal('all'), z.number().int().min(1)], { error: 'max_in_flight must be a positive integer or "all"' }),
+        )
+        .optional(),
+    }),
+  )
+  .min(1, '`across` needs at least one var')
+  .superRefine((vars, ctx) => {
+    const seen = new Set<string>();
+    vars.forEach((v, i) => {
+      if (seen.has(v.var)) ctx.addIssue({ code: 'custom', path: [i, 'var'], message: `duplicate across var \`${v.var}\`` });
+      seen.add(v.var);
+    });
+  });
+
+// Modifiers and hooks any step may carry; nested steps are compiled one by one
+// so their errors carry their own paths.
+const common = {
+  timeout: timeout.optional(),
+  attempts: int(1, 'attempts').optional(),
+  tags: z.array(z.string()).optional(),
+  across: AcrossSchema.optional(),
+  fail_fast: bool.optional(),
+  on_success: z.unknown().optional(),
+  on_failure: z.unknown().optional(),
+  on_abort: z.unknown().optional(),
+  on_error: z.unknown().optional(),
+  ensure: z.unknown().optional(),
+};
+
+const name = (what: string) => z.string().min(1, `${what} needs a name`);
+
+const TaskStepSchema = z.strictObject({
+  ...common,
+  task: name('a task step'),
+  config: z.unknown().optional(),
+  file: z.string().min(1).optional(),
+  params: envMap.optional(),
+  vars: z.record(z.string(), z.unknown()).optional(),
+  input_mapping: z.record(z.string(), z.string()).optional(),
+  output_mapping: z.record(z.string(), z.string()).optional(),
+  image: z.string().min(1).optional(),
+  privileged: bool.optional(),
+  container_limits: ContainerLimitsSchema.optional(),
+  // Concourse's hermetic (no network) needs runtime support we do not have; accepted so files run unchanged.
+  hermetic: bool.optional(),
+});
+
+const DoStepSchema = z.strictObject({ ...common, do: z.array(z.unknown()) });
+const InParallelStepSchema = z.strictObject({ ...common, in_parallel: z.unknown() });
+const InParallelConfigSchema = z.strictObject({
+  steps: z.array(z.unknown()),
+  limit: int(1, 'limit').optional(),
+  fail_fast: bool.optional(),
+});
+const TryStepSchema = z.strictObject({ ...common, try: z.unknown() });
+const LoadVarStepSchema = z.strictObject({
+  ...common,
+  load_var: name('a load_var step'),
+  file: z.string().min(1),
+  format: z.enum(['json', 'yaml', 'yml', 'trim', 'raw']).optional(),
+  reveal: bool.optional(),
+});
+
+// Concourse job keys that mean nothing to a one-off build; accepted so a job runs unchanged.
+const ignored = z.unknown().optional();
+const JobSchema = z.strictObject({
+  name: z.string().min(1).optional(),
+  plan: z.array(z.unknown()),
+  old_name: ignored,
+  serial: ignored,
+  serial_groups: ignored,
+  build_log_retention: ignored,
+  build_logs_to_retain: ignored,
+  public: ignored,
+  disable_manual_trigger: ignored,
+  interruptible: ignored,
+  max_in_flight: ignored,
+  on_success: z.unknown().optional(),
+  on_failure: z.unknown().optional(),
+  on_abort: z.unknown().optional(),
+  on_error: z.unknown().optional(),
+  ensure: z.unknown().optional(),
+});
+
+const PipelineSchema = z.strictObject({
+  jobs: z.array(z.unknown()),
+  resources: ignored,
+  resource_types: ignored,
+  groups: ignored,
+  var_sources: ignored,
+  display: ignored,
+});
+
+/** Walks one file's steps; every problem is reported to `src`. */
+class Compiler {
+  constructor(private readonly src: Source) {}
+
+  steps(list: unknown[], path: Path, idPrefix: string, scope: Set<string>): Step[] {
+    return list.flatMap((item, i) => this.step(item, [...path, i], `${idPrefix}.${i}`, scope) ?? []);
+  }
+
+  /**
+   * `scope` holds the local vars set so far; load_vars add to it, as Concourse's
+   * build-wide scope, while across vars live only inside their step.
+   */
+  step(raw: unknown, path: Path, id: string, scope: Set<string>): Step | undefined {
+    const src = this.src;
+    if (!isPlainObject(raw)) {
+      src.add(path, `a step must be a map with one of ${STEP_KEYS.join(', ')}`);
+      return undefined;
+    }
+    const kinds = STEP_KEYS.filter((k) => k in raw);
+    if (kinds.length === 0) {
+      const typo = Object.keys(raw)
+        .map((k) => [k, nearest(k, STEP_KEYS)] as const)
+        .find(([k, hint]) => hint && !(k in common));
+      const hint = typo ? `; did you mean \`${typo[1]}\` instead of \`${typo[0]}\`?` : '';
+      src.add(path, `a step needs one of ${STEP_KEYS.join(', ')}${hint}`);
+      return undefined;
+    }
+    if (kinds.length > 1) {
+      src.add(path, `a step has exactly one of ${STEP_KEYS.join(', ')}; this one has ${kinds.join(' and ')}`);
+      return undefined;
+    }
+    const kind: StepKey = kinds[0];
+    if (kind === 'get' || kind === 'put' || kind === 'set_pipeline') {
+      const what = kind === 'set_pipeline' ? 'set_pipeline is' : 'resources (get/put) are';
+      src.add(path, `${kind} step \`${String(raw[kind])}\` at ${src.file}:${src.line(path)}: ${what} not supported yet`);
+      return undefined;
+    }
+
+    // across vars are set for the step itself, not for its hooks (hooks wrap across).
+    const acrossVars = Array.isArray(raw.across) ? raw.across.flatMap((a) => (isPlainObject(a) && typeof a.var === 'string' ? [a.var] : [])) : [];
+    this.checkLocals(raw.across, [...path, 'across'], scope);
+    const bodyScope = raw.across === undefined ? scope : new Set([...scope, ...acrossVars]);
+    for (const [k, v] of Object.entries(raw)) {
+      if (k !== 'across' && k !== kind && !(HOOK_KEYS as readonly string[]).includes(k)) this.checkLocals(v, [...path, k], bodyScope);
+    }
+
+    const body = this.body(kind, raw, path, id, bodyScope);
+    const hooks = this.hooks(raw, path, id, scope);
+    if (!body) return undefined;
+    const c = body.common;
+    if (c.fail_fast !== undefined && c.across === undefined) {
+      src.add([...path, 'fail_fast'], '`fail_fast` applies to `across`; this step has no `across`', { key: true });
+      return undefined;
+    }
+    const across: Across | undefined = c.across && {
+      vars: c.across.map((a) => ({ var: a.var, values: a.values, maxInFlight: a.max_in_flight ?? 1 })),
+      failFast: c.fail_fast ?? false,
+    };
+    const stepCommon: StepCommon = compact({
+      id,
+      line: src.line(path),
+      timeoutMs: c.timeout,
+      attempts: c.attempts,
+      tags: c.tags,
+      hooks,
+      across,
+    });
+    return { ...stepCommon, ...body.step } as Step;
+  }
+
+  /** The kind-specific part of a step, and its validated modifiers. */
+  private body(kind: Exclude<StepKey, 'get' | 'put' | 'set_pipeline'>, raw: Record<string, unknown>, path: Path, id: string, scope: Set<string>) {
+    const src = this.src;
+    switch (kind) {
+      case 'task': {
+        const s = validate(src, TaskStepSchema, raw, path, 'task step');
+        const config = raw.config === undefined ? undefined : compileTaskConfig(src, raw.config, [...path, 'config']);
+        if (raw.config === undefined && raw.file === undefined) {
+          src.add(path, `task step \`${String(raw.task)}\` needs \`config\` or \`file\``);
+          return undefined;
+        }
+        if (!s || (raw.config !== undefined && !config)) return undefined;
+        return {
+          common: s,
+          step: compact({
+            kind: 'task' as const,
+            task: s.task,
+            config,
+            file: s.file,
+            params: s.params ?? {},
+            vars: s.vars ?? {},
+            inputMapping: s.input_mapping ?? {},
+            outputMapping: s.output_mapping ?? {},
+            image: s.image,
+            privileged: s.privileged ?? false,
+            containerLimits: s.container_limits && toContainerLimits(s.container_limits),
+          }),
+        };
+      }
+      case 'load_var': {
+        const s = validate(src, LoadVarStepSchema, raw, path, 'load_var step');
+        if (typeof raw.load_var === 'string') scope.add(raw.load_var);
+        if (!s) return undefined;
+        return {
+          common: s,
+          step: compact({ kind: 'load_var' as const, var: s.load_var, file: s.file, format: s.format, reveal: s.reveal ?? false }),
+        };
+      }
+      case 'do': {
+        const s = validate(src, DoStepSchema, raw, path, 'do step');
+        const steps = Array.isArray(raw.do) ? this.steps(raw.do, [...path, 'do'], `${id}.do`, scope) : [];
+        return s && { common: s, step: { kind: 'do' as const, steps } };
+      }
+      case 'in_parallel': {
+        const s = validate(src, InParallelStepSchema, raw, path, 'in_parallel step');
+        const p = [...path, 'in_parallel'];
+        const form = Array.isArray(raw.in_parallel) ? { steps: raw.in_parallel } : validate(src, InParallelConfigSchema, raw.in_parallel, p, '`in_parallel`');
+        if (!form) {
+          if (!isPlainObject(raw.in_parallel)) src.add(p, 'expected a list of steps, or a map {steps, limit, fail_fast}');
+          return undefined;
+        }
+        const stepsPath = Array.isArray(raw.in_parallel) ? p : [...p, 'steps'];
+        // Branches run at once: none sees another's load_vars, later steps see them all.
+        const set = new Set<string>();
+        const steps = form.steps.flatMap((item, i) => {
+          const branch = new Set(scope);
+          const step = this.step(item, [...stepsPath, i], `${id}.in_parallel.${i}`, branch);
+          branch.forEach((v) => set.add(v));
+          return step ?? [];
+        });
+        set.forEach((v) => scope.add(v));
+        if (!s) return undefined;
+        return {
+          common: s,
+          step: compact({
+            kind: 'in_parallel' as const,
+            steps,
+            limit: 'limit' in form ? form.limit : undefined,
+            failFast: ('fail_fast' in form ? form.fail_fast : undefined) ?? false,
+          }),
+        };
+      }
+      case 'try': {
+        const s = validate(src, TryStepSchema, raw, path, 'try step');
+        const step = this.step(raw.try, [...path, 'try'], `${id}.try`, scope);
+        return s && step && { common: s, step: { kind: 'try' as const, step } };
+      }
+    }
+  }
+
+  hooks(raw: Record<string, unknown>, path: Path, id: string, scope: Set<string>): Hooks | undefined {
+    const hooks: Hooks = {};
+    for (const hook of HOOK_KEYS) {
+      if (raw[hook] === undefined) continue;
+      const step = this.step(raw[hook], [...path, hook], `${id}.${hook}`, scope);
+      if (step) hooks[hook] = step;
+    }
+    return Object.keys(hooks).length > 0 ? hooks : undefined;
+  }
+
+  /** Reports each ((.:name)) in `value` that no earlier load_var or enclosing across sets. */
+  private checkLocals(value: unknown, path: Path, scope: Set<string>): void {
+    if (typeof value === 'string') {
+      for (const ref of findVarRefs(value)) {
+        if (ref.source === '.' && !scope.has(ref.path[0])) {
+          this.src.add(path, `local var \`${ref.path[0]}\` is not set by any load_var or across before this step`);
+        }
+      }
+    } else if (Array.isArray(value)) value.forEach((v, i) => this.checkLocals(v, [...path, i], scope));
+    else if (isPlainObject(value)) for (const [k, v] of Object.entries(value)) this.checkLocals(v, [...path, k], scope);
+  }
+}
+
+/** Finds the job to run: the file itself, or `job` among a pipeline's jobs. */
+function selectJob(src: Source, root: Record<string, unknown>, job: string | undefined): { value: unknown; path: Path } | undefined {
+  if (!('jobs' in root)) {
+    if (job !== undefined && typeof root.name === 'string' && root.name !== job) {
+      src.add(['name'], `this file is the single job \`${root.name}\`, not \`${job}\``);
+      return undefined;
+    }
+    return { value: root, path: [] };
+  }
+  const pipeline = validate(src, PipelineSchema, root, [], 'pipeline');
+  if (!pipeline) return undefined;
+  const names = pipeline.jobs.map((j) => (isPlainObject(j) && typeof j.name === 'string' ? j.name : undefined));
+  const listed = names.filter((n): n is string => n !== undefined);
+  if (job === undefined) {
+    src.add(['jobs'], `this is a pipeline with ${listed.length} job${listed.length === 1 ? '' : 's'} (${listed.join(', ')}); pass --job NAME to pick the one to run`);
+    return undefined;
+  }
+  const index = names.indexOf(job);
+  if (index < 0) {
+    const hint = nearest(job, listed);
+    src.add(['jobs'], `no job \`${job}\` in this pipeline${hint ? `; did you mean \`${hint}\`?` : ''} (jobs: ${listed.join(', ')})`);
+    return undefined;
+  }
+  return { value: pipeline.jobs[index], path: ['jobs', index] };
+}
+
+export function compilePlan(opts: { text: string; file: string; job?: string; vars?: Record<string, unknown> }): CompiledPlan {
+  const src = new Source(opts.file, opts.text);
+  src.check();
+  if (!isPlainObject(src.value)) {
+    src.add([], 'a plan file must be a map: a Concourse job with `plan:`, or a pipeline with `jobs:`');
+    src.check();
+  }
+  const selected = selectJob(src, src.value as Record<string, unknown>, opts.job);
+  src.check();
+  const { path } = selected!;
+  // Only the chosen job is interpolated: other jobs' vars need not be set.
+  const value = interpolateStatic(src, selected!.value, path, opts.vars ?? {});
+  const job = validate(src, JobSchema, value, path, 'job');
+  const compiler = new Compiler(src);
+  const scope = new Set<string>();
+  const jobValue = isPlainObject(value) ? value : {};
+  const steps = Array.isArray(jobValue.plan) ? compiler.steps(jobValue.plan, [...path, 'plan'], 'plan', scope) : [];
+  // Job-level hooks are hooks of the root `do`, as Concourse runs them around the whole plan.
+  const hooks = compiler.hooks(jobValue, path, 'plan', scope);
+  src.check();
+  const plan: DoStep = compact({ kind: 'do' as const, id: 'plan', line: src.line([...path, 'plan']), steps, hooks });
+  return { name: job?.name ?? basename(opts.file, extname(opts.file)), source: opts.file, plan };
+}
+
+/** Reads and compiles a plan file. Throws PlanError. */
+export function loadPlan(opts: { file: string; job?: string; vars?: Record<string, unknown> }): CompiledPlan {
+  let text: string;
+  try {
+    text = readFileSync(opts.file, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read plan file ${opts.file}: ${(e as Error).message}`);
+  }
+  return compilePlan({ ...opts, text });
+}
