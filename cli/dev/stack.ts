@@ -223,25 +223,27 @@ function logTail(logFile: string, from = 0, lines = 25): string {
   }
 }
 
-function failure(name: string, port: number, proc: Spawned, reason: string): Error {
+function failure(what: string, proc: Spawned, reason: string): Error {
   const tail = logTail(proc.logFile, proc.logStart);
-  const inUse = /address already in use|bind: /i.test(tail) ? ` (port ${port} already in use?)` : '';
-  return new Error(`${name} on ${HOST}:${port} did not start: ${reason}${inUse}\n--- last lines of ${proc.logFile} ---\n${tail}`);
+  // Both servers log Go's "listen tcp HOST:PORT: bind: address already in use".
+  const taken = /(\d+): bind: address already in use/.exec(tail);
+  const hint = taken ? ` (port ${taken[1]} already in use)` : '';
+  return new Error(`${what} did not start: ${reason}${hint}\n--- last lines of ${proc.logFile} ---\n${tail}`);
 }
 
-async function waitReady(name: string, port: number, proc: Spawned, probe: () => Promise<void>): Promise<void> {
+async function waitReady(what: string, proc: Spawned, probe: () => Promise<void>): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let lastError = 'not ready';
   for (;;) {
     const exit = proc.exited();
-    if (exit !== undefined) throw failure(name, port, proc, `process ${proc.pid} ${exit}`);
+    if (exit !== undefined) throw failure(what, proc, `process ${proc.pid} ${exit}`);
     try {
       await probe();
       return;
     } catch (err) {
       lastError = err instanceof Error ? err.message : String(err);
     }
-    if (Date.now() > deadline) throw failure(name, port, proc, `not ready after ${READY_TIMEOUT_MS / 1000}s: ${lastError}`);
+    if (Date.now() > deadline) throw failure(what, proc, `not ready after ${READY_TIMEOUT_MS / 1000}s: ${lastError}`);
     await sleep(250);
   }
 }
@@ -343,13 +345,17 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
   // Same default as `temporal server start-dev`: the UI sits 1000 above the gRPC port.
   const uiPort = opts.ports?.ui ?? temporalPort + 1000;
   const natsPort = opts.ports?.nats ?? DEFAULT_PORTS.nats;
-  const natsMonitorPort = opts.ports?.natsMonitor ?? DEFAULT_PORTS.natsMonitor;
+  // Nobody types the monitoring port; when NATS is moved off its default, a fixed
+  // monitoring default would make a second stack clash, so take any free port.
+  const natsMonitorPort = opts.ports?.natsMonitor ?? (opts.ports?.nats === undefined ? DEFAULT_PORTS.natsMonitor : await freePort());
   const wanted: Array<[string, number]> = [
     ['Temporal gRPC', temporalPort],
     ['Temporal UI', uiPort],
     ['NATS', natsPort],
     ['NATS monitoring', natsMonitorPort],
   ];
+  const clash = wanted.find(([, port], i) => wanted.findIndex(([, p]) => p === port) !== i);
+  if (clash) throw new Error(`port ${clash[1]} is requested twice (${wanted.filter(([, p]) => p === clash[1]).map(([w]) => w).join(' and ')})`);
   for (const [what, port] of wanted) {
     if (await portInUse(port)) throw new Error(`port ${port} (${what}) is already in use on ${HOST}; stop what uses it or choose another port`);
   }
@@ -386,8 +392,8 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
     const address = `${HOST}:${temporalPort}`;
     const natsUrl = `nats://${HOST}:${natsPort}`;
     await Promise.all([
-      waitReady('Temporal', temporalPort, temporal, () => probeTemporal(address)),
-      waitReady('NATS', natsPort, nats, () => probeNats(natsUrl)),
+      waitReady(`Temporal on ${address}`, temporal, () => probeTemporal(address)),
+      waitReady(`NATS on ${natsUrl}`, nats, () => probeNats(natsUrl)),
     ]);
     log('Temporal and NATS are ready');
 
@@ -400,7 +406,7 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
       // A worker that cannot connect or load its code dies within moments; report that here.
       await sleep(1_500);
       const exit = worker.exited();
-      if (exit !== undefined) throw failure('worker', temporalPort, worker, `process ${worker.pid} ${exit}`);
+      if (exit !== undefined) throw failure('worker', worker, `process ${worker.pid} ${exit}`);
       workers.push({ name: 'worker', pid: worker.pid, command: workerScript, logFile: worker.logFile });
     }
 

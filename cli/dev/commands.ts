@@ -1,0 +1,123 @@
+// `causeway dev up|down|status`: the embedded dev stack a new user starts first.
+import { Command } from 'commander';
+import { z } from 'zod';
+import { causewayHome } from '../../common/config';
+import { stackStatus, startStack, stateFile, stopStack, type StackState } from './stack';
+
+const Port = z.coerce.number().int().min(1).max(65535);
+
+const UpFlags = z.object({
+  worker: z.boolean(),
+  temporalPort: Port.optional(),
+  uiPort: Port.optional(),
+  natsPort: Port.optional(),
+});
+
+function parseFlags<T>(schema: z.ZodType<T>, raw: unknown): T {
+  const parsed = schema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  // Name the flag as the user typed it (--nats-port), not the camelCase key.
+  const flag = (key: PropertyKey | undefined): string => `--${String(key).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+  throw new Error(parsed.error.issues.map((i) => `${flag(i.path[0])}: ${i.message}`).join('\n'));
+}
+
+/** Runs an action, turning a thrown error into a message on stderr and exit code 1. */
+function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...args: A) => Promise<void> {
+  return async (...args) => {
+    try {
+      await fn(...args);
+    } catch (err) {
+      process.stderr.write(`causeway: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exitCode = 1;
+    }
+  };
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, col) => Math.max(...rows.map((row) => row[col]?.length ?? 0))) ?? [];
+  return rows.map((row) => '  ' + row.map((cell, col) => cell.padEnd(widths[col] ?? 0)).join('   ').trimEnd()).join('\n');
+}
+
+function describe(state: StackState): string {
+  return table([
+    ['Temporal', state.temporal.address, `pid ${state.temporal.pid}`],
+    ['Temporal UI', state.temporal.uiUrl, ''],
+    ['NATS', state.nats.url, `pid ${state.nats.pid}`],
+    ...state.workers.map((w) => [w.name, '', `pid ${w.pid}`]),
+    ['data', state.temporal.dbFile ?? '(in memory)', ''],
+    ['logs', state.logDir, ''],
+  ]);
+}
+
+export function registerDevCommands(program: Command): void {
+  const dev = program
+    .command('dev')
+    .description('run a local Temporal dev server, NATS JetStream and a worker for development')
+    .addHelpText('after', '\nExample:\n  $ causeway dev up && causeway run plan.yml && causeway dev down\n');
+
+  dev
+    .command('up')
+    .description('start the dev stack in the background (kept in CAUSEWAY_HOME, default ~/.causeway); builds survive a restart')
+    .option('--no-worker', 'do not start a local worker (run your own, e.g. from a debugger)')
+    .option('--temporal-port <port>', 'Temporal gRPC port (default 7233)')
+    .option('--ui-port <port>', 'Temporal UI port (default: the Temporal port + 1000)')
+    .option('--nats-port <port>', 'NATS client port (default 4222)')
+    .addHelpText('after', '\nExamples:\n  $ causeway dev up\n  $ causeway dev up --no-worker --temporal-port 7300 --nats-port 4300\n')
+    .action(
+      action(async (raw: unknown) => {
+        const flags = parseFlags(UpFlags, raw);
+        const home = causewayHome();
+        const info = await startStack({
+          home,
+          persistent: true,
+          startWorker: flags.worker,
+          ports: { temporal: flags.temporalPort, ui: flags.uiPort, nats: flags.natsPort },
+          log: (line) => process.stdout.write(`  ${line}\n`),
+        });
+        process.stdout.write(`${info.reused ? 'Dev stack was already running' : 'Dev stack is up'} (${home}):\n${describe(info)}\n`);
+        process.stdout.write('Check it with `causeway dev status`; stop it with `causeway dev down`.\n');
+      }),
+    );
+
+  dev
+    .command('down')
+    .description('stop the dev stack (workers, then NATS and Temporal; SIGKILL after 10s); its data is kept')
+    .addHelpText('after', '\nExample:\n  $ causeway dev down\n')
+    .action(
+      action(async () => {
+        const home = causewayHome();
+        const stopped = await stopStack(home);
+        if (!stopped) {
+          process.stdout.write(`No dev stack is recorded in ${home}; nothing to stop.\n`);
+          return;
+        }
+        const names = [...stopped.workers.map((w) => `${w.name} (pid ${w.pid})`), `NATS (pid ${stopped.nats.pid})`, `Temporal (pid ${stopped.temporal.pid})`];
+        process.stdout.write(`Stopped ${names.join(', ')}.\n`);
+      }),
+    );
+
+  dev
+    .command('status')
+    .description('show whether each part of the dev stack is alive and answering; exits 1 if it is not running')
+    .addHelpText('after', '\nExample:\n  $ causeway dev status || causeway dev up\n')
+    .action(
+      action(async () => {
+        const home = causewayHome();
+        const status = await stackStatus(home);
+        if (!status.state) {
+          process.stderr.write(`causeway: no dev stack is running in ${home}; start one with \`causeway dev up\`\n`);
+          process.exitCode = 1;
+          return;
+        }
+        const state = (c: { alive: boolean; reachable: boolean }): string => (!c.alive ? 'dead' : c.reachable ? 'alive' : 'alive, not answering');
+        const rows = [['COMPONENT', 'PID', 'STATE', 'ADDRESS'], ...status.components.map((c) => [c.component, String(c.pid), state(c), c.address])];
+        process.stdout.write(`${table(rows)}\n  UI: ${status.state.temporal.uiUrl}\n  logs: ${status.state.logDir}\n`);
+        if (!status.running) {
+          process.stderr.write(
+            `causeway: the dev stack in ${home} is not fully running; see the logs, then \`causeway dev down && causeway dev up\` (state: ${stateFile(home)})\n`,
+          );
+          process.exitCode = 1;
+        }
+      }),
+    );
+}
