@@ -1,0 +1,31 @@
+// Starts one throwaway Temporal dev server + NATS for the whole integration run. Tests
+// start their own in-process workers, so no worker process is started here.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort, startStack } from '../../cli/dev/stack';
+
+declare global {
+  // Read by global-teardown.ts, which runs in the same process as this file.
+  var __causewayTestStackHome: string | undefined;
+}
+
+export default async function globalSetup(): Promise<void> {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-test-'));
+  const started = Date.now();
+  // Ports from the OS, so a developer's own `causeway dev up` and parallel runs do not clash.
+  const stack = await startStack({
+    home,
+    persistent: false,
+    startWorker: false,
+    ports: { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() },
+    log: (line) => process.stderr.write(`[test stack] ${line}\n`),
+  });
+  globalThis.__causewayTestStackHome = home;
+  process.env.TEMPORAL_ADDRESS = stack.temporal.address;
+  process.env.NATS_URL = stack.nats.url;
+  process.env.CAUSEWAY_HOME = home;
+  process.stderr.write(
+    `[test stack] Temporal ${stack.temporal.address}, NATS ${stack.nats.url}, logs ${stack.logDir} (ready in ${Date.now() - started} ms)\n`,
+  );
+}
