@@ -26,6 +26,7 @@ const timeout = z.string().transform((s, ctx) => {
   return z.NEVER;
 });
 
+const MAX_IN_FLIGHT = 'max_in_flight must be a positive integer or "all"';
 const LOCAL_REF = /^\(\(\s*\.:[^()]+\)\)$/;
 
 const AcrossSchema = z
@@ -38,7 +39,7 @@ const AcrossSchema = z
       max_in_flight: z
         .preprocess(
           (v) => (typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v),
-          z.union([z.literal('all'), z.number().int().min(1)], { error: 'max_in_flight must be a positive integer or "all"' }),
+          z.union([z.literal('all'), z.number().int().min(1, MAX_IN_FLIGHT)], { error: MAX_IN_FLIGHT }),
         )
         .optional(),
     }),

@@ -1,0 +1,455 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compilePlan, describeStep, loadPlan, PlanError, stepKindOf, type Step, type TaskStep } from '../../schemas';
+
+const compile = (text: string, opts: { job?: string; vars?: Record<string, unknown>; file?: string } = {}) =>
+  compilePlan({ text, file: opts.file ?? 'ci/build.yml', job: opts.job, vars: opts.vars });
+
+function planError(text: string, opts: { job?: string; vars?: Record<string, unknown> } = {}): PlanError {
+  try {
+    compile(text, opts);
+  } catch (e) {
+    if (e instanceof PlanError) return e;
+    throw e;
+  }
+  throw new Error('expected a PlanError');
+}
+
+const only = (text: string, vars?: Record<string, unknown>): Step => compile(text, { vars }).plan.steps[0];
+
+const taskDefaults = { params: {}, vars: {}, inputMapping: {}, outputMapping: {}, privileged: false };
+
+describe('task step', () => {
+  it('compiles every key', () => {
+    const step = only(`
+plan:
+- task: unit
+  file: src/ci/unit.yml
+  config:
+    run: {path: make}
+    params: {FROM_CONFIG: x}
+  params: {N: 1, OBJ: {a: 1}, NUL: null}
+  vars: {v: [1]}
+  input_mapping: {src: repo}
+  output_mapping: {out: built}
+  image: golang-image
+  privileged: true
+  hermetic: true
+  container_limits: {cpu: 2, memory: 256M}
+`);
+    expect(step).toEqual({
+      id: 'plan.0',
+      line: 3,
+      kind: 'task',
+      task: 'unit',
+      file: 'src/ci/unit.yml',
+      config: { inputs: [], outputs: [], caches: [], params: { FROM_CONFIG: 'x' }, run: { path: 'make', args: [] } },
+      params: { N: '1', OBJ: '{"a":1}', NUL: '' },
+      vars: { v: [1] },
+      inputMapping: { src: 'repo' },
+      outputMapping: { out: 'built' },
+      image: 'golang-image',
+      privileged: true,
+      containerLimits: { cpu: 2, memory: 256 * 1024 ** 2 },
+    });
+  });
+  it('accepts file alone', () => {
+    expect(only('plan: [{task: t, file: a/t.yml}]')).toEqual({ id: 'plan.0', line: 1, kind: 'task', task: 't', file: 'a/t.yml', ...taskDefaults });
+  });
+  it('needs config or file', () => {
+    expect(planError('plan:\n- task: t\n').message).toBe('ci/build.yml:2:3: plan[0]: task step `t` needs `config` or `file`');
+  });
+});
+
+describe('step kinds and ids', () => {
+  const plan = compile(`
+plan:
+- load_var: version
+  file: out/version
+  format: trim
+  reveal: true
+- do:
+  - task: a
+    file: a.yml
+  - try:
+      task: b
+      file: b.yml
+- in_parallel:
+  - task: c
+    file: c.yml
+- in_parallel:
+    limit: 2
+    fail_fast: true
+    steps:
+    - task: d
+      file: d.yml
+`).plan;
+
+  it('numbers steps by position', () => {
+    const ids: string[] = [];
+    const walk = (s: Step) => {
+      ids.push(s.id);
+      if (s.kind === 'do' || s.kind === 'in_parallel') s.steps.forEach(walk);
+      if (s.kind === 'try') walk(s.step);
+    };
+    walk(plan);
+    expect(ids).toEqual(['plan', 'plan.0', 'plan.1', 'plan.1.do.0', 'plan.1.do.1', 'plan.1.do.1.try', 'plan.2', 'plan.2.in_parallel.0', 'plan.3', 'plan.3.in_parallel.0']);
+    ids.forEach((id) => expect(id).toMatch(/^[A-Za-z0-9_.-]+$/));
+  });
+  it('compiles load_var', () => {
+    expect(plan.steps[0]).toEqual({ id: 'plan.0', line: 3, kind: 'load_var', var: 'version', file: 'out/version', format: 'trim', reveal: true });
+  });
+  it('compiles both in_parallel forms', () => {
+    expect(plan.steps[2]).toMatchObject({ kind: 'in_parallel', failFast: false, line: 13 });
+    expect(plan.steps[2]).not.toHaveProperty('limit');
+    expect(plan.steps[3]).toMatchObject({ kind: 'in_parallel', limit: 2, failFast: true, line: 16 });
+    expect((plan.steps[3] as { steps: Step[] }).steps[0]).toMatchObject({ task: 'd', line: 20 });
+  });
+  it('records lines', () => {
+    expect(plan.steps[1]).toMatchObject({ kind: 'do', line: 7 });
+    expect(plan.line).toBe(3);
+  });
+  it('describes steps', () => {
+    expect(describeStep(plan.steps[0])).toBe('load_var version');
+    expect(describeStep((plan.steps[1] as { steps: Step[] }).steps[0])).toBe('task a');
+    expect(describeStep(plan.steps[2])).toBe('in_parallel');
+    expect(stepKindOf(plan.steps[1])).toBe('do');
+    expect(stepKindOf({ get: 'repo' })).toBe('get');
+    expect(stepKindOf({ nothing: 1 })).toBeUndefined();
+  });
+});
+
+describe('modifiers and hooks', () => {
+  it('compiles timeout, attempts, tags, across and hooks', () => {
+    const step = only(`
+plan:
+- task: t
+  file: t.yml
+  timeout: 1h30m
+  attempts: 3
+  tags: [gpu]
+  across:
+  - var: go
+    values: ["1.21", "1.22"]
+    max_in_flight: all
+  - var: os
+    values: [linux]
+  fail_fast: true
+  on_success: {task: ok, file: ok.yml}
+  on_failure: {task: fail, file: fail.yml}
+  on_abort: {task: abort, file: abort.yml}
+  on_error: {task: err, file: err.yml}
+  ensure: {do: []}
+`);
+    expect(step).toMatchObject({
+      timeoutMs: 5_400_000,
+      attempts: 3,
+      tags: ['gpu'],
+      across: {
+        vars: [
+          { var: 'go', values: ['1.21', '1.22'], maxInFlight: 'all' },
+          { var: 'os', values: ['linux'], maxInFlight: 1 },
+        ],
+        failFast: true,
+      },
+      hooks: {
+        on_success: { id: 'plan.0.on_success', task: 'ok' },
+        on_failure: { id: 'plan.0.on_failure', task: 'fail' },
+        on_abort: { id: 'plan.0.on_abort', task: 'abort' },
+        on_error: { id: 'plan.0.on_error', task: 'err' },
+        ensure: { id: 'plan.0.ensure', kind: 'do', steps: [] },
+      },
+    });
+  });
+  it('leaves unset modifiers out', () => {
+    expect(Object.keys(only('plan: [{do: []}]')).sort()).toEqual(['id', 'kind', 'line', 'steps']);
+  });
+  it('attaches job-level hooks to the root do', () => {
+    const plan = compile('plan: []\non_failure: {task: f, file: f.yml}\nensure: {task: e, file: e.yml}\nserial: true\npublic: true\n').plan;
+    expect(plan.hooks?.on_failure).toMatchObject({ id: 'plan.on_failure', task: 'f', line: 2 });
+    expect(plan.hooks?.ensure).toMatchObject({ id: 'plan.ensure', task: 'e' });
+  });
+  it('rejects bad modifiers all at once', () => {
+    const err = planError(`
+plan:
+- do: []
+  timeout: soon
+  attempts: 0
+  tags: gpu
+  fail_fast: true
+- do: []
+  across: [{var: x, values: 3, max_in_flight: 0}]
+`);
+    expect(err.message.split('\n')).toEqual([
+      'ci/build.yml:4:12: plan[0].timeout: invalid duration `soon`: expected a Go duration like "90s", "1h30m", "500ms" or "1.5h"',
+      'ci/build.yml:5:13: plan[0].attempts: attempts must be >= 1',
+      'ci/build.yml:6:9: plan[0].tags: expected a list, got the string "gpu"',
+      'ci/build.yml:9:29: plan[1].across[0].values: `values` must be a list, or a local var like ((.:list)) set by load_var',
+      'ci/build.yml:9:47: plan[1].across[0].max_in_flight: max_in_flight must be a positive integer or "all"',
+    ]);
+  });
+  it('rejects fail_fast without across', () => {
+    expect(planError('plan:\n- do: []\n  fail_fast: true\n').message).toBe(
+      'ci/build.yml:3:3: plan[0].fail_fast: `fail_fast` applies to `across`; this step has no `across`',
+    );
+  });
+});
+
+describe('errors', () => {
+  it('names file, line, column, YAML path and the nearest key', () => {
+    const err = planError(`
+plan:
+- task: a
+  file: a.yml
+- in_parallel:
+    steps:
+    - task: b
+      file: b.yml
+      parms: {X: 1}
+`);
+    expect(err.issues).toEqual([
+      {
+        file: 'ci/build.yml',
+        line: 9,
+        column: 7,
+        path: 'plan[1].in_parallel.steps[0].parms',
+        message: 'unknown key `parms` in task step; did you mean `params`?',
+      },
+    ]);
+    expect(err.message).toBe('ci/build.yml:9:7: plan[1].in_parallel.steps[0].parms: unknown key `parms` in task step; did you mean `params`?');
+  });
+  it('reports every error of the file, in file order', () => {
+    const err = planError(`
+plan:
+- tsk: a
+- task: b
+  do: []
+- load_var: v
+  file: f
+  format: xml
+- task: c
+  config: {run: {path: x}, inputs: [{name: i}, {name: i}]}
+- put: image
+`);
+    expect(err.message.split('\n')).toEqual([
+      'ci/build.yml:3:3: plan[0]: a step needs one of task, do, in_parallel, try, load_var, get, put, set_pipeline; did you mean `task` instead of `tsk`?',
+      'ci/build.yml:4:3: plan[1]: a step has exactly one of task, do, in_parallel, try, load_var, get, put, set_pipeline; this one has task and do',
+      'ci/build.yml:8:11: plan[2].format: expected one of json, yaml, yml, trim, raw, got the string "xml"',
+      'ci/build.yml:10:55: plan[3].config.inputs[1].name: duplicate input name `i`',
+      'ci/build.yml:11:3: plan[4]: put step `image` at ci/build.yml:11: resources (get/put) are not supported yet',
+    ]);
+  });
+  it('rejects get, put and set_pipeline wherever they are', () => {
+    const err = planError(`
+plan:
+- in_parallel:
+  - get: repo
+  - do:
+    - set_pipeline: self
+      file: p.yml
+`);
+    expect(err.issues.map((i) => i.message)).toEqual([
+      'get step `repo` at ci/build.yml:4: resources (get/put) are not supported yet',
+      'set_pipeline step `self` at ci/build.yml:6: set_pipeline is not supported yet',
+    ]);
+    expect(err.issues[1].path).toBe('plan[0].in_parallel[1].do[0]');
+  });
+  it('reports YAML syntax errors with a position', () => {
+    const err = planError('plan:\n  - task: a\n  bad: [\n');
+    expect(err.issues[0]).toMatchObject({ file: 'ci/build.yml', message: expect.stringMatching(/^invalid YAML/) });
+    expect(err.issues[0].line).toBeGreaterThan(1);
+  });
+  it('rejects a file that is neither a job nor a pipeline', () => {
+    expect(planError('- task: a\n').message).toMatch(/a plan file must be a map/);
+    expect(planError('steps: []\n').message).toMatch(/unknown key `steps` in job/);
+  });
+  it('suggests a key inside a nested object', () => {
+    expect(planError('plan:\n- task: a\n  config:\n    run: {path: x, arg: [1]}\n').message).toBe(
+      'ci/build.yml:4:20: plan[0].config.run.arg: unknown key `arg` in `run`; did you mean `args`?',
+    );
+  });
+});
+
+describe('pipelines', () => {
+  const pipeline = `
+resources: [{name: repo, type: git, source: {uri: x}}]
+resource_types: []
+groups: []
+display: {background_image: x}
+jobs:
+- name: lint
+  plan: [{task: lint, file: ((missing_elsewhere))}]
+- name: test
+  serial: true
+  plan:
+  - task: unit
+    file: t.yml
+`;
+  it('compiles the chosen job with paths from the document root', () => {
+    const plan = compile(pipeline, { job: 'test' });
+    expect(plan.name).toBe('test');
+    expect(plan.plan.steps[0]).toMatchObject({ id: 'plan.0', task: 'unit', line: 12 });
+  });
+  it('asks for --job and lists the jobs', () => {
+    expect(planError(pipeline).message).toMatch(/pass --job NAME.*\n?/);
+    expect(planError(pipeline).message).toContain('(lint, test)');
+  });
+  it('suggests the nearest job name', () => {
+    expect(planError(pipeline, { job: 'tst' }).message).toContain('no job `tst` in this pipeline; did you mean `test`?');
+  });
+  it('reports errors of the chosen job with its path', () => {
+    expect(planError(pipeline.replace('file: t.yml', 'fle: t.yml'), { job: 'test' }).issues.map((i) => i.path)).toContain('jobs[1].plan[0].fle');
+  });
+  it('supports merge keys', () => {
+    const plan = compile(
+      `
+anchors:
+jobs:
+- name: j
+  plan:
+  - task: a
+    config: &cfg
+      run: {path: make}
+  - task: b
+    config:
+      <<: *cfg
+      params: {X: y}
+`.replace('anchors:\n', ''),
+      { job: 'j' },
+    );
+    expect((plan.plan.steps[1] as TaskStep).config).toMatchObject({ run: { path: 'make' }, params: { X: 'y' } });
+  });
+});
+
+describe('static vars', () => {
+  it('substitutes whole scalars with their type and stringifies inside strings', () => {
+    const step = only(
+      `
+plan:
+- task: t
+  attempts: ((n))
+  tags: ((tags))
+  config:
+    run: {path: ((cmd)), args: ["--level=((n))", "o=((obj))"]}
+    params: {OBJ: ((obj))}
+`,
+      { n: 2, tags: ['a', 'b'], cmd: 'make', obj: { k: 'v' } },
+    ) as TaskStep;
+    expect(step.attempts).toBe(2);
+    expect(step.tags).toEqual(['a', 'b']);
+    expect(step.config?.run).toEqual({ path: 'make', args: ['--level=2', 'o={"k":"v"}'] });
+    expect(step.config?.params).toEqual({ OBJ: '{"k":"v"}' });
+  });
+  it('reads numeric strings from -v where numbers are expected', () => {
+    expect(only('plan: [{do: [], attempts: ((n)), timeout: ((t))}]', { n: '3', t: '5m' })).toMatchObject({ attempts: 3, timeoutMs: 300_000 });
+  });
+  it('descends fields, and reads flat dotted names', () => {
+    const step = only('plan: [{task: t, file: "((a.b))/((c.d))"}]', { a: { b: 'x' }, 'c.d': 'y' }) as TaskStep;
+    expect(step.file).toBe('x/y');
+  });
+  it('reports all undefined vars at once, with lines, and nothing else about those values', () => {
+    const err = planError(`
+plan:
+- task: t
+  attempts: ((n))
+  config:
+    run: {path: ((cmd))}
+- task: u
+  file: ((dir))/((name)).yml
+- task: v
+  file: ((vault:secret))
+`);
+    expect(err.message.split('\n')).toEqual([
+      'ci/build.yml:4:13: plan[0].attempts: undefined var `n`; pass it with -v n=VALUE or in a -l vars file',
+      'ci/build.yml:6:17: plan[0].config.run.path: undefined var `cmd`; pass it with -v cmd=VALUE or in a -l vars file',
+      'ci/build.yml:8:9: plan[1].file: undefined var `dir`; pass it with -v dir=VALUE or in a -l vars file',
+      'ci/build.yml:8:9: plan[1].file: undefined var `name`; pass it with -v name=VALUE or in a -l vars file',
+      'ci/build.yml:10:9: plan[2].file: undefined var `vault:secret`: var sources (`vault:`) are not supported yet; pass the value with -v or -l',
+    ]);
+  });
+  it('does not interpolate keys', () => {
+    expect((only('plan: [{task: t, file: f, params: {"((k))": v}}]', { k: 'K' }) as TaskStep).params).toEqual({ '((k))': 'v' });
+  });
+});
+
+describe('local vars', () => {
+  it('leaves local vars as text when set by load_var or across', () => {
+    const plan = compile(`
+plan:
+- load_var: version
+  file: out/version
+- task: t
+  file: ci/((.:version)).yml
+  across:
+  - var: os
+    values: [linux]
+  params: {OS: ((.:os)), V: ((.:version.major))}
+`).plan;
+    expect(plan.steps[1]).toMatchObject({ file: 'ci/((.:version)).yml', params: { OS: '((.:os))', V: '((.:version.major))' } });
+  });
+  it('accepts an across list from a local var', () => {
+    const step = compile('plan:\n- load_var: list\n  file: l.json\n- do: []\n  across: [{var: x, values: ((.:list))}]\n').plan.steps[1];
+    expect(step.across?.vars[0].values).toBe('((.:list))');
+  });
+  it('sees load_vars of earlier steps inside do, try and in_parallel, and in hooks', () => {
+    expect(() =>
+      compile(`
+plan:
+- do:
+  - in_parallel:
+    - load_var: a
+      file: a
+  - try: {load_var: b, file: b}
+  ensure: {task: t, file: "((.:a))/((.:b))"}
+- task: u
+  file: ((.:a))((.:b))
+`),
+    ).not.toThrow();
+  });
+  it('reports a local var used before it is set, or out of its across', () => {
+    const err = planError(`
+plan:
+- task: early
+  file: ((.:version))
+- load_var: version
+  file: ((.:version))
+- in_parallel:
+  - load_var: x
+    file: x
+  - task: sibling
+    file: ((.:x))
+- task: t
+  file: f
+  across: [{var: os, values: [a]}]
+  ensure: {task: after, file: ((.:os))}
+- do: []
+  across: [{var: v, values: ((.:v))}]
+`);
+    expect(err.issues.map((i) => `${i.line} ${i.path}: ${i.message}`)).toEqual([
+      '4 plan[0].file: local var `version` is not set by any load_var or across before this step',
+      '6 plan[1].file: local var `version` is not set by any load_var or across before this step',
+      '11 plan[2].in_parallel[1].file: local var `x` is not set by any load_var or across before this step',
+      '15 plan[3].ensure.file: local var `os` is not set by any load_var or across before this step',
+      '17 plan[4].across[0].values: local var `v` is not set by any load_var or across before this step',
+    ]);
+  });
+});
+
+describe('job names and files', () => {
+  it('defaults the name to the file basename', () => {
+    expect(compile('plan: []', { file: 'ci/build-and-test.yml' }).name).toBe('build-and-test');
+    expect(compile('name: named\nplan: []').name).toBe('named');
+  });
+  it('loads a file from disk', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'causeway-plan-'));
+    const file = join(dir, 'deploy.yaml');
+    writeFileSync(file, 'plan:\n- task: t\n  file: ((f))\n');
+    const plan = loadPlan({ file, vars: { f: 'x.yml' } });
+    expect(plan).toMatchObject({ name: 'deploy', source: file, plan: { steps: [{ file: 'x.yml' }] } });
+    expect(() => loadPlan({ file: join(dir, 'nope.yml') })).toThrow(/cannot read plan file/);
+  });
+  it('rejects a job name that does not match a single-job file', () => {
+    expect(planError('name: a\nplan: []', { job: 'b' }).message).toContain('this file is the single job `a`, not `b`');
+  });
+});
