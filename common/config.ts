@@ -10,6 +10,11 @@ const EnvSchema = z.object({
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   NATS_URL: z.string().min(1).optional(),
   CAUSEWAY_TASK_QUEUE: z.string().min(1).default('causeway'),
+  CAUSEWAY_WORKER_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only (it becomes part of a task queue name)')
+    .optional(),
+  CAUSEWAY_WORKER_TAGS: z.string().optional(),
   CAUSEWAY_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   CAUSEWAY_LOG_MAX_AGE: z
     .string()

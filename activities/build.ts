@@ -1,0 +1,49 @@
+import fs from 'node:fs/promises';
+import { ApplicationFailure } from '@temporalio/common';
+import { getDirectory, putDirectory, transferBucket, transferKeys } from './artifacts';
+import { paths, STEP_CONFIG_ERROR, type ActivityDeps } from './deps';
+import type { FinishBuildRequest, PrepareBuildRequest, PrepareBuildResult } from './types';
+
+/** The task queue a worker's step activities listen on; a build's steps all go to the worker that prepared it. */
+export function workerTaskQueue(workerName: string): string {
+  return `causeway.worker.${workerName}`;
+}
+
+/** Claims the build for this worker: its directory, the CLI's uploaded inputs, the build-started event. */
+export async function prepareBuild(deps: ActivityDeps, req: PrepareBuildRequest): Promise<PrepareBuildResult> {
+  await fs.mkdir(paths.build(deps.home, req.buildId), { recursive: true });
+  const artifacts: PrepareBuildResult['artifacts'] = {};
+  if (req.uploads.length > 0) {
+    const store = await transferBucket(deps.nc);
+    for (const name of req.uploads) {
+      const dir = paths.inputs(deps.home, req.buildId, name);
+      await fs.rm(dir, { recursive: true, force: true });
+      if (!(await getDirectory(store, transferKeys.input(req.buildId, name), dir))) {
+        throw ApplicationFailure.create({
+          type: STEP_CONFIG_ERROR,
+          message: `input ${name} was not uploaded (it expired or the upload was interrupted); run the build again`,
+          nonRetryable: true,
+        });
+      }
+      artifacts[name] = { worker: deps.workerName, path: dir };
+    }
+  }
+  await deps.publisher.event(
+    { type: 'build-started', buildId: req.buildId, plan: req.plan, time: new Date().toISOString() },
+    `${req.buildId}/started`,
+  );
+  return { worker: deps.workerName, taskQueue: workerTaskQueue(deps.workerName), tags: deps.tags, artifacts };
+}
+
+/** Hands the requested outputs to the CLI through the object store and announces the end of the build. */
+export async function finishBuild(deps: ActivityDeps, req: FinishBuildRequest): Promise<void> {
+  const exports = Object.entries(req.exports);
+  if (exports.length > 0) {
+    const store = await transferBucket(deps.nc);
+    for (const [name, ref] of exports) await putDirectory(store, transferKeys.output(req.buildId, name), ref.path);
+  }
+  await deps.publisher.event(
+    { type: 'build-finished', buildId: req.buildId, status: req.status, message: req.message, time: new Date().toISOString() },
+    `${req.buildId}/finished`,
+  );
+}

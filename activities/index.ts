@@ -1,0 +1,15 @@
+import { finishBuild, prepareBuild } from './build';
+import type { ActivityDeps } from './deps';
+import { loadVar } from './load-var';
+import { runLocalTask } from './runtime/local/task';
+import type { BuildActivities } from './types';
+
+/** The activities a local-runtime worker registers, bound to its shared dependencies. */
+export function createActivities(deps: ActivityDeps): BuildActivities {
+  return {
+    prepareBuild: (req) => prepareBuild(deps, req),
+    runTask: (req) => runLocalTask(deps, req),
+    loadVar,
+    finishBuild: (req) => finishBuild(deps, req),
+  };
+}

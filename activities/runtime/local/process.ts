@@ -1,0 +1,142 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+
+// A step process is detached from the worker: its own session and process group,
+// output to files, exit status written by a tiny sh wrapper. Killing the worker
+// therefore does not kill the step, and a retried activity re-attaches by reading
+// these files from the step's directory.
+const WRAPPER = [
+  'dir=$1; cwd=$2; cgroup=$3; shift 3',
+  '[ -n "$cgroup" ] && echo $$ > "$cgroup"',
+  'cd "$cwd" || exit 125',
+  '"$@" >"$dir/stdout" 2>"$dir/stderr" </dev/null',
+  'echo $? >"$dir/exit.tmp" && mv "$dir/exit.tmp" "$dir/exit"',
+].join('\n');
+
+export const FILES = { pid: 'pid', exit: 'exit', stdout: 'stdout', stderr: 'stderr' } as const;
+
+export interface StepProcess {
+  pid: number;
+  /** start time from /proc, so a recycled pid is not mistaken for the step */
+  startTime: string;
+  /** present when this worker started the process: exits are seen at once instead of by polling */
+  child?: ChildProcess;
+}
+
+export interface StartOptions {
+  dir: string;
+  cwd: string;
+  command: string[];
+  env: Record<string, string>;
+  /** a cgroup's procs file the wrapper joins before running the command */
+  cgroupProcs?: string;
+  /** extra lines run by the wrapper first (e.g. `ulimit -v`) */
+  prelude?: string[];
+}
+
+export async function startProcess(opts: StartOptions): Promise<StepProcess> {
+  await Promise.all([FILES.stdout, FILES.stderr].map((f) => fs.writeFile(path.join(opts.dir, f), '')));
+  const script = [...(opts.prelude ?? []), WRAPPER].join('\n');
+  const child = spawn('/bin/sh', ['-c', script, 'sh', opts.dir, opts.cwd, opts.cgroupProcs ?? '', ...opts.command], {
+    detached: true,
+    stdio: 'ignore',
+    env: opts.env,
+  });
+  const pid = await new Promise<number>((resolve, reject) => {
+    child.once('spawn', () => resolve(child.pid as number));
+    child.once('error', reject);
+  });
+  child.unref();
+  const startTime = (await procStartTime(pid)) ?? '';
+  await fs.writeFile(path.join(opts.dir, FILES.pid), JSON.stringify({ pid, startTime }));
+  return { pid, startTime, child };
+}
+
+/** The step process a previous attempt started, if any. */
+export async function findProcess(dir: string): Promise<StepProcess | undefined> {
+  try {
+    const { pid, startTime } = JSON.parse(await fs.readFile(path.join(dir, FILES.pid), 'utf8')) as StepProcess;
+    return { pid, startTime };
+  } catch {
+    return undefined;
+  }
+}
+
+export async function exitStatus(dir: string): Promise<number | undefined> {
+  try {
+    const text = await fs.readFile(path.join(dir, FILES.exit), 'utf8');
+    const code = Number.parseInt(text.trim(), 10);
+    return Number.isNaN(code) ? undefined : code;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function isAlive(proc: StepProcess): Promise<boolean> {
+  if (proc.child) return proc.child.exitCode === null && proc.child.signalCode === null;
+  const now = await procStartTime(proc.pid);
+  return now !== undefined && (proc.startTime === '' || now === proc.startTime);
+}
+
+/** Resolves when the process ends, or after `ms`, whichever is first. */
+export function waitExit(proc: StepProcess, ms: number): Promise<void> {
+  const child = proc.child;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return delay(ms);
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    child.once('exit', done);
+    function done() {
+      clearTimeout(timer);
+      child?.removeListener('exit', done);
+      resolve();
+    }
+  });
+}
+
+/** SIGTERM to the step's whole process group, SIGKILL after the grace period. */
+export async function terminate(proc: StepProcess, graceMs: number): Promise<'exited' | 'killed'> {
+  signalGroup(proc.pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    if (!(await groupAlive(proc.pid))) return 'exited';
+    await delay(50);
+  }
+  signalGroup(proc.pid, 'SIGKILL');
+  return 'killed';
+}
+
+/** Kills whatever the step left running in the background once its main command ended, as a container's end would. */
+export function reapGroup(proc: StepProcess): void {
+  signalGroup(proc.pid, 'SIGKILL');
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pgid, signal);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
+
+async function groupAlive(pgid: number): Promise<boolean> {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function procStartTime(pid: number): Promise<string | undefined> {
+  try {
+    const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
+    // Fields after the parenthesised command; start time is field 22 overall.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z') return undefined;
+    return fields[19];
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,69 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { BuildPublisher } from '../../../common/nats';
+import type { LogStreamName } from '../../../schemas/messages';
+import { FILES } from './process';
+
+const CHUNK = 64 * 1024;
+
+export interface LogOffsets {
+  stdout: number;
+  stderr: number;
+  notes: number;
+}
+
+/**
+ * Copies a step's stdout/stderr files to NATS byte for byte. Offsets only move after
+ * JetStream acknowledged a chunk, and every chunk's message id is its byte offset, so
+ * a retried activity resuming from an older offset re-sends nothing JetStream keeps twice.
+ * While NATS is unreachable the files are the buffer.
+ */
+export class StepLog {
+  constructor(
+    private readonly publisher: BuildPublisher,
+    private readonly buildId: string,
+    private readonly stepId: string,
+    private readonly dir: string,
+    /** unique per run of the step: build run, step, attempt */
+    private readonly runName: string,
+    readonly offsets: LogOffsets = { stdout: 0, stderr: 0, notes: 0 },
+  ) {}
+
+  /** Publishes what is new; resolves true when anything was sent. */
+  async drain(): Promise<boolean> {
+    const a = await this.drainFile('stdout', path.join(this.dir, FILES.stdout));
+    const b = await this.drainFile('stderr', path.join(this.dir, FILES.stderr));
+    return a || b;
+  }
+
+  /** A line from Causeway itself in the step's log (notes are numbered so retries de-duplicate them). */
+  async note(text: string): Promise<void> {
+    const n = this.offsets.notes;
+    await this.publisher.log(this.buildId, this.stepId, 'causeway', Buffer.from(`${text}\n`), `${this.runName}/note/${n}`);
+    this.offsets.notes = n + 1;
+  }
+
+  private async drainFile(stream: Exclude<LogStreamName, 'causeway'>, file: string): Promise<boolean> {
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(file, 'r');
+    } catch {
+      return false;
+    }
+    let sent = false;
+    try {
+      const buf = Buffer.alloc(CHUNK);
+      for (;;) {
+        const { bytesRead } = await handle.read(buf, 0, CHUNK, this.offsets[stream]);
+        if (bytesRead === 0) break;
+        const offset = this.offsets[stream];
+        await this.publisher.log(this.buildId, this.stepId, stream, buf.subarray(0, bytesRead), `${this.runName}/${stream}/${offset}`);
+        this.offsets[stream] = offset + bytesRead;
+        sent = true;
+      }
+    } finally {
+      await handle.close();
+    }
+    return sent;
+  }
+}

@@ -1,0 +1,258 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TaskConfig, TaskStep } from '../../../schemas/compiled';
+import { parseTaskConfig } from '../../../schemas';
+import { copyArtifact, safeJoin } from '../../artifacts';
+import { paths, STEP_CONFIG_ERROR, type ActivityDeps } from '../../deps';
+import type { Artifacts, RunTaskRequest, RunTaskResult } from '../../types';
+import { applyMemoryLimit, removeCgroup, wasOomKilled, type MemoryLimit } from './limits';
+import { exitStatus, findProcess, isAlive, reapGroup, startProcess, terminate, waitExit, type StepProcess } from './process';
+import { StepLog, type LogOffsets } from './step-log';
+
+const SPEC_FILE = 'spec.json';
+const POLL_MIN_MS = 10;
+const POLL_MAX_MS = 250;
+/** how long a finished step keeps trying to hand its last log lines to an unreachable NATS */
+const FINAL_DRAIN_MS = 30_000;
+
+interface Spec {
+  config: TaskConfig;
+  outputs: Artifacts;
+  memory?: MemoryLimit;
+}
+
+function configError(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: STEP_CONFIG_ERROR, message, nonRetryable: true });
+}
+
+/**
+ * Runs a task as a detached process on this host. Idempotent by name: the step's
+ * directory is derived from build, run, step and attempt, so a retry after a worker
+ * crash finds the process (running or finished) and re-attaches instead of starting
+ * it again.
+ */
+export async function runLocalTask(deps: ActivityDeps, req: RunTaskRequest): Promise<RunTaskResult> {
+  const ctx = Context.current();
+  const { step } = req;
+  const dir = paths.step(deps.home, req.buildId, req.runId, step.id, req.runKey);
+  const runName = `${req.runId}/${step.id}/${req.runKey}`;
+  const resumed = ctx.info.heartbeatDetails as LogOffsets | undefined;
+  const log = new StepLog(deps.publisher, req.buildId, step.id, dir, runName, resumed ?? undefined);
+
+  let proc = await findProcess(dir);
+  let spec: Spec;
+  if (proc) {
+    spec = JSON.parse(await fs.readFile(path.join(dir, SPEC_FILE), 'utf8')) as Spec;
+    deps.log.info({ step: step.id, pid: proc.pid }, 're-attached to a running step');
+  } else {
+    spec = await prepare(deps, req, dir, log);
+    await deps.publisher.event(
+      { type: 'step-started', buildId: req.buildId, stepId: step.id, name: step.task, attempt: req.attempt, time: new Date().toISOString() },
+      `${runName}/started`,
+    );
+    proc = await startProcess({
+      dir,
+      cwd: safeJoin(path.join(dir, 'work'), spec.config.run.dir ?? '.'),
+      command: await commandFor(spec.config, dir),
+      env: envFor(step, spec.config, dir),
+      cgroupProcs: spec.memory?.procsFile,
+      prelude: spec.memory?.prelude,
+    });
+  }
+
+  const exitCode = await supervise(deps, ctx, proc, dir, log);
+  if (spec.memory) {
+    if (exitCode !== 0 && (await wasOomKilled(spec.memory))) await safeNote(log, 'killed: the task exceeded container_limits.memory');
+    await removeCgroup(spec.memory);
+  }
+  await finalDrain(deps, log);
+  await deps.publisher
+    .event(
+      {
+        type: 'step-finished',
+        buildId: req.buildId,
+        stepId: step.id,
+        name: step.task,
+        attempt: req.attempt,
+        state: exitCode === 0 ? 'succeeded' : 'failed',
+        exitCode,
+        time: new Date().toISOString(),
+      },
+      `${runName}/finished`,
+    )
+    .catch((err) => deps.log.warn({ err }, 'could not publish step-finished event'));
+  return { exitCode, outputs: spec.outputs };
+}
+
+/** Waits for the process, streaming its output and heartbeating; on cancellation stops it. */
+async function supervise(deps: ActivityDeps, ctx: Context, proc: StepProcess, dir: string, log: StepLog): Promise<number> {
+  let pollMs = POLL_MIN_MS;
+  let cancelled = false;
+  ctx.cancelled.catch(() => {
+    cancelled = true;
+  });
+  for (;;) {
+    const sent = await log.drain().catch((err) => {
+      deps.log.warn({ err: (err as Error).message }, 'NATS unreachable; step output stays buffered in its files');
+      return false;
+    });
+    ctx.heartbeat(log.offsets);
+    const code = await exitStatus(dir);
+    if (code !== undefined) {
+      reapGroup(proc);
+      return code;
+    }
+    if (cancelled) {
+      await safeNote(log, `aborted: sending SIGTERM, SIGKILL after ${deps.killGraceMs / 1000}s`);
+      const how = await terminate(proc, deps.killGraceMs);
+      await log.drain().catch(() => false);
+      await safeNote(log, how === 'killed' ? 'step killed (SIGKILL)' : 'step stopped');
+      await ctx.cancelled;
+    }
+    if (!(await isAlive(proc))) {
+      // The wrapper writes the exit file just before it exits; look once more.
+      const late = await exitStatus(dir);
+      if (late !== undefined) continue;
+      throw new Error(`step process ${proc.pid} ended without an exit status (killed from outside?)`);
+    }
+    pollMs = sent ? POLL_MIN_MS : Math.min(POLL_MAX_MS, pollMs * 2);
+    await waitExit(proc, pollMs);
+  }
+}
+
+async function finalDrain(deps: ActivityDeps, log: StepLog): Promise<void> {
+  const deadline = Date.now() + FINAL_DRAIN_MS;
+  for (;;) {
+    try {
+      await log.drain();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) {
+        deps.log.error({ err: (err as Error).message }, 'gave up sending the step’s last output to NATS; it stays in the step directory');
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+async function safeNote(log: StepLog, text: string): Promise<void> {
+  await log.note(text).catch(() => undefined);
+}
+
+async function prepare(deps: ActivityDeps, req: RunTaskRequest, dir: string, log: StepLog): Promise<Spec> {
+  const { step } = req;
+  const config = await resolveConfig(step, req.artifacts);
+  const work = path.join(dir, 'work');
+  await fs.rm(dir, { recursive: true, force: true });
+  await fs.mkdir(work, { recursive: true });
+  await fs.mkdir(path.join(dir, 'home'), { recursive: true });
+  await fs.mkdir(path.join(dir, 'tmp'), { recursive: true });
+
+  if (config.image_resource || config.rootfs_uri || step.image) {
+    await log.note('the local runtime runs this task on the host, without an image (image_resource/image is ignored)');
+  }
+  if (step.privileged) await log.note('privileged: the local runtime runs tasks with the worker’s own privileges');
+
+  for (const input of config.inputs) {
+    const source = step.inputMapping[input.name] ?? input.name;
+    const ref = req.artifacts[source];
+    if (!ref) {
+      if (input.optional) continue;
+      const known = Object.keys(req.artifacts);
+      throw configError(
+        `task ${step.task}: missing input \`${input.name}\`${source !== input.name ? ` (mapped to \`${source}\`)` : ''}: ` +
+          `no earlier step produced it${known.length ? `; artifacts available: ${known.join(', ')}` : '; no artifacts exist yet'}` +
+          ` (pass one with -i ${source}=DIR or add an output named ${source} to an earlier task)`,
+      );
+    }
+    await copyArtifact(ref.path, safeJoin(work, input.path ?? input.name));
+  }
+
+  const outputs: Artifacts = {};
+  for (const output of config.outputs) {
+    const at = safeJoin(work, output.path ?? output.name);
+    await fs.mkdir(at, { recursive: true });
+    outputs[step.outputMapping[output.name] ?? output.name] = { worker: deps.workerName, path: at };
+  }
+
+  for (const cache of config.caches) {
+    const target = path.join(paths.cache(deps.home, req.plan, step.id), cache.path);
+    await fs.mkdir(target, { recursive: true });
+    const at = safeJoin(work, cache.path);
+    await fs.mkdir(path.dirname(at), { recursive: true });
+    await fs.rm(at, { recursive: true, force: true });
+    await fs.symlink(target, at);
+  }
+
+  const limits = step.containerLimits ?? config.container_limits;
+  let memory: MemoryLimit | undefined;
+  if (limits?.memory) {
+    memory = await applyMemoryLimit(`${req.buildId}-${path.basename(path.dirname(dir))}-${req.runKey}-${step.id}`, limits.memory);
+    await log.note(memory.note);
+  }
+
+  const spec: Spec = { config, outputs, memory };
+  await fs.writeFile(path.join(dir, SPEC_FILE), JSON.stringify(spec));
+  return spec;
+}
+
+async function resolveConfig(step: TaskStep, artifacts: Artifacts): Promise<TaskConfig> {
+  if (!step.file) {
+    if (!step.config) throw configError(`task ${step.task}: neither config nor file is set`);
+    return step.config;
+  }
+  const [artifact, ...rest] = step.file.split('/');
+  const ref = artifacts[artifact];
+  if (!ref || rest.length === 0) {
+    throw configError(
+      `task ${step.task}: file ${step.file}: the first part of the path must name an artifact` +
+        ` (available: ${Object.keys(artifacts).join(', ') || 'none'})`,
+    );
+  }
+  const file = safeJoin(ref.path, rest.join('/'));
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    throw configError(`task ${step.task}: cannot read task file ${step.file}: ${(err as Error).message}`);
+  }
+  try {
+    const fromFile = parseTaskConfig({ text, file: step.file, vars: step.vars });
+    return step.config ? { ...fromFile, ...step.config } : fromFile;
+  } catch (err) {
+    throw configError(`task ${step.task}: ${(err as Error).message}`);
+  }
+}
+
+async function commandFor(config: TaskConfig, dir: string): Promise<string[]> {
+  const command = [config.run.path, ...config.run.args];
+  const user = config.run.user;
+  if (!user || user === os.userInfo().username) return command;
+  if (process.getuid?.() !== 0) {
+    throw configError(`run.user ${user}: the worker runs as ${os.userInfo().username} and can only run tasks as another user when it is root`);
+  }
+  await chownRecursive(dir, user);
+  return ['runuser', '-u', user, '--', ...command];
+}
+
+async function chownRecursive(dir: string, user: string): Promise<void> {
+  await new Promise<void>((resolve, reject) =>
+    execFile('chown', ['-R', user, dir], (err) => (err ? reject(configError(`run.user ${user}: ${err.message}`)) : resolve())),
+  );
+}
+
+function envFor(step: TaskStep, config: TaskConfig, dir: string): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    LANG: process.env.LANG ?? 'C.UTF-8',
+    HOME: path.join(dir, 'home'),
+    TMPDIR: path.join(dir, 'tmp'),
+    ...config.params,
+    ...step.params,
+  };
+}

@@ -1,0 +1,51 @@
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { headers } from '@nats-io/nats-core';
+import { BUILD_STREAM, BUILD_SUBJECTS, BuildEvent, LOG_STREAM_HEADER, subjects, type LogStreamName } from '../schemas/messages';
+
+const NANOS_PER_SECOND = 1_000_000_000;
+
+export async function connectNats(url: string, name: string): Promise<NatsConnection> {
+  try {
+    return await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+  } catch (err) {
+    throw new Error(`cannot reach NATS at ${url}: ${(err as Error).message}. Start the stack with \`causeway dev up\` or set NATS_URL.`);
+  }
+}
+
+/** Creates or updates the stream that holds every build's logs and events. */
+export async function ensureBuildStream(nc: NatsConnection, maxAgeSeconds: number): Promise<void> {
+  const jsm = await jetstreamManager(nc);
+  const config = {
+    name: BUILD_STREAM,
+    subjects: [BUILD_SUBJECTS],
+    max_age: maxAgeSeconds * NANOS_PER_SECOND,
+    // Long enough that a step re-publishing after a worker crash is de-duplicated.
+    duplicate_window: 10 * 60 * NANOS_PER_SECOND,
+  };
+  try {
+    await jsm.streams.info(BUILD_STREAM);
+    await jsm.streams.update(BUILD_STREAM, config);
+  } catch (err) {
+    if (!/stream not found/i.test((err as Error).message)) throw err;
+    await jsm.streams.add(config);
+  }
+}
+
+/** Publishes logs and events with message ids so JetStream drops re-sent copies. */
+export class BuildPublisher {
+  private readonly js: JetStreamClient;
+  constructor(nc: NatsConnection) {
+    this.js = jetstream(nc);
+  }
+
+  async log(buildId: string, stepId: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<void> {
+    const h = headers();
+    h.set(LOG_STREAM_HEADER, stream);
+    await this.js.publish(subjects.log(buildId, stepId), data, { msgID: msgId, headers: h });
+  }
+
+  async event(event: BuildEvent, msgId: string): Promise<void> {
+    await this.js.publish(subjects.event(event.buildId), JSON.stringify(BuildEvent.parse(event)), { msgID: msgId });
+  }
+}

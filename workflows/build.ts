@@ -1,0 +1,121 @@
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import {
+  ActivityCancellationType,
+  ApplicationFailure,
+  CancellationScope,
+  defineQuery,
+  isCancellation,
+  proxyActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Artifacts, BuildActivities } from '../activities/types';
+import type { BuildStatus } from '../schemas/messages';
+import { messageOf } from './attempts';
+import { Scope, type BuildContext } from './context';
+import { StatusTracker } from './status';
+import { runStep } from './step';
+import { FAILURE_TYPES, type BuildInput, type BuildSummary } from './types';
+
+export const statusQuery = defineQuery<BuildSummary>('status');
+
+export const CausewayStatus = defineSearchAttributeKey('CausewayStatus', SearchAttributeType.KEYWORD);
+export const CausewayPlan = defineSearchAttributeKey('CausewayPlan', SearchAttributeType.KEYWORD);
+
+/** Errors that no retry of the activity can fix (bad task config, missing input). */
+export const NON_RETRYABLE = ['StepConfigError'];
+
+/**
+ * The build: walks the compiled plan and ends succeeded (returns), failed or
+ * errored (fails with BuildFailed / BuildErrored, so the Temporal UI shows it in
+ * red), or aborted (cancelled). Holds only references: artifact locations and states.
+ */
+export async function build(input: BuildInput): Promise<BuildSummary> {
+  const info = workflowInfo();
+  const root = CancellationScope.current();
+  const status = new StatusTracker(input.plan.name);
+  const summary: BuildSummary = {
+    buildId: info.workflowId,
+    plan: input.plan.name,
+    status: 'started',
+    startedAt: new Date().toISOString(),
+    steps: [],
+  };
+  setHandler(statusQuery, () => ({ ...summary, steps: status.list() }));
+  upsertSearchAttributes([
+    { key: CausewayStatus, value: 'started' },
+    { key: CausewayPlan, value: input.plan.name },
+  ]);
+
+  const shared = proxyActivities<BuildActivities>({
+    startToCloseTimeout: '10 minutes',
+    retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+  });
+  const prepared = await shared.prepareBuild({ buildId: info.workflowId, plan: input.plan.name, uploads: input.uploads });
+  const onWorker = proxyActivities<BuildActivities>({
+    taskQueue: prepared.taskQueue,
+    // Step timeouts belong to the plan; this only bounds a runaway activity.
+    startToCloseTimeout: '7 days',
+    // A dead worker is noticed in seconds, and the retried activity re-attaches to its step.
+    heartbeatTimeout: '15 seconds',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { maximumAttempts: 20, initialInterval: '200 ms', maximumInterval: '5 seconds', nonRetryableErrorTypes: NON_RETRYABLE },
+  });
+
+  const scope = new Scope();
+  for (const [name, ref] of Object.entries(prepared.artifacts)) scope.setArtifact(name, ref);
+  const ctx: BuildContext = {
+    buildId: info.workflowId,
+    runId: info.runId,
+    plan: input.plan.name,
+    workerTags: prepared.tags,
+    acts: onWorker,
+    status,
+    aborted: () => root.consideredCancelled,
+  };
+
+  let outcome: BuildStatus;
+  let error: unknown;
+  try {
+    outcome = (await runStep(ctx, input.plan.plan, { scope, runKey: '1' })) ? 'succeeded' : 'failed';
+  } catch (err) {
+    error = err;
+    outcome = isCancellation(err) ? 'aborted' : 'errored';
+    summary.message = messageOf(err);
+  }
+  if (outcome === 'failed') summary.message = failedSteps(summary, status);
+  summary.status = outcome;
+  summary.finishedAt = new Date().toISOString();
+
+  await CancellationScope.nonCancellable(async () => {
+    upsertSearchAttributes([{ key: CausewayStatus, value: outcome }]);
+    await onWorker.finishBuild({
+      buildId: info.workflowId,
+      status: outcome,
+      message: summary.message,
+      exports: pick(scope.allArtifacts(), input.downloads),
+    });
+  });
+
+  const result = { ...summary, steps: status.list() };
+  if (outcome === 'succeeded') return result;
+  if (outcome === 'aborted') throw error;
+  throw ApplicationFailure.create({
+    type: outcome === 'failed' ? FAILURE_TYPES.failed : FAILURE_TYPES.errored,
+    message: summary.message ?? outcome,
+    nonRetryable: true,
+    details: [result],
+  });
+}
+
+function failedSteps(summary: BuildSummary, status: StatusTracker): string {
+  const failed = status.list().filter((s) => s.kind === 'task' && s.state === 'failed');
+  return failed.length > 0
+    ? `${failed.map((s) => `${s.name} (exit ${s.exitCode ?? '?'})`).join(', ')} failed`
+    : (summary.message ?? 'failed');
+}
+
+function pick(artifacts: Artifacts, names: string[]): Artifacts {
+  return Object.fromEntries(names.filter((n) => artifacts[n]).map((n) => [n, artifacts[n]]));
+}

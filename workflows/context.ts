@@ -1,0 +1,57 @@
+import type { ArtifactRef, Artifacts, BuildActivities } from '../activities/types';
+import type { StatusTracker } from './status';
+
+/** A step that ended `errored` (Concourse: config, timeout, infrastructure), as opposed to a task that failed. */
+export class StepError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StepError';
+  }
+}
+
+/** Artifacts and local vars visible to a step. `across` iterations get a child scope so what they set stays in them. */
+export class Scope {
+  private readonly artifacts = new Map<string, ArtifactRef>();
+  private readonly locals = new Map<string, unknown>();
+
+  constructor(private readonly parent?: Scope) {}
+
+  child(): Scope {
+    return new Scope(this);
+  }
+
+  setArtifact(name: string, ref: ArtifactRef): void {
+    this.artifacts.set(name, ref);
+  }
+
+  setLocal(name: string, value: unknown): void {
+    this.locals.set(name, value);
+  }
+
+  allArtifacts(): Artifacts {
+    return { ...(this.parent?.allArtifacts() ?? {}), ...Object.fromEntries(this.artifacts) };
+  }
+
+  allLocals(): Record<string, unknown> {
+    return { ...(this.parent?.allLocals() ?? {}), ...Object.fromEntries(this.locals) };
+  }
+}
+
+export interface BuildContext {
+  buildId: string;
+  runId: string;
+  plan: string;
+  workerTags: string[];
+  /** step activities, bound to the build's worker */
+  acts: Pick<BuildActivities, 'runTask' | 'loadVar'>;
+  status: StatusTracker;
+  /** true once the build itself was cancelled (abort), as opposed to a scope cancelled by a timeout or fail_fast */
+  aborted(): boolean;
+}
+
+/** Where a step runs: its scope, its parent in the status tree, and the attempt numbers of enclosing `attempts`. */
+export interface Frame {
+  scope: Scope;
+  parent?: string;
+  runKey: string;
+}

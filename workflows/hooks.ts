@@ -1,0 +1,44 @@
+import { CancellationScope, isCancellation } from '@temporalio/workflow';
+import type { Step } from '../schemas/compiled';
+import type { BuildContext, Frame } from './context';
+import { runStep } from './step';
+
+/**
+ * on_success / on_failure / on_error / on_abort / ensure, with Concourse's semantics:
+ * on_success's result becomes the step's; on_failure runs but the step stays failed;
+ * ensure always runs and fails the step if it fails. Hooks after an abort run in a
+ * non-cancellable scope, so cleanup happens even though the build is cancelled.
+ */
+export async function withHooks(ctx: BuildContext, step: Step, frame: Frame, run: () => Promise<boolean>): Promise<boolean> {
+  const hooks = step.hooks;
+  if (!hooks) return run();
+  const hookFrame: Frame = { ...frame, parent: step.id };
+  const runHook = (hook: Step) =>
+    CancellationScope.current().consideredCancelled
+      ? CancellationScope.nonCancellable(() => runStep(ctx, hook, hookFrame))
+      : runStep(ctx, hook, hookFrame);
+
+  let ok = false;
+  let error: unknown;
+  try {
+    ok = await run();
+  } catch (err) {
+    error = err;
+  }
+
+  if (error === undefined) {
+    if (ok && hooks.on_success) ok = await runHook(hooks.on_success);
+    else if (!ok && hooks.on_failure) await runHook(hooks.on_failure);
+  } else if (isCancellation(error)) {
+    if (hooks.on_abort) await runHook(hooks.on_abort);
+  } else if (hooks.on_error) {
+    await runHook(hooks.on_error);
+  }
+
+  if (hooks.ensure) {
+    const ensured = await runHook(hooks.ensure);
+    ok = ok && ensured;
+  }
+  if (error !== undefined) throw error;
+  return ok;
+}

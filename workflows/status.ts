@@ -1,0 +1,99 @@
+import { setCurrentDetails, workflowInfo } from '@temporalio/workflow';
+import type { Step } from '../schemas/compiled';
+import type { StepState } from '../schemas/messages';
+import type { StepStatus } from './types';
+
+export function stepName(step: Step): string {
+  switch (step.kind) {
+    case 'task':
+      return step.task;
+    case 'load_var':
+      return step.var;
+    default:
+      return step.kind;
+  }
+}
+
+const ICONS: Record<StepState, string> = {
+  pending: '○',
+  running: '◐',
+  succeeded: '✔',
+  failed: '✘',
+  errored: '⚠',
+  aborted: '■',
+  skipped: '–',
+};
+
+/** The step tree the `status` query returns and the Temporal UI shows as current details. */
+export class StatusTracker {
+  private readonly steps = new Map<string, StepStatus>();
+
+  constructor(private readonly plan: string) {}
+
+  register(step: Step, parent: string | undefined, id = step.id): StepStatus {
+    let s = this.steps.get(id);
+    if (!s) {
+      s = { id, parent, kind: step.kind, name: stepName(step), state: 'pending', attempts: 0 };
+      this.steps.set(id, s);
+    }
+    return s;
+  }
+
+  /** A step that never ran because an earlier one failed or fail_fast stopped its siblings. */
+  skip(step: Step, parent: string | undefined): void {
+    const s = this.register(step, parent);
+    if (s.state === 'pending') s.state = 'skipped';
+  }
+
+  start(id: string): void {
+    const s = this.steps.get(id);
+    if (!s) return;
+    s.state = 'running';
+    s.attempts += 1;
+    s.startedAt ??= new Date().toISOString();
+    s.finishedAt = undefined;
+    s.exitCode = undefined;
+    s.message = undefined;
+    this.publish();
+  }
+
+  finish(id: string, state: StepState, extra: { exitCode?: number; message?: string } = {}): void {
+    const s = this.steps.get(id);
+    if (!s) return;
+    s.state = state;
+    s.finishedAt = new Date().toISOString();
+    if (extra.exitCode !== undefined) s.exitCode = extra.exitCode;
+    s.message = extra.message;
+    this.publish();
+  }
+
+  exitCode(id: string, code: number): void {
+    const s = this.steps.get(id);
+    if (s) s.exitCode = code;
+  }
+
+  attempts(id: string): number {
+    return this.steps.get(id)?.attempts ?? 1;
+  }
+
+  list(): StepStatus[] {
+    return [...this.steps.values()];
+  }
+
+  /** Markdown for the Temporal UI's "current details". */
+  private publish(): void {
+    const depth = (s: StepStatus): number => {
+      const parent = s.parent === undefined ? undefined : this.steps.get(s.parent);
+      return parent ? depth(parent) + 1 : 0;
+    };
+    const lines = this.list().map((s) => {
+      const extra = [
+        s.attempts > 1 ? `attempt ${s.attempts}` : '',
+        s.exitCode !== undefined ? `exit ${s.exitCode}` : '',
+        s.message ?? '',
+      ].filter(Boolean);
+      return `${'  '.repeat(depth(s))}- ${ICONS[s.state]} **${s.name}** \`${s.id}\` ${s.state}${extra.length ? ` (${extra.join(', ')})` : ''}`;
+    });
+    setCurrentDetails(`### ${this.plan} — ${workflowInfo().workflowId}\n\n${lines.join('\n')}`);
+  }
+}

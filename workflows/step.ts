@@ -1,0 +1,43 @@
+import type { Step } from '../schemas/compiled';
+import { withAcross } from './across';
+import { withAttempts } from './attempts';
+import type { BuildContext, Frame } from './context';
+import { runDo } from './do';
+import { withHooks } from './hooks';
+import { runInParallel } from './in-parallel';
+import { runLoadVar } from './load-var';
+import { runTask } from './task';
+import { withTimeout } from './timeout';
+import { runTry } from './try';
+
+/**
+ * Runs any step with its modifiers, wrapped as Concourse wraps them, outermost
+ * first: hooks, across, attempts, timeout (per attempt), then the step itself.
+ * Resolves true (succeeded) or false (failed); throws StepError (errored) or a
+ * cancellation (aborted).
+ */
+export async function runStep(ctx: BuildContext, step: Step, frame: Frame): Promise<boolean> {
+  ctx.status.register(step, frame.parent);
+  return withHooks(ctx, step, frame, () =>
+    withAcross(ctx, step, frame, (iteration, iterationFrame) =>
+      withAttempts(ctx, iteration, iterationFrame, (attemptFrame) =>
+        withTimeout(iteration, () => runCore(ctx, iteration, attemptFrame)),
+      ),
+    ),
+  );
+}
+
+function runCore(ctx: BuildContext, step: Step, frame: Frame): Promise<boolean> {
+  switch (step.kind) {
+    case 'task':
+      return runTask(ctx, step, frame);
+    case 'do':
+      return runDo(ctx, step, frame);
+    case 'in_parallel':
+      return runInParallel(ctx, step, frame);
+    case 'try':
+      return runTry(ctx, step, frame);
+    case 'load_var':
+      return runLoadVar(ctx, step, frame);
+  }
+}

@@ -1,0 +1,24 @@
+import type { TaskStep } from '../schemas/compiled';
+import { StepError, type BuildContext, type Frame } from './context';
+import { withLocals } from './locals';
+
+/** `task`: runs the task's process on the build's worker; exit 0 is success. Outputs join the scope. */
+export async function runTask(ctx: BuildContext, step: TaskStep, frame: Frame): Promise<boolean> {
+  const missingTags = (step.tags ?? []).filter((t) => !ctx.workerTags.includes(t));
+  if (missingTags.length > 0) {
+    throw new StepError(`no worker has tags [${missingTags.join(', ')}]; the build's worker has [${ctx.workerTags.join(', ')}]`);
+  }
+  const resolved = withLocals({ ...step, hooks: undefined, across: undefined }, frame);
+  const result = await ctx.acts.runTask({
+    buildId: ctx.buildId,
+    runId: ctx.runId,
+    plan: ctx.plan,
+    step: resolved,
+    runKey: frame.runKey,
+    attempt: ctx.status.attempts(step.id),
+    artifacts: frame.scope.allArtifacts(),
+  });
+  for (const [name, ref] of Object.entries(result.outputs)) frame.scope.setArtifact(name, ref);
+  ctx.status.exitCode(step.id, result.exitCode);
+  return result.exitCode === 0;
+}

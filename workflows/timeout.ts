@@ -1,0 +1,36 @@
+import { CancellationScope, isCancellation, sleep } from '@temporalio/workflow';
+import type { Step } from '../schemas/compiled';
+import { StepError } from './context';
+
+/** `timeout`: cancels the step when the duration passes; the step then ends errored, as in Concourse. */
+export async function withTimeout(step: Step, run: () => Promise<boolean>): Promise<boolean> {
+  const ms = step.timeoutMs;
+  if (ms === undefined) return run();
+  const work = new CancellationScope();
+  const timer = new CancellationScope();
+  let timedOut = false;
+  void timer
+    .run(() => sleep(ms))
+    .then(
+      () => {
+        timedOut = true;
+        work.cancel();
+      },
+      () => undefined,
+    );
+  try {
+    return await work.run(run);
+  } catch (err) {
+    if (timedOut && isCancellation(err)) throw new StepError(`timeout exceeded (${formatMs(ms)})`);
+    throw err;
+  } finally {
+    timer.cancel();
+  }
+}
+
+function formatMs(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}

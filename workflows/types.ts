@@ -1,0 +1,38 @@
+import type { CompiledPlan, StepKind } from '../schemas/compiled';
+import type { BuildStatus, StepState } from '../schemas/messages';
+
+export const BUILD_WORKFLOW = 'build';
+
+export interface BuildInput {
+  plan: CompiledPlan;
+  /** artifact names the CLI uploaded (`-i name=dir`) */
+  uploads: string[];
+  /** artifact names the CLI will download when the build ends (`-o name=dir`) */
+  downloads: string[];
+}
+
+export interface StepStatus {
+  id: string;
+  parent?: string;
+  kind: StepKind;
+  name: string;
+  state: StepState;
+  attempts: number;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  message?: string;
+}
+
+export interface BuildSummary {
+  buildId: string;
+  plan: string;
+  status: BuildStatus;
+  message?: string;
+  startedAt: string;
+  finishedAt?: string;
+  steps: StepStatus[];
+}
+
+/** Failure types the workflow ends with, read by the CLI to pick its exit code. */
+export const FAILURE_TYPES = { failed: 'BuildFailed', errored: 'BuildErrored' } as const;
