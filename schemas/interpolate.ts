@@ -125,10 +125,21 @@ const STEP_KINDS = new Set(['task', 'do', 'in_parallel', 'try', 'load_var']);
 // the locals they use; they are interpolated when they run.
 const DEFERRED_STEP_KEYS = new Set(['hooks', 'steps', 'step']);
 
+// A whole-scalar local var may bring an object or a number where a task step
+// holds env vars and args, which are strings: encode them as Concourse does.
+function keepTaskStrings(step: Record<string, unknown>): Record<string, unknown> {
+  const env = (m: unknown) => (isPlainObject(m) ? Object.fromEntries(Object.entries(m).map(([k, v]) => [k, stringifyVar(v)])) : m);
+  const config = step.config;
+  if (!isPlainObject(config)) return { ...step, params: env(step.params) };
+  const run = isPlainObject(config.run) && Array.isArray(config.run.args) ? { ...config.run, args: config.run.args.map(stringifyVar) } : config.run;
+  return { ...step, params: env(step.params), config: { ...config, params: env(config.params), run } };
+}
+
 /**
  * Resolves only local vars `((.:name.field))` from `locals`; other refs stay as
  * text. In a compiled step (an object with a step `kind` and an `id`), its hooks
- * and nested steps are left for when they run. Throws listing every missing one.
+ * and nested steps are left for when they run, and a task step's params and
+ * args stay strings. Throws listing every missing one.
  */
 export function interpolateLocal<T>(value: T, locals: Record<string, unknown>): T {
   const missing: VarRef[] = [];
@@ -140,7 +151,7 @@ export function interpolateLocal<T>(value: T, locals: Record<string, unknown>): 
       const isStep = typeof v.kind === 'string' && STEP_KINDS.has(v.kind) && typeof v.id === 'string';
       const out: Record<string, unknown> = {};
       for (const [k, item] of Object.entries(v)) out[k] = isStep && DEFERRED_STEP_KEYS.has(k) ? item : walk(item);
-      return out;
+      return isStep && v.kind === 'task' ? keepTaskStrings(out) : out;
     }
     return v;
   };

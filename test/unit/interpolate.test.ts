@@ -66,6 +66,20 @@ describe('interpolateLocal', () => {
     const doStep = { kind: 'do', id: 'plan', steps: [{ kind: 'task', id: 'plan.0', file: '((.:later))' }] };
     expect(interpolateLocal(doStep, {})).toEqual(doStep);
   });
+  it('keeps the env vars and args of a task step strings', () => {
+    const step = {
+      kind: 'task',
+      id: 'plan.0',
+      params: { O: '((.:o))', N: '((.:n))' },
+      config: { params: { Z: '((.:z))' }, run: { path: 'x', args: ['((.:n))', '((.:o))'] } },
+    };
+    expect(interpolateLocal(step, { o: { a: 1 }, n: 2, z: null })).toEqual({
+      kind: 'task',
+      id: 'plan.0',
+      params: { O: '{"a":1}', N: '2' },
+      config: { params: { Z: '' }, run: { path: 'x', args: ['2', '{"a":1}'] } },
+    });
+  });
   it('interpolates a map that only looks like it has hooks', () => {
     expect(interpolateLocal({ hooks: '((.:h))' }, { h: 1 })).toEqual({ hooks: 1 });
   });
