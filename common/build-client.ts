@@ -1,0 +1,54 @@
+import { randomUUID } from 'node:crypto';
+import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
+import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import type { CompiledPlan } from '../schemas/compiled';
+import type { BuildStatus } from '../schemas/messages';
+import { BUILD_WORKFLOW, FAILURE_TYPES, type BuildInput, type BuildSummary } from '../workflows/types';
+
+export function newBuildId(): string {
+  return `build-${randomUUID()}`;
+}
+
+export async function startBuild(
+  client: Client,
+  opts: { plan: CompiledPlan; taskQueue: string; buildId?: string; uploads?: string[]; downloads?: string[] },
+): Promise<WorkflowHandle> {
+  const input: BuildInput = { plan: opts.plan, uploads: opts.uploads ?? [], downloads: opts.downloads ?? [] };
+  return client.workflow.start(BUILD_WORKFLOW, {
+    taskQueue: opts.taskQueue,
+    workflowId: opts.buildId ?? newBuildId(),
+    args: [input],
+  });
+}
+
+export interface BuildOutcome {
+  status: Exclude<BuildStatus, 'pending' | 'started'>;
+  message?: string;
+  summary?: BuildSummary;
+}
+
+/** Waits for a build and says how it ended, as Concourse would. */
+export async function awaitBuild(handle: WorkflowHandle): Promise<BuildOutcome> {
+  try {
+    const summary = (await handle.result()) as BuildSummary;
+    return { status: 'succeeded', summary };
+  } catch (err) {
+    return outcomeOf(err);
+  }
+}
+
+export function outcomeOf(err: unknown): BuildOutcome {
+  const cause = err instanceof WorkflowFailedError ? err.cause : err;
+  if (cause instanceof CancelledFailure) return { status: 'aborted', message: 'aborted' };
+  if (cause instanceof ApplicationFailure) {
+    const summary = cause.details?.[0] as BuildSummary | undefined;
+    const status = cause.type === FAILURE_TYPES.failed ? 'failed' : 'errored';
+    return { status, message: cause.message, summary };
+  }
+  if (cause instanceof TerminatedFailure) return { status: 'errored', message: `terminated: ${cause.message}` };
+  if (cause instanceof TimeoutFailure) return { status: 'errored', message: 'the build workflow timed out' };
+  return { status: 'errored', message: (cause as Error)?.message ?? String(cause) };
+}
+
+/** CLI exit codes, as fly's: 0 succeeded, 1 failed, 2 errored, 3 aborted. */
+export const EXIT_CODES: Record<BuildOutcome['status'], number> = { succeeded: 0, failed: 1, errored: 2, aborted: 3 };

@@ -1,0 +1,54 @@
+import { jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { BUILD_STREAM, BuildEvent, LOG_STREAM_HEADER, LogStreamName, stepIdOfLogSubject, subjects } from '../schemas/messages';
+
+export type BuildRecord =
+  | { kind: 'log'; stepId: string; stream: LogStreamName; data: Uint8Array }
+  | { kind: 'event'; event: BuildEvent };
+
+/**
+ * A build's logs and events from the start, in publish order. With `follow`, waits for
+ * more until the build-finished event; without, stops at what the stream holds now.
+ */
+export async function* readBuild(nc: NatsConnection, buildId: string, opts: { follow: boolean }): AsyncGenerator<BuildRecord> {
+  const js = jetstream(nc);
+  const consumer = await js.consumers.get(BUILD_STREAM, { filter_subjects: subjects.allOfBuild(buildId) });
+  if (!opts.follow && (await consumer.info()).num_pending === 0) return;
+  const messages = await consumer.consume();
+  try {
+    for await (const msg of messages) {
+      const stepId = stepIdOfLogSubject(buildId, msg.subject);
+      let finished = false;
+      if (stepId !== undefined) {
+        const stream = LogStreamName.safeParse(msg.headers?.get(LOG_STREAM_HEADER));
+        yield { kind: 'log', stepId, stream: stream.success ? stream.data : 'stdout', data: msg.data };
+      } else {
+        const event = BuildEvent.safeParse(safeJson(msg.data));
+        if (event.success) {
+          finished = event.data.type === 'build-finished';
+          yield { kind: 'event', event: event.data };
+        }
+      }
+      if (msg.info.pending === 0 && (!opts.follow || finished)) break;
+    }
+  } finally {
+    messages.stop();
+  }
+}
+
+/** Every step's output as text, for tests and summaries. */
+export async function collectLogs(nc: NatsConnection, buildId: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for await (const r of readBuild(nc, buildId, { follow: false })) {
+    if (r.kind === 'log' && r.stream !== 'causeway') out.set(r.stepId, (out.get(r.stepId) ?? '') + Buffer.from(r.data).toString('utf8'));
+  }
+  return out;
+}
+
+function safeJson(data: Uint8Array): unknown {
+  try {
+    return JSON.parse(Buffer.from(data).toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
