@@ -13,7 +13,8 @@ import { z } from 'zod';
 import { causewayHome, readEnv } from '../../common/config';
 import { createLogger } from '../../common/logger';
 
-export const DEFAULT_PORTS = { temporal: 7233, ui: 8233, nats: 4222, natsMonitor: 8222 } as const;
+// The UI has no default of its own: like `temporal server start-dev`, it is the Temporal port + 1000 (8233).
+export const DEFAULT_PORTS = { temporal: 7233, nats: 4222, natsMonitor: 8222 } as const;
 
 /** Registered at server start so workflows can upsert them and the UI can filter on them. */
 export const SEARCH_ATTRIBUTES = ['CausewayStatus', 'CausewayPlan', 'CausewayRetryOf', 'CausewayTrigger'] as const;
