@@ -9,6 +9,8 @@ const EnvSchema = z.object({
   TEMPORAL_ADDRESS: z.string().min(1).optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   NATS_URL: z.string().min(1).optional(),
+  /** the Temporal UI for builds links, when TEMPORAL_ADDRESS points at a cluster */
+  CAUSEWAY_UI_URL: z.url().optional(),
   CAUSEWAY_TASK_QUEUE: z.string().min(1).default('causeway'),
   CAUSEWAY_WORKER_NAME: z
     .string()

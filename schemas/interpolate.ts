@@ -13,8 +13,10 @@ export interface VarRef {
 
 export type Lookup = (ref: VarRef) => { found: true; value: unknown } | { found: false };
 
-// Quoted segments may contain anything but a quote, as Concourse allows (("a.b".c)).
-const REF_PATTERN = /\(\(\s*((?:"[^"]*"|[^()"])+?)\s*\)\)/g;
+// Names are made of letters, digits, _ - / . and a source's colon, as in Concourse's
+// template regex, so shell arithmetic like $(($1 + $2)) in a script is left alone.
+// Quoted segments may contain anything but a quote (("a.b".c)).
+const REF_PATTERN = /\(\(\s*((?:"[^"]*"|[-/.:\w\p{L}])+)\s*\)\)/gu;
 
 /** Splits on dots outside double quotes, then unquotes each segment. */
 function splitPath(text: string): string[] {

@@ -1,4 +1,3 @@
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import {
   ActivityCancellationType,
   ApplicationFailure,
@@ -11,6 +10,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Artifacts, BuildActivities } from '../activities/types';
+import { CausewayPlan, CausewayStatus } from '../common/search-attributes';
 import type { BuildStatus } from '../schemas/messages';
 import { messageOf } from './attempts';
 import { Scope, type BuildContext } from './context';
@@ -19,9 +19,6 @@ import { runStep } from './step';
 import { FAILURE_TYPES, type BuildInput, type BuildSummary } from './types';
 
 export const statusQuery = defineQuery<BuildSummary>('status');
-
-export const CausewayStatus = defineSearchAttributeKey('CausewayStatus', SearchAttributeType.KEYWORD);
-export const CausewayPlan = defineSearchAttributeKey('CausewayPlan', SearchAttributeType.KEYWORD);
 
 /** Errors that no retry of the activity can fix (bad task config, missing input). */
 export const NON_RETRYABLE = ['StepConfigError'];

@@ -1,0 +1,81 @@
+import type { Command } from 'commander';
+import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
+import { CausewayPlan, CausewayStatus } from '../../common/search-attributes';
+import { BUILD_WORKFLOW, type BuildSummary } from '../../workflows/types';
+import { openSession } from '../connect';
+import { CliError, formatDuration, paint, table } from '../output';
+import { renderSteps } from '../render';
+
+/** A build's Temporal description, or a clear "no such build". */
+export async function describeBuild(handle: WorkflowHandle): Promise<WorkflowExecutionDescription> {
+  try {
+    return await handle.describe();
+  } catch (err) {
+    if ((err as Error).name === 'WorkflowNotFoundError') {
+      throw new CliError(`no build ${handle.workflowId}`, 'list recent builds with `causeway builds`');
+    }
+    throw err;
+  }
+}
+
+const STATUS_COLORS = { succeeded: 'green', failed: 'red', errored: 'yellow', aborted: 'magenta', started: 'cyan' } as const;
+
+export function registerBuilds(program: Command): void {
+  program
+    .command('builds')
+    .description('list recent builds with their plan, status and duration (from Temporal visibility)')
+    .option('-n, --limit <count>', 'how many builds', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new CliError(`--limit takes a positive whole number, got ${v}`);
+      return n;
+    }, 20)
+    .option('--status <status>', 'only builds with this status: started, succeeded, failed, errored, aborted')
+    .option('--plan <name>', 'only builds of this plan')
+    .addHelpText('after', '\nExamples:\n  causeway builds\n  causeway builds --status failed --limit 5')
+    .action(async (opts: { limit: number; status?: string; plan?: string }) => {
+      if (opts.status && !(opts.status in STATUS_COLORS)) {
+        throw new CliError(`unknown status ${opts.status}`, `one of: ${Object.keys(STATUS_COLORS).join(', ')}`);
+      }
+      const session = await openSession({ autoStart: false });
+      try {
+        const clauses = [`WorkflowType = '${BUILD_WORKFLOW}'`];
+        if (opts.status) clauses.push(`CausewayStatus = '${opts.status}'`);
+        if (opts.plan) clauses.push(`CausewayPlan = '${opts.plan.replace(/'/g, "\\'")}'`);
+        const rows = [['BUILD', 'PLAN', 'STATUS', 'STARTED', 'DURATION']];
+        for await (const wf of session.client.workflow.list({ query: clauses.join(' AND '), pageSize: opts.limit })) {
+          const status = wf.typedSearchAttributes.get(CausewayStatus) ?? wf.status.name.toLowerCase();
+          const color = STATUS_COLORS[status as keyof typeof STATUS_COLORS];
+          const end = wf.closeTime ?? new Date();
+          rows.push([
+            wf.workflowId,
+            wf.typedSearchAttributes.get(CausewayPlan) ?? '-',
+            color ? paint(color, status) : status,
+            wf.startTime.toISOString().replace('T', ' ').slice(0, 19),
+            formatDuration(end.getTime() - wf.startTime.getTime()) + (wf.closeTime ? '' : ' (running)'),
+          ]);
+          if (rows.length > opts.limit) break;
+        }
+        console.log(rows.length === 1 ? 'no builds yet: start one with `causeway run PLAN.yml`' : table(rows));
+      } finally {
+        await session.close();
+      }
+    });
+
+  program
+    .command('status')
+    .description("show a build's step tree: each step's state, attempts and exit code")
+    .argument('<build>', 'build id')
+    .addHelpText('after', '\nExample:\n  causeway status build-3f2c…')
+    .action(async (buildId: string) => {
+      const session = await openSession({ autoStart: false });
+      try {
+        const handle = session.client.workflow.getHandle(buildId);
+        await describeBuild(handle);
+        const summary = await handle.query<BuildSummary>('status');
+        console.log(`${paint('bold', buildId)} ${summary.plan}: ${summary.status}${summary.message ? ` — ${summary.message}` : ''}`);
+        console.log(renderSteps(summary.steps));
+      } finally {
+        await session.close();
+      }
+    });
+}

@@ -1,0 +1,44 @@
+import type { Command } from 'commander';
+import { newBuildId } from '../../common/build-client';
+import { loadPlan, loadVarFiles, parseVarFlags } from '../../schemas';
+import { openSession } from '../connect';
+import { submitAndFollow } from '../follow';
+import { collect, exitWith } from '../main-helpers';
+import { parseArtifactFlags } from '../transfer';
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('validate a plan, run it as a build, stream its logs, and exit with its status')
+    .argument('<plan>', 'plan file: a Concourse job (name + plan:) or, with --job, a pipeline')
+    .option('-j, --job <name>', 'the job to run when the file is a Concourse pipeline')
+    .option('-v, --var <name=value>', 'set a ((var)); repeatable', collect, [])
+    .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
+    .option('-i, --input <name=dir>', 'upload a directory as the artifact NAME; repeatable', collect, [])
+    .option('-o, --output <name=dir>', 'download the artifact NAME into a directory when the build ends; repeatable', collect, [])
+    .option('-d, --detach', 'print the build id and return without following it')
+    .addHelpText(
+      'after',
+      `
+Exit status: 0 succeeded, 1 failed, 2 errored, 3 aborted.
+With no stack configured (TEMPORAL_ADDRESS / NATS_URL) and none running, the embedded
+dev stack is started first. Ctrl-C aborts the build; press it twice to leave it running.
+
+Examples:
+  causeway run examples/hello.yml
+  causeway run ci.yml -v version=1.2.3 -l secrets.yml -i repo=. -o dist=./dist
+  causeway run pipeline.yml --job unit`,
+    )
+    .action(async (planFile: string, opts: { job?: string; var: string[]; loadVarsFrom: string[]; input: string[]; output: string[]; detach?: boolean }) => {
+      const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
+      const plan = loadPlan({ file: planFile, job: opts.job, vars });
+      const inputs = parseArtifactFlags(opts.input, '-i');
+      const outputs = parseArtifactFlags(opts.output, '-o');
+      const session = await openSession({ autoStart: true });
+      try {
+        exitWith(await submitAndFollow(session, { plan, buildId: newBuildId(), inputs, outputs, detach: Boolean(opts.detach) }));
+      } finally {
+        await session.close();
+      }
+    });
+}

@@ -1,0 +1,40 @@
+import type { Command } from 'commander';
+import { EXIT_CODES } from '../../common/build-client';
+import { readBuild } from '../../common/build-log';
+import { buildUrl, openSession } from '../connect';
+import { followUntilDone } from '../follow';
+import { exitWith } from '../main-helpers';
+import { CliError } from '../output';
+import { BuildRenderer, renderOutcome } from '../render';
+import { describeBuild } from './builds';
+
+export function registerWatch(program: Command): void {
+  program
+    .command('watch')
+    .description("show a build's log from its start, then follow it until it ends")
+    .argument('<build>', 'build id (build-…), as `causeway run` and `causeway builds` print it')
+    .option('--no-follow', 'print what the build logged so far and return')
+    .addHelpText('after', '\nWorks during and after a build; exits with the build status (0/1/2/3).\n\nExample:\n  causeway watch build-3f2c…')
+    .action(async (buildId: string, opts: { follow: boolean }) => {
+      const session = await openSession({ autoStart: false });
+      try {
+        const handle = session.client.workflow.getHandle(buildId);
+        const info = await describeBuild(handle);
+        if (!opts.follow) {
+          const renderer = new BuildRenderer();
+          for await (const r of readBuild(session.nc, buildId, { follow: false })) renderer.write(r);
+          return;
+        }
+        const started = info.startTime.getTime();
+        const outcome = await followUntilDone(session, handle, { abortOnInterrupt: false });
+        console.log(renderOutcome(buildId, outcome, (info.closeTime ?? new Date()).getTime() - started, buildUrl(session, buildId)));
+        exitWith(EXIT_CODES[outcome.status]);
+      } finally {
+        await session.close();
+      }
+    });
+}
+
+export function notFound(buildId: string): CliError {
+  return new CliError(`no build ${buildId}`, 'list recent builds with `causeway builds`');
+}

@@ -1,0 +1,57 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Client, Connection } from '@temporalio/client';
+import { causewayHome, readEnv } from '../common/config';
+import { connectNats } from '../common/nats';
+import { readState, resolveEndpoints, startStack } from './dev/stack';
+import { CliError, say } from './output';
+
+export interface Session {
+  client: Client;
+  nc: NatsConnection;
+  namespace: string;
+  taskQueue: string;
+  /** the Temporal UI's base URL, when known */
+  uiUrl?: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Connects to Temporal and NATS: TEMPORAL_ADDRESS / NATS_URL when set, else the running
+ * dev stack; with `autoStart`, starts the embedded stack when there is neither.
+ */
+export async function openSession(opts: { autoStart: boolean }): Promise<Session> {
+  const env = readEnv();
+  let endpoints = resolveEndpoints();
+  if (!endpoints) {
+    if (!opts.autoStart) {
+      throw new CliError('no Causeway stack is running and TEMPORAL_ADDRESS / NATS_URL are not set', 'start one with `causeway dev up`');
+    }
+    say('no Causeway stack is configured or running: starting the embedded one (as `causeway dev up` does)');
+    const started = await startStack({ home: causewayHome(env), persistent: true, startWorker: true, log: (m) => say(`  ${m}`) });
+    say(`  Temporal UI: ${started.temporal.uiUrl}  (stop it with \`causeway dev down\`)`);
+    endpoints = { temporalAddress: started.temporal.address, natsUrl: started.nats.url };
+  }
+  let connection: Connection;
+  try {
+    connection = await Connection.connect({ address: endpoints.temporalAddress, connectTimeout: '5s' });
+  } catch (err) {
+    throw new CliError(`cannot reach Temporal at ${endpoints.temporalAddress}: ${(err as Error).message}`, 'check `causeway dev status` or TEMPORAL_ADDRESS');
+  }
+  const nc = await connectNats(endpoints.natsUrl, 'causeway-cli');
+  const uiUrl = env.CAUSEWAY_UI_URL ?? (env.TEMPORAL_ADDRESS ? undefined : readState(causewayHome(env))?.temporal.uiUrl);
+  return {
+    client: new Client({ connection, namespace: env.TEMPORAL_NAMESPACE }),
+    nc,
+    namespace: env.TEMPORAL_NAMESPACE,
+    taskQueue: env.CAUSEWAY_TASK_QUEUE,
+    uiUrl,
+    async close() {
+      await nc.close();
+      await connection.close();
+    },
+  };
+}
+
+export function buildUrl(session: Session, buildId: string): string | undefined {
+  return session.uiUrl ? `${session.uiUrl}/namespaces/${session.namespace}/workflows/${buildId}` : undefined;
+}

@@ -1,0 +1,77 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import type { WorkflowHandle } from '@temporalio/client';
+import { awaitBuild, EXIT_CODES, startBuild, type BuildOutcome } from '../common/build-client';
+import { readBuild } from '../common/build-log';
+import type { CompiledPlan } from '../schemas/compiled';
+import { buildUrl, type Session } from './connect';
+import { paint, say } from './output';
+import { BuildRenderer, renderOutcome } from './render';
+import { downloadOutputs, uploadInputs } from './transfer';
+
+/** How long the log may trail the build's result before we stop waiting for it. */
+const LOG_GRACE_MS = 3000;
+
+export interface SubmitOptions {
+  plan: CompiledPlan;
+  buildId: string;
+  inputs: Record<string, string>;
+  outputs: Record<string, string>;
+  detach: boolean;
+}
+
+/** Uploads inputs, starts the build, streams its log, downloads outputs; resolves to the CLI's exit code. */
+export async function submitAndFollow(session: Session, opts: SubmitOptions): Promise<number> {
+  await uploadInputs(session.nc, opts.buildId, opts.inputs);
+  const handle = await startBuild(session.client, {
+    plan: opts.plan,
+    taskQueue: session.taskQueue,
+    buildId: opts.buildId,
+    uploads: Object.keys(opts.inputs),
+    downloads: Object.keys(opts.outputs),
+  });
+  const url = buildUrl(session, opts.buildId);
+  say(`${paint('bold', `build ${opts.buildId}`)} started: plan ${opts.plan.name}`);
+  if (url) say(`  watch it in the Temporal UI: ${url}`);
+  if (opts.detach) {
+    say(`  follow it with: causeway watch ${opts.buildId}`);
+    return 0;
+  }
+  const started = Date.now();
+  const outcome = await followUntilDone(session, handle, { abortOnInterrupt: true });
+  await downloadOutputs(session.nc, opts.buildId, opts.outputs);
+  console.log(renderOutcome(opts.buildId, outcome, Date.now() - started, url));
+  return EXIT_CODES[outcome.status];
+}
+
+/**
+ * Streams a build's log until the build ends. With `abortOnInterrupt`, the first Ctrl-C
+ * aborts the build (as `fly execute` does) and the second leaves it running.
+ */
+export async function followUntilDone(
+  session: Session,
+  handle: WorkflowHandle,
+  opts: { abortOnInterrupt: boolean; showSteps?: (stepId: string) => boolean },
+): Promise<BuildOutcome> {
+  const renderer = new BuildRenderer(process.stdout, { showSteps: opts.showSteps ?? (() => true) });
+  let interrupts = 0;
+  const onInterrupt = () => {
+    interrupts += 1;
+    if (!opts.abortOnInterrupt || interrupts > 1) {
+      say(`\nleft build ${handle.workflowId} running; follow it with: causeway watch ${handle.workflowId}`);
+      process.exit(130);
+    }
+    say('\naborting the build (Ctrl-C again to leave it running)...');
+    void handle.cancel();
+  };
+  process.on('SIGINT', onInterrupt);
+  try {
+    const logs = (async () => {
+      for await (const record of readBuild(session.nc, handle.workflowId, { follow: true })) renderer.write(record);
+    })();
+    const outcome = await awaitBuild(handle);
+    await Promise.race([logs, delay(LOG_GRACE_MS)]);
+    return outcome;
+  } finally {
+    process.off('SIGINT', onInterrupt);
+  }
+}

@@ -1,0 +1,59 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { getDirectory, putDirectory, transferBucket, transferKeys } from '../activities/artifacts';
+import { CliError, say } from './output';
+
+const run = promisify(execFile);
+
+/** `name=dir` flags of -i / -o, checked before anything is submitted. */
+export function parseArtifactFlags(flags: string[], flag: '-i' | '-o'): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of flags) {
+    const m = /^([A-Za-z0-9_.-]+)=(.+)$/.exec(f);
+    if (!m) throw new CliError(`${flag} needs name=dir, got \`${f}\``, `for example: ${flag} repo=.`);
+    if (out[m[1]]) throw new CliError(`${flag} ${m[1]} is given twice`);
+    out[m[1]] = path.resolve(m[2]);
+  }
+  if (flag === '-i') {
+    for (const [name, dir] of Object.entries(out)) {
+      if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new CliError(`-i ${name}=${dir}: not a directory`);
+    }
+  }
+  return out;
+}
+
+/** The files fly execute would upload: in a git work tree, tracked and untracked-but-not-ignored files; else everything. */
+async function filesToUpload(dir: string): Promise<string[] | undefined> {
+  try {
+    const { stdout } = await run('git', ['-C', dir, 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], { maxBuffer: 256 * 1024 * 1024 });
+    return stdout.split('\0').filter((f) => f && fs.existsSync(path.join(dir, f)));
+  } catch {
+    return undefined;
+  }
+}
+
+export async function uploadInputs(nc: NatsConnection, buildId: string, inputs: Record<string, string>): Promise<void> {
+  const entries = Object.entries(inputs);
+  if (entries.length === 0) return;
+  const store = await transferBucket(nc);
+  for (const [name, dir] of entries) {
+    const files = await filesToUpload(dir);
+    const started = Date.now();
+    process.stderr.write(`uploading ${name} from ${dir}${files ? ` (${files.length} git-tracked or unignored files)` : ''}... `);
+    await putDirectory(store, transferKeys.input(buildId, name), dir, files);
+    say(`done in ${Date.now() - started}ms`);
+  }
+}
+
+export async function downloadOutputs(nc: NatsConnection, buildId: string, outputs: Record<string, string>): Promise<void> {
+  const entries = Object.entries(outputs);
+  if (entries.length === 0) return;
+  const store = await transferBucket(nc);
+  for (const [name, dir] of entries) {
+    const ok = await getDirectory(store, transferKeys.output(buildId, name), dir);
+    say(ok ? `downloaded output ${name} to ${dir}` : `output ${name} was not produced by this build (no step has an output or artifact named ${name})`);
+  }
+}

@@ -1,0 +1,6 @@
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+
+// The search attributes Causeway sets on builds (registered by `causeway dev up`), so
+// the Temporal UI and `causeway builds` can filter and show them.
+export const CausewayStatus = defineSearchAttributeKey('CausewayStatus', SearchAttributeType.KEYWORD);
+export const CausewayPlan = defineSearchAttributeKey('CausewayPlan', SearchAttributeType.KEYWORD);
