@@ -35,8 +35,9 @@ export async function transferBucket(nc: NatsConnection): Promise<ObjectStore> {
 
 /** Packs a directory as a tar stream into the object store. `files` limits it to those paths (git-tracked ones). */
 export async function putDirectory(store: ObjectStore, key: string, dir: string, files?: string[]): Promise<void> {
-  const stream = tar.c({ cwd: dir, portable: true }, files && files.length > 0 ? files : ['.']);
-  await store.put({ name: key }, Readable.toWeb(stream as unknown as Readable) as ReadableStream<Uint8Array>);
+  // tar's stream is a minipass, not a node Readable; Readable.from adapts its async iterator.
+  const pack = Readable.from(tar.c({ cwd: dir, portable: true }, files && files.length > 0 ? files : ['.']));
+  await store.put({ name: key }, Readable.toWeb(pack) as ReadableStream<Uint8Array>);
 }
 
 /** Unpacks a tar from the object store into a directory; false when there is no such object. */

@@ -87,12 +87,17 @@ export async function build(input: BuildInput): Promise<BuildSummary> {
 
   await CancellationScope.nonCancellable(async () => {
     upsertSearchAttributes([{ key: CausewayStatus, value: outcome }]);
-    await onWorker.finishBuild({
-      buildId: info.workflowId,
-      status: outcome,
-      message: summary.message,
-      exports: pick(scope.allArtifacts(), input.downloads),
-    });
+    try {
+      await onWorker.finishBuild({
+        buildId: info.workflowId,
+        status: outcome,
+        message: summary.message,
+        exports: pick(scope.allArtifacts(), input.downloads),
+      });
+    } catch (err) {
+      // The build's result is already decided; failing to hand over outputs is reported, not a new result.
+      summary.message = `${summary.message ? `${summary.message}; ` : ''}could not export outputs: ${messageOf(err)}`;
+    }
   });
 
   const result = { ...summary, steps: status.list() };

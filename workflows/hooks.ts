@@ -6,7 +6,8 @@ import { runStep } from './step';
 /**
  * on_success / on_failure / on_error / on_abort / ensure, with Concourse's semantics:
  * on_success's result becomes the step's; on_failure runs but the step stays failed;
- * ensure always runs and fails the step if it fails. Hooks after an abort run in a
+ * ensure always runs and fails the step if it fails; on_abort runs only when the build is
+ * aborted, on_error for every other error or interruption. Hooks after an abort run in a
  * non-cancellable scope, so cleanup happens even though the build is cancelled.
  */
 export async function withHooks(ctx: BuildContext, step: Step, frame: Frame, run: () => Promise<boolean>): Promise<boolean> {
@@ -29,9 +30,12 @@ export async function withHooks(ctx: BuildContext, step: Step, frame: Frame, run
   if (error === undefined) {
     if (ok && hooks.on_success) ok = await runHook(hooks.on_success);
     else if (!ok && hooks.on_failure) await runHook(hooks.on_failure);
-  } else if (isCancellation(error)) {
+  } else if (isCancellation(error) && ctx.aborted()) {
     if (hooks.on_abort) await runHook(hooks.on_abort);
   } else if (hooks.on_error) {
+    // Any other error, including a cancellation that is not the build's abort: an
+    // enclosing step's timeout (or fail_fast) interrupted this step. Concourse runs
+    // on_error then ("running longer than a timeout"); on_abort is for aborted builds only.
     await runHook(hooks.on_error);
   }
 

@@ -49,11 +49,19 @@ export async function runLocalTask(deps: ActivityDeps, req: RunTaskRequest): Pro
     spec = JSON.parse(await fs.readFile(path.join(dir, SPEC_FILE), 'utf8')) as Spec;
     deps.log.info({ step: step.id, pid: proc.pid }, 're-attached to a running step');
   } else {
-    spec = await prepare(deps, req, dir, log);
     await deps.publisher.event(
       { type: 'step-started', buildId: req.buildId, stepId: step.id, name: step.task, attempt: req.attempt, time: new Date().toISOString() },
       `${runName}/started`,
     );
+    try {
+      spec = await prepare(deps, req, dir, log);
+    } catch (err) {
+      // Only a final error ends the step here; a retryable one will start it again.
+      if (err instanceof ApplicationFailure && err.nonRetryable) {
+        await publishFinished(deps, req, runName, { state: 'errored', message: err.message });
+      }
+      throw err;
+    }
     proc = await startProcess({
       dir,
       cwd: safeJoin(path.join(dir, 'work'), spec.config.run.dir ?? '.'),
@@ -70,22 +78,18 @@ export async function runLocalTask(deps: ActivityDeps, req: RunTaskRequest): Pro
     await removeCgroup(spec.memory);
   }
   await finalDrain(deps, log);
-  await deps.publisher
-    .event(
-      {
-        type: 'step-finished',
-        buildId: req.buildId,
-        stepId: step.id,
-        name: step.task,
-        attempt: req.attempt,
-        state: exitCode === 0 ? 'succeeded' : 'failed',
-        exitCode,
-        time: new Date().toISOString(),
-      },
-      `${runName}/finished`,
-    )
-    .catch((err) => deps.log.warn({ err }, 'could not publish step-finished event'));
+  await publishFinished(deps, req, runName, { state: exitCode === 0 ? 'succeeded' : 'failed', exitCode });
   return { exitCode, outputs: spec.outputs };
+}
+
+async function publishFinished(
+  deps: ActivityDeps,
+  req: RunTaskRequest,
+  runName: string,
+  result: { state: 'succeeded' | 'failed' | 'errored'; exitCode?: number; message?: string },
+): Promise<void> {
+  const event = { type: 'step-finished', buildId: req.buildId, stepId: req.step.id, name: req.step.task, attempt: req.attempt, time: new Date().toISOString(), ...result } as const;
+  await deps.publisher.event(event, `${runName}/finished`).catch((err) => deps.log.warn({ err }, 'could not publish step-finished event'));
 }
 
 /** Waits for the process, streaming its output and heartbeating; on cancellation stops it. */
