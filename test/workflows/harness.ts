@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { execFileSync } from 'node:child_process';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pino from 'pino';
@@ -11,6 +12,10 @@ import { connectNats } from '../../common/nats';
 import { compilePlan } from '../../schemas';
 import { startLocalWorker, type RunningWorker } from '../../workers/local';
 import { testStack } from '../setup/env';
+
+// `testTimeout` in jest.config.js is a global option that a project entry ignores:
+// every file using the harness gets the generous timeout real builds need.
+jest.setTimeout(120_000);
 
 /** Workflow code is bundled once per test run and shared by every test file through a file in the run's home. */
 async function sharedBundle(home: string): Promise<WorkflowBundle> {
@@ -34,8 +39,18 @@ export interface Harness {
   taskQueue: string;
   home: string;
   /** compiles and runs a plan, waiting for the end */
-  run(yaml: string, opts?: { vars?: Record<string, unknown>; uploads?: string[]; downloads?: string[] }): Promise<BuildRun>;
+  run(yaml: string, opts?: RunOptions): Promise<BuildRun>;
+  /** compiles and starts a plan without waiting: for abort, queries, search attributes */
+  start(yaml: string, opts?: RunOptions): Promise<WorkflowHandle>;
+  /** waits for a started build's end and collects its logs */
+  finish(handle: WorkflowHandle): Promise<BuildRun>;
   stop(): Promise<void>;
+}
+
+export interface RunOptions {
+  vars?: Record<string, unknown>;
+  uploads?: string[];
+  downloads?: string[];
 }
 
 export interface BuildRun extends BuildOutcome {
@@ -63,17 +78,24 @@ export async function startHarness(opts: { killGraceMs?: number; tags?: string[]
   const connection = await Connection.connect({ address: stack.temporalAddress });
   const client = new Client({ connection });
   const nc = await connectNats(stack.natsUrl, 'test');
+  const start = async (yaml: string, runOpts: RunOptions = {}) => {
+    const plan = compilePlan({ text: yaml, file: 'test.yml', vars: runOpts.vars });
+    return startBuild(client, { plan, taskQueue, uploads: runOpts.uploads, downloads: runOpts.downloads });
+  };
+  const finish = async (handle: WorkflowHandle): Promise<BuildRun> => {
+    const outcome = await awaitBuild(handle);
+    return { ...outcome, buildId: handle.workflowId, logs: await collectLogs(nc, handle.workflowId) };
+  };
   return {
     client,
     nc,
     worker,
     taskQueue,
     home: stack.home,
+    start,
+    finish,
     async run(yaml, runOpts = {}) {
-      const plan = compilePlan({ text: yaml, file: 'test.yml', vars: runOpts.vars });
-      const handle = await startBuild(client, { plan, taskQueue, uploads: runOpts.uploads, downloads: runOpts.downloads });
-      const outcome = await awaitBuild(handle);
-      return { ...outcome, buildId: handle.workflowId, logs: await collectLogs(nc, handle.workflowId) };
+      return finish(await start(yaml, runOpts));
     },
     async stop() {
       await worker.shutdown();
@@ -81,4 +103,49 @@ export async function startHarness(opts: { killGraceMs?: number; tags?: string[]
       await connection.close();
     },
   };
+}
+
+/** A one-task step in YAML (a flow map, so it nests anywhere): `sh -c script`. */
+export function sh(name: string, script: string, extra: Record<string, unknown> = {}, config: Record<string, unknown> = {}): string {
+  return JSON.stringify({ task: name, config: { platform: 'linux', run: { path: 'sh', args: ['-c', script] }, ...config }, ...extra });
+}
+
+/** Polls until `check` returns a value other than undefined/false; throws after `ms` (a generous wait, not a timing assertion). */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, ms = 60_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** pids of processes whose command line contains `marker` (pgrep -f), excluding pgrep itself. */
+export function pidsMatching(marker: string): number[] {
+  try {
+    return execFileSync('pgrep', ['-f', marker], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number)
+      .filter((pid) => pid !== process.pid);
+  } catch {
+    return []; // pgrep exits 1 when nothing matches
+  }
+}
+
+/** Kills whatever a test left behind by its unique marker (safety net for failed assertions). */
+export function killMatching(marker: string): void {
+  for (const pid of pidsMatching(marker)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** A marker unique to one test, for commands found with pgrep. */
+export function marker(tag: string): string {
+  return `cw-${tag}-${randomUUID().slice(0, 8)}`;
 }

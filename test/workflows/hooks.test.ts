@@ -1,0 +1,113 @@
+// Hooks as Concourse defines them: on_success / on_failure / on_error / on_abort / ensure,
+// against the real Temporal dev server and NATS. on_abort is covered in abort.test.ts.
+import { sh, startHarness, type BuildRun, type Harness } from './harness';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(() => h.stop());
+
+const state = (r: BuildRun, id: string) => r.summary?.steps.find((s) => s.id === id)?.state;
+const ran = (r: BuildRun, id: string) => !['pending', 'skipped', undefined].includes(state(r, id));
+
+const hooks = {
+  on_success: JSON.parse(sh('s', 'echo on_success')),
+  on_failure: JSON.parse(sh('f', 'echo on_failure')),
+  on_error: JSON.parse(sh('e', 'echo on_error')),
+  on_abort: JSON.parse(sh('a', 'echo on_abort')),
+  ensure: JSON.parse(sh('n', 'echo ensure')),
+};
+const withHooks = (step: string, extra: Record<string, unknown> = {}) => JSON.stringify({ ...JSON.parse(step), ...hooks, ...extra });
+
+describe('hooks', () => {
+  test('success: on_success and ensure run, on_failure/on_error/on_abort do not', async () => {
+    const r = await h.run(`plan:\n- ${withHooks(sh('ok', 'true'))}`);
+    expect(r.status).toBe('succeeded');
+    expect(r.logs.get('plan.0.on_success')).toContain('on_success');
+    expect(r.logs.get('plan.0.ensure')).toContain('ensure');
+    for (const id of ['plan.0.on_failure', 'plan.0.on_error', 'plan.0.on_abort']) expect(ran(r, id)).toBe(false);
+  });
+
+  test('failure: on_failure and ensure run; the step stays failed', async () => {
+    const r = await h.run(`plan:\n- ${withHooks(sh('bad', 'exit 4'))}\n- ${sh('after', 'echo after')}`);
+    expect(r.status).toBe('failed');
+    expect(r.logs.get('plan.0.on_failure')).toContain('on_failure');
+    expect(r.logs.get('plan.0.ensure')).toContain('ensure');
+    for (const id of ['plan.0.on_success', 'plan.0.on_error', 'plan.0.on_abort']) expect(ran(r, id)).toBe(false);
+    expect(state(r, 'plan.0')).toBe('failed');
+    expect(state(r, 'plan.1')).toBe('skipped');
+  });
+
+  test('error (missing input): on_error and ensure run, the build errors', async () => {
+    const step = sh('needs', 'true', {}, { inputs: [{ name: 'nowhere' }] });
+    const r = await h.run(`plan:\n- ${withHooks(step)}`);
+    expect(r.status).toBe('errored');
+    expect(r.message).toMatch(/missing input `nowhere`/);
+    expect(r.logs.get('plan.0.on_error')).toContain('on_error');
+    expect(r.logs.get('plan.0.ensure')).toContain('ensure');
+    for (const id of ['plan.0.on_success', 'plan.0.on_failure', 'plan.0.on_abort']) expect(ran(r, id)).toBe(false);
+  });
+
+  test('timeout on the step: on_error and ensure run, on_abort does not, the build errors', async () => {
+    const r = await h.run(`plan:\n- ${withHooks(sh('slow', 'sleep 30'), { timeout: '1s' })}`);
+    expect(r.status).toBe('errored');
+    expect(r.message).toMatch(/timeout/);
+    expect(r.logs.get('plan.0.on_error')).toContain('on_error');
+    expect(r.logs.get('plan.0.ensure')).toContain('ensure');
+    expect(ran(r, 'plan.0.on_abort')).toBe(false);
+    expect(ran(r, 'plan.0.on_failure')).toBe(false);
+  });
+
+  test('timeout of an enclosing step: the inner step gets on_error (not on_abort) and ensure', async () => {
+    const inner = withHooks(sh('slow', 'sleep 30'));
+    const r = await h.run(`plan:\n- {do: [${inner}], timeout: 1s}`);
+    expect(r.status).toBe('errored');
+    expect(r.logs.get('plan.0.do.0.ensure')).toContain('ensure');
+    expect(ran(r, 'plan.0.do.0.on_abort')).toBe(false);
+    expect(r.logs.get('plan.0.do.0.on_error')).toContain('on_error');
+  });
+
+  test('a failing on_success hook fails the step', async () => {
+    const r = await h.run(`plan:\n- ${JSON.stringify({ ...JSON.parse(sh('ok', 'true')), on_success: JSON.parse(sh('hook', 'exit 2')) })}`);
+    expect(r.status).toBe('failed');
+  });
+
+  test('a failing ensure fails an otherwise successful build; ensure still runs after on_failure', async () => {
+    const r1 = await h.run(`plan:\n- ${JSON.stringify({ ...JSON.parse(sh('ok', 'true')), ensure: JSON.parse(sh('e', 'exit 1')) })}`);
+    expect(r1.status).toBe('failed');
+    const r2 = await h.run(
+      `plan:\n- ${JSON.stringify({ ...JSON.parse(sh('bad', 'exit 1')), on_failure: JSON.parse(sh('f', 'exit 1')), ensure: JSON.parse(sh('e', 'echo ensured')) })}`,
+    );
+    expect(r2.status).toBe('failed');
+    expect(r2.logs.get('plan.0.ensure')).toContain('ensured');
+  });
+
+  test('an on_failure hook sees the outputs of the failed task', async () => {
+    const producer = sh('produce', 'echo partial > out/report.txt; exit 1', {}, { outputs: [{ name: 'out' }] });
+    const hook = JSON.parse(sh('inspect', 'cat out/report.txt', {}, { inputs: [{ name: 'out' }] }));
+    const r = await h.run(`plan:\n- ${JSON.stringify({ ...JSON.parse(producer), on_failure: hook })}`);
+    expect(r.status).toBe('failed');
+    expect(r.logs.get('plan.0.on_failure')).toContain('partial');
+  });
+
+  test('job-level hooks wrap the whole plan', async () => {
+    const r = await h.run(`plan:\n- ${sh('bad', 'exit 1')}\non_failure: ${sh('f', 'echo job failed')}\nensure: ${sh('e', 'echo job ensure')}`);
+    expect(r.status).toBe('failed');
+    expect(r.logs.get('plan.on_failure')).toContain('job failed');
+    expect(r.logs.get('plan.ensure')).toContain('job ensure');
+  });
+
+  test('hooks of a step inside across see the iteration var; hooks of the across step run once', async () => {
+    const step = {
+      ...JSON.parse(sh('it', 'echo ((.:v))')),
+      across: [{ var: 'v', values: ['a', 'b'] }],
+      ensure: JSON.parse(sh('once', 'echo ensure-once')),
+    };
+    const r = await h.run(`plan:\n- ${JSON.stringify(step)}`);
+    expect(r.status).toBe('succeeded');
+    expect(r.logs.get('plan.0.across.0')).toContain('a');
+    expect(r.logs.get('plan.0.across.1')).toContain('b');
+    expect(r.logs.get('plan.0.ensure')).toBe('ensure-once\n');
+  });
+});
