@@ -69,7 +69,7 @@ export async function followUntilDone(
       for await (const record of readBuild(session.nc, handle.workflowId, { follow: true })) renderer.write(record);
     })();
     const outcome = await awaitBuild(handle);
-    await Promise.race([logs, delay(LOG_GRACE_MS)]);
+    await Promise.race([logs, delay(LOG_GRACE_MS, undefined, { ref: false })]);
     return outcome;
   } finally {
     process.off('SIGINT', onInterrupt);

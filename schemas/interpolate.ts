@@ -17,6 +17,9 @@ export type Lookup = (ref: VarRef) => { found: true; value: unknown } | { found:
 // template regex, so shell arithmetic like $(($1 + $2)) in a script is left alone.
 // Quoted segments may contain anything but a quote (("a.b".c)).
 const REF_PATTERN = /\(\(\s*((?:"[^"]*"|[-/.:\w\p{L}])+)\s*\)\)/gu;
+// The same, anchored: a literal rather than built from REF_PATTERN.source, because the
+// workflow bundler rewrites \p{L} into a class that only parses with the `u` flag.
+const WHOLE_REF_PATTERN = /^\(\(\s*((?:"[^"]*"|[-/.:\w\p{L}])+)\s*\)\)$/u;
 
 /** Splits on dots outside double quotes, then unquotes each segment. */
 function splitPath(text: string): string[] {
@@ -62,7 +65,7 @@ export function stringifyVar(value: unknown): string {
 }
 
 function interpolateString(text: string, lookup: Lookup, missing: VarRef[]): unknown {
-  const whole = text.match(new RegExp(`^${REF_PATTERN.source}$`));
+  const whole = text.match(WHOLE_REF_PATTERN);
   if (whole) {
     // A scalar that is exactly one ref takes the var's value with its type.
     const ref = parseVarRef(whole[1]);

@@ -1,0 +1,141 @@
+// The `causeway` CLI as a user runs it: the compiled binary against the real Temporal
+// and NATS of the test run, with a worker on a task queue of its own.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startHarness, type Harness } from '../workflows/harness';
+
+const BIN = path.resolve(__dirname, '../../bin/causeway');
+let h: Harness;
+let dir: string;
+
+beforeAll(async () => {
+  if (!fs.existsSync(path.resolve(__dirname, '../../dist/cli/main.js'))) throw new Error('run `npm run build` first (npm test does)');
+  h = await startHarness({ killGraceMs: 1000 });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-cli-'));
+});
+afterAll(async () => {
+  await h.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], opts: { cwd?: string; onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: opts.cwd ?? dir,
+      env: { ...process.env, CAUSEWAY_TASK_QUEUE: h.taskQueue, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      opts.onStderr?.(stderr, child);
+    });
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (process.env.CAUSEWAY_TEST_DEBUG) console.log(stdout, stderr);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+function plan(name: string, yaml: string): string {
+  const file = path.join(dir, `${name}.yml`);
+  fs.writeFileSync(file, yaml);
+  return file;
+}
+
+const task = (name: string, script: string) => `
+- task: ${name}
+  config:
+    platform: linux
+    run: {path: sh, args: [-c, '${script}']}`;
+
+test('run streams the log with step headers and exits 0 on success', async () => {
+  const r = await cli(['run', plan('ok', `name: ok\nplan:${task('greet', 'echo hello $WHO')}`), '-v', 'unused=1']);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toMatch(/── greet \[plan\.0\] ──\nhello\s*\n✔ greet succeeded/);
+  expect(r.stdout).toMatch(/build build-[0-9a-f-]+ succeeded/);
+  expect(r.stderr).toMatch(/build build-[0-9a-f-]+ started: plan ok/);
+});
+
+test('exit codes follow fly: 1 failed, 2 errored, 3 aborted', async () => {
+  const failed = await cli(['run', plan('fail', `plan:${task('boom', 'exit 4')}`)]);
+  expect(failed.code).toBe(1);
+  expect(failed.stdout).toContain('✘ boom failed (exit 4)');
+
+  const errored = await cli(['run', plan('err', `plan:\n- task: slow\n  timeout: 500ms\n  config:\n    platform: linux\n    run: {path: sleep, args: ["30"]}`)]);
+  expect(errored.code).toBe(2);
+  expect(errored.stdout).toMatch(/timeout exceeded/);
+
+  const aborted = await cli(['run', plan('abort', `plan:${task('wait', 'echo waiting; sleep 30')}`)], {
+    onStderr: (text, child) => {
+      if (text.includes('started: plan') && !child.killed) setTimeout(() => child.kill('SIGINT'), 1500);
+    },
+  });
+  expect(aborted.code).toBe(3);
+  expect(aborted.stderr).toContain('aborting the build');
+});
+
+test('bad input never starts a build and says where and what', async () => {
+  const file = plan('bad', `plan:\n- task: t\n  config:\n    platform: linux\n    run: {path: echo, args: [((who))]}\n    parms: {}\n`);
+  const r = await cli(['run', file]);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain(`${file}:5:30: plan[0].config.run.args[0]: undefined var \`who\``);
+  expect(r.stderr).toContain('did you mean `params`?');
+  expect(r.stderr).not.toContain('started');
+});
+
+test('execute uploads an input directory and downloads an output, as fly execute', async () => {
+  const src = path.join(dir, 'src');
+  fs.mkdirSync(src);
+  fs.writeFileSync(path.join(src, 'numbers.txt'), '1\n2\n3\n');
+  const taskFile = path.join(dir, 'sum.yml');
+  fs.writeFileSync(
+    taskFile,
+    `platform: linux
+inputs: [{name: src}]
+outputs: [{name: result}]
+run: {path: sh, args: [-c, 'awk "{s+=\\$1} END {print s}" src/numbers.txt > result/sum.txt; cat result/sum.txt']}
+`,
+  );
+  const out = path.join(dir, 'out');
+  const r = await cli(['execute', '-c', taskFile, '-i', `src=${src}`, '-o', `result=${out}`]);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain('6');
+  expect(fs.readFileSync(path.join(out, 'sum.txt'), 'utf8')).toBe('6\n');
+});
+
+test('watch replays a finished build and builds lists it', async () => {
+  const run = await cli(['run', plan('watched', `name: watched\nplan:${task('one', 'echo first line; echo second line >&2')}`)]);
+  const buildId = /build (build-[0-9a-f-]+) succeeded/.exec(run.stdout)?.[1];
+  expect(buildId).toBeDefined();
+
+  const watch = await cli(['watch', buildId as string]);
+  expect(watch.code).toBe(0);
+  expect(watch.stdout).toContain('first line');
+  expect(watch.stdout).toContain('second line');
+
+  const status = await cli(['status', buildId as string]);
+  expect(status.stdout).toMatch(/✔ task one plan\.0 succeeded/);
+
+  const list = await cli(['builds', '--plan', 'watched']);
+  expect(list.stdout).toContain(buildId);
+  expect(list.stdout).toMatch(/watched\s+succeeded/);
+});
+
+test('watch of an unknown build says so and how to find builds', async () => {
+  const r = await cli(['watch', 'build-does-not-exist']);
+  expect(r.code).toBe(2);
+  expect(r.stderr).toContain('no build build-does-not-exist');
+  expect(r.stderr).toContain('causeway builds');
+});
