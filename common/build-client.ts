@@ -18,6 +18,7 @@ export async function startBuild(
     taskQueue: opts.taskQueue,
     workflowId: opts.buildId ?? newBuildId(),
     args: [input],
+    staticSummary: `${opts.plan.name} (${opts.plan.source})`,
   });
 }
 

@@ -1,3 +1,4 @@
+import type { ActivityInterfaceFor } from '@temporalio/workflow';
 import type { ArtifactRef, Artifacts, BuildActivities } from '../activities/types';
 import type { StatusTracker } from './status';
 
@@ -43,7 +44,7 @@ export interface BuildContext {
   plan: string;
   workerTags: string[];
   /** step activities, bound to the build's worker */
-  acts: Pick<BuildActivities, 'runTask' | 'loadVar'>;
+  acts: ActivityInterfaceFor<Pick<BuildActivities, 'runTask' | 'loadVar'>>;
   status: StatusTracker;
   /** true once the build itself was cancelled (abort), as opposed to a scope cancelled by a timeout or fail_fast */
   aborted(): boolean;

@@ -9,15 +9,18 @@ export async function runTask(ctx: BuildContext, step: TaskStep, frame: Frame): 
     throw new StepError(`no worker has tags [${missingTags.join(', ')}]; the build's worker has [${ctx.workerTags.join(', ')}]`);
   }
   const resolved = withLocals({ ...step, hooks: undefined, across: undefined }, frame);
-  const result = await ctx.acts.runTask({
-    buildId: ctx.buildId,
-    runId: ctx.runId,
-    plan: ctx.plan,
-    step: resolved,
-    runKey: frame.runKey,
-    attempt: ctx.status.attempts(step.id),
-    artifacts: frame.scope.allArtifacts(),
-  });
+  // The summary names the step in the Temporal UI's timeline instead of "runTask".
+  const result = await ctx.acts.runTask.executeWithOptions({ summary: `task ${step.task} · ${step.id}` }, [
+    {
+      buildId: ctx.buildId,
+      runId: ctx.runId,
+      plan: ctx.plan,
+      step: resolved,
+      runKey: frame.runKey,
+      attempt: ctx.status.attempts(step.id),
+      artifacts: frame.scope.allArtifacts(),
+    },
+  ]);
   for (const [name, ref] of Object.entries(result.outputs)) frame.scope.setArtifact(name, ref);
   ctx.status.exitCode(step.id, result.exitCode);
   return result.exitCode === 0;
