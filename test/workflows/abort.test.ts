@@ -1,0 +1,111 @@
+// Abort = cancelling the build workflow: the running step's process group is stopped
+// (SIGTERM, then SIGKILL), on_abort and ensure hooks run, the build ends aborted.
+import type { WorkflowHandle } from '@temporalio/client';
+import type { BuildSummary } from '../../workflows/types';
+import { killMatching, pidsMatching, sh, startHarness, waitFor, type Harness } from './harness';
+
+let h: Harness;
+const markers: string[] = [];
+beforeAll(async () => {
+  h = await startHarness({ killGraceMs: 2000 });
+});
+afterAll(async () => {
+  for (const m of markers) killMatching(m);
+  await h.stop();
+});
+
+/** A unique `sleep` duration: its command line is the marker pgrep finds (sleep accepts fractions). */
+function sleeper(): string {
+  const m = `30.${Math.floor(Math.random() * 1e9)}`;
+  markers.push(`sleep ${m}`);
+  return m;
+}
+
+async function steps(handle: WorkflowHandle) {
+  return (await handle.query<BuildSummary>('status')).steps;
+}
+
+async function searchStatus(handle: WorkflowHandle): Promise<unknown> {
+  const d = await handle.describe();
+  return (d.searchAttributes as Record<string, unknown[]>).CausewayStatus?.[0];
+}
+
+describe('abort', () => {
+  test('cancelling a running build kills the process, runs on_abort and ensure, ends aborted', async () => {
+    const s = sleeper();
+    const step = {
+      ...JSON.parse(sh('long', `sleep ${s}`)),
+      on_abort: JSON.parse(sh('cleanup', 'echo on_abort ran')),
+      on_error: JSON.parse(sh('err', 'echo on_error ran')),
+      ensure: JSON.parse(sh('ens', 'echo ensure ran')),
+    };
+    const handle = await h.start(`plan:\n- ${JSON.stringify(step)}\n- ${sh('never', 'echo never')}\nensure: ${sh('jobens', 'echo job ensure ran')}`);
+    await waitFor('the step process', () => pidsMatching(`sleep ${s}`).length > 0);
+    const running = await steps(handle);
+    expect(running.find((x) => x.id === 'plan.0')).toMatchObject({ state: 'running', attempts: 1 });
+    expect(await searchStatus(handle)).toBe('started');
+
+    await handle.cancel();
+    const r = await h.finish(handle);
+    expect(r.status).toBe('aborted');
+    expect(pidsMatching(`sleep ${s}`)).toEqual([]);
+    expect(r.logs.get('plan.0.on_abort')).toContain('on_abort ran');
+    expect(r.logs.get('plan.0.ensure')).toContain('ensure ran');
+    expect(r.logs.get('plan.on_ensure')).toBeUndefined();
+    expect(r.logs.get('plan.ensure')).toContain('job ensure ran');
+    expect(r.logs.get('plan.0.on_error')).toBeUndefined();
+    expect(r.logs.get('plan.1')).toBeUndefined();
+
+    const after = await steps(handle);
+    expect(after.find((x) => x.id === 'plan.0')?.state).toBe('aborted');
+    expect(after.find((x) => x.id === 'plan.0.on_abort')?.state).toBe('succeeded');
+    expect(['pending', 'skipped']).toContain(after.find((x) => x.id === 'plan.1')?.state ?? 'pending');
+    expect(await searchStatus(handle)).toBe('aborted');
+    expect((await handle.describe()).status.name).toBe('CANCELLED');
+  });
+
+  test('a process that ignores SIGTERM is killed after the grace period', async () => {
+    const s = sleeper();
+    const handle = await h.start(`plan:\n- ${sh('stubborn', `trap "" TERM; sleep ${s}; echo survived`)}`);
+    await waitFor('the step process', () => pidsMatching(`sleep ${s}`).length > 0);
+    await handle.cancel();
+    const r = await h.finish(handle);
+    expect(r.status).toBe('aborted');
+    expect(pidsMatching(`sleep ${s}`)).toEqual([]);
+    expect(r.logs.get('plan.0') ?? '').not.toContain('survived');
+  });
+
+  test('aborting in_parallel stops every running branch and across iteration; attempts do not retry an abort', async () => {
+    const a = sleeper();
+    const b = sleeper();
+    const c = sleeper();
+    const plan = `plan:
+- in_parallel:
+  - ${sh('a', `sleep ${a}`, { attempts: 3 })}
+  - ${sh('b', `sleep ${b}`)}
+  - ${JSON.stringify({ ...JSON.parse(sh('c', `sleep ${c}((.:i))`)), across: [{ var: 'i', values: [1, 2], max_in_flight: 'all' }] })}
+`;
+    const handle = await h.start(plan);
+    await waitFor('every branch', () =>
+      [a, b, `${c}1`, `${c}2`].every((m) => pidsMatching(`sleep ${m}`).length > 0),
+    );
+    await handle.cancel();
+    const r = await h.finish(handle);
+    expect(r.status).toBe('aborted');
+    for (const m of [a, b, c]) expect(pidsMatching(`sleep ${m}`)).toEqual([]);
+    const after = await steps(handle);
+    expect(after.find((x) => x.id === 'plan.0.in_parallel.0')).toMatchObject({ state: 'aborted', attempts: 1 });
+    expect(await searchStatus(handle)).toBe('aborted');
+  });
+
+  test('abort during an ensure hook is not interrupted: the hook completes', async () => {
+    const s = sleeper();
+    const step = { ...JSON.parse(sh('t', `sleep ${s}`)), ensure: JSON.parse(sh('e', 'sleep 2; echo ensure finished')) };
+    const handle = await h.start(`plan:\n- ${JSON.stringify(step)}`);
+    await waitFor('the step process', () => pidsMatching(`sleep ${s}`).length > 0);
+    await handle.cancel();
+    const r = await h.finish(handle);
+    expect(r.status).toBe('aborted');
+    expect(r.logs.get('plan.0.ensure')).toContain('ensure finished');
+  });
+});
