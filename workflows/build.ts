@@ -55,7 +55,8 @@ export async function build(input: BuildInput): Promise<BuildSummary> {
     // Step timeouts belong to the plan; this only bounds a runaway activity.
     startToCloseTimeout: '7 days',
     // A dead worker is noticed in seconds, and the retried activity re-attaches to its step.
-    heartbeatTimeout: '15 seconds',
+    // Activities heartbeat every second (see workers/local.ts), so 5 s allows a few misses.
+    heartbeatTimeout: '5 seconds',
     cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     retry: { maximumAttempts: 20, initialInterval: '200 ms', maximumInterval: '5 seconds', nonRetryableErrorTypes: NON_RETRYABLE },
   });

@@ -43,6 +43,17 @@ export async function runLocalTask(deps: ActivityDeps, req: RunTaskRequest): Pro
   const resumed = ctx.info.heartbeatDetails as LogOffsets | undefined;
   const log = new StepLog(deps.publisher, req.buildId, step.id, dir, runName, resumed ?? undefined);
 
+  // Heartbeat throughout, not only while supervising: copying large inputs must not look like a dead worker.
+  const keepAlive = setInterval(() => ctx.heartbeat(log.offsets), 1000);
+  try {
+    return await runAttached(deps, ctx, req, dir, runName, log);
+  } finally {
+    clearInterval(keepAlive);
+  }
+}
+
+async function runAttached(deps: ActivityDeps, ctx: Context, req: RunTaskRequest, dir: string, runName: string, log: StepLog): Promise<RunTaskResult> {
+  const { step } = req;
   let proc = await findProcess(dir);
   let spec: Spec;
   if (proc) {
