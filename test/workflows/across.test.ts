@@ -1,0 +1,119 @@
+// across: one var, several vars (cartesian product), max_in_flight (number, "all"), fail_fast,
+// values from a load_var, against the real servers.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { killMatching, pidsMatching, sh, startHarness, type BuildRun, type Harness } from './harness';
+
+let h: Harness;
+let tmp: string;
+const markers: string[] = [];
+beforeAll(async () => {
+  h = await startHarness();
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-across-'));
+});
+afterAll(async () => {
+  for (const m of markers) killMatching(m);
+  fs.rmSync(tmp, { recursive: true, force: true });
+  await h.stop();
+});
+
+const stepOf = (r: BuildRun, id: string) => r.summary?.steps.find((s) => s.id === id);
+const dir = () => fs.mkdtempSync(path.join(tmp, 'd-'));
+const acrossStep = (step: string, across: unknown[], extra: Record<string, unknown> = {}) =>
+  JSON.stringify({ ...JSON.parse(step), across, ...extra });
+function maxConcurrency(log: string): number {
+  let now = 0;
+  let max = 0;
+  for (const line of fs.readFileSync(log, 'utf8').split('\n').filter(Boolean)) {
+    now += line.startsWith('+') ? 1 : -1;
+    max = Math.max(max, now);
+  }
+  return max;
+}
+
+describe('across', () => {
+  test('one var: one iteration per value, ((.:var)) set in each', async () => {
+    const r = await h.run(`plan:\n- ${acrossStep(sh('each', 'echo "v=((.:v))"'), [{ var: 'v', values: ['a', 'b', 'c'] }])}`);
+    expect(r.status).toBe('succeeded');
+    expect(['a', 'b', 'c'].map((v, i) => r.logs.get(`plan.0.across.${i}`))).toEqual(['v=a\n', 'v=b\n', 'v=c\n']);
+    expect(stepOf(r, 'plan.0')?.state).toBe('succeeded');
+    expect(stepOf(r, 'plan.0.across.2')).toMatchObject({ state: 'succeeded', parent: 'plan.0' });
+  });
+
+  test('several vars: the cartesian product', async () => {
+    const r = await h.run(
+      `plan:\n- ${acrossStep(sh('each', 'echo "((.:os))-((.:n))"'), [
+        { var: 'os', values: ['linux', 'mac'] },
+        { var: 'n', values: [1, 2, 3] },
+      ])}`,
+    );
+    expect(r.status).toBe('succeeded');
+    const got = [...r.logs.entries()].filter(([id]) => id.startsWith('plan.0.across.')).map(([, v]) => v.trim());
+    expect(got.sort()).toEqual(['linux-1', 'linux-2', 'linux-3', 'mac-1', 'mac-2', 'mac-3']);
+    expect(r.logs.get('plan.0.across.1.2')).toBe('mac-3\n');
+  });
+
+  test('max_in_flight defaults to 1; a number caps concurrency; "all" runs every iteration at once', async () => {
+    const log1 = path.join(dir(), 'log');
+    const tracked = sh('t', `echo "+ ((.:v))" >> ${log1}; sleep 0.3; echo "- ((.:v))" >> ${log1}`);
+    const r1 = await h.run(`plan:\n- ${acrossStep(tracked, [{ var: 'v', values: [1, 2, 3] }])}`);
+    expect(r1.status).toBe('succeeded');
+    expect(maxConcurrency(log1)).toBe(1);
+
+    const log2 = path.join(dir(), 'log');
+    const tracked2 = sh('t', `echo "+ ((.:v))" >> ${log2}; sleep 0.5; echo "- ((.:v))" >> ${log2}`);
+    const r2 = await h.run(`plan:\n- ${acrossStep(tracked2, [{ var: 'v', values: [1, 2, 3, 4, 5], max_in_flight: 2 }])}`);
+    expect(r2.status).toBe('succeeded');
+    expect(maxConcurrency(log2)).toBeLessThanOrEqual(2);
+
+    const d = dir();
+    const barrier = sh('b', `touch ${d}/((.:v)); while [ $(ls ${d} | wc -l) -lt 4 ]; do sleep 0.05; done`);
+    const r3 = await h.run(`plan:\n- ${acrossStep(barrier, [{ var: 'v', values: [1, 2, 3, 4], max_in_flight: 'all' }], { timeout: '30s' })}`);
+    expect(r3.status).toBe('succeeded');
+  });
+
+  test('without fail_fast every iteration runs and the step fails', async () => {
+    const r = await h.run(`plan:\n- ${acrossStep(sh('each', 'echo ran-((.:v)); [ ((.:v)) != 2 ]'), [{ var: 'v', values: [1, 2, 3] }])}`);
+    expect(r.status).toBe('failed');
+    expect(r.logs.get('plan.0.across.2')).toContain('ran-3');
+    expect(stepOf(r, 'plan.0')?.state).toBe('failed');
+    expect(stepOf(r, 'plan.0.across.1')?.state).toBe('failed');
+  });
+
+  test('fail_fast interrupts running iterations and skips the rest; the build fails', async () => {
+    const m = `30.${Math.floor(Math.random() * 1e9)}`;
+    markers.push(`sleep ${m}`);
+    const step = sh('each', `if [ ((.:v)) = 1 ]; then sleep 0.5; exit 1; fi; sleep ${m}((.:v))`);
+    const r = await h.run(`plan:\n- ${acrossStep(step, [{ var: 'v', values: [1, 2, 3, 4], max_in_flight: 2 }], { fail_fast: true })}`);
+    expect(r.status).toBe('failed');
+    expect(pidsMatching(`sleep ${m}`)).toEqual([]);
+    expect(r.logs.get('plan.0.across.3')).toBeUndefined();
+  });
+
+  test('values from a load_var ((.:list))', async () => {
+    const write = sh('write', `echo '["x", "y"]' > out/list.json`, {}, { outputs: [{ name: 'out' }] });
+    const use = acrossStep(sh('use', 'echo item-((.:item))'), [{ var: 'item', values: '((.:list))' }]);
+    const r = await h.run(`plan:\n- ${write}\n- {load_var: list, file: out/list.json}\n- ${use}`);
+    expect(r.status).toBe('succeeded');
+    expect(r.logs.get('plan.2.across.0')).toBe('item-x\n');
+    expect(r.logs.get('plan.2.across.1')).toBe('item-y\n');
+  });
+
+  test('a load_var that is not a list errors the step', async () => {
+    const write = sh('write', `echo 'just text' > out/list.txt`, {}, { outputs: [{ name: 'out' }] });
+    const use = acrossStep(sh('use', 'echo ((.:item))'), [{ var: 'item', values: '((.:list))' }]);
+    const r = await h.run(`plan:\n- ${write}\n- {load_var: list, file: out/list.txt}\n- ${use}`);
+    expect(r.status).toBe('errored');
+    expect(r.message).toMatch(/values must be a list/);
+  });
+
+  test('across over an in_parallel and a do: nested step ids per iteration', async () => {
+    const r = await h.run(
+      `plan:\n- {across: [{var: v, values: [p, q]}], do: [${sh('one', 'echo one-((.:v))')}, {in_parallel: [${sh('two', 'echo two-((.:v))')}]}]}`,
+    );
+    expect(r.status).toBe('succeeded');
+    expect(r.logs.get('plan.0.across.1.do.0')).toBe('one-q\n');
+    expect(r.logs.get('plan.0.across.0.do.1.in_parallel.0')).toBe('two-p\n');
+  });
+});
