@@ -44,6 +44,7 @@ export async function finishBuild(deps: ActivityDeps, req: FinishBuildRequest): 
   }
   await deps.publisher.event(
     { type: 'build-finished', buildId: req.buildId, status: req.status, message: req.message, time: new Date().toISOString() },
-    `${req.buildId}/finished`,
+    // Per run: a retried build (a new run) ends again and must be announced again.
+    `${req.buildId}/${req.runId}/finished`,
   );
 }

@@ -51,6 +51,7 @@ export interface LoadVarRequest {
 
 export interface FinishBuildRequest {
   buildId: string;
+  runId: string;
   status: 'succeeded' | 'failed' | 'errored' | 'aborted';
   message?: string;
   /** artifacts the CLI asked to download (`-o name=dir`) */

@@ -50,7 +50,7 @@ export async function submitAndFollow(session: Session, opts: SubmitOptions): Pr
 export async function followUntilDone(
   session: Session,
   handle: WorkflowHandle,
-  opts: { abortOnInterrupt: boolean; showSteps?: (stepId: string) => boolean },
+  opts: { abortOnInterrupt: boolean; showSteps?: (stepId: string) => boolean; since?: Date },
 ): Promise<BuildOutcome> {
   const renderer = new BuildRenderer(process.stdout, { showSteps: opts.showSteps ?? (() => true) });
   let interrupts = 0;
@@ -66,7 +66,7 @@ export async function followUntilDone(
   process.on('SIGINT', onInterrupt);
   try {
     const logs = (async () => {
-      for await (const record of readBuild(session.nc, handle.workflowId, { follow: true })) renderer.write(record);
+      for await (const record of readBuild(session.nc, handle.workflowId, { follow: true, since: opts.since })) renderer.write(record);
     })();
     const outcome = await awaitBuild(handle);
     await Promise.race([logs, delay(LOG_GRACE_MS, undefined, { ref: false })]);

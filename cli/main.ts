@@ -5,6 +5,8 @@ import { PlanError } from '../schemas';
 import { registerAbort } from './commands/abort';
 import { registerBuilds } from './commands/builds';
 import { registerExecute } from './commands/execute';
+import { registerReplay } from './commands/replay';
+import { registerRetry } from './commands/retry';
 import { registerRun } from './commands/run';
 import { registerWatch } from './commands/watch';
 import { registerWorker } from './commands/worker';
@@ -32,6 +34,8 @@ registerExecute(program);
 registerWatch(program);
 registerAbort(program);
 registerBuilds(program);
+registerRetry(program);
+registerReplay(program);
 registerWorker(program);
 registerDevCommands(program);
 

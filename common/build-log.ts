@@ -1,4 +1,4 @@
-import { jetstream } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { BUILD_STREAM, BuildEvent, LOG_STREAM_HEADER, LogStreamName, stepIdOfLogSubject, subjects } from '../schemas/messages';
 
@@ -7,12 +7,18 @@ export type BuildRecord =
   | { kind: 'event'; event: BuildEvent };
 
 /**
- * A build's logs and events from the start, in publish order. With `follow`, waits for
+ * A build's logs and events from the start (or `since`), in publish order. With `follow`, waits for
  * more until the build-finished event; without, stops at what the stream holds now.
  */
-export async function* readBuild(nc: NatsConnection, buildId: string, opts: { follow: boolean }): AsyncGenerator<BuildRecord> {
+export async function* readBuild(
+  nc: NatsConnection,
+  buildId: string,
+  opts: { follow: boolean; since?: Date },
+): AsyncGenerator<BuildRecord> {
   const js = jetstream(nc);
-  const consumer = await js.consumers.get(BUILD_STREAM, { filter_subjects: subjects.allOfBuild(buildId) });
+  // `since` skips what earlier runs of the build (before a retry) logged.
+  const start = opts.since ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: opts.since.toISOString() } : {};
+  const consumer = await js.consumers.get(BUILD_STREAM, { filter_subjects: subjects.allOfBuild(buildId), ...start });
   if (!opts.follow && (await consumer.info()).num_pending === 0) return;
   const messages = await consumer.consume();
   try {

@@ -10,7 +10,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Artifacts, BuildActivities } from '../activities/types';
-import { CausewayPlan, CausewayStatus } from '../common/search-attributes';
+import { CausewayPlan, CausewayRetryOf, CausewayStatus } from '../common/search-attributes';
 import type { BuildStatus } from '../schemas/messages';
 import { messageOf } from './attempts';
 import { Scope, type BuildContext } from './context';
@@ -87,10 +87,13 @@ export async function build(input: BuildInput): Promise<BuildSummary> {
   summary.finishedAt = new Date().toISOString();
 
   await CancellationScope.nonCancellable(async () => {
-    upsertSearchAttributes([{ key: CausewayStatus, value: outcome }]);
+    // A reset (causeway retry) keeps the original run id on the start event: record the lineage.
+    const retryOf = info.runId !== info.originalExecutionRunId ? [{ key: CausewayRetryOf, value: info.originalExecutionRunId }] : [];
+    upsertSearchAttributes([{ key: CausewayStatus, value: outcome }, ...retryOf]);
     try {
       await onWorker.finishBuild({
         buildId: info.workflowId,
+        runId: info.runId,
         status: outcome,
         message: summary.message,
         exports: pick(scope.allArtifacts(), input.downloads),
