@@ -59,7 +59,18 @@ export async function wasOomKilled(limit: MemoryLimit): Promise<boolean> {
 }
 
 export async function removeCgroup(limit: MemoryLimit): Promise<void> {
-  if (limit.cgroupDir) await fs.rmdir(limit.cgroupDir).catch(() => undefined);
+  if (!limit.cgroupDir) return;
+  // Processes just sent SIGKILL (an aborted step) may take a moment to leave the cgroup;
+  // rmdir fails with EBUSY until they have, so retry briefly instead of leaking it.
+  for (let i = 0; i < 40; i++) {
+    try {
+      await fs.rmdir(limit.cgroupDir);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EBUSY') return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
 }
 
 function ulimit(bytes: number, why: string): MemoryLimit {

@@ -83,7 +83,17 @@ async function runAttached(deps: ActivityDeps, ctx: Context, req: RunTaskRequest
     });
   }
 
-  const exitCode = await supervise(deps, ctx, proc, dir, log);
+  let exitCode: number;
+  try {
+    exitCode = await supervise(deps, ctx, proc, dir, log);
+  } catch (err) {
+    // An aborted or timed-out step leaves supervise by throwing once its process group is
+    // stopped: its memory cgroup must go too, or every interrupted step with
+    // container_limits leaks a cgroup on the host. (rmdir refuses while a process is still
+    // in it, so a step a retried activity will re-attach to keeps its cgroup.)
+    if (spec.memory) await removeCgroup(spec.memory);
+    throw err;
+  }
   if (spec.memory) {
     if (exitCode !== 0 && (await wasOomKilled(spec.memory))) await safeNote(log, 'killed: the task exceeded container_limits.memory');
     await removeCgroup(spec.memory);
