@@ -41,6 +41,44 @@ export interface TaskConfig {
   container_limits?: ContainerLimits;
 }
 
+export interface ServicePort {
+  /** `default` when a service lists a single port without a name */
+  name: string;
+  number: number;
+}
+
+/** A command run in the service's network: the startup probe. */
+export interface ServiceProbe {
+  run: { path: string; args: string[] };
+  /** failed probes in a row that make the service fail to start */
+  failureThreshold: number;
+  periodSeconds: number;
+  timeoutSeconds: number;
+}
+
+/** What a service runs: a task config's shape plus ports and a startup probe. */
+export interface ServiceConfig {
+  image_resource?: ImageResource;
+  inputs: TaskInput[];
+  params: Record<string, string>;
+  run: { path: string; args: string[]; dir?: string; user?: string };
+  ports: ServicePort[];
+  startup_probe?: ServiceProbe;
+}
+
+/** One entry of a step's `services:`; it lives while the step (every attempt of it) runs. */
+export interface ServiceSpec {
+  name: string;
+  config?: ServiceConfig;
+  /** service config file "<artifact>/<path>", loaded at run time when `config` is absent */
+  file?: string;
+  image?: string;
+  params: Record<string, string>;
+  inputMapping: Record<string, string>;
+  /** SIGTERM → SIGKILL at teardown */
+  gracePeriodMs: number;
+}
+
 export interface Hooks {
   on_success?: Step;
   on_failure?: Step;
@@ -63,7 +101,7 @@ export interface Across {
 }
 
 /** Modifiers any step may carry. Wrapping order, outermost first, as Concourse:
- *  hooks > across > attempts > timeout (per attempt) > the step itself. */
+ *  hooks > across > services > attempts > timeout (per attempt) > the step itself. */
 export interface StepCommon {
   /** stable id from the step's position: "plan.2.in_parallel.0" */
   id: string;
@@ -74,6 +112,8 @@ export interface StepCommon {
   tags?: string[];
   hooks?: Hooks;
   across?: Across;
+  /** only on task, do and in_parallel steps; ((.svc:NAME.field)) refs stay as text until run time */
+  services?: ServiceSpec[];
 }
 
 export interface TaskStep extends StepCommon {

@@ -7,3 +7,4 @@ export { compilePlan, loadPlan } from './plan';
 export { parseTaskConfig, TaskConfigSchema } from './task-config';
 export { parseDuration, parseMemory } from './units';
 export { loadVarFiles, parseVarFlags } from './vars';
+export { DEFAULT_GRACE_MS, DEFAULT_PORT, parseServiceConfig, PROBE_DEFAULTS } from './services';

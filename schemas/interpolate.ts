@@ -1,6 +1,9 @@
 // ((var)) interpolation with Concourse's syntax. PURE: no node, zod or yaml
 // imports, because the workflow bundle uses it to resolve local vars ((.:name)).
 
+/** The var source of service addresses, ((.svc:db.address)), resolved when the step runs. */
+export const SVC_SOURCE = '.svc';
+
 /** A parsed `((source:path.field))` reference. */
 export interface VarRef {
   /** var source name; "." for local vars set by load_var/across */

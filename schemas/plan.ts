@@ -8,6 +8,7 @@ import type { Across, CompiledPlan, DoStep, Hooks, Step, StepCommon } from './co
 import { STEP_KEYS, type StepKey } from './describe';
 import { Source, type Path } from './errors';
 import { findVarRefs, isPlainObject } from './interpolate';
+import { checkServiceRef, compileServices, serviceRefs, type ServiceScope } from './services';
 import { compact, compileTaskConfig, ContainerLimitsSchema, toContainerLimits } from './task-config';
 import { nearest, parseDuration } from './units';
 import { bool, envMap, int, validate } from './validate';
@@ -61,6 +62,8 @@ const common = {
   tags: z.array(z.string()).optional(),
   across: AcrossSchema.optional(),
   fail_fast: bool.optional(),
+  // compiled on its own by compileServices, so its errors carry their own paths
+  services: z.unknown().optional(),
   on_success: z.unknown().optional(),
   on_failure: z.unknown().optional(),
   on_abort: z.unknown().optional(),
@@ -134,6 +137,9 @@ const PipelineSchema = z.strictObject({
 
 /** Walks one file's steps; every problem is reported to `src`. */
 class Compiler {
+  /** the services of the enclosing steps, for ((.svc:NAME.field)) checks */
+  private readonly serviceScopes: ServiceScope[] = [];
+
   constructor(private readonly src: Source) {}
 
   steps(list: unknown[], path: Path, idPrefix: string, scope: Set<string>): Step[] {
@@ -178,8 +184,21 @@ class Compiler {
       if (k !== 'across' && k !== kind && !(HOOK_KEYS as readonly string[]).includes(k)) this.checkLocals(v, [...path, k], bodyScope);
     }
 
+    // Services wrap the step inside `across` and outside its attempts; hooks wrap them, so
+    // hooks do not see them, while the step's own fields and nested steps do.
+    const services = this.services(kind, raw, path, id);
+    if (services) this.serviceScopes.push(services.scope);
+    for (const [k, v] of Object.entries(raw)) {
+      if (k === 'across' || k === kind || (HOOK_KEYS as readonly string[]).includes(k)) continue;
+      for (const { ref, path: at } of serviceRefs(v, [...path, k])) {
+        const problem = checkServiceRef(ref, this.serviceScopes);
+        if (problem) this.src.add(at, problem);
+      }
+    }
     const body = this.body(kind, raw, path, id, bodyScope);
+    if (services) this.serviceScopes.pop();
     const hooks = this.hooks(raw, path, id, scope);
+    if (services && !services.specs) return undefined;
     if (!body) return undefined;
     const c = body.common;
     if (c.fail_fast !== undefined && c.across === undefined) {
@@ -198,8 +217,32 @@ class Compiler {
       tags: c.tags,
       hooks,
       across,
+      services: services?.specs,
     });
     return { ...stepCommon, ...body.step } as Step;
+  }
+
+  /** A step's `services:`, compiled, with what ((.svc:...)) refs in scope may name. */
+  private services(kind: StepKey, raw: Record<string, unknown>, path: Path, id: string) {
+    if (raw.services === undefined) return undefined;
+    const at = [...path, 'services'];
+    if (kind !== 'task' && kind !== 'do' && kind !== 'in_parallel') {
+      this.src.add(at, `\`services\` applies to task, do and in_parallel steps; this is a ${kind} step`, { key: true });
+      return { specs: undefined, scope: { stepId: id, label: kind, services: [] } };
+    }
+    const specs = compileServices(this.src, raw.services, at);
+    const label = kind === 'task' ? `task \`${String(raw.task)}\` (${id})` : `${kind} (${id})`;
+    // Names are taken from the raw list, so refs to a service whose config has errors are not reported twice.
+    const names = Array.isArray(raw.services) ? raw.services.flatMap((s) => (isPlainObject(s) && typeof s.name === 'string' ? [s] : [])) : [];
+    const scope: ServiceScope = {
+      stepId: id,
+      label,
+      services: names.map((s) => {
+        const spec = specs?.find((x) => x.name === s.name);
+        return { name: String(s.name), ports: spec?.config?.ports.map((p) => p.name) };
+      }),
+    };
+    return { specs, scope };
   }
 
   /** The kind-specific part of a step, and its validated modifiers. */

@@ -2,7 +2,7 @@
 // into the plan at compile time. Local vars ((.:name)) are left for run time.
 import { readFileSync } from 'node:fs';
 import { Source, type Path } from './errors';
-import { interpolate, isPlainObject, lookupIn, parseVarRef, type VarRef } from './interpolate';
+import { interpolate, isPlainObject, lookupIn, parseVarRef, SVC_SOURCE, type VarRef } from './interpolate';
 
 /**
  * Parses `-v` values ("name=value"). Values stay strings, as fly's `-v`; a
@@ -60,7 +60,8 @@ export function interpolateStatic(src: Source, value: unknown, base: Path, vars:
   const walk = (v: unknown, path: Path): unknown => {
     if (typeof v === 'string') {
       const r = interpolate(v, (ref) =>
-        ref.source === '.' ? { found: true, value: `((${ref.raw}))` } : ref.source === undefined ? lookupIn(vars, ref) : { found: false },
+        // Local vars and service addresses are known only when the step runs.
+        ref.source === '.' || ref.source === SVC_SOURCE ? { found: true, value: `((${ref.raw}))` } : ref.source === undefined ? lookupIn(vars, ref) : { found: false },
       );
       for (const ref of r.missing) src.add(path, missingMessage(ref));
       if (r.missing.length > 0) src.suppress(path);
