@@ -1,3 +1,4 @@
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { Command, CommanderError } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,6 +14,9 @@ import { registerWorker } from './commands/worker';
 import { registerDevCommands } from './dev/commands';
 import { repoRoot } from './dev/stack';
 import { CliError, paint } from './output';
+
+// The CLI's own output is the interface; the SDK speaks only when something is wrong.
+Runtime.install({ logger: new DefaultLogger('WARN') });
 
 const { version } = JSON.parse(fs.readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
 

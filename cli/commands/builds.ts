@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
-import { CausewayPlan, CausewayStatus } from '../../common/search-attributes';
+import { CausewayPlan, CausewayRetryOf, CausewayStatus } from '../../common/search-attributes';
 import { BUILD_WORKFLOW, type BuildSummary } from '../../workflows/types';
 import { openSession } from '../connect';
 import { CliError, formatDuration, paint, table } from '../output';
@@ -41,17 +41,20 @@ export function registerBuilds(program: Command): void {
         const clauses = [`WorkflowType = '${BUILD_WORKFLOW}'`];
         if (opts.status) clauses.push(`CausewayStatus = '${opts.status}'`);
         if (opts.plan) clauses.push(`CausewayPlan = '${opts.plan.replace(/'/g, "\\'")}'`);
-        const rows = [['BUILD', 'PLAN', 'STATUS', 'STARTED', 'DURATION']];
+        const rows = [['BUILD', 'RUN', 'PLAN', 'STATUS', 'STARTED', 'DURATION', 'LINEAGE']];
         for await (const wf of session.client.workflow.list({ query: clauses.join(' AND '), pageSize: opts.limit })) {
           const status = wf.typedSearchAttributes.get(CausewayStatus) ?? wf.status.name.toLowerCase();
           const color = STATUS_COLORS[status as keyof typeof STATUS_COLORS];
           const end = wf.closeTime ?? new Date();
+          const retryOf = wf.typedSearchAttributes.get(CausewayRetryOf);
           rows.push([
             wf.workflowId,
+            wf.runId.slice(0, 8),
             wf.typedSearchAttributes.get(CausewayPlan) ?? '-',
             color ? paint(color, status) : status,
             wf.startTime.toISOString().replace('T', ' ').slice(0, 19),
             formatDuration(end.getTime() - wf.startTime.getTime()) + (wf.closeTime ? '' : ' (running)'),
+            retryOf ? `retry of run ${retryOf.slice(0, 8)}` : '',
           ]);
           if (rows.length > opts.limit) break;
         }
