@@ -2,11 +2,23 @@ import type { DoStep } from '../schemas/compiled';
 import type { BuildContext, Frame } from './context';
 import { runStep } from './step';
 
-/** `do`: steps in order; the first failure stops it (Concourse's do step). */
+/** `do`: steps in order; the first failure, error or abort stops it and the rest are skipped (Concourse's do step). */
 export async function runDo(ctx: BuildContext, step: DoStep, frame: Frame): Promise<boolean> {
+  const skipFrom = (i: number) => {
+    for (const skipped of step.steps.slice(i + 1)) ctx.status.skip(skipped, step.id);
+  };
   for (const [i, child] of step.steps.entries()) {
-    if (!(await runStep(ctx, child, { ...frame, parent: step.id }))) {
-      for (const skipped of step.steps.slice(i + 1)) ctx.status.skip(skipped, step.id);
+    let ok: boolean;
+    try {
+      ok = await runStep(ctx, child, { ...frame, parent: step.id });
+    } catch (err) {
+      // An errored or aborted step stops the do as a failure does: without this the steps
+      // after it never appear in the status tree of a finished build.
+      skipFrom(i);
+      throw err;
+    }
+    if (!ok) {
+      skipFrom(i);
       return false;
     }
   }

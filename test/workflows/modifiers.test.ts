@@ -139,4 +139,18 @@ describe('try and do', () => {
     expect(stepOf(r, 'plan.0.do.2')?.state).toBe('skipped');
     expect(r.message).toContain('b (exit 1)');
   });
+
+  test('an error stops a do too: the steps after it are skipped, not left pending', async () => {
+    const r = await h.run(`plan:\n- ${sh('err', 'true', {}, { inputs: [{ name: 'missing' }] })}\n- ${sh('after', 'echo after')}`);
+    expect(r.status).toBe('errored');
+    expect(stepOf(r, 'plan.0')?.state).toBe('errored');
+    expect(stepOf(r, 'plan.1')?.state).toBe('skipped');
+  });
+
+  test('a background process a task leaves behind is stopped when the task ends', async () => {
+    const s = sleeper();
+    const r = await h.run(`plan:\n- ${sh('bg', `sleep ${s} & echo started`)}`);
+    expect(r.status).toBe('succeeded');
+    expect(pidsMatching(`sleep ${s}`)).toEqual([]);
+  });
 });
