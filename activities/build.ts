@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
+import { removeNetwork } from './runtime/local/network';
 import { getDirectory, putDirectory, transferBucket, transferKeys } from './artifacts';
 import { paths, STEP_CONFIG_ERROR, type ActivityDeps } from './deps';
 import type { FinishBuildRequest, PrepareBuildRequest, PrepareBuildResult } from './types';
@@ -37,6 +38,8 @@ export async function prepareBuild(deps: ActivityDeps, req: PrepareBuildRequest)
 
 /** Hands the requested outputs to the CLI through the object store and announces the end of the build. */
 export async function finishBuild(deps: ActivityDeps, req: FinishBuildRequest): Promise<void> {
+  // Every service was stopped by its scope's teardown before the build ends.
+  await removeNetwork(req.buildId);
   const exports = Object.entries(req.exports);
   if (exports.length > 0) {
     const store = await transferBucket(deps.nc);

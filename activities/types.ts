@@ -1,6 +1,7 @@
 // The activity interface the build workflow calls. Types only: workflow code imports
 // this file with `import type`, so nothing here may pull in node modules at run time.
-import type { LoadVarStep, TaskStep } from '../schemas/compiled';
+import type { ServiceAddress } from '../common/services';
+import type { LoadVarStep, ServiceSpec, TaskStep } from '../schemas/compiled';
 
 /** Where an artifact lives: a directory on one worker's disk (local runtime). */
 export interface ArtifactRef {
@@ -35,6 +36,8 @@ export interface RunTaskRequest {
   attempt: number;
   /** every artifact visible to the step, by name */
   artifacts: Artifacts;
+  /** the services in the step's scope: env vars, and the network namespace the step joins */
+  services?: Record<string, ServiceAddress>;
 }
 
 export interface RunTaskResult {
@@ -58,9 +61,59 @@ export interface FinishBuildRequest {
   exports: Artifacts;
 }
 
+/** Names one service instance: idempotent by build, run, owning step (scope), run key and name. */
+export interface ServiceRef {
+  buildId: string;
+  runId: string;
+  /** the step whose `services:` started it */
+  scopeStepId: string;
+  runKey: string;
+  name: string;
+}
+
+export interface StartServiceRequest extends ServiceRef {
+  plan: string;
+  /** ((.:locals)) and ((.svc:...)) already interpolated, when the config is inline */
+  spec: ServiceSpec;
+  /** host and ports allocated by the workflow; the activity adds the network */
+  address: ServiceAddress;
+  /** every service of the same scope, to interpolate a config loaded from a file */
+  scope: Record<string, ServiceAddress>;
+  artifacts: Artifacts;
+}
+
+/** Bytes of the service's output already on NATS, so the next activity resumes there. */
+export interface ServiceLogOffsets {
+  stdout: number;
+  stderr: number;
+  notes: number;
+}
+
+export interface ProbeServiceRequest extends ServiceRef {
+  address: ServiceAddress;
+  offsets: ServiceLogOffsets;
+}
+
+export interface SuperviseServiceRequest extends ServiceRef {
+  offsets: ServiceLogOffsets;
+  gracePeriodMs: number;
+}
+
+export interface StopServiceRequest extends ServiceRef {
+  gracePeriodMs: number;
+}
+
 export interface BuildActivities {
   prepareBuild(req: PrepareBuildRequest): Promise<PrepareBuildResult>;
   runTask(req: RunTaskRequest): Promise<RunTaskResult>;
   loadVar(req: LoadVarRequest): Promise<unknown>;
   finishBuild(req: FinishBuildRequest): Promise<void>;
+  /** starts the service's process (or finds it) in the build's network; returns its address */
+  startService(req: StartServiceRequest): Promise<{ address: ServiceAddress; offsets: ServiceLogOffsets }>;
+  /** resolves when the service is ready: its ports accept connections, or its startup probe passes */
+  probeService(req: ProbeServiceRequest): Promise<ServiceLogOffsets>;
+  /** streams the service's output until it ends (stopService ends it); returns its exit status */
+  superviseService(req: SuperviseServiceRequest): Promise<{ exitCode?: number }>;
+  /** SIGTERM, then SIGKILL after the grace period; a no-op when it is gone */
+  stopService(req: StopServiceRequest): Promise<void>;
 }

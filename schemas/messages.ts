@@ -8,6 +8,8 @@ export const BUILD_SUBJECTS = 'causeway.build.>';
 export const subjects = {
   log: (buildId: string, stepId: string) => `causeway.build.${buildId}.log.${stepId}`,
   event: (buildId: string) => `causeway.build.${buildId}.event`,
+  /** a service's output; the service name (letters, digits, _ -) is the last token */
+  service: (buildId: string, scopeStepId: string, name: string) => `causeway.build.${buildId}.service.${scopeStepId}.${name}`,
   allOfBuild: (buildId: string) => `causeway.build.${buildId}.>`,
 };
 
@@ -15,6 +17,15 @@ export const subjects = {
 export function stepIdOfLogSubject(buildId: string, subject: string): string | undefined {
   const prefix = `causeway.build.${buildId}.log.`;
   return subject.startsWith(prefix) ? subject.slice(prefix.length) : undefined;
+}
+
+/** The owning step and service name a service log subject carries, or undefined for other subjects. */
+export function serviceOfSubject(buildId: string, subject: string): { scopeStepId: string; name: string } | undefined {
+  const prefix = `causeway.build.${buildId}.service.`;
+  if (!subject.startsWith(prefix)) return undefined;
+  const rest = subject.slice(prefix.length);
+  const dot = rest.lastIndexOf('.');
+  return dot > 0 ? { scopeStepId: rest.slice(0, dot), name: rest.slice(dot + 1) } : undefined;
 }
 
 /** Header naming which stream a log chunk came from; `causeway` marks the engine's own notes. */

@@ -6,9 +6,11 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { TaskConfig, TaskStep } from '../../../schemas/compiled';
 import { parseTaskConfig } from '../../../schemas';
+import { interpolateServices, serviceEnv } from '../../../common/services';
 import { copyArtifact, safeJoin } from '../../artifacts';
 import { paths, STEP_CONFIG_ERROR, type ActivityDeps } from '../../deps';
 import type { Artifacts, RunTaskRequest, RunTaskResult } from '../../types';
+import { inNetwork } from './network';
 import { applyMemoryLimit, removeCgroup, wasOomKilled, type MemoryLimit } from './limits';
 import { exitStatus, findProcess, isAlive, reapGroup, startProcess, terminate, waitExit, type StepProcess } from './process';
 import { StepLog, type LogOffsets } from './step-log';
@@ -73,11 +75,14 @@ async function runAttached(deps: ActivityDeps, ctx: Context, req: RunTaskRequest
       }
       throw err;
     }
+    // A step with services runs in the build's network namespace, where its services are.
+    const network = Object.values(req.services ?? {}).find((s) => s.network)?.network;
+    if (network) await safeNote(log, `this step runs in network namespace ${network}: only its services are on its network (no outside access)`);
     proc = await startProcess({
       dir,
       cwd: safeJoin(path.join(dir, 'work'), spec.config.run.dir ?? '.'),
-      command: await commandFor(spec.config, dir),
-      env: envFor(step, spec.config, dir),
+      command: inNetwork(network, await commandFor(spec.config, dir)),
+      env: { ...serviceEnv(req.services ?? {}), ...envFor(step, spec.config, dir) },
       cgroupProcs: spec.memory?.procsFile,
       prelude: spec.memory?.prelude,
     });
@@ -171,7 +176,7 @@ async function safeNote(log: StepLog, text: string): Promise<void> {
 
 async function prepare(deps: ActivityDeps, req: RunTaskRequest, dir: string, log: StepLog): Promise<Spec> {
   const { step } = req;
-  const config = await resolveConfig(step, req.artifacts);
+  const config = withServices(await resolveConfig(step, req.artifacts), req);
   const work = path.join(dir, 'work');
   await fs.rm(dir, { recursive: true, force: true });
   await fs.mkdir(work, { recursive: true });
@@ -224,6 +229,16 @@ async function prepare(deps: ActivityDeps, req: RunTaskRequest, dir: string, log
   const spec: Spec = { config, outputs, memory };
   await fs.writeFile(path.join(dir, SPEC_FILE), JSON.stringify(spec));
   return spec;
+}
+
+/** ((.svc:NAME.field)) refs of a task file, which the workflow could not see. */
+function withServices(config: TaskConfig, req: RunTaskRequest): TaskConfig {
+  if (!req.services) return config;
+  try {
+    return interpolateServices(config, req.services);
+  } catch (err) {
+    throw configError(`task ${req.step.task}: ${(err as Error).message}`);
+  }
 }
 
 async function resolveConfig(step: TaskStep, artifacts: Artifacts): Promise<TaskConfig> {

@@ -1,0 +1,65 @@
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { networkName } from '../../../common/services';
+
+const run = promisify(execFile);
+
+/** Where `ip netns` keeps a namespace; `nsenter --net=` joins it. */
+export function netnsPath(network: string): string {
+  return `/run/netns/${network}`;
+}
+
+/** `nsenter` prefix that runs a command inside the build's network, or nothing in loopback mode. */
+export function inNetwork(network: string | undefined, command: string[]): string[] {
+  return network ? ['nsenter', `--net=${netnsPath(network)}`, ...command] : command;
+}
+
+export interface BuildNetwork {
+  /** the namespace's name; undefined when services fall back to loopback addresses on the host */
+  network?: string;
+  /** what the service's log says about isolation */
+  note: string;
+}
+
+/**
+ * The build's network namespace, created by its first service (idempotent: concurrent
+ * services of one build race on `ip netns add` and all end up in the same one). Where a
+ * namespace cannot be made, services listen on per-service loopback addresses of the host.
+ */
+export async function ensureNetwork(buildId: string): Promise<BuildNetwork> {
+  const name = networkName(buildId);
+  const fallback = (why: string): BuildNetwork => ({
+    note:
+      `services run on the host's loopback with addresses of their own (${why}): ` +
+      'builds do not collide on ports, but steps can reach other builds’ services and the outside network',
+  });
+  if (process.env.CAUSEWAY_SERVICE_ISOLATION === 'loopback') return fallback('CAUSEWAY_SERVICE_ISOLATION=loopback');
+  if (process.platform !== 'linux') return fallback('network namespaces need Linux');
+  if (process.getuid?.() !== 0) return fallback('network namespaces need a worker running as root');
+  try {
+    await run('ip', ['netns', 'add', name]).catch(async (err: Error) => {
+      if (!(await exists(netnsPath(name)))) throw err;
+    });
+    await run('ip', ['netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up']);
+  } catch (err) {
+    return fallback(`cannot create a network namespace: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return {
+    network: name,
+    note: `network namespace ${name}: this build's services and the steps that use them share a network of their own, with no access to the outside network`,
+  };
+}
+
+/** Removes the build's namespace, if its services made one (finishBuild). */
+export async function removeNetwork(buildId: string): Promise<void> {
+  const name = networkName(buildId);
+  if (await exists(netnsPath(name))) await run('ip', ['netns', 'del', name]).catch(() => undefined);
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fs.access(p).then(
+    () => true,
+    () => false,
+  );
+}

@@ -1,0 +1,372 @@
+import { execFile, spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
+import { headers } from '@nats-io/nats-core';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import { BuildPublisher } from '../../../common/nats';
+import { interpolateServices, serviceEnv, type ServiceAddress } from '../../../common/services';
+import type { ServiceConfig } from '../../../schemas/compiled';
+import { LOG_STREAM_HEADER, subjects, type LogStreamName } from '../../../schemas/messages';
+import { parseServiceConfig } from '../../../schemas/services';
+import { copyArtifact, safeJoin } from '../../artifacts';
+import type { ActivityDeps } from '../../deps';
+import type {
+  ProbeServiceRequest,
+  ServiceLogOffsets,
+  ServiceRef,
+  StartServiceRequest,
+  StopServiceRequest,
+  SuperviseServiceRequest,
+} from '../../types';
+import { ensureNetwork, inNetwork } from './network';
+import { exitStatus, FILES, findProcess, isAlive, reapGroup, startProcess, terminate, type StepProcess } from './process';
+import { StepLog } from './step-log';
+
+/** The failure type of a service that cannot become ready; the workflow does not retry it. */
+export const SERVICE_FAILED = 'ServiceFailed';
+const STATE_FILE = 'service.json';
+const TAIL_LINES = 20;
+/** how often the readiness helper tries each port: a port that opens is noticed within a few ms */
+const TCP_POLL_MS = 5;
+/** how often a waiting activity looks for the service's exit and new output */
+const WATCH_MS = 20;
+
+/** What startService decided, read by the activities that follow it (possibly on a retry). */
+interface ServiceState {
+  address: ServiceAddress;
+  config: ServiceConfig;
+  env: Record<string, string>;
+  /** where the service's files live: its own directory, or one under /tmp a run.user can reach */
+  root: string;
+}
+
+function failed(message: string): ApplicationFailure {
+  return ApplicationFailure.create({ type: SERVICE_FAILED, message, nonRetryable: true });
+}
+
+/** Publishes a service's output on its own subject; StepLog does the offsets and message ids. */
+class ServiceLogPublisher extends BuildPublisher {
+  private readonly jsc: JetStreamClient;
+  constructor(
+    nc: NatsConnection,
+    private readonly subject: string,
+  ) {
+    super(nc);
+    this.jsc = jetstream(nc);
+  }
+
+  override async log(_buildId: string, _stepId: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<void> {
+    const h = headers();
+    h.set(LOG_STREAM_HEADER, stream);
+    await this.jsc.publish(this.subject, data, { msgID: msgId, headers: h });
+  }
+}
+
+function serviceDir(home: string, ref: ServiceRef): string {
+  return path.join(home, 'builds', ref.buildId, ref.runId, 'services', ref.scopeStepId, ref.runKey, ref.name);
+}
+
+function serviceLog(deps: ActivityDeps, ref: ServiceRef, dir: string, offsets?: ServiceLogOffsets, writer = 'run'): StepLog {
+  const publisher = new ServiceLogPublisher(deps.nc, subjects.service(ref.buildId, ref.scopeStepId, ref.name));
+  const runName = `${ref.runId}/${ref.scopeStepId}/${ref.runKey}/svc/${ref.name}/${writer}`;
+  return new StepLog(publisher, ref.buildId, ref.scopeStepId, dir, runName, offsets ? { ...offsets } : undefined);
+}
+
+/** Runs `work` heartbeating every second, so a long copy or probe never looks like a dead worker. */
+async function heartbeating<T>(details: () => unknown, work: () => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  const timer = setInterval(() => ctx.heartbeat(details()), 1000);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+async function readState(dir: string): Promise<ServiceState | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(path.join(dir, STATE_FILE), 'utf8')) as ServiceState;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Starts the service as a detached process in the build's network, or finds the one a
+ * previous attempt of this activity started (idempotent by name).
+ */
+export async function startLocalService(deps: ActivityDeps, req: StartServiceRequest): Promise<{ address: ServiceAddress; offsets: ServiceLogOffsets }> {
+  const dir = serviceDir(deps.home, req);
+  const log = serviceLog(deps, req, dir);
+  return heartbeating(
+    () => log.offsets,
+    async () => {
+      const state = await readState(dir);
+      if (state && (await findProcess(dir))) return { address: state.address, offsets: log.offsets };
+
+      const net = await ensureNetwork(req.buildId);
+      const address: ServiceAddress = { ...req.address, network: net.network };
+      await fs.rm(dir, { recursive: true, force: true });
+      await fs.mkdir(dir, { recursive: true });
+      const config = await resolveConfig(req, { ...req.scope, [req.name]: address });
+      const user = config.run.user && config.run.user !== os.userInfo().username ? config.run.user : undefined;
+      if (user && process.getuid?.() !== 0) {
+        throw failed(`service ${req.name}: run.user ${user}: the worker runs as ${os.userInfo().username} and can only run services as another user when it is root`);
+      }
+      // A run.user must reach its files, and the worker's home is usually private to the
+      // worker: such a service's files live under the system temp directory instead.
+      const root = user ? path.join(os.tmpdir(), 'causeway-services', createHash('sha256').update(dir).digest('hex').slice(0, 16)) : dir;
+      const work = path.join(root, 'work');
+      await fs.rm(path.join(root, 'work'), { recursive: true, force: true });
+      for (const sub of ['work', 'home', 'tmp']) await fs.mkdir(path.join(root, sub), { recursive: true });
+      for (const input of config.inputs) {
+        const source = req.spec.inputMapping[input.name] ?? input.name;
+        const ref = req.artifacts[source];
+        if (!ref) {
+          if (input.optional) continue;
+          throw failed(`service ${req.name}: missing input \`${input.name}\`: available artifacts: ${Object.keys(req.artifacts).join(', ') || 'none'}`);
+        }
+        await copyArtifact(ref.path, safeJoin(work, input.path ?? input.name));
+      }
+      if (user) await chown(root, user);
+
+      const own = serviceEnv({ [req.name]: address });
+      const env: Record<string, string> = {
+        PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+        LANG: process.env.LANG ?? 'C.UTF-8',
+        HOME: path.join(root, 'home'),
+        TMPDIR: path.join(root, 'tmp'),
+        ...config.params,
+        ...req.spec.params,
+        ...own,
+        // The service's own address without its name, so a generic config can bind to it.
+        SERVICE_HOST: address.host,
+        ...(own[`${envPrefix(req.name)}_PORT`] ? { SERVICE_PORT: own[`${envPrefix(req.name)}_PORT`] } : {}),
+      };
+      await fs.writeFile(path.join(dir, STATE_FILE), JSON.stringify({ address, config, env, root } satisfies ServiceState));
+      await log.note(net.note);
+      if (config.image_resource || req.spec.image) await log.note('the local runtime runs this service on the host, without an image (image_resource/image is ignored)');
+      const command = inNetwork(net.network, [...(user ? ['runuser', '-u', user, '--'] : []), config.run.path, ...config.run.args]);
+      const proc = await startProcess({ dir, cwd: safeJoin(work, config.run.dir ?? '.'), command, env });
+      const ports = Object.entries(address.ports).map(([n, p]) => `${n} ${p}`);
+      await log.note(`service ${req.name} started (pid ${proc.pid}) on ${address.host}${ports.length ? `, ports: ${ports.join(', ')}` : ''}`);
+      await log.drain();
+      return { address, offsets: log.offsets };
+    },
+  );
+}
+
+function envPrefix(name: string): string {
+  return `${name.toUpperCase().replace(/-/g, '_')}_SERVICE`;
+}
+
+async function resolveConfig(req: StartServiceRequest, scope: Record<string, ServiceAddress>): Promise<ServiceConfig> {
+  const { spec } = req;
+  if (spec.config) return spec.config;
+  const [artifact, ...rest] = (spec.file ?? '').split('/');
+  const ref = req.artifacts[artifact];
+  if (!ref || rest.length === 0) {
+    throw failed(`service ${spec.name}: file ${spec.file}: the first part of the path must name an artifact (available: ${Object.keys(req.artifacts).join(', ') || 'none'})`);
+  }
+  try {
+    const text = await fs.readFile(safeJoin(ref.path, rest.join('/')), 'utf8');
+    return interpolateServices(parseServiceConfig({ text, file: spec.file ?? '', service: spec.name }), scope);
+  } catch (err) {
+    throw failed(`service ${spec.name}: ${(err as Error).message}`);
+  }
+}
+
+function chown(dir: string, user: string): Promise<void> {
+  return new Promise((resolve, reject) =>
+    execFile('chown', ['-R', user, dir], (err) => (err ? reject(failed(`run.user ${user}: ${err.message}`)) : resolve())),
+  );
+}
+
+/** The service's last lines of output, for the message of a service that failed. */
+async function tail(dir: string): Promise<string> {
+  const parts = await Promise.all(
+    [FILES.stdout, FILES.stderr].map((f) =>
+      fs.readFile(path.join(dir, f), 'utf8').then(
+        (t) => t.split('\n').filter(Boolean).slice(-TAIL_LINES),
+        () => [],
+      ),
+    ),
+  );
+  const lines = parts.flat();
+  return lines.length ? lines.join('\n') : '(no output)';
+}
+
+async function attached(dir: string, name: string): Promise<{ proc: StepProcess; state: ServiceState }> {
+  const [proc, state] = await Promise.all([findProcess(dir), readState(dir)]);
+  if (!proc || !state) throw failed(`service ${name} was not started (its directory ${dir} has no process)`);
+  return { proc, state };
+}
+
+/**
+ * Waits until the service is ready: with a startup_probe, the probe succeeds; without one,
+ * every port accepts a TCP connection, checked from inside the build's network by a helper
+ * that tries every few milliseconds. The service exiting first fails at once.
+ */
+export async function probeLocalService(deps: ActivityDeps, req: ProbeServiceRequest): Promise<ServiceLogOffsets> {
+  const ctx = Context.current();
+  const dir = serviceDir(deps.home, req);
+  const log = serviceLog(deps, req, dir, (ctx.info.heartbeatDetails as ServiceLogOffsets | undefined) ?? req.offsets);
+  const { proc, state } = await attached(dir, req.name);
+  return heartbeating(
+    () => log.offsets,
+    async () => {
+      const stop = new AbortController();
+      const drain = () => log.drain().catch(() => false);
+      const exited = async (): Promise<never> => {
+        for (;;) {
+          const code = await exitStatus(dir);
+          if (code !== undefined || !(await isAlive(proc))) {
+            await drain();
+            const message = `service ${req.name} exited${code === undefined ? '' : ` with status ${code}`} before it was ready; its last lines:\n${await tail(dir)}`;
+            await log.note(message).catch(() => undefined);
+            throw failed(message);
+          }
+          await delay(WATCH_MS, undefined, { signal: stop.signal });
+        }
+      };
+      const streaming = async (): Promise<never> => {
+        for (;;) {
+          await drain();
+          await delay(200, undefined, { signal: stop.signal });
+        }
+      };
+      const probe = state.config.startup_probe;
+      const ready = probe ? runProbe(req.name, dir, state, stop.signal, log) : portsOpen(state.address, stop.signal);
+      const started = Date.now();
+      try {
+        await Promise.race([ready, exited(), streaming(), ctx.cancelled]);
+      } finally {
+        stop.abort();
+      }
+      await drain();
+      await log.note(`service ${req.name} is ready (${probe ? 'startup probe passed' : 'every port accepts connections'} after ${Date.now() - started} ms)`);
+      return log.offsets;
+    },
+  );
+}
+
+/** Resolves when every port of the service accepts a connection, tried from inside its network. */
+function portsOpen(address: ServiceAddress, signal: AbortSignal): Promise<void> {
+  const ports = Object.values(address.ports);
+  if (ports.length === 0) return Promise.resolve();
+  // A long-lived helper inside the namespace: starting a process per try would take longer than the 5 ms between tries.
+  const script = `
+const net = require('net');
+const [host, ...ports] = process.argv.slice(1);
+let left = ports.length;
+const tryPort = (port) => {
+  const s = net.connect({ host, port: Number(port) });
+  s.once('connect', () => { s.destroy(); if (--left === 0) { process.stdout.write('ready\\n'); process.exit(0); } });
+  s.once('error', () => { s.destroy(); setTimeout(() => tryPort(port), ${TCP_POLL_MS}); });
+};
+ports.forEach(tryPort);`;
+  const [cmd, ...args] = inNetwork(address.network, [process.execPath, '-e', script, address.host, ...ports.map(String)]);
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.on('data', (d: Buffer) => {
+      if (d.toString().includes('ready')) resolve();
+    });
+    child.once('error', reject);
+    child.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`readiness helper exited with ${code}: ${stderr.trim()}`));
+    });
+    signal.addEventListener('abort', () => child.kill('SIGKILL'), { once: true });
+  });
+}
+
+/** Runs the startup probe every period until it passes; failureThreshold failures in a row fail the service. */
+async function runProbe(name: string, dir: string, state: ServiceState, signal: AbortSignal, log: StepLog): Promise<void> {
+  const probe = state.config.startup_probe!;
+  const command = inNetwork(state.address.network, [probe.run.path, ...probe.run.args]);
+  let last = '';
+  for (let failures = 0; ; ) {
+    const started = Date.now();
+    const result = await new Promise<{ ok: boolean; output: string }>((resolve) => {
+      execFile(
+        command[0],
+        command.slice(1),
+        { env: state.env, cwd: path.join(state.root, 'work'), timeout: probe.timeoutSeconds * 1000, killSignal: 'SIGKILL', signal },
+        (err, stdout, stderr) => {
+          const output = `${stdout}${stderr}`.trim();
+          const why = err && (err as { killed?: boolean }).killed ? `timed out after ${probe.timeoutSeconds}s` : err ? (err.message.split('\n')[0] ?? '') : '';
+          resolve({ ok: !err, output: output || why });
+        },
+      );
+    });
+    if (signal.aborted) return;
+    if (result.ok) return;
+    last = result.output;
+    failures += 1;
+    if (failures >= probe.failureThreshold) {
+      const message =
+        `service ${name}: startup probe \`${[probe.run.path, ...probe.run.args].join(' ')}\` failed ${failures} times` +
+        ` (every ${probe.periodSeconds}s); its last output: ${last || '(none)'}\nthe service's last lines:\n${await tail(dir)}`;
+      await log.note(message).catch(() => undefined);
+      throw failed(message);
+    }
+    await delay(Math.max(0, probe.periodSeconds * 1000 - (Date.now() - started)), undefined, { signal }).catch(() => undefined);
+  }
+}
+
+/** Streams the service's output until it ends; stopService ends it at teardown. */
+export async function superviseLocalService(deps: ActivityDeps, req: SuperviseServiceRequest): Promise<{ exitCode?: number }> {
+  const ctx = Context.current();
+  const dir = serviceDir(deps.home, req);
+  const log = serviceLog(deps, req, dir, (ctx.info.heartbeatDetails as ServiceLogOffsets | undefined) ?? req.offsets);
+  const { proc } = await attached(dir, req.name);
+  let cancelled = false;
+  ctx.cancelled.catch(() => {
+    cancelled = true;
+  });
+  let pollMs = WATCH_MS;
+  for (;;) {
+    const sent = await log.drain().catch(() => false);
+    ctx.heartbeat(log.offsets);
+    const code = await exitStatus(dir);
+    if (code !== undefined || !(await isAlive(proc))) {
+      reapGroup(proc);
+      await log.drain().catch(() => false);
+      return { exitCode: code };
+    }
+    if (cancelled) {
+      await terminate(proc, req.gracePeriodMs);
+      await log.drain().catch(() => false);
+      return {};
+    }
+    pollMs = sent ? WATCH_MS : Math.min(500, pollMs * 2);
+    await delay(pollMs);
+  }
+}
+
+/** SIGTERM to the service's process group, SIGKILL after its grace period; idempotent. */
+export async function stopLocalService(deps: ActivityDeps, req: StopServiceRequest): Promise<void> {
+  const dir = serviceDir(deps.home, req);
+  const proc = await findProcess(dir);
+  const state = await readState(dir);
+  if (proc && (await isAlive(proc))) {
+    const log = serviceLog(deps, req, dir, undefined, 'stop');
+    await log.note(`stopping service ${req.name}: SIGTERM, SIGKILL after ${req.gracePeriodMs / 1000}s`).catch(() => undefined);
+    const how = await heartbeating(
+      () => undefined,
+      () => terminate(proc, req.gracePeriodMs),
+    );
+    await log.note(how === 'killed' ? `service ${req.name} killed (SIGKILL)` : `service ${req.name} stopped`).catch(() => undefined);
+  } else if (proc) {
+    // The main process ended; whatever it left in its group goes with it.
+    reapGroup(proc);
+  }
+  if (state && state.root !== dir) await fs.rm(state.root, { recursive: true, force: true });
+}

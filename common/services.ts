@@ -1,0 +1,100 @@
+// The service discovery contract, shared by the workflow (which allocates addresses and
+// interpolates ((.svc:...)) refs) and the activities (which set env vars). PURE: no node
+// imports, because the workflow bundle uses it.
+import { interpolate, SVC_SOURCE, type Lookup } from '../schemas/interpolate';
+
+/** Where a running service answers, as steps see it for the service's whole life. */
+export interface ServiceAddress {
+  name: string;
+  host: string;
+  /** port numbers by port name */
+  ports: Record<string, number>;
+  /** the port `address`, `port` and NAME_SERVICE_PORT mean: `default`, else the first listed */
+  primaryPort?: string;
+  /** the build's network namespace the service runs in; absent in loopback mode */
+  network?: string;
+}
+
+/** 32-bit FNV-1a: a short stable hash of a build id. */
+function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/** The build's network namespace: `ip netns` names are file names, so short and fixed. */
+export function networkName(buildId: string): string {
+  return `cw-${fnv1a(buildId).toString(16).padStart(8, '0')}`;
+}
+
+/**
+ * The `index`-th service of a build gets 127.a.b.c: a and b from the build id, c counting.
+ * Inside a namespace any 127/8 address works; in loopback mode (no namespace) two builds
+ * then use different addresses, so both can listen on 5432. 127.0.x.x is never used: the
+ * host's own services live there.
+ */
+export function serviceHost(buildId: string, index: number): string {
+  const h = fnv1a(buildId);
+  const a = 1 + ((h >>> 8) % 254);
+  const b = (h + Math.floor(index / 254)) & 0xff;
+  return `127.${a}.${b}.${1 + (index % 254)}`;
+}
+
+function primary(addr: ServiceAddress): number | undefined {
+  return addr.primaryPort === undefined ? undefined : addr.ports[addr.primaryPort];
+}
+
+function envName(name: string): string {
+  return name.toUpperCase().replace(/-/g, '_');
+}
+
+/** Kubernetes-style variables: DB_SERVICE_HOST, DB_SERVICE_PORT, DB_SERVICE_PORT_<PORT>. */
+export function serviceEnv(services: Record<string, ServiceAddress>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const addr of Object.values(services)) {
+    const prefix = `${envName(addr.name)}_SERVICE`;
+    env[`${prefix}_HOST`] = addr.host;
+    const port = primary(addr);
+    if (port !== undefined) env[`${prefix}_PORT`] = String(port);
+    for (const [name, number] of Object.entries(addr.ports)) env[`${prefix}_PORT_${envName(name)}`] = String(number);
+  }
+  return env;
+}
+
+function field(addr: ServiceAddress, path: string[]): string | undefined {
+  const [what, port] = path;
+  const at = (n: number | undefined) => (n === undefined ? undefined : `${addr.host}:${n}`);
+  if (what === 'host' && port === undefined) return addr.host;
+  if (what === 'port' && port === undefined) return primary(addr)?.toString();
+  if (what === 'address' && port === undefined) return at(primary(addr));
+  if (what === 'ports' && path.length === 2) return addr.ports[port]?.toString();
+  if (what === 'addresses' && path.length === 2) return at(addr.ports[port]);
+  return undefined;
+}
+
+/**
+ * Replaces ((.svc:NAME.field)) refs in `value`'s strings; other refs stay as text. Throws
+ * naming every ref that the services in scope cannot answer (a service config loaded from
+ * a file is checked only here).
+ */
+export function interpolateServices<T>(value: T, services: Record<string, ServiceAddress>): T {
+  const lookup: Lookup = (ref) => {
+    if (ref.source !== SVC_SOURCE) return { found: true, value: `((${ref.raw}))` };
+    const [name, ...rest] = ref.path;
+    const addr = services[name];
+    const v = addr && field(addr, rest);
+    return v === undefined ? { found: false } : { found: true, value: v };
+  };
+  const result = interpolate(value, lookup);
+  if (result.missing.length > 0) {
+    const known = Object.values(services).map((s) => `${s.name} (ports ${Object.keys(s.ports).join(', ') || 'none'})`);
+    throw new Error(
+      `cannot resolve ${[...new Set(result.missing.map((r) => `((${r.raw}))`))].join(', ')}: ` +
+        (known.length ? `services in scope: ${known.join('; ')}` : 'no service is in scope'),
+    );
+  }
+  return result.value as T;
+}
