@@ -18,7 +18,7 @@ import { testStack } from '../setup/env';
 jest.setTimeout(120_000);
 
 /** Workflow code is bundled once per test run and shared by every test file through a file in the run's home. */
-async function sharedBundle(home: string): Promise<WorkflowBundle> {
+export async function sharedBundle(home: string): Promise<WorkflowBundle> {
   const file = path.join(home, 'workflow-bundle.js');
   try {
     return { code: await fs.readFile(file, 'utf8') };
