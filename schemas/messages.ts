@@ -39,6 +39,10 @@ export type BuildStatus = z.infer<typeof BuildStatus>;
 export const StepState = z.enum(['pending', 'running', 'succeeded', 'failed', 'errored', 'aborted', 'skipped']);
 export type StepState = z.infer<typeof StepState>;
 
+/** A service's life, as the status tree shows it. */
+export const ServiceState = z.enum(['starting', 'probing', 'ready', 'stopping', 'stopped', 'failed']);
+export type ServiceState = z.infer<typeof ServiceState>;
+
 export const BuildEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('build-started'), buildId: z.string(), plan: z.string(), time: z.string() }),
   z.object({

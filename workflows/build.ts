@@ -20,8 +20,8 @@ import { FAILURE_TYPES, type BuildInput, type BuildSummary } from './types';
 
 export const statusQuery = defineQuery<BuildSummary>('status');
 
-/** Errors that no retry of the activity can fix (bad task config, missing input). */
-export const NON_RETRYABLE = ['StepConfigError'];
+/** Errors that no retry of the activity can fix (bad task config, missing input, a service that never got ready). */
+export const NON_RETRYABLE = ['StepConfigError', 'ServiceFailed'];
 
 /**
  * The build: walks the compiled plan and ends succeeded (returns), failed or
@@ -69,6 +69,7 @@ export async function build(input: BuildInput): Promise<BuildSummary> {
     plan: input.plan.name,
     workerTags: prepared.tags,
     acts: onWorker,
+    servicesAllocated: 0,
     status,
     aborted: () => root.consideredCancelled,
   };

@@ -1,5 +1,6 @@
 import type { ActivityInterfaceFor } from '@temporalio/workflow';
 import type { ArtifactRef, Artifacts, BuildActivities } from '../activities/types';
+import type { ServiceAddress } from '../common/services';
 import type { StatusTracker } from './status';
 
 /** A step that ended `errored` (Concourse: config, timeout, infrastructure), as opposed to a task that failed. */
@@ -44,7 +45,9 @@ export interface BuildContext {
   plan: string;
   workerTags: string[];
   /** step activities, bound to the build's worker */
-  acts: ActivityInterfaceFor<Pick<BuildActivities, 'runTask' | 'loadVar'>>;
+  acts: ActivityInterfaceFor<Pick<BuildActivities, 'runTask' | 'loadVar' | 'startService' | 'probeService' | 'superviseService' | 'stopService'>>;
+  /** services given an address so far in this build: the next one's index (see serviceHost) */
+  servicesAllocated: number;
   status: StatusTracker;
   /** true once the build itself was cancelled (abort), as opposed to a scope cancelled by a timeout or fail_fast */
   aborted(): boolean;
@@ -55,4 +58,6 @@ export interface Frame {
   scope: Scope;
   parent?: string;
   runKey: string;
+  /** services of the enclosing steps, by name; a step's own services shadow outer ones */
+  services?: Record<string, ServiceAddress>;
 }

@@ -1,6 +1,6 @@
 import { setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { Step } from '../schemas/compiled';
-import type { StepState } from '../schemas/messages';
+import type { ServiceState, StepState } from '../schemas/messages';
 import type { StepStatus } from './types';
 
 export function stepName(step: Step): string {
@@ -67,6 +67,30 @@ export class StatusTracker {
     this.publish();
   }
 
+  /** A service of the step `parent`, shown as its child with its own state and address. */
+  service(id: string, name: string, parent: string, state: ServiceState, extra: { address?: string; message?: string } = {}): void {
+    let s = this.steps.get(id);
+    if (!s) {
+      s = { id, parent, kind: 'service', name, state: 'pending', attempts: 0 };
+      this.steps.set(id, s);
+    }
+    const now = new Date().toISOString();
+    if (state === 'starting') {
+      s.attempts += 1;
+      s.startedAt ??= now;
+      s.finishedAt = undefined;
+    }
+    if (state === 'stopped' || state === 'failed') s.finishedAt = now;
+    s.state = state === 'stopped' ? 'succeeded' : state === 'failed' ? 'errored' : 'running';
+    s.service = { state, address: extra.address ?? s.service?.address };
+    s.message = extra.message;
+    this.publish();
+  }
+
+  serviceState(id: string): ServiceState | undefined {
+    return this.steps.get(id)?.service?.state;
+  }
+
   exitCode(id: string, code: number): void {
     const s = this.steps.get(id);
     if (s) s.exitCode = code;
@@ -92,6 +116,10 @@ export class StatusTracker {
         s.exitCode !== undefined ? `exit ${s.exitCode}` : '',
         s.message ?? '',
       ].filter(Boolean);
+      if (s.service) {
+        const detail = [s.service.address ?? '', s.message ?? ''].filter(Boolean);
+        return `${'  '.repeat(depth(s))}- ${ICONS[s.state]} service **${s.name}** \`${s.id}\` ${s.service.state}${detail.length ? ` (${detail.join(', ')})` : ''}`;
+      }
       return `${'  '.repeat(depth(s))}- ${ICONS[s.state]} **${s.name}** \`${s.id}\` ${s.state}${extra.length ? ` (${extra.join(', ')})` : ''}`;
     });
     setCurrentDetails(`### ${this.plan} — ${workflowInfo().workflowId}\n\n${lines.join('\n')}`);

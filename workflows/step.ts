@@ -6,13 +6,15 @@ import { runDo } from './do';
 import { withHooks } from './hooks';
 import { runInParallel } from './in-parallel';
 import { runLoadVar } from './load-var';
+import { withServices } from './services';
 import { runTask } from './task';
 import { withTimeout } from './timeout';
 import { runTry } from './try';
 
 /**
  * Runs any step with its modifiers, wrapped as Concourse wraps them, outermost
- * first: hooks, across, attempts, timeout (per attempt), then the step itself.
+ * first: hooks, across, services, attempts, timeout (per attempt), then the step itself.
+ * So each across iteration has its own services, and every attempt reuses them.
  * Resolves true (succeeded) or false (failed); throws StepError (errored) or a
  * cancellation (aborted).
  */
@@ -20,8 +22,10 @@ export async function runStep(ctx: BuildContext, step: Step, frame: Frame): Prom
   ctx.status.register(step, frame.parent);
   return withHooks(ctx, step, frame, () =>
     withAcross(ctx, step, frame, (iteration, iterationFrame) =>
-      withAttempts(ctx, iteration, iterationFrame, (attemptFrame) =>
-        withTimeout(iteration, () => runCore(ctx, iteration, attemptFrame)),
+      withServices(ctx, iteration, iterationFrame, (servicesFrame) =>
+        withAttempts(ctx, iteration, servicesFrame, (attemptFrame) =>
+          withTimeout(iteration, () => runCore(ctx, iteration, attemptFrame)),
+        ),
       ),
     ),
   );

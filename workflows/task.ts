@@ -1,6 +1,7 @@
 import type { TaskStep } from '../schemas/compiled';
 import { StepError, type BuildContext, type Frame } from './context';
 import { withLocals } from './locals';
+import { interpolateServices } from '../common/services';
 
 /** `task`: runs the task's process on the build's worker; exit 0 is success. Outputs join the scope. */
 export async function runTask(ctx: BuildContext, step: TaskStep, frame: Frame): Promise<boolean> {
@@ -8,7 +9,7 @@ export async function runTask(ctx: BuildContext, step: TaskStep, frame: Frame): 
   if (missingTags.length > 0) {
     throw new StepError(`no worker has tags [${missingTags.join(', ')}]; the build's worker has [${ctx.workerTags.join(', ')}]`);
   }
-  const resolved = withLocals({ ...step, hooks: undefined, across: undefined }, frame);
+  const resolved = withServiceAddresses(withLocals({ ...step, hooks: undefined, across: undefined, services: undefined }, frame), frame);
   // The summary names the step in the Temporal UI's timeline instead of "runTask".
   const result = await ctx.acts.runTask.executeWithOptions({ summary: `task ${step.task} · ${step.id}` }, [
     {
@@ -19,9 +20,19 @@ export async function runTask(ctx: BuildContext, step: TaskStep, frame: Frame): 
       runKey: frame.runKey,
       attempt: ctx.status.attempts(step.id),
       artifacts: frame.scope.allArtifacts(),
+      services: frame.services,
     },
   ]);
   for (const [name, ref] of Object.entries(result.outputs)) frame.scope.setArtifact(name, ref);
   ctx.status.exitCode(step.id, result.exitCode);
   return result.exitCode === 0;
+}
+
+/** Fills in ((.svc:NAME.field)) from the services in scope (after local vars, which may name a service). */
+function withServiceAddresses(step: TaskStep, frame: Frame): TaskStep {
+  try {
+    return interpolateServices(step, frame.services ?? {});
+  } catch (err) {
+    throw new StepError((err as Error).message);
+  }
 }

@@ -1,5 +1,5 @@
 import type { CompiledPlan, StepKind } from '../schemas/compiled';
-import type { BuildStatus, StepState } from '../schemas/messages';
+import type { BuildStatus, ServiceState, StepState } from '../schemas/messages';
 
 export const BUILD_WORKFLOW = 'build';
 
@@ -14,9 +14,13 @@ export interface BuildInput {
 export interface StepStatus {
   id: string;
   parent?: string;
-  kind: StepKind;
+  /** a step's kind, or `service` for a service of the step that is its parent */
+  kind: StepKind | 'service';
   name: string;
+  /** for a service: running while it starts, probes, serves and stops; succeeded once stopped; errored when it failed */
   state: StepState;
+  /** a service's own state and its address (host:port) */
+  service?: { state: ServiceState; address?: string };
   attempts: number;
   startedAt?: string;
   finishedAt?: string;

@@ -13,7 +13,7 @@ import { BuildPublisher } from '../../../common/nats';
 import { interpolateServices, serviceEnv, type ServiceAddress } from '../../../common/services';
 import type { ServiceConfig } from '../../../schemas/compiled';
 import { LOG_STREAM_HEADER, subjects, type LogStreamName } from '../../../schemas/messages';
-import { parseServiceConfig } from '../../../schemas/services';
+import { parseServiceConfig, PROBE_DEFAULTS } from '../../../schemas/services';
 import { copyArtifact, safeJoin } from '../../artifacts';
 import type { ActivityDeps } from '../../deps';
 import type {
@@ -34,6 +34,8 @@ const STATE_FILE = 'service.json';
 const TAIL_LINES = 20;
 /** how often the readiness helper tries each port: a port that opens is noticed within a few ms */
 const TCP_POLL_MS = 5;
+/** without a startup_probe, how long the ports may take to open: the probe's default budget, doubled for slow CI hosts */
+const PORTS_TIMEOUT_MS = 2 * PROBE_DEFAULTS.failureThreshold * PROBE_DEFAULTS.periodSeconds * 1000;
 /** how often a waiting activity looks for the service's exit and new output */
 const WATCH_MS = 20;
 
@@ -111,10 +113,14 @@ export async function startLocalService(deps: ActivityDeps, req: StartServiceReq
       if (state && (await findProcess(dir))) return { address: state.address, offsets: log.offsets };
 
       const net = await ensureNetwork(req.buildId);
-      const address: ServiceAddress = { ...req.address, network: net.network };
       await fs.rm(dir, { recursive: true, force: true });
       await fs.mkdir(dir, { recursive: true });
-      const config = await resolveConfig(req, { ...req.scope, [req.name]: address });
+      const loaded = await loadConfig(req);
+      // The config is the authority on ports: one loaded from a file was unknown to the workflow.
+      const ports = Object.fromEntries(loaded.ports.map((p) => [p.name, p.number]));
+      const names = Object.keys(ports);
+      const address: ServiceAddress = { ...req.address, ports, primaryPort: names.includes('default') ? 'default' : names[0], network: net.network };
+      const config = req.spec.config ? loaded : withAddresses(req.name, loaded, { ...req.scope, [req.name]: address });
       const user = config.run.user && config.run.user !== os.userInfo().username ? config.run.user : undefined;
       if (user && process.getuid?.() !== 0) {
         throw failed(`service ${req.name}: run.user ${user}: the worker runs as ${os.userInfo().username} and can only run services as another user when it is root`);
@@ -154,8 +160,8 @@ export async function startLocalService(deps: ActivityDeps, req: StartServiceReq
       if (config.image_resource || req.spec.image) await log.note('the local runtime runs this service on the host, without an image (image_resource/image is ignored)');
       const command = inNetwork(net.network, [...(user ? ['runuser', '-u', user, '--'] : []), config.run.path, ...config.run.args]);
       const proc = await startProcess({ dir, cwd: safeJoin(work, config.run.dir ?? '.'), command, env });
-      const ports = Object.entries(address.ports).map(([n, p]) => `${n} ${p}`);
-      await log.note(`service ${req.name} started (pid ${proc.pid}) on ${address.host}${ports.length ? `, ports: ${ports.join(', ')}` : ''}`);
+      const listed = Object.entries(address.ports).map(([n, p]) => `${n} ${p}`);
+      await log.note(`service ${req.name} started (pid ${proc.pid}) on ${address.host}${listed.length ? `, ports: ${listed.join(', ')}` : ''}`);
       await log.drain();
       return { address, offsets: log.offsets };
     },
@@ -166,7 +172,8 @@ function envPrefix(name: string): string {
   return `${name.toUpperCase().replace(/-/g, '_')}_SERVICE`;
 }
 
-async function resolveConfig(req: StartServiceRequest, scope: Record<string, ServiceAddress>): Promise<ServiceConfig> {
+/** The inline config (already interpolated by the workflow), or the service file, read from its artifact. */
+async function loadConfig(req: StartServiceRequest): Promise<ServiceConfig> {
   const { spec } = req;
   if (spec.config) return spec.config;
   const [artifact, ...rest] = (spec.file ?? '').split('/');
@@ -176,9 +183,17 @@ async function resolveConfig(req: StartServiceRequest, scope: Record<string, Ser
   }
   try {
     const text = await fs.readFile(safeJoin(ref.path, rest.join('/')), 'utf8');
-    return interpolateServices(parseServiceConfig({ text, file: spec.file ?? '', service: spec.name }), scope);
+    return parseServiceConfig({ text, file: spec.file ?? '', service: spec.name });
   } catch (err) {
     throw failed(`service ${spec.name}: ${(err as Error).message}`);
+  }
+}
+
+function withAddresses(name: string, config: ServiceConfig, scope: Record<string, ServiceAddress>): ServiceConfig {
+  try {
+    return interpolateServices(config, scope);
+  } catch (err) {
+    throw failed(`service ${name}: ${(err as Error).message}`);
   }
 }
 
@@ -243,9 +258,17 @@ export async function probeLocalService(deps: ActivityDeps, req: ProbeServiceReq
       };
       const probe = state.config.startup_probe;
       const ready = probe ? runProbe(req.name, dir, state, stop.signal, log) : portsOpen(state.address, stop.signal);
+      const tooLong = async (): Promise<never> => {
+        await delay(PORTS_TIMEOUT_MS, undefined, { signal: stop.signal });
+        const message =
+          `service ${req.name}: ports ${Object.values(state.address.ports).join(', ')} of ${state.address.host} did not all accept connections ` +
+          `within ${PORTS_TIMEOUT_MS / 1000}s (give the service a startup_probe to choose how long to wait); its last lines:\n${await tail(dir)}`;
+        await log.note(message).catch(() => undefined);
+        throw failed(message);
+      };
       const started = Date.now();
       try {
-        await Promise.race([ready, exited(), streaming(), ctx.cancelled]);
+        await Promise.race([ready, exited(), streaming(), ctx.cancelled, ...(probe ? [] : [tooLong()])]);
       } finally {
         stop.abort();
       }
