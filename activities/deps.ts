@@ -13,6 +13,8 @@ export interface ActivityDeps {
   log: pino.Logger;
   /** SIGTERM → SIGKILL grace period for aborted steps */
   killGraceMs: number;
+  /** `<build>/<step>` of the steps running on this worker now, for the worker registry */
+  running: Set<string>;
 }
 
 export const paths = {

@@ -11,6 +11,7 @@ import { registerRetry } from './commands/retry';
 import { registerRun } from './commands/run';
 import { registerWatch } from './commands/watch';
 import { registerWorker } from './commands/worker';
+import { registerWorkers } from './commands/workers';
 import { registerDevCommands } from './dev/commands';
 import { repoRoot } from './dev/stack';
 import { CliError, paint } from './output';
@@ -41,6 +42,7 @@ registerBuilds(program);
 registerRetry(program);
 registerReplay(program);
 registerWorker(program);
+registerWorkers(program);
 registerDevCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -5,6 +5,7 @@ import type pino from 'pino';
 import { createActivities } from '../activities';
 import { workerTaskQueue } from '../activities/build';
 import { BuildPublisher, connectNats, ensureBuildStream } from '../common/nats';
+import { WorkerPresence, workerBucket } from './registry';
 
 export interface LocalWorkerOptions {
   temporalAddress: string;
@@ -18,6 +19,8 @@ export interface LocalWorkerOptions {
   taskQueue: string;
   logMaxAgeSeconds: number;
   killGraceMs?: number;
+  /** on shutdown or landing, how long running steps may finish here before they are handed over */
+  drainMs?: number;
   /** a prebuilt workflow bundle (tests bundle once); otherwise the worker bundles workflows/ itself */
   workflowBundle?: WorkflowBundle;
   log: pino.Logger;
@@ -28,6 +31,7 @@ export interface RunningWorker {
   taskQueue: string;
   /** resolves when both pollers stopped */
   done: Promise<void>;
+  /** stops taking steps; running ones finish (up to drainMs) or are handed over */
   shutdown(): Promise<void>;
 }
 
@@ -40,6 +44,7 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
   const name = opts.name ?? os.hostname();
   const nc = await connectNats(opts.natsUrl, `causeway-worker-${name}`);
   await ensureBuildStream(nc, opts.logMaxAgeSeconds);
+  const running = new Set<string>();
   const activities = createActivities({
     home: opts.home,
     workerName: name,
@@ -48,6 +53,7 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
     publisher: new BuildPublisher(nc),
     log: opts.log,
     killGraceMs: opts.killGraceMs ?? 10_000,
+    running,
   });
   const connection = await NativeConnection.connect({ address: opts.temporalAddress });
   const workflows = opts.workflowBundle
@@ -59,10 +65,24 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
     activities,
     // Cancellation reaches an activity with a heartbeat response: keep that within a second.
     maxHeartbeatThrottleInterval: '1 second',
+    shutdownGraceTime: opts.drainMs ?? 10 * 60_000,
   } as const;
   const shared = await Worker.create({ ...common, ...workflows, taskQueue: opts.taskQueue });
   const own = await Worker.create({ ...common, taskQueue: workerTaskQueue(name), maxConcurrentActivityTaskExecutions: 1000 });
+  const presence = new WorkerPresence(nc, await workerBucket(nc), { name, tags: opts.tags ?? [], taskQueue: opts.taskQueue }, () => [...running], opts.log);
+  let stopping = false;
+  const shutdown = () => {
+    if (stopping) return;
+    stopping = true;
+    shared.shutdown();
+    own.shutdown();
+  };
+  await presence.start(() => {
+    opts.log.info({ worker: name, running: running.size }, 'landing: taking no new steps');
+    shutdown();
+  });
   const done = Promise.all([shared.run(), own.run()]).then(async () => {
+    await presence.stop();
     await connection.close();
     await nc.close();
   });
@@ -72,8 +92,7 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
     taskQueue: opts.taskQueue,
     done,
     async shutdown() {
-      shared.shutdown();
-      own.shutdown();
+      shutdown();
       await done;
     },
   };

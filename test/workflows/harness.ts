@@ -72,6 +72,7 @@ export async function startHarness(opts: { killGraceMs?: number; tags?: string[]
     taskQueue,
     logMaxAgeSeconds: 3600,
     killGraceMs: opts.killGraceMs ?? 2000,
+    drainMs: 2000,
     workflowBundle: await sharedBundle(stack.home),
     log: pino({ level: 'warn' }),
   });
