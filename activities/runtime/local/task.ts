@@ -47,9 +47,12 @@ export async function runLocalTask(deps: ActivityDeps, req: RunTaskRequest): Pro
 
   // Heartbeat throughout, not only while supervising: copying large inputs must not look like a dead worker.
   const keepAlive = setInterval(() => ctx.heartbeat(log.offsets), 1000);
+  const key = `${req.buildId}/${step.id}`;
+  deps.running.add(key);
   try {
     return await runAttached(deps, ctx, req, dir, runName, log);
   } finally {
+    deps.running.delete(key);
     clearInterval(keepAlive);
   }
 }
@@ -135,6 +138,11 @@ async function supervise(deps: ActivityDeps, ctx: Context, proc: StepProcess, di
     if (code !== undefined) {
       reapGroup(proc);
       return code;
+    }
+    if (cancelled && ctx.cancellationDetails?.workerShutdown) {
+      // The worker is going away, not the build: leave the step running for the next worker
+      // with this name, which re-attaches when Temporal retries this activity.
+      throw ApplicationFailure.create({ message: 'worker shut down; the step keeps running and is handed over', type: 'WorkerShutdown' });
     }
     if (cancelled) {
       await safeNote(log, `aborted: sending SIGTERM, SIGKILL after ${deps.killGraceMs / 1000}s`);
