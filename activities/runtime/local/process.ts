@@ -12,7 +12,8 @@ const WRAPPER = [
   '[ -n "$cgroup" ] && echo $$ > "$cgroup"',
   'cd "$cwd" || exit 125',
   '"$@" >"$dir/stdout" 2>"$dir/stderr" </dev/null',
-  'echo $? >"$dir/exit.tmp" && mv "$dir/exit.tmp" "$dir/exit"',
+  // One small write by a builtin: a reader sees an empty file or the whole status (no mv process).
+  'echo $? >"$dir/exit"',
 ].join('\n');
 
 export const FILES = { pid: 'pid', exit: 'exit', stdout: 'stdout', stderr: 'stderr' } as const;
@@ -67,7 +68,9 @@ export async function findProcess(dir: string): Promise<StepProcess | undefined>
 export async function exitStatus(dir: string): Promise<number | undefined> {
   try {
     const text = await fs.readFile(path.join(dir, FILES.exit), 'utf8');
-    const code = Number.parseInt(text.trim(), 10);
+    // Complete only with its newline: the wrapper may be mid-write.
+    if (!text.endsWith('\n')) return undefined;
+    const code = Number.parseInt(text, 10);
     return Number.isNaN(code) ? undefined : code;
   } catch {
     return undefined;
