@@ -32,10 +32,16 @@ export async function ensureBuildStream(nc: NatsConnection, maxAgeSeconds: numbe
   }
 }
 
+/** How long an event publish may wait for JetStream before the live view gives up on it. */
+const EVENT_TIMEOUT_MS = 2000;
+
 /** Publishes logs and events with message ids so JetStream drops re-sent copies. */
 export class BuildPublisher {
   private readonly js: JetStreamClient;
-  constructor(nc: NatsConnection) {
+  constructor(
+    nc: NatsConnection,
+    private readonly onLost: (what: string, err: Error) => void = () => undefined,
+  ) {
     this.js = jetstream(nc);
   }
 
@@ -45,7 +51,15 @@ export class BuildPublisher {
     await this.js.publish(subjects.log(buildId, stepId), data, { msgID: msgId, headers: h });
   }
 
+  /**
+   * Events are the live view only (Temporal holds the truth), so a NATS outage must not
+   * fail a step: an event that cannot be published in time is reported and dropped.
+   */
   async event(event: BuildEvent, msgId: string): Promise<void> {
-    await this.js.publish(subjects.event(event.buildId), JSON.stringify(BuildEvent.parse(event)), { msgID: msgId });
+    try {
+      await this.js.publish(subjects.event(event.buildId), JSON.stringify(BuildEvent.parse(event)), { msgID: msgId, timeout: EVENT_TIMEOUT_MS });
+    } catch (err) {
+      this.onLost(`${event.type} event of ${event.buildId}`, err as Error);
+    }
   }
 }

@@ -50,7 +50,7 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
     workerName: name,
     tags: opts.tags ?? [],
     nc,
-    publisher: new BuildPublisher(nc),
+    publisher: new BuildPublisher(nc, (what, err) => opts.log.warn({ err: err.message }, `NATS unreachable: dropped the live copy of the ${what}`)),
     log: opts.log,
     killGraceMs: opts.killGraceMs ?? 10_000,
     running,

@@ -118,7 +118,7 @@ async function publishFinished(
   result: { state: 'succeeded' | 'failed' | 'errored'; exitCode?: number; message?: string },
 ): Promise<void> {
   const event = { type: 'step-finished', buildId: req.buildId, stepId: req.step.id, name: req.step.task, attempt: req.attempt, time: new Date().toISOString(), ...result } as const;
-  await deps.publisher.event(event, `${runName}/finished`).catch((err) => deps.log.warn({ err }, 'could not publish step-finished event'));
+  await deps.publisher.event(event, `${runName}/finished`);
 }
 
 /** Waits for the process, streaming its output and heartbeating; on cancellation stops it. */
