@@ -4,23 +4,36 @@ import type { BuildOutcome } from '../common/build-client';
 import type { StepStatus } from '../workflows/types';
 import { formatDuration, paint } from './output';
 
+/** How many of a service's last lines a failed build shows. */
+const SERVICE_TAIL_LINES = 15;
+
+export interface ServiceTail {
+  scopeStepId: string;
+  name: string;
+  lines: string[];
+}
+
 /**
  * Prints a build's records as a terminal user reads them: a header whenever the
  * output switches to another step, the step's bytes as they came, the engine's notes
- * dimmed, and a line when each step ends.
+ * dimmed, and a line when each step ends. Service output is interleaved line by line
+ * with a `[svc NAME]` prefix (unless `showServices` is off); the last lines of every
+ * service are kept for a failed build's summary either way.
  */
 export class BuildRenderer {
   private current: string | undefined;
   private atLineStart = true;
   private readonly names = new Map<string, string>();
+  private readonly services = new Map<string, ServiceTail & { partial: string }>();
 
   constructor(
     private readonly out: NodeJS.WritableStream = process.stdout,
-    private readonly opts: { showSteps: (stepId: string) => boolean } = { showSteps: () => true },
+    private readonly opts: { showSteps: (stepId: string) => boolean; showServices?: boolean } = { showSteps: () => true },
   ) {}
 
   write(record: BuildRecord): void {
     if (record.kind === 'event') return this.event(record.event);
+    if (record.kind === 'service') return this.service(record);
     if (!this.opts.showSteps(record.stepId)) return;
     this.switchTo(record.stepId);
     const text = Buffer.from(record.data).toString('utf8');
@@ -30,6 +43,34 @@ export class BuildRenderer {
     }
     this.out.write(record.data);
     this.atLineStart = text.endsWith('\n');
+  }
+
+  /** The last lines of every service seen, in the order they first spoke. */
+  serviceTails(): ServiceTail[] {
+    return [...this.services.values()].map(({ scopeStepId, name, lines, partial }) => ({
+      scopeStepId,
+      name,
+      lines: partial ? [...lines, partial].slice(-SERVICE_TAIL_LINES) : lines,
+    }));
+  }
+
+  private service(record: Extract<BuildRecord, { kind: 'service' }>): void {
+    const key = `${record.scopeStepId}/${record.name}`;
+    let svc = this.services.get(key);
+    if (!svc) {
+      svc = { scopeStepId: record.scopeStepId, name: record.name, lines: [], partial: '' };
+      this.services.set(key, svc);
+    }
+    const text = Buffer.from(record.data).toString('utf8');
+    // Notes are whole lines of their own; a service's output may end mid-line, kept until its newline comes.
+    const lines = record.stream === 'causeway' ? text.trimEnd().split('\n').map((l) => `causeway: ${l}`) : (svc.partial + text).split('\n');
+    if (record.stream !== 'causeway') svc.partial = lines.pop() ?? '';
+    svc.lines = [...svc.lines, ...lines].slice(-SERVICE_TAIL_LINES);
+    if (this.opts.showServices === false) return;
+    const prefix = paint('magenta', `[svc ${record.name}]`);
+    for (const l of lines) this.line(`${prefix} ${record.stream === 'causeway' ? paint('dim', l) : l}`);
+    // The next step output gets its header again, so it is not mistaken for the service's.
+    if (lines.length > 0) this.current = undefined;
   }
 
   private event(e: BuildEvent): void {
@@ -102,7 +143,19 @@ export function renderSteps(steps: StepStatus[]): string {
       const extra = [s.attempts > 1 ? `attempt ${s.attempts}` : '', s.exitCode !== undefined ? `exit ${s.exitCode}` : '', s.message ?? '']
         .filter(Boolean)
         .join(', ');
+      if (s.service) {
+        const detail = [s.service.address ?? '', s.message ?? ''].filter(Boolean).join(', ');
+        return `${'  '.repeat(depth(s))}${STATE_MARK[s.state]} service ${s.name} ${paint('dim', s.id)} ${s.service.state}${detail ? ` (${detail})` : ''}`;
+      }
       return `${'  '.repeat(depth(s))}${STATE_MARK[s.state]} ${s.kind === 'task' || s.kind === 'load_var' ? `${s.kind} ${s.name}` : s.kind} ${paint('dim', s.id)} ${s.state}${extra ? ` (${extra})` : ''}`;
     })
+    .join('\n');
+}
+
+/** A failed build's services' last lines, shown without being asked for. */
+export function renderServiceTails(tails: ServiceTail[]): string {
+  return tails
+    .filter((t) => t.lines.length > 0)
+    .map((t) => [paint('bold', `last lines of service ${t.name} [${t.scopeStepId}]:`), ...t.lines.map((l) => `  ${l}`)].join('\n'))
     .join('\n');
 }

@@ -1,10 +1,12 @@
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { BUILD_STREAM, BuildEvent, LOG_STREAM_HEADER, LogStreamName, stepIdOfLogSubject, subjects } from '../schemas/messages';
+import { BUILD_STREAM, BuildEvent, LOG_STREAM_HEADER, LogStreamName, serviceOfSubject, stepIdOfLogSubject, subjects } from '../schemas/messages';
 
 export type BuildRecord =
   | { kind: 'log'; stepId: string; stream: LogStreamName; data: Uint8Array }
-  | { kind: 'event'; event: BuildEvent };
+  | { kind: 'event'; event: BuildEvent }
+  /** a service's output; `scopeStepId` is the step whose `services:` started it */
+  | { kind: 'service'; scopeStepId: string; name: string; stream: LogStreamName; data: Uint8Array };
 
 /**
  * A build's logs and events from the start (or `since`), in publish order. With `follow`, waits for
@@ -25,9 +27,12 @@ export async function* readBuild(
     for await (const msg of messages) {
       const stepId = stepIdOfLogSubject(buildId, msg.subject);
       let finished = false;
+      const service = stepId === undefined ? serviceOfSubject(buildId, msg.subject) : undefined;
+      const stream = LogStreamName.safeParse(msg.headers?.get(LOG_STREAM_HEADER));
       if (stepId !== undefined) {
-        const stream = LogStreamName.safeParse(msg.headers?.get(LOG_STREAM_HEADER));
         yield { kind: 'log', stepId, stream: stream.success ? stream.data : 'stdout', data: msg.data };
+      } else if (service) {
+        yield { kind: 'service', ...service, stream: stream.success ? stream.data : 'stdout', data: msg.data };
       } else {
         const event = BuildEvent.safeParse(safeJson(msg.data));
         if (event.success) {
@@ -47,6 +52,17 @@ export async function collectLogs(nc: NatsConnection, buildId: string): Promise<
   const out = new Map<string, string>();
   for await (const r of readBuild(nc, buildId, { follow: false })) {
     if (r.kind === 'log' && r.stream !== 'causeway') out.set(r.stepId, (out.get(r.stepId) ?? '') + Buffer.from(r.data).toString('utf8'));
+  }
+  return out;
+}
+
+/** Every service's output (with Causeway's notes) as text, keyed `<scope step id>/<name>`. */
+export async function collectServiceLogs(nc: NatsConnection, buildId: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for await (const r of readBuild(nc, buildId, { follow: false })) {
+    if (r.kind !== 'service') continue;
+    const key = `${r.scopeStepId}/${r.name}`;
+    out.set(key, (out.get(key) ?? '') + Buffer.from(r.data).toString('utf8'));
   }
   return out;
 }

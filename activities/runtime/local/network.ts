@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import { promisify } from 'node:util';
 import { networkName } from '../../../common/services';
 
@@ -10,9 +12,32 @@ export function netnsPath(network: string): string {
   return `/run/netns/${network}`;
 }
 
+const tools = new Map<string, string>();
+
+/**
+ * The absolute path of a system tool (nsenter, runuser) as the worker finds it: a step's or
+ * service's `PATH` param must not hide the tools that set up its process.
+ */
+export function systemTool(name: string): string {
+  let found = tools.get(name);
+  if (!found) {
+    const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
+    found = dirs.map((d) => path.join(d, name)).find((p) => {
+      try {
+        accessSync(p, constants.X_OK);
+        return true;
+      } catch {
+        return false;
+      }
+    }) ?? name;
+    tools.set(name, found);
+  }
+  return found;
+}
+
 /** `nsenter` prefix that runs a command inside the build's network, or nothing in loopback mode. */
 export function inNetwork(network: string | undefined, command: string[]): string[] {
-  return network ? ['nsenter', `--net=${netnsPath(network)}`, ...command] : command;
+  return network ? [systemTool('nsenter'), `--net=${netnsPath(network)}`, ...command] : command;
 }
 
 export interface BuildNetwork {

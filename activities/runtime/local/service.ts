@@ -24,7 +24,7 @@ import type {
   StopServiceRequest,
   SuperviseServiceRequest,
 } from '../../types';
-import { ensureNetwork, inNetwork } from './network';
+import { ensureNetwork, inNetwork, systemTool } from './network';
 import { exitStatus, FILES, findProcess, isAlive, reapGroup, startProcess, terminate, type StepProcess } from './process';
 import { StepLog } from './step-log';
 
@@ -158,7 +158,7 @@ export async function startLocalService(deps: ActivityDeps, req: StartServiceReq
       await fs.writeFile(path.join(dir, STATE_FILE), JSON.stringify({ address, config, env, root } satisfies ServiceState));
       await log.note(net.note);
       if (config.image_resource || req.spec.image) await log.note('the local runtime runs this service on the host, without an image (image_resource/image is ignored)');
-      const command = inNetwork(net.network, [...(user ? ['runuser', '-u', user, '--'] : []), config.run.path, ...config.run.args]);
+      const command = inNetwork(net.network, [...(user ? [systemTool('runuser'), '-u', user, '--'] : []), config.run.path, ...config.run.args]);
       const proc = await startProcess({ dir, cwd: safeJoin(work, config.run.dir ?? '.'), command, env });
       const listed = Object.entries(address.ports).map(([n, p]) => `${n} ${p}`);
       await log.note(`service ${req.name} started (pid ${proc.pid}) on ${address.host}${listed.length ? `, ports: ${listed.join(', ')}` : ''}`);

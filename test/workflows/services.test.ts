@@ -1,0 +1,139 @@
+// Services against real servers run by the local runtime: PostgreSQL from Debian's packages
+// (pg_isready as startup probe) and nats-server (TCP readiness). After every test, no
+// process carrying the test's marker may remain.
+import { execFileSync } from 'node:child_process';
+import { collectServiceLogs } from '../../common/build-log';
+import type { BuildSummary } from '../../workflows/types';
+import { killMatching, marker, pidsMatching, startHarness, waitFor, type Harness } from './harness';
+
+let h: Harness;
+const markers: string[] = [];
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(async () => {
+  markers.forEach(killMatching);
+  await h.stop();
+});
+
+function found(cmd: string): string {
+  return execFileSync('sh', ['-c', cmd], { encoding: 'utf8' }).trim();
+}
+const PG_BIN = found('ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1');
+const NATS = found('command -v nats-server || ls ~/.cache/causeway/nats-server-*/bin/nats-server | tail -n 1');
+
+function mark(tag: string): string {
+  const m = marker(tag);
+  markers.push(m);
+  return m;
+}
+
+/** A PostgreSQL service: initdb into its own directory, listening on its service address. */
+function postgres(name: string, m: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const up = name.toUpperCase();
+  return {
+    name,
+    config: {
+      run: {
+        user: 'postgres',
+        path: 'sh',
+        args: ['-c', `initdb -D "$PWD/data" -A trust -U postgres >/dev/null && exec postgres -D "$PWD/data" -h "$${up}_SERVICE_HOST" -p 5432 -k "$PWD" -c cluster_name=${m}`],
+      },
+      params: { PATH: `${PG_BIN}:/usr/bin:/bin` },
+      ports: [5432],
+      startup_probe: {
+        run: { path: `${PG_BIN}/pg_isready`, args: ['-h', `((.svc:${name}.host))`, '-p', `((.svc:${name}.port))`] },
+        period_seconds: 0.05,
+        failure_threshold: 1200,
+      },
+    },
+    ...extra,
+  };
+}
+
+/** A nats-server service with two named ports; ready when both accept connections. */
+function nats(name: string, m: string): Record<string, unknown> {
+  return {
+    name,
+    grace_period: '2s',
+    config: {
+      run: { path: NATS, args: ['-a', `((.svc:${name}.host))`, '-p', `((.svc:${name}.ports.client))`, '-m', `((.svc:${name}.ports.monitor))`, '--name', m] },
+      ports: [
+        { name: 'client', number: 4222 },
+        { name: 'monitor', number: 8222 },
+      ],
+    },
+  };
+}
+
+/** A task that connects to host:port with node and prints `connected NAME HOST`; host and port are shell words. */
+function connects(name: string, host: string, port: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const js = `require('net').connect(Number(process.argv[2]), process.argv[1]).on('connect', () => { console.log('connected ${name} ' + process.argv[1]); process.exit(0) }).on('error', (e) => { console.log('refused ${name} ' + e.code); process.exit(7) })`;
+  return { task: name, config: { params: { JS: js }, run: { path: 'sh', args: ['-c', `exec "${process.execPath}" -e "$JS" ${host} ${port}`] } }, ...extra };
+}
+
+const plan = (steps: unknown[]) => JSON.stringify({ plan: steps });
+
+function services(summary: BuildSummary | undefined) {
+  return (summary?.steps ?? []).filter((s) => s.kind === 'service');
+}
+
+async function noneLeft(m: string): Promise<void> {
+  // Teardown ends before the build does; a short wait covers the kernel reaping the group.
+  await waitFor(`no process with ${m}`, () => pidsMatching(m).length === 0, 5000);
+}
+
+describe('services', () => {
+  test('postgres with a pg_isready probe and nats: psql works, env vars and every ((.svc:...)) form resolve', async () => {
+    const m = mark('pg');
+    const script = [
+      'psql -h "$DB_SERVICE_HOST" -p "$DB_SERVICE_PORT" -U postgres -tA -c "create table t(x int); insert into t values (42); select x * 2 from t"',
+      'echo "addr=((.svc:db.address)) host=((.svc:db.host)) port=((.svc:db.port)) ports=((.svc:db.ports.default)) addrs=((.svc:db.addresses.default))"',
+      'echo "bus=((.svc:bus.address)) monitor=((.svc:bus.addresses.monitor)) client=((.svc:bus.ports.client))"',
+      'echo "env=$DB_SERVICE_HOST:$DB_SERVICE_PORT:$DB_SERVICE_PORT_DEFAULT bus=$BUS_SERVICE_HOST:$BUS_SERVICE_PORT:$BUS_SERVICE_PORT_CLIENT:$BUS_SERVICE_PORT_MONITOR"',
+    ].join(' && ');
+    const r = await h.run(
+      plan([{ task: 'integration', services: [postgres('db', m), nats('bus', m)], config: { run: { path: 'sh', args: ['-c', script] } } }]),
+    );
+    expect([r.status, r.message]).toEqual(['succeeded', undefined]);
+    const out = r.logs.get('plan.0') ?? '';
+    expect(out).toContain('84\n');
+    const svc = services(r.summary);
+    const db = svc.find((s) => s.name === 'db')!;
+    const bus = svc.find((s) => s.name === 'bus')!;
+    const [dbHost] = db.service!.address!.split(':');
+    const [busHost] = bus.service!.address!.split(':');
+    expect(dbHost).not.toBe(busHost);
+    expect(out).toContain(`addr=${dbHost}:5432 host=${dbHost} port=5432 ports=5432 addrs=${dbHost}:5432`);
+    expect(out).toContain(`bus=${busHost}:4222 monitor=${busHost}:8222 client=4222`);
+    expect(out).toContain(`env=${dbHost}:5432:5432 bus=${busHost}:4222:4222:8222`);
+    expect(svc.map((s) => [s.name, s.state, s.service?.state, s.parent])).toEqual([
+      ['db', 'succeeded', 'stopped', 'plan.0'],
+      ['bus', 'succeeded', 'stopped', 'plan.0'],
+    ]);
+    // The service's own output is on its own subject, with Causeway's notes.
+    const logs = await collectServiceLogs(h.nc, r.buildId);
+    expect(logs.get('plan.0/db')).toMatch(/service db is ready \(startup probe passed/);
+    expect(logs.get('plan.0/bus')).toMatch(/Server is ready/);
+    await noneLeft(m);
+  });
+
+  test('services of a do and an in_parallel are shared by their steps', async () => {
+    const m = mark('shared');
+    const r = await h.run(
+      plan([
+        { do: [connects('first', '((.svc:bus.host))', '((.svc:bus.port))'), connects('second', '"$BUS_SERVICE_HOST"', '"$BUS_SERVICE_PORT"')], services: [nats('bus', m)] },
+        { in_parallel: [connects('left', '((.svc:bus.host))', '((.svc:bus.port))'), connects('right', '((.svc:bus.host))', '((.svc:bus.ports.client))')], services: [nats('bus', m)] },
+      ]),
+    );
+    expect(r.status).toBe('succeeded');
+    const hosts = services(r.summary).map((s) => s.service?.address?.split(':')[0]);
+    expect(hosts).toHaveLength(2);
+    expect(r.logs.get('plan.0.do.0')).toContain(`connected first ${hosts[0]}`);
+    expect(r.logs.get('plan.0.do.1')).toContain(`connected second ${hosts[0]}`);
+    expect(r.logs.get('plan.1.in_parallel.0')).toContain(`connected left ${hosts[1]}`);
+    expect(r.logs.get('plan.1.in_parallel.1')).toContain(`connected right ${hosts[1]}`);
+    expect(services(r.summary).every((s) => s.service?.state === 'stopped')).toBe(true);
+    await noneLeft(m);
+  });
+});
