@@ -27,16 +27,23 @@ export async function withHooks(ctx: BuildContext, step: Step, frame: Frame, run
     error = err;
   }
 
-  if (error === undefined) {
-    if (ok && hooks.on_success) ok = await runHook(hooks.on_success);
-    else if (!ok && hooks.on_failure) await runHook(hooks.on_failure);
-  } else if (isCancellation(error) && ctx.aborted()) {
-    if (hooks.on_abort) await runHook(hooks.on_abort);
-  } else if (hooks.on_error) {
-    // Any other error, including a cancellation that is not the build's abort: an
-    // enclosing step's timeout (or fail_fast) interrupted this step. Concourse runs
-    // on_error then ("running longer than a timeout"); on_abort is for aborted builds only.
-    await runHook(hooks.on_error);
+  // Concourse nests ensure outside the other hooks: an on_success/on_failure/on_error/on_abort
+  // hook that errors or is interrupted by an abort must not stop ensure from running.
+  let hookError: unknown;
+  try {
+    if (error === undefined) {
+      if (ok && hooks.on_success) ok = await runHook(hooks.on_success);
+      else if (!ok && hooks.on_failure) await runHook(hooks.on_failure);
+    } else if (isCancellation(error) && ctx.aborted()) {
+      if (hooks.on_abort) await runHook(hooks.on_abort);
+    } else if (hooks.on_error) {
+      // Any other error, including a cancellation that is not the build's abort: an
+      // enclosing step's timeout (or fail_fast) interrupted this step. Concourse runs
+      // on_error then ("running longer than a timeout"); on_abort is for aborted builds only.
+      await runHook(hooks.on_error);
+    }
+  } catch (err) {
+    hookError = err;
   }
 
   if (hooks.ensure) {
@@ -44,5 +51,6 @@ export async function withHooks(ctx: BuildContext, step: Step, frame: Frame, run
     ok = ok && ensured;
   }
   if (error !== undefined) throw error;
+  if (hookError !== undefined) throw hookError;
   return ok;
 }

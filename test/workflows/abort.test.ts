@@ -108,4 +108,20 @@ describe('abort', () => {
     expect(r.status).toBe('aborted');
     expect(r.logs.get('plan.0.ensure')).toContain('ensure finished');
   });
+
+  test('abort while an on_failure hook runs: the hook is interrupted, ensure still runs', async () => {
+    const s = sleeper();
+    const step = {
+      ...JSON.parse(sh('bad', 'exit 1')),
+      on_failure: JSON.parse(sh('slow-hook', `sleep ${s}`)),
+      ensure: JSON.parse(sh('e', 'echo ensure ran')),
+    };
+    const handle = await h.start(`plan:\n- ${JSON.stringify(step)}`);
+    await waitFor('the hook process', () => pidsMatching(`sleep ${s}`).length > 0);
+    await handle.cancel();
+    const r = await h.finish(handle);
+    expect(r.status).toBe('aborted');
+    expect(pidsMatching(`sleep ${s}`)).toEqual([]);
+    expect(r.logs.get('plan.0.ensure')).toContain('ensure ran');
+  });
 });
