@@ -18,6 +18,10 @@ const EnvSchema = z.object({
     .optional(),
   CAUSEWAY_WORKER_TAGS: z.string().optional(),
   CAUSEWAY_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+  /** Go duration: how long a closed build's artifacts stay for `causeway retry` */
+  CAUSEWAY_ARTIFACT_RETENTION: z.string().default('24h'),
+  /** Go duration: how often a worker looks for leftovers of closed builds */
+  CAUSEWAY_RECONCILE_INTERVAL: z.string().default('1m'),
   CAUSEWAY_LOG_MAX_AGE: z
     .string()
     .regex(/^\d+$/, 'a number of seconds')

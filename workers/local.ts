@@ -1,9 +1,11 @@
 import os from 'node:os';
 import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import type pino from 'pino';
 import { createActivities } from '../activities';
 import { workerTaskQueue } from '../activities/build';
+import { reconcileBuilds } from '../activities/reconcile';
 import { BuildPublisher, connectNats, ensureBuildStream } from '../common/nats';
 import { WorkerPresence, workerBucket } from './registry';
 
@@ -21,6 +23,8 @@ export interface LocalWorkerOptions {
   killGraceMs?: number;
   /** on shutdown or landing, how long running steps may finish here before they are handed over */
   drainMs?: number;
+  /** look for leftovers of closed builds this often (off when absent) */
+  reconcile?: { intervalMs: number; retentionMs: number };
   /** a prebuilt workflow bundle (tests bundle once); otherwise the worker bundles workflows/ itself */
   workflowBundle?: WorkflowBundle;
   log: pino.Logger;
@@ -81,7 +85,9 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
     opts.log.info({ worker: name, running: running.size }, 'landing: taking no new steps');
     shutdown();
   });
+  const stopReconciling = opts.reconcile ? await startReconciler(opts, opts.reconcile) : async () => undefined;
   const done = Promise.all([shared.run(), own.run()]).then(async () => {
+    await stopReconciling();
     await presence.stop();
     await connection.close();
     await nc.close();
@@ -95,5 +101,28 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
       shutdown();
       await done;
     },
+  };
+}
+
+/** Periodically stops what closed builds left running and collects expired artifacts. */
+async function startReconciler(opts: LocalWorkerOptions, cfg: { intervalMs: number; retentionMs: number }): Promise<() => Promise<void>> {
+  const connection = await Connection.connect({ address: opts.temporalAddress });
+  const client = new Client({ connection, namespace: opts.namespace });
+  let pass: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    pass = pass.then(async () => {
+      try {
+        const report = await reconcileBuilds({ home: opts.home, client, retentionMs: cfg.retentionMs, killGraceMs: opts.killGraceMs ?? 10_000 });
+        for (const s of report.stopped) opts.log.warn({ build: s.buildId, pid: s.pid, dir: s.dir }, 'reconciler stopped a process of a closed build');
+        for (const dir of report.removed) opts.log.info({ dir }, 'reconciler removed the artifacts of an expired build');
+      } catch (err) {
+        opts.log.warn({ err: (err as Error).message }, 'reconcile pass failed; will try again');
+      }
+    });
+  }, cfg.intervalMs);
+  return async () => {
+    clearInterval(timer);
+    await pass;
+    await connection.close();
   };
 }

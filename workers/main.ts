@@ -1,5 +1,6 @@
 // Entry point of a local worker process (`node dist/workers/main.js`), as `causeway dev up` starts it.
 import { causewayHome, readEnv } from '../common/config';
+import { parseDuration } from '../schemas/units';
 import { createLogger } from '../common/logger';
 import { startLocalWorker } from './local';
 
@@ -15,6 +16,7 @@ async function main(): Promise<void> {
     tags: env.CAUSEWAY_WORKER_TAGS?.split(',').filter(Boolean),
     taskQueue: env.CAUSEWAY_TASK_QUEUE,
     logMaxAgeSeconds: Number(env.CAUSEWAY_LOG_MAX_AGE),
+    reconcile: { intervalMs: parseDuration(env.CAUSEWAY_RECONCILE_INTERVAL), retentionMs: parseDuration(env.CAUSEWAY_ARTIFACT_RETENTION) },
     log,
   });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {

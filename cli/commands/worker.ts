@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { causewayHome, readEnv } from '../../common/config';
+import { parseDuration } from '../../schemas';
 import { createLogger } from '../../common/logger';
 import { startLocalWorker } from '../../workers/local';
 import { resolveEndpoints } from '../dev/stack';
@@ -36,6 +37,7 @@ Example:
         tags: opts.tag,
         taskQueue: env.CAUSEWAY_TASK_QUEUE,
         logMaxAgeSeconds: Number(env.CAUSEWAY_LOG_MAX_AGE),
+        reconcile: { intervalMs: parseDuration(env.CAUSEWAY_RECONCILE_INTERVAL), retentionMs: parseDuration(env.CAUSEWAY_ARTIFACT_RETENTION) },
         log: createLogger('worker'),
       });
       say(`worker ${worker.name} polling ${worker.taskQueue}; Ctrl-C stops it (running steps keep running)`);

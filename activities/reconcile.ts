@@ -1,0 +1,76 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { findProcess, isAlive, terminate } from './runtime/local/process';
+
+export interface ReconcileReport {
+  /** step or service processes of closed builds that were still running, now stopped */
+  stopped: { buildId: string; dir: string; pid: number }[];
+  /** build directories of builds closed longer than the retention, now deleted */
+  removed: string[];
+  /** builds still running, left alone */
+  running: number;
+}
+
+export interface ReconcileOptions {
+  home: string;
+  client: Client;
+  /** how long a closed build's artifacts stay for `causeway retry` */
+  retentionMs: number;
+  killGraceMs: number;
+  dryRun?: boolean;
+}
+
+/**
+ * Removes what a build that ended without running its own teardown (for example
+ * `temporal workflow terminate`, which runs no workflow code) left behind: processes
+ * still running in its directories, and, after the retention period, its artifacts.
+ */
+export async function reconcileBuilds(opts: ReconcileOptions): Promise<ReconcileReport> {
+  const report: ReconcileReport = { stopped: [], removed: [], running: 0 };
+  const root = path.join(opts.home, 'builds');
+  const builds = await fs.readdir(root).catch(() => [] as string[]);
+  for (const buildId of builds) {
+    const closedAt = await closeTime(opts.client, buildId);
+    if (closedAt === 'running') {
+      report.running += 1;
+      continue;
+    }
+    const dir = path.join(root, buildId);
+    for (const procDir of await dirsWithPid(dir)) {
+      const proc = await findProcess(procDir);
+      if (!proc || !(await isAlive(proc))) continue;
+      report.stopped.push({ buildId, dir: procDir, pid: proc.pid });
+      if (!opts.dryRun) await terminate(proc, opts.killGraceMs);
+    }
+    const age = closedAt === 'unknown' ? Infinity : Date.now() - closedAt.getTime();
+    if (age > opts.retentionMs) {
+      report.removed.push(dir);
+      if (!opts.dryRun) await fs.rm(dir, { recursive: true, force: true });
+    }
+  }
+  return report;
+}
+
+/** When the build's latest run closed; 'unknown' when Temporal has no such build (its history expired). */
+async function closeTime(client: Client, buildId: string): Promise<Date | 'running' | 'unknown'> {
+  try {
+    const info = await client.workflow.getHandle(buildId).describe();
+    if (info.status.name === 'RUNNING') return 'running';
+    return info.closeTime ?? new Date();
+  } catch (err) {
+    if ((err as Error).name === 'WorkflowNotFoundError') return 'unknown';
+    throw err;
+  }
+}
+
+async function dirsWithPid(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+  if (entries.some((e) => e.isFile() && e.name === 'pid')) out.push(dir);
+  for (const e of entries) {
+    // A step's work tree can be large and never holds pid files of ours.
+    if (e.isDirectory() && e.name !== 'work' && e.name !== 'home' && e.name !== 'tmp') out.push(...(await dirsWithPid(path.join(dir, e.name))));
+  }
+  return out;
+}

@@ -1,0 +1,49 @@
+// `temporal workflow terminate` runs no workflow code, so its teardown never runs: the
+// reconciler must find the build closed, stop what it left running, and collect it.
+import { execFileSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { reconcileBuilds } from '../../activities/reconcile';
+import { startBuild } from '../../common/build-client';
+import { compilePlan } from '../../schemas';
+import { startHarness, type Harness } from './harness';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startHarness();
+});
+afterAll(() => h.stop());
+
+const running = (marker: string) => {
+  try {
+    return execFileSync('pgrep', ['-f', marker]).toString().trim().length > 0;
+  } catch {
+    return false;
+  }
+};
+
+test('after terminate, the reconciler stops the step left running and removes the build once expired', async () => {
+  const marker = `reconcile-${randomUUID()}`;
+  const plan = compilePlan({ file: 't.yml', text: `plan:\n- task: forever\n  config:\n    platform: linux\n    run: {path: sh, args: [-c, 'sleep 60 # ${marker}']}\n` });
+  const handle = await startBuild(h.client, { plan, taskQueue: h.taskQueue });
+  while (!running(marker)) await delay(100);
+
+  await handle.terminate('testing the reconciler');
+  await delay(500);
+  expect(running(marker)).toBe(true);
+
+  const dry = await reconcileBuilds({ home: h.home, client: h.client, retentionMs: 24 * 3600_000, killGraceMs: 1000, dryRun: true });
+  expect(dry.stopped.some((s) => s.buildId === handle.workflowId)).toBe(true);
+  expect(running(marker)).toBe(true);
+
+  const report = await reconcileBuilds({ home: h.home, client: h.client, retentionMs: 24 * 3600_000, killGraceMs: 1000 });
+  expect(report.stopped.filter((s) => s.buildId === handle.workflowId)).toHaveLength(1);
+  expect(running(marker)).toBe(false);
+  expect(fs.existsSync(path.join(h.home, 'builds', handle.workflowId))).toBe(true);
+
+  const expired = await reconcileBuilds({ home: h.home, client: h.client, retentionMs: 0, killGraceMs: 1000 });
+  expect(expired.removed).toContain(path.join(h.home, 'builds', handle.workflowId));
+  expect(fs.existsSync(path.join(h.home, 'builds', handle.workflowId))).toBe(false);
+});
