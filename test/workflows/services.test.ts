@@ -136,4 +136,149 @@ describe('services', () => {
     expect(services(r.summary).every((s) => s.service?.state === 'stopped')).toBe(true);
     await noneLeft(m);
   });
+
+  test('across with 3 values in parallel: each iteration has its own service, on an address of its own', async () => {
+    const m = mark('across');
+    const r = await h.run(
+      plan([
+        {
+          ...connects('probe', '((.svc:bus.host))', '((.svc:bus.port))'),
+          across: [{ var: 'v', values: ['a', 'b', 'c'], max_in_flight: 'all' }],
+          services: [nats('bus', m)],
+        },
+      ]),
+    );
+    expect(r.status).toBe('succeeded');
+    const svc = services(r.summary);
+    expect(svc.map((s) => s.parent).sort()).toEqual(['plan.0.across.0', 'plan.0.across.1', 'plan.0.across.2']);
+    const hosts = svc.map((s) => s.service!.address!.split(':')[0]);
+    expect(new Set(hosts).size).toBe(3);
+    for (const [i, s] of svc.entries()) expect(r.logs.get(s.parent!)).toContain(`connected probe ${hosts[i]}`);
+    await noneLeft(m);
+  });
+
+  test('two concurrent builds use port 5432 without colliding, and neither reaches the other', async () => {
+    const m = mark('two');
+    // Build A keeps its database up until build B has tried to reach it.
+    const a = await h.start(
+      plan([{ task: 'hold', services: [postgres('db', m)], config: { run: { path: 'sh', args: ['-c', 'psql -h "$DB_SERVICE_HOST" -U postgres -tA -c "select 1" && sleep 6'] } } }]),
+    );
+    const aHost = await waitFor('build A ready', async () => {
+      const st = await a.query<BuildSummary>('status');
+      const db = services(st).find((s) => s.service?.state === 'ready');
+      return db?.service?.address?.split(':')[0];
+    });
+    const b = await h.run(
+      plan([
+        {
+          do: [
+            { task: 'own', config: { run: { path: 'sh', args: ['-c', 'psql -h "$DB_SERVICE_HOST" -U postgres -tA -c "select 2"'] } } },
+            connects('other', aHost, '5432'),
+          ],
+          services: [postgres('db', m)],
+        },
+      ]),
+    );
+    const ra = await h.finish(a);
+    expect(ra.status).toBe('succeeded');
+    expect(ra.logs.get('plan.0')).toContain('1\n');
+    expect(b.status).toBe('failed');
+    expect(b.logs.get('plan.0.do.0')).toContain('2\n');
+    // A's address inside B's network has nothing listening (loopback mode: another address, still closed to B).
+    expect(b.logs.get('plan.0.do.1')).toMatch(/refused other (ECONNREFUSED|ENETUNREACH|EHOSTUNREACH)/);
+    expect(services(b.summary)[0].service!.address!.split(':')[0]).not.toBe(aHost);
+    await noneLeft(m);
+  });
+
+  test('a probe that never succeeds errors the step with the probe output and the service log', async () => {
+    const m = mark('probe');
+    const r = await h.run(
+      plan([
+        {
+          task: 'never',
+          services: [
+            {
+              name: 'slow',
+              config: {
+                run: { path: 'sh', args: ['-c', `echo "listening soon ${m}"; echo "warming up" >&2; while :; do sleep 0.1; done`] },
+                ports: [7000],
+                startup_probe: { run: { path: 'sh', args: ['-c', 'echo "probe says no"; exit 1'] }, period_seconds: 0.05, failure_threshold: 3 },
+              },
+            },
+          ],
+          config: { run: { path: 'true' } },
+        },
+      ]),
+    );
+    expect(r.status).toBe('errored');
+    expect(r.message).toMatch(/service slow: startup probe `sh -c .*` failed 3 times/);
+    expect(r.message).toContain('probe says no');
+    expect(r.message).toContain(`listening soon ${m}`);
+    expect(r.message).toContain('warming up');
+    const [svc] = services(r.summary);
+    expect(svc).toMatchObject({ state: 'errored', service: { state: 'failed' } });
+    expect(r.summary?.steps.find((s) => s.id === 'plan.0')).toMatchObject({ state: 'errored' });
+    expect(r.logs.get('plan.0')).toBeUndefined();
+    await noneLeft(m);
+  });
+
+  test('a service that crashes at start errors the step at once, with its last lines', async () => {
+    const m = mark('crash');
+    const started = Date.now();
+    const r = await h.run(
+      plan([
+        {
+          task: 'crash',
+          services: [
+            {
+              name: 'bad',
+              config: {
+                run: { path: 'sh', args: ['-c', `echo "cannot bind ${m}" >&2; exit 3`] },
+                ports: [7001],
+                startup_probe: { run: { path: 'false' }, period_seconds: 10, failure_threshold: 30 },
+              },
+            },
+          ],
+          config: { run: { path: 'true' } },
+        },
+      ]),
+    );
+    expect(r.status).toBe('errored');
+    expect(r.message).toContain('service bad exited with status 3 before it was ready');
+    expect(r.message).toContain(`cannot bind ${m}`);
+    // Not after 30 probes 10 s apart (a generous bound, not a timing goal).
+    expect(Date.now() - started).toBeLessThan(60_000);
+    await noneLeft(m);
+  });
+
+  test('abort while probing stops the service; nothing is left running', async () => {
+    const m = mark('abort');
+    const handle = await h.start(
+      plan([
+        {
+          task: 'waits',
+          services: [
+            {
+              name: 'stuck',
+              grace_period: '1s',
+              config: {
+                run: { path: 'sh', args: ['-c', `trap "" TERM; echo "ignoring SIGTERM ${m}"; while :; do sleep 0.1; done`] },
+                ports: [7002],
+                startup_probe: { run: { path: 'false' }, period_seconds: 0.1, failure_threshold: 100000 },
+              },
+            },
+          ],
+          config: { run: { path: 'true' } },
+        },
+      ]),
+    );
+    await waitFor('probing', async () => services(await handle.query<BuildSummary>('status')).some((s) => s.service?.state === 'probing'));
+    await waitFor('service process', () => pidsMatching(m).length > 0);
+    await handle.cancel();
+    const r = await h.finish(handle);
+    expect(r.status).toBe('aborted');
+    expect(pidsMatching(m)).toEqual([]);
+    const logs = await collectServiceLogs(h.nc, r.buildId);
+    expect(logs.get('plan.0/stuck')).toContain('service stuck killed (SIGKILL)');
+  });
 });
