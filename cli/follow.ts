@@ -5,7 +5,7 @@ import { readBuild } from '../common/build-log';
 import type { CompiledPlan } from '../schemas/compiled';
 import { buildUrl, type Session } from './connect';
 import { paint, say } from './output';
-import { BuildRenderer, renderOutcome } from './render';
+import { BuildRenderer, renderOutcome, renderServiceTails } from './render';
 import { downloadOutputs, uploadInputs } from './transfer';
 
 /** How long the log may trail the build's result before we stop waiting for it. */
@@ -17,6 +17,8 @@ export interface SubmitOptions {
   inputs: Record<string, string>;
   outputs: Record<string, string>;
   detach: boolean;
+  /** interleave services' output with the steps' (default: yes) */
+  showServices?: boolean;
 }
 
 /** Uploads inputs, starts the build, streams its log, downloads outputs; resolves to the CLI's exit code. */
@@ -37,7 +39,7 @@ export async function submitAndFollow(session: Session, opts: SubmitOptions): Pr
     return 0;
   }
   const started = Date.now();
-  const outcome = await followUntilDone(session, handle, { abortOnInterrupt: true });
+  const outcome = await followUntilDone(session, handle, { abortOnInterrupt: true, showServices: opts.showServices });
   await downloadOutputs(session.nc, opts.buildId, opts.outputs);
   console.log(renderOutcome(opts.buildId, outcome, Date.now() - started, url));
   return EXIT_CODES[outcome.status];
@@ -50,9 +52,9 @@ export async function submitAndFollow(session: Session, opts: SubmitOptions): Pr
 export async function followUntilDone(
   session: Session,
   handle: WorkflowHandle,
-  opts: { abortOnInterrupt: boolean; showSteps?: (stepId: string) => boolean; since?: Date },
+  opts: { abortOnInterrupt: boolean; showSteps?: (stepId: string) => boolean; since?: Date; showServices?: boolean },
 ): Promise<BuildOutcome> {
-  const renderer = new BuildRenderer(process.stdout, { showSteps: opts.showSteps ?? (() => true) });
+  const renderer = new BuildRenderer(process.stdout, { showSteps: opts.showSteps ?? (() => true), showServices: opts.showServices ?? true });
   let interrupts = 0;
   const onInterrupt = () => {
     interrupts += 1;
@@ -70,6 +72,9 @@ export async function followUntilDone(
     })();
     const outcome = await awaitBuild(handle);
     await Promise.race([logs, delay(LOG_GRACE_MS, undefined, { ref: false })]);
+    // A failed build's services often say why (a crashed database, a refused login): show their last lines unasked.
+    const tails = outcome.status === 'succeeded' ? '' : renderServiceTails(renderer.serviceTails());
+    if (tails) console.log(tails);
     return outcome;
   } finally {
     process.off('SIGINT', onInterrupt);

@@ -17,6 +17,8 @@ export function registerRun(program: Command): void {
     .option('-i, --input <name=dir>', 'upload a directory as the artifact NAME; repeatable', collect, [])
     .option('-o, --output <name=dir>', 'download the artifact NAME into a directory when the build ends; repeatable', collect, [])
     .option('-d, --detach', 'print the build id and return without following it')
+    .option('--services', "interleave each service's output with the steps', prefixed [svc NAME] (the default)")
+    .option('--no-services', "leave the services' output out (the last lines of each still show when the build fails)")
     .addHelpText(
       'after',
       `
@@ -29,14 +31,14 @@ Examples:
   causeway run ci.yml -v version=1.2.3 -l secrets.yml -i repo=. -o dist=./dist
   causeway run pipeline.yml --job unit`,
     )
-    .action(async (planFile: string, opts: { job?: string; var: string[]; loadVarsFrom: string[]; input: string[]; output: string[]; detach?: boolean }) => {
+    .action(async (planFile: string, opts: { job?: string; var: string[]; loadVarsFrom: string[]; input: string[]; output: string[]; detach?: boolean; services?: boolean }) => {
       const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
       const plan = loadPlan({ file: planFile, job: opts.job, vars });
       const inputs = parseArtifactFlags(opts.input, '-i');
       const outputs = parseArtifactFlags(opts.output, '-o');
       const session = await openSession({ autoStart: true });
       try {
-        exitWith(await submitAndFollow(session, { plan, buildId: newBuildId(), inputs, outputs, detach: Boolean(opts.detach) }));
+        exitWith(await submitAndFollow(session, { plan, buildId: newBuildId(), inputs, outputs, detach: Boolean(opts.detach), showServices: opts.services !== false }));
       } finally {
         await session.close();
       }

@@ -14,19 +14,21 @@ export function registerWatch(program: Command): void {
     .description("show a build's log from its start, then follow it until it ends")
     .argument('<build>', 'build id (build-…), as `causeway run` and `causeway builds` print it')
     .option('--no-follow', 'print what the build logged so far and return')
+    .option('--services', "interleave each service's output with the steps', prefixed [svc NAME] (the default)")
+    .option('--no-services', "leave the services' output out (the last lines of each still show when the build fails)")
     .addHelpText('after', '\nWorks during and after a build; exits with the build status (0/1/2/3).\n\nExample:\n  causeway watch build-3f2c…')
-    .action(async (buildId: string, opts: { follow: boolean }) => {
+    .action(async (buildId: string, opts: { follow: boolean; services?: boolean }) => {
       const session = await openSession({ autoStart: false });
       try {
         const handle = session.client.workflow.getHandle(buildId);
         const info = await describeBuild(handle);
         if (!opts.follow) {
-          const renderer = new BuildRenderer();
+          const renderer = new BuildRenderer(process.stdout, { showSteps: () => true, showServices: opts.services !== false });
           for await (const r of readBuild(session.nc, buildId, { follow: false })) renderer.write(r);
           return;
         }
         const started = info.startTime.getTime();
-        const outcome = await followUntilDone(session, handle, { abortOnInterrupt: false });
+        const outcome = await followUntilDone(session, handle, { abortOnInterrupt: false, showServices: opts.services !== false });
         console.log(renderOutcome(buildId, outcome, (info.closeTime ?? new Date()).getTime() - started, buildUrl(session, buildId)));
         exitWith(EXIT_CODES[outcome.status]);
       } finally {
