@@ -25,7 +25,10 @@ export async function runPool(
     }
   };
   const lane = async () => {
-    while (next < opts.count && !stopped) {
+    // Once the pool is cancelled from outside (abort, an enclosing timeout) no new item may
+    // start: an item started in a cancelled scope would still run its hooks (ensure,
+    // on_error) for a step that never ran. Those items are skipped instead.
+    while (next < opts.count && !stopped && !scope.consideredCancelled) {
       const i = next++;
       try {
         if (!(await runItem(i))) {

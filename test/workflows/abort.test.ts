@@ -124,4 +124,36 @@ describe('abort', () => {
     expect(pidsMatching(`sleep ${s}`)).toEqual([]);
     expect(r.logs.get('plan.0.ensure')).toContain('ensure ran');
   });
+
+  test('abort stops in_parallel with a limit and across from starting more steps; their hooks do not run', async () => {
+    const s = sleeper();
+    const withEnsure = (name: string, script: string) => JSON.stringify({ ...JSON.parse(sh(name, script)), ensure: JSON.parse(sh(`${name}-e`, `echo ensure-${name}`)) });
+    const plan = `plan:
+- in_parallel:
+    limit: 1
+    steps: [${withEnsure('first', `sleep ${s}`)}, ${withEnsure('second', 'echo second')}, ${withEnsure('third', 'echo third')}]
+`;
+    const handle = await h.start(plan);
+    await waitFor('the first step', () => pidsMatching(`sleep ${s}`).length > 0);
+    await handle.cancel();
+    const r = await h.finish(handle);
+    expect(r.status).toBe('aborted');
+    expect(r.logs.get('plan.0.in_parallel.0.ensure')).toContain('ensure-first');
+    expect(r.logs.get('plan.0.in_parallel.1')).toBeUndefined();
+    expect(r.logs.get('plan.0.in_parallel.1.ensure')).toBeUndefined();
+    expect(r.logs.get('plan.0.in_parallel.2.ensure')).toBeUndefined();
+    const after = await steps(handle);
+    expect(after.find((x) => x.id === 'plan.0.in_parallel.1')?.state).toBe('skipped');
+
+    const s2 = sleeper();
+    const acrossPlan = `plan:\n- ${JSON.stringify({ ...JSON.parse(withEnsure('it', `sleep ${s2}((.:v))`)), across: [{ var: 'v', values: [1, 2, 3] }] })}`;
+    const h2 = await h.start(acrossPlan);
+    await waitFor('the first iteration', () => pidsMatching(`sleep ${s2}1`).length > 0);
+    await h2.cancel();
+    const r2 = await h.finish(h2);
+    expect(r2.status).toBe('aborted');
+    expect(r2.logs.get('plan.0.across.1')).toBeUndefined();
+    expect(r2.logs.get('plan.0.ensure')).toContain('ensure-it');
+    expect(pidsMatching(`sleep ${s2}`)).toEqual([]);
+  });
 });

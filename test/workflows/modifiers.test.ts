@@ -61,6 +61,16 @@ describe('timeout', () => {
   });
 });
 
+test('timeout on an in_parallel with a limit: unstarted steps are skipped, their hooks do not run', async () => {
+  const s = sleeper();
+  const second = JSON.stringify({ ...JSON.parse(sh('second', 'echo second')), ensure: JSON.parse(sh('e', 'echo ensure-second')) });
+  const r = await h.run(`plan:\n- {timeout: 1s, in_parallel: {limit: 1, steps: [${sh('first', `sleep ${s}`)}, ${second}]}}`);
+  expect(r.status).toBe('errored');
+  expect(r.logs.get('plan.0.in_parallel.1.ensure')).toBeUndefined();
+  expect(stepOf(r, 'plan.0.in_parallel.1')?.state).toBe('skipped');
+  expect(pidsMatching(`sleep ${s}`)).toEqual([]);
+});
+
 describe('attempts', () => {
   test('retries a failing task in a fresh process and directory until it passes', async () => {
     const f = stamp('count');
