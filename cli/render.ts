@@ -121,11 +121,14 @@ const STATE_MARK: Record<StepStatus['state'], string> = {
 export function renderOutcome(buildId: string, outcome: BuildOutcome, elapsedMs: number, url?: string): string {
   const colors = { succeeded: 'green', failed: 'red', errored: 'yellow', aborted: 'magenta' } as const;
   const lines = [paint(['bold', colors[outcome.status]], `build ${buildId} ${outcome.status}`) + ` in ${formatDuration(elapsedMs)}`];
-  const troubled = outcome.summary?.steps.filter((s) => s.state === 'errored' || s.state === 'failed' || s.state === 'aborted') ?? [];
-  for (const s of troubled) {
+  const all = outcome.summary?.steps.filter((s) => s.state === 'errored' || s.state === 'failed' || s.state === 'aborted') ?? [];
+  // The steps that went wrong themselves, not the do/in_parallel around them.
+  const leaves = all.filter((s) => !all.some((other) => other.parent === s.id));
+  for (const s of leaves) {
     const detail = s.message ?? (s.exitCode !== undefined ? `exit ${s.exitCode}` : '');
-    lines.push(`  ${STATE_MARK[s.state]} ${s.kind} ${s.name} [${s.id}] ${s.state}${detail ? `: ${detail}` : ''}`);
+    lines.push(`  ${STATE_MARK[s.state]} ${label(s)} [${s.id}] ${s.state}${detail ? `: ${detail}` : ''}`);
   }
+  const troubled = leaves;
   if (troubled.length === 0 && outcome.status !== 'succeeded' && outcome.message) lines.push(`  ${outcome.message}`);
   if (url) lines.push(`  ${paint('dim', url)}`);
   return lines.join('\n');
@@ -147,7 +150,7 @@ export function renderSteps(steps: StepStatus[]): string {
         const detail = [s.service.address ?? '', s.message ?? ''].filter(Boolean).join(', ');
         return `${'  '.repeat(depth(s))}${STATE_MARK[s.state]} service ${s.name} ${paint('dim', s.id)} ${s.service.state}${detail ? ` (${detail})` : ''}`;
       }
-      return `${'  '.repeat(depth(s))}${STATE_MARK[s.state]} ${s.kind === 'task' || s.kind === 'load_var' ? `${s.kind} ${s.name}` : s.kind} ${paint('dim', s.id)} ${s.state}${extra ? ` (${extra})` : ''}`;
+      return `${'  '.repeat(depth(s))}${STATE_MARK[s.state]} ${label(s)} ${paint('dim', s.id)} ${s.state}${extra ? ` (${extra})` : ''}`;
     })
     .join('\n');
 }
@@ -158,4 +161,8 @@ export function renderServiceTails(tails: ServiceTail[]): string {
     .filter((t) => t.lines.length > 0)
     .map((t) => [paint('bold', `last lines of service ${t.name} [${t.scopeStepId}]:`), ...t.lines.map((l) => `  ${l}`)].join('\n'))
     .join('\n');
+}
+
+function label(s: StepStatus): string {
+  return s.kind === s.name ? s.kind : `${s.kind} ${s.name}`;
 }
