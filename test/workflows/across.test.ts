@@ -41,6 +41,14 @@ describe('across', () => {
     expect(stepOf(r, 'plan.0.across.2')).toMatchObject({ state: 'succeeded', parent: 'plan.0' });
   });
 
+  test('values may be maps; their fields are reachable', async () => {
+    const values = [{ name: 'x', n: 1 }, { name: 'y', n: 2 }];
+    const r = await h.run(`plan:\n- ${acrossStep(sh('each', 'echo "((.:v.name))=((.:v.n))"'), [{ var: 'v', values }])}`);
+    expect(r.status).toBe('succeeded');
+    expect(r.logs.get('plan.0.across.0')).toBe('x=1\n');
+    expect(r.logs.get('plan.0.across.1')).toBe('y=2\n');
+  });
+
   test('several vars: the cartesian product', async () => {
     const r = await h.run(
       `plan:\n- ${acrossStep(sh('each', 'echo "((.:os))-((.:n))"'), [

@@ -86,6 +86,14 @@ describe('attempts', () => {
     expect(stepOf(r, 'plan.0')).toMatchObject({ state: 'succeeded', attempts: 3, exitCode: 0 });
   });
 
+  test('the outputs of the passing attempt are what later steps see', async () => {
+    const f = stamp('count');
+    const producer = sh('p', counting(f, 'echo "from attempt $n" > out/file; [ $n -ge 2 ]'), { attempts: 3 }, { outputs: [{ name: 'out' }] });
+    const r = await h.run(`plan:\n- ${producer}\n- ${sh('c', 'cat out/file', {}, { inputs: [{ name: 'out' }] })}`);
+    expect(r.status).toBe('succeeded');
+    expect(r.logs.get('plan.1')).toBe('from attempt 2\n');
+  });
+
   test('the last attempt’s failure stands', async () => {
     const f = stamp('count');
     const r = await h.run(`plan:\n- ${sh('bad', counting(f, 'exit 7'), { attempts: 2 })}`);
