@@ -9,6 +9,9 @@ import { setTimeout as delay } from 'node:timers/promises';
 // these files from the step's directory.
 const WRAPPER = [
   'dir=$1; cwd=$2; cgroup=$3; shift 3',
+  // The wrapper records itself first, so a worker killed right after spawning still
+  // leaves a pid for the retried activity to find.
+  'echo $$ >"$dir/pid"',
   '[ -n "$cgroup" ] && echo $$ > "$cgroup"',
   'cd "$cwd" || exit 125',
   '"$@" >"$dir/stdout" 2>"$dir/stderr" </dev/null',
@@ -16,12 +19,15 @@ const WRAPPER = [
   'echo $? >"$dir/exit"',
 ].join('\n');
 
-export const FILES = { pid: 'pid', exit: 'exit', stdout: 'stdout', stderr: 'stderr' } as const;
+export const FILES = { pid: 'pid', starting: 'starting', exit: 'exit', stdout: 'stdout', stderr: 'stderr' } as const;
+
+/** How long a retried activity waits for the pid of a wrapper spawned just before a crash. */
+const PID_WAIT_MS = 2000;
 
 export interface StepProcess {
   pid: number;
-  /** start time from /proc, so a recycled pid is not mistaken for the step */
-  startTime: string;
+  /** the step's directory: it is in the wrapper's command line, so a recycled pid is not mistaken for the step */
+  dir: string;
   /** present when this worker started the process: exits are seen at once instead of by polling */
   child?: ChildProcess;
 }
@@ -39,6 +45,7 @@ export interface StartOptions {
 
 export async function startProcess(opts: StartOptions): Promise<StepProcess> {
   await Promise.all([FILES.stdout, FILES.stderr].map((f) => fs.writeFile(path.join(opts.dir, f), '')));
+  await fs.writeFile(path.join(opts.dir, FILES.starting), '');
   const script = [...(opts.prelude ?? []), WRAPPER].join('\n');
   const child = spawn('/bin/sh', ['-c', script, 'sh', opts.dir, opts.cwd, opts.cgroupProcs ?? '', ...opts.command], {
     detached: true,
@@ -50,21 +57,21 @@ export async function startProcess(opts: StartOptions): Promise<StepProcess> {
     child.once('error', reject);
   });
   child.unref();
-  const startTime = (await procStartTime(pid)) ?? '';
-  await fs.writeFile(path.join(opts.dir, FILES.pid), JSON.stringify({ pid, startTime }));
-  return { pid, startTime, child };
+  return { pid, dir: opts.dir, child };
 }
 
-/** The step process a previous attempt started, if any. */
+/** The step process a previous attempt started, if any (running or finished). */
 export async function findProcess(dir: string): Promise<StepProcess | undefined> {
-  try {
-    const { pid, startTime } = JSON.parse(await fs.readFile(path.join(dir, FILES.pid), 'utf8')) as StepProcess;
-    return { pid, startTime };
-  } catch {
-    return undefined;
+  const pidFile = path.join(dir, FILES.pid);
+  const spawned = await exists(path.join(dir, FILES.starting));
+  for (const deadline = Date.now() + PID_WAIT_MS; ; ) {
+    const pid = Number.parseInt(await fs.readFile(pidFile, 'utf8').catch(() => ''), 10);
+    if (!Number.isNaN(pid)) return { pid, dir };
+    // No pid: either nothing was spawned, or the wrapper has not written it yet.
+    if (!spawned || Date.now() > deadline) return undefined;
+    await delay(20);
   }
 }
-
 export async function exitStatus(dir: string): Promise<number | undefined> {
   try {
     const text = await fs.readFile(path.join(dir, FILES.exit), 'utf8');
@@ -79,8 +86,13 @@ export async function exitStatus(dir: string): Promise<number | undefined> {
 
 export async function isAlive(proc: StepProcess): Promise<boolean> {
   if (proc.child) return proc.child.exitCode === null && proc.child.signalCode === null;
-  const now = await procStartTime(proc.pid);
-  return now !== undefined && (proc.startTime === '' || now === proc.startTime);
+  try {
+    const [stat, cmdline] = await Promise.all([fs.readFile(`/proc/${proc.pid}/stat`, 'utf8'), fs.readFile(`/proc/${proc.pid}/cmdline`, 'utf8')]);
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && cmdline.split('\0').includes(proc.dir);
+  } catch {
+    return false;
+  }
 }
 
 /** Resolves when the process ends, or after `ms`, whichever is first. */
@@ -132,14 +144,9 @@ async function groupAlive(pgid: number): Promise<boolean> {
   }
 }
 
-async function procStartTime(pid: number): Promise<string | undefined> {
-  try {
-    const stat = await fs.readFile(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command; start time is field 22 overall.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z') return undefined;
-    return fields[19];
-  } catch {
-    return undefined;
-  }
+async function exists(p: string): Promise<boolean> {
+  return fs.access(p).then(
+    () => true,
+    () => false,
+  );
 }
