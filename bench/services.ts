@@ -1,0 +1,301 @@
+// Time from submitting a build to its first step command starting, for a plan with one
+// PostgreSQL service (pg_isready as startup probe), split into: process start, server
+// startup (initdb + postgres until it accepts connections), detection delay, step start.
+// In the same run, the same PostgreSQL is started by hand with a shell loop polling
+// pg_isready at the same period; the difference of the parts that are not the server's
+// own startup is what Causeway adds. Prints a table and writes its section of BENCHMARKS.md.
+//
+//   npm run bench:services -- [--repeat 5] [--period 0.01] [--out BENCHMARKS.md]
+//
+// Needs root (PostgreSQL runs as the `postgres` user through runuser, as the example does)
+// and Debian's PostgreSQL. Self-contained: starts its own in-memory Temporal and NATS on
+// free ports and one in-process local worker, and stops them at the end.
+import { execFileSync, spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
+import pino from 'pino';
+import { freePort, repoRoot, startStack, stopStack } from '../cli/dev/stack';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { awaitBuild, startBuild } from '../common/build-client';
+import { collectServiceLogs } from '../common/build-log';
+import { connectNats } from '../common/nats';
+import { compilePlan } from '../schemas';
+import { startLocalWorker, type RunningWorker } from '../workers/local';
+
+const MARK_START = '<!-- bench:services:start -->';
+const MARK_END = '<!-- bench:services:end -->';
+const TARGET_MS = 100;
+
+interface Options {
+  repeat: number;
+  period: number;
+  out: string;
+}
+
+function parseArgs(argv: string[]): Options {
+  const opts: Options = { repeat: 5, period: 0.01, out: path.join(repoRoot(__dirname), 'BENCHMARKS.md') };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split('=', 2);
+    const value = () => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    if (flag === '--repeat') opts.repeat = Math.max(1, Number.parseInt(value(), 10));
+    else if (flag === '--period') opts.period = Number(value());
+    else if (flag === '--out') opts.out = path.resolve(value());
+    else throw new Error(`unknown flag ${flag}; flags: --repeat N, --period SECONDS, --out FILE`);
+  }
+  if (!(opts.period > 0)) throw new Error('--period must be a number of seconds > 0');
+  return opts;
+}
+
+const PG_BIN = execFileSync('sh', ['-c', 'ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1'], { encoding: 'utf8' }).trim();
+
+/** One run's times, ms. `processStart` counts from submission (Causeway) or from the script's start (by hand). */
+interface Parts {
+  processStart: number;
+  serverStartup: number;
+  detection: number;
+  stepStart: number;
+  total: number;
+}
+
+/** The shell that starts PostgreSQL, writing its start time (ns) to `mark`; postgres logs with ms timestamps. */
+function serverScript(mark: string, hostVar: string, port: number): string {
+  return [
+    `date +%s%N > ${mark}/svc-start`,
+    `PATH=${PG_BIN}:$PATH`,
+    'initdb -D "$PWD/data" -A trust -U postgres >/dev/null',
+    `exec postgres -D "$PWD/data" -h "${hostVar}" -p ${port} -k "$PWD" -c log_line_prefix='%m ' -c log_timezone=UTC`,
+  ].join('\n');
+}
+
+/** When PostgreSQL said it accepts connections, from its log (ms since the epoch). */
+function readyAt(log: string): number {
+  const m = /^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) UTC .*database system is ready to accept connections/m.exec(log);
+  if (!m) throw new Error(`no "ready to accept connections" in the PostgreSQL log:\n${log.slice(-2000)}`);
+  return Date.parse(`${m[1].replace(' ', 'T')}Z`);
+}
+
+const nsFile = (file: string) => Number(BigInt(fs.readFileSync(file, 'utf8').trim()) / 1_000_000n);
+
+function markDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-bench-svc-'));
+  fs.chmodSync(dir, 0o777);
+  return dir;
+}
+
+async function viaCauseway(client: Client, nc: NatsConnection, taskQueue: string, period: number): Promise<Parts> {
+  const mark = markDir();
+  try {
+    const plan = compilePlan({
+      file: 'bench-services.yml',
+      text: JSON.stringify({
+        plan: [
+          {
+            task: 'first-step',
+            services: [
+              {
+                name: 'db',
+                config: {
+                  run: { user: 'postgres', path: 'sh', args: ['-c', serverScript(mark, '$DB_SERVICE_HOST', 5432)] },
+                  ports: [5432],
+                  startup_probe: {
+                    run: { path: `${PG_BIN}/pg_isready`, args: ['-q', '-h', '((.svc:db.host))', '-p', '((.svc:db.port))'] },
+                    period_seconds: period,
+                    failure_threshold: Math.ceil(60 / period),
+                  },
+                },
+              },
+            ],
+            config: { run: { path: 'sh', args: ['-c', `date +%s%N > ${mark}/step-start`] } },
+          },
+        ],
+      }),
+    });
+    const submitted = Date.now();
+    const handle = await startBuild(client, { plan, taskQueue });
+    const outcome = await awaitBuild(handle);
+    if (outcome.status !== 'succeeded') throw new Error(`benchmark build ${outcome.status}: ${outcome.message ?? ''}`);
+    // When Temporal recorded probeService's completion: Causeway knew the service was ready.
+    const history = await handle.fetchHistory();
+    const events = history.events ?? [];
+    const probe = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'probeService');
+    const done = events.find((e) => probe && Number(e.activityTaskCompletedEventAttributes?.scheduledEventId ?? -1) === Number(probe.eventId));
+    if (!done?.eventTime) throw new Error('no completed probeService in the build history');
+    const detected = Number(done.eventTime.seconds ?? 0) * 1000 + Math.floor((done.eventTime.nanos ?? 0) / 1e6);
+    const svcStart = nsFile(path.join(mark, 'svc-start'));
+    const stepStart = nsFile(path.join(mark, 'step-start'));
+    const ready = readyAt([...(await collectServiceLogs(nc, handle.workflowId)).values()].join(''));
+    return { processStart: svcStart - submitted, serverStartup: ready - svcStart, detection: detected - ready, stepStart: stepStart - detected, total: stepStart - submitted };
+  } finally {
+    fs.rmSync(mark, { recursive: true, force: true });
+  }
+}
+
+/** The same server started by hand: a shell loop polls pg_isready at the same period, then runs the "step". */
+async function byHand(period: number): Promise<Parts> {
+  const mark = markDir();
+  const port = await freePort();
+  const work = path.join(mark, 'work');
+  fs.mkdirSync(work);
+  execFileSync('chown', ['postgres', work]);
+  const script = [
+    `date +%s%N > ${mark}/start`,
+    `cd ${work}`,
+    `runuser -u postgres -- sh -c '${serverScript(mark, '127.0.0.1', port).replace(/'/g, `'\\''`)}' > ${mark}/pg.log 2>&1 &`,
+    'pg=$!',
+    `until ${PG_BIN}/pg_isready -q -h 127.0.0.1 -p ${port}; do sleep ${period}; done`,
+    `date +%s%N > ${mark}/detected`,
+    `sh -c 'date +%s%N > ${mark}/step-start'`,
+    'kill $pg; wait $pg',
+  ].join('\n');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn('sh', ['-c', script], { stdio: 'ignore' });
+      child.once('error', reject);
+      child.once('exit', (code) => (code === 0 || code === 143 ? resolve() : reject(new Error(`by-hand script exited ${code}`))));
+    });
+    const start = nsFile(path.join(mark, 'start'));
+    const svcStart = nsFile(path.join(mark, 'svc-start'));
+    const detected = nsFile(path.join(mark, 'detected'));
+    const stepStart = nsFile(path.join(mark, 'step-start'));
+    const ready = readyAt(fs.readFileSync(path.join(mark, 'pg.log'), 'utf8'));
+    return { processStart: svcStart - start, serverStartup: ready - svcStart, detection: detected - ready, stepStart: stepStart - detected, total: stepStart - start };
+  } finally {
+    fs.rmSync(mark, { recursive: true, force: true });
+  }
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const f0 = (n: number) => n.toFixed(0);
+/** Everything but the server's own startup: what the engine (or the shell) adds. */
+const added = (p: Parts) => p.processStart + p.detection + p.stepStart;
+
+function table(causeway: Parts[], hand: Parts[]): string {
+  const row = (label: string, pick: (p: Parts) => number) => `| ${label} | ${f0(median(causeway.map(pick)))} | ${f0(median(hand.map(pick)))} |`;
+  return [
+    '| part (median, ms) | Causeway | by hand (shell loop) |',
+    '|---|---:|---:|',
+    row('process start (submit → service command runs)', (p) => p.processStart),
+    row('server startup (initdb + postgres → accepts connections)', (p) => p.serverStartup),
+    row('detection delay (accepts connections → readiness known)', (p) => p.detection),
+    row('step start (readiness known → step command runs)', (p) => p.stepStart),
+    row('total (submit → step command runs)', (p) => p.total),
+    row('all but the server startup', added),
+  ].join('\n');
+}
+
+function writeSection(file: string, text: string): void {
+  let existing = '';
+  try {
+    existing = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const start = existing.indexOf(MARK_START);
+  const end = existing.indexOf(MARK_END);
+  const next =
+    start >= 0 && end > start
+      ? existing.slice(0, start) + text + existing.slice(end + MARK_END.length)
+      : existing.trim()
+        ? `${existing.trimEnd()}\n\n${text}\n`
+        : `# Benchmarks\n\nEach section is written by one benchmark under \`bench/\`; rerun it to refresh its section.\n\n${text}\n`;
+  fs.writeFileSync(file, next);
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  const progress = (message: string) => console.error(`[bench] ${message}`);
+  if (process.getuid?.() !== 0) throw new Error('bench:services runs PostgreSQL as the postgres user and needs root');
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-bench-'));
+  let stackStarted = false;
+  let worker: RunningWorker | undefined;
+  let connection: Connection | undefined;
+  let nc: NatsConnection | undefined;
+  const cleanup = async () => {
+    await nc?.close().catch(() => undefined);
+    await worker?.shutdown().catch(() => undefined);
+    await connection?.close().catch(() => undefined);
+    if (stackStarted) await stopStack(home);
+    fs.rmSync(home, { recursive: true, force: true });
+  };
+  try {
+    const ports = { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() };
+    const stack = await startStack({ home, persistent: false, startWorker: false, ports, log: progress });
+    stackStarted = true;
+    const silent = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+    const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: silent });
+    const taskQueue = `bench-services-${randomUUID().slice(0, 8)}`;
+    worker = await startLocalWorker({
+      temporalAddress: stack.temporal.address,
+      namespace: 'default',
+      natsUrl: stack.nats.url,
+      home,
+      name: `bench-${randomUUID().slice(0, 8)}`,
+      taskQueue,
+      logMaxAgeSeconds: 3600,
+      killGraceMs: 2000,
+      workflowBundle,
+      log: pino({ level: 'warn' }),
+    });
+    nc = await connectNats(stack.nats.url, 'bench-services');
+    connection = await Connection.connect({ address: stack.temporal.address });
+    const client = new Client({ connection });
+
+    progress('warming up');
+    await viaCauseway(client, nc, taskQueue, opts.period);
+    await byHand(opts.period);
+    const causeway: Parts[] = [];
+    const hand: Parts[] = [];
+    for (let r = 1; r <= opts.repeat; r++) {
+      // Interleaved, so drift over the run touches both alike.
+      causeway.push(await viaCauseway(client, nc, taskQueue, opts.period));
+      hand.push(await byHand(opts.period));
+      progress(`run ${r}/${opts.repeat}: Causeway ${f0(causeway.at(-1)!.total)} ms, by hand ${f0(hand.at(-1)!.total)} ms`);
+    }
+    const overhead = median(causeway.map(added)) - median(hand.map(added));
+    const detection = median(causeway.map((p) => p.detection));
+    const cpus = `${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim() ?? 'unknown'})`;
+    const lines = [
+      MARK_START,
+      '## Services: submit → first step of a plan with one PostgreSQL service',
+      '',
+      `\`npm run bench:services -- --repeat ${opts.repeat} --period ${opts.period}\` on ${cpus}, Node ${process.version}, ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}.`,
+      `PostgreSQL ${path.basename(path.dirname(PG_BIN))} (initdb + postgres as user postgres), pg_isready every ${opts.period}s in both columns;`,
+      'Causeway times are from submitting the build (the CLI`s own start-up is not counted), by-hand times from the shell script`s start.',
+      "Server start-up is PostgreSQL's own work and is the same in both; it is left out of the overhead.",
+      '',
+      table(causeway, hand),
+      '',
+      `**Overhead Causeway adds** (all but the server start-up, Causeway − by hand): **${f0(overhead)} ms** (target < ${TARGET_MS} ms: ${overhead < TARGET_MS ? 'met' : 'not met'}).`,
+      `**Detection delay**: ${f0(detection)} ms median from PostgreSQL logging that it accepts connections to Temporal recording the probe's success`,
+      `(by hand: ${f0(median(hand.map((p) => p.detection)))} ms). Process start includes prepareBuild, the network namespace, the service directory and`,
+      'runuser; step start includes the task activity, the step directory and nsenter into the namespace.',
+      MARK_END,
+    ];
+    const text = lines.join('\n');
+    console.log(`\n${text}\n`);
+    writeSection(opts.out, text);
+    console.log(`wrote ${opts.out}`);
+  } finally {
+    await cleanup();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    process.exit(1);
+  },
+);
