@@ -200,8 +200,8 @@ describe('services', () => {
             {
               name: 'slow',
               config: {
+                // No ports: the probe runs every period from the start.
                 run: { path: 'sh', args: ['-c', `echo "listening soon ${m}"; echo "warming up" >&2; while :; do sleep 0.1; done`] },
-                ports: [7000],
                 startup_probe: { run: { path: 'sh', args: ['-c', 'echo "probe says no"; exit 1'] }, period_seconds: 0.05, failure_threshold: 3 },
               },
             },
@@ -280,5 +280,38 @@ describe('services', () => {
     expect(pidsMatching(m)).toEqual([]);
     const logs = await collectServiceLogs(h.nc, r.buildId);
     expect(logs.get('plan.0/stuck')).toContain('service stuck killed (SIGKILL)');
+  });
+
+  test('loopback mode (no namespace): redis-server on an address of its own, ready when its port accepts connections', async () => {
+    process.env.CAUSEWAY_SERVICE_ISOLATION = 'loopback';
+    try {
+      const r = await h.run(
+        plan([
+          {
+            task: 'cache',
+            services: [
+              {
+                name: 'cache',
+                config: {
+                  run: { path: 'redis-server', args: ['--bind', '((.svc:cache.host))', '--port', '((.svc:cache.port))', '--save', '', '--appendonly', 'no'] },
+                  ports: [6379],
+                },
+              },
+            ],
+            config: { run: { path: 'sh', args: ['-c', 'redis-cli -h "$CACHE_SERVICE_HOST" -p "$CACHE_SERVICE_PORT" set k v && redis-cli -h ((.svc:cache.host)) get k'] } },
+          },
+        ]),
+      );
+      expect(r.status).toBe('succeeded');
+      expect(r.logs.get('plan.0')).toContain('OK\nv\n');
+      const host = services(r.summary)[0].service!.address!.split(':')[0];
+      expect(host).toMatch(/^127\.([1-9]\d*)\.\d+\.\d+$/);
+      const logs = (await collectServiceLogs(h.nc, r.buildId)).get('plan.0/cache') ?? '';
+      expect(logs).toContain('services run on the host\'s loopback with addresses of their own (CAUSEWAY_SERVICE_ISOLATION=loopback)');
+      expect(logs).toContain('every port accepts connections');
+      await noneLeft(`redis-server ${host}:6379`);
+    } finally {
+      delete process.env.CAUSEWAY_SERVICE_ISOLATION;
+    }
   });
 });

@@ -66,7 +66,8 @@ export async function ensureNetwork(buildId: string): Promise<BuildNetwork> {
     await run('ip', ['netns', 'add', name]).catch(async (err: Error) => {
       if (!(await exists(netnsPath(name)))) throw err;
     });
-    await run('ip', ['netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up']);
+    // `ip -n` sets the link up without `ip netns exec`'s mount namespace and /sys remount.
+    await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
   } catch (err) {
     return fallback(`cannot create a network namespace: ${(err as Error).message.split('\n')[0]}`);
   }

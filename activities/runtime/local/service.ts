@@ -156,10 +156,11 @@ export async function startLocalService(deps: ActivityDeps, req: StartServiceReq
         ...(own[`${envPrefix(req.name)}_PORT`] ? { SERVICE_PORT: own[`${envPrefix(req.name)}_PORT`] } : {}),
       };
       await fs.writeFile(path.join(dir, STATE_FILE), JSON.stringify({ address, config, env, root } satisfies ServiceState));
-      await log.note(net.note);
-      if (config.image_resource || req.spec.image) await log.note('the local runtime runs this service on the host, without an image (image_resource/image is ignored)');
       const command = inNetwork(net.network, [...(user ? [systemTool('runuser'), '-u', user, '--'] : []), config.run.path, ...config.run.args]);
       const proc = await startProcess({ dir, cwd: safeJoin(work, config.run.dir ?? '.'), command, env });
+      // Notes after the start, so their NATS round trips do not delay the service.
+      await log.note(net.note);
+      if (config.image_resource || req.spec.image) await log.note('the local runtime runs this service on the host, without an image (image_resource/image is ignored)');
       const listed = Object.entries(address.ports).map(([n, p]) => `${n} ${p}`);
       await log.note(`service ${req.name} started (pid ${proc.pid}) on ${address.host}${listed.length ? `, ports: ${listed.join(', ')}` : ''}`);
       await log.drain();
@@ -310,13 +311,40 @@ ports.forEach(tryPort);`;
   });
 }
 
-/** Runs the startup probe every period until it passes; failureThreshold failures in a row fail the service. */
+/**
+ * Runs the startup probe every period until it passes; failureThreshold failures in a row fail
+ * the service. While the service's ports do not accept connections yet, a period counts as a
+ * failure without running the probe (a database probe cannot pass before its port opens), and
+ * the probe runs as soon as they open: no probe process competes with the service's start-up
+ * for CPU, and readiness is noticed without waiting out the rest of a period.
+ */
 async function runProbe(name: string, dir: string, state: ServiceState, signal: AbortSignal, log: StepLog): Promise<void> {
   const probe = state.config.startup_probe!;
   const command = inNetwork(state.address.network, [probe.run.path, ...probe.run.args]);
+  const ports = Object.values(state.address.ports);
+  let portsUp = false;
+  const opened = portsOpen(state.address, signal).then(() => {
+    portsUp = true;
+  });
+  // A failed helper must not leave the probe waiting: the probe then runs every period as usual.
+  opened.catch(() => {
+    portsUp = true;
+  });
+  const periodMs = probe.periodSeconds * 1000;
   let last = '';
   for (let failures = 0; ; ) {
-    const started = Date.now();
+    let started = Date.now();
+    if (!portsUp) {
+      await Promise.race([opened.catch(() => undefined), delay(periodMs, undefined, { signal }).catch(() => undefined)]);
+      if (signal.aborted) return;
+      if (!portsUp) {
+        failures += 1;
+        last = `port${ports.length > 1 ? 's' : ''} ${ports.join(', ')} of ${state.address.host} not accepting connections yet`;
+        if (failures >= probe.failureThreshold) break;
+        continue;
+      }
+      started = Date.now();
+    }
     const result = await new Promise<{ ok: boolean; output: string }>((resolve) => {
       execFile(
         command[0],
@@ -333,15 +361,14 @@ async function runProbe(name: string, dir: string, state: ServiceState, signal: 
     if (result.ok) return;
     last = result.output;
     failures += 1;
-    if (failures >= probe.failureThreshold) {
-      const message =
-        `service ${name}: startup probe \`${[probe.run.path, ...probe.run.args].join(' ')}\` failed ${failures} times` +
-        ` (every ${probe.periodSeconds}s); its last output: ${last || '(none)'}\nthe service's last lines:\n${await tail(dir)}`;
-      await log.note(message).catch(() => undefined);
-      throw failed(message);
-    }
-    await delay(Math.max(0, probe.periodSeconds * 1000 - (Date.now() - started)), undefined, { signal }).catch(() => undefined);
+    if (failures >= probe.failureThreshold) break;
+    await delay(Math.max(0, periodMs - (Date.now() - started)), undefined, { signal }).catch(() => undefined);
   }
+  const message =
+    `service ${name}: startup probe \`${[probe.run.path, ...probe.run.args].join(' ')}\` failed ${probe.failureThreshold} times` +
+    ` (every ${probe.periodSeconds}s); its last output: ${last || '(none)'}\nthe service's last lines:\n${await tail(dir)}`;
+  await log.note(message).catch(() => undefined);
+  throw failed(message);
 }
 
 /** Streams the service's output until it ends; stopService ends it at teardown. */

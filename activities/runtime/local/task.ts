@@ -80,7 +80,6 @@ async function runAttached(deps: ActivityDeps, ctx: Context, req: RunTaskRequest
     }
     // A step with services runs in the build's network namespace, where its services are.
     const network = Object.values(req.services ?? {}).find((s) => s.network)?.network;
-    if (network) await safeNote(log, `this step runs in network namespace ${network}: only its services are on its network (no outside access)`);
     proc = await startProcess({
       dir,
       cwd: safeJoin(path.join(dir, 'work'), spec.config.run.dir ?? '.'),
@@ -89,6 +88,8 @@ async function runAttached(deps: ActivityDeps, ctx: Context, req: RunTaskRequest
       cgroupProcs: spec.memory?.procsFile,
       prelude: spec.memory?.prelude,
     });
+    // After the start, so the note's NATS round trip does not delay the step.
+    if (network) await safeNote(log, `this step runs in network namespace ${network}: only its services are on its network (no outside access)`);
   }
 
   let exitCode: number;
