@@ -60,4 +60,10 @@ export interface Frame {
   runKey: string;
   /** services of the enclosing steps, by name; a step's own services shadow outer ones */
   services?: Record<string, ServiceAddress>;
+  /** the `timeout`s of enclosing steps: a cancellation under an expired one is a timeout, not an abort */
+  deadlines?: Deadline[];
+}
+
+export interface Deadline {
+  expired: boolean;
 }

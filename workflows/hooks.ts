@@ -6,8 +6,8 @@ import { runStep } from './step';
 /**
  * on_success / on_failure / on_error / on_abort / ensure, with Concourse's semantics:
  * on_success's result becomes the step's; on_failure runs but the step stays failed;
- * ensure always runs and fails the step if it fails; on_abort runs only when the build is
- * aborted, on_error for every other error or interruption. Hooks after an abort run in a
+ * ensure always runs and fails the step if it fails; on_abort runs when the step is
+ * interrupted by an abort or fail_fast, on_error for every other error, timeouts included. Hooks after an abort run in a
  * non-cancellable scope, so cleanup happens even though the build is cancelled.
  */
 export async function withHooks(ctx: BuildContext, step: Step, frame: Frame, run: () => Promise<boolean>): Promise<boolean> {
@@ -34,12 +34,13 @@ export async function withHooks(ctx: BuildContext, step: Step, frame: Frame, run
     if (error === undefined) {
       if (ok && hooks.on_success) ok = await runHook(hooks.on_success);
       else if (!ok && hooks.on_failure) await runHook(hooks.on_failure);
-    } else if (isCancellation(error) && ctx.aborted()) {
+    } else if (isCancellation(error) && !frame.deadlines?.some((d) => d.expired)) {
+      // An abort, or fail_fast stopping this step because a sibling failed: Concourse
+      // cancels the step's context in both cases and runs on_abort.
       if (hooks.on_abort) await runHook(hooks.on_abort);
     } else if (hooks.on_error) {
-      // Any other error, including a cancellation that is not the build's abort: an
-      // enclosing step's timeout (or fail_fast) interrupted this step. Concourse runs
-      // on_error then ("running longer than a timeout"); on_abort is for aborted builds only.
+      // Any other error, including an enclosing step's timeout interrupting this one:
+      // Concourse runs on_error then ("running longer than a timeout"), not on_abort.
       await runHook(hooks.on_error);
     }
   } catch (err) {

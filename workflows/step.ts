@@ -24,7 +24,9 @@ export async function runStep(ctx: BuildContext, step: Step, frame: Frame): Prom
     withAcross(ctx, step, frame, (iteration, iterationFrame) =>
       withServices(ctx, iteration, iterationFrame, (servicesFrame) =>
         withAttempts(ctx, iteration, servicesFrame, (attemptFrame) =>
-          withTimeout(iteration, () => runCore(ctx, iteration, attemptFrame)),
+          withTimeout(iteration, (deadline) =>
+            runCore(ctx, iteration, deadline ? { ...attemptFrame, deadlines: [...(attemptFrame.deadlines ?? []), deadline] } : attemptFrame),
+          ),
         ),
       ),
     ),

@@ -1,27 +1,31 @@
 import { CancellationScope, isCancellation, sleep } from '@temporalio/workflow';
 import type { Step } from '../schemas/compiled';
-import { StepError } from './context';
+import { StepError, type Deadline } from './context';
 
-/** `timeout`: cancels the step when the duration passes; the step then ends errored, as in Concourse. */
-export async function withTimeout(step: Step, run: () => Promise<boolean>): Promise<boolean> {
+/**
+ * `timeout`: cancels the step when the duration passes; the step then ends errored, as in Concourse.
+ * `run` gets the deadline so steps inside can tell this cancellation from an abort (their
+ * hooks run on_error then, not on_abort).
+ */
+export async function withTimeout(step: Step, run: (deadline?: Deadline) => Promise<boolean>): Promise<boolean> {
   const ms = step.timeoutMs;
   if (ms === undefined) return run();
   const work = new CancellationScope();
   const timer = new CancellationScope();
-  let timedOut = false;
+  const deadline: Deadline = { expired: false };
   void timer
     .run(() => sleep(ms))
     .then(
       () => {
-        timedOut = true;
+        deadline.expired = true;
         work.cancel();
       },
       () => undefined,
     );
   try {
-    return await work.run(run);
+    return await work.run(() => run(deadline));
   } catch (err) {
-    if (timedOut && isCancellation(err)) throw new StepError(`timeout exceeded (${formatMs(ms)})`);
+    if (deadline.expired && isCancellation(err)) throw new StepError(`timeout exceeded (${formatMs(ms)})`);
     throw err;
   } finally {
     timer.cancel();

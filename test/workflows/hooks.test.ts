@@ -68,6 +68,15 @@ describe('hooks', () => {
     expect(r.logs.get('plan.0.do.0.on_error')).toContain('on_error');
   });
 
+  test('a step interrupted by in_parallel fail_fast gets on_abort (as Concourse cancels it), not on_error', async () => {
+    const sibling = withHooks(sh('long', 'sleep 30'));
+    const r = await h.run(`plan:\n- in_parallel: {fail_fast: true, steps: [${sh('bad', 'sleep 0.5; exit 1')}, ${sibling}]}`);
+    expect(r.status).toBe('failed');
+    expect(r.logs.get('plan.0.in_parallel.1.on_abort')).toContain('on_abort');
+    expect(r.logs.get('plan.0.in_parallel.1.ensure')).toContain('ensure');
+    expect(ran(r, 'plan.0.in_parallel.1.on_error')).toBe(false);
+  });
+
   test('a failing on_success hook fails the step', async () => {
     const r = await h.run(`plan:\n- ${JSON.stringify({ ...JSON.parse(sh('ok', 'true')), on_success: JSON.parse(sh('hook', 'exit 2')) })}`);
     expect(r.status).toBe('failed');
