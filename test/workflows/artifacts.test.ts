@@ -110,4 +110,29 @@ describe('artifacts', () => {
     expect(r.status).toBe('succeeded');
     expect(r.logs.get('plan.1')).toBe('repo\nx\n');
   });
+
+  test('a missing run.path or run.dir errors the build (Concourse cannot start it) instead of failing it', async () => {
+    const noCmd = await h.run(`plan:\n- {task: t, config: {platform: linux, run: {path: no-such-command-xyz}}}`);
+    expect(noCmd.status).toBe('errored');
+    expect(noCmd.message).toMatch(/run.path no-such-command-xyz: no such executable/);
+    const noScript = await h.run(`plan:\n- {task: t, config: {platform: linux, run: {path: ./missing.sh}}}`);
+    expect(noScript.status).toBe('errored');
+    const noDir = await h.run(`plan:\n- {task: t, config: {platform: linux, run: {path: sh, args: [-c, pwd], dir: nowhere}}}`);
+    expect(noDir.status).toBe('errored');
+    expect(noDir.message).toMatch(/run.dir nowhere/);
+  });
+
+  test('run.path may be a script in an input, relative to run.dir', async () => {
+    const p = sh('p', 'mkdir -p repo/ci; printf "#!/bin/sh\\necho from-script\\n" > repo/ci/test.sh; chmod +x repo/ci/test.sh', {}, { outputs: [{ name: 'repo' }] });
+    const c = JSON.stringify({ task: 's', config: { platform: 'linux', inputs: [{ name: 'repo' }], run: { path: './ci/test.sh', dir: 'repo' } } });
+    const r = await h.run(`plan:\n- ${p}\n- ${c}`);
+    expect(r.status).toBe('succeeded');
+    expect(r.logs.get('plan.1')).toBe('from-script\n');
+  });
+
+  test('run.user runs the task as that user', async () => {
+    const r = await h.run(`plan:\n- {task: t, config: {platform: linux, outputs: [{name: out}], run: {path: sh, args: [-c, 'id -un; touch out/mine'], user: nobody}}}`);
+    expect(r.status).toBe('succeeded');
+    expect(r.logs.get('plan.0')).toBe('nobody\n');
+  });
 });

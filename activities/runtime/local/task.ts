@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -228,6 +229,8 @@ async function prepare(deps: ActivityDeps, req: RunTaskRequest, dir: string, log
     await fs.symlink(target, at);
   }
 
+  await checkRunnable(step, config, work, envFor(step, config, dir).PATH);
+
   const limits = step.containerLimits ?? config.container_limits;
   let memory: MemoryLimit | undefined;
   if (limits?.memory) {
@@ -276,6 +279,26 @@ async function resolveConfig(step: TaskStep, artifacts: Artifacts): Promise<Task
   } catch (err) {
     throw configError(`task ${step.task}: ${(err as Error).message}`);
   }
+}
+
+/**
+ * A missing run.dir or run.path is a configuration error: Concourse cannot start such a
+ * task and the build errors. Without this check the wrapper's `cd` or the shell's
+ * "not found" (exit 125/127) made it look like a task that ran and failed.
+ */
+async function checkRunnable(step: TaskStep, config: TaskConfig, work: string, searchPath: string): Promise<void> {
+  const cwd = safeJoin(work, config.run.dir ?? '.');
+  const isDir = await fs.stat(cwd).then((st) => st.isDirectory(), () => false);
+  if (!isDir) throw configError(`task ${step.task}: run.dir ${config.run.dir}: no such directory in the task's working directory`);
+  const cmd = config.run.path;
+  const candidates = cmd.includes('/') ? [path.resolve(cwd, cmd)] : searchPath.split(':').filter(Boolean).map((d) => path.join(d, cmd));
+  for (const candidate of candidates) {
+    const ok = await fs.access(candidate, fsConstants.X_OK).then(() => true, () => false);
+    if (ok && (await fs.stat(candidate)).isFile()) return;
+  }
+  throw configError(
+    `task ${step.task}: run.path ${cmd}: no such executable` + (cmd.includes('/') ? ` (looked at ${candidates[0]})` : ' on PATH'),
+  );
 }
 
 async function commandFor(config: TaskConfig, dir: string): Promise<string[]> {
