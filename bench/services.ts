@@ -63,6 +63,19 @@ interface Parts {
   detection: number;
   stepStart: number;
   total: number;
+  /** Causeway only: where process start and step start go, from the build's history */
+  where?: Where;
+}
+
+interface Where {
+  /** submit → startService started: starting the workflow, prepareBuild, two workflow tasks, dispatch */
+  toStartService: number;
+  /** startService started → service command runs: namespace, directories, runuser */
+  startService: number;
+  /** probeService completed → runTask started: a workflow task and a dispatch */
+  toRunTask: number;
+  /** runTask started → step command runs: step-started event, step directory, nsenter */
+  runTask: number;
 }
 
 /** The shell that starts PostgreSQL, writing its start time (ns) to `mark`; postgres logs with ms timestamps. */
@@ -125,14 +138,31 @@ async function viaCauseway(client: Client, nc: NatsConnection, taskQueue: string
     // When Temporal recorded probeService's completion: Causeway knew the service was ready.
     const history = await handle.fetchHistory();
     const events = history.events ?? [];
-    const probe = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'probeService');
-    const done = events.find((e) => probe && Number(e.activityTaskCompletedEventAttributes?.scheduledEventId ?? -1) === Number(probe.eventId));
-    if (!done?.eventTime) throw new Error('no completed probeService in the build history');
-    const detected = Number(done.eventTime.seconds ?? 0) * 1000 + Math.floor((done.eventTime.nanos ?? 0) / 1e6);
+    const time = (e: (typeof events)[number] | undefined): number => {
+      if (!e?.eventTime) throw new Error('an activity the benchmark needs is missing from the build history');
+      return Number(e.eventTime.seconds ?? 0) * 1000 + (e.eventTime.nanos ?? 0) / 1e6;
+    };
+    const scheduled = (type: string) => events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === type);
+    const after = (type: string, kind: 'started' | 'completed') => {
+      const id = Number(scheduled(type)?.eventId ?? -1);
+      return events.find((e) =>
+        kind === 'started' ? Number(e.activityTaskStartedEventAttributes?.scheduledEventId ?? -2) === id : Number(e.activityTaskCompletedEventAttributes?.scheduledEventId ?? -2) === id,
+      );
+    };
+    const detected = time(after('probeService', 'completed'));
+    const startServiceAt = time(after('startService', 'started'));
+    const runTaskAt = time(after('runTask', 'started'));
     const svcStart = nsFile(path.join(mark, 'svc-start'));
     const stepStart = nsFile(path.join(mark, 'step-start'));
     const ready = readyAt([...(await collectServiceLogs(nc, handle.workflowId)).values()].join(''));
-    return { processStart: svcStart - submitted, serverStartup: ready - svcStart, detection: detected - ready, stepStart: stepStart - detected, total: stepStart - submitted };
+    return {
+      processStart: svcStart - submitted,
+      serverStartup: ready - svcStart,
+      detection: detected - ready,
+      stepStart: stepStart - detected,
+      total: stepStart - submitted,
+      where: { toStartService: startServiceAt - submitted, startService: svcStart - startServiceAt, toRunTask: runTaskAt - detected, runTask: stepStart - runTaskAt },
+    };
   } finally {
     fs.rmSync(mark, { recursive: true, force: true });
   }
@@ -191,6 +221,18 @@ function table(causeway: Parts[], hand: Parts[]): string {
     row('step start (readiness known → step command runs)', (p) => p.stepStart),
     row('total (submit → step command runs)', (p) => p.total),
     row('all but the server startup', added),
+  ].join('\n');
+}
+
+function whereTable(causeway: Parts[]): string {
+  const row = (label: string, pick: (w: Where) => number) => `| ${label} | ${f0(median(causeway.map((p) => pick(p.where!))))} |`;
+  return [
+    '| where Causeway spends it (median, ms) | |',
+    '|---|---:|',
+    row('submit → startService runs (workflow start, prepareBuild, 2 workflow tasks, dispatch)', (w) => w.toStartService),
+    row('startService runs → service command runs (namespace, directories, runuser)', (w) => w.startService),
+    row('probe done → runTask runs (a workflow task, dispatch)', (w) => w.toRunTask),
+    row('runTask runs → step command runs (event, step directory, nsenter)', (w) => w.runTask),
   ].join('\n');
 }
 
@@ -265,17 +307,19 @@ async function main(): Promise<void> {
     }
     const overhead = median(causeway.map(added)) - median(hand.map(added));
     const detection = median(causeway.map((p) => p.detection));
-    const cpus = `${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim() ?? 'unknown'})`;
+    const cpus = `${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim() ?? 'unknown'}, load ${os.loadavg()[0].toFixed(1)})`;
     const lines = [
       MARK_START,
       '## Services: submit → first step of a plan with one PostgreSQL service',
       '',
       `\`npm run bench:services -- --repeat ${opts.repeat} --period ${opts.period}\` on ${cpus}, Node ${process.version}, ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}.`,
       `PostgreSQL ${path.basename(path.dirname(PG_BIN))} (initdb + postgres as user postgres), pg_isready every ${opts.period}s in both columns;`,
-      'Causeway times are from submitting the build (the CLI`s own start-up is not counted), by-hand times from the shell script`s start.',
+      "Causeway times are from submitting the build (the CLI's own start-up is not counted), by-hand times from the shell script's start.",
       "Server start-up is PostgreSQL's own work and is the same in both; it is left out of the overhead.",
       '',
       table(causeway, hand),
+      '',
+      whereTable(causeway),
       '',
       `**Overhead Causeway adds** (all but the server start-up, Causeway − by hand): **${f0(overhead)} ms** (target < ${TARGET_MS} ms: ${overhead < TARGET_MS ? 'met' : 'not met'}).`,
       `**Detection delay**: ${f0(detection)} ms median from PostgreSQL logging that it accepts connections to Temporal recording the probe's success`,

@@ -273,8 +273,8 @@ export async function probeLocalService(deps: ActivityDeps, req: ProbeServiceReq
       } finally {
         stop.abort();
       }
-      await drain();
-      await log.note(`service ${req.name} is ready (${probe ? 'startup probe passed' : 'every port accepts connections'} after ${Date.now() - started} ms)`);
+      // Both at once: the step waits for this activity to return.
+      await Promise.all([drain(), log.note(`service ${req.name} is ready (${probe ? 'startup probe passed' : 'every port accepts connections'} after ${Date.now() - started} ms)`)]);
       return log.offsets;
     },
   );
