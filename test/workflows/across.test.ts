@@ -124,4 +124,26 @@ describe('across', () => {
     expect(r.logs.get('plan.0.across.1.do.0')).toBe('one-q\n');
     expect(r.logs.get('plan.0.across.0.do.1.in_parallel.0')).toBe('two-p\n');
   });
+
+  test('an empty list runs nothing and succeeds', async () => {
+    const r = await h.run(`plan:\n- ${acrossStep(sh('each', 'echo ((.:v))'), [{ var: 'v', values: [] }])}\n- ${sh('after', 'echo after')}`);
+    expect(r.status).toBe('succeeded');
+    expect(r.logs.get('plan.1')).toBe('after\n');
+    expect([...r.logs.keys()].filter((k) => k.includes('across'))).toEqual([]);
+  });
+
+  test('across nested in an across iteration sees both vars', async () => {
+    const inner = acrossStep(sh('inner', 'echo ((.:outer))-((.:inner))'), [{ var: 'inner', values: [1, 2] }]);
+    const r = await h.run(`plan:\n- {across: [{var: outer, values: [a, b]}], do: [${inner}]}`);
+    expect(r.status).toBe('succeeded');
+    expect(r.logs.get('plan.0.across.1.do.0.across.0')).toBe('b-1\n');
+    expect(r.logs.get('plan.0.across.0.do.0.across.1')).toBe('a-2\n');
+  });
+
+  test('an iteration’s outputs are its own: iterations do not see each other’s artifacts', async () => {
+    const step = sh('each', 'test -e out/file && echo saw-other; echo ((.:v)) > out/file', {}, { outputs: [{ name: 'out' }] });
+    const r = await h.run(`plan:\n- ${acrossStep(step, [{ var: 'v', values: [1, 2] }])}`);
+    expect(r.status).toBe('succeeded');
+    expect(r.logs.get('plan.0.across.1') ?? '').not.toContain('saw-other');
+  });
 });

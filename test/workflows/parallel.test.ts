@@ -97,4 +97,11 @@ describe('in_parallel', () => {
     expect(r.status).toBe('succeeded');
     expect(r.logs.get('plan.1')).toBe('a\nb\n');
   });
+
+  test('a try inside fail_fast masks the failure: nothing is interrupted', async () => {
+    const f = path.join(dir(), 'done');
+    const r = await h.run(`plan:\n- in_parallel: {fail_fast: true, steps: [{try: ${sh('bad', 'exit 1')}}, ${sh('ok', `sleep 1; touch ${f}`)}]}`);
+    expect(r.status).toBe('succeeded');
+    expect(fs.existsSync(f)).toBe(true);
+  });
 });

@@ -79,4 +79,20 @@ describe('status', () => {
     expect(r.message).toContain('one (exit 2)');
     expect(r.message).toContain('two (exit 3)');
   });
+
+  test('large output reaches NATS byte for byte, across chunk boundaries', async () => {
+    const r = await h.run(`plan:\n- ${sh('big', 'python3 -c "import sys; [sys.stdout.write(str(i) + chr(10)) for i in range(60000)]"')}`);
+    expect(r.status).toBe('succeeded');
+    const expected = Array.from({ length: 60000 }, (_, i) => `${i}\n`).join('');
+    expect(r.logs.get('plan.0')?.length).toBe(expected.length);
+    expect(r.logs.get('plan.0') === expected).toBe(true);
+  });
+
+  test('a build cancelled right after it starts ends aborted', async () => {
+    const handle = await h.start(`plan:\n- ${sh('t', 'sleep 5')}\nensure: ${sh('e', 'echo ensure')}`);
+    await handle.cancel();
+    const r = await h.finish(handle);
+    expect(r.status).toBe('aborted');
+    expect(await searchStatus(handle)).toBe('aborted');
+  });
 });
