@@ -15,8 +15,10 @@ export async function withAcross(ctx: BuildContext, step: Step, frame: Frame, ru
   const across = step.across;
   if (!across) return run(step, frame);
   const template: Step = { ...step, across: undefined, hooks: undefined };
-  const values = across.vars.map((v) => valuesOf(v, frame));
   ctx.status.start(step.id);
+  // Resolved inside the try below: a ((.:list)) that is missing or not a list errors the
+  // step in the status tree too, instead of leaving it pending in a finished build.
+  let values: unknown[][] = [];
 
   const level = async (depth: number, bindings: unknown[], indices: number[]): Promise<boolean> => {
     if (depth === across.vars.length) {
@@ -38,6 +40,7 @@ export async function withAcross(ctx: BuildContext, step: Step, frame: Frame, ru
   };
 
   try {
+    values = across.vars.map((v) => valuesOf(v, frame));
     const ok = await level(0, [], []);
     ctx.status.finish(step.id, ok ? 'succeeded' : 'failed');
     return ok;

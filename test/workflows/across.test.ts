@@ -114,6 +114,7 @@ describe('across', () => {
     const r = await h.run(`plan:\n- ${write}\n- {load_var: list, file: out/list.txt}\n- ${use}`);
     expect(r.status).toBe('errored');
     expect(r.message).toMatch(/values must be a list/);
+    expect(stepOf(r, 'plan.2')?.state).toBe('errored');
   });
 
   test('across over an in_parallel and a do: nested step ids per iteration', async () => {
