@@ -66,4 +66,12 @@ describe('load_var', () => {
     expect(r.status).toBe('succeeded');
     expect(r.logs.get('plan.1')).toBe('v9\n');
   });
+
+  test('a loaded var fills task params and args at run time', async () => {
+    const write = sh('write', `printf '{"tag": "v1.2"}' > out/meta.json`, {}, { outputs: [{ name: 'out' }] });
+    const use = sh('use', 'echo "$TAG ((.:meta.tag))"', { params: { TAG: '((.:meta.tag))' } });
+    const r = await h.run(`plan:\n- ${write}\n- {load_var: meta, file: out/meta.json}\n- ${use}`);
+    expect(r.status).toBe('succeeded');
+    expect(r.logs.get('plan.2')).toBe('v1.2 v1.2\n');
+  });
 });
