@@ -314,4 +314,33 @@ describe('services', () => {
       delete process.env.CAUSEWAY_SERVICE_ISOLATION;
     }
   });
+
+  test('a service config from a file in an artifact, with an input mapped into the service', async () => {
+    const m = mark('file');
+    const serviceFile = JSON.stringify({
+      inputs: [{ name: 'cfg' }],
+      // Spelled so the plan holds no ((.svc:...)) ref: the task below writes the real one into the file.
+      run: { path: 'sh', args: ['-c', `cat cfg/greeting; exec "${NATS}" -a "$BUS_SERVICE_HOST" -p %%.svc:bus.port@@ --name ${m}`] },
+      ports: [4222],
+    });
+    const r = await h.run(
+      plan([
+        {
+          task: 'write',
+          config: {
+            outputs: [{ name: 'svc' }],
+            params: { FILE: serviceFile },
+            run: { path: 'sh', args: ['-c', `printf "%s" "$FILE" | sed -e 's/%%/((/' -e 's/@@/))/' > svc/bus.yml && echo "hello from an input" > svc/greeting`] },
+          },
+        },
+        { ...connects('use', '((.svc:bus.host))', '"$BUS_SERVICE_PORT"'), services: [{ name: 'bus', file: 'svc/bus.yml', input_mapping: { cfg: 'svc' } }] },
+      ]),
+    );
+    expect([r.status, r.message]).toEqual(['succeeded', undefined]);
+    const [bus] = services(r.summary);
+    expect(bus.service?.address).toMatch(/:4222$/);
+    expect(r.logs.get('plan.1')).toContain(`connected use ${bus.service!.address!.split(':')[0]}`);
+    expect((await collectServiceLogs(h.nc, r.buildId)).get('plan.1/bus')).toContain('hello from an input');
+    await noneLeft(m);
+  });
 });

@@ -48,6 +48,16 @@ interface ServiceState {
   root: string;
 }
 
+/**
+ * A cancellation because this worker is shutting down is not the build's: the service keeps
+ * running and the retried activity, on the worker that takes over, re-attaches to it.
+ */
+function handedOver(ctx: Context): ApplicationFailure | undefined {
+  return ctx.cancellationDetails?.workerShutdown
+    ? ApplicationFailure.create({ type: 'WorkerShutdown', message: 'worker shut down; the service keeps running and is handed over' })
+    : undefined;
+}
+
 function failed(message: string): ApplicationFailure {
   return ApplicationFailure.create({ type: SERVICE_FAILED, message, nonRetryable: true });
 }
@@ -269,7 +279,10 @@ export async function probeLocalService(deps: ActivityDeps, req: ProbeServiceReq
       };
       const started = Date.now();
       try {
-        await Promise.race([ready, exited(), streaming(), ctx.cancelled, ...(probe ? [] : [tooLong()])]);
+        const cancelled = ctx.cancelled.catch((err: unknown) => {
+          throw handedOver(ctx) ?? err;
+        });
+        await Promise.race([ready, exited(), streaming(), cancelled, ...(probe ? [] : [tooLong()])]);
       } finally {
         stop.abort();
       }
@@ -392,6 +405,8 @@ export async function superviseLocalService(deps: ActivityDeps, req: SuperviseSe
       return { exitCode: code };
     }
     if (cancelled) {
+      const handover = handedOver(ctx);
+      if (handover) throw handover;
       await terminate(proc, req.gracePeriodMs);
       await log.drain().catch(() => false);
       return {};
