@@ -1,0 +1,81 @@
+// `causeway run` and `watch` with services, as a user sees them: the compiled CLI against the
+// real Temporal and NATS of the test run, with a worker on a task queue of its own.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { killMatching, marker, pidsMatching, startHarness, type Harness } from '../workflows/harness';
+
+const BIN = path.resolve(__dirname, '../../bin/causeway');
+let h: Harness;
+let dir: string;
+const m = marker('cli-svc');
+
+beforeAll(async () => {
+  if (!fs.existsSync(path.resolve(__dirname, '../../dist/cli/main.js'))) throw new Error('run `npm run build` first (npm test does)');
+  h = await startHarness({ killGraceMs: 1000 });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-cli-svc-'));
+});
+afterAll(async () => {
+  killMatching(m);
+  await h.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function cli(args: string[]): Promise<{ code: number | null; stdout: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: dir,
+      env: { ...process.env, CAUSEWAY_TASK_QUEUE: h.taskQueue, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout }));
+  });
+}
+
+// A service that prints a line every 50 ms once it listens, and a step that fails.
+const PLAN = `
+plan:
+- task: check
+  services:
+  - name: web
+    grace_period: 1s
+    config:
+      run:
+        path: ${process.execPath}
+        args:
+        - -e
+        - |
+          require('net').createServer().listen(Number(process.env.WEB_SERVICE_PORT), process.env.WEB_SERVICE_HOST, () => console.log('web listening ${m}'));
+          let n = 0; setInterval(() => console.log('web tick ' + ++n), 50);
+      ports: [8080]
+  config:
+    run: {path: sh, args: [-c, 'sleep 0.3; echo "checking $WEB_SERVICE_HOST:$WEB_SERVICE_PORT"; exit 1']}
+`;
+
+describe('causeway run/watch with services', () => {
+  test('run interleaves service output with [svc NAME]; a failed build shows its last lines; watch --no-services leaves it out', async () => {
+    const file = path.join(dir, 'svc.yml');
+    fs.writeFileSync(file, PLAN);
+    const run = await cli(['run', file]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(/^\[svc web\] web listening /m);
+    expect(run.stdout).toMatch(/^\[svc web\] causeway: service web is ready \(every port accepts connections/m);
+    expect(run.stdout).toContain('checking 127.');
+    expect(run.stdout).toMatch(/last lines of service web \[plan\.0\]:\n(  .*\n)*  web tick \d+/);
+    expect(pidsMatching(m)).toEqual([]);
+
+    const buildId = /build (build-[0-9a-f-]+) failed/.exec(run.stdout)![1];
+    const quiet = await cli(['watch', buildId, '--no-services']);
+    expect(quiet.code).toBe(1);
+    expect(quiet.stdout).not.toContain('[svc web]');
+    expect(quiet.stdout).toContain('checking 127.');
+    expect(quiet.stdout).toMatch(/last lines of service web \[plan\.0\]:/);
+
+    const status = await cli(['status', buildId]);
+    expect(status.stdout).toMatch(/service web plan\.0\.services\.web stopped \(127\.[\d.]+:8080\)/);
+  });
+});
