@@ -343,4 +343,20 @@ describe('services', () => {
     expect((await collectServiceLogs(h.nc, r.buildId)).get('plan.1/bus')).toContain('hello from an input');
     await noneLeft(m);
   });
+
+  test('a step that times out, and one that fails, still stop their services', async () => {
+    const m = mark('timeout');
+    const r = await h.run(
+      plan([
+        {
+          try: { task: 'fails', services: [nats('bus', m)], config: { run: { path: 'sh', args: ['-c', 'exit 1'] } } },
+        },
+        { task: 'slow', timeout: '1s', services: [nats('bus', m)], config: { run: { path: 'sleep', args: ['30'] } } },
+      ]),
+    );
+    expect(r.status).toBe('errored');
+    expect(r.message).toContain('timeout exceeded (1s)');
+    expect(services(r.summary).map((s) => s.service?.state)).toEqual(['stopped', 'stopped']);
+    await noneLeft(m);
+  });
 });
