@@ -152,7 +152,6 @@ export async function startLocalService(deps: ActivityDeps, req: StartServiceReq
       }
       if (user) await chown(root, user);
 
-      const own = serviceEnv({ [req.name]: address });
       const env: Record<string, string> = {
         PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
         LANG: process.env.LANG ?? 'C.UTF-8',
@@ -160,10 +159,10 @@ export async function startLocalService(deps: ActivityDeps, req: StartServiceReq
         TMPDIR: path.join(root, 'tmp'),
         ...config.params,
         ...req.spec.params,
-        ...own,
+        ...serviceEnv({ [req.name]: address }),
         // The service's own address without its name, so a generic config can bind to it.
         SERVICE_HOST: address.host,
-        ...(own[`${envPrefix(req.name)}_PORT`] ? { SERVICE_PORT: own[`${envPrefix(req.name)}_PORT`] } : {}),
+        ...(address.primaryPort ? { SERVICE_PORT: String(address.ports[address.primaryPort]) } : {}),
       };
       await fs.writeFile(path.join(dir, STATE_FILE), JSON.stringify({ address, config, env, root } satisfies ServiceState));
       const command = inNetwork(net.network, [...(user ? [systemTool('runuser'), '-u', user, '--'] : []), config.run.path, ...config.run.args]);
@@ -177,10 +176,6 @@ export async function startLocalService(deps: ActivityDeps, req: StartServiceReq
       return { address, offsets: log.offsets };
     },
   );
-}
-
-function envPrefix(name: string): string {
-  return `${name.toUpperCase().replace(/-/g, '_')}_SERVICE`;
 }
 
 /** The inline config (already interpolated by the workflow), or the service file, read from its artifact. */
