@@ -35,8 +35,18 @@ export async function withAcross(ctx: BuildContext, step: Step, frame: Frame, ru
       ctx,
       { count: list.length, limit: v.maxInFlight === 'all' ? list.length : v.maxInFlight, failFast: across.failFast },
       (i) => level(depth + 1, [...bindings, list[i]], [...indices, i]),
-      () => undefined,
+      (i) => skipAll(depth + 1, [...indices, i]),
     );
+  };
+  // Iterations fail_fast or an abort kept from starting are listed as skipped, as
+  // in_parallel lists its unstarted steps, so the tree shows every combination.
+  const skipAll = (depth: number, indices: number[]): void => {
+    if (depth === across.vars.length) {
+      const id = `${step.id}.across.${indices.join('.')}`;
+      ctx.status.skip(renameIds(template, step.id, id), step.id);
+      return;
+    }
+    values[depth].forEach((_, i) => skipAll(depth + 1, [...indices, i]));
   };
 
   try {

@@ -97,6 +97,8 @@ describe('across', () => {
     expect(r.status).toBe('failed');
     expect(pidsMatching(`sleep ${m}`)).toEqual([]);
     expect(r.logs.get('plan.0.across.3')).toBeUndefined();
+    expect(stepOf(r, 'plan.0.across.0')?.state).toBe('failed');
+    expect(stepOf(r, 'plan.0.across.3')?.state).toBe('skipped');
   });
 
   test('values from a load_var ((.:list))', async () => {
