@@ -1,12 +1,19 @@
 // Hooks as Concourse defines them: on_success / on_failure / on_error / on_abort / ensure,
 // against the real Temporal dev server and NATS. on_abort is covered in abort.test.ts.
-import { sh, startHarness, type BuildRun, type Harness } from './harness';
+import { killMatching, pidsMatching, sh, startHarness, type BuildRun, type Harness } from './harness';
 
 let h: Harness;
 beforeAll(async () => {
   h = await startHarness();
 });
-afterAll(() => h.stop());
+// Every long sleep of this file has this unique duration prefix: the engine must have killed them all.
+const SLEEP = `31.${Math.floor(Math.random() * 1e6)}`;
+afterAll(async () => {
+  const left = pidsMatching(`sleep ${SLEEP}`);
+  killMatching(`sleep ${SLEEP}`);
+  await h.stop();
+  expect(left).toEqual([]);
+});
 
 const state = (r: BuildRun, id: string) => r.summary?.steps.find((s) => s.id === id)?.state;
 const ran = (r: BuildRun, id: string) => !['pending', 'skipped', undefined].includes(state(r, id));
@@ -50,7 +57,7 @@ describe('hooks', () => {
   });
 
   test('timeout on the step: on_error and ensure run, on_abort does not, the build errors', async () => {
-    const r = await h.run(`plan:\n- ${withHooks(sh('slow', 'sleep 30'), { timeout: '1s' })}`);
+    const r = await h.run(`plan:\n- ${withHooks(sh('slow', `sleep ${SLEEP}`), { timeout: '1s' })}`);
     expect(r.status).toBe('errored');
     expect(r.message).toMatch(/timeout/);
     expect(r.logs.get('plan.0.on_error')).toContain('on_error');
@@ -60,7 +67,7 @@ describe('hooks', () => {
   });
 
   test('timeout of an enclosing step: the inner step gets on_error (not on_abort) and ensure', async () => {
-    const inner = withHooks(sh('slow', 'sleep 30'));
+    const inner = withHooks(sh('slow', `sleep ${SLEEP}`));
     const r = await h.run(`plan:\n- {do: [${inner}], timeout: 1s}`);
     expect(r.status).toBe('errored');
     expect(r.logs.get('plan.0.do.0.ensure')).toContain('ensure');
@@ -69,7 +76,7 @@ describe('hooks', () => {
   });
 
   test('a step interrupted by in_parallel fail_fast gets on_abort (as Concourse cancels it), not on_error', async () => {
-    const sibling = withHooks(sh('long', 'sleep 30'));
+    const sibling = withHooks(sh('long', `sleep ${SLEEP}`));
     const r = await h.run(`plan:\n- in_parallel: {fail_fast: true, steps: [${sh('bad', 'sleep 0.5; exit 1')}, ${sibling}]}`);
     expect(r.status).toBe('failed');
     expect(r.logs.get('plan.0.in_parallel.1.on_abort')).toContain('on_abort');
