@@ -73,6 +73,8 @@ describe('hooks', () => {
     expect(r.logs.get('plan.0.do.0.ensure')).toContain('ensure');
     expect(ran(r, 'plan.0.do.0.on_abort')).toBe(false);
     expect(r.logs.get('plan.0.do.0.on_error')).toContain('on_error');
+    expect(state(r, 'plan.0.do.0')).toBe('errored');
+    expect(state(r, 'plan.0')).toBe('errored');
   });
 
   test('a step interrupted by in_parallel fail_fast gets on_abort (as Concourse cancels it), not on_error', async () => {
