@@ -63,11 +63,11 @@ export async function ensureNetwork(buildId: string): Promise<BuildNetwork> {
   if (process.platform !== 'linux') return fallback('network namespaces need Linux');
   if (process.getuid?.() !== 0) return fallback('network namespaces need a worker running as root');
   try {
-    await run('ip', ['netns', 'add', name]).catch(async (err: Error) => {
-      if (!(await exists(netnsPath(name)))) throw err;
-    });
+    // One process from the worker (spawning from a large node process is the slow part); the
+    // namespace may exist already: another service of the build made it, or is making it now.
     // `ip -n` sets the link up without `ip netns exec`'s mount namespace and /sys remount.
-    await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+    const ip = systemTool('ip');
+    await run('/bin/sh', ['-c', '"$0" netns add "$1" 2>/dev/null || [ -e "$2" ]; "$0" -n "$1" link set lo up', ip, name, netnsPath(name)]);
   } catch (err) {
     return fallback(`cannot create a network namespace: ${(err as Error).message.split('\n')[0]}`);
   }

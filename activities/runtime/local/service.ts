@@ -122,13 +122,16 @@ export async function startLocalService(deps: ActivityDeps, req: StartServiceReq
       const state = await readState(dir);
       if (state && (await findProcess(dir))) return { address: state.address, offsets: log.offsets };
 
-      const net = await ensureNetwork(req.buildId);
+      // The namespace is made while the directories are prepared: both are on the way to the service's start.
+      const network = ensureNetwork(req.buildId);
+      network.catch(() => undefined);
       await fs.rm(dir, { recursive: true, force: true });
       await fs.mkdir(dir, { recursive: true });
       const loaded = await loadConfig(req);
       // The config is the authority on ports: one loaded from a file was unknown to the workflow.
       const ports = Object.fromEntries(loaded.ports.map((p) => [p.name, p.number]));
       const names = Object.keys(ports);
+      const net = await network;
       const address: ServiceAddress = { ...req.address, ports, primaryPort: names.includes('default') ? 'default' : names[0], network: net.network };
       const config = req.spec.config ? loaded : withAddresses(req.name, loaded, { ...req.scope, [req.name]: address });
       const user = config.run.user && config.run.user !== os.userInfo().username ? config.run.user : undefined;
@@ -203,10 +206,30 @@ function withAddresses(name: string, config: ServiceConfig, scope: Record<string
   }
 }
 
-function chown(dir: string, user: string): Promise<void> {
-  return new Promise((resolve, reject) =>
-    execFile('chown', ['-R', user, dir], (err) => (err ? reject(failed(`run.user ${user}: ${err.message}`)) : resolve())),
-  );
+/** chown -R without a process: spawning from the worker costs more than walking a fresh directory. */
+async function chown(dir: string, user: string): Promise<void> {
+  const ids = await userIds(user);
+  const walk = async (p: string): Promise<void> => {
+    await fs.lchown(p, ids.uid, ids.gid);
+    const entries = await fs.readdir(p, { withFileTypes: true }).catch(() => []);
+    await Promise.all(entries.map((e) => (e.isDirectory() ? walk(path.join(p, e.name)) : fs.lchown(path.join(p, e.name), ids.uid, ids.gid))));
+  };
+  try {
+    await walk(dir);
+  } catch (err) {
+    throw failed(`run.user ${user}: ${(err as Error).message}`);
+  }
+}
+
+/** A local user's uid and primary gid, from /etc/passwd. */
+async function userIds(user: string): Promise<{ uid: number; gid: number }> {
+  const passwd = await fs.readFile('/etc/passwd', 'utf8').catch(() => '');
+  const fields = passwd
+    .split('\n')
+    .map((l) => l.split(':'))
+    .find((f) => f[0] === user);
+  if (!fields) throw failed(`run.user ${user}: no such local user in /etc/passwd`);
+  return { uid: Number(fields[2]), gid: Number(fields[3]) };
 }
 
 /** The service's last lines of output, for the message of a service that failed. */
