@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import { finishBuild, prepareBuild } from './build';
 import type { ActivityDeps } from './deps';
 import { loadVar } from './load-var';
@@ -8,13 +9,27 @@ import type { BuildActivities } from './types';
 /** The activities a local-runtime worker registers, bound to its shared dependencies. */
 export function createActivities(deps: ActivityDeps): BuildActivities {
   return {
-    prepareBuild: (req) => prepareBuild(deps, req),
+    prepareBuild: (req) => heartbeating(() => prepareBuild(deps, req)),
     runTask: (req) => runLocalTask(deps, req),
-    loadVar,
-    finishBuild: (req) => finishBuild(deps, req),
+    loadVar: (req) => heartbeating(() => loadVar(req)),
+    finishBuild: (req) => heartbeating(() => finishBuild(deps, req)),
     startService: (req) => startLocalService(deps, req),
     probeService: (req) => probeLocalService(deps, req),
     superviseService: (req) => superviseLocalService(deps, req),
     stopService: (req) => stopLocalService(deps, req),
   };
+}
+
+/**
+ * Heartbeats every second while `work` runs, so a worker that dies mid-activity is noticed
+ * within the heartbeat timeout instead of the start-to-close timeout (long, for big uploads).
+ */
+async function heartbeating<T>(work: () => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  const timer = setInterval(() => ctx.heartbeat(), 1000);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
+  }
 }

@@ -47,6 +47,8 @@ export async function build(input: BuildInput): Promise<BuildSummary> {
 
   const shared = proxyActivities<BuildActivities>({
     startToCloseTimeout: '10 minutes',
+    // prepareBuild heartbeats while it works: a worker that dies holding it is noticed in seconds.
+    heartbeatTimeout: '10 seconds',
     retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
   });
   const prepared = await shared.prepareBuild({ buildId: info.workflowId, plan: input.plan.name, uploads: input.uploads });

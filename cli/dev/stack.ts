@@ -35,6 +35,8 @@ const StackStateSchema = z.object({
     uiUrl: z.string(),
     pid: Pid,
     command: z.string(),
+    /** what it was started with, so one component can be restarted alone */
+    args: z.array(z.string()),
     dbFile: z.string().nullable(),
     logFile: z.string(),
   }),
@@ -43,6 +45,7 @@ const StackStateSchema = z.object({
     monitorUrl: z.string(),
     pid: Pid,
     command: z.string(),
+    args: z.array(z.string()),
     storeDir: z.string(),
     logFile: z.string(),
   }),
@@ -414,8 +417,8 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
     const state: StackState = {
       persistent: opts.persistent,
       logDir,
-      temporal: { address, uiUrl: `http://${HOST}:${uiPort}`, pid: temporal.pid, command: bins.temporal, dbFile, logFile: temporal.logFile },
-      nats: { url: natsUrl, monitorUrl: `http://${HOST}:${natsMonitorPort}`, pid: nats.pid, command: bins.natsServer, storeDir, logFile: nats.logFile },
+      temporal: { address, uiUrl: `http://${HOST}:${uiPort}`, pid: temporal.pid, command: bins.temporal, args: temporalArgs, dbFile, logFile: temporal.logFile },
+      nats: { url: natsUrl, monitorUrl: `http://${HOST}:${natsMonitorPort}`, pid: nats.pid, command: bins.natsServer, args: natsArgs, storeDir, logFile: nats.logFile },
       workers,
       startedAt: new Date().toISOString(),
     };
@@ -457,6 +460,24 @@ async function terminate(procs: Array<{ pid: number; command: string }>): Promis
     if (isAlive(p.pid, p.command)) process.kill(p.pid, 'SIGKILL');
   }
   while (live.some((p) => isAlive(p.pid, p.command))) await sleep(50);
+}
+
+/**
+ * Stops one server of the stack (SIGTERM, then SIGKILL) and starts it again with the same
+ * arguments and data, as an operator would to apply a change or as a test does to prove
+ * builds survive it. Returns the new pid.
+ */
+export async function restartComponent(home: string, component: 'temporal' | 'nats'): Promise<number> {
+  const dir = path.resolve(home);
+  const state = readState(dir);
+  if (!state) throw new Error(`no dev stack recorded in ${dir}`);
+  const current = state[component];
+  await terminate([current]);
+  const proc = spawnDetached(current.command, current.args, current.logFile, process.env, dir);
+  const probe = component === 'temporal' ? () => probeTemporal(state.temporal.address) : () => probeNats(state.nats.url);
+  await waitReady(component === 'temporal' ? `Temporal on ${state.temporal.address}` : `NATS on ${state.nats.url}`, proc, probe);
+  writeState(dir, { ...state, [component]: { ...current, pid: proc.pid } });
+  return proc.pid;
 }
 
 /** Stops the stack recorded in `home`; returns what was running. A missing stack is not an error. */
