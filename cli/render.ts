@@ -1,7 +1,7 @@
 import type { BuildRecord } from '../common/build-log';
 import type { BuildEvent } from '../schemas/messages';
 import type { BuildOutcome } from '../common/build-client';
-import type { StepStatus } from '../workflows/types';
+import { STATE_MARKS, type StepStatus } from '../workflows/types';
 import { formatDuration, paint } from './output';
 
 /** How many of a service's last lines a failed build shows. */
@@ -107,16 +107,6 @@ export class BuildRenderer {
   }
 }
 
-const STATE_MARK: Record<StepStatus['state'], string> = {
-  pending: '○',
-  running: '◐',
-  succeeded: '✔',
-  failed: '✘',
-  errored: '⚠',
-  aborted: '■',
-  skipped: '–',
-};
-
 /** The closing lines of a build: its status, duration, and what went wrong where. */
 export function renderOutcome(buildId: string, outcome: BuildOutcome, elapsedMs: number, url?: string): string {
   const colors = { succeeded: 'green', failed: 'red', errored: 'yellow', aborted: 'magenta' } as const;
@@ -126,7 +116,7 @@ export function renderOutcome(buildId: string, outcome: BuildOutcome, elapsedMs:
   const leaves = all.filter((s) => !all.some((other) => other.parent === s.id));
   for (const s of leaves) {
     const detail = s.message ?? (s.exitCode !== undefined ? `exit ${s.exitCode}` : '');
-    lines.push(`  ${STATE_MARK[s.state]} ${label(s)} [${s.id}] ${s.state}${detail ? `: ${detail}` : ''}`);
+    lines.push(`  ${STATE_MARKS[s.state]} ${label(s)} [${s.id}] ${s.state}${detail ? `: ${detail}` : ''}`);
   }
   const troubled = leaves;
   if (troubled.length === 0 && outcome.status !== 'succeeded' && outcome.message) lines.push(`  ${outcome.message}`);
@@ -148,9 +138,9 @@ export function renderSteps(steps: StepStatus[]): string {
         .join(', ');
       if (s.service) {
         const detail = [s.service.address ?? '', s.message ?? ''].filter(Boolean).join(', ');
-        return `${'  '.repeat(depth(s))}${STATE_MARK[s.state]} service ${s.name} ${paint('dim', s.id)} ${s.service.state}${detail ? ` (${detail})` : ''}`;
+        return `${'  '.repeat(depth(s))}${STATE_MARKS[s.state]} service ${s.name} ${paint('dim', s.id)} ${s.service.state}${detail ? ` (${detail})` : ''}`;
       }
-      return `${'  '.repeat(depth(s))}${STATE_MARK[s.state]} ${label(s)} ${paint('dim', s.id)} ${s.state}${extra ? ` (${extra})` : ''}`;
+      return `${'  '.repeat(depth(s))}${STATE_MARKS[s.state]} ${label(s)} ${paint('dim', s.id)} ${s.state}${extra ? ` (${extra})` : ''}`;
     })
     .join('\n');
 }

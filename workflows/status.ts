@@ -1,7 +1,7 @@
 import { setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { Step } from '../schemas/compiled';
 import type { ServiceState, StepState } from '../schemas/messages';
-import type { StepStatus } from './types';
+import { STATE_MARKS, type StepStatus } from './types';
 
 export function stepName(step: Step): string {
   switch (step.kind) {
@@ -13,16 +13,6 @@ export function stepName(step: Step): string {
       return step.kind;
   }
 }
-
-const ICONS: Record<StepState, string> = {
-  pending: '○',
-  running: '◐',
-  succeeded: '✔',
-  failed: '✘',
-  errored: '⚠',
-  aborted: '■',
-  skipped: '–',
-};
 
 /** The step tree the `status` query returns and the Temporal UI shows as current details. */
 export class StatusTracker {
@@ -118,9 +108,9 @@ export class StatusTracker {
       ].filter(Boolean);
       if (s.service) {
         const detail = [s.service.address ?? '', s.message ?? ''].filter(Boolean);
-        return `${'  '.repeat(depth(s))}- ${ICONS[s.state]} service **${s.name}** \`${s.id}\` ${s.service.state}${detail.length ? ` (${detail.join(', ')})` : ''}`;
+        return `${'  '.repeat(depth(s))}- ${STATE_MARKS[s.state]} service **${s.name}** \`${s.id}\` ${s.service.state}${detail.length ? ` (${detail.join(', ')})` : ''}`;
       }
-      return `${'  '.repeat(depth(s))}- ${ICONS[s.state]} **${s.name}** \`${s.id}\` ${s.state}${extra.length ? ` (${extra.join(', ')})` : ''}`;
+      return `${'  '.repeat(depth(s))}- ${STATE_MARKS[s.state]} **${s.name}** \`${s.id}\` ${s.state}${extra.length ? ` (${extra.join(', ')})` : ''}`;
     });
     setCurrentDetails(`### ${this.plan} — ${workflowInfo().workflowId}\n\n${lines.join('\n')}`);
   }

@@ -40,3 +40,14 @@ export interface BuildSummary {
 
 /** Failure types the workflow ends with, read by the CLI to pick its exit code. */
 export const FAILURE_TYPES = { failed: 'BuildFailed', errored: 'BuildErrored' } as const;
+
+/** How the terminal and the Temporal UI's details mark each step state. */
+export const STATE_MARKS: Record<StepState, string> = {
+  pending: '○',
+  running: '◐',
+  succeeded: '✔',
+  failed: '✘',
+  errored: '⚠',
+  aborted: '■',
+  skipped: '–',
+};
