@@ -42,10 +42,22 @@ export async function withServices(ctx: BuildContext, step: Step, frame: Frame, 
 
   const teardown = new Compensation();
   try {
-    const started = await Promise.allSettled(specs.map((spec) => startService(ctx, step, frame, spec, scope, teardown)));
-    const failure = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failure) {
-      const err = failure.reason as unknown;
+    // Services start at once; the first that cannot get ready stops the others' waiting, and
+    // every start has ended (so its teardown sees its process) before the step errors.
+    const starting = new CancellationScope();
+    const started = await starting.run(() =>
+      Promise.allSettled(
+        specs.map((spec) =>
+          startService(ctx, step, frame, spec, scope, teardown).catch((err: unknown) => {
+            starting.cancel();
+            throw err;
+          }),
+        ),
+      ),
+    );
+    const errors = started.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+    if (errors.length > 0) {
+      const err = errors.find((e) => !isCancellation(e)) ?? errors[0];
       if (isCancellation(err)) throw err;
       ctx.status.finish(step.id, 'errored', { message: messageOf(err) });
       throw err instanceof StepError ? err : new StepError(messageOf(err));

@@ -222,7 +222,7 @@ describe('services', () => {
     await noneLeft(m);
   });
 
-  test('a service that crashes at start errors the step at once, with its last lines', async () => {
+  test('a service that crashes at start errors the step at once, with its last lines, and stops its sibling', async () => {
     const m = mark('crash');
     const started = Date.now();
     const r = await h.run(
@@ -238,6 +238,13 @@ describe('services', () => {
                 startup_probe: { run: { path: 'false' }, period_seconds: 10, failure_threshold: 30 },
               },
             },
+            {
+              name: 'sibling',
+              config: {
+                run: { path: 'sh', args: ['-c', `: ${m}; while :; do sleep 0.1; done`] },
+                startup_probe: { run: { path: 'false' }, period_seconds: 0.1, failure_threshold: 100000 },
+              },
+            },
           ],
           config: { run: { path: 'true' } },
         },
@@ -246,6 +253,10 @@ describe('services', () => {
     expect(r.status).toBe('errored');
     expect(r.message).toContain('service bad exited with status 3 before it was ready');
     expect(r.message).toContain(`cannot bind ${m}`);
+    expect(services(r.summary).map((s) => [s.name, s.service?.state])).toEqual([
+      ['bad', 'failed'],
+      ['sibling', 'stopped'],
+    ]);
     // Not after 30 probes 10 s apart (a generous bound, not a timing goal).
     expect(Date.now() - started).toBeLessThan(60_000);
     await noneLeft(m);
