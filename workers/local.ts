@@ -71,7 +71,15 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
     maxHeartbeatThrottleInterval: '1 second',
     shutdownGraceTime: opts.drainMs ?? 10 * 60_000,
   } as const;
-  const shared = await Worker.create({ ...common, ...workflows, taskQueue: opts.taskQueue });
+  const shared = await Worker.create({
+    ...common,
+    ...workflows,
+    taskQueue: opts.taskQueue,
+    // After a crash the server holds a build's next workflow task on the dead worker's sticky
+    // queue for this long before any worker may take it (SDK default 10 s: most of the cost
+    // of a crash in bench/recovery). A slow but live worker costs only a replay.
+    stickyQueueScheduleToStartTimeout: '2 seconds',
+  });
   const own = await Worker.create({ ...common, taskQueue: workerTaskQueue(name), maxConcurrentActivityTaskExecutions: 1000 });
   const presence = new WorkerPresence(nc, await workerBucket(nc), { name, tags: opts.tags ?? [], taskQueue: opts.taskQueue }, () => [...running], opts.log);
   let stopping = false;
