@@ -17,5 +17,19 @@ module.exports = {
       globalTeardown: '<rootDir>/test/setup/global-teardown.ts',
       slowTestThreshold: 30,
     },
+    {
+      // Against a real control plane (etcd, kube-apiserver, controller-manager, scheduler,
+      // KWOK) built by scripts/k8s/provision.sh and started once in globalSetup.
+      // @kubernetes/client-node and some of its dependencies are ES modules, which jest cannot
+      // require() on Node 20: they are compiled to CommonJS like the tests.
+      ...common,
+      displayName: 'k8s',
+      testMatch: ['<rootDir>/test/k8s/**/*.test.ts'],
+      transform: { '^.+\\.(ts|m?js)$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }] },
+      transformIgnorePatterns: ['/node_modules/(?!(@kubernetes/client-node|jsonpath-plus|@jsep-plugin|jsep|openid-client|jose|oauth4webapi|rfc4648)/)'],
+      globalSetup: '<rootDir>/test/k8s/setup/global-setup.ts',
+      globalTeardown: '<rootDir>/test/k8s/setup/global-teardown.ts',
+      slowTestThreshold: 30,
+    },
   ],
 };

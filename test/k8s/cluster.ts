@@ -193,7 +193,7 @@ interface Tls {
   insecure?: boolean;
 }
 
-function request(url: string, tls: Tls, method = 'GET', body?: string): Promise<{ status: number; body: string }> {
+function request(url: string, tls: Tls, method = 'GET', body?: string, contentType = 'application/json'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const mod = u.protocol === 'https:' ? https : http;
@@ -206,7 +206,7 @@ function request(url: string, tls: Tls, method = 'GET', body?: string): Promise<
         key: tls.key,
         rejectUnauthorized: !tls.insecure,
         timeout: 5000,
-        headers: body ? { 'content-type': 'application/json' } : {},
+        headers: body ? { 'content-type': contentType } : {},
       },
       (res) => {
         let data = '';
@@ -350,6 +350,14 @@ export async function startCluster(opts: StartClusterOptions): Promise<ClusterSt
       const items = (JSON.parse(res.body) as { items: { status?: { conditions?: { type: string; status: string }[] } }[] }).items;
       return items.length > 0 && items.every((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
     });
+    // New nodes carry node.kubernetes.io/not-ready:NoSchedule (the TaintNodesByCondition
+    // admission), which the node lifecycle controller lifts once they are Ready. That
+    // controller is off here (it would mark KWOK's nodes NotReady between heartbeats), so
+    // the taint is lifted as it would.
+    for (const node of opts.nodes ?? DEFAULT_NODES) {
+      const res = await request(`${server}/api/v1/nodes/${node.name}`, tls, 'PATCH', JSON.stringify({ spec: { taints: null } }), 'application/merge-patch+json');
+      if (res.status !== 200) throw new Error(`untainting node ${node.name}: ${res.status} ${res.body}`);
+    }
     timings.kwok = Date.now() - t;
     save();
     return state();

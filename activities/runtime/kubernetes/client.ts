@@ -19,7 +19,11 @@ export type CoreV1Api = K8s.CoreV1Api;
 
 let loaded: typeof K8s | undefined;
 
-/** The client library, loaded on first use (unit tests of the pure pod builder never load it). */
+/**
+ * The client library, loaded on first use (unit tests of the pure pod builder never load it).
+ * Under jest, which cannot require() ES modules on Node 20, the "k8s" project compiles this
+ * package and its ESM dependencies to CommonJS (see jest.config.js).
+ */
 export function k8s(): typeof K8s {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   loaded ??= require('@kubernetes/client-node') as typeof K8s;
