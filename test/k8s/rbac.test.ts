@@ -1,0 +1,124 @@
+// deploy/worker's ServiceAccount, Role and RoleBinding applied to a real apiserver; then the
+// runtime runs steps with that service account's token only. A verb missing from the Role
+// fails here; a verb the runtime does not need is caught by the "no more than" checks.
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { k8s, type CoreV1Api } from '../../activities/runtime/kubernetes/client';
+import { CONTAINERS, podName } from '../../activities/runtime/kubernetes/pod';
+import { KubernetesRuntime } from '../../activities/runtime/kubernetes/task';
+import type { RunTaskRequest } from '../../activities/types';
+import { kubeconfigYaml } from './cluster';
+import { adminCore, adminKubeConfig, freshNamespace, kubeletFinishDeletion, patchPodStatus, podGone, takeOverPod, terminated, testCluster, uniqueBuildId, waitForPod } from './setup/env';
+
+const DEPLOY = path.join(__dirname, '..', '..', 'deploy', 'worker');
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const load = (file: string): any => YAML.parse(fs.readFileSync(path.join(DEPLOY, file), 'utf8'));
+
+let core: CoreV1Api;
+let namespace: string;
+let token: string;
+
+beforeAll(async () => {
+  core = adminCore();
+  namespace = await freshNamespace(core, 'rbac');
+  const rbac = adminKubeConfig().makeApiClient(k8s().RbacAuthorizationV1Api);
+  const sa = load('serviceaccount.yaml');
+  await core.createNamespacedServiceAccount({ namespace, body: sa });
+  await rbac.createNamespacedRole({ namespace, body: load('role.yaml') });
+  await rbac.createNamespacedRoleBinding({ namespace, body: load('rolebinding.yaml') });
+  const tr = await core.createNamespacedServiceAccountToken({ name: sa.metadata.name, namespace, body: { spec: { expirationSeconds: 3600, audiences: [] } } });
+  token = tr.status!.token;
+});
+
+function workerKubeConfig() {
+  const cluster = testCluster();
+  const file = path.join(cluster.dir, `worker-${namespace}.kubeconfig`);
+  fs.writeFileSync(file, kubeconfigYaml(cluster.server, cluster.caFile, { token }, 'worker'));
+  return file;
+}
+
+function request(outputs: boolean): RunTaskRequest {
+  return {
+    buildId: uniqueBuildId(),
+    runId: 'run-1',
+    plan: 'rbac',
+    runKey: '1',
+    attempt: 1,
+    artifacts: {},
+    step: {
+      kind: 'task',
+      id: 'plan.0',
+      task: 'rbac',
+      params: {},
+      vars: {},
+      inputMapping: {},
+      outputMapping: {},
+      privileged: false,
+      config: {
+        image_resource: { type: 'registry-image', source: { repository: 'busybox', tag: '1.37' } },
+        inputs: [],
+        outputs: outputs ? [{ name: 'out' }] : [],
+        caches: [],
+        params: {},
+        run: { path: 'true', args: [] },
+      },
+    },
+  };
+}
+
+const nameOf = (req: RunTaskRequest) => podName(req.buildId, req.runId, req.step.id, req.runKey, req.step.task);
+
+test('the worker Role is enough: create, watch to completion, abort, build cleanup', async () => {
+  const rt = new KubernetesRuntime({ namespace, worker: 'rbac', kubeconfig: workerKubeConfig(), graceSeconds: 1 });
+
+  // a step that runs to completion (and a pod without outputs is deleted after it)
+  const done = request(false);
+  const run = rt.runStep(done);
+  await waitForPod(core, namespace, nameOf(done), (p) => !!p.spec?.nodeName);
+  await takeOverPod(core, namespace, nameOf(done));
+  await patchPodStatus(core, namespace, nameOf(done), {
+    phase: 'Running',
+    containerStatuses: [{ name: CONTAINERS.task, image: 'busybox', imageID: '', ready: false, restartCount: 0, state: terminated(0) }],
+  });
+  await expect(run).resolves.toMatchObject({ state: 'succeeded', exitCode: 0 });
+  await podGone(core, namespace, nameOf(done));
+
+  // abort deletes
+  const aborted = request(false);
+  const abort = new AbortController();
+  const run2 = rt.runStep(aborted, { abort: abort.signal });
+  await waitForPod(core, namespace, nameOf(aborted), (p) => !!p.spec?.nodeName);
+  abort.abort();
+  await expect(run2).resolves.toMatchObject({ state: 'aborted' });
+
+  // a kept producer pod, re-attached by a second runtime, then removed with its build
+  const kept = request(true);
+  const run3 = rt.runStep(kept);
+  await waitForPod(core, namespace, nameOf(kept), (p) => !!p.spec?.nodeName);
+  await takeOverPod(core, namespace, nameOf(kept));
+  await patchPodStatus(core, namespace, nameOf(kept), {
+    phase: 'Running',
+    containerStatuses: [{ name: CONTAINERS.task, image: 'busybox', imageID: '', ready: false, restartCount: 0, state: terminated(0) }],
+  });
+  await expect(run3).resolves.toMatchObject({ state: 'succeeded' });
+  await expect(rt.runStep(kept)).resolves.toMatchObject({ state: 'succeeded', reattached: true });
+  expect(await rt.deleteBuild(kept.buildId)).toBe(true);
+  await kubeletFinishDeletion(core, namespace, nameOf(kept));
+  expect(rt.calls.list).toBe(0);
+});
+
+test('and no more than that: the worker cannot list, read secrets, or reach other namespaces', async () => {
+  const kc = new (k8s().KubeConfig)();
+  kc.loadFromFile(workerKubeConfig());
+  const auth = kc.makeApiClient(k8s().AuthorizationV1Api);
+  const can = async (verb: string, resource: string, ns = namespace, subresource?: string) =>
+    (await auth.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { namespace: ns, verb, resource, subresource } } } })).status?.allowed;
+  expect(await can('create', 'pods')).toBe(true);
+  expect(await can('watch', 'pods')).toBe(true);
+  expect(await can('list', 'pods')).toBe(false);
+  expect(await can('update', 'pods')).toBe(false);
+  expect(await can('get', 'secrets')).toBe(false);
+  expect(await can('create', 'pods', 'default')).toBe(false);
+  expect(await can('create', 'pods', namespace, 'exec')).toBe(false);
+});
