@@ -35,8 +35,8 @@ const StackStateSchema = z.object({
     uiUrl: z.string(),
     pid: Pid,
     command: z.string(),
-    /** what it was started with, so one component can be restarted alone */
-    args: z.array(z.string()),
+    /** what it was started with, so one component can be restarted alone (absent in older state files) */
+    args: z.array(z.string()).default([]),
     dbFile: z.string().nullable(),
     logFile: z.string(),
   }),
@@ -45,7 +45,7 @@ const StackStateSchema = z.object({
     monitorUrl: z.string(),
     pid: Pid,
     command: z.string(),
-    args: z.array(z.string()),
+    args: z.array(z.string()).default([]),
     storeDir: z.string(),
     logFile: z.string(),
   }),
@@ -472,6 +472,7 @@ export async function restartComponent(home: string, component: 'temporal' | 'na
   const state = readState(dir);
   if (!state) throw new Error(`no dev stack recorded in ${dir}`);
   const current = state[component];
+  if (current.args.length === 0) throw new Error(`the ${component} of the stack in ${dir} was started by an older causeway; restart the whole stack (causeway dev down && causeway dev up)`);
   await terminate([current]);
   const proc = spawnDetached(current.command, current.args, current.logFile, process.env, dir);
   const probe = component === 'temporal' ? () => probeTemporal(state.temporal.address) : () => probeNats(state.nats.url);
