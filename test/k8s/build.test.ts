@@ -1,0 +1,159 @@
+// Whole builds on the kubernetes runtime: a real Temporal dev server and NATS (started here,
+// as the integration project does), a kubernetes-runtime worker, and the real control plane
+// of the k8s project. The test plays kubelet for the step pods: each pod KWOK has started is
+// taken over and its task container ends with the exit code in its EXIT_CODE env var
+// (pods with HANG=1 never end).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode } from '@temporalio/worker';
+import pino from 'pino';
+import type { CoreV1Api, V1Pod } from '../../activities/runtime/kubernetes/client';
+import { ANNOTATIONS, CONTAINERS, LABELS, anchorName } from '../../activities/runtime/kubernetes/pod';
+import { freePort, startStack, stopStack } from '../../cli/dev/stack';
+import { awaitBuild, startBuild } from '../../common/build-client';
+import { compilePlan } from '../../schemas';
+import { startKubernetesWorker } from '../../workers/kubernetes';
+import type { RunningWorker } from '../../workers/local';
+import { KWOK_CUSTOM_STATUS_ANNOTATION } from './cluster';
+import { adminCore, adminKubeConfig, freshNamespace, patchPodStatus, takeOverPod, terminated, until } from './setup/env';
+
+jest.setTimeout(180_000);
+
+let home: string;
+let core: CoreV1Api;
+let namespace: string;
+let worker: RunningWorker;
+let client: Client;
+let connection: Connection;
+let taskQueue: string;
+let kubelet: NodeJS.Timeout;
+/** every step pod the fake kubelet saw, by name */
+const seen = new Map<string, V1Pod>();
+
+async function playKubelet(): Promise<void> {
+  const pods = await core.listNamespacedPod({ namespace });
+  for (const pod of pods.items) {
+    const name = pod.metadata!.name!;
+    if (!seen.has(name)) seen.set(name, pod);
+    if (pod.metadata?.deletionTimestamp || pod.status?.phase !== 'Running') continue;
+    if (pod.metadata?.annotations?.[KWOK_CUSTOM_STATUS_ANNOTATION]) continue;
+    const env = Object.fromEntries((pod.spec!.containers.find((c) => c.name === CONTAINERS.task)!.env ?? []).map((e) => [e.name, e.value]));
+    if (env.HANG) continue;
+    await takeOverPod(core, namespace, name);
+    await patchPodStatus(core, namespace, name, {
+      containerStatuses: [{ name: CONTAINERS.task, image: 'busybox', imageID: '', ready: false, restartCount: 0, state: terminated(Number(env.EXIT_CODE ?? 0)) }],
+    });
+  }
+}
+
+beforeAll(async () => {
+  core = adminCore();
+  namespace = await freshNamespace(core, 'build');
+  home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-k8s-build-'));
+  const stack = await startStack({
+    home,
+    persistent: false,
+    startWorker: false,
+    ports: { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() },
+  });
+  const bundle = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
+  });
+  taskQueue = `k8s-${randomUUID()}`;
+  worker = await startKubernetesWorker({
+    temporalAddress: stack.temporal.address,
+    namespace: 'default',
+    natsUrl: stack.nats.url,
+    home,
+    name: `k8s-${randomUUID().slice(0, 8)}`,
+    tags: ['gpu', 'nowhere'],
+    taskQueue,
+    logMaxAgeSeconds: 3600,
+    kubernetes: { namespace, kubeConfig: adminKubeConfig(), graceSeconds: 1, unschedulableGraceMs: 500 },
+    drainMs: 1000,
+    workflowBundle: bundle,
+    log: pino({ level: 'warn' }),
+  });
+  connection = await Connection.connect({ address: stack.temporal.address });
+  client = new Client({ connection });
+  kubelet = setInterval(() => void playKubelet().catch(() => undefined), 100);
+});
+
+afterAll(async () => {
+  clearInterval(kubelet);
+  await worker?.shutdown();
+  await connection?.close();
+  if (home) {
+    await stopStack(home);
+    fs.rmSync(home, { recursive: true, force: true });
+  }
+});
+
+const image = { type: 'registry-image', source: { repository: 'busybox', tag: '1.37' } };
+const task = (name: string, extra: Record<string, unknown> = {}, config: Record<string, unknown> = {}) =>
+  JSON.stringify({ task: name, config: { platform: 'linux', image_resource: image, run: { path: 'sh', args: ['-c', 'true'] }, ...config }, ...extra });
+
+async function run(yaml: string) {
+  const plan = compilePlan({ text: yaml, file: 'k8s.yml' });
+  const handle = await startBuild(client, { plan, taskQueue });
+  return { handle, outcome: awaitBuild(handle) };
+}
+
+const podsOf = (buildId: string) => [...seen.values()].filter((p) => p.metadata?.labels?.[LABELS.build] === buildId);
+
+test('a producer’s output reaches its consumer through the pods, and the build’s objects go with it', async () => {
+  const { handle, outcome } = await run(`
+plan:
+- ${task('produce', {}, { outputs: [{ name: 'out' }] })}
+- ${task('consume', { tags: ['gpu'] }, { inputs: [{ name: 'out' }] })}
+`);
+  expect(await outcome).toMatchObject({ status: 'succeeded' });
+  const pods = podsOf(handle.workflowId);
+  expect(pods.map((p) => p.metadata?.annotations?.[ANNOTATIONS.task]).sort()).toEqual(['consume', 'produce']);
+  const consumer = pods.find((p) => p.metadata?.annotations?.[ANNOTATIONS.task] === 'consume')!;
+  expect(consumer.spec?.nodeSelector).toEqual({ 'causeway.dev/tag-gpu': 'true' });
+  const inputs = JSON.parse(consumer.spec!.initContainers![0].env!.find((e) => e.name === 'CAUSEWAY_INPUTS')!.value!);
+  expect(inputs).toEqual([{ name: 'out', path: 'out', url: expect.stringMatching(/^http:\/\/10\.244\.\d+\.\d+:7788\/artifacts\/out$/) }]);
+  // finishBuild deleted the anchor: the garbage collector (and KWOK as kubelet) remove the rest
+  await until(async () => {
+    try {
+      await core.readNamespacedConfigMap({ name: anchorName(handle.workflowId), namespace });
+      return false;
+    } catch (err) {
+      return (err as { code?: number }).code === 404;
+    }
+  }, 'anchor deletion');
+  await until(async () => (await core.listNamespacedPod({ namespace, labelSelector: `${LABELS.build}=${handle.workflowId}` })).items.length === 0, 'pods of the build gone', 60_000);
+});
+
+test('a non-zero exit fails the build; an unschedulable step errors it with the scheduler’s reason', async () => {
+  const failed = await run(`plan:\n- ${task('fails', { params: { EXIT_CODE: 2 } })}\n`);
+  const outcome = await failed.outcome;
+  expect(outcome.status).toBe('failed');
+  expect(outcome.summary?.steps ?? []).toEqual(expect.arrayContaining([expect.objectContaining({ name: 'fails', state: 'failed' })]));
+
+  const errored = await run(`plan:\n- ${task('nowhere', { tags: ['nowhere'] })}\n`);
+  const e = await errored.outcome;
+  expect(e.status).toBe('errored');
+  expect(JSON.stringify(e)).toMatch(/unschedulable: 0\/2 nodes are available/);
+});
+
+test('abort deletes the running step’s pod', async () => {
+  const { handle, outcome } = await run(`plan:\n- ${task('hangs', { params: { HANG: 1 } })}\n`);
+  const pod = await until(async () => podsOf(handle.workflowId)[0], 'the step pod');
+  await until(async () => (await core.readNamespacedPod({ name: pod.metadata!.name!, namespace })).status?.phase === 'Running', 'pod running');
+  await handle.cancel();
+  expect((await outcome).status).toBe('aborted');
+  await until(async () => {
+    try {
+      await core.readNamespacedPod({ name: pod.metadata!.name!, namespace });
+      return false;
+    } catch (err) {
+      return (err as { code?: number }).code === 404;
+    }
+  }, 'pod deletion', 60_000);
+});
