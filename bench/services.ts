@@ -307,6 +307,7 @@ async function main(): Promise<void> {
     }
     const overhead = median(causeway.map(added)) - median(hand.map(added));
     const detection = median(causeway.map((p) => p.detection));
+    const w = (pick: (x: Where) => number) => median(causeway.map((p) => pick(p.where!)));
     const cpus = `${os.cpus().length} CPUs (${os.cpus()[0]?.model.trim() ?? 'unknown'}, load ${os.loadavg()[0].toFixed(1)})`;
     const lines = [
       MARK_START,
@@ -315,13 +316,16 @@ async function main(): Promise<void> {
       `\`npm run bench:services -- --repeat ${opts.repeat} --period ${opts.period}\` on ${cpus}, Node ${process.version}, ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}.`,
       `PostgreSQL ${path.basename(path.dirname(PG_BIN))} (initdb + postgres as user postgres), pg_isready every ${opts.period}s in both columns;`,
       "Causeway times are from submitting the build (the CLI's own start-up is not counted), by-hand times from the shell script's start.",
-      "Server start-up is PostgreSQL's own work and is the same in both; it is left out of the overhead.",
+      "Server start-up is PostgreSQL's own work (it varies from run to run and with the machine's load); it is left out of the overhead.",
       '',
       table(causeway, hand),
       '',
       whereTable(causeway),
       '',
       `**Overhead Causeway adds** (all but the server start-up, Causeway − by hand): **${f0(overhead)} ms** (target < ${TARGET_MS} ms: ${overhead < TARGET_MS ? 'met' : 'not met'}).`,
+      `Of Causeway's part, ${f0(w((x) => x.toStartService))} ms passes before startService runs (starting the workflow, prepareBuild and two workflow`,
+      `tasks: every build pays it, with or without services), ${f0(w((x) => x.toRunTask))} ms is the workflow task between readiness and the step, and`,
+      `${f0(w((x) => x.startService + x.runTask))} ms is the local runtime setting up the service's and the step's processes.`,
       `**Detection delay**: ${f0(detection)} ms median from PostgreSQL logging that it accepts connections to Temporal recording the probe's success`,
       `(by hand: ${f0(median(hand.map((p) => p.detection)))} ms). Process start includes prepareBuild, the network namespace, the service directory and`,
       'runuser; step start includes the task activity, the step directory and nsenter into the namespace.',
