@@ -14,10 +14,12 @@ import type { CoreV1Api, V1Pod } from '../../activities/runtime/kubernetes/clien
 import { ANNOTATIONS, CONTAINERS, LABELS, anchorName } from '../../activities/runtime/kubernetes/pod';
 import { freePort, startStack, stopStack } from '../../cli/dev/stack';
 import { awaitBuild, startBuild } from '../../common/build-client';
+import { collectLogs } from '../../common/build-log';
+import { connectNats } from '../../common/nats';
 import { compilePlan } from '../../schemas';
 import { startKubernetesWorker } from '../../workers/kubernetes';
 import type { RunningWorker } from '../../workers/local';
-import { KWOK_CUSTOM_STATUS_ANNOTATION } from './cluster';
+import { FAKE_TASK_LOG, KWOK_CUSTOM_STATUS_ANNOTATION } from './cluster';
 import { adminCore, adminKubeConfig, freshNamespace, patchPodStatus, takeOverPod, terminated, until } from './setup/env';
 
 jest.setTimeout(180_000);
@@ -28,6 +30,7 @@ let namespace: string;
 let worker: RunningWorker;
 let client: Client;
 let connection: Connection;
+let nc: Awaited<ReturnType<typeof connectNats>>;
 let taskQueue: string;
 let kubelet: NodeJS.Timeout;
 /** every step pod the fake kubelet saw, by name */
@@ -73,13 +76,14 @@ beforeAll(async () => {
     tags: ['gpu', 'nowhere'],
     taskQueue,
     logMaxAgeSeconds: 3600,
-    kubernetes: { namespace, kubeConfig: adminKubeConfig(), graceSeconds: 1, unschedulableGraceMs: 500 },
+    kubernetes: { namespace, kubeConfig: adminKubeConfig(), graceSeconds: 1, unschedulableGraceMs: 500, logDrainMs: 1000 },
     drainMs: 1000,
     workflowBundle: bundle,
     log: pino({ level: 'warn' }),
   });
   connection = await Connection.connect({ address: stack.temporal.address });
   client = new Client({ connection });
+  nc = await connectNats(stack.nats.url, 'k8s-build-test');
   kubelet = setInterval(() => void playKubelet().catch(() => undefined), 100);
 });
 
@@ -87,6 +91,7 @@ afterAll(async () => {
   clearInterval(kubelet);
   await worker?.shutdown();
   await connection?.close();
+  await nc?.close();
   if (home) {
     await stopStack(home);
     fs.rmSync(home, { recursive: true, force: true });
@@ -118,6 +123,9 @@ plan:
   expect(consumer.spec?.nodeSelector).toEqual({ 'causeway.dev/tag-gpu': 'true' });
   const inputs = JSON.parse(consumer.spec!.initContainers![0].env!.find((e) => e.name === 'CAUSEWAY_INPUTS')!.value!);
   expect(inputs).toEqual([{ name: 'out', path: 'out', url: expect.stringMatching(/^http:\/\/10\.244\.\d+\.\d+:7788\/artifacts\/out$/) }]);
+  // the containers' logs reached NATS like a local step's output
+  const logs = await collectLogs(nc, handle.workflowId);
+  expect([...logs.values()]).toEqual([FAKE_TASK_LOG.map((l) => `${l}\n`).join(''), FAKE_TASK_LOG.map((l) => `${l}\n`).join('')]);
   // finishBuild deleted the anchor: the garbage collector (and KWOK as kubelet) remove the rest
   await until(async () => {
     try {

@@ -103,6 +103,21 @@ export async function provisionControlPlane(log: (line: string) => void = (l) =>
   return m[1];
 }
 
+/** What every task container "prints" under KWOK (CRI log format, as a kubelet stores it). */
+export const FAKE_TASK_LOG = ['hello from a KWOK pod', 'second line'];
+
+function kwokLogsConfig(dir: string): string {
+  const logFile = path.join(dir, 'task.log');
+  const at = '2026-01-01T00:00:00.000000000Z';
+  fs.writeFileSync(logFile, FAKE_TASK_LOG.map((l) => `${at} stdout F ${l}\n`).join(''));
+  const file = path.join(dir, 'kwok-logs.yaml');
+  fs.writeFileSync(
+    file,
+    `apiVersion: kwok.x-k8s.io/v1alpha1\nkind: ClusterLogs\nmetadata:\n  name: task-logs\nspec:\n  logs:\n  - containers: [task]\n    logsFile: ${logFile}\n    follow: false\n`,
+  );
+  return file;
+}
+
 /** test/k8s/kwok-stages.yaml, from the sources (dist/ has no YAML copies). */
 function kwokStagesFile(): string {
   return path.join(repoRoot(), 'test', 'k8s', 'kwok-stages.yaml');
@@ -292,6 +307,10 @@ export async function startCluster(opts: StartClusterOptions): Promise<ClusterSt
       `--service-account-signing-key-file=${path.join(pki, 'sa.key')}`,
       '--service-cluster-ip-range=10.96.0.0/16',
       '--allow-privileged=true',
+      // pods/log goes to the node's kubelet port, which KWOK serves
+      `--kubelet-client-certificate=${adminCert}`,
+      `--kubelet-client-key=${adminKey}`,
+      '--kubelet-preferred-address-types=InternalIP',
       `--cert-dir=${path.join(dir, 'apiserver-certs')}`,
       '--enable-priority-and-fairness=false',
       '--profiling=false',
@@ -331,7 +350,13 @@ export async function startCluster(opts: StartClusterOptions): Promise<ClusterSt
       `--manage-nodes-with-annotation-selector=${KWOK_NODE_ANNOTATION}=fake`,
       // KWOK's fast stages, with pod-ready skipping pods a test took over (see the file).
       `--config=${kwokStagesFile()}`,
+      // KWOK's kubelet API (container logs) on the nodes' kubelet port, over TLS as the
+      // apiserver expects; every task container's log is the file written below.
+      `--config=${kwokLogsConfig(dir)}`,
       `--server-address=${HOST}:${kwokPort}`,
+      `--node-port=${kwokPort}`,
+      `--tls-cert-file=${path.join(pki, 'apiserver.crt')}`,
+      `--tls-private-key-file=${path.join(pki, 'apiserver.key')}`,
       '--cidr=10.244.0.0/16',
       `--node-ip=${HOST}`,
     ]);

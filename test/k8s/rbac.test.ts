@@ -8,8 +8,8 @@ import { k8s, type CoreV1Api } from '../../activities/runtime/kubernetes/client'
 import { CONTAINERS, podName } from '../../activities/runtime/kubernetes/pod';
 import { KubernetesRuntime } from '../../activities/runtime/kubernetes/task';
 import type { RunTaskRequest } from '../../activities/types';
-import { kubeconfigYaml } from './cluster';
-import { adminCore, adminKubeConfig, freshNamespace, kubeletFinishDeletion, patchPodStatus, podGone, takeOverPod, terminated, testCluster, uniqueBuildId, waitForPod } from './setup/env';
+import { FAKE_TASK_LOG, kubeconfigYaml } from './cluster';
+import { adminCore, adminKubeConfig, freshNamespace, kubeletFinishDeletion, patchPodStatus, podGone, takeOverPod, terminated, testCluster, uniqueBuildId, until, waitForPod } from './setup/env';
 
 const DEPLOY = path.join(__dirname, '..', '..', 'deploy', 'worker');
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -70,12 +70,15 @@ function request(outputs: boolean): RunTaskRequest {
 const nameOf = (req: RunTaskRequest) => podName(req.buildId, req.runId, req.step.id, req.runKey, req.step.task);
 
 test('the worker Role is enough: create, watch to completion, abort, build cleanup', async () => {
-  const rt = new KubernetesRuntime({ namespace, worker: 'rbac', kubeconfig: workerKubeConfig(), graceSeconds: 1 });
+  const rt = new KubernetesRuntime({ namespace, worker: 'rbac', kubeconfig: workerKubeConfig(), graceSeconds: 1, logDrainMs: 1000 });
 
   // a step that runs to completion (and a pod without outputs is deleted after it)
   const done = request(false);
-  const run = rt.runStep(done);
+  let log = '';
+  const run = rt.runStep(done, { log: async (data) => void (log += data.toString()) });
   await waitForPod(core, namespace, nameOf(done), (p) => !!p.spec?.nodeName);
+  // pods/log: the container's log reaches the runtime with the worker's token
+  await until(async () => log.includes(FAKE_TASK_LOG[0]), 'the task log through pods/log');
   await takeOverPod(core, namespace, nameOf(done));
   await patchPodStatus(core, namespace, nameOf(done), {
     phase: 'Running',
@@ -118,6 +121,7 @@ test('and no more than that: the worker cannot list, read secrets, or reach othe
   expect(await can('watch', 'pods')).toBe(true);
   expect(await can('list', 'pods')).toBe(false);
   expect(await can('update', 'pods')).toBe(false);
+  expect(await can('get', 'pods', namespace, 'log')).toBe(true);
   expect(await can('get', 'secrets')).toBe(false);
   expect(await can('create', 'pods', 'default')).toBe(false);
   expect(await can('create', 'pods', namespace, 'exec')).toBe(false);

@@ -6,6 +6,7 @@ import { ANNOTATIONS, CONTAINERS, LABELS, STREAMER_PORT, WORKDIR, anchorName, po
 import { KubernetesRuntime, StepDetached, StepErrored, artifactPath, type StepOutcome } from '../../activities/runtime/kubernetes/task';
 import type { RunTaskRequest } from '../../activities/types';
 import type { TaskConfig, TaskStep } from '../../schemas/compiled';
+import { FAKE_TASK_LOG } from './cluster';
 import {
   adminCore,
   adminKubeConfig,
@@ -55,7 +56,7 @@ function request(over: { step?: Partial<TaskStep>; config?: Partial<TaskConfig>;
 }
 
 function runtime(over: Partial<ConstructorParameters<typeof KubernetesRuntime>[0]> = {}): KubernetesRuntime {
-  return new KubernetesRuntime({ namespace, worker: 'k8s-test', kubeConfig: adminKubeConfig(), graceSeconds: 1, ...over });
+  return new KubernetesRuntime({ namespace, worker: 'k8s-test', kubeConfig: adminKubeConfig(), graceSeconds: 1, logDrainMs: 1000, ...over });
 }
 
 const nameOf = (req: RunTaskRequest) => podName(req.buildId, req.runId, req.step.id, req.runKey, req.step.task);
@@ -170,6 +171,24 @@ describe('watch-based completion', () => {
     expect(rt.calls.watchEvents).toBeGreaterThanOrEqual(2);
     // a pod without outputs is deleted once its task ended
     await podGone(core, namespace, nameOf(req));
+  });
+
+  test('the task container’s log is streamed, in order, with byte offsets', async () => {
+    const rt = runtime();
+    const req = request();
+    const chunks: { data: string; offset: number }[] = [];
+    const run = rt.runStep(req, { log: async (data, offset) => void chunks.push({ data: data.toString(), offset }) });
+    // KWOK (as kubelet) starts the container; its log comes through the apiserver from KWOK's kubelet API
+    await until(async () => chunks.map((c) => c.data).join('') === FAKE_TASK_LOG.map((l) => `${l}\n`).join(''), 'the task log');
+    await takeOverPod(core, namespace, nameOf(req));
+    await finishTask(req, 0);
+    await expect(run).resolves.toMatchObject({ state: 'succeeded' });
+    let expected = 0;
+    for (const c of chunks) {
+      expect(c.offset).toBe(expected);
+      expected += Buffer.byteLength(c.data);
+    }
+    expect(rt.calls.log).toBe(1);
   });
 
   test('a watch that ends (server timeout) is resumed from its resourceVersion', async () => {

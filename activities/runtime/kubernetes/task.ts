@@ -5,6 +5,7 @@
 // abort. See docs/kubernetes.md.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import { Writable } from 'node:stream';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { interpolateServices, serviceEnv } from '../../../common/services';
@@ -52,6 +53,8 @@ export interface KubernetesRuntimeOptions {
   apiUnreachableMs?: number;
   /** the server ends each watch after this long and it is resumed from its resourceVersion (default 300 s) */
   watchTimeoutSeconds?: number;
+  /** how long a finished step waits for the end of its log stream (default 5 s) */
+  logDrainMs?: number;
 }
 
 export type StepOutcome =
@@ -66,7 +69,12 @@ export interface StepHooks {
   detach?: AbortSignal;
   heartbeat?: (details: { pod: string; phase?: string }) => void;
   note?: (text: string) => void;
+  /** the task container's output (stdout and stderr as the kubelet merges them), in order, with its byte offset */
+  log?: (data: Buffer, offset: number) => Promise<void>;
 }
+
+/** How long a finished step waits for the rest of its container's log (the kubelet ends the stream when the container ends). */
+const LOG_DRAIN_MS = 5_000;
 
 /** The step cannot run or ended abnormally (Kubernetes' reason in the message): it ends errored. */
 export class StepErrored extends Error {
@@ -150,7 +158,7 @@ export class KubernetesRuntime {
   readonly namespace: string;
   readonly worker: string;
   /** counts of requests by verb, for tests and bench/k8s-api (no list in steady state) */
-  readonly calls = { get: 0, create: 0, delete: 0, watch: 0, watchEvents: 0, list: 0 };
+  readonly calls = { get: 0, create: 0, delete: 0, watch: 0, watchEvents: 0, list: 0, log: 0 };
 
   constructor(readonly opts: KubernetesRuntimeOptions) {
     const { KubeConfig, CoreV1Api } = k8s();
@@ -407,6 +415,48 @@ export class KubernetesRuntime {
     hooks.abort?.addEventListener('abort', onSignal);
     hooks.detach?.addEventListener('abort', onSignal);
 
+    // The task container's log, followed once it has started; a failure to get it costs the
+    // live view only (as a NATS outage does), never the step.
+    let logs: { done: Promise<void>; abort?: AbortController } | undefined;
+    const startLogs = () => {
+      if (!hooks.log) return;
+      let offset = 0;
+      let ended: () => void = () => undefined;
+      const done = new Promise<void>((resolve) => (ended = resolve));
+      const sink = new Writable({
+        write: (chunk: Buffer, _enc, cb) => {
+          const at = offset;
+          offset += chunk.length;
+          hooks.log!(chunk, at).then(() => cb(), () => cb());
+        },
+        final: (cb) => {
+          ended();
+          cb();
+        },
+      });
+      sink.on('error', () => ended());
+      sink.on('close', () => ended());
+      logs = { done };
+      this.calls.log++;
+      const { Log } = k8s();
+      new Log(this.kc)
+        .log(namespace, name, CONTAINERS.task, sink, { follow: true })
+        .then((abort) => {
+          if (logs) logs.abort = abort;
+        })
+        .catch((err: unknown) => {
+          hooks.note?.(`the task's log is not available: ${message(err)}`);
+          ended();
+        });
+    };
+    const drainLogs = async () => {
+      if (!logs) return;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([logs.done, new Promise<void>((r) => (timer = setTimeout(r, this.opts.logDrainMs ?? LOG_DRAIN_MS)))]);
+      clearTimeout(timer);
+      logs.abort?.abort();
+    };
+
     const startWatch = async (resourceVersion: string | undefined) => {
       watchDone = undefined;
       this.calls.watch++;
@@ -455,8 +505,12 @@ export class KubernetesRuntime {
           }
         }
         pending = [];
+        if (!logs && taskStarted(current)) startLogs();
         const verdict = evaluate(current!, Date.now(), unschedulableSince, unschedulableGraceMs);
-        if (verdict.kind === 'exited') return verdict;
+        if (verdict.kind === 'exited') {
+          await drainLogs();
+          return verdict;
+        }
         if (verdict.kind === 'errored') throw new StepErrored(`pod ${name}: ${verdict.message}`, verdict.reason);
         unschedulableSince = verdict.unschedulableSince;
 
@@ -501,6 +555,7 @@ export class KubernetesRuntime {
     } finally {
       clearInterval(heartbeat);
       watchAbort?.abort();
+      logs?.abort?.abort();
       hooks.abort?.removeEventListener('abort', onSignal);
       hooks.detach?.removeEventListener('abort', onSignal);
     }
@@ -517,6 +572,12 @@ type Verdict =
   | { kind: 'exited'; exitCode: number }
   | { kind: 'errored'; reason: string; message: string }
   | { kind: 'running'; unschedulableSince?: number };
+
+/** The task container is running or has run: there is a log to read. */
+function taskStarted(pod: V1Pod | undefined): boolean {
+  const state = findStatus(pod?.status?.containerStatuses, CONTAINERS.task)?.state;
+  return !!(state?.running || state?.terminated);
+}
 
 function findStatus(statuses: V1ContainerStatus[] | undefined, name: string): V1ContainerStatus | undefined {
   return statuses?.find((s) => s.name === name);
@@ -579,11 +640,19 @@ export async function runKubernetesTask(deps: ActivityDeps, rt: KubernetesRuntim
         `${runName}/started`,
       );
     }
+    let notes = 0;
     const outcome = await rt.runStep(req, {
       abort: abort.signal,
       detach: detach.signal,
       heartbeat: (d) => ctx.heartbeat(d),
-      note: (text) => deps.log.info({ build: req.buildId, step: req.step.id }, text),
+      // Causeway's own lines in the step's log, as the local runtime writes them.
+      note: (text) => {
+        deps.log.info({ build: req.buildId, step: req.step.id }, text);
+        void deps.publisher.log(req.buildId, req.step.id, 'causeway', Buffer.from(`${text}\n`), `${runName}/note/${ctx.info.attempt}.${notes++}`).catch(() => undefined);
+      },
+      // Message ids are byte offsets: a re-attached activity reads the log from the start
+      // again and JetStream drops what it already has (duplicate window: 10 minutes).
+      log: (data, offset) => deps.publisher.log(req.buildId, req.step.id, 'stdout', data, `${runName}/stdout/${offset}`).catch(() => undefined),
     });
     if (outcome.state === 'aborted') {
       await ctx.cancelled;
