@@ -2,6 +2,7 @@
 // full validation and defaulting of Deployments, StatefulSets, Services, RBAC...), after the
 // transformations deploy/kustomization.yaml asks for (namespace, labels), so a typo in a
 // field name or a wrong type fails CI rather than a user's `kubectl apply -k deploy/`.
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
@@ -36,6 +37,14 @@ function load(): { kustomization: Kustomization; objects: Manifest[] } {
   return { kustomization, objects };
 }
 
+/** `kubectl kustomize deploy/` when kubectl is installed: the real kustomize's output. */
+function kustomized(): Manifest[] | undefined {
+  const run = spawnSync('kubectl', ['kustomize', DEPLOY], { encoding: 'utf8' });
+  if (run.error) return undefined; // no kubectl here
+  if (run.status !== 0) throw new Error(`kubectl kustomize deploy/ failed: ${run.stderr}`);
+  return YAML.parseAllDocuments(run.stdout).map((d) => d.toJSON() as Manifest);
+}
+
 const CLUSTER_SCOPED = new Set(['Namespace', 'ClusterRole', 'ClusterRoleBinding']);
 
 test('kustomization resources exist and every manifest passes the apiserver’s validation', async () => {
@@ -46,10 +55,18 @@ test('kustomization resources exist and every manifest passes the apiserver’s 
   );
   const api = k8s().KubernetesObjectApi.makeApiClient(adminKubeConfig());
   const labels = Object.assign({}, ...(kustomization.labels ?? []).map((l) => l.pairs)) as Record<string, string>;
-  const prepared = objects.map((o) => ({
-    ...o,
-    metadata: { ...o.metadata, labels: { ...o.metadata.labels, ...labels }, ...(CLUSTER_SCOPED.has(o.kind) ? {} : { namespace: kustomization.namespace }) },
-  }));
+  // kustomize's own output when kubectl is here; else the same transformations by hand
+  const prepared =
+    kustomized() ??
+    objects.map((o) => ({
+      ...o,
+      metadata: { ...o.metadata, labels: { ...o.metadata.labels, ...labels }, ...(CLUSTER_SCOPED.has(o.kind) ? {} : { namespace: kustomization.namespace }) },
+    }));
+  expect(prepared.map((o) => o.kind).sort()).toEqual(objects.map((o) => o.kind).sort());
+  for (const o of prepared) {
+    expect(o.metadata.labels).toMatchObject(labels);
+    if (!CLUSTER_SCOPED.has(o.kind)) expect(o.metadata.namespace).toBe('causeway');
+  }
   // The namespace for real (dry-run objects need it to exist), everything else dry-run.
   for (const ns of prepared.filter((o) => o.kind === 'Namespace')) await api.create(ns);
   const refused: string[] = [];
