@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
+import { hasNetwork, removeNetwork } from './runtime/local/network';
 import { findProcess, isAlive, terminate } from './runtime/local/process';
 
 export interface ReconcileReport {
@@ -8,6 +9,8 @@ export interface ReconcileReport {
   stopped: { buildId: string; dir: string; pid: number }[];
   /** build directories of builds closed longer than the retention, now deleted */
   removed: string[];
+  /** builds whose services' network namespace was left behind, now deleted */
+  networks: string[];
   /** builds still running, left alone */
   running: number;
 }
@@ -27,7 +30,7 @@ export interface ReconcileOptions {
  * still running in its directories, and, after the retention period, its artifacts.
  */
 export async function reconcileBuilds(opts: ReconcileOptions): Promise<ReconcileReport> {
-  const report: ReconcileReport = { stopped: [], removed: [], running: 0 };
+  const report: ReconcileReport = { stopped: [], removed: [], networks: [], running: 0 };
   const root = path.join(opts.home, 'builds');
   const builds = await fs.readdir(root).catch(() => [] as string[]);
   for (const buildId of builds) {
@@ -43,6 +46,7 @@ export async function reconcileBuilds(opts: ReconcileOptions): Promise<Reconcile
       report.stopped.push({ buildId, dir: procDir, pid: proc.pid });
       if (!opts.dryRun) await terminate(proc, opts.killGraceMs);
     }
+    if (opts.dryRun ? await hasNetwork(buildId) : await removeNetwork(buildId)) report.networks.push(buildId);
     const age = closedAt === 'unknown' ? Infinity : Date.now() - closedAt.getTime();
     if (age > opts.retentionMs) {
       report.removed.push(dir);

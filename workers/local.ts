@@ -123,6 +123,7 @@ async function startReconciler(opts: LocalWorkerOptions, cfg: { intervalMs: numb
         const report = await reconcileBuilds({ home: opts.home, client, retentionMs: cfg.retentionMs, killGraceMs: opts.killGraceMs ?? 10_000 });
         for (const s of report.stopped) opts.log.warn({ build: s.buildId, pid: s.pid, dir: s.dir }, 'reconciler stopped a process of a closed build');
         for (const dir of report.removed) opts.log.info({ dir }, 'reconciler removed the artifacts of an expired build');
+        for (const build of report.networks) opts.log.warn({ build }, 'reconciler removed the network namespace of a closed build');
       } catch (err) {
         opts.log.warn({ err: (err as Error).message }, 'reconcile pass failed; will try again');
       }

@@ -34,6 +34,7 @@ Examples:
         const verb = opts.dryRun ? 'would stop' : 'stopped';
         for (const s of report.stopped) say(`${verb} pid ${s.pid} of closed build ${s.buildId} (${s.dir})`);
         for (const dir of report.removed) say(`${opts.dryRun ? 'would remove' : 'removed'} ${dir}`);
+        for (const build of report.networks) say(`${opts.dryRun ? 'would remove' : 'removed'} the network namespace of closed build ${build}`);
         say(`${report.stopped.length} process(es) ${verb}, ${report.removed.length} build(s) ${opts.dryRun ? 'to remove' : 'removed'}, ${report.running} running build(s) left alone`);
       } finally {
         await session.close();

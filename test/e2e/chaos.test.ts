@@ -1,7 +1,7 @@
-// Crash recovery under fire: 20 builds run while the worker process is killed with SIGKILL
+// Crash recovery under fire: 20 builds (artifacts, in_parallel, a service) run while the worker process is killed with SIGKILL
 // at random moments (10 times or more) and Temporal and NATS are each restarted once.
-// Every build must end succeeded with its expected output, every step's side effect must
-// have happened exactly once, and no step process may remain.
+// Every build must end succeeded with its expected output, every step's and service's side
+// effect must have happened exactly once, and no step or service process may remain.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
@@ -83,7 +83,13 @@ plan:
   - task: right
     config:
       platform: linux
-      run: {path: sh, args: [-c, 'echo right >> ${counts}; sleep 2 # ${marker}']}
+      run: {path: sh, args: [-c, 'echo right >> ${counts}; sleep 2; python3 -c "import urllib.request as u; u.urlopen(\\"http://$WEB_SERVICE_HOST:$WEB_SERVICE_PORT/\\")" # ${marker}']}
+  services:
+  - name: web
+    grace_period: 2s
+    config:
+      ports: [8080]
+      run: {path: sh, args: [-c, 'echo web >> ${counts}; exec python3 -m http.server 8080 --bind "$WEB_SERVICE_HOST" # ${marker}']}
 - task: check
   config:
     platform: linux
@@ -128,7 +134,7 @@ test('builds finish exactly once through worker kills and Temporal and NATS rest
   expect(outcomes.map((o) => o?.status)).toEqual(new Array(BUILDS).fill('succeeded'));
   for (let i = 0; i < BUILDS; i++) {
     const lines = fs.readFileSync(path.join(countsDir, String(i)), 'utf8').trim().split('\n').sort();
-    expect({ build: i, lines }).toEqual({ build: i, lines: ['check', 'left', 'produce', 'right'] });
+    expect({ build: i, lines }).toEqual({ build: i, lines: ['check', 'left', 'produce', 'right', 'web'] });
   }
   await delay(500);
   expect(leftovers()).toEqual([]);

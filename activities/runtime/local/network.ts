@@ -77,10 +77,19 @@ export async function ensureNetwork(buildId: string): Promise<BuildNetwork> {
   };
 }
 
-/** Removes the build's namespace, if its services made one (finishBuild). */
-export async function removeNetwork(buildId: string): Promise<void> {
+/** Whether the build's services made a namespace that still exists. */
+export async function hasNetwork(buildId: string): Promise<boolean> {
+  return exists(netnsPath(networkName(buildId)));
+}
+
+/** Removes the build's namespace, if its services made one (finishBuild, the reconciler); true when it did. */
+export async function removeNetwork(buildId: string): Promise<boolean> {
   const name = networkName(buildId);
-  if (await exists(netnsPath(name))) await run('ip', ['netns', 'del', name]).catch(() => undefined);
+  if (!(await exists(netnsPath(name)))) return false;
+  return run('ip', ['netns', 'del', name]).then(
+    () => true,
+    () => false,
+  );
 }
 
 async function exists(p: string): Promise<boolean> {
