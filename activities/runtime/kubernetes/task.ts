@@ -130,6 +130,12 @@ function isApiAnswer(err: unknown): boolean {
   return code !== undefined && code > 0;
 }
 
+/** Answers that mean "not now" (throttled, overloaded, timed out): retried like an unreachable server. */
+function isTransient(err: unknown): boolean {
+  const code = apiCode(err);
+  return code === 429 || code === 500 || code === 502 || code === 503 || code === 504;
+}
+
 function message(err: unknown): string {
   const e = err as { body?: unknown; message?: string };
   if (e?.body) {
@@ -191,9 +197,10 @@ export class KubernetesRuntime {
       try {
         return await fn();
       } catch (err) {
-        if (isApiAnswer(err) || signal?.aborted) throw err;
+        if ((isApiAnswer(err) && !isTransient(err)) || signal?.aborted) throw err;
         if (Date.now() - started > this.apiUnreachableMs) {
-          throw new StepErrored(`Kubernetes API server unreachable for ${Math.round((Date.now() - started) / 1000)}s (${what}): ${message(err)}`, 'APIUnreachable');
+          const how = isTransient(err) ? `answering ${apiCode(err)}` : 'unreachable';
+          throw new StepErrored(`Kubernetes API server ${how} for ${Math.round((Date.now() - started) / 1000)}s (${what}): ${message(err)}`, 'APIUnreachable');
         }
         await sleep(delay, signal);
         delay = Math.min(2000, delay * 2);
@@ -201,8 +208,22 @@ export class KubernetesRuntime {
     }
   }
 
+  /** anchors this runtime made sure of, by build: a build's later steps cost no anchor calls */
+  private readonly anchors = new Map<string, Promise<{ anchor: Anchor; tokenSecret: string }>>();
+
   /** The build's anchor ConfigMap and artifact-token Secret, created once per build. */
-  async ensureAnchor(buildId: string): Promise<{ anchor: Anchor; tokenSecret: string }> {
+  ensureAnchor(buildId: string): Promise<{ anchor: Anchor; tokenSecret: string }> {
+    let known = this.anchors.get(buildId);
+    if (!known) {
+      known = this.createAnchor(buildId);
+      // A failure is not remembered: the next step tries again.
+      known.catch(() => this.anchors.delete(buildId));
+      this.anchors.set(buildId, known);
+    }
+    return known;
+  }
+
+  private async createAnchor(buildId: string): Promise<{ anchor: Anchor; tokenSecret: string }> {
     const name = anchorName(buildId);
     const namespace = this.namespace;
     const labels = { [LABELS.managedBy]: MANAGED_BY, [LABELS.component]: 'anchor', [LABELS.build]: labelValue(buildId), [LABELS.worker]: labelValue(this.worker) };
@@ -251,6 +272,7 @@ export class KubernetesRuntime {
 
   /** Deletes the build's anchor; the garbage collector deletes every object it owns. */
   async deleteBuild(buildId: string): Promise<boolean> {
+    this.anchors.delete(buildId);
     try {
       this.calls.delete++;
       await this.call('delete anchor', () =>
