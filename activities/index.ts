@@ -3,11 +3,14 @@ import { finishBuild, prepareBuild } from './build';
 import type { ActivityDeps } from './deps';
 import { loadVar } from './load-var';
 import { probeLocalService, startLocalService, stopLocalService, superviseLocalService } from './runtime/local/service';
+import { warmUpSpawner } from './runtime/local/spawner';
 import { runLocalTask } from './runtime/local/task';
 import type { BuildActivities } from './types';
 
 /** The activities a local-runtime worker registers, bound to its shared dependencies. */
 export function createActivities(deps: ActivityDeps): BuildActivities {
+  // The process helper starts with the worker, not with its first step.
+  warmUpSpawner();
   return {
     prepareBuild: (req) => heartbeating(() => prepareBuild(deps, req)),
     runTask: (req) => runLocalTask(deps, req),

@@ -1,7 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
+import { spawnDetached, type SpawnedProcess } from './spawner';
 
 // A step process is detached from the worker: its own session and process group,
 // output to files, exit status written by a tiny sh wrapper. Killing the worker
@@ -29,7 +29,7 @@ export interface StepProcess {
   /** the step's directory: it is in the wrapper's command line, so a recycled pid is not mistaken for the step */
   dir: string;
   /** present when this worker started the process: exits are seen at once instead of by polling */
-  child?: ChildProcess;
+  child?: SpawnedProcess;
 }
 
 export interface StartOptions {
@@ -44,20 +44,10 @@ export interface StartOptions {
 }
 
 export async function startProcess(opts: StartOptions): Promise<StepProcess> {
-  await Promise.all([FILES.stdout, FILES.stderr].map((f) => fs.writeFile(path.join(opts.dir, f), '')));
   await fs.writeFile(path.join(opts.dir, FILES.starting), '');
   const script = [...(opts.prelude ?? []), WRAPPER].join('\n');
-  const child = spawn('/bin/sh', ['-c', script, 'sh', opts.dir, opts.cwd, opts.cgroupProcs ?? '', ...opts.command], {
-    detached: true,
-    stdio: 'ignore',
-    env: opts.env,
-  });
-  const pid = await new Promise<number>((resolve, reject) => {
-    child.once('spawn', () => resolve(child.pid as number));
-    child.once('error', reject);
-  });
-  child.unref();
-  return { pid, dir: opts.dir, child };
+  const child = await spawnDetached('/bin/sh', ['-c', script, 'sh', opts.dir, opts.cwd, opts.cgroupProcs ?? '', ...opts.command], opts.env);
+  return { pid: child.pid, dir: opts.dir, child };
 }
 
 /** The step process a previous attempt started, if any (running or finished). */
@@ -85,7 +75,7 @@ export async function exitStatus(dir: string): Promise<number | undefined> {
 }
 
 export async function isAlive(proc: StepProcess): Promise<boolean> {
-  if (proc.child) return proc.child.exitCode === null && proc.child.signalCode === null;
+  if (proc.child && !proc.child.lost) return proc.child.exitCode === null && proc.child.signalCode === null;
   try {
     const [stat, cmdline] = await Promise.all([fs.readFile(`/proc/${proc.pid}/stat`, 'utf8'), fs.readFile(`/proc/${proc.pid}/cmdline`, 'utf8')]);
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
@@ -98,7 +88,7 @@ export async function isAlive(proc: StepProcess): Promise<boolean> {
 /** Resolves when the process ends, or after `ms`, whichever is first. */
 export function waitExit(proc: StepProcess, ms: number): Promise<void> {
   const child = proc.child;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return delay(ms);
+  if (!child || child.lost || child.exitCode !== null || child.signalCode !== null) return delay(ms);
   return new Promise((resolve) => {
     const timer = setTimeout(done, ms);
     child.once('exit', done);
