@@ -52,16 +52,26 @@ export async function startProcess(opts: StartOptions): Promise<StepProcess> {
 
 /** The step process a previous attempt started, if any (running or finished). */
 export async function findProcess(dir: string): Promise<StepProcess | undefined> {
+  // One look at the directory answers the common case, a step that was never started.
+  const files = await fs.readdir(dir).catch(() => [] as string[]);
+  if (!files.includes(FILES.starting)) return undefined;
   const pidFile = path.join(dir, FILES.pid);
-  const spawned = await exists(path.join(dir, FILES.starting));
   for (const deadline = Date.now() + PID_WAIT_MS; ; ) {
     const pid = Number.parseInt(await fs.readFile(pidFile, 'utf8').catch(() => ''), 10);
     if (!Number.isNaN(pid)) return { pid, dir };
-    // No pid: either nothing was spawned, or the wrapper has not written it yet.
-    if (!spawned || Date.now() > deadline) return undefined;
+    // Spawned, but the wrapper has not written its pid yet (or never will: the spawn failed).
+    if (Date.now() > deadline) return undefined;
     await delay(20);
   }
 }
+
+/** The exit status once the process has ended; a child of this worker is not polled while it runs, its exit is an event. */
+export async function exitStatusOf(proc: StepProcess): Promise<number | undefined> {
+  const child = proc.child;
+  if (child && !child.lost && child.exitCode === null && child.signalCode === null) return undefined;
+  return exitStatus(proc.dir);
+}
+
 export async function exitStatus(dir: string): Promise<number | undefined> {
   try {
     const text = await fs.readFile(path.join(dir, FILES.exit), 'utf8');
@@ -132,11 +142,4 @@ async function groupAlive(pgid: number): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-async function exists(p: string): Promise<boolean> {
-  return fs.access(p).then(
-    () => true,
-    () => false,
-  );
 }

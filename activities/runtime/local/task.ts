@@ -13,7 +13,7 @@ import { paths, STEP_CONFIG_ERROR, type ActivityDeps } from '../../deps';
 import type { Artifacts, RunTaskRequest, RunTaskResult } from '../../types';
 import { inNetwork } from './network';
 import { applyMemoryLimit, removeCgroup, wasOomKilled, type MemoryLimit } from './limits';
-import { exitStatus, findProcess, isAlive, reapGroup, startProcess, terminate, waitExit, type StepProcess } from './process';
+import { exitStatus, exitStatusOf, findProcess, isAlive, reapGroup, startProcess, terminate, waitExit, type StepProcess } from './process';
 import { StepLog, type LogOffsets } from './step-log';
 
 const SPEC_FILE = 'spec.json';
@@ -66,13 +66,16 @@ async function runAttached(deps: ActivityDeps, ctx: Context, req: RunTaskRequest
     spec = JSON.parse(await fs.readFile(path.join(dir, SPEC_FILE), 'utf8')) as Spec;
     deps.log.info({ step: step.id, pid: proc.pid }, 're-attached to a running step');
   } else {
-    await deps.publisher.event(
+    // Not awaited before the step starts: publishes on one connection keep their order, so
+    // the step's own events and logs still follow it. (It never rejects: events are best-effort.)
+    const announced = deps.publisher.event(
       { type: 'step-started', buildId: req.buildId, stepId: step.id, name: step.task, attempt: req.attempt, time: new Date().toISOString() },
       `${runName}/started`,
     );
     try {
       spec = await prepare(deps, req, dir, log);
     } catch (err) {
+      await announced;
       // Only a final error ends the step here; a retryable one will start it again.
       if (err instanceof ApplicationFailure && err.nonRetryable) {
         await publishFinished(deps, req, runName, { state: 'errored', message: err.message });
@@ -89,6 +92,7 @@ async function runAttached(deps: ActivityDeps, ctx: Context, req: RunTaskRequest
       cgroupProcs: spec.memory?.procsFile,
       prelude: spec.memory?.prelude,
     });
+    await announced;
     // After the start, so the note's NATS round trip does not delay the step.
     if (network) await safeNote(log, `this step runs in network namespace ${network}: only its services are on its network (no outside access)`);
   }
@@ -131,16 +135,17 @@ async function supervise(deps: ActivityDeps, ctx: Context, proc: StepProcess, di
     cancelled = true;
   });
   for (;;) {
+    // Checked before draining: once the process has ended, the final drain sends all that is left.
+    const code = await exitStatusOf(proc);
+    if (code !== undefined) {
+      reapGroup(proc);
+      return code;
+    }
     const sent = await log.drain().catch((err) => {
       deps.log.warn({ err: (err as Error).message }, 'NATS unreachable; step output stays buffered in its files');
       return false;
     });
     ctx.heartbeat(log.offsets);
-    const code = await exitStatus(dir);
-    if (code !== undefined) {
-      reapGroup(proc);
-      return code;
-    }
     if (cancelled && ctx.cancellationDetails?.workerShutdown) {
       // The worker is going away, not the build: leave the step running for the next worker
       // with this name, which re-attaches when Temporal retries this activity.
@@ -188,10 +193,12 @@ async function prepare(deps: ActivityDeps, req: RunTaskRequest, dir: string, log
   const { step } = req;
   const config = withServices(await resolveConfig(step, req.artifacts), req);
   const work = path.join(dir, 'work');
-  await fs.rm(dir, { recursive: true, force: true });
-  await fs.mkdir(work, { recursive: true });
-  await fs.mkdir(path.join(dir, 'home'), { recursive: true });
-  await fs.mkdir(path.join(dir, 'tmp'), { recursive: true });
+  // mkdir says whether it made the directory: only what an interrupted attempt left needs removing.
+  if ((await fs.mkdir(dir, { recursive: true })) === undefined) {
+    await fs.rm(dir, { recursive: true, force: true });
+    await fs.mkdir(dir);
+  }
+  await Promise.all([work, path.join(dir, 'home'), path.join(dir, 'tmp')].map((d) => fs.mkdir(d)));
 
   if (config.image_resource || config.rootfs_uri || step.image) {
     await log.note('the local runtime runs this task on the host, without an image (image_resource/image is ignored)');
