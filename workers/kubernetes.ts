@@ -1,8 +1,10 @@
 import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import type pino from 'pino';
 import { workerTaskQueue } from '../activities/build';
 import { createKubernetesActivities, KubernetesRuntime, type KubernetesRuntimeOptions } from '../activities/runtime/kubernetes';
+import { reconcileKubernetes } from '../activities/runtime/kubernetes/reconcile';
 import { BuildPublisher, connectNats, ensureBuildStream } from '../common/nats';
 import type { RunningWorker } from './local';
 
@@ -20,6 +22,8 @@ export interface KubernetesWorkerOptions {
   /** the cluster side: namespace, kubeconfig/context, images, grace periods */
   kubernetes: Omit<KubernetesRuntimeOptions, 'worker'>;
   drainMs?: number;
+  /** delete the objects of closed builds (terminated without teardown) this often; off when absent */
+  reconcile?: { intervalMs: number };
   workflowBundle?: WorkflowBundle;
   log: pino.Logger;
 }
@@ -68,7 +72,9 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
     shared.shutdown();
     own.shutdown();
   };
+  const stopReconciling = opts.reconcile ? await startReconciler(opts, runtime, opts.reconcile.intervalMs) : async () => undefined;
   const done = Promise.all([shared.run(), own.run()]).then(async () => {
+    await stopReconciling();
     await connection.close();
     await nc.close();
   });
@@ -82,5 +88,26 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
       shutdown();
       await done;
     },
+  };
+}
+
+async function startReconciler(opts: KubernetesWorkerOptions, runtime: KubernetesRuntime, intervalMs: number): Promise<() => Promise<void>> {
+  const connection = await Connection.connect({ address: opts.temporalAddress });
+  const client = new Client({ connection, namespace: opts.namespace });
+  let pass: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    pass = pass.then(async () => {
+      try {
+        const report = await reconcileKubernetes(runtime, client);
+        for (const buildId of report.deleted) opts.log.warn({ build: buildId }, 'reconciler deleted the Kubernetes objects of a closed build');
+      } catch (err) {
+        opts.log.warn({ err: (err as Error).message }, 'kubernetes reconcile pass failed; will try again');
+      }
+    });
+  }, intervalMs);
+  return async () => {
+    clearInterval(timer);
+    await pass;
+    await connection.close();
   };
 }

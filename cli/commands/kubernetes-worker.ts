@@ -2,6 +2,7 @@ import os from 'node:os';
 import type { Command } from 'commander';
 import { causewayHome, readEnv } from '../../common/config';
 import { createLogger } from '../../common/logger';
+import { parseDuration } from '../../schemas';
 import { startKubernetesWorker } from '../../workers/kubernetes';
 import { resolveEndpoints } from '../dev/stack';
 import { CliError, say } from '../output';
@@ -64,6 +65,7 @@ Example:
           defaultImage: opts.defaultImage,
           graceSeconds: grace,
         },
+        reconcile: { intervalMs: parseDuration(env.CAUSEWAY_RECONCILE_INTERVAL) },
         log: createLogger('worker'),
       });
       say(`kubernetes worker ${worker.name} (namespace ${opts.namespace}) polling ${worker.taskQueue}; Ctrl-C stops it (running pods keep running)`);

@@ -17,6 +17,7 @@ import { awaitBuild, startBuild } from '../../common/build-client';
 import { collectLogs } from '../../common/build-log';
 import { connectNats } from '../../common/nats';
 import { compilePlan } from '../../schemas';
+import { reconcileKubernetes } from '../../activities/runtime/kubernetes/reconcile';
 import { startKubernetesWorker } from '../../workers/kubernetes';
 import type { RunningWorker } from '../../workers/local';
 import { FAKE_TASK_LOG, KWOK_CUSTOM_STATUS_ANNOTATION } from './cluster';
@@ -27,7 +28,7 @@ jest.setTimeout(180_000);
 let home: string;
 let core: CoreV1Api;
 let namespace: string;
-let worker: RunningWorker;
+let worker: RunningWorker & { runtime: import('../../activities/runtime/kubernetes/task').KubernetesRuntime };
 let client: Client;
 let connection: Connection;
 let nc: Awaited<ReturnType<typeof connectNats>>;
@@ -164,4 +165,30 @@ test('abort deletes the running step’s pod', async () => {
       return (err as { code?: number }).code === 404;
     }
   }, 'pod deletion', 60_000);
+});
+
+test('the reconciler deletes what a terminated build left (no teardown ran) and leaves running builds alone', async () => {
+  const terminatedBuild = await run(`plan:\n- ${task('left-behind', { params: { HANG: 1 } })}\n`);
+  const runningBuild = await run(`plan:\n- ${task('still-running', { params: { HANG: 1 } })}\n`);
+  const leftPod = await until(async () => podsOf(terminatedBuild.handle.workflowId)[0], 'the left-behind pod');
+  await until(async () => podsOf(runningBuild.handle.workflowId)[0], 'the running pod');
+  await terminatedBuild.handle.terminate('test: no teardown');
+  expect((await terminatedBuild.outcome).status).not.toBe('succeeded');
+  // terminate runs no workflow code: the anchor and the pod are still there
+  await core.readNamespacedConfigMap({ name: anchorName(terminatedBuild.handle.workflowId), namespace });
+
+  const report = await reconcileKubernetes(worker.runtime, client);
+  expect(report.deleted).toEqual([terminatedBuild.handle.workflowId]);
+  expect(report.running).toEqual([runningBuild.handle.workflowId]);
+  await until(async () => {
+    try {
+      await core.readNamespacedPod({ name: leftPod.metadata!.name!, namespace });
+      return false;
+    } catch (err) {
+      return (err as { code?: number }).code === 404;
+    }
+  }, 'the left-behind pod deleted through the anchor', 60_000);
+  await core.readNamespacedConfigMap({ name: anchorName(runningBuild.handle.workflowId), namespace });
+  await runningBuild.handle.cancel();
+  expect((await runningBuild.outcome).status).toBe('aborted');
 });
