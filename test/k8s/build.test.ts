@@ -26,6 +26,8 @@ import { adminCore, adminKubeConfig, freshNamespace, patchPodStatus, takeOverPod
 jest.setTimeout(180_000);
 
 let home: string;
+let bundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
+let endpoints: { temporal: string; nats: string };
 let core: CoreV1Api;
 let namespace: string;
 let worker: RunningWorker & { runtime: import('../../activities/runtime/kubernetes/task').KubernetesRuntime };
@@ -63,10 +65,11 @@ beforeAll(async () => {
     startWorker: false,
     ports: { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() },
   });
-  const bundle = await bundleWorkflowCode({
+  bundle = await bundleWorkflowCode({
     workflowsPath: require.resolve('../../workflows'),
     logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
   });
+  endpoints = { temporal: stack.temporal.address, nats: stack.nats.url };
   taskQueue = `k8s-${randomUUID()}`;
   worker = await startKubernetesWorker({
     temporalAddress: stack.temporal.address,
@@ -191,4 +194,50 @@ test('the reconciler deletes what a terminated build left (no teardown ran) and 
   await core.readNamespacedConfigMap({ name: anchorName(runningBuild.handle.workflowId), namespace });
   await runningBuild.handle.cancel();
   expect((await runningBuild.outcome).status).toBe('aborted');
+});
+
+test('a worker that stops hands its running step over: the next worker with its name re-attaches to the pod', async () => {
+  const name = `k8s-handover-${randomUUID().slice(0, 8)}`;
+  const queue = `k8s-handover-${randomUUID()}`;
+  const start = () =>
+    startKubernetesWorker({
+      temporalAddress: endpoints.temporal,
+      namespace: 'default',
+      natsUrl: endpoints.nats,
+      home,
+      name,
+      taskQueue: queue,
+      logMaxAgeSeconds: 3600,
+      kubernetes: { namespace, kubeConfig: adminKubeConfig(), graceSeconds: 1, logDrainMs: 1000 },
+      drainMs: 500,
+      workflowBundle: bundle,
+      log: pino({ level: 'error' }),
+    });
+  const first = await start();
+  const plan = compilePlan({ text: `plan:\n- ${task('handed-over', { params: { HANG: 1 } })}\n`, file: 'k8s.yml' });
+  const handle = await startBuild(client, { plan, taskQueue: queue });
+  const outcome = awaitBuild(handle);
+  const pod = await until(async () => podsOf(handle.workflowId)[0], 'the step pod');
+  const podName = pod.metadata!.name!;
+  await until(async () => (await core.readNamespacedPod({ name: podName, namespace })).status?.phase === 'Running', 'pod running');
+
+  await first.shutdown(); // drain over: the step is handed over, not killed
+  const kept = await core.readNamespacedPod({ name: podName, namespace });
+  expect(kept.metadata?.deletionTimestamp).toBeUndefined();
+  expect(kept.metadata?.uid).toBe(pod.metadata?.uid);
+
+  const second = await start();
+  try {
+    // the retried activity re-attached (no second pod); now the task ends, as its kubelet reports
+    await until(async () => second.runtime.calls.watch > 0, 'the second worker watching the pod');
+    expect(second.runtime.calls.create).toBe(0);
+    await takeOverPod(core, namespace, podName);
+    await patchPodStatus(core, namespace, podName, {
+      containerStatuses: [{ name: CONTAINERS.task, image: 'busybox', imageID: '', ready: false, restartCount: 0, state: terminated(0) }],
+    });
+    expect(await outcome).toMatchObject({ status: 'succeeded' });
+    expect(podsOf(handle.workflowId)).toHaveLength(1);
+  } finally {
+    await second.shutdown();
+  }
 });
