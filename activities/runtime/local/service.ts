@@ -24,9 +24,10 @@ import type {
   StopServiceRequest,
   SuperviseServiceRequest,
 } from '../../types';
-import { ensureNetwork, inNetwork, systemTool } from './network';
+import { ensureNetwork, inNetwork } from './network';
 import { exitStatus, FILES, findProcess, isAlive, reapGroup, startProcess, terminate, type StepProcess } from './process';
 import { StepLog } from './step-log';
+import { asUser, chownTree, userEnv, userIds, type UserIds } from './users';
 
 /** The failure type of a service that cannot become ready; the workflow does not retry it. */
 export const SERVICE_FAILED = 'ServiceFailed';
@@ -157,7 +158,7 @@ export async function startLocalService(deps: ActivityDeps, req: StartServiceReq
         }
         await copyArtifact(ref.path, safeJoin(work, input.path ?? input.name));
       }
-      if (user) await chown(root, user);
+      const ids = user ? await takeOver(root, user) : undefined;
 
       const env: Record<string, string> = {
         PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
@@ -170,9 +171,11 @@ export async function startLocalService(deps: ActivityDeps, req: StartServiceReq
         // The service's own address without its name, so a generic config can bind to it.
         SERVICE_HOST: address.host,
         ...(address.primaryPort ? { SERVICE_PORT: String(address.ports[address.primaryPort]) } : {}),
+        ...(user ? userEnv(user) : {}),
       };
       await fs.writeFile(path.join(dir, STATE_FILE), JSON.stringify({ address, config, env, root } satisfies ServiceState));
-      const command = inNetwork(net.network, [...(user ? [systemTool('runuser'), '-u', user, '--'] : []), config.run.path, ...config.run.args]);
+      const run = [config.run.path, ...config.run.args];
+      const command = inNetwork(net.network, ids ? asUser(ids, run) : run);
       const proc = await startProcess({ dir, cwd: safeJoin(work, config.run.dir ?? '.'), command, env });
       // Notes after the start, so their NATS round trips do not delay the service.
       await log.note(net.note);
@@ -210,30 +213,15 @@ function withAddresses(name: string, config: ServiceConfig, scope: Record<string
   }
 }
 
-/** chown -R without a process: spawning from the worker costs more than walking a fresh directory. */
-async function chown(dir: string, user: string): Promise<void> {
-  const ids = await userIds(user);
-  const walk = async (p: string): Promise<void> => {
-    await fs.lchown(p, ids.uid, ids.gid);
-    const entries = await fs.readdir(p, { withFileTypes: true }).catch(() => []);
-    await Promise.all(entries.map((e) => (e.isDirectory() ? walk(path.join(p, e.name)) : fs.lchown(path.join(p, e.name), ids.uid, ids.gid))));
-  };
+/** The user's ids, with the files of the service made theirs. */
+async function takeOver(root: string, user: string): Promise<UserIds> {
   try {
-    await walk(dir);
+    const ids = await userIds(user);
+    await chownTree(root, ids);
+    return ids;
   } catch (err) {
     throw failed(`run.user ${user}: ${(err as Error).message}`);
   }
-}
-
-/** A local user's uid and primary gid, from /etc/passwd. */
-async function userIds(user: string): Promise<{ uid: number; gid: number }> {
-  const passwd = await fs.readFile('/etc/passwd', 'utf8').catch(() => '');
-  const fields = passwd
-    .split('\n')
-    .map((l) => l.split(':'))
-    .find((f) => f[0] === user);
-  if (!fields) throw failed(`run.user ${user}: no such local user in /etc/passwd`);
-  return { uid: Number(fields[2]), gid: Number(fields[3]) };
 }
 
 /** The service's last lines of output, for the message of a service that failed. */

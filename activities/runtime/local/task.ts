@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -15,6 +14,7 @@ import { inNetwork } from './network';
 import { applyMemoryLimit, removeCgroup, wasOomKilled, type MemoryLimit } from './limits';
 import { exitStatus, exitStatusOf, findProcess, isAlive, reapGroup, startProcess, terminate, waitExit, type StepProcess } from './process';
 import { StepLog, type LogOffsets } from './step-log';
+import { asUser, chownTree, userEnv, userIds } from './users';
 
 const SPEC_FILE = 'spec.json';
 const POLL_MIN_MS = 10;
@@ -84,11 +84,12 @@ async function runAttached(deps: ActivityDeps, ctx: Context, req: RunTaskRequest
     }
     // A step with services runs in the build's network namespace, where its services are.
     const network = Object.values(req.services ?? {}).find((s) => s.network)?.network;
+    const run = await commandFor(spec.config, dir);
     proc = await startProcess({
       dir,
       cwd: safeJoin(path.join(dir, 'work'), spec.config.run.dir ?? '.'),
-      command: inNetwork(network, await commandFor(spec.config, dir)),
-      env: { ...serviceEnv(req.services ?? {}), ...envFor(step, spec.config, dir) },
+      command: inNetwork(network, run.command),
+      env: { ...serviceEnv(req.services ?? {}), ...envFor(step, spec.config, dir), ...run.env },
       cgroupProcs: spec.memory?.procsFile,
       prelude: spec.memory?.prelude,
     });
@@ -308,21 +309,21 @@ async function checkRunnable(step: TaskStep, config: TaskConfig, work: string, s
   );
 }
 
-async function commandFor(config: TaskConfig, dir: string): Promise<string[]> {
+/** The command, run as run.user when it names another user (whose files the step's then are), and the env that goes with it. */
+async function commandFor(config: TaskConfig, dir: string): Promise<{ command: string[]; env: Record<string, string> }> {
   const command = [config.run.path, ...config.run.args];
   const user = config.run.user;
-  if (!user || user === os.userInfo().username) return command;
+  if (!user || user === os.userInfo().username) return { command, env: {} };
   if (process.getuid?.() !== 0) {
     throw configError(`run.user ${user}: the worker runs as ${os.userInfo().username} and can only run tasks as another user when it is root`);
   }
-  await chownRecursive(dir, user);
-  return ['runuser', '-u', user, '--', ...command];
-}
-
-async function chownRecursive(dir: string, user: string): Promise<void> {
-  await new Promise<void>((resolve, reject) =>
-    execFile('chown', ['-R', user, dir], (err) => (err ? reject(configError(`run.user ${user}: ${err.message}`)) : resolve())),
-  );
+  try {
+    const ids = await userIds(user);
+    await chownTree(dir, ids);
+    return { command: asUser(ids, command), env: userEnv(user) };
+  } catch (err) {
+    throw configError(`run.user ${user}: ${(err as Error).message}`);
+  }
 }
 
 function envFor(step: TaskStep, config: TaskConfig, dir: string): Record<string, string> {

@@ -1,0 +1,40 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { systemTool } from './network';
+
+export interface UserIds {
+  uid: number;
+  gid: number;
+}
+
+/** A local user's uid and primary gid, from /etc/passwd. */
+export async function userIds(user: string): Promise<UserIds> {
+  const passwd = await fs.readFile('/etc/passwd', 'utf8').catch(() => '');
+  const fields = passwd
+    .split('\n')
+    .map((l) => l.split(':'))
+    .find((f) => f[0] === user);
+  if (!fields) throw new Error('no such local user in /etc/passwd');
+  return { uid: Number(fields[2]), gid: Number(fields[3]) };
+}
+
+/** chown -R without a process: spawning chown costs more than walking a fresh directory. */
+export async function chownTree(dir: string, ids: UserIds): Promise<void> {
+  await fs.lchown(dir, ids.uid, ids.gid);
+  const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+  await Promise.all(entries.map((e) => (e.isDirectory() ? chownTree(path.join(dir, e.name), ids) : fs.lchown(path.join(dir, e.name), ids.uid, ids.gid))));
+}
+
+/**
+ * Runs a command as another user. setpriv only sets the ids and groups and execs, where
+ * runuser opens a PAM session and forks (2.5 ms against 7 ms a start here); the process
+ * keeps the environment it is given, so its HOME and TMPDIR stay its own.
+ */
+export function asUser(ids: UserIds, command: string[]): string[] {
+  return [systemTool('setpriv'), `--reuid=${ids.uid}`, `--regid=${ids.gid}`, '--init-groups', '--', ...command];
+}
+
+/** What runuser set and setpriv does not: the name of the user the process runs as. */
+export function userEnv(user: string): Record<string, string> {
+  return { USER: user, LOGNAME: user };
+}
