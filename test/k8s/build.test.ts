@@ -46,7 +46,10 @@ async function playKubelet(): Promise<void> {
     if (!seen.has(name)) seen.set(name, pod);
     if (pod.metadata?.deletionTimestamp || pod.status?.phase !== 'Running') continue;
     if (pod.metadata?.annotations?.[KWOK_CUSTOM_STATUS_ANNOTATION]) continue;
-    const env = Object.fromEntries((pod.spec!.containers.find((c) => c.name === CONTAINERS.task)!.env ?? []).map((e) => [e.name, e.value]));
+    // step pods only: a service pod runs until its step's teardown deletes it
+    const taskContainer = pod.spec!.containers.find((c) => c.name === CONTAINERS.task);
+    if (!taskContainer) continue;
+    const env = Object.fromEntries((taskContainer.env ?? []).map((e) => [e.name, e.value]));
     if (env.HANG) continue;
     await takeOverPod(core, namespace, name);
     await patchPodStatus(core, namespace, name, {
@@ -240,4 +243,28 @@ test('a worker that stops hands its running step over: the next worker with its 
   } finally {
     await second.shutdown();
   }
+});
+
+test('a step with a service: the service runs as a pod behind a Service, the step gets its DNS name, teardown removes both', async () => {
+  const service = {
+    name: 'db',
+    config: {
+      image_resource: { type: 'registry-image', source: { repository: 'postgres', tag: '17' } },
+      run: { path: 'docker-entrypoint.sh', args: ['postgres'] },
+      ports: [{ name: 'pg', number: 5432 }],
+      startup_probe: { run: { path: 'pg_isready', args: [] } },
+    },
+  };
+  const { handle, outcome } = await run(`plan:\n- ${task('uses-db', { services: [service] })}\n`);
+  expect(await outcome).toMatchObject({ status: 'succeeded' });
+  const stepPod = podsOf(handle.workflowId).find((p) => p.metadata?.labels?.[LABELS.component] === 'step')!;
+  const env = Object.fromEntries(stepPod.spec!.containers.find((c) => c.name === CONTAINERS.task)!.env!.map((e) => [e.name, e.value]));
+  expect(env.DB_SERVICE_HOST).toMatch(new RegExp(`^cw-svc-db-[0-9a-f]{12}\\.${namespace}\\.svc$`));
+  expect(env.DB_SERVICE_PORT).toBe('5432');
+  expect(env.DB_SERVICE_PORT_PG).toBe('5432');
+  const servicePod = podsOf(handle.workflowId).find((p) => p.metadata?.labels?.[LABELS.component] === 'service')!;
+  expect(env.DB_SERVICE_HOST!.split('.')[0]).toBe(servicePod.metadata!.name);
+  // teardown stopped it, then the build's end removed everything
+  await until(async () => (await core.listNamespacedPod({ namespace, labelSelector: `${LABELS.build}=${handle.workflowId}` })).items.length === 0, 'pods of the build gone', 60_000);
+  await until(async () => (await core.listNamespacedService({ namespace, labelSelector: `${LABELS.build}=${handle.workflowId}` })).items.length === 0, 'services of the build gone', 60_000);
 });

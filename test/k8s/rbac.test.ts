@@ -6,6 +6,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { k8s, type CoreV1Api } from '../../activities/runtime/kubernetes/client';
 import { CONTAINERS, podName } from '../../activities/runtime/kubernetes/pod';
+import { followPod, serviceObjectName, serviceReadiness, startService, stopService } from '../../activities/runtime/kubernetes/service';
 import { KubernetesRuntime } from '../../activities/runtime/kubernetes/task';
 import type { RunTaskRequest } from '../../activities/types';
 import { FAKE_TASK_LOG, kubeconfigYaml } from './cluster';
@@ -109,6 +110,36 @@ test('the worker Role is enough: create, watch to completion, abort, build clean
   expect(await rt.deleteBuild(kept.buildId)).toBe(true);
   await kubeletFinishDeletion(core, namespace, nameOf(kept));
   expect(rt.calls.list).toBe(0);
+
+  // a service: pod, Service and the build's NetworkPolicy, then stopped
+  const svc = {
+    buildId: kept.buildId + '-svc',
+    runId: 'run-1',
+    scopeStepId: 'plan.0',
+    runKey: '1',
+    name: 'db',
+    plan: 'rbac',
+    spec: {
+      name: 'db',
+      config: {
+        image_resource: { type: 'registry-image', source: { repository: 'postgres', tag: '17' } },
+        inputs: [],
+        params: {},
+        run: { path: 'postgres', args: [] },
+        ports: [{ name: 'default', number: 5432 }],
+      },
+      params: {},
+      inputMapping: {},
+      gracePeriodMs: 0,
+    },
+    address: { name: 'db', host: '127.1.1.1', ports: {} },
+    scope: {},
+    artifacts: {},
+  };
+  await startService(rt, svc);
+  await expect(followPod(rt, serviceObjectName(svc), (p) => serviceReadiness(p, 'db'))).resolves.toEqual({ ready: true });
+  await stopService(rt, svc, 0);
+  expect(await rt.deleteBuild(svc.buildId)).toBe(true);
 });
 
 test('and no more than that: the worker cannot list, read secrets, or reach other namespaces', async () => {
@@ -118,6 +149,12 @@ test('and no more than that: the worker cannot list, read secrets, or reach othe
   const can = async (verb: string, resource: string, ns = namespace, subresource?: string) =>
     (await auth.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { namespace: ns, verb, resource, subresource } } } })).status?.allowed;
   expect(await can('create', 'pods')).toBe(true);
+  expect(await can('create', 'services')).toBe(true);
+  expect(await can('create', 'networkpolicies', namespace)).toBe(false); // group-qualified below
+  expect(
+    (await auth.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { namespace, verb: 'create', group: 'networking.k8s.io', resource: 'networkpolicies' } } } })).status?.allowed,
+  ).toBe(true);
+  expect(await can('update', 'services')).toBe(false);
   expect(await can('watch', 'pods')).toBe(true);
   expect(await can('list', 'pods')).toBe(false);
   expect(await can('list', 'configmaps')).toBe(true); // the reconciler's pass over anchors
