@@ -1,11 +1,8 @@
-import { execFile } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { networkName } from '../../../common/services';
-
-const run = promisify(execFile);
+import { runCommand } from './spawner';
 
 /** Where `ip netns` keeps a namespace; `nsenter --net=` joins it. */
 export function netnsPath(network: string): string {
@@ -63,11 +60,12 @@ export async function ensureNetwork(buildId: string): Promise<BuildNetwork> {
   if (process.platform !== 'linux') return fallback('network namespaces need Linux');
   if (process.getuid?.() !== 0) return fallback('network namespaces need a worker running as root');
   try {
-    // One process from the worker (spawning from a large node process is the slow part); the
+    // One shell, forked by the process helper (not from the worker's large process); the
     // namespace may exist already: another service of the build made it, or is making it now.
     // `ip -n` sets the link up without `ip netns exec`'s mount namespace and /sys remount.
     const ip = systemTool('ip');
-    await run('/bin/sh', ['-c', '"$0" netns add "$1" 2>/dev/null || [ -e "$2" ]; "$0" -n "$1" link set lo up', ip, name, netnsPath(name)]);
+    const r = await runCommand('/bin/sh', ['-c', '"$0" netns add "$1" 2>/dev/null || [ -e "$2" ]; "$0" -n "$1" link set lo up', ip, name, netnsPath(name)]);
+    if (r.code !== 0) throw new Error(r.stderr.trim().split('\n')[0] || `exit status ${r.code ?? r.signal}`);
   } catch (err) {
     return fallback(`cannot create a network namespace: ${(err as Error).message.split('\n')[0]}`);
   }
@@ -86,8 +84,8 @@ export async function hasNetwork(buildId: string): Promise<boolean> {
 export async function removeNetwork(buildId: string): Promise<boolean> {
   const name = networkName(buildId);
   if (!(await exists(netnsPath(name)))) return false;
-  return run('ip', ['netns', 'del', name]).then(
-    () => true,
+  return runCommand(systemTool('ip'), ['netns', 'del', name]).then(
+    (r) => r.code === 0,
     () => false,
   );
 }

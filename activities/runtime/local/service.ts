@@ -1,4 +1,3 @@
-import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -26,6 +25,7 @@ import type {
 } from '../../types';
 import { ensureNetwork, inNetwork } from './network';
 import { exitStatus, FILES, findProcess, isAlive, reapGroup, startProcess, terminate, type StepProcess } from './process';
+import { runCommand, type RunResult } from './spawner';
 import { StepLog } from './step-log';
 import { asUser, chownTree, userEnv, userIds, type UserIds } from './users';
 
@@ -319,18 +319,8 @@ const tryPort = (port) => {
 };
 ports.forEach(tryPort);`;
   const [cmd, ...args] = inNetwork(address.network, [process.execPath, '-e', script, address.host, ...ports.map(String)]);
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdout.on('data', (d: Buffer) => {
-      if (d.toString().includes('ready')) resolve();
-    });
-    child.once('error', reject);
-    child.once('exit', (code) => {
-      if (code !== 0) reject(new Error(`readiness helper exited with ${code}: ${stderr.trim()}`));
-    });
-    signal.addEventListener('abort', () => child.kill('SIGKILL'), { once: true });
+  return runCommand(cmd, args, { signal }).then((r) => {
+    if (!r.stdout.includes('ready')) throw new Error(`readiness helper exited with ${r.code ?? r.signal}: ${r.stderr.trim()}`);
   });
 }
 
@@ -368,21 +358,13 @@ async function runProbe(name: string, dir: string, state: ServiceState, signal: 
       }
       started = Date.now();
     }
-    const result = await new Promise<{ ok: boolean; output: string }>((resolve) => {
-      execFile(
-        command[0],
-        command.slice(1),
-        { env: state.env, cwd: path.join(state.root, 'work'), timeout: probe.timeoutSeconds * 1000, killSignal: 'SIGKILL', signal },
-        (err, stdout, stderr) => {
-          const output = `${stdout}${stderr}`.trim();
-          const why = err && (err as { killed?: boolean }).killed ? `timed out after ${probe.timeoutSeconds}s` : err ? (err.message.split('\n')[0] ?? '') : '';
-          resolve({ ok: !err, output: output || why });
-        },
-      );
-    });
+    const result = await runCommand(command[0], command.slice(1), { env: state.env, cwd: path.join(state.root, 'work'), timeoutMs: probe.timeoutSeconds * 1000, signal }).catch(
+      (err: Error): RunResult => ({ code: null, signal: null, stdout: '', stderr: err.message, timedOut: false }),
+    );
     if (signal.aborted) return;
-    if (result.ok) return;
-    last = result.output;
+    if (result.code === 0) return;
+    const why = result.timedOut ? `timed out after ${probe.timeoutSeconds}s` : `exited with ${result.code ?? result.signal}`;
+    last = `${result.stdout}${result.stderr}`.trim() || why;
     failures += 1;
     if (failures >= probe.failureThreshold) break;
     await delay(Math.max(0, periodMs - (Date.now() - started)), undefined, { signal }).catch(() => undefined);

@@ -6,26 +6,44 @@ import { createInterface } from 'node:readline';
  * Forking copies the parent's page tables, so a spawn from the worker (hundreds of MB: the
  * Temporal runtime, workflow isolates) blocks its event loop ~10 ms, against ~1 ms from a
  * small process; with many steps starting at once the worker did little else. Step and
- * service processes are therefore forked by one small helper node process, which also
- * reports their exits. It reads requests from stdin and exits when the worker goes away
- * (stdin closes); what it started runs on, detached in its own session.
+ * service processes, probes and setup commands are therefore forked by one small helper
+ * node process, which reports their exits (and a command's output). It reads requests from
+ * stdin and exits when the worker goes away (stdin closes); a detached process runs on in
+ * its own session.
  */
 const HELPER = `
 const { spawn } = require('child_process');
 const out = (m) => process.stdout.write(JSON.stringify(m) + '\\n');
+const running = new Map();
 require('readline').createInterface({ input: process.stdin })
   .on('line', (line) => {
-    const { id, file, args, env } = JSON.parse(line);
+    const req = JSON.parse(line);
+    const { id } = req;
+    if (req.kill) {
+      running.get(id)?.kill(req.kill);
+      return;
+    }
     let child;
     try {
-      child = spawn(file, args, { detached: true, stdio: 'ignore', env });
+      child = spawn(req.file, req.args, req.capture
+        ? { env: req.env, cwd: req.cwd, stdio: ['ignore', 'pipe', 'pipe'] }
+        : { env: req.env, detached: true, stdio: 'ignore' });
     } catch (err) {
       out({ id, error: err.message });
       return;
     }
+    running.set(id, child);
+    const output = { stdout: '', stderr: '' };
+    let timedOut = false;
+    const timer = req.timeoutMs === undefined ? undefined : setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, req.timeoutMs);
+    if (req.capture) for (const s of ['stdout', 'stderr']) child[s].on('data', (d) => { output[s] += d; });
     child.once('spawn', () => out({ id, pid: child.pid }));
-    child.once('error', (err) => out({ id, error: err.message }));
-    child.once('exit', (code, signal) => out({ id, code, signal }));
+    child.once('error', (err) => { running.delete(id); clearTimeout(timer); out({ id, error: err.message }); });
+    child.once(req.capture ? 'close' : 'exit', (code, signal) => {
+      running.delete(id);
+      clearTimeout(timer);
+      out(req.capture ? { id, code, signal, ...output, timedOut } : { id, code, signal });
+    });
   })
   .on('close', () => process.exit(0));
 `;
@@ -44,18 +62,24 @@ export class SpawnedProcess extends EventEmitter {
   }
 }
 
-interface Pending {
-  resolve: (p: SpawnedProcess) => void;
-  reject: (err: Error) => void;
-  proc?: SpawnedProcess;
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
 }
 
-interface Reply {
+interface Reply extends Partial<RunResult> {
   id: number;
   pid?: number;
   error?: string;
-  code?: number | null;
-  signal?: NodeJS.Signals | null;
+}
+
+interface Pending {
+  reply(r: Reply): void;
+  /** the helper died */
+  lost(): void;
 }
 
 let helper: ChildProcess | undefined;
@@ -64,14 +88,15 @@ const pending = new Map<number, Pending>();
 
 function startHelper(): ChildProcess {
   const child = spawn(process.execPath, ['-e', HELPER], { stdio: ['pipe', 'pipe', 'inherit'] });
-  createInterface({ input: child.stdout! }).on('line', (line) => onReply(JSON.parse(line) as Reply));
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    const reply = JSON.parse(line) as Reply;
+    pending.get(reply.id)?.reply(reply);
+  });
   child.once('exit', () => {
     if (helper === child) helper = undefined;
-    for (const [id, p] of pending) {
-      pending.delete(id);
-      if (!p.proc) p.reject(new Error('the process helper exited before starting the process'));
-      else p.proc.lost = true;
-    }
+    const lost = [...pending.values()];
+    pending.clear();
+    for (const p of lost) p.lost();
   });
   // A dead helper shows as its exit (above), not as errors on the way to it.
   child.once('error', () => undefined);
@@ -82,22 +107,9 @@ function startHelper(): ChildProcess {
   return child;
 }
 
-function onReply(reply: Reply): void {
-  const p = pending.get(reply.id);
-  if (!p) return;
-  if (reply.error !== undefined) {
-    pending.delete(reply.id);
-    if (p.proc) p.proc.lost = true;
-    else p.reject(new Error(reply.error));
-  } else if (reply.pid !== undefined) {
-    p.proc = new SpawnedProcess(reply.pid);
-    p.resolve(p.proc);
-  } else if (p.proc) {
-    pending.delete(reply.id);
-    p.proc.exitCode = reply.code ?? null;
-    p.proc.signalCode = reply.signal ?? null;
-    p.proc.emit('exit', p.proc.exitCode, p.proc.signalCode);
-  }
+function send(request: object): void {
+  helper ??= startHelper();
+  helper.stdin!.write(`${JSON.stringify(request)}\n`);
 }
 
 /** Starts the helper now, so the first step does not wait for a node process to start. */
@@ -107,11 +119,61 @@ export function warmUpSpawner(): void {
 
 /** Spawns `file` detached (own session, no stdio) through the helper. */
 export function spawnDetached(file: string, args: string[], env: Record<string, string>): Promise<SpawnedProcess> {
-  helper ??= startHelper();
   const id = nextId++;
-  const request = `${JSON.stringify({ id, file, args, env })}\n`;
   return new Promise((resolve, reject) => {
-    pending.set(id, { resolve, reject });
-    helper!.stdin!.write(request);
+    let proc: SpawnedProcess | undefined;
+    pending.set(id, {
+      reply(r) {
+        if (r.pid !== undefined) {
+          proc = new SpawnedProcess(r.pid);
+          resolve(proc);
+          return;
+        }
+        pending.delete(id);
+        if (!proc) reject(new Error(r.error ?? 'the process helper could not start the process'));
+        else if (r.error !== undefined) proc.lost = true;
+        else {
+          proc.exitCode = r.code ?? null;
+          proc.signalCode = r.signal ?? null;
+          proc.emit('exit', proc.exitCode, proc.signalCode);
+        }
+      },
+      lost() {
+        if (proc) proc.lost = true;
+        else reject(new Error('the process helper exited before starting the process'));
+      },
+    });
+    send({ id, file, args, env });
   });
+}
+
+export interface RunOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  /** SIGKILL after this long (the result says timedOut) */
+  timeoutMs?: number;
+  /** SIGKILL when aborted; the result still comes, once the process has ended */
+  signal?: AbortSignal;
+}
+
+/** Runs a command through the helper to its end and returns its status and output, as execFile would. */
+export function runCommand(file: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const id = nextId++;
+  const abort = () => send({ id, kill: 'SIGKILL' });
+  return new Promise<RunResult>((resolve, reject) => {
+    pending.set(id, {
+      reply(r) {
+        if (r.pid !== undefined) return;
+        pending.delete(id);
+        if (r.error !== undefined) reject(new Error(r.error));
+        else resolve({ code: r.code ?? null, signal: r.signal ?? null, stdout: r.stdout ?? '', stderr: r.stderr ?? '', timedOut: r.timedOut ?? false });
+      },
+      lost() {
+        reject(new Error('the process helper exited while running the command'));
+      },
+    });
+    send({ id, file, args, env: opts.env ?? process.env, cwd: opts.cwd, capture: true, timeoutMs: opts.timeoutMs });
+    if (opts.signal?.aborted) abort();
+    else opts.signal?.addEventListener('abort', abort, { once: true });
+  }).finally(() => opts.signal?.removeEventListener('abort', abort));
 }
