@@ -1,0 +1,141 @@
+// causeway-agent: the input-fetcher and output-streamer of kubernetes-runtime step pods
+// (docs/kubernetes.md, "Agent protocol"). Built into the image by agent/Dockerfile.
+//
+//   causeway-agent fetch   init container: pull every input (tar over HTTP) into the work dir
+//   causeway-agent serve   producer pods: serve the declared outputs as tar streams
+//
+// Configuration comes from the environment the pod builder sets: CAUSEWAY_WORKDIR,
+// CAUSEWAY_INPUTS / CAUSEWAY_MKDIRS (fetch), CAUSEWAY_OUTPUTS / CAUSEWAY_PORT (serve), and
+// CAUSEWAY_ARTIFACT_TOKEN (both; from the build's Secret).
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { timingSafeEqual } from 'node:crypto';
+import * as tar from 'tar';
+
+export interface AgentEnv {
+  workdir: string;
+  token: string;
+}
+
+/** A relative path that stays inside root, or an error. */
+function inside(root: string, rel: string): string {
+  const target = path.resolve(root, rel);
+  if (target !== root && !target.startsWith(root + path.sep)) throw new Error(`path ${rel} leaves ${root}`);
+  return target;
+}
+
+function sameToken(given: string | undefined, token: string): boolean {
+  if (!given) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(`Bearer ${token}`);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * Serves `GET /healthz`, `GET /artifacts/<output path>` (bearer token; a tar stream of the
+ * directory) and `POST /done` (bearer token; resolves `done`). Only declared output paths
+ * are served. Returns the server (listening) and a promise of the `/done` request.
+ */
+export function serve(env: AgentEnv & { outputs: { name: string; path: string }[]; port: number; host?: string }): Promise<{ server: http.Server; done: Promise<void> }> {
+  const allowed = new Set(env.outputs.map((o) => o.path.replace(/^\/+|\/+$/g, '')));
+  let finish: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (finish = resolve));
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://agent');
+    if (req.method === 'GET' && url.pathname === '/healthz') {
+      res.writeHead(200).end('ok\n');
+      return;
+    }
+    if (!sameToken(req.headers.authorization, env.token)) {
+      res.writeHead(401).end('bad or missing token\n');
+      return;
+    }
+    if (req.method === 'POST' && url.pathname === '/done') {
+      res.writeHead(200).end('bye\n');
+      finish();
+      return;
+    }
+    const rel = decodeURIComponent(url.pathname.replace(/^\/artifacts\//, '')).replace(/^\/+|\/+$/g, '');
+    if (req.method !== 'GET' || !url.pathname.startsWith('/artifacts/') || !allowed.has(rel)) {
+      res.writeHead(404).end('no such output\n');
+      return;
+    }
+    const dir = inside(env.workdir, rel);
+    if (!fs.existsSync(dir)) {
+      res.writeHead(404).end('output directory missing\n');
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/x-tar' });
+    pipeline(tar.c({ cwd: dir, portable: true }, ['.']), res).catch(() => res.destroy());
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(env.port, env.host ?? '0.0.0.0', () => resolve({ server, done }));
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Creates the directories the task expects, then pulls each input's tar stream into
+ * WORKDIR/<path>, retrying connection errors and 5xx for up to retryMs (a producer's
+ * streamer may still be starting). Throws with a one-line reason otherwise.
+ */
+export async function fetchInputs(env: AgentEnv & { inputs: { name: string; path: string; url: string }[]; mkdirs: string[]; retryMs?: number }): Promise<void> {
+  for (const d of env.mkdirs) fs.mkdirSync(inside(env.workdir, d), { recursive: true });
+  for (const input of env.inputs) {
+    const dest = inside(env.workdir, input.path);
+    fs.mkdirSync(dest, { recursive: true });
+    const deadline = Date.now() + (env.retryMs ?? 60_000);
+    for (let delay = 100; ; delay = Math.min(2000, delay * 2)) {
+      let res: Response | undefined;
+      let why: string;
+      try {
+        res = await fetch(input.url, { headers: { authorization: `Bearer ${env.token}` } });
+        why = `HTTP ${res.status}`;
+      } catch (err) {
+        why = (err as Error).message;
+      }
+      if (res?.ok && res.body) {
+        await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), tar.x({ cwd: dest }));
+        break;
+      }
+      const retryable = !res || res.status >= 500;
+      if (!retryable || Date.now() > deadline) throw new Error(`input ${input.name}: ${input.url}: ${why}`);
+      await sleep(delay);
+    }
+  }
+}
+
+function required(name: string): string {
+  const v = process.env[name];
+  if (v === undefined || v === '') throw new Error(`${name} is not set`);
+  return v;
+}
+
+async function main(): Promise<void> {
+  const cmd = process.argv[2];
+  const env = { workdir: path.resolve(required('CAUSEWAY_WORKDIR')), token: required('CAUSEWAY_ARTIFACT_TOKEN') };
+  if (cmd === 'fetch') {
+    await fetchInputs({ ...env, inputs: JSON.parse(process.env.CAUSEWAY_INPUTS ?? '[]'), mkdirs: JSON.parse(process.env.CAUSEWAY_MKDIRS ?? '[]') });
+    return;
+  }
+  if (cmd === 'serve') {
+    const { server, done } = await serve({ ...env, outputs: JSON.parse(required('CAUSEWAY_OUTPUTS')), port: Number(process.env.CAUSEWAY_PORT ?? 7788) });
+    process.once('SIGTERM', () => server.close(() => process.exit(0)));
+    await done;
+    server.close();
+    return;
+  }
+  throw new Error('usage: causeway-agent fetch|serve');
+}
+
+if (require.main === module) {
+  main().catch((err: Error) => {
+    process.stderr.write(`causeway-agent: ${err.message}\n`);
+    process.exit(1);
+  });
+}

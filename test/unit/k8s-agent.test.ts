@@ -1,0 +1,63 @@
+// The agent protocol end to end on loopback: a producer's output-streamer serves a declared
+// output as a tar stream, a consumer's input-fetcher pulls it with the build token.
+import fs from 'node:fs';
+import type http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fetchInputs, serve } from '../../agent/causeway-agent';
+
+const token = 'a'.repeat(64);
+let producer: string;
+let consumer: string;
+let server: http.Server;
+let done: Promise<void>;
+let base: string;
+
+beforeAll(async () => {
+  producer = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-producer-'));
+  consumer = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-consumer-'));
+  fs.mkdirSync(path.join(producer, 'out', 'sub'), { recursive: true });
+  fs.writeFileSync(path.join(producer, 'out', 'a.txt'), 'hello\n');
+  fs.writeFileSync(path.join(producer, 'out', 'sub', 'b.bin'), Buffer.from([0, 1, 2, 255]));
+  fs.writeFileSync(path.join(producer, 'secret.txt'), 'not an output\n');
+  ({ server, done } = await serve({ workdir: producer, token, outputs: [{ name: 'binaries', path: 'out' }], port: 0, host: '127.0.0.1' }));
+  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+});
+
+afterAll(() => {
+  server.close();
+  fs.rmSync(producer, { recursive: true, force: true });
+  fs.rmSync(consumer, { recursive: true, force: true });
+});
+
+test('the fetcher pulls a declared output into its input path and creates the other directories', async () => {
+  await fetchInputs({ workdir: consumer, token, inputs: [{ name: 'in', path: 'input', url: `${base}/artifacts/out` }], mkdirs: ['outputs/o', '.cache'] });
+  expect(fs.readFileSync(path.join(consumer, 'input', 'a.txt'), 'utf8')).toBe('hello\n');
+  expect([...fs.readFileSync(path.join(consumer, 'input', 'sub', 'b.bin'))]).toEqual([0, 1, 2, 255]);
+  expect(fs.statSync(path.join(consumer, 'outputs', 'o')).isDirectory()).toBe(true);
+  expect(fs.statSync(path.join(consumer, '.cache')).isDirectory()).toBe(true);
+});
+
+test('the streamer answers health without a token, and refuses a bad token or anything not declared', async () => {
+  expect((await fetch(`${base}/healthz`)).status).toBe(200);
+  expect((await fetch(`${base}/artifacts/out`)).status).toBe(401);
+  expect((await fetch(`${base}/artifacts/out`, { headers: { authorization: `Bearer ${'b'.repeat(64)}` } })).status).toBe(401);
+  const auth = { authorization: `Bearer ${token}` };
+  expect((await fetch(`${base}/artifacts/secret.txt`, { headers: auth })).status).toBe(404);
+  expect((await fetch(`${base}/artifacts/..%2Fsecret.txt`, { headers: auth })).status).toBe(404);
+  await expect(
+    fetchInputs({ workdir: consumer, token: 'wrong', inputs: [{ name: 'in', path: 'x', url: `${base}/artifacts/out` }], mkdirs: [], retryMs: 0 }),
+  ).rejects.toThrow(/input in: .*HTTP 401/);
+});
+
+test('the fetcher retries while the producer is not listening yet, then gives up with the reason', async () => {
+  await expect(
+    fetchInputs({ workdir: consumer, token, inputs: [{ name: 'late', path: 'y', url: 'http://127.0.0.1:1/artifacts/out' }], mkdirs: [], retryMs: 300 }),
+  ).rejects.toThrow(/input late: http:\/\/127\.0\.0\.1:1\/artifacts\/out: /);
+});
+
+test('POST /done with the token ends the streamer', async () => {
+  expect((await fetch(`${base}/done`, { method: 'POST' })).status).toBe(401);
+  expect((await fetch(`${base}/done`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+  await expect(done).resolves.toBeUndefined();
+});
