@@ -6,7 +6,6 @@ import { PlanError } from '../schemas';
 import { registerAbort } from './commands/abort';
 import { registerBuilds } from './commands/builds';
 import { registerExecute } from './commands/execute';
-import { registerKubernetesWorker } from './commands/kubernetes-worker';
 import { registerReconcile } from './commands/reconcile';
 import { registerReplay } from './commands/replay';
 import { registerRetry } from './commands/retry';
@@ -45,7 +44,6 @@ registerRetry(program);
 registerReplay(program);
 registerReconcile(program);
 registerWorker(program);
-registerKubernetesWorker(program);
 registerWorkers(program);
 registerDevCommands(program);
 

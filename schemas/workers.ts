@@ -12,7 +12,7 @@ export const WorkerState = z.enum(['running', 'landing']);
 
 export const WorkerRecord = z.object({
   name: z.string(),
-  runtime: z.enum(['local']),
+  runtime: z.enum(['local', 'kubernetes']),
   host: z.string(),
   pid: z.number().int(),
   tags: z.array(z.string()),

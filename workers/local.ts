@@ -1,13 +1,11 @@
 import os from 'node:os';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
+import { NativeConnection, type WorkflowBundle } from '@temporalio/worker';
 import type pino from 'pino';
 import { createActivities } from '../activities';
-import { workerTaskQueue } from '../activities/build';
 import { reconcileBuilds } from '../activities/reconcile';
 import { BuildPublisher, connectNats, ensureBuildStream } from '../common/nats';
-import { WorkerPresence, workerBucket } from './registry';
+import { startPollers, startReconcileLoop } from './pollers';
 
 export interface LocalWorkerOptions {
   temporalAddress: string;
@@ -39,11 +37,7 @@ export interface RunningWorker {
   shutdown(): Promise<void>;
 }
 
-/**
- * A local-runtime worker: one poller on the shared queue (build workflows and the
- * activity that claims a build) and one on this worker's own queue, where every
- * step of the builds it claimed runs, next to their artifacts on this disk.
- */
+/** A local-runtime worker: steps run as processes on this host, next to their artifacts on its disk. */
 export async function startLocalWorker(opts: LocalWorkerOptions): Promise<RunningWorker> {
   const name = opts.name ?? os.hostname();
   const nc = await connectNats(opts.natsUrl, `causeway-worker-${name}`);
@@ -63,75 +57,41 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
   const workflows = opts.workflowBundle
     ? { workflowBundle: opts.workflowBundle }
     : { workflowsPath: require.resolve(path.join(__dirname, '..', 'workflows')) };
-  const common = {
+  const pollers = await startPollers({
     connection,
     namespace: opts.namespace,
-    activities,
-    // Cancellation reaches an activity with a heartbeat response: keep that within a second.
-    maxHeartbeatThrottleInterval: '1 second',
-    shutdownGraceTime: opts.drainMs ?? 10 * 60_000,
-  } as const;
-  const shared = await Worker.create({
-    ...common,
-    ...workflows,
+    nc,
+    name,
+    runtime: 'local',
+    tags: opts.tags ?? [],
     taskQueue: opts.taskQueue,
-    // After a crash the server holds a build's next workflow task on the dead worker's sticky
-    // queue for this long before any worker may take it (SDK default 10 s: most of the cost
-    // of a crash in bench/recovery). A slow but live worker costs only a replay.
-    stickyQueueScheduleToStartTimeout: '2 seconds',
+    activities,
+    workflows,
+    running,
+    drainMs: opts.drainMs,
+    log: opts.log,
   });
-  const own = await Worker.create({ ...common, taskQueue: workerTaskQueue(name), maxConcurrentActivityTaskExecutions: 1000 });
-  const presence = new WorkerPresence(nc, await workerBucket(nc), { name, tags: opts.tags ?? [], taskQueue: opts.taskQueue }, () => [...running], opts.log);
-  let stopping = false;
-  const shutdown = () => {
-    if (stopping) return;
-    stopping = true;
-    shared.shutdown();
-    own.shutdown();
-  };
-  await presence.start(() => {
-    opts.log.info({ worker: name, running: running.size }, 'landing: taking no new steps');
-    shutdown();
-  });
-  const stopReconciling = opts.reconcile ? await startReconciler(opts, opts.reconcile) : async () => undefined;
-  const done = Promise.all([shared.run(), own.run()]).then(async () => {
+  const reconcile = opts.reconcile;
+  const stopReconciling = reconcile
+    ? await startReconcileLoop({ ...opts, intervalMs: reconcile.intervalMs }, async (client) => {
+        const report = await reconcileBuilds({ home: opts.home, client, retentionMs: reconcile.retentionMs, killGraceMs: opts.killGraceMs ?? 10_000 });
+        for (const s of report.stopped) opts.log.warn({ build: s.buildId, pid: s.pid, dir: s.dir }, 'reconciler stopped a process of a closed build');
+        for (const dir of report.removed) opts.log.info({ dir }, 'reconciler removed the artifacts of an expired build');
+        for (const build of report.networks) opts.log.warn({ build }, 'reconciler removed the network namespace of a closed build');
+      })
+    : async () => undefined;
+  const done = pollers.done.then(async () => {
     await stopReconciling();
-    await presence.stop();
     await connection.close();
     await nc.close();
   });
-  opts.log.info({ worker: name, taskQueue: opts.taskQueue, ownQueue: workerTaskQueue(name) }, 'worker started');
   return {
     name,
     taskQueue: opts.taskQueue,
     done,
     async shutdown() {
-      shutdown();
+      pollers.shutdown();
       await done;
     },
-  };
-}
-
-/** Periodically stops what closed builds left running and collects expired artifacts. */
-async function startReconciler(opts: LocalWorkerOptions, cfg: { intervalMs: number; retentionMs: number }): Promise<() => Promise<void>> {
-  const connection = await Connection.connect({ address: opts.temporalAddress });
-  const client = new Client({ connection, namespace: opts.namespace });
-  let pass: Promise<void> = Promise.resolve();
-  const timer = setInterval(() => {
-    pass = pass.then(async () => {
-      try {
-        const report = await reconcileBuilds({ home: opts.home, client, retentionMs: cfg.retentionMs, killGraceMs: opts.killGraceMs ?? 10_000 });
-        for (const s of report.stopped) opts.log.warn({ build: s.buildId, pid: s.pid, dir: s.dir }, 'reconciler stopped a process of a closed build');
-        for (const dir of report.removed) opts.log.info({ dir }, 'reconciler removed the artifacts of an expired build');
-        for (const build of report.networks) opts.log.warn({ build }, 'reconciler removed the network namespace of a closed build');
-      } catch (err) {
-        opts.log.warn({ err: (err as Error).message }, 'reconcile pass failed; will try again');
-      }
-    });
-  }, cfg.intervalMs);
-  return async () => {
-    clearInterval(timer);
-    await pass;
-    await connection.close();
   };
 }

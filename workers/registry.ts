@@ -27,12 +27,12 @@ export class WorkerPresence {
   constructor(
     private readonly nc: NatsConnection,
     private readonly kv: KV,
-    init: Pick<WorkerRecord, 'name' | 'tags' | 'taskQueue'>,
+    init: Pick<WorkerRecord, 'name' | 'runtime' | 'tags' | 'taskQueue'>,
     private readonly running: () => string[],
     private readonly log: pino.Logger,
   ) {
     const now = new Date().toISOString();
-    this.record = { ...init, runtime: 'local', host: os.hostname(), pid: process.pid, state: 'running', running: [], startedAt: now, heartbeatAt: now };
+    this.record = { ...init, host: os.hostname(), pid: process.pid, state: 'running', running: [], startedAt: now, heartbeatAt: now };
   }
 
   async start(onLand: () => void): Promise<void> {

@@ -1,48 +1,103 @@
-import type { Command } from 'commander';
+import os from 'node:os';
+import { Option, type Command } from 'commander';
 import { causewayHome, readEnv } from '../../common/config';
-import { parseDuration } from '../../schemas';
 import { createLogger } from '../../common/logger';
-import { startLocalWorker } from '../../workers/local';
+import { parseDuration } from '../../schemas';
+import { startKubernetesWorker } from '../../workers/kubernetes';
+import { startLocalWorker, type RunningWorker } from '../../workers/local';
 import { resolveEndpoints } from '../dev/stack';
 import { CliError, say } from '../output';
+
+interface Opts {
+  runtime: 'local' | 'kubernetes';
+  name?: string;
+  tag: string[];
+  namespace?: string;
+  kubeconfig?: string;
+  context?: string;
+  agentImage?: string;
+  defaultImage?: string;
+  gracePeriod: string;
+}
+
+const KUBERNETES_ONLY = ['namespace', 'kubeconfig', 'context', 'agentImage', 'defaultImage'] as const;
 
 export function registerWorker(program: Command): void {
   program
     .command('worker')
-    .description('run a local-runtime worker in the foreground (steps run as processes on this host)')
-    .option('--name <name>', 'worker name; keep it stable so a restarted worker picks up its builds', undefined)
-    .option('--tag <tag>', 'worker tag that steps may select with `tags:`; repeatable', (v: string, p: string[]) => [...p, v], [])
+    .description('run a worker in the foreground: steps run as processes on this host (local) or as pods in a namespace (kubernetes)')
+    .addOption(new Option('--runtime <runtime>', 'where steps run').choices(['local', 'kubernetes']).default('local'))
+    .option('--name <name>', 'worker name; keep it stable so a restarted worker picks up its builds')
+    .option('--tag <tag>', 'worker tag that steps may select with `tags:` (kubernetes: also a node selector); repeatable', (v: string, p: string[]) => [...p, v], [])
+    .option('--namespace <ns>', 'kubernetes: the namespace step pods run in (one worker = one cluster + namespace)', process.env.POD_NAMESPACE)
+    .option('--kubeconfig <file>', 'kubernetes: kubeconfig file (default: in-cluster service account, else KUBECONFIG / ~/.kube/config)')
+    .option('--context <name>', 'kubernetes: kubeconfig context (default: its current-context)')
+    .option('--agent-image <ref>', 'kubernetes: image of the input-fetcher/output-streamer', process.env.CAUSEWAY_AGENT_IMAGE)
+    .option('--default-image <ref>', 'kubernetes: image for tasks without image_resource or image')
+    .option('--grace-period <seconds>', 'SIGTERM → SIGKILL grace of an aborted step', '10')
     .addHelpText(
       'after',
       `
-Connects to TEMPORAL_ADDRESS / NATS_URL, or to the running dev stack. Step processes are
-detached: stopping the worker (Ctrl-C, SIGTERM, even SIGKILL) leaves them running, and a
-worker started again with the same name re-attaches to them.
+Connects to TEMPORAL_ADDRESS / NATS_URL, or to the running dev stack. Stopping a worker
+(Ctrl-C, SIGTERM, even SIGKILL) leaves its running steps (processes or pods) alone, and a
+worker started again with the same name re-attaches to them. A kubernetes worker needs
+the Role in deploy/worker/role.yaml in its namespace; see docs/kubernetes.md.
 
-Example:
-  causeway worker --name builder-1 --tag linux`,
+Examples:
+  causeway worker --name builder-1 --tag linux
+  causeway worker --runtime kubernetes --namespace ci --name k8s-ci`,
     )
-    .action(async (opts: { name?: string; tag: string[] }) => {
+    .action(async (opts: Opts) => {
       const env = readEnv();
       const endpoints = resolveEndpoints();
       if (!endpoints) throw new CliError('no Temporal/NATS to connect to', 'start them with `causeway dev up --no-worker`, or set TEMPORAL_ADDRESS and NATS_URL');
-      const name = opts.name ?? env.CAUSEWAY_WORKER_NAME;
-      if (name !== undefined && !/^[A-Za-z0-9_-]+$/.test(name)) throw new CliError(`--name ${name}: use letters, digits, _ and - only`);
-      const worker = await startLocalWorker({
+      const grace = Number(opts.gracePeriod);
+      if (!Number.isInteger(grace) || grace < 0) throw new CliError(`--grace-period ${opts.gracePeriod}: a whole number of seconds`);
+      const common = {
         temporalAddress: endpoints.temporalAddress,
         namespace: env.TEMPORAL_NAMESPACE,
         natsUrl: endpoints.natsUrl,
         home: causewayHome(env),
-        name,
         tags: opts.tag,
         taskQueue: env.CAUSEWAY_TASK_QUEUE,
         logMaxAgeSeconds: Number(env.CAUSEWAY_LOG_MAX_AGE),
-        reconcile: { intervalMs: parseDuration(env.CAUSEWAY_RECONCILE_INTERVAL), retentionMs: parseDuration(env.CAUSEWAY_ARTIFACT_RETENTION) },
         log: createLogger('worker'),
-      });
-      say(`worker ${worker.name} polling ${worker.taskQueue}; Ctrl-C stops it (running steps keep running)`);
+      };
+      let worker: RunningWorker;
+      if (opts.runtime === 'kubernetes') {
+        if (!opts.namespace) throw new CliError('--runtime kubernetes needs --namespace NS (or POD_NAMESPACE in a pod)');
+        const name = checkedName(opts.name ?? env.CAUSEWAY_WORKER_NAME ?? `k8s-${opts.namespace}-${os.hostname()}`.replace(/[^A-Za-z0-9_-]/g, '-'));
+        worker = await startKubernetesWorker({
+          ...common,
+          name,
+          kubernetes: {
+            namespace: opts.namespace,
+            kubeconfig: opts.kubeconfig,
+            context: opts.context,
+            agentImage: opts.agentImage,
+            defaultImage: opts.defaultImage,
+            graceSeconds: grace,
+          },
+          reconcile: { intervalMs: parseDuration(env.CAUSEWAY_RECONCILE_INTERVAL) },
+        });
+      } else {
+        const misplaced = KUBERNETES_ONLY.filter((k) => opts[k] !== undefined && !(k === 'namespace' && opts[k] === process.env.POD_NAMESPACE));
+        if (misplaced.length > 0) throw new CliError(`--${misplaced[0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is for --runtime kubernetes`);
+        worker = await startLocalWorker({
+          ...common,
+          name: opts.name === undefined && env.CAUSEWAY_WORKER_NAME === undefined ? undefined : checkedName(opts.name ?? env.CAUSEWAY_WORKER_NAME ?? ''),
+          killGraceMs: grace * 1000,
+          reconcile: { intervalMs: parseDuration(env.CAUSEWAY_RECONCILE_INTERVAL), retentionMs: parseDuration(env.CAUSEWAY_ARTIFACT_RETENTION) },
+        });
+      }
+      say(`${opts.runtime} worker ${worker.name} polling ${worker.taskQueue}; Ctrl-C stops it (running steps keep running)`);
       process.once('SIGINT', () => void worker.shutdown());
       process.once('SIGTERM', () => void worker.shutdown());
       await worker.done;
     });
+}
+
+function checkedName(name: string): string {
+  if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new CliError(`--name ${name}: use letters, digits, _ and - only (it becomes part of a task queue name)`);
+  return name;
 }

@@ -17,6 +17,8 @@ import { awaitBuild, startBuild } from '../../common/build-client';
 import { collectLogs } from '../../common/build-log';
 import { connectNats } from '../../common/nats';
 import { compilePlan } from '../../schemas';
+import { WorkerRecord } from '../../schemas/workers';
+import { workerBucket } from '../../workers/registry';
 import { reconcileKubernetes } from '../../activities/runtime/kubernetes/reconcile';
 import { startKubernetesWorker } from '../../workers/kubernetes';
 import type { RunningWorker } from '../../workers/local';
@@ -143,6 +145,12 @@ plan:
     }
   }, 'anchor deletion');
   await until(async () => (await core.listNamespacedPod({ namespace, labelSelector: `${LABELS.build}=${handle.workflowId}` })).items.length === 0, 'pods of the build gone', 60_000);
+});
+
+test('the kubernetes worker is in the worker registry with its runtime and tags', async () => {
+  const kv = await workerBucket(nc);
+  const record = WorkerRecord.parse((await kv.get(worker.name))?.json());
+  expect(record).toMatchObject({ name: worker.name, runtime: 'kubernetes', state: 'running', tags: ['gpu', 'nowhere'] });
 });
 
 test('a non-zero exit fails the build; an unschedulable step errors it with the scheduler’s reason', async () => {

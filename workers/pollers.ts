@@ -1,0 +1,95 @@
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Client, Connection } from '@temporalio/client';
+import { type NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
+import type pino from 'pino';
+import { workerTaskQueue } from '../activities/build';
+import type { WorkerRecord } from '../schemas/workers';
+import { WorkerPresence, workerBucket } from './registry';
+
+export interface PollerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  nc: NatsConnection;
+  /** stable across restarts, so a restarted worker picks up its builds' steps */
+  name: string;
+  runtime: WorkerRecord['runtime'];
+  tags: string[];
+  /** the queue builds are submitted to */
+  taskQueue: string;
+  activities: object;
+  workflows: { workflowBundle: WorkflowBundle } | { workflowsPath: string };
+  /** `<build>/<step>` of the steps running now, for the registry */
+  running: Set<string>;
+  /** on shutdown or landing, how long running steps may finish here before they are handed over */
+  drainMs?: number;
+  log: pino.Logger;
+}
+
+/**
+ * What every runtime's worker shares: one poller on the shared queue (build workflows and
+ * the activity that claims a build) and one on the worker's own queue, where every step of
+ * the builds it claimed runs; its entry in the worker registry; landing and shutdown.
+ */
+export async function startPollers(opts: PollerOptions): Promise<{ done: Promise<void>; shutdown: () => void }> {
+  const common = {
+    connection: opts.connection,
+    namespace: opts.namespace,
+    activities: opts.activities,
+    // Cancellation reaches an activity with a heartbeat response: keep that within a second.
+    maxHeartbeatThrottleInterval: '1 second',
+    shutdownGraceTime: opts.drainMs ?? 10 * 60_000,
+  } as const;
+  const shared = await Worker.create({
+    ...common,
+    ...opts.workflows,
+    taskQueue: opts.taskQueue,
+    // After a crash the server holds a build's next workflow task on the dead worker's sticky
+    // queue for this long before any worker may take it (SDK default 10 s: most of the cost
+    // of a crash in bench/recovery). A slow but live worker costs only a replay.
+    stickyQueueScheduleToStartTimeout: '2 seconds',
+  });
+  const own = await Worker.create({ ...common, taskQueue: workerTaskQueue(opts.name), maxConcurrentActivityTaskExecutions: 1000 });
+  let stopping = false;
+  const shutdown = () => {
+    if (stopping) return;
+    stopping = true;
+    shared.shutdown();
+    own.shutdown();
+  };
+  const presence = new WorkerPresence(
+    opts.nc,
+    await workerBucket(opts.nc),
+    { name: opts.name, runtime: opts.runtime, tags: opts.tags, taskQueue: opts.taskQueue },
+    () => [...opts.running],
+    opts.log,
+  );
+  await presence.start(() => {
+    opts.log.info({ worker: opts.name, running: opts.running.size }, 'landing: taking no new steps');
+    shutdown();
+  });
+  const done = Promise.all([shared.run(), own.run()]).then(() => presence.stop());
+  opts.log.info({ worker: opts.name, runtime: opts.runtime, taskQueue: opts.taskQueue, ownQueue: workerTaskQueue(opts.name) }, 'worker started');
+  return { done, shutdown };
+}
+
+/**
+ * Runs a reconcile pass every `intervalMs` with a Temporal client of its own (to ask which
+ * builds are closed); passes never overlap, and a failed one is logged and tried again.
+ * Resolves to a function that stops the loop after the pass in progress.
+ */
+export async function startReconcileLoop(
+  opts: { temporalAddress: string; namespace: string; intervalMs: number; log: pino.Logger },
+  pass: (client: Client) => Promise<void>,
+): Promise<() => Promise<void>> {
+  const connection = await Connection.connect({ address: opts.temporalAddress });
+  const client = new Client({ connection, namespace: opts.namespace });
+  let running: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    running = running.then(() => pass(client).catch((err) => opts.log.warn({ err: (err as Error).message }, 'reconcile pass failed; will try again')));
+  }, opts.intervalMs);
+  return async () => {
+    clearInterval(timer);
+    await running;
+    await connection.close();
+  };
+}
