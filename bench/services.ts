@@ -7,7 +7,7 @@
 //
 //   npm run bench:services -- [--repeat 5] [--period 0.01] [--out BENCHMARKS.md]
 //
-// Needs root (PostgreSQL runs as the `postgres` user through runuser, as the example does)
+// Needs root (PostgreSQL runs as the `postgres` user, through setpriv in Causeway and runuser by hand)
 // and Debian's PostgreSQL. Self-contained: starts its own in-memory Temporal and NATS on
 // free ports and one in-process local worker, and stops them at the end.
 import { execFileSync, spawn } from 'node:child_process';
@@ -70,7 +70,7 @@ interface Parts {
 interface Where {
   /** submit → startService started: starting the workflow, prepareBuild, two workflow tasks, dispatch */
   toStartService: number;
-  /** startService started → service command runs: namespace, directories, runuser */
+  /** startService started → service command runs: namespace, directories, setpriv */
   startService: number;
   /** probeService completed → runTask started: a workflow task and a dispatch */
   toRunTask: number;
@@ -230,7 +230,7 @@ function whereTable(causeway: Parts[]): string {
     '| where Causeway spends it (median, ms) | |',
     '|---|---:|',
     row('submit → startService runs (workflow start, prepareBuild, 2 workflow tasks, dispatch)', (w) => w.toStartService),
-    row('startService runs → service command runs (namespace, directories, runuser)', (w) => w.startService),
+    row('startService runs → service command runs (namespace, directories, setpriv)', (w) => w.startService),
     row('probe done → runTask runs (a workflow task, dispatch)', (w) => w.toRunTask),
     row('runTask runs → step command runs (event, step directory, nsenter)', (w) => w.runTask),
   ].join('\n');
@@ -328,7 +328,7 @@ async function main(): Promise<void> {
       `${f0(w((x) => x.startService + x.runTask))} ms is the local runtime setting up the service's and the step's processes.`,
       `**Detection delay**: ${f0(detection)} ms median from PostgreSQL logging that it accepts connections to Temporal recording the probe's success`,
       `(by hand: ${f0(median(hand.map((p) => p.detection)))} ms). Process start includes prepareBuild, the network namespace, the service directory and`,
-      'runuser; step start includes the task activity, the step directory and nsenter into the namespace.',
+      'setpriv; step start includes the task activity, the step directory and nsenter into the namespace.',
       MARK_END,
     ];
     const text = lines.join('\n');

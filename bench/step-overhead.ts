@@ -322,8 +322,8 @@ function parallelAttribution(rows: Row[], summaries: Summary[]): string[] {
     `in_parallel: all steps are scheduled in one workflow task; Causeway's span from the first step scheduled to the last`,
     `completed is ${f0(c.spanMs)} ms against ${f0(b.spanMs)} ms bare, and a \`runTask\` activity runs ${f0(c.runMs)} ms on average`,
     `(bare no-op: ${f0(b.runMs)} ms) while the same processes spawned directly all at once take ${f0(sum.direct)} ms: the steps`,
-    `compete for the worker's event loop and ${os.cpus().length} CPUs (per step: step directory, sh wrapper + command + mv,`,
-    `two JetStream events, exit-file polling, heartbeats), so this row measures the runtime's parallel throughput.`,
+    `compete for the worker's event loop and ${os.cpus().length} CPUs (per step: step directory, sh wrapper + command forked by the process helper,`,
+    `two JetStream events, the exit event, heartbeats), so this row measures the runtime's parallel throughput.`,
   ];
 }
 
