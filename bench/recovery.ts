@@ -25,6 +25,7 @@ import type { temporal } from '@temporalio/proto';
 import { freePort, repoRoot, startStack, stopStack, type StackInfo } from '../cli/dev/stack';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { compilePlan } from '../schemas';
+import { writeSection } from './report';
 
 const MARK_START = '<!-- bench:recovery:start -->';
 const MARK_END = '<!-- bench:recovery:end -->';
@@ -553,22 +554,6 @@ function section(report: Report): string {
   ].join('\n');
 }
 
-function writeSection(file: string, text: string): void {
-  let existing = '';
-  try {
-    existing = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const start = existing.indexOf(MARK_START);
-  const end = existing.indexOf(MARK_END);
-  let next: string;
-  if (start >= 0 && end > start) next = existing.slice(0, start) + text + existing.slice(end + MARK_END.length);
-  else if (existing.trim()) next = `${existing.trimEnd()}\n\n${text}\n`;
-  else next = `# Benchmarks\n\nEach section is written by one benchmark under \`bench/\`; rerun it to refresh its section.\n\n${text}\n`;
-  fs.writeFileSync(file, next);
-}
-
 // ---------------------------------------------------------------- main
 
 function stepLeftovers(marker: string): number[] {
@@ -656,7 +641,7 @@ async function main(): Promise<void> {
     console.log(t.phases);
     console.log('');
     console.log(t.perRun);
-    writeSection(opts.out, section(report));
+    writeSection(opts.out, { start: MARK_START, end: MARK_END }, section(report));
     progress(`wrote ${opts.out}`);
   } finally {
     if (!interrupted) await cleanup();

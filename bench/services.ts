@@ -25,6 +25,7 @@ import { collectServiceLogs } from '../common/build-log';
 import { connectNats } from '../common/nats';
 import { compilePlan } from '../schemas';
 import { startLocalWorker, type RunningWorker } from '../workers/local';
+import { writeSection } from './report';
 
 const MARK_START = '<!-- bench:services:start -->';
 const MARK_END = '<!-- bench:services:end -->';
@@ -236,24 +237,6 @@ function whereTable(causeway: Parts[]): string {
   ].join('\n');
 }
 
-function writeSection(file: string, text: string): void {
-  let existing = '';
-  try {
-    existing = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const start = existing.indexOf(MARK_START);
-  const end = existing.indexOf(MARK_END);
-  const next =
-    start >= 0 && end > start
-      ? existing.slice(0, start) + text + existing.slice(end + MARK_END.length)
-      : existing.trim()
-        ? `${existing.trimEnd()}\n\n${text}\n`
-        : `# Benchmarks\n\nEach section is written by one benchmark under \`bench/\`; rerun it to refresh its section.\n\n${text}\n`;
-  fs.writeFileSync(file, next);
-}
-
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const progress = (message: string) => console.error(`[bench] ${message}`);
@@ -333,7 +316,7 @@ async function main(): Promise<void> {
     ];
     const text = lines.join('\n');
     console.log(`\n${text}\n`);
-    writeSection(opts.out, text);
+    writeSection(opts.out, { start: MARK_START, end: MARK_END }, text);
     console.log(`wrote ${opts.out}`);
   } finally {
     await cleanup();

@@ -26,6 +26,7 @@ import { exitStatus, startProcess } from '../activities/runtime/local/process';
 import * as bareActivities from './bare-activities';
 import type { BareInput } from './bare-workflows';
 import { breakdown, meanBreakdown, type Breakdown } from './history';
+import { writeSection } from './report';
 
 const MARK_START = '<!-- bench:step-overhead:start -->';
 const MARK_END = '<!-- bench:step-overhead:end -->';
@@ -378,26 +379,6 @@ function section(opts: Options, info: Record<string, string>, summaries: Summary
   ].join('\n');
 }
 
-function writeSection(file: string, text: string): void {
-  let existing = '';
-  try {
-    existing = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  let next: string;
-  const start = existing.indexOf(MARK_START);
-  const end = existing.indexOf(MARK_END);
-  if (start >= 0 && end > start) {
-    next = existing.slice(0, start) + text + existing.slice(end + MARK_END.length);
-  } else if (existing.trim()) {
-    next = `${existing.trimEnd()}\n\n${text}\n`;
-  } else {
-    next = `# Benchmarks\n\nEach section is written by one benchmark under \`bench/\`; rerun it to refresh its section.\n\n${text}\n`;
-  }
-  fs.writeFileSync(file, next);
-}
-
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
@@ -519,7 +500,7 @@ async function main(): Promise<void> {
     console.log('\nPer-step breakdown from workflow histories (averages):\n');
     console.log(breakdownTable(rows));
     console.log(`\n${attribution(rows, summaries, opts.steps).join('\n')}`);
-    writeSection(opts.out, section(opts, info, summaries, rows));
+    writeSection(opts.out, { start: MARK_START, end: MARK_END }, section(opts, info, summaries, rows));
     console.log(`\nwrote ${opts.out}`);
   } finally {
     await cleanup();
