@@ -1,5 +1,4 @@
-import path from 'node:path';
-import { NativeConnection, type WorkflowBundle } from '@temporalio/worker';
+import type { WorkflowBundle } from '@temporalio/worker';
 import type pino from 'pino';
 import { createKubernetesActivities, KubernetesRuntime, type KubernetesRuntimeOptions } from '../activities/runtime/kubernetes';
 import { reconcileKubernetes } from '../activities/runtime/kubernetes/reconcile';
@@ -46,12 +45,8 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
     },
     runtime,
   );
-  const connection = await NativeConnection.connect({ address: opts.temporalAddress });
-  const workflows = opts.workflowBundle
-    ? { workflowBundle: opts.workflowBundle }
-    : { workflowsPath: require.resolve(path.join(__dirname, '..', 'workflows')) };
   const pollers = await startPollers({
-    connection,
+    temporalAddress: opts.temporalAddress,
     namespace: opts.namespace,
     nc,
     name: opts.name,
@@ -59,7 +54,7 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
     tags: opts.tags ?? [],
     taskQueue: opts.taskQueue,
     activities,
-    workflows,
+    workflowBundle: opts.workflowBundle,
     running,
     drainMs: opts.drainMs,
     log: opts.log,
@@ -72,7 +67,6 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
     : async () => undefined;
   const done = pollers.done.then(async () => {
     await stopReconciling();
-    await connection.close();
     await nc.close();
   });
   opts.log.info({ worker: opts.name, namespace: opts.kubernetes.namespace }, 'kubernetes worker started');

@@ -1,6 +1,5 @@
 import os from 'node:os';
-import path from 'node:path';
-import { NativeConnection, type WorkflowBundle } from '@temporalio/worker';
+import type { WorkflowBundle } from '@temporalio/worker';
 import type pino from 'pino';
 import { createActivities } from '../activities';
 import { reconcileBuilds } from '../activities/reconcile';
@@ -53,12 +52,8 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
     killGraceMs: opts.killGraceMs ?? 10_000,
     running,
   });
-  const connection = await NativeConnection.connect({ address: opts.temporalAddress });
-  const workflows = opts.workflowBundle
-    ? { workflowBundle: opts.workflowBundle }
-    : { workflowsPath: require.resolve(path.join(__dirname, '..', 'workflows')) };
   const pollers = await startPollers({
-    connection,
+    temporalAddress: opts.temporalAddress,
     namespace: opts.namespace,
     nc,
     name,
@@ -66,7 +61,7 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
     tags: opts.tags ?? [],
     taskQueue: opts.taskQueue,
     activities,
-    workflows,
+    workflowBundle: opts.workflowBundle,
     running,
     drainMs: opts.drainMs,
     log: opts.log,
@@ -82,7 +77,6 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
     : async () => undefined;
   const done = pollers.done.then(async () => {
     await stopReconciling();
-    await connection.close();
     await nc.close();
   });
   return {

@@ -1,13 +1,14 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Client, Connection } from '@temporalio/client';
-import { type NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
+import path from 'node:path';
+import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import type pino from 'pino';
 import { workerTaskQueue } from '../activities/build';
 import type { WorkerRecord } from '../schemas/workers';
 import { WorkerPresence, workerBucket } from './registry';
 
 export interface PollerOptions {
-  connection: NativeConnection;
+  temporalAddress: string;
   namespace: string;
   nc: NatsConnection;
   /** stable across restarts, so a restarted worker picks up its builds' steps */
@@ -17,7 +18,8 @@ export interface PollerOptions {
   /** the queue builds are submitted to */
   taskQueue: string;
   activities: object;
-  workflows: { workflowBundle: WorkflowBundle } | { workflowsPath: string };
+  /** a prebuilt workflow bundle (tests bundle once); otherwise workflows/ is bundled at start */
+  workflowBundle?: WorkflowBundle;
   /** `<build>/<step>` of the steps running now, for the registry */
   running: Set<string>;
   /** on shutdown or landing, how long running steps may finish here before they are handed over */
@@ -31,8 +33,12 @@ export interface PollerOptions {
  * the builds it claimed runs; its entry in the worker registry; landing and shutdown.
  */
 export async function startPollers(opts: PollerOptions): Promise<{ done: Promise<void>; shutdown: () => void }> {
+  const connection = await NativeConnection.connect({ address: opts.temporalAddress });
+  const workflows = opts.workflowBundle
+    ? { workflowBundle: opts.workflowBundle }
+    : { workflowsPath: require.resolve(path.join(__dirname, '..', 'workflows')) };
   const common = {
-    connection: opts.connection,
+    connection,
     namespace: opts.namespace,
     activities: opts.activities,
     // Cancellation reaches an activity with a heartbeat response: keep that within a second.
@@ -41,7 +47,7 @@ export async function startPollers(opts: PollerOptions): Promise<{ done: Promise
   } as const;
   const shared = await Worker.create({
     ...common,
-    ...opts.workflows,
+    ...workflows,
     taskQueue: opts.taskQueue,
     // After a crash the server holds a build's next workflow task on the dead worker's sticky
     // queue for this long before any worker may take it (SDK default 10 s: most of the cost
@@ -67,7 +73,10 @@ export async function startPollers(opts: PollerOptions): Promise<{ done: Promise
     opts.log.info({ worker: opts.name, running: opts.running.size }, 'landing: taking no new steps');
     shutdown();
   });
-  const done = Promise.all([shared.run(), own.run()]).then(() => presence.stop());
+  const done = Promise.all([shared.run(), own.run()]).then(async () => {
+    await presence.stop();
+    await connection.close();
+  });
   opts.log.info({ worker: opts.name, runtime: opts.runtime, taskQueue: opts.taskQueue, ownQueue: workerTaskQueue(opts.name) }, 'worker started');
   return { done, shutdown };
 }
