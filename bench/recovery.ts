@@ -25,7 +25,7 @@ import type { temporal } from '@temporalio/proto';
 import { freePort, repoRoot, startStack, stopStack, type StackInfo } from '../cli/dev/stack';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { compilePlan } from '../schemas';
-import { writeSection } from './report';
+import { loadavg, machine, writeSection } from './report';
 
 const MARK_START = '<!-- bench:recovery:start -->';
 const MARK_END = '<!-- bench:recovery:end -->';
@@ -327,28 +327,6 @@ async function runBuild(ctx: Ctx, kind: Run['kind']): Promise<Run> {
 }
 
 // ---------------------------------------------------------------- the machine
-
-function commandOutput(cmd: string, args: string[]): string | undefined {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return undefined;
-  }
-}
-
-const loadavg = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
-
-function machine(stack: StackInfo): Record<string, string> {
-  const temporalVersion = commandOutput(stack.temporal.command, ['--version']) ?? 'unknown';
-  return {
-    cpus: `${commandOutput('nproc', []) ?? os.cpus().length} (${os.cpus()[0]?.model.trim() ?? 'unknown'})`,
-    memory: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    temporal: `${/temporal-(v[\w.-]+)\//.exec(stack.temporal.command)?.[1] ?? ''} ${temporalVersion.replace(/^temporal version /, '')}`.trim(),
-    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-  };
-}
 
 // ---------------------------------------------------------------- report
 

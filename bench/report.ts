@@ -1,4 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import type { StackInfo } from '../cli/dev/stack';
 
 /**
  * Writes one benchmark's section of BENCHMARKS.md: `text` runs from the `start` marker to the
@@ -19,4 +22,31 @@ export function writeSection(file: string, markers: { start: string; end: string
   else if (existing.trim()) next = `${existing.trimEnd()}\n\n${text}\n`;
   else next = `# Benchmarks\n\nEach section is written by one benchmark under \`bench/\`; rerun it to refresh its section.\n\n${text}\n`;
   fs.writeFileSync(file, next);
+}
+
+/** The machine a benchmark ran on, for its section's heading. */
+export function machine(stack: StackInfo): Record<string, string> {
+  const temporalVersion = commandOutput(stack.temporal.command, ['--version']) ?? 'unknown';
+  return {
+    cpus: `${commandOutput('nproc', []) ?? os.cpus().length} (${os.cpus()[0]?.model.trim() ?? 'unknown'})`,
+    memory: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    // A `go install`ed CLI reports 0.0.0-DEV; the provisioning cache directory names the pinned tag.
+    temporal: `${/temporal-(v[\w.-]+)\//.exec(stack.temporal.command)?.[1] ?? ''} ${temporalVersion.replace(/^temporal version /, '')}`.trim(),
+    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    load: loadavg(),
+  };
+}
+
+export function loadavg(): string {
+  return os.loadavg().map((l) => l.toFixed(2)).join(' ');
+}
+
+function commandOutput(cmd: string, args: string[]): string | undefined {
+  try {
+    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return undefined;
+  }
 }

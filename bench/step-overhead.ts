@@ -9,7 +9,7 @@
 // Self-contained: it starts its own in-memory Temporal dev server and nats-server on free
 // ports of 127.0.0.1, one in-process Causeway local worker and one bare worker, and stops
 // all of them at the end, on error and on Ctrl-C.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
 import pino from 'pino';
-import { freePort, repoRoot, startStack, stopStack, type StackInfo } from '../cli/dev/stack';
+import { freePort, repoRoot, startStack, stopStack } from '../cli/dev/stack';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { compilePlan } from '../schemas';
 import { startLocalWorker, type RunningWorker } from '../workers/local';
@@ -26,7 +26,7 @@ import { exitStatus, startProcess } from '../activities/runtime/local/process';
 import * as bareActivities from './bare-activities';
 import type { BareInput } from './bare-workflows';
 import { breakdown, meanBreakdown, type Breakdown } from './history';
-import { writeSection } from './report';
+import { machine, writeSection } from './report';
 
 const MARK_START = '<!-- bench:step-overhead:start -->';
 const MARK_END = '<!-- bench:step-overhead:end -->';
@@ -156,28 +156,6 @@ async function historyBreakdown(run: TimedRun, activityType: string, mode: Mode)
 }
 
 // ---------------------------------------------------------------- the machine
-
-function commandOutput(cmd: string, args: string[]): string | undefined {
-  try {
-    return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-  } catch {
-    return undefined;
-  }
-}
-
-function machine(stack: StackInfo): Record<string, string> {
-  const temporalVersion = commandOutput(stack.temporal.command, ['--version']) ?? 'unknown';
-  return {
-    cpus: `${commandOutput('nproc', []) ?? os.cpus().length} (${os.cpus()[0]?.model.trim() ?? 'unknown'})`,
-    memory: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    // A `go install`ed CLI reports 0.0.0-DEV; the provisioning cache directory names the pinned tag.
-    temporal: `${/temporal-(v[\w.-]+)\//.exec(stack.temporal.command)?.[1] ?? ''} ${temporalVersion.replace(/^temporal version /, '')}`.trim(),
-    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-    load: os.loadavg().map((l) => l.toFixed(2)).join(' '),
-  };
-}
 
 // ---------------------------------------------------------------- report
 

@@ -3,8 +3,7 @@ import type pino from 'pino';
 import { createKubernetesActivities, KubernetesRuntime, type KubernetesRuntimeOptions } from '../activities/runtime/kubernetes';
 import { reconcileKubernetes } from '../activities/runtime/kubernetes/reconcile';
 import { BuildPublisher, connectNats, ensureBuildStream } from '../common/nats';
-import type { RunningWorker } from './local';
-import { startPollers, startReconcileLoop } from './pollers';
+import { startPollers, type RunningWorker } from './pollers';
 
 export interface KubernetesWorkerOptions {
   temporalAddress: string;
@@ -45,7 +44,7 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
     },
     runtime,
   );
-  const pollers = await startPollers({
+  const worker = await startPollers({
     temporalAddress: opts.temporalAddress,
     namespace: opts.namespace,
     nc,
@@ -57,27 +56,15 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
     workflowBundle: opts.workflowBundle,
     running,
     drainMs: opts.drainMs,
-    log: opts.log,
-  });
-  const stopReconciling = opts.reconcile
-    ? await startReconcileLoop({ ...opts, intervalMs: opts.reconcile.intervalMs }, async (client) => {
+    reconcile: opts.reconcile && {
+      intervalMs: opts.reconcile.intervalMs,
+      pass: async (client) => {
         const report = await reconcileKubernetes(runtime, client);
         for (const buildId of report.deleted) opts.log.warn({ build: buildId }, 'reconciler deleted the Kubernetes objects of a closed build');
-      })
-    : async () => undefined;
-  const done = pollers.done.then(async () => {
-    await stopReconciling();
-    await nc.close();
+      },
+    },
+    log: opts.log,
   });
   opts.log.info({ worker: opts.name, namespace: opts.kubernetes.namespace }, 'kubernetes worker started');
-  return {
-    name: opts.name,
-    taskQueue: opts.taskQueue,
-    runtime,
-    done,
-    async shutdown() {
-      pollers.shutdown();
-      await done;
-    },
-  };
+  return { ...worker, runtime };
 }

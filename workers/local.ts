@@ -4,7 +4,7 @@ import type pino from 'pino';
 import { createActivities } from '../activities';
 import { reconcileBuilds } from '../activities/reconcile';
 import { BuildPublisher, connectNats, ensureBuildStream } from '../common/nats';
-import { startPollers, startReconcileLoop } from './pollers';
+import { startPollers, type RunningWorker } from './pollers';
 
 export interface LocalWorkerOptions {
   temporalAddress: string;
@@ -27,14 +27,7 @@ export interface LocalWorkerOptions {
   log: pino.Logger;
 }
 
-export interface RunningWorker {
-  name: string;
-  taskQueue: string;
-  /** resolves when both pollers stopped */
-  done: Promise<void>;
-  /** stops taking steps; running ones finish (up to drainMs) or are handed over */
-  shutdown(): Promise<void>;
-}
+export type { RunningWorker };
 
 /** A local-runtime worker: steps run as processes on this host, next to their artifacts on its disk. */
 export async function startLocalWorker(opts: LocalWorkerOptions): Promise<RunningWorker> {
@@ -52,7 +45,8 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
     killGraceMs: opts.killGraceMs ?? 10_000,
     running,
   });
-  const pollers = await startPollers({
+  const reconcile = opts.reconcile;
+  return startPollers({
     temporalAddress: opts.temporalAddress,
     namespace: opts.namespace,
     nc,
@@ -64,28 +58,15 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
     workflowBundle: opts.workflowBundle,
     running,
     drainMs: opts.drainMs,
-    log: opts.log,
-  });
-  const reconcile = opts.reconcile;
-  const stopReconciling = reconcile
-    ? await startReconcileLoop({ ...opts, intervalMs: reconcile.intervalMs }, async (client) => {
+    reconcile: reconcile && {
+      intervalMs: reconcile.intervalMs,
+      pass: async (client) => {
         const report = await reconcileBuilds({ home: opts.home, client, retentionMs: reconcile.retentionMs, killGraceMs: opts.killGraceMs ?? 10_000 });
         for (const s of report.stopped) opts.log.warn({ build: s.buildId, pid: s.pid, dir: s.dir }, 'reconciler stopped a process of a closed build');
         for (const dir of report.removed) opts.log.info({ dir }, 'reconciler removed the artifacts of an expired build');
         for (const build of report.networks) opts.log.warn({ build }, 'reconciler removed the network namespace of a closed build');
-      })
-    : async () => undefined;
-  const done = pollers.done.then(async () => {
-    await stopReconciling();
-    await nc.close();
-  });
-  return {
-    name,
-    taskQueue: opts.taskQueue,
-    done,
-    async shutdown() {
-      pollers.shutdown();
-      await done;
+      },
     },
-  };
+    log: opts.log,
+  });
 }

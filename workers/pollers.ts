@@ -24,7 +24,19 @@ export interface PollerOptions {
   running: Set<string>;
   /** on shutdown or landing, how long running steps may finish here before they are handed over */
   drainMs?: number;
+  /** a pass over leftovers of closed builds, run every intervalMs (off when absent) */
+  reconcile?: { intervalMs: number; pass: (client: Client) => Promise<void> };
   log: pino.Logger;
+}
+
+/** A started worker of either runtime. */
+export interface RunningWorker {
+  name: string;
+  taskQueue: string;
+  /** resolves when both pollers stopped and the worker's connections are closed */
+  done: Promise<void>;
+  /** stops taking steps; running ones finish (up to drainMs) or are handed over */
+  shutdown(): Promise<void>;
 }
 
 /**
@@ -32,7 +44,7 @@ export interface PollerOptions {
  * the activity that claims a build) and one on the worker's own queue, where every step of
  * the builds it claimed runs; its entry in the worker registry; landing and shutdown.
  */
-export async function startPollers(opts: PollerOptions): Promise<{ done: Promise<void>; shutdown: () => void }> {
+export async function startPollers(opts: PollerOptions): Promise<RunningWorker> {
   const connection = await NativeConnection.connect({ address: opts.temporalAddress });
   const workflows = opts.workflowBundle
     ? { workflowBundle: opts.workflowBundle }
@@ -73,12 +85,24 @@ export async function startPollers(opts: PollerOptions): Promise<{ done: Promise
     opts.log.info({ worker: opts.name, running: opts.running.size }, 'landing: taking no new steps');
     shutdown();
   });
+  const reconcile = opts.reconcile;
+  const stopReconciling = reconcile ? await startReconcileLoop({ ...opts, intervalMs: reconcile.intervalMs }, reconcile.pass) : async () => undefined;
   const done = Promise.all([shared.run(), own.run()]).then(async () => {
+    await stopReconciling();
     await presence.stop();
     await connection.close();
+    await opts.nc.close();
   });
   opts.log.info({ worker: opts.name, runtime: opts.runtime, taskQueue: opts.taskQueue, ownQueue: workerTaskQueue(opts.name) }, 'worker started');
-  return { done, shutdown };
+  return {
+    name: opts.name,
+    taskQueue: opts.taskQueue,
+    done,
+    async shutdown() {
+      shutdown();
+      await done;
+    },
+  };
 }
 
 /**
@@ -86,7 +110,7 @@ export async function startPollers(opts: PollerOptions): Promise<{ done: Promise
  * builds are closed); passes never overlap, and a failed one is logged and tried again.
  * Resolves to a function that stops the loop after the pass in progress.
  */
-export async function startReconcileLoop(
+async function startReconcileLoop(
   opts: { temporalAddress: string; namespace: string; intervalMs: number; log: pino.Logger },
   pass: (client: Client) => Promise<void>,
 ): Promise<() => Promise<void>> {

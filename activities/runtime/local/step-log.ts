@@ -44,12 +44,13 @@ export class StepLog {
   }
 
   private async drainFile(stream: Exclude<LogStreamName, 'causeway'>, file: string): Promise<boolean> {
-    let handle: fs.FileHandle;
-    try {
-      handle = await fs.open(file, 'r');
-    } catch {
-      return false;
-    }
+    // Polled for every running step: an idle poll costs one stat, no open and no buffer.
+    const size = await fs.stat(file).then(
+      (st) => st.size,
+      () => 0,
+    );
+    if (size <= this.offsets[stream]) return false;
+    const handle = await fs.open(file, 'r');
     let sent = false;
     try {
       const buf = Buffer.alloc(CHUNK);
