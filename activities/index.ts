@@ -20,6 +20,9 @@ export function createActivities(deps: ActivityDeps): BuildActivities {
     probeService: (req) => probeLocalService(deps, req),
     superviseService: (req) => superviseLocalService(deps, req),
     stopService: (req) => stopLocalService(deps, req),
+    // Artifact directories stay for `causeway retry`; the reconciler deletes them after their
+    // retention (prepareBuild does not ask the workflow to release them).
+    releaseArtifacts: async () => undefined,
   };
 }
 

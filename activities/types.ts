@@ -24,6 +24,8 @@ export interface PrepareBuildResult {
   taskQueue: string;
   tags: string[];
   artifacts: Artifacts;
+  /** the runtime holds artifacts in live objects (kubernetes: producer pods), freed by releaseArtifacts */
+  releasesArtifacts?: boolean;
 }
 
 export interface RunTaskRequest {
@@ -59,6 +61,13 @@ export interface FinishBuildRequest {
   message?: string;
   /** artifacts the CLI asked to download (`-o name=dir`) */
   exports: Artifacts;
+}
+
+export interface ReleaseArtifactsRequest {
+  buildId: string;
+  /** one producer's outputs, by the names they were bound to */
+  names: string[];
+  refs: ArtifactRef[];
 }
 
 /** Names one service instance: idempotent by build, run, owning step (scope), run key and name. */
@@ -116,4 +125,6 @@ export interface BuildActivities {
   superviseService(req: SuperviseServiceRequest): Promise<{ exitCode?: number }>;
   /** SIGTERM, then SIGKILL after the grace period; a no-op when it is gone */
   stopService(req: StopServiceRequest): Promise<void>;
+  /** no step can read these artifacts any more: the runtime may free what holds them */
+  releaseArtifacts(req: ReleaseArtifactsRequest): Promise<void>;
 }

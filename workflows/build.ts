@@ -14,6 +14,7 @@ import { CausewayPlan, CausewayRetryOf, CausewayStatus } from '../common/search-
 import type { BuildStatus } from '../schemas/messages';
 import { messageOf } from './attempts';
 import { Scope, type BuildContext } from './context';
+import { ArtifactReleaser } from './release';
 import { StatusTracker } from './status';
 import { runStep } from './step';
 import { FAILURE_TYPES, type BuildInput, type BuildSummary } from './types';
@@ -74,6 +75,14 @@ export async function build(input: BuildInput): Promise<BuildSummary> {
     servicesAllocated: 0,
     status,
     aborted: () => root.consideredCancelled,
+    releaser: prepared.releasesArtifacts
+      ? new ArtifactReleaser(input.plan.plan, input.downloads, (refs, names) =>
+          // An abort must not stop a release half-way; the build's end waits for it.
+          CancellationScope.nonCancellable(() =>
+            onWorker.releaseArtifacts.executeWithOptions({ summary: `release ${names.join(', ')}` }, [{ buildId: info.workflowId, refs, names }]),
+          ),
+        )
+      : undefined,
   };
 
   let outcome: BuildStatus;
@@ -90,6 +99,7 @@ export async function build(input: BuildInput): Promise<BuildSummary> {
   summary.finishedAt = new Date().toISOString();
 
   await CancellationScope.nonCancellable(async () => {
+    await ctx.releaser?.settled();
     // A reset (causeway retry) keeps the original run id on the start event: record the lineage.
     const retryOf = info.runId !== info.originalExecutionRunId ? [{ key: CausewayRetryOf, value: info.originalExecutionRunId }] : [];
     upsertSearchAttributes([{ key: CausewayStatus, value: outcome }, ...retryOf]);

@@ -1,6 +1,7 @@
 import type { ActivityInterfaceFor } from '@temporalio/workflow';
 import type { ArtifactRef, Artifacts, BuildActivities } from '../activities/types';
 import type { ServiceAddress } from '../common/services';
+import type { ArtifactReleaser } from './release';
 import type { StatusTracker } from './status';
 
 /** A step that ended `errored` (Concourse: config, timeout, infrastructure), as opposed to a task that failed. */
@@ -46,6 +47,8 @@ export interface BuildContext {
   workerTags: string[];
   /** step activities, bound to the build's worker */
   acts: ActivityInterfaceFor<Pick<BuildActivities, 'runTask' | 'loadVar' | 'startService' | 'probeService' | 'superviseService' | 'stopService'>>;
+  /** frees producers' artifacts once nothing can read them; absent when the runtime keeps them anyway */
+  releaser?: ArtifactReleaser;
   /** services given an address so far in this build: the next one's index (see serviceHost) */
   servicesAllocated: number;
   status: StatusTracker;

@@ -20,17 +20,21 @@ import { runTry } from './try';
  */
 export async function runStep(ctx: BuildContext, step: Step, frame: Frame): Promise<boolean> {
   ctx.status.register(step, frame.parent);
-  return withHooks(ctx, step, frame, () =>
-    withAcross(ctx, step, frame, (iteration, iterationFrame) =>
-      withServices(ctx, iteration, iterationFrame, (servicesFrame) =>
-        withAttempts(ctx, iteration, servicesFrame, (attemptFrame) =>
-          withTimeout(iteration, (deadline) =>
-            runCore(ctx, iteration, deadline ? { ...attemptFrame, deadlines: [...(attemptFrame.deadlines ?? []), deadline] } : attemptFrame),
+  try {
+    return await withHooks(ctx, step, frame, () =>
+      withAcross(ctx, step, frame, (iteration, iterationFrame) =>
+        withServices(ctx, iteration, iterationFrame, (servicesFrame) =>
+          withAttempts(ctx, iteration, servicesFrame, (attemptFrame) =>
+            withTimeout(iteration, (deadline) =>
+              runCore(ctx, iteration, deadline ? { ...attemptFrame, deadlines: [...(attemptFrame.deadlines ?? []), deadline] } : attemptFrame),
+            ),
           ),
         ),
       ),
-    ),
-  );
+    );
+  } finally {
+    ctx.releaser?.stepEnded(step.id);
+  }
 }
 
 function runCore(ctx: BuildContext, step: Step, frame: Frame): Promise<boolean> {

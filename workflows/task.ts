@@ -24,6 +24,7 @@ export async function runTask(ctx: BuildContext, step: TaskStep, frame: Frame): 
     },
   ]);
   for (const [name, ref] of Object.entries(result.outputs)) frame.scope.setArtifact(name, ref);
+  ctx.releaser?.produced(result.outputs);
   ctx.status.exitCode(step.id, result.exitCode);
   return result.exitCode === 0;
 }

@@ -147,6 +147,37 @@ plan:
   await until(async () => (await core.listNamespacedPod({ namespace, labelSelector: `${LABELS.build}=${handle.workflowId}` })).items.length === 0, 'pods of the build gone', 60_000);
 });
 
+test('a producer pod is deleted as soon as its last reader ended, while the build goes on', async () => {
+  const { handle, outcome } = await run(`
+plan:
+- ${task('produce', {}, { outputs: [{ name: 'out' }, { name: 'unread' }] })}
+- ${task('read', {}, { inputs: [{ name: 'out' }] })}
+- ${task('later', { params: { HANG: 1 } })}
+`);
+  const byTask = (name: string) => podsOf(handle.workflowId).find((p) => p.metadata?.annotations?.[ANNOTATIONS.task] === name);
+  const later = await until(async () => byTask('later'), 'the last step’s pod');
+  const producer = byTask('produce')!.metadata!.name!;
+  // The last step has not ended, so the build has not: the producer went because nothing reads `out` any more.
+  await until(async () => {
+    try {
+      return !!(await core.readNamespacedPod({ name: producer, namespace })).metadata?.deletionTimestamp;
+    } catch (err) {
+      return (err as { code?: number }).code === 404;
+    }
+  }, 'the producer pod’s deletion');
+  await takeOverPod(core, namespace, later.metadata!.name!);
+  await patchPodStatus(core, namespace, later.metadata!.name!, {
+    containerStatuses: [{ name: CONTAINERS.task, image: 'busybox', imageID: '', ready: false, restartCount: 0, state: terminated(0) }],
+  });
+  expect(await outcome).toMatchObject({ status: 'succeeded' });
+  const released: string[] = [];
+  for (const event of (await handle.fetchHistory()).events ?? []) {
+    const summary = event.userMetadata?.summary?.data;
+    if (event.activityTaskScheduledEventAttributes && summary) released.push(Buffer.from(summary).toString());
+  }
+  expect(released.filter((s) => s.includes('release'))).toEqual(['"release out, unread"']);
+});
+
 test('the kubernetes worker is in the worker registry with its runtime and tags', async () => {
   const kv = await workerBucket(nc);
   const record = WorkerRecord.parse((await kv.get(worker.name))?.json());

@@ -14,6 +14,9 @@ export function createKubernetesActivities(deps: ActivityDeps, rt: KubernetesRun
     ...base,
     runTask: (req) => runKubernetesTask(deps, rt, req),
     ...serviceActivities(rt),
+    // Producer pods hold their outputs: the workflow says when no step can read them any more.
+    prepareBuild: async (req) => ({ ...(await base.prepareBuild(req)), releasesArtifacts: true }),
+    releaseArtifacts: (req) => rt.releaseArtifacts(req.refs),
     // The build is over: its anchor goes, and the garbage collector takes every pod, Service,
     // NetworkPolicy and Secret of the build with it (kept producer pods included).
     finishBuild: async (req) => {

@@ -11,7 +11,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { interpolateServices, serviceEnv } from '../../../common/services';
 import type { TaskConfig } from '../../../schemas/compiled';
 import { STEP_CONFIG_ERROR, type ActivityDeps } from '../../deps';
-import type { Artifacts, RunTaskRequest, RunTaskResult } from '../../types';
+import type { ArtifactRef, Artifacts, RunTaskRequest, RunTaskResult } from '../../types';
 import { k8s, type CoreV1Api, type KubeConfig, type V1ContainerStatus, type V1Pod } from './client';
 import {
   ANNOTATIONS,
@@ -390,6 +390,12 @@ export class KubernetesRuntime {
       if (apiCode(err) === 404) return false;
       throw err;
     }
+  }
+
+  /** Deletes the producer pods holding these artifacts (no step reads them any more). */
+  async releaseArtifacts(refs: ArtifactRef[]): Promise<void> {
+    const pods = new Set(refs.flatMap((ref) => parseArtifactPath(ref.path)?.pod ?? []));
+    for (const pod of pods) await this.deletePod(pod, 0);
   }
 
   /** Runs a task step to its end: exit code, outputs, or StepErrored / StepDetached / aborted. */
