@@ -82,12 +82,14 @@ export interface ServiceRef {
 
 export interface StartServiceRequest extends ServiceRef {
   plan: string;
-  /** ((.:locals)) and ((.svc:...)) already interpolated, when the config is inline */
+  /** ((.:locals)) interpolated; ((.svc:...)) not yet: the runtime knows where the scope's services answer */
   spec: ServiceSpec;
-  /** host and ports allocated by the workflow; the activity adds the network */
+  /** host and ports allocated by the workflow (where the local runtime puts it); the activity adds the network */
   address: ServiceAddress;
-  /** every service of the same scope, to interpolate a config loaded from a file */
+  /** every service in scope (outer steps' and this step's), as the workflow knows them */
   scope: Record<string, ServiceAddress>;
+  /** the services this step starts (this one included): their hosts in `scope` are the workflow's pre-allocated ones */
+  siblings: string[];
   artifacts: Artifacts;
 }
 

@@ -1,6 +1,7 @@
 // The service discovery contract, shared by the workflow (which allocates addresses and
-// interpolates ((.svc:...)) refs) and the activities (which set env vars). PURE: no node
-// imports, because the workflow bundle uses it.
+// interpolates ((.svc:...)) refs in steps) and the activities (which interpolate services'
+// own specs, since only the runtime knows where a service of the scope answers, and set env
+// vars). PURE: no node imports, because the workflow bundle uses it.
 import { interpolate, SVC_SOURCE, type Lookup } from '../schemas/interpolate';
 
 /** Where a running service answers, as steps see it for the service's whole life. */
@@ -97,4 +98,19 @@ export function interpolateServices<T>(value: T, services: Record<string, Servic
     );
   }
   return result.value as T;
+}
+
+/**
+ * The addresses a service's own spec sees: the scope as the workflow knows it, with the
+ * services started by the same step (`siblings`, itself included) at `host(name)`, where the
+ * runtime puts them; the workflow's pre-allocated hosts are the local runtime's, and a
+ * sibling may not have started yet, so only the runtime can say.
+ */
+export function siblingScope(scope: Record<string, ServiceAddress>, siblings: string[], host: (name: string) => string): Record<string, ServiceAddress> {
+  const out = { ...scope };
+  for (const name of siblings) {
+    const addr = scope[name];
+    if (addr) out[name] = { ...addr, host: host(name) };
+  }
+  return out;
 }

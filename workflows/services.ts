@@ -1,6 +1,6 @@
 import { CancellationScope, isCancellation } from '@temporalio/workflow';
 import type { ServiceLogOffsets, ServiceRef } from '../activities/types';
-import { interpolateServices, serviceHost, type ServiceAddress } from '../common/services';
+import { serviceHost, type ServiceAddress } from '../common/services';
 import type { ServiceSpec, Step } from '../schemas/compiled';
 import { messageOf } from './attempts';
 import { Compensation } from './compensation';
@@ -27,7 +27,9 @@ export async function withServices(ctx: BuildContext, step: Step, frame: Frame, 
   const specs = step.services;
   if (!specs || specs.length === 0) return run(frame);
 
-  // Addresses first, so services can name each other (and themselves) in ((.svc:...)).
+  // Addresses first, so steps can name the services (and the local runtime's services each
+  // other) in ((.svc:...)) before a start has returned the real address.
+  const siblings = specs.map((s) => s.name);
   const scope: Record<string, ServiceAddress> = { ...frame.services };
   for (const spec of specs) {
     const ports = Object.fromEntries((spec.config?.ports ?? []).map((p) => [p.name, p.number]));
@@ -48,7 +50,7 @@ export async function withServices(ctx: BuildContext, step: Step, frame: Frame, 
     const started = await starting.run(() =>
       Promise.allSettled(
         specs.map((spec) =>
-          startService(ctx, step, frame, spec, scope, teardown).catch((err: unknown) => {
+          startService(ctx, step, frame, spec, scope, siblings, teardown).catch((err: unknown) => {
             starting.cancel();
             throw err;
           }),
@@ -74,6 +76,7 @@ async function startService(
   frame: Frame,
   spec: ServiceSpec,
   scope: Record<string, ServiceAddress>,
+  siblings: string[],
   teardown: Compensation,
 ): Promise<void> {
   const id = serviceId(step.id, spec.name);
@@ -99,15 +102,18 @@ async function startService(
   ctx.status.service(id, spec.name, step.id, 'starting', { address: display(scope[spec.name]) });
   let resolved: ServiceSpec;
   try {
-    resolved = interpolateServices(withLocals(spec, frame), scope);
+    resolved = withLocals(spec, frame);
   } catch (err) {
     fail(messageOf(err));
     throw new StepError(`service ${spec.name}: ${messageOf(err)}`);
   }
   let offsets: ServiceLogOffsets;
   try {
+    // ((.svc:...)) refs in the spec are the runtime's to fill in: where the scope's services
+    // answer (a kubernetes Service's DNS name) is not known here before they exist. An
+    // unresolvable ref fails the activity without retries (ServiceFailed).
     const started = await ctx.acts.startService.executeWithOptions({ summary: label }, [
-      { ...ref, plan: ctx.plan, spec: resolved, address: scope[spec.name], scope, artifacts: frame.scope.allArtifacts() },
+      { ...ref, plan: ctx.plan, spec: resolved, address: scope[spec.name], scope, siblings, artifacts: frame.scope.allArtifacts() },
     ]);
     scope[spec.name] = started.address;
     ctx.status.service(id, spec.name, step.id, 'probing', { address: display(started.address) });

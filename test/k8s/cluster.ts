@@ -103,7 +103,7 @@ export async function provisionControlPlane(log: (line: string) => void = (l) =>
   return m[1];
 }
 
-/** What every task container "prints" under KWOK (CRI log format, as a kubelet stores it). */
+/** What every task and service container "prints" under KWOK (CRI log format, as a kubelet stores it). */
 export const FAKE_TASK_LOG = ['hello from a KWOK pod', 'second line'];
 
 function kwokLogsConfig(dir: string): string {
@@ -113,7 +113,7 @@ function kwokLogsConfig(dir: string): string {
   const file = path.join(dir, 'kwok-logs.yaml');
   fs.writeFileSync(
     file,
-    `apiVersion: kwok.x-k8s.io/v1alpha1\nkind: ClusterLogs\nmetadata:\n  name: task-logs\nspec:\n  logs:\n  - containers: [task]\n    logsFile: ${logFile}\n    follow: false\n`,
+    `apiVersion: kwok.x-k8s.io/v1alpha1\nkind: ClusterLogs\nmetadata:\n  name: task-logs\nspec:\n  logs:\n  - containers: [task, service]\n    logsFile: ${logFile}\n    follow: false\n`,
   );
   return file;
 }

@@ -134,6 +134,7 @@ test('the worker Role is enough: create, watch to completion, abort, build clean
     },
     address: { name: 'db', host: '127.1.1.1', ports: {} },
     scope: {},
+    siblings: ['db'],
     artifacts: {},
   };
   await startService(rt, svc);

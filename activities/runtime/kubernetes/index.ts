@@ -13,7 +13,7 @@ export function createKubernetesActivities(deps: ActivityDeps, rt: KubernetesRun
   return {
     ...base,
     runTask: (req) => runKubernetesTask(deps, rt, req),
-    ...serviceActivities(rt),
+    ...serviceActivities(deps, rt),
     // Producer pods hold their outputs: the workflow says when no step can read them any more.
     prepareBuild: async (req) => ({ ...(await base.prepareBuild(req)), releasesArtifacts: true }),
     releaseArtifacts: (req) => rt.releaseArtifacts(req.refs),

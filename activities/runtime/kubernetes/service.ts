@@ -1,13 +1,21 @@
 // Services on the kubernetes runtime: a pod plus a Kubernetes Service selecting it, both owned
 // by the build's anchor; startup_probe becomes the pod's startupProbe (exec), or without one a
-// TCP readinessProbe on the primary port; the address steps get is the Service's DNS name; a
+// TCP startupProbe on the primary port; the address steps and sibling services get is the
+// Service's DNS name; the service container's log goes to NATS on the service's subject; a
 // NetworkPolicy per build lets only the build's own pods reach its services.
 import { createHash } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { jetstream } from '@nats-io/jetstream';
+import { headers } from '@nats-io/nats-core';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { ServiceAddress } from '../../../common/services';
+import { interpolateServices, siblingScope, type ServiceAddress } from '../../../common/services';
 import type { ServiceConfig } from '../../../schemas/compiled';
-import type { ServiceLogOffsets, ServiceRef, StartServiceRequest } from '../../types';
+import { LOG_STREAM_HEADER, subjects, type LogStreamName } from '../../../schemas/messages';
+import { PROBE_DEFAULTS } from '../../../schemas/services';
+import type { ActivityDeps } from '../../deps';
+import type { ProbeServiceRequest, ServiceLogOffsets, ServiceRef, StartServiceRequest, StopServiceRequest, SuperviseServiceRequest } from '../../types';
 import { k8s, type K8s, type V1Pod } from './client';
 import { LABELS, MANAGED_BY, PodSpecError, dnsSlug, imageReference, labelValue, type Anchor } from './pod';
 import type { KubernetesRuntime } from './task';
@@ -16,6 +24,12 @@ export const SERVICE_FAILED = 'ServiceFailed';
 export const SERVICE_LABEL = 'causeway.dev/service';
 const SERVICE_CONTAINER = 'service';
 const NO_OFFSETS: ServiceLogOffsets = { stdout: 0, stderr: 0, notes: 0 };
+/** lines of a service's output in the message of a service that failed, as on the local runtime */
+const TAIL_LINES = 20;
+/** without a startup_probe, how long the primary port may take to open: as long as the local runtime waits */
+const PORTS_TIMEOUT_SECONDS = 2 * PROBE_DEFAULTS.failureThreshold * PROBE_DEFAULTS.periodSeconds;
+/** how long a service that ended waits for the rest of its log (the kubelet ends the stream when the container ends) */
+const LOG_DRAIN_MS = 5_000;
 
 function failed(message: string): ApplicationFailure {
   return ApplicationFailure.create({ type: SERVICE_FAILED, message, nonRetryable: true });
@@ -25,6 +39,20 @@ function failed(message: string): ApplicationFailure {
 export function serviceObjectName(ref: ServiceRef): string {
   const h = createHash('sha256').update([ref.buildId, ref.runId, ref.scopeStepId, ref.runKey, ref.name].join('\0')).digest('hex').slice(0, 12);
   return `cw-svc-${dnsSlug(ref.name, 63 - 7 - 1 - h.length) || 'svc'}-${h}`;
+}
+
+/** Where a service answers inside the cluster: its Service's DNS name. */
+export function serviceDnsName(namespace: string, ref: ServiceRef): string {
+  return `${serviceObjectName(ref)}.${namespace}.svc`;
+}
+
+/**
+ * The addresses a service's spec is interpolated with: the services its step starts (itself
+ * included) at their Services' DNS names, which are known before they exist; the enclosing
+ * steps' services as their starts returned them.
+ */
+export function serviceScope(namespace: string, req: StartServiceRequest): Record<string, ServiceAddress> {
+  return siblingScope(req.scope, req.siblings, (name) => serviceDnsName(namespace, { ...req, name }));
 }
 
 export function primaryPort(ports: { name: string }[]): string | undefined {
@@ -65,6 +93,18 @@ export function buildServiceObjects(input: ServiceObjectsInput): { pod: V1Pod; s
   };
   const owner = { apiVersion: 'v1', kind: 'ConfigMap', name: input.anchor.name, uid: input.anchor.uid, blockOwnerDeletion: true };
   const env = { ...config.params, ...input.params };
+  // The probe the local runtime runs in the service's network, as Kubernetes runs it
+  // (Kubernetes' periods are whole seconds). Without one: started, and Ready, when the primary
+  // port accepts connections; a port that never opens gets the container killed, so the
+  // service fails with its last lines instead of leaving the step waiting.
+  const startupProbe: K8s.V1Probe = probe
+    ? {
+        exec: { command: [probe.run.path, ...probe.run.args] },
+        failureThreshold: probe.failureThreshold,
+        periodSeconds: Math.max(1, Math.ceil(probe.periodSeconds)),
+        timeoutSeconds: Math.max(1, Math.ceil(probe.timeoutSeconds)),
+      }
+    : { tcpSocket: { port: primary.number }, periodSeconds: 1, failureThreshold: PORTS_TIMEOUT_SECONDS };
   const pod: V1Pod = {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -91,18 +131,7 @@ export function buildServiceObjects(input: ServiceObjectsInput): { pod: V1Pod; s
             .sort()
             .map((k) => ({ name: k, value: env[k] })),
           ports: config.ports.map((p, i) => ({ name: portName(p.name, i), containerPort: p.number, protocol: 'TCP' })),
-          // The probe the local runtime runs in the service's network, as Kubernetes runs it;
-          // Kubernetes' periods are whole seconds.
-          startupProbe: probe
-            ? {
-                exec: { command: [probe.run.path, ...probe.run.args] },
-                failureThreshold: probe.failureThreshold,
-                periodSeconds: Math.max(1, Math.ceil(probe.periodSeconds)),
-                timeoutSeconds: Math.max(1, Math.ceil(probe.timeoutSeconds)),
-              }
-            : undefined,
-          // Without a probe: ready when the primary port accepts connections.
-          readinessProbe: probe ? undefined : { tcpSocket: { port: primary.number }, periodSeconds: 1, failureThreshold: 60 },
+          startupProbe,
         },
       ],
     },
@@ -151,14 +180,24 @@ async function createTolerant(create: () => Promise<unknown>): Promise<void> {
   }
 }
 
+/** The spec with its ((.svc:...)) refs filled in; a ref nothing in scope answers fails the service. */
+function withAddresses<T>(name: string, value: T, scope: Record<string, ServiceAddress>): T {
+  try {
+    return interpolateServices(value, scope);
+  } catch (err) {
+    throw failed(`service ${name}: ${(err as Error).message}`);
+  }
+}
+
 /** Creates (or finds) the service's pod and Service and the build's NetworkPolicy; returns its address. */
-export async function startService(rt: KubernetesRuntime, req: StartServiceRequest): Promise<ServiceAddress> {
+export async function startService(rt: KubernetesRuntime, req: StartServiceRequest, log?: ServiceLog): Promise<ServiceAddress> {
   const config = req.spec.config;
   if (!config) throw failed(`service ${req.spec.name}: service config files (file: ${req.spec.file}) are not supported by the kubernetes runtime yet: inline the config`);
+  const spec = withAddresses(req.name, { ...req.spec, config }, serviceScope(rt.namespace, req));
   const { anchor } = await rt.ensureAnchor(req.buildId);
   let objects: { pod: V1Pod; service: K8s.V1Service };
   try {
-    objects = buildServiceObjects({ namespace: rt.namespace, ref: req, config, image: req.spec.image, params: req.spec.params, worker: rt.worker, anchor, gracePeriodMs: req.spec.gracePeriodMs });
+    objects = buildServiceObjects({ namespace: rt.namespace, ref: req, config: spec.config, image: spec.image, params: spec.params, worker: rt.worker, anchor, gracePeriodMs: spec.gracePeriodMs });
   } catch (err) {
     if (err instanceof PodSpecError) throw failed(err.message);
     throw err;
@@ -168,13 +207,15 @@ export async function startService(rt: KubernetesRuntime, req: StartServiceReque
   await createTolerant(() => rt.core.createNamespacedService({ namespace: rt.namespace, body: objects.service }));
   rt.calls.create += 3;
   await createTolerant(() => rt.core.createNamespacedPod({ namespace: rt.namespace, body: objects.pod }));
-  const name = objects.pod.metadata!.name!;
-  return {
+  const address: ServiceAddress = {
     name: req.spec.name,
-    host: `${name}.${rt.namespace}.svc`,
-    ports: Object.fromEntries(config.ports.map((p) => [p.name, p.number])),
-    primaryPort: primaryPort(config.ports),
+    host: serviceDnsName(rt.namespace, req),
+    ports: Object.fromEntries(spec.config.ports.map((p) => [p.name, p.number])),
+    primaryPort: primaryPort(spec.config.ports),
   };
+  const listed = Object.entries(address.ports).map(([n, p]) => `${n} ${p}`);
+  await log?.note(`service ${req.name} started: pod ${objects.pod.metadata!.name} behind Service ${address.host}${listed.length ? `, ports: ${listed.join(', ')}` : ''}`);
+  return address;
 }
 
 interface FollowHooks {
@@ -255,9 +296,237 @@ export function serviceEnd(pod: V1Pod | undefined): { exitCode?: number } | unde
   return undefined;
 }
 
-export async function stopService(rt: KubernetesRuntime, ref: ServiceRef, gracePeriodMs: number): Promise<void> {
+/** The service container is running or has run: there is a log to read. */
+function containerRan(pod: V1Pod | undefined): boolean {
+  const state = pod?.status?.containerStatuses?.find((s) => s.name === SERVICE_CONTAINER)?.state;
+  return !!(state?.running || state?.terminated);
+}
+
+/** Longest message of a service's log: a longer line is cut every this many bytes from its start. */
+const MAX_PIECE = 64 * 1024;
+
+/** Bytes of a log and where they start in it: the offset is the message id. */
+export interface LogPiece {
+  data: Buffer;
+  offset: number;
+}
+
+/**
+ * Cuts a log into messages at line ends (and every `max` bytes of a longer line), so the
+ * pieces and their offsets depend on the log's bytes only, not on how the kubelet chunked
+ * them: a re-read from the start makes the same message ids, which JetStream de-duplicates.
+ */
+export class LineCutter {
+  private pending: Buffer[] = [];
+  private pendingLength = 0;
+  private start = 0;
+
+  constructor(private readonly max = MAX_PIECE) {}
+
+  push(chunk: Buffer): LogPiece[] {
+    const out: LogPiece[] = [];
+    for (let pos = 0; pos < chunk.length; ) {
+      const nl = chunk.indexOf(0x0a, pos);
+      const end = Math.min(nl === -1 ? chunk.length : nl + 1, pos + this.max - this.pendingLength);
+      this.pending.push(chunk.subarray(pos, end));
+      this.pendingLength += end - pos;
+      pos = end;
+      if (chunk[end - 1] === 0x0a || this.pendingLength === this.max) out.push(this.take());
+    }
+    return out;
+  }
+
+  /** The log ended: its unfinished last line. */
+  end(): LogPiece[] {
+    return this.pendingLength > 0 ? [this.take()] : [];
+  }
+
+  /** The unfinished line so far. */
+  get partial(): Buffer {
+    return Buffer.concat(this.pending);
+  }
+
+  private take(): LogPiece {
+    const piece = { data: Buffer.concat(this.pending), offset: this.start };
+    this.start += this.pendingLength;
+    this.pending = [];
+    this.pendingLength = 0;
+    return piece;
+  }
+}
+
+/** Publishes one message of a service's log: JetStream in a worker, a collector in tests. */
+export type ServiceLogPublish = (stream: LogStreamName, data: Uint8Array, msgId: string) => Promise<void>;
+
+/** The service's own subject, as the local runtime publishes it (`causeway watch` shows it as [svc NAME]). */
+export function natsServiceLog(nc: NatsConnection, ref: ServiceRef): ServiceLogPublish {
+  const js = jetstream(nc);
+  const subject = subjects.service(ref.buildId, ref.scopeStepId, ref.name);
+  return async (stream, data, msgId) => {
+    const h = headers();
+    h.set(LOG_STREAM_HEADER, stream);
+    await js.publish(subject, data, { msgID: msgId, headers: h });
+  };
+}
+
+function errorMessage(err: unknown): string {
+  return (err as Error)?.message ?? String(err);
+}
+
+/**
+ * A service's log: the container's output (stdout and stderr as the kubelet merges them), read
+ * through the Log API from the start, one message per line whose id is its byte offset, and
+ * Causeway's notes, numbered. Bytes below `offsets.stdout` (on NATS already) are read, for the
+ * tail, but not sent again; what a retried activity re-sends past them JetStream drops as
+ * duplicates. A log that cannot be read or published costs the live view only.
+ */
+export class ServiceLog {
+  readonly offsets: ServiceLogOffsets;
+  private readonly skip: number;
+  private readonly runName: string;
+  private readonly cutter = new LineCutter();
+  private readonly lines: string[] = [];
+  private stream?: { ended: Promise<void>; abort?: AbortController; closed: boolean };
+  private unavailable?: string;
+
+  constructor(
+    private readonly rt: KubernetesRuntime,
+    private readonly ref: ServiceRef,
+    private readonly publish: ServiceLogPublish,
+    offsets: ServiceLogOffsets = NO_OFFSETS,
+    /** notes of stopService are numbered apart: it runs beside superviseService */
+    private readonly writer = 'run',
+  ) {
+    this.offsets = { ...offsets };
+    this.skip = offsets.stdout;
+    this.runName = `${ref.runId}/${ref.scopeStepId}/${ref.runKey}/svc/${ref.name}`;
+  }
+
+  /** A line from Causeway itself in the service's log. */
+  async note(text: string): Promise<void> {
+    const n = this.offsets.notes++;
+    await this.publish('causeway', Buffer.from(`${text}\n`), `${this.runName}/${this.writer}/note/${n}`).catch(() => undefined);
+  }
+
+  /** Starts following the container's log once `pod` shows it has run; once per ServiceLog. */
+  follow(pod: V1Pod | undefined): void {
+    if (this.stream || !containerRan(pod)) return;
+    let ended: () => void = () => undefined;
+    const stream: NonNullable<ServiceLog['stream']> = { ended: new Promise<void>((resolve) => (ended = resolve)), closed: false };
+    this.stream = stream;
+    const sink = new Writable({
+      write: (chunk: Buffer, _enc, cb) => void this.send(this.cutter.push(chunk)).then(() => cb()),
+      final: (cb) =>
+        void this.send(this.cutter.end()).then(() => {
+          ended();
+          cb();
+        }),
+    });
+    sink.on('error', () => ended());
+    this.rt.calls.log++;
+    new (k8s().Log)(this.rt.kc)
+      .log(this.rt.namespace, serviceObjectName(this.ref), SERVICE_CONTAINER, sink, { follow: true })
+      .then((abort) => {
+        stream.abort = abort;
+        if (stream.closed) abort.abort();
+      })
+      .catch((err: unknown) => {
+        this.unavailable = errorMessage(err);
+        ended();
+        return this.note(`the service's log is not available: ${this.unavailable}`);
+      });
+  }
+
+  get following(): boolean {
+    return this.stream !== undefined;
+  }
+
+  /** Waits up to `ms` for the end of the log (the kubelet ends it when the container ends), then stops following. */
+  async drain(ms: number): Promise<void> {
+    if (!this.stream) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.stream.ended, new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+    clearTimeout(timer);
+    this.close();
+  }
+
+  close(): void {
+    if (!this.stream) return;
+    this.stream.closed = true;
+    this.stream.abort?.abort();
+  }
+
+  /** The last lines read, for the message of a service that failed. */
+  tail(): string {
+    const partial = this.cutter.partial.toString('utf8').trimEnd();
+    const lines = [...this.lines, ...(partial ? [partial] : [])].slice(-TAIL_LINES);
+    if (lines.length > 0) return lines.join('\n');
+    return this.unavailable ? `(its log could not be read: ${this.unavailable})` : '(no output)';
+  }
+
+  private async send(pieces: LogPiece[]): Promise<void> {
+    for (const p of pieces) {
+      const line = p.data.toString('utf8').trimEnd();
+      if (line) this.lines.push(line);
+    }
+    this.lines.splice(0, Math.max(0, this.lines.length - TAIL_LINES));
+    const fresh = pieces.filter((p) => p.offset >= this.skip);
+    // Sent in order on one connection and acknowledged together: a chunk of many lines costs one round trip.
+    await Promise.all(fresh.map((p) => this.publish('stdout', p.data, `${this.runName}/stdout/${p.offset}`).catch(() => undefined)));
+    const last = fresh.at(-1);
+    if (last) this.offsets.stdout = Math.max(this.offsets.stdout, last.offset + last.data.length);
+  }
+}
+
+/**
+ * Follows the service's pod until it is Ready, publishing its log meanwhile; a service that
+ * never will be fails (ServiceFailed) with Kubernetes' reason and, when its container ran,
+ * its last lines, as on the local runtime.
+ */
+export async function probeService(rt: KubernetesRuntime, ref: ServiceRef, log: ServiceLog, hooks: FollowHooks = {}): Promise<'ready' | 'aborted'> {
+  const started = Date.now();
+  const verdict = await followPod(
+    rt,
+    serviceObjectName(ref),
+    (pod) => {
+      log.follow(pod);
+      return serviceReadiness(pod, ref.name);
+    },
+    hooks,
+  );
+  if (verdict === 'aborted') return verdict;
+  if ('failed' in verdict) {
+    let message = verdict.failed;
+    if (log.following) {
+      await log.drain(rt.opts.logDrainMs ?? LOG_DRAIN_MS);
+      message += `; its last lines:\n${log.tail()}`;
+    }
+    await log.note(message);
+    throw failed(message);
+  }
+  await log.note(`service ${ref.name} is ready (its pod Ready after ${Date.now() - started} ms)`);
+  return 'ready';
+}
+
+/** Follows the service's pod until it ends (stopService deletes it), publishing its log; returns its exit status. */
+export async function superviseService(rt: KubernetesRuntime, ref: ServiceRef, log: ServiceLog, hooks: FollowHooks = {}): Promise<{ exitCode?: number } | 'aborted'> {
+  const end = await followPod(
+    rt,
+    serviceObjectName(ref),
+    (pod) => {
+      log.follow(pod);
+      return serviceEnd(pod);
+    },
+    hooks,
+  );
+  if (end !== 'aborted') await log.drain(rt.opts.logDrainMs ?? LOG_DRAIN_MS);
+  return end;
+}
+
+export async function stopService(rt: KubernetesRuntime, ref: ServiceRef, gracePeriodMs: number, log?: ServiceLog): Promise<void> {
   const name = serviceObjectName(ref);
-  await rt.deletePod(name, Math.max(0, Math.ceil(gracePeriodMs / 1000)));
+  const grace = Math.max(0, Math.ceil(gracePeriodMs / 1000));
+  if (await rt.deletePod(name, grace)) await log?.note(`stopping service ${ref.name}: pod ${name} deleted (SIGTERM, SIGKILL after ${grace}s)`);
   try {
     rt.calls.delete++;
     await rt.core.deleteNamespacedService({ name, namespace: rt.namespace });
@@ -266,26 +535,53 @@ export async function stopService(rt: KubernetesRuntime, ref: ServiceRef, graceP
   }
 }
 
-/** The activities, bound to a runtime: heartbeats and cancellation from Temporal's context. */
-export function serviceActivities(rt: KubernetesRuntime) {
-  const ctxHooks = (): FollowHooks => {
+/** The activities, bound to a runtime: heartbeats (with the log's offsets) and cancellation from Temporal's context. */
+export function serviceActivities(deps: ActivityDeps, rt: KubernetesRuntime) {
+  const logOf = (ref: ServiceRef, offsets?: ServiceLogOffsets, writer?: string) => new ServiceLog(rt, ref, natsServiceLog(deps.nc, ref), offsets, writer);
+  /** A retried activity resumes the log where its previous attempt's last heartbeat says. */
+  const resumed = (ref: ServiceRef, offsets: ServiceLogOffsets) => logOf(ref, (Context.current().info.heartbeatDetails as ServiceLogOffsets | undefined) ?? offsets);
+  const ctxHooks = (log: ServiceLog): FollowHooks => {
     const ctx = Context.current();
     const abort = new AbortController();
     ctx.cancelled.catch(() => abort.abort());
-    return { signal: abort.signal, heartbeat: () => ctx.heartbeat() };
+    return { signal: abort.signal, heartbeat: () => ctx.heartbeat({ ...log.offsets }) };
   };
+  /** A worker going away is not the build's cancellation: the pod keeps running and the retried activity re-attaches. */
+  const handedOver = (): ApplicationFailure | undefined =>
+    Context.current().cancellationDetails?.workerShutdown
+      ? ApplicationFailure.create({ type: 'WorkerShutdown', message: 'worker shut down; the service keeps running and is handed over' })
+      : undefined;
   return {
-    startService: async (req: StartServiceRequest) => ({ address: await startService(rt, req), offsets: NO_OFFSETS }),
-    probeService: async (req: ServiceRef & { offsets: ServiceLogOffsets }) => {
-      const verdict = await followPod(rt, serviceObjectName(req), (pod) => serviceReadiness(pod, req.name), ctxHooks());
-      if (verdict === 'aborted') await Context.current().cancelled;
-      else if ('failed' in verdict) throw failed(verdict.failed);
-      return req.offsets;
+    startService: async (req: StartServiceRequest) => {
+      const log = logOf(req);
+      const address = await startService(rt, req, log);
+      return { address, offsets: { ...log.offsets } };
     },
-    superviseService: async (req: ServiceRef) => {
-      const end = await followPod(rt, serviceObjectName(req), serviceEnd, ctxHooks());
-      return end === 'aborted' ? {} : end;
+    probeService: async (req: ProbeServiceRequest) => {
+      const log = resumed(req, req.offsets);
+      try {
+        if ((await probeService(rt, req, log, ctxHooks(log))) === 'aborted') {
+          const handover = handedOver();
+          if (handover) throw handover;
+          await Context.current().cancelled;
+        }
+      } finally {
+        log.close();
+      }
+      return { ...log.offsets };
     },
-    stopService: async (req: ServiceRef & { gracePeriodMs: number }) => stopService(rt, req, req.gracePeriodMs),
+    superviseService: async (req: SuperviseServiceRequest) => {
+      const log = resumed(req, req.offsets);
+      try {
+        const end = await superviseService(rt, req, log, ctxHooks(log));
+        if (end !== 'aborted') return end;
+        const handover = handedOver();
+        if (handover) throw handover;
+        return {};
+      } finally {
+        log.close();
+      }
+    },
+    stopService: async (req: StopServiceRequest) => stopService(rt, req, req.gracePeriodMs, logOf(req, NO_OFFSETS, 'stop')),
   };
 }

@@ -118,7 +118,9 @@ async function readState(dir: string): Promise<ServiceState | undefined> {
  * Starts the service as a detached process in the build's network, or finds the one a
  * previous attempt of this activity started (idempotent by name).
  */
-export async function startLocalService(deps: ActivityDeps, req: StartServiceRequest): Promise<{ address: ServiceAddress; offsets: ServiceLogOffsets }> {
+export async function startLocalService(deps: ActivityDeps, given: StartServiceRequest): Promise<{ address: ServiceAddress; offsets: ServiceLogOffsets }> {
+  // ((.svc:...)) in the spec: the hosts the workflow allocated are where this runtime puts its services.
+  const req = { ...given, spec: withAddresses(given.name, given.spec, given.scope) };
   const dir = serviceDir(deps.home, req);
   const log = serviceLog(deps, req, dir);
   return heartbeating(
@@ -188,7 +190,7 @@ export async function startLocalService(deps: ActivityDeps, req: StartServiceReq
   );
 }
 
-/** The inline config (already interpolated by the workflow), or the service file, read from its artifact. */
+/** The inline config (already interpolated), or the service file, read from its artifact. */
 async function loadConfig(req: StartServiceRequest): Promise<ServiceConfig> {
   const { spec } = req;
   if (spec.config) return spec.config;
@@ -205,7 +207,7 @@ async function loadConfig(req: StartServiceRequest): Promise<ServiceConfig> {
   }
 }
 
-function withAddresses(name: string, config: ServiceConfig, scope: Record<string, ServiceAddress>): ServiceConfig {
+function withAddresses<T>(name: string, config: T, scope: Record<string, ServiceAddress>): T {
   try {
     return interpolateServices(config, scope);
   } catch (err) {
