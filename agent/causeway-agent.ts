@@ -2,7 +2,8 @@
 // (docs/kubernetes.md, "Agent protocol"). Built into the image by agent/Dockerfile.
 //
 //   causeway-agent fetch   init container: pull every input (tar over HTTP) into the work dir
-//   causeway-agent serve   producer pods: serve the declared outputs as tar streams
+//   causeway-agent serve   producer pods: serve the declared outputs as tar streams (or one
+//                          file of an output, for the worker reading a task or service file)
 //
 // Configuration comes from the environment the pod builder sets: CAUSEWAY_WORKDIR,
 // CAUSEWAY_INPUTS / CAUSEWAY_MKDIRS (fetch), CAUSEWAY_OUTPUTS / CAUSEWAY_PORT (serve), and
@@ -27,17 +28,43 @@ function inside(root: string, rel: string): string {
   return target;
 }
 
-function sameToken(given: string | undefined, token: string): boolean {
+/** Whether an Authorization header carries the bearer token (constant time). */
+export function sameToken(given: string | undefined, token: string): boolean {
   if (!given) return false;
   const a = Buffer.from(given);
   const b = Buffer.from(`Bearer ${token}`);
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** Answers with a tar stream of a directory (the protocol's artifact format). */
+export function sendDirectory(res: http.ServerResponse, dir: string): void {
+  res.writeHead(200, { 'content-type': 'application/x-tar' });
+  pipeline(tar.c({ cwd: dir, portable: true }, ['.']), res).catch(() => res.destroy());
+}
+
+/** Answers with one regular file of an output directory; 404 naming what is missing otherwise. */
+function sendFile(res: http.ServerResponse, dir: string, output: string, rel: string): void {
+  let file: string;
+  try {
+    file = inside(dir, rel);
+  } catch {
+    res.writeHead(400).end(`file ${rel} leaves output ${output}\n`);
+    return;
+  }
+  const st = fs.statSync(file, { throwIfNoEntry: false });
+  if (!st?.isFile()) {
+    res.writeHead(404).end(`no file ${rel} in output ${output}\n`);
+    return;
+  }
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': st.size });
+  pipeline(fs.createReadStream(file), res).catch(() => res.destroy());
+}
+
 /**
  * Serves `GET /healthz`, `GET /artifacts/<output path>` (bearer token; a tar stream of the
- * directory) and `POST /done` (bearer token; resolves `done`). Only declared output paths
- * are served. Returns the server (listening) and a promise of the `/done` request.
+ * directory, or with `?file=<path in it>` that one file's bytes) and `POST /done` (bearer
+ * token; resolves `done`). Only declared output paths are served. Returns the server
+ * (listening) and a promise of the `/done` request.
  */
 export function serve(env: AgentEnv & { outputs: { name: string; path: string }[]; port: number; host?: string }): Promise<{ server: http.Server; done: Promise<void> }> {
   const allowed = new Set(env.outputs.map((o) => o.path.replace(/^\/+|\/+$/g, '')));
@@ -65,11 +92,12 @@ export function serve(env: AgentEnv & { outputs: { name: string; path: string }[
     }
     const dir = inside(env.workdir, rel);
     if (!fs.existsSync(dir)) {
-      res.writeHead(404).end('output directory missing\n');
+      res.writeHead(404).end(`output directory ${rel} missing\n`);
       return;
     }
-    res.writeHead(200, { 'content-type': 'application/x-tar' });
-    pipeline(tar.c({ cwd: dir, portable: true }, ['.']), res).catch(() => res.destroy());
+    const file = url.searchParams.get('file');
+    if (file !== null) sendFile(res, dir, rel, file);
+    else sendDirectory(res, dir);
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -78,6 +106,12 @@ export function serve(env: AgentEnv & { outputs: { name: string; path: string }[
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The first line of an error answer's body, as `: text`, or nothing. */
+export async function reason(res: Response): Promise<string> {
+  const text = (await res.text().catch(() => '')).split('\n')[0].trim().slice(0, 300);
+  return text ? `: ${text}` : '';
+}
 
 /**
  * Creates the directories the task expects, then pulls each input's tar stream into
@@ -95,7 +129,8 @@ export async function fetchInputs(env: AgentEnv & { inputs: { name: string; path
       let why: string;
       try {
         res = await fetch(input.url, { headers: { authorization: `Bearer ${env.token}` } });
-        why = `HTTP ${res.status}`;
+        // The server's one-line reason (e.g. which upload is missing) goes into ours.
+        why = res.ok ? `HTTP ${res.status}` : `HTTP ${res.status}${await reason(res)}`;
       } catch (err) {
         why = (err as Error).message;
       }

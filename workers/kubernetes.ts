@@ -1,6 +1,7 @@
 import type { WorkflowBundle } from '@temporalio/worker';
 import type pino from 'pino';
 import { createKubernetesActivities, KubernetesRuntime, type KubernetesRuntimeOptions } from '../activities/runtime/kubernetes';
+import { Uploads } from '../activities/runtime/kubernetes/artifacts';
 import { reconcileKubernetes } from '../activities/runtime/kubernetes/reconcile';
 import { BuildPublisher, connectNats, ensureBuildStream } from '../common/nats';
 import { startPollers, type RunningWorker } from './pollers';
@@ -11,6 +12,12 @@ export interface KubernetesWorkerOptions {
   natsUrl: string;
   /** the worker's own disk: inputs uploaded with `causeway run -i` land here */
   home: string;
+  /**
+   * Serve those uploads to step pods on host:port (tar over HTTP, the build's token), telling
+   * pods `advertise` (an address they can reach: the worker's pod IP) or else host. Without
+   * it, a step whose input is an upload errors, saying how to set it.
+   */
+  uploads?: { host?: string; port: number; advertise?: string };
   /** stable across restarts, so a restarted worker re-attaches to its builds' pods */
   name: string;
   tags?: string[];
@@ -30,6 +37,9 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
   const runtime = new KubernetesRuntime({ ...opts.kubernetes, worker: opts.name });
   const nc = await connectNats(opts.natsUrl, `causeway-worker-${opts.name}`);
   await ensureBuildStream(nc, opts.logMaxAgeSeconds);
+  const uploads = new Uploads({ home: opts.home, worker: opts.name, nc, token: (buildId) => runtime.buildToken(buildId) });
+  runtime.uploads = uploads;
+  if (opts.uploads) await uploads.listen(opts.uploads);
   const running = new Set<string>();
   const activities = createKubernetesActivities(
     {
@@ -65,6 +75,8 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
     },
     log: opts.log,
   });
-  opts.log.info({ worker: opts.name, namespace: opts.kubernetes.namespace }, 'kubernetes worker started');
-  return { ...worker, runtime };
+  opts.log.info({ worker: opts.name, namespace: opts.kubernetes.namespace, uploads: uploads.address }, 'kubernetes worker started');
+  // The upload server outlives the pollers' drain: steps handed over may still be fetching.
+  const done = worker.done.finally(() => uploads.close());
+  return { ...worker, done, shutdown: async () => (await worker.shutdown(), await done), runtime };
 }

@@ -17,10 +17,12 @@ interface Opts {
   context?: string;
   agentImage?: string;
   defaultImage?: string;
+  uploadAddress?: string;
+  uploadPort: string;
   gracePeriod: string;
 }
 
-const KUBERNETES_ONLY = ['namespace', 'kubeconfig', 'context', 'agentImage', 'defaultImage'] as const;
+const KUBERNETES_ONLY = ['namespace', 'kubeconfig', 'context', 'agentImage', 'defaultImage', 'uploadAddress'] as const;
 
 export function registerWorker(program: Command): void {
   program
@@ -34,6 +36,8 @@ export function registerWorker(program: Command): void {
     .option('--context <name>', 'kubernetes: kubeconfig context (default: its current-context)')
     .option('--agent-image <ref>', 'kubernetes: image of the input-fetcher/output-streamer', process.env.CAUSEWAY_AGENT_IMAGE)
     .option('--default-image <ref>', 'kubernetes: image for tasks without image_resource or image')
+    .option('--upload-address <host>', 'kubernetes: serve `run -i` uploads to step pods, which reach this worker at this address (in a pod: its IP)')
+    .option('--upload-port <port>', 'kubernetes: port of that upload server', '7789')
     .option('--grace-period <seconds>', 'SIGTERM → SIGKILL grace of an aborted step', '10')
     .addHelpText(
       'after',
@@ -66,6 +70,8 @@ Examples:
       let worker: RunningWorker;
       if (opts.runtime === 'kubernetes') {
         if (!opts.namespace) throw new CliError('--runtime kubernetes needs --namespace NS (or POD_NAMESPACE in a pod)');
+        const uploadPort = Number(opts.uploadPort);
+        if (!Number.isInteger(uploadPort) || uploadPort < 1 || uploadPort > 65535) throw new CliError(`--upload-port ${opts.uploadPort}: a port number (1-65535)`);
         const name = checkedName(opts.name ?? env.CAUSEWAY_WORKER_NAME ?? `k8s-${opts.namespace}-${os.hostname()}`.replace(/[^A-Za-z0-9_-]/g, '-'));
         worker = await startKubernetesWorker({
           ...common,
@@ -78,6 +84,7 @@ Examples:
             defaultImage: opts.defaultImage,
             graceSeconds: grace,
           },
+          uploads: opts.uploadAddress ? { port: uploadPort, advertise: opts.uploadAddress } : undefined,
           reconcile: { intervalMs: parseDuration(env.CAUSEWAY_RECONCILE_INTERVAL) },
         });
       } else {

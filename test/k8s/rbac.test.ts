@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { k8s, type CoreV1Api } from '../../activities/runtime/kubernetes/client';
-import { CONTAINERS, podName } from '../../activities/runtime/kubernetes/pod';
+import { CONTAINERS, TOKEN_KEY, podName, tokenSecretName } from '../../activities/runtime/kubernetes/pod';
 import { followPod, serviceObjectName, serviceReadiness, startService, stopService } from '../../activities/runtime/kubernetes/service';
 import { KubernetesRuntime } from '../../activities/runtime/kubernetes/task';
 import type { RunTaskRequest } from '../../activities/types';
@@ -107,6 +107,10 @@ test('the worker Role is enough: create, watch to completion, abort, build clean
   });
   await expect(run3).resolves.toMatchObject({ state: 'succeeded' });
   await expect(rt.runStep(kept)).resolves.toMatchObject({ state: 'succeeded', reattached: true });
+  // a restarted worker reads the build's artifact token back from its Secret (secrets get)
+  const restarted = new KubernetesRuntime({ namespace, worker: 'rbac', kubeconfig: workerKubeConfig() });
+  const secret = await core.readNamespacedSecret({ name: tokenSecretName(kept.buildId), namespace });
+  expect(await restarted.buildToken(kept.buildId)).toBe(Buffer.from(secret.data![TOKEN_KEY], 'base64').toString('utf8'));
   expect(await rt.deleteBuild(kept.buildId)).toBe(true);
   await kubeletFinishDeletion(core, namespace, nameOf(kept));
   expect(rt.calls.list).toBe(0);
@@ -143,7 +147,7 @@ test('the worker Role is enough: create, watch to completion, abort, build clean
   expect(await rt.deleteBuild(svc.buildId)).toBe(true);
 });
 
-test('and no more than that: the worker cannot list, read secrets, or reach other namespaces', async () => {
+test('and no more than that: the worker cannot list pods or secrets, watch secrets, or reach other namespaces', async () => {
   const kc = new (k8s().KubeConfig)();
   kc.loadFromFile(workerKubeConfig());
   const auth = kc.makeApiClient(k8s().AuthorizationV1Api);
@@ -161,7 +165,12 @@ test('and no more than that: the worker cannot list, read secrets, or reach othe
   expect(await can('list', 'configmaps')).toBe(true); // the reconciler's pass over anchors
   expect(await can('update', 'pods')).toBe(false);
   expect(await can('get', 'pods', namespace, 'log')).toBe(true);
-  expect(await can('get', 'secrets')).toBe(false);
+  // get by name (a build's token, after a restart) adds nothing to creating pods, which can
+  // mount any Secret here; listing or watching them all stays forbidden
+  expect(await can('get', 'secrets')).toBe(true);
+  expect(await can('list', 'secrets')).toBe(false);
+  expect(await can('watch', 'secrets')).toBe(false);
+  expect(await can('update', 'secrets')).toBe(false);
   expect(await can('create', 'pods', 'default')).toBe(false);
   expect(await can('create', 'pods', namespace, 'exec')).toBe(false);
 });

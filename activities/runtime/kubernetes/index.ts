@@ -3,6 +3,7 @@
 import { createActivities } from '../..';
 import type { ActivityDeps } from '../../deps';
 import type { BuildActivities } from '../../types';
+import { finishKubernetesBuild } from './artifacts';
 import { serviceActivities } from './service';
 import { runKubernetesTask, type KubernetesRuntime } from './task';
 
@@ -19,9 +20,7 @@ export function createKubernetesActivities(deps: ActivityDeps, rt: KubernetesRun
     releaseArtifacts: (req) => rt.releaseArtifacts(req.refs),
     // The build is over: its anchor goes, and the garbage collector takes every pod, Service,
     // NetworkPolicy and Secret of the build with it (kept producer pods included).
-    finishBuild: async (req) => {
-      await base.finishBuild(req);
-      await rt.deleteBuild(req.buildId);
-    },
+    // Exports (-o) come straight from the producer pods, before the anchor goes.
+    finishBuild: (req) => finishKubernetesBuild(deps, rt, base.finishBuild, req),
   };
 }

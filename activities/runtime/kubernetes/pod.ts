@@ -112,6 +112,11 @@ export function labelValue(text: string): string {
   return `${trim(clean.slice(0, DNS_LABEL_MAX - h.length - 1))}-${h}`.replace(/^-/, '');
 }
 
+/** The build's Secret holding the artifact token. */
+export function tokenSecretName(buildId: string): string {
+  return `${anchorName(buildId)}-token`;
+}
+
 /** The anchor's name: `causeway-<build id>` (build ids are `build-<uuid>`). */
 export function anchorName(buildId: string): string {
   const slug = dnsSlug(buildId, 200);

@@ -12,6 +12,7 @@ import { interpolateServices, serviceEnv } from '../../../common/services';
 import type { TaskConfig } from '../../../schemas/compiled';
 import { STEP_CONFIG_ERROR, type ActivityDeps } from '../../deps';
 import type { ArtifactRef, Artifacts, RunTaskRequest, RunTaskResult } from '../../types';
+import { taskConfigFromFile, type Uploads } from './artifacts';
 import { k8s, type CoreV1Api, type KubeConfig, type V1ContainerStatus, type V1Pod } from './client';
 import {
   ANNOTATIONS,
@@ -25,6 +26,7 @@ import {
   buildPod,
   labelValue,
   podName,
+  tokenSecretName,
   type Anchor,
   type InputSource,
 } from './pod';
@@ -55,6 +57,8 @@ export interface KubernetesRuntimeOptions {
   watchTimeoutSeconds?: number;
   /** how long a finished step waits for the end of its log stream (default 5 s) */
   logDrainMs?: number;
+  /** how long the worker retries a producer pod's output-streamer that cannot be reached (default 30 s) */
+  artifactRetryMs?: number;
 }
 
 export type StepOutcome =
@@ -94,6 +98,13 @@ export const ARTIFACT_SCHEME = 'k8s-pod:';
 
 export function artifactPath(pod: string, path: string): string {
   return `${ARTIFACT_SCHEME}${pod}/${path}`;
+}
+
+/** The output-streamer's URL of an output (and of one file in it, for `file:` configs); see the agent protocol. */
+export function streamerUrl(ip: string, path: string, file?: string): string {
+  const host = ip.includes(':') ? `[${ip}]` : ip;
+  const url = `http://${host}:${STREAMER_PORT}/artifacts/${path.split('/').map(encodeURIComponent).join('/')}`;
+  return file === undefined ? url : `${url}?file=${encodeURIComponent(file)}`;
 }
 
 export function parseArtifactPath(ref: string): { pod: string; path: string } | undefined {
@@ -165,6 +176,8 @@ export class KubernetesRuntime {
   readonly worker: string;
   /** counts of requests by verb, for tests and bench/k8s-api (no list in steady state) */
   readonly calls = { get: 0, create: 0, delete: 0, watch: 0, watchEvents: 0, list: 0, log: 0 };
+  /** the worker's uploads (`-i`): read from its disk, served to pods when it has an upload server */
+  uploads?: Uploads;
 
   constructor(readonly opts: KubernetesRuntimeOptions) {
     const { KubeConfig, CoreV1Api } = k8s();
@@ -247,7 +260,8 @@ export class KubernetesRuntime {
     }
     if (!uid) throw new StepErrored(`anchor ConfigMap ${name} has no uid`);
     const anchor = { name, uid };
-    const tokenSecret = `${name}-token`.slice(0, 253);
+    const tokenSecret = tokenSecretName(buildId);
+    const token = randomBytes(32).toString('hex');
     try {
       this.calls.create++;
       await this.call('create token secret', () =>
@@ -260,19 +274,74 @@ export class KubernetesRuntime {
               ownerReferences: [{ apiVersion: 'v1', kind: 'ConfigMap', name, uid, blockOwnerDeletion: true }],
             },
             type: 'Opaque',
-            stringData: { [TOKEN_KEY]: randomBytes(32).toString('hex') },
+            stringData: { [TOKEN_KEY]: token },
           },
         }),
       );
+      this.tokens.set(buildId, Promise.resolve(token));
     } catch (err) {
       if (apiCode(err) !== 409) throw err;
     }
     return { anchor, tokenSecret };
   }
 
+  /** build tokens this worker created or read back, by build */
+  private readonly tokens = new Map<string, Promise<string>>();
+
+  /**
+   * The build's artifact token, which the worker shows producer pods (exports, `file:`) and
+   * checks on uploads: remembered from the Secret's creation, else read back from it (a
+   * restarted worker; one GET per build).
+   */
+  buildToken(buildId: string): Promise<string> {
+    let known = this.tokens.get(buildId);
+    if (!known) {
+      known = this.readToken(buildId);
+      known.catch(() => this.tokens.delete(buildId));
+      this.tokens.set(buildId, known);
+    }
+    return known;
+  }
+
+  private async readToken(buildId: string): Promise<string> {
+    const name = tokenSecretName(buildId);
+    let data: string | undefined;
+    try {
+      this.calls.get++;
+      data = (await this.call('get token secret', () => this.core.readNamespacedSecret({ name, namespace: this.namespace }))).data?.[TOKEN_KEY];
+    } catch (err) {
+      if (apiCode(err) === 404) throw new StepErrored(`build ${buildId} has no artifact token (Secret ${name} is gone: the build's objects were deleted); run the build again`, 'TokenGone');
+      throw err;
+    }
+    if (!data) throw new StepErrored(`Secret ${name} has no key ${TOKEN_KEY}: it was changed by hand; run the build again`, 'TokenGone');
+    return Buffer.from(data, 'base64').toString('utf8');
+  }
+
+  /**
+   * The IP of the pod that serves an artifact (one GET), or StepErrored saying why its
+   * output-streamer cannot be reached; `what` names the artifact's use for the message.
+   */
+  async producerIp(pod: string, what: string): Promise<string> {
+    let found: V1Pod;
+    try {
+      this.calls.get++;
+      found = await this.call('get producer pod', () => this.core.readNamespacedPod({ name: pod, namespace: this.namespace }));
+    } catch (err) {
+      if (apiCode(err) === 404) throw new StepErrored(`${what}: its producer pod ${pod} is gone (deleted, evicted, or removed with its build's objects); run the build again`, 'ProducerGone');
+      throw err;
+    }
+    const ip = found.status?.podIP;
+    if (!ip || found.metadata?.deletionTimestamp) {
+      const state = found.metadata?.deletionTimestamp ? 'being deleted' : `in phase ${found.status?.phase ?? 'Pending'} without an IP`;
+      throw new StepErrored(`${what}: producer pod ${pod} is ${state}, so its output-streamer cannot serve it; run the build again`, 'ProducerGone');
+    }
+    return ip;
+  }
+
   /** Deletes the build's anchor; the garbage collector deletes every object it owns. */
   async deleteBuild(buildId: string): Promise<boolean> {
     this.anchors.delete(buildId);
+    this.tokens.delete(buildId);
     try {
       this.calls.delete++;
       await this.call('delete anchor', () =>
@@ -285,15 +354,14 @@ export class KubernetesRuntime {
     }
   }
 
-  private resolveConfig(req: RunTaskRequest): TaskConfig {
+  /** The inline config, or the task file read from its artifact (a producer pod, or an upload) with the inline config over it. */
+  private async resolveConfig(req: RunTaskRequest): Promise<TaskConfig> {
     const { step } = req;
-    if (step.file && !step.config) {
-      throw new StepErrored(`task ${step.task}: task files (file: ${step.file}) are not supported by the kubernetes runtime yet: inline the config`);
-    }
-    if (!step.config) throw new StepErrored(`task ${step.task}: neither config nor file is set`);
-    if (!req.services) return step.config;
+    const config = step.file ? await taskConfigFromFile(this, req) : step.config;
+    if (!config) throw new StepErrored(`task ${step.task}: neither config nor file is set`);
+    if (!req.services) return config;
     try {
-      return interpolateServices(step.config, req.services);
+      return interpolateServices(config, req.services);
     } catch (err) {
       throw new StepErrored(`task ${step.task}: ${(err as Error).message}`);
     }
@@ -311,19 +379,30 @@ export class KubernetesRuntime {
         throw new StepErrored(`task ${req.step.task}: missing input \`${input.name}\`: no earlier step produced \`${source}\` (available: ${known.join(', ') || 'none'})`);
       }
       const at = parseArtifactPath(ref.path);
-      if (!at) throw new StepErrored(`task ${req.step.task}: input ${source} is on worker ${ref.worker}'s disk (${ref.path}), not in a pod of this cluster`);
-      let ip: string | undefined;
-      try {
-        this.calls.get++;
-        ip = (await this.call('get producer pod', () => this.core.readNamespacedPod({ name: at.pod, namespace: this.namespace }))).status?.podIP;
-      } catch (err) {
-        if (apiCode(err) === 404) throw new StepErrored(`task ${req.step.task}: input ${source}: its producer pod ${at.pod} is gone`);
-        throw err;
+      if (!at) {
+        // Not in a pod: an upload (`-i`) on the worker's disk, which pods fetch from the worker.
+        sources.push({ name: input.name, path: input.path ?? input.name, url: this.uploadUrl(req, source, ref) });
+        continue;
       }
-      if (!ip) throw new StepErrored(`task ${req.step.task}: input ${source}: producer pod ${at.pod} has no IP`);
-      sources.push({ name: input.name, path: input.path ?? input.name, url: `http://${ip}:${STREAMER_PORT}/artifacts/${at.path}` });
+      const ip = await this.producerIp(at.pod, `task ${req.step.task}: input ${source}`);
+      sources.push({ name: input.name, path: input.path ?? input.name, url: streamerUrl(ip, at.path) });
     }
     return sources;
+  }
+
+  /** Where a consumer pod fetches an upload from: the worker's upload server, or an error saying how to get one. */
+  private uploadUrl(req: RunTaskRequest, source: string, ref: ArtifactRef): string {
+    const what = `task ${req.step.task}: input ${source}`;
+    if (!this.uploads?.isUpload(req.buildId, source, ref)) {
+      throw new StepErrored(`${what} is on worker ${ref.worker}'s disk (${ref.path}), not in a pod of this cluster, and is not an upload this worker could serve`);
+    }
+    const url = this.uploads.urlFor(req.buildId, source);
+    if (!url) {
+      throw new StepErrored(
+        `${what} was uploaded (-i) to worker ${this.worker}, which serves uploads to pods only with an upload address: start it with --upload-address <an address pods can reach> (deploy/worker/deployment.yaml passes its pod IP)`,
+      );
+    }
+    return url;
   }
 
   /** Creates the step's pod, or finds the one a previous attempt of this activity created. */
@@ -336,7 +415,7 @@ export class KubernetesRuntime {
     } catch (err) {
       if (apiCode(err) !== 404) throw err;
     }
-    const config = this.resolveConfig(req);
+    const config = await this.resolveConfig(req);
     const { anchor, tokenSecret } = await this.ensureAnchor(req.buildId);
     const inputs = await this.resolveInputs(req, config);
     let pod: V1Pod;
