@@ -81,8 +81,8 @@ export async function startPollers(opts: PollerOptions): Promise<RunningWorker> 
     () => [...opts.running],
     opts.log,
   );
-  await presence.start(() => {
-    opts.log.info({ worker: opts.name, running: opts.running.size }, 'landing: taking no new steps');
+  await presence.start((action) => {
+    opts.log.info({ worker: opts.name, running: opts.running.size }, `${action === 'retire' ? 'retiring' : 'landing'}: taking no new steps`);
     shutdown();
   });
   const reconcile = opts.reconcile;

@@ -11,9 +11,9 @@ import pino from 'pino';
 import { awaitBuild, startBuild } from '../../common/build-client';
 import { connectNats } from '../../common/nats';
 import { compilePlan } from '../../schemas';
-import { WorkerControlReply, WorkerRecord, workerControlSubject } from '../../schemas/workers';
+import { WORKER_STALLED_MS, WorkerControlReply, WorkerRecord, shownState, workerControlSubject } from '../../schemas/workers';
 import { startLocalWorker } from '../../workers/local';
-import { workerBucket } from '../../workers/registry';
+import { listWorkers, pruneWorker, workerBucket } from '../../workers/registry';
 import { testStack } from '../setup/env';
 import { sharedBundle } from './harness';
 
@@ -71,8 +71,11 @@ test('a landed worker hands its running step over; the next worker of that name 
   const reply = WorkerControlReply.parse((await nc.request(workerControlSubject(name), JSON.stringify({ action: 'land' }), { timeout: 5000 })).json());
   expect(reply).toMatchObject({ ok: true, running: 1 });
   await first.done;
+  // Landed workers stay listed (as Concourse lists them) until they start again.
+  expect(WorkerRecord.parse((await kv.get(name))?.json())).toMatchObject({ state: 'landed', running: [] });
 
   const second = await worker(name, taskQueue);
+  expect(WorkerRecord.parse((await kv.get(name))?.json())).toMatchObject({ state: 'running' });
   try {
     const outcome = await awaitBuild(handle);
     expect(outcome.status).toBe('succeeded');
@@ -81,4 +84,25 @@ test('a landed worker hands its running step over; the next worker of that name 
   } finally {
     await second.shutdown();
   }
+});
+
+test('retire: the worker finishes and leaves the list for good; prune removes stalled and landed workers, never a live one', async () => {
+  const kv = await workerBucket(nc);
+  const name = `w-${randomUUID().slice(0, 8)}`;
+  const live = await worker(name, `test-${randomUUID()}`);
+  await expect(pruneWorker(kv, name)).rejects.toThrow(new RegExp(`worker ${name} is running \\(heard from \\d+s ago\\): only stalled or landed workers can be pruned`));
+  const reply = WorkerControlReply.parse((await nc.request(workerControlSubject(name), JSON.stringify({ action: 'retire' }), { timeout: 5000 })).json());
+  expect(reply.message).toMatch(/^retiring: 0 running step\(s\) finish here, no new steps start; then it leaves the worker list for good$/);
+  await live.done;
+  expect((await listWorkers(kv)).map((w) => w.name)).not.toContain(name);
+
+  // A worker that died leaves its record behind, no longer refreshed: stalled, then pruned.
+  const crashed = `w-${randomUUID().slice(0, 8)}`;
+  const heard = new Date(Date.now() - WORKER_STALLED_MS - 1000).toISOString();
+  const record: WorkerRecord = { name: crashed, runtime: 'local', host: 'h', pid: 1, tags: [], state: 'running', taskQueue: 'q', running: [], startedAt: heard, heartbeatAt: heard };
+  await kv.put(crashed, JSON.stringify(record));
+  expect(shownState((await listWorkers(kv)).find((w) => w.name === crashed)!, Date.now())).toBe('stalled');
+  await pruneWorker(kv, crashed);
+  expect((await listWorkers(kv)).map((w) => w.name)).not.toContain(crashed);
+  await expect(pruneWorker(kv, crashed)).rejects.toThrow(`no worker named ${crashed} in the registry`);
 });
