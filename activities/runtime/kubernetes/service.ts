@@ -16,6 +16,7 @@ import { LOG_STREAM_HEADER, subjects, type LogStreamName } from '../../../schema
 import { PROBE_DEFAULTS } from '../../../schemas/services';
 import type { ActivityDeps } from '../../deps';
 import type { ProbeServiceRequest, ServiceLogOffsets, ServiceRef, StartServiceRequest, StopServiceRequest, SuperviseServiceRequest } from '../../types';
+import { serviceConfigFromFile } from './artifacts';
 import { k8s, type K8s, type V1Pod } from './client';
 import { LABELS, MANAGED_BY, PodSpecError, dnsSlug, imageReference, labelValue, type Anchor } from './pod';
 import type { KubernetesRuntime } from './task';
@@ -191,8 +192,12 @@ function withAddresses<T>(name: string, value: T, scope: Record<string, ServiceA
 
 /** Creates (or finds) the service's pod and Service and the build's NetworkPolicy; returns its address. */
 export async function startService(rt: KubernetesRuntime, req: StartServiceRequest, log?: ServiceLog): Promise<ServiceAddress> {
-  const config = req.spec.config;
-  if (!config) throw failed(`service ${req.spec.name}: service config files (file: ${req.spec.file}) are not supported by the kubernetes runtime yet: inline the config`);
+  // Inline, or the service file read from its artifact (a producer pod's output, or an upload).
+  const config =
+    req.spec.config ??
+    (await serviceConfigFromFile(rt, req).catch((err: Error): never => {
+      throw failed(err.message);
+    }));
   const spec = withAddresses(req.name, { ...req.spec, config }, serviceScope(rt.namespace, req));
   const { anchor } = await rt.ensureAnchor(req.buildId);
   let objects: { pod: V1Pod; service: K8s.V1Service };
