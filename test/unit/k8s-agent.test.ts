@@ -50,6 +50,26 @@ test('the streamer answers health without a token, and refuses a bad token or an
   ).rejects.toThrow(/input in: .*HTTP 401/);
 });
 
+test('?file= answers one file of a declared output, and 404 names what is missing', async () => {
+  const auth = { authorization: `Bearer ${token}` };
+  const one = await fetch(`${base}/artifacts/out?file=sub%2Fb.bin`, { headers: auth });
+  expect(one.status).toBe(200);
+  expect(one.headers.get('content-type')).toBe('application/octet-stream');
+  expect([...new Uint8Array(await one.arrayBuffer())]).toEqual([0, 1, 2, 255]);
+  const missing = await fetch(`${base}/artifacts/out?file=ci%2Ftask.yml`, { headers: auth });
+  expect([missing.status, await missing.text()]).toEqual([404, 'no file ci/task.yml in output out\n']);
+  expect((await fetch(`${base}/artifacts/out?file=sub`, { headers: auth })).status).toBe(404); // a directory is not a file
+  expect((await fetch(`${base}/artifacts/out?file=..%2Fsecret.txt`, { headers: auth })).status).toBe(400);
+  expect((await fetch(`${base}/artifacts/out?file=a.txt`)).status).toBe(401);
+  expect((await fetch(`${base}/artifacts/secret.txt?file=x`, { headers: auth })).status).toBe(404);
+});
+
+test('the fetcher’s error carries the server’s one-line reason', async () => {
+  await expect(
+    fetchInputs({ workdir: consumer, token, inputs: [{ name: 'in', path: 'z', url: `${base}/artifacts/undeclared` }], mkdirs: [], retryMs: 0 }),
+  ).rejects.toThrow(/^input in: .*\/artifacts\/undeclared: HTTP 404: no such output$/);
+});
+
 test('the fetcher retries while the producer is not listening yet, then gives up with the reason', async () => {
   await expect(
     fetchInputs({ workdir: consumer, token, inputs: [{ name: 'late', path: 'y', url: 'http://127.0.0.1:1/artifacts/out' }], mkdirs: [], retryMs: 300 }),

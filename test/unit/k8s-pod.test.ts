@@ -11,6 +11,7 @@ import {
   labelValue,
   podName,
   resourcesFor,
+  tokenSecretName,
   type PodInput,
 } from '../../activities/runtime/kubernetes/pod';
 import type { TaskConfig, TaskStep } from '../../schemas/compiled';
@@ -74,6 +75,11 @@ describe('pod names', () => {
     const n = podName('b', 'r', 's', '1', 'Run The_Integration.Tests!!' + 'x'.repeat(100));
     expect(n).toMatch(DNS_LABEL);
     expect(podName('b', 'r', 's', '1', '---')).toMatch(/^cw-step-[0-9a-f]{16}$/);
+  });
+
+  test('the token Secret is named after the anchor, so a restarted worker finds it by the build id alone', () => {
+    expect(tokenSecretName('build-0b7c4f0e-7d1f-4a39-9a59-2d5cf1a1e1e2')).toBe('causeway-build-0b7c4f0e-7d1f-4a39-9a59-2d5cf1a1e1e2-token');
+    expect(tokenSecretName('Odd Build!')).toBe(`${anchorName('Odd Build!')}-token`);
   });
 
   test('anchor names and label values are valid and unique', () => {
