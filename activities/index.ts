@@ -12,7 +12,8 @@ export function createActivities(deps: ActivityDeps): BuildActivities {
   // The process helper starts with the worker, not with its first step.
   warmUpSpawner();
   return {
-    prepareBuild: (req) => heartbeating(() => prepareBuild(deps, req)),
+    // A local activity (workflows/build.ts): those cannot heartbeat.
+    prepareBuild: (req) => prepareBuild(deps, req),
     runTask: (req) => runLocalTask(deps, req),
     loadVar: (req) => heartbeating(() => loadVar(req)),
     finishBuild: (req) => heartbeating(() => finishBuild(deps, req)),

@@ -5,6 +5,7 @@ import {
   defineQuery,
   isCancellation,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
@@ -46,13 +47,17 @@ export async function build(input: BuildInput): Promise<BuildSummary> {
     { key: CausewayPlan, value: input.plan.name },
   ]);
 
-  const shared = proxyActivities<BuildActivities>({
+  // A local activity: it claims the build for the worker running this workflow task (whose
+  // own-queue poller lives in the same process), without a server round trip and a workflow
+  // task of its own before the first step. A worker that dies in it is noticed when this
+  // workflow task times out (the SDK keeps the task alive while it runs); the next worker reruns it.
+  const claim = proxyLocalActivities<BuildActivities>({
+    // Downloading the CLI's uploads (-i) can take long.
     startToCloseTimeout: '10 minutes',
-    // prepareBuild heartbeats while it works: a worker that dies holding it is noticed in seconds.
-    heartbeatTimeout: '10 seconds',
+    // Its backoffs (1 s to 8 s) stay under the default localRetryThreshold (1 minute): retried in the worker.
     retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
   });
-  const prepared = await shared.prepareBuild({ buildId: info.workflowId, plan: input.plan.name, uploads: input.uploads });
+  const prepared = await claim.prepareBuild({ buildId: info.workflowId, plan: input.plan.name, uploads: input.uploads });
   const onWorker = proxyActivities<BuildActivities>({
     taskQueue: prepared.taskQueue,
     // Step timeouts belong to the plan; this only bounds a runaway activity.
