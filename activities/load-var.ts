@@ -4,10 +4,15 @@ import { ApplicationFailure } from '@temporalio/common';
 import YAML from 'yaml';
 import { safeJoin } from './artifacts';
 import { STEP_CONFIG_ERROR } from './deps';
-import type { LoadVarRequest } from './types';
+import type { ArtifactRef, LoadVarRequest } from './types';
+
+/** Reads one file of an artifact (`rel` inside it): from the worker's disk, or (kubernetes runtime) from the producer pod. */
+export type ArtifactFileReader = (ref: ArtifactRef, artifact: string, rel: string) => Promise<string>;
+
+const readFromDisk: ArtifactFileReader = (ref, _artifact, rel) => fs.readFile(safeJoin(ref.path, rel), 'utf8');
 
 /** Reads a load_var file from an artifact and parses it as Concourse does (format from the extension unless given). */
-export async function loadVar(req: LoadVarRequest): Promise<unknown> {
+export async function loadVar(req: LoadVarRequest, read: ArtifactFileReader = readFromDisk): Promise<unknown> {
   const { step } = req;
   const fail = (message: string) =>
     ApplicationFailure.create({ type: STEP_CONFIG_ERROR, message: `load_var ${step.var}: ${message}`, nonRetryable: true });
@@ -18,7 +23,7 @@ export async function loadVar(req: LoadVarRequest): Promise<unknown> {
   }
   let text: string;
   try {
-    text = await fs.readFile(safeJoin(ref.path, rest.join('/')), 'utf8');
+    text = await read(ref, artifact, rest.join('/'));
   } catch (err) {
     throw fail(`cannot read ${step.file}: ${(err as Error).message}`);
   }

@@ -243,6 +243,17 @@ plan:
   expect(env.DB_SERVICE_PORT_PG).toBe('5432');
 });
 
+test('load_var: a file of a producer’s output, read from its pod, fills a later step’s params', async () => {
+  const { buildId, outcome } = await build(`
+plan:
+- ${task('version', { params: writes({ 'meta/version.json': JSON.stringify({ v: '1.2.3' }) }) }, { outputs: [{ name: 'meta' }] })}
+- { load_var: version, file: meta/version.json }
+- ${task('release', { params: { VERSION: '((.:version.v))' } })}
+`);
+  expect(outcome).toMatchObject({ status: 'succeeded' });
+  expect(envOf(podOf(buildId, 'release')!.pod.spec!.containers.find((c) => c.name === CONTAINERS.task))).toMatchObject({ VERSION: '1.2.3' });
+});
+
 test('-i: an upload reaches consumer pods from the worker’s upload server, also once the worker’s disk copy is gone', async () => {
   const src = fs.mkdtempSync(path.join(scratch, 'upload-'));
   fs.mkdirSync(path.join(src, 'ci'));

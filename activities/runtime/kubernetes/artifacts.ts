@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { reason, sameToken, sendDirectory } from '../../../agent/causeway-agent';
@@ -13,7 +14,8 @@ import { parseServiceConfig, parseTaskConfig } from '../../../schemas';
 import type { ServiceConfig, TaskConfig } from '../../../schemas/compiled';
 import { getDirectory, safeJoin, transferBucket, transferKeys } from '../../artifacts';
 import { paths, STEP_CONFIG_ERROR, type ActivityDeps } from '../../deps';
-import type { ArtifactRef, Artifacts, FinishBuildRequest, RunTaskRequest, StartServiceRequest } from '../../types';
+import { loadVar } from '../../load-var';
+import type { ArtifactRef, Artifacts, FinishBuildRequest, LoadVarRequest, RunTaskRequest, StartServiceRequest } from '../../types';
 import { tokenSecretName } from './pod';
 import { StepErrored, parseArtifactPath, streamerUrl, type KubernetesRuntime } from './task';
 
@@ -81,13 +83,33 @@ export function splitArtifactFile(file: string, artifacts: Artifacts): { artifac
 export async function readArtifactFile(rt: KubernetesRuntime, buildId: string, file: string, artifacts: Artifacts, what: string): Promise<string> {
   const split = splitArtifactFile(file, artifacts);
   if ('error' in split) throw new StepErrored(`${what}: ${split.error}`);
-  const { artifact, rel, ref } = split;
-  if (parseArtifactPath(ref.path)) return (await openPodArtifact(rt, buildId, ref, `${what}: file ${file}`, rel)).text();
+  return readFileOf(rt, buildId, split.ref, split.artifact, split.rel, `${what}: file ${file}`);
+}
+
+/** `rel` inside the artifact `artifact` (ref), as text. */
+export async function readFileOf(rt: KubernetesRuntime, buildId: string, ref: ArtifactRef, artifact: string, rel: string, what: string): Promise<string> {
+  if (parseArtifactPath(ref.path)) return (await openPodArtifact(rt, buildId, ref, what, rel)).text();
   const dir = rt.uploads?.isUpload(buildId, artifact, ref) ? await rt.uploads.ensure(buildId, artifact) : ref.path;
   try {
     return await fs.promises.readFile(safeJoin(dir ?? ref.path, rel), 'utf8');
   } catch (err) {
-    throw new StepErrored(`${what}: cannot read ${file} from ${artifact} on worker ${ref.worker}: ${(err as Error).message}`);
+    throw new StepErrored(`${what}: cannot read ${rel} in ${artifact} on worker ${ref.worker}: ${(err as Error).message}`);
+  }
+}
+
+/** load_var on this runtime: the shared parsing, the file read from the producer pod (or an upload). */
+export function loadVarFromPods(rt: KubernetesRuntime, req: LoadVarRequest): Promise<unknown> {
+  return heartbeating(() => loadVar(req, (ref, artifact, rel) => readFileOf(rt, req.buildId, ref, artifact, rel, `artifact ${artifact}`)));
+}
+
+/** Heartbeats every second while `work` runs: reading from a pod or exporting may outlast the heartbeat timeout. */
+async function heartbeating<T>(work: () => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  const timer = setInterval(() => ctx.heartbeat(), 1000);
+  try {
+    return await work();
+  } finally {
+    clearInterval(timer);
   }
 }
 
@@ -152,7 +174,7 @@ export async function finishKubernetesBuild(
   base: (req: FinishBuildRequest) => Promise<void>,
   req: FinishBuildRequest,
 ): Promise<void> {
-  const { rest, failures } = await exportFromPods(deps, rt, req);
+  const { rest, failures } = await heartbeating(() => exportFromPods(deps, rt, req));
   await base({ ...req, exports: rest });
   await rt.deleteBuild(req.buildId);
   // Uploads were only kept for this build's pods (a reset build fetches them again from the object store).

@@ -3,7 +3,7 @@
 import { createActivities } from '../..';
 import type { ActivityDeps } from '../../deps';
 import type { BuildActivities } from '../../types';
-import { finishKubernetesBuild } from './artifacts';
+import { finishKubernetesBuild, loadVarFromPods } from './artifacts';
 import { serviceActivities } from './service';
 import { runKubernetesTask, type KubernetesRuntime } from './task';
 
@@ -14,6 +14,7 @@ export function createKubernetesActivities(deps: ActivityDeps, rt: KubernetesRun
   return {
     ...base,
     runTask: (req) => runKubernetesTask(deps, rt, req),
+    loadVar: (req) => loadVarFromPods(rt, req),
     ...serviceActivities(deps, rt),
     // Producer pods hold their outputs: the workflow says when no step can read them any more.
     prepareBuild: async (req) => ({ ...(await base.prepareBuild(req)), releasesArtifacts: true }),
