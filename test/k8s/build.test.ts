@@ -14,7 +14,7 @@ import type { CoreV1Api, V1Pod } from '../../activities/runtime/kubernetes/clien
 import { ANNOTATIONS, CONTAINERS, LABELS, anchorName } from '../../activities/runtime/kubernetes/pod';
 import { freePort, startStack, stopStack } from '../../cli/dev/stack';
 import { awaitBuild, startBuild } from '../../common/build-client';
-import { collectLogs } from '../../common/build-log';
+import { collectLogs, collectServiceLogs } from '../../common/build-log';
 import { connectNats } from '../../common/nats';
 import { compilePlan } from '../../schemas';
 import { WorkerRecord } from '../../schemas/workers';
@@ -284,26 +284,46 @@ test('a worker that stops hands its running step over: the next worker with its 
   }
 });
 
-test('a step with a service: the service runs as a pod behind a Service, the step gets its DNS name, teardown removes both', async () => {
-  const service = {
+test('a step with services: each a pod behind a Service, named by its DNS name in the step and in a sibling, its log in NATS, teardown removes both', async () => {
+  const image = { type: 'registry-image', source: { repository: 'postgres', tag: '17' } };
+  const db = {
     name: 'db',
-    config: {
-      image_resource: { type: 'registry-image', source: { repository: 'postgres', tag: '17' } },
-      run: { path: 'docker-entrypoint.sh', args: ['postgres'] },
-      ports: [{ name: 'pg', number: 5432 }],
-      startup_probe: { run: { path: 'pg_isready', args: [] } },
-    },
+    config: { image_resource: image, run: { path: 'docker-entrypoint.sh', args: ['postgres'] }, ports: [{ name: 'pg', number: 5432 }], startup_probe: { run: { path: 'pg_isready', args: [] } } },
   };
-  const { handle, outcome } = await run(`plan:\n- ${task('uses-db', { services: [service] })}\n`);
+  // a sibling named in ((.svc:...)): the workflow knows only local addresses before the Services exist
+  const web = {
+    name: 'web',
+    config: { image_resource: image, run: { path: 'web', args: ['--db', '((.svc:db.address))'] }, params: { DB_HOST: '((.svc:db.host))' }, ports: [8080] },
+  };
+  // the step runs until the services' logs are in NATS, then ends as its kubelet reports
+  const { handle, outcome } = await run(`plan:\n- ${task('uses-db', { services: [db, web], params: { HANG: 1 } })}\n`);
+  const want = FAKE_TASK_LOG.map((l) => `${l}\n`).join('');
+  const logs = await until(async () => {
+    const l = await collectServiceLogs(nc, handle.workflowId);
+    return [l.get('plan.0/db'), l.get('plan.0/web')].every((t) => t?.includes(want)) && l;
+  }, 'the services’ logs in NATS');
+  // Causeway's notes go with the output, as on the local runtime
+  expect(logs.get('plan.0/db')).toMatch(/^service db started: pod cw-svc-db-\w+ behind Service cw-svc-db-\w+\.\S+\.svc, ports: pg 5432$/m);
+  const stepPod = await until(async () => podsOf(handle.workflowId).find((p) => p.metadata?.labels?.[LABELS.component] === 'step'), 'the step pod');
+  await takeOverPod(core, namespace, stepPod.metadata!.name!);
+  await patchPodStatus(core, namespace, stepPod.metadata!.name!, {
+    containerStatuses: [{ name: CONTAINERS.task, image: 'busybox', imageID: '', ready: false, restartCount: 0, state: terminated(0) }],
+  });
   expect(await outcome).toMatchObject({ status: 'succeeded' });
-  const stepPod = podsOf(handle.workflowId).find((p) => p.metadata?.labels?.[LABELS.component] === 'step')!;
+
   const env = Object.fromEntries(stepPod.spec!.containers.find((c) => c.name === CONTAINERS.task)!.env!.map((e) => [e.name, e.value]));
   expect(env.DB_SERVICE_HOST).toMatch(new RegExp(`^cw-svc-db-[0-9a-f]{12}\\.${namespace}\\.svc$`));
   expect(env.DB_SERVICE_PORT).toBe('5432');
   expect(env.DB_SERVICE_PORT_PG).toBe('5432');
-  const servicePod = podsOf(handle.workflowId).find((p) => p.metadata?.labels?.[LABELS.component] === 'service')!;
-  expect(env.DB_SERVICE_HOST!.split('.')[0]).toBe(servicePod.metadata!.name);
-  // teardown stopped it, then the build's end removed everything
+  const servicePods = podsOf(handle.workflowId).filter((p) => p.metadata?.labels?.[LABELS.component] === 'service');
+  const dbPod = servicePods.find((p) => p.metadata?.annotations?.['causeway.dev/service-name'] === 'db')!;
+  expect(env.DB_SERVICE_HOST!.split('.')[0]).toBe(dbPod.metadata!.name);
+  // the sibling got the db's Service, as the step did
+  const webPod = servicePods.find((p) => p.metadata?.annotations?.['causeway.dev/service-name'] === 'web')!;
+  const webContainer = webPod.spec!.containers[0];
+  expect(webContainer.args).toEqual(['--db', `${env.DB_SERVICE_HOST}:5432`]);
+  expect(webContainer.env).toContainEqual({ name: 'DB_HOST', value: env.DB_SERVICE_HOST });
+  // teardown stopped them, then the build's end removed everything
   await until(async () => (await core.listNamespacedPod({ namespace, labelSelector: `${LABELS.build}=${handle.workflowId}` })).items.length === 0, 'pods of the build gone', 60_000);
   await until(async () => (await core.listNamespacedService({ namespace, labelSelector: `${LABELS.build}=${handle.workflowId}` })).items.length === 0, 'services of the build gone', 60_000);
 });

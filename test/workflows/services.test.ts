@@ -355,6 +355,30 @@ describe('services', () => {
     await noneLeft(m);
   });
 
+  test('a ((.svc:...)) ref no service in scope answers errors the step, naming the service, and its sibling is stopped', async () => {
+    const m = mark('unresolved');
+    // A sibling from a file: its ports are unknown when the plan is compiled, so only the start can tell.
+    const file = JSON.stringify({ run: { path: 'sh', args: ['-c', `: ${m}; while :; do sleep 0.1; done`] } });
+    const r = await h.run(
+      plan([
+        { task: 'write', config: { outputs: [{ name: 'svc' }], params: { FILE: file }, run: { path: 'sh', args: ['-c', 'printf "%s" "$FILE" > svc/cfg.yml'] } } },
+        {
+          task: 'use',
+          config: { run: { path: 'true' } },
+          services: [
+            { name: 'cfg', file: 'svc/cfg.yml' },
+            { name: 'web', config: { run: { path: 'sh', args: ['-c', `: ${m}; echo ((.svc:cfg.ports.nope))`] } } },
+          ],
+        },
+      ]),
+    );
+    expect(r.status).toBe('errored');
+    expect(r.message).toContain('service web: cannot resolve ((.svc:cfg.ports.nope)): services in scope: cfg (ports none); web (ports none)');
+    expect(services(r.summary).find((s) => s.name === 'web')).toMatchObject({ state: 'errored', service: { state: 'failed' } });
+    expect(r.summary?.steps.find((s) => s.id === 'plan.1')).toMatchObject({ state: 'errored' });
+    await noneLeft(m);
+  });
+
   test('a step that times out, and one that fails, still stop their services', async () => {
     const m = mark('timeout');
     const r = await h.run(

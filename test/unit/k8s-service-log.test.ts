@@ -1,0 +1,75 @@
+// The pure parts of the kubernetes runtime's services: how a log is cut into messages (ids
+// that do not depend on how the kubelet chunked the stream) and the addresses a service's own
+// spec sees.
+import { LineCutter, type LogPiece } from '../../activities/runtime/kubernetes/service';
+import { siblingScope, type ServiceAddress } from '../../common/services';
+
+function cut(chunks: string[], max?: number): { text: string; offset: number }[] {
+  const cutter = new LineCutter(max);
+  const pieces: LogPiece[] = [...chunks.flatMap((c) => cutter.push(Buffer.from(c))), ...cutter.end()];
+  return pieces.map((p) => ({ text: p.data.toString('utf8'), offset: p.offset }));
+}
+
+describe('LineCutter', () => {
+  const log = 'first line\nsecond\n\nlast without newline';
+
+  test('one message per line, at its byte offset; the unfinished last line at the end', () => {
+    expect(cut([log])).toEqual([
+      { text: 'first line\n', offset: 0 },
+      { text: 'second\n', offset: 11 },
+      { text: '\n', offset: 18 },
+      { text: 'last without newline', offset: 19 },
+    ]);
+  });
+
+  test('the same messages however the stream was chunked', () => {
+    const whole = cut([log]);
+    for (let a = 1; a < log.length; a++) {
+      for (const b of [a + 1, a + 5, log.length - 1]) {
+        if (b <= a || b >= log.length) continue;
+        expect(cut([log.slice(0, a), log.slice(a, b), log.slice(b)])).toEqual(whole);
+      }
+    }
+    expect(cut([...log])).toEqual(whole);
+  });
+
+  test('a long line is cut every max bytes from its start, the same way whatever the chunks', () => {
+    const long = `${'x'.repeat(10)}\nab`;
+    const expected = [
+      { text: 'xxxx', offset: 0 },
+      { text: 'xxxx', offset: 4 },
+      { text: 'xx\n', offset: 8 },
+      { text: 'ab', offset: 11 },
+    ];
+    expect(cut([long], 4)).toEqual(expected);
+    expect(cut(['xxx', 'xxxxxx', 'x\na', 'b'], 4)).toEqual(expected);
+  });
+
+  test('offsets count bytes, not characters', () => {
+    expect(cut(['héllo\n', 'wörld\n'])).toEqual([
+      { text: 'héllo\n', offset: 0 },
+      { text: 'wörld\n', offset: 7 },
+    ]);
+  });
+
+  test('the unfinished line so far, for the tail of a service that failed', () => {
+    const cutter = new LineCutter();
+    cutter.push(Buffer.from('done\nhalf a li'));
+    expect(cutter.partial.toString()).toBe('half a li');
+  });
+});
+
+describe('siblingScope', () => {
+  const addr = (name: string, host: string): ServiceAddress => ({ name, host, ports: { default: 5432 }, primaryPort: 'default' });
+
+  test('the step’s own services at the runtime’s hosts, with their ports; outer services as given', () => {
+    const scope = { db: addr('db', '127.1.2.1'), web: addr('web', '127.1.2.2'), outer: addr('outer', 'cw-svc-outer-1.ns.svc') };
+    expect(siblingScope(scope, ['db', 'web'], (name) => `${name}.ns.svc`)).toEqual({
+      db: addr('db', 'db.ns.svc'),
+      web: addr('web', 'web.ns.svc'),
+      outer: addr('outer', 'cw-svc-outer-1.ns.svc'),
+    });
+    // not changed in place: the workflow's scope stays as it was
+    expect(scope.db.host).toBe('127.1.2.1');
+  });
+});
