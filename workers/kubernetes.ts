@@ -78,5 +78,9 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
   opts.log.info({ worker: opts.name, namespace: opts.kubernetes.namespace, uploads: uploads.address }, 'kubernetes worker started');
   // The upload server outlives the pollers' drain: steps handed over may still be fetching.
   const done = worker.done.finally(() => uploads.close());
-  return { ...worker, done, shutdown: async () => (await worker.shutdown(), await done), runtime };
+  const shutdown = async () => {
+    await worker.shutdown();
+    await done;
+  };
+  return { ...worker, done, shutdown, runtime };
 }
