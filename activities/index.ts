@@ -31,7 +31,7 @@ export function createActivities(deps: ActivityDeps): BuildActivities {
  * Heartbeats every second while `work` runs, so a worker that dies mid-activity is noticed
  * within the heartbeat timeout instead of the start-to-close timeout (long, for big uploads).
  */
-async function heartbeating<T>(work: () => Promise<T>): Promise<T> {
+export async function heartbeating<T>(work: () => Promise<T>): Promise<T> {
   const ctx = Context.current();
   const timer = setInterval(() => ctx.heartbeat(), 1000);
   try {

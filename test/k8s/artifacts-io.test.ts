@@ -10,9 +10,7 @@ import type http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { randomInt, randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode } from '@temporalio/worker';
-import pino from 'pino';
+import type { Client } from '@temporalio/client';
 import YAML from 'yaml';
 import { fetchInputs, serve } from '../../agent/causeway-agent';
 import { getDirectory, putDirectory, transferBucket, transferKeys } from '../../activities/artifacts';
@@ -20,14 +18,10 @@ import { paths } from '../../activities/deps';
 import { openPodArtifact } from '../../activities/runtime/kubernetes/artifacts';
 import type { CoreV1Api, V1Container, V1Pod } from '../../activities/runtime/kubernetes/client';
 import { ANNOTATIONS, CONTAINERS, LABELS, STREAMER_PORT } from '../../activities/runtime/kubernetes/pod';
-import type { KubernetesRuntime } from '../../activities/runtime/kubernetes/task';
-import { freePort, startStack, stopStack } from '../../cli/dev/stack';
 import { awaitBuild, newBuildId, startBuild } from '../../common/build-client';
-import { connectNats } from '../../common/nats';
 import { compilePlan } from '../../schemas';
-import { startKubernetesWorker } from '../../workers/kubernetes';
-import type { RunningWorker } from '../../workers/pollers';
 import { KWOK_CUSTOM_STATUS_ANNOTATION } from './cluster';
+import { startBuildEnv, type BuildEnv } from './setup/builds';
 import { adminCore, adminKubeConfig, freshNamespace, patchPodStatus, takeOverPod, terminated, uniqueBuildId, until } from './setup/env';
 
 jest.setTimeout(180_000);
@@ -35,10 +29,9 @@ jest.setTimeout(180_000);
 let home: string;
 let core: CoreV1Api;
 let namespace: string;
-let worker: RunningWorker & { runtime: KubernetesRuntime };
+let worker: BuildEnv['worker'];
 let client: Client;
-let connection: Connection;
-let nc: Awaited<ReturnType<typeof connectNats>>;
+let nc: BuildEnv['nc'];
 let taskQueue: string;
 let kubelet: NodeJS.Timeout;
 let scratch: string;
@@ -116,52 +109,24 @@ async function playKubelet(): Promise<void> {
   }
 }
 
+let env: BuildEnv;
+
 beforeAll(async () => {
   core = adminCore();
   namespace = await freshNamespace(core, 'artifacts');
-  home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-k8s-io-'));
   scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-k8s-io-pods-'));
-  const stack = await startStack({
-    home,
-    persistent: false,
-    startWorker: false,
-    ports: { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() },
-  });
-  const bundle = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../../workflows'),
-    logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
-  });
-  taskQueue = `k8s-io-${randomUUID()}`;
-  worker = await startKubernetesWorker({
-    temporalAddress: stack.temporal.address,
-    namespace: 'default',
-    natsUrl: stack.nats.url,
-    home,
-    name: `k8s-io-${randomUUID().slice(0, 8)}`,
-    taskQueue,
-    logMaxAgeSeconds: 3600,
+  env = await startBuildEnv('k8s-io', {
     kubernetes: { namespace, kubeConfig: adminKubeConfig(), graceSeconds: 1, logDrainMs: 500, artifactRetryMs: 1000 },
     uploads: { host: UPLOAD_IP, port: 0 },
-    drainMs: 1000,
-    workflowBundle: bundle,
-    log: pino({ level: 'warn' }),
   });
-  connection = await Connection.connect({ address: stack.temporal.address });
-  client = new Client({ connection });
-  nc = await connectNats(stack.nats.url, 'k8s-io-test');
+  ({ home, taskQueue, worker, client, nc } = env);
   kubelet = setInterval(() => void playKubelet().catch(() => undefined), 100);
 });
 
 afterAll(async () => {
   clearInterval(kubelet);
   for (const server of servers) server.close();
-  await worker?.shutdown();
-  await connection?.close();
-  await nc?.close();
-  if (home) {
-    await stopStack(home);
-    fs.rmSync(home, { recursive: true, force: true });
-  }
+  await env?.stop();
   if (scratch) fs.rmSync(scratch, { recursive: true, force: true });
 });
 

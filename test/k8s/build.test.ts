@@ -3,39 +3,32 @@
 // of the k8s project. The test plays kubelet for the step pods: each pod KWOK has started is
 // taken over and its task container ends with the exit code in its EXIT_CODE env var
 // (pods with HANG=1 never end).
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import pino from 'pino';
 import type { CoreV1Api, V1Pod } from '../../activities/runtime/kubernetes/client';
 import { ANNOTATIONS, CONTAINERS, LABELS, anchorName } from '../../activities/runtime/kubernetes/pod';
-import { freePort, startStack, stopStack } from '../../cli/dev/stack';
 import { awaitBuild, startBuild } from '../../common/build-client';
 import { collectLogs, collectServiceLogs } from '../../common/build-log';
-import { connectNats } from '../../common/nats';
 import { compilePlan } from '../../schemas';
 import { WorkerRecord } from '../../schemas/workers';
 import { workerBucket } from '../../workers/registry';
 import { reconcileKubernetes } from '../../activities/runtime/kubernetes/reconcile';
 import { startKubernetesWorker } from '../../workers/kubernetes';
-import type { RunningWorker } from '../../workers/local';
 import { FAKE_TASK_LOG, KWOK_CUSTOM_STATUS_ANNOTATION } from './cluster';
+import { startBuildEnv, type BuildEnv } from './setup/builds';
 import { adminCore, adminKubeConfig, freshNamespace, patchPodStatus, takeOverPod, terminated, until } from './setup/env';
 
 jest.setTimeout(180_000);
 
 let home: string;
-let bundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
+let bundle: BuildEnv['bundle'];
 let endpoints: { temporal: string; nats: string };
 let core: CoreV1Api;
 let namespace: string;
-let worker: RunningWorker & { runtime: import('../../activities/runtime/kubernetes/task').KubernetesRuntime };
+let worker: BuildEnv['worker'];
 let client: Client;
-let connection: Connection;
-let nc: Awaited<ReturnType<typeof connectNats>>;
+let nc: BuildEnv['nc'];
 let taskQueue: string;
 let kubelet: NodeJS.Timeout;
 /** every step pod the fake kubelet saw, by name */
@@ -60,51 +53,22 @@ async function playKubelet(): Promise<void> {
   }
 }
 
+let env: BuildEnv;
+
 beforeAll(async () => {
   core = adminCore();
   namespace = await freshNamespace(core, 'build');
-  home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-k8s-build-'));
-  const stack = await startStack({
-    home,
-    persistent: false,
-    startWorker: false,
-    ports: { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() },
-  });
-  bundle = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../../workflows'),
-    logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
-  });
-  endpoints = { temporal: stack.temporal.address, nats: stack.nats.url };
-  taskQueue = `k8s-${randomUUID()}`;
-  worker = await startKubernetesWorker({
-    temporalAddress: stack.temporal.address,
-    namespace: 'default',
-    natsUrl: stack.nats.url,
-    home,
-    name: `k8s-${randomUUID().slice(0, 8)}`,
+  env = await startBuildEnv('k8s-build', {
     tags: ['gpu', 'nowhere'],
-    taskQueue,
-    logMaxAgeSeconds: 3600,
     kubernetes: { namespace, kubeConfig: adminKubeConfig(), graceSeconds: 1, unschedulableGraceMs: 500, logDrainMs: 1000 },
-    drainMs: 1000,
-    workflowBundle: bundle,
-    log: pino({ level: 'warn' }),
   });
-  connection = await Connection.connect({ address: stack.temporal.address });
-  client = new Client({ connection });
-  nc = await connectNats(stack.nats.url, 'k8s-build-test');
+  ({ home, bundle, endpoints, taskQueue, worker, client, nc } = env);
   kubelet = setInterval(() => void playKubelet().catch(() => undefined), 100);
 });
 
 afterAll(async () => {
   clearInterval(kubelet);
-  await worker?.shutdown();
-  await connection?.close();
-  await nc?.close();
-  if (home) {
-    await stopStack(home);
-    fs.rmSync(home, { recursive: true, force: true });
-  }
+  await env?.stop();
 });
 
 const image = { type: 'registry-image', source: { repository: 'busybox', tag: '1.37' } };

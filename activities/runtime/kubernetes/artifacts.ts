@@ -6,7 +6,6 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { reason, sameToken, sendDirectory } from '../../../agent/causeway-agent';
@@ -14,6 +13,7 @@ import { parseServiceConfig, parseTaskConfig } from '../../../schemas';
 import type { ServiceConfig, TaskConfig } from '../../../schemas/compiled';
 import { getDirectory, safeJoin, transferBucket, transferKeys } from '../../artifacts';
 import { paths, STEP_CONFIG_ERROR, type ActivityDeps } from '../../deps';
+import { heartbeating } from '../..';
 import { loadVar } from '../../load-var';
 import type { ArtifactRef, Artifacts, FinishBuildRequest, LoadVarRequest, RunTaskRequest, StartServiceRequest } from '../../types';
 import { tokenSecretName } from './pod';
@@ -100,17 +100,6 @@ export async function readFileOf(rt: KubernetesRuntime, buildId: string, ref: Ar
 /** load_var on this runtime: the shared parsing, the file read from the producer pod (or an upload). */
 export function loadVarFromPods(rt: KubernetesRuntime, req: LoadVarRequest): Promise<unknown> {
   return heartbeating(() => loadVar(req, (ref, artifact, rel) => readFileOf(rt, req.buildId, ref, artifact, rel, `artifact ${artifact}`)));
-}
-
-/** Heartbeats every second while `work` runs: reading from a pod or exporting may outlast the heartbeat timeout. */
-async function heartbeating<T>(work: () => Promise<T>): Promise<T> {
-  const ctx = Context.current();
-  const timer = setInterval(() => ctx.heartbeat(), 1000);
-  try {
-    return await work();
-  } finally {
-    clearInterval(timer);
-  }
 }
 
 /** A task's `file:` config, read from its artifact, with the step's inline config over it (as the local runtime does). */
