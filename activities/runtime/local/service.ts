@@ -129,18 +129,19 @@ export async function startLocalService(deps: ActivityDeps, given: StartServiceR
       const state = await readState(dir);
       if (state && (await findProcess(dir))) return { address: state.address, offsets: log.offsets };
 
-      // The namespace is made while the directories are prepared: both are on the way to the service's start.
+      // The namespace, the service's directory and the directories of its files are made at
+      // once: the service's start waits for all of them, and none of them needs another.
       const network = ensureNetwork(req.buildId);
       network.catch(() => undefined);
-      await fs.rm(dir, { recursive: true, force: true });
-      await fs.mkdir(dir, { recursive: true });
+      const own = fs.rm(dir, { recursive: true, force: true }).then(() => fs.mkdir(dir, { recursive: true }));
+      own.catch(() => undefined);
       const loaded = await loadConfig(req);
       // The config is the authority on ports: one loaded from a file was unknown to the workflow.
       const ports = Object.fromEntries(loaded.ports.map((p) => [p.name, p.number]));
       const names = Object.keys(ports);
-      const net = await network;
-      const address: ServiceAddress = { ...req.address, ports, primaryPort: names.includes('default') ? 'default' : names[0], network: net.network };
-      const config = req.spec.config ? loaded : withAddresses(req.name, loaded, { ...req.scope, [req.name]: address });
+      // ((.svc:...)) refs name hosts and ports, never the namespace: the config need not wait for it.
+      const located: ServiceAddress = { ...req.address, ports, primaryPort: names.includes('default') ? 'default' : names[0] };
+      const config = req.spec.config ? loaded : withAddresses(req.name, loaded, { ...req.scope, [req.name]: located });
       const user = config.run.user && config.run.user !== os.userInfo().username ? config.run.user : undefined;
       if (user && process.getuid?.() !== 0) {
         throw failed(`service ${req.name}: run.user ${user}: the worker runs as ${os.userInfo().username} and can only run services as another user when it is root`);
@@ -149,8 +150,11 @@ export async function startLocalService(deps: ActivityDeps, given: StartServiceR
       // worker: such a service's files live under the system temp directory instead.
       const root = user ? path.join(os.tmpdir(), 'causeway-services', createHash('sha256').update(dir).digest('hex').slice(0, 16)) : dir;
       const work = path.join(root, 'work');
-      await fs.rm(path.join(root, 'work'), { recursive: true, force: true });
-      for (const sub of ['work', 'home', 'tmp']) await fs.mkdir(path.join(root, sub), { recursive: true });
+      const files = (root === dir ? own : Promise.resolve()).then(async () => {
+        await fs.rm(work, { recursive: true, force: true });
+        await Promise.all(['work', 'home', 'tmp'].map((sub) => fs.mkdir(path.join(root, sub), { recursive: true })));
+      });
+      await Promise.all([own, files]);
       for (const input of config.inputs) {
         const source = req.spec.inputMapping[input.name] ?? input.name;
         const ref = req.artifacts[source];
@@ -161,6 +165,8 @@ export async function startLocalService(deps: ActivityDeps, given: StartServiceR
         await copyArtifact(ref.path, safeJoin(work, input.path ?? input.name));
       }
       const ids = user ? await takeOver(root, user) : undefined;
+      const net = await network;
+      const address: ServiceAddress = { ...located, network: net.network };
 
       const env: Record<string, string> = {
         PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
@@ -260,7 +266,10 @@ export async function probeLocalService(deps: ActivityDeps, req: ProbeServiceReq
     () => log.offsets,
     async () => {
       const stop = new AbortController();
-      const drain = () => log.drain().catch(() => false);
+      // One drain at a time: two reading from the same offset could send chunks of different
+      // sizes under one message id, and JetStream would keep only the first.
+      let draining: Promise<unknown> = Promise.resolve();
+      const drain = () => (draining = draining.then(() => log.drain().catch(() => false)));
       const exited = async (): Promise<never> => {
         for (;;) {
           const code = await exitStatus(dir);
@@ -298,8 +307,10 @@ export async function probeLocalService(deps: ActivityDeps, req: ProbeServiceReq
       } finally {
         stop.abort();
       }
-      // Both at once: the step waits for this activity to return.
-      await Promise.all([drain(), log.note(`service ${req.name} is ready (${probe ? 'startup probe passed' : 'every port accepts connections'} after ${Date.now() - started} ms)`)]);
+      // The step waits for this activity, not for NATS: superviseService sends the output
+      // written since, from the offsets returned here (fixed once the drain in progress ends).
+      await draining;
+      log.noteLater(`service ${req.name} is ready (${probe ? 'startup probe passed' : 'every port accepts connections'} after ${Date.now() - started} ms)`);
       return log.offsets;
     },
   );

@@ -43,6 +43,15 @@ export class StepLog {
     this.offsets.notes = n + 1;
   }
 
+  /**
+   * A note not waited for: its number is taken at once, so a writer continuing from these
+   * offsets does not reuse it. Like a live-log line, it is lost if NATS never takes it.
+   */
+  noteLater(text: string): void {
+    const n = this.offsets.notes++;
+    this.publisher.log(this.buildId, this.stepId, 'causeway', Buffer.from(`${text}\n`), `${this.runName}/note/${n}`).catch(() => undefined);
+  }
+
   private async drainFile(stream: Exclude<LogStreamName, 'causeway'>, file: string): Promise<boolean> {
     // Polled for every running step: an idle poll costs one stat, no open and no buffer.
     const size = await fs.stat(file).then(

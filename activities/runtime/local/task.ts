@@ -197,12 +197,14 @@ async function prepare(deps: ActivityDeps, req: RunTaskRequest, dir: string, log
   const { step } = req;
   const config = withServices(await resolveConfig(step, req.artifacts), req);
   const work = path.join(dir, 'work');
-  // mkdir says whether it made the directory: only what an interrupted attempt left needs removing.
-  if ((await fs.mkdir(dir, { recursive: true })) === undefined) {
+  // mkdir says the first directory it made: unless that is the step's own (or one above it),
+  // an interrupted attempt left the step's directory, and what it left needs removing.
+  const made = await fs.mkdir(work, { recursive: true });
+  if (made === undefined || made === work) {
     await fs.rm(dir, { recursive: true, force: true });
-    await fs.mkdir(dir);
+    await fs.mkdir(work, { recursive: true });
   }
-  await Promise.all([work, path.join(dir, 'home'), path.join(dir, 'tmp')].map((d) => fs.mkdir(d)));
+  await Promise.all([path.join(dir, 'home'), path.join(dir, 'tmp')].map((d) => fs.mkdir(d)));
 
   if (config.image_resource || config.rootfs_uri || step.image) {
     await log.note('the local runtime runs this task on the host, without an image (image_resource/image is ignored)');
