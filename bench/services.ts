@@ -69,13 +69,13 @@ interface Parts {
 }
 
 interface Where {
-  /** submit → startService started: starting the workflow, prepareBuild, two workflow tasks, dispatch */
+  /** submit → startService started: starting the workflow, one workflow task (prepareBuild runs in it as a local activity), dispatch */
   toStartService: number;
-  /** startService started → service command runs: namespace, directories, setpriv */
+  /** startService started → service command runs: namespace and directories (made at once), process wrapper, nsenter, setpriv */
   startService: number;
   /** probeService completed → runTask started: a workflow task and a dispatch */
   toRunTask: number;
-  /** runTask started → step command runs: step-started event, step directory, nsenter */
+  /** runTask started → step command runs: step directory, process wrapper, nsenter */
   runTask: number;
 }
 
@@ -230,10 +230,10 @@ function whereTable(causeway: Parts[]): string {
   return [
     '| where Causeway spends it (median, ms) | |',
     '|---|---:|',
-    row('submit → startService runs (workflow start, prepareBuild, 2 workflow tasks, dispatch)', (w) => w.toStartService),
-    row('startService runs → service command runs (namespace, directories, setpriv)', (w) => w.startService),
+    row('submit → startService runs (workflow start, 1 workflow task with prepareBuild as a local activity, dispatch)', (w) => w.toStartService),
+    row('startService runs → service command runs (namespace and directories at once, wrapper, nsenter, setpriv)', (w) => w.startService),
     row('probe done → runTask runs (a workflow task, dispatch)', (w) => w.toRunTask),
-    row('runTask runs → step command runs (event, step directory, nsenter)', (w) => w.runTask),
+    row('runTask runs → step command runs (step directory, wrapper, nsenter)', (w) => w.runTask),
   ].join('\n');
 }
 
@@ -306,12 +306,13 @@ async function main(): Promise<void> {
       whereTable(causeway),
       '',
       `**Overhead Causeway adds** (all but the server start-up, Causeway − by hand): **${f0(overhead)} ms** (target < ${TARGET_MS} ms: ${overhead < TARGET_MS ? 'met' : 'not met'}).`,
-      `Of Causeway's part, ${f0(w((x) => x.toStartService))} ms passes before startService runs (starting the workflow, prepareBuild and two workflow`,
-      `tasks: every build pays it, with or without services), ${f0(w((x) => x.toRunTask))} ms is the workflow task between readiness and the step, and`,
+      `Of Causeway's part, ${f0(w((x) => x.toStartService))} ms passes before startService runs (starting the workflow and its first workflow task, in`,
+      `which prepareBuild runs as a local activity: every build pays it, with or without services), ${f0(w((x) => x.toRunTask))} ms is the workflow task between readiness and the step, and`,
       `${f0(w((x) => x.startService + x.runTask))} ms is the local runtime setting up the service's and the step's processes.`,
       `**Detection delay**: ${f0(detection)} ms median from PostgreSQL logging that it accepts connections to Temporal recording the probe's success`,
-      `(by hand: ${f0(median(hand.map((p) => p.detection)))} ms). Process start includes prepareBuild, the network namespace, the service directory and`,
-      'setpriv; step start includes the task activity, the step directory and nsenter into the namespace.',
+      `(by hand: ${f0(median(hand.map((p) => p.detection)))} ms); the probe activity returns as soon as a probe passes (the service's output since is sent`,
+      'by superviseService). Process start includes prepareBuild, the network namespace and the service directories (made at once) and setpriv;',
+      'step start includes the task activity, the step directory and nsenter into the namespace.',
       MARK_END,
     ];
     const text = lines.join('\n');

@@ -40,9 +40,10 @@ export interface RunningWorker {
 }
 
 /**
- * What every runtime's worker shares: one poller on the shared queue (build workflows and
- * the activity that claims a build) and one on the worker's own queue, where every step of
- * the builds it claimed runs; its entry in the worker registry; landing and shutdown.
+ * What every runtime's worker shares: one poller on the shared queue (build workflows, and
+ * the local activity that claims a build for this worker) and one on the worker's own queue,
+ * where every step of the builds it claimed runs; its entry in the worker registry; landing
+ * and shutdown.
  */
 export async function startPollers(opts: PollerOptions): Promise<RunningWorker> {
   const connection = await NativeConnection.connect({ address: opts.temporalAddress });
@@ -65,6 +66,9 @@ export async function startPollers(opts: PollerOptions): Promise<RunningWorker> 
     // queue for this long before any worker may take it (SDK default 10 s: most of the cost
     // of a crash in bench/recovery). A slow but live worker costs only a replay.
     stickyQueueScheduleToStartTimeout: '2 seconds',
+    // Its activities run only as local activities (prepareBuild, in the workflow task that
+    // asks for it): nothing is ever scheduled on the shared queue for it to poll.
+    enableNonLocalActivities: false,
   });
   const own = await Worker.create({ ...common, taskQueue: workerTaskQueue(opts.name), maxConcurrentActivityTaskExecutions: 1000 });
   let stopping = false;
