@@ -29,7 +29,9 @@ export async function prepareBuild(deps: ActivityDeps, req: PrepareBuildRequest)
       artifacts[name] = { worker: deps.workerName, path: dir };
     }
   }
-  await deps.publisher.event(
+  // Not awaited: the claim does not need JetStream's ack, and the steps' events, published
+  // later on the same connection, still follow it. (It never rejects: events are best-effort.)
+  void deps.publisher.event(
     { type: 'build-started', buildId: req.buildId, plan: req.plan, time: new Date().toISOString() },
     `${req.buildId}/started`,
   );

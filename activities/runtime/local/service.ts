@@ -185,12 +185,12 @@ export async function startLocalService(deps: ActivityDeps, given: StartServiceR
       const run = [config.run.path, ...config.run.args];
       const command = inNetwork(net.network, ids ? asUser(ids, run) : run);
       const proc = await startProcess({ dir, cwd: safeJoin(work, config.run.dir ?? '.'), command, env });
-      // Notes after the start, so their NATS round trips do not delay the service.
-      await log.note(net.note);
-      if (config.image_resource || req.spec.image) await log.note('the local runtime runs this service on the host, without an image (image_resource/image is ignored)');
+      // Notes after the start, and not waited for: neither the service nor its probe waits for
+      // NATS. The probe sends the service's output from the offsets returned here.
+      log.noteLater(net.note);
+      if (config.image_resource || req.spec.image) log.noteLater('the local runtime runs this service on the host, without an image (image_resource/image is ignored)');
       const listed = Object.entries(address.ports).map(([n, p]) => `${n} ${p}`);
-      await log.note(`service ${req.name} started (pid ${proc.pid}) on ${address.host}${listed.length ? `, ports: ${listed.join(', ')}` : ''}`);
-      await log.drain();
+      log.noteLater(`service ${req.name} started (pid ${proc.pid}) on ${address.host}${listed.length ? `, ports: ${listed.join(', ')}` : ''}`);
       return { address, offsets: log.offsets };
     },
   );
