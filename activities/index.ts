@@ -1,6 +1,6 @@
-import { Context } from '@temporalio/activity';
 import { finishBuild, prepareBuild } from './build';
 import type { ActivityDeps } from './deps';
+import { heartbeating } from './heartbeat';
 import { loadVar } from './load-var';
 import { probeLocalService, startLocalService, stopLocalService, superviseLocalService } from './runtime/local/service';
 import { warmUpSpawner } from './runtime/local/spawner';
@@ -25,18 +25,4 @@ export function createActivities(deps: ActivityDeps): BuildActivities {
     // retention (prepareBuild does not ask the workflow to release them).
     releaseArtifacts: async () => undefined,
   };
-}
-
-/**
- * Heartbeats every second while `work` runs, so a worker that dies mid-activity is noticed
- * within the heartbeat timeout instead of the start-to-close timeout (long, for big uploads).
- */
-export async function heartbeating<T>(work: () => Promise<T>): Promise<T> {
-  const ctx = Context.current();
-  const timer = setInterval(() => ctx.heartbeat(), 1000);
-  try {
-    return await work();
-  } finally {
-    clearInterval(timer);
-  }
 }

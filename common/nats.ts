@@ -35,6 +35,13 @@ export async function ensureBuildStream(nc: NatsConnection, maxAgeSeconds: numbe
 /** How long an event publish may wait for JetStream before the live view gives up on it. */
 const EVENT_TIMEOUT_MS = 2000;
 
+/** One message of a log on `subject` (a step's or a service's), its stream (stdout, stderr, causeway) in a header. */
+export async function publishLog(js: JetStreamClient, subject: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<void> {
+  const h = headers();
+  h.set(LOG_STREAM_HEADER, stream);
+  await js.publish(subject, data, { msgID: msgId, headers: h });
+}
+
 /** Publishes logs and events with message ids so JetStream drops re-sent copies. */
 export class BuildPublisher {
   private readonly js: JetStreamClient;
@@ -46,9 +53,7 @@ export class BuildPublisher {
   }
 
   async log(buildId: string, stepId: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<void> {
-    const h = headers();
-    h.set(LOG_STREAM_HEADER, stream);
-    await this.js.publish(subjects.log(buildId, stepId), data, { msgID: msgId, headers: h });
+    await publishLog(this.js, subjects.log(buildId, stepId), stream, data, msgId);
   }
 
   /**

@@ -11,9 +11,9 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import https from 'node:https';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { freePort } from '../../cli/dev/stack';
 
 const HOST = '127.0.0.1';
 const READY_TIMEOUT_MS = 180_000;
@@ -55,18 +55,6 @@ export interface StartClusterOptions {
   binDir?: string;
   nodes?: FakeNode[];
   log?: (line: string) => void;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 function repoRoot(): string {

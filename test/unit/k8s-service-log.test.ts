@@ -1,7 +1,7 @@
 // The pure parts of the kubernetes runtime's services: how a log is cut into messages (ids
 // that do not depend on how the kubelet chunked the stream) and the addresses a service's own
 // spec sees.
-import { LineCutter, type LogPiece } from '../../activities/runtime/kubernetes/service';
+import { LineCutter, type LogPiece } from '../../activities/runtime/kubernetes/log-pieces';
 import { siblingScope, type ServiceAddress } from '../../common/services';
 
 function cut(chunks: string[], max?: number): { text: string; offset: number }[] {

@@ -13,7 +13,7 @@ import { parseServiceConfig, parseTaskConfig } from '../../../schemas';
 import type { ServiceConfig, TaskConfig } from '../../../schemas/compiled';
 import { getDirectory, safeJoin, transferBucket, transferKeys } from '../../artifacts';
 import { paths, STEP_CONFIG_ERROR, type ActivityDeps } from '../../deps';
-import { heartbeating } from '../..';
+import { heartbeating } from '../../heartbeat';
 import { loadVar } from '../../load-var';
 import type { ArtifactRef, Artifacts, FinishBuildRequest, LoadVarRequest, RunTaskRequest, StartServiceRequest } from '../../types';
 import { tokenSecretName } from './pod';

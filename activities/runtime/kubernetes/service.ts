@@ -6,18 +6,19 @@
 import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { jetstream } from '@nats-io/jetstream';
-import { headers } from '@nats-io/nats-core';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { publishLog } from '../../../common/nats';
 import { interpolateServices, siblingScope, type ServiceAddress } from '../../../common/services';
 import type { ServiceConfig } from '../../../schemas/compiled';
-import { LOG_STREAM_HEADER, subjects, type LogStreamName } from '../../../schemas/messages';
+import { subjects, type LogStreamName } from '../../../schemas/messages';
 import { PROBE_DEFAULTS } from '../../../schemas/services';
 import type { ActivityDeps } from '../../deps';
 import type { ProbeServiceRequest, ServiceLogOffsets, ServiceRef, StartServiceRequest, StopServiceRequest, SuperviseServiceRequest } from '../../types';
 import { serviceConfigFromFile } from './artifacts';
 import { k8s, type K8s, type V1Pod } from './client';
+import { LineCutter, type LogPiece } from './log-pieces';
 import { LABELS, MANAGED_BY, PodSpecError, dnsSlug, imageReference, labelValue, type Anchor } from './pod';
 import type { KubernetesRuntime } from './task';
 
@@ -307,59 +308,6 @@ function containerRan(pod: V1Pod | undefined): boolean {
   return !!(state?.running || state?.terminated);
 }
 
-/** Longest message of a service's log: a longer line is cut every this many bytes from its start. */
-const MAX_PIECE = 64 * 1024;
-
-/** Bytes of a log and where they start in it: the offset is the message id. */
-export interface LogPiece {
-  data: Buffer;
-  offset: number;
-}
-
-/**
- * Cuts a log into messages at line ends (and every `max` bytes of a longer line), so the
- * pieces and their offsets depend on the log's bytes only, not on how the kubelet chunked
- * them: a re-read from the start makes the same message ids, which JetStream de-duplicates.
- */
-export class LineCutter {
-  private pending: Buffer[] = [];
-  private pendingLength = 0;
-  private start = 0;
-
-  constructor(private readonly max = MAX_PIECE) {}
-
-  push(chunk: Buffer): LogPiece[] {
-    const out: LogPiece[] = [];
-    for (let pos = 0; pos < chunk.length; ) {
-      const nl = chunk.indexOf(0x0a, pos);
-      const end = Math.min(nl === -1 ? chunk.length : nl + 1, pos + this.max - this.pendingLength);
-      this.pending.push(chunk.subarray(pos, end));
-      this.pendingLength += end - pos;
-      pos = end;
-      if (chunk[end - 1] === 0x0a || this.pendingLength === this.max) out.push(this.take());
-    }
-    return out;
-  }
-
-  /** The log ended: its unfinished last line. */
-  end(): LogPiece[] {
-    return this.pendingLength > 0 ? [this.take()] : [];
-  }
-
-  /** The unfinished line so far. */
-  get partial(): Buffer {
-    return Buffer.concat(this.pending);
-  }
-
-  private take(): LogPiece {
-    const piece = { data: Buffer.concat(this.pending), offset: this.start };
-    this.start += this.pendingLength;
-    this.pending = [];
-    this.pendingLength = 0;
-    return piece;
-  }
-}
-
 /** Publishes one message of a service's log: JetStream in a worker, a collector in tests. */
 export type ServiceLogPublish = (stream: LogStreamName, data: Uint8Array, msgId: string) => Promise<void>;
 
@@ -367,11 +315,7 @@ export type ServiceLogPublish = (stream: LogStreamName, data: Uint8Array, msgId:
 export function natsServiceLog(nc: NatsConnection, ref: ServiceRef): ServiceLogPublish {
   const js = jetstream(nc);
   const subject = subjects.service(ref.buildId, ref.scopeStepId, ref.name);
-  return async (stream, data, msgId) => {
-    const h = headers();
-    h.set(LOG_STREAM_HEADER, stream);
-    await js.publish(subject, data, { msgID: msgId, headers: h });
-  };
+  return (stream, data, msgId) => publishLog(js, subject, stream, data, msgId);
 }
 
 function errorMessage(err: unknown): string {

@@ -14,6 +14,7 @@ import { STEP_CONFIG_ERROR, type ActivityDeps } from '../../deps';
 import type { ArtifactRef, Artifacts, RunTaskRequest, RunTaskResult } from '../../types';
 import { taskConfigFromFile, type Uploads } from './artifacts';
 import { k8s, type CoreV1Api, type KubeConfig, type V1ContainerStatus, type V1Pod } from './client';
+import { LineCutter, type LogPiece } from './log-pieces';
 import {
   ANNOTATIONS,
   CONTAINERS,
@@ -527,19 +528,20 @@ export class KubernetesRuntime {
     let logs: { done: Promise<void>; abort?: AbortController } | undefined;
     const startLogs = () => {
       if (!hooks.log) return;
-      let offset = 0;
       let ended: () => void = () => undefined;
       const done = new Promise<void>((resolve) => (ended = resolve));
+      // Message ids are byte offsets of whole lines, so a re-attached activity reading the log
+      // from the start, however the kubelet chunks it this time, sends nothing twice.
+      const cutter = new LineCutter();
+      const send = async (pieces: LogPiece[]) => {
+        for (const piece of pieces) await hooks.log!(piece.data, piece.offset).catch(() => undefined);
+      };
       const sink = new Writable({
-        write: (chunk: Buffer, _enc, cb) => {
-          const at = offset;
-          offset += chunk.length;
-          hooks.log!(chunk, at).then(() => cb(), () => cb());
-        },
-        final: (cb) => {
+        write: (chunk: Buffer, _enc, cb) => void send(cutter.push(chunk)).then(() => cb()),
+        final: (cb) => void send(cutter.end()).then(() => {
           ended();
           cb();
-        },
+        }),
       });
       sink.on('error', () => ended());
       sink.on('close', () => ended());

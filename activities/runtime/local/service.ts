@@ -4,17 +4,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
-import { headers } from '@nats-io/nats-core';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { BuildPublisher } from '../../../common/nats';
+import { BuildPublisher, publishLog } from '../../../common/nats';
 import { interpolateServices, serviceEnv, type ServiceAddress } from '../../../common/services';
 import type { ServiceConfig } from '../../../schemas/compiled';
-import { LOG_STREAM_HEADER, subjects, type LogStreamName } from '../../../schemas/messages';
+import { subjects, type LogStreamName } from '../../../schemas/messages';
 import { parseServiceConfig, PROBE_DEFAULTS } from '../../../schemas/services';
 import { copyArtifact, safeJoin } from '../../artifacts';
 import type { ActivityDeps } from '../../deps';
+import { heartbeating } from '../../heartbeat';
 import type {
   ProbeServiceRequest,
   ServiceLogOffsets,
@@ -79,9 +79,7 @@ class ServiceLogPublisher extends BuildPublisher {
   }
 
   override async log(_buildId: string, _stepId: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<void> {
-    const h = headers();
-    h.set(LOG_STREAM_HEADER, stream);
-    await this.jsc.publish(this.subject, data, { msgID: msgId, headers: h });
+    await publishLog(this.jsc, this.subject, stream, data, msgId);
   }
 }
 
@@ -93,17 +91,6 @@ function serviceLog(deps: ActivityDeps, ref: ServiceRef, dir: string, offsets?: 
   const publisher = new ServiceLogPublisher(deps.nc, subjects.service(ref.buildId, ref.scopeStepId, ref.name));
   const runName = `${ref.runId}/${ref.scopeStepId}/${ref.runKey}/svc/${ref.name}/${writer}`;
   return new StepLog(publisher, ref.buildId, ref.scopeStepId, dir, runName, offsets ? { ...offsets } : undefined);
-}
-
-/** Runs `work` heartbeating every second, so a long copy or probe never looks like a dead worker. */
-async function heartbeating<T>(details: () => unknown, work: () => Promise<T>): Promise<T> {
-  const ctx = Context.current();
-  const timer = setInterval(() => ctx.heartbeat(details()), 1000);
-  try {
-    return await work();
-  } finally {
-    clearInterval(timer);
-  }
 }
 
 async function readState(dir: string): Promise<ServiceState | undefined> {
@@ -124,7 +111,6 @@ export async function startLocalService(deps: ActivityDeps, given: StartServiceR
   const dir = serviceDir(deps.home, req);
   const log = serviceLog(deps, req, dir);
   return heartbeating(
-    () => log.offsets,
     async () => {
       const state = await readState(dir);
       if (state && (await findProcess(dir))) return { address: state.address, offsets: log.offsets };
@@ -193,6 +179,7 @@ export async function startLocalService(deps: ActivityDeps, given: StartServiceR
       log.noteLater(`service ${req.name} started (pid ${proc.pid}) on ${address.host}${listed.length ? `, ports: ${listed.join(', ')}` : ''}`);
       return { address, offsets: log.offsets };
     },
+    () => log.offsets,
   );
 }
 
@@ -263,7 +250,6 @@ export async function probeLocalService(deps: ActivityDeps, req: ProbeServiceReq
   const log = serviceLog(deps, req, dir, (ctx.info.heartbeatDetails as ServiceLogOffsets | undefined) ?? req.offsets);
   const { proc, state } = await attached(dir, req.name);
   return heartbeating(
-    () => log.offsets,
     async () => {
       const stop = new AbortController();
       // One drain at a time: two reading from the same offset could send chunks of different
@@ -313,6 +299,7 @@ export async function probeLocalService(deps: ActivityDeps, req: ProbeServiceReq
       log.noteLater(`service ${req.name} is ready (${probe ? 'startup probe passed' : 'every port accepts connections'} after ${Date.now() - started} ms)`);
       return log.offsets;
     },
+    () => log.offsets,
   );
 }
 
@@ -430,8 +417,8 @@ export async function stopLocalService(deps: ActivityDeps, req: StopServiceReque
     const log = serviceLog(deps, req, dir, undefined, 'stop');
     await log.note(`stopping service ${req.name}: SIGTERM, SIGKILL after ${req.gracePeriodMs / 1000}s`).catch(() => undefined);
     const how = await heartbeating(
-      () => undefined,
       () => terminate(proc, req.gracePeriodMs),
+      () => undefined,
     );
     await log.note(how === 'killed' ? `service ${req.name} killed (SIGKILL)` : `service ${req.name} stopped`).catch(() => undefined);
   } else if (proc) {

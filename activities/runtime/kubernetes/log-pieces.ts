@@ -1,0 +1,54 @@
+// How a container's log (a task's or a service's), read from the Log API, becomes NATS
+// messages whose ids are byte offsets.
+/** Longest message of a container's log: a longer line is cut every this many bytes from its start. */
+const MAX_PIECE = 64 * 1024;
+
+/** Bytes of a log and where they start in it: the offset is the message id. */
+export interface LogPiece {
+  data: Buffer;
+  offset: number;
+}
+
+/**
+ * Cuts a log into messages at line ends (and every `max` bytes of a longer line), so the
+ * pieces and their offsets depend on the log's bytes only, not on how the kubelet chunked
+ * them: a re-read from the start makes the same message ids, which JetStream de-duplicates.
+ */
+export class LineCutter {
+  private pending: Buffer[] = [];
+  private pendingLength = 0;
+  private start = 0;
+
+  constructor(private readonly max = MAX_PIECE) {}
+
+  push(chunk: Buffer): LogPiece[] {
+    const out: LogPiece[] = [];
+    for (let pos = 0; pos < chunk.length; ) {
+      const nl = chunk.indexOf(0x0a, pos);
+      const end = Math.min(nl === -1 ? chunk.length : nl + 1, pos + this.max - this.pendingLength);
+      this.pending.push(chunk.subarray(pos, end));
+      this.pendingLength += end - pos;
+      pos = end;
+      if (chunk[end - 1] === 0x0a || this.pendingLength === this.max) out.push(this.take());
+    }
+    return out;
+  }
+
+  /** The log ended: its unfinished last line. */
+  end(): LogPiece[] {
+    return this.pendingLength > 0 ? [this.take()] : [];
+  }
+
+  /** The unfinished line so far. */
+  get partial(): Buffer {
+    return Buffer.concat(this.pending);
+  }
+
+  private take(): LogPiece {
+    const piece = { data: Buffer.concat(this.pending), offset: this.start };
+    this.start += this.pendingLength;
+    this.pending = [];
+    this.pendingLength = 0;
+    return piece;
+  }
+}
