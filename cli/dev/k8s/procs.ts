@@ -21,12 +21,12 @@ export interface Started {
   exited: () => string | undefined;
 }
 
-export function startProcess(dir: string, name: string, command: string, args: string[]): Started {
+export function startProcess(dir: string, name: string, command: string, args: string[], env: NodeJS.ProcessEnv = process.env): Started {
   const log = path.join(dir, 'logs', `${name}.log`);
   fs.mkdirSync(path.dirname(log), { recursive: true });
   const fd = fs.openSync(log, 'a');
   // Own process group, so stopping it never signals the test runner and vice versa.
-  const child = spawn(command, args, { stdio: ['ignore', fd, fd], detached: true });
+  const child = spawn(command, args, { stdio: ['ignore', fd, fd], detached: true, env });
   fs.closeSync(fd);
   child.unref();
   let exit: string | undefined;
