@@ -35,13 +35,14 @@ module.exports = {
       globalTeardown: '<rootDir>/test/k8s/setup/global-teardown.ts',
     },
     {
-      // The same control plane with one real node (containerd, kubelet, kube-proxy, CoreDNS,
-      // a local registry with images built offline): pods run real containers. Root only.
+      // `causeway dev up --runtime kubernetes`: the same control plane with one real node
+      // (containerd, kubelet, kube-proxy, CoreDNS, a local registry with images built
+      // offline) and a kubernetes worker; pods run real containers. Root only.
       ...k8s,
       displayName: 'k8s-node',
       testMatch: ['<rootDir>/test/k8s/node/**/*.test.ts'],
       globalSetup: '<rootDir>/test/k8s/node/setup/global-setup.ts',
-      globalTeardown: '<rootDir>/test/k8s/setup/global-teardown.ts',
+      globalTeardown: '<rootDir>/test/k8s/node/setup/global-teardown.ts',
     },
   ],
 };

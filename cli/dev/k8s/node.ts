@@ -32,8 +32,11 @@ const POD_ROUTES = ['198.18.0.0/15'];
 const NODE_LOCK = '/run/causeway-k8s-node.lock';
 const LOCK_WAIT_MS = 15 * 60_000;
 const CONTAINERD_NAMESPACE = 'k8s.io';
-/** Images the node pushes to its registry (scripts/images/build.sh names). */
-export const NODE_IMAGES = ['pause', 'coredns', 'task', 'postgres', 'redis', 'agent', 'worker'] as const;
+/**
+ * Images the node pushes to its registry at start (scripts/images/build.sh names). The worker
+ * image (the whole of dist/) is pushed by what needs it (`pushImage`): it changes with every build.
+ */
+export const NODE_IMAGES = ['pause', 'coredns', 'task', 'postgres', 'redis', 'agent'] as const;
 export type NodeImage = (typeof NODE_IMAGES)[number];
 
 export interface NodeState {
