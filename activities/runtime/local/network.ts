@@ -12,9 +12,11 @@ import { networkName, type ServiceAddress } from '../../../common/services';
 import type { ServiceRef } from '../../types';
 import { runCommand } from './spawner';
 
-/** Where `ip netns` keeps a namespace; `nsenter --net=` joins it. */
+/** Where `ip netns` keeps namespaces; `nsenter --net=` joins one by its file. */
+const NETNS_DIR = '/run/netns';
+
 export function netnsPath(network: string): string {
-  return `/run/netns/${network}`;
+  return path.join(NETNS_DIR, network);
 }
 
 /**
@@ -180,21 +182,22 @@ export interface ServiceNetwork {
  */
 const ATTACH = `
 set -e
-ip=$1 hub=$2 svc=$3 veth=$4 addr=$5 bridge=$6 state=$7 glock=$8
+ip=$1 hub=$2 svc=$3 veth=$4 addr=$5 bridge=$6 state=$7 glock=$8 netns=$9
 exec 9>>"$state/lock"
 flock 9
 if [ ! -e "$state/hub" ]; then
-  "$ip" netns del "$hub" 2>/dev/null || true
+  if [ -e "$netns/$hub" ]; then "$ip" netns del "$hub"; fi
   flock "$glock" "$ip" netns add "$hub"
   printf 'link set lo up\\nlink add ${BRIDGE} type bridge\\naddr add %s dev ${BRIDGE}\\nlink set ${BRIDGE} up\\n' "$bridge" | "$ip" -n "$hub" -batch -
   : >"$state/hub"
 fi
 flock -u 9
-"$ip" netns del "$svc" 2>/dev/null || true
-"$ip" -n "$hub" link del "$veth" 2>/dev/null || true
+if [ -e "$netns/$svc" ]; then
+  "$ip" netns del "$svc"
+  "$ip" -n "$hub" link del "$veth" 2>/dev/null || true
+fi
 flock "$glock" "$ip" netns add "$svc"
-"$ip" -n "$hub" link add "$veth" type veth peer name eth0 netns "$svc"
-"$ip" -n "$hub" link set "$veth" master ${BRIDGE} up
+printf 'link add %s type veth peer name eth0 netns %s\\nlink set %s master ${BRIDGE} up\\n' "$veth" "$svc" "$veth" | "$ip" -n "$hub" -batch -
 printf 'link set lo up\\naddr add %s/${PREFIX} dev eth0\\nlink set eth0 up\\n' "$addr" | "$ip" -n "$svc" -batch -
 `;
 
@@ -212,7 +215,7 @@ export async function attachService(ref: ServiceRef, host: string): Promise<Serv
     const state = stateDir(ref.buildId);
     await fs.mkdir(state, { recursive: true });
     const bridge = `${addressOf(BRIDGE_INDEX)}/${PREFIX}`;
-    const r = await runCommand('/bin/sh', ['-c', ATTACH, 'sh', systemTool('ip'), hub, netns, `v${serviceKey(ref)}`.slice(0, 15), host, bridge, state, GLOBAL_LOCK]);
+    const r = await runCommand('/bin/sh', ['-c', ATTACH, 'sh', systemTool('ip'), hub, netns, `v${serviceKey(ref)}`.slice(0, 15), host, bridge, state, GLOBAL_LOCK, NETNS_DIR]);
     if (r.code !== 0) throw new Error(r.stderr.trim().split('\n').pop() || `exit status ${r.code ?? r.signal}`);
   } catch (err) {
     // Never the host's loopback behind the user's back: the address given out is on the bridge.
@@ -248,7 +251,7 @@ export async function detachService(ref: ServiceRef): Promise<void> {
 
 async function buildNamespaces(buildId: string): Promise<string[]> {
   const hub = networkName(buildId);
-  const names = await fs.readdir('/run/netns').catch(() => [] as string[]);
+  const names = await fs.readdir(NETNS_DIR).catch(() => [] as string[]);
   return names.filter((n) => n === hub || n.startsWith(`${hub}-`));
 }
 
