@@ -90,7 +90,7 @@ export function systemTool(name: string): string {
 export function inNetwork(network: string | undefined, command: string[], hosts?: string): string[] {
   if (!network) return command;
   const viewed = hosts
-    ? [systemTool('unshare'), '--mount', '--propagation', 'private', '/bin/sh', '-c', 'mount --bind "$0" /etc/hosts && exec "$@"', hosts, ...command]
+    ? [systemTool('unshare'), '--mount', '--propagation', 'private', '/bin/sh', '-c', '"$0" --bind "$1" /etc/hosts && shift && exec "$@"', systemTool('mount'), hosts, ...command]
     : command;
   return [systemTool('nsenter'), `--net=${netnsPath(network)}`, ...viewed];
 }
