@@ -47,14 +47,21 @@ export class StatusTracker {
     this.publish();
   }
 
+  /** A failed step keeps a note made while it ran (its timeout), unless a message replaces it. */
   finish(id: string, state: StepState, extra: { exitCode?: number; message?: string } = {}): void {
     const s = this.steps.get(id);
     if (!s) return;
     s.state = state;
     s.finishedAt = new Date().toISOString();
     if (extra.exitCode !== undefined) s.exitCode = extra.exitCode;
-    s.message = extra.message;
+    s.message = extra.message ?? (state === 'failed' ? s.message : undefined);
     this.publish();
+  }
+
+  /** Why a running step is about to end (a timeout), shown once it finishes. */
+  note(id: string, message: string): void {
+    const s = this.steps.get(id);
+    if (s) s.message = message;
   }
 
   /** A service of the step `parent`, shown as its child with its own state and address. */

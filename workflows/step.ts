@@ -25,9 +25,7 @@ export async function runStep(ctx: BuildContext, step: Step, frame: Frame): Prom
       withAcross(ctx, step, frame, (iteration, iterationFrame) =>
         withServices(ctx, iteration, iterationFrame, (servicesFrame) =>
           withAttempts(ctx, iteration, servicesFrame, (attemptFrame) =>
-            withTimeout(iteration, (deadline) =>
-              runCore(ctx, iteration, deadline ? { ...attemptFrame, deadlines: [...(attemptFrame.deadlines ?? []), deadline] } : attemptFrame),
-            ),
+            withTimeout(ctx, iteration, attemptFrame, (timeoutFrame) => runCore(ctx, iteration, timeoutFrame)),
           ),
         ),
       ),

@@ -73,9 +73,14 @@ test('exit codes follow fly: 1 failed, 2 errored, 3 aborted', async () => {
   expect(failed.code).toBe(1);
   expect(failed.stdout).toContain('✘ boom failed (exit 4)');
 
-  const errored = await cli(['run', plan('err', `plan:\n- task: slow\n  timeout: 500ms\n  config:\n    platform: linux\n    run: {path: sleep, args: ["30"]}`)]);
+  const errored = await cli(['run', plan('err', `plan:\n- task: needs\n  config:\n    platform: linux\n    inputs: [{name: nowhere}]\n    run: {path: 'true'}`)]);
   expect(errored.code).toBe(2);
-  expect(errored.stdout).toMatch(/timeout exceeded/);
+  expect(errored.stdout).toMatch(/missing input `nowhere`/);
+
+  // A timeout is a failure, as in Concourse (exit 1), logged as a timeout.
+  const timedOut = await cli(['run', plan('slow', `plan:\n- task: slow\n  timeout: 500ms\n  config:\n    platform: linux\n    run: {path: sleep, args: ["30"]}`)]);
+  expect(timedOut.code).toBe(1);
+  expect(timedOut.stdout).toMatch(/timeout exceeded/);
 
   const aborted = await cli(['run', plan('abort', `plan:${task('wait', 'echo waiting; sleep 30')}`)], {
     onStderr: (text, child) => {
