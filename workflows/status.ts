@@ -1,16 +1,26 @@
 import { setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { Step } from '../schemas/compiled';
+import { interpolateLocal } from '../schemas/interpolate';
 import type { ServiceState, StepState } from '../schemas/messages';
 import { STATE_MARKS, type StepStatus } from './types';
 
-export function stepName(step: Step): string {
+export function stepName(step: Step, locals: Record<string, unknown> = {}): string {
   switch (step.kind) {
     case 'task':
-      return step.task;
+      return nameWith(step.task, locals);
     case 'load_var':
       return step.var;
     default:
       return step.kind;
+  }
+}
+
+/** A name with the across vars in scope filled in, as Concourse shows `task: test-((.:go))`; unresolved refs stay as text. */
+function nameWith(name: string, locals: Record<string, unknown>): string {
+  try {
+    return interpolateLocal(name, locals);
+  } catch {
+    return name;
   }
 }
 
@@ -20,10 +30,10 @@ export class StatusTracker {
 
   constructor(private readonly plan: string) {}
 
-  register(step: Step, parent: string | undefined, id = step.id): StepStatus {
+  register(step: Step, parent: string | undefined, id = step.id, locals?: Record<string, unknown>): StepStatus {
     let s = this.steps.get(id);
     if (!s) {
-      s = { id, parent, kind: step.kind, name: stepName(step), state: 'pending', attempts: 0 };
+      s = { id, parent, kind: step.kind, name: stepName(step, locals), state: 'pending', attempts: 0 };
       this.steps.set(id, s);
     }
     return s;

@@ -19,7 +19,7 @@ import { runTry } from './try';
  * cancellation (aborted).
  */
 export async function runStep(ctx: BuildContext, step: Step, frame: Frame): Promise<boolean> {
-  ctx.status.register(step, frame.parent);
+  ctx.status.register(step, frame.parent, step.id, frame.scope.allLocals());
   try {
     return await withHooks(ctx, step, frame, () =>
       withAcross(ctx, step, frame, (iteration, iterationFrame) =>
