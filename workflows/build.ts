@@ -151,9 +151,10 @@ function validInput(raw: unknown): BuildInput {
 }
 
 function failedSteps(summary: BuildSummary, status: StatusTracker): string {
-  const failed = status.list().filter((s) => s.kind === 'task' && s.state === 'failed');
+  // A timed-out step of any kind failed with a message saying so; a task failed with its exit code.
+  const failed = status.list().filter((s) => s.state === 'failed' && (s.kind === 'task' || s.message));
   return failed.length > 0
-    ? `${failed.map((s) => `${s.name} (exit ${s.exitCode ?? '?'})`).join(', ')} failed`
+    ? `${failed.map((s) => (s.message ? `${s.name}: ${s.message}` : `${s.name} (exit ${s.exitCode ?? '?'})`)).join(', ')} failed`
     : (summary.message ?? 'failed');
 }
 
