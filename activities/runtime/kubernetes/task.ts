@@ -618,6 +618,8 @@ export class KubernetesRuntime {
         const verdict = evaluate(current!, Date.now(), unschedulableSince, unschedulableGraceMs);
         if (verdict.kind === 'exited') {
           await drainLogs();
+          const oom = oomKilled(current!);
+          if (oom) hooks.note?.(oom);
           return verdict;
         }
         if (verdict.kind === 'errored') throw new StepErrored(`pod ${name}: ${verdict.message}`, verdict.reason);
@@ -686,6 +688,14 @@ type Verdict =
 function taskStarted(pod: V1Pod | undefined): boolean {
   const state = findStatus(pod?.status?.containerStatuses, CONTAINERS.task)?.state;
   return !!(state?.running || state?.terminated);
+}
+
+/** The kubelet's word that the task went over its memory limit (exit 137 alone does not say why). */
+export function oomKilled(pod: V1Pod): string | undefined {
+  const task = findStatus(pod.status?.containerStatuses, CONTAINERS.task);
+  if (task?.state?.terminated?.reason !== 'OOMKilled') return undefined;
+  const limit = pod.spec?.containers.find((c) => c.name === CONTAINERS.task)?.resources?.limits?.memory;
+  return `container task was OOMKilled: it used more memory than its limit${limit ? ` (${limit} bytes, container_limits.memory)` : ''}`;
 }
 
 function findStatus(statuses: V1ContainerStatus[] | undefined, name: string): V1ContainerStatus | undefined {
