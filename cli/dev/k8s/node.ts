@@ -56,7 +56,7 @@ export interface StartNodeOptions {
   dir: string;
   server: string;
   pki: string;
-  /** kubelet, kube-proxy, kubectl, coredns */
+  /** kubelet, kube-proxy, coredns (scripts/k8s/provision.sh --node) */
   nodeBin: string;
   repoRoot: string;
   freePort: () => Promise<number>;
@@ -341,8 +341,25 @@ function kubeProxyConfig(dir: string, kubeconfigFile: string, healthzPort: numbe
   return file;
 }
 
+/** POSTs one object to its collection (409: it is there already). */
+async function createObject(server: string, tls: Tls, obj: KubeObject): Promise<void> {
+  const [group, version] = obj.apiVersion.includes('/') ? obj.apiVersion.split('/') : ['', obj.apiVersion];
+  const base = group ? `${server}/apis/${group}/${version}` : `${server}/api/${version}`;
+  const plural = `${obj.kind.toLowerCase()}s`.replace(/ys$/, 'ies').replace(/sss$/, 'sses');
+  const url = obj.metadata.namespace ? `${base}/namespaces/${obj.metadata.namespace}/${plural}` : `${base}/${plural}`;
+  const res = await request(url, tls, 'POST', JSON.stringify(obj));
+  if (res.status !== 201 && res.status !== 409) throw new Error(`creating ${obj.kind} ${obj.metadata.name}: HTTP ${res.status} ${res.body}`);
+}
+
+interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [k: string]: unknown;
+}
+
 /** Objects that make the node a cluster: CoreDNS (its RBAC, Corefile, pod) behind kube-dns. */
-function coreDnsObjects(image: string): object[] {
+export function coreDnsObjects(image: string): KubeObject[] {
   const labels = { 'k8s-app': 'kube-dns' };
   const ns = 'kube-system';
   return [
@@ -529,10 +546,7 @@ export async function startNode(opts: StartNodeOptions): Promise<NodeState> {
 
   // CoreDNS behind kube-dns
   t = Date.now();
-  const manifest = path.join(dir, 'coredns.json');
-  fs.writeFileSync(manifest, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: coreDnsObjects(images.coredns) }));
-  const kubectlEnv = { ...process.env, KUBECONFIG: path.join(dir, 'admin.kubeconfig') };
-  sh(exe('kubectl'), ['apply', '-f', manifest], { env: kubectlEnv });
+  for (const obj of coreDnsObjects(images.coredns)) await createObject(opts.server, tls, obj);
   await waitFor('CoreDNS', kubelet, async () => {
     const res = await request(`${opts.server}/apis/apps/v1/namespaces/kube-system/deployments/coredns`, tls);
     return res.status === 200 && ((JSON.parse(res.body) as { status?: { readyReplicas?: number } }).status?.readyReplicas ?? 0) >= 1;
