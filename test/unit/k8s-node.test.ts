@@ -23,12 +23,12 @@ test('node, pods and Services take addresses from 198.18.0.0/15 only, without ov
 
 test('CoreDNS runs behind kube-dns at the kubelet’s clusterDNS address, answering the cluster domain only', () => {
   const objects = coreDnsObjects('127.0.0.1:5000/causeway/coredns:x');
-  const svc = objects.find((o) => o.kind === 'Service') as { spec: { clusterIP: string; selector: Record<string, string> } };
+  const svc = objects.find((o) => o.kind === 'Service') as unknown as { spec: { clusterIP: string; selector: Record<string, string> } };
   expect(svc.spec.clusterIP).toBe(DNS_SERVICE_IP);
-  const deploy = objects.find((o) => o.kind === 'Deployment') as { spec: { template: { metadata: { labels: Record<string, string> }; spec: { containers: { image: string }[] } } } };
+  const deploy = objects.find((o) => o.kind === 'Deployment') as unknown as { spec: { template: { metadata: { labels: Record<string, string> }; spec: { containers: { image: string }[] } } } };
   expect(deploy.spec.template.metadata.labels).toEqual(svc.spec.selector);
   expect(deploy.spec.template.spec.containers[0].image).toBe('127.0.0.1:5000/causeway/coredns:x');
-  const corefile = (objects.find((o) => o.kind === 'ConfigMap') as { data: { Corefile: string } }).data.Corefile;
+  const corefile = (objects.find((o) => o.kind === 'ConfigMap') as unknown as { data: { Corefile: string } }).data.Corefile;
   expect(corefile).toContain(`kubernetes ${CLUSTER_DOMAIN} in-addr.arpa ip6.arpa`);
   expect(corefile).not.toContain('forward');
   expect(objects.map((o) => o.kind)).toEqual(['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'ConfigMap', 'Deployment', 'Service']);
