@@ -4,8 +4,8 @@
 // scripts/k8s/provision.sh --node, and CoreDNS as a pod behind the kube-dns Service.
 //
 // Addresses (docs/kubernetes.md "A real node"): the node's IP and the Service range come from
-// 198.19.0.0/16, pods from 198.18.0.0/20, all on one bridge of ours; pods get routes to those
-// ranges only, none out of the machine.
+// 198.19.0.0/16 (the node IP on a bridge of ours), pods from 198.18.0.0/20 on the pods' bridge;
+// pods get a route to 198.18.0.0/15 only, none out of the machine.
 //
 // kube-proxy owns the KUBE-* iptables chains of the host's network namespace, so one real node
 // runs on a machine at a time: a lock file (NODE_LOCK) says whose it is.
@@ -18,6 +18,8 @@ import { alive, openssl, request, startProcess, stopProcesses, waitFor, type Sta
 
 export const NODE_NAME = 'causeway-node';
 export const NODE_BRIDGE = 'cwk8s0';
+/** The pods' bridge, made by the CNI bridge plugin (1.1 refuses a bridge holding another subnet's address). */
+const POD_BRIDGE = 'cwpods0';
 export const NODE_IP = '198.19.128.1';
 const NODE_PREFIX = 24;
 export const POD_CIDR = '198.18.0.0/20';
@@ -209,7 +211,7 @@ function cniConfig(dir: string): string {
         plugins: [
           {
             type: 'bridge',
-            bridge: NODE_BRIDGE,
+            bridge: POD_BRIDGE,
             isGateway: true,
             ipMasq: false,
             // a pod reaching itself through its Service's ClusterIP
@@ -445,8 +447,13 @@ export function coreDnsObjects(image: string): KubeObject[] {
 export async function prepareNode(dir: string, log: (line: string) => void): Promise<void> {
   checkTools();
   await lockNode(dir, log);
-  fs.writeFileSync(netnsBeforeFile(dir), JSON.stringify(listNetns()));
-  setUpBridge();
+  try {
+    fs.writeFileSync(netnsBeforeFile(dir), JSON.stringify(listNetns()));
+    setUpBridge();
+  } catch (err) {
+    fs.rmSync(NODE_LOCK, { force: true });
+    throw err;
+  }
 }
 
 /**
@@ -562,7 +569,7 @@ export function isRealNodeDir(dir: string): boolean {
 }
 
 function netnsBeforeFile(dir: string): string {
-  return netnsBeforeFile(dir);
+  return path.join(dir, 'netns-before.json');
 }
 
 function listNetns(): string[] {
@@ -680,7 +687,7 @@ export async function cleanupNode(dir: string, log: (line: string) => void): Pro
     }
   }
   removeKubeChains();
-  if (trySh('ip', ['link', 'show', NODE_BRIDGE])) trySh('ip', ['link', 'del', NODE_BRIDGE]);
+  for (const bridge of [POD_BRIDGE, NODE_BRIDGE]) if (trySh('ip', ['link', 'show', bridge])) trySh('ip', ['link', 'del', bridge]);
   log('node cleaned up');
 }
 
