@@ -135,13 +135,14 @@ export class Resources {
       return { kind: 'host', name, dir: abs };
     }
     if ((BASE_RESOURCE_TYPES as readonly string[]).includes(name)) return { kind: 'host', name, dir: path.join(baseTypesDir(), name) };
+    // A near miss of a known type is a typo; anything else may be a base type of other workers.
     const types = list.flatMap((t) => (isPlainObject(t) && typeof t.name === 'string' ? [t.name] : []));
     const hint = nearest(name, [...types, ...BASE_RESOURCE_TYPES]);
-    this.src.add(
-      at,
-      `unknown resource type \`${name}\`${hint ? `; did you mean \`${hint}\`?` : ''}: use a base type (${BASE_RESOURCE_TYPES.join(', ')}) or declare it in \`resource_types:\` (type: ${DIRECTORY_TYPE} with source.path for a local directory of check/in/out)`,
-    );
-    return undefined;
+    if (hint) {
+      this.src.add(at, `unknown resource type \`${name}\`; did you mean \`${hint}\`?`);
+      return undefined;
+    }
+    return { kind: 'unknown', name };
   }
 }
 

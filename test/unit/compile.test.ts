@@ -370,6 +370,7 @@ resources:
 - {name: other, type: img, source: {a: b}}
 - {name: unused, type: git, source: {uri: ((not_needed_here))}}
 - {name: bad, type: gitt, source: {}}
+- {name: workers-type, type: mock, source: {}}
 jobs:
 - name: j
   plan:
@@ -391,6 +392,9 @@ jobs:
 - name: unknown-key
   plan:
   - {get: repo, versoin: every}
+- name: mock
+  plan:
+  - get: workers-type
 `;
   it('compiles get and put with their resource, its interpolated source and resolved type', () => {
     const plan = compile(pipeline, { job: 'j', vars: { branch: 'main' } });
@@ -404,6 +408,10 @@ jobs:
   it('reports an unknown resource type with a hint, and unknown keys of get steps', () => {
     expect(planError(pipeline, { job: 'typo' }).message).toContain('unknown resource type `gitt`; did you mean `git`?');
     expect(planError(pipeline, { job: 'unknown-key' }).message).toContain('unknown key `versoin` in get step; did you mean `version`?');
+  });
+  it('accepts a type that no file declares, as Concourse does (workers bring base types): a step using it errors when it runs', () => {
+    const [get] = compile(pipeline, { job: 'mock', vars: { branch: 'main' } }).plan.steps;
+    expect(get).toMatchObject({ kind: 'get', resource: { type: { kind: 'unknown', name: 'mock' } } });
   });
   it('examples/pipeline.yml compiles with --job unit', () => {
     const plan = loadPlan({ file: join(__dirname, '../../examples/pipeline.yml'), job: 'unit', vars: { uri: 'file:///repo', branch: 'main' } });
