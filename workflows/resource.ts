@@ -105,6 +105,12 @@ export function versionOf(resource: string, script: ResourceScript, response: un
   return version;
 }
 
+function metadataOf(response: unknown): Record<string, string> {
+  const list = (response as { metadata?: unknown }).metadata;
+  if (!Array.isArray(list)) return {};
+  return Object.fromEntries(list.flatMap((m: { name?: unknown; value?: unknown }) => (typeof m?.name === 'string' ? [[m.name, String(m.value ?? '')]] : [])));
+}
+
 /** Fetches `version` of the step's resource into the artifact `step.name` (in), which joins the scope. */
 export async function fetchVersion(ctx: BuildContext, step: GetStep | PutStep, frame: Frame, version: ResourceVersion, params: Record<string, unknown>): Promise<void> {
   const { response, outputs } = await runResourceScript(ctx, step, frame, {
@@ -114,5 +120,7 @@ export async function fetchVersion(ctx: BuildContext, step: GetStep | PutStep, f
   });
   versionOf(step.resource.name, 'in', response);
   frame.scope.setArtifact(step.name, outputs[step.name]);
+  // Concourse 8.1: the version's metadata as a local var named after the step, ((.:repo.commit)).
+  frame.scope.setLocal(step.name, metadataOf(response));
   ctx.releaser?.produced({ [step.name]: outputs[step.name] });
 }
