@@ -1,7 +1,7 @@
 import { setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { Step } from '../schemas/compiled';
 import type { ServiceState, StepState } from '../schemas/messages';
-import { STATE_MARKS, type StepStatus } from './types';
+import { STATE_MARKS, type StepStatus } from '../schemas/build';
 
 export function stepName(step: Step): string {
   switch (step.kind) {

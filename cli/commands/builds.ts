@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
 import { CausewayPlan, CausewayRetryOf, CausewayStatus } from '../../common/search-attributes';
-import { BUILD_WORKFLOW, type BuildSummary } from '../../workflows/types';
+import { BUILD_WORKFLOW, type BuildSummary } from '../../schemas/build';
 import { openSession } from '../connect';
 import { CliError, formatDuration, paint, table } from '../output';
 import { renderSteps } from '../render';
