@@ -1,18 +1,12 @@
 // The build workflow's contract with its clients: its name, input, status query and failure types.
 // Here, below common/ and workflows/, so the CLI and common/build-client.ts read it without
 // importing workflow code.
-import type { CompiledPlan, StepKind } from './compiled';
+import type { StepKind } from './compiled';
 import type { BuildStatus, ServiceState, StepState } from './messages';
 
 export const BUILD_WORKFLOW = 'build';
 
-export interface BuildInput {
-  plan: CompiledPlan;
-  /** artifact names the CLI uploaded (`-i name=dir`) */
-  uploads: string[];
-  /** artifact names the CLI will download when the build ends (`-o name=dir`) */
-  downloads: string[];
-}
+export type { BuildInput } from './compiled';
 
 export interface StepStatus {
   id: string;
