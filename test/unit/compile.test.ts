@@ -405,6 +405,10 @@ jobs:
     expect(planError(pipeline, { job: 'typo' }).message).toContain('unknown resource type `gitt`; did you mean `git`?');
     expect(planError(pipeline, { job: 'unknown-key' }).message).toContain('unknown key `versoin` in get step; did you mean `version`?');
   });
+  it('examples/pipeline.yml compiles with --job unit', () => {
+    const plan = loadPlan({ file: join(__dirname, '../../examples/pipeline.yml'), job: 'unit', vars: { uri: 'file:///repo', branch: 'main' } });
+    expect(plan.plan.steps.map((st) => describeStep(st.kind === 'in_parallel' ? st.steps[0] : st))).toEqual(['get repo', 'task test', 'load_var commit', 'task report']);
+  });
   it('a directory resource type must hold check, in and out', () => {
     const text = `
 resource_types: [{name: mine, type: directory, source: {path: ./nowhere}}]
