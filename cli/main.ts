@@ -5,6 +5,7 @@ import path from 'node:path';
 import { PlanError } from '../schemas';
 import { registerAbort } from './commands/abort';
 import { registerBuilds } from './commands/builds';
+import { registerCodecServer } from './commands/codec-server';
 import { registerExecute } from './commands/execute';
 import { registerReconcile } from './commands/reconcile';
 import { registerReplay } from './commands/replay';
@@ -45,6 +46,7 @@ registerReplay(program);
 registerReconcile(program);
 registerWorker(program);
 registerWorkers(program);
+registerCodecServer(program);
 registerDevCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

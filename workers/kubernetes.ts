@@ -57,6 +57,7 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
   const worker = await startPollers({
     temporalAddress: opts.temporalAddress,
     namespace: opts.namespace,
+    home: opts.home,
     nc,
     name: opts.name,
     runtime: 'kubernetes',

@@ -49,6 +49,7 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
   return startPollers({
     temporalAddress: opts.temporalAddress,
     namespace: opts.namespace,
+    home: opts.home,
     nc,
     name,
     runtime: 'local',
