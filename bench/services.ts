@@ -274,7 +274,7 @@ async function main(): Promise<void> {
       workflowBundle,
       log: pino({ level: 'warn' }),
     });
-    nc = await connectNats(stack.nats.url, 'bench-services');
+    nc = await connectNats(stack.nats.url, 'bench-services', { home });
     connection = await Connection.connect({ address: stack.temporal.address });
     const client = new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home })) });
 

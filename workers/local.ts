@@ -32,7 +32,7 @@ export type { RunningWorker };
 /** A local-runtime worker: steps run as processes on this host, next to their artifacts on its disk. */
 export async function startLocalWorker(opts: LocalWorkerOptions): Promise<RunningWorker> {
   const name = opts.name ?? os.hostname();
-  const nc = await connectNats(opts.natsUrl, `causeway-worker-${name}`);
+  const nc = await connectNats(opts.natsUrl, `causeway-worker-${name}`, { role: 'worker', home: opts.home });
   await ensureBuildStream(nc, opts.logMaxAgeSeconds);
   const running = new Set<string>();
   const activities = createActivities({

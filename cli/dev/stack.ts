@@ -13,6 +13,8 @@ import { z } from 'zod';
 import { CODEC_KEYS_FILE, CODEC_TOKEN_FILE, ensureCodecKeys, secretFile } from '../../common/codec';
 import { causewayHome, readEnv } from '../../common/config';
 import { createLogger } from '../../common/logger';
+import { natsAuth } from '../../common/nats-auth';
+import { writeNatsAuthConfig } from './nats-auth';
 
 // The UI has no default of its own: like `temporal server start-dev`, it is the Temporal port + 1000 (8233).
 export const DEFAULT_PORTS = { temporal: 7233, nats: 4222, natsMonitor: 8222 } as const;
@@ -274,8 +276,8 @@ async function probeTemporal(address: string): Promise<void> {
   }
 }
 
-async function probeNats(url: string): Promise<void> {
-  const nc = await natsConnect({ servers: url, timeout: 2_000, reconnect: false });
+async function probeNats(url: string, home: string): Promise<void> {
+  const nc = await natsConnect({ servers: url, timeout: 2_000, reconnect: false, ...natsAuth('operator', home) });
   try {
     // Fails unless JetStream is enabled, which is what builds' logs need.
     await jetstreamManager(nc);
@@ -407,7 +409,8 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
     started.push({ pid: temporal.pid, command: bins.temporal });
 
     log(`starting nats-server with JetStream on ${HOST}:${natsPort} (data in ${storeDir})`);
-    const natsArgs = ['-js', '-sd', storeDir, '-a', HOST, '-p', String(natsPort), '-m', String(natsMonitorPort)];
+    // Credentials for each role, and anonymous connections refused (cli/dev/nats-auth.ts).
+    const natsArgs = ['-c', writeNatsAuthConfig(home), '-js', '-sd', storeDir, '-a', HOST, '-p', String(natsPort), '-m', String(natsMonitorPort)];
     const nats = spawnDetached(bins.natsServer, natsArgs, path.join(logDir, 'nats.log'), process.env, home);
     started.push({ pid: nats.pid, command: bins.natsServer });
 
@@ -415,7 +418,7 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
     const natsUrl = `nats://${HOST}:${natsPort}`;
     await Promise.all([
       waitReady(`Temporal on ${address}`, temporal, () => probeTemporal(address)),
-      waitReady(`NATS on ${natsUrl}`, nats, () => probeNats(natsUrl)),
+      waitReady(`NATS on ${natsUrl}`, nats, () => probeNats(natsUrl, home)),
     ]);
     log('Temporal and NATS are ready');
 
@@ -466,7 +469,7 @@ export async function stackStatus(home: string): Promise<StackStatus> {
   const natsAlive = isAlive(state.nats.pid, state.nats.command);
   const [temporalUp, natsUp] = await Promise.all([
     temporalAlive && reachable(() => probeTemporal(state.temporal.address)),
-    natsAlive && reachable(() => probeNats(state.nats.url)),
+    natsAlive && reachable(() => probeNats(state.nats.url, path.resolve(home))),
   ]);
   const components: ComponentStatus[] = [
     { component: 'temporal', pid: state.temporal.pid, alive: temporalAlive, reachable: temporalUp, address: state.temporal.address },
@@ -507,7 +510,7 @@ export async function restartComponent(home: string, component: 'temporal' | 'na
   if (current.args.length === 0) throw new Error(`the ${component} of the stack in ${dir} was started by an older causeway; restart the whole stack (causeway dev down && causeway dev up)`);
   await terminate([current]);
   const proc = spawnDetached(current.command, current.args, current.logFile, process.env, dir);
-  const probe = component === 'temporal' ? () => probeTemporal(state.temporal.address) : () => probeNats(state.nats.url);
+  const probe = component === 'temporal' ? () => probeTemporal(state.temporal.address) : () => probeNats(state.nats.url, dir);
   await waitReady(component === 'temporal' ? `Temporal on ${state.temporal.address}` : `NATS on ${state.nats.url}`, proc, probe);
   writeState(dir, { ...state, [component]: { ...current, pid: proc.pid } });
   return proc.pid;

@@ -59,7 +59,7 @@ export async function startBuildEnv(
     ...worker,
   });
   const connection = await Connection.connect({ address: endpoints.temporal });
-  const nc = await connectNats(endpoints.nats, `${prefix}-test`);
+  const nc = await connectNats(endpoints.nats, `${prefix}-test`, { home });
   return {
     home,
     bundle,
