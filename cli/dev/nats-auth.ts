@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createUser, fromSeed } from '@nats-io/nkeys';
-import { TRANSFER_BUCKET } from '../../activities/artifacts';
+import { TRANSFER_BUCKET } from '../../common/transfer';
 import { NATS_AUTH_DIR, nkeySeedFile, NatsRole } from '../../common/nats-auth';
 import { BUILD_STREAM } from '../../schemas/messages';
 import { WORKER_BUCKET } from '../../schemas/workers';

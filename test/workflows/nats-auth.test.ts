@@ -5,7 +5,7 @@ import { jetstream } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { Objm } from '@nats-io/obj';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { TRANSFER_BUCKET } from '../../activities/artifacts';
+import { TRANSFER_BUCKET } from '../../common/transfer';
 import { collectLogs } from '../../common/build-log';
 import { natsAuth } from '../../common/nats-auth';
 import { subjects } from '../../schemas/messages';
