@@ -8,6 +8,7 @@ import type { Across, CompiledPlan, DoStep, Hooks, Step, StepCommon } from './co
 import { STEP_KEYS, type StepKey } from './describe';
 import { Source, type Path } from './errors';
 import { findVarRefs, interpolate, isPlainObject, lookupIn, stringifyVar } from './interpolate';
+import { GetFields, getBody, PutFields, putBody, Resources } from './resources';
 import { checkServiceRef, compileServices, serviceRefs, type ServiceScope } from './services';
 import { compact, compileTaskConfig, ContainerLimitsSchema, toContainerLimits } from './task-config';
 import { nearest, parseDuration } from './units';
@@ -105,6 +106,9 @@ const LoadVarStepSchema = z.strictObject({
   reveal: bool.optional(),
 });
 
+const GetStepSchema = z.strictObject({ ...common, ...GetFields });
+const PutStepSchema = z.strictObject({ ...common, ...PutFields });
+
 // Concourse job keys that mean nothing to a one-off build; accepted so a job runs unchanged.
 const ignored = z.unknown().optional();
 const JobSchema = z.strictObject({
@@ -117,7 +121,10 @@ const JobSchema = z.strictObject({
   build_logs_to_retain: ignored,
   public: ignored,
   disable_manual_trigger: ignored,
+  disable_reruns: ignored,
   interruptible: ignored,
+  // Concourse 8.3: the tags of every step that has none of its own.
+  tags: z.array(z.string()).optional(),
   max_in_flight: ignored,
   on_success: z.unknown().optional(),
   on_failure: z.unknown().optional(),
@@ -142,7 +149,10 @@ class Compiler {
   /** the services of the enclosing steps, for ((.svc:NAME.field)) checks */
   private readonly serviceScopes: ServiceScope[] = [];
 
-  constructor(private readonly src: Source) {}
+  constructor(
+    private readonly src: Source,
+    private readonly resources: Resources,
+  ) {}
 
   steps(list: unknown[], path: Path, idPrefix: string, scope: Set<string>): Step[] {
     return list.flatMap((item, i) => this.step(item, [...path, i], `${idPrefix}.${i}`, scope) ?? []);
@@ -172,9 +182,8 @@ class Compiler {
       return undefined;
     }
     const kind: StepKey = kinds[0];
-    if (kind === 'get' || kind === 'put' || kind === 'set_pipeline') {
-      const what = kind === 'set_pipeline' ? 'set_pipeline is' : 'resources (get/put) are';
-      src.add(path, `${kind} step \`${String(raw[kind])}\` at ${src.file}:${src.line(path)}: ${what} not supported yet`);
+    if (kind === 'set_pipeline') {
+      src.add(path, `set_pipeline step \`${String(raw[kind])}\` at ${src.file}:${src.line(path)}: set_pipeline is not supported yet`);
       return undefined;
     }
 
@@ -248,7 +257,7 @@ class Compiler {
   }
 
   /** The kind-specific part of a step, and its validated modifiers. */
-  private body(kind: Exclude<StepKey, 'get' | 'put' | 'set_pipeline'>, raw: Record<string, unknown>, path: Path, id: string, scope: Set<string>) {
+  private body(kind: Exclude<StepKey, 'set_pipeline'>, raw: Record<string, unknown>, path: Path, id: string, scope: Set<string>) {
     const src = this.src;
     switch (kind) {
       case 'task': {
@@ -275,6 +284,22 @@ class Compiler {
             containerLimits: s.container_limits && toContainerLimits(s.container_limits),
           }),
         };
+      }
+      case 'get': {
+        // Concourse 8.1: a get sets a local var named after it holding the version's metadata, ((.:repo.commit)).
+        if (typeof raw.get === 'string') scope.add(raw.get);
+        const s = validate(src, GetStepSchema, raw, path, 'get step');
+        const name = s?.resource ?? s?.get;
+        const resource = name === undefined ? undefined : this.resources.resource(name, [...path, s?.resource ? 'resource' : 'get']);
+        return s && resource && { common: s, step: getBody(s, resource, this.resources.pinned(resource.name)) };
+      }
+      case 'put': {
+        // Its implicit get sets the local var, as a get does.
+        if (typeof raw.put === 'string' && raw.no_get !== true) scope.add(raw.put);
+        const s = validate(src, PutStepSchema, raw, path, 'put step');
+        const name = s?.resource ?? s?.put;
+        const resource = name === undefined ? undefined : this.resources.resource(name, [...path, s?.resource ? 'resource' : 'put']);
+        return s && resource && { common: s, step: putBody(s, resource) };
       }
       case 'load_var': {
         const s = validate(src, LoadVarStepSchema, raw, path, 'load_var step');
@@ -396,15 +421,25 @@ export function compilePlan(opts: { text: string; file: string; job?: string; va
   // Only the chosen job is interpolated: other jobs' vars need not be set.
   const value = interpolateStatic(src, selected!.value, path, opts.vars ?? {});
   const job = validate(src, JobSchema, value, path, 'job');
-  const compiler = new Compiler(src);
+  const compiler = new Compiler(src, new Resources(src, src.value as Record<string, unknown>, opts.vars ?? {}));
   const scope = new Set<string>();
   const jobValue = isPlainObject(value) ? value : {};
   const steps = Array.isArray(jobValue.plan) ? compiler.steps(jobValue.plan, [...path, 'plan'], 'plan', scope) : [];
   // Job-level hooks are hooks of the root `do`, as Concourse runs them around the whole plan.
   const hooks = compiler.hooks(jobValue, path, 'plan', scope);
   src.check();
-  const plan: DoStep = compact({ kind: 'do' as const, id: 'plan', line: src.line([...path, 'plan']), steps, hooks });
+  const plan: DoStep = compact({ kind: 'do' as const, id: 'plan', line: src.line([...path, 'plan']), steps: job?.tags ? steps.map((st) => withJobTags(st, job.tags ?? [])) : steps, hooks });
   return { name: job?.name ?? basename(opts.file, extname(opts.file)), source: opts.file, plan };
+}
+
+/** Job-level `tags` (Concourse 8.3) become the tags of every step that sets none. */
+function withJobTags(step: Step, tags: string[]): Step {
+  const own: Step = { ...step, tags: step.tags ?? tags };
+  const hooks = step.hooks && Object.fromEntries(Object.entries(step.hooks).map(([k, h]) => [k, h && withJobTags(h, tags)]));
+  if (hooks) own.hooks = hooks;
+  if (own.kind === 'do' || own.kind === 'in_parallel') return { ...own, steps: own.steps.map((c) => withJobTags(c, tags)) };
+  if (own.kind === 'try') return { ...own, step: withJobTags(own.step, tags) };
+  return own;
 }
 
 /** Reads and compiles a plan file. Throws PlanError. */

@@ -1,7 +1,7 @@
 import type { WorkflowBundle } from '@temporalio/worker';
 import type pino from 'pino';
 import { createKubernetesActivities, KubernetesRuntime, type KubernetesRuntimeOptions } from '../activities/runtime/kubernetes';
-import { Uploads } from '../activities/runtime/kubernetes/artifacts';
+import { Uploads } from '../activities/runtime/kubernetes/uploads';
 import { reconcileKubernetes } from '../activities/runtime/kubernetes/reconcile';
 import { BuildPublisher, connectNats, ensureBuildStream } from '../common/nats';
 import { startPollers, type RunningWorker } from './pollers';
@@ -35,7 +35,7 @@ export interface KubernetesWorkerOptions {
 /** A kubernetes-runtime worker: each task step becomes a pod in its namespace (one worker = one cluster + namespace). */
 export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Promise<RunningWorker & { runtime: KubernetesRuntime }> {
   const runtime = new KubernetesRuntime({ ...opts.kubernetes, worker: opts.name });
-  const nc = await connectNats(opts.natsUrl, `causeway-worker-${opts.name}`);
+  const nc = await connectNats(opts.natsUrl, `causeway-worker-${opts.name}`, { role: 'worker', home: opts.home });
   await ensureBuildStream(nc, opts.logMaxAgeSeconds);
   const uploads = new Uploads({ home: opts.home, worker: opts.name, nc, token: (buildId) => runtime.buildToken(buildId) });
   runtime.uploads = uploads;
@@ -57,6 +57,7 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
   const worker = await startPollers({
     temporalAddress: opts.temporalAddress,
     namespace: opts.namespace,
+    home: opts.home,
     nc,
     name: opts.name,
     runtime: 'kubernetes',

@@ -28,11 +28,13 @@ export interface LocalWorkerOptions {
 }
 
 export type { RunningWorker };
+/** The reconcile pass this worker runs on a timer, for `causeway reconcile` to run by hand (the CLI imports workers/, not activities/). */
+export { reconcileBuilds };
 
 /** A local-runtime worker: steps run as processes on this host, next to their artifacts on its disk. */
 export async function startLocalWorker(opts: LocalWorkerOptions): Promise<RunningWorker> {
   const name = opts.name ?? os.hostname();
-  const nc = await connectNats(opts.natsUrl, `causeway-worker-${name}`);
+  const nc = await connectNats(opts.natsUrl, `causeway-worker-${name}`, { role: 'worker', home: opts.home });
   await ensureBuildStream(nc, opts.logMaxAgeSeconds);
   const running = new Set<string>();
   const activities = createActivities({
@@ -49,6 +51,7 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
   return startPollers({
     temporalAddress: opts.temporalAddress,
     namespace: opts.namespace,
+    home: opts.home,
     nc,
     name,
     runtime: 'local',

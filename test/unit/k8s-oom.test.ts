@@ -1,7 +1,7 @@
 // The kubelet's OOMKilled reason becomes a line in the step's log: exit 137 alone does not say why.
 import type { V1Pod } from '../../activities/runtime/kubernetes/client';
 import { CONTAINERS } from '../../activities/runtime/kubernetes/pod';
-import { oomKilled } from '../../activities/runtime/kubernetes/task';
+import { oomKilled } from '../../activities/runtime/kubernetes/pod-status';
 
 const pod = (reason: string, limit?: string): V1Pod => ({
   spec: { containers: [{ name: CONTAINERS.task, resources: limit ? { limits: { memory: limit } } : undefined }] },
