@@ -3,7 +3,7 @@ import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { CompiledPlan } from '../schemas/compiled';
 import type { BuildStatus } from '../schemas/messages';
-import { BUILD_WORKFLOW, FAILURE_TYPES, type BuildInput, type BuildSummary } from '../workflows/types';
+import { BUILD_WORKFLOW, FAILURE_TYPES, type BuildInput, type BuildSummary } from '../schemas/build';
 
 export function newBuildId(): string {
   return `build-${randomUUID()}`;

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
 import { outcomeOf } from '../../common/build-client';
 import { CausewayPlan, CausewayRetryOf, CausewayStatus } from '../../common/search-attributes';
-import { BUILD_WORKFLOW, type BuildSummary } from '../../workflows/types';
+import { BUILD_WORKFLOW, type BuildSummary } from '../../schemas/build';
 import { openSession, type Session } from '../connect';
 import { CliError, formatDuration, paint, printJson, table } from '../output';
 import { renderSteps } from '../render';
