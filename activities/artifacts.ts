@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Objm, type ObjectStore } from '@nats-io/obj';
 import * as tar from 'tar';
+import { safeJoin } from './safe-path';
 
 const run = promisify(execFile);
 
@@ -51,10 +51,4 @@ export async function getDirectory(store: ObjectStore, key: string, dir: string)
   return true;
 }
 
-export function safeJoin(root: string, relative: string): string {
-  const joined = path.resolve(root, relative);
-  if (joined !== root && !joined.startsWith(`${root}${path.sep}`)) {
-    throw new Error(`path ${relative} leaves its directory`);
-  }
-  return joined;
-}
+export { safeJoin };

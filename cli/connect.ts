@@ -4,6 +4,7 @@ import { causewayHome, readEnv } from '../common/config';
 import { connectNats } from '../common/nats';
 import { readState, resolveEndpoints, startStack } from './dev/stack';
 import { CliError, say } from './output';
+import { CONNECT_PATIENCE_MS, retryConnect } from './retry';
 
 export interface Session {
   client: Client;
@@ -33,11 +34,19 @@ export async function openSession(opts: { autoStart: boolean }): Promise<Session
   }
   let connection: Connection;
   try {
-    connection = await Connection.connect({ address: endpoints.temporalAddress, connectTimeout: '5s' });
+    const address = endpoints.temporalAddress;
+    connection = await retryConnect(`Temporal at ${address}`, () => Connection.connect({ address, connectTimeout: '5s' }), say);
   } catch (err) {
-    throw new CliError(`cannot reach Temporal at ${endpoints.temporalAddress}: ${(err as Error).message}`, 'check `causeway dev status` or TEMPORAL_ADDRESS');
+    throw new CliError(
+      `cannot reach Temporal at ${endpoints.temporalAddress} (tried for ${CONNECT_PATIENCE_MS / 1000} s): ${(err as Error).message}`,
+      'check `causeway dev status` or TEMPORAL_ADDRESS',
+    );
   }
-  const nc = await connectNats(endpoints.natsUrl, 'causeway-cli');
+  const natsUrl = endpoints.natsUrl;
+  const nc = await retryConnect(`NATS at ${natsUrl}`, () => connectNats(natsUrl, 'causeway-cli'), say).catch(async (err: unknown) => {
+    await connection.close();
+    throw err;
+  });
   const uiUrl = env.CAUSEWAY_UI_URL ?? (env.TEMPORAL_ADDRESS ? undefined : readState(causewayHome(env))?.temporal.uiUrl);
   return {
     client: new Client({ connection, namespace: env.TEMPORAL_NAMESPACE }),
