@@ -26,7 +26,7 @@ export async function withAcross(ctx: BuildContext, step: Step, frame: Frame, ru
       const scope = frame.scope.child();
       across.vars.forEach((v, i) => scope.setLocal(v.var, bindings[i]));
       const iteration = renameIds(template, step.id, id);
-      ctx.status.register(iteration, step.id);
+      ctx.status.register(iteration, step.id, iteration.id, scope.allLocals());
       return run(iteration, { ...frame, scope, parent: step.id });
     }
     const v = across.vars[depth];

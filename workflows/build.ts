@@ -12,6 +12,7 @@ import {
 } from '@temporalio/workflow';
 import type { Artifacts, BuildActivities } from '../activities/types';
 import { CausewayPlan, CausewayRetryOf, CausewayStatus } from '../common/search-attributes';
+import { BuildInputError, parseBuildInput } from '../schemas/build-input';
 import type { BuildStatus } from '../schemas/messages';
 import { messageOf } from './attempts';
 import { Scope, type BuildContext } from './context';
@@ -30,7 +31,8 @@ export const NON_RETRYABLE = ['StepConfigError', 'ServiceFailed'];
  * errored (fails with BuildFailed / BuildErrored, so the Temporal UI shows it in
  * red), or aborted (cancelled). Holds only references: artifact locations and states.
  */
-export async function build(input: BuildInput): Promise<BuildSummary> {
+export async function build(raw: BuildInput): Promise<BuildSummary> {
+  const input = validInput(raw);
   const info = workflowInfo();
   const root = CancellationScope.current();
   const status = new StatusTracker(input.plan.name);
@@ -133,10 +135,26 @@ export async function build(input: BuildInput): Promise<BuildSummary> {
   });
 }
 
+/**
+ * Any client can start a build: an input that is not a compiled plan fails the workflow at
+ * once and for good (a throw that is not a Temporal failure would fail the workflow task
+ * instead, retried forever), with CausewayStatus errored like any build that errored.
+ */
+function validInput(raw: unknown): BuildInput {
+  try {
+    return parseBuildInput(raw);
+  } catch (err) {
+    if (!(err instanceof BuildInputError)) throw err;
+    upsertSearchAttributes([{ key: CausewayStatus, value: 'errored' }]);
+    throw ApplicationFailure.create({ type: FAILURE_TYPES.errored, message: err.message, nonRetryable: true });
+  }
+}
+
 function failedSteps(summary: BuildSummary, status: StatusTracker): string {
-  const failed = status.list().filter((s) => s.kind === 'task' && s.state === 'failed');
+  // A timed-out step of any kind failed with a message saying so; a task failed with its exit code.
+  const failed = status.list().filter((s) => s.state === 'failed' && (s.kind === 'task' || s.message));
   return failed.length > 0
-    ? `${failed.map((s) => `${s.name} (exit ${s.exitCode ?? '?'})`).join(', ')} failed`
+    ? `${failed.map((s) => (s.message ? `${s.name}: ${s.message}` : `${s.name} (exit ${s.exitCode ?? '?'})`)).join(', ')} failed`
     : (summary.message ?? 'failed');
 }
 

@@ -69,4 +69,6 @@ export interface Frame {
 
 export interface Deadline {
   expired: boolean;
+  /** when it expires (workflow time, epoch ms): a step's activity tells a timeout from an abort by it */
+  at: number;
 }

@@ -11,7 +11,7 @@ import { copyArtifact, safeJoin } from '../../artifacts';
 import { paths, STEP_CONFIG_ERROR, type ActivityDeps } from '../../deps';
 import { asPermanent } from '../../permanent';
 import type { Artifacts, RunTaskRequest, RunTaskResult } from '../../types';
-import { inNetwork } from './network';
+import { inNetwork, writeHosts } from './network';
 import { applyMemoryLimit, removeCgroup, wasOomKilled, type MemoryLimit } from './limits';
 import { exitStatus, exitStatusOf, findProcess, isAlive, reapGroup, startProcess, terminate, waitExit, type StepProcess } from './process';
 import { StepLog, type LogOffsets } from './step-log';
@@ -88,10 +88,13 @@ async function runAttached(deps: ActivityDeps, ctx: Context, req: RunTaskRequest
     // A step with services runs in the build's network namespace, where its services are.
     const network = Object.values(req.services ?? {}).find((s) => s.network)?.network;
     const run = await commandFor(spec.config, dir);
+    // It reaches its services by name too: an /etc/hosts of its own lists them.
+    const hosts = network ? path.join(dir, 'hosts') : undefined;
+    if (hosts) await writeHosts(hosts, req.services ?? {});
     proc = await startProcess({
       dir,
       cwd: safeJoin(path.join(dir, 'work'), spec.config.run.dir ?? '.'),
-      command: inNetwork(network, run.command),
+      command: inNetwork(network, run.command, hosts),
       env: { ...serviceEnv(req.services ?? {}), ...envFor(step, spec.config, dir), ...run.env },
       cgroupProcs: spec.memory?.procsFile,
       prelude: spec.memory?.prelude,
@@ -100,12 +103,12 @@ async function runAttached(deps: ActivityDeps, ctx: Context, req: RunTaskRequest
     });
     await announced;
     // After the start, so the note's NATS round trip does not delay the step.
-    if (network) await safeNote(log, `this step runs in network namespace ${network}: only its services are on its network (no outside access)`);
+    if (network) await safeNote(log, `this step runs in network namespace ${network}, on the bridge of its build's services (reachable by name; no outside access)`);
   }
 
   let exitCode: number;
   try {
-    exitCode = await supervise(deps, ctx, proc, dir, log);
+    exitCode = await supervise(deps, ctx, proc, dir, log, req.deadline);
   } catch (err) {
     // An aborted or timed-out step leaves supervise by throwing once its process group is
     // stopped: its memory cgroup must go too, or every interrupted step with
@@ -134,7 +137,7 @@ async function publishFinished(
 }
 
 /** Waits for the process, streaming its output and heartbeating; on cancellation stops it. */
-async function supervise(deps: ActivityDeps, ctx: Context, proc: StepProcess, dir: string, log: StepLog): Promise<number> {
+async function supervise(deps: ActivityDeps, ctx: Context, proc: StepProcess, dir: string, log: StepLog, deadline?: number): Promise<number> {
   let pollMs = POLL_MIN_MS;
   let cancelled = false;
   ctx.cancelled.catch(() => {
@@ -161,7 +164,9 @@ async function supervise(deps: ActivityDeps, ctx: Context, proc: StepProcess, di
       throw ApplicationFailure.create({ message: 'worker shut down; the step keeps running and is handed over', type: 'WorkerShutdown' });
     }
     if (cancelled) {
-      await safeNote(log, `aborted: sending SIGTERM, SIGKILL after ${deps.killGraceMs / 1000}s`);
+      // The workflow's timer fired at `deadline` before it cancelled us: then this is the step's timeout.
+      const why = deadline !== undefined && Date.now() >= deadline ? 'timeout exceeded' : 'aborted';
+      await safeNote(log, `${why}: sending SIGTERM, SIGKILL after ${deps.killGraceMs / 1000}s`);
       const how = await terminate(proc, deps.killGraceMs);
       await log.drain().catch(() => false);
       await safeNote(log, how === 'killed' ? 'step killed (SIGKILL)' : 'step stopped');
