@@ -42,7 +42,12 @@ function configError(message: string): ApplicationFailure {
 export async function runLocalTask(deps: ActivityDeps, req: RunTaskRequest): Promise<RunTaskResult> {
   const ctx = Context.current();
   const { step } = req;
-  const dir = paths.step(deps.home, req.buildId, req.runId, step.id, req.runKey);
+  let dir: string;
+  try {
+    dir = paths.step(deps.home, req.buildId, req.runId, step.id, req.runKey);
+  } catch (err) {
+    throw asPermanent(err, `task ${step.task}`);
+  }
   const runName = `${req.runId}/${step.id}/${req.runKey}`;
   const resumed = ctx.info.heartbeatDetails as LogOffsets | undefined;
   const log = new StepLog(deps.publisher, req.buildId, step.id, dir, runName, resumed ?? undefined);
