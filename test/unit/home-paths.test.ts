@@ -51,6 +51,7 @@ test('errno codes a plan causes are final; others stay retryable', () => {
   const err = (code: string) => Object.assign(new Error(`spawn sh ${code}`), { code });
   expect((asPermanent(err('E2BIG'), 'task t') as ApplicationFailure).nonRetryable).toBe(true);
   expect((asPermanent(err('ENAMETOOLONG'), 'task t') as ApplicationFailure).message).toBe('task t: spawn sh ENAMETOOLONG');
+  expect((asPermanent(new Error('spawn /bin/sh E2BIG'), 'task t') as ApplicationFailure).nonRetryable).toBe(true);
   expect(asPermanent(err('ENOSPC'), 'task t')).toBeInstanceOf(Error);
   expect(asPermanent(err('ENOSPC'), 'task t')).not.toBeInstanceOf(ApplicationFailure);
 });
