@@ -1,11 +1,15 @@
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import type { RunTaskRequest } from '../activities/types';
 
 type History = temporal.api.history.v1.IHistory;
 
 /** Activities that run a step; their input names the step. */
 const STEP_ACTIVITIES = new Set(['runTask', 'loadVar']);
+
+/** What every step activity's input has (activities/types.ts's RunTaskRequest, LoadVarRequest). */
+interface StepActivityInput {
+  step: { id: string };
+}
 
 export interface StepSchedule {
   stepId: string;
@@ -22,7 +26,7 @@ export function stepSchedules(history: History): StepSchedule[] {
     if (!attrs || !STEP_ACTIVITIES.has(attrs.activityType?.name ?? '')) continue;
     const payload = attrs.input?.payloads?.[0];
     if (!payload) continue;
-    const input = defaultPayloadConverter.fromPayload<Pick<RunTaskRequest, 'step'>>(payload);
+    const input = defaultPayloadConverter.fromPayload<StepActivityInput>(payload);
     out.push({
       stepId: input.step.id,
       resetEventId: Number(attrs.workflowTaskCompletedEventId),

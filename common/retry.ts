@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import Long from 'long';
-import type { BuildSummary } from '../workflows/types';
+import type { BuildSummary } from '../schemas/build';
 import { resetPointFor, stepSchedules } from './history';
 
 const { ResetWorkflowExecutionRequest } = temporal.api.workflowservice.v1;

@@ -1,4 +1,5 @@
 import type { ActivityInterfaceFor } from '@temporalio/workflow';
+import type { Step } from '../schemas/compiled';
 import type { ArtifactRef, Artifacts, BuildActivities } from '../activities/types';
 import type { ServiceAddress } from '../common/services';
 import type { ArtifactReleaser } from './release';
@@ -52,6 +53,11 @@ export interface BuildContext {
   /** services given an address so far in this build: the next one's index (see serviceHost) */
   servicesAllocated: number;
   status: StatusTracker;
+  /**
+   * Runs a child step with its modifiers (step.ts's runStep). Composite steps recurse through
+   * here, as Concourse's run state does, so no step kind's file imports step.ts (no cycle).
+   */
+  run(step: Step, frame: Frame): Promise<boolean>;
   /** true once the build itself was cancelled (abort), as opposed to a scope cancelled by a timeout or fail_fast */
   aborted(): boolean;
 }
@@ -71,4 +77,9 @@ export interface Deadline {
   expired: boolean;
   /** when it expires (workflow time, epoch ms): a step's activity tells a timeout from an abort by it */
   at: number;
+}
+
+/** When the earliest enclosing `timeout` expires (epoch ms), for the step's activity. */
+export function deadlineOf(frame: Frame): number | undefined {
+  return frame.deadlines?.length ? Math.min(...frame.deadlines.map((d) => d.at)) : undefined;
 }

@@ -2,7 +2,7 @@ import { setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { Step } from '../schemas/compiled';
 import { interpolateLocal } from '../schemas/interpolate';
 import type { ServiceState, StepState } from '../schemas/messages';
-import { STATE_MARKS, type StepStatus } from './types';
+import { STATE_MARKS, type StepStatus } from '../schemas/build';
 
 export function stepName(step: Step, locals: Record<string, unknown> = {}): string {
   switch (step.kind) {
@@ -10,6 +10,9 @@ export function stepName(step: Step, locals: Record<string, unknown> = {}): stri
       return nameWith(step.task, locals);
     case 'load_var':
       return step.var;
+    case 'get':
+    case 'put':
+      return step.name;
     default:
       return step.kind;
   }

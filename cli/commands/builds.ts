@@ -1,10 +1,15 @@
 import type { Command } from 'commander';
 import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
+import { outcomeOf } from '../../common/build-client';
 import { CausewayPlan, CausewayRetryOf, CausewayStatus } from '../../common/search-attributes';
-import { BUILD_WORKFLOW, type BuildSummary } from '../../workflows/types';
-import { openSession } from '../connect';
-import { CliError, formatDuration, paint, table } from '../output';
+import { BUILD_WORKFLOW, type BuildSummary } from '../../schemas/build';
+import { openSession, type Session } from '../connect';
+import { CliError, formatDuration, paint, printJson, table } from '../output';
 import { renderSteps } from '../render';
+import { whyWaiting } from '../waiting';
+
+/** A running build's `status` query is answered by a worker; past this, say why none did. */
+const QUERY_DEADLINE_MS = 5000;
 
 /** A build's Temporal description, or a clear "no such build". */
 export async function describeBuild(handle: WorkflowHandle): Promise<WorkflowExecutionDescription> {
@@ -31,8 +36,9 @@ export function registerBuilds(program: Command): void {
     }, 20)
     .option('--status <status>', 'only builds with this status: started, succeeded, failed, errored, aborted')
     .option('--plan <name>', 'only builds of this plan')
-    .addHelpText('after', '\nExamples:\n  causeway builds\n  causeway builds --status failed --limit 5')
-    .action(async (opts: { limit: number; status?: string; plan?: string }) => {
+    .option('--json', 'print a JSON array: buildId, runId, plan, status, startTime, closeTime, durationMs, retryOf')
+    .addHelpText('after', '\nExamples:\n  causeway builds\n  causeway builds --status failed --limit 5\n  causeway builds --json | jq -r \'.[].buildId\'')
+    .action(async (opts: { limit: number; status?: string; plan?: string; json?: boolean }) => {
       if (opts.status && !(opts.status in STATUS_COLORS)) {
         throw new CliError(`unknown status ${opts.status}`, `one of: ${Object.keys(STATUS_COLORS).join(', ')}`);
       }
@@ -42,11 +48,23 @@ export function registerBuilds(program: Command): void {
         if (opts.status) clauses.push(`CausewayStatus = '${opts.status}'`);
         if (opts.plan) clauses.push(`CausewayPlan = '${opts.plan.replace(/'/g, "\\'")}'`);
         const rows = [['BUILD', 'RUN', 'PLAN', 'STATUS', 'STARTED', 'DURATION', 'LINEAGE']];
+        const builds: object[] = [];
         for await (const wf of session.client.workflow.list({ query: clauses.join(' AND '), pageSize: opts.limit })) {
+          if (builds.length >= opts.limit) break;
           const status = wf.typedSearchAttributes.get(CausewayStatus) ?? wf.status.name.toLowerCase();
           const color = STATUS_COLORS[status as keyof typeof STATUS_COLORS];
           const end = wf.closeTime ?? new Date();
           const retryOf = wf.typedSearchAttributes.get(CausewayRetryOf);
+          builds.push({
+            buildId: wf.workflowId,
+            runId: wf.runId,
+            plan: wf.typedSearchAttributes.get(CausewayPlan) ?? null,
+            status,
+            startTime: wf.startTime.toISOString(),
+            closeTime: wf.closeTime?.toISOString() ?? null,
+            durationMs: end.getTime() - wf.startTime.getTime(),
+            retryOf: retryOf ?? null,
+          });
           rows.push([
             wf.workflowId,
             wf.runId.slice(0, 8),
@@ -56,8 +74,8 @@ export function registerBuilds(program: Command): void {
             formatDuration(end.getTime() - wf.startTime.getTime()) + (wf.closeTime ? '' : ' (running)'),
             retryOf ? `retry of run ${retryOf.slice(0, 8)}` : '',
           ]);
-          if (rows.length > opts.limit) break;
         }
+        if (opts.json) return printJson(builds);
         console.log(rows.length === 1 ? 'no builds yet: start one with `causeway run PLAN.yml`' : table(rows));
       } finally {
         await session.close();
@@ -68,17 +86,52 @@ export function registerBuilds(program: Command): void {
     .command('status')
     .description("show a build's step tree: each step's state, attempts and exit code")
     .argument('<build>', 'build id')
-    .addHelpText('after', '\nExample:\n  causeway status build-3f2c…')
-    .action(async (buildId: string) => {
+    .option('--json', "print the step tree as JSON: the `status` query's answer (docs/schemas/build-result.v1.json)")
+    .addHelpText(
+      'after',
+      `
+A finished build's tree is read from its history; a running build's comes from its worker
+(the \`status\` query), and when no worker answers within ${QUERY_DEADLINE_MS / 1000} s the command says why and exits 2.
+
+Example:
+  causeway status build-3f2c…`,
+    )
+    .action(async (buildId: string, opts: { json?: boolean }) => {
       const session = await openSession({ autoStart: false });
       try {
         const handle = session.client.workflow.getHandle(buildId);
-        await describeBuild(handle);
-        const summary = await handle.query<BuildSummary>('status');
+        const info = await describeBuild(handle);
+        const summary = info.closeTime ? await summaryFromResult(handle) : await queryStatus(session, handle);
+        if (opts.json) return printJson(summary);
         console.log(`${paint('bold', buildId)} ${summary.plan}: ${summary.status}${summary.message ? ` — ${summary.message}` : ''}`);
         console.log(renderSteps(summary.steps));
       } finally {
         await session.close();
       }
     });
+}
+
+/** A closed build's summary is its result (or its failure's details): no worker needs to replay it. */
+async function summaryFromResult(handle: WorkflowHandle): Promise<BuildSummary> {
+  try {
+    return (await handle.result()) as BuildSummary;
+  } catch (err) {
+    const outcome = outcomeOf(err);
+    if (outcome.summary) return outcome.summary;
+    // Terminated, timed out, or failed before its first step: no tree, only how it ended.
+    const info = await handle.describe();
+    return { buildId: handle.workflowId, plan: info.typedSearchAttributes.get(CausewayPlan) ?? '-', status: outcome.status, message: outcome.message, startedAt: info.startTime.toISOString(), finishedAt: info.closeTime?.toISOString(), steps: [] };
+  }
+}
+
+async function queryStatus(session: Session, handle: WorkflowHandle): Promise<BuildSummary> {
+  try {
+    return await session.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query<BuildSummary>('status'));
+  } catch (err) {
+    const why = await whyWaiting(session).catch(() => undefined);
+    throw new CliError(
+      `build ${handle.workflowId} is running but no worker answered its status query within ${QUERY_DEADLINE_MS / 1000} s (${(err as Error).message})${why ? `: ${why.reason}` : ''}`,
+      why?.fix ?? 'see `causeway workers`',
+    );
+  }
 }
