@@ -1,7 +1,8 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { causewayHome, readEnv } from '../common/config';
 import { connectNats } from '../common/nats';
+import { connectTemporalClient } from '../common/temporal-connection';
 import { readState, resolveEndpoints, startStack } from './dev/stack';
 import { CliError, say } from './output';
 import { CONNECT_PATIENCE_MS, retryConnect } from './retry';
@@ -32,10 +33,14 @@ export async function openSession(opts: { autoStart: boolean }): Promise<Session
     say(`  Temporal UI: ${started.temporal.uiUrl}  (stop it with \`causeway dev down\`)`);
     endpoints = { temporalAddress: started.temporal.address, natsUrl: started.nats.url };
   }
-  let connection: Connection;
+  let temporal: Awaited<ReturnType<typeof connectTemporalClient>>;
   try {
     const address = endpoints.temporalAddress;
-    connection = await retryConnect(`Temporal at ${address}`, () => Connection.connect({ address, connectTimeout: '5s' }), say);
+    temporal = await retryConnect(
+      `Temporal at ${address}`,
+      () => connectTemporalClient({ address, namespace: env.TEMPORAL_NAMESPACE, home: causewayHome(env), connectTimeout: '5s' }),
+      say,
+    );
   } catch (err) {
     throw new CliError(
       `cannot reach Temporal at ${endpoints.temporalAddress} (tried for ${CONNECT_PATIENCE_MS / 1000} s): ${(err as Error).message}`,
@@ -44,19 +49,19 @@ export async function openSession(opts: { autoStart: boolean }): Promise<Session
   }
   const natsUrl = endpoints.natsUrl;
   const nc = await retryConnect(`NATS at ${natsUrl}`, () => connectNats(natsUrl, 'causeway-cli'), say).catch(async (err: unknown) => {
-    await connection.close();
+    await temporal.connection.close();
     throw err;
   });
   const uiUrl = env.CAUSEWAY_UI_URL ?? (env.TEMPORAL_ADDRESS ? undefined : readState(causewayHome(env))?.temporal.uiUrl);
   return {
-    client: new Client({ connection, namespace: env.TEMPORAL_NAMESPACE }),
+    client: temporal.client,
     nc,
     namespace: env.TEMPORAL_NAMESPACE,
     taskQueue: env.CAUSEWAY_TASK_QUEUE,
     uiUrl,
     async close() {
       await nc.close();
-      await connection.close();
+      await temporal.connection.close();
     },
   };
 }
