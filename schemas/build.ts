@@ -35,6 +35,13 @@ export interface BuildSummary {
   steps: StepStatus[];
 }
 
+/**
+ * Failure types of the step activities (activities/errors.ts makes them, the workflow reads them):
+ * a step that cannot run ends errored and is not retried; a service that never got ready fails
+ * its step; a worker shutting down hands the step over to a retried activity.
+ */
+export const ACTIVITY_FAILURES = { stepErrored: 'StepConfigError', serviceFailed: 'ServiceFailed', workerShutdown: 'WorkerShutdown' } as const;
+
 /** Failure types the workflow ends with, read by the CLI to pick its exit code. */
 export const FAILURE_TYPES = { failed: 'BuildFailed', errored: 'BuildErrored' } as const;
 
