@@ -2,6 +2,7 @@
 // heartbeats, cancellation -> abort, worker shutdown -> handover, and the error edge. The runtime
 // only finds or starts the task and waits for it (activities/runtime/types.ts).
 import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
 import type { ActivityDeps } from '../deps';
 import { StepErrored, toFailure } from '../errors';
 import type { Runtime, StepIo } from '../runtime/types';
@@ -65,7 +66,7 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
   } catch (err) {
     await announced;
     // Only a final error ends the step here; a retryable one will start it again.
-    if (err instanceof StepErrored) await finished({ state: 'errored', message: err.message });
+    if (err instanceof StepErrored || (err instanceof ApplicationFailure && err.nonRetryable)) await finished({ state: 'errored', message: err.message });
     throw toFailure(err);
   } finally {
     deps.running.delete(key);

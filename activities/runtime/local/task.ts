@@ -7,6 +7,7 @@ import { serviceEnv } from '../../../common/services';
 import { copyArtifact, safeJoin } from '../../artifacts';
 import { paths, type ActivityDeps } from '../../deps';
 import { StepDetached, StepErrored } from '../../errors';
+import { asPermanent } from '../../permanent';
 import type { Artifacts, RunTaskRequest } from '../../types';
 import type { ResolvedTask, StepIo, TaskHandle, TaskOutcome } from '../types';
 import { inNetwork, writeHosts } from './network';
@@ -35,7 +36,12 @@ interface Spec {
 export async function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTask, io: StepIo): Promise<TaskHandle> {
   const { req } = task;
   const { step } = req;
-  const dir = paths.step(deps.home, req.buildId, req.runId, step.id, req.runKey);
+  let dir: string;
+  try {
+    dir = paths.step(deps.home, req.buildId, req.runId, step.id, req.runKey);
+  } catch (err) {
+    throw asPermanent(err, `task ${step.task}`);
+  }
   const runName = `${req.runId}/${step.id}/${req.runKey}`;
   const log = new StepLog(deps.publisher, req.buildId, step.id, dir, runName, (io.resume as LogOffsets | undefined) ?? undefined);
   // The live offsets: every heartbeat from now on carries them, for a retried attempt to resume from.
@@ -47,7 +53,9 @@ export async function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTas
     spec = JSON.parse(await fs.readFile(path.join(dir, SPEC_FILE), 'utf8')) as Spec;
     deps.log.info({ step: step.id, pid: proc.pid }, 're-attached to a running step');
   } else {
-    spec = await prepare(deps, task, dir, log);
+    spec = await prepare(deps, task, dir, log).catch((err: unknown) => {
+      throw asPermanent(err, `task ${step.task}`);
+    });
     // A step with services runs in the build's network namespace, where its services are.
     const network = Object.values(req.services ?? {}).find((s) => s.network)?.network;
     const run = await commandFor(spec.config, dir);
@@ -61,6 +69,8 @@ export async function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTas
       env: { ...serviceEnv(req.services ?? {}), ...envFor(step, spec.config, dir), ...run.env },
       cgroupProcs: spec.memory?.procsFile,
       prelude: spec.memory?.prelude,
+    }).catch((err: unknown) => {
+      throw asPermanent(err, `task ${step.task}: cannot start ${spec.config.run.path}`);
     });
     // After the start, so the note's NATS round trip does not delay the step.
     if (network) await safeNote(log, `this step runs in network namespace ${network}, on the bridge of its build's services (reachable by name; no outside access)`);
@@ -201,7 +211,7 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, log:
   }
 
   for (const cache of config.caches) {
-    const target = path.join(paths.cache(deps.home, req.plan, step.id), cache.path);
+    const target = safeJoin(paths.cache(deps.home, req.plan, step.id), cache.path);
     await fs.mkdir(target, { recursive: true });
     const at = safeJoin(work, cache.path);
     await fs.mkdir(path.dirname(at), { recursive: true });
