@@ -38,6 +38,11 @@ export class Scope {
   allLocals(): Record<string, unknown> {
     return { ...(this.parent?.allLocals() ?? {}), ...Object.fromEntries(this.locals) };
   }
+
+  /** What was set in this scope itself: a part's results, handed back to the scope it ran for. */
+  own(): { artifacts: Artifacts; locals: Record<string, unknown> } {
+    return { artifacts: Object.fromEntries(this.artifacts), locals: Object.fromEntries(this.locals) };
+  }
 }
 
 export interface BuildContext {
@@ -45,13 +50,17 @@ export interface BuildContext {
   runId: string;
   plan: string;
   workerTags: string[];
+  /** the build worker's own task queue, where every step activity runs */
+  taskQueue: string;
   /** step activities, bound to the build's worker */
   acts: ActivityInterfaceFor<Pick<BuildActivities, 'runTask' | 'loadVar' | 'startService' | 'probeService' | 'superviseService' | 'stopService'>>;
   /** frees producers' artifacts once nothing can read them; absent when the runtime keeps them anyway */
-  releaser?: ArtifactReleaser;
+  releaser?: Pick<ArtifactReleaser, 'produced' | 'stepEnded'>;
   /** services given an address so far in this build: the next one's index (see serviceHost) */
   servicesAllocated: number;
   status: StatusTracker;
+  /** failed tasks reported by child workflows (parts), for the build's message */
+  failedInParts: string[];
   /** true once the build itself was cancelled (abort), as opposed to a scope cancelled by a timeout or fail_fast */
   aborted(): boolean;
 }
@@ -69,4 +78,6 @@ export interface Frame {
 
 export interface Deadline {
   expired: boolean;
+  /** when it expires (workflow time, ms since the epoch), so a child workflow can tell a timeout from an abort */
+  at: number;
 }

@@ -12,7 +12,7 @@ export async function withTimeout(step: Step, run: (deadline?: Deadline) => Prom
   if (ms === undefined) return run();
   const work = new CancellationScope();
   const timer = new CancellationScope();
-  const deadline: Deadline = { expired: false };
+  const deadline: Deadline = { expired: false, at: Date.now() + ms };
   void timer
     .run(() => sleep(ms))
     .then(

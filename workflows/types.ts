@@ -2,6 +2,8 @@ import type { CompiledPlan, StepKind } from '../schemas/compiled';
 import type { BuildStatus, ServiceState, StepState } from '../schemas/messages';
 
 export const BUILD_WORKFLOW = 'build';
+/** The child workflow that runs a slice of a big list of steps (see workflows/fanout.ts). */
+export const PART_WORKFLOW = 'buildPart';
 
 export interface BuildInput {
   plan: CompiledPlan;
@@ -36,6 +38,19 @@ export interface BuildSummary {
   startedAt: string;
   finishedAt?: string;
   steps: StepStatus[];
+  /** child workflows holding slices of big lists: their steps are in their own `status` */
+  parts?: PartRef[];
+}
+
+/** A slice of a list step (items `from` to `to` - 1) run by a child workflow. */
+export interface PartRef {
+  workflowId: string;
+  /** the list step (do, in_parallel, across) the slice belongs to */
+  parent: string;
+  from: number;
+  to: number;
+  /** skipped: never started (fail_fast, an earlier failure in a `do`, an abort) */
+  state: StepState;
 }
 
 /** Failure types the workflow ends with, read by the CLI to pick its exit code. */

@@ -1,10 +1,15 @@
 import type { Command } from 'commander';
 import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
 import { CausewayPlan, CausewayRetryOf, CausewayStatus } from '../../common/search-attributes';
-import { BUILD_WORKFLOW, type BuildSummary } from '../../workflows/types';
+import { buildStatusOf, statusClause } from '../../common/build-client';
+import { fullStatus } from '../../common/build-status';
+import { BUILD_WORKFLOW } from '../../workflows/types';
 import { openSession } from '../connect';
 import { CliError, formatDuration, paint, table } from '../output';
-import { renderSteps } from '../render';
+import { renderStepCounts, renderSteps } from '../render';
+
+/** Steps `causeway status` lists by default; beyond, counts by state and the steps that did not succeed. */
+const STEPS_LISTED = 200;
 
 /** A build's Temporal description, or a clear "no such build". */
 export async function describeBuild(handle: WorkflowHandle): Promise<WorkflowExecutionDescription> {
@@ -39,11 +44,11 @@ export function registerBuilds(program: Command): void {
       const session = await openSession({ autoStart: false });
       try {
         const clauses = [`WorkflowType = '${BUILD_WORKFLOW}'`];
-        if (opts.status) clauses.push(`CausewayStatus = '${opts.status}'`);
+        if (opts.status) clauses.push(statusClause(opts.status as keyof typeof STATUS_COLORS));
         if (opts.plan) clauses.push(`CausewayPlan = '${opts.plan.replace(/'/g, "\\'")}'`);
         const rows = [['BUILD', 'RUN', 'PLAN', 'STATUS', 'STARTED', 'DURATION', 'LINEAGE']];
         for await (const wf of session.client.workflow.list({ query: clauses.join(' AND '), pageSize: opts.limit })) {
-          const status = wf.typedSearchAttributes.get(CausewayStatus) ?? wf.status.name.toLowerCase();
+          const status = buildStatusOf(wf.typedSearchAttributes.get(CausewayStatus), wf.status.name);
           const color = STATUS_COLORS[status as keyof typeof STATUS_COLORS];
           const end = wf.closeTime ?? new Date();
           const retryOf = wf.typedSearchAttributes.get(CausewayRetryOf);
@@ -68,15 +73,18 @@ export function registerBuilds(program: Command): void {
     .command('status')
     .description("show a build's step tree: each step's state, attempts and exit code")
     .argument('<build>', 'build id')
-    .addHelpText('after', '\nExample:\n  causeway status build-3f2c…')
-    .action(async (buildId: string) => {
+    .option('--all', `list every step even when there are more than ${STEPS_LISTED}`)
+    .addHelpText('after', '\nExamples:\n  causeway status build-3f2c…\n  causeway status --all build-3f2c…')
+    .action(async (buildId: string, opts: { all?: boolean }) => {
       const session = await openSession({ autoStart: false });
       try {
         const handle = session.client.workflow.getHandle(buildId);
-        await describeBuild(handle);
-        const summary = await handle.query<BuildSummary>('status');
-        console.log(`${paint('bold', buildId)} ${summary.plan}: ${summary.status}${summary.message ? ` — ${summary.message}` : ''}`);
-        console.log(renderSteps(summary.steps));
+        const described = await describeBuild(handle);
+        // Big fan-out runs in child workflows: their steps are asked of them (common/build-status.ts).
+        const summary = await fullStatus(session.client, buildId);
+        const status = buildStatusOf(summary.status === 'started' ? undefined : summary.status, described.status.name);
+        console.log(`${paint('bold', buildId)} ${summary.plan}: ${status}${summary.message ? ` — ${summary.message}` : ''}`);
+        console.log(opts.all || summary.steps.length <= STEPS_LISTED ? renderSteps(summary.steps) : renderStepCounts(summary.steps, STEPS_LISTED));
       } finally {
         await session.close();
       }
