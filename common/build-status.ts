@@ -25,7 +25,28 @@ export async function fullStatus(client: Client, buildId: string, runId?: string
     }
   };
   await Promise.all(Array.from({ length: PARTS_AT_ONCE }, worker));
-  return { ...summary, steps: steps.flat(), parts };
+  return { ...summary, steps: treeOrder(steps.flat()), parts };
+}
+
+/** Steps in tree order (each after its parent and its earlier siblings), as one workflow would list them. */
+function treeOrder(steps: StepStatus[]): StepStatus[] {
+  const ids = new Set(steps.map((s) => s.id));
+  const children = new Map<string | undefined, StepStatus[]>();
+  for (const s of steps) {
+    const key = s.parent !== undefined && ids.has(s.parent) ? s.parent : undefined;
+    const siblings = children.get(key);
+    if (siblings) siblings.push(s);
+    else children.set(key, [s]);
+  }
+  const out: StepStatus[] = [];
+  const visit = (key: string | undefined) => {
+    for (const child of children.get(key) ?? []) {
+      out.push(child);
+      visit(child.id);
+    }
+  };
+  visit(undefined);
+  return out;
 }
 
 async function partStatus(handle: WorkflowHandle): Promise<Pick<BuildSummary, 'steps' | 'parts'> | undefined> {

@@ -1,12 +1,12 @@
 import type { DoStep } from '../schemas/compiled';
 import type { BuildContext, Frame } from './context';
-import { runList, SPLIT_AT, stepsSource } from './fanout';
+import { needsParts, runList, stepsSource } from './fanout';
 import { runStep } from './step';
 
 /** `do`: steps in order; the first failure, error or abort stops it and the rest are skipped (Concourse's do step). */
 export async function runDo(ctx: BuildContext, step: DoStep, frame: Frame): Promise<boolean> {
   const source = stepsSource(step);
-  if (source.weights.reduce((a, b) => a + b, 0) > SPLIT_AT) {
+  if (needsParts(source.weights)) {
     // A long `do` runs in slices, one child workflow after another: a pool of one lane
     // that stops at the first failure or error is a `do`.
     return runList(

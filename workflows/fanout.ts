@@ -13,12 +13,17 @@ import { PART_WORKFLOW, type PartRef, type StepStatus } from './types';
  * (3 of its activity, ~4 of the workflow task that follows), a service 4 activities.
  * A list (`do`, `in_parallel`, an `across` level) whose steps would run more than SPLIT_AT
  * activities runs in slices of at most PART_BUDGET activities, one child workflow (`buildPart`)
- * each: ~7,000 events and at most 1,000 pending activities per history, and the parent holds
- * one child per slice. How many steps run at once is then the worker's business (its activity
- * slots, workers/pollers.ts); max_in_flight stays an upper bound.
+ * each, and the parent holds one child per slice. The budget also bounds the work of one
+ * workflow task: starting 1,000 steps at once took 5.7-11 s of wall time on the loaded 2-core
+ * machine, past the SDK's 5 s limit on a workflow activation, whose timeout then crashed the
+ * worker process ("async hook stack has become corrupted"); 250 keeps it a quarter of that.
+ * How many steps run at once is the worker's business (its activity slots, workers/pollers.ts);
+ * max_in_flight stays an upper bound.
  */
-export const PART_BUDGET = 1000;
-export const SPLIT_AT = 500;
+export const PART_BUDGET = 250;
+export const SPLIT_AT = PART_BUDGET;
+/** How long a part's workflow task may take, queueing in the worker included (see runPart). */
+export const PART_TASK_TIMEOUT = '1 minute';
 /** Failed tasks a part names for the build's message; the rest are in its status. */
 export const FAILED_NAMED = 20;
 
@@ -55,6 +60,20 @@ function combinations(step: Step): number {
 
 function sumOf(steps: Step[], f: (s: Step) => number): number {
   return steps.reduce((n, s) => n + f(s), 0);
+}
+
+/**
+ * What an item costs the workflow that runs it: a heavy one (past SPLIT_AT) splits its own
+ * lists into parts, so it costs about one activity here; splitting its list for it would only
+ * add a child workflow holding that one item.
+ */
+function inlineCost(weight: number): number {
+  return weight > SPLIT_AT ? 1 : weight;
+}
+
+/** Whether a list with items of these weights runs in parts. */
+export function needsParts(weights: number[]): boolean {
+  return weights.reduce((n, w) => n + inlineCost(w), 0) > SPLIT_AT;
 }
 
 /** Consecutive slices [from, to) of at most `budget` weight each (one item at least). */
@@ -163,8 +182,8 @@ export async function runList(
   onSkipped: (index: number) => void,
 ): Promise<boolean> {
   const count = source.weights.length;
-  if (source.weights.reduce((a, b) => a + b, 0) <= SPLIT_AT) return runPool(ctx, { count, ...opts }, runItem, onSkipped);
-  const parts = slices(source.weights, PART_BUDGET);
+  if (!needsParts(source.weights)) return runPool(ctx, { count, ...opts }, runItem, onSkipped);
+  const parts = slices(source.weights.map(inlineCost), PART_BUDGET);
   const inner = Math.min(opts.limit, Math.max(...parts.map(([from, to]) => to - from)));
   const lanes = Math.max(1, Math.floor(opts.limit / inner));
   const refs = parts.map(([from, to]): PartRef => {
@@ -210,6 +229,11 @@ async function runPart(ctx: BuildContext, frame: Frame, source: ListSource, ref:
       taskQueue: workflowInfo().taskQueue,
       args: [input],
       staticSummary: `${source.parent} items ${ref.from}–${ref.to - 1}`,
+      // The parts of one list start together, and a worker takes their first workflow tasks
+      // (each starting up to PART_BUDGET steps) at once but runs them one after another: on the
+      // loaded 2-core machine the last took 16 s, past the default 10 s, so the server
+      // rescheduled them all again and again. A crashed worker's part waits this long instead.
+      workflowTaskTimeout: PART_TASK_TIMEOUT,
     });
   } catch (err) {
     if (isCancellation(err)) {
