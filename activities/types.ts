@@ -40,6 +40,8 @@ export interface RunTaskRequest {
   artifacts: Artifacts;
   /** the services in the step's scope: env vars, and the network namespace the step joins */
   services?: Record<string, ServiceAddress>;
+  /** when the earliest enclosing `timeout` expires (epoch ms): a cancellation after it is logged as a timeout, not an abort */
+  deadline?: number;
 }
 
 export interface RunTaskResult {

@@ -46,8 +46,8 @@ export async function submitAndFollow(session: Session, opts: SubmitOptions): Pr
 }
 
 /**
- * Streams a build's log until the build ends. With `abortOnInterrupt`, the first Ctrl-C
- * aborts the build (as `fly execute` does) and the second leaves it running.
+ * Streams a build's log until the build ends. With `abortOnInterrupt`, the first Ctrl-C or
+ * SIGTERM aborts the build (as `fly execute` does) and the second leaves it running.
  */
 export async function followUntilDone(
   session: Session,
@@ -65,7 +65,9 @@ export async function followUntilDone(
     say('\naborting the build (Ctrl-C again to leave it running)...');
     void handle.cancel();
   };
+  // SIGTERM (a CI runner or process manager stopping us) aborts like Ctrl-C, as fly does.
   process.on('SIGINT', onInterrupt);
+  process.on('SIGTERM', onInterrupt);
   try {
     const logs = (async () => {
       for await (const record of readBuild(session.nc, handle.workflowId, { follow: true, since: opts.since })) renderer.write(record);
@@ -78,5 +80,6 @@ export async function followUntilDone(
     return outcome;
   } finally {
     process.off('SIGINT', onInterrupt);
+    process.off('SIGTERM', onInterrupt);
   }
 }

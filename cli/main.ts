@@ -1,26 +1,29 @@
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { Command, CommanderError } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PlanError } from '../schemas';
-import { registerAbort } from './commands/abort';
-import { registerBuilds } from './commands/builds';
-import { registerExecute } from './commands/execute';
-import { registerReconcile } from './commands/reconcile';
-import { registerReplay } from './commands/replay';
-import { registerRetry } from './commands/retry';
-import { registerRun } from './commands/run';
-import { registerWatch } from './commands/watch';
-import { registerWorker } from './commands/worker';
-import { registerWorkers } from './commands/workers';
-import { registerDevCommands } from './dev/commands';
-import { repoRoot } from './dev/stack';
 import { CliError, paint } from './output';
 
-// The CLI's own output is the interface; the SDK speaks only when something is wrong.
-Runtime.install({ logger: new DefaultLogger('WARN') });
+// Each command's module is loaded only when that command runs, so a client command never
+// loads the worker SDK (its native core bridge, rxjs, webpack) and `--version` loads almost
+// nothing: the SDKs cost ~0.5 s of start-up (BENCHMARKS.md, "CLI start-up").
+type Register = (program: Command) => void;
+const COMMANDS: [names: string[], load: () => Register][] = [
+  [['run'], () => (require('./commands/run') as typeof import('./commands/run')).registerRun],
+  [['execute'], () => (require('./commands/execute') as typeof import('./commands/execute')).registerExecute],
+  [['compile'], () => (require('./commands/compile') as typeof import('./commands/compile')).registerCompile],
+  [['watch'], () => (require('./commands/watch') as typeof import('./commands/watch')).registerWatch],
+  [['abort'], () => (require('./commands/abort') as typeof import('./commands/abort')).registerAbort],
+  [['builds', 'status'], () => (require('./commands/builds') as typeof import('./commands/builds')).registerBuilds],
+  [['retry'], () => (require('./commands/retry') as typeof import('./commands/retry')).registerRetry],
+  [['replay'], () => (require('./commands/replay') as typeof import('./commands/replay')).registerReplay],
+  [['reconcile'], () => (require('./commands/reconcile') as typeof import('./commands/reconcile')).registerReconcile],
+  [['worker'], () => (require('./commands/worker') as typeof import('./commands/worker')).registerWorker],
+  [['workers', 'land-worker', 'retire-worker', 'prune-worker'], () => (require('./commands/workers') as typeof import('./commands/workers')).registerWorkers],
+  [['dev'], () => (require('./dev/commands') as typeof import('./dev/commands')).registerDevCommands],
+];
 
-const { version } = JSON.parse(fs.readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
+// dist/cli/main.js → the package root.
+const { version } = JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string };
 
 const program = new Command('causeway')
   .description('CI builds as durable Temporal workflows: Concourse plans, real services, builds that survive crashes')
@@ -32,24 +35,30 @@ const program = new Command('causeway')
 Getting started:
   causeway run examples/hello.yml       run a build (starts the embedded Temporal + NATS if needed)
   causeway builds                       recent builds
-  causeway dev status                   the embedded stack: addresses, Temporal UI, pids`,
+  causeway dev status                   the embedded stack: addresses, Temporal UI, pids
+
+Exit status of run, execute, watch and retry: 0 succeeded, 1 failed, 2 errored, 3 aborted
+(docs/cli.md lists every command's).`,
   );
 
-registerRun(program);
-registerExecute(program);
-registerWatch(program);
-registerAbort(program);
-registerBuilds(program);
-registerRetry(program);
-registerReplay(program);
-registerReconcile(program);
-registerWorker(program);
-registerWorkers(program);
-registerDevCommands(program);
+/** The modules to load: the named command's, none for a bare --version, every one for help and typos. */
+function commandsFor(args: string[]): Register[] {
+  const name = args.find((a) => !a.startsWith('-'));
+  const named = COMMANDS.find(([names]) => name !== undefined && names.includes(name));
+  if (named) return [named[1]()];
+  if (name === undefined && args.length > 0 && args.every((a) => a === '-V' || a === '--version')) return [];
+  return COMMANDS.map(([, load]) => load());
+}
 
-program.parseAsync(process.argv).catch((err: unknown) => {
+async function main(): Promise<void> {
+  for (const register of commandsFor(process.argv.slice(2))) register(program);
+  await program.parseAsync(process.argv);
+}
+
+main().catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode);
-  if (err instanceof PlanError) {
+  // By name: importing PlanError would load the YAML parser for every command.
+  if (err instanceof Error && err.name === 'PlanError') {
     process.stderr.write(`${paint('red', 'invalid plan:')}\n${err.message}\n`);
     process.exit(2);
   }

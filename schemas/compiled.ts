@@ -168,3 +168,12 @@ export interface CompiledPlan {
   /** the job's `plan:`, run as a `do` with id "plan" */
   plan: DoStep;
 }
+
+/** The `build` workflow's single argument (docs/client.md; checked by schemas/build-input.ts). */
+export interface BuildInput {
+  plan: CompiledPlan;
+  /** artifact names the CLI uploaded (`-i name=dir`) */
+  uploads: string[];
+  /** artifact names the CLI will download when the build ends (`-o name=dir`) */
+  downloads: string[];
+}

@@ -159,7 +159,13 @@ export function interpolateLocal<T>(value: T, locals: Record<string, unknown>): 
       const isStep = typeof v.kind === 'string' && STEP_KINDS.has(v.kind) && typeof v.id === 'string';
       const out: Record<string, unknown> = {};
       for (const [k, item] of Object.entries(v)) out[k] = isStep && DEFERRED_STEP_KEYS.has(k) ? item : walk(item);
-      return isStep && v.kind === 'task' ? keepTaskStrings(out) : out;
+      if (!isStep || v.kind !== 'task') return out;
+      // Concourse interpolates across vars in mapping keys too: `input_mapping: {((.:name)): src}`.
+      for (const key of ['inputMapping', 'outputMapping']) {
+        const m = out[key];
+        if (isPlainObject(m)) out[key] = Object.fromEntries(Object.entries(m).map(([k, item]) => [stringifyVar(interpolateString(k, lookup, missing)), item]));
+      }
+      return keepTaskStrings(out);
     }
     return v;
   };

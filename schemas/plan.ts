@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { Across, CompiledPlan, DoStep, Hooks, Step, StepCommon } from './compiled';
 import { STEP_KEYS, type StepKey } from './describe';
 import { Source, type Path } from './errors';
-import { findVarRefs, isPlainObject } from './interpolate';
+import { findVarRefs, interpolate, isPlainObject, lookupIn, stringifyVar } from './interpolate';
 import { checkServiceRef, compileServices, serviceRefs, type ServiceScope } from './services';
 import { compact, compileTaskConfig, ContainerLimitsSchema, toContainerLimits } from './task-config';
 import { nearest, parseDuration } from './units';
@@ -126,7 +126,9 @@ const JobSchema = z.strictObject({
   ensure: z.unknown().optional(),
 });
 
-const PipelineSchema = z.strictObject({
+// Not strict: Concourse ignores unknown top-level keys, where pipelines keep YAML anchors
+// (`shared: &task-config {...}`). Keys inside jobs and steps stay checked.
+const PipelineSchema = z.object({
   jobs: z.array(z.unknown()),
   resources: ignored,
   resource_types: ignored,
@@ -349,7 +351,7 @@ class Compiler {
 }
 
 /** Finds the job to run: the file itself, or `job` among a pipeline's jobs. */
-function selectJob(src: Source, root: Record<string, unknown>, job: string | undefined): { value: unknown; path: Path } | undefined {
+function selectJob(src: Source, root: Record<string, unknown>, job: string | undefined, vars: Record<string, unknown>): { value: unknown; path: Path } | undefined {
   if (!('jobs' in root)) {
     if (job !== undefined && typeof root.name === 'string' && root.name !== job) {
       src.add(['name'], `this file is the single job \`${root.name}\`, not \`${job}\``);
@@ -359,7 +361,8 @@ function selectJob(src: Source, root: Record<string, unknown>, job: string | und
   }
   const pipeline = validate(src, PipelineSchema, root, [], 'pipeline');
   if (!pipeline) return undefined;
-  const names = pipeline.jobs.map((j) => (isPlainObject(j) && typeof j.name === 'string' ? j.name : undefined));
+  // Names are matched after vars are interpolated (`name: test-((version))`), as fly does.
+  const names = pipeline.jobs.map((j) => (isPlainObject(j) && typeof j.name === 'string' ? jobName(j.name, vars) : undefined));
   const listed = names.filter((n): n is string => n !== undefined);
   if (job === undefined) {
     src.add(['jobs'], `this is a pipeline with ${listed.length} job${listed.length === 1 ? '' : 's'} (${listed.join(', ')}); pass --job NAME to pick the one to run`);
@@ -374,6 +377,12 @@ function selectJob(src: Source, root: Record<string, unknown>, job: string | und
   return { value: pipeline.jobs[index], path: ['jobs', index] };
 }
 
+/** A job's name with the vars given filled in; refs without a value stay as text. */
+function jobName(name: string, vars: Record<string, unknown>): string {
+  const r = interpolate(name, (ref) => (ref.source === undefined ? lookupIn(vars, ref) : { found: false }));
+  return typeof r.value === 'string' ? r.value : stringifyVar(r.value);
+}
+
 export function compilePlan(opts: { text: string; file: string; job?: string; vars?: Record<string, unknown> }): CompiledPlan {
   const src = new Source(opts.file, opts.text);
   src.check();
@@ -381,7 +390,7 @@ export function compilePlan(opts: { text: string; file: string; job?: string; va
     src.add([], 'a plan file must be a map: a Concourse job with `plan:`, or a pipeline with `jobs:`');
     src.check();
   }
-  const selected = selectJob(src, src.value as Record<string, unknown>, opts.job);
+  const selected = selectJob(src, src.value as Record<string, unknown>, opts.job, opts.vars ?? {});
   src.check();
   const { path } = selected!;
   // Only the chosen job is interpolated: other jobs' vars need not be set.

@@ -49,7 +49,7 @@ export function acrossLevels(
       const scope = frame.scope.child();
       across.vars.forEach((v, i) => scope.setLocal(v.var, bindings[i]));
       const iteration = renameIds(template, step.id, id);
-      ctx.status.register(iteration, step.id);
+      ctx.status.register(iteration, step.id, iteration.id, scope.allLocals());
       return run(iteration, { ...frame, scope, parent: step.id });
     }
     const v = across.vars[depth];

@@ -12,6 +12,7 @@ import {
 } from '@temporalio/workflow';
 import type { Artifacts, BuildActivities, PrepareBuildResult } from '../activities/types';
 import { CausewayPlan, CausewayRetryOf, CausewayStatus } from '../common/search-attributes';
+import { BuildInputError, parseBuildInput } from '../schemas/build-input';
 import type { BuildStatus } from '../schemas/messages';
 import { messageOf } from './attempts';
 import { Scope, type BuildContext } from './context';
@@ -44,7 +45,8 @@ export function stepActivities(taskQueue: string) {
  * errored (fails with BuildFailed / BuildErrored, so the Temporal UI shows it in
  * red), or aborted (cancelled). Holds only references: artifact locations and states.
  */
-export async function build(input: BuildInput): Promise<BuildSummary> {
+export async function build(raw: BuildInput): Promise<BuildSummary> {
+  const input = validInput(raw);
   const info = workflowInfo();
   const root = CancellationScope.current();
   const status = new StatusTracker(input.plan.name);
@@ -151,17 +153,32 @@ export async function build(input: BuildInput): Promise<BuildSummary> {
   });
 }
 
+/**
+ * Any client can start a build: an input that is not a compiled plan fails the workflow at
+ * once and for good (a throw that is not a Temporal failure would fail the workflow task
+ * instead, retried forever), with CausewayStatus errored like any build that errored.
+ */
+function validInput(raw: unknown): BuildInput {
+  try {
+    return parseBuildInput(raw);
+  } catch (err) {
+    if (!(err instanceof BuildInputError)) throw err;
+    upsertSearchAttributes([{ key: CausewayStatus, value: 'errored' }]);
+    throw ApplicationFailure.create({ type: FAILURE_TYPES.errored, message: err.message, nonRetryable: true });
+  }
+}
+
 function failedSteps(summary: BuildSummary, status: StatusTracker, inParts: string[]): string {
   const failed = [...failedTasks(status), ...inParts];
   return failed.length > 0 ? `${failed.join(', ')} failed` : (summary.message ?? 'failed');
 }
 
-/** "name (exit N)" of every failed task in the tracker. */
+/** Failed steps of the tracker as the build's message names them: a timed-out step of any kind with its message, a task with its exit code. */
 export function failedTasks(status: StatusTracker): string[] {
   return status
     .list()
-    .filter((s) => s.kind === 'task' && s.state === 'failed')
-    .map((s) => `${s.name} (exit ${s.exitCode ?? '?'})`);
+    .filter((s) => s.state === 'failed' && (s.kind === 'task' || s.message))
+    .map((s) => (s.message ? `${s.name}: ${s.message}` : `${s.name} (exit ${s.exitCode ?? '?'})`));
 }
 
 function pick(artifacts: Artifacts, names: string[]): Artifacts {

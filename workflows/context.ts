@@ -78,6 +78,6 @@ export interface Frame {
 
 export interface Deadline {
   expired: boolean;
-  /** when it expires (workflow time, ms since the epoch), so a child workflow can tell a timeout from an abort */
+  /** when it expires (workflow time, epoch ms): a step's activity, and a part (child workflow), tell a timeout from an abort by it */
   at: number;
 }

@@ -1,12 +1,13 @@
 import { setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { Step } from '../schemas/compiled';
+import { interpolateLocal } from '../schemas/interpolate';
 import type { ServiceState, StepState } from '../schemas/messages';
 import { STATE_MARKS, type PartRef, type StepStatus } from './types';
 
-export function stepName(step: Step): string {
+export function stepName(step: Step, locals: Record<string, unknown> = {}): string {
   switch (step.kind) {
     case 'task':
-      return step.task;
+      return nameWith(step.task, locals);
     case 'load_var':
       return step.var;
     default:
@@ -19,6 +20,15 @@ const DETAILED_STEPS = 200;
 /** Running or failed steps a summarised tree still names. */
 const NOTABLE_STEPS = 20;
 
+/** A name with the across vars in scope filled in, as Concourse shows `task: test-((.:go))`; unresolved refs stay as text. */
+function nameWith(name: string, locals: Record<string, unknown>): string {
+  try {
+    return interpolateLocal(name, locals);
+  } catch {
+    return name;
+  }
+}
+
 /** The step tree the `status` query returns and the Temporal UI shows as current details. */
 export class StatusTracker {
   private readonly steps = new Map<string, StepStatus>();
@@ -26,10 +36,10 @@ export class StatusTracker {
 
   constructor(private readonly plan: string) {}
 
-  register(step: Step, parent: string | undefined, id = step.id): StepStatus {
+  register(step: Step, parent: string | undefined, id = step.id, locals?: Record<string, unknown>): StepStatus {
     let s = this.steps.get(id);
     if (!s) {
-      s = { id, parent, kind: step.kind, name: stepName(step), state: 'pending', attempts: 0 };
+      s = { id, parent, kind: step.kind, name: stepName(step, locals), state: 'pending', attempts: 0 };
       this.steps.set(id, s);
     }
     return s;
@@ -53,14 +63,21 @@ export class StatusTracker {
     this.publish();
   }
 
+  /** A failed step keeps a note made while it ran (its timeout), unless a message replaces it. */
   finish(id: string, state: StepState, extra: { exitCode?: number; message?: string } = {}): void {
     const s = this.steps.get(id);
     if (!s) return;
     s.state = state;
     s.finishedAt = new Date().toISOString();
     if (extra.exitCode !== undefined) s.exitCode = extra.exitCode;
-    s.message = extra.message;
+    s.message = extra.message ?? (state === 'failed' ? s.message : undefined);
     this.publish();
+  }
+
+  /** Why a running step is about to end (a timeout), shown once it finishes. */
+  note(id: string, message: string): void {
+    const s = this.steps.get(id);
+    if (s) s.message = message;
   }
 
   /** A service of the step `parent`, shown as its child with its own state and address. */

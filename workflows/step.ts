@@ -19,7 +19,7 @@ import { runTry } from './try';
  * cancellation (aborted).
  */
 export async function runStep(ctx: BuildContext, step: Step, frame: Frame): Promise<boolean> {
-  ctx.status.register(step, frame.parent);
+  ctx.status.register(step, frame.parent, step.id, frame.scope.allLocals());
   try {
     return await withHooks(ctx, step, frame, () => withAcross(ctx, step, frame, (iteration, iterationFrame) => runIteration(ctx, iteration, iterationFrame)));
   } finally {
@@ -31,9 +31,7 @@ export async function runStep(ctx: BuildContext, step: Step, frame: Frame): Prom
 export function runIteration(ctx: BuildContext, iteration: Step, frame: Frame): Promise<boolean> {
   return withServices(ctx, iteration, frame, (servicesFrame) =>
     withAttempts(ctx, iteration, servicesFrame, (attemptFrame) =>
-      withTimeout(iteration, (deadline) =>
-        runCore(ctx, iteration, deadline ? { ...attemptFrame, deadlines: [...(attemptFrame.deadlines ?? []), deadline] } : attemptFrame),
-      ),
+      withTimeout(ctx, iteration, attemptFrame, (timeoutFrame) => runCore(ctx, iteration, timeoutFrame)),
     ),
   );
 }

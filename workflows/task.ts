@@ -21,6 +21,7 @@ export async function runTask(ctx: BuildContext, step: TaskStep, frame: Frame): 
       attempt: ctx.status.attempts(step.id),
       artifacts: frame.scope.allArtifacts(),
       services: frame.services,
+      deadline: frame.deadlines?.length ? Math.min(...frame.deadlines.map((d) => d.at)) : undefined,
     },
   ]);
   for (const [name, ref] of Object.entries(result.outputs)) frame.scope.setArtifact(name, ref);

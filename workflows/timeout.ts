@@ -1,15 +1,19 @@
-import { CancellationScope, isCancellation, sleep } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, patched, sleep } from '@temporalio/workflow';
 import type { Step } from '../schemas/compiled';
-import { StepError, type Deadline } from './context';
+import { StepError, type BuildContext, type Deadline, type Frame } from './context';
+
+/** Builds whose history predates this patch keep ending errored on a timeout when replayed. */
+const TIMEOUT_FAILS = 'timeout-fails-the-step';
 
 /**
- * `timeout`: cancels the step when the duration passes; the step then ends errored, as in Concourse.
- * `run` gets the deadline so steps inside can tell this cancellation from an abort (their
- * hooks run on_error then, not on_abort).
+ * `timeout`: cancels the step when the duration passes; the step then ends FAILED, as
+ * Concourse's TimeoutStep does (it turns context.DeadlineExceeded into `false, nil`), so
+ * on_failure runs, not on_error. Steps inside get the deadline in their frame, so they tell
+ * this cancellation from an abort: they end errored and their own hooks run on_error.
  */
-export async function withTimeout(step: Step, run: (deadline?: Deadline) => Promise<boolean>): Promise<boolean> {
+export async function withTimeout(ctx: BuildContext, step: Step, frame: Frame, run: (frame: Frame) => Promise<boolean>): Promise<boolean> {
   const ms = step.timeoutMs;
-  if (ms === undefined) return run();
+  if (ms === undefined) return run(frame);
   const work = new CancellationScope();
   const timer = new CancellationScope();
   const deadline: Deadline = { expired: false, at: Date.now() + ms };
@@ -23,10 +27,13 @@ export async function withTimeout(step: Step, run: (deadline?: Deadline) => Prom
       () => undefined,
     );
   try {
-    return await work.run(() => run(deadline));
+    return await work.run(() => run({ ...frame, deadlines: [...(frame.deadlines ?? []), deadline] }));
   } catch (err) {
-    if (deadline.expired && isCancellation(err)) throw new StepError(`timeout exceeded (${formatMs(ms)})`);
-    throw err;
+    if (!deadline.expired || !isCancellation(err)) throw err;
+    const message = `timeout exceeded (${formatMs(ms)})`;
+    if (!patched(TIMEOUT_FAILS)) throw new StepError(message);
+    ctx.status.note(step.id, message);
+    return false;
   } finally {
     timer.cancel();
   }

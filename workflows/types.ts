@@ -1,17 +1,11 @@
-import type { CompiledPlan, StepKind } from '../schemas/compiled';
+import type { StepKind } from '../schemas/compiled';
 import type { BuildStatus, ServiceState, StepState } from '../schemas/messages';
 
 export const BUILD_WORKFLOW = 'build';
 /** The child workflow that runs a slice of a big list of steps (see workflows/fanout.ts). */
 export const PART_WORKFLOW = 'buildPart';
 
-export interface BuildInput {
-  plan: CompiledPlan;
-  /** artifact names the CLI uploaded (`-i name=dir`) */
-  uploads: string[];
-  /** artifact names the CLI will download when the build ends (`-o name=dir`) */
-  downloads: string[];
-}
+export type { BuildInput } from '../schemas/compiled';
 
 export interface StepStatus {
   id: string;

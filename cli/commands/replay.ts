@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { DeterminismViolationError } from '@temporalio/workflow';
-import { Worker } from '@temporalio/worker';
+import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { openSession } from '../connect';
 import { exitWith } from '../main-helpers';
 import { CliError, paint, say } from '../output';
@@ -26,6 +26,8 @@ Examples:
   causeway replay --history test/fixtures/histories/ci.json`,
     )
     .action(async (buildId: string | undefined, opts: { history?: string }) => {
+      // The CLI's own output is the interface; the SDK speaks only when something is wrong.
+      Runtime.install({ logger: new DefaultLogger('WARN') });
       if (!buildId === !opts.history) throw new CliError('give either a build id or --history FILE');
       let history: unknown;
       let id = buildId ?? path.basename(opts.history ?? '', '.json');

@@ -24,7 +24,7 @@ export function registerRun(program: Command): void {
       `
 Exit status: 0 succeeded, 1 failed, 2 errored, 3 aborted.
 With no stack configured (TEMPORAL_ADDRESS / NATS_URL) and none running, the embedded
-dev stack is started first. Ctrl-C aborts the build; press it twice to leave it running.
+dev stack is started first. Ctrl-C or SIGTERM aborts the build; twice leaves it running.
 
 Examples:
   causeway run examples/hello.yml

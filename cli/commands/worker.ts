@@ -1,4 +1,5 @@
 import os from 'node:os';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { Option, type Command } from 'commander';
 import { causewayHome, readEnv } from '../../common/config';
 import { createLogger } from '../../common/logger';
@@ -52,6 +53,8 @@ Examples:
   causeway worker --runtime kubernetes --namespace ci --name k8s-ci`,
     )
     .action(async (opts: Opts) => {
+      // The CLI's own output is the interface; the SDK speaks only when something is wrong.
+      Runtime.install({ logger: new DefaultLogger('WARN') });
       const env = readEnv();
       const endpoints = resolveEndpoints();
       if (!endpoints) throw new CliError('no Temporal/NATS to connect to', 'start them with `causeway dev up --no-worker`, or set TEMPORAL_ADDRESS and NATS_URL');

@@ -26,11 +26,11 @@ interface Result {
   stderr: string;
 }
 
-function cli(args: string[], opts: { cwd?: string; onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Result> {
+function cli(args: string[], opts: { cwd?: string; env?: Record<string, string>; onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: opts.cwd ?? dir,
-      env: { ...process.env, CAUSEWAY_TASK_QUEUE: h.taskQueue, NO_COLOR: '1' },
+      env: { ...process.env, ...opts.env, CAUSEWAY_TASK_QUEUE: h.taskQueue, NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -73,9 +73,14 @@ test('exit codes follow fly: 1 failed, 2 errored, 3 aborted', async () => {
   expect(failed.code).toBe(1);
   expect(failed.stdout).toContain('✘ boom failed (exit 4)');
 
-  const errored = await cli(['run', plan('err', `plan:\n- task: slow\n  timeout: 500ms\n  config:\n    platform: linux\n    run: {path: sleep, args: ["30"]}`)]);
+  const errored = await cli(['run', plan('err', `plan:\n- task: needs\n  config:\n    platform: linux\n    inputs: [{name: nowhere}]\n    run: {path: 'true'}`)]);
   expect(errored.code).toBe(2);
-  expect(errored.stdout).toMatch(/timeout exceeded/);
+  expect(errored.stdout).toMatch(/missing input `nowhere`/);
+
+  // A timeout is a failure, as in Concourse (exit 1), logged as a timeout.
+  const timedOut = await cli(['run', plan('slow', `plan:\n- task: slow\n  timeout: 500ms\n  config:\n    platform: linux\n    run: {path: sleep, args: ["30"]}`)]);
+  expect(timedOut.code).toBe(1);
+  expect(timedOut.stdout).toMatch(/timeout exceeded/);
 
   const aborted = await cli(['run', plan('abort', `plan:${task('wait', 'echo waiting; sleep 30')}`)], {
     onStderr: (text, child) => {
@@ -84,6 +89,15 @@ test('exit codes follow fly: 1 failed, 2 errored, 3 aborted', async () => {
   });
   expect(aborted.code).toBe(3);
   expect(aborted.stderr).toContain('aborting the build');
+
+  // A CI runner or process manager stops us with SIGTERM: the build is aborted, not left running.
+  const terminated = await cli(['run', plan('term', `plan:${task('wait', 'echo waiting; sleep 30')}`)], {
+    onStderr: (text, child) => {
+      if (text.includes('started: plan') && !child.killed) setTimeout(() => child.kill('SIGTERM'), 1500);
+    },
+  });
+  expect(terminated.code).toBe(3);
+  expect(terminated.stderr).toContain('aborting the build');
 });
 
 test('bad input never starts a build and says where and what', async () => {
@@ -113,6 +127,20 @@ run: {path: sh, args: [-c, 'awk "{s+=\\$1} END {print s}" src/numbers.txt > resu
   expect(r.code).toBe(0);
   expect(r.stdout).toContain('6');
   expect(fs.readFileSync(path.join(out, 'sum.txt'), 'utf8')).toBe('6\n');
+});
+
+test('execute appends `-- ARGS` to run.args and fills empty params from the caller’s environment, as fly execute', async () => {
+  const taskFile = path.join(dir, 'args.yml');
+  fs.writeFileSync(
+    taskFile,
+    `platform: linux
+params: {FROM_ENV: , SET: fixed, UNSET_EMPTY: ""}
+run: {path: sh, args: [-c, 'echo "args=$* env=$FROM_ENV set=$SET unset=[$UNSET_EMPTY]"', sh, first]}
+`,
+  );
+  const r = await cli(['execute', '-c', taskFile, '--', 'second', '--flag'], { env: { FROM_ENV: 'from-caller', SET: 'caller' } });
+  expect(r.code).toBe(0);
+  expect(r.stdout).toContain('args=first second --flag env=from-caller set=fixed unset=[]');
 });
 
 test('watch replays a finished build and builds lists it', async () => {

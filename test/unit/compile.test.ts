@@ -320,6 +320,44 @@ jobs:
     );
     expect((plan.plan.steps[1] as TaskStep).config).toMatchObject({ run: { path: 'make' }, params: { X: 'y' } });
   });
+  it('accepts unknown top-level keys, where pipelines keep YAML anchors, as Concourse does', () => {
+    const plan = compile(
+      `
+shared:
+  config: &cfg {platform: linux, run: {path: make}}
+x-anything: 1
+jobs:
+- name: j
+  plan:
+  - {task: a, config: *cfg}
+`,
+      { job: 'j' },
+    );
+    expect((plan.plan.steps[0] as TaskStep).config).toMatchObject({ run: { path: 'make' } });
+  });
+  it('still rejects unknown keys inside jobs and steps', () => {
+    const text = `
+anchors: {}
+jobs:
+- name: j
+  plan:
+  - {task: a, config: {platform: linux, run: {path: make}}, colour: red}
+`;
+    expect(planError(text, { job: 'j' }).message).toContain('unknown key `colour` in task step');
+    expect(planError(text.replace('  plan:', '  colour: red\n  plan:').replace(', colour: red}', '}'), { job: 'j' }).message).toContain('unknown key `colour` in job');
+  });
+  it('matches --job after vars are interpolated in job names', () => {
+    const text = `
+jobs:
+- name: test-((version))
+  plan: [{task: t, config: {platform: linux, run: {path: make}}}]
+- name: other-((unset))
+  plan: []
+`;
+    const plan = compile(text, { job: 'test-1.2', vars: { version: '1.2' } });
+    expect(plan.name).toBe('test-1.2');
+    expect(planError(text, { job: 'test-((version))', vars: { version: '1.2' } }).message).toContain('jobs: test-1.2, other-((unset))');
+  });
 });
 
 describe('static vars', () => {

@@ -149,4 +149,19 @@ describe('across', () => {
     expect(r.status).toBe('succeeded');
     expect(r.logs.get('plan.0.across.1') ?? '').not.toContain('saw-other');
   });
+
+  test('across vars are interpolated in input_mapping/output_mapping keys and in step names, as Concourse does', async () => {
+    const make = sh('make', 'echo hello > shared/f', {}, { outputs: [{ name: 'shared' }] });
+    const read = sh(
+      'read-((.:v))',
+      'cat in-((.:v))/f; echo ((.:v)) > out-((.:v))/g',
+      { input_mapping: { 'in-((.:v))': 'shared' }, output_mapping: { 'out-((.:v))': 'res-((.:v))' } },
+      { inputs: [{ name: 'in-((.:v))' }], outputs: [{ name: 'out-((.:v))' }] },
+    );
+    const r = await h.run(`plan:\n- ${make}\n- ${acrossStep(read, [{ var: 'v', values: ['a', 'b'] }])}`);
+    expect(r.status).toBe('succeeded');
+    expect(r.logs.get('plan.1.across.0')).toBe('hello\n');
+    expect(stepOf(r, 'plan.1.across.0')?.name).toBe('read-a');
+    expect(stepOf(r, 'plan.1.across.1')?.name).toBe('read-b');
+  });
 });

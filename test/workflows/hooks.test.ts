@@ -1,5 +1,6 @@
 // Hooks as Concourse defines them: on_success / on_failure / on_error / on_abort / ensure,
 // against the real Temporal dev server and NATS. on_abort is covered in abort.test.ts.
+import { readBuild } from '../../common/build-log';
 import { killMatching, pidsMatching, sh, startHarness, type BuildRun, type Harness } from './harness';
 
 let h: Harness;
@@ -14,6 +15,15 @@ afterAll(async () => {
   await h.stop();
   expect(left).toEqual([]);
 });
+
+/** Causeway's own lines in a step's log (collectLogs leaves them out). */
+async function causewayNotes(buildId: string, stepId: string): Promise<string> {
+  let text = '';
+  for await (const rec of readBuild(h.nc, buildId, { follow: false })) {
+    if (rec.kind === 'log' && rec.stepId === stepId && rec.stream === 'causeway') text += Buffer.from(rec.data).toString('utf8');
+  }
+  return text;
+}
 
 const state = (r: BuildRun, id: string) => r.summary?.steps.find((s) => s.id === id)?.state;
 const ran = (r: BuildRun, id: string) => !['pending', 'skipped', undefined].includes(state(r, id));
@@ -56,25 +66,29 @@ describe('hooks', () => {
     for (const id of ['plan.0.on_success', 'plan.0.on_failure', 'plan.0.on_abort']) expect(ran(r, id)).toBe(false);
   });
 
-  test('timeout on the step: on_error and ensure run, on_abort does not, the build errors', async () => {
+  // Concourse's TimeoutStep returns (false, nil) on DeadlineExceeded: the step failed.
+  test('timeout on the step: on_failure and ensure run, on_error and on_abort do not, the build fails', async () => {
     const r = await h.run(`plan:\n- ${withHooks(sh('slow', `sleep ${SLEEP}`), { timeout: '1s' })}`);
-    expect(r.status).toBe('errored');
-    expect(r.message).toMatch(/timeout/);
-    expect(r.logs.get('plan.0.on_error')).toContain('on_error');
+    expect(r.status).toBe('failed');
+    expect(r.message).toContain('slow: timeout exceeded (1s)');
+    expect(r.logs.get('plan.0.on_failure')).toContain('on_failure');
     expect(r.logs.get('plan.0.ensure')).toContain('ensure');
+    const notes = await causewayNotes(r.buildId, 'plan.0');
+    expect(notes).toContain('timeout exceeded: sending SIGTERM');
+    expect(notes).not.toContain('aborted');
     expect(ran(r, 'plan.0.on_abort')).toBe(false);
-    expect(ran(r, 'plan.0.on_failure')).toBe(false);
+    expect(ran(r, 'plan.0.on_error')).toBe(false);
   });
 
   test('timeout of an enclosing step: the inner step gets on_error (not on_abort) and ensure', async () => {
     const inner = withHooks(sh('slow', `sleep ${SLEEP}`));
     const r = await h.run(`plan:\n- {do: [${inner}], timeout: 1s}`);
-    expect(r.status).toBe('errored');
+    expect(r.status).toBe('failed');
     expect(r.logs.get('plan.0.do.0.ensure')).toContain('ensure');
     expect(ran(r, 'plan.0.do.0.on_abort')).toBe(false);
     expect(r.logs.get('plan.0.do.0.on_error')).toContain('on_error');
     expect(state(r, 'plan.0.do.0')).toBe('errored');
-    expect(state(r, 'plan.0')).toBe('errored');
+    expect(state(r, 'plan.0')).toBe('failed');
   });
 
   test('a step interrupted by in_parallel fail_fast gets on_abort (as Concourse cancels it), not on_error', async () => {

@@ -60,7 +60,7 @@ describe('container_limits.memory', () => {
     const m = `30.${Math.floor(Math.random() * 1e9)}`;
     markers.push(`sleep ${m}`);
     const timedOut = await h.run(`plan:\n- ${sh('t', `sleep ${m}`, { timeout: '1s' }, limits)}`);
-    expect(timedOut.status).toBe('errored');
+    expect(timedOut.status).toBe('failed');
     expect(cgroupsOf(timedOut.buildId)).toEqual([]);
 
     const handle = await h.start(`plan:\n- ${sh('t', `sleep ${m}1`, {}, limits)}`);

@@ -28,13 +28,13 @@ function sleeper(): string {
 const counting = (file: string, rest: string) => `n=$(expr $(cat ${file} 2>/dev/null || echo 0) + 1); echo $n > ${file}; echo "attempt $n pid $$"; ${rest}`;
 
 describe('timeout', () => {
-  test('ends the build errored and kills the process', async () => {
+  test('ends the step and the build failed, as Concourse does, and kills the process', async () => {
     const s = sleeper();
     const r = await h.run(`plan:\n- ${sh('slow', `sleep ${s}`, { timeout: '1s' })}\n- ${sh('after', 'echo after')}`);
-    expect(r.status).toBe('errored');
+    expect(r.status).toBe('failed');
     expect(r.message).toContain('timeout exceeded (1s)');
     expect(pidsMatching(`sleep ${s}`)).toEqual([]);
-    expect(stepOf(r, 'plan.0')?.state).toBe('errored');
+    expect(stepOf(r, 'plan.0')).toMatchObject({ state: 'failed', message: 'timeout exceeded (1s)' });
     expect(r.logs.get('plan.1')).toBeUndefined();
   });
 
@@ -46,7 +46,8 @@ describe('timeout', () => {
   test('timeout on a do interrupts whichever child is running', async () => {
     const s = sleeper();
     const r = await h.run(`plan:\n- {timeout: 2s, do: [${sh('a', 'echo a')}, ${sh('b', `sleep ${s}`)}, ${sh('c', 'echo c')}]}`);
-    expect(r.status).toBe('errored');
+    expect(r.status).toBe('failed');
+    expect(stepOf(r, 'plan.0.do.1')?.state).toBe('errored');
     expect(r.logs.get('plan.0.do.0')).toContain('a');
     expect(r.logs.get('plan.0.do.2')).toBeUndefined();
     expect(pidsMatching(`sleep ${s}`)).toEqual([]);
@@ -65,7 +66,7 @@ test('timeout on an in_parallel with a limit: unstarted steps are skipped, their
   const s = sleeper();
   const second = JSON.stringify({ ...JSON.parse(sh('second', 'echo second')), ensure: JSON.parse(sh('e', 'echo ensure-second')) });
   const r = await h.run(`plan:\n- {timeout: 1s, in_parallel: {limit: 1, steps: [${sh('first', `sleep ${s}`)}, ${second}]}}`);
-  expect(r.status).toBe('errored');
+  expect(r.status).toBe('failed');
   expect(r.logs.get('plan.0.in_parallel.1.ensure')).toBeUndefined();
   expect(stepOf(r, 'plan.0.in_parallel.1')?.state).toBe('skipped');
   expect(pidsMatching(`sleep ${s}`)).toEqual([]);
@@ -102,7 +103,7 @@ describe('attempts', () => {
     expect(stepOf(r, 'plan.0')).toMatchObject({ state: 'failed', attempts: 2, exitCode: 7 });
   });
 
-  test('retries errors too: timeout applies per attempt', async () => {
+  test('retries a timed-out (failed) attempt: timeout applies per attempt', async () => {
     const f = stamp('count');
     const s = sleeper();
     const script = counting(f, `if [ $n -eq 1 ]; then sleep ${s}; fi; echo finished`);
@@ -113,11 +114,11 @@ describe('attempts', () => {
     expect(stepOf(r, 'plan.0')).toMatchObject({ state: 'succeeded', attempts: 2 });
   });
 
-  test('every attempt timing out ends errored', async () => {
+  test('every attempt timing out ends failed', async () => {
     const s = sleeper();
     const r = await h.run(`plan:\n- ${sh('always-slow', `sleep ${s}`, { attempts: 2, timeout: '1s' })}`);
-    expect(r.status).toBe('errored');
-    expect(stepOf(r, 'plan.0')).toMatchObject({ state: 'errored', attempts: 2 });
+    expect(r.status).toBe('failed');
+    expect(stepOf(r, 'plan.0')).toMatchObject({ state: 'failed', attempts: 2 });
     expect(pidsMatching(`sleep ${s}`)).toEqual([]);
   });
 

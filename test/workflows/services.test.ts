@@ -389,7 +389,7 @@ describe('services', () => {
         { task: 'slow', timeout: '1s', services: [nats('bus', m)], config: { run: { path: 'sleep', args: ['30'] } } },
       ]),
     );
-    expect(r.status).toBe('errored');
+    expect(r.status).toBe('failed');
     expect(r.message).toContain('timeout exceeded (1s)');
     expect(services(r.summary).map((s) => s.service?.state)).toEqual(['stopped', 'stopped']);
     await noneLeft(m);

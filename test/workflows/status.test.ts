@@ -62,7 +62,7 @@ describe('status', () => {
     ['succeeded', sh('ok', 'true'), 'COMPLETED'],
     ['failed', sh('bad', 'exit 1'), 'FAILED'],
     ['errored', sh('err', 'true', {}, { inputs: [{ name: 'missing' }] }), 'FAILED'],
-    ['errored', sh('slow', 'sleep 5', { timeout: '500ms' }), 'FAILED'],
+    ['failed', sh('slow', 'sleep 5', { timeout: '500ms' }), 'FAILED'],
     ['errored', sh('tagged', 'true', { tags: ['gpu'] }), 'FAILED'],
   ])('a build that %s: outcome, CausewayStatus and workflow status agree (%#)', async (expected, step, wfStatus) => {
     const handle = await h.start(`plan:\n- ${step}`);

@@ -100,7 +100,7 @@ async function runAttached(deps: ActivityDeps, ctx: Context, req: RunTaskRequest
 
   let exitCode: number;
   try {
-    exitCode = await supervise(deps, ctx, proc, dir, log);
+    exitCode = await supervise(deps, ctx, proc, dir, log, req.deadline);
   } catch (err) {
     // An aborted or timed-out step leaves supervise by throwing once its process group is
     // stopped: its memory cgroup must go too, or every interrupted step with
@@ -129,7 +129,7 @@ async function publishFinished(
 }
 
 /** Waits for the process, streaming its output and heartbeating; on cancellation stops it. */
-async function supervise(deps: ActivityDeps, ctx: Context, proc: StepProcess, dir: string, log: StepLog): Promise<number> {
+async function supervise(deps: ActivityDeps, ctx: Context, proc: StepProcess, dir: string, log: StepLog, deadline?: number): Promise<number> {
   let pollMs = POLL_MIN_MS;
   let cancelled = false;
   ctx.cancelled.catch(() => {
@@ -156,7 +156,9 @@ async function supervise(deps: ActivityDeps, ctx: Context, proc: StepProcess, di
       throw ApplicationFailure.create({ message: 'worker shut down; the step keeps running and is handed over', type: 'WorkerShutdown' });
     }
     if (cancelled) {
-      await safeNote(log, `aborted: sending SIGTERM, SIGKILL after ${deps.killGraceMs / 1000}s`);
+      // The workflow's timer fired at `deadline` before it cancelled us: then this is the step's timeout.
+      const why = deadline !== undefined && Date.now() >= deadline ? 'timeout exceeded' : 'aborted';
+      await safeNote(log, `${why}: sending SIGTERM, SIGKILL after ${deps.killGraceMs / 1000}s`);
       const how = await terminate(proc, deps.killGraceMs);
       await log.drain().catch(() => false);
       await safeNote(log, how === 'killed' ? 'step killed (SIGKILL)' : 'step stopped');
