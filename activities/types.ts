@@ -86,7 +86,7 @@ export interface StartServiceRequest extends ServiceRef {
   plan: string;
   /** ((.:locals)) interpolated; ((.svc:...)) not yet: the runtime knows where the scope's services answer */
   spec: ServiceSpec;
-  /** host and ports allocated by the workflow (where the local runtime puts it); the activity adds the network */
+  /** host and ports allocated by the workflow (where the local runtime puts it in loopback mode); the activity adds the network */
   address: ServiceAddress;
   /** every service in scope (outer steps' and this step's), as the workflow knows them */
   scope: Record<string, ServiceAddress>;

@@ -71,11 +71,11 @@ interface Parts {
 interface Where {
   /** submit → startService started: starting the workflow, one workflow task (prepareBuild runs in it as a local activity), dispatch */
   toStartService: number;
-  /** startService started → service command runs: namespace and directories (made at once), process wrapper, nsenter, setpriv */
+  /** startService started → service command runs: address, the service's namespace and veth on the build's bridge (the hub's too: one service per build here) and directories (made at once), process wrapper, nsenter, hosts view, setpriv */
   startService: number;
   /** probeService completed → runTask started: a workflow task and a dispatch */
   toRunTask: number;
-  /** runTask started → step command runs: step directory, process wrapper, nsenter */
+  /** runTask started → step command runs: step directory, process wrapper, nsenter, hosts view */
   runTask: number;
 }
 
@@ -231,9 +231,9 @@ function whereTable(causeway: Parts[]): string {
     '| where Causeway spends it (median, ms) | |',
     '|---|---:|',
     row('submit → startService runs (workflow start, 1 workflow task with prepareBuild as a local activity, dispatch)', (w) => w.toStartService),
-    row('startService runs → service command runs (namespace and directories at once, wrapper, nsenter, setpriv)', (w) => w.startService),
+    row('startService runs → service command runs (address, hub + service namespace + veth and directories at once, wrapper, nsenter, hosts view, setpriv)', (w) => w.startService),
     row('probe done → runTask runs (a workflow task, dispatch)', (w) => w.toRunTask),
-    row('runTask runs → step command runs (step directory, wrapper, nsenter)', (w) => w.runTask),
+    row('runTask runs → step command runs (step directory, wrapper, nsenter, hosts view)', (w) => w.runTask),
   ].join('\n');
 }
 
@@ -311,8 +311,8 @@ async function main(): Promise<void> {
       `${f0(w((x) => x.startService + x.runTask))} ms is the local runtime setting up the service's and the step's processes.`,
       `**Detection delay**: ${f0(detection)} ms median from PostgreSQL logging that it accepts connections to Temporal recording the probe's success`,
       `(by hand: ${f0(median(hand.map((p) => p.detection)))} ms); the probe activity returns as soon as a probe passes (the service's output since is sent`,
-      'by superviseService). Process start includes prepareBuild, the network namespace and the service directories (made at once) and setpriv;',
-      'step start includes the task activity, the step directory and nsenter into the namespace.',
+      'by superviseService). Process start includes prepareBuild, the build’s hub namespace with its bridge, the service’s own namespace and veth (docs/networking.md) and the service directories (made at once), the /etc/hosts view and setpriv;',
+      'step start includes the task activity, the step directory, nsenter into the hub and the /etc/hosts view.',
       MARK_END,
     ];
     const text = lines.join('\n');

@@ -12,7 +12,7 @@ export interface ServiceAddress {
   ports: Record<string, number>;
   /** the port `address`, `port` and NAME_SERVICE_PORT mean: `default`, else the first listed */
   primaryPort?: string;
-  /** the build's network namespace the service runs in; absent in loopback mode */
+  /** the network namespace steps join to reach the service (its build's hub, docs/networking.md); absent in loopback mode */
   network?: string;
 }
 
@@ -33,9 +33,9 @@ export function networkName(buildId: string): string {
 
 /**
  * The `index`-th service of a build gets 127.a.b.c: a and b from the build id, c counting.
- * Inside a namespace any 127/8 address works; in loopback mode (no namespace) two builds
- * then use different addresses, so both can listen on 5432. 127.0.x.x is never used: the
- * host's own services live there.
+ * The local runtime's address in loopback mode (no namespaces; with them, the runtime gives
+ * each service an address on its build's bridge instead): two builds then use different
+ * addresses, so both can listen on 5432. 127.0.x.x is never used: the host's own services live there.
  */
 export function serviceHost(buildId: string, index: number): string {
   const h = fnv1a(buildId);

@@ -9,7 +9,7 @@
 // use; the type checks at the end of this file fail the build when the two disagree, so a new
 // step kind or field must be added here too (and the schema version raised).
 import { z } from 'zod';
-import type { Across, BuildInput, CompiledPlan, DoStep, Hooks, InParallelStep, LoadVarStep, Step, TaskConfig, TaskStep, TryStep } from './compiled';
+import type { Across, BuildInput, CompiledPlan, DoStep, GetStep, Hooks, InParallelStep, LoadVarStep, PutStep, Step, TaskConfig, TaskStep, TryStep } from './compiled';
 import { BuildStatus, ServiceState, StepState } from './messages';
 
 /** Raised when the input's shape changes incompatibly; it is the JSON Schemas' `$id` suffix. */
@@ -159,8 +159,41 @@ const LoadVarStepSchema = z.strictObject({
   reveal: z.boolean(),
 }).meta({ id: 'LoadVarStep' });
 
+const ResourceVersionSchema = StringMap.meta({ id: 'ResourceVersion', description: 'a resource version, e.g. {"ref": "abc123"}' });
+
+const ResourceRefSchema = z.strictObject({
+  name: z.string().min(1),
+  type: z.discriminatedUnion('kind', [
+    z.strictObject({ kind: z.literal('host'), name: z.string().min(1), dir: z.string().min(1).meta({ description: 'directory holding check, in and out' }) }),
+    z.strictObject({ kind: z.literal('image'), name: z.string().min(1), type: z.string().min(1), source: z.record(z.string(), z.unknown()) }),
+  ]),
+  source: z.record(z.string(), z.unknown()),
+}).meta({ id: 'ResourceRef' });
+
+const GetStepSchema = z.strictObject({
+  ...common,
+  kind: z.literal('get'),
+  name: z.string().min(1).meta({ description: 'the artifact it makes' }),
+  resource: ResourceRefSchema,
+  version: z.union([z.literal('latest'), z.literal('every'), ResourceVersionSchema]),
+  params: z.record(z.string(), z.unknown()),
+  trigger: z.boolean(),
+  passed: z.array(z.string()),
+}).meta({ id: 'GetStep' });
+
+const PutStepSchema = z.strictObject({
+  ...common,
+  kind: z.literal('put'),
+  name: z.string().min(1),
+  resource: ResourceRefSchema,
+  inputs: z.union([z.literal('all'), z.literal('detect'), z.array(z.string())]),
+  params: z.record(z.string(), z.unknown()),
+  getParams: z.record(z.string(), z.unknown()),
+  noGet: z.boolean(),
+}).meta({ id: 'PutStep' });
+
 const StepSchema: z.ZodType<Step> = z
-  .discriminatedUnion('kind', [TaskStepSchema, DoStepSchema, InParallelStepSchema, TryStepSchema, LoadVarStepSchema])
+  .discriminatedUnion('kind', [TaskStepSchema, DoStepSchema, InParallelStepSchema, TryStepSchema, LoadVarStepSchema, GetStepSchema, PutStepSchema])
   .meta({ id: 'Step' });
 
 export const CompiledPlanSchema = z.strictObject({
@@ -177,7 +210,7 @@ export const BuildInputSchema = z
   })
   .meta({ title: 'Causeway build input', description: 'The single argument of workflow type `build`: a compiled plan, as `causeway compile` prints it.' });
 
-const StepKinds = z.enum(['task', 'do', 'in_parallel', 'try', 'load_var']);
+const StepKinds = z.enum(['task', 'do', 'in_parallel', 'try', 'load_var', 'get', 'put']);
 
 const StepStatusSchema = z.strictObject({
   id: z.string(),
@@ -258,9 +291,11 @@ const checks: [
   Same<z.output<typeof InParallelStepSchema>, InParallelStep>,
   Same<z.output<typeof TryStepSchema>, TryStep>,
   Same<z.output<typeof LoadVarStepSchema>, LoadVarStep>,
+  Same<z.output<typeof GetStepSchema>, GetStep>,
+  Same<z.output<typeof PutStepSchema>, PutStep>,
   Same<z.output<typeof AcrossSchema>, Across>,
   Same<z.output<typeof TaskConfigSchema>, TaskConfig>,
   Same<z.output<typeof CompiledPlanSchema>, CompiledPlan>,
   Same<z.output<typeof BuildInputSchema>, BuildInput>,
-] = [true, true, true, true, true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true, true, true, true, true, true];
 void checks;

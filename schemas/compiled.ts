@@ -157,7 +157,51 @@ export interface LoadVarStep extends StepCommon {
   reveal: boolean;
 }
 
-export type Step = TaskStep | DoStep | InParallelStep | TryStep | LoadVarStep;
+/**
+ * Where a resource type's /opt/resource/check|in|out are: a directory of host executables
+ * (a base type shipped with Causeway, or a resource_types entry of `type: directory`), or an
+ * image (a Concourse resource type image, for runtimes with containers).
+ */
+export type ResourceTypeRef =
+  | { kind: 'host'; name: string; dir: string }
+  | { kind: 'image'; name: string; type: string; source: Record<string, unknown> };
+
+/** A pipeline's `resources:` entry, with its vars interpolated and its type resolved. */
+export interface ResourceRef {
+  name: string;
+  type: ResourceTypeRef;
+  source: Record<string, unknown>;
+}
+
+/** A resource version: Concourse's map of strings, e.g. {ref: "abc123"}. */
+export type ResourceVersion = Record<string, string>;
+
+export interface GetStep extends StepCommon {
+  kind: 'get';
+  /** the artifact it makes (`get:`) */
+  name: string;
+  resource: ResourceRef;
+  /** latest, every (both: the newest in a one-off build), or a pinned version */
+  version: 'latest' | 'every' | ResourceVersion;
+  params: Record<string, unknown>;
+  /** meaningful only in pipelines: kept so a job runs unchanged */
+  trigger: boolean;
+  passed: string[];
+}
+
+export interface PutStep extends StepCommon {
+  kind: 'put';
+  name: string;
+  resource: ResourceRef;
+  /** the artifacts `out` sees: all in scope, those its params name (detect), or a list */
+  inputs: 'all' | 'detect' | string[];
+  params: Record<string, unknown>;
+  getParams: Record<string, unknown>;
+  /** skip the implicit get of the version the put made */
+  noGet: boolean;
+}
+
+export type Step = TaskStep | DoStep | InParallelStep | TryStep | LoadVarStep | GetStep | PutStep;
 export type StepKind = Step['kind'];
 
 export interface CompiledPlan {

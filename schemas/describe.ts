@@ -22,6 +22,10 @@ export function describeStep(step: Step): string {
       return `task ${step.task}`;
     case 'load_var':
       return `load_var ${step.var}`;
+    case 'get':
+      return `get ${step.name}`;
+    case 'put':
+      return `put ${step.name}`;
     default:
       return step.kind;
   }

@@ -8,6 +8,7 @@ import type { Across, CompiledPlan, DoStep, Hooks, Step, StepCommon } from './co
 import { STEP_KEYS, type StepKey } from './describe';
 import { Source, type Path } from './errors';
 import { findVarRefs, interpolate, isPlainObject, lookupIn, stringifyVar } from './interpolate';
+import { GetFields, getBody, PutFields, putBody, Resources } from './resources';
 import { checkServiceRef, compileServices, serviceRefs, type ServiceScope } from './services';
 import { compact, compileTaskConfig, ContainerLimitsSchema, toContainerLimits } from './task-config';
 import { nearest, parseDuration } from './units';
@@ -105,6 +106,9 @@ const LoadVarStepSchema = z.strictObject({
   reveal: bool.optional(),
 });
 
+const GetStepSchema = z.strictObject({ ...common, ...GetFields });
+const PutStepSchema = z.strictObject({ ...common, ...PutFields });
+
 // Concourse job keys that mean nothing to a one-off build; accepted so a job runs unchanged.
 const ignored = z.unknown().optional();
 const JobSchema = z.strictObject({
@@ -142,7 +146,10 @@ class Compiler {
   /** the services of the enclosing steps, for ((.svc:NAME.field)) checks */
   private readonly serviceScopes: ServiceScope[] = [];
 
-  constructor(private readonly src: Source) {}
+  constructor(
+    private readonly src: Source,
+    private readonly resources: Resources,
+  ) {}
 
   steps(list: unknown[], path: Path, idPrefix: string, scope: Set<string>): Step[] {
     return list.flatMap((item, i) => this.step(item, [...path, i], `${idPrefix}.${i}`, scope) ?? []);
@@ -172,9 +179,8 @@ class Compiler {
       return undefined;
     }
     const kind: StepKey = kinds[0];
-    if (kind === 'get' || kind === 'put' || kind === 'set_pipeline') {
-      const what = kind === 'set_pipeline' ? 'set_pipeline is' : 'resources (get/put) are';
-      src.add(path, `${kind} step \`${String(raw[kind])}\` at ${src.file}:${src.line(path)}: ${what} not supported yet`);
+    if (kind === 'set_pipeline') {
+      src.add(path, `set_pipeline step \`${String(raw[kind])}\` at ${src.file}:${src.line(path)}: set_pipeline is not supported yet`);
       return undefined;
     }
 
@@ -248,7 +254,7 @@ class Compiler {
   }
 
   /** The kind-specific part of a step, and its validated modifiers. */
-  private body(kind: Exclude<StepKey, 'get' | 'put' | 'set_pipeline'>, raw: Record<string, unknown>, path: Path, id: string, scope: Set<string>) {
+  private body(kind: Exclude<StepKey, 'set_pipeline'>, raw: Record<string, unknown>, path: Path, id: string, scope: Set<string>) {
     const src = this.src;
     switch (kind) {
       case 'task': {
@@ -275,6 +281,18 @@ class Compiler {
             containerLimits: s.container_limits && toContainerLimits(s.container_limits),
           }),
         };
+      }
+      case 'get': {
+        const s = validate(src, GetStepSchema, raw, path, 'get step');
+        const name = s?.resource ?? s?.get;
+        const resource = name === undefined ? undefined : this.resources.resource(name, [...path, s?.resource ? 'resource' : 'get']);
+        return s && resource && { common: s, step: getBody(s, resource, this.resources.pinned(resource.name)) };
+      }
+      case 'put': {
+        const s = validate(src, PutStepSchema, raw, path, 'put step');
+        const name = s?.resource ?? s?.put;
+        const resource = name === undefined ? undefined : this.resources.resource(name, [...path, s?.resource ? 'resource' : 'put']);
+        return s && resource && { common: s, step: putBody(s, resource) };
       }
       case 'load_var': {
         const s = validate(src, LoadVarStepSchema, raw, path, 'load_var step');
@@ -396,7 +414,7 @@ export function compilePlan(opts: { text: string; file: string; job?: string; va
   // Only the chosen job is interpolated: other jobs' vars need not be set.
   const value = interpolateStatic(src, selected!.value, path, opts.vars ?? {});
   const job = validate(src, JobSchema, value, path, 'job');
-  const compiler = new Compiler(src);
+  const compiler = new Compiler(src, new Resources(src, src.value as Record<string, unknown>, opts.vars ?? {}));
   const scope = new Set<string>();
   const jobValue = isPlainObject(value) ? value : {};
   const steps = Array.isArray(jobValue.plan) ? compiler.steps(jobValue.plan, [...path, 'plan'], 'plan', scope) : [];

@@ -81,3 +81,8 @@ export interface Deadline {
   /** when it expires (workflow time, epoch ms): a step's activity, and a part (child workflow), tell a timeout from an abort by it */
   at: number;
 }
+
+/** When the earliest enclosing `timeout` expires (epoch ms), for the step's activity. */
+export function deadlineOf(frame: Frame): number | undefined {
+  return frame.deadlines?.length ? Math.min(...frame.deadlines.map((d) => d.at)) : undefined;
+}

@@ -107,6 +107,11 @@ export class ArtifactReleaser {
       case 'load_var':
         read(artifactOf(step.file));
         break;
+      case 'put':
+        // `all` and `detect` are known only at run time: treat them as reading anything.
+        if (Array.isArray(step.inputs)) step.inputs.forEach(read);
+        else read(ANY);
+        break;
       case 'do':
       case 'in_parallel':
         for (const child of step.steps) this.walk(child, point, chain);

@@ -10,6 +10,9 @@ export function stepName(step: Step, locals: Record<string, unknown> = {}): stri
       return nameWith(step.task, locals);
     case 'load_var':
       return step.var;
+    case 'get':
+    case 'put':
+      return step.name;
     default:
       return step.kind;
   }

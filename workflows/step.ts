@@ -3,6 +3,8 @@ import { withAcross } from './across';
 import { withAttempts } from './attempts';
 import type { BuildContext, Frame } from './context';
 import { runDo } from './do';
+import { runGet } from './get';
+import { runPut } from './put';
 import { withHooks } from './hooks';
 import { runInParallel } from './in-parallel';
 import { runLoadVar } from './load-var';
@@ -48,5 +50,9 @@ function runCore(ctx: BuildContext, step: Step, frame: Frame): Promise<boolean> 
       return runTry(ctx, step, frame);
     case 'load_var':
       return runLoadVar(ctx, step, frame);
+    case 'get':
+      return runGet(ctx, step, frame);
+    case 'put':
+      return runPut(ctx, step, frame);
   }
 }

@@ -1,5 +1,5 @@
 import type { TaskStep } from '../schemas/compiled';
-import { StepError, type BuildContext, type Frame } from './context';
+import { deadlineOf, StepError, type BuildContext, type Frame } from './context';
 import { withLocals } from './locals';
 import { interpolateServices } from '../common/services';
 
@@ -21,7 +21,7 @@ export async function runTask(ctx: BuildContext, step: TaskStep, frame: Frame): 
       attempt: ctx.status.attempts(step.id),
       artifacts: frame.scope.allArtifacts(),
       services: frame.services,
-      deadline: frame.deadlines?.length ? Math.min(...frame.deadlines.map((d) => d.at)) : undefined,
+      deadline: deadlineOf(frame),
     },
   ]);
   for (const [name, ref] of Object.entries(result.outputs)) frame.scope.setArtifact(name, ref);

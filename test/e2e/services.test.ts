@@ -64,7 +64,7 @@ describe('causeway run/watch with services', () => {
     expect(run.code).toBe(1);
     expect(run.stdout).toMatch(/^\[svc web\] web listening /m);
     expect(run.stdout).toMatch(/^\[svc web\] causeway: service web is ready \(every port accepts connections/m);
-    expect(run.stdout).toContain('checking 127.');
+    expect(run.stdout).toContain('checking 198.18.');
     expect(run.stdout).toMatch(/last lines of service web \[plan\.0\]:\n(  .*\n)*  web tick \d+/);
     expect(pidsMatching(m)).toEqual([]);
 
@@ -72,10 +72,10 @@ describe('causeway run/watch with services', () => {
     const quiet = await cli(['watch', buildId, '--no-services']);
     expect(quiet.code).toBe(1);
     expect(quiet.stdout).not.toContain('[svc web]');
-    expect(quiet.stdout).toContain('checking 127.');
+    expect(quiet.stdout).toContain('checking 198.18.');
     expect(quiet.stdout).toMatch(/last lines of service web \[plan\.0\]:/);
 
     const status = await cli(['status', buildId]);
-    expect(status.stdout).toMatch(/service web plan\.0\.services\.web stopped \(127\.[\d.]+:8080\)/);
+    expect(status.stdout).toMatch(/service web plan\.0\.services\.web stopped \(198\.18\.[\d.]+:8080\)/);
   });
 });

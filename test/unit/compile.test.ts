@@ -237,10 +237,10 @@ plan:
       'ci/build.yml:4:3: plan[1]: a step has exactly one of task, do, in_parallel, try, load_var, get, put, set_pipeline; this one has task and do',
       'ci/build.yml:8:11: plan[2].format: expected one of json, yaml, yml, trim, raw, got the string "xml"',
       'ci/build.yml:10:55: plan[3].config.inputs[1].name: duplicate input name `i`',
-      'ci/build.yml:11:3: plan[4]: put step `image` at ci/build.yml:11: resources (get/put) are not supported yet',
+      "ci/build.yml:11:8: plan[4].put: no resource `image` in this file's `resources:`",
     ]);
   });
-  it('rejects get, put and set_pipeline wherever they are', () => {
+  it('rejects set_pipeline, and a get of a resource the file does not declare, wherever they are', () => {
     const err = planError(`
 plan:
 - in_parallel:
@@ -250,7 +250,7 @@ plan:
       file: p.yml
 `);
     expect(err.issues.map((i) => i.message)).toEqual([
-      'get step `repo` at ci/build.yml:4: resources (get/put) are not supported yet',
+      "no resource `repo` in this file's `resources:`",
       'set_pipeline step `self` at ci/build.yml:6: set_pipeline is not supported yet',
     ]);
     expect(err.issues[1].path).toBe('plan[0].in_parallel[1].do[0]');
@@ -357,6 +357,61 @@ jobs:
     const plan = compile(text, { job: 'test-1.2', vars: { version: '1.2' } });
     expect(plan.name).toBe('test-1.2');
     expect(planError(text, { job: 'test-((version))', vars: { version: '1.2' } }).message).toContain('jobs: test-1.2, other-((unset))');
+  });
+});
+
+describe('resources, get and put', () => {
+  const pipeline = `
+resource_types:
+- {name: img, type: registry-image, source: {repository: example/img}}
+resources:
+- {name: repo, type: git, source: {uri: "file:///r.git", branch: ((branch))}, check_every: 1m, icon: git}
+- {name: pinned, type: git, source: {uri: x}, version: {ref: abc}}
+- {name: other, type: img, source: {a: b}}
+- {name: unused, type: git, source: {uri: ((not_needed_here))}}
+- {name: bad, type: gitt, source: {}}
+jobs:
+- name: j
+  plan:
+  - get: src
+    resource: repo
+    trigger: true
+    passed: [unit]
+    params: {depth: 1}
+  - get: pinned
+  - put: repo
+    inputs: detect
+    params: {repository: src}
+    get_params: {depth: 1}
+  - put: other
+    no_get: true
+- name: typo
+  plan:
+  - get: bad
+- name: unknown-key
+  plan:
+  - {get: repo, versoin: every}
+`;
+  it('compiles get and put with their resource, its interpolated source and resolved type', () => {
+    const plan = compile(pipeline, { job: 'j', vars: { branch: 'main' } });
+    const [get, pinned, put, image] = plan.plan.steps as Step[];
+    expect(get).toMatchObject({ kind: 'get', name: 'src', version: 'latest', trigger: true, passed: ['unit'], params: { depth: 1 } });
+    expect(get.kind === 'get' && get.resource).toMatchObject({ name: 'repo', source: { uri: 'file:///r.git', branch: 'main' }, type: { kind: 'host', name: 'git' } });
+    expect(pinned).toMatchObject({ kind: 'get', version: { ref: 'abc' } });
+    expect(put).toMatchObject({ kind: 'put', name: 'repo', inputs: 'detect', getParams: { depth: 1 }, noGet: false });
+    expect(image).toMatchObject({ kind: 'put', noGet: true, resource: { type: { kind: 'image', type: 'registry-image', source: { repository: 'example/img' } } } });
+  });
+  it('reports an unknown resource type with a hint, and unknown keys of get steps', () => {
+    expect(planError(pipeline, { job: 'typo' }).message).toContain('unknown resource type `gitt`; did you mean `git`?');
+    expect(planError(pipeline, { job: 'unknown-key' }).message).toContain('unknown key `versoin` in get step; did you mean `version`?');
+  });
+  it('a directory resource type must hold check, in and out', () => {
+    const text = `
+resource_types: [{name: mine, type: directory, source: {path: ./nowhere}}]
+resources: [{name: r, type: mine}]
+jobs: [{name: j, plan: [{get: r}]}]
+`;
+    expect(planError(text, { job: 'j' }).message).toMatch(/resource type `mine`: .*nowhere lacks executable check, in, out/);
   });
 });
 

@@ -49,6 +49,9 @@ export interface Harness {
 
 export interface RunOptions {
   vars?: Record<string, unknown>;
+  /** the job of a pipeline to run, and the file the plan says it came from (resource type directories are relative to it) */
+  job?: string;
+  file?: string;
   uploads?: string[];
   downloads?: string[];
 }
@@ -80,7 +83,7 @@ export async function startHarness(opts: { killGraceMs?: number; tags?: string[]
   const client = new Client({ connection });
   const nc = await connectNats(stack.natsUrl, 'test');
   const start = async (yaml: string, runOpts: RunOptions = {}) => {
-    const plan = compilePlan({ text: yaml, file: 'test.yml', vars: runOpts.vars });
+    const plan = compilePlan({ text: yaml, file: runOpts.file ?? 'test.yml', job: runOpts.job, vars: runOpts.vars });
     return startBuild(client, { plan, taskQueue, uploads: runOpts.uploads, downloads: runOpts.downloads });
   };
   const finish = async (handle: WorkflowHandle): Promise<BuildRun> => {

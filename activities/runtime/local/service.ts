@@ -23,7 +23,7 @@ import type {
   StopServiceRequest,
   SuperviseServiceRequest,
 } from '../../types';
-import { ensureNetwork, inNetwork } from './network';
+import { attachService, detachService, inNetwork, serviceScope, writeHosts } from './network';
 import { exitStatus, FILES, findProcess, isAlive, reapGroup, startProcess, terminate, type StepProcess } from './process';
 import { runCommand, type RunResult } from './spawner';
 import { StepLog } from './step-log';
@@ -51,6 +51,10 @@ interface ServiceState {
   env: Record<string, string>;
   /** where the service's files live: its own directory, or one under /tmp a run.user can reach */
   root: string;
+  /** the service's own network namespace, where its probe runs too; absent in loopback mode */
+  netns?: string;
+  /** the /etc/hosts the service and its probe see: the services in its scope by name */
+  hosts?: string;
 }
 
 /**
@@ -106,8 +110,9 @@ async function readState(dir: string): Promise<ServiceState | undefined> {
  * previous attempt of this activity started (idempotent by name).
  */
 export async function startLocalService(deps: ActivityDeps, given: StartServiceRequest): Promise<{ address: ServiceAddress; offsets: ServiceLogOffsets }> {
-  // ((.svc:...)) in the spec: the hosts the workflow allocated are where this runtime puts its services.
-  const req = { ...given, spec: withAddresses(given.name, given.spec, given.scope) };
+  // ((.svc:...)) in the spec: this step's services at the addresses this runtime gives them.
+  const scope = await serviceScope(given, given.scope, given.siblings);
+  const req = { ...given, scope, address: scope[given.name] ?? given.address, spec: withAddresses(given.name, given.spec, scope) };
   const dir = serviceDir(deps.home, req);
   const log = serviceLog(deps, req, dir);
   return heartbeating(
@@ -117,7 +122,7 @@ export async function startLocalService(deps: ActivityDeps, given: StartServiceR
 
       // The namespace, the service's directory and the directories of its files are made at
       // once: the service's start waits for all of them, and none of them needs another.
-      const network = ensureNetwork(req.buildId);
+      const network = attachService(req, req.address.host);
       network.catch(() => undefined);
       const own = fs.rm(dir, { recursive: true, force: true }).then(() => fs.mkdir(dir, { recursive: true }));
       own.catch(() => undefined);
@@ -153,6 +158,8 @@ export async function startLocalService(deps: ActivityDeps, given: StartServiceR
       const ids = user ? await takeOver(root, user) : undefined;
       const net = await network;
       const address: ServiceAddress = { ...located, network: net.network };
+      const hosts = net.netns ? path.join(dir, 'hosts') : undefined;
+      if (hosts) await writeHosts(hosts, { ...req.scope, [req.name]: address });
 
       const env: Record<string, string> = {
         PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
@@ -167,9 +174,9 @@ export async function startLocalService(deps: ActivityDeps, given: StartServiceR
         ...(address.primaryPort ? { SERVICE_PORT: String(address.ports[address.primaryPort]) } : {}),
         ...(user ? userEnv(user) : {}),
       };
-      await fs.writeFile(path.join(dir, STATE_FILE), JSON.stringify({ address, config, env, root } satisfies ServiceState));
+      await fs.writeFile(path.join(dir, STATE_FILE), JSON.stringify({ address, config, env, root, netns: net.netns, hosts } satisfies ServiceState));
       const run = [config.run.path, ...config.run.args];
-      const command = inNetwork(net.network, ids ? asUser(ids, run) : run);
+      const command = inNetwork(net.netns, ids ? asUser(ids, run) : run, hosts);
       const proc = await startProcess({ dir, cwd: safeJoin(work, config.run.dir ?? '.'), command, env });
       // Notes after the start, and not waited for: neither the service nor its probe waits for
       // NATS. The probe sends the service's output from the offsets returned here.
@@ -333,7 +340,7 @@ ports.forEach(tryPort);`;
  */
 async function runProbe(name: string, dir: string, state: ServiceState, signal: AbortSignal, log: StepLog): Promise<void> {
   const probe = state.config.startup_probe!;
-  const command = inNetwork(state.address.network, [probe.run.path, ...probe.run.args]);
+  const command = inNetwork(state.netns ?? state.address.network, [probe.run.path, ...probe.run.args], state.hosts);
   const ports = Object.values(state.address.ports);
   let portsUp = false;
   const opened = portsOpen(state.address, signal).then(() => {
@@ -425,5 +432,7 @@ export async function stopLocalService(deps: ActivityDeps, req: StopServiceReque
     // The main process ended; whatever it left in its group goes with it.
     reapGroup(proc);
   }
+  // Its namespace goes with it, and whatever still ran there (a daemon outside its process group).
+  await detachService(req);
   if (state && state.root !== dir) await fs.rm(state.root, { recursive: true, force: true });
 }

@@ -10,7 +10,7 @@ import { interpolateServices, serviceEnv } from '../../../common/services';
 import { copyArtifact, safeJoin } from '../../artifacts';
 import { paths, STEP_CONFIG_ERROR, type ActivityDeps } from '../../deps';
 import type { Artifacts, RunTaskRequest, RunTaskResult } from '../../types';
-import { inNetwork } from './network';
+import { inNetwork, writeHosts } from './network';
 import { applyMemoryLimit, removeCgroup, wasOomKilled, type MemoryLimit } from './limits';
 import { exitStatus, exitStatusOf, findProcess, isAlive, reapGroup, startProcess, terminate, waitExit, type StepProcess } from './process';
 import { StepLog, type LogOffsets } from './step-log';
@@ -85,17 +85,20 @@ async function runAttached(deps: ActivityDeps, ctx: Context, req: RunTaskRequest
     // A step with services runs in the build's network namespace, where its services are.
     const network = Object.values(req.services ?? {}).find((s) => s.network)?.network;
     const run = await commandFor(spec.config, dir);
+    // It reaches its services by name too: an /etc/hosts of its own lists them.
+    const hosts = network ? path.join(dir, 'hosts') : undefined;
+    if (hosts) await writeHosts(hosts, req.services ?? {});
     proc = await startProcess({
       dir,
       cwd: safeJoin(path.join(dir, 'work'), spec.config.run.dir ?? '.'),
-      command: inNetwork(network, run.command),
+      command: inNetwork(network, run.command, hosts),
       env: { ...serviceEnv(req.services ?? {}), ...envFor(step, spec.config, dir), ...run.env },
       cgroupProcs: spec.memory?.procsFile,
       prelude: spec.memory?.prelude,
     });
     await announced;
     // After the start, so the note's NATS round trip does not delay the step.
-    if (network) await safeNote(log, `this step runs in network namespace ${network}: only its services are on its network (no outside access)`);
+    if (network) await safeNote(log, `this step runs in network namespace ${network}, on the bridge of its build's services (reachable by name; no outside access)`);
   }
 
   let exitCode: number;

@@ -1,0 +1,184 @@
+// `resources:` and `resource_types:` of a pipeline, and the `get`/`put` steps that use them.
+// Resources are compiled when a step of the chosen job names them, so another job's
+// resources need not have their vars set.
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import type { GetStep, PutStep, ResourceRef, ResourceTypeRef } from './compiled';
+import type { Path, Source } from './errors';
+import { isPlainObject } from './interpolate';
+import { nearest } from './units';
+import { bool, validate } from './validate';
+import { interpolateStatic } from './vars';
+
+/** Resource types shipped with Causeway as host executables under resources/<name>/. */
+export const BASE_RESOURCE_TYPES = ['git', 'time'] as const;
+
+/** A resource_types entry of this type is a local directory of check/in/out executables (host runtime). */
+export const DIRECTORY_TYPE = 'directory';
+
+// Keys Concourse accepts that mean nothing to a one-off build: accepted so pipelines run unchanged.
+const ignored = z.unknown().optional();
+const source = z.record(z.string(), z.unknown());
+const version = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String));
+
+const ResourceSchema = z.strictObject({
+  name: z.string().min(1, 'a resource needs a name'),
+  type: z.string().min(1, 'a resource needs a type'),
+  source: source.optional(),
+  version: version.optional(),
+  params: ignored,
+  check_every: ignored,
+  check_timeout: ignored,
+  icon: ignored,
+  tags: ignored,
+  public: ignored,
+  webhook_token: ignored,
+  old_name: ignored,
+  expose_build_created_by: ignored,
+});
+
+const ResourceTypeSchema = z.strictObject({
+  name: z.string().min(1, 'a resource type needs a name'),
+  type: z.string().min(1, 'a resource type needs a type'),
+  source: source.optional(),
+  privileged: ignored,
+  params: ignored,
+  check_every: ignored,
+  tags: ignored,
+  defaults: ignored,
+  unique_version_history: ignored,
+});
+
+const DirectorySourceSchema = z.strictObject({ path: z.string().min(1, 'a directory resource type needs source.path') });
+
+export const GetFields = {
+  get: z.string().min(1, 'a get step needs a name'),
+  resource: z.string().min(1).optional(),
+  version: z.union([z.literal('latest'), z.literal('every'), version], { error: '`version` must be latest, every, or a version map like {ref: abc123}' }).optional(),
+  passed: z.array(z.string()).optional(),
+  trigger: bool.optional(),
+  params: z.record(z.string(), z.unknown()).optional(),
+};
+
+export const PutFields = {
+  put: z.string().min(1, 'a put step needs a name'),
+  resource: z.string().min(1).optional(),
+  inputs: z.union([z.literal('all'), z.literal('detect'), z.array(z.string())], { error: '`inputs` must be all, detect, or a list of artifact names' }).optional(),
+  params: z.record(z.string(), z.unknown()).optional(),
+  get_params: z.record(z.string(), z.unknown()).optional(),
+  no_get: bool.optional(),
+};
+
+/** Finds resources/ of this Causeway installation: from dist/schemas or schemas/ upwards. */
+export function baseTypesDir(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'resources');
+    if (fs.existsSync(path.join(candidate, 'time', 'check'))) return candidate;
+    if (path.dirname(dir) === dir) throw new Error(`cannot find Causeway's resources/ directory above ${__dirname}`);
+  }
+}
+
+/** The resources of one pipeline file, compiled on demand. */
+export class Resources {
+  private readonly compiled = new Map<string, ResourceRef | undefined>();
+
+  constructor(
+    private readonly src: Source,
+    private readonly root: Record<string, unknown>,
+    private readonly vars: Record<string, unknown>,
+  ) {}
+
+  /** The resource `name`, or undefined (and an error at `at`) when there is none or it is invalid. */
+  resource(name: string, at: Path): ResourceRef | undefined {
+    if (this.compiled.has(name)) return this.compiled.get(name);
+    const list = Array.isArray(this.root.resources) ? this.root.resources : [];
+    const index = list.findIndex((r) => isPlainObject(r) && r.name === name);
+    if (index < 0) {
+      const names = list.flatMap((r) => (isPlainObject(r) && typeof r.name === 'string' ? [r.name] : []));
+      const hint = nearest(name, names);
+      this.src.add(at, `no resource \`${name}\` in this file's \`resources:\`${hint ? `; did you mean \`${hint}\`?` : names.length ? ` (resources: ${names.join(', ')})` : ''}`);
+      return undefined;
+    }
+    const where: Path = ['resources', index];
+    const raw = validate(this.src, ResourceSchema, interpolateStatic(this.src, list[index], where, this.vars), where, 'resource');
+    const type = raw && this.type(raw.type, [...where, 'type']);
+    const ref = raw && type ? { name, type, source: raw.source ?? {} } : undefined;
+    this.compiled.set(name, ref);
+    return ref;
+  }
+
+  /** A resource's pinned `version:` in the pipeline, if any. */
+  pinned(name: string): Record<string, string> | undefined {
+    const list = Array.isArray(this.root.resources) ? this.root.resources : [];
+    const raw = list.find((r) => isPlainObject(r) && r.name === name) as Record<string, unknown> | undefined;
+    const v = raw && version.safeParse(raw.version);
+    return v?.success ? v.data : undefined;
+  }
+
+  private type(name: string, at: Path): ResourceTypeRef | undefined {
+    const list = Array.isArray(this.root.resource_types) ? this.root.resource_types : [];
+    const index = list.findIndex((t) => isPlainObject(t) && t.name === name);
+    if (index >= 0) {
+      const where: Path = ['resource_types', index];
+      const t = validate(this.src, ResourceTypeSchema, interpolateStatic(this.src, list[index], where, this.vars), where, 'resource type');
+      if (!t) return undefined;
+      if (t.type !== DIRECTORY_TYPE) return { kind: 'image', name, type: t.type, source: t.source ?? {} };
+      const dir = validate(this.src, DirectorySourceSchema, t.source ?? {}, [...where, 'source'], 'source of a directory resource type');
+      if (!dir) return undefined;
+      const abs = path.resolve(path.dirname(path.resolve(this.src.file)), dir.path);
+      const missing = ['check', 'in', 'out'].filter((exe) => !isExecutable(path.join(abs, exe)));
+      if (missing.length > 0) {
+        this.src.add([...where, 'source', 'path'], `resource type \`${name}\`: ${abs} lacks executable ${missing.join(', ')} (a directory type needs check, in and out)`);
+        return undefined;
+      }
+      return { kind: 'host', name, dir: abs };
+    }
+    if ((BASE_RESOURCE_TYPES as readonly string[]).includes(name)) return { kind: 'host', name, dir: path.join(baseTypesDir(), name) };
+    const types = list.flatMap((t) => (isPlainObject(t) && typeof t.name === 'string' ? [t.name] : []));
+    const hint = nearest(name, [...types, ...BASE_RESOURCE_TYPES]);
+    this.src.add(
+      at,
+      `unknown resource type \`${name}\`${hint ? `; did you mean \`${hint}\`?` : ''}: use a base type (${BASE_RESOURCE_TYPES.join(', ')}) or declare it in \`resource_types:\` (type: ${DIRECTORY_TYPE} with source.path for a local directory of check/in/out)`,
+    );
+    return undefined;
+  }
+}
+
+function isExecutable(file: string): boolean {
+  try {
+    fs.accessSync(file, fs.constants.X_OK);
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+type GetFieldsOut = z.output<z.ZodObject<typeof GetFields>>;
+type PutFieldsOut = z.output<z.ZodObject<typeof PutFields>>;
+
+/** The kind-specific part of a compiled get step. */
+export function getBody(s: GetFieldsOut, resource: ResourceRef, pinned: Record<string, string> | undefined): Omit<GetStep, keyof import('./compiled').StepCommon> {
+  return {
+    kind: 'get',
+    name: s.get,
+    resource,
+    version: s.version ?? pinned ?? 'latest',
+    params: s.params ?? {},
+    trigger: s.trigger ?? false,
+    passed: s.passed ?? [],
+  };
+}
+
+/** The kind-specific part of a compiled put step. */
+export function putBody(s: PutFieldsOut, resource: ResourceRef): Omit<PutStep, keyof import('./compiled').StepCommon> {
+  return {
+    kind: 'put',
+    name: s.put,
+    resource,
+    inputs: s.inputs ?? 'all',
+    params: s.params ?? {},
+    getParams: s.get_params ?? {},
+    noGet: s.no_get ?? false,
+  };
+}

@@ -1,0 +1,37 @@
+import type { PutStep } from '../schemas/compiled';
+import { StepError, type BuildContext, type Frame } from './context';
+import { withLocals } from './locals';
+import { fetchVersion, runResourceScript, versionOf } from './resource';
+
+/**
+ * `put`: runs the resource's `out` with the chosen artifacts in its directory, then (unless
+ * `no_get`) fetches the version it made into the artifact `put:` names, as Concourse's
+ * implicit get after a put does, with `get_params`.
+ */
+export async function runPut(ctx: BuildContext, raw: PutStep, frame: Frame): Promise<boolean> {
+  const step = withLocals({ ...raw, hooks: undefined, across: undefined }, frame);
+  const available = Object.keys(frame.scope.allArtifacts());
+  const inputs = step.inputs === 'all' ? available : step.inputs === 'detect' ? detectInputs(step.params, available) : step.inputs;
+  const missing = inputs.filter((n) => !available.includes(n));
+  if (missing.length > 0) {
+    throw new StepError(`put ${step.name}: no artifact ${missing.join(', ')} in scope (available: ${available.join(', ') || 'none'})`);
+  }
+  const { response } = await runResourceScript(ctx, step, frame, { script: 'out', request: { source: step.resource.source, params: step.params }, inputs });
+  const version = versionOf(step.resource.name, 'out', response);
+  if (!step.noGet) await fetchVersion(ctx, step, frame, version, step.getParams);
+  return true;
+}
+
+/** `inputs: detect`: the artifacts whose names start a path in the params' strings, as Concourse detects them. */
+function detectInputs(params: unknown, available: string[]): string[] {
+  const found = new Set<string>();
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string') {
+      const first = v.split('/')[0];
+      if (available.includes(first)) found.add(first);
+    } else if (Array.isArray(v)) v.forEach(walk);
+    else if (typeof v === 'object' && v !== null) Object.values(v).forEach(walk);
+  };
+  walk(params);
+  return [...found];
+}

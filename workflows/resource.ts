@@ -1,0 +1,117 @@
+import type { Artifacts } from '../activities/types';
+import type { GetStep, PutStep, ResourceVersion, TaskStep } from '../schemas/compiled';
+import { deadlineOf, StepError, type BuildContext, type Frame } from './context';
+
+/** The artifact a resource script's stdout (its JSON response) is written to; never joins the build's scope. */
+const RESPONSE = 'causeway-resource-response';
+const RESPONSE_FILE = `${RESPONSE}/response.json`;
+
+// The Concourse resource protocol as a process: the request JSON on stdin, the response JSON
+// on stdout (kept in a file), stderr as the step's log; `in`/`out` get their directory as $1.
+// `$0` is the script, so its path needs no quoting inside the command string.
+const WRAPPERS = {
+  check: `printf '%s' "$CAUSEWAY_RESOURCE_REQUEST" | "$0" > ${RESPONSE_FILE}`,
+  in: `printf '%s' "$CAUSEWAY_RESOURCE_REQUEST" | "$0" "$PWD/$1" > ${RESPONSE_FILE} && printf 'fetched: %s\\n' "$(cat ${RESPONSE_FILE})" >&2`,
+  out: `printf '%s' "$CAUSEWAY_RESOURCE_REQUEST" | "$0" "$PWD" > ${RESPONSE_FILE} && printf 'put: %s\\n' "$(cat ${RESPONSE_FILE})" >&2`,
+} as const;
+
+export type ResourceScript = keyof typeof WRAPPERS;
+
+/**
+ * Runs a resource type's check/in/out as a task step through the same activity as any task,
+ * so every runtime that runs tasks runs resources (runtime-neutral). Returns the script's
+ * parsed stdout and the outputs (the fetched artifact for `in`).
+ */
+export async function runResourceScript(
+  ctx: BuildContext,
+  step: GetStep | PutStep,
+  frame: Frame,
+  run: { script: ResourceScript; request: unknown; inputs?: string[]; output?: string },
+): Promise<{ response: unknown; outputs: Artifacts }> {
+  const { resource } = step;
+  const type = resource.type;
+  if (type.kind !== 'host') {
+    throw new StepError(
+      `resource ${resource.name}: its type ${type.name} is an image (${type.type}); this runtime runs host resource types only: base types git, time, or a resource_types entry of type directory`,
+    );
+  }
+  const task: TaskStep = {
+    kind: 'task',
+    id: step.id,
+    line: step.line,
+    task: step.name,
+    config: {
+      inputs: (run.inputs ?? []).map((name) => ({ name })),
+      outputs: [...(run.output ? [{ name: run.output }] : []), { name: RESPONSE }],
+      caches: [],
+      // The variables Concourse gives check/in/out; the request carries the source and params.
+      params: { CAUSEWAY_RESOURCE_REQUEST: JSON.stringify(run.request), BUILD_ID: ctx.buildId, BUILD_NAME: ctx.buildId, BUILD_JOB_NAME: ctx.plan },
+      run: { path: 'sh', args: ['-c', WRAPPERS[run.script], `${type.dir}/${run.script}`, ...(run.output ? [run.output] : [])] },
+    },
+    params: {},
+    vars: {},
+    inputMapping: {},
+    outputMapping: {},
+    privileged: false,
+  };
+  const artifacts = frame.scope.allArtifacts();
+  const result = await ctx.acts.runTask.executeWithOptions({ summary: `${run.script} ${resource.name} · ${step.id}` }, [
+    {
+      buildId: ctx.buildId,
+      runId: ctx.runId,
+      plan: ctx.plan,
+      step: task,
+      // check, in and out of one step are distinct runs of it.
+      runKey: `${frame.runKey}.${run.script}`,
+      attempt: ctx.status.attempts(step.id),
+      artifacts: Object.fromEntries((run.inputs ?? []).map((n) => [n, artifacts[n]])),
+      services: frame.services,
+      deadline: deadlineOf(frame),
+    },
+  ]);
+  // Concourse: a resource script that fails errors the step (it is not the build's code failing).
+  if (result.exitCode !== 0) throw new StepError(`resource ${resource.name}: ${run.script} exited ${result.exitCode}; its stderr is in the step's log`);
+  const response = await ctx.acts.loadVar.executeWithOptions({ summary: `${run.script} response ${resource.name} · ${step.id}` }, [
+    {
+      buildId: ctx.buildId,
+      step: { kind: 'load_var', id: step.id, var: `${run.script} response of ${resource.name}`, file: RESPONSE_FILE, format: 'json', reveal: false },
+      artifacts: { [RESPONSE]: result.outputs[RESPONSE] },
+    },
+  ]);
+  const outputs = { ...result.outputs };
+  delete outputs[RESPONSE];
+  return { response, outputs };
+}
+
+function isVersion(v: unknown): v is ResourceVersion {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string');
+}
+
+/** check's stdout: a list of versions, oldest first. */
+export function versionsOf(resource: string, response: unknown): ResourceVersion[] {
+  if (!Array.isArray(response) || !response.every(isVersion)) {
+    throw new StepError(`resource ${resource}: check printed ${JSON.stringify(response)}; the protocol wants a JSON list of versions (maps of strings)`);
+  }
+  return response;
+}
+
+/** in's and out's stdout: {version, metadata}. */
+export function versionOf(resource: string, script: ResourceScript, response: unknown): ResourceVersion {
+  const version = (response as { version?: unknown } | null)?.version;
+  if (!isVersion(version)) {
+    throw new StepError(`resource ${resource}: ${script} printed ${JSON.stringify(response)}; the protocol wants {"version": {...strings}, "metadata": [...]}`);
+  }
+  return version;
+}
+
+/** Fetches `version` of the step's resource into the artifact `step.name` (in), which joins the scope. */
+export async function fetchVersion(ctx: BuildContext, step: GetStep | PutStep, frame: Frame, version: ResourceVersion, params: Record<string, unknown>): Promise<void> {
+  const { response, outputs } = await runResourceScript(ctx, step, frame, {
+    script: 'in',
+    request: { source: step.resource.source, version, params },
+    output: step.name,
+  });
+  versionOf(step.resource.name, 'in', response);
+  frame.scope.setArtifact(step.name, outputs[step.name]);
+  ctx.releaser?.produced({ [step.name]: outputs[step.name] });
+}
