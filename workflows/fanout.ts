@@ -27,7 +27,7 @@ export const PART_TASK_TIMEOUT = '1 minute';
 /** Failed tasks a part names for the build's message; the rest are in its status. */
 export const FAILED_NAMED = 20;
 
-/** Activities a step runs at most: a task or load_var one, a service four; times attempts and across values known before the build. */
+/** Activities a step runs at most: a task, load_var, get or put one, a service four; times attempts and across values known before the build. */
 export function weightOf(step: Step): number {
   const inner = 4 * (step.services?.length ?? 0) + (step.attempts ?? 1) * coreWeight(step);
   return inner * combinations(step) + hooksOf(step).reduce((n, h) => n + weightOf(h), 0);
@@ -39,8 +39,10 @@ export function servicesOf(step: Step): number {
   return inner * combinations(step) + hooksOf(step).reduce((n, h) => n + servicesOf(h), 0);
 }
 
+/** A step without steps inside (task, load_var, get, put) is one activity. */
 function coreWeight(step: Step): number {
-  return step.kind === 'task' || step.kind === 'load_var' ? 1 : sumOf(childrenOf(step), weightOf);
+  const children = childrenOf(step);
+  return children.length === 0 ? 1 : sumOf(children, weightOf);
 }
 
 function childrenOf(step: Step): Step[] {
