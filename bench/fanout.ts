@@ -4,7 +4,10 @@
 // peak memory of the process running the worker. Prints a table and writes its section of
 // BENCHMARKS.md.
 //
-//   npm run bench:fanout -- [--sizes 1000,5000,10000] [--modes all,sequential] [--out BENCHMARKS.md]
+//   npm run bench:fanout -- [--runs all:1000,all:5000,all:10000,sequential:1000,...] [--out BENCHMARKS.md]
+//
+// The default runs every size both ways; a sequential 10,000 takes half an hour on a loaded
+// 2-core machine, so pick runs with --runs there.
 //
 // Self-contained: it starts its own in-memory Temporal dev server and nats-server on free
 // ports of 127.0.0.1 and one in-process Causeway local worker, and stops them at the end,
@@ -30,8 +33,7 @@ const MARK_END = '<!-- bench:fanout:end -->';
 type Mode = 'all' | 'sequential';
 
 interface Options {
-  sizes: number[];
-  modes: Mode[];
+  runs: { mode: Mode; steps: number }[];
   out: string;
 }
 
@@ -47,7 +49,11 @@ interface Row {
 }
 
 function parseArgs(argv: string[]): Options {
-  const opts: Options = { sizes: [1000, 5000, 10000], modes: ['all', 'sequential'], out: path.join(repoRoot(__dirname), 'BENCHMARKS.md') };
+  const sizes = [1000, 5000, 10000];
+  const opts: Options = {
+    runs: (['all', 'sequential'] as Mode[]).flatMap((mode) => sizes.map((steps) => ({ mode, steps }))),
+    out: path.join(repoRoot(__dirname), 'BENCHMARKS.md'),
+  };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split('=', 2);
     const value = () => {
@@ -55,16 +61,20 @@ function parseArgs(argv: string[]): Options {
       if (v === undefined) throw new Error(`${flag} needs a value`);
       return v;
     };
-    if (flag === '--sizes') {
-      opts.sizes = value().split(',').map(Number);
-      if (opts.sizes.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`--sizes takes positive whole numbers, e.g. 1000,5000`);
-    } else if (flag === '--modes') {
-      const modes = value().split(',');
-      if (modes.some((m) => m !== 'all' && m !== 'sequential')) throw new Error(`--modes takes all and/or sequential, got ${modes.join(',')}`);
-      opts.modes = modes as Mode[];
+    if (flag === '--runs') {
+      opts.runs = value()
+        .split(',')
+        .map((run) => {
+          const [mode, n] = run.split(':');
+          const steps = Number(n);
+          if ((mode !== 'all' && mode !== 'sequential') || !Number.isInteger(steps) || steps < 1) {
+            throw new Error(`--runs takes MODE:STEPS items (MODE all or sequential), e.g. all:1000,sequential:1000; got ${run}`);
+          }
+          return { mode: mode as Mode, steps };
+        });
     } else if (flag === '--out') opts.out = path.resolve(value());
     else if (flag === '--help' || flag === '-h') {
-      console.log('usage: node dist/bench/fanout.js [--sizes 1000,5000,10000] [--modes all,sequential] [--out FILE=BENCHMARKS.md]');
+      console.log('usage: node dist/bench/fanout.js [--runs all:1000,all:5000,all:10000,sequential:1000] [--out FILE=BENCHMARKS.md]');
       process.exit(0);
     } else throw new Error(`unknown argument ${argv[i]}`);
   }
@@ -185,10 +195,13 @@ async function main(): Promise<void> {
     const client = new Client({ connection });
 
     const rows: Row[] = [];
-    for (const mode of opts.modes) for (const steps of opts.sizes) rows.push(await runOne(client, taskQueue, mode, steps, progress));
+    for (const run of opts.runs) {
+      rows.push(await runOne(client, taskQueue, run.mode, run.steps, progress));
+      // After every run: a long benchmark stopped half-way still leaves what it measured.
+      writeSection(opts.out, { start: MARK_START, end: MARK_END }, section(info, rows));
+    }
     console.log(`\nBig fan-out (${info.cpus} CPUs, Node ${info.node}, Temporal CLI ${info.temporal}, load ${info.load})\n`);
     console.log(table(rows));
-    writeSection(opts.out, { start: MARK_START, end: MARK_END }, section(info, rows));
     console.log(`\nwrote ${opts.out}`);
   } finally {
     await cleanup();
