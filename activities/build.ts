@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import { ApplicationFailure } from '@temporalio/common';
 import { removeNetwork } from './runtime/local/network';
-import { getDirectory, putDirectory, transferBucket, transferKeys } from './artifacts';
+import { getDirectory, putDirectory, transferBucket, transferKeys } from '../common/transfer';
 import { paths, STEP_CONFIG_ERROR, type ActivityDeps } from './deps';
 import type { FinishBuildRequest, PrepareBuildRequest, PrepareBuildResult } from './types';
 
@@ -26,7 +26,7 @@ export async function prepareBuild(deps: ActivityDeps, req: PrepareBuildRequest)
           nonRetryable: true,
         });
       }
-      artifacts[name] = { worker: deps.workerName, path: dir };
+      artifacts[name] = { kind: 'dir', worker: deps.workerName, path: dir };
     }
   }
   // Not awaited: the claim does not need JetStream's ack, and the steps' events, published

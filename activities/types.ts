@@ -3,11 +3,23 @@
 import type { ServiceAddress } from '../common/services';
 import type { LoadVarStep, ServiceSpec, TaskStep } from '../schemas/compiled';
 
-/** Where an artifact lives: a directory on one worker's disk (local runtime). */
-export interface ArtifactRef {
+/** An artifact in a directory on one worker's disk: every output of the local runtime, and `-i` uploads on any runtime. */
+export interface DirArtifactRef {
+  kind: 'dir';
   worker: string;
   path: string;
 }
+
+/** An output of a producer pod (kubernetes runtime), served by its output-streamer; `path` is the output's path in the pod's work dir. */
+export interface PodArtifactRef {
+  kind: 'pod';
+  worker: string;
+  pod: string;
+  path: string;
+}
+
+/** Where an artifact lives; the workflow passes it along without looking inside. */
+export type ArtifactRef = DirArtifactRef | PodArtifactRef;
 
 export type Artifacts = Record<string, ArtifactRef>;
 

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { k8s, type CoreV1Api, type KubeConfig, type V1Pod } from '../activities/runtime/kubernetes/client';
 import { CONTAINERS, buildPod } from '../activities/runtime/kubernetes/pod';
-import { KubernetesRuntime } from '../activities/runtime/kubernetes/task';
+import { KubernetesRuntime } from '../activities/runtime/kubernetes/runtime';
 import type { RunTaskRequest } from '../activities/types';
 import type { TaskStep } from '../schemas/compiled';
 import { startCluster, stopCluster } from '../test/k8s/cluster';

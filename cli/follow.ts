@@ -4,12 +4,15 @@ import { awaitBuild, EXIT_CODES, startBuild, type BuildOutcome } from '../common
 import { readBuild } from '../common/build-log';
 import type { CompiledPlan } from '../schemas/compiled';
 import { buildUrl, type Session } from './connect';
-import { paint, say } from './output';
+import { paint, printJson, say } from './output';
 import { BuildRenderer, renderOutcome, renderServiceTails } from './render';
 import { downloadOutputs, uploadInputs } from './transfer';
+import { whyWaiting } from './waiting';
 
 /** How long the log may trail the build's result before we stop waiting for it. */
 const LOG_GRACE_MS = 3000;
+/** How often a followed build is checked for waiting on a worker. */
+const WAITING_CHECK_MS = 3000;
 
 export interface SubmitOptions {
   plan: CompiledPlan;
@@ -17,6 +20,8 @@ export interface SubmitOptions {
   inputs: Record<string, string>;
   outputs: Record<string, string>;
   detach: boolean;
+  /** with detach: print {buildId, plan, url} as JSON instead of the id */
+  json?: boolean;
   /** interleave services' output with the steps' (default: yes) */
   showServices?: boolean;
 }
@@ -36,6 +41,9 @@ export async function submitAndFollow(session: Session, opts: SubmitOptions): Pr
   if (url) say(`  watch it in the Temporal UI: ${url}`);
   if (opts.detach) {
     say(`  follow it with: causeway watch ${opts.buildId}`);
+    // The id alone on stdout, so `B=$(causeway run plan.yml --detach)` captures it.
+    if (opts.json) printJson({ buildId: opts.buildId, plan: opts.plan.name, url: url ?? null });
+    else process.stdout.write(`${opts.buildId}\n`);
     return 0;
   }
   const started = Date.now();
@@ -72,7 +80,11 @@ export async function followUntilDone(
     const logs = (async () => {
       for await (const record of readBuild(session.nc, handle.workflowId, { follow: true, since: opts.since })) renderer.write(record);
     })();
+    const done = new AbortController();
+    const waiting = reportWaiting(session, handle, done.signal);
     const outcome = await awaitBuild(handle);
+    done.abort();
+    await waiting;
     await Promise.race([logs, delay(LOG_GRACE_MS, undefined, { ref: false })]);
     // A failed build's services often say why (a crashed database, a refused login): show their last lines unasked.
     const tails = outcome.status === 'succeeded' ? '' : renderServiceTails(renderer.serviceTails());
@@ -81,5 +93,29 @@ export async function followUntilDone(
   } finally {
     process.off('SIGINT', onInterrupt);
     process.off('SIGTERM', onInterrupt);
+  }
+}
+
+/** Says on stderr when the build waits for a worker and why, and when a worker has it again. */
+async function reportWaiting(session: Session, handle: WorkflowHandle, signal: AbortSignal): Promise<void> {
+  let said: string | undefined;
+  let previous: string | undefined;
+  while (!signal.aborted) {
+    try {
+      await delay(WAITING_CHECK_MS, undefined, { signal });
+    } catch {
+      return; // the build ended
+    }
+    const why = await whyWaiting(session, handle).catch(() => undefined);
+    if (signal.aborted) return;
+    // Seen twice in a row: a step scheduled a moment ago is not yet waiting.
+    if (why && why.reason === previous && why.reason !== said) {
+      say(`${paint('yellow', why.reason)}\n  ${why.fix}`);
+      said = why.reason;
+    } else if (!why && said) {
+      say('a worker has the build again');
+      said = undefined;
+    }
+    previous = why?.reason;
   }
 }

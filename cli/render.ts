@@ -1,7 +1,7 @@
 import type { BuildRecord } from '../common/build-log';
 import type { BuildEvent } from '../schemas/messages';
 import type { BuildOutcome } from '../common/build-client';
-import { STATE_MARKS, type StepStatus } from '../workflows/types';
+import { STATE_MARKS, type StepStatus } from '../schemas/build';
 import { formatDuration, paint } from './output';
 
 /** How many of a service's last lines a failed build shows. */

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { getDirectory, putDirectory, transferBucket, transferKeys } from '../activities/artifacts';
+import { getDirectory, putDirectory, transferBucket, transferKeys } from '../common/transfer';
 import { CliError, say } from './output';
 
 const run = promisify(execFile);

@@ -3,7 +3,7 @@ import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
 import type { CompiledPlan } from '../schemas/compiled';
 import type { BuildStatus } from '../schemas/messages';
-import { BUILD_WORKFLOW, FAILURE_TYPES, type BuildInput, type BuildSummary } from '../workflows/types';
+import { BUILD_WORKFLOW, FAILURE_TYPES, type BuildInput, type BuildSummary } from '../schemas/build';
 
 export function newBuildId(): string {
   return `build-${randomUUID()}`;
@@ -53,6 +53,8 @@ export function outcomeOf(err: unknown): BuildOutcome {
 
 /** CLI exit codes, as fly's: 0 succeeded, 1 failed, 2 errored, 3 aborted. */
 export const EXIT_CODES: Record<BuildOutcome['status'], number> = { succeeded: 0, failed: 1, errored: 2, aborted: 3 };
+/** `causeway watch --no-follow` on a build that has not ended. */
+export const EXIT_STILL_RUNNING = 4;
 
 /** What each way a build's workflow can close means when CausewayStatus was not set at its end. */
 const CLOSED_AS: Record<string, BuildOutcome['status']> = {

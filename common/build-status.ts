@@ -1,5 +1,5 @@
 import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
-import type { BuildSummary, PartRef, StepStatus } from '../workflows/types';
+import type { BuildSummary, PartRef, StepStatus } from '../schemas/build';
 
 /** Parts asked at once: each answer is at most one part's steps (workflows/fanout.ts). */
 const PARTS_AT_ONCE = 8;
@@ -11,9 +11,14 @@ const PARTS_AT_ONCE = 8;
  * big the build is.
  */
 export async function fullStatus(client: Client, buildId: string, runId?: string): Promise<BuildSummary> {
-  const summary = await client.workflow.getHandle(buildId, runId).query<BuildSummary>('status');
+  return expandParts(client, await client.workflow.getHandle(buildId, runId).query<BuildSummary>('status'));
+}
+
+/** A build's own summary (its result or its query's answer) with the steps of its parts added, in tree order. */
+export async function expandParts(client: Client, summary: BuildSummary): Promise<BuildSummary> {
+  if (!summary.parts?.length) return summary;
   const steps: StepStatus[][] = [summary.steps];
-  const parts: PartRef[] = [...(summary.parts ?? [])];
+  const parts: PartRef[] = [...summary.parts];
   const queue = parts.filter((p) => p.state !== 'skipped' && p.state !== 'pending');
   const worker = async () => {
     for (let p = queue.shift(); p; p = queue.shift()) {
@@ -26,6 +31,21 @@ export async function fullStatus(client: Client, buildId: string, runId?: string
   };
   await Promise.all(Array.from({ length: PARTS_AT_ONCE }, worker));
   return { ...summary, steps: treeOrder(steps.flat()), parts };
+}
+
+async function partStatus(handle: WorkflowHandle): Promise<Pick<BuildSummary, 'steps' | 'parts'> | undefined> {
+  const { status } = await handle.describe();
+  if (status.name === 'COMPLETED') return (await handle.result()) as Pick<BuildSummary, 'steps' | 'parts'>;
+  if (status.name === 'FAILED') {
+    try {
+      await handle.result();
+    } catch (err) {
+      const details = err instanceof WorkflowFailedError ? (err.cause as { details?: unknown[] } | undefined)?.details : undefined;
+      if (details?.[0]) return details[0] as Pick<BuildSummary, 'steps' | 'parts'>;
+    }
+  }
+  // Running, cancelled or terminated: its status query (a replay once it has closed).
+  return handle.query<BuildSummary>('status');
 }
 
 /** Steps in tree order (each after its parent and its earlier siblings), as one workflow would list them. */
@@ -47,19 +67,4 @@ function treeOrder(steps: StepStatus[]): StepStatus[] {
   };
   visit(undefined);
   return out;
-}
-
-async function partStatus(handle: WorkflowHandle): Promise<Pick<BuildSummary, 'steps' | 'parts'> | undefined> {
-  const { status } = await handle.describe();
-  if (status.name === 'COMPLETED') return (await handle.result()) as Pick<BuildSummary, 'steps' | 'parts'>;
-  if (status.name === 'FAILED') {
-    try {
-      await handle.result();
-    } catch (err) {
-      const details = err instanceof WorkflowFailedError ? (err.cause as { details?: unknown[] } | undefined)?.details : undefined;
-      if (details?.[0]) return details[0] as Pick<BuildSummary, 'steps' | 'parts'>;
-    }
-  }
-  // Running, cancelled or terminated: its status query (a replay once it has closed).
-  return handle.query<BuildSummary>('status');
 }

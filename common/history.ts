@@ -1,13 +1,16 @@
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import type { RunTaskRequest } from '../activities/types';
-import type { PartInput } from '../workflows/fanout';
-import { PART_WORKFLOW } from '../workflows/types';
+import { PART_WORKFLOW } from '../schemas/build';
 
 type History = temporal.api.history.v1.IHistory;
 
 /** Activities that run a step; their input names the step. */
 const STEP_ACTIVITIES = new Set(['runTask', 'loadVar']);
+
+/** What every step activity's input has (activities/types.ts's RunTaskRequest, LoadVarRequest). */
+interface StepActivityInput {
+  step: { id: string };
+}
 
 export interface StepSchedule {
   stepId: string;
@@ -24,7 +27,7 @@ export function stepSchedules(history: History): StepSchedule[] {
     if (!attrs || !STEP_ACTIVITIES.has(attrs.activityType?.name ?? '')) continue;
     const payload = attrs.input?.payloads?.[0];
     if (!payload) continue;
-    const input = defaultPayloadConverter.fromPayload<Pick<RunTaskRequest, 'step'>>(payload);
+    const input = defaultPayloadConverter.fromPayload<StepActivityInput>(payload);
     out.push({
       stepId: input.step.id,
       resetEventId: Number(attrs.workflowTaskCompletedEventId),
@@ -32,6 +35,13 @@ export function stepSchedules(history: History): StepSchedule[] {
     });
   }
   return out;
+}
+
+/** What a part's input says about its slice (workflows/fanout.ts's PartInput). */
+interface PartInput {
+  list:
+    | { kind: 'steps'; steps: { id: string }[] }
+    | { kind: 'across'; step: { id: string }; depth: number; indices: number[]; values: unknown[][]; offset: number };
 }
 
 /** A part (child workflow) the build started, and whether a step id is one of its steps. */

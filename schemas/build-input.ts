@@ -166,6 +166,7 @@ const ResourceRefSchema = z.strictObject({
   type: z.discriminatedUnion('kind', [
     z.strictObject({ kind: z.literal('host'), name: z.string().min(1), dir: z.string().min(1).meta({ description: 'directory holding check, in and out' }) }),
     z.strictObject({ kind: z.literal('image'), name: z.string().min(1), type: z.string().min(1), source: z.record(z.string(), z.unknown()) }),
+    z.strictObject({ kind: z.literal('unknown'), name: z.string().min(1) }),
   ]),
   source: z.record(z.string(), z.unknown()),
 }).meta({ id: 'ResourceRef' });

@@ -164,7 +164,10 @@ export interface LoadVarStep extends StepCommon {
  */
 export type ResourceTypeRef =
   | { kind: 'host'; name: string; dir: string }
-  | { kind: 'image'; name: string; type: string; source: Record<string, unknown> };
+  | { kind: 'image'; name: string; type: string; source: Record<string, unknown> }
+  // Neither a base type shipped here nor declared: Concourse accepts it (workers bring base
+  // types, like testflight's `mock`), so only a step that runs it errors.
+  | { kind: 'unknown'; name: string };
 
 /** A pipeline's `resources:` entry, with its vars interpolated and its type resolved. */
 export interface ResourceRef {

@@ -121,7 +121,10 @@ const JobSchema = z.strictObject({
   build_logs_to_retain: ignored,
   public: ignored,
   disable_manual_trigger: ignored,
+  disable_reruns: ignored,
   interruptible: ignored,
+  // Concourse 8.3: the tags of every step that has none of its own.
+  tags: z.array(z.string()).optional(),
   max_in_flight: ignored,
   on_success: z.unknown().optional(),
   on_failure: z.unknown().optional(),
@@ -283,12 +286,16 @@ class Compiler {
         };
       }
       case 'get': {
+        // Concourse 8.1: a get sets a local var named after it holding the version's metadata, ((.:repo.commit)).
+        if (typeof raw.get === 'string') scope.add(raw.get);
         const s = validate(src, GetStepSchema, raw, path, 'get step');
         const name = s?.resource ?? s?.get;
         const resource = name === undefined ? undefined : this.resources.resource(name, [...path, s?.resource ? 'resource' : 'get']);
         return s && resource && { common: s, step: getBody(s, resource, this.resources.pinned(resource.name)) };
       }
       case 'put': {
+        // Its implicit get sets the local var, as a get does.
+        if (typeof raw.put === 'string' && raw.no_get !== true) scope.add(raw.put);
         const s = validate(src, PutStepSchema, raw, path, 'put step');
         const name = s?.resource ?? s?.put;
         const resource = name === undefined ? undefined : this.resources.resource(name, [...path, s?.resource ? 'resource' : 'put']);
@@ -421,8 +428,18 @@ export function compilePlan(opts: { text: string; file: string; job?: string; va
   // Job-level hooks are hooks of the root `do`, as Concourse runs them around the whole plan.
   const hooks = compiler.hooks(jobValue, path, 'plan', scope);
   src.check();
-  const plan: DoStep = compact({ kind: 'do' as const, id: 'plan', line: src.line([...path, 'plan']), steps, hooks });
+  const plan: DoStep = compact({ kind: 'do' as const, id: 'plan', line: src.line([...path, 'plan']), steps: job?.tags ? steps.map((st) => withJobTags(st, job.tags ?? [])) : steps, hooks });
   return { name: job?.name ?? basename(opts.file, extname(opts.file)), source: opts.file, plan };
+}
+
+/** Job-level `tags` (Concourse 8.3) become the tags of every step that sets none. */
+function withJobTags(step: Step, tags: string[]): Step {
+  const own: Step = { ...step, tags: step.tags ?? tags };
+  const hooks = step.hooks && Object.fromEntries(Object.entries(step.hooks).map(([k, h]) => [k, h && withJobTags(h, tags)]));
+  if (hooks) own.hooks = hooks;
+  if (own.kind === 'do' || own.kind === 'in_parallel') return { ...own, steps: own.steps.map((c) => withJobTags(c, tags)) };
+  if (own.kind === 'try') return { ...own, step: withJobTags(own.step, tags) };
+  return own;
 }
 
 /** Reads and compiles a plan file. Throws PlanError. */

@@ -1,7 +1,7 @@
 import type { WorkflowBundle } from '@temporalio/worker';
 import type pino from 'pino';
 import { createKubernetesActivities, KubernetesRuntime, type KubernetesRuntimeOptions } from '../activities/runtime/kubernetes';
-import { Uploads } from '../activities/runtime/kubernetes/artifacts';
+import { Uploads } from '../activities/runtime/kubernetes/uploads';
 import { reconcileKubernetes } from '../activities/runtime/kubernetes/reconcile';
 import { BuildPublisher, connectNats, ensureBuildStream } from '../common/nats';
 import { startPollers, type RunningWorker } from './pollers';

@@ -28,6 +28,8 @@ export interface LocalWorkerOptions {
 }
 
 export type { RunningWorker };
+/** The reconcile pass this worker runs on a timer, for `causeway reconcile` to run by hand (the CLI imports workers/, not activities/). */
+export { reconcileBuilds };
 
 /** A local-runtime worker: steps run as processes on this host, next to their artifacts on its disk. */
 export async function startLocalWorker(opts: LocalWorkerOptions): Promise<RunningWorker> {

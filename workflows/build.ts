@@ -19,7 +19,7 @@ import { Scope, type BuildContext } from './context';
 import { ArtifactReleaser } from './release';
 import { StatusTracker } from './status';
 import { runStep } from './step';
-import { FAILURE_TYPES, type BuildInput, type BuildSummary } from './types';
+import { FAILURE_TYPES, type BuildInput, type BuildSummary } from '../schemas/build';
 
 export const statusQuery = defineQuery<BuildSummary>('status');
 
@@ -107,13 +107,14 @@ export async function build(raw: BuildInput): Promise<BuildSummary> {
     status,
     failedInParts: [],
     aborted: () => root.consideredCancelled,
+    run: (step, frame) => runStep(ctx, step, frame),
     releaser,
   };
 
   let outcome: BuildStatus;
   let error: unknown;
   try {
-    outcome = (await runStep(ctx, input.plan.plan, { scope, runKey: '1' })) ? 'succeeded' : 'failed';
+    outcome = (await ctx.run(input.plan.plan, { scope, runKey: '1' })) ? 'succeeded' : 'failed';
   } catch (err) {
     error = err;
     outcome = isCancellation(err) ? 'aborted' : 'errored';

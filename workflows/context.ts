@@ -1,4 +1,5 @@
 import type { ActivityInterfaceFor } from '@temporalio/workflow';
+import type { Step } from '../schemas/compiled';
 import type { ArtifactRef, Artifacts, BuildActivities } from '../activities/types';
 import type { ServiceAddress } from '../common/services';
 import type { ArtifactReleaser } from './release';
@@ -61,6 +62,11 @@ export interface BuildContext {
   status: StatusTracker;
   /** failed tasks reported by child workflows (parts), for the build's message */
   failedInParts: string[];
+  /**
+   * Runs a child step with its modifiers (step.ts's runStep). Composite steps recurse through
+   * here, as Concourse's run state does, so no step kind's file imports step.ts (no cycle).
+   */
+  run(step: Step, frame: Frame): Promise<boolean>;
   /** true once the build itself was cancelled (abort), as opposed to a scope cancelled by a timeout or fail_fast */
   aborted(): boolean;
 }

@@ -1,7 +1,6 @@
 import type { DoStep } from '../schemas/compiled';
 import type { BuildContext, Frame } from './context';
 import { needsParts, runList, stepsSource } from './fanout';
-import { runStep } from './step';
 
 /** `do`: steps in order; the first failure, error or abort stops it and the rest are skipped (Concourse's do step). */
 export async function runDo(ctx: BuildContext, step: DoStep, frame: Frame): Promise<boolean> {
@@ -14,7 +13,7 @@ export async function runDo(ctx: BuildContext, step: DoStep, frame: Frame): Prom
       frame,
       source,
       { limit: 1, failFast: true },
-      (i) => runStep(ctx, step.steps[i], { ...frame, parent: step.id }),
+      (i) => ctx.run(step.steps[i], { ...frame, parent: step.id }),
       (i) => ctx.status.skip(step.steps[i], step.id),
     );
   }
@@ -24,7 +23,7 @@ export async function runDo(ctx: BuildContext, step: DoStep, frame: Frame): Prom
   for (const [i, child] of step.steps.entries()) {
     let ok: boolean;
     try {
-      ok = await runStep(ctx, child, { ...frame, parent: step.id });
+      ok = await ctx.run(child, { ...frame, parent: step.id });
     } catch (err) {
       // An errored or aborted step stops the do as a failure does: without this the steps
       // after it never appear in the status tree of a finished build.

@@ -5,7 +5,7 @@ import type { Step } from '../schemas/compiled';
 import { messageOf } from './attempts';
 import { StepError, type BuildContext, type Frame } from './context';
 import { runPool } from './pool';
-import { PART_WORKFLOW, type PartRef, type StepStatus } from './types';
+import { PART_WORKFLOW, type PartRef, type StepStatus } from '../schemas/build';
 
 /**
  * Big fan-out goes to child workflows (DESIGN.md), so that no history nears Temporal's limits

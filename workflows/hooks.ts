@@ -1,7 +1,6 @@
 import { CancellationScope, isCancellation } from '@temporalio/workflow';
 import type { Step } from '../schemas/compiled';
 import type { BuildContext, Frame } from './context';
-import { runStep } from './step';
 
 /**
  * on_success / on_failure / on_error / on_abort / ensure, with Concourse's semantics:
@@ -16,8 +15,8 @@ export async function withHooks(ctx: BuildContext, step: Step, frame: Frame, run
   const hookFrame: Frame = { ...frame, parent: step.id };
   const runHook = (hook: Step) =>
     CancellationScope.current().consideredCancelled
-      ? CancellationScope.nonCancellable(() => runStep(ctx, hook, hookFrame))
-      : runStep(ctx, hook, hookFrame);
+      ? CancellationScope.nonCancellable(() => ctx.run(hook, hookFrame))
+      : ctx.run(hook, hookFrame);
 
   let ok = false;
   let error: unknown;

@@ -1,7 +1,6 @@
 import type { InParallelStep } from '../schemas/compiled';
 import type { BuildContext, Frame } from './context';
 import { stepsSource, runList } from './fanout';
-import { runStep } from './step';
 
 /** `in_parallel`: every step at once (or `limit` at a time); succeeds when all succeed. A big one runs in child workflows. */
 export async function runInParallel(ctx: BuildContext, step: InParallelStep, frame: Frame): Promise<boolean> {
@@ -10,7 +9,7 @@ export async function runInParallel(ctx: BuildContext, step: InParallelStep, fra
     frame,
     stepsSource(step),
     { limit: step.limit ?? step.steps.length, failFast: step.failFast },
-    (i) => runStep(ctx, step.steps[i], { ...frame, parent: step.id }),
+    (i) => ctx.run(step.steps[i], { ...frame, parent: step.id }),
     (i) => ctx.status.skip(step.steps[i], step.id),
   );
 }

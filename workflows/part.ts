@@ -9,7 +9,7 @@ import { FAILED_NAMED, type PartInput, type PartResult } from './fanout';
 import { runPool } from './pool';
 import { StatusTracker } from './status';
 import { runIteration, runStep } from './step';
-import type { BuildSummary } from './types';
+import type { BuildSummary } from '../schemas/build';
 
 /** Failure type of a part whose slice errored; its details carry the PartResult. */
 export const PART_ERRORED = 'PartErrored';
@@ -45,6 +45,7 @@ export async function buildPart(input: PartInput): Promise<PartResult> {
     servicesAllocated: input.servicesBase,
     status,
     failedInParts: [],
+    run: (step, frame) => runStep(ctx, step, frame),
     aborted: () => root.consideredCancelled && !deadlines.some((d) => d.expired),
     // The build's releaser knows the whole plan: outputs go back to it with the result.
     releaser: input.releasesArtifacts ? { produced: (outputs) => produced.push(outputs), stepEnded: () => undefined } : undefined,
@@ -93,7 +94,7 @@ function runSlice(ctx: BuildContext, input: PartInput, frame: Frame): Promise<bo
     return runPool(
       ctx,
       { count: list.steps.length, ...opts },
-      (i) => runStep(ctx, list.steps[i], frame),
+      (i) => ctx.run(list.steps[i], frame),
       (i) => ctx.status.skip(list.steps[i], list.parent),
     );
   }

@@ -31,8 +31,9 @@ export async function runResourceScript(
   const { resource } = step;
   const type = resource.type;
   if (type.kind !== 'host') {
+    const what = type.kind === 'image' ? `is an image (${type.type})` : 'is not a base type here and no resource_types entry declares it';
     throw new StepError(
-      `resource ${resource.name}: its type ${type.name} is an image (${type.type}); this runtime runs host resource types only: base types git, time, or a resource_types entry of type directory`,
+      `resource ${resource.name}: its type ${type.name} ${what}; this runtime runs host resource types only: base types git, time, or a resource_types entry of type directory with source.path`,
     );
   }
   const task: TaskStep = {
@@ -104,6 +105,12 @@ export function versionOf(resource: string, script: ResourceScript, response: un
   return version;
 }
 
+function metadataOf(response: unknown): Record<string, string> {
+  const list = (response as { metadata?: unknown }).metadata;
+  if (!Array.isArray(list)) return {};
+  return Object.fromEntries(list.flatMap((m: { name?: unknown; value?: unknown }) => (typeof m?.name === 'string' ? [[m.name, String(m.value ?? '')]] : [])));
+}
+
 /** Fetches `version` of the step's resource into the artifact `step.name` (in), which joins the scope. */
 export async function fetchVersion(ctx: BuildContext, step: GetStep | PutStep, frame: Frame, version: ResourceVersion, params: Record<string, unknown>): Promise<void> {
   const { response, outputs } = await runResourceScript(ctx, step, frame, {
@@ -113,5 +120,7 @@ export async function fetchVersion(ctx: BuildContext, step: GetStep | PutStep, f
   });
   versionOf(step.resource.name, 'in', response);
   frame.scope.setArtifact(step.name, outputs[step.name]);
+  // Concourse 8.1: the version's metadata as a local var named after the step, ((.:repo.commit)).
+  frame.scope.setLocal(step.name, metadataOf(response));
   ctx.releaser?.produced({ [step.name]: outputs[step.name] });
 }

@@ -2,7 +2,7 @@ import { setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { Step } from '../schemas/compiled';
 import { interpolateLocal } from '../schemas/interpolate';
 import type { ServiceState, StepState } from '../schemas/messages';
-import { STATE_MARKS, type PartRef, type StepStatus } from './types';
+import { STATE_MARKS, type PartRef, type StepStatus } from '../schemas/build';
 
 export function stepName(step: Step, locals: Record<string, unknown> = {}): string {
   switch (step.kind) {

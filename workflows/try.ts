@@ -1,12 +1,11 @@
 import { isCancellation } from '@temporalio/workflow';
 import type { TryStep } from '../schemas/compiled';
 import type { BuildContext, Frame } from './context';
-import { runStep } from './step';
 
 /** `try`: the step's failure or error is masked as success; an abort is not. */
 export async function runTry(ctx: BuildContext, step: TryStep, frame: Frame): Promise<boolean> {
   try {
-    await runStep(ctx, step.step, { ...frame, parent: step.id });
+    await ctx.run(step.step, { ...frame, parent: step.id });
   } catch (err) {
     if (isCancellation(err)) throw err;
   }

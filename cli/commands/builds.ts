@@ -1,13 +1,16 @@
 import type { Command } from 'commander';
 import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
+import { buildStatusOf, outcomeOf, statusClause } from '../../common/build-client';
 import { CausewayPlan, CausewayRetryOf, CausewayStatus } from '../../common/search-attributes';
-import { buildStatusOf, statusClause } from '../../common/build-client';
-import { fullStatus } from '../../common/build-status';
-import { BUILD_WORKFLOW } from '../../workflows/types';
-import { openSession } from '../connect';
-import { CliError, formatDuration, paint, table } from '../output';
+import { BUILD_WORKFLOW, type BuildSummary } from '../../schemas/build';
+import { expandParts } from '../../common/build-status';
+import { openSession, type Session } from '../connect';
+import { CliError, formatDuration, paint, printJson, table } from '../output';
 import { renderStepCounts, renderSteps } from '../render';
+import { whyWaiting } from '../waiting';
 
+/** A running build's `status` query is answered by a worker; past this, say why none did. */
+const QUERY_DEADLINE_MS = 5000;
 /** Steps `causeway status` lists by default; beyond, counts by state and the steps that did not succeed. */
 const STEPS_LISTED = 200;
 
@@ -36,8 +39,9 @@ export function registerBuilds(program: Command): void {
     }, 20)
     .option('--status <status>', 'only builds with this status: started, succeeded, failed, errored, aborted')
     .option('--plan <name>', 'only builds of this plan')
-    .addHelpText('after', '\nExamples:\n  causeway builds\n  causeway builds --status failed --limit 5')
-    .action(async (opts: { limit: number; status?: string; plan?: string }) => {
+    .option('--json', 'print a JSON array: buildId, runId, plan, status, startTime, closeTime, durationMs, retryOf')
+    .addHelpText('after', '\nExamples:\n  causeway builds\n  causeway builds --status failed --limit 5\n  causeway builds --json | jq -r \'.[].buildId\'')
+    .action(async (opts: { limit: number; status?: string; plan?: string; json?: boolean }) => {
       if (opts.status && !(opts.status in STATUS_COLORS)) {
         throw new CliError(`unknown status ${opts.status}`, `one of: ${Object.keys(STATUS_COLORS).join(', ')}`);
       }
@@ -47,11 +51,23 @@ export function registerBuilds(program: Command): void {
         if (opts.status) clauses.push(statusClause(opts.status as keyof typeof STATUS_COLORS));
         if (opts.plan) clauses.push(`CausewayPlan = '${opts.plan.replace(/'/g, "\\'")}'`);
         const rows = [['BUILD', 'RUN', 'PLAN', 'STATUS', 'STARTED', 'DURATION', 'LINEAGE']];
+        const builds: object[] = [];
         for await (const wf of session.client.workflow.list({ query: clauses.join(' AND '), pageSize: opts.limit })) {
+          if (builds.length >= opts.limit) break;
           const status = buildStatusOf(wf.typedSearchAttributes.get(CausewayStatus), wf.status.name);
           const color = STATUS_COLORS[status as keyof typeof STATUS_COLORS];
           const end = wf.closeTime ?? new Date();
           const retryOf = wf.typedSearchAttributes.get(CausewayRetryOf);
+          builds.push({
+            buildId: wf.workflowId,
+            runId: wf.runId,
+            plan: wf.typedSearchAttributes.get(CausewayPlan) ?? null,
+            status,
+            startTime: wf.startTime.toISOString(),
+            closeTime: wf.closeTime?.toISOString() ?? null,
+            durationMs: end.getTime() - wf.startTime.getTime(),
+            retryOf: retryOf ?? null,
+          });
           rows.push([
             wf.workflowId,
             wf.runId.slice(0, 8),
@@ -61,8 +77,8 @@ export function registerBuilds(program: Command): void {
             formatDuration(end.getTime() - wf.startTime.getTime()) + (wf.closeTime ? '' : ' (running)'),
             retryOf ? `retry of run ${retryOf.slice(0, 8)}` : '',
           ]);
-          if (rows.length > opts.limit) break;
         }
+        if (opts.json) return printJson(builds);
         console.log(rows.length === 1 ? 'no builds yet: start one with `causeway run PLAN.yml`' : table(rows));
       } finally {
         await session.close();
@@ -73,20 +89,57 @@ export function registerBuilds(program: Command): void {
     .command('status')
     .description("show a build's step tree: each step's state, attempts and exit code")
     .argument('<build>', 'build id')
+    .option('--json', "print the step tree as JSON: the `status` query's answer (docs/schemas/build-result.v1.json)")
     .option('--all', `list every step even when there are more than ${STEPS_LISTED}`)
-    .addHelpText('after', '\nExamples:\n  causeway status build-3f2c…\n  causeway status --all build-3f2c…')
-    .action(async (buildId: string, opts: { all?: boolean }) => {
+    .addHelpText(
+      'after',
+      `
+A finished build's tree is read from its history; a running build's comes from its worker
+(the \`status\` query), and when no worker answers within ${QUERY_DEADLINE_MS / 1000} s the command says why and exits 2.
+A big build's lists run in child workflows (parts): their steps are asked of them. Above
+${STEPS_LISTED} steps the command prints counts by state and the steps that did not succeed.
+
+Examples:
+  causeway status build-3f2c…
+  causeway status --all build-3f2c…`,
+    )
+    .action(async (buildId: string, opts: { json?: boolean; all?: boolean }) => {
       const session = await openSession({ autoStart: false });
       try {
         const handle = session.client.workflow.getHandle(buildId);
-        const described = await describeBuild(handle);
-        // Big fan-out runs in child workflows: their steps are asked of them (common/build-status.ts).
-        const summary = await fullStatus(session.client, buildId);
-        const status = buildStatusOf(summary.status === 'started' ? undefined : summary.status, described.status.name);
-        console.log(`${paint('bold', buildId)} ${summary.plan}: ${status}${summary.message ? ` — ${summary.message}` : ''}`);
+        const info = await describeBuild(handle);
+        const own = info.closeTime ? await summaryFromResult(handle) : await queryStatus(session, handle);
+        const summary = await expandParts(session.client, own);
+        if (opts.json) return printJson(summary);
+        console.log(`${paint('bold', buildId)} ${summary.plan}: ${summary.status}${summary.message ? ` — ${summary.message}` : ''}`);
         console.log(opts.all || summary.steps.length <= STEPS_LISTED ? renderSteps(summary.steps) : renderStepCounts(summary.steps, STEPS_LISTED));
       } finally {
         await session.close();
       }
     });
+}
+
+/** A closed build's summary is its result (or its failure's details): no worker needs to replay it. */
+async function summaryFromResult(handle: WorkflowHandle): Promise<BuildSummary> {
+  try {
+    return (await handle.result()) as BuildSummary;
+  } catch (err) {
+    const outcome = outcomeOf(err);
+    if (outcome.summary) return outcome.summary;
+    // Terminated, timed out, or failed before its first step: no tree, only how it ended.
+    const info = await handle.describe();
+    return { buildId: handle.workflowId, plan: info.typedSearchAttributes.get(CausewayPlan) ?? '-', status: outcome.status, message: outcome.message, startedAt: info.startTime.toISOString(), finishedAt: info.closeTime?.toISOString(), steps: [] };
+  }
+}
+
+async function queryStatus(session: Session, handle: WorkflowHandle): Promise<BuildSummary> {
+  try {
+    return await session.client.withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query<BuildSummary>('status'));
+  } catch (err) {
+    const why = await whyWaiting(session).catch(() => undefined);
+    throw new CliError(
+      `build ${handle.workflowId} is running but no worker answered its status query within ${QUERY_DEADLINE_MS / 1000} s (${(err as Error).message})${why ? `: ${why.reason}` : ''}`,
+      why?.fix ?? 'see `causeway workers`',
+    );
+  }
 }

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
-import { reconcileBuilds } from '../../activities/reconcile';
 import { causewayHome, readEnv } from '../../common/config';
 import { parseDuration } from '../../schemas';
+import { reconcileBuilds } from '../../workers/local';
 import { openSession } from '../connect';
 import { CliError, say } from '../output';
 

@@ -4,6 +4,7 @@ import { loadPlan, loadVarFiles, parseVarFlags } from '../../schemas';
 import { openSession } from '../connect';
 import { submitAndFollow } from '../follow';
 import { collect, exitWith } from '../main-helpers';
+import { CliError } from '../output';
 import { parseArtifactFlags } from '../transfer';
 
 export function registerRun(program: Command): void {
@@ -16,7 +17,8 @@ export function registerRun(program: Command): void {
     .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
     .option('-i, --input <name=dir>', 'upload a directory as the artifact NAME; repeatable', collect, [])
     .option('-o, --output <name=dir>', 'download the artifact NAME into a directory when the build ends; repeatable', collect, [])
-    .option('-d, --detach', 'print the build id and return without following it')
+    .option('-d, --detach', 'print the build id (alone, on stdout) and return without following it')
+    .option('--json', 'with --detach: print {"buildId", "plan", "url"} as JSON')
     .option('--services', "interleave each service's output with the steps', prefixed [svc NAME] (the default)")
     .option('--no-services', "leave the services' output out (the last lines of each still show when the build fails)")
     .addHelpText(
@@ -31,14 +33,15 @@ Examples:
   causeway run ci.yml -v version=1.2.3 -l secrets.yml -i repo=. -o dist=./dist
   causeway run pipeline.yml --job unit`,
     )
-    .action(async (planFile: string, opts: { job?: string; var: string[]; loadVarsFrom: string[]; input: string[]; output: string[]; detach?: boolean; services?: boolean }) => {
+    .action(async (planFile: string, opts: { job?: string; var: string[]; loadVarsFrom: string[]; input: string[]; output: string[]; detach?: boolean; json?: boolean; services?: boolean }) => {
+      if (opts.json && !opts.detach) throw new CliError('--json goes with --detach', 'add --detach, or drop --json to follow the build');
       const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
       const plan = loadPlan({ file: planFile, job: opts.job, vars });
       const inputs = parseArtifactFlags(opts.input, '-i');
       const outputs = parseArtifactFlags(opts.output, '-o');
       const session = await openSession({ autoStart: true });
       try {
-        exitWith(await submitAndFollow(session, { plan, buildId: newBuildId(), inputs, outputs, detach: Boolean(opts.detach), showServices: opts.services !== false }));
+        exitWith(await submitAndFollow(session, { plan, buildId: newBuildId(), inputs, outputs, detach: Boolean(opts.detach), json: Boolean(opts.json), showServices: opts.services !== false }));
       } finally {
         await session.close();
       }

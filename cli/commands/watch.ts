@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
-import { EXIT_CODES } from '../../common/build-client';
+import { awaitBuild, EXIT_CODES, EXIT_STILL_RUNNING } from '../../common/build-client';
 import { readBuild } from '../../common/build-log';
 import { buildUrl, openSession } from '../connect';
 import { followUntilDone } from '../follow';
 import { exitWith } from '../main-helpers';
-import { CliError } from '../output';
+import { CliError, say } from '../output';
 import { BuildRenderer, renderOutcome } from '../render';
 import { describeBuild } from './builds';
 
@@ -16,7 +16,15 @@ export function registerWatch(program: Command): void {
     .option('--no-follow', 'print what the build logged so far and return')
     .option('--services', "interleave each service's output with the steps', prefixed [svc NAME] (the default)")
     .option('--no-services', "leave the services' output out (the last lines of each still show when the build fails)")
-    .addHelpText('after', '\nWorks during and after a build; exits with the build status (0/1/2/3).\n\nExample:\n  causeway watch build-3f2c…')
+    .addHelpText(
+      'after',
+      `
+Works during and after a build; exits with the build status (0 succeeded, 1 failed,
+2 errored, 3 aborted). With --no-follow on a build still running: exits ${EXIT_STILL_RUNNING}.
+
+Example:
+  causeway watch build-3f2c…`,
+    )
     .action(async (buildId: string, opts: { follow: boolean; services?: boolean }) => {
       const session = await openSession({ autoStart: false });
       try {
@@ -25,7 +33,11 @@ export function registerWatch(program: Command): void {
         if (!opts.follow) {
           const renderer = new BuildRenderer(process.stdout, { showSteps: () => true, showServices: opts.services !== false });
           for await (const r of readBuild(session.nc, buildId, { follow: false })) renderer.write(r);
-          return;
+          if (!info.closeTime) {
+            say(`build ${buildId} is still running (exit ${EXIT_STILL_RUNNING}); follow it with: causeway watch ${buildId}`);
+            return exitWith(EXIT_STILL_RUNNING);
+          }
+          return exitWith(EXIT_CODES[(await awaitBuild(handle)).status]);
         }
         const started = info.startTime.getTime();
         const outcome = await followUntilDone(session, handle, { abortOnInterrupt: false, showServices: opts.services !== false });

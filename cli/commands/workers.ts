@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { WorkerControlReply, shownState, workerControlSubject, type WorkerControl } from '../../schemas/workers';
 import { PruneRefused, listWorkers, pruneWorker, workerBucket } from '../../workers/registry';
 import { openSession } from '../connect';
-import { CliError, formatDuration, paint, say, table } from '../output';
+import { CliError, formatDuration, paint, printJson, say, table } from '../output';
 
 const STATE_COLOR = { running: 'green', landing: 'yellow', retiring: 'yellow', landed: 'cyan', stalled: 'red' } as const;
 
@@ -10,6 +10,7 @@ export function registerWorkers(program: Command): void {
   program
     .command('workers')
     .description('list the workers: state, runtime, tags, running steps')
+    .option('--json', 'print a JSON array of the registry entries, each with its shown state')
     .addHelpText(
       'after',
       `
@@ -21,10 +22,11 @@ their entry every 5 s. A retired worker, or one stopped with SIGTERM, leaves the
 Example:
   causeway workers`,
     )
-    .action(async () => {
+    .action(async (opts: { json?: boolean }) => {
       const session = await openSession({ autoStart: false });
       try {
         const now = Date.now();
+        if (opts.json) return printJson((await listWorkers(await workerBucket(session.nc))).map((w) => ({ ...w, state: shownState(w, now), recordedState: w.state })));
         const rows = [['NAME', 'STATE', 'RUNTIME', 'HOST', 'PID', 'TAGS', 'RUNNING', 'UP', 'HEARD']];
         for (const w of await listWorkers(await workerBucket(session.nc))) {
           const state = shownState(w, now);

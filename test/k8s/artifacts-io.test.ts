@@ -13,8 +13,9 @@ import { randomInt, randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import YAML from 'yaml';
 import { fetchInputs, serve } from '../../agent/causeway-agent';
-import { getDirectory, putDirectory, transferBucket, transferKeys } from '../../activities/artifacts';
+import { getDirectory, putDirectory, transferBucket, transferKeys } from '../../common/transfer';
 import { paths } from '../../activities/deps';
+import { podArtifact } from '../../activities/runtime/kubernetes/artifact-ref';
 import { openPodArtifact } from '../../activities/runtime/kubernetes/artifacts';
 import type { CoreV1Api, V1Container, V1Pod } from '../../activities/runtime/kubernetes/client';
 import { ANNOTATIONS, CONTAINERS, LABELS, STREAMER_PORT } from '../../activities/runtime/kubernetes/pod';
@@ -267,7 +268,7 @@ test('exports and file: reads say which pod and what to do: a producer pod gone,
   const rt = worker.runtime;
   const buildId = uniqueBuildId();
   await rt.ensureAnchor(buildId);
-  await expect(openPodArtifact(rt, buildId, { worker: rt.worker, path: 'k8s-pod:cw-gone-0123456789abcdef/out' }, 'output out (-o out)')).rejects.toThrow(
+  await expect(openPodArtifact(rt, buildId, podArtifact(rt.worker, 'cw-gone-0123456789abcdef', 'out'), 'output out (-o out)')).rejects.toThrow(
     "output out (-o out): its producer pod cw-gone-0123456789abcdef is gone (deleted, evicted, or removed with its build's objects); run the build again",
   );
 
@@ -284,7 +285,7 @@ test('exports and file: reads say which pod and what to do: a producer pod gone,
   });
   await until(async () => !!(await core.readNamespacedPod({ name, namespace })).spec?.nodeName, 'the pod scheduled');
   await patchPodStatus(core, namespace, name, { phase: 'Running', podIP: ip, podIPs: [{ ip }] });
-  await expect(openPodArtifact(rt, buildId, { worker: rt.worker, path: `k8s-pod:${name}/out` }, 'output out (-o out)')).rejects.toThrow(
+  await expect(openPodArtifact(rt, buildId, podArtifact(rt.worker, name, 'out'), 'output out (-o out)')).rejects.toThrow(
     `output out (-o out): pod ${name}'s output-streamer refused the build's token (HTTP 401)`,
   );
   await rt.deleteBuild(buildId);

@@ -3,7 +3,10 @@
 // and patch its status (container terminated with an exit code, image pull errors, eviction).
 import { k8s, type CoreV1Api, type V1Pod } from '../../activities/runtime/kubernetes/client';
 import { ANNOTATIONS, CONTAINERS, LABELS, STREAMER_PORT, WORKDIR, anchorName, podName } from '../../activities/runtime/kubernetes/pod';
-import { KubernetesRuntime, StepDetached, StepErrored, artifactPath, type StepOutcome } from '../../activities/runtime/kubernetes/task';
+import { podArtifact } from '../../activities/runtime/kubernetes/artifact-ref';
+import { StepDetached, StepErrored } from '../../activities/runtime/kubernetes/errors';
+import { KubernetesRuntime } from '../../activities/runtime/kubernetes/runtime';
+import type { StepOutcome } from '../../activities/runtime/kubernetes/task';
 import type { RunTaskRequest } from '../../activities/types';
 import type { TaskConfig, TaskStep } from '../../schemas/compiled';
 import { FAKE_TASK_LOG } from './cluster';
@@ -126,7 +129,7 @@ describe('pod spec on the server', () => {
     await finishTask(req, 0);
     const outcome = await run;
     expect(outcome).toMatchObject({ state: 'succeeded', exitCode: 0, reattached: false });
-    expect(outcome.state !== 'aborted' && outcome.outputs).toEqual({ bin: { worker: 'k8s-test', path: artifactPath(pod.metadata!.name!, 'bin') } });
+    expect(outcome.state !== 'aborted' && outcome.outputs).toEqual({ bin: podArtifact('k8s-test', pod.metadata!.name!, 'bin') });
   });
 
   test('a consumer pod fetches its input from the producer pod by IP', async () => {

@@ -12,14 +12,13 @@ import {
   ServiceLog,
   followPod,
   probeService,
-  serviceEnd,
   serviceObjectName,
-  serviceReadiness,
   startService,
   stopService,
   superviseService,
 } from '../../activities/runtime/kubernetes/service';
-import { KubernetesRuntime } from '../../activities/runtime/kubernetes/task';
+import { serviceEnd, serviceReadiness } from '../../activities/runtime/kubernetes/pod-status';
+import { KubernetesRuntime } from '../../activities/runtime/kubernetes/runtime';
 import type { ServiceLogOffsets, ServiceRef, StartServiceRequest } from '../../activities/types';
 import type { LogStreamName } from '../../schemas/messages';
 import type { ServiceConfig } from '../../schemas/compiled';

@@ -5,20 +5,20 @@ import os from 'node:os';
 import path from 'node:path';
 import { fetchInputs } from '../../agent/causeway-agent';
 import { paths } from '../../activities/deps';
-import { Uploads, splitArtifactFile } from '../../activities/runtime/kubernetes/artifacts';
-import { StepErrored, artifactPath, parseArtifactPath, streamerUrl } from '../../activities/runtime/kubernetes/task';
+import { podArtifact, streamerUrl } from '../../activities/runtime/kubernetes/artifact-ref';
+import { splitArtifactFile } from '../../activities/runtime/kubernetes/artifacts';
+import { StepErrored } from '../../activities/runtime/kubernetes/errors';
+import { Uploads } from '../../activities/runtime/kubernetes/uploads';
 
 test('artifact refs of pods and the output-streamer URLs they become', () => {
-  const ref = artifactPath('cw-build-0123456789abcdef', 'out/bin');
-  expect(parseArtifactPath(ref)).toEqual({ pod: 'cw-build-0123456789abcdef', path: 'out/bin' });
-  expect(parseArtifactPath('/var/lib/causeway/builds/b/inputs/src')).toBeUndefined();
+  expect(podArtifact('w', 'cw-build-0123456789abcdef', 'out/bin')).toEqual({ kind: 'pod', worker: 'w', pod: 'cw-build-0123456789abcdef', path: 'out/bin' });
   expect(streamerUrl('10.244.1.7', 'out/bin')).toBe('http://10.244.1.7:7788/artifacts/out/bin');
   expect(streamerUrl('10.244.1.7', 'my out', 'ci/task file.yml')).toBe('http://10.244.1.7:7788/artifacts/my%20out?file=ci%2Ftask%20file.yml');
   expect(streamerUrl('fd00::7', 'out')).toBe('http://[fd00::7]:7788/artifacts/out');
 });
 
 test('file: <artifact>/<path> splits at the first slash, and names the artifacts there are when it cannot', () => {
-  const artifacts = { repo: { worker: 'w', path: 'k8s-pod:p/repo' } };
+  const artifacts = { repo: podArtifact('w', 'p', 'repo') };
   expect(splitArtifactFile('repo/ci/task.yml', artifacts)).toEqual({ artifact: 'repo', rel: 'ci/task.yml', ref: artifacts.repo });
   expect(splitArtifactFile('other/task.yml', artifacts)).toEqual({ error: 'file other/task.yml: the first part of the path must name an artifact (available: repo)' });
   expect(splitArtifactFile('repo', artifacts)).toHaveProperty('error');
@@ -55,9 +55,9 @@ describe('the upload server', () => {
   });
 
   test('knows its uploads by the path prepareBuild gives them, and their URLs', () => {
-    expect(uploads.isUpload(buildId, 'src', { worker: 'w1', path: paths.inputs(home, buildId, 'src') })).toBe(true);
-    expect(uploads.isUpload(buildId, 'src', { worker: 'w2', path: paths.inputs(home, buildId, 'src') })).toBe(false);
-    expect(uploads.isUpload(buildId, 'src', { worker: 'w1', path: '/elsewhere/src' })).toBe(false);
+    expect(uploads.isUpload(buildId, 'src', { kind: 'dir', worker: 'w1', path: paths.inputs(home, buildId, 'src') })).toBe(true);
+    expect(uploads.isUpload(buildId, 'src', { kind: 'dir', worker: 'w2', path: paths.inputs(home, buildId, 'src') })).toBe(false);
+    expect(uploads.isUpload(buildId, 'src', { kind: 'dir', worker: 'w1', path: '/elsewhere/src' })).toBe(false);
     expect(uploads.urlFor(buildId, 'src')).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/uploads\/build-1234\/src$/);
   });
 

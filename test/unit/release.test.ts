@@ -8,7 +8,7 @@ function releaser(yaml: string, downloads: string[] = []) {
   const r = new ArtifactReleaser(plan, downloads, async (_refs: ArtifactRef[], names: string[]) => {
     released.push(names);
   });
-  const produce = (...names: string[]) => r.produced(Object.fromEntries(names.map((n) => [n, { worker: 'w', path: `k8s-pod:p-${n}/${n}` }])));
+  const produce = (...names: string[]) => r.produced(Object.fromEntries(names.map((n) => [n, { kind: 'pod' as const, worker: 'w', pod: `p-${n}`, path: n }])));
   return { r, released, produce, ids: collectIds(plan) };
 }
 

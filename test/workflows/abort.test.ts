@@ -1,7 +1,7 @@
 // Abort = cancelling the build workflow: the running step's process group is stopped
 // (SIGTERM, then SIGKILL), on_abort and ensure hooks run, the build ends aborted.
 import type { WorkflowHandle } from '@temporalio/client';
-import type { BuildSummary } from '../../workflows/types';
+import type { BuildSummary } from '../../schemas/build';
 import { killMatching, pidsMatching, sh, startHarness, waitFor, type Harness } from './harness';
 
 let h: Harness;

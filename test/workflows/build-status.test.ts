@@ -3,7 +3,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { awaitBuild, buildStatusOf, statusClause } from '../../common/build-client';
 import { CausewayStatus } from '../../common/search-attributes';
-import { BUILD_WORKFLOW } from '../../workflows/types';
+import { BUILD_WORKFLOW } from '../../schemas/build';
 import { killMatching, marker, pidsMatching, sh, startHarness, waitFor, type Harness } from './harness';
 
 let h: Harness;

@@ -12,7 +12,7 @@ import { removeNetwork, serviceScope } from '../../activities/runtime/local/netw
 import { startBuild } from '../../common/build-client';
 import { networkName, type ServiceAddress } from '../../common/services';
 import { compilePlan } from '../../schemas';
-import type { BuildSummary } from '../../workflows/types';
+import type { BuildSummary } from '../../schemas/build';
 import { testStack } from '../setup/env';
 import { killMatching, marker, pidsMatching, startHarness, waitFor, type Harness } from './harness';
 

@@ -53,7 +53,7 @@ function repo(name: string): { bare: string; work: string; commit: (file: string
 
 const stepOf = (r: BuildRun, id: string) => r.summary?.steps.find((s) => s.id === id);
 
-test('get fetches the newest commit of a file:// git repo; task file and load_var read from it', async () => {
+test('get fetches the newest commit of a file:// git repo; task file, load_var and its metadata var read from it', async () => {
   const r0 = repo('app');
   const head = r0.commit('version', '2.0.0\n');
   const r = await h.run(
@@ -75,13 +75,14 @@ jobs:
     config:
       platform: linux
       inputs: [{name: src}]
-      run: {path: sh, args: [-c, 'echo "v=((.:version)) ref=$(cat src/.git/ref)"']}
+      run: {path: sh, args: [-c, 'echo "v=((.:version)) ref=$(cat src/.git/ref) commit=((.:src.commit))"']}
 `,
     { job: 'unit' },
   );
   expect(r.status).toBe('succeeded');
   expect(r.logs.get('plan.1')).toContain('tested 2.0.0');
-  expect(r.logs.get('plan.3')).toContain(`v=2.0.0 ref=${head}`);
+  // The get's metadata is the local var ((.:src)), as in Concourse 8.1.
+  expect(r.logs.get('plan.3')).toContain(`v=2.0.0 ref=${head} commit=${head}`);
   expect(r.logs.get('plan.0')).toContain(`fetched: {"version":{"ref":"${head}"}`);
   expect(stepOf(r, 'plan.0')).toMatchObject({ kind: 'get', name: 'src', state: 'succeeded' });
 });
@@ -214,4 +215,13 @@ jobs:
   expect(r.status).toBe('succeeded');
   expect(r.logs.get('plan.2')).toMatch(/^\d{4}-\d\d-\d\dT.*\nfetched\n$/);
   expect(r.logs.get('plan.1')).toContain('request: {"source":{"secret":"s"},"version":{"n":"2"},"params":{}}');
+});
+
+test('a type neither shipped nor declared (a base type of other workers, as Concourse allows) errors the step that uses it', async () => {
+  const r = await h.run(`
+resources: [{name: m, type: mock, source: {}}]
+jobs: [{name: j, plan: [{get: m}]}]
+`, { job: 'j' });
+  expect(r.status).toBe('errored');
+  expect(r.message).toMatch(/resource m: its type mock is not a base type here and no resource_types entry declares it/);
 });

@@ -3,7 +3,7 @@
 // process carrying the test's marker may remain.
 import { execFileSync } from 'node:child_process';
 import { collectServiceLogs } from '../../common/build-log';
-import type { BuildSummary } from '../../workflows/types';
+import type { BuildSummary } from '../../schemas/build';
 import { killMatching, marker, pidsMatching, startHarness, waitFor, type Harness } from './harness';
 
 let h: Harness;

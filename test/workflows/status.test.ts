@@ -1,6 +1,6 @@
 // The `status` query, the CausewayStatus search attribute and build outcomes, against the real servers.
 import type { WorkflowHandle } from '@temporalio/client';
-import type { BuildSummary, StepStatus } from '../../workflows/types';
+import type { BuildSummary, StepStatus } from '../../schemas/build';
 import { killMatching, pidsMatching, sh, startHarness, waitFor, type Harness } from './harness';
 
 let h: Harness;

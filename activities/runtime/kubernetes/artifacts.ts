@@ -1,28 +1,25 @@
 // What the kubernetes worker itself does with artifacts (docs/kubernetes.md, "Uploads, exports
 // and file: configs"): it reads `-o` exports and task/service `file:` configs straight from
-// the producer pod's output-streamer (peer to peer, never through a central store), and it
-// serves `-i` uploads, which land on its own disk, to consumer pods' input-fetchers over the
-// same tar-over-HTTP protocol with the same per-build token.
+// the producer pod's output-streamer (peer to peer, never through a central store). It serves
+// `-i` uploads to pods from uploads.ts.
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { ApplicationFailure } from '@temporalio/common';
-import type { NatsConnection } from '@nats-io/transport-node';
-import { reason, sameToken, sendDirectory } from '../../../agent/causeway-agent';
+import { reason } from '../../../agent/causeway-agent';
 import { parseServiceConfig, parseTaskConfig } from '../../../schemas';
 import type { ServiceConfig, TaskConfig } from '../../../schemas/compiled';
-import { getDirectory, safeJoin, transferBucket, transferKeys } from '../../artifacts';
+import { transferBucket, transferKeys } from '../../../common/transfer';
+import { safeJoin } from '../../artifacts';
 import { paths, STEP_CONFIG_ERROR, type ActivityDeps } from '../../deps';
 import { heartbeating } from '../../heartbeat';
 import { loadVar } from '../../load-var';
-import type { ArtifactRef, Artifacts, FinishBuildRequest, LoadVarRequest, RunTaskRequest, StartServiceRequest } from '../../types';
+import type { ArtifactRef, Artifacts, PodArtifactRef, FinishBuildRequest, LoadVarRequest, RunTaskRequest, StartServiceRequest } from '../../types';
 import { tokenSecretName } from './pod';
-import { StepErrored, parseArtifactPath, streamerUrl, type KubernetesRuntime } from './task';
+import type { KubeApi } from './api';
+import { streamerUrl } from './artifact-ref';
+import { StepErrored, sleep } from './errors';
 
 /** Port of the worker's upload server (deploy/worker/deployment.yaml). */
 export const UPLOAD_PORT = 7789;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Asks a producer pod's output-streamer for an output (a tar stream) or one file of it.
@@ -30,9 +27,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * restarting, a network blip); every other refusal is a StepErrored naming `what`, the pod
  * and what to do.
  */
-export async function openPodArtifact(rt: KubernetesRuntime, buildId: string, ref: ArtifactRef, what: string, file?: string): Promise<Response> {
-  const at = parseArtifactPath(ref.path);
-  if (!at) throw new Error(`${ref.path} is not an artifact of a pod`);
+export async function openPodArtifact(rt: KubeApi, buildId: string, at: PodArtifactRef, what: string, file?: string): Promise<Response> {
   const token = await rt.buildToken(buildId);
   const ip = await rt.producerIp(at.pod, what);
   const url = streamerUrl(ip, at.path, file);
@@ -80,15 +75,15 @@ export function splitArtifactFile(file: string, artifacts: Artifacts): { artifac
 }
 
 /** One file of an artifact, as text: from its producer pod, or from an upload on this worker's disk. */
-export async function readArtifactFile(rt: KubernetesRuntime, buildId: string, file: string, artifacts: Artifacts, what: string): Promise<string> {
+export async function readArtifactFile(rt: KubeApi, buildId: string, file: string, artifacts: Artifacts, what: string): Promise<string> {
   const split = splitArtifactFile(file, artifacts);
   if ('error' in split) throw new StepErrored(`${what}: ${split.error}`);
   return readFileOf(rt, buildId, split.ref, split.artifact, split.rel, `${what}: file ${file}`);
 }
 
 /** `rel` inside the artifact `artifact` (ref), as text. */
-export async function readFileOf(rt: KubernetesRuntime, buildId: string, ref: ArtifactRef, artifact: string, rel: string, what: string): Promise<string> {
-  if (parseArtifactPath(ref.path)) return (await openPodArtifact(rt, buildId, ref, what, rel)).text();
+export async function readFileOf(rt: KubeApi, buildId: string, ref: ArtifactRef, artifact: string, rel: string, what: string): Promise<string> {
+  if (ref.kind === 'pod') return (await openPodArtifact(rt, buildId, ref, what, rel)).text();
   const dir = rt.uploads?.isUpload(buildId, artifact, ref) ? await rt.uploads.ensure(buildId, artifact) : ref.path;
   try {
     return await fs.promises.readFile(safeJoin(dir ?? ref.path, rel), 'utf8');
@@ -98,12 +93,12 @@ export async function readFileOf(rt: KubernetesRuntime, buildId: string, ref: Ar
 }
 
 /** load_var on this runtime: the shared parsing, the file read from the producer pod (or an upload). */
-export function loadVarFromPods(rt: KubernetesRuntime, req: LoadVarRequest): Promise<unknown> {
+export function loadVarFromPods(rt: KubeApi, req: LoadVarRequest): Promise<unknown> {
   return heartbeating(() => loadVar(req, (ref, artifact, rel) => readFileOf(rt, req.buildId, ref, artifact, rel, `artifact ${artifact}`)));
 }
 
 /** A task's `file:` config, read from its artifact, with the step's inline config over it (as the local runtime does). */
-export async function taskConfigFromFile(rt: KubernetesRuntime, req: RunTaskRequest): Promise<TaskConfig> {
+export async function taskConfigFromFile(rt: KubeApi, req: RunTaskRequest): Promise<TaskConfig> {
   const { step } = req;
   const what = `task ${step.task}`;
   const text = await readArtifactFile(rt, req.buildId, step.file!, req.artifacts, what);
@@ -116,7 +111,7 @@ export async function taskConfigFromFile(rt: KubernetesRuntime, req: RunTaskRequ
 }
 
 /** A service's `file:` config, read from its artifact. */
-export async function serviceConfigFromFile(rt: KubernetesRuntime, req: StartServiceRequest): Promise<ServiceConfig> {
+export async function serviceConfigFromFile(rt: KubeApi, req: StartServiceRequest): Promise<ServiceConfig> {
   const { spec } = req;
   const what = `service ${spec.name}`;
   const text = await readArtifactFile(rt, req.buildId, spec.file ?? '', req.artifacts, what);
@@ -134,11 +129,11 @@ export async function serviceConfigFromFile(rt: KubernetesRuntime, req: StartSer
  * A refusal (pod gone, token refused) is reported for that export after the others are done
  * and the build has ended; a stream broken midway is retried with the activity.
  */
-export async function exportFromPods(deps: ActivityDeps, rt: KubernetesRuntime, req: FinishBuildRequest): Promise<{ rest: Artifacts; failures: string[] }> {
+export async function exportFromPods(deps: ActivityDeps, rt: KubeApi, req: FinishBuildRequest): Promise<{ rest: Artifacts; failures: string[] }> {
   const rest: Artifacts = {};
   const failures: string[] = [];
   for (const [name, ref] of Object.entries(req.exports)) {
-    if (!parseArtifactPath(ref.path)) {
+    if (ref.kind !== 'pod') {
       rest[name] = ref;
       continue;
     }
@@ -159,7 +154,7 @@ export async function exportFromPods(deps: ActivityDeps, rt: KubernetesRuntime, 
 /** The kubernetes worker's finishBuild: exports from pods, the shared end of the build, then the build's objects and its directory go. */
 export async function finishKubernetesBuild(
   deps: ActivityDeps,
-  rt: KubernetesRuntime,
+  rt: KubeApi,
   base: (req: FinishBuildRequest) => Promise<void>,
   req: FinishBuildRequest,
 ): Promise<void> {
@@ -169,125 +164,4 @@ export async function finishKubernetesBuild(
   // Uploads were only kept for this build's pods (a reset build fetches them again from the object store).
   await fs.promises.rm(paths.build(deps.home, req.buildId), { recursive: true, force: true });
   if (failures.length > 0) throw ApplicationFailure.create({ type: STEP_CONFIG_ERROR, message: failures.join('; '), nonRetryable: true });
-}
-
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-
-export interface UploadsOptions {
-  home: string;
-  worker: string;
-  nc: NatsConnection;
-  /** the build's artifact token (the runtime's buildToken) */
-  token: (buildId: string) => Promise<string>;
-}
-
-/**
- * The worker's uploads (`causeway run -i`): prepareBuild puts them on the worker's disk, where
- * the worker reads `file:` configs from them and, once `listen` has started its server, serves
- * them to consumer pods as `GET /uploads/<build>/<name>` (bearer token of the build; a tar
- * stream, as an output-streamer answers). An upload no longer on the disk (a replaced worker
- * pod, a reset build) is fetched again from the object store, which keeps it for 24 hours.
- */
-export class Uploads {
-  private server?: http.Server;
-  private base?: string;
-  private readonly fetching = new Map<string, Promise<string | undefined>>();
-
-  constructor(private readonly o: UploadsOptions) {}
-
-  /** Whether `ref` is the upload `name` of the build on this worker (as prepareBuild made it). */
-  isUpload(buildId: string, name: string, ref: ArtifactRef): boolean {
-    return NAME.test(name) && ref.worker === this.o.worker && ref.path === paths.inputs(this.o.home, buildId, name);
-  }
-
-  /** The URL consumer pods fetch an upload from, when the server runs. */
-  urlFor(buildId: string, name: string): string | undefined {
-    return this.base && `${this.base}/uploads/${encodeURIComponent(buildId)}/${encodeURIComponent(name)}`;
-  }
-
-  /** The upload's directory on this worker's disk, fetched again from the object store when it is gone; undefined when it expired there too. */
-  ensure(buildId: string, name: string): Promise<string | undefined> {
-    const dir = paths.inputs(this.o.home, buildId, name);
-    if (fs.existsSync(dir)) return Promise.resolve(dir);
-    const key = `${buildId}/${name}`;
-    let pending = this.fetching.get(key);
-    if (!pending) {
-      pending = (async () => {
-        const partial = `${dir}.partial`;
-        await fs.promises.rm(partial, { recursive: true, force: true });
-        if (!(await getDirectory(await transferBucket(this.o.nc), transferKeys.input(buildId, name), partial))) return undefined;
-        await fs.promises.rename(partial, dir);
-        return dir;
-      })().finally(() => this.fetching.delete(key));
-      this.fetching.set(key, pending);
-    }
-    return pending;
-  }
-
-  /** Starts serving uploads on host:port (every address without host); pods are told `http://<advertise>:<port>` (advertise defaults to host). */
-  async listen(opts: { host?: string; port: number; advertise?: string }): Promise<void> {
-    const host = opts.advertise ?? opts.host;
-    if (!host) throw new Error('the upload server needs an address to tell pods (advertise)');
-    const server = http.createServer((req, res) => {
-      this.handle(req, res).catch((err: Error) => {
-        if (!res.headersSent) res.writeHead(500).end(`${err.message.split('\n')[0]}\n`);
-        else res.destroy();
-      });
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(opts.port, opts.host, () => resolve());
-    });
-    const port = (server.address() as AddressInfo).port;
-    this.server = server;
-    this.base = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
-  }
-
-  /** The base URL pods reach the server at, once listening. */
-  get address(): string | undefined {
-    return this.base;
-  }
-
-  async close(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    this.base = undefined;
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://worker');
-    if (req.method === 'GET' && url.pathname === '/healthz') {
-      res.writeHead(200).end('ok\n');
-      return;
-    }
-    const parts = url.pathname.split('/').map(decodeURIComponent);
-    if (req.method !== 'GET' || parts.length !== 4 || parts[1] !== 'uploads' || !NAME.test(parts[2]) || !NAME.test(parts[3])) {
-      res.writeHead(404).end('not an upload: GET /uploads/<build>/<name>\n');
-      return;
-    }
-    const [, , buildId, name] = parts;
-    if (!req.headers.authorization) {
-      res.writeHead(401).end('bad or missing token\n');
-      return;
-    }
-    let token: string;
-    try {
-      token = await this.o.token(buildId);
-    } catch (err) {
-      if (!(err instanceof StepErrored)) throw err;
-      res.writeHead(404).end(`${err.message}\n`);
-      return;
-    }
-    if (!sameToken(req.headers.authorization, token)) {
-      res.writeHead(401).end('bad or missing token\n');
-      return;
-    }
-    const dir = await this.ensure(buildId, name);
-    if (!dir) {
-      res.writeHead(404).end(`upload ${name} of build ${buildId} is neither on worker ${this.o.worker}'s disk nor in the object store (it expires after 24 hours): run the build again\n`);
-      return;
-    }
-    sendDirectory(res, dir);
-  }
 }

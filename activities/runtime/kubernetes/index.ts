@@ -5,9 +5,10 @@ import type { ActivityDeps } from '../../deps';
 import type { BuildActivities } from '../../types';
 import { finishKubernetesBuild, loadVarFromPods } from './artifacts';
 import { serviceActivities } from './service';
-import { runKubernetesTask, type KubernetesRuntime } from './task';
+import type { KubernetesRuntime } from './runtime';
+import { runKubernetesTask } from './task';
 
-export { KubernetesRuntime, type KubernetesRuntimeOptions } from './task';
+export { KubernetesRuntime, type KubernetesRuntimeOptions } from './runtime';
 
 export function createKubernetesActivities(deps: ActivityDeps, rt: KubernetesRuntime): BuildActivities {
   const base = createActivities(deps);

@@ -1,5 +1,8 @@
 // How a container's log (a task's or a service's), read from the Log API, becomes NATS
 // messages whose ids are byte offsets.
+/** How long a container that ended may take to end its log stream (the kubelet ends it when the container ends). */
+export const CONTAINER_LOG_DRAIN_MS = 5_000;
+
 /** Longest message of a container's log: a longer line is cut every this many bytes from its start. */
 const MAX_PIECE = 64 * 1024;
 

@@ -29,7 +29,7 @@ export const MANAGED_BY = 'causeway';
 export const TAG_LABEL_PREFIX = 'causeway.dev/tag-';
 
 /** Names of the containers in a step pod. */
-export const CONTAINERS = { task: 'task', fetcher: 'input-fetcher', streamer: 'output-streamer' } as const;
+export const CONTAINERS = { task: 'task', fetcher: 'input-fetcher', streamer: 'output-streamer', service: 'service' } as const;
 /** Where the step's working directory (inputs, outputs, caches) is mounted in every container. */
 export const WORKDIR = '/tmp/build/workdir';
 /** Port the output-streamer serves artifacts on (see docs/kubernetes.md, "Agent protocol"). */

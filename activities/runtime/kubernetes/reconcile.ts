@@ -5,7 +5,7 @@
 // builds are closed, and deletes their anchors; the garbage collector does the rest.
 import type { Client } from '@temporalio/client';
 import { LABELS, MANAGED_BY, labelValue } from './pod';
-import type { KubernetesRuntime } from './task';
+import type { KubeApi } from './api';
 
 export interface KubernetesReconcileReport {
   /** builds whose anchor was deleted (closed, or unknown to Temporal) */
@@ -16,7 +16,7 @@ export interface KubernetesReconcileReport {
 
 export const BUILD_ID_ANNOTATION = 'causeway.dev/build-id';
 
-export async function reconcileKubernetes(rt: KubernetesRuntime, client: Client, opts: { dryRun?: boolean } = {}): Promise<KubernetesReconcileReport> {
+export async function reconcileKubernetes(rt: KubeApi, client: Client, opts: { dryRun?: boolean } = {}): Promise<KubernetesReconcileReport> {
   const report: KubernetesReconcileReport = { deleted: [], running: [] };
   rt.calls.list++;
   const anchors = await rt.core.listNamespacedConfigMap({

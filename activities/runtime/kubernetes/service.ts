@@ -18,20 +18,19 @@ import type { ActivityDeps } from '../../deps';
 import type { ProbeServiceRequest, ServiceLogOffsets, ServiceRef, StartServiceRequest, StopServiceRequest, SuperviseServiceRequest } from '../../types';
 import { serviceConfigFromFile } from './artifacts';
 import { k8s, type K8s, type V1Pod } from './client';
-import { LineCutter, type LogPiece } from './log-pieces';
-import { LABELS, MANAGED_BY, PodSpecError, dnsSlug, imageReference, labelValue, type Anchor } from './pod';
-import type { KubernetesRuntime } from './task';
+import { apiCode, apiMessage } from './errors';
+import { CONTAINER_LOG_DRAIN_MS, LineCutter, type LogPiece } from './log-pieces';
+import { CONTAINERS, LABELS, MANAGED_BY, PodSpecError, dnsSlug, imageReference, labelValue, type Anchor } from './pod';
+import { containerStarted, serviceEnd, serviceReadiness } from './pod-status';
+import type { KubeApi } from './api';
 
 export const SERVICE_FAILED = 'ServiceFailed';
 export const SERVICE_LABEL = 'causeway.dev/service';
-const SERVICE_CONTAINER = 'service';
 const NO_OFFSETS: ServiceLogOffsets = { stdout: 0, stderr: 0, notes: 0 };
 /** lines of a service's output in the message of a service that failed, as on the local runtime */
 const TAIL_LINES = 20;
 /** without a startup_probe, how long the primary port may take to open: as long as the local runtime waits */
 const PORTS_TIMEOUT_SECONDS = 2 * PROBE_DEFAULTS.failureThreshold * PROBE_DEFAULTS.periodSeconds;
-/** how long a service that ended waits for the rest of its log (the kubelet ends the stream when the container ends) */
-const LOG_DRAIN_MS = 5_000;
 
 function failed(message: string): ApplicationFailure {
   return ApplicationFailure.create({ type: SERVICE_FAILED, message, nonRetryable: true });
@@ -124,7 +123,7 @@ export function buildServiceObjects(input: ServiceObjectsInput): { pod: V1Pod; s
       terminationGracePeriodSeconds: Math.max(0, Math.ceil(input.gracePeriodMs / 1000)),
       containers: [
         {
-          name: SERVICE_CONTAINER,
+          name: CONTAINERS.service,
           image,
           command: [config.run.path],
           args: config.run.args,
@@ -169,16 +168,11 @@ export function buildNetworkPolicy(namespace: string, buildId: string, anchor: A
   };
 }
 
-function code(err: unknown): number | undefined {
-  const c = (err as { code?: unknown })?.code;
-  return typeof c === 'number' ? c : undefined;
-}
-
 async function createTolerant(create: () => Promise<unknown>): Promise<void> {
   try {
     await create();
   } catch (err) {
-    if (code(err) !== 409) throw err;
+    if (apiCode(err) !== 409) throw err;
   }
 }
 
@@ -192,7 +186,7 @@ function withAddresses<T>(name: string, value: T, scope: Record<string, ServiceA
 }
 
 /** Creates (or finds) the service's pod and Service and the build's NetworkPolicy; returns its address. */
-export async function startService(rt: KubernetesRuntime, req: StartServiceRequest, log?: ServiceLog): Promise<ServiceAddress> {
+export async function startService(rt: KubeApi, req: StartServiceRequest, log?: ServiceLog): Promise<ServiceAddress> {
   // Inline, or the service file read from its artifact (a producer pod's output, or an upload).
   const config =
     req.spec.config ??
@@ -233,7 +227,7 @@ interface FollowHooks {
  * Follows one pod (a GET, then a watch from its resourceVersion, resumed when the server ends
  * it) until `decide` returns a value; `decide(undefined)` means the pod is gone.
  */
-export async function followPod<T>(rt: KubernetesRuntime, name: string, decide: (pod: V1Pod | undefined) => T | undefined, hooks: FollowHooks = {}): Promise<T | 'aborted'> {
+export async function followPod<T>(rt: KubeApi, name: string, decide: (pod: V1Pod | undefined) => T | undefined, hooks: FollowHooks = {}): Promise<T | 'aborted'> {
   const beat = setInterval(() => hooks.heartbeat?.(), 1000);
   let abortWatch: AbortController | undefined;
   try {
@@ -244,7 +238,7 @@ export async function followPod<T>(rt: KubernetesRuntime, name: string, decide: 
         rt.calls.get++;
         pod = await rt.core.readNamespacedPod({ name, namespace: rt.namespace });
       } catch (err) {
-        if (code(err) !== 404) throw err;
+        if (apiCode(err) !== 404) throw err;
       }
       const first = decide(pod);
       if (first !== undefined) return first;
@@ -275,39 +269,6 @@ export async function followPod<T>(rt: KubernetesRuntime, name: string, decide: 
   }
 }
 
-const FATAL = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'ErrImageNeverPull', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
-
-/** Ready, or why it never will be. */
-export function serviceReadiness(pod: V1Pod | undefined, service: string): { ready: true } | { failed: string } | undefined {
-  if (!pod) return { failed: `service ${service}: its pod is gone` };
-  const status = pod.status ?? {};
-  const c = status.containerStatuses?.find((s) => s.name === SERVICE_CONTAINER);
-  const t = c?.state?.terminated;
-  if (t) return { failed: `service ${service} exited with status ${t.exitCode}${t.reason ? ` (${t.reason})` : ''} before it was ready${t.message ? `: ${t.message}` : ''}` };
-  const w = c?.state?.waiting;
-  if (w?.reason && FATAL.has(w.reason)) return { failed: `service ${service}: ${w.reason}${w.message ? `: ${w.message}` : ''}` };
-  if (status.phase === 'Failed') return { failed: `service ${service}: pod failed: ${status.reason ?? ''} ${status.message ?? ''}`.trim() };
-  if (status.conditions?.some((x) => x.type === 'Ready' && x.status === 'True')) return { ready: true };
-  const scheduled = status.conditions?.find((x) => x.type === 'PodScheduled');
-  if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') return { failed: `service ${service}: unschedulable: ${scheduled.message ?? ''}` };
-  return undefined;
-}
-
-/** The service's exit status once its container ended; {} when its pod is gone. */
-export function serviceEnd(pod: V1Pod | undefined): { exitCode?: number } | undefined {
-  if (!pod) return {};
-  const t = pod.status?.containerStatuses?.find((s) => s.name === SERVICE_CONTAINER)?.state?.terminated;
-  if (t) return { exitCode: t.exitCode };
-  if (pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded') return {};
-  return undefined;
-}
-
-/** The service container is running or has run: there is a log to read. */
-function containerRan(pod: V1Pod | undefined): boolean {
-  const state = pod?.status?.containerStatuses?.find((s) => s.name === SERVICE_CONTAINER)?.state;
-  return !!(state?.running || state?.terminated);
-}
-
 /** Publishes one message of a service's log: JetStream in a worker, a collector in tests. */
 export type ServiceLogPublish = (stream: LogStreamName, data: Uint8Array, msgId: string) => Promise<void>;
 
@@ -316,10 +277,6 @@ export function natsServiceLog(nc: NatsConnection, ref: ServiceRef): ServiceLogP
   const js = jetstream(nc);
   const subject = subjects.service(ref.buildId, ref.scopeStepId, ref.name);
   return (stream, data, msgId) => publishLog(js, subject, stream, data, msgId);
-}
-
-function errorMessage(err: unknown): string {
-  return (err as Error)?.message ?? String(err);
 }
 
 /**
@@ -339,7 +296,7 @@ export class ServiceLog {
   private unavailable?: string;
 
   constructor(
-    private readonly rt: KubernetesRuntime,
+    private readonly rt: KubeApi,
     private readonly ref: ServiceRef,
     private readonly publish: ServiceLogPublish,
     offsets: ServiceLogOffsets = NO_OFFSETS,
@@ -359,7 +316,7 @@ export class ServiceLog {
 
   /** Starts following the container's log once `pod` shows it has run; once per ServiceLog. */
   follow(pod: V1Pod | undefined): void {
-    if (this.stream || !containerRan(pod)) return;
+    if (this.stream || !containerStarted(pod, CONTAINERS.service)) return;
     let ended: () => void = () => undefined;
     const stream: NonNullable<ServiceLog['stream']> = { ended: new Promise<void>((resolve) => (ended = resolve)), closed: false };
     this.stream = stream;
@@ -374,13 +331,13 @@ export class ServiceLog {
     sink.on('error', () => ended());
     this.rt.calls.log++;
     new (k8s().Log)(this.rt.kc)
-      .log(this.rt.namespace, serviceObjectName(this.ref), SERVICE_CONTAINER, sink, { follow: true })
+      .log(this.rt.namespace, serviceObjectName(this.ref), CONTAINERS.service, sink, { follow: true })
       .then((abort) => {
         stream.abort = abort;
         if (stream.closed) abort.abort();
       })
       .catch((err: unknown) => {
-        this.unavailable = errorMessage(err);
+        this.unavailable = apiMessage(err);
         ended();
         return this.note(`the service's log is not available: ${this.unavailable}`);
       });
@@ -432,7 +389,7 @@ export class ServiceLog {
  * never will be fails (ServiceFailed) with Kubernetes' reason and, when its container ran,
  * its last lines, as on the local runtime.
  */
-export async function probeService(rt: KubernetesRuntime, ref: ServiceRef, log: ServiceLog, hooks: FollowHooks = {}): Promise<'ready' | 'aborted'> {
+export async function probeService(rt: KubeApi, ref: ServiceRef, log: ServiceLog, hooks: FollowHooks = {}): Promise<'ready' | 'aborted'> {
   const started = Date.now();
   const verdict = await followPod(
     rt,
@@ -447,7 +404,7 @@ export async function probeService(rt: KubernetesRuntime, ref: ServiceRef, log: 
   if ('failed' in verdict) {
     let message = verdict.failed;
     if (log.following) {
-      await log.drain(rt.opts.logDrainMs ?? LOG_DRAIN_MS);
+      await log.drain(rt.opts.logDrainMs ?? CONTAINER_LOG_DRAIN_MS);
       message += `; its last lines:\n${log.tail()}`;
     }
     await log.note(message);
@@ -458,7 +415,7 @@ export async function probeService(rt: KubernetesRuntime, ref: ServiceRef, log: 
 }
 
 /** Follows the service's pod until it ends (stopService deletes it), publishing its log; returns its exit status. */
-export async function superviseService(rt: KubernetesRuntime, ref: ServiceRef, log: ServiceLog, hooks: FollowHooks = {}): Promise<{ exitCode?: number } | 'aborted'> {
+export async function superviseService(rt: KubeApi, ref: ServiceRef, log: ServiceLog, hooks: FollowHooks = {}): Promise<{ exitCode?: number } | 'aborted'> {
   const end = await followPod(
     rt,
     serviceObjectName(ref),
@@ -468,11 +425,11 @@ export async function superviseService(rt: KubernetesRuntime, ref: ServiceRef, l
     },
     hooks,
   );
-  if (end !== 'aborted') await log.drain(rt.opts.logDrainMs ?? LOG_DRAIN_MS);
+  if (end !== 'aborted') await log.drain(rt.opts.logDrainMs ?? CONTAINER_LOG_DRAIN_MS);
   return end;
 }
 
-export async function stopService(rt: KubernetesRuntime, ref: ServiceRef, gracePeriodMs: number, log?: ServiceLog): Promise<void> {
+export async function stopService(rt: KubeApi, ref: ServiceRef, gracePeriodMs: number, log?: ServiceLog): Promise<void> {
   const name = serviceObjectName(ref);
   const grace = Math.max(0, Math.ceil(gracePeriodMs / 1000));
   if (await rt.deletePod(name, grace)) await log?.note(`stopping service ${ref.name}: pod ${name} deleted (SIGTERM, SIGKILL after ${grace}s)`);
@@ -480,12 +437,12 @@ export async function stopService(rt: KubernetesRuntime, ref: ServiceRef, graceP
     rt.calls.delete++;
     await rt.core.deleteNamespacedService({ name, namespace: rt.namespace });
   } catch (err) {
-    if (code(err) !== 404) throw err;
+    if (apiCode(err) !== 404) throw err;
   }
 }
 
 /** The activities, bound to a runtime: heartbeats (with the log's offsets) and cancellation from Temporal's context. */
-export function serviceActivities(deps: ActivityDeps, rt: KubernetesRuntime) {
+export function serviceActivities(deps: ActivityDeps, rt: KubeApi) {
   const logOf = (ref: ServiceRef, offsets?: ServiceLogOffsets, writer?: string) => new ServiceLog(rt, ref, natsServiceLog(deps.nc, ref), offsets, writer);
   /** A retried activity resumes the log where its previous attempt's last heartbeat says. */
   const resumed = (ref: ServiceRef, offsets: ServiceLogOffsets) => logOf(ref, (Context.current().info.heartbeatDetails as ServiceLogOffsets | undefined) ?? offsets);

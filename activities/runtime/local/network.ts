@@ -34,8 +34,21 @@ const LAST_INDEX = SIZE - 2;
 const BRIDGE = 'br0';
 /** Allocations and locks: on tmpfs, so like the namespaces they do not outlive a reboot. */
 const STATE_ROOT = '/run/causeway/net';
-/** serialises `ip netns add` on the machine: concurrent first adds stack bind mounts of /run/netns */
+/**
+ * Serialises `ip netns add` on the machine until /run/netns is a mount point: the first adds,
+ * made at once, each bind-mount it onto itself, and a namespace under a covered mount is lost.
+ */
 const GLOBAL_LOCK = path.join(STATE_ROOT, 'netns.lock');
+let netnsMounted = false;
+
+/** The command prefix that takes the machine's lock for `ip netns add`, or nothing once it is not needed. */
+async function netnsAddLock(): Promise<string> {
+  if (!netnsMounted) {
+    const mounts = await fs.readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+    netnsMounted = mounts.split('\n').some((line) => line.split(' ')[4] === NETNS_DIR);
+  }
+  return netnsMounted ? '' : `${systemTool('flock')} ${GLOBAL_LOCK}`;
+}
 
 function addressOf(index: number): string {
   const n = (SUBNET_BASE + index) >>> 0;
@@ -100,6 +113,8 @@ function fallbackReason(): string | undefined {
   if (process.env.CAUSEWAY_SERVICE_ISOLATION === 'loopback') return 'CAUSEWAY_SERVICE_ISOLATION=loopback';
   if (process.platform !== 'linux') return 'network namespaces need Linux';
   if (process.getuid?.() !== 0) return 'network namespaces need a worker running as root';
+  const missing = ['ip', 'nsenter', 'unshare', 'flock', 'mount'].filter((tool) => !path.isAbsolute(systemTool(tool)));
+  if (missing.length > 0) return `${missing.join(', ')} not found (install iproute2 and util-linux)`;
   return undefined;
 }
 
@@ -178,25 +193,28 @@ export interface ServiceNetwork {
 /**
  * One shell, forked by the process helper: the hub (once per build, under the build's lock,
  * marked ready only when whole), then the service's namespace joined to the hub's bridge.
+ * `$glock` is a word-split command prefix on purpose: empty once /run/netns is mounted.
  * Whatever a previous attempt left of the service's namespace is replaced.
  */
 const ATTACH = `
 set -e
 ip=$1 hub=$2 svc=$3 veth=$4 addr=$5 bridge=$6 state=$7 glock=$8 netns=$9
-exec 9>>"$state/lock"
-flock 9
 if [ ! -e "$state/hub" ]; then
-  if [ -e "$netns/$hub" ]; then "$ip" netns del "$hub"; fi
-  flock "$glock" "$ip" netns add "$hub"
-  printf 'link set lo up\\nlink add ${BRIDGE} type bridge\\naddr add %s dev ${BRIDGE}\\nlink set ${BRIDGE} up\\n' "$bridge" | "$ip" -n "$hub" -batch -
-  : >"$state/hub"
+  exec 9>>"$state/lock"
+  flock 9
+  if [ ! -e "$state/hub" ]; then
+    if [ -e "$netns/$hub" ]; then "$ip" netns del "$hub"; fi
+    $glock "$ip" netns add "$hub"
+    printf 'link set lo up\\nlink add ${BRIDGE} type bridge\\naddr add %s dev ${BRIDGE}\\nlink set ${BRIDGE} up\\n' "$bridge" | "$ip" -n "$hub" -batch -
+    : >"$state/hub"
+  fi
+  exec 9>&-
 fi
-flock -u 9
 if [ -e "$netns/$svc" ]; then
   "$ip" netns del "$svc"
   "$ip" -n "$hub" link del "$veth" 2>/dev/null || true
 fi
-flock "$glock" "$ip" netns add "$svc"
+$glock "$ip" netns add "$svc"
 printf 'link add %s type veth peer name eth0 netns %s\\nlink set %s master ${BRIDGE} up\\n' "$veth" "$svc" "$veth" | "$ip" -n "$hub" -batch -
 printf 'link set lo up\\naddr add %s/${PREFIX} dev eth0\\nlink set eth0 up\\n' "$addr" | "$ip" -n "$svc" -batch -
 `;
@@ -215,7 +233,7 @@ export async function attachService(ref: ServiceRef, host: string): Promise<Serv
     const state = stateDir(ref.buildId);
     await fs.mkdir(state, { recursive: true });
     const bridge = `${addressOf(BRIDGE_INDEX)}/${PREFIX}`;
-    const r = await runCommand('/bin/sh', ['-c', ATTACH, 'sh', systemTool('ip'), hub, netns, `v${serviceKey(ref)}`.slice(0, 15), host, bridge, state, GLOBAL_LOCK, NETNS_DIR]);
+    const r = await runCommand('/bin/sh', ['-c', ATTACH, 'sh', systemTool('ip'), hub, netns, `v${serviceKey(ref)}`.slice(0, 15), host, bridge, state, await netnsAddLock(), NETNS_DIR]);
     if (r.code !== 0) throw new Error(r.stderr.trim().split('\n').pop() || `exit status ${r.code ?? r.signal}`);
   } catch (err) {
     // Never the host's loopback behind the user's back: the address given out is on the bridge.

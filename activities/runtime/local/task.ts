@@ -235,7 +235,7 @@ async function prepare(deps: ActivityDeps, req: RunTaskRequest, dir: string, log
   for (const output of config.outputs) {
     const at = safeJoin(work, output.path ?? output.name);
     await fs.mkdir(at, { recursive: true });
-    outputs[step.outputMapping[output.name] ?? output.name] = { worker: deps.workerName, path: at };
+    outputs[step.outputMapping[output.name] ?? output.name] = { kind: 'dir', worker: deps.workerName, path: at };
   }
 
   for (const cache of config.caches) {

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import pino from 'pino';
-import type { KubernetesRuntime } from '../../../activities/runtime/kubernetes/task';
+import type { KubernetesRuntime } from '../../../activities/runtime/kubernetes/runtime';
 import { freePort, startStack, stopStack } from '../../../cli/dev/stack';
 import { connectNats } from '../../../common/nats';
 import { startKubernetesWorker, type KubernetesWorkerOptions } from '../../../workers/kubernetes';

@@ -1,11 +1,14 @@
-import type { StepKind } from '../schemas/compiled';
-import type { BuildStatus, ServiceState, StepState } from '../schemas/messages';
+// The build workflow's contract with its clients: its name, input, status query and failure types.
+// Here, below common/ and workflows/, so the CLI and common/build-client.ts read it without
+// importing workflow code.
+import type { StepKind } from './compiled';
+import type { BuildStatus, ServiceState, StepState } from './messages';
 
 export const BUILD_WORKFLOW = 'build';
 /** The child workflow that runs a slice of a big list of steps (see workflows/fanout.ts). */
 export const PART_WORKFLOW = 'buildPart';
 
-export type { BuildInput } from '../schemas/compiled';
+export type { BuildInput } from './compiled';
 
 export interface StepStatus {
   id: string;

@@ -1,0 +1,91 @@
+// What a pod's status means for a step, as pure functions (Tekton's pkg/pod/status.go): the
+// task's verdict, a service's readiness and end. One list of fatal reasons for tasks and
+// services alike; table tests in test/unit/k8s-pod-status.test.ts.
+import type { V1ContainerStatus, V1Pod } from './client';
+import { CONTAINERS } from './pod';
+
+/** Waiting reasons after which the container will not start by itself. */
+export const FATAL_WAITING = new Set([
+  'ErrImagePull',
+  'ImagePullBackOff',
+  'InvalidImageName',
+  'ErrImageNeverPull',
+  'CreateContainerConfigError',
+  'CreateContainerError',
+  'RunContainerError',
+  'PreCreateHookError',
+  'PreStartHookError',
+]);
+
+export type Verdict =
+  | { kind: 'exited'; exitCode: number }
+  | { kind: 'errored'; reason: string; message: string }
+  | { kind: 'running'; unschedulableSince?: number };
+
+/** The container (the task's, a service's) is running or has run: there is a log to read. */
+export function containerStarted(pod: V1Pod | undefined, container: string): boolean {
+  const state = findStatus(pod?.status?.containerStatuses, container)?.state;
+  return !!(state?.running || state?.terminated);
+}
+
+function findStatus(statuses: V1ContainerStatus[] | undefined, name: string): V1ContainerStatus | undefined {
+  return statuses?.find((s) => s.name === name);
+}
+
+/** Maps a pod's phase, conditions and container statuses to the step's state. */
+export function evaluate(pod: V1Pod, now: number, unschedulableSince: number | undefined, unschedulableGraceMs: number): Verdict {
+  const status = pod.status ?? {};
+  const task = findStatus(status.containerStatuses, CONTAINERS.task);
+  const terminated = task?.state?.terminated;
+  if (terminated) return { kind: 'exited', exitCode: terminated.exitCode ?? 1 };
+
+  const fetcher = findStatus(status.initContainerStatuses, CONTAINERS.fetcher);
+  const ft = fetcher?.state?.terminated;
+  if (ft && ft.exitCode !== 0) {
+    return { kind: 'errored', reason: ft.reason ?? 'InputFetchFailed', message: `${CONTAINERS.fetcher} failed (exit ${ft.exitCode}${ft.reason ? `, ${ft.reason}` : ''})${ft.message ? `: ${ft.message}` : ''}` };
+  }
+  for (const s of [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])]) {
+    const waiting = s.state?.waiting;
+    if (waiting?.reason && FATAL_WAITING.has(waiting.reason)) {
+      return { kind: 'errored', reason: waiting.reason, message: `container ${s.name}: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` };
+    }
+  }
+  if (status.phase === 'Failed' || status.phase === 'Succeeded') {
+    const reason = status.reason ?? status.phase;
+    return { kind: 'errored', reason, message: `pod ${status.phase.toLowerCase()} without the task's exit status: ${reason}${status.message ? `: ${status.message}` : ''}` };
+  }
+  const scheduled = status.conditions?.find((c) => c.type === 'PodScheduled');
+  if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
+    const since = unschedulableSince ?? now;
+    if (now - since >= unschedulableGraceMs) {
+      return { kind: 'errored', reason: 'Unschedulable', message: `unschedulable: ${scheduled.message ?? 'no node fits'}` };
+    }
+    return { kind: 'running', unschedulableSince: since };
+  }
+  return { kind: 'running' };
+}
+
+/** Ready, or why it never will be. */
+export function serviceReadiness(pod: V1Pod | undefined, service: string): { ready: true } | { failed: string } | undefined {
+  if (!pod) return { failed: `service ${service}: its pod is gone` };
+  const status = pod.status ?? {};
+  const c = findStatus(status.containerStatuses, CONTAINERS.service);
+  const t = c?.state?.terminated;
+  if (t) return { failed: `service ${service} exited with status ${t.exitCode}${t.reason ? ` (${t.reason})` : ''} before it was ready${t.message ? `: ${t.message}` : ''}` };
+  const w = c?.state?.waiting;
+  if (w?.reason && FATAL_WAITING.has(w.reason)) return { failed: `service ${service}: ${w.reason}${w.message ? `: ${w.message}` : ''}` };
+  if (status.phase === 'Failed') return { failed: `service ${service}: pod failed: ${status.reason ?? ''} ${status.message ?? ''}`.trim() };
+  if (status.conditions?.some((x) => x.type === 'Ready' && x.status === 'True')) return { ready: true };
+  const scheduled = status.conditions?.find((x) => x.type === 'PodScheduled');
+  if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') return { failed: `service ${service}: unschedulable: ${scheduled.message ?? ''}` };
+  return undefined;
+}
+
+/** The service's exit status once its container ended; {} when its pod is gone. */
+export function serviceEnd(pod: V1Pod | undefined): { exitCode?: number } | undefined {
+  if (!pod) return {};
+  const t = findStatus(pod.status?.containerStatuses, CONTAINERS.service)?.state?.terminated;
+  if (t) return { exitCode: t.exitCode };
+  if (pod.status?.phase === 'Failed' || pod.status?.phase === 'Succeeded') return {};
+  return undefined;
+}

@@ -1,0 +1,113 @@
+// The CLI as a script sees it: --detach prints the id alone, --json everywhere it lists
+// something, exit codes that tell a running build from a finished one, and a build waiting
+// for a worker said to be waiting (and why) instead of silence.
+import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startHarness, waitFor, type Harness } from '../workflows/harness';
+
+const BIN = path.resolve(__dirname, '../../bin/causeway');
+let h: Harness;
+let dir: string;
+
+beforeAll(async () => {
+  if (!fs.existsSync(path.resolve(__dirname, '../../dist/cli/main.js'))) throw new Error('run `npm run build` first (npm test does)');
+  h = await startHarness();
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-client-cli-'));
+});
+afterAll(async () => {
+  await h.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], opts: { queue?: string; onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: dir,
+      env: { ...process.env, CAUSEWAY_TASK_QUEUE: opts.queue ?? h.taskQueue, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      opts.onStderr?.(stderr, child);
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function plan(name: string, script: string): string {
+  const file = path.join(dir, `${name}.yml`);
+  fs.writeFileSync(file, `name: ${name}\nplan:\n- task: only\n  config:\n    platform: linux\n    run: {path: sh, args: [-c, '${script}']}\n`);
+  return file;
+}
+
+test('run --detach prints the build id alone on stdout; watch --no-follow exits 4 while it runs, then its status', async () => {
+  const gate = path.join(dir, `gate-${randomUUID()}`);
+  const r = await cli(['run', plan('gated', `while [ ! -e ${gate} ]; do sleep 0.1; done; exit 1`), '--detach']);
+  expect(r.code).toBe(0);
+  expect(r.stdout).toMatch(/^build-[0-9a-f-]+\n$/);
+  const buildId = r.stdout.trim();
+
+  const running = await cli(['watch', buildId, '--no-follow']);
+  expect(running.code).toBe(4);
+  expect(running.stderr).toContain(`build ${buildId} is still running (exit 4)`);
+
+  fs.writeFileSync(gate, '');
+  await h.finish(h.client.workflow.getHandle(buildId));
+  expect((await cli(['watch', buildId, '--no-follow'])).code).toBe(1);
+
+  const status = await cli(['status', buildId, '--json']);
+  expect(status.code).toBe(0);
+  const summary = JSON.parse(status.stdout);
+  expect(summary).toMatchObject({ buildId, plan: 'gated', status: 'failed' });
+  expect(summary.steps.find((s: { id: string }) => s.id === 'plan.0')).toMatchObject({ name: 'only', state: 'failed', exitCode: 1 });
+
+  const builds = await cli(['builds', '--json', '--plan', 'gated']);
+  expect(builds.code).toBe(0);
+  expect(JSON.parse(builds.stdout)[0]).toMatchObject({ buildId, plan: 'gated', status: 'failed', closeTime: expect.any(String) });
+});
+
+test('run --detach --json, and workers --json', async () => {
+  const r = await cli(['run', plan('quick', 'true'), '--detach', '--json']);
+  expect(r.code).toBe(0);
+  const started = JSON.parse(r.stdout);
+  expect(started).toMatchObject({ buildId: expect.stringMatching(/^build-/), plan: 'quick' });
+  await h.finish(h.client.workflow.getHandle(started.buildId));
+
+  const workers = await cli(['workers', '--json']);
+  expect(workers.code).toBe(0);
+  expect(JSON.parse(workers.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ taskQueue: expect.any(String), state: expect.any(String) })]));
+});
+
+test('a build no worker polls for: run says it waits and why; status answers in seconds and says why', async () => {
+  const queue = `nobody-${randomUUID()}`;
+  let buildId: string | undefined;
+  const run = await cli(['run', plan('orphan', 'true')], {
+    queue,
+    onStderr: (text, child) => {
+      buildId ??= /build (build-[0-9a-f-]+) started/.exec(text)?.[1];
+      if (text.includes('waiting for a worker')) child.kill('SIGKILL');
+    },
+  });
+  expect(run.stderr).toContain(`waiting for a worker: no worker polls task queue '${queue}'`);
+  expect(run.stderr).toContain('causeway worker');
+  await waitFor('the build id', () => buildId);
+
+  const status = await cli(['status', buildId!], { queue });
+  expect(status.code).toBe(2);
+  expect(status.stderr).toContain('no worker answered its status query within 5 s');
+  expect(status.stderr).toContain(`no worker polls task queue '${queue}'`);
+  await h.client.workflow.getHandle(buildId!).terminate('test cleanup');
+});
