@@ -26,6 +26,7 @@ import { freePort, repoRoot, startStack, stopStack, type StackInfo } from '../cl
 import { awaitBuild, startBuild } from '../common/build-client';
 import { compilePlan } from '../schemas';
 import { loadavg, machine, writeSection } from './report';
+import { causewayDataConverter, loadCodecKeys } from '../common/codec';
 
 const MARK_START = '<!-- bench:recovery:start -->';
 const MARK_END = '<!-- bench:recovery:end -->';
@@ -586,7 +587,7 @@ async function main(): Promise<void> {
     const info = machine(stack);
     const loadStart = loadavg();
     connection = await Connection.connect({ address: stack.temporal.address });
-    const client = new Client({ connection });
+    const client = new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home })) });
     const taskQueue = `bench-recovery-${randomUUID().slice(0, 8)}`;
 
     progress('starting the worker process');

@@ -26,6 +26,7 @@ import { connectNats } from '../common/nats';
 import { compilePlan } from '../schemas';
 import { startLocalWorker, type RunningWorker } from '../workers/local';
 import { writeSection } from './report';
+import { causewayDataConverter, FAILURE_CONVERTER_PATH, loadCodecKeys } from '../common/codec';
 
 const MARK_START = '<!-- bench:services:start -->';
 const MARK_END = '<!-- bench:services:end -->';
@@ -259,7 +260,7 @@ async function main(): Promise<void> {
     const stack = await startStack({ home, persistent: false, startWorker: false, ports, log: progress });
     stackStarted = true;
     const silent = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
-    const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: silent });
+    const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), failureConverterPath: FAILURE_CONVERTER_PATH, logger: silent });
     const taskQueue = `bench-services-${randomUUID().slice(0, 8)}`;
     worker = await startLocalWorker({
       temporalAddress: stack.temporal.address,
@@ -273,9 +274,9 @@ async function main(): Promise<void> {
       workflowBundle,
       log: pino({ level: 'warn' }),
     });
-    nc = await connectNats(stack.nats.url, 'bench-services');
+    nc = await connectNats(stack.nats.url, 'bench-services', { home });
     connection = await Connection.connect({ address: stack.temporal.address });
-    const client = new Client({ connection });
+    const client = new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home })) });
 
     progress('warming up');
     await viaCauseway(client, nc, taskQueue, opts.period);

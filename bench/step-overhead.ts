@@ -27,6 +27,7 @@ import * as bareActivities from './bare-activities';
 import type { BareInput } from './bare-workflows';
 import { breakdown, meanBreakdown, type Breakdown } from './history';
 import { machine, writeSection } from './report';
+import { causewayDataConverter, FAILURE_CONVERTER_PATH, loadCodecKeys } from '../common/codec';
 
 const MARK_START = '<!-- bench:step-overhead:start -->';
 const MARK_END = '<!-- bench:step-overhead:end -->';
@@ -402,7 +403,7 @@ async function main(): Promise<void> {
 
     progress('bundling workflow code');
     const quiet = { logger: silent };
-    const causewayBundle: WorkflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), ...quiet });
+    const causewayBundle: WorkflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), failureConverterPath: FAILURE_CONVERTER_PATH, ...quiet });
     const bareBundle: WorkflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./bare-workflows'), ...quiet });
 
     const id = randomUUID().slice(0, 8);
@@ -428,7 +429,7 @@ async function main(): Promise<void> {
     ];
     bareDone = Promise.all(bareWorkers.map((w) => w.run()));
     connection = await Connection.connect({ address: stack.temporal.address });
-    const client = new Client({ connection });
+    const client = new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home })) });
 
     progress(`warming up (${WARMUP_STEPS} steps each)`);
     for (const mode of MODES) {

@@ -1,7 +1,8 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { causewayHome, readEnv } from '../common/config';
 import { connectNats } from '../common/nats';
+import { connectTemporalClient } from '../common/temporal-connection';
 import { readState, resolveEndpoints, startStack } from './dev/stack';
 import { CliError, say } from './output';
 
@@ -31,23 +32,23 @@ export async function openSession(opts: { autoStart: boolean }): Promise<Session
     say(`  Temporal UI: ${started.temporal.uiUrl}  (stop it with \`causeway dev down\`)`);
     endpoints = { temporalAddress: started.temporal.address, natsUrl: started.nats.url };
   }
-  let connection: Connection;
+  let temporal: Awaited<ReturnType<typeof connectTemporalClient>>;
   try {
-    connection = await Connection.connect({ address: endpoints.temporalAddress, connectTimeout: '5s' });
+    temporal = await connectTemporalClient({ address: endpoints.temporalAddress, namespace: env.TEMPORAL_NAMESPACE, home: causewayHome(env), connectTimeout: '5s' });
   } catch (err) {
     throw new CliError(`cannot reach Temporal at ${endpoints.temporalAddress}: ${(err as Error).message}`, 'check `causeway dev status` or TEMPORAL_ADDRESS');
   }
   const nc = await connectNats(endpoints.natsUrl, 'causeway-cli');
   const uiUrl = env.CAUSEWAY_UI_URL ?? (env.TEMPORAL_ADDRESS ? undefined : readState(causewayHome(env))?.temporal.uiUrl);
   return {
-    client: new Client({ connection, namespace: env.TEMPORAL_NAMESPACE }),
+    client: temporal.client,
     nc,
     namespace: env.TEMPORAL_NAMESPACE,
     taskQueue: env.CAUSEWAY_TASK_QUEUE,
     uiUrl,
     async close() {
       await nc.close();
-      await connection.close();
+      await temporal.connection.close();
     },
   };
 }

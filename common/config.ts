@@ -22,6 +22,10 @@ const EnvSchema = z.object({
   CAUSEWAY_ARTIFACT_RETENTION: z.string().default('24h'),
   /** Go duration: how often a worker looks for leftovers of closed builds */
   CAUSEWAY_RECONCILE_INTERVAL: z.string().default('1m'),
+  /** a payload codec keys file (see common/codec.ts); default CAUSEWAY_HOME/codec-keys.json when present */
+  CAUSEWAY_CODEC_KEYS: z.string().min(1).optional(),
+  /** the same keys inline as JSON, for a worker whose keys come from a Kubernetes Secret */
+  CAUSEWAY_CODEC_KEY: z.string().min(1).optional(),
   CAUSEWAY_LOG_MAX_AGE: z
     .string()
     .regex(/^\d+$/, 'a number of seconds')

@@ -1,13 +1,19 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
 import { headers } from '@nats-io/nats-core';
+import { natsAuth, type NatsRole } from './nats-auth';
 import { BUILD_STREAM, BUILD_SUBJECTS, BuildEvent, LOG_STREAM_HEADER, subjects, type LogStreamName } from '../schemas/messages';
 
 const NANOS_PER_SECOND = 1_000_000_000;
 
-export async function connectNats(url: string, name: string): Promise<NatsConnection> {
+/**
+ * Connects as `role` (common/nats-auth.ts; the CLI and tests as the operator, workers as
+ * workers), with the credentials of the dev stack in `home` (default CAUSEWAY_HOME) unless
+ * the environment names others.
+ */
+export async function connectNats(url: string, name: string, auth: { role?: NatsRole; home?: string } = {}): Promise<NatsConnection> {
   try {
-    return await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
+    return await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...natsAuth(auth.role ?? 'operator', auth.home) });
   } catch (err) {
     throw new Error(`cannot reach NATS at ${url}: ${(err as Error).message}. Start the stack with \`causeway dev up\` or set NATS_URL.`);
   }

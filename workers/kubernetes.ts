@@ -35,7 +35,7 @@ export interface KubernetesWorkerOptions {
 /** A kubernetes-runtime worker: each task step becomes a pod in its namespace (one worker = one cluster + namespace). */
 export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Promise<RunningWorker & { runtime: KubernetesRuntime }> {
   const runtime = new KubernetesRuntime({ ...opts.kubernetes, worker: opts.name });
-  const nc = await connectNats(opts.natsUrl, `causeway-worker-${opts.name}`);
+  const nc = await connectNats(opts.natsUrl, `causeway-worker-${opts.name}`, { role: 'worker', home: opts.home });
   await ensureBuildStream(nc, opts.logMaxAgeSeconds);
   const uploads = new Uploads({ home: opts.home, worker: opts.name, nc, token: (buildId) => runtime.buildToken(buildId) });
   runtime.uploads = uploads;
@@ -57,6 +57,7 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
   const worker = await startPollers({
     temporalAddress: opts.temporalAddress,
     namespace: opts.namespace,
+    home: opts.home,
     nc,
     name: opts.name,
     runtime: 'kubernetes',

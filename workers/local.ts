@@ -34,7 +34,7 @@ export { reconcileBuilds };
 /** A local-runtime worker: steps run as processes on this host, next to their artifacts on its disk. */
 export async function startLocalWorker(opts: LocalWorkerOptions): Promise<RunningWorker> {
   const name = opts.name ?? os.hostname();
-  const nc = await connectNats(opts.natsUrl, `causeway-worker-${name}`);
+  const nc = await connectNats(opts.natsUrl, `causeway-worker-${name}`, { role: 'worker', home: opts.home });
   await ensureBuildStream(nc, opts.logMaxAgeSeconds);
   const running = new Set<string>();
   const activities = createActivities({
@@ -51,6 +51,7 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
   return startPollers({
     temporalAddress: opts.temporalAddress,
     namespace: opts.namespace,
+    home: opts.home,
     nc,
     name,
     runtime: 'local',

@@ -1,15 +1,19 @@
 import type { NatsConnection } from '@nats-io/transport-node';
-import { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import path from 'node:path';
 import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import type pino from 'pino';
 import { workerTaskQueue } from '../activities/build';
+import { causewayDataConverter, loadCodecKeys } from '../common/codec';
+import { connectTemporalClient, temporalSecurity } from '../common/temporal-connection';
 import type { WorkerRecord } from '../schemas/workers';
 import { WorkerPresence, workerBucket } from './registry';
 
 export interface PollerOptions {
   temporalAddress: string;
   namespace: string;
+  /** where the payload codec's keys live when no CAUSEWAY_CODEC_KEY[S] is set */
+  home: string;
   nc: NatsConnection;
   /** stable across restarts, so a restarted worker picks up its builds' steps */
   name: string;
@@ -46,13 +50,16 @@ export interface RunningWorker {
  * and shutdown.
  */
 export async function startPollers(opts: PollerOptions): Promise<RunningWorker> {
-  const connection = await NativeConnection.connect({ address: opts.temporalAddress });
+  const keys = loadCodecKeys({ home: opts.home });
+  if (!keys) opts.log.warn('no payload codec key (CAUSEWAY_CODEC_KEYS or CAUSEWAY_HOME/codec-keys.json): payloads, vars included, are stored in Temporal in clear');
+  const connection = await NativeConnection.connect({ address: opts.temporalAddress, ...temporalSecurity() });
   const workflows = opts.workflowBundle
     ? { workflowBundle: opts.workflowBundle }
     : { workflowsPath: require.resolve(path.join(__dirname, '..', 'workflows')) };
   const common = {
     connection,
     namespace: opts.namespace,
+    dataConverter: causewayDataConverter(keys),
     activities: opts.activities,
     // Cancellation reaches an activity with a heartbeat response: keep that within a second.
     maxHeartbeatThrottleInterval: '1 second',
@@ -115,11 +122,10 @@ export async function startPollers(opts: PollerOptions): Promise<RunningWorker> 
  * Resolves to a function that stops the loop after the pass in progress.
  */
 async function startReconcileLoop(
-  opts: { temporalAddress: string; namespace: string; intervalMs: number; log: pino.Logger },
+  opts: { temporalAddress: string; namespace: string; home: string; intervalMs: number; log: pino.Logger },
   pass: (client: Client) => Promise<void>,
 ): Promise<() => Promise<void>> {
-  const connection = await Connection.connect({ address: opts.temporalAddress });
-  const client = new Client({ connection, namespace: opts.namespace });
+  const { client, connection } = await connectTemporalClient({ address: opts.temporalAddress, namespace: opts.namespace, home: opts.home });
   let running: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
     running = running.then(() => pass(client).catch((err) => opts.log.warn({ err: (err as Error).message }, 'reconcile pass failed; will try again')));

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { causewayDataConverter, loadCodecKeys } from '../../common/codec';
 import { openSession } from '../connect';
 import { exitWith } from '../main-helpers';
 import { CliError, paint, say } from '../output';
@@ -48,7 +49,7 @@ Examples:
       id = id || 'replay';
       say(`replaying ${id} against workflows/ ...`);
       try {
-        await Worker.runReplayHistory({ workflowsPath: require.resolve('../../workflows') }, history, id);
+        await Worker.runReplayHistory({ workflowsPath: require.resolve('../../workflows'), dataConverter: causewayDataConverter(loadCodecKeys()) }, history, id);
       } catch (err) {
         if (err instanceof DeterminismViolationError) {
           console.log(`${paint('red', 'not deterministic:')} ${err.message}`);

@@ -11,6 +11,7 @@ const UpFlags = z.object({
   temporalPort: Port.optional(),
   uiPort: Port.optional(),
   natsPort: Port.optional(),
+  codecPort: Port.optional(),
 });
 
 function parseFlags<T>(schema: z.ZodType<T>, raw: unknown): T {
@@ -44,6 +45,7 @@ function describe(state: StackState): string {
     ['Temporal UI', state.temporal.uiUrl, ''],
     ['NATS', state.nats.url, `pid ${state.nats.pid}`],
     ...state.workers.map((w) => [w.name, '', `pid ${w.pid}`]),
+    ...(state.codecServer ? [['codec server', state.codecServer.url, `pid ${state.codecServer.pid}`]] : []),
     ['data', state.temporal.dbFile ?? '(in memory)', ''],
     ['logs', state.logDir, ''],
   ]);
@@ -62,6 +64,7 @@ export function registerDevCommands(program: Command): void {
     .option('--temporal-port <port>', 'Temporal gRPC port (default 7233)')
     .option('--ui-port <port>', 'Temporal UI port (default: the Temporal port + 1000)')
     .option('--nats-port <port>', 'NATS client port (default 4222)')
+    .option('--codec-port <port>', "the codec server the UI decrypts payloads with (default: the UI's port + 1)")
     .addHelpText('after', '\nExamples:\n  $ causeway dev up\n  $ causeway dev up --no-worker --temporal-port 7300 --nats-port 4300\n')
     .action(
       action(async (raw: unknown) => {
@@ -71,7 +74,7 @@ export function registerDevCommands(program: Command): void {
           home,
           persistent: true,
           startWorker: flags.worker,
-          ports: { temporal: flags.temporalPort, ui: flags.uiPort, nats: flags.natsPort },
+          ports: { temporal: flags.temporalPort, ui: flags.uiPort, nats: flags.natsPort, codec: flags.codecPort },
           log: (line) => process.stdout.write(`  ${line}\n`),
         });
         process.stdout.write(`${info.reused ? 'Dev stack was already running' : 'Dev stack is up'} (${home}):\n${describe(info)}\n`);

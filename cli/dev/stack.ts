@@ -10,8 +10,11 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { Connection } from '@temporalio/client';
 import { z } from 'zod';
+import { CODEC_KEYS_FILE, CODEC_TOKEN_FILE, ensureCodecKeys, secretFile } from '../../common/codec';
 import { causewayHome, readEnv } from '../../common/config';
 import { createLogger } from '../../common/logger';
+import { natsAuth } from '../../common/nats-auth';
+import { writeNatsAuthConfig } from './nats-auth';
 
 // The UI has no default of its own: like `temporal server start-dev`, it is the Temporal port + 1000 (8233).
 export const DEFAULT_PORTS = { temporal: 7233, nats: 4222, natsMonitor: 8222 } as const;
@@ -50,6 +53,8 @@ const StackStateSchema = z.object({
     logFile: z.string(),
   }),
   workers: z.array(z.object({ name: z.string(), pid: Pid, command: z.string(), logFile: z.string() })),
+  /** the Temporal UI's payload decoder (absent in stacks without a worker, and in older state files) */
+  codecServer: z.object({ url: z.string(), pid: Pid, command: z.string(), logFile: z.string() }).optional(),
   startedAt: z.iso.datetime(),
 });
 
@@ -62,6 +67,8 @@ export interface StackPorts {
   ui?: number;
   nats?: number;
   natsMonitor?: number;
+  /** the codec server the UI decodes payloads with (default: the UI's port + 1) */
+  codec?: number;
 }
 
 export interface StartStackOptions {
@@ -269,8 +276,8 @@ async function probeTemporal(address: string): Promise<void> {
   }
 }
 
-async function probeNats(url: string): Promise<void> {
-  const nc = await natsConnect({ servers: url, timeout: 2_000, reconnect: false });
+async function probeNats(url: string, home: string): Promise<void> {
+  const nc = await natsConnect({ servers: url, timeout: 2_000, reconnect: false, ...natsAuth('operator', home) });
   try {
     // Fails unless JetStream is enabled, which is what builds' logs need.
     await jetstreamManager(nc);
@@ -352,11 +359,14 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
   // Nobody types the monitoring port; when NATS is moved off its default, a fixed
   // monitoring default would make a second stack clash, so take any free port.
   const natsMonitorPort = opts.ports?.natsMonitor ?? (opts.ports?.nats === undefined ? DEFAULT_PORTS.natsMonitor : await freePort());
+  // The UI's decoder is for people, who use a stack with a worker; tests decode with the codec itself.
+  const codecPort = opts.startWorker ? (opts.ports?.codec ?? uiPort + 1) : undefined;
   const wanted: Array<[string, number]> = [
     ['Temporal gRPC', temporalPort],
     ['Temporal UI', uiPort],
     ['NATS', natsPort],
     ['NATS monitoring', natsMonitorPort],
+    ...(codecPort !== undefined ? [['codec server', codecPort] as [string, number]] : []),
   ];
   const clash = wanted.find(([, port], i) => wanted.findIndex(([, p]) => p === port) !== i);
   if (clash) throw new Error(`port ${clash[1]} is requested twice (${wanted.filter(([, p]) => p === clash[1]).map(([w]) => w).join(' and ')})`);
@@ -372,6 +382,11 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
   fs.mkdirSync(logDir, { recursive: true });
   fs.mkdirSync(storeDir, { recursive: true });
   const dbFile = opts.persistent ? path.join(home, 'temporal.sqlite') : null;
+  // Every payload in history is encrypted with this key (0600); workers and clients find it in the home.
+  ensureCodecKeys(path.join(home, CODEC_KEYS_FILE));
+  const codecUrl = codecPort !== undefined ? `http://${HOST}:${codecPort}` : undefined;
+  // The UI sends no credentials to a codec endpoint, so the token is the endpoint's first path segment.
+  const codecEndpoint = codecUrl && `${codecUrl}/${secretFile(path.join(home, CODEC_TOKEN_FILE), true)}`;
 
   const started: Array<{ pid: number; command: string }> = [];
   try {
@@ -388,12 +403,14 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
       '--dynamic-config-value', 'history.transferProcessorMaxPollRPS=1000',
       ...SEARCH_ATTRIBUTES.flatMap((name) => ['--search-attribute', `${name}=Keyword`]),
       ...(dbFile ? ['--db-filename', dbFile] : []),
+      ...(codecEndpoint ? ['--ui-codec-endpoint', codecEndpoint] : []),
     ];
     const temporal = spawnDetached(bins.temporal, temporalArgs, path.join(logDir, 'temporal.log'), process.env, home);
     started.push({ pid: temporal.pid, command: bins.temporal });
 
     log(`starting nats-server with JetStream on ${HOST}:${natsPort} (data in ${storeDir})`);
-    const natsArgs = ['-js', '-sd', storeDir, '-a', HOST, '-p', String(natsPort), '-m', String(natsMonitorPort)];
+    // Credentials for each role, and anonymous connections refused (cli/dev/nats-auth.ts).
+    const natsArgs = ['-c', writeNatsAuthConfig(home), '-js', '-sd', storeDir, '-a', HOST, '-p', String(natsPort), '-m', String(natsMonitorPort)];
     const nats = spawnDetached(bins.natsServer, natsArgs, path.join(logDir, 'nats.log'), process.env, home);
     started.push({ pid: nats.pid, command: bins.natsServer });
 
@@ -401,7 +418,7 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
     const natsUrl = `nats://${HOST}:${natsPort}`;
     await Promise.all([
       waitReady(`Temporal on ${address}`, temporal, () => probeTemporal(address)),
-      waitReady(`NATS on ${natsUrl}`, nats, () => probeNats(natsUrl)),
+      waitReady(`NATS on ${natsUrl}`, nats, () => probeNats(natsUrl, home)),
     ]);
     log('Temporal and NATS are ready');
 
@@ -417,6 +434,15 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
       if (exit !== undefined) throw failure('worker', worker, `process ${worker.pid} ${exit}`);
       workers.push({ name: 'worker', pid: worker.pid, command: workerScript, logFile: worker.logFile });
     }
+    let codecServer: StackState['codecServer'];
+    if (codecPort !== undefined && codecUrl) {
+      const cliScript = path.join(repoRoot(), 'dist', 'cli', 'main.js');
+      const args = [cliScript, 'codec-server', '--listen', `${HOST}:${codecPort}`, '--ui-origin', `http://${HOST}:${uiPort}`, `http://localhost:${uiPort}`];
+      const proc = spawnDetached(process.execPath, args, path.join(logDir, 'codec-server.log'), { ...process.env, CAUSEWAY_HOME: home }, home);
+      started.push({ pid: proc.pid, command: cliScript });
+      log(`codec server on ${codecUrl}: the Temporal UI shows payloads decrypted`);
+      codecServer = { url: codecUrl, pid: proc.pid, command: cliScript, logFile: proc.logFile };
+    }
 
     const state: StackState = {
       persistent: opts.persistent,
@@ -424,6 +450,7 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
       temporal: { address, uiUrl: `http://${HOST}:${uiPort}`, pid: temporal.pid, command: bins.temporal, args: temporalArgs, dbFile, logFile: temporal.logFile },
       nats: { url: natsUrl, monitorUrl: `http://${HOST}:${natsMonitorPort}`, pid: nats.pid, command: bins.natsServer, args: natsArgs, storeDir, logFile: nats.logFile },
       workers,
+      ...(codecServer ? { codecServer } : {}),
       startedAt: new Date().toISOString(),
     };
     writeState(home, state);
@@ -442,7 +469,7 @@ export async function stackStatus(home: string): Promise<StackStatus> {
   const natsAlive = isAlive(state.nats.pid, state.nats.command);
   const [temporalUp, natsUp] = await Promise.all([
     temporalAlive && reachable(() => probeTemporal(state.temporal.address)),
-    natsAlive && reachable(() => probeNats(state.nats.url)),
+    natsAlive && reachable(() => probeNats(state.nats.url, path.resolve(home))),
   ]);
   const components: ComponentStatus[] = [
     { component: 'temporal', pid: state.temporal.pid, alive: temporalAlive, reachable: temporalUp, address: state.temporal.address },
@@ -450,6 +477,10 @@ export async function stackStatus(home: string): Promise<StackStatus> {
     ...state.workers.map((w) => {
       const alive = isAlive(w.pid, w.command);
       return { component: w.name, pid: w.pid, alive, reachable: alive, address: '-' };
+    }),
+    ...(state.codecServer ? [state.codecServer] : []).map((c) => {
+      const alive = isAlive(c.pid, c.command);
+      return { component: 'codec-server', pid: c.pid, alive, reachable: alive, address: c.url };
     }),
   ];
   return { running: components.every((c) => c.alive && c.reachable), state, components };
@@ -479,7 +510,7 @@ export async function restartComponent(home: string, component: 'temporal' | 'na
   if (current.args.length === 0) throw new Error(`the ${component} of the stack in ${dir} was started by an older causeway; restart the whole stack (causeway dev down && causeway dev up)`);
   await terminate([current]);
   const proc = spawnDetached(current.command, current.args, current.logFile, process.env, dir);
-  const probe = component === 'temporal' ? () => probeTemporal(state.temporal.address) : () => probeNats(state.nats.url);
+  const probe = component === 'temporal' ? () => probeTemporal(state.temporal.address) : () => probeNats(state.nats.url, dir);
   await waitReady(component === 'temporal' ? `Temporal on ${state.temporal.address}` : `NATS on ${state.nats.url}`, proc, probe);
   writeState(dir, { ...state, [component]: { ...current, pid: proc.pid } });
   return proc.pid;
@@ -490,7 +521,7 @@ export async function stopStack(home: string): Promise<StackState | undefined> {
   const state = readState(path.resolve(home));
   if (!state) return undefined;
   // Workers first, so they do not spend the grace period reconnecting to vanishing servers.
-  await terminate(state.workers);
+  await terminate([...state.workers, ...(state.codecServer ? [state.codecServer] : [])]);
   await terminate([state.nats, state.temporal]);
   fs.rmSync(stateFile(path.resolve(home)), { force: true });
   return state;

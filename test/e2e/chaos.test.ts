@@ -12,6 +12,7 @@ import { Client, Connection } from '@temporalio/client';
 import { awaitBuild, startBuild, type BuildOutcome } from '../../common/build-client';
 import { freePort, restartComponent, startStack, stopStack, type StackInfo } from '../../cli/dev/stack';
 import { compilePlan } from '../../schemas';
+import { causewayDataConverter, loadCodecKeys } from '../../common/codec';
 
 const BUILDS = 20;
 const MIN_KILLS = 10;
@@ -56,7 +57,7 @@ beforeAll(async () => {
   const ports = { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() };
   stack = await startStack({ home, ports, persistent: true, startWorker: false, log: () => undefined });
   connection = await Connection.connect({ address: stack.temporal.address });
-  client = new Client({ connection });
+  client = new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home })) });
 });
 
 afterAll(async () => {

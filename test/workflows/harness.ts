@@ -2,13 +2,15 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pino from 'pino';
 import { awaitBuild, startBuild, type BuildOutcome } from '../../common/build-client';
 import { collectLogs } from '../../common/build-log';
+import { FAILURE_CONVERTER_PATH } from '../../common/codec';
 import { connectNats } from '../../common/nats';
+import { connectTemporalClient } from '../../common/temporal-connection';
 import { compilePlan } from '../../schemas';
 import { startLocalWorker, type RunningWorker } from '../../workers/local';
 import { testStack } from '../setup/env';
@@ -25,6 +27,7 @@ export async function sharedBundle(home: string): Promise<WorkflowBundle> {
   } catch {
     const bundle = await bundleWorkflowCode({
       workflowsPath: require.resolve('../../workflows'),
+      failureConverterPath: FAILURE_CONVERTER_PATH,
       logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
     });
     await fs.writeFile(file, bundle.code);
@@ -79,8 +82,7 @@ export async function startHarness(opts: { killGraceMs?: number; tags?: string[]
     workflowBundle: await sharedBundle(stack.home),
     log: pino({ level: 'warn' }),
   });
-  const connection = await Connection.connect({ address: stack.temporalAddress });
-  const client = new Client({ connection });
+  const { client, connection } = await connectTemporalClient({ address: stack.temporalAddress, home: stack.home });
   const nc = await connectNats(stack.natsUrl, 'test');
   const start = async (yaml: string, runOpts: RunOptions = {}) => {
     const plan = compilePlan({ text: yaml, file: runOpts.file ?? 'test.yml', job: runOpts.job, vars: runOpts.vars });

@@ -16,6 +16,7 @@ import { startLocalWorker } from '../../workers/local';
 import { listWorkers, pruneWorker, workerBucket } from '../../workers/registry';
 import { testStack } from '../setup/env';
 import { sharedBundle } from './harness';
+import { causewayDataConverter, loadCodecKeys } from '../../common/codec';
 
 const stack = testStack();
 let client: Client;
@@ -25,7 +26,7 @@ let dir: string;
 
 beforeAll(async () => {
   connection = await Connection.connect({ address: stack.temporalAddress });
-  client = new Client({ connection });
+  client = new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home: stack.home })) });
   nc = await connectNats(stack.natsUrl, 'lifecycle-test');
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-lifecycle-'));
 });

@@ -13,6 +13,7 @@ import { freePort, startStack, stopStack } from '../../../cli/dev/stack';
 import { connectNats } from '../../../common/nats';
 import { startKubernetesWorker, type KubernetesWorkerOptions } from '../../../workers/kubernetes';
 import type { RunningWorker } from '../../../workers/pollers';
+import { causewayDataConverter, FAILURE_CONVERTER_PATH, loadCodecKeys } from '../../../common/codec';
 
 export interface BuildEnv {
   home: string;
@@ -39,6 +40,7 @@ export async function startBuildEnv(
   });
   const bundle = await bundleWorkflowCode({
     workflowsPath: require.resolve('../../../workflows'),
+    failureConverterPath: FAILURE_CONVERTER_PATH,
     logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
   });
   const endpoints = { temporal: stack.temporal.address, nats: stack.nats.url };
@@ -57,14 +59,14 @@ export async function startBuildEnv(
     ...worker,
   });
   const connection = await Connection.connect({ address: endpoints.temporal });
-  const nc = await connectNats(endpoints.nats, `${prefix}-test`);
+  const nc = await connectNats(endpoints.nats, `${prefix}-test`, { home });
   return {
     home,
     bundle,
     endpoints,
     taskQueue,
     worker: running,
-    client: new Client({ connection }),
+    client: new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home })) }),
     nc,
     async stop() {
       await running.shutdown();
