@@ -6,17 +6,10 @@
 import type { ServiceAddress } from '../../common/services';
 import { k8s, type CoreV1Api } from '../../activities/runtime/kubernetes/client';
 import { LABELS, anchorName } from '../../activities/runtime/kubernetes/pod';
-import {
-  SERVICE_FAILED,
-  SERVICE_LABEL,
-  ServiceLog,
-  followPod,
-  probeService,
-  serviceObjectName,
-  startService,
-  stopService,
-  superviseService,
-} from '../../activities/runtime/kubernetes/service';
+import { followPod } from '../../activities/runtime/kubernetes/pod-watcher';
+import { SERVICE_FAILED, probeService, startService, stopService, superviseService } from '../../activities/runtime/kubernetes/service';
+import { ServiceLog } from '../../activities/runtime/kubernetes/service-log';
+import { SERVICE_LABEL, serviceObjectName } from '../../activities/runtime/kubernetes/service-pod';
 import { serviceEnd, serviceReadiness } from '../../activities/runtime/kubernetes/pod-status';
 import { KubernetesRuntime } from '../../activities/runtime/kubernetes/runtime';
 import type { ServiceLogOffsets, ServiceRef, StartServiceRequest } from '../../activities/types';
@@ -97,7 +90,7 @@ test('a service is a pod behind a Service, its startup probe the pod’s startup
   const svc = await core.readNamespacedService({ name, namespace });
   expect(svc.spec?.selector).toEqual({ [SERVICE_LABEL]: name });
   expect(svc.spec?.ports?.map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort }))).toEqual([{ name: 'default', port: 5432, targetPort: 5432 }]);
-  expect(svc.spec?.clusterIP).toMatch(/^10\.96\./);
+  expect(svc.spec?.clusterIP).toMatch(/^198\.19\./);
   expect(svc.metadata?.ownerReferences?.[0].uid).toBe(anchor.metadata?.uid);
 
   // only the build's pods may reach its services
