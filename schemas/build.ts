@@ -5,6 +5,8 @@ import type { StepKind } from './compiled';
 import type { BuildStatus, ServiceState, StepState } from './messages';
 
 export const BUILD_WORKFLOW = 'build';
+/** The child workflow that runs a slice of a big list of steps (see workflows/fanout.ts). */
+export const PART_WORKFLOW = 'buildPart';
 
 export type { BuildInput } from './compiled';
 
@@ -33,7 +35,27 @@ export interface BuildSummary {
   startedAt: string;
   finishedAt?: string;
   steps: StepStatus[];
+  /** child workflows holding slices of big lists: their steps are in their own `status` */
+  parts?: PartRef[];
 }
+
+/** A slice of a list step (items `from` to `to` - 1) run by a child workflow. */
+export interface PartRef {
+  workflowId: string;
+  /** the list step (do, in_parallel, across) the slice belongs to */
+  parent: string;
+  from: number;
+  to: number;
+  /** skipped: never started (fail_fast, an earlier failure in a `do`, an abort) */
+  state: StepState;
+}
+
+/**
+ * Failure types of the step activities (activities/errors.ts makes them, the workflow reads them):
+ * a step that cannot run ends errored and is not retried; a service that never got ready fails
+ * its step; a worker shutting down hands the step over to a retried activity.
+ */
+export const ACTIVITY_FAILURES = { stepErrored: 'StepConfigError', serviceFailed: 'ServiceFailed', workerShutdown: 'WorkerShutdown' } as const;
 
 /** Failure types the workflow ends with, read by the CLI to pick its exit code. */
 export const FAILURE_TYPES = { failed: 'BuildFailed', errored: 'BuildErrored' } as const;
