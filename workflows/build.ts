@@ -19,7 +19,7 @@ import { Scope, type BuildContext } from './context';
 import { ArtifactReleaser } from './release';
 import { StatusTracker } from './status';
 import { runStep } from './step';
-import { FAILURE_TYPES, type BuildInput, type BuildSummary } from '../schemas/build';
+import { FAILURE_TYPES, type BuildInput, type BuildSummary, type StepStatus } from '../schemas/build';
 
 export const statusQuery = defineQuery<BuildSummary>('status');
 
@@ -153,7 +153,14 @@ function validInput(raw: unknown): BuildInput {
 
 function failedSteps(summary: BuildSummary, status: StatusTracker): string {
   // A timed-out step of any kind failed with a message saying so; a task failed with its exit code.
-  const failed = status.list().filter((s) => s.state === 'failed' && (s.kind === 'task' || s.message));
+  const steps = status.list();
+  const byId = new Map(steps.map((s) => [s.id, s]));
+  // A failure inside `try` is swallowed there: it is not why the build failed.
+  const insideTry = (s: StepStatus): boolean => {
+    for (let p = s.parent && byId.get(s.parent); p; p = p.parent ? byId.get(p.parent) : undefined) if (p.kind === 'try') return true;
+    return false;
+  };
+  const failed = steps.filter((s) => s.state === 'failed' && (s.kind === 'task' || s.message) && !insideTry(s));
   return failed.length > 0
     ? `${failed.map((s) => (s.message ? `${s.name}: ${s.message}` : `${s.name} (exit ${s.exitCode ?? '?'})`)).join(', ')} failed`
     : (summary.message ?? 'failed');
