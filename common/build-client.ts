@@ -14,12 +14,30 @@ export async function startBuild(
   opts: { plan: CompiledPlan; taskQueue: string; buildId?: string; uploads?: string[]; downloads?: string[] },
 ): Promise<WorkflowHandle> {
   const input: BuildInput = { plan: opts.plan, uploads: opts.uploads ?? [], downloads: opts.downloads ?? [] };
-  return client.workflow.start(BUILD_WORKFLOW, {
-    taskQueue: opts.taskQueue,
-    workflowId: opts.buildId ?? newBuildId(),
-    args: [input],
-    staticSummary: `${opts.plan.name} (${opts.plan.source})`,
-  });
+  try {
+    return await client.workflow.start(BUILD_WORKFLOW, {
+      taskQueue: opts.taskQueue,
+      workflowId: opts.buildId ?? newBuildId(),
+      args: [input],
+      staticSummary: `${opts.plan.name} (${opts.plan.source})`,
+    });
+  } catch (err) {
+    throw new Error(startFailure(err), { cause: err });
+  }
+}
+
+/** Matches the gRPC message limit's and Temporal's blob size limit's wording. */
+const TOO_LARGE = /larger than max|exceeds? (the )?limit|blob size|message size/i;
+
+/**
+ * The SDK says only "Failed to start Workflow"; the cause (a gRPC message or blob size limit,
+ * an unknown namespace) is in the error's causes.
+ */
+export function startFailure(err: unknown): string {
+  const messages: string[] = [];
+  for (let e: unknown = err; e instanceof Error && messages.length < 5; e = e.cause) messages.push(e.message);
+  const text = messages.join(': ') || String(err);
+  return TOO_LARGE.test(text) ? `${text}. The build's input is too large for Temporal: move large data into an input with -i` : text;
 }
 
 export interface BuildOutcome {
