@@ -73,3 +73,44 @@ export function outcomeOf(err: unknown): BuildOutcome {
 export const EXIT_CODES: Record<BuildOutcome['status'], number> = { succeeded: 0, failed: 1, errored: 2, aborted: 3 };
 /** `causeway watch --no-follow` on a build that has not ended. */
 export const EXIT_STILL_RUNNING = 4;
+
+/** What each way a build's workflow can close means when CausewayStatus was not set at its end. */
+const CLOSED_AS: Record<string, BuildOutcome['status']> = {
+  COMPLETED: 'succeeded',
+  CANCELLED: 'aborted',
+  FAILED: 'errored',
+  TERMINATED: 'errored',
+  TIMED_OUT: 'errored',
+};
+
+/**
+ * A build's status as `causeway builds` shows it: CausewayStatus, unless the workflow closed
+ * without setting it (terminated, timed out, or failed or cancelled before it could): then
+ * the execution status from visibility decides (as outcomeOf does for a result). A build that
+ * continued as new lives on in its next run. A closed build is never shown as running.
+ */
+export function buildStatusOf(attribute: string | undefined, execution: string): string {
+  const final = attribute !== undefined && attribute !== 'started' && attribute !== 'pending';
+  if (execution === 'RUNNING' || execution === 'CONTINUED_AS_NEW') return attribute ?? 'started';
+  return final ? attribute : (CLOSED_AS[execution] ?? 'errored');
+}
+
+/**
+ * The visibility query for builds with a status, matching buildStatusOf: a closed build whose
+ * CausewayStatus lags counts by its execution status.
+ */
+export function statusClause(status: BuildOutcome['status'] | 'started'): string {
+  const lagging = `(ExecutionStatus != 'Running' AND (CausewayStatus IS NULL OR CausewayStatus = 'started'))`;
+  switch (status) {
+    case 'started':
+      return `ExecutionStatus = 'Running'`;
+    case 'failed':
+      return `CausewayStatus = 'failed'`;
+    case 'succeeded':
+      return `(CausewayStatus = 'succeeded' OR (ExecutionStatus = 'Completed' AND ${lagging}))`;
+    case 'aborted':
+      return `(CausewayStatus = 'aborted' OR (ExecutionStatus = 'Canceled' AND ${lagging}))`;
+    case 'errored':
+      return `(CausewayStatus = 'errored' OR (ExecutionStatus IN ('Failed', 'Terminated', 'TimedOut') AND ${lagging}))`;
+  }
+}
