@@ -413,8 +413,9 @@ export function coreDnsObjects(image: string): KubeObject[] {
                   { name: 'dns', containerPort: 53, protocol: 'UDP' },
                   { name: 'dns-tcp', containerPort: 53, protocol: 'TCP' },
                 ],
-                // port 53 as a non-root user
-                securityContext: { runAsUser: 65532, capabilities: { add: ['NET_BIND_SERVICE'] } },
+                // Port 53: an added capability is not effective for a non-root uid (no ambient
+                // capabilities), so CoreDNS runs as root in its own pod, as kubeadm's did before 1.25.
+                securityContext: { runAsUser: 0 },
                 readinessProbe: { httpGet: { path: '/ready', port: 8181 }, periodSeconds: 1 },
                 volumeMounts: [{ name: 'config', mountPath: '/etc/coredns' }],
               },
