@@ -40,7 +40,8 @@ export async function runResourceScript(
     kind: 'task',
     id: step.id,
     line: step.line,
-    task: step.name,
+    // Each run is announced on its own in the build's log: "check repo", then "get repo".
+    task: `${run.script === 'in' ? 'get' : run.script === 'out' ? 'put' : 'check'} ${step.name}`,
     config: {
       inputs: (run.inputs ?? []).map((name) => ({ name })),
       outputs: [...(run.output ? [{ name: run.output }] : []), { name: RESPONSE }],

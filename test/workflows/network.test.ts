@@ -162,6 +162,23 @@ describe('a network of its own for every service', () => {
     }
   });
 
+  test("a build's services reach each other by name: a sibling's startup probe reads the other's page", async () => {
+    const m = mark('siblings');
+    const reader = {
+      ...web('reader', 'r', m),
+      // The probe runs in the reader's own namespace, with its view of /etc/hosts.
+      config: {
+        ...(web('reader', 'r', m).config as Record<string, unknown>),
+        startup_probe: { run: { path: 'python3', args: ['-c', "import urllib.request as u; assert u.urlopen('http://web:8080/', timeout=1).read() == b'w\\n'"] }, period_seconds: 0.1, failure_threshold: 300 },
+      },
+    };
+    const r = await h.run(plan([fetching('both', 'http://web:8080/ http://reader:8080/', { services: [web('web', 'w', m), reader] })]));
+    expect([r.status, r.message]).toEqual(['succeeded', undefined]);
+    expect(r.logs.get('plan.0')).toContain('http://web:8080/ -> w');
+    expect(r.logs.get('plan.0')).toContain('http://reader:8080/ -> r');
+    await clean(r.buildId, m);
+  });
+
   test('a failed step and an aborted build leave no namespace, link or process', async () => {
     const m = mark('fail');
     const failed = await h.run(plan([fetching('fails', 'http://web:8080/', { services: [web('web', 'p', m)] }, '; exit 1')]));
