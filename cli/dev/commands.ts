@@ -2,12 +2,14 @@
 import { Command } from 'commander';
 import { z } from 'zod';
 import { causewayHome } from '../../common/config';
+import { devKubernetesStatus, readDevKubernetes, startDevKubernetes, stopDevKubernetes } from './kubernetes';
 import { stackStatus, startStack, stateFile, stopStack, type StackState } from './stack';
 
 const Port = z.coerce.number().int().min(1).max(65535);
 
 const UpFlags = z.object({
   worker: z.boolean(),
+  runtime: z.enum(['local', 'kubernetes']),
   temporalPort: Port.optional(),
   uiPort: Port.optional(),
   natsPort: Port.optional(),
@@ -60,12 +62,13 @@ export function registerDevCommands(program: Command): void {
   dev
     .command('up')
     .description('start the dev stack in the background (kept in CAUSEWAY_HOME, default ~/.causeway); builds survive a restart')
-    .option('--no-worker', 'do not start a local worker (run your own, e.g. from a debugger)')
+    .option('--no-worker', 'do not start a worker (run your own, e.g. from a debugger)')
+    .option('--runtime <runtime>', 'local: steps are processes on this host; kubernetes: a cluster with one real node, steps are pods (root; docs/kubernetes.md)', 'local')
     .option('--temporal-port <port>', 'Temporal gRPC port (default 7233)')
     .option('--ui-port <port>', 'Temporal UI port (default: the Temporal port + 1000)')
     .option('--nats-port <port>', 'NATS client port (default 4222)')
     .option('--codec-port <port>', "the codec server the UI decrypts payloads with (default: the UI's port + 1)")
-    .addHelpText('after', '\nExamples:\n  $ causeway dev up\n  $ causeway dev up --no-worker --temporal-port 7300 --nats-port 4300\n')
+    .addHelpText('after', '\nExamples:\n  $ causeway dev up\n  $ causeway dev up --no-worker --temporal-port 7300 --nats-port 4300\n  $ sudo causeway dev up --runtime kubernetes\n')
     .action(
       action(async (raw: unknown) => {
         const flags = parseFlags(UpFlags, raw);
@@ -73,11 +76,23 @@ export function registerDevCommands(program: Command): void {
         const info = await startStack({
           home,
           persistent: true,
-          startWorker: flags.worker,
+          startWorker: flags.worker && flags.runtime === 'local',
           ports: { temporal: flags.temporalPort, ui: flags.uiPort, nats: flags.natsPort, codec: flags.codecPort },
           log: (line) => process.stdout.write(`  ${line}\n`),
         });
         process.stdout.write(`${info.reused ? 'Dev stack was already running' : 'Dev stack is up'} (${home}):\n${describe(info)}\n`);
+        if (flags.runtime === 'kubernetes') {
+          const endpoints = { temporalAddress: info.temporal.address, natsUrl: info.nats.url };
+          const k8s = await startDevKubernetes(home, endpoints, (line) => process.stdout.write(`  ${line}\n`));
+          process.stdout.write(
+            `${k8s.reused ? 'Kubernetes was already running' : 'Kubernetes is up'}:\n${table([
+              ['kube-apiserver', k8s.server, `KUBECONFIG=${k8s.kubeconfig}`],
+              ['registry', k8s.registry, ''],
+              ['node', k8s.node, ''],
+              [k8s.worker.name, '', `pid ${k8s.worker.pid}`],
+            ])}\n`,
+          );
+        }
         process.stdout.write('Check it with `causeway dev status`; stop it with `causeway dev down`.\n');
       }),
     );
@@ -89,6 +104,8 @@ export function registerDevCommands(program: Command): void {
     .action(
       action(async () => {
         const home = causewayHome();
+        const k8s = await stopDevKubernetes(home);
+        if (k8s) process.stdout.write(`Stopped ${k8s.worker.name} (pid ${k8s.worker.pid}) and the Kubernetes cluster in ${k8s.dir}.\n`);
         const stopped = await stopStack(home);
         if (!stopped) {
           process.stdout.write(`No dev stack is recorded in ${home}; nothing to stop.\n`);
@@ -113,9 +130,11 @@ export function registerDevCommands(program: Command): void {
           return;
         }
         const state = (c: { alive: boolean; reachable: boolean }): string => (!c.alive ? 'dead' : c.reachable ? 'alive' : 'alive, not answering');
-        const rows = [['COMPONENT', 'PID', 'STATE', 'ADDRESS'], ...status.components.map((c) => [c.component, String(c.pid), state(c), c.address])];
+        const k8s = readDevKubernetes(home);
+        const components = [...status.components, ...(k8s ? await devKubernetesStatus(k8s) : [])];
+        const rows = [['COMPONENT', 'PID', 'STATE', 'ADDRESS'], ...components.map((c) => [c.component, String(c.pid), state(c), c.address])];
         process.stdout.write(`${table(rows)}\n  UI: ${status.state.temporal.uiUrl}\n  logs: ${status.state.logDir}\n`);
-        if (!status.running) {
+        if (!status.running || components.some((c) => !c.alive || !c.reachable)) {
           process.stderr.write(
             `causeway: the dev stack in ${home} is not fully running; see the logs, then \`causeway dev down && causeway dev up\` (state: ${stateFile(home)})\n`,
           );

@@ -88,8 +88,10 @@ class Git {
     }
   }
 
+  /** The password, as given and as it appears inside the uri. */
   redact(text: string): string {
-    return this.secret ? text.split(this.secret).join('***') : text;
+    if (!this.secret) return text;
+    return [this.secret, encodeURIComponent(this.secret)].reduce((t, s) => t.split(s).join('***'), text);
   }
 }
 

@@ -88,7 +88,8 @@ export async function check(source: Source, version: Version | null, now = new D
   const current = { time: now.toISOString() };
   const previous = version?.time ? new Date(version.time) : undefined;
   if (previous && Number.isNaN(previous.getTime())) throw new ResourceError(`version time \`${version?.time}\` is not a timestamp`);
-  if (!inRange(source, now)) return version ? [version] : [];
+  // initial_version: a first version at once, even outside the window, so a get can run.
+  if (!inRange(source, now)) return version ? [version] : source.initial_version ? [current] : [];
   if (!previous || !version) return [current];
   if (source.interval !== undefined) return now.getTime() - previous.getTime() >= source.interval ? [version, current] : [version];
   // No interval: one version per window (per day when there is no start/stop).

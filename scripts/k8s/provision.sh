@@ -8,23 +8,41 @@
 #                               replaces every k8s.io/* staging module (listed from
 #                               k8s.io/kubernetes's own go.mod) with its published v0.x.y
 #   kwok                        sigs.k8s.io/kwok/cmd/kwok @ KWOK_VERSION (fake nodes/kubelets)
+# and, with --node, what a real node needs (scripts/k8s/node.sh installs the rest from Debian):
+#   kubelet, kube-proxy, kubectl through the same wrapper go.mod
+#   coredns                     github.com/coredns/coredns @ COREDNS_VERSION (go install)
 #
-# Idempotent: everything lands in ~/.cache/causeway/k8s-<K8S>-etcd-<ETCD>-kwok-<KWOK>/bin and
-# a second run does nothing. Concurrent runs wait for each other (flock).
+# Idempotent: everything lands in ~/.cache/causeway/k8s-<K8S>-etcd-<ETCD>-kwok-<KWOK>/bin
+# (--node: ~/.cache/causeway/k8s-node-<K8S>-coredns-<COREDNS>/bin) and a second run does
+# nothing. Concurrent runs wait for each other (flock).
 # Contract (like scripts/provision.sh): progress and timings go to stderr; stdout is
-# exactly one line, `export CAUSEWAY_K8S_BIN=<dir>`; `--print-env` prints it without building.
+# exactly one line, `export CAUSEWAY_K8S_BIN=<dir>` (--node: `export CAUSEWAY_K8S_NODE_BIN=<dir>`);
+# `--print-env` prints it without building.
 set -euo pipefail
 
 K8S_VERSION="${CAUSEWAY_K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${CAUSEWAY_ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${CAUSEWAY_KWOK_VERSION:-v0.8.0}"
+COREDNS_VERSION="${CAUSEWAY_COREDNS_VERSION:-v1.15.0}"
 CACHE="${CAUSEWAY_CACHE:-$HOME/.cache/causeway}"
-DIR="$CACHE/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
+
+NODE=0
+if [[ "${1:-}" == "--node" ]]; then NODE=1; shift; fi
+if [[ $NODE -eq 1 ]]; then
+  DIR="$CACHE/k8s-node-$K8S_VERSION-coredns-$COREDNS_VERSION"
+  BINARIES=(kubelet kube-proxy kubectl coredns)
+  ENV_NAME=CAUSEWAY_K8S_NODE_BIN
+  LOCK="$CACHE/.lock-k8s-node-$K8S_VERSION-$COREDNS_VERSION"
+else
+  DIR="$CACHE/k8s-$K8S_VERSION-etcd-$ETCD_VERSION-kwok-$KWOK_VERSION"
+  BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+  ENV_NAME=CAUSEWAY_K8S_BIN
+  LOCK="$CACHE/.lock-k8s-$K8S_VERSION-$ETCD_VERSION-$KWOK_VERSION"
+fi
 BIN="$DIR/bin"
-BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
 log() { echo "[k8s provision $(date +%H:%M:%S)] $*" >&2; }
-print_env() { echo "export CAUSEWAY_K8S_BIN=\"$BIN\""; }
+print_env() { echo "export $ENV_NAME=\"$BIN\""; }
 
 all_built() {
   local b
@@ -39,14 +57,14 @@ if all_built; then
   exit 0
 fi
 
-exec {lock_fd}>"$CACHE/.lock-k8s-$K8S_VERSION-$ETCD_VERSION-$KWOK_VERSION"
+exec {lock_fd}>"$LOCK"
 if command -v flock >/dev/null 2>&1 && ! flock -n "$lock_fd"; then
-  log "another run is building the control plane; waiting"
+  log "another run is building $DIR; waiting"
   flock "$lock_fd"
 fi
 if all_built; then log "built by another run: $BIN"; print_env; exit 0; fi
 
-command -v go >/dev/null 2>&1 || { log "Go is required to build the control plane (none cached at $BIN)"; exit 1; }
+command -v go >/dev/null 2>&1 || { log "Go is required to build ${BINARIES[*]} (none cached at $BIN)"; exit 1; }
 # Builds run at low priority so they do not starve tests running beside them.
 GO=(nice -n "${CAUSEWAY_BUILD_NICE:-10}" go)
 export CGO_ENABLED=0 GOTOOLCHAIN="${GOTOOLCHAIN:-local}"
@@ -90,9 +108,10 @@ MOD
   log "etcd $ETCD_VERSION: built in $((SECONDS - started))s"
 }
 
+# build_kubernetes CMD...: k8s.io/kubernetes/cmd/CMD for each CMD not in $BIN yet.
 build_kubernetes() {
-  local missing=0 b
-  for b in kube-apiserver kube-controller-manager kube-scheduler; do [[ -x "$BIN/$b" ]] || missing=1; done
+  local missing=0 b cmds=("$@")
+  for b in "${cmds[@]}"; do [[ -x "$BIN/$b" ]] || missing=1; done
   [[ $missing -eq 0 ]] && { log "kubernetes: cached"; return; }
   local started=$SECONDS w="$WORK/kubernetes"
   mkdir -p "$w"
@@ -114,15 +133,16 @@ build_kubernetes() {
     echo ")"
   } >"$w/go.mod"
   log "kubernetes $K8S_VERSION: wrapper replaces $(echo "$staging" | wc -w) staging modules with $staging_version; resolving modules"
-  (cd "$w" && "${GO[@]}" get "k8s.io/kubernetes/cmd/kube-apiserver@$K8S_VERSION" \
-    "k8s.io/kubernetes/cmd/kube-controller-manager@$K8S_VERSION" "k8s.io/kubernetes/cmd/kube-scheduler@$K8S_VERSION" >&2)
+  local pkgs=() c
+  for c in "${cmds[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$c@$K8S_VERSION"); done
+  (cd "$w" && "${GO[@]}" get "${pkgs[@]}" >&2)
   log "kubernetes $K8S_VERSION: modules resolved after $((SECONDS - started))s; compiling"
   local minor="${K8S_VERSION#v1.}"; minor="${minor%%.*}"
   local ld="-s -w"
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   done
-  for b in kube-apiserver kube-controller-manager kube-scheduler; do
+  for b in "${cmds[@]}"; do
     [[ -x "$BIN/$b" ]] && continue
     local s=$SECONDS
     (cd "$w" && "${GO[@]}" build -trimpath -o "$w/$b" -ldflags "$ld" "k8s.io/kubernetes/cmd/$b" >&2)
@@ -141,8 +161,23 @@ build_kwok() {
   log "kwok $KWOK_VERSION: built in $((SECONDS - started))s"
 }
 
-build_etcd
-build_kubernetes
-build_kwok
-log "control plane ready in $BIN (this run: $((SECONDS - total_started))s)"
+build_coredns() {
+  [[ -x "$BIN/coredns" ]] && { log "coredns: cached"; return; }
+  local started=$SECONDS
+  log "coredns $COREDNS_VERSION: building github.com/coredns/coredns"
+  GOBIN="$WORK/coredns-bin" "${GO[@]}" install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION" >&2
+  mv "$WORK/coredns-bin/coredns" "$BIN/coredns"
+  log "coredns $COREDNS_VERSION: built in $((SECONDS - started))s"
+}
+
+if [[ $NODE -eq 1 ]]; then
+  build_kubernetes kubelet kube-proxy kubectl
+  build_coredns
+  log "node binaries ready in $BIN (this run: $((SECONDS - total_started))s)"
+else
+  build_etcd
+  build_kubernetes kube-apiserver kube-controller-manager kube-scheduler
+  build_kwok
+  log "control plane ready in $BIN (this run: $((SECONDS - total_started))s)"
+fi
 print_env

@@ -23,6 +23,11 @@ describe('time resource check', () => {
     expect(await check(s, first[0], at('2026-12-03T15:00:00Z'))).toEqual([first[0], { time: '2026-12-03T15:00:00.000Z' }]);
   });
 
+  test('initial_version gives a first version outside the window too', async () => {
+    const s = source({ start: '9:00 AM', stop: '5:00 PM', initial_version: true });
+    expect(await check(s, null, at('2026-12-02T20:00:00Z'))).toEqual([{ time: '2026-12-02T20:00:00.000Z' }]);
+  });
+
   test('days: only on the listed weekdays (2026-12-02 is a Wednesday)', async () => {
     expect(await check(source({ interval: '1m', days: ['Monday'] }), null, at('2026-12-02T12:00:00Z'))).toEqual([]);
     expect(await check(source({ interval: '1m', days: ['Wednesday'] }), null, at('2026-12-02T12:00:00Z'))).toHaveLength(1);

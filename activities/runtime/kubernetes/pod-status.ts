@@ -32,6 +32,14 @@ function findStatus(statuses: V1ContainerStatus[] | undefined, name: string): V1
   return statuses?.find((s) => s.name === name);
 }
 
+/** The kubelet's word that the task went over its memory limit (exit 137 alone does not say why). */
+export function oomKilled(pod: V1Pod): string | undefined {
+  const task = findStatus(pod.status?.containerStatuses, CONTAINERS.task);
+  if (task?.state?.terminated?.reason !== 'OOMKilled') return undefined;
+  const limit = pod.spec?.containers.find((c) => c.name === CONTAINERS.task)?.resources?.limits?.memory;
+  return `container task was OOMKilled: it used more memory than its limit${limit ? ` (${limit} bytes, container_limits.memory)` : ''}`;
+}
+
 /** Maps a pod's phase, conditions and container statuses to the step's state. */
 export function evaluate(pod: V1Pod, now: number, unschedulableSince: number | undefined, unschedulableGraceMs: number): Verdict {
   const status = pod.status ?? {};

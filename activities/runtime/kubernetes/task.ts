@@ -17,7 +17,7 @@ import { k8s, type V1Pod } from './client';
 import { StepDetached, StepErrored, apiCode, apiMessage, isApiAnswer, sleep } from './errors';
 import { CONTAINER_LOG_DRAIN_MS, LineCutter, type LogPiece } from './log-pieces';
 import { ANNOTATIONS, CONTAINERS, PodSpecError, buildPod, podName, type InputSource } from './pod';
-import { containerStarted, evaluate } from './pod-status';
+import { containerStarted, evaluate, oomKilled } from './pod-status';
 
 export type StepOutcome =
   | { state: 'succeeded' | 'failed'; exitCode: number; outputs: Artifacts; pod: string; reattached: boolean }
@@ -279,6 +279,8 @@ async function watchPod(rt: KubeApi, initial: V1Pod, hooks: StepHooks): Promise<
       const verdict = evaluate(current!, Date.now(), unschedulableSince, unschedulableGraceMs);
       if (verdict.kind === 'exited') {
         await drainLogs();
+        const oom = oomKilled(current!);
+        if (oom) hooks.note?.(oom);
         return verdict;
       }
       if (verdict.kind === 'errored') throw new StepErrored(`pod ${name}: ${verdict.message}`, verdict.reason);

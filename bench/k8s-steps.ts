@@ -1,0 +1,114 @@
+// The gap between sequential step pods on the real node, against the kubelet's own floor.
+// Runs on the stack `causeway dev up --runtime kubernetes` started in CAUSEWAY_HOME:
+//   - a 10-step sequential build (default image): each task prints the clock when it starts
+//     and when it ends; the gap of step i is start(i) − end(i−1): the runtime's work, Temporal,
+//     the pod's creation, scheduling, sandbox, image, container start;
+//   - the floor: a bare pod of the same image created through the API, from the POST to its
+//     container printing the clock (scheduling, sandbox, image, container start only).
+// Goal: median gap ≤ 1.3 × median floor. Prints a table and writes its section of BENCHMARKS.md.
+//
+//   sudo ./bin/causeway dev up --runtime kubernetes
+//   node dist/bench/k8s-steps.js [--steps 10] [--floor 5] [--out BENCHMARKS.md]
+import fs from 'node:fs';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { awaitBuild, startBuild } from '../common/build-client';
+import { collectLogs } from '../common/build-log';
+import { causewayHome, readEnv } from '../common/config';
+import { connectNats } from '../common/nats';
+import { compilePlan } from '../schemas';
+import { readDevKubernetes, DEV_NAMESPACE } from '../cli/dev/kubernetes';
+import { readCluster } from '../cli/dev/k8s/cluster';
+import { request, type Tls } from '../cli/dev/k8s/procs';
+import { readState, repoRoot } from '../cli/dev/stack';
+import { writeSection } from './report';
+
+const MARKS = { start: '<!-- bench:k8s-steps:start -->', end: '<!-- bench:k8s-steps:end -->' };
+const CLOCK = 'date +%s%N';
+
+function arg(name: string, fallback: number | string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : String(fallback);
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+const ms = (ns: bigint) => Number(ns / 1_000_000n);
+
+async function floorOnce(server: string, tls: Tls, image: string, i: number): Promise<number> {
+  const name = `bench-floor-${Date.now()}-${i}`;
+  const pod = {
+    metadata: { name },
+    spec: { restartPolicy: 'Never', terminationGracePeriodSeconds: 0, containers: [{ name: 'main', image, command: ['sh', '-c', CLOCK] }] },
+  };
+  const posted = BigInt(Date.now()) * 1_000_000n;
+  const res = await request(`${server}/api/v1/namespaces/${DEV_NAMESPACE}/pods`, tls, 'POST', JSON.stringify(pod));
+  if (res.status !== 201) throw new Error(`creating ${name}: HTTP ${res.status} ${res.body}`);
+  for (;;) {
+    const p = JSON.parse((await request(`${server}/api/v1/namespaces/${DEV_NAMESPACE}/pods/${name}`, tls)).body) as { status?: { phase?: string } };
+    if (p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed') break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const log = (await request(`${server}/api/v1/namespaces/${DEV_NAMESPACE}/pods/${name}/log`, tls)).body.trim();
+  await request(`${server}/api/v1/namespaces/${DEV_NAMESPACE}/pods/${name}`, tls, 'DELETE');
+  return ms(BigInt(log) - posted);
+}
+
+async function main(): Promise<void> {
+  const steps = Number(arg('steps', 10));
+  const floors = Number(arg('floor', 5));
+  const out = arg('out', path.join(repoRoot(__dirname), 'BENCHMARKS.md'));
+  const home = causewayHome();
+  const stack = readState(home);
+  const k8s = readDevKubernetes(home);
+  if (!stack || !k8s) throw new Error(`no dev stack with kubernetes in ${home}: start one with \`sudo causeway dev up --runtime kubernetes\``);
+  const cluster = readCluster(k8s.dir);
+  const tls: Tls = { ca: fs.readFileSync(cluster.caFile), cert: fs.readFileSync(cluster.adminCert), key: fs.readFileSync(cluster.adminKey) };
+  const image = cluster.node!.images.task;
+
+  const floor: number[] = [];
+  for (let i = 0; i < floors; i++) floor.push(await floorOnce(cluster.server, tls, image, i));
+
+  const plan = compilePlan({
+    file: 'k8s-steps.yml',
+    text: `plan:\n${Array.from({ length: steps }, (_, i) => `- task: s${i}\n  config: {platform: linux, run: {path: sh, args: [-c, 'echo start $(${CLOCK}); echo end $(${CLOCK})']}}\n`).join('')}`,
+  });
+  const connection = await Connection.connect({ address: stack.temporal.address });
+  const nc = await connectNats(stack.nats.url, 'bench-k8s-steps');
+  try {
+    const handle = await startBuild(new Client({ connection }), { plan, taskQueue: readEnv().CAUSEWAY_TASK_QUEUE });
+    const outcome = await awaitBuild(handle);
+    if (outcome.status !== 'succeeded') throw new Error(`the build ${handle.workflowId} ${outcome.status}`);
+    const logs = await collectLogs(nc, handle.workflowId);
+    const times = Array.from({ length: steps }, (_, i) => {
+      const text = logs.get(`plan.${i}`) ?? '';
+      const start = /start (\d+)/.exec(text)?.[1];
+      const end = /end (\d+)/.exec(text)?.[1];
+      if (!start || !end) throw new Error(`step plan.${i} printed no clock: ${text}`);
+      return { start: BigInt(start), end: BigInt(end) };
+    });
+    const gaps = times.slice(1).map((t, i) => ms(t.start - times[i].end));
+    const ratio = median(gaps) / median(floor);
+    const rows = [
+      ['measure', 'median', 'min', 'max', 'n'],
+      ['gap between step pods (end → next start)', `${median(gaps)} ms`, `${Math.min(...gaps)} ms`, `${Math.max(...gaps)} ms`, String(gaps.length)],
+      ['kubelet floor: bare pod POST → container start', `${median(floor)} ms`, `${Math.min(...floor)} ms`, `${Math.max(...floor)} ms`, String(floor.length)],
+      ['gap / floor (goal ≤ 1.3)', ratio.toFixed(2), '', '', ''],
+    ];
+    const table = [`| ${rows[0].join(' | ')} |`, `|${rows[0].map(() => '---').join('|')}|`, ...rows.slice(1).map((r) => `| ${r.join(' | ')} |`)].join('\n');
+    const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+    const text = `${MARKS.start}\n## k8s-steps: gap between sequential step pods on the real node\n\n\`node dist/bench/k8s-steps.js\` on \`causeway dev up --runtime kubernetes\` (${new Date().toISOString()}, load ${load}); ${steps} sequential steps of the default task image, each printing the clock at its start and end; the floor is a bare pod of the same image created through the API.\n\n${table}\n${MARKS.end}`;
+    console.log(table);
+    writeSection(out, MARKS, text);
+  } finally {
+    await nc.close();
+    await connection.close();
+  }
+}
+
+main().catch((err: Error) => {
+  console.error(err.stack ?? err.message);
+  process.exit(1);
+});

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Builds Causeway's container images offline (no Docker engine, no registry on the internet)
+# and, with --push, copies them into a registry (the node's local one on 127.0.0.1):
+#   pause     the kubelet's pod sandbox: busybox-static sleeping (Debian's busybox-static)
+#   coredns   CoreDNS from scripts/k8s/provision.sh --node, alone in the image
+#   task      the default task image: Debian bookworm with bash coreutils python3 git curl ca-certificates
+#   postgres  Debian bookworm's postgresql (for service tests), user postgres
+#   redis     Debian bookworm's redis-server (for service tests)
+#   agent     agent/Dockerfile's intent: node + dist/agent/causeway-agent.js + tar, uid 65532
+#   worker    Dockerfile's intent: node + the CLI with production dependencies, uid 10001
+# Debian root filesystems come from mmdebstrap against the machine's Debian mirror; layers are
+# plain tars turned into an OCI layout by umoci; skopeo pushes. Each image is cached under
+# ~/.cache/causeway/images/<name>-<hash>/ where the hash covers its recipe (the function
+# below) and its input files, so it is rebuilt only when one of them changes.
+#
+#   bash scripts/images/build.sh [--push 127.0.0.1:PORT] [NAME...]   (default: all)
+# stdout: one line per image, `NAME REF` (REF = REGISTRY/causeway/NAME:HASH with --push, else
+# the OCI layout `oci:DIR:latest`); progress on stderr. Run `npm run build` first for agent/worker.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+CACHE="${CAUSEWAY_CACHE:-$HOME/.cache/causeway}"
+IMAGES="$CACHE/images"
+MIRROR="${CAUSEWAY_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+SUITE=bookworm
+ALL=(pause coredns task postgres redis agent worker)
+AGENT_TAR_VERSION=7.5.23
+
+log() { echo "[images $(date +%H:%M:%S)] $*" >&2; }
+die() { log "$*"; exit 1; }
+
+REGISTRY=""
+if [[ "${1:-}" == "--push" ]]; then REGISTRY="${2:?--push needs HOST:PORT}"; shift 2; fi
+NAMES=("$@")
+[[ ${#NAMES[@]} -gt 0 ]] || NAMES=("${ALL[@]}")
+
+for tool in umoci mmdebstrap; do
+  command -v "$tool" >/dev/null 2>&1 || die "$tool is missing: apt-get install umoci skopeo mmdebstrap busybox-static (scripts/k8s/node.sh --install does it)"
+done
+
+# A Debian root filesystem as a tar: mmdebstrap minbase plus PACKAGES, docs and man pages left out.
+debian_rootfs() {
+  local out=$1; shift
+  local include; include=$(IFS=,; echo "$*")
+  mmdebstrap --quiet --variant=minbase ${include:+--include="$include"} \
+    --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+    "$SUITE" "$out" "$MIRROR" "deb ${MIRROR}-security $SUITE-security main" >&2
+}
+
+# Node from the machine (the image's libc is the same Debian's), for agent and worker.
+node_binary() { readlink -f "$(command -v node)"; }
+
+# Each recipe_NAME DIR LAYOUT builds layers into DIR and configures LAYOUT:img. Its text is
+# part of the image's hash (declare -f), with the files inputs_NAME lists.
+inputs_pause() { command -v busybox; }
+recipe_pause() {
+  local d=$1/layer
+  mkdir -p "$d/bin"
+  cp "$(command -v busybox)" "$d/bin/busybox"
+  add_layer "$2" "$d"
+  # A pause container only holds the pod's namespaces; the runtime SIGKILLs it.
+  umoci config --image "$2:img" --config.entrypoint /bin/busybox --config.cmd sleep --config.cmd 2147483647 --config.user 65535:65535
+}
+
+inputs_coredns() { echo "${CAUSEWAY_K8S_NODE_BIN:?run eval \"\$(bash scripts/k8s/provision.sh --node)\" first}/coredns"; }
+recipe_coredns() {
+  local d=$1/layer
+  mkdir -p "$d/etc/coredns"
+  cp "$CAUSEWAY_K8S_NODE_BIN/coredns" "$d/coredns"
+  add_layer "$2" "$d"
+  umoci config --image "$2:img" --config.entrypoint /coredns --config.cmd -conf --config.cmd /etc/coredns/Corefile --config.user 65532:65532
+}
+
+inputs_task() { :; }
+recipe_task() {
+  debian_rootfs "$1/rootfs.tar" bash coreutils python3 git curl ca-certificates
+  umoci raw add-layer --image "$2:img" "$1/rootfs.tar"
+  umoci config --image "$2:img" --config.cmd /bin/bash --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+}
+
+inputs_postgres() { :; }
+recipe_postgres() {
+  debian_rootfs "$1/rootfs.tar" postgresql-15
+  umoci raw add-layer --image "$2:img" "$1/rootfs.tar"
+  # The cluster Debian's package creates is dropped: a service runs initdb into its own dir.
+  umoci config --image "$2:img" --config.user postgres --config.workingdir /var/lib/postgresql \
+    --config.env PATH=/usr/lib/postgresql/15/bin:/usr/local/bin:/usr/bin:/bin --config.cmd postgres
+}
+
+inputs_redis() { :; }
+recipe_redis() {
+  debian_rootfs "$1/rootfs.tar" redis-server
+  umoci raw add-layer --image "$2:img" "$1/rootfs.tar"
+  umoci config --image "$2:img" --config.user redis --config.env PATH=/usr/local/bin:/usr/bin:/bin \
+    --config.cmd redis-server --config.cmd --protected-mode --config.cmd no --config.cmd --save --config.cmd ''
+}
+
+# The node base shared by agent and worker: minbase has libstdc++ (apt needs it), which node links.
+node_base() {
+  debian_rootfs "$1/rootfs.tar" ca-certificates
+  umoci raw add-layer --image "$2:img" "$1/rootfs.tar"
+  mkdir -p "$1/node/usr/local/bin"
+  cp "$(node_binary)" "$1/node/usr/local/bin/node"
+  add_layer "$2" "$1/node"
+}
+
+inputs_agent() { node_binary; echo "$ROOT/dist/agent/causeway-agent.js"; }
+recipe_agent() {
+  node_base "$1" "$2"
+  local d=$1/agent
+  mkdir -p "$d/agent" "$d/usr/local/bin"
+  (cd "$d/agent" && echo '{"private":true}' >package.json && npm install --silent --omit=dev --no-audit --no-fund --no-save "tar@$AGENT_TAR_VERSION" >&2)
+  cp "$ROOT/dist/agent/causeway-agent.js" "$d/agent/causeway-agent.js"
+  printf '#!/bin/sh\nexec node /agent/causeway-agent.js "$@"\n' >"$d/usr/local/bin/causeway-agent"
+  chmod +x "$d/usr/local/bin/causeway-agent"
+  add_layer "$2" "$d"
+  umoci config --image "$2:img" --config.entrypoint causeway-agent --config.workingdir /agent --config.user 65532:65532 \
+    --config.env PATH=/usr/local/bin:/usr/bin:/bin
+}
+
+inputs_worker() {
+  node_binary
+  echo "$ROOT/package.json"; echo "$ROOT/package-lock.json"
+  (cd "$ROOT" && find dist bin -type f -not -path 'dist/test/*' -not -path 'dist/bench/*' | sort | sed "s|^|$ROOT/|")
+}
+recipe_worker() {
+  node_base "$1" "$2"
+  local d=$1/worker
+  mkdir -p "$d/causeway" "$d/usr/local/bin" "$d/var/lib/causeway"
+  cp "$ROOT/package.json" "$ROOT/package-lock.json" "$d/causeway/"
+  # As .ci/run: npm ci may refuse the lockfile (other platforms' optional binaries are not served).
+  (cd "$d/causeway" && { npm ci --silent --omit=dev --ignore-scripts --no-audit --no-fund >&2 ||
+    npm install --silent --omit=dev --ignore-scripts --no-audit --no-fund --no-save >&2; })
+  cp -r "$ROOT/dist" "$ROOT/bin" "$d/causeway/"
+  rm -rf "$d/causeway/dist/test" "$d/causeway/dist/bench"
+  ln -s /causeway/bin/causeway "$d/usr/local/bin/causeway"
+  add_layer "$2" "$d" 10001
+  umoci config --image "$2:img" --config.entrypoint causeway --config.workingdir /causeway --config.user 10001:10001 \
+    --config.env PATH=/usr/local/bin:/usr/bin:/bin --config.env CAUSEWAY_HOME=/var/lib/causeway --config.env NODE_ENV=production
+}
+
+# add_layer LAYOUT DIR [UID]: DIR's tree as one layer, owned by root (or UID for /var/lib/causeway).
+add_layer() {
+  local tarfile; tarfile=$(mktemp "$1.layer.XXXX")
+  tar -C "$2" --owner=0 --group=0 --numeric-owner -cf "$tarfile" .
+  if [[ -n "${3:-}" ]]; then
+    tar -C "$2" --owner="$3" --group="$3" --numeric-owner -rf "$tarfile" ./var/lib/causeway
+  fi
+  umoci raw add-layer --image "$1:img" "$tarfile"
+  rm -f "$tarfile"
+}
+
+image_hash() {
+  local name=$1
+  {
+    declare -f "recipe_$name" "inputs_$name" debian_rootfs node_base add_layer
+    echo "$SUITE $MIRROR $AGENT_TAR_VERSION"
+    local f
+    while IFS= read -r f; do [[ -n "$f" ]] && { echo "$f"; sha256sum <"$f"; }; done < <("inputs_$name")
+  } | sha256sum | cut -c1-16
+}
+
+build_one() {
+  local name=$1 hash dir
+  declare -F "recipe_$name" >/dev/null || die "unknown image $name (known: ${ALL[*]})"
+  hash=$(image_hash "$name")
+  dir="$IMAGES/$name-$hash"
+  if [[ -f "$dir/done" ]]; then
+    log "$name: cached ($dir)"
+  else
+    local started=$SECONDS work
+    rm -rf "$dir"
+    mkdir -p "$IMAGES"
+    work=$(mktemp -d "$IMAGES/.build-$name.XXXX")
+    log "$name: building"
+    umoci init --layout "$work/oci" >&2
+    umoci new --image "$work/oci:img" >&2
+    "recipe_$name" "$work" "$work/oci" >&2
+    umoci tag --image "$work/oci:img" latest >&2
+    umoci gc --layout "$work/oci" >&2
+    mv "$work/oci" "$dir"
+    rm -rf "$work"
+    touch "$dir/done"
+    log "$name: built in $((SECONDS - started))s"
+  fi
+  if [[ -n "$REGISTRY" ]]; then
+    local ref="$REGISTRY/causeway/$name:$hash"
+    skopeo copy --quiet --dest-tls-verify=false "oci:$dir:latest" "docker://$ref" >&2
+    echo "$name $ref"
+  else
+    echo "$name oci:$dir:latest"
+  fi
+}
+
+for n in "${NAMES[@]}"; do build_one "$n"; done

@@ -1,0 +1,144 @@
+// Whole builds on the real node: a real Temporal dev server and NATS, a kubernetes worker on
+// this host, and step pods that run real containers from the local registry: the default task
+// image, the agent image as input-fetcher and output-streamer, PostgreSQL as a service.
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { CoreV1Api, V1Pod } from '../../../activities/runtime/kubernetes/client';
+import { LABELS } from '../../../activities/runtime/kubernetes/pod';
+import { awaitBuild, startBuild } from '../../../common/build-client';
+import { collectLogs } from '../../../common/build-log';
+import { compilePlan } from '../../../schemas';
+import { startBuildEnv, type BuildEnv } from '../setup/builds';
+import { adminCore, adminKubeConfig, freshNamespace, testCluster } from '../setup/env';
+
+jest.setTimeout(300_000);
+
+let core: CoreV1Api;
+let namespace: string;
+let env: BuildEnv;
+let client: Client;
+let watching: NodeJS.Timeout;
+/** every pod of the namespace seen while the builds ran, by name */
+const seen = new Map<string, V1Pod>();
+
+beforeAll(async () => {
+  core = adminCore();
+  namespace = await freshNamespace(core, 'node-build');
+  const { images } = testCluster().node!;
+  env = await startBuildEnv('k8s-node-build', {
+    kubernetes: { namespace, kubeConfig: adminKubeConfig(), defaultImage: images.task, agentImage: images.agent, graceSeconds: 2 },
+  });
+  client = env.client;
+  watching = setInterval(() => {
+    void core
+      .listNamespacedPod({ namespace })
+      .then((l) => l.items.forEach((p) => seen.set(p.metadata!.name!, p)))
+      .catch(() => undefined);
+  }, 200);
+});
+
+afterAll(async () => {
+  clearInterval(watching);
+  await env?.stop();
+  await core?.deleteNamespace({ name: namespace }).catch(() => undefined);
+});
+
+async function run(text: string, file: string, vars: Record<string, string> = {}) {
+  const plan = compilePlan({ text, file, vars });
+  const handle = await startBuild(client, { plan, taskQueue: env.taskQueue });
+  return { handle, outcome: await awaitBuild(handle) };
+}
+
+const podsOf = (buildId: string) => [...seen.values()].filter((p) => p.metadata?.labels?.[LABELS.build] === buildId);
+
+test('examples/ci.yml succeeds unchanged, every step in its own pod, outputs moving pod to pod through the agents', async () => {
+  const file = path.join(__dirname, '..', '..', '..', 'examples', 'ci.yml');
+  const { handle, outcome } = await run(fs.readFileSync(file, 'utf8'), file, { version: '1.2.3' });
+  expect(outcome).toMatchObject({ status: 'succeeded' });
+  const logs = [...(await collectLogs(env.nc, handle.workflowId)).values()].join('');
+  expect(logs).toContain('checked out 2 files');
+  expect(logs).toContain('ok - add 2 3 = 5');
+  expect(logs).toContain('add-1.2.3-darwin.tgz');
+  expect(logs).toContain('packaged version 1.2.3 for linux, darwin and windows');
+  expect(logs).toContain('cleanup runs whatever happened');
+  // checkout, lint, unit-test, version, 3 × package, announce, cleanup: one pod each
+  expect(podsOf(handle.workflowId).length).toBeGreaterThanOrEqual(9);
+});
+
+test('PostgreSQL as a service: its pg_isready startup probe run by the kubelet, reached by its Service DNS name', async () => {
+  const { images } = testCluster().node!;
+  const [repository, tag] = images.postgres.split(/:(?=[^:]+$)/);
+  const pg = `{type: registry-image, source: {repository: "${repository}", tag: "${tag}"}}`;
+  const { handle, outcome } = await run(
+    `
+plan:
+- task: query
+  services:
+  - name: db
+    config:
+      image_resource: ${pg}
+      run:
+        path: sh
+        args: [-c, 'initdb -D "$PWD/data" -A trust -U postgres >/dev/null && exec postgres -D "$PWD/data" -h "*" -p 5432 -k /tmp']
+      ports: [5432]
+      startup_probe:
+        run: {path: pg_isready, args: [-h, 127.0.0.1, -p, "5432", -U, postgres]}
+        period_seconds: 1
+        failure_threshold: 120
+  config:
+    platform: linux
+    image_resource: ${pg}
+    run:
+      path: sh
+      args: [-c, 'echo "db at $DB_SERVICE_HOST"; psql -h "$DB_SERVICE_HOST" -U postgres -tA -c "select 40 + 2"']
+`,
+    'pg.yml',
+  );
+  expect(outcome).toMatchObject({ status: 'succeeded' });
+  const logs = [...(await collectLogs(env.nc, handle.workflowId)).values()].join('');
+  expect(logs).toMatch(/db at cw-svc-db-[0-9a-f]+/);
+  expect(logs).toContain('42');
+});
+
+test('a task over its container_limits.memory is OOM-killed and reported as such', async () => {
+  const { handle, outcome } = await run(
+    `
+plan:
+- task: hog
+  config:
+    platform: linux
+    container_limits: {memory: 67108864}
+    run: {path: python3, args: [-c, 'b = bytearray(512 * 1024 * 1024); print("allocated")']}
+`,
+    'oom.yml',
+  );
+  expect(outcome).toMatchObject({ status: 'failed' });
+  const logs = [...(await collectLogs(env.nc, handle.workflowId)).values()].join('');
+  expect(logs).toContain('OOMKilled');
+  expect(logs).not.toContain('allocated');
+});
+
+test('a task with a non-root run.user writes its outputs and caches, and the next step reads them', async () => {
+  const { handle, outcome } = await run(
+    `
+plan:
+- task: write
+  config:
+    platform: linux
+    outputs: [{name: out}]
+    caches: [{path: cache}]
+    run: {user: "1000", path: sh, args: [-c, 'id -u; echo written > out/file && echo cached > cache/c && cat cache/c']}
+- task: read
+  config:
+    platform: linux
+    inputs: [{name: out}]
+    run: {path: cat, args: [out/file]}
+`,
+    'user.yml',
+  );
+  expect(outcome).toMatchObject({ status: 'succeeded' });
+  const logs = [...(await collectLogs(env.nc, handle.workflowId)).values()].join('');
+  expect(logs).toContain('1000\ncached\n');
+  expect(logs).toContain('written\n');
+});
