@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
-import path from 'node:path';
 import { promisify } from 'node:util';
+import { safeJoin } from './safe-path';
 
 const run = promisify(execFile);
 
@@ -15,10 +15,4 @@ export async function copyArtifact(from: string, to: string): Promise<void> {
   await run('cp', ['-a', '--reflink=auto', `${from}/.`, to]);
 }
 
-export function safeJoin(root: string, relative: string): string {
-  const joined = path.resolve(root, relative);
-  if (joined !== root && !joined.startsWith(`${root}${path.sep}`)) {
-    throw new Error(`path ${relative} leaves its directory`);
-  }
-  return joined;
-}
+export { safeJoin };

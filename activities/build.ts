@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { removeNetwork } from './runtime/local/network';
 import { getDirectory, putDirectory, transferBucket, transferKeys } from '../common/transfer';
 import { paths, STEP_CONFIG_ERROR, type ActivityDeps } from './deps';
+import { asPermanent } from './permanent';
 import type { FinishBuildRequest, PrepareBuildRequest, PrepareBuildResult } from './types';
 
 /** The task queue a worker's step activities listen on; a build's steps all go to the worker that prepared it. */
@@ -12,6 +13,14 @@ export function workerTaskQueue(workerName: string): string {
 
 /** Claims the build for this worker: its directory, the CLI's uploaded inputs, the build-started event. */
 export async function prepareBuild(deps: ActivityDeps, req: PrepareBuildRequest): Promise<PrepareBuildResult> {
+  try {
+    // Names from any Temporal client (a workflow id, an upload's name) that would leave CAUSEWAY_HOME end the build at once.
+    paths.build(deps.home, req.buildId);
+    req.uploads.forEach((name) => paths.inputs(deps.home, req.buildId, name));
+    paths.cache(deps.home, req.plan, 'plan');
+  } catch (err) {
+    throw asPermanent(err, `build ${req.buildId}`);
+  }
   await fs.mkdir(paths.build(deps.home, req.buildId), { recursive: true });
   const artifacts: PrepareBuildResult['artifacts'] = {};
   if (req.uploads.length > 0) {

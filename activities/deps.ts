@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type pino from 'pino';
 import type { BuildPublisher } from '../common/nats';
+import { segment } from './safe-path';
 
 /** What every activity of a worker shares. */
 export interface ActivityDeps {
@@ -17,13 +18,14 @@ export interface ActivityDeps {
   running: Set<string>;
 }
 
+/** Directories under CAUSEWAY_HOME; every name from a build or a plan must be one path segment, so none leaves it. */
 export const paths = {
-  build: (home: string, buildId: string) => path.join(home, 'builds', buildId),
-  inputs: (home: string, buildId: string, name: string) => path.join(home, 'builds', buildId, 'inputs', name),
+  build: (home: string, buildId: string) => path.join(home, 'builds', segment(buildId, 'build id')),
+  inputs: (home: string, buildId: string, name: string) => path.join(paths.build(home, buildId), 'inputs', segment(name, 'input')),
   /** one directory per run of a step: the workflow run, the step id, the attempt key */
   step: (home: string, buildId: string, runId: string, stepId: string, runKey: string) =>
-    path.join(home, 'builds', buildId, runId, stepId, runKey),
-  cache: (home: string, plan: string, stepId: string) => path.join(home, 'caches', plan, stepId),
+    path.join(paths.build(home, buildId), segment(runId, 'run id'), segment(stepId, 'step id'), segment(runKey, 'run key')),
+  cache: (home: string, plan: string, stepId: string) => path.join(home, 'caches', segment(plan, 'plan name'), segment(stepId, 'step id')),
 };
 
 /** The failure type of an error no retry can fix; the step ends errored with its message. */

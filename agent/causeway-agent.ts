@@ -28,6 +28,17 @@ function inside(root: string, rel: string): string {
   return target;
 }
 
+/**
+ * `target` (inside `root` by name) with every symlink resolved, or an error when the real path
+ * leaves the real root: a task can leave a symlink to any file of the pod in its output.
+ */
+function realInside(root: string, target: string): string {
+  const realRoot = fs.realpathSync(root);
+  const real = fs.realpathSync(target);
+  if (real !== realRoot && !real.startsWith(realRoot + path.sep)) throw new Error(`${target} is a symlink to ${real}, outside ${root}`);
+  return real;
+}
+
 /** Whether an Authorization header carries the bearer token (constant time). */
 export function sameToken(given: string | undefined, token: string): boolean {
   if (!given) return false;
@@ -52,6 +63,14 @@ function sendFile(res: http.ServerResponse, dir: string, output: string, rel: st
     return;
   }
   const st = fs.statSync(file, { throwIfNoEntry: false });
+  if (st) {
+    try {
+      file = realInside(dir, file);
+    } catch {
+      res.writeHead(400).end(`file ${rel} is a symlink that leaves output ${output}\n`);
+      return;
+    }
+  }
   if (!st?.isFile()) {
     res.writeHead(404).end(`no file ${rel} in output ${output}\n`);
     return;
@@ -90,9 +109,16 @@ export function serve(env: AgentEnv & { outputs: { name: string; path: string }[
       res.writeHead(404).end('no such output\n');
       return;
     }
-    const dir = inside(env.workdir, rel);
+    let dir = inside(env.workdir, rel);
     if (!fs.existsSync(dir)) {
       res.writeHead(404).end(`output directory ${rel} missing\n`);
+      return;
+    }
+    try {
+      // A task that replaced its output directory by a symlink to / must not get / served.
+      dir = realInside(env.workdir, dir);
+    } catch {
+      res.writeHead(400).end(`output directory ${rel} is a symlink that leaves the work directory\n`);
       return;
     }
     const file = url.searchParams.get('file');

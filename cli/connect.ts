@@ -5,6 +5,7 @@ import { connectNats } from '../common/nats';
 import { connectTemporalClient } from '../common/temporal-connection';
 import { readState, resolveEndpoints, startStack } from './dev/stack';
 import { CliError, say } from './output';
+import { CONNECT_PATIENCE_MS, retryConnect } from './retry';
 
 export interface Session {
   client: Client;
@@ -34,11 +35,23 @@ export async function openSession(opts: { autoStart: boolean }): Promise<Session
   }
   let temporal: Awaited<ReturnType<typeof connectTemporalClient>>;
   try {
-    temporal = await connectTemporalClient({ address: endpoints.temporalAddress, namespace: env.TEMPORAL_NAMESPACE, home: causewayHome(env), connectTimeout: '5s' });
+    const address = endpoints.temporalAddress;
+    temporal = await retryConnect(
+      `Temporal at ${address}`,
+      () => connectTemporalClient({ address, namespace: env.TEMPORAL_NAMESPACE, home: causewayHome(env), connectTimeout: '5s' }),
+      say,
+    );
   } catch (err) {
-    throw new CliError(`cannot reach Temporal at ${endpoints.temporalAddress}: ${(err as Error).message}`, 'check `causeway dev status` or TEMPORAL_ADDRESS');
+    throw new CliError(
+      `cannot reach Temporal at ${endpoints.temporalAddress} (tried for ${CONNECT_PATIENCE_MS / 1000} s): ${(err as Error).message}`,
+      'check `causeway dev status` or TEMPORAL_ADDRESS',
+    );
   }
-  const nc = await connectNats(endpoints.natsUrl, 'causeway-cli');
+  const natsUrl = endpoints.natsUrl;
+  const nc = await retryConnect(`NATS at ${natsUrl}`, () => connectNats(natsUrl, 'causeway-cli'), say).catch(async (err: unknown) => {
+    await temporal.connection.close();
+    throw err;
+  });
   const uiUrl = env.CAUSEWAY_UI_URL ?? (env.TEMPORAL_ADDRESS ? undefined : readState(causewayHome(env))?.temporal.uiUrl);
   return {
     client: temporal.client,

@@ -145,6 +145,20 @@ export function renderSteps(steps: StepStatus[]): string {
     .join('\n');
 }
 
+/** A big build's steps: how many are in each state, then those that did not succeed (at most `limit`). */
+export function renderStepCounts(steps: StepStatus[], limit: number): string {
+  const counts = new Map<string, number>();
+  for (const s of steps) counts.set(s.state, (counts.get(s.state) ?? 0) + 1);
+  const notable = steps.filter((s) => !['succeeded', 'skipped', 'pending'].includes(s.state) && s.kind === 'task');
+  const lines = [
+    `${steps.length} steps: ${[...counts].map(([state, n]) => `${n} ${state}`).join(', ')}`,
+    ...notable.slice(0, limit).map((s) => `${STATE_MARKS[s.state]} ${label(s)} ${paint('dim', s.id)} ${s.state}${s.exitCode !== undefined ? ` (exit ${s.exitCode})` : ''}`),
+  ];
+  if (notable.length > limit) lines.push(`… ${notable.length - limit} more`);
+  lines.push(paint('dim', 'every step: causeway status --all BUILD'));
+  return lines.join('\n');
+}
+
 /** A failed build's services' last lines, shown without being asked for. */
 export function renderServiceTails(tails: ServiceTail[]): string {
   return tails

@@ -14,12 +14,30 @@ export async function startBuild(
   opts: { plan: CompiledPlan; taskQueue: string; buildId?: string; uploads?: string[]; downloads?: string[] },
 ): Promise<WorkflowHandle> {
   const input: BuildInput = { plan: opts.plan, uploads: opts.uploads ?? [], downloads: opts.downloads ?? [] };
-  return client.workflow.start(BUILD_WORKFLOW, {
-    taskQueue: opts.taskQueue,
-    workflowId: opts.buildId ?? newBuildId(),
-    args: [input],
-    staticSummary: `${opts.plan.name} (${opts.plan.source})`,
-  });
+  try {
+    return await client.workflow.start(BUILD_WORKFLOW, {
+      taskQueue: opts.taskQueue,
+      workflowId: opts.buildId ?? newBuildId(),
+      args: [input],
+      staticSummary: `${opts.plan.name} (${opts.plan.source})`,
+    });
+  } catch (err) {
+    throw new Error(startFailure(err), { cause: err });
+  }
+}
+
+/** Matches the gRPC message limit's and Temporal's blob size limit's wording. */
+const TOO_LARGE = /larger than max|exceeds? (the )?limit|blob size|message size/i;
+
+/**
+ * The SDK says only "Failed to start Workflow"; the cause (a gRPC message or blob size limit,
+ * an unknown namespace) is in the error's causes.
+ */
+export function startFailure(err: unknown): string {
+  const messages: string[] = [];
+  for (let e: unknown = err; e instanceof Error && messages.length < 5; e = e.cause) messages.push(e.message);
+  const text = messages.join(': ') || String(err);
+  return TOO_LARGE.test(text) ? `${text}. The build's input is too large for Temporal: move large data into an input with -i` : text;
 }
 
 export interface BuildOutcome {
@@ -55,3 +73,44 @@ export function outcomeOf(err: unknown): BuildOutcome {
 export const EXIT_CODES: Record<BuildOutcome['status'], number> = { succeeded: 0, failed: 1, errored: 2, aborted: 3 };
 /** `causeway watch --no-follow` on a build that has not ended. */
 export const EXIT_STILL_RUNNING = 4;
+
+/** What each way a build's workflow can close means when CausewayStatus was not set at its end. */
+const CLOSED_AS: Record<string, BuildOutcome['status']> = {
+  COMPLETED: 'succeeded',
+  CANCELLED: 'aborted',
+  FAILED: 'errored',
+  TERMINATED: 'errored',
+  TIMED_OUT: 'errored',
+};
+
+/**
+ * A build's status as `causeway builds` shows it: CausewayStatus, unless the workflow closed
+ * without setting it (terminated, timed out, or failed or cancelled before it could): then
+ * the execution status from visibility decides (as outcomeOf does for a result). A build that
+ * continued as new lives on in its next run. A closed build is never shown as running.
+ */
+export function buildStatusOf(attribute: string | undefined, execution: string): string {
+  const final = attribute !== undefined && attribute !== 'started' && attribute !== 'pending';
+  if (execution === 'RUNNING' || execution === 'CONTINUED_AS_NEW') return attribute ?? 'started';
+  return final ? attribute : (CLOSED_AS[execution] ?? 'errored');
+}
+
+/**
+ * The visibility query for builds with a status, matching buildStatusOf: a closed build whose
+ * CausewayStatus lags counts by its execution status.
+ */
+export function statusClause(status: BuildOutcome['status'] | 'started'): string {
+  const lagging = `(ExecutionStatus != 'Running' AND (CausewayStatus IS NULL OR CausewayStatus = 'started'))`;
+  switch (status) {
+    case 'started':
+      return `ExecutionStatus = 'Running'`;
+    case 'failed':
+      return `CausewayStatus = 'failed'`;
+    case 'succeeded':
+      return `(CausewayStatus = 'succeeded' OR (ExecutionStatus = 'Completed' AND ${lagging}))`;
+    case 'aborted':
+      return `(CausewayStatus = 'aborted' OR (ExecutionStatus = 'Canceled' AND ${lagging}))`;
+    case 'errored':
+      return `(CausewayStatus = 'errored' OR (ExecutionStatus IN ('Failed', 'Terminated', 'TimedOut') AND ${lagging}))`;
+  }
+}

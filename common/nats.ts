@@ -1,5 +1,5 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type PubAck } from '@nats-io/jetstream';
 import { headers } from '@nats-io/nats-core';
 import { natsAuth, type NatsRole } from './nats-auth';
 import { BUILD_STREAM, BUILD_SUBJECTS, BuildEvent, LOG_STREAM_HEADER, subjects, type LogStreamName } from '../schemas/messages';
@@ -43,23 +43,50 @@ const EVENT_TIMEOUT_MS = 2000;
 
 /** One message of a log on `subject` (a step's or a service's), its stream (stdout, stderr, causeway) in a header. */
 export async function publishLog(js: JetStreamClient, subject: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<void> {
+  await publishLogAcked(js, subject, stream, data, msgId);
+}
+
+function publishLogAcked(js: JetStreamClient, subject: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<PubAck> {
   const h = headers();
   h.set(LOG_STREAM_HEADER, stream);
-  await js.publish(subject, data, { msgID: msgId, headers: h });
+  return js.publish(subject, data, { msgID: msgId, headers: h });
 }
 
 /** Publishes logs and events with message ids so JetStream drops re-sent copies. */
 export class BuildPublisher {
   private readonly js: JetStreamClient;
+  private jsm?: Promise<JetStreamManager>;
   constructor(
-    nc: NatsConnection,
+    private readonly nc: NatsConnection,
     private readonly onLost: (what: string, err: Error) => void = () => undefined,
   ) {
     this.js = jetstream(nc);
   }
 
+  /** The subject of a step's log; a service's publisher puts its output on the service's own. */
+  protected logSubject(buildId: string, stepId: string): string {
+    return subjects.log(buildId, stepId);
+  }
+
   async log(buildId: string, stepId: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<void> {
-    await publishLog(this.js, subjects.log(buildId, stepId), stream, data, msgId);
+    await publishLog(this.js, this.logSubject(buildId, stepId), stream, data, msgId);
+  }
+
+  /**
+   * Publishes a piece of a log that starts at a byte offset (its id) and resolves to how many
+   * bytes JetStream holds from that offset. An earlier attempt (before a worker crash, or a
+   * publish whose ack was lost) may have sent a shorter piece under the same id: JetStream
+   * drops ours as a duplicate and keeps that one, so the writer must continue after it, not
+   * after ours, or the bytes between are lost. The duplicate's ack names the original's
+   * sequence, whose length is read back.
+   */
+  async logPiece(buildId: string, stepId: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<number> {
+    const ack = await publishLogAcked(this.js, this.logSubject(buildId, stepId), stream, data, msgId);
+    if (!ack.duplicate) return data.length;
+    this.jsm ??= jetstreamManager(this.nc);
+    const held = await (await this.jsm).streams.getMessage(ack.stream, { seq: ack.seq });
+    if (!held) throw new Error(`JetStream acknowledged log message ${msgId} as a duplicate of sequence ${ack.seq} of ${ack.stream}, which it no longer holds`);
+    return held.data.length;
   }
 
   /**

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import Long from 'long';
-import type { BuildSummary } from '../schemas/build';
+import { fullStatus } from './build-status';
 import { resetPointFor, stepSchedules } from './history';
 
 const { ResetWorkflowExecutionRequest } = temporal.api.workflowservice.v1;
@@ -35,7 +35,8 @@ export async function retryBuild(
   const history = await handle.fetchHistory();
   let stepId = opts.from;
   if (!stepId) {
-    const summary = await handle.query<BuildSummary>('status');
+    // The steps of big lists live in their parts (child workflows): ask them too.
+    const summary = await fullStatus(client, buildId, info.runId);
     const first = summary.steps.find((s) => (s.kind === 'task' || s.kind === 'load_var') && ['failed', 'errored', 'aborted'].includes(s.state));
     if (!first) throw new RetryError(`build ${buildId} has no step that failed, errored or was aborted`, 'choose a step with --from STEP_ID (see `causeway status`)');
     stepId = first.id;

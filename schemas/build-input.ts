@@ -236,6 +236,18 @@ export const BuildSummarySchema = z
     startedAt: z.string(),
     finishedAt: z.string().optional(),
     steps: z.array(StepStatusSchema),
+    parts: z
+      .array(
+        z.strictObject({
+          workflowId: z.string(),
+          parent: z.string(),
+          from: z.number().int(),
+          to: z.number().int(),
+          state: StepState,
+        }),
+      )
+      .optional()
+      .meta({ description: 'child workflows (type buildPart) running slices of big lists: their steps are in their own `status` query or result (docs/decisions.md, "Big fan-out")' }),
   })
   .meta({
     title: 'Causeway build summary',

@@ -5,6 +5,8 @@ import type { StepKind } from './compiled';
 import type { BuildStatus, ServiceState, StepState } from './messages';
 
 export const BUILD_WORKFLOW = 'build';
+/** The child workflow that runs a slice of a big list of steps (see workflows/fanout.ts). */
+export const PART_WORKFLOW = 'buildPart';
 
 export type { BuildInput } from './compiled';
 
@@ -33,6 +35,19 @@ export interface BuildSummary {
   startedAt: string;
   finishedAt?: string;
   steps: StepStatus[];
+  /** child workflows holding slices of big lists: their steps are in their own `status` */
+  parts?: PartRef[];
+}
+
+/** A slice of a list step (items `from` to `to` - 1) run by a child workflow. */
+export interface PartRef {
+  workflowId: string;
+  /** the list step (do, in_parallel, across) the slice belongs to */
+  parent: string;
+  from: number;
+  to: number;
+  /** skipped: never started (fail_fast, an earlier failure in a `do`, an abort) */
+  state: StepState;
 }
 
 /** Failure types the workflow ends with, read by the CLI to pick its exit code. */

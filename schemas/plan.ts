@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { z } from 'zod';
+import { checkPayloadSize, checkPlan, decodeUtf8, MAX_STEP_ID, varProblems } from './checks';
 import type { Across, CompiledPlan, DoStep, Hooks, Step, StepCommon } from './compiled';
 import { STEP_KEYS, type StepKey } from './describe';
 import { Source, type Path } from './errors';
@@ -164,6 +165,8 @@ class Compiler {
    */
   step(raw: unknown, path: Path, id: string, scope: Set<string>): Step | undefined {
     const src = this.src;
+    // checkPlan says why; going deeper would only exhaust the stack on a hostile plan.
+    if (id.length > MAX_STEP_ID) return { kind: 'do', id, line: src.line(path), steps: [] };
     if (!isPlainObject(raw)) {
       src.add(path, `a step must be a map with one of ${STEP_KEYS.join(', ')}`);
       return undefined;
@@ -411,6 +414,8 @@ function jobName(name: string, vars: Record<string, unknown>): string {
 export function compilePlan(opts: { text: string; file: string; job?: string; vars?: Record<string, unknown> }): CompiledPlan {
   const src = new Source(opts.file, opts.text);
   src.check();
+  const tooLarge = varProblems(opts.vars ?? {});
+  if (tooLarge.length > 0) throw new Error(tooLarge.join('\n'));
   if (!isPlainObject(src.value)) {
     src.add([], 'a plan file must be a map: a Concourse job with `plan:`, or a pipeline with `jobs:`');
     src.check();
@@ -429,7 +434,11 @@ export function compilePlan(opts: { text: string; file: string; job?: string; va
   const hooks = compiler.hooks(jobValue, path, 'plan', scope);
   src.check();
   const plan: DoStep = compact({ kind: 'do' as const, id: 'plan', line: src.line([...path, 'plan']), steps: job?.tags ? steps.map((st) => withJobTags(st, job.tags ?? [])) : steps, hooks });
-  return { name: job?.name ?? basename(opts.file, extname(opts.file)), source: opts.file, plan };
+  const compiled = { name: job?.name ?? basename(opts.file, extname(opts.file)), source: opts.file, plan };
+  checkPlan(src, compiled, [...path, 'name']);
+  src.check();
+  checkPayloadSize(compiled);
+  return compiled;
 }
 
 /** Job-level `tags` (Concourse 8.3) become the tags of every step that sets none. */
@@ -444,11 +453,11 @@ function withJobTags(step: Step, tags: string[]): Step {
 
 /** Reads and compiles a plan file. Throws PlanError. */
 export function loadPlan(opts: { file: string; job?: string; vars?: Record<string, unknown> }): CompiledPlan {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(opts.file, 'utf8');
+    bytes = readFileSync(opts.file);
   } catch (e) {
     throw new Error(`cannot read plan file ${opts.file}: ${(e as Error).message}`);
   }
-  return compilePlan({ ...opts, text });
+  return compilePlan({ ...opts, text: decodeUtf8(bytes, opts.file) });
 }

@@ -1,5 +1,6 @@
 // A Concourse task config: the contents of a task file or a task step's `config:`.
 import { z } from 'zod';
+import { checkTaskConfig } from './checks';
 import type { ContainerLimits, TaskConfig } from './compiled';
 import { Source, type Path } from './errors';
 import { isPlainObject } from './interpolate';
@@ -84,6 +85,7 @@ export function compileTaskConfig(src: Source, value: unknown, path: Path): Task
   }
   const c = validate(src, TaskConfigSchema, value, path, 'task config');
   if (!c) return undefined;
+  checkTaskConfig(src, c, path);
   return compact({
     platform: c.platform,
     image_resource: c.image_resource && compact(c.image_resource),

@@ -1,6 +1,7 @@
 // Static vars: `-v name=value` and `-l vars.yml` from the caller, interpolated
 // into the plan at compile time. Local vars ((.:name)) are left for run time.
 import { readFileSync } from 'node:fs';
+import { decodeUtf8 } from './checks';
 import { Source, type Path } from './errors';
 import { interpolate, isPlainObject, lookupIn, parseVarRef, SVC_SOURCE, type VarRef } from './interpolate';
 
@@ -29,13 +30,13 @@ export function parseVarFlags(flags: string[]): Record<string, unknown> {
 export function loadVarFiles(paths: string[]): Record<string, unknown> {
   const vars: Record<string, unknown> = {};
   for (const file of paths) {
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = readFileSync(file, 'utf8');
+      bytes = readFileSync(file);
     } catch (e) {
       throw new Error(`cannot read vars file ${file}: ${(e as Error).message}`);
     }
-    const src = new Source(file, text);
+    const src = new Source(file, decodeUtf8(bytes, file));
     src.check();
     if (src.value === null || src.value === undefined) continue;
     if (!isPlainObject(src.value)) src.add([], 'a vars file must be a map of var names to values');

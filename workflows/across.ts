@@ -1,9 +1,10 @@
 import type { AcrossVar, Step } from '../schemas/compiled';
 import { interpolateLocal } from '../schemas/interpolate';
 import { StepError, type BuildContext, type Frame } from './context';
+import { runList, servicesOf, weightOf, type ListSource } from './fanout';
 import { runPool } from './pool';
 
-type RunIteration = (step: Step, frame: Frame) => Promise<boolean>;
+export type RunIteration = (step: Step, frame: Frame) => Promise<boolean>;
 
 /**
  * `across`: runs the step once per combination of the vars' values (the cartesian
@@ -12,15 +13,37 @@ type RunIteration = (step: Step, frame: Frame) => Promise<boolean>;
  * step ids (`<id>.across.<i>.<j>`), so iterations never see each other's artifacts.
  */
 export async function withAcross(ctx: BuildContext, step: Step, frame: Frame, run: RunIteration): Promise<boolean> {
-  const across = step.across;
-  if (!across) return run(step, frame);
-  const template: Step = { ...step, across: undefined, hooks: undefined };
+  if (!step.across) return run(step, frame);
   ctx.status.start(step.id);
-  // Resolved inside the try below: a ((.:list)) that is missing or not a list errors the
-  // step in the status tree too, instead of leaving it pending in a finished build.
-  let values: unknown[][] = [];
+  try {
+    // Resolved inside the try: a ((.:list)) that is missing or not a list errors the
+    // step in the status tree too, instead of leaving it pending in a finished build.
+    const values = step.across.vars.map((v) => valuesOf(v, frame));
+    const ok = await acrossLevels(ctx, step, frame, values, run).level(0, [], []);
+    ctx.status.finish(step.id, ok ? 'succeeded' : 'failed');
+    return ok;
+  } catch (err) {
+    ctx.status.finish(step.id, err instanceof StepError ? 'errored' : 'aborted');
+    throw err;
+  }
+}
 
-  const level = async (depth: number, bindings: unknown[], indices: number[]): Promise<boolean> => {
+/**
+ * The levels of an across, one per var, each a pool of its values. A level with many
+ * iterations below it runs in child workflows (runList); such a child (a part) runs its
+ * slice of level `slice.depth` with `direct`, indices counted from `slice.offset`.
+ */
+export function acrossLevels(
+  ctx: BuildContext,
+  step: Step,
+  frame: Frame,
+  values: unknown[][],
+  run: RunIteration,
+  slice?: { depth: number; offset: number },
+) {
+  const across = step.across!;
+  const template: Step = { ...step, across: undefined, hooks: undefined };
+  const level = async (depth: number, bindings: unknown[], indices: number[], direct?: { limit: number }): Promise<boolean> => {
     if (depth === across.vars.length) {
       const id = `${step.id}.across.${indices.join('.')}`;
       const scope = frame.scope.child();
@@ -31,12 +54,28 @@ export async function withAcross(ctx: BuildContext, step: Step, frame: Frame, ru
     }
     const v = across.vars[depth];
     const list = values[depth];
-    return runPool(
-      ctx,
-      { count: list.length, limit: v.maxInFlight === 'all' ? list.length : v.maxInFlight, failFast: across.failFast },
-      (i) => level(depth + 1, [...bindings, list[i]], [...indices, i]),
-      (i) => skipAll(depth + 1, [...indices, i]),
-    );
+    const offset = slice?.depth === depth ? slice.offset : 0;
+    const opts = { limit: direct?.limit ?? (v.maxInFlight === 'all' ? list.length : v.maxInFlight), failFast: across.failFast };
+    const runItem = (i: number) => level(depth + 1, [...bindings, list[i]], [...indices, offset + i]);
+    const onSkipped = (i: number) => skipAll(depth + 1, [...indices, offset + i]);
+    if (direct) return runPool(ctx, { count: list.length, ...opts }, runItem, onSkipped);
+    const below = values.slice(depth + 1).reduce((n, l) => n * l.length, 1);
+    const source: ListSource = {
+      parent: step.id,
+      key: `${step.id}.across[${indices.join('.')}]`,
+      weights: list.map(() => weightOf(template) * below),
+      services: list.map(() => servicesOf(template) * below),
+      slice: (from, to) => ({
+        kind: 'across',
+        step: { ...step, hooks: undefined },
+        depth,
+        bindings,
+        indices,
+        values: values.map((l, k) => (k === depth ? l.slice(from, to) : k > depth ? l : [])),
+        offset: from,
+      }),
+    };
+    return runList(ctx, frame, source, opts, runItem, onSkipped);
   };
   // Iterations fail_fast or an abort kept from starting are listed as skipped, as
   // in_parallel lists its unstarted steps, so the tree shows every combination.
@@ -48,16 +87,7 @@ export async function withAcross(ctx: BuildContext, step: Step, frame: Frame, ru
     }
     values[depth].forEach((_, i) => skipAll(depth + 1, [...indices, i]));
   };
-
-  try {
-    values = across.vars.map((v) => valuesOf(v, frame));
-    const ok = await level(0, [], []);
-    ctx.status.finish(step.id, ok ? 'succeeded' : 'failed');
-    return ok;
-  } catch (err) {
-    ctx.status.finish(step.id, err instanceof StepError ? 'errored' : 'aborted');
-    throw err;
-  }
+  return { level };
 }
 
 function valuesOf(v: AcrossVar, frame: Frame): unknown[] {

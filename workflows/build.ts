@@ -10,7 +10,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Artifacts, BuildActivities } from '../activities/types';
+import type { Artifacts, BuildActivities, PrepareBuildResult } from '../activities/types';
 import { CausewayPlan, CausewayRetryOf, CausewayStatus } from '../common/search-attributes';
 import { BuildInputError, parseBuildInput } from '../schemas/build-input';
 import type { BuildStatus } from '../schemas/messages';
@@ -25,6 +25,20 @@ export const statusQuery = defineQuery<BuildSummary>('status');
 
 /** Errors that no retry of the activity can fix (bad task config, missing input, a service that never got ready). */
 export const NON_RETRYABLE = ['StepConfigError', 'ServiceFailed'];
+
+/** The activities of a build's steps, on the task queue of the worker that claimed the build. */
+export function stepActivities(taskQueue: string) {
+  return proxyActivities<BuildActivities>({
+    taskQueue,
+    // Step timeouts belong to the plan; this only bounds a runaway activity.
+    startToCloseTimeout: '7 days',
+    // A dead worker is noticed in seconds, and the retried activity re-attaches to its step.
+    // Activities heartbeat every second (see workers/local.ts), so 5 s allows a few misses.
+    heartbeatTimeout: '5 seconds',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { maximumAttempts: 20, initialInterval: '200 ms', maximumInterval: '5 seconds', nonRetryableErrorTypes: NON_RETRYABLE },
+  });
+}
 
 /**
  * The build: walks the compiled plan and ends succeeded (returns), failed or
@@ -43,7 +57,7 @@ export async function build(raw: BuildInput): Promise<BuildSummary> {
     startedAt: new Date().toISOString(),
     steps: [],
   };
-  setHandler(statusQuery, () => ({ ...summary, steps: status.list() }));
+  setHandler(statusQuery, () => ({ ...summary, steps: status.list(), parts: status.parts() }));
   upsertSearchAttributes([
     { key: CausewayStatus, value: 'started' },
     { key: CausewayPlan, value: input.plan.name },
@@ -59,38 +73,42 @@ export async function build(raw: BuildInput): Promise<BuildSummary> {
     // Its backoffs (1 s to 8 s) stay under the default localRetryThreshold (1 minute): retried in the worker.
     retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
   });
-  const prepared = await claim.prepareBuild({ buildId: info.workflowId, plan: input.plan.name, uploads: input.uploads });
-  const onWorker = proxyActivities<BuildActivities>({
-    taskQueue: prepared.taskQueue,
-    // Step timeouts belong to the plan; this only bounds a runaway activity.
-    startToCloseTimeout: '7 days',
-    // A dead worker is noticed in seconds, and the retried activity re-attaches to its step.
-    // Activities heartbeat every second (see workers/local.ts), so 5 s allows a few misses.
-    heartbeatTimeout: '5 seconds',
-    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-    retry: { maximumAttempts: 20, initialInterval: '200 ms', maximumInterval: '5 seconds', nonRetryableErrorTypes: NON_RETRYABLE },
-  });
+  let prepared: PrepareBuildResult;
+  try {
+    prepared = await claim.prepareBuild({ buildId: info.workflowId, plan: input.plan.name, uploads: input.uploads });
+  } catch (err) {
+    // Ending before the first step must still say so in CausewayStatus, or `causeway builds` shows it started forever.
+    const outcome = isCancellation(err) ? 'aborted' : 'errored';
+    upsertSearchAttributes([{ key: CausewayStatus, value: outcome }]);
+    Object.assign(summary, { status: outcome, message: messageOf(err), finishedAt: new Date().toISOString() });
+    if (outcome === 'aborted') throw err;
+    throw ApplicationFailure.create({ type: FAILURE_TYPES.errored, message: summary.message ?? outcome, nonRetryable: true, details: [summary] });
+  }
+  const onWorker = stepActivities(prepared.taskQueue);
 
   const scope = new Scope();
   for (const [name, ref] of Object.entries(prepared.artifacts)) scope.setArtifact(name, ref);
+  const releaser = prepared.releasesArtifacts
+    ? new ArtifactReleaser(input.plan.plan, input.downloads, (refs, names) =>
+        // An abort must not stop a release half-way; the build's end waits for it.
+        CancellationScope.nonCancellable(() =>
+          onWorker.releaseArtifacts.executeWithOptions({ summary: `release ${names.join(', ')}` }, [{ buildId: info.workflowId, refs, names }]),
+        ),
+      )
+    : undefined;
   const ctx: BuildContext = {
     buildId: info.workflowId,
     runId: info.runId,
     plan: input.plan.name,
     workerTags: prepared.tags,
+    taskQueue: prepared.taskQueue,
     acts: onWorker,
     servicesAllocated: 0,
     status,
+    failedInParts: [],
     aborted: () => root.consideredCancelled,
     run: (step, frame) => runStep(ctx, step, frame),
-    releaser: prepared.releasesArtifacts
-      ? new ArtifactReleaser(input.plan.plan, input.downloads, (refs, names) =>
-          // An abort must not stop a release half-way; the build's end waits for it.
-          CancellationScope.nonCancellable(() =>
-            onWorker.releaseArtifacts.executeWithOptions({ summary: `release ${names.join(', ')}` }, [{ buildId: info.workflowId, refs, names }]),
-          ),
-        )
-      : undefined,
+    releaser,
   };
 
   let outcome: BuildStatus;
@@ -102,12 +120,12 @@ export async function build(raw: BuildInput): Promise<BuildSummary> {
     outcome = isCancellation(err) ? 'aborted' : 'errored';
     summary.message = messageOf(err);
   }
-  if (outcome === 'failed') summary.message = failedSteps(summary, status);
+  if (outcome === 'failed') summary.message = failedSteps(summary, status, ctx.failedInParts);
   summary.status = outcome;
   summary.finishedAt = new Date().toISOString();
 
   await CancellationScope.nonCancellable(async () => {
-    await ctx.releaser?.settled();
+    await releaser?.settled();
     // A reset (causeway retry) keeps the original run id on the start event: record the lineage.
     const retryOf = info.runId !== info.originalExecutionRunId ? [{ key: CausewayRetryOf, value: info.originalExecutionRunId }] : [];
     upsertSearchAttributes([{ key: CausewayStatus, value: outcome }, ...retryOf]);
@@ -125,7 +143,7 @@ export async function build(raw: BuildInput): Promise<BuildSummary> {
     }
   });
 
-  const result = { ...summary, steps: status.list() };
+  const result = { ...summary, steps: status.list(), parts: status.parts() };
   if (outcome === 'succeeded') return result;
   if (outcome === 'aborted') throw error;
   throw ApplicationFailure.create({
@@ -151,12 +169,17 @@ function validInput(raw: unknown): BuildInput {
   }
 }
 
-function failedSteps(summary: BuildSummary, status: StatusTracker): string {
-  // A timed-out step of any kind failed with a message saying so; a task failed with its exit code.
-  const failed = status.list().filter((s) => s.state === 'failed' && (s.kind === 'task' || s.message));
-  return failed.length > 0
-    ? `${failed.map((s) => (s.message ? `${s.name}: ${s.message}` : `${s.name} (exit ${s.exitCode ?? '?'})`)).join(', ')} failed`
-    : (summary.message ?? 'failed');
+function failedSteps(summary: BuildSummary, status: StatusTracker, inParts: string[]): string {
+  const failed = [...failedTasks(status), ...inParts];
+  return failed.length > 0 ? `${failed.join(', ')} failed` : (summary.message ?? 'failed');
+}
+
+/** Failed steps of the tracker as the build's message names them: a timed-out step of any kind with its message, a task with its exit code. */
+export function failedTasks(status: StatusTracker): string[] {
+  return status
+    .list()
+    .filter((s) => s.state === 'failed' && (s.kind === 'task' || s.message))
+    .map((s) => (s.message ? `${s.name}: ${s.message}` : `${s.name} (exit ${s.exitCode ?? '?'})`));
 }
 
 function pick(artifacts: Artifacts, names: string[]): Artifacts {

@@ -39,6 +39,11 @@ export class Scope {
   allLocals(): Record<string, unknown> {
     return { ...(this.parent?.allLocals() ?? {}), ...Object.fromEntries(this.locals) };
   }
+
+  /** What was set in this scope itself: a part's results, handed back to the scope it ran for. */
+  own(): { artifacts: Artifacts; locals: Record<string, unknown> } {
+    return { artifacts: Object.fromEntries(this.artifacts), locals: Object.fromEntries(this.locals) };
+  }
 }
 
 export interface BuildContext {
@@ -46,13 +51,17 @@ export interface BuildContext {
   runId: string;
   plan: string;
   workerTags: string[];
+  /** the build worker's own task queue, where every step activity runs */
+  taskQueue: string;
   /** step activities, bound to the build's worker */
   acts: ActivityInterfaceFor<Pick<BuildActivities, 'runTask' | 'loadVar' | 'startService' | 'probeService' | 'superviseService' | 'stopService'>>;
   /** frees producers' artifacts once nothing can read them; absent when the runtime keeps them anyway */
-  releaser?: ArtifactReleaser;
+  releaser?: Pick<ArtifactReleaser, 'produced' | 'stepEnded'>;
   /** services given an address so far in this build: the next one's index (see serviceHost) */
   servicesAllocated: number;
   status: StatusTracker;
+  /** failed tasks reported by child workflows (parts), for the build's message */
+  failedInParts: string[];
   /**
    * Runs a child step with its modifiers (step.ts's runStep). Composite steps recurse through
    * here, as Concourse's run state does, so no step kind's file imports step.ts (no cycle).
@@ -75,7 +84,7 @@ export interface Frame {
 
 export interface Deadline {
   expired: boolean;
-  /** when it expires (workflow time, epoch ms): a step's activity tells a timeout from an abort by it */
+  /** when it expires (workflow time, epoch ms): a step's activity, and a part (child workflow), tell a timeout from an abort by it */
   at: number;
 }
 

@@ -1,12 +1,14 @@
 import type { InParallelStep } from '../schemas/compiled';
 import type { BuildContext, Frame } from './context';
-import { runPool } from './pool';
+import { stepsSource, runList } from './fanout';
 
-/** `in_parallel`: every step at once (or `limit` at a time); succeeds when all succeed. */
+/** `in_parallel`: every step at once (or `limit` at a time); succeeds when all succeed. A big one runs in child workflows. */
 export async function runInParallel(ctx: BuildContext, step: InParallelStep, frame: Frame): Promise<boolean> {
-  return runPool(
+  return runList(
     ctx,
-    { count: step.steps.length, limit: step.limit ?? step.steps.length, failFast: step.failFast },
+    frame,
+    stepsSource(step),
+    { limit: step.limit ?? step.steps.length, failFast: step.failFast },
     (i) => ctx.run(step.steps[i], { ...frame, parent: step.id }),
     (i) => ctx.status.skip(step.steps[i], step.id),
   );

@@ -1,2 +1,3 @@
 // The workflow bundle's entry point: every workflow type the worker registers.
 export { build } from './build';
+export { buildPart } from './part';

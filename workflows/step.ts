@@ -23,18 +23,19 @@ import { runTry } from './try';
 export async function runStep(ctx: BuildContext, step: Step, frame: Frame): Promise<boolean> {
   ctx.status.register(step, frame.parent, step.id, frame.scope.allLocals());
   try {
-    return await withHooks(ctx, step, frame, () =>
-      withAcross(ctx, step, frame, (iteration, iterationFrame) =>
-        withServices(ctx, iteration, iterationFrame, (servicesFrame) =>
-          withAttempts(ctx, iteration, servicesFrame, (attemptFrame) =>
-            withTimeout(ctx, iteration, attemptFrame, (timeoutFrame) => runCore(ctx, iteration, timeoutFrame)),
-          ),
-        ),
-      ),
-    );
+    return await withHooks(ctx, step, frame, () => withAcross(ctx, step, frame, (iteration, iterationFrame) => runIteration(ctx, iteration, iterationFrame)));
   } finally {
     ctx.releaser?.stepEnded(step.id);
   }
+}
+
+/** One iteration of a step (the step itself when it has no `across`): services, attempts, timeout, the step. */
+export function runIteration(ctx: BuildContext, iteration: Step, frame: Frame): Promise<boolean> {
+  return withServices(ctx, iteration, frame, (servicesFrame) =>
+    withAttempts(ctx, iteration, servicesFrame, (attemptFrame) =>
+      withTimeout(ctx, iteration, attemptFrame, (timeoutFrame) => runCore(ctx, iteration, timeoutFrame)),
+    ),
+  );
 }
 
 function runCore(ctx: BuildContext, step: Step, frame: Frame): Promise<boolean> {

@@ -1,15 +1,18 @@
 import type { Command } from 'commander';
 import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
-import { outcomeOf } from '../../common/build-client';
+import { buildStatusOf, outcomeOf, statusClause } from '../../common/build-client';
 import { CausewayPlan, CausewayRetryOf, CausewayStatus } from '../../common/search-attributes';
 import { BUILD_WORKFLOW, type BuildSummary } from '../../schemas/build';
+import { expandParts } from '../../common/build-status';
 import { openSession, type Session } from '../connect';
 import { CliError, formatDuration, paint, printJson, table } from '../output';
-import { renderSteps } from '../render';
+import { renderStepCounts, renderSteps } from '../render';
 import { whyWaiting } from '../waiting';
 
 /** A running build's `status` query is answered by a worker; past this, say why none did. */
 const QUERY_DEADLINE_MS = 5000;
+/** Steps `causeway status` lists by default; beyond, counts by state and the steps that did not succeed. */
+const STEPS_LISTED = 200;
 
 /** A build's Temporal description, or a clear "no such build". */
 export async function describeBuild(handle: WorkflowHandle): Promise<WorkflowExecutionDescription> {
@@ -45,13 +48,13 @@ export function registerBuilds(program: Command): void {
       const session = await openSession({ autoStart: false });
       try {
         const clauses = [`WorkflowType = '${BUILD_WORKFLOW}'`];
-        if (opts.status) clauses.push(`CausewayStatus = '${opts.status}'`);
+        if (opts.status) clauses.push(statusClause(opts.status as keyof typeof STATUS_COLORS));
         if (opts.plan) clauses.push(`CausewayPlan = '${opts.plan.replace(/'/g, "\\'")}'`);
         const rows = [['BUILD', 'RUN', 'PLAN', 'STATUS', 'STARTED', 'DURATION', 'LINEAGE']];
         const builds: object[] = [];
         for await (const wf of session.client.workflow.list({ query: clauses.join(' AND '), pageSize: opts.limit })) {
           if (builds.length >= opts.limit) break;
-          const status = wf.typedSearchAttributes.get(CausewayStatus) ?? wf.status.name.toLowerCase();
+          const status = buildStatusOf(wf.typedSearchAttributes.get(CausewayStatus), wf.status.name);
           const color = STATUS_COLORS[status as keyof typeof STATUS_COLORS];
           const end = wf.closeTime ?? new Date();
           const retryOf = wf.typedSearchAttributes.get(CausewayRetryOf);
@@ -87,24 +90,29 @@ export function registerBuilds(program: Command): void {
     .description("show a build's step tree: each step's state, attempts and exit code")
     .argument('<build>', 'build id')
     .option('--json', "print the step tree as JSON: the `status` query's answer (docs/schemas/build-result.v1.json)")
+    .option('--all', `list every step even when there are more than ${STEPS_LISTED}`)
     .addHelpText(
       'after',
       `
 A finished build's tree is read from its history; a running build's comes from its worker
 (the \`status\` query), and when no worker answers within ${QUERY_DEADLINE_MS / 1000} s the command says why and exits 2.
+A big build's lists run in child workflows (parts): their steps are asked of them. Above
+${STEPS_LISTED} steps the command prints counts by state and the steps that did not succeed.
 
-Example:
-  causeway status build-3f2c…`,
+Examples:
+  causeway status build-3f2c…
+  causeway status --all build-3f2c…`,
     )
-    .action(async (buildId: string, opts: { json?: boolean }) => {
+    .action(async (buildId: string, opts: { json?: boolean; all?: boolean }) => {
       const session = await openSession({ autoStart: false });
       try {
         const handle = session.client.workflow.getHandle(buildId);
         const info = await describeBuild(handle);
-        const summary = info.closeTime ? await summaryFromResult(handle) : await queryStatus(session, handle);
+        const own = info.closeTime ? await summaryFromResult(handle) : await queryStatus(session, handle);
+        const summary = await expandParts(session.client, own);
         if (opts.json) return printJson(summary);
         console.log(`${paint('bold', buildId)} ${summary.plan}: ${summary.status}${summary.message ? ` — ${summary.message}` : ''}`);
-        console.log(renderSteps(summary.steps));
+        console.log(opts.all || summary.steps.length <= STEPS_LISTED ? renderSteps(summary.steps) : renderStepCounts(summary.steps, STEPS_LISTED));
       } finally {
         await session.close();
       }

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { newBuildId } from '../../common/build-client';
 import { loadPlan, loadVarFiles, parseVarFlags } from '../../schemas';
+import { unusedArtifactFlags } from '../../schemas/checks';
 import { openSession } from '../connect';
 import { submitAndFollow } from '../follow';
 import { collect, exitWith } from '../main-helpers';
@@ -39,6 +40,8 @@ Examples:
       const plan = loadPlan({ file: planFile, job: opts.job, vars });
       const inputs = parseArtifactFlags(opts.input, '-i');
       const outputs = parseArtifactFlags(opts.output, '-o');
+      const unused = unusedArtifactFlags(plan, Object.keys(inputs), Object.keys(outputs));
+      if (unused?.length) throw new CliError(unused.join('\n'), 'check the names against the plan’s task inputs and outputs (after input_mapping/output_mapping)');
       const session = await openSession({ autoStart: true });
       try {
         exitWith(await submitAndFollow(session, { plan, buildId: newBuildId(), inputs, outputs, detach: Boolean(opts.detach), json: Boolean(opts.json), showServices: opts.services !== false }));

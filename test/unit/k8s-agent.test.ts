@@ -20,7 +20,16 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(producer, 'out', 'a.txt'), 'hello\n');
   fs.writeFileSync(path.join(producer, 'out', 'sub', 'b.bin'), Buffer.from([0, 1, 2, 255]));
   fs.writeFileSync(path.join(producer, 'secret.txt'), 'not an output\n');
-  ({ server, done } = await serve({ workdir: producer, token, outputs: [{ name: 'binaries', path: 'out' }], port: 0, host: '127.0.0.1' }));
+  // What a hostile task leaves in its outputs: symlinks out of them, and an output that is a symlink to /.
+  fs.symlinkSync('../secret.txt', path.join(producer, 'out', 'escape'));
+  fs.symlinkSync('/etc/hostname', path.join(producer, 'out', 'absolute'));
+  fs.symlinkSync('sub/b.bin', path.join(producer, 'out', 'inner'));
+  fs.symlinkSync('/', path.join(producer, 'rooted'));
+  const outputs = [
+    { name: 'binaries', path: 'out' },
+    { name: 'rooted', path: 'rooted' },
+  ];
+  ({ server, done } = await serve({ workdir: producer, token, outputs, port: 0, host: '127.0.0.1' }));
   base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 });
 
@@ -62,6 +71,18 @@ test('?file= answers one file of a declared output, and 404 names what is missin
   expect((await fetch(`${base}/artifacts/out?file=..%2Fsecret.txt`, { headers: auth })).status).toBe(400);
   expect((await fetch(`${base}/artifacts/out?file=a.txt`)).status).toBe(401);
   expect((await fetch(`${base}/artifacts/secret.txt?file=x`, { headers: auth })).status).toBe(404);
+});
+
+test('a symlink out of an output is refused; one inside it is followed', async () => {
+  const auth = { authorization: `Bearer ${token}` };
+  const escape = await fetch(`${base}/artifacts/out?file=escape`, { headers: auth });
+  expect([escape.status, await escape.text()]).toEqual([400, 'file escape is a symlink that leaves output out\n']);
+  expect((await fetch(`${base}/artifacts/out?file=absolute`, { headers: auth })).status).toBe(400);
+  const inner = await fetch(`${base}/artifacts/out?file=inner`, { headers: auth });
+  expect([...new Uint8Array(await inner.arrayBuffer())]).toEqual([0, 1, 2, 255]);
+  const rooted = await fetch(`${base}/artifacts/rooted`, { headers: auth });
+  expect([rooted.status, await rooted.text()]).toEqual([400, 'output directory rooted is a symlink that leaves the work directory\n']);
+  expect((await fetch(`${base}/artifacts/rooted?file=etc%2Fhostname`, { headers: auth })).status).toBe(400);
 });
 
 test('the fetcher’s error carries the server’s one-line reason', async () => {

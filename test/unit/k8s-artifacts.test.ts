@@ -75,7 +75,8 @@ describe('the upload server', () => {
     expect((await fetch(url)).status).toBe(401);
     expect((await fetch(url, { headers: { authorization: `Bearer ${'d'.repeat(64)}` } })).status).toBe(401);
     const unknown = await fetch(`${base}/uploads/build-other/src`, { headers: { authorization: `Bearer ${token}` } });
-    expect([unknown.status, await unknown.text()]).toEqual([404, 'build build-other has no artifact token\n']);
+    // The same answer as a wrong token: the server does not say which build ids exist.
+    expect([unknown.status, await unknown.text()]).toEqual([401, 'bad or missing token\n']);
     expect((await fetch(`${base}/uploads/${buildId}/..%2F..%2Fetc`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
     expect((await fetch(`${base}/uploads/${buildId}`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
     expect((await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status).toBe(404);

@@ -111,15 +111,14 @@ export class Uploads {
       res.writeHead(401).end('bad or missing token\n');
       return;
     }
-    let token: string;
+    // An unknown build gets the same answer as a wrong token: a stranger must not learn which build ids exist.
+    let token: string | undefined;
     try {
       token = await this.o.token(buildId);
     } catch (err) {
       if (!(err instanceof StepErrored)) throw err;
-      res.writeHead(404).end(`${err.message}\n`);
-      return;
     }
-    if (!sameToken(req.headers.authorization, token)) {
+    if (token === undefined || !sameToken(req.headers.authorization, token)) {
       res.writeHead(401).end('bad or missing token\n');
       return;
     }

@@ -3,14 +3,13 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import { BuildPublisher, publishLog } from '../../../common/nats';
+import { BuildPublisher } from '../../../common/nats';
 import { interpolateServices, serviceEnv, type ServiceAddress } from '../../../common/services';
 import type { ServiceConfig } from '../../../schemas/compiled';
-import { subjects, type LogStreamName } from '../../../schemas/messages';
+import { subjects } from '../../../schemas/messages';
 import { parseServiceConfig, PROBE_DEFAULTS } from '../../../schemas/services';
 import { copyArtifact, safeJoin } from '../../artifacts';
 import type { ActivityDeps } from '../../deps';
@@ -73,17 +72,15 @@ function failed(message: string): ApplicationFailure {
 
 /** Publishes a service's output on its own subject; StepLog does the offsets and message ids. */
 class ServiceLogPublisher extends BuildPublisher {
-  private readonly jsc: JetStreamClient;
   constructor(
     nc: NatsConnection,
     private readonly subject: string,
   ) {
     super(nc);
-    this.jsc = jetstream(nc);
   }
 
-  override async log(_buildId: string, _stepId: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<void> {
-    await publishLog(this.jsc, this.subject, stream, data, msgId);
+  protected override logSubject(): string {
+    return this.subject;
   }
 }
 

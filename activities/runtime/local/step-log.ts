@@ -13,10 +13,14 @@ export interface LogOffsets {
 }
 
 /**
- * Copies a step's stdout/stderr files to NATS byte for byte. Offsets only move after
- * JetStream acknowledged a chunk, and every chunk's message id is its byte offset, so
- * a retried activity resuming from an older offset re-sends nothing JetStream keeps twice.
- * While NATS is unreachable the files are the buffer.
+ * Copies a step's stdout/stderr files to NATS byte for byte, each byte exactly once, from any
+ * resume point. Every chunk's message id is its start offset; offsets only move after JetStream
+ * acknowledged a chunk, and by the length of the chunk JetStream holds under that id. A retried
+ * activity resumes from its last heartbeat, which can lag what was acknowledged: its first chunk
+ * is then longer than the one already held under the same id, JetStream drops it as a duplicate,
+ * and the writer continues after the held one (see BuildPublisher.logPiece). So the log is a
+ * chain of chunks, each starting where the previous ended, whatever the crash. That holds within
+ * JetStream's duplicate window (ensureBuildStream). While NATS is unreachable the files are the buffer.
  */
 export class StepLog {
   constructor(
@@ -67,8 +71,8 @@ export class StepLog {
         const { bytesRead } = await handle.read(buf, 0, CHUNK, this.offsets[stream]);
         if (bytesRead === 0) break;
         const offset = this.offsets[stream];
-        await this.publisher.log(this.buildId, this.stepId, stream, buf.subarray(0, bytesRead), `${this.runName}/${stream}/${offset}`);
-        this.offsets[stream] = offset + bytesRead;
+        const held = await this.publisher.logPiece(this.buildId, this.stepId, stream, buf.subarray(0, bytesRead), `${this.runName}/${stream}/${offset}`);
+        this.offsets[stream] = offset + held;
         sent = true;
       }
     } finally {

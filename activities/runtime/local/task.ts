@@ -9,6 +9,7 @@ import { parseTaskConfig } from '../../../schemas';
 import { interpolateServices, serviceEnv } from '../../../common/services';
 import { copyArtifact, safeJoin } from '../../artifacts';
 import { paths, STEP_CONFIG_ERROR, type ActivityDeps } from '../../deps';
+import { asPermanent } from '../../permanent';
 import type { Artifacts, RunTaskRequest, RunTaskResult } from '../../types';
 import { inNetwork, writeHosts } from './network';
 import { applyMemoryLimit, removeCgroup, wasOomKilled, type MemoryLimit } from './limits';
@@ -41,7 +42,12 @@ function configError(message: string): ApplicationFailure {
 export async function runLocalTask(deps: ActivityDeps, req: RunTaskRequest): Promise<RunTaskResult> {
   const ctx = Context.current();
   const { step } = req;
-  const dir = paths.step(deps.home, req.buildId, req.runId, step.id, req.runKey);
+  let dir: string;
+  try {
+    dir = paths.step(deps.home, req.buildId, req.runId, step.id, req.runKey);
+  } catch (err) {
+    throw asPermanent(err, `task ${step.task}`);
+  }
   const runName = `${req.runId}/${step.id}/${req.runKey}`;
   const resumed = ctx.info.heartbeatDetails as LogOffsets | undefined;
   const log = new StepLog(deps.publisher, req.buildId, step.id, dir, runName, resumed ?? undefined);
@@ -73,7 +79,9 @@ async function runAttached(deps: ActivityDeps, ctx: Context, req: RunTaskRequest
       `${runName}/started`,
     );
     try {
-      spec = await prepare(deps, req, dir, log);
+      spec = await prepare(deps, req, dir, log).catch((err: unknown) => {
+        throw asPermanent(err, `task ${step.task}`);
+      });
     } catch (err) {
       await announced;
       // Only a final error ends the step here; a retryable one will start it again.
@@ -95,6 +103,8 @@ async function runAttached(deps: ActivityDeps, ctx: Context, req: RunTaskRequest
       env: { ...serviceEnv(req.services ?? {}), ...envFor(step, spec.config, dir), ...run.env },
       cgroupProcs: spec.memory?.procsFile,
       prelude: spec.memory?.prelude,
+    }).catch((err: unknown) => {
+      throw asPermanent(err, `task ${step.task}: cannot start ${spec.config.run.path}`);
     });
     await announced;
     // After the start, so the note's NATS round trip does not delay the step.
@@ -239,7 +249,7 @@ async function prepare(deps: ActivityDeps, req: RunTaskRequest, dir: string, log
   }
 
   for (const cache of config.caches) {
-    const target = path.join(paths.cache(deps.home, req.plan, step.id), cache.path);
+    const target = safeJoin(paths.cache(deps.home, req.plan, step.id), cache.path);
     await fs.mkdir(target, { recursive: true });
     const at = safeJoin(work, cache.path);
     await fs.mkdir(path.dirname(at), { recursive: true });

@@ -1,0 +1,217 @@
+// Big builds on the local runtime: an `across` of N trivial tasks, all in flight
+// (max_in_flight: all) or one at a time, for N = 1,000 / 5,000 / 10,000. Big lists run in
+// child workflows (workflows/fanout.ts); this measures steps per second end to end and the
+// peak memory of the process running the worker. Prints a table and writes its section of
+// BENCHMARKS.md.
+//
+//   npm run bench:fanout -- [--runs all:1000,all:5000,all:10000,sequential:1000,...] [--out BENCHMARKS.md]
+//
+// The default runs every size both ways; a sequential 10,000 takes half an hour on a loaded
+// 2-core machine, so pick runs with --runs there.
+//
+// Self-contained: it starts its own in-memory Temporal dev server and nats-server on free
+// ports of 127.0.0.1 and one in-process Causeway local worker, and stops them at the end,
+// on error and on Ctrl-C.
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Client, Connection } from '@temporalio/client';
+import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
+import pino from 'pino';
+import { freePort, repoRoot, startStack, stopStack } from '../cli/dev/stack';
+import { awaitBuild, startBuild } from '../common/build-client';
+import { fullStatus } from '../common/build-status';
+import { compilePlan } from '../schemas';
+import { startLocalWorker, type RunningWorker } from '../workers/local';
+import { loadavg, machine, writeSection } from './report';
+
+const MARK_START = '<!-- bench:fanout:start -->';
+const MARK_END = '<!-- bench:fanout:end -->';
+
+type Mode = 'all' | 'sequential';
+
+interface Options {
+  runs: { mode: Mode; steps: number }[];
+  out: string;
+}
+
+interface Row {
+  mode: Mode;
+  steps: number;
+  status: string;
+  seconds: number;
+  parts: number;
+  peakRssMiB: number;
+  statusSeconds: number;
+  load: string;
+}
+
+function parseArgs(argv: string[]): Options {
+  const sizes = [1000, 5000, 10000];
+  const opts: Options = {
+    runs: (['all', 'sequential'] as Mode[]).flatMap((mode) => sizes.map((steps) => ({ mode, steps }))),
+    out: path.join(repoRoot(__dirname), 'BENCHMARKS.md'),
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const [flag, inline] = argv[i].split('=', 2);
+    const value = () => {
+      const v = inline ?? argv[++i];
+      if (v === undefined) throw new Error(`${flag} needs a value`);
+      return v;
+    };
+    if (flag === '--runs') {
+      opts.runs = value()
+        .split(',')
+        .map((run) => {
+          const [mode, n] = run.split(':');
+          const steps = Number(n);
+          if ((mode !== 'all' && mode !== 'sequential') || !Number.isInteger(steps) || steps < 1) {
+            throw new Error(`--runs takes MODE:STEPS items (MODE all or sequential), e.g. all:1000,sequential:1000; got ${run}`);
+          }
+          return { mode: mode as Mode, steps };
+        });
+    } else if (flag === '--out') opts.out = path.resolve(value());
+    else if (flag === '--help' || flag === '-h') {
+      console.log('usage: node dist/bench/fanout.js [--runs all:1000,all:5000,all:10000,sequential:1000] [--out FILE=BENCHMARKS.md]');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${argv[i]}`);
+  }
+  return opts;
+}
+
+/** Peak resident memory of this process since the last reset, in MiB (Linux: VmHWM, reset through clear_refs). */
+function peakRss(): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) / 1024 : process.memoryUsage().rss / 2 ** 20;
+}
+
+function resetPeakRss(): void {
+  try {
+    fs.writeFileSync('/proc/self/clear_refs', '5');
+  } catch {
+    // Not Linux, or not allowed: the peak then covers the whole run so far.
+  }
+}
+
+function planYaml(mode: Mode, steps: number): string {
+  const task = { task: 'each', config: { platform: 'linux', run: { path: 'true' } } };
+  const across = [{ var: 'i', values: Array.from({ length: steps }, (_, i) => i), max_in_flight: mode === 'all' ? 'all' : 1 }];
+  return `plan:\n- ${JSON.stringify({ ...task, across })}\n`;
+}
+
+async function runOne(client: Client, taskQueue: string, mode: Mode, steps: number, progress: (m: string) => void): Promise<Row> {
+  resetPeakRss();
+  const plan = compilePlan({ text: planYaml(mode, steps), file: `fanout-${mode}-${steps}.yml` });
+  const started = performance.now();
+  const handle = await startBuild(client, { plan, taskQueue });
+  const outcome = await awaitBuild(handle);
+  const seconds = (performance.now() - started) / 1000;
+  const peakRssMiB = peakRss();
+  const statusStarted = performance.now();
+  const status = await fullStatus(client, handle.workflowId);
+  const statusSeconds = (performance.now() - statusStarted) / 1000;
+  const row = { mode, steps, status: outcome.status, seconds, parts: status.parts?.length ?? 0, peakRssMiB, statusSeconds, load: loadavg() };
+  progress(`${mode} ${steps}: ${outcome.status} in ${seconds.toFixed(1)} s (${(steps / seconds).toFixed(1)} steps/s), ${row.parts} parts, peak ${peakRssMiB.toFixed(0)} MiB, status in ${statusSeconds.toFixed(1)} s`);
+  return row;
+}
+
+function table(rows: Row[]): string {
+  const lines = [
+    '| max_in_flight | steps | result | wall time | steps/s | child workflows | worker peak RSS | `status` (whole tree) | load average during |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const r of rows) {
+    lines.push(
+      `| ${r.mode === 'all' ? 'all' : '1'} | ${r.steps} | ${r.status} | ${r.seconds.toFixed(1)} s | ${(r.steps / r.seconds).toFixed(1)} | ${r.parts} | ${r.peakRssMiB.toFixed(0)} MiB | ${r.statusSeconds.toFixed(1)} s | ${r.load} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+function section(info: Record<string, string>, rows: Row[]): string {
+  return [
+    MARK_START,
+    '## Big fan-out (`npm run bench:fanout`)',
+    '',
+    `An \`across\` of N trivial tasks (\`true\`) on the local runtime, all in flight or one at a time. Lists past 500 activities run in child workflows of at most 1,000 (workflows/fanout.ts), so every history stays far from Temporal's limits. Peak RSS is the bench process's (it holds the worker, whose activities spawn the steps, and the client). \`status\` is the time \`causeway status\` needs for the whole tree (common/build-status.ts).`,
+    '',
+    `Machine: ${info.cpus} CPUs, ${info.memory}, ${info.os}, Node ${info.node}, Temporal CLI ${info.temporal}; ${info.date}. **The machine was shared with seven other engineers' builds and tests while this ran** (load average at start: ${info.load}, per row in the table): the figures are lower bounds of what a quiet machine does.`,
+    '',
+    table(rows),
+    MARK_END,
+  ].join('\n');
+}
+
+async function main(): Promise<void> {
+  const opts = parseArgs(process.argv.slice(2));
+  const progress = (message: string) => console.error(`[bench] ${message}`);
+  Runtime.install({ logger: new DefaultLogger('WARN') });
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-bench-fanout-'));
+  let stackStarted = false;
+  let worker: RunningWorker | undefined;
+  let connection: Connection | undefined;
+  const cleanup = async () => {
+    await worker?.shutdown().catch((err) => progress(`worker shutdown: ${(err as Error).message}`));
+    worker = undefined;
+    await connection?.close().catch(() => undefined);
+    if (stackStarted) await stopStack(home);
+    stackStarted = false;
+    fs.rmSync(home, { recursive: true, force: true });
+  };
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = true;
+    progress(`${signal}: stopping the stack`);
+    void cleanup().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+
+  try {
+    const ports = { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() };
+    const stack = await startStack({ home, persistent: false, startWorker: false, ports, log: progress });
+    stackStarted = true;
+    const info = machine(stack);
+    progress('bundling workflow code');
+    const silent = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+    const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: silent });
+    const id = randomUUID().slice(0, 8);
+    const taskQueue = `bench-fanout-${id}`;
+    worker = await startLocalWorker({
+      temporalAddress: stack.temporal.address,
+      namespace: 'default',
+      natsUrl: stack.nats.url,
+      home,
+      name: `bench-${id}`,
+      taskQueue,
+      logMaxAgeSeconds: 3600,
+      workflowBundle,
+      log: pino({ level: 'warn' }),
+    });
+    connection = await Connection.connect({ address: stack.temporal.address });
+    const client = new Client({ connection });
+
+    const rows: Row[] = [];
+    for (const run of opts.runs) {
+      rows.push(await runOne(client, taskQueue, run.mode, run.steps, progress));
+      // After every run: a long benchmark stopped half-way still leaves what it measured.
+      writeSection(opts.out, { start: MARK_START, end: MARK_END }, section(info, rows));
+    }
+    console.log(`\nBig fan-out (${info.cpus} CPUs, Node ${info.node}, Temporal CLI ${info.temporal}, load ${info.load})\n`);
+    console.log(table(rows));
+    console.log(`\nwrote ${opts.out}`);
+  } finally {
+    await cleanup();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,206 @@
+// Checks that fail a plan before its build starts, for what would otherwise fail inside the
+// engine where no retry can help: paths that leave their directory, names that are not one
+// path segment, step ids too long for a file name, environments too large for a process,
+// payloads too large for Temporal, bytes that are not UTF-8.
+import path from 'node:path';
+import type { CompiledPlan, Step, TaskConfig } from './compiled';
+import { PlanError, type Path, type Source } from './errors';
+
+/** Temporal's default limit on one payload (the server's blob size limit); the whole plan travels in one. */
+export const TEMPORAL_PAYLOAD_LIMIT = 2 * 1024 * 1024;
+/** Linux's MAX_ARG_STRLEN (32 pages): the longest single environment variable or argument a process accepts. */
+export const MAX_ARG_STRLEN = 32 * 4096;
+/**
+ * What a step's environment and arguments may take together: Linux's ARG_MAX is a quarter of
+ * the default 8 MB stack, and the engine adds variables of its own.
+ */
+export const MAX_ARGS_TOTAL = 1024 * 1024;
+/** A step id (with `.across.<i>` parts added at run time) names a directory: at most NAME_MAX bytes. */
+export const MAX_STEP_ID = 255;
+/** What `.across.<i>.<j>` adds to the id of an across step's iterations, per var, when the count is not known yet. */
+const ACROSS_ID_WORST = '.across'.length;
+const ACROSS_INDEX_WORST = '.99999'.length;
+
+export function formatBytes(n: number): string {
+  if (n >= 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1)} MB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${n} bytes`;
+}
+
+/** Why `name` cannot name an artifact, a plan or a cache (it becomes one directory name), or undefined. */
+export function nameProblem(name: string): string | undefined {
+  if (name === '.' || name === '..') return `\`${name}\` is not a name: it would mean another directory`;
+  if (name.includes('/')) return `\`${name}\` contains \`/\`: a name becomes one directory name`;
+  if (name.includes('\0')) return 'a name must not contain a NUL byte';
+  if (Buffer.byteLength(name) > MAX_STEP_ID) return `a name is at most ${MAX_STEP_ID} bytes (it becomes a directory name); this one is ${Buffer.byteLength(name)}`;
+  return undefined;
+}
+
+/** Why `p` (relative to the step's working directory) would reach outside it, or undefined. */
+export function relativePathProblem(p: string): string | undefined {
+  if (p.includes('\0')) return 'a path must not contain a NUL byte';
+  if (path.posix.isAbsolute(p)) return `\`${p}\` is absolute; paths are relative to the task's working directory`;
+  const normal = path.posix.normalize(p);
+  if (normal === '..' || normal.startsWith('../')) return `\`${p}\` leaves the task's working directory`;
+  return undefined;
+}
+
+/** Artifact names and the paths of a task config's inputs, outputs, caches and `run.dir`; its environment's size. */
+export function checkTaskConfig(src: Source, c: TaskConfig, at: Path): void {
+  const lists = [
+    ['inputs', c.inputs],
+    ['outputs', c.outputs],
+  ] as const;
+  for (const [key, list] of lists) {
+    list.forEach((item, i) => {
+      const bad = nameProblem(item.name);
+      if (bad) src.add([...at, key, i, 'name'], bad);
+      const badPath = item.path === undefined ? undefined : relativePathProblem(item.path);
+      if (badPath) src.add([...at, key, i, 'path'], badPath);
+    });
+  }
+  c.caches.forEach((cache, i) => {
+    const bad = relativePathProblem(cache.path);
+    if (bad) src.add([...at, 'caches', i, 'path'], bad);
+    else if (path.posix.normalize(`${cache.path}/`) === './') src.add([...at, 'caches', i, 'path'], 'a cache cannot be the whole working directory; name a directory inside it');
+  });
+  const dir = c.run.dir === undefined ? undefined : relativePathProblem(c.run.dir);
+  if (dir) src.add([...at, 'run', 'dir'], dir);
+  checkEnvironment(src, c.params, [...at, 'params']);
+  c.run.args.forEach((arg, i) => {
+    if (Buffer.byteLength(arg) >= MAX_ARG_STRLEN) {
+      src.add([...at, 'run', 'args', i], `this argument is ${formatBytes(Buffer.byteLength(arg))}; a process accepts at most ${formatBytes(MAX_ARG_STRLEN)} per argument: pass large data as a file in an input (-i)`);
+    }
+  });
+}
+
+/** Each variable of an environment against MAX_ARG_STRLEN (a `NAME=value` string). */
+function checkEnvironment(src: Source, env: Record<string, string>, at: Path): void {
+  for (const [name, value] of Object.entries(env)) {
+    const size = Buffer.byteLength(name) + 1 + Buffer.byteLength(value);
+    if (size >= MAX_ARG_STRLEN) src.add([...at, name], envProblem(name, size));
+  }
+}
+
+function envProblems(env: Record<string, string>): string[] {
+  return Object.entries(env).flatMap(([name, value]) => {
+    const size = Buffer.byteLength(name) + 1 + Buffer.byteLength(value);
+    return size >= MAX_ARG_STRLEN ? [envProblem(name, size)] : [];
+  });
+}
+
+function envProblem(name: string, size: number): string {
+  return `param \`${name}\` is ${formatBytes(size)}; a process accepts at most ${formatBytes(MAX_ARG_STRLEN)} per environment variable: pass large data as a file in an input (-i)`;
+}
+
+/** An issue at a step's line, for checks of the compiled plan (whose steps keep their line, not their YAML path). */
+function addAtLine(src: Source, line: number, where: string, message: string): void {
+  src.issues.push({ file: src.file, line, column: 1, path: where, message });
+}
+
+function envSize(env: Record<string, string>): number {
+  return Object.entries(env).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v) + 2, 0);
+}
+
+/** Every step of `step`'s tree, with what `across` adds to its id at run time. */
+function* walk(step: Step, extra = 0): Generator<{ step: Step; extra: number }> {
+  const own = step.across ? extra + ACROSS_ID_WORST + step.across.vars.length * ACROSS_INDEX_WORST : extra;
+  yield { step, extra: own };
+  const children: Step[] = [];
+  if (step.kind === 'do' || step.kind === 'in_parallel') children.push(...step.steps);
+  if (step.kind === 'try') children.push(step.step);
+  for (const hook of Object.values(step.hooks ?? {})) if (hook) children.push(hook);
+  // Hooks wrap across, so they do not get its suffix; the step's own children do.
+  for (const child of children) yield* walk(child, Object.values(step.hooks ?? {}).includes(child) ? extra : own);
+}
+
+/** Checks of the whole compiled plan; issues go to `src` at each step's line. */
+export function checkPlan(src: Source, plan: CompiledPlan, namePath: Path): void {
+  const bad = nameProblem(plan.name);
+  if (bad) src.add(namePath, `plan name: ${bad}`);
+  for (const { step, extra } of walk(plan.plan)) {
+    const length = Buffer.byteLength(step.id) + extra;
+    if (length > MAX_STEP_ID) {
+      addAtLine(src, step.line ?? 1, step.id, `steps nested too deeply: this step's id is ${length} bytes${extra ? ' with its across indices' : ''}, and a step id becomes a directory name of at most ${MAX_STEP_ID} bytes; nest fewer do/try/in_parallel levels`);
+      return; // every step below is deeper still: one message says it
+    }
+    if (step.kind !== 'task') continue;
+    for (const problem of envProblems(step.params)) addAtLine(src, step.line ?? 1, `${step.id}.params`, problem);
+    if (!step.config) continue;
+    const total = envSize({ ...step.config.params, ...step.params }) + step.config.run.args.reduce((n, a) => n + Buffer.byteLength(a) + 1, 0);
+    if (total > MAX_ARGS_TOTAL) {
+      addAtLine(src, step.line ?? 1, step.id, `task \`${step.task}\`: its params and arguments take ${formatBytes(total)}; a process accepts at most about ${formatBytes(MAX_ARGS_TOTAL)} of environment and arguments together: pass large data as a file in an input (-i)`);
+    }
+  }
+}
+
+/** The compiled plan against Temporal's payload limit: it is the build workflow's input. */
+export function checkPayloadSize(plan: CompiledPlan): void {
+  const size = Buffer.byteLength(JSON.stringify(plan));
+  if (size <= TEMPORAL_PAYLOAD_LIMIT) return;
+  throw new PlanError([
+    {
+      file: plan.source,
+      line: 1,
+      column: 1,
+      path: '',
+      message: `the plan is ${formatBytes(size)} once vars are filled in; Temporal accepts at most ${formatBytes(TEMPORAL_PAYLOAD_LIMIT)} per payload: move large data into an input with -i`,
+    },
+  ]);
+}
+
+/** Vars against Temporal's payload limit, named, before they are buried in the plan. */
+export function varProblems(vars: Record<string, unknown>): string[] {
+  return Object.entries(vars).flatMap(([name, value]) => {
+    const size = Buffer.byteLength(typeof value === 'string' ? value : JSON.stringify(value) ?? '');
+    return size > TEMPORAL_PAYLOAD_LIMIT ? [`var \`${name}\` is ${formatBytes(size)}; Temporal accepts at most ${formatBytes(TEMPORAL_PAYLOAD_LIMIT)} per payload: move large data into an input with -i`] : [];
+  });
+}
+
+/**
+ * Decodes a file as strict UTF-8: invalid bytes are an error with their line and column,
+ * instead of silently becoming U+FFFD in a command or a param.
+ */
+export function decodeUtf8(bytes: Buffer, file: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    const bad = firstInvalidUtf8(bytes);
+    const before = bytes.subarray(0, bad);
+    const line = before.filter((b) => b === 0x0a).length + 1;
+    const column = new TextDecoder().decode(before.subarray(before.lastIndexOf(0x0a) + 1)).length + 1;
+    throw new PlanError([{ file, line, column, path: '', message: `invalid UTF-8 (byte 0x${bytes[bad].toString(16).padStart(2, '0')} at offset ${bad}): save the file as UTF-8` }]);
+  }
+}
+
+/** Where the first byte that is not UTF-8 is (lead bytes, continuations, overlongs, surrogates, beyond U+10FFFF). */
+function firstInvalidUtf8(b: Buffer): number {
+  const cont = (i: number, lo = 0x80, hi = 0xbf) => i < b.length && b[i] >= lo && b[i] <= hi;
+  for (let i = 0; i < b.length; ) {
+    const c = b[i];
+    let n: number;
+    if (c < 0x80) n = 1;
+    else if (c >= 0xc2 && c <= 0xdf && cont(i + 1)) n = 2;
+    else if (c >= 0xe0 && c <= 0xef && cont(i + 1, c === 0xe0 ? 0xa0 : 0x80, c === 0xed ? 0x9f : 0xbf) && cont(i + 2)) n = 3;
+    else if (c >= 0xf0 && c <= 0xf4 && cont(i + 1, c === 0xf0 ? 0x90 : 0x80, c === 0xf4 ? 0x8f : 0xbf) && cont(i + 2) && cont(i + 3)) n = 4;
+    else return i;
+    i += n;
+  }
+  return b.length - 1;
+}
+
+/** What the CLI's -i/-o flags name that no step of the plan uses; undefined when a task's config is only known at run time. */
+export function unusedArtifactFlags(plan: CompiledPlan, inputs: string[], outputs: string[]): string[] | undefined {
+  const used = new Set<string>();
+  const produced = new Set<string>();
+  for (const { step } of walk(plan.plan)) {
+    if (step.kind !== 'task') continue;
+    if (!step.config) return undefined;
+    for (const i of step.config.inputs) used.add(step.inputMapping[i.name] ?? i.name);
+    for (const o of step.config.outputs) produced.add(step.outputMapping[o.name] ?? o.name);
+  }
+  return [
+    ...inputs.filter((n) => !used.has(n)).map((n) => `-i ${n}: no step of the plan has an input named \`${n}\` (inputs: ${[...used].join(', ') || 'none'})`),
+    ...outputs.filter((n) => !produced.has(n) && !inputs.includes(n)).map((n) => `-o ${n}: no step of the plan has an output named \`${n}\` (outputs: ${[...produced].join(', ') || 'none'})`),
+  ];
+}
