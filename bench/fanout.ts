@@ -26,6 +26,7 @@ import { fullStatus } from '../common/build-status';
 import { compilePlan } from '../schemas';
 import { startLocalWorker, type RunningWorker } from '../workers/local';
 import { loadavg, machine, writeSection } from './report';
+import { causewayDataConverter, loadCodecKeys } from '../common/codec';
 
 const MARK_START = '<!-- bench:fanout:start -->';
 const MARK_END = '<!-- bench:fanout:end -->';
@@ -192,7 +193,7 @@ async function main(): Promise<void> {
       log: pino({ level: 'warn' }),
     });
     connection = await Connection.connect({ address: stack.temporal.address });
-    const client = new Client({ connection });
+    const client = new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home })) });
 
     const rows: Row[] = [];
     for (const run of opts.runs) {

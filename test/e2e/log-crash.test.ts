@@ -11,6 +11,8 @@ import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { awaitBuild, startBuild, type BuildOutcome } from '../../common/build-client';
 import { readBuild } from '../../common/build-log';
+import { causewayDataConverter, CODEC_KEYS_FILE, loadCodecKeys } from '../../common/codec';
+import { natsAuth, nkeySeedFile } from '../../common/nats-auth';
 import { compilePlan } from '../../schemas';
 import { testStack } from '../setup/env';
 
@@ -36,6 +38,9 @@ function startWorker(): ChildProcess {
       TEMPORAL_ADDRESS: stack.temporalAddress,
       NATS_URL: stack.natsUrl,
       CAUSEWAY_HOME: home,
+      // The test stack's credentials and codec keys live in its own home, not this worker's.
+      NATS_NKEY: nkeySeedFile(stack.home, 'worker'),
+      CAUSEWAY_CODEC_KEYS: path.join(stack.home, CODEC_KEYS_FILE),
       CAUSEWAY_WORKER_NAME: TASK_QUEUE,
       CAUSEWAY_TASK_QUEUE: TASK_QUEUE,
       CAUSEWAY_LOG_LEVEL: 'warn',
@@ -50,8 +55,8 @@ beforeAll(async () => {
   if (!fs.existsSync(WORKER)) throw new Error('run `npm run build` first (npm test does)');
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-log-crash-'));
   connection = await Connection.connect({ address: stack.temporalAddress });
-  client = new Client({ connection });
-  nc = await connect({ servers: stack.natsUrl });
+  client = new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home: stack.home })) });
+  nc = await connect({ servers: stack.natsUrl, ...natsAuth('operator', stack.home) });
 });
 
 afterAll(async () => {
