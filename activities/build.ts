@@ -1,8 +1,8 @@
 import fs from 'node:fs/promises';
-import { ApplicationFailure } from '@temporalio/common';
-import { removeNetwork } from './runtime/local/network';
 import { getDirectory, putDirectory, transferBucket, transferKeys } from '../common/transfer';
-import { paths, STEP_CONFIG_ERROR, type ActivityDeps } from './deps';
+import { paths, type ActivityDeps } from './deps';
+import { StepErrored } from './errors';
+import type { Runtime } from './runtime/types';
 import { asPermanent } from './permanent';
 import type { FinishBuildRequest, PrepareBuildRequest, PrepareBuildResult } from './types';
 
@@ -12,7 +12,7 @@ export function workerTaskQueue(workerName: string): string {
 }
 
 /** Claims the build for this worker: its directory, the CLI's uploaded inputs, the build-started event. */
-export async function prepareBuild(deps: ActivityDeps, req: PrepareBuildRequest): Promise<PrepareBuildResult> {
+export async function prepareBuild(deps: ActivityDeps, runtime: Pick<Runtime, 'releasesArtifacts'>, req: PrepareBuildRequest): Promise<PrepareBuildResult> {
   try {
     // Names from any Temporal client (a workflow id, an upload's name) that would leave CAUSEWAY_HOME end the build at once.
     paths.build(deps.home, req.buildId);
@@ -29,11 +29,7 @@ export async function prepareBuild(deps: ActivityDeps, req: PrepareBuildRequest)
       const dir = paths.inputs(deps.home, req.buildId, name);
       await fs.rm(dir, { recursive: true, force: true });
       if (!(await getDirectory(store, transferKeys.input(req.buildId, name), dir))) {
-        throw ApplicationFailure.create({
-          type: STEP_CONFIG_ERROR,
-          message: `input ${name} was not uploaded (it expired or the upload was interrupted); run the build again`,
-          nonRetryable: true,
-        });
+        throw new StepErrored(`input ${name} was not uploaded (it expired or the upload was interrupted); run the build again`, 'UploadMissing');
       }
       artifacts[name] = { kind: 'dir', worker: deps.workerName, path: dir };
     }
@@ -44,13 +40,11 @@ export async function prepareBuild(deps: ActivityDeps, req: PrepareBuildRequest)
     { type: 'build-started', buildId: req.buildId, plan: req.plan, time: new Date().toISOString() },
     `${req.buildId}/started`,
   );
-  return { worker: deps.workerName, taskQueue: workerTaskQueue(deps.workerName), tags: deps.tags, artifacts };
+  return { worker: deps.workerName, taskQueue: workerTaskQueue(deps.workerName), tags: deps.tags, artifacts, releasesArtifacts: runtime.releasesArtifacts };
 }
 
-/** Hands the requested outputs to the CLI through the object store and announces the end of the build. */
+/** Hands the requested outputs (directories on this worker) to the CLI through the object store and announces the end of the build. */
 export async function finishBuild(deps: ActivityDeps, req: FinishBuildRequest): Promise<void> {
-  // Every service was stopped by its scope's teardown before the build ends.
-  await removeNetwork(req.buildId);
   const exports = Object.entries(req.exports);
   if (exports.length > 0) {
     const store = await transferBucket(deps.nc);

@@ -50,6 +50,13 @@ export interface PartRef {
   state: StepState;
 }
 
+/**
+ * Failure types of the step activities (activities/errors.ts makes them, the workflow reads them):
+ * a step that cannot run ends errored and is not retried; a service that never got ready fails
+ * its step; a worker shutting down hands the step over to a retried activity.
+ */
+export const ACTIVITY_FAILURES = { stepErrored: 'StepConfigError', serviceFailed: 'ServiceFailed', workerShutdown: 'WorkerShutdown' } as const;
+
 /** Failure types the workflow ends with, read by the CLI to pick its exit code. */
 export const FAILURE_TYPES = { failed: 'BuildFailed', errored: 'BuildErrored' } as const;
 

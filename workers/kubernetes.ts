@@ -1,6 +1,7 @@
 import type { WorkflowBundle } from '@temporalio/worker';
 import type pino from 'pino';
-import { createKubernetesActivities, KubernetesRuntime, type KubernetesRuntimeOptions } from '../activities/runtime/kubernetes';
+import { createActivities } from '../activities';
+import { kubernetesRuntime, KubernetesRuntime, type KubernetesRuntimeOptions } from '../activities/runtime/kubernetes';
 import { Uploads } from '../activities/runtime/kubernetes/uploads';
 import { reconcileKubernetes } from '../activities/runtime/kubernetes/reconcile';
 import { BuildPublisher, connectNats, ensureBuildStream } from '../common/nats';
@@ -41,19 +42,17 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
   runtime.uploads = uploads;
   if (opts.uploads) await uploads.listen(opts.uploads);
   const running = new Set<string>();
-  const activities = createKubernetesActivities(
-    {
-      home: opts.home,
-      workerName: opts.name,
-      tags: opts.tags ?? [],
-      nc,
-      publisher: new BuildPublisher(nc, (what, err) => opts.log.warn({ err: err.message }, `NATS unreachable: dropped the live copy of the ${what}`)),
-      log: opts.log,
-      killGraceMs: (opts.kubernetes.graceSeconds ?? 10) * 1000,
-      running,
-    },
-    runtime,
-  );
+  const deps = {
+    home: opts.home,
+    workerName: opts.name,
+    tags: opts.tags ?? [],
+    nc,
+    publisher: new BuildPublisher(nc, (what, err) => opts.log.warn({ err: err.message }, `NATS unreachable: dropped the live copy of the ${what}`)),
+    log: opts.log,
+    killGraceMs: (opts.kubernetes.graceSeconds ?? 10) * 1000,
+    running,
+  };
+  const activities = createActivities(deps, kubernetesRuntime(deps, runtime));
   const worker = await startPollers({
     temporalAddress: opts.temporalAddress,
     namespace: opts.namespace,

@@ -2,6 +2,7 @@ import os from 'node:os';
 import type { WorkflowBundle } from '@temporalio/worker';
 import type pino from 'pino';
 import { createActivities } from '../activities';
+import { localRuntime } from '../activities/runtime/local';
 import { reconcileBuilds } from '../activities/reconcile';
 import { BuildPublisher, connectNats, ensureBuildStream } from '../common/nats';
 import { startPollers, type RunningWorker } from './pollers';
@@ -37,7 +38,7 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
   const nc = await connectNats(opts.natsUrl, `causeway-worker-${name}`, { role: 'worker', home: opts.home });
   await ensureBuildStream(nc, opts.logMaxAgeSeconds);
   const running = new Set<string>();
-  const activities = createActivities({
+  const deps = {
     home: opts.home,
     workerName: name,
     tags: opts.tags ?? [],
@@ -46,7 +47,8 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
     log: opts.log,
     killGraceMs: opts.killGraceMs ?? 10_000,
     running,
-  });
+  };
+  const activities = createActivities(deps, localRuntime(deps));
   const reconcile = opts.reconcile;
   return startPollers({
     temporalAddress: opts.temporalAddress,

@@ -19,12 +19,12 @@ import { Scope, type BuildContext } from './context';
 import { ArtifactReleaser } from './release';
 import { StatusTracker } from './status';
 import { runStep } from './step';
-import { FAILURE_TYPES, type BuildInput, type BuildSummary } from '../schemas/build';
+import { ACTIVITY_FAILURES, FAILURE_TYPES, type BuildInput, type BuildSummary } from '../schemas/build';
 
 export const statusQuery = defineQuery<BuildSummary>('status');
 
 /** Errors that no retry of the activity can fix (bad task config, missing input, a service that never got ready). */
-export const NON_RETRYABLE = ['StepConfigError', 'ServiceFailed'];
+export const NON_RETRYABLE = [ACTIVITY_FAILURES.stepErrored, ACTIVITY_FAILURES.serviceFailed];
 
 /** The activities of a build's steps, on the task queue of the worker that claimed the build. */
 export function stepActivities(taskQueue: string) {

@@ -4,7 +4,7 @@
 import { k8s, type CoreV1Api, type V1Pod } from '../../activities/runtime/kubernetes/client';
 import { ANNOTATIONS, CONTAINERS, LABELS, STREAMER_PORT, WORKDIR, anchorName, podName } from '../../activities/runtime/kubernetes/pod';
 import { podArtifact } from '../../activities/runtime/kubernetes/artifact-ref';
-import { StepDetached, StepErrored } from '../../activities/runtime/kubernetes/errors';
+import { StepDetached, StepErrored } from '../../activities/errors';
 import { KubernetesRuntime } from '../../activities/runtime/kubernetes/runtime';
 import type { StepOutcome } from '../../activities/runtime/kubernetes/task';
 import type { RunTaskRequest } from '../../activities/types';

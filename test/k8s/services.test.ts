@@ -6,17 +6,10 @@
 import type { ServiceAddress } from '../../common/services';
 import { k8s, type CoreV1Api } from '../../activities/runtime/kubernetes/client';
 import { LABELS, anchorName } from '../../activities/runtime/kubernetes/pod';
-import {
-  SERVICE_FAILED,
-  SERVICE_LABEL,
-  ServiceLog,
-  followPod,
-  probeService,
-  serviceObjectName,
-  startService,
-  stopService,
-  superviseService,
-} from '../../activities/runtime/kubernetes/service';
+import { followPod } from '../../activities/runtime/kubernetes/pod-watcher';
+import { SERVICE_FAILED, probeService, startService, stopService, superviseService } from '../../activities/runtime/kubernetes/service';
+import { ServiceLog } from '../../activities/runtime/kubernetes/service-log';
+import { SERVICE_LABEL, serviceObjectName } from '../../activities/runtime/kubernetes/service-pod';
 import { serviceEnd, serviceReadiness } from '../../activities/runtime/kubernetes/pod-status';
 import { KubernetesRuntime } from '../../activities/runtime/kubernetes/runtime';
 import type { ServiceLogOffsets, ServiceRef, StartServiceRequest } from '../../activities/types';

@@ -6,9 +6,9 @@ import path from 'node:path';
 import { fetchInputs } from '../../agent/causeway-agent';
 import { paths } from '../../activities/deps';
 import { podArtifact, streamerUrl } from '../../activities/runtime/kubernetes/artifact-ref';
-import { splitArtifactFile } from '../../activities/runtime/kubernetes/artifacts';
-import { StepErrored } from '../../activities/runtime/kubernetes/errors';
+import { StepErrored } from '../../activities/errors';
 import { Uploads } from '../../activities/runtime/kubernetes/uploads';
+import { artifactFile } from '../../activities/step/task-config';
 
 test('artifact refs of pods and the output-streamer URLs they become', () => {
   expect(podArtifact('w', 'cw-build-0123456789abcdef', 'out/bin')).toEqual({ kind: 'pod', worker: 'w', pod: 'cw-build-0123456789abcdef', path: 'out/bin' });
@@ -19,10 +19,10 @@ test('artifact refs of pods and the output-streamer URLs they become', () => {
 
 test('file: <artifact>/<path> splits at the first slash, and names the artifacts there are when it cannot', () => {
   const artifacts = { repo: podArtifact('w', 'p', 'repo') };
-  expect(splitArtifactFile('repo/ci/task.yml', artifacts)).toEqual({ artifact: 'repo', rel: 'ci/task.yml', ref: artifacts.repo });
-  expect(splitArtifactFile('other/task.yml', artifacts)).toEqual({ error: 'file other/task.yml: the first part of the path must name an artifact (available: repo)' });
-  expect(splitArtifactFile('repo', artifacts)).toHaveProperty('error');
-  expect(splitArtifactFile('repo/', artifacts)).toHaveProperty('error');
+  expect(artifactFile('b', 'repo/ci/task.yml', artifacts, 'task t')).toEqual({ buildId: 'b', artifact: 'repo', rel: 'ci/task.yml', ref: artifacts.repo });
+  expect(() => artifactFile('b', 'other/task.yml', artifacts, 'task t')).toThrow('task t: file other/task.yml: the first part of the path must name an artifact (available: repo)');
+  expect(() => artifactFile('b', 'repo', artifacts, 'task t')).toThrow(StepErrored);
+  expect(() => artifactFile('b', 'repo/', artifacts, 'task t')).toThrow(StepErrored);
 });
 
 describe('the upload server', () => {

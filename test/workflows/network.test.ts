@@ -201,12 +201,13 @@ describe('a network of its own for every service', () => {
     if (!fs.existsSync(WORKER)) throw new Error('run `npm run build` first (npm test does)');
     const m = mark('kill');
     const stack = testStack();
-    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-net-home-'));
+    // The worker shares the stack's home: its NATS credentials and payload codec key are there.
+    const home = stack.home;
+    const logs = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-net-kill-'));
     const taskQueue = `net-kill-${randomUUID()}`;
     let worker: ChildProcess | undefined;
     try {
-      fs.mkdirSync(path.join(home, 'logs'));
-      const log = fs.openSync(path.join(home, 'logs', 'worker.log'), 'a');
+      const log = fs.openSync(path.join(logs, 'worker.log'), 'a');
       worker = spawn(process.execPath, [WORKER], {
         env: {
           ...process.env,
@@ -222,7 +223,10 @@ describe('a network of its own for every service', () => {
       fs.closeSync(log);
       const text = plan([{ task: 'waits', services: [web('web', 'p', m)], config: { run: { path: 'sh', args: ['-c', `sleep 60 # ${m}`] } } }]);
       const handle = await startBuild(h.client, { plan: compilePlan({ text, file: 'kill.yml' }), taskQueue });
-      await waitFor('step running', () => pidsMatching(`sleep 60 # ${m}`).length > 0);
+      // A worker process bundles the workflow code first: minutes on a loaded 2-CPU machine.
+      await waitFor('step running', () => pidsMatching(`sleep 60 # ${m}`).length > 0, 240_000).catch((err: Error) => {
+        throw new Error(`${err.message}; the worker's log:\n${fs.readFileSync(path.join(logs, 'worker.log'), 'utf8')}`);
+      });
       worker.kill('SIGKILL');
       await new Promise((resolve) => worker!.once('exit', resolve));
       await handle.terminate('the worker was killed');
@@ -234,9 +238,9 @@ describe('a network of its own for every service', () => {
       await clean(handle.workflowId, m);
     } finally {
       worker?.kill('SIGKILL');
-      fs.rmSync(home, { recursive: true, force: true });
+      fs.rmSync(logs, { recursive: true, force: true });
     }
-  });
+  }, 360_000);
 
   test('addresses are allocated once per service instance, also when its siblings and retries ask at once', async () => {
     const buildId = `build-${randomUUID()}`;

@@ -4,7 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { k8s, type CoreV1Api, type KubeConfig, type V1Pod } from './client';
-import { StepErrored, apiCode, apiMessage, isApiAnswer, isTransient, sleep } from './errors';
+import { StepErrored } from '../../errors';
+import { apiCode, apiMessage, isApiAnswer, isTransient, sleep } from './errors';
 import { LABELS, MANAGED_BY, TOKEN_KEY, anchorName, labelValue, tokenSecretName, type Anchor } from './pod';
 import type { Uploads } from './uploads';
 

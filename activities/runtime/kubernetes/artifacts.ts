@@ -3,20 +3,20 @@
 // the producer pod's output-streamer (peer to peer, never through a central store). It serves
 // `-i` uploads to pods from uploads.ts.
 import fs from 'node:fs';
-import { ApplicationFailure } from '@temporalio/common';
 import { reason } from '../../../agent/causeway-agent';
-import { parseServiceConfig, parseTaskConfig } from '../../../schemas';
-import type { ServiceConfig, TaskConfig } from '../../../schemas/compiled';
 import { transferBucket, transferKeys } from '../../../common/transfer';
+import { parseServiceConfig } from '../../../schemas';
+import type { ServiceConfig } from '../../../schemas/compiled';
 import { safeJoin } from '../../artifacts';
-import { paths, STEP_CONFIG_ERROR, type ActivityDeps } from '../../deps';
-import { heartbeating } from '../../heartbeat';
-import { loadVar } from '../../load-var';
-import type { ArtifactRef, Artifacts, PodArtifactRef, FinishBuildRequest, LoadVarRequest, RunTaskRequest, StartServiceRequest } from '../../types';
-import { tokenSecretName } from './pod';
+import { finishBuild } from '../../build';
+import { paths, type ActivityDeps } from '../../deps';
+import { StepErrored } from '../../errors';
+import { artifactFile } from '../../step/task-config';
+import type { ArtifactRef, Artifacts, FinishBuildRequest, PodArtifactRef, StartServiceRequest } from '../../types';
 import type { KubeApi } from './api';
 import { streamerUrl } from './artifact-ref';
-import { StepErrored, sleep } from './errors';
+import { sleep } from './errors';
+import { tokenSecretName } from './pod';
 
 /** Port of the worker's upload server (deploy/worker/deployment.yaml). */
 export const UPLOAD_PORT = 7789;
@@ -64,23 +64,6 @@ export async function openPodArtifact(rt: KubeApi, buildId: string, at: PodArtif
   }
 }
 
-/** `file: <artifact>/<path>` → the artifact's name and the path inside it, or an error naming the artifacts there are. */
-export function splitArtifactFile(file: string, artifacts: Artifacts): { artifact: string; rel: string; ref: ArtifactRef } | { error: string } {
-  const [artifact, ...rest] = file.split('/');
-  const ref = artifacts[artifact];
-  if (!ref || rest.length === 0 || rest.join('/') === '') {
-    return { error: `file ${file}: the first part of the path must name an artifact (available: ${Object.keys(artifacts).join(', ') || 'none'})` };
-  }
-  return { artifact, rel: rest.join('/'), ref };
-}
-
-/** One file of an artifact, as text: from its producer pod, or from an upload on this worker's disk. */
-export async function readArtifactFile(rt: KubeApi, buildId: string, file: string, artifacts: Artifacts, what: string): Promise<string> {
-  const split = splitArtifactFile(file, artifacts);
-  if ('error' in split) throw new StepErrored(`${what}: ${split.error}`);
-  return readFileOf(rt, buildId, split.ref, split.artifact, split.rel, `${what}: file ${file}`);
-}
-
 /** `rel` inside the artifact `artifact` (ref), as text. */
 export async function readFileOf(rt: KubeApi, buildId: string, ref: ArtifactRef, artifact: string, rel: string, what: string): Promise<string> {
   if (ref.kind === 'pod') return (await openPodArtifact(rt, buildId, ref, what, rel)).text();
@@ -92,29 +75,12 @@ export async function readFileOf(rt: KubeApi, buildId: string, ref: ArtifactRef,
   }
 }
 
-/** load_var on this runtime: the shared parsing, the file read from the producer pod (or an upload). */
-export function loadVarFromPods(rt: KubeApi, req: LoadVarRequest): Promise<unknown> {
-  return heartbeating(() => loadVar(req, (ref, artifact, rel) => readFileOf(rt, req.buildId, ref, artifact, rel, `artifact ${artifact}`)));
-}
-
-/** A task's `file:` config, read from its artifact, with the step's inline config over it (as the local runtime does). */
-export async function taskConfigFromFile(rt: KubeApi, req: RunTaskRequest): Promise<TaskConfig> {
-  const { step } = req;
-  const what = `task ${step.task}`;
-  const text = await readArtifactFile(rt, req.buildId, step.file!, req.artifacts, what);
-  try {
-    const fromFile = parseTaskConfig({ text, file: step.file!, vars: step.vars });
-    return step.config ? { ...fromFile, ...step.config } : fromFile;
-  } catch (err) {
-    throw new StepErrored(`${what}: ${(err as Error).message}`);
-  }
-}
-
 /** A service's `file:` config, read from its artifact. */
 export async function serviceConfigFromFile(rt: KubeApi, req: StartServiceRequest): Promise<ServiceConfig> {
   const { spec } = req;
   const what = `service ${spec.name}`;
-  const text = await readArtifactFile(rt, req.buildId, spec.file ?? '', req.artifacts, what);
+  const file = artifactFile(req.buildId, spec.file ?? '', req.artifacts, what);
+  const text = await readFileOf(rt, req.buildId, file.ref, file.artifact, file.rel, `${what}: file ${spec.file}`);
   try {
     return parseServiceConfig({ text, file: spec.file ?? '', service: spec.name });
   } catch (err) {
@@ -152,16 +118,11 @@ export async function exportFromPods(deps: ActivityDeps, rt: KubeApi, req: Finis
 }
 
 /** The kubernetes worker's finishBuild: exports from pods, the shared end of the build, then the build's objects and its directory go. */
-export async function finishKubernetesBuild(
-  deps: ActivityDeps,
-  rt: KubeApi,
-  base: (req: FinishBuildRequest) => Promise<void>,
-  req: FinishBuildRequest,
-): Promise<void> {
-  const { rest, failures } = await heartbeating(() => exportFromPods(deps, rt, req));
-  await base({ ...req, exports: rest });
+export async function finishKubernetesBuild(deps: ActivityDeps, rt: KubeApi, req: FinishBuildRequest): Promise<void> {
+  const { rest, failures } = await exportFromPods(deps, rt, req);
+  await finishBuild(deps, { ...req, exports: rest });
   await rt.deleteBuild(req.buildId);
   // Uploads were only kept for this build's pods (a reset build fetches them again from the object store).
   await fs.promises.rm(paths.build(deps.home, req.buildId), { recursive: true, force: true });
-  if (failures.length > 0) throw ApplicationFailure.create({ type: STEP_CONFIG_ERROR, message: failures.join('; '), nonRetryable: true });
+  if (failures.length > 0) throw new StepErrored(failures.join('; '), 'ExportFailed');
 }

@@ -1,18 +1,5 @@
-// Errors of the kubernetes runtime, and how an API server's answer is read: one place, so tasks,
-// services and artifacts classify an unreachable or throttling server the same way.
-
-/** The step cannot run or ended abnormally (Kubernetes' reason in the message): it ends errored. */
-export class StepErrored extends Error {
-  constructor(
-    message: string,
-    readonly reason?: string,
-  ) {
-    super(message);
-  }
-}
-
-/** The worker shut down; the pod keeps running and a retried activity re-attaches to it. */
-export class StepDetached extends Error {}
+// How an API server's answer is read: one place, so tasks, services and artifacts classify an
+// unreachable or throttling server the same way. The errors themselves: activities/errors.ts.
 
 
 export function apiCode(err: unknown): number | undefined {

@@ -1,28 +1,33 @@
-// The activities a kubernetes-runtime worker registers: the shared ones (claiming a build,
-// load_var, finishing it) plus task steps and services as pods.
-import { createActivities } from '../..';
+// The kubernetes runtime as the step layer sees it (activities/runtime/types.ts): task steps and
+// services as pods, artifacts in producer pods, the build's objects owned by its anchor.
 import type { ActivityDeps } from '../../deps';
-import type { BuildActivities } from '../../types';
-import { finishKubernetesBuild, loadVarFromPods } from './artifacts';
-import { serviceActivities } from './service';
+import type { Runtime } from '../types';
+import { finishKubernetesBuild, readFileOf } from './artifacts';
 import type { KubernetesRuntime } from './runtime';
-import { runKubernetesTask } from './task';
+import { serviceActivities } from './service';
+import { findOrStartPodTask } from './task';
 
 export { KubernetesRuntime, type KubernetesRuntimeOptions } from './runtime';
 
-export function createKubernetesActivities(deps: ActivityDeps, rt: KubernetesRuntime): BuildActivities {
-  const base = createActivities(deps);
+export function kubernetesRuntime(deps: ActivityDeps, rt: KubernetesRuntime): Runtime {
   return {
-    ...base,
-    runTask: (req) => runKubernetesTask(deps, rt, req),
-    loadVar: (req) => loadVarFromPods(rt, req),
-    ...serviceActivities(deps, rt),
     // Producer pods hold their outputs: the workflow says when no step can read them any more.
-    prepareBuild: async (req) => ({ ...(await base.prepareBuild(req)), releasesArtifacts: true }),
-    releaseArtifacts: (req) => rt.releaseArtifacts(req.refs),
-    // The build is over: its anchor goes, and the garbage collector takes every pod, Service,
-    // NetworkPolicy and Secret of the build with it (kept producer pods included).
-    // Exports (-o) come straight from the producer pods, before the anchor goes.
-    finishBuild: (req) => finishKubernetesBuild(deps, rt, base.finishBuild, req),
+    releasesArtifacts: true,
+    findOrStartTask: (task, io) => {
+      const runName = `${task.req.runId}/${task.req.step.id}/${task.req.runKey}`;
+      return findOrStartPodTask(rt, task, {
+        heartbeat: io.beat,
+        note: io.note,
+        // Message ids are byte offsets: a re-attached activity reads the log from the start
+        // again and JetStream drops what it already has (duplicate window: 10 minutes).
+        log: (data, offset) => deps.publisher.log(task.req.buildId, task.req.step.id, 'stdout', data, `${runName}/stdout/${offset}`).catch(() => undefined),
+      });
+    },
+    readArtifactFile: (f, what) => readFileOf(rt, f.buildId, f.ref, f.artifact, f.rel, what),
+    releaseArtifacts: (refs) => rt.releaseArtifacts(refs),
+    // Exports (-o) come straight from the producer pods, before the anchor goes; then the
+    // garbage collector takes every pod, Service, NetworkPolicy and Secret of the build.
+    finishBuild: (req) => finishKubernetesBuild(deps, rt, req),
+    services: serviceActivities(deps, rt),
   };
 }

@@ -4,24 +4,21 @@
 // start or resume, then a watch; never a list per tick), deleted with a grace period on
 // abort. See docs/kubernetes.md.
 import { Writable } from 'node:stream';
-import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
-import { interpolateServices, serviceEnv } from '../../../common/services';
-import type { TaskConfig } from '../../../schemas/compiled';
-import { STEP_CONFIG_ERROR, type ActivityDeps } from '../../deps';
-import type { ArtifactRef, Artifacts, RunTaskRequest, RunTaskResult } from '../../types';
+import { serviceEnv } from '../../../common/services';
+import { StepDetached, StepErrored } from '../../errors';
+import { mapInputs, resolveTaskConfig } from '../../step/task-config';
+import type { ArtifactRef, Artifacts, RunTaskRequest } from '../../types';
+import type { ArtifactFile, MappedInput, ResolvedTask, TaskHandle, TaskOutcome } from '../types';
 import type { KubeApi } from './api';
 import { podArtifact, streamerUrl } from './artifact-ref';
-import { taskConfigFromFile } from './artifacts';
+import { readFileOf } from './artifacts';
 import { k8s, type V1Pod } from './client';
-import { StepDetached, StepErrored, apiCode, apiMessage, isApiAnswer, sleep } from './errors';
+import { apiCode, apiMessage, isApiAnswer, sleep } from './errors';
 import { CONTAINER_LOG_DRAIN_MS, LineCutter, type LogPiece } from './log-pieces';
 import { ANNOTATIONS, CONTAINERS, PodSpecError, buildPod, podName, type InputSource } from './pod';
 import { containerStarted, evaluate, oomKilled } from './pod-status';
 
-export type StepOutcome =
-  | { state: 'succeeded' | 'failed'; exitCode: number; outputs: Artifacts; pod: string; reattached: boolean }
-  | { state: 'aborted'; pod: string; reattached: boolean };
+export type StepOutcome = TaskOutcome & { pod: string; reattached: boolean };
 
 /** What the step's caller lets the runtime see: abort, detach (worker shutdown), heartbeats, notes. */
 export interface StepHooks {
@@ -35,37 +32,17 @@ export interface StepHooks {
   log?: (data: Buffer, offset: number) => Promise<void>;
 }
 
-/** The inline config, or the task file read from its artifact (a producer pod, or an upload) with the inline config over it. */
-async function resolveConfig(rt: KubeApi, req: RunTaskRequest): Promise<TaskConfig> {
-  const { step } = req;
-  const config = step.file ? await taskConfigFromFile(rt, req) : step.config;
-  if (!config) throw new StepErrored(`task ${step.task}: neither config nor file is set`);
-  if (!req.services) return config;
-  try {
-    return interpolateServices(config, req.services);
-  } catch (err) {
-    throw new StepErrored(`task ${step.task}: ${(err as Error).message}`);
-  }
-}
-
 /** Where each input comes from: the producer pod's IP and the output's path. */
-async function resolveInputs(rt: KubeApi, req: RunTaskRequest, config: TaskConfig): Promise<InputSource[]> {
+async function inputSources(rt: KubeApi, req: RunTaskRequest, inputs: MappedInput[]): Promise<InputSource[]> {
   const sources: InputSource[] = [];
-  for (const input of config.inputs) {
-    const source = req.step.inputMapping[input.name] ?? input.name;
-    const ref = req.artifacts[source];
-    if (!ref) {
-      if (input.optional) continue;
-      const known = Object.keys(req.artifacts);
-      throw new StepErrored(`task ${req.step.task}: missing input \`${input.name}\`: no earlier step produced \`${source}\` (available: ${known.join(', ') || 'none'})`);
-    }
+  for (const { name, path, source, ref } of inputs) {
     if (ref.kind !== 'pod') {
       // Not in a pod: an upload (`-i`) on the worker's disk, which pods fetch from the worker.
-      sources.push({ name: input.name, path: input.path ?? input.name, url: uploadUrl(rt, req, source, ref) });
+      sources.push({ name, path, url: uploadUrl(rt, req, source, ref) });
       continue;
     }
     const ip = await rt.producerIp(ref.pod, `task ${req.step.task}: input ${source}`);
-    sources.push({ name: input.name, path: input.path ?? input.name, url: streamerUrl(ip, ref.path) });
+    sources.push({ name, path, url: streamerUrl(ip, ref.path) });
   }
   return sources;
 }
@@ -86,7 +63,8 @@ function uploadUrl(rt: KubeApi, req: RunTaskRequest, source: string, ref: Artifa
 }
 
 /** Creates the step's pod, or finds the one a previous attempt of this activity created. */
-export async function createOrAttach(rt: KubeApi, req: RunTaskRequest, note?: (text: string) => void): Promise<{ pod: V1Pod; reattached: boolean }> {
+export async function createOrAttach(rt: KubeApi, task: ResolvedTask, note?: (text: string) => void): Promise<{ pod: V1Pod; reattached: boolean }> {
+  const { req } = task;
   const name = podName(req.buildId, req.runId, req.step.id, req.runKey, req.step.task);
   try {
     rt.calls.get++;
@@ -95,9 +73,10 @@ export async function createOrAttach(rt: KubeApi, req: RunTaskRequest, note?: (t
   } catch (err) {
     if (apiCode(err) !== 404) throw err;
   }
-  const config = await resolveConfig(rt, req);
+  const resolved = await task.resolve();
+  const { config } = resolved;
   const { anchor, tokenSecret } = await rt.ensureAnchor(req.buildId);
-  const inputs = await resolveInputs(rt, req, config);
+  const inputs = await inputSources(rt, req, resolved.inputs);
   let pod: V1Pod;
   try {
     pod = buildPod({
@@ -139,29 +118,54 @@ export async function createOrAttach(rt: KubeApi, req: RunTaskRequest, note?: (t
   }
 }
 
-/** Runs a task step to its end: exit code, outputs, or StepErrored / StepDetached / aborted. */
-export async function runPodTask(rt: KubeApi, req: RunTaskRequest, hooks: StepHooks = {}): Promise<StepOutcome> {
-  const { pod, reattached } = await createOrAttach(rt, req, hooks.note);
+/**
+ * Finds the step's pod or creates it; the handle follows it to its end: exit code and outputs,
+ * or StepErrored / StepDetached / aborted (its pod deleted with the grace period).
+ */
+export async function findOrStartPodTask(rt: KubeApi, task: ResolvedTask, hooks: Omit<StepHooks, 'abort' | 'detach'> = {}): Promise<TaskHandle & { pod: string }> {
+  const { pod, reattached } = await createOrAttach(rt, task, hooks.note);
   const name = pod.metadata!.name!;
   if (reattached) hooks.note?.(`re-attached to pod ${name} (phase ${pod.status?.phase ?? 'Pending'})`);
   const outputs: Artifacts = {};
   const declared = JSON.parse(pod.metadata?.annotations?.[ANNOTATIONS.outputs] ?? '[]') as { name: string; path: string }[];
   for (const o of declared) outputs[o.name] = podArtifact(rt.worker, name, o.path);
+  const wait = async (signals: { abort: AbortSignal; detach: AbortSignal }): Promise<TaskOutcome> => {
+    let result: Awaited<ReturnType<typeof watchPod>>;
+    try {
+      result = await watchPod(rt, pod, { ...hooks, ...signals });
+    } catch (err) {
+      // The step is over (image pull error, unschedulable, evicted...): a pod left behind
+      // would keep pulling or waiting for a node. Best effort: the anchor takes it anyway.
+      if (err instanceof StepErrored && err.reason !== 'APIUnreachable') await rt.deletePod(name).catch(() => undefined);
+      throw err;
+    }
+    if (result.kind === 'aborted') return { state: 'aborted' };
+    // A pod without outputs has nothing more to give: delete it now. One with outputs stays
+    // (owned by the anchor) until its consumers have fetched; deleting the anchor removes it.
+    if (declared.length === 0) await rt.deletePod(name, 0).catch(() => undefined);
+    return { state: result.exitCode === 0 ? 'succeeded' : 'failed', exitCode: result.exitCode, outputs };
+  };
+  return { reattached, pod: name, wait };
+}
 
-  let result: Awaited<ReturnType<typeof watchPod>>;
-  try {
-    result = await watchPod(rt, pod, hooks);
-  } catch (err) {
-    // The step is over (image pull error, unschedulable, evicted...): a pod left behind
-    // would keep pulling or waiting for a node. Best effort: the anchor takes it anyway.
-    if (err instanceof StepErrored && err.reason !== 'APIUnreachable') await rt.deletePod(name).catch(() => undefined);
-    throw err;
-  }
-  if (result.kind === 'aborted') return { state: 'aborted', pod: name, reattached };
-  // A pod without outputs has nothing more to give: delete it now. One with outputs stays
-  // (owned by the anchor) until its consumers have fetched; deleting the anchor removes it.
-  if (declared.length === 0) await rt.deletePod(name, 0).catch(() => undefined);
-  return { state: result.exitCode === 0 ? 'succeeded' : 'failed', exitCode: result.exitCode, outputs, pod: name, reattached };
+/** A task's config and inputs, resolved by the step layer's chain with files read from pods (or uploads). */
+export function resolvedTask(rt: KubeApi, req: RunTaskRequest): ResolvedTask {
+  const reader = { readArtifactFile: (f: ArtifactFile, what: string) => readFileOf(rt, f.buildId, f.ref, f.artifact, f.rel, what) };
+  return {
+    req,
+    resolve: async () => {
+      const config = await resolveTaskConfig(reader, req.buildId, req.step, req.artifacts, req.services);
+      return { config, inputs: mapInputs(req.step, config, req.artifacts) };
+    },
+  };
+}
+
+/** Runs a task step to its end without the activity around it (tests, bench/k8s-api). */
+export async function runPodTask(rt: KubeApi, req: RunTaskRequest, hooks: StepHooks = {}): Promise<StepOutcome> {
+  const never = new AbortController().signal;
+  const handle = await findOrStartPodTask(rt, resolvedTask(rt, req), hooks);
+  const outcome = await handle.wait({ abort: hooks.abort ?? never, detach: hooks.detach ?? never });
+  return { ...outcome, pod: handle.pod, reattached: handle.reattached };
 }
 
 /**
@@ -337,60 +341,4 @@ async function abortPod(rt: KubeApi, name: string, hooks: StepHooks): Promise<vo
   const grace = rt.opts.graceSeconds ?? 10;
   hooks.note?.(`aborted: deleting pod ${name} (grace period ${grace}s)`);
   await rt.deletePod(name, grace);
-}
-
-/**
- * The activity: runs a task step as a pod, publishing step events and heartbeating; an abort
- * deletes the pod, a worker shutdown leaves it for the next worker of this name.
- */
-export async function runKubernetesTask(deps: ActivityDeps, rt: KubeApi, req: RunTaskRequest): Promise<RunTaskResult> {
-  const ctx = Context.current();
-  const runName = `${req.runId}/${req.step.id}/${req.runKey}`;
-  const abort = new AbortController();
-  const detach = new AbortController();
-  ctx.cancelled.catch(() => (ctx.cancellationDetails?.workerShutdown ? detach.abort() : abort.abort()));
-  const key = `${req.buildId}/${req.step.id}`;
-  deps.running.add(key);
-  const finished = (result: { state: 'succeeded' | 'failed' | 'errored'; exitCode?: number; message?: string }) =>
-    deps.publisher.event(
-      { type: 'step-finished', buildId: req.buildId, stepId: req.step.id, name: req.step.task, attempt: req.attempt, time: new Date().toISOString(), ...result },
-      `${runName}/finished`,
-    );
-  try {
-    if (ctx.info.attempt === 1) {
-      await deps.publisher.event(
-        { type: 'step-started', buildId: req.buildId, stepId: req.step.id, name: req.step.task, attempt: req.attempt, time: new Date().toISOString() },
-        `${runName}/started`,
-      );
-    }
-    let notes = 0;
-    const outcome = await runPodTask(rt, req, {
-      abort: abort.signal,
-      detach: detach.signal,
-      heartbeat: (d) => ctx.heartbeat(d),
-      // Causeway's own lines in the step's log, as the local runtime writes them.
-      note: (text) => {
-        deps.log.info({ build: req.buildId, step: req.step.id }, text);
-        void deps.publisher.log(req.buildId, req.step.id, 'causeway', Buffer.from(`${text}\n`), `${runName}/note/${ctx.info.attempt}.${notes++}`).catch(() => undefined);
-      },
-      // Message ids are byte offsets: a re-attached activity reads the log from the start
-      // again and JetStream drops what it already has (duplicate window: 10 minutes).
-      log: (data, offset) => deps.publisher.log(req.buildId, req.step.id, 'stdout', data, `${runName}/stdout/${offset}`).catch(() => undefined),
-    });
-    if (outcome.state === 'aborted') {
-      await ctx.cancelled;
-      throw new Error('unreachable: aborted without cancellation');
-    }
-    await finished({ state: outcome.state, exitCode: outcome.exitCode });
-    return { exitCode: outcome.exitCode, outputs: outcome.outputs };
-  } catch (err) {
-    if (err instanceof StepErrored) {
-      await finished({ state: 'errored', message: err.message });
-      throw ApplicationFailure.create({ type: STEP_CONFIG_ERROR, message: err.message, nonRetryable: true, details: [{ reason: err.reason }] });
-    }
-    if (err instanceof StepDetached) throw ApplicationFailure.create({ type: 'WorkerShutdown', message: err.message });
-    throw err;
-  } finally {
-    deps.running.delete(key);
-  }
 }

@@ -9,7 +9,7 @@ import { sameToken, sendDirectory } from '../../../agent/causeway-agent';
 import { getDirectory, transferBucket, transferKeys } from '../../../common/transfer';
 import { paths } from '../../deps';
 import type { ArtifactRef } from '../../types';
-import { StepErrored } from './errors';
+import { StepErrored } from '../../errors';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 

@@ -1,3 +1,7 @@
+// The local runtime's services: a service's whole lifecycle as a detached process (start in its
+// own network namespace, readiness by ports or startup_probe, supervision, SIGTERM/SIGKILL stop,
+// handover on worker shutdown). Over ~350 lines because those four activities share one state
+// file, one log and one directory layout; split them and each would re-derive all three.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';

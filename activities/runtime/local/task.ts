@@ -2,15 +2,14 @@ import { constants as fsConstants, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import type { TaskConfig, TaskStep } from '../../../schemas/compiled';
-import { parseTaskConfig } from '../../../schemas';
-import { interpolateServices, serviceEnv } from '../../../common/services';
+import { serviceEnv } from '../../../common/services';
 import { copyArtifact, safeJoin } from '../../artifacts';
-import { paths, STEP_CONFIG_ERROR, type ActivityDeps } from '../../deps';
+import { paths, type ActivityDeps } from '../../deps';
+import { StepDetached, StepErrored } from '../../errors';
 import { asPermanent } from '../../permanent';
-import type { Artifacts, RunTaskRequest, RunTaskResult } from '../../types';
+import type { Artifacts, RunTaskRequest } from '../../types';
+import type { ResolvedTask, StepIo, TaskHandle, TaskOutcome } from '../types';
 import { inNetwork, writeHosts } from './network';
 import { applyMemoryLimit, removeCgroup, wasOomKilled, type MemoryLimit } from './limits';
 import { exitStatus, exitStatusOf, findProcess, isAlive, reapGroup, startProcess, terminate, waitExit, type StepProcess } from './process';
@@ -29,18 +28,13 @@ interface Spec {
   memory?: MemoryLimit;
 }
 
-function configError(message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type: STEP_CONFIG_ERROR, message, nonRetryable: true });
-}
-
 /**
- * Runs a task as a detached process on this host. Idempotent by name: the step's
- * directory is derived from build, run, step and attempt, so a retry after a worker
- * crash finds the process (running or finished) and re-attaches instead of starting
- * it again.
+ * Finds or starts a task as a detached process on this host. Idempotent by name: the step's
+ * directory is derived from build, run, step and attempt, so a retry after a worker crash
+ * finds the process (running or finished) and re-attaches instead of starting it again.
  */
-export async function runLocalTask(deps: ActivityDeps, req: RunTaskRequest): Promise<RunTaskResult> {
-  const ctx = Context.current();
+export async function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTask, io: StepIo): Promise<TaskHandle> {
+  const { req } = task;
   const { step } = req;
   let dir: string;
   try {
@@ -49,47 +43,19 @@ export async function runLocalTask(deps: ActivityDeps, req: RunTaskRequest): Pro
     throw asPermanent(err, `task ${step.task}`);
   }
   const runName = `${req.runId}/${step.id}/${req.runKey}`;
-  const resumed = ctx.info.heartbeatDetails as LogOffsets | undefined;
-  const log = new StepLog(deps.publisher, req.buildId, step.id, dir, runName, resumed ?? undefined);
-
-  // Heartbeat throughout, not only while supervising: copying large inputs must not look like a dead worker.
-  const keepAlive = setInterval(() => ctx.heartbeat(log.offsets), 1000);
-  const key = `${req.buildId}/${step.id}`;
-  deps.running.add(key);
-  try {
-    return await runAttached(deps, ctx, req, dir, runName, log);
-  } finally {
-    deps.running.delete(key);
-    clearInterval(keepAlive);
-  }
-}
-
-async function runAttached(deps: ActivityDeps, ctx: Context, req: RunTaskRequest, dir: string, runName: string, log: StepLog): Promise<RunTaskResult> {
-  const { step } = req;
+  const log = new StepLog(deps.publisher, req.buildId, step.id, dir, runName, (io.resume as LogOffsets | undefined) ?? undefined);
+  // The live offsets: every heartbeat from now on carries them, for a retried attempt to resume from.
+  io.beat(log.offsets);
   let proc = await findProcess(dir);
   let spec: Spec;
+  const reattached = proc !== undefined;
   if (proc) {
     spec = JSON.parse(await fs.readFile(path.join(dir, SPEC_FILE), 'utf8')) as Spec;
     deps.log.info({ step: step.id, pid: proc.pid }, 're-attached to a running step');
   } else {
-    // Not awaited before the step starts: publishes on one connection keep their order, so
-    // the step's own events and logs still follow it. (It never rejects: events are best-effort.)
-    const announced = deps.publisher.event(
-      { type: 'step-started', buildId: req.buildId, stepId: step.id, name: step.task, attempt: req.attempt, time: new Date().toISOString() },
-      `${runName}/started`,
-    );
-    try {
-      spec = await prepare(deps, req, dir, log).catch((err: unknown) => {
-        throw asPermanent(err, `task ${step.task}`);
-      });
-    } catch (err) {
-      await announced;
-      // Only a final error ends the step here; a retryable one will start it again.
-      if (err instanceof ApplicationFailure && err.nonRetryable) {
-        await publishFinished(deps, req, runName, { state: 'errored', message: err.message });
-      }
-      throw err;
-    }
+    spec = await prepare(deps, task, dir, log).catch((err: unknown) => {
+      throw asPermanent(err, `task ${step.task}`);
+    });
     // A step with services runs in the build's network namespace, where its services are.
     const network = Object.values(req.services ?? {}).find((s) => s.network)?.network;
     const run = await commandFor(spec.config, dir);
@@ -106,48 +72,53 @@ async function runAttached(deps: ActivityDeps, ctx: Context, req: RunTaskRequest
     }).catch((err: unknown) => {
       throw asPermanent(err, `task ${step.task}: cannot start ${spec.config.run.path}`);
     });
-    await announced;
     // After the start, so the note's NATS round trip does not delay the step.
     if (network) await safeNote(log, `this step runs in network namespace ${network}, on the bridge of its build's services (reachable by name; no outside access)`);
   }
+  const started = proc;
+  return { reattached, wait: (signals) => waitLocal(deps, req, started, spec, dir, log, io, signals) };
+}
 
-  let exitCode: number;
+async function waitLocal(
+  deps: ActivityDeps,
+  req: RunTaskRequest,
+  proc: StepProcess,
+  spec: Spec,
+  dir: string,
+  log: StepLog,
+  io: StepIo,
+  signals: { abort: AbortSignal; detach: AbortSignal },
+): Promise<TaskOutcome> {
+  let exitCode: number | 'aborted';
   try {
-    exitCode = await supervise(deps, ctx, proc, dir, log, req.deadline);
+    exitCode = await supervise(deps, proc, dir, log, io, signals, req.deadline);
   } catch (err) {
-    // An aborted or timed-out step leaves supervise by throwing once its process group is
-    // stopped: its memory cgroup must go too, or every interrupted step with
-    // container_limits leaks a cgroup on the host. (rmdir refuses while a process is still
-    // in it, so a step a retried activity will re-attach to keeps its cgroup.)
+    // A step handed over keeps its cgroup (rmdir refuses while a process is still in it).
     if (spec.memory) await removeCgroup(spec.memory);
     throw err;
   }
+  // An aborted or timed-out step's process group is stopped: its memory cgroup must go too, or
+  // every interrupted step with container_limits leaks a cgroup on the host.
   if (spec.memory) {
-    if (exitCode !== 0 && (await wasOomKilled(spec.memory))) await safeNote(log, 'killed: the task exceeded container_limits.memory');
+    if (exitCode !== 'aborted' && exitCode !== 0 && (await wasOomKilled(spec.memory))) await safeNote(log, 'killed: the task exceeded container_limits.memory');
     await removeCgroup(spec.memory);
   }
+  if (exitCode === 'aborted') return { state: 'aborted' };
   await finalDrain(deps, log);
-  await publishFinished(deps, req, runName, { state: exitCode === 0 ? 'succeeded' : 'failed', exitCode });
-  return { exitCode, outputs: spec.outputs };
+  return { state: exitCode === 0 ? 'succeeded' : 'failed', exitCode, outputs: spec.outputs };
 }
 
-async function publishFinished(
+/** Waits for the process, streaming its output; on abort stops it, on detach leaves it running. */
+async function supervise(
   deps: ActivityDeps,
-  req: RunTaskRequest,
-  runName: string,
-  result: { state: 'succeeded' | 'failed' | 'errored'; exitCode?: number; message?: string },
-): Promise<void> {
-  const event = { type: 'step-finished', buildId: req.buildId, stepId: req.step.id, name: req.step.task, attempt: req.attempt, time: new Date().toISOString(), ...result } as const;
-  await deps.publisher.event(event, `${runName}/finished`);
-}
-
-/** Waits for the process, streaming its output and heartbeating; on cancellation stops it. */
-async function supervise(deps: ActivityDeps, ctx: Context, proc: StepProcess, dir: string, log: StepLog, deadline?: number): Promise<number> {
+  proc: StepProcess,
+  dir: string,
+  log: StepLog,
+  io: StepIo,
+  signals: { abort: AbortSignal; detach: AbortSignal },
+  deadline?: number,
+): Promise<number | 'aborted'> {
   let pollMs = POLL_MIN_MS;
-  let cancelled = false;
-  ctx.cancelled.catch(() => {
-    cancelled = true;
-  });
   // A process this activity just started has written nothing yet: its exit (or the first poll) comes first.
   if (proc.child) await waitExit(proc, POLL_MIN_MS);
   for (;;) {
@@ -161,21 +132,21 @@ async function supervise(deps: ActivityDeps, ctx: Context, proc: StepProcess, di
       deps.log.warn({ err: (err as Error).message }, 'NATS unreachable; step output stays buffered in its files');
       return false;
     });
-    // Liveness is the keep-alive's every second; this records new offsets at once.
-    if (sent) ctx.heartbeat(log.offsets);
-    if (cancelled && ctx.cancellationDetails?.workerShutdown) {
+    // Liveness is the step layer's every second; this records new offsets at once.
+    if (sent) io.beat(log.offsets);
+    if (signals.detach.aborted) {
       // The worker is going away, not the build: leave the step running for the next worker
       // with this name, which re-attaches when Temporal retries this activity.
-      throw ApplicationFailure.create({ message: 'worker shut down; the step keeps running and is handed over', type: 'WorkerShutdown' });
+      throw new StepDetached('worker shut down; the step keeps running and is handed over');
     }
-    if (cancelled) {
+    if (signals.abort.aborted) {
       // The workflow's timer fired at `deadline` before it cancelled us: then this is the step's timeout.
       const why = deadline !== undefined && Date.now() >= deadline ? 'timeout exceeded' : 'aborted';
       await safeNote(log, `${why}: sending SIGTERM, SIGKILL after ${deps.killGraceMs / 1000}s`);
       const how = await terminate(proc, deps.killGraceMs);
       await log.drain().catch(() => false);
       await safeNote(log, how === 'killed' ? 'step killed (SIGKILL)' : 'step stopped');
-      await ctx.cancelled;
+      return 'aborted';
     }
     if (!(await isAlive(proc))) {
       // The wrapper writes the exit file just before it exits; look once more.
@@ -208,9 +179,10 @@ async function safeNote(log: StepLog, text: string): Promise<void> {
   await log.note(text).catch(() => undefined);
 }
 
-async function prepare(deps: ActivityDeps, req: RunTaskRequest, dir: string, log: StepLog): Promise<Spec> {
+async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, log: StepLog): Promise<Spec> {
+  const { req } = task;
   const { step } = req;
-  const config = withServices(await resolveConfig(step, req.artifacts), req);
+  const { config, inputs } = await task.resolve();
   const work = path.join(dir, 'work');
   // mkdir says the first directory it made: unless that is the step's own (or one above it),
   // an interrupted attempt left the step's directory, and what it left needs removing.
@@ -226,19 +198,9 @@ async function prepare(deps: ActivityDeps, req: RunTaskRequest, dir: string, log
   }
   if (step.privileged) await log.note('privileged: the local runtime runs tasks with the worker’s own privileges');
 
-  for (const input of config.inputs) {
-    const source = step.inputMapping[input.name] ?? input.name;
-    const ref = req.artifacts[source];
-    if (!ref) {
-      if (input.optional) continue;
-      const known = Object.keys(req.artifacts);
-      throw configError(
-        `task ${step.task}: missing input \`${input.name}\`${source !== input.name ? ` (mapped to \`${source}\`)` : ''}: ` +
-          `no earlier step produced it${known.length ? `; artifacts available: ${known.join(', ')}` : '; no artifacts exist yet'}` +
-          ` (pass one with -i ${source}=DIR or add an output named ${source} to an earlier task)`,
-      );
-    }
-    await copyArtifact(ref.path, safeJoin(work, input.path ?? input.name));
+  for (const input of inputs) {
+    if (input.ref.kind !== 'dir') throw new StepErrored(`task ${step.task}: input ${input.source} is an output of pod ${input.ref.pod}, which the local runtime cannot read`);
+    await copyArtifact(input.ref.path, safeJoin(work, input.path));
   }
 
   const outputs: Artifacts = {};
@@ -271,44 +233,6 @@ async function prepare(deps: ActivityDeps, req: RunTaskRequest, dir: string, log
   return spec;
 }
 
-/** ((.svc:NAME.field)) refs of a task file, which the workflow could not see. */
-function withServices(config: TaskConfig, req: RunTaskRequest): TaskConfig {
-  if (!req.services) return config;
-  try {
-    return interpolateServices(config, req.services);
-  } catch (err) {
-    throw configError(`task ${req.step.task}: ${(err as Error).message}`);
-  }
-}
-
-async function resolveConfig(step: TaskStep, artifacts: Artifacts): Promise<TaskConfig> {
-  if (!step.file) {
-    if (!step.config) throw configError(`task ${step.task}: neither config nor file is set`);
-    return step.config;
-  }
-  const [artifact, ...rest] = step.file.split('/');
-  const ref = artifacts[artifact];
-  if (!ref || rest.length === 0) {
-    throw configError(
-      `task ${step.task}: file ${step.file}: the first part of the path must name an artifact` +
-        ` (available: ${Object.keys(artifacts).join(', ') || 'none'})`,
-    );
-  }
-  const file = safeJoin(ref.path, rest.join('/'));
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    throw configError(`task ${step.task}: cannot read task file ${step.file}: ${(err as Error).message}`);
-  }
-  try {
-    const fromFile = parseTaskConfig({ text, file: step.file, vars: step.vars });
-    return step.config ? { ...fromFile, ...step.config } : fromFile;
-  } catch (err) {
-    throw configError(`task ${step.task}: ${(err as Error).message}`);
-  }
-}
-
 /**
  * A missing run.dir or run.path is a configuration error: Concourse cannot start such a
  * task and the build errors. Without this check the wrapper's `cd` or the shell's
@@ -317,7 +241,7 @@ async function resolveConfig(step: TaskStep, artifacts: Artifacts): Promise<Task
 async function checkRunnable(step: TaskStep, config: TaskConfig, work: string, searchPath: string): Promise<void> {
   const cwd = safeJoin(work, config.run.dir ?? '.');
   const isDir = await fs.stat(cwd).then((st) => st.isDirectory(), () => false);
-  if (!isDir) throw configError(`task ${step.task}: run.dir ${config.run.dir}: no such directory in the task's working directory`);
+  if (!isDir) throw new StepErrored(`task ${step.task}: run.dir ${config.run.dir}: no such directory in the task's working directory`);
   const cmd = config.run.path;
   const candidates = cmd.includes('/') ? [path.resolve(cwd, cmd)] : searchPath.split(':').filter(Boolean).map((d) => path.join(d, cmd));
   for (const candidate of candidates) {
@@ -326,7 +250,7 @@ async function checkRunnable(step: TaskStep, config: TaskConfig, work: string, s
     if (!statSync(candidate, { throwIfNoEntry: false })?.isFile()) continue;
     if (await fs.access(candidate, fsConstants.X_OK).then(() => true, () => false)) return;
   }
-  throw configError(
+  throw new StepErrored(
     `task ${step.task}: run.path ${cmd}: no such executable` + (cmd.includes('/') ? ` (looked at ${candidates[0]})` : ' on PATH'),
   );
 }
@@ -337,14 +261,14 @@ async function commandFor(config: TaskConfig, dir: string): Promise<{ command: s
   const user = config.run.user;
   if (!user || user === os.userInfo().username) return { command, env: {} };
   if (process.getuid?.() !== 0) {
-    throw configError(`run.user ${user}: the worker runs as ${os.userInfo().username} and can only run tasks as another user when it is root`);
+    throw new StepErrored(`run.user ${user}: the worker runs as ${os.userInfo().username} and can only run tasks as another user when it is root`);
   }
   try {
     const ids = await userIds(user);
     await chownTree(dir, ids);
     return { command: asUser(ids, command), env: userEnv(user) };
   } catch (err) {
-    throw configError(`run.user ${user}: ${(err as Error).message}`);
+    throw new StepErrored(`run.user ${user}: ${(err as Error).message}`);
   }
 }
 

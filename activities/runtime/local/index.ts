@@ -1,0 +1,37 @@
+// The local runtime: steps are processes on this host, artifacts directories on its disk.
+import fs from 'node:fs/promises';
+import { safeJoin } from '../../artifacts';
+import { finishBuild } from '../../build';
+import type { ActivityDeps } from '../../deps';
+import { StepErrored } from '../../errors';
+import type { Runtime } from '../types';
+import { removeNetwork } from './network';
+import { probeLocalService, startLocalService, stopLocalService, superviseLocalService } from './service';
+import { warmUpSpawner } from './spawner';
+import { findOrStartLocalTask } from './task';
+
+export function localRuntime(deps: ActivityDeps): Runtime {
+  // The process helper starts with the worker, not with its first step.
+  warmUpSpawner();
+  return {
+    // Artifact directories stay for `causeway retry`; the reconciler deletes them after their retention.
+    releasesArtifacts: false,
+    findOrStartTask: (task, io) => findOrStartLocalTask(deps, task, io),
+    readArtifactFile: ({ artifact, ref, rel }) => {
+      if (ref.kind !== 'dir') throw new StepErrored(`artifact ${artifact} is an output of pod ${ref.pod}, which the local runtime cannot read`);
+      return fs.readFile(safeJoin(ref.path, rel), 'utf8');
+    },
+    releaseArtifacts: async () => undefined,
+    finishBuild: async (req) => {
+      // Every service was stopped by its scope's teardown before the build ends.
+      await removeNetwork(req.buildId);
+      await finishBuild(deps, req);
+    },
+    services: {
+      startService: (req) => startLocalService(deps, req),
+      probeService: (req) => probeLocalService(deps, req),
+      superviseService: (req) => superviseLocalService(deps, req),
+      stopService: (req) => stopLocalService(deps, req),
+    },
+  };
+}
