@@ -19,7 +19,7 @@ import { Scope, type BuildContext } from './context';
 import { ArtifactReleaser } from './release';
 import { StatusTracker } from './status';
 import { runStep } from './step';
-import { ACTIVITY_FAILURES, FAILURE_TYPES, type BuildInput, type BuildSummary } from '../schemas/build';
+import { ACTIVITY_FAILURES, FAILURE_TYPES, type BuildInput, type BuildSummary, type StepStatus } from '../schemas/build';
 
 export const statusQuery = defineQuery<BuildSummary>('status');
 
@@ -176,9 +176,15 @@ function failedSteps(summary: BuildSummary, status: StatusTracker, inParts: stri
 
 /** Failed steps of the tracker as the build's message names them: a timed-out step of any kind with its message, a task with its exit code. */
 export function failedTasks(status: StatusTracker): string[] {
-  return status
-    .list()
-    .filter((s) => s.state === 'failed' && (s.kind === 'task' || s.message))
+  const steps = status.list();
+  const byId = new Map(steps.map((s) => [s.id, s]));
+  // A failure inside `try` is swallowed there: it is not why the build failed.
+  const insideTry = (s: StepStatus): boolean => {
+    for (let p = s.parent && byId.get(s.parent); p; p = p.parent ? byId.get(p.parent) : undefined) if (p.kind === 'try') return true;
+    return false;
+  };
+  return steps
+    .filter((s) => s.state === 'failed' && (s.kind === 'task' || s.message) && !insideTry(s))
     .map((s) => (s.message ? `${s.name}: ${s.message}` : `${s.name} (exit ${s.exitCode ?? '?'})`));
 }
 

@@ -7,10 +7,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { Client, Connection, WorkflowHandle } from '@temporalio/client';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { awaitBuild, startBuild, type BuildOutcome } from '../../common/build-client';
 import { readBuild } from '../../common/build-log';
+import { connectNats } from '../../common/nats';
+import { connectTemporalClient } from '../../common/temporal-connection';
 import { compilePlan } from '../../schemas';
 import { testStack } from '../setup/env';
 
@@ -22,20 +24,21 @@ const TASK_QUEUE = 'log-crash';
 const WORKER = path.resolve(__dirname, '../../dist/workers/main.js');
 
 const stack = testStack();
-let home: string;
+/** for the worker's log; the worker's home is the test stack's, where NATS credentials are */
+let logDir: string;
 let connection: Connection;
 let client: Client;
 let nc: NatsConnection;
 let worker: ChildProcess | undefined;
 
 function startWorker(): ChildProcess {
-  const log = fs.openSync(path.join(home, 'worker.log'), 'a');
+  const log = fs.openSync(path.join(logDir, 'worker.log'), 'a');
   const child = spawn(process.execPath, [WORKER], {
     env: {
       ...process.env,
       TEMPORAL_ADDRESS: stack.temporalAddress,
       NATS_URL: stack.natsUrl,
-      CAUSEWAY_HOME: home,
+      CAUSEWAY_HOME: stack.home,
       CAUSEWAY_WORKER_NAME: TASK_QUEUE,
       CAUSEWAY_TASK_QUEUE: TASK_QUEUE,
       CAUSEWAY_LOG_LEVEL: 'warn',
@@ -48,17 +51,16 @@ function startWorker(): ChildProcess {
 
 beforeAll(async () => {
   if (!fs.existsSync(WORKER)) throw new Error('run `npm run build` first (npm test does)');
-  home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-log-crash-'));
-  connection = await Connection.connect({ address: stack.temporalAddress });
-  client = new Client({ connection });
-  nc = await connect({ servers: stack.natsUrl });
+  logDir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-log-crash-'));
+  ({ client, connection } = await connectTemporalClient({ address: stack.temporalAddress, home: stack.home }));
+  nc = await connectNats(stack.natsUrl, 'log-crash-test', { home: stack.home });
 });
 
 afterAll(async () => {
   worker?.kill('SIGKILL');
   await nc?.close();
   await connection?.close();
-  fs.rmSync(home, { recursive: true, force: true });
+  fs.rmSync(logDir, { recursive: true, force: true });
 });
 
 // ~3000 writes over ~60 s: lines from 0 to 300 bytes, some without a line end, some on stderr,
@@ -110,7 +112,7 @@ function written(buildId: string, file: 'stdout' | 'stderr'): Buffer {
       else if (e.name === file && !p.includes(`${path.sep}inputs${path.sep}`)) found.push(p);
     }
   };
-  walk(path.join(home, 'builds', buildId));
+  walk(path.join(stack.home, 'builds', buildId));
   expect(found).toHaveLength(1);
   return fs.readFileSync(found[0]);
 }
@@ -141,7 +143,7 @@ test('every byte of a step reaches JetStream exactly once, in order, through rep
   await all;
 
   expect(kills).toBeGreaterThanOrEqual(4);
-  expect(outcomes.map((o) => o.status)).toEqual(new Array(BUILDS).fill('succeeded'));
+  expect(outcomes.map((o) => [o.status, o.message])).toEqual(new Array(BUILDS).fill(['succeeded', undefined]));
   for (const h of handles) {
     // The step's log was resumed by a retried activity, or the comparison proves nothing.
     const { events } = await h.fetchHistory();

@@ -34,7 +34,7 @@ describe('the build workflow input', () => {
     ['a plan file name instead of a compiled plan', { plan: 'examples/hello.yml' }, 'plan: Invalid input: expected object, received string'],
     ['no argument', undefined, '(input): Invalid input: expected object'],
     ['a task without its name', { plan: { name: 'j', source: 's', plan: { kind: 'do', id: 'plan', steps: [{ kind: 'task', id: 'plan.0' }] } } }, 'plan.plan.steps[0].task:'],
-    ['an unknown step kind', { plan: { name: 'j', source: 's', plan: { kind: 'do', id: 'plan', steps: [{ kind: 'get', id: 'plan.0' }] } } }, 'plan.plan.steps[0].kind:'],
+    ['an unknown step kind', { plan: { name: 'j', source: 's', plan: { kind: 'do', id: 'plan', steps: [{ kind: 'deploy', id: 'plan.0' }] } } }, 'plan.plan.steps[0].kind:'],
   ])('%s fails the workflow at once, non-retryable, errored', async (_what, input, expected) => {
     const handle = await start(input);
     const cause = await failure(handle);
