@@ -24,8 +24,10 @@ import { freePort, repoRoot, startStack, stopStack } from '../cli/dev/stack';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { fullStatus } from '../common/build-status';
 import { compilePlan } from '../schemas';
+import { PART_BUDGET, SPLIT_AT } from '../workflows/fanout';
 import { startLocalWorker, type RunningWorker } from '../workers/local';
 import { loadavg, machine, writeSection } from './report';
+import { causewayDataConverter, loadCodecKeys } from '../common/codec';
 
 const MARK_START = '<!-- bench:fanout:start -->';
 const MARK_END = '<!-- bench:fanout:end -->';
@@ -135,7 +137,7 @@ function section(info: Record<string, string>, rows: Row[]): string {
     MARK_START,
     '## Big fan-out (`npm run bench:fanout`)',
     '',
-    `An \`across\` of N trivial tasks (\`true\`) on the local runtime, all in flight or one at a time. Lists past 500 activities run in child workflows of at most 1,000 (workflows/fanout.ts), so every history stays far from Temporal's limits. Peak RSS is the bench process's (it holds the worker, whose activities spawn the steps, and the client). \`status\` is the time \`causeway status\` needs for the whole tree (common/build-status.ts).`,
+    `An \`across\` of N trivial tasks (\`true\`) on the local runtime, all in flight or one at a time. Lists past ${SPLIT_AT} activities run in child workflows of at most ${PART_BUDGET} (workflows/fanout.ts), so every history stays far from Temporal's limits. Peak RSS is the bench process's (it holds the worker, whose activities spawn the steps, and the client). \`status\` is the time \`causeway status\` needs for the whole tree (common/build-status.ts).`,
     '',
     `Machine: ${info.cpus} CPUs, ${info.memory}, ${info.os}, Node ${info.node}, Temporal CLI ${info.temporal}; ${info.date}. **The machine was shared with seven other engineers' builds and tests while this ran** (load average at start: ${info.load}, per row in the table): the figures are lower bounds of what a quiet machine does.`,
     '',
@@ -192,7 +194,7 @@ async function main(): Promise<void> {
       log: pino({ level: 'warn' }),
     });
     connection = await Connection.connect({ address: stack.temporal.address });
-    const client = new Client({ connection });
+    const client = new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home })) });
 
     const rows: Row[] = [];
     for (const run of opts.runs) {

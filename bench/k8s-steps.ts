@@ -14,6 +14,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { collectLogs } from '../common/build-log';
+import { causewayDataConverter, loadCodecKeys } from '../common/codec';
 import { causewayHome, readEnv } from '../common/config';
 import { connectNats } from '../common/nats';
 import { compilePlan } from '../schemas';
@@ -78,7 +79,7 @@ async function main(): Promise<void> {
   const connection = await Connection.connect({ address: stack.temporal.address });
   const nc = await connectNats(stack.nats.url, 'bench-k8s-steps');
   try {
-    const handle = await startBuild(new Client({ connection }), { plan, taskQueue: readEnv().CAUSEWAY_TASK_QUEUE });
+    const handle = await startBuild(new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home })) }), { plan, taskQueue: readEnv().CAUSEWAY_TASK_QUEUE });
     const outcome = await awaitBuild(handle);
     if (outcome.status !== 'succeeded') throw new Error(`the build ${handle.workflowId} ${outcome.status}`);
     const logs = await collectLogs(nc, handle.workflowId);

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
+import { addConnectionFlags } from './connection-flags';
 import { CliError, paint } from './output';
 
 // Each command's module is loaded only when that command runs, so a client command never
@@ -52,6 +53,7 @@ function commandsFor(args: string[]): Register[] {
 }
 
 async function main(): Promise<void> {
+  addConnectionFlags(program);
   for (const register of commandsFor(process.argv.slice(2))) register(program);
   await program.parseAsync(process.argv);
 }

@@ -86,10 +86,12 @@ export async function connectTemporalClient(opts: {
   namespace?: string;
   home?: string;
   connectTimeout?: Duration;
+  /** where TLS and API key settings are read (default process.env) */
+  env?: NodeJS.ProcessEnv;
 }): Promise<{ client: Client; connection: Connection }> {
   const connection = await Connection.connect({
     address: opts.address,
-    ...temporalSecurity(),
+    ...temporalSecurity(opts.env),
     ...(opts.connectTimeout !== undefined ? { connectTimeout: opts.connectTimeout } : {}),
   });
   const client = new Client({ connection, namespace: opts.namespace ?? 'default', dataConverter: causewayDataConverter(loadCodecKeys({ home: opts.home })) });

@@ -3,8 +3,10 @@ import { causewayHome, readEnv } from '../common/config';
 import { parseDuration } from '../schemas/units';
 import { createLogger } from '../common/logger';
 import { startLocalWorker } from './local';
+import { installSdkLogger } from './sdk-logger';
 
 async function main(): Promise<void> {
+  installSdkLogger();
   const env = readEnv();
   const log = createLogger('worker');
   const worker = await startLocalWorker({

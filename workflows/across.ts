@@ -67,7 +67,8 @@ export function acrossLevels(
       services: list.map(() => servicesOf(template) * below),
       slice: (from, to) => ({
         kind: 'across',
-        step: { ...step, hooks: undefined },
+        // The values travel sliced in `values`: the step's own lists would be copied into every part.
+        step: { ...step, hooks: undefined, across: { ...across, vars: across.vars.map((v) => ({ ...v, values: [] })) } },
         depth,
         bindings,
         indices,

@@ -14,13 +14,14 @@ import { PART_WORKFLOW, type PartRef, type StepStatus } from '../schemas/build';
  * A list (`do`, `in_parallel`, an `across` level) whose steps would run more than SPLIT_AT
  * activities runs in slices of at most PART_BUDGET activities, one child workflow (`buildPart`)
  * each, and the parent holds one child per slice. The budget also bounds the work of one
- * workflow task: starting 1,000 steps at once took 5.7-11 s of wall time on the loaded 2-core
- * machine, past the SDK's 5 s limit on a workflow activation, whose timeout then crashed the
- * worker process ("async hook stack has become corrupted"); 250 keeps it a quarter of that.
+ * workflow task: on the loaded 2-core machine (load average ~30) starting 1,000 steps at once
+ * took 5.7-11 s of wall time, and once 250 did too, past the SDK's 5 s limit on a workflow
+ * activation, whose timeout then crashed the worker process ("async hook stack has become
+ * corrupted"); 100 keeps it well under.
  * How many steps run at once is the worker's business (its activity slots, workers/pollers.ts);
  * max_in_flight stays an upper bound.
  */
-export const PART_BUDGET = 250;
+export const PART_BUDGET = 100;
 export const SPLIT_AT = PART_BUDGET;
 /** How long a part's workflow task may take, queueing in the worker included (see runPart). */
 export const PART_TASK_TIMEOUT = '1 minute';

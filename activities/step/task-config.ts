@@ -40,7 +40,7 @@ export async function resolveTaskConfig(
   const what = `task ${step.task}`;
   let config: TaskConfig;
   if (step.file) {
-    const text = await readArtifactText(runtime, artifactFile(buildId, step.file, artifacts, what), `${what}: task file ${step.file}`);
+    const text = await readArtifactText(runtime, artifactFile(buildId, step.file, artifacts, what), `${what}: file ${step.file}`);
     try {
       const fromFile = parseTaskConfig({ text, file: step.file, vars: step.vars });
       config = step.config ? { ...fromFile, ...step.config } : fromFile;

@@ -1,11 +1,11 @@
 import os from 'node:os';
-import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { Option, type Command } from 'commander';
 import { causewayHome, readEnv } from '../../common/config';
 import { createLogger } from '../../common/logger';
 import { parseDuration } from '../../schemas';
 import { startKubernetesWorker } from '../../workers/kubernetes';
 import { startLocalWorker, type RunningWorker } from '../../workers/local';
+import { installSdkLogger } from '../../workers/sdk-logger';
 import { resolveEndpoints } from '../dev/stack';
 import { CliError, say } from '../output';
 
@@ -53,8 +53,7 @@ Examples:
   causeway worker --runtime kubernetes --namespace ci --name k8s-ci`,
     )
     .action(async (opts: Opts) => {
-      // The CLI's own output is the interface; the SDK speaks only when something is wrong.
-      Runtime.install({ logger: new DefaultLogger('WARN') });
+      installSdkLogger();
       const env = readEnv();
       const endpoints = resolveEndpoints();
       if (!endpoints) throw new CliError('no Temporal/NATS to connect to', 'start them with `causeway dev up --no-worker`, or set TEMPORAL_ADDRESS and NATS_URL');

@@ -5,6 +5,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import type { AddressInfo } from 'node:net';
+import type http from 'node:http';
+import { AesGcmPayloadCodec, loadCodecKeys } from '../../common/codec';
+import { codecServer } from '../../common/codec-server';
 import { startHarness, type Harness } from '../workflows/harness';
 
 const run = promisify(execFile);
@@ -14,13 +18,19 @@ const PYTHON = path.join(os.homedir(), '.cache', 'causeway', 'python-clients', '
 let h: Harness;
 let dir: string;
 let env: NodeJS.ProcessEnv;
+let codec: http.Server;
 
 beforeAll(async () => {
   h = await startHarness();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-clients-'));
-  env = { ...process.env, CAUSEWAY_TASK_QUEUE: h.taskQueue };
+  // Payloads are encrypted (docs/security.md): the clients reach the workers' keys through a codec server.
+  codec = codecServer({ codec: new AesGcmPayloadCodec(loadCodecKeys({ home: h.home })!), token: 'clients-test', origins: [] });
+  await new Promise<void>((r) => codec.listen(0, '127.0.0.1', r));
+  const codecEnv = { CAUSEWAY_CODEC_ENDPOINT: `http://127.0.0.1:${(codec.address() as AddressInfo).port}`, CAUSEWAY_CODEC_TOKEN: 'clients-test' };
+  env = { ...process.env, CAUSEWAY_TASK_QUEUE: h.taskQueue, ...codecEnv };
 });
 afterAll(async () => {
+  codec.close();
   await h.stop();
   fs.rmSync(dir, { recursive: true, force: true });
 });
