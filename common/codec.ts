@@ -35,7 +35,7 @@ function parseKeys(text: string, where: string): CodecKeys {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${where}: not JSON (${(err as Error).message}); expected {"current": "ID", "keys": {"ID": "<32 bytes base64>"}}`);
+    throw new Error(`${where}: not JSON (${(err as Error).message}); expected {"current": "ID", "keys": {"ID": "<32 bytes base64>"}}`, { cause: err });
   }
   const parsed = CodecKeysSchema.safeParse(json);
   if (!parsed.success) {

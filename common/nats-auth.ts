@@ -35,7 +35,7 @@ function secret(file: string, what: string): Uint8Array {
   try {
     stat = fs.statSync(file);
   } catch (err) {
-    throw new Error(`${what} ${file}: ${(err as Error).message}`);
+    throw new Error(`${what} ${file}: ${(err as Error).message}`, { cause: err });
   }
   if ((stat.mode & 0o077) !== 0) throw new Error(`${what} ${file} is readable by group or others; run \`chmod 600 ${file}\``);
   return fs.readFileSync(file);

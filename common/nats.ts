@@ -15,7 +15,7 @@ export async function connectNats(url: string, name: string, auth: { role?: Nats
   try {
     return await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...natsAuth(auth.role ?? 'operator', auth.home) });
   } catch (err) {
-    throw new Error(`cannot reach NATS at ${url}: ${(err as Error).message}. Start the stack with \`causeway dev up\` or set NATS_URL.`);
+    throw new Error(`cannot reach NATS at ${url}: ${(err as Error).message}. Start the stack with \`causeway dev up\` or set NATS_URL.`, { cause: err });
   }
 }
 

@@ -41,7 +41,7 @@ function pem(name: string, data: string | undefined, file: string | undefined): 
   try {
     return fs.readFileSync(file);
   } catch (err) {
-    throw new Error(`${name}: cannot read ${file}: ${(err as Error).message}`);
+    throw new Error(`${name}: cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -457,7 +457,7 @@ export function loadPlan(opts: { file: string; job?: string; vars?: Record<strin
   try {
     bytes = readFileSync(opts.file);
   } catch (e) {
-    throw new Error(`cannot read plan file ${opts.file}: ${(e as Error).message}`);
+    throw new Error(`cannot read plan file ${opts.file}: ${(e as Error).message}`, { cause: e });
   }
   return compilePlan({ ...opts, text: decodeUtf8(bytes, opts.file) });
 }

@@ -34,7 +34,7 @@ export function loadVarFiles(paths: string[]): Record<string, unknown> {
     try {
       bytes = readFileSync(file);
     } catch (e) {
-      throw new Error(`cannot read vars file ${file}: ${(e as Error).message}`);
+      throw new Error(`cannot read vars file ${file}: ${(e as Error).message}`, { cause: e });
     }
     const src = new Source(file, decodeUtf8(bytes, file));
     src.check();

@@ -6,7 +6,7 @@ import {
   WORKER_BUCKET,
   WORKER_HEARTBEAT_MS,
   WorkerControl,
-  WorkerControlReply,
+  type WorkerControlReply,
   WorkerRecord,
   shownState,
   workerControlSubject,

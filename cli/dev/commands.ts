@@ -1,5 +1,5 @@
 // `causeway dev up|down|status`: the embedded dev stack a new user starts first.
-import { Command } from 'commander';
+import { type Command } from 'commander';
 import { z } from 'zod';
 import { causewayHome } from '../../common/config';
 import { devKubernetesStatus, readDevKubernetes, startDevKubernetes, stopDevKubernetes } from './kubernetes';

@@ -65,7 +65,7 @@ describe('causeway run/watch with services', () => {
     expect(run.stdout).toMatch(/^\[svc web\] web listening /m);
     expect(run.stdout).toMatch(/^\[svc web\] causeway: service web is ready \(every port accepts connections/m);
     expect(run.stdout).toContain('checking 198.18.');
-    expect(run.stdout).toMatch(/last lines of service web \[plan\.0\]:\n(  .*\n)*  web tick \d+/);
+    expect(run.stdout).toMatch(/last lines of service web \[plan\.0\]:\n( {2}.*\n)* {2}web tick \d+/);
     expect(pidsMatching(m)).toEqual([]);
 
     const buildId = /build (build-[0-9a-f-]+) failed/.exec(run.stdout)![1];

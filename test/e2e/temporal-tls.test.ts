@@ -91,7 +91,7 @@ beforeAll(async () => {
       await connection.close();
       return;
     } catch (err) {
-      if (attempt > 120 || server.exitCode !== null) throw new Error(`Temporal with mTLS did not start: ${(err as Error).message}\n${fs.readFileSync(path.join(dir, 'server.log'), 'utf8').slice(-2000)}`);
+      if (attempt > 120 || server.exitCode !== null) throw new Error(`Temporal with mTLS did not start: ${(err as Error).message}\n${fs.readFileSync(path.join(dir, 'server.log'), 'utf8').slice(-2000)}`, { cause: err });
       await sleep(500);
     }
   }

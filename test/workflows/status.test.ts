@@ -1,4 +1,5 @@
 // The `status` query, the CausewayStatus search attribute and build outcomes, against the real servers.
+import fs from 'node:fs';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { BuildSummary, StepStatus } from '../../schemas/build';
 import { killMatching, pidsMatching, sh, startHarness, waitFor, type Harness } from './harness';
@@ -44,7 +45,7 @@ describe('status', () => {
     expect(find((await query(handle)).steps, 'plan.1.in_parallel.1.try')).toMatchObject({ attempts: 2, exitCode: 5, state: 'failed' });
     expect(await searchStatus(handle)).toBe('started');
 
-    require('node:fs').writeFileSync(gate, '');
+    fs.writeFileSync(gate, '');
     const r = await h.finish(handle);
     expect(r.status).toBe('succeeded');
     const after = await query(handle);

@@ -237,7 +237,7 @@ export async function attachService(ref: ServiceRef, host: string): Promise<Serv
     if (r.code !== 0) throw new Error(r.stderr.trim().split('\n').pop() || `exit status ${r.code ?? r.signal}`);
   } catch (err) {
     // Never the host's loopback behind the user's back: the address given out is on the bridge.
-    throw new Error(`cannot make network namespace ${netns} on the bridge of ${hub}: ${(err as Error).message.split('\n')[0]}`);
+    throw new Error(`cannot make network namespace ${netns} on the bridge of ${hub}: ${(err as Error).message.split('\n')[0]}`, { cause: err });
   }
   return {
     network: hub,
