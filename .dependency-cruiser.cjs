@@ -10,7 +10,13 @@ const layer = (name, mayNotImport, comment) => ({
 
 module.exports = {
   forbidden: [
-    { name: 'no-circular', comment: 'an import cycle: break it by moving the shared part down a layer', severity: 'error', from: {}, to: { circular: true } },
+    {
+      name: 'no-circular',
+      comment: 'an import cycle: break it by moving the shared part down a layer',
+      severity: 'error',
+      from: {},
+      to: { circular: true },
+    },
     layer('schemas', ['common', 'activities', 'workflows', 'workers', 'cli'], 'schemas is the bottom layer'),
     layer('common', ['activities', 'workflows', 'workers', 'cli'], 'common sits below activities and workflows'),
     layer('activities', ['workflows', 'workers', 'cli'], 'activities do not know the workflows that call them'),

@@ -37,7 +37,10 @@ export default tseslint.config(
           paths: builtinModules.map((name) => ({ name, message: 'workflow code is deterministic: do side effects in an activity' })),
           patterns: [
             { group: ['node:*'], message: 'workflow code is deterministic: do side effects in an activity' },
-            { group: ['../activities/*', '!../activities/types'], message: 'workflows import activities by type only (activities/types.ts)' },
+            {
+              group: ['../activities/*', '!../activities/types'],
+              message: 'workflows import activities by type only (activities/types.ts)',
+            },
           ],
         },
       ],

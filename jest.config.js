@@ -6,7 +6,9 @@ const common = { testEnvironment: 'node', transform, moduleFileExtensions: ['ts'
 const k8s = {
   ...common,
   transform: { '^.+\\.(ts|m?js)$': ['@swc/jest', { jsc: { target: 'es2022' }, module: { type: 'commonjs' } }] },
-  transformIgnorePatterns: ['/node_modules/(?!(@kubernetes/client-node|jsonpath-plus|@jsep-plugin|jsep|openid-client|jose|oauth4webapi|rfc4648)/)'],
+  transformIgnorePatterns: [
+    '/node_modules/(?!(@kubernetes/client-node|jsonpath-plus|@jsep-plugin|jsep|openid-client|jose|oauth4webapi|rfc4648)/)',
+  ],
   slowTestThreshold: 30,
 };
 

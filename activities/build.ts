@@ -12,7 +12,11 @@ export function workerTaskQueue(workerName: string): string {
 }
 
 /** Claims the build for this worker: its directory, the CLI's uploaded inputs, the build-started event. */
-export async function prepareBuild(deps: ActivityDeps, runtime: Pick<Runtime, 'releasesArtifacts'>, req: PrepareBuildRequest): Promise<PrepareBuildResult> {
+export async function prepareBuild(
+  deps: ActivityDeps,
+  runtime: Pick<Runtime, 'releasesArtifacts'>,
+  req: PrepareBuildRequest,
+): Promise<PrepareBuildResult> {
   try {
     // Names from any Temporal client (a workflow id, an upload's name) that would leave CAUSEWAY_HOME end the build at once.
     paths.build(deps.home, req.buildId);
@@ -29,7 +33,10 @@ export async function prepareBuild(deps: ActivityDeps, runtime: Pick<Runtime, 'r
       const dir = paths.inputs(deps.home, req.buildId, name);
       await fs.rm(dir, { recursive: true, force: true });
       if (!(await getDirectory(store, transferKeys.input(req.buildId, name), dir))) {
-        throw new StepErrored(`input ${name} was not uploaded (it expired or the upload was interrupted); run the build again`, 'UploadMissing');
+        throw new StepErrored(
+          `input ${name} was not uploaded (it expired or the upload was interrupted); run the build again`,
+          'UploadMissing',
+        );
       }
       artifacts[name] = { kind: 'dir', worker: deps.workerName, path: dir };
     }
@@ -40,7 +47,13 @@ export async function prepareBuild(deps: ActivityDeps, runtime: Pick<Runtime, 'r
     { type: 'build-started', buildId: req.buildId, plan: req.plan, time: new Date().toISOString() },
     `${req.buildId}/started`,
   );
-  return { worker: deps.workerName, taskQueue: workerTaskQueue(deps.workerName), tags: deps.tags, artifacts, releasesArtifacts: runtime.releasesArtifacts };
+  return {
+    worker: deps.workerName,
+    taskQueue: workerTaskQueue(deps.workerName),
+    tags: deps.tags,
+    artifacts,
+    releasesArtifacts: runtime.releasesArtifacts,
+  };
 }
 
 /** Hands the requested outputs (directories on this worker) to the CLI through the object store and announces the end of the build. */

@@ -37,9 +37,15 @@ export class ServiceFailed extends Error {
 /** The one place a domain error becomes a Temporal failure; anything else stays retryable as it is. */
 export function toFailure(err: unknown): unknown {
   if (err instanceof StepErrored) {
-    return ApplicationFailure.create({ type: ACTIVITY_FAILURES.stepErrored, message: err.message, nonRetryable: true, details: err.reason ? [{ reason: err.reason }] : undefined });
+    return ApplicationFailure.create({
+      type: ACTIVITY_FAILURES.stepErrored,
+      message: err.message,
+      nonRetryable: true,
+      details: err.reason ? [{ reason: err.reason }] : undefined,
+    });
   }
-  if (err instanceof ServiceFailed) return ApplicationFailure.create({ type: ACTIVITY_FAILURES.serviceFailed, message: err.message, nonRetryable: true });
+  if (err instanceof ServiceFailed)
+    return ApplicationFailure.create({ type: ACTIVITY_FAILURES.serviceFailed, message: err.message, nonRetryable: true });
   if (err instanceof StepDetached) return ApplicationFailure.create({ type: ACTIVITY_FAILURES.workerShutdown, message: err.message });
   return err;
 }

@@ -12,7 +12,8 @@ const PERMANENT_CODES = new Set(['ENAMETOOLONG', 'E2BIG', 'ELOOP']);
 /** `err` as a non-retryable step failure naming its cause when no retry can fix it; else `err` unchanged. */
 export function asPermanent(err: unknown, where: string): unknown {
   // Duck-typed: Node's own errors (fs, spawn) are not `instanceof Error` inside a vm context such as jest's.
-  if (err instanceof ApplicationFailure || typeof err !== 'object' || err === null || typeof (err as Error).message !== 'string') return err;
+  if (err instanceof ApplicationFailure || typeof err !== 'object' || err === null || typeof (err as Error).message !== 'string')
+    return err;
   const { message, code: given } = err as NodeJS.ErrnoException;
   // The process helper (local/spawner.ts) passes a spawn error's message only: "spawn /bin/sh E2BIG".
   const code = given ?? /\b(E[A-Z0-9]+)$/.exec(message)?.[1];

@@ -74,7 +74,8 @@ async function dirsWithPid(dir: string): Promise<string[]> {
   if (entries.some((e) => e.isFile() && e.name === 'pid')) out.push(dir);
   for (const e of entries) {
     // A step's work tree can be large and never holds pid files of ours.
-    if (e.isDirectory() && e.name !== 'work' && e.name !== 'home' && e.name !== 'tmp') out.push(...(await dirsWithPid(path.join(dir, e.name))));
+    if (e.isDirectory() && e.name !== 'work' && e.name !== 'home' && e.name !== 'tmp')
+      out.push(...(await dirsWithPid(path.join(dir, e.name))));
   }
   return out;
 }

@@ -85,7 +85,9 @@ function sendFile(res: http.ServerResponse, dir: string, output: string, rel: st
  * token; resolves `done`). Only declared output paths are served. Returns the server
  * (listening) and a promise of the `/done` request.
  */
-export function serve(env: AgentEnv & { outputs: { name: string; path: string }[]; port: number; host?: string }): Promise<{ server: http.Server; done: Promise<void> }> {
+export function serve(
+  env: AgentEnv & { outputs: { name: string; path: string }[]; port: number; host?: string },
+): Promise<{ server: http.Server; done: Promise<void> }> {
   const allowed = new Set(env.outputs.map((o) => o.path.replace(/^\/+|\/+$/g, '')));
   let finish: () => void = () => undefined;
   const done = new Promise<void>((resolve) => (finish = resolve));
@@ -144,7 +146,9 @@ export async function reason(res: Response): Promise<string> {
  * WORKDIR/<path>, retrying connection errors and 5xx for up to retryMs (a producer's
  * streamer may still be starting). Throws with a one-line reason otherwise.
  */
-export async function fetchInputs(env: AgentEnv & { inputs: { name: string; path: string; url: string }[]; mkdirs: string[]; retryMs?: number }): Promise<void> {
+export async function fetchInputs(
+  env: AgentEnv & { inputs: { name: string; path: string; url: string }[]; mkdirs: string[]; retryMs?: number },
+): Promise<void> {
   for (const d of env.mkdirs) fs.mkdirSync(inside(env.workdir, d), { recursive: true });
   for (const input of env.inputs) {
     const dest = inside(env.workdir, input.path);
@@ -181,11 +185,19 @@ async function main(): Promise<void> {
   const cmd = process.argv[2];
   const env = { workdir: path.resolve(required('CAUSEWAY_WORKDIR')), token: required('CAUSEWAY_ARTIFACT_TOKEN') };
   if (cmd === 'fetch') {
-    await fetchInputs({ ...env, inputs: JSON.parse(process.env.CAUSEWAY_INPUTS ?? '[]'), mkdirs: JSON.parse(process.env.CAUSEWAY_MKDIRS ?? '[]') });
+    await fetchInputs({
+      ...env,
+      inputs: JSON.parse(process.env.CAUSEWAY_INPUTS ?? '[]'),
+      mkdirs: JSON.parse(process.env.CAUSEWAY_MKDIRS ?? '[]'),
+    });
     return;
   }
   if (cmd === 'serve') {
-    const { server, done } = await serve({ ...env, outputs: JSON.parse(required('CAUSEWAY_OUTPUTS')), port: Number(process.env.CAUSEWAY_PORT ?? 7788) });
+    const { server, done } = await serve({
+      ...env,
+      outputs: JSON.parse(required('CAUSEWAY_OUTPUTS')),
+      port: Number(process.env.CAUSEWAY_PORT ?? 7788),
+    });
     process.once('SIGTERM', () => server.close(() => process.exit(0)));
     await done;
     server.close();

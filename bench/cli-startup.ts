@@ -43,7 +43,10 @@ function main(): void {
       const modulesFile = path.join(tmp, 'modules.json');
       for (let i = 0; i < runs; i++) {
         const t0 = process.hrtime.bigint();
-        const r = spawnSync(process.execPath, ['-r', counter, ...caseArgs], { env: { ...process.env, CAUSEWAY_BENCH_MODULES: modulesFile }, stdio: ['ignore', 'ignore', 'pipe'] });
+        const r = spawnSync(process.execPath, ['-r', counter, ...caseArgs], {
+          env: { ...process.env, CAUSEWAY_BENCH_MODULES: modulesFile },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
         times.push(Number(process.hrtime.bigint() - t0) / 1e6);
         if (r.status !== 0) throw new Error(`${label} exited ${r.status}: ${r.stderr.toString()}`);
       }

@@ -114,8 +114,19 @@ async function runOne(client: Client, taskQueue: string, mode: Mode, steps: numb
   const statusStarted = performance.now();
   const status = await fullStatus(client, handle.workflowId);
   const statusSeconds = (performance.now() - statusStarted) / 1000;
-  const row = { mode, steps, status: outcome.status, seconds, parts: status.parts?.length ?? 0, peakRssMiB, statusSeconds, load: loadavg() };
-  progress(`${mode} ${steps}: ${outcome.status} in ${seconds.toFixed(1)} s (${(steps / seconds).toFixed(1)} steps/s), ${row.parts} parts, peak ${peakRssMiB.toFixed(0)} MiB, status in ${statusSeconds.toFixed(1)} s`);
+  const row = {
+    mode,
+    steps,
+    status: outcome.status,
+    seconds,
+    parts: status.parts?.length ?? 0,
+    peakRssMiB,
+    statusSeconds,
+    load: loadavg(),
+  };
+  progress(
+    `${mode} ${steps}: ${outcome.status} in ${seconds.toFixed(1)} s (${(steps / seconds).toFixed(1)} steps/s), ${row.parts} parts, peak ${peakRssMiB.toFixed(0)} MiB, status in ${statusSeconds.toFixed(1)} s`,
+  );
   return row;
 }
 
@@ -178,7 +189,14 @@ async function main(): Promise<void> {
     stackStarted = true;
     const info = machine(stack);
     progress('bundling workflow code');
-    const silent = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+    const silent = {
+      log: () => undefined,
+      trace: () => undefined,
+      debug: () => undefined,
+      info: () => undefined,
+      warn: () => undefined,
+      error: () => undefined,
+    };
     const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: silent });
     const id = randomUUID().slice(0, 8);
     const taskQueue = `bench-fanout-${id}`;

@@ -57,7 +57,11 @@ function step(i: number): TaskStep {
  * Plays kubelet for a namespace with one watch: each pod KWOK made Running gets its task
  * container terminated (exit 0). Counts what it does, so it is not mistaken for the runtime's cost.
  */
-async function fakeKubelet(kc: KubeConfig, core: CoreV1Api, namespace: string): Promise<{ stop: () => void; finished: Set<string>; events: () => number }> {
+async function fakeKubelet(
+  kc: KubeConfig,
+  core: CoreV1Api,
+  namespace: string,
+): Promise<{ stop: () => void; finished: Set<string>; events: () => number }> {
   const finished = new Set<string>();
   let events = 0;
   let resourceVersion: string | undefined;
@@ -75,7 +79,14 @@ async function fakeKubelet(kc: KubeConfig, core: CoreV1Api, namespace: string): 
             body: {
               status: {
                 containerStatuses: [
-                  { name: CONTAINERS.task, image: 'busybox', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: now, finishedAt: now } } },
+                  {
+                    name: CONTAINERS.task,
+                    image: 'busybox',
+                    imageID: '',
+                    ready: false,
+                    restartCount: 0,
+                    state: { terminated: { exitCode: 0, reason: 'Completed', startedAt: now, finishedAt: now } },
+                  },
                 ],
               },
             },
@@ -160,7 +171,13 @@ async function main(): Promise<void> {
     const rt = new KubernetesRuntime({ namespace: 'bench-runtime', worker: 'bench', kubeConfig: kc, graceSeconds: 1, logDrainMs: 0 });
     const buildId = 'build-bench-k8s-api';
     const t0 = performance.now();
-    const progress = setInterval(() => log(`runtime: ${rt.calls.create} created, ${kubelet.finished.size} ended by the kubelet (${kubelet.events()} events), calls ${JSON.stringify(rt.calls)}`), 10_000);
+    const progress = setInterval(
+      () =>
+        log(
+          `runtime: ${rt.calls.create} created, ${kubelet.finished.size} ended by the kubelet (${kubelet.events()} events), calls ${JSON.stringify(rt.calls)}`,
+        ),
+      10_000,
+    );
     const outcomes = await Promise.all(
       Array.from({ length: steps }, (_, i) => {
         const req: RunTaskRequest = { buildId, runId: 'run-1', plan: 'bench', step: step(i), runKey: '1', attempt: 1, artifacts: {} };
@@ -173,7 +190,11 @@ async function main(): Promise<void> {
     kubelet.stop();
     const failed = outcomes.filter((o) => o.state !== 'succeeded').length;
     if (failed) throw new Error(`${failed} of ${steps} steps did not succeed`);
-    rows.push({ variant: `Causeway runtime: create, watch to the end, delete (${steps} steps)`, ms: runtimeMs, perStep: (runtimeMs / steps).toFixed(2) });
+    rows.push({
+      variant: `Causeway runtime: create, watch to the end, delete (${steps} steps)`,
+      ms: runtimeMs,
+      perStep: (runtimeMs / steps).toFixed(2),
+    });
     const calls = { ...rt.calls };
 
     // (a) plain POSTs of the same pod objects, waiting for the same end (fake kubelet).
@@ -197,10 +218,17 @@ async function main(): Promise<void> {
     const t1 = performance.now();
     await Promise.all(pods.map((body) => core.createNamespacedPod({ namespace: 'bench-post', body })));
     const postCreatedMs = performance.now() - t1;
-    await waitAll(pods.map((p) => p.metadata!.name!), kubeletA);
+    await waitAll(
+      pods.map((p) => p.metadata!.name!),
+      kubeletA,
+    );
     const postMs = performance.now() - t1;
     kubeletA.stop();
-    rows.push({ variant: `(a) ${steps} plain POSTs (created in ${Math.round(postCreatedMs)} ms), until all ended`, ms: postMs, perStep: (postMs / steps).toFixed(2) });
+    rows.push({
+      variant: `(a) ${steps} plain POSTs (created in ${Math.round(postCreatedMs)} ms), until all ended`,
+      ms: postMs,
+      perStep: (postMs / steps).toFixed(2),
+    });
 
     // (b) kubectl apply of the same pods as one List, when kubectl is available.
     const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' });
@@ -214,7 +242,11 @@ async function main(): Promise<void> {
         kind: 'List',
         items: pods.map((p) => ({
           ...p,
-          metadata: { ...p.metadata, namespace: 'bench-kubectl', ownerReferences: [{ ...p.metadata!.ownerReferences![0], uid: anchorB.metadata!.uid! }] },
+          metadata: {
+            ...p.metadata,
+            namespace: 'bench-kubectl',
+            ownerReferences: [{ ...p.metadata!.ownerReferences![0], uid: anchorB.metadata!.uid! }],
+          },
         })),
       };
       const file = path.join(dir, 'pods.json');
@@ -222,10 +254,17 @@ async function main(): Promise<void> {
       const t2 = performance.now();
       execFileSync('kubectl', ['--kubeconfig', cluster.kubeconfig, 'apply', '-f', file], { stdio: 'ignore' });
       const appliedMs = performance.now() - t2;
-      await waitAll(pods.map((p) => p.metadata!.name!), kubeletB);
+      await waitAll(
+        pods.map((p) => p.metadata!.name!),
+        kubeletB,
+      );
       const kMs = performance.now() - t2;
       kubeletB.stop();
-      rows.push({ variant: `(b) kubectl apply -f (applied in ${Math.round(appliedMs)} ms), until all ended`, ms: kMs, perStep: (kMs / steps).toFixed(2) });
+      rows.push({
+        variant: `(b) kubectl apply -f (applied in ${Math.round(appliedMs)} ms), until all ended`,
+        ms: kMs,
+        perStep: (kMs / steps).toFixed(2),
+      });
     } else {
       kubectlNote = 'kubectl is not on PATH on this machine (and not built by scripts/k8s/provision.sh), so (b) was not run.';
     }
@@ -251,7 +290,10 @@ each followed by its own watch until a fake kubelet (one watch on the namespace)
 pods without outputs are then deleted. The baselines create the same pod objects and wait for the same
 fake kubelet. Target: no list calls in steady state.
 
-Machine: ${cpus.length} (${cpus[0]?.model.trim()}) CPUs, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}; run ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}, load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}.
+Machine: ${cpus.length} (${cpus[0]?.model.trim()}) CPUs, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}; run ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}, load average at start ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}.
 
 ${table}
 

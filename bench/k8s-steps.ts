@@ -48,7 +48,9 @@ async function floorOnce(server: string, tls: Tls, image: string, i: number): Pr
   const res = await request(`${server}/api/v1/namespaces/${DEV_NAMESPACE}/pods`, tls, 'POST', JSON.stringify(pod));
   if (res.status !== 201) throw new Error(`creating ${name}: HTTP ${res.status} ${res.body}`);
   for (;;) {
-    const p = JSON.parse((await request(`${server}/api/v1/namespaces/${DEV_NAMESPACE}/pods/${name}`, tls)).body) as { status?: { phase?: string } };
+    const p = JSON.parse((await request(`${server}/api/v1/namespaces/${DEV_NAMESPACE}/pods/${name}`, tls)).body) as {
+      status?: { phase?: string };
+    };
     if (p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed') break;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -64,9 +66,14 @@ async function main(): Promise<void> {
   const home = causewayHome();
   const stack = readState(home);
   const k8s = readDevKubernetes(home);
-  if (!stack || !k8s) throw new Error(`no dev stack with kubernetes in ${home}: start one with \`sudo causeway dev up --runtime kubernetes\``);
+  if (!stack || !k8s)
+    throw new Error(`no dev stack with kubernetes in ${home}: start one with \`sudo causeway dev up --runtime kubernetes\``);
   const cluster = readCluster(k8s.dir);
-  const tls: Tls = { ca: fs.readFileSync(cluster.caFile), cert: fs.readFileSync(cluster.adminCert), key: fs.readFileSync(cluster.adminKey) };
+  const tls: Tls = {
+    ca: fs.readFileSync(cluster.caFile),
+    cert: fs.readFileSync(cluster.adminCert),
+    key: fs.readFileSync(cluster.adminKey),
+  };
   const image = cluster.node!.images.task;
 
   const floor: number[] = [];
@@ -79,7 +86,10 @@ async function main(): Promise<void> {
   const connection = await Connection.connect({ address: stack.temporal.address });
   const nc = await connectNats(stack.nats.url, 'bench-k8s-steps');
   try {
-    const handle = await startBuild(new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home })) }), { plan, taskQueue: readEnv().CAUSEWAY_TASK_QUEUE });
+    const handle = await startBuild(new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home })) }), {
+      plan,
+      taskQueue: readEnv().CAUSEWAY_TASK_QUEUE,
+    });
     const outcome = await awaitBuild(handle);
     if (outcome.status !== 'succeeded') throw new Error(`the build ${handle.workflowId} ${outcome.status}`);
     const logs = await collectLogs(nc, handle.workflowId);
@@ -94,11 +104,27 @@ async function main(): Promise<void> {
     const ratio = median(gaps) / median(floor);
     const rows = [
       ['measure', 'median', 'min', 'max', 'n'],
-      ['gap between step pods (end → next start)', `${median(gaps)} ms`, `${Math.min(...gaps)} ms`, `${Math.max(...gaps)} ms`, String(gaps.length)],
-      ['kubelet floor: bare pod POST → container start', `${median(floor)} ms`, `${Math.min(...floor)} ms`, `${Math.max(...floor)} ms`, String(floor.length)],
+      [
+        'gap between step pods (end → next start)',
+        `${median(gaps)} ms`,
+        `${Math.min(...gaps)} ms`,
+        `${Math.max(...gaps)} ms`,
+        String(gaps.length),
+      ],
+      [
+        'kubelet floor: bare pod POST → container start',
+        `${median(floor)} ms`,
+        `${Math.min(...floor)} ms`,
+        `${Math.max(...floor)} ms`,
+        String(floor.length),
+      ],
       ['gap / floor (goal ≤ 1.3)', ratio.toFixed(2), '', '', ''],
     ];
-    const table = [`| ${rows[0].join(' | ')} |`, `|${rows[0].map(() => '---').join('|')}|`, ...rows.slice(1).map((r) => `| ${r.join(' | ')} |`)].join('\n');
+    const table = [
+      `| ${rows[0].join(' | ')} |`,
+      `|${rows[0].map(() => '---').join('|')}|`,
+      ...rows.slice(1).map((r) => `| ${r.join(' | ')} |`),
+    ].join('\n');
     const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     const text = `${MARKS.start}\n## k8s-steps: gap between sequential step pods on the real node\n\n\`node dist/bench/k8s-steps.js\` on \`causeway dev up --runtime kubernetes\` (${new Date().toISOString()}, load ${load}); ${steps} sequential steps of the default task image, each printing the clock at its start and end; the floor is a bare pod of the same image created through the API.\n\n${table}\n${MARKS.end}`;
     console.log(table);

@@ -58,7 +58,8 @@ function parseArgs(argv: string[]): Options {
     };
     const positive = (v: string, integer: boolean) => {
       const n = Number(v);
-      if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) throw new Error(`${flag} must be a positive ${integer ? 'integer' : 'number'}, got ${v}`);
+      if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n)))
+        throw new Error(`${flag} must be a positive ${integer ? 'integer' : 'number'}, got ${v}`);
       return n;
     };
     if (flag === '--repeat') opts.repeat = positive(value(), true);
@@ -238,8 +239,12 @@ function analyseHistory(events: HistoryEvent[]) {
     wftQueueAfterLong: wftScheduled && wftStarted ? eventMs(wftStarted) - eventMs(wftScheduled) : NaN,
     wftRunAfterLong: wftStarted && wftCompleted ? eventMs(wftCompleted) - eventMs(wftStarted) : NaN,
     wftTimeout: wftTimedOut && wftScheduled ? eventMs(wftTimedOut) - eventMs(wftScheduled) : 0,
-    wftTimeoutType: wftTimedOut ? (TIMEOUT_TYPES[Number(wftTimedOut.workflowTaskTimedOutEventAttributes?.timeoutType)] ?? 'unknown') : undefined,
-    timeoutFailure: failure ? `${failure.timeoutFailureInfo ? `${TIMEOUT_TYPES[Number(failure.timeoutFailureInfo.timeoutType)] ?? 'unknown'} timeout:` : ''} ${failure.message ?? ''}`.trim() : undefined,
+    wftTimeoutType: wftTimedOut
+      ? (TIMEOUT_TYPES[Number(wftTimedOut.workflowTaskTimedOutEventAttributes?.timeoutType)] ?? 'unknown')
+      : undefined,
+    timeoutFailure: failure
+      ? `${failure.timeoutFailureInfo ? `${TIMEOUT_TYPES[Number(failure.timeoutFailureInfo.timeoutType)] ?? 'unknown'} timeout:` : ''} ${failure.message ?? ''}`.trim()
+      : undefined,
   };
 }
 
@@ -315,7 +320,8 @@ async function runBuild(ctx: Ctx, kind: Run['kind']): Promise<Run> {
   const wallMs = Date.now() - t0;
   if (outcome.status !== 'succeeded') throw new Error(`build ${handle.workflowId} ${outcome.status}: ${outcome.message ?? ''}`);
   const lines = fs.readFileSync(counts, 'utf8').trim().split('\n');
-  if (lines.join(',') !== 'before,long,after') throw new Error(`build ${handle.workflowId}: each step must run once, the steps ran: ${lines.join(', ')}`);
+  if (lines.join(',') !== 'before,long,after')
+    throw new Error(`build ${handle.workflowId}: each step must run once, the steps ran: ${lines.join(', ')}`);
   const stepStart = await readMark(path.join(dir, 'start'), Date.now());
   const stepEnd = await readMark(path.join(dir, 'end'), Date.now());
   const history = analyseHistory((await handle.fetchHistory()).events ?? []);
@@ -333,7 +339,8 @@ async function runBuild(ctx: Ctx, kind: Run['kind']): Promise<Run> {
 
 function markdownTable(header: string[], rows: string[][], right = true): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => `| ${cells.map((c, i) => (i > 0 && right ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`;
+  const line = (cells: string[]) =>
+    `| ${cells.map((c, i) => (i > 0 && right ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`;
   const rule = `|${widths.map((w, i) => (i > 0 && right ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`;
   return [line(header), rule, ...rows.map(line)].join('\n');
 }
@@ -404,24 +411,56 @@ function tables(report: Report): { main: string; breakdown: string; phases: stri
   const x = build(report);
   const { opts } = report;
   const main = markdownTable(
-    ['build (median of ' + opts.repeat + ')', 'wall ms', 'extra over undisturbed ms', 'restart → worker polling ms', 'restart → step re-attached ms'],
+    [
+      'build (median of ' + opts.repeat + ')',
+      'wall ms',
+      'extra over undisturbed ms',
+      'restart → worker polling ms',
+      'restart → step re-attached ms',
+    ],
     [
       ['undisturbed', f0(x.wallU), '–', '–', '–'],
-      [`worker SIGKILLed ${opts.killAt} s into the ${opts.sleep} s step, restarted at once`, f0(x.wallD), `${f0(x.extra)} (paired ${f0(x.extraPaired)})`, f0(x.restartToPolling), `${f0(x.restartToStartedEvent)} (log ${f0(x.restartToReattachLog)})`],
+      [
+        `worker SIGKILLed ${opts.killAt} s into the ${opts.sleep} s step, restarted at once`,
+        f0(x.wallD),
+        `${f0(x.extra)} (paired ${f0(x.extraPaired)})`,
+        f0(x.restartToPolling),
+        `${f0(x.restartToStartedEvent)} (log ${f0(x.restartToReattachLog)})`,
+      ],
     ],
   );
   const breakdown = markdownTable(
     ['disturbed build, from the kill (median ms)', 'ms', 'from the kill ms'],
     [
       ['kill → new worker process spawned', f0(x.killToRestart), f0(x.killToRestart)],
-      ['new worker: spawn → polling (Node start, NATS + Temporal connections, workflow bundling), overlaps the detection', f0(x.restartToPolling), f0(x.killToRestart + x.restartToPolling)],
-      [`heartbeat-timeout detection: kill → attempt 1 timed out (last heartbeat → timed out: ${f0(x.heartbeatToTimeout)})`, f0(x.detection), f0(x.detection)],
+      [
+        'new worker: spawn → polling (Node start, NATS + Temporal connections, workflow bundling), overlaps the detection',
+        f0(x.restartToPolling),
+        f0(x.killToRestart + x.restartToPolling),
+      ],
+      [
+        `heartbeat-timeout detection: kill → attempt 1 timed out (last heartbeat → timed out: ${f0(x.heartbeatToTimeout)})`,
+        f0(x.detection),
+        f0(x.detection),
+      ],
       ['retry backoff: timed out → attempt 2 due', f0(x.backoff), f0(x.detection + x.backoff)],
       [`waiting for the worker after attempt 2 was due`, f0(x.waitedForWorker), '–'],
-      ['attempt 2 due (and worker polling) → attempt 2 started (server retry timer, matching, dispatch)', f0(x.retryToStarted), f0(x.killToStarted)],
-      ['attempt 2 started → step result recorded (re-attach, exit status, log drain, events)', f0(x.startedToCompleted), f0(x.killToStarted + x.startedToCompleted)],
+      [
+        'attempt 2 due (and worker polling) → attempt 2 started (server retry timer, matching, dispatch)',
+        f0(x.retryToStarted),
+        f0(x.killToStarted),
+      ],
+      [
+        'attempt 2 started → step result recorded (re-attach, exit status, log drain, events)',
+        f0(x.startedToCompleted),
+        f0(x.killToStarted + x.startedToCompleted),
+      ],
       [`(the step itself: kill → its process ended, running on detached)`, f0(x.killToStepEnd), f0(x.killToStepEnd)],
-      [`next workflow task: on the killed worker's sticky queue until its schedule-to-start timeout, then replayed on the new worker`, f0(x.wftQueueD + x.wftRunD), '–'],
+      [
+        `next workflow task: on the killed worker's sticky queue until its schedule-to-start timeout, then replayed on the new worker`,
+        f0(x.wftQueueD + x.wftRunD),
+        '–',
+      ],
     ],
   );
   const phases = markdownTable(
@@ -429,10 +468,20 @@ function tables(report: Report): { main: string; breakdown: string; phases: stri
     [
       ['build start → long step process started', f0(x.beforeU), f0(x.beforeD), f0(x.beforeD - x.beforeU)],
       ['long step process: start → end (its own run time)', f0(x.stepLenU), f0(x.stepLenD), f0(x.stepLenD - x.stepLenU)],
-      ['long step process ended → its result in history', f0(x.stepEndToResultU), f0(x.stepEndToResultD), f0(x.stepEndToResultD - x.stepEndToResultU)],
+      [
+        'long step process ended → its result in history',
+        f0(x.stepEndToResultU),
+        f0(x.stepEndToResultD),
+        f0(x.stepEndToResultD - x.stepEndToResultU),
+      ],
       ['long step result → build completed (after step, finishBuild)', f0(x.afterU), f0(x.afterD), f0(x.afterD - x.afterU)],
       ['  of which the first workflow task after it: scheduled → started', f0(x.wftQueueU), f0(x.wftQueueD), f0(x.wftQueueD - x.wftQueueU)],
-      [`    of which it waited on the killed worker's sticky queue until it timed out (${x.wftTimeoutTypes}, ${x.wftTimedOutRuns}/${report.disturbed.length} runs)`, f0(x.wftTimeoutU), f0(x.wftTimeoutD), f0(x.wftTimeoutD - x.wftTimeoutU)],
+      [
+        `    of which it waited on the killed worker's sticky queue until it timed out (${x.wftTimeoutTypes}, ${x.wftTimedOutRuns}/${report.disturbed.length} runs)`,
+        f0(x.wftTimeoutU),
+        f0(x.wftTimeoutD),
+        f0(x.wftTimeoutD - x.wftTimeoutU),
+      ],
       ['  of which that workflow task: run (the new worker replays the history)', f0(x.wftRunU), f0(x.wftRunD), f0(x.wftRunD - x.wftRunU)],
       ['client wall time', f0(x.wallU), f0(x.wallD), f0(x.wallD - x.wallU)],
     ],
@@ -453,7 +502,18 @@ function tables(report: Report): { main: string; breakdown: string; phases: stri
     ]);
   }
   const perRun = markdownTable(
-    ['run', 'wall ms', 'step end → result ms', 'restart → polling ms', 'kill → timed out ms', 'backoff ms', 'restart → attempt started ms', 'restart → re-attached log ms', 'attempt', 'next WFT timed out after ms'],
+    [
+      'run',
+      'wall ms',
+      'step end → result ms',
+      'restart → polling ms',
+      'kill → timed out ms',
+      'backoff ms',
+      'restart → attempt started ms',
+      'restart → re-attached log ms',
+      'attempt',
+      'next WFT timed out after ms',
+    ],
     rows,
   );
   return { main, breakdown, phases, perRun, x };
@@ -472,10 +532,10 @@ function section(report: Report): string {
     `with the worker killed (SIGKILL) ${opts.killAt} s into the long step and a new worker with the same name started at once;`,
     `interleaved, median of ${opts.repeat} each, one dev stack (persistent Temporal, NATS), after one warm-up build.`,
     'Every build succeeded and every step ran exactly once (the steps append to a file): the long step was',
-    're-attached, not re-run. Times come from the worker\'s log (pino, epoch ms), files the long step writes when it',
-    'starts and ends, the server\'s view of the pending activity polled every 50 ms while the worker is away, and the',
-    'build\'s history; all on one host. This server fills neither `lastAttemptCompleteTime` nor `nextAttemptScheduleTime`:',
-    'the retry is due at attempt 2\'s `scheduledTime`, and the timeout is taken as one backoff (the 200 ms',
+    "re-attached, not re-run. Times come from the worker's log (pino, epoch ms), files the long step writes when it",
+    "starts and ends, the server's view of the pending activity polled every 50 ms while the worker is away, and the",
+    "build's history; all on one host. This server fills neither `lastAttemptCompleteTime` nor `nextAttemptScheduleTime`:",
+    "the retry is due at attempt 2's `scheduledTime`, and the timeout is taken as one backoff (the 200 ms",
     '`initialInterval` of step activities) before it, so the backoff row is 200 ms by construction.',
     '',
     `Machine: ${info.cpus} CPUs, ${info.memory} memory, ${info.os}; Node ${info.node}; Temporal CLI ${info.temporal}`,
@@ -508,11 +568,11 @@ function section(report: Report): string {
     '',
     '**What would shrink it**: (1) the restarted worker resetting the sticky queue (`ResetStickyTaskQueue`) of the builds',
     'whose step directories it re-adopts, or a shorter `stickyQueueScheduleToStartTimeout` on the worker (1–2 s; the',
-    'price is a replay when a live worker is merely slow), removes the ~10 s wait; (2) keeping the activity\'s task',
+    "price is a replay when a live worker is merely slow), removes the ~10 s wait; (2) keeping the activity's task",
     'token in the step directory, so the restarted worker re-attaches at start-up and heartbeats and completes the',
     'original attempt itself (async completion), would replace detection + backoff + dispatch with its own start-up;',
     'failing that, a shorter heartbeat timeout on step activities (detection is the timeout minus up to one heartbeat interval);',
-    '(3) a prebuilt workflow bundle would cut most of the worker\'s start-up, which matters once (2) puts it on the path.',
+    "(3) a prebuilt workflow bundle would cut most of the worker's start-up, which matters once (2) puts it on the path.",
     '',
     '<details><summary>Every run</summary>',
     '',
@@ -546,7 +606,8 @@ function stepLeftovers(marker: string): number[] {
 async function main(): Promise<void> {
   const opts = parseArgs(process.argv.slice(2));
   const progress = (message: string) => console.error(`[bench] ${message}`);
-  if (!fs.existsSync(WORKER_SCRIPT)) throw new Error(`${WORKER_SCRIPT} does not exist; run \`npm run build\` first (npm run bench:recovery does)`);
+  if (!fs.existsSync(WORKER_SCRIPT))
+    throw new Error(`${WORKER_SCRIPT} does not exist; run \`npm run build\` first (npm run bench:recovery does)`);
 
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-bench-recovery-'));
   const marker = `bench-recovery-${randomUUID()}`;

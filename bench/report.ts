@@ -33,14 +33,18 @@ export function machine(stack: StackInfo): Record<string, string> {
     os: `${os.type()} ${os.release()} ${os.arch()}`,
     node: process.version,
     // A `go install`ed CLI reports 0.0.0-DEV; the provisioning cache directory names the pinned tag.
-    temporal: `${/temporal-(v[\w.-]+)\//.exec(stack.temporal.command)?.[1] ?? ''} ${temporalVersion.replace(/^temporal version /, '')}`.trim(),
+    temporal:
+      `${/temporal-(v[\w.-]+)\//.exec(stack.temporal.command)?.[1] ?? ''} ${temporalVersion.replace(/^temporal version /, '')}`.trim(),
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     load: loadavg(),
   };
 }
 
 export function loadavg(): string {
-  return os.loadavg().map((l) => l.toFixed(2)).join(' ');
+  return os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 }
 
 function commandOutput(cmd: string, args: string[]): string | undefined {

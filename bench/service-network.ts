@@ -48,7 +48,8 @@ function median(values: number[]): number {
 }
 
 async function main(): Promise<void> {
-  if (process.platform !== 'linux' || process.getuid?.() !== 0) throw new Error('bench:service-network needs root on Linux (it makes real namespaces)');
+  if (process.platform !== 'linux' || process.getuid?.() !== 0)
+    throw new Error('bench:service-network needs root on Linux (it makes real namespaces)');
   const opts = parseArgs(process.argv.slice(2));
   // The process helper does not keep node alive by itself: the activities waiting on it do.
   const alive = setInterval(() => undefined, 1000);
@@ -58,7 +59,10 @@ async function main(): Promise<void> {
   for (let i = 0; i < opts.repeat; i++) {
     const buildId = `bench-${randomUUID()}`;
     const ref = (name: string) => ({ buildId, runId: 'run', scopeStepId: 'plan.0', runKey: '1', name });
-    const scope: Record<string, ServiceAddress> = { a: { name: 'a', host: '127.1.1.1', ports: {} }, b: { name: 'b', host: '127.1.1.2', ports: {} } };
+    const scope: Record<string, ServiceAddress> = {
+      a: { name: 'a', host: '127.1.1.1', ports: {} },
+      b: { name: 'b', host: '127.1.1.2', ports: {} },
+    };
     try {
       let seen: Record<string, ServiceAddress> = {};
       let hub: string | undefined;

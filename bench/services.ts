@@ -148,7 +148,9 @@ async function viaCauseway(client: Client, nc: NatsConnection, taskQueue: string
     const after = (type: string, kind: 'started' | 'completed') => {
       const id = Number(scheduled(type)?.eventId ?? -1);
       return events.find((e) =>
-        kind === 'started' ? Number(e.activityTaskStartedEventAttributes?.scheduledEventId ?? -2) === id : Number(e.activityTaskCompletedEventAttributes?.scheduledEventId ?? -2) === id,
+        kind === 'started'
+          ? Number(e.activityTaskStartedEventAttributes?.scheduledEventId ?? -2) === id
+          : Number(e.activityTaskCompletedEventAttributes?.scheduledEventId ?? -2) === id,
       );
     };
     const detected = time(after('probeService', 'completed'));
@@ -163,7 +165,12 @@ async function viaCauseway(client: Client, nc: NatsConnection, taskQueue: string
       detection: detected - ready,
       stepStart: stepStart - detected,
       total: stepStart - submitted,
-      where: { toStartService: startServiceAt - submitted, startService: svcStart - startServiceAt, toRunTask: runTaskAt - detected, runTask: stepStart - runTaskAt },
+      where: {
+        toStartService: startServiceAt - submitted,
+        startService: svcStart - startServiceAt,
+        toRunTask: runTaskAt - detected,
+        runTask: stepStart - runTaskAt,
+      },
     };
   } finally {
     fs.rmSync(mark, { recursive: true, force: true });
@@ -198,7 +205,13 @@ async function byHand(period: number): Promise<Parts> {
     const detected = nsFile(path.join(mark, 'detected'));
     const stepStart = nsFile(path.join(mark, 'step-start'));
     const ready = readyAt(fs.readFileSync(path.join(mark, 'pg.log'), 'utf8'));
-    return { processStart: svcStart - start, serverStartup: ready - svcStart, detection: detected - ready, stepStart: stepStart - detected, total: stepStart - start };
+    return {
+      processStart: svcStart - start,
+      serverStartup: ready - svcStart,
+      detection: detected - ready,
+      stepStart: stepStart - detected,
+      total: stepStart - start,
+    };
   } finally {
     fs.rmSync(mark, { recursive: true, force: true });
   }
@@ -213,7 +226,8 @@ const f0 = (n: number) => n.toFixed(0);
 const added = (p: Parts) => p.processStart + p.detection + p.stepStart;
 
 function table(causeway: Parts[], hand: Parts[]): string {
-  const row = (label: string, pick: (p: Parts) => number) => `| ${label} | ${f0(median(causeway.map(pick)))} | ${f0(median(hand.map(pick)))} |`;
+  const row = (label: string, pick: (p: Parts) => number) =>
+    `| ${label} | ${f0(median(causeway.map(pick)))} | ${f0(median(hand.map(pick)))} |`;
   return [
     '| part (median, ms) | Causeway | by hand (shell loop) |',
     '|---|---:|---:|',
@@ -231,8 +245,14 @@ function whereTable(causeway: Parts[]): string {
   return [
     '| where Causeway spends it (median, ms) | |',
     '|---|---:|',
-    row('submit → startService runs (workflow start, 1 workflow task with prepareBuild as a local activity, dispatch)', (w) => w.toStartService),
-    row('startService runs → service command runs (address, hub + service namespace + veth and directories at once, wrapper, nsenter, hosts view, setpriv)', (w) => w.startService),
+    row(
+      'submit → startService runs (workflow start, 1 workflow task with prepareBuild as a local activity, dispatch)',
+      (w) => w.toStartService,
+    ),
+    row(
+      'startService runs → service command runs (address, hub + service namespace + veth and directories at once, wrapper, nsenter, hosts view, setpriv)',
+      (w) => w.startService,
+    ),
     row('probe done → runTask runs (a workflow task, dispatch)', (w) => w.toRunTask),
     row('runTask runs → step command runs (step directory, wrapper, nsenter, hosts view)', (w) => w.runTask),
   ].join('\n');
@@ -259,8 +279,19 @@ async function main(): Promise<void> {
     const ports = { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() };
     const stack = await startStack({ home, persistent: false, startWorker: false, ports, log: progress });
     stackStarted = true;
-    const silent = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
-    const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), failureConverterPath: FAILURE_CONVERTER_PATH, logger: silent });
+    const silent = {
+      log: () => undefined,
+      trace: () => undefined,
+      debug: () => undefined,
+      info: () => undefined,
+      warn: () => undefined,
+      error: () => undefined,
+    };
+    const workflowBundle = await bundleWorkflowCode({
+      workflowsPath: require.resolve('../workflows'),
+      failureConverterPath: FAILURE_CONVERTER_PATH,
+      logger: silent,
+    });
     const taskQueue = `bench-services-${randomUUID().slice(0, 8)}`;
     worker = await startLocalWorker({
       temporalAddress: stack.temporal.address,

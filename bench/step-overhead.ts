@@ -75,7 +75,14 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
 
-const silent = { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined };
+const silent = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
 
 // ---------------------------------------------------------------- (a) direct spawn
 
@@ -225,7 +232,16 @@ function resultTable(summaries: Summary[], steps: number): string {
       'ratio Causeway/(b)',
       `target ≤ ${TARGET_RATIO}x met`,
     ],
-    summaries.map((s) => [s.mode, f0(s.direct), f0(s.bare), f0(s.causeway), f2(s.perStep), f2(s.overheadPerStep), `${f2(s.ratio)}x`, s.met ? 'yes' : 'no']),
+    summaries.map((s) => [
+      s.mode,
+      f0(s.direct),
+      f0(s.bare),
+      f0(s.causeway),
+      f2(s.perStep),
+      f2(s.overheadPerStep),
+      `${f2(s.ratio)}x`,
+      s.met ? 'yes' : 'no',
+    ]),
   );
 }
 
@@ -244,7 +260,9 @@ function breakdownTable(rows: Row[]): string {
         f2(b.queueMs),
         f2(b.runMs),
         f2(b.turnaroundMs ?? NaN),
-        b.turnaroundMs === undefined ? '–' : `${f2(b.wftScheduleMs!)} / ${f2(b.wftQueueMs!)} / ${f2(b.wftRunMs!)} / ${f2(b.wftToScheduleMs!)}`,
+        b.turnaroundMs === undefined
+          ? '–'
+          : `${f2(b.wftScheduleMs!)} / ${f2(b.wftQueueMs!)} / ${f2(b.wftRunMs!)} / ${f2(b.wftToScheduleMs!)}`,
         f0(b.beforeFirstMs),
         f0(b.afterLastMs),
         f0(b.spanMs),
@@ -335,7 +353,7 @@ function section(opts: Options, info: Record<string, string>, summaries: Summary
     `wrapper recording the exit status in a file, fresh step directory, no Temporal or NATS), ${opts.steps} sequential:`,
     `${f0(seq?.wrapped ?? NaN)} ms (${f2((seq?.wrapped ?? NaN) / opts.steps)} ms/step).`,
     '',
-    '### Where a step\'s time goes (from the workflow histories)',
+    "### Where a step's time goes (from the workflow histories)",
     '',
     'Event-time averages per step activity (`runTask` for Causeway, `noop` for bare) over the measured runs.',
     'Turnaround parts: activity Completed → WorkflowTaskScheduled / WFT Scheduled → Started (waiting for the',
@@ -403,7 +421,11 @@ async function main(): Promise<void> {
 
     progress('bundling workflow code');
     const quiet = { logger: silent };
-    const causewayBundle: WorkflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), failureConverterPath: FAILURE_CONVERTER_PATH, ...quiet });
+    const causewayBundle: WorkflowBundle = await bundleWorkflowCode({
+      workflowsPath: require.resolve('../workflows'),
+      failureConverterPath: FAILURE_CONVERTER_PATH,
+      ...quiet,
+    });
     const bareBundle: WorkflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./bare-workflows'), ...quiet });
 
     const id = randomUUID().slice(0, 8);
@@ -422,7 +444,12 @@ async function main(): Promise<void> {
       log: pino({ level: 'warn' }),
     });
     bareConnection = await NativeConnection.connect({ address: stack.temporal.address });
-    const common = { connection: bareConnection, namespace: 'default', activities: bareActivities, maxConcurrentActivityTaskExecutions: 1000 };
+    const common = {
+      connection: bareConnection,
+      namespace: 'default',
+      activities: bareActivities,
+      maxConcurrentActivityTaskExecutions: 1000,
+    };
     bareWorkers = [
       await Worker.create({ ...common, taskQueue: bareQueue, workflowBundle: bareBundle }),
       await Worker.create({ ...common, taskQueue: bareActivityQueue }),
@@ -471,11 +498,16 @@ async function main(): Promise<void> {
     }
 
     const summaries = rows.map((row) => summarize(row, opts.steps));
-    console.log(`\nStep overhead, ${opts.steps} trivial tasks, median of ${opts.repeat} (${info.cpus} CPUs, Node ${info.node}, Temporal CLI ${info.temporal})\n`);
+    console.log(
+      `\nStep overhead, ${opts.steps} trivial tasks, median of ${opts.repeat} (${info.cpus} CPUs, Node ${info.node}, Temporal CLI ${info.temporal})\n`,
+    );
     console.log(resultTable(summaries, opts.steps));
     console.log(`\nBare floor with activities on a separate queue: ${summaries.map((s) => `${s.mode} ${f0(s.bareSplit)} ms`).join(', ')}`);
     const seqSummary = summaries.find((s) => s.mode === 'sequential');
-    if (seqSummary) console.log(`Local runtime's sh wrapper alone (no Temporal, no NATS), sequential: ${f0(seqSummary.wrapped)} ms (${f2(seqSummary.wrapped / opts.steps)} ms/step)`);
+    if (seqSummary)
+      console.log(
+        `Local runtime's sh wrapper alone (no Temporal, no NATS), sequential: ${f0(seqSummary.wrapped)} ms (${f2(seqSummary.wrapped / opts.steps)} ms/step)`,
+      );
     console.log('\nPer-step breakdown from workflow histories (averages):\n');
     console.log(breakdownTable(rows));
     console.log(`\n${attribution(rows, summaries, opts.steps).join('\n')}`);

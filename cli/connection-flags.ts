@@ -17,7 +17,11 @@ const FLAGS: Array<[flag: string, env: string, help: string]> = [
   ['--nats-tls-key <file>', 'NATS_TLS_KEY', "the NATS client certificate's key"],
 ];
 
-const optionKey = (flag: string) => flag.replace(/^--/, '').replace(/ .*$/, '').replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+const optionKey = (flag: string) =>
+  flag
+    .replace(/^--/, '')
+    .replace(/ .*$/, '')
+    .replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
 
 export function addConnectionFlags(program: Command): void {
   for (const [flag, env, help] of FLAGS) program.option(flag, `${help} (${env})`);

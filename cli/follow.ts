@@ -62,7 +62,10 @@ export async function followUntilDone(
   handle: WorkflowHandle,
   opts: { abortOnInterrupt: boolean; showSteps?: (stepId: string) => boolean; since?: Date; showServices?: boolean },
 ): Promise<BuildOutcome> {
-  const renderer = new BuildRenderer(process.stdout, { showSteps: opts.showSteps ?? (() => true), showServices: opts.showServices ?? true });
+  const renderer = new BuildRenderer(process.stdout, {
+    showSteps: opts.showSteps ?? (() => true),
+    showServices: opts.showServices ?? true,
+  });
   let interrupts = 0;
   const onInterrupt = () => {
     interrupts += 1;

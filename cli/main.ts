@@ -19,7 +19,10 @@ const COMMANDS: [names: string[], load: () => Register][] = [
   [['replay'], () => (require('./commands/replay') as typeof import('./commands/replay')).registerReplay],
   [['reconcile'], () => (require('./commands/reconcile') as typeof import('./commands/reconcile')).registerReconcile],
   [['worker'], () => (require('./commands/worker') as typeof import('./commands/worker')).registerWorker],
-  [['workers', 'land-worker', 'retire-worker', 'prune-worker'], () => (require('./commands/workers') as typeof import('./commands/workers')).registerWorkers],
+  [
+    ['workers', 'land-worker', 'retire-worker', 'prune-worker'],
+    () => (require('./commands/workers') as typeof import('./commands/workers')).registerWorkers,
+  ],
   [['codec-server'], () => (require('./commands/codec-server') as typeof import('./commands/codec-server')).registerCodecServer],
   [['dev'], () => (require('./dev/commands') as typeof import('./dev/commands')).registerDevCommands],
 ];

@@ -63,7 +63,13 @@ export class BuildRenderer {
     }
     const text = Buffer.from(record.data).toString('utf8');
     // Notes are whole lines of their own; a service's output may end mid-line, kept until its newline comes.
-    const lines = record.stream === 'causeway' ? text.trimEnd().split('\n').map((l) => `causeway: ${l}`) : (svc.partial + text).split('\n');
+    const lines =
+      record.stream === 'causeway'
+        ? text
+            .trimEnd()
+            .split('\n')
+            .map((l) => `causeway: ${l}`)
+        : (svc.partial + text).split('\n');
     if (record.stream !== 'causeway') svc.partial = lines.pop() ?? '';
     svc.lines = [...svc.lines, ...lines].slice(-SERVICE_TAIL_LINES);
     if (this.opts.showServices === false) return;
@@ -152,7 +158,12 @@ export function renderStepCounts(steps: StepStatus[], limit: number): string {
   const notable = steps.filter((s) => !['succeeded', 'skipped', 'pending'].includes(s.state) && s.kind === 'task');
   const lines = [
     `${steps.length} steps: ${[...counts].map(([state, n]) => `${n} ${state}`).join(', ')}`,
-    ...notable.slice(0, limit).map((s) => `${STATE_MARKS[s.state]} ${label(s)} ${paint('dim', s.id)} ${s.state}${s.exitCode !== undefined ? ` (exit ${s.exitCode})` : ''}`),
+    ...notable
+      .slice(0, limit)
+      .map(
+        (s) =>
+          `${STATE_MARKS[s.state]} ${label(s)} ${paint('dim', s.id)} ${s.state}${s.exitCode !== undefined ? ` (exit ${s.exitCode})` : ''}`,
+      ),
   ];
   if (notable.length > limit) lines.push(`… ${notable.length - limit} more`);
   lines.push(paint('dim', 'every step: causeway status --all BUILD'));

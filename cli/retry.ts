@@ -10,7 +10,12 @@ const MAX_BACKOFF_MS = 4000;
  * for. A server that is busy (50 CLIs connecting at once) or still starting answers late, not
  * never: one 5 s attempt turned that into "cannot reach Temporal" for 8 of 50.
  */
-export async function retryConnect<T>(what: string, connect: () => Promise<T>, say: (line: string) => void, patienceMs = CONNECT_PATIENCE_MS): Promise<T> {
+export async function retryConnect<T>(
+  what: string,
+  connect: () => Promise<T>,
+  say: (line: string) => void,
+  patienceMs = CONNECT_PATIENCE_MS,
+): Promise<T> {
   const deadline = Date.now() + patienceMs;
   for (let backoff = FIRST_BACKOFF_MS; ; backoff = Math.min(MAX_BACKOFF_MS, backoff * 2)) {
     try {

@@ -27,7 +27,11 @@ export function parseArtifactFlags(flags: string[], flag: '-i' | '-o'): Record<s
   } else {
     for (const [name, dir] of Object.entries(out)) {
       // Unpacking an artifact over the root of the filesystem is never meant (and tar refuses it entry by entry).
-      if (dir === path.parse(dir).root) throw new CliError(`-o ${name}=${dir}: will not write an output over the filesystem's root`, `name a directory: -o ${name}=./${name}`);
+      if (dir === path.parse(dir).root)
+        throw new CliError(
+          `-o ${name}=${dir}: will not write an output over the filesystem's root`,
+          `name a directory: -o ${name}=./${name}`,
+        );
       if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) throw new CliError(`-o ${name}=${dir}: exists and is not a directory`);
     }
   }
@@ -37,7 +41,9 @@ export function parseArtifactFlags(flags: string[], flag: '-i' | '-o'): Record<s
 /** The files fly execute would upload: in a git work tree, tracked and untracked-but-not-ignored files; else everything. */
 async function filesToUpload(dir: string): Promise<string[] | undefined> {
   try {
-    const { stdout } = await run('git', ['-C', dir, 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], { maxBuffer: 256 * 1024 * 1024 });
+    const { stdout } = await run('git', ['-C', dir, 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], {
+      maxBuffer: 256 * 1024 * 1024,
+    });
     return stdout.split('\0').filter((f) => f && fs.existsSync(path.join(dir, f)));
   } catch {
     return undefined;
@@ -63,6 +69,10 @@ export async function downloadOutputs(nc: NatsConnection, buildId: string, outpu
   const store = await transferBucket(nc);
   for (const [name, dir] of entries) {
     const ok = await getDirectory(store, transferKeys.output(buildId, name), dir);
-    say(ok ? `downloaded output ${name} to ${dir}` : `output ${name} was not produced by this build (no step has an output or artifact named ${name})`);
+    say(
+      ok
+        ? `downloaded output ${name} to ${dir}`
+        : `output ${name} was not produced by this build (no step has an output or artifact named ${name})`,
+    );
   }
 }

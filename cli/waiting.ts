@@ -30,7 +30,9 @@ export async function whyWaiting(session: Session, handle?: WorkflowHandle): Pro
   }
   if (!handle) return undefined;
   const { raw } = await handle.describe();
-  const scheduled = (raw.pendingActivities ?? []).filter((a) => a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED);
+  const scheduled = (raw.pendingActivities ?? []).filter(
+    (a) => a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED,
+  );
   if (scheduled.length === 0 || stopped.length === 0) return undefined;
   const names = scheduled.map((a) => a.activityType?.name ?? '?').join(', ');
   return {

@@ -1,6 +1,14 @@
 import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { BUILD_STREAM, BuildEvent, LOG_STREAM_HEADER, LogStreamName, serviceOfSubject, stepIdOfLogSubject, subjects } from '../schemas/messages';
+import {
+  BUILD_STREAM,
+  BuildEvent,
+  LOG_STREAM_HEADER,
+  LogStreamName,
+  serviceOfSubject,
+  stepIdOfLogSubject,
+  subjects,
+} from '../schemas/messages';
 
 export type BuildRecord =
   | { kind: 'log'; stepId: string; stream: LogStreamName; data: Uint8Array }

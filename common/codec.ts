@@ -22,7 +22,10 @@ export const CODEC_KEYS_FILE = 'codec-keys.json';
 const KeyId = z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'a key id is 1-64 letters, digits, ".", "_" or "-"');
 const KeyMaterial = z
   .string()
-  .refine((s) => /^[A-Za-z0-9+/]+={0,2}$/.test(s) && Buffer.from(s, 'base64').length === KEY_BYTES, `a key is ${KEY_BYTES} random bytes in base64 (openssl rand -base64 ${KEY_BYTES})`);
+  .refine(
+    (s) => /^[A-Za-z0-9+/]+={0,2}$/.test(s) && Buffer.from(s, 'base64').length === KEY_BYTES,
+    `a key is ${KEY_BYTES} random bytes in base64 (openssl rand -base64 ${KEY_BYTES})`,
+  );
 
 /** `{"current": "k2", "keys": {"k1": "<base64>", "k2": "<base64>"}}`: encrypt with current, decrypt with any. */
 export const CodecKeysSchema = z
@@ -35,7 +38,9 @@ function parseKeys(text: string, where: string): CodecKeys {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new Error(`${where}: not JSON (${(err as Error).message}); expected {"current": "ID", "keys": {"ID": "<32 bytes base64>"}}`, { cause: err });
+    throw new Error(`${where}: not JSON (${(err as Error).message}); expected {"current": "ID", "keys": {"ID": "<32 bytes base64>"}}`, {
+      cause: err,
+    });
   }
   const parsed = CodecKeysSchema.safeParse(json);
   if (!parsed.success) {
@@ -48,7 +53,10 @@ function parseKeys(text: string, where: string): CodecKeys {
 /** Reads a keys file, refusing one that others can read: the key is every secret in history. */
 export function readCodecKeys(file: string): CodecKeys {
   const mode = fs.statSync(file).mode & 0o077;
-  if (mode !== 0) throw new Error(`${file}: readable by group or others (mode ${(fs.statSync(file).mode & 0o777).toString(8)}); run \`chmod 600 ${file}\``);
+  if (mode !== 0)
+    throw new Error(
+      `${file}: readable by group or others (mode ${(fs.statSync(file).mode & 0o777).toString(8)}); run \`chmod 600 ${file}\``,
+    );
   return parseKeys(fs.readFileSync(file, 'utf8'), file);
 }
 
@@ -126,7 +134,10 @@ export class AesGcmPayloadCodec implements PayloadCodec {
       if (fromUtf8(payload.metadata?.[METADATA_ENCODING]) !== ENCODING_ENCRYPTED) return payload;
       const id = fromUtf8(payload.metadata?.[METADATA_KEY_ID]) ?? '';
       const key = this.keys.get(id);
-      if (!key) throw new Error(`payload encrypted with codec key "${id}", which is not among the configured keys (${[...this.keys.keys()].join(', ')}); add it to the keys file`);
+      if (!key)
+        throw new Error(
+          `payload encrypted with codec key "${id}", which is not among the configured keys (${[...this.keys.keys()].join(', ')}); add it to the keys file`,
+        );
       const data = Buffer.from(payload.data ?? new Uint8Array());
       if (data.length < IV_BYTES + TAG_BYTES) throw new Error(`encrypted payload of ${data.length} bytes is too short to be one`);
       const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, IV_BYTES));

@@ -59,7 +59,11 @@ export function partStarts(history: History): PartStart[] {
     const payload = attrs?.input?.payloads?.[0];
     if (!attrs || attrs.workflowType?.name !== PART_WORKFLOW || !payload) continue;
     const input = defaultPayloadConverter.fromPayload<PartInput>(payload);
-    out.push({ workflowId: attrs.workflowId ?? '', resetEventId: Number(attrs.workflowTaskCompletedEventId), covers: (id) => partCovers(input, id) });
+    out.push({
+      workflowId: attrs.workflowId ?? '',
+      resetEventId: Number(attrs.workflowTaskCompletedEventId),
+      covers: (id) => partCovers(input, id),
+    });
   }
   return out;
 }

@@ -5,7 +5,13 @@
 // the operator. With none of these the connection is anonymous, which the embedded NATS refuses.
 import fs from 'node:fs';
 import path from 'node:path';
-import { credsAuthenticator, nkeyAuthenticator, usernamePasswordAuthenticator, type Authenticator, type TlsOptions } from '@nats-io/nats-core';
+import {
+  credsAuthenticator,
+  nkeyAuthenticator,
+  usernamePasswordAuthenticator,
+  type Authenticator,
+  type TlsOptions,
+} from '@nats-io/nats-core';
 import { z } from 'zod';
 import { causewayHome, readEnv } from './config';
 
@@ -26,7 +32,9 @@ const NatsAuthEnv = z
     NATS_TLS_CERT: z.string().min(1).optional(),
     NATS_TLS_KEY: z.string().min(1).optional(),
   })
-  .refine((e) => [e.NATS_CREDS, e.NATS_NKEY, e.NATS_USER].filter(Boolean).length <= 1, { message: 'set only one of NATS_CREDS, NATS_NKEY and NATS_USER' })
+  .refine((e) => [e.NATS_CREDS, e.NATS_NKEY, e.NATS_USER].filter(Boolean).length <= 1, {
+    message: 'set only one of NATS_CREDS, NATS_NKEY and NATS_USER',
+  })
   .refine((e) => !e.NATS_USER === !e.NATS_PASSWORD, { message: 'NATS_USER and NATS_PASSWORD go together' })
   .refine((e) => !e.NATS_TLS_CERT === !e.NATS_TLS_KEY, { message: 'NATS_TLS_CERT and NATS_TLS_KEY go together' });
 
@@ -52,14 +60,21 @@ export function natsAuth(role: NatsRole, home?: string, env: NodeJS.ProcessEnv =
   if (!parsed.success) throw new Error(`invalid NATS credentials settings: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
   const e = parsed.data;
   const tls: TlsOptions | undefined =
-    e.NATS_TLS_CA || e.NATS_TLS_CERT ? { ...(e.NATS_TLS_CA ? { caFile: e.NATS_TLS_CA } : {}), ...(e.NATS_TLS_CERT ? { certFile: e.NATS_TLS_CERT, keyFile: e.NATS_TLS_KEY } : {}) } : undefined;
+    e.NATS_TLS_CA || e.NATS_TLS_CERT
+      ? {
+          ...(e.NATS_TLS_CA ? { caFile: e.NATS_TLS_CA } : {}),
+          ...(e.NATS_TLS_CERT ? { certFile: e.NATS_TLS_CERT, keyFile: e.NATS_TLS_KEY } : {}),
+        }
+      : undefined;
   let authenticator: Authenticator | undefined;
   if (e.NATS_CREDS) authenticator = credsAuthenticator(secret(e.NATS_CREDS, 'NATS_CREDS'));
-  else if (e.NATS_NKEY) authenticator = nkeyAuthenticator(new TextEncoder().encode(Buffer.from(secret(e.NATS_NKEY, 'NATS_NKEY')).toString('utf8').trim()));
+  else if (e.NATS_NKEY)
+    authenticator = nkeyAuthenticator(new TextEncoder().encode(Buffer.from(secret(e.NATS_NKEY, 'NATS_NKEY')).toString('utf8').trim()));
   else if (e.NATS_USER && e.NATS_PASSWORD) authenticator = usernamePasswordAuthenticator(e.NATS_USER, e.NATS_PASSWORD);
   else {
     const seed = nkeySeedFile(home ?? causewayHome(readEnv(env)), role);
-    if (fs.existsSync(seed)) authenticator = nkeyAuthenticator(new TextEncoder().encode(Buffer.from(secret(seed, 'nkey seed')).toString('utf8').trim()));
+    if (fs.existsSync(seed))
+      authenticator = nkeyAuthenticator(new TextEncoder().encode(Buffer.from(secret(seed, 'nkey seed')).toString('utf8').trim()));
   }
   return { ...(authenticator ? { authenticator } : {}), ...(tls ? { tls } : {}) };
 }

@@ -13,9 +13,17 @@ const NANOS_PER_SECOND = 1_000_000_000;
  */
 export async function connectNats(url: string, name: string, auth: { role?: NatsRole; home?: string } = {}): Promise<NatsConnection> {
   try {
-    return await connect({ servers: url, name, maxReconnectAttempts: -1, reconnectTimeWait: 500, ...natsAuth(auth.role ?? 'operator', auth.home) });
+    return await connect({
+      servers: url,
+      name,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: 500,
+      ...natsAuth(auth.role ?? 'operator', auth.home),
+    });
   } catch (err) {
-    throw new Error(`cannot reach NATS at ${url}: ${(err as Error).message}. Start the stack with \`causeway dev up\` or set NATS_URL.`, { cause: err });
+    throw new Error(`cannot reach NATS at ${url}: ${(err as Error).message}. Start the stack with \`causeway dev up\` or set NATS_URL.`, {
+      cause: err,
+    });
   }
 }
 
@@ -42,7 +50,13 @@ export async function ensureBuildStream(nc: NatsConnection, maxAgeSeconds: numbe
 const EVENT_TIMEOUT_MS = 2000;
 
 /** One message of a log on `subject` (a step's or a service's), its stream (stdout, stderr, causeway) in a header. */
-export async function publishLog(js: JetStreamClient, subject: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<void> {
+export async function publishLog(
+  js: JetStreamClient,
+  subject: string,
+  stream: LogStreamName,
+  data: Uint8Array,
+  msgId: string,
+): Promise<void> {
   await publishLogAcked(js, subject, stream, data, msgId);
 }
 
@@ -85,7 +99,10 @@ export class BuildPublisher {
     if (!ack.duplicate) return data.length;
     this.jsm ??= jetstreamManager(this.nc);
     const held = await (await this.jsm).streams.getMessage(ack.stream, { seq: ack.seq });
-    if (!held) throw new Error(`JetStream acknowledged log message ${msgId} as a duplicate of sequence ${ack.seq} of ${ack.stream}, which it no longer holds`);
+    if (!held)
+      throw new Error(
+        `JetStream acknowledged log message ${msgId} as a duplicate of sequence ${ack.seq} of ${ack.stream}, which it no longer holds`,
+      );
     return held.data.length;
   }
 
@@ -95,7 +112,10 @@ export class BuildPublisher {
    */
   async event(event: BuildEvent, msgId: string): Promise<void> {
     try {
-      await this.js.publish(subjects.event(event.buildId), JSON.stringify(BuildEvent.parse(event)), { msgID: msgId, timeout: EVENT_TIMEOUT_MS });
+      await this.js.publish(subjects.event(event.buildId), JSON.stringify(BuildEvent.parse(event)), {
+        msgID: msgId,
+        timeout: EVENT_TIMEOUT_MS,
+      });
     } catch (err) {
       this.onLost(`${event.type} event of ${event.buildId}`, err as Error);
     }

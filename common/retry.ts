@@ -31,14 +31,21 @@ export async function retryBuild(
 ): Promise<{ runId: string; stepId: string; previousRunId: string }> {
   const handle = client.workflow.getHandle(buildId);
   const info = await handle.describe();
-  if (info.status.name === 'RUNNING') throw new RetryError(`build ${buildId} is still running`, `abort it first: causeway abort ${buildId}`);
+  if (info.status.name === 'RUNNING')
+    throw new RetryError(`build ${buildId} is still running`, `abort it first: causeway abort ${buildId}`);
   const history = await handle.fetchHistory();
   let stepId = opts.from;
   if (!stepId) {
     // The steps of big lists live in their parts (child workflows): ask them too.
     const summary = await fullStatus(client, buildId, info.runId);
-    const first = summary.steps.find((s) => (s.kind === 'task' || s.kind === 'load_var') && ['failed', 'errored', 'aborted'].includes(s.state));
-    if (!first) throw new RetryError(`build ${buildId} has no step that failed, errored or was aborted`, 'choose a step with --from STEP_ID (see `causeway status`)');
+    const first = summary.steps.find(
+      (s) => (s.kind === 'task' || s.kind === 'load_var') && ['failed', 'errored', 'aborted'].includes(s.state),
+    );
+    if (!first)
+      throw new RetryError(
+        `build ${buildId} has no step that failed, errored or was aborted`,
+        'choose a step with --from STEP_ID (see `causeway status`)',
+      );
     stepId = first.id;
   }
   const point = resetPointFor(history, stepId);

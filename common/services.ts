@@ -106,7 +106,11 @@ export function interpolateServices<T>(value: T, services: Record<string, Servic
  * runtime puts them; the workflow's pre-allocated hosts are the local runtime's, and a
  * sibling may not have started yet, so only the runtime can say.
  */
-export function siblingScope(scope: Record<string, ServiceAddress>, siblings: string[], host: (name: string) => string): Record<string, ServiceAddress> {
+export function siblingScope(
+  scope: Record<string, ServiceAddress>,
+  siblings: string[],
+  host: (name: string) => string,
+): Record<string, ServiceAddress> {
   const out = { ...scope };
   for (const name of siblings) {
     const addr = scope[name];

@@ -58,9 +58,15 @@ export function temporalSecurity(env: NodeJS.ProcessEnv = process.env): Temporal
   const e = parsed.data;
   const crt = pem('TEMPORAL_TLS_CLIENT_CERT', e.TEMPORAL_TLS_CLIENT_CERT_DATA, e.TEMPORAL_TLS_CLIENT_CERT_PATH ?? e.TEMPORAL_TLS_CERT);
   const key = pem('TEMPORAL_TLS_CLIENT_KEY', e.TEMPORAL_TLS_CLIENT_KEY_DATA, e.TEMPORAL_TLS_CLIENT_KEY_PATH ?? e.TEMPORAL_TLS_KEY);
-  const ca = pem('TEMPORAL_TLS_SERVER_CA_CERT', e.TEMPORAL_TLS_SERVER_CA_CERT_DATA, e.TEMPORAL_TLS_SERVER_CA_CERT_PATH ?? e.TEMPORAL_TLS_CA);
+  const ca = pem(
+    'TEMPORAL_TLS_SERVER_CA_CERT',
+    e.TEMPORAL_TLS_SERVER_CA_CERT_DATA,
+    e.TEMPORAL_TLS_SERVER_CA_CERT_PATH ?? e.TEMPORAL_TLS_CA,
+  );
   if ((crt === undefined) !== (key === undefined)) {
-    throw new Error('a Temporal client certificate needs its key and the key its certificate: set both TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH');
+    throw new Error(
+      'a Temporal client certificate needs its key and the key its certificate: set both TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH',
+    );
   }
   const anyTls = crt !== undefined || ca !== undefined || e.TEMPORAL_TLS_SERVER_NAME !== undefined || e.TEMPORAL_API_KEY !== undefined;
   const useTls = e.TEMPORAL_TLS ?? anyTls;
@@ -94,6 +100,10 @@ export async function connectTemporalClient(opts: {
     ...temporalSecurity(opts.env),
     ...(opts.connectTimeout !== undefined ? { connectTimeout: opts.connectTimeout } : {}),
   });
-  const client = new Client({ connection, namespace: opts.namespace ?? 'default', dataConverter: causewayDataConverter(loadCodecKeys({ home: opts.home })) });
+  const client = new Client({
+    connection,
+    namespace: opts.namespace ?? 'default',
+    dataConverter: causewayDataConverter(loadCodecKeys({ home: opts.home })),
+  });
   return { client, connection };
 }

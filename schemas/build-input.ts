@@ -9,7 +9,21 @@
 // use; the type checks at the end of this file fail the build when the two disagree, so a new
 // step kind or field must be added here too (and the schema version raised).
 import { z } from 'zod';
-import type { Across, BuildInput, CompiledPlan, DoStep, GetStep, Hooks, InParallelStep, LoadVarStep, PutStep, Step, TaskConfig, TaskStep, TryStep } from './compiled';
+import type {
+  Across,
+  BuildInput,
+  CompiledPlan,
+  DoStep,
+  GetStep,
+  Hooks,
+  InParallelStep,
+  LoadVarStep,
+  PutStep,
+  Step,
+  TaskConfig,
+  TaskStep,
+  TryStep,
+} from './compiled';
 import { BuildStatus, ServiceState, StepState } from './messages';
 
 /** Raised when the input's shape changes incompatibly; it is the JSON Schemas' `$id` suffix. */
@@ -17,87 +31,102 @@ export const BUILD_INPUT_VERSION = 1;
 
 const StringMap = z.record(z.string(), z.string());
 const Run = z.strictObject({ path: z.string().min(1), args: z.array(z.string()), dir: z.string().optional(), user: z.string().optional() });
-const ImageResource = z.strictObject({
-  type: z.string(),
-  source: z.record(z.string(), z.unknown()),
-  params: z.record(z.string(), z.unknown()).optional(),
-  version: StringMap.optional(),
-}).meta({ id: 'ImageResource' });
+const ImageResource = z
+  .strictObject({
+    type: z.string(),
+    source: z.record(z.string(), z.unknown()),
+    params: z.record(z.string(), z.unknown()).optional(),
+    version: StringMap.optional(),
+  })
+  .meta({ id: 'ImageResource' });
 const TaskInput = z.strictObject({ name: z.string().min(1), path: z.string().optional(), optional: z.boolean().optional() });
 const TaskOutput = z.strictObject({ name: z.string().min(1), path: z.string().optional() });
 const ContainerLimits = z.strictObject({ cpu: z.number().optional(), memory: z.number().meta({ description: 'bytes' }).optional() });
 
-const TaskConfigSchema = z.strictObject({
-  platform: z.string().optional(),
-  image_resource: ImageResource.optional(),
-  rootfs_uri: z.string().optional(),
-  inputs: z.array(TaskInput).default([]),
-  outputs: z.array(TaskOutput).default([]),
-  caches: z.array(z.strictObject({ path: z.string() })).default([]),
-  params: StringMap.default({}).meta({ description: 'env vars, already strings' }),
-  run: Run,
-  container_limits: ContainerLimits.optional(),
-}).meta({ id: 'TaskConfig' });
+const TaskConfigSchema = z
+  .strictObject({
+    platform: z.string().optional(),
+    image_resource: ImageResource.optional(),
+    rootfs_uri: z.string().optional(),
+    inputs: z.array(TaskInput).default([]),
+    outputs: z.array(TaskOutput).default([]),
+    caches: z.array(z.strictObject({ path: z.string() })).default([]),
+    params: StringMap.default({}).meta({ description: 'env vars, already strings' }),
+    run: Run,
+    container_limits: ContainerLimits.optional(),
+  })
+  .meta({ id: 'TaskConfig' });
 
-const ServiceConfig = z.strictObject({
-  image_resource: ImageResource.optional(),
-  inputs: z.array(TaskInput),
-  params: StringMap,
-  run: Run,
-  ports: z.array(z.strictObject({ name: z.string(), number: z.number().int().min(1).max(65535) })),
-  startup_probe: z
-    .strictObject({
-      run: z.strictObject({ path: z.string().min(1), args: z.array(z.string()) }),
-      failureThreshold: z.number().int().positive(),
-      periodSeconds: z.number().positive(),
-      timeoutSeconds: z.number().positive(),
-    })
-    .optional(),
-}).meta({ id: 'ServiceConfig' });
+const ServiceConfig = z
+  .strictObject({
+    image_resource: ImageResource.optional(),
+    inputs: z.array(TaskInput),
+    params: StringMap,
+    run: Run,
+    ports: z.array(z.strictObject({ name: z.string(), number: z.number().int().min(1).max(65535) })),
+    startup_probe: z
+      .strictObject({
+        run: z.strictObject({ path: z.string().min(1), args: z.array(z.string()) }),
+        failureThreshold: z.number().int().positive(),
+        periodSeconds: z.number().positive(),
+        timeoutSeconds: z.number().positive(),
+      })
+      .optional(),
+  })
+  .meta({ id: 'ServiceConfig' });
 
-const ServiceSpec = z.strictObject({
-  name: z.string().min(1),
-  config: ServiceConfig.optional(),
-  file: z.string().optional().meta({ description: 'service config file "<artifact>/<path>", loaded at run time when config is absent' }),
-  image: z.string().optional(),
-  params: StringMap,
-  inputMapping: StringMap,
-  gracePeriodMs: z.number().int().nonnegative(),
-}).meta({ id: 'ServiceSpec' });
+const ServiceSpec = z
+  .strictObject({
+    name: z.string().min(1),
+    config: ServiceConfig.optional(),
+    file: z.string().optional().meta({ description: 'service config file "<artifact>/<path>", loaded at run time when config is absent' }),
+    image: z.string().optional(),
+    params: StringMap,
+    inputMapping: StringMap,
+    gracePeriodMs: z.number().int().nonnegative(),
+  })
+  .meta({ id: 'ServiceSpec' });
 
-const AcrossSchema = z.strictObject({
-  vars: z.array(
-    z.strictObject({
-      var: z.string().min(1),
-      values: z.union([z.array(z.unknown()), z.string()]).meta({ description: 'a list, or a local-var reference "((.:name))"' }),
-      maxInFlight: z.union([z.number().int().positive(), z.literal('all')]),
-    }),
-  ),
-  failFast: z.boolean(),
-}).meta({ id: 'Across' });
+const AcrossSchema = z
+  .strictObject({
+    vars: z.array(
+      z.strictObject({
+        var: z.string().min(1),
+        values: z.union([z.array(z.unknown()), z.string()]).meta({ description: 'a list, or a local-var reference "((.:name))"' }),
+        maxInFlight: z.union([z.number().int().positive(), z.literal('all')]),
+      }),
+    ),
+    failFast: z.boolean(),
+  })
+  .meta({ id: 'Across' });
 
 // Getters make the recursion (hooks and composite steps hold steps) lazy; z.toJSONSchema
 // turns each recursive schema into a $defs entry.
-const HooksSchema: z.ZodType<Hooks> = z.strictObject({
-  get on_success(): z.ZodOptional<z.ZodType<Step>> {
-    return StepSchema.optional();
-  },
-  get on_failure(): z.ZodOptional<z.ZodType<Step>> {
-    return StepSchema.optional();
-  },
-  get on_abort(): z.ZodOptional<z.ZodType<Step>> {
-    return StepSchema.optional();
-  },
-  get on_error(): z.ZodOptional<z.ZodType<Step>> {
-    return StepSchema.optional();
-  },
-  get ensure(): z.ZodOptional<z.ZodType<Step>> {
-    return StepSchema.optional();
-  },
-}).meta({ id: 'Hooks' });
+const HooksSchema: z.ZodType<Hooks> = z
+  .strictObject({
+    get on_success(): z.ZodOptional<z.ZodType<Step>> {
+      return StepSchema.optional();
+    },
+    get on_failure(): z.ZodOptional<z.ZodType<Step>> {
+      return StepSchema.optional();
+    },
+    get on_abort(): z.ZodOptional<z.ZodType<Step>> {
+      return StepSchema.optional();
+    },
+    get on_error(): z.ZodOptional<z.ZodType<Step>> {
+      return StepSchema.optional();
+    },
+    get ensure(): z.ZodOptional<z.ZodType<Step>> {
+      return StepSchema.optional();
+    },
+  })
+  .meta({ id: 'Hooks' });
 
 const common = {
-  id: z.string().regex(/^[A-Za-z0-9_.-]+$/).meta({ description: 'stable id from the step position, e.g. "plan.2.in_parallel.0"' }),
+  id: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/)
+    .meta({ description: 'stable id from the step position, e.g. "plan.2.in_parallel.0"' }),
   line: z.number().int().optional(),
   timeoutMs: z.number().int().positive().optional(),
   attempts: z.number().int().positive().optional(),
@@ -109,92 +138,125 @@ const common = {
   services: z.array(ServiceSpec).optional(),
 };
 
-const TaskStepSchema = z.strictObject({
-  ...common,
-  kind: z.literal('task'),
-  task: z.string().min(1),
-  config: TaskConfigSchema.optional(),
-  file: z.string().optional().meta({ description: 'task file "<artifact>/<path>", loaded at run time when config is absent' }),
-  params: StringMap.default({}),
-  vars: z.record(z.string(), z.unknown()).default({}),
-  inputMapping: StringMap.default({}),
-  outputMapping: StringMap.default({}),
-  image: z.string().optional(),
-  privileged: z.boolean().default(false),
-  containerLimits: ContainerLimits.optional(),
-}).meta({ id: 'TaskStep' });
+const TaskStepSchema = z
+  .strictObject({
+    ...common,
+    kind: z.literal('task'),
+    task: z.string().min(1),
+    config: TaskConfigSchema.optional(),
+    file: z.string().optional().meta({ description: 'task file "<artifact>/<path>", loaded at run time when config is absent' }),
+    params: StringMap.default({}),
+    vars: z.record(z.string(), z.unknown()).default({}),
+    inputMapping: StringMap.default({}),
+    outputMapping: StringMap.default({}),
+    image: z.string().optional(),
+    privileged: z.boolean().default(false),
+    containerLimits: ContainerLimits.optional(),
+  })
+  .meta({ id: 'TaskStep' });
 
-const DoStepSchema = z.strictObject({
-  ...common,
-  kind: z.literal('do'),
-  get steps(): z.ZodArray<z.ZodType<Step>> {
-    return z.array(StepSchema);
-  },
-}).meta({ id: 'DoStep' });
+const DoStepSchema = z
+  .strictObject({
+    ...common,
+    kind: z.literal('do'),
+    get steps(): z.ZodArray<z.ZodType<Step>> {
+      return z.array(StepSchema);
+    },
+  })
+  .meta({ id: 'DoStep' });
 
-const InParallelStepSchema = z.strictObject({
-  ...common,
-  kind: z.literal('in_parallel'),
-  get steps(): z.ZodArray<z.ZodType<Step>> {
-    return z.array(StepSchema);
-  },
-  limit: z.number().int().positive().optional(),
-  failFast: z.boolean(),
-}).meta({ id: 'InParallelStep' });
+const InParallelStepSchema = z
+  .strictObject({
+    ...common,
+    kind: z.literal('in_parallel'),
+    get steps(): z.ZodArray<z.ZodType<Step>> {
+      return z.array(StepSchema);
+    },
+    limit: z.number().int().positive().optional(),
+    failFast: z.boolean(),
+  })
+  .meta({ id: 'InParallelStep' });
 
-const TryStepSchema = z.strictObject({
-  ...common,
-  kind: z.literal('try'),
-  get step(): z.ZodType<Step> {
-    return StepSchema;
-  },
-}).meta({ id: 'TryStep' });
+const TryStepSchema = z
+  .strictObject({
+    ...common,
+    kind: z.literal('try'),
+    get step(): z.ZodType<Step> {
+      return StepSchema;
+    },
+  })
+  .meta({ id: 'TryStep' });
 
-const LoadVarStepSchema = z.strictObject({
-  ...common,
-  kind: z.literal('load_var'),
-  var: z.string().min(1),
-  file: z.string().min(1),
-  format: z.enum(['json', 'yaml', 'yml', 'trim', 'raw']).optional(),
-  reveal: z.boolean(),
-}).meta({ id: 'LoadVarStep' });
+const LoadVarStepSchema = z
+  .strictObject({
+    ...common,
+    kind: z.literal('load_var'),
+    var: z.string().min(1),
+    file: z.string().min(1),
+    format: z.enum(['json', 'yaml', 'yml', 'trim', 'raw']).optional(),
+    reveal: z.boolean(),
+  })
+  .meta({ id: 'LoadVarStep' });
 
 const ResourceVersionSchema = StringMap.meta({ id: 'ResourceVersion', description: 'a resource version, e.g. {"ref": "abc123"}' });
 
-const ResourceRefSchema = z.strictObject({
-  name: z.string().min(1),
-  type: z.discriminatedUnion('kind', [
-    z.strictObject({ kind: z.literal('host'), name: z.string().min(1), dir: z.string().min(1).meta({ description: 'directory holding check, in and out' }) }),
-    z.strictObject({ kind: z.literal('image'), name: z.string().min(1), type: z.string().min(1), source: z.record(z.string(), z.unknown()) }),
-    z.strictObject({ kind: z.literal('unknown'), name: z.string().min(1) }),
-  ]),
-  source: z.record(z.string(), z.unknown()),
-}).meta({ id: 'ResourceRef' });
+const ResourceRefSchema = z
+  .strictObject({
+    name: z.string().min(1),
+    type: z.discriminatedUnion('kind', [
+      z.strictObject({
+        kind: z.literal('host'),
+        name: z.string().min(1),
+        dir: z.string().min(1).meta({ description: 'directory holding check, in and out' }),
+      }),
+      z.strictObject({
+        kind: z.literal('image'),
+        name: z.string().min(1),
+        type: z.string().min(1),
+        source: z.record(z.string(), z.unknown()),
+      }),
+      z.strictObject({ kind: z.literal('unknown'), name: z.string().min(1) }),
+    ]),
+    source: z.record(z.string(), z.unknown()),
+  })
+  .meta({ id: 'ResourceRef' });
 
-const GetStepSchema = z.strictObject({
-  ...common,
-  kind: z.literal('get'),
-  name: z.string().min(1).meta({ description: 'the artifact it makes' }),
-  resource: ResourceRefSchema,
-  version: z.union([z.literal('latest'), z.literal('every'), ResourceVersionSchema]),
-  params: z.record(z.string(), z.unknown()),
-  trigger: z.boolean(),
-  passed: z.array(z.string()),
-}).meta({ id: 'GetStep' });
+const GetStepSchema = z
+  .strictObject({
+    ...common,
+    kind: z.literal('get'),
+    name: z.string().min(1).meta({ description: 'the artifact it makes' }),
+    resource: ResourceRefSchema,
+    version: z.union([z.literal('latest'), z.literal('every'), ResourceVersionSchema]),
+    params: z.record(z.string(), z.unknown()),
+    trigger: z.boolean(),
+    passed: z.array(z.string()),
+  })
+  .meta({ id: 'GetStep' });
 
-const PutStepSchema = z.strictObject({
-  ...common,
-  kind: z.literal('put'),
-  name: z.string().min(1),
-  resource: ResourceRefSchema,
-  inputs: z.union([z.literal('all'), z.literal('detect'), z.array(z.string())]),
-  params: z.record(z.string(), z.unknown()),
-  getParams: z.record(z.string(), z.unknown()),
-  noGet: z.boolean(),
-}).meta({ id: 'PutStep' });
+const PutStepSchema = z
+  .strictObject({
+    ...common,
+    kind: z.literal('put'),
+    name: z.string().min(1),
+    resource: ResourceRefSchema,
+    inputs: z.union([z.literal('all'), z.literal('detect'), z.array(z.string())]),
+    params: z.record(z.string(), z.unknown()),
+    getParams: z.record(z.string(), z.unknown()),
+    noGet: z.boolean(),
+  })
+  .meta({ id: 'PutStep' });
 
 const StepSchema: z.ZodType<Step> = z
-  .discriminatedUnion('kind', [TaskStepSchema, DoStepSchema, InParallelStepSchema, TryStepSchema, LoadVarStepSchema, GetStepSchema, PutStepSchema])
+  .discriminatedUnion('kind', [
+    TaskStepSchema,
+    DoStepSchema,
+    InParallelStepSchema,
+    TryStepSchema,
+    LoadVarStepSchema,
+    GetStepSchema,
+    PutStepSchema,
+  ])
   .meta({ id: 'Step' });
 
 export const CompiledPlanSchema = z.strictObject({
@@ -206,10 +268,16 @@ export const CompiledPlanSchema = z.strictObject({
 export const BuildInputSchema = z
   .strictObject({
     plan: CompiledPlanSchema,
-    uploads: z.array(z.string()).default([]).meta({ description: 'artifact names the client uploaded to the object store bucket (causeway run -i)' }),
+    uploads: z
+      .array(z.string())
+      .default([])
+      .meta({ description: 'artifact names the client uploaded to the object store bucket (causeway run -i)' }),
     downloads: z.array(z.string()).default([]).meta({ description: 'artifact names exported when the build ends (causeway run -o)' }),
   })
-  .meta({ title: 'Causeway build input', description: 'The single argument of workflow type `build`: a compiled plan, as `causeway compile` prints it.' });
+  .meta({
+    title: 'Causeway build input',
+    description: 'The single argument of workflow type `build`: a compiled plan, as `causeway compile` prints it.',
+  });
 
 const StepKinds = z.enum(['task', 'do', 'in_parallel', 'try', 'load_var', 'get', 'put']);
 
@@ -247,7 +315,10 @@ export const BuildSummarySchema = z
         }),
       )
       .optional()
-      .meta({ description: 'child workflows (type buildPart) running slices of big lists: their steps are in their own `status` query or result (docs/decisions.md, "Big fan-out")' }),
+      .meta({
+        description:
+          'child workflows (type buildPart) running slices of big lists: their steps are in their own `status` query or result (docs/decisions.md, "Big fan-out")',
+      }),
   })
   .meta({
     title: 'Causeway build summary',
@@ -259,7 +330,10 @@ export const BuildSummarySchema = z
 export function clientJsonSchemas(): { input: object; result: object } {
   const base = 'https://causeway.dev/schemas';
   return {
-    input: { $id: `${base}/build-input.v${BUILD_INPUT_VERSION}.json`, ...z.toJSONSchema(BuildInputSchema, { io: 'input', unrepresentable: 'any' }) },
+    input: {
+      $id: `${base}/build-input.v${BUILD_INPUT_VERSION}.json`,
+      ...z.toJSONSchema(BuildInputSchema, { io: 'input', unrepresentable: 'any' }),
+    },
     result: { $id: `${base}/build-result.v${BUILD_INPUT_VERSION}.json`, ...z.toJSONSchema(BuildSummarySchema, { unrepresentable: 'any' }) },
   };
 }
@@ -280,7 +354,12 @@ export function parseBuildInput(raw: unknown): BuildInput {
 }
 
 function jsonPath(path: PropertyKey[]): string {
-  return path.length === 0 ? '(input)' : path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+  return path.length === 0
+    ? '(input)'
+    : path
+        .map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`))
+        .join('')
+        .replace(/^\./, '');
 }
 
 // Both directions, so a field added to compiled.ts without being added here (or the reverse) fails `npm run build`.

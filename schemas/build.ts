@@ -55,7 +55,11 @@ export interface PartRef {
  * a step that cannot run ends errored and is not retried; a service that never got ready fails
  * its step; a worker shutting down hands the step over to a retried activity.
  */
-export const ACTIVITY_FAILURES = { stepErrored: 'StepConfigError', serviceFailed: 'ServiceFailed', workerShutdown: 'WorkerShutdown' } as const;
+export const ACTIVITY_FAILURES = {
+  stepErrored: 'StepConfigError',
+  serviceFailed: 'ServiceFailed',
+  workerShutdown: 'WorkerShutdown',
+} as const;
 
 /** Failure types the workflow ends with, read by the CLI to pick its exit code. */
 export const FAILURE_TYPES = { failed: 'BuildFailed', errored: 'BuildErrored' } as const;

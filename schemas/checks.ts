@@ -32,7 +32,8 @@ export function nameProblem(name: string): string | undefined {
   if (name === '.' || name === '..') return `\`${name}\` is not a name: it would mean another directory`;
   if (name.includes('/')) return `\`${name}\` contains \`/\`: a name becomes one directory name`;
   if (name.includes('\0')) return 'a name must not contain a NUL byte';
-  if (Buffer.byteLength(name) > MAX_STEP_ID) return `a name is at most ${MAX_STEP_ID} bytes (it becomes a directory name); this one is ${Buffer.byteLength(name)}`;
+  if (Buffer.byteLength(name) > MAX_STEP_ID)
+    return `a name is at most ${MAX_STEP_ID} bytes (it becomes a directory name); this one is ${Buffer.byteLength(name)}`;
   return undefined;
 }
 
@@ -62,14 +63,18 @@ export function checkTaskConfig(src: Source, c: TaskConfig, at: Path): void {
   c.caches.forEach((cache, i) => {
     const bad = relativePathProblem(cache.path);
     if (bad) src.add([...at, 'caches', i, 'path'], bad);
-    else if (path.posix.normalize(`${cache.path}/`) === './') src.add([...at, 'caches', i, 'path'], 'a cache cannot be the whole working directory; name a directory inside it');
+    else if (path.posix.normalize(`${cache.path}/`) === './')
+      src.add([...at, 'caches', i, 'path'], 'a cache cannot be the whole working directory; name a directory inside it');
   });
   const dir = c.run.dir === undefined ? undefined : relativePathProblem(c.run.dir);
   if (dir) src.add([...at, 'run', 'dir'], dir);
   checkEnvironment(src, c.params, [...at, 'params']);
   c.run.args.forEach((arg, i) => {
     if (Buffer.byteLength(arg) >= MAX_ARG_STRLEN) {
-      src.add([...at, 'run', 'args', i], `this argument is ${formatBytes(Buffer.byteLength(arg))}; a process accepts at most ${formatBytes(MAX_ARG_STRLEN)} per argument: pass large data as a file in an input (-i)`);
+      src.add(
+        [...at, 'run', 'args', i],
+        `this argument is ${formatBytes(Buffer.byteLength(arg))}; a process accepts at most ${formatBytes(MAX_ARG_STRLEN)} per argument: pass large data as a file in an input (-i)`,
+      );
     }
   });
 }
@@ -121,15 +126,26 @@ export function checkPlan(src: Source, plan: CompiledPlan, namePath: Path): void
   for (const { step, extra } of walk(plan.plan)) {
     const length = Buffer.byteLength(step.id) + extra;
     if (length > MAX_STEP_ID) {
-      addAtLine(src, step.line ?? 1, step.id, `steps nested too deeply: this step's id is ${length} bytes${extra ? ' with its across indices' : ''}, and a step id becomes a directory name of at most ${MAX_STEP_ID} bytes; nest fewer do/try/in_parallel levels`);
+      addAtLine(
+        src,
+        step.line ?? 1,
+        step.id,
+        `steps nested too deeply: this step's id is ${length} bytes${extra ? ' with its across indices' : ''}, and a step id becomes a directory name of at most ${MAX_STEP_ID} bytes; nest fewer do/try/in_parallel levels`,
+      );
       return; // every step below is deeper still: one message says it
     }
     if (step.kind !== 'task') continue;
     for (const problem of envProblems(step.params)) addAtLine(src, step.line ?? 1, `${step.id}.params`, problem);
     if (!step.config) continue;
-    const total = envSize({ ...step.config.params, ...step.params }) + step.config.run.args.reduce((n, a) => n + Buffer.byteLength(a) + 1, 0);
+    const total =
+      envSize({ ...step.config.params, ...step.params }) + step.config.run.args.reduce((n, a) => n + Buffer.byteLength(a) + 1, 0);
     if (total > MAX_ARGS_TOTAL) {
-      addAtLine(src, step.line ?? 1, step.id, `task \`${step.task}\`: its params and arguments take ${formatBytes(total)}; a process accepts at most about ${formatBytes(MAX_ARGS_TOTAL)} of environment and arguments together: pass large data as a file in an input (-i)`);
+      addAtLine(
+        src,
+        step.line ?? 1,
+        step.id,
+        `task \`${step.task}\`: its params and arguments take ${formatBytes(total)}; a process accepts at most about ${formatBytes(MAX_ARGS_TOTAL)} of environment and arguments together: pass large data as a file in an input (-i)`,
+      );
     }
   }
 }
@@ -152,8 +168,12 @@ export function checkPayloadSize(plan: CompiledPlan): void {
 /** Vars against Temporal's payload limit, named, before they are buried in the plan. */
 export function varProblems(vars: Record<string, unknown>): string[] {
   return Object.entries(vars).flatMap(([name, value]) => {
-    const size = Buffer.byteLength(typeof value === 'string' ? value : JSON.stringify(value) ?? '');
-    return size > TEMPORAL_PAYLOAD_LIMIT ? [`var \`${name}\` is ${formatBytes(size)}; Temporal accepts at most ${formatBytes(TEMPORAL_PAYLOAD_LIMIT)} per payload: move large data into an input with -i`] : [];
+    const size = Buffer.byteLength(typeof value === 'string' ? value : (JSON.stringify(value) ?? ''));
+    return size > TEMPORAL_PAYLOAD_LIMIT
+      ? [
+          `var \`${name}\` is ${formatBytes(size)}; Temporal accepts at most ${formatBytes(TEMPORAL_PAYLOAD_LIMIT)} per payload: move large data into an input with -i`,
+        ]
+      : [];
   });
 }
 
@@ -169,14 +189,22 @@ export function decodeUtf8(bytes: Buffer, file: string): string {
     const before = bytes.subarray(0, bad);
     const line = before.filter((b) => b === 0x0a).length + 1;
     const column = new TextDecoder().decode(before.subarray(before.lastIndexOf(0x0a) + 1)).length + 1;
-    throw new PlanError([{ file, line, column, path: '', message: `invalid UTF-8 (byte 0x${bytes[bad].toString(16).padStart(2, '0')} at offset ${bad}): save the file as UTF-8` }]);
+    throw new PlanError([
+      {
+        file,
+        line,
+        column,
+        path: '',
+        message: `invalid UTF-8 (byte 0x${bytes[bad].toString(16).padStart(2, '0')} at offset ${bad}): save the file as UTF-8`,
+      },
+    ]);
   }
 }
 
 /** Where the first byte that is not UTF-8 is (lead bytes, continuations, overlongs, surrogates, beyond U+10FFFF). */
 function firstInvalidUtf8(b: Buffer): number {
   const cont = (i: number, lo = 0x80, hi = 0xbf) => i < b.length && b[i] >= lo && b[i] <= hi;
-  for (let i = 0; i < b.length; ) {
+  for (let i = 0; i < b.length;) {
     const c = b[i];
     let n: number;
     if (c < 0x80) n = 1;
@@ -200,7 +228,11 @@ export function unusedArtifactFlags(plan: CompiledPlan, inputs: string[], output
     for (const o of step.config.outputs) produced.add(step.outputMapping[o.name] ?? o.name);
   }
   return [
-    ...inputs.filter((n) => !used.has(n)).map((n) => `-i ${n}: no step of the plan has an input named \`${n}\` (inputs: ${[...used].join(', ') || 'none'})`),
-    ...outputs.filter((n) => !produced.has(n) && !inputs.includes(n)).map((n) => `-o ${n}: no step of the plan has an output named \`${n}\` (outputs: ${[...produced].join(', ') || 'none'})`),
+    ...inputs
+      .filter((n) => !used.has(n))
+      .map((n) => `-i ${n}: no step of the plan has an input named \`${n}\` (inputs: ${[...used].join(', ') || 'none'})`),
+    ...outputs
+      .filter((n) => !produced.has(n) && !inputs.includes(n))
+      .map((n) => `-o ${n}: no step of the plan has an output named \`${n}\` (outputs: ${[...produced].join(', ') || 'none'})`),
   ];
 }

@@ -42,7 +42,10 @@ function splitPath(text: string): string[] {
 
 /** Parses the inside of `((...))` (with or without the parentheses). */
 export function parseVarRef(text: string): VarRef {
-  const raw = text.trim().replace(/^\(\(\s*/, '').replace(/\s*\)\)$/, '');
+  const raw = text
+    .trim()
+    .replace(/^\(\(\s*/, '')
+    .replace(/\s*\)\)$/, '');
   // A colon before any quote separates the source, as Concourse's parseVarName.
   const colon = raw.indexOf(':');
   const quote = raw.indexOf('"');
@@ -139,7 +142,8 @@ function keepTaskStrings(step: Record<string, unknown>): Record<string, unknown>
   const env = (m: unknown) => (isPlainObject(m) ? Object.fromEntries(Object.entries(m).map(([k, v]) => [k, stringifyVar(v)])) : m);
   const config = step.config;
   if (!isPlainObject(config)) return { ...step, params: env(step.params) };
-  const run = isPlainObject(config.run) && Array.isArray(config.run.args) ? { ...config.run, args: config.run.args.map(stringifyVar) } : config.run;
+  const run =
+    isPlainObject(config.run) && Array.isArray(config.run.args) ? { ...config.run, args: config.run.args.map(stringifyVar) } : config.run;
   return { ...step, params: env(step.params), config: { ...config, params: env(config.params), run } };
 }
 
@@ -163,7 +167,8 @@ export function interpolateLocal<T>(value: T, locals: Record<string, unknown>): 
       // Concourse interpolates across vars in mapping keys too: `input_mapping: {((.:name)): src}`.
       for (const key of ['inputMapping', 'outputMapping']) {
         const m = out[key];
-        if (isPlainObject(m)) out[key] = Object.fromEntries(Object.entries(m).map(([k, item]) => [stringifyVar(interpolateString(k, lookup, missing)), item]));
+        if (isPlainObject(m))
+          out[key] = Object.fromEntries(Object.entries(m).map(([k, item]) => [stringifyVar(interpolateString(k, lookup, missing)), item]));
       }
       return keepTaskStrings(out);
     }

@@ -191,7 +191,9 @@ class Compiler {
     }
 
     // across vars are set for the step itself, not for its hooks (hooks wrap across).
-    const acrossVars = Array.isArray(raw.across) ? raw.across.flatMap((a) => (isPlainObject(a) && typeof a.var === 'string' ? [a.var] : [])) : [];
+    const acrossVars = Array.isArray(raw.across)
+      ? raw.across.flatMap((a) => (isPlainObject(a) && typeof a.var === 'string' ? [a.var] : []))
+      : [];
     this.checkLocals(raw.across, [...path, 'across'], scope);
     const bodyScope = raw.across === undefined ? scope : new Set([...scope, ...acrossVars]);
     for (const [k, v] of Object.entries(raw)) {
@@ -247,7 +249,9 @@ class Compiler {
     const specs = compileServices(this.src, raw.services, at);
     const label = kind === 'task' ? `task \`${String(raw.task)}\` (${id})` : `${kind} (${id})`;
     // Names are taken from the raw list, so refs to a service whose config has errors are not reported twice.
-    const names = Array.isArray(raw.services) ? raw.services.flatMap((s) => (isPlainObject(s) && typeof s.name === 'string' ? [s] : [])) : [];
+    const names = Array.isArray(raw.services)
+      ? raw.services.flatMap((s) => (isPlainObject(s) && typeof s.name === 'string' ? [s] : []))
+      : [];
     const scope: ServiceScope = {
       stepId: id,
       label,
@@ -321,7 +325,9 @@ class Compiler {
       case 'in_parallel': {
         const s = validate(src, InParallelStepSchema, raw, path, 'in_parallel step');
         const p = [...path, 'in_parallel'];
-        const form = Array.isArray(raw.in_parallel) ? { steps: raw.in_parallel } : validate(src, InParallelConfigSchema, raw.in_parallel, p, '`in_parallel`');
+        const form = Array.isArray(raw.in_parallel)
+          ? { steps: raw.in_parallel }
+          : validate(src, InParallelConfigSchema, raw.in_parallel, p, '`in_parallel`');
         if (!form) {
           if (!isPlainObject(raw.in_parallel)) src.add(p, 'expected a list of steps, or a map {steps, limit, fail_fast}');
           return undefined;
@@ -379,7 +385,12 @@ class Compiler {
 }
 
 /** Finds the job to run: the file itself, or `job` among a pipeline's jobs. */
-function selectJob(src: Source, root: Record<string, unknown>, job: string | undefined, vars: Record<string, unknown>): { value: unknown; path: Path } | undefined {
+function selectJob(
+  src: Source,
+  root: Record<string, unknown>,
+  job: string | undefined,
+  vars: Record<string, unknown>,
+): { value: unknown; path: Path } | undefined {
   if (!('jobs' in root)) {
     if (job !== undefined && typeof root.name === 'string' && root.name !== job) {
       src.add(['name'], `this file is the single job \`${root.name}\`, not \`${job}\``);
@@ -393,7 +404,10 @@ function selectJob(src: Source, root: Record<string, unknown>, job: string | und
   const names = pipeline.jobs.map((j) => (isPlainObject(j) && typeof j.name === 'string' ? jobName(j.name, vars) : undefined));
   const listed = names.filter((n): n is string => n !== undefined);
   if (job === undefined) {
-    src.add(['jobs'], `this is a pipeline with ${listed.length} job${listed.length === 1 ? '' : 's'} (${listed.join(', ')}); pass --job NAME to pick the one to run`);
+    src.add(
+      ['jobs'],
+      `this is a pipeline with ${listed.length} job${listed.length === 1 ? '' : 's'} (${listed.join(', ')}); pass --job NAME to pick the one to run`,
+    );
     return undefined;
   }
   const index = names.indexOf(job);
@@ -433,7 +447,13 @@ export function compilePlan(opts: { text: string; file: string; job?: string; va
   // Job-level hooks are hooks of the root `do`, as Concourse runs them around the whole plan.
   const hooks = compiler.hooks(jobValue, path, 'plan', scope);
   src.check();
-  const plan: DoStep = compact({ kind: 'do' as const, id: 'plan', line: src.line([...path, 'plan']), steps: job?.tags ? steps.map((st) => withJobTags(st, job.tags ?? [])) : steps, hooks });
+  const plan: DoStep = compact({
+    kind: 'do' as const,
+    id: 'plan',
+    line: src.line([...path, 'plan']),
+    steps: job?.tags ? steps.map((st) => withJobTags(st, job.tags ?? [])) : steps,
+    hooks,
+  });
   const compiled = { name: job?.name ?? basename(opts.file, extname(opts.file)), source: opts.file, plan };
   checkPlan(src, compiled, [...path, 'name']);
   src.check();

@@ -55,7 +55,11 @@ const DirectorySourceSchema = z.strictObject({ path: z.string().min(1, 'a direct
 export const GetFields = {
   get: z.string().min(1, 'a get step needs a name'),
   resource: z.string().min(1).optional(),
-  version: z.union([z.literal('latest'), z.literal('every'), version], { error: '`version` must be latest, every, or a version map like {ref: abc123}' }).optional(),
+  version: z
+    .union([z.literal('latest'), z.literal('every'), version], {
+      error: '`version` must be latest, every, or a version map like {ref: abc123}',
+    })
+    .optional(),
   passed: z.array(z.string()).optional(),
   trigger: bool.optional(),
   params: z.record(z.string(), z.unknown()).optional(),
@@ -64,7 +68,11 @@ export const GetFields = {
 export const PutFields = {
   put: z.string().min(1, 'a put step needs a name'),
   resource: z.string().min(1).optional(),
-  inputs: z.union([z.literal('all'), z.literal('detect'), z.array(z.string())], { error: '`inputs` must be all, detect, or a list of artifact names' }).optional(),
+  inputs: z
+    .union([z.literal('all'), z.literal('detect'), z.array(z.string())], {
+      error: '`inputs` must be all, detect, or a list of artifact names',
+    })
+    .optional(),
   params: z.record(z.string(), z.unknown()).optional(),
   get_params: z.record(z.string(), z.unknown()).optional(),
   no_get: bool.optional(),
@@ -97,7 +105,10 @@ export class Resources {
     if (index < 0) {
       const names = list.flatMap((r) => (isPlainObject(r) && typeof r.name === 'string' ? [r.name] : []));
       const hint = nearest(name, names);
-      this.src.add(at, `no resource \`${name}\` in this file's \`resources:\`${hint ? `; did you mean \`${hint}\`?` : names.length ? ` (resources: ${names.join(', ')})` : ''}`);
+      this.src.add(
+        at,
+        `no resource \`${name}\` in this file's \`resources:\`${hint ? `; did you mean \`${hint}\`?` : names.length ? ` (resources: ${names.join(', ')})` : ''}`,
+      );
       return undefined;
     }
     const where: Path = ['resources', index];
@@ -129,7 +140,10 @@ export class Resources {
       const abs = path.resolve(path.dirname(path.resolve(this.src.file)), dir.path);
       const missing = ['check', 'in', 'out'].filter((exe) => !isExecutable(path.join(abs, exe)));
       if (missing.length > 0) {
-        this.src.add([...where, 'source', 'path'], `resource type \`${name}\`: ${abs} lacks executable ${missing.join(', ')} (a directory type needs check, in and out)`);
+        this.src.add(
+          [...where, 'source', 'path'],
+          `resource type \`${name}\`: ${abs} lacks executable ${missing.join(', ')} (a directory type needs check, in and out)`,
+        );
         return undefined;
       }
       return { kind: 'host', name, dir: abs };
@@ -154,7 +168,11 @@ type GetFieldsOut = z.output<z.ZodObject<typeof GetFields>>;
 type PutFieldsOut = z.output<z.ZodObject<typeof PutFields>>;
 
 /** The kind-specific part of a compiled get step. */
-export function getBody(s: GetFieldsOut, resource: ResourceRef, pinned: Record<string, string> | undefined): Omit<GetStep, keyof import('./compiled').StepCommon> {
+export function getBody(
+  s: GetFieldsOut,
+  resource: ResourceRef,
+  pinned: Record<string, string> | undefined,
+): Omit<GetStep, keyof import('./compiled').StepCommon> {
   return {
     kind: 'get',
     name: s.get,

@@ -22,7 +22,10 @@ const serviceName = z
 const portName = z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/, 'a port name starts with a letter and has only letters, digits, `_` and `-`');
 
 const seconds = (what: string) =>
-  z.preprocess((v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v), z.number().positive(`${what} must be a number of seconds > 0`));
+  z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() !== '' ? Number(v) : v),
+    z.number().positive(`${what} must be a number of seconds > 0`),
+  );
 
 const ServiceConfigSchema = z.strictObject({
   platform: TaskConfigSchema.shape.platform,
@@ -38,11 +41,11 @@ const ServiceConfigSchema = z.strictObject({
       z.preprocess(
         (v) => (typeof v === 'number' ? { number: v } : v),
         z.strictObject({
-        name: portName.optional(),
-        number: z.preprocess(
-          (v) => (typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v),
-          z.number().int().min(1, 'a port is a number in 1..65535').max(65535, 'a port is a number in 1..65535'),
-        ),
+          name: portName.optional(),
+          number: z.preprocess(
+            (v) => (typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v),
+            z.number().int().min(1, 'a port is a number in 1..65535').max(65535, 'a port is a number in 1..65535'),
+          ),
         }),
       ),
     )
@@ -51,7 +54,11 @@ const ServiceConfigSchema = z.strictObject({
       const seen = new Set<string>();
       ports.forEach((p, i) => {
         if (p.name === undefined && ports.length > 1) {
-          ctx.addIssue({ code: 'custom', path: [i], message: `name every port of a service that lists ${ports.length}; only a single port may omit it (it is \`${DEFAULT_PORT}\`)` });
+          ctx.addIssue({
+            code: 'custom',
+            path: [i],
+            message: `name every port of a service that lists ${ports.length}; only a single port may omit it (it is \`${DEFAULT_PORT}\`)`,
+          });
         }
         const name = p.name ?? DEFAULT_PORT;
         if (seen.has(name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate port name \`${name}\`` });
@@ -64,7 +71,9 @@ const ServiceConfigSchema = z.strictObject({
         path: z.string().min(1, '`run.path` must not be empty'),
         args: TaskConfigSchema.shape.run.shape.args,
       }),
-      failure_threshold: z.preprocess((v) => (typeof v === 'string' ? Number(v) : v), z.number().int().min(1, 'failure_threshold must be >= 1')).optional(),
+      failure_threshold: z
+        .preprocess((v) => (typeof v === 'string' ? Number(v) : v), z.number().int().min(1, 'failure_threshold must be >= 1'))
+        .optional(),
       period_seconds: seconds('period_seconds').optional(),
       timeout_seconds: seconds('timeout_seconds').optional(),
     })
@@ -199,7 +208,10 @@ export function checkServiceRef(ref: VarRef, scopes: ServiceScope[]): string | u
 
 /** Every ((.svc:...)) ref in the strings of `value`, with its path. */
 export function serviceRefs(value: unknown, path: Path): { ref: VarRef; path: Path }[] {
-  if (typeof value === 'string') return findVarRefs(value).filter((r) => r.source === SVC_SOURCE).map((ref) => ({ ref, path }));
+  if (typeof value === 'string')
+    return findVarRefs(value)
+      .filter((r) => r.source === SVC_SOURCE)
+      .map((ref) => ({ ref, path }));
   if (Array.isArray(value)) return value.flatMap((v, i) => serviceRefs(v, [...path, i]));
   if (isPlainObject(value)) return Object.entries(value).flatMap(([k, v]) => serviceRefs(v, [...path, k]));
   return [];

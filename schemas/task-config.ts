@@ -59,9 +59,7 @@ export const TaskConfigSchema = z.strictObject({
   params: envMap.default({}),
   run: z.strictObject({
     path: z.string().min(1, '`run.path` must not be empty'),
-    args: z
-      .array(z.union([z.string(), z.number(), z.boolean()], { error: 'an argument must be a string' }).transform(String))
-      .default([]),
+    args: z.array(z.union([z.string(), z.number(), z.boolean()], { error: 'an argument must be a string' }).transform(String)).default([]),
     dir: z.string().optional(),
     user: z.string().optional(),
   }),

@@ -16,8 +16,7 @@ const DURATION_PART = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
 export function parseDuration(s: string): number {
   const text = s.trim();
   if (text === '0') return 0;
-  const bad = () =>
-    new Error(`invalid duration \`${s}\`: expected a Go duration like "90s", "1h30m", "500ms" or "1.5h"`);
+  const bad = () => new Error(`invalid duration \`${s}\`: expected a Go duration like "90s", "1h30m", "500ms" or "1.5h"`);
   if (text === '') throw bad();
   let ms = 0;
   DURATION_PART.lastIndex = 0;

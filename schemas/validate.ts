@@ -41,7 +41,15 @@ export function describeValue(v: unknown): string {
   return `${typeof v} ${String(v)}`;
 }
 
-type Def = { type: string; shape?: Record<string, z.ZodType>; element?: z.ZodType; innerType?: z.ZodType; in?: z.ZodType; out?: z.ZodType; valueType?: z.ZodType };
+type Def = {
+  type: string;
+  shape?: Record<string, z.ZodType>;
+  element?: z.ZodType;
+  innerType?: z.ZodType;
+  in?: z.ZodType;
+  out?: z.ZodType;
+  valueType?: z.ZodType;
+};
 
 function defOf(schema: z.ZodType): Def {
   return (schema as unknown as { _zod: { def: Def } })._zod.def;
@@ -87,13 +95,7 @@ function unknownKeyMessage(key: string, where: string, known: string[]): string 
  * issue to `src` and returns undefined when there is any. `where` names the
  * object for unknown-key messages ("task step", "task config").
  */
-export function validate<S extends z.ZodType>(
-  src: Source,
-  schema: S,
-  value: unknown,
-  base: Path,
-  where: string,
-): z.output<S> | undefined {
+export function validate<S extends z.ZodType>(src: Source, schema: S, value: unknown, base: Path, where: string): z.output<S> | undefined {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
   for (const issue of result.error.issues) {

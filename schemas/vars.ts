@@ -62,7 +62,11 @@ export function interpolateStatic(src: Source, value: unknown, base: Path, vars:
     if (typeof v === 'string') {
       const r = interpolate(v, (ref) =>
         // Local vars and service addresses are known only when the step runs.
-        ref.source === '.' || ref.source === SVC_SOURCE ? { found: true, value: `((${ref.raw}))` } : ref.source === undefined ? lookupIn(vars, ref) : { found: false },
+        ref.source === '.' || ref.source === SVC_SOURCE
+          ? { found: true, value: `((${ref.raw}))` }
+          : ref.source === undefined
+            ? lookupIn(vars, ref)
+            : { found: false },
       );
       for (const ref of r.missing) src.add(path, missingMessage(ref));
       if (r.missing.length > 0) src.suppress(path);

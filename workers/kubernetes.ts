@@ -47,7 +47,9 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
     workerName: opts.name,
     tags: opts.tags ?? [],
     nc,
-    publisher: new BuildPublisher(nc, (what, err) => opts.log.warn({ err: err.message }, `NATS unreachable: dropped the live copy of the ${what}`)),
+    publisher: new BuildPublisher(nc, (what, err) =>
+      opts.log.warn({ err: err.message }, `NATS unreachable: dropped the live copy of the ${what}`),
+    ),
     log: opts.log,
     killGraceMs: (opts.kubernetes.graceSeconds ?? 10) * 1000,
     running,
@@ -70,7 +72,8 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
       intervalMs: opts.reconcile.intervalMs,
       pass: async (client) => {
         const report = await reconcileKubernetes(runtime, client);
-        for (const buildId of report.deleted) opts.log.warn({ build: buildId }, 'reconciler deleted the Kubernetes objects of a closed build');
+        for (const buildId of report.deleted)
+          opts.log.warn({ build: buildId }, 'reconciler deleted the Kubernetes objects of a closed build');
       },
     },
     log: opts.log,

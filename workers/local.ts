@@ -43,7 +43,9 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
     workerName: name,
     tags: opts.tags ?? [],
     nc,
-    publisher: new BuildPublisher(nc, (what, err) => opts.log.warn({ err: err.message }, `NATS unreachable: dropped the live copy of the ${what}`)),
+    publisher: new BuildPublisher(nc, (what, err) =>
+      opts.log.warn({ err: err.message }, `NATS unreachable: dropped the live copy of the ${what}`),
+    ),
     log: opts.log,
     killGraceMs: opts.killGraceMs ?? 10_000,
     running,
@@ -66,8 +68,14 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
     reconcile: reconcile && {
       intervalMs: reconcile.intervalMs,
       pass: async (client) => {
-        const report = await reconcileBuilds({ home: opts.home, client, retentionMs: reconcile.retentionMs, killGraceMs: opts.killGraceMs ?? 10_000 });
-        for (const s of report.stopped) opts.log.warn({ build: s.buildId, pid: s.pid, dir: s.dir }, 'reconciler stopped a process of a closed build');
+        const report = await reconcileBuilds({
+          home: opts.home,
+          client,
+          retentionMs: reconcile.retentionMs,
+          killGraceMs: opts.killGraceMs ?? 10_000,
+        });
+        for (const s of report.stopped)
+          opts.log.warn({ build: s.buildId, pid: s.pid, dir: s.dir }, 'reconciler stopped a process of a closed build');
         for (const dir of report.removed) opts.log.info({ dir }, 'reconciler removed the artifacts of an expired build');
         for (const build of report.networks) opts.log.warn({ build }, 'reconciler removed the network namespace of a closed build');
       },

@@ -51,7 +51,10 @@ export interface RunningWorker {
  */
 export async function startPollers(opts: PollerOptions): Promise<RunningWorker> {
   const keys = loadCodecKeys({ home: opts.home });
-  if (!keys) opts.log.warn('no payload codec key (CAUSEWAY_CODEC_KEYS or CAUSEWAY_HOME/codec-keys.json): payloads, vars included, are stored in Temporal in clear');
+  if (!keys)
+    opts.log.warn(
+      'no payload codec key (CAUSEWAY_CODEC_KEYS or CAUSEWAY_HOME/codec-keys.json): payloads, vars included, are stored in Temporal in clear',
+    );
   const connection = await NativeConnection.connect({ address: opts.temporalAddress, ...temporalSecurity() });
   const workflows = opts.workflowBundle
     ? { workflowBundle: opts.workflowBundle }
@@ -93,18 +96,26 @@ export async function startPollers(opts: PollerOptions): Promise<RunningWorker> 
     opts.log,
   );
   await presence.start((action) => {
-    opts.log.info({ worker: opts.name, running: opts.running.size }, `${action === 'retire' ? 'retiring' : 'landing'}: taking no new steps`);
+    opts.log.info(
+      { worker: opts.name, running: opts.running.size },
+      `${action === 'retire' ? 'retiring' : 'landing'}: taking no new steps`,
+    );
     shutdown();
   });
   const reconcile = opts.reconcile;
-  const stopReconciling = reconcile ? await startReconcileLoop({ ...opts, intervalMs: reconcile.intervalMs }, reconcile.pass) : async () => undefined;
+  const stopReconciling = reconcile
+    ? await startReconcileLoop({ ...opts, intervalMs: reconcile.intervalMs }, reconcile.pass)
+    : async () => undefined;
   const done = Promise.all([shared.run(), own.run()]).then(async () => {
     await stopReconciling();
     await presence.stop();
     await connection.close();
     await opts.nc.close();
   });
-  opts.log.info({ worker: opts.name, runtime: opts.runtime, taskQueue: opts.taskQueue, ownQueue: workerTaskQueue(opts.name) }, 'worker started');
+  opts.log.info(
+    { worker: opts.name, runtime: opts.runtime, taskQueue: opts.taskQueue, ownQueue: workerTaskQueue(opts.name) },
+    'worker started',
+  );
   return {
     name: opts.name,
     taskQueue: opts.taskQueue,
@@ -128,7 +139,9 @@ async function startReconcileLoop(
   const { client, connection } = await connectTemporalClient({ address: opts.temporalAddress, namespace: opts.namespace, home: opts.home });
   let running: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
-    running = running.then(() => pass(client).catch((err) => opts.log.warn({ err: (err as Error).message }, 'reconcile pass failed; will try again')));
+    running = running.then(() =>
+      pass(client).catch((err) => opts.log.warn({ err: (err as Error).message }, 'reconcile pass failed; will try again')),
+    );
   }, opts.intervalMs);
   return async () => {
     clearInterval(timer);

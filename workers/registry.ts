@@ -47,16 +47,29 @@ export class WorkerPresence {
         const parsed = WorkerControl.safeParse(safeJson(msg.data));
         const running = this.running().length;
         if (!parsed.success) {
-          msg.respond(JSON.stringify({ ok: false, running, message: `unknown control message: ${parsed.error.issues[0]?.message}` } satisfies WorkerControlReply));
+          msg.respond(
+            JSON.stringify({
+              ok: false,
+              running,
+              message: `unknown control message: ${parsed.error.issues[0]?.message}`,
+            } satisfies WorkerControlReply),
+          );
           return;
         }
         const retire = parsed.data.action === 'retire';
         const first = this.record.state === 'running';
         // Retiring a landing worker makes it leave the list for good when it stops.
         if (first || retire) this.record.state = retire ? 'retiring' : 'landing';
-        const then = this.record.state === 'retiring' ? 'then it leaves the worker list for good' : 'then it is listed as landed until it starts again';
+        const then =
+          this.record.state === 'retiring'
+            ? 'then it leaves the worker list for good'
+            : 'then it is listed as landed until it starts again';
         msg.respond(
-          JSON.stringify({ ok: true, running, message: `${this.record.state}: ${running} running step(s) finish here, no new steps start; ${then}` } satisfies WorkerControlReply),
+          JSON.stringify({
+            ok: true,
+            running,
+            message: `${this.record.state}: ${running} running step(s) finish here, no new steps start; ${then}`,
+          } satisfies WorkerControlReply),
         );
         void this.beat();
         if (first) onControl(parsed.data.action);
@@ -76,7 +89,9 @@ export class WorkerPresence {
 
   private async beat(): Promise<void> {
     this.record = { ...this.record, running: this.running(), heartbeatAt: new Date().toISOString() };
-    await this.kv.put(this.record.name, JSON.stringify(this.record)).catch((err) => this.log.warn({ err: (err as Error).message }, 'could not refresh the worker registry'));
+    await this.kv
+      .put(this.record.name, JSON.stringify(this.record))
+      .catch((err) => this.log.warn({ err: (err as Error).message }, 'could not refresh the worker registry'));
   }
 }
 

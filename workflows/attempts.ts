@@ -23,7 +23,9 @@ export async function withAttempts(ctx: BuildContext, step: Step, frame: Frame, 
       // A step cut short by an enclosing timeout ended errored (as its build will), not aborted.
       const timedOut = frame.deadlines?.some((d) => d.expired) ?? false;
       const state: StepState = isCancellation(err) && !timedOut ? 'aborted' : 'errored';
-      ctx.status.finish(step.id, state, { message: isCancellation(err) && timedOut ? 'interrupted: an enclosing timeout expired' : messageOf(err) });
+      ctx.status.finish(step.id, state, {
+        message: isCancellation(err) && timedOut ? 'interrupted: an enclosing timeout expired' : messageOf(err),
+      });
       if (isCancellation(err) || last) throw err;
     }
   }

@@ -82,7 +82,12 @@ export async function build(raw: BuildInput): Promise<BuildSummary> {
     upsertSearchAttributes([{ key: CausewayStatus, value: outcome }]);
     Object.assign(summary, { status: outcome, message: messageOf(err), finishedAt: new Date().toISOString() });
     if (outcome === 'aborted') throw err;
-    throw ApplicationFailure.create({ type: FAILURE_TYPES.errored, message: summary.message ?? outcome, nonRetryable: true, details: [summary] });
+    throw ApplicationFailure.create({
+      type: FAILURE_TYPES.errored,
+      message: summary.message ?? outcome,
+      nonRetryable: true,
+      details: [summary],
+    });
   }
   const onWorker = stepActivities(prepared.taskQueue);
 
@@ -92,7 +97,9 @@ export async function build(raw: BuildInput): Promise<BuildSummary> {
     ? new ArtifactReleaser(input.plan.plan, input.downloads, (refs, names) =>
         // An abort must not stop a release half-way; the build's end waits for it.
         CancellationScope.nonCancellable(() =>
-          onWorker.releaseArtifacts.executeWithOptions({ summary: `release ${names.join(', ')}` }, [{ buildId: info.workflowId, refs, names }]),
+          onWorker.releaseArtifacts.executeWithOptions({ summary: `release ${names.join(', ')}` }, [
+            { buildId: info.workflowId, refs, names },
+          ]),
         ),
       )
     : undefined;

@@ -54,7 +54,9 @@ export interface BuildContext {
   /** the build worker's own task queue, where every step activity runs */
   taskQueue: string;
   /** step activities, bound to the build's worker */
-  acts: ActivityInterfaceFor<Pick<BuildActivities, 'runTask' | 'loadVar' | 'startService' | 'probeService' | 'superviseService' | 'stopService'>>;
+  acts: ActivityInterfaceFor<
+    Pick<BuildActivities, 'runTask' | 'loadVar' | 'startService' | 'probeService' | 'superviseService' | 'stopService'>
+  >;
   /** frees producers' artifacts once nothing can read them; absent when the runtime keeps them anyway */
   releaser?: Pick<ArtifactReleaser, 'produced' | 'stepEnded'>;
   /** services given an address so far in this build: the next one's index (see serviceHost) */

@@ -190,7 +190,13 @@ export async function runList(
   const inner = Math.min(opts.limit, Math.max(...parts.map(([from, to]) => to - from)));
   const lanes = Math.max(1, Math.floor(opts.limit / inner));
   const refs = parts.map(([from, to]): PartRef => {
-    const ref = { workflowId: `${ctx.buildId}.part.${ctx.runId.slice(0, 8)}.${frame.runKey}.${source.key}@${from}`, parent: source.parent, from, to, state: 'pending' as const };
+    const ref = {
+      workflowId: `${ctx.buildId}.part.${ctx.runId.slice(0, 8)}.${frame.runKey}.${source.key}@${from}`,
+      parent: source.parent,
+      from,
+      to,
+      state: 'pending' as const,
+    };
     ctx.status.part(ref);
     return ref;
   });
@@ -202,7 +208,13 @@ export async function runList(
   );
 }
 
-async function runPart(ctx: BuildContext, frame: Frame, source: ListSource, ref: PartRef, opts: { limit: number; failFast: boolean }): Promise<boolean> {
+async function runPart(
+  ctx: BuildContext,
+  frame: Frame,
+  source: ListSource,
+  ref: PartRef,
+  opts: { limit: number; failFast: boolean },
+): Promise<boolean> {
   const servicesBase = ctx.servicesAllocated;
   ctx.servicesAllocated += source.services.slice(ref.from, ref.to).reduce((a, b) => a + b, 0);
   const input: PartInput = {

@@ -14,7 +14,10 @@ export async function runGet(ctx: BuildContext, raw: GetStep, frame: Frame): Pro
   let version: ResourceVersion;
   if (typeof step.version === 'object') version = step.version;
   else {
-    const { response } = await runResourceScript(ctx, step, frame, { script: 'check', request: { source: step.resource.source, version: null } });
+    const { response } = await runResourceScript(ctx, step, frame, {
+      script: 'check',
+      request: { source: step.resource.source, version: null },
+    });
     const versions = versionsOf(step.resource.name, response);
     if (versions.length === 0) throw new StepError(`resource ${step.resource.name}: check found no version to fetch`);
     version = versions[versions.length - 1];

@@ -25,7 +25,13 @@ export const PART_ERRORED = 'PartErrored';
 export async function buildPart(input: PartInput): Promise<PartResult> {
   const root = CancellationScope.current();
   const status = new StatusTracker(input.plan);
-  const summary: BuildSummary = { buildId: workflowInfo().workflowId, plan: input.plan, status: 'started', startedAt: new Date().toISOString(), steps: [] };
+  const summary: BuildSummary = {
+    buildId: workflowInfo().workflowId,
+    plan: input.plan,
+    status: 'started',
+    startedAt: new Date().toISOString(),
+    steps: [],
+  };
   setHandler(statusQuery, () => ({ ...summary, steps: status.list(), parts: status.parts() }));
 
   const deadlines: Deadline[] = input.frame.deadlines.map((at) => ({

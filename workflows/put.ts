@@ -16,7 +16,11 @@ export async function runPut(ctx: BuildContext, raw: PutStep, frame: Frame): Pro
   if (missing.length > 0) {
     throw new StepError(`put ${step.name}: no artifact ${missing.join(', ')} in scope (available: ${available.join(', ') || 'none'})`);
   }
-  const { response } = await runResourceScript(ctx, step, frame, { script: 'out', request: { source: step.resource.source, params: step.params }, inputs });
+  const { response } = await runResourceScript(ctx, step, frame, {
+    script: 'out',
+    request: { source: step.resource.source, params: step.params },
+    inputs,
+  });
   const version = versionOf(step.resource.name, 'out', response);
   if (!step.noGet) await fetchVersion(ctx, step, frame, version, step.getParams);
   return true;

@@ -47,7 +47,12 @@ export async function runResourceScript(
       outputs: [...(run.output ? [{ name: run.output }] : []), { name: RESPONSE }],
       caches: [],
       // The variables Concourse gives check/in/out; the request carries the source and params.
-      params: { CAUSEWAY_RESOURCE_REQUEST: JSON.stringify(run.request), BUILD_ID: ctx.buildId, BUILD_NAME: ctx.buildId, BUILD_JOB_NAME: ctx.plan },
+      params: {
+        CAUSEWAY_RESOURCE_REQUEST: JSON.stringify(run.request),
+        BUILD_ID: ctx.buildId,
+        BUILD_NAME: ctx.buildId,
+        BUILD_JOB_NAME: ctx.plan,
+      },
       run: { path: 'sh', args: ['-c', WRAPPERS[run.script], `${type.dir}/${run.script}`, ...(run.output ? [run.output] : [])] },
     },
     params: {},
@@ -72,11 +77,19 @@ export async function runResourceScript(
     },
   ]);
   // Concourse: a resource script that fails errors the step (it is not the build's code failing).
-  if (result.exitCode !== 0) throw new StepError(`resource ${resource.name}: ${run.script} exited ${result.exitCode}; its stderr is in the step's log`);
+  if (result.exitCode !== 0)
+    throw new StepError(`resource ${resource.name}: ${run.script} exited ${result.exitCode}; its stderr is in the step's log`);
   const response = await ctx.acts.loadVar.executeWithOptions({ summary: `${run.script} response ${resource.name} · ${step.id}` }, [
     {
       buildId: ctx.buildId,
-      step: { kind: 'load_var', id: step.id, var: `${run.script} response of ${resource.name}`, file: RESPONSE_FILE, format: 'json', reveal: false },
+      step: {
+        kind: 'load_var',
+        id: step.id,
+        var: `${run.script} response of ${resource.name}`,
+        file: RESPONSE_FILE,
+        format: 'json',
+        reveal: false,
+      },
       artifacts: { [RESPONSE]: result.outputs[RESPONSE] },
     },
   ]);
@@ -92,7 +105,9 @@ function isVersion(v: unknown): v is ResourceVersion {
 /** check's stdout: a list of versions, oldest first. */
 export function versionsOf(resource: string, response: unknown): ResourceVersion[] {
   if (!Array.isArray(response) || !response.every(isVersion)) {
-    throw new StepError(`resource ${resource}: check printed ${JSON.stringify(response)}; the protocol wants a JSON list of versions (maps of strings)`);
+    throw new StepError(
+      `resource ${resource}: check printed ${JSON.stringify(response)}; the protocol wants a JSON list of versions (maps of strings)`,
+    );
   }
   return response;
 }
@@ -101,7 +116,9 @@ export function versionsOf(resource: string, response: unknown): ResourceVersion
 export function versionOf(resource: string, script: ResourceScript, response: unknown): ResourceVersion {
   const version = (response as { version?: unknown } | null)?.version;
   if (!isVersion(version)) {
-    throw new StepError(`resource ${resource}: ${script} printed ${JSON.stringify(response)}; the protocol wants {"version": {...strings}, "metadata": [...]}`);
+    throw new StepError(
+      `resource ${resource}: ${script} printed ${JSON.stringify(response)}; the protocol wants {"version": {...strings}, "metadata": [...]}`,
+    );
   }
   return version;
 }
@@ -109,11 +126,19 @@ export function versionOf(resource: string, script: ResourceScript, response: un
 function metadataOf(response: unknown): Record<string, string> {
   const list = (response as { metadata?: unknown }).metadata;
   if (!Array.isArray(list)) return {};
-  return Object.fromEntries(list.flatMap((m: { name?: unknown; value?: unknown }) => (typeof m?.name === 'string' ? [[m.name, String(m.value ?? '')]] : [])));
+  return Object.fromEntries(
+    list.flatMap((m: { name?: unknown; value?: unknown }) => (typeof m?.name === 'string' ? [[m.name, String(m.value ?? '')]] : [])),
+  );
 }
 
 /** Fetches `version` of the step's resource into the artifact `step.name` (in), which joins the scope. */
-export async function fetchVersion(ctx: BuildContext, step: GetStep | PutStep, frame: Frame, version: ResourceVersion, params: Record<string, unknown>): Promise<void> {
+export async function fetchVersion(
+  ctx: BuildContext,
+  step: GetStep | PutStep,
+  frame: Frame,
+  version: ResourceVersion,
+  params: Record<string, unknown>,
+): Promise<void> {
   const { response, outputs } = await runResourceScript(ctx, step, frame, {
     script: 'in',
     request: { source: step.resource.source, version, params },

@@ -117,7 +117,9 @@ async function startService(
     ]);
     scope[spec.name] = started.address;
     ctx.status.service(id, spec.name, step.id, 'probing', { address: display(started.address) });
-    offsets = await ctx.acts.probeService.executeWithOptions({ summary: `probe ${label}` }, [{ ...ref, address: started.address, offsets: started.offsets }]);
+    offsets = await ctx.acts.probeService.executeWithOptions({ summary: `probe ${label}` }, [
+      { ...ref, address: started.address, offsets: started.offsets },
+    ]);
   } catch (err) {
     if (isCancellation(err)) ctx.status.service(id, spec.name, step.id, 'stopping');
     else fail(messageOf(err));
@@ -129,7 +131,8 @@ async function startService(
     ctx.acts.superviseService.executeWithOptions({ summary: `logs of ${label}` }, [{ ...ref, offsets, gracePeriodMs: spec.gracePeriodMs }]),
   ).then(
     (r) => {
-      if (ctx.status.serviceState(id) === 'ready') fail(`exited${r.exitCode === undefined ? '' : ` with status ${r.exitCode}`} while the step was using it`);
+      if (ctx.status.serviceState(id) === 'ready')
+        fail(`exited${r.exitCode === undefined ? '' : ` with status ${r.exitCode}`} while the step was using it`);
     },
     (err: unknown) => fail(`lost its log stream: ${messageOf(err)}`),
   );

@@ -168,7 +168,9 @@ export class StatusTracker {
     for (const s of this.steps.values()) {
       counts.set(s.state, (counts.get(s.state) ?? 0) + 1);
       if (notable.length < NOTABLE_STEPS && (s.state === 'running' || s.state === 'failed' || s.state === 'errored')) {
-        notable.push(`- ${STATE_MARKS[s.state]} **${s.name}** \`${s.id}\` ${s.state}${s.exitCode !== undefined ? ` (exit ${s.exitCode})` : ''}`);
+        notable.push(
+          `- ${STATE_MARKS[s.state]} **${s.name}** \`${s.id}\` ${s.state}${s.exitCode !== undefined ? ` (exit ${s.exitCode})` : ''}`,
+        );
       }
     }
     const total = `${this.steps.size} steps: ${[...counts].map(([state, n]) => `${n} ${state}`).join(', ')}`;
@@ -176,6 +178,8 @@ export class StatusTracker {
   }
 
   private partLines(): string[] {
-    return this.parts().map((p) => `- ${STATE_MARKS[p.state]} items ${p.from}–${p.to - 1} of \`${p.parent}\` in child workflow \`${p.workflowId}\` ${p.state}`);
+    return this.parts().map(
+      (p) => `- ${STATE_MARKS[p.state]} items ${p.from}–${p.to - 1} of \`${p.parent}\` in child workflow \`${p.workflowId}\` ${p.state}`,
+    );
   }
 }

@@ -23,7 +23,9 @@ import { runTry } from './try';
 export async function runStep(ctx: BuildContext, step: Step, frame: Frame): Promise<boolean> {
   ctx.status.register(step, frame.parent, step.id, frame.scope.allLocals());
   try {
-    return await withHooks(ctx, step, frame, () => withAcross(ctx, step, frame, (iteration, iterationFrame) => runIteration(ctx, iteration, iterationFrame)));
+    return await withHooks(ctx, step, frame, () =>
+      withAcross(ctx, step, frame, (iteration, iterationFrame) => runIteration(ctx, iteration, iterationFrame)),
+    );
   } finally {
     ctx.releaser?.stepEnded(step.id);
   }

@@ -15,7 +15,9 @@ export function artifactFile(buildId: string, file: string, artifacts: Artifacts
   const ref = artifacts[artifact];
   const rel = rest.join('/');
   if (!ref || rel === '') {
-    throw new StepErrored(`${what}: file ${file}: the first part of the path must name an artifact (available: ${Object.keys(artifacts).join(', ') || 'none'})`);
+    throw new StepErrored(
+      `${what}: file ${file}: the first part of the path must name an artifact (available: ${Object.keys(artifacts).join(', ') || 'none'})`,
+    );
   }
   return { buildId, artifact, ref, rel };
 }

@@ -16,7 +16,8 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
   const { step } = req;
   const runName = `${req.runId}/${step.id}/${req.runKey}`;
   const event = { buildId: req.buildId, stepId: step.id, name: step.task, attempt: req.attempt };
-  const finished = (ending: Ending) => deps.publisher.event({ type: 'step-finished', ...event, time: new Date().toISOString(), ...ending }, `${runName}/finished`);
+  const finished = (ending: Ending) =>
+    deps.publisher.event({ type: 'step-finished', ...event, time: new Date().toISOString(), ...ending }, `${runName}/finished`);
 
   const abort = new AbortController();
   const detach = new AbortController();
@@ -33,7 +34,9 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
     },
     note: (text) => {
       deps.log.info({ build: req.buildId, step: step.id }, text);
-      void deps.publisher.log(req.buildId, step.id, 'causeway', Buffer.from(`${text}\n`), `${runName}/note/${ctx.info.attempt}.${notes++}`).catch(() => undefined);
+      void deps.publisher
+        .log(req.buildId, step.id, 'causeway', Buffer.from(`${text}\n`), `${runName}/note/${ctx.info.attempt}.${notes++}`)
+        .catch(() => undefined);
     },
   };
   const key = `${req.buildId}/${step.id}`;
@@ -66,7 +69,8 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
   } catch (err) {
     await announced;
     // Only a final error ends the step here; a retryable one will start it again.
-    if (err instanceof StepErrored || (err instanceof ApplicationFailure && err.nonRetryable)) await finished({ state: 'errored', message: err.message });
+    if (err instanceof StepErrored || (err instanceof ApplicationFailure && err.nonRetryable))
+      await finished({ state: 'errored', message: err.message });
     throw toFailure(err);
   } finally {
     deps.running.delete(key);

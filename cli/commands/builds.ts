@@ -32,15 +32,23 @@ export function registerBuilds(program: Command): void {
   program
     .command('builds')
     .description('list recent builds with their plan, status and duration (from Temporal visibility)')
-    .option('-n, --limit <count>', 'how many builds', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new CliError(`--limit takes a positive whole number, got ${v}`);
-      return n;
-    }, 20)
+    .option(
+      '-n, --limit <count>',
+      'how many builds',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1) throw new CliError(`--limit takes a positive whole number, got ${v}`);
+        return n;
+      },
+      20,
+    )
     .option('--status <status>', 'only builds with this status: started, succeeded, failed, errored, aborted')
     .option('--plan <name>', 'only builds of this plan')
     .option('--json', 'print a JSON array: buildId, runId, plan, status, startTime, closeTime, durationMs, retryOf')
-    .addHelpText('after', '\nExamples:\n  causeway builds\n  causeway builds --status failed --limit 5\n  causeway builds --json | jq -r \'.[].buildId\'')
+    .addHelpText(
+      'after',
+      "\nExamples:\n  causeway builds\n  causeway builds --status failed --limit 5\n  causeway builds --json | jq -r '.[].buildId'",
+    )
     .action(async (opts: { limit: number; status?: string; plan?: string; json?: boolean }) => {
       if (opts.status && !(opts.status in STATUS_COLORS)) {
         throw new CliError(`unknown status ${opts.status}`, `one of: ${Object.keys(STATUS_COLORS).join(', ')}`);
@@ -112,7 +120,9 @@ Examples:
         const summary = await expandParts(session.client, own);
         if (opts.json) return printJson(summary);
         console.log(`${paint('bold', buildId)} ${summary.plan}: ${summary.status}${summary.message ? ` — ${summary.message}` : ''}`);
-        console.log(opts.all || summary.steps.length <= STEPS_LISTED ? renderSteps(summary.steps) : renderStepCounts(summary.steps, STEPS_LISTED));
+        console.log(
+          opts.all || summary.steps.length <= STEPS_LISTED ? renderSteps(summary.steps) : renderStepCounts(summary.steps, STEPS_LISTED),
+        );
       } finally {
         await session.close();
       }
@@ -128,7 +138,15 @@ async function summaryFromResult(handle: WorkflowHandle): Promise<BuildSummary> 
     if (outcome.summary) return outcome.summary;
     // Terminated, timed out, or failed before its first step: no tree, only how it ended.
     const info = await handle.describe();
-    return { buildId: handle.workflowId, plan: info.typedSearchAttributes.get(CausewayPlan) ?? '-', status: outcome.status, message: outcome.message, startedAt: info.startTime.toISOString(), finishedAt: info.closeTime?.toISOString(), steps: [] };
+    return {
+      buildId: handle.workflowId,
+      plan: info.typedSearchAttributes.get(CausewayPlan) ?? '-',
+      status: outcome.status,
+      message: outcome.message,
+      startedAt: info.startTime.toISOString(),
+      finishedAt: info.closeTime?.toISOString(),
+      steps: [],
+    };
   }
 }
 

@@ -27,7 +27,11 @@ Examples:
     .action(async (opts: { listen: string; uiOrigin: string[]; tokenFile?: string }) => {
       const env = readEnv();
       const keys = loadCodecKeys({ env });
-      if (!keys) throw new CliError('no payload codec key is configured', 'set CAUSEWAY_CODEC_KEYS to the workers\' keys file, or start the dev stack (`causeway dev up`), which makes one');
+      if (!keys)
+        throw new CliError(
+          'no payload codec key is configured',
+          "set CAUSEWAY_CODEC_KEYS to the workers' keys file, or start the dev stack (`causeway dev up`), which makes one",
+        );
       const match = /^(.+):(\d+)$/.exec(opts.listen);
       if (!match) throw new CliError(`--listen ${opts.listen}: expected HOST:PORT`);
       const token = secretFile(opts.tokenFile ?? path.join(causewayHome(env), CODEC_TOKEN_FILE), true);

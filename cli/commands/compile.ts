@@ -26,19 +26,25 @@ Examples:
   temporal workflow start --type build --task-queue causeway --input-file input.json
   causeway compile --schema input`,
     )
-    .action((planFile: string | undefined, opts: { job?: string; var: string[]; loadVarsFrom: string[]; input: string[]; output: string[]; schema?: string }) => {
-      if (opts.schema !== undefined) {
-        const schemas = clientJsonSchemas();
-        if (opts.schema !== 'input' && opts.schema !== 'result') throw new CliError(`--schema ${opts.schema}: expected input or result`);
-        process.stdout.write(`${JSON.stringify(schemas[opts.schema], null, 2)}\n`);
-        return;
-      }
-      if (!planFile) throw new CliError('compile needs a plan file (or --schema input|result)', 'for example: causeway compile examples/hello.yml');
-      const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
-      const plan = loadPlan({ file: planFile, job: opts.job, vars });
-      const input = BuildInputSchema.parse({ plan, uploads: opts.input.map(artifactName), downloads: opts.output.map(artifactName) });
-      process.stdout.write(`${JSON.stringify(input, null, 2)}\n`);
-    });
+    .action(
+      (
+        planFile: string | undefined,
+        opts: { job?: string; var: string[]; loadVarsFrom: string[]; input: string[]; output: string[]; schema?: string },
+      ) => {
+        if (opts.schema !== undefined) {
+          const schemas = clientJsonSchemas();
+          if (opts.schema !== 'input' && opts.schema !== 'result') throw new CliError(`--schema ${opts.schema}: expected input or result`);
+          process.stdout.write(`${JSON.stringify(schemas[opts.schema], null, 2)}\n`);
+          return;
+        }
+        if (!planFile)
+          throw new CliError('compile needs a plan file (or --schema input|result)', 'for example: causeway compile examples/hello.yml');
+        const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
+        const plan = loadPlan({ file: planFile, job: opts.job, vars });
+        const input = BuildInputSchema.parse({ plan, uploads: opts.input.map(artifactName), downloads: opts.output.map(artifactName) });
+        process.stdout.write(`${JSON.stringify(input, null, 2)}\n`);
+      },
+    );
 }
 
 /** `run`'s NAME=DIR is accepted too, so the same flags can be pasted. */

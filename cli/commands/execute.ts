@@ -13,7 +13,7 @@ export function registerExecute(program: Command): void {
   program
     .command('execute')
     .description('run one task file with local directories as inputs, as `fly execute` does')
-    .argument('[args...]', 'after --: appended to the task\'s run.args, as `fly execute -- ARGS`')
+    .argument('[args...]', "after --: appended to the task's run.args, as `fly execute -- ARGS`")
     .requiredOption('-c, --config <task.yml>', 'the task config file')
     .option('-i, --input <name=dir>', 'upload a directory as input NAME; repeatable (default: . for a single-input task)', collect, [])
     .option('-o, --output <name=dir>', 'download output NAME into a directory; repeatable', collect, [])
@@ -46,11 +46,18 @@ Examples:
       if (opts.input.length === 0 && config.inputs.length === 1) inputs[config.inputs[0].name] = process.cwd();
       const missing = required.filter((n) => !inputs[n]);
       if (missing.length > 0) {
-        throw new CliError(`the task needs input${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`, missing.map((n) => `-i ${n}=DIR`).join(' '));
+        throw new CliError(
+          `the task needs input${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`,
+          missing.map((n) => `-i ${n}=DIR`).join(' '),
+        );
       }
       const outputs = parseArtifactFlags(opts.output, '-o');
       const unknown = Object.keys(outputs).filter((n) => !config.outputs.some((o) => o.name === n));
-      if (unknown.length > 0) throw new CliError(`the task has no output ${unknown.join(', ')}`, `its outputs: ${config.outputs.map((o) => o.name).join(', ') || 'none'}`);
+      if (unknown.length > 0)
+        throw new CliError(
+          `the task has no output ${unknown.join(', ')}`,
+          `its outputs: ${config.outputs.map((o) => o.name).join(', ') || 'none'}`,
+        );
       const name = path.basename(opts.config).replace(/\.ya?ml$/, '');
       const plan: CompiledPlan = {
         name: `execute-${name}`,
@@ -59,7 +66,17 @@ Examples:
           kind: 'do',
           id: 'plan',
           steps: [
-            { kind: 'task', id: 'plan.0', task: name, config, params: {}, vars: {}, inputMapping: {}, outputMapping: {}, privileged: false },
+            {
+              kind: 'task',
+              id: 'plan.0',
+              task: name,
+              config,
+              params: {},
+              vars: {},
+              inputMapping: {},
+              outputMapping: {},
+              privileged: false,
+            },
           ],
         },
       };

@@ -8,8 +8,12 @@ import { CliError, say } from '../output';
 export function registerReconcile(program: Command): void {
   program
     .command('reconcile')
-    .description("stop what closed builds left running on this host and delete artifacts past their retention")
-    .option('--retention <duration>', 'keep closed builds\' artifacts this long for `causeway retry` (Go duration)', readEnv().CAUSEWAY_ARTIFACT_RETENTION)
+    .description('stop what closed builds left running on this host and delete artifacts past their retention')
+    .option(
+      '--retention <duration>',
+      "keep closed builds' artifacts this long for `causeway retry` (Go duration)",
+      readEnv().CAUSEWAY_ARTIFACT_RETENTION,
+    )
     .option('--dry-run', 'only report what would be stopped or removed')
     .addHelpText(
       'after',
@@ -30,12 +34,21 @@ Examples:
       }
       const session = await openSession({ autoStart: false });
       try {
-        const report = await reconcileBuilds({ home: causewayHome(), client: session.client, retentionMs, killGraceMs: 10_000, dryRun: opts.dryRun });
+        const report = await reconcileBuilds({
+          home: causewayHome(),
+          client: session.client,
+          retentionMs,
+          killGraceMs: 10_000,
+          dryRun: opts.dryRun,
+        });
         const verb = opts.dryRun ? 'would stop' : 'stopped';
         for (const s of report.stopped) say(`${verb} pid ${s.pid} of closed build ${s.buildId} (${s.dir})`);
         for (const dir of report.removed) say(`${opts.dryRun ? 'would remove' : 'removed'} ${dir}`);
-        for (const build of report.networks) say(`${opts.dryRun ? 'would remove' : 'removed'} the network namespace of closed build ${build}`);
-        say(`${report.stopped.length} process(es) ${verb}, ${report.removed.length} build(s) ${opts.dryRun ? 'to remove' : 'removed'}, ${report.running} running build(s) left alone`);
+        for (const build of report.networks)
+          say(`${opts.dryRun ? 'would remove' : 'removed'} the network namespace of closed build ${build}`);
+        say(
+          `${report.stopped.length} process(es) ${verb}, ${report.removed.length} build(s) ${opts.dryRun ? 'to remove' : 'removed'}, ${report.running} running build(s) left alone`,
+        );
       } finally {
         await session.close();
       }

@@ -49,7 +49,11 @@ Examples:
       id = id || 'replay';
       say(`replaying ${id} against workflows/ ...`);
       try {
-        await Worker.runReplayHistory({ workflowsPath: require.resolve('../../workflows'), dataConverter: causewayDataConverter(loadCodecKeys()) }, history, id);
+        await Worker.runReplayHistory(
+          { workflowsPath: require.resolve('../../workflows'), dataConverter: causewayDataConverter(loadCodecKeys()) },
+          history,
+          id,
+        );
       } catch (err) {
         if (err instanceof DeterminismViolationError) {
           console.log(`${paint('red', 'not deterministic:')} ${err.message}`);

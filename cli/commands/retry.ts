@@ -39,12 +39,17 @@ Examples:
           if (err instanceof RetryError) throw new CliError(err.message, err.fix);
           throw err;
         }
-        say(`${paint('bold', `retrying ${buildId}`)} from step ${retried.stepId} (run ${retried.runId}, retrying ${retried.previousRunId}); the steps before it keep their results`);
+        say(
+          `${paint('bold', `retrying ${buildId}`)} from step ${retried.stepId} (run ${retried.runId}, retrying ${retried.previousRunId}); the steps before it keep their results`,
+        );
         const url = buildUrl(session, buildId);
         if (url) say(`  ${url}`);
         if (opts.detach) return;
         const started = Date.now();
-        const outcome = await followUntilDone(session, session.client.workflow.getHandle(buildId, retried.runId), { abortOnInterrupt: true, since });
+        const outcome = await followUntilDone(session, session.client.workflow.getHandle(buildId, retried.runId), {
+          abortOnInterrupt: true,
+          since,
+        });
         console.log(renderOutcome(buildId, outcome, Date.now() - started, url));
         exitWith(EXIT_CODES[outcome.status]);
       } finally {

@@ -34,19 +34,47 @@ Examples:
   causeway run ci.yml -v version=1.2.3 -l secrets.yml -i repo=. -o dist=./dist
   causeway run pipeline.yml --job unit`,
     )
-    .action(async (planFile: string, opts: { job?: string; var: string[]; loadVarsFrom: string[]; input: string[]; output: string[]; detach?: boolean; json?: boolean; services?: boolean }) => {
-      if (opts.json && !opts.detach) throw new CliError('--json goes with --detach', 'add --detach, or drop --json to follow the build');
-      const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
-      const plan = loadPlan({ file: planFile, job: opts.job, vars });
-      const inputs = parseArtifactFlags(opts.input, '-i');
-      const outputs = parseArtifactFlags(opts.output, '-o');
-      const unused = unusedArtifactFlags(plan, Object.keys(inputs), Object.keys(outputs));
-      if (unused?.length) throw new CliError(unused.join('\n'), 'check the names against the plan’s task inputs and outputs (after input_mapping/output_mapping)');
-      const session = await openSession({ autoStart: true });
-      try {
-        exitWith(await submitAndFollow(session, { plan, buildId: newBuildId(), inputs, outputs, detach: Boolean(opts.detach), json: Boolean(opts.json), showServices: opts.services !== false }));
-      } finally {
-        await session.close();
-      }
-    });
+    .action(
+      async (
+        planFile: string,
+        opts: {
+          job?: string;
+          var: string[];
+          loadVarsFrom: string[];
+          input: string[];
+          output: string[];
+          detach?: boolean;
+          json?: boolean;
+          services?: boolean;
+        },
+      ) => {
+        if (opts.json && !opts.detach) throw new CliError('--json goes with --detach', 'add --detach, or drop --json to follow the build');
+        const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
+        const plan = loadPlan({ file: planFile, job: opts.job, vars });
+        const inputs = parseArtifactFlags(opts.input, '-i');
+        const outputs = parseArtifactFlags(opts.output, '-o');
+        const unused = unusedArtifactFlags(plan, Object.keys(inputs), Object.keys(outputs));
+        if (unused?.length)
+          throw new CliError(
+            unused.join('\n'),
+            'check the names against the plan’s task inputs and outputs (after input_mapping/output_mapping)',
+          );
+        const session = await openSession({ autoStart: true });
+        try {
+          exitWith(
+            await submitAndFollow(session, {
+              plan,
+              buildId: newBuildId(),
+              inputs,
+              outputs,
+              detach: Boolean(opts.detach),
+              json: Boolean(opts.json),
+              showServices: opts.services !== false,
+            }),
+          );
+        } finally {
+          await session.close();
+        }
+      },
+    );
 }

@@ -31,13 +31,25 @@ export function registerWorker(program: Command): void {
     .description('run a worker in the foreground: steps run as processes on this host (local) or as pods in a namespace (kubernetes)')
     .addOption(new Option('--runtime <runtime>', 'where steps run').choices(['local', 'kubernetes']).default('local'))
     .option('--name <name>', 'worker name; keep it stable so a restarted worker picks up its builds')
-    .option('--tag <tag>', 'worker tag that steps may select with `tags:` (kubernetes: also a node selector); repeatable', (v: string, p: string[]) => [...p, v], [])
-    .option('--namespace <ns>', 'kubernetes: the namespace step pods run in (one worker = one cluster + namespace)', process.env.POD_NAMESPACE)
+    .option(
+      '--tag <tag>',
+      'worker tag that steps may select with `tags:` (kubernetes: also a node selector); repeatable',
+      (v: string, p: string[]) => [...p, v],
+      [],
+    )
+    .option(
+      '--namespace <ns>',
+      'kubernetes: the namespace step pods run in (one worker = one cluster + namespace)',
+      process.env.POD_NAMESPACE,
+    )
     .option('--kubeconfig <file>', 'kubernetes: kubeconfig file (default: in-cluster service account, else KUBECONFIG / ~/.kube/config)')
     .option('--context <name>', 'kubernetes: kubeconfig context (default: its current-context)')
     .option('--agent-image <ref>', 'kubernetes: image of the input-fetcher/output-streamer', process.env.CAUSEWAY_AGENT_IMAGE)
     .option('--default-image <ref>', 'kubernetes: image for tasks without image_resource or image')
-    .option('--upload-address <host>', 'kubernetes: serve `run -i` uploads to step pods, which reach this worker at this address (in a pod: its IP)')
+    .option(
+      '--upload-address <host>',
+      'kubernetes: serve `run -i` uploads to step pods, which reach this worker at this address (in a pod: its IP)',
+    )
     .option('--upload-port <port>', 'kubernetes: port of that upload server', '7789')
     .option('--grace-period <seconds>', 'SIGTERM → SIGKILL grace of an aborted step', '10')
     .addHelpText(
@@ -56,7 +68,11 @@ Examples:
       installSdkLogger();
       const env = readEnv();
       const endpoints = resolveEndpoints();
-      if (!endpoints) throw new CliError('no Temporal/NATS to connect to', 'start them with `causeway dev up --no-worker`, or set TEMPORAL_ADDRESS and NATS_URL');
+      if (!endpoints)
+        throw new CliError(
+          'no Temporal/NATS to connect to',
+          'start them with `causeway dev up --no-worker`, or set TEMPORAL_ADDRESS and NATS_URL',
+        );
       const grace = Number(opts.gracePeriod);
       if (!Number.isInteger(grace) || grace < 0) throw new CliError(`--grace-period ${opts.gracePeriod}: a whole number of seconds`);
       const common = {
@@ -73,8 +89,11 @@ Examples:
       if (opts.runtime === 'kubernetes') {
         if (!opts.namespace) throw new CliError('--runtime kubernetes needs --namespace NS (or POD_NAMESPACE in a pod)');
         const uploadPort = Number(opts.uploadPort);
-        if (!Number.isInteger(uploadPort) || uploadPort < 1 || uploadPort > 65535) throw new CliError(`--upload-port ${opts.uploadPort}: a port number (1-65535)`);
-        const name = checkedName(opts.name ?? env.CAUSEWAY_WORKER_NAME ?? `k8s-${opts.namespace}-${os.hostname()}`.replace(/[^A-Za-z0-9_-]/g, '-'));
+        if (!Number.isInteger(uploadPort) || uploadPort < 1 || uploadPort > 65535)
+          throw new CliError(`--upload-port ${opts.uploadPort}: a port number (1-65535)`);
+        const name = checkedName(
+          opts.name ?? env.CAUSEWAY_WORKER_NAME ?? `k8s-${opts.namespace}-${os.hostname()}`.replace(/[^A-Za-z0-9_-]/g, '-'),
+        );
         worker = await startKubernetesWorker({
           ...common,
           name,
@@ -90,13 +109,22 @@ Examples:
           reconcile: { intervalMs: parseDuration(env.CAUSEWAY_RECONCILE_INTERVAL) },
         });
       } else {
-        const misplaced = KUBERNETES_ONLY.filter((k) => opts[k] !== undefined && !(k === 'namespace' && opts[k] === process.env.POD_NAMESPACE));
-        if (misplaced.length > 0) throw new CliError(`--${misplaced[0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is for --runtime kubernetes`);
+        const misplaced = KUBERNETES_ONLY.filter(
+          (k) => opts[k] !== undefined && !(k === 'namespace' && opts[k] === process.env.POD_NAMESPACE),
+        );
+        if (misplaced.length > 0)
+          throw new CliError(`--${misplaced[0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is for --runtime kubernetes`);
         worker = await startLocalWorker({
           ...common,
-          name: opts.name === undefined && env.CAUSEWAY_WORKER_NAME === undefined ? undefined : checkedName(opts.name ?? env.CAUSEWAY_WORKER_NAME ?? ''),
+          name:
+            opts.name === undefined && env.CAUSEWAY_WORKER_NAME === undefined
+              ? undefined
+              : checkedName(opts.name ?? env.CAUSEWAY_WORKER_NAME ?? ''),
           killGraceMs: grace * 1000,
-          reconcile: { intervalMs: parseDuration(env.CAUSEWAY_RECONCILE_INTERVAL), retentionMs: parseDuration(env.CAUSEWAY_ARTIFACT_RETENTION) },
+          reconcile: {
+            intervalMs: parseDuration(env.CAUSEWAY_RECONCILE_INTERVAL),
+            retentionMs: parseDuration(env.CAUSEWAY_ARTIFACT_RETENTION),
+          },
         });
       }
       say(`${opts.runtime} worker ${worker.name} polling ${worker.taskQueue}; Ctrl-C stops it (running steps keep running)`);
@@ -107,6 +135,7 @@ Examples:
 }
 
 function checkedName(name: string): string {
-  if (!/^[A-Za-z0-9_-]+$/.test(name)) throw new CliError(`--name ${name}: use letters, digits, _ and - only (it becomes part of a task queue name)`);
+  if (!/^[A-Za-z0-9_-]+$/.test(name))
+    throw new CliError(`--name ${name}: use letters, digits, _ and - only (it becomes part of a task queue name)`);
   return name;
 }

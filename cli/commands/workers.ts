@@ -26,7 +26,10 @@ Example:
       const session = await openSession({ autoStart: false });
       try {
         const now = Date.now();
-        if (opts.json) return printJson((await listWorkers(await workerBucket(session.nc))).map((w) => ({ ...w, state: shownState(w, now), recordedState: w.state })));
+        if (opts.json)
+          return printJson(
+            (await listWorkers(await workerBucket(session.nc))).map((w) => ({ ...w, state: shownState(w, now), recordedState: w.state })),
+          );
         const rows = [['NAME', 'STATE', 'RUNTIME', 'HOST', 'PID', 'TAGS', 'RUNNING', 'UP', 'HEARD']];
         for (const w of await listWorkers(await workerBucket(session.nc))) {
           const state = shownState(w, now);
@@ -116,7 +119,10 @@ async function control(name: string, action: WorkerControl['action']): Promise<v
       const msg = await session.nc.request(workerControlSubject(name), JSON.stringify(request), { timeout: 5000 });
       reply = WorkerControlReply.parse(msg.json());
     } catch (err) {
-      throw new CliError(`worker ${name} did not answer (${(err as Error).message})`, 'check the name and its state with `causeway workers`');
+      throw new CliError(
+        `worker ${name} did not answer (${(err as Error).message})`,
+        'check the name and its state with `causeway workers`',
+      );
     }
     if (!reply.ok) throw new CliError(`worker ${name}: ${reply.message}`);
     say(`worker ${name} ${reply.message}`);

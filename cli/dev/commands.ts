@@ -38,7 +38,16 @@ function action<A extends unknown[]>(fn: (...args: A) => Promise<void>): (...arg
 
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, col) => Math.max(...rows.map((row) => row[col]?.length ?? 0))) ?? [];
-  return rows.map((row) => '  ' + row.map((cell, col) => cell.padEnd(widths[col] ?? 0)).join('   ').trimEnd()).join('\n');
+  return rows
+    .map(
+      (row) =>
+        '  ' +
+        row
+          .map((cell, col) => cell.padEnd(widths[col] ?? 0))
+          .join('   ')
+          .trimEnd(),
+    )
+    .join('\n');
 }
 
 function describe(state: StackState): string {
@@ -63,12 +72,19 @@ export function registerDevCommands(program: Command): void {
     .command('up')
     .description('start the dev stack in the background (kept in CAUSEWAY_HOME, default ~/.causeway); builds survive a restart')
     .option('--no-worker', 'do not start a worker (run your own, e.g. from a debugger)')
-    .option('--runtime <runtime>', 'local: steps are processes on this host; kubernetes: a cluster with one real node, steps are pods (root; docs/kubernetes.md)', 'local')
+    .option(
+      '--runtime <runtime>',
+      'local: steps are processes on this host; kubernetes: a cluster with one real node, steps are pods (root; docs/kubernetes.md)',
+      'local',
+    )
     .option('--temporal-port <port>', 'Temporal gRPC port (default 7233)')
     .option('--ui-port <port>', 'Temporal UI port (default: the Temporal port + 1000)')
     .option('--nats-port <port>', 'NATS client port (default 4222)')
     .option('--codec-port <port>', "the codec server the UI decrypts payloads with (default: the UI's port + 1)")
-    .addHelpText('after', '\nExamples:\n  $ causeway dev up\n  $ causeway dev up --no-worker --temporal-port 7300 --nats-port 4300\n  $ sudo causeway dev up --runtime kubernetes\n')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ causeway dev up\n  $ causeway dev up --no-worker --temporal-port 7300 --nats-port 4300\n  $ sudo causeway dev up --runtime kubernetes\n',
+    )
     .action(
       action(async (raw: unknown) => {
         const flags = parseFlags(UpFlags, raw);
@@ -111,7 +127,11 @@ export function registerDevCommands(program: Command): void {
           process.stdout.write(`No dev stack is recorded in ${home}; nothing to stop.\n`);
           return;
         }
-        const names = [...stopped.workers.map((w) => `${w.name} (pid ${w.pid})`), `NATS (pid ${stopped.nats.pid})`, `Temporal (pid ${stopped.temporal.pid})`];
+        const names = [
+          ...stopped.workers.map((w) => `${w.name} (pid ${w.pid})`),
+          `NATS (pid ${stopped.nats.pid})`,
+          `Temporal (pid ${stopped.temporal.pid})`,
+        ];
         process.stdout.write(`Stopped ${names.join(', ')}.\n`);
       }),
     );
@@ -129,10 +149,14 @@ export function registerDevCommands(program: Command): void {
           process.exitCode = 1;
           return;
         }
-        const state = (c: { alive: boolean; reachable: boolean }): string => (!c.alive ? 'dead' : c.reachable ? 'alive' : 'alive, not answering');
+        const state = (c: { alive: boolean; reachable: boolean }): string =>
+          !c.alive ? 'dead' : c.reachable ? 'alive' : 'alive, not answering';
         const k8s = readDevKubernetes(home);
         const components = [...status.components, ...(k8s ? await devKubernetesStatus(k8s) : [])];
-        const rows = [['COMPONENT', 'PID', 'STATE', 'ADDRESS'], ...components.map((c) => [c.component, String(c.pid), state(c), c.address])];
+        const rows = [
+          ['COMPONENT', 'PID', 'STATE', 'ADDRESS'],
+          ...components.map((c) => [c.component, String(c.pid), state(c), c.address]),
+        ];
         process.stdout.write(`${table(rows)}\n  UI: ${status.state.temporal.uiUrl}\n  logs: ${status.state.logDir}\n`);
         if (!status.running || components.some((c) => !c.alive || !c.reachable)) {
           process.stderr.write(

@@ -47,7 +47,11 @@ function adminTls(dir: string): Tls {
 }
 
 /** Starts the cluster and the kubernetes worker, or returns the ones already running. */
-export async function startDevKubernetes(home: string, endpoints: Endpoints, log: ProgressLog): Promise<DevKubernetesState & { reused: boolean }> {
+export async function startDevKubernetes(
+  home: string,
+  endpoints: Endpoints,
+  log: ProgressLog,
+): Promise<DevKubernetesState & { reused: boolean }> {
   const existing = readDevKubernetes(home);
   if (existing && (await devKubernetesStatus(existing)).every((c) => c.alive && c.reachable)) {
     log(`kubernetes cluster already running in ${existing.dir}; using it`);
@@ -67,17 +71,23 @@ export async function startDevKubernetes(home: string, endpoints: Endpoints, log
   if (ns.status !== 201 && ns.status !== 409) throw new Error(`creating namespace ${DEV_NAMESPACE}: HTTP ${ns.status} ${ns.body}`);
 
   log(`starting kubernetes worker ${DEV_WORKER_NAME} (steps run as pods in namespace ${DEV_NAMESPACE})`);
-  const worker = startProcess(dir, 'worker', path.join(repoRoot(), 'bin', 'causeway'), [
+  const worker = startProcess(
+    dir,
     'worker',
-    '--runtime=kubernetes',
-    `--namespace=${DEV_NAMESPACE}`,
-    `--name=${DEV_WORKER_NAME}`,
-    `--kubeconfig=${cluster.kubeconfig}`,
-    `--agent-image=${node.images.agent}`,
-    `--default-image=${node.images.task}`,
-    // Step pods fetch `run -i` uploads from this worker at the node's address.
-    `--upload-address=${NODE_IP}`,
-  ], { ...process.env, TEMPORAL_ADDRESS: endpoints.temporalAddress, NATS_URL: endpoints.natsUrl, CAUSEWAY_HOME: path.resolve(home) });
+    path.join(repoRoot(), 'bin', 'causeway'),
+    [
+      'worker',
+      '--runtime=kubernetes',
+      `--namespace=${DEV_NAMESPACE}`,
+      `--name=${DEV_WORKER_NAME}`,
+      `--kubeconfig=${cluster.kubeconfig}`,
+      `--agent-image=${node.images.agent}`,
+      `--default-image=${node.images.task}`,
+      // Step pods fetch `run -i` uploads from this worker at the node's address.
+      `--upload-address=${NODE_IP}`,
+    ],
+    { ...process.env, TEMPORAL_ADDRESS: endpoints.temporalAddress, NATS_URL: endpoints.natsUrl, CAUSEWAY_HOME: path.resolve(home) },
+  );
   const state: DevKubernetesState = {
     dir,
     server: cluster.server,
@@ -111,11 +121,18 @@ export async function devKubernetesStatus(state: DevKubernetesState): Promise<Co
     return res?.status === 200 && check(res.body);
   };
   const nodeReady = (body: string) =>
-    (JSON.parse(body) as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+    (JSON.parse(body) as { status?: { conditions?: { type: string; status: string }[] } }).status?.conditions?.some(
+      (c) => c.type === 'Ready' && c.status === 'True',
+    ) ?? false;
   const rows: Array<[string, number, string, Promise<boolean>]> = [
     ['kube-apiserver', pid('kube-apiserver'), state.server, ok(`${state.server}/readyz`, tls)],
     ['registry', pid('registry'), state.registry, ok(`http://${state.registry}/v2/`, {})],
-    [`node ${state.node}`, pid('kubelet'), node ? `${node.ip} (containerd ${node.containerdSocket})` : '-', ok(`${state.server}/api/v1/nodes/${state.node}`, tls, nodeReady)],
+    [
+      `node ${state.node}`,
+      pid('kubelet'),
+      node ? `${node.ip} (containerd ${node.containerdSocket})` : '-',
+      ok(`${state.server}/api/v1/nodes/${state.node}`, tls, nodeReady),
+    ],
     [state.worker.name, state.worker.pid, `namespace ${DEV_NAMESPACE}`, Promise.resolve(true)],
   ];
   return Promise.all(

@@ -369,9 +369,16 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
     ...(codecPort !== undefined ? [['codec server', codecPort] as [string, number]] : []),
   ];
   const clash = wanted.find(([, port], i) => wanted.findIndex(([, p]) => p === port) !== i);
-  if (clash) throw new Error(`port ${clash[1]} is requested twice (${wanted.filter(([, p]) => p === clash[1]).map(([w]) => w).join(' and ')})`);
+  if (clash)
+    throw new Error(
+      `port ${clash[1]} is requested twice (${wanted
+        .filter(([, p]) => p === clash[1])
+        .map(([w]) => w)
+        .join(' and ')})`,
+    );
   for (const [what, port] of wanted) {
-    if (await portInUse(port)) throw new Error(`port ${port} (${what}) is already in use on ${HOST}; stop what uses it or choose another port`);
+    if (await portInUse(port))
+      throw new Error(`port ${port} (${what}) is already in use on ${HOST}; stop what uses it or choose another port`);
   }
 
   log('provisioning Temporal CLI and nats-server');
@@ -392,15 +399,21 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
   try {
     log(`starting Temporal dev server on ${HOST}:${temporalPort} (${dbFile ? `data in ${dbFile}` : 'in memory'})`);
     const temporalArgs = [
-      'server', 'start-dev',
-      '--ip', HOST,
-      '--port', String(temporalPort),
-      '--ui-port', String(uiPort),
-      '--log-level', 'warn',
+      'server',
+      'start-dev',
+      '--ip',
+      HOST,
+      '--port',
+      String(temporalPort),
+      '--ui-port',
+      String(uiPort),
+      '--log-level',
+      'warn',
       // The dev server reads its transfer queue at most 20 times a second by default, and every
       // sequential step waits for two reads (~60 of ~107 ms a step, measured): production
       // clusters run with it raised, and so does the embedded stack (docs/production.md).
-      '--dynamic-config-value', 'history.transferProcessorMaxPollRPS=1000',
+      '--dynamic-config-value',
+      'history.transferProcessorMaxPollRPS=1000',
       ...SEARCH_ATTRIBUTES.flatMap((name) => ['--search-attribute', `${name}=Keyword`]),
       ...(dbFile ? ['--db-filename', dbFile] : []),
       ...(codecEndpoint ? ['--ui-codec-endpoint', codecEndpoint] : []),
@@ -410,7 +423,19 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
 
     log(`starting nats-server with JetStream on ${HOST}:${natsPort} (data in ${storeDir})`);
     // Credentials for each role, and anonymous connections refused (cli/dev/nats-auth.ts).
-    const natsArgs = ['-c', writeNatsAuthConfig(home), '-js', '-sd', storeDir, '-a', HOST, '-p', String(natsPort), '-m', String(natsMonitorPort)];
+    const natsArgs = [
+      '-c',
+      writeNatsAuthConfig(home),
+      '-js',
+      '-sd',
+      storeDir,
+      '-a',
+      HOST,
+      '-p',
+      String(natsPort),
+      '-m',
+      String(natsMonitorPort),
+    ];
     const nats = spawnDetached(bins.natsServer, natsArgs, path.join(logDir, 'nats.log'), process.env, home);
     started.push({ pid: nats.pid, command: bins.natsServer });
 
@@ -437,8 +462,22 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
     let codecServer: StackState['codecServer'];
     if (codecPort !== undefined && codecUrl) {
       const cliScript = path.join(repoRoot(), 'dist', 'cli', 'main.js');
-      const args = [cliScript, 'codec-server', '--listen', `${HOST}:${codecPort}`, '--ui-origin', `http://${HOST}:${uiPort}`, `http://localhost:${uiPort}`];
-      const proc = spawnDetached(process.execPath, args, path.join(logDir, 'codec-server.log'), { ...process.env, CAUSEWAY_HOME: home }, home);
+      const args = [
+        cliScript,
+        'codec-server',
+        '--listen',
+        `${HOST}:${codecPort}`,
+        '--ui-origin',
+        `http://${HOST}:${uiPort}`,
+        `http://localhost:${uiPort}`,
+      ];
+      const proc = spawnDetached(
+        process.execPath,
+        args,
+        path.join(logDir, 'codec-server.log'),
+        { ...process.env, CAUSEWAY_HOME: home },
+        home,
+      );
       started.push({ pid: proc.pid, command: cliScript });
       log(`codec server on ${codecUrl}: the Temporal UI shows payloads decrypted`);
       codecServer = { url: codecUrl, pid: proc.pid, command: cliScript, logFile: proc.logFile };
@@ -447,8 +486,24 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
     const state: StackState = {
       persistent: opts.persistent,
       logDir,
-      temporal: { address, uiUrl: `http://${HOST}:${uiPort}`, pid: temporal.pid, command: bins.temporal, args: temporalArgs, dbFile, logFile: temporal.logFile },
-      nats: { url: natsUrl, monitorUrl: `http://${HOST}:${natsMonitorPort}`, pid: nats.pid, command: bins.natsServer, args: natsArgs, storeDir, logFile: nats.logFile },
+      temporal: {
+        address,
+        uiUrl: `http://${HOST}:${uiPort}`,
+        pid: temporal.pid,
+        command: bins.temporal,
+        args: temporalArgs,
+        dbFile,
+        logFile: temporal.logFile,
+      },
+      nats: {
+        url: natsUrl,
+        monitorUrl: `http://${HOST}:${natsMonitorPort}`,
+        pid: nats.pid,
+        command: bins.natsServer,
+        args: natsArgs,
+        storeDir,
+        logFile: nats.logFile,
+      },
       workers,
       ...(codecServer ? { codecServer } : {}),
       startedAt: new Date().toISOString(),
@@ -507,7 +562,10 @@ export async function restartComponent(home: string, component: 'temporal' | 'na
   const state = readState(dir);
   if (!state) throw new Error(`no dev stack recorded in ${dir}`);
   const current = state[component];
-  if (current.args.length === 0) throw new Error(`the ${component} of the stack in ${dir} was started by an older causeway; restart the whole stack (causeway dev down && causeway dev up)`);
+  if (current.args.length === 0)
+    throw new Error(
+      `the ${component} of the stack in ${dir} was started by an older causeway; restart the whole stack (causeway dev down && causeway dev up)`,
+    );
   await terminate([current]);
   const proc = spawnDetached(current.command, current.args, current.logFile, process.env, dir);
   const probe = component === 'temporal' ? () => probeTemporal(state.temporal.address) : () => probeNats(state.nats.url, dir);

@@ -11,11 +11,23 @@ import { ApplicationFailure, type Payload, type PayloadCodec } from '@temporalio
 function remoteCodec(endpoint: string, token: string): PayloadCodec {
   const b64 = (b: Uint8Array | null | undefined) => Buffer.from(b ?? new Uint8Array()).toString('base64');
   const call = async (action: string, payloads: Payload[]): Promise<Payload[]> => {
-    const body = { payloads: payloads.map((p) => ({ metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, b64(v)])), data: b64(p.data) })) };
-    const res = await fetch(`${endpoint}/${action}`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: JSON.stringify(body) });
+    const body = {
+      payloads: payloads.map((p) => ({
+        metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, b64(v)])),
+        data: b64(p.data),
+      })),
+    };
+    const res = await fetch(`${endpoint}/${action}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+      body: JSON.stringify(body),
+    });
     if (!res.ok) throw new Error(`codec server ${endpoint}/${action}: ${res.status} ${await res.text()}`);
     const out = (await res.json()) as { payloads: Array<{ metadata: Record<string, string>; data: string }> };
-    return out.payloads.map((p) => ({ metadata: Object.fromEntries(Object.entries(p.metadata).map(([k, v]) => [k, Buffer.from(v, 'base64')])), data: Buffer.from(p.data, 'base64') }));
+    return out.payloads.map((p) => ({
+      metadata: Object.fromEntries(Object.entries(p.metadata).map(([k, v]) => [k, Buffer.from(v, 'base64')])),
+      data: Buffer.from(p.data, 'base64'),
+    }));
   };
   return { encode: (p) => call('encode', p), decode: (p) => call('decode', p) };
 }

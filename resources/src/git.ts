@@ -40,7 +40,10 @@ const PUSH_ATTEMPTS = 5;
 
 /** Environment for every git command: credentials, and repositories owned by other users allowed (file:// in CI). */
 async function gitEnv(source: Source, tmp: string): Promise<NodeJS.ProcessEnv> {
-  const config: [string, string][] = [['safe.directory', '*'], ...(source.git_config ?? []).map((c) => [c.name, c.value] as [string, string])];
+  const config: [string, string][] = [
+    ['safe.directory', '*'],
+    ...(source.git_config ?? []).map((c) => [c.name, c.value] as [string, string]),
+  ];
   if (source.skip_ssl_verification) config.push(['http.sslVerify', 'false']);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -121,11 +124,23 @@ async function check(source: Source, version: Version | null): Promise<Version[]
     const git = await open(source, tmp);
     const repo = path.join(tmp, 'repo');
     // Bare and without blobs' checkout: check reads history only.
-    await git.run(['clone', '--bare', '--quiet', ...(source.branch ? ['--branch', source.branch, '--single-branch'] : []), authUri(source), repo]);
+    await git.run([
+      'clone',
+      '--bare',
+      '--quiet',
+      ...(source.branch ? ['--branch', source.branch, '--single-branch'] : []),
+      authUri(source),
+      repo,
+    ]);
     if (source.tag_filter) return checkTags(git, repo, source, version);
     const head = source.branch ?? 'HEAD';
     const since = version?.ref;
-    const known = since ? await git.run(['cat-file', '-e', `${since}^{commit}`], repo).then(() => true, () => false) : false;
+    const known = since
+      ? await git.run(['cat-file', '-e', `${since}^{commit}`], repo).then(
+          () => true,
+          () => false,
+        )
+      : false;
     if (!known) {
       // No version yet, or it vanished (force-push): the newest matching commit only, as git-resource does.
       const latest = (await git.run(['log', '-1', '--format=%H', head, ...pathspec(source)], repo)).trim();
@@ -139,7 +154,12 @@ async function check(source: Source, version: Version | null): Promise<Version[]
 /** With tag_filter, versions are the commits of matching tags, oldest tag first. */
 async function checkTags(git: Git, repo: string, source: Source, version: Version | null): Promise<Version[]> {
   await git.run(['fetch', '--quiet', '--tags', authUri(source)], repo);
-  const lines = (await git.run(['for-each-ref', '--sort=creatordate', '--format=%(refname:short) %(*objectname)%(objectname)', `refs/tags/${source.tag_filter}`], repo))
+  const lines = (
+    await git.run(
+      ['for-each-ref', '--sort=creatordate', '--format=%(refname:short) %(*objectname)%(objectname)', `refs/tags/${source.tag_filter}`],
+      repo,
+    )
+  )
     .split('\n')
     .filter(Boolean);
   // %(*objectname) is the commit of an annotated tag, empty for a lightweight one: take the first 40 hex.
@@ -176,11 +196,16 @@ async function get(source: Source, version: Version, rawParams: unknown, dest: s
     await git.run(['clone', '--quiet', ...depth, ...(source.branch ? ['--branch', source.branch] : []), authUri(source), dest]);
     if (version.ref) {
       // A shallow clone may not reach an older commit: deepen until it does, as git-resource does.
-      const has = () => git.run(['cat-file', '-e', `${version.ref}^{commit}`], dest).then(() => true, () => false);
+      const has = () =>
+        git.run(['cat-file', '-e', `${version.ref}^{commit}`], dest).then(
+          () => true,
+          () => false,
+        );
       if (depth.length && !(await has())) await git.run(['fetch', '--quiet', '--unshallow', 'origin'], dest);
       await git.run(['checkout', '--quiet', '-B', source.branch ?? 'causeway-checkout', version.ref], dest);
     }
-    if (params.submodules !== undefined && params.submodules !== 'none') await git.run(['submodule', 'update', '--init', '--recursive', ...depth], dest);
+    if (params.submodules !== undefined && params.submodules !== 'none')
+      await git.run(['submodule', 'update', '--init', '--recursive', ...depth], dest);
     // Forget the credentials in the clone's remote url.
     await git.run(['remote', 'set-url', 'origin', source.uri], dest);
     const ref = (await git.run(['rev-parse', 'HEAD'], dest)).trim();
@@ -196,7 +221,10 @@ async function get(source: Source, version: Version, rawParams: unknown, dest: s
 
 async function put(source: Source, rawParams: unknown, dir: string): Promise<{ version: Version; metadata: Metadata }> {
   const parsed = PutParams.safeParse(rawParams ?? {});
-  if (!parsed.success) throw new ResourceError(`invalid put params: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new ResourceError(
+      `invalid put params: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; ')}`,
+    );
   const params = parsed.data;
   const repo = path.resolve(dir, params.repository);
   const branch = params.branch ?? source.branch;

@@ -35,7 +35,9 @@ export function main<S>(type: string, sourceSchema: z.ZodType<S>, handlers: Hand
     const request = RequestSchema.parse(JSON.parse((await readStdin()) || '{}'));
     const parsed = sourceSchema.safeParse(request.source ?? {});
     if (!parsed.success) {
-      throw new ResourceError(`invalid source: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'source'}: ${i.message}`).join('; ')}`);
+      throw new ResourceError(
+        `invalid source: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'source'}: ${i.message}`).join('; ')}`,
+      );
     }
     const source = parsed.data;
     switch (script) {
@@ -55,7 +57,9 @@ export function main<S>(type: string, sourceSchema: z.ZodType<S>, handlers: Hand
   run().then(
     (response) => process.stdout.write(`${JSON.stringify(response)}\n`),
     (err: unknown) => {
-      process.stderr.write(`${type} resource: ${err instanceof ResourceError || err instanceof z.ZodError ? (err as Error).message : ((err as Error).stack ?? String(err))}\n`);
+      process.stderr.write(
+        `${type} resource: ${err instanceof ResourceError || err instanceof z.ZodError ? (err as Error).message : ((err as Error).stack ?? String(err))}\n`,
+      );
       process.exitCode = 1;
     },
   );

@@ -64,10 +64,23 @@ function localTime(source: Source, t: Date): { day: string; minutes: number; dat
   const offset = source.start?.offsetMinutes;
   if (offset !== undefined) {
     const shifted = new Date(t.getTime() + offset * 60_000);
-    return { day: DAYS[shifted.getUTCDay()], minutes: shifted.getUTCHours() * 60 + shifted.getUTCMinutes(), date: shifted.toISOString().slice(0, 10) };
+    return {
+      day: DAYS[shifted.getUTCDay()],
+      minutes: shifted.getUTCHours() * 60 + shifted.getUTCMinutes(),
+      date: shifted.toISOString().slice(0, 10),
+    };
   }
   const parts = Object.fromEntries(
-    new Intl.DateTimeFormat('en-US', { timeZone: source.location ?? 'UTC', weekday: 'long', hour: '2-digit', minute: '2-digit', hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit' })
+    new Intl.DateTimeFormat('en-US', {
+      timeZone: source.location ?? 'UTC',
+      weekday: 'long',
+      hour: '2-digit',
+      minute: '2-digit',
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+    })
       .formatToParts(t)
       .map((p) => [p.type, p.value]),
   );

@@ -98,45 +98,56 @@ plan:
     run: {path: sh, args: [-c, 'echo check >> ${counts}; test "$(cat l/data)" = payload # ${marker}']}
 `;
 
-test('builds finish exactly once through worker kills and Temporal and NATS restarts', async () => {
-  worker = startWorker();
-  const countsDir = path.join(home, 'counts');
-  fs.mkdirSync(countsDir);
-  const handles = await Promise.all(
-    Array.from({ length: BUILDS }, (_, i) =>
-      startBuild(client, { plan: compilePlan({ file: `chaos-${i}.yml`, text: plan(path.join(countsDir, String(i))) }), taskQueue: 'chaos' }),
-    ),
-  );
-  const outcomes: (BuildOutcome | undefined)[] = new Array(BUILDS).fill(undefined);
-  const all = Promise.all(handles.map((h, i) => awaitBuild(h).then((o) => (outcomes[i] = o))));
-
-  let kills = 0;
-  let restartedTemporal = false;
-  let restartedNats = false;
-  // Kill at random moments, giving the worker time to come back and make progress in between.
-  while (kills < MIN_KILLS) {
-    await delay(2500 + Math.random() * 3000);
-    worker.kill('SIGKILL');
-    kills += 1;
-    if (kills === 4) {
-      await restartComponent(home, 'temporal');
-      restartedTemporal = true;
-    }
-    if (kills === 7) {
-      await restartComponent(home, 'nats');
-      restartedNats = true;
-    }
+test(
+  'builds finish exactly once through worker kills and Temporal and NATS restarts',
+  async () => {
     worker = startWorker();
-  }
-  await all;
+    const countsDir = path.join(home, 'counts');
+    fs.mkdirSync(countsDir);
+    const handles = await Promise.all(
+      Array.from({ length: BUILDS }, (_, i) =>
+        startBuild(client, {
+          plan: compilePlan({ file: `chaos-${i}.yml`, text: plan(path.join(countsDir, String(i))) }),
+          taskQueue: 'chaos',
+        }),
+      ),
+    );
+    const outcomes: (BuildOutcome | undefined)[] = new Array(BUILDS).fill(undefined);
+    const all = Promise.all(handles.map((h, i) => awaitBuild(h).then((o) => (outcomes[i] = o))));
 
-  expect(kills).toBeGreaterThanOrEqual(MIN_KILLS);
-  expect(restartedTemporal && restartedNats).toBe(true);
-  expect(outcomes.map((o) => o?.status)).toEqual(new Array(BUILDS).fill('succeeded'));
-  for (let i = 0; i < BUILDS; i++) {
-    const lines = fs.readFileSync(path.join(countsDir, String(i)), 'utf8').trim().split('\n').sort();
-    expect({ build: i, lines }).toEqual({ build: i, lines: ['check', 'left', 'produce', 'right', 'web'] });
-  }
-  await delay(500);
-  expect(leftovers()).toEqual([]);
-}, 15 * 60_000);
+    let kills = 0;
+    let restartedTemporal = false;
+    let restartedNats = false;
+    // Kill at random moments, giving the worker time to come back and make progress in between.
+    while (kills < MIN_KILLS) {
+      await delay(2500 + Math.random() * 3000);
+      worker.kill('SIGKILL');
+      kills += 1;
+      if (kills === 4) {
+        await restartComponent(home, 'temporal');
+        restartedTemporal = true;
+      }
+      if (kills === 7) {
+        await restartComponent(home, 'nats');
+        restartedNats = true;
+      }
+      worker = startWorker();
+    }
+    await all;
+
+    expect(kills).toBeGreaterThanOrEqual(MIN_KILLS);
+    expect(restartedTemporal && restartedNats).toBe(true);
+    expect(outcomes.map((o) => o?.status)).toEqual(new Array(BUILDS).fill('succeeded'));
+    for (let i = 0; i < BUILDS; i++) {
+      const lines = fs
+        .readFileSync(path.join(countsDir, String(i)), 'utf8')
+        .trim()
+        .split('\n')
+        .sort();
+      expect({ build: i, lines }).toEqual({ build: i, lines: ['check', 'left', 'produce', 'right', 'web'] });
+    }
+    await delay(500);
+    expect(leftovers()).toEqual([]);
+  },
+  15 * 60_000,
+);

@@ -26,7 +26,10 @@ interface Result {
   stderr: string;
 }
 
-function cli(args: string[], opts: { cwd?: string; env?: Record<string, string>; onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Result> {
+function cli(
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string>; onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {},
+): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: opts.cwd ?? dir,
@@ -73,12 +76,18 @@ test('exit codes follow fly: 1 failed, 2 errored, 3 aborted', async () => {
   expect(failed.code).toBe(1);
   expect(failed.stdout).toContain('✘ boom failed (exit 4)');
 
-  const errored = await cli(['run', plan('err', `plan:\n- task: needs\n  config:\n    platform: linux\n    inputs: [{name: nowhere}]\n    run: {path: 'true'}`)]);
+  const errored = await cli([
+    'run',
+    plan('err', `plan:\n- task: needs\n  config:\n    platform: linux\n    inputs: [{name: nowhere}]\n    run: {path: 'true'}`),
+  ]);
   expect(errored.code).toBe(2);
   expect(errored.stdout).toMatch(/missing input `nowhere`/);
 
   // A timeout is a failure, as in Concourse (exit 1), logged as a timeout.
-  const timedOut = await cli(['run', plan('slow', `plan:\n- task: slow\n  timeout: 500ms\n  config:\n    platform: linux\n    run: {path: sleep, args: ["30"]}`)]);
+  const timedOut = await cli([
+    'run',
+    plan('slow', `plan:\n- task: slow\n  timeout: 500ms\n  config:\n    platform: linux\n    run: {path: sleep, args: ["30"]}`),
+  ]);
   expect(timedOut.code).toBe(1);
   expect(timedOut.stdout).toMatch(/timeout exceeded/);
 

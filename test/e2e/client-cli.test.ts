@@ -28,7 +28,10 @@ interface Result {
   stderr: string;
 }
 
-function cli(args: string[], opts: { queue?: string; onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {}): Promise<Result> {
+function cli(
+  args: string[],
+  opts: { queue?: string; onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {},
+): Promise<Result> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: dir,
@@ -49,7 +52,10 @@ function cli(args: string[], opts: { queue?: string; onStderr?: (text: string, c
 
 function plan(name: string, script: string): string {
   const file = path.join(dir, `${name}.yml`);
-  fs.writeFileSync(file, `name: ${name}\nplan:\n- task: only\n  config:\n    platform: linux\n    run: {path: sh, args: [-c, '${script}']}\n`);
+  fs.writeFileSync(
+    file,
+    `name: ${name}\nplan:\n- task: only\n  config:\n    platform: linux\n    run: {path: sh, args: [-c, '${script}']}\n`,
+  );
   return file;
 }
 
@@ -88,7 +94,9 @@ test('run --detach --json, and workers --json', async () => {
 
   const workers = await cli(['workers', '--json']);
   expect(workers.code).toBe(0);
-  expect(JSON.parse(workers.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ taskQueue: expect.any(String), state: expect.any(String) })]));
+  expect(JSON.parse(workers.stdout)).toEqual(
+    expect.arrayContaining([expect.objectContaining({ taskQueue: expect.any(String), state: expect.any(String) })]),
+  );
 });
 
 test('a build no worker polls for: run says it waits and why; status answers in seconds and says why', async () => {

@@ -26,7 +26,10 @@ beforeAll(async () => {
   // Payloads are encrypted (docs/security.md): the clients reach the workers' keys through a codec server.
   codec = codecServer({ codec: new AesGcmPayloadCodec(loadCodecKeys({ home: h.home })!), token: 'clients-test', origins: [] });
   await new Promise<void>((r) => codec.listen(0, '127.0.0.1', r));
-  const codecEnv = { CAUSEWAY_CODEC_ENDPOINT: `http://127.0.0.1:${(codec.address() as AddressInfo).port}`, CAUSEWAY_CODEC_TOKEN: 'clients-test' };
+  const codecEnv = {
+    CAUSEWAY_CODEC_ENDPOINT: `http://127.0.0.1:${(codec.address() as AddressInfo).port}`,
+    CAUSEWAY_CODEC_TOKEN: 'clients-test',
+  };
   env = { ...process.env, CAUSEWAY_TASK_QUEUE: h.taskQueue, ...codecEnv };
 });
 afterAll(async () => {
@@ -37,7 +40,10 @@ afterAll(async () => {
 
 async function compiled(name: string, script: string): Promise<{ plan: string; input: string }> {
   const plan = path.join(dir, `${name}.yml`);
-  fs.writeFileSync(plan, `name: ${name}\nplan:\n- task: step\n  config:\n    platform: linux\n    run: {path: sh, args: [-c, '${script}']}\n`);
+  fs.writeFileSync(
+    plan,
+    `name: ${name}\nplan:\n- task: step\n  config:\n    platform: linux\n    run: {path: sh, args: [-c, '${script}']}\n`,
+  );
   const { stdout } = await run(process.execPath, [path.join(ROOT, 'bin', 'causeway'), 'compile', plan], { env });
   const input = path.join(dir, `${name}.json`);
   fs.writeFileSync(input, stdout);
@@ -57,9 +63,15 @@ async function exitOf(cmd: string, args: string[]): Promise<{ code: number; stdo
 
 test('TypeScript client', async () => {
   const ok = await compiled('ts-ok', 'true');
-  expect(await exitOf(process.execPath, ['dist/examples/clients/start-build.js', ok.input])).toMatchObject({ code: 0, stdout: expect.stringContaining('succeeded') });
+  expect(await exitOf(process.execPath, ['dist/examples/clients/start-build.js', ok.input])).toMatchObject({
+    code: 0,
+    stdout: expect.stringContaining('succeeded'),
+  });
   const bad = await compiled('ts-bad', 'exit 3');
-  expect(await exitOf(process.execPath, ['dist/examples/clients/start-build.js', bad.input])).toMatchObject({ code: 1, stdout: expect.stringContaining('BuildFailed: step (exit 3) failed') });
+  expect(await exitOf(process.execPath, ['dist/examples/clients/start-build.js', bad.input])).toMatchObject({
+    code: 1,
+    stdout: expect.stringContaining('BuildFailed: step (exit 3) failed'),
+  });
 });
 
 test('Temporal CLI (temporal workflow start --input-file)', async () => {
@@ -72,7 +84,13 @@ test('Temporal CLI (temporal workflow start --input-file)', async () => {
 test('Python SDK (temporalio)', async () => {
   if (!fs.existsSync(PYTHON)) throw new Error(`${PYTHON} is missing: .ci/run makes it (python3 -m venv + pip install temporalio)`);
   const ok = await compiled('py-ok', 'true');
-  expect(await exitOf(PYTHON, ['examples/clients/start_build.py', ok.input])).toMatchObject({ code: 0, stdout: expect.stringContaining('succeeded') });
+  expect(await exitOf(PYTHON, ['examples/clients/start_build.py', ok.input])).toMatchObject({
+    code: 0,
+    stdout: expect.stringContaining('succeeded'),
+  });
   const bad = await compiled('py-bad', 'exit 3');
-  expect(await exitOf(PYTHON, ['examples/clients/start_build.py', bad.input])).toMatchObject({ code: 1, stdout: expect.stringContaining('BuildFailed') });
+  expect(await exitOf(PYTHON, ['examples/clients/start_build.py', bad.input])).toMatchObject({
+    code: 1,
+    stdout: expect.stringContaining('BuildFailed'),
+  });
 });

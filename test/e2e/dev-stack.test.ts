@@ -4,7 +4,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Connection, WorkflowClient } from '@temporalio/client';
-import { freePort, isAlive, resolveEndpoints, SEARCH_ATTRIBUTES, stackStatus, startStack, stopStack, type StackInfo } from '../../cli/dev/stack';
+import {
+  freePort,
+  isAlive,
+  resolveEndpoints,
+  SEARCH_ATTRIBUTES,
+  stackStatus,
+  startStack,
+  stopStack,
+  type StackInfo,
+} from '../../cli/dev/stack';
 
 // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD (@temporalio/proto is not a direct dependency).
 const KEYWORD = 2;

@@ -63,18 +63,69 @@ const deep = (n: number) => {
 
 describe('the CLI refuses before the build starts', () => {
   test.each([
-    ['an output path with ../..', () => ['run', file('out.yml', taskPlan('    outputs: [{name: o, path: ../../o}]'))], /out\.yml:\d+:\d+: .*outputs\[0\]\.path: `\.\.\/\.\.\/o` leaves the task's working directory/],
-    ['a cache path with ../..', () => ['run', file('cache.yml', taskPlan('    caches: [{path: ../../../../tmp/x}]'))], /cache\.yml:\d+:\d+: .*caches\[0\]\.path: .* leaves/],
-    ['an input path that is absolute', () => ['run', file('in.yml', taskPlan('    inputs: [{name: i, path: /etc}]'))], /inputs\[0\]\.path: `\/etc` is absolute/],
-    ['a plan name with ../', () => ['run', file('name.yml', `name: ../../../tmp/evil\n${taskPlan('')}`)], /name\.yml:1:\d+: name: plan name: .* contains `\/`/],
+    [
+      'an output path with ../..',
+      () => ['run', file('out.yml', taskPlan('    outputs: [{name: o, path: ../../o}]'))],
+      /out\.yml:\d+:\d+: .*outputs\[0\]\.path: `\.\.\/\.\.\/o` leaves the task's working directory/,
+    ],
+    [
+      'a cache path with ../..',
+      () => ['run', file('cache.yml', taskPlan('    caches: [{path: ../../../../tmp/x}]'))],
+      /cache\.yml:\d+:\d+: .*caches\[0\]\.path: .* leaves/,
+    ],
+    [
+      'an input path that is absolute',
+      () => ['run', file('in.yml', taskPlan('    inputs: [{name: i, path: /etc}]'))],
+      /inputs\[0\]\.path: `\/etc` is absolute/,
+    ],
+    [
+      'a plan name with ../',
+      () => ['run', file('name.yml', `name: ../../../tmp/evil\n${taskPlan('')}`)],
+      /name\.yml:1:\d+: name: plan name: .* contains `\/`/,
+    ],
     ['100 nested do', () => ['run', file('deep.yml', deep(100))], /deep\.yml:\d+:1: .*steps nested too deeply/],
     // (From a vars file: a command line cannot carry 1 MB either.)
-    ['a 1 MB var in the environment', () => ['run', file('env.yml', taskPlan('', 'params: {BIG: ((big))}')), '-l', file('env-vars.yml', `big: ${'x'.repeat(1024 * 1024)}\n`)], /param `BIG` is 1\.0 MB; a process accepts at most 128\.0 KB per environment variable/],
-    ['invalid UTF-8', () => ['run', file('utf8.yml', Buffer.concat([Buffer.from('plan:\n- task: t'), Buffer.from([0xff]), Buffer.from('\n  config: {platform: linux, run: {path: "true"}}\n')]))], /utf8\.yml:2:10: invalid UTF-8 \(byte 0xff at offset 15\)/],
+    [
+      'a 1 MB var in the environment',
+      () => [
+        'run',
+        file('env.yml', taskPlan('', 'params: {BIG: ((big))}')),
+        '-l',
+        file('env-vars.yml', `big: ${'x'.repeat(1024 * 1024)}\n`),
+      ],
+      /param `BIG` is 1\.0 MB; a process accepts at most 128\.0 KB per environment variable/,
+    ],
+    [
+      'invalid UTF-8',
+      () => [
+        'run',
+        file(
+          'utf8.yml',
+          Buffer.concat([
+            Buffer.from('plan:\n- task: t'),
+            Buffer.from([0xff]),
+            Buffer.from('\n  config: {platform: linux, run: {path: "true"}}\n'),
+          ]),
+        ),
+      ],
+      /utf8\.yml:2:10: invalid UTF-8 \(byte 0xff at offset 15\)/,
+    ],
     ['-i ..=dir', () => ['run', file('ok.yml', taskPlan('    inputs: [{name: i}]')), '-i', '..=.'], /-i \.\.=\.: `\.\.` is not a name/],
-    ['-i naming no input', () => ['run', file('ok2.yml', taskPlan('    inputs: [{name: i}]')), '-i', 'i=.', '-i', 'typo=.'], /-i typo: no step of the plan has an input named `typo` \(inputs: i\)/],
-    ['-o naming no output', () => ['run', file('ok3.yml', taskPlan('    outputs: [{name: o}]')), '-o', 'out=./x'], /-o out: no step of the plan has an output named `out` \(outputs: o\)/],
-    ['execute -o out=/', () => ['execute', '-c', file('task.yml', 'platform: linux\noutputs: [{name: out}]\nrun: {path: "true"}\n'), '-o', 'out=/'], /-o out=\/: will not write an output over the filesystem's root/],
+    [
+      '-i naming no input',
+      () => ['run', file('ok2.yml', taskPlan('    inputs: [{name: i}]')), '-i', 'i=.', '-i', 'typo=.'],
+      /-i typo: no step of the plan has an input named `typo` \(inputs: i\)/,
+    ],
+    [
+      '-o naming no output',
+      () => ['run', file('ok3.yml', taskPlan('    outputs: [{name: o}]')), '-o', 'out=./x'],
+      /-o out: no step of the plan has an output named `out` \(outputs: o\)/,
+    ],
+    [
+      'execute -o out=/',
+      () => ['execute', '-c', file('task.yml', 'platform: linux\noutputs: [{name: out}]\nrun: {path: "true"}\n'), '-o', 'out=/'],
+      /-o out=\/: will not write an output over the filesystem's root/,
+    ],
   ])('%s', async (_what, args, expected) => {
     const r = await cli(args());
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 2, stderr: expect.stringMatching(expected) });
@@ -92,8 +143,27 @@ describe('the CLI refuses before the build starts', () => {
 
 /** A one-task plan as any Temporal client could send it, past the CLI's checks. */
 function crafted(name: string, step: Partial<Step> & { config?: Partial<TaskConfig>; params?: Record<string, string> }): CompiledPlan {
-  const config: TaskConfig = { platform: 'linux', inputs: [], outputs: [], caches: [], params: {}, run: { path: 'true', args: [] }, ...step.config };
-  const task = { kind: 'task', id: 'plan.0', task: 't', params: {}, vars: {}, inputMapping: {}, outputMapping: {}, privileged: false, ...step, config } as Step;
+  const config: TaskConfig = {
+    platform: 'linux',
+    inputs: [],
+    outputs: [],
+    caches: [],
+    params: {},
+    run: { path: 'true', args: [] },
+    ...step.config,
+  };
+  const task = {
+    kind: 'task',
+    id: 'plan.0',
+    task: 't',
+    params: {},
+    vars: {},
+    inputMapping: {},
+    outputMapping: {},
+    privileged: false,
+    ...step,
+    config,
+  } as Step;
   return { name, source: 'crafted.yml', plan: { kind: 'do', id: 'plan', steps: [task] } };
 }
 
@@ -103,9 +173,21 @@ describe('a plan past the CLI ends errored at once and writes nothing outside CA
 
   test.each([
     ['a cache path with ../..', () => crafted('p', { config: { caches: [{ path: `${up}${outside}` }] } }), /leaves its directory/],
-    ['an output path with ../..', () => crafted('p', { config: { outputs: [{ name: 'o', path: `${up}${outside}` }] } }), /leaves its directory/],
-    ['a run.dir outside', () => crafted('p', { config: { run: { path: 'true', args: [], dir: `${up}${outside}` } } }), /leaves its directory|no such directory/],
-    ['a plan name with ../', () => crafted(`${up}${outside}`, { config: { caches: [{ path: 'c' }] } }), /plan name .* cannot be a directory name/],
+    [
+      'an output path with ../..',
+      () => crafted('p', { config: { outputs: [{ name: 'o', path: `${up}${outside}` }] } }),
+      /leaves its directory/,
+    ],
+    [
+      'a run.dir outside',
+      () => crafted('p', { config: { run: { path: 'true', args: [], dir: `${up}${outside}` } } }),
+      /leaves its directory|no such directory/,
+    ],
+    [
+      'a plan name with ../',
+      () => crafted(`${up}${outside}`, { config: { caches: [{ path: 'c' }] } }),
+      /plan name .* cannot be a directory name/,
+    ],
     ['a step id longer than a file name', () => crafted('p', { id: `plan.${'0'.repeat(300)}` }), /ENAMETOOLONG/],
     ['a 1 MB environment variable', () => crafted('p', { params: { BIG: 'x'.repeat(1024 * 1024) } }), /E2BIG/],
   ])('%s', async (_what, plan, expected) => {

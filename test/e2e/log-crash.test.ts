@@ -98,7 +98,8 @@ async function stepsRunning(handles: WorkflowHandle[]): Promise<boolean> {
 /** What JetStream holds of one step's stream, concatenated in publish order. */
 async function published(buildId: string, stream: 'stdout' | 'stderr'): Promise<Buffer> {
   const parts: Buffer[] = [];
-  for await (const r of readBuild(nc, buildId, { follow: false })) if (r.kind === 'log' && r.stream === stream) parts.push(Buffer.from(r.data));
+  for await (const r of readBuild(nc, buildId, { follow: false }))
+    if (r.kind === 'log' && r.stream === stream) parts.push(Buffer.from(r.data));
   return Buffer.concat(parts);
 }
 
@@ -117,45 +118,49 @@ function written(buildId: string, file: 'stdout' | 'stderr'): Buffer {
   return fs.readFileSync(found[0]);
 }
 
-test('every byte of a step reaches JetStream exactly once, in order, through repeated worker kills', async () => {
-  worker = startWorker();
-  const handles = [];
-  for (let i = 0; i < BUILDS; i++) {
-    handles.push(await startBuild(client, { plan: compilePlan({ file: `log-crash-${i}.yml`, text: plan(i) }), taskQueue: TASK_QUEUE }));
-    await delay(1500); // the builds' steps are at different points when each kill lands
-  }
-  const outcomes: BuildOutcome[] = [];
-  const all = Promise.all(handles.map((h, i) => awaitBuild(h).then((o) => (outcomes[i] = o))));
-  let done = false;
-  void all.then(() => (done = true));
-  let kills = 0;
-  while (kills < KILLS && !done) {
-    // Each kill lands while every step's activity runs: Temporal retries it once its 5 s
-    // heartbeat timeout has passed, and the kill after that hits the retry as it resumes the
-    // log (early) or while it streams (late).
-    if (!(await stepsRunning(handles))) break;
-    await delay(Math.random() * 2500);
-    worker.kill('SIGKILL');
-    kills += 1;
-    await delay(300 + Math.random() * 500);
+test(
+  'every byte of a step reaches JetStream exactly once, in order, through repeated worker kills',
+  async () => {
     worker = startWorker();
-  }
-  await all;
-
-  expect(kills).toBeGreaterThanOrEqual(4);
-  expect(outcomes.map((o) => [o.status, o.message])).toEqual(new Array(BUILDS).fill(['succeeded', undefined]));
-  for (const h of handles) {
-    // The step's log was resumed by a retried activity, or the comparison proves nothing.
-    const { events } = await h.fetchHistory();
-    const attempts = (events ?? []).map((e) => e.activityTaskStartedEventAttributes?.attempt ?? 0);
-    expect(Math.max(...attempts)).toBeGreaterThanOrEqual(2);
-    for (const stream of ['stdout', 'stderr'] as const) {
-      const file = written(h.workflowId, stream);
-      expect(file.length).toBeGreaterThan(50_000);
-      const sent = await published(h.workflowId, stream);
-      // Compare lengths first: a diff of two megabytes would drown the report.
-      expect({ build: h.workflowId, stream, bytes: sent.length }).toEqual({ build: h.workflowId, stream, bytes: file.length });
-      expect(sent.equals(file)).toBe(true);
+    const handles = [];
+    for (let i = 0; i < BUILDS; i++) {
+      handles.push(await startBuild(client, { plan: compilePlan({ file: `log-crash-${i}.yml`, text: plan(i) }), taskQueue: TASK_QUEUE }));
+      await delay(1500); // the builds' steps are at different points when each kill lands
     }
-  }
-}, 10 * 60_000);
+    const outcomes: BuildOutcome[] = [];
+    const all = Promise.all(handles.map((h, i) => awaitBuild(h).then((o) => (outcomes[i] = o))));
+    let done = false;
+    void all.then(() => (done = true));
+    let kills = 0;
+    while (kills < KILLS && !done) {
+      // Each kill lands while every step's activity runs: Temporal retries it once its 5 s
+      // heartbeat timeout has passed, and the kill after that hits the retry as it resumes the
+      // log (early) or while it streams (late).
+      if (!(await stepsRunning(handles))) break;
+      await delay(Math.random() * 2500);
+      worker.kill('SIGKILL');
+      kills += 1;
+      await delay(300 + Math.random() * 500);
+      worker = startWorker();
+    }
+    await all;
+
+    expect(kills).toBeGreaterThanOrEqual(4);
+    expect(outcomes.map((o) => [o.status, o.message])).toEqual(new Array(BUILDS).fill(['succeeded', undefined]));
+    for (const h of handles) {
+      // The step's log was resumed by a retried activity, or the comparison proves nothing.
+      const { events } = await h.fetchHistory();
+      const attempts = (events ?? []).map((e) => e.activityTaskStartedEventAttributes?.attempt ?? 0);
+      expect(Math.max(...attempts)).toBeGreaterThanOrEqual(2);
+      for (const stream of ['stdout', 'stderr'] as const) {
+        const file = written(h.workflowId, stream);
+        expect(file.length).toBeGreaterThan(50_000);
+        const sent = await published(h.workflowId, stream);
+        // Compare lengths first: a diff of two megabytes would drown the report.
+        expect({ build: h.workflowId, stream, bytes: sent.length }).toEqual({ build: h.workflowId, stream, bytes: file.length });
+        expect(sent.equals(file)).toBe(true);
+      }
+    }
+  },
+  10 * 60_000,
+);

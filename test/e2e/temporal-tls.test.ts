@@ -24,14 +24,44 @@ function openssl(...args: string[]): void {
 }
 
 function makeCerts(): void {
-  openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=causeway-test-ca', '-keyout', 'ca.key', '-out', 'ca.pem');
+  openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=causeway-test-ca',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+  );
   for (const [name, ext] of [
     ['server', 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n'],
     ['client', 'extendedKeyUsage=clientAuth\n'],
   ] as const) {
     fs.writeFileSync(path.join(dir, `${name}.ext`), ext);
     openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`);
-    openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-extfile', `${name}.ext`, '-out', `${name}.pem`);
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-extfile',
+      `${name}.ext`,
+      '-out',
+      `${name}.pem`,
+    );
   }
 }
 
@@ -70,7 +100,10 @@ dcRedirectionPolicy: {policy: noop}
 }
 
 beforeAll(async () => {
-  const binary = execFileSync('bash', [path.join(repoRoot(), 'scripts', 'temporal-server.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  const binary = execFileSync('bash', [path.join(repoRoot(), 'scripts', 'temporal-server.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  }).trim();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-tls-'));
   makeCerts();
   const ports: number[] = [];
@@ -79,19 +112,46 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(dir, 'config', 'development.yaml'), config(ports));
   address = `127.0.0.1:${ports[0]}`;
   // Only the services a client talks to: the system worker would need a certificate of its own.
-  server = spawn(binary, ['--root', dir, '--config', 'config', '--env', 'development', '--allow-no-auth', 'start', '--service', 'frontend', '--service', 'history', '--service', 'matching'], {
-    stdio: ['ignore', fs.openSync(path.join(dir, 'server.log'), 'a'), fs.openSync(path.join(dir, 'server.log'), 'a')],
-  });
+  server = spawn(
+    binary,
+    [
+      '--root',
+      dir,
+      '--config',
+      'config',
+      '--env',
+      'development',
+      '--allow-no-auth',
+      'start',
+      '--service',
+      'frontend',
+      '--service',
+      'history',
+      '--service',
+      'matching',
+    ],
+    {
+      stdio: ['ignore', fs.openSync(path.join(dir, 'server.log'), 'a'), fs.openSync(path.join(dir, 'server.log'), 'a')],
+    },
+  );
   const ca = path.join(dir, 'ca.pem');
   withoutCert = { TEMPORAL_TLS_SERVER_CA_CERT_PATH: ca, TEMPORAL_TLS_SERVER_NAME: 'localhost' };
-  withCert = { ...withoutCert, TEMPORAL_TLS_CLIENT_CERT_PATH: path.join(dir, 'client.pem'), TEMPORAL_TLS_CLIENT_KEY_PATH: path.join(dir, 'client.key') };
+  withCert = {
+    ...withoutCert,
+    TEMPORAL_TLS_CLIENT_CERT_PATH: path.join(dir, 'client.pem'),
+    TEMPORAL_TLS_CLIENT_KEY_PATH: path.join(dir, 'client.key'),
+  };
   for (let attempt = 0; ; attempt++) {
     try {
       const { connection } = await connectTemporalClient({ address, env: withCert, connectTimeout: '2s' });
       await connection.close();
       return;
     } catch (err) {
-      if (attempt > 120 || server.exitCode !== null) throw new Error(`Temporal with mTLS did not start: ${(err as Error).message}\n${fs.readFileSync(path.join(dir, 'server.log'), 'utf8').slice(-2000)}`, { cause: err });
+      if (attempt > 120 || server.exitCode !== null)
+        throw new Error(
+          `Temporal with mTLS did not start: ${(err as Error).message}\n${fs.readFileSync(path.join(dir, 'server.log'), 'utf8').slice(-2000)}`,
+          { cause: err },
+        );
       await sleep(500);
     }
   }
@@ -108,13 +168,20 @@ afterAll(async () => {
 test('a client with a certificate is served; without one, or without TLS, it is refused', async () => {
   const { client, connection } = await connectTemporalClient({ address, env: withCert });
   try {
-    await connection.workflowService.registerNamespace({ namespace: 'default', workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(86400) } });
+    await connection.workflowService.registerNamespace({
+      namespace: 'default',
+      workflowExecutionRetentionPeriod: { seconds: Long.fromNumber(86400) },
+    });
     const { namespaces } = await client.workflowService.listNamespaces({});
     expect(namespaces?.map((n) => n.namespaceInfo?.name)).toContain('default');
   } finally {
     await connection.close();
   }
-  const refused = (env: NodeJS.ProcessEnv) => connectTemporalClient({ address, env, connectTimeout: '5s' }).then(() => 'connected', (err: Error) => err.message);
+  const refused = (env: NodeJS.ProcessEnv) =>
+    connectTemporalClient({ address, env, connectTimeout: '5s' }).then(
+      () => 'connected',
+      (err: Error) => err.message,
+    );
   const noCert = await refused(withoutCert);
   const plain = await refused({});
   // grpc-js reports a refused handshake only as "Failed to connect before the deadline".
@@ -125,12 +192,17 @@ test('a client with a certificate is served; without one, or without TLS, it is 
 test("a worker's connection, from the same variables", async () => {
   const connection = await NativeConnection.connect({ address, ...temporalSecurity(withCert) });
   await connection.close();
-  const noCert = await NativeConnection.connect({ address, ...temporalSecurity(withoutCert) }).then(() => 'connected', (err: Error) => err.message);
+  const noCert = await NativeConnection.connect({ address, ...temporalSecurity(withoutCert) }).then(
+    () => 'connected',
+    (err: Error) => err.message,
+  );
   expect(noCert).toMatch(/CertificateRequired/);
 });
 
 test('settings that cannot work fail before connecting, saying which', () => {
-  expect(() => temporalSecurity({ TEMPORAL_TLS_CLIENT_CERT_PATH: '/nonexistent.pem' })).toThrow(/TEMPORAL_TLS_CLIENT_CERT: cannot read \/nonexistent.pem/);
+  expect(() => temporalSecurity({ TEMPORAL_TLS_CLIENT_CERT_PATH: '/nonexistent.pem' })).toThrow(
+    /TEMPORAL_TLS_CLIENT_CERT: cannot read \/nonexistent.pem/,
+  );
   expect(() => temporalSecurity({ TEMPORAL_TLS_CLIENT_CERT_DATA: 'x' })).toThrow(/needs its key/);
   expect(temporalSecurity({ TEMPORAL_API_KEY: 'k' })).toEqual({ tls: {}, apiKey: 'k' });
 });

@@ -48,7 +48,8 @@ const ran = new Map<string, { pod: V1Pod; workdir: string; fetchError?: string }
 const handling = new Set<string>();
 const servers: http.Server[] = [];
 
-const envOf = (c: V1Container | undefined) => Object.fromEntries((c?.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+const envOf = (c: V1Container | undefined) =>
+  Object.fromEntries((c?.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
 
 async function tokenOf(pod: V1Pod): Promise<string> {
   const ref = pod.spec!.initContainers![0].env!.find((e) => e.name === 'CAUSEWAY_ARTIFACT_TOKEN')!.valueFrom!.secretKeyRef!;
@@ -71,12 +72,27 @@ async function runPod(pod: V1Pod): Promise<void> {
   if (task.DROP_STORED_COPY) await (await transferBucket(nc)).delete(transferKeys.input(buildId, task.DROP_STORED_COPY));
   const fetcher = envOf(pod.spec!.initContainers!.find((c) => c.name === CONTAINERS.fetcher));
   try {
-    await fetchInputs({ workdir, token, inputs: JSON.parse(fetcher.CAUSEWAY_INPUTS), mkdirs: JSON.parse(fetcher.CAUSEWAY_MKDIRS), retryMs: 2000 });
+    await fetchInputs({
+      workdir,
+      token,
+      inputs: JSON.parse(fetcher.CAUSEWAY_INPUTS),
+      mkdirs: JSON.parse(fetcher.CAUSEWAY_MKDIRS),
+      retryMs: 2000,
+    });
   } catch (err) {
     record.fetchError = (err as Error).message;
     ran.set(name, record);
     await patchPodStatus(core, namespace, name, {
-      initContainerStatuses: [{ name: CONTAINERS.fetcher, image: 'agent', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 1, reason: 'Error', message: record.fetchError } } }],
+      initContainerStatuses: [
+        {
+          name: CONTAINERS.fetcher,
+          image: 'agent',
+          imageID: '',
+          ready: false,
+          restartCount: 0,
+          state: { terminated: { exitCode: 1, reason: 'Error', message: record.fetchError } },
+        },
+      ],
     });
     return;
   }
@@ -85,13 +101,28 @@ async function runPod(pod: V1Pod): Promise<void> {
     fs.writeFileSync(path.join(workdir, file), content);
   }
   const status: Record<string, unknown> = {
-    containerStatuses: [{ name: CONTAINERS.task, image: 'busybox', imageID: '', ready: false, restartCount: 0, state: terminated(Number(task.EXIT_CODE ?? 0)) }],
+    containerStatuses: [
+      {
+        name: CONTAINERS.task,
+        image: 'busybox',
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+        state: terminated(Number(task.EXIT_CODE ?? 0)),
+      },
+    ],
   };
   const streamer = pod.spec!.containers.find((c) => c.name === CONTAINERS.streamer);
   if (streamer) {
     const env = envOf(streamer);
     const ip = `${NET}.${nextHost++}`;
-    const { server } = await serve({ workdir, token, outputs: JSON.parse(env.CAUSEWAY_OUTPUTS), port: Number(env.CAUSEWAY_PORT), host: ip });
+    const { server } = await serve({
+      workdir,
+      token,
+      outputs: JSON.parse(env.CAUSEWAY_OUTPUTS),
+      port: Number(env.CAUSEWAY_PORT),
+      host: ip,
+    });
     servers.push(server);
     Object.assign(status, { podIP: ip, podIPs: [{ ip }] });
   }
@@ -144,12 +175,15 @@ async function build(yaml: string, opts: { buildId?: string; uploads?: string[];
 }
 
 const podOf = (buildId: string, taskName: string) =>
-  [...ran.values()].find((r) => r.pod.metadata?.labels?.[LABELS.build] === buildId && r.pod.metadata?.annotations?.[ANNOTATIONS.task] === taskName);
+  [...ran.values()].find(
+    (r) => r.pod.metadata?.labels?.[LABELS.build] === buildId && r.pod.metadata?.annotations?.[ANNOTATIONS.task] === taskName,
+  );
 
 function readTree(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const entry of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile()) out[path.relative(dir, path.join(entry.parentPath, entry.name))] = fs.readFileSync(path.join(entry.parentPath, entry.name), 'utf8');
+    if (entry.isFile())
+      out[path.relative(dir, path.join(entry.parentPath, entry.name))] = fs.readFileSync(path.join(entry.parentPath, entry.name), 'utf8');
   }
   return out;
 }
@@ -166,7 +200,13 @@ test('-o: an output of a pod reaches the object store from the producer’s outp
 });
 
 test('file: a task config from a producer’s output runs with that config, the step’s params over it', async () => {
-  const config = { platform: 'linux', image_resource: image, inputs: [{ name: 'repo' }], params: { FROM_FILE: 'yes', OVERRIDDEN: 'file' }, run: { path: 'from-file.sh', args: ['x'] } };
+  const config = {
+    platform: 'linux',
+    image_resource: image,
+    inputs: [{ name: 'repo' }],
+    params: { FROM_FILE: 'yes', OVERRIDDEN: 'file' },
+    run: { path: 'from-file.sh', args: ['x'] },
+  };
   const { buildId, outcome } = await build(`
 plan:
 - ${task('checkout', { params: writes({ 'repo/ci/task.yml': YAML.stringify(config), 'repo/README': 'code\n' }) }, { outputs: [{ name: 'repo' }] })}
@@ -178,7 +218,7 @@ plan:
   expect(taskContainer.command).toEqual(['from-file.sh']);
   expect(envOf(taskContainer)).toMatchObject({ FROM_FILE: 'yes', OVERRIDDEN: 'step' });
   // and the config's input came from the producer pod, fetched by the real input-fetcher
-  expect(readTree(path.join(consumer.workdir, 'repo'))).toMatchObject({ 'README': 'code\n', 'ci/task.yml': YAML.stringify(config) });
+  expect(readTree(path.join(consumer.workdir, 'repo'))).toMatchObject({ README: 'code\n', 'ci/task.yml': YAML.stringify(config) });
 });
 
 test('file: a file missing in the artifact errors the step, naming the file, the artifact and the pod', async () => {
@@ -189,7 +229,9 @@ plan:
 `);
   expect(outcome.status).toBe('errored');
   const producer = podOf(buildId, 'checkout')!.pod.metadata!.name!;
-  expect(JSON.stringify(outcome)).toContain(`task from-file: file repo/ci/missing.yml: pod ${producer}: no file ci/missing.yml in output repo: check the path`);
+  expect(JSON.stringify(outcome)).toContain(
+    `task from-file: file repo/ci/missing.yml: pod ${producer}: no file ci/missing.yml in output repo: check the path`,
+  );
 });
 
 test('file: a service config from a producer’s output starts the service with it', async () => {
@@ -217,7 +259,9 @@ plan:
 - ${task('release', { params: { VERSION: '((.:version.v))' } })}
 `);
   expect(outcome).toMatchObject({ status: 'succeeded' });
-  expect(envOf(podOf(buildId, 'release')!.pod.spec!.containers.find((c) => c.name === CONTAINERS.task))).toMatchObject({ VERSION: '1.2.3' });
+  expect(envOf(podOf(buildId, 'release')!.pod.spec!.containers.find((c) => c.name === CONTAINERS.task))).toMatchObject({
+    VERSION: '1.2.3',
+  });
 });
 
 test('-i: an upload reaches consumer pods from the worker’s upload server, also once the worker’s disk copy is gone', async () => {
@@ -241,7 +285,13 @@ plan:
   // the task file came from the upload, read on the worker's disk
   expect(envOf(compile.pod.spec!.containers.find((c) => c.name === CONTAINERS.task))).toMatchObject({ FROM_UPLOAD: 'yes' });
   const inputs = JSON.parse(envOf(compile.pod.spec!.initContainers![0]).CAUSEWAY_INPUTS);
-  expect(inputs).toEqual([{ name: 'src', path: 'src', url: expect.stringMatching(new RegExp(`^http://${UPLOAD_IP.replace(/\./g, '\\.')}:\\d+/uploads/${buildId}/src$`)) }]);
+  expect(inputs).toEqual([
+    {
+      name: 'src',
+      path: 'src',
+      url: expect.stringMatching(new RegExp(`^http://${UPLOAD_IP.replace(/\./g, '\\.')}:\\d+/uploads/${buildId}/src$`)),
+    },
+  ]);
   const expected = { 'main.c': 'int main(void) { return 0; }\n', 'ci/task.yml': YAML.stringify(config) };
   expect(readTree(path.join(compile.workdir, 'src'))).toEqual(expected);
   // served again from the object store (a replaced worker pod has lost its disk)
@@ -255,20 +305,27 @@ test('an upload gone from the worker’s disk and the object store fails the con
   const dir = fs.mkdtempSync(path.join(scratch, 'gone-'));
   fs.writeFileSync(path.join(dir, 'x'), 'x');
   await putDirectory(await transferBucket(nc), transferKeys.input(buildId, 'gone'), dir);
-  const { outcome } = await build(`plan:\n- ${task('consume', { params: { DROP_WORKER_COPY: 'gone', DROP_STORED_COPY: 'gone' } }, { inputs: [{ name: 'gone' }] })}\n`, {
-    buildId,
-    uploads: ['gone'],
-  });
+  const { outcome } = await build(
+    `plan:\n- ${task('consume', { params: { DROP_WORKER_COPY: 'gone', DROP_STORED_COPY: 'gone' } }, { inputs: [{ name: 'gone' }] })}\n`,
+    {
+      buildId,
+      uploads: ['gone'],
+    },
+  );
   expect(outcome.status).toBe('errored');
   expect(JSON.stringify(outcome)).toContain(`input-fetcher failed (exit 1, Error): input gone: `);
-  expect(JSON.stringify(outcome)).toContain(`HTTP 404: upload gone of build ${buildId} is neither on worker ${worker.name}'s disk nor in the object store`);
+  expect(JSON.stringify(outcome)).toContain(
+    `HTTP 404: upload gone of build ${buildId} is neither on worker ${worker.name}'s disk nor in the object store`,
+  );
 });
 
 test('exports and file: reads say which pod and what to do: a producer pod gone, a token refused', async () => {
   const rt = worker.runtime;
   const buildId = uniqueBuildId();
   await rt.ensureAnchor(buildId);
-  await expect(openPodArtifact(rt, buildId, podArtifact(rt.worker, 'cw-gone-0123456789abcdef', 'out'), 'output out (-o out)')).rejects.toThrow(
+  await expect(
+    openPodArtifact(rt, buildId, podArtifact(rt.worker, 'cw-gone-0123456789abcdef', 'out'), 'output out (-o out)'),
+  ).rejects.toThrow(
     "output out (-o out): its producer pod cw-gone-0123456789abcdef is gone (deleted, evicted, or removed with its build's objects); run the build again",
   );
 
@@ -276,12 +333,21 @@ test('exports and file: reads say which pod and what to do: a producer pod gone,
   const ip = `${NET}.${nextHost++}`;
   const workdir = fs.mkdtempSync(path.join(scratch, 'other-'));
   fs.mkdirSync(path.join(workdir, 'out'));
-  const { server } = await serve({ workdir, token: 'not-this-builds-token', outputs: [{ name: 'out', path: 'out' }], port: STREAMER_PORT, host: ip });
+  const { server } = await serve({
+    workdir,
+    token: 'not-this-builds-token',
+    outputs: [{ name: 'out', path: 'out' }],
+    port: STREAMER_PORT,
+    host: ip,
+  });
   servers.push(server);
   const name = `cw-other-${randomUUID().slice(0, 8)}`;
   await core.createNamespacedPod({
     namespace,
-    body: { metadata: { name, annotations: { [KWOK_CUSTOM_STATUS_ANNOTATION]: 'custom' } }, spec: { containers: [{ name: 'x', image: 'busybox' }] } },
+    body: {
+      metadata: { name, annotations: { [KWOK_CUSTOM_STATUS_ANNOTATION]: 'custom' } },
+      spec: { containers: [{ name: 'x', image: 'busybox' }] },
+    },
   });
   await until(async () => !!(await core.readNamespacedPod({ name, namespace })).spec?.nodeName, 'the pod scheduled');
   await patchPodStatus(core, namespace, name, { phase: 'Running', podIP: ip, podIPs: [{ ip }] });

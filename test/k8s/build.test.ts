@@ -50,7 +50,16 @@ async function playKubelet(): Promise<void> {
     if (env.HANG) continue;
     await takeOverPod(core, namespace, name);
     await patchPodStatus(core, namespace, name, {
-      containerStatuses: [{ name: CONTAINERS.task, image: 'busybox', imageID: '', ready: false, restartCount: 0, state: terminated(Number(env.EXIT_CODE ?? 0)) }],
+      containerStatuses: [
+        {
+          name: CONTAINERS.task,
+          image: 'busybox',
+          imageID: '',
+          ready: false,
+          restartCount: 0,
+          state: terminated(Number(env.EXIT_CODE ?? 0)),
+        },
+      ],
     });
   }
 }
@@ -75,7 +84,11 @@ afterAll(async () => {
 
 const image = { type: 'registry-image', source: { repository: 'busybox', tag: '1.37' } };
 const task = (name: string, extra: Record<string, unknown> = {}, config: Record<string, unknown> = {}) =>
-  JSON.stringify({ task: name, config: { platform: 'linux', image_resource: image, run: { path: 'sh', args: ['-c', 'true'] }, ...config }, ...extra });
+  JSON.stringify({
+    task: name,
+    config: { platform: 'linux', image_resource: image, run: { path: 'sh', args: ['-c', 'true'] }, ...config },
+    ...extra,
+  });
 
 async function run(yaml: string) {
   const plan = compilePlan({ text: yaml, file: 'k8s.yml' });
@@ -110,7 +123,11 @@ plan:
       return (err as { code?: number }).code === 404;
     }
   }, 'anchor deletion');
-  await until(async () => (await core.listNamespacedPod({ namespace, labelSelector: `${LABELS.build}=${handle.workflowId}` })).items.length === 0, 'pods of the build gone', 60_000);
+  await until(
+    async () => (await core.listNamespacedPod({ namespace, labelSelector: `${LABELS.build}=${handle.workflowId}` })).items.length === 0,
+    'pods of the build gone',
+    60_000,
+  );
 });
 
 test('a producer pod is deleted as soon as its last reader ended, while the build goes on', async () => {
@@ -169,17 +186,24 @@ test('a non-zero exit fails the build; an unschedulable step errors it with the 
 test('abort deletes the running step’s pod', async () => {
   const { handle, outcome } = await run(`plan:\n- ${task('hangs', { params: { HANG: 1 } })}\n`);
   const pod = await until(async () => podsOf(handle.workflowId)[0], 'the step pod');
-  await until(async () => (await core.readNamespacedPod({ name: pod.metadata!.name!, namespace })).status?.phase === 'Running', 'pod running');
+  await until(
+    async () => (await core.readNamespacedPod({ name: pod.metadata!.name!, namespace })).status?.phase === 'Running',
+    'pod running',
+  );
   await handle.cancel();
   expect((await outcome).status).toBe('aborted');
-  await until(async () => {
-    try {
-      await core.readNamespacedPod({ name: pod.metadata!.name!, namespace });
-      return false;
-    } catch (err) {
-      return (err as { code?: number }).code === 404;
-    }
-  }, 'pod deletion', 60_000);
+  await until(
+    async () => {
+      try {
+        await core.readNamespacedPod({ name: pod.metadata!.name!, namespace });
+        return false;
+      } catch (err) {
+        return (err as { code?: number }).code === 404;
+      }
+    },
+    'pod deletion',
+    60_000,
+  );
 });
 
 test('the reconciler deletes what a terminated build left (no teardown ran) and leaves running builds alone', async () => {
@@ -195,14 +219,18 @@ test('the reconciler deletes what a terminated build left (no teardown ran) and 
   const report = await reconcileKubernetes(worker.runtime, client);
   expect(report.deleted).toEqual([terminatedBuild.handle.workflowId]);
   expect(report.running).toEqual([runningBuild.handle.workflowId]);
-  await until(async () => {
-    try {
-      await core.readNamespacedPod({ name: leftPod.metadata!.name!, namespace });
-      return false;
-    } catch (err) {
-      return (err as { code?: number }).code === 404;
-    }
-  }, 'the left-behind pod deleted through the anchor', 60_000);
+  await until(
+    async () => {
+      try {
+        await core.readNamespacedPod({ name: leftPod.metadata!.name!, namespace });
+        return false;
+      } catch (err) {
+        return (err as { code?: number }).code === 404;
+      }
+    },
+    'the left-behind pod deleted through the anchor',
+    60_000,
+  );
   await core.readNamespacedConfigMap({ name: anchorName(runningBuild.handle.workflowId), namespace });
   await runningBuild.handle.cancel();
   expect((await runningBuild.outcome).status).toBe('aborted');
@@ -258,12 +286,22 @@ test('a step with services: each a pod behind a Service, named by its DNS name i
   const image = { type: 'registry-image', source: { repository: 'postgres', tag: '17' } };
   const db = {
     name: 'db',
-    config: { image_resource: image, run: { path: 'docker-entrypoint.sh', args: ['postgres'] }, ports: [{ name: 'pg', number: 5432 }], startup_probe: { run: { path: 'pg_isready', args: [] } } },
+    config: {
+      image_resource: image,
+      run: { path: 'docker-entrypoint.sh', args: ['postgres'] },
+      ports: [{ name: 'pg', number: 5432 }],
+      startup_probe: { run: { path: 'pg_isready', args: [] } },
+    },
   };
   // a sibling named in ((.svc:...)): the workflow knows only local addresses before the Services exist
   const web = {
     name: 'web',
-    config: { image_resource: image, run: { path: 'web', args: ['--db', '((.svc:db.address))'] }, params: { DB_HOST: '((.svc:db.host))' }, ports: [8080] },
+    config: {
+      image_resource: image,
+      run: { path: 'web', args: ['--db', '((.svc:db.address))'] },
+      params: { DB_HOST: '((.svc:db.host))' },
+      ports: [8080],
+    },
   };
   // the step runs until the services' logs are in NATS, then ends as its kubelet reports
   const { handle, outcome } = await run(`plan:\n- ${task('uses-db', { services: [db, web], params: { HANG: 1 } })}\n`);
@@ -274,7 +312,10 @@ test('a step with services: each a pod behind a Service, named by its DNS name i
   }, 'the services’ logs in NATS');
   // Causeway's notes go with the output, as on the local runtime
   expect(logs.get('plan.0/db')).toMatch(/^service db started: pod cw-svc-db-\w+ behind Service cw-svc-db-\w+\.\S+\.svc, ports: pg 5432$/m);
-  const stepPod = await until(async () => podsOf(handle.workflowId).find((p) => p.metadata?.labels?.[LABELS.component] === 'step'), 'the step pod');
+  const stepPod = await until(
+    async () => podsOf(handle.workflowId).find((p) => p.metadata?.labels?.[LABELS.component] === 'step'),
+    'the step pod',
+  );
   await takeOverPod(core, namespace, stepPod.metadata!.name!);
   await patchPodStatus(core, namespace, stepPod.metadata!.name!, {
     containerStatuses: [{ name: CONTAINERS.task, image: 'busybox', imageID: '', ready: false, restartCount: 0, state: terminated(0) }],
@@ -294,6 +335,14 @@ test('a step with services: each a pod behind a Service, named by its DNS name i
   expect(webContainer.args).toEqual(['--db', `${env.DB_SERVICE_HOST}:5432`]);
   expect(webContainer.env).toContainEqual({ name: 'DB_HOST', value: env.DB_SERVICE_HOST });
   // teardown stopped them, then the build's end removed everything
-  await until(async () => (await core.listNamespacedPod({ namespace, labelSelector: `${LABELS.build}=${handle.workflowId}` })).items.length === 0, 'pods of the build gone', 60_000);
-  await until(async () => (await core.listNamespacedService({ namespace, labelSelector: `${LABELS.build}=${handle.workflowId}` })).items.length === 0, 'services of the build gone', 60_000);
+  await until(
+    async () => (await core.listNamespacedPod({ namespace, labelSelector: `${LABELS.build}=${handle.workflowId}` })).items.length === 0,
+    'pods of the build gone',
+    60_000,
+  );
+  await until(
+    async () => (await core.listNamespacedService({ namespace, labelSelector: `${LABELS.build}=${handle.workflowId}` })).items.length === 0,
+    'services of the build gone',
+    60_000,
+  );
 });

@@ -60,7 +60,11 @@ test('kustomization resources exist and every manifest passes the apiserver’s 
     kustomized() ??
     objects.map((o) => ({
       ...o,
-      metadata: { ...o.metadata, labels: { ...o.metadata.labels, ...labels }, ...(CLUSTER_SCOPED.has(o.kind) ? {} : { namespace: kustomization.namespace }) },
+      metadata: {
+        ...o.metadata,
+        labels: { ...o.metadata.labels, ...labels },
+        ...(CLUSTER_SCOPED.has(o.kind) ? {} : { namespace: kustomization.namespace }),
+      },
     }));
   expect(prepared.map((o) => o.kind).sort()).toEqual(objects.map((o) => o.kind).sort());
   for (const o of prepared) {
@@ -81,7 +85,9 @@ test('kustomization resources exist and every manifest passes the apiserver’s 
 
   // and the dry run does validate: the same Deployment with a broken field is refused
   const deployment = prepared.find((o) => o.kind === 'Deployment') as Manifest & { spec: { replicas: unknown } };
-  await expect(api.create({ ...deployment, spec: { ...deployment.spec, replicas: -1 } }, undefined, 'All')).rejects.toMatchObject({ code: 422 });
+  await expect(api.create({ ...deployment, spec: { ...deployment.spec, replicas: -1 } }, undefined, 'All')).rejects.toMatchObject({
+    code: 422,
+  });
 });
 
 test('the worker Deployment runs as the ServiceAccount the Role is bound to', () => {

@@ -13,7 +13,20 @@ import { serviceObjectName } from '../../activities/runtime/kubernetes/service-p
 import { KubernetesRuntime } from '../../activities/runtime/kubernetes/runtime';
 import type { RunTaskRequest } from '../../activities/types';
 import { FAKE_TASK_LOG, kubeconfigYaml } from './cluster';
-import { adminCore, adminKubeConfig, freshNamespace, kubeletFinishDeletion, patchPodStatus, podGone, takeOverPod, terminated, testCluster, uniqueBuildId, until, waitForPod } from './setup/env';
+import {
+  adminCore,
+  adminKubeConfig,
+  freshNamespace,
+  kubeletFinishDeletion,
+  patchPodStatus,
+  podGone,
+  takeOverPod,
+  terminated,
+  testCluster,
+  uniqueBuildId,
+  until,
+  waitForPod,
+} from './setup/env';
 
 const DEPLOY = path.join(__dirname, '..', '..', 'deploy', 'worker');
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -31,7 +44,11 @@ beforeAll(async () => {
   await core.createNamespacedServiceAccount({ namespace, body: sa });
   await rbac.createNamespacedRole({ namespace, body: load('role.yaml') });
   await rbac.createNamespacedRoleBinding({ namespace, body: load('rolebinding.yaml') });
-  const tr = await core.createNamespacedServiceAccountToken({ name: sa.metadata.name, namespace, body: { spec: { expirationSeconds: 3600, audiences: [] } } });
+  const tr = await core.createNamespacedServiceAccountToken({
+    name: sa.metadata.name,
+    namespace,
+    body: { spec: { expirationSeconds: 3600, audiences: [] } },
+  });
   token = tr.status!.token;
 });
 
@@ -155,12 +172,17 @@ test('and no more than that: the worker cannot list pods or secrets, watch secre
   kc.loadFromFile(workerKubeConfig());
   const auth = kc.makeApiClient(k8s().AuthorizationV1Api);
   const can = async (verb: string, resource: string, ns = namespace, subresource?: string) =>
-    (await auth.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { namespace: ns, verb, resource, subresource } } } })).status?.allowed;
+    (await auth.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { namespace: ns, verb, resource, subresource } } } }))
+      .status?.allowed;
   expect(await can('create', 'pods')).toBe(true);
   expect(await can('create', 'services')).toBe(true);
   expect(await can('create', 'networkpolicies', namespace)).toBe(false); // group-qualified below
   expect(
-    (await auth.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: { namespace, verb: 'create', group: 'networking.k8s.io', resource: 'networkpolicies' } } } })).status?.allowed,
+    (
+      await auth.createSelfSubjectAccessReview({
+        body: { spec: { resourceAttributes: { namespace, verb: 'create', group: 'networking.k8s.io', resource: 'networkpolicies' } } },
+      })
+    ).status?.allowed,
   ).toBe(true);
   expect(await can('update', 'services')).toBe(false);
   expect(await can('watch', 'pods')).toBe(true);

@@ -42,7 +42,15 @@ const config = (over: Partial<TaskConfig> = {}): TaskConfig => ({
   ...over,
 });
 
-function request(over: { step?: Partial<TaskStep>; config?: Partial<TaskConfig>; buildId?: string; runKey?: string; artifacts?: RunTaskRequest['artifacts'] } = {}): RunTaskRequest {
+function request(
+  over: {
+    step?: Partial<TaskStep>;
+    config?: Partial<TaskConfig>;
+    buildId?: string;
+    runKey?: string;
+    artifacts?: RunTaskRequest['artifacts'];
+  } = {},
+): RunTaskRequest {
   const step: TaskStep = {
     kind: 'task',
     id: 'plan.0',
@@ -55,11 +63,26 @@ function request(over: { step?: Partial<TaskStep>; config?: Partial<TaskConfig>;
     config: config(over.config),
     ...over.step,
   };
-  return { buildId: over.buildId ?? uniqueBuildId(), runId: 'run-1', plan: 'test', step, runKey: over.runKey ?? '1', attempt: 1, artifacts: over.artifacts ?? {} };
+  return {
+    buildId: over.buildId ?? uniqueBuildId(),
+    runId: 'run-1',
+    plan: 'test',
+    step,
+    runKey: over.runKey ?? '1',
+    attempt: 1,
+    artifacts: over.artifacts ?? {},
+  };
 }
 
 function runtime(over: Partial<ConstructorParameters<typeof KubernetesRuntime>[0]> = {}): KubernetesRuntime {
-  return new KubernetesRuntime({ namespace, worker: 'k8s-test', kubeConfig: adminKubeConfig(), graceSeconds: 1, logDrainMs: 1000, ...over });
+  return new KubernetesRuntime({
+    namespace,
+    worker: 'k8s-test',
+    kubeConfig: adminKubeConfig(),
+    graceSeconds: 1,
+    logDrainMs: 1000,
+    ...over,
+  });
 }
 
 const nameOf = (req: RunTaskRequest) => podName(req.buildId, req.runId, req.step.id, req.runKey, req.step.task);
@@ -75,7 +98,9 @@ async function podCreated(req: RunTaskRequest): Promise<V1Pod> {
 async function finishTask(req: RunTaskRequest, exitCode: number): Promise<void> {
   await patchPodStatus(core, namespace, nameOf(req), {
     phase: 'Running',
-    containerStatuses: [{ name: CONTAINERS.task, image: 'busybox:1.37', imageID: '', ready: false, restartCount: 0, state: terminated(exitCode) }],
+    containerStatuses: [
+      { name: CONTAINERS.task, image: 'busybox:1.37', imageID: '', ready: false, restartCount: 0, state: terminated(exitCode) },
+    ],
   });
 }
 
@@ -98,7 +123,9 @@ describe('pod spec on the server', () => {
     expect(pod.metadata?.labels).toMatchObject({ [LABELS.build]: req.buildId, [LABELS.step]: 'plan.1', [LABELS.worker]: 'k8s-test' });
     expect(pod.metadata?.annotations?.[ANNOTATIONS.runKey]).toBe('1');
     const anchor = await core.readNamespacedConfigMap({ name: anchorName(req.buildId), namespace });
-    expect(pod.metadata?.ownerReferences).toEqual([expect.objectContaining({ kind: 'ConfigMap', name: anchor.metadata?.name, uid: anchor.metadata?.uid })]);
+    expect(pod.metadata?.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'ConfigMap', name: anchor.metadata?.name, uid: anchor.metadata?.uid }),
+    ]);
     expect(pod.spec?.restartPolicy).toBe('Never');
     expect(pod.spec?.automountServiceAccountToken).toBe(false);
     // tags → nodeSelector, and the real scheduler put it on the only node with that label
@@ -115,14 +142,19 @@ describe('pod spec on the server', () => {
       { name: 'GREETING', value: 'hi' },
       { name: 'JSON', value: '{"a":1}' },
     ]);
-    expect(task.resources).toEqual({ limits: { cpu: '500m', memory: String(64 * 1024 * 1024) }, requests: { cpu: '500m', memory: String(64 * 1024 * 1024) } });
+    expect(task.resources).toEqual({
+      limits: { cpu: '500m', memory: String(64 * 1024 * 1024) },
+      requests: { cpu: '500m', memory: String(64 * 1024 * 1024) },
+    });
     expect(task.securityContext).toEqual({ privileged: true, allowPrivilegeEscalation: true, runAsUser: 1000 });
     expect(pod.status?.qosClass).toBe('Burstable'); // the agent containers have smaller requests
 
     expect(pod.spec!.initContainers!.map((c) => c.name)).toEqual([CONTAINERS.fetcher]);
     const streamer = pod.spec!.containers.find((c) => c.name === CONTAINERS.streamer)!;
     expect(streamer.ports?.[0].containerPort).toBe(STREAMER_PORT);
-    expect(streamer.env?.find((e) => e.name === 'CAUSEWAY_ARTIFACT_TOKEN')?.valueFrom?.secretKeyRef?.name).toBe(`${anchorName(req.buildId)}-token`);
+    expect(streamer.env?.find((e) => e.name === 'CAUSEWAY_ARTIFACT_TOKEN')?.valueFrom?.secretKeyRef?.name).toBe(
+      `${anchorName(req.buildId)}-token`,
+    );
     const secret = await core.readNamespacedSecret({ name: `${anchorName(req.buildId)}-token`, namespace });
     expect(secret.metadata?.ownerReferences?.[0].uid).toBe(anchor.metadata?.uid);
 
@@ -143,7 +175,12 @@ describe('pod spec on the server', () => {
     if (result.state === 'aborted') throw new Error('aborted');
     const ip = (await waitForPod(core, namespace, producerPod.metadata!.name!, (p) => !!p.status?.podIP, 'pod IP')).status!.podIP;
 
-    const consumer = request({ buildId, config: config({ inputs: [{ name: 'in', path: 'input' }] }), step: { id: 'plan.1', task: 'consume', inputMapping: { in: 'out' } }, artifacts: result.outputs });
+    const consumer = request({
+      buildId,
+      config: config({ inputs: [{ name: 'in', path: 'input' }] }),
+      step: { id: 'plan.1', task: 'consume', inputMapping: { in: 'out' } },
+      artifacts: result.outputs,
+    });
     const consumed = rt.runStep(consumer);
     const consumerPod = await podCreated(consumer);
     const fetcher = consumerPod.spec!.initContainers![0];
@@ -163,7 +200,16 @@ describe('watch-based completion', () => {
     // a kubelet reports Running first, then the terminated container
     await patchPodStatus(core, namespace, nameOf(req), {
       phase: 'Running',
-      containerStatuses: [{ name: CONTAINERS.task, image: 'busybox', imageID: '', ready: true, restartCount: 0, state: { running: { startedAt: new Date().toISOString() } } }],
+      containerStatuses: [
+        {
+          name: CONTAINERS.task,
+          image: 'busybox',
+          imageID: '',
+          ready: true,
+          restartCount: 0,
+          state: { running: { startedAt: new Date().toISOString() } },
+        },
+      ],
     });
     await finishTask(req, code);
     const outcome = await run;
@@ -248,7 +294,9 @@ describe('abort and retry', () => {
 describe('errors end the step errored with Kubernetes’ reason', () => {
   test('image pull error', async () => {
     const rt = runtime();
-    const req = request({ config: config({ image_resource: { type: 'registry-image', source: { repository: 'registry.invalid/nope', tag: 'x' } } }) });
+    const req = request({
+      config: config({ image_resource: { type: 'registry-image', source: { repository: 'registry.invalid/nope', tag: 'x' } } }),
+    });
     const run = rt.runStep(req);
     await podCreated(req);
     await patchPodStatus(core, namespace, nameOf(req), {
@@ -271,7 +319,9 @@ describe('errors end the step errored with Kubernetes’ reason', () => {
   test('unschedulable: the scheduler’s message', async () => {
     const rt = runtime({ unschedulableGraceMs: 500 });
     const req = request({ step: { tags: ['no-such-node'] } });
-    await expect(rt.runStep(req)).rejects.toThrow(/unschedulable: 0\/2 nodes are available: .*node\(s\) didn't match Pod's node affinity\/selector/);
+    await expect(rt.runStep(req)).rejects.toThrow(
+      /unschedulable: 0\/2 nodes are available: .*node\(s\) didn't match Pod's node affinity\/selector/,
+    );
   });
 
   test('evicted', async () => {
@@ -279,7 +329,11 @@ describe('errors end the step errored with Kubernetes’ reason', () => {
     const req = request();
     const run = rt.runStep(req);
     await podCreated(req);
-    await patchPodStatus(core, namespace, nameOf(req), { phase: 'Failed', reason: 'Evicted', message: 'The node was low on resource: memory.' });
+    await patchPodStatus(core, namespace, nameOf(req), {
+      phase: 'Failed',
+      reason: 'Evicted',
+      message: 'The node was low on resource: memory.',
+    });
     await expect(run).rejects.toThrow(/Evicted: The node was low on resource: memory/);
   });
 
@@ -297,7 +351,9 @@ describe('errors end the step errored with Kubernetes’ reason', () => {
 
   test('a task option the runtime cannot honour', async () => {
     const rt = runtime();
-    await expect(rt.runStep(request({ config: config({ run: { path: 'id', args: [], user: 'postgres' } }) }))).rejects.toThrow(/numeric user id/);
+    await expect(rt.runStep(request({ config: config({ run: { path: 'id', args: [], user: 'postgres' } }) }))).rejects.toThrow(
+      /numeric user id/,
+    );
     await expect(rt.runStep(request({ config: config({ image_resource: undefined }) }))).rejects.toThrow(/no image/);
   });
 });
@@ -317,14 +373,18 @@ describe('cleanup', () => {
     expect(await rt.deleteBuild(req.buildId)).toBe(true);
     // the garbage collector asks for the pod's deletion; the test, as its kubelet, completes it
     await kubeletFinishDeletion(core, namespace, nameOf(req));
-    await until(async () => {
-      try {
-        await core.readNamespacedSecret({ name: `${anchorName(req.buildId)}-token`, namespace });
-        return false;
-      } catch (err) {
-        return (err as { code?: number }).code === 404;
-      }
-    }, 'token secret deletion', 60_000);
+    await until(
+      async () => {
+        try {
+          await core.readNamespacedSecret({ name: `${anchorName(req.buildId)}-token`, namespace });
+          return false;
+        } catch (err) {
+          return (err as { code?: number }).code === 404;
+        }
+      },
+      'token secret deletion',
+      60_000,
+    );
     expect(await rt.deleteBuild(req.buildId)).toBe(false);
   });
 });

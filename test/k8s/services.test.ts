@@ -16,7 +16,18 @@ import type { ServiceLogOffsets, ServiceRef, StartServiceRequest } from '../../a
 import type { LogStreamName } from '../../schemas/messages';
 import type { ServiceConfig } from '../../schemas/compiled';
 import { FAKE_TASK_LOG } from './cluster';
-import { adminCore, adminKubeConfig, freshNamespace, patchPodStatus, podGone, takeOverPod, terminated, uniqueBuildId, until, waitForPod } from './setup/env';
+import {
+  adminCore,
+  adminKubeConfig,
+  freshNamespace,
+  patchPodStatus,
+  podGone,
+  takeOverPod,
+  terminated,
+  uniqueBuildId,
+  until,
+  waitForPod,
+} from './setup/env';
 
 let core: CoreV1Api;
 let namespace: string;
@@ -55,12 +66,20 @@ function request(config: ServiceConfig, name = 'db', buildId = uniqueBuildId()):
 }
 
 /** What a ServiceLog publishes, in order, instead of NATS. */
-function collector(): { published: { stream: LogStreamName; text: string; msgId: string }[]; log: (ref: ServiceRef, offsets?: ServiceLogOffsets) => ServiceLog } {
+function collector(): {
+  published: { stream: LogStreamName; text: string; msgId: string }[];
+  log: (ref: ServiceRef, offsets?: ServiceLogOffsets) => ServiceLog;
+} {
   const published: { stream: LogStreamName; text: string; msgId: string }[] = [];
   return {
     published,
     log: (ref, offsets) =>
-      new ServiceLog(rt, ref, async (stream, data, msgId) => void published.push({ stream, text: Buffer.from(data).toString('utf8'), msgId }), offsets),
+      new ServiceLog(
+        rt,
+        ref,
+        async (stream, data, msgId) => void published.push({ stream, text: Buffer.from(data).toString('utf8'), msgId }),
+        offsets,
+      ),
   };
 }
 
@@ -81,7 +100,12 @@ test('a service is a pod behind a Service, its startup probe the pod’s startup
     { name: 'POSTGRES_PASSWORD', value: 'pw' },
   ]);
   expect(c.ports).toEqual([{ name: 'default', containerPort: 5432, protocol: 'TCP' }]);
-  expect(c.startupProbe).toMatchObject({ exec: { command: ['pg_isready', '-h', '127.0.0.1'] }, failureThreshold: 30, periodSeconds: 1, timeoutSeconds: 1 });
+  expect(c.startupProbe).toMatchObject({
+    exec: { command: ['pg_isready', '-h', '127.0.0.1'] },
+    failureThreshold: 30,
+    periodSeconds: 1,
+    timeoutSeconds: 1,
+  });
   expect(c.readinessProbe).toBeUndefined();
   expect(pod.spec?.terminationGracePeriodSeconds).toBe(3);
   const anchor = await core.readNamespacedConfigMap({ name: anchorName(req.buildId), namespace });
@@ -89,7 +113,9 @@ test('a service is a pod behind a Service, its startup probe the pod’s startup
 
   const svc = await core.readNamespacedService({ name, namespace });
   expect(svc.spec?.selector).toEqual({ [SERVICE_LABEL]: name });
-  expect(svc.spec?.ports?.map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort }))).toEqual([{ name: 'default', port: 5432, targetPort: 5432 }]);
+  expect(svc.spec?.ports?.map((p) => ({ name: p.name, port: p.port, targetPort: p.targetPort }))).toEqual([
+    { name: 'default', port: 5432, targetPort: 5432 },
+  ]);
   expect(svc.spec?.clusterIP).toMatch(/^198\.19\./);
   expect(svc.metadata?.ownerReferences?.[0].uid).toBe(anchor.metadata?.uid);
 
@@ -112,7 +138,16 @@ test('a service is a pod behind a Service, its startup probe the pod’s startup
 });
 
 test('without a startup probe: a TCP startup probe on the primary port, for as long as the local runtime waits for ports', async () => {
-  const req = request(postgres({ startup_probe: undefined, ports: [{ name: 'http', number: 8080 }, { name: 'admin', number: 9000 }] }), 'web');
+  const req = request(
+    postgres({
+      startup_probe: undefined,
+      ports: [
+        { name: 'http', number: 8080 },
+        { name: 'admin', number: 9000 },
+      ],
+    }),
+    'web',
+  );
   const address = await startService(rt, req);
   expect(address.primaryPort).toBe('http');
   const pod = await core.readNamespacedPod({ name: serviceObjectName(req), namespace });
@@ -126,7 +161,15 @@ test('the service’s log goes out line by line, each message id its byte offset
   const c = collector();
   const started = c.log(req);
   await startService(rt, req, started);
-  expect(c.published).toEqual([{ stream: 'causeway', text: expect.stringMatching(/^service db started: pod cw-svc-db-\w+ behind Service cw-svc-db-\w+\.svc-\w+\.svc, ports: default 5432\n$/), msgId: 'run-1/plan.0/1/svc/db/run/note/0' }]);
+  expect(c.published).toEqual([
+    {
+      stream: 'causeway',
+      text: expect.stringMatching(
+        /^service db started: pod cw-svc-db-\w+ behind Service cw-svc-db-\w+\.svc-\w+\.svc, ports: default 5432\n$/,
+      ),
+      msgId: 'run-1/plan.0/1/svc/db/run/note/0',
+    },
+  ]);
 
   // probing follows the log from the container's start; it may have read some of it, or all, when the pod is Ready
   const probing = c.log(req, started.offsets);
@@ -143,15 +186,26 @@ test('the service’s log goes out line by line, each message id its byte offset
   // as JetStream keeps them: one message per id (probing may send a line just as it is closed)
   const lines = [...new Map(c.published.filter((m) => m.stream === 'stdout').map((m) => [m.msgId, m])).values()];
   expect(lines.map((m) => m.text)).toEqual(FAKE_LINES);
-  expect(lines.map((m) => m.msgId)).toEqual(['run-1/plan.0/1/svc/db/stdout/0', `run-1/plan.0/1/svc/db/stdout/${Buffer.byteLength(FAKE_LINES[0])}`]);
+  expect(lines.map((m) => m.msgId)).toEqual([
+    'run-1/plan.0/1/svc/db/stdout/0',
+    `run-1/plan.0/1/svc/db/stdout/${Buffer.byteLength(FAKE_LINES[0])}`,
+  ]);
   expect(supervising.offsets.stdout).toBe(Buffer.byteLength(FAKE_LINES.join('')));
-  expect(c.published.filter((m) => m.stream === 'causeway').map((m) => m.msgId)).toEqual(['run-1/plan.0/1/svc/db/run/note/0', 'run-1/plan.0/1/svc/db/run/note/1']);
+  expect(c.published.filter((m) => m.stream === 'causeway').map((m) => m.msgId)).toEqual([
+    'run-1/plan.0/1/svc/db/run/note/0',
+    'run-1/plan.0/1/svc/db/run/note/1',
+  ]);
   expect(c.published.find((m) => m.msgId.endsWith('note/1'))?.text).toMatch(/^service db is ready/);
 });
 
 test('a service names its siblings and itself by their Services’ DNS names, an outer step’s service by the address it was given', async () => {
   const buildId = uniqueBuildId();
-  const addr = (name: string, host: string, ports: Record<string, number>): ServiceAddress => ({ name, host, ports, primaryPort: Object.keys(ports)[0] });
+  const addr = (name: string, host: string, ports: Record<string, number>): ServiceAddress => ({
+    name,
+    host,
+    ports,
+    primaryPort: Object.keys(ports)[0],
+  });
   const config = postgres({
     params: { DB_URL: 'postgres://((.svc:db.address))/app', OUTER: '((.svc:cache.host))' },
     run: { path: 'web', args: ['--listen', '((.svc:web.address))', '--db-port', '((.svc:db.ports.default))'] },
@@ -160,7 +214,11 @@ test('a service names its siblings and itself by their Services’ DNS names, an
   const req: StartServiceRequest = {
     ...request(config, 'web', buildId),
     // the workflow's pre-allocated local addresses for this step's services
-    scope: { db: addr('db', '127.9.9.1', { default: 5432 }), web: addr('web', '127.9.9.2', { http: 8080 }), cache: addr('cache', 'cw-svc-cache-0123456789ab.elsewhere.svc', { default: 6379 }) },
+    scope: {
+      db: addr('db', '127.9.9.1', { default: 5432 }),
+      web: addr('web', '127.9.9.2', { http: 8080 }),
+      cache: addr('cache', 'cw-svc-cache-0123456789ab.elsewhere.svc', { default: 6379 }),
+    },
     siblings: ['db', 'web'],
   };
   await startService(rt, req);
@@ -177,11 +235,18 @@ test('a service names its siblings and itself by their Services’ DNS names, an
   await stopService(rt, req, 0);
 
   // a ref no service in scope answers: the service fails for good, naming itself, and nothing is created
-  const bad: StartServiceRequest = { ...req, name: 'broken', spec: { ...req.spec, name: 'broken', params: { X: '((.svc:db.ports.nope))' } }, siblings: ['db', 'broken'] };
+  const bad: StartServiceRequest = {
+    ...req,
+    name: 'broken',
+    spec: { ...req.spec, name: 'broken', params: { X: '((.svc:db.ports.nope))' } },
+    siblings: ['db', 'broken'],
+  };
   await expect(startService(rt, bad)).rejects.toMatchObject({
     type: SERVICE_FAILED,
     nonRetryable: true,
-    message: expect.stringMatching(/^service broken: cannot resolve \(\(\.svc:db\.ports\.nope\)\): services in scope: db \(ports default\)/),
+    message: expect.stringMatching(
+      /^service broken: cannot resolve \(\(\.svc:db\.ports\.nope\)\): services in scope: db \(ports default\)/,
+    ),
   });
   await expect(core.readNamespacedPod({ name: serviceObjectName(bad), namespace })).rejects.toMatchObject({ code: 404 });
 });
@@ -201,17 +266,33 @@ test('a service that exits before it is ready fails with its status; an image pu
   const c = collector();
   const failure = await probeService(rt, req, c.log(req)).catch((err: unknown) => err);
   expect(failure).toMatchObject({ type: SERVICE_FAILED, nonRetryable: true });
-  expect((failure as Error).message).toBe(`service db exited with status 1 (Error) before it was ready; its last lines:\n${FAKE_TASK_LOG.join('\n')}`);
+  expect((failure as Error).message).toBe(
+    `service db exited with status 1 (Error) before it was ready; its last lines:\n${FAKE_TASK_LOG.join('\n')}`,
+  );
   expect(c.published.map((m) => m.text)).toEqual([...FAKE_LINES, `${(failure as Error).message}\n`]);
 
-  const bad = request(postgres({ image_resource: { type: 'registry-image', source: { repository: 'registry.invalid/pg', tag: 'x' } } }), 'bad');
+  const bad = request(
+    postgres({ image_resource: { type: 'registry-image', source: { repository: 'registry.invalid/pg', tag: 'x' } } }),
+    'bad',
+  );
   await startService(rt, bad);
   const badName = serviceObjectName(bad);
   await waitForPod(core, namespace, badName, (p) => !!p.spec?.nodeName, 'scheduling');
   await takeOverPod(core, namespace, badName);
   await patchPodStatus(core, namespace, badName, {
     phase: 'Pending',
-    containerStatuses: [{ name: 'service', image: 'registry.invalid/pg:x', imageID: '', ready: false, restartCount: 0, state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image' } } }],
+    containerStatuses: [
+      {
+        name: 'service',
+        image: 'registry.invalid/pg:x',
+        imageID: '',
+        ready: false,
+        restartCount: 0,
+        state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image' } },
+      },
+    ],
   });
-  await expect(followPod(rt, badName, (p) => serviceReadiness(p, 'bad'))).resolves.toEqual({ failed: 'service bad: ImagePullBackOff: Back-off pulling image' });
+  await expect(followPod(rt, badName, (p) => serviceReadiness(p, 'bad'))).resolves.toEqual({
+    failed: 'service bad: ImagePullBackOff: Back-off pulling image',
+  });
 });

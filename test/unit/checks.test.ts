@@ -26,7 +26,11 @@ function compileError(text: string, vars?: Record<string, unknown>): string {
 }
 
 test.each([
-  ['an output path that leaves the working directory', '    outputs: [{name: out, path: ../../etc}]', /p\.yml:\d+:\d+: .*outputs\[0\]\.path: `\.\.\/\.\.\/etc` leaves the task's working directory/],
+  [
+    'an output path that leaves the working directory',
+    '    outputs: [{name: out, path: ../../etc}]',
+    /p\.yml:\d+:\d+: .*outputs\[0\]\.path: `\.\.\/\.\.\/etc` leaves the task's working directory/,
+  ],
   ['an absolute input path', '    inputs: [{name: in, path: /etc}]', /inputs\[0\]\.path: `\/etc` is absolute/],
   ['a cache path with ../..', '    caches: [{path: a/../../../x}]', /caches\[0\]\.path: `a\/\.\.\/\.\.\/\.\.\/x` leaves/],
   ['the whole working directory as a cache', '    caches: [{path: ./}]', /a cache cannot be the whole working directory/],
@@ -40,7 +44,9 @@ test.each([
 });
 
 test('a plan name with ../ is refused where it is written', () => {
-  expect(compileError(`name: ../../escape\nplan:\n- task: t\n  config: {platform: linux, run: {path: sh}}\n`)).toMatch(/p\.yml:1:\d+: name: plan name: `\.\.\/\.\.\/escape` contains `\/`/);
+  expect(compileError(`name: ../../escape\nplan:\n- task: t\n  config: {platform: linux, run: {path: sh}}\n`)).toMatch(
+    /p\.yml:1:\d+: name: plan name: `\.\.\/\.\.\/escape` contains `\/`/,
+  );
 });
 
 const nested = (depth: number) => {
@@ -50,7 +56,9 @@ const nested = (depth: number) => {
 };
 
 test('100 nested do: the step id would exceed a file name; said at compile time, not as ENAMETOOLONG', () => {
-  expect(compileError(nested(100))).toMatch(/steps nested too deeply: this step's id is \d+ bytes, and a step id becomes a directory name of at most 255 bytes/);
+  expect(compileError(nested(100))).toMatch(
+    /steps nested too deeply: this step's id is \d+ bytes, and a step id becomes a directory name of at most 255 bytes/,
+  );
 });
 
 test('a plan nested thousands deep is a compile error with its position, not a crash', () => {
@@ -64,18 +72,26 @@ test('across indices count against the id length', () => {
   const across = ok.replace('plan:\n- {do:', 'plan:\n- {across: [{var: a, values: [1]}, {var: b, values: [1]}], do:');
   // 40 levels of `.do.0` are 200 bytes plus `plan.0`; two across vars add at most 19.
   expect(() => compilePlan({ file: 'p.yml', text: across })).not.toThrow();
-  expect(compileError(nested(49).replace('plan:\n- {do:', 'plan:\n- {across: [{var: a, values: [1]}], do:'))).toMatch(/with its across indices/);
+  expect(compileError(nested(49).replace('plan:\n- {do:', 'plan:\n- {across: [{var: a, values: [1]}], do:'))).toMatch(
+    /with its across indices/,
+  );
 });
 
 test('a 1 MB param is refused: no process accepts an environment variable that large (spawn E2BIG)', () => {
   const text = task('    params: {BIG: ((big))}');
-  expect(compileError(text, { big: 'x'.repeat(1024 * 1024) })).toMatch(/params\.BIG: param `BIG` is 1\.0 MB; a process accepts at most 128\.0 KB per environment variable: pass large data as a file in an input \(-i\)/);
-  expect(compileError(task('', 'params: {BIG: ((big))}'), { big: 'x'.repeat(200 * 1024) })).toMatch(/plan\.0\.params: param `BIG` is 200\.0 KB/);
+  expect(compileError(text, { big: 'x'.repeat(1024 * 1024) })).toMatch(
+    /params\.BIG: param `BIG` is 1\.0 MB; a process accepts at most 128\.0 KB per environment variable: pass large data as a file in an input \(-i\)/,
+  );
+  expect(compileError(task('', 'params: {BIG: ((big))}'), { big: 'x'.repeat(200 * 1024) })).toMatch(
+    /plan\.0\.params: param `BIG` is 200\.0 KB/,
+  );
 });
 
 test('params and args that fit one by one but not together are refused', () => {
   const params = Array.from({ length: 12 }, (_, i) => `      P${i}: ((v))`).join('\n');
-  expect(compileError(task(`    params:\n${params}`), { v: 'x'.repeat(100 * 1024) })).toMatch(/its params and arguments take 1\.2 MB; a process accepts at most about 1\.0 MB/);
+  expect(compileError(task(`    params:\n${params}`), { v: 'x'.repeat(100 * 1024) })).toMatch(
+    /its params and arguments take 1\.2 MB; a process accepts at most about 1\.0 MB/,
+  );
 });
 
 test('a 3 MB var is named with Temporal’s limit in plain words', () => {
@@ -85,15 +101,27 @@ test('a 3 MB var is named with Temporal’s limit in plain words', () => {
 });
 
 test('a 10 MB plan says its size and Temporal’s limit', () => {
-  const steps = Array.from({ length: 100 }, (_, i) => `- task: t${i}\n  config: {platform: linux, run: {path: echo, args: [${'x'.repeat(100 * 1024)}]}}`).join('\n');
-  expect(compileError(`plan:\n${steps}\n`)).toMatch(/^p\.yml:1:1: the plan is 9\.8 MB once vars are filled in; Temporal accepts at most 2\.0 MB per payload: move large data into an input with -i$/);
+  const steps = Array.from(
+    { length: 100 },
+    (_, i) => `- task: t${i}\n  config: {platform: linux, run: {path: echo, args: [${'x'.repeat(100 * 1024)}]}}`,
+  ).join('\n');
+  expect(compileError(`plan:\n${steps}\n`)).toMatch(
+    /^p\.yml:1:1: the plan is 9\.8 MB once vars are filled in; Temporal accepts at most 2\.0 MB per payload: move large data into an input with -i$/,
+  );
 });
 
 test('invalid UTF-8 in a plan file is an error at its line and column, not silently replaced', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-utf8-'));
   try {
     const file = path.join(dir, 'bad.yml');
-    fs.writeFileSync(file, Buffer.concat([Buffer.from('plan:\n- task: t\n  config: {platform: linux, run: {path: echo, args: [ok'), Buffer.from([0xc3, 0x28]), Buffer.from(']}}\n')]));
+    fs.writeFileSync(
+      file,
+      Buffer.concat([
+        Buffer.from('plan:\n- task: t\n  config: {platform: linux, run: {path: echo, args: [ok'),
+        Buffer.from([0xc3, 0x28]),
+        Buffer.from(']}}\n'),
+      ]),
+    );
     expect(() => loadPlan({ file })).toThrow(/bad\.yml:3:56: invalid UTF-8 \(byte 0xc3 at offset 71\): save the file as UTF-8/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -101,7 +129,9 @@ test('invalid UTF-8 in a plan file is an error at its line and column, not silen
 });
 
 test('a task file (execute -c, or a step’s file: at run time) gets the same checks', () => {
-  expect(() => parseTaskConfig({ file: 't.yml', text: 'platform: linux\noutputs: [{name: o, path: /}]\nrun: {path: sh}\n' })).toThrow(/t\.yml:2:\d+: outputs\[0\]\.path: `\/` is absolute/);
+  expect(() => parseTaskConfig({ file: 't.yml', text: 'platform: linux\noutputs: [{name: o, path: /}]\nrun: {path: sh}\n' })).toThrow(
+    /t\.yml:2:\d+: outputs\[0\]\.path: `\/` is absolute/,
+  );
 });
 
 test('-i and -o names no step uses', () => {

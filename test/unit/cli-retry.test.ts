@@ -19,5 +19,12 @@ test('retries with backoff, saying what it waits for, until the connect succeeds
 });
 
 test('gives up with the last error once its patience is spent', async () => {
-  await expect(retryConnect('NATS at nats://127.0.0.1:1', () => Promise.reject(new Error('ECONNREFUSED')), () => undefined, 300)).rejects.toThrow('ECONNREFUSED');
+  await expect(
+    retryConnect(
+      'NATS at nats://127.0.0.1:1',
+      () => Promise.reject(new Error('ECONNREFUSED')),
+      () => undefined,
+      300,
+    ),
+  ).rejects.toThrow('ECONNREFUSED');
 });

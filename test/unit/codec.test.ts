@@ -60,7 +60,17 @@ test('codec server: token in header or path, CORS only for the UI origin', async
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   try {
     const [enc] = await codec.encode([plain]);
-    const body = JSON.stringify({ payloads: [{ metadata: { encoding: Buffer.from(enc!.metadata!.encoding!).toString('base64'), 'encryption-key-id': Buffer.from(enc!.metadata!['encryption-key-id']!).toString('base64') }, data: Buffer.from(enc!.data!).toString('base64') }] });
+    const body = JSON.stringify({
+      payloads: [
+        {
+          metadata: {
+            encoding: Buffer.from(enc!.metadata!.encoding!).toString('base64'),
+            'encryption-key-id': Buffer.from(enc!.metadata!['encryption-key-id']!).toString('base64'),
+          },
+          data: Buffer.from(enc!.data!).toString('base64'),
+        },
+      ],
+    });
     expect((await fetch(`${base}/decode`, { method: 'POST', body })).status).toBe(401);
     expect((await fetch(`${base}/wrong/decode`, { method: 'POST', body })).status).toBe(401);
     const viaHeader = await fetch(`${base}/decode`, { method: 'POST', body, headers: { authorization: 'Bearer tok' } });

@@ -55,7 +55,14 @@ plan:
     });
   });
   it('accepts file alone', () => {
-    expect(only('plan: [{task: t, file: a/t.yml}]')).toEqual({ id: 'plan.0', line: 1, kind: 'task', task: 't', file: 'a/t.yml', ...taskDefaults });
+    expect(only('plan: [{task: t, file: a/t.yml}]')).toEqual({
+      id: 'plan.0',
+      line: 1,
+      kind: 'task',
+      task: 't',
+      file: 'a/t.yml',
+      ...taskDefaults,
+    });
   });
   it('needs config or file', () => {
     expect(planError('plan:\n- task: t\n').message).toBe('ci/build.yml:2:3: plan[0]: task step `t` needs `config` or `file`');
@@ -94,11 +101,30 @@ plan:
       if (s.kind === 'try') walk(s.step);
     };
     walk(plan);
-    expect(ids).toEqual(['plan', 'plan.0', 'plan.1', 'plan.1.do.0', 'plan.1.do.1', 'plan.1.do.1.try', 'plan.2', 'plan.2.in_parallel.0', 'plan.3', 'plan.3.in_parallel.0']);
+    expect(ids).toEqual([
+      'plan',
+      'plan.0',
+      'plan.1',
+      'plan.1.do.0',
+      'plan.1.do.1',
+      'plan.1.do.1.try',
+      'plan.2',
+      'plan.2.in_parallel.0',
+      'plan.3',
+      'plan.3.in_parallel.0',
+    ]);
     ids.forEach((id) => expect(id).toMatch(/^[A-Za-z0-9_.-]+$/));
   });
   it('compiles load_var', () => {
-    expect(plan.steps[0]).toEqual({ id: 'plan.0', line: 3, kind: 'load_var', var: 'version', file: 'out/version', format: 'trim', reveal: true });
+    expect(plan.steps[0]).toEqual({
+      id: 'plan.0',
+      line: 3,
+      kind: 'load_var',
+      var: 'version',
+      file: 'out/version',
+      format: 'trim',
+      reveal: true,
+    });
   });
   it('compiles both in_parallel forms', () => {
     expect(plan.steps[2]).toMatchObject({ kind: 'in_parallel', failFast: false, line: 13 });
@@ -217,7 +243,9 @@ plan:
         message: 'unknown key `parms` in task step; did you mean `params`?',
       },
     ]);
-    expect(err.message).toBe('ci/build.yml:9:7: plan[1].in_parallel.steps[0].parms: unknown key `parms` in task step; did you mean `params`?');
+    expect(err.message).toBe(
+      'ci/build.yml:9:7: plan[1].in_parallel.steps[0].parms: unknown key `parms` in task step; did you mean `params`?',
+    );
   });
   it('reports every error of the file, in file order', () => {
     const err = planError(`
@@ -299,7 +327,9 @@ jobs:
     expect(planError(pipeline, { job: 'tst' }).message).toContain('no job `tst` in this pipeline; did you mean `test`?');
   });
   it('reports errors of the chosen job with its path', () => {
-    expect(planError(pipeline.replace('file: t.yml', 'fle: t.yml'), { job: 'test' }).issues.map((i) => i.path)).toContain('jobs[1].plan[0].fle');
+    expect(planError(pipeline.replace('file: t.yml', 'fle: t.yml'), { job: 'test' }).issues.map((i) => i.path)).toContain(
+      'jobs[1].plan[0].fle',
+    );
   });
   it('supports merge keys', () => {
     const plan = compile(
@@ -344,7 +374,9 @@ jobs:
   - {task: a, config: {platform: linux, run: {path: make}}, colour: red}
 `;
     expect(planError(text, { job: 'j' }).message).toContain('unknown key `colour` in task step');
-    expect(planError(text.replace('  plan:', '  colour: red\n  plan:').replace(', colour: red}', '}'), { job: 'j' }).message).toContain('unknown key `colour` in job');
+    expect(planError(text.replace('  plan:', '  colour: red\n  plan:').replace(', colour: red}', '}'), { job: 'j' }).message).toContain(
+      'unknown key `colour` in job',
+    );
   });
   it('matches --job after vars are interpolated in job names', () => {
     const text = `
@@ -396,10 +428,18 @@ jobs:
     const plan = compile(pipeline, { job: 'j', vars: { branch: 'main' } });
     const [get, pinned, put, image] = plan.plan.steps as Step[];
     expect(get).toMatchObject({ kind: 'get', name: 'src', version: 'latest', trigger: true, passed: ['unit'], params: { depth: 1 } });
-    expect(get.kind === 'get' && get.resource).toMatchObject({ name: 'repo', source: { uri: 'file:///r.git', branch: 'main' }, type: { kind: 'host', name: 'git' } });
+    expect(get.kind === 'get' && get.resource).toMatchObject({
+      name: 'repo',
+      source: { uri: 'file:///r.git', branch: 'main' },
+      type: { kind: 'host', name: 'git' },
+    });
     expect(pinned).toMatchObject({ kind: 'get', version: { ref: 'abc' } });
     expect(put).toMatchObject({ kind: 'put', name: 'repo', inputs: 'detect', getParams: { depth: 1 }, noGet: false });
-    expect(image).toMatchObject({ kind: 'put', noGet: true, resource: { type: { kind: 'image', type: 'registry-image', source: { repository: 'example/img' } } } });
+    expect(image).toMatchObject({
+      kind: 'put',
+      noGet: true,
+      resource: { type: { kind: 'image', type: 'registry-image', source: { repository: 'example/img' } } },
+    });
   });
   it('reports unknown keys of get steps', () => {
     expect(planError(pipeline, { job: 'unknown-key' }).message).toContain('unknown key `versoin` in get step; did you mean `version`?');
@@ -431,8 +471,17 @@ jobs:
     expect(get).toMatchObject({ kind: 'get', resource: { type: { kind: 'unknown', name: 'mock' } } });
   });
   it('examples/pipeline.yml compiles with --job unit', () => {
-    const plan = loadPlan({ file: join(__dirname, '../../examples/pipeline.yml'), job: 'unit', vars: { uri: 'file:///repo', branch: 'main' } });
-    expect(plan.plan.steps.map((st) => describeStep(st.kind === 'in_parallel' ? st.steps[0] : st))).toEqual(['get repo', 'task test', 'load_var commit', 'task report']);
+    const plan = loadPlan({
+      file: join(__dirname, '../../examples/pipeline.yml'),
+      job: 'unit',
+      vars: { uri: 'file:///repo', branch: 'main' },
+    });
+    expect(plan.plan.steps.map((st) => describeStep(st.kind === 'in_parallel' ? st.steps[0] : st))).toEqual([
+      'get repo',
+      'task test',
+      'load_var commit',
+      'task report',
+    ]);
   });
   it('a directory resource type must hold check, in and out', () => {
     const text = `
@@ -464,7 +513,10 @@ plan:
     expect(step.config?.params).toEqual({ OBJ: '{"k":"v"}' });
   });
   it('reads numeric strings from -v where numbers are expected', () => {
-    expect(only('plan: [{do: [], attempts: ((n)), timeout: ((t))}]', { n: '3', t: '5m' })).toMatchObject({ attempts: 3, timeoutMs: 300_000 });
+    expect(only('plan: [{do: [], attempts: ((n)), timeout: ((t))}]', { n: '3', t: '5m' })).toMatchObject({
+      attempts: 3,
+      timeoutMs: 300_000,
+    });
   });
   it('descends fields, and reads flat dotted names', () => {
     const step = only('plan: [{task: t, file: "((a.b))/((c.d))"}]', { a: { b: 'x' }, 'c.d': 'y' }) as TaskStep;

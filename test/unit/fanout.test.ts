@@ -27,9 +27,20 @@ describe('weightOf', () => {
 
 describe('slices', () => {
   test('consecutive slices within the budget, at least one item each', () => {
-    expect(slices([1, 1, 1, 1, 1], 2)).toEqual([[0, 2], [2, 4], [4, 5]]);
-    expect(slices([5, 1, 1], 2)).toEqual([[0, 1], [1, 3]]);
-    expect(slices(Array(2100).fill(1), 1000)).toEqual([[0, 1000], [1000, 2000], [2000, 2100]]);
+    expect(slices([1, 1, 1, 1, 1], 2)).toEqual([
+      [0, 2],
+      [2, 4],
+      [4, 5],
+    ]);
+    expect(slices([5, 1, 1], 2)).toEqual([
+      [0, 1],
+      [1, 3],
+    ]);
+    expect(slices(Array(2100).fill(1), 1000)).toEqual([
+      [0, 1000],
+      [1000, 2000],
+      [2000, 2100],
+    ]);
     expect(slices([], 10)).toEqual([]);
   });
 });

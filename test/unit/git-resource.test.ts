@@ -10,7 +10,8 @@ let tmp: string;
 let bare: string;
 const commits: string[] = [];
 
-const git = (cwd: string, ...args: string[]) => execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd, encoding: 'utf8' }).trim();
+const git = (cwd: string, ...args: string[]) =>
+  execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], { cwd, encoding: 'utf8' }).trim();
 
 function script(name: 'check' | 'in' | 'out', request: unknown, arg?: string): { code: number | null; out: unknown; err: string } {
   const r = spawnSync(path.join(TYPE, name), arg ? [arg] : [], { input: JSON.stringify(request), encoding: 'utf8' });
@@ -18,12 +19,17 @@ function script(name: 'check' | 'in' | 'out', request: unknown, arg?: string): {
 }
 
 beforeAll(() => {
-  if (!fs.existsSync(path.resolve(__dirname, '../../dist/resources/src/git.js'))) throw new Error('run `npm run build` first: the base resource types run from dist/');
+  if (!fs.existsSync(path.resolve(__dirname, '../../dist/resources/src/git.js')))
+    throw new Error('run `npm run build` first: the base resource types run from dist/');
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-git-resource-'));
   const work = path.join(tmp, 'work');
   fs.mkdirSync(work);
   git(work, 'init', '-q', '-b', 'main');
-  for (const [i, tag] of [[1, 'v1.0.0'], [2, 'rc-1'], [3, 'v1.1.0']] as const) {
+  for (const [i, tag] of [
+    [1, 'v1.0.0'],
+    [2, 'rc-1'],
+    [3, 'v1.1.0'],
+  ] as const) {
     fs.writeFileSync(path.join(work, 'f'), `${i}\n`);
     git(work, 'add', '.');
     git(work, 'commit', '-q', '-m', `c${i}`);

@@ -11,7 +11,11 @@ describe('parseVarRef', () => {
     expect(parseVarRef('(( name.field.sub ))')).toEqual({ path: ['name', 'field', 'sub'], raw: 'name.field.sub' });
   });
   it('parses a source', () => {
-    expect(parseVarRef('vault:secret/x.password')).toEqual({ source: 'vault', path: ['secret/x', 'password'], raw: 'vault:secret/x.password' });
+    expect(parseVarRef('vault:secret/x.password')).toEqual({
+      source: 'vault',
+      path: ['secret/x', 'password'],
+      raw: 'vault:secret/x.password',
+    });
   });
   it('parses local vars', () => {
     expect(parseVarRef('.:version.major')).toEqual({ source: '.', path: ['version', 'major'], raw: '.:version.major' });

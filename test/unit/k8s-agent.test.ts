@@ -40,7 +40,12 @@ afterAll(() => {
 });
 
 test('the fetcher pulls a declared output into its input path and creates the other directories', async () => {
-  await fetchInputs({ workdir: consumer, token, inputs: [{ name: 'in', path: 'input', url: `${base}/artifacts/out` }], mkdirs: ['outputs/o', '.cache'] });
+  await fetchInputs({
+    workdir: consumer,
+    token,
+    inputs: [{ name: 'in', path: 'input', url: `${base}/artifacts/out` }],
+    mkdirs: ['outputs/o', '.cache'],
+  });
   expect(fs.readFileSync(path.join(consumer, 'input', 'a.txt'), 'utf8')).toBe('hello\n');
   expect([...fs.readFileSync(path.join(consumer, 'input', 'sub', 'b.bin'))]).toEqual([0, 1, 2, 255]);
   expect(fs.statSync(path.join(consumer, 'outputs', 'o')).isDirectory()).toBe(true);
@@ -55,7 +60,13 @@ test('the streamer answers health without a token, and refuses a bad token or an
   expect((await fetch(`${base}/artifacts/secret.txt`, { headers: auth })).status).toBe(404);
   expect((await fetch(`${base}/artifacts/..%2Fsecret.txt`, { headers: auth })).status).toBe(404);
   await expect(
-    fetchInputs({ workdir: consumer, token: 'wrong', inputs: [{ name: 'in', path: 'x', url: `${base}/artifacts/out` }], mkdirs: [], retryMs: 0 }),
+    fetchInputs({
+      workdir: consumer,
+      token: 'wrong',
+      inputs: [{ name: 'in', path: 'x', url: `${base}/artifacts/out` }],
+      mkdirs: [],
+      retryMs: 0,
+    }),
   ).rejects.toThrow(/input in: .*HTTP 401/);
 });
 
@@ -87,13 +98,25 @@ test('a symlink out of an output is refused; one inside it is followed', async (
 
 test('the fetcher’s error carries the server’s one-line reason', async () => {
   await expect(
-    fetchInputs({ workdir: consumer, token, inputs: [{ name: 'in', path: 'z', url: `${base}/artifacts/undeclared` }], mkdirs: [], retryMs: 0 }),
+    fetchInputs({
+      workdir: consumer,
+      token,
+      inputs: [{ name: 'in', path: 'z', url: `${base}/artifacts/undeclared` }],
+      mkdirs: [],
+      retryMs: 0,
+    }),
   ).rejects.toThrow(/^input in: .*\/artifacts\/undeclared: HTTP 404: no such output$/);
 });
 
 test('the fetcher retries while the producer is not listening yet, then gives up with the reason', async () => {
   await expect(
-    fetchInputs({ workdir: consumer, token, inputs: [{ name: 'late', path: 'y', url: 'http://127.0.0.1:1/artifacts/out' }], mkdirs: [], retryMs: 300 }),
+    fetchInputs({
+      workdir: consumer,
+      token,
+      inputs: [{ name: 'late', path: 'y', url: 'http://127.0.0.1:1/artifacts/out' }],
+      mkdirs: [],
+      retryMs: 300,
+    }),
   ).rejects.toThrow(/input late: http:\/\/127\.0\.0\.1:1\/artifacts\/out: /);
 });
 

@@ -11,16 +11,30 @@ import { Uploads } from '../../activities/runtime/kubernetes/uploads';
 import { artifactFile } from '../../activities/step/task-config';
 
 test('artifact refs of pods and the output-streamer URLs they become', () => {
-  expect(podArtifact('w', 'cw-build-0123456789abcdef', 'out/bin')).toEqual({ kind: 'pod', worker: 'w', pod: 'cw-build-0123456789abcdef', path: 'out/bin' });
+  expect(podArtifact('w', 'cw-build-0123456789abcdef', 'out/bin')).toEqual({
+    kind: 'pod',
+    worker: 'w',
+    pod: 'cw-build-0123456789abcdef',
+    path: 'out/bin',
+  });
   expect(streamerUrl('10.244.1.7', 'out/bin')).toBe('http://10.244.1.7:7788/artifacts/out/bin');
-  expect(streamerUrl('10.244.1.7', 'my out', 'ci/task file.yml')).toBe('http://10.244.1.7:7788/artifacts/my%20out?file=ci%2Ftask%20file.yml');
+  expect(streamerUrl('10.244.1.7', 'my out', 'ci/task file.yml')).toBe(
+    'http://10.244.1.7:7788/artifacts/my%20out?file=ci%2Ftask%20file.yml',
+  );
   expect(streamerUrl('fd00::7', 'out')).toBe('http://[fd00::7]:7788/artifacts/out');
 });
 
 test('file: <artifact>/<path> splits at the first slash, and names the artifacts there are when it cannot', () => {
   const artifacts = { repo: podArtifact('w', 'p', 'repo') };
-  expect(artifactFile('b', 'repo/ci/task.yml', artifacts, 'task t')).toEqual({ buildId: 'b', artifact: 'repo', rel: 'ci/task.yml', ref: artifacts.repo });
-  expect(() => artifactFile('b', 'other/task.yml', artifacts, 'task t')).toThrow('task t: file other/task.yml: the first part of the path must name an artifact (available: repo)');
+  expect(artifactFile('b', 'repo/ci/task.yml', artifacts, 'task t')).toEqual({
+    buildId: 'b',
+    artifact: 'repo',
+    rel: 'ci/task.yml',
+    ref: artifacts.repo,
+  });
+  expect(() => artifactFile('b', 'other/task.yml', artifacts, 'task t')).toThrow(
+    'task t: file other/task.yml: the first part of the path must name an artifact (available: repo)',
+  );
   expect(() => artifactFile('b', 'repo', artifacts, 'task t')).toThrow(StepErrored);
   expect(() => artifactFile('b', 'repo/', artifacts, 'task t')).toThrow(StepErrored);
 });

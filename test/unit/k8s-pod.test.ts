@@ -106,9 +106,19 @@ describe('buildPod', () => {
       [LABELS.managedBy]: 'causeway',
     });
     for (const v of Object.values(pod.metadata?.labels ?? {})) expect(v).toMatch(LABEL_VALUE);
-    expect(pod.metadata?.annotations).toMatchObject({ [ANNOTATIONS.stepId]: 'plan.0', [ANNOTATIONS.attempt]: '1', [ANNOTATIONS.runKey]: '1' });
+    expect(pod.metadata?.annotations).toMatchObject({
+      [ANNOTATIONS.stepId]: 'plan.0',
+      [ANNOTATIONS.attempt]: '1',
+      [ANNOTATIONS.runKey]: '1',
+    });
     expect(pod.metadata?.ownerReferences).toEqual([
-      { apiVersion: 'v1', kind: 'ConfigMap', name: 'causeway-build-2f0c1c9e-6c1e-4a53-9f4e-0a1b2c3d4e5f', uid: 'uid-1', blockOwnerDeletion: true },
+      {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        name: 'causeway-build-2f0c1c9e-6c1e-4a53-9f4e-0a1b2c3d4e5f',
+        uid: 'uid-1',
+        blockOwnerDeletion: true,
+      },
     ]);
     expect(buildPod(input())).toEqual(pod);
   });
@@ -131,8 +141,12 @@ describe('buildPod', () => {
   test('image: step image wins, then image_resource (tag or digest), then the worker default', () => {
     expect(buildPod(input({ step: step({ image: 'golang:1.26' }) })).spec!.containers[0].image).toBe('golang:1.26');
     expect(imageReference({ type: 'registry-image', source: { repository: 'busybox' } })).toBe('busybox:latest');
-    expect(imageReference({ type: 'registry-image', source: { repository: 'busybox', tag: '1.37' }, version: { digest: 'sha256:abc' } })).toBe('busybox@sha256:abc');
-    expect(buildPod(input({ config: config({ image_resource: undefined }), defaultImage: 'busybox:1.37' })).spec!.containers[0].image).toBe('busybox:1.37');
+    expect(
+      imageReference({ type: 'registry-image', source: { repository: 'busybox', tag: '1.37' }, version: { digest: 'sha256:abc' } }),
+    ).toBe('busybox@sha256:abc');
+    expect(buildPod(input({ config: config({ image_resource: undefined }), defaultImage: 'busybox:1.37' })).spec!.containers[0].image).toBe(
+      'busybox:1.37',
+    );
     expect(() => buildPod(input({ config: config({ image_resource: undefined }) }))).toThrow(PodSpecError);
     expect(() => buildPod(input({ config: config({ image_resource: { type: 'git', source: { uri: 'x' } } }) }))).toThrow(/registry-image/);
   });
@@ -166,7 +180,9 @@ describe('buildPod', () => {
   test('privileged and a numeric run.user become the securityContext', () => {
     const pod = buildPod(input({ step: step({ privileged: true }), config: config({ run: { path: 'id', args: [], user: '1000' } }) }));
     expect(pod.spec!.containers[0].securityContext).toEqual({ privileged: true, allowPrivilegeEscalation: true, runAsUser: 1000 });
-    expect(buildPod(input({ config: config({ run: { path: 'id', args: [], user: 'root' } }) })).spec!.containers[0].securityContext).toEqual({ runAsUser: 0 });
+    expect(
+      buildPod(input({ config: config({ run: { path: 'id', args: [], user: 'root' } }) })).spec!.containers[0].securityContext,
+    ).toEqual({ runAsUser: 0 });
     expect(() => buildPod(input({ config: config({ run: { path: 'id', args: [], user: 'postgres' } }) }))).toThrow(/numeric/);
   });
 

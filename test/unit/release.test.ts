@@ -8,7 +8,8 @@ function releaser(yaml: string, downloads: string[] = []) {
   const r = new ArtifactReleaser(plan, downloads, async (_refs: ArtifactRef[], names: string[]) => {
     released.push(names);
   });
-  const produce = (...names: string[]) => r.produced(Object.fromEntries(names.map((n) => [n, { kind: 'pod' as const, worker: 'w', pod: `p-${n}`, path: n }])));
+  const produce = (...names: string[]) =>
+    r.produced(Object.fromEntries(names.map((n) => [n, { kind: 'pod' as const, worker: 'w', pod: `p-${n}`, path: n }])));
   return { r, released, produce, ids: collectIds(plan) };
 }
 
@@ -33,7 +34,9 @@ const task = (name: string, inputs: string[] = [], outputs: string[] = [], extra
 
 describe('ArtifactReleaser', () => {
   it('releases a producer once its last reader ended', () => {
-    const { r, released, produce, ids } = releaser(`plan:${task('build', [], ['bin'])}${task('unit', ['bin'])}${task('lint', ['bin'])}${task('done')}`);
+    const { r, released, produce, ids } = releaser(
+      `plan:${task('build', [], ['bin'])}${task('unit', ['bin'])}${task('lint', ['bin'])}${task('done')}`,
+    );
     produce('bin');
     r.stepEnded(ids.build);
     r.stepEnded(ids.unit);
@@ -51,7 +54,9 @@ describe('ArtifactReleaser', () => {
   });
 
   it('follows input_mapping', () => {
-    const { r, released, produce, ids } = releaser(`plan:${task('build', [], ['bin'])}${task('unit', ['code'], [], '\n  input_mapping: {code: bin}')}`);
+    const { r, released, produce, ids } = releaser(
+      `plan:${task('build', [], ['bin'])}${task('unit', ['code'], [], '\n  input_mapping: {code: bin}')}`,
+    );
     produce('bin');
     expect(released).toEqual([]);
     r.stepEnded(ids.unit);
@@ -92,7 +97,9 @@ ${task('build', [], ['bin'])}${task('unit', ['bin'])}
   });
 
   it('does not wait for a reader that already ended', () => {
-    const { r, released, produce, ids } = releaser(`plan:${task('first', [], ['out'])}${task('reader', ['out'])}${task('second', [], ['out'])}`);
+    const { r, released, produce, ids } = releaser(
+      `plan:${task('first', [], ['out'])}${task('reader', ['out'])}${task('second', [], ['out'])}`,
+    );
     produce('out');
     r.stepEnded(ids.reader);
     expect(released).toEqual([['out']]);

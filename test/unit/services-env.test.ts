@@ -1,7 +1,12 @@
 import { interpolateServices, networkName, serviceEnv, serviceHost, type ServiceAddress } from '../../common/services';
 
 const db: ServiceAddress = { name: 'db', host: '127.9.8.1', ports: { default: 5432 }, primaryPort: 'default' };
-const bus: ServiceAddress = { name: 'message-bus', host: '127.9.8.2', ports: { client: 4222, 'http-monitor': 8222 }, primaryPort: 'client' };
+const bus: ServiceAddress = {
+  name: 'message-bus',
+  host: '127.9.8.2',
+  ports: { client: 4222, 'http-monitor': 8222 },
+  primaryPort: 'client',
+};
 
 describe('services: addresses and env vars', () => {
   test('Kubernetes-style env vars: NAME_SERVICE_HOST, _PORT (default or first), _PORT_<NAME> upper-cased with - as _', () => {
@@ -20,7 +25,13 @@ describe('services: addresses and env vars', () => {
     const scope = { db, 'message-bus': bus };
     expect(
       interpolateServices(
-        ['((.svc:db.address))', '((.svc:db.host))', '((.svc:db.port))', 'x ((.svc:message-bus.addresses.http-monitor)) ((.svc:message-bus.ports.client))', '((.:local)) ((static))'],
+        [
+          '((.svc:db.address))',
+          '((.svc:db.host))',
+          '((.svc:db.port))',
+          'x ((.svc:message-bus.addresses.http-monitor)) ((.svc:message-bus.ports.client))',
+          '((.:local)) ((static))',
+        ],
         scope,
       ),
     ).toEqual(['127.9.8.1:5432', '127.9.8.1', '5432', 'x 127.9.8.2:8222 4222', '((.:local)) ((static))']);

@@ -73,11 +73,13 @@ plan:
   });
 
   test('services on another step kind are an error naming the kind', () => {
-    expect(messages(`
+    expect(
+      messages(`
 plan:
 - try: {task: a, config: {run: {path: "true"}}}
   services: [{name: db, config: {run: {path: x}, ports: [1]}}]
-`)).toEqual([expect.stringContaining('`services` applies to task, do and in_parallel steps; this is a try step')]);
+`),
+    ).toEqual([expect.stringContaining('`services` applies to task, do and in_parallel steps; this is a try step')]);
   });
 
   test('duplicate names, bad ports, missing run are reported before the build', () => {
@@ -102,20 +104,24 @@ plan:
         expect.stringContaining('service `nothing` needs `config` or `file`'),
       ]),
     );
-    expect(messages(`
+    expect(
+      messages(`
 plan:
 - task: a
   config: {run: {path: "true"}}
   services: [{name: web, config: {ports: [80]}}]
-`)).toEqual([expect.stringContaining('service `web` needs `run`: the local runtime runs a service as a process')]);
+`),
+    ).toEqual([expect.stringContaining('service `web` needs `run`: the local runtime runs a service as a process')]);
   });
 
   test('an unknown service names the steps in scope that define services, or says none do', () => {
-    expect(messages(`
+    expect(
+      messages(`
 plan:
 - task: a
   config: {run: {path: echo, args: [((.svc:db.host))]}}
-`)).toEqual([expect.stringContaining('unknown service `db` in ((.svc:db.host)): no step in scope defines services')]);
+`),
+    ).toEqual([expect.stringContaining('unknown service `db` in ((.svc:db.host)): no step in scope defines services')]);
     const m = messages(`
 plan:
 - do:
@@ -128,8 +134,12 @@ plan:
   on_success: {task: c, config: {run: {path: echo, args: [((.svc:db.host))]}}}
 `);
     expect(m).toEqual([
-      expect.stringContaining('unknown service `dbx` in ((.svc:dbx.host)): the steps in scope that define services are do (plan.0) (db); task `a` (plan.0.do.0) (cache)'),
-      expect.stringContaining('unknown service `cache` in ((.svc:cache.host)): the steps in scope that define services are do (plan.0) (db)'),
+      expect.stringContaining(
+        'unknown service `dbx` in ((.svc:dbx.host)): the steps in scope that define services are do (plan.0) (db); task `a` (plan.0.do.0) (cache)',
+      ),
+      expect.stringContaining(
+        'unknown service `cache` in ((.svc:cache.host)): the steps in scope that define services are do (plan.0) (db)',
+      ),
       expect.stringContaining('unknown service `db` in ((.svc:db.host)): no step in scope defines services'),
     ]);
   });
@@ -142,7 +152,9 @@ plan:
   config: {run: {path: echo, args: ['((.svc:db.hostname))', '((.svc:db.ports.http))', '((.svc:db))', '((.svc:db.host.x))']}}
 `);
     expect(m).toEqual([
-      expect.stringContaining('unknown field in ((.svc:db.hostname)): after the service name comes address, host, port, addresses.PORT or ports.PORT'),
+      expect.stringContaining(
+        'unknown field in ((.svc:db.hostname)): after the service name comes address, host, port, addresses.PORT or ports.PORT',
+      ),
       expect.stringContaining('service `db` has no port `http` in ((.svc:db.ports.http)); its ports are pg'),
       expect.stringContaining('((.svc:db)) needs a field after the service name'),
       expect.stringContaining('unknown field in ((.svc:db.host.x))'),

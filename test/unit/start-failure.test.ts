@@ -10,5 +10,7 @@ test('a gRPC message size refusal is named, with what to do', () => {
 });
 
 test('other causes are passed through', () => {
-  expect(startFailure(new Error('Failed to start Workflow', { cause: new Error('Namespace nope is not found.') }))).toBe('Failed to start Workflow: Namespace nope is not found.');
+  expect(startFailure(new Error('Failed to start Workflow', { cause: new Error('Namespace nope is not found.') }))).toBe(
+    'Failed to start Workflow: Namespace nope is not found.',
+  );
 });

@@ -39,7 +39,9 @@ describe('abort', () => {
       on_error: JSON.parse(sh('err', 'echo on_error ran')),
       ensure: JSON.parse(sh('ens', 'echo ensure ran')),
     };
-    const handle = await h.start(`plan:\n- ${JSON.stringify(step)}\n- ${sh('never', 'echo never')}\nensure: ${sh('jobens', 'echo job ensure ran')}`);
+    const handle = await h.start(
+      `plan:\n- ${JSON.stringify(step)}\n- ${sh('never', 'echo never')}\nensure: ${sh('jobens', 'echo job ensure ran')}`,
+    );
     await waitFor('the step process', () => pidsMatching(`sleep ${s}`).length > 0);
     const running = await steps(handle);
     expect(running.find((x) => x.id === 'plan.0')).toMatchObject({ state: 'running', attempts: 1 });
@@ -86,9 +88,7 @@ describe('abort', () => {
   - ${JSON.stringify({ ...JSON.parse(sh('c', `sleep ${c}((.:i))`)), across: [{ var: 'i', values: [1, 2], max_in_flight: 'all' }] })}
 `;
     const handle = await h.start(plan);
-    await waitFor('every branch', () =>
-      [a, b, `${c}1`, `${c}2`].every((m) => pidsMatching(`sleep ${m}`).length > 0),
-    );
+    await waitFor('every branch', () => [a, b, `${c}1`, `${c}2`].every((m) => pidsMatching(`sleep ${m}`).length > 0));
     await handle.cancel();
     const r = await h.finish(handle);
     expect(r.status).toBe('aborted');
@@ -127,7 +127,8 @@ describe('abort', () => {
 
   test('abort stops in_parallel with a limit and across from starting more steps; their hooks do not run', async () => {
     const s = sleeper();
-    const withEnsure = (name: string, script: string) => JSON.stringify({ ...JSON.parse(sh(name, script)), ensure: JSON.parse(sh(`${name}-e`, `echo ensure-${name}`)) });
+    const withEnsure = (name: string, script: string) =>
+      JSON.stringify({ ...JSON.parse(sh(name, script)), ensure: JSON.parse(sh(`${name}-e`, `echo ensure-${name}`)) });
     const plan = `plan:
 - in_parallel:
     limit: 1

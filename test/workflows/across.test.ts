@@ -42,7 +42,10 @@ describe('across', () => {
   });
 
   test('values may be maps; their fields are reachable', async () => {
-    const values = [{ name: 'x', n: 1 }, { name: 'y', n: 2 }];
+    const values = [
+      { name: 'x', n: 1 },
+      { name: 'y', n: 2 },
+    ];
     const r = await h.run(`plan:\n- ${acrossStep(sh('each', 'echo "((.:v.name))=((.:v.n))"'), [{ var: 'v', values }])}`);
     expect(r.status).toBe('succeeded');
     expect(r.logs.get('plan.0.across.0')).toBe('x=1\n');
@@ -77,7 +80,9 @@ describe('across', () => {
 
     const d = dir();
     const barrier = sh('b', `touch ${d}/((.:v)); while [ $(ls ${d} | wc -l) -lt 4 ]; do sleep 0.05; done`);
-    const r3 = await h.run(`plan:\n- ${acrossStep(barrier, [{ var: 'v', values: [1, 2, 3, 4], max_in_flight: 'all' }], { timeout: '30s' })}`);
+    const r3 = await h.run(
+      `plan:\n- ${acrossStep(barrier, [{ var: 'v', values: [1, 2, 3, 4], max_in_flight: 'all' }], { timeout: '30s' })}`,
+    );
     expect(r3.status).toBe('succeeded');
   });
 

@@ -49,9 +49,17 @@ describe('artifacts', () => {
 
   test('input and output paths, and optional inputs', async () => {
     const p = sh('p', 'echo deep > some/where/file', {}, { outputs: [{ name: 'out', path: 'some/where' }] });
-    const c = sh('c', 'cat in/here/file; test -e maybe || echo no-optional', {}, {
-      inputs: [{ name: 'out', path: 'in/here' }, { name: 'maybe', optional: true }],
-    });
+    const c = sh(
+      'c',
+      'cat in/here/file; test -e maybe || echo no-optional',
+      {},
+      {
+        inputs: [
+          { name: 'out', path: 'in/here' },
+          { name: 'maybe', optional: true },
+        ],
+      },
+    );
     const r = await h.run(`plan:\n- ${p}\n- ${c}`);
     expect(r.status).toBe('succeeded');
     expect(r.logs.get('plan.1')).toBe('deep\nno-optional\n');
@@ -79,7 +87,12 @@ describe('artifacts', () => {
       'run: {path: sh, args: [-c, "echo $FROM_FILE $OVERRIDDEN [[greeting]]; cat src/data"]}',
     ].join('\n');
     // the file's ((greeting)) is written as [[greeting]] so the plan itself has no ((var)) to interpolate
-    const write = sh('write', `cat > src/task.yml <<'YML'\n${taskFile}\nYML\nsed -i "s/\\[\\[/((/; s/\\]\\]/))/" src/task.yml; echo payload > src/data`, {}, { outputs: [{ name: 'src' }] });
+    const write = sh(
+      'write',
+      `cat > src/task.yml <<'YML'\n${taskFile}\nYML\nsed -i "s/\\[\\[/((/; s/\\]\\]/))/" src/task.yml; echo payload > src/data`,
+      {},
+      { outputs: [{ name: 'src' }] },
+    );
     const run = JSON.stringify({ task: 'from-file', file: 'src/task.yml', vars: { greeting: 'hi' }, params: { OVERRIDDEN: 'step' } });
     const r = await h.run(`plan:\n- ${write}\n- ${run}`);
     expect(r.status).toBe('succeeded');
@@ -94,7 +107,12 @@ describe('artifacts', () => {
   });
 
   test('params become env vars; step params override config params; non-strings are JSON', async () => {
-    const step = sh('env', 'echo "$A|$B|$C|$D"', { params: { B: 'step', D: { k: [1, 2] } } }, { params: { A: 'config', B: 'config', C: 3 } });
+    const step = sh(
+      'env',
+      'echo "$A|$B|$C|$D"',
+      { params: { B: 'step', D: { k: [1, 2] } } },
+      { params: { A: 'config', B: 'config', C: 3 } },
+    );
     const r = await h.run(`plan:\n- ${step}`);
     expect(r.status).toBe('succeeded');
     expect(r.logs.get('plan.0')).toBe('config|step|3|{"k":[1,2]}\n');
@@ -104,7 +122,11 @@ describe('artifacts', () => {
     const p = sh('p', 'echo x > repo/marker', {}, { outputs: [{ name: 'repo' }] });
     const c = JSON.stringify({
       task: 'in-dir',
-      config: { platform: 'linux', inputs: [{ name: 'repo' }], run: { path: 'sh', args: ['-c', 'basename $PWD; cat marker'], dir: 'repo' } },
+      config: {
+        platform: 'linux',
+        inputs: [{ name: 'repo' }],
+        run: { path: 'sh', args: ['-c', 'basename $PWD; cat marker'], dir: 'repo' },
+      },
     });
     const r = await h.run(`plan:\n- ${p}\n- ${c}`);
     expect(r.status).toBe('succeeded');
@@ -123,15 +145,25 @@ describe('artifacts', () => {
   });
 
   test('run.path may be a script in an input, relative to run.dir', async () => {
-    const p = sh('p', 'mkdir -p repo/ci; printf "#!/bin/sh\\necho from-script\\n" > repo/ci/test.sh; chmod +x repo/ci/test.sh', {}, { outputs: [{ name: 'repo' }] });
-    const c = JSON.stringify({ task: 's', config: { platform: 'linux', inputs: [{ name: 'repo' }], run: { path: './ci/test.sh', dir: 'repo' } } });
+    const p = sh(
+      'p',
+      'mkdir -p repo/ci; printf "#!/bin/sh\\necho from-script\\n" > repo/ci/test.sh; chmod +x repo/ci/test.sh',
+      {},
+      { outputs: [{ name: 'repo' }] },
+    );
+    const c = JSON.stringify({
+      task: 's',
+      config: { platform: 'linux', inputs: [{ name: 'repo' }], run: { path: './ci/test.sh', dir: 'repo' } },
+    });
     const r = await h.run(`plan:\n- ${p}\n- ${c}`);
     expect(r.status).toBe('succeeded');
     expect(r.logs.get('plan.1')).toBe('from-script\n');
   });
 
   test('run.user runs the task as that user', async () => {
-    const r = await h.run(`plan:\n- {task: t, config: {platform: linux, outputs: [{name: out}], run: {path: sh, args: [-c, 'id -un; touch out/mine'], user: nobody}}}`);
+    const r = await h.run(
+      `plan:\n- {task: t, config: {platform: linux, outputs: [{name: out}], run: {path: sh, args: [-c, 'id -un; touch out/mine'], user: nobody}}}`,
+    );
     expect(r.status).toBe('succeeded');
     expect(r.logs.get('plan.0')).toBe('nobody\n');
   });

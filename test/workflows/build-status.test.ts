@@ -19,7 +19,8 @@ afterAll(async () => {
 /** The build as `causeway builds` lists it (visibility catches up after a moment), or undefined. */
 async function listed(handle: WorkflowHandle, status: 'errored' | 'started'): Promise<string | undefined> {
   const query = `WorkflowType = '${BUILD_WORKFLOW}' AND WorkflowId = '${handle.workflowId}' AND ${statusClause(status)}`;
-  for await (const wf of h.client.workflow.list({ query })) return buildStatusOf(wf.typedSearchAttributes.get(CausewayStatus), wf.status.name);
+  for await (const wf of h.client.workflow.list({ query }))
+    return buildStatusOf(wf.typedSearchAttributes.get(CausewayStatus), wf.status.name);
   return undefined;
 }
 

@@ -31,10 +31,22 @@ async function failure(handle: WorkflowHandle): Promise<ApplicationFailure> {
 
 describe('the build workflow input', () => {
   test.each([
-    ['a plan file name instead of a compiled plan', { plan: 'examples/hello.yml' }, 'plan: Invalid input: expected object, received string'],
+    [
+      'a plan file name instead of a compiled plan',
+      { plan: 'examples/hello.yml' },
+      'plan: Invalid input: expected object, received string',
+    ],
     ['no argument', undefined, '(input): Invalid input: expected object'],
-    ['a task without its name', { plan: { name: 'j', source: 's', plan: { kind: 'do', id: 'plan', steps: [{ kind: 'task', id: 'plan.0' }] } } }, 'plan.plan.steps[0].task:'],
-    ['an unknown step kind', { plan: { name: 'j', source: 's', plan: { kind: 'do', id: 'plan', steps: [{ kind: 'deploy', id: 'plan.0' }] } } }, 'plan.plan.steps[0].kind:'],
+    [
+      'a task without its name',
+      { plan: { name: 'j', source: 's', plan: { kind: 'do', id: 'plan', steps: [{ kind: 'task', id: 'plan.0' }] } } },
+      'plan.plan.steps[0].task:',
+    ],
+    [
+      'an unknown step kind',
+      { plan: { name: 'j', source: 's', plan: { kind: 'do', id: 'plan', steps: [{ kind: 'deploy', id: 'plan.0' }] } } },
+      'plan.plan.steps[0].kind:',
+    ],
   ])('%s fails the workflow at once, non-retryable, errored', async (_what, input, expected) => {
     const handle = await start(input);
     const cause = await failure(handle);

@@ -37,7 +37,11 @@ async function rawHistory(workflowId: string): Promise<temporal.api.history.v1.I
   const events: temporal.api.history.v1.IHistoryEvent[] = [];
   let nextPageToken: Uint8Array | undefined;
   do {
-    const page = await h.client.workflowService.getWorkflowExecutionHistory({ namespace: 'default', execution: { workflowId }, nextPageToken });
+    const page = await h.client.workflowService.getWorkflowExecutionHistory({
+      namespace: 'default',
+      execution: { workflowId },
+      nextPageToken,
+    });
     events.push(...(page.history?.events ?? []));
     nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
   } while (nextPageToken);
@@ -52,7 +56,9 @@ test("no payload of a build's history holds a var's value in clear", async () =>
 
   const text = historyToJSON(await rawHistory(run.buildId));
   expect(text.includes(secret)).toBe(false);
-  const json = JSON.parse(text) as { events: Array<Record<string, { failure?: { message?: string; encodedAttributes?: unknown }; details?: { data?: unknown } }>> };
+  const json = JSON.parse(text) as {
+    events: Array<Record<string, { failure?: { message?: string; encodedAttributes?: unknown }; details?: { data?: unknown } }>>;
+  };
   // A local activity marker's "data" detail is written by the SDK's core, past the codec
   // (sequence number, activity type, times); the activity's result beside it is encrypted.
   for (const e of json.events) delete e.markerRecordedEventAttributes?.details?.data;
@@ -65,7 +71,9 @@ test("no payload of a build's history holds a var's value in clear", async () =>
   }
 
   // Failure messages travel inside the encrypted payload, not in the failure's own fields.
-  const failures = json.events.flatMap((e) => Object.values(e)).flatMap((attrs) => (attrs && typeof attrs === 'object' && attrs.failure ? [attrs.failure] : []));
+  const failures = json.events
+    .flatMap((e) => Object.values(e))
+    .flatMap((attrs) => (attrs && typeof attrs === 'object' && attrs.failure ? [attrs.failure] : []));
   expect(failures.length).toBeGreaterThan(0);
   for (const f of failures) {
     expect(f.message).toBe('Encoded failure');
@@ -74,6 +82,11 @@ test("no payload of a build's history holds a var's value in clear", async () =>
 
   // The same payloads decode with the workers' keys, and one of them is the plan holding the value.
   const codec = new AesGcmPayloadCodec(loadCodecKeys({ home: h.home })!);
-  const decoded = await codec.decode(payloads.map((p) => ({ metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, b64(v)])), data: b64(p.data) })));
+  const decoded = await codec.decode(
+    payloads.map((p) => ({
+      metadata: Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, b64(v)])),
+      data: b64(p.data),
+    })),
+  );
   expect(decoded.some((p) => Buffer.from(p.data ?? new Uint8Array()).includes(secret))).toBe(true);
 });

@@ -14,7 +14,10 @@ afterAll(async () => {
 });
 
 const across = (step: string, n: number, maxInFlight: number | 'all') =>
-  JSON.stringify({ ...JSON.parse(step), across: [{ var: 'i', values: Array.from({ length: n }, (_, i) => i), max_in_flight: maxInFlight }] });
+  JSON.stringify({
+    ...JSON.parse(step),
+    across: [{ var: 'i', values: Array.from({ length: n }, (_, i) => i), max_in_flight: maxInFlight }],
+  });
 
 describe('fan-out in child workflows', () => {
   test('2,100 parallel steps complete in parts, each under the pending-activity limit', async () => {
@@ -22,7 +25,9 @@ describe('fan-out in child workflows', () => {
     const handle = await h.start(`plan:\n- ${across(sh('each', 'true'), n, 'all')}`);
     const r = await h.finish(handle);
     expect(r.status).toBe('succeeded');
-    expect(r.summary?.parts?.map((p) => [p.from, p.to, p.state])).toEqual(slices(Array(n).fill(1), PART_BUDGET).map(([from, to]) => [from, to, 'succeeded']));
+    expect(r.summary?.parts?.map((p) => [p.from, p.to, p.state])).toEqual(
+      slices(Array(n).fill(1), PART_BUDGET).map(([from, to]) => [from, to, 'succeeded']),
+    );
     const status = await fullStatus(h.client, handle.workflowId);
     const iterations = status.steps.filter((s) => s.parent === 'plan.0');
     expect(iterations).toHaveLength(n);

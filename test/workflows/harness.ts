@@ -28,7 +28,14 @@ export async function sharedBundle(home: string): Promise<WorkflowBundle> {
     const bundle = await bundleWorkflowCode({
       workflowsPath: require.resolve('../../workflows'),
       failureConverterPath: FAILURE_CONVERTER_PATH,
-      logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
+      logger: {
+        log: () => undefined,
+        trace: () => undefined,
+        debug: () => undefined,
+        info: () => undefined,
+        warn: () => undefined,
+        error: () => undefined,
+      },
     });
     await fs.writeFile(file, bundle.code);
     return bundle;
@@ -117,7 +124,11 @@ export function sh(name: string, script: string, extra: Record<string, unknown> 
 }
 
 /** Polls until `check` returns a value other than undefined/false; throws after `ms` (a generous wait, not a timing assertion). */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false> | T | undefined | false, ms = 60_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false> | T | undefined | false,
+  ms = 60_000,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const v = await check();

@@ -124,7 +124,9 @@ describe('hooks', () => {
   });
 
   test('job-level hooks wrap the whole plan', async () => {
-    const r = await h.run(`plan:\n- ${sh('bad', 'exit 1')}\non_failure: ${sh('f', 'echo job failed')}\nensure: ${sh('e', 'echo job ensure')}`);
+    const r = await h.run(
+      `plan:\n- ${sh('bad', 'exit 1')}\non_failure: ${sh('f', 'echo job failed')}\nensure: ${sh('e', 'echo job ensure')}`,
+    );
     expect(r.status).toBe('failed');
     expect(r.logs.get('plan.on_failure')).toContain('job failed');
     expect(r.logs.get('plan.ensure')).toContain('job ensure');

@@ -42,7 +42,9 @@ describe('container_limits.memory', () => {
   });
 
   test('the step’s container_limits override the config’s', async () => {
-    const r = await h.run(`plan:\n- ${sh('hog', alloc(300), { container_limits: { memory: 64 * MB } }, { container_limits: { memory: 2048 * MB } })}`);
+    const r = await h.run(
+      `plan:\n- ${sh('hog', alloc(300), { container_limits: { memory: 64 * MB } }, { container_limits: { memory: 2048 * MB } })}`,
+    );
     expect(r.status).toBe('failed');
   });
 

@@ -25,7 +25,8 @@ function sleeper(): string {
   return m;
 }
 /** A script that counts its runs in `file` (outside the step dir) and prints the count and its pid. */
-const counting = (file: string, rest: string) => `n=$(expr $(cat ${file} 2>/dev/null || echo 0) + 1); echo $n > ${file}; echo "attempt $n pid $$"; ${rest}`;
+const counting = (file: string, rest: string) =>
+  `n=$(expr $(cat ${file} 2>/dev/null || echo 0) + 1); echo $n > ${file}; echo "attempt $n pid $$"; ${rest}`;
 
 describe('timeout', () => {
   test('ends the step and the build failed, as Concourse does, and kills the process', async () => {
@@ -89,7 +90,12 @@ describe('attempts', () => {
 
   test('the outputs of the passing attempt are what later steps see', async () => {
     const f = stamp('count');
-    const producer = sh('p', counting(f, 'echo "from attempt $n" > out/file; [ $n -ge 2 ]'), { attempts: 3 }, { outputs: [{ name: 'out' }] });
+    const producer = sh(
+      'p',
+      counting(f, 'echo "from attempt $n" > out/file; [ $n -ge 2 ]'),
+      { attempts: 3 },
+      { outputs: [{ name: 'out' }] },
+    );
     const r = await h.run(`plan:\n- ${producer}\n- ${sh('c', 'cat out/file', {}, { inputs: [{ name: 'out' }] })}`);
     expect(r.status).toBe('succeeded');
     expect(r.logs.get('plan.1')).toBe('from attempt 2\n');

@@ -45,7 +45,9 @@ test('a watcher reads a build but cannot forge its log, write the registry, land
   const js = jetstream(watcher);
   await expect(js.publish(subjects.log(run.buildId, 'plan.0'), 'FORGED: all tests passed', { timeout: 3000 })).rejects.toThrow(PERMISSION);
   await expect(registry.put(h.worker.name, '{}')).rejects.toThrow(PERMISSION);
-  await expect(watcher.request(workerControlSubject(h.worker.name), JSON.stringify({ action: 'land' }), { timeout: 3000 })).rejects.toThrow(PERMISSION);
+  await expect(watcher.request(workerControlSubject(h.worker.name), JSON.stringify({ action: 'land' }), { timeout: 3000 })).rejects.toThrow(
+    PERMISSION,
+  );
   await expect(new Objm(watcher).open(TRANSFER_BUCKET)).rejects.toThrow(PERMISSION);
 
   // what `causeway watch` shows holds no forged line
@@ -53,6 +55,10 @@ test('a watcher reads a build but cannot forge its log, write the registry, land
 });
 
 test('a worker publishes logs but cannot land a worker', async () => {
-  await expect(jetstream(worker).publish(subjects.log('build-auth-test', 'plan.0'), 'a worker may log', { timeout: 3000 })).resolves.toBeDefined();
-  await expect(worker.request(workerControlSubject(h.worker.name), JSON.stringify({ action: 'land' }), { timeout: 3000 })).rejects.toThrow(PERMISSION);
+  await expect(
+    jetstream(worker).publish(subjects.log('build-auth-test', 'plan.0'), 'a worker may log', { timeout: 3000 }),
+  ).resolves.toBeDefined();
+  await expect(worker.request(workerControlSubject(h.worker.name), JSON.stringify({ action: 'land' }), { timeout: 3000 })).rejects.toThrow(
+    PERMISSION,
+  );
 });

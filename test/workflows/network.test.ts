@@ -63,7 +63,10 @@ function web(name: string, page: string, m: string): Record<string, unknown> {
     grace_period: '1s',
     config: {
       ports: [8080],
-      run: { path: 'sh', args: ['-c', `mkdir -p site && echo "${page}" > site/index.html && cd site && exec python3 -m http.server 8080 # ${m}`] },
+      run: {
+        path: 'sh',
+        args: ['-c', `mkdir -p site && echo "${page}" > site/index.html && cd site && exec python3 -m http.server 8080 # ${m}`],
+      },
     },
   };
 }
@@ -126,7 +129,13 @@ describe('a network of its own for every service', () => {
                 services: [web('one', `${tag}-one`, m), web('two', `${tag}-two`, m)],
                 config: {
                   params: { FETCH },
-                  run: { path: 'sh', args: ['-c', `while [ ! -e ${targets} ]; do sleep 0.1; done; python3 -c "$FETCH" http://one:8080/ http://two:8080/ $(cat ${targets})`] },
+                  run: {
+                    path: 'sh',
+                    args: [
+                      '-c',
+                      `while [ ! -e ${targets} ]; do sleep 0.1; done; python3 -c "$FETCH" http://one:8080/ http://two:8080/ $(cat ${targets})`,
+                    ],
+                  },
                 },
               },
             ]),
@@ -141,7 +150,13 @@ describe('a network of its own for every service', () => {
           }),
         ),
       );
-      fs.writeFileSync(targets, hosts.flat().map((host) => `http://${host}:8080/`).join(' '));
+      fs.writeFileSync(
+        targets,
+        hosts
+          .flat()
+          .map((host) => `http://${host}:8080/`)
+          .join(' '),
+      );
       const runs = await Promise.all(handles.map((handle) => h.finish(handle)));
       for (const [i, r] of runs.entries()) {
         expect(r.status).toBe('succeeded');
@@ -151,7 +166,9 @@ describe('a network of its own for every service', () => {
         expect(out).toContain(`http://two:8080/ -> ${tag}-two`);
         // Its own services answer at their addresses; another build's address is either
         // nothing on this bridge or (every build has the same plan) one of its own.
-        for (const line of out.split('\n').filter((l) => l.includes(' -> ') && !l.startsWith('http://one') && !l.startsWith('http://two'))) {
+        for (const line of out
+          .split('\n')
+          .filter((l) => l.includes(' -> ') && !l.startsWith('http://one') && !l.startsWith('http://two'))) {
           expect(line).toMatch(new RegExp(`-> (${tag}-(one|two)|error .*)$`));
         }
         for (const [j, own] of hosts[i].entries()) expect(out).toContain(`http://${own}:8080/ -> ${tag}-${['one', 'two'][j]}`);
@@ -169,7 +186,14 @@ describe('a network of its own for every service', () => {
       // The probe runs in the reader's own namespace, with its view of /etc/hosts.
       config: {
         ...(web('reader', 'r', m).config as Record<string, unknown>),
-        startup_probe: { run: { path: 'python3', args: ['-c', "import urllib.request as u; assert u.urlopen('http://web:8080/', timeout=1).read() == b'w\\n'"] }, period_seconds: 0.1, failure_threshold: 300 },
+        startup_probe: {
+          run: {
+            path: 'python3',
+            args: ['-c', "import urllib.request as u; assert u.urlopen('http://web:8080/', timeout=1).read() == b'w\\n'"],
+          },
+          period_seconds: 0.1,
+          failure_threshold: 300,
+        },
       },
     };
     const r = await h.run(plan([fetching('both', 'http://web:8080/ http://reader:8080/', { services: [web('web', 'w', m), reader] })]));
@@ -187,7 +211,13 @@ describe('a network of its own for every service', () => {
     await clean(failed.buildId, m);
 
     const handle = await h.start(
-      plan([{ task: 'waits', services: [web('web', 'p', m), web('other', 'q', m)], config: { run: { path: 'sh', args: ['-c', `sleep 60 # ${m}`] } } }]),
+      plan([
+        {
+          task: 'waits',
+          services: [web('web', 'p', m), web('other', 'q', m)],
+          config: { run: { path: 'sh', args: ['-c', `sleep 60 # ${m}`] } },
+        },
+      ]),
     );
     await waitFor('step running', () => pidsMatching(`sleep 60 # ${m}`).length > 0);
     expect(leftovers(handle.workflowId).length).toBeGreaterThan(0);
@@ -221,7 +251,9 @@ describe('a network of its own for every service', () => {
         stdio: ['ignore', log, log],
       });
       fs.closeSync(log);
-      const text = plan([{ task: 'waits', services: [web('web', 'p', m)], config: { run: { path: 'sh', args: ['-c', `sleep 60 # ${m}`] } } }]);
+      const text = plan([
+        { task: 'waits', services: [web('web', 'p', m)], config: { run: { path: 'sh', args: ['-c', `sleep 60 # ${m}`] } } },
+      ]);
       const handle = await startBuild(h.client, { plan: compilePlan({ text, file: 'kill.yml' }), taskQueue });
       // A worker process bundles the workflow code first: minutes on a loaded 2-CPU machine.
       await waitFor('step running', () => pidsMatching(`sleep 60 # ${m}`).length > 0, 240_000).catch((err: Error) => {
@@ -248,7 +280,9 @@ describe('a network of its own for every service', () => {
     const scope: Record<string, ServiceAddress> = Object.fromEntries(names.map((name) => [name, { name, host: '127.1.1.1', ports: {} }]));
     try {
       // Every service's start asks for all its siblings' addresses at once, as in a step with 40 services.
-      const views = await Promise.all(names.map((name) => serviceScope({ buildId, runId: 'r', scopeStepId: 'plan.0', runKey: '1', name }, scope, names)));
+      const views = await Promise.all(
+        names.map((name) => serviceScope({ buildId, runId: 'r', scopeStepId: 'plan.0', runKey: '1', name }, scope, names)),
+      );
       const first = names.map((n) => views[0][n].host);
       expect(new Set(first).size).toBe(names.length);
       for (const view of views) expect(names.map((n) => view[n].host)).toEqual(first);

@@ -26,7 +26,8 @@ function sleeper(): string {
   return m;
 }
 /** Arrives at a barrier of `n` in `d` and waits for everyone: only passes when n branches run at once. */
-const barrier = (d: string, me: string, n: number) => `touch ${d}/${me}; while [ $(ls ${d} | wc -l) -lt ${n} ]; do sleep 0.05; done; echo through`;
+const barrier = (d: string, me: string, n: number) =>
+  `touch ${d}/${me}; while [ $(ls ${d} | wc -l) -lt ${n} ]; do sleep 0.05; done; echo through`;
 /** Records start/end of a branch in a shared log; the log's interleaving gives the highest concurrency. */
 const tracked = (log: string, me: string) => `echo "+ ${me}" >> ${log}; sleep 0.3; echo "- ${me}" >> ${log}`;
 function maxConcurrency(log: string): number {
@@ -62,7 +63,9 @@ describe('in_parallel', () => {
 
   test('without fail_fast a failure lets the other branches finish; the build fails', async () => {
     const f = path.join(dir(), 'done');
-    const r = await h.run(`plan:\n- in_parallel: [${sh('bad', 'exit 1')}, ${sh('slowish', `sleep 1; touch ${f}`)}]\n- ${sh('after', 'echo after')}`);
+    const r = await h.run(
+      `plan:\n- in_parallel: [${sh('bad', 'exit 1')}, ${sh('slowish', `sleep 1; touch ${f}`)}]\n- ${sh('after', 'echo after')}`,
+    );
     expect(r.status).toBe('failed');
     expect(fs.existsSync(f)).toBe(true);
     expect(stepOf(r, 'plan.0.in_parallel.1')?.state).toBe('succeeded');
@@ -100,7 +103,9 @@ describe('in_parallel', () => {
 
   test('a try inside fail_fast masks the failure: nothing is interrupted', async () => {
     const f = path.join(dir(), 'done');
-    const r = await h.run(`plan:\n- in_parallel: {fail_fast: true, steps: [{try: ${sh('bad', 'exit 1')}}, ${sh('ok', `sleep 1; touch ${f}`)}]}`);
+    const r = await h.run(
+      `plan:\n- in_parallel: {fail_fast: true, steps: [{try: ${sh('bad', 'exit 1')}}, ${sh('ok', `sleep 1; touch ${f}`)}]}`,
+    );
     expect(r.status).toBe('succeeded');
     expect(fs.existsSync(f)).toBe(true);
   });

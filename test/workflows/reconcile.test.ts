@@ -26,7 +26,10 @@ const running = (marker: string) => {
 
 test('after terminate, the reconciler stops the step left running and removes the build once expired', async () => {
   const marker = `reconcile-${randomUUID()}`;
-  const plan = compilePlan({ file: 't.yml', text: `plan:\n- task: forever\n  config:\n    platform: linux\n    run: {path: sh, args: [-c, 'sleep 60 # ${marker}']}\n` });
+  const plan = compilePlan({
+    file: 't.yml',
+    text: `plan:\n- task: forever\n  config:\n    platform: linux\n    run: {path: sh, args: [-c, 'sleep 60 # ${marker}']}\n`,
+  });
   const handle = await startBuild(h.client, { plan, taskQueue: h.taskQueue });
   while (!running(marker)) await delay(100);
 

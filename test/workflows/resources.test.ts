@@ -10,7 +10,8 @@ import { startHarness, type BuildRun, type Harness } from './harness';
 let h: Harness;
 let tmp: string;
 beforeAll(async () => {
-  if (!fs.existsSync(path.resolve(__dirname, '../../dist/resources/src/git.js'))) throw new Error('run `npm run build` first: the base resource types run from dist/');
+  if (!fs.existsSync(path.resolve(__dirname, '../../dist/resources/src/git.js')))
+    throw new Error('run `npm run build` first: the base resource types run from dist/');
   h = await startHarness();
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-resources-'));
   fs.chmodSync(tmp, 0o755);
@@ -30,7 +31,10 @@ function repo(name: string): { bare: string; work: string; commit: (file: string
   fs.mkdirSync(work);
   git(work, 'init', '-q', '-b', 'main');
   fs.mkdirSync(path.join(work, 'ci'));
-  fs.writeFileSync(path.join(work, 'ci', 'test.yml'), 'platform: linux\ninputs: [{name: src}]\nrun: {path: sh, args: [-c, "echo tested $(cat src/version)"]}\n');
+  fs.writeFileSync(
+    path.join(work, 'ci', 'test.yml'),
+    'platform: linux\ninputs: [{name: src}]\nrun: {path: sh, args: [-c, "echo tested $(cat src/version)"]}\n',
+  );
   fs.writeFileSync(path.join(work, 'version'), '1.0.0\n');
   git(work, 'add', '.');
   git(work, 'commit', '-q', '-m', 'first');
@@ -189,7 +193,9 @@ test('time resource and a resource type that is a local directory of check/in/ou
   fs.mkdirSync(typeDir, { recursive: true });
   const script = (body: string) => `#!/bin/sh\nset -e\nreq=$(cat)\necho "request: $req" >&2\n${body}\n`;
   fs.writeFileSync(path.join(typeDir, 'check'), script(`echo '[{"n":"1"},{"n":"2"}]'`), { mode: 0o755 });
-  fs.writeFileSync(path.join(typeDir, 'in'), script(`echo fetched > "$1/file"; echo '{"version":{"n":"2"},"metadata":[]}'`), { mode: 0o755 });
+  fs.writeFileSync(path.join(typeDir, 'in'), script(`echo fetched > "$1/file"; echo '{"version":{"n":"2"},"metadata":[]}'`), {
+    mode: 0o755,
+  });
   fs.writeFileSync(path.join(typeDir, 'out'), script(`echo '{"version":{"n":"3"}}'`), { mode: 0o755 });
   const file = path.join(tmp, 'pipeline.yml');
   const r = await h.run(
@@ -218,10 +224,13 @@ jobs:
 });
 
 test('a type neither shipped nor declared (a base type of other workers, as Concourse allows) errors the step that uses it', async () => {
-  const r = await h.run(`
+  const r = await h.run(
+    `
 resources: [{name: m, type: mock, source: {}}]
 jobs: [{name: j, plan: [{get: m}]}]
-`, { job: 'j' });
+`,
+    { job: 'j' },
+  );
   expect(r.status).toBe('errored');
   expect(r.message).toMatch(/resource m: its type mock is not a base type here and no resource_types entry declares it/);
 });

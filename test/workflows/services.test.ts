@@ -37,7 +37,10 @@ function postgres(name: string, m: string, extra: Record<string, unknown> = {}):
       run: {
         user: 'postgres',
         path: 'sh',
-        args: ['-c', `initdb -D "$PWD/data" -A trust -U postgres >/dev/null && echo "host all all all trust" >> "$PWD/data/pg_hba.conf" && exec postgres -D "$PWD/data" -h "$${up}_SERVICE_HOST" -p 5432 -k "$PWD" -c cluster_name=${m}`],
+        args: [
+          '-c',
+          `initdb -D "$PWD/data" -A trust -U postgres >/dev/null && echo "host all all all trust" >> "$PWD/data/pg_hba.conf" && exec postgres -D "$PWD/data" -h "$${up}_SERVICE_HOST" -p 5432 -k "$PWD" -c cluster_name=${m}`,
+        ],
       },
       params: { PATH: `${PG_BIN}:/usr/bin:/bin` },
       ports: [5432],
@@ -57,7 +60,10 @@ function nats(name: string, m: string): Record<string, unknown> {
     name,
     grace_period: '2s',
     config: {
-      run: { path: NATS, args: ['-a', `((.svc:${name}.host))`, '-p', `((.svc:${name}.ports.client))`, '-m', `((.svc:${name}.ports.monitor))`, '--name', m] },
+      run: {
+        path: NATS,
+        args: ['-a', `((.svc:${name}.host))`, '-p', `((.svc:${name}.ports.client))`, '-m', `((.svc:${name}.ports.monitor))`, '--name', m],
+      },
       ports: [
         { name: 'client', number: 4222 },
         { name: 'monitor', number: 8222 },
@@ -69,7 +75,11 @@ function nats(name: string, m: string): Record<string, unknown> {
 /** A task that connects to host:port with node and prints `connected NAME HOST`; host and port are shell words. */
 function connects(name: string, host: string, port: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   const js = `require('net').connect(Number(process.argv[2]), process.argv[1]).on('connect', () => { console.log('connected ${name} ' + process.argv[1]); process.exit(0) }).on('error', (e) => { console.log('refused ${name} ' + e.code); process.exit(7) })`;
-  return { task: name, config: { params: { JS: js }, run: { path: 'sh', args: ['-c', `exec "${process.execPath}" -e "$JS" ${host} ${port}`] } }, ...extra };
+  return {
+    task: name,
+    config: { params: { JS: js }, run: { path: 'sh', args: ['-c', `exec "${process.execPath}" -e "$JS" ${host} ${port}`] } },
+    ...extra,
+  };
 }
 
 const plan = (steps: unknown[]) => JSON.stringify({ plan: steps });
@@ -122,8 +132,20 @@ describe('services', () => {
     const m = mark('shared');
     const r = await h.run(
       plan([
-        { do: [connects('first', '((.svc:bus.host))', '((.svc:bus.port))'), connects('second', '"$BUS_SERVICE_HOST"', '"$BUS_SERVICE_PORT"')], services: [nats('bus', m)] },
-        { in_parallel: [connects('left', '((.svc:bus.host))', '((.svc:bus.port))'), connects('right', '((.svc:bus.host))', '((.svc:bus.ports.client))')], services: [nats('bus', m)] },
+        {
+          do: [
+            connects('first', '((.svc:bus.host))', '((.svc:bus.port))'),
+            connects('second', '"$BUS_SERVICE_HOST"', '"$BUS_SERVICE_PORT"'),
+          ],
+          services: [nats('bus', m)],
+        },
+        {
+          in_parallel: [
+            connects('left', '((.svc:bus.host))', '((.svc:bus.port))'),
+            connects('right', '((.svc:bus.host))', '((.svc:bus.ports.client))'),
+          ],
+          services: [nats('bus', m)],
+        },
       ]),
     );
     expect(r.status).toBe('succeeded');
@@ -161,7 +183,13 @@ describe('services', () => {
     const m = mark('two');
     // Build A keeps its database up until build B has tried to reach it.
     const a = await h.start(
-      plan([{ task: 'hold', services: [postgres('db', m)], config: { run: { path: 'sh', args: ['-c', 'psql -h "$DB_SERVICE_HOST" -U postgres -tA -c "select 1" && sleep 6'] } } }]),
+      plan([
+        {
+          task: 'hold',
+          services: [postgres('db', m)],
+          config: { run: { path: 'sh', args: ['-c', 'psql -h "$DB_SERVICE_HOST" -U postgres -tA -c "select 1" && sleep 6'] } },
+        },
+      ]),
     );
     const aHost = await waitFor('build A ready', async () => {
       const st = await a.query<BuildSummary>('status');
@@ -202,7 +230,11 @@ describe('services', () => {
               config: {
                 // No ports: the probe runs every period from the start.
                 run: { path: 'sh', args: ['-c', `echo "listening soon ${m}"; echo "warming up" >&2; while :; do sleep 0.1; done`] },
-                startup_probe: { run: { path: 'sh', args: ['-c', 'echo "probe says no"; exit 1'] }, period_seconds: 0.05, failure_threshold: 3 },
+                startup_probe: {
+                  run: { path: 'sh', args: ['-c', 'echo "probe says no"; exit 1'] },
+                  period_seconds: 0.05,
+                  failure_threshold: 3,
+                },
               },
             },
           ],
@@ -304,12 +336,23 @@ describe('services', () => {
               {
                 name: 'cache',
                 config: {
-                  run: { path: 'redis-server', args: ['--bind', '((.svc:cache.host))', '--port', '((.svc:cache.port))', '--save', '', '--appendonly', 'no'] },
+                  run: {
+                    path: 'redis-server',
+                    args: ['--bind', '((.svc:cache.host))', '--port', '((.svc:cache.port))', '--save', '', '--appendonly', 'no'],
+                  },
                   ports: [6379],
                 },
               },
             ],
-            config: { run: { path: 'sh', args: ['-c', 'redis-cli -h "$CACHE_SERVICE_HOST" -p "$CACHE_SERVICE_PORT" set k v && redis-cli -h ((.svc:cache.host)) get k'] } },
+            config: {
+              run: {
+                path: 'sh',
+                args: [
+                  '-c',
+                  'redis-cli -h "$CACHE_SERVICE_HOST" -p "$CACHE_SERVICE_PORT" set k v && redis-cli -h ((.svc:cache.host)) get k',
+                ],
+              },
+            },
           },
         ]),
       );
@@ -318,7 +361,7 @@ describe('services', () => {
       const host = services(r.summary)[0].service!.address!.split(':')[0];
       expect(host).toMatch(/^127\.([1-9]\d*)\.\d+\.\d+$/);
       const logs = (await collectServiceLogs(h.nc, r.buildId)).get('plan.0/cache') ?? '';
-      expect(logs).toContain('services run on the host\'s loopback with addresses of their own (CAUSEWAY_SERVICE_ISOLATION=loopback)');
+      expect(logs).toContain("services run on the host's loopback with addresses of their own (CAUSEWAY_SERVICE_ISOLATION=loopback)");
       expect(logs).toContain('every port accepts connections');
       await noneLeft(`redis-server ${host}:6379`);
     } finally {
@@ -341,10 +384,19 @@ describe('services', () => {
           config: {
             outputs: [{ name: 'svc' }],
             params: { FILE: serviceFile },
-            run: { path: 'sh', args: ['-c', `printf "%s" "$FILE" | sed -e 's/%%/((/' -e 's/@@/))/' > svc/bus.yml && echo "hello from an input" > svc/greeting`] },
+            run: {
+              path: 'sh',
+              args: [
+                '-c',
+                `printf "%s" "$FILE" | sed -e 's/%%/((/' -e 's/@@/))/' > svc/bus.yml && echo "hello from an input" > svc/greeting`,
+              ],
+            },
           },
         },
-        { ...connects('use', '((.svc:bus.host))', '"$BUS_SERVICE_PORT"'), services: [{ name: 'bus', file: 'svc/bus.yml', input_mapping: { cfg: 'svc' } }] },
+        {
+          ...connects('use', '((.svc:bus.host))', '"$BUS_SERVICE_PORT"'),
+          services: [{ name: 'bus', file: 'svc/bus.yml', input_mapping: { cfg: 'svc' } }],
+        },
       ]),
     );
     expect([r.status, r.message]).toEqual(['succeeded', undefined]);
@@ -361,7 +413,14 @@ describe('services', () => {
     const file = JSON.stringify({ run: { path: 'sh', args: ['-c', `: ${m}; while :; do sleep 0.1; done`] } });
     const r = await h.run(
       plan([
-        { task: 'write', config: { outputs: [{ name: 'svc' }], params: { FILE: file }, run: { path: 'sh', args: ['-c', 'printf "%s" "$FILE" > svc/cfg.yml'] } } },
+        {
+          task: 'write',
+          config: {
+            outputs: [{ name: 'svc' }],
+            params: { FILE: file },
+            run: { path: 'sh', args: ['-c', 'printf "%s" "$FILE" > svc/cfg.yml'] },
+          },
+        },
         {
           task: 'use',
           config: { run: { path: 'true' } },
@@ -373,7 +432,9 @@ describe('services', () => {
       ]),
     );
     expect(r.status).toBe('errored');
-    expect(r.message).toContain('service web: cannot resolve ((.svc:cfg.ports.nope)): services in scope: cfg (ports none); web (ports none)');
+    expect(r.message).toContain(
+      'service web: cannot resolve ((.svc:cfg.ports.nope)): services in scope: cfg (ports none); web (ports none)',
+    );
     expect(services(r.summary).find((s) => s.name === 'web')).toMatchObject({ state: 'errored', service: { state: 'failed' } });
     expect(r.summary?.steps.find((s) => s.id === 'plan.1')).toMatchObject({ state: 'errored' });
     await noneLeft(m);

@@ -41,7 +41,10 @@ describe('status', () => {
     expect(find(running.steps, 'plan.1')).toMatchObject({ state: 'running', kind: 'in_parallel' });
     expect(find(running.steps, 'plan.1.in_parallel.0')).toMatchObject({ state: 'running', parent: 'plan.1', attempts: 1 });
     expect(find(running.steps, 'plan.2')?.state ?? 'pending').toBe('pending');
-    await waitFor('the flaky step to finish its attempts', async () => find((await query(handle)).steps, 'plan.1.in_parallel.1.try')?.state === 'failed');
+    await waitFor(
+      'the flaky step to finish its attempts',
+      async () => find((await query(handle)).steps, 'plan.1.in_parallel.1.try')?.state === 'failed',
+    );
     expect(find((await query(handle)).steps, 'plan.1.in_parallel.1.try')).toMatchObject({ attempts: 2, exitCode: 5, state: 'failed' });
     expect(await searchStatus(handle)).toBe('started');
 

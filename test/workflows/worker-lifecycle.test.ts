@@ -69,7 +69,9 @@ test('a landed worker hands its running step over; the next worker of that name 
   const listed = WorkerRecord.parse((await kv.get(name))?.json());
   expect(listed).toMatchObject({ name, state: 'running', runtime: 'local' });
 
-  const reply = WorkerControlReply.parse((await nc.request(workerControlSubject(name), JSON.stringify({ action: 'land' }), { timeout: 5000 })).json());
+  const reply = WorkerControlReply.parse(
+    (await nc.request(workerControlSubject(name), JSON.stringify({ action: 'land' }), { timeout: 5000 })).json(),
+  );
   expect(reply).toMatchObject({ ok: true, running: 1 });
   await first.done;
   // Landed workers stay listed (as Concourse lists them) until they start again.
@@ -91,8 +93,12 @@ test('retire: the worker finishes and leaves the list for good; prune removes st
   const kv = await workerBucket(nc);
   const name = `w-${randomUUID().slice(0, 8)}`;
   const live = await worker(name, `test-${randomUUID()}`);
-  await expect(pruneWorker(kv, name)).rejects.toThrow(new RegExp(`worker ${name} is running \\(heard from \\d+s ago\\): only stalled or landed workers can be pruned`));
-  const reply = WorkerControlReply.parse((await nc.request(workerControlSubject(name), JSON.stringify({ action: 'retire' }), { timeout: 5000 })).json());
+  await expect(pruneWorker(kv, name)).rejects.toThrow(
+    new RegExp(`worker ${name} is running \\(heard from \\d+s ago\\): only stalled or landed workers can be pruned`),
+  );
+  const reply = WorkerControlReply.parse(
+    (await nc.request(workerControlSubject(name), JSON.stringify({ action: 'retire' }), { timeout: 5000 })).json(),
+  );
   expect(reply.message).toMatch(/^retiring: 0 running step\(s\) finish here, no new steps start; then it leaves the worker list for good$/);
   await live.done;
   expect((await listWorkers(kv)).map((w) => w.name)).not.toContain(name);
@@ -100,9 +106,25 @@ test('retire: the worker finishes and leaves the list for good; prune removes st
   // A worker that died leaves its record behind, no longer refreshed: stalled, then pruned.
   const crashed = `w-${randomUUID().slice(0, 8)}`;
   const heard = new Date(Date.now() - WORKER_STALLED_MS - 1000).toISOString();
-  const record: WorkerRecord = { name: crashed, runtime: 'local', host: 'h', pid: 1, tags: [], state: 'running', taskQueue: 'q', running: [], startedAt: heard, heartbeatAt: heard };
+  const record: WorkerRecord = {
+    name: crashed,
+    runtime: 'local',
+    host: 'h',
+    pid: 1,
+    tags: [],
+    state: 'running',
+    taskQueue: 'q',
+    running: [],
+    startedAt: heard,
+    heartbeatAt: heard,
+  };
   await kv.put(crashed, JSON.stringify(record));
-  expect(shownState((await listWorkers(kv)).find((w) => w.name === crashed)!, Date.now())).toBe('stalled');
+  expect(
+    shownState(
+      (await listWorkers(kv)).find((w) => w.name === crashed)!,
+      Date.now(),
+    ),
+  ).toBe('stalled');
   await pruneWorker(kv, crashed);
   expect((await listWorkers(kv)).map((w) => w.name)).not.toContain(crashed);
   await expect(pruneWorker(kv, crashed)).rejects.toThrow(`no worker named ${crashed} in the registry`);

@@ -55,7 +55,8 @@ export class KubeApi {
     if (!kc) {
       kc = new KubeConfig();
       if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-      else if (process.env.KUBERNETES_SERVICE_HOST && fs.existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token')) kc.loadFromCluster();
+      else if (process.env.KUBERNETES_SERVICE_HOST && fs.existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token'))
+        kc.loadFromCluster();
       else kc.loadFromDefault();
       if (opts.context) kc.setCurrentContext(opts.context);
     }
@@ -83,7 +84,10 @@ export class KubeApi {
         if ((isApiAnswer(err) && !isTransient(err)) || signal?.aborted) throw err;
         if (Date.now() - started > this.apiUnreachableMs) {
           const how = isTransient(err) ? `answering ${apiCode(err)}` : 'unreachable';
-          throw new StepErrored(`Kubernetes API server ${how} for ${Math.round((Date.now() - started) / 1000)}s (${what}): ${apiMessage(err)}`, 'APIUnreachable');
+          throw new StepErrored(
+            `Kubernetes API server ${how} for ${Math.round((Date.now() - started) / 1000)}s (${what}): ${apiMessage(err)}`,
+            'APIUnreachable',
+          );
         }
         await sleep(delay, signal);
         delay = Math.min(2000, delay * 2);
@@ -109,7 +113,12 @@ export class KubeApi {
   private async createAnchor(buildId: string): Promise<{ anchor: Anchor; tokenSecret: string }> {
     const name = anchorName(buildId);
     const namespace = this.namespace;
-    const labels = { [LABELS.managedBy]: MANAGED_BY, [LABELS.component]: 'anchor', [LABELS.build]: labelValue(buildId), [LABELS.worker]: labelValue(this.worker) };
+    const labels = {
+      [LABELS.managedBy]: MANAGED_BY,
+      [LABELS.component]: 'anchor',
+      [LABELS.build]: labelValue(buildId),
+      [LABELS.worker]: labelValue(this.worker),
+    };
     let uid: string | undefined;
     try {
       this.calls.get++;
@@ -119,7 +128,10 @@ export class KubeApi {
       try {
         this.calls.create++;
         const created = await this.call('create anchor', () =>
-          this.core.createNamespacedConfigMap({ namespace, body: { metadata: { name, labels, annotations: { 'causeway.dev/build-id': buildId } }, data: { build: buildId } } }),
+          this.core.createNamespacedConfigMap({
+            namespace,
+            body: { metadata: { name, labels, annotations: { 'causeway.dev/build-id': buildId } }, data: { build: buildId } },
+          }),
         );
         uid = created.metadata?.uid;
       } catch (err2) {
@@ -178,9 +190,15 @@ export class KubeApi {
     let data: string | undefined;
     try {
       this.calls.get++;
-      data = (await this.call('get token secret', () => this.core.readNamespacedSecret({ name, namespace: this.namespace }))).data?.[TOKEN_KEY];
+      data = (await this.call('get token secret', () => this.core.readNamespacedSecret({ name, namespace: this.namespace }))).data?.[
+        TOKEN_KEY
+      ];
     } catch (err) {
-      if (apiCode(err) === 404) throw new StepErrored(`build ${buildId} has no artifact token (Secret ${name} is gone: the build's objects were deleted); run the build again`, 'TokenGone');
+      if (apiCode(err) === 404)
+        throw new StepErrored(
+          `build ${buildId} has no artifact token (Secret ${name} is gone: the build's objects were deleted); run the build again`,
+          'TokenGone',
+        );
       throw err;
     }
     if (!data) throw new StepErrored(`Secret ${name} has no key ${TOKEN_KEY}: it was changed by hand; run the build again`, 'TokenGone');
@@ -197,13 +215,20 @@ export class KubeApi {
       this.calls.get++;
       found = await this.call('get producer pod', () => this.core.readNamespacedPod({ name: pod, namespace: this.namespace }));
     } catch (err) {
-      if (apiCode(err) === 404) throw new StepErrored(`${what}: its producer pod ${pod} is gone (deleted, evicted, or removed with its build's objects); run the build again`, 'ProducerGone');
+      if (apiCode(err) === 404)
+        throw new StepErrored(
+          `${what}: its producer pod ${pod} is gone (deleted, evicted, or removed with its build's objects); run the build again`,
+          'ProducerGone',
+        );
       throw err;
     }
     const ip = found.status?.podIP;
     if (!ip || found.metadata?.deletionTimestamp) {
       const state = found.metadata?.deletionTimestamp ? 'being deleted' : `in phase ${found.status?.phase ?? 'Pending'} without an IP`;
-      throw new StepErrored(`${what}: producer pod ${pod} is ${state}, so its output-streamer cannot serve it; run the build again`, 'ProducerGone');
+      throw new StepErrored(
+        `${what}: producer pod ${pod} is ${state}, so its output-streamer cannot serve it; run the build again`,
+        'ProducerGone',
+      );
     }
     return ip;
   }
@@ -228,7 +253,9 @@ export class KubeApi {
   async deletePod(name: string, graceSeconds = this.opts.graceSeconds ?? 10): Promise<boolean> {
     try {
       this.calls.delete++;
-      await this.call('delete pod', () => this.core.deleteNamespacedPod({ name, namespace: this.namespace, gracePeriodSeconds: graceSeconds }));
+      await this.call('delete pod', () =>
+        this.core.deleteNamespacedPod({ name, namespace: this.namespace, gracePeriodSeconds: graceSeconds }),
+      );
       return true;
     } catch (err) {
       if (apiCode(err) === 404) return false;

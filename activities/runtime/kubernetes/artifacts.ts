@@ -46,9 +46,16 @@ export async function openPodArtifact(rt: KubeApi, buildId: string, at: PodArtif
       }
       if (res.status === 404 && file !== undefined) {
         // The streamer says which is missing: the file, or the whole output directory.
-        throw new StepErrored(`${what}: pod ${at.pod}${detail || `: no file ${file} in output ${at.path}`}: check the path, and that the producing task writes that file into its output`, 'FileMissing');
+        throw new StepErrored(
+          `${what}: pod ${at.pod}${detail || `: no file ${file} in output ${at.path}`}: check the path, and that the producing task writes that file into its output`,
+          'FileMissing',
+        );
       }
-      if (res.status < 500) throw new StepErrored(`${what}: pod ${at.pod}'s output-streamer answered ${url} with HTTP ${res.status}${detail}`, 'ArtifactRefused');
+      if (res.status < 500)
+        throw new StepErrored(
+          `${what}: pod ${at.pod}'s output-streamer answered ${url} with HTTP ${res.status}${detail}`,
+          'ArtifactRefused',
+        );
       why = `HTTP ${res.status}${detail}`;
     } catch (err) {
       if (err instanceof StepErrored) throw err;
@@ -65,7 +72,14 @@ export async function openPodArtifact(rt: KubeApi, buildId: string, at: PodArtif
 }
 
 /** `rel` inside the artifact `artifact` (ref), as text. */
-export async function readFileOf(rt: KubeApi, buildId: string, ref: ArtifactRef, artifact: string, rel: string, what: string): Promise<string> {
+export async function readFileOf(
+  rt: KubeApi,
+  buildId: string,
+  ref: ArtifactRef,
+  artifact: string,
+  rel: string,
+  what: string,
+): Promise<string> {
   if (ref.kind === 'pod') return (await openPodArtifact(rt, buildId, ref, what, rel)).text();
   const dir = rt.uploads?.isUpload(buildId, artifact, ref) ? await rt.uploads.ensure(buildId, artifact) : ref.path;
   try {
@@ -95,7 +109,11 @@ export async function serviceConfigFromFile(rt: KubeApi, req: StartServiceReques
  * A refusal (pod gone, token refused) is reported for that export after the others are done
  * and the build has ended; a stream broken midway is retried with the activity.
  */
-export async function exportFromPods(deps: ActivityDeps, rt: KubeApi, req: FinishBuildRequest): Promise<{ rest: Artifacts; failures: string[] }> {
+export async function exportFromPods(
+  deps: ActivityDeps,
+  rt: KubeApi,
+  req: FinishBuildRequest,
+): Promise<{ rest: Artifacts; failures: string[] }> {
   const rest: Artifacts = {};
   const failures: string[] = [];
   for (const [name, ref] of Object.entries(req.exports)) {

@@ -1,7 +1,6 @@
 // How an API server's answer is read: one place, so tasks, services and artifacts classify an
 // unreachable or throttling server the same way. The errors themselves: activities/errors.ts.
 
-
 export function apiCode(err: unknown): number | undefined {
   const e = err as { code?: unknown; statusCode?: unknown };
   if (typeof e?.code === 'number') return e.code;

@@ -20,7 +20,8 @@ export function kubernetesRuntime(deps: ActivityDeps, rt: KubernetesRuntime): Ru
         note: io.note,
         // Message ids are byte offsets: a re-attached activity reads the log from the start
         // again and JetStream drops what it already has (duplicate window: 10 minutes).
-        log: (data, offset) => deps.publisher.log(task.req.buildId, task.req.step.id, 'stdout', data, `${runName}/stdout/${offset}`).catch(() => undefined),
+        log: (data, offset) =>
+          deps.publisher.log(task.req.buildId, task.req.step.id, 'stdout', data, `${runName}/stdout/${offset}`).catch(() => undefined),
       });
     },
     readArtifactFile: (f, what) => readFileOf(rt, f.buildId, f.ref, f.artifact, f.rel, what),

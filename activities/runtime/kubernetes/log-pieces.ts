@@ -26,7 +26,7 @@ export class LineCutter {
 
   push(chunk: Buffer): LogPiece[] {
     const out: LogPiece[] = [];
-    for (let pos = 0; pos < chunk.length; ) {
+    for (let pos = 0; pos < chunk.length;) {
       const nl = chunk.indexOf(0x0a, pos);
       const end = Math.min(nl === -1 ? chunk.length : nl + 1, pos + this.max - this.pendingLength);
       this.pending.push(chunk.subarray(pos, end));

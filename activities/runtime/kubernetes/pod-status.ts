@@ -50,17 +50,29 @@ export function evaluate(pod: V1Pod, now: number, unschedulableSince: number | u
   const fetcher = findStatus(status.initContainerStatuses, CONTAINERS.fetcher);
   const ft = fetcher?.state?.terminated;
   if (ft && ft.exitCode !== 0) {
-    return { kind: 'errored', reason: ft.reason ?? 'InputFetchFailed', message: `${CONTAINERS.fetcher} failed (exit ${ft.exitCode}${ft.reason ? `, ${ft.reason}` : ''})${ft.message ? `: ${ft.message}` : ''}` };
+    return {
+      kind: 'errored',
+      reason: ft.reason ?? 'InputFetchFailed',
+      message: `${CONTAINERS.fetcher} failed (exit ${ft.exitCode}${ft.reason ? `, ${ft.reason}` : ''})${ft.message ? `: ${ft.message}` : ''}`,
+    };
   }
   for (const s of [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])]) {
     const waiting = s.state?.waiting;
     if (waiting?.reason && FATAL_WAITING.has(waiting.reason)) {
-      return { kind: 'errored', reason: waiting.reason, message: `container ${s.name}: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}` };
+      return {
+        kind: 'errored',
+        reason: waiting.reason,
+        message: `container ${s.name}: ${waiting.reason}${waiting.message ? `: ${waiting.message}` : ''}`,
+      };
     }
   }
   if (status.phase === 'Failed' || status.phase === 'Succeeded') {
     const reason = status.reason ?? status.phase;
-    return { kind: 'errored', reason, message: `pod ${status.phase.toLowerCase()} without the task's exit status: ${reason}${status.message ? `: ${status.message}` : ''}` };
+    return {
+      kind: 'errored',
+      reason,
+      message: `pod ${status.phase.toLowerCase()} without the task's exit status: ${reason}${status.message ? `: ${status.message}` : ''}`,
+    };
   }
   const scheduled = status.conditions?.find((c) => c.type === 'PodScheduled');
   if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') {
@@ -79,13 +91,17 @@ export function serviceReadiness(pod: V1Pod | undefined, service: string): { rea
   const status = pod.status ?? {};
   const c = findStatus(status.containerStatuses, CONTAINERS.service);
   const t = c?.state?.terminated;
-  if (t) return { failed: `service ${service} exited with status ${t.exitCode}${t.reason ? ` (${t.reason})` : ''} before it was ready${t.message ? `: ${t.message}` : ''}` };
+  if (t)
+    return {
+      failed: `service ${service} exited with status ${t.exitCode}${t.reason ? ` (${t.reason})` : ''} before it was ready${t.message ? `: ${t.message}` : ''}`,
+    };
   const w = c?.state?.waiting;
   if (w?.reason && FATAL_WAITING.has(w.reason)) return { failed: `service ${service}: ${w.reason}${w.message ? `: ${w.message}` : ''}` };
   if (status.phase === 'Failed') return { failed: `service ${service}: pod failed: ${status.reason ?? ''} ${status.message ?? ''}`.trim() };
   if (status.conditions?.some((x) => x.type === 'Ready' && x.status === 'True')) return { ready: true };
   const scheduled = status.conditions?.find((x) => x.type === 'PodScheduled');
-  if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable') return { failed: `service ${service}: unschedulable: ${scheduled.message ?? ''}` };
+  if (scheduled?.status === 'False' && scheduled.reason === 'Unschedulable')
+    return { failed: `service ${service}: unschedulable: ${scheduled.message ?? ''}` };
   return undefined;
 }
 

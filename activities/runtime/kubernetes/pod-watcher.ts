@@ -13,7 +13,12 @@ export interface FollowHooks {
  * Follows one pod (a GET, then a watch from its resourceVersion, resumed when the server ends
  * it) until `decide` returns a value; `decide(undefined)` means the pod is gone.
  */
-export async function followPod<T>(rt: KubeApi, name: string, decide: (pod: V1Pod | undefined) => T | undefined, hooks: FollowHooks = {}): Promise<T | 'aborted'> {
+export async function followPod<T>(
+  rt: KubeApi,
+  name: string,
+  decide: (pod: V1Pod | undefined) => T | undefined,
+  hooks: FollowHooks = {},
+): Promise<T | 'aborted'> {
   const beat = setInterval(() => hooks.heartbeat?.(), 1000);
   let abortWatch: AbortController | undefined;
   try {
@@ -35,7 +40,12 @@ export async function followPod<T>(rt: KubeApi, name: string, decide: (pod: V1Po
         new (k8s().Watch)(rt.kc)
           .watch(
             `/api/v1/namespaces/${rt.namespace}/pods`,
-            { fieldSelector: `metadata.name=${name}`, resourceVersion: pod?.metadata?.resourceVersion, allowWatchBookmarks: true, timeoutSeconds: 300 },
+            {
+              fieldSelector: `metadata.name=${name}`,
+              resourceVersion: pod?.metadata?.resourceVersion,
+              allowWatchBookmarks: true,
+              timeoutSeconds: 300,
+            },
             (type: string, obj: V1Pod) => {
               rt.calls.watchEvents++;
               if (type === 'BOOKMARK' || type === 'ERROR') return;

@@ -230,7 +230,10 @@ export function buildPod(input: PodInput): V1Pod {
     resources: resourcesFor(limits),
     securityContext:
       step.privileged || user !== undefined
-        ? { ...(step.privileged ? { privileged: true, allowPrivilegeEscalation: true } : {}), ...(user !== undefined ? { runAsUser: user } : {}) }
+        ? {
+            ...(step.privileged ? { privileged: true, allowPrivilegeEscalation: true } : {}),
+            ...(user !== undefined ? { runAsUser: user } : {}),
+          }
         : undefined,
     terminationMessagePolicy: 'FallbackToLogsOnError',
   };
@@ -245,7 +248,10 @@ export function buildPod(input: PodInput): V1Pod {
     command: ['causeway-agent', 'fetch'],
     env: [
       { name: 'CAUSEWAY_WORKDIR', value: WORKDIR },
-      { name: 'CAUSEWAY_INPUTS', value: JSON.stringify(inputs.map((i) => ({ name: i.name, path: within('', i.path).replace(/^\//, ''), url: i.url }))) },
+      {
+        name: 'CAUSEWAY_INPUTS',
+        value: JSON.stringify(inputs.map((i) => ({ name: i.name, path: within('', i.path).replace(/^\//, ''), url: i.url }))),
+      },
       { name: 'CAUSEWAY_MKDIRS', value: JSON.stringify(mkdirs) },
       token,
     ],
@@ -274,7 +280,13 @@ export function buildPod(input: PodInput): V1Pod {
     });
   }
 
-  const owner: V1OwnerReference = { apiVersion: 'v1', kind: 'ConfigMap', name: input.anchor.name, uid: input.anchor.uid, blockOwnerDeletion: true };
+  const owner: V1OwnerReference = {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    name: input.anchor.name,
+    uid: input.anchor.uid,
+    blockOwnerDeletion: true,
+  };
   return {
     apiVersion: 'v1',
     kind: 'Pod',

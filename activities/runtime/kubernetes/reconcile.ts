@@ -16,7 +16,11 @@ export interface KubernetesReconcileReport {
 
 export const BUILD_ID_ANNOTATION = 'causeway.dev/build-id';
 
-export async function reconcileKubernetes(rt: KubeApi, client: Client, opts: { dryRun?: boolean } = {}): Promise<KubernetesReconcileReport> {
+export async function reconcileKubernetes(
+  rt: KubeApi,
+  client: Client,
+  opts: { dryRun?: boolean } = {},
+): Promise<KubernetesReconcileReport> {
   const report: KubernetesReconcileReport = { deleted: [], running: [] };
   rt.calls.list++;
   const anchors = await rt.core.listNamespacedConfigMap({

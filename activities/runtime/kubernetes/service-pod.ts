@@ -15,7 +15,10 @@ const PORTS_TIMEOUT_SECONDS = 2 * PROBE_DEFAULTS.failureThreshold * PROBE_DEFAUL
 
 /** Pod and Service name: readable service name + a hash of build, run, scope step, attempt key and name. */
 export function serviceObjectName(ref: ServiceRef): string {
-  const h = createHash('sha256').update([ref.buildId, ref.runId, ref.scopeStepId, ref.runKey, ref.name].join('\0')).digest('hex').slice(0, 12);
+  const h = createHash('sha256')
+    .update([ref.buildId, ref.runId, ref.scopeStepId, ref.runKey, ref.name].join('\0'))
+    .digest('hex')
+    .slice(0, 12);
   return `cw-svc-${dnsSlug(ref.name, 63 - 7 - 1 - h.length) || 'svc'}-${h}`;
 }
 
@@ -90,7 +93,11 @@ export function buildServiceObjects(input: ServiceObjectsInput): { pod: V1Pod; s
       name,
       namespace: input.namespace,
       labels,
-      annotations: { 'causeway.dev/service-name': ref.name, 'causeway.dev/scope-step-id': ref.scopeStepId, 'causeway.dev/run-key': ref.runKey },
+      annotations: {
+        'causeway.dev/service-name': ref.name,
+        'causeway.dev/scope-step-id': ref.scopeStepId,
+        'causeway.dev/run-key': ref.runKey,
+      },
       ownerReferences: [owner],
     },
     spec: {

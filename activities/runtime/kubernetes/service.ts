@@ -8,7 +8,14 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { interpolateServices, type ServiceAddress } from '../../../common/services';
 import type { ActivityDeps } from '../../deps';
-import type { ProbeServiceRequest, ServiceLogOffsets, ServiceRef, StartServiceRequest, StopServiceRequest, SuperviseServiceRequest } from '../../types';
+import type {
+  ProbeServiceRequest,
+  ServiceLogOffsets,
+  ServiceRef,
+  StartServiceRequest,
+  StopServiceRequest,
+  SuperviseServiceRequest,
+} from '../../types';
 import type { KubeApi } from './api';
 import { serviceConfigFromFile } from './artifacts';
 import { k8s, type K8s, type V1Pod } from './client';
@@ -55,13 +62,24 @@ export async function startService(rt: KubeApi, req: StartServiceRequest, log?: 
   const { anchor } = await rt.ensureAnchor(req.buildId);
   let objects: { pod: V1Pod; service: K8s.V1Service };
   try {
-    objects = buildServiceObjects({ namespace: rt.namespace, ref: req, config: spec.config, image: spec.image, params: spec.params, worker: rt.worker, anchor, gracePeriodMs: spec.gracePeriodMs });
+    objects = buildServiceObjects({
+      namespace: rt.namespace,
+      ref: req,
+      config: spec.config,
+      image: spec.image,
+      params: spec.params,
+      worker: rt.worker,
+      anchor,
+      gracePeriodMs: spec.gracePeriodMs,
+    });
   } catch (err) {
     if (err instanceof PodSpecError) throw failed(err.message);
     throw err;
   }
   const net = rt.kc.makeApiClient(k8s().NetworkingV1Api);
-  await createTolerant(() => net.createNamespacedNetworkPolicy({ namespace: rt.namespace, body: buildNetworkPolicy(rt.namespace, req.buildId, anchor) }));
+  await createTolerant(() =>
+    net.createNamespacedNetworkPolicy({ namespace: rt.namespace, body: buildNetworkPolicy(rt.namespace, req.buildId, anchor) }),
+  );
   await createTolerant(() => rt.core.createNamespacedService({ namespace: rt.namespace, body: objects.service }));
   rt.calls.create += 3;
   await createTolerant(() => rt.core.createNamespacedPod({ namespace: rt.namespace, body: objects.pod }));
@@ -72,7 +90,9 @@ export async function startService(rt: KubeApi, req: StartServiceRequest, log?: 
     primaryPort: primaryPort(spec.config.ports),
   };
   const listed = Object.entries(address.ports).map(([n, p]) => `${n} ${p}`);
-  await log?.note(`service ${req.name} started: pod ${objects.pod.metadata!.name} behind Service ${address.host}${listed.length ? `, ports: ${listed.join(', ')}` : ''}`);
+  await log?.note(
+    `service ${req.name} started: pod ${objects.pod.metadata!.name} behind Service ${address.host}${listed.length ? `, ports: ${listed.join(', ')}` : ''}`,
+  );
   return address;
 }
 
@@ -107,7 +127,12 @@ export async function probeService(rt: KubeApi, ref: ServiceRef, log: ServiceLog
 }
 
 /** Follows the service's pod until it ends (stopService deletes it), publishing its log; returns its exit status. */
-export async function superviseService(rt: KubeApi, ref: ServiceRef, log: ServiceLog, hooks: FollowHooks = {}): Promise<{ exitCode?: number } | 'aborted'> {
+export async function superviseService(
+  rt: KubeApi,
+  ref: ServiceRef,
+  log: ServiceLog,
+  hooks: FollowHooks = {},
+): Promise<{ exitCode?: number } | 'aborted'> {
   const end = await followPod(
     rt,
     serviceObjectName(ref),
@@ -124,7 +149,8 @@ export async function superviseService(rt: KubeApi, ref: ServiceRef, log: Servic
 export async function stopService(rt: KubeApi, ref: ServiceRef, gracePeriodMs: number, log?: ServiceLog): Promise<void> {
   const name = serviceObjectName(ref);
   const grace = Math.max(0, Math.ceil(gracePeriodMs / 1000));
-  if (await rt.deletePod(name, grace)) await log?.note(`stopping service ${ref.name}: pod ${name} deleted (SIGTERM, SIGKILL after ${grace}s)`);
+  if (await rt.deletePod(name, grace))
+    await log?.note(`stopping service ${ref.name}: pod ${name} deleted (SIGTERM, SIGKILL after ${grace}s)`);
   try {
     rt.calls.delete++;
     await rt.core.deleteNamespacedService({ name, namespace: rt.namespace });
@@ -135,9 +161,11 @@ export async function stopService(rt: KubeApi, ref: ServiceRef, gracePeriodMs: n
 
 /** The activities, bound to a runtime: heartbeats (with the log's offsets) and cancellation from Temporal's context. */
 export function serviceActivities(deps: ActivityDeps, rt: KubeApi) {
-  const logOf = (ref: ServiceRef, offsets?: ServiceLogOffsets, writer?: string) => new ServiceLog(rt, ref, natsServiceLog(deps.nc, ref), offsets, writer);
+  const logOf = (ref: ServiceRef, offsets?: ServiceLogOffsets, writer?: string) =>
+    new ServiceLog(rt, ref, natsServiceLog(deps.nc, ref), offsets, writer);
   /** A retried activity resumes the log where its previous attempt's last heartbeat says. */
-  const resumed = (ref: ServiceRef, offsets: ServiceLogOffsets) => logOf(ref, (Context.current().info.heartbeatDetails as ServiceLogOffsets | undefined) ?? offsets);
+  const resumed = (ref: ServiceRef, offsets: ServiceLogOffsets) =>
+    logOf(ref, (Context.current().info.heartbeatDetails as ServiceLogOffsets | undefined) ?? offsets);
   const ctxHooks = (log: ServiceLog): FollowHooks => {
     const ctx = Context.current();
     const abort = new AbortController();

@@ -51,7 +51,9 @@ async function inputSources(rt: KubeApi, req: RunTaskRequest, inputs: MappedInpu
 function uploadUrl(rt: KubeApi, req: RunTaskRequest, source: string, ref: ArtifactRef): string {
   const what = `task ${req.step.task}: input ${source}`;
   if (!rt.uploads?.isUpload(req.buildId, source, ref)) {
-    throw new StepErrored(`${what} is on worker ${ref.worker}'s disk (${ref.path}), not in a pod of this cluster, and is not an upload this worker could serve`);
+    throw new StepErrored(
+      `${what} is on worker ${ref.worker}'s disk (${ref.path}), not in a pod of this cluster, and is not an upload this worker could serve`,
+    );
   }
   const url = rt.uploads.urlFor(req.buildId, source);
   if (!url) {
@@ -63,7 +65,11 @@ function uploadUrl(rt: KubeApi, req: RunTaskRequest, source: string, ref: Artifa
 }
 
 /** Creates the step's pod, or finds the one a previous attempt of this activity created. */
-export async function createOrAttach(rt: KubeApi, task: ResolvedTask, note?: (text: string) => void): Promise<{ pod: V1Pod; reattached: boolean }> {
+export async function createOrAttach(
+  rt: KubeApi,
+  task: ResolvedTask,
+  note?: (text: string) => void,
+): Promise<{ pod: V1Pod; reattached: boolean }> {
   const { req } = task;
   const name = podName(req.buildId, req.runId, req.step.id, req.runKey, req.step.task);
   try {
@@ -104,7 +110,10 @@ export async function createOrAttach(rt: KubeApi, task: ResolvedTask, note?: (te
   if (req.step.image && config.image_resource) note?.(`image ${req.step.image} (the step's image) is used instead of image_resource`);
   try {
     rt.calls.create++;
-    return { pod: await rt.call('create pod', () => rt.core.createNamespacedPod({ namespace: rt.namespace, body: pod })), reattached: false };
+    return {
+      pod: await rt.call('create pod', () => rt.core.createNamespacedPod({ namespace: rt.namespace, body: pod })),
+      reattached: false,
+    };
   } catch (err) {
     // Created by a concurrent attempt between our GET and POST: attach to it.
     if (apiCode(err) === 409) {
@@ -122,7 +131,11 @@ export async function createOrAttach(rt: KubeApi, task: ResolvedTask, note?: (te
  * Finds the step's pod or creates it; the handle follows it to its end: exit code and outputs,
  * or StepErrored / StepDetached / aborted (its pod deleted with the grace period).
  */
-export async function findOrStartPodTask(rt: KubeApi, task: ResolvedTask, hooks: Omit<StepHooks, 'abort' | 'detach'> = {}): Promise<TaskHandle & { pod: string }> {
+export async function findOrStartPodTask(
+  rt: KubeApi,
+  task: ResolvedTask,
+  hooks: Omit<StepHooks, 'abort' | 'detach'> = {},
+): Promise<TaskHandle & { pod: string }> {
   const { pod, reattached } = await createOrAttach(rt, task, hooks.note);
   const name = pod.metadata!.name!;
   if (reattached) hooks.note?.(`re-attached to pod ${name} (phase ${pod.status?.phase ?? 'Pending'})`);
@@ -172,7 +185,11 @@ export async function runPodTask(rt: KubeApi, req: RunTaskRequest, hooks: StepHo
  * Follows the pod with a watch from its resourceVersion until the task container ends,
  * something makes it impossible to run (errored), or the step is aborted / detached.
  */
-async function watchPod(rt: KubeApi, initial: V1Pod, hooks: StepHooks): Promise<{ kind: 'exited'; exitCode: number } | { kind: 'aborted' }> {
+async function watchPod(
+  rt: KubeApi,
+  initial: V1Pod,
+  hooks: StepHooks,
+): Promise<{ kind: 'exited'; exitCode: number } | { kind: 'aborted' }> {
   const name = initial.metadata!.name!;
   const namespace = rt.namespace;
   const unschedulableGraceMs = rt.opts.unschedulableGraceMs ?? 60_000;
@@ -203,10 +220,11 @@ async function watchPod(rt: KubeApi, initial: V1Pod, hooks: StepHooks): Promise<
     };
     const sink = new Writable({
       write: (chunk: Buffer, _enc, cb) => void send(cutter.push(chunk)).then(() => cb()),
-      final: (cb) => void send(cutter.end()).then(() => {
-        ended();
-        cb();
-      }),
+      final: (cb) =>
+        void send(cutter.end()).then(() => {
+          ended();
+          cb();
+        }),
     });
     sink.on('error', () => ended());
     sink.on('close', () => ended());
@@ -271,7 +289,10 @@ async function watchPod(rt: KubeApi, initial: V1Pod, hooks: StepHooks): Promise<
           // Usually 410 Gone: our resourceVersion is too old. Resume from a fresh GET.
           watchDone = { err: { code: obj.code ?? 410, message: obj.message } };
         } else if (type === 'DELETED') {
-          throw new StepErrored(`pod ${name} was deleted before its task ended${obj.status?.reason ? ` (${obj.status.reason})` : ''}`, 'Deleted');
+          throw new StepErrored(
+            `pod ${name} was deleted before its task ended${obj.status?.reason ? ` (${obj.status.reason})` : ''}`,
+            'Deleted',
+          );
         } else if (type === 'BOOKMARK') {
           if (current) current = { ...current, metadata: { ...current.metadata, resourceVersion: obj.metadata?.resourceVersion } };
         } else {

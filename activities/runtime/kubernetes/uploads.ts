@@ -124,7 +124,11 @@ export class Uploads {
     }
     const dir = await this.ensure(buildId, name);
     if (!dir) {
-      res.writeHead(404).end(`upload ${name} of build ${buildId} is neither on worker ${this.o.worker}'s disk nor in the object store (it expires after 24 hours): run the build again\n`);
+      res
+        .writeHead(404)
+        .end(
+          `upload ${name} of build ${buildId} is neither on worker ${this.o.worker}'s disk nor in the object store (it expires after 24 hours): run the build again\n`,
+        );
       return;
     }
     sendDirectory(res, dir);

@@ -18,7 +18,8 @@ export function localRuntime(deps: ActivityDeps): Runtime {
     releasesArtifacts: false,
     findOrStartTask: (task, io) => findOrStartLocalTask(deps, task, io),
     readArtifactFile: ({ artifact, ref, rel }) => {
-      if (ref.kind !== 'dir') throw new StepErrored(`artifact ${artifact} is an output of pod ${ref.pod}, which the local runtime cannot read`);
+      if (ref.kind !== 'dir')
+        throw new StepErrored(`artifact ${artifact} is an output of pod ${ref.pod}, which the local runtime cannot read`);
       return fs.readFile(safeJoin(ref.path, rel), 'utf8');
     },
     releaseArtifacts: async () => undefined,

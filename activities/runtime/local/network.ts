@@ -83,14 +83,17 @@ export function systemTool(name: string): string {
   let found = tools.get(name);
   if (!found) {
     const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
-    found = dirs.map((d) => path.join(d, name)).find((p) => {
-      try {
-        accessSync(p, constants.X_OK);
-        return true;
-      } catch {
-        return false;
-      }
-    }) ?? name;
+    found =
+      dirs
+        .map((d) => path.join(d, name))
+        .find((p) => {
+          try {
+            accessSync(p, constants.X_OK);
+            return true;
+          } catch {
+            return false;
+          }
+        }) ?? name;
     tools.set(name, found);
   }
   return found;
@@ -103,7 +106,18 @@ export function systemTool(name: string): string {
 export function inNetwork(network: string | undefined, command: string[], hosts?: string): string[] {
   if (!network) return command;
   const viewed = hosts
-    ? [systemTool('unshare'), '--mount', '--propagation', 'private', '/bin/sh', '-c', '"$0" --bind "$1" /etc/hosts && shift && exec "$@"', systemTool('mount'), hosts, ...command]
+    ? [
+        systemTool('unshare'),
+        '--mount',
+        '--propagation',
+        'private',
+        '/bin/sh',
+        '-c',
+        '"$0" --bind "$1" /etc/hosts && shift && exec "$@"',
+        systemTool('mount'),
+        hosts,
+        ...command,
+      ]
     : command;
   return [systemTool('nsenter'), `--net=${netnsPath(network)}`, ...viewed];
 }
@@ -169,7 +183,11 @@ async function allocate(buildId: string, key: string): Promise<string> {
  * (itself included) at the addresses this runtime gives them, though they may not have
  * started yet. In loopback mode, the workflow's pre-allocated hosts.
  */
-export async function serviceScope(ref: ServiceRef, scope: Record<string, ServiceAddress>, siblings: string[]): Promise<Record<string, ServiceAddress>> {
+export async function serviceScope(
+  ref: ServiceRef,
+  scope: Record<string, ServiceAddress>,
+  siblings: string[],
+): Promise<Record<string, ServiceAddress>> {
   if (fallbackReason()) return scope;
   const out = { ...scope };
   await Promise.all(
@@ -233,11 +251,26 @@ export async function attachService(ref: ServiceRef, host: string): Promise<Serv
     const state = stateDir(ref.buildId);
     await fs.mkdir(state, { recursive: true });
     const bridge = `${addressOf(BRIDGE_INDEX)}/${PREFIX}`;
-    const r = await runCommand('/bin/sh', ['-c', ATTACH, 'sh', systemTool('ip'), hub, netns, `v${serviceKey(ref)}`.slice(0, 15), host, bridge, state, await netnsAddLock(), NETNS_DIR]);
+    const r = await runCommand('/bin/sh', [
+      '-c',
+      ATTACH,
+      'sh',
+      systemTool('ip'),
+      hub,
+      netns,
+      `v${serviceKey(ref)}`.slice(0, 15),
+      host,
+      bridge,
+      state,
+      await netnsAddLock(),
+      NETNS_DIR,
+    ]);
     if (r.code !== 0) throw new Error(r.stderr.trim().split('\n').pop() || `exit status ${r.code ?? r.signal}`);
   } catch (err) {
     // Never the host's loopback behind the user's back: the address given out is on the bridge.
-    throw new Error(`cannot make network namespace ${netns} on the bridge of ${hub}: ${(err as Error).message.split('\n')[0]}`, { cause: err });
+    throw new Error(`cannot make network namespace ${netns} on the bridge of ${hub}: ${(err as Error).message.split('\n')[0]}`, {
+      cause: err,
+    });
   }
   return {
     network: hub,
@@ -256,7 +289,13 @@ export async function writeHosts(file: string, services: Record<string, ServiceA
 /** Kills what still runs in a namespace (a service's stray daemons) and deletes it; idempotent. */
 async function deleteNetns(name: string): Promise<void> {
   const ip = systemTool('ip');
-  await runCommand('/bin/sh', ['-c', 'kill -9 $("$0" netns pids "$1" 2>/dev/null) 2>/dev/null; "$0" netns del "$1" 2>/dev/null || [ ! -e "$2" ]', ip, name, netnsPath(name)]).then((r) => {
+  await runCommand('/bin/sh', [
+    '-c',
+    'kill -9 $("$0" netns pids "$1" 2>/dev/null) 2>/dev/null; "$0" netns del "$1" 2>/dev/null || [ ! -e "$2" ]',
+    ip,
+    name,
+    netnsPath(name),
+  ]).then((r) => {
     if (r.code !== 0) throw new Error(`cannot delete network namespace ${name}: ${r.stderr.trim() || `exit status ${r.code ?? r.signal}`}`);
   });
 }

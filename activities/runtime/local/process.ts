@@ -56,7 +56,7 @@ export async function findProcess(dir: string): Promise<StepProcess | undefined>
   const files = await fs.readdir(dir).catch(() => [] as string[]);
   if (!files.includes(FILES.starting)) return undefined;
   const pidFile = path.join(dir, FILES.pid);
-  for (const deadline = Date.now() + PID_WAIT_MS; ; ) {
+  for (const deadline = Date.now() + PID_WAIT_MS; ;) {
     const pid = Number.parseInt(await fs.readFile(pidFile, 'utf8').catch(() => ''), 10);
     if (!Number.isNaN(pid)) return { pid, dir };
     // Spawned, but the wrapper has not written its pid yet (or never will: the spawn failed).
@@ -87,7 +87,10 @@ export async function exitStatus(dir: string): Promise<number | undefined> {
 export async function isAlive(proc: StepProcess): Promise<boolean> {
   if (proc.child && !proc.child.lost) return proc.child.exitCode === null && proc.child.signalCode === null;
   try {
-    const [stat, cmdline] = await Promise.all([fs.readFile(`/proc/${proc.pid}/stat`, 'utf8'), fs.readFile(`/proc/${proc.pid}/cmdline`, 'utf8')]);
+    const [stat, cmdline] = await Promise.all([
+      fs.readFile(`/proc/${proc.pid}/stat`, 'utf8'),
+      fs.readFile(`/proc/${proc.pid}/cmdline`, 'utf8'),
+    ]);
     const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
     return state !== 'Z' && cmdline.split('\0').includes(proc.dir);
   } catch {

@@ -110,7 +110,10 @@ async function readState(dir: string): Promise<ServiceState | undefined> {
  * Starts the service as a detached process in the build's network, or finds the one a
  * previous attempt of this activity started (idempotent by name).
  */
-export async function startLocalService(deps: ActivityDeps, given: StartServiceRequest): Promise<{ address: ServiceAddress; offsets: ServiceLogOffsets }> {
+export async function startLocalService(
+  deps: ActivityDeps,
+  given: StartServiceRequest,
+): Promise<{ address: ServiceAddress; offsets: ServiceLogOffsets }> {
   // ((.svc:...)) in the spec: this step's services at the addresses this runtime gives them.
   const scope = await serviceScope(given, given.scope, given.siblings);
   const req = { ...given, scope, address: scope[given.name] ?? given.address, spec: withAddresses(given.name, given.spec, scope) };
@@ -136,7 +139,9 @@ export async function startLocalService(deps: ActivityDeps, given: StartServiceR
       const config = req.spec.config ? loaded : withAddresses(req.name, loaded, { ...req.scope, [req.name]: located });
       const user = config.run.user && config.run.user !== os.userInfo().username ? config.run.user : undefined;
       if (user && process.getuid?.() !== 0) {
-        throw failed(`service ${req.name}: run.user ${user}: the worker runs as ${os.userInfo().username} and can only run services as another user when it is root`);
+        throw failed(
+          `service ${req.name}: run.user ${user}: the worker runs as ${os.userInfo().username} and can only run services as another user when it is root`,
+        );
       }
       // A run.user must reach its files, and the worker's home is usually private to the
       // worker: such a service's files live under the system temp directory instead.
@@ -152,7 +157,9 @@ export async function startLocalService(deps: ActivityDeps, given: StartServiceR
         const ref = req.artifacts[source];
         if (!ref) {
           if (input.optional) continue;
-          throw failed(`service ${req.name}: missing input \`${input.name}\`: available artifacts: ${Object.keys(req.artifacts).join(', ') || 'none'}`);
+          throw failed(
+            `service ${req.name}: missing input \`${input.name}\`: available artifacts: ${Object.keys(req.artifacts).join(', ') || 'none'}`,
+          );
         }
         await copyArtifact(ref.path, safeJoin(work, input.path ?? input.name));
       }
@@ -175,16 +182,22 @@ export async function startLocalService(deps: ActivityDeps, given: StartServiceR
         ...(address.primaryPort ? { SERVICE_PORT: String(address.ports[address.primaryPort]) } : {}),
         ...(user ? userEnv(user) : {}),
       };
-      await fs.writeFile(path.join(dir, STATE_FILE), JSON.stringify({ address, config, env, root, netns: net.netns, hosts } satisfies ServiceState));
+      await fs.writeFile(
+        path.join(dir, STATE_FILE),
+        JSON.stringify({ address, config, env, root, netns: net.netns, hosts } satisfies ServiceState),
+      );
       const run = [config.run.path, ...config.run.args];
       const command = inNetwork(net.netns, ids ? asUser(ids, run) : run, hosts);
       const proc = await startProcess({ dir, cwd: safeJoin(work, config.run.dir ?? '.'), command, env });
       // Notes after the start, and not waited for: neither the service nor its probe waits for
       // NATS. The probe sends the service's output from the offsets returned here.
       log.noteLater(net.note);
-      if (config.image_resource || req.spec.image) log.noteLater('the local runtime runs this service on the host, without an image (image_resource/image is ignored)');
+      if (config.image_resource || req.spec.image)
+        log.noteLater('the local runtime runs this service on the host, without an image (image_resource/image is ignored)');
       const listed = Object.entries(address.ports).map(([n, p]) => `${n} ${p}`);
-      log.noteLater(`service ${req.name} started (pid ${proc.pid}) on ${address.host}${listed.length ? `, ports: ${listed.join(', ')}` : ''}`);
+      log.noteLater(
+        `service ${req.name} started (pid ${proc.pid}) on ${address.host}${listed.length ? `, ports: ${listed.join(', ')}` : ''}`,
+      );
       return { address, offsets: log.offsets };
     },
     () => log.offsets,
@@ -198,7 +211,9 @@ async function loadConfig(req: StartServiceRequest): Promise<ServiceConfig> {
   const [artifact, ...rest] = (spec.file ?? '').split('/');
   const ref = req.artifacts[artifact];
   if (!ref || rest.length === 0) {
-    throw failed(`service ${spec.name}: file ${spec.file}: the first part of the path must name an artifact (available: ${Object.keys(req.artifacts).join(', ') || 'none'})`);
+    throw failed(
+      `service ${spec.name}: file ${spec.file}: the first part of the path must name an artifact (available: ${Object.keys(req.artifacts).join(', ') || 'none'})`,
+    );
   }
   try {
     const text = await fs.readFile(safeJoin(ref.path, rest.join('/')), 'utf8');
@@ -304,7 +319,9 @@ export async function probeLocalService(deps: ActivityDeps, req: ProbeServiceReq
       // The step waits for this activity, not for NATS: superviseService sends the output
       // written since, from the offsets returned here (fixed once the drain in progress ends).
       await draining;
-      log.noteLater(`service ${req.name} is ready (${probe ? 'startup probe passed' : 'every port accepts connections'} after ${Date.now() - started} ms)`);
+      log.noteLater(
+        `service ${req.name} is ready (${probe ? 'startup probe passed' : 'every port accepts connections'} after ${Date.now() - started} ms)`,
+      );
       return log.offsets;
     },
     () => log.offsets,
@@ -353,7 +370,7 @@ async function runProbe(name: string, dir: string, state: ServiceState, signal: 
   });
   const periodMs = probe.periodSeconds * 1000;
   let last = '';
-  for (let failures = 0; ; ) {
+  for (let failures = 0; ;) {
     let started = Date.now();
     if (!portsUp) {
       await Promise.race([opened.catch(() => undefined), delay(periodMs, undefined, { signal }).catch(() => undefined)]);
@@ -366,9 +383,12 @@ async function runProbe(name: string, dir: string, state: ServiceState, signal: 
       }
       started = Date.now();
     }
-    const result = await runCommand(command[0], command.slice(1), { env: state.env, cwd: path.join(state.root, 'work'), timeoutMs: probe.timeoutSeconds * 1000, signal }).catch(
-      (err: Error): RunResult => ({ code: null, signal: null, stdout: '', stderr: err.message, timedOut: false }),
-    );
+    const result = await runCommand(command[0], command.slice(1), {
+      env: state.env,
+      cwd: path.join(state.root, 'work'),
+      timeoutMs: probe.timeoutSeconds * 1000,
+      signal,
+    }).catch((err: Error): RunResult => ({ code: null, signal: null, stdout: '', stderr: err.message, timedOut: false }));
     if (signal.aborted) return;
     if (result.code === 0) return;
     const why = result.timedOut ? `timed out after ${probe.timeoutSeconds}s` : `exited with ${result.code ?? result.signal}`;

@@ -166,7 +166,14 @@ export function runCommand(file: string, args: string[], opts: RunOptions = {}):
         if (r.pid !== undefined) return;
         pending.delete(id);
         if (r.error !== undefined) reject(new Error(r.error));
-        else resolve({ code: r.code ?? null, signal: r.signal ?? null, stdout: r.stdout ?? '', stderr: r.stderr ?? '', timedOut: r.timedOut ?? false });
+        else
+          resolve({
+            code: r.code ?? null,
+            signal: r.signal ?? null,
+            stdout: r.stdout ?? '',
+            stderr: r.stderr ?? '',
+            timedOut: r.timedOut ?? false,
+          });
       },
       lost() {
         reject(new Error('the process helper exited while running the command'));

@@ -71,7 +71,13 @@ export class StepLog {
         const { bytesRead } = await handle.read(buf, 0, CHUNK, this.offsets[stream]);
         if (bytesRead === 0) break;
         const offset = this.offsets[stream];
-        const held = await this.publisher.logPiece(this.buildId, this.stepId, stream, buf.subarray(0, bytesRead), `${this.runName}/${stream}/${offset}`);
+        const held = await this.publisher.logPiece(
+          this.buildId,
+          this.stepId,
+          stream,
+          buf.subarray(0, bytesRead),
+          `${this.runName}/${stream}/${offset}`,
+        );
         this.offsets[stream] = offset + held;
         sent = true;
       }

@@ -73,7 +73,11 @@ export async function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTas
       throw asPermanent(err, `task ${step.task}: cannot start ${spec.config.run.path}`);
     });
     // After the start, so the note's NATS round trip does not delay the step.
-    if (network) await safeNote(log, `this step runs in network namespace ${network}, on the bridge of its build's services (reachable by name; no outside access)`);
+    if (network)
+      await safeNote(
+        log,
+        `this step runs in network namespace ${network}, on the bridge of its build's services (reachable by name; no outside access)`,
+      );
   }
   const started = proc;
   return { reattached, wait: (signals) => waitLocal(deps, req, started, spec, dir, log, io, signals) };
@@ -100,7 +104,8 @@ async function waitLocal(
   // An aborted or timed-out step's process group is stopped: its memory cgroup must go too, or
   // every interrupted step with container_limits leaks a cgroup on the host.
   if (spec.memory) {
-    if (exitCode !== 'aborted' && exitCode !== 0 && (await wasOomKilled(spec.memory))) await safeNote(log, 'killed: the task exceeded container_limits.memory');
+    if (exitCode !== 'aborted' && exitCode !== 0 && (await wasOomKilled(spec.memory)))
+      await safeNote(log, 'killed: the task exceeded container_limits.memory');
     await removeCgroup(spec.memory);
   }
   if (exitCode === 'aborted') return { state: 'aborted' };
@@ -199,7 +204,10 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, log:
   if (step.privileged) await log.note('privileged: the local runtime runs tasks with the worker’s own privileges');
 
   for (const input of inputs) {
-    if (input.ref.kind !== 'dir') throw new StepErrored(`task ${step.task}: input ${input.source} is an output of pod ${input.ref.pod}, which the local runtime cannot read`);
+    if (input.ref.kind !== 'dir')
+      throw new StepErrored(
+        `task ${step.task}: input ${input.source} is an output of pod ${input.ref.pod}, which the local runtime cannot read`,
+      );
     await copyArtifact(input.ref.path, safeJoin(work, input.path));
   }
 
@@ -240,15 +248,29 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, log:
  */
 async function checkRunnable(step: TaskStep, config: TaskConfig, work: string, searchPath: string): Promise<void> {
   const cwd = safeJoin(work, config.run.dir ?? '.');
-  const isDir = await fs.stat(cwd).then((st) => st.isDirectory(), () => false);
+  const isDir = await fs.stat(cwd).then(
+    (st) => st.isDirectory(),
+    () => false,
+  );
   if (!isDir) throw new StepErrored(`task ${step.task}: run.dir ${config.run.dir}: no such directory in the task's working directory`);
   const cmd = config.run.path;
-  const candidates = cmd.includes('/') ? [path.resolve(cwd, cmd)] : searchPath.split(':').filter(Boolean).map((d) => path.join(d, cmd));
+  const candidates = cmd.includes('/')
+    ? [path.resolve(cwd, cmd)]
+    : searchPath
+        .split(':')
+        .filter(Boolean)
+        .map((d) => path.join(d, cmd));
   for (const candidate of candidates) {
     // Looked for without an exception per PATH entry that lacks it (an async miss costs an Error
     // with its stack, which showed in the profile of many steps starting at once).
     if (!statSync(candidate, { throwIfNoEntry: false })?.isFile()) continue;
-    if (await fs.access(candidate, fsConstants.X_OK).then(() => true, () => false)) return;
+    if (
+      await fs.access(candidate, fsConstants.X_OK).then(
+        () => true,
+        () => false,
+      )
+    )
+      return;
   }
   throw new StepErrored(
     `task ${step.task}: run.path ${cmd}: no such executable` + (cmd.includes('/') ? ` (looked at ${candidates[0]})` : ' on PATH'),
@@ -261,7 +283,9 @@ async function commandFor(config: TaskConfig, dir: string): Promise<{ command: s
   const user = config.run.user;
   if (!user || user === os.userInfo().username) return { command, env: {} };
   if (process.getuid?.() !== 0) {
-    throw new StepErrored(`run.user ${user}: the worker runs as ${os.userInfo().username} and can only run tasks as another user when it is root`);
+    throw new StepErrored(
+      `run.user ${user}: the worker runs as ${os.userInfo().username} and can only run tasks as another user when it is root`,
+    );
   }
   try {
     const ids = await userIds(user);

@@ -22,7 +22,9 @@ export async function userIds(user: string): Promise<UserIds> {
 export async function chownTree(dir: string, ids: UserIds): Promise<void> {
   await fs.lchown(dir, ids.uid, ids.gid);
   const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
-  await Promise.all(entries.map((e) => (e.isDirectory() ? chownTree(path.join(dir, e.name), ids) : fs.lchown(path.join(dir, e.name), ids.uid, ids.gid))));
+  await Promise.all(
+    entries.map((e) => (e.isDirectory() ? chownTree(path.join(dir, e.name), ids) : fs.lchown(path.join(dir, e.name), ids.uid, ids.gid))),
+  );
 }
 
 /**

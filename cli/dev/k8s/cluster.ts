@@ -11,7 +11,18 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { freePort } from '../stack';
-import { KUBERNETES_SERVICE_IP, NODE_IP, SERVICE_CIDR, isRealNodeDir, prepareNode, provisionNode, startNode, stopNode, untaintNode, type NodeState } from './node';
+import {
+  KUBERNETES_SERVICE_IP,
+  NODE_IP,
+  SERVICE_CIDR,
+  isRealNodeDir,
+  prepareNode,
+  provisionNode,
+  startNode,
+  stopNode,
+  untaintNode,
+  type NodeState,
+} from './node';
 import { openssl, request, startProcess, stopProcesses, waitFor, type Started, type Tls } from './procs';
 
 const HOST = '127.0.0.1';
@@ -115,11 +126,47 @@ function kwokStagesFile(): string {
 /** CA, apiserver serving cert, admin client cert (system:masters), service-account key pair. */
 function generatePki(pki: string): void {
   fs.mkdirSync(pki, { recursive: true });
-  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '30', '-subj', '/CN=causeway-test-ca'], pki);
+  openssl(
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      'ca.key',
+      '-out',
+      'ca.crt',
+      '-days',
+      '30',
+      '-subj',
+      '/CN=causeway-test-ca',
+    ],
+    pki,
+  );
   const sign = (name: string, subj: string, ext: string) => {
     fs.writeFileSync(path.join(pki, `${name}.ext`), ext);
     openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj], pki);
-    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '30', '-extfile', `${name}.ext`], pki);
+    openssl(
+      [
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-out',
+        `${name}.crt`,
+        '-days',
+        '30',
+        '-extfile',
+        `${name}.ext`,
+      ],
+      pki,
+    );
   };
   sign(
     'apiserver',
@@ -131,11 +178,14 @@ function generatePki(pki: string): void {
   openssl(['rsa', '-in', 'sa.key', '-pubout', '-out', 'sa.pub'], pki);
 }
 
-export function kubeconfigYaml(server: string, caFile: string, user: { certFile: string; keyFile: string } | { token: string }, name = 'causeway-test'): string {
+export function kubeconfigYaml(
+  server: string,
+  caFile: string,
+  user: { certFile: string; keyFile: string } | { token: string },
+  name = 'causeway-test',
+): string {
   const userLines =
-    'token' in user
-      ? `    token: ${user.token}\n`
-      : `    client-certificate: ${user.certFile}\n    client-key: ${user.keyFile}\n`;
+    'token' in user ? `    token: ${user.token}\n` : `    client-certificate: ${user.certFile}\n    client-key: ${user.keyFile}\n`;
   return (
     `apiVersion: v1\nkind: Config\ncurrent-context: ${name}\n` +
     `clusters:\n- name: ${name}\n  cluster:\n    server: ${server}\n    certificate-authority: ${caFile}\n` +
@@ -324,7 +374,6 @@ export async function startCluster(opts: StartClusterOptions): Promise<ClusterSt
   }
 }
 
-
 async function createFakeNode(server: string, tls: Tls, node: FakeNode): Promise<void> {
   const body = {
     apiVersion: 'v1',
@@ -332,7 +381,13 @@ async function createFakeNode(server: string, tls: Tls, node: FakeNode): Promise
     metadata: {
       name: node.name,
       annotations: { [KWOK_NODE_ANNOTATION]: 'fake', 'node.alpha.kubernetes.io/ttl': '0' },
-      labels: { 'kubernetes.io/hostname': node.name, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', type: 'kwok', ...node.labels },
+      labels: {
+        'kubernetes.io/hostname': node.name,
+        'kubernetes.io/os': 'linux',
+        'kubernetes.io/arch': 'amd64',
+        type: 'kwok',
+        ...node.labels,
+      },
     },
     spec: {},
   };

@@ -177,7 +177,26 @@ function nodePki(pki: string): void {
   const sign = (name: string, subj: string, ext: string) => {
     fs.writeFileSync(path.join(pki, `${name}.ext`), ext);
     openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj], pki);
-    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '30', '-extfile', `${name}.ext`], pki);
+    openssl(
+      [
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-out',
+        `${name}.crt`,
+        '-days',
+        '30',
+        '-extfile',
+        `${name}.ext`,
+      ],
+      pki,
+    );
   };
   sign('kubelet', `/CN=${NODE_NAME}`, `subjectAltName=IP:${NODE_IP},DNS:${NODE_NAME}\nextendedKeyUsage=serverAuth\n`);
   sign('node', `/O=system:nodes/CN=system:node:${NODE_NAME}`, 'extendedKeyUsage=clientAuth\n');
@@ -239,7 +258,10 @@ function containerdConfig(dir: string, registry: string, pauseImage: string): { 
   const certs = path.join(root, 'certs.d', registry);
   fs.mkdirSync(certs, { recursive: true });
   // containerd pulls from the local registry over plain HTTP.
-  fs.writeFileSync(path.join(certs, 'hosts.toml'), `server = "http://${registry}"\n\n[host."http://${registry}"]\n  capabilities = ["pull", "resolve"]\n`);
+  fs.writeFileSync(
+    path.join(certs, 'hosts.toml'),
+    `server = "http://${registry}"\n\n[host."http://${registry}"]\n  capabilities = ["pull", "resolve"]\n`,
+  );
   const socket = path.join(root, 'containerd.sock');
   const config = path.join(root, 'config.toml');
   fs.writeFileSync(
@@ -300,6 +322,9 @@ function kubeletConfig(dir: string, pki: string, socket: string, kubeletPort: nu
     cgroupDriver: 'cgroupfs',
     // cgroup v1 without the QoS hierarchy and without reservations: the machine is shared.
     cgroupsPerQOS: false,
+    // Without pod cgroups the kubelet's in-place resize path dereferences a nil pod memory
+    // config (panic at kuberuntime_manager.go:837, doPodResizeAction, seen mid-build here).
+    featureGates: { InPlacePodVerticalScaling: false },
     enforceNodeAllocatable: [],
     failSwapOn: false,
     evictionHard: {},
@@ -350,7 +375,8 @@ async function createObject(server: string, tls: Tls, obj: KubeObject): Promise<
   const plural = `${obj.kind.toLowerCase()}s`.replace(/ys$/, 'ies').replace(/sss$/, 'sses');
   const url = obj.metadata.namespace ? `${base}/namespaces/${obj.metadata.namespace}/${plural}` : `${base}/${plural}`;
   const res = await request(url, tls, 'POST', JSON.stringify(obj));
-  if (res.status !== 201 && res.status !== 409) throw new Error(`creating ${obj.kind} ${obj.metadata.name}: HTTP ${res.status} ${res.body}`);
+  if (res.status !== 201 && res.status !== 409)
+    throw new Error(`creating ${obj.kind} ${obj.metadata.name}: HTTP ${res.status} ${res.body}`);
 }
 
 interface KubeObject {
@@ -469,7 +495,11 @@ export async function startNode(opts: StartNodeOptions): Promise<NodeState> {
     processes.push(p);
     opts.started(p);
   };
-  const tls: Tls = { ca: fs.readFileSync(path.join(pki, 'ca.crt')), cert: fs.readFileSync(path.join(pki, 'admin.crt')), key: fs.readFileSync(path.join(pki, 'admin.key')) };
+  const tls: Tls = {
+    ca: fs.readFileSync(path.join(pki, 'ca.crt')),
+    cert: fs.readFileSync(path.join(pki, 'admin.crt')),
+    key: fs.readFileSync(path.join(pki, 'admin.key')),
+  };
   const exe = (name: string) => path.join(opts.nodeBin, name);
   let t = Date.now();
 
@@ -493,7 +523,12 @@ export async function startNode(opts: StartNodeOptions): Promise<NodeState> {
     ...process.env,
     CAUSEWAY_K8S_NODE_BIN: opts.nodeBin,
   });
-  const images = Object.fromEntries(out.trim().split('\n').map((l) => l.split(' ') as [string, string])) as Record<NodeImage, string>;
+  const images = Object.fromEntries(
+    out
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ') as [string, string]),
+  ) as Record<NodeImage, string>;
   for (const name of NODE_IMAGES) if (!images[name]) throw new Error(`scripts/images/build.sh did not push ${name}: ${out}`);
   timings.images = Date.now() - t;
 
@@ -508,7 +543,12 @@ export async function startNode(opts: StartNodeOptions): Promise<NodeState> {
 
   // kubelet
   t = Date.now();
-  const [kubeletPort, kubeletHealthz, proxyHealthz, proxyMetrics] = await Promise.all([opts.freePort(), opts.freePort(), opts.freePort(), opts.freePort()]);
+  const [kubeletPort, kubeletHealthz, proxyHealthz, proxyMetrics] = await Promise.all([
+    opts.freePort(),
+    opts.freePort(),
+    opts.freePort(),
+    opts.freePort(),
+  ]);
   const nodeKubeconfig = path.join(dir, 'node.kubeconfig');
   fs.writeFileSync(nodeKubeconfig, kubeconfig(opts.server, pki, 'node'));
   const proxyKubeconfig = path.join(dir, 'kube-proxy.kubeconfig');
@@ -526,7 +566,11 @@ export async function startNode(opts: StartNodeOptions): Promise<NodeState> {
     processes: [],
     netnsBefore,
   };
-  const save = () => fs.writeFileSync(nodeStateFile(dir), JSON.stringify({ ...state, processes: processes.map((p) => ({ name: p.name, pid: p.pid, log: p.log })) }, null, 2));
+  const save = () =>
+    fs.writeFileSync(
+      nodeStateFile(dir),
+      JSON.stringify({ ...state, processes: processes.map((p) => ({ name: p.name, pid: p.pid, log: p.log })) }, null, 2),
+    );
   save();
   const kubelet = startProcess(dir, 'kubelet', exe('kubelet'), [
     `--config=${kubeletConfig(dir, pki, socket, kubeletPort, kubeletHealthz)}`,
@@ -539,7 +583,10 @@ export async function startNode(opts: StartNodeOptions): Promise<NodeState> {
   ]);
   track(kubelet);
   save();
-  const proxy = startProcess(dir, 'kube-proxy', exe('kube-proxy'), [`--config=${kubeProxyConfig(dir, proxyKubeconfig, proxyHealthz, proxyMetrics)}`, '--v=1']);
+  const proxy = startProcess(dir, 'kube-proxy', exe('kube-proxy'), [
+    `--config=${kubeProxyConfig(dir, proxyKubeconfig, proxyHealthz, proxyMetrics)}`,
+    '--v=1',
+  ]);
   track(proxy);
   save();
   await waitFor('kubelet: node Ready', kubelet, async () => {
@@ -599,7 +646,13 @@ function removeLeftoverContainers(socket: string, log: (line: string) => void): 
  * so the taint is lifted as it would.
  */
 export async function untaintNode(server: string, tls: Tls, name: string): Promise<void> {
-  const res = await request(`${server}/api/v1/nodes/${name}`, tls, 'PATCH', JSON.stringify({ spec: { taints: null } }), 'application/merge-patch+json');
+  const res = await request(
+    `${server}/api/v1/nodes/${name}`,
+    tls,
+    'PATCH',
+    JSON.stringify({ spec: { taints: null } }),
+    'application/merge-patch+json',
+  );
   if (res.status !== 200) throw new Error(`untainting node ${name}: ${res.status} ${res.body}`);
 }
 
@@ -619,7 +672,12 @@ function mountsUnder(dirs: string[]): string[] {
  * mounts, kube-proxy's iptables rules, the bridge, network namespaces, pod logs. Safe to run
  * twice, and on a node whose start failed halfway.
  */
-export async function stopNode(dir: string, server: string | undefined, adminTls: Tls | undefined, log: (line: string) => void): Promise<void> {
+export async function stopNode(
+  dir: string,
+  server: string | undefined,
+  adminTls: Tls | undefined,
+  log: (line: string) => void,
+): Promise<void> {
   const state = readNodeState(dir);
   if (state) {
     // The kubelet stops pods properly (CNI DEL, sandbox removal) when they are deleted.
@@ -645,7 +703,14 @@ async function drain(server: string, tls: Tls, log: (line: string) => void): Pro
   // Controllers would replace deleted pods (CoreDNS's Deployment): scale them away first.
   await request(`${server}/apis/apps/v1/namespaces/kube-system/deployments/coredns`, tls, 'DELETE').catch(() => undefined);
   await Promise.all(
-    pods.map((p) => request(`${server}/api/v1/namespaces/${p.metadata.namespace}/pods/${p.metadata.name}`, tls, 'DELETE', JSON.stringify({ gracePeriodSeconds: 0 })).catch(() => undefined)),
+    pods.map((p) =>
+      request(
+        `${server}/api/v1/namespaces/${p.metadata.namespace}/pods/${p.metadata.name}`,
+        tls,
+        'DELETE',
+        JSON.stringify({ gracePeriodSeconds: 0 }),
+      ).catch(() => undefined),
+    ),
   );
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
@@ -702,7 +767,14 @@ function removeKubeChains(): void {
       continue;
     }
     for (const rule of rules.filter((r) => r.startsWith('-A ') && / -j KUBE-/.test(r) && !/^-A KUBE-/.test(r))) {
-      trySh('iptables', ['-t', table, ...rule.replace(/^-A /, '-D ').match(/(?:[^\s"]+|"[^"]*")+/g)!.map((a) => a.replace(/^"|"$/g, ''))]);
+      trySh('iptables', [
+        '-t',
+        table,
+        ...rule
+          .replace(/^-A /, '-D ')
+          .match(/(?:[^\s"]+|"[^"]*")+/g)!
+          .map((a) => a.replace(/^"|"$/g, '')),
+      ]);
     }
     const chains = rules.filter((r) => r.startsWith('-N KUBE-')).map((r) => r.slice(3));
     for (const c of chains) trySh('iptables', ['-t', table, '-F', c]);

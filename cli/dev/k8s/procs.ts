@@ -43,7 +43,12 @@ export function tail(file: string, lines = 15): string {
   }
 }
 
-export async function waitFor(what: string, proc: Started | undefined, check: () => Promise<boolean>, timeoutMs = READY_TIMEOUT_MS): Promise<void> {
+export async function waitFor(
+  what: string,
+  proc: Started | undefined,
+  check: () => Promise<boolean>,
+  timeoutMs = READY_TIMEOUT_MS,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let delay = 50;
   for (;;) {
@@ -63,7 +68,13 @@ export interface Tls {
   insecure?: boolean;
 }
 
-export function request(url: string, tls: Tls, method = 'GET', body?: string, contentType = 'application/json'): Promise<{ status: number; body: string }> {
+export function request(
+  url: string,
+  tls: Tls,
+  method = 'GET',
+  body?: string,
+  contentType = 'application/json',
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const u = new URL(url);
     const mod = u.protocol === 'https:' ? https : http;

@@ -27,7 +27,11 @@ function cli(args: string[], onOutput?: (out: string) => void): Promise<Result> 
   return new Promise((resolve, reject) => {
     const home = process.env.CAUSEWAY_TEST_DEV_HOME;
     if (!home) throw new Error('CAUSEWAY_TEST_DEV_HOME is not set: run through the jest "k8s-node" project');
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: dir, env: { ...process.env, CAUSEWAY_HOME: home, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: dir,
+      env: { ...process.env, CAUSEWAY_HOME: home, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => {
@@ -52,7 +56,12 @@ function plan(name: string, yaml: string): string {
 test('dev status shows the cluster, the registry and the node', async () => {
   const r = await cli(['dev', 'status']);
   expect(r.code).toBe(0);
-  for (const row of [/kube-apiserver\s+\d+\s+alive\s+https:\/\/198\.19\.128\.1:\d+/, /registry\s+\d+\s+alive\s+127\.0\.0\.1:\d+/, /node causeway-node\s+\d+\s+alive\s+198\.19\.128\.1/, /k8s-dev\s+\d+\s+alive/]) {
+  for (const row of [
+    /kube-apiserver\s+\d+\s+alive\s+https:\/\/198\.19\.128\.1:\d+/,
+    /registry\s+\d+\s+alive\s+127\.0\.0\.1:\d+/,
+    /node causeway-node\s+\d+\s+alive\s+198\.19\.128\.1/,
+    /k8s-dev\s+\d+\s+alive/,
+  ]) {
     expect(r.stdout).toMatch(row);
   }
 });

@@ -35,10 +35,14 @@ function pod(name: string, script: string, container: Partial<V1Container> = {})
 }
 
 async function ended(name: string): Promise<V1Pod> {
-  return until(async () => {
-    const p = await core.readNamespacedPod({ name, namespace });
-    return p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' ? p : false;
-  }, `end of pod ${name}`, 120_000);
+  return until(
+    async () => {
+      const p = await core.readNamespacedPod({ name, namespace });
+      return p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' ? p : false;
+    },
+    `end of pod ${name}`,
+    120_000,
+  );
 }
 
 test('a pod pulls its image from the local registry, runs a real container, and its log comes through the kubelet', async () => {
@@ -53,10 +57,21 @@ test('a pod pulls its image from the local registry, runs a real container, and 
 
 test('CoreDNS answers Service names, and a pod reaches another through its ClusterIP (kube-proxy)', async () => {
   const serve = 'mkdir -p /tmp/srv && echo served > /tmp/srv/index.html && exec python3 -m http.server 8080 -d /tmp/srv';
-  await core.createNamespacedPod({ namespace, body: pod('web', serve, { readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 } }) });
-  const svc = await core.createNamespacedService({ namespace, body: { metadata: { name: 'web' }, spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] } } });
+  await core.createNamespacedPod({
+    namespace,
+    body: pod('web', serve, { readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 } }),
+  });
+  const svc = await core.createNamespacedService({
+    namespace,
+    body: { metadata: { name: 'web' }, spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] } },
+  });
   expect(svc.spec?.clusterIP).toMatch(/^198\.19\.\d+\.\d+$/);
-  await until(async () => (await core.readNamespacedPod({ name: 'web', namespace })).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'), 'web ready', 120_000);
+  await until(
+    async () =>
+      (await core.readNamespacedPod({ name: 'web', namespace })).status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+    'web ready',
+    120_000,
+  );
   const script = [
     'cat /etc/resolv.conf | grep nameserver',
     `python3 -c "import socket; print(socket.gethostbyname('kubernetes.default.svc.cluster.local'))"`,
@@ -66,5 +81,8 @@ test('CoreDNS answers Service names, and a pod reaches another through its Clust
   await core.createNamespacedPod({ namespace, body: pod('client', script) });
   const p = await ended('client');
   const log = await core.readNamespacedPodLog({ name: 'client', namespace, container: 'main' });
-  expect({ phase: p.status?.phase, log }).toEqual({ phase: 'Succeeded', log: `nameserver ${DNS_SERVICE_IP}\n${KUBERNETES_SERVICE_IP}\n${svc.spec?.clusterIP}\nserved\n` });
+  expect({ phase: p.status?.phase, log }).toEqual({
+    phase: 'Succeeded',
+    log: `nameserver ${DNS_SERVICE_IP}\n${KUBERNETES_SERVICE_IP}\n${svc.spec?.clusterIP}\nserved\n`,
+  });
 });

@@ -41,7 +41,14 @@ export async function startBuildEnv(
   const bundle = await bundleWorkflowCode({
     workflowsPath: require.resolve('../../../workflows'),
     failureConverterPath: FAILURE_CONVERTER_PATH,
-    logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: () => undefined, error: () => undefined },
+    logger: {
+      log: () => undefined,
+      trace: () => undefined,
+      debug: () => undefined,
+      info: () => undefined,
+      warn: () => undefined,
+      error: () => undefined,
+    },
   });
   const endpoints = { temporal: stack.temporal.address, nats: stack.nats.url };
   const taskQueue = `${prefix}-${randomUUID()}`;

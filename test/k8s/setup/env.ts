@@ -6,7 +6,10 @@ import { KWOK_CUSTOM_STATUS_ANNOTATION, readCluster, type ClusterState } from '.
 
 export function testCluster(): ClusterState {
   const dir = process.env.CAUSEWAY_TEST_K8S_DIR;
-  if (!dir) throw new Error('CAUSEWAY_TEST_K8S_DIR is not set: run this test through the jest "k8s" project, whose globalSetup starts the control plane');
+  if (!dir)
+    throw new Error(
+      'CAUSEWAY_TEST_K8S_DIR is not set: run this test through the jest "k8s" project, whose globalSetup starts the control plane',
+    );
   return readCluster(dir);
 }
 
@@ -45,7 +48,13 @@ export async function until<T>(check: () => Promise<T | false | undefined>, what
   }
 }
 
-export async function waitForPod(core: CoreV1Api, namespace: string, name: string, ok: (pod: V1Pod) => boolean, what = 'pod state'): Promise<V1Pod> {
+export async function waitForPod(
+  core: CoreV1Api,
+  namespace: string,
+  name: string,
+  ok: (pod: V1Pod) => boolean,
+  what = 'pod state',
+): Promise<V1Pod> {
   return until(async () => {
     try {
       const pod = await core.readNamespacedPod({ name, namespace });
@@ -57,14 +66,18 @@ export async function waitForPod(core: CoreV1Api, namespace: string, name: strin
 }
 
 export async function podGone(core: CoreV1Api, namespace: string, name: string, timeoutMs = 30_000): Promise<void> {
-  await until(async () => {
-    try {
-      await core.readNamespacedPod({ name, namespace });
-      return false;
-    } catch (err) {
-      return (err as { code?: number }).code === 404;
-    }
-  }, `deletion of ${namespace}/${name}`, timeoutMs);
+  await until(
+    async () => {
+      try {
+        await core.readNamespacedPod({ name, namespace });
+        return false;
+      } catch (err) {
+        return (err as { code?: number }).code === 404;
+      }
+    },
+    `deletion of ${namespace}/${name}`,
+    timeoutMs,
+  );
 }
 
 /**
@@ -73,14 +86,18 @@ export async function podGone(core: CoreV1Api, namespace: string, name: string, 
  * deletes with grace period 0.
  */
 export async function kubeletFinishDeletion(core: CoreV1Api, namespace: string, name: string, timeoutMs = 60_000): Promise<void> {
-  const pod = await until(async () => {
-    try {
-      const p = await core.readNamespacedPod({ name, namespace });
-      return p.metadata?.deletionTimestamp ? p : false;
-    } catch (err) {
-      return (err as { code?: number }).code === 404 ? ({} as V1Pod) : false;
-    }
-  }, `deletion request for ${namespace}/${name}`, timeoutMs);
+  const pod = await until(
+    async () => {
+      try {
+        const p = await core.readNamespacedPod({ name, namespace });
+        return p.metadata?.deletionTimestamp ? p : false;
+      } catch (err) {
+        return (err as { code?: number }).code === 404 ? ({} as V1Pod) : false;
+      }
+    },
+    `deletion request for ${namespace}/${name}`,
+    timeoutMs,
+  );
   if (!pod.metadata) return;
   await core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }).catch((err: { code?: number }) => {
     if (err.code !== 404) throw err;
