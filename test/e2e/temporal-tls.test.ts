@@ -196,7 +196,9 @@ test("a worker's connection, from the same variables", async () => {
     () => 'connected',
     (err: Error) => err.message,
   );
-  expect(noCert).toMatch(/CertificateRequired/);
+  // The server's refusal reaches the client as the TLS alert or, when the server closes first,
+  // as a broken pipe (seen in CI): either way no connection.
+  expect(noCert).toMatch(/CertificateRequired|broken pipe|transport error/);
 });
 
 test('settings that cannot work fail before connecting, saying which', () => {
