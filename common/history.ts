@@ -1,4 +1,4 @@
-import { defaultPayloadConverter } from '@temporalio/common';
+import { defaultPayloadConverter, type Payload, type PayloadCodec } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { PART_WORKFLOW } from '../schemas/build';
 
@@ -17,6 +17,38 @@ export interface StepSchedule {
   /** the WorkflowTaskCompleted event that scheduled the step: where a reset re-runs it from */
   resetEventId: number;
   scheduledEventId: number;
+}
+
+/**
+ * A copy of `history` whose step activities' and parts' inputs are decoded by `codecs` (the
+ * client's payload codec): those inputs are encrypted in the history as stored.
+ */
+export async function withDecodedInputs(history: History, codecs: PayloadCodec[]): Promise<History> {
+  const decode = async (payloads: temporal.api.common.v1.IPayload[] | null | undefined) => {
+    let out = (payloads ?? []) as Payload[];
+    for (const codec of [...codecs].reverse()) out = await codec.decode(out);
+    return out;
+  };
+  const events = await Promise.all(
+    (history.events ?? []).map(async (event) => {
+      const activity = event.activityTaskScheduledEventAttributes;
+      if (activity && STEP_ACTIVITIES.has(activity.activityType?.name ?? '')) {
+        return {
+          ...event,
+          activityTaskScheduledEventAttributes: { ...activity, input: { payloads: await decode(activity.input?.payloads) } },
+        };
+      }
+      const child = event.startChildWorkflowExecutionInitiatedEventAttributes;
+      if (child && child.workflowType?.name === PART_WORKFLOW) {
+        return {
+          ...event,
+          startChildWorkflowExecutionInitiatedEventAttributes: { ...child, input: { payloads: await decode(child.input?.payloads) } },
+        };
+      }
+      return event;
+    }),
+  );
+  return { ...history, events };
 }
 
 /** Every step activity a build's history scheduled, in order, with the point to reset to for each. */

@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import Long from 'long';
 import { fullStatus } from './build-status';
-import { resetPointFor, stepSchedules } from './history';
+import { resetPointFor, stepSchedules, withDecodedInputs } from './history';
 
 const { ResetWorkflowExecutionRequest } = temporal.api.workflowservice.v1;
 
@@ -33,7 +33,7 @@ export async function retryBuild(
   const info = await handle.describe();
   if (info.status.name === 'RUNNING')
     throw new RetryError(`build ${buildId} is still running`, `abort it first: causeway abort ${buildId}`);
-  const history = await handle.fetchHistory();
+  const history = await withDecodedInputs(await handle.fetchHistory(), client.options.loadedDataConverter.payloadCodecs);
   let stepId = opts.from;
   if (!stepId) {
     // The steps of big lists live in their parts (child workflows): ask them too.
