@@ -18,7 +18,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { bundleBuildWorkflows } from '../workers/bundle';
 import pino from 'pino';
 import { freePort, repoRoot, startStack, stopStack } from '../cli/dev/stack';
 import { awaitBuild, startBuild } from '../common/build-client';
@@ -189,15 +190,7 @@ async function main(): Promise<void> {
     stackStarted = true;
     const info = machine(stack);
     progress('bundling workflow code');
-    const silent = {
-      log: () => undefined,
-      trace: () => undefined,
-      debug: () => undefined,
-      info: () => undefined,
-      warn: () => undefined,
-      error: () => undefined,
-    };
-    const workflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: silent });
+    const workflowBundle = await bundleBuildWorkflows();
     const id = randomUUID().slice(0, 8);
     const taskQueue = `bench-fanout-${id}`;
     worker = await startLocalWorker({

@@ -16,7 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import pino from 'pino';
 import { freePort, repoRoot, startStack, stopStack } from '../cli/dev/stack';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -26,7 +26,8 @@ import { connectNats } from '../common/nats';
 import { compilePlan } from '../schemas';
 import { startLocalWorker, type RunningWorker } from '../workers/local';
 import { writeSection } from './report';
-import { causewayDataConverter, FAILURE_CONVERTER_PATH, loadCodecKeys } from '../common/codec';
+import { causewayDataConverter, loadCodecKeys } from '../common/codec';
+import { bundleBuildWorkflows } from '../workers/bundle';
 
 const MARK_START = '<!-- bench:services:start -->';
 const MARK_END = '<!-- bench:services:end -->';
@@ -279,19 +280,7 @@ async function main(): Promise<void> {
     const ports = { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() };
     const stack = await startStack({ home, persistent: false, startWorker: false, ports, log: progress });
     stackStarted = true;
-    const silent = {
-      log: () => undefined,
-      trace: () => undefined,
-      debug: () => undefined,
-      info: () => undefined,
-      warn: () => undefined,
-      error: () => undefined,
-    };
-    const workflowBundle = await bundleWorkflowCode({
-      workflowsPath: require.resolve('../workflows'),
-      failureConverterPath: FAILURE_CONVERTER_PATH,
-      logger: silent,
-    });
+    const workflowBundle = await bundleBuildWorkflows();
     const taskQueue = `bench-services-${randomUUID().slice(0, 8)}`;
     worker = await startLocalWorker({
       temporalAddress: stack.temporal.address,

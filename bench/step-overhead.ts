@@ -27,7 +27,8 @@ import * as bareActivities from './bare-activities';
 import type { BareInput } from './bare-workflows';
 import { breakdown, meanBreakdown, type Breakdown } from './history';
 import { machine, writeSection } from './report';
-import { causewayDataConverter, FAILURE_CONVERTER_PATH, loadCodecKeys } from '../common/codec';
+import { causewayDataConverter, loadCodecKeys } from '../common/codec';
+import { bundleBuildWorkflows, SILENT_BUNDLER_LOGGER } from '../workers/bundle';
 
 const MARK_START = '<!-- bench:step-overhead:start -->';
 const MARK_END = '<!-- bench:step-overhead:end -->';
@@ -73,15 +74,6 @@ const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = Math.floor(s.length / 2);
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
-
-const silent = {
-  log: () => undefined,
-  trace: () => undefined,
-  debug: () => undefined,
-  info: () => undefined,
-  warn: () => undefined,
-  error: () => undefined,
 };
 
 // ---------------------------------------------------------------- (a) direct spawn
@@ -420,13 +412,11 @@ async function main(): Promise<void> {
     const info = machine(stack);
 
     progress('bundling workflow code');
-    const quiet = { logger: silent };
-    const causewayBundle: WorkflowBundle = await bundleWorkflowCode({
-      workflowsPath: require.resolve('../workflows'),
-      failureConverterPath: FAILURE_CONVERTER_PATH,
-      ...quiet,
+    const causewayBundle: WorkflowBundle = await bundleBuildWorkflows();
+    const bareBundle: WorkflowBundle = await bundleWorkflowCode({
+      workflowsPath: require.resolve('./bare-workflows'),
+      logger: SILENT_BUNDLER_LOGGER,
     });
-    const bareBundle: WorkflowBundle = await bundleWorkflowCode({ workflowsPath: require.resolve('./bare-workflows'), ...quiet });
 
     const id = randomUUID().slice(0, 8);
     const causewayQueue = `bench-causeway-${id}`;

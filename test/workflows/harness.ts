@@ -3,12 +3,12 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { bundleWorkflowCode, type WorkflowBundle } from '@temporalio/worker';
+import type { WorkflowBundle } from '@temporalio/worker';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pino from 'pino';
 import { awaitBuild, startBuild, type BuildOutcome } from '../../common/build-client';
 import { collectLogs } from '../../common/build-log';
-import { FAILURE_CONVERTER_PATH } from '../../common/codec';
+import { bundleBuildWorkflows } from '../../workers/bundle';
 import { connectNats } from '../../common/nats';
 import { connectTemporalClient } from '../../common/temporal-connection';
 import { compilePlan } from '../../schemas';
@@ -25,18 +25,7 @@ export async function sharedBundle(home: string): Promise<WorkflowBundle> {
   try {
     return { code: await fs.readFile(file, 'utf8') };
   } catch {
-    const bundle = await bundleWorkflowCode({
-      workflowsPath: require.resolve('../../workflows'),
-      failureConverterPath: FAILURE_CONVERTER_PATH,
-      logger: {
-        log: () => undefined,
-        trace: () => undefined,
-        debug: () => undefined,
-        info: () => undefined,
-        warn: () => undefined,
-        error: () => undefined,
-      },
-    });
+    const bundle = await bundleBuildWorkflows();
     await fs.writeFile(file, bundle.code);
     return bundle;
   }

@@ -6,18 +6,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode } from '@temporalio/worker';
+import type { WorkflowBundle } from '@temporalio/worker';
 import pino from 'pino';
 import type { KubernetesRuntime } from '../../../activities/runtime/kubernetes/runtime';
 import { freePort, startStack, stopStack } from '../../../cli/dev/stack';
 import { connectNats } from '../../../common/nats';
 import { startKubernetesWorker, type KubernetesWorkerOptions } from '../../../workers/kubernetes';
 import type { RunningWorker } from '../../../workers/pollers';
-import { causewayDataConverter, FAILURE_CONVERTER_PATH, loadCodecKeys } from '../../../common/codec';
+import { causewayDataConverter, loadCodecKeys } from '../../../common/codec';
+import { bundleBuildWorkflows } from '../../../workers/bundle';
 
 export interface BuildEnv {
   home: string;
-  bundle: Awaited<ReturnType<typeof bundleWorkflowCode>>;
+  bundle: WorkflowBundle;
   endpoints: { temporal: string; nats: string };
   taskQueue: string;
   worker: RunningWorker & { runtime: KubernetesRuntime };
@@ -38,18 +39,7 @@ export async function startBuildEnv(
     startWorker: false,
     ports: { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() },
   });
-  const bundle = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../../../workflows'),
-    failureConverterPath: FAILURE_CONVERTER_PATH,
-    logger: {
-      log: () => undefined,
-      trace: () => undefined,
-      debug: () => undefined,
-      info: () => undefined,
-      warn: () => undefined,
-      error: () => undefined,
-    },
-  });
+  const bundle = await bundleBuildWorkflows();
   const endpoints = { temporal: stack.temporal.address, nats: stack.nats.url };
   const taskQueue = `${prefix}-${randomUUID()}`;
   const running = await startKubernetesWorker({
