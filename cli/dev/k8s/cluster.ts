@@ -23,7 +23,7 @@ import {
   untaintNode,
   type NodeState,
 } from './node';
-import { openssl, request, startProcess, stopProcesses, waitFor, type Started, type Tls } from './procs';
+import { openssl, request, signCertificate, startProcess, stopProcesses, waitFor, type Started, type Tls } from './procs';
 
 const HOST = '127.0.0.1';
 
@@ -144,30 +144,7 @@ function generatePki(pki: string): void {
     ],
     pki,
   );
-  const sign = (name: string, subj: string, ext: string) => {
-    fs.writeFileSync(path.join(pki, `${name}.ext`), ext);
-    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj], pki);
-    openssl(
-      [
-        'x509',
-        '-req',
-        '-in',
-        `${name}.csr`,
-        '-CA',
-        'ca.crt',
-        '-CAkey',
-        'ca.key',
-        '-CAcreateserial',
-        '-out',
-        `${name}.crt`,
-        '-days',
-        '30',
-        '-extfile',
-        `${name}.ext`,
-      ],
-      pki,
-    );
-  };
+  const sign = (name: string, subj: string, ext: string) => signCertificate(pki, name, subj, ext);
   sign(
     'apiserver',
     '/CN=kube-apiserver',

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { alive, openssl, request, startProcess, stopProcesses, waitFor, type Started, type Tls } from './procs';
+import { alive, request, signCertificate, startProcess, stopProcesses, waitFor, type Started, type Tls } from './procs';
 
 export const NODE_NAME = 'causeway-node';
 export const NODE_BRIDGE = 'cwk8s0';
@@ -174,30 +174,7 @@ function readJson<T>(file: string): T | undefined {
 
 /** The node's serving certificate (for the apiserver → kubelet calls) and its client certificate (system:node:NAME). */
 function nodePki(pki: string): void {
-  const sign = (name: string, subj: string, ext: string) => {
-    fs.writeFileSync(path.join(pki, `${name}.ext`), ext);
-    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj], pki);
-    openssl(
-      [
-        'x509',
-        '-req',
-        '-in',
-        `${name}.csr`,
-        '-CA',
-        'ca.crt',
-        '-CAkey',
-        'ca.key',
-        '-CAcreateserial',
-        '-out',
-        `${name}.crt`,
-        '-days',
-        '30',
-        '-extfile',
-        `${name}.ext`,
-      ],
-      pki,
-    );
-  };
+  const sign = (name: string, subj: string, ext: string) => signCertificate(pki, name, subj, ext);
   sign('kubelet', `/CN=${NODE_NAME}`, `subjectAltName=IP:${NODE_IP},DNS:${NODE_NAME}\nextendedKeyUsage=serverAuth\n`);
   sign('node', `/O=system:nodes/CN=system:node:${NODE_NAME}`, 'extendedKeyUsage=clientAuth\n');
   sign('kube-proxy', '/CN=system:kube-proxy', 'extendedKeyUsage=clientAuth\n');

@@ -14,6 +14,32 @@ export function openssl(args: string[], cwd: string): void {
   execFileSync('openssl', args, { cwd, stdio: ['ignore', 'ignore', 'pipe'] });
 }
 
+/** `NAME.key` and `NAME.crt` in `pki`, signed by the cluster CA there (ca.crt, ca.key) with the extensions in `ext`. */
+export function signCertificate(pki: string, name: string, subj: string, ext: string): void {
+  fs.writeFileSync(path.join(pki, `${name}.ext`), ext);
+  openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj], pki);
+  openssl(
+    [
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '30',
+      '-extfile',
+      `${name}.ext`,
+    ],
+    pki,
+  );
+}
+
 export interface Started {
   name: string;
   pid: number;
