@@ -17,9 +17,9 @@ test('artifact refs of pods and the output-streamer URLs they become', () => {
     pod: 'cw-build-0123456789abcdef',
     path: 'out/bin',
   });
-  expect(streamerUrl('10.244.1.7', 'out/bin')).toBe('http://10.244.1.7:7788/artifacts/out/bin');
-  expect(streamerUrl('10.244.1.7', 'my out', 'ci/task file.yml')).toBe(
-    'http://10.244.1.7:7788/artifacts/my%20out?file=ci%2Ftask%20file.yml',
+  expect(streamerUrl('198.18.1.7', 'out/bin')).toBe('http://198.18.1.7:7788/artifacts/out/bin');
+  expect(streamerUrl('198.18.1.7', 'my out', 'ci/task file.yml')).toBe(
+    'http://198.18.1.7:7788/artifacts/my%20out?file=ci%2Ftask%20file.yml',
   );
   expect(streamerUrl('fd00::7', 'out')).toBe('http://[fd00::7]:7788/artifacts/out');
 });

@@ -196,7 +196,7 @@ describe('buildPod', () => {
     const pod = buildPod(
       input({
         config: config({ inputs: [{ name: 'src', path: 'repo' }], caches: [{ path: '.cache/go' }] }),
-        inputs: [{ name: 'src', path: 'repo', url: 'http://10.244.0.7:7788/artifacts/out' }],
+        inputs: [{ name: 'src', path: 'repo', url: 'http://198.18.0.7:7788/artifacts/out' }],
       }),
     );
     const [fetcher] = pod.spec!.initContainers!;
@@ -204,7 +204,7 @@ describe('buildPod', () => {
     expect(fetcher.restartPolicy).toBeUndefined();
     expect(fetcher.command).toEqual(['causeway-agent', 'fetch']);
     const env = Object.fromEntries(fetcher.env!.map((e) => [e.name, e.value ?? e.valueFrom]));
-    expect(JSON.parse(env.CAUSEWAY_INPUTS as string)).toEqual([{ name: 'src', path: 'repo', url: 'http://10.244.0.7:7788/artifacts/out' }]);
+    expect(JSON.parse(env.CAUSEWAY_INPUTS as string)).toEqual([{ name: 'src', path: 'repo', url: 'http://198.18.0.7:7788/artifacts/out' }]);
     expect(JSON.parse(env.CAUSEWAY_MKDIRS as string)).toEqual(['.cache/go']);
     expect(env.CAUSEWAY_ARTIFACT_TOKEN).toEqual({ secretKeyRef: { name: input().tokenSecret, key: 'token' } });
     expect(fetcher.volumeMounts).toEqual([{ name: 'work', mountPath: WORKDIR }]);

@@ -26,6 +26,8 @@ import {
 import { openssl, request, signCertificate, startProcess, stopProcesses, waitFor, type Started, type Tls } from './procs';
 
 const HOST = '127.0.0.1';
+/** Addresses KWOK gives its fake pods: from 198.18.0.0/15 like every address of ours, apart from the real node's pods (198.18.0.0/20). */
+const KWOK_POD_CIDR = '198.18.16.0/20';
 
 /** Labels and annotations KWOK uses to pick the nodes (and pods) it plays kubelet for. */
 export const KWOK_NODE_ANNOTATION = 'kwok.x-k8s.io/node';
@@ -329,7 +331,7 @@ export async function startCluster(opts: StartClusterOptions): Promise<ClusterSt
       `--node-port=${kwokPort}`,
       `--tls-cert-file=${path.join(pki, 'apiserver.crt')}`,
       `--tls-private-key-file=${path.join(pki, 'apiserver.key')}`,
-      '--cidr=10.244.0.0/16',
+      `--cidr=${KWOK_POD_CIDR}`,
       `--node-ip=${HOST}`,
     ]);
     started.push(kwok);
