@@ -27,7 +27,7 @@ import { fullStatus } from '../common/build-status';
 import { compilePlan } from '../schemas';
 import { PART_BUDGET, SPLIT_AT } from '../workflows/fanout';
 import { startLocalWorker, type RunningWorker } from '../workers/local';
-import { loadavg, machine, writeSection } from './report';
+import { loadavg, machine, runMain, writeSection } from './report';
 import { causewayDataConverter, loadCodecKeys } from '../common/codec';
 
 const MARK_START = '<!-- bench:fanout:start -->';
@@ -221,10 +221,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -54,3 +54,14 @@ function commandOutput(cmd: string, args: string[]): string | undefined {
     return undefined;
   }
 }
+
+/** Runs a benchmark's main and exits with its outcome (0, or 1 with the error's stack). */
+export function runMain(main: () => Promise<void>): void {
+  main().then(
+    () => process.exit(0),
+    (err) => {
+      console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+      process.exit(1);
+    },
+  );
+}

@@ -25,7 +25,7 @@ import { collectServiceLogs } from '../common/build-log';
 import { connectNats } from '../common/nats';
 import { compilePlan } from '../schemas';
 import { startLocalWorker, type RunningWorker } from '../workers/local';
-import { writeSection } from './report';
+import { runMain, writeSection } from './report';
 import { causewayDataConverter, loadCodecKeys } from '../common/codec';
 import { bundleBuildWorkflows } from '../workers/bundle';
 
@@ -345,10 +345,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-    process.exit(1);
-  },
-);
+runMain(main);

@@ -26,7 +26,7 @@ import { exitStatus, startProcess } from '../activities/runtime/local/process';
 import * as bareActivities from './bare-activities';
 import type { BareInput } from './bare-workflows';
 import { breakdown, meanBreakdown, type Breakdown } from './history';
-import { machine, writeSection } from './report';
+import { machine, runMain, writeSection } from './report';
 import { causewayDataConverter, loadCodecKeys } from '../common/codec';
 import { bundleBuildWorkflows, SILENT_BUNDLER_LOGGER } from '../workers/bundle';
 
@@ -508,10 +508,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
-    process.exit(1);
-  },
-);
+runMain(main);
