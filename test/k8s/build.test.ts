@@ -110,7 +110,9 @@ plan:
   const consumer = pods.find((p) => p.metadata?.annotations?.[ANNOTATIONS.task] === 'consume')!;
   expect(consumer.spec?.nodeSelector).toEqual({ 'causeway.dev/tag-gpu': 'true' });
   const inputs = JSON.parse(consumer.spec!.initContainers![0].env!.find((e) => e.name === 'CAUSEWAY_INPUTS')!.value!);
-  expect(inputs).toEqual([{ name: 'out', path: 'out', url: expect.stringMatching(/^http:\/\/10\.244\.\d+\.\d+:7788\/artifacts\/out$/) }]);
+  expect(inputs).toEqual([
+    { name: 'out', path: 'out', url: expect.stringMatching(/^http:\/\/198\.18\.(1[6-9]|2\d|3[01])\.\d+:7788\/artifacts\/out$/) },
+  ]);
   // the containers' logs reached NATS like a local step's output
   const logs = await collectLogs(nc, handle.workflowId);
   expect([...logs.values()]).toEqual([FAKE_TASK_LOG.map((l) => `${l}\n`).join(''), FAKE_TASK_LOG.map((l) => `${l}\n`).join('')]);
