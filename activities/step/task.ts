@@ -3,6 +3,8 @@
 // only finds or starts the task and waits for it (activities/runtime/types.ts).
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { logTail } from '../../common/build-log';
+import { ACTIVITY_FAILURES } from '../../schemas/build';
 import type { ActivityDeps } from '../deps';
 import { StepErrored, toFailure } from '../errors';
 import type { LogOffsets, Runtime } from '../runtime/types';
@@ -41,6 +43,7 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
     ctx.info.attempt === 1
       ? deps.publisher.event({ type: 'step-started', ...event, time: new Date().toISOString() }, `${runName}/started`)
       : Promise.resolve();
+  let result: RunTaskResult;
   try {
     const handle = await runtime.findOrStartTask(
       {
@@ -75,7 +78,7 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
     }
     const state = outcome.exitCode === 0 ? 'succeeded' : 'failed';
     await finished({ state, exitCode: outcome.exitCode });
-    return outcome;
+    result = outcome;
   } catch (err) {
     await announced;
     // Only a final error ends the step here; a retryable one will start it again.
@@ -86,4 +89,14 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
     deps.running.delete(key);
     clearInterval(keepAlive);
   }
+  if (result.exitCode === 0 || !req.failWhenTaskFails) return result;
+  // Failing the activity (not retried) is what makes the Temporal UI draw the step red; the
+  // workflow reads the result back from the details and the step ends failed, not errored.
+  const tail = await logTail(deps.nc, req.buildId, step.id);
+  throw ApplicationFailure.create({
+    type: ACTIVITY_FAILURES.taskFailed,
+    message: `task ${step.task} (${step.id}) failed with exit code ${result.exitCode}${tail ? `; the last lines of its log:\n${tail}` : ''}`,
+    nonRetryable: true,
+    details: [result],
+  });
 }

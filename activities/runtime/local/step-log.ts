@@ -40,20 +40,23 @@ export class StepLog {
     return a || b;
   }
 
-  /** A line from Causeway itself in the step's log (notes are numbered so retries de-duplicate them). */
+  /**
+   * A line from Causeway itself in the step's log. Notes are numbered so that a retry sending
+   * the same note again is de-duplicated; a retry resuming from a heartbeat that lags the
+   * notes already sent finds its numbers taken by other notes and moves on to the next free one.
+   */
   async note(text: string): Promise<void> {
-    const n = this.offsets.notes;
-    await this.publisher.log(this.buildId, this.stepId, 'causeway', Buffer.from(`${text}\n`), `${this.runName}/note/${n}`);
-    this.offsets.notes = n + 1;
+    const data = Buffer.from(`${text}\n`);
+    for (;;) {
+      // Taken at once, so a noteLater meanwhile never shares it.
+      const n = this.offsets.notes++;
+      if (await this.publisher.logUnique(this.buildId, this.stepId, 'causeway', data, `${this.runName}/note/${n}`)) return;
+    }
   }
 
-  /**
-   * A note not waited for: its number is taken at once, so a writer continuing from these
-   * offsets does not reuse it. Like a live-log line, it is lost if NATS never takes it.
-   */
+  /** A note not waited for: like a live-log line, it is lost if NATS never takes it. */
   noteLater(text: string): void {
-    const n = this.offsets.notes++;
-    this.publisher.log(this.buildId, this.stepId, 'causeway', Buffer.from(`${text}\n`), `${this.runName}/note/${n}`).catch(() => undefined);
+    this.note(text).catch(() => undefined);
   }
 
   private async drainFile(stream: Exclude<LogStreamName, 'causeway'>, file: string): Promise<boolean> {
