@@ -40,14 +40,15 @@ export async function limitMemory(containerId: string, bytes: number): Promise<s
   return `memory limit ${bytes} bytes (cgroup ${dir})`;
 }
 
-/** True when a task that ended with SIGKILL's status had hit its memory limit: the kernel's OOM killer ended it. */
+/** True when a task that ended with SIGKILL's status had used all of its memory limit: the kernel's OOM killer ended it. */
 export async function wasOomKilled(containerId: string, exitCode: number): Promise<boolean> {
   if (exitCode !== SIGKILL_STATUS) return false;
   const dir = await memoryParent(containerId);
   const read = (file: string) => fs.readFile(path.join(dir, file), 'utf8').catch(() => '');
   if (await isV2()) return Number(/oom_kill (\d+)/.exec(await read('memory.events'))?.[1] ?? 0) > 0;
-  const failures = await Promise.all(['memory.failcnt', 'memory.memsw.failcnt'].map(read));
-  return failures.some((f) => Number(f.trim() || 0) > 0);
+  // The peak reached the limit (failcnt stays 0 here once the limit is memory+swap's).
+  const [peak, limit] = await Promise.all(['memory.max_usage_in_bytes', 'memory.limit_in_bytes'].map(read));
+  return peak.trim() !== '' && Number(peak) >= Number(limit);
 }
 
 /** Removes the container's parent cgroup from every hierarchy (runc removed the leaf); idempotent. */

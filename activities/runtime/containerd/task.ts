@@ -5,18 +5,17 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { serviceEnv } from '../../../common/services';
 import type { TaskConfig, TaskStep } from '../../../schemas/compiled';
 import { copyArtifact, safeJoin } from '../../artifacts';
-import { paths, type ActivityDeps } from '../../deps';
-import { StepDetached, StepErrored } from '../../errors';
+import { paths } from '../../deps';
+import { StepErrored } from '../../errors';
 import { asPermanent } from '../../permanent';
 import type { Artifacts, RunTaskRequest } from '../../types';
 import { netnsPath, writeHosts } from '../local/network';
-import { exitStatus, exitStatusOf, findProcess, isAlive, startProcess, waitExit, type StepProcess } from '../local/process';
-import { StepLog, type LogOffsets } from '../local/step-log';
-import type { ResolvedTask, StepIo, TaskHandle, TaskOutcome } from '../types';
+import { exitStatus, exitStatusOf, FILES, findProcess, isAlive, startProcess, waitExit, type StepProcess } from '../local/process';
+import { readFrom } from '../local/step-log';
+import type { LogPiece, ResolvedTask, StepIo, TaskExit, TaskHandle, TaskSignal } from '../types';
 import { cgroupsPath, limitMemory, removeCgroups, wasOomKilled } from './cgroup';
 import { BUILD_LABEL, CTR_ERROR_PREFIX, CtrError, lastLine, type Ctr } from './ctr';
 import { imagePull, normalizeReference, type ImageInfo } from './image';
@@ -29,12 +28,12 @@ const SPEC_FILE = 'spec.json';
 /** where the task's working directory is inside its container, as Concourse puts it */
 const BUILD_ROOT = '/tmp/build';
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** how often a re-attached step's ctr (not this worker's child, whose exit is an event) is looked at, at first and at most */
 const POLL_MIN_MS = 10;
 const POLL_MAX_MS = 250;
-/** how long a finished step keeps trying to hand its last log lines to an unreachable NATS */
-const FINAL_DRAIN_MS = 30_000;
-/** how long after SIGKILL a container may take to be gone before the step stops waiting */
-const KILL_WAIT_MS = 10_000;
+/** a signal sent while ctr is still creating the container is tried again this often, this many times */
+const SIGNAL_RETRY_MS = 100;
+const SIGNAL_TRIES = 50;
 
 /** What the step's start decided, read again by a re-attaching attempt. */
 interface ContainerMeta {
@@ -59,9 +58,6 @@ export async function findOrStartContainerTask(cx: ContainerdContext, task: Reso
   } catch (err) {
     throw asPermanent(err, `task ${step.task}`);
   }
-  const runName = `${req.runId}/${step.id}/${req.runKey}`;
-  const log = new StepLog(deps.publisher, req.buildId, step.id, dir, runName, (io.resume as LogOffsets | undefined) ?? undefined);
-  io.beat(log.offsets);
   let proc = await findProcess(dir);
   let meta: ContainerMeta;
   const reattached = proc !== undefined;
@@ -70,7 +66,7 @@ export async function findOrStartContainerTask(cx: ContainerdContext, task: Reso
     deps.log.info({ step: step.id, container: meta.id }, 're-attached to a running container');
   } else {
     const id = containerId({ ...req, stepId: step.id });
-    meta = await prepare(cx, task, dir, id, log).catch(async (err: unknown) => {
+    meta = await prepare(cx, task, dir, id, io).catch(async (err: unknown) => {
       await cleanUp(cx, dir).catch(() => undefined);
       throw asPermanent(err, `task ${step.task}`);
     });
@@ -80,8 +76,7 @@ export async function findOrStartContainerTask(cx: ContainerdContext, task: Reso
       },
     );
   }
-  const started = proc;
-  return { reattached, wait: (signals) => waitContainer(cx, req, started, meta, dir, log, io, signals) };
+  return containerHandle(cx, req.step, proc, meta, dir, reattached, io);
 }
 
 /** ctr needs nothing of the worker's environment. */
@@ -89,7 +84,7 @@ function ctrEnv(): Record<string, string> {
   return { PATH: process.env.PATH ?? DEFAULT_PATH };
 }
 
-async function prepare(cx: ContainerdContext, task: ResolvedTask, dir: string, id: string, log: StepLog): Promise<ContainerMeta> {
+async function prepare(cx: ContainerdContext, task: ResolvedTask, dir: string, id: string, io: StepIo): Promise<ContainerMeta> {
   const { req } = task;
   const { step } = req;
   const { config, inputs } = await task.resolve();
@@ -98,7 +93,7 @@ async function prepare(cx: ContainerdContext, task: ResolvedTask, dir: string, i
   await fs.rm(dir, { recursive: true, force: true });
   const work = path.join(dir, 'work');
   await fs.mkdir(work, { recursive: true });
-  const note = (text: string) => void log.note(text).catch(() => undefined);
+  const { note } = io;
 
   const target = path.join(dir, 'rootfs');
   let rootfs: Rootfs;
@@ -275,109 +270,78 @@ async function cleanUp(cx: ContainerdContext, dir: string): Promise<void> {
   await removeCgroups(meta.id);
 }
 
-async function waitContainer(
+function containerHandle(
   cx: ContainerdContext,
-  req: RunTaskRequest,
+  step: TaskStep,
   proc: StepProcess,
   meta: ContainerMeta,
   dir: string,
-  log: StepLog,
+  reattached: boolean,
   io: StepIo,
-  signals: { abort: AbortSignal; detach: AbortSignal },
-): Promise<TaskOutcome> {
-  const { deps } = cx;
-  const exitCode = await supervise(cx, proc, meta, dir, log, io, signals, req.deadline);
-  // The container is gone (`ctr run --rm`); its root, snapshot and cgroups go too.
-  try {
-    if (exitCode !== 'aborted' && meta.memoryLimited && (await wasOomKilled(meta.id, exitCode)))
-      await log.note('killed: the task exceeded container_limits.memory (OOM)').catch(() => undefined);
-  } finally {
-    await cleanUp(cx, dir);
-  }
-  if (exitCode === 'aborted') return { state: 'aborted' };
-  await finalDrain(deps, log);
-  if (exitCode !== 0) {
-    // ctr's own failure (runc could not create the container) is not the task's exit status.
-    const last = lastLine(await fs.readFile(path.join(dir, 'stderr'), 'utf8').catch(() => ''));
-    if (last.startsWith(CTR_ERROR_PREFIX)) throw new StepErrored(`task ${req.step.task}: containerd could not run the container: ${last.slice(CTR_ERROR_PREFIX.length)}`);
-  }
-  return { state: exitCode === 0 ? 'succeeded' : 'failed', exitCode, outputs: meta.outputs };
-}
-
-async function supervise(
-  cx: ContainerdContext,
-  proc: StepProcess,
-  meta: ContainerMeta,
-  dir: string,
-  log: StepLog,
-  io: StepIo,
-  signals: { abort: AbortSignal; detach: AbortSignal },
-  deadline?: number,
-): Promise<number | 'aborted'> {
-  let pollMs = POLL_MIN_MS;
-  if (proc.child) await waitExit(proc, POLL_MIN_MS);
-  for (;;) {
+): TaskHandle {
+  let signalled: TaskSignal | undefined;
+  /** The exit status once ctr has ended (the container's, which `ctr run` exits with). */
+  const ended = async (): Promise<number | undefined> => {
     const code = await exitStatusOf(proc);
     if (code !== undefined) return code;
-    const sent = await log.drain().catch((err) => {
-      cx.deps.log.warn({ err: (err as Error).message }, 'NATS unreachable; step output stays buffered in its files');
-      return false;
-    });
-    if (sent) io.beat(log.offsets);
-    if (signals.detach.aborted) throw new StepDetached('worker shut down; the container keeps running and is handed over');
-    if (signals.abort.aborted) {
-      const why = deadline !== undefined && Date.now() >= deadline ? 'timeout exceeded' : 'aborted';
-      const grace = cx.deps.killGraceMs;
-      await log.note(`${why}: sending SIGTERM, SIGKILL after ${grace / 1000}s`).catch(() => undefined);
-      const how = (await stopContainer(cx, proc, meta.id, dir, grace)) ? 'step stopped' : 'step killed (SIGKILL)';
-      await log.drain().catch(() => false);
-      await log.note(how).catch(() => undefined);
-      return 'aborted';
-    }
-    if (!(await isAlive(proc))) {
-      if ((await exitStatus(dir)) !== undefined) continue;
-      throw new Error(`ctr of container ${meta.id} (pid ${proc.pid}) ended without an exit status (killed from outside?)`);
-    }
-    pollMs = sent ? POLL_MIN_MS : Math.min(POLL_MAX_MS, pollMs * 2);
-    await waitExit(proc, pollMs);
-  }
-}
-
-/** SIGTERM to the container's processes, SIGKILL after the grace; true when it ended before the SIGKILL. */
-async function stopContainer(cx: ContainerdContext, proc: StepProcess, id: string, dir: string, graceMs: number): Promise<boolean> {
-  const ended = async (ms: number) => {
-    for (const until = Date.now() + ms; Date.now() < until; ) {
-      if ((await exitStatus(dir)) !== undefined || !(await isAlive(proc))) return true;
-      await delay(50);
-    }
-    return false;
+    if (await isAlive(proc)) return undefined;
+    // The wrapper writes the exit file just before it exits; look once more.
+    const late = await exitStatus(dir);
+    if (late !== undefined) return late;
+    throw new Error(`ctr of container ${meta.id} (pid ${proc.pid}) ended without an exit status (killed from outside?)`);
   };
-  await signalContainer(cx.ctr, id, 'SIGTERM');
-  if (await ended(graceMs)) return true;
-  await signalContainer(cx.ctr, id, 'SIGKILL');
-  await ended(KILL_WAIT_MS);
-  return false;
-}
-
-/** A signal to every process of the container; nothing when it has no task (not started yet, or over). */
-export async function signalContainer(ctr: Ctr, id: string, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
-  await ctr.run(['tasks', 'kill', '--all', '--signal', signal, id], `signalling container ${id}`).catch((err: unknown) => {
-    if (!(err instanceof CtrError)) throw err;
-  });
-}
-
-async function finalDrain(deps: ActivityDeps, log: StepLog): Promise<void> {
-  const deadline = Date.now() + FINAL_DRAIN_MS;
-  for (;;) {
-    try {
-      await log.drain();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) {
-        deps.log.error({ err: (err as Error).message }, 'gave up sending the step’s last output to NATS; it stays in the step directory');
-        return;
-      }
-      await delay(500);
+  const wait = async (stop: AbortSignal): Promise<TaskExit | undefined> => {
+    let exitCode: number | undefined;
+    if (proc.child) await waitExit(proc, POLL_MIN_MS);
+    for (let pollMs = POLL_MIN_MS; exitCode === undefined; pollMs = Math.min(POLL_MAX_MS, pollMs * 2)) {
+      // Handed over: the container, its root and its cgroup stay for the next worker.
+      if (stop.aborted) return undefined;
+      exitCode = await ended();
+      if (exitCode === undefined) await waitExit(proc, pollMs);
     }
-  }
+    // The container is gone (`ctr run --rm`); its root, snapshot and cgroups go too.
+    try {
+      if (!signalled && meta.memoryLimited && (await wasOomKilled(meta.id, exitCode)))
+        io.note('killed: the task exceeded container_limits.memory (OOM)');
+    } finally {
+      await cleanUp(cx, dir);
+    }
+    if (exitCode !== 0 && !signalled) {
+      // ctr's own failure (runc could not create the container) is not the task's exit status.
+      const last = lastLine(await fs.readFile(path.join(dir, FILES.stderr), 'utf8').catch(() => ''));
+      if (last.startsWith(CTR_ERROR_PREFIX))
+        throw new StepErrored(`task ${step.task}: containerd could not run the container: ${last.slice(CTR_ERROR_PREFIX.length)}`);
+    }
+    return { exitCode, outputs: meta.outputs };
+  };
+  return {
+    reattached,
+    wait,
+    readLogs: async (from) => {
+      const pieces: LogPiece[] = [];
+      for (const stream of ['stdout', 'stderr'] as const) {
+        const offset = from[stream] ?? 0;
+        const data = await readFrom(path.join(dir, FILES[stream]), offset);
+        if (data) pieces.push({ stream, offset, data });
+      }
+      return pieces;
+    },
+    signal: async (signal) => {
+      signalled = signal;
+      // Right after the start, ctr may not have made the container's task yet: the signal waits for it.
+      for (let tries = 0; !(await signalContainer(cx.ctr, meta.id, signal)) && tries < SIGNAL_TRIES && (await isAlive(proc)); tries++)
+        await waitExit(proc, SIGNAL_RETRY_MS);
+    },
+  };
+}
+
+/** A signal to every process of the container; false when it has no task (not started yet, or over). */
+export async function signalContainer(ctr: Ctr, id: string, signal: TaskSignal): Promise<boolean> {
+  return ctr.run(['tasks', 'kill', '--all', '--signal', signal, id], `signalling container ${id}`).then(
+    () => true,
+    (err: unknown) => {
+      if (!(err instanceof CtrError)) throw err;
+      return false;
+    },
+  );
 }
