@@ -7,8 +7,9 @@ import { logTail } from '../../common/build-log';
 import { ACTIVITY_FAILURES } from '../../schemas/build';
 import type { ActivityDeps } from '../deps';
 import { StepErrored, toFailure } from '../errors';
-import type { Runtime, StepIo } from '../runtime/types';
+import type { LogOffsets, Runtime } from '../runtime/types';
 import type { RunTaskRequest, RunTaskResult } from '../types';
+import { followTask } from './follow';
 import { mapInputs, resolveTaskConfig } from './task-config';
 
 type Ending = { state: 'succeeded' | 'failed'; exitCode: number } | { state: 'errored'; message: string };
@@ -28,18 +29,11 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
   let details: unknown = ctx.info.heartbeatDetails;
   const keepAlive = setInterval(() => ctx.heartbeat(details), 1000);
   let notes = 0;
-  const io: StepIo = {
-    resume: ctx.info.heartbeatDetails,
-    beat: (d) => {
-      details = d;
-      ctx.heartbeat(d);
-    },
-    note: (text) => {
-      deps.log.info({ build: req.buildId, step: step.id }, text);
-      void deps.publisher
-        .log(req.buildId, step.id, 'causeway', Buffer.from(`${text}\n`), `${runName}/note/${ctx.info.attempt}.${notes++}`)
-        .catch(() => undefined);
-    },
+  const note = (text: string) => {
+    deps.log.info({ build: req.buildId, step: step.id }, text);
+    void deps.publisher
+      .log(req.buildId, step.id, 'causeway', Buffer.from(`${text}\n`), `${runName}/note/${ctx.info.attempt}.${notes++}`)
+      .catch(() => undefined);
   };
   const key = `${req.buildId}/${step.id}`;
   deps.running.add(key);
@@ -59,16 +53,32 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
           return { config, inputs: mapInputs(step, config, req.artifacts) };
         },
       },
-      io,
+      { note },
     );
     await announced;
-    const outcome = await handle.wait({ abort: abort.signal, detach: detach.signal });
-    if (outcome.state === 'aborted') {
+    const outcome = await followTask(handle, {
+      resume: ctx.info.heartbeatDetails as LogOffsets | undefined,
+      // Message ids are byte offsets: a piece an earlier attempt sent is not sent twice.
+      publish: (piece) =>
+        deps.publisher.logPiece(req.buildId, step.id, piece.stream, piece.data, `${runName}/${piece.stream}/${piece.offset}`),
+      beat: (offsets) => {
+        details = { ...offsets };
+        ctx.heartbeat(details);
+      },
+      note,
+      warn: (message) => deps.log.warn({ build: req.buildId, step: step.id }, message),
+      abort: abort.signal,
+      detach: detach.signal,
+      killGraceMs: deps.killGraceMs,
+      deadline: req.deadline,
+    });
+    if (outcome === 'aborted') {
       await ctx.cancelled;
       throw new Error('unreachable: the task was aborted without a cancellation');
     }
-    await finished({ state: outcome.state, exitCode: outcome.exitCode });
-    result = { exitCode: outcome.exitCode, outputs: outcome.outputs };
+    const state = outcome.exitCode === 0 ? 'succeeded' : 'failed';
+    await finished({ state, exitCode: outcome.exitCode });
+    result = outcome;
   } catch (err) {
     await announced;
     // Only a final error ends the step here; a retryable one will start it again.

@@ -60,33 +60,32 @@ export class StepLog {
   }
 
   private async drainFile(stream: Exclude<LogStreamName, 'causeway'>, file: string): Promise<boolean> {
-    // Polled for every running step: an idle poll costs one stat, no open and no buffer.
-    const size = await fs.stat(file).then(
-      (st) => st.size,
-      () => 0,
-    );
-    if (size <= this.offsets[stream]) return false;
-    const handle = await fs.open(file, 'r');
     let sent = false;
-    try {
-      const buf = Buffer.alloc(CHUNK);
-      for (;;) {
-        const { bytesRead } = await handle.read(buf, 0, CHUNK, this.offsets[stream]);
-        if (bytesRead === 0) break;
-        const offset = this.offsets[stream];
-        const held = await this.publisher.logPiece(
-          this.buildId,
-          this.stepId,
-          stream,
-          buf.subarray(0, bytesRead),
-          `${this.runName}/${stream}/${offset}`,
-        );
-        this.offsets[stream] = offset + held;
-        sent = true;
-      }
-    } finally {
-      await handle.close();
+    for (;;) {
+      const data = await readFrom(file, this.offsets[stream]);
+      if (!data) return sent;
+      const offset = this.offsets[stream];
+      const held = await this.publisher.logPiece(this.buildId, this.stepId, stream, data, `${this.runName}/${stream}/${offset}`);
+      this.offsets[stream] = offset + held;
+      sent = true;
     }
-    return sent;
+  }
+}
+
+/** Up to 64 KiB of `file` from byte `offset`, or undefined when nothing is there yet. */
+export async function readFrom(file: string, offset: number): Promise<Buffer | undefined> {
+  // Polled for every running step: an idle poll costs one stat, no open and no buffer.
+  const size = await fs.stat(file).then(
+    (st) => st.size,
+    () => 0,
+  );
+  if (size <= offset) return undefined;
+  const handle = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(Math.min(CHUNK, size - offset));
+    const { bytesRead } = await handle.read(buf, 0, buf.length, offset);
+    return bytesRead > 0 ? buf.subarray(0, bytesRead) : undefined;
+  } finally {
+    await handle.close();
   }
 }
