@@ -150,7 +150,14 @@ export interface PipelineActivities {
   /** runs the resource type's `check` from `from` (null: the first check); the versions it printed, oldest first */
   checkResource(req: { pipeline: string; resource: ResourceRef; from: ResourceVersion | null }): Promise<ResourceVersion[]>;
   /** starts a job's build workflow; a second start of the same id is a no-op */
-  startJobBuild(req: { workflowId: string; taskQueue: string; pipeline: string; job: string; number: number; plan: CompiledPlan }): Promise<void>;
+  startJobBuild(req: {
+    workflowId: string;
+    taskQueue: string;
+    pipeline: string;
+    job: string;
+    number: number;
+    plan: CompiledPlan;
+  }): Promise<void>;
   /** how the closed ones among these builds ended; running ones are left out */
   buildOutcomes(req: { workflowIds: string[] }): Promise<Record<string, 'succeeded' | 'failed' | 'errored' | 'aborted'>>;
 }

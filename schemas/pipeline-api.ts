@@ -72,7 +72,6 @@ export interface SchedulerState {
   pausedJobs: string[];
 }
 
-
 const version = z.record(z.string(), z.string());
 
 /** The shape of a compiled pipeline as it crosses into the workflow (each job's plan is checked again by its build). */
@@ -80,7 +79,12 @@ export const PipelineConfigSchema = z.object({
   name: z.string().min(1),
   text: z.string(),
   resources: z.array(
-    z.object({ name: z.string(), ref: z.object({ name: z.string() }).passthrough(), checkEveryMs: z.number().min(0), pinned: version.optional() }),
+    z.object({
+      name: z.string(),
+      ref: z.object({ name: z.string() }).passthrough(),
+      checkEveryMs: z.number().min(0),
+      pinned: version.optional(),
+    }),
   ),
   jobs: z.array(
     z.object({

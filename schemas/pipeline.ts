@@ -4,7 +4,7 @@
 // before anything changes.
 import { z } from 'zod';
 import type { CompiledPlan, GetStep, ResourceRef, ResourceVersion, Step } from './compiled';
-import { PlanError, Source, type PlanIssue } from './errors';
+import { formatIssue, PlanError, Source, type PlanIssue } from './errors';
 import { isPlainObject } from './interpolate';
 import { compilePlan } from './plan';
 import { Resources } from './resources';
@@ -75,8 +75,7 @@ export function checkName(what: string, name: string): string | undefined {
 /** The get steps of a plan anywhere in it (hooks, try, in_parallel included), as Concourse collects a job's inputs. */
 export function getSteps(step: Step): GetStep[] {
   const own = step.kind === 'get' ? [step] : [];
-  const children: Step[] =
-    step.kind === 'do' || step.kind === 'in_parallel' ? step.steps : step.kind === 'try' ? [step.step] : [];
+  const children: Step[] = step.kind === 'do' || step.kind === 'in_parallel' ? step.steps : step.kind === 'try' ? [step.step] : [];
   const hooks = Object.values(step.hooks ?? {}).filter((h): h is Step => h !== undefined);
   return [...own, ...children.flatMap(getSteps), ...hooks.flatMap(getSteps)];
 }
@@ -139,7 +138,9 @@ export function compilePipeline(opts: { name: string; text: string; file: string
   const list = Array.isArray(top.resources) ? top.resources : [];
   list.forEach((raw, index) => {
     const where = ['resources', index];
-    const c = CheckSchema.safeParse(isPlainObject(raw) ? interpolateStatic(src, { name: raw.name, check_every: raw.check_every }, where, vars) : {});
+    const c = CheckSchema.safeParse(
+      isPlainObject(raw) ? interpolateStatic(src, { name: raw.name, check_every: raw.check_every }, where, vars) : {},
+    );
     if (!c.success) return src.add(where, 'a resource needs a name');
     const badName = checkName('resource', c.data.name);
     if (badName) return src.add([...where, 'name'], badName);
@@ -164,7 +165,8 @@ export function compilePipeline(opts: { name: string; text: string; file: string
     for (const input of job.inputs) {
       for (const upstream of input.passed) {
         const other = jobs.find((j) => j.name === upstream);
-        if (!other) src.add(['jobs', index, 'name'], `job ${job.name}: get ${input.name} is passed: [${upstream}], but there is no job ${upstream}`);
+        if (!other)
+          src.add(['jobs', index, 'name'], `job ${job.name}: get ${input.name} is passed: [${upstream}], but there is no job ${upstream}`);
         else if (!other.inputs.some((i) => i.resource === input.resource))
           src.add(
             ['jobs', index, 'name'],
@@ -174,6 +176,8 @@ export function compilePipeline(opts: { name: string; text: string; file: string
     }
   });
   issues.push(...src.issues);
-  if (issues.length > 0) throw new PlanError(issues.sort((a, b) => a.line - b.line || a.column - b.column));
+  // Each job compiles the resources it uses: a bad resource would be reported once per job.
+  const unique = [...new Map(issues.map((i) => [formatIssue(i), i])).values()];
+  if (unique.length > 0) throw new PlanError(unique.sort((a, b) => a.line - b.line || a.column - b.column));
   return { name: opts.name, text: opts.text, resources, jobs };
 }

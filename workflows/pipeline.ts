@@ -13,9 +13,25 @@ import type { PipelineActivities } from '../activities/types';
 import { CausewayPipeline } from '../common/search-attributes';
 import type { DoStep, GetStep, ResourceVersion, Step } from '../schemas/compiled';
 import type { PipelineConfig, PipelineJob } from '../schemas/pipeline';
-import { jobBuildId, PIPELINE_QUERIES, PipelineConfigSchema, PIPELINE_UPDATES, type PipelineInput, type PipelineView } from '../schemas/pipeline-api';
+import {
+  jobBuildId,
+  PIPELINE_QUERIES,
+  PipelineConfigSchema,
+  PIPELINE_UPDATES,
+  type PipelineInput,
+  type PipelineView,
+} from '../schemas/pipeline-api';
 import { messageOf } from './attempts';
-import { createBuild, finishBuild, recordVersions, resolveInputs, schedule, versionKey, type JobBuild, type SchedulerState } from './scheduler';
+import {
+  createBuild,
+  finishBuild,
+  recordVersions,
+  resolveInputs,
+  schedule,
+  versionKey,
+  type JobBuild,
+  type SchedulerState,
+} from './scheduler';
 
 /** How often running job builds are looked at: the delay between a build's end and the next scheduling decision. */
 const POLL_MS = 2_000;
@@ -64,7 +80,8 @@ export async function pipeline(input: PipelineInput): Promise<void> {
   };
   const resource = (name: string) => {
     const r = config.resources.find((x) => x.name === name);
-    if (!r) throw new Error(`no resource ${name} in pipeline ${config.name} (resources: ${config.resources.map((x) => x.name).join(', ')})`);
+    if (!r)
+      throw new Error(`no resource ${name} in pipeline ${config.name} (resources: ${config.resources.map((x) => x.name).join(', ')})`);
     return r;
   };
   const poke = () => (wake = true);
@@ -235,5 +252,9 @@ function withVersions(step: Step, build: JobBuild): Step {
 }
 
 function describe(r: ReturnType<typeof resolveInputs>): string {
-  return r.ok ? Object.entries(r.inputs).map(([n, v]) => `${n}@${versionKey(v.version)}`).join(' ') : r.reason;
+  return r.ok
+    ? Object.entries(r.inputs)
+        .map(([n, v]) => `${n}@${versionKey(v.version)}`)
+        .join(' ')
+    : r.reason;
 }

@@ -38,7 +38,11 @@ export function recordVersions(state: SchedulerState, resource: string, found: R
 
 /** A version's identity: its keys sorted, so {a,b} and {b,a} are one version. */
 export function versionKey(v: ResourceVersion): string {
-  return JSON.stringify(Object.keys(v).sort().map((k) => [k, v[k]]));
+  return JSON.stringify(
+    Object.keys(v)
+      .sort()
+      .map((k) => [k, v[k]]),
+  );
 }
 
 function pinOf(input: JobInput, config: PipelineConfig, state: SchedulerState): ResourceVersion | undefined {
@@ -53,14 +57,18 @@ function candidates(job: PipelineJob, input: JobInput, config: PipelineConfig, s
   let list = all;
   if (pin) {
     const found = [...all].reverse().find((v) => matches(pin, v.version));
-    if (!found) return `pinned version ${JSON.stringify(pin)} of ${input.resource} is not among its versions (check it with check-resource --from)`;
+    if (!found)
+      return `pinned version ${JSON.stringify(pin)} of ${input.resource} is not among its versions (check it with check-resource --from)`;
     list = [found];
   }
   if (input.passed.length > 0) {
     list = list.filter((v) =>
       input.passed.every((upstream) =>
         state.builds.some(
-          (b) => b.job === upstream && b.status === 'succeeded' && Object.values(b.inputs).some((i) => i.resource === input.resource && i.seq === v.seq),
+          (b) =>
+            b.job === upstream &&
+            b.status === 'succeeded' &&
+            Object.values(b.inputs).some((i) => i.resource === input.resource && i.seq === v.seq),
         ),
       ),
     );
@@ -73,7 +81,13 @@ function candidates(job: PipelineJob, input: JobInput, config: PipelineConfig, s
   if (pin || input.version !== 'every') return newestFirst;
   // version: every (versions_db.go NextEveryVersion): the next version after the newest this
   // job used; none newer: that newest again; never used: the latest.
-  const used = state.builds.filter((b) => b.job === job.name).flatMap((b) => Object.values(b.inputs).filter((i) => i.resource === input.resource).map((i) => i.seq));
+  const used = state.builds
+    .filter((b) => b.job === job.name)
+    .flatMap((b) =>
+      Object.values(b.inputs)
+        .filter((i) => i.resource === input.resource)
+        .map((i) => i.seq),
+    );
   if (used.length === 0) return newestFirst;
   const last = Math.max(...used);
   return [...list.filter((v) => v.seq > last), ...newestFirst.filter((v) => v.seq <= last)];
@@ -113,10 +127,16 @@ export function resolveInputs(job: PipelineJob, config: PipelineConfig, state: S
     }
     return false;
   };
-  if (!search(0)) return { ok: false, reason: `no set of versions went through ${[...new Set(job.inputs.flatMap((i) => i.passed))].join(', ')} together` };
+  if (!search(0))
+    return {
+      ok: false,
+      reason: `no set of versions went through ${[...new Set(job.inputs.flatMap((i) => i.passed))].join(', ')} together`,
+    };
   return {
     ok: true,
-    inputs: Object.fromEntries(job.inputs.map((input, i) => [input.name, { resource: input.resource, seq: chosen[i].seq, version: chosen[i].version }])),
+    inputs: Object.fromEntries(
+      job.inputs.map((input, i) => [input.name, { resource: input.resource, seq: chosen[i].seq, version: chosen[i].version }]),
+    ),
   };
 }
 
@@ -125,7 +145,10 @@ export function hasNewTriggerInput(job: PipelineJob, inputs: Record<string, Inpu
   return job.inputs.some(
     (input) =>
       input.trigger &&
-      !state.builds.some((b) => b.job === job.name && b.inputs[input.name]?.resource === input.resource && b.inputs[input.name]?.seq === inputs[input.name].seq),
+      !state.builds.some(
+        (b) =>
+          b.job === job.name && b.inputs[input.name]?.resource === input.resource && b.inputs[input.name]?.seq === inputs[input.name].seq,
+      ),
   );
 }
 
@@ -171,7 +194,10 @@ export function schedule(config: PipelineConfig, state: SchedulerState): JobBuil
     if (groupBusy) continue;
     // A pending build of the same group created earlier goes first.
     const earlier = state.builds.find(
-      (b) => b.status === 'pending' && b !== build && state.builds.indexOf(b) < state.builds.indexOf(build) &&
+      (b) =>
+        b.status === 'pending' &&
+        b !== build &&
+        state.builds.indexOf(b) < state.builds.indexOf(build) &&
         job.serialGroups.some((g) => config.jobs.find((j) => j.name === b.job)?.serialGroups.includes(g)),
     );
     if (earlier) continue;

@@ -61,7 +61,8 @@ export function registerBuilds(program: Command): void {
         if (opts.plan) clauses.push(`CausewayPlan = '${opts.plan.replace(/'/g, "\\'")}'`);
         if (opts.job) {
           const [pipeline, job, extra] = opts.job.split('/');
-          if (!pipeline || !job || extra !== undefined) throw new CliError(`-j takes PIPELINE/JOB, got ${opts.job}`, 'e.g. -j booklit/unit');
+          if (!pipeline || !job || extra !== undefined)
+            throw new CliError(`-j takes PIPELINE/JOB, got ${opts.job}`, 'e.g. -j booklit/unit');
           clauses.push(`CausewayPipeline = '${pipeline.replace(/'/g, "\\'")}' AND CausewayJob = '${job.replace(/'/g, "\\'")}'`);
         }
         const rows = [['BUILD', 'RUN', 'PLAN', 'STATUS', 'STARTED', 'DURATION', 'LINEAGE']];

@@ -29,7 +29,8 @@ import { CliError, paint, say, table } from '../output';
 /** `P/X` of -j and -r. */
 function split(value: string, flag: string): [string, string] {
   const parts = value.split('/');
-  if (parts.length !== 2 || !parts[0] || !parts[1]) throw new CliError(`${flag} takes PIPELINE/NAME, got ${value}`, `e.g. ${flag} booklit/unit`);
+  if (parts.length !== 2 || !parts[0] || !parts[1])
+    throw new CliError(`${flag} takes PIPELINE/NAME, got ${value}`, `e.g. ${flag} booklit/unit`);
   return [parts[0], parts[1]];
 }
 
@@ -109,13 +110,16 @@ Example:
       await withSession(async (s) => {
         const handle = s.client.workflow.getHandle(pipelineWorkflowId(opts.pipeline));
         const running = await handle.query<PipelineView>(PIPELINE_QUERIES.view).catch(() => undefined);
-        const patch = createTwoFilesPatch('running', opts.config, running?.config.text ?? '', config.text, undefined, undefined, { context: 3 });
+        const patch = createTwoFilesPatch('running', opts.config, running?.config.text ?? '', config.text, undefined, undefined, {
+          context: 3,
+        });
         const body = patch.split('\n').slice(4);
         if (running && body.every((l) => l === '')) say('no changes to apply');
         for (const line of body)
           process.stdout.write(`${line.startsWith('+') ? paint('green', line) : line.startsWith('-') ? paint('red', line) : line}\n`);
         if (!opts.nonInteractive) {
-          if (!process.stdin.isTTY) throw new CliError('set-pipeline asks before applying, and stdin is not a terminal', 'add --non-interactive');
+          if (!process.stdin.isTTY)
+            throw new CliError('set-pipeline asks before applying, and stdin is not a terminal', 'add --non-interactive');
           const rl = createInterface({ input: process.stdin, output: process.stderr });
           const answer = await rl.question(`apply configuration to ${running ? '' : 'new '}pipeline ${opts.pipeline}? [yN]: `);
           rl.close();
@@ -158,7 +162,12 @@ Example:
         rows.sort((a, b) => a.name.localeCompare(b.name));
         if (opts.json) return console.log(JSON.stringify(rows, null, 2));
         if (rows.length === 0) return say('no pipelines: set one with `causeway set-pipeline -p NAME -c pipeline.yml`');
-        console.log(table([['name', 'paused', 'jobs', 'resources'], ...rows.map((r) => [r.name, r.paused ? 'yes' : 'no', String(r.jobs), String(r.resources)])]));
+        console.log(
+          table([
+            ['name', 'paused', 'jobs', 'resources'],
+            ...rows.map((r) => [r.name, r.paused ? 'yes' : 'no', String(r.jobs), String(r.resources)]),
+          ]),
+        );
       }),
     );
 
@@ -238,7 +247,9 @@ Example:
           };
         });
         if (opts.json) return console.log(JSON.stringify(rows, null, 2));
-        console.log(table([['name', 'paused', 'last build', 'next inputs'], ...rows.map((r) => [r.name, r.paused ? 'yes' : 'no', r.last, r.next])]));
+        console.log(
+          table([['name', 'paused', 'last build', 'next inputs'], ...rows.map((r) => [r.name, r.paused ? 'yes' : 'no', r.last, r.next])]),
+        );
       }),
     );
 
@@ -282,7 +293,10 @@ Example:
       withSession(async (s) => {
         const [p, r] = split(opts.resource, '-r');
         const from = opts.from.length > 0 ? versionFlag(opts.from, '--from') : undefined;
-        const result = await update<{ added: number; error?: string }>(s.client, p, PIPELINE_UPDATES.check, { resource: r, ...(from ? { from } : {}) });
+        const result = await update<{ added: number; error?: string }>(s.client, p, PIPELINE_UPDATES.check, {
+          resource: r,
+          ...(from ? { from } : {}),
+        });
         if (result.error) throw new CliError(`check of ${p}/${r} failed: ${result.error}`, 'fix the resource source in the pipeline file');
         say(`checked ${p}/${r}: ${result.added} new version${result.added === 1 ? '' : 's'}`);
       }),
@@ -308,7 +322,13 @@ Example:
         console.log(
           table([
             ['id', 'version', 'pinned'],
-            ...rows.map((x) => [String(x.id), Object.entries(x.version).map(([k, val]) => `${k}:${val}`).join(','), x.pinned ? 'yes' : 'no']),
+            ...rows.map((x) => [
+              String(x.id),
+              Object.entries(x.version)
+                .map(([k, val]) => `${k}:${val}`)
+                .join(','),
+              x.pinned ? 'yes' : 'no',
+            ]),
           ]),
         );
       }),

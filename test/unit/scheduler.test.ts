@@ -32,7 +32,13 @@ function pipeline(jobs: PipelineJob[], resources = ['repo', 'other']): { config:
   return { config, state: emptyPipelineInput(config).state };
 }
 const v = (ref: string) => ({ ref });
-const started = (jobs: ReturnType<typeof schedule>) => jobs.map((b) => `${b.job}#${b.number}:${Object.values(b.inputs).map((i) => i.version.ref).join(',')}`);
+const started = (jobs: ReturnType<typeof schedule>) =>
+  jobs.map(
+    (b) =>
+      `${b.job}#${b.number}:${Object.values(b.inputs)
+        .map((i) => i.version.ref)
+        .join(',')}`,
+  );
 
 test('a new version of a trigger input starts one build; the same version none', () => {
   const { config, state } = pipeline([job('unit', [input('repo')])]);
