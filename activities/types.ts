@@ -54,6 +54,12 @@ export interface RunTaskRequest {
   services?: Record<string, ServiceAddress>;
   /** when the earliest enclosing `timeout` expires (epoch ms): a cancellation after it is logged as a timeout, not an abort */
   deadline?: number;
+  /**
+   * A task that exits non-zero fails the activity (non-retryable, type TaskFailed, this result in
+   * its details) so the Temporal UI draws it failed; unset by builds whose history predates that
+   * and expect a completed activity with the exit code.
+   */
+  failWhenTaskFails?: boolean;
 }
 
 export interface RunTaskResult {

@@ -91,19 +91,42 @@ export class BuildPublisher {
    * bytes JetStream holds from that offset. An earlier attempt (before a worker crash, or a
    * publish whose ack was lost) may have sent a shorter piece under the same id: JetStream
    * drops ours as a duplicate and keeps that one, so the writer must continue after it, not
-   * after ours, or the bytes between are lost. The duplicate's ack names the original's
-   * sequence, whose length is read back.
+   * after ours, or the bytes between are lost.
    */
   async logPiece(buildId: string, stepId: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<number> {
+    const held = await this.publishOrHeld(buildId, stepId, stream, data, msgId);
+    return held === undefined ? data.length : held.length;
+  }
+
+  /**
+   * Publishes a whole log message under an id and resolves false when the id is taken by a
+   * different message: a retried attempt numbering its notes from a lagging heartbeat reuses
+   * the ids of notes an earlier attempt sent, and JetStream would silently drop its own as
+   * duplicates. The same bytes under the id are the same note sent again (true, not doubled).
+   */
+  async logUnique(buildId: string, stepId: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<boolean> {
+    const held = await this.publishOrHeld(buildId, stepId, stream, data, msgId);
+    return held === undefined || Buffer.from(held).equals(Buffer.from(data));
+  }
+
+  /** Publishes; when JetStream already holds a message under the id, resolves to that message's bytes. */
+  private async publishOrHeld(
+    buildId: string,
+    stepId: string,
+    stream: LogStreamName,
+    data: Uint8Array,
+    msgId: string,
+  ): Promise<Uint8Array | undefined> {
     const ack = await publishLogAcked(this.js, this.logSubject(buildId, stepId), stream, data, msgId);
-    if (!ack.duplicate) return data.length;
+    if (!ack.duplicate) return undefined;
+    // The duplicate's ack names the original's sequence.
     this.jsm ??= jetstreamManager(this.nc);
     const held = await (await this.jsm).streams.getMessage(ack.stream, { seq: ack.seq });
     if (!held)
       throw new Error(
         `JetStream acknowledged log message ${msgId} as a duplicate of sequence ${ack.seq} of ${ack.stream}, which it no longer holds`,
       );
-    return held.data.length;
+    return held.data;
   }
 
   /**

@@ -3,10 +3,13 @@
 // only finds or starts the task and waits for it (activities/runtime/types.ts).
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
+import { logTail } from '../../common/build-log';
+import { ACTIVITY_FAILURES } from '../../schemas/build';
 import type { ActivityDeps } from '../deps';
 import { StepErrored, toFailure } from '../errors';
-import type { Runtime, StepIo } from '../runtime/types';
+import type { LogOffsets, Runtime } from '../runtime/types';
 import type { RunTaskRequest, RunTaskResult } from '../types';
+import { followTask } from './follow';
 import { mapInputs, resolveTaskConfig } from './task-config';
 
 type Ending = { state: 'succeeded' | 'failed'; exitCode: number } | { state: 'errored'; message: string };
@@ -26,18 +29,11 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
   let details: unknown = ctx.info.heartbeatDetails;
   const keepAlive = setInterval(() => ctx.heartbeat(details), 1000);
   let notes = 0;
-  const io: StepIo = {
-    resume: ctx.info.heartbeatDetails,
-    beat: (d) => {
-      details = d;
-      ctx.heartbeat(d);
-    },
-    note: (text) => {
-      deps.log.info({ build: req.buildId, step: step.id }, text);
-      void deps.publisher
-        .log(req.buildId, step.id, 'causeway', Buffer.from(`${text}\n`), `${runName}/note/${ctx.info.attempt}.${notes++}`)
-        .catch(() => undefined);
-    },
+  const note = (text: string) => {
+    deps.log.info({ build: req.buildId, step: step.id }, text);
+    void deps.publisher
+      .log(req.buildId, step.id, 'causeway', Buffer.from(`${text}\n`), `${runName}/note/${ctx.info.attempt}.${notes++}`)
+      .catch(() => undefined);
   };
   const key = `${req.buildId}/${step.id}`;
   deps.running.add(key);
@@ -47,6 +43,7 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
     ctx.info.attempt === 1
       ? deps.publisher.event({ type: 'step-started', ...event, time: new Date().toISOString() }, `${runName}/started`)
       : Promise.resolve();
+  let result: RunTaskResult;
   try {
     const handle = await runtime.findOrStartTask(
       {
@@ -56,16 +53,32 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
           return { config, inputs: mapInputs(step, config, req.artifacts) };
         },
       },
-      io,
+      { note },
     );
     await announced;
-    const outcome = await handle.wait({ abort: abort.signal, detach: detach.signal });
-    if (outcome.state === 'aborted') {
+    const outcome = await followTask(handle, {
+      resume: ctx.info.heartbeatDetails as LogOffsets | undefined,
+      // Message ids are byte offsets: a piece an earlier attempt sent is not sent twice.
+      publish: (piece) =>
+        deps.publisher.logPiece(req.buildId, step.id, piece.stream, piece.data, `${runName}/${piece.stream}/${piece.offset}`),
+      beat: (offsets) => {
+        details = { ...offsets };
+        ctx.heartbeat(details);
+      },
+      note,
+      warn: (message) => deps.log.warn({ build: req.buildId, step: step.id }, message),
+      abort: abort.signal,
+      detach: detach.signal,
+      killGraceMs: deps.killGraceMs,
+      deadline: req.deadline,
+    });
+    if (outcome === 'aborted') {
       await ctx.cancelled;
       throw new Error('unreachable: the task was aborted without a cancellation');
     }
-    await finished({ state: outcome.state, exitCode: outcome.exitCode });
-    return { exitCode: outcome.exitCode, outputs: outcome.outputs };
+    const state = outcome.exitCode === 0 ? 'succeeded' : 'failed';
+    await finished({ state, exitCode: outcome.exitCode });
+    result = outcome;
   } catch (err) {
     await announced;
     // Only a final error ends the step here; a retryable one will start it again.
@@ -76,4 +89,14 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
     deps.running.delete(key);
     clearInterval(keepAlive);
   }
+  if (result.exitCode === 0 || !req.failWhenTaskFails) return result;
+  // Failing the activity (not retried) is what makes the Temporal UI draw the step red; the
+  // workflow reads the result back from the details and the step ends failed, not errored.
+  const tail = await logTail(deps.nc, req.buildId, step.id);
+  throw ApplicationFailure.create({
+    type: ACTIVITY_FAILURES.taskFailed,
+    message: `task ${step.task} (${step.id}) failed with exit code ${result.exitCode}${tail ? `; the last lines of its log:\n${tail}` : ''}`,
+    nonRetryable: true,
+    details: [result],
+  });
 }
