@@ -189,6 +189,8 @@ test('a pipeline runs itself: check, trigger, passed, put, trigger-job, pause, p
 
   // A paused pipeline does not check; unpaused, it notices the commit and builds it.
   expect((await cli('pause-pipeline', '-p', 'booklit')).code).toBe(0);
+  // A check that began before the pause may still be running: let it end first.
+  await new Promise((r) => setTimeout(r, 2000));
   commit('four');
   await new Promise((r) => setTimeout(r, 3000));
   expect((JSON.parse((await cli('resource-versions', '-r', 'booklit/repo', '--json')).stdout) as unknown[]).length).toBe(3);
