@@ -12,7 +12,7 @@ import { bundleBuildWorkflows } from '../../workers/bundle';
 import { connectNats } from '../../common/nats';
 import { connectTemporalClient } from '../../common/temporal-connection';
 import { compilePlan } from '../../schemas';
-import { startLocalWorker, type RunningWorker } from '../../workers/local';
+import { startLocalWorker, type ContainerdRuntimeOptions, type RunningWorker } from '../../workers/local';
 import type { FakeState } from '../fake/runtime';
 import { startFakeWorker } from '../fake/worker';
 import { testStack } from '../setup/env';
@@ -69,6 +69,8 @@ export interface HarnessOptions {
   tags?: string[];
   /** `fake`: steps run in memory (test/fake/), for the workflow-semantics tests; `local` (default): host processes */
   runtime?: 'local' | 'fake';
+  /** the local worker runs its steps in containerd containers */
+  containerd?: ContainerdRuntimeOptions;
 }
 
 /** A real worker on its own task queue against the run's real Temporal and NATS. */
@@ -87,7 +89,9 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
     log: pino({ level: 'warn' }),
   };
   const fakeWorker = opts.runtime === 'fake' ? await startFakeWorker(common) : undefined;
-  const worker = fakeWorker ?? (await startLocalWorker({ ...common, namespace: 'default', logMaxAgeSeconds: 3600, drainMs: 2000 }));
+  const worker =
+    fakeWorker ??
+    (await startLocalWorker({ ...common, namespace: 'default', logMaxAgeSeconds: 3600, drainMs: 2000, containerd: opts.containerd }));
   const { client, connection } = await connectTemporalClient({ address: stack.temporalAddress, home: stack.home });
   const nc = await connectNats(stack.natsUrl, 'test');
   const start = async (yaml: string, runOpts: RunOptions = {}) => {
