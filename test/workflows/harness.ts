@@ -12,7 +12,7 @@ import { bundleBuildWorkflows } from '../../workers/bundle';
 import { connectNats } from '../../common/nats';
 import { connectTemporalClient } from '../../common/temporal-connection';
 import { compilePlan } from '../../schemas';
-import { startLocalWorker, type RunningWorker } from '../../workers/local';
+import { startLocalWorker, type ContainerdRuntimeOptions, type RunningWorker } from '../../workers/local';
 import { testStack } from '../setup/env';
 
 // `testTimeout` in jest.config.js is a global option that a project entry ignores:
@@ -61,7 +61,9 @@ export interface BuildRun extends BuildOutcome {
 }
 
 /** A real worker on its own task queue against the run's real Temporal and NATS. */
-export async function startHarness(opts: { killGraceMs?: number; tags?: string[] } = {}): Promise<Harness> {
+export async function startHarness(
+  opts: { killGraceMs?: number; tags?: string[]; containerd?: ContainerdRuntimeOptions } = {},
+): Promise<Harness> {
   const stack = testStack();
   const taskQueue = `test-${randomUUID()}`;
   const worker = await startLocalWorker({
@@ -75,6 +77,7 @@ export async function startHarness(opts: { killGraceMs?: number; tags?: string[]
     logMaxAgeSeconds: 3600,
     killGraceMs: opts.killGraceMs ?? 2000,
     drainMs: 2000,
+    containerd: opts.containerd,
     workflowBundle: await sharedBundle(stack.home),
     log: pino({ level: 'warn' }),
   });
