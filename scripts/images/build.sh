@@ -2,6 +2,8 @@
 # Builds Causeway's container images offline (no Docker engine, no registry on the internet)
 # and, with --push, copies them into a registry (the node's local one on 127.0.0.1):
 #   pause     the kubelet's pod sandbox: busybox-static sleeping (Debian's busybox-static)
+#   busybox   busybox-static with its applets, an os-release of its own, root and nobody: the
+#             containerd runtime's default image and test image (served as docker.io/library/busybox)
 #   coredns   CoreDNS from scripts/k8s/provision.sh --node, alone in the image
 #   task      the default task image: Debian bookworm with bash coreutils python3 git curl ca-certificates
 #   postgres  Debian bookworm's postgresql (for service tests), user postgres
@@ -23,7 +25,7 @@ CACHE="${CAUSEWAY_CACHE:-$HOME/.cache/causeway}"
 IMAGES="$CACHE/images"
 MIRROR="${CAUSEWAY_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
-ALL=(pause coredns task postgres redis agent worker)
+ALL=(pause busybox coredns task postgres redis agent worker)
 AGENT_TAR_VERSION=7.5.23
 
 log() { echo "[images $(date +%H:%M:%S)] $*" >&2; }
@@ -63,6 +65,21 @@ recipe_pause() {
   umoci config --image "$2:img" --config.entrypoint /bin/busybox --config.cmd sleep --config.cmd 2147483647 --config.user 65535:65535
 }
 
+inputs_busybox() { command -v busybox; }
+recipe_busybox() {
+  local d=$1/layer
+  mkdir -p "$d/bin" "$d/etc" "$d/tmp" "$d/root"
+  chmod 1777 "$d/tmp"
+  cp "$(command -v busybox)" "$d/bin/busybox"
+  "$d/bin/busybox" --list | while read -r applet; do [[ "$applet" == busybox ]] || ln -s busybox "$d/bin/$applet"; done
+  # Tests tell this image from the host by its os-release.
+  printf 'NAME="Causeway busybox"\nID=causeway-busybox\nPRETTY_NAME="Causeway busybox (busybox-static)"\n' >"$d/etc/os-release"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/tmp:/bin/sh\n' >"$d/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$d/etc/group"
+  add_layer "$2" "$d"
+  umoci config --image "$2:img" --config.cmd /bin/sh --config.env PATH=/bin
+}
+
 inputs_coredns() { echo "${CAUSEWAY_K8S_NODE_BIN:?run eval \"\$(bash scripts/k8s/provision.sh --node)\" first}/coredns"; }
 recipe_coredns() {
   local d=$1/layer
@@ -97,9 +114,17 @@ recipe_redis() {
 }
 
 # The node base shared by agent and worker: minbase has libstdc++ (apt needs it), which node links.
+# Its root filesystem is cached on its own (keyed by how it is made), so a changed agent or CLI
+# costs a copy of the new files, not another mmdebstrap.
 node_base() {
-  debian_rootfs "$1/rootfs.tar" ca-certificates
-  umoci raw add-layer --image "$2:img" "$1/rootfs.tar"
+  local key rootfs
+  key=$({ declare -f debian_rootfs; echo "$SUITE $MIRROR ca-certificates"; } | sha256sum | cut -c1-16)
+  rootfs="$IMAGES/node-base-rootfs-$key.tar"
+  if [[ ! -f "$rootfs" ]]; then
+    debian_rootfs "$1/rootfs.tar" ca-certificates
+    mv "$1/rootfs.tar" "$rootfs"
+  fi
+  umoci raw add-layer --image "$2:img" "$rootfs"
   mkdir -p "$1/node/usr/local/bin"
   cp "$(node_binary)" "$1/node/usr/local/bin/node"
   add_layer "$2" "$1/node"
