@@ -2,7 +2,8 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type PubAck } from '@nats-io/jetstream';
 import { headers } from '@nats-io/nats-core';
 import { natsAuth, type NatsRole } from './nats-auth';
-import { BUILD_STREAM, BUILD_SUBJECTS, BuildEvent, LOG_STREAM_HEADER, subjects, type LogStreamName } from '../schemas/messages';
+import { BUILD_STREAM, BUILD_SUBJECTS, BuildEvent, LOG_RAW_LENGTH_HEADER, LOG_STREAM_HEADER, subjects, type LogStreamName } from '../schemas/messages';
+import { redactableLength, type Redactor } from './redact';
 
 const NANOS_PER_SECOND = 1_000_000_000;
 
@@ -60,9 +61,17 @@ export async function publishLog(
   await publishLogAcked(js, subject, stream, data, msgId);
 }
 
-function publishLogAcked(js: JetStreamClient, subject: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<PubAck> {
+function publishLogAcked(
+  js: JetStreamClient,
+  subject: string,
+  stream: LogStreamName,
+  data: Uint8Array,
+  msgId: string,
+  rawLength?: number,
+): Promise<PubAck> {
   const h = headers();
   h.set(LOG_STREAM_HEADER, stream);
+  if (rawLength !== undefined) h.set(LOG_RAW_LENGTH_HEADER, String(rawLength));
   return js.publish(subject, data, { msgID: msgId, headers: h });
 }
 
@@ -70,6 +79,8 @@ function publishLogAcked(js: JetStreamClient, subject: string, stream: LogStream
 export class BuildPublisher {
   private readonly js: JetStreamClient;
   private jsm?: Promise<JetStreamManager>;
+  /** the credentials of the steps running now, by `<build>/<step>`: their logs are redacted */
+  private readonly redactors = new Map<string, Redactor>();
   constructor(
     private readonly nc: NatsConnection,
     private readonly onLost: (what: string, err: Error) => void = () => undefined,
@@ -82,8 +93,27 @@ export class BuildPublisher {
     return subjects.log(buildId, stepId);
   }
 
+  /**
+   * Redacts the values `redactor` tracks from a step's logs (every stream, Causeway's notes
+   * too) until the returned function is called. A step that runs again registers again.
+   */
+  redactStep(buildId: string, stepId: string, redactor: Redactor): () => void {
+    const key = `${buildId}/${stepId}`;
+    this.redactors.set(key, redactor);
+    return () => {
+      if (this.redactors.get(key) === redactor) this.redactors.delete(key);
+    };
+  }
+
+  private redactorOf(buildId: string, stepId: string): Redactor | undefined {
+    const r = this.redactors.get(`${buildId}/${stepId}`);
+    return r && !r.empty ? r : undefined;
+  }
+
+  /** One message; the caller cuts its log at line ends (a secret split across two messages is not redacted). */
   async log(buildId: string, stepId: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<void> {
-    await publishLog(this.js, this.logSubject(buildId, stepId), stream, data, msgId);
+    const redactor = this.redactorOf(buildId, stepId);
+    await publishLog(this.js, this.logSubject(buildId, stepId), stream, redactor ? redactor.bytes(data) : data, msgId);
   }
 
   /**
@@ -93,17 +123,36 @@ export class BuildPublisher {
    * drops ours as a duplicate and keeps that one, so the writer must continue after it, not
    * after ours, or the bytes between are lost. The duplicate's ack names the original's
    * sequence, whose length is read back.
+   *
+   * A step with credentials publishes whole lines only, redacted (so a secret split across
+   * two reads is still found), and the message says how many bytes of the log it covers: the
+   * result is that, and may be 0 when no line is complete yet. `final`: nothing follows.
    */
-  async logPiece(buildId: string, stepId: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<number> {
-    const ack = await publishLogAcked(this.js, this.logSubject(buildId, stepId), stream, data, msgId);
-    if (!ack.duplicate) return data.length;
+  async logPiece(
+    buildId: string,
+    stepId: string,
+    stream: LogStreamName,
+    data: Uint8Array,
+    msgId: string,
+    opts: { final: boolean; full: boolean } = { final: true, full: false },
+  ): Promise<number> {
+    const redactor = this.redactorOf(buildId, stepId);
+    let rawLength: number | undefined;
+    if (redactor) {
+      rawLength = redactableLength(data, redactor, opts);
+      if (rawLength === 0) return 0;
+      data = redactor.bytes(data.subarray(0, rawLength));
+    }
+    const ack = await publishLogAcked(this.js, this.logSubject(buildId, stepId), stream, data, msgId, rawLength);
+    if (!ack.duplicate) return rawLength ?? data.length;
     this.jsm ??= jetstreamManager(this.nc);
     const held = await (await this.jsm).streams.getMessage(ack.stream, { seq: ack.seq });
     if (!held)
       throw new Error(
         `JetStream acknowledged log message ${msgId} as a duplicate of sequence ${ack.seq} of ${ack.stream}, which it no longer holds`,
       );
-    return held.data.length;
+    const covered = Number(held.header?.get(LOG_RAW_LENGTH_HEADER) || NaN);
+    return Number.isInteger(covered) ? covered : held.data.length;
   }
 
   /**

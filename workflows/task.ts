@@ -1,5 +1,6 @@
 import type { TaskStep } from '../schemas/compiled';
 import { deadlineOf, StepError, type BuildContext, type Frame } from './context';
+import { redactedValues } from './credentials';
 import { withLocals } from './locals';
 import { interpolateServices } from '../common/services';
 
@@ -22,6 +23,8 @@ export async function runTask(ctx: BuildContext, step: TaskStep, frame: Frame): 
       artifacts: frame.scope.allArtifacts(),
       services: frame.services,
       deadline: deadlineOf(frame),
+      varSources: ctx.credentials?.varSources,
+      redact: redactedValues(ctx.credentials, frame),
     },
   ]);
   for (const [name, ref] of Object.entries(result.outputs)) frame.scope.setArtifact(name, ref);

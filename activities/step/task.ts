@@ -7,17 +7,48 @@ import type { ActivityDeps } from '../deps';
 import { StepErrored, toFailure } from '../errors';
 import type { Runtime, StepIo } from '../runtime/types';
 import type { RunTaskRequest, RunTaskResult } from '../types';
-import { mapInputs, resolveTaskConfig } from './task-config';
+import { CredentialResolver } from '../creds';
+import { NO_CREDENTIALS } from '../deps';
+import { mapInputs, resolveTaskConfig, withCredentials } from './task-config';
 
 type Ending = { state: 'succeeded' | 'failed'; exitCode: number } | { state: 'errored'; message: string };
 
 export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTaskRequest): Promise<RunTaskResult> {
+  const credentials = deps.credentials ?? NO_CREDENTIALS;
+  // Resolved on every attempt, also one that re-attaches to a running task: its log still needs the values to redact.
+  const creds = new CredentialResolver(credentials, req.plan, req.varSources);
+  if (credentials.redact) for (const value of req.redact ?? []) creds.redactor.add(value);
+  const unredact = deps.publisher.redactStep(req.buildId, req.step.id, creds.redactor);
+  try {
+    return await runResolvedTask(deps, runtime, req, creds);
+  } catch (err) {
+    throw redactFailure(err, creds);
+  } finally {
+    unredact();
+  }
+}
+
+/** A failure's message without the step's credentials (Concourse redacts errors as it redacts logs). */
+function redactFailure(err: unknown, creds: CredentialResolver): unknown {
+  if (err instanceof Error) err.message = creds.redactMessage(err.message);
+  return err;
+}
+
+async function runResolvedTask(deps: ActivityDeps, runtime: Runtime, req: RunTaskRequest, creds: CredentialResolver): Promise<RunTaskResult> {
   const ctx = Context.current();
-  const { step } = req;
+  let { step } = req;
   const runName = `${req.runId}/${step.id}/${req.runKey}`;
   const event = { buildId: req.buildId, stepId: step.id, name: step.task, attempt: req.attempt };
   const finished = (ending: Ending) =>
-    deps.publisher.event({ type: 'step-finished', ...event, time: new Date().toISOString(), ...ending }, `${runName}/finished`);
+    deps.publisher.event(
+      {
+        type: 'step-finished',
+        ...event,
+        time: new Date().toISOString(),
+        ...(ending.state === 'errored' ? { ...ending, message: creds.redactMessage(ending.message) } : ending),
+      },
+      `${runName}/finished`,
+    );
 
   const abort = new AbortController();
   const detach = new AbortController();
@@ -48,12 +79,14 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
       ? deps.publisher.event({ type: 'step-started', ...event, time: new Date().toISOString() }, `${runName}/started`)
       : Promise.resolve();
   try {
+    step = await withCredentials(step, creds);
+    const resolvedStep = step;
     const handle = await runtime.findOrStartTask(
       {
-        req,
+        req: { ...req, step: resolvedStep },
         resolve: async () => {
-          const config = await resolveTaskConfig(runtime, req.buildId, step, req.artifacts, req.services);
-          return { config, inputs: mapInputs(step, config, req.artifacts) };
+          const config = await resolveTaskConfig(runtime, req.buildId, resolvedStep, req.artifacts, req.services, creds);
+          return { config, inputs: mapInputs(resolvedStep, config, req.artifacts) };
         },
       },
       io,

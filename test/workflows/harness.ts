@@ -6,6 +6,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { WorkflowBundle } from '@temporalio/worker';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pino from 'pino';
+import type { WorkerCredentials } from '../../activities/creds';
 import { awaitBuild, startBuild, type BuildOutcome } from '../../common/build-client';
 import { collectLogs } from '../../common/build-log';
 import { bundleBuildWorkflows } from '../../workers/bundle';
@@ -53,6 +54,8 @@ export interface RunOptions {
   file?: string;
   uploads?: string[];
   downloads?: string[];
+  /** leave ((vars)) the plan's vars do not give to the worker's credential manager */
+  deferUnsourced?: boolean;
 }
 
 export interface BuildRun extends BuildOutcome {
@@ -61,7 +64,9 @@ export interface BuildRun extends BuildOutcome {
 }
 
 /** A real worker on its own task queue against the run's real Temporal and NATS. */
-export async function startHarness(opts: { killGraceMs?: number; tags?: string[] } = {}): Promise<Harness> {
+export async function startHarness(
+  opts: { killGraceMs?: number; tags?: string[]; credentials?: WorkerCredentials } = {},
+): Promise<Harness> {
   const stack = testStack();
   const taskQueue = `test-${randomUUID()}`;
   const worker = await startLocalWorker({
@@ -75,13 +80,20 @@ export async function startHarness(opts: { killGraceMs?: number; tags?: string[]
     logMaxAgeSeconds: 3600,
     killGraceMs: opts.killGraceMs ?? 2000,
     drainMs: 2000,
+    credentials: opts.credentials,
     workflowBundle: await sharedBundle(stack.home),
     log: pino({ level: 'warn' }),
   });
   const { client, connection } = await connectTemporalClient({ address: stack.temporalAddress, home: stack.home });
   const nc = await connectNats(stack.natsUrl, 'test');
   const start = async (yaml: string, runOpts: RunOptions = {}) => {
-    const plan = compilePlan({ text: yaml, file: runOpts.file ?? 'test.yml', job: runOpts.job, vars: runOpts.vars });
+    const plan = compilePlan({
+      text: yaml,
+      file: runOpts.file ?? 'test.yml',
+      job: runOpts.job,
+      vars: runOpts.vars,
+      deferUnsourced: runOpts.deferUnsourced,
+    });
     return startBuild(client, { plan, taskQueue, uploads: runOpts.uploads, downloads: runOpts.downloads });
   };
   const finish = async (handle: WorkflowHandle): Promise<BuildRun> => {

@@ -6,6 +6,8 @@
 import { Writable } from 'node:stream';
 import { serviceEnv } from '../../../common/services';
 import { StepDetached, StepErrored } from '../../errors';
+import { CredentialResolver } from '../../creds';
+import { NO_CREDENTIALS } from '../../deps';
 import { mapInputs, resolveTaskConfig } from '../../step/task-config';
 import type { ArtifactRef, Artifacts, RunTaskRequest } from '../../types';
 import type { ArtifactFile, MappedInput, ResolvedTask, TaskHandle, TaskOutcome } from '../types';
@@ -167,7 +169,8 @@ export function resolvedTask(rt: KubeApi, req: RunTaskRequest): ResolvedTask {
   return {
     req,
     resolve: async () => {
-      const config = await resolveTaskConfig(reader, req.buildId, req.step, req.artifacts, req.services);
+      const creds = new CredentialResolver(NO_CREDENTIALS, req.plan, req.varSources);
+      const config = await resolveTaskConfig(reader, req.buildId, req.step, req.artifacts, req.services, creds);
       return { config, inputs: mapInputs(req.step, config, req.artifacts) };
     },
   };

@@ -33,10 +33,10 @@ export class StepLog {
     readonly offsets: LogOffsets = { stdout: 0, stderr: 0, notes: 0 },
   ) {}
 
-  /** Publishes what is new; resolves true when anything was sent. */
-  async drain(): Promise<boolean> {
-    const a = await this.drainFile('stdout', path.join(this.dir, FILES.stdout));
-    const b = await this.drainFile('stderr', path.join(this.dir, FILES.stderr));
+  /** Publishes what is new; resolves true when anything was sent. `final`: the step has ended, send an unfinished last line too. */
+  async drain(final = false): Promise<boolean> {
+    const a = await this.drainFile('stdout', path.join(this.dir, FILES.stdout), final);
+    const b = await this.drainFile('stderr', path.join(this.dir, FILES.stderr), final);
     return a || b;
   }
 
@@ -56,7 +56,7 @@ export class StepLog {
     this.publisher.log(this.buildId, this.stepId, 'causeway', Buffer.from(`${text}\n`), `${this.runName}/note/${n}`).catch(() => undefined);
   }
 
-  private async drainFile(stream: Exclude<LogStreamName, 'causeway'>, file: string): Promise<boolean> {
+  private async drainFile(stream: Exclude<LogStreamName, 'causeway'>, file: string, final: boolean): Promise<boolean> {
     // Polled for every running step: an idle poll costs one stat, no open and no buffer.
     const size = await fs.stat(file).then(
       (st) => st.size,
@@ -77,7 +77,10 @@ export class StepLog {
           stream,
           buf.subarray(0, bytesRead),
           `${this.runName}/${stream}/${offset}`,
+          { final: final && bytesRead < CHUNK, full: bytesRead === CHUNK },
         );
+        // A step with credentials publishes whole lines: the rest waits for its line end.
+        if (held === 0) break;
         this.offsets[stream] = offset + held;
         sent = true;
       }

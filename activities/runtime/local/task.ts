@@ -149,7 +149,7 @@ async function supervise(
       const why = deadline !== undefined && Date.now() >= deadline ? 'timeout exceeded' : 'aborted';
       await safeNote(log, `${why}: sending SIGTERM, SIGKILL after ${deps.killGraceMs / 1000}s`);
       const how = await terminate(proc, deps.killGraceMs);
-      await log.drain().catch(() => false);
+      await log.drain(true).catch(() => false);
       await safeNote(log, how === 'killed' ? 'step killed (SIGKILL)' : 'step stopped');
       return 'aborted';
     }
@@ -168,7 +168,7 @@ async function finalDrain(deps: ActivityDeps, log: StepLog): Promise<void> {
   const deadline = Date.now() + FINAL_DRAIN_MS;
   for (;;) {
     try {
-      await log.drain();
+      await log.drain(true);
       return;
     } catch (err) {
       if (Date.now() > deadline) {
