@@ -15,7 +15,11 @@ export function createActivities(deps: ActivityDeps, runtime: Runtime): BuildAct
     runTask: (req) => runTask(deps, runtime, req),
     loadVar: (req) => heartbeating(() => atEdge(() => loadVar(runtime, req))),
     finishBuild: (req) => heartbeating(() => atEdge(() => runtime.finishBuild(req))),
-    ...runtime.services,
+    // Services fail through the same edge as tasks: ServiceFailed for good, StepDetached handed over.
+    startService: (req) => atEdge(() => runtime.services.startService(req)),
+    probeService: (req) => atEdge(() => runtime.services.probeService(req)),
+    superviseService: (req) => atEdge(() => runtime.services.superviseService(req)),
+    stopService: (req) => atEdge(() => runtime.services.stopService(req)),
     releaseArtifacts: (req) => runtime.releaseArtifacts(req.refs),
   };
 }

@@ -61,6 +61,12 @@ export interface RunTaskRequest {
   varSources?: VarSourceConfig[];
   /** values of load_vars without `reveal: true` in the step's scope, redacted from its logs as Concourse does */
   redact?: unknown[];
+  /**
+   * A task that exits non-zero fails the activity (non-retryable, type TaskFailed, this result in
+   * its details) so the Temporal UI draws it failed; unset by builds whose history predates that
+   * and expect a completed activity with the exit code.
+   */
+  failWhenTaskFails?: boolean;
 }
 
 export interface RunTaskResult {

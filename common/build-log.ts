@@ -1,4 +1,4 @@
-import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   BUILD_STREAM,
@@ -73,6 +73,43 @@ export async function collectServiceLogs(nc: NatsConnection, buildId: string): P
     out.set(key, (out.get(key) ?? '') + Buffer.from(r.data).toString('utf8'));
   }
   return out;
+}
+
+/** Lines and characters of a step's log a failure message quotes: enough to see why, small in history. */
+export const LOG_TAIL = { lines: 10, lineChars: 200 } as const;
+/** How far back in the stream (every build's messages) the tail looks for the step's own: bounds its cost whatever the log's size. */
+const TAIL_WINDOW = 64;
+
+/**
+ * The last lines of a step's log (stdout, stderr and Causeway's notes) as JetStream holds it
+ * now: the step's messages among the stream's last TAIL_WINDOW before and including its last
+ * one. Empty when the step logged nothing or NATS cannot answer: the tail only decorates a failure.
+ */
+export async function logTail(nc: NatsConnection, buildId: string, stepId: string): Promise<string> {
+  const subject = subjects.log(buildId, stepId);
+  try {
+    const last = await (await jetstreamManager(nc)).streams.getMessage(BUILD_STREAM, { last_by_subj: subject });
+    if (!last) return '';
+    const consumer = await jetstream(nc).consumers.get(BUILD_STREAM, {
+      filter_subjects: [subject],
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: Math.max(1, last.seq - TAIL_WINDOW),
+    });
+    let text = '';
+    for await (const msg of await consumer.fetch({ max_messages: TAIL_WINDOW + 1, expires: 2000 })) {
+      // Only the end is kept: a window of big chunks must not pile up in memory.
+      text = (text + Buffer.from(msg.data).toString('utf8')).slice(-LOG_TAIL.lines * LOG_TAIL.lineChars * 2);
+      if (msg.seq >= last.seq) break;
+    }
+    return text
+      .split('\n')
+      .filter((line) => line.trim() !== '')
+      .slice(-LOG_TAIL.lines)
+      .map((line) => (line.length > LOG_TAIL.lineChars ? `${line.slice(0, LOG_TAIL.lineChars)}…` : line))
+      .join('\n');
+  } catch {
+    return '';
+  }
 }
 
 function safeJson(data: Uint8Array): unknown {

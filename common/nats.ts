@@ -1,9 +1,8 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type PubAck } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type PubAck, type StoredMsg } from '@nats-io/jetstream';
 import { headers } from '@nats-io/nats-core';
 import { natsAuth, type NatsRole } from './nats-auth';
 import { BUILD_STREAM, BUILD_SUBJECTS, BuildEvent, LOG_RAW_LENGTH_HEADER, LOG_STREAM_HEADER, subjects, type LogStreamName } from '../schemas/messages';
-import { redactableLength, type Redactor } from './redact';
 
 const NANOS_PER_SECOND = 1_000_000_000;
 
@@ -79,8 +78,6 @@ function publishLogAcked(
 export class BuildPublisher {
   private readonly js: JetStreamClient;
   private jsm?: Promise<JetStreamManager>;
-  /** the credentials of the steps running now, by `<build>/<step>`: their logs are redacted */
-  private readonly redactors = new Map<string, Redactor>();
   constructor(
     private readonly nc: NatsConnection,
     private readonly onLost: (what: string, err: Error) => void = () => undefined,
@@ -93,27 +90,8 @@ export class BuildPublisher {
     return subjects.log(buildId, stepId);
   }
 
-  /**
-   * Redacts the values `redactor` tracks from a step's logs (every stream, Causeway's notes
-   * too) until the returned function is called. A step that runs again registers again.
-   */
-  redactStep(buildId: string, stepId: string, redactor: Redactor): () => void {
-    const key = `${buildId}/${stepId}`;
-    this.redactors.set(key, redactor);
-    return () => {
-      if (this.redactors.get(key) === redactor) this.redactors.delete(key);
-    };
-  }
-
-  private redactorOf(buildId: string, stepId: string): Redactor | undefined {
-    const r = this.redactors.get(`${buildId}/${stepId}`);
-    return r && !r.empty ? r : undefined;
-  }
-
-  /** One message; the caller cuts its log at line ends (a secret split across two messages is not redacted). */
   async log(buildId: string, stepId: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<void> {
-    const redactor = this.redactorOf(buildId, stepId);
-    await publishLog(this.js, this.logSubject(buildId, stepId), stream, redactor ? redactor.bytes(data) : data, msgId);
+    await publishLog(this.js, this.logSubject(buildId, stepId), stream, data, msgId);
   }
 
   /**
@@ -121,12 +99,10 @@ export class BuildPublisher {
    * bytes JetStream holds from that offset. An earlier attempt (before a worker crash, or a
    * publish whose ack was lost) may have sent a shorter piece under the same id: JetStream
    * drops ours as a duplicate and keeps that one, so the writer must continue after it, not
-   * after ours, or the bytes between are lost. The duplicate's ack names the original's
-   * sequence, whose length is read back.
+   * after ours, or the bytes between are lost.
    *
-   * A step with credentials publishes whole lines only, redacted (so a secret split across
-   * two reads is still found), and the message says how many bytes of the log it covers: the
-   * result is that, and may be 0 when no line is complete yet. `final`: nothing follows.
+   * A redacted piece is not as long as the bytes of the log it stands for: `rawLength` says
+   * how many those are, travels in a header, and is what the result counts.
    */
   async logPiece(
     buildId: string,
@@ -134,25 +110,44 @@ export class BuildPublisher {
     stream: LogStreamName,
     data: Uint8Array,
     msgId: string,
-    opts: { final: boolean; full: boolean } = { final: true, full: false },
+    rawLength?: number,
   ): Promise<number> {
-    const redactor = this.redactorOf(buildId, stepId);
-    let rawLength: number | undefined;
-    if (redactor) {
-      rawLength = redactableLength(data, redactor, opts);
-      if (rawLength === 0) return 0;
-      data = redactor.bytes(data.subarray(0, rawLength));
-    }
+    const held = await this.publishOrHeld(buildId, stepId, stream, data, msgId, rawLength);
+    if (held === undefined) return rawLength ?? data.length;
+    const covered = Number(held.header?.get(LOG_RAW_LENGTH_HEADER) || NaN);
+    return Number.isInteger(covered) ? covered : held.data.length;
+  }
+
+  /**
+   * Publishes a whole log message under an id and resolves false when the id is taken by a
+   * different message: a retried attempt numbering its notes from a lagging heartbeat reuses
+   * the ids of notes an earlier attempt sent, and JetStream would silently drop its own as
+   * duplicates. The same bytes under the id are the same note sent again (true, not doubled).
+   */
+  async logUnique(buildId: string, stepId: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<boolean> {
+    const held = await this.publishOrHeld(buildId, stepId, stream, data, msgId);
+    return held === undefined || Buffer.from(held.data).equals(Buffer.from(data));
+  }
+
+  /** Publishes; when JetStream already holds a message under the id, resolves to that message. */
+  private async publishOrHeld(
+    buildId: string,
+    stepId: string,
+    stream: LogStreamName,
+    data: Uint8Array,
+    msgId: string,
+    rawLength?: number,
+  ): Promise<StoredMsg | undefined> {
     const ack = await publishLogAcked(this.js, this.logSubject(buildId, stepId), stream, data, msgId, rawLength);
-    if (!ack.duplicate) return rawLength ?? data.length;
+    if (!ack.duplicate) return undefined;
+    // The duplicate's ack names the original's sequence.
     this.jsm ??= jetstreamManager(this.nc);
     const held = await (await this.jsm).streams.getMessage(ack.stream, { seq: ack.seq });
     if (!held)
       throw new Error(
         `JetStream acknowledged log message ${msgId} as a duplicate of sequence ${ack.seq} of ${ack.stream}, which it no longer holds`,
       );
-    const covered = Number(held.header?.get(LOG_RAW_LENGTH_HEADER) || NaN);
-    return Number.isInteger(covered) ? covered : held.data.length;
+    return held;
   }
 
   /**

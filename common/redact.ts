@@ -71,6 +71,9 @@ export class Redactor {
   }
 }
 
+/** The longest a log line waits for its end before it is published in pieces (a runtime reads at most this much at once). */
+export const MAX_LINE_WAIT = 64 * 1024;
+
 /**
  * How many bytes of `data` may be published redacted now: up to its last line end, since a
  * secret never spans lines (each line of a value is redacted on its own). `final`: nothing

@@ -53,12 +53,15 @@ export interface PartRef {
 /**
  * Failure types of the step activities (activities/errors.ts makes them, the workflow reads them):
  * a step that cannot run ends errored and is not retried; a service that never got ready fails
- * its step; a worker shutting down hands the step over to a retried activity.
+ * its step; a worker shutting down hands the step over to a retried activity; a task that exited
+ * non-zero fails its activity so the Temporal UI shows it failed.
  */
 export const ACTIVITY_FAILURES = {
   stepErrored: 'StepConfigError',
   serviceFailed: 'ServiceFailed',
   workerShutdown: 'WorkerShutdown',
+  /** a task exited non-zero: the step failed (not errored); the details carry its RunTaskResult */
+  taskFailed: 'TaskFailed',
 } as const;
 
 /** Failure types the workflow ends with, read by the CLI to pick its exit code. */

@@ -1,5 +1,6 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { Client } from '@temporalio/client';
+import os from 'node:os';
 import path from 'node:path';
 import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worker';
 import type pino from 'pino';
@@ -32,6 +33,29 @@ export interface PollerOptions {
   reconcile?: { intervalMs: number; pass: (client: Client) => Promise<void> };
   log: pino.Logger;
 }
+
+const STEPS_PER_CPU = 100;
+
+/**
+ * What one worker takes on at once, whatever the plans ask (max_in_flight is only an upper
+ * bound; big lists run in parts of PART_BUDGET, workflows/fanout.ts): steps (activity slots
+ * on its own queue), workflow tasks in progress, and workflows kept in memory between their
+ * tasks. All of a 10,000-step build in flight is 101 workflows (the build and its parts) and
+ * 10,000 steps queued for these slots. bench:fanout measures the worker's memory under them.
+ */
+export const WORKER_LIMITS = {
+  /**
+   * The worker's main thread supervises every running step (polls its files, heartbeats each
+   * second): 1,000 at once on a loaded 2-core machine (load ~20) starved it, heartbeats came
+   * late, and 332 of the first ~6,000 steps of an all-in-flight across of 10,000 timed out and
+   * were retried (bench:fanout); so a number per CPU.
+   */
+  steps: STEPS_PER_CPU * os.availableParallelism(),
+  /** each workflow task waits for the one workflow thread: more slots only queue there, past its timeout */
+  workflowTasks: 40,
+  /** ~1 MB each (the SDK's own estimate); an evicted workflow is replayed from its history on its next task */
+  cachedWorkflows: 1000,
+};
 
 /** A started worker of either runtime. */
 export interface RunningWorker {
@@ -79,8 +103,14 @@ export async function startPollers(opts: PollerOptions): Promise<RunningWorker> 
     // Its activities run only as local activities (prepareBuild, in the workflow task that
     // asks for it): nothing is ever scheduled on the shared queue for it to poll.
     enableNonLocalActivities: false,
+    maxConcurrentWorkflowTaskExecutions: WORKER_LIMITS.workflowTasks,
+    maxCachedWorkflows: WORKER_LIMITS.cachedWorkflows,
   });
-  const own = await Worker.create({ ...common, taskQueue: workerTaskQueue(opts.name), maxConcurrentActivityTaskExecutions: 1000 });
+  const own = await Worker.create({
+    ...common,
+    taskQueue: workerTaskQueue(opts.name),
+    maxConcurrentActivityTaskExecutions: WORKER_LIMITS.steps,
+  });
   let stopping = false;
   const shutdown = () => {
     if (stopping) return;

@@ -1,4 +1,4 @@
-import { executeChild, isCancellation, workflowInfo } from '@temporalio/workflow';
+import { executeChild, isCancellation, patched, workflowInfo } from '@temporalio/workflow';
 import type { Artifacts } from '../activities/types';
 import type { ServiceAddress } from '../common/services';
 import type { Step } from '../schemas/compiled';
@@ -23,6 +23,14 @@ import { PART_WORKFLOW, type PartRef, type StepStatus } from '../schemas/build';
  */
 export const PART_BUDGET = 100;
 export const SPLIT_AT = PART_BUDGET;
+/**
+ * Parts one list runs at once, whatever max_in_flight says: the workflow task that starts them
+ * stays as small as a part's own (PART_BUDGET commands), and far from Temporal's 2,000 pending
+ * children. 100 parts of 100 already keep 10,000 steps in flight, past any worker's slots.
+ */
+export const PARTS_IN_FLIGHT = 100;
+/** Builds started before PARTS_IN_FLIGHT started every part at once, and so must their replays. */
+const PARTS_CAPPED = 'parts-in-flight-capped';
 /** How long a part's workflow task may take, queueing in the worker included (see runPart). */
 export const PART_TASK_TIMEOUT = '1 minute';
 /** Failed tasks a part names for the build's message; the rest are in its status. */
@@ -189,7 +197,8 @@ export async function runList(
   if (!needsParts(source.weights)) return runPool(ctx, { count, ...opts }, runItem, onSkipped);
   const parts = slices(source.weights.map(inlineCost), PART_BUDGET);
   const inner = Math.min(opts.limit, Math.max(...parts.map(([from, to]) => to - from)));
-  const lanes = Math.max(1, Math.floor(opts.limit / inner));
+  let lanes = Math.max(1, Math.floor(opts.limit / inner));
+  if (lanes > PARTS_IN_FLIGHT && patched(PARTS_CAPPED)) lanes = PARTS_IN_FLIGHT;
   const refs = parts.map(([from, to]): PartRef => {
     const ref = {
       workflowId: `${ctx.buildId}.part.${ctx.runId.slice(0, 8)}.${frame.runKey}.${source.key}@${from}`,

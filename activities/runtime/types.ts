@@ -23,27 +23,52 @@ export interface ArtifactFile {
   rel: string;
 }
 
-/** What the step layer gives a runtime's task: where its previous attempt got to, heartbeats, notes in the step's log. */
+/** What the step layer gives a runtime's task: notes in the step's log (offsets and heartbeats are the step layer's). */
 export interface StepIo {
-  /** the last heartbeat's details of a previous attempt of this activity (log offsets), if any */
-  resume?: unknown;
-  /** heartbeats now with these details (the step layer also heartbeats every second with the last ones) */
-  beat(details: unknown): void;
   /** a line from Causeway itself in the step's log, not waited for */
   note(text: string): void;
 }
 
-export type TaskOutcome = { state: 'succeeded' | 'failed'; exitCode: number; outputs: Artifacts } | { state: 'aborted' };
+/** How a task ended: its exit code, and its outputs (by their names after output_mapping). */
+export interface TaskExit {
+  exitCode: number;
+  outputs: Artifacts;
+}
 
-/** A task found running (re-attached) or just started. */
+/** The output streams of a task a runtime keeps apart (kubernetes merges both into stdout, as the kubelet does). */
+export type TaskStream = 'stdout' | 'stderr';
+
+/** Bytes of each output stream of a task already in the step's log: where reading resumes (a retried attempt's heartbeat). */
+export type LogOffsets = Partial<Record<TaskStream, number>>;
+
+/** Bytes of one output stream of a task from a byte offset; the offset is the piece's message id, so a re-read sends nothing twice. */
+export interface LogPiece {
+  stream: TaskStream;
+  offset: number;
+  data: Buffer;
+}
+
+/** The signals the step layer sends a task: SIGTERM asks it to stop, SIGKILL ends it. */
+export type TaskSignal = 'SIGTERM' | 'SIGKILL';
+
+/**
+ * A task found running (re-attached) or just started (Concourse's Process). The step layer
+ * drives it (activities/step/follow.ts): reads its log from the offsets it keeps, signals it on
+ * abort, stops following it on worker shutdown.
+ */
 export interface TaskHandle {
-  reattached: boolean;
+  readonly reattached: boolean;
   /**
-   * Waits for the task's end, streaming its log from where the step's log is. `abort`: stop it
-   * (SIGTERM, SIGKILL after the grace) and end `aborted`; `detach`: the worker is going away,
-   * leave it running and throw StepDetached.
+   * Resolves when the task has ended and all its output can be read (readLogs); throws StepErrored
+   * when it can never end normally (its pod was deleted, its image cannot be pulled). A task ended
+   * by signal() resolves with the status it got (the runtime may make one up: 128 + the signal).
+   * `stop`: resolve `undefined` at once, leaving the task as it is.
    */
-  wait(signals: { abort: AbortSignal; detach: AbortSignal }): Promise<TaskOutcome>;
+  wait(stop: AbortSignal): Promise<TaskExit | undefined>;
+  /** Output written after `from`, in order per stream; empty when nothing new is there yet. Never waits for more. */
+  readLogs(from: LogOffsets): Promise<LogPiece[]>;
+  /** Sends the task a signal; a no-op once it has ended. (kubernetes: deletes its pod with the grace period, or at once.) */
+  signal(signal: TaskSignal): Promise<void>;
 }
 
 /** A service's lifecycle, as the activities of the same names (types.ts) describe it. */

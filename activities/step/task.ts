@@ -3,12 +3,15 @@
 // only finds or starts the task and waits for it (activities/runtime/types.ts).
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { ActivityDeps } from '../deps';
-import { StepErrored, toFailure } from '../errors';
-import type { Runtime, StepIo } from '../runtime/types';
-import type { RunTaskRequest, RunTaskResult } from '../types';
+import { logTail } from '../../common/build-log';
+import { ACTIVITY_FAILURES } from '../../schemas/build';
+import { MAX_LINE_WAIT, redactableLength } from '../../common/redact';
 import { CredentialResolver } from '../creds';
-import { NO_CREDENTIALS } from '../deps';
+import { NO_CREDENTIALS, type ActivityDeps } from '../deps';
+import { StepErrored, toFailure } from '../errors';
+import type { LogOffsets, Runtime } from '../runtime/types';
+import type { RunTaskRequest, RunTaskResult } from '../types';
+import { followTask } from './follow';
 import { mapInputs, resolveTaskConfig, withCredentials } from './task-config';
 
 type Ending = { state: 'succeeded' | 'failed'; exitCode: number } | { state: 'errored'; message: string };
@@ -18,20 +21,13 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
   // Resolved on every attempt, also one that re-attaches to a running task: its log still needs the values to redact.
   const creds = new CredentialResolver(credentials, req.plan, req.varSources);
   if (credentials.redact) for (const value of req.redact ?? []) creds.redactor.add(value);
-  const unredact = deps.publisher.redactStep(req.buildId, req.step.id, creds.redactor);
   try {
     return await runResolvedTask(deps, runtime, req, creds);
   } catch (err) {
-    throw redactFailure(err, creds);
-  } finally {
-    unredact();
+    // Concourse redacts errors as it redacts logs.
+    if (err instanceof Error) err.message = creds.redactMessage(err.message);
+    throw err;
   }
-}
-
-/** A failure's message without the step's credentials (Concourse redacts errors as it redacts logs). */
-function redactFailure(err: unknown, creds: CredentialResolver): unknown {
-  if (err instanceof Error) err.message = creds.redactMessage(err.message);
-  return err;
 }
 
 async function runResolvedTask(deps: ActivityDeps, runtime: Runtime, req: RunTaskRequest, creds: CredentialResolver): Promise<RunTaskResult> {
@@ -57,18 +53,11 @@ async function runResolvedTask(deps: ActivityDeps, runtime: Runtime, req: RunTas
   let details: unknown = ctx.info.heartbeatDetails;
   const keepAlive = setInterval(() => ctx.heartbeat(details), 1000);
   let notes = 0;
-  const io: StepIo = {
-    resume: ctx.info.heartbeatDetails,
-    beat: (d) => {
-      details = d;
-      ctx.heartbeat(d);
-    },
-    note: (text) => {
-      deps.log.info({ build: req.buildId, step: step.id }, text);
-      void deps.publisher
-        .log(req.buildId, step.id, 'causeway', Buffer.from(`${text}\n`), `${runName}/note/${ctx.info.attempt}.${notes++}`)
-        .catch(() => undefined);
-    },
+  const note = (text: string) => {
+    deps.log.info({ build: req.buildId, step: step.id }, text);
+    void deps.publisher
+      .log(req.buildId, step.id, 'causeway', Buffer.from(`${creds.redactMessage(text)}\n`), `${runName}/note/${ctx.info.attempt}.${notes++}`)
+      .catch(() => undefined);
   };
   const key = `${req.buildId}/${step.id}`;
   deps.running.add(key);
@@ -78,6 +67,7 @@ async function runResolvedTask(deps: ActivityDeps, runtime: Runtime, req: RunTas
     ctx.info.attempt === 1
       ? deps.publisher.event({ type: 'step-started', ...event, time: new Date().toISOString() }, `${runName}/started`)
       : Promise.resolve();
+  let result: RunTaskResult;
   try {
     step = await withCredentials(step, creds);
     const resolvedStep = step;
@@ -89,16 +79,39 @@ async function runResolvedTask(deps: ActivityDeps, runtime: Runtime, req: RunTas
           return { config, inputs: mapInputs(resolvedStep, config, req.artifacts) };
         },
       },
-      io,
+      { note },
     );
     await announced;
-    const outcome = await handle.wait({ abort: abort.signal, detach: detach.signal });
-    if (outcome.state === 'aborted') {
+    const outcome = await followTask(handle, {
+      resume: ctx.info.heartbeatDetails as LogOffsets | undefined,
+      // Message ids are byte offsets: a piece an earlier attempt sent is not sent twice.
+      publish: (piece, final) => {
+        const id = `${runName}/${piece.stream}/${piece.offset}`;
+        const redactor = creds.redactor;
+        if (redactor.empty) return deps.publisher.logPiece(req.buildId, step.id, piece.stream, piece.data, id);
+        // Whole lines only, so a value split between two reads is still found.
+        const n = redactableLength(piece.data, redactor, { final, full: piece.data.length >= MAX_LINE_WAIT });
+        if (n === 0) return Promise.resolve(0);
+        return deps.publisher.logPiece(req.buildId, step.id, piece.stream, redactor.bytes(piece.data.subarray(0, n)), id, n);
+      },
+      beat: (offsets) => {
+        details = { ...offsets };
+        ctx.heartbeat(details);
+      },
+      note,
+      warn: (message) => deps.log.warn({ build: req.buildId, step: step.id }, message),
+      abort: abort.signal,
+      detach: detach.signal,
+      killGraceMs: deps.killGraceMs,
+      deadline: req.deadline,
+    });
+    if (outcome === 'aborted') {
       await ctx.cancelled;
       throw new Error('unreachable: the task was aborted without a cancellation');
     }
-    await finished({ state: outcome.state, exitCode: outcome.exitCode });
-    return { exitCode: outcome.exitCode, outputs: outcome.outputs };
+    const state = outcome.exitCode === 0 ? 'succeeded' : 'failed';
+    await finished({ state, exitCode: outcome.exitCode });
+    result = outcome;
   } catch (err) {
     await announced;
     // Only a final error ends the step here; a retryable one will start it again.
@@ -109,4 +122,14 @@ async function runResolvedTask(deps: ActivityDeps, runtime: Runtime, req: RunTas
     deps.running.delete(key);
     clearInterval(keepAlive);
   }
+  if (result.exitCode === 0 || !req.failWhenTaskFails) return result;
+  // Failing the activity (not retried) is what makes the Temporal UI draw the step red; the
+  // workflow reads the result back from the details and the step ends failed, not errored.
+  const tail = await logTail(deps.nc, req.buildId, step.id);
+  throw ApplicationFailure.create({
+    type: ACTIVITY_FAILURES.taskFailed,
+    message: `task ${step.task} (${step.id}) failed with exit code ${result.exitCode}${tail ? `; the last lines of its log:\n${tail}` : ''}`,
+    nonRetryable: true,
+    details: [result],
+  });
 }

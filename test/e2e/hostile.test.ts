@@ -8,7 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { startBuild } from '../../common/build-client';
 import type { CompiledPlan, Step, TaskConfig } from '../../schemas';
-import { marker, startHarness, type Harness } from '../workflows/harness';
+import { PART_BUDGET } from '../../workflows/fanout';
+import { WORKER_LIMITS } from '../../workers/pollers';
+import { marker, sh, startHarness, type Harness } from '../workflows/harness';
 
 const BIN = path.resolve(__dirname, '../../bin/causeway');
 let h: Harness;
@@ -205,4 +207,31 @@ describe('a plan past the CLI ends errored at once and writes nothing outside CA
     expect(run.status).toBe('succeeded');
     expect(run.logs.get('plan.0')).toBe('still here\n');
   });
+});
+
+describe('a plan cannot take more of the worker than its own limits', () => {
+  test('max_in_flight: all past the worker’s step slots: never more steps at once than the slots, and the build ends', async () => {
+    // Enough parts at once (each PART_BUDGET steps) to ask for more than the worker's slots.
+    const n = (Math.floor(WORKER_LIMITS.steps / PART_BUDGET) + 1) * PART_BUDGET;
+    const log = path.join(dir, 'in-flight');
+    fs.writeFileSync(log, '');
+    // Each step appends +1 when it starts and -1 when it ends; the running sum is how many run at
+    // once. Steps last long enough for the slots to fill while the worker is still starting more.
+    const step = JSON.parse(sh('each', `echo "$(date +%s%N) 1" >> ${log}; sleep 15; echo "$(date +%s%N) -1" >> ${log}`));
+    const across = [{ var: 'i', values: Array.from({ length: n }, (_, i) => i), max_in_flight: 'all' }];
+    const run = await h.run(`plan:\n- ${JSON.stringify({ ...step, across })}\n`);
+    expect(run.status).toBe('succeeded');
+    const marks = fs
+      .readFileSync(log, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' ').map(Number) as [number, number])
+      // At the same instant an end counts before a start.
+      .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    expect(marks).toHaveLength(2 * n);
+    let running = 0;
+    let peak = 0;
+    for (const [, d] of marks) peak = Math.max(peak, (running += d));
+    expect(peak).toBeLessThanOrEqual(WORKER_LIMITS.steps);
+  }, 600_000);
 });

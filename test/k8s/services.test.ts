@@ -3,11 +3,12 @@
 // reports it), failures with Kubernetes' reason and the service's last lines, its log through
 // the Log API (KWOK serves FAKE_TASK_LOG for it), ((.svc:...)) refs to its siblings, the
 // build's NetworkPolicy, stop.
+import { ServiceFailed } from '../../activities/errors';
 import type { ServiceAddress } from '../../common/services';
 import { k8s, type CoreV1Api } from '../../activities/runtime/kubernetes/client';
 import { LABELS, anchorName } from '../../activities/runtime/kubernetes/pod';
 import { followPod } from '../../activities/runtime/kubernetes/pod-watcher';
-import { SERVICE_FAILED, probeService, startService, stopService, superviseService } from '../../activities/runtime/kubernetes/service';
+import { probeService, startService, stopService, superviseService } from '../../activities/runtime/kubernetes/service';
 import { ServiceLog } from '../../activities/runtime/kubernetes/service-log';
 import { SERVICE_LABEL, serviceObjectName } from '../../activities/runtime/kubernetes/service-pod';
 import { serviceEnd, serviceReadiness } from '../../activities/runtime/kubernetes/pod-status';
@@ -242,8 +243,7 @@ test('a service names its siblings and itself by their Services’ DNS names, an
     siblings: ['db', 'broken'],
   };
   await expect(startService(rt, bad)).rejects.toMatchObject({
-    type: SERVICE_FAILED,
-    nonRetryable: true,
+    name: 'ServiceFailed',
     message: expect.stringMatching(
       /^service broken: cannot resolve \(\(\.svc:db\.ports\.nope\)\): services in scope: db \(ports default\)/,
     ),
@@ -265,7 +265,7 @@ test('a service that exits before it is ready fails with its status; an image pu
   // the activity's message ends with the service's last lines, as on the local runtime
   const c = collector();
   const failure = await probeService(rt, req, c.log(req)).catch((err: unknown) => err);
-  expect(failure).toMatchObject({ type: SERVICE_FAILED, nonRetryable: true });
+  expect(failure).toBeInstanceOf(ServiceFailed);
   expect((failure as Error).message).toBe(
     `service db exited with status 1 (Error) before it was ready; its last lines:\n${FAKE_TASK_LOG.join('\n')}`,
   );

@@ -13,17 +13,7 @@ export function kubernetesRuntime(deps: ActivityDeps, rt: KubernetesRuntime): Ru
   return {
     // Producer pods hold their outputs: the workflow says when no step can read them any more.
     releasesArtifacts: true,
-    findOrStartTask: (task, io) => {
-      const runName = `${task.req.runId}/${task.req.step.id}/${task.req.runKey}`;
-      return findOrStartPodTask(rt, task, {
-        heartbeat: io.beat,
-        note: io.note,
-        // Message ids are byte offsets: a re-attached activity reads the log from the start
-        // again and JetStream drops what it already has (duplicate window: 10 minutes).
-        log: (data, offset) =>
-          deps.publisher.log(task.req.buildId, task.req.step.id, 'stdout', data, `${runName}/stdout/${offset}`).catch(() => undefined),
-      });
-    },
+    findOrStartTask: (task, io) => findOrStartPodTask(rt, task, io),
     readArtifactFile: (f, what) => readFileOf(rt, f.buildId, f.ref, f.artifact, f.rel, what),
     releaseArtifacts: (refs) => rt.releaseArtifacts(refs),
     // Exports (-o) come straight from the producer pods, before the anchor goes; then the

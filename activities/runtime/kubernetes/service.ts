@@ -5,9 +5,9 @@
 // on the service's subject (service-log.ts); a NetworkPolicy per build lets only the build's own
 // pods reach its services.
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { interpolateServices, type ServiceAddress } from '../../../common/services';
 import type { ActivityDeps } from '../../deps';
+import { ServiceFailed, StepDetached } from '../../errors';
 import type {
   ProbeServiceRequest,
   ServiceLogOffsets,
@@ -27,12 +27,6 @@ import { followPod, type FollowHooks } from './pod-watcher';
 import { NO_OFFSETS, ServiceLog, natsServiceLog } from './service-log';
 import { buildNetworkPolicy, buildServiceObjects, primaryPort, serviceDnsName, serviceObjectName, serviceScope } from './service-pod';
 
-export const SERVICE_FAILED = 'ServiceFailed';
-
-function failed(message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type: SERVICE_FAILED, message, nonRetryable: true });
-}
-
 async function createTolerant(create: () => Promise<unknown>): Promise<void> {
   try {
     await create();
@@ -46,7 +40,7 @@ function withAddresses<T>(name: string, value: T, scope: Record<string, ServiceA
   try {
     return interpolateServices(value, scope);
   } catch (err) {
-    throw failed(`service ${name}: ${(err as Error).message}`);
+    throw new ServiceFailed(`service ${name}: ${(err as Error).message}`);
   }
 }
 
@@ -56,7 +50,7 @@ export async function startService(rt: KubeApi, req: StartServiceRequest, log?: 
   const config =
     req.spec.config ??
     (await serviceConfigFromFile(rt, req).catch((err: Error): never => {
-      throw failed(err.message);
+      throw new ServiceFailed(err.message);
     }));
   const spec = withAddresses(req.name, { ...req.spec, config }, serviceScope(rt.namespace, req));
   const { anchor } = await rt.ensureAnchor(req.buildId);
@@ -73,7 +67,7 @@ export async function startService(rt: KubeApi, req: StartServiceRequest, log?: 
       gracePeriodMs: spec.gracePeriodMs,
     });
   } catch (err) {
-    if (err instanceof PodSpecError) throw failed(err.message);
+    if (err instanceof PodSpecError) throw new ServiceFailed(err.message);
     throw err;
   }
   const net = rt.kc.makeApiClient(k8s().NetworkingV1Api);
@@ -120,7 +114,7 @@ export async function probeService(rt: KubeApi, ref: ServiceRef, log: ServiceLog
       message += `; its last lines:\n${log.tail()}`;
     }
     await log.note(message);
-    throw failed(message);
+    throw new ServiceFailed(message);
   }
   await log.note(`service ${ref.name} is ready (its pod Ready after ${Date.now() - started} ms)`);
   return 'ready';
@@ -173,9 +167,9 @@ export function serviceActivities(deps: ActivityDeps, rt: KubeApi) {
     return { signal: abort.signal, heartbeat: () => ctx.heartbeat({ ...log.offsets }) };
   };
   /** A worker going away is not the build's cancellation: the pod keeps running and the retried activity re-attaches. */
-  const handedOver = (): ApplicationFailure | undefined =>
+  const handedOver = (): StepDetached | undefined =>
     Context.current().cancellationDetails?.workerShutdown
-      ? ApplicationFailure.create({ type: 'WorkerShutdown', message: 'worker shut down; the service keeps running and is handed over' })
+      ? new StepDetached('worker shut down; the service keeps running and is handed over')
       : undefined;
   return {
     startService: async (req: StartServiceRequest) => {

@@ -3,32 +3,37 @@
 // previous attempt created and re-attaches), watched from a resourceVersion (one GET to
 // start or resume, then a watch; never a list per tick), deleted with a grace period on
 // abort. See docs/kubernetes.md.
+import { constants as osConstants } from 'node:os';
 import { Writable } from 'node:stream';
 import { serviceEnv } from '../../../common/services';
-import { StepDetached, StepErrored } from '../../errors';
+import { StepErrored } from '../../errors';
+import { followTask } from '../../step/follow';
 import { CredentialResolver } from '../../creds';
 import { NO_CREDENTIALS } from '../../deps';
 import { mapInputs, resolveTaskConfig } from '../../step/task-config';
 import type { ArtifactRef, Artifacts, RunTaskRequest } from '../../types';
-import type { ArtifactFile, MappedInput, ResolvedTask, TaskHandle, TaskOutcome } from '../types';
+import type { ArtifactFile, LogPiece, MappedInput, ResolvedTask, StepIo, TaskExit, TaskHandle, TaskSignal } from '../types';
 import type { KubeApi } from './api';
 import { podArtifact, streamerUrl } from './artifact-ref';
 import { readFileOf } from './artifacts';
 import { k8s, type V1Pod } from './client';
 import { apiCode, apiMessage, isApiAnswer, sleep } from './errors';
-import { CONTAINER_LOG_DRAIN_MS, LineCutter, type LogPiece } from './log-pieces';
+import { CONTAINER_LOG_DRAIN_MS, LineCutter, type LogPiece as LogCut } from './log-pieces';
 import { ANNOTATIONS, CONTAINERS, PodSpecError, buildPod, podName, type InputSource } from './pod';
 import { containerStarted, evaluate, oomKilled } from './pod-status';
 
-export type StepOutcome = TaskOutcome & { pod: string; reattached: boolean };
+/** How a step run by runPodTask ended: exit code and outputs, or aborted; which pod ran it. */
+export type StepOutcome = ({ state: 'succeeded' | 'failed'; exitCode: number; outputs: Artifacts } | { state: 'aborted' }) & {
+  pod: string;
+  reattached: boolean;
+};
 
-/** What the step's caller lets the runtime see: abort, detach (worker shutdown), heartbeats, notes. */
+/** What runPodTask's caller lets the runtime see: abort, detach (worker shutdown), notes, the log. */
 export interface StepHooks {
   /** the step is aborted: delete its pod (with the grace period) and end */
   abort?: AbortSignal;
   /** the worker is going away: leave the pod running for the next worker, end with StepDetached */
   detach?: AbortSignal;
-  heartbeat?: (details: { pod: string; phase?: string }) => void;
   note?: (text: string) => void;
   /** the task container's output (stdout and stderr as the kubelet merges them), in order, with its byte offset */
   log?: (data: Buffer, offset: number) => Promise<void>;
@@ -130,37 +135,47 @@ export async function createOrAttach(
 }
 
 /**
- * Finds the step's pod or creates it; the handle follows it to its end: exit code and outputs,
- * or StepErrored / StepDetached / aborted (its pod deleted with the grace period).
+ * Finds the step's pod or creates it; the handle follows it to its end (exit code and outputs,
+ * or StepErrored), reads the task container's log and deletes the pod on a signal.
  */
 export async function findOrStartPodTask(
   rt: KubeApi,
   task: ResolvedTask,
-  hooks: Omit<StepHooks, 'abort' | 'detach'> = {},
+  io: StepIo = { note: () => undefined },
 ): Promise<TaskHandle & { pod: string }> {
-  const { pod, reattached } = await createOrAttach(rt, task, hooks.note);
+  const { pod, reattached } = await createOrAttach(rt, task, io.note);
   const name = pod.metadata!.name!;
-  if (reattached) hooks.note?.(`re-attached to pod ${name} (phase ${pod.status?.phase ?? 'Pending'})`);
+  if (reattached) io.note(`re-attached to pod ${name} (phase ${pod.status?.phase ?? 'Pending'})`);
   const outputs: Artifacts = {};
   const declared = JSON.parse(pod.metadata?.annotations?.[ANNOTATIONS.outputs] ?? '[]') as { name: string; path: string }[];
   for (const o of declared) outputs[o.name] = podArtifact(rt.worker, name, o.path);
-  const wait = async (signals: { abort: AbortSignal; detach: AbortSignal }): Promise<TaskOutcome> => {
-    let result: Awaited<ReturnType<typeof watchPod>>;
+  const log = new PodLog(rt, name, io.note);
+  let signalled: TaskSignal | undefined;
+  const wait = async (stop: AbortSignal): Promise<TaskExit | undefined> => {
+    let exitCode: number | undefined;
     try {
-      result = await watchPod(rt, pod, { ...hooks, ...signals });
+      exitCode = await watchPod(rt, pod, log, stop, () => signalled !== undefined, io.note);
     } catch (err) {
       // The step is over (image pull error, unschedulable, evicted...): a pod left behind
       // would keep pulling or waiting for a node. Best effort: the anchor takes it anyway.
       if (err instanceof StepErrored && err.reason !== 'APIUnreachable') await rt.deletePod(name).catch(() => undefined);
       throw err;
+    } finally {
+      log.close();
     }
-    if (result.kind === 'aborted') return { state: 'aborted' };
+    if (exitCode === undefined) return undefined;
     // A pod without outputs has nothing more to give: delete it now. One with outputs stays
     // (owned by the anchor) until its consumers have fetched; deleting the anchor removes it.
-    if (declared.length === 0) await rt.deletePod(name, 0).catch(() => undefined);
-    return { state: result.exitCode === 0 ? 'succeeded' : 'failed', exitCode: result.exitCode, outputs };
+    if (declared.length === 0 && !signalled) await rt.deletePod(name, 0).catch(() => undefined);
+    return { exitCode, outputs };
   };
-  return { reattached, pod: name, wait };
+  const signal = async (sig: TaskSignal) => {
+    signalled = sig;
+    // The kubelet sends SIGTERM, then SIGKILL after the grace period: deleting the pod is the signal.
+    const grace = sig === 'SIGKILL' ? 0 : (rt.opts.graceSeconds ?? 10);
+    if (await rt.deletePod(name, grace)) io.note(`deleting pod ${name} (grace period ${grace}s)`);
+  };
+  return { reattached, pod: name, wait, readLogs: async (from) => log.read(from.stdout ?? 0), signal };
 }
 
 /** A task's config and inputs, resolved by the step layer's chain with files read from pods (or uploads). */
@@ -176,23 +191,112 @@ export function resolvedTask(rt: KubeApi, req: RunTaskRequest): ResolvedTask {
   };
 }
 
-/** Runs a task step to its end without the activity around it (tests, bench/k8s-api). */
+/** Runs a task step to its end without the activity around it (tests, bench/k8s-api): the step layer's followTask, the hooks its sink. */
 export async function runPodTask(rt: KubeApi, req: RunTaskRequest, hooks: StepHooks = {}): Promise<StepOutcome> {
   const never = new AbortController().signal;
-  const handle = await findOrStartPodTask(rt, resolvedTask(rt, req), hooks);
-  const outcome = await handle.wait({ abort: hooks.abort ?? never, detach: hooks.detach ?? never });
-  return { ...outcome, pod: handle.pod, reattached: handle.reattached };
+  const note = hooks.note ?? (() => undefined);
+  const handle = await findOrStartPodTask(rt, resolvedTask(rt, req), { note });
+  const outcome = await followTask(handle, {
+    publish: async (piece) => {
+      await hooks.log?.(piece.data, piece.offset);
+      return piece.data.length;
+    },
+    beat: () => undefined,
+    note,
+    warn: () => undefined,
+    abort: hooks.abort ?? never,
+    detach: hooks.detach ?? never,
+    killGraceMs: (rt.opts.graceSeconds ?? 10) * 1000,
+  });
+  const ran = { pod: handle.pod, reattached: handle.reattached };
+  if (outcome === 'aborted') return { state: 'aborted', ...ran };
+  return { state: outcome.exitCode === 0 ? 'succeeded' : 'failed', ...outcome, ...ran };
 }
 
 /**
- * Follows the pod with a watch from its resourceVersion until the task container ends,
- * something makes it impossible to run (errored), or the step is aborted / detached.
+ * The task container's log, followed from the Log API once the container has started and cut
+ * into pieces at line ends; readLogs takes them from an offset. A failure to get it costs the
+ * live view only (as a NATS outage does), never the step.
+ */
+class PodLog {
+  private pieces: LogCut[] = [];
+  private done?: Promise<void>;
+  private abort?: AbortController;
+
+  constructor(
+    private readonly rt: KubeApi,
+    private readonly pod: string,
+    private readonly note: (text: string) => void,
+  ) {}
+
+  get started(): boolean {
+    return this.done !== undefined;
+  }
+
+  start(): void {
+    let ended: () => void = () => undefined;
+    this.done = new Promise<void>((resolve) => (ended = resolve));
+    // Offsets of whole lines, so a re-attached activity reading the log from the start,
+    // however the kubelet chunks it this time, makes the same pieces and message ids.
+    const cutter = new LineCutter();
+    const sink = new Writable({
+      write: (chunk: Buffer, _enc, cb) => {
+        this.pieces.push(...cutter.push(chunk));
+        cb();
+      },
+      final: (cb) => {
+        this.pieces.push(...cutter.end());
+        ended();
+        cb();
+      },
+    });
+    sink.on('error', () => ended());
+    sink.on('close', () => ended());
+    this.rt.calls.log++;
+    const { Log } = k8s();
+    new Log(this.rt.kc)
+      .log(this.rt.namespace, this.pod, CONTAINERS.task, sink, { follow: true })
+      .then((abort) => (this.abort = abort))
+      .catch((err: unknown) => {
+        this.note(`the task's log is not available: ${apiMessage(err)}`);
+        ended();
+      });
+  }
+
+  /** The container ended: its log stream ends too (the kubelet ends it), within a bound. */
+  async drain(): Promise<void> {
+    if (!this.done) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.done, new Promise<void>((r) => (timer = setTimeout(r, this.rt.opts.logDrainMs ?? CONTAINER_LOG_DRAIN_MS)))]);
+    clearTimeout(timer);
+    this.abort?.abort();
+  }
+
+  /** The pieces from byte `from` on; those before it were taken. */
+  read(from: number): LogPiece[] {
+    this.pieces = this.pieces.filter((p) => p.offset + p.data.length > from);
+    return this.pieces.map((p) =>
+      p.offset >= from ? { stream: 'stdout', ...p } : { stream: 'stdout', offset: from, data: p.data.subarray(from - p.offset) },
+    );
+  }
+
+  close(): void {
+    this.abort?.abort();
+  }
+}
+
+/**
+ * Follows the pod with a watch from its resourceVersion until the task container ends (its exit
+ * code), something makes it impossible to run (StepErrored), or `stop` (undefined).
  */
 async function watchPod(
   rt: KubeApi,
   initial: V1Pod,
-  hooks: StepHooks,
-): Promise<{ kind: 'exited'; exitCode: number } | { kind: 'aborted' }> {
+  log: PodLog,
+  stop: AbortSignal,
+  signalled: () => boolean,
+  note: (text: string) => void,
+): Promise<number | undefined> {
   const name = initial.metadata!.name!;
   const namespace = rt.namespace;
   const unschedulableGraceMs = rt.opts.unschedulableGraceMs ?? 60_000;
@@ -203,53 +307,12 @@ async function watchPod(
   let watchDone: { err: unknown } | undefined;
   let watchAbort: AbortController | undefined;
   let unreachableSince: number | undefined;
-  const heartbeat = setInterval(() => hooks.heartbeat?.({ pod: name, phase: current?.status?.phase }), 1000);
-  const onSignal = () => wake();
-  hooks.abort?.addEventListener('abort', onSignal);
-  hooks.detach?.addEventListener('abort', onSignal);
-
-  // The task container's log, followed once it has started; a failure to get it costs the
-  // live view only (as a NATS outage does), never the step.
-  let logs: { done: Promise<void>; abort?: AbortController } | undefined;
-  const startLogs = () => {
-    if (!hooks.log) return;
-    let ended: () => void = () => undefined;
-    const done = new Promise<void>((resolve) => (ended = resolve));
-    // Message ids are byte offsets of whole lines, so a re-attached activity reading the log
-    // from the start, however the kubelet chunks it this time, sends nothing twice.
-    const cutter = new LineCutter();
-    const send = async (pieces: LogPiece[]) => {
-      for (const piece of pieces) await hooks.log!(piece.data, piece.offset).catch(() => undefined);
-    };
-    const sink = new Writable({
-      write: (chunk: Buffer, _enc, cb) => void send(cutter.push(chunk)).then(() => cb()),
-      final: (cb) =>
-        void send(cutter.end()).then(() => {
-          ended();
-          cb();
-        }),
-    });
-    sink.on('error', () => ended());
-    sink.on('close', () => ended());
-    logs = { done };
-    rt.calls.log++;
-    const { Log } = k8s();
-    new Log(rt.kc)
-      .log(namespace, name, CONTAINERS.task, sink, { follow: true })
-      .then((abort) => {
-        if (logs) logs.abort = abort;
-      })
-      .catch((err: unknown) => {
-        hooks.note?.(`the task's log is not available: ${apiMessage(err)}`);
-        ended();
-      });
-  };
-  const drainLogs = async () => {
-    if (!logs) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([logs.done, new Promise<void>((r) => (timer = setTimeout(r, rt.opts.logDrainMs ?? CONTAINER_LOG_DRAIN_MS)))]);
-    clearTimeout(timer);
-    logs.abort?.abort();
+  const onStop = () => wake();
+  stop.addEventListener('abort', onStop);
+  /** A pod deleted by a signal has ended as the kubelet ends it; deleted otherwise, the step errors. */
+  const gone = (reason?: string): number => {
+    if (signalled()) return 128 + osConstants.signals.SIGKILL;
+    throw new StepErrored(`pod ${name} was deleted before its task ended${reason ? ` (${reason})` : ''}`, 'Deleted');
   };
 
   const startWatch = async (resourceVersion: string | undefined) => {
@@ -279,12 +342,7 @@ async function watchPod(
   try {
     await startWatch(initial.metadata?.resourceVersion);
     for (;;) {
-      if (hooks.detach?.aborted) throw new StepDetached(`worker shut down; pod ${name} keeps running and is handed over`);
-      if (hooks.abort?.aborted) {
-        watchAbort?.abort();
-        await abortPod(rt, name, hooks);
-        return { kind: 'aborted' };
-      }
+      if (stop.aborted) return undefined;
       // Apply what the watch delivered.
       for (const ev of pending) {
         const { type, obj } = ev as { type: string; obj: V1Pod & { code?: number; reason?: string; message?: string } };
@@ -292,10 +350,7 @@ async function watchPod(
           // Usually 410 Gone: our resourceVersion is too old. Resume from a fresh GET.
           watchDone = { err: { code: obj.code ?? 410, message: obj.message } };
         } else if (type === 'DELETED') {
-          throw new StepErrored(
-            `pod ${name} was deleted before its task ended${obj.status?.reason ? ` (${obj.status.reason})` : ''}`,
-            'Deleted',
-          );
+          return gone(obj.status?.reason);
         } else if (type === 'BOOKMARK') {
           if (current) current = { ...current, metadata: { ...current.metadata, resourceVersion: obj.metadata?.resourceVersion } };
         } else {
@@ -303,13 +358,13 @@ async function watchPod(
         }
       }
       pending = [];
-      if (!logs && containerStarted(current, CONTAINERS.task)) startLogs();
+      if (!log.started && containerStarted(current, CONTAINERS.task)) log.start();
       const verdict = evaluate(current!, Date.now(), unschedulableSince, unschedulableGraceMs);
       if (verdict.kind === 'exited') {
-        await drainLogs();
+        await log.drain();
         const oom = oomKilled(current!);
-        if (oom) hooks.note?.(oom);
-        return verdict;
+        if (oom) note(oom);
+        return verdict.exitCode;
       }
       if (verdict.kind === 'errored') throw new StepErrored(`pod ${name}: ${verdict.message}`, verdict.reason);
       unschedulableSince = verdict.unschedulableSince;
@@ -323,25 +378,25 @@ async function watchPod(
           if (Date.now() - unreachableSince > rt.apiUnreachableMs) {
             throw new StepErrored(`Kubernetes API server unreachable while watching pod ${name}: ${apiMessage(err)}`, 'APIUnreachable');
           }
-          await sleep(500, hooks.abort);
+          await sleep(500, stop);
         }
         let rv = current?.metadata?.resourceVersion;
         if (apiCode(err) === 410 || (err && !isApiAnswer(err))) {
           try {
             rt.calls.get++;
-            current = await rt.call('get pod', () => rt.core.readNamespacedPod({ name, namespace }), hooks.abort);
+            current = await rt.call('get pod', () => rt.core.readNamespacedPod({ name, namespace }), stop);
             rv = current.metadata?.resourceVersion;
             unreachableSince = undefined;
           } catch (getErr) {
-            if (apiCode(getErr) === 404) throw new StepErrored(`pod ${name} was deleted before its task ended`, 'Deleted');
-            if (hooks.abort?.aborted) continue;
+            if (apiCode(getErr) === 404) return gone();
+            if (stop.aborted) continue;
             throw getErr;
           }
         }
         await startWatch(rv).catch((e: unknown) => (watchDone = { err: e }));
         continue;
       }
-      // Sleep until an event, the end of the watch, a signal, or the unschedulable deadline.
+      // Sleep until an event, the end of the watch, a stop, or the unschedulable deadline.
       const timeout = unschedulableSince !== undefined ? Math.max(10, unschedulableSince + unschedulableGraceMs - Date.now() + 10) : 60_000;
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, timeout);
@@ -349,20 +404,11 @@ async function watchPod(
           clearTimeout(t);
           resolve();
         };
-        if (pending.length || watchDone || hooks.abort?.aborted || hooks.detach?.aborted) wake();
+        if (pending.length || watchDone || stop.aborted) wake();
       });
     }
   } finally {
-    clearInterval(heartbeat);
     watchAbort?.abort();
-    logs?.abort?.abort();
-    hooks.abort?.removeEventListener('abort', onSignal);
-    hooks.detach?.removeEventListener('abort', onSignal);
+    stop.removeEventListener('abort', onStop);
   }
-}
-
-async function abortPod(rt: KubeApi, name: string, hooks: StepHooks): Promise<void> {
-  const grace = rt.opts.graceSeconds ?? 10;
-  hooks.note?.(`aborted: deleting pod ${name} (grace period ${grace}s)`);
-  await rt.deletePod(name, grace);
 }

@@ -130,7 +130,8 @@ export function reapGroup(proc: StepProcess): void {
   signalGroup(proc.pid, 'SIGKILL');
 }
 
-function signalGroup(pgid: number, signal: NodeJS.Signals): void {
+/** Sends a signal to a step's whole process group; a no-op when the group is gone. */
+export function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   try {
     process.kill(-pgid, signal);
   } catch (err) {
@@ -138,7 +139,8 @@ function signalGroup(pgid: number, signal: NodeJS.Signals): void {
   }
 }
 
-async function groupAlive(pgid: number): Promise<boolean> {
+/** Whether any process of the step's group still runs (its wrapper may be gone while what it ran is not). */
+export async function groupAlive(pgid: number): Promise<boolean> {
   try {
     process.kill(-pgid, 0);
     return true;

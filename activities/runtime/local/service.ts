@@ -9,7 +9,6 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure } from '@temporalio/common';
 import { BuildPublisher } from '../../../common/nats';
 import { interpolateServices, serviceEnv, type ServiceAddress } from '../../../common/services';
 import type { ServiceConfig } from '../../../schemas/compiled';
@@ -17,6 +16,7 @@ import { subjects } from '../../../schemas/messages';
 import { parseServiceConfig, PROBE_DEFAULTS } from '../../../schemas/services';
 import { copyArtifact, safeJoin } from '../../artifacts';
 import type { ActivityDeps } from '../../deps';
+import { ServiceFailed, StepDetached } from '../../errors';
 import { heartbeating } from '../../heartbeat';
 import type {
   ProbeServiceRequest,
@@ -32,8 +32,6 @@ import { runCommand, type RunResult } from './spawner';
 import { StepLog } from './step-log';
 import { asUser, chownTree, userEnv, userIds, type UserIds } from './users';
 
-/** The failure type of a service that cannot become ready; the workflow does not retry it. */
-export const SERVICE_FAILED = 'ServiceFailed';
 const STATE_FILE = 'service.json';
 const TAIL_LINES = 20;
 /**
@@ -64,14 +62,10 @@ interface ServiceState {
  * A cancellation because this worker is shutting down is not the build's: the service keeps
  * running and the retried activity, on the worker that takes over, re-attaches to it.
  */
-function handedOver(ctx: Context): ApplicationFailure | undefined {
+function handedOver(ctx: Context): StepDetached | undefined {
   return ctx.cancellationDetails?.workerShutdown
-    ? ApplicationFailure.create({ type: 'WorkerShutdown', message: 'worker shut down; the service keeps running and is handed over' })
+    ? new StepDetached('worker shut down; the service keeps running and is handed over')
     : undefined;
-}
-
-function failed(message: string): ApplicationFailure {
-  return ApplicationFailure.create({ type: SERVICE_FAILED, message, nonRetryable: true });
 }
 
 /** Publishes a service's output on its own subject; StepLog does the offsets and message ids. */
@@ -139,7 +133,7 @@ export async function startLocalService(
       const config = req.spec.config ? loaded : withAddresses(req.name, loaded, { ...req.scope, [req.name]: located });
       const user = config.run.user && config.run.user !== os.userInfo().username ? config.run.user : undefined;
       if (user && process.getuid?.() !== 0) {
-        throw failed(
+        throw new ServiceFailed(
           `service ${req.name}: run.user ${user}: the worker runs as ${os.userInfo().username} and can only run services as another user when it is root`,
         );
       }
@@ -157,7 +151,7 @@ export async function startLocalService(
         const ref = req.artifacts[source];
         if (!ref) {
           if (input.optional) continue;
-          throw failed(
+          throw new ServiceFailed(
             `service ${req.name}: missing input \`${input.name}\`: available artifacts: ${Object.keys(req.artifacts).join(', ') || 'none'}`,
           );
         }
@@ -211,7 +205,7 @@ async function loadConfig(req: StartServiceRequest): Promise<ServiceConfig> {
   const [artifact, ...rest] = (spec.file ?? '').split('/');
   const ref = req.artifacts[artifact];
   if (!ref || rest.length === 0) {
-    throw failed(
+    throw new ServiceFailed(
       `service ${spec.name}: file ${spec.file}: the first part of the path must name an artifact (available: ${Object.keys(req.artifacts).join(', ') || 'none'})`,
     );
   }
@@ -219,7 +213,7 @@ async function loadConfig(req: StartServiceRequest): Promise<ServiceConfig> {
     const text = await fs.readFile(safeJoin(ref.path, rest.join('/')), 'utf8');
     return parseServiceConfig({ text, file: spec.file ?? '', service: spec.name });
   } catch (err) {
-    throw failed(`service ${spec.name}: ${(err as Error).message}`);
+    throw new ServiceFailed(`service ${spec.name}: ${(err as Error).message}`);
   }
 }
 
@@ -227,7 +221,7 @@ function withAddresses<T>(name: string, config: T, scope: Record<string, Service
   try {
     return interpolateServices(config, scope);
   } catch (err) {
-    throw failed(`service ${name}: ${(err as Error).message}`);
+    throw new ServiceFailed(`service ${name}: ${(err as Error).message}`);
   }
 }
 
@@ -238,7 +232,7 @@ async function takeOver(root: string, user: string): Promise<UserIds> {
     await chownTree(root, ids);
     return ids;
   } catch (err) {
-    throw failed(`run.user ${user}: ${(err as Error).message}`);
+    throw new ServiceFailed(`run.user ${user}: ${(err as Error).message}`);
   }
 }
 
@@ -258,7 +252,7 @@ async function tail(dir: string): Promise<string> {
 
 async function attached(dir: string, name: string): Promise<{ proc: StepProcess; state: ServiceState }> {
   const [proc, state] = await Promise.all([findProcess(dir), readState(dir)]);
-  if (!proc || !state) throw failed(`service ${name} was not started (its directory ${dir} has no process)`);
+  if (!proc || !state) throw new ServiceFailed(`service ${name} was not started (its directory ${dir} has no process)`);
   return { proc, state };
 }
 
@@ -286,7 +280,7 @@ export async function probeLocalService(deps: ActivityDeps, req: ProbeServiceReq
             await drain();
             const message = `service ${req.name} exited${code === undefined ? '' : ` with status ${code}`} before it was ready; its last lines:\n${await tail(dir)}`;
             await log.note(message).catch(() => undefined);
-            throw failed(message);
+            throw new ServiceFailed(message);
           }
           await delay(WATCH_MS, undefined, { signal: stop.signal });
         }
@@ -305,7 +299,7 @@ export async function probeLocalService(deps: ActivityDeps, req: ProbeServiceReq
           `service ${req.name}: ports ${Object.values(state.address.ports).join(', ')} of ${state.address.host} did not all accept connections ` +
           `within ${PORTS_TIMEOUT_MS / 1000}s (give the service a startup_probe to choose how long to wait); its last lines:\n${await tail(dir)}`;
         await log.note(message).catch(() => undefined);
-        throw failed(message);
+        throw new ServiceFailed(message);
       };
       const started = Date.now();
       try {
@@ -401,7 +395,7 @@ async function runProbe(name: string, dir: string, state: ServiceState, signal: 
     `service ${name}: startup probe \`${[probe.run.path, ...probe.run.args].join(' ')}\` failed ${probe.failureThreshold} times` +
     ` (every ${probe.periodSeconds}s); its last output: ${last || '(none)'}\nthe service's last lines:\n${await tail(dir)}`;
   await log.note(message).catch(() => undefined);
-  throw failed(message);
+  throw new ServiceFailed(message);
 }
 
 /** Streams the service's output until it ends; stopService ends it at teardown. */

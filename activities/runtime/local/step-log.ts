@@ -33,60 +33,59 @@ export class StepLog {
     readonly offsets: LogOffsets = { stdout: 0, stderr: 0, notes: 0 },
   ) {}
 
-  /** Publishes what is new; resolves true when anything was sent. `final`: the step has ended, send an unfinished last line too. */
-  async drain(final = false): Promise<boolean> {
-    const a = await this.drainFile('stdout', path.join(this.dir, FILES.stdout), final);
-    const b = await this.drainFile('stderr', path.join(this.dir, FILES.stderr), final);
+  /** Publishes what is new; resolves true when anything was sent. */
+  async drain(): Promise<boolean> {
+    const a = await this.drainFile('stdout', path.join(this.dir, FILES.stdout));
+    const b = await this.drainFile('stderr', path.join(this.dir, FILES.stderr));
     return a || b;
   }
 
-  /** A line from Causeway itself in the step's log (notes are numbered so retries de-duplicate them). */
-  async note(text: string): Promise<void> {
-    const n = this.offsets.notes;
-    await this.publisher.log(this.buildId, this.stepId, 'causeway', Buffer.from(`${text}\n`), `${this.runName}/note/${n}`);
-    this.offsets.notes = n + 1;
-  }
-
   /**
-   * A note not waited for: its number is taken at once, so a writer continuing from these
-   * offsets does not reuse it. Like a live-log line, it is lost if NATS never takes it.
+   * A line from Causeway itself in the step's log. Notes are numbered so that a retry sending
+   * the same note again is de-duplicated; a retry resuming from a heartbeat that lags the
+   * notes already sent finds its numbers taken by other notes and moves on to the next free one.
    */
-  noteLater(text: string): void {
-    const n = this.offsets.notes++;
-    this.publisher.log(this.buildId, this.stepId, 'causeway', Buffer.from(`${text}\n`), `${this.runName}/note/${n}`).catch(() => undefined);
+  async note(text: string): Promise<void> {
+    const data = Buffer.from(`${text}\n`);
+    for (;;) {
+      // Taken at once, so a noteLater meanwhile never shares it.
+      const n = this.offsets.notes++;
+      if (await this.publisher.logUnique(this.buildId, this.stepId, 'causeway', data, `${this.runName}/note/${n}`)) return;
+    }
   }
 
-  private async drainFile(stream: Exclude<LogStreamName, 'causeway'>, file: string, final: boolean): Promise<boolean> {
-    // Polled for every running step: an idle poll costs one stat, no open and no buffer.
-    const size = await fs.stat(file).then(
-      (st) => st.size,
-      () => 0,
-    );
-    if (size <= this.offsets[stream]) return false;
-    const handle = await fs.open(file, 'r');
+  /** A note not waited for: like a live-log line, it is lost if NATS never takes it. */
+  noteLater(text: string): void {
+    this.note(text).catch(() => undefined);
+  }
+
+  private async drainFile(stream: Exclude<LogStreamName, 'causeway'>, file: string): Promise<boolean> {
     let sent = false;
-    try {
-      const buf = Buffer.alloc(CHUNK);
-      for (;;) {
-        const { bytesRead } = await handle.read(buf, 0, CHUNK, this.offsets[stream]);
-        if (bytesRead === 0) break;
-        const offset = this.offsets[stream];
-        const held = await this.publisher.logPiece(
-          this.buildId,
-          this.stepId,
-          stream,
-          buf.subarray(0, bytesRead),
-          `${this.runName}/${stream}/${offset}`,
-          { final: final && bytesRead < CHUNK, full: bytesRead === CHUNK },
-        );
-        // A step with credentials publishes whole lines: the rest waits for its line end.
-        if (held === 0) break;
-        this.offsets[stream] = offset + held;
-        sent = true;
-      }
-    } finally {
-      await handle.close();
+    for (;;) {
+      const data = await readFrom(file, this.offsets[stream]);
+      if (!data) return sent;
+      const offset = this.offsets[stream];
+      const held = await this.publisher.logPiece(this.buildId, this.stepId, stream, data, `${this.runName}/${stream}/${offset}`);
+      this.offsets[stream] = offset + held;
+      sent = true;
     }
-    return sent;
+  }
+}
+
+/** Up to 64 KiB of `file` from byte `offset`, or undefined when nothing is there yet. */
+export async function readFrom(file: string, offset: number): Promise<Buffer | undefined> {
+  // Polled for every running step: an idle poll costs one stat, no open and no buffer.
+  const size = await fs.stat(file).then(
+    (st) => st.size,
+    () => 0,
+  );
+  if (size <= offset) return undefined;
+  const handle = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.alloc(Math.min(CHUNK, size - offset));
+    const { bytesRead } = await handle.read(buf, 0, buf.length, offset);
+    return bytesRead > 0 ? buf.subarray(0, bytesRead) : undefined;
+  } finally {
+    await handle.close();
   }
 }

@@ -1,26 +1,37 @@
 import { constants as fsConstants, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
-import os from 'node:os';
+import os, { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import type { TaskConfig, TaskStep } from '../../../schemas/compiled';
 import { serviceEnv } from '../../../common/services';
 import { copyArtifact, safeJoin } from '../../artifacts';
 import { paths, type ActivityDeps } from '../../deps';
-import { StepDetached, StepErrored } from '../../errors';
+import { StepErrored } from '../../errors';
 import { asPermanent } from '../../permanent';
-import type { Artifacts, RunTaskRequest } from '../../types';
-import type { ResolvedTask, StepIo, TaskHandle, TaskOutcome } from '../types';
+import type { Artifacts } from '../../types';
+import type { LogPiece, ResolvedTask, StepIo, TaskExit, TaskHandle, TaskSignal } from '../types';
 import { inNetwork, writeHosts } from './network';
 import { applyMemoryLimit, removeCgroup, wasOomKilled, type MemoryLimit } from './limits';
-import { exitStatus, exitStatusOf, findProcess, isAlive, reapGroup, startProcess, terminate, waitExit, type StepProcess } from './process';
-import { StepLog, type LogOffsets } from './step-log';
+import {
+  exitStatus,
+  exitStatusOf,
+  FILES,
+  findProcess,
+  groupAlive,
+  isAlive,
+  reapGroup,
+  signalGroup,
+  startProcess,
+  waitExit,
+  type StepProcess,
+} from './process';
+import { readFrom } from './step-log';
 import { asUser, chownTree, userEnv, userIds } from './users';
 
 const SPEC_FILE = 'spec.json';
+/** how often a re-attached step's process (not this worker's child, whose exit is an event) is looked at, at first and at most */
 const POLL_MIN_MS = 10;
 const POLL_MAX_MS = 250;
-/** how long a finished step keeps trying to hand its last log lines to an unreachable NATS */
-const FINAL_DRAIN_MS = 30_000;
 
 interface Spec {
   config: TaskConfig;
@@ -42,10 +53,6 @@ export async function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTas
   } catch (err) {
     throw asPermanent(err, `task ${step.task}`);
   }
-  const runName = `${req.runId}/${step.id}/${req.runKey}`;
-  const log = new StepLog(deps.publisher, req.buildId, step.id, dir, runName, (io.resume as LogOffsets | undefined) ?? undefined);
-  // The live offsets: every heartbeat from now on carries them, for a retried attempt to resume from.
-  io.beat(log.offsets);
   let proc = await findProcess(dir);
   let spec: Spec;
   const reattached = proc !== undefined;
@@ -53,7 +60,7 @@ export async function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTas
     spec = JSON.parse(await fs.readFile(path.join(dir, SPEC_FILE), 'utf8')) as Spec;
     deps.log.info({ step: step.id, pid: proc.pid }, 're-attached to a running step');
   } else {
-    spec = await prepare(deps, task, dir, log).catch((err: unknown) => {
+    spec = await prepare(deps, task, dir, io).catch((err: unknown) => {
       throw asPermanent(err, `task ${step.task}`);
     });
     // A step with services runs in the build's network namespace, where its services are.
@@ -72,119 +79,73 @@ export async function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTas
     }).catch((err: unknown) => {
       throw asPermanent(err, `task ${step.task}: cannot start ${spec.config.run.path}`);
     });
-    // After the start, so the note's NATS round trip does not delay the step.
     if (network)
-      await safeNote(
-        log,
+      io.note(
         `this step runs in network namespace ${network}, on the bridge of its build's services (reachable by name; no outside access)`,
       );
   }
-  const started = proc;
-  return { reattached, wait: (signals) => waitLocal(deps, req, started, spec, dir, log, io, signals) };
+  return localHandle(proc, spec, dir, reattached, io);
 }
 
-async function waitLocal(
-  deps: ActivityDeps,
-  req: RunTaskRequest,
-  proc: StepProcess,
-  spec: Spec,
-  dir: string,
-  log: StepLog,
-  io: StepIo,
-  signals: { abort: AbortSignal; detach: AbortSignal },
-): Promise<TaskOutcome> {
-  let exitCode: number | 'aborted';
-  try {
-    exitCode = await supervise(deps, proc, dir, log, io, signals, req.deadline);
-  } catch (err) {
-    // A step handed over keeps its cgroup (rmdir refuses while a process is still in it).
-    if (spec.memory) await removeCgroup(spec.memory);
-    throw err;
-  }
-  // An aborted or timed-out step's process group is stopped: its memory cgroup must go too, or
-  // every interrupted step with container_limits leaks a cgroup on the host.
-  if (spec.memory) {
-    if (exitCode !== 'aborted' && exitCode !== 0 && (await wasOomKilled(spec.memory)))
-      await safeNote(log, 'killed: the task exceeded container_limits.memory');
-    await removeCgroup(spec.memory);
-  }
-  if (exitCode === 'aborted') return { state: 'aborted' };
-  await finalDrain(deps, log);
-  return { state: exitCode === 0 ? 'succeeded' : 'failed', exitCode, outputs: spec.outputs };
-}
-
-/** Waits for the process, streaming its output; on abort stops it, on detach leaves it running. */
-async function supervise(
-  deps: ActivityDeps,
-  proc: StepProcess,
-  dir: string,
-  log: StepLog,
-  io: StepIo,
-  signals: { abort: AbortSignal; detach: AbortSignal },
-  deadline?: number,
-): Promise<number | 'aborted'> {
-  let pollMs = POLL_MIN_MS;
-  // A process this activity just started has written nothing yet: its exit (or the first poll) comes first.
-  if (proc.child) await waitExit(proc, POLL_MIN_MS);
-  for (;;) {
-    // Checked before draining: once the process has ended, the final drain sends all that is left.
+function localHandle(proc: StepProcess, spec: Spec, dir: string, reattached: boolean, io: StepIo): TaskHandle {
+  let signalled: TaskSignal | undefined;
+  /** The exit status once the process has ended. */
+  const ended = async (): Promise<number | undefined> => {
     const code = await exitStatusOf(proc);
-    if (code !== undefined) {
-      reapGroup(proc);
-      return code;
-    }
-    const sent = await log.drain().catch((err) => {
-      deps.log.warn({ err: (err as Error).message }, 'NATS unreachable; step output stays buffered in its files');
-      return false;
-    });
-    // Liveness is the step layer's every second; this records new offsets at once.
-    if (sent) io.beat(log.offsets);
-    if (signals.detach.aborted) {
-      // The worker is going away, not the build: leave the step running for the next worker
-      // with this name, which re-attaches when Temporal retries this activity.
-      throw new StepDetached('worker shut down; the step keeps running and is handed over');
-    }
-    if (signals.abort.aborted) {
-      // The workflow's timer fired at `deadline` before it cancelled us: then this is the step's timeout.
-      const why = deadline !== undefined && Date.now() >= deadline ? 'timeout exceeded' : 'aborted';
-      await safeNote(log, `${why}: sending SIGTERM, SIGKILL after ${deps.killGraceMs / 1000}s`);
-      const how = await terminate(proc, deps.killGraceMs);
-      await log.drain(true).catch(() => false);
-      await safeNote(log, how === 'killed' ? 'step killed (SIGKILL)' : 'step stopped');
-      return 'aborted';
-    }
-    if (!(await isAlive(proc))) {
-      // The wrapper writes the exit file just before it exits; look once more.
-      const late = await exitStatus(dir);
-      if (late !== undefined) continue;
-      throw new Error(`step process ${proc.pid} ended without an exit status (killed from outside?)`);
-    }
-    pollMs = sent ? POLL_MIN_MS : Math.min(POLL_MAX_MS, pollMs * 2);
-    await waitExit(proc, pollMs);
-  }
-}
-
-async function finalDrain(deps: ActivityDeps, log: StepLog): Promise<void> {
-  const deadline = Date.now() + FINAL_DRAIN_MS;
-  for (;;) {
+    if (code !== undefined) return code;
+    if (await isAlive(proc)) return undefined;
+    // The wrapper writes the exit file just before it exits; look once more.
+    const late = await exitStatus(dir);
+    if (late !== undefined) return late;
+    // A signal to the process group ends the wrapper too, before it can write a status; the
+    // step has ended when its whole group has (a task may trap SIGTERM to clean up).
+    if (signalled) return (await groupAlive(proc.pid)) ? undefined : 128 + osConstants.signals[signalled];
+    throw new Error(`step process ${proc.pid} ended without an exit status (killed from outside?)`);
+  };
+  const wait = async (stop: AbortSignal): Promise<TaskExit | undefined> => {
+    let exitCode: number | undefined;
     try {
-      await log.drain(true);
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) {
-        deps.log.error({ err: (err as Error).message }, 'gave up sending the step’s last output to NATS; it stays in the step directory');
-        return;
+      // A process this activity just started has ended, if at all, by its exit event.
+      if (proc.child) await waitExit(proc, POLL_MIN_MS);
+      for (let pollMs = POLL_MIN_MS; exitCode === undefined; pollMs = Math.min(POLL_MAX_MS, pollMs * 2)) {
+        // Handed over: the process and its cgroup stay for the next worker.
+        if (stop.aborted) return undefined;
+        exitCode = await ended();
+        if (exitCode === undefined) await waitExit(proc, pollMs);
       }
-      await new Promise((r) => setTimeout(r, 500));
+    } catch (err) {
+      if (spec.memory) await removeCgroup(spec.memory);
+      throw err;
     }
-  }
+    // Kills whatever the step left running in the background, as a container's end would.
+    reapGroup(proc);
+    // An ended step's memory cgroup must go, or every step with container_limits leaks one on the host.
+    if (spec.memory) {
+      if (!signalled && exitCode !== 0 && (await wasOomKilled(spec.memory))) io.note('killed: the task exceeded container_limits.memory');
+      await removeCgroup(spec.memory);
+    }
+    return { exitCode, outputs: spec.outputs };
+  };
+  return {
+    reattached,
+    wait,
+    readLogs: async (from) => {
+      const pieces: LogPiece[] = [];
+      for (const stream of ['stdout', 'stderr'] as const) {
+        const offset = from[stream] ?? 0;
+        const data = await readFrom(path.join(dir, FILES[stream]), offset);
+        if (data) pieces.push({ stream, offset, data });
+      }
+      return pieces;
+    },
+    signal: async (signal) => {
+      signalled ??= signal;
+      signalGroup(proc.pid, signal);
+    },
+  };
 }
 
-async function safeNote(log: StepLog, text: string): Promise<void> {
-  await log.note(text).catch(() => undefined);
-}
-
-async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, log: StepLog): Promise<Spec> {
+async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: StepIo): Promise<Spec> {
   const { req } = task;
   const { step } = req;
   const { config, inputs } = await task.resolve();
@@ -199,9 +160,9 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, log:
   await Promise.all([path.join(dir, 'home'), path.join(dir, 'tmp')].map((d) => fs.mkdir(d)));
 
   if (config.image_resource || config.rootfs_uri || step.image) {
-    await log.note('the local runtime runs this task on the host, without an image (image_resource/image is ignored)');
+    io.note('the local runtime runs this task on the host, without an image (image_resource/image is ignored)');
   }
-  if (step.privileged) await log.note('privileged: the local runtime runs tasks with the worker’s own privileges');
+  if (step.privileged) io.note('privileged: the local runtime runs tasks with the worker’s own privileges');
 
   for (const input of inputs) {
     if (input.ref.kind !== 'dir')
@@ -233,7 +194,7 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, log:
   let memory: MemoryLimit | undefined;
   if (limits?.memory) {
     memory = await applyMemoryLimit(`${req.buildId}-${path.basename(path.dirname(dir))}-${req.runKey}-${step.id}`, limits.memory);
-    await log.note(memory.note);
+    io.note(memory.note);
   }
 
   const spec: Spec = { config, outputs, memory };
