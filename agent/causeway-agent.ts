@@ -149,7 +149,12 @@ export async function reason(res: Response): Promise<string> {
 export async function fetchInputs(
   env: AgentEnv & { inputs: { name: string; path: string; url: string }[]; mkdirs: string[]; retryMs?: number },
 ): Promise<void> {
-  for (const d of env.mkdirs) fs.mkdirSync(inside(env.workdir, d), { recursive: true });
+  // Writable by any uid: a task whose image names its own non-root user (and no run.user) must
+  // write its outputs and caches; the pod's work volume is the build's alone.
+  for (const d of env.mkdirs) {
+    fs.mkdirSync(inside(env.workdir, d), { recursive: true });
+    fs.chmodSync(inside(env.workdir, d), 0o777);
+  }
   for (const input of env.inputs) {
     const dest = inside(env.workdir, input.path);
     fs.mkdirSync(dest, { recursive: true });

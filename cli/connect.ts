@@ -69,3 +69,9 @@ export async function openSession(opts: { autoStart: boolean }): Promise<Session
 export function buildUrl(session: Session, buildId: string): string | undefined {
   return session.uiUrl ? `${session.uiUrl}/namespaces/${session.namespace}/workflows/${buildId}` : undefined;
 }
+
+/** The Temporal UI tab where a run's step tree is (Current Details); the UI 2.42 shows it only there. */
+export function stepTreeUrl(session: Session, buildId: string, runId: string): string | undefined {
+  const url = buildUrl(session, buildId);
+  return url ? `${url}/${runId}/user-metadata` : undefined;
+}

@@ -3,7 +3,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { awaitBuild, EXIT_CODES, startBuild, type BuildOutcome } from '../common/build-client';
 import { readBuild } from '../common/build-log';
 import type { CompiledPlan } from '../schemas/compiled';
-import { buildUrl, type Session } from './connect';
+import { buildUrl, stepTreeUrl, type Session } from './connect';
 import { paint, printJson, say } from './output';
 import { BuildRenderer, renderOutcome, renderServiceTails } from './render';
 import { downloadOutputs, uploadInputs } from './transfer';
@@ -39,6 +39,8 @@ export async function submitAndFollow(session: Session, opts: SubmitOptions): Pr
   const url = buildUrl(session, opts.buildId);
   say(`${paint('bold', `build ${opts.buildId}`)} started: plan ${opts.plan.name}`);
   if (url) say(`  watch it in the Temporal UI: ${url}`);
+  const tree = stepTreeUrl(session, opts.buildId, handle.firstExecutionRunId);
+  if (tree) say(`  its step tree there: ${tree}`);
   if (opts.detach) {
     say(`  follow it with: causeway watch ${opts.buildId}`);
     // The id alone on stdout, so `B=$(causeway run plan.yml --detach)` captures it.

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure, CancelledFailure, TerminatedFailure, TimeoutFailure } from '@temporalio/common';
-import { WorkflowFailedError, type Client, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, type Client, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import type { CompiledPlan } from '../schemas/compiled';
 import type { BuildStatus } from '../schemas/messages';
 import { BUILD_WORKFLOW, FAILURE_TYPES, type BuildInput, type BuildSummary } from '../schemas/build';
@@ -12,18 +12,33 @@ export function newBuildId(): string {
 export async function startBuild(
   client: Client,
   opts: { plan: CompiledPlan; taskQueue: string; buildId?: string; uploads?: string[]; downloads?: string[] },
-): Promise<WorkflowHandle> {
+): Promise<WorkflowHandleWithFirstExecutionRunId> {
   const input: BuildInput = { plan: opts.plan, uploads: opts.uploads ?? [], downloads: opts.downloads ?? [] };
+  const buildId = opts.buildId ?? newBuildId();
   try {
     return await client.workflow.start(BUILD_WORKFLOW, {
       taskQueue: opts.taskQueue,
-      workflowId: opts.buildId ?? newBuildId(),
+      workflowId: buildId,
       args: [input],
       staticSummary: `${opts.plan.name} (${opts.plan.source})`,
+      staticDetails: staticDetails(buildId),
     });
   } catch (err) {
     throw new Error(startFailure(err), { cause: err });
   }
+}
+
+/**
+ * What the Temporal UI's User Metadata tab shows under Details: where the rest of the build is.
+ * Static (written once at start), so it also reads right before any worker runs the build.
+ */
+function staticDetails(buildId: string): string {
+  return [
+    '**Step tree**: under *Current Details* (right): every step with its state, exit code and attempts, live while the build runs.',
+    '**Failed steps**: red activities (`task NAME · STEP_ID`) in the History tab; the failure names the exit code and the last lines of the log.',
+    `**Logs**: \`causeway watch ${buildId}\`.`,
+    '**No progress?** The *Workers* tab lists who polls task queue `causeway`; a step scheduled but never started waits for the worker that claimed the build (*Pending Activities*). `causeway status` says why.',
+  ].join('\n\n');
 }
 
 /** Matches the gRPC message limit's and Temporal's blob size limit's wording. */

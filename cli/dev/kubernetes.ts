@@ -46,16 +46,30 @@ function adminTls(dir: string): Tls {
   return { ca: fs.readFileSync(c.caFile), cert: fs.readFileSync(c.adminCert), key: fs.readFileSync(c.adminKey) };
 }
 
-/** Starts the cluster and the kubernetes worker, or returns the ones already running. */
+/**
+ * Starts the cluster and the kubernetes worker, or returns the ones already running. A cluster
+ * that runs without its worker (the worker died) keeps running and gets a new worker of the same
+ * name, which re-attaches to the step pods the old one left.
+ */
 export async function startDevKubernetes(
   home: string,
   endpoints: Endpoints,
   log: ProgressLog,
 ): Promise<DevKubernetesState & { reused: boolean }> {
   const existing = readDevKubernetes(home);
-  if (existing && (await devKubernetesStatus(existing)).every((c) => c.alive && c.reachable)) {
-    log(`kubernetes cluster already running in ${existing.dir}; using it`);
-    return { ...existing, reused: true };
+  if (existing) {
+    const status = await devKubernetesStatus(existing);
+    const cluster = status.filter((c) => c.component !== existing.worker.name);
+    if (cluster.every((c) => c.alive && c.reachable)) {
+      if (status.length > cluster.length && status.every((c) => c.alive)) {
+        log(`kubernetes cluster already running in ${existing.dir}; using it`);
+        return { ...existing, reused: true };
+      }
+      log(`kubernetes cluster running in ${existing.dir} without its worker: starting ${existing.worker.name} again`);
+      const state = { ...existing, worker: startWorker(home, existing.dir, endpoints) };
+      fs.writeFileSync(stateFile(home), JSON.stringify(state, null, 2) + '\n');
+      return { ...state, reused: true };
+    }
   }
   if (existing || fs.existsSync(path.join(clusterDir(home), 'cluster.json'))) {
     log('kubernetes cluster recorded in CAUSEWAY_HOME is not fully running; stopping what is left of it');
@@ -71,6 +85,21 @@ export async function startDevKubernetes(
   if (ns.status !== 201 && ns.status !== 409) throw new Error(`creating namespace ${DEV_NAMESPACE}: HTTP ${ns.status} ${ns.body}`);
 
   log(`starting kubernetes worker ${DEV_WORKER_NAME} (steps run as pods in namespace ${DEV_NAMESPACE})`);
+  const state: DevKubernetesState = {
+    dir,
+    server: cluster.server,
+    kubeconfig: cluster.kubeconfig,
+    registry: node.registry,
+    node: NODE_NAME,
+    worker: startWorker(home, dir, endpoints),
+  };
+  fs.writeFileSync(stateFile(home), JSON.stringify(state, null, 2) + '\n');
+  return { ...state, reused: false };
+}
+
+function startWorker(home: string, dir: string, endpoints: Endpoints): DevKubernetesState['worker'] {
+  const cluster = readCluster(dir);
+  const node = cluster.node!;
   const worker = startProcess(
     dir,
     'worker',
@@ -88,16 +117,7 @@ export async function startDevKubernetes(
     ],
     { ...process.env, TEMPORAL_ADDRESS: endpoints.temporalAddress, NATS_URL: endpoints.natsUrl, CAUSEWAY_HOME: path.resolve(home) },
   );
-  const state: DevKubernetesState = {
-    dir,
-    server: cluster.server,
-    kubeconfig: cluster.kubeconfig,
-    registry: node.registry,
-    node: NODE_NAME,
-    worker: { name: DEV_WORKER_NAME, pid: worker.pid, log: worker.log },
-  };
-  fs.writeFileSync(stateFile(home), JSON.stringify(state, null, 2) + '\n');
-  return { ...state, reused: false };
+  return { name: DEV_WORKER_NAME, pid: worker.pid, log: worker.log };
 }
 
 /** Worker first (it would hand its steps over), then the cluster. Safe when nothing runs. */

@@ -97,9 +97,17 @@ recipe_redis() {
 }
 
 # The node base shared by agent and worker: minbase has libstdc++ (apt needs it), which node links.
+# Its root filesystem is cached on its own (keyed by how it is made), so a changed agent or CLI
+# costs a copy of the new files, not another mmdebstrap.
 node_base() {
-  debian_rootfs "$1/rootfs.tar" ca-certificates
-  umoci raw add-layer --image "$2:img" "$1/rootfs.tar"
+  local key rootfs
+  key=$({ declare -f debian_rootfs; echo "$SUITE $MIRROR ca-certificates"; } | sha256sum | cut -c1-16)
+  rootfs="$IMAGES/node-base-rootfs-$key.tar"
+  if [[ ! -f "$rootfs" ]]; then
+    debian_rootfs "$1/rootfs.tar" ca-certificates
+    mv "$1/rootfs.tar" "$rootfs"
+  fi
+  umoci raw add-layer --image "$2:img" "$rootfs"
   mkdir -p "$1/node/usr/local/bin"
   cp "$(node_binary)" "$1/node/usr/local/bin/node"
   add_layer "$2" "$1/node"

@@ -186,6 +186,16 @@ describe('buildPod', () => {
     expect(() => buildPod(input({ config: config({ run: { path: 'id', args: [], user: 'postgres' } }) }))).toThrow(/numeric/);
   });
 
+  test('a non-root run.user runs the agents as that uid too (they make its directories, read its outputs); root leaves them alone', () => {
+    const out = { outputs: [{ name: 'out' }] };
+    const asUser = buildPod(input({ config: config({ ...out, run: { path: 'id', args: [], user: '1000' } }) }));
+    expect(asUser.spec!.initContainers![0].securityContext).toEqual({ runAsUser: 1000 });
+    expect(asUser.spec!.containers[1].securityContext).toEqual({ runAsUser: 1000 });
+    const asRoot = buildPod(input({ config: config({ ...out, run: { path: 'id', args: [], user: 'root' } }) }));
+    expect(asRoot.spec!.initContainers![0].securityContext).toBeUndefined();
+    expect(asRoot.spec!.containers[1].securityContext).toBeUndefined();
+  });
+
   test('tags become a nodeSelector; invalid tags are refused', () => {
     const pod = buildPod(input({ step: step({ tags: ['gpu', 'linux.amd64'] }) }));
     expect(pod.spec?.nodeSelector).toEqual({ 'causeway.dev/tag-gpu': 'true', 'causeway.dev/tag-linux.amd64': 'true' });

@@ -28,7 +28,7 @@ async function failedTaskActivities(buildId: string): Promise<ApplicationFailure
 }
 
 test('a failed task fails its activity, non-retryable, naming the step, the exit code and the last log lines', async () => {
-  const script = 'echo partial > out/partial; for i in $(seq 1 30); do echo line $i; done; echo boom >&2; exit 3';
+  const script = 'echo partial > out/partial; for i in $(seq 1 30); do echo line $i; done; echo boom; exit 3';
   const hook = JSON.parse(sh('reads-output', 'cat out/partial', {}, { inputs: [{ name: 'out' }] })) as unknown;
   const r = await h.run(`plan:\n- ${sh('unit', script, { attempts: 2, on_failure: hook }, { outputs: [{ name: 'out' }] })}`);
   expect(r.status).toBe('failed');

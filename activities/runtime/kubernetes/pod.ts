@@ -242,6 +242,10 @@ export function buildPod(input: PodInput): V1Pod {
   // fetcher pulls inputs and creates the rest. It runs even without inputs, because it must
   // create output and cache directories in an image-independent way.
   const mkdirs = [...outputs.map((o) => o.path), ...config.caches.map((c) => within('', c.path).replace(/^\//, ''))];
+  // A task with a non-root run.user owns what the fetcher makes (its inputs, output and cache
+  // directories) and the streamer reads what it wrote: both agents run as its uid. Otherwise
+  // they keep the agent image's own non-root user.
+  const agentSecurity = user !== undefined && user !== 0 ? { securityContext: { runAsUser: user } } : {};
   const fetcher: V1Container = {
     name: CONTAINERS.fetcher,
     image: agentImage,
@@ -256,6 +260,7 @@ export function buildPod(input: PodInput): V1Pod {
       token,
     ],
     volumeMounts: [work],
+    ...agentSecurity,
   };
 
   const containers: V1Container[] = [task];
@@ -277,6 +282,7 @@ export function buildPod(input: PodInput): V1Pod {
       readinessProbe: { httpGet: { path: '/healthz', port: STREAMER_PORT }, periodSeconds: 2 },
       volumeMounts: [work],
       resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } },
+      ...agentSecurity,
     });
   }
 

@@ -7,7 +7,7 @@ import type { Client } from '@temporalio/client';
 import type { CoreV1Api, V1Pod } from '../../../activities/runtime/kubernetes/client';
 import { LABELS } from '../../../activities/runtime/kubernetes/pod';
 import { awaitBuild, startBuild } from '../../../common/build-client';
-import { collectLogs } from '../../../common/build-log';
+import { collectLogs, readBuild } from '../../../common/build-log';
 import { compilePlan } from '../../../schemas';
 import { startBuildEnv, type BuildEnv } from '../setup/builds';
 import { adminCore, adminKubeConfig, freshNamespace, testCluster } from '../setup/env';
@@ -50,6 +50,13 @@ async function run(text: string, file: string, vars: Record<string, string> = {}
   return { handle, outcome: await awaitBuild(handle) };
 }
 
+/** The build's step logs with Causeway's own notes (the runtime's OOMKilled line is one). */
+async function logsWithNotes(buildId: string): Promise<string> {
+  let out = '';
+  for await (const r of readBuild(env.nc, buildId, { follow: false })) if (r.kind === 'log') out += Buffer.from(r.data).toString('utf8');
+  return out;
+}
+
 const podsOf = (buildId: string) => [...seen.values()].filter((p) => p.metadata?.labels?.[LABELS.build] === buildId);
 
 test('examples/ci.yml succeeds unchanged, every step in its own pod, outputs moving pod to pod through the agents', async () => {
@@ -80,7 +87,8 @@ plan:
       image_resource: ${pg}
       run:
         path: sh
-        args: [-c, 'initdb -D "$PWD/data" -A trust -U postgres >/dev/null && exec postgres -D "$PWD/data" -h "*" -p 5432 -k /tmp']
+        # initdb's trust covers loopback only: the step connects from the pod network.
+        args: [-c, 'initdb -D "$PWD/data" -A trust -U postgres >/dev/null && echo "host all all 0.0.0.0/0 trust" >> "$PWD/data/pg_hba.conf" && exec postgres -D "$PWD/data" -h "*" -p 5432 -k /tmp']
       ports: [5432]
       startup_probe:
         run: {path: pg_isready, args: [-h, 127.0.0.1, -p, "5432", -U, postgres]}
@@ -114,8 +122,8 @@ plan:
     'oom.yml',
   );
   expect(outcome).toMatchObject({ status: 'failed' });
-  const logs = [...(await collectLogs(env.nc, handle.workflowId)).values()].join('');
-  expect(logs).toContain('OOMKilled');
+  const logs = await logsWithNotes(handle.workflowId);
+  expect(logs).toContain('container task was OOMKilled: it used more memory than its limit (67108864 bytes');
   expect(logs).not.toContain('allocated');
 });
 
