@@ -5,11 +5,16 @@ import { heartbeating } from './heartbeat';
 import { loadVar } from './load-var';
 import type { Runtime } from './runtime/types';
 import { runTask } from './step/task';
-import type { BuildActivities } from './types';
+import { pipelineActivities } from './pipeline';
+import type { BuildActivities, PipelineActivities } from './types';
 
-/** The activities every worker registers, the same for every runtime, bound to its shared dependencies and its runtime. */
-export function createActivities(deps: ActivityDeps, runtime: Runtime): BuildActivities {
+/**
+ * The activities every worker registers, the same for every runtime, bound to its shared
+ * dependencies and its runtime; the pipeline workflow's run as local activities wherever it runs.
+ */
+export function createActivities(deps: ActivityDeps, runtime: Runtime): BuildActivities & PipelineActivities {
   return {
+    ...pipelineActivities(),
     // A local activity (workflows/build.ts): those cannot heartbeat.
     prepareBuild: (req) => atEdge(() => prepareBuild(deps, runtime, req)),
     runTask: (req) => runTask(deps, runtime, req),

@@ -1,7 +1,7 @@
 // The activity interface the build workflow calls. Types only: workflow code imports
 // this file with `import type`, so nothing here may pull in node modules at run time.
 import type { ServiceAddress } from '../common/services';
-import type { LoadVarStep, ServiceSpec, TaskStep, VarSourceConfig } from '../schemas/compiled';
+import type { CompiledPlan, LoadVarStep, ResourceRef, ResourceVersion, ServiceSpec, TaskStep, VarSourceConfig } from '../schemas/compiled';
 
 /** An artifact in a directory on one worker's disk: every output of the local runtime, and `-i` uploads on any runtime. */
 export interface DirArtifactRef {
@@ -156,4 +156,21 @@ export interface BuildActivities {
   stopService(req: StopServiceRequest): Promise<void>;
   /** no step can read these artifacts any more: the runtime may free what holds them */
   releaseArtifacts(req: ReleaseArtifactsRequest): Promise<void>;
+}
+
+/** The activities of the pipeline workflow (workflows/pipeline.ts), run as local activities by whichever worker runs it. */
+export interface PipelineActivities {
+  /** runs the resource type's `check` from `from` (null: the first check); the versions it printed, oldest first */
+  checkResource(req: { pipeline: string; resource: ResourceRef; from: ResourceVersion | null }): Promise<ResourceVersion[]>;
+  /** starts a job's build workflow; a second start of the same id is a no-op */
+  startJobBuild(req: {
+    workflowId: string;
+    taskQueue: string;
+    pipeline: string;
+    job: string;
+    number: number;
+    plan: CompiledPlan;
+  }): Promise<void>;
+  /** how the closed ones among these builds ended; running ones are left out */
+  buildOutcomes(req: { workflowIds: string[] }): Promise<Record<string, 'succeeded' | 'failed' | 'errored' | 'aborted'>>;
 }

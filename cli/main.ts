@@ -24,6 +24,15 @@ const COMMANDS: [names: string[], load: () => Register][] = [
     () => (require('./commands/workers') as typeof import('./commands/workers')).registerWorkers,
   ],
   [['codec-server'], () => (require('./commands/codec-server') as typeof import('./commands/codec-server')).registerCodecServer],
+  [
+    // fly's names and aliases
+    [
+      ...['set-pipeline', 'sp', 'pipelines', 'ps', 'destroy-pipeline', 'dp', 'pause-pipeline', 'pp', 'unpause-pipeline', 'up'],
+      ...['jobs', 'js', 'pause-job', 'pj', 'unpause-job', 'uj', 'trigger-job', 'tj', 'check-resource', 'cr'],
+      ...['resource-versions', 'rvs', 'pin-resource', 'pr', 'unpin-resource', 'ur'],
+    ],
+    () => (require('./commands/pipelines') as typeof import('./commands/pipelines')).registerPipelines,
+  ],
   [['dev'], () => (require('./dev/commands') as typeof import('./dev/commands')).registerDevCommands],
 ];
 

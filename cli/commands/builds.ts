@@ -44,12 +44,13 @@ export function registerBuilds(program: Command): void {
     )
     .option('--status <status>', 'only builds with this status: started, succeeded, failed, errored, aborted')
     .option('--plan <name>', 'only builds of this plan')
+    .option('-j, --job <pipeline/job>', "only builds of a pipeline's job (fly's builds -j)")
     .option('--json', 'print a JSON array: buildId, runId, plan, status, startTime, closeTime, durationMs, retryOf')
     .addHelpText(
       'after',
       "\nExamples:\n  causeway builds\n  causeway builds --status failed --limit 5\n  causeway builds --json | jq -r '.[].buildId'",
     )
-    .action(async (opts: { limit: number; status?: string; plan?: string; json?: boolean }) => {
+    .action(async (opts: { limit: number; status?: string; plan?: string; job?: string; json?: boolean }) => {
       if (opts.status && !(opts.status in STATUS_COLORS)) {
         throw new CliError(`unknown status ${opts.status}`, `one of: ${Object.keys(STATUS_COLORS).join(', ')}`);
       }
@@ -58,6 +59,12 @@ export function registerBuilds(program: Command): void {
         const clauses = [`WorkflowType = '${BUILD_WORKFLOW}'`];
         if (opts.status) clauses.push(statusClause(opts.status as keyof typeof STATUS_COLORS));
         if (opts.plan) clauses.push(`CausewayPlan = '${opts.plan.replace(/'/g, "\\'")}'`);
+        if (opts.job) {
+          const [pipeline, job, extra] = opts.job.split('/');
+          if (!pipeline || !job || extra !== undefined)
+            throw new CliError(`-j takes PIPELINE/JOB, got ${opts.job}`, 'e.g. -j booklit/unit');
+          clauses.push(`CausewayPipeline = '${pipeline.replace(/'/g, "\\'")}' AND CausewayJob = '${job.replace(/'/g, "\\'")}'`);
+        }
         const rows = [['BUILD', 'RUN', 'PLAN', 'STATUS', 'STARTED', 'DURATION', 'LINEAGE']];
         const builds: object[] = [];
         for await (const wf of session.client.workflow.list({ query: clauses.join(' AND '), pageSize: opts.limit })) {

@@ -20,7 +20,15 @@ import { writeNatsAuthConfig } from './nats-auth';
 export const DEFAULT_PORTS = { temporal: 7233, nats: 4222, natsMonitor: 8222 } as const;
 
 /** Registered at server start so workflows can upsert them and the UI can filter on them. */
-export const SEARCH_ATTRIBUTES = ['CausewayStatus', 'CausewayPlan', 'CausewayRetryOf', 'CausewayTrigger'] as const;
+export const SEARCH_ATTRIBUTES = [
+  'CausewayStatus',
+  'CausewayPlan',
+  'CausewayRetryOf',
+  'CausewayTrigger',
+  'CausewayPipeline',
+  'CausewayJob',
+  'CausewayBuildNumber',
+] as const;
 
 const HOST = '127.0.0.1';
 const STOP_GRACE_MS = 10_000;

@@ -1,0 +1,105 @@
+// The pipeline workflow's side effects: running a resource type's `check`, starting a job's
+// build workflow, and asking which job builds ended. Each is idempotent: a check only reads,
+// a build start with an id that exists is refused by Temporal and taken as done, and an
+// outcome is read from visibility-free describe calls.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { Context } from '@temporalio/activity';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
+import { buildStatusOf } from '../common/build-client';
+import { CausewayBuildNumber, CausewayJob, CausewayPipeline, CausewayStatus } from '../common/search-attributes';
+import { BUILD_WORKFLOW, type BuildInput } from '../schemas/build';
+import type { PipelineActivities } from './types';
+
+/** The failure type of a check that ran and failed: the workflow records it and checks again at the next interval. */
+export const CHECK_FAILED = 'CheckFailed';
+/** Concourse's default check_timeout. */
+const CHECK_TIMEOUT_MS = 60 * 60_000;
+/** The stderr kept for the error of a failed check. */
+const STDERR_TAIL = 2_000;
+
+export function pipelineActivities(): PipelineActivities {
+  return {
+    async checkResource({ resource, from }) {
+      const type = resource.type;
+      if (type.kind !== 'host')
+        throw ApplicationFailure.create({
+          type: CHECK_FAILED,
+          nonRetryable: true,
+          message: `resource ${resource.name}: pipelines check host resource types only (git, time, or a resource_types entry of type directory); ${type.name} is not one`,
+        });
+      const out = await runCheck(path.join(type.dir, 'check'), JSON.stringify({ source: resource.source, version: from }));
+      if (out.code !== 0)
+        throw ApplicationFailure.create({
+          type: CHECK_FAILED,
+          nonRetryable: true,
+          message: `resource ${resource.name}: check exited ${out.code}: ${out.stderr.slice(-STDERR_TAIL).trim()}`,
+        });
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(out.stdout);
+      } catch {
+        parsed = undefined;
+      }
+      if (!Array.isArray(parsed) || !parsed.every(isVersion))
+        throw ApplicationFailure.create({
+          type: CHECK_FAILED,
+          nonRetryable: true,
+          message: `resource ${resource.name}: check printed ${out.stdout.slice(0, 200)}; the protocol wants a JSON list of versions (maps of strings)`,
+        });
+      return parsed.map((v) => Object.fromEntries(Object.entries(v).map(([k, x]) => [k, String(x)])));
+    },
+
+    async startJobBuild({ workflowId, taskQueue, pipeline, job, number, plan }) {
+      const input: BuildInput = { plan, uploads: [], downloads: [] };
+      try {
+        await Context.current().client.workflow.start(BUILD_WORKFLOW, {
+          taskQueue,
+          workflowId,
+          args: [input],
+          // A build id is used once: a retried start after a crash finds it and does nothing.
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          staticSummary: `${pipeline}/${job} #${number}`,
+          typedSearchAttributes: new TypedSearchAttributes([
+            { key: CausewayPipeline, value: pipeline },
+            { key: CausewayJob, value: job },
+            { key: CausewayBuildNumber, value: String(number) },
+          ]),
+        });
+      } catch (err) {
+        if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      }
+    },
+
+    async buildOutcomes({ workflowIds }) {
+      const client = Context.current().client;
+      const ended: Record<string, 'succeeded' | 'failed' | 'errored' | 'aborted'> = {};
+      for (const id of workflowIds) {
+        const d = await client.workflow.getHandle(id).describe();
+        if (d.status.name === 'RUNNING') continue;
+        const status = buildStatusOf(d.typedSearchAttributes.get(CausewayStatus), d.status.name);
+        ended[id] = status === 'succeeded' || status === 'failed' || status === 'aborted' ? status : 'errored';
+      }
+      return ended;
+    },
+  };
+}
+
+function isVersion(v: unknown): v is Record<string, string | number | boolean> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Runs a check script with the request on stdin, as Concourse's protocol wants. */
+function runCheck(file: string, request: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, [], { stdio: ['pipe', 'pipe', 'pipe'], timeout: CHECK_TIMEOUT_MS });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-STDERR_TAIL * 2)));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin.end(request);
+  });
+}

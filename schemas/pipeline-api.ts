@@ -1,0 +1,116 @@
+// What the CLI and the pipeline workflow say to each other: workflow ids, update and query
+// names, and the shapes that cross that boundary.
+import { z } from 'zod';
+import type { ResourceVersion } from './compiled';
+import type { PipelineConfig } from './pipeline';
+
+export const PIPELINE_WORKFLOW = 'pipeline';
+
+export const PIPELINE_UPDATES = {
+  setConfig: 'setConfig',
+  trigger: 'triggerJob',
+  check: 'checkResource',
+  pause: 'pause',
+  pin: 'pin',
+  destroy: 'destroy',
+} as const;
+
+export const PIPELINE_QUERIES = { view: 'pipeline' } as const;
+
+export const pipelineWorkflowId = (pipeline: string) => `pipeline-${pipeline}`;
+
+/** A job build's workflow id: names hold no `:` (NAME_PATTERN), so distinct builds never share one. */
+export const jobBuildId = (pipeline: string, job: string, number: number) => `build-${pipeline}:${job}:${number}`;
+
+export interface PipelineInput {
+  config: PipelineConfig;
+  state: SchedulerState;
+  /** epoch ms of each resource's last check */
+  lastChecked: Record<string, number>;
+  /** the last check error of each resource (and start errors of jobs) */
+  checkErrors: Record<string, string>;
+}
+
+export interface PipelineView extends PipelineInput {
+  /** per job: the versions its next build would get, or why it has none */
+  next: Record<string, string>;
+}
+
+export interface VersionRecord {
+  /** check order within the resource: 1, 2, ... (never reused, so a pruned list keeps its order) */
+  seq: number;
+  version: ResourceVersion;
+}
+
+export type JobBuildStatus = 'pending' | 'started' | 'succeeded' | 'failed' | 'errored' | 'aborted';
+
+export interface InputVersion {
+  resource: string;
+  seq: number;
+  version: ResourceVersion;
+}
+
+export interface JobBuild {
+  job: string;
+  number: number;
+  status: JobBuildStatus;
+  /** trigger-job made it (it starts even when no trigger input has a new version) */
+  manual: boolean;
+  /** by input (get) name; empty while pending */
+  inputs: Record<string, InputVersion>;
+}
+
+export interface SchedulerState {
+  versions: Record<string, VersionRecord[]>;
+  /** pending and running builds, and the newest finished ones of each job (see KEEP_FINISHED) */
+  builds: JobBuild[];
+  /** per job: the last build number given */
+  counters: Record<string, number>;
+  /** pin-resource pins, by resource */
+  pins: Record<string, ResourceVersion>;
+  paused: boolean;
+  pausedJobs: string[];
+}
+
+const version = z.record(z.string(), z.string());
+
+/** The shape of a compiled pipeline as it crosses into the workflow (each job's plan is checked again by its build). */
+export const PipelineConfigSchema = z.object({
+  name: z.string().min(1),
+  text: z.string(),
+  resources: z.array(
+    z.object({
+      name: z.string(),
+      ref: z.object({ name: z.string() }).passthrough(),
+      checkEveryMs: z.number().min(0),
+      pinned: version.optional(),
+    }),
+  ),
+  jobs: z.array(
+    z.object({
+      name: z.string(),
+      plan: z.object({ name: z.string(), plan: z.object({ kind: z.literal('do') }).passthrough() }).passthrough(),
+      inputs: z.array(
+        z.object({
+          name: z.string(),
+          resource: z.string(),
+          trigger: z.boolean(),
+          passed: z.array(z.string()),
+          version: z.union([z.literal('latest'), z.literal('every'), version]),
+        }),
+      ),
+      maxInFlight: z.number().int().min(1).optional(),
+      serialGroups: z.array(z.string()),
+      disableManualTrigger: z.boolean(),
+    }),
+  ),
+});
+
+export function emptyPipelineInput(config: PipelineConfig): PipelineInput {
+  return {
+    config,
+    state: { versions: {}, builds: [], counters: {}, pins: {}, paused: false, pausedJobs: [] },
+    lastChecked: {},
+    checkErrors: {},
+  };
+}

@@ -1,0 +1,183 @@
+// A whole pipeline for `set-pipeline`: every job compiled as `run --job` compiles it, plus
+// what the scheduler needs (each job's inputs, serial, serial_groups, max_in_flight, ...)
+// and each resource's check settings. Every problem of the file is reported at once,
+// before anything changes.
+import { z } from 'zod';
+import type { CompiledPlan, GetStep, ResourceRef, ResourceVersion, Step } from './compiled';
+import { formatIssue, PlanError, Source, type PlanIssue } from './errors';
+import { isPlainObject } from './interpolate';
+import { compilePlan } from './plan';
+import { Resources } from './resources';
+import { parseDuration } from './units';
+import { bool } from './validate';
+import { interpolateStatic } from './vars';
+
+/** Concourse's default `check_every`. */
+export const DEFAULT_CHECK_EVERY_MS = 60_000;
+
+/**
+ * Pipeline and job names become part of build workflow ids (`build-P:J:N`), NATS subjects and
+ * directory names, so they are limited to what is safe in all three.
+ */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
+export const NAME_RULE = 'letters, digits, `-` and `_`, starting with a letter or digit';
+
+export interface JobInput {
+  /** the get step's name: the artifact it makes */
+  name: string;
+  resource: string;
+  trigger: boolean;
+  passed: string[];
+  version: 'latest' | 'every' | ResourceVersion;
+}
+
+export interface PipelineJob {
+  name: string;
+  plan: CompiledPlan;
+  inputs: JobInput[];
+  /** serial: true is max_in_flight 1 */
+  maxInFlight: number | undefined;
+  serialGroups: string[];
+  disableManualTrigger: boolean;
+}
+
+export interface PipelineResource {
+  name: string;
+  ref: ResourceRef;
+  /** 0: only on check-resource (`check_every: never`) */
+  checkEveryMs: number;
+  /** `version:` of the resource in the pipeline: pinned by config */
+  pinned?: ResourceVersion;
+}
+
+export interface PipelineConfig {
+  name: string;
+  /** the file as set, for the diff of the next set-pipeline */
+  text: string;
+  resources: PipelineResource[];
+  jobs: PipelineJob[];
+}
+
+const SchedulingSchema = z.object({
+  name: z.string(),
+  serial: bool.optional(),
+  serial_groups: z.array(z.string().min(1)).optional(),
+  max_in_flight: z.number().int().min(1, 'max_in_flight must be 1 or more').optional(),
+  disable_manual_trigger: bool.optional(),
+});
+
+const CheckSchema = z.object({ name: z.string(), check_every: z.string().optional() });
+
+export function checkName(what: string, name: string): string | undefined {
+  return NAME_PATTERN.test(name) ? undefined : `${what} name \`${name}\` is not allowed: use ${NAME_RULE}`;
+}
+
+/** The get steps of a plan anywhere in it (hooks, try, in_parallel included), as Concourse collects a job's inputs. */
+export function getSteps(step: Step): GetStep[] {
+  const own = step.kind === 'get' ? [step] : [];
+  const children: Step[] = step.kind === 'do' || step.kind === 'in_parallel' ? step.steps : step.kind === 'try' ? [step.step] : [];
+  const hooks = Object.values(step.hooks ?? {}).filter((h): h is Step => h !== undefined);
+  return [...own, ...children.flatMap(getSteps), ...hooks.flatMap(getSteps)];
+}
+
+/** Compiles a pipeline file; throws PlanError with every issue (file:line:column) of every job. */
+export function compilePipeline(opts: { name: string; text: string; file: string; vars?: Record<string, unknown> }): PipelineConfig {
+  const vars = opts.vars ?? {};
+  const src = new Source(opts.file, opts.text);
+  src.check();
+  const root = src.value;
+  if (!isPlainObject(root) || !Array.isArray(root.jobs)) {
+    src.add([], 'a pipeline is a map with `jobs:` (and usually `resources:`)');
+    src.check();
+  }
+  const top = root as Record<string, unknown>;
+  const bad = checkName('pipeline', opts.name);
+  if (bad) throw new Error(bad);
+  const issues: PlanIssue[] = [];
+  const jobs: PipelineJob[] = [];
+  const rawJobs = top.jobs as unknown[];
+  rawJobs.forEach((raw, index) => {
+    const where = ['jobs', index];
+    const job = isPlainObject(raw) ? (interpolateStatic(src, { ...raw, plan: [] }, where, vars) as Record<string, unknown>) : {};
+    const parsed = SchedulingSchema.safeParse(job);
+    if (!parsed.success) {
+      for (const i of parsed.error.issues) src.add([...where, ...(i.path as (string | number)[])], i.message);
+      return;
+    }
+    const s = parsed.data;
+    const badName = checkName('job', s.name);
+    if (badName) return src.add([...where, 'name'], badName);
+    if (jobs.some((j) => j.name === s.name)) return src.add([...where, 'name'], `a second job named \`${s.name}\``);
+    let plan: CompiledPlan;
+    try {
+      plan = compilePlan({ text: opts.text, file: opts.file, job: s.name, vars });
+    } catch (err) {
+      if (err instanceof PlanError) issues.push(...err.issues);
+      else throw err;
+      return;
+    }
+    const inputs = getSteps(plan.plan).map((g) => ({
+      name: g.name,
+      resource: g.resource.name,
+      trigger: g.trigger,
+      passed: g.passed,
+      version: g.version,
+    }));
+    jobs.push({
+      name: s.name,
+      plan,
+      inputs,
+      maxInFlight: s.serial || (s.serial_groups?.length ?? 0) > 0 ? 1 : s.max_in_flight,
+      serialGroups: s.serial_groups ?? [],
+      disableManualTrigger: s.disable_manual_trigger ?? false,
+    });
+  });
+
+  const resources: PipelineResource[] = [];
+  const compiler = new Resources(src, top, vars);
+  const list = Array.isArray(top.resources) ? top.resources : [];
+  list.forEach((raw, index) => {
+    const where = ['resources', index];
+    const c = CheckSchema.safeParse(
+      isPlainObject(raw) ? interpolateStatic(src, { name: raw.name, check_every: raw.check_every }, where, vars) : {},
+    );
+    if (!c.success) return src.add(where, 'a resource needs a name');
+    const badName = checkName('resource', c.data.name);
+    if (badName) return src.add([...where, 'name'], badName);
+    let checkEveryMs = c.data.check_every === 'never' ? 0 : DEFAULT_CHECK_EVERY_MS;
+    if (c.data.check_every !== undefined && c.data.check_every !== 'never') {
+      try {
+        checkEveryMs = parseDuration(c.data.check_every);
+      } catch (err) {
+        return src.add([...where, 'check_every'], (err as Error).message);
+      }
+    }
+    const ref = compiler.resource(c.data.name, where);
+    if (!ref) return;
+    const pinned = compiler.pinned(c.data.name);
+    resources.push({ name: c.data.name, ref, checkEveryMs, ...(pinned ? { pinned } : {}) });
+  });
+
+  // `passed:` names a job that exists and uses the same resource (Concourse's validation).
+  rawJobs.forEach((raw, index) => {
+    const job = jobs.find((j) => isPlainObject(raw) && j.name === raw.name);
+    if (!job) return;
+    for (const input of job.inputs) {
+      for (const upstream of input.passed) {
+        const other = jobs.find((j) => j.name === upstream);
+        if (!other)
+          src.add(['jobs', index, 'name'], `job ${job.name}: get ${input.name} is passed: [${upstream}], but there is no job ${upstream}`);
+        else if (!other.inputs.some((i) => i.resource === input.resource))
+          src.add(
+            ['jobs', index, 'name'],
+            `job ${job.name}: get ${input.name} is passed: [${upstream}], but job ${upstream} does not get resource ${input.resource}`,
+          );
+      }
+    }
+  });
+  issues.push(...src.issues);
+  // Each job compiles the resources it uses: a bad resource would be reported once per job.
+  const unique = [...new Map(issues.map((i) => [formatIssue(i), i])).values()];
+  if (unique.length > 0) throw new PlanError(unique.sort((a, b) => a.line - b.line || a.column - b.column));
+  return { name: opts.name, text: opts.text, resources, jobs };
+}

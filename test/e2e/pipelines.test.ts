@@ -1,0 +1,211 @@
+// The Booklit-style pipeline through the CLI against the real stack: a local git repository
+// (file://), a commit that the check notices, `unit` running on the fetched commit, `publish`
+// (passed: [unit]) putting a tag back, and trigger-job, pause/unpause and pinning as in Concourse.
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startHarness, waitFor, type Harness } from '../workflows/harness';
+
+jest.setTimeout(600_000);
+const BIN = path.resolve(__dirname, '../../bin/causeway');
+let h: Harness;
+let dir: string;
+let bare: string;
+let work: string;
+
+beforeAll(async () => {
+  if (!fs.existsSync(path.resolve(__dirname, '../../dist/cli/main.js'))) throw new Error('run `npm run build` first (npm test does)');
+  h = await startHarness({ killGraceMs: 1000 });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-pipelines-'));
+  bare = path.join(dir, 'booklit.git');
+  work = path.join(dir, 'work');
+  git(dir, 'init', '--quiet', '--bare', '--initial-branch=main', bare);
+  git(dir, 'clone', '--quiet', bare, work);
+});
+afterAll(async () => {
+  await h.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function git(cwd: string, ...args: string[]): string {
+  return execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@example.com', ...args], { cwd, encoding: 'utf8' }).trim();
+}
+
+/** A commit on main, pushed to the repository the pipeline watches; returns its sha. */
+function commit(text: string): string {
+  fs.writeFileSync(path.join(work, 'version.txt'), `${text}\n`);
+  git(work, 'add', '.');
+  git(work, 'commit', '--quiet', '-m', text);
+  git(work, 'push', '--quiet', 'origin', 'HEAD:main');
+  return git(work, 'rev-parse', 'HEAD');
+}
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(...args: string[]): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: dir,
+      env: { ...process.env, CAUSEWAY_TASK_QUEUE: h.taskQueue, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (process.env.CAUSEWAY_TEST_DEBUG) console.log(args.join(' '), code, stdout, stderr);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+interface JobRow {
+  name: string;
+  paused: boolean;
+  builds: { number: number; status: string; id: string }[];
+}
+
+async function jobs(pipeline: string): Promise<Record<string, JobRow>> {
+  const r = await cli('jobs', '-p', pipeline, '--json');
+  expect(r.code).toBe(0);
+  return Object.fromEntries((JSON.parse(r.stdout) as JobRow[]).map((j) => [j.name, j]));
+}
+
+/** Waits until build `number` of the job has ended, and returns its status. */
+function ended(pipeline: string, job: string, number: number): Promise<string> {
+  return waitFor(
+    `${pipeline}/${job} #${number} to end`,
+    async () => {
+      const b = (await jobs(pipeline))[job]?.builds.find((x) => x.number === number);
+      return b && !['pending', 'started'].includes(b.status) ? b.status : undefined;
+    },
+    90_000,
+  );
+}
+
+const PIPELINE = (uri: string) => `
+resources:
+- name: repo
+  type: git
+  check_every: 1s
+  source: {uri: ${uri}, branch: main}
+
+jobs:
+- name: unit
+  plan:
+  - get: repo
+    trigger: true
+  - task: test
+    config:
+      platform: linux
+      inputs: [{name: repo}]
+      run: {path: sh, args: [-c, 'echo "testing $(cat repo/version.txt)"']}
+- name: publish
+  serial: true
+  plan:
+  - get: repo
+    trigger: true
+    passed: [unit]
+  - task: name-tag
+    config:
+      platform: linux
+      inputs: [{name: repo}]
+      outputs: [{name: tag}]
+      run: {path: sh, args: [-c, 'echo "v-$(cat repo/version.txt)" > tag/name']}
+  - put: repo
+    params: {repository: repo, tag: tag/name}
+`;
+
+test('a pipeline runs itself: check, trigger, passed, put, trigger-job, pause, pin', async () => {
+  const file = path.join(dir, 'booklit.yml');
+  fs.writeFileSync(file, PIPELINE('((uri))'));
+  const first = commit('one');
+
+  // Bad input is refused with file:line before anything changes.
+  const bad = await cli('set-pipeline', '-n', '-p', 'booklit', '-c', file);
+  expect(bad.code).toBe(2);
+  expect(bad.stderr).toMatch(/booklit\.yml:\d+:\d+: .*undefined var `uri`/);
+  expect((await cli('pipelines')).stderr).toContain('no pipelines');
+
+  const set = await cli('set-pipeline', '-n', '-p', 'booklit', '-c', file, '-v', `uri=file://${bare}`);
+  expect(set.code).toBe(0);
+  expect(set.stdout).toContain('+  source: {uri: ((uri)), branch: main}');
+  expect(set.stderr).toContain('pipeline created: booklit');
+  expect((await cli('pipelines')).stdout).toMatch(/booklit\s+no\s+2\s+1/);
+
+  // The check notices the commit; unit runs on it; publish follows and tags it.
+  expect(await ended('booklit', 'unit', 1)).toBe('succeeded');
+  const log = await cli('watch', 'build-booklit:unit:1');
+  expect(log.stdout).toContain('testing one');
+  expect(await ended('booklit', 'publish', 1)).toBe('succeeded');
+  expect(git(bare, 'tag', '--points-at', first)).toBe('v-one');
+  const builds = await cli('builds', '-j', 'booklit/unit', '--json');
+  expect((JSON.parse(builds.stdout) as { buildId: string; status: string }[]).map((b) => [b.buildId, b.status])).toEqual([
+    ['build-booklit:unit:1', 'succeeded'],
+  ]);
+
+  // A second commit triggers both again.
+  const second = commit('two');
+  expect(await ended('booklit', 'unit', 2)).toBe('succeeded');
+  expect(await ended('booklit', 'publish', 2)).toBe('succeeded');
+  expect(git(bare, 'tag', '--points-at', second)).toBe('v-two');
+
+  // trigger-job runs unit again on the same version; publish has seen it: no new publish.
+  const manual = await cli('trigger-job', '-j', 'booklit/unit', '-w');
+  expect(manual.code).toBe(0);
+  expect(manual.stderr).toContain('started booklit/unit #3');
+  expect(manual.stdout).toContain('testing two');
+
+  // A paused job builds nothing new until unpaused; check-resource records the version now.
+  expect((await cli('pause-job', '-j', 'booklit/unit')).code).toBe(0);
+  commit('three');
+  const checked = await cli('check-resource', '-r', 'booklit/repo');
+  expect(checked.code).toBe(0);
+  const versions = await cli('resource-versions', '-r', 'booklit/repo', '--json');
+  expect((JSON.parse(versions.stdout) as { id: number }[]).map((v) => v.id)).toEqual([3, 2, 1]);
+  await new Promise((r) => setTimeout(r, 3000));
+  expect((await jobs('booklit')).unit.builds.map((b) => b.number)).toEqual([1, 2, 3]);
+  expect((await cli('unpause-job', '-j', 'booklit/unit')).code).toBe(0);
+  expect(await ended('booklit', 'unit', 4)).toBe('succeeded');
+  expect((await cli('watch', 'build-booklit:unit:4')).stdout).toContain('testing three');
+  expect(await ended('booklit', 'publish', 3)).toBe('succeeded');
+
+  // Pinning to an old version triggers nothing the job already ran; trigger-job runs on the pin.
+  expect((await cli('pin-resource', '-r', 'booklit/repo', '-v', `ref:${first}`)).code).toBe(0);
+  const pinnedRun = await cli('trigger-job', '-j', 'booklit/unit', '-w');
+  expect(pinnedRun.stdout).toContain('testing one');
+  expect((await cli('resource-versions', '-r', 'booklit/repo')).stdout).toMatch(new RegExp(`1\\s+ref:${first}\\s+yes`));
+  const missing = await cli('pin-resource', '-r', 'booklit/repo', '-v', 'ref:nope');
+  expect(missing.code).toBe(2);
+  expect(missing.stderr).toContain('has no version matching');
+  expect((await cli('unpin-resource', '-r', 'booklit/repo')).code).toBe(0);
+
+  // A paused pipeline does not check; unpaused, it notices the commit and builds it.
+  expect((await cli('pause-pipeline', '-p', 'booklit')).code).toBe(0);
+  // A check that began before the pause may still be running: let it end first.
+  await new Promise((r) => setTimeout(r, 2000));
+  commit('four');
+  await new Promise((r) => setTimeout(r, 3000));
+  expect((JSON.parse((await cli('resource-versions', '-r', 'booklit/repo', '--json')).stdout) as unknown[]).length).toBe(3);
+  expect((await cli('unpause-pipeline', '-p', 'booklit')).code).toBe(0);
+  expect(await ended('booklit', 'unit', 6)).toBe('succeeded');
+  expect((await cli('watch', 'build-booklit:unit:6')).stdout).toContain('testing four');
+
+  // Errors name what and how to fix.
+  const unknown = await cli('trigger-job', '-j', 'booklit/nope');
+  expect(unknown.code).toBe(2);
+  expect(unknown.stderr).toContain('no job nope in pipeline booklit (jobs: unit, publish)');
+
+  // An unchanged set-pipeline says so; destroy stops it.
+  const again = await cli('set-pipeline', '-n', '-p', 'booklit', '-c', file, '-v', `uri=file://${bare}`);
+  expect(again.stderr).toContain('no changes to apply');
+  expect((await cli('destroy-pipeline', '-n', '-p', 'booklit')).code).toBe(0);
+  expect((await cli('pipelines')).stderr).toContain('no pipelines');
+});

@@ -1,0 +1,123 @@
+// Concourse's scheduling rules as pure code: triggers, passed, every, pinning, serial, pause.
+import type { CompiledPlan } from '../../schemas/compiled';
+import type { JobInput, PipelineConfig, PipelineJob } from '../../schemas/pipeline';
+import { emptyPipelineInput } from '../../schemas/pipeline-api';
+import { createBuild, finishBuild, recordVersions, resolveInputs, schedule, type SchedulerState } from '../../workflows/scheduler';
+
+const plan = { name: 'j', source: 'p.yml', plan: { kind: 'do', id: 'plan', steps: [] } } as unknown as CompiledPlan;
+const input = (resource: string, extra: Partial<JobInput> = {}): JobInput => ({
+  name: resource,
+  resource,
+  trigger: true,
+  passed: [],
+  version: 'latest',
+  ...extra,
+});
+const job = (name: string, inputs: JobInput[], extra: Partial<PipelineJob> = {}): PipelineJob => ({
+  name,
+  plan,
+  inputs,
+  maxInFlight: undefined,
+  serialGroups: [],
+  disableManualTrigger: false,
+  ...extra,
+});
+function pipeline(jobs: PipelineJob[], resources = ['repo', 'other']): { config: PipelineConfig; state: SchedulerState } {
+  const config: PipelineConfig = {
+    name: 'p',
+    text: '',
+    jobs,
+    resources: resources.map((name) => ({ name, ref: { name, type: { kind: 'unknown', name: 'x' }, source: {} }, checkEveryMs: 1000 })),
+  };
+  return { config, state: emptyPipelineInput(config).state };
+}
+const v = (ref: string) => ({ ref });
+const started = (jobs: ReturnType<typeof schedule>) =>
+  jobs.map(
+    (b) =>
+      `${b.job}#${b.number}:${Object.values(b.inputs)
+        .map((i) => i.version.ref)
+        .join(',')}`,
+  );
+
+test('a new version of a trigger input starts one build; the same version none', () => {
+  const { config, state } = pipeline([job('unit', [input('repo')])]);
+  expect(schedule(config, state)).toEqual([]);
+  recordVersions(state, 'repo', [v('a')]);
+  expect(started(schedule(config, state))).toEqual(['unit#1:a']);
+  expect(schedule(config, state)).toEqual([]);
+  finishBuild(state, 'unit', 1, 'succeeded');
+  expect(schedule(config, state)).toEqual([]);
+  expect(recordVersions(state, 'repo', [v('a'), v('b')])).toBe(1);
+  expect(started(schedule(config, state))).toEqual(['unit#2:b']);
+});
+
+test('trigger: false inputs do not start builds, but a manual trigger does', () => {
+  const { config, state } = pipeline([job('unit', [input('repo', { trigger: false })])]);
+  recordVersions(state, 'repo', [v('a')]);
+  expect(schedule(config, state)).toEqual([]);
+  createBuild(state, 'unit', true);
+  expect(started(schedule(config, state))).toEqual(['unit#1:a']);
+});
+
+test('passed: only versions that went through a succeeded build upstream, together', () => {
+  const { config, state } = pipeline([
+    job('unit', [input('repo'), input('other')]),
+    job('publish', [input('repo', { passed: ['unit'] }), input('other', { passed: ['unit'] })]),
+  ]);
+  recordVersions(state, 'repo', [v('a')]);
+  recordVersions(state, 'other', [v('x')]);
+  expect(started(schedule(config, state))).toEqual(['unit#1:a,x']);
+  recordVersions(state, 'repo', [v('b')]);
+  // publish waits for unit #1; unit #2 waits for nothing.
+  expect(started(schedule(config, state))).toEqual(['unit#2:b,x']);
+  finishBuild(state, 'unit', 2, 'failed');
+  expect(schedule(config, state)).toEqual([]);
+  finishBuild(state, 'unit', 1, 'succeeded');
+  expect(started(schedule(config, state))).toEqual(['publish#1:a,x']);
+  // Versions that went through separate builds are not "together".
+  recordVersions(state, 'other', [v('y')]);
+  expect(started(schedule(config, state))).toEqual(['unit#3:b,y']);
+  expect(resolveInputs(config.jobs[1], config, state)).toMatchObject({ ok: true });
+});
+
+test('version: every gives each version its own build, oldest first', () => {
+  const { config, state } = pipeline([job('each', [input('repo', { version: 'every' })], { maxInFlight: 1 })]);
+  recordVersions(state, 'repo', [v('a')]);
+  expect(started(schedule(config, state))).toEqual(['each#1:a']);
+  recordVersions(state, 'repo', [v('b'), v('c')]);
+  expect(schedule(config, state)).toEqual([]);
+  finishBuild(state, 'each', 1, 'succeeded');
+  expect(started(schedule(config, state))).toEqual(['each#2:b']);
+  finishBuild(state, 'each', 2, 'succeeded');
+  expect(started(schedule(config, state))).toEqual(['each#3:c']);
+});
+
+test('pinning chooses the version; a pin to a version the job never used triggers it', () => {
+  const { config, state } = pipeline([job('unit', [input('repo')])]);
+  recordVersions(state, 'repo', [v('a'), v('b')]);
+  expect(started(schedule(config, state))).toEqual(['unit#1:b']);
+  finishBuild(state, 'unit', 1, 'succeeded');
+  state.pins.repo = v('a');
+  expect(started(schedule(config, state))).toEqual(['unit#2:a']);
+  finishBuild(state, 'unit', 2, 'succeeded');
+  state.pins.repo = v('zz');
+  expect(resolveInputs(config.jobs[0], config, state)).toMatchObject({ ok: false, reason: expect.stringContaining('pinned version') });
+});
+
+test('paused pipelines and jobs start nothing; max_in_flight and serial_groups hold builds back', () => {
+  const { config, state } = pipeline([
+    job('a', [input('repo')], { maxInFlight: 1, serialGroups: ['g'] }),
+    job('b', [input('repo')], { maxInFlight: 1, serialGroups: ['g'] }),
+  ]);
+  recordVersions(state, 'repo', [v('1')]);
+  state.paused = true;
+  expect(schedule(config, state)).toEqual([]);
+  state.paused = false;
+  state.pausedJobs = ['b'];
+  expect(started(schedule(config, state))).toEqual(['a#1:1']);
+  state.pausedJobs = [];
+  expect(schedule(config, state)).toEqual([]);
+  finishBuild(state, 'a', 1, 'succeeded');
+  expect(started(schedule(config, state))).toEqual(['b#1:1']);
+});

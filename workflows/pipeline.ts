@@ -1,0 +1,260 @@
+import {
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineUpdate,
+  proxyLocalActivities,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+  allHandlersFinished,
+} from '@temporalio/workflow';
+import type { PipelineActivities } from '../activities/types';
+import { CausewayPipeline } from '../common/search-attributes';
+import type { DoStep, GetStep, ResourceVersion, Step } from '../schemas/compiled';
+import type { PipelineConfig, PipelineJob } from '../schemas/pipeline';
+import {
+  jobBuildId,
+  PIPELINE_QUERIES,
+  PipelineConfigSchema,
+  PIPELINE_UPDATES,
+  type PipelineInput,
+  type PipelineView,
+} from '../schemas/pipeline-api';
+import { messageOf } from './attempts';
+import {
+  createBuild,
+  finishBuild,
+  recordVersions,
+  resolveInputs,
+  schedule,
+  versionKey,
+  type JobBuild,
+  type SchedulerState,
+} from './scheduler';
+
+/** How often running job builds are looked at: the delay between a build's end and the next scheduling decision. */
+const POLL_MS = 2_000;
+/** Continue as new past this many events: far below Temporal's 51,200, so a replay stays quick. */
+const MAX_HISTORY = 2_000;
+
+// Local activities: they run in the worker that runs this workflow (the shared queue's poller),
+// in the same workflow task, with no queue of their own to poll.
+const acts = proxyLocalActivities<PipelineActivities>({
+  startToCloseTimeout: '10 minutes',
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['CheckFailed'] },
+});
+
+export const pipelineQuery = defineQuery<PipelineView>(PIPELINE_QUERIES.view);
+export const setConfigUpdate = defineUpdate<void, [PipelineConfig]>(PIPELINE_UPDATES.setConfig);
+export const triggerUpdate = defineUpdate<number, [string]>(PIPELINE_UPDATES.trigger);
+export const checkUpdate = defineUpdate<{ added: number; error?: string }, [{ resource: string; from?: ResourceVersion }]>(
+  PIPELINE_UPDATES.check,
+);
+export const pauseUpdate = defineUpdate<void, [{ job?: string; paused: boolean }]>(PIPELINE_UPDATES.pause);
+export const pinUpdate = defineUpdate<void, [{ resource: string; version?: ResourceVersion }]>(PIPELINE_UPDATES.pin);
+export const destroyUpdate = defineUpdate<void, []>(PIPELINE_UPDATES.destroy);
+
+/**
+ * A pipeline that runs itself: checks its resources every check_every and on check-resource,
+ * records their versions, and starts job builds as ordinary `build` workflows with ids derived
+ * from pipeline, job and number (so a replay or a retried start never makes a second build).
+ * Its whole state is carried by continue-as-new, so its history stays short.
+ */
+export async function pipeline(input: PipelineInput): Promise<void> {
+  let config = input.config;
+  const state: SchedulerState = input.state;
+  const lastChecked: Record<string, number> = input.lastChecked;
+  const checkErrors: Record<string, string> = input.checkErrors;
+  const requests: { resource: string; from?: ResourceVersion; id: number }[] = [];
+  const answered = new Map<number, { added: number; error?: string }>();
+  let nextRequest = 0;
+  let wake = false;
+  let destroyed = false;
+  upsertSearchAttributes([{ key: CausewayPipeline, value: config.name }]);
+
+  const job = (name: string): PipelineJob => {
+    const j = config.jobs.find((x) => x.name === name);
+    if (!j) throw new Error(`no job ${name} in pipeline ${config.name} (jobs: ${config.jobs.map((x) => x.name).join(', ')})`);
+    return j;
+  };
+  const resource = (name: string) => {
+    const r = config.resources.find((x) => x.name === name);
+    if (!r)
+      throw new Error(`no resource ${name} in pipeline ${config.name} (resources: ${config.resources.map((x) => x.name).join(', ')})`);
+    return r;
+  };
+  const poke = () => (wake = true);
+
+  setHandler(pipelineQuery, () => ({
+    config,
+    state,
+    lastChecked,
+    checkErrors,
+    next: Object.fromEntries(config.jobs.map((j) => [j.name, describe(resolveInputs(j, config, state))])),
+  }));
+  setHandler(
+    setConfigUpdate,
+    (next) => {
+      config = next;
+      poke();
+    },
+    { validator: (next) => void PipelineConfigSchema.parse(next) },
+  );
+  setHandler(
+    triggerUpdate,
+    (name) => {
+      const build = createBuild(state, name, true);
+      poke();
+      return build.number;
+    },
+    {
+      validator: (name) => {
+        if (job(name).disableManualTrigger) throw new Error(`job ${config.name}/${name} has disable_manual_trigger: true`);
+      },
+    },
+  );
+  setHandler(
+    checkUpdate,
+    async (req) => {
+      const id = nextRequest++;
+      requests.push({ ...req, id });
+      poke();
+      await condition(() => answered.has(id));
+      const answer = answered.get(id)!;
+      answered.delete(id);
+      return answer;
+    },
+    { validator: (req) => void resource(req.resource) },
+  );
+  setHandler(
+    pauseUpdate,
+    ({ job: name, paused }) => {
+      if (name === undefined) state.paused = paused;
+      else state.pausedJobs = paused ? [...new Set([...state.pausedJobs, name])] : state.pausedJobs.filter((j) => j !== name);
+      poke();
+    },
+    { validator: ({ job: name }) => void (name === undefined || job(name)) },
+  );
+  setHandler(
+    pinUpdate,
+    ({ resource: name, version }) => {
+      if (version) state.pins[name] = latestMatching(state, name, version)!;
+      else delete state.pins[name];
+      poke();
+    },
+    {
+      validator: ({ resource: name, version }) => {
+        resource(name);
+        if (version && !latestMatching(state, name, version))
+          throw new Error(`resource ${config.name}/${name} has no version matching ${JSON.stringify(version)}; see resource-versions`);
+      },
+    },
+  );
+  setHandler(destroyUpdate, () => {
+    destroyed = true;
+    poke();
+  });
+
+  const check = async (name: string, from: ResourceVersion | undefined): Promise<{ added: number; error?: string }> => {
+    const r = resource(name);
+    const known = state.versions[name] ?? [];
+    try {
+      const found = await acts.checkResource({
+        pipeline: config.name,
+        resource: r.ref,
+        from: from ?? known[known.length - 1]?.version ?? null,
+      });
+      delete checkErrors[name];
+      return { added: recordVersions(state, name, found) };
+    } catch (err) {
+      checkErrors[name] = messageOf(err);
+      return { added: 0, error: checkErrors[name] };
+    } finally {
+      lastChecked[name] = Date.now();
+    }
+  };
+
+  while (!destroyed) {
+    wake = false;
+    // Requested checks first (check-resource waits for them), then the periodic ones due.
+    for (const req of requests.splice(0)) answered.set(req.id, await check(req.resource, req.from));
+    if (!state.paused) {
+      const now = Date.now();
+      const due = config.resources.filter((r) => r.checkEveryMs > 0 && now >= (lastChecked[r.name] ?? 0) + r.checkEveryMs);
+      await Promise.all(due.map((r) => check(r.name, undefined)));
+    }
+
+    const running = state.builds.filter((b) => b.status === 'started');
+    if (running.length > 0) {
+      const ended = await acts.buildOutcomes({ workflowIds: running.map((b) => jobBuildId(config.name, b.job, b.number)) });
+      for (const b of running) {
+        const status = ended[jobBuildId(config.name, b.job, b.number)];
+        if (status) finishBuild(state, b.job, b.number, status);
+      }
+    }
+
+    for (const build of schedule(config, state)) {
+      try {
+        await acts.startJobBuild({
+          workflowId: jobBuildId(config.name, build.job, build.number),
+          taskQueue: workflowInfo().taskQueue,
+          pipeline: config.name,
+          job: build.job,
+          number: build.number,
+          plan: { ...job(build.job).plan, plan: withVersions(job(build.job).plan.plan, build) as DoStep },
+        });
+      } catch (err) {
+        finishBuild(state, build.job, build.number, 'errored');
+        checkErrors[`job ${build.job}`] = `build ${build.number} could not start: ${messageOf(err)}`;
+      }
+    }
+
+    if (workflowInfo().historyLength > MAX_HISTORY && requests.length === 0) {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof pipeline>({ config, state, lastChecked, checkErrors });
+    }
+    const stillRunning = state.builds.some((b) => b.status === 'started');
+    await condition(() => wake || requests.length > 0, nextWake(config, state, lastChecked, stillRunning));
+  }
+  await condition(allHandlersFinished);
+}
+
+/** Milliseconds until the next periodic check is due, or the next poll of running builds. */
+function nextWake(config: PipelineConfig, state: SchedulerState, lastChecked: Record<string, number>, running: boolean): number {
+  const now = Date.now();
+  const checks = state.paused
+    ? []
+    : config.resources.filter((r) => r.checkEveryMs > 0).map((r) => (lastChecked[r.name] ?? 0) + r.checkEveryMs - now);
+  const waits = [...checks, ...(running ? [POLL_MS] : []), 24 * 3600_000];
+  return Math.max(1, Math.min(...waits));
+}
+
+/** The newest recorded version of a resource that has every key of `version`. */
+function latestMatching(state: SchedulerState, resource: string, version: ResourceVersion): ResourceVersion | undefined {
+  const list = state.versions[resource] ?? [];
+  for (let i = list.length - 1; i >= 0; i--)
+    if (Object.entries(version).every(([k, v]) => list[i].version[k] === v)) return list[i].version;
+  return undefined;
+}
+
+/** The job's plan with each get pinned to the version the scheduler chose for it. */
+function withVersions(step: Step, build: JobBuild): Step {
+  const hooks = step.hooks && Object.fromEntries(Object.entries(step.hooks).map(([k, h]) => [k, h && withVersions(h, build)]));
+  const own: Step = hooks ? { ...step, hooks } : step;
+  if (own.kind === 'get') {
+    const chosen = build.inputs[own.name];
+    return chosen ? ({ ...own, version: chosen.version } satisfies GetStep) : own;
+  }
+  if (own.kind === 'do' || own.kind === 'in_parallel') return { ...own, steps: own.steps.map((s) => withVersions(s, build)) };
+  if (own.kind === 'try') return { ...own, step: withVersions(own.step, build) };
+  return own;
+}
+
+function describe(r: ReturnType<typeof resolveInputs>): string {
+  return r.ok
+    ? Object.entries(r.inputs)
+        .map(([n, v]) => `${n}@${versionKey(v.version)}`)
+        .join(' ')
+    : r.reason;
+}

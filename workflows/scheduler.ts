@@ -1,0 +1,222 @@
+// Concourse's scheduler (atc/scheduler: algorithm/, buildstarter.go) as pure code over the
+// pipeline workflow's state: which versions a job's next build gets, when a build is created
+// (a trigger input with a version the job never used), and when a pending build may start
+// (paused, max_in_flight, serial_groups). Deterministic: no clock, no I/O.
+import type { ResourceVersion } from '../schemas/compiled';
+import type { JobInput, PipelineConfig, PipelineJob } from '../schemas/pipeline';
+import type { InputVersion, JobBuild, JobBuildStatus, SchedulerState, VersionRecord } from '../schemas/pipeline-api';
+
+export type { InputVersion, JobBuild, JobBuildStatus, SchedulerState, VersionRecord };
+
+/**
+ * Finished builds kept per job (and versions per resource, KEEP_VERSIONS) so the state a
+ * continue-as-new carries stays bounded; `passed:` looks back this far. Concourse keeps all
+ * in its database; 100 builds and 1,000 versions cover every practical `passed` chain.
+ */
+export const KEEP_FINISHED = 100;
+export const KEEP_VERSIONS = 1000;
+
+export type Resolution = { ok: true; inputs: Record<string, InputVersion> } | { ok: false; reason: string };
+
+const matches = (pin: ResourceVersion, v: ResourceVersion) => Object.entries(pin).every(([k, x]) => v[k] === x);
+
+/** Appends the versions a check reported (oldest first) that the resource does not have yet; returns how many were new. */
+export function recordVersions(state: SchedulerState, resource: string, found: ResourceVersion[]): number {
+  const list = (state.versions[resource] ??= []);
+  const known = new Set(list.map((v) => versionKey(v.version)));
+  let added = 0;
+  for (const version of found) {
+    const key = versionKey(version);
+    if (known.has(key)) continue;
+    known.add(key);
+    list.push({ seq: (list[list.length - 1]?.seq ?? 0) + 1, version });
+    added++;
+  }
+  if (list.length > KEEP_VERSIONS) list.splice(0, list.length - KEEP_VERSIONS);
+  return added;
+}
+
+/** A version's identity: its keys sorted, so {a,b} and {b,a} are one version. */
+export function versionKey(v: ResourceVersion): string {
+  return JSON.stringify(
+    Object.keys(v)
+      .sort()
+      .map((k) => [k, v[k]]),
+  );
+}
+
+function pinOf(input: JobInput, config: PipelineConfig, state: SchedulerState): ResourceVersion | undefined {
+  if (typeof input.version === 'object') return input.version;
+  return state.pins[input.resource] ?? config.resources.find((r) => r.name === input.resource)?.pinned;
+}
+
+/** The versions an input may take, best first, before `passed` builds must agree with each other. */
+function candidates(job: PipelineJob, input: JobInput, config: PipelineConfig, state: SchedulerState): VersionRecord[] | string {
+  const all = state.versions[input.resource] ?? [];
+  const pin = pinOf(input, config, state);
+  let list = all;
+  if (pin) {
+    const found = [...all].reverse().find((v) => matches(pin, v.version));
+    if (!found)
+      return `pinned version ${JSON.stringify(pin)} of ${input.resource} is not among its versions (check it with check-resource --from)`;
+    list = [found];
+  }
+  if (input.passed.length > 0) {
+    list = list.filter((v) =>
+      input.passed.every((upstream) =>
+        state.builds.some(
+          (b) =>
+            b.job === upstream &&
+            b.status === 'succeeded' &&
+            Object.values(b.inputs).some((i) => i.resource === input.resource && i.seq === v.seq),
+        ),
+      ),
+    );
+  }
+  if (list.length === 0)
+    return input.passed.length > 0
+      ? `no version of ${input.resource} passed ${input.passed.join(', ')}`
+      : `${input.resource} has no version yet`;
+  const newestFirst = [...list].reverse();
+  if (pin || input.version !== 'every') return newestFirst;
+  // version: every (versions_db.go NextEveryVersion): the next version after the newest this
+  // job used; none newer: that newest again; never used: the latest.
+  const used = state.builds
+    .filter((b) => b.job === job.name)
+    .flatMap((b) =>
+      Object.values(b.inputs)
+        .filter((i) => i.resource === input.resource)
+        .map((i) => i.seq),
+    );
+  if (used.length === 0) return newestFirst;
+  const last = Math.max(...used);
+  return [...list.filter((v) => v.seq > last), ...newestFirst.filter((v) => v.seq <= last)];
+}
+
+/**
+ * The versions of a job's next build: each input's best candidate such that, for every job
+ * named in `passed`, one succeeded build of it used all the chosen versions together
+ * (Concourse's group resolver), found by backtracking in input order.
+ */
+export function resolveInputs(job: PipelineJob, config: PipelineConfig, state: SchedulerState): Resolution {
+  const lists: VersionRecord[][] = [];
+  for (const input of job.inputs) {
+    const c = candidates(job, input, config, state);
+    if (typeof c === 'string') return { ok: false, reason: `${input.name}: ${c}` };
+    lists.push(c);
+  }
+  const chosen: VersionRecord[] = [];
+  const together = (upstream: string): boolean =>
+    state.builds.some(
+      (b) =>
+        b.job === upstream &&
+        b.status === 'succeeded' &&
+        job.inputs.every(
+          (input, i) =>
+            i >= chosen.length ||
+            !input.passed.includes(upstream) ||
+            Object.values(b.inputs).some((x) => x.resource === input.resource && x.seq === chosen[i].seq),
+        ),
+    );
+  const search = (i: number): boolean => {
+    if (i === job.inputs.length) return true;
+    for (const v of lists[i]) {
+      chosen.push(v);
+      if (job.inputs[i].passed.every(together) && search(i + 1)) return true;
+      chosen.pop();
+    }
+    return false;
+  };
+  if (!search(0))
+    return {
+      ok: false,
+      reason: `no set of versions went through ${[...new Set(job.inputs.flatMap((i) => i.passed))].join(', ')} together`,
+    };
+  return {
+    ok: true,
+    inputs: Object.fromEntries(
+      job.inputs.map((input, i) => [input.name, { resource: input.resource, seq: chosen[i].seq, version: chosen[i].version }]),
+    ),
+  };
+}
+
+/** Whether a trigger input has a version this job never used as that input (FirstOccurrence). */
+export function hasNewTriggerInput(job: PipelineJob, inputs: Record<string, InputVersion>, state: SchedulerState): boolean {
+  return job.inputs.some(
+    (input) =>
+      input.trigger &&
+      !state.builds.some(
+        (b) =>
+          b.job === job.name && b.inputs[input.name]?.resource === input.resource && b.inputs[input.name]?.seq === inputs[input.name].seq,
+      ),
+  );
+}
+
+/** Gives a job a new pending build: the next number. */
+export function createBuild(state: SchedulerState, job: string, manual: boolean): JobBuild {
+  const number = (state.counters[job] ?? 0) + 1;
+  state.counters[job] = number;
+  const build: JobBuild = { job, number, status: 'pending', manual, inputs: {} };
+  state.builds.push(build);
+  return build;
+}
+
+const running = (b: JobBuild) => b.status === 'started';
+
+/**
+ * One scheduling pass: creates a pending build for each job whose trigger inputs have a new
+ * version, then starts pending builds, oldest first, that their job's max_in_flight and
+ * serial groups allow, giving each the versions resolved now. Returns the builds it started
+ * (their `inputs` set), for the workflow to start as build workflows.
+ */
+export function schedule(config: PipelineConfig, state: SchedulerState): JobBuild[] {
+  if (state.paused) return [];
+  const resolved = new Map<string, Resolution>();
+  const resolve = (job: PipelineJob) => {
+    if (!resolved.has(job.name)) resolved.set(job.name, resolveInputs(job, config, state));
+    return resolved.get(job.name)!;
+  };
+  for (const job of config.jobs) {
+    if (state.pausedJobs.includes(job.name)) continue;
+    if (state.builds.some((b) => b.job === job.name && b.status === 'pending' && !b.manual)) continue;
+    const r = resolve(job);
+    if (r.ok && hasNewTriggerInput(job, r.inputs, state)) createBuild(state, job.name, false);
+  }
+  const started: JobBuild[] = [];
+  for (const build of state.builds.filter((b) => b.status === 'pending')) {
+    const job = config.jobs.find((j) => j.name === build.job);
+    if (!job || state.pausedJobs.includes(job.name)) continue;
+    const inFlight = state.builds.filter((b) => b.job === job.name && running(b)).length;
+    if (job.maxInFlight !== undefined && inFlight >= job.maxInFlight) continue;
+    const groupBusy = job.serialGroups.some((g) =>
+      state.builds.some((b) => running(b) && config.jobs.find((j) => j.name === b.job)?.serialGroups.includes(g)),
+    );
+    if (groupBusy) continue;
+    // A pending build of the same group created earlier goes first.
+    const earlier = state.builds.find(
+      (b) =>
+        b.status === 'pending' &&
+        b !== build &&
+        state.builds.indexOf(b) < state.builds.indexOf(build) &&
+        job.serialGroups.some((g) => config.jobs.find((j) => j.name === b.job)?.serialGroups.includes(g)),
+    );
+    if (earlier) continue;
+    const r = resolve(job);
+    if (!r.ok) continue;
+    build.inputs = r.inputs;
+    build.status = 'started';
+    started.push(build);
+    // Versions used change what `every` and the next trigger see.
+    resolved.delete(job.name);
+  }
+  return started;
+}
+
+/** Records how a build ended and drops the oldest finished builds beyond KEEP_FINISHED per job. */
+export function finishBuild(state: SchedulerState, job: string, number: number, status: JobBuildStatus): void {
+  const build = state.builds.find((b) => b.job === job && b.number === number);
+  if (build) build.status = status;
+  const finished = state.builds.filter((b) => b.job === job && b.status !== 'pending' && !running(b));
+  const drop = new Set(finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED)));
+  if (drop.size > 0) state.builds = state.builds.filter((b) => !drop.has(b));
+}
