@@ -26,6 +26,16 @@ module.exports = {
       slowTestThreshold: 30,
     },
     {
+      // The containerd runtime against a real containerd of the run's own (Debian's containerd
+      // and runc, root only), with a local registry serving the test image offline.
+      ...common,
+      displayName: 'containerd',
+      testMatch: ['<rootDir>/test/containerd/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/containerd/setup/global-setup.ts',
+      globalTeardown: '<rootDir>/test/containerd/setup/global-teardown.ts',
+      slowTestThreshold: 30,
+    },
+    {
       // Against a real control plane (etcd, kube-apiserver, controller-manager, scheduler,
       // KWOK) built by scripts/k8s/provision.sh and started once in globalSetup.
       // @kubernetes/client-node and some of its dependencies are ES modules, which jest cannot

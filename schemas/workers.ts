@@ -16,7 +16,7 @@ export type WorkerState = z.infer<typeof WorkerState>;
 
 export const WorkerRecord = z.object({
   name: z.string(),
-  runtime: z.enum(['local', 'kubernetes']),
+  runtime: z.enum(['local', 'containerd', 'kubernetes']),
   host: z.string(),
   pid: z.number().int(),
   tags: z.array(z.string()),

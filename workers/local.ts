@@ -2,6 +2,7 @@ import os from 'node:os';
 import type { WorkflowBundle } from '@temporalio/worker';
 import type pino from 'pino';
 import { createActivities } from '../activities';
+import { containerdRuntime, type ContainerdRuntimeOptions } from '../activities/runtime/containerd';
 import { localRuntime } from '../activities/runtime/local';
 import { reconcileBuilds } from '../activities/reconcile';
 import { BuildPublisher, connectNats, ensureBuildStream } from '../common/nats';
@@ -26,16 +27,21 @@ export interface LocalWorkerOptions {
   drainMs?: number;
   /** look for leftovers of closed builds this often (off when absent) */
   reconcile?: { intervalMs: number; retentionMs: number };
+  /** run steps as containerd containers (the containerd runtime) instead of host processes */
+  containerd?: ContainerdRuntimeOptions;
   /** a prebuilt workflow bundle (tests bundle once); otherwise the worker bundles workflows/ itself */
   workflowBundle?: WorkflowBundle;
   log: pino.Logger;
 }
 
-export type { RunningWorker };
+export type { ContainerdRuntimeOptions, RunningWorker };
 /** The reconcile pass this worker runs on a timer, for `causeway reconcile` to run by hand (the CLI imports workers/, not activities/). */
 export { reconcileBuilds };
 
-/** A local-runtime worker: steps run as processes on this host, next to their artifacts on its disk. */
+/**
+ * A worker of one machine: steps run as processes on this host (local) or as containerd
+ * containers (containerd), next to their artifacts on its disk.
+ */
 export async function startLocalWorker(opts: LocalWorkerOptions): Promise<RunningWorker> {
   const name = opts.name ?? os.hostname();
   const nc = await connectNats(opts.natsUrl, `causeway-worker-${name}`, { role: 'worker', home: opts.home });
@@ -54,7 +60,7 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
     running,
     credentials: opts.credentials,
   };
-  const activities = createActivities(deps, localRuntime(deps));
+  const activities = createActivities(deps, opts.containerd ? containerdRuntime(deps, opts.containerd) : localRuntime(deps));
   const reconcile = opts.reconcile;
   return startPollers({
     temporalAddress: opts.temporalAddress,
@@ -62,7 +68,7 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
     home: opts.home,
     nc,
     name,
-    runtime: 'local',
+    runtime: opts.containerd ? 'containerd' : 'local',
     tags: opts.tags ?? [],
     taskQueue: opts.taskQueue,
     activities,

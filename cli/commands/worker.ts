@@ -5,13 +5,14 @@ import { createLogger } from '../../common/logger';
 import { parseDuration } from '../../schemas';
 import { startKubernetesWorker } from '../../workers/kubernetes';
 import { workerCredentials } from '../../workers/credentials';
-import { startLocalWorker, type RunningWorker } from '../../workers/local';
+import { startLocalWorker, type ContainerdRuntimeOptions, type RunningWorker } from '../../workers/local';
 import { installSdkLogger } from '../../workers/sdk-logger';
+import { DEV_DEFAULT_IMAGE, devContainerdDir, readContainerd } from '../dev/containerd';
 import { resolveEndpoints } from '../dev/stack';
 import { CliError, say } from '../output';
 
 interface Opts {
-  runtime: 'local' | 'kubernetes';
+  runtime: 'local' | 'containerd' | 'kubernetes';
   name?: string;
   tag: string[];
   namespace?: string;
@@ -22,18 +23,23 @@ interface Opts {
   uploadAddress?: string;
   uploadPort: string;
   gracePeriod: string;
+  containerdSocket?: string;
+  registryHosts?: string;
   credsFile?: string;
   team?: string;
   redactSecrets: boolean;
 }
 
-const KUBERNETES_ONLY = ['namespace', 'kubeconfig', 'context', 'agentImage', 'defaultImage', 'uploadAddress'] as const;
+const KUBERNETES_ONLY = ['namespace', 'kubeconfig', 'context', 'agentImage', 'uploadAddress'] as const;
+const CONTAINERD_ONLY = ['containerdSocket', 'registryHosts'] as const;
 
 export function registerWorker(program: Command): void {
   program
     .command('worker')
-    .description('run a worker in the foreground: steps run as processes on this host (local) or as pods in a namespace (kubernetes)')
-    .addOption(new Option('--runtime <runtime>', 'where steps run').choices(['local', 'kubernetes']).default('local'))
+    .description(
+      'run a worker in the foreground: steps run as processes on this host (local), as containers (containerd) or as pods in a namespace (kubernetes)',
+    )
+    .addOption(new Option('--runtime <runtime>', 'where steps run').choices(['local', 'containerd', 'kubernetes']).default('local'))
     .option('--name <name>', 'worker name; keep it stable so a restarted worker picks up its builds')
     .option(
       '--tag <tag>',
@@ -49,7 +55,12 @@ export function registerWorker(program: Command): void {
     .option('--kubeconfig <file>', 'kubernetes: kubeconfig file (default: in-cluster service account, else KUBECONFIG / ~/.kube/config)')
     .option('--context <name>', 'kubernetes: kubeconfig context (default: its current-context)')
     .option('--agent-image <ref>', 'kubernetes: image of the input-fetcher/output-streamer', process.env.CAUSEWAY_AGENT_IMAGE)
-    .option('--default-image <ref>', 'kubernetes: image for tasks without image_resource or image')
+    .option('--default-image <ref>', 'containerd, kubernetes: image for tasks without image_resource or image')
+    .option(
+      '--containerd-socket <path>',
+      'containerd: the socket of the containerd to use (default: the one `causeway dev up --runtime containerd` started)',
+    )
+    .option('--registry-hosts <dir>', "containerd: registry mirrors, containerd's hosts.toml per registry (DIR/docker.io/hosts.toml)")
     .option(
       '--upload-address <host>',
       'kubernetes: serve `run -i` uploads to step pods, which reach this worker at this address (in a pod: its IP)',
@@ -72,6 +83,7 @@ the Role in deploy/worker/role.yaml in its namespace; see docs/kubernetes.md.
 
 Examples:
   causeway worker --name builder-1 --tag linux
+  causeway worker --runtime containerd --containerd-socket /run/containerd/containerd.sock --default-image busybox
   causeway worker --runtime kubernetes --namespace ci --name k8s-ci`,
     )
     .action(async (opts: Opts) => {
@@ -97,6 +109,8 @@ Examples:
         credentials: credentialsOf(env, opts),
       };
       let worker: RunningWorker;
+      const misplacedContainerd = CONTAINERD_ONLY.find((k) => opts[k] !== undefined);
+      if (misplacedContainerd && opts.runtime !== 'containerd') throw new CliError(`--${flagName(misplacedContainerd)} is for --runtime containerd`);
       if (opts.runtime === 'kubernetes') {
         if (!opts.namespace) throw new CliError('--runtime kubernetes needs --namespace NS (or POD_NAMESPACE in a pod)');
         const uploadPort = Number(opts.uploadPort);
@@ -123,8 +137,8 @@ Examples:
         const misplaced = KUBERNETES_ONLY.filter(
           (k) => opts[k] !== undefined && !(k === 'namespace' && opts[k] === process.env.POD_NAMESPACE),
         );
-        if (misplaced.length > 0)
-          throw new CliError(`--${misplaced[0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} is for --runtime kubernetes`);
+        if (misplaced.length > 0) throw new CliError(`--${flagName(misplaced[0])} is for --runtime kubernetes`);
+        if (opts.runtime === 'local' && opts.defaultImage !== undefined) throw new CliError('--default-image is for --runtime containerd or kubernetes');
         worker = await startLocalWorker({
           ...common,
           name:
@@ -132,6 +146,7 @@ Examples:
               ? undefined
               : checkedName(opts.name ?? env.CAUSEWAY_WORKER_NAME ?? ''),
           killGraceMs: grace * 1000,
+          containerd: opts.runtime === 'containerd' ? containerdOptions(common.home, opts) : undefined,
           reconcile: {
             intervalMs: parseDuration(env.CAUSEWAY_RECONCILE_INTERVAL),
             retentionMs: parseDuration(env.CAUSEWAY_ARTIFACT_RETENTION),
@@ -143,6 +158,26 @@ Examples:
       process.once('SIGTERM', () => void worker.shutdown());
       await worker.done;
     });
+}
+
+function flagName(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
+/** The containerd to use: the flags', else the one `causeway dev up --runtime containerd` started in CAUSEWAY_HOME. */
+function containerdOptions(home: string, opts: Opts): ContainerdRuntimeOptions {
+  const dev = readContainerd(devContainerdDir(home));
+  const socket = opts.containerdSocket ?? dev?.socket;
+  if (!socket)
+    throw new CliError(
+      '--runtime containerd needs a containerd',
+      'give --containerd-socket PATH, or start one with `causeway dev up --runtime containerd` (docs/containerd.md)',
+    );
+  return {
+    socket,
+    hostsDir: opts.registryHosts ?? (opts.containerdSocket ? undefined : dev?.hostsDir),
+    defaultImage: opts.defaultImage ?? (opts.containerdSocket ? undefined : DEV_DEFAULT_IMAGE),
+  };
 }
 
 function credentialsOf(env: Env, opts: Opts) {

@@ -2,6 +2,8 @@
 # Builds Causeway's container images offline (no Docker engine, no registry on the internet)
 # and, with --push, copies them into a registry (the node's local one on 127.0.0.1):
 #   pause     the kubelet's pod sandbox: busybox-static sleeping (Debian's busybox-static)
+#   busybox   busybox-static with its applets, an os-release of its own, root and nobody: the
+#             containerd runtime's default image and test image (served as docker.io/library/busybox)
 #   coredns   CoreDNS from scripts/k8s/provision.sh --node, alone in the image
 #   task      the default task image: Debian bookworm with bash coreutils python3 git curl ca-certificates
 #   postgres  Debian bookworm's postgresql (for service tests), user postgres
@@ -23,7 +25,7 @@ CACHE="${CAUSEWAY_CACHE:-$HOME/.cache/causeway}"
 IMAGES="$CACHE/images"
 MIRROR="${CAUSEWAY_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
-ALL=(pause coredns task postgres redis agent worker)
+ALL=(pause busybox coredns task postgres redis agent worker)
 AGENT_TAR_VERSION=7.5.23
 
 log() { echo "[images $(date +%H:%M:%S)] $*" >&2; }
@@ -61,6 +63,21 @@ recipe_pause() {
   add_layer "$2" "$d"
   # A pause container only holds the pod's namespaces; the runtime SIGKILLs it.
   umoci config --image "$2:img" --config.entrypoint /bin/busybox --config.cmd sleep --config.cmd 2147483647 --config.user 65535:65535
+}
+
+inputs_busybox() { command -v busybox; }
+recipe_busybox() {
+  local d=$1/layer
+  mkdir -p "$d/bin" "$d/etc" "$d/tmp" "$d/root"
+  chmod 1777 "$d/tmp"
+  cp "$(command -v busybox)" "$d/bin/busybox"
+  "$d/bin/busybox" --list | while read -r applet; do [[ "$applet" == busybox ]] || ln -s busybox "$d/bin/$applet"; done
+  # Tests tell this image from the host by its os-release.
+  printf 'NAME="Causeway busybox"\nID=causeway-busybox\nPRETTY_NAME="Causeway busybox (busybox-static)"\n' >"$d/etc/os-release"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/tmp:/bin/sh\n' >"$d/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$d/etc/group"
+  add_layer "$2" "$d"
+  umoci config --image "$2:img" --config.cmd /bin/sh --config.env PATH=/bin
 }
 
 inputs_coredns() { echo "${CAUSEWAY_K8S_NODE_BIN:?run eval \"\$(bash scripts/k8s/provision.sh --node)\" first}/coredns"; }

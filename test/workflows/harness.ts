@@ -13,7 +13,7 @@ import { bundleBuildWorkflows } from '../../workers/bundle';
 import { connectNats } from '../../common/nats';
 import { connectTemporalClient } from '../../common/temporal-connection';
 import { compilePlan } from '../../schemas';
-import { startLocalWorker, type RunningWorker } from '../../workers/local';
+import { startLocalWorker, type ContainerdRuntimeOptions, type RunningWorker } from '../../workers/local';
 import { testStack } from '../setup/env';
 
 // `testTimeout` in jest.config.js is a global option that a project entry ignores:
@@ -65,7 +65,7 @@ export interface BuildRun extends BuildOutcome {
 
 /** A real worker on its own task queue against the run's real Temporal and NATS. */
 export async function startHarness(
-  opts: { killGraceMs?: number; tags?: string[]; credentials?: WorkerCredentials } = {},
+  opts: { killGraceMs?: number; tags?: string[]; containerd?: ContainerdRuntimeOptions; credentials?: WorkerCredentials } = {},
 ): Promise<Harness> {
   const stack = testStack();
   const taskQueue = `test-${randomUUID()}`;
@@ -81,6 +81,7 @@ export async function startHarness(
     killGraceMs: opts.killGraceMs ?? 2000,
     drainMs: 2000,
     credentials: opts.credentials,
+    containerd: opts.containerd,
     workflowBundle: await sharedBundle(stack.home),
     log: pino({ level: 'warn' }),
   });

@@ -1,0 +1,32 @@
+// What every part of the containerd runtime shares on one worker: the activities' dependencies,
+// the ctr client, the image store, the default image, and facts read once from the machine.
+import fs from 'node:fs/promises';
+import type { ActivityDeps } from '../../deps';
+import type { Ctr } from './ctr';
+import type { ImageStore } from './image';
+import { capabilitiesOf, type OciSpec } from './spec';
+
+export interface ContainerdContext {
+  deps: ActivityDeps;
+  ctr: Ctr;
+  images: ImageStore;
+  /** the image of a step without image_resource or image */
+  defaultImage?: string;
+  /** containerd's default OCI spec (`ctr oci spec`), which every container's starts from */
+  baseSpec(): Promise<OciSpec>;
+  /** the capabilities this worker holds: what a privileged step gets */
+  hostCapabilities(): Promise<string[]>;
+}
+
+export function containerdContext(deps: ActivityDeps, ctr: Ctr, images: ImageStore, defaultImage?: string): ContainerdContext {
+  let base: Promise<OciSpec> | undefined;
+  let caps: Promise<string[]> | undefined;
+  return {
+    deps,
+    ctr,
+    images,
+    defaultImage,
+    baseSpec: () => (base ??= ctr.run(['oci', 'spec'], "containerd's default spec").then((t) => JSON.parse(t) as OciSpec)),
+    hostCapabilities: () => (caps ??= fs.readFile('/proc/self/status', 'utf8').then(capabilitiesOf)),
+  };
+}

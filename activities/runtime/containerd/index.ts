@@ -1,0 +1,80 @@
+// The containerd runtime: every task a container made from its image by containerd + runc
+// (docs/containerd.md); artifacts are directories on this worker's disk, as on the local runtime.
+import fs from 'node:fs/promises';
+import { safeJoin } from '../../artifacts';
+import { finishBuild } from '../../build';
+import { paths, type ActivityDeps } from '../../deps';
+import { StepErrored } from '../../errors';
+import { localRuntime } from '../local';
+import { removeNetwork } from '../local/network';
+import { warmUpSpawner } from '../local/spawner';
+import type { Runtime } from '../types';
+import { removeCgroups } from './cgroup';
+import { containerdContext } from './context';
+import { BUILD_LABEL, Ctr, CtrError } from './ctr';
+import { ImageStore } from './image';
+import { mountsUnder, unmountRootfs } from './rootfs';
+import { findOrStartContainerTask, signalContainer } from './task';
+
+export interface ContainerdRuntimeOptions {
+  /** containerd's socket */
+  socket: string;
+  /** registry mirrors: containerd's hosts.toml per registry */
+  hostsDir?: string;
+  defaultImage?: string;
+}
+
+export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOptions): Runtime {
+  warmUpSpawner();
+  const ctr = new Ctr({ socket: opts.socket, hostsDir: opts.hostsDir });
+  const cx = containerdContext(deps, ctr, new ImageStore(ctr), opts.defaultImage);
+  // Services still run as the local runtime runs them (docs/containerd.md, "Not yet").
+  const local = localRuntime(deps);
+  return {
+    releasesArtifacts: false,
+    findOrStartTask: (task, io) => findOrStartContainerTask(cx, task, io),
+    readArtifactFile: ({ artifact, ref, rel }) => {
+      if (ref.kind !== 'dir') throw new StepErrored(`artifact ${artifact} is an output of pod ${ref.pod}, which the containerd runtime cannot read`);
+      return fs.readFile(safeJoin(ref.path, rel), 'utf8');
+    },
+    releaseArtifacts: async () => undefined,
+    finishBuild: async (req) => {
+      await removeBuildContainers(ctr, deps.home, req.buildId);
+      await removeNetwork(req.buildId);
+      await finishBuild(deps, req);
+    },
+    services: local.services,
+  };
+}
+
+/**
+ * Everything of the build's in containerd and on this host: its containers (killed), the
+ * rootfs mounts in its directory, their snapshots and cgroups. Idempotent; finishBuild and the
+ * reconciler call it.
+ */
+export async function removeBuildContainers(ctr: Ctr, home: string, buildId: string): Promise<string[]> {
+  const ids = (await ctr.run(['containers', 'ls', '-q', `labels."${BUILD_LABEL}"==${buildId}`], `listing the containers of ${buildId}`))
+    .split('\n')
+    .filter(Boolean);
+  for (const id of ids) {
+    await signalContainer(ctr, id, 'SIGKILL');
+    await ctr.run(['tasks', 'rm', '-f', id], `removing the task of ${id}`).catch(ignoreNotFound);
+    await ctr.run(['containers', 'rm', id], `removing container ${id}`).catch(ignoreNotFound);
+  }
+  const dir = paths.build(home, buildId);
+  for (const target of await mountsUnder(dir)) await unmountRootfs(undefined, { target });
+  const snapshots = (await ctr.run(['snapshots', 'ls'], 'listing snapshots')).split('\n').slice(1);
+  for (const line of snapshots) {
+    const key = line.split(/\s+/)[0];
+    if (!key?.startsWith('cw-')) continue;
+    const info = await ctr.run(['snapshots', 'info', key], `snapshot ${key}`).catch(() => '');
+    if (!info.includes(`"${BUILD_LABEL}": "${buildId}"`)) continue;
+    await ctr.run(['snapshots', 'rm', key], `removing snapshot ${key}`).catch(ignoreNotFound);
+    await removeCgroups(key);
+  }
+  return ids;
+}
+
+function ignoreNotFound(err: unknown): void {
+  if (!(err instanceof CtrError && /not found/i.test(err.message))) throw err;
+}

@@ -1,0 +1,102 @@
+// A container's root filesystem, mounted in the step's directory for `ctr run --config` to use:
+// a containerd snapshot of the image (overlay over its unpacked layers), or an overlay over a
+// rootfs an earlier step produced (Concourse's `image:` artifact). Writes go to the overlay's own
+// upper layer: neither the image nor the artifact changes.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { StepErrored } from '../../errors';
+import { runCommand } from '../local/spawner';
+import { BUILD_LABEL, CtrError, type Ctr } from './ctr';
+
+/** A snapshot label that keeps containerd's garbage collector off a snapshot no container references yet. */
+const GC_ROOT_LABEL = 'containerd.io/gc.root';
+
+/** containerd's mount.Mount as ctr prints it (Go field names, no JSON tags). */
+interface SnapshotMount {
+  Type: string;
+  Source: string;
+  Options?: string[] | null;
+}
+
+/** The rootfs of a task: where it is mounted, and the snapshot to remove with it (none for an artifact's). */
+export interface Rootfs {
+  target: string;
+  snapshot?: string;
+}
+
+async function mounted(target: string): Promise<boolean> {
+  const info = await fs.readFile('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').some((line) => line.split(' ')[4] === target);
+}
+
+async function mount(type: string, source: string, options: string[], target: string): Promise<void> {
+  const r = await runCommand('mount', ['-t', type, ...(options.length ? ['-o', options.join(',')] : []), source, target]);
+  if (r.code !== 0) throw new Error(`mount ${type} on ${target}: ${r.stderr.trim()}`);
+}
+
+/** The image's snapshot, prepared under `key` and mounted at `target`; what an interrupted attempt left is replaced. */
+export async function mountImage(ctr: Ctr, buildId: string, key: string, chainId: string, target: string): Promise<Rootfs> {
+  await unmountRootfs(ctr, { target, snapshot: key });
+  await fs.mkdir(target, { recursive: true });
+  const out = await ctr.run(['snapshots', 'prepare', '--mounts', key, chainId], `preparing the image's snapshot ${key}`);
+  await ctr.run(['snapshots', 'label', key, `${GC_ROOT_LABEL}=${new Date().toISOString()}`, `${BUILD_LABEL}=${buildId}`], `labelling snapshot ${key}`);
+  const mounts = JSON.parse(out) as SnapshotMount[];
+  if (mounts.length !== 1) throw new Error(`snapshot ${key}: expected one mount, containerd gave ${mounts.length}`);
+  const [m] = mounts;
+  await mount(m.Type === 'bind' ? 'none' : m.Type, m.Source, m.Options ?? [], target);
+  return { target, snapshot: key };
+}
+
+/**
+ * An artifact holding `rootfs/` (and optionally Concourse's `metadata.json` with `env` and
+ * `user`), as registry-image's `unpack_rootfs` writes it: an overlay over it at `target`.
+ */
+export async function mountArtifact(artifactDir: string, name: string, stepDir: string, target: string): Promise<{ rootfs: Rootfs; env: string[]; user?: string }> {
+  const lower = path.join(artifactDir, 'rootfs');
+  const isDir = await fs.stat(lower).then(
+    (st) => st.isDirectory(),
+    () => false,
+  );
+  if (!isDir) throw new StepErrored(`image ${name}: the artifact has no rootfs/ directory (an image artifact holds rootfs/ and optionally metadata.json)`);
+  let env: string[] = [];
+  let user: string | undefined;
+  try {
+    const meta = JSON.parse(await fs.readFile(path.join(artifactDir, 'metadata.json'), 'utf8')) as { env?: unknown; user?: unknown };
+    if (Array.isArray(meta.env)) env = meta.env.filter((e): e is string => typeof e === 'string');
+    if (typeof meta.user === 'string' && meta.user !== '') user = meta.user;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new StepErrored(`image ${name}: metadata.json: ${(err as Error).message}`);
+  }
+  const rootfs = { target };
+  await unmountRootfs(undefined, rootfs);
+  const upper = path.join(stepDir, 'rootfs-upper');
+  const work = path.join(stepDir, 'rootfs-work');
+  await Promise.all([upper, work].map((d) => fs.rm(d, { recursive: true, force: true })));
+  await Promise.all([upper, work, target].map((d) => fs.mkdir(d, { recursive: true })));
+  await mount('overlay', 'overlay', [`lowerdir=${lower}`, `upperdir=${upper}`, `workdir=${work}`], target);
+  return { rootfs, env, user };
+}
+
+/** Unmounts the rootfs and removes its snapshot; idempotent. */
+export async function unmountRootfs(ctr: Ctr | undefined, rootfs: Rootfs): Promise<void> {
+  if (await mounted(rootfs.target)) {
+    const r = await runCommand('umount', [rootfs.target]);
+    // Busy only while a process still holds it: detach it, the kernel frees it when they go.
+    if (r.code !== 0) await runCommand('umount', ['-l', rootfs.target]);
+  }
+  if (ctr && rootfs.snapshot) {
+    await ctr.run(['snapshots', 'rm', rootfs.snapshot], `removing snapshot ${rootfs.snapshot}`).catch((err: unknown) => {
+      if (!(err instanceof CtrError && /not found/.test(err.message))) throw err;
+    });
+  }
+}
+
+/** Mount points under `dir` (a build's directory), deepest first: what the build's end unmounts. */
+export async function mountsUnder(dir: string): Promise<string[]> {
+  const info = await fs.readFile('/proc/self/mountinfo', 'utf8');
+  return info
+    .split('\n')
+    .map((line) => line.split(' ')[4])
+    .filter((p): p is string => p !== undefined && p.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+}

@@ -1,0 +1,55 @@
+// A worker of the containerd runtime against the run's containerd (setup/global-setup.ts).
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { readBuild } from '../../common/build-log';
+import { CONTAINERD_NAMESPACE, DEV_DEFAULT_IMAGE, readContainerd, type ContainerdState } from '../../cli/dev/containerd';
+import { startHarness, type Harness } from '../workflows/harness';
+
+export function containerd(): ContainerdState {
+  const dir = process.env.CAUSEWAY_TEST_CONTAINERD;
+  const state = dir ? readContainerd(dir) : undefined;
+  if (!state) throw new Error('no containerd: run this test through the jest "containerd" project (test/containerd)');
+  return state;
+}
+
+export function startContainerdHarness(opts: { killGraceMs?: number; defaultImage?: string | null } = {}): Promise<Harness> {
+  const c = containerd();
+  return startHarness({
+    killGraceMs: opts.killGraceMs,
+    containerd: {
+      socket: c.socket,
+      hostsDir: c.hostsDir,
+      defaultImage: opts.defaultImage === null ? undefined : (opts.defaultImage ?? DEV_DEFAULT_IMAGE),
+    },
+  });
+}
+
+/** `ctr` against the run's containerd, in Causeway's namespace. */
+export function ctr(args: string[]): string {
+  return execFileSync('ctr', ['--address', containerd().socket, '--namespace', CONTAINERD_NAMESPACE, ...args], { encoding: 'utf8' });
+}
+
+/** Mounts under the build's directory in CAUSEWAY_HOME that are still there. */
+export function mountsOf(home: string, buildId: string): string[] {
+  const dir = path.join(home, 'builds', buildId);
+  return execFileSync('cat', ['/proc/self/mountinfo'], { encoding: 'utf8' })
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((p): p is string => p !== undefined && p.startsWith(`${dir}/`));
+}
+
+/** A task config running `sh -c script` in `image` (a registry-image repository). */
+export function task(name: string, script: string, extra: Record<string, unknown> = {}, config: Record<string, unknown> = {}): string {
+  return JSON.stringify({ task: name, config: { platform: 'linux', run: { path: 'sh', args: ['-c', script] }, ...config }, ...extra });
+}
+
+export const BUSYBOX = { type: 'registry-image', source: { repository: 'busybox' } };
+
+/** Causeway's own notes in a step's log (collectLogs leaves them out). */
+export async function notesOf(nc: NatsConnection, buildId: string, stepId: string): Promise<string> {
+  let out = '';
+  for await (const r of readBuild(nc, buildId, { follow: false }))
+    if (r.kind === 'log' && r.stream === 'causeway' && r.stepId === stepId) out += Buffer.from(r.data).toString('utf8');
+  return out;
+}

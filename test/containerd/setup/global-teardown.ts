@@ -1,0 +1,8 @@
+import integrationTeardown from '../../setup/global-teardown';
+import { stopContainerd } from '../../../cli/dev/containerd';
+
+export default async function globalTeardown(): Promise<void> {
+  const dir = process.env.CAUSEWAY_TEST_CONTAINERD;
+  if (dir) await stopContainerd(dir);
+  await integrationTeardown();
+}
