@@ -6,6 +6,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { WorkflowBundle } from '@temporalio/worker';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pino from 'pino';
+import type { WorkerCredentials } from '../../activities/creds';
 import { awaitBuild, startBuild, type BuildOutcome } from '../../common/build-client';
 import { collectLogs } from '../../common/build-log';
 import { bundleBuildWorkflows } from '../../workers/bundle';
@@ -57,6 +58,8 @@ export interface RunOptions {
   file?: string;
   uploads?: string[];
   downloads?: string[];
+  /** leave ((vars)) the plan's vars do not give to the worker's credential manager */
+  deferUnsourced?: boolean;
 }
 
 export interface BuildRun extends BuildOutcome {
@@ -71,6 +74,8 @@ export interface HarnessOptions {
   runtime?: 'local' | 'fake';
   /** the local worker runs its steps in containerd containers */
   containerd?: ContainerdRuntimeOptions;
+  /** the local worker's cluster-wide credential manager and redaction */
+  credentials?: WorkerCredentials;
 }
 
 /** A real worker on its own task queue against the run's real Temporal and NATS. */
@@ -91,11 +96,17 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const fakeWorker = opts.runtime === 'fake' ? await startFakeWorker(common) : undefined;
   const worker =
     fakeWorker ??
-    (await startLocalWorker({ ...common, namespace: 'default', logMaxAgeSeconds: 3600, drainMs: 2000, containerd: opts.containerd }));
+    (await startLocalWorker({ ...common, namespace: 'default', logMaxAgeSeconds: 3600, drainMs: 2000, containerd: opts.containerd, credentials: opts.credentials }));
   const { client, connection } = await connectTemporalClient({ address: stack.temporalAddress, home: stack.home });
   const nc = await connectNats(stack.natsUrl, 'test');
   const start = async (yaml: string, runOpts: RunOptions = {}) => {
-    const plan = compilePlan({ text: yaml, file: runOpts.file ?? 'test.yml', job: runOpts.job, vars: runOpts.vars });
+    const plan = compilePlan({
+      text: yaml,
+      file: runOpts.file ?? 'test.yml',
+      job: runOpts.job,
+      vars: runOpts.vars,
+      deferUnsourced: runOpts.deferUnsourced,
+    });
     return startBuild(client, { plan, taskQueue, uploads: runOpts.uploads, downloads: runOpts.downloads });
   };
   const finish = async (handle: WorkflowHandle): Promise<BuildRun> => {
