@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import { getDirectory, putDirectory, transferBucket, transferKeys } from '../common/transfer';
-import { paths, type ActivityDeps } from './deps';
+import { CredentialResolver } from './creds';
+import { NO_CREDENTIALS, paths, type ActivityDeps } from './deps';
 import { StepErrored } from './errors';
 import type { Runtime } from './runtime/types';
 import { asPermanent } from './permanent';
@@ -25,6 +26,9 @@ export async function prepareBuild(
   } catch (err) {
     throw asPermanent(err, `build ${req.buildId}`);
   }
+  // Bad input fails before the first step: every credential ref the plan leaves to this worker must resolve.
+  if (req.deferredVars?.length)
+    await new CredentialResolver(deps.credentials ?? NO_CREDENTIALS, req.plan, req.varSources).check(req.deferredVars);
   await fs.mkdir(paths.build(deps.home, req.buildId), { recursive: true });
   const artifacts: PrepareBuildResult['artifacts'] = {};
   if (req.uploads.length > 0) {

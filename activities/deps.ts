@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type pino from 'pino';
 import type { BuildPublisher } from '../common/nats';
+import type { WorkerCredentials } from './creds';
 import { segment } from './safe-path';
 
 /** What every activity of a worker shares. */
@@ -16,7 +17,11 @@ export interface ActivityDeps {
   killGraceMs: number;
   /** `<build>/<step>` of the steps running on this worker now, for the worker registry */
   running: Set<string>;
+  /** the worker's cluster-wide credential manager and redaction (default: none, redaction on, team main) */
+  credentials?: WorkerCredentials;
 }
+
+export const NO_CREDENTIALS: WorkerCredentials = { team: 'main', redact: true };
 
 /** Directories under CAUSEWAY_HOME; every name from a build or a plan must be one path segment, so none leaves it. */
 export const paths = {

@@ -1,7 +1,7 @@
 // The activity interface the build workflow calls. Types only: workflow code imports
 // this file with `import type`, so nothing here may pull in node modules at run time.
 import type { ServiceAddress } from '../common/services';
-import type { CompiledPlan, LoadVarStep, ResourceRef, ResourceVersion, ServiceSpec, TaskStep } from '../schemas/compiled';
+import type { CompiledPlan, LoadVarStep, ResourceRef, ResourceVersion, ServiceSpec, TaskStep, VarSourceConfig } from '../schemas/compiled';
 
 /** An artifact in a directory on one worker's disk: every output of the local runtime, and `-i` uploads on any runtime. */
 export interface DirArtifactRef {
@@ -28,6 +28,9 @@ export interface PrepareBuildRequest {
   plan: string;
   /** artifact names the CLI uploaded to the object store (`-i name=dir`) */
   uploads: string[];
+  /** the plan's var_sources and the credential refs it leaves to the worker: checked before the first step */
+  varSources?: VarSourceConfig[];
+  deferredVars?: { ref: string; at: string }[];
 }
 
 export interface PrepareBuildResult {
@@ -54,6 +57,10 @@ export interface RunTaskRequest {
   services?: Record<string, ServiceAddress>;
   /** when the earliest enclosing `timeout` expires (epoch ms): a cancellation after it is logged as a timeout, not an abort */
   deadline?: number;
+  /** the plan's var_sources: the activity resolves the step's credential refs itself */
+  varSources?: VarSourceConfig[];
+  /** values of load_vars without `reveal: true` in the step's scope, redacted from its logs as Concourse does */
+  redact?: unknown[];
   /**
    * A task that exits non-zero fails the activity (non-retryable, type TaskFailed, this result in
    * its details) so the Temporal UI draws it failed; unset by builds whose history predates that

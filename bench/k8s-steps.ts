@@ -5,11 +5,18 @@
 //     the pod's creation, scheduling, sandbox, image, container start;
 //   - the floor: a bare pod of the same image created through the API, from the POST to its
 //     container printing the clock (scheduling, sandbox, image, container start only).
-// Goal: median gap ≤ 1.3 × median floor. Prints a table and writes its section of BENCHMARKS.md.
+//   - pod-to-pod artifacts: producer → consumer pairs, the producer writing a 200 MB tree of
+//     random files into its output; the consumer's gap minus the median plain gap is the
+//     transfer (streamer → fetcher, tar over HTTP), against `tar c | tar x` of such a tree on
+//     the machine.
+// Goals: median gap ≤ 1.3 × median floor; artifact throughput ≥ 0.8 × tar's. Prints a table and
+// writes its section of BENCHMARKS.md.
 //
 //   sudo ./bin/causeway dev up --runtime kubernetes
-//   node dist/bench/k8s-steps.js [--steps 10] [--floor 5] [--out BENCHMARKS.md]
+//   npm run bench:k8s-steps -- [--steps 10] [--floor 5] [--pairs 3] [--mb 200] [--out BENCHMARKS.md]
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { awaitBuild, startBuild } from '../common/build-client';
@@ -22,7 +29,7 @@ import { readDevKubernetes, DEV_NAMESPACE } from '../cli/dev/kubernetes';
 import { readCluster } from '../cli/dev/k8s/cluster';
 import { request, type Tls } from '../cli/dev/k8s/procs';
 import { readState, repoRoot } from '../cli/dev/stack';
-import { writeSection } from './report';
+import { runMain, writeSection } from './report';
 
 const MARKS = { start: '<!-- bench:k8s-steps:start -->', end: '<!-- bench:k8s-steps:end -->' };
 const CLOCK = 'date +%s%N';
@@ -38,11 +45,15 @@ const median = (xs: number[]) => {
 };
 const ms = (ns: bigint) => Number(ns / 1_000_000n);
 
-async function floorOnce(server: string, tls: Tls, image: string, i: number): Promise<number> {
-  const name = `bench-floor-${Date.now()}-${i}`;
+/** Runs a bare pod of image with a shell script to its end; its log, and when it was POSTed (ns). */
+async function runBarePod(server: string, tls: Tls, image: string, name: string, script: string): Promise<{ log: string; posted: bigint }> {
   const pod = {
     metadata: { name },
-    spec: { restartPolicy: 'Never', terminationGracePeriodSeconds: 0, containers: [{ name: 'main', image, command: ['sh', '-c', CLOCK] }] },
+    spec: {
+      restartPolicy: 'Never',
+      terminationGracePeriodSeconds: 0,
+      containers: [{ name: 'main', image, command: ['sh', '-c', script] }],
+    },
   };
   const posted = BigInt(Date.now()) * 1_000_000n;
   const res = await request(`${server}/api/v1/namespaces/${DEV_NAMESPACE}/pods`, tls, 'POST', JSON.stringify(pod));
@@ -56,12 +67,52 @@ async function floorOnce(server: string, tls: Tls, image: string, i: number): Pr
   }
   const log = (await request(`${server}/api/v1/namespaces/${DEV_NAMESPACE}/pods/${name}/log`, tls)).body.trim();
   await request(`${server}/api/v1/namespaces/${DEV_NAMESPACE}/pods/${name}`, tls, 'DELETE');
+  return { log, posted };
+}
+
+async function floorOnce(server: string, tls: Tls, image: string, i: number): Promise<number> {
+  const { log, posted } = await runBarePod(server, tls, image, `bench-floor-${Date.now()}-${i}`, CLOCK);
   return ms(BigInt(log) - posted);
+}
+
+/**
+ * `tar c | tar x` inside a pod of the node: the same CPU share as the agents get. (Containers
+ * sit in containerd's cgroup, which competes with every busy process at the root as one: on a
+ * loaded machine a pod gets a fraction of what a host process gets.)
+ */
+async function podTarMs(server: string, tls: Tls, image: string, mb: number, runs: number): Promise<number> {
+  const script = `${TREE('/tmp/src', mb)}; for r in $(seq ${runs}); do rm -rf /tmp/dst; mkdir /tmp/dst; t=$(${CLOCK}); tar -C /tmp/src -cf - . | tar -C /tmp/dst -xf -; echo $(( ($(${CLOCK}) - t) / 1000000 )); done`;
+  const { log } = await runBarePod(server, tls, image, `bench-tar-${Date.now()}`, script);
+  return median(log.split('\n').map(Number));
+}
+
+/** MB files of 1 MiB random bytes in dir (the same tree the producer pods write). */
+const TREE = (dir: string, mb: number) => `mkdir -p ${dir} && for i in $(seq ${mb}); do head -c 1048576 /dev/urandom > ${dir}/f$i; done`;
+
+/** `tar c | tar x` of an MB-MiB tree on this machine: ms, median of runs. */
+function localTarMs(mb: number, runs: number): number {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-k8s-tar-'));
+  try {
+    execFileSync('sh', ['-c', TREE(`${dir}/src`, mb)]);
+    const times: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      fs.rmSync(`${dir}/dst`, { recursive: true, force: true });
+      fs.mkdirSync(`${dir}/dst`);
+      const t = process.hrtime.bigint();
+      execFileSync('sh', ['-c', `tar -C ${dir}/src -cf - . | tar -C ${dir}/dst -xf -`]);
+      times.push(ms(process.hrtime.bigint() - t));
+    }
+    return median(times);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function main(): Promise<void> {
   const steps = Number(arg('steps', 10));
   const floors = Number(arg('floor', 5));
+  const pairs = Number(arg('pairs', 3));
+  const mb = Number(arg('mb', 200));
   const out = arg('out', path.join(repoRoot(__dirname), 'BENCHMARKS.md'));
   const home = causewayHome();
   const stack = readState(home);
@@ -79,10 +130,17 @@ async function main(): Promise<void> {
   const floor: number[] = [];
   for (let i = 0; i < floors; i++) floor.push(await floorOnce(cluster.server, tls, image, i));
 
-  const plan = compilePlan({
-    file: 'k8s-steps.yml',
-    text: `plan:\n${Array.from({ length: steps }, (_, i) => `- task: s${i}\n  config: {platform: linux, run: {path: sh, args: [-c, 'echo start $(${CLOCK}); echo end $(${CLOCK})']}}\n`).join('')}`,
-  });
+  const clocks = `echo start $(${CLOCK}); echo end $(${CLOCK})`;
+  const plain = Array.from(
+    { length: steps },
+    (_, i) => `- task: s${i}\n  config: {platform: linux, run: {path: sh, args: [-c, '${clocks}']}}\n`,
+  );
+  // Step s(steps+2k) writes the tree into out<k>, the next step reads it.
+  const artifactSteps = Array.from({ length: pairs }, (_, k) => [
+    `- task: produce${k}\n  config: {platform: linux, outputs: [{name: out${k}}], run: {path: sh, args: [-c, '${TREE(`out${k}`, mb)}; ${clocks}']}}\n`,
+    `- task: consume${k}\n  config: {platform: linux, inputs: [{name: out${k}}], run: {path: sh, args: [-c, '${clocks}; du -sm out${k}']}}\n`,
+  ]).flat();
+  const plan = compilePlan({ file: 'k8s-steps.yml', text: `plan:\n${[...plain, ...artifactSteps].join('')}` });
   const connection = await Connection.connect({ address: stack.temporal.address });
   const nc = await connectNats(stack.nats.url, 'bench-k8s-steps');
   try {
@@ -93,15 +151,23 @@ async function main(): Promise<void> {
     const outcome = await awaitBuild(handle);
     if (outcome.status !== 'succeeded') throw new Error(`the build ${handle.workflowId} ${outcome.status}`);
     const logs = await collectLogs(nc, handle.workflowId);
-    const times = Array.from({ length: steps }, (_, i) => {
+    const times = Array.from({ length: steps + 2 * pairs }, (_, i) => {
       const text = logs.get(`plan.${i}`) ?? '';
       const start = /start (\d+)/.exec(text)?.[1];
       const end = /end (\d+)/.exec(text)?.[1];
       if (!start || !end) throw new Error(`step plan.${i} printed no clock: ${text}`);
       return { start: BigInt(start), end: BigInt(end) };
     });
-    const gaps = times.slice(1).map((t, i) => ms(t.start - times[i].end));
+    const gaps = times.slice(1, steps).map((t, i) => ms(t.start - times[i].end));
     const ratio = median(gaps) / median(floor);
+    const transfers = Array.from({ length: pairs }, (_, k) => {
+      const [p, c] = [times[steps + 2 * k], times[steps + 2 * k + 1]];
+      return Math.max(1, ms(c.start - p.end) - median(gaps));
+    });
+    const tarMs = localTarMs(mb, 3);
+    const podTar = await podTarMs(cluster.server, tls, image, mb, 3);
+    const mbps = (t: number) => (mb * 1.048576) / (t / 1000);
+    const throughput = mbps(median(transfers)) / mbps(tarMs);
     const rows = [
       ['measure', 'median', 'min', 'max', 'n'],
       [
@@ -119,6 +185,17 @@ async function main(): Promise<void> {
         String(floor.length),
       ],
       ['gap / floor (goal ≤ 1.3)', ratio.toFixed(2), '', '', ''],
+      [
+        `pod → pod artifact, ${mb} MiB (consumer's gap − median gap)`,
+        `${median(transfers)} ms (${mbps(median(transfers)).toFixed(0)} MB/s)`,
+        `${Math.min(...transfers)} ms`,
+        `${Math.max(...transfers)} ms`,
+        String(pairs),
+      ],
+      [`\`tar c \\| tar x\` of the same tree on the machine`, `${tarMs} ms (${mbps(tarMs).toFixed(0)} MB/s)`, '', '', '3'],
+      ['artifact / tar throughput (goal ≥ 0.8)', throughput.toFixed(2), '', '', ''],
+      [`\`tar c \\| tar x\` of the same tree inside a pod of the node`, `${podTar} ms (${mbps(podTar).toFixed(0)} MB/s)`, '', '', '3'],
+      ['artifact / in-pod tar throughput', (mbps(median(transfers)) / mbps(podTar)).toFixed(2), '', '', ''],
     ];
     const table = [
       `| ${rows[0].join(' | ')} |`,
@@ -126,7 +203,7 @@ async function main(): Promise<void> {
       ...rows.slice(1).map((r) => `| ${r.join(' | ')} |`),
     ].join('\n');
     const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-    const text = `${MARKS.start}\n## k8s-steps: gap between sequential step pods on the real node\n\n\`node dist/bench/k8s-steps.js\` on \`causeway dev up --runtime kubernetes\` (${new Date().toISOString()}, load ${load}); ${steps} sequential steps of the default task image, each printing the clock at its start and end; the floor is a bare pod of the same image created through the API.\n\n${table}\n${MARKS.end}`;
+    const text = `${MARKS.start}\n## k8s-steps: gap between sequential step pods on the real node\n\n\`node dist/bench/k8s-steps.js\` on \`causeway dev up --runtime kubernetes\` (${new Date().toISOString()}, load ${load}); ${steps} sequential steps of the default task image, each printing the clock at its start and end; the floor is a bare pod of the same image created through the API. Then ${pairs} producer → consumer pairs moving ${mb} MiB of random files pod to pod through the agents.\n\n${table}\n${MARKS.end}`;
     console.log(table);
     writeSection(out, MARKS, text);
   } finally {
@@ -135,7 +212,4 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: Error) => {
-  console.error(err.stack ?? err.message);
-  process.exit(1);
-});
+runMain(main);

@@ -26,6 +26,14 @@ const EnvSchema = z.object({
   CAUSEWAY_CODEC_KEYS: z.string().min(1).optional(),
   /** the same keys inline as JSON, for a worker whose keys come from a Kubernetes Secret */
   CAUSEWAY_CODEC_KEY: z.string().min(1).optional(),
+  /** the worker's cluster-wide credential manager, YAML or JSON: {type: dummy|kubernetes|vault, config: {...}} */
+  CAUSEWAY_CREDS: z.string().min(1).optional(),
+  /** the same in a file (0600: it may hold a Vault token) */
+  CAUSEWAY_CREDS_FILE: z.string().min(1).optional(),
+  /** Concourse's team: the first segment of credential lookup paths */
+  CAUSEWAY_CREDS_TEAM: z.string().min(1).optional(),
+  /** `false` shows credentials in step logs (Concourse's --disable-redact-secrets); only to debug a manager */
+  CAUSEWAY_REDACT_SECRETS: z.enum(['true', 'false']).default('true'),
   CAUSEWAY_LOG_MAX_AGE: z
     .string()
     .regex(/^\d+$/, 'a number of seconds')

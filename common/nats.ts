@@ -1,8 +1,8 @@
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type PubAck } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type PubAck, type StoredMsg } from '@nats-io/jetstream';
 import { headers } from '@nats-io/nats-core';
 import { natsAuth, type NatsRole } from './nats-auth';
-import { BUILD_STREAM, BUILD_SUBJECTS, BuildEvent, LOG_STREAM_HEADER, subjects, type LogStreamName } from '../schemas/messages';
+import { BUILD_STREAM, BUILD_SUBJECTS, BuildEvent, LOG_RAW_LENGTH_HEADER, LOG_STREAM_HEADER, subjects, type LogStreamName } from '../schemas/messages';
 
 const NANOS_PER_SECOND = 1_000_000_000;
 
@@ -60,9 +60,17 @@ export async function publishLog(
   await publishLogAcked(js, subject, stream, data, msgId);
 }
 
-function publishLogAcked(js: JetStreamClient, subject: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<PubAck> {
+function publishLogAcked(
+  js: JetStreamClient,
+  subject: string,
+  stream: LogStreamName,
+  data: Uint8Array,
+  msgId: string,
+  rawLength?: number,
+): Promise<PubAck> {
   const h = headers();
   h.set(LOG_STREAM_HEADER, stream);
+  if (rawLength !== undefined) h.set(LOG_RAW_LENGTH_HEADER, String(rawLength));
   return js.publish(subject, data, { msgID: msgId, headers: h });
 }
 
@@ -92,10 +100,22 @@ export class BuildPublisher {
    * publish whose ack was lost) may have sent a shorter piece under the same id: JetStream
    * drops ours as a duplicate and keeps that one, so the writer must continue after it, not
    * after ours, or the bytes between are lost.
+   *
+   * A redacted piece is not as long as the bytes of the log it stands for: `rawLength` says
+   * how many those are, travels in a header, and is what the result counts.
    */
-  async logPiece(buildId: string, stepId: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<number> {
-    const held = await this.publishOrHeld(buildId, stepId, stream, data, msgId);
-    return held === undefined ? data.length : held.length;
+  async logPiece(
+    buildId: string,
+    stepId: string,
+    stream: LogStreamName,
+    data: Uint8Array,
+    msgId: string,
+    rawLength?: number,
+  ): Promise<number> {
+    const held = await this.publishOrHeld(buildId, stepId, stream, data, msgId, rawLength);
+    if (held === undefined) return rawLength ?? data.length;
+    const covered = Number(held.header?.get(LOG_RAW_LENGTH_HEADER) || NaN);
+    return Number.isInteger(covered) ? covered : held.data.length;
   }
 
   /**
@@ -106,18 +126,19 @@ export class BuildPublisher {
    */
   async logUnique(buildId: string, stepId: string, stream: LogStreamName, data: Uint8Array, msgId: string): Promise<boolean> {
     const held = await this.publishOrHeld(buildId, stepId, stream, data, msgId);
-    return held === undefined || Buffer.from(held).equals(Buffer.from(data));
+    return held === undefined || Buffer.from(held.data).equals(Buffer.from(data));
   }
 
-  /** Publishes; when JetStream already holds a message under the id, resolves to that message's bytes. */
+  /** Publishes; when JetStream already holds a message under the id, resolves to that message. */
   private async publishOrHeld(
     buildId: string,
     stepId: string,
     stream: LogStreamName,
     data: Uint8Array,
     msgId: string,
-  ): Promise<Uint8Array | undefined> {
-    const ack = await publishLogAcked(this.js, this.logSubject(buildId, stepId), stream, data, msgId);
+    rawLength?: number,
+  ): Promise<StoredMsg | undefined> {
+    const ack = await publishLogAcked(this.js, this.logSubject(buildId, stepId), stream, data, msgId, rawLength);
     if (!ack.duplicate) return undefined;
     // The duplicate's ack names the original's sequence.
     this.jsm ??= jetstreamManager(this.nc);
@@ -126,7 +147,7 @@ export class BuildPublisher {
       throw new Error(
         `JetStream acknowledged log message ${msgId} as a duplicate of sequence ${ack.seq} of ${ack.stream}, which it no longer holds`,
       );
-    return held.data;
+    return held;
   }
 
   /**

@@ -263,6 +263,20 @@ export const CompiledPlanSchema = z.strictObject({
   name: z.string().min(1).meta({ description: 'job name' }),
   source: z.string().meta({ description: 'the plan file it came from, for messages' }),
   plan: DoStepSchema.meta({ description: 'the job\'s plan, run as a `do` with id "plan"' }),
+  varSources: z
+    .array(
+      z.strictObject({
+        name: z.string().min(1),
+        type: z.enum(['dummy', 'kubernetes', 'vault']),
+        config: z.record(z.string(), z.unknown()),
+      }),
+    )
+    .optional()
+    .meta({ description: "the plan's var_sources (credential managers); the worker validates each config when it looks a var up" }),
+  deferredVars: z
+    .array(z.strictObject({ ref: z.string().min(1), at: z.string() }))
+    .optional()
+    .meta({ description: 'credential refs the worker resolves, and where the plan uses each; checked before the first step' }),
 });
 
 export const BuildInputSchema = z

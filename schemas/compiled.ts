@@ -214,6 +214,17 @@ export interface CompiledPlan {
   source: string;
   /** the job's `plan:`, run as a `do` with id "plan" */
   plan: DoStep;
+  /** the file's `var_sources:` (credential managers), looked up by the build's worker */
+  varSources?: VarSourceConfig[];
+  /** credential refs left in the plan for the worker, checked before the first step */
+  deferredVars?: { ref: string; at: string }[];
+}
+
+/** A `var_sources:` entry (schemas/var-sources.ts validates it); its config holds no secret the plan did not. */
+export interface VarSourceConfig {
+  name: string;
+  type: 'dummy' | 'kubernetes' | 'vault';
+  config: Record<string, unknown>;
 }
 
 /** The `build` workflow's single argument (docs/client.md; checked by schemas/build-input.ts). */

@@ -89,6 +89,13 @@ export class Source {
     return range ? this.position(range[0])[0] : 1;
   }
 
+  /** `FILE:LINE:COL: PATH` of the value at `path`, for messages about it later. */
+  where(path: Path): string {
+    const range = this.nodeAt(path, false)?.range;
+    const [line, column] = range ? this.position(range[0]) : [1, 1];
+    return `${this.file}:${line}:${column}: ${formatPath(path)}`;
+  }
+
   /** Silences later issues at or under `path`. */
   suppress(path: Path): void {
     this.suppressed.push(formatPath(path));

@@ -30,6 +30,8 @@ export function serviceOfSubject(buildId: string, subject: string): { scopeStepI
 
 /** Header naming which stream a log chunk came from; `causeway` marks the engine's own notes. */
 export const LOG_STREAM_HEADER = 'Causeway-Stream';
+/** On a redacted log message: how many bytes of the step's log it stands for (its data is shorter or longer). */
+export const LOG_RAW_LENGTH_HEADER = 'Causeway-Raw-Length';
 export const LogStreamName = z.enum(['stdout', 'stderr', 'causeway']);
 export type LogStreamName = z.infer<typeof LogStreamName>;
 

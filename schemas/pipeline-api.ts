@@ -70,6 +70,8 @@ export interface SchedulerState {
   pins: Record<string, ResourceVersion>;
   paused: boolean;
   pausedJobs: string[];
+  /** per resource: the last check order given, kept when its versions are dropped (its source changed) so orders never repeat */
+  lastSeq?: Record<string, number>;
 }
 
 const version = z.record(z.string(), z.string());

@@ -14,7 +14,8 @@ import { checkServiceRef, compileServices, serviceRefs, type ServiceScope } from
 import { compact, compileTaskConfig, ContainerLimitsSchema, toContainerLimits } from './task-config';
 import { nearest, parseDuration } from './units';
 import { bool, envMap, int, validate } from './validate';
-import { interpolateStatic } from './vars';
+import { VarSource } from './var-sources';
+import { interpolateDeferring, interpolateStatic, type DeferredVar } from './vars';
 
 const HOOK_KEYS = ['on_success', 'on_failure', 'on_abort', 'on_error', 'ensure'] as const;
 
@@ -132,6 +133,8 @@ const JobSchema = z.strictObject({
   on_abort: z.unknown().optional(),
   on_error: z.unknown().optional(),
   ensure: z.unknown().optional(),
+  // read by compileVarSources: a one-off build's file may declare them as a pipeline does
+  var_sources: ignored,
 });
 
 // Not strict: Concourse ignores unknown top-level keys, where pipelines keep YAML anchors
@@ -425,7 +428,29 @@ function jobName(name: string, vars: Record<string, unknown>): string {
   return typeof r.value === 'string' ? r.value : stringifyVar(r.value);
 }
 
-export function compilePlan(opts: { text: string; file: string; job?: string; vars?: Record<string, unknown> }): CompiledPlan {
+/** The file's `var_sources:` (a pipeline's, or a one-off job file's), with static vars filled in. */
+function compileVarSources(src: Source, root: Record<string, unknown>, vars: Record<string, unknown>): VarSource[] {
+  if (root.var_sources === undefined || root.var_sources === null) return [];
+  const path = ['var_sources'];
+  const list = validate(src, z.array(VarSource), interpolateStatic(src, root.var_sources, path, vars), path, 'var_sources') ?? [];
+  const seen = new Set<string>();
+  list.forEach((source, i) => {
+    if (seen.has(source.name)) src.add([...path, i, 'name'], `duplicate var source \`${source.name}\``);
+    seen.add(source.name);
+  });
+  return list;
+}
+
+export interface CompileOptions {
+  text: string;
+  file: string;
+  job?: string;
+  vars?: Record<string, unknown>;
+  /** the workers have a cluster-wide credential manager: unsourced vars -v/-l do not give are resolved there */
+  deferUnsourced?: boolean;
+}
+
+export function compilePlan(opts: CompileOptions): CompiledPlan {
   const src = new Source(opts.file, opts.text);
   src.check();
   const tooLarge = varProblems(opts.vars ?? {});
@@ -437,8 +462,13 @@ export function compilePlan(opts: { text: string; file: string; job?: string; va
   const selected = selectJob(src, src.value as Record<string, unknown>, opts.job, opts.vars ?? {});
   src.check();
   const { path } = selected!;
+  const varSources = compileVarSources(src, src.value as Record<string, unknown>, opts.vars ?? {});
   // Only the chosen job is interpolated: other jobs' vars need not be set.
-  const value = interpolateStatic(src, selected!.value, path, opts.vars ?? {});
+  const { value, deferred } = interpolateDeferring(src, selected!.value, path, {
+    vars: opts.vars ?? {},
+    varSources: new Set(varSources.map((v) => v.name)),
+    deferUnsourced: opts.deferUnsourced,
+  });
   const job = validate(src, JobSchema, value, path, 'job');
   const compiler = new Compiler(src, new Resources(src, src.value as Record<string, unknown>, opts.vars ?? {}));
   const scope = new Set<string>();
@@ -454,11 +484,24 @@ export function compilePlan(opts: { text: string; file: string; job?: string; va
     steps: job?.tags ? steps.map((st) => withJobTags(st, job.tags ?? [])) : steps,
     hooks,
   });
-  const compiled = { name: job?.name ?? basename(opts.file, extname(opts.file)), source: opts.file, plan };
+  const compiled: CompiledPlan = {
+    name: job?.name ?? basename(opts.file, extname(opts.file)),
+    source: opts.file,
+    plan,
+    ...credentialsOf(varSources, deferred),
+  };
   checkPlan(src, compiled, [...path, 'name']);
   src.check();
   checkPayloadSize(compiled);
   return compiled;
+}
+
+// Absent when unused, so a plan without credentials is the same payload as before.
+function credentialsOf(varSources: VarSource[], deferred: DeferredVar[]): Pick<CompiledPlan, 'varSources' | 'deferredVars'> {
+  return {
+    ...(varSources.length > 0 ? { varSources } : {}),
+    ...(deferred.length > 0 ? { deferredVars: deferred } : {}),
+  };
 }
 
 /** Job-level `tags` (Concourse 8.3) become the tags of every step that sets none. */
@@ -472,7 +515,7 @@ function withJobTags(step: Step, tags: string[]): Step {
 }
 
 /** Reads and compiles a plan file. Throws PlanError. */
-export function loadPlan(opts: { file: string; job?: string; vars?: Record<string, unknown> }): CompiledPlan {
+export function loadPlan(opts: Omit<CompileOptions, 'text'>): CompiledPlan {
   let bytes: Buffer;
   try {
     bytes = readFileSync(opts.file);

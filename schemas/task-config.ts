@@ -6,7 +6,7 @@ import { Source, type Path } from './errors';
 import { isPlainObject } from './interpolate';
 import { parseMemory } from './units';
 import { envMap, validate } from './validate';
-import { interpolateStatic } from './vars';
+import { interpolateDeferring } from './vars';
 
 const memory = z.union([z.number(), z.string()]).transform((v, ctx) => {
   try {
@@ -99,12 +99,19 @@ export function compileTaskConfig(src: Source, value: unknown, path: Path): Task
 
 /**
  * Parses a task file (for a task step's `file:` at run time, and `causeway
- * execute -c`), interpolating ((vars)) from `vars`. Throws PlanError.
+ * execute -c`), interpolating ((vars)) from `vars`; with `credentials`, refs to
+ * those var sources (and, with `deferUnsourced`, other undefined ones) stay as text
+ * for the task's credential resolution. Throws PlanError.
  */
-export function parseTaskConfig(opts: { text: string; file: string; vars?: Record<string, unknown> }): TaskConfig {
+export function parseTaskConfig(opts: {
+  text: string;
+  file: string;
+  vars?: Record<string, unknown>;
+  credentials?: { varSources: ReadonlySet<string>; deferUnsourced: boolean };
+}): TaskConfig {
   const src = new Source(opts.file, opts.text);
   src.check();
-  const value = interpolateStatic(src, src.value, [], opts.vars ?? {});
+  const value = interpolateDeferring(src, src.value, [], { vars: opts.vars ?? {}, configRoot: true, ...opts.credentials }).value;
   const config = compileTaskConfig(src, value, []);
   src.check();
   return config as TaskConfig;

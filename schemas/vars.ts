@@ -46,39 +46,93 @@ export function loadVarFiles(paths: string[]): Record<string, unknown> {
   return vars;
 }
 
-function missingMessage(ref: VarRef): string {
+/** A ((var)) left for the build's worker to resolve from a credential manager, and where the plan uses it. */
+export interface DeferredVar {
+  /** the text between the parentheses: `source:name.field`, or `name.field` for the worker's cluster-wide manager */
+  ref: string;
+  /** FILE:LINE:COL: PATH of the first use, for the error when no manager has it */
+  at: string;
+}
+
+/** Static vars only: every undefined ref is an error at the string that holds it. */
+export function interpolateStatic(src: Source, value: unknown, base: Path, vars: Record<string, unknown>): unknown {
+  return interpolateDeferring(src, value, base, { vars }).value;
+}
+
+export interface StaticVarOptions {
+  vars: Record<string, unknown>;
+  /** names of the plan's `var_sources:`, whose refs are resolved when a task runs */
+  varSources?: ReadonlySet<string>;
+  /** refs without a source that -v/-l do not give are left for the worker's cluster-wide credential manager */
+  deferUnsourced?: boolean;
+  /** `value` is a task config (a task file), not a plan */
+  configRoot?: boolean;
+}
+
+// Where credential refs may stay until a task runs: what the task step hands its process.
+// Anything the compiler or the workflow must read (names, files, attempts, inputs) is static.
+const TASK_DEFERRABLE = new Set(['params', 'vars']);
+const CONFIG_DEFERRABLE = new Set(['params', 'run', 'image_resource']);
+
+function missingMessage(ref: VarRef, varSources: ReadonlySet<string>, deferrable: boolean): string {
   if (ref.source !== undefined) {
-    return `undefined var \`${ref.raw}\`: var sources (\`${ref.source}:\`) are not supported yet; pass the value with -v or -l`;
+    if (!varSources.has(ref.source)) {
+      const declared = varSources.size ? `var_sources declared: ${[...varSources].join(', ')}` : 'the plan declares no var_sources';
+      return `undefined var \`${ref.raw}\`: no var source named \`${ref.source}\` (${declared})`;
+    }
+    return `var \`${ref.raw}\` comes from a credential manager, which only a task's params, vars and config (params, run, image_resource) may use; pass the value with -v or -l here`;
   }
-  return `undefined var \`${ref.raw}\`; pass it with -v ${ref.path[0]}=VALUE or in a -l vars file`;
+  const fromWorker = deferrable ? ', or from the workers\' credential manager with --creds-from-worker' : '';
+  return `undefined var \`${ref.raw}\`; pass it with -v ${ref.path[0]}=VALUE or in a -l vars file${fromWorker}`;
 }
 
 /**
  * Replaces static ((vars)) in `value` (found at `base` in `src`), reporting each
- * undefined one at the string that holds it. Local ((.:vars)) stay as text.
+ * undefined one at the string that holds it. Local ((.:vars)) stay as text, and so do
+ * credential refs where a task resolves them when it runs (returned as `deferred`).
  */
-export function interpolateStatic(src: Source, value: unknown, base: Path, vars: Record<string, unknown>): unknown {
-  const walk = (v: unknown, path: Path): unknown => {
+export function interpolateDeferring(
+  src: Source,
+  value: unknown,
+  base: Path,
+  opts: StaticVarOptions,
+): { value: unknown; deferred: DeferredVar[] } {
+  const varSources = opts.varSources ?? new Set<string>();
+  const deferred = new Map<string, DeferredVar>();
+  const walk = (v: unknown, path: Path, deferrable: boolean): unknown => {
     if (typeof v === 'string') {
-      const r = interpolate(v, (ref) =>
+      const r = interpolate(v, (ref) => {
         // Local vars and service addresses are known only when the step runs.
-        ref.source === '.' || ref.source === SVC_SOURCE
-          ? { found: true, value: `((${ref.raw}))` }
-          : ref.source === undefined
-            ? lookupIn(vars, ref)
-            : { found: false },
-      );
-      for (const ref of r.missing) src.add(path, missingMessage(ref));
+        if (ref.source === '.' || ref.source === SVC_SOURCE) return { found: true, value: `((${ref.raw}))` };
+        const hit = ref.source === undefined ? lookupIn(opts.vars, ref) : { found: false as const };
+        if (hit.found) return hit;
+        const fromManager = ref.source === undefined ? opts.deferUnsourced === true : varSources.has(ref.source);
+        if (!deferrable || !fromManager) return { found: false };
+        if (!deferred.has(ref.raw)) deferred.set(ref.raw, { ref: ref.raw, at: src.where(path) });
+        return { found: true, value: `((${ref.raw}))` };
+      });
+      for (const ref of r.missing) src.add(path, missingMessage(ref, varSources, deferrable));
       if (r.missing.length > 0) src.suppress(path);
       return r.value;
     }
-    if (Array.isArray(v)) return v.map((item, i) => walk(item, [...path, i]));
+    if (Array.isArray(v)) return v.map((item, i) => walk(item, [...path, i], deferrable));
     if (isPlainObject(v)) {
       const out: Record<string, unknown> = {};
-      for (const [k, item] of Object.entries(v)) out[k] = walk(item, [...path, k]);
+      for (const [k, item] of Object.entries(v)) {
+        const child = [...path, k];
+        const isTask = typeof v.task === 'string';
+        if (!deferrable && isTask && k === 'config') out[k] = walkConfig(item, child);
+        else out[k] = walk(item, child, deferrable || (isTask && TASK_DEFERRABLE.has(k)));
+      }
       return out;
     }
     return v;
   };
-  return walk(value, base);
+  const walkConfig = (config: unknown, path: Path): unknown => {
+    if (!isPlainObject(config)) return walk(config, path, false);
+    const out: Record<string, unknown> = {};
+    for (const [k, item] of Object.entries(config)) out[k] = walk(item, [...path, k], CONFIG_DEFERRABLE.has(k));
+    return out;
+  };
+  return { value: opts.configRoot ? walkConfig(value, base) : walk(value, base, false), deferred: [...deferred.values()] };
 }

@@ -5,6 +5,7 @@ import { kubernetesRuntime, KubernetesRuntime, type KubernetesRuntimeOptions } f
 import { Uploads } from '../activities/runtime/kubernetes/uploads';
 import { reconcileKubernetes } from '../activities/runtime/kubernetes/reconcile';
 import { BuildPublisher, connectNats, ensureBuildStream } from '../common/nats';
+import type { WorkerCredentials } from '../activities/creds';
 import { startPollers, type RunningWorker } from './pollers';
 
 export interface KubernetesWorkerOptions {
@@ -27,6 +28,8 @@ export interface KubernetesWorkerOptions {
   /** the cluster side: namespace, kubeconfig/context, images, grace periods */
   kubernetes: Omit<KubernetesRuntimeOptions, 'worker'>;
   drainMs?: number;
+  /** the cluster-wide credential manager and redaction (workers/credentials.ts); default none, redaction on */
+  credentials?: WorkerCredentials;
   /** delete the objects of closed builds (terminated without teardown) this often; off when absent */
   reconcile?: { intervalMs: number };
   workflowBundle?: WorkflowBundle;
@@ -53,6 +56,7 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
     log: opts.log,
     killGraceMs: (opts.kubernetes.graceSeconds ?? 10) * 1000,
     running,
+    credentials: opts.credentials,
   };
   const activities = createActivities(deps, kubernetesRuntime(deps, runtime));
   const worker = await startPollers({

@@ -6,6 +6,7 @@ import { containerdRuntime, type ContainerdRuntimeOptions } from '../activities/
 import { localRuntime } from '../activities/runtime/local';
 import { reconcileBuilds } from '../activities/reconcile';
 import { BuildPublisher, connectNats, ensureBuildStream } from '../common/nats';
+import type { WorkerCredentials } from '../activities/creds';
 import { startPollers, type RunningWorker } from './pollers';
 
 export interface LocalWorkerOptions {
@@ -20,6 +21,8 @@ export interface LocalWorkerOptions {
   taskQueue: string;
   logMaxAgeSeconds: number;
   killGraceMs?: number;
+  /** the cluster-wide credential manager and redaction (workers/credentials.ts); default none, redaction on */
+  credentials?: WorkerCredentials;
   /** on shutdown or landing, how long running steps may finish here before they are handed over */
   drainMs?: number;
   /** look for leftovers of closed builds this often (off when absent) */
@@ -55,6 +58,7 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
     log: opts.log,
     killGraceMs: opts.killGraceMs ?? 10_000,
     running,
+    credentials: opts.credentials,
   };
   const activities = createActivities(deps, opts.containerd ? containerdRuntime(deps, opts.containerd) : localRuntime(deps));
   const reconcile = opts.reconcile;

@@ -2,6 +2,7 @@
 import { causewayHome, readEnv } from '../common/config';
 import { parseDuration } from '../schemas/units';
 import { createLogger } from '../common/logger';
+import { workerCredentials } from './credentials';
 import { startLocalWorker } from './local';
 import { installSdkLogger } from './sdk-logger';
 
@@ -18,6 +19,7 @@ async function main(): Promise<void> {
     tags: env.CAUSEWAY_WORKER_TAGS?.split(',').filter(Boolean),
     taskQueue: env.CAUSEWAY_TASK_QUEUE,
     logMaxAgeSeconds: Number(env.CAUSEWAY_LOG_MAX_AGE),
+    credentials: workerCredentials(env),
     reconcile: { intervalMs: parseDuration(env.CAUSEWAY_RECONCILE_INTERVAL), retentionMs: parseDuration(env.CAUSEWAY_ARTIFACT_RETENTION) },
     log,
   });

@@ -16,6 +16,7 @@ import { BuildInputError, parseBuildInput } from '../schemas/build-input';
 import type { BuildStatus } from '../schemas/messages';
 import { messageOf } from './attempts';
 import { Scope, type BuildContext } from './context';
+import { buildCredentials, secretLocalNames } from './credentials';
 import { ArtifactReleaser } from './release';
 import { StatusTracker } from './status';
 import { runStep } from './step';
@@ -75,7 +76,13 @@ export async function build(raw: BuildInput): Promise<BuildSummary> {
   });
   let prepared: PrepareBuildResult;
   try {
-    prepared = await claim.prepareBuild({ buildId: info.workflowId, plan: input.plan.name, uploads: input.uploads });
+    prepared = await claim.prepareBuild({
+      buildId: info.workflowId,
+      plan: input.plan.name,
+      uploads: input.uploads,
+      varSources: input.plan.varSources,
+      deferredVars: input.plan.deferredVars,
+    });
   } catch (err) {
     // Ending before the first step must still say so in CausewayStatus, or `causeway builds` shows it started forever.
     const outcome = isCancellation(err) ? 'aborted' : 'errored';
@@ -116,6 +123,7 @@ export async function build(raw: BuildInput): Promise<BuildSummary> {
     aborted: () => root.consideredCancelled,
     run: (step, frame) => runStep(ctx, step, frame),
     releaser,
+    credentials: buildCredentials(input.plan.varSources, secretLocalNames(input.plan.plan)),
   };
 
   let outcome: BuildStatus;

@@ -1,5 +1,5 @@
 import type { ActivityInterfaceFor } from '@temporalio/workflow';
-import type { Step } from '../schemas/compiled';
+import type { Step, VarSourceConfig } from '../schemas/compiled';
 import type { ArtifactRef, Artifacts, BuildActivities } from '../activities/types';
 import type { ServiceAddress } from '../common/services';
 import type { ArtifactReleaser } from './release';
@@ -69,8 +69,17 @@ export interface BuildContext {
    * here, as Concourse's run state does, so no step kind's file imports step.ts (no cycle).
    */
   run(step: Step, frame: Frame): Promise<boolean>;
+  /** var sources and secret locals for step activities; absent when the plan has neither */
+  credentials?: BuildCredentials;
   /** true once the build itself was cancelled (abort), as opposed to a scope cancelled by a timeout or fail_fast */
   aborted(): boolean;
+}
+
+/** The build's credential context, handed to its step activities (and to fan-out parts); never a value of a credential manager. */
+export interface BuildCredentials {
+  varSources?: VarSourceConfig[];
+  /** names of load_vars without `reveal: true`: their values are redacted from task logs */
+  secretLocals?: string[];
 }
 
 /** Where a step runs: its scope, its parent in the status tree, and the attempt numbers of enclosing `attempts`. */

@@ -3,7 +3,7 @@ import type { Artifacts } from '../activities/types';
 import type { ServiceAddress } from '../common/services';
 import type { Step } from '../schemas/compiled';
 import { messageOf } from './attempts';
-import { StepError, type BuildContext, type Frame } from './context';
+import { StepError, type BuildContext, type BuildCredentials, type Frame } from './context';
 import { runPool } from './pool';
 import { PART_WORKFLOW, type PartRef, type StepStatus } from '../schemas/build';
 
@@ -130,6 +130,7 @@ export interface PartInput {
   releasesArtifacts: boolean;
   /** the first service index the part may allocate (the parent reserved the range) */
   servicesBase: number;
+  credentials?: BuildCredentials;
   frame: {
     artifacts: Artifacts;
     locals: Record<string, unknown>;
@@ -234,6 +235,7 @@ async function runPart(
     workerTags: ctx.workerTags,
     releasesArtifacts: ctx.releaser !== undefined,
     servicesBase,
+    credentials: ctx.credentials,
     frame: {
       artifacts: frame.scope.allArtifacts(),
       locals: frame.scope.allLocals(),

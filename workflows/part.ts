@@ -49,6 +49,7 @@ export async function buildPart(input: PartInput): Promise<PartResult> {
     taskQueue: input.taskQueue,
     acts: stepActivities(input.taskQueue),
     servicesAllocated: input.servicesBase,
+    credentials: input.credentials,
     status,
     failedInParts: [],
     run: (step, frame) => runStep(ctx, step, frame),

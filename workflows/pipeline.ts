@@ -28,6 +28,7 @@ import {
   recordVersions,
   resolveInputs,
   schedule,
+  resetChangedResources,
   versionKey,
   type JobBuild,
   type SchedulerState,
@@ -96,6 +97,8 @@ export async function pipeline(input: PipelineInput): Promise<void> {
   setHandler(
     setConfigUpdate,
     (next) => {
+      // A changed source is checked at once, from scratch.
+      for (const name of resetChangedResources(config, next, state)) delete lastChecked[name];
       config = next;
       poke();
     },

@@ -29,11 +29,31 @@ export function recordVersions(state: SchedulerState, resource: string, found: R
     const key = versionKey(version);
     if (known.has(key)) continue;
     known.add(key);
-    list.push({ seq: (list[list.length - 1]?.seq ?? 0) + 1, version });
+    const seq = Math.max(list[list.length - 1]?.seq ?? 0, state.lastSeq?.[resource] ?? 0) + 1;
+    list.push({ seq, version });
     added++;
   }
   if (list.length > KEEP_VERSIONS) list.splice(0, list.length - KEEP_VERSIONS);
   return added;
+}
+
+/**
+ * A resource whose type or source changed is another resource to Concourse (a new config
+ * scope): its versions and pin are dropped, so no build gets a version of the old source.
+ * Returns the names of the resources reset.
+ */
+export function resetChangedResources(old: PipelineConfig, next: PipelineConfig, state: SchedulerState): string[] {
+  const reset: string[] = [];
+  for (const r of next.resources) {
+    const before = old.resources.find((x) => x.name === r.name);
+    if (!before || JSON.stringify(before.ref) === JSON.stringify(r.ref)) continue;
+    const list = state.versions[r.name] ?? [];
+    state.lastSeq = { ...state.lastSeq, [r.name]: Math.max(list[list.length - 1]?.seq ?? 0, state.lastSeq?.[r.name] ?? 0) };
+    delete state.versions[r.name];
+    delete state.pins[r.name];
+    reset.push(r.name);
+  }
+  return reset;
 }
 
 /** A version's identity: its keys sorted, so {a,b} and {b,a} are one version. */

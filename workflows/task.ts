@@ -3,6 +3,7 @@ import type { RunTaskResult } from '../activities/types';
 import { ACTIVITY_FAILURES } from '../schemas/build';
 import type { TaskStep } from '../schemas/compiled';
 import { deadlineOf, StepError, type BuildContext, type Frame } from './context';
+import { redactedValues } from './credentials';
 import { withLocals } from './locals';
 import { interpolateServices } from '../common/services';
 
@@ -26,6 +27,8 @@ export async function runTask(ctx: BuildContext, step: TaskStep, frame: Frame): 
     artifacts: frame.scope.allArtifacts(),
     services: frame.services,
     deadline: deadlineOf(frame),
+    varSources: ctx.credentials?.varSources,
+    redact: redactedValues(ctx.credentials, frame),
     ...(patched(TASK_FAILURE_FAILS_ACTIVITY) ? { failWhenTaskFails: true } : {}),
   };
   let result: RunTaskResult;

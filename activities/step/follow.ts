@@ -15,8 +15,12 @@ const KILL_WAIT_MS = 5_000;
 export interface FollowOptions {
   /** offsets a previous attempt reached (its last heartbeat) */
   resume?: LogOffsets;
-  /** publishes a piece; resolves to how many bytes from its offset the log holds (an earlier attempt's piece may be longer) */
-  publish(piece: LogPiece): Promise<number>;
+  /**
+   * publishes a piece; resolves to how many bytes from its offset the log holds (an earlier
+   * attempt's piece may be longer, and a step with credentials holds back an unfinished line:
+   * 0 until its line ends). `final`: the task has ended, nothing follows.
+   */
+  publish(piece: LogPiece, final: boolean): Promise<number>;
   /** the offsets moved: heartbeat them */
   beat(offsets: LogOffsets): void;
   note(text: string): void;
@@ -50,15 +54,16 @@ export async function followTask(handle: TaskHandle, opts: FollowOptions): Promi
   const onSignal = () => wake();
   opts.abort.addEventListener('abort', onSignal);
   opts.detach.addEventListener('abort', onSignal);
-  const drain = async (): Promise<boolean> => {
+  const drain = async (final = false): Promise<boolean> => {
     let sent = false;
     for (;;) {
       let moved = false;
       for (const piece of await handle.readLogs(offsets)) {
         // After an earlier attempt's longer piece the rest of this read is stale: read again from there.
         if (piece.offset !== (offsets[piece.stream] ?? 0)) continue;
-        offsets[piece.stream] = piece.offset + (await opts.publish(piece));
-        moved = true;
+        const held = await opts.publish(piece, final);
+        offsets[piece.stream] = piece.offset + held;
+        if (held > 0) moved = true;
       }
       if (!moved) return sent;
       sent = true;
@@ -69,7 +74,7 @@ export async function followTask(handle: TaskHandle, opts: FollowOptions): Promi
     for (let pollMs = POLL_MIN_MS; ;) {
       if (failure) throw failure.err;
       if (ended?.exit) {
-        await finalDrain(drain, opts);
+        await finalDrain(() => drain(true), opts);
         return ended.exit;
       }
       const sent = await drain().catch((err: unknown) => {
@@ -83,7 +88,7 @@ export async function followTask(handle: TaskHandle, opts: FollowOptions): Promi
       }
       if (opts.abort.aborted) {
         await stop(handle, opts, () => ended !== undefined || failure !== undefined, waiting);
-        await drain().catch(() => false);
+        await drain(true).catch(() => false);
         return 'aborted';
       }
       pollMs = sent ? POLL_MIN_MS : Math.min(POLL_MAX_MS, pollMs * 2);

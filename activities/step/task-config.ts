@@ -4,7 +4,9 @@
 // Then its inputs, mapped to the artifacts that fill them (a missing one errors the step).
 import { interpolateServices, type ServiceAddress } from '../../common/services';
 import { parseTaskConfig } from '../../schemas';
+import { asStrings, type CredentialResolver } from '../creds';
 import type { TaskConfig, TaskStep } from '../../schemas/compiled';
+import { stringifyVar, type VarRef } from '../../schemas/interpolate';
 import { StepErrored } from '../errors';
 import type { ArtifactFile, MappedInput, Runtime } from '../runtime/types';
 import type { Artifacts } from '../types';
@@ -32,23 +34,51 @@ export async function readArtifactText(runtime: Pick<Runtime, 'readArtifactFile'
   }
 }
 
+/**
+ * The step's credential refs (in params, vars and config) resolved from its var sources and
+ * the worker's manager, each value tracked for redaction; a ref found nowhere errors the step.
+ */
+export async function withCredentials(step: TaskStep, creds: CredentialResolver): Promise<TaskStep> {
+  const { value, missing } = await creds.interpolate({ params: step.params, vars: step.vars, config: step.config });
+  throwMissing(`task ${step.task}`, missing, creds);
+  return { ...step, params: asStrings(value.params), vars: value.vars, config: value.config && configStrings(value.config) };
+}
+
+function throwMissing(what: string, missing: VarRef[], creds: CredentialResolver): void {
+  if (missing.length === 0) return;
+  const seen = [...new Map(missing.map((r) => [r.raw, r])).values()];
+  throw new StepErrored(seen.map((r) => `${what}: undefined var \`${r.raw}\`: ${creds.explain(r)}`).join('\n'), 'UndefinedVar');
+}
+
+// A credential that is a map or a number, standing alone where a task wants text, becomes text.
+function configStrings(config: TaskConfig): TaskConfig {
+  const run = { ...config.run, path: stringifyVar(config.run.path), args: asStrings(config.run.args) };
+  return { ...config, params: asStrings(config.params), run };
+}
+
 export async function resolveTaskConfig(
   runtime: Pick<Runtime, 'readArtifactFile'>,
   buildId: string,
   step: TaskStep,
   artifacts: Artifacts,
   services: Record<string, ServiceAddress> | undefined,
+  creds: CredentialResolver,
 ): Promise<TaskConfig> {
   const what = `task ${step.task}`;
   let config: TaskConfig;
   if (step.file) {
     const text = await readArtifactText(runtime, artifactFile(buildId, step.file, artifacts, what), `${what}: file ${step.file}`);
+    let fromFile: TaskConfig;
     try {
-      const fromFile = parseTaskConfig({ text, file: step.file, vars: step.vars });
-      config = step.config ? { ...fromFile, ...step.config } : fromFile;
+      fromFile = parseTaskConfig({ text, file: step.file, vars: step.vars, credentials: creds.deferring });
     } catch (err) {
       throw new StepErrored(`${what}: ${(err as Error).message}`);
     }
+    // The file's own credential refs (Concourse resolves them like the step's).
+    const resolved = await creds.interpolate(fromFile);
+    throwMissing(`${what}: file ${step.file}`, resolved.missing, creds);
+    fromFile = configStrings(resolved.value);
+    config = step.config ? { ...fromFile, ...step.config } : fromFile;
   } else if (step.config) {
     config = step.config;
   } else {

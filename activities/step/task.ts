@@ -5,22 +5,46 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import { logTail } from '../../common/build-log';
 import { ACTIVITY_FAILURES } from '../../schemas/build';
-import type { ActivityDeps } from '../deps';
+import { MAX_LINE_WAIT, redactableLength } from '../../common/redact';
+import { CredentialResolver } from '../creds';
+import { NO_CREDENTIALS, type ActivityDeps } from '../deps';
 import { StepErrored, toFailure } from '../errors';
 import type { LogOffsets, Runtime } from '../runtime/types';
 import type { RunTaskRequest, RunTaskResult } from '../types';
 import { followTask } from './follow';
-import { mapInputs, resolveTaskConfig } from './task-config';
+import { mapInputs, resolveTaskConfig, withCredentials } from './task-config';
 
 type Ending = { state: 'succeeded' | 'failed'; exitCode: number } | { state: 'errored'; message: string };
 
 export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTaskRequest): Promise<RunTaskResult> {
+  const credentials = deps.credentials ?? NO_CREDENTIALS;
+  // Resolved on every attempt, also one that re-attaches to a running task: its log still needs the values to redact.
+  const creds = new CredentialResolver(credentials, req.plan, req.varSources);
+  if (credentials.redact) for (const value of req.redact ?? []) creds.redactor.add(value);
+  try {
+    return await runResolvedTask(deps, runtime, req, creds);
+  } catch (err) {
+    // Concourse redacts errors as it redacts logs.
+    if (err instanceof Error) err.message = creds.redactMessage(err.message);
+    throw err;
+  }
+}
+
+async function runResolvedTask(deps: ActivityDeps, runtime: Runtime, req: RunTaskRequest, creds: CredentialResolver): Promise<RunTaskResult> {
   const ctx = Context.current();
-  const { step } = req;
+  let { step } = req;
   const runName = `${req.runId}/${step.id}/${req.runKey}`;
   const event = { buildId: req.buildId, stepId: step.id, name: step.task, attempt: req.attempt };
   const finished = (ending: Ending) =>
-    deps.publisher.event({ type: 'step-finished', ...event, time: new Date().toISOString(), ...ending }, `${runName}/finished`);
+    deps.publisher.event(
+      {
+        type: 'step-finished',
+        ...event,
+        time: new Date().toISOString(),
+        ...(ending.state === 'errored' ? { ...ending, message: creds.redactMessage(ending.message) } : ending),
+      },
+      `${runName}/finished`,
+    );
 
   const abort = new AbortController();
   const detach = new AbortController();
@@ -32,7 +56,7 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
   const note = (text: string) => {
     deps.log.info({ build: req.buildId, step: step.id }, text);
     void deps.publisher
-      .log(req.buildId, step.id, 'causeway', Buffer.from(`${text}\n`), `${runName}/note/${ctx.info.attempt}.${notes++}`)
+      .log(req.buildId, step.id, 'causeway', Buffer.from(`${creds.redactMessage(text)}\n`), `${runName}/note/${ctx.info.attempt}.${notes++}`)
       .catch(() => undefined);
   };
   const key = `${req.buildId}/${step.id}`;
@@ -45,12 +69,14 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
       : Promise.resolve();
   let result: RunTaskResult;
   try {
+    step = await withCredentials(step, creds);
+    const resolvedStep = step;
     const handle = await runtime.findOrStartTask(
       {
-        req,
+        req: { ...req, step: resolvedStep },
         resolve: async () => {
-          const config = await resolveTaskConfig(runtime, req.buildId, step, req.artifacts, req.services);
-          return { config, inputs: mapInputs(step, config, req.artifacts) };
+          const config = await resolveTaskConfig(runtime, req.buildId, resolvedStep, req.artifacts, req.services, creds);
+          return { config, inputs: mapInputs(resolvedStep, config, req.artifacts) };
         },
       },
       { note },
@@ -59,8 +85,15 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
     const outcome = await followTask(handle, {
       resume: ctx.info.heartbeatDetails as LogOffsets | undefined,
       // Message ids are byte offsets: a piece an earlier attempt sent is not sent twice.
-      publish: (piece) =>
-        deps.publisher.logPiece(req.buildId, step.id, piece.stream, piece.data, `${runName}/${piece.stream}/${piece.offset}`),
+      publish: (piece, final) => {
+        const id = `${runName}/${piece.stream}/${piece.offset}`;
+        const redactor = creds.redactor;
+        if (redactor.empty) return deps.publisher.logPiece(req.buildId, step.id, piece.stream, piece.data, id);
+        // Whole lines only, so a value split between two reads is still found.
+        const n = redactableLength(piece.data, redactor, { final, full: piece.data.length >= MAX_LINE_WAIT });
+        if (n === 0) return Promise.resolve(0);
+        return deps.publisher.logPiece(req.buildId, step.id, piece.stream, redactor.bytes(piece.data.subarray(0, n)), id, n);
+      },
       beat: (offsets) => {
         details = { ...offsets };
         ctx.heartbeat(details);

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { loadPlan, loadVarFiles, parseVarFlags } from '../../schemas';
 import { BuildInputSchema, clientJsonSchemas } from '../../schemas/build-input';
-import { collect } from '../main-helpers';
+import { collect, credsFromWorker } from '../main-helpers';
 import { CliError } from '../output';
 
 export function registerCompile(program: Command): void {
@@ -12,6 +12,10 @@ export function registerCompile(program: Command): void {
     .option('-j, --job <name>', 'the job to compile when the file is a Concourse pipeline')
     .option('-v, --var <name=value>', 'set a ((var)); repeatable', collect, [])
     .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
+    .option(
+      '--creds-from-worker',
+      "leave ((vars)) that -v/-l do not give to the worker's credential manager (default when CAUSEWAY_CREDS or CAUSEWAY_CREDS_FILE is set)",
+    )
     .option('-i, --input <name>', 'an artifact the client uploads before starting the build (as run -i NAME=DIR); repeatable', collect, [])
     .option('-o, --output <name>', 'an artifact exported when the build ends (as run -o NAME=DIR); repeatable', collect, [])
     .option('--schema <which>', 'print the JSON Schema of the workflow input (`input`) or of its result (`result`) instead')
@@ -29,7 +33,15 @@ Examples:
     .action(
       (
         planFile: string | undefined,
-        opts: { job?: string; var: string[]; loadVarsFrom: string[]; input: string[]; output: string[]; schema?: string },
+        opts: {
+          job?: string;
+          var: string[];
+          loadVarsFrom: string[];
+          input: string[];
+          output: string[];
+          schema?: string;
+          credsFromWorker?: boolean;
+        },
       ) => {
         if (opts.schema !== undefined) {
           const schemas = clientJsonSchemas();
@@ -40,7 +52,7 @@ Examples:
         if (!planFile)
           throw new CliError('compile needs a plan file (or --schema input|result)', 'for example: causeway compile examples/hello.yml');
         const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
-        const plan = loadPlan({ file: planFile, job: opts.job, vars });
+        const plan = loadPlan({ file: planFile, job: opts.job, vars, deferUnsourced: credsFromWorker(opts) });
         const input = BuildInputSchema.parse({ plan, uploads: opts.input.map(artifactName), downloads: opts.output.map(artifactName) });
         process.stdout.write(`${JSON.stringify(input, null, 2)}\n`);
       },

@@ -4,7 +4,7 @@ import { loadPlan, loadVarFiles, parseVarFlags } from '../../schemas';
 import { unusedArtifactFlags } from '../../schemas/checks';
 import { openSession } from '../connect';
 import { submitAndFollow } from '../follow';
-import { collect, exitWith } from '../main-helpers';
+import { collect, credsFromWorker, exitWith } from '../main-helpers';
 import { CliError } from '../output';
 import { parseArtifactFlags } from '../transfer';
 
@@ -16,6 +16,10 @@ export function registerRun(program: Command): void {
     .option('-j, --job <name>', 'the job to run when the file is a Concourse pipeline')
     .option('-v, --var <name=value>', 'set a ((var)); repeatable', collect, [])
     .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
+    .option(
+      '--creds-from-worker',
+      "leave ((vars)) that -v/-l do not give to the worker's credential manager (default when CAUSEWAY_CREDS or CAUSEWAY_CREDS_FILE is set)",
+    )
     .option('-i, --input <name=dir>', 'upload a directory as the artifact NAME; repeatable', collect, [])
     .option('-o, --output <name=dir>', 'download the artifact NAME into a directory when the build ends; repeatable', collect, [])
     .option('-d, --detach', 'print the build id (alone, on stdout) and return without following it')
@@ -46,11 +50,12 @@ Examples:
           detach?: boolean;
           json?: boolean;
           services?: boolean;
+          credsFromWorker?: boolean;
         },
       ) => {
         if (opts.json && !opts.detach) throw new CliError('--json goes with --detach', 'add --detach, or drop --json to follow the build');
         const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
-        const plan = loadPlan({ file: planFile, job: opts.job, vars });
+        const plan = loadPlan({ file: planFile, job: opts.job, vars, deferUnsourced: credsFromWorker(opts) });
         const inputs = parseArtifactFlags(opts.input, '-i');
         const outputs = parseArtifactFlags(opts.output, '-o');
         const unused = unusedArtifactFlags(plan, Object.keys(inputs), Object.keys(outputs));

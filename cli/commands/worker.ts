@@ -1,9 +1,10 @@
 import os from 'node:os';
 import { Option, type Command } from 'commander';
-import { causewayHome, readEnv } from '../../common/config';
+import { causewayHome, readEnv, type Env } from '../../common/config';
 import { createLogger } from '../../common/logger';
 import { parseDuration } from '../../schemas';
 import { startKubernetesWorker } from '../../workers/kubernetes';
+import { workerCredentials } from '../../workers/credentials';
 import { startLocalWorker, type ContainerdRuntimeOptions, type RunningWorker } from '../../workers/local';
 import { installSdkLogger } from '../../workers/sdk-logger';
 import { DEV_DEFAULT_IMAGE, devContainerdDir, readContainerd } from '../dev/containerd';
@@ -24,6 +25,9 @@ interface Opts {
   gracePeriod: string;
   containerdSocket?: string;
   registryHosts?: string;
+  credsFile?: string;
+  team?: string;
+  redactSecrets: boolean;
 }
 
 const KUBERNETES_ONLY = ['namespace', 'kubeconfig', 'context', 'agentImage', 'uploadAddress'] as const;
@@ -63,6 +67,12 @@ export function registerWorker(program: Command): void {
     )
     .option('--upload-port <port>', 'kubernetes: port of that upload server', '7789')
     .option('--grace-period <seconds>', 'SIGTERM → SIGKILL grace of an aborted step', '10')
+    .option(
+      '--creds-file <file>',
+      'the cluster-wide credential manager for ((vars)) no -v/-l gives: YAML {type: dummy|kubernetes|vault, config: {...}} (default: CAUSEWAY_CREDS_FILE, CAUSEWAY_CREDS)',
+    )
+    .option('--team <name>', 'Concourse team: the first segment of credential lookup paths (default: CAUSEWAY_CREDS_TEAM, else main)')
+    .option('--no-redact-secrets', 'show credentials in step logs instead of ((redacted)); only to debug a credential manager')
     .addHelpText(
       'after',
       `
@@ -96,6 +106,7 @@ Examples:
         taskQueue: env.CAUSEWAY_TASK_QUEUE,
         logMaxAgeSeconds: Number(env.CAUSEWAY_LOG_MAX_AGE),
         log: createLogger('worker'),
+        credentials: credentialsOf(env, opts),
       };
       let worker: RunningWorker;
       const misplacedContainerd = CONTAINERD_ONLY.find((k) => opts[k] !== undefined);
@@ -167,6 +178,14 @@ function containerdOptions(home: string, opts: Opts): ContainerdRuntimeOptions {
     hostsDir: opts.registryHosts ?? (opts.containerdSocket ? undefined : dev?.hostsDir),
     defaultImage: opts.defaultImage ?? (opts.containerdSocket ? undefined : DEV_DEFAULT_IMAGE),
   };
+}
+
+function credentialsOf(env: Env, opts: Opts) {
+  try {
+    return workerCredentials(env, { file: opts.credsFile, team: opts.team, noRedact: !opts.redactSecrets });
+  } catch (err) {
+    throw new CliError((err as Error).message, 'see docs/security.md, "Credential managers"');
+  }
 }
 
 function checkedName(name: string): string {

@@ -2,14 +2,15 @@
 import { type Command } from 'commander';
 import { z } from 'zod';
 import { causewayHome } from '../../common/config';
+import { devContainerdDir, devContainerdStatus, readContainerd, startDevContainerd, stopContainerd } from './containerd';
 import { devKubernetesStatus, readDevKubernetes, startDevKubernetes, stopDevKubernetes } from './kubernetes';
-import { stackStatus, startStack, stateFile, stopStack, type StackState } from './stack';
+import { repoRoot, stackStatus, startStack, stateFile, stopStack, type StackState } from './stack';
 
 const Port = z.coerce.number().int().min(1).max(65535);
 
 const UpFlags = z.object({
   worker: z.boolean(),
-  runtime: z.enum(['local', 'kubernetes']),
+  runtime: z.enum(['local', 'containerd', 'kubernetes']),
   temporalPort: Port.optional(),
   uiPort: Port.optional(),
   natsPort: Port.optional(),
@@ -74,7 +75,7 @@ export function registerDevCommands(program: Command): void {
     .option('--no-worker', 'do not start a worker (run your own, e.g. from a debugger)')
     .option(
       '--runtime <runtime>',
-      'local: steps are processes on this host; kubernetes: a cluster with one real node, steps are pods (root; docs/kubernetes.md)',
+      'local: steps are processes on this host; containerd: steps are containers (root; docs/containerd.md); kubernetes: a cluster with one real node, steps are pods (root; docs/kubernetes.md)',
       'local',
     )
     .option('--temporal-port <port>', 'Temporal gRPC port (default 7233)')
@@ -83,7 +84,7 @@ export function registerDevCommands(program: Command): void {
     .option('--codec-port <port>', "the codec server the UI decrypts payloads with (default: the UI's port + 1)")
     .addHelpText(
       'after',
-      '\nExamples:\n  $ causeway dev up\n  $ causeway dev up --no-worker --temporal-port 7300 --nats-port 4300\n  $ sudo causeway dev up --runtime kubernetes\n',
+      '\nExamples:\n  $ causeway dev up\n  $ causeway dev up --no-worker --temporal-port 7300 --nats-port 4300\n  $ sudo causeway dev up --runtime containerd\n  $ sudo causeway dev up --runtime kubernetes\n',
     )
     .action(
       action(async (raw: unknown) => {
@@ -109,6 +110,16 @@ export function registerDevCommands(program: Command): void {
             ])}\n`,
           );
         }
+        if (flags.runtime === 'containerd') {
+          const endpoints = { temporalAddress: info.temporal.address, natsUrl: info.nats.url };
+          const c = await startDevContainerd(home, endpoints, repoRoot(), (line) => process.stdout.write(`  ${line}\n`));
+          process.stdout.write(
+            `${c.reused ? 'containerd was already running' : 'containerd is up'}:\n${table([
+              ['containerd', c.socket, ''],
+              ['registry', c.registry, `mirrors ${c.hostsDir}`],
+            ])}\n`,
+          );
+        }
         process.stdout.write('Check it with `causeway dev status`; stop it with `causeway dev down`.\n');
       }),
     );
@@ -122,6 +133,11 @@ export function registerDevCommands(program: Command): void {
         const home = causewayHome();
         const k8s = await stopDevKubernetes(home);
         if (k8s) process.stdout.write(`Stopped ${k8s.worker.name} (pid ${k8s.worker.pid}) and the Kubernetes cluster in ${k8s.dir}.\n`);
+        const containerd = readContainerd(devContainerdDir(home));
+        if (containerd) {
+          await stopContainerd(containerd.dir);
+          process.stdout.write(`Stopped the containerd worker, containerd and its registry in ${containerd.dir}.\n`);
+        }
         const stopped = await stopStack(home);
         if (!stopped) {
           process.stdout.write(`No dev stack is recorded in ${home}; nothing to stop.\n`);
@@ -152,7 +168,12 @@ export function registerDevCommands(program: Command): void {
         const state = (c: { alive: boolean; reachable: boolean }): string =>
           !c.alive ? 'dead' : c.reachable ? 'alive' : 'alive, not answering';
         const k8s = readDevKubernetes(home);
-        const components = [...status.components, ...(k8s ? await devKubernetesStatus(k8s) : [])];
+        const containerd = readContainerd(devContainerdDir(home));
+        const components = [
+          ...status.components,
+          ...(k8s ? await devKubernetesStatus(k8s) : []),
+          ...(containerd ? await devContainerdStatus(containerd) : []),
+        ];
         const rows = [
           ['COMPONENT', 'PID', 'STATE', 'ADDRESS'],
           ...components.map((c) => [c.component, String(c.pid), state(c), c.address]),

@@ -187,3 +187,55 @@ export async function stopContainerd(dir: string): Promise<void> {
   await stopProcesses([...state.processes].reverse());
   fs.rmSync(stateFile(dir), { force: true });
 }
+
+const DEV_WORKER_NAME = 'containerd-dev';
+
+/**
+ * `causeway dev up --runtime containerd`: the containerd and registry above in
+ * CAUSEWAY_HOME/containerd (images stay there between runs), and a containerd worker.
+ */
+export async function startDevContainerd(
+  home: string,
+  endpoints: { temporalAddress: string; natsUrl: string },
+  repoRoot: string,
+  log: (line: string) => void,
+): Promise<ContainerdState & { reused: boolean }> {
+  const dir = devContainerdDir(home);
+  const existing = readContainerd(dir);
+  if (existing && existing.processes.every((p) => alive(p.pid))) {
+    log(`containerd already running in ${dir}; using it`);
+    return { ...existing, reused: true };
+  }
+  await stopContainerd(dir);
+  const state = await startContainerd(dir, repoRoot, log);
+  log(`starting containerd worker ${DEV_WORKER_NAME} (steps run as containers; default image ${DEV_DEFAULT_IMAGE})`);
+  const worker = startProcess(dir, 'worker', path.join(repoRoot, 'bin', 'causeway'), ['worker', '--runtime=containerd', `--name=${DEV_WORKER_NAME}`], {
+    ...process.env,
+    TEMPORAL_ADDRESS: endpoints.temporalAddress,
+    NATS_URL: endpoints.natsUrl,
+    CAUSEWAY_HOME: path.resolve(home),
+  });
+  const withWorker = { ...state, processes: [...state.processes, { name: worker.name, pid: worker.pid, log: worker.log }] };
+  writeState(withWorker);
+  return { ...withWorker, reused: false };
+}
+
+/** `dev status` rows: containerd (its socket), the registry, the worker. */
+export async function devContainerdStatus(state: ContainerdState): Promise<
+  { component: string; pid: number; alive: boolean; reachable: boolean; address: string }[]
+> {
+  const pid = (name: string) => state.processes.find((p) => p.name === name)?.pid ?? 0;
+  const rows: [string, number, string, () => Promise<boolean>][] = [
+    ['containerd', pid('containerd'), state.socket, async () => (ctr(state.socket, ['version']), true)],
+    ['registry', pid('registry'), state.registry, async () => (await request(`http://${state.registry}/v2/`, {})).status === 200],
+    [DEV_WORKER_NAME, pid('worker'), `registry mirrors ${state.hostsDir}`, async () => true],
+  ];
+  return Promise.all(
+    rows
+      .filter(([, p]) => p > 0)
+      .map(async ([component, p, address, check]) => {
+        const isAlive = alive(p);
+        return { component, pid: p, alive: isAlive, reachable: isAlive && (await check().catch(() => false)), address };
+      }),
+  );
+}

@@ -536,10 +536,10 @@ plan:
 `);
     expect(err.message.split('\n')).toEqual([
       'ci/build.yml:4:13: plan[0].attempts: undefined var `n`; pass it with -v n=VALUE or in a -l vars file',
-      'ci/build.yml:6:17: plan[0].config.run.path: undefined var `cmd`; pass it with -v cmd=VALUE or in a -l vars file',
+      "ci/build.yml:6:17: plan[0].config.run.path: undefined var `cmd`; pass it with -v cmd=VALUE or in a -l vars file, or from the workers' credential manager with --creds-from-worker",
       'ci/build.yml:8:9: plan[1].file: undefined var `dir`; pass it with -v dir=VALUE or in a -l vars file',
       'ci/build.yml:8:9: plan[1].file: undefined var `name`; pass it with -v name=VALUE or in a -l vars file',
-      'ci/build.yml:10:9: plan[2].file: undefined var `vault:secret`: var sources (`vault:`) are not supported yet; pass the value with -v or -l',
+      'ci/build.yml:10:9: plan[2].file: undefined var `vault:secret`: no var source named `vault` (the plan declares no var_sources)',
     ]);
   });
   it('does not interpolate keys', () => {

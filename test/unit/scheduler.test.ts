@@ -2,7 +2,15 @@
 import type { CompiledPlan } from '../../schemas/compiled';
 import type { JobInput, PipelineConfig, PipelineJob } from '../../schemas/pipeline';
 import { emptyPipelineInput } from '../../schemas/pipeline-api';
-import { createBuild, finishBuild, recordVersions, resolveInputs, schedule, type SchedulerState } from '../../workflows/scheduler';
+import {
+  createBuild,
+  finishBuild,
+  recordVersions,
+  resetChangedResources,
+  resolveInputs,
+  schedule,
+  type SchedulerState,
+} from '../../workflows/scheduler';
 
 const plan = { name: 'j', source: 'p.yml', plan: { kind: 'do', id: 'plan', steps: [] } } as unknown as CompiledPlan;
 const input = (resource: string, extra: Partial<JobInput> = {}): JobInput => ({
@@ -120,4 +128,21 @@ test('paused pipelines and jobs start nothing; max_in_flight and serial_groups h
   expect(schedule(config, state)).toEqual([]);
   finishBuild(state, 'a', 1, 'succeeded');
   expect(started(schedule(config, state))).toEqual(['b#1:1']);
+});
+
+test('a resource whose source changed starts over: no build gets a version of the old source', () => {
+  const { config, state } = pipeline([job('unit', [input('repo')])]);
+  recordVersions(state, 'repo', [v('a'), v('b')]);
+  expect(started(schedule(config, state))).toEqual(['unit#1:b']);
+  finishBuild(state, 'unit', 1, 'succeeded');
+  const next = {
+    ...config,
+    resources: config.resources.map((r) => (r.name === 'repo' ? { ...r, ref: { ...r.ref, source: { uri: 'new' } } } : r)),
+  };
+  expect(resetChangedResources(config, next, state)).toEqual(['repo']);
+  expect(resolveInputs(next.jobs[0], next, state)).toMatchObject({ ok: false });
+  // The same version map from the new source is a new version (check order 3): it triggers.
+  recordVersions(state, 'repo', [v('b')]);
+  expect(state.versions.repo).toEqual([{ seq: 3, version: v('b') }]);
+  expect(started(schedule(next, state))).toEqual(['unit#2:b']);
 });

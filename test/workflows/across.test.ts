@@ -1,31 +1,25 @@
 // across: one var, several vars (cartesian product), max_in_flight (number, "all"), fail_fast,
-// values from a load_var, against the real servers.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { killMatching, pidsMatching, sh, startHarness, type BuildRun, type Harness } from './harness';
+// values from a load_var, against the real servers, steps on the in-memory fake runtime.
+import { randomUUID } from 'node:crypto';
+import { sh, startHarness, type BuildRun, type Harness } from './harness';
 
 let h: Harness;
-let tmp: string;
-const markers: string[] = [];
 beforeAll(async () => {
-  h = await startHarness();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-across-'));
+  h = await startHarness({ runtime: 'fake' });
 });
 afterAll(async () => {
-  for (const m of markers) killMatching(m);
-  fs.rmSync(tmp, { recursive: true, force: true });
   await h.stop();
 });
 
 const stepOf = (r: BuildRun, id: string) => r.summary?.steps.find((s) => s.id === id);
-const dir = () => fs.mkdtempSync(path.join(tmp, 'd-'));
+/** a file the fake runtime's steps share (an absolute path), unique to one test */
+const shared = () => `/across-${randomUUID()}`;
 const acrossStep = (step: string, across: unknown[], extra: Record<string, unknown> = {}) =>
   JSON.stringify({ ...JSON.parse(step), across, ...extra });
 function maxConcurrency(log: string): number {
   let now = 0;
   let max = 0;
-  for (const line of fs.readFileSync(log, 'utf8').split('\n').filter(Boolean)) {
+  for (const line of (h.fake!.host.get(log) ?? '').split('\n').filter(Boolean)) {
     now += line.startsWith('+') ? 1 : -1;
     max = Math.max(max, now);
   }
@@ -66,24 +60,24 @@ describe('across', () => {
   });
 
   test('max_in_flight defaults to 1; a number caps concurrency; "all" runs every iteration at once', async () => {
-    const log1 = path.join(dir(), 'log');
+    const log1 = shared();
     const tracked = sh('t', `echo "+ ((.:v))" >> ${log1}; sleep 0.3; echo "- ((.:v))" >> ${log1}`);
     const r1 = await h.run(`plan:\n- ${acrossStep(tracked, [{ var: 'v', values: [1, 2, 3] }])}`);
     expect(r1.status).toBe('succeeded');
     expect(maxConcurrency(log1)).toBe(1);
 
-    const log2 = path.join(dir(), 'log');
+    const log2 = shared();
     const tracked2 = sh('t', `echo "+ ((.:v))" >> ${log2}; sleep 0.5; echo "- ((.:v))" >> ${log2}`);
     const r2 = await h.run(`plan:\n- ${acrossStep(tracked2, [{ var: 'v', values: [1, 2, 3, 4, 5], max_in_flight: 2 }])}`);
     expect(r2.status).toBe('succeeded');
     expect(maxConcurrency(log2)).toBeLessThanOrEqual(2);
 
-    const d = dir();
-    const barrier = sh('b', `touch ${d}/((.:v)); while [ $(ls ${d} | wc -l) -lt 4 ]; do sleep 0.05; done`);
-    const r3 = await h.run(
-      `plan:\n- ${acrossStep(barrier, [{ var: 'v', values: [1, 2, 3, 4], max_in_flight: 'all' }], { timeout: '30s' })}`,
-    );
+    // Each iteration stays long enough for every other to have started (a generous bound, not a timing goal).
+    const log3 = shared();
+    const tracked3 = sh('t', `echo "+ ((.:v))" >> ${log3}; sleep 5; echo "- ((.:v))" >> ${log3}`);
+    const r3 = await h.run(`plan:\n- ${acrossStep(tracked3, [{ var: 'v', values: [1, 2, 3, 4], max_in_flight: 'all' }])}`);
     expect(r3.status).toBe('succeeded');
+    expect(maxConcurrency(log3)).toBe(4);
   });
 
   test('without fail_fast every iteration runs and the step fails', async () => {
@@ -95,12 +89,10 @@ describe('across', () => {
   });
 
   test('fail_fast interrupts running iterations and skips the rest; the build fails', async () => {
-    const m = `30.${Math.floor(Math.random() * 1e9)}`;
-    markers.push(`sleep ${m}`);
-    const step = sh('each', `if [ ((.:v)) = 1 ]; then sleep 0.5; exit 1; fi; sleep ${m}((.:v))`);
+    const step = sh('each', `[ ((.:v)) = 1 ] && sleep 0.5 && exit 1; sleep 1000`);
     const r = await h.run(`plan:\n- ${acrossStep(step, [{ var: 'v', values: [1, 2, 3, 4], max_in_flight: 2 }], { fail_fast: true })}`);
     expect(r.status).toBe('failed');
-    expect(pidsMatching(`sleep ${m}`)).toEqual([]);
+    expect(stepOf(r, 'plan.0.across.1')?.state).toMatch(/aborted|errored/);
     expect(r.logs.get('plan.0.across.3')).toBeUndefined();
     expect(stepOf(r, 'plan.0.across.0')?.state).toBe('failed');
     expect(stepOf(r, 'plan.0.across.3')?.state).toBe('skipped');

@@ -6,6 +6,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { WorkflowBundle } from '@temporalio/worker';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pino from 'pino';
+import type { WorkerCredentials } from '../../activities/creds';
 import { awaitBuild, startBuild, type BuildOutcome } from '../../common/build-client';
 import { collectLogs } from '../../common/build-log';
 import { bundleBuildWorkflows } from '../../workers/bundle';
@@ -13,6 +14,8 @@ import { connectNats } from '../../common/nats';
 import { connectTemporalClient } from '../../common/temporal-connection';
 import { compilePlan } from '../../schemas';
 import { startLocalWorker, type ContainerdRuntimeOptions, type RunningWorker } from '../../workers/local';
+import type { FakeState } from '../fake/runtime';
+import { startFakeWorker } from '../fake/worker';
 import { testStack } from '../setup/env';
 
 // `testTimeout` in jest.config.js is a global option that a project entry ignores:
@@ -35,6 +38,8 @@ export interface Harness {
   client: Client;
   nc: NatsConnection;
   worker: RunningWorker;
+  /** the fake runtime's state (runtime: 'fake') */
+  fake?: FakeState;
   taskQueue: string;
   home: string;
   /** compiles and runs a plan, waiting for the end */
@@ -53,6 +58,8 @@ export interface RunOptions {
   file?: string;
   uploads?: string[];
   downloads?: string[];
+  /** leave ((vars)) the plan's vars do not give to the worker's credential manager */
+  deferUnsourced?: boolean;
 }
 
 export interface BuildRun extends BuildOutcome {
@@ -60,31 +67,46 @@ export interface BuildRun extends BuildOutcome {
   logs: Map<string, string>;
 }
 
+export interface HarnessOptions {
+  killGraceMs?: number;
+  tags?: string[];
+  /** `fake`: steps run in memory (test/fake/), for the workflow-semantics tests; `local` (default): host processes */
+  runtime?: 'local' | 'fake';
+  /** the local worker runs its steps in containerd containers */
+  containerd?: ContainerdRuntimeOptions;
+  /** the local worker's cluster-wide credential manager and redaction */
+  credentials?: WorkerCredentials;
+}
+
 /** A real worker on its own task queue against the run's real Temporal and NATS. */
-export async function startHarness(
-  opts: { killGraceMs?: number; tags?: string[]; containerd?: ContainerdRuntimeOptions } = {},
-): Promise<Harness> {
+export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> {
   const stack = testStack();
   const taskQueue = `test-${randomUUID()}`;
-  const worker = await startLocalWorker({
+  const common = {
     temporalAddress: stack.temporalAddress,
-    namespace: 'default',
     natsUrl: stack.natsUrl,
     home: stack.home,
     name: `w-${randomUUID().slice(0, 8)}`,
     tags: opts.tags,
     taskQueue,
-    logMaxAgeSeconds: 3600,
     killGraceMs: opts.killGraceMs ?? 2000,
-    drainMs: 2000,
-    containerd: opts.containerd,
     workflowBundle: await sharedBundle(stack.home),
     log: pino({ level: 'warn' }),
-  });
+  };
+  const fakeWorker = opts.runtime === 'fake' ? await startFakeWorker(common) : undefined;
+  const worker =
+    fakeWorker ??
+    (await startLocalWorker({ ...common, namespace: 'default', logMaxAgeSeconds: 3600, drainMs: 2000, containerd: opts.containerd, credentials: opts.credentials }));
   const { client, connection } = await connectTemporalClient({ address: stack.temporalAddress, home: stack.home });
   const nc = await connectNats(stack.natsUrl, 'test');
   const start = async (yaml: string, runOpts: RunOptions = {}) => {
-    const plan = compilePlan({ text: yaml, file: runOpts.file ?? 'test.yml', job: runOpts.job, vars: runOpts.vars });
+    const plan = compilePlan({
+      text: yaml,
+      file: runOpts.file ?? 'test.yml',
+      job: runOpts.job,
+      vars: runOpts.vars,
+      deferUnsourced: runOpts.deferUnsourced,
+    });
     return startBuild(client, { plan, taskQueue, uploads: runOpts.uploads, downloads: runOpts.downloads });
   };
   const finish = async (handle: WorkflowHandle): Promise<BuildRun> => {
@@ -95,6 +117,7 @@ export async function startHarness(
     client,
     nc,
     worker,
+    fake: fakeWorker?.fake,
     taskQueue,
     home: stack.home,
     start,

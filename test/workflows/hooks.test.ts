@@ -1,19 +1,17 @@
 // Hooks as Concourse defines them: on_success / on_failure / on_error / on_abort / ensure,
-// against the real Temporal dev server and NATS. on_abort is covered in abort.test.ts.
+// against the real Temporal dev server and NATS, steps on the in-memory fake runtime (workflow
+// semantics only; abort.test.ts checks that the local runtime's processes go).
 import { readBuild } from '../../common/build-log';
-import { killMatching, pidsMatching, sh, startHarness, type BuildRun, type Harness } from './harness';
+import { sh, startHarness, type BuildRun, type Harness } from './harness';
 
 let h: Harness;
 beforeAll(async () => {
-  h = await startHarness();
+  h = await startHarness({ runtime: 'fake' });
 });
-// Every long sleep of this file has this unique duration prefix: the engine must have killed them all.
-const SLEEP = `31.${Math.floor(Math.random() * 1e6)}`;
+/** long enough never to end by itself: only an abort or a timeout ends it */
+const SLEEP = 1000;
 afterAll(async () => {
-  const left = pidsMatching(`sleep ${SLEEP}`);
-  killMatching(`sleep ${SLEEP}`);
   await h.stop();
-  expect(left).toEqual([]);
 });
 
 /** Causeway's own lines in a step's log (collectLogs leaves them out). */

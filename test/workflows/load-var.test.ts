@@ -1,4 +1,6 @@
 // load_var: formats json/yaml/trim/raw, default by extension, errors, against the real servers.
+// The values are printed to check them, so they are loaded with `reveal: true` (a load_var's
+// value is otherwise redacted from logs, as Concourse does: test/workflows/credentials.test.ts).
 import { sh, startHarness, type Harness } from './harness';
 
 let h: Harness;
@@ -12,6 +14,7 @@ const plan = (file: string, content: string, loadExtra: Record<string, unknown>,
   `plan:\n- ${sh('write', `printf '%s' '${content}' > out/${file}`, {}, { outputs: [{ name: 'out' }] })}\n- ${JSON.stringify({
     load_var: 'v',
     file: `out/${file}`,
+    reveal: true,
     ...loadExtra,
   })}\n- ${sh('use', use)}`;
 
@@ -62,7 +65,7 @@ describe('load_var', () => {
 
   test('a load_var inside a do is visible to later steps of the build', async () => {
     const write = sh('write', `printf v9 > out/ver`, {}, { outputs: [{ name: 'out' }] });
-    const r = await h.run(`plan:\n- {do: [${write}, {load_var: ver, file: out/ver}]}\n- ${sh('use', 'echo ((.:ver))')}`);
+    const r = await h.run(`plan:\n- {do: [${write}, {load_var: ver, file: out/ver, reveal: true}]}\n- ${sh('use', 'echo ((.:ver))')}`);
     expect(r.status).toBe('succeeded');
     expect(r.logs.get('plan.1')).toBe('v9\n');
   });
@@ -70,7 +73,7 @@ describe('load_var', () => {
   test('a loaded var fills task params and args at run time', async () => {
     const write = sh('write', `printf '{"tag": "v1.2"}' > out/meta.json`, {}, { outputs: [{ name: 'out' }] });
     const use = sh('use', 'echo "$TAG ((.:meta.tag))"', { params: { TAG: '((.:meta.tag))' } });
-    const r = await h.run(`plan:\n- ${write}\n- {load_var: meta, file: out/meta.json}\n- ${use}`);
+    const r = await h.run(`plan:\n- ${write}\n- {load_var: meta, file: out/meta.json, reveal: true}\n- ${use}`);
     expect(r.status).toBe('succeeded');
     expect(r.logs.get('plan.2')).toBe('v1.2 v1.2\n');
   });

@@ -75,6 +75,7 @@ jobs:
     file: src/ci/test.yml
   - load_var: version
     file: src/version
+    reveal: true
   - task: show
     config:
       platform: linux

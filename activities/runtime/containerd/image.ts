@@ -119,9 +119,9 @@ export class ImageStore {
       if (isLoopback(pull.ref)) args.push('--plain-http');
       if (pull.auth) args.push('--user', `${pull.auth.username}:${pull.auth.password}`);
       const out = await this.ctr.forStep([...args, pull.ref], `pulling image ${pull.ref}`, { timeoutMs: 15 * 60_000 });
-      const layers = out.match(/^layer-sha256:[0-9a-f]+/gm)?.length ?? 0;
-      const size = /total:\s*([^(]+)\(/.exec(out)?.[1]?.trim();
-      note(`image ${pull.ref}: pulled and unpacked in ${Date.now() - started} ms (${layers} layer${layers === 1 ? '' : 's'}${size ? `, ${size}` : ''})`);
+      // ctr redraws its progress table: each layer shows up once per redraw.
+      const layers = new Set(out.match(/^layer-sha256:[0-9a-f]+/gm)).size;
+      note(`image ${pull.ref}: pulled and unpacked in ${Date.now() - started} ms (${layers} layer${layers === 1 ? '' : 's'})`);
     } else note(`image ${pull.ref}: already in containerd`);
     return this.inspect(pull.ref);
   }

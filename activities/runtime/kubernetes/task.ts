@@ -8,6 +8,8 @@ import { Writable } from 'node:stream';
 import { serviceEnv } from '../../../common/services';
 import { StepErrored } from '../../errors';
 import { followTask } from '../../step/follow';
+import { CredentialResolver } from '../../creds';
+import { NO_CREDENTIALS } from '../../deps';
 import { mapInputs, resolveTaskConfig } from '../../step/task-config';
 import type { ArtifactRef, Artifacts, RunTaskRequest } from '../../types';
 import type { ArtifactFile, LogPiece, MappedInput, ResolvedTask, StepIo, TaskExit, TaskHandle, TaskSignal } from '../types';
@@ -182,7 +184,8 @@ export function resolvedTask(rt: KubeApi, req: RunTaskRequest): ResolvedTask {
   return {
     req,
     resolve: async () => {
-      const config = await resolveTaskConfig(reader, req.buildId, req.step, req.artifacts, req.services);
+      const creds = new CredentialResolver(NO_CREDENTIALS, req.plan, req.varSources);
+      const config = await resolveTaskConfig(reader, req.buildId, req.step, req.artifacts, req.services, creds);
       return { config, inputs: mapInputs(req.step, config, req.artifacts) };
     },
   };

@@ -125,3 +125,75 @@ ensure:
   expect(all).toContain('on_abort ran');
   expect(all).toContain('ensure ran');
 });
+
+test('across of three values: three services on the same port, each iteration reaching its own by its Service name', async () => {
+  const [repository, tag] = testCluster().node!.images.task.split(/:(?=[^:]+$)/);
+  const image = `{type: registry-image, source: {repository: "${repository}", tag: "${tag}"}}`;
+  const file = plan(
+    'across-services',
+    `
+plan:
+- across:
+  - var: v
+    values: [a, b, c]
+    max_in_flight: all
+  task: use
+  services:
+  - name: web
+    config:
+      image_resource: ${image}
+      params: {PAGE: page-((.:v))}
+      run: {path: sh, args: [-c, 'mkdir -p /tmp/s && echo "$PAGE" > /tmp/s/index.html && exec python3 -m http.server 8080 -d /tmp/s']}
+      ports: [8080]
+  config:
+    platform: linux
+    run:
+      path: python3
+      args: [-c, 'import os, urllib.request; h = os.environ["WEB_SERVICE_HOST"]; print("want page-((.:v)) got", urllib.request.urlopen("http://%s:8080/" % h, timeout=10).read().decode().strip(), "from", h)']
+`,
+  );
+  const r = await cli(['run', file]);
+  expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
+  const hosts = new Set<string>();
+  for (const v of ['a', 'b', 'c']) {
+    const m = new RegExp(`want page-${v} got page-${v} from (cw-svc-web-[0-9a-f]+)`).exec(r.stdout);
+    expect(m).not.toBeNull();
+    hosts.add(m![1]);
+  }
+  expect(hosts.size).toBe(3);
+});
+
+test('the worker killed with SIGKILL mid-step: the pod keeps running, the restarted worker re-attaches, the step ran once', async () => {
+  const home = process.env.CAUSEWAY_TEST_DEV_HOME!;
+  const file = plan(
+    'reattach',
+    `
+plan:
+- task: slow
+  config:
+    platform: linux
+    run: {path: sh, args: [-c, 'echo "started in $(hostname)"; sleep 25; echo finished']}
+`,
+  );
+  const started = await cli(['run', '--detach', file]);
+  expect(started.code).toBe(0);
+  const buildId = started.stdout.trim().split('\n').pop()!;
+  let running!: () => void;
+  const waiting = new Promise<void>((resolve) => (running = resolve));
+  const follow = cli(['watch', buildId], (out) => out.includes('started in') && running());
+  await waiting;
+  const devFile = path.join(home, 'k8s', 'dev.json');
+  const before = JSON.parse(fs.readFileSync(devFile, 'utf8')) as { worker: { pid: number } };
+  process.kill(before.worker.pid, 'SIGKILL');
+  // dev up keeps the running cluster (and the step's pod) and starts the worker again.
+  const up = await cli(['dev', 'up', '--runtime', 'kubernetes']);
+  expect(up.stdout).toContain('without its worker');
+  const after = JSON.parse(fs.readFileSync(devFile, 'utf8')) as { worker: { pid: number } };
+  expect(after.worker.pid).not.toBe(before.worker.pid);
+  const r = await follow;
+  const all = r.stdout + r.stderr;
+  expect(r.code).toBe(0);
+  expect(all).toMatch(/re-attached to pod cw-slow-[0-9a-f]+/);
+  expect(all.match(/started in /g)).toHaveLength(1);
+  expect(all).toContain('finished');
+});

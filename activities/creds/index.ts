@@ -1,0 +1,155 @@
+// Credential refs resolved inside activities, never in the workflow: a build's var_sources and
+// the worker's cluster-wide manager, looked up along Concourse's paths, every value found
+// tracked for redaction from the step's logs and errors.
+import { z } from 'zod';
+import { Redactor } from '../../common/redact';
+import type { VarSourceConfig } from '../../schemas/compiled';
+import { descend, findVarRefs, interpolate, isPlainObject, SVC_SOURCE, stringifyVar, type VarRef } from '../../schemas/interpolate';
+import { CredentialManagerConfig, VarSource } from '../../schemas/var-sources';
+import { StepErrored } from '../errors';
+import { DummyStore } from './dummy';
+import { KubernetesStore } from './kubernetes';
+import type { SecretLookup, SecretStore } from './types';
+import { VaultStore } from './vault';
+
+export type { SecretStore } from './types';
+
+/** What a worker brings to credential resolution. */
+export interface WorkerCredentials {
+  /** Concourse's team: the first segment of every lookup path */
+  team: string;
+  /** the cluster-wide manager, for refs without a source */
+  cluster?: SecretStore;
+  /** redact values from logs and errors (Concourse's default; off only to debug a manager) */
+  redact: boolean;
+}
+
+export function storeFor(config: CredentialManagerConfig): SecretStore {
+  switch (config.type) {
+    case 'dummy':
+      return new DummyStore(config.config.vars);
+    case 'kubernetes':
+      return new KubernetesStore(config.config);
+    case 'vault':
+      return new VaultStore(config.config);
+  }
+}
+
+type Found = { found: true; value: unknown };
+
+/** One activity's view of a build's credentials; values are looked up once per activity. */
+export class CredentialResolver {
+  readonly redactor = new Redactor();
+  private readonly sources = new Map<string, SecretStore>();
+  private readonly looked = new Map<string, Promise<SecretLookup>>();
+
+  constructor(
+    private readonly worker: WorkerCredentials,
+    /** Concourse's pipeline: the build's plan name */
+    private readonly pipeline: string,
+    varSources: VarSourceConfig[] = [],
+  ) {
+    for (const raw of varSources) {
+      const parsed = VarSource.safeParse(raw);
+      if (!parsed.success)
+        throw new StepErrored(`var_sources: ${raw.name}: ${z.prettifyError(parsed.error).replace(/\n\s*/g, ' ')}`, 'BadVarSource');
+      this.sources.set(parsed.data.name, storeFor(parsed.data));
+    }
+  }
+
+  /** Refs this resolver answers: those of a var source, and unsourced ones when the worker has a manager. */
+  handles(ref: VarRef): boolean {
+    if (ref.source === '.' || ref.source === SVC_SOURCE) return false;
+    return ref.source === undefined ? this.worker.cluster !== undefined : this.sources.has(ref.source);
+  }
+
+  /** What a task file's parse leaves for this resolver (schemas/task-config.ts). */
+  get deferring(): { varSources: ReadonlySet<string>; deferUnsourced: boolean } {
+    return { varSources: new Set(this.sources.keys()), deferUnsourced: this.worker.cluster !== undefined };
+  }
+
+  private storeOf(ref: VarRef): SecretStore | undefined {
+    return ref.source === undefined ? this.worker.cluster : this.sources.get(ref.source);
+  }
+
+  /** Where a ref was looked for, for the message when it is found nowhere. */
+  explain(ref: VarRef): string {
+    const store = this.storeOf(ref);
+    if (!store)
+      return ref.source === undefined
+        ? 'not given with -v/-l, and this worker has no credential manager (CAUSEWAY_CREDS)'
+        : `no var source named \`${ref.source}\``;
+    return `not found in ${store.describe} at ${store.lookupPaths(this.worker.team, this.pipeline, ref.path[0]).join(', ')}`;
+  }
+
+  async lookup(ref: VarRef): Promise<SecretLookup> {
+    const store = this.storeOf(ref);
+    if (!store) return { found: false };
+    const [name, ...fields] = ref.path;
+    const key = `${ref.source ?? ''}:${name}`;
+    let pending = this.looked.get(key);
+    if (!pending) {
+      pending = this.firstFound(store, name);
+      this.looked.set(key, pending);
+    }
+    const whole = await pending;
+    if (!whole.found) return whole;
+    // As Concourse's tracker: the whole value is a secret, whichever field a step uses.
+    if (this.worker.redact) this.redactor.add(whole.value);
+    return descend(whole.value, fields);
+  }
+
+  private async firstFound(store: SecretStore, name: string): Promise<SecretLookup> {
+    for (const path of store.lookupPaths(this.worker.team, this.pipeline, name)) {
+      let hit: SecretLookup;
+      try {
+        hit = await store.get(path);
+      } catch (err) {
+        throw new Error(`looking up ((${name})): ${(err as Error).message}`, { cause: err });
+      }
+      if (hit.found) return hit;
+    }
+    return { found: false };
+  }
+
+  /** Resolves every ref this resolver handles in `value`'s strings; other refs stay as text. Returns the refs found nowhere. */
+  async interpolate<T>(value: T): Promise<{ value: T; missing: VarRef[] }> {
+    const refs = new Map<string, VarRef>();
+    const collect = (v: unknown): void => {
+      if (typeof v === 'string') for (const ref of findVarRefs(v)) if (this.handles(ref)) refs.set(ref.raw, ref);
+      if (Array.isArray(v)) v.forEach(collect);
+      else if (isPlainObject(v)) Object.values(v).forEach(collect);
+    };
+    collect(value);
+    const hits = new Map<string, SecretLookup>();
+    await Promise.all([...refs.values()].map(async (ref) => hits.set(ref.raw, await this.lookup(ref))));
+    const r = interpolate(value, (ref) => (this.handles(ref) ? (hits.get(ref.raw) ?? { found: false }) : ({ found: true, value: `((${ref.raw}))` } as Found)));
+    return { value: r.value as T, missing: r.missing };
+  }
+
+  /** Every ref of a build that the worker must resolve: throws StepErrored naming each one found nowhere, where the plan uses it. */
+  async check(deferred: { ref: string; at: string }[]): Promise<void> {
+    const problems: string[] = [];
+    for (const d of deferred) {
+      const ref = parseRef(d.ref);
+      if ((await this.lookup(ref)).found) continue;
+      problems.push(`${d.at}: undefined var \`${d.ref}\`: ${this.explain(ref)}`);
+    }
+    if (problems.length > 0) throw new StepErrored(problems.join('\n'), 'UndefinedVar');
+  }
+
+  /** An error message with every tracked value redacted. */
+  redactMessage(message: string): string {
+    return this.redactor.text(message);
+  }
+}
+
+function parseRef(raw: string): VarRef {
+  const [ref] = findVarRefs(`((${raw}))`);
+  return ref;
+}
+
+/** A map whose values are env vars or args: a credential that is a map or a number becomes text, as Concourse encodes it. */
+export function asStrings<T extends Record<string, unknown> | unknown[]>(v: T): T {
+  return (Array.isArray(v) ? v.map(stringifyVar) : Object.fromEntries(Object.entries(v).map(([k, x]) => [k, stringifyVar(x)]))) as T;
+}

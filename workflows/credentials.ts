@@ -1,0 +1,33 @@
+// What the workflow knows of credentials: only which var sources a plan names and which local
+// vars hold load_var values to redact. Values from credential managers never come here: the
+// step activities resolve them (activities/creds/).
+import type { Step, VarSourceConfig } from '../schemas/compiled';
+import type { BuildCredentials, Frame } from './context';
+
+/** Absent when the plan has neither, so a build without credentials sends its activities what it did before. */
+export function buildCredentials(varSources: VarSourceConfig[] | undefined, secretLocals: string[]): BuildCredentials | undefined {
+  if (!varSources?.length && secretLocals.length === 0) return undefined;
+  return { ...(varSources?.length ? { varSources } : {}), ...(secretLocals.length ? { secretLocals } : {}) };
+}
+
+/** load_var names whose values are secrets (Concourse: every load_var unless `reveal: true`). */
+export function secretLocalNames(step: Step): string[] {
+  const names = new Set<string>();
+  const walk = (s: Step | undefined): void => {
+    if (!s) return;
+    if (s.kind === 'load_var' && !s.reveal) names.add(s.var);
+    if (s.kind === 'do' || s.kind === 'in_parallel') s.steps.forEach(walk);
+    if (s.kind === 'try') walk(s.step);
+    Object.values(s.hooks ?? {}).forEach(walk);
+  };
+  walk(step);
+  return [...names];
+}
+
+/** The values in the frame's scope that the step's logs must not show. */
+export function redactedValues(creds: BuildCredentials | undefined, frame: Frame): unknown[] | undefined {
+  if (!creds?.secretLocals?.length) return undefined;
+  const locals = frame.scope.allLocals();
+  const values = creds.secretLocals.filter((n) => Object.prototype.hasOwnProperty.call(locals, n)).map((n) => locals[n]);
+  return values.length > 0 ? values : undefined;
+}
