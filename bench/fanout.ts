@@ -25,8 +25,9 @@ import { freePort, repoRoot, startStack, stopStack } from '../cli/dev/stack';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { fullStatus } from '../common/build-status';
 import { compilePlan } from '../schemas';
-import { PART_BUDGET, SPLIT_AT } from '../workflows/fanout';
+import { PART_BUDGET, PARTS_IN_FLIGHT, SPLIT_AT } from '../workflows/fanout';
 import { startLocalWorker, type RunningWorker } from '../workers/local';
+import { WORKER_LIMITS } from '../workers/pollers';
 import { loadavg, machine, runMain, writeSection } from './report';
 import { causewayDataConverter, loadCodecKeys } from '../common/codec';
 
@@ -48,6 +49,8 @@ interface Row {
   parts: number;
   peakRssMiB: number;
   statusSeconds: number;
+  /** the longest history among the build and its parts, in events (Temporal stops a workflow at 51,200) */
+  maxHistory: number;
   load: string;
 }
 
@@ -115,6 +118,9 @@ async function runOne(client: Client, taskQueue: string, mode: Mode, steps: numb
   const statusStarted = performance.now();
   const status = await fullStatus(client, handle.workflowId);
   const statusSeconds = (performance.now() - statusStarted) / 1000;
+  const workflowIds = [handle.workflowId, ...(status.parts ?? []).map((p) => p.workflowId)];
+  let maxHistory = 0;
+  for (const id of workflowIds) maxHistory = Math.max(maxHistory, (await client.workflow.getHandle(id).describe()).historyLength);
   const row = {
     mode,
     steps,
@@ -123,22 +129,23 @@ async function runOne(client: Client, taskQueue: string, mode: Mode, steps: numb
     parts: status.parts?.length ?? 0,
     peakRssMiB,
     statusSeconds,
+    maxHistory,
     load: loadavg(),
   };
   progress(
-    `${mode} ${steps}: ${outcome.status} in ${seconds.toFixed(1)} s (${(steps / seconds).toFixed(1)} steps/s), ${row.parts} parts, peak ${peakRssMiB.toFixed(0)} MiB, status in ${statusSeconds.toFixed(1)} s`,
+    `${mode} ${steps}: ${outcome.status} in ${seconds.toFixed(1)} s (${(steps / seconds).toFixed(1)} steps/s), ${row.parts} parts, peak ${peakRssMiB.toFixed(0)} MiB, status in ${statusSeconds.toFixed(1)} s, longest history ${maxHistory} events`,
   );
   return row;
 }
 
 function table(rows: Row[]): string {
   const lines = [
-    '| max_in_flight | steps | result | wall time | steps/s | child workflows | worker peak RSS | `status` (whole tree) | load average during |',
-    '|---|---:|---|---:|---:|---:|---:|---:|---|',
+    '| max_in_flight | steps | result | wall time | steps/s | child workflows | longest history | worker peak RSS | `status` (whole tree) | load average after |',
+    '|---|---:|---|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.mode === 'all' ? 'all' : '1'} | ${r.steps} | ${r.status} | ${r.seconds.toFixed(1)} s | ${(r.steps / r.seconds).toFixed(1)} | ${r.parts} | ${r.peakRssMiB.toFixed(0)} MiB | ${r.statusSeconds.toFixed(1)} s | ${r.load} |`,
+      `| ${r.mode === 'all' ? 'all' : '1'} | ${r.steps} | ${r.status} | ${r.seconds.toFixed(1)} s | ${(r.steps / r.seconds).toFixed(1)} | ${r.parts} | ${r.maxHistory} events | ${r.peakRssMiB.toFixed(0)} MiB | ${r.statusSeconds.toFixed(1)} s | ${r.load} |`,
     );
   }
   return lines.join('\n');
@@ -149,7 +156,7 @@ function section(info: Record<string, string>, rows: Row[]): string {
     MARK_START,
     '## Big fan-out (`npm run bench:fanout`)',
     '',
-    `An \`across\` of N trivial tasks (\`true\`) on the local runtime, all in flight or one at a time. Lists past ${SPLIT_AT} activities run in child workflows of at most ${PART_BUDGET} (workflows/fanout.ts), so every history stays far from Temporal's limits. Peak RSS is the bench process's (it holds the worker, whose activities spawn the steps, and the client). \`status\` is the time \`causeway status\` needs for the whole tree (common/build-status.ts).`,
+    `An \`across\` of N trivial tasks (\`true\`) on the local runtime, all in flight or one at a time. Lists past ${SPLIT_AT} activities run in child workflows of at most ${PART_BUDGET} (workflows/fanout.ts), at most ${PARTS_IN_FLIGHT} parts of a list at once, so every history stays far from Temporal's limits. The worker bounds what runs at once by its own limits (workers/pollers.ts: ${WORKER_LIMITS.steps} steps, ${WORKER_LIMITS.workflowTasks} workflow tasks, ${WORKER_LIMITS.cachedWorkflows} cached workflows), never by the plan. Peak RSS is the bench process's (it holds the worker, whose activities spawn the steps, and the client). \`status\` is the time \`causeway status\` needs for the whole tree (common/build-status.ts); the longest history is the largest of the build's and its parts' (Temporal ends a workflow at 51,200 events).`,
     '',
     `Machine: ${info.cpus} CPUs, ${info.memory}, ${info.os}, Node ${info.node}, Temporal CLI ${info.temporal}; ${info.date}. **The machine was shared with seven other engineers' builds and tests while this ran** (load average at start: ${info.load}, per row in the table): the figures are lower bounds of what a quiet machine does.`,
     '',
@@ -166,14 +173,18 @@ async function main(): Promise<void> {
   let stackStarted = false;
   let worker: RunningWorker | undefined;
   let connection: Connection | undefined;
-  const cleanup = async () => {
-    await worker?.shutdown().catch((err) => progress(`worker shutdown: ${(err as Error).message}`));
-    worker = undefined;
-    await connection?.close().catch(() => undefined);
-    if (stackStarted) await stopStack(home);
-    stackStarted = false;
-    fs.rmSync(home, { recursive: true, force: true });
-  };
+  // One cleanup, whoever asks first: after Ctrl-C the run fails as the stack goes, and its own
+  // cleanup must wait for this one, or the exit cuts removing the home (32,000 step directories)
+  // short. The client's connection closes last: a build still awaited retries its call, and a
+  // retry on a closed channel throws where nothing catches it.
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () =>
+    (cleaning ??= (async () => {
+      await worker?.shutdown().catch((err) => progress(`worker shutdown: ${(err as Error).message}`));
+      if (stackStarted) await stopStack(home);
+      await fs.promises.rm(home, { recursive: true, force: true });
+      await connection?.close().catch(() => undefined);
+    })());
   let interrupted = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (interrupted) return;
