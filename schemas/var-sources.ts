@@ -12,6 +12,8 @@ const DummyConfig = z.strictObject({ vars: z.record(z.string(), z.unknown()).def
  */
 const KubernetesConfig = z.strictObject({
   namespace_prefix: z.string().default('concourse-'),
+  /** one namespace for every team instead (the worker's own, in deploy/): `<namespace>/<pipeline>.<name>`, `<namespace>/<name>` */
+  namespace: z.string().min(1).optional(),
   /** a kubeconfig file; default: in-cluster service account, else KUBECONFIG / ~/.kube/config */
   kubeconfig: z.string().min(1).optional(),
   context: z.string().min(1).optional(),

@@ -7,6 +7,7 @@ import { valueOf, type SecretLookup, type SecretStore } from './types';
 
 export interface KubernetesStoreOptions {
   namespace_prefix: string;
+  namespace?: string;
   kubeconfig?: string;
   context?: string;
   /** an already loaded KubeConfig (tests) instead of kubeconfig/context */
@@ -31,11 +32,11 @@ export class KubernetesStore implements SecretStore {
       if (opts.context) kc.setCurrentContext(opts.context);
     }
     this.core = kc.makeApiClient(CoreV1Api);
-    this.describe = `kubernetes (namespaces ${opts.namespace_prefix}<team>)`;
+    this.describe = `kubernetes (namespace ${opts.namespace ?? `${opts.namespace_prefix}<team>`})`;
   }
 
   lookupPaths(team: string, pipeline: string, name: string): string[] {
-    const ns = `${this.opts.namespace_prefix}${team}`;
+    const ns = this.opts.namespace ?? `${this.opts.namespace_prefix}${team}`;
     return [`${ns}/${pipeline}.${name}`, `${ns}/${name}`];
   }
 
