@@ -100,8 +100,9 @@ export async function startPollers(opts: PollerOptions): Promise<RunningWorker> 
     // queue for this long before any worker may take it (SDK default 10 s: most of the cost
     // of a crash in bench/recovery). A slow but live worker costs only a replay.
     stickyQueueScheduleToStartTimeout: '2 seconds',
-    // Its activities run only as local activities (prepareBuild, in the workflow task that
-    // asks for it): nothing is ever scheduled on the shared queue for it to poll.
+    // Its activities run only as local activities (prepareBuild, and a pipeline's checks and
+    // build starts, in the workflow task that asks for them): nothing is ever scheduled on the
+    // shared queue for it to poll.
     enableNonLocalActivities: false,
     maxConcurrentWorkflowTaskExecutions: WORKER_LIMITS.workflowTasks,
     maxCachedWorkflows: WORKER_LIMITS.cachedWorkflows,

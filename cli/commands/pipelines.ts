@@ -54,14 +54,24 @@ async function withSession<T>(fn: (s: Session) => Promise<T>): Promise<T> {
   }
 }
 
-async function view(client: Client, pipeline: string): Promise<PipelineView> {
+/** The pipeline's state, also of a destroyed one (its workflow closed); undefined when it never existed. */
+async function lastView(client: Client, pipeline: string): Promise<{ view: PipelineView; running: boolean } | undefined> {
+  const handle = client.workflow.getHandle(pipelineWorkflowId(pipeline));
   try {
-    return await client.workflow.getHandle(pipelineWorkflowId(pipeline)).query<PipelineView>(PIPELINE_QUERIES.view);
+    const { status } = await handle.describe();
+    return { view: await handle.query<PipelineView>(PIPELINE_QUERIES.view), running: status.name === 'RUNNING' };
   } catch (err) {
-    if ((err as Error).name === 'WorkflowNotFoundError' || /not found|already completed|closed/i.test((err as Error).message))
-      throw new CliError(`no pipeline ${pipeline}`, 'list pipelines with `causeway pipelines`, or set one with `causeway set-pipeline`');
+    if ((err as Error).name === 'WorkflowNotFoundError') return undefined;
     throw err;
   }
+}
+
+/** A pipeline that is set (not destroyed), or a CliError saying there is none. */
+async function view(client: Client, pipeline: string): Promise<PipelineView> {
+  const last = await lastView(client, pipeline);
+  if (!last?.running)
+    throw new CliError(`no pipeline ${pipeline}`, 'list pipelines with `causeway pipelines`, or set one with `causeway set-pipeline`');
+  return last.view;
 }
 
 /** Sends an update to a pipeline; a refused one (unknown job, disabled trigger) is the user's error, said plainly. */
@@ -93,10 +103,10 @@ export function registerPipelines(program: Command): void {
       `
 Every job is compiled as \`causeway run --job\` would, and every problem is printed with its
 file:line before anything changes. A pipeline starts unpaused (unlike fly) and checks its
-resources right away: every check_every (default 1m), or \`check_every: never\`.
+resources right away, then every check_every (default 1m; \`never\`: only on check-resource).
 
 Example:
-  causeway set-pipeline -p booklit -c examples/pipeline.yml -v repo=file:///src/booklit`,
+  causeway set-pipeline -p ci -c examples/pipeline.yml -v uri=file://$PWD -v branch=main`,
     )
     .action(async (opts: { pipeline: string; config: string; var: string[]; loadVarsFrom: string[]; nonInteractive?: boolean }) => {
       const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
@@ -109,7 +119,8 @@ Example:
       const config = compilePipeline({ name: opts.pipeline, text: decodeUtf8(bytes, opts.config), file: opts.config, vars });
       await withSession(async (s) => {
         const handle = s.client.workflow.getHandle(pipelineWorkflowId(opts.pipeline));
-        const running = await handle.query<PipelineView>(PIPELINE_QUERIES.view).catch(() => undefined);
+        const last = await lastView(s.client, opts.pipeline);
+        const running = last?.running ? last.view : undefined;
         const patch = createTwoFilesPatch('running', opts.config, running?.config.text ?? '', config.text, undefined, undefined, {
           context: 3,
         });
@@ -130,11 +141,15 @@ Example:
           say(`configuration updated: pipeline ${opts.pipeline}`);
           return;
         }
+        const input = emptyPipelineInput(config);
+        // A pipeline set again after destroy-pipeline numbers its builds on from the last one:
+        // its old builds keep their workflow ids (build-P:J:N), which a new build may not reuse.
+        if (last) input.state.counters = last.view.state.counters;
         try {
           await s.client.workflow.start(PIPELINE_WORKFLOW, {
             taskQueue: s.taskQueue,
             workflowId: pipelineWorkflowId(opts.pipeline),
-            args: [emptyPipelineInput(config)],
+            args: [input],
             staticSummary: `pipeline ${opts.pipeline}`,
           });
         } catch (err) {

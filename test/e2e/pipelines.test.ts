@@ -208,4 +208,12 @@ test('a pipeline runs itself: check, trigger, passed, put, trigger-job, pause, p
   expect(again.stderr).toContain('no changes to apply');
   expect((await cli('destroy-pipeline', '-n', '-p', 'booklit')).code).toBe(0);
   expect((await cli('pipelines')).stderr).toContain('no pipelines');
+  expect((await cli('jobs', '-p', 'booklit')).stderr).toContain('no pipeline booklit');
+
+  // Set again, it starts over, numbering builds on after the old ones (whose ids stay taken).
+  const reset = await cli('set-pipeline', '-n', '-p', 'booklit', '-c', file, '-v', `uri=file://${bare}`);
+  expect(reset.stderr).toContain('pipeline created: booklit');
+  expect(await ended('booklit', 'unit', 7)).toBe('succeeded');
+  expect((await cli('watch', 'build-booklit:unit:7')).stdout).toContain('testing four');
+  expect((await cli('destroy-pipeline', '-n', '-p', 'booklit')).code).toBe(0);
 });
