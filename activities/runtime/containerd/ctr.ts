@@ -3,6 +3,7 @@
 // `ctr run` inside the same detached wrapper a local step uses (activities/runtime/local/process.ts),
 // so it outlives the worker and its exit status lands in the step's directory.
 import { StepErrored } from '../../errors';
+import { systemTool } from '../local/network';
 import { runCommand } from '../local/spawner';
 
 /** The containerd namespace of every container, image and snapshot of Causeway's. */
@@ -24,7 +25,7 @@ export class Ctr {
 
   /** The argv of a ctr command against this containerd (the wrapper runs `ctr run` with it). */
   argv(args: string[]): string[] {
-    return ['ctr', '--address', this.opts.socket, '--namespace', CONTAINERD_NAMESPACE, ...args];
+    return [systemTool('ctr'), '--address', this.opts.socket, '--namespace', CONTAINERD_NAMESPACE, ...args];
   }
 
   /** Runs a ctr command to its end; throws with ctr's own message when it fails. */

@@ -5,14 +5,15 @@ import { safeJoin } from '../../artifacts';
 import { finishBuild } from '../../build';
 import { paths, type ActivityDeps } from '../../deps';
 import { StepErrored } from '../../errors';
-import { localRuntime } from '../local';
 import { removeNetwork } from '../local/network';
+import { probeLocalService, startLocalService, stopLocalService, superviseLocalService } from '../local/service';
 import { warmUpSpawner } from '../local/spawner';
 import type { Runtime } from '../types';
 import { removeCgroups } from './cgroup';
 import { containerdContext } from './context';
 import { BUILD_LABEL, Ctr, CtrError } from './ctr';
 import { ImageStore } from './image';
+import { containerServices } from './service';
 import { mountsUnder, unmountRootfs } from './rootfs';
 import { findOrStartContainerTask, signalContainer } from './task';
 
@@ -28,8 +29,7 @@ export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOpt
   warmUpSpawner();
   const ctr = new Ctr({ socket: opts.socket, hostsDir: opts.hostsDir });
   const cx = containerdContext(deps, ctr, new ImageStore(ctr), opts.defaultImage);
-  // Services still run as the local runtime runs them (docs/containerd.md, "Not yet").
-  const local = localRuntime(deps);
+  const launcher = containerServices(cx);
   return {
     releasesArtifacts: false,
     findOrStartTask: (task, io) => findOrStartContainerTask(cx, task, io),
@@ -43,7 +43,12 @@ export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOpt
       await removeNetwork(req.buildId);
       await finishBuild(deps, req);
     },
-    services: local.services,
+    services: {
+      startService: (req) => startLocalService(deps, req, launcher),
+      probeService: (req) => probeLocalService(deps, req, launcher),
+      superviseService: (req) => superviseLocalService(deps, req),
+      stopService: (req) => stopLocalService(deps, req, launcher),
+    },
   };
 }
 

@@ -16,32 +16,32 @@ import { netnsPath, writeHosts } from '../local/network';
 import { exitStatus, exitStatusOf, FILES, findProcess, isAlive, startProcess, waitExit, type StepProcess } from '../local/process';
 import { readFrom } from '../local/step-log';
 import type { LogPiece, ResolvedTask, StepIo, TaskExit, TaskHandle, TaskSignal } from '../types';
-import { cgroupsPath, limitMemory, removeCgroups, wasOomKilled } from './cgroup';
-import { BUILD_LABEL, CTR_ERROR_PREFIX, CtrError, lastLine, type Ctr } from './ctr';
-import { imagePull, normalizeReference, type ImageInfo } from './image';
-import { mountArtifact, mountImage, unmountRootfs, type Rootfs } from './rootfs';
-import { containerSpec, mergeEnv, resolveUser } from './spec';
+import { cgroupsPath, limitMemory, wasOomKilled } from './cgroup';
+import { CTR_ERROR_PREFIX, CtrError, lastLine, type Ctr } from './ctr';
+import {
+  BUILD_ROOT,
+  chownTree,
+  cleanUpContainer,
+  containerEnv,
+  ctrEnv,
+  ctrRun,
+  DEFAULT_PATH,
+  META_FILE,
+  mountRoot,
+  resolveImage,
+  SPEC_FILE,
+  userInImage,
+  type ContainerMeta,
+} from './container';
+import { containerSpec } from './spec';
 import type { ContainerdContext } from './context';
 
-const META_FILE = 'container.json';
-const SPEC_FILE = 'spec.json';
-/** where the task's working directory is inside its container, as Concourse puts it */
-const BUILD_ROOT = '/tmp/build';
-const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 /** how often a re-attached step's ctr (not this worker's child, whose exit is an event) is looked at, at first and at most */
 const POLL_MIN_MS = 10;
 const POLL_MAX_MS = 250;
 /** a signal sent while ctr is still creating the container is tried again this often, this many times */
 const SIGNAL_RETRY_MS = 100;
 const SIGNAL_TRIES = 50;
-
-/** What the step's start decided, read again by a re-attaching attempt. */
-interface ContainerMeta {
-  id: string;
-  outputs: Artifacts;
-  rootfs: Rootfs;
-  memoryLimited: boolean;
-}
 
 /** The container's id: from build, run, step and attempt, within containerd's 76 characters. */
 export function containerId(req: Pick<RunTaskRequest, 'buildId' | 'runId' | 'runKey'> & { stepId: string }): string {
@@ -67,10 +67,10 @@ export async function findOrStartContainerTask(cx: ContainerdContext, task: Reso
   } else {
     const id = containerId({ ...req, stepId: step.id });
     meta = await prepare(cx, task, dir, id, io).catch(async (err: unknown) => {
-      await cleanUp(cx, dir).catch(() => undefined);
+      await cleanUpContainer(cx, dir).catch(() => undefined);
       throw asPermanent(err, `task ${step.task}`);
     });
-    proc = await startProcess({ dir, cwd: dir, command: cx.ctr.argv(['run', '--rm', '--label', `${BUILD_LABEL}=${req.buildId}`, '--config', path.join(dir, SPEC_FILE), id]), env: ctrEnv() }).catch(
+    proc = await startProcess({ dir, cwd: dir, command: ctrRun(cx, req.buildId, dir, id), env: ctrEnv() }).catch(
       (err: unknown) => {
         throw asPermanent(err, `task ${step.task}: cannot start ctr`);
       },
@@ -79,43 +79,22 @@ export async function findOrStartContainerTask(cx: ContainerdContext, task: Reso
   return containerHandle(cx, req.step, proc, meta, dir, reattached, io);
 }
 
-/** ctr needs nothing of the worker's environment. */
-function ctrEnv(): Record<string, string> {
-  return { PATH: process.env.PATH ?? DEFAULT_PATH };
-}
-
 async function prepare(cx: ContainerdContext, task: ResolvedTask, dir: string, id: string, io: StepIo): Promise<ContainerMeta> {
   const { req } = task;
   const { step } = req;
   const { config, inputs } = await task.resolve();
   // Whatever an interrupted attempt left (a mount, a snapshot, a cgroup) goes first.
-  await cleanUp(cx, dir);
+  await cleanUpContainer(cx, dir);
   await fs.rm(dir, { recursive: true, force: true });
   const work = path.join(dir, 'work');
   await fs.mkdir(work, { recursive: true });
   const { note } = io;
 
-  const target = path.join(dir, 'rootfs');
-  let rootfs: Rootfs;
-  let imageEnv: string[];
-  let imageUser: string | undefined;
-  let imageDir: string | undefined;
-  const image = await imageOf(cx, req, config, note);
-  if ('artifact' in image) {
-    const mounted = await mountArtifact(image.artifact, image.name, dir, target);
-    rootfs = mounted.rootfs;
-    imageEnv = mounted.env;
-    imageUser = mounted.user;
-    note(`image: the rootfs of artifact ${image.name}`);
-  } else {
-    rootfs = await mountImage(cx.ctr, req.buildId, id, image.chainId, target);
-    imageEnv = image.env;
-    imageUser = image.user;
-    imageDir = image.workingDir;
-  }
+  const root = await mountRoot(cx, await resolveImage(cx, `task ${step.task}`, { ...config, image: step.image }, req.artifacts, note), req.buildId, id, dir, note);
+  const target = root.rootfs.target;
   // Written before anything else can fail: a failed start removes what this says.
   const outputs: Artifacts = {};
-  let meta: ContainerMeta = { id, outputs, rootfs, memoryLimited: false };
+  let meta: ContainerMeta = { id, outputs, rootfs: root.rootfs, memoryLimited: false };
   await fs.writeFile(path.join(dir, META_FILE), JSON.stringify(meta));
 
   for (const input of inputs) {
@@ -137,18 +116,10 @@ async function prepare(cx: ContainerdContext, task: ResolvedTask, dir: string, i
     mounts.push({ source, destination: path.posix.join(workDir, path.posix.normalize(cache.path)) });
   }
 
-  const [passwd, group] = await Promise.all(['passwd', 'group'].map((f) => fs.readFile(path.join(target, 'etc', f), 'utf8').catch(() => '')));
-  let user;
-  try {
-    user = resolveUser(config.run.user ?? imageUser, passwd, group);
-  } catch (err) {
-    throw new StepErrored(`task ${step.task}: run.user: ${(err as Error).message}`);
-  }
+  const user = await userInImage(root, config.run.user, `task ${step.task}`);
   if (user.uid !== 0) await chownTree(work, user.uid, user.gid);
 
-  const env = mergeEnv(imageEnv, {
-    ...(imageEnv.some((e) => e.startsWith('PATH=')) ? {} : { PATH: DEFAULT_PATH }),
-    HOME: user.home,
+  const env = containerEnv(root, user, {
     ...serviceEnv(req.services ?? {}),
     ...config.params,
     ...step.params,
@@ -184,34 +155,10 @@ async function prepare(cx: ContainerdContext, task: ResolvedTask, dir: string, i
     cgroupsPath: cgroupsPath(id),
     netns: network ? netnsPath(network) : undefined,
   });
-  if (imageDir && config.run.dir === undefined) note(`the image's working directory ${imageDir} is not used: tasks run in their build directory`);
+  if (root.workingDir && config.run.dir === undefined) note(`the image's working directory ${root.workingDir} is not used: tasks run in their build directory`);
   await fs.writeFile(path.join(dir, SPEC_FILE), JSON.stringify(spec));
   await fs.writeFile(path.join(dir, META_FILE), JSON.stringify(meta));
   return meta;
-}
-
-type ImageSource = ImageInfo | { artifact: string; name: string };
-
-/** The step's image: `image:` (an artifact holding a rootfs), then image_resource, then rootfs_uri, then the worker's default. */
-async function imageOf(cx: ContainerdContext, req: RunTaskRequest, config: TaskConfig, note: (text: string) => void): Promise<ImageSource> {
-  const { step } = req;
-  const where = `task ${step.task}`;
-  if (step.image) {
-    const ref = req.artifacts[step.image];
-    if (!ref)
-      throw new StepErrored(`${where}: image ${step.image}: no such artifact (available: ${Object.keys(req.artifacts).join(', ') || 'none'})`);
-    if (ref.kind !== 'dir') throw new StepErrored(`${where}: image ${step.image} is an output of pod ${ref.pod}, which the containerd runtime cannot read`);
-    if (config.image_resource) note(`image ${step.image} (the step's image) is used instead of image_resource`);
-    return { artifact: ref.path, name: step.image };
-  }
-  if (config.image_resource) return cx.images.get(imagePull(config.image_resource, where), note);
-  if (config.rootfs_uri) {
-    const m = /^docker:\/\/\/([^#]+)(?:#(.+))?$/.exec(config.rootfs_uri);
-    if (!m) throw new StepErrored(`${where}: rootfs_uri ${config.rootfs_uri}: the containerd runtime takes docker:///REPOSITORY[#TAG]; use image_resource`);
-    return cx.images.get({ ref: normalizeReference(`${m[1]}:${m[2] ?? 'latest'}`) }, note);
-  }
-  if (cx.defaultImage) return cx.images.get({ ref: normalizeReference(cx.defaultImage) }, note);
-  throw new StepErrored(`${where}: no image: set image_resource (type registry-image), or start the worker with --default-image`);
 }
 
 /**
@@ -250,26 +197,6 @@ async function checkRunnable(
   );
 }
 
-async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
-  await fs.chown(dir, uid, gid);
-  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) await chownTree(p, uid, gid);
-    else await fs.lchown(p, uid, gid);
-  }
-}
-
-/** Unmounts the rootfs, removes the snapshot and the cgroups a start left; idempotent. */
-async function cleanUp(cx: ContainerdContext, dir: string): Promise<void> {
-  const meta = await fs
-    .readFile(path.join(dir, META_FILE), 'utf8')
-    .then((t) => JSON.parse(t) as ContainerMeta)
-    .catch(() => undefined);
-  if (!meta) return;
-  await unmountRootfs(cx.ctr, meta.rootfs);
-  await removeCgroups(meta.id);
-}
-
 function containerHandle(
   cx: ContainerdContext,
   step: TaskStep,
@@ -304,7 +231,7 @@ function containerHandle(
       if (!signalled && meta.memoryLimited && (await wasOomKilled(meta.id, exitCode)))
         io.note('killed: the task exceeded container_limits.memory (OOM)');
     } finally {
-      await cleanUp(cx, dir);
+      await cleanUpContainer(cx, dir);
     }
     if (exitCode !== 0 && !signalled) {
       // ctr's own failure (runc could not create the container) is not the task's exit status.

@@ -59,6 +59,28 @@ interface ServiceState {
 }
 
 /**
+ * A runtime that runs services as containers (containerd) keeps this lifecycle and replaces the
+ * process: run.user is the image's, the command is the container's, the probe runs inside it.
+ */
+export interface ServiceLauncher {
+  /** prepares the service's container in `dir` (its files in `work`): the command and env the detached wrapper runs it with */
+  prepare(s: {
+    req: StartServiceRequest;
+    dir: string;
+    work: string;
+    config: ServiceConfig;
+    env: Record<string, string>;
+    netns?: string;
+    hosts?: string;
+    note(text: string): void;
+  }): Promise<{ command: string[]; env: Record<string, string> }>;
+  /** the startup probe's command, run inside the service */
+  probe(dir: string, command: string[]): string[];
+  /** the service was stopped: what its container left on the host goes */
+  stopped(dir: string): Promise<void>;
+}
+
+/**
  * A cancellation because this worker is shutting down is not the build's: the service keeps
  * running and the retried activity, on the worker that takes over, re-attaches to it.
  */
@@ -107,6 +129,7 @@ async function readState(dir: string): Promise<ServiceState | undefined> {
 export async function startLocalService(
   deps: ActivityDeps,
   given: StartServiceRequest,
+  launcher?: ServiceLauncher,
 ): Promise<{ address: ServiceAddress; offsets: ServiceLogOffsets }> {
   // ((.svc:...)) in the spec: this step's services at the addresses this runtime gives them.
   const scope = await serviceScope(given, given.scope, given.siblings);
@@ -131,7 +154,8 @@ export async function startLocalService(
       // ((.svc:...)) refs name hosts and ports, never the namespace: the config need not wait for it.
       const located: ServiceAddress = { ...req.address, ports, primaryPort: names.includes('default') ? 'default' : names[0] };
       const config = req.spec.config ? loaded : withAddresses(req.name, loaded, { ...req.scope, [req.name]: located });
-      const user = config.run.user && config.run.user !== os.userInfo().username ? config.run.user : undefined;
+      // A container's run.user is its image's, not this host's.
+      const user = !launcher && config.run.user && config.run.user !== os.userInfo().username ? config.run.user : undefined;
       if (user && process.getuid?.() !== 0) {
         throw new ServiceFailed(
           `service ${req.name}: run.user ${user}: the worker runs as ${os.userInfo().username} and can only run services as another user when it is root`,
@@ -163,11 +187,16 @@ export async function startLocalService(
       const hosts = net.netns ? path.join(dir, 'hosts') : undefined;
       if (hosts) await writeHosts(hosts, { ...req.scope, [req.name]: address });
 
+      const host: Record<string, string> = launcher
+        ? {}
+        : {
+            PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+            LANG: process.env.LANG ?? 'C.UTF-8',
+            HOME: path.join(root, 'home'),
+            TMPDIR: path.join(root, 'tmp'),
+          };
       const env: Record<string, string> = {
-        PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-        LANG: process.env.LANG ?? 'C.UTF-8',
-        HOME: path.join(root, 'home'),
-        TMPDIR: path.join(root, 'tmp'),
+        ...host,
         ...config.params,
         ...req.spec.params,
         ...serviceEnv({ [req.name]: address }),
@@ -181,12 +210,13 @@ export async function startLocalService(
         JSON.stringify({ address, config, env, root, netns: net.netns, hosts } satisfies ServiceState),
       );
       const run = [config.run.path, ...config.run.args];
-      const command = inNetwork(net.netns, ids ? asUser(ids, run) : run, hosts);
-      const proc = await startProcess({ dir, cwd: safeJoin(work, config.run.dir ?? '.'), command, env });
+      const proc = launcher
+        ? await startProcess({ dir, cwd: dir, ...(await launcher.prepare({ req, dir, work, config, env, netns: net.netns, hosts, note: (t) => log.noteLater(t) })) })
+        : await startProcess({ dir, cwd: safeJoin(work, config.run.dir ?? '.'), command: inNetwork(net.netns, ids ? asUser(ids, run) : run, hosts), env });
       // Notes after the start, and not waited for: neither the service nor its probe waits for
       // NATS. The probe sends the service's output from the offsets returned here.
       log.noteLater(net.note);
-      if (config.image_resource || req.spec.image)
+      if (!launcher && (config.image_resource || req.spec.image))
         log.noteLater('the local runtime runs this service on the host, without an image (image_resource/image is ignored)');
       const listed = Object.entries(address.ports).map(([n, p]) => `${n} ${p}`);
       log.noteLater(
@@ -261,7 +291,7 @@ async function attached(dir: string, name: string): Promise<{ proc: StepProcess;
  * every port accepts a TCP connection, checked from inside the build's network by a helper
  * that tries every few milliseconds. The service exiting first fails at once.
  */
-export async function probeLocalService(deps: ActivityDeps, req: ProbeServiceRequest): Promise<ServiceLogOffsets> {
+export async function probeLocalService(deps: ActivityDeps, req: ProbeServiceRequest, launcher?: ServiceLauncher): Promise<ServiceLogOffsets> {
   const ctx = Context.current();
   const dir = serviceDir(deps.home, req);
   const log = serviceLog(deps, req, dir, (ctx.info.heartbeatDetails as ServiceLogOffsets | undefined) ?? req.offsets);
@@ -292,7 +322,7 @@ export async function probeLocalService(deps: ActivityDeps, req: ProbeServiceReq
         }
       };
       const probe = state.config.startup_probe;
-      const ready = probe ? runProbe(req.name, dir, state, stop.signal, log) : portsOpen(state.address, stop.signal);
+      const ready = probe ? runProbe(req.name, dir, state, stop.signal, log, launcher) : portsOpen(state.address, stop.signal);
       const tooLong = async (): Promise<never> => {
         await delay(PORTS_TIMEOUT_MS, undefined, { signal: stop.signal });
         const message =
@@ -350,9 +380,17 @@ ports.forEach(tryPort);`;
  * the probe runs as soon as they open: no probe process competes with the service's start-up
  * for CPU, and readiness is noticed without waiting out the rest of a period.
  */
-async function runProbe(name: string, dir: string, state: ServiceState, signal: AbortSignal, log: StepLog): Promise<void> {
+async function runProbe(
+  name: string,
+  dir: string,
+  state: ServiceState,
+  signal: AbortSignal,
+  log: StepLog,
+  launcher?: ServiceLauncher,
+): Promise<void> {
   const probe = state.config.startup_probe!;
-  const command = inNetwork(state.netns ?? state.address.network, [probe.run.path, ...probe.run.args], state.hosts);
+  const run = [probe.run.path, ...probe.run.args];
+  const command = launcher ? launcher.probe(dir, run) : inNetwork(state.netns ?? state.address.network, run, state.hosts);
   const ports = Object.values(state.address.ports);
   let portsUp = false;
   const opened = portsOpen(state.address, signal).then(() => {
@@ -431,7 +469,7 @@ export async function superviseLocalService(deps: ActivityDeps, req: SuperviseSe
 }
 
 /** SIGTERM to the service's process group, SIGKILL after its grace period; idempotent. */
-export async function stopLocalService(deps: ActivityDeps, req: StopServiceRequest): Promise<void> {
+export async function stopLocalService(deps: ActivityDeps, req: StopServiceRequest, launcher?: ServiceLauncher): Promise<void> {
   const dir = serviceDir(deps.home, req);
   const proc = await findProcess(dir);
   const state = await readState(dir);
@@ -449,5 +487,6 @@ export async function stopLocalService(deps: ActivityDeps, req: StopServiceReque
   }
   // Its namespace goes with it, and whatever still ran there (a daemon outside its process group).
   await detachService(req);
+  await launcher?.stopped(dir);
   if (state && state.root !== dir) await fs.rm(state.root, { recursive: true, force: true });
 }

@@ -1,0 +1,130 @@
+// What a task's and a service's container share: its image (pulled, or an artifact's rootfs)
+// mounted in its directory, its user from the image, its env, the `ctr run` that runs it, and
+// the removal of what it leaves on the host.
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { ImageResource } from '../../../schemas/compiled';
+import { StepErrored } from '../../errors';
+import type { Artifacts } from '../../types';
+import { removeCgroups } from './cgroup';
+import type { ContainerdContext } from './context';
+import { BUILD_LABEL } from './ctr';
+import { imagePull, normalizeReference, type ImageInfo } from './image';
+import { mountArtifact, mountImage, unmountRootfs, type Rootfs } from './rootfs';
+import { mergeEnv, resolveUser, type ResolvedUser } from './spec';
+
+export const META_FILE = 'container.json';
+export const SPEC_FILE = 'spec.json';
+/** where a container's working directory is, as Concourse puts it */
+export const BUILD_ROOT = '/tmp/build';
+export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+/** What a container's start decided, read again by a re-attaching attempt and by the clean-up. */
+export interface ContainerMeta {
+  id: string;
+  outputs: Artifacts;
+  rootfs: Rootfs;
+  memoryLimited: boolean;
+}
+
+export type ImageSource = ImageInfo | { artifact: string; name: string };
+
+/** What a step or service asks for: `image:` (an artifact holding a rootfs), image_resource, rootfs_uri. */
+export interface WantedImage {
+  image?: string;
+  image_resource?: ImageResource;
+  rootfs_uri?: string;
+}
+
+/** The image: `image:` first, then image_resource, then rootfs_uri, then the worker's default. */
+export async function resolveImage(
+  cx: ContainerdContext,
+  where: string,
+  want: WantedImage,
+  artifacts: Artifacts,
+  note: (text: string) => void,
+): Promise<ImageSource> {
+  if (want.image) {
+    const ref = artifacts[want.image];
+    if (!ref) throw new StepErrored(`${where}: image ${want.image}: no such artifact (available: ${Object.keys(artifacts).join(', ') || 'none'})`);
+    if (ref.kind !== 'dir') throw new StepErrored(`${where}: image ${want.image} is an output of pod ${ref.pod}, which the containerd runtime cannot read`);
+    if (want.image_resource) note(`image ${want.image} (the step's image) is used instead of image_resource`);
+    return { artifact: ref.path, name: want.image };
+  }
+  if (want.image_resource) return cx.images.get(imagePull(want.image_resource, where), note);
+  if (want.rootfs_uri) {
+    const m = /^docker:\/\/\/([^#]+)(?:#(.+))?$/.exec(want.rootfs_uri);
+    if (!m) throw new StepErrored(`${where}: rootfs_uri ${want.rootfs_uri}: the containerd runtime takes docker:///REPOSITORY[#TAG]; use image_resource`);
+    return cx.images.get({ ref: normalizeReference(`${m[1]}:${m[2] ?? 'latest'}`) }, note);
+  }
+  if (cx.defaultImage) return cx.images.get({ ref: normalizeReference(cx.defaultImage) }, note);
+  throw new StepErrored(`${where}: no image: set image_resource (type registry-image), or start the worker with --default-image`);
+}
+
+export interface MountedRoot {
+  rootfs: Rootfs;
+  env: string[];
+  user?: string;
+  workingDir?: string;
+}
+
+/** The image mounted at DIR/rootfs: a snapshot of a pulled image, or an overlay over an artifact's rootfs. */
+export async function mountRoot(cx: ContainerdContext, image: ImageSource, buildId: string, id: string, dir: string, note: (text: string) => void): Promise<MountedRoot> {
+  const target = path.join(dir, 'rootfs');
+  if ('artifact' in image) {
+    const mounted = await mountArtifact(image.artifact, image.name, dir, target);
+    note(`image: the rootfs of artifact ${image.name}`);
+    return mounted;
+  }
+  const rootfs = await mountImage(cx.ctr, buildId, id, image.chainId, target);
+  return { rootfs, env: image.env, user: image.user, workingDir: image.workingDir };
+}
+
+/** run.user (else the image's) in the image's own passwd and group files. */
+export async function userInImage(root: MountedRoot, user: string | undefined, where: string): Promise<ResolvedUser> {
+  const [passwd, group] = await Promise.all(['passwd', 'group'].map((f) => fs.readFile(path.join(root.rootfs.target, 'etc', f), 'utf8').catch(() => '')));
+  try {
+    return resolveUser(user ?? root.user, passwd, group);
+  } catch (err) {
+    throw new StepErrored(`${where}: run.user: ${(err as Error).message}`);
+  }
+}
+
+/** The image's env with PATH (when it has none), HOME and `over` on top. */
+export function containerEnv(root: MountedRoot, user: ResolvedUser, over: Record<string, string>): Record<string, string> {
+  return mergeEnv(root.env, { ...(root.env.some((e) => e.startsWith('PATH=')) ? {} : { PATH: DEFAULT_PATH }), HOME: user.home, ...over });
+}
+
+/** The command the detached wrapper runs: the container, removed when it ends. */
+export function ctrRun(cx: ContainerdContext, buildId: string, dir: string, id: string): string[] {
+  return cx.ctr.argv(['run', '--rm', '--label', `${BUILD_LABEL}=${buildId}`, '--config', path.join(dir, SPEC_FILE), id]);
+}
+
+/** ctr needs nothing of the worker's environment. */
+export function ctrEnv(): Record<string, string> {
+  return { PATH: process.env.PATH ?? DEFAULT_PATH };
+}
+
+export async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
+  await fs.chown(dir, uid, gid);
+  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
+    const p = path.join(dir, entry.name);
+    if (entry.isDirectory()) await chownTree(p, uid, gid);
+    else await fs.lchown(p, uid, gid);
+  }
+}
+
+export async function readMeta(dir: string): Promise<ContainerMeta | undefined> {
+  return fs
+    .readFile(path.join(dir, META_FILE), 'utf8')
+    .then((t) => JSON.parse(t) as ContainerMeta)
+    .catch(() => undefined);
+}
+
+/** Unmounts the rootfs, removes the snapshot and the cgroups a start left; idempotent. */
+export async function cleanUpContainer(cx: ContainerdContext, dir: string): Promise<void> {
+  const meta = await readMeta(dir);
+  if (!meta) return;
+  await unmountRootfs(cx.ctr, meta.rootfs);
+  await removeCgroups(meta.id);
+}

@@ -1,0 +1,67 @@
+// Services as containers from their image, each in a network namespace of its own on the
+// build's bridge: three on one port in an across, reached by address and by name.
+import type { Harness } from '../workflows/harness';
+import { BUSYBOX, ctr, mountsOf, startContainerdHarness } from './harness';
+
+let h: Harness;
+beforeAll(async () => {
+  h = await startContainerdHarness();
+});
+afterAll(async () => {
+  await h.stop();
+});
+
+/** An HTTP GET with busybox nc (its wget needs name services a static busybox lacks). */
+const get = (host: string) => `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc ${host} 8080 | tail -n 1 | sed "s|^|${host} -> |"`;
+
+test('across of three values, each with a busybox httpd on port 8080 in its own container: each iteration reads its own page', async () => {
+  const web = {
+    name: 'web',
+    config: {
+      image_resource: BUSYBOX,
+      run: { path: 'sh', args: ['-c', 'mkdir -p www && echo page-((.:v)) > www/index.html && exec httpd -f -p 8080 -h www'] },
+      ports: [8080],
+    },
+  };
+  const step = {
+    task: 'read',
+    across: [{ var: 'v', values: ['a', 'b', 'c'], max_in_flight: 'all' }],
+    services: [web],
+    config: { image_resource: BUSYBOX, run: { path: 'sh', args: ['-c', `${get('$WEB_SERVICE_HOST')}; ${get('web')}; cat /etc/os-release`] } },
+  };
+  const r = await h.run(JSON.stringify({ plan: [step] }));
+  expect([r.status, r.message]).toEqual(['succeeded', undefined]);
+  const hosts = new Set<string>();
+  for (const [i, v] of ['a', 'b', 'c'].entries()) {
+    const out = r.logs.get(`plan.0.across.${i}`) ?? '';
+    const m = /(198\.18\.\d+\.\d+) -> page-(\w)/.exec(out);
+    hosts.add(m![1]);
+    expect(out).toContain(`web -> page-${v}`);
+    expect(out).toContain('Causeway busybox');
+  }
+  expect(hosts.size).toBe(3);
+  expect(ctr(['containers', 'ls', '-q']).trim()).toBe('');
+  expect(mountsOf(h.home, r.buildId)).toEqual([]);
+});
+
+test('a startup probe runs inside the service’s container', async () => {
+  const step = {
+    task: 'probed',
+    services: [
+      {
+        name: 'svc',
+        config: {
+          image_resource: BUSYBOX,
+          run: { path: 'sh', args: ['-c', 'sleep 1; touch /tmp/ready; exec sleep 300'] },
+          // Passes only where /tmp/ready exists: inside the container, not on the host.
+          startup_probe: { run: { path: 'test', args: ['-e', '/tmp/ready'] }, period_seconds: 0.2, failure_threshold: 100 },
+        },
+      },
+    ],
+    config: { image_resource: BUSYBOX, run: { path: 'echo', args: ['after the probe'] } },
+  };
+  const r = await h.run(JSON.stringify({ plan: [step] }));
+  expect([r.status, r.message]).toEqual(['succeeded', undefined]);
+  expect(r.logs.get('plan.0')).toContain('after the probe');
+  expect(ctr(['containers', 'ls', '-q']).trim()).toBe('');
+});
