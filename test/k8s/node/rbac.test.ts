@@ -1,0 +1,107 @@
+// deploy/worker's ServiceAccount, Role and RoleBinding on the real node: a kubernetes worker
+// holding only that service account's token runs a whole build of real pods (a producer, a
+// consumer reading its output through the agents, a service reached by its Service name, the
+// task's log read through the kubelet); the token cannot list pods, read secrets or leave its
+// namespace. test/k8s/rbac.test.ts checks each verb under KWOK; this is the same Role end to end.
+import fs from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { k8s, type CoreV1Api, type KubeConfig } from '../../../activities/runtime/kubernetes/client';
+import { awaitBuild, startBuild } from '../../../common/build-client';
+import { collectLogs } from '../../../common/build-log';
+import { kubeconfigYaml } from '../../../cli/dev/k8s/cluster';
+import { compilePlan } from '../../../schemas';
+import { startBuildEnv, type BuildEnv } from '../setup/builds';
+import { adminCore, adminKubeConfig, freshNamespace, testCluster } from '../setup/env';
+
+jest.setTimeout(300_000);
+
+const DEPLOY = path.join(__dirname, '..', '..', '..', 'deploy', 'worker');
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const load = (file: string): any => YAML.parse(fs.readFileSync(path.join(DEPLOY, file), 'utf8'));
+
+let core: CoreV1Api;
+let namespace: string;
+let workerKc: KubeConfig;
+let env: BuildEnv | undefined;
+
+beforeAll(async () => {
+  core = adminCore();
+  namespace = await freshNamespace(core, 'node-rbac');
+  const rbac = adminKubeConfig().makeApiClient(k8s().RbacAuthorizationV1Api);
+  const sa = load('serviceaccount.yaml');
+  await core.createNamespacedServiceAccount({ namespace, body: sa });
+  await rbac.createNamespacedRole({ namespace, body: load('role.yaml') });
+  await rbac.createNamespacedRoleBinding({ namespace, body: load('rolebinding.yaml') });
+  const tr = await core.createNamespacedServiceAccountToken({
+    name: sa.metadata.name,
+    namespace,
+    body: { spec: { expirationSeconds: 3600, audiences: [] } },
+  });
+  const cluster = testCluster();
+  const file = path.join(cluster.dir, `worker-${namespace}.kubeconfig`);
+  fs.writeFileSync(file, kubeconfigYaml(cluster.server, cluster.caFile, { token: tr.status!.token }, 'worker'));
+  workerKc = new (k8s().KubeConfig)();
+  workerKc.loadFromFile(file);
+});
+
+afterAll(async () => {
+  await env?.stop();
+  await core?.deleteNamespace({ name: namespace }).catch(() => undefined);
+});
+
+test('a worker with only deploy/worker’s token runs producer → consumer and a service on real pods', async () => {
+  const { images } = testCluster().node!;
+  env = await startBuildEnv('k8s-node-rbac', {
+    kubernetes: { namespace, kubeConfig: workerKc, defaultImage: images.task, agentImage: images.agent, graceSeconds: 2 },
+  });
+  const [repository, tag] = images.task.split(/:(?=[^:]+$)/);
+  const plan = compilePlan({
+    file: 'rbac.yml',
+    text: `
+plan:
+- task: produce
+  config:
+    platform: linux
+    outputs: [{name: out}]
+    run: {path: sh, args: [-c, 'echo from-producer > out/f']}
+- task: consume
+  services:
+  - name: web
+    config:
+      image_resource: {type: registry-image, source: {repository: "${repository}", tag: "${tag}"}}
+      run: {path: sh, args: [-c, 'mkdir -p /tmp/s && echo from-service > /tmp/s/index.html && exec python3 -m http.server 8080 -d /tmp/s']}
+      ports: [8080]
+  config:
+    platform: linux
+    inputs: [{name: out}]
+    run:
+      path: sh
+      args: [-c, 'cat out/f; python3 -c "import os, urllib.request; print(urllib.request.urlopen(\\"http://%s:8080/\\" % os.environ[\\"WEB_SERVICE_HOST\\"], timeout=10).read().decode().strip())"']
+`,
+  });
+  const handle = await startBuild(env.client, { plan, taskQueue: env.taskQueue });
+  expect(await awaitBuild(handle)).toMatchObject({ status: 'succeeded' });
+  const logs = [...(await collectLogs(env.nc, handle.workflowId)).values()].join('');
+  expect(logs).toContain('from-producer\nfrom-service\n');
+});
+
+test('the worker’s token cannot list pods, read secrets, or touch another namespace', async () => {
+  const workerCore = workerKc.makeApiClient(k8s().CoreV1Api);
+  const refused = async (call: () => Promise<unknown>) => {
+    const err = await call().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect((err as { code?: number } | undefined)?.code).toBe(403);
+  };
+  await refused(() => workerCore.listNamespacedPod({ namespace }));
+  await refused(() => workerCore.listNamespacedSecret({ namespace }));
+  await refused(() => workerCore.listNamespacedPod({ namespace: 'kube-system' }));
+  await refused(() =>
+    workerCore.createNamespacedPod({
+      namespace: 'default',
+      body: { metadata: { name: 'nope' }, spec: { containers: [{ name: 'c', image: testCluster().node!.images.task }] } },
+    }),
+  );
+});
