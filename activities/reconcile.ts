@@ -22,6 +22,8 @@ export interface ReconcileOptions {
   retentionMs: number;
   killGraceMs: number;
   dryRun?: boolean;
+  /** what the worker's runtime holds of a closed build outside its directory (containerd: containers, mounts, snapshots), removed first */
+  removeRuntimeObjects?: (buildId: string) => Promise<void>;
 }
 
 /**
@@ -40,6 +42,7 @@ export async function reconcileBuilds(opts: ReconcileOptions): Promise<Reconcile
       continue;
     }
     const dir = path.join(root, buildId);
+    if (!opts.dryRun) await opts.removeRuntimeObjects?.(buildId);
     for (const procDir of await dirsWithPid(dir)) {
       const proc = await findProcess(procDir);
       if (!proc || !(await isAlive(proc))) continue;

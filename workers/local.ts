@@ -2,7 +2,7 @@ import os from 'node:os';
 import type { WorkflowBundle } from '@temporalio/worker';
 import type pino from 'pino';
 import { createActivities } from '../activities';
-import { containerdRuntime, type ContainerdRuntimeOptions } from '../activities/runtime/containerd';
+import { containerdLeftovers, containerdRuntime, type ContainerdRuntimeOptions } from '../activities/runtime/containerd';
 import { localRuntime } from '../activities/runtime/local';
 import { reconcileBuilds } from '../activities/reconcile';
 import { BuildPublisher, connectNats, ensureBuildStream } from '../common/nats';
@@ -83,6 +83,7 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
           client,
           retentionMs: reconcile.retentionMs,
           killGraceMs: opts.killGraceMs ?? 10_000,
+          removeRuntimeObjects: opts.containerd && containerdLeftovers(opts.home, opts.containerd),
         });
         for (const s of report.stopped)
           opts.log.warn({ build: s.buildId, pid: s.pid, dir: s.dir }, 'reconciler stopped a process of a closed build');

@@ -5,7 +5,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { awaitBuild, startBuild } from '../../common/build-client';
 import { collectLogs } from '../../common/build-log';
+import { containerdLeftovers } from '../../activities/runtime/containerd';
 import { DEV_DEFAULT_IMAGE } from '../../cli/dev/containerd';
+import { reconcileBuilds } from '../../workers/local';
 import { compilePlan } from '../../schemas';
 import { testStack } from '../setup/env';
 import { waitFor, type Harness } from '../workflows/harness';
@@ -110,4 +112,24 @@ describe('a worker killed with SIGKILL', () => {
     expect(log).toContain('done');
     nothingLeft(handle.workflowId);
   });
+});
+
+test('the reconciler removes the container, root and snapshot of a build terminated without its teardown', async () => {
+  const handle = await h.start(`plan:\n- ${task('orphan', 'sleep 300', {}, { image_resource: BUSYBOX })}`);
+  await waitFor('the container to run', () => running().length > 0);
+  // terminate runs no workflow code: no abort, no finishBuild.
+  await handle.terminate('test: a build ended without its teardown');
+  expect(running()).not.toEqual([]);
+  const c = containerd();
+  const report = await reconcileBuilds({
+    home: h.home,
+    client: h.client,
+    retentionMs: 3_600_000,
+    killGraceMs: 1000,
+    removeRuntimeObjects: containerdLeftovers(h.home, { socket: c.socket, hostsDir: c.hostsDir }),
+  });
+  expect(report.running).toBeGreaterThanOrEqual(0);
+  await waitFor('the container to be gone', () => running().length === 0, 10_000);
+  nothingLeft(handle.workflowId);
+  expect(ctr(['snapshots', 'ls']).split('\n').filter((l) => l.startsWith('cw-'))).toEqual([]);
 });

@@ -52,6 +52,14 @@ export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOpt
   };
 }
 
+/** The reconciler's part for a containerd worker: a closed build's containers, mounts, snapshots and cgroups. */
+export function containerdLeftovers(home: string, opts: ContainerdRuntimeOptions): (buildId: string) => Promise<void> {
+  const ctr = new Ctr({ socket: opts.socket, hostsDir: opts.hostsDir });
+  return async (buildId) => {
+    await removeBuildContainers(ctr, home, buildId);
+  };
+}
+
 /**
  * Everything of the build's in containerd and on this host: its containers (killed), the
  * rootfs mounts in its directory, their snapshots and cgroups. Idempotent; finishBuild and the
