@@ -33,25 +33,36 @@ export async function openSession(opts: { autoStart: boolean }): Promise<Session
     say(`  Temporal UI: ${started.temporal.uiUrl}  (stop it with \`causeway dev down\`)`);
     endpoints = { temporalAddress: started.temporal.address, natsUrl: started.nats.url };
   }
-  let temporal: Awaited<ReturnType<typeof connectTemporalClient>>;
-  try {
-    const address = endpoints.temporalAddress;
-    temporal = await retryConnect(
-      `Temporal at ${address}`,
-      () => connectTemporalClient({ address, namespace: env.TEMPORAL_NAMESPACE, home: causewayHome(env), connectTimeout: '5s' }),
+  // Both at once: on a loaded machine each handshake costs a few hundred ms of a one-step build (BENCHMARKS.md).
+  const temporalAddress = endpoints.temporalAddress;
+  const natsUrl = endpoints.natsUrl;
+  const [temporalResult, natsResult] = await Promise.allSettled([
+    retryConnect(
+      `Temporal at ${temporalAddress}`,
+      () =>
+        connectTemporalClient({
+          address: temporalAddress,
+          namespace: env.TEMPORAL_NAMESPACE,
+          home: causewayHome(env),
+          connectTimeout: '5s',
+        }),
       say,
-    );
-  } catch (err) {
+    ),
+    retryConnect(`NATS at ${natsUrl}`, () => connectNats(natsUrl, 'causeway-cli'), say),
+  ]);
+  if (temporalResult.status === 'rejected') {
+    if (natsResult.status === 'fulfilled') await natsResult.value.close();
     throw new CliError(
-      `cannot reach Temporal at ${endpoints.temporalAddress} (tried for ${CONNECT_PATIENCE_MS / 1000} s): ${(err as Error).message}`,
+      `cannot reach Temporal at ${temporalAddress} (tried for ${CONNECT_PATIENCE_MS / 1000} s): ${(temporalResult.reason as Error).message}`,
       'check `causeway dev status` or TEMPORAL_ADDRESS',
     );
   }
-  const natsUrl = endpoints.natsUrl;
-  const nc = await retryConnect(`NATS at ${natsUrl}`, () => connectNats(natsUrl, 'causeway-cli'), say).catch(async (err: unknown) => {
+  const temporal = temporalResult.value;
+  if (natsResult.status === 'rejected') {
     await temporal.connection.close();
-    throw err;
-  });
+    throw natsResult.reason;
+  }
+  const nc = natsResult.value;
   const uiUrl = env.CAUSEWAY_UI_URL ?? (env.TEMPORAL_ADDRESS ? undefined : readState(causewayHome(env))?.temporal.uiUrl);
   return {
     client: temporal.client,

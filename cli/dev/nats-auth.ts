@@ -102,3 +102,24 @@ export function writeNatsAuthConfig(home: string): string {
   fs.writeFileSync(file, JSON.stringify({ authorization: { users } }, null, 2) + '\n', { mode: 0o600 });
   return file;
 }
+
+/** The Secret key and server variable holding each role's password in deploy/ (user/password: Kubernetes Secrets hand out env vars, not 0600 files). */
+export const DEPLOY_PASSWORD_VARS: Record<NatsRole, string> = {
+  operator: 'CAUSEWAY_NATS_OPERATOR_PASSWORD',
+  worker: 'CAUSEWAY_NATS_WORKER_PASSWORD',
+  watcher: 'CAUSEWAY_NATS_WATCHER_PASSWORD',
+};
+
+/**
+ * deploy/nats's authorization block: the same users and permissions as the embedded stack,
+ * with passwords the server reads from its environment (the causeway-nats Secret). NATS config
+ * is JSON plus unquoted `$VAR` references, which is why they are unquoted after stringifying.
+ */
+export function deployAuthorizationConfig(): string {
+  const users = NatsRole.options.map((role) => ({
+    user: role,
+    password: `$${DEPLOY_PASSWORD_VARS[role]}`,
+    ...(role === 'operator' ? {} : { permissions: ROLE_PERMISSIONS[role] }),
+  }));
+  return `${JSON.stringify({ authorization: { users } }, null, 2).replace(/"(\$CAUSEWAY_NATS_[A-Z_]+)"/g, '$1')}\n`;
+}

@@ -1,0 +1,240 @@
+// The latency of the smallest build: `causeway run` of a one-step plan (`run: {path: "true"}`),
+// end to end as a user runs it against the embedded stack (`causeway dev up`: dev server,
+// nats-server, a worker process and the codec server), and the same build started from a
+// client already connected, with where the time goes read from each build's history.
+// Prints a table and writes its section of BENCHMARKS.md, with the machine's load next to
+// every figure: the machine is shared.
+//
+//   npm run bench:one-step -- [--runs 20] [--out BENCHMARKS.md]
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { temporal } from '@temporalio/proto';
+import { freePort, repoRoot, startStack, stopStack } from '../cli/dev/stack';
+import { awaitBuild, startBuild } from '../common/build-client';
+import { connectNats } from '../common/nats';
+import { connectTemporalClient } from '../common/temporal-connection';
+import { compilePlan } from '../schemas';
+import { loadavg, machine, runMain, writeSection } from './report';
+
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
+
+const MARKERS = { start: '<!-- bench:one-step:start -->', end: '<!-- bench:one-step:end -->' };
+const GOAL_MS = 250;
+const WARMUP_RUNS = 2;
+const PLAN = `name: one-step
+plan:
+- task: one
+  config: {platform: linux, run: {path: "true"}}
+`;
+
+/** The phases of a one-step build, each from one history event to the next one named. */
+const PHASES = [
+  'start → first workflow task started',
+  'first workflow task (prepareBuild, a local activity)',
+  'runTask queued (Scheduled → Started)',
+  'runTask ran (Started → Completed)',
+  'runTask completed → finishBuild scheduled',
+  'finishBuild queued and ran',
+  'finishBuild completed → build completed',
+] as const;
+
+function ms(event: HistoryEvent | undefined): number {
+  const t = event?.eventTime;
+  if (!t) throw new Error('a history event without a time');
+  return Number(t.seconds ?? 0) * 1000 + (t.nanos ?? 0) / 1e6;
+}
+
+/** Milliseconds of each phase of one build's history. */
+function phases(events: HistoryEvent[]): number[] {
+  const find = (pred: (e: HistoryEvent) => unknown, from = 0) => {
+    const i = events.findIndex((e, j) => j >= from && pred(e));
+    if (i < 0) throw new Error('the history lacks an event the one-step breakdown needs');
+    return i;
+  };
+  const activity = (name: string) => find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === name);
+  const started = find((e) => e.workflowExecutionStartedEventAttributes);
+  const wft1Started = find((e) => e.workflowTaskStartedEventAttributes);
+  const wft1Completed = find((e) => e.workflowTaskCompletedEventAttributes);
+  const runSched = activity('runTask');
+  const runStarted = find((e) => e.activityTaskStartedEventAttributes, runSched);
+  const runDone = find((e) => e.activityTaskCompletedEventAttributes, runStarted);
+  const finishSched = activity('finishBuild');
+  const finishDone = find((e) => e.activityTaskCompletedEventAttributes, finishSched);
+  const ended = find((e) => e.workflowExecutionCompletedEventAttributes);
+  const at = (i: number) => ms(events[i]);
+  return [
+    at(wft1Started) - at(started),
+    at(wft1Completed) - at(wft1Started),
+    at(runStarted) - at(runSched),
+    at(runDone) - at(runStarted),
+    at(finishSched) - at(runDone),
+    at(finishDone) - at(finishSched),
+    at(ended) - at(finishDone),
+  ];
+}
+
+function percentile(xs: number[], p: number): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+/** Runs `causeway run FILE` as a user does; resolves to its wall time and the build id it printed. */
+function cliRun(home: string, file: string, extra: string[] = []): Promise<{ ms: number; buildId: string }> {
+  const t0 = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'causeway'), 'run', file, ...extra], {
+      env: { ...process.env, CAUSEWAY_HOME: home, NO_COLOR: '1' },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      const elapsed = performance.now() - t0;
+      const id = /build (build-[0-9a-f-]+) started/.exec(stderr)?.[1];
+      if (code !== 0 || !id) reject(new Error(`causeway run exited ${code}: ${stderr}`));
+      else resolve({ ms: elapsed, buildId: id });
+    });
+  });
+}
+
+/** Wall time of a new Node process that only loads the `run` command's modules, as `causeway run` does first. */
+function moduleLoadMs(): number {
+  const t0 = performance.now();
+  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(path.join(repoRoot(), 'dist', 'cli', 'commands', 'run.js'))})`], {
+    stdio: 'ignore',
+  });
+  if (r.status !== 0) throw new Error(`loading the run command's modules exited ${r.status}`);
+  return performance.now() - t0;
+}
+
+/** Opening and closing the two connections a CLI command opens (Temporal with the codec, NATS), modules already loaded. */
+async function connectMs(stack: { temporal: { address: string }; nats: { url: string } }, home: string): Promise<number> {
+  const t0 = performance.now();
+  const [temporal, nc] = await Promise.all([
+    connectTemporalClient({ address: stack.temporal.address, home }),
+    connectNats(stack.nats.url, 'bench-one-step', { home }),
+  ]);
+  const elapsed = performance.now() - t0;
+  await Promise.all([nc.close(), temporal.connection.close()]);
+  return elapsed;
+}
+
+async function main(): Promise<void> {
+  const arg = (name: string, fallback: string) => {
+    const i = process.argv.indexOf(`--${name}`);
+    return i >= 0 ? process.argv[i + 1] : fallback;
+  };
+  const runs = Number(arg('runs', '20'));
+  const out = arg('out', path.join(repoRoot(), 'BENCHMARKS.md'));
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-bench-one-step-'));
+  const file = path.join(home, 'one-step.yml');
+  fs.writeFileSync(file, PLAN);
+  const ports = {
+    temporal: await freePort(),
+    ui: await freePort(),
+    nats: await freePort(),
+    natsMonitor: await freePort(),
+    codec: await freePort(),
+  };
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  try {
+    const stack = await startStack({ home, ports, persistent: false, startWorker: true, log: say });
+    const about = machine(stack);
+    const { client, connection } = await connectTemporalClient({ address: stack.temporal.address, home });
+    const plan = compilePlan({ text: PLAN, file });
+    const loadBefore = loadavg();
+    const cli: number[] = [];
+    const detached: number[] = [];
+    const loads: number[] = [];
+    const connects: number[] = [];
+    const inProcess: number[] = [];
+    const parts: number[][] = [];
+    try {
+      for (let i = 0; i < WARMUP_RUNS + runs; i++) {
+        const r = await cliRun(home, file);
+        const d = await cliRun(home, file, ['--detach']);
+        await awaitBuild(client.workflow.getHandle(d.buildId));
+        const t0 = performance.now();
+        const handle = await startBuild(client, { plan, taskQueue: 'causeway' });
+        const outcome = await awaitBuild(handle);
+        const elapsed = performance.now() - t0;
+        if (outcome.status !== 'succeeded') throw new Error(`the one-step build ${handle.workflowId} ${outcome.status}`);
+        if (i < WARMUP_RUNS) continue;
+        loads.push(moduleLoadMs());
+        connects.push(await connectMs(stack, home));
+        cli.push(r.ms);
+        detached.push(d.ms);
+        inProcess.push(elapsed);
+        for (const id of [r.buildId, handle.workflowId])
+          parts.push(phases((await client.workflow.getHandle(id).fetchHistory()).events ?? []));
+        say(
+          `run ${i + 1 - WARMUP_RUNS}/${runs}: causeway run ${r.ms.toFixed(0)} ms, --detach ${d.ms.toFixed(0)} ms, client ${elapsed.toFixed(0)} ms (load ${loadavg()})`,
+        );
+      }
+    } finally {
+      await connection.close();
+    }
+    const loadAfter = loadavg();
+    const row = (label: string, xs: number[]) =>
+      `| ${label} | ${percentile(xs, 50).toFixed(0)} | ${percentile(xs, 95).toFixed(0)} | ${Math.min(...xs).toFixed(0)} |`;
+    const p50 = (xs: number[]) => percentile(xs, 50).toFixed(0);
+    const mean = (i: number) => parts.reduce((a, p) => a + p[i], 0) / parts.length;
+    const median = (i: number) =>
+      percentile(
+        parts.map((p) => p[i]),
+        50,
+      );
+    const table = [
+      '| one-step build | p50 ms | p95 ms | min ms |',
+      '|---|---|---|---|',
+      row('`causeway run` (a new process: start-up, connect, start, follow the log, result)', cli),
+      row('`causeway run --detach` (start-up, connect, start; no following)', detached),
+      row('client already connected: start → result', inProcess),
+      row('of the CLI: a new Node process loading the `run` command’s modules', loads),
+      row('of the CLI: opening its Temporal and NATS connections (at once)', connects),
+    ].join('\n');
+    const breakdownTable = [
+      '| phase (from the history) | median ms | mean ms |',
+      '|---|---|---|',
+      ...PHASES.map((name, i) => `| ${name} | ${median(i).toFixed(1)} | ${mean(i).toFixed(1)} |`),
+    ].join('\n');
+    const text = `${MARKERS.start}
+## One-step build latency (\`npm run bench:one-step\`)
+
+\`causeway run\` of a plan with one task (\`run: {path: "true"}\`) against a stack as \`causeway dev up\`
+starts it (dev server in memory, nats-server, a worker process, the codec server), ${runs} runs after
+${WARMUP_RUNS} warm-ups, and the same build started from a client already connected. Goal: ${GOAL_MS} ms.
+
+Machine: ${about.cpus} CPUs, ${about.memory} memory, ${about.os}; Node ${about.node}; Temporal CLI ${about.temporal};
+run ${about.date}. **Load average (1, 5, 15 min) before: ${loadBefore}; after: ${loadAfter}** (the machine is shared
+by seven engineers' builds and tests: these figures are upper bounds).
+
+${table}
+
+Of \`causeway run\`'s p50 of ${p50(cli)} ms, a new Node process loading its modules takes ${p50(loads)} ms and opening
+its two connections ${p50(connects)} ms (p50s); the build itself, from a connected client, ${p50(inProcess)} ms. The goal
+is met by the build (start → result) ${percentile(inProcess, 50) <= GOAL_MS ? 'at' : 'not at'} p50 on this run; what
+\`causeway run\` adds is the CLI's start-up. By a require hook on one run at load 16: @temporalio/client (with
+grpc-js) ~0.4 s, zod and the plan schemas ~0.23 s, the dev stack's helpers (tar, transfer, NATS auth) ~0.16 s.
+
+Where a build's time goes (both kinds of runs, ${parts.length} histories):
+
+${breakdownTable}
+
+Each Temporal dispatch (a workflow task or an activity task handed to the worker through the server)
+is one of the rows above; a one-step build needs four of them after the start (the first workflow
+task, runTask, the workflow task that schedules finishBuild, finishBuild) and one more to complete.
+${MARKERS.end}`;
+    console.log(`${table}\n\n${breakdownTable}`);
+    writeSection(out, MARKERS, text);
+  } finally {
+    await stopStack(home);
+    fs.rmSync(home, { recursive: true, force: true });
+  }
+}
+
+runMain(main);
