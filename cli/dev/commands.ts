@@ -112,7 +112,7 @@ export function registerDevCommands(program: Command): void {
         }
         if (flags.runtime === 'containerd') {
           const endpoints = { temporalAddress: info.temporal.address, natsUrl: info.nats.url };
-          const c = await startDevContainerd(home, endpoints, repoRoot(), (line) => process.stdout.write(`  ${line}\n`));
+          const c = await startDevContainerd(home, endpoints, repoRoot(), (line) => process.stdout.write(`  ${line}\n`), flags.worker);
           process.stdout.write(
             `${c.reused ? 'containerd was already running' : 'containerd is up'}:\n${table([
               ['containerd', c.socket, ''],
@@ -136,7 +136,8 @@ export function registerDevCommands(program: Command): void {
         const containerd = readContainerd(devContainerdDir(home));
         if (containerd) {
           await stopContainerd(containerd.dir);
-          process.stdout.write(`Stopped the containerd worker, containerd and its registry in ${containerd.dir}.\n`);
+          const worker = containerd.processes.some((p) => p.name === 'worker') ? 'the containerd worker, ' : '';
+          process.stdout.write(`Stopped ${worker}containerd and its registry in ${containerd.dir}.\n`);
         }
         const stopped = await stopStack(home);
         if (!stopped) {

@@ -199,6 +199,7 @@ export async function startDevContainerd(
   endpoints: { temporalAddress: string; natsUrl: string },
   repoRoot: string,
   log: (line: string) => void,
+  startWorker = true,
 ): Promise<ContainerdState & { reused: boolean }> {
   const dir = devContainerdDir(home);
   const existing = readContainerd(dir);
@@ -208,6 +209,8 @@ export async function startDevContainerd(
   }
   await stopContainerd(dir);
   const state = await startContainerd(dir, repoRoot, log);
+  // --no-worker: run your own `causeway worker --runtime containerd`, which finds this containerd in CAUSEWAY_HOME.
+  if (!startWorker) return { ...state, reused: false };
   log(`starting containerd worker ${DEV_WORKER_NAME} (steps run as containers; default image ${DEV_DEFAULT_IMAGE})`);
   const worker = startProcess(dir, 'worker', path.join(repoRoot, 'bin', 'causeway'), ['worker', '--runtime=containerd', `--name=${DEV_WORKER_NAME}`], {
     ...process.env,
