@@ -11,6 +11,9 @@ declare global {
 }
 
 export default async function globalSetup(): Promise<void> {
+  // Another project's globalSetup (test/containerd) may have started it already in this process:
+  // jest runs every selected project's setup before the tests, and one stack serves them all.
+  if (globalThis.__causewayTestStackHome !== undefined) return;
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-test-'));
   const started = Date.now();
   // Ports from the OS, so a developer's own `causeway dev up` and parallel runs do not clash.
