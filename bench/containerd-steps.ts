@@ -48,7 +48,11 @@ const median = (xs: number[]) => {
 function plan(steps: number, image: boolean): string {
   const task = (i: number) => ({
     task: `t${i}`,
-    config: { platform: 'linux', ...(image ? { image_resource: { type: 'registry-image', source: { repository: 'busybox' } } } : {}), run: { path: 'sh', args: ['-c', 'true'] } },
+    config: {
+      platform: 'linux',
+      ...(image ? { image_resource: { type: 'registry-image', source: { repository: 'busybox' } } } : {}),
+      run: { path: 'sh', args: ['-c', 'true'] },
+    },
   });
   return JSON.stringify({ plan: Array.from({ length: steps }, (_, i) => task(i)) });
 }
@@ -113,7 +117,9 @@ async function main(): Promise<void> {
       const c = await run('bench-containerd', plan(steps, true));
       container.push(c.ms / steps);
       measuredPulls += await pulls(c.buildId);
-      progress(`round ${r + 1}/${repeat}: host process ${local.at(-1)!.toFixed(0)} ms/step, container ${container.at(-1)!.toFixed(0)} ms/step`);
+      progress(
+        `round ${r + 1}/${repeat}: host process ${local.at(-1)!.toFixed(0)} ms/step, container ${container.at(-1)!.toFixed(0)} ms/step`,
+      );
     }
     await nc.close();
     const ratio = median(container) / median(local);
@@ -142,7 +148,9 @@ removal; the time is not broken down further yet, and the machine was loaded (se
 
 Reproduce: \`sudo npm run bench:containerd-steps -- --steps ${steps} --repeat ${repeat}\`
 ${MARKS.end}`;
-    process.stdout.write(`\n${table}\n\nratio ${ratio.toFixed(2)} (goal ≤ ${TARGET_RATIO}); pulls: warm-up ${firstPulls}, measured ${measuredPulls}\n`);
+    process.stdout.write(
+      `\n${table}\n\nratio ${ratio.toFixed(2)} (goal ≤ ${TARGET_RATIO}); pulls: warm-up ${firstPulls}, measured ${measuredPulls}\n`,
+    );
     writeSection(outFile(), MARKS, section);
   } finally {
     for (const w of workers) await w.shutdown().catch(() => undefined);

@@ -110,7 +110,8 @@ Examples:
       };
       let worker: RunningWorker;
       const misplacedContainerd = CONTAINERD_ONLY.find((k) => opts[k] !== undefined);
-      if (misplacedContainerd && opts.runtime !== 'containerd') throw new CliError(`--${flagName(misplacedContainerd)} is for --runtime containerd`);
+      if (misplacedContainerd && opts.runtime !== 'containerd')
+        throw new CliError(`--${flagName(misplacedContainerd)} is for --runtime containerd`);
       if (opts.runtime === 'kubernetes') {
         if (!opts.namespace) throw new CliError('--runtime kubernetes needs --namespace NS (or POD_NAMESPACE in a pod)');
         const uploadPort = Number(opts.uploadPort);
@@ -138,7 +139,8 @@ Examples:
           (k) => opts[k] !== undefined && !(k === 'namespace' && opts[k] === process.env.POD_NAMESPACE),
         );
         if (misplaced.length > 0) throw new CliError(`--${flagName(misplaced[0])} is for --runtime kubernetes`);
-        if (opts.runtime === 'local' && opts.defaultImage !== undefined) throw new CliError('--default-image is for --runtime containerd or kubernetes');
+        if (opts.runtime === 'local' && opts.defaultImage !== undefined)
+          throw new CliError('--default-image is for --runtime containerd or kubernetes');
         worker = await startLocalWorker({
           ...common,
           name:

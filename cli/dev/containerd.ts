@@ -52,7 +52,10 @@ function checkTools(): void {
 }
 
 function ctr(socket: string, args: string[]): string {
-  return execFileSync('ctr', ['--address', socket, '--namespace', CONTAINERD_NAMESPACE, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  return execFileSync('ctr', ['--address', socket, '--namespace', CONTAINERD_NAMESPACE, ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 }
 
 /** hosts.toml per mirrored registry: pull and resolve from the local registry over plain HTTP. */
@@ -84,16 +87,24 @@ export async function startContainerd(dir: string, repoRoot: string, log: (line:
     const storage = path.join(cacheDir(), 'containerd-registry');
     fs.mkdirSync(storage, { recursive: true });
     const regConfig = path.join(dir, 'registry.yml');
-    fs.writeFileSync(regConfig, `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\nhttp:\n  addr: ${registry}\n`);
+    fs.writeFileSync(
+      regConfig,
+      `version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: ${storage}\nhttp:\n  addr: ${registry}\n`,
+    );
     const reg = startProcess(dir, 'registry', 'docker-registry', ['serve', regConfig]);
     processes.push({ name: reg.name, pid: reg.pid, log: reg.log });
     writeState(state());
     await waitFor('registry', reg, async () => (await request(`http://${registry}/v2/`, {})).status === 200);
     log(`registry on ${registry}; pushing the default image (built the first time)`);
-    const layout = execFileSync('bash', [path.join(repoRoot, 'scripts/images/build.sh'), 'busybox'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+    const layout = execFileSync('bash', [path.join(repoRoot, 'scripts/images/build.sh'), 'busybox'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
       .trim()
       .split(' ')[1];
-    execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', layout, `docker://${registry}/library/busybox:latest`], { stdio: 'inherit' });
+    execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', layout, `docker://${registry}/library/busybox:latest`], {
+      stdio: 'inherit',
+    });
 
     writeMirrors(hostsDir, registry);
     const config = path.join(dir, 'config.toml');
@@ -166,7 +177,11 @@ export async function stopContainerd(dir: string): Promise<void> {
       }
     };
     for (const id of list(['containers', 'ls', '-q'])) {
-      for (const args of [['tasks', 'kill', '--all', '--signal', 'SIGKILL', id], ['tasks', 'rm', '-f', id], ['containers', 'rm', id]]) {
+      for (const args of [
+        ['tasks', 'kill', '--all', '--signal', 'SIGKILL', id],
+        ['tasks', 'rm', '-f', id],
+        ['containers', 'rm', id],
+      ]) {
         try {
           ctr(state.socket, args);
         } catch {
@@ -212,21 +227,27 @@ export async function startDevContainerd(
   // --no-worker: run your own `causeway worker --runtime containerd`, which finds this containerd in CAUSEWAY_HOME.
   if (!startWorker) return { ...state, reused: false };
   log(`starting containerd worker ${DEV_WORKER_NAME} (steps run as containers; default image ${DEV_DEFAULT_IMAGE})`);
-  const worker = startProcess(dir, 'worker', path.join(repoRoot, 'bin', 'causeway'), ['worker', '--runtime=containerd', `--name=${DEV_WORKER_NAME}`], {
-    ...process.env,
-    TEMPORAL_ADDRESS: endpoints.temporalAddress,
-    NATS_URL: endpoints.natsUrl,
-    CAUSEWAY_HOME: path.resolve(home),
-  });
+  const worker = startProcess(
+    dir,
+    'worker',
+    path.join(repoRoot, 'bin', 'causeway'),
+    ['worker', '--runtime=containerd', `--name=${DEV_WORKER_NAME}`],
+    {
+      ...process.env,
+      TEMPORAL_ADDRESS: endpoints.temporalAddress,
+      NATS_URL: endpoints.natsUrl,
+      CAUSEWAY_HOME: path.resolve(home),
+    },
+  );
   const withWorker = { ...state, processes: [...state.processes, { name: worker.name, pid: worker.pid, log: worker.log }] };
   writeState(withWorker);
   return { ...withWorker, reused: false };
 }
 
 /** `dev status` rows: containerd (its socket), the registry, the worker. */
-export async function devContainerdStatus(state: ContainerdState): Promise<
-  { component: string; pid: number; alive: boolean; reachable: boolean; address: string }[]
-> {
+export async function devContainerdStatus(
+  state: ContainerdState,
+): Promise<{ component: string; pid: number; alive: boolean; reachable: boolean; address: string }[]> {
   const pid = (name: string) => state.processes.find((p) => p.name === name)?.pid ?? 0;
   const rows: [string, number, string, () => Promise<boolean>][] = [
     ['containerd', pid('containerd'), state.socket, async () => (ctr(state.socket, ['version']), true)],

@@ -65,7 +65,9 @@ test('memory over container_limits is OOM-killed and reported as such', async ()
   expect(r.summary?.steps.find((s) => s.id === 'plan.0')?.exitCode).toBe(137);
   expect(r.logs.get('plan.0') ?? '').not.toContain('survived');
   expect(await notesOf(h.nc, r.buildId, 'plan.0')).toContain('exceeded container_limits.memory (OOM)');
-  const ok = await h.run(`plan:\n- ${task('small', 'echo fine', {}, { image_resource: BUSYBOX, container_limits: { memory: 32 * MB, cpu: 512 } })}`);
+  const ok = await h.run(
+    `plan:\n- ${task('small', 'echo fine', {}, { image_resource: BUSYBOX, container_limits: { memory: 32 * MB, cpu: 512 } })}`,
+  );
   expect(ok.status).toBe('succeeded');
   nothingLeft(r.buildId);
 });
@@ -80,9 +82,30 @@ describe('a worker killed with SIGKILL', () => {
     const log = fs.openSync(path.join(stack.home, 'logs', `${name}.log`), 'a');
     const child = spawn(
       process.execPath,
-      [CLI, 'worker', '--runtime', 'containerd', '--name', name, '--containerd-socket', c.socket, '--registry-hosts', c.hostsDir, '--default-image', DEV_DEFAULT_IMAGE, '--grace-period', '1'],
+      [
+        CLI,
+        'worker',
+        '--runtime',
+        'containerd',
+        '--name',
+        name,
+        '--containerd-socket',
+        c.socket,
+        '--registry-hosts',
+        c.hostsDir,
+        '--default-image',
+        DEV_DEFAULT_IMAGE,
+        '--grace-period',
+        '1',
+      ],
       {
-        env: { ...process.env, TEMPORAL_ADDRESS: stack.temporalAddress, NATS_URL: stack.natsUrl, CAUSEWAY_HOME: stack.home, CAUSEWAY_TASK_QUEUE: queue },
+        env: {
+          ...process.env,
+          TEMPORAL_ADDRESS: stack.temporalAddress,
+          NATS_URL: stack.natsUrl,
+          CAUSEWAY_HOME: stack.home,
+          CAUSEWAY_TASK_QUEUE: queue,
+        },
         stdio: ['ignore', log, log],
       },
     );
@@ -96,7 +119,10 @@ describe('a worker killed with SIGKILL', () => {
   test('leaves its container running; the worker started again re-attaches to it by name, and it runs once', async () => {
     if (!fs.existsSync(CLI)) throw new Error('run `npm run build` first (npm test does)');
     worker = start();
-    const plan = compilePlan({ text: `plan:\n- ${task('long', 'echo started; sleep 4; echo done', {}, { image_resource: BUSYBOX })}`, file: 'kill.yml' });
+    const plan = compilePlan({
+      text: `plan:\n- ${task('long', 'echo started; sleep 4; echo done', {}, { image_resource: BUSYBOX })}`,
+      file: 'kill.yml',
+    });
     const handle = await startBuild(h.client, { plan, taskQueue: queue });
     await waitFor('the container to run', () => running().length > 0);
     const before = running();
@@ -131,5 +157,9 @@ test('the reconciler removes the container, root and snapshot of a build termina
   expect(report.running).toBeGreaterThanOrEqual(0);
   await waitFor('the container to be gone', () => running().length === 0, 10_000);
   nothingLeft(handle.workflowId);
-  expect(ctr(['snapshots', 'ls']).split('\n').filter((l) => l.startsWith('cw-'))).toEqual([]);
+  expect(
+    ctr(['snapshots', 'ls'])
+      .split('\n')
+      .filter((l) => l.startsWith('cw-')),
+  ).toEqual([]);
 });

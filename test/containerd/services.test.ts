@@ -27,7 +27,10 @@ test('across of three values, each with a busybox httpd on port 8080 in its own 
     task: 'read',
     across: [{ var: 'v', values: ['a', 'b', 'c'], max_in_flight: 'all' }],
     services: [web],
-    config: { image_resource: BUSYBOX, run: { path: 'sh', args: ['-c', `${get('$WEB_SERVICE_HOST')}; ${get('web')}; cat /etc/os-release`] } },
+    config: {
+      image_resource: BUSYBOX,
+      run: { path: 'sh', args: ['-c', `${get('$WEB_SERVICE_HOST')}; ${get('web')}; cat /etc/os-release`] },
+    },
   };
   const r = await h.run(JSON.stringify({ plan: [step] }));
   expect([r.status, r.message]).toEqual(['succeeded', undefined]);

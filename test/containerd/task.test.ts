@@ -16,13 +16,17 @@ function leftovers(buildId: string): { containers: string; mounts: string[] } {
 }
 
 test("a task with image_resource runs in that image: its /etc/os-release is the image's, not the host's", async () => {
-  const r = await h.run(`plan:\n- ${task('os', 'cat /etc/os-release; echo params=$GREETING', { params: { GREETING: 'hi' } }, { image_resource: BUSYBOX })}`);
+  const r = await h.run(
+    `plan:\n- ${task('os', 'cat /etc/os-release; echo params=$GREETING', { params: { GREETING: 'hi' } }, { image_resource: BUSYBOX })}`,
+  );
   expect(r.status).toBe('succeeded');
   const log = r.logs.get('plan.0') ?? '';
   expect(log).toContain('Causeway busybox');
   expect(log).not.toMatch(/Debian GNU\/Linux/);
   expect(log).toContain('params=hi');
-  expect(await notesOf(h.nc, r.buildId, 'plan.0')).toMatch(/image docker\.io\/library\/busybox:latest: (pulled|already in containerd|cached)/);
+  expect(await notesOf(h.nc, r.buildId, 'plan.0')).toMatch(
+    /image docker\.io\/library\/busybox:latest: (pulled|already in containerd|cached)/,
+  );
   expect(leftovers(r.buildId)).toEqual({ containers: '', mounts: [] });
 });
 
@@ -63,7 +67,9 @@ test('a step without an image runs in the worker’s default image', async () =>
 });
 
 test('a missing image errors the step with the registry’s reason', async () => {
-  const r = await h.run(`plan:\n- ${task('missing', 'true', {}, { image_resource: { type: 'registry-image', source: { repository: 'no-such-image' } } })}`);
+  const r = await h.run(
+    `plan:\n- ${task('missing', 'true', {}, { image_resource: { type: 'registry-image', source: { repository: 'no-such-image' } } })}`,
+  );
   expect(r.status).toBe('errored');
   expect(JSON.stringify(r.summary)).toMatch(/no-such-image.*not found/);
 });

@@ -1,6 +1,13 @@
 // The containerd runtime's pure parts: image references, chain ids, users, the OCI spec.
 import { chainId, imagePull, normalizeReference } from '../../activities/runtime/containerd/image';
-import { capabilitiesOf, containerSpec, DENIED_SYSCALLS, mergeEnv, resolveUser, type OciSpec } from '../../activities/runtime/containerd/spec';
+import {
+  capabilitiesOf,
+  containerSpec,
+  DENIED_SYSCALLS,
+  mergeEnv,
+  resolveUser,
+  type OciSpec,
+} from '../../activities/runtime/containerd/spec';
 
 describe('image references', () => {
   test.each([
@@ -31,7 +38,9 @@ describe('image references', () => {
   test('what cannot be pulled is said before anything runs', () => {
     expect(() => imagePull({ type: 'git', source: { uri: 'x' } }, 'task t')).toThrow(/type git.*registry-image/);
     expect(() => imagePull({ type: 'registry-image', source: {} }, 'task t')).toThrow(/repository is required/);
-    expect(() => imagePull({ type: 'registry-image', source: { repository: 'a', username: 'u' } }, 'task t')).toThrow(/both username and password/);
+    expect(() => imagePull({ type: 'registry-image', source: { repository: 'a', username: 'u' } }, 'task t')).toThrow(
+      /both username and password/,
+    );
     expect(() => imagePull({ type: 'registry-image', source: { repository: 'a', digest: 'latest' } }, 'task t')).toThrow(/sha256/);
   });
 });
@@ -46,7 +55,8 @@ test('the chain id of layers is OCI image-spec’s', () => {
 });
 
 describe('users from the image’s passwd and group', () => {
-  const passwd = 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\nbuild:x:1000:1000::/home/build:/bin/sh\n';
+  const passwd =
+    'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\nbuild:x:1000:1000::/home/build:/bin/sh\n';
   const group = 'root:x:0:\nnogroup:x:65534:\nbuild:x:1000:\ndocker:x:999:build\n';
   test.each([
     [undefined, { uid: 0, gid: 0, home: '/root' }],
@@ -80,7 +90,11 @@ describe('the container spec', () => {
       { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid'] },
       { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'ro'] },
     ],
-    linux: { namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'mount' }], maskedPaths: ['/proc/kcore'], readonlyPaths: ['/proc/sys'] },
+    linux: {
+      namespaces: [{ type: 'pid' }, { type: 'network' }, { type: 'mount' }],
+      maskedPaths: ['/proc/kcore'],
+      readonlyPaths: ['/proc/sys'],
+    },
   };
   const input = {
     rootfs: '/home/b/rootfs',
@@ -98,12 +112,20 @@ describe('the container spec', () => {
   test('unprivileged: the default capabilities, no_new_privs, a seccomp profile refusing mount, masks kept', () => {
     const s = containerSpec(base, { ...input, cpuShares: 512 });
     expect(s.root).toEqual({ path: '/home/b/rootfs', readonly: false });
-    expect(s.process).toMatchObject({ args: ['sh', '-c', 'true'], env: ['PATH=/bin', 'A=b'], cwd: '/tmp/build/1', user: { uid: 1000, gid: 1000 } });
+    expect(s.process).toMatchObject({
+      args: ['sh', '-c', 'true'],
+      env: ['PATH=/bin', 'A=b'],
+      cwd: '/tmp/build/1',
+      user: { uid: 1000, gid: 1000 },
+    });
     expect(s.process.capabilities).toEqual({ bounding: ['CAP_CHOWN'] });
     expect(s.process.noNewPrivileges).toBe(true);
     expect(s.mounts).toContainEqual({ destination: '/tmp/build/1', type: 'bind', source: '/home/b/work', options: ['rbind', 'rw'] });
     expect(s.mounts.find((m) => m.destination === '/dev')?.type).toBe('tmpfs');
-    expect(s.linux.seccomp).toMatchObject({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: DENIED_SYSCALLS, action: 'SCMP_ACT_ERRNO' }] });
+    expect(s.linux.seccomp).toMatchObject({
+      defaultAction: 'SCMP_ACT_ALLOW',
+      syscalls: [{ names: DENIED_SYSCALLS, action: 'SCMP_ACT_ERRNO' }],
+    });
     expect(DENIED_SYSCALLS).toContain('mount');
     expect(s.linux.maskedPaths).toEqual(['/proc/kcore']);
     expect(s.linux.resources?.cpu).toEqual({ shares: 512 });

@@ -96,7 +96,14 @@ export async function startHarness(opts: HarnessOptions = {}): Promise<Harness> 
   const fakeWorker = opts.runtime === 'fake' ? await startFakeWorker(common) : undefined;
   const worker =
     fakeWorker ??
-    (await startLocalWorker({ ...common, namespace: 'default', logMaxAgeSeconds: 3600, drainMs: 2000, containerd: opts.containerd, credentials: opts.credentials }));
+    (await startLocalWorker({
+      ...common,
+      namespace: 'default',
+      logMaxAgeSeconds: 3600,
+      drainMs: 2000,
+      containerd: opts.containerd,
+      credentials: opts.credentials,
+    }));
   const { client, connection } = await connectTemporalClient({ address: stack.temporalAddress, home: stack.home });
   const nc = await connectNats(stack.natsUrl, 'test');
   const start = async (yaml: string, runOpts: RunOptions = {}) => {

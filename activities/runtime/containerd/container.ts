@@ -46,15 +46,20 @@ export async function resolveImage(
 ): Promise<ImageSource> {
   if (want.image) {
     const ref = artifacts[want.image];
-    if (!ref) throw new StepErrored(`${where}: image ${want.image}: no such artifact (available: ${Object.keys(artifacts).join(', ') || 'none'})`);
-    if (ref.kind !== 'dir') throw new StepErrored(`${where}: image ${want.image} is an output of pod ${ref.pod}, which the containerd runtime cannot read`);
+    if (!ref)
+      throw new StepErrored(`${where}: image ${want.image}: no such artifact (available: ${Object.keys(artifacts).join(', ') || 'none'})`);
+    if (ref.kind !== 'dir')
+      throw new StepErrored(`${where}: image ${want.image} is an output of pod ${ref.pod}, which the containerd runtime cannot read`);
     if (want.image_resource) note(`image ${want.image} (the step's image) is used instead of image_resource`);
     return { artifact: ref.path, name: want.image };
   }
   if (want.image_resource) return cx.images.get(imagePull(want.image_resource, where), note);
   if (want.rootfs_uri) {
     const m = /^docker:\/\/\/([^#]+)(?:#(.+))?$/.exec(want.rootfs_uri);
-    if (!m) throw new StepErrored(`${where}: rootfs_uri ${want.rootfs_uri}: the containerd runtime takes docker:///REPOSITORY[#TAG]; use image_resource`);
+    if (!m)
+      throw new StepErrored(
+        `${where}: rootfs_uri ${want.rootfs_uri}: the containerd runtime takes docker:///REPOSITORY[#TAG]; use image_resource`,
+      );
     return cx.images.get({ ref: normalizeReference(`${m[1]}:${m[2] ?? 'latest'}`) }, note);
   }
   if (cx.defaultImage) return cx.images.get({ ref: normalizeReference(cx.defaultImage) }, note);
@@ -69,7 +74,14 @@ export interface MountedRoot {
 }
 
 /** The image mounted at DIR/rootfs: a snapshot of a pulled image, or an overlay over an artifact's rootfs. */
-export async function mountRoot(cx: ContainerdContext, image: ImageSource, buildId: string, id: string, dir: string, note: (text: string) => void): Promise<MountedRoot> {
+export async function mountRoot(
+  cx: ContainerdContext,
+  image: ImageSource,
+  buildId: string,
+  id: string,
+  dir: string,
+  note: (text: string) => void,
+): Promise<MountedRoot> {
   const target = path.join(dir, 'rootfs');
   if ('artifact' in image) {
     const mounted = await mountArtifact(image.artifact, image.name, dir, target);
@@ -82,7 +94,9 @@ export async function mountRoot(cx: ContainerdContext, image: ImageSource, build
 
 /** run.user (else the image's) in the image's own passwd and group files. */
 export async function userInImage(root: MountedRoot, user: string | undefined, where: string): Promise<ResolvedUser> {
-  const [passwd, group] = await Promise.all(['passwd', 'group'].map((f) => fs.readFile(path.join(root.rootfs.target, 'etc', f), 'utf8').catch(() => '')));
+  const [passwd, group] = await Promise.all(
+    ['passwd', 'group'].map((f) => fs.readFile(path.join(root.rootfs.target, 'etc', f), 'utf8').catch(() => '')),
+  );
   try {
     return resolveUser(user ?? root.user, passwd, group);
   } catch (err) {

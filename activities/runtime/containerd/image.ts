@@ -64,7 +64,10 @@ export function imagePull(resource: ImageResource, where: string): ImagePull {
     throw new StepErrored(`${where}: image_resource digest ${String(pinned)}: expected sha256:<64 hex digits>`);
   if (tag !== undefined && typeof tag !== 'string' && typeof tag !== 'number')
     throw new StepErrored(`${where}: image_resource.source.tag must be a string`);
-  if ((username === undefined) !== (password === undefined) || (username !== undefined && (typeof username !== 'string' || typeof password !== 'string')))
+  if (
+    (username === undefined) !== (password === undefined) ||
+    (username !== undefined && (typeof username !== 'string' || typeof password !== 'string'))
+  )
     throw new StepErrored(`${where}: image_resource.source needs both username and password (strings), or neither`);
   const base = normalizeReference(`${repository}${pinned ? '' : `:${tag ?? DEFAULT_TAG}`}`);
   return {
@@ -133,9 +136,7 @@ export class ImageStore {
     let manifest = await this.json<{ manifests?: Descriptor[]; config?: Descriptor }>(row[2]);
     let digest = row[2];
     if (manifest.manifests) {
-      const chosen = manifest.manifests.find(
-        (m) => m.platform?.os === PLATFORM.os && m.platform.architecture === PLATFORM.architecture,
-      );
+      const chosen = manifest.manifests.find((m) => m.platform?.os === PLATFORM.os && m.platform.architecture === PLATFORM.architecture);
       if (!chosen) throw new StepErrored(`image ${ref}: no ${PLATFORM.os}/${PLATFORM.architecture} image in its index`);
       digest = chosen.digest;
       manifest = await this.json(chosen.digest);

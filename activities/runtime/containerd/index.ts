@@ -34,7 +34,8 @@ export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOpt
     releasesArtifacts: false,
     findOrStartTask: (task, io) => findOrStartContainerTask(cx, task, io),
     readArtifactFile: ({ artifact, ref, rel }) => {
-      if (ref.kind !== 'dir') throw new StepErrored(`artifact ${artifact} is an output of pod ${ref.pod}, which the containerd runtime cannot read`);
+      if (ref.kind !== 'dir')
+        throw new StepErrored(`artifact ${artifact} is an output of pod ${ref.pod}, which the containerd runtime cannot read`);
       return fs.readFile(safeJoin(ref.path, rel), 'utf8');
     },
     releaseArtifacts: async () => undefined,

@@ -39,7 +39,10 @@ export async function mountImage(ctr: Ctr, buildId: string, key: string, chainId
   await unmountRootfs(ctr, { target, snapshot: key });
   await fs.mkdir(target, { recursive: true });
   const out = await ctr.run(['snapshots', 'prepare', '--mounts', key, chainId], `preparing the image's snapshot ${key}`);
-  await ctr.run(['snapshots', 'label', key, `${GC_ROOT_LABEL}=${new Date().toISOString()}`, `${BUILD_LABEL}=${buildId}`], `labelling snapshot ${key}`);
+  await ctr.run(
+    ['snapshots', 'label', key, `${GC_ROOT_LABEL}=${new Date().toISOString()}`, `${BUILD_LABEL}=${buildId}`],
+    `labelling snapshot ${key}`,
+  );
   const mounts = JSON.parse(out) as SnapshotMount[];
   if (mounts.length !== 1) throw new Error(`snapshot ${key}: expected one mount, containerd gave ${mounts.length}`);
   const [m] = mounts;
@@ -51,13 +54,21 @@ export async function mountImage(ctr: Ctr, buildId: string, key: string, chainId
  * An artifact holding `rootfs/` (and optionally Concourse's `metadata.json` with `env` and
  * `user`), as registry-image's `unpack_rootfs` writes it: an overlay over it at `target`.
  */
-export async function mountArtifact(artifactDir: string, name: string, stepDir: string, target: string): Promise<{ rootfs: Rootfs; env: string[]; user?: string }> {
+export async function mountArtifact(
+  artifactDir: string,
+  name: string,
+  stepDir: string,
+  target: string,
+): Promise<{ rootfs: Rootfs; env: string[]; user?: string }> {
   const lower = path.join(artifactDir, 'rootfs');
   const isDir = await fs.stat(lower).then(
     (st) => st.isDirectory(),
     () => false,
   );
-  if (!isDir) throw new StepErrored(`image ${name}: the artifact has no rootfs/ directory (an image artifact holds rootfs/ and optionally metadata.json)`);
+  if (!isDir)
+    throw new StepErrored(
+      `image ${name}: the artifact has no rootfs/ directory (an image artifact holds rootfs/ and optionally metadata.json)`,
+    );
   let env: string[] = [];
   let user: string | undefined;
   try {

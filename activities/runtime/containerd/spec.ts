@@ -155,7 +155,9 @@ export function containerSpec(base: OciSpec, input: ContainerSpecInput): OciSpec
   spec.linux.cgroupsPath = input.cgroupsPath;
   spec.linux.resources = { ...spec.linux.resources };
   if (input.cpuShares !== undefined) spec.linux.resources.cpu = { shares: input.cpuShares };
-  spec.linux.namespaces = spec.linux.namespaces.map((ns) => (ns.type === 'network' && input.netns ? { type: 'network', path: input.netns } : ns));
+  spec.linux.namespaces = spec.linux.namespaces.map((ns) =>
+    ns.type === 'network' && input.netns ? { type: 'network', path: input.netns } : ns,
+  );
   if (input.privileged) {
     // Concourse's privileged: root in the container has the worker's capabilities, the host's
     // devices and a writable /sys, with no seccomp, masks or no_new_privs in the way.
@@ -211,7 +213,10 @@ export function resolveUser(user: string | undefined, passwd: string, group: str
   }
   const name = entry?.[0];
   const additionalGids = name
-    ? groups.filter((e) => (e[3] ?? '').split(',').includes(name)).map((e) => Number(e[2])).filter((n) => n !== gid)
+    ? groups
+        .filter((e) => (e[3] ?? '').split(',').includes(name))
+        .map((e) => Number(e[2]))
+        .filter((n) => n !== gid)
     : [];
   return { uid, gid, additionalGids, home: entry?.[5] || (uid === 0 ? '/root' : '/'), name };
 }

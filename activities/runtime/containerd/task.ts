@@ -70,11 +70,9 @@ export async function findOrStartContainerTask(cx: ContainerdContext, task: Reso
       await cleanUpContainer(cx, dir).catch(() => undefined);
       throw asPermanent(err, `task ${step.task}`);
     });
-    proc = await startProcess({ dir, cwd: dir, command: ctrRun(cx, req.buildId, dir, id), env: ctrEnv() }).catch(
-      (err: unknown) => {
-        throw asPermanent(err, `task ${step.task}: cannot start ctr`);
-      },
-    );
+    proc = await startProcess({ dir, cwd: dir, command: ctrRun(cx, req.buildId, dir, id), env: ctrEnv() }).catch((err: unknown) => {
+      throw asPermanent(err, `task ${step.task}: cannot start ctr`);
+    });
   }
   return containerHandle(cx, req.step, proc, meta, dir, reattached, io);
 }
@@ -90,7 +88,14 @@ async function prepare(cx: ContainerdContext, task: ResolvedTask, dir: string, i
   await fs.mkdir(work, { recursive: true });
   const { note } = io;
 
-  const root = await mountRoot(cx, await resolveImage(cx, `task ${step.task}`, { ...config, image: step.image }, req.artifacts, note), req.buildId, id, dir, note);
+  const root = await mountRoot(
+    cx,
+    await resolveImage(cx, `task ${step.task}`, { ...config, image: step.image }, req.artifacts, note),
+    req.buildId,
+    id,
+    dir,
+    note,
+  );
   const target = root.rootfs.target;
   // Written before anything else can fail: a failed start removes what this says.
   const outputs: Artifacts = {};
@@ -99,7 +104,9 @@ async function prepare(cx: ContainerdContext, task: ResolvedTask, dir: string, i
 
   for (const input of inputs) {
     if (input.ref.kind !== 'dir')
-      throw new StepErrored(`task ${step.task}: input ${input.source} is an output of pod ${input.ref.pod}, which the containerd runtime cannot read`);
+      throw new StepErrored(
+        `task ${step.task}: input ${input.source} is an output of pod ${input.ref.pod}, which the containerd runtime cannot read`,
+      );
     await copyArtifact(input.ref.path, safeJoin(work, input.path));
   }
   for (const output of config.outputs) {
@@ -155,7 +162,8 @@ async function prepare(cx: ContainerdContext, task: ResolvedTask, dir: string, i
     cgroupsPath: cgroupsPath(id),
     netns: network ? netnsPath(network) : undefined,
   });
-  if (root.workingDir && config.run.dir === undefined) note(`the image's working directory ${root.workingDir} is not used: tasks run in their build directory`);
+  if (root.workingDir && config.run.dir === undefined)
+    note(`the image's working directory ${root.workingDir} is not used: tasks run in their build directory`);
   await fs.writeFile(path.join(dir, SPEC_FILE), JSON.stringify(spec));
   await fs.writeFile(path.join(dir, META_FILE), JSON.stringify(meta));
   return meta;
@@ -190,10 +198,17 @@ async function checkRunnable(
   for (const p of inside) {
     const host = p === workDir || p.startsWith(`${workDir}/`) ? path.join(work, path.posix.relative(workDir, p)) : path.join(rootfs, p);
     // lstat: a symlink in the image may point anywhere on its own root, not the host's.
-    if (await fs.lstat(host).then((st) => st.isFile() || st.isSymbolicLink(), () => false)) return;
+    if (
+      await fs.lstat(host).then(
+        (st) => st.isFile() || st.isSymbolicLink(),
+        () => false,
+      )
+    )
+      return;
   }
   throw new StepErrored(
-    `task ${step.task}: run.path ${cmd}: no such executable in the image` + (cmd.includes('/') ? ` (looked at ${inside[0]})` : ` on PATH ${searchPath ?? DEFAULT_PATH}`),
+    `task ${step.task}: run.path ${cmd}: no such executable in the image` +
+      (cmd.includes('/') ? ` (looked at ${inside[0]})` : ` on PATH ${searchPath ?? DEFAULT_PATH}`),
   );
 }
 

@@ -211,8 +211,17 @@ export async function startLocalService(
       );
       const run = [config.run.path, ...config.run.args];
       const proc = launcher
-        ? await startProcess({ dir, cwd: dir, ...(await launcher.prepare({ req, dir, work, config, env, netns: net.netns, hosts, note: (t) => log.noteLater(t) })) })
-        : await startProcess({ dir, cwd: safeJoin(work, config.run.dir ?? '.'), command: inNetwork(net.netns, ids ? asUser(ids, run) : run, hosts), env });
+        ? await startProcess({
+            dir,
+            cwd: dir,
+            ...(await launcher.prepare({ req, dir, work, config, env, netns: net.netns, hosts, note: (t) => log.noteLater(t) })),
+          })
+        : await startProcess({
+            dir,
+            cwd: safeJoin(work, config.run.dir ?? '.'),
+            command: inNetwork(net.netns, ids ? asUser(ids, run) : run, hosts),
+            env,
+          });
       // Notes after the start, and not waited for: neither the service nor its probe waits for
       // NATS. The probe sends the service's output from the offsets returned here.
       log.noteLater(net.note);
@@ -291,7 +300,11 @@ async function attached(dir: string, name: string): Promise<{ proc: StepProcess;
  * every port accepts a TCP connection, checked from inside the build's network by a helper
  * that tries every few milliseconds. The service exiting first fails at once.
  */
-export async function probeLocalService(deps: ActivityDeps, req: ProbeServiceRequest, launcher?: ServiceLauncher): Promise<ServiceLogOffsets> {
+export async function probeLocalService(
+  deps: ActivityDeps,
+  req: ProbeServiceRequest,
+  launcher?: ServiceLauncher,
+): Promise<ServiceLogOffsets> {
   const ctx = Context.current();
   const dir = serviceDir(deps.home, req);
   const log = serviceLog(deps, req, dir, (ctx.info.heartbeatDetails as ServiceLogOffsets | undefined) ?? req.offsets);
