@@ -38,7 +38,10 @@ const planYaml = (steps: number) =>
   `plan:\n${Array.from({ length: steps }, (_, i) => `- {task: s${i}, config: {platform: linux, params: {N: "${i}"}, run: {path: "true"}}}`).join('\n')}\n`;
 
 /** Encodes and decodes `value`'s payload until ~0.3 s have passed; µs per operation and MB/s. */
-async function throughput(codec: AesGcmPayloadCodec, payload: Payload): Promise<{ encodeUs: number; decodeUs: number; encMBs: number; decMBs: number }> {
+async function throughput(
+  codec: AesGcmPayloadCodec,
+  payload: Payload,
+): Promise<{ encodeUs: number; decodeUs: number; encMBs: number; decMBs: number }> {
   const bytes = payload.data?.length ?? 0;
   let [encoded] = await codec.encode([payload]);
   let n = 0;
@@ -99,20 +102,33 @@ async function main(): Promise<void> {
   for (const size of SIZES) {
     const t = await throughput(codec, defaultPayloadConverter.toPayload('x'.repeat(size - 2)));
     const overhead = ((await codec.encode([defaultPayloadConverter.toPayload('x'.repeat(size - 2))]))[0].data?.length ?? 0) - size;
-    sizeRows.push([`${size / 1024} KiB`, t.encodeUs.toFixed(1), t.decodeUs.toFixed(1), t.encMBs.toFixed(0), t.decMBs.toFixed(0), `+${overhead}`]);
+    sizeRows.push([
+      `${size / 1024} KiB`,
+      t.encodeUs.toFixed(1),
+      t.decodeUs.toFixed(1),
+      t.encMBs.toFixed(0),
+      t.decMBs.toFixed(0),
+      `+${overhead}`,
+    ]);
   }
   const plan = compilePlan({ text: planYaml(steps), file: 'codec-bench.yml' });
   const payloadRows: string[][] = [];
   for (const [what, payload] of buildPayloads(plan)) {
     const [encoded] = await codec.encode([payload]);
     const t = await throughput(codec, payload);
-    payloadRows.push([what, String(payload.data?.length ?? 0), String(encoded.data?.length ?? 0), t.encodeUs.toFixed(1), t.decodeUs.toFixed(1)]);
+    payloadRows.push([
+      what,
+      String(payload.data?.length ?? 0),
+      String(encoded.data?.length ?? 0),
+      t.encodeUs.toFixed(1),
+      t.decodeUs.toFixed(1),
+    ]);
   }
 
   const workers: RunningWorker[] = [];
   const connections: Connection[] = [];
   let stackStarted = false;
-  let e2e: { codec: number[]; clear: number[] } = { codec: [], clear: [] };
+  const e2e: { codec: number[]; clear: number[] } = { codec: [], clear: [] };
   let info: Record<string, string> | undefined;
   try {
     const ports = { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() };
@@ -176,7 +192,7 @@ async function main(): Promise<void> {
     '## Payload codec cost (bench/codec)',
     '',
     'AES-256-GCM over every payload Temporal stores (common/codec.ts). Throughput: one payload encoded, then',
-    'decoded, repeatedly for 0.3 s each, in this process. A build\'s payloads: a plan of',
+    "decoded, repeatedly for 0.3 s each, in this process. A build's payloads: a plan of",
     `${steps} trivial tasks, as the data converter makes them, before and after the codec. End to end: the same`,
     `build run ${runs} times through a worker and client with codec keys and ${runs} times through ones without`,
     '(one dev stack, alternating, one warm-up each), median wall-clock from start to result.',
@@ -186,7 +202,7 @@ async function main(): Promise<void> {
     '',
     table(['payload', 'encode µs', 'decode µs', 'encode MB/s', 'decode MB/s', 'bytes added'], sizeRows),
     '',
-    table(['a build\'s payload', 'bytes', 'bytes encrypted', 'encode µs', 'decode µs'], payloadRows),
+    table(["a build's payload", 'bytes', 'bytes encrypted', 'encode µs', 'decode µs'], payloadRows),
     '',
     table(
       [`build of ${steps} tasks`, 'median ms', 'runs ms'],
@@ -197,7 +213,7 @@ async function main(): Promise<void> {
     ),
     '',
     `Codec overhead end to end: ${(withCodec - without).toFixed(0)} ms (${(((withCodec - without) / without) * 100).toFixed(1)}%) per build;`,
-    'the differences between runs on this shared machine are larger than the codec\'s own cost (the encode and',
+    "the differences between runs on this shared machine are larger than the codec's own cost (the encode and",
     'decode times above, a few per step).',
     MARKERS.end,
   ].join('\n');

@@ -2,7 +2,15 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type PubAck, type StoredMsg } from '@nats-io/jetstream';
 import { headers } from '@nats-io/nats-core';
 import { natsAuth, type NatsRole } from './nats-auth';
-import { BUILD_STREAM, BUILD_SUBJECTS, BuildEvent, LOG_RAW_LENGTH_HEADER, LOG_STREAM_HEADER, subjects, type LogStreamName } from '../schemas/messages';
+import {
+  BUILD_STREAM,
+  BUILD_SUBJECTS,
+  BuildEvent,
+  LOG_RAW_LENGTH_HEADER,
+  LOG_STREAM_HEADER,
+  subjects,
+  type LogStreamName,
+} from '../schemas/messages';
 
 const NANOS_PER_SECOND = 1_000_000_000;
 

@@ -39,7 +39,7 @@ export class Redactor {
     const longest = this.needles[0]?.length ?? 0;
     let cut = text.length - Math.max(0, longest - 1);
     // Moving the cut back can split another value: again until none straddles it.
-    for (let moved = true; moved && cut > 0; ) {
+    for (let moved = true; moved && cut > 0;) {
       moved = false;
       for (const needle of this.needles) {
         for (let at = text.indexOf(needle); at >= 0 && at < cut; at = text.indexOf(needle, at + 1)) {

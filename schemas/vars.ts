@@ -82,7 +82,7 @@ function missingMessage(ref: VarRef, varSources: ReadonlySet<string>, deferrable
     }
     return `var \`${ref.raw}\` comes from a credential manager, which only a task's params, vars and config (params, run, image_resource) may use; pass the value with -v or -l here`;
   }
-  const fromWorker = deferrable ? ', or from the workers\' credential manager with --creds-from-worker' : '';
+  const fromWorker = deferrable ? ", or from the workers' credential manager with --creds-from-worker" : '';
   return `undefined var \`${ref.raw}\`; pass it with -v ${ref.path[0]}=VALUE or in a -l vars file${fromWorker}`;
 }
 

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { Redactor } from '../../common/redact';
 import type { VarSourceConfig } from '../../schemas/compiled';
 import { descend, findVarRefs, interpolate, isPlainObject, SVC_SOURCE, stringifyVar, type VarRef } from '../../schemas/interpolate';
-import { CredentialManagerConfig, VarSource } from '../../schemas/var-sources';
+import { type CredentialManagerConfig, VarSource } from '../../schemas/var-sources';
 import { StepErrored } from '../errors';
 import { DummyStore } from './dummy';
 import { KubernetesStore } from './kubernetes';
@@ -123,7 +123,9 @@ export class CredentialResolver {
     collect(value);
     const hits = new Map<string, SecretLookup>();
     await Promise.all([...refs.values()].map(async (ref) => hits.set(ref.raw, await this.lookup(ref))));
-    const r = interpolate(value, (ref) => (this.handles(ref) ? (hits.get(ref.raw) ?? { found: false }) : ({ found: true, value: `((${ref.raw}))` } as Found)));
+    const r = interpolate(value, (ref) =>
+      this.handles(ref) ? (hits.get(ref.raw) ?? { found: false }) : ({ found: true, value: `((${ref.raw}))` } as Found),
+    );
     return { value: r.value as T, missing: r.missing };
   }
 

@@ -30,7 +30,12 @@ export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTask
   }
 }
 
-async function runResolvedTask(deps: ActivityDeps, runtime: Runtime, req: RunTaskRequest, creds: CredentialResolver): Promise<RunTaskResult> {
+async function runResolvedTask(
+  deps: ActivityDeps,
+  runtime: Runtime,
+  req: RunTaskRequest,
+  creds: CredentialResolver,
+): Promise<RunTaskResult> {
   const ctx = Context.current();
   let { step } = req;
   const runName = `${req.runId}/${step.id}/${req.runKey}`;
@@ -56,7 +61,13 @@ async function runResolvedTask(deps: ActivityDeps, runtime: Runtime, req: RunTas
   const note = (text: string) => {
     deps.log.info({ build: req.buildId, step: step.id }, text);
     void deps.publisher
-      .log(req.buildId, step.id, 'causeway', Buffer.from(`${creds.redactMessage(text)}\n`), `${runName}/note/${ctx.info.attempt}.${notes++}`)
+      .log(
+        req.buildId,
+        step.id,
+        'causeway',
+        Buffer.from(`${creds.redactMessage(text)}\n`),
+        `${runName}/note/${ctx.info.attempt}.${notes++}`,
+      )
       .catch(() => undefined);
   };
   const key = `${req.buildId}/${step.id}`;

@@ -42,7 +42,9 @@ test('looks up <prefix><team>/<pipeline>.<name>, then <prefix><team>/<name>, as 
   const missing = await app.interpolate('((nope))');
   expect(missing.missing.map((r) => r.raw)).toEqual(['nope']);
   expect(store.gets - gets).toBe(2);
-  expect(app.explain(parseVarRef('nope'))).toBe(`not found in kubernetes (namespace ${prefix}<team>) at ${namespace}/app.nope, ${namespace}/nope`);
+  expect(app.explain(parseVarRef('nope'))).toBe(
+    `not found in kubernetes (namespace ${prefix}<team>) at ${namespace}/app.nope, ${namespace}/nope`,
+  );
 });
 
 test('a var source with a fixed namespace (the worker’s own) looks there for every team', async () => {
@@ -56,4 +58,3 @@ test('a lookup path that is not <namespace>/<secret> is an error, not a missing 
   const store = new KubernetesStore({ namespace_prefix: prefix, kubeConfig: adminKubeConfig() });
   await expect(store.get('bad/path/x')).rejects.toThrow('unable to split kubernetes secret path');
 });
-

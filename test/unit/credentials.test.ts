@@ -40,7 +40,9 @@ describe('compiling credential refs', () => {
     const step = plan.plan.steps[0] as TaskStep;
     expect(step.params.PASS).toBe('((vault:password))');
     expect(step.config?.run.args).toEqual(['((vault:db.user))']);
-    expect(plan.varSources).toEqual([{ name: 'vault', type: 'dummy', config: { vars: { password: 's3cret', db: { user: 'app', pass: 'hunter22' } } } }]);
+    expect(plan.varSources).toEqual([
+      { name: 'vault', type: 'dummy', config: { vars: { password: 's3cret', db: { user: 'app', pass: 'hunter22' } } } },
+    ]);
     expect(plan.deferredVars).toEqual([
       { ref: 'vault:password', at: 'ci/build.yml:9:18: plan[0].params.PASS' },
       { ref: 'vault:db.user', at: 'ci/build.yml:11:30: plan[0].config.run.args[0]' },
@@ -49,7 +51,7 @@ describe('compiling credential refs', () => {
 
   it('refuses credential refs where the compiler or the workflow needs the value', () => {
     expect(planError(`${SOURCES}plan:\n- task: t\n  file: ((vault:dir))/t.yml\n`)).toEqual([
-      'ci/build.yml:9:9: plan[0].file: var `vault:dir` comes from a credential manager, which only a task\'s params, vars and config (params, run, image_resource) may use; pass the value with -v or -l here',
+      "ci/build.yml:9:9: plan[0].file: var `vault:dir` comes from a credential manager, which only a task's params, vars and config (params, run, image_resource) may use; pass the value with -v or -l here",
     ]);
   });
 
@@ -93,10 +95,21 @@ describe('lookup paths, as Concourse', () => {
 });
 
 describe('resolving in an activity', () => {
-  const sources = [{ name: 'vault', type: 'dummy' as const, config: { vars: { 'main/app/password': 'p1', password: 'p0', db: { user: 'appuser', pass: 'hunter22' } } } }];
+  const sources = [
+    {
+      name: 'vault',
+      type: 'dummy' as const,
+      config: { vars: { 'main/app/password': 'p1', password: 'p0', db: { user: 'appuser', pass: 'hunter22' } } },
+    },
+  ];
   it('takes the first path that has the var and tracks every value it read', async () => {
     const creds = new CredentialResolver({ team: 'main', redact: true }, 'app', sources);
-    const { value, missing } = await creds.interpolate({ a: '((vault:password))', b: 'user=((vault:db.user))', c: '((.:local))', d: '((vault:nope))' });
+    const { value, missing } = await creds.interpolate({
+      a: '((vault:password))',
+      b: 'user=((vault:db.user))',
+      c: '((.:local))',
+      d: '((vault:nope))',
+    });
     expect(value).toEqual({ a: 'p1', b: 'user=appuser', c: '((.:local))', d: '((vault:nope))' });
     expect(missing.map((r) => r.raw)).toEqual(['vault:nope']);
     // The whole var is a secret, whichever field a step used.
@@ -104,15 +117,18 @@ describe('resolving in an activity', () => {
     expect(creds.explain(parseVarRef('vault:nope'))).toBe('not found in dummy at main/app/nope, main/nope, nope');
     expect(creds.explain(parseVarRef('token'))).toMatch(/this worker has no credential manager/);
   });
-  it('unsourced refs go to the worker\'s cluster-wide manager', async () => {
+  it("unsourced refs go to the worker's cluster-wide manager", async () => {
     const creds = new CredentialResolver({ team: 'main', redact: true, cluster: new DummyStore({ 'main/token': 'tk' }) }, 'app');
     expect((await creds.interpolate('t=((token))')).value).toBe('t=tk');
   });
   it('checks every deferred ref before the build starts, saying where each is used', async () => {
     const creds = new CredentialResolver({ team: 'main', redact: true }, 'app', sources);
-    await expect(creds.check([{ ref: 'vault:password', at: 'f:1:1: x' }, { ref: 'vault:gone', at: 'f:2:3: plan[0].params.A' }])).rejects.toThrow(
-      'f:2:3: plan[0].params.A: undefined var `vault:gone`: not found in dummy at main/app/gone, main/gone, gone',
-    );
+    await expect(
+      creds.check([
+        { ref: 'vault:password', at: 'f:1:1: x' },
+        { ref: 'vault:gone', at: 'f:2:3: plan[0].params.A' },
+      ]),
+    ).rejects.toThrow('f:2:3: plan[0].params.A: undefined var `vault:gone`: not found in dummy at main/app/gone, main/gone, gone');
   });
   it('does not track values with redaction off', async () => {
     const creds = new CredentialResolver({ team: 'main', redact: false }, 'app', sources);
@@ -120,7 +136,9 @@ describe('resolving in an activity', () => {
     expect(creds.redactor.empty).toBe(true);
   });
   it('refuses a var source with a bad config when the step runs', () => {
-    expect(() => new CredentialResolver({ team: 'main', redact: true }, 'app', [{ name: 'v', type: 'vault', config: {} }])).toThrow(/var_sources: v:/);
+    expect(() => new CredentialResolver({ team: 'main', redact: true }, 'app', [{ name: 'v', type: 'vault', config: {} }])).toThrow(
+      /var_sources: v:/,
+    );
   });
 });
 

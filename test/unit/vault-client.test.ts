@@ -45,5 +45,7 @@ test('reads KV v2 along Concourse’s paths with the token, `value` key or the w
 
 test('a refused token is an error naming the path, not a missing var', async () => {
   const store = new VaultStore({ url, client_token: 'wrong', path_prefix: '/concourse' });
-  await expect(store.get('/concourse/main/app/password')).rejects.toThrow('vault: GET /v1/concourse/data/main/app/password answered 403: permission denied');
+  await expect(store.get('/concourse/main/app/password')).rejects.toThrow(
+    'vault: GET /v1/concourse/data/main/app/password answered 403: permission denied',
+  );
 });

@@ -17,8 +17,7 @@ beforeAll(async () => {
 });
 afterAll(() => h.stop());
 
-const sources = (vars: Record<string, unknown>) =>
-  `var_sources:\n- ${JSON.stringify({ name: 'vs', type: 'dummy', config: { vars } })}\n`;
+const sources = (vars: Record<string, unknown>) => `var_sources:\n- ${JSON.stringify({ name: 'vs', type: 'dummy', config: { vars } })}\n`;
 
 /** Every message the build's subjects hold, as JetStream stores it. */
 async function rawMessages(buildId: string): Promise<string[]> {
@@ -36,7 +35,11 @@ async function historyText(workflowId: string): Promise<string> {
   const events = [];
   let nextPageToken: Uint8Array | undefined;
   do {
-    const page = await h.client.workflowService.getWorkflowExecutionHistory({ namespace: 'default', execution: { workflowId }, nextPageToken });
+    const page = await h.client.workflowService.getWorkflowExecutionHistory({
+      namespace: 'default',
+      execution: { workflowId },
+      nextPageToken,
+    });
     events.push(...(page.history?.events ?? []));
     nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
   } while (nextPageToken);
@@ -74,7 +77,9 @@ test('a secret a task prints, whole or in two pieces, reaches JetStream only as 
 });
 
 test('an error that holds a secret says ((redacted)) in the build and on JetStream', async () => {
-  const r = await h.run(`${sources({ cmd: `/nonexistent/${secret}` })}plan:\n- {task: t, config: {platform: linux, run: {path: "((vs:cmd))"}}}`);
+  const r = await h.run(
+    `${sources({ cmd: `/nonexistent/${secret}` })}plan:\n- {task: t, config: {platform: linux, run: {path: "((vs:cmd))"}}}`,
+  );
   expect(r.status).toBe('errored');
   expect(r.message).toContain('((redacted))');
   expect(r.message).not.toContain(secret);
