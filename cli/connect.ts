@@ -5,7 +5,7 @@ import { connectNats } from '../common/nats';
 import { connectTemporalClient } from '../common/temporal-connection';
 import { readState, resolveEndpoints, startStack } from './dev/stack';
 import { CliError, say } from './output';
-import { CONNECT_PATIENCE_MS, retryConnect } from './retry';
+import { CONNECT_PATIENCE_MS, retryConnect } from '../common/connect-retry';
 
 export interface Session {
   client: Client;

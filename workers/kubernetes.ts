@@ -4,9 +4,9 @@ import { createActivities } from '../activities';
 import { kubernetesRuntime, KubernetesRuntime, type KubernetesRuntimeOptions } from '../activities/runtime/kubernetes';
 import { Uploads } from '../activities/runtime/kubernetes/uploads';
 import { reconcileKubernetes } from '../activities/runtime/kubernetes/reconcile';
-import { BuildPublisher, connectNats, ensureBuildStream } from '../common/nats';
+import { BuildPublisher, ensureBuildStream } from '../common/nats';
 import type { WorkerCredentials } from '../activities/creds';
-import { startPollers, type RunningWorker } from './pollers';
+import { connectWorkerNats, startPollers, type RunningWorker } from './pollers';
 
 export interface KubernetesWorkerOptions {
   temporalAddress: string;
@@ -39,7 +39,7 @@ export interface KubernetesWorkerOptions {
 /** A kubernetes-runtime worker: each task step becomes a pod in its namespace (one worker = one cluster + namespace). */
 export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Promise<RunningWorker & { runtime: KubernetesRuntime }> {
   const runtime = new KubernetesRuntime({ ...opts.kubernetes, worker: opts.name });
-  const nc = await connectNats(opts.natsUrl, `causeway-worker-${opts.name}`, { role: 'worker', home: opts.home });
+  const nc = await connectWorkerNats(opts.natsUrl, opts.name, opts.home, opts.log);
   await ensureBuildStream(nc, opts.logMaxAgeSeconds);
   const uploads = new Uploads({ home: opts.home, worker: opts.name, nc, token: (buildId) => runtime.buildToken(buildId) });
   runtime.uploads = uploads;

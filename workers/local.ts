@@ -5,9 +5,9 @@ import { createActivities } from '../activities';
 import { containerdLeftovers, containerdRuntime, type ContainerdRuntimeOptions } from '../activities/runtime/containerd';
 import { localRuntime } from '../activities/runtime/local';
 import { reconcileBuilds } from '../activities/reconcile';
-import { BuildPublisher, connectNats, ensureBuildStream } from '../common/nats';
+import { BuildPublisher, ensureBuildStream } from '../common/nats';
 import type { WorkerCredentials } from '../activities/creds';
-import { startPollers, type RunningWorker } from './pollers';
+import { connectWorkerNats, startPollers, type RunningWorker } from './pollers';
 
 export interface LocalWorkerOptions {
   temporalAddress: string;
@@ -44,7 +44,7 @@ export { reconcileBuilds };
  */
 export async function startLocalWorker(opts: LocalWorkerOptions): Promise<RunningWorker> {
   const name = opts.name ?? os.hostname();
-  const nc = await connectNats(opts.natsUrl, `causeway-worker-${name}`, { role: 'worker', home: opts.home });
+  const nc = await connectWorkerNats(opts.natsUrl, name, opts.home, opts.log);
   await ensureBuildStream(nc, opts.logMaxAgeSeconds);
   const running = new Set<string>();
   const deps = {

@@ -6,6 +6,8 @@ import { NativeConnection, Worker, type WorkflowBundle } from '@temporalio/worke
 import type pino from 'pino';
 import { workerTaskQueue } from '../activities/build';
 import { causewayDataConverter, loadCodecKeys } from '../common/codec';
+import { retryConnect, WORKER_CONNECT_PATIENCE_MS } from '../common/connect-retry';
+import { connectNats } from '../common/nats';
 import { connectTemporalClient, temporalSecurity } from '../common/temporal-connection';
 import type { WorkerRecord } from '../schemas/workers';
 import { WorkerPresence, workerBucket } from './registry';
@@ -73,13 +75,28 @@ export interface RunningWorker {
  * where every step of the builds it claimed runs; its entry in the worker registry; landing
  * and shutdown.
  */
+/** A worker's NATS connection, waiting for a NATS that is starting or restarting as it waits for Temporal. */
+export function connectWorkerNats(url: string, name: string, home: string, log: pino.Logger): Promise<NatsConnection> {
+  return retryConnect(
+    `NATS at ${url}`,
+    () => connectNats(url, `causeway-worker-${name}`, { role: 'worker', home }),
+    (line) => log.warn(line),
+    WORKER_CONNECT_PATIENCE_MS,
+  );
+}
+
 export async function startPollers(opts: PollerOptions): Promise<RunningWorker> {
   const keys = loadCodecKeys({ home: opts.home });
   if (!keys)
     opts.log.warn(
       'no payload codec key (CAUSEWAY_CODEC_KEYS or CAUSEWAY_HOME/codec-keys.json): payloads, vars included, are stored in Temporal in clear',
     );
-  const connection = await NativeConnection.connect({ address: opts.temporalAddress, ...temporalSecurity() });
+  const connection = await retryConnect(
+    `Temporal at ${opts.temporalAddress}`,
+    () => NativeConnection.connect({ address: opts.temporalAddress, ...temporalSecurity() }),
+    (line) => opts.log.warn(line),
+    WORKER_CONNECT_PATIENCE_MS,
+  );
   const workflows = opts.workflowBundle
     ? { workflowBundle: opts.workflowBundle }
     : { workflowsPath: require.resolve(path.join(__dirname, '..', 'workflows')) };
@@ -167,7 +184,12 @@ async function startReconcileLoop(
   opts: { temporalAddress: string; namespace: string; home: string; intervalMs: number; log: pino.Logger },
   pass: (client: Client) => Promise<void>,
 ): Promise<() => Promise<void>> {
-  const { client, connection } = await connectTemporalClient({ address: opts.temporalAddress, namespace: opts.namespace, home: opts.home });
+  const { client, connection } = await retryConnect(
+    `Temporal at ${opts.temporalAddress}`,
+    () => connectTemporalClient({ address: opts.temporalAddress, namespace: opts.namespace, home: opts.home }),
+    (line) => opts.log.warn(line),
+    WORKER_CONNECT_PATIENCE_MS,
+  );
   let running: Promise<void> = Promise.resolve();
   const timer = setInterval(() => {
     running = running.then(() =>

@@ -1,5 +1,5 @@
 // The CLI waits for a busy or starting server instead of failing on the first refused connect.
-import { retryConnect } from '../../cli/retry';
+import { retryConnect } from '../../common/connect-retry';
 
 test('retries with backoff, saying what it waits for, until the connect succeeds', async () => {
   const said: string[] = [];

@@ -2,13 +2,18 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 /** How long the CLI keeps trying to reach Temporal or NATS before it gives up. */
 export const CONNECT_PATIENCE_MS = 60_000;
+/**
+ * A worker waits longer: it is started by a supervisor, often with or before the servers, and a
+ * worker started while Temporal restarts exited at once and stayed down (pipeline-chaos test).
+ */
+export const WORKER_CONNECT_PATIENCE_MS = 5 * 60_000;
 const FIRST_BACKOFF_MS = 250;
 const MAX_BACKOFF_MS = 4000;
 
 /**
  * Retries `connect` with exponential backoff until `patienceMs` has passed, saying what it waits
- * for. A server that is busy (50 CLIs connecting at once) or still starting answers late, not
- * never: one 5 s attempt turned that into "cannot reach Temporal" for 8 of 50.
+ * for. A server that is busy (50 CLIs connecting at once), starting or restarting answers late,
+ * not never: one 5 s attempt turned that into "cannot reach Temporal" for 8 of 50.
  */
 export async function retryConnect<T>(
   what: string,
