@@ -69,12 +69,6 @@ export interface RunningWorker {
   shutdown(): Promise<void>;
 }
 
-/**
- * What every runtime's worker shares: one poller on the shared queue (build workflows, and
- * the local activity that claims a build for this worker) and one on the worker's own queue,
- * where every step of the builds it claimed runs; its entry in the worker registry; landing
- * and shutdown.
- */
 /** A worker's NATS connection, waiting for a NATS that is starting or restarting as it waits for Temporal. */
 export function connectWorkerNats(url: string, name: string, home: string, log: pino.Logger): Promise<NatsConnection> {
   return retryConnect(
@@ -85,6 +79,12 @@ export function connectWorkerNats(url: string, name: string, home: string, log: 
   );
 }
 
+/**
+ * What every runtime's worker shares: one poller on the shared queue (build workflows, and
+ * the local activity that claims a build for this worker) and one on the worker's own queue,
+ * where every step of the builds it claimed runs; its entry in the worker registry; landing
+ * and shutdown.
+ */
 export async function startPollers(opts: PollerOptions): Promise<RunningWorker> {
   const keys = loadCodecKeys({ home: opts.home });
   if (!keys)
