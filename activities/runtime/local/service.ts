@@ -318,8 +318,10 @@ export async function probeLocalService(
       const drain = () => (draining = draining.then(() => log.drain().catch(() => false)));
       const exited = async (): Promise<never> => {
         for (;;) {
-          const code = await exitStatus(dir);
+          let code = await exitStatus(dir);
           if (code !== undefined || !(await isAlive(proc))) {
+            // The wrapper writes the exit file just before it exits: look once more.
+            code ??= await exitStatus(dir);
             await drain();
             const message = `service ${req.name} exited${code === undefined ? '' : ` with status ${code}`} before it was ready; its last lines:\n${await tail(dir)}`;
             await log.note(message).catch(() => undefined);
