@@ -28,5 +28,6 @@ export async function runSetPipeline(ctx: BuildContext, raw: SetPipelineStep, fr
       pipelineTaskQueue: workflowInfo().taskQueue,
     },
   ]);
+  if (!ok) ctx.status.note(step.id, `${pipeline} is not a valid pipeline; its problems are in the step's log`);
   return ok;
 }
