@@ -16,7 +16,6 @@ import { interpolateStatic } from './vars';
 /** Concourse's default `check_every`. */
 export const DEFAULT_CHECK_EVERY_MS = 60_000;
 
-
 export interface JobInput {
   /** the get step's name: the artifact it makes */
   name: string;

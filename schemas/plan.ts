@@ -333,7 +333,9 @@ class Compiler {
         if (!s) return undefined;
         for (const key of ['instance_vars', 'team'] as const)
           if (s[key] !== undefined)
-            src.add([...path, key], `set_pipeline: \`${key}\` is not supported: Causeway has no pipeline instances or teams`, { key: true });
+            src.add([...path, key], `set_pipeline: \`${key}\` is not supported: Causeway has no pipeline instances or teams`, {
+              key: true,
+            });
         const bad = s.set_pipeline === 'self' ? undefined : checkName('pipeline', s.set_pipeline);
         if (bad) src.add([...path, 'set_pipeline'], bad);
         if (bad || s.instance_vars !== undefined || s.team !== undefined) return undefined;

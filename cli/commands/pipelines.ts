@@ -12,13 +12,7 @@ import { CausewayPipeline } from '../../common/search-attributes';
 import { loadVarFiles, parseVarFlags } from '../../schemas';
 import { decodeUtf8 } from '../../schemas/checks';
 import { compilePipeline } from '../../schemas/pipeline';
-import {
-  jobBuildId,
-  PIPELINE_UPDATES,
-  PIPELINE_WORKFLOW,
-  pipelineWorkflowId,
-  type PipelineView,
-} from '../../schemas/pipeline-api';
+import { jobBuildId, PIPELINE_UPDATES, PIPELINE_WORKFLOW, pipelineWorkflowId, type PipelineView } from '../../schemas/pipeline-api';
 import { openSession, type Session } from '../connect';
 import { followUntilDone } from '../follow';
 import { collect, exitWith } from '../main-helpers';

@@ -23,13 +23,16 @@ const taskDefaults = { params: {}, vars: {}, inputMapping: {}, outputMapping: {}
 describe('set_pipeline step', () => {
   it('compiles self or a name, the file, vars and var_files', () => {
     expect(
-      only(`
+      only(
+        `
 plan:
 - set_pipeline: self
   file: repo/ci/pipeline.yml
   vars: {branch: ((branch))}
   var_files: [repo/ci/vars.yml, repo/ci/more.yml]
-`, { branch: 'main' }),
+`,
+        { branch: 'main' },
+      ),
     ).toEqual({
       kind: 'set_pipeline',
       id: 'plan.0',
