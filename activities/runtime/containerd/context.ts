@@ -1,7 +1,8 @@
 // What every part of the containerd runtime shares on one worker: the activities' dependencies,
-// the ctr client, the image store, the default image, and facts read once from the machine.
+// the ctr client, containerd's API, the image store, the default image, and facts read once from the machine.
 import fs from 'node:fs/promises';
 import type { ActivityDeps } from '../../deps';
+import type { ContainerdApi } from './api';
 import type { Ctr } from './ctr';
 import type { ImageStore } from './image';
 import { capabilitiesOf, type OciSpec } from './spec';
@@ -9,6 +10,8 @@ import { capabilitiesOf, type OciSpec } from './spec';
 export interface ContainerdContext {
   deps: ActivityDeps;
   ctr: Ctr;
+  /** containerd's API: one connection per worker, for what every step does */
+  api: ContainerdApi;
   images: ImageStore;
   /** the image of a step without image_resource or image */
   defaultImage?: string;
@@ -18,12 +21,19 @@ export interface ContainerdContext {
   hostCapabilities(): Promise<string[]>;
 }
 
-export function containerdContext(deps: ActivityDeps, ctr: Ctr, images: ImageStore, defaultImage?: string): ContainerdContext {
+export function containerdContext(
+  deps: ActivityDeps,
+  ctr: Ctr,
+  api: ContainerdApi,
+  images: ImageStore,
+  defaultImage?: string,
+): ContainerdContext {
   let base: Promise<OciSpec> | undefined;
   let caps: Promise<string[]> | undefined;
   return {
     deps,
     ctr,
+    api,
     images,
     defaultImage,
     baseSpec: () => (base ??= ctr.run(['oci', 'spec'], "containerd's default spec").then((t) => JSON.parse(t) as OciSpec)),
