@@ -19,6 +19,13 @@ export interface ContainerdContext {
   baseSpec(): Promise<OciSpec>;
   /** the capabilities this worker holds: what a privileged step gets */
   hostCapabilities(): Promise<string[]>;
+  /**
+   * Runs a removal after the step's result is out: an ended container's task, container, root and
+   * snapshot are no part of its result, and the next step need not wait for them.
+   */
+  later(buildId: string, work: () => Promise<void>): void;
+  /** Resolves when the build's deferred removals are done (its end waits, then removes what is left). */
+  settle(buildId: string): Promise<void>;
 }
 
 export function containerdContext(
@@ -30,6 +37,7 @@ export function containerdContext(
 ): ContainerdContext {
   let base: Promise<OciSpec> | undefined;
   let caps: Promise<string[]> | undefined;
+  const pending = new Map<string, Set<Promise<void>>>();
   return {
     deps,
     ctr,
@@ -38,5 +46,19 @@ export function containerdContext(
     defaultImage,
     baseSpec: () => (base ??= ctr.run(['oci', 'spec'], "containerd's default spec").then((t) => JSON.parse(t) as OciSpec)),
     hostCapabilities: () => (caps ??= fs.readFile('/proc/self/status', 'utf8').then(capabilitiesOf)),
+    later(buildId, work) {
+      const set = pending.get(buildId) ?? new Set();
+      pending.set(buildId, set);
+      const done: Promise<void> = work()
+        .catch((err: unknown) => deps.log.warn({ err, buildId }, 'removing an ended container failed; the build’s end removes it'))
+        .finally(() => {
+          set.delete(done);
+          if (set.size === 0) pending.delete(buildId);
+        });
+      set.add(done);
+    },
+    async settle(buildId) {
+      await Promise.all(pending.get(buildId) ?? []);
+    },
   };
 }

@@ -42,6 +42,7 @@ export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOpt
     },
     releaseArtifacts: async () => undefined,
     finishBuild: async (req) => {
+      await cx.settle(req.buildId);
       await removeBuildContainers(ctr, deps.home, req.buildId);
       await removeNetwork(req.buildId);
       await finishBuild(deps, req);

@@ -68,7 +68,7 @@ export async function findOrStartContainerTask(cx: ContainerdContext, task: Reso
   const found = await findTask(cx, dir, id);
   if (found) {
     deps.log.info({ step: step.id, container: id }, 're-attached to a container');
-    return containerHandle(cx, found, dir, true, io);
+    return containerHandle(cx, req.buildId, found, dir, true, io);
   }
   const meta = await prepare(cx, task, dir, id, io)
     .then(async (m) => {
@@ -81,7 +81,7 @@ export async function findOrStartContainerTask(cx: ContainerdContext, task: Reso
       if (err instanceof ContainerdApiError) err = new StepErrored(`task ${step.task}: containerd could not run the container: ${err.message}`);
       throw asPermanent(err, `task ${step.task}`);
     });
-  return containerHandle(cx, meta, dir, false, io);
+  return containerHandle(cx, req.buildId, meta, dir, false, io);
 }
 
 /** What an earlier attempt started: its task (running or ended) in containerd, or its recorded exit status. */
@@ -257,6 +257,7 @@ async function checkRunnable(
 
 function containerHandle(
   cx: ContainerdContext,
+  buildId: string,
   meta: ContainerMeta,
   dir: string,
   reattached: boolean,
@@ -280,9 +281,11 @@ function containerHandle(
       if (!signalled && meta.memoryLimited && (await wasOomKilled(meta.id, exitCode)))
         io.note('killed: the task exceeded container_limits.memory (OOM)');
     } finally {
-      await cx.api.deleteTask(meta.id).catch(ignoreNotFound);
-      await cx.api.deleteContainer(meta.id).catch(ignoreNotFound);
-      await cleanUpContainer(cx, dir);
+      cx.later(buildId, async () => {
+        await cx.api.deleteTask(meta.id).catch(ignoreNotFound);
+        await cx.api.deleteContainer(meta.id).catch(ignoreNotFound);
+        await cleanUpContainer(cx, dir);
+      });
     }
     return { exitCode, outputs: meta.outputs };
   };
