@@ -82,15 +82,7 @@ export class ContainerdApi {
     this.client.close();
   }
 
-  private call<T>(
-    service: string,
-    method: string,
-    req: string,
-    res: string,
-    body: object,
-    what: string,
-    signal?: AbortSignal,
-  ): Promise<T> {
+  private call<T>(service: string, method: string, req: string, res: string, body: object, what: string, signal?: AbortSignal): Promise<T> {
     const reqType = type(req);
     const resType = type(res);
     return new Promise<T>((resolve, reject) => {
@@ -127,7 +119,14 @@ export class ContainerdApi {
   }
 
   async removeSnapshot(key: string): Promise<void> {
-    await this.call('snapshots.v1.Snapshots', 'Remove', 'RemoveSnapshotRequest', 'Empty', { snapshotter: SNAPSHOTTER, key }, `removing snapshot ${key}`);
+    await this.call(
+      'snapshots.v1.Snapshots',
+      'Remove',
+      'RemoveSnapshotRequest',
+      'Empty',
+      { snapshotter: SNAPSHOTTER, key },
+      `removing snapshot ${key}`,
+    );
   }
 
   /** A container running exactly `spec` (its root already mounted at spec.root.path), labelled. */

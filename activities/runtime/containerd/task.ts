@@ -78,7 +78,8 @@ export async function findOrStartContainerTask(cx: ContainerdContext, task: Reso
     .catch(async (err: unknown) => {
       await removeTask(cx, id);
       await cleanUpContainer(cx, dir).catch(() => undefined);
-      if (err instanceof ContainerdApiError) err = new StepErrored(`task ${step.task}: containerd could not run the container: ${err.message}`);
+      if (err instanceof ContainerdApiError)
+        err = new StepErrored(`task ${step.task}: containerd could not run the container: ${err.message}`);
       throw asPermanent(err, `task ${step.task}`);
     });
   return containerHandle(cx, req.buildId, meta, dir, false, io);
