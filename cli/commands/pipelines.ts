@@ -7,7 +7,8 @@ import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { createTwoFilesPatch } from 'diff';
-import { awaitBuild, EXIT_CODES } from '../../common/build-client';
+import { awaitBuild } from '../../common/build-client';
+import { EXIT_CODES } from '../exit-codes';
 import { CausewayPipeline } from '../../common/search-attributes';
 import { loadVarFiles, parseVarFlags } from '../../schemas';
 import { decodeUtf8 } from '../../schemas/checks';
@@ -23,7 +24,8 @@ import {
 } from '../../schemas/pipeline-api';
 import { openSession, type Session } from '../connect';
 import { followUntilDone } from '../follow';
-import { collect, exitWith } from '../main-helpers';
+import { exitWith } from '../main-helpers';
+import { collect } from '../specs/lazy';
 import { CliError, paint, say, table } from '../output';
 
 /** `P/X` of -j and -r. */
