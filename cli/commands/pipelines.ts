@@ -6,8 +6,9 @@ import { createInterface } from 'node:readline/promises';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { awaitBuild, EXIT_CODES } from '../../common/build-client';
+import { awaitBuild } from '../../common/build-client';
 import { applyPipeline, changes, lastPipelineView, pipelineDiff } from '../../common/pipeline-set';
+import { EXIT_CODES } from '../exit-codes';
 import { CausewayPipeline } from '../../common/search-attributes';
 import { loadVarFiles, parseVarFlags } from '../../schemas';
 import { decodeUtf8 } from '../../schemas/checks';
@@ -15,7 +16,8 @@ import { compilePipeline } from '../../schemas/pipeline';
 import { jobBuildId, PIPELINE_UPDATES, PIPELINE_WORKFLOW, pipelineWorkflowId, type PipelineView } from '../../schemas/pipeline-api';
 import { openSession, type Session } from '../connect';
 import { followUntilDone } from '../follow';
-import { collect, exitWith } from '../main-helpers';
+import { exitWith } from '../main-helpers';
+import { collect } from '../specs/lazy';
 import { CliError, paint, say, table } from '../output';
 
 /** `P/X` of -j and -r. */
