@@ -197,7 +197,14 @@ export async function pipeline(input: PipelineInput): Promise<void> {
         // Histories from before build outputs hold the bare status.
         if (typeof outcome === 'string') finishBuild(state, b.job, b.number, outcome);
         // A resource the pipeline no longer has (its config changed while the build ran) is not recorded.
-        else if (outcome) finishBuild(state, b.job, b.number, outcome.status, outcome.outputs.filter((o) => resourceNames.has(o.resource)));
+        else if (outcome)
+          finishBuild(
+            state,
+            b.job,
+            b.number,
+            outcome.status,
+            outcome.outputs.filter((o) => resourceNames.has(o.resource)),
+          );
       }
     }
 

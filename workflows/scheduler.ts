@@ -89,9 +89,7 @@ function candidates(job: PipelineJob, input: JobInput, config: PipelineConfig, s
       input.passed.every((upstream) =>
         state.builds.some(
           (b) =>
-            b.job === upstream &&
-            b.status === 'succeeded' &&
-            versionsOf(b).some((i) => i.resource === input.resource && i.seq === v.seq),
+            b.job === upstream && b.status === 'succeeded' && versionsOf(b).some((i) => i.resource === input.resource && i.seq === v.seq),
         ),
       ),
     );
