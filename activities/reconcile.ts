@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
+import { leasedBuilds, releaseBuildUser } from './runtime/local/isolation';
 import { hasNetwork, removeNetwork } from './runtime/local/network';
 import { findProcess, isAlive, terminate } from './runtime/local/process';
 
@@ -11,6 +12,8 @@ export interface ReconcileReport {
   removed: string[];
   /** builds whose services' network namespace was left behind, now deleted */
   networks: string[];
+  /** closed builds whose uid (local runtime) was still leased, now released */
+  uids: string[];
   /** builds still running, left alone */
   running: number;
 }
@@ -32,7 +35,7 @@ export interface ReconcileOptions {
  * still running in its directories, and, after the retention period, its artifacts.
  */
 export async function reconcileBuilds(opts: ReconcileOptions): Promise<ReconcileReport> {
-  const report: ReconcileReport = { stopped: [], removed: [], networks: [], running: 0 };
+  const report: ReconcileReport = { stopped: [], removed: [], networks: [], uids: [], running: 0 };
   const root = path.join(opts.home, 'builds');
   const builds = await fs.readdir(root).catch(() => [] as string[]);
   for (const buildId of builds) {
@@ -55,6 +58,12 @@ export async function reconcileBuilds(opts: ReconcileOptions): Promise<Reconcile
       report.removed.push(dir);
       if (!opts.dryRun) await fs.rm(dir, { recursive: true, force: true });
     }
+  }
+  // After the processes above were stopped; a lease may outlive its directory (a worker killed in finishBuild).
+  for (const buildId of await leasedBuilds(opts.home)) {
+    if ((await closeTime(opts.client, buildId)) === 'running') continue;
+    report.uids.push(buildId);
+    if (!opts.dryRun) await releaseBuildUser(opts.home, buildId);
   }
   return report;
 }
