@@ -4,6 +4,7 @@
 // CAUSEWAY_HOME, written by atomic link) and keyed by build id, so a retried activity or a
 // restarted worker finds the same uid; finishBuild and the reconciler release it.
 import { createHash } from 'node:crypto';
+import { statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { paths } from '../../deps';
@@ -159,4 +160,30 @@ export async function openBuildDir(home: string, buildId: string, user: UserIds)
   await fs.mkdir(dir, { recursive: true });
   await fs.chown(dir, 0, user.gid);
   await fs.chmod(dir, 0o750);
+}
+
+const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';
+let reachablePath: string | undefined;
+
+/**
+ * The PATH a step starts with: the worker's, without the directories a build's uid cannot
+ * search (tools under root's 0700 home, e.g. pyenv's shims, would shadow the system's with
+ * "Permission denied"); the worker's own when it does not change uids.
+ */
+export function stepPath(): string {
+  const worker = process.env.PATH ?? DEFAULT_PATH;
+  if (!canIsolate()) return worker;
+  reachablePath ??= worker
+    .split(':')
+    .filter((dir) => path.isAbsolute(dir) && searchableByAll(dir))
+    .join(':');
+  return reachablePath || DEFAULT_PATH;
+}
+
+function searchableByAll(dir: string): boolean {
+  for (let d = dir; ; d = path.dirname(d)) {
+    const st = statSync(d, { throwIfNoEntry: false });
+    if (!st || (st.mode & 0o001) === 0) return false;
+    if (d === path.dirname(d)) return true;
+  }
 }

@@ -30,7 +30,7 @@ import { attachService, detachService, inNetwork, serviceScope, writeHosts } fro
 import { exitStatus, FILES, findProcess, isAlive, reapGroup, startProcess, terminate, type StepProcess } from './process';
 import { runCommand, type RunResult } from './spawner';
 import { StepLog } from './step-log';
-import { buildUser, canIsolate, notIsolatedNote, openBuildDir } from './isolation';
+import { buildUser, canIsolate, notIsolatedNote, openBuildDir, stepPath } from './isolation';
 import { asUser, chownTree, userEnv, userIds, type UserIds } from './users';
 
 const STATE_FILE = 'service.json';
@@ -199,7 +199,7 @@ export async function startLocalService(
       const host: Record<string, string> = launcher
         ? {}
         : {
-            PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+            PATH: stepPath(),
             LANG: process.env.LANG ?? 'C.UTF-8',
             HOME: path.join(root, 'home'),
             TMPDIR: path.join(root, 'tmp'),

@@ -26,7 +26,7 @@ import {
   type StepProcess,
 } from './process';
 import { readFrom } from './step-log';
-import { buildUser, canIsolate, notIsolatedNote, openBuildDir } from './isolation';
+import { buildUser, canIsolate, notIsolatedNote, openBuildDir, stepPath } from './isolation';
 import { asUser, chownTree, userEnv, userIds, type UserIds } from './users';
 
 const SPEC_FILE = 'spec.json';
@@ -288,7 +288,7 @@ async function commandFor(
 
 function envFor(step: TaskStep, config: TaskConfig, dir: string): Record<string, string> {
   return {
-    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    PATH: stepPath(),
     LANG: process.env.LANG ?? 'C.UTF-8',
     HOME: path.join(dir, 'home'),
     TMPDIR: path.join(dir, 'tmp'),
