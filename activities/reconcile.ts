@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { leasedBuilds, releaseBuildUser } from './runtime/local/isolation';
+import { mountsUnder, unmountUnder } from './runtime/local/inputs';
 import { hasNetwork, removeNetwork } from './runtime/local/network';
 import { findProcess, isAlive, terminate } from './runtime/local/process';
 
@@ -14,6 +15,8 @@ export interface ReconcileReport {
   networks: string[];
   /** closed builds whose uid (local runtime) was still leased, now released */
   uids: string[];
+  /** inputs' copy-on-write views (overlay mounts) of closed builds' steps, now unmounted */
+  unmounted: string[];
   /** builds still running, left alone */
   running: number;
 }
@@ -35,7 +38,7 @@ export interface ReconcileOptions {
  * still running in its directories, and, after the retention period, its artifacts.
  */
 export async function reconcileBuilds(opts: ReconcileOptions): Promise<ReconcileReport> {
-  const report: ReconcileReport = { stopped: [], removed: [], networks: [], uids: [], running: 0 };
+  const report: ReconcileReport = { stopped: [], removed: [], networks: [], unmounted: [], uids: [], running: 0 };
   const root = path.join(opts.home, 'builds');
   const builds = await fs.readdir(root).catch(() => [] as string[]);
   for (const buildId of builds) {
@@ -52,6 +55,7 @@ export async function reconcileBuilds(opts: ReconcileOptions): Promise<Reconcile
       report.stopped.push({ buildId, dir: procDir, pid: proc.pid });
       if (!opts.dryRun) await terminate(proc, opts.killGraceMs);
     }
+    report.unmounted.push(...(opts.dryRun ? await mountsUnder(dir) : await unmountUnder(dir)));
     if (opts.dryRun ? await hasNetwork(buildId) : await removeNetwork(buildId)) report.networks.push(buildId);
     const age = closedAt === 'unknown' ? Infinity : Date.now() - closedAt.getTime();
     if (age > opts.retentionMs) {

@@ -8,13 +8,17 @@
 // Configuration comes from the environment the pod builder sets: CAUSEWAY_WORKDIR,
 // CAUSEWAY_INPUTS / CAUSEWAY_MKDIRS (fetch), CAUSEWAY_OUTPUTS / CAUSEWAY_PORT (serve), and
 // CAUSEWAY_ARTIFACT_TOKEN (both; from the build's Secret).
+//
+// The tar streams are packed and unpacked by GNU tar (in the agent and worker images), piped
+// to and from the HTTP stream: node-tar through fetch's web streams moved 25 MB/s pod to pod
+// where `tar c | tar x` moves 135 MB/s in a pod (BENCHMARKS.md, k8s-steps).
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { timingSafeEqual } from 'node:crypto';
-import * as tar from 'tar';
 
 export interface AgentEnv {
   workdir: string;
@@ -47,10 +51,53 @@ export function sameToken(given: string | undefined, token: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-/** Answers with a tar stream of a directory (the protocol's artifact format). */
+/**
+ * tar's blocking factor (512-byte blocks per write): 128 KiB records instead of the default
+ * 10 KiB, so a 200 MB artifact crosses the pipe, the agent and the socket in 1,600 writes, not 20,000.
+ */
+const TAR_BLOCKING = '256';
+
+/**
+ * Runs GNU tar with args while `io` wires its stdin or stdout to a stream; resolves when both
+ * are done. A tar that fails names itself with its last stderr line; a stream that fails kills
+ * tar and is the error.
+ */
+async function runTar(args: string[], io: (child: ChildProcessByStdio<Writable, Readable, Readable>) => Promise<void>): Promise<void> {
+  const child = spawn('tar', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+  const exited = new Promise<void>((resolve, reject) => {
+    child.once('error', (err) => reject(new Error(`tar: ${err.message} (GNU tar must be on PATH)`)));
+    child.once('close', (code, signal) => {
+      const last = stderr.trim().split('\n').pop();
+      if (code === 0) resolve();
+      else reject(new Error(`tar ${args[0]} exited ${code ?? signal}${last ? `: ${last}` : ''}`));
+    });
+  });
+  const [tarDone, streamDone] = await Promise.allSettled([
+    exited,
+    io(child).catch((err: Error) => {
+      child.kill();
+      throw err;
+    }),
+  ]);
+  // tar's own failure (a code, not our kill) explains a broken pipe better than the pipe does.
+  if (tarDone.status === 'rejected' && child.signalCode === null) throw tarDone.reason;
+  if (streamDone.status === 'rejected') throw streamDone.reason;
+  if (tarDone.status === 'rejected') throw tarDone.reason;
+}
+
+/**
+ * Answers with a tar stream of a directory (the protocol's artifact format). Owners are not
+ * sent (the consumer owns what it unpacks). A tar that fails mid-stream cuts the connection,
+ * so the consumer sees a truncated answer, never a short archive as a whole one.
+ */
 export function sendDirectory(res: http.ServerResponse, dir: string): void {
   res.writeHead(200, { 'content-type': 'application/x-tar' });
-  pipeline(tar.c({ cwd: dir, portable: true }, ['.']), res).catch(() => res.destroy());
+  runTar(['-c', '-b', TAR_BLOCKING, '-f', '-', '-C', dir, '--owner=0', '--group=0', '--numeric-owner', '.'], (child) => {
+    child.stdin.end();
+    return pipeline(child.stdout, res);
+  }).catch(() => res.destroy());
 }
 
 /** Answers with one regular file of an output directory; 404 naming what is missing otherwise. */
@@ -137,8 +184,25 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The first line of an error answer's body, as `: text`, or nothing. */
 export async function reason(res: Response): Promise<string> {
-  const text = (await res.text().catch(() => '')).split('\n')[0].trim().slice(0, 300);
+  return firstLine(await res.text().catch(() => ''));
+}
+
+function firstLine(body: string): string {
+  const text = body.split('\n')[0].trim().slice(0, 300);
   return text ? `: ${text}` : '';
+}
+
+/** GET url with the bearer token; the answer's head (its body not read yet). */
+function get(url: string, token: string): Promise<http.IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    http.get(url, { headers: { authorization: `Bearer ${token}` } }, resolve).once('error', reject);
+  });
+}
+
+async function readBody(res: http.IncomingMessage): Promise<string> {
+  let body = '';
+  for await (const chunk of res) body += String(chunk);
+  return body;
 }
 
 /**
@@ -160,20 +224,27 @@ export async function fetchInputs(
     fs.mkdirSync(dest, { recursive: true });
     const deadline = Date.now() + (env.retryMs ?? 60_000);
     for (let delay = 100; ; delay = Math.min(2000, delay * 2)) {
-      let res: Response | undefined;
+      let res: http.IncomingMessage | undefined;
       let why: string;
       try {
-        res = await fetch(input.url, { headers: { authorization: `Bearer ${env.token}` } });
+        res = await get(input.url, env.token);
         // The server's one-line reason (e.g. which upload is missing) goes into ours.
-        why = res.ok ? `HTTP ${res.status}` : `HTTP ${res.status}${await reason(res)}`;
+        why = res.statusCode === 200 ? '' : `HTTP ${res.statusCode}${firstLine(await readBody(res).catch(() => ''))}`;
       } catch (err) {
         why = (err as Error).message;
       }
-      if (res?.ok && res.body) {
-        await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), tar.x({ cwd: dest }));
+      if (res?.statusCode === 200) {
+        const gzip = res.headers['content-encoding'] === 'gzip' ? ['-z'] : [];
+        const body = res;
+        // --ignore-zeros: tar reads to the end of the stream instead of stopping at the archive's
+        // end marker, which would close its stdin before the record's padding and the HTTP end.
+        const args = ['-x', ...gzip, '-b', TAR_BLOCKING, '--ignore-zeros', '-f', '-', '-C', dest, '--no-same-owner'];
+        await runTar(args, (child) => pipeline(body, child.stdin)).catch((err: Error) => {
+          throw new Error(`input ${input.name}: ${input.url}: ${err.message}`);
+        });
         break;
       }
-      const retryable = !res || res.status >= 500;
+      const retryable = !res || (res.statusCode ?? 0) >= 500;
       if (!retryable || Date.now() > deadline) throw new Error(`input ${input.name}: ${input.url}: ${why}`);
       await sleep(delay);
     }

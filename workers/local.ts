@@ -89,6 +89,7 @@ export async function startLocalWorker(opts: LocalWorkerOptions): Promise<Runnin
           opts.log.warn({ build: s.buildId, pid: s.pid, dir: s.dir }, 'reconciler stopped a process of a closed build');
         for (const dir of report.removed) opts.log.info({ dir }, 'reconciler removed the artifacts of an expired build');
         for (const build of report.networks) opts.log.warn({ build }, 'reconciler removed the network namespace of a closed build');
+        for (const target of report.unmounted) opts.log.warn({ target }, 'reconciler unmounted an input view of a closed build');
       },
     },
     log: opts.log,

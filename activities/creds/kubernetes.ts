@@ -1,17 +1,12 @@
 // Concourse's `kubernetes` manager: Secret `<pipeline>.<name>`, then `<name>`, in namespace
 // `<namespace_prefix><team>` (atc/creds/kubernetes/secrets.go).
-import fs from 'node:fs';
-import { k8s, type CoreV1Api, type KubeConfig } from '../runtime/kubernetes/client';
+import { k8s, loadKubeConfig, type CoreV1Api, type KubeConfigSource } from '../runtime/kubernetes/client';
 import { apiCode } from '../runtime/kubernetes/errors';
 import { valueOf, type SecretLookup, type SecretStore } from './types';
 
-export interface KubernetesStoreOptions {
+export interface KubernetesStoreOptions extends KubeConfigSource {
   namespace_prefix: string;
   namespace?: string;
-  kubeconfig?: string;
-  context?: string;
-  /** an already loaded KubeConfig (tests) instead of kubeconfig/context */
-  kubeConfig?: KubeConfig;
 }
 
 export class KubernetesStore implements SecretStore {
@@ -21,17 +16,7 @@ export class KubernetesStore implements SecretStore {
   gets = 0;
 
   constructor(private readonly opts: KubernetesStoreOptions) {
-    const { KubeConfig, CoreV1Api } = k8s();
-    let kc = opts.kubeConfig;
-    if (!kc) {
-      kc = new KubeConfig();
-      if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-      else if (process.env.KUBERNETES_SERVICE_HOST && fs.existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token'))
-        kc.loadFromCluster();
-      else kc.loadFromDefault();
-      if (opts.context) kc.setCurrentContext(opts.context);
-    }
-    this.core = kc.makeApiClient(CoreV1Api);
+    this.core = loadKubeConfig(opts).makeApiClient(k8s().CoreV1Api);
     this.describe = `kubernetes (namespace ${opts.namespace ?? `${opts.namespace_prefix}<team>`})`;
   }
 

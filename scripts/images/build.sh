@@ -8,7 +8,7 @@
 #   task      the default task image: Debian bookworm with bash coreutils python3 git curl ca-certificates
 #   postgres  Debian bookworm's postgresql (for service tests), user postgres
 #   redis     Debian bookworm's redis-server (for service tests)
-#   agent     agent/Dockerfile's intent: node + dist/agent/causeway-agent.js + tar, uid 65532
+#   agent     agent/Dockerfile's intent: node + dist/agent/causeway-agent.js (GNU tar from Debian), uid 65532
 #   worker    Dockerfile's intent: node + the CLI with production dependencies, uid 10001
 # Debian root filesystems come from mmdebstrap against the machine's Debian mirror; layers are
 # plain tars turned into an OCI layout by umoci; skopeo pushes. Each image is cached under
@@ -26,7 +26,9 @@ IMAGES="$CACHE/images"
 MIRROR="${CAUSEWAY_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SUITE=bookworm
 ALL=(pause busybox coredns task postgres redis agent worker)
-AGENT_TAR_VERSION=7.5.23
+# Part of every image's hash. It was node-tar's version in the agent (which now runs GNU tar);
+# kept so that cached images keep their hashes and are not rebuilt for nothing.
+HASH_SALT=7.5.23
 
 log() { echo "[images $(date +%H:%M:%S)] $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -135,7 +137,6 @@ recipe_agent() {
   node_base "$1" "$2"
   local d=$1/agent
   mkdir -p "$d/agent" "$d/usr/local/bin"
-  (cd "$d/agent" && echo '{"private":true}' >package.json && npm install --silent --omit=dev --no-audit --no-fund --no-save "tar@$AGENT_TAR_VERSION" >&2)
   cp "$ROOT/dist/agent/causeway-agent.js" "$d/agent/causeway-agent.js"
   printf '#!/bin/sh\nexec node /agent/causeway-agent.js "$@"\n' >"$d/usr/local/bin/causeway-agent"
   chmod +x "$d/usr/local/bin/causeway-agent"
@@ -180,7 +181,7 @@ image_hash() {
   local name=$1
   {
     declare -f "recipe_$name" "inputs_$name" debian_rootfs node_base add_layer
-    echo "$SUITE $MIRROR $AGENT_TAR_VERSION"
+    echo "$SUITE $MIRROR $HASH_SALT"
     local f
     while IFS= read -r f; do [[ -n "$f" ]] && { echo "$f"; sha256sum <"$f"; }; done < <("inputs_$name")
   } | sha256sum | cut -c1-16

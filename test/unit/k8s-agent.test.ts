@@ -1,9 +1,12 @@
 // The agent protocol end to end on loopback: a producer's output-streamer serves a declared
 // output as a tar stream, a consumer's input-fetcher pulls it with the build token.
 import fs from 'node:fs';
-import type http from 'node:http';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import * as tar from 'tar';
 import { fetchInputs, serve } from '../../agent/causeway-agent';
 
 const token = 'a'.repeat(64);
@@ -118,6 +121,43 @@ test('the fetcher retries while the producer is not listening yet, then gives up
       retryMs: 300,
     }),
   ).rejects.toThrow(/input late: http:\/\/127\.0\.0\.1:1\/artifacts\/out: /);
+});
+
+test('the stream (GNU tar) keeps modes and inner symlinks, and node-tar reads it as `-o` exports do', async () => {
+  fs.writeFileSync(path.join(producer, 'out', 'run.sh'), '#!/bin/sh\n', { mode: 0o755 });
+  try {
+    await fetchInputs({ workdir: consumer, token, inputs: [{ name: 'in', path: 'modes', url: `${base}/artifacts/out` }], mkdirs: [] });
+    expect(fs.statSync(path.join(consumer, 'modes', 'run.sh')).mode & 0o111).toBe(0o111);
+    expect(fs.readlinkSync(path.join(consumer, 'modes', 'inner'))).toBe('sub/b.bin');
+    const res = await fetch(`${base}/artifacts/out`, { headers: { authorization: `Bearer ${token}` } });
+    const dest = path.join(consumer, 'node-tar');
+    fs.mkdirSync(dest);
+    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), tar.x({ cwd: dest }));
+    expect(fs.readFileSync(path.join(dest, 'a.txt'), 'utf8')).toBe('hello\n');
+  } finally {
+    fs.rmSync(path.join(producer, 'out', 'run.sh'));
+  }
+});
+
+test('an answer cut mid-stream fails the fetcher, not a short input', async () => {
+  const whole = fs.readFileSync(path.join(producer, 'out', 'a.txt'));
+  const cut = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/x-tar' });
+    const header = Buffer.alloc(512);
+    header.write('a.txt');
+    res.write(header);
+    res.write(whole);
+    setTimeout(() => res.destroy(), 50);
+  });
+  await new Promise<void>((r) => cut.listen(0, '127.0.0.1', r));
+  try {
+    const url = `http://127.0.0.1:${(cut.address() as { port: number }).port}/artifacts/out`;
+    await expect(
+      fetchInputs({ workdir: consumer, token, inputs: [{ name: 'cut', path: 'cut', url }], mkdirs: [], retryMs: 0 }),
+    ).rejects.toThrow(/^input cut: http:\/\/127\.0\.0\.1:\d+\/artifacts\/out: /);
+  } finally {
+    cut.close();
+  }
 });
 
 test('POST /done with the token ends the streamer', async () => {

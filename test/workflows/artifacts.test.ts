@@ -1,4 +1,5 @@
 // Inputs, outputs, mappings, copies, caches, task files, params and run.dir against the real servers.
+import { mountsUnder } from '../../activities/runtime/local/inputs';
 import { sh, startHarness, type Harness } from './harness';
 
 let h: Harness;
@@ -36,6 +37,31 @@ describe('artifacts', () => {
     const r = await h.run(`plan:\n- ${producer}\n- ${modify}\n- ${third}`);
     expect(r.status).toBe('succeeded');
     expect(r.logs.get('plan.2')).toBe('original\nkeep\n');
+  });
+
+  test('on one machine an input is a copy-on-write view: consumers in parallel change and delete it, the producer’s files stay, no mount is left', async () => {
+    const producer = sh('p', 'echo original > out/file; mkdir out/sub; echo keep > out/sub/other', {}, { outputs: [{ name: 'out' }] });
+    const consumer = (name: string, script: string) => sh(name, `stat -f -c %T out; ${script}`, {}, { inputs: [{ name: 'out' }] });
+    const parallel = JSON.stringify({
+      in_parallel: [
+        JSON.parse(consumer('a', 'echo a > out/file; rm -r out/sub')),
+        JSON.parse(consumer('b', 'rm out/file; echo b > out/new')),
+      ],
+    });
+    const third = consumer('third', 'cat out/file out/sub/other; test -e out/new || echo no-new');
+    const r = await h.run(`plan:\n- ${producer}\n- ${parallel}\n- ${third}`);
+    expect(r.status).toBe('succeeded');
+    expect(r.logs.get('plan.2')).toBe('overlayfs\noriginal\nkeep\nno-new\n');
+    expect(await mountsUnder(`${h.home}/builds/${r.buildId}`)).toEqual([]);
+  });
+
+  test('a step that cannot start leaves no input view mounted', async () => {
+    const producer = sh('p', 'echo x > out/file', {}, { outputs: [{ name: 'out' }] });
+    const r = await h.run(
+      `plan:\n- ${producer}\n- {task: t, config: {platform: linux, inputs: [{name: out}], run: {path: no-such-command-xyz}}}`,
+    );
+    expect(r.status).toBe('errored');
+    expect(await mountsUnder(`${h.home}/builds/${r.buildId}`)).toEqual([]);
   });
 
   test('a task with the same input and output passes on its changes (Concourse replaces the artifact)', async () => {

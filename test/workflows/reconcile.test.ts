@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { reconcileBuilds } from '../../activities/reconcile';
+import { mountsUnder } from '../../activities/runtime/local/inputs';
 import { startBuild } from '../../common/build-client';
 import { compilePlan } from '../../schemas';
 import { startHarness, type Harness } from './harness';
@@ -24,11 +25,13 @@ const running = (marker: string) => {
   }
 };
 
-test('after terminate, the reconciler stops the step left running and removes the build once expired', async () => {
+test('after terminate, the reconciler stops the step left running, unmounts its input and removes the build once expired', async () => {
   const marker = `reconcile-${randomUUID()}`;
   const plan = compilePlan({
     file: 't.yml',
-    text: `plan:\n- task: forever\n  config:\n    platform: linux\n    run: {path: sh, args: [-c, 'sleep 60 # ${marker}']}\n`,
+    text:
+      `plan:\n- task: produce\n  config:\n    platform: linux\n    outputs: [{name: out}]\n    run: {path: sh, args: [-c, 'echo x > out/f']}\n` +
+      `- task: forever\n  config:\n    platform: linux\n    inputs: [{name: out}]\n    run: {path: sh, args: [-c, 'sleep 60 # ${marker}']}\n`,
   });
   const handle = await startBuild(h.client, { plan, taskQueue: h.taskQueue });
   while (!running(marker)) await delay(100);
@@ -42,11 +45,17 @@ test('after terminate, the reconciler stops the step left running and removes th
   const dry = await reconcileBuilds({ home: h.home, client: h.client, retentionMs: 24 * 3600_000, killGraceMs: 1000, dryRun: true });
   expect(dry.stopped.some((s) => s.buildId === handle.workflowId)).toBe(true);
   expect(running(marker)).toBe(true);
+  const buildDir = path.join(h.home, 'builds', handle.workflowId);
+  const views = await mountsUnder(buildDir);
+  expect(views).toHaveLength(1);
+  expect(dry.unmounted).toEqual(expect.arrayContaining(views));
 
   const report = await reconcileBuilds({ home: h.home, client: h.client, retentionMs: 24 * 3600_000, killGraceMs: 1000 });
   expect(report.stopped.filter((s) => s.buildId === handle.workflowId)).toHaveLength(1);
   expect(running(marker)).toBe(false);
-  expect(fs.existsSync(path.join(h.home, 'builds', handle.workflowId))).toBe(true);
+  expect(report.unmounted).toEqual(expect.arrayContaining(views));
+  expect(await mountsUnder(buildDir)).toEqual([]);
+  expect(fs.existsSync(buildDir)).toBe(true);
 
   const expired = await reconcileBuilds({ home: h.home, client: h.client, retentionMs: 0, killGraceMs: 1000 });
   expect(expired.removed).toContain(path.join(h.home, 'builds', handle.workflowId));

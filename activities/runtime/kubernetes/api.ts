@@ -2,24 +2,17 @@
 // cannot be reached, the build's anchor and token, producer pods' IPs, deletions. Tasks,
 // services and artifacts all call the API through this class.
 import { randomBytes } from 'node:crypto';
-import fs from 'node:fs';
-import { k8s, type CoreV1Api, type KubeConfig, type V1Pod } from './client';
+import { k8s, loadKubeConfig, type CoreV1Api, type KubeConfig, type KubeConfigSource, type V1Pod } from './client';
 import { StepErrored } from '../../errors';
 import { apiCode, apiMessage, isApiAnswer, isTransient, sleep } from './errors';
 import { LABELS, MANAGED_BY, TOKEN_KEY, anchorName, labelValue, tokenSecretName, type Anchor } from './pod';
 import type { Uploads } from './uploads';
 
-export interface KubernetesRuntimeOptions {
+export interface KubernetesRuntimeOptions extends KubeConfigSource {
   /** the worker's namespace: every object of its builds lives there */
   namespace: string;
   /** the worker's name (label `causeway.dev/worker`, and the `worker` of its artifacts) */
   worker: string;
-  /** a kubeconfig file; else in-cluster credentials when in a pod, else the default loading rules */
-  kubeconfig?: string;
-  /** the kubeconfig context to use (default: its current-context) */
-  context?: string;
-  /** an already loaded KubeConfig (tests, embedding) instead of kubeconfig/context */
-  kubeConfig?: KubeConfig;
   agentImage?: string;
   /** image of tasks that set neither image_resource nor image (none: such tasks error) */
   defaultImage?: string;
@@ -50,18 +43,8 @@ export class KubeApi {
   uploads?: Uploads;
 
   constructor(readonly opts: KubernetesRuntimeOptions) {
-    const { KubeConfig, CoreV1Api } = k8s();
-    let kc = opts.kubeConfig;
-    if (!kc) {
-      kc = new KubeConfig();
-      if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
-      else if (process.env.KUBERNETES_SERVICE_HOST && fs.existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token'))
-        kc.loadFromCluster();
-      else kc.loadFromDefault();
-      if (opts.context) kc.setCurrentContext(opts.context);
-    }
-    this.kc = kc;
-    this.core = kc.makeApiClient(CoreV1Api);
+    this.kc = loadKubeConfig(opts);
+    this.core = this.kc.makeApiClient(k8s().CoreV1Api);
     this.namespace = opts.namespace;
     this.worker = opts.worker;
   }

@@ -3,6 +3,7 @@
 // one has not. TypeScript's node16 mode does not model that yet, so the types come in through
 // an import type with resolution-mode "import" and the value through require(): one place,
 // so every other file imports from here.
+import fs from 'node:fs';
 import type * as K8s from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 
 export type { K8s };
@@ -28,4 +29,27 @@ export function k8s(): typeof K8s {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   loaded ??= require('@kubernetes/client-node') as typeof K8s;
   return loaded;
+}
+
+/** Where a KubeConfig comes from: the runtime's and the credential manager's options alike. */
+export interface KubeConfigSource {
+  /** a kubeconfig file; else in-cluster credentials when in a pod, else the default loading rules */
+  kubeconfig?: string;
+  /** the kubeconfig context to use (default: its current-context) */
+  context?: string;
+  /** an already loaded KubeConfig (tests, embedding) instead of kubeconfig/context */
+  kubeConfig?: KubeConfig;
+}
+
+const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/** The KubeConfig given, else loaded from a file, in-cluster credentials, or the default rules. */
+export function loadKubeConfig(opts: KubeConfigSource): KubeConfig {
+  if (opts.kubeConfig) return opts.kubeConfig;
+  const kc = new (k8s().KubeConfig)();
+  if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
+  else if (process.env.KUBERNETES_SERVICE_HOST && fs.existsSync(IN_CLUSTER_TOKEN)) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  if (opts.context) kc.setCurrentContext(opts.context);
+  return kc;
 }

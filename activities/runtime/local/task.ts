@@ -4,12 +4,13 @@ import os, { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import type { TaskConfig, TaskStep } from '../../../schemas/compiled';
 import { serviceEnv } from '../../../common/services';
-import { copyArtifact, safeJoin } from '../../artifacts';
+import { safeJoin } from '../../artifacts';
 import { paths, type ActivityDeps } from '../../deps';
 import { StepErrored } from '../../errors';
 import { asPermanent } from '../../permanent';
 import type { Artifacts } from '../../types';
 import type { LogPiece, ResolvedTask, StepIo, TaskExit, TaskHandle, TaskSignal } from '../types';
+import { placeInputs, unmountUnder } from './inputs';
 import { inNetwork, writeHosts } from './network';
 import { applyMemoryLimit, removeCgroup, wasOomKilled, type MemoryLimit } from './limits';
 import {
@@ -64,7 +65,8 @@ export async function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTas
     // The build's own uid (when the worker is root): its steps cannot touch other builds or the worker.
     const user = canIsolate() ? await buildUser(deps.home, req.buildId) : undefined;
     if (!user) io.note(notIsolatedNote());
-    spec = await prepare(deps, task, dir, io, user).catch((err: unknown) => {
+    spec = await prepare(deps, task, dir, io, user).catch(async (err: unknown) => {
+      await unmountUnder(dir);
       throw asPermanent(err, `task ${step.task}`);
     });
     // A step with services runs in the build's network namespace, where its services are.
@@ -80,7 +82,8 @@ export async function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTas
       env: { ...serviceEnv(req.services ?? {}), ...envFor(step, spec.config, dir), ...run.env },
       cgroupProcs: spec.memory?.procsFile,
       prelude: spec.memory?.prelude,
-    }).catch((err: unknown) => {
+    }).catch(async (err: unknown) => {
+      await unmountUnder(dir);
       throw asPermanent(err, `task ${step.task}: cannot start ${spec.config.run.path}`);
     });
     if (network)
@@ -119,10 +122,13 @@ function localHandle(proc: StepProcess, spec: Spec, dir: string, reattached: boo
       }
     } catch (err) {
       if (spec.memory) await removeCgroup(spec.memory);
+      await unmountUnder(dir);
       throw err;
     }
     // Kills whatever the step left running in the background, as a container's end would.
     reapGroup(proc);
+    // Its inputs' views go with it (its outputs never lie in them).
+    await unmountUnder(dir);
     // An ended step's memory cgroup must go, or every step with container_limits leaks one on the host.
     if (spec.memory) {
       if (!signalled && exitCode !== 0 && (await wasOomKilled(spec.memory))) io.note('killed: the task exceeded container_limits.memory');
@@ -158,6 +164,8 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
   // an interrupted attempt left the step's directory, and what it left needs removing.
   const made = await fs.mkdir(work, { recursive: true });
   if (made === undefined || made === work) {
+    // Its inputs' views first: removing through them would fill their upper layers, and a mount point cannot be removed.
+    await unmountUnder(dir);
     await fs.rm(dir, { recursive: true, force: true });
     await fs.mkdir(work, { recursive: true });
   }
@@ -173,17 +181,19 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
         : 'privileged: the local runtime runs tasks with the worker’s own privileges',
     );
 
-  for (const input of inputs) {
+  const placements = inputs.map((input) => {
     if (input.ref.kind !== 'dir')
       throw new StepErrored(
         `task ${step.task}: input ${input.source} is an output of pod ${input.ref.pod}, which the local runtime cannot read`,
       );
-    await copyArtifact(input.ref.path, safeJoin(work, input.path));
-  }
+    return { from: input.ref.path, to: safeJoin(work, input.path) };
+  });
+  const outputPaths = config.outputs.map((output) => safeJoin(work, output.path ?? output.name));
+  await placeInputs(dir, placements, [...outputPaths, ...config.caches.map((cache) => safeJoin(work, cache.path))]);
 
   const outputs: Artifacts = {};
-  for (const output of config.outputs) {
-    const at = safeJoin(work, output.path ?? output.name);
+  for (const [i, output] of config.outputs.entries()) {
+    const at = outputPaths[i];
     await fs.mkdir(at, { recursive: true });
     outputs[step.outputMapping[output.name] ?? output.name] = { kind: 'dir', worker: deps.workerName, path: at };
   }

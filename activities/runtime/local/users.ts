@@ -21,14 +21,18 @@ export async function userIds(user: string): Promise<UserIds> {
 /**
  * chown -R without a process: spawning chown costs more than walking a fresh directory. Each
  * directory's contents before the directory itself, so the new owner cannot write into one (and
- * swap an entry for a symlink the walk would follow) before everything under it is done.
+ * swap an entry for a symlink the walk would follow) before everything under it is done. What is
+ * theirs already is left alone: a chown in an input's overlay view would copy the file up.
  */
 export async function chownTree(dir: string, ids: UserIds): Promise<void> {
   const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
-  await Promise.all(
-    entries.map((e) => (e.isDirectory() ? chownTree(path.join(dir, e.name), ids) : fs.lchown(path.join(dir, e.name), ids.uid, ids.gid))),
-  );
-  await fs.lchown(dir, ids.uid, ids.gid);
+  await Promise.all(entries.map((e) => (e.isDirectory() ? chownTree(path.join(dir, e.name), ids) : own(path.join(dir, e.name), ids))));
+  await own(dir, ids);
+}
+
+async function own(file: string, ids: UserIds): Promise<void> {
+  const st = await fs.lstat(file);
+  if (st.uid !== ids.uid || st.gid !== ids.gid) await fs.lchown(file, ids.uid, ids.gid);
 }
 
 /**
