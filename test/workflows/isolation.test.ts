@@ -38,9 +38,14 @@ const ATTEMPTS = ['list', 'read', 'kill', 'environ', 'nsenter', 'write', 'keys']
     const m = marker('victim');
     markers.push(m);
     const victim = await h.start(
-      `plan:\n- ${sh('hold', `id -u > out/uid; echo victim-secret > out/secret; exec sleep 300 # ${m}`, {
-        services: [{ name: 'svc', config: { run: { path: 'sh', args: ['-c', `sleep 300; : ${m}`] } } }],
-      }, { outputs: [{ name: 'out' }] })}\n`,
+      `plan:\n- ${sh(
+        'hold',
+        `id -u > out/uid; echo victim-secret > out/secret; exec sleep 300 # ${m}`,
+        {
+          services: [{ name: 'svc', config: { run: { path: 'sh', args: ['-c', `sleep 300; : ${m}`] } } }],
+        },
+        { outputs: [{ name: 'out' }] },
+      )}\n`,
     );
     const buildB = path.join(h.home, 'builds', victim.workflowId);
     const secret = await waitFor('the victim’s artifact', () => {
@@ -55,7 +60,8 @@ const ATTEMPTS = ['list', 'read', 'kill', 'environ', 'nsenter', 'write', 'keys']
     expect(fs.existsSync(netns)).toBe(true);
     if (!fs.existsSync(path.join(h.home, 'codec-keys.json'))) fs.writeFileSync(path.join(h.home, 'codec-keys.json'), '{}', { mode: 0o600 });
 
-    const attempt = (name: string, cmd: string) => `if ${cmd} >/dev/null 2>err; then echo ALLOWED:${name}; else echo "refused:${name}: $(cat err)"; fi`;
+    const attempt = (name: string, cmd: string) =>
+      `if ${cmd} >/dev/null 2>err; then echo ALLOWED:${name}; else echo "refused:${name}: $(cat err)"; fi`;
     const script = [
       'id -u',
       attempt('list', `ls "${buildB}"`),
@@ -85,7 +91,8 @@ const ATTEMPTS = ['list', 'read', 'kill', 'environ', 'nsenter', 'write', 'keys']
     }
     expect(uidA).not.toBe(uidB);
     // Both builds ended through finishBuild: their leases are gone, B's directory is closed to its old uid.
-    for (const id of [attacker.buildId, victim.workflowId]) expect(fs.existsSync(path.join(h.home, 'build-uids', 'builds', id))).toBe(false);
+    for (const id of [attacker.buildId, victim.workflowId])
+      expect(fs.existsSync(path.join(h.home, 'build-uids', 'builds', id))).toBe(false);
     expect(fs.statSync(buildB).uid).toBe(0);
     expect(fs.statSync(buildB).mode & 0o777).toBe(0o700);
     expect(pidsMatching(m)).toEqual([]);
