@@ -1,6 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
-import { awaitBuild, EXIT_CODES, startBuild, type BuildOutcome } from '../common/build-client';
+import { awaitBuild, startBuild, type BuildOutcome } from '../common/build-client';
+import { EXIT_CODES } from './exit-codes';
 import { readBuild } from '../common/build-log';
 import type { CompiledPlan } from '../schemas/compiled';
 import { buildUrl, stepTreeUrl, type Session } from './connect';

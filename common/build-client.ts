@@ -84,11 +84,6 @@ export function outcomeOf(err: unknown): BuildOutcome {
   return { status: 'errored', message: (cause as Error)?.message ?? String(cause) };
 }
 
-/** CLI exit codes, as fly's: 0 succeeded, 1 failed, 2 errored, 3 aborted. */
-export const EXIT_CODES: Record<BuildOutcome['status'], number> = { succeeded: 0, failed: 1, errored: 2, aborted: 3 };
-/** `causeway watch --no-follow` on a build that has not ended. */
-export const EXIT_STILL_RUNNING = 4;
-
 /** What each way a build's workflow can close means when CausewayStatus was not set at its end. */
 const CLOSED_AS: Record<string, BuildOutcome['status']> = {
   COMPLETED: 'succeeded',

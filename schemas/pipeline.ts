@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { CompiledPlan, GetStep, ResourceRef, ResourceVersion, Step } from './compiled';
 import { formatIssue, PlanError, Source, type PlanIssue } from './errors';
 import { isPlainObject } from './interpolate';
+import { checkName } from './names';
 import { compilePlan } from './plan';
 import { Resources } from './resources';
 import { parseDuration } from './units';
@@ -14,13 +15,6 @@ import { interpolateStatic } from './vars';
 
 /** Concourse's default `check_every`. */
 export const DEFAULT_CHECK_EVERY_MS = 60_000;
-
-/**
- * Pipeline and job names become part of build workflow ids (`build-P:J:N`), NATS subjects and
- * directory names, so they are limited to what is safe in all three.
- */
-export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
-export const NAME_RULE = 'letters, digits, `-` and `_`, starting with a letter or digit';
 
 export interface JobInput {
   /** the get step's name: the artifact it makes */
@@ -67,10 +61,6 @@ const SchedulingSchema = z.object({
 });
 
 const CheckSchema = z.object({ name: z.string(), check_every: z.string().optional() });
-
-export function checkName(what: string, name: string): string | undefined {
-  return NAME_PATTERN.test(name) ? undefined : `${what} name \`${name}\` is not allowed: use ${NAME_RULE}`;
-}
 
 /** The get steps of a plan anywhere in it (hooks, try, in_parallel included), as Concourse collects a job's inputs. */
 export function getSteps(step: Step): GetStep[] {

@@ -13,6 +13,8 @@ export function stepName(step: Step, locals: Record<string, unknown> = {}): stri
     case 'get':
     case 'put':
       return step.name;
+    case 'set_pipeline':
+      return step.pipeline;
     default:
       return step.kind;
   }
