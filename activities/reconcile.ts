@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { mountsUnder, unmountUnder } from './runtime/local/inputs';
+import { LAYERS_DIR, mountsUnder, unmountUnder } from './runtime/local/inputs';
 import { hasNetwork, removeNetwork } from './runtime/local/network';
 import { findProcess, isAlive, terminate } from './runtime/local/process';
 
@@ -75,14 +75,16 @@ async function closeTime(client: Client, buildId: string): Promise<Date | 'runni
   }
 }
 
+/** The directories of a step's directory that hold what the step works on, never a process's files. */
+const STEP_TREES = new Set(['work', 'home', 'tmp', LAYERS_DIR]);
+
 async function dirsWithPid(dir: string): Promise<string[]> {
   const out: string[] = [];
   const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
   if (entries.some((e) => e.isFile() && e.name === 'pid')) out.push(dir);
   for (const e of entries) {
-    // A step's work tree can be large and never holds pid files of ours.
-    if (e.isDirectory() && e.name !== 'work' && e.name !== 'home' && e.name !== 'tmp')
-      out.push(...(await dirsWithPid(path.join(dir, e.name))));
+    // A step's work tree and its inputs' layers can be large and never hold pid files of ours.
+    if (e.isDirectory() && !STEP_TREES.has(e.name)) out.push(...(await dirsWithPid(path.join(dir, e.name))));
   }
   return out;
 }
