@@ -27,16 +27,17 @@ export interface InputPlacement {
  * Places each input at its path: an overlay mount when this host allows it and nothing else of
  * the step lies at, above or below the input's path (an output there would live in the mount and
  * vanish with it; another input or a cache would be hidden by it), else a copy as before.
- * `others` are the step's other paths (outputs, caches) in its work directory.
+ * `others` are the step's other paths (outputs, caches) in its work directory. Returns the inputs mounted.
  */
-export async function placeInputs(stepDir: string, inputs: InputPlacement[], others: string[]): Promise<void> {
+export async function placeInputs(stepDir: string, inputs: InputPlacement[], others: string[]): Promise<string[]> {
   const all = [...inputs.map((i) => i.to), ...others];
+  const views: string[] = [];
   for (const [i, input] of inputs.entries()) {
     const alone = all.every((p, j) => j === i || !overlaps(p, input.to));
-    if (!alone || !(await mountOverlay(input.from, input.to, path.join(stepDir, LAYERS_DIR, String(i))))) {
-      await copyArtifact(input.from, input.to);
-    }
+    if (alone && (await mountOverlay(input.from, input.to, path.join(stepDir, LAYERS_DIR, String(i))))) views.push(input.to);
+    else await copyArtifact(input.from, input.to);
   }
+  return views;
 }
 
 function overlaps(a: string, b: string): boolean {

@@ -38,6 +38,8 @@ interface Spec {
   config: TaskConfig;
   outputs: Artifacts;
   memory?: MemoryLimit;
+  /** the inputs mounted as copy-on-write views, which the step's end unmounts */
+  views?: string[];
 }
 
 /**
@@ -123,8 +125,8 @@ function localHandle(proc: StepProcess, spec: Spec, dir: string, reattached: boo
     }
     // Kills whatever the step left running in the background, as a container's end would.
     reapGroup(proc);
-    // Its inputs' views go with it (its outputs never lie in them).
-    await unmountUnder(dir);
+    // Its inputs' views go with it (its outputs never lie in them); a step without any pays no look at the mount table.
+    if (spec.views?.length) await unmountUnder(dir);
     // An ended step's memory cgroup must go, or every step with container_limits leaks one on the host.
     if (spec.memory) {
       if (!signalled && exitCode !== 0 && (await wasOomKilled(spec.memory))) io.note('killed: the task exceeded container_limits.memory');
@@ -180,7 +182,7 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
     return { from: input.ref.path, to: safeJoin(work, input.path) };
   });
   const outputPaths = config.outputs.map((output) => safeJoin(work, output.path ?? output.name));
-  await placeInputs(dir, placements, [...outputPaths, ...config.caches.map((cache) => safeJoin(work, cache.path))]);
+  const views = await placeInputs(dir, placements, [...outputPaths, ...config.caches.map((cache) => safeJoin(work, cache.path))]);
 
   const outputs: Artifacts = {};
   for (const [i, output] of config.outputs.entries()) {
@@ -207,7 +209,7 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
     io.note(memory.note);
   }
 
-  const spec: Spec = { config, outputs, memory };
+  const spec: Spec = { config, outputs, memory, views };
   await fs.writeFile(path.join(dir, SPEC_FILE), JSON.stringify(spec));
   return spec;
 }
