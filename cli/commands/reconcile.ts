@@ -25,6 +25,7 @@ export async function reconcile(opts: { retention?: string; dryRun?: boolean }):
     for (const dir of report.removed) say(`${opts.dryRun ? 'would remove' : 'removed'} ${dir}`);
     for (const build of report.networks) say(`${opts.dryRun ? 'would remove' : 'removed'} the network namespace of closed build ${build}`);
     for (const target of report.unmounted) say(`${opts.dryRun ? 'would unmount' : 'unmounted'} input view ${target}`);
+    for (const build of report.uids) say(`${opts.dryRun ? 'would release' : 'released'} the uid of closed build ${build}`);
     say(
       `${report.stopped.length} process(es) ${verb}, ${report.removed.length} build(s) ${opts.dryRun ? 'to remove' : 'removed'}, ${report.running} running build(s) left alone`,
     );
