@@ -10,6 +10,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { copyArtifact } from '../../artifacts';
 import { runCommand } from './spawner';
+import type { UserIds } from './users';
 
 /** Where an input's upper and work layers go, in the step's directory (beside `work`, never in it). */
 export const LAYERS_DIR = 'layers';
@@ -87,4 +88,17 @@ export async function unmountUnder(dir: string): Promise<string[]> {
     }
   }
   return targets;
+}
+
+/**
+ * chown -R that leaves alone what is already owned so: a chown through an input's view copies
+ * the file up into the step's layer (its data too), which would turn the view back into a copy.
+ * A producer of the same build wrote its output as the build's uid, so its files stay untouched.
+ */
+export async function ownTree(dir: string, ids: UserIds): Promise<void> {
+  const st = await fs.lstat(dir);
+  if (st.uid !== ids.uid || st.gid !== ids.gid) await fs.lchown(dir, ids.uid, ids.gid);
+  if (!st.isDirectory()) return;
+  const entries = await fs.readdir(dir).catch(() => [] as string[]);
+  await Promise.all(entries.map((e) => ownTree(path.join(dir, e), ids)));
 }

@@ -10,7 +10,7 @@ import { StepErrored } from '../../errors';
 import { asPermanent } from '../../permanent';
 import type { Artifacts } from '../../types';
 import type { LogPiece, ResolvedTask, StepIo, TaskExit, TaskHandle, TaskSignal } from '../types';
-import { placeInputs, unmountUnder } from './inputs';
+import { ownTree, placeInputs, unmountUnder } from './inputs';
 import { inNetwork, writeHosts } from './network';
 import { applyMemoryLimit, removeCgroup, wasOomKilled, type MemoryLimit } from './limits';
 import {
@@ -219,7 +219,7 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
   if (user) {
     await openBuildDir(deps.home, req.buildId, user);
     // The step's own files are the build's; the wrapper's (pid, exit, logs) stay the worker's, out of its reach.
-    await Promise.all(['work', 'home', 'tmp'].map((d) => chownTree(path.join(dir, d), user)));
+    await Promise.all([ownTree(work, user), ...['home', 'tmp'].map((d) => chownTree(path.join(dir, d), user))]);
   }
   await checkRunnable(step, config, work, envFor(step, config, dir).PATH);
 
