@@ -58,6 +58,12 @@ async function gitEnv(source: Source, tmp: string): Promise<NodeJS.ProcessEnv> {
     env[`GIT_CONFIG_KEY_${i}`] = k;
     env[`GIT_CONFIG_VALUE_${i}`] = v;
   });
+  // The upload-pack of a file:// fetch reads safe.directory only from global or system config
+  // (git 2.39: "detected dubious ownership" despite GIT_CONFIG_*): steps run under their build's
+  // uid, so a repository on the host is always another user's.
+  const global = path.join(tmp, 'gitconfig');
+  await fs.writeFile(global, '[safe]\n\tdirectory = *\n');
+  env.GIT_CONFIG_GLOBAL = global;
   if (source.private_key) {
     const key = path.join(tmp, 'key');
     await fs.writeFile(key, source.private_key.endsWith('\n') ? source.private_key : `${source.private_key}\n`, { mode: 0o600 });

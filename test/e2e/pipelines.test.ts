@@ -18,9 +18,12 @@ beforeAll(async () => {
   if (!fs.existsSync(path.resolve(__dirname, '../../dist/cli/main.js'))) throw new Error('run `npm run build` first (npm test does)');
   h = await startHarness({ killGraceMs: 1000 });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-pipelines-'));
+  // Steps run as their build's uid (a root worker): they read this directory, and puts push to
+  // its bare repositories, which are shared with every uid (--shared=0777).
+  fs.chmodSync(dir, 0o755);
   bare = path.join(dir, 'booklit.git');
   work = path.join(dir, 'work');
-  git(dir, 'init', '--quiet', '--bare', '--initial-branch=main', bare);
+  git(dir, 'init', '--quiet', '--bare', '--shared=0777', '--initial-branch=main', bare);
   git(dir, 'clone', '--quiet', bare, work);
 });
 afterAll(async () => {
@@ -251,7 +254,7 @@ const HELLO = `
 test('a pipeline sets itself from a git get: set_pipeline: self, file and var_files from the artifact, vars', async () => {
   const ciBare = path.join(dir, 'ci.git');
   const ciWork = path.join(dir, 'ci-work');
-  git(dir, 'init', '--quiet', '--bare', '--initial-branch=main', ciBare);
+  git(dir, 'init', '--quiet', '--bare', '--shared=0777', '--initial-branch=main', ciBare);
   git(dir, 'clone', '--quiet', ciBare, ciWork);
   const push = (pipeline: string, message: string) => {
     fs.mkdirSync(path.join(ciWork, 'ci'), { recursive: true });
@@ -302,8 +305,8 @@ test("passed counts the versions a job's put made: a resource never checked feed
   const srcBare = path.join(dir, 'src.git');
   const srcWork = path.join(dir, 'src-work');
   const releaseBare = path.join(dir, 'release.git');
-  git(dir, 'init', '--quiet', '--bare', '--initial-branch=main', srcBare);
-  git(dir, 'init', '--quiet', '--bare', '--initial-branch=main', releaseBare);
+  git(dir, 'init', '--quiet', '--bare', '--shared=0777', '--initial-branch=main', srcBare);
+  git(dir, 'init', '--quiet', '--bare', '--shared=0777', '--initial-branch=main', releaseBare);
   git(dir, 'clone', '--quiet', srcBare, srcWork);
   fs.writeFileSync(path.join(srcWork, 'version.txt'), 'one\n');
   git(srcWork, 'add', '.');
