@@ -12,7 +12,9 @@ import { sh, startHarness, waitFor, type Harness } from './harness';
 
 const ROOT = path.resolve(__dirname, '../..');
 const PROVISION = 'bash scripts/vault/provision.sh';
-const binDir = /CAUSEWAY_VAULT_BIN="(.*)"/.exec(execFileSync('bash', ['scripts/vault/provision.sh', '--print-env'], { cwd: ROOT, encoding: 'utf8' }))![1];
+const binDir = /CAUSEWAY_VAULT_BIN="(.*)"/.exec(
+  execFileSync('bash', ['scripts/vault/provision.sh', '--print-env'], { cwd: ROOT, encoding: 'utf8' }),
+)![1];
 const VAULT = path.join(binDir, 'vault');
 const built = fs.existsSync(VAULT);
 if (!built) console.warn(`vault.test.ts skipped: no Vault binary at ${VAULT}; build it with \`${PROVISION}\` (long: see docs/security.md)`);
