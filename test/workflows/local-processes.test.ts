@@ -12,6 +12,8 @@ const markers: string[] = [];
 beforeAll(async () => {
   h = await startHarness();
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-processes-'));
+  // Steps run as their build's uid (a root worker): like /tmp, anyone may write here.
+  fs.chmodSync(tmp, 0o1777);
 });
 afterAll(async () => {
   for (const m of markers) killMatching(m);
