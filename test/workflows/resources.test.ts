@@ -14,8 +14,6 @@ beforeAll(async () => {
     throw new Error('run `npm run build` first: the base resource types run from dist/');
   h = await startHarness();
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-resources-'));
-  // Steps run as their build's uid (a root worker): like /tmp, anyone may write here.
-  fs.chmodSync(tmp, 0o1777);
   fs.chmodSync(tmp, 0o755);
 });
 afterAll(async () => {
