@@ -239,8 +239,9 @@ export function buildPod(input: PodInput): V1Pod {
   };
 
   // Every directory the task expects (inputs, outputs, caches) exists before it starts: the
-  // fetcher pulls inputs and creates the rest. It runs even without inputs, because it must
-  // create output and cache directories in an image-independent way.
+  // fetcher pulls inputs and creates the rest (in an image-independent way). A step with none of
+  // them gets no fetcher: an init container costs a container start and the kubelet's notice of
+  // its exit (up to its 1 s relist), about 0.9 s of every step's gap on the real node.
   const mkdirs = [...outputs.map((o) => o.path), ...config.caches.map((c) => within('', c.path).replace(/^\//, ''))];
   // A task with a non-root run.user owns what the fetcher makes (its inputs, output and cache
   // directories) and the streamer reads what it wrote: both agents run as its uid. Otherwise
@@ -325,7 +326,7 @@ export function buildPod(input: PodInput): V1Pod {
       enableServiceLinks: false,
       terminationGracePeriodSeconds: input.terminationGracePeriodSeconds ?? 10,
       nodeSelector: tagSelector(step.tags),
-      initContainers: [fetcher],
+      initContainers: inputs.length > 0 || mkdirs.length > 0 ? [fetcher] : undefined,
       containers,
       volumes: [{ name: 'work', emptyDir: {} }],
     },
