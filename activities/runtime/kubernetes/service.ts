@@ -125,10 +125,12 @@ export async function startService(rt: KubeApi, req: StartServiceRequest, log?: 
  */
 export async function probeService(rt: KubeApi, ref: ServiceRef, log: ServiceLog, hooks: FollowHooks = {}): Promise<'ready' | 'aborted'> {
   const started = Date.now();
+  let last: V1Pod | undefined;
   const verdict = await followPod(
     rt,
     serviceObjectName(ref),
     (pod) => {
+      last = pod;
       log.follow(pod);
       return serviceReadiness(pod, ref.name);
     },
@@ -138,7 +140,9 @@ export async function probeService(rt: KubeApi, ref: ServiceRef, log: ServiceLog
   if ('failed' in verdict) {
     let message = verdict.failed;
     if (log.following) {
-      await log.drain(rt.opts.logDrainMs ?? CONTAINER_LOG_DRAIN_MS);
+      // A log ends with its container: one still running (its ports never opened) has said what it has.
+      if (serviceEnd(last) !== undefined) await log.drain(rt.opts.logDrainMs ?? CONTAINER_LOG_DRAIN_MS);
+      else log.close();
       message += `; its last lines:\n${log.tail()}`;
     }
     await log.note(message);
