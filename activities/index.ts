@@ -6,6 +6,7 @@ import { loadVar } from './load-var';
 import type { Runtime } from './runtime/types';
 import { runTask } from './step/task';
 import { pipelineActivities } from './pipeline';
+import { setPipeline } from './set-pipeline';
 import type { BuildActivities, PipelineActivities } from './types';
 
 /**
@@ -19,6 +20,7 @@ export function createActivities(deps: ActivityDeps, runtime: Runtime): BuildAct
     prepareBuild: (req) => atEdge(() => prepareBuild(deps, runtime, req)),
     runTask: (req) => runTask(deps, runtime, req),
     loadVar: (req) => heartbeating(() => atEdge(() => loadVar(runtime, req))),
+    setPipeline: (req) => heartbeating(() => atEdge(() => setPipeline(deps, runtime, req))),
     finishBuild: (req) => heartbeating(() => atEdge(() => runtime.finishBuild(req))),
     // Services fail through the same edge as tasks: ServiceFailed for good, StepDetached handed over.
     startService: (req) => atEdge(() => runtime.services.startService(req)),

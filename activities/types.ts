@@ -1,7 +1,17 @@
 // The activity interface the build workflow calls. Types only: workflow code imports
 // this file with `import type`, so nothing here may pull in node modules at run time.
 import type { ServiceAddress } from '../common/services';
-import type { CompiledPlan, LoadVarStep, ResourceRef, ResourceVersion, ServiceSpec, TaskStep, VarSourceConfig } from '../schemas/compiled';
+import type { BuildOutcome } from '../schemas/pipeline-api';
+import type {
+  CompiledPlan,
+  LoadVarStep,
+  ResourceRef,
+  ResourceVersion,
+  ServiceSpec,
+  SetPipelineStep,
+  TaskStep,
+  VarSourceConfig,
+} from '../schemas/compiled';
 
 /** An artifact in a directory on one worker's disk: every output of the local runtime, and `-i` uploads on any runtime. */
 export interface DirArtifactRef {
@@ -81,6 +91,16 @@ export interface LoadVarRequest {
   artifacts: Artifacts;
 }
 
+export interface SetPipelineRequest {
+  buildId: string;
+  runId: string;
+  /** `self` already replaced by the build's pipeline */
+  step: SetPipelineStep;
+  artifacts: Artifacts;
+  /** where a pipeline that does not run yet is started */
+  pipelineTaskQueue: string;
+}
+
 export interface FinishBuildRequest {
   buildId: string;
   runId: string;
@@ -145,6 +165,8 @@ export interface BuildActivities {
   prepareBuild(req: PrepareBuildRequest): Promise<PrepareBuildResult>;
   runTask(req: RunTaskRequest): Promise<RunTaskResult>;
   loadVar(req: LoadVarRequest): Promise<unknown>;
+  /** ok false: the file is not a valid pipeline (its problems are in the step's log) */
+  setPipeline(req: SetPipelineRequest): Promise<{ ok: boolean }>;
   finishBuild(req: FinishBuildRequest): Promise<void>;
   /** starts the service's process (or finds it) in the build's network; returns its address */
   startService(req: StartServiceRequest): Promise<{ address: ServiceAddress; offsets: ServiceLogOffsets }>;
@@ -172,5 +194,5 @@ export interface PipelineActivities {
     plan: CompiledPlan;
   }): Promise<void>;
   /** how the closed ones among these builds ended; running ones are left out */
-  buildOutcomes(req: { workflowIds: string[] }): Promise<Record<string, 'succeeded' | 'failed' | 'errored' | 'aborted'>>;
+  buildOutcomes(req: { workflowIds: string[] }): Promise<Record<string, BuildOutcome>>;
 }

@@ -6,7 +6,7 @@
 // every figure: the machine is shared.
 //
 //   npm run bench:one-step -- [--runs 20] [--out BENCHMARKS.md]
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,6 +17,7 @@ import { awaitBuild, startBuild } from '../common/build-client';
 import { connectNats } from '../common/nats';
 import { connectTemporalClient } from '../common/temporal-connection';
 import { compilePlan } from '../schemas';
+import { cliRun } from './causeway-cli';
 import { loadavg, machine, runMain, writeSection } from './report';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -79,26 +80,6 @@ function phases(events: HistoryEvent[]): number[] {
 function percentile(xs: number[], p: number): number {
   const sorted = [...xs].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-
-/** Runs `causeway run FILE` as a user does; resolves to its wall time and the build id it printed. */
-function cliRun(home: string, file: string, extra: string[] = []): Promise<{ ms: number; buildId: string }> {
-  const t0 = performance.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'causeway'), 'run', file, ...extra], {
-      env: { ...process.env, CAUSEWAY_HOME: home, NO_COLOR: '1' },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      const elapsed = performance.now() - t0;
-      const id = /build (build-[0-9a-f-]+) started/.exec(stderr)?.[1];
-      if (code !== 0 || !id) reject(new Error(`causeway run exited ${code}: ${stderr}`));
-      else resolve({ ms: elapsed, buildId: id });
-    });
-  });
 }
 
 /** Wall time of a new Node process that only loads the `run` command's modules, as `causeway run` does first. */

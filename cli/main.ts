@@ -9,21 +9,21 @@ import { CliError, paint } from './output';
 // nothing: the SDKs cost ~0.5 s of start-up (BENCHMARKS.md, "CLI start-up").
 type Register = (program: Command) => void;
 const COMMANDS: [names: string[], load: () => Register][] = [
-  [['run'], () => (require('./commands/run') as typeof import('./commands/run')).registerRun],
-  [['execute'], () => (require('./commands/execute') as typeof import('./commands/execute')).registerExecute],
-  [['compile'], () => (require('./commands/compile') as typeof import('./commands/compile')).registerCompile],
-  [['watch'], () => (require('./commands/watch') as typeof import('./commands/watch')).registerWatch],
-  [['abort'], () => (require('./commands/abort') as typeof import('./commands/abort')).registerAbort],
-  [['builds', 'status'], () => (require('./commands/builds') as typeof import('./commands/builds')).registerBuilds],
-  [['retry'], () => (require('./commands/retry') as typeof import('./commands/retry')).registerRetry],
-  [['replay'], () => (require('./commands/replay') as typeof import('./commands/replay')).registerReplay],
-  [['reconcile'], () => (require('./commands/reconcile') as typeof import('./commands/reconcile')).registerReconcile],
-  [['worker'], () => (require('./commands/worker') as typeof import('./commands/worker')).registerWorker],
+  [['run'], () => (require('./specs/run') as typeof import('./specs/run')).registerRun],
+  [['execute'], () => (require('./specs/execute') as typeof import('./specs/execute')).registerExecute],
+  [['compile'], () => (require('./specs/compile') as typeof import('./specs/compile')).registerCompile],
+  [['watch'], () => (require('./specs/watch') as typeof import('./specs/watch')).registerWatch],
+  [['abort'], () => (require('./specs/abort') as typeof import('./specs/abort')).registerAbort],
+  [['builds', 'status'], () => (require('./specs/builds') as typeof import('./specs/builds')).registerBuilds],
+  [['retry'], () => (require('./specs/retry') as typeof import('./specs/retry')).registerRetry],
+  [['replay'], () => (require('./specs/replay') as typeof import('./specs/replay')).registerReplay],
+  [['reconcile'], () => (require('./specs/reconcile') as typeof import('./specs/reconcile')).registerReconcile],
+  [['worker'], () => (require('./specs/worker') as typeof import('./specs/worker')).registerWorker],
   [
     ['workers', 'land-worker', 'retire-worker', 'prune-worker'],
-    () => (require('./commands/workers') as typeof import('./commands/workers')).registerWorkers,
+    () => (require('./specs/workers') as typeof import('./specs/workers')).registerWorkers,
   ],
-  [['codec-server'], () => (require('./commands/codec-server') as typeof import('./commands/codec-server')).registerCodecServer],
+  [['codec-server'], () => (require('./specs/codec-server') as typeof import('./specs/codec-server')).registerCodecServer],
   [
     // fly's names and aliases
     [

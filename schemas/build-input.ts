@@ -19,6 +19,7 @@ import type {
   InParallelStep,
   LoadVarStep,
   PutStep,
+  SetPipelineStep,
   Step,
   TaskConfig,
   TaskStep,
@@ -247,6 +248,17 @@ const PutStepSchema = z
   })
   .meta({ id: 'PutStep' });
 
+const SetPipelineStepSchema = z
+  .strictObject({
+    ...common,
+    kind: z.literal('set_pipeline'),
+    pipeline: z.string().min(1).meta({ description: 'the pipeline to set, or "self"' }),
+    file: z.string().min(1).meta({ description: 'the pipeline file "<artifact>/<path>"' }),
+    vars: z.record(z.string(), z.unknown()),
+    varFiles: z.array(z.string().min(1)).meta({ description: 'YAML files of vars "<artifact>/<path>"; an earlier one wins' }),
+  })
+  .meta({ id: 'SetPipelineStep' });
+
 const StepSchema: z.ZodType<Step> = z
   .discriminatedUnion('kind', [
     TaskStepSchema,
@@ -256,6 +268,7 @@ const StepSchema: z.ZodType<Step> = z
     LoadVarStepSchema,
     GetStepSchema,
     PutStepSchema,
+    SetPipelineStepSchema,
   ])
   .meta({ id: 'Step' });
 
@@ -293,7 +306,7 @@ export const BuildInputSchema = z
     description: 'The single argument of workflow type `build`: a compiled plan, as `causeway compile` prints it.',
   });
 
-const StepKinds = z.enum(['task', 'do', 'in_parallel', 'try', 'load_var', 'get', 'put']);
+const StepKinds = z.enum(['task', 'do', 'in_parallel', 'try', 'load_var', 'get', 'put', 'set_pipeline']);
 
 const StepStatusSchema = z.strictObject({
   id: z.string(),
@@ -307,6 +320,7 @@ const StepStatusSchema = z.strictObject({
   finishedAt: z.string().optional(),
   exitCode: z.number().int().optional(),
   message: z.string().optional(),
+  resource: z.strictObject({ name: z.string(), version: StringMap }).optional(),
 });
 
 export const BuildSummarySchema = z
@@ -387,9 +401,10 @@ const checks: [
   Same<z.output<typeof LoadVarStepSchema>, LoadVarStep>,
   Same<z.output<typeof GetStepSchema>, GetStep>,
   Same<z.output<typeof PutStepSchema>, PutStep>,
+  Same<z.output<typeof SetPipelineStepSchema>, SetPipelineStep>,
   Same<z.output<typeof AcrossSchema>, Across>,
   Same<z.output<typeof TaskConfigSchema>, TaskConfig>,
   Same<z.output<typeof CompiledPlanSchema>, CompiledPlan>,
   Same<z.output<typeof BuildInputSchema>, BuildInput>,
-] = [true, true, true, true, true, true, true, true, true, true, true, true];
+] = [true, true, true, true, true, true, true, true, true, true, true, true, true];
 void checks;

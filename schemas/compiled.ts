@@ -204,7 +204,20 @@ export interface PutStep extends StepCommon {
   noGet: boolean;
 }
 
-export type Step = TaskStep | DoStep | InParallelStep | TryStep | LoadVarStep | GetStep | PutStep;
+/** `set_pipeline`: sets a pipeline from a file of an artifact, as `causeway set-pipeline` does. */
+export interface SetPipelineStep extends StepCommon {
+  kind: 'set_pipeline';
+  /** the pipeline to set; `self` is the pipeline whose job runs the step */
+  pipeline: string;
+  /** the pipeline file "<artifact>/<path>" */
+  file: string;
+  /** ((vars)) for the file; they win over var_files */
+  vars: Record<string, unknown>;
+  /** YAML files of ((vars)) "<artifact>/<path>"; an earlier file wins over a later one, as Concourse's */
+  varFiles: string[];
+}
+
+export type Step = TaskStep | DoStep | InParallelStep | TryStep | LoadVarStep | GetStep | PutStep | SetPipelineStep;
 export type StepKind = Step['kind'];
 
 export interface CompiledPlan {

@@ -26,6 +26,8 @@ export function describeStep(step: Step): string {
       return `get ${step.name}`;
     case 'put':
       return `put ${step.name}`;
+    case 'set_pipeline':
+      return `set_pipeline ${step.pipeline}`;
     default:
       return step.kind;
   }

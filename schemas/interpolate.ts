@@ -131,7 +131,7 @@ export function lookupIn(vars: Record<string, unknown>, ref: VarRef): { found: t
   return { found: false };
 }
 
-const STEP_KINDS = new Set(['task', 'do', 'in_parallel', 'try', 'load_var', 'get', 'put']);
+const STEP_KINDS = new Set(['task', 'do', 'in_parallel', 'try', 'load_var', 'get', 'put', 'set_pipeline']);
 // Parts of a compiled step that run later, possibly after load_vars that set
 // the locals they use; they are interpolated when they run.
 const DEFERRED_STEP_KEYS = new Set(['hooks', 'steps', 'step']);

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { CompiledPlan, GetStep, ResourceRef, ResourceVersion, Step } from './compiled';
 import { formatIssue, PlanError, Source, type PlanIssue } from './errors';
 import { isPlainObject } from './interpolate';
+import { checkName } from './names';
 import { compilePlan } from './plan';
 import { Resources } from './resources';
 import { parseDuration } from './units';
@@ -14,13 +15,6 @@ import { interpolateStatic } from './vars';
 
 /** Concourse's default `check_every`. */
 export const DEFAULT_CHECK_EVERY_MS = 60_000;
-
-/**
- * Pipeline and job names become part of build workflow ids (`build-P:J:N`), NATS subjects and
- * directory names, so they are limited to what is safe in all three.
- */
-export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
-export const NAME_RULE = 'letters, digits, `-` and `_`, starting with a letter or digit';
 
 export interface JobInput {
   /** the get step's name: the artifact it makes */
@@ -68,16 +62,16 @@ const SchedulingSchema = z.object({
 
 const CheckSchema = z.object({ name: z.string(), check_every: z.string().optional() });
 
-export function checkName(what: string, name: string): string | undefined {
-  return NAME_PATTERN.test(name) ? undefined : `${what} name \`${name}\` is not allowed: use ${NAME_RULE}`;
-}
-
 /** The get steps of a plan anywhere in it (hooks, try, in_parallel included), as Concourse collects a job's inputs. */
 export function getSteps(step: Step): GetStep[] {
-  const own = step.kind === 'get' ? [step] : [];
+  return stepsOf(step).filter((s): s is GetStep => s.kind === 'get');
+}
+
+/** Every step of a plan, itself first (hooks, try, in_parallel included). */
+function stepsOf(step: Step): Step[] {
   const children: Step[] = step.kind === 'do' || step.kind === 'in_parallel' ? step.steps : step.kind === 'try' ? [step.step] : [];
   const hooks = Object.values(step.hooks ?? {}).filter((h): h is Step => h !== undefined);
-  return [...own, ...children.flatMap(getSteps), ...hooks.flatMap(getSteps)];
+  return [step, ...children.flatMap(stepsOf), ...hooks.flatMap(stepsOf)];
 }
 
 /** Compiles a pipeline file; throws PlanError with every issue (file:line:column) of every job. */
@@ -158,7 +152,9 @@ export function compilePipeline(opts: { name: string; text: string; file: string
     resources.push({ name: c.data.name, ref, checkEveryMs, ...(pinned ? { pinned } : {}) });
   });
 
-  // `passed:` names a job that exists and uses the same resource (Concourse's validation).
+  // `passed:` names a job that exists and gets or puts the same resource (Concourse's configvalidate).
+  const interacts = (j: PipelineJob, resource: string) =>
+    stepsOf(j.plan.plan).some((s) => (s.kind === 'get' || s.kind === 'put') && s.resource.name === resource);
   rawJobs.forEach((raw, index) => {
     const job = jobs.find((j) => isPlainObject(raw) && j.name === raw.name);
     if (!job) return;
@@ -167,10 +163,10 @@ export function compilePipeline(opts: { name: string; text: string; file: string
         const other = jobs.find((j) => j.name === upstream);
         if (!other)
           src.add(['jobs', index, 'name'], `job ${job.name}: get ${input.name} is passed: [${upstream}], but there is no job ${upstream}`);
-        else if (!other.inputs.some((i) => i.resource === input.resource))
+        else if (!interacts(other, input.resource))
           src.add(
             ['jobs', index, 'name'],
-            `job ${job.name}: get ${input.name} is passed: [${upstream}], but job ${upstream} does not get resource ${input.resource}`,
+            `job ${job.name}: get ${input.name} is passed: [${upstream}], but job ${upstream} does not get or put resource ${input.resource}`,
           );
       }
     }

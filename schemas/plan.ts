@@ -9,6 +9,7 @@ import type { Across, CompiledPlan, DoStep, Hooks, Step, StepCommon } from './co
 import { STEP_KEYS, type StepKey } from './describe';
 import { Source, type Path } from './errors';
 import { findVarRefs, interpolate, isPlainObject, lookupIn, stringifyVar } from './interpolate';
+import { checkName } from './names';
 import { GetFields, getBody, PutFields, putBody, Resources } from './resources';
 import { checkServiceRef, compileServices, serviceRefs, type ServiceScope } from './services';
 import { compact, compileTaskConfig, ContainerLimitsSchema, toContainerLimits } from './task-config';
@@ -108,6 +109,17 @@ const LoadVarStepSchema = z.strictObject({
   reveal: bool.optional(),
 });
 
+const SetPipelineStepSchema = z.strictObject({
+  ...common,
+  set_pipeline: name('a set_pipeline step'),
+  file: z.string().min(1, 'set_pipeline needs `file`: the pipeline file, as <artifact>/<path>'),
+  vars: z.record(z.string(), z.unknown()).optional(),
+  var_files: z.array(z.string().min(1)).optional(),
+  // Pipeline instances and teams do not exist here: refused by name so the user knows why.
+  instance_vars: z.unknown().optional(),
+  team: z.unknown().optional(),
+});
+
 const GetStepSchema = z.strictObject({ ...common, ...GetFields });
 const PutStepSchema = z.strictObject({ ...common, ...PutFields });
 
@@ -188,10 +200,6 @@ class Compiler {
       return undefined;
     }
     const kind: StepKey = kinds[0];
-    if (kind === 'set_pipeline') {
-      src.add(path, `set_pipeline step \`${String(raw[kind])}\` at ${src.file}:${src.line(path)}: set_pipeline is not supported yet`);
-      return undefined;
-    }
 
     // across vars are set for the step itself, not for its hooks (hooks wrap across).
     const acrossVars = Array.isArray(raw.across)
@@ -267,7 +275,7 @@ class Compiler {
   }
 
   /** The kind-specific part of a step, and its validated modifiers. */
-  private body(kind: Exclude<StepKey, 'set_pipeline'>, raw: Record<string, unknown>, path: Path, id: string, scope: Set<string>) {
+  private body(kind: StepKey, raw: Record<string, unknown>, path: Path, id: string, scope: Set<string>) {
     const src = this.src;
     switch (kind) {
       case 'task': {
@@ -318,6 +326,28 @@ class Compiler {
         return {
           common: s,
           step: compact({ kind: 'load_var' as const, var: s.load_var, file: s.file, format: s.format, reveal: s.reveal ?? false }),
+        };
+      }
+      case 'set_pipeline': {
+        const s = validate(src, SetPipelineStepSchema, raw, path, 'set_pipeline step');
+        if (!s) return undefined;
+        for (const key of ['instance_vars', 'team'] as const)
+          if (s[key] !== undefined)
+            src.add([...path, key], `set_pipeline: \`${key}\` is not supported: Causeway has no pipeline instances or teams`, {
+              key: true,
+            });
+        const bad = s.set_pipeline === 'self' ? undefined : checkName('pipeline', s.set_pipeline);
+        if (bad) src.add([...path, 'set_pipeline'], bad);
+        if (bad || s.instance_vars !== undefined || s.team !== undefined) return undefined;
+        return {
+          common: s,
+          step: {
+            kind: 'set_pipeline' as const,
+            pipeline: s.set_pipeline,
+            file: s.file,
+            vars: s.vars ?? {},
+            varFiles: s.var_files ?? [],
+          },
         };
       }
       case 'do': {

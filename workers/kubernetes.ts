@@ -84,7 +84,7 @@ export async function startKubernetesWorker(opts: KubernetesWorkerOptions): Prom
   });
   opts.log.info({ worker: opts.name, namespace: opts.kubernetes.namespace, uploads: uploads.address }, 'kubernetes worker started');
   // The upload server outlives the pollers' drain: steps handed over may still be fetching.
-  const done = worker.done.finally(() => uploads.close());
+  const done = worker.done.finally(() => Promise.all([uploads.close(), runtime.close()]));
   const shutdown = async () => {
     await worker.shutdown();
     await done;

@@ -55,7 +55,7 @@ export interface BuildContext {
   taskQueue: string;
   /** step activities, bound to the build's worker */
   acts: ActivityInterfaceFor<
-    Pick<BuildActivities, 'runTask' | 'loadVar' | 'startService' | 'probeService' | 'superviseService' | 'stopService'>
+    Pick<BuildActivities, 'runTask' | 'loadVar' | 'setPipeline' | 'startService' | 'probeService' | 'superviseService' | 'stopService'>
   >;
   /** frees producers' artifacts once nothing can read them; absent when the runtime keeps them anyway */
   releaser?: Pick<ArtifactReleaser, 'produced' | 'stepEnded'>;

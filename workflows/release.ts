@@ -107,6 +107,9 @@ export class ArtifactReleaser {
       case 'load_var':
         read(artifactOf(step.file));
         break;
+      case 'set_pipeline':
+        for (const file of [step.file, ...step.varFiles]) read(artifactOf(file));
+        break;
       case 'put':
         // `all` and `detect` are known only at run time: treat them as reading anything.
         if (Array.isArray(step.inputs)) step.inputs.forEach(read);

@@ -9,6 +9,7 @@ import { withHooks } from './hooks';
 import { runInParallel } from './in-parallel';
 import { runLoadVar } from './load-var';
 import { withServices } from './services';
+import { runSetPipeline } from './set-pipeline';
 import { runTask } from './task';
 import { withTimeout } from './timeout';
 import { runTry } from './try';
@@ -56,5 +57,7 @@ function runCore(ctx: BuildContext, step: Step, frame: Frame): Promise<boolean> 
       return runGet(ctx, step, frame);
     case 'put':
       return runPut(ctx, step, frame);
+    case 'set_pipeline':
+      return runSetPipeline(ctx, step, frame);
   }
 }

@@ -1,4 +1,3 @@
-import type { Command } from 'commander';
 import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/client';
 import { buildStatusOf, outcomeOf, statusClause } from '../../common/build-client';
 import { CausewayPlan, CausewayRetryOf, CausewayStatus } from '../../common/search-attributes';
@@ -7,12 +6,8 @@ import { expandParts } from '../../common/build-status';
 import { openSession, type Session } from '../connect';
 import { CliError, formatDuration, paint, printJson, table } from '../output';
 import { renderStepCounts, renderSteps } from '../render';
+import { QUERY_DEADLINE_MS, STEPS_LISTED } from '../limits';
 import { whyWaiting } from '../waiting';
-
-/** A running build's `status` query is answered by a worker; past this, say why none did. */
-const QUERY_DEADLINE_MS = 5000;
-/** Steps `causeway status` lists by default; beyond, counts by state and the steps that did not succeed. */
-const STEPS_LISTED = 200;
 
 /** A build's Temporal description, or a clear "no such build". */
 export async function describeBuild(handle: WorkflowHandle): Promise<WorkflowExecutionDescription> {
@@ -28,112 +23,70 @@ export async function describeBuild(handle: WorkflowHandle): Promise<WorkflowExe
 
 const STATUS_COLORS = { succeeded: 'green', failed: 'red', errored: 'yellow', aborted: 'magenta', started: 'cyan' } as const;
 
-export function registerBuilds(program: Command): void {
-  program
-    .command('builds')
-    .description('list recent builds with their plan, status and duration (from Temporal visibility)')
-    .option(
-      '-n, --limit <count>',
-      'how many builds',
-      (v) => {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1) throw new CliError(`--limit takes a positive whole number, got ${v}`);
-        return n;
-      },
-      20,
-    )
-    .option('--status <status>', 'only builds with this status: started, succeeded, failed, errored, aborted')
-    .option('--plan <name>', 'only builds of this plan')
-    .option('-j, --job <pipeline/job>', "only builds of a pipeline's job (fly's builds -j)")
-    .option('--json', 'print a JSON array: buildId, runId, plan, status, startTime, closeTime, durationMs, retryOf')
-    .addHelpText(
-      'after',
-      "\nExamples:\n  causeway builds\n  causeway builds --status failed --limit 5\n  causeway builds --json | jq -r '.[].buildId'",
-    )
-    .action(async (opts: { limit: number; status?: string; plan?: string; job?: string; json?: boolean }) => {
-      if (opts.status && !(opts.status in STATUS_COLORS)) {
-        throw new CliError(`unknown status ${opts.status}`, `one of: ${Object.keys(STATUS_COLORS).join(', ')}`);
-      }
-      const session = await openSession({ autoStart: false });
-      try {
-        const clauses = [`WorkflowType = '${BUILD_WORKFLOW}'`];
-        if (opts.status) clauses.push(statusClause(opts.status as keyof typeof STATUS_COLORS));
-        if (opts.plan) clauses.push(`CausewayPlan = '${opts.plan.replace(/'/g, "\\'")}'`);
-        if (opts.job) {
-          const [pipeline, job, extra] = opts.job.split('/');
-          if (!pipeline || !job || extra !== undefined)
-            throw new CliError(`-j takes PIPELINE/JOB, got ${opts.job}`, 'e.g. -j booklit/unit');
-          clauses.push(`CausewayPipeline = '${pipeline.replace(/'/g, "\\'")}' AND CausewayJob = '${job.replace(/'/g, "\\'")}'`);
-        }
-        const rows = [['BUILD', 'RUN', 'PLAN', 'STATUS', 'STARTED', 'DURATION', 'LINEAGE']];
-        const builds: object[] = [];
-        for await (const wf of session.client.workflow.list({ query: clauses.join(' AND '), pageSize: opts.limit })) {
-          if (builds.length >= opts.limit) break;
-          const status = buildStatusOf(wf.typedSearchAttributes.get(CausewayStatus), wf.status.name);
-          const color = STATUS_COLORS[status as keyof typeof STATUS_COLORS];
-          const end = wf.closeTime ?? new Date();
-          const retryOf = wf.typedSearchAttributes.get(CausewayRetryOf);
-          builds.push({
-            buildId: wf.workflowId,
-            runId: wf.runId,
-            plan: wf.typedSearchAttributes.get(CausewayPlan) ?? null,
-            status,
-            startTime: wf.startTime.toISOString(),
-            closeTime: wf.closeTime?.toISOString() ?? null,
-            durationMs: end.getTime() - wf.startTime.getTime(),
-            retryOf: retryOf ?? null,
-          });
-          rows.push([
-            wf.workflowId,
-            wf.runId.slice(0, 8),
-            wf.typedSearchAttributes.get(CausewayPlan) ?? '-',
-            color ? paint(color, status) : status,
-            wf.startTime.toISOString().replace('T', ' ').slice(0, 19),
-            formatDuration(end.getTime() - wf.startTime.getTime()) + (wf.closeTime ? '' : ' (running)'),
-            retryOf ? `retry of run ${retryOf.slice(0, 8)}` : '',
-          ]);
-        }
-        if (opts.json) return printJson(builds);
-        console.log(rows.length === 1 ? 'no builds yet: start one with `causeway run PLAN.yml`' : table(rows));
-      } finally {
-        await session.close();
-      }
-    });
+export async function builds(opts: { limit: number; status?: string; plan?: string; job?: string; json?: boolean }): Promise<void> {
+  if (opts.status && !(opts.status in STATUS_COLORS)) {
+    throw new CliError(`unknown status ${opts.status}`, `one of: ${Object.keys(STATUS_COLORS).join(', ')}`);
+  }
+  const session = await openSession({ autoStart: false });
+  try {
+    const clauses = [`WorkflowType = '${BUILD_WORKFLOW}'`];
+    if (opts.status) clauses.push(statusClause(opts.status as keyof typeof STATUS_COLORS));
+    if (opts.plan) clauses.push(`CausewayPlan = '${opts.plan.replace(/'/g, "\\'")}'`);
+    if (opts.job) {
+      const [pipeline, job, extra] = opts.job.split('/');
+      if (!pipeline || !job || extra !== undefined) throw new CliError(`-j takes PIPELINE/JOB, got ${opts.job}`, 'e.g. -j booklit/unit');
+      clauses.push(`CausewayPipeline = '${pipeline.replace(/'/g, "\\'")}' AND CausewayJob = '${job.replace(/'/g, "\\'")}'`);
+    }
+    const rows = [['BUILD', 'RUN', 'PLAN', 'STATUS', 'STARTED', 'DURATION', 'LINEAGE']];
+    const builds: object[] = [];
+    for await (const wf of session.client.workflow.list({ query: clauses.join(' AND '), pageSize: opts.limit })) {
+      if (builds.length >= opts.limit) break;
+      const status = buildStatusOf(wf.typedSearchAttributes.get(CausewayStatus), wf.status.name);
+      const color = STATUS_COLORS[status as keyof typeof STATUS_COLORS];
+      const end = wf.closeTime ?? new Date();
+      const retryOf = wf.typedSearchAttributes.get(CausewayRetryOf);
+      builds.push({
+        buildId: wf.workflowId,
+        runId: wf.runId,
+        plan: wf.typedSearchAttributes.get(CausewayPlan) ?? null,
+        status,
+        startTime: wf.startTime.toISOString(),
+        closeTime: wf.closeTime?.toISOString() ?? null,
+        durationMs: end.getTime() - wf.startTime.getTime(),
+        retryOf: retryOf ?? null,
+      });
+      rows.push([
+        wf.workflowId,
+        wf.runId.slice(0, 8),
+        wf.typedSearchAttributes.get(CausewayPlan) ?? '-',
+        color ? paint(color, status) : status,
+        wf.startTime.toISOString().replace('T', ' ').slice(0, 19),
+        formatDuration(end.getTime() - wf.startTime.getTime()) + (wf.closeTime ? '' : ' (running)'),
+        retryOf ? `retry of run ${retryOf.slice(0, 8)}` : '',
+      ]);
+    }
+    if (opts.json) return printJson(builds);
+    console.log(rows.length === 1 ? 'no builds yet: start one with `causeway run PLAN.yml`' : table(rows));
+  } finally {
+    await session.close();
+  }
+}
 
-  program
-    .command('status')
-    .description("show a build's step tree: each step's state, attempts and exit code")
-    .argument('<build>', 'build id')
-    .option('--json', "print the step tree as JSON: the `status` query's answer (docs/schemas/build-result.v1.json)")
-    .option('--all', `list every step even when there are more than ${STEPS_LISTED}`)
-    .addHelpText(
-      'after',
-      `
-A finished build's tree is read from its history; a running build's comes from its worker
-(the \`status\` query), and when no worker answers within ${QUERY_DEADLINE_MS / 1000} s the command says why and exits 2.
-A big build's lists run in child workflows (parts): their steps are asked of them. Above
-${STEPS_LISTED} steps the command prints counts by state and the steps that did not succeed.
-
-Examples:
-  causeway status build-3f2c…
-  causeway status --all build-3f2c…`,
-    )
-    .action(async (buildId: string, opts: { json?: boolean; all?: boolean }) => {
-      const session = await openSession({ autoStart: false });
-      try {
-        const handle = session.client.workflow.getHandle(buildId);
-        const info = await describeBuild(handle);
-        const own = info.closeTime ? await summaryFromResult(handle) : await queryStatus(session, handle);
-        const summary = await expandParts(session.client, own);
-        if (opts.json) return printJson(summary);
-        console.log(`${paint('bold', buildId)} ${summary.plan}: ${summary.status}${summary.message ? ` — ${summary.message}` : ''}`);
-        console.log(
-          opts.all || summary.steps.length <= STEPS_LISTED ? renderSteps(summary.steps) : renderStepCounts(summary.steps, STEPS_LISTED),
-        );
-      } finally {
-        await session.close();
-      }
-    });
+export async function status(buildId: string, opts: { json?: boolean; all?: boolean }): Promise<void> {
+  const session = await openSession({ autoStart: false });
+  try {
+    const handle = session.client.workflow.getHandle(buildId);
+    const info = await describeBuild(handle);
+    const own = info.closeTime ? await summaryFromResult(handle) : await queryStatus(session, handle);
+    const summary = await expandParts(session.client, own);
+    if (opts.json) return printJson(summary);
+    console.log(`${paint('bold', buildId)} ${summary.plan}: ${summary.status}${summary.message ? ` — ${summary.message}` : ''}`);
+    console.log(
+      opts.all || summary.steps.length <= STEPS_LISTED ? renderSteps(summary.steps) : renderStepCounts(summary.steps, STEPS_LISTED),
+    );
+  } finally {
+    await session.close();
+  }
 }
 
 /** A closed build's summary is its result (or its failure's details): no worker needs to replay it. */

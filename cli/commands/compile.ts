@@ -1,62 +1,32 @@
-import type { Command } from 'commander';
 import { loadPlan, loadVarFiles, parseVarFlags } from '../../schemas';
 import { BuildInputSchema, clientJsonSchemas } from '../../schemas/build-input';
-import { collect, credsFromWorker } from '../main-helpers';
+import { credsFromWorker } from '../main-helpers';
 import { CliError } from '../output';
 
-export function registerCompile(program: Command): void {
-  program
-    .command('compile')
-    .description('print the exact input of workflow `build` for a plan (JSON), for any Temporal client')
-    .argument('[plan]', 'plan file: a Concourse job (name + plan:) or, with --job, a pipeline')
-    .option('-j, --job <name>', 'the job to compile when the file is a Concourse pipeline')
-    .option('-v, --var <name=value>', 'set a ((var)); repeatable', collect, [])
-    .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
-    .option(
-      '--creds-from-worker',
-      "leave ((vars)) that -v/-l do not give to the worker's credential manager (default when CAUSEWAY_CREDS or CAUSEWAY_CREDS_FILE is set)",
-    )
-    .option('-i, --input <name>', 'an artifact the client uploads before starting the build (as run -i NAME=DIR); repeatable', collect, [])
-    .option('-o, --output <name>', 'an artifact exported when the build ends (as run -o NAME=DIR); repeatable', collect, [])
-    .option('--schema <which>', 'print the JSON Schema of the workflow input (`input`) or of its result (`result`) instead')
-    .addHelpText(
-      'after',
-      `
-The plan is validated and its static ((vars)) interpolated, as \`causeway run\` does; nothing
-is started. docs/client.md describes the contract.
-
-Examples:
-  causeway compile examples/hello.yml > input.json
-  temporal workflow start --type build --task-queue causeway --input-file input.json
-  causeway compile --schema input`,
-    )
-    .action(
-      (
-        planFile: string | undefined,
-        opts: {
-          job?: string;
-          var: string[];
-          loadVarsFrom: string[];
-          input: string[];
-          output: string[];
-          schema?: string;
-          credsFromWorker?: boolean;
-        },
-      ) => {
-        if (opts.schema !== undefined) {
-          const schemas = clientJsonSchemas();
-          if (opts.schema !== 'input' && opts.schema !== 'result') throw new CliError(`--schema ${opts.schema}: expected input or result`);
-          process.stdout.write(`${JSON.stringify(schemas[opts.schema], null, 2)}\n`);
-          return;
-        }
-        if (!planFile)
-          throw new CliError('compile needs a plan file (or --schema input|result)', 'for example: causeway compile examples/hello.yml');
-        const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
-        const plan = loadPlan({ file: planFile, job: opts.job, vars, deferUnsourced: credsFromWorker(opts) });
-        const input = BuildInputSchema.parse({ plan, uploads: opts.input.map(artifactName), downloads: opts.output.map(artifactName) });
-        process.stdout.write(`${JSON.stringify(input, null, 2)}\n`);
-      },
-    );
+export async function compile(
+  planFile: string | undefined,
+  opts: {
+    job?: string;
+    var: string[];
+    loadVarsFrom: string[];
+    input: string[];
+    output: string[];
+    schema?: string;
+    credsFromWorker?: boolean;
+  },
+): Promise<void> {
+  if (opts.schema !== undefined) {
+    const schemas = clientJsonSchemas();
+    if (opts.schema !== 'input' && opts.schema !== 'result') throw new CliError(`--schema ${opts.schema}: expected input or result`);
+    process.stdout.write(`${JSON.stringify(schemas[opts.schema], null, 2)}\n`);
+    return;
+  }
+  if (!planFile)
+    throw new CliError('compile needs a plan file (or --schema input|result)', 'for example: causeway compile examples/hello.yml');
+  const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
+  const plan = loadPlan({ file: planFile, job: opts.job, vars, deferUnsourced: credsFromWorker(opts) });
+  const input = BuildInputSchema.parse({ plan, uploads: opts.input.map(artifactName), downloads: opts.output.map(artifactName) });
+  process.stdout.write(`${JSON.stringify(input, null, 2)}\n`);
 }
 
 /** `run`'s NAME=DIR is accepted too, so the same flags can be pasted. */

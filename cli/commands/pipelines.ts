@@ -5,25 +5,19 @@
 import { createInterface } from 'node:readline/promises';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError, type Client } from '@temporalio/client';
-import { createTwoFilesPatch } from 'diff';
-import { awaitBuild, EXIT_CODES } from '../../common/build-client';
+import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { awaitBuild } from '../../common/build-client';
+import { applyPipeline, changes, lastPipelineView, pipelineDiff } from '../../common/pipeline-set';
+import { EXIT_CODES } from '../exit-codes';
 import { CausewayPipeline } from '../../common/search-attributes';
 import { loadVarFiles, parseVarFlags } from '../../schemas';
 import { decodeUtf8 } from '../../schemas/checks';
 import { compilePipeline } from '../../schemas/pipeline';
-import {
-  emptyPipelineInput,
-  jobBuildId,
-  PIPELINE_QUERIES,
-  PIPELINE_UPDATES,
-  PIPELINE_WORKFLOW,
-  pipelineWorkflowId,
-  type PipelineView,
-} from '../../schemas/pipeline-api';
+import { jobBuildId, PIPELINE_UPDATES, PIPELINE_WORKFLOW, pipelineWorkflowId, type PipelineView } from '../../schemas/pipeline-api';
 import { openSession, type Session } from '../connect';
 import { followUntilDone } from '../follow';
-import { collect, exitWith } from '../main-helpers';
+import { exitWith } from '../main-helpers';
+import { collect } from '../specs/lazy';
 import { CliError, paint, say, table } from '../output';
 
 /** `P/X` of -j and -r. */
@@ -54,21 +48,9 @@ async function withSession<T>(fn: (s: Session) => Promise<T>): Promise<T> {
   }
 }
 
-/** The pipeline's state, also of a destroyed one (its workflow closed); undefined when it never existed. */
-async function lastView(client: Client, pipeline: string): Promise<{ view: PipelineView; running: boolean } | undefined> {
-  const handle = client.workflow.getHandle(pipelineWorkflowId(pipeline));
-  try {
-    const { status } = await handle.describe();
-    return { view: await handle.query<PipelineView>(PIPELINE_QUERIES.view), running: status.name === 'RUNNING' };
-  } catch (err) {
-    if ((err as Error).name === 'WorkflowNotFoundError') return undefined;
-    throw err;
-  }
-}
-
 /** A pipeline that is set (not destroyed), or a CliError saying there is none. */
 async function view(client: Client, pipeline: string): Promise<PipelineView> {
-  const last = await lastView(client, pipeline);
+  const last = await lastPipelineView(client, pipeline);
   if (!last?.running)
     throw new CliError(`no pipeline ${pipeline}`, 'list pipelines with `causeway pipelines`, or set one with `causeway set-pipeline`');
   return last.view;
@@ -118,14 +100,10 @@ Example:
       }
       const config = compilePipeline({ name: opts.pipeline, text: decodeUtf8(bytes, opts.config), file: opts.config, vars });
       await withSession(async (s) => {
-        const handle = s.client.workflow.getHandle(pipelineWorkflowId(opts.pipeline));
-        const last = await lastView(s.client, opts.pipeline);
+        const last = await lastPipelineView(s.client, opts.pipeline);
         const running = last?.running ? last.view : undefined;
-        const patch = createTwoFilesPatch('running', opts.config, running?.config.text ?? '', config.text, undefined, undefined, {
-          context: 3,
-        });
-        const body = patch.split('\n').slice(4);
-        if (running && body.every((l) => l === '')) say('no changes to apply');
+        const body = pipelineDiff(running?.config.text ?? '', config.text, opts.config);
+        if (running && !changes(body)) say('no changes to apply');
         for (const line of body)
           process.stdout.write(`${line.startsWith('+') ? paint('green', line) : line.startsWith('-') ? paint('red', line) : line}\n`);
         if (!opts.nonInteractive) {
@@ -136,26 +114,9 @@ Example:
           rl.close();
           if (!/^y(es)?$/i.test(answer.trim())) throw new CliError('bailing out', undefined, 1);
         }
-        if (running) {
-          await handle.executeUpdate(PIPELINE_UPDATES.setConfig, { args: [config] });
+        if ((await applyPipeline(s.client, s.taskQueue, config, last)) === 'updated') {
           say(`configuration updated: pipeline ${opts.pipeline}`);
           return;
-        }
-        const input = emptyPipelineInput(config);
-        // A pipeline set again after destroy-pipeline numbers its builds on from the last one:
-        // its old builds keep their workflow ids (build-P:J:N), which a new build may not reuse.
-        if (last) input.state.counters = last.view.state.counters;
-        try {
-          await s.client.workflow.start(PIPELINE_WORKFLOW, {
-            taskQueue: s.taskQueue,
-            workflowId: pipelineWorkflowId(opts.pipeline),
-            args: [input],
-            staticSummary: `pipeline ${opts.pipeline}`,
-          });
-        } catch (err) {
-          // Another set-pipeline created it since we looked: update it instead.
-          if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-          await handle.executeUpdate(PIPELINE_UPDATES.setConfig, { args: [config] });
         }
         say(`pipeline created: ${opts.pipeline} (see its jobs with: causeway jobs -p ${opts.pipeline})`);
       });

@@ -1,85 +1,51 @@
-import type { Command } from 'commander';
 import { newBuildId } from '../../common/build-client';
 import { loadPlan, loadVarFiles, parseVarFlags } from '../../schemas';
 import { unusedArtifactFlags } from '../../schemas/checks';
 import { openSession } from '../connect';
 import { submitAndFollow } from '../follow';
-import { collect, credsFromWorker, exitWith } from '../main-helpers';
+import { credsFromWorker, exitWith } from '../main-helpers';
 import { CliError } from '../output';
-import { parseArtifactFlags } from '../transfer';
+import { parseArtifactFlags } from '../artifact-flags';
 
-export function registerRun(program: Command): void {
-  program
-    .command('run')
-    .description('validate a plan, run it as a build, stream its logs, and exit with its status')
-    .argument('<plan>', 'plan file: a Concourse job (name + plan:) or, with --job, a pipeline')
-    .option('-j, --job <name>', 'the job to run when the file is a Concourse pipeline')
-    .option('-v, --var <name=value>', 'set a ((var)); repeatable', collect, [])
-    .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
-    .option(
-      '--creds-from-worker',
-      "leave ((vars)) that -v/-l do not give to the worker's credential manager (default when CAUSEWAY_CREDS or CAUSEWAY_CREDS_FILE is set)",
-    )
-    .option('-i, --input <name=dir>', 'upload a directory as the artifact NAME; repeatable', collect, [])
-    .option('-o, --output <name=dir>', 'download the artifact NAME into a directory when the build ends; repeatable', collect, [])
-    .option('-d, --detach', 'print the build id (alone, on stdout) and return without following it')
-    .option('--json', 'with --detach: print {"buildId", "plan", "url"} as JSON')
-    .option('--services', "interleave each service's output with the steps', prefixed [svc NAME] (the default)")
-    .option('--no-services', "leave the services' output out (the last lines of each still show when the build fails)")
-    .addHelpText(
-      'after',
-      `
-Exit status: 0 succeeded, 1 failed, 2 errored, 3 aborted.
-With no stack configured (TEMPORAL_ADDRESS / NATS_URL) and none running, the embedded
-dev stack is started first. Ctrl-C or SIGTERM aborts the build; twice leaves it running.
+export interface RunOptions {
+  job?: string;
+  var: string[];
+  loadVarsFrom: string[];
+  input: string[];
+  output: string[];
+  detach?: boolean;
+  json?: boolean;
+  services?: boolean;
+  credsFromWorker?: boolean;
+}
 
-Examples:
-  causeway run examples/hello.yml
-  causeway run ci.yml -v version=1.2.3 -l secrets.yml -i repo=. -o dist=./dist
-  causeway run pipeline.yml --job unit`,
-    )
-    .action(
-      async (
-        planFile: string,
-        opts: {
-          job?: string;
-          var: string[];
-          loadVarsFrom: string[];
-          input: string[];
-          output: string[];
-          detach?: boolean;
-          json?: boolean;
-          services?: boolean;
-          credsFromWorker?: boolean;
-        },
-      ) => {
-        if (opts.json && !opts.detach) throw new CliError('--json goes with --detach', 'add --detach, or drop --json to follow the build');
-        const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
-        const plan = loadPlan({ file: planFile, job: opts.job, vars, deferUnsourced: credsFromWorker(opts) });
-        const inputs = parseArtifactFlags(opts.input, '-i');
-        const outputs = parseArtifactFlags(opts.output, '-o');
-        const unused = unusedArtifactFlags(plan, Object.keys(inputs), Object.keys(outputs));
-        if (unused?.length)
-          throw new CliError(
-            unused.join('\n'),
-            'check the names against the plan’s task inputs and outputs (after input_mapping/output_mapping)',
-          );
-        const session = await openSession({ autoStart: true });
-        try {
-          exitWith(
-            await submitAndFollow(session, {
-              plan,
-              buildId: newBuildId(),
-              inputs,
-              outputs,
-              detach: Boolean(opts.detach),
-              json: Boolean(opts.json),
-              showServices: opts.services !== false,
-            }),
-          );
-        } finally {
-          await session.close();
-        }
-      },
+/** `causeway run`: cli/specs/run.ts defines its flags. */
+export async function run(planFile: string, opts: RunOptions): Promise<void> {
+  if (opts.json && !opts.detach) throw new CliError('--json goes with --detach', 'add --detach, or drop --json to follow the build');
+  const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
+  const plan = loadPlan({ file: planFile, job: opts.job, vars, deferUnsourced: credsFromWorker(opts) });
+  const inputs = parseArtifactFlags(opts.input, '-i');
+  const outputs = parseArtifactFlags(opts.output, '-o');
+  const unused = unusedArtifactFlags(plan, Object.keys(inputs), Object.keys(outputs));
+  if (unused?.length)
+    throw new CliError(
+      unused.join('\n'),
+      'check the names against the plan’s task inputs and outputs (after input_mapping/output_mapping)',
     );
+  const session = await openSession({ autoStart: true });
+  try {
+    exitWith(
+      await submitAndFollow(session, {
+        plan,
+        buildId: newBuildId(),
+        inputs,
+        outputs,
+        detach: Boolean(opts.detach),
+        json: Boolean(opts.json),
+        showServices: opts.services !== false,
+      }),
+    );
+  } finally {
+    await session.close();
+  }
 }

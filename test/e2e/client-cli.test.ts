@@ -117,5 +117,9 @@ test('a build no worker polls for: run says it waits and why; status answers in 
   expect(status.code).toBe(2);
   expect(status.stderr).toContain('no worker answered its status query within 5 s');
   expect(status.stderr).toContain(`no worker polls task queue '${queue}'`);
+  // The Temporal UI's Details say it too: set at start by the client, as no worker runs the workflow.
+  const details = await (await h.client.workflow.getHandle(buildId!).describe()).staticDetails();
+  expect(details).toContain(`**Current Details empty?** Then no worker has started this build yet`);
+  expect(details).toContain(`task queue \`${queue}\``);
   await h.client.workflow.getHandle(buildId!).terminate('test cleanup');
 });

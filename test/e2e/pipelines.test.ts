@@ -217,3 +217,135 @@ test('a pipeline runs itself: check, trigger, passed, put, trigger-job, pause, p
   expect((await cli('watch', 'build-booklit:unit:7')).stdout).toContain('testing four');
   expect((await cli('destroy-pipeline', '-n', '-p', 'booklit')).code).toBe(0);
 });
+
+const SELF = `
+resources:
+- name: repo
+  type: git
+  check_every: 1s
+  source: {uri: ((uri)), branch: main}
+
+jobs:
+- name: reconfigure
+  plan:
+  - get: repo
+    trigger: true
+  - set_pipeline: self
+    file: repo/ci/pipeline.yml
+    var_files: [repo/ci/vars.yml]
+    vars: {greeting: hello from the step}
+`;
+
+const HELLO = `
+- name: hello
+  plan:
+  - get: repo
+    trigger: true
+    passed: [reconfigure]
+  - task: say
+    config:
+      platform: linux
+      run: {path: echo, args: [((greeting))]}
+`;
+
+test('a pipeline sets itself from a git get: set_pipeline: self, file and var_files from the artifact, vars', async () => {
+  const ciBare = path.join(dir, 'ci.git');
+  const ciWork = path.join(dir, 'ci-work');
+  git(dir, 'init', '--quiet', '--bare', '--initial-branch=main', ciBare);
+  git(dir, 'clone', '--quiet', ciBare, ciWork);
+  const push = (pipeline: string, message: string) => {
+    fs.mkdirSync(path.join(ciWork, 'ci'), { recursive: true });
+    fs.writeFileSync(path.join(ciWork, 'ci', 'pipeline.yml'), pipeline);
+    fs.writeFileSync(path.join(ciWork, 'ci', 'vars.yml'), `uri: file://${ciBare}\ngreeting: from the var file\n`);
+    git(ciWork, 'add', '.');
+    git(ciWork, 'commit', '--quiet', '-m', message);
+    git(ciWork, 'push', '--quiet', 'origin', 'HEAD:main');
+  };
+  push(SELF, 'reconfigure only');
+  const set = await cli(
+    'set-pipeline',
+    '-n',
+    '-p',
+    'selfset',
+    '-c',
+    path.join(ciWork, 'ci', 'pipeline.yml'),
+    '-l',
+    path.join(ciWork, 'ci', 'vars.yml'),
+  );
+  expect(set.code).toBe(0);
+
+  // The first build sets the file it was set from: nothing changes.
+  expect(await ended('selfset', 'reconfigure', 1)).toBe('succeeded');
+  expect((await cli('watch', 'build-selfset:reconfigure:1')).stdout).toContain('no changes to apply.');
+
+  // A commit that adds a job: the build shows the diff and sets it; the new job runs, with the step's vars over the var file's.
+  push(SELF + HELLO, 'add hello');
+  expect(await ended('selfset', 'reconfigure', 2)).toBe('succeeded');
+  const log = (await cli('watch', 'build-selfset:reconfigure:2')).stdout;
+  expect(log).toContain('+- name: hello');
+  expect(log).toContain('setting pipeline: selfset');
+  expect(Object.keys(await jobs('selfset'))).toEqual(['reconfigure', 'hello']);
+  expect(await ended('selfset', 'hello', 1)).toBe('succeeded');
+  expect((await cli('watch', 'build-selfset:hello:1')).stdout).toContain('hello from the step');
+
+  // An invalid file fails the step (not errored), its problems in the log; the running config stays.
+  push(SELF + HELLO.replace('passed: [reconfigure]', 'passed: [nope]'), 'break it');
+  expect(await ended('selfset', 'reconfigure', 3)).toBe('failed');
+  const broken = await cli('watch', 'build-selfset:reconfigure:3');
+  expect(broken.stdout + broken.stderr).toContain('there is no job nope');
+  expect(broken.stdout + broken.stderr).toContain("selfset is not a valid pipeline; its problems are in the step's log");
+  expect(Object.keys(await jobs('selfset'))).toEqual(['reconfigure', 'hello']);
+  expect((await cli('destroy-pipeline', '-n', '-p', 'selfset')).code).toBe(0);
+});
+
+test("passed counts the versions a job's put made: a resource never checked feeds the next job", async () => {
+  const srcBare = path.join(dir, 'src.git');
+  const srcWork = path.join(dir, 'src-work');
+  const releaseBare = path.join(dir, 'release.git');
+  git(dir, 'init', '--quiet', '--bare', '--initial-branch=main', srcBare);
+  git(dir, 'init', '--quiet', '--bare', '--initial-branch=main', releaseBare);
+  git(dir, 'clone', '--quiet', srcBare, srcWork);
+  fs.writeFileSync(path.join(srcWork, 'version.txt'), 'one\n');
+  git(srcWork, 'add', '.');
+  git(srcWork, 'commit', '--quiet', '-m', 'one');
+  git(srcWork, 'push', '--quiet', 'origin', 'HEAD:main');
+  const file = path.join(dir, 'release.yml');
+  fs.writeFileSync(
+    file,
+    `
+resources:
+- name: src
+  type: git
+  check_every: 1s
+  source: {uri: file://${srcBare}, branch: main}
+- name: release
+  type: git
+  check_every: never          # its only versions are the ones build puts
+  source: {uri: file://${releaseBare}, branch: release}
+jobs:
+- name: build
+  plan:
+  - get: src
+    trigger: true
+  - put: release
+    params: {repository: src}
+- name: ship
+  plan:
+  - get: release
+    trigger: true
+    passed: [build]
+  - task: ship
+    config:
+      platform: linux
+      inputs: [{name: release}]
+      run: {path: sh, args: [-c, 'echo "shipping $(cat release/version.txt)"']}
+`,
+  );
+  expect((await cli('set-pipeline', '-n', '-p', 'release', '-c', file)).code).toBe(0);
+  expect(await ended('release', 'build', 1)).toBe('succeeded');
+  expect(await ended('release', 'ship', 1)).toBe('succeeded');
+  expect((await cli('watch', 'build-release:ship:1')).stdout).toContain('shipping one');
+  const versions = JSON.parse((await cli('resource-versions', '-r', 'release/release', '--json')).stdout) as { version: unknown }[];
+  expect(versions.map((v) => v.version)).toEqual([{ ref: git(srcWork, 'rev-parse', 'HEAD') }]);
+  expect((await cli('destroy-pipeline', '-n', '-p', 'release')).code).toBe(0);
+});

@@ -214,8 +214,8 @@ describe('watch-based completion', () => {
     await finishTask(req, code);
     const outcome = await run;
     expect(outcome).toMatchObject({ state: code === 0 ? 'succeeded' : 'failed', exitCode: code });
-    // watch, not polling: one GET (not found) and one create, no list at all
-    expect(rt.calls.list).toBe(0);
+    // the informer, not polling: one GET (not found), one create, one list and one watch
+    expect(rt.calls.list).toBe(1);
     expect(rt.calls.watch).toBe(1);
     expect(rt.calls.watchEvents).toBeGreaterThanOrEqual(2);
     // a pod without outputs is deleted once its task ended
@@ -249,7 +249,7 @@ describe('watch-based completion', () => {
     await finishTask(req, 0);
     await expect(run).resolves.toMatchObject({ state: 'succeeded' });
     expect(rt.calls.watch).toBeGreaterThanOrEqual(2);
-    expect(rt.calls.list).toBe(0);
+    expect(rt.calls.list).toBe(1);
   });
 });
 

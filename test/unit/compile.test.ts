@@ -20,6 +20,32 @@ const only = (text: string, vars?: Record<string, unknown>): Step => compile(tex
 
 const taskDefaults = { params: {}, vars: {}, inputMapping: {}, outputMapping: {}, privileged: false };
 
+describe('set_pipeline step', () => {
+  it('compiles self or a name, the file, vars and var_files', () => {
+    expect(
+      only(
+        `
+plan:
+- set_pipeline: self
+  file: repo/ci/pipeline.yml
+  vars: {branch: ((branch))}
+  var_files: [repo/ci/vars.yml, repo/ci/more.yml]
+`,
+        { branch: 'main' },
+      ),
+    ).toEqual({
+      kind: 'set_pipeline',
+      id: 'plan.0',
+      line: 3,
+      pipeline: 'self',
+      file: 'repo/ci/pipeline.yml',
+      vars: { branch: 'main' },
+      varFiles: ['repo/ci/vars.yml', 'repo/ci/more.yml'],
+    });
+    expect(only('plan:\n- set_pipeline: booklit\n  file: r/p.yml\n')).toMatchObject({ pipeline: 'booklit', vars: {}, varFiles: [] });
+  });
+});
+
 describe('task step', () => {
   it('compiles every key', () => {
     const step = only(`
@@ -268,7 +294,7 @@ plan:
       "ci/build.yml:11:8: plan[4].put: no resource `image` in this file's `resources:`",
     ]);
   });
-  it('rejects set_pipeline, and a get of a resource the file does not declare, wherever they are', () => {
+  it('rejects a get of a resource the file does not declare, and what a set_pipeline step cannot do, wherever they are', () => {
     const err = planError(`
 plan:
 - in_parallel:
@@ -276,12 +302,18 @@ plan:
   - do:
     - set_pipeline: self
       file: p.yml
+      instance_vars: {branch: main}
+    - set_pipeline: a/b
+      file: p.yml
+    - set_pipeline: other
 `);
     expect(err.issues.map((i) => i.message)).toEqual([
       "no resource `repo` in this file's `resources:`",
-      'set_pipeline step `self` at ci/build.yml:6: set_pipeline is not supported yet',
+      'set_pipeline: `instance_vars` is not supported: Causeway has no pipeline instances or teams',
+      'pipeline name `a/b` is not allowed: use letters, digits, `-` and `_`, starting with a letter or digit',
+      'missing required key `file` (a string)',
     ]);
-    expect(err.issues[1].path).toBe('plan[0].in_parallel[1].do[0]');
+    expect(err.issues[1].path).toBe('plan[0].in_parallel[1].do[0].instance_vars');
   });
   it('reports YAML syntax errors with a position', () => {
     const err = planError('plan:\n  - task: a\n  bad: [\n');

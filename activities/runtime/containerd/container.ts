@@ -88,7 +88,7 @@ export async function mountRoot(
     note(`image: the rootfs of artifact ${image.name}`);
     return mounted;
   }
-  const rootfs = await mountImage(cx.ctr, buildId, id, image.chainId, target);
+  const rootfs = await mountImage(cx.api, buildId, id, image.chainId, target);
   return { rootfs, env: image.env, user: image.user, workingDir: image.workingDir };
 }
 
@@ -139,6 +139,6 @@ export async function readMeta(dir: string): Promise<ContainerMeta | undefined> 
 export async function cleanUpContainer(cx: ContainerdContext, dir: string): Promise<void> {
   const meta = await readMeta(dir);
   if (!meta) return;
-  await unmountRootfs(cx.ctr, meta.rootfs);
+  await unmountRootfs(cx.api, meta.rootfs);
   await removeCgroups(meta.id);
 }

@@ -1,7 +1,8 @@
 // What every part of the containerd runtime shares on one worker: the activities' dependencies,
-// the ctr client, the image store, the default image, and facts read once from the machine.
+// the ctr client, containerd's API, the image store, the default image, and facts read once from the machine.
 import fs from 'node:fs/promises';
 import type { ActivityDeps } from '../../deps';
+import type { ContainerdApi } from './api';
 import type { Ctr } from './ctr';
 import type { ImageStore } from './image';
 import { capabilitiesOf, type OciSpec } from './spec';
@@ -9,6 +10,8 @@ import { capabilitiesOf, type OciSpec } from './spec';
 export interface ContainerdContext {
   deps: ActivityDeps;
   ctr: Ctr;
+  /** containerd's API: one connection per worker, for what every step does */
+  api: ContainerdApi;
   images: ImageStore;
   /** the image of a step without image_resource or image */
   defaultImage?: string;
@@ -16,17 +19,46 @@ export interface ContainerdContext {
   baseSpec(): Promise<OciSpec>;
   /** the capabilities this worker holds: what a privileged step gets */
   hostCapabilities(): Promise<string[]>;
+  /**
+   * Runs a removal after the step's result is out: an ended container's task, container, root and
+   * snapshot are no part of its result, and the next step need not wait for them.
+   */
+  later(buildId: string, work: () => Promise<void>): void;
+  /** Resolves when the build's deferred removals are done (its end waits, then removes what is left). */
+  settle(buildId: string): Promise<void>;
 }
 
-export function containerdContext(deps: ActivityDeps, ctr: Ctr, images: ImageStore, defaultImage?: string): ContainerdContext {
+export function containerdContext(
+  deps: ActivityDeps,
+  ctr: Ctr,
+  api: ContainerdApi,
+  images: ImageStore,
+  defaultImage?: string,
+): ContainerdContext {
   let base: Promise<OciSpec> | undefined;
   let caps: Promise<string[]> | undefined;
+  const pending = new Map<string, Set<Promise<void>>>();
   return {
     deps,
     ctr,
+    api,
     images,
     defaultImage,
     baseSpec: () => (base ??= ctr.run(['oci', 'spec'], "containerd's default spec").then((t) => JSON.parse(t) as OciSpec)),
     hostCapabilities: () => (caps ??= fs.readFile('/proc/self/status', 'utf8').then(capabilitiesOf)),
+    later(buildId, work) {
+      const set = pending.get(buildId) ?? new Set();
+      pending.set(buildId, set);
+      const done: Promise<void> = work()
+        .catch((err: unknown) => deps.log.warn({ err, buildId }, 'removing an ended container failed; the build’s end removes it'))
+        .finally(() => {
+          set.delete(done);
+          if (set.size === 0) pending.delete(buildId);
+        });
+      set.add(done);
+    },
+    async settle(buildId) {
+      await Promise.all(pending.get(buildId) ?? []);
+    },
   };
 }

@@ -1,7 +1,8 @@
-// containerd through Debian's `ctr` (containerd 1.6): every call is one short command, run by the
-// local runtime's process helper (no fork of the worker itself). A task's container is started by
-// `ctr run` inside the same detached wrapper a local step uses (activities/runtime/local/process.ts),
-// so it outlives the worker and its exit status lands in the step's directory.
+// containerd through Debian's `ctr` (containerd 1.6), for what is rare (pulls, image reads, the
+// build's end) and for services: every call is one short command, run by the local runtime's
+// process helper (no fork of the worker itself). A service's container is started by `ctr run`
+// inside the same detached wrapper a local service uses (activities/runtime/local/process.ts).
+// A task's hot path goes through containerd's API instead (api.ts).
 import { StepErrored } from '../../errors';
 import { systemTool } from '../local/network';
 import { runCommand } from '../local/spawner';
@@ -10,8 +11,6 @@ import { runCommand } from '../local/spawner';
 export const CONTAINERD_NAMESPACE = 'causeway';
 /** The label naming the build a container or snapshot belongs to (finishBuild, the reconciler). */
 export const BUILD_LABEL = 'causeway.build';
-/** ctr's own failures start so on its stderr: what tells "ctr could not start it" from the task's exit status. */
-export const CTR_ERROR_PREFIX = 'ctr: ';
 
 export interface CtrOptions {
   /** containerd's gRPC socket */

@@ -15,7 +15,9 @@ import { BUILD_LABEL, Ctr, CtrError } from './ctr';
 import { ImageStore } from './image';
 import { containerServices } from './service';
 import { mountsUnder, unmountRootfs } from './rootfs';
-import { findOrStartContainerTask, signalContainer } from './task';
+import { findOrStartContainerTask } from './task';
+import { ContainerdApi } from './api';
+import type { TaskSignal } from '../types';
 
 export interface ContainerdRuntimeOptions {
   /** containerd's socket */
@@ -28,7 +30,7 @@ export interface ContainerdRuntimeOptions {
 export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOptions): Runtime {
   warmUpSpawner();
   const ctr = new Ctr({ socket: opts.socket, hostsDir: opts.hostsDir });
-  const cx = containerdContext(deps, ctr, new ImageStore(ctr), opts.defaultImage);
+  const cx = containerdContext(deps, ctr, new ContainerdApi(opts.socket), new ImageStore(ctr), opts.defaultImage);
   const launcher = containerServices(cx);
   return {
     releasesArtifacts: false,
@@ -40,6 +42,7 @@ export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOpt
     },
     releaseArtifacts: async () => undefined,
     finishBuild: async (req) => {
+      await cx.settle(req.buildId);
       await removeBuildContainers(ctr, deps.home, req.buildId);
       await removeNetwork(req.buildId);
       await finishBuild(deps, req);
@@ -87,6 +90,17 @@ export async function removeBuildContainers(ctr: Ctr, home: string, buildId: str
     await removeCgroups(key);
   }
   return ids;
+}
+
+/** A signal to every process of the container; false when it has no task (not started yet, or over). */
+export async function signalContainer(ctr: Ctr, id: string, signal: TaskSignal): Promise<boolean> {
+  return ctr.run(['tasks', 'kill', '--all', '--signal', signal, id], `signalling container ${id}`).then(
+    () => true,
+    (err: unknown) => {
+      if (!(err instanceof CtrError)) throw err;
+      return false;
+    },
+  );
 }
 
 function ignoreNotFound(err: unknown): void {

@@ -6,17 +6,11 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { StepErrored } from '../../errors';
 import { runCommand } from '../local/spawner';
-import { BUILD_LABEL, CtrError, type Ctr } from './ctr';
+import { isNotFound, type ContainerdApi } from './api';
+import { BUILD_LABEL } from './ctr';
 
 /** A snapshot label that keeps containerd's garbage collector off a snapshot no container references yet. */
 const GC_ROOT_LABEL = 'containerd.io/gc.root';
-
-/** containerd's mount.Mount as ctr prints it (Go field names, no JSON tags). */
-interface SnapshotMount {
-  Type: string;
-  Source: string;
-  Options?: string[] | null;
-}
 
 /** The rootfs of a task: where it is mounted, and the snapshot to remove with it (none for an artifact's). */
 export interface Rootfs {
@@ -35,18 +29,13 @@ async function mount(type: string, source: string, options: string[], target: st
 }
 
 /** The image's snapshot, prepared under `key` and mounted at `target`; what an interrupted attempt left is replaced. */
-export async function mountImage(ctr: Ctr, buildId: string, key: string, chainId: string, target: string): Promise<Rootfs> {
-  await unmountRootfs(ctr, { target, snapshot: key });
+export async function mountImage(api: ContainerdApi, buildId: string, key: string, chainId: string, target: string): Promise<Rootfs> {
+  await unmountRootfs(api, { target, snapshot: key });
   await fs.mkdir(target, { recursive: true });
-  const out = await ctr.run(['snapshots', 'prepare', '--mounts', key, chainId], `preparing the image's snapshot ${key}`);
-  await ctr.run(
-    ['snapshots', 'label', key, `${GC_ROOT_LABEL}=${new Date().toISOString()}`, `${BUILD_LABEL}=${buildId}`],
-    `labelling snapshot ${key}`,
-  );
-  const mounts = JSON.parse(out) as SnapshotMount[];
+  const mounts = await api.prepareSnapshot(key, chainId, { [GC_ROOT_LABEL]: new Date().toISOString(), [BUILD_LABEL]: buildId });
   if (mounts.length !== 1) throw new Error(`snapshot ${key}: expected one mount, containerd gave ${mounts.length}`);
   const [m] = mounts;
-  await mount(m.Type === 'bind' ? 'none' : m.Type, m.Source, m.Options ?? [], target);
+  await mount(m.type === 'bind' ? 'none' : m.type, m.source, m.options, target);
   return { target, snapshot: key };
 }
 
@@ -89,15 +78,15 @@ export async function mountArtifact(
 }
 
 /** Unmounts the rootfs and removes its snapshot; idempotent. */
-export async function unmountRootfs(ctr: Ctr | undefined, rootfs: Rootfs): Promise<void> {
+export async function unmountRootfs(api: ContainerdApi | undefined, rootfs: Rootfs): Promise<void> {
   if (await mounted(rootfs.target)) {
     const r = await runCommand('umount', [rootfs.target]);
     // Busy only while a process still holds it: detach it, the kernel frees it when they go.
     if (r.code !== 0) await runCommand('umount', ['-l', rootfs.target]);
   }
-  if (ctr && rootfs.snapshot) {
-    await ctr.run(['snapshots', 'rm', rootfs.snapshot], `removing snapshot ${rootfs.snapshot}`).catch((err: unknown) => {
-      if (!(err instanceof CtrError && /not found/.test(err.message))) throw err;
+  if (api && rootfs.snapshot) {
+    await api.removeSnapshot(rootfs.snapshot).catch((err: unknown) => {
+      if (!isNotFound(err)) throw err;
     });
   }
 }

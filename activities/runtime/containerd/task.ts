@@ -1,7 +1,8 @@
-// A task step as a containerd container. Idempotent by name: the container id and the step's
-// directory derive from build, run, step and attempt, and the container runs under `ctr run`
-// inside the local runtime's detached wrapper (stdout, stderr and the exit status in the step's
-// directory). A worker killed meanwhile leaves it running, and its retried activity re-attaches.
+// A task step as a containerd container, through containerd's API (api.ts). Idempotent by name:
+// the container id and the step's directory derive from build, run, step and attempt. The
+// container's shim holds it and writes its stdout and stderr to files in the step's directory, so
+// a worker killed meanwhile leaves it running, and its retried activity finds the task by its id
+// and waits for it again; the exit status is written to the step's directory before the task goes.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -13,21 +14,21 @@ import { StepErrored } from '../../errors';
 import { asPermanent } from '../../permanent';
 import type { Artifacts, RunTaskRequest } from '../../types';
 import { netnsPath, writeHosts } from '../local/network';
-import { exitStatus, exitStatusOf, FILES, findProcess, isAlive, startProcess, waitExit, type StepProcess } from '../local/process';
+import { exitStatus, FILES } from '../local/process';
 import { readFrom } from '../local/step-log';
 import type { LogPiece, ResolvedTask, StepIo, TaskExit, TaskHandle, TaskSignal } from '../types';
+import { ContainerdApiError, isNotFound, TaskStatus } from './api';
 import { cgroupsPath, limitMemory, wasOomKilled } from './cgroup';
-import { CTR_ERROR_PREFIX, CtrError, lastLine, type Ctr } from './ctr';
+import { BUILD_LABEL } from './ctr';
 import {
   BUILD_ROOT,
   chownTree,
   cleanUpContainer,
   containerEnv,
-  ctrEnv,
-  ctrRun,
   DEFAULT_PATH,
   META_FILE,
   mountRoot,
+  readMeta,
   resolveImage,
   SPEC_FILE,
   userInImage,
@@ -36,16 +37,21 @@ import {
 import { containerSpec } from './spec';
 import type { ContainerdContext } from './context';
 
-/** how often a re-attached step's ctr (not this worker's child, whose exit is an event) is looked at, at first and at most */
-const POLL_MIN_MS = 10;
-const POLL_MAX_MS = 250;
-/** a signal sent while ctr is still creating the container is tried again this often, this many times */
-const SIGNAL_RETRY_MS = 100;
-const SIGNAL_TRIES = 50;
-
 /** The container's id: from build, run, step and attempt, within containerd's 76 characters. */
 export function containerId(req: Pick<RunTaskRequest, 'buildId' | 'runId' | 'runKey'> & { stepId: string }): string {
   return `cw-${createHash('sha256').update(`${req.buildId}/${req.runId}/${req.stepId}/${req.runKey}`).digest('hex').slice(0, 32)}`;
+}
+
+/**
+ * The shim's logger for a task: containerd 1.6 writes a `file://` task's stdout and stderr to one
+ * file, so the shim runs this small shell instead (its `binary://` logging: the process's stdout on
+ * fd 3, stderr on fd 4, ready once fd 5 is closed), which appends each to its own file. It ignores
+ * the shim's SIGTERM at the task's end so that both copies finish.
+ */
+export function loggerUri(dir: string): string {
+  const q = (p: string) => `'${p.replace(/'/g, `'\\''`)}'`;
+  const script = `trap '' TERM; exec 5>&-; cat <&3 >>${q(path.join(dir, FILES.stdout))} & cat <&4 >>${q(path.join(dir, FILES.stderr))}; wait`;
+  return `binary:///bin/sh?-c=${encodeURIComponent(script)}`;
 }
 
 export async function findOrStartContainerTask(cx: ContainerdContext, task: ResolvedTask, io: StepIo): Promise<TaskHandle> {
@@ -58,30 +64,68 @@ export async function findOrStartContainerTask(cx: ContainerdContext, task: Reso
   } catch (err) {
     throw asPermanent(err, `task ${step.task}`);
   }
-  let proc = await findProcess(dir);
-  let meta: ContainerMeta;
-  const reattached = proc !== undefined;
-  if (proc) {
-    meta = JSON.parse(await fs.readFile(path.join(dir, META_FILE), 'utf8')) as ContainerMeta;
-    deps.log.info({ step: step.id, container: meta.id }, 're-attached to a running container');
-  } else {
-    const id = containerId({ ...req, stepId: step.id });
-    meta = await prepare(cx, task, dir, id, io).catch(async (err: unknown) => {
+  const id = containerId({ ...req, stepId: step.id });
+  const found = await findTask(cx, dir, id);
+  if (found) {
+    deps.log.info({ step: step.id, container: id }, 're-attached to a container');
+    return containerHandle(cx, req.buildId, found, dir, true, io);
+  }
+  const meta = await prepare(cx, task, dir, id, io)
+    .then(async (m) => {
+      await startTask(cx, req.buildId, dir, m);
+      return m;
+    })
+    .catch(async (err: unknown) => {
+      await removeTask(cx, id);
       await cleanUpContainer(cx, dir).catch(() => undefined);
+      if (err instanceof ContainerdApiError)
+        err = new StepErrored(`task ${step.task}: containerd could not run the container: ${err.message}`);
       throw asPermanent(err, `task ${step.task}`);
     });
-    proc = await startProcess({ dir, cwd: dir, command: ctrRun(cx, req.buildId, dir, id), env: ctrEnv() }).catch((err: unknown) => {
-      throw asPermanent(err, `task ${step.task}: cannot start ctr`);
-    });
+  return containerHandle(cx, req.buildId, meta, dir, false, io);
+}
+
+/** What an earlier attempt started: its task (running or ended) in containerd, or its recorded exit status. */
+async function findTask(cx: ContainerdContext, dir: string, id: string): Promise<ContainerMeta | undefined> {
+  const meta = await readMeta(dir);
+  if (meta?.id !== id) return undefined;
+  if ((await exitStatus(dir)) !== undefined) return meta;
+  try {
+    const { status } = await cx.api.getTask(id);
+    // Created but not started: the worker died between the two calls.
+    if (status === TaskStatus.created) await cx.api.startTask(id);
+    return meta;
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
   }
-  return containerHandle(cx, req.step, proc, meta, dir, reattached, io);
+}
+
+/** The container and its task, from the spec prepare wrote; its output goes to the step's directory. */
+async function startTask(cx: ContainerdContext, buildId: string, dir: string, meta: ContainerMeta): Promise<void> {
+  const spec = JSON.parse(await fs.readFile(path.join(dir, SPEC_FILE), 'utf8')) as object;
+  await cx.api.createContainer(meta.id, spec, { [BUILD_LABEL]: buildId });
+  await cx.api.createTask(meta.id, loggerUri(dir));
+  await cx.api.startTask(meta.id);
+}
+
+/** Removes the container's task and the container from containerd; idempotent. */
+async function removeTask(cx: ContainerdContext, id: string): Promise<void> {
+  await cx.api.killTask(id, 'SIGKILL').catch(() => undefined);
+  await cx.api.deleteTask(id).catch(ignoreNotFound);
+  await cx.api.deleteContainer(id).catch(ignoreNotFound);
+}
+
+function ignoreNotFound(err: unknown): void {
+  if (!isNotFound(err)) throw err;
 }
 
 async function prepare(cx: ContainerdContext, task: ResolvedTask, dir: string, id: string, io: StepIo): Promise<ContainerMeta> {
   const { req } = task;
   const { step } = req;
   const { config, inputs } = await task.resolve();
-  // Whatever an interrupted attempt left (a mount, a snapshot, a cgroup) goes first.
+  // Whatever an interrupted attempt left (a container, a mount, a snapshot, a cgroup) goes first.
+  if (await readMeta(dir)) await removeTask(cx, id);
   await cleanUpContainer(cx, dir);
   await fs.rm(dir, { recursive: true, force: true });
   const work = path.join(dir, 'work');
@@ -214,45 +258,35 @@ async function checkRunnable(
 
 function containerHandle(
   cx: ContainerdContext,
-  step: TaskStep,
-  proc: StepProcess,
+  buildId: string,
   meta: ContainerMeta,
   dir: string,
   reattached: boolean,
   io: StepIo,
 ): TaskHandle {
   let signalled: TaskSignal | undefined;
-  /** The exit status once ctr has ended (the container's, which `ctr run` exits with). */
-  const ended = async (): Promise<number | undefined> => {
-    const code = await exitStatusOf(proc);
-    if (code !== undefined) return code;
-    if (await isAlive(proc)) return undefined;
-    // The wrapper writes the exit file just before it exits; look once more.
-    const late = await exitStatus(dir);
-    if (late !== undefined) return late;
-    throw new Error(`ctr of container ${meta.id} (pid ${proc.pid}) ended without an exit status (killed from outside?)`);
-  };
   const wait = async (stop: AbortSignal): Promise<TaskExit | undefined> => {
-    let exitCode: number | undefined;
-    if (proc.child) await waitExit(proc, POLL_MIN_MS);
-    for (let pollMs = POLL_MIN_MS; exitCode === undefined; pollMs = Math.min(POLL_MAX_MS, pollMs * 2)) {
-      // Handed over: the container, its root and its cgroup stay for the next worker.
-      if (stop.aborted) return undefined;
-      exitCode = await ended();
-      if (exitCode === undefined) await waitExit(proc, pollMs);
+    let exitCode = await exitStatus(dir);
+    if (exitCode === undefined) {
+      try {
+        exitCode = await cx.api.waitTask(meta.id, stop);
+      } catch (err) {
+        // Handed over: the container, its root and its cgroup stay for the next worker.
+        if (stop.aborted) return undefined;
+        throw err;
+      }
+      // Recorded before the task goes: a retry after this point finds the status, not a task.
+      await fs.writeFile(path.join(dir, FILES.exit), `${exitCode}\n`);
     }
-    // The container is gone (`ctr run --rm`); its root, snapshot and cgroups go too.
     try {
       if (!signalled && meta.memoryLimited && (await wasOomKilled(meta.id, exitCode)))
         io.note('killed: the task exceeded container_limits.memory (OOM)');
     } finally {
-      await cleanUpContainer(cx, dir);
-    }
-    if (exitCode !== 0 && !signalled) {
-      // ctr's own failure (runc could not create the container) is not the task's exit status.
-      const last = lastLine(await fs.readFile(path.join(dir, FILES.stderr), 'utf8').catch(() => ''));
-      if (last.startsWith(CTR_ERROR_PREFIX))
-        throw new StepErrored(`task ${step.task}: containerd could not run the container: ${last.slice(CTR_ERROR_PREFIX.length)}`);
+      cx.later(buildId, async () => {
+        await cx.api.deleteTask(meta.id).catch(ignoreNotFound);
+        await cx.api.deleteContainer(meta.id).catch(ignoreNotFound);
+        await cleanUpContainer(cx, dir);
+      });
     }
     return { exitCode, outputs: meta.outputs };
   };
@@ -270,20 +304,10 @@ function containerHandle(
     },
     signal: async (signal) => {
       signalled = signal;
-      // Right after the start, ctr may not have made the container's task yet: the signal waits for it.
-      for (let tries = 0; !(await signalContainer(cx.ctr, meta.id, signal)) && tries < SIGNAL_TRIES && (await isAlive(proc)); tries++)
-        await waitExit(proc, SIGNAL_RETRY_MS);
+      // An ended task (or one already removed) has nothing left to signal.
+      await cx.api.killTask(meta.id, signal).catch((err: unknown) => {
+        if (!(err instanceof ContainerdApiError)) throw err;
+      });
     },
   };
-}
-
-/** A signal to every process of the container; false when it has no task (not started yet, or over). */
-export async function signalContainer(ctr: Ctr, id: string, signal: TaskSignal): Promise<boolean> {
-  return ctr.run(['tasks', 'kill', '--all', '--signal', signal, id], `signalling container ${id}`).then(
-    () => true,
-    (err: unknown) => {
-      if (!(err instanceof CtrError)) throw err;
-      return false;
-    },
-  );
 }

@@ -2,6 +2,7 @@
 // (a task step run to its end, artifacts released). See docs/kubernetes.md.
 import type { ArtifactRef, RunTaskRequest } from '../../types';
 import { KubeApi } from './api';
+import { podInformer } from './pod-watcher';
 import { runPodTask, type StepHooks, type StepOutcome } from './task';
 
 export type { KubernetesRuntimeOptions } from './api';
@@ -10,6 +11,11 @@ export class KubernetesRuntime extends KubeApi {
   /** Runs a task step to its end: exit code, outputs, or StepErrored / StepDetached / aborted. */
   runStep(req: RunTaskRequest, hooks: StepHooks = {}): Promise<StepOutcome> {
     return runPodTask(this, req, hooks);
+  }
+
+  /** Ends the pod informer's watch (worker shutdown); a later step starts it again. */
+  close(): Promise<void> {
+    return podInformer(this).stop();
   }
 
   /** Deletes the producer pods holding these artifacts (no step reads them any more). */

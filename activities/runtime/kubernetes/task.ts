@@ -1,8 +1,8 @@
 // The kubernetes runtime's task step: one pod per step run, in the worker's namespace, owned
 // by the build's anchor ConfigMap. Idempotent by name (a retried activity finds the pod its
-// previous attempt created and re-attaches), watched from a resourceVersion (one GET to
-// start or resume, then a watch; never a list per tick), deleted with a grace period on
-// abort. See docs/kubernetes.md.
+// previous attempt created and re-attaches), followed through the runtime's shared pod
+// informer (pod-watcher.ts: one list and one watch for all its pods, never a watch per pod),
+// deleted with a grace period on abort. See docs/kubernetes.md.
 import { constants as osConstants } from 'node:os';
 import { Writable } from 'node:stream';
 import { serviceEnv } from '../../../common/services';
@@ -17,10 +17,11 @@ import type { KubeApi } from './api';
 import { inputSources, podArtifact } from './artifact-ref';
 import { readFileOf } from './artifacts';
 import { k8s, type V1Pod } from './client';
-import { apiCode, apiMessage, isApiAnswer, sleep } from './errors';
+import { apiCode, apiMessage } from './errors';
 import { CONTAINER_LOG_DRAIN_MS, LineCutter, type LogPiece as LogCut } from './log-pieces';
 import { ANNOTATIONS, CONTAINERS, PodSpecError, buildPod, podName } from './pod';
 import { containerStarted, evaluate, oomKilled } from './pod-status';
+import { podInformer } from './pod-watcher';
 
 /** How a step run by runPodTask ended: exit code and outputs, or aborted; which pod ran it. */
 export type StepOutcome = ({ state: 'succeeded' | 'failed'; exitCode: number; outputs: Artifacts } | { state: 'aborted' }) & {
@@ -254,7 +255,7 @@ class PodLog {
 }
 
 /**
- * Follows the pod with a watch from its resourceVersion until the task container ends (its exit
+ * Follows the pod through the runtime's pod informer until the task container ends (its exit
  * code), something makes it impossible to run (StepErrored), or `stop` (undefined).
  */
 async function watchPod(
@@ -266,117 +267,35 @@ async function watchPod(
   note: (text: string) => void,
 ): Promise<number | undefined> {
   const name = initial.metadata!.name!;
-  const namespace = rt.namespace;
   const unschedulableGraceMs = rt.opts.unschedulableGraceMs ?? 60_000;
-  let current: V1Pod | undefined = initial;
   let unschedulableSince: number | undefined;
-  let wake: () => void = () => undefined;
-  let pending: unknown[] = [];
-  let watchDone: { err: unknown } | undefined;
-  let watchAbort: AbortController | undefined;
-  let unreachableSince: number | undefined;
-  const onStop = () => wake();
-  stop.addEventListener('abort', onStop);
-  /** A pod deleted by a signal has ended as the kubelet ends it; deleted otherwise, the step errors. */
-  const gone = (reason?: string): number => {
-    if (signalled()) return 128 + osConstants.signals.SIGKILL;
-    throw new StepErrored(`pod ${name} was deleted before its task ended${reason ? ` (${reason})` : ''}`, 'Deleted');
-  };
-
-  const startWatch = async (resourceVersion: string | undefined) => {
-    watchDone = undefined;
-    rt.calls.watch++;
-    const { Watch } = k8s();
-    watchAbort = await new Watch(rt.kc).watch(
-      `/api/v1/namespaces/${namespace}/pods`,
-      {
-        fieldSelector: `metadata.name=${name}`,
-        resourceVersion,
-        allowWatchBookmarks: true,
-        timeoutSeconds: rt.opts.watchTimeoutSeconds ?? 300,
-      },
-      (type: string, obj: unknown) => {
-        rt.calls.watchEvents++;
-        pending.push({ type, obj });
-        wake();
-      },
-      (err: unknown) => {
-        watchDone = { err };
-        wake();
-      },
-    );
-  };
-
-  try {
-    await startWatch(initial.metadata?.resourceVersion);
-    for (;;) {
-      if (stop.aborted) return undefined;
-      // Apply what the watch delivered.
-      for (const ev of pending) {
-        const { type, obj } = ev as { type: string; obj: V1Pod & { code?: number; reason?: string; message?: string } };
-        if (type === 'ERROR') {
-          // Usually 410 Gone: our resourceVersion is too old. Resume from a fresh GET.
-          watchDone = { err: { code: obj.code ?? 410, message: obj.message } };
-        } else if (type === 'DELETED') {
-          return gone(obj.status?.reason);
-        } else if (type === 'BOOKMARK') {
-          if (current) current = { ...current, metadata: { ...current.metadata, resourceVersion: obj.metadata?.resourceVersion } };
-        } else {
-          current = obj;
-        }
+  let ended: V1Pod | undefined;
+  const exit = await podInformer(rt).follow(
+    name,
+    (pod) => {
+      // A pod deleted by a signal has ended as the kubelet ends it; deleted otherwise, the step errors.
+      if (!pod) {
+        if (signalled()) return 128 + osConstants.signals.SIGKILL;
+        throw new StepErrored(`pod ${name} was deleted before its task ended`, 'Deleted');
       }
-      pending = [];
-      if (!log.started && containerStarted(current, CONTAINERS.task)) log.start();
-      const verdict = evaluate(current!, Date.now(), unschedulableSince, unschedulableGraceMs);
-      if (verdict.kind === 'exited') {
-        await log.drain();
-        const oom = oomKilled(current!);
-        if (oom) note(oom);
-        return verdict.exitCode;
-      }
+      if (!log.started && containerStarted(pod, CONTAINERS.task)) log.start();
+      const verdict = evaluate(pod, Date.now(), unschedulableSince, unschedulableGraceMs);
       if (verdict.kind === 'errored') throw new StepErrored(`pod ${name}: ${verdict.message}`, verdict.reason);
-      unschedulableSince = verdict.unschedulableSince;
-
-      if (watchDone) {
-        // The watch ended: a server-side timeout (normal), 410 Gone, or a network error.
-        const err = watchDone.err;
-        watchDone = undefined;
-        if (err && !isApiAnswer(err)) {
-          unreachableSince ??= Date.now();
-          if (Date.now() - unreachableSince > rt.apiUnreachableMs) {
-            throw new StepErrored(`Kubernetes API server unreachable while watching pod ${name}: ${apiMessage(err)}`, 'APIUnreachable');
-          }
-          await sleep(500, stop);
-        }
-        let rv = current?.metadata?.resourceVersion;
-        if (apiCode(err) === 410 || (err && !isApiAnswer(err))) {
-          try {
-            rt.calls.get++;
-            current = await rt.call('get pod', () => rt.core.readNamespacedPod({ name, namespace }), stop);
-            rv = current.metadata?.resourceVersion;
-            unreachableSince = undefined;
-          } catch (getErr) {
-            if (apiCode(getErr) === 404) return gone();
-            if (stop.aborted) continue;
-            throw getErr;
-          }
-        }
-        await startWatch(rv).catch((e: unknown) => (watchDone = { err: e }));
-        continue;
+      if (verdict.kind === 'running') {
+        unschedulableSince = verdict.unschedulableSince;
+        return undefined;
       }
-      // Sleep until an event, the end of the watch, a stop, or the unschedulable deadline.
-      const timeout = unschedulableSince !== undefined ? Math.max(10, unschedulableSince + unschedulableGraceMs - Date.now() + 10) : 60_000;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, timeout);
-        wake = () => {
-          clearTimeout(t);
-          resolve();
-        };
-        if (pending.length || watchDone || stop.aborted) wake();
-      });
-    }
-  } finally {
-    watchAbort?.abort();
-    stop.removeEventListener('abort', onStop);
+      ended = pod;
+      return verdict.exitCode;
+    },
+    { signal: stop },
+    initial,
+  );
+  if (exit === 'aborted') return undefined;
+  if (ended) {
+    await log.drain();
+    const oom = oomKilled(ended);
+    if (oom) note(oom);
   }
+  return exit;
 }

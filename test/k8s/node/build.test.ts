@@ -66,9 +66,9 @@ test('examples/ci.yml succeeds unchanged, every step in its own pod, outputs mov
   const logs = [...(await collectLogs(env.nc, handle.workflowId)).values()].join('');
   expect(logs).toContain('checked out 2 files');
   expect(logs).toContain('ok - add 2 3 = 5');
-  // The version comes from a var, which the log redacts.
-  expect(logs).toContain('add-((redacted))-darwin.tgz');
-  expect(logs).toContain('packaged version ((redacted)) for linux, darwin and windows');
+  // The version comes from a load_var with reveal: true, which the log shows.
+  expect(logs).toContain('add-1.2.3-darwin.tgz');
+  expect(logs).toContain('packaged version 1.2.3 for linux, darwin and windows');
   expect(logs).toContain('cleanup runs whatever happened');
   // checkout, lint, unit-test, version, 3 × package, announce, cleanup: one pod each
   expect(podsOf(handle.workflowId).length).toBeGreaterThanOrEqual(9);

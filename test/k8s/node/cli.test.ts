@@ -71,8 +71,8 @@ test('examples/ci.yml succeeds unchanged, every step a pod of the real node', as
   const r = await cli(['run', path.join(EXAMPLES, 'ci.yml'), '-v', 'version=2.0.0', '-o', `source=${out}`]);
   expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: expect.any(String) });
   expect(r.stdout).toContain('ok - add 2 3 = 5');
-  // The version comes from a var, which the log redacts.
-  expect(r.stdout).toContain('packaged version ((redacted)) for linux, darwin and windows');
+  // The version comes from a load_var with reveal: true, which the log shows.
+  expect(r.stdout).toContain('packaged version 2.0.0 for linux, darwin and windows');
   expect(fs.readFileSync(path.join(out, 'src', 'add.sh'), 'utf8')).toContain('add()');
 });
 

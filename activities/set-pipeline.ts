@@ -1,0 +1,68 @@
+import { Context } from '@temporalio/activity';
+import YAML from 'yaml';
+import { applyPipeline, changes, lastPipelineView, pipelineDiff } from '../common/pipeline-set';
+import { isPlainObject } from '../schemas/interpolate';
+import { compilePipeline } from '../schemas/pipeline';
+import { PlanError } from '../schemas/errors';
+import type { ActivityDeps } from './deps';
+import { StepErrored } from './errors';
+import type { Runtime } from './runtime/types';
+import { artifactFile, readArtifactText } from './step/task-config';
+import type { SetPipelineRequest } from './types';
+
+/**
+ * The set_pipeline step's work, as Concourse's SetPipelineStep: reads the pipeline file and
+ * var files from artifacts, compiles the pipeline (an invalid one fails the step with every
+ * problem in its log), prints the diff against the running config, and sets it as
+ * `causeway set-pipeline --non-interactive` does. Idempotent: setting the same config again
+ * changes nothing, and log messages carry ids so a retried attempt does not repeat them.
+ */
+export async function setPipeline(
+  deps: Pick<ActivityDeps, 'publisher'>,
+  runtime: Pick<Runtime, 'readArtifactFile'>,
+  req: SetPipelineRequest,
+): Promise<{ ok: boolean }> {
+  const { step } = req;
+  const what = `set_pipeline ${step.pipeline}`;
+  const read = (file: string) => readArtifactText(runtime, artifactFile(req.buildId, file, req.artifacts, what), `${what}: file ${file}`);
+  const log = (stream: 'stdout' | 'stderr', text: string, n: number) =>
+    deps.publisher.log(req.buildId, step.id, stream, Buffer.from(text), `${req.runId}/${step.id}/set_pipeline/${n}`);
+
+  // Concourse: `vars` win over var_files, and an earlier var file over a later one.
+  const fromFiles: Record<string, unknown>[] = [];
+  for (const file of step.varFiles) {
+    let parsed: unknown;
+    try {
+      parsed = YAML.parse(await read(file));
+    } catch (err) {
+      if (err instanceof StepErrored) throw err;
+      throw new StepErrored(`${what}: var file ${file} is not valid YAML: ${(err as Error).message}`);
+    }
+    if (parsed !== null && parsed !== undefined && !isPlainObject(parsed))
+      throw new StepErrored(`${what}: var file ${file} must be a map of vars`);
+    fromFiles.push((parsed as Record<string, unknown> | null) ?? {});
+  }
+  const vars = Object.assign({}, ...fromFiles.reverse(), step.vars) as Record<string, unknown>;
+
+  let config;
+  try {
+    config = compilePipeline({ name: step.pipeline, text: await read(step.file), file: step.file, vars });
+  } catch (err) {
+    if (!(err instanceof PlanError)) throw err instanceof StepErrored ? err : new StepErrored(`${what}: ${(err as Error).message}`);
+    await log('stderr', `invalid pipeline:\n${err.message}\n`, 0);
+    return { ok: false };
+  }
+
+  const client = Context.current().client;
+  const last = await lastPipelineView(client, step.pipeline);
+  const running = last?.running ? last.view : undefined;
+  const diff = pipelineDiff(running?.config.text ?? '', config.text, step.file);
+  if (running && !changes(diff)) {
+    await log('stdout', 'no changes to apply.\n', 0);
+    return { ok: true };
+  }
+  await log('stdout', `${diff.join('\n')}\nsetting pipeline: ${step.pipeline}\n`, 0);
+  await applyPipeline(client, req.pipelineTaskQueue, config, last);
+  await log('stdout', 'done\n', 1);
+  return { ok: true };
+}

@@ -1,0 +1,30 @@
+import type { Command } from 'commander';
+import { collect, lazy } from './lazy';
+
+const impl = () => require('../commands/execute') as typeof import('../commands/execute');
+
+export function registerExecute(program: Command): void {
+  program
+    .command('execute')
+    .description('run one task file with local directories as inputs, as `fly execute` does')
+    .argument('[args...]', "after --: appended to the task's run.args, as `fly execute -- ARGS`")
+    .requiredOption('-c, --config <task.yml>', 'the task config file')
+    .option('-i, --input <name=dir>', 'upload a directory as input NAME; repeatable (default: . for a single-input task)', collect, [])
+    .option('-o, --output <name=dir>', 'download output NAME into a directory; repeatable', collect, [])
+    .option('-v, --var <name=value>', 'set a ((var)) in the task file; repeatable', collect, [])
+    .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
+    .addHelpText(
+      'after',
+      `
+Inputs in a git work tree upload its tracked and unignored files; other directories
+upload everything. Params the task file leaves empty (\`KEY:\` or \`KEY: ""\`) take the
+value of the caller's environment variable KEY, as fly execute does. Ctrl-C or SIGTERM
+aborts the build. Exit status: 0 succeeded, 1 failed, 2 errored, 3 aborted.
+
+Examples:
+  causeway execute -c ci/unit.yml
+  causeway execute -c ci/build.yml -i repo=. -o dist=./out
+  causeway execute -c ci/test.yml -- -run TestLogin`,
+    )
+    .action(lazy(() => impl().execute));
+}

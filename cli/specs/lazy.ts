@@ -1,0 +1,14 @@
+// What every command definition shares. Definitions load only commander and this file, so
+// `causeway CMD --help` loads what it describes and nothing else (BENCHMARKS.md, "CLI start-up").
+
+/** An action whose implementation module is loaded only when the command runs. */
+export function lazy<A extends unknown[]>(load: () => (...args: A) => unknown): (...args: A) => Promise<void> {
+  return async (...args) => {
+    await load()(...args);
+  };
+}
+
+/** commander's accumulator for repeatable flags */
+export function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}

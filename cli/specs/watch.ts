@@ -1,0 +1,25 @@
+import type { Command } from 'commander';
+import { EXIT_STILL_RUNNING } from '../exit-codes';
+import { lazy } from './lazy';
+
+const impl = () => require('../commands/watch') as typeof import('../commands/watch');
+
+export function registerWatch(program: Command): void {
+  program
+    .command('watch')
+    .description("show a build's log from its start, then follow it until it ends")
+    .argument('<build>', 'build id (build-…), as `causeway run` and `causeway builds` print it')
+    .option('--no-follow', 'print what the build logged so far and return')
+    .option('--services', "interleave each service's output with the steps', prefixed [svc NAME] (the default)")
+    .option('--no-services', "leave the services' output out (the last lines of each still show when the build fails)")
+    .addHelpText(
+      'after',
+      `
+Works during and after a build; exits with the build status (0 succeeded, 1 failed,
+2 errored, 3 aborted). With --no-follow on a build still running: exits ${EXIT_STILL_RUNNING}.
+
+Example:
+  causeway watch build-3f2c…`,
+    )
+    .action(lazy(() => impl().watch));
+}

@@ -1,0 +1,67 @@
+// Setting a pipeline, shared by `causeway set-pipeline` and the set_pipeline step, so both
+// diff the same way and create or update the pipeline's workflow the same way.
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { createTwoFilesPatch } from 'diff';
+import type { PipelineConfig } from '../schemas/pipeline';
+import {
+  emptyPipelineInput,
+  PIPELINE_QUERIES,
+  PIPELINE_UPDATES,
+  PIPELINE_WORKFLOW,
+  pipelineWorkflowId,
+  type PipelineView,
+} from '../schemas/pipeline-api';
+
+/** A pipeline's last state, also of a destroyed one (its workflow closed); undefined when it never existed. */
+export async function lastPipelineView(client: Client, pipeline: string): Promise<{ view: PipelineView; running: boolean } | undefined> {
+  const handle = client.workflow.getHandle(pipelineWorkflowId(pipeline));
+  try {
+    const { status } = await handle.describe();
+    return { view: await handle.query<PipelineView>(PIPELINE_QUERIES.view), running: status.name === 'RUNNING' };
+  } catch (err) {
+    if ((err as Error).name === 'WorkflowNotFoundError') return undefined;
+    throw err;
+  }
+}
+
+/** The unified diff's lines from the running file's text to the new one; all empty when nothing changed. */
+export function pipelineDiff(runningText: string, nextText: string, file: string): string[] {
+  return createTwoFilesPatch('running', file, runningText, nextText, undefined, undefined, { context: 3 }).split('\n').slice(4);
+}
+
+/** Whether a diff changes anything. */
+export const changes = (diff: string[]) => diff.some((l) => l !== '');
+
+/**
+ * Updates the running pipeline, or starts it. A pipeline set again after destroy-pipeline
+ * numbers its builds on from the last one: its old builds keep their workflow ids
+ * (build-P:J:N), which a new build may not reuse.
+ */
+export async function applyPipeline(
+  client: Client,
+  taskQueue: string,
+  config: PipelineConfig,
+  last: { view: PipelineView; running: boolean } | undefined,
+): Promise<'created' | 'updated'> {
+  const handle = client.workflow.getHandle(pipelineWorkflowId(config.name));
+  if (last?.running) {
+    await handle.executeUpdate(PIPELINE_UPDATES.setConfig, { args: [config] });
+    return 'updated';
+  }
+  const input = emptyPipelineInput(config);
+  if (last) input.state.counters = last.view.state.counters;
+  try {
+    await client.workflow.start(PIPELINE_WORKFLOW, {
+      taskQueue,
+      workflowId: pipelineWorkflowId(config.name),
+      args: [input],
+      staticSummary: `pipeline ${config.name}`,
+    });
+    return 'created';
+  } catch (err) {
+    // Another setter created it since we looked: update it instead.
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    await handle.executeUpdate(PIPELINE_UPDATES.setConfig, { args: [config] });
+    return 'updated';
+  }
+}

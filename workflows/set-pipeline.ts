@@ -1,0 +1,33 @@
+import { workflowInfo } from '@temporalio/workflow';
+import { CausewayPipeline } from '../common/search-attributes';
+import type { SetPipelineStep } from '../schemas/compiled';
+import { StepError, type BuildContext, type Frame } from './context';
+import { withLocals } from './locals';
+
+/**
+ * `set_pipeline`: sets a pipeline from a file of an artifact, as Concourse's SetPipelineStep:
+ * the activity compiles the file (an invalid one fails the step, its problems in the log),
+ * prints the diff against the running config, and sets it the way `causeway set-pipeline` does.
+ * `self` is the pipeline whose job runs the build.
+ */
+export async function runSetPipeline(ctx: BuildContext, raw: SetPipelineStep, frame: Frame): Promise<boolean> {
+  const step = withLocals({ ...raw, hooks: undefined, across: undefined }, frame);
+  let pipeline = step.pipeline;
+  if (pipeline === 'self') {
+    const own = workflowInfo().typedSearchAttributes.get(CausewayPipeline);
+    if (!own) throw new StepError('set_pipeline: self sets the pipeline whose job runs it; this build is not a job of a pipeline');
+    pipeline = own;
+  }
+  const { ok } = await ctx.acts.setPipeline.executeWithOptions({ summary: `set_pipeline ${pipeline} · ${step.id}` }, [
+    {
+      buildId: ctx.buildId,
+      runId: ctx.runId,
+      step: { ...step, pipeline },
+      artifacts: frame.scope.allArtifacts(),
+      // Pipelines run on the queue the build was started on (the one the pipeline itself runs on).
+      pipelineTaskQueue: workflowInfo().taskQueue,
+    },
+  ]);
+  if (!ok) ctx.status.note(step.id, `${pipeline} is not a valid pipeline; its problems are in the step's log`);
+  return ok;
+}
