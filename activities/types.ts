@@ -183,7 +183,13 @@ export interface BuildActivities {
 /** The activities of the pipeline workflow (workflows/pipeline.ts), run as local activities by whichever worker runs it. */
 export interface PipelineActivities {
   /** runs the resource type's `check` from `from` (null: the first check); the versions it printed, oldest first */
-  checkResource(req: { pipeline: string; resource: ResourceRef; from: ResourceVersion | null }): Promise<ResourceVersion[]>;
+  checkResource(req: {
+    pipeline: string;
+    resource: ResourceRef;
+    from: ResourceVersion | null;
+    /** check_timeout; absent in histories from before it (Concourse's default, 1 h) */
+    timeoutMs?: number;
+  }): Promise<ResourceVersion[]>;
   /** starts a job's build workflow; a second start of the same id is a no-op */
   startJobBuild(req: {
     workflowId: string;
