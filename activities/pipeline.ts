@@ -9,7 +9,8 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
 import { buildStatusOf } from '../common/build-client';
 import { CausewayBuildNumber, CausewayJob, CausewayPipeline, CausewayStatus } from '../common/search-attributes';
-import { BUILD_WORKFLOW, type BuildInput } from '../schemas/build';
+import { BUILD_WORKFLOW, type BuildInput, type BuildSummary } from '../schemas/build';
+import type { BuildOutcome } from '../schemas/pipeline-api';
 import type { PipelineActivities } from './types';
 
 /** The failure type of a check that ran and failed: the workflow records it and checks again at the next interval. */
@@ -74,12 +75,20 @@ export function pipelineActivities(): PipelineActivities {
 
     async buildOutcomes({ workflowIds }) {
       const client = Context.current().client;
-      const ended: Record<string, 'succeeded' | 'failed' | 'errored' | 'aborted'> = {};
+      const ended: Record<string, BuildOutcome> = {};
       for (const id of workflowIds) {
-        const d = await client.workflow.getHandle(id).describe();
+        const handle = client.workflow.getHandle<(input: BuildInput) => Promise<BuildSummary>>(id);
+        const d = await handle.describe();
         if (d.status.name === 'RUNNING') continue;
         const status = buildStatusOf(d.typedSearchAttributes.get(CausewayStatus), d.status.name);
-        ended[id] = status === 'succeeded' || status === 'failed' || status === 'aborted' ? status : 'errored';
+        if (status !== 'succeeded') {
+          ended[id] = { status: status === 'failed' || status === 'aborted' ? status : 'errored', outputs: [] };
+          continue;
+        }
+        // Only a succeeded build's outputs count for `passed`; its result lists the versions its puts made.
+        const summary = await handle.result();
+        const outputs = summary.steps.flatMap((s) => (s.kind === 'put' && s.resource ? [s.resource] : []));
+        ended[id] = { status, outputs: outputs.map((r) => ({ resource: r.name, version: r.version })) };
       }
       return ended;
     },

@@ -1,7 +1,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { mountsUnder, unmountUnder } from './runtime/local/inputs';
+import { leasedBuilds, releaseBuildUser } from './runtime/local/isolation';
+import { LAYERS_DIR, mountsUnder, unmountUnder } from './runtime/local/inputs';
 import { hasNetwork, removeNetwork } from './runtime/local/network';
 import { findProcess, isAlive, terminate } from './runtime/local/process';
 
@@ -12,6 +13,8 @@ export interface ReconcileReport {
   removed: string[];
   /** builds whose services' network namespace was left behind, now deleted */
   networks: string[];
+  /** closed builds whose uid (local runtime) was still leased, now released */
+  uids: string[];
   /** inputs' copy-on-write views (overlay mounts) of closed builds' steps, now unmounted */
   unmounted: string[];
   /** builds still running, left alone */
@@ -35,7 +38,7 @@ export interface ReconcileOptions {
  * still running in its directories, and, after the retention period, its artifacts.
  */
 export async function reconcileBuilds(opts: ReconcileOptions): Promise<ReconcileReport> {
-  const report: ReconcileReport = { stopped: [], removed: [], networks: [], unmounted: [], running: 0 };
+  const report: ReconcileReport = { stopped: [], removed: [], networks: [], unmounted: [], uids: [], running: 0 };
   const root = path.join(opts.home, 'builds');
   const builds = await fs.readdir(root).catch(() => [] as string[]);
   for (const buildId of builds) {
@@ -60,6 +63,12 @@ export async function reconcileBuilds(opts: ReconcileOptions): Promise<Reconcile
       if (!opts.dryRun) await fs.rm(dir, { recursive: true, force: true });
     }
   }
+  // After the processes above were stopped; a lease may outlive its directory (a worker killed in finishBuild).
+  for (const buildId of await leasedBuilds(opts.home)) {
+    if ((await closeTime(opts.client, buildId)) === 'running') continue;
+    report.uids.push(buildId);
+    if (!opts.dryRun) await releaseBuildUser(opts.home, buildId);
+  }
   return report;
 }
 
@@ -75,14 +84,16 @@ async function closeTime(client: Client, buildId: string): Promise<Date | 'runni
   }
 }
 
+/** The directories of a step's directory that hold what the step works on, never a process's files. */
+const STEP_TREES = new Set(['work', 'home', 'tmp', LAYERS_DIR]);
+
 async function dirsWithPid(dir: string): Promise<string[]> {
   const out: string[] = [];
   const entries = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
   if (entries.some((e) => e.isFile() && e.name === 'pid')) out.push(dir);
   for (const e of entries) {
-    // A step's work tree can be large and never holds pid files of ours.
-    if (e.isDirectory() && e.name !== 'work' && e.name !== 'home' && e.name !== 'tmp')
-      out.push(...(await dirsWithPid(path.join(dir, e.name))));
+    // A step's work tree and its inputs' layers can be large and never hold pid files of ours.
+    if (e.isDirectory() && !STEP_TREES.has(e.name)) out.push(...(await dirsWithPid(path.join(dir, e.name))));
   }
   return out;
 }

@@ -1,6 +1,7 @@
 // The activity interface the build workflow calls. Types only: workflow code imports
 // this file with `import type`, so nothing here may pull in node modules at run time.
 import type { ServiceAddress } from '../common/services';
+import type { BuildOutcome } from '../schemas/pipeline-api';
 import type {
   CompiledPlan,
   LoadVarStep,
@@ -193,5 +194,5 @@ export interface PipelineActivities {
     plan: CompiledPlan;
   }): Promise<void>;
   /** how the closed ones among these builds ended; running ones are left out */
-  buildOutcomes(req: { workflowIds: string[] }): Promise<Record<string, 'succeeded' | 'failed' | 'errored' | 'aborted'>>;
+  buildOutcomes(req: { workflowIds: string[] }): Promise<Record<string, BuildOutcome>>;
 }

@@ -66,7 +66,11 @@ Median of ${runs} runs each, ${new Date().toISOString().slice(0, 16)}Z, ${os.cpu
 Goal (issue 16): \`causeway --version\` ≤ 2× \`node -e 0\`; a client command never loads the worker SDK.
 Before lazy loading (commit c63a016) every command, \`--version\` included, loaded 986 modules
 with @temporalio/worker, rxjs and the native core bridge: 0.57 s against 0.067 s for \`node -e 0\`
-(8.3×, issue 16). \`cli/main.ts\` now loads only the named command's module.
+(8.3×, issue 16). \`cli/main.ts\` loads only the named command's definition (\`cli/specs/\`: its flags and
+help, commander only), and the definition loads its implementation (\`cli/commands/\`) only when the
+command runs: \`--help\` of a command loads what it describes. Before that split (commit 1ff6e33)
+\`run --help\` loaded 540 modules, \`status --help\` 453 and \`--help\` the worker SDK (1003).
+\`--help\` still loads the pipeline commands (\`cli/commands/pipelines.ts\`) and \`dev\`, not split yet.
 
 ${table}
 

@@ -5,7 +5,7 @@
 // starts it, so they include the CLI's start-up, as act's include its own.
 // Prints a table and writes its section of BENCHMARKS.md, with the load at every row.
 //
-//   npm run bench:peers -- [--runs 5] [--artifact-mb 200] [--log-mb 50] [--out BENCHMARKS.md]
+//   npm run bench:peers -- [--runs 5] [--artifact-mb 200] [--log-mb 50] [--only log,artifact,...] [--out BENCHMARKS.md]
 //
 // act is not a dependency of the product: it is installed here, once, with `go install`
 // into ~/.cache/causeway/act-<version>.
@@ -39,6 +39,8 @@ interface Sample {
 
 /** One workload as the three runners do it; act and Causeway as files in the run's directory. */
 interface Workload {
+  /** for --only and the goals below the table */
+  key: 'one' | 'seq' | 'par' | 'artifact' | 'no-hand-off' | 'log' | 'version';
   name: string;
   floor: () => Promise<Sample>;
   causeway?: () => Promise<Sample>;
@@ -117,6 +119,7 @@ async function main(): Promise<void> {
   const artifactMb = Number(arg('artifact-mb', '200'));
   const logMb = Number(arg('log-mb', '50'));
   const out = arg('out', path.join(repoRoot(), 'BENCHMARKS.md'));
+  const only = process.argv.includes('--only') ? arg('only', '').split(',') : undefined;
   const say = (line: string) => process.stderr.write(`${line}\n`);
   const act = ensureAct(say);
   const actVersion = spawnSync(act, ['--version'], { encoding: 'utf8' }).stdout.trim();
@@ -172,8 +175,15 @@ async function main(): Promise<void> {
 
   const blob = `head -c ${artifactMb}M /dev/zero > out/blob`;
   const log = logCommand(logMb);
-  // The step's bytes, in order and whole, somewhere in what the runner printed (Causeway adds a header and a footer line).
-  const delivered = (stdout: Buffer) => stdout.indexOf(log.expected) >= 0;
+  // The step's bytes, in order and whole, somewhere in what the runner printed (Causeway adds a header and a footer line);
+  // what it printed instead is kept for a look.
+  const delivered = (stdout: Buffer) => {
+    if (stdout.indexOf(log.expected) >= 0) return true;
+    const kept = path.join(os.tmpdir(), `causeway-bench-peers-log-${Date.now()}.txt`);
+    fs.writeFileSync(kept, stdout);
+    say(`the log was not delivered whole (${stdout.length} bytes printed, ${log.expected.length} expected): kept in ${kept}`);
+    return false;
+  };
   // act prefixes every line of a step's output with `[workflow/job]   | `: the lines after it, in order and whole
   // (act prints one empty line more after a step's last newline; that one is not counted against it).
   const actDelivered = (stdout: Buffer) => {
@@ -190,12 +200,14 @@ async function main(): Promise<void> {
 
   const workloads: Workload[] = [
     {
+      key: 'one',
       name: '1 step `true`',
       floor: bash('true'),
       causeway: causeway(planFile('one', [task('t', { run: { path: 'true' } })])),
       act: actRun(actFile('one', { j: ['true'] })),
     },
     {
+      key: 'seq',
       name: `${SEQUENTIAL} sequential \`true\``,
       floor: bash(Array(SEQUENTIAL).fill('/bin/true').join('\n')),
       causeway: causeway(
@@ -207,6 +219,7 @@ async function main(): Promise<void> {
       act: actRun(actFile('seq', { j: Array(SEQUENTIAL).fill('true') })),
     },
     {
+      key: 'par',
       name: `${PARALLEL} parallel \`sleep 1\``,
       floor: bash(`${'sleep 1 & '.repeat(PARALLEL)}wait`),
       causeway: causeway(
@@ -220,6 +233,7 @@ async function main(): Promise<void> {
       ]),
     },
     {
+      key: 'artifact',
       name: `${artifactMb} MB artifact handed from step 1 to step 2`,
       floor: bash(`mkdir out in && ${blob} && tar c -C out . | tar x -C in && ls in >/dev/null`),
       causeway: causeway(
@@ -231,6 +245,7 @@ async function main(): Promise<void> {
       act: actRun(actFile('artifact', { j: [`mkdir -p out && ${blob}`, 'ls out >/dev/null'] })),
     },
     {
+      key: 'no-hand-off',
       name: `the same without the hand-off (step 2 takes no input)`,
       floor: bash(`mkdir out && ${blob} && ls out >/dev/null`),
       causeway: causeway(
@@ -241,12 +256,14 @@ async function main(): Promise<void> {
       ),
     },
     {
+      key: 'log',
       name: `${logMb} MB of log lines, all delivered`,
       floor: bash(log.script, (stdout) => stdout.equals(log.expected)),
       causeway: causeway(planFile('log', [task('log', { run: sh(log.script) })]), delivered),
       act: actRun(actFile('log', { j: [log.script] }), actDelivered),
     },
     {
+      key: 'version',
       name: '`causeway --version` (floor: `node -e 0`; act: `act --version`)',
       floor: async () => ({ ms: (await timed(process.execPath, ['-e', '0'])).ms, ok: true }),
       causeway: async () => ({ ms: (await timed(process.execPath, [path.join(repoRoot(), 'bin', 'causeway'), '--version'])).ms, ok: true }),
@@ -258,8 +275,8 @@ async function main(): Promise<void> {
     const stack = await startStack({ home, ports, persistent: false, startWorker: true, log: say });
     const about = machine(stack);
     const rows: string[][] = [];
-    const medians = new Map<string, { causeway?: number; floor: number; act?: number }>();
-    for (const w of workloads) {
+    const medians = new Map<Workload['key'], { causeway?: number; floor: number; act?: number }>();
+    for (const w of workloads.filter((x) => only === undefined || only.includes(x.key))) {
       const samples = { floor: [] as Sample[], causeway: [] as Sample[], act: [] as Sample[] };
       const load = loadavg();
       // One warm-up of each, then the runs interleaved so a change in the machine's load hits all three alike.
@@ -279,7 +296,7 @@ async function main(): Promise<void> {
           : `${(x / 1000).toFixed(3)} s${xs.every((s) => s.ok) ? '' : ` (**${xs.filter((s) => !s.ok).length}/${xs.length} not delivered whole**)`}`;
       const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? '' : `${(a / b).toFixed(2)}×`);
       const med = { causeway: m(samples.causeway), floor: m(samples.floor) ?? 0, act: m(samples.act) };
-      medians.set(w.name, med);
+      medians.set(w.key, med);
       rows.push([
         w.name,
         fmt(med.causeway, samples.causeway),
@@ -290,11 +307,12 @@ async function main(): Promise<void> {
         load,
       ]);
     }
-    const at = (i: number) => medians.get(workloads[i].name) ?? { floor: 0 };
-    const handOff = (at(3).causeway ?? 0) / (at(4).causeway ?? 1);
-    const parallel = (at(2).causeway ?? 0) / at(2).floor;
-    const logsVsAct = (at(5).causeway ?? 0) / (at(5).act ?? 1);
-    const met = (x: number, goal: number) => `${x.toFixed(2)}× (goal ≤ ${goal}×: ${x <= goal ? 'met' : 'not met'})`;
+    const at = (key: Workload['key']) => medians.get(key) ?? { floor: NaN, causeway: NaN, act: NaN };
+    const handOff = (at('artifact').causeway ?? NaN) / (at('no-hand-off').causeway ?? NaN);
+    const parallel = (at('par').causeway ?? NaN) / at('par').floor;
+    const logsVsAct = (at('log').causeway ?? NaN) / (at('log').act ?? NaN);
+    const met = (x: number, goal: number) =>
+      Number.isNaN(x) ? 'not measured in this run' : `${x.toFixed(2)}× (goal ≤ ${goal}×: ${x <= goal ? 'met' : 'not met'})`;
 
     const header = ['workload (median)', 'Causeway', 'floor (bash)', 'act', 'Causeway/floor', 'Causeway/act', 'load at start'];
     const table = [header, header.map(() => '---'), ...rows].map((r) => `| ${r.join(' | ')} |`).join('\n');

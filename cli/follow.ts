@@ -7,8 +7,6 @@ import type { CompiledPlan } from '../schemas/compiled';
 import { buildUrl, stepTreeUrl, type Session } from './connect';
 import { paint, printJson, say } from './output';
 import { BuildRenderer, renderOutcome, renderServiceTails } from './render';
-import { downloadOutputs, uploadInputs } from './transfer';
-import { whyWaiting } from './waiting';
 
 /** How long the log may trail the build's result before we stop waiting for it. */
 const LOG_GRACE_MS = 3000;
@@ -29,7 +27,11 @@ export interface SubmitOptions {
 
 /** Uploads inputs, starts the build, streams its log, downloads outputs; resolves to the CLI's exit code. */
 export async function submitAndFollow(session: Session, opts: SubmitOptions): Promise<number> {
-  await uploadInputs(session.nc, opts.buildId, opts.inputs);
+  // The artifact store (tar, the object store) and the worker registry load only when used:
+  // a one-step build's time is mostly the CLI's start-up (BENCHMARKS.md, "One-step build latency").
+  const transfer =
+    Object.keys({ ...opts.inputs, ...opts.outputs }).length > 0 ? (require('./transfer') as typeof import('./transfer')) : undefined;
+  await transfer?.uploadInputs(session.nc, opts.buildId, opts.inputs);
   const handle = await startBuild(session.client, {
     plan: opts.plan,
     taskQueue: session.taskQueue,
@@ -51,7 +53,7 @@ export async function submitAndFollow(session: Session, opts: SubmitOptions): Pr
   }
   const started = Date.now();
   const outcome = await followUntilDone(session, handle, { abortOnInterrupt: true, showServices: opts.showServices });
-  await downloadOutputs(session.nc, opts.buildId, opts.outputs);
+  await transfer?.downloadOutputs(session.nc, opts.buildId, opts.outputs);
   console.log(renderOutcome(opts.buildId, outcome, Date.now() - started, url));
   return EXIT_CODES[outcome.status];
 }
@@ -112,6 +114,7 @@ async function reportWaiting(session: Session, handle: WorkflowHandle, signal: A
     } catch {
       return; // the build ended
     }
+    const { whyWaiting } = require('./waiting') as typeof import('./waiting');
     const why = await whyWaiting(session, handle).catch(() => undefined);
     if (signal.aborted) return;
     // Seen twice in a row: a step scheduled a moment ago is not yet waiting.

@@ -21,7 +21,7 @@ export async function startBuild(
       workflowId: buildId,
       args: [input],
       staticSummary: `${opts.plan.name} (${opts.plan.source})`,
-      staticDetails: staticDetails(buildId),
+      staticDetails: staticDetails(buildId, opts.taskQueue),
     });
   } catch (err) {
     throw new Error(startFailure(err), { cause: err });
@@ -30,14 +30,16 @@ export async function startBuild(
 
 /**
  * What the Temporal UI's User Metadata tab shows under Details: where the rest of the build is.
- * Static (written once at start), so it also reads right before any worker runs the build.
+ * Static (written once at start, by the client): a build no worker has picked up has nothing
+ * else to say so, since only a worker can run the workflow code that writes Current Details.
  */
-function staticDetails(buildId: string): string {
+function staticDetails(buildId: string, taskQueue: string): string {
   return [
+    `**Current Details empty?** Then no worker has started this build yet: the *Workers* tab lists who polls task queue \`${taskQueue}\` (nobody: start one with \`causeway worker\` or \`causeway dev up\`). The step tree appears there as soon as a worker runs the build.`,
     '**Step tree**: under *Current Details* (right): every step with its state, exit code and attempts, live while the build runs.',
     '**Failed steps**: red activities (`task NAME · STEP_ID`) in the History tab; the failure names the exit code and the last lines of the log.',
     `**Logs**: \`causeway watch ${buildId}\`.`,
-    '**No progress?** The *Workers* tab lists who polls task queue `causeway`; a step scheduled but never started waits for the worker that claimed the build (*Pending Activities*). `causeway status` says why.',
+    `**No progress?** A step scheduled but never started waits for the worker that claimed the build (*Pending Activities*); \`causeway status ${buildId}\` says why.`,
   ].join('\n\n');
 }
 

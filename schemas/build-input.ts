@@ -323,6 +323,7 @@ const StepStatusSchema = z.strictObject({
   finishedAt: z.string().optional(),
   exitCode: z.number().int().optional(),
   message: z.string().optional(),
+  resource: z.strictObject({ name: z.string(), version: StringMap }).optional(),
 });
 
 export const BuildSummarySchema = z

@@ -1,7 +1,7 @@
 // The build workflow's contract with its clients: its name, input, status query and failure types.
 // Here, below common/ and workflows/, so the CLI and common/build-client.ts read it without
 // importing workflow code.
-import type { StepKind } from './compiled';
+import type { ResourceVersion, StepKind } from './compiled';
 import type { BuildStatus, ServiceState, StepState } from './messages';
 
 export const BUILD_WORKFLOW = 'build';
@@ -25,6 +25,8 @@ export interface StepStatus {
   finishedAt?: string;
   exitCode?: number;
   message?: string;
+  /** a get's or put's resource and the version it fetched or made (a pipeline counts a put's as the build's output) */
+  resource?: { name: string; version: ResourceVersion };
 }
 
 export interface BuildSummary {

@@ -50,6 +50,18 @@ export interface InputVersion {
   version: ResourceVersion;
 }
 
+/** A version a build's put made, counted as its output (Concourse's build outputs). */
+export interface BuildOutput {
+  resource: string;
+  version: ResourceVersion;
+}
+
+/** How a job build ended, and the versions its puts made (read from a succeeded build's result). */
+export interface BuildOutcome {
+  status: 'succeeded' | 'failed' | 'errored' | 'aborted';
+  outputs: BuildOutput[];
+}
+
 export interface JobBuild {
   job: string;
   number: number;
@@ -58,6 +70,8 @@ export interface JobBuild {
   manual: boolean;
   /** by input (get) name; empty while pending */
   inputs: Record<string, InputVersion>;
+  /** versions its puts made, as `passed:` counts them (Concourse's successful_build_outputs: inputs and outputs) */
+  outputs?: InputVersion[];
 }
 
 export interface SchedulerState {

@@ -64,10 +64,14 @@ const CheckSchema = z.object({ name: z.string(), check_every: z.string().optiona
 
 /** The get steps of a plan anywhere in it (hooks, try, in_parallel included), as Concourse collects a job's inputs. */
 export function getSteps(step: Step): GetStep[] {
-  const own = step.kind === 'get' ? [step] : [];
+  return stepsOf(step).filter((s): s is GetStep => s.kind === 'get');
+}
+
+/** Every step of a plan, itself first (hooks, try, in_parallel included). */
+function stepsOf(step: Step): Step[] {
   const children: Step[] = step.kind === 'do' || step.kind === 'in_parallel' ? step.steps : step.kind === 'try' ? [step.step] : [];
   const hooks = Object.values(step.hooks ?? {}).filter((h): h is Step => h !== undefined);
-  return [...own, ...children.flatMap(getSteps), ...hooks.flatMap(getSteps)];
+  return [step, ...children.flatMap(stepsOf), ...hooks.flatMap(stepsOf)];
 }
 
 /** Compiles a pipeline file; throws PlanError with every issue (file:line:column) of every job. */
@@ -148,7 +152,9 @@ export function compilePipeline(opts: { name: string; text: string; file: string
     resources.push({ name: c.data.name, ref, checkEveryMs, ...(pinned ? { pinned } : {}) });
   });
 
-  // `passed:` names a job that exists and uses the same resource (Concourse's validation).
+  // `passed:` names a job that exists and gets or puts the same resource (Concourse's configvalidate).
+  const interacts = (j: PipelineJob, resource: string) =>
+    stepsOf(j.plan.plan).some((s) => (s.kind === 'get' || s.kind === 'put') && s.resource.name === resource);
   rawJobs.forEach((raw, index) => {
     const job = jobs.find((j) => isPlainObject(raw) && j.name === raw.name);
     if (!job) return;
@@ -157,10 +163,10 @@ export function compilePipeline(opts: { name: string; text: string; file: string
         const other = jobs.find((j) => j.name === upstream);
         if (!other)
           src.add(['jobs', index, 'name'], `job ${job.name}: get ${input.name} is passed: [${upstream}], but there is no job ${upstream}`);
-        else if (!other.inputs.some((i) => i.resource === input.resource))
+        else if (!interacts(other, input.resource))
           src.add(
             ['jobs', index, 'name'],
-            `job ${job.name}: get ${input.name} is passed: [${upstream}], but job ${upstream} does not get resource ${input.resource}`,
+            `job ${job.name}: get ${input.name} is passed: [${upstream}], but job ${upstream} does not get or put resource ${input.resource}`,
           );
       }
     }

@@ -190,10 +190,21 @@ export async function pipeline(input: PipelineInput): Promise<void> {
 
     const running = state.builds.filter((b) => b.status === 'started');
     if (running.length > 0) {
+      const resourceNames = new Set(config.resources.map((r) => r.name));
       const ended = await acts.buildOutcomes({ workflowIds: running.map((b) => jobBuildId(config.name, b.job, b.number)) });
       for (const b of running) {
-        const status = ended[jobBuildId(config.name, b.job, b.number)];
-        if (status) finishBuild(state, b.job, b.number, status);
+        const outcome = ended[jobBuildId(config.name, b.job, b.number)];
+        // Histories from before build outputs hold the bare status.
+        if (typeof outcome === 'string') finishBuild(state, b.job, b.number, outcome);
+        // A resource the pipeline no longer has (its config changed while the build ran) is not recorded.
+        else if (outcome)
+          finishBuild(
+            state,
+            b.job,
+            b.number,
+            outcome.status,
+            outcome.outputs.filter((o) => resourceNames.has(o.resource)),
+          );
       }
     }
 

@@ -22,6 +22,7 @@ export async function runPut(ctx: BuildContext, raw: PutStep, frame: Frame): Pro
     inputs,
   });
   const version = versionOf(step.resource.name, 'out', response);
+  ctx.status.resource(step.id, step.resource.name, version);
   if (!step.noGet) await fetchVersion(ctx, step, frame, version, step.getParams);
   return true;
 }

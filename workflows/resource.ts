@@ -144,7 +144,7 @@ export async function fetchVersion(
     request: { source: step.resource.source, version, params },
     output: step.name,
   });
-  versionOf(step.resource.name, 'in', response);
+  ctx.status.resource(step.id, step.resource.name, versionOf(step.resource.name, 'in', response));
   frame.scope.setArtifact(step.name, outputs[step.name]);
   // Concourse 8.1: the version's metadata as a local var named after the step, ((.:repo.commit)).
   frame.scope.setLocal(step.name, metadataOf(response));

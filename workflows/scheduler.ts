@@ -4,9 +4,12 @@
 // (paused, max_in_flight, serial_groups). Deterministic: no clock, no I/O.
 import type { ResourceVersion } from '../schemas/compiled';
 import type { JobInput, PipelineConfig, PipelineJob } from '../schemas/pipeline';
-import type { InputVersion, JobBuild, JobBuildStatus, SchedulerState, VersionRecord } from '../schemas/pipeline-api';
+import type { BuildOutput, InputVersion, JobBuild, JobBuildStatus, SchedulerState, VersionRecord } from '../schemas/pipeline-api';
 
 export type { InputVersion, JobBuild, JobBuildStatus, SchedulerState, VersionRecord };
+
+/** The versions a build went through: its inputs and what its puts made (Concourse's successful_build_outputs). */
+const versionsOf = (b: JobBuild): InputVersion[] => [...Object.values(b.inputs), ...(b.outputs ?? [])];
 
 /**
  * Finished builds kept per job (and versions per resource, KEEP_VERSIONS) so the state a
@@ -86,9 +89,7 @@ function candidates(job: PipelineJob, input: JobInput, config: PipelineConfig, s
       input.passed.every((upstream) =>
         state.builds.some(
           (b) =>
-            b.job === upstream &&
-            b.status === 'succeeded' &&
-            Object.values(b.inputs).some((i) => i.resource === input.resource && i.seq === v.seq),
+            b.job === upstream && b.status === 'succeeded' && versionsOf(b).some((i) => i.resource === input.resource && i.seq === v.seq),
         ),
       ),
     );
@@ -135,7 +136,7 @@ export function resolveInputs(job: PipelineJob, config: PipelineConfig, state: S
           (input, i) =>
             i >= chosen.length ||
             !input.passed.includes(upstream) ||
-            Object.values(b.inputs).some((x) => x.resource === input.resource && x.seq === chosen[i].seq),
+            versionsOf(b).some((x) => x.resource === input.resource && x.seq === chosen[i].seq),
         ),
     );
   const search = (i: number): boolean => {
@@ -232,10 +233,22 @@ export function schedule(config: PipelineConfig, state: SchedulerState): JobBuil
   return started;
 }
 
-/** Records how a build ended and drops the oldest finished builds beyond KEEP_FINISHED per job. */
-export function finishBuild(state: SchedulerState, job: string, number: number, status: JobBuildStatus): void {
+/**
+ * Records how a build ended and drops the oldest finished builds beyond KEEP_FINISHED per job.
+ * The versions its puts made become versions of their resources (as Concourse's SaveOutput
+ * saves them, before any check finds them) and outputs of the build, which `passed` counts.
+ */
+export function finishBuild(state: SchedulerState, job: string, number: number, status: JobBuildStatus, outputs: BuildOutput[] = []): void {
   const build = state.builds.find((b) => b.job === job && b.number === number);
-  if (build) build.status = status;
+  if (build) {
+    build.status = status;
+    for (const out of outputs) {
+      recordVersions(state, out.resource, [out.version]);
+      const key = versionKey(out.version);
+      const record = (state.versions[out.resource] ?? []).find((v) => versionKey(v.version) === key);
+      if (record) (build.outputs ??= []).push({ resource: out.resource, seq: record.seq, version: record.version });
+    }
+  }
   const finished = state.builds.filter((b) => b.job === job && b.status !== 'pending' && !running(b));
   const drop = new Set(finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED)));
   if (drop.size > 0) state.builds = state.builds.filter((b) => !drop.has(b));

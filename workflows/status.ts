@@ -1,5 +1,5 @@
 import { setCurrentDetails, workflowInfo } from '@temporalio/workflow';
-import type { Step } from '../schemas/compiled';
+import type { ResourceVersion, Step } from '../schemas/compiled';
 import { interpolateLocal } from '../schemas/interpolate';
 import type { ServiceState, StepState } from '../schemas/messages';
 import { STATE_MARKS, type PartRef, type StepStatus } from '../schemas/build';
@@ -77,6 +77,12 @@ export class StatusTracker {
     if (extra.exitCode !== undefined) s.exitCode = extra.exitCode;
     s.message = extra.message ?? (state === 'failed' ? s.message : undefined);
     this.publish();
+  }
+
+  /** The version a get fetched or a put made. */
+  resource(id: string, name: string, version: ResourceVersion): void {
+    const s = this.steps.get(id);
+    if (s) s.resource = { name, version };
   }
 
   /** Why a running step is about to end (a timeout), shown once it finishes. */

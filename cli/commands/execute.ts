@@ -6,7 +6,7 @@ import { openSession } from '../connect';
 import { submitAndFollow } from '../follow';
 import { exitWith } from '../main-helpers';
 import { CliError } from '../output';
-import { parseArtifactFlags } from '../transfer';
+import { parseArtifactFlags } from '../artifact-flags';
 
 export async function execute(
   args: string[],

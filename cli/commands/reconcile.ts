@@ -32,6 +32,7 @@ export async function reconcile(opts: { retention?: string; dryRun?: boolean; co
     for (const build of report.networks) say(`${opts.dryRun ? 'would remove' : 'removed'} the network namespace of closed build ${build}`);
     if (socket) say(`${opts.dryRun ? 'would remove' : 'removed'} the containers, roots and snapshots of closed builds in containerd ${socket}`);
     for (const target of report.unmounted) say(`${opts.dryRun ? 'would unmount' : 'unmounted'} input view ${target}`);
+    for (const build of report.uids) say(`${opts.dryRun ? 'would release' : 'released'} the uid of closed build ${build}`);
     say(
       `${report.stopped.length} process(es) ${verb}, ${report.removed.length} build(s) ${opts.dryRun ? 'to remove' : 'removed'}, ${report.running} running build(s) left alone`,
     );

@@ -5,7 +5,7 @@ import { openSession } from '../connect';
 import { submitAndFollow } from '../follow';
 import { credsFromWorker, exitWith } from '../main-helpers';
 import { CliError } from '../output';
-import { parseArtifactFlags } from '../transfer';
+import { parseArtifactFlags } from '../artifact-flags';
 
 export interface RunOptions {
   job?: string;

@@ -1,17 +1,16 @@
 // The `causeway` CLI as a user runs it: the compiled binary against the real Temporal
 // and NATS of the test run, with a worker on a task queue of its own.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startHarness, type Harness } from '../workflows/harness';
+import { requireBuiltCli, runCli, type CliResult, type CliOptions } from './cli-runner';
 
-const BIN = path.resolve(__dirname, '../../bin/causeway');
 let h: Harness;
 let dir: string;
 
 beforeAll(async () => {
-  if (!fs.existsSync(path.resolve(__dirname, '../../dist/cli/main.js'))) throw new Error('run `npm run build` first (npm test does)');
+  requireBuiltCli();
   h = await startHarness({ killGraceMs: 1000 });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-cli-'));
 });
@@ -20,35 +19,11 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 function cli(
   args: string[],
-  opts: { cwd?: string; env?: Record<string, string>; onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {},
-): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: opts.cwd ?? dir,
-      env: { ...process.env, ...opts.env, CAUSEWAY_TASK_QUEUE: h.taskQueue, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      opts.onStderr?.(stderr, child);
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (process.env.CAUSEWAY_TEST_DEBUG) console.log(stdout, stderr);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  opts: { cwd?: string; env?: Record<string, string>; onStderr?: CliOptions['onStderr'] } = {},
+): Promise<CliResult> {
+  return runCli(args, { ...opts, cwd: opts.cwd ?? dir, queue: h.taskQueue });
 }
 
 function plan(name: string, yaml: string): string {

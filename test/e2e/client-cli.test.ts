@@ -1,19 +1,18 @@
 // The CLI as a script sees it: --detach prints the id alone, --json everywhere it lists
 // something, exit codes that tell a running build from a finished one, and a build waiting
 // for a worker said to be waiting (and why) instead of silence.
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startHarness, waitFor, type Harness } from '../workflows/harness';
+import { requireBuiltCli, runCli, type CliResult, type CliOptions } from './cli-runner';
 
-const BIN = path.resolve(__dirname, '../../bin/causeway');
 let h: Harness;
 let dir: string;
 
 beforeAll(async () => {
-  if (!fs.existsSync(path.resolve(__dirname, '../../dist/cli/main.js'))) throw new Error('run `npm run build` first (npm test does)');
+  requireBuiltCli();
   h = await startHarness();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-client-cli-'));
 });
@@ -22,32 +21,8 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(
-  args: string[],
-  opts: { queue?: string; onStderr?: (text: string, child: ReturnType<typeof spawn>) => void } = {},
-): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: dir,
-      env: { ...process.env, CAUSEWAY_TASK_QUEUE: opts.queue ?? h.taskQueue, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      opts.onStderr?.(stderr, child);
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function cli(args: string[], opts: { queue?: string; onStderr?: CliOptions['onStderr'] } = {}): Promise<CliResult> {
+  return runCli(args, { cwd: dir, queue: opts.queue ?? h.taskQueue, onStderr: opts.onStderr });
 }
 
 function plan(name: string, script: string): string {
@@ -117,5 +92,9 @@ test('a build no worker polls for: run says it waits and why; status answers in 
   expect(status.code).toBe(2);
   expect(status.stderr).toContain('no worker answered its status query within 5 s');
   expect(status.stderr).toContain(`no worker polls task queue '${queue}'`);
+  // The Temporal UI's Details say it too: set at start by the client, as no worker runs the workflow.
+  const details = await (await h.client.workflow.getHandle(buildId!).describe()).staticDetails();
+  expect(details).toContain(`**Current Details empty?** Then no worker has started this build yet`);
+  expect(details).toContain(`task queue \`${queue}\``);
   await h.client.workflow.getHandle(buildId!).terminate('test cleanup');
 });

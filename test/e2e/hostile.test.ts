@@ -2,7 +2,6 @@
 // would refuse, started directly). The CLI refuses before a build starts, saying where and
 // what to do; a plan that gets past it ends errored at once (no retries), writes nothing
 // outside CAUSEWAY_HOME, and the worker runs the next build as if nothing happened.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,13 +10,13 @@ import type { CompiledPlan, Step, TaskConfig } from '../../schemas';
 import { PART_BUDGET } from '../../workflows/fanout';
 import { WORKER_LIMITS } from '../../workers/pollers';
 import { marker, sh, startHarness, type Harness } from '../workflows/harness';
+import { requireBuiltCli, runCli, type CliResult } from './cli-runner';
 
-const BIN = path.resolve(__dirname, '../../bin/causeway');
 let h: Harness;
 let dir: string;
 
 beforeAll(async () => {
-  if (!fs.existsSync(path.resolve(__dirname, '../../dist/cli/main.js'))) throw new Error('run `npm run build` first (npm test does)');
+  requireBuiltCli();
   h = await startHarness({ killGraceMs: 1000 });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-hostile-'));
 });
@@ -26,20 +25,8 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: dir,
-      env: { ...process.env, CAUSEWAY_TASK_QUEUE: h.taskQueue, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function cli(args: string[]): Promise<CliResult> {
+  return runCli(args, { cwd: dir, queue: h.taskQueue });
 }
 
 function file(name: string, content: string | Buffer): string {

@@ -297,3 +297,55 @@ test('a pipeline sets itself from a git get: set_pipeline: self, file and var_fi
   expect(Object.keys(await jobs('selfset'))).toEqual(['reconfigure', 'hello']);
   expect((await cli('destroy-pipeline', '-n', '-p', 'selfset')).code).toBe(0);
 });
+
+test("passed counts the versions a job's put made: a resource never checked feeds the next job", async () => {
+  const srcBare = path.join(dir, 'src.git');
+  const srcWork = path.join(dir, 'src-work');
+  const releaseBare = path.join(dir, 'release.git');
+  git(dir, 'init', '--quiet', '--bare', '--initial-branch=main', srcBare);
+  git(dir, 'init', '--quiet', '--bare', '--initial-branch=main', releaseBare);
+  git(dir, 'clone', '--quiet', srcBare, srcWork);
+  fs.writeFileSync(path.join(srcWork, 'version.txt'), 'one\n');
+  git(srcWork, 'add', '.');
+  git(srcWork, 'commit', '--quiet', '-m', 'one');
+  git(srcWork, 'push', '--quiet', 'origin', 'HEAD:main');
+  const file = path.join(dir, 'release.yml');
+  fs.writeFileSync(
+    file,
+    `
+resources:
+- name: src
+  type: git
+  check_every: 1s
+  source: {uri: file://${srcBare}, branch: main}
+- name: release
+  type: git
+  check_every: never          # its only versions are the ones build puts
+  source: {uri: file://${releaseBare}, branch: release}
+jobs:
+- name: build
+  plan:
+  - get: src
+    trigger: true
+  - put: release
+    params: {repository: src}
+- name: ship
+  plan:
+  - get: release
+    trigger: true
+    passed: [build]
+  - task: ship
+    config:
+      platform: linux
+      inputs: [{name: release}]
+      run: {path: sh, args: [-c, 'echo "shipping $(cat release/version.txt)"']}
+`,
+  );
+  expect((await cli('set-pipeline', '-n', '-p', 'release', '-c', file)).code).toBe(0);
+  expect(await ended('release', 'build', 1)).toBe('succeeded');
+  expect(await ended('release', 'ship', 1)).toBe('succeeded');
+  expect((await cli('watch', 'build-release:ship:1')).stdout).toContain('shipping one');
+  const versions = JSON.parse((await cli('resource-versions', '-r', 'release/release', '--json')).stdout) as { version: unknown }[];
+  expect(versions.map((v) => v.version)).toEqual([{ ref: git(srcWork, 'rev-parse', 'HEAD') }]);
+  expect((await cli('destroy-pipeline', '-n', '-p', 'release')).code).toBe(0);
+});

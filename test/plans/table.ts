@@ -1,5 +1,6 @@
 // The shared table of plans: each plan with the step tree it must give, on every runtime
-// (test/workflows/plans.test.ts: fake, local; test/k8s/plans.test.ts: kubernetes). Steps are
+// (test/workflows/plans.test.ts: fake, local; test/k8s/plans.test.ts: kubernetes;
+// test/containerd/plans.test.ts: containerd). Steps are
 // `sh -c` scripts of exit codes and sleeps only, so every runtime runs them the same way (the
 // kubernetes test's kubelet player interprets them with the fake runtime's shell).
 import type { StepStatus } from '../../schemas/build';
@@ -17,7 +18,8 @@ export interface PlanCase {
 export function task(name: string, script: string, extra: Record<string, unknown> = {}): string {
   const config = {
     platform: 'linux',
-    image_resource: { type: 'registry-image', source: { repository: 'busybox', tag: '1.37' } },
+    // untagged (latest): the tag the containerd tests' local registry serves
+    image_resource: { type: 'registry-image', source: { repository: 'busybox' } },
     run: { path: 'sh', args: ['-c', script] },
   };
   return JSON.stringify({ task: name, config, ...extra });

@@ -1,6 +1,6 @@
 // Concourse's scheduling rules as pure code: triggers, passed, every, pinning, serial, pause.
 import type { CompiledPlan } from '../../schemas/compiled';
-import type { JobInput, PipelineConfig, PipelineJob } from '../../schemas/pipeline';
+import { compilePipeline, type JobInput, type PipelineConfig, type PipelineJob } from '../../schemas/pipeline';
 import { emptyPipelineInput } from '../../schemas/pipeline-api';
 import {
   createBuild,
@@ -87,6 +87,48 @@ test('passed: only versions that went through a succeeded build upstream, togeth
   recordVersions(state, 'other', [v('y')]);
   expect(started(schedule(config, state))).toEqual(['unit#3:b,y']);
   expect(resolveInputs(config.jobs[1], config, state)).toMatchObject({ ok: true });
+});
+
+test("passed: the versions a build's puts made count as its outputs, as Concourse's successful_build_outputs", () => {
+  const { config, state } = pipeline(
+    [job('build', [input('repo')]), job('deploy', [input('image', { passed: ['build'] })])],
+    ['repo', 'image'],
+  );
+  recordVersions(state, 'repo', [v('a')]);
+  // A version no build of `build` made or used is not a candidate.
+  recordVersions(state, 'image', [v('old')]);
+  expect(started(schedule(config, state))).toEqual(['build#1:a']);
+  finishBuild(state, 'build', 1, 'succeeded', [{ resource: 'image', version: v('i1') }]);
+  // The put's version is a version of the resource before any check finds it, and passed build.
+  expect(state.versions.image.map((x) => x.version.ref)).toEqual(['old', 'i1']);
+  expect(started(schedule(config, state))).toEqual(['deploy#1:i1']);
+  // A failed build's put is a version of the resource, but did not pass.
+  recordVersions(state, 'repo', [v('b')]);
+  expect(started(schedule(config, state))).toEqual(['build#2:b']);
+  finishBuild(state, 'build', 2, 'failed', [{ resource: 'image', version: v('i2') }]);
+  expect(state.versions.image.map((x) => x.version.ref)).toEqual(['old', 'i1', 'i2']);
+  expect(schedule(config, state)).toEqual([]);
+  // A check that later reports the put's version does not record it twice.
+  expect(recordVersions(state, 'image', [v('i1'), v('i2')])).toBe(0);
+});
+
+test('passed: may name a job that only puts the resource (Concourse: the job interacts with it), not one that never uses it', () => {
+  const text = (upstream: string) => `
+resources:
+- {name: src, type: time, source: {interval: 1h}}
+- {name: image, type: time, source: {interval: 1h}}
+jobs:
+- name: build
+  plan: [{get: src}, {put: image}]
+- name: lint
+  plan: [{get: src}]
+- name: deploy
+  plan: [{get: image, passed: [${upstream}]}]
+`;
+  expect(compilePipeline({ name: 'p', text: text('build'), file: 'p.yml' }).jobs[2].inputs[0].passed).toEqual(['build']);
+  expect(() => compilePipeline({ name: 'p', text: text('lint'), file: 'p.yml' })).toThrow(
+    'job deploy: get image is passed: [lint], but job lint does not get or put resource image',
+  );
 });
 
 test('version: every gives each version its own build, oldest first', () => {

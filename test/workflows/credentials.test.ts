@@ -31,19 +31,9 @@ async function rawMessages(buildId: string): Promise<string[]> {
   return out;
 }
 
+/** The history as stored (payloads still encoded), as JSON text. */
 async function historyText(workflowId: string): Promise<string> {
-  const events = [];
-  let nextPageToken: Uint8Array | undefined;
-  do {
-    const page = await h.client.workflowService.getWorkflowExecutionHistory({
-      namespace: 'default',
-      execution: { workflowId },
-      nextPageToken,
-    });
-    events.push(...(page.history?.events ?? []));
-    nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
-  } while (nextPageToken);
-  return historyToJSON({ events });
+  return historyToJSON(await h.client.workflow.getHandle(workflowId).fetchHistory());
 }
 
 test('a secret a task prints, whole or in two pieces, reaches JetStream only as ((redacted))', async () => {

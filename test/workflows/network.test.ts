@@ -116,6 +116,8 @@ describe('a network of its own for every service', () => {
   test('three concurrent builds, each with two services on port 8080: each reaches both of its own by name and nothing of the others', async () => {
     const m = mark('three');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-net-'));
+    // The steps run as their builds' uids: they must reach the file.
+    fs.chmodSync(dir, 0o755);
     const targets = path.join(dir, 'targets');
     try {
       const tags = ['x', 'y', 'z'];

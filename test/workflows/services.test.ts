@@ -2,6 +2,9 @@
 // (pg_isready as startup probe) and nats-server (TCP readiness). After every test, no
 // process carrying the test's marker may remain.
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { collectServiceLogs } from '../../common/build-log';
 import type { BuildSummary } from '../../schemas/build';
 import { killMatching, marker, pidsMatching, startHarness, waitFor, type Harness } from './harness';
@@ -20,7 +23,20 @@ function found(cmd: string): string {
   return execFileSync('sh', ['-c', cmd], { encoding: 'utf8' }).trim();
 }
 const PG_BIN = found('ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1');
-const NATS = found('command -v nats-server || ls ~/.cache/causeway/nats-server-*/bin/nats-server | tail -n 1');
+// A copy any uid may run: a root worker runs each build under a uid of its own, which cannot
+// reach a binary cached in root's 0700 home from a shell (only as run.path, exec'd before the drop).
+const NATS = reachable(found('command -v nats-server || ls ~/.cache/causeway/nats-server-*/bin/nats-server | tail -n 1'));
+
+function reachable(bin: string): string {
+  const copy = path.join(os.tmpdir(), 'causeway-test-bin', `${path.basename(path.dirname(path.dirname(bin)))}-${path.basename(bin)}`);
+  fs.mkdirSync(path.dirname(copy), { recursive: true, mode: 0o755 });
+  if (!fs.existsSync(copy)) {
+    fs.copyFileSync(bin, `${copy}.${process.pid}`);
+    fs.chmodSync(`${copy}.${process.pid}`, 0o755);
+    fs.renameSync(`${copy}.${process.pid}`, copy);
+  }
+  return copy;
+}
 
 function mark(tag: string): string {
   const m = marker(tag);

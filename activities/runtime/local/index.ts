@@ -5,6 +5,7 @@ import { finishBuild } from '../../build';
 import type { ActivityDeps } from '../../deps';
 import { StepErrored } from '../../errors';
 import type { Runtime } from '../types';
+import { canIsolate, releaseBuildUser } from './isolation';
 import { removeNetwork } from './network';
 import { probeLocalService, startLocalService, stopLocalService, superviseLocalService } from './service';
 import { warmUpSpawner } from './spawner';
@@ -27,6 +28,8 @@ export function localRuntime(deps: ActivityDeps): Runtime {
       // Every service was stopped by its scope's teardown before the build ends.
       await removeNetwork(req.buildId);
       await finishBuild(deps, req);
+      // After the exports: the build's uid is given back only once nothing of the build is read any more.
+      if (canIsolate()) await releaseBuildUser(deps.home, req.buildId);
     },
     services: {
       startService: (req) => startLocalService(deps, req),

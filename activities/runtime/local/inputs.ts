@@ -12,7 +12,7 @@ import { copyArtifact } from '../../artifacts';
 import { runCommand } from './spawner';
 
 /** Where an input's upper and work layers go, in the step's directory (beside `work`, never in it). */
-const LAYERS_DIR = 'layers';
+export const LAYERS_DIR = 'layers';
 /** Characters overlayfs's and mount's option syntax would read as separators: such paths are copied. */
 const OPTION_SYNTAX = /[,:\\\s]/;
 

@@ -30,6 +30,7 @@ import { attachService, detachService, inNetwork, serviceScope, writeHosts } fro
 import { exitStatus, FILES, findProcess, isAlive, reapGroup, startProcess, terminate, type StepProcess } from './process';
 import { runCommand, type RunResult } from './spawner';
 import { StepLog } from './step-log';
+import { buildUser, canIsolate, notIsolatedNote, openBuildDir, stepPath } from './isolation';
 import { asUser, chownTree, userEnv, userIds, type UserIds } from './users';
 
 const STATE_FILE = 'service.json';
@@ -56,6 +57,8 @@ interface ServiceState {
   netns?: string;
   /** the /etc/hosts the service and its probe see: the services in its scope by name */
   hosts?: string;
+  /** the uid the service and its probe run as (the build's, or run.user's), and its extra groups */
+  runAs?: { ids: UserIds; groups: number[] };
 }
 
 /**
@@ -181,7 +184,13 @@ export async function startLocalService(
         }
         await copyArtifact(ref.path, safeJoin(work, input.path ?? input.name));
       }
-      const ids = user ? await takeOver(root, user) : undefined;
+      // The build's own uid (when the worker is root; a container has its own): the service cannot touch other builds or the worker.
+      const build = !launcher && canIsolate() ? await buildUser(deps.home, req.buildId) : undefined;
+      if (build) await openBuildDir(deps.home, req.buildId, build);
+      else if (!launcher) log.noteLater(notIsolatedNote());
+      const ids = user ? await takeOver(root, user) : build;
+      if (ids && !user) await Promise.all(['work', 'home', 'tmp'].map((sub) => chownTree(path.join(root, sub), ids)));
+      const runAs = ids ? { ids, groups: user && build ? [build.gid] : [] } : undefined;
       const net = await network;
       const address: ServiceAddress = { ...located, network: net.network };
       const hosts = net.netns ? path.join(dir, 'hosts') : undefined;
@@ -190,7 +199,7 @@ export async function startLocalService(
       const host: Record<string, string> = launcher
         ? {}
         : {
-            PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+            PATH: stepPath(),
             LANG: process.env.LANG ?? 'C.UTF-8',
             HOME: path.join(root, 'home'),
             TMPDIR: path.join(root, 'tmp'),
@@ -207,7 +216,7 @@ export async function startLocalService(
       };
       await fs.writeFile(
         path.join(dir, STATE_FILE),
-        JSON.stringify({ address, config, env, root, netns: net.netns, hosts } satisfies ServiceState),
+        JSON.stringify({ address, config, env, root, netns: net.netns, hosts, runAs } satisfies ServiceState),
       );
       const run = [config.run.path, ...config.run.args];
       const proc = launcher
@@ -219,7 +228,7 @@ export async function startLocalService(
         : await startProcess({
             dir,
             cwd: safeJoin(work, config.run.dir ?? '.'),
-            command: inNetwork(net.netns, ids ? asUser(ids, run) : run, hosts),
+            command: inNetwork(net.netns, runAs ? asUser(runAs.ids, run, runAs.groups) : run, hosts),
             env,
           });
       // Notes after the start, and not waited for: neither the service nor its probe waits for
@@ -405,7 +414,9 @@ async function runProbe(
 ): Promise<void> {
   const probe = state.config.startup_probe!;
   const run = [probe.run.path, ...probe.run.args];
-  const command = launcher ? launcher.probe(dir, run) : inNetwork(state.netns ?? state.address.network, run, state.hosts);
+  const command = launcher
+    ? launcher.probe(dir, run)
+    : inNetwork(state.netns ?? state.address.network, state.runAs ? asUser(state.runAs.ids, run, state.runAs.groups) : run, state.hosts);
   const ports = Object.values(state.address.ports);
   let portsUp = false;
   const opened = portsOpen(state.address, signal).then(() => {

@@ -27,7 +27,8 @@ import {
   type StepProcess,
 } from './process';
 import { readFrom } from './step-log';
-import { asUser, chownTree, userEnv, userIds } from './users';
+import { buildUser, canIsolate, notIsolatedNote, openBuildDir, stepPath } from './isolation';
+import { asUser, chownTree, userEnv, userIds, type UserIds } from './users';
 
 const SPEC_FILE = 'spec.json';
 /** how often a re-attached step's process (not this worker's child, whose exit is an event) is looked at, at first and at most */
@@ -61,13 +62,16 @@ export async function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTas
     spec = JSON.parse(await fs.readFile(path.join(dir, SPEC_FILE), 'utf8')) as Spec;
     deps.log.info({ step: step.id, pid: proc.pid }, 're-attached to a running step');
   } else {
-    spec = await prepare(deps, task, dir, io).catch(async (err: unknown) => {
+    // The build's own uid (when the worker is root): its steps cannot touch other builds or the worker.
+    const user = canIsolate() ? await buildUser(deps.home, req.buildId) : undefined;
+    if (!user) io.note(notIsolatedNote());
+    spec = await prepare(deps, task, dir, io, user).catch(async (err: unknown) => {
       await unmountUnder(dir);
       throw asPermanent(err, `task ${step.task}`);
     });
     // A step with services runs in the build's network namespace, where its services are.
     const network = Object.values(req.services ?? {}).find((s) => s.network)?.network;
-    const run = await commandFor(spec.config, dir);
+    const run = await commandFor(spec.config, dir, user);
     // It reaches its services by name too: an /etc/hosts of its own lists them.
     const hosts = network ? path.join(dir, 'hosts') : undefined;
     if (hosts) await writeHosts(hosts, req.services ?? {});
@@ -151,7 +155,7 @@ function localHandle(proc: StepProcess, spec: Spec, dir: string, reattached: boo
   };
 }
 
-async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: StepIo): Promise<Spec> {
+async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: StepIo, user?: UserIds): Promise<Spec> {
   const { req } = task;
   const { step } = req;
   const { config, inputs } = await task.resolve();
@@ -170,7 +174,12 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
   if (config.image_resource || config.rootfs_uri || step.image) {
     io.note('the local runtime runs this task on the host, without an image (image_resource/image is ignored)');
   }
-  if (step.privileged) io.note('privileged: the local runtime runs tasks with the worker’s own privileges');
+  if (step.privileged)
+    io.note(
+      user
+        ? 'privileged: ignored, the local runtime runs every step as its build’s uid, without capabilities'
+        : 'privileged: the local runtime runs tasks with the worker’s own privileges',
+    );
 
   const placements = inputs.map((input) => {
     if (input.ref.kind !== 'dir')
@@ -189,15 +198,27 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
     outputs[step.outputMapping[output.name] ?? output.name] = { kind: 'dir', worker: deps.workerName, path: at };
   }
 
+  const caches = path.join(deps.home, 'caches');
   for (const cache of config.caches) {
     const target = safeJoin(paths.cache(deps.home, req.plan, step.id), cache.path);
     await fs.mkdir(target, { recursive: true });
+    if (user) {
+      // A cache is its step's, across the plan's builds: the latest build's uid owns it; others cannot list caches.
+      await fs.chmod(caches, 0o711);
+      await chownTree(target, user);
+      await fs.chmod(target, 0o700);
+    }
     const at = safeJoin(work, cache.path);
     await fs.mkdir(path.dirname(at), { recursive: true });
     await fs.rm(at, { recursive: true, force: true });
     await fs.symlink(target, at);
   }
 
+  if (user) {
+    await openBuildDir(deps.home, req.buildId, user);
+    // The step's own files are the build's; the wrapper's (pid, exit, logs) stay the worker's, out of its reach.
+    await Promise.all(['work', 'home', 'tmp'].map((d) => chownTree(path.join(dir, d), user)));
+  }
   await checkRunnable(step, config, work, envFor(step, config, dir).PATH);
 
   const limits = step.containerLimits ?? config.container_limits;
@@ -248,20 +269,28 @@ async function checkRunnable(step: TaskStep, config: TaskConfig, work: string, s
   );
 }
 
-/** The command, run as run.user when it names another user (whose files the step's then are), and the env that goes with it. */
-async function commandFor(config: TaskConfig, dir: string): Promise<{ command: string[]; env: Record<string, string> }> {
+/**
+ * The command and the env that goes with it: as the build's uid, or as run.user when it names
+ * another host user (whose files the step's then are), with the build's group to reach its
+ * directory. run.user naming the worker's own user gets the build's uid when the worker is root.
+ */
+async function commandFor(
+  config: TaskConfig,
+  dir: string,
+  build: UserIds | undefined,
+): Promise<{ command: string[]; env: Record<string, string> }> {
   const command = [config.run.path, ...config.run.args];
   const user = config.run.user;
-  if (!user || user === os.userInfo().username) return { command, env: {} };
-  if (process.getuid?.() !== 0) {
+  if (!user || user === os.userInfo().username) return { command: build ? asUser(build, command) : command, env: {} };
+  if (!build) {
     throw new StepErrored(
       `run.user ${user}: the worker runs as ${os.userInfo().username} and can only run tasks as another user when it is root`,
     );
   }
   try {
     const ids = await userIds(user);
-    await chownTree(dir, ids);
-    return { command: asUser(ids, command), env: userEnv(user) };
+    await Promise.all(['work', 'home', 'tmp'].map((d) => chownTree(path.join(dir, d), ids)));
+    return { command: asUser(ids, command, [build.gid]), env: userEnv(user) };
   } catch (err) {
     throw new StepErrored(`run.user ${user}: ${(err as Error).message}`);
   }
@@ -269,7 +298,7 @@ async function commandFor(config: TaskConfig, dir: string): Promise<{ command: s
 
 function envFor(step: TaskStep, config: TaskConfig, dir: string): Record<string, string> {
   return {
-    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    PATH: stepPath(),
     LANG: process.env.LANG ?? 'C.UTF-8',
     HOME: path.join(dir, 'home'),
     TMPDIR: path.join(dir, 'tmp'),
