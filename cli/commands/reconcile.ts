@@ -30,7 +30,8 @@ export async function reconcile(opts: { retention?: string; dryRun?: boolean; co
     for (const s of report.stopped) say(`${verb} pid ${s.pid} of closed build ${s.buildId} (${s.dir})`);
     for (const dir of report.removed) say(`${opts.dryRun ? 'would remove' : 'removed'} ${dir}`);
     for (const build of report.networks) say(`${opts.dryRun ? 'would remove' : 'removed'} the network namespace of closed build ${build}`);
-    if (socket) say(`${opts.dryRun ? 'would remove' : 'removed'} the containers, roots and snapshots of closed builds in containerd ${socket}`);
+    if (socket)
+      say(`${opts.dryRun ? 'would remove' : 'removed'} the containers, roots and snapshots of closed builds in containerd ${socket}`);
     for (const target of report.unmounted) say(`${opts.dryRun ? 'would unmount' : 'unmounted'} input view ${target}`);
     for (const build of report.uids) say(`${opts.dryRun ? 'would release' : 'released'} the uid of closed build ${build}`);
     say(
