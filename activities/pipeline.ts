@@ -10,19 +10,18 @@ import { ApplicationFailure, TypedSearchAttributes } from '@temporalio/common';
 import { buildStatusOf } from '../common/build-client';
 import { CausewayBuildNumber, CausewayJob, CausewayPipeline, CausewayStatus } from '../common/search-attributes';
 import { BUILD_WORKFLOW, type BuildInput, type BuildSummary } from '../schemas/build';
+import { DEFAULT_CHECK_TIMEOUT_MS } from '../schemas/check-defaults';
 import type { BuildOutcome } from '../schemas/pipeline-api';
 import type { PipelineActivities } from './types';
 
 /** The failure type of a check that ran and failed: the workflow records it and checks again at the next interval. */
 export const CHECK_FAILED = 'CheckFailed';
-/** Concourse's default check_timeout. */
-const CHECK_TIMEOUT_MS = 60 * 60_000;
 /** The stderr kept for the error of a failed check. */
 const STDERR_TAIL = 2_000;
 
 export function pipelineActivities(): PipelineActivities {
   return {
-    async checkResource({ resource, from }) {
+    async checkResource({ resource, from, timeoutMs = DEFAULT_CHECK_TIMEOUT_MS }) {
       const type = resource.type;
       if (type.kind !== 'host')
         throw ApplicationFailure.create({
@@ -30,7 +29,14 @@ export function pipelineActivities(): PipelineActivities {
           nonRetryable: true,
           message: `resource ${resource.name}: pipelines check host resource types only (git, time, or a resource_types entry of type directory); ${type.name} is not one`,
         });
-      const out = await runCheck(path.join(type.dir, 'check'), JSON.stringify({ source: resource.source, version: from }));
+      const out = await runCheck(path.join(type.dir, 'check'), JSON.stringify({ source: resource.source, version: from }), timeoutMs);
+      if (out.timedOut)
+        throw ApplicationFailure.create({
+          type: CHECK_FAILED,
+          nonRetryable: true,
+          message:
+            `resource ${resource.name}: check timed out after ${formatMs(timeoutMs)} (check_timeout; Concourse's default is 1h); it runs again at the next check_every. ${out.stderr.slice(-STDERR_TAIL).trim()}`.trim(),
+        });
       if (out.code !== 0)
         throw ApplicationFailure.create({
           type: CHECK_FAILED,
@@ -99,16 +105,48 @@ function isVersion(v: unknown): v is Record<string, string | number | boolean> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** Runs a check script with the request on stdin, as Concourse's protocol wants. */
-function runCheck(file: string, request: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/**
+ * Runs a check script with the request on stdin, as Concourse's protocol wants. Past the
+ * timeout its whole process group (a git check's children too) is killed.
+ */
+function runCheck(
+  file: string,
+  request: string,
+  timeoutMs: number,
+): Promise<{ code: number | null; stdout: string; stderr: string; timedOut: boolean }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, [], { stdio: ['pipe', 'pipe', 'pipe'], timeout: CHECK_TIMEOUT_MS });
+    const child = spawn(file, [], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     let stdout = '';
     let stderr = '';
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, timeoutMs);
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-STDERR_TAIL * 2)));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr, timedOut });
+    });
+    // A check that exits without reading its request (EPIPE) is judged by its exit status.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(request);
   });
+}
+
+/** "1h", "30s", "1500ms": a check_timeout as a user wrote it. */
+function formatMs(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
 }

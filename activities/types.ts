@@ -125,6 +125,8 @@ export interface ServiceRef {
   scopeStepId: string;
   runKey: string;
   name: string;
+  /** load_var values (without `reveal: true`) in scope: redacted from the service's log, as from a task's */
+  redact?: unknown[];
 }
 
 export interface StartServiceRequest extends ServiceRef {
@@ -183,7 +185,13 @@ export interface BuildActivities {
 /** The activities of the pipeline workflow (workflows/pipeline.ts), run as local activities by whichever worker runs it. */
 export interface PipelineActivities {
   /** runs the resource type's `check` from `from` (null: the first check); the versions it printed, oldest first */
-  checkResource(req: { pipeline: string; resource: ResourceRef; from: ResourceVersion | null }): Promise<ResourceVersion[]>;
+  checkResource(req: {
+    pipeline: string;
+    resource: ResourceRef;
+    from: ResourceVersion | null;
+    /** check_timeout; absent in histories from before it (Concourse's default, 1 h) */
+    timeoutMs?: number;
+  }): Promise<ResourceVersion[]>;
   /** starts a job's build workflow; a second start of the same id is a no-op */
   startJobBuild(req: {
     workflowId: string;

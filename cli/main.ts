@@ -33,7 +33,7 @@ const COMMANDS: [names: string[], load: () => Register][] = [
     ],
     () => (require('./commands/pipelines') as typeof import('./commands/pipelines')).registerPipelines,
   ],
-  [['dev'], () => (require('./dev/commands') as typeof import('./dev/commands')).registerDevCommands],
+  [['dev'], () => (require('./specs/dev') as typeof import('./specs/dev')).registerDevCommands],
 ];
 
 // dist/cli/main.js → the package root.

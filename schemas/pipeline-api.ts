@@ -99,6 +99,7 @@ export const PipelineConfigSchema = z.object({
       name: z.string(),
       ref: z.object({ name: z.string() }).passthrough(),
       checkEveryMs: z.number().min(0),
+      checkTimeoutMs: z.number().positive().optional(),
       pinned: version.optional(),
     }),
   ),

@@ -3,6 +3,7 @@
 // and each resource's check settings. Every problem of the file is reported at once,
 // before anything changes.
 import { z } from 'zod';
+import { DEFAULT_CHECK_EVERY_MS, DEFAULT_CHECK_TIMEOUT_MS } from './check-defaults';
 import type { CompiledPlan, GetStep, ResourceRef, ResourceVersion, Step } from './compiled';
 import { formatIssue, PlanError, Source, type PlanIssue } from './errors';
 import { isPlainObject } from './interpolate';
@@ -12,9 +13,6 @@ import { Resources } from './resources';
 import { parseDuration } from './units';
 import { bool } from './validate';
 import { interpolateStatic } from './vars';
-
-/** Concourse's default `check_every`. */
-export const DEFAULT_CHECK_EVERY_MS = 60_000;
 
 export interface JobInput {
   /** the get step's name: the artifact it makes */
@@ -40,6 +38,8 @@ export interface PipelineResource {
   ref: ResourceRef;
   /** 0: only on check-resource (`check_every: never`) */
   checkEveryMs: number;
+  /** a check running longer fails and runs again at the next interval; absent in configs set before check_timeout existed (1 h) */
+  checkTimeoutMs?: number;
   /** `version:` of the resource in the pipeline: pinned by config */
   pinned?: ResourceVersion;
 }
@@ -60,7 +60,23 @@ const SchedulingSchema = z.object({
   disable_manual_trigger: bool.optional(),
 });
 
-const CheckSchema = z.object({ name: z.string(), check_every: z.string().optional() });
+const CheckSchema = z.object({
+  name: z.string(),
+  type: z.string().optional(),
+  check_every: z.string().optional(),
+  check_timeout: z.string().optional(),
+});
+const TypeTimeoutSchema = z.object({ name: z.string(), check_timeout: z.string().optional() });
+
+/** A positive duration, or the message saying why it is not one. */
+function positiveDuration(value: string): number | string {
+  try {
+    const ms = parseDuration(value);
+    return ms > 0 ? ms : `must be longer than 0, got \`${value}\``;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
 
 /** The get steps of a plan anywhere in it (hooks, try, in_parallel included), as Concourse collects a job's inputs. */
 export function getSteps(step: Step): GetStep[] {
@@ -129,11 +145,30 @@ export function compilePipeline(opts: { name: string; text: string; file: string
 
   const resources: PipelineResource[] = [];
   const compiler = new Resources(src, top, vars);
+  // A resource type's check_timeout is the default of the resources of that type.
+  const typeTimeouts = new Map<string, number>();
+  (Array.isArray(top.resource_types) ? top.resource_types : []).forEach((raw, index) => {
+    const where = ['resource_types', index];
+    const t = TypeTimeoutSchema.safeParse(
+      isPlainObject(raw) ? interpolateStatic(src, { name: raw.name, check_timeout: raw.check_timeout }, where, vars) : {},
+    );
+    if (!t.success || t.data.check_timeout === undefined) return;
+    const ms = positiveDuration(t.data.check_timeout);
+    if (typeof ms === 'string') return src.add([...where, 'check_timeout'], `check_timeout ${ms}`);
+    typeTimeouts.set(t.data.name, ms);
+  });
   const list = Array.isArray(top.resources) ? top.resources : [];
   list.forEach((raw, index) => {
     const where = ['resources', index];
     const c = CheckSchema.safeParse(
-      isPlainObject(raw) ? interpolateStatic(src, { name: raw.name, check_every: raw.check_every }, where, vars) : {},
+      isPlainObject(raw)
+        ? interpolateStatic(
+            src,
+            { name: raw.name, type: raw.type, check_every: raw.check_every, check_timeout: raw.check_timeout },
+            where,
+            vars,
+          )
+        : {},
     );
     if (!c.success) return src.add(where, 'a resource needs a name');
     const badName = checkName('resource', c.data.name);
@@ -146,10 +181,16 @@ export function compilePipeline(opts: { name: string; text: string; file: string
         return src.add([...where, 'check_every'], (err as Error).message);
       }
     }
+    let checkTimeoutMs = (c.data.type !== undefined && typeTimeouts.get(c.data.type)) || DEFAULT_CHECK_TIMEOUT_MS;
+    if (c.data.check_timeout !== undefined) {
+      const ms = positiveDuration(c.data.check_timeout);
+      if (typeof ms === 'string') return src.add([...where, 'check_timeout'], `check_timeout ${ms}`);
+      checkTimeoutMs = ms;
+    }
     const ref = compiler.resource(c.data.name, where);
     if (!ref) return;
     const pinned = compiler.pinned(c.data.name);
-    resources.push({ name: c.data.name, ref, checkEveryMs, ...(pinned ? { pinned } : {}) });
+    resources.push({ name: c.data.name, ref, checkEveryMs, checkTimeoutMs, ...(pinned ? { pinned } : {}) });
   });
 
   // `passed:` names a job that exists and gets or puts the same resource (Concourse's configvalidate).

@@ -45,6 +45,8 @@ const ResourceTypeSchema = z.strictObject({
   privileged: ignored,
   params: ignored,
   check_every: ignored,
+  // read by compilePipeline: the check_timeout of resources of this type that set none
+  check_timeout: ignored,
   tags: ignored,
   defaults: ignored,
   unique_version_history: ignored,

@@ -12,6 +12,7 @@ import {
 import type { PipelineActivities } from '../activities/types';
 import { CausewayPipeline } from '../common/search-attributes';
 import type { DoStep, GetStep, ResourceVersion, Step } from '../schemas/compiled';
+import { DEFAULT_CHECK_TIMEOUT_MS } from '../schemas/check-defaults';
 import type { PipelineConfig, PipelineJob } from '../schemas/pipeline';
 import {
   jobBuildId,
@@ -41,10 +42,10 @@ const MAX_HISTORY = 2_000;
 
 // Local activities: they run in the worker that runs this workflow (the shared queue's poller),
 // in the same workflow task, with no queue of their own to poll.
-const acts = proxyLocalActivities<PipelineActivities>({
-  startToCloseTimeout: '10 minutes',
-  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['CheckFailed'] },
-});
+const LOCAL_OPTIONS = { retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['CheckFailed'] } };
+const acts = proxyLocalActivities<PipelineActivities>({ ...LOCAL_OPTIONS, startToCloseTimeout: '10 minutes' });
+/** A check ends itself at its check_timeout; the activity gets this much longer to say so. */
+const CHECK_REPORT_MS = 60_000;
 
 export const pipelineQuery = defineQuery<PipelineView>(PIPELINE_QUERIES.view);
 export const setConfigUpdate = defineUpdate<void, [PipelineConfig]>(PIPELINE_UPDATES.setConfig);
@@ -163,7 +164,10 @@ export async function pipeline(input: PipelineInput): Promise<void> {
     const r = resource(name);
     const known = state.versions[name] ?? [];
     try {
-      const found = await acts.checkResource({
+      const timeoutMs = r.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
+      const checks = proxyLocalActivities<PipelineActivities>({ ...LOCAL_OPTIONS, startToCloseTimeout: timeoutMs + CHECK_REPORT_MS });
+      const found = await checks.checkResource({
+        timeoutMs,
         pipeline: config.name,
         resource: r.ref,
         from: from ?? known[known.length - 1]?.version ?? null,

@@ -1,5 +1,4 @@
-// `causeway dev up|down|status`: the embedded dev stack a new user starts first.
-import { type Command } from 'commander';
+// `causeway dev up|down|status`: the embedded dev stack a new user starts first (cli/specs/dev.ts defines the flags).
 import { z } from 'zod';
 import { causewayHome } from '../../common/config';
 import { devContainerdDir, devContainerdStatus, readContainerd, startDevContainerd, stopContainerd } from './containerd';
@@ -63,129 +62,90 @@ function describe(state: StackState): string {
   ]);
 }
 
-export function registerDevCommands(program: Command): void {
-  const dev = program
-    .command('dev')
-    .description('run a local Temporal dev server, NATS JetStream and a worker for development')
-    .addHelpText('after', '\nExample:\n  $ causeway dev up && causeway run plan.yml && causeway dev down\n');
-
-  dev
-    .command('up')
-    .description('start the dev stack in the background (kept in CAUSEWAY_HOME, default ~/.causeway); builds survive a restart')
-    .option('--no-worker', 'do not start a worker (run your own, e.g. from a debugger)')
-    .option(
-      '--runtime <runtime>',
-      'local: steps are processes on this host; containerd: steps are containers (root; docs/containerd.md); kubernetes: a cluster with one real node, steps are pods (root; docs/kubernetes.md)',
-      'local',
-    )
-    .option('--temporal-port <port>', 'Temporal gRPC port (default 7233)')
-    .option('--ui-port <port>', 'Temporal UI port (default: the Temporal port + 1000)')
-    .option('--nats-port <port>', 'NATS client port (default 4222)')
-    .option('--codec-port <port>', "the codec server the UI decrypts payloads with (default: the UI's port + 1)")
-    .addHelpText(
-      'after',
-      '\nExamples:\n  $ causeway dev up\n  $ causeway dev up --no-worker --temporal-port 7300 --nats-port 4300\n  $ sudo causeway dev up --runtime containerd\n  $ sudo causeway dev up --runtime kubernetes\n',
-    )
-    .action(
-      action(async (raw: unknown) => {
-        const flags = parseFlags(UpFlags, raw);
-        const home = causewayHome();
-        const info = await startStack({
-          home,
-          persistent: true,
-          startWorker: flags.worker && flags.runtime === 'local',
-          ports: { temporal: flags.temporalPort, ui: flags.uiPort, nats: flags.natsPort, codec: flags.codecPort },
-          log: (line) => process.stdout.write(`  ${line}\n`),
-        });
-        process.stdout.write(`${info.reused ? 'Dev stack was already running' : 'Dev stack is up'} (${home}):\n${describe(info)}\n`);
-        if (flags.runtime === 'kubernetes') {
-          const endpoints = { temporalAddress: info.temporal.address, natsUrl: info.nats.url };
-          const k8s = await startDevKubernetes(home, endpoints, (line) => process.stdout.write(`  ${line}\n`));
-          process.stdout.write(
-            `${k8s.reused ? 'Kubernetes was already running' : 'Kubernetes is up'}:\n${table([
-              ['kube-apiserver', k8s.server, `KUBECONFIG=${k8s.kubeconfig}`],
-              ['registry', k8s.registry, ''],
-              ['node', k8s.node, ''],
-              [k8s.worker.name, '', `pid ${k8s.worker.pid}`],
-            ])}\n`,
-          );
-        }
-        if (flags.runtime === 'containerd') {
-          const endpoints = { temporalAddress: info.temporal.address, natsUrl: info.nats.url };
-          const c = await startDevContainerd(home, endpoints, repoRoot(), (line) => process.stdout.write(`  ${line}\n`), flags.worker);
-          process.stdout.write(
-            `${c.reused ? 'containerd was already running' : 'containerd is up'}:\n${table([
-              ['containerd', c.socket, ''],
-              ['registry', c.registry, `mirrors ${c.hostsDir}`],
-            ])}\n`,
-          );
-        }
-        process.stdout.write('Check it with `causeway dev status`; stop it with `causeway dev down`.\n');
-      }),
+/** `causeway dev up`: cli/specs/dev.ts defines its flags. */
+export const devUp = action(async (raw: unknown) => {
+  const flags = parseFlags(UpFlags, raw);
+  const home = causewayHome();
+  const info = await startStack({
+    home,
+    persistent: true,
+    startWorker: flags.worker && flags.runtime === 'local',
+    ports: { temporal: flags.temporalPort, ui: flags.uiPort, nats: flags.natsPort, codec: flags.codecPort },
+    log: (line) => process.stdout.write(`  ${line}\n`),
+  });
+  process.stdout.write(`${info.reused ? 'Dev stack was already running' : 'Dev stack is up'} (${home}):\n${describe(info)}\n`);
+  if (flags.runtime === 'kubernetes') {
+    const endpoints = { temporalAddress: info.temporal.address, natsUrl: info.nats.url };
+    const k8s = await startDevKubernetes(home, endpoints, (line) => process.stdout.write(`  ${line}\n`));
+    process.stdout.write(
+      `${k8s.reused ? 'Kubernetes was already running' : 'Kubernetes is up'}:\n${table([
+        ['kube-apiserver', k8s.server, `KUBECONFIG=${k8s.kubeconfig}`],
+        ['registry', k8s.registry, ''],
+        ['node', k8s.node, ''],
+        [k8s.worker.name, '', `pid ${k8s.worker.pid}`],
+      ])}\n`,
     );
-
-  dev
-    .command('down')
-    .description('stop the dev stack (workers, then NATS and Temporal; SIGKILL after 10s); its data is kept')
-    .addHelpText('after', '\nExample:\n  $ causeway dev down\n')
-    .action(
-      action(async () => {
-        const home = causewayHome();
-        const k8s = await stopDevKubernetes(home);
-        if (k8s) process.stdout.write(`Stopped ${k8s.worker.name} (pid ${k8s.worker.pid}) and the Kubernetes cluster in ${k8s.dir}.\n`);
-        const containerd = readContainerd(devContainerdDir(home));
-        if (containerd) {
-          await stopContainerd(containerd.dir);
-          const worker = containerd.processes.some((p) => p.name === 'worker') ? 'the containerd worker, ' : '';
-          process.stdout.write(`Stopped ${worker}containerd and its registry in ${containerd.dir}.\n`);
-        }
-        const stopped = await stopStack(home);
-        if (!stopped) {
-          process.stdout.write(`No dev stack is recorded in ${home}; nothing to stop.\n`);
-          return;
-        }
-        const names = [
-          ...stopped.workers.map((w) => `${w.name} (pid ${w.pid})`),
-          `NATS (pid ${stopped.nats.pid})`,
-          `Temporal (pid ${stopped.temporal.pid})`,
-        ];
-        process.stdout.write(`Stopped ${names.join(', ')}.\n`);
-      }),
+  }
+  if (flags.runtime === 'containerd') {
+    const endpoints = { temporalAddress: info.temporal.address, natsUrl: info.nats.url };
+    const c = await startDevContainerd(home, endpoints, repoRoot(), (line) => process.stdout.write(`  ${line}\n`), flags.worker);
+    process.stdout.write(
+      `${c.reused ? 'containerd was already running' : 'containerd is up'}:\n${table([
+        ['containerd', c.socket, ''],
+        ['registry', c.registry, `mirrors ${c.hostsDir}`],
+      ])}\n`,
     );
+  }
+  process.stdout.write('Check it with `causeway dev status`; stop it with `causeway dev down`.\n');
+});
 
-  dev
-    .command('status')
-    .description('show whether each part of the dev stack is alive and answering; exits 1 if it is not running')
-    .addHelpText('after', '\nExample:\n  $ causeway dev status || causeway dev up\n')
-    .action(
-      action(async () => {
-        const home = causewayHome();
-        const status = await stackStatus(home);
-        if (!status.state) {
-          process.stderr.write(`causeway: no dev stack is running in ${home}; start one with \`causeway dev up\`\n`);
-          process.exitCode = 1;
-          return;
-        }
-        const state = (c: { alive: boolean; reachable: boolean }): string =>
-          !c.alive ? 'dead' : c.reachable ? 'alive' : 'alive, not answering';
-        const k8s = readDevKubernetes(home);
-        const containerd = readContainerd(devContainerdDir(home));
-        const components = [
-          ...status.components,
-          ...(k8s ? await devKubernetesStatus(k8s) : []),
-          ...(containerd ? await devContainerdStatus(containerd) : []),
-        ];
-        const rows = [
-          ['COMPONENT', 'PID', 'STATE', 'ADDRESS'],
-          ...components.map((c) => [c.component, String(c.pid), state(c), c.address]),
-        ];
-        process.stdout.write(`${table(rows)}\n  UI: ${status.state.temporal.uiUrl}\n  logs: ${status.state.logDir}\n`);
-        if (!status.running || components.some((c) => !c.alive || !c.reachable)) {
-          process.stderr.write(
-            `causeway: the dev stack in ${home} is not fully running; see the logs, then \`causeway dev down && causeway dev up\` (state: ${stateFile(home)})\n`,
-          );
-          process.exitCode = 1;
-        }
-      }),
+/** `causeway dev down`: cli/specs/dev.ts defines its flags. */
+export const devDown = action(async () => {
+  const home = causewayHome();
+  const k8s = await stopDevKubernetes(home);
+  if (k8s) process.stdout.write(`Stopped ${k8s.worker.name} (pid ${k8s.worker.pid}) and the Kubernetes cluster in ${k8s.dir}.\n`);
+  const containerd = readContainerd(devContainerdDir(home));
+  if (containerd) {
+    await stopContainerd(containerd.dir);
+    const worker = containerd.processes.some((p) => p.name === 'worker') ? 'the containerd worker, ' : '';
+    process.stdout.write(`Stopped ${worker}containerd and its registry in ${containerd.dir}.\n`);
+  }
+  const stopped = await stopStack(home);
+  if (!stopped) {
+    process.stdout.write(`No dev stack is recorded in ${home}; nothing to stop.\n`);
+    return;
+  }
+  const names = [
+    ...stopped.workers.map((w) => `${w.name} (pid ${w.pid})`),
+    `NATS (pid ${stopped.nats.pid})`,
+    `Temporal (pid ${stopped.temporal.pid})`,
+  ];
+  process.stdout.write(`Stopped ${names.join(', ')}.\n`);
+});
+
+/** `causeway dev status`: cli/specs/dev.ts defines its flags. */
+export const devStatus = action(async () => {
+  const home = causewayHome();
+  const status = await stackStatus(home);
+  if (!status.state) {
+    process.stderr.write(`causeway: no dev stack is running in ${home}; start one with \`causeway dev up\`\n`);
+    process.exitCode = 1;
+    return;
+  }
+  const state = (c: { alive: boolean; reachable: boolean }): string => (!c.alive ? 'dead' : c.reachable ? 'alive' : 'alive, not answering');
+  const k8s = readDevKubernetes(home);
+  const containerd = readContainerd(devContainerdDir(home));
+  const components = [
+    ...status.components,
+    ...(k8s ? await devKubernetesStatus(k8s) : []),
+    ...(containerd ? await devContainerdStatus(containerd) : []),
+  ];
+  const rows = [['COMPONENT', 'PID', 'STATE', 'ADDRESS'], ...components.map((c) => [c.component, String(c.pid), state(c), c.address])];
+  process.stdout.write(`${table(rows)}\n  UI: ${status.state.temporal.uiUrl}\n  logs: ${status.state.logDir}\n`);
+  if (!status.running || components.some((c) => !c.alive || !c.reachable)) {
+    process.stderr.write(
+      `causeway: the dev stack in ${home} is not fully running; see the logs, then \`causeway dev down && causeway dev up\` (state: ${stateFile(home)})\n`,
     );
-}
+    process.exitCode = 1;
+  }
+});

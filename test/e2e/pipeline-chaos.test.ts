@@ -1,5 +1,5 @@
-// A pipeline through crashes: the worker process is SIGKILLed during a check and during a
-// triggered build, and Temporal and NATS are each restarted, while a `version: every` job
+// A pipeline through crashes: the worker process is SIGKILLed, and Temporal and NATS are
+// each restarted, during a check and during a triggered build, while a `version: every` job
 // builds each version of a resource. No version may be lost, no version built twice, no
 // build number given twice, and each build's task runs exactly once.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -156,10 +156,18 @@ jobs:
   await delay(1000);
   worker = startWorker();
 
-  // Temporal and NATS restart while version 3 arrives.
+  // Temporal, then NATS, restart while build 2's task runs.
+  await waitFor('build 2 to run its task', () => runs().length === 2, 180_000);
   await restartComponent(home, 'temporal');
-  addVersion('3');
   await restartComponent(home, 'nats');
+
+  // Temporal, then NATS, restart while a check that finds version 3 runs.
+  addVersion('3');
+  for (const component of ['temporal', 'nats'] as const) {
+    fs.rmSync(path.join(dir, 'check-started'), { force: true });
+    await waitFor('a check to start', () => fs.existsSync(path.join(dir, 'check-started')), 120_000);
+    await restartComponent(home, component);
+  }
 
   await waitFor(
     'every version built',

@@ -131,6 +131,29 @@ jobs:
   );
 });
 
+test("check_timeout: the resource's, else its resource type's, else 1h; a bad one is reported with its line", () => {
+  const text = (extra: string) => `
+resource_types:
+- {name: slow, type: registry-image, source: {repository: slow-resource}, check_timeout: 5m}
+resources:
+- {name: a, type: time, source: {interval: 1h}}
+- {name: b, type: slow, source: {}}
+- {name: c, type: slow, source: {}, check_timeout: ${extra}}
+jobs:
+- name: j
+  plan: [{get: a}]
+`;
+  const config = compilePipeline({ name: 'p', text: text('30s'), file: 'p.yml' });
+  expect(config.resources.map((r) => [r.name, r.checkTimeoutMs])).toEqual([
+    ['a', 3_600_000],
+    ['b', 300_000],
+    ['c', 30_000],
+  ]);
+  expect(() => compilePipeline({ name: 'p', text: text('0s'), file: 'p.yml' })).toThrow(
+    'p.yml:7:52: resources[2].check_timeout: check_timeout must be longer than 0, got `0s`',
+  );
+});
+
 test('version: every gives each version its own build, oldest first', () => {
   const { config, state } = pipeline([job('each', [input('repo', { version: 'every' })], { maxInFlight: 1 })]);
   recordVersions(state, 'repo', [v('a')]);

@@ -1,24 +1,26 @@
-// Abort = cancelling the build workflow: the running step's process group is stopped
-// (SIGTERM, then SIGKILL), on_abort and ensure hooks run, the build ends aborted.
+// Abort = cancelling the build workflow: the running steps are signalled, on_abort and ensure
+// hooks run, the build ends aborted. Steps on the in-memory fake runtime (workflow semantics
+// only; that the local runtime's processes go, SIGTERM then SIGKILL: local-processes.test.ts).
+import { randomUUID } from 'node:crypto';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { BuildSummary } from '../../schemas/build';
-import { killMatching, pidsMatching, sh, startHarness, waitFor, type Harness } from './harness';
+import { sh, startHarness, waitFor, type Harness } from './harness';
 
 let h: Harness;
-const markers: string[] = [];
 beforeAll(async () => {
-  h = await startHarness({ killGraceMs: 2000 });
+  h = await startHarness({ runtime: 'fake', killGraceMs: 2000 });
 });
 afterAll(async () => {
-  for (const m of markers) killMatching(m);
   await h.stop();
 });
 
-/** A unique `sleep` duration: its command line is the marker pgrep finds (sleep accepts fractions). */
-function sleeper(): string {
-  const m = `30.${Math.floor(Math.random() * 1e9)}`;
-  markers.push(`sleep ${m}`);
-  return m;
+/** A script that says it started (in a shared file the test waits for), then sleeps until aborted; `started` tells. */
+function sleeper(): { script: (suffix?: string) => string; started: (suffix?: string) => boolean } {
+  const file = `/abort-${randomUUID()}`;
+  return {
+    script: (suffix = '') => `echo started >> ${file}${suffix}; sleep 1000`,
+    started: (suffix = '') => h.fake!.host.has(`${file}${suffix}`),
+  };
 }
 
 async function steps(handle: WorkflowHandle) {
@@ -31,10 +33,10 @@ async function searchStatus(handle: WorkflowHandle): Promise<unknown> {
 }
 
 describe('abort', () => {
-  test('cancelling a running build kills the process, runs on_abort and ensure, ends aborted', async () => {
+  test('cancelling a running build stops the step, runs on_abort and ensure, ends aborted', async () => {
     const s = sleeper();
     const step = {
-      ...JSON.parse(sh('long', `sleep ${s}`)),
+      ...JSON.parse(sh('long', s.script())),
       on_abort: JSON.parse(sh('cleanup', 'echo on_abort ran')),
       on_error: JSON.parse(sh('err', 'echo on_error ran')),
       ensure: JSON.parse(sh('ens', 'echo ensure ran')),
@@ -42,7 +44,7 @@ describe('abort', () => {
     const handle = await h.start(
       `plan:\n- ${JSON.stringify(step)}\n- ${sh('never', 'echo never')}\nensure: ${sh('jobens', 'echo job ensure ran')}`,
     );
-    await waitFor('the step process', () => pidsMatching(`sleep ${s}`).length > 0);
+    await waitFor('the step', () => s.started());
     const running = await steps(handle);
     expect(running.find((x) => x.id === 'plan.0')).toMatchObject({ state: 'running', attempts: 1 });
     expect(await searchStatus(handle)).toBe('started');
@@ -50,7 +52,6 @@ describe('abort', () => {
     await handle.cancel();
     const r = await h.finish(handle);
     expect(r.status).toBe('aborted');
-    expect(pidsMatching(`sleep ${s}`)).toEqual([]);
     expect(r.logs.get('plan.0.on_abort')).toContain('on_abort ran');
     expect(r.logs.get('plan.0.ensure')).toContain('ensure ran');
     expect(r.logs.get('plan.on_ensure')).toBeUndefined();
@@ -66,33 +67,19 @@ describe('abort', () => {
     expect((await handle.describe()).status.name).toBe('CANCELLED');
   });
 
-  test('a process that ignores SIGTERM is killed after the grace period', async () => {
-    const s = sleeper();
-    const handle = await h.start(`plan:\n- ${sh('stubborn', `trap "" TERM; sleep ${s}; echo survived`)}`);
-    await waitFor('the step process', () => pidsMatching(`sleep ${s}`).length > 0);
-    await handle.cancel();
-    const r = await h.finish(handle);
-    expect(r.status).toBe('aborted');
-    expect(pidsMatching(`sleep ${s}`)).toEqual([]);
-    expect(r.logs.get('plan.0') ?? '').not.toContain('survived');
-  });
-
   test('aborting in_parallel stops every running branch and across iteration; attempts do not retry an abort', async () => {
-    const a = sleeper();
-    const b = sleeper();
-    const c = sleeper();
+    const [a, b, c] = [sleeper(), sleeper(), sleeper()];
     const plan = `plan:
 - in_parallel:
-  - ${sh('a', `sleep ${a}`, { attempts: 3 })}
-  - ${sh('b', `sleep ${b}`)}
-  - ${JSON.stringify({ ...JSON.parse(sh('c', `sleep ${c}((.:i))`)), across: [{ var: 'i', values: [1, 2], max_in_flight: 'all' }] })}
+  - ${sh('a', a.script(), { attempts: 3 })}
+  - ${sh('b', b.script())}
+  - ${JSON.stringify({ ...JSON.parse(sh('c', c.script('((.:i))'))), across: [{ var: 'i', values: [1, 2], max_in_flight: 'all' }] })}
 `;
     const handle = await h.start(plan);
-    await waitFor('every branch', () => [a, b, `${c}1`, `${c}2`].every((m) => pidsMatching(`sleep ${m}`).length > 0));
+    await waitFor('every branch', () => a.started() && b.started() && c.started('1') && c.started('2'));
     await handle.cancel();
     const r = await h.finish(handle);
     expect(r.status).toBe('aborted');
-    for (const m of [a, b, c]) expect(pidsMatching(`sleep ${m}`)).toEqual([]);
     const after = await steps(handle);
     expect(after.find((x) => x.id === 'plan.0.in_parallel.0')).toMatchObject({ state: 'aborted', attempts: 1 });
     expect(await searchStatus(handle)).toBe('aborted');
@@ -100,9 +87,9 @@ describe('abort', () => {
 
   test('an ensure hook that starts after the abort runs to completion, however long it takes', async () => {
     const s = sleeper();
-    const step = { ...JSON.parse(sh('t', `sleep ${s}`)), ensure: JSON.parse(sh('e', 'sleep 2; echo ensure finished')) };
+    const step = { ...JSON.parse(sh('t', s.script())), ensure: JSON.parse(sh('e', 'sleep 2; echo ensure finished')) };
     const handle = await h.start(`plan:\n- ${JSON.stringify(step)}`);
-    await waitFor('the step process', () => pidsMatching(`sleep ${s}`).length > 0);
+    await waitFor('the step', () => s.started());
     await handle.cancel();
     const r = await h.finish(handle);
     expect(r.status).toBe('aborted');
@@ -113,15 +100,14 @@ describe('abort', () => {
     const s = sleeper();
     const step = {
       ...JSON.parse(sh('bad', 'exit 1')),
-      on_failure: JSON.parse(sh('slow-hook', `sleep ${s}`)),
+      on_failure: JSON.parse(sh('slow-hook', s.script())),
       ensure: JSON.parse(sh('e', 'echo ensure ran')),
     };
     const handle = await h.start(`plan:\n- ${JSON.stringify(step)}`);
-    await waitFor('the hook process', () => pidsMatching(`sleep ${s}`).length > 0);
+    await waitFor('the hook', () => s.started());
     await handle.cancel();
     const r = await h.finish(handle);
     expect(r.status).toBe('aborted');
-    expect(pidsMatching(`sleep ${s}`)).toEqual([]);
     expect(r.logs.get('plan.0.ensure')).toContain('ensure ran');
   });
 
@@ -132,10 +118,10 @@ describe('abort', () => {
     const plan = `plan:
 - in_parallel:
     limit: 1
-    steps: [${withEnsure('first', `sleep ${s}`)}, ${withEnsure('second', 'echo second')}, ${withEnsure('third', 'echo third')}]
+    steps: [${withEnsure('first', s.script())}, ${withEnsure('second', 'echo second')}, ${withEnsure('third', 'echo third')}]
 `;
     const handle = await h.start(plan);
-    await waitFor('the first step', () => pidsMatching(`sleep ${s}`).length > 0);
+    await waitFor('the first step', () => s.started());
     await handle.cancel();
     const r = await h.finish(handle);
     expect(r.status).toBe('aborted');
@@ -147,14 +133,13 @@ describe('abort', () => {
     expect(after.find((x) => x.id === 'plan.0.in_parallel.1')?.state).toBe('skipped');
 
     const s2 = sleeper();
-    const acrossPlan = `plan:\n- ${JSON.stringify({ ...JSON.parse(withEnsure('it', `sleep ${s2}((.:v))`)), across: [{ var: 'v', values: [1, 2, 3] }] })}`;
+    const acrossPlan = `plan:\n- ${JSON.stringify({ ...JSON.parse(withEnsure('it', s2.script('((.:v))'))), across: [{ var: 'v', values: [1, 2, 3] }] })}`;
     const h2 = await h.start(acrossPlan);
-    await waitFor('the first iteration', () => pidsMatching(`sleep ${s2}1`).length > 0);
+    await waitFor('the first iteration', () => s2.started('1'));
     await h2.cancel();
     const r2 = await h.finish(h2);
     expect(r2.status).toBe('aborted');
     expect(r2.logs.get('plan.0.across.1')).toBeUndefined();
     expect(r2.logs.get('plan.0.ensure')).toContain('ensure-it');
-    expect(pidsMatching(`sleep ${s2}`)).toEqual([]);
   });
 });

@@ -1,4 +1,6 @@
 // Inputs, outputs, mappings, copies, caches, task files, params and run.dir against the real servers.
+import fs from 'node:fs';
+import path from 'node:path';
 import { mountsUnder } from '../../activities/runtime/local/inputs';
 import { sh, startHarness, type Harness } from './harness';
 
@@ -52,7 +54,14 @@ describe('artifacts', () => {
     const r = await h.run(`plan:\n- ${producer}\n- ${parallel}\n- ${third}`);
     expect(r.status).toBe('succeeded');
     expect(r.logs.get('plan.2')).toBe('overlayfs\noriginal\nkeep\nno-new\n');
-    expect(await mountsUnder(`${h.home}/builds/${r.buildId}`)).toEqual([]);
+    const build = path.join(h.home, 'builds', r.buildId);
+    expect(await mountsUnder(build)).toEqual([]);
+    // A step that only reads its input copied nothing up into its layer (not even to give it to the build's uid).
+    const uppers = fs
+      .readdirSync(build, { recursive: true, encoding: 'utf8' })
+      .filter((p) => p.endsWith(path.join('layers', '0', 'upper')));
+    const reader = uppers.find((p) => p.includes(`${path.sep}plan.2${path.sep}`));
+    expect(reader && fs.readdirSync(path.join(build, reader))).toEqual([]);
   });
 
   test('a step that cannot start leaves no input view mounted', async () => {

@@ -1,17 +1,20 @@
-// What the local runtime does with a step's processes under timeout and attempts (the
-// semantics themselves: modifiers.test.ts on the fake runtime): a timed-out step's process is
-// killed, each attempt is a fresh process, a process a task leaves behind is stopped.
+// What the local runtime does with a step's processes under timeout, attempts and abort (the
+// semantics themselves: modifiers.test.ts and abort.test.ts on the fake runtime): a timed-out
+// or aborted step's processes are killed (SIGTERM, SIGKILL after the grace period), each
+// attempt is a fresh process, a process a task leaves behind is stopped.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { killMatching, pidsMatching, sh, startHarness, type BuildRun, type Harness } from './harness';
+import { killMatching, pidsMatching, sh, startHarness, waitFor, type BuildRun, type Harness } from './harness';
 
 let h: Harness;
 let tmp: string;
 const markers: string[] = [];
 beforeAll(async () => {
-  h = await startHarness();
+  h = await startHarness({ killGraceMs: 2000 });
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-processes-'));
+  // steps may run as a uid of their own: they count their attempts in here
+  fs.chmodSync(tmp, 0o1777);
 });
 afterAll(async () => {
   for (const m of markers) killMatching(m);
@@ -40,7 +43,7 @@ test('each attempt is a fresh process; a timed-out attempt’s process is killed
   const f = path.join(tmp, `count-${Math.floor(Math.random() * 1e9)}`);
   const s = sleeper();
   const script = `n=$(expr $(cat ${f} 2>/dev/null || echo 0) + 1); echo $n > ${f}; echo "attempt $n pid $$"; if [ $n -eq 1 ]; then sleep ${s}; fi; [ $n -ge 3 ]`;
-  const r = await h.run(`plan:\n- ${sh('flaky', script, { attempts: 5, timeout: '2s' })}`);
+  const r = await h.run(`plan:\n- ${sh('flaky', script, { attempts: 5, timeout: '5s' })}`);
   expect(r.status).toBe('succeeded');
   const pids = [...(r.logs.get('plan.0') ?? '').matchAll(/attempt \d+ pid (\d+)/g)].map((m) => m[1]);
   expect(new Set(pids).size).toBe(3);
@@ -53,4 +56,30 @@ test('a background process a task leaves behind is stopped when the task ends', 
   const r = await h.run(`plan:\n- ${sh('bg', `sleep ${s} & echo started`)}`);
   expect(r.status).toBe('succeeded');
   expect(pidsMatching(`sleep ${s}`)).toEqual([]);
+});
+
+test('an abort kills every running branch’s and across iteration’s process', async () => {
+  const [a, b, c] = [sleeper(), sleeper(), sleeper()];
+  const plan = `plan:
+- in_parallel:
+  - ${sh('a', `sleep ${a}`, { attempts: 3 })}
+  - ${sh('b', `sleep ${b}`)}
+  - ${JSON.stringify({ ...JSON.parse(sh('c', `sleep ${c}((.:i))`)), across: [{ var: 'i', values: [1, 2], max_in_flight: 'all' }] })}
+`;
+  const handle = await h.start(plan);
+  await waitFor('every branch', () => [a, b, `${c}1`, `${c}2`].every((m) => pidsMatching(`sleep ${m}`).length > 0));
+  await handle.cancel();
+  expect((await h.finish(handle)).status).toBe('aborted');
+  for (const m of [a, b, c]) expect(pidsMatching(`sleep ${m}`)).toEqual([]);
+});
+
+test('an aborted process that ignores SIGTERM is killed after the grace period', async () => {
+  const s = sleeper();
+  const handle = await h.start(`plan:\n- ${sh('stubborn', `trap "" TERM; sleep ${s}; echo survived`)}`);
+  await waitFor('the step process', () => pidsMatching(`sleep ${s}`).length > 0);
+  await handle.cancel();
+  const r = await h.finish(handle);
+  expect(r.status).toBe('aborted');
+  expect(pidsMatching(`sleep ${s}`)).toEqual([]);
+  expect(r.logs.get('plan.0') ?? '').not.toContain('survived');
 });

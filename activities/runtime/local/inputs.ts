@@ -10,6 +10,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { copyArtifact } from '../../artifacts';
 import { runCommand } from './spawner';
+import type { UserIds } from './users';
 
 /** Where an input's upper and work layers go, in the step's directory (beside `work`, never in it). */
 export const LAYERS_DIR = 'layers';
@@ -27,16 +28,17 @@ export interface InputPlacement {
  * Places each input at its path: an overlay mount when this host allows it and nothing else of
  * the step lies at, above or below the input's path (an output there would live in the mount and
  * vanish with it; another input or a cache would be hidden by it), else a copy as before.
- * `others` are the step's other paths (outputs, caches) in its work directory.
+ * `others` are the step's other paths (outputs, caches) in its work directory. Returns the inputs mounted.
  */
-export async function placeInputs(stepDir: string, inputs: InputPlacement[], others: string[]): Promise<void> {
+export async function placeInputs(stepDir: string, inputs: InputPlacement[], others: string[]): Promise<string[]> {
   const all = [...inputs.map((i) => i.to), ...others];
+  const views: string[] = [];
   for (const [i, input] of inputs.entries()) {
     const alone = all.every((p, j) => j === i || !overlaps(p, input.to));
-    if (!alone || !(await mountOverlay(input.from, input.to, path.join(stepDir, LAYERS_DIR, String(i))))) {
-      await copyArtifact(input.from, input.to);
-    }
+    if (alone && (await mountOverlay(input.from, input.to, path.join(stepDir, LAYERS_DIR, String(i))))) views.push(input.to);
+    else await copyArtifact(input.from, input.to);
   }
+  return views;
 }
 
 function overlaps(a: string, b: string): boolean {
@@ -86,4 +88,17 @@ export async function unmountUnder(dir: string): Promise<string[]> {
     }
   }
   return targets;
+}
+
+/**
+ * chown -R that leaves alone what is already owned so: a chown through an input's view copies
+ * the file up into the step's layer (its data too), which would turn the view back into a copy.
+ * A producer of the same build wrote its output as the build's uid, so its files stay untouched.
+ */
+export async function ownTree(dir: string, ids: UserIds): Promise<void> {
+  const st = await fs.lstat(dir);
+  if (st.uid !== ids.uid || st.gid !== ids.gid) await fs.lchown(dir, ids.uid, ids.gid);
+  if (!st.isDirectory()) return;
+  const entries = await fs.readdir(dir).catch(() => [] as string[]);
+  await Promise.all(entries.map((e) => ownTree(path.join(dir, e), ids)));
 }

@@ -10,7 +10,7 @@ import { StepErrored } from '../../errors';
 import { asPermanent } from '../../permanent';
 import type { Artifacts } from '../../types';
 import type { LogPiece, ResolvedTask, StepIo, TaskExit, TaskHandle, TaskSignal } from '../types';
-import { placeInputs, unmountUnder } from './inputs';
+import { ownTree, placeInputs, unmountUnder } from './inputs';
 import { inNetwork, writeHosts } from './network';
 import { applyMemoryLimit, removeCgroup, wasOomKilled, type MemoryLimit } from './limits';
 import {
@@ -39,6 +39,8 @@ interface Spec {
   config: TaskConfig;
   outputs: Artifacts;
   memory?: MemoryLimit;
+  /** the inputs mounted as copy-on-write views, which the step's end unmounts */
+  views?: string[];
 }
 
 /**
@@ -127,8 +129,8 @@ function localHandle(proc: StepProcess, spec: Spec, dir: string, reattached: boo
     }
     // Kills whatever the step left running in the background, as a container's end would.
     reapGroup(proc);
-    // Its inputs' views go with it (its outputs never lie in them).
-    await unmountUnder(dir);
+    // Its inputs' views go with it (its outputs never lie in them); a step without any pays no look at the mount table.
+    if (spec.views?.length) await unmountUnder(dir);
     // An ended step's memory cgroup must go, or every step with container_limits leaks one on the host.
     if (spec.memory) {
       if (!signalled && exitCode !== 0 && (await wasOomKilled(spec.memory))) io.note('killed: the task exceeded container_limits.memory');
@@ -189,7 +191,7 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
     return { from: input.ref.path, to: safeJoin(work, input.path) };
   });
   const outputPaths = config.outputs.map((output) => safeJoin(work, output.path ?? output.name));
-  await placeInputs(dir, placements, [...outputPaths, ...config.caches.map((cache) => safeJoin(work, cache.path))]);
+  const views = await placeInputs(dir, placements, [...outputPaths, ...config.caches.map((cache) => safeJoin(work, cache.path))]);
 
   const outputs: Artifacts = {};
   for (const [i, output] of config.outputs.entries()) {
@@ -217,7 +219,7 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
   if (user) {
     await openBuildDir(deps.home, req.buildId, user);
     // The step's own files are the build's; the wrapper's (pid, exit, logs) stay the worker's, out of its reach.
-    await Promise.all(['work', 'home', 'tmp'].map((d) => chownTree(path.join(dir, d), user)));
+    await Promise.all([ownTree(work, user), ...['home', 'tmp'].map((d) => chownTree(path.join(dir, d), user))]);
   }
   await checkRunnable(step, config, work, envFor(step, config, dir).PATH);
 
@@ -228,7 +230,7 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
     io.note(memory.note);
   }
 
-  const spec: Spec = { config, outputs, memory };
+  const spec: Spec = { config, outputs, memory, views };
   await fs.writeFile(path.join(dir, SPEC_FILE), JSON.stringify(spec));
   return spec;
 }

@@ -1,0 +1,45 @@
+// A pipeline's check (activities/pipeline.ts) past its check_timeout: it fails with a message
+// that says so, and nothing it started keeps running. Real processes, no server.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pipelineActivities } from '../../activities/pipeline';
+import type { ResourceRef } from '../../schemas/compiled';
+
+let dir: string;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-check-timeout-'));
+  // A check that hangs on a child of its own (as git would), unless `fast` exists.
+  fs.writeFileSync(
+    path.join(dir, 'check'),
+    `#!/bin/sh\nif [ -e ${dir}/fast ]; then echo '[{"v":"1"}]'; exit 0; fi\necho "fetching" >&2\nsleep 30 &\necho $! > ${dir}/child\nwait\n`,
+    { mode: 0o755 },
+  );
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const resource = (): ResourceRef => ({ name: 'slow', type: { kind: 'host', name: 'slowtype', dir }, source: {} });
+/** Running or sleeping; a killed process nobody has reaped yet is a zombie (Z), not alive. */
+const alive = (pid: number) => {
+  try {
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+};
+
+test('a check past check_timeout fails saying so, its process group killed; the next check runs as usual', async () => {
+  const acts = pipelineActivities();
+  const err = await acts.checkResource({ pipeline: 'p', resource: resource(), from: null, timeoutMs: 500 }).catch((e: Error) => e);
+  expect(err).toBeInstanceOf(Error);
+  expect((err as Error & { type?: string }).type).toBe('CheckFailed');
+  expect((err as Error).message).toBe(
+    "resource slow: check timed out after 500ms (check_timeout; Concourse's default is 1h); it runs again at the next check_every. fetching",
+  );
+  const child = Number(fs.readFileSync(path.join(dir, 'child'), 'utf8'));
+  await new Promise((r) => setTimeout(r, 200));
+  expect(alive(child)).toBe(false);
+
+  fs.writeFileSync(path.join(dir, 'fast'), '');
+  expect(await acts.checkResource({ pipeline: 'p', resource: resource(), from: null, timeoutMs: 5000 })).toEqual([{ v: '1' }]);
+});
