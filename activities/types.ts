@@ -125,6 +125,8 @@ export interface ServiceRef {
   scopeStepId: string;
   runKey: string;
   name: string;
+  /** load_var values (without `reveal: true`) in scope: redacted from the service's log, as from a task's */
+  redact?: unknown[];
 }
 
 export interface StartServiceRequest extends ServiceRef {

@@ -4,6 +4,8 @@
 //   causeway-agent fetch   init container: pull every input (tar over HTTP) into the work dir
 //   causeway-agent serve   producer pods: serve the declared outputs as tar streams (or one
 //                          file of an output, for the worker reading a task or service file)
+//   causeway-agent probe   service pods with several ports: GET /ready answers 200 once every
+//                          declared port accepts connections (the pod's readiness)
 //
 // Configuration comes from the environment the pod builder sets: CAUSEWAY_WORKDIR,
 // CAUSEWAY_INPUTS / CAUSEWAY_MKDIRS (fetch), CAUSEWAY_OUTPUTS / CAUSEWAY_PORT (serve), and
@@ -15,6 +17,7 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -251,6 +254,49 @@ export async function fetchInputs(
   }
 }
 
+/** Whether host:port accepts a TCP connection within timeoutMs; the refusal's reason otherwise. */
+function tryPort(host: string, port: number, timeoutMs: number): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port });
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error(`no answer in ${timeoutMs} ms`)));
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(undefined);
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => resolve(err.code ?? err.message));
+  });
+}
+
+/**
+ * Serves `GET /ready` for a service's pod: 200 when every port accepts a TCP connection at host
+ * (the pod's IP, as the kubelet's tcpSocket probe dials), else 503 naming the ones that do not.
+ * Kubernetes gives a container one probe of each kind, so this one probe checks them all.
+ * `last()` is the latest verdict, for the container's termination message.
+ */
+export function probePorts(o: {
+  host: string;
+  ports: { name: string; number: number }[];
+  port: number;
+  listen?: string;
+}): Promise<{ server: http.Server; last: () => string }> {
+  let last = 'not probed yet';
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' || req.url !== '/ready') {
+      res.writeHead(404).end('GET /ready\n');
+      return;
+    }
+    void Promise.all(o.ports.map(async (p) => ({ p, why: await tryPort(o.host, p.number, 1000) }))).then((results) => {
+      const closed = results.filter((r) => r.why !== undefined).map((r) => `${r.p.name} ${r.p.number} (${r.why})`);
+      last = closed.length ? `ports not accepting connections at ${o.host}: ${closed.join(', ')}` : 'every port accepts connections';
+      res.writeHead(closed.length ? 503 : 200).end(`${last}\n`);
+    });
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(o.port, o.listen ?? '0.0.0.0', () => resolve({ server, last: () => last }));
+  });
+}
+
 function required(name: string): string {
   const v = process.env[name];
   if (v === undefined || v === '') throw new Error(`${name} is not set`);
@@ -259,6 +305,22 @@ function required(name: string): string {
 
 async function main(): Promise<void> {
   const cmd = process.argv[2];
+  if (cmd === 'probe') {
+    const { last } = await probePorts({
+      host: required('CAUSEWAY_PROBE_HOST'),
+      ports: JSON.parse(required('CAUSEWAY_PROBE_PORTS')),
+      port: Number(process.env.CAUSEWAY_PORT ?? 7790),
+    });
+    // Killed by its failed startup probe: the kubelet reports this file as the container's message.
+    process.once('SIGTERM', () => {
+      try {
+        fs.writeFileSync('/dev/termination-log', last());
+      } finally {
+        process.exit(1);
+      }
+    });
+    return;
+  }
   const env = { workdir: path.resolve(required('CAUSEWAY_WORKDIR')), token: required('CAUSEWAY_ARTIFACT_TOKEN') };
   if (cmd === 'fetch') {
     await fetchInputs({
@@ -279,7 +341,7 @@ async function main(): Promise<void> {
     server.close();
     return;
   }
-  throw new Error('usage: causeway-agent fetch|serve');
+  throw new Error('usage: causeway-agent fetch|serve|probe');
 }
 
 if (require.main === module) {

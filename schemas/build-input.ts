@@ -65,6 +65,7 @@ const ServiceConfig = z
     params: StringMap,
     run: Run,
     ports: z.array(z.strictObject({ name: z.string(), number: z.number().int().min(1).max(65535) })),
+    container_limits: ContainerLimits.optional(),
     startup_probe: z
       .strictObject({
         run: z.strictObject({ path: z.string().min(1), args: z.array(z.string()) }),
@@ -84,6 +85,8 @@ const ServiceSpec = z
     image: z.string().optional(),
     params: StringMap,
     inputMapping: StringMap,
+    privileged: z.boolean().optional(),
+    containerLimits: ContainerLimits.optional(),
     gracePeriodMs: z.number().int().nonnegative(),
   })
   .meta({ id: 'ServiceSpec' });

@@ -64,6 +64,7 @@ export interface ServiceConfig {
   run: { path: string; args: string[]; dir?: string; user?: string };
   ports: ServicePort[];
   startup_probe?: ServiceProbe;
+  container_limits?: ContainerLimits;
 }
 
 /** One entry of a step's `services:`; it lives while the step (every attempt of it) runs. */
@@ -75,6 +76,9 @@ export interface ServiceSpec {
   image?: string;
   params: Record<string, string>;
   inputMapping: Record<string, string>;
+  privileged?: boolean;
+  /** over the config's container_limits, as a task step's */
+  containerLimits?: ContainerLimits;
   /** SIGTERM → SIGKILL at teardown */
   gracePeriodMs: number;
 }

@@ -4,9 +4,9 @@ import { z } from 'zod';
 import type { ServiceConfig, ServiceSpec } from './compiled';
 import { Source, type Path } from './errors';
 import { findVarRefs, isPlainObject, SVC_SOURCE, type VarRef } from './interpolate';
-import { compact, TaskConfigSchema } from './task-config';
+import { compact, ContainerLimitsSchema, TaskConfigSchema, toContainerLimits } from './task-config';
 import { parseDuration } from './units';
-import { envMap, validate } from './validate';
+import { bool, envMap, validate } from './validate';
 import { interpolateStatic } from './vars';
 
 export const DEFAULT_PORT = 'default';
@@ -33,6 +33,7 @@ const ServiceConfigSchema = z.strictObject({
   rootfs_uri: TaskConfigSchema.shape.rootfs_uri,
   inputs: TaskConfigSchema.shape.inputs,
   params: TaskConfigSchema.shape.params,
+  container_limits: ContainerLimitsSchema.optional(),
   // Optional in the shape so its absence gets the runtime's own message.
   run: TaskConfigSchema.shape.run.optional(),
   ports: z
@@ -87,6 +88,9 @@ const ServiceEntrySchema = z.strictObject({
   image: z.string().min(1).optional(),
   params: envMap.optional(),
   input_mapping: z.record(z.string(), z.string()).optional(),
+  // As a task step's: what the service's container may do and use (the containerd runtime).
+  privileged: bool.optional(),
+  container_limits: ContainerLimitsSchema.optional(),
   grace_period: z
     .string()
     .transform((s, ctx) => {
@@ -117,6 +121,7 @@ export function compileServiceConfig(src: Source, value: unknown, path: Path, se
     image_resource: c.image_resource && compact(c.image_resource),
     inputs: c.inputs.map((i) => compact(i)),
     params: c.params,
+    container_limits: c.container_limits && toContainerLimits(c.container_limits),
     run: compact(c.run),
     ports: c.ports.map((p) => ({ name: p.name ?? DEFAULT_PORT, number: p.number })),
     startup_probe: probe && {
@@ -158,6 +163,8 @@ export function compileServices(src: Source, value: unknown, path: Path): Servic
       image: s.image,
       params: s.params ?? {},
       inputMapping: s.input_mapping ?? {},
+      privileged: s.privileged,
+      containerLimits: s.container_limits && toContainerLimits(s.container_limits),
       gracePeriodMs: s.grace_period ?? DEFAULT_GRACE_MS,
     });
   });

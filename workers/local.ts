@@ -37,6 +37,8 @@ export interface LocalWorkerOptions {
 export type { ContainerdRuntimeOptions, RunningWorker };
 /** The reconcile pass this worker runs on a timer, for `causeway reconcile` to run by hand (the CLI imports workers/, not activities/). */
 export { reconcileBuilds };
+/** A containerd worker's part of that pass, for `causeway reconcile` by hand. */
+export { containerdLeftovers };
 
 /**
  * A worker of one machine: steps run as processes on this host (local) or as containerd

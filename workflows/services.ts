@@ -6,6 +6,7 @@ import { messageOf } from './attempts';
 import { Compensation } from './compensation';
 import { StepError, type BuildContext, type Frame } from './context';
 import { withLocals } from './locals';
+import { redactedValues } from './credentials';
 
 /** The status tree id of a step's service. */
 export function serviceId(stepId: string, name: string): string {
@@ -80,7 +81,14 @@ async function startService(
   teardown: Compensation,
 ): Promise<void> {
   const id = serviceId(step.id, spec.name);
-  const ref: ServiceRef = { buildId: ctx.buildId, runId: ctx.runId, scopeStepId: step.id, runKey: frame.runKey, name: spec.name };
+  const ref: ServiceRef = {
+    buildId: ctx.buildId,
+    runId: ctx.runId,
+    scopeStepId: step.id,
+    runKey: frame.runKey,
+    name: spec.name,
+    redact: redactedValues(ctx.credentials, frame),
+  };
   const label = `service ${spec.name} · ${step.id}`;
   let failed = false;
   let supervised: Promise<void> | undefined;

@@ -12,6 +12,10 @@ export function registerReconcile(program: Command): void {
       "keep closed builds' artifacts this long for `causeway retry` (Go duration; default: CAUSEWAY_ARTIFACT_RETENTION)",
     )
     .option('--dry-run', 'only report what would be stopped or removed')
+    .option(
+      '--containerd-socket <path>',
+      "also remove closed builds' containers from this containerd (default: the dev stack's, when it runs)",
+    )
     .addHelpText(
       'after',
       `

@@ -1,13 +1,11 @@
 // Abort, timeout, OOM and a worker killed with SIGKILL, with containers: as on the local runtime.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { awaitBuild, startBuild } from '../../common/build-client';
 import { collectLogs } from '../../common/build-log';
-import { containerdLeftovers } from '../../activities/runtime/containerd';
 import { DEV_DEFAULT_IMAGE } from '../../cli/dev/containerd';
-import { reconcileBuilds } from '../../workers/local';
 import { compilePlan } from '../../schemas';
 import { testStack } from '../setup/env';
 import { waitFor, type Harness } from '../workflows/harness';
@@ -140,21 +138,21 @@ describe('a worker killed with SIGKILL', () => {
   });
 });
 
-test('the reconciler removes the container, root and snapshot of a build terminated without its teardown', async () => {
+test('`causeway reconcile` by hand removes the container, root and snapshot of a build terminated without its teardown', async () => {
   const handle = await h.start(`plan:\n- ${task('orphan', 'sleep 300', {}, { image_resource: BUSYBOX })}`);
   await waitFor('the container to run', () => running().length > 0);
   // terminate runs no workflow code: no abort, no finishBuild.
   await handle.terminate('test: a build ended without its teardown');
   expect(running()).not.toEqual([]);
-  const c = containerd();
-  const report = await reconcileBuilds({
-    home: h.home,
-    client: h.client,
-    retentionMs: 3_600_000,
-    killGraceMs: 1000,
-    removeRuntimeObjects: containerdLeftovers(h.home, { socket: c.socket, hostsDir: c.hostsDir }),
+  // `causeway reconcile` by hand, as after `temporal workflow terminate`.
+  const stack = testStack();
+  const cli = spawnSync(process.execPath, [CLI, 'reconcile', '--containerd-socket', containerd().socket], {
+    encoding: 'utf8',
+    env: { ...process.env, TEMPORAL_ADDRESS: stack.temporalAddress, NATS_URL: stack.natsUrl, CAUSEWAY_HOME: h.home },
   });
-  expect(report.running).toBeGreaterThanOrEqual(0);
+  expect([cli.status, cli.error]).toEqual([0, undefined]);
+  // It reports on stderr, as every command does.
+  expect(cli.stderr).toContain('removed the containers, roots and snapshots of closed builds in containerd');
   await waitFor('the container to be gone', () => running().length === 0, 10_000);
   nothingLeft(handle.workflowId);
   expect(

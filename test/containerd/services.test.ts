@@ -1,5 +1,7 @@
 // Services as containers from their image, each in a network namespace of its own on the
 // build's bridge: three on one port in an across, reached by address and by name.
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Harness } from '../workflows/harness';
 import { BUSYBOX, ctr, mountsOf, startContainerdHarness } from './harness';
 
@@ -67,4 +69,46 @@ test('a startup probe runs inside the service’s container', async () => {
   expect([r.status, r.message]).toEqual(['succeeded', undefined]);
   expect(r.logs.get('plan.0')).toContain('after the probe');
   expect(ctr(['containers', 'ls', '-q']).trim()).toBe('');
+});
+
+test('a service’s privileged and container_limits apply to its container, as a task’s do', async () => {
+  // What a client reads: whether a mount is allowed in the service's container.
+  const report = [
+    'mkdir -p www /tmp/m',
+    'if mount -t tmpfs t /tmp/m 2>/dev/null; then echo mounted; else echo refused; fi > www/index.html',
+    'exec httpd -f -p 8080 -h www',
+  ].join('; ');
+  const service = (name: string, extra: Record<string, unknown>) => ({
+    name,
+    ...extra,
+    config: { image_resource: BUSYBOX, run: { path: 'sh', args: ['-c', report] }, ports: [8080] },
+  });
+  const step = {
+    task: 'read',
+    services: [service('priv', { privileged: true, container_limits: { memory: 64 * 1024 * 1024 } }), service('plain', {})],
+    config: { image_resource: BUSYBOX, run: { path: 'sh', args: ['-c', `${get('priv')}; ${get('plain')}; sleep 1`] } },
+  };
+  // The container cannot see its limit (it is on its cgroup's parent): the host can, while it runs.
+  const limits = new Set<number>();
+  const watch = setInterval(() => {
+    const root = '/sys/fs/cgroup/memory/causeway-ctr';
+    for (const id of fs.existsSync(root) ? fs.readdirSync(root).filter((d) => d.startsWith('cw-')) : []) {
+      let limit = NaN;
+      try {
+        limit = Number(fs.readFileSync(path.join(root, id, 'memory.limit_in_bytes'), 'utf8'));
+      } catch {
+        // gone between the listing and the read
+      }
+      // "No limit" is close to 2^63.
+      if (limit < 2 ** 40) limits.add(limit);
+    }
+  }, 50);
+  const r = await h.run(JSON.stringify({ plan: [step] })).finally(() => clearInterval(watch));
+  expect([r.status, r.message]).toEqual(['succeeded', undefined]);
+  const out = r.logs.get('plan.0') ?? '';
+  expect(out).toContain('priv -> mounted');
+  expect(out).toContain('plain -> refused');
+  expect(limits).toEqual(new Set([64 * 1024 * 1024]));
+  expect(ctr(['containers', 'ls', '-q']).trim()).toBe('');
+  expect(mountsOf(h.home, r.buildId)).toEqual([]);
 });

@@ -51,8 +51,8 @@ const servers: http.Server[] = [];
 const envOf = (c: V1Container | undefined) =>
   Object.fromEntries((c?.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
 
-async function tokenOf(pod: V1Pod): Promise<string> {
-  const ref = pod.spec!.initContainers![0].env!.find((e) => e.name === 'CAUSEWAY_ARTIFACT_TOKEN')!.valueFrom!.secretKeyRef!;
+async function tokenOf(agent: V1Container): Promise<string> {
+  const ref = agent.env!.find((e) => e.name === 'CAUSEWAY_ARTIFACT_TOKEN')!.valueFrom!.secretKeyRef!;
   const secret = await core.readNamespacedSecret({ name: ref.name!, namespace });
   return Buffer.from(secret.data![ref.key], 'base64').toString('utf8');
 }
@@ -63,39 +63,42 @@ async function runPod(pod: V1Pod): Promise<void> {
   await takeOverPod(core, namespace, name);
   const workdir = fs.mkdtempSync(path.join(scratch, `${name}-`));
   const record: { pod: V1Pod; workdir: string; fetchError?: string } = { pod, workdir };
-  const token = await tokenOf(pod);
+  // A step with nothing to fetch or make has no fetcher, and without outputs no streamer.
+  const fetcherSpec = pod.spec!.initContainers?.find((c) => c.name === CONTAINERS.fetcher);
+  const token = fetcherSpec ? await tokenOf(fetcherSpec) : '';
   const task = envOf(pod.spec!.containers.find((c) => c.name === CONTAINERS.task));
   // A worker pod replaced since the upload (its emptyDir gone): the disk copy is lost.
   const buildId = pod.metadata!.labels![LABELS.build];
   if (task.DROP_WORKER_COPY) fs.rmSync(paths.inputs(home, buildId, task.DROP_WORKER_COPY), { recursive: true, force: true });
   // ... and the object store's copy expired
   if (task.DROP_STORED_COPY) await (await transferBucket(nc)).delete(transferKeys.input(buildId, task.DROP_STORED_COPY));
-  const fetcher = envOf(pod.spec!.initContainers!.find((c) => c.name === CONTAINERS.fetcher));
-  try {
-    await fetchInputs({
-      workdir,
-      token,
-      inputs: JSON.parse(fetcher.CAUSEWAY_INPUTS),
-      mkdirs: JSON.parse(fetcher.CAUSEWAY_MKDIRS),
-      retryMs: 2000,
-    });
-  } catch (err) {
-    record.fetchError = (err as Error).message;
-    ran.set(name, record);
-    await patchPodStatus(core, namespace, name, {
-      initContainerStatuses: [
-        {
-          name: CONTAINERS.fetcher,
-          image: 'agent',
-          imageID: '',
-          ready: false,
-          restartCount: 0,
-          state: { terminated: { exitCode: 1, reason: 'Error', message: record.fetchError } },
-        },
-      ],
-    });
-    return;
-  }
+  const fetcher = envOf(fetcherSpec);
+  if (fetcherSpec)
+    try {
+      await fetchInputs({
+        workdir,
+        token,
+        inputs: JSON.parse(fetcher.CAUSEWAY_INPUTS),
+        mkdirs: JSON.parse(fetcher.CAUSEWAY_MKDIRS),
+        retryMs: 2000,
+      });
+    } catch (err) {
+      record.fetchError = (err as Error).message;
+      ran.set(name, record);
+      await patchPodStatus(core, namespace, name, {
+        initContainerStatuses: [
+          {
+            name: CONTAINERS.fetcher,
+            image: 'agent',
+            imageID: '',
+            ready: false,
+            restartCount: 0,
+            state: { terminated: { exitCode: 1, reason: 'Error', message: record.fetchError } },
+          },
+        ],
+      });
+      return;
+    }
   for (const [file, content] of Object.entries(JSON.parse(task.WRITE ?? '{}') as Record<string, string>)) {
     fs.mkdirSync(path.dirname(path.join(workdir, file)), { recursive: true });
     fs.writeFileSync(path.join(workdir, file), content);

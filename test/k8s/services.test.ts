@@ -6,11 +6,11 @@
 import { ServiceFailed } from '../../activities/errors';
 import type { ServiceAddress } from '../../common/services';
 import { k8s, type CoreV1Api } from '../../activities/runtime/kubernetes/client';
-import { LABELS, anchorName } from '../../activities/runtime/kubernetes/pod';
+import { CONTAINERS, LABELS, anchorName } from '../../activities/runtime/kubernetes/pod';
 import { followPod } from '../../activities/runtime/kubernetes/pod-watcher';
 import { probeService, startService, stopService, superviseService } from '../../activities/runtime/kubernetes/service';
 import { ServiceLog } from '../../activities/runtime/kubernetes/service-log';
-import { SERVICE_LABEL, serviceObjectName } from '../../activities/runtime/kubernetes/service-pod';
+import { PORT_PROBE_PORT, SERVICE_LABEL, serviceObjectName } from '../../activities/runtime/kubernetes/service-pod';
 import { serviceEnd, serviceReadiness } from '../../activities/runtime/kubernetes/pod-status';
 import { KubernetesRuntime } from '../../activities/runtime/kubernetes/runtime';
 import type { ServiceLogOffsets, ServiceRef, StartServiceRequest } from '../../activities/types';
@@ -138,7 +138,7 @@ test('a service is a pod behind a Service, its startup probe the pod’s startup
   await expect(core.readNamespacedService({ name, namespace })).rejects.toMatchObject({ code: 404 });
 });
 
-test('without a startup probe: a TCP startup probe on the primary port, for as long as the local runtime waits for ports', async () => {
+test('without a startup probe: every port checked by the port-probe, for as long as the local runtime waits for ports', async () => {
   const req = request(
     postgres({
       startup_probe: undefined,
@@ -152,7 +152,14 @@ test('without a startup probe: a TCP startup probe on the primary port, for as l
   const address = await startService(rt, req);
   expect(address.primaryPort).toBe('http');
   const pod = await core.readNamespacedPod({ name: serviceObjectName(req), namespace });
-  expect(pod.spec!.containers[0].startupProbe).toMatchObject({ tcpSocket: { port: 8080 }, periodSeconds: 1, failureThreshold: 60 });
+  // Two ports: one probe per container is all Kubernetes allows, so the agent checks both.
+  expect(pod.spec!.containers.map((c) => c.name)).toEqual([CONTAINERS.service, CONTAINERS.portProbe]);
+  expect(pod.spec!.containers[0].startupProbe).toBeUndefined();
+  expect(pod.spec!.containers[1].startupProbe).toMatchObject({
+    httpGet: { path: '/ready', port: PORT_PROBE_PORT },
+    periodSeconds: 1,
+    failureThreshold: 60,
+  });
   expect(pod.spec!.containers[0].readinessProbe).toBeUndefined();
   await stopService(rt, req, 0);
 });

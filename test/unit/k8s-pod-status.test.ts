@@ -111,6 +111,27 @@ describe('a service pod', () => {
       { ready: true },
     ],
     [
+      'its port-probe killed by its startup probe: the ports that stayed closed',
+      pod({
+        phase: 'Running',
+        containerStatuses: [
+          container(CONTAINERS.service, { running: {} }),
+          container(CONTAINERS.portProbe, {
+            terminated: { exitCode: 1, message: 'ports not accepting connections at 198.18.0.9: admin 8081 (ECONNREFUSED)' },
+          }),
+        ],
+      }),
+      { failed: 'service db: not ready: ports not accepting connections at 198.18.0.9: admin 8081 (ECONNREFUSED)' },
+    ],
+    [
+      'its input-fetcher failed',
+      pod({
+        phase: 'Failed',
+        initContainerStatuses: [container(CONTAINERS.fetcher, { terminated: { exitCode: 1, message: 'input site: HTTP 404' } })],
+      }),
+      { failed: 'service db: input-fetcher failed (exit 1): input site: HTTP 404' },
+    ],
+    [
       'exited before it was ready',
       pod({ phase: 'Failed', containerStatuses: [container(CONTAINERS.service, { terminated: { exitCode: 1, reason: 'Error' } })] }),
       { failed: 'service db exited with status 1 (Error) before it was ready' },

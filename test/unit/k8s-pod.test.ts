@@ -202,6 +202,11 @@ describe('buildPod', () => {
     expect(() => buildPod(input({ step: step({ tags: ['has space'] }) }))).toThrow(PodSpecError);
   });
 
+  test('a step without inputs, outputs or caches gets no input-fetcher', () => {
+    expect(buildPod(input()).spec!.initContainers).toBeUndefined();
+    expect(buildPod(input({ config: config({ caches: [{ path: '.cache' }] }) })).spec!.initContainers).toHaveLength(1);
+  });
+
   test('inputs: the input-fetcher init container pulls them into the work dir with the build token', () => {
     const pod = buildPod(
       input({

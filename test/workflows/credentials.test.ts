@@ -6,6 +6,7 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { jetstream } from '@nats-io/jetstream';
 import { DummyStore } from '../../activities/creds/dummy';
 import { BUILD_STREAM, subjects } from '../../schemas/messages';
+import { collectServiceLogs } from '../../common/build-log';
 import { sh, startHarness, type Harness } from './harness';
 
 const secret = `s3cret-${randomUUID()}`;
@@ -95,4 +96,26 @@ test("load_var values are redacted from later steps' logs unless reveal: true", 
   );
   expect(r.status).toBe('succeeded');
   expect(r.logs.get('plan.3')).toBe('((redacted)) public-1.2.3\n');
+});
+
+test("a load_var value is redacted from a service's log (its output, split writes, and the error quoting it) as from a task's", async () => {
+  const write = sh('write', `echo ${secret} > out/secret`, {}, { outputs: [{ name: 'out' }] });
+  // The second has a port it never opens: it exits before it is ready, and the step errors quoting its output.
+  const service = (name: string, script: string, ports: number[] = []) => ({
+    name,
+    config: { params: { S: '((.:pw))' }, run: { path: 'sh', args: ['-c', script] }, ports },
+  });
+  const r = await h.run(
+    `plan:\n- ${write}\n- {load_var: pw, file: out/secret}\n- ${sh('use', 'sleep 1', {
+      services: [service('svc', 'echo "service has $S"; printf "%s" "${S%%-*}"; sleep 0.3; echo "-${S#*-}"; exec sleep 30')],
+    })}\n- ${sh('crash', 'true', { services: [service('bad', 'echo "dying with $S"; exit 3', [9999])] })}`,
+  );
+  expect(r.status).toBe('errored');
+  const logs = await collectServiceLogs(h.nc, r.buildId);
+  expect(logs.get('plan.2/svc')).toContain('service has ((redacted))\n');
+  // Written in two pieces 300 ms apart, published as one redacted line (Causeway's notes may come between).
+  expect(logs.get('plan.2/svc')).toMatch(/\n\(\(redacted\)\)\n/);
+  expect(logs.get('plan.3/bad')).toContain('dying with ((redacted))');
+  expect(r.message).toContain('dying with ((redacted))');
+  for (const text of [...logs.values(), r.message ?? '']) expect(text).not.toContain(secret);
 });

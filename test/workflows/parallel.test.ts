@@ -11,6 +11,8 @@ const markers: string[] = [];
 beforeAll(async () => {
   h = await startHarness();
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-parallel-'));
+  // Steps run as their build's uid (a root worker): like /tmp, anyone may write here.
+  fs.chmodSync(tmp, 0o1777);
 });
 afterAll(async () => {
   for (const m of markers) killMatching(m);
@@ -19,7 +21,11 @@ afterAll(async () => {
 });
 
 const stepOf = (r: BuildRun, id: string) => r.summary?.steps.find((s) => s.id === id);
-const dir = () => fs.mkdtempSync(path.join(tmp, 'd-'));
+const dir = () => {
+  const d = fs.mkdtempSync(path.join(tmp, 'd-'));
+  fs.chmodSync(d, 0o1777);
+  return d;
+};
 function sleeper(): string {
   const m = `30.${Math.floor(Math.random() * 1e9)}`;
   markers.push(`sleep ${m}`);

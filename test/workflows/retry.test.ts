@@ -11,6 +11,8 @@ let dir: string;
 beforeAll(async () => {
   h = await startHarness();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-retry-'));
+  // Steps run as their build's uid (a root worker): like /tmp, anyone may write here.
+  fs.chmodSync(dir, 0o1777);
 });
 afterAll(async () => {
   await h.stop();

@@ -19,6 +19,8 @@ beforeAll(async () => {
   nc = await connectNats(stack.natsUrl, 'step-log-test', { home: stack.home });
   await ensureBuildStream(nc, 3600);
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-step-log-'));
+  // Steps run as their build's uid (a root worker): like /tmp, anyone may write here.
+  fs.chmodSync(dir, 0o1777);
 });
 
 afterAll(async () => {

@@ -29,6 +29,8 @@ beforeAll(async () => {
   client = new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home: stack.home })) });
   nc = await connectNats(stack.natsUrl, 'lifecycle-test');
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-lifecycle-'));
+  // Steps run as their build's uid (a root worker): like /tmp, anyone may write here.
+  fs.chmodSync(dir, 0o1777);
 });
 afterAll(async () => {
   await nc.close();

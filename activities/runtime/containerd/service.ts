@@ -6,7 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { netnsPath } from '../local/network';
 import type { ServiceLauncher } from '../local/service';
-import { cgroupsPath } from './cgroup';
+import { cgroupsPath, limitMemory } from './cgroup';
 import {
   BUILD_ROOT,
   chownTree,
@@ -39,8 +39,15 @@ export function containerServices(cx: ContainerdContext): ServiceLauncher {
       await cleanUpContainer(cx, dir);
       const image = await resolveImage(cx, where, { ...config, image: req.spec.image }, req.artifacts, note);
       const root = await mountRoot(cx, image, req.buildId, id, dir, note);
-      const meta: ContainerMeta = { id, outputs: {}, rootfs: root.rootfs, memoryLimited: false };
+      let meta: ContainerMeta = { id, outputs: {}, rootfs: root.rootfs, memoryLimited: false };
       await fs.writeFile(path.join(dir, META_FILE), JSON.stringify(meta));
+      const limits = req.spec.containerLimits ?? config.container_limits;
+      if (limits?.memory) {
+        note(await limitMemory(id, limits.memory));
+        meta = { ...meta, memoryLimited: true };
+        await fs.writeFile(path.join(dir, META_FILE), JSON.stringify(meta));
+      }
+      const privileged = req.spec.privileged ?? false;
       const user = await userInImage(root, config.run.user, where);
       if (user.uid !== 0) await chownTree(work, user.uid, user.gid);
       const workDir = `${BUILD_ROOT}/${id.slice(3, 11)}`;
@@ -52,8 +59,9 @@ export function containerServices(cx: ContainerdContext): ServiceLauncher {
         cwd: path.posix.join(workDir, config.run.dir ?? '.'),
         user,
         mounts: [{ source: work, destination: workDir }, ...(hosts ? [{ source: hosts, destination: '/etc/hosts' }] : [])],
-        privileged: false,
-        hostCapabilities: [],
+        privileged,
+        hostCapabilities: privileged ? await cx.hostCapabilities() : [],
+        cpuShares: limits?.cpu,
         cgroupsPath: cgroupsPath(id),
         netns: netns ? netnsPath(netns) : undefined,
       });

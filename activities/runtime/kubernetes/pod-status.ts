@@ -97,6 +97,17 @@ export function serviceReadiness(pod: V1Pod | undefined, service: string): { rea
     };
   const w = c?.state?.waiting;
   if (w?.reason && FATAL_WAITING.has(w.reason)) return { failed: `service ${service}: ${w.reason}${w.message ? `: ${w.message}` : ''}` };
+  const fetched = findStatus(status.initContainerStatuses, CONTAINERS.fetcher)?.state?.terminated;
+  if (fetched && fetched.exitCode !== 0)
+    return {
+      failed: `service ${service}: ${CONTAINERS.fetcher} failed (exit ${fetched.exitCode})${fetched.message ? `: ${fetched.message}` : ''}`,
+    };
+  // The port-probe is killed when its startup probe gives up: some port never opened.
+  const prober = findStatus(status.containerStatuses, CONTAINERS.portProbe)?.state?.terminated;
+  if (prober)
+    return {
+      failed: `service ${service}: not ready: ${prober.message?.trim() || `its ${CONTAINERS.portProbe} container ended (exit ${prober.exitCode})`}`,
+    };
   if (status.phase === 'Failed') return { failed: `service ${service}: pod failed: ${status.reason ?? ''} ${status.message ?? ''}`.trim() };
   if (status.conditions?.some((x) => x.type === 'Ready' && x.status === 'True')) return { ready: true };
   const scheduled = status.conditions?.find((x) => x.type === 'PodScheduled');

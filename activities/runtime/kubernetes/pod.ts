@@ -28,8 +28,14 @@ export const MANAGED_BY = 'causeway';
 /** nodeSelector key a step tag becomes: tag `gpu` → `causeway.dev/tag-gpu: "true"` */
 export const TAG_LABEL_PREFIX = 'causeway.dev/tag-';
 
-/** Names of the containers in a step pod. */
-export const CONTAINERS = { task: 'task', fetcher: 'input-fetcher', streamer: 'output-streamer', service: 'service' } as const;
+/** Names of the containers in a step or service pod. */
+export const CONTAINERS = {
+  task: 'task',
+  fetcher: 'input-fetcher',
+  streamer: 'output-streamer',
+  service: 'service',
+  portProbe: 'port-probe',
+} as const;
 /** Where the step's working directory (inputs, outputs, caches) is mounted in every container. */
 export const WORKDIR = '/tmp/build/workdir';
 /** Port the output-streamer serves artifacts on (see docs/kubernetes.md, "Agent protocol"). */
@@ -197,7 +203,7 @@ function env(vars: Record<string, string>): V1EnvVar[] {
     .map((name) => ({ name, value: vars[name] }));
 }
 
-function within(workdir: string, rel: string): string {
+export function within(workdir: string, rel: string): string {
   const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) throw new PodSpecError(`path ${rel}: must stay inside the working directory`);
   return parts.length ? `${workdir}/${parts.join('/')}` : workdir;
@@ -208,6 +214,40 @@ export function outputPaths(step: TaskStep, config: TaskConfig): { name: string;
   return config.outputs.map((o) => ({ name: step.outputMapping[o.name] ?? o.name, path: within('', o.path ?? o.name).replace(/^\//, '') }));
 }
 
+/** The agents' artifact token, from the build's Secret (never in the pod spec itself). */
+function tokenEnv(tokenSecret: string): V1EnvVar {
+  return { name: 'CAUSEWAY_ARTIFACT_TOKEN', valueFrom: { secretKeyRef: { name: tokenSecret, key: TOKEN_KEY } } };
+}
+
+/**
+ * The input-fetcher init container of a step or service pod: pulls `inputs` into WORKDIR (the
+ * pod's `work` volume) and creates `mkdirs` there (docs/kubernetes.md, "Agent protocol").
+ */
+export function inputFetcher(o: {
+  agentImage: string;
+  inputs: InputSource[];
+  mkdirs: string[];
+  tokenSecret: string;
+  securityContext?: V1Container['securityContext'];
+}): V1Container {
+  return {
+    name: CONTAINERS.fetcher,
+    image: o.agentImage,
+    command: ['causeway-agent', 'fetch'],
+    env: [
+      { name: 'CAUSEWAY_WORKDIR', value: WORKDIR },
+      {
+        name: 'CAUSEWAY_INPUTS',
+        value: JSON.stringify(o.inputs.map((i) => ({ name: i.name, path: within('', i.path).replace(/^\//, ''), url: i.url }))),
+      },
+      { name: 'CAUSEWAY_MKDIRS', value: JSON.stringify(o.mkdirs) },
+      tokenEnv(o.tokenSecret),
+    ],
+    volumeMounts: [{ name: 'work', mountPath: WORKDIR }],
+    ...(o.securityContext ? { securityContext: o.securityContext } : {}),
+  };
+}
+
 export function buildPod(input: PodInput): V1Pod {
   const { step, config } = input;
   const name = podName(input.buildId, input.runId, step.id, input.runKey, step.task);
@@ -216,7 +256,7 @@ export function buildPod(input: PodInput): V1Pod {
   const outputs = outputPaths(step, config);
   const inputs = input.inputs ?? [];
   const work = { name: 'work', mountPath: WORKDIR };
-  const token: V1EnvVar = { name: 'CAUSEWAY_ARTIFACT_TOKEN', valueFrom: { secretKeyRef: { name: input.tokenSecret, key: TOKEN_KEY } } };
+  const token = tokenEnv(input.tokenSecret);
 
   const user = runAsUser(config.run.user);
   const task: V1Container = {
@@ -239,29 +279,15 @@ export function buildPod(input: PodInput): V1Pod {
   };
 
   // Every directory the task expects (inputs, outputs, caches) exists before it starts: the
-  // fetcher pulls inputs and creates the rest. It runs even without inputs, because it must
-  // create output and cache directories in an image-independent way.
+  // fetcher pulls inputs and creates the rest (in an image-independent way). A step with none of
+  // them gets no fetcher: an init container costs a container start and the kubelet's notice of
+  // its exit (up to its 1 s relist), about 0.9 s of every step's gap on the real node.
   const mkdirs = [...outputs.map((o) => o.path), ...config.caches.map((c) => within('', c.path).replace(/^\//, ''))];
   // A task with a non-root run.user owns what the fetcher makes (its inputs, output and cache
   // directories) and the streamer reads what it wrote: both agents run as its uid. Otherwise
   // they keep the agent image's own non-root user.
   const agentSecurity = user !== undefined && user !== 0 ? { securityContext: { runAsUser: user } } : {};
-  const fetcher: V1Container = {
-    name: CONTAINERS.fetcher,
-    image: agentImage,
-    command: ['causeway-agent', 'fetch'],
-    env: [
-      { name: 'CAUSEWAY_WORKDIR', value: WORKDIR },
-      {
-        name: 'CAUSEWAY_INPUTS',
-        value: JSON.stringify(inputs.map((i) => ({ name: i.name, path: within('', i.path).replace(/^\//, ''), url: i.url }))),
-      },
-      { name: 'CAUSEWAY_MKDIRS', value: JSON.stringify(mkdirs) },
-      token,
-    ],
-    volumeMounts: [work],
-    ...agentSecurity,
-  };
+  const fetcher = inputFetcher({ agentImage, inputs, mkdirs, tokenSecret: input.tokenSecret, ...agentSecurity });
 
   const containers: V1Container[] = [task];
   if (outputs.length > 0) {
@@ -325,7 +351,7 @@ export function buildPod(input: PodInput): V1Pod {
       enableServiceLinks: false,
       terminationGracePeriodSeconds: input.terminationGracePeriodSeconds ?? 10,
       nodeSelector: tagSelector(step.tags),
-      initContainers: [fetcher],
+      initContainers: inputs.length > 0 || mkdirs.length > 0 ? [fetcher] : undefined,
       containers,
       volumes: [{ name: 'work', emptyDir: {} }],
     },

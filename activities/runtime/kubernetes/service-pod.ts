@@ -7,11 +7,27 @@ import type { ServiceConfig } from '../../../schemas/compiled';
 import { PROBE_DEFAULTS } from '../../../schemas/services';
 import type { ServiceRef, StartServiceRequest } from '../../types';
 import type { K8s, V1Pod } from './client';
-import { CONTAINERS, LABELS, MANAGED_BY, PodSpecError, dnsSlug, imageReference, labelValue, type Anchor } from './pod';
+import {
+  CONTAINERS,
+  DEFAULT_AGENT_IMAGE,
+  LABELS,
+  MANAGED_BY,
+  PodSpecError,
+  WORKDIR,
+  dnsSlug,
+  imageReference,
+  inputFetcher,
+  labelValue,
+  within,
+  type Anchor,
+  type InputSource,
+} from './pod';
 
 export const SERVICE_LABEL = 'causeway.dev/service';
-/** without a startup_probe, how long the primary port may take to open: as long as the local runtime waits */
+/** without a startup_probe, how long the ports may take to open: as long as the local runtime waits */
 const PORTS_TIMEOUT_SECONDS = 2 * PROBE_DEFAULTS.failureThreshold * PROBE_DEFAULTS.periodSeconds;
+/** The port-probe container (a service with several ports and no startup_probe) answers GET /ready here. */
+export const PORT_PROBE_PORT = 7790;
 
 /** Pod and Service name: readable service name + a hash of build, run, scope step, attempt key and name. */
 export function serviceObjectName(ref: ServiceRef): string {
@@ -54,6 +70,11 @@ export interface ServiceObjectsInput {
   worker: string;
   anchor: Anchor;
   gracePeriodMs: number;
+  /** the build's Secret holding the artifact token (the input-fetcher's) */
+  tokenSecret: string;
+  agentImage?: string;
+  /** resolved inputs; absent optional inputs are simply not listed */
+  inputs?: InputSource[];
 }
 
 /** Pure: the service's pod and its Kubernetes Service. */
@@ -74,18 +95,50 @@ export function buildServiceObjects(input: ServiceObjectsInput): { pod: V1Pod; s
   };
   const owner = { apiVersion: 'v1', kind: 'ConfigMap', name: input.anchor.name, uid: input.anchor.uid, blockOwnerDeletion: true };
   const env = { ...config.params, ...input.params };
+  const agentImage = input.agentImage ?? DEFAULT_AGENT_IMAGE;
   // The probe the local runtime runs in the service's network, as Kubernetes runs it
-  // (Kubernetes' periods are whole seconds). Without one: started, and Ready, when the primary
-  // port accepts connections; a port that never opens gets the container killed, so the
-  // service fails with its last lines instead of leaving the step waiting.
-  const startupProbe: K8s.V1Probe = probe
+  // (Kubernetes' periods are whole seconds). Without one: started, and Ready, when every port
+  // accepts connections, as on the local runtime. One port: a TCP startup probe on it. Several:
+  // Kubernetes gives a container one probe of each kind, so a port-probe container (the agent)
+  // checks them all behind one HTTP startup probe. A port that never opens gets the prober
+  // killed, so the service fails with the ports that stayed closed instead of leaving the step
+  // waiting.
+  const startupProbe: K8s.V1Probe | undefined = probe
     ? {
         exec: { command: [probe.run.path, ...probe.run.args] },
         failureThreshold: probe.failureThreshold,
         periodSeconds: Math.max(1, Math.ceil(probe.periodSeconds)),
         timeoutSeconds: Math.max(1, Math.ceil(probe.timeoutSeconds)),
       }
-    : { tcpSocket: { port: primary.number }, periodSeconds: 1, failureThreshold: PORTS_TIMEOUT_SECONDS };
+    : config.ports.length === 1
+      ? { tcpSocket: { port: primary.number }, periodSeconds: 1, failureThreshold: PORTS_TIMEOUT_SECONDS }
+      : undefined;
+  const portProbe: K8s.V1Container[] =
+    probe || config.ports.length === 1
+      ? []
+      : [
+          {
+            name: CONTAINERS.portProbe,
+            image: agentImage,
+            command: ['causeway-agent', 'probe'],
+            env: [
+              { name: 'CAUSEWAY_PROBE_HOST', valueFrom: { fieldRef: { fieldPath: 'status.podIP' } } },
+              { name: 'CAUSEWAY_PROBE_PORTS', value: JSON.stringify(config.ports.map((p) => ({ name: p.name, number: p.number }))) },
+              { name: 'CAUSEWAY_PORT', value: String(PORT_PROBE_PORT) },
+            ],
+            startupProbe: {
+              httpGet: { path: '/ready', port: PORT_PROBE_PORT },
+              periodSeconds: 1,
+              timeoutSeconds: 2,
+              failureThreshold: PORTS_TIMEOUT_SECONDS,
+            },
+            resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } },
+          },
+        ];
+  // Inputs land in the pod's work dir, where the service then runs (run.dir inside it), as on
+  // the local runtime; a service without inputs keeps its image's working dir.
+  const inputs = input.inputs ?? [];
+  const work = inputs.length > 0 ? { name: 'work', mountPath: WORKDIR } : undefined;
   const pod: V1Pod = {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -111,14 +164,18 @@ export function buildServiceObjects(input: ServiceObjectsInput): { pod: V1Pod; s
           image,
           command: [config.run.path],
           args: config.run.args,
-          workingDir: config.run.dir,
+          workingDir: work ? within(WORKDIR, config.run.dir ?? '.') : config.run.dir,
           env: Object.keys(env)
             .sort()
             .map((k) => ({ name: k, value: env[k] })),
           ports: config.ports.map((p, i) => ({ name: portName(p.name, i), containerPort: p.number, protocol: 'TCP' })),
           startupProbe,
+          volumeMounts: work ? [work] : undefined,
         },
+        ...portProbe,
       ],
+      initContainers: work ? [inputFetcher({ agentImage, inputs, mkdirs: [], tokenSecret: input.tokenSecret })] : undefined,
+      volumes: work ? [{ name: 'work', emptyDir: {} }] : undefined,
     },
   };
   const service: K8s.V1Service = {

@@ -16,7 +16,10 @@ import type {
   StopServiceRequest,
   SuperviseServiceRequest,
 } from '../../types';
+import type { ServiceConfig } from '../../../schemas/compiled';
+import type { MappedInput } from '../types';
 import type { KubeApi } from './api';
+import { inputSources } from './artifact-ref';
 import { serviceConfigFromFile } from './artifacts';
 import { k8s, type K8s, type V1Pod } from './client';
 import { apiCode } from './errors';
@@ -44,6 +47,23 @@ function withAddresses<T>(name: string, value: T, scope: Record<string, ServiceA
   }
 }
 
+/** The service config's inputs and the artifacts that fill them (input_mapping applied), as the local runtime maps them. */
+function serviceInputs(req: StartServiceRequest, config: ServiceConfig): MappedInput[] {
+  const mapped: MappedInput[] = [];
+  for (const input of config.inputs) {
+    const source = req.spec.inputMapping[input.name] ?? input.name;
+    const ref = req.artifacts[source];
+    if (!ref) {
+      if (input.optional) continue;
+      throw new ServiceFailed(
+        `service ${req.name}: missing input \`${input.name}\`: available artifacts: ${Object.keys(req.artifacts).join(', ') || 'none'}`,
+      );
+    }
+    mapped.push({ name: input.name, path: input.path ?? input.name, source, ref });
+  }
+  return mapped;
+}
+
 /** Creates (or finds) the service's pod and Service and the build's NetworkPolicy; returns its address. */
 export async function startService(rt: KubeApi, req: StartServiceRequest, log?: ServiceLog): Promise<ServiceAddress> {
   // Inline, or the service file read from its artifact (a producer pod's output, or an upload).
@@ -53,9 +73,14 @@ export async function startService(rt: KubeApi, req: StartServiceRequest, log?: 
       throw new ServiceFailed(err.message);
     }));
   const spec = withAddresses(req.name, { ...req.spec, config }, serviceScope(rt.namespace, req));
-  const { anchor } = await rt.ensureAnchor(req.buildId);
+  const { anchor, tokenSecret } = await rt.ensureAnchor(req.buildId);
   let objects: { pod: V1Pod; service: K8s.V1Service };
   try {
+    const inputs = await inputSources(rt, req.buildId, `service ${req.name}`, serviceInputs(req, spec.config)).catch(
+      (err: Error): never => {
+        throw new ServiceFailed(err.message);
+      },
+    );
     objects = buildServiceObjects({
       namespace: rt.namespace,
       ref: req,
@@ -65,6 +90,9 @@ export async function startService(rt: KubeApi, req: StartServiceRequest, log?: 
       worker: rt.worker,
       anchor,
       gracePeriodMs: spec.gracePeriodMs,
+      tokenSecret,
+      agentImage: rt.opts.agentImage,
+      inputs,
     });
   } catch (err) {
     if (err instanceof PodSpecError) throw new ServiceFailed(err.message);
@@ -97,10 +125,12 @@ export async function startService(rt: KubeApi, req: StartServiceRequest, log?: 
  */
 export async function probeService(rt: KubeApi, ref: ServiceRef, log: ServiceLog, hooks: FollowHooks = {}): Promise<'ready' | 'aborted'> {
   const started = Date.now();
+  let last: V1Pod | undefined;
   const verdict = await followPod(
     rt,
     serviceObjectName(ref),
     (pod) => {
+      last = pod;
       log.follow(pod);
       return serviceReadiness(pod, ref.name);
     },
@@ -110,7 +140,9 @@ export async function probeService(rt: KubeApi, ref: ServiceRef, log: ServiceLog
   if ('failed' in verdict) {
     let message = verdict.failed;
     if (log.following) {
-      await log.drain(rt.opts.logDrainMs ?? CONTAINER_LOG_DRAIN_MS);
+      // A log ends with its container: one still running (its ports never opened) has said what it has.
+      if (serviceEnd(last) !== undefined) await log.drain(rt.opts.logDrainMs ?? CONTAINER_LOG_DRAIN_MS);
+      else log.close();
       message += `; its last lines:\n${log.tail()}`;
     }
     await log.note(message);

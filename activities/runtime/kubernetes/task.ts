@@ -11,15 +11,15 @@ import { followTask } from '../../step/follow';
 import { CredentialResolver } from '../../creds';
 import { NO_CREDENTIALS } from '../../deps';
 import { mapInputs, resolveTaskConfig } from '../../step/task-config';
-import type { ArtifactRef, Artifacts, RunTaskRequest } from '../../types';
-import type { ArtifactFile, LogPiece, MappedInput, ResolvedTask, StepIo, TaskExit, TaskHandle, TaskSignal } from '../types';
+import type { Artifacts, RunTaskRequest } from '../../types';
+import type { ArtifactFile, LogPiece, ResolvedTask, StepIo, TaskExit, TaskHandle, TaskSignal } from '../types';
 import type { KubeApi } from './api';
-import { podArtifact, streamerUrl } from './artifact-ref';
+import { inputSources, podArtifact } from './artifact-ref';
 import { readFileOf } from './artifacts';
 import { k8s, type V1Pod } from './client';
 import { apiCode, apiMessage } from './errors';
 import { CONTAINER_LOG_DRAIN_MS, LineCutter, type LogPiece as LogCut } from './log-pieces';
-import { ANNOTATIONS, CONTAINERS, PodSpecError, buildPod, podName, type InputSource } from './pod';
+import { ANNOTATIONS, CONTAINERS, PodSpecError, buildPod, podName } from './pod';
 import { containerStarted, evaluate, oomKilled } from './pod-status';
 import { podInformer } from './pod-watcher';
 
@@ -40,38 +40,6 @@ export interface StepHooks {
   log?: (data: Buffer, offset: number) => Promise<void>;
 }
 
-/** Where each input comes from: the producer pod's IP and the output's path. */
-async function inputSources(rt: KubeApi, req: RunTaskRequest, inputs: MappedInput[]): Promise<InputSource[]> {
-  const sources: InputSource[] = [];
-  for (const { name, path, source, ref } of inputs) {
-    if (ref.kind !== 'pod') {
-      // Not in a pod: an upload (`-i`) on the worker's disk, which pods fetch from the worker.
-      sources.push({ name, path, url: uploadUrl(rt, req, source, ref) });
-      continue;
-    }
-    const ip = await rt.producerIp(ref.pod, `task ${req.step.task}: input ${source}`);
-    sources.push({ name, path, url: streamerUrl(ip, ref.path) });
-  }
-  return sources;
-}
-
-/** Where a consumer pod fetches an upload from: the worker's upload server, or an error saying how to get one. */
-function uploadUrl(rt: KubeApi, req: RunTaskRequest, source: string, ref: ArtifactRef): string {
-  const what = `task ${req.step.task}: input ${source}`;
-  if (!rt.uploads?.isUpload(req.buildId, source, ref)) {
-    throw new StepErrored(
-      `${what} is on worker ${ref.worker}'s disk (${ref.path}), not in a pod of this cluster, and is not an upload this worker could serve`,
-    );
-  }
-  const url = rt.uploads.urlFor(req.buildId, source);
-  if (!url) {
-    throw new StepErrored(
-      `${what} was uploaded (-i) to worker ${rt.worker}, which serves uploads to pods only with an upload address: start it with --upload-address <an address pods can reach> (deploy/worker/deployment.yaml passes its pod IP)`,
-    );
-  }
-  return url;
-}
-
 /** Creates the step's pod, or finds the one a previous attempt of this activity created. */
 export async function createOrAttach(
   rt: KubeApi,
@@ -90,7 +58,7 @@ export async function createOrAttach(
   const resolved = await task.resolve();
   const { config } = resolved;
   const { anchor, tokenSecret } = await rt.ensureAnchor(req.buildId);
-  const inputs = await inputSources(rt, req, resolved.inputs);
+  const inputs = await inputSources(rt, req.buildId, `task ${req.step.task}`, resolved.inputs);
   let pod: V1Pod;
   try {
     pod = buildPod({

@@ -10,12 +10,13 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Context } from '@temporalio/activity';
 import { BuildPublisher } from '../../../common/nats';
+import { Redactor } from '../../../common/redact';
 import { interpolateServices, serviceEnv, type ServiceAddress } from '../../../common/services';
 import type { ServiceConfig } from '../../../schemas/compiled';
 import { subjects } from '../../../schemas/messages';
 import { parseServiceConfig, PROBE_DEFAULTS } from '../../../schemas/services';
 import { copyArtifact, safeJoin } from '../../artifacts';
-import type { ActivityDeps } from '../../deps';
+import { NO_CREDENTIALS, type ActivityDeps } from '../../deps';
 import { ServiceFailed, StepDetached } from '../../errors';
 import { heartbeating } from '../../heartbeat';
 import type {
@@ -114,7 +115,10 @@ function serviceDir(home: string, ref: ServiceRef): string {
 function serviceLog(deps: ActivityDeps, ref: ServiceRef, dir: string, offsets?: ServiceLogOffsets, writer = 'run'): StepLog {
   const publisher = new ServiceLogPublisher(deps.nc, subjects.service(ref.buildId, ref.scopeStepId, ref.name));
   const runName = `${ref.runId}/${ref.scopeStepId}/${ref.runKey}/svc/${ref.name}/${writer}`;
-  return new StepLog(publisher, ref.buildId, ref.scopeStepId, dir, runName, offsets ? { ...offsets } : undefined);
+  // A service's log is redacted as a task's is (load_var values without reveal).
+  const redactor = new Redactor();
+  if ((deps.credentials ?? NO_CREDENTIALS).redact) for (const value of ref.redact ?? []) redactor.add(value);
+  return new StepLog(publisher, ref.buildId, ref.scopeStepId, dir, runName, offsets ? { ...offsets } : undefined, redactor);
 }
 
 async function readState(dir: string): Promise<ServiceState | undefined> {
@@ -324,15 +328,17 @@ export async function probeLocalService(
       // One drain at a time: two reading from the same offset could send chunks of different
       // sizes under one message id, and JetStream would keep only the first.
       let draining: Promise<unknown> = Promise.resolve();
-      const drain = () => (draining = draining.then(() => log.drain().catch(() => false)));
+      const drain = (final = false) => (draining = draining.then(() => log.drain(final).catch(() => false)));
       const exited = async (): Promise<never> => {
         for (;;) {
           let code = await exitStatus(dir);
           if (code !== undefined || !(await isAlive(proc))) {
             // The wrapper writes the exit file just before it exits: look once more.
             code ??= await exitStatus(dir);
-            await drain();
-            const message = `service ${req.name} exited${code === undefined ? '' : ` with status ${code}`} before it was ready; its last lines:\n${await tail(dir)}`;
+            await drain(true);
+            const message = log.redact(
+              `service ${req.name} exited${code === undefined ? '' : ` with status ${code}`} before it was ready; its last lines:\n${await tail(dir)}`,
+            );
             await log.note(message).catch(() => undefined);
             throw new ServiceFailed(message);
           }
@@ -349,9 +355,10 @@ export async function probeLocalService(
       const ready = probe ? runProbe(req.name, dir, state, stop.signal, log, launcher) : portsOpen(state.address, stop.signal);
       const tooLong = async (): Promise<never> => {
         await delay(PORTS_TIMEOUT_MS, undefined, { signal: stop.signal });
-        const message =
+        const message = log.redact(
           `service ${req.name}: ports ${Object.values(state.address.ports).join(', ')} of ${state.address.host} did not all accept connections ` +
-          `within ${PORTS_TIMEOUT_MS / 1000}s (give the service a startup_probe to choose how long to wait); its last lines:\n${await tail(dir)}`;
+            `within ${PORTS_TIMEOUT_MS / 1000}s (give the service a startup_probe to choose how long to wait); its last lines:\n${await tail(dir)}`,
+        );
         await log.note(message).catch(() => undefined);
         throw new ServiceFailed(message);
       };
@@ -455,9 +462,10 @@ async function runProbe(
     if (failures >= probe.failureThreshold) break;
     await delay(Math.max(0, periodMs - (Date.now() - started)), undefined, { signal }).catch(() => undefined);
   }
-  const message =
+  const message = log.redact(
     `service ${name}: startup probe \`${[probe.run.path, ...probe.run.args].join(' ')}\` failed ${probe.failureThreshold} times` +
-    ` (every ${probe.periodSeconds}s); its last output: ${last || '(none)'}\nthe service's last lines:\n${await tail(dir)}`;
+      ` (every ${probe.periodSeconds}s); its last output: ${last || '(none)'}\nthe service's last lines:\n${await tail(dir)}`,
+  );
   await log.note(message).catch(() => undefined);
   throw new ServiceFailed(message);
 }
@@ -479,14 +487,14 @@ export async function superviseLocalService(deps: ActivityDeps, req: SuperviseSe
     const code = await exitStatus(dir);
     if (code !== undefined || !(await isAlive(proc))) {
       reapGroup(proc);
-      await log.drain().catch(() => false);
+      await log.drain(true).catch(() => false);
       return { exitCode: code };
     }
     if (cancelled) {
       const handover = handedOver(ctx);
       if (handover) throw handover;
       await terminate(proc, req.gracePeriodMs);
-      await log.drain().catch(() => false);
+      await log.drain(true).catch(() => false);
       return {};
     }
     pollMs = sent ? WATCH_MS : Math.min(500, pollMs * 2);

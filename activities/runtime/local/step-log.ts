@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { BuildPublisher } from '../../../common/nats';
+import { MAX_LINE_WAIT, redactableLength, type Redactor } from '../../../common/redact';
 import type { LogStreamName } from '../../../schemas/messages';
 import { FILES } from './process';
 
@@ -31,12 +32,14 @@ export class StepLog {
     /** unique per run of the step: build run, step, attempt */
     private readonly runName: string,
     readonly offsets: LogOffsets = { stdout: 0, stderr: 0, notes: 0 },
+    /** values replaced by ((redacted)) in what is published (whole lines at a time, as a task's log) */
+    private readonly redactor?: Redactor,
   ) {}
 
-  /** Publishes what is new; resolves true when anything was sent. */
-  async drain(): Promise<boolean> {
-    const a = await this.drainFile('stdout', path.join(this.dir, FILES.stdout));
-    const b = await this.drainFile('stderr', path.join(this.dir, FILES.stderr));
+  /** Publishes what is new; resolves true when anything was sent. `final`: the writer has ended, a last line without its end goes too. */
+  async drain(final = false): Promise<boolean> {
+    const a = await this.drainFile('stdout', path.join(this.dir, FILES.stdout), final);
+    const b = await this.drainFile('stderr', path.join(this.dir, FILES.stderr), final);
     return a || b;
   }
 
@@ -46,7 +49,7 @@ export class StepLog {
    * notes already sent finds its numbers taken by other notes and moves on to the next free one.
    */
   async note(text: string): Promise<void> {
-    const data = Buffer.from(`${text}\n`);
+    const data = Buffer.from(`${this.redact(text)}\n`);
     for (;;) {
       // Taken at once, so a noteLater meanwhile never shares it.
       const n = this.offsets.notes++;
@@ -54,18 +57,30 @@ export class StepLog {
     }
   }
 
+  /** `text` with the tracked values redacted (for errors that quote the log). */
+  redact(text: string): string {
+    return this.redactor ? this.redactor.text(text) : text;
+  }
+
   /** A note not waited for: like a live-log line, it is lost if NATS never takes it. */
   noteLater(text: string): void {
     this.note(text).catch(() => undefined);
   }
 
-  private async drainFile(stream: Exclude<LogStreamName, 'causeway'>, file: string): Promise<boolean> {
+  private async drainFile(stream: Exclude<LogStreamName, 'causeway'>, file: string, final: boolean): Promise<boolean> {
     let sent = false;
     for (;;) {
       const data = await readFrom(file, this.offsets[stream]);
       if (!data) return sent;
       const offset = this.offsets[stream];
-      const held = await this.publisher.logPiece(this.buildId, this.stepId, stream, data, `${this.runName}/${stream}/${offset}`);
+      const id = `${this.runName}/${stream}/${offset}`;
+      let held: number;
+      if (this.redactor && !this.redactor.empty) {
+        // Whole lines only, so a value split between two writes is still found.
+        const n = redactableLength(data, this.redactor, { final, full: data.length >= MAX_LINE_WAIT });
+        if (n === 0) return sent;
+        held = await this.publisher.logPiece(this.buildId, this.stepId, stream, this.redactor.bytes(data.subarray(0, n)), id, n);
+      } else held = await this.publisher.logPiece(this.buildId, this.stepId, stream, data, id);
       this.offsets[stream] = offset + held;
       sent = true;
     }

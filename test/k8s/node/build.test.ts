@@ -151,3 +151,58 @@ plan:
   expect(logs).toContain('1000\ncached\n');
   expect(logs).toContain('written\n');
 });
+
+test('a service gets its inputs, and is ready only once every declared port accepts connections', async () => {
+  const { images } = testCluster().node!;
+  const [repository, tag] = images.task.split(/:(?=[^:]+$)/);
+  const { handle, outcome } = await run(
+    `
+plan:
+- task: make-site
+  config:
+    platform: linux
+    outputs: [{name: site}]
+    run: {path: sh, args: [-c, 'echo hello from an input > site/index.html']}
+- task: read
+  services:
+  - name: web
+    config:
+      image_resource: {type: registry-image, source: {repository: "${repository}", tag: "${tag}"}}
+      inputs: [{name: site}]
+      ports: [{name: default, number: 8080}, {name: admin, number: 8081}]
+      # The admin port opens 3 s after the first: ready means both.
+      run: {path: sh, args: [-c, 'python3 -m http.server 8080 --directory site & sleep 3; exec python3 -m http.server 8081']}
+  config:
+    platform: linux
+    run: {path: sh, args: [-c, 'curl -sf http://$WEB_SERVICE_HOST:8080/index.html && curl -sf -o /dev/null -w "admin %{http_code}\\n" http://$WEB_SERVICE_HOST:8081/']}
+`,
+    'svc-inputs.yml',
+  );
+  expect(outcome).toMatchObject({ status: 'succeeded' });
+  const logs = [...(await collectLogs(env.nc, handle.workflowId)).values()].join('');
+  expect(logs).toContain('hello from an input\nadmin 200\n');
+});
+
+test('a service whose second port never opens fails, naming that port', async () => {
+  const { images } = testCluster().node!;
+  const [repository, tag] = images.task.split(/:(?=[^:]+$)/);
+  const { handle, outcome } = await run(
+    `
+plan:
+- task: read
+  services:
+  - name: web
+    config:
+      image_resource: {type: registry-image, source: {repository: "${repository}", tag: "${tag}"}}
+      ports: [{name: default, number: 8080}, {name: admin, number: 8081}]
+      run: {path: python3, args: [-m, http.server, "8080"]}
+  config:
+    platform: linux
+    run: {path: echo, args: [never runs]}
+`,
+    'svc-port.yml',
+  );
+  expect(outcome).toMatchObject({ status: 'errored' });
+  expect(JSON.stringify(outcome)).toMatch(/service web: not ready: ports not accepting connections at [\d.]+: admin 8081 \(ECONNREFUSED\)/);
+  expect(await logsWithNotes(handle.workflowId)).not.toContain('never runs');
+});
