@@ -70,7 +70,6 @@ with @temporalio/worker, rxjs and the native core bridge: 0.57 s against 0.067 s
 help, commander only), and the definition loads its implementation (\`cli/commands/\`) only when the
 command runs: \`--help\` of a command loads what it describes. Before that split (commit 1ff6e33)
 \`run --help\` loaded 540 modules, \`status --help\` 453 and \`--help\` the worker SDK (1003).
-\`--help\` still loads the pipeline commands' module (\`cli/commands/pipelines.ts\`), not split yet.
 
 ${table}
 

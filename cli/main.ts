@@ -31,7 +31,7 @@ const COMMANDS: [names: string[], load: () => Register][] = [
       ...['jobs', 'js', 'pause-job', 'pj', 'unpause-job', 'uj', 'trigger-job', 'tj', 'check-resource', 'cr'],
       ...['resource-versions', 'rvs', 'pin-resource', 'pr', 'unpin-resource', 'ur'],
     ],
-    () => (require('./commands/pipelines') as typeof import('./commands/pipelines')).registerPipelines,
+    () => (require('./specs/pipelines') as typeof import('./specs/pipelines')).registerPipelines,
   ],
   [['dev'], () => (require('./specs/dev') as typeof import('./specs/dev')).registerDevCommands],
 ];

@@ -4,7 +4,6 @@
 // (`pipeline-NAME`) through updates and queries; builds of jobs are ordinary builds.
 import { createInterface } from 'node:readline/promises';
 import { readFileSync } from 'node:fs';
-import type { Command } from 'commander';
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import { awaitBuild } from '../../common/build-client';
 import { applyPipeline, changes, lastPipelineView, pipelineDiff } from '../../common/pipeline-set';
@@ -17,7 +16,6 @@ import { jobBuildId, PIPELINE_UPDATES, PIPELINE_WORKFLOW, pipelineWorkflowId, ty
 import { openSession, type Session } from '../connect';
 import { followUntilDone } from '../follow';
 import { exitWith } from '../main-helpers';
-import { collect } from '../specs/lazy';
 import { CliError, paint, say, table } from '../output';
 
 /** `P/X` of -j and -r. */
@@ -70,270 +68,189 @@ async function update<T>(client: Client, pipeline: string, name: string, arg?: u
 
 const when = (ms: number | undefined) => (ms ? new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z') : 'never');
 
-export function registerPipelines(program: Command): void {
-  program
-    .command('set-pipeline')
-    .alias('sp')
-    .description('create or update a pipeline from a pipeline file: shows the diff against the running one and asks first')
-    .requiredOption('-p, --pipeline <name>', 'the pipeline to create or update')
-    .requiredOption('-c, --config <file>', 'the pipeline file (resources:, resource_types:, jobs:)')
-    .option('-v, --var <name=value>', 'set a ((var)); repeatable', collect, [])
-    .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
-    .option('-n, --non-interactive', 'apply without asking')
-    .addHelpText(
-      'after',
-      `
-Every job is compiled as \`causeway run --job\` would, and every problem is printed with its
-file:line before anything changes. A pipeline starts unpaused (unlike fly) and checks its
-resources right away, then every check_every (default 1m; \`never\`: only on check-resource).
+export async function setPipeline(opts: {
+  pipeline: string;
+  config: string;
+  var: string[];
+  loadVarsFrom: string[];
+  nonInteractive?: boolean;
+}): Promise<void> {
+  const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(opts.config);
+  } catch (err) {
+    throw new CliError(`cannot read pipeline file ${opts.config}: ${(err as Error).message}`);
+  }
+  const config = compilePipeline({ name: opts.pipeline, text: decodeUtf8(bytes, opts.config), file: opts.config, vars });
+  await withSession(async (s) => {
+    const last = await lastPipelineView(s.client, opts.pipeline);
+    const running = last?.running ? last.view : undefined;
+    const body = pipelineDiff(running?.config.text ?? '', config.text, opts.config);
+    if (running && !changes(body)) say('no changes to apply');
+    for (const line of body)
+      process.stdout.write(`${line.startsWith('+') ? paint('green', line) : line.startsWith('-') ? paint('red', line) : line}\n`);
+    if (!opts.nonInteractive) {
+      if (!process.stdin.isTTY)
+        throw new CliError('set-pipeline asks before applying, and stdin is not a terminal', 'add --non-interactive');
+      const rl = createInterface({ input: process.stdin, output: process.stderr });
+      const answer = await rl.question(`apply configuration to ${running ? '' : 'new '}pipeline ${opts.pipeline}? [yN]: `);
+      rl.close();
+      if (!/^y(es)?$/i.test(answer.trim())) throw new CliError('bailing out', undefined, 1);
+    }
+    if ((await applyPipeline(s.client, s.taskQueue, config, last)) === 'updated') {
+      say(`configuration updated: pipeline ${opts.pipeline}`);
+      return;
+    }
+    say(`pipeline created: ${opts.pipeline} (see its jobs with: causeway jobs -p ${opts.pipeline})`);
+  });
+}
 
-Example:
-  causeway set-pipeline -p ci -c examples/pipeline.yml -v uri=file://$PWD -v branch=main`,
-    )
-    .action(async (opts: { pipeline: string; config: string; var: string[]; loadVarsFrom: string[]; nonInteractive?: boolean }) => {
-      const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
-      let bytes: Buffer;
-      try {
-        bytes = readFileSync(opts.config);
-      } catch (err) {
-        throw new CliError(`cannot read pipeline file ${opts.config}: ${(err as Error).message}`);
-      }
-      const config = compilePipeline({ name: opts.pipeline, text: decodeUtf8(bytes, opts.config), file: opts.config, vars });
-      await withSession(async (s) => {
-        const last = await lastPipelineView(s.client, opts.pipeline);
-        const running = last?.running ? last.view : undefined;
-        const body = pipelineDiff(running?.config.text ?? '', config.text, opts.config);
-        if (running && !changes(body)) say('no changes to apply');
-        for (const line of body)
-          process.stdout.write(`${line.startsWith('+') ? paint('green', line) : line.startsWith('-') ? paint('red', line) : line}\n`);
-        if (!opts.nonInteractive) {
-          if (!process.stdin.isTTY)
-            throw new CliError('set-pipeline asks before applying, and stdin is not a terminal', 'add --non-interactive');
-          const rl = createInterface({ input: process.stdin, output: process.stderr });
-          const answer = await rl.question(`apply configuration to ${running ? '' : 'new '}pipeline ${opts.pipeline}? [yN]: `);
-          rl.close();
-          if (!/^y(es)?$/i.test(answer.trim())) throw new CliError('bailing out', undefined, 1);
-        }
-        if ((await applyPipeline(s.client, s.taskQueue, config, last)) === 'updated') {
-          say(`configuration updated: pipeline ${opts.pipeline}`);
-          return;
-        }
-        say(`pipeline created: ${opts.pipeline} (see its jobs with: causeway jobs -p ${opts.pipeline})`);
-      });
+export async function listPipelines(opts: { json?: boolean }): Promise<void> {
+  await withSession(async (s) => {
+    const rows: { name: string; paused: boolean; jobs: number; resources: number }[] = [];
+    for await (const wf of s.client.workflow.list({ query: `WorkflowType = '${PIPELINE_WORKFLOW}' AND ExecutionStatus = 'Running'` })) {
+      const name = wf.typedSearchAttributes.get(CausewayPipeline) ?? wf.workflowId.replace(/^pipeline-/, '');
+      const v = await view(s.client, name).catch(() => undefined);
+      if (v) rows.push({ name, paused: v.state.paused, jobs: v.config.jobs.length, resources: v.config.resources.length });
+    }
+    rows.sort((a, b) => a.name.localeCompare(b.name));
+    if (opts.json) return console.log(JSON.stringify(rows, null, 2));
+    if (rows.length === 0) return say('no pipelines: set one with `causeway set-pipeline -p NAME -c pipeline.yml`');
+    console.log(
+      table([
+        ['name', 'paused', 'jobs', 'resources'],
+        ...rows.map((r) => [r.name, r.paused ? 'yes' : 'no', String(r.jobs), String(r.resources)]),
+      ]),
+    );
+  });
+}
+
+export async function destroyPipeline(opts: { pipeline: string; nonInteractive?: boolean }): Promise<void> {
+  await withSession(async (s) => {
+    if (!opts.nonInteractive) {
+      if (!process.stdin.isTTY) throw new CliError('destroy-pipeline asks first, and stdin is not a terminal', 'add --non-interactive');
+      const rl = createInterface({ input: process.stdin, output: process.stderr });
+      const answer = await rl.question(`destroy pipeline ${opts.pipeline}? [yN]: `);
+      rl.close();
+      if (!/^y(es)?$/i.test(answer.trim())) throw new CliError('bailing out', undefined, 1);
+    }
+    await update(s.client, opts.pipeline, PIPELINE_UPDATES.destroy);
+    say(`pipeline ${opts.pipeline} destroyed`);
+  });
+}
+
+export async function pausePipeline(opts: { pipeline: string }, paused: boolean): Promise<void> {
+  await withSession(async (s) => {
+    await update(s.client, opts.pipeline, PIPELINE_UPDATES.pause, { paused });
+    say(`${paused ? 'paused' : 'unpaused'} '${opts.pipeline}'`);
+  });
+}
+
+export async function pauseJob(opts: { job: string }, paused: boolean): Promise<void> {
+  await withSession(async (s) => {
+    const [p, j] = split(opts.job, '-j');
+    await update(s.client, p, PIPELINE_UPDATES.pause, { job: j, paused });
+    say(`${paused ? 'paused' : 'unpaused'} '${j}'`);
+  });
+}
+
+export async function jobs(opts: { pipeline: string; json?: boolean }): Promise<void> {
+  await withSession(async (s) => {
+    const v = await view(s.client, opts.pipeline);
+    const rows = v.config.jobs.map((j) => {
+      const builds = v.state.builds.filter((b) => b.job === j.name);
+      const last = builds[builds.length - 1];
+      return {
+        name: j.name,
+        paused: v.state.pausedJobs.includes(j.name),
+        last: last ? `#${last.number} ${last.status}` : 'n/a',
+        builds: builds.map((b) => ({ number: b.number, status: b.status, id: jobBuildId(opts.pipeline, j.name, b.number) })),
+        next: v.next[j.name],
+      };
     });
-
-  program
-    .command('pipelines')
-    .alias('ps')
-    .description('list the pipelines that are set, paused or not')
-    .option('--json', 'print a JSON array: name, paused, jobs, resources')
-    .action(async (opts: { json?: boolean }) =>
-      withSession(async (s) => {
-        const rows: { name: string; paused: boolean; jobs: number; resources: number }[] = [];
-        for await (const wf of s.client.workflow.list({ query: `WorkflowType = '${PIPELINE_WORKFLOW}' AND ExecutionStatus = 'Running'` })) {
-          const name = wf.typedSearchAttributes.get(CausewayPipeline) ?? wf.workflowId.replace(/^pipeline-/, '');
-          const v = await view(s.client, name).catch(() => undefined);
-          if (v) rows.push({ name, paused: v.state.paused, jobs: v.config.jobs.length, resources: v.config.resources.length });
-        }
-        rows.sort((a, b) => a.name.localeCompare(b.name));
-        if (opts.json) return console.log(JSON.stringify(rows, null, 2));
-        if (rows.length === 0) return say('no pipelines: set one with `causeway set-pipeline -p NAME -c pipeline.yml`');
-        console.log(
-          table([
-            ['name', 'paused', 'jobs', 'resources'],
-            ...rows.map((r) => [r.name, r.paused ? 'yes' : 'no', String(r.jobs), String(r.resources)]),
-          ]),
-        );
-      }),
+    if (opts.json) return console.log(JSON.stringify(rows, null, 2));
+    console.log(
+      table([['name', 'paused', 'last build', 'next inputs'], ...rows.map((r) => [r.name, r.paused ? 'yes' : 'no', r.last, r.next])]),
     );
+  });
+}
 
-  program
-    .command('destroy-pipeline')
-    .alias('dp')
-    .description('stop a pipeline: no more checks and no new builds (builds already running finish)')
-    .requiredOption('-p, --pipeline <name>', 'the pipeline')
-    .option('-n, --non-interactive', 'destroy without asking')
-    .action(async (opts: { pipeline: string; nonInteractive?: boolean }) =>
-      withSession(async (s) => {
-        if (!opts.nonInteractive) {
-          if (!process.stdin.isTTY) throw new CliError('destroy-pipeline asks first, and stdin is not a terminal', 'add --non-interactive');
-          const rl = createInterface({ input: process.stdin, output: process.stderr });
-          const answer = await rl.question(`destroy pipeline ${opts.pipeline}? [yN]: `);
-          rl.close();
-          if (!/^y(es)?$/i.test(answer.trim())) throw new CliError('bailing out', undefined, 1);
-        }
-        await update(s.client, opts.pipeline, PIPELINE_UPDATES.destroy);
-        say(`pipeline ${opts.pipeline} destroyed`);
-      }),
+export async function triggerJob(opts: { job: string; watch?: boolean }): Promise<void> {
+  await withSession(async (s) => {
+    const [p, j] = split(opts.job, '-j');
+    const number = await update<number>(s.client, p, PIPELINE_UPDATES.trigger, j);
+    const id = jobBuildId(p, j, number);
+    say(`started ${p}/${j} #${number} (build ${id})`);
+    if (!opts.watch) return;
+    const handle = s.client.workflow.getHandle(id);
+    // The build starts when its job's max_in_flight, serial groups and pause allow.
+    for (;;) {
+      try {
+        await handle.describe();
+        break;
+      } catch (err) {
+        if ((err as Error).name !== 'WorkflowNotFoundError') throw err;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+    const outcome = await followUntilDone(s, handle, { abortOnInterrupt: false });
+    say(`${p}/${j} #${number} ${outcome.status}`);
+    exitWith(EXIT_CODES[(await awaitBuild(handle)).status]);
+  });
+}
+
+export async function checkResource(opts: { resource: string; from: string[] }): Promise<void> {
+  await withSession(async (s) => {
+    const [p, r] = split(opts.resource, '-r');
+    const from = opts.from.length > 0 ? versionFlag(opts.from, '--from') : undefined;
+    const result = await update<{ added: number; error?: string }>(s.client, p, PIPELINE_UPDATES.check, {
+      resource: r,
+      ...(from ? { from } : {}),
+    });
+    if (result.error) throw new CliError(`check of ${p}/${r} failed: ${result.error}`, 'fix the resource source in the pipeline file');
+    say(`checked ${p}/${r}: ${result.added} new version${result.added === 1 ? '' : 's'}`);
+  });
+}
+
+export async function resourceVersions(opts: { resource: string; json?: boolean }): Promise<void> {
+  await withSession(async (s) => {
+    const [p, r] = split(opts.resource, '-r');
+    const v = await view(s.client, p);
+    if (!v.config.resources.some((x) => x.name === r)) throw new CliError(`no resource ${r} in pipeline ${p}`);
+    const pin = v.state.pins[r] ?? v.config.resources.find((x) => x.name === r)?.pinned;
+    const pinned = (version: Record<string, string>) => !!pin && Object.entries(pin).every(([k, x]) => version[k] === x);
+    const rows = [...(v.state.versions[r] ?? [])].reverse().map((x) => ({ id: x.seq, version: x.version, pinned: pinned(x.version) }));
+    if (opts.json) return console.log(JSON.stringify(rows, null, 2));
+    const checked = `last checked ${when(v.lastChecked[r])}${v.checkErrors[r] ? `; last check failed: ${v.checkErrors[r]}` : ''}`;
+    say(checked);
+    console.log(
+      table([
+        ['id', 'version', 'pinned'],
+        ...rows.map((x) => [
+          String(x.id),
+          Object.entries(x.version)
+            .map(([k, val]) => `${k}:${val}`)
+            .join(','),
+          x.pinned ? 'yes' : 'no',
+        ]),
+      ]),
     );
+  });
+}
 
-  for (const [command, paused] of [
-    ['pause-pipeline', true],
-    ['unpause-pipeline', false],
-  ] as const) {
-    program
-      .command(command)
-      .alias(paused ? 'pp' : 'up')
-      .description(paused ? 'pause a pipeline: no checks and no new builds until unpaused' : 'unpause a pipeline')
-      .requiredOption('-p, --pipeline <name>', 'the pipeline')
-      .action(async (opts: { pipeline: string }) =>
-        withSession(async (s) => {
-          await update(s.client, opts.pipeline, PIPELINE_UPDATES.pause, { paused });
-          say(`${paused ? 'paused' : 'unpaused'} '${opts.pipeline}'`);
-        }),
-      );
-  }
+export async function pinResource(opts: { resource: string; version: string[] }): Promise<void> {
+  await withSession(async (s) => {
+    const [p, r] = split(opts.resource, '-r');
+    await update(s.client, p, PIPELINE_UPDATES.pin, { resource: r, version: versionFlag(opts.version, '-v') });
+    say(`pinned '${r}' with ${opts.version.join(',')}`);
+  });
+}
 
-  for (const [command, paused] of [
-    ['pause-job', true],
-    ['unpause-job', false],
-  ] as const) {
-    program
-      .command(command)
-      .alias(paused ? 'pj' : 'uj')
-      .description(paused ? 'pause a job: its pending builds wait and no new ones start' : 'unpause a job')
-      .requiredOption('-j, --job <pipeline/job>', 'the job')
-      .action(async (opts: { job: string }) =>
-        withSession(async (s) => {
-          const [p, j] = split(opts.job, '-j');
-          await update(s.client, p, PIPELINE_UPDATES.pause, { job: j, paused });
-          say(`${paused ? 'paused' : 'unpaused'} '${j}'`);
-        }),
-      );
-  }
-
-  program
-    .command('jobs')
-    .alias('js')
-    .description("list a pipeline's jobs: paused, last build and its status, what the next build would get")
-    .requiredOption('-p, --pipeline <name>', 'the pipeline')
-    .option('--json', 'print a JSON array: name, paused, builds (number, status)')
-    .action(async (opts: { pipeline: string; json?: boolean }) =>
-      withSession(async (s) => {
-        const v = await view(s.client, opts.pipeline);
-        const rows = v.config.jobs.map((j) => {
-          const builds = v.state.builds.filter((b) => b.job === j.name);
-          const last = builds[builds.length - 1];
-          return {
-            name: j.name,
-            paused: v.state.pausedJobs.includes(j.name),
-            last: last ? `#${last.number} ${last.status}` : 'n/a',
-            builds: builds.map((b) => ({ number: b.number, status: b.status, id: jobBuildId(opts.pipeline, j.name, b.number) })),
-            next: v.next[j.name],
-          };
-        });
-        if (opts.json) return console.log(JSON.stringify(rows, null, 2));
-        console.log(
-          table([['name', 'paused', 'last build', 'next inputs'], ...rows.map((r) => [r.name, r.paused ? 'yes' : 'no', r.last, r.next])]),
-        );
-      }),
-    );
-
-  program
-    .command('trigger-job')
-    .alias('tj')
-    .description('start a new build of a job with the newest versions its inputs allow (a manual trigger)')
-    .requiredOption('-j, --job <pipeline/job>', 'the job')
-    .option('-w, --watch', "follow the build's log until it ends, and exit with its status")
-    .action(async (opts: { job: string; watch?: boolean }) =>
-      withSession(async (s) => {
-        const [p, j] = split(opts.job, '-j');
-        const number = await update<number>(s.client, p, PIPELINE_UPDATES.trigger, j);
-        const id = jobBuildId(p, j, number);
-        say(`started ${p}/${j} #${number} (build ${id})`);
-        if (!opts.watch) return;
-        const handle = s.client.workflow.getHandle(id);
-        // The build starts when its job's max_in_flight, serial groups and pause allow.
-        for (;;) {
-          try {
-            await handle.describe();
-            break;
-          } catch (err) {
-            if ((err as Error).name !== 'WorkflowNotFoundError') throw err;
-            await new Promise((r) => setTimeout(r, 500));
-          }
-        }
-        const outcome = await followUntilDone(s, handle, { abortOnInterrupt: false });
-        say(`${p}/${j} #${number} ${outcome.status}`);
-        exitWith(EXIT_CODES[(await awaitBuild(handle)).status]);
-      }),
-    );
-
-  program
-    .command('check-resource')
-    .alias('cr')
-    .description("run a resource's check now and record the versions it finds; waits for it")
-    .requiredOption('-r, --resource <pipeline/resource>', 'the resource')
-    .option('-f, --from <key:value>', 'check from this version instead of the newest known; repeatable for each key', collect, [])
-    .action(async (opts: { resource: string; from: string[] }) =>
-      withSession(async (s) => {
-        const [p, r] = split(opts.resource, '-r');
-        const from = opts.from.length > 0 ? versionFlag(opts.from, '--from') : undefined;
-        const result = await update<{ added: number; error?: string }>(s.client, p, PIPELINE_UPDATES.check, {
-          resource: r,
-          ...(from ? { from } : {}),
-        });
-        if (result.error) throw new CliError(`check of ${p}/${r} failed: ${result.error}`, 'fix the resource source in the pipeline file');
-        say(`checked ${p}/${r}: ${result.added} new version${result.added === 1 ? '' : 's'}`);
-      }),
-    );
-
-  program
-    .command('resource-versions')
-    .alias('rvs')
-    .description('list the versions a resource has, newest first, and which is pinned')
-    .requiredOption('-r, --resource <pipeline/resource>', 'the resource')
-    .option('--json', 'print a JSON array: id (check order), version, pinned')
-    .action(async (opts: { resource: string; json?: boolean }) =>
-      withSession(async (s) => {
-        const [p, r] = split(opts.resource, '-r');
-        const v = await view(s.client, p);
-        if (!v.config.resources.some((x) => x.name === r)) throw new CliError(`no resource ${r} in pipeline ${p}`);
-        const pin = v.state.pins[r] ?? v.config.resources.find((x) => x.name === r)?.pinned;
-        const pinned = (version: Record<string, string>) => !!pin && Object.entries(pin).every(([k, x]) => version[k] === x);
-        const rows = [...(v.state.versions[r] ?? [])].reverse().map((x) => ({ id: x.seq, version: x.version, pinned: pinned(x.version) }));
-        if (opts.json) return console.log(JSON.stringify(rows, null, 2));
-        const checked = `last checked ${when(v.lastChecked[r])}${v.checkErrors[r] ? `; last check failed: ${v.checkErrors[r]}` : ''}`;
-        say(checked);
-        console.log(
-          table([
-            ['id', 'version', 'pinned'],
-            ...rows.map((x) => [
-              String(x.id),
-              Object.entries(x.version)
-                .map(([k, val]) => `${k}:${val}`)
-                .join(','),
-              x.pinned ? 'yes' : 'no',
-            ]),
-          ]),
-        );
-      }),
-    );
-
-  program
-    .command('pin-resource')
-    .alias('pr')
-    .description("pin a resource to one of its versions: every job's get of it takes that version")
-    .requiredOption('-r, --resource <pipeline/resource>', 'the resource')
-    .requiredOption('-v, --version <key:value>', 'the version (a subset of its keys suffices); repeatable', collect, [])
-    .action(async (opts: { resource: string; version: string[] }) =>
-      withSession(async (s) => {
-        const [p, r] = split(opts.resource, '-r');
-        await update(s.client, p, PIPELINE_UPDATES.pin, { resource: r, version: versionFlag(opts.version, '-v') });
-        say(`pinned '${r}' with ${opts.version.join(',')}`);
-      }),
-    );
-
-  program
-    .command('unpin-resource')
-    .alias('ur')
-    .description('unpin a resource: jobs take its newest versions again')
-    .requiredOption('-r, --resource <pipeline/resource>', 'the resource')
-    .action(async (opts: { resource: string }) =>
-      withSession(async (s) => {
-        const [p, r] = split(opts.resource, '-r');
-        await update(s.client, p, PIPELINE_UPDATES.pin, { resource: r });
-        say(`unpinned '${r}'`);
-      }),
-    );
+export async function unpinResource(opts: { resource: string }): Promise<void> {
+  await withSession(async (s) => {
+    const [p, r] = split(opts.resource, '-r');
+    await update(s.client, p, PIPELINE_UPDATES.pin, { resource: r });
+    say(`unpinned '${r}'`);
+  });
 }

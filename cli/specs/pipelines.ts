@@ -1,0 +1,113 @@
+import type { Command } from 'commander';
+import { collect, lazy } from './lazy';
+
+const impl = () => require('../commands/pipelines') as typeof import('../commands/pipelines');
+
+export function registerPipelines(program: Command): void {
+  program
+    .command('set-pipeline')
+    .alias('sp')
+    .description('create or update a pipeline from a pipeline file: shows the diff against the running one and asks first')
+    .requiredOption('-p, --pipeline <name>', 'the pipeline to create or update')
+    .requiredOption('-c, --config <file>', 'the pipeline file (resources:, resource_types:, jobs:)')
+    .option('-v, --var <name=value>', 'set a ((var)); repeatable', collect, [])
+    .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
+    .option('-n, --non-interactive', 'apply without asking')
+    .addHelpText(
+      'after',
+      `
+Every job is compiled as \`causeway run --job\` would, and every problem is printed with its
+file:line before anything changes. A pipeline starts unpaused (unlike fly) and checks its
+resources right away, then every check_every (default 1m; \`never\`: only on check-resource).
+
+Example:
+  causeway set-pipeline -p ci -c examples/pipeline.yml -v uri=file://$PWD -v branch=main`,
+    )
+    .action(lazy(() => impl().setPipeline));
+
+  program
+    .command('pipelines')
+    .alias('ps')
+    .description('list the pipelines that are set, paused or not')
+    .option('--json', 'print a JSON array: name, paused, jobs, resources')
+    .action(lazy(() => impl().listPipelines));
+
+  program
+    .command('destroy-pipeline')
+    .alias('dp')
+    .description('stop a pipeline: no more checks and no new builds (builds already running finish)')
+    .requiredOption('-p, --pipeline <name>', 'the pipeline')
+    .option('-n, --non-interactive', 'destroy without asking')
+    .action(lazy(() => impl().destroyPipeline));
+
+  for (const [command, paused] of [
+    ['pause-pipeline', true],
+    ['unpause-pipeline', false],
+  ] as const) {
+    program
+      .command(command)
+      .alias(paused ? 'pp' : 'up')
+      .description(paused ? 'pause a pipeline: no checks and no new builds until unpaused' : 'unpause a pipeline')
+      .requiredOption('-p, --pipeline <name>', 'the pipeline')
+      .action(lazy(() => (opts: { pipeline: string }) => impl().pausePipeline(opts, paused)));
+  }
+
+  for (const [command, paused] of [
+    ['pause-job', true],
+    ['unpause-job', false],
+  ] as const) {
+    program
+      .command(command)
+      .alias(paused ? 'pj' : 'uj')
+      .description(paused ? 'pause a job: its pending builds wait and no new ones start' : 'unpause a job')
+      .requiredOption('-j, --job <pipeline/job>', 'the job')
+      .action(lazy(() => (opts: { job: string }) => impl().pauseJob(opts, paused)));
+  }
+
+  program
+    .command('jobs')
+    .alias('js')
+    .description("list a pipeline's jobs: paused, last build and its status, what the next build would get")
+    .requiredOption('-p, --pipeline <name>', 'the pipeline')
+    .option('--json', 'print a JSON array: name, paused, builds (number, status)')
+    .action(lazy(() => impl().jobs));
+
+  program
+    .command('trigger-job')
+    .alias('tj')
+    .description('start a new build of a job with the newest versions its inputs allow (a manual trigger)')
+    .requiredOption('-j, --job <pipeline/job>', 'the job')
+    .option('-w, --watch', "follow the build's log until it ends, and exit with its status")
+    .action(lazy(() => impl().triggerJob));
+
+  program
+    .command('check-resource')
+    .alias('cr')
+    .description("run a resource's check now and record the versions it finds; waits for it")
+    .requiredOption('-r, --resource <pipeline/resource>', 'the resource')
+    .option('-f, --from <key:value>', 'check from this version instead of the newest known; repeatable for each key', collect, [])
+    .action(lazy(() => impl().checkResource));
+
+  program
+    .command('resource-versions')
+    .alias('rvs')
+    .description('list the versions a resource has, newest first, and which is pinned')
+    .requiredOption('-r, --resource <pipeline/resource>', 'the resource')
+    .option('--json', 'print a JSON array: id (check order), version, pinned')
+    .action(lazy(() => impl().resourceVersions));
+
+  program
+    .command('pin-resource')
+    .alias('pr')
+    .description("pin a resource to one of its versions: every job's get of it takes that version")
+    .requiredOption('-r, --resource <pipeline/resource>', 'the resource')
+    .requiredOption('-v, --version <key:value>', 'the version (a subset of its keys suffices); repeatable', collect, [])
+    .action(lazy(() => impl().pinResource));
+
+  program
+    .command('unpin-resource')
+    .alias('ur')
+    .description('unpin a resource: jobs take its newest versions again')
+    .requiredOption('-r, --resource <pipeline/resource>', 'the resource')
+    .action(lazy(() => impl().unpinResource));
+}
