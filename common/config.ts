@@ -51,9 +51,14 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): Env {
   return parsed.data;
 }
 
+/** A root worker runs each build under a uid of its own, which must traverse every directory
+ * above the home: root's own home (/root, 0700) is not traversable, /var/lib is. */
+export const ROOT_CAUSEWAY_HOME = '/var/lib/causeway';
+
 /** Where builds, the dev stack's data and its state file live. */
 export function causewayHome(env: Env = readEnv()): string {
-  return env.CAUSEWAY_HOME ?? path.join(os.homedir(), '.causeway');
+  if (env.CAUSEWAY_HOME) return env.CAUSEWAY_HOME;
+  return process.getuid?.() === 0 ? ROOT_CAUSEWAY_HOME : path.join(os.homedir(), '.causeway');
 }
 
 /** Where provisioned binaries are cached by version. */

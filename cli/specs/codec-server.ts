@@ -16,11 +16,12 @@ export function registerCodecServer(program: Command): void {
 The keys are the workers' (CAUSEWAY_CODEC_KEY, CAUSEWAY_CODEC_KEYS or CAUSEWAY_HOME/codec-keys.json).
 A client presents the token as "Authorization: Bearer TOKEN" or as the first path segment
 (http://HOST:PORT/TOKEN/decode: the form to give the UI, which sends no header of its own).
+The token file is CAUSEWAY_HOME/codec-token (~/.causeway, or /var/lib/causeway for root).
 \`causeway dev up\` starts one and points its Temporal UI at it.
 
 Examples:
   causeway codec-server --listen 127.0.0.1:8234 --ui-origin https://temporal.example.com
-  temporal workflow show -w build-… --codec-endpoint http://127.0.0.1:8234 --codec-auth "Bearer $(cat ~/.causeway/codec-token)"`,
+  temporal workflow show -w build-… --codec-endpoint http://127.0.0.1:8234 --codec-auth "Bearer $(cat \${CAUSEWAY_HOME:-/var/lib/causeway}/codec-token)"`,
     )
     .action(lazy(() => impl().codecServerCommand));
 }

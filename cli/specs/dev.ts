@@ -11,7 +11,9 @@ export function registerDevCommands(program: Command): void {
 
   dev
     .command('up')
-    .description('start the dev stack in the background (kept in CAUSEWAY_HOME, default ~/.causeway); builds survive a restart')
+    .description(
+      'start the dev stack in the background (kept in CAUSEWAY_HOME: ~/.causeway, /var/lib/causeway for root); builds survive a restart',
+    )
     .option('--no-worker', 'do not start a worker (run your own, e.g. from a debugger)')
     .option(
       '--runtime <runtime>',
