@@ -8,6 +8,7 @@ import { Context } from '@temporalio/activity';
 import { interpolateServices, type ServiceAddress } from '../../../common/services';
 import type { ActivityDeps } from '../../deps';
 import { ServiceFailed, StepDetached } from '../../errors';
+import { mapServiceInputs } from '../../step/service-inputs';
 import type {
   ProbeServiceRequest,
   ServiceLogOffsets,
@@ -16,8 +17,6 @@ import type {
   StopServiceRequest,
   SuperviseServiceRequest,
 } from '../../types';
-import type { ServiceConfig } from '../../../schemas/compiled';
-import type { MappedInput } from '../types';
 import type { KubeApi } from './api';
 import { inputSources } from './artifact-ref';
 import { serviceConfigFromFile } from './artifacts';
@@ -47,23 +46,6 @@ function withAddresses<T>(name: string, value: T, scope: Record<string, ServiceA
   }
 }
 
-/** The service config's inputs and the artifacts that fill them (input_mapping applied), as the local runtime maps them. */
-function serviceInputs(req: StartServiceRequest, config: ServiceConfig): MappedInput[] {
-  const mapped: MappedInput[] = [];
-  for (const input of config.inputs) {
-    const source = req.spec.inputMapping[input.name] ?? input.name;
-    const ref = req.artifacts[source];
-    if (!ref) {
-      if (input.optional) continue;
-      throw new ServiceFailed(
-        `service ${req.name}: missing input \`${input.name}\`: available artifacts: ${Object.keys(req.artifacts).join(', ') || 'none'}`,
-      );
-    }
-    mapped.push({ name: input.name, path: input.path ?? input.name, source, ref });
-  }
-  return mapped;
-}
-
 /** Creates (or finds) the service's pod and Service and the build's NetworkPolicy; returns its address. */
 export async function startService(rt: KubeApi, req: StartServiceRequest, log?: ServiceLog): Promise<ServiceAddress> {
   // Inline, or the service file read from its artifact (a producer pod's output, or an upload).
@@ -76,7 +58,7 @@ export async function startService(rt: KubeApi, req: StartServiceRequest, log?: 
   const { anchor, tokenSecret } = await rt.ensureAnchor(req.buildId);
   let objects: { pod: V1Pod; service: K8s.V1Service };
   try {
-    const inputs = await inputSources(rt, req.buildId, `service ${req.name}`, serviceInputs(req, spec.config)).catch(
+    const inputs = await inputSources(rt, req.buildId, `service ${req.name}`, mapServiceInputs(req, spec.config)).catch(
       (err: Error): never => {
         throw new ServiceFailed(err.message);
       },

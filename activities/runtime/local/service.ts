@@ -19,6 +19,7 @@ import { copyArtifact, safeJoin } from '../../artifacts';
 import { NO_CREDENTIALS, type ActivityDeps } from '../../deps';
 import { ServiceFailed, StepDetached } from '../../errors';
 import { heartbeating } from '../../heartbeat';
+import { mapServiceInputs } from '../../step/service-inputs';
 import type {
   ProbeServiceRequest,
   ServiceLogOffsets,
@@ -177,17 +178,7 @@ export async function startLocalService(
         await Promise.all(['work', 'home', 'tmp'].map((sub) => fs.mkdir(path.join(root, sub), { recursive: true })));
       });
       await Promise.all([own, files]);
-      for (const input of config.inputs) {
-        const source = req.spec.inputMapping[input.name] ?? input.name;
-        const ref = req.artifacts[source];
-        if (!ref) {
-          if (input.optional) continue;
-          throw new ServiceFailed(
-            `service ${req.name}: missing input \`${input.name}\`: available artifacts: ${Object.keys(req.artifacts).join(', ') || 'none'}`,
-          );
-        }
-        await copyArtifact(ref.path, safeJoin(work, input.path ?? input.name));
-      }
+      for (const input of mapServiceInputs(req, config)) await copyArtifact(input.ref.path, safeJoin(work, input.path));
       // The build's own uid (when the worker is root; a container has its own): the service cannot touch other builds or the worker.
       const build = !launcher && canIsolate() ? await buildUser(deps.home, req.buildId) : undefined;
       if (build) await openBuildDir(deps.home, req.buildId, build);
