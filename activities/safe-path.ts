@@ -1,4 +1,5 @@
 // Paths the engine builds from a plan's names and paths, kept inside the directory they belong to.
+import fs from 'node:fs/promises';
 import path from 'node:path';
 
 /** A path built from the plan that would leave its directory: the plan, not the machine, is wrong. */
@@ -13,6 +14,20 @@ export function safeJoin(root: string, relative: string): string {
     throw new PathEscapeError(`path ${relative} leaves its directory`);
   }
   return joined;
+}
+
+/**
+ * The text of `relative` under `root`, refused when it leaves `root` also through a symbolic
+ * link: artifacts are written by steps, and the worker reading them may be root.
+ */
+export async function readFileInside(root: string, relative: string): Promise<string> {
+  const joined = safeJoin(root, relative);
+  // A missing file fails in readFile below, with the error a plain read gives.
+  const [realRoot, real] = await Promise.all([fs.realpath(root), fs.realpath(joined).catch(() => joined)]);
+  if (real !== realRoot && !real.startsWith(`${realRoot}${path.sep}`)) {
+    throw new PathEscapeError(`path ${relative} leaves its directory through a symbolic link`);
+  }
+  return fs.readFile(real, 'utf8');
 }
 
 /** `value` as one directory name: refused when it could name another directory (`..`, `a/b`, empty). */

@@ -2,11 +2,14 @@
 // place a name or path enters (build id, run id, step id, run key, input name, plan name,
 // cache/input/output paths inside a step) is tried with hostile values, and the refusal is an
 // error no retry repeats.
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { safeJoin } from '../../activities/artifacts';
 import { paths } from '../../activities/deps';
 import { asPermanent } from '../../activities/permanent';
+import { PathEscapeError, readFileInside } from '../../activities/safe-path';
 
 const home = '/var/lib/causeway';
 const hostile = ['..', '.', '', '../../etc', 'a/../../..', '/etc', 'x/y', 'nul\0byte'];
@@ -54,4 +57,25 @@ test('errno codes a plan causes are final; others stay retryable', () => {
   expect((asPermanent(new Error('spawn /bin/sh E2BIG'), 'task t') as ApplicationFailure).nonRetryable).toBe(true);
   expect(asPermanent(err('ENOSPC'), 'task t')).toBeInstanceOf(Error);
   expect(asPermanent(err('ENOSPC'), 'task t')).not.toBeInstanceOf(ApplicationFailure);
+});
+
+test('a file of an artifact is read only inside the artifact, also through symbolic links a step wrote', async () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-read-inside-'));
+  try {
+    const artifact = path.join(root, 'artifact');
+    fs.mkdirSync(path.join(artifact, 'ci'), { recursive: true });
+    fs.writeFileSync(path.join(root, 'secret'), 'not for steps');
+    fs.writeFileSync(path.join(artifact, 'ci', 'task.yml'), 'platform: linux');
+    fs.symlinkSync('task.yml', path.join(artifact, 'ci', 'alias.yml'));
+    fs.symlinkSync(path.join(root, 'secret'), path.join(artifact, 'ci', 'escape.yml'));
+    fs.symlinkSync(root, path.join(artifact, 'ci', 'out'));
+
+    await expect(readFileInside(artifact, 'ci/task.yml')).resolves.toBe('platform: linux');
+    await expect(readFileInside(artifact, 'ci/alias.yml')).resolves.toBe('platform: linux');
+    await expect(readFileInside(artifact, 'ci/escape.yml')).rejects.toThrow(PathEscapeError);
+    await expect(readFileInside(artifact, 'ci/out/secret')).rejects.toThrow(PathEscapeError);
+    await expect(readFileInside(artifact, 'ci/missing.yml')).rejects.toThrow(/ENOENT/);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
 });

@@ -1,7 +1,6 @@
 // The containerd runtime: every task a container made from its image by containerd + runc
 // (docs/containerd.md); artifacts are directories on this worker's disk, as on the local runtime.
-import fs from 'node:fs/promises';
-import { safeJoin } from '../../artifacts';
+import { readFileInside } from '../../safe-path';
 import { finishBuild } from '../../build';
 import { paths, type ActivityDeps } from '../../deps';
 import { StepErrored } from '../../errors';
@@ -38,7 +37,7 @@ export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOpt
     readArtifactFile: ({ artifact, ref, rel }) => {
       if (ref.kind !== 'dir')
         throw new StepErrored(`artifact ${artifact} is an output of pod ${ref.pod}, which the containerd runtime cannot read`);
-      return fs.readFile(safeJoin(ref.path, rel), 'utf8');
+      return readFileInside(ref.path, rel);
     },
     releaseArtifacts: async () => undefined,
     finishBuild: async (req) => {

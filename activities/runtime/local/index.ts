@@ -1,6 +1,5 @@
 // The local runtime: steps are processes on this host, artifacts directories on its disk.
-import fs from 'node:fs/promises';
-import { safeJoin } from '../../artifacts';
+import { readFileInside } from '../../safe-path';
 import { finishBuild } from '../../build';
 import type { ActivityDeps } from '../../deps';
 import { StepErrored } from '../../errors';
@@ -21,7 +20,7 @@ export function localRuntime(deps: ActivityDeps): Runtime {
     readArtifactFile: ({ artifact, ref, rel }) => {
       if (ref.kind !== 'dir')
         throw new StepErrored(`artifact ${artifact} is an output of pod ${ref.pod}, which the local runtime cannot read`);
-      return fs.readFile(safeJoin(ref.path, rel), 'utf8');
+      return readFileInside(ref.path, rel);
     },
     releaseArtifacts: async () => undefined,
     finishBuild: async (req) => {
