@@ -201,7 +201,10 @@ describe('a plan cannot take more of the worker than its own limits', () => {
     // Enough parts at once (each PART_BUDGET steps) to ask for more than the worker's slots.
     const n = (Math.floor(WORKER_LIMITS.steps / PART_BUDGET) + 1) * PART_BUDGET;
     const log = path.join(dir, 'in-flight');
-    fs.writeFileSync(log, '');
+    // Steps run under the build's own uid (docs/security.md): they may reach and append to this file only.
+    fs.chmodSync(dir, 0o711);
+    fs.writeFileSync(log, '', { mode: 0o666 });
+    fs.chmodSync(log, 0o666);
     // Each step appends +1 when it starts and -1 when it ends; the running sum is how many run at
     // once. Steps last long enough for the slots to fill while the worker is still starting more.
     const step = JSON.parse(sh('each', `echo "$(date +%s%N) 1" >> ${log}; sleep 15; echo "$(date +%s%N) -1" >> ${log}`));

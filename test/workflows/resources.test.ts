@@ -147,10 +147,11 @@ jobs:
         - |
           git clone -q repo bumped && cd bumped && echo 3.0.0 > version &&
           git -c user.name=ci -c user.email=ci@ci commit -q -am release && echo v3.0.0 > ../tag/name
+  # Steps run under their build's uid: git refuses the bare repository, another user's, unless told.
   - task: someone-else-pushes
     config:
       platform: linux
-      run: {path: sh, args: [-c, 'git clone -q file://${r0.bare} o && cd o && echo x > other && git add other && git -c user.name=o -c user.email=o@o commit -q -m other && git push -q origin main']}
+      run: {path: sh, args: [-c, 'git config --global safe.directory "*" && git clone -q file://${r0.bare} o && cd o && echo x > other && git add other && git -c user.name=o -c user.email=o@o commit -q -m other && git push -q origin main']}
   - put: repo
     params: {repository: bumped, tag: tag/name, rebase: true}
   - task: check
