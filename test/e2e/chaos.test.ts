@@ -104,6 +104,8 @@ test(
     worker = startWorker();
     const countsDir = path.join(home, 'counts');
     fs.mkdirSync(countsDir);
+    // Steps run under their build's uid (docs/security.md) and append their counts here.
+    fs.chmodSync(countsDir, 0o1777);
     const handles = await Promise.all(
       Array.from({ length: BUILDS }, (_, i) =>
         startBuild(client, {
