@@ -15,6 +15,8 @@ beforeAll(async () => {
   requireBuiltCli();
   h = await startHarness();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-client-cli-'));
+  // Steps run under their build's uid (docs/security.md) and wait for a gate file in here.
+  fs.chmodSync(dir, 0o755);
 });
 afterAll(async () => {
   await h.stop();
