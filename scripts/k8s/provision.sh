@@ -17,7 +17,7 @@
 # nothing. Concurrent runs wait for each other (flock).
 # Contract (like scripts/provision.sh): progress and timings go to stderr; stdout is
 # exactly one line, `export CAUSEWAY_K8S_BIN=<dir>` (--node: `export CAUSEWAY_K8S_NODE_BIN=<dir>`);
-# `--print-env` prints it without building; `--cached` says (exit status) whether all is built.
+# `--print-env` prints it without building.
 set -euo pipefail
 
 K8S_VERSION="${CAUSEWAY_K8S_VERSION:-v1.34.4}"
@@ -50,8 +50,6 @@ all_built() {
 }
 
 if [[ "${1:-}" == "--print-env" ]]; then print_env; exit 0; fi
-# --cached: exit 0 when every binary is already built (nothing to build), 1 otherwise.
-if [[ "${1:-}" == "--cached" ]]; then all_built; exit $?; fi
 mkdir -p "$CACHE"
 if all_built; then
   log "cached: $BIN"
