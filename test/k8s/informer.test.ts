@@ -94,8 +94,11 @@ test('200 parallel steps cost one list and one watch connection, not 200', async
   // one watch for all of them, from one list
   const informer = podInformer(rt);
   await until(async () => informer.following === reqs.length, 'all 200 steps following their pods', 60_000);
-  expect(informer.watching).toBe(1);
-  expect(rt.calls.list).toBe(1);
+  // A loaded API server may end the watch and the informer re-open it (a fresh list after an
+  // error): what matters is one connection at a time and a few calls, not one per pod.
+  await until(async () => informer.watching === 1, 'the informer watching', 30_000);
+  expect(rt.calls.watch).toBeLessThanOrEqual(3);
+  expect(rt.calls.list).toBeLessThanOrEqual(3);
   await pool(reqs, 8, (req) => finish(req, Number(req.step.id.split('.')[1]) % 3));
   const outcomes = await Promise.all(runs);
   expect(outcomes.map((o) => (o.state === 'aborted' ? -1 : o.exitCode))).toEqual(reqs.map((_, i) => i % 3));
