@@ -130,9 +130,17 @@ export function request(
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  // A killed process whose parent has exited stays a zombie, answering kill(0), until init reaps
+  // it; some machines' init (a microVM's process_api) never does, and the dev worker's parent
+  // (`dev up`) has exited. Dead is dead: the state letter after "(comm)" is Z.
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return !fs.existsSync('/proc/self/stat');
   }
 }
 
