@@ -37,6 +37,11 @@ function cacheDir(): string {
   return process.env.CAUSEWAY_CACHE ?? path.join(os.homedir(), '.cache', 'causeway');
 }
 
+/** The local registry's storage: shared by runs, so images are pushed once per machine. */
+export function registryStorage(): string {
+  return path.join(cacheDir(), 'containerd-registry');
+}
+
 function checkTools(): void {
   const missing = TOOLS.filter((t) => {
     try {
@@ -84,7 +89,7 @@ export async function startContainerd(dir: string, repoRoot: string, log: (line:
   const hostsDir = path.join(dir, 'certs.d');
   const registry = `127.0.0.1:${await freePort()}`;
   try {
-    const storage = path.join(cacheDir(), 'containerd-registry');
+    const storage = registryStorage();
     fs.mkdirSync(storage, { recursive: true });
     const regConfig = path.join(dir, 'registry.yml');
     fs.writeFileSync(

@@ -2,6 +2,7 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { WorkerCredentials } from '../../activities/creds';
 import { readBuild } from '../../common/build-log';
 import { CONTAINERD_NAMESPACE, DEV_DEFAULT_IMAGE, readContainerd, type ContainerdState } from '../../cli/dev/containerd';
 import { startHarness, type Harness } from '../workflows/harness';
@@ -13,10 +14,13 @@ export function containerd(): ContainerdState {
   return state;
 }
 
-export function startContainerdHarness(opts: { killGraceMs?: number; defaultImage?: string | null } = {}): Promise<Harness> {
+export function startContainerdHarness(
+  opts: { killGraceMs?: number; defaultImage?: string | null; credentials?: WorkerCredentials } = {},
+): Promise<Harness> {
   const c = containerd();
   return startHarness({
     killGraceMs: opts.killGraceMs,
+    credentials: opts.credentials,
     containerd: {
       socket: c.socket,
       hostsDir: c.hostsDir,

@@ -73,3 +73,16 @@ test('a missing image errors the step with the registry’s reason', async () =>
   expect(r.status).toBe('errored');
   expect(JSON.stringify(r.summary)).toMatch(/no-such-image.*not found/);
 });
+
+test('an input is a copy-on-write view of its producer’s output: one consumer’s writes are not the next one’s', async () => {
+  const image = { image_resource: BUSYBOX, inputs: [{ name: 'out' }] };
+  const r = await h.run(`plan:
+- ${task('make', 'echo made > out/file', {}, { image_resource: BUSYBOX, outputs: [{ name: 'out' }] })}
+- ${task('change', 'grep " $PWD/out " /proc/self/mountinfo | grep -o " - overlay "; echo changed > out/file; echo new > out/new', {}, image)}
+- ${task('check', 'cat out/file; ls out', {}, image)}
+`);
+  expect(r.status).toBe('succeeded');
+  expect(r.logs.get('plan.1')).toContain(' - overlay ');
+  expect(r.logs.get('plan.2')).toBe('made\nfile\n');
+  expect(leftovers(r.buildId)).toEqual({ containers: '', mounts: [] });
+});

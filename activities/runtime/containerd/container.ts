@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { ImageResource } from '../../../schemas/compiled';
 import { StepErrored } from '../../errors';
 import type { Artifacts } from '../../types';
+import { unmountUnder } from '../local/inputs';
 import { removeCgroups } from './cgroup';
 import type { ContainerdContext } from './context';
 import { BUILD_LABEL } from './ctr';
@@ -135,10 +136,11 @@ export async function readMeta(dir: string): Promise<ContainerMeta | undefined> 
     .catch(() => undefined);
 }
 
-/** Unmounts the rootfs, removes the snapshot and the cgroups a start left; idempotent. */
+/** Unmounts the inputs' views and the rootfs, removes the snapshot and the cgroups a start left; idempotent. */
 export async function cleanUpContainer(cx: ContainerdContext, dir: string): Promise<void> {
   const meta = await readMeta(dir);
   if (!meta) return;
+  await unmountUnder(path.join(dir, 'work'));
   await unmountRootfs(cx.api, meta.rootfs);
   await removeCgroups(meta.id);
 }

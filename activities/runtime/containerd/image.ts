@@ -94,7 +94,15 @@ interface Descriptor {
   platform?: { os: string; architecture: string };
 }
 
-/** Images of this worker: each pulled once, and once at a time, whatever the number of steps that want it. */
+/** The label of an image pulled with a login: a step without that login pulls again (and is refused) rather than use it. */
+const PRIVATE_LABEL = 'causeway.private';
+
+/**
+ * Images of this worker: each pulled once, and once at a time, whatever the number of steps that
+ * want it. An image that needed a login is shared only with steps whose login the registry has
+ * accepted in this worker: like Concourse, whose image cache is keyed by the resource's source
+ * (credentials included), a build cannot run another team's private image by naming it.
+ */
 export class ImageStore {
   private readonly pulls = new Map<string, Promise<ImageInfo>>();
 
@@ -102,26 +110,39 @@ export class ImageStore {
 
   /** The image, pulled if containerd does not hold it yet; `note` says what happens in the step's log. */
   get(pull: ImagePull, note: (text: string) => void): Promise<ImageInfo> {
-    let found = this.pulls.get(pull.ref);
+    const key = pull.auth
+      ? `${pull.ref} ${createHash('sha256').update(`${pull.auth.username}\0${pull.auth.password}`).digest('hex')}`
+      : pull.ref;
+    let found = this.pulls.get(key);
     if (!found) {
       found = this.load(pull, note);
-      this.pulls.set(pull.ref, found);
+      this.pulls.set(key, found);
       // A failed pull (a registry down, a refused login) is tried again by the next step.
-      found.catch(() => this.pulls.delete(pull.ref));
+      found.catch(() => this.pulls.delete(key));
     } else note(`image ${pull.ref}: cached on this worker`);
     return found;
   }
 
   private async load(pull: ImagePull, note: (text: string) => void): Promise<ImageInfo> {
-    const listed = await this.ctr.run(['images', 'ls', '-q', `name==${pull.ref}`], `image ${pull.ref}`);
-    if (listed.trim() === '') {
-      note(`image ${pull.ref}: pulling`);
+    const listed = (await this.ctr.run(['images', 'ls', `name==${pull.ref}`], `image ${pull.ref}`)).trim().split('\n')[1];
+    // A private image is held, but this login (or none) is not yet known good: the registry decides, in one resolve.
+    if (listed === undefined || pull.auth || listed.includes(`${PRIVATE_LABEL}=true`)) {
+      note(`image ${pull.ref}: pulling${pull.auth ? ` as ${pull.auth.username}` : ''}`);
       const started = Date.now();
       const args = ['images', 'pull'];
       if (this.ctr.opts.hostsDir) args.push('--hosts-dir', this.ctr.opts.hostsDir);
       if (isLoopback(pull.ref)) args.push('--plain-http');
       if (pull.auth) args.push('--user', `${pull.auth.username}:${pull.auth.password}`);
-      const out = await this.ctr.forStep([...args, pull.ref], `pulling image ${pull.ref}`, { timeoutMs: 15 * 60_000 });
+      const out = await this.ctr
+        .forStep([...args, pull.ref], `pulling image ${pull.ref}`, { timeoutMs: 15 * 60_000 })
+        .catch((err: unknown) => {
+          if (err instanceof Error && / 401 Unauthorized/.test(err.message))
+            err.message += pull.auth
+              ? ` (the registry refused the login of ${pull.auth.username}: check image_resource.source.username and password)`
+              : ' (the registry wants a login: set image_resource.source.username and password)';
+          throw err;
+        });
+      if (pull.auth) await this.ctr.run(['images', 'label', pull.ref, `${PRIVATE_LABEL}=true`], `labelling image ${pull.ref}`);
       // ctr redraws its progress table: each layer shows up once per redraw.
       const layers = new Set(out.match(/^layer-sha256:[0-9a-f]+/gm)).size;
       note(`image ${pull.ref}: pulled and unpacked in ${Date.now() - started} ms (${layers} layer${layers === 1 ? '' : 's'})`);
