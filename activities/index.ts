@@ -4,6 +4,7 @@ import { atEdge } from './errors';
 import { heartbeating } from './heartbeat';
 import { loadVar } from './load-var';
 import type { Runtime } from './runtime/types';
+import { serviceActivities } from './step/service';
 import { runTask } from './step/task';
 import { pipelineActivities } from './pipeline';
 import { setPipeline } from './set-pipeline';
@@ -14,6 +15,7 @@ import type { BuildActivities, PipelineActivities } from './types';
  * dependencies and its runtime; the pipeline workflow's run as local activities wherever it runs.
  */
 export function createActivities(deps: ActivityDeps, runtime: Runtime): BuildActivities & PipelineActivities {
+  const services = serviceActivities(deps, runtime);
   return {
     ...pipelineActivities(),
     // A local activity (workflows/build.ts): those cannot heartbeat.
@@ -23,10 +25,10 @@ export function createActivities(deps: ActivityDeps, runtime: Runtime): BuildAct
     setPipeline: (req) => heartbeating(() => atEdge(() => setPipeline(deps, runtime, req))),
     finishBuild: (req) => heartbeating(() => atEdge(() => runtime.finishBuild(req))),
     // Services fail through the same edge as tasks: ServiceFailed for good, StepDetached handed over.
-    startService: (req) => atEdge(() => runtime.services.startService(req)),
-    probeService: (req) => atEdge(() => runtime.services.probeService(req)),
-    superviseService: (req) => atEdge(() => runtime.services.superviseService(req)),
-    stopService: (req) => atEdge(() => runtime.services.stopService(req)),
+    startService: (req) => atEdge(() => services.startService(req)),
+    probeService: (req) => atEdge(() => services.probeService(req)),
+    superviseService: (req) => atEdge(() => services.superviseService(req)),
+    stopService: (req) => atEdge(() => services.stopService(req)),
     releaseArtifacts: (req) => runtime.releaseArtifacts(req.refs),
   };
 }

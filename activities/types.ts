@@ -125,8 +125,14 @@ export interface ServiceRef {
   scopeStepId: string;
   runKey: string;
   name: string;
-  /** load_var values (without `reveal: true`) in scope: redacted from the service's log, as from a task's */
+  /** load_var values (without `reveal: true`) in scope: redacted from the service's log, as from a task's (with credential values, see activities/step/service.ts) */
   redact?: unknown[];
+  /** the plan's var_sources: the activity resolves the service's credential refs itself */
+  varSources?: VarSourceConfig[];
+  /** the credential refs startService resolved (text, never values): probe and supervise look them up again to redact their values */
+  credentials?: string[];
+  /** the plan's name (Concourse's pipeline in lookup paths): given with `credentials` */
+  plan?: string;
 }
 
 export interface StartServiceRequest extends ServiceRef {
@@ -140,6 +146,13 @@ export interface StartServiceRequest extends ServiceRef {
   /** the services this step starts (this one included): their hosts in `scope` are the workflow's pre-allocated ones */
   siblings: string[];
   artifacts: Artifacts;
+}
+
+export interface StartServiceResult {
+  address: ServiceAddress;
+  offsets: ServiceLogOffsets;
+  /** the credential refs the service's spec used (text, never values), for its later activities (ServiceRef.credentials) */
+  credentials?: string[];
 }
 
 /** Bytes of the service's output already on NATS, so the next activity resumes there. */
@@ -171,7 +184,7 @@ export interface BuildActivities {
   setPipeline(req: SetPipelineRequest): Promise<{ ok: boolean }>;
   finishBuild(req: FinishBuildRequest): Promise<void>;
   /** starts the service's process (or finds it) in the build's network; returns its address */
-  startService(req: StartServiceRequest): Promise<{ address: ServiceAddress; offsets: ServiceLogOffsets }>;
+  startService(req: StartServiceRequest): Promise<StartServiceResult>;
   /** resolves when the service is ready: its ports accept connections, or its startup probe passes */
   probeService(req: ProbeServiceRequest): Promise<ServiceLogOffsets>;
   /** streams the service's output until it ends (stopService ends it); returns its exit status */

@@ -7,7 +7,7 @@ import { findVarRefs, isPlainObject, SVC_SOURCE, type VarRef } from './interpola
 import { compact, ContainerLimitsSchema, TaskConfigSchema, toContainerLimits } from './task-config';
 import { parseDuration } from './units';
 import { bool, envMap, validate } from './validate';
-import { interpolateStatic } from './vars';
+import { interpolateDeferring } from './vars';
 
 export const DEFAULT_PORT = 'default';
 export const DEFAULT_GRACE_MS = 10_000;
@@ -172,11 +172,20 @@ export function compileServices(src: Source, value: unknown, path: Path): Servic
   return ok ? (specs as ServiceSpec[]) : undefined;
 }
 
-/** Parses a service config file (a service's `file:`, loaded at run time). Throws PlanError. */
-export function parseServiceConfig(opts: { text: string; file: string; service: string }): ServiceConfig {
+/**
+ * Parses a service config file (a service's `file:`, loaded at run time); with `credentials`,
+ * refs to those var sources (and, with `deferUnsourced`, unsourced ones) in its params, run and
+ * image_resource stay as text for the service's credential resolution. Throws PlanError.
+ */
+export function parseServiceConfig(opts: {
+  text: string;
+  file: string;
+  service: string;
+  credentials?: { varSources: ReadonlySet<string>; deferUnsourced: boolean };
+}): ServiceConfig {
   const src = new Source(opts.file, opts.text);
   src.check();
-  const value = interpolateStatic(src, src.value, [], {});
+  const value = interpolateDeferring(src, src.value, [], { vars: {}, configRoot: true, ...opts.credentials }).value;
   const config = compileServiceConfig(src, value, [], opts.service);
   src.check();
   return config as ServiceConfig;

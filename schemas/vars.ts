@@ -69,10 +69,16 @@ export interface StaticVarOptions {
   configRoot?: boolean;
 }
 
-// Where credential refs may stay until a task runs: what the task step hands its process.
-// Anything the compiler or the workflow must read (names, files, attempts, inputs) is static.
+// Where credential refs may stay until a task or service runs: what its step hands its process.
+// Anything the compiler or the workflow must read (names, files, attempts, inputs, ports) is static.
 const TASK_DEFERRABLE = new Set(['params', 'vars']);
+const SERVICE_DEFERRABLE = new Set(['params']);
 const CONFIG_DEFERRABLE = new Set(['params', 'run', 'image_resource']);
+
+/** A step that may have `services:` (schemas/plan.ts checks which). */
+function hasServices(v: Record<string, unknown>): boolean {
+  return typeof v.task === 'string' || 'do' in v || 'in_parallel' in v;
+}
 
 function missingMessage(ref: VarRef, varSources: ReadonlySet<string>, deferrable: boolean): string {
   if (ref.source !== undefined) {
@@ -80,7 +86,7 @@ function missingMessage(ref: VarRef, varSources: ReadonlySet<string>, deferrable
       const declared = varSources.size ? `var_sources declared: ${[...varSources].join(', ')}` : 'the plan declares no var_sources';
       return `undefined var \`${ref.raw}\`: no var source named \`${ref.source}\` (${declared})`;
     }
-    return `var \`${ref.raw}\` comes from a credential manager, which only a task's params, vars and config (params, run, image_resource) may use; pass the value with -v or -l here`;
+    return `var \`${ref.raw}\` comes from a credential manager, which only a task's params, vars and config and a service's params and config (params, run, image_resource) may use; pass the value with -v or -l here`;
   }
   const fromWorker = deferrable ? ", or from the workers' credential manager with --creds-from-worker" : '';
   return `undefined var \`${ref.raw}\`; pass it with -v ${ref.path[0]}=VALUE or in a -l vars file${fromWorker}`;
@@ -99,6 +105,14 @@ export function interpolateDeferring(
 ): { value: unknown; deferred: DeferredVar[] } {
   const varSources = opts.varSources ?? new Set<string>();
   const deferred = new Map<string, DeferredVar>();
+  // A service entry: its params and its config are what its activity resolves when it starts.
+  const walkService = (entry: unknown, path: Path): unknown => {
+    if (!isPlainObject(entry)) return walk(entry, path, false);
+    const out: Record<string, unknown> = {};
+    for (const [k, item] of Object.entries(entry))
+      out[k] = k === 'config' ? walkConfig(item, [...path, k]) : walk(item, [...path, k], SERVICE_DEFERRABLE.has(k));
+    return out;
+  };
   const walk = (v: unknown, path: Path, deferrable: boolean): unknown => {
     if (typeof v === 'string') {
       const r = interpolate(v, (ref) => {
@@ -122,6 +136,8 @@ export function interpolateDeferring(
         const child = [...path, k];
         const isTask = typeof v.task === 'string';
         if (!deferrable && isTask && k === 'config') out[k] = walkConfig(item, child);
+        else if (!deferrable && k === 'services' && Array.isArray(item) && hasServices(v))
+          out[k] = item.map((entry, i) => walkService(entry, [...child, i]));
         else out[k] = walk(item, child, deferrable || (isTask && TASK_DEFERRABLE.has(k)));
       }
       return out;

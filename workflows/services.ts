@@ -88,6 +88,7 @@ async function startService(
     runKey: frame.runKey,
     name: spec.name,
     redact: redactedValues(ctx.credentials, frame),
+    varSources: ctx.credentials?.varSources,
   };
   const label = `service ${spec.name} · ${step.id}`;
   let failed = false;
@@ -116,6 +117,7 @@ async function startService(
     throw new StepError(`service ${spec.name}: ${messageOf(err)}`);
   }
   let offsets: ServiceLogOffsets;
+  let secrets: Pick<ServiceRef, 'plan' | 'credentials'> = {};
   try {
     // ((.svc:...)) refs in the spec are the runtime's to fill in: where the scope's services
     // answer (a kubernetes Service's DNS name) is not known here before they exist. An
@@ -124,9 +126,11 @@ async function startService(
       { ...ref, plan: ctx.plan, spec: resolved, address: scope[spec.name], scope, siblings, artifacts: frame.scope.allArtifacts() },
     ]);
     scope[spec.name] = started.address;
+    // The credential refs the start used (never their values): probe and supervise look them up to redact them.
+    if (started.credentials) secrets = { plan: ctx.plan, credentials: started.credentials };
     ctx.status.service(id, spec.name, step.id, 'probing', { address: display(started.address) });
     offsets = await ctx.acts.probeService.executeWithOptions({ summary: `probe ${label}` }, [
-      { ...ref, address: started.address, offsets: started.offsets },
+      { ...ref, ...secrets, address: started.address, offsets: started.offsets },
     ]);
   } catch (err) {
     if (isCancellation(err)) ctx.status.service(id, spec.name, step.id, 'stopping');
@@ -136,7 +140,9 @@ async function startService(
   ctx.status.service(id, spec.name, step.id, 'ready');
   // Not cancellable: an abort must not stop the log stream before the teardown stops the service.
   supervised = CancellationScope.nonCancellable(() =>
-    ctx.acts.superviseService.executeWithOptions({ summary: `logs of ${label}` }, [{ ...ref, offsets, gracePeriodMs: spec.gracePeriodMs }]),
+    ctx.acts.superviseService.executeWithOptions({ summary: `logs of ${label}` }, [
+      { ...ref, ...secrets, offsets, gracePeriodMs: spec.gracePeriodMs },
+    ]),
   ).then(
     (r) => {
       if (ctx.status.serviceState(id) === 'ready')

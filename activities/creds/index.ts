@@ -42,6 +42,10 @@ export class CredentialResolver {
   readonly redactor = new Redactor();
   private readonly sources = new Map<string, SecretStore>();
   private readonly looked = new Map<string, Promise<SecretLookup>>();
+  /** every value found, whole, by source and name: what a runtime redacts from a service's log */
+  private readonly secrets = new Map<string, unknown>();
+  /** the refs looked up and found, by their text: a later activity looks them up again (recall) to redact their values */
+  readonly found = new Set<string>();
 
   constructor(
     private readonly worker: WorkerCredentials,
@@ -96,7 +100,19 @@ export class CredentialResolver {
     if (!whole.found) return whole;
     // As Concourse's tracker: the whole value is a secret, whichever field a step uses.
     if (this.worker.redact) this.redactor.add(whole.value);
+    this.secrets.set(key, whole.value);
+    this.found.add(ref.raw);
     return descend(whole.value, fields);
+  }
+
+  /** The values found so far, to redact (empty when redaction is off). */
+  get values(): unknown[] {
+    return this.worker.redact ? [...this.secrets.values()] : [];
+  }
+
+  /** Looks up again refs an earlier activity found (`found`), so their values are redacted here too. */
+  async recall(refs: readonly string[]): Promise<void> {
+    await Promise.all(refs.map((raw) => this.lookup(parseRef(raw))));
   }
 
   private async firstFound(store: SecretStore, name: string): Promise<SecretLookup> {

@@ -2,7 +2,7 @@
 // Everything else about a step (config resolution, input mapping, ((.svc)), events, heartbeats,
 // abort and handover, error translation) is the step layer's (activities/step/), written once.
 import type { ServiceAddress } from '../../common/services';
-import type { TaskConfig } from '../../schemas/compiled';
+import type { ServiceConfig, ServiceSpec, TaskConfig } from '../../schemas/compiled';
 import type {
   ArtifactRef,
   Artifacts,
@@ -71,9 +71,16 @@ export interface TaskHandle {
   signal(signal: TaskSignal): Promise<void>;
 }
 
+/**
+ * A service's start as the step layer hands it to a runtime (activities/step/service.ts): its
+ * config inline (a `file:` already read and parsed), credential refs resolved, and `redact`
+ * holding every value its log must not show (empty when redaction is off).
+ */
+export type ResolvedServiceRequest = StartServiceRequest & { spec: ServiceSpec & { config: ServiceConfig } };
+
 /** A service's lifecycle, as the activities of the same names (types.ts) describe it. */
 export interface ServiceRuntime {
-  startService(req: StartServiceRequest): Promise<{ address: ServiceAddress; offsets: ServiceLogOffsets }>;
+  startService(req: ResolvedServiceRequest): Promise<{ address: ServiceAddress; offsets: ServiceLogOffsets }>;
   probeService(req: ProbeServiceRequest): Promise<ServiceLogOffsets>;
   superviseService(req: SuperviseServiceRequest): Promise<{ exitCode?: number }>;
   stopService(req: StopServiceRequest): Promise<void>;

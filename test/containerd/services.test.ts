@@ -2,6 +2,8 @@
 // build's bridge: three on one port in an across, reached by address and by name.
 import fs from 'node:fs';
 import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { collectServiceLogs } from '../../common/build-log';
 import type { Harness } from '../workflows/harness';
 import { BUSYBOX, ctr, mountsOf, startContainerdHarness } from './harness';
 
@@ -111,4 +113,30 @@ test('a service’s privileged and container_limits apply to its container, as a
   expect(limits).toEqual(new Set([64 * 1024 * 1024]));
   expect(ctr(['containers', 'ls', '-q']).trim()).toBe('');
   expect(mountsOf(h.home, r.buildId)).toEqual([]);
+});
+
+test('a service’s credential refs are resolved by its activity into its container and redacted from its log', async () => {
+  const secret = `s3cret-${randomUUID()}`;
+  const step = {
+    task: 'use',
+    services: [
+      {
+        name: 'svc',
+        params: { S: '((vs:password))' },
+        config: {
+          image_resource: BUSYBOX,
+          run: { path: 'sh', args: ['-c', 'echo "service has $S"; printf "%s" "${S%%-*}"; sleep 0.3; echo "-${S#*-}"; exec sleep 300'] },
+        },
+      },
+    ],
+    config: { image_resource: BUSYBOX, run: { path: 'sleep', args: ['1'] } },
+  };
+  const plan = { var_sources: [{ name: 'vs', type: 'dummy', config: { vars: { password: secret } } }], plan: [step] };
+  const r = await h.run(JSON.stringify(plan));
+  expect([r.status, r.message]).toEqual(['succeeded', undefined]);
+  const log = (await collectServiceLogs(h.nc, r.buildId)).get('plan.0/svc') ?? '';
+  expect(log).toContain('service has ((redacted))\n');
+  expect(log).toMatch(/\n\(\(redacted\)\)\n/);
+  expect(log).not.toContain(secret.slice(7, 20));
+  expect(ctr(['containers', 'ls', '-q']).trim()).toBe('');
 });

@@ -10,9 +10,8 @@ import { finishBuild } from '../../activities/build';
 import type { ActivityDeps } from '../../activities/deps';
 import { ServiceFailed, StepErrored } from '../../activities/errors';
 import type { LogPiece, Runtime, TaskHandle } from '../../activities/runtime/types';
-import type { ArtifactRef, ServiceRef, StartServiceRequest } from '../../activities/types';
+import type { ArtifactRef, ServiceRef } from '../../activities/types';
 import type { ServiceConfig } from '../../schemas/compiled';
-import { parseServiceConfig } from '../../schemas/services';
 import { FakeProcess, normal } from './shell';
 
 /** What the fake runtime holds: artifacts (an id -> its files) and the tasks and services it runs. */
@@ -123,7 +122,7 @@ export function fakeRuntime(deps: ActivityDeps, state: FakeState = fakeState()):
         const key = serviceKey(req);
         const running = state.services.get(key);
         if (running) return { address: running.address, offsets: { stdout: 0, stderr: 0, notes: 0 } };
-        const config = loadConfig(state, req);
+        const { config } = req.spec;
         const names = config.ports.map((p) => p.name);
         const address: ServiceAddress = {
           name: req.name,
@@ -167,16 +166,6 @@ export function fakeRuntime(deps: ActivityDeps, state: FakeState = fakeState()):
       },
     },
   };
-}
-
-function loadConfig(state: FakeState, req: StartServiceRequest): ServiceConfig {
-  const { spec } = req;
-  if (spec.config) return spec.config;
-  const [artifact, ...rest] = (spec.file ?? '').split('/');
-  const ref = req.artifacts[artifact];
-  const text = ref && state.artifacts.get(ref.path)?.get(normal(rest.join('/')));
-  if (text === undefined) throw new ServiceFailed(`service ${spec.name}: file ${spec.file}: not in an artifact of the build`);
-  return parseServiceConfig({ text, file: spec.file ?? '', service: spec.name });
 }
 
 function withAddresses<T>(name: string, value: T, scope: Record<string, ServiceAddress>): T {

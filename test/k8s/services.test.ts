@@ -13,7 +13,8 @@ import { ServiceLog } from '../../activities/runtime/kubernetes/service-log';
 import { PORT_PROBE_PORT, SERVICE_LABEL, serviceObjectName } from '../../activities/runtime/kubernetes/service-pod';
 import { serviceEnd, serviceReadiness } from '../../activities/runtime/kubernetes/pod-status';
 import { KubernetesRuntime } from '../../activities/runtime/kubernetes/runtime';
-import type { ServiceLogOffsets, ServiceRef, StartServiceRequest } from '../../activities/types';
+import type { ResolvedServiceRequest } from '../../activities/runtime/types';
+import type { ServiceLogOffsets, ServiceRef } from '../../activities/types';
 import type { LogStreamName } from '../../schemas/messages';
 import type { ServiceConfig } from '../../schemas/compiled';
 import { FAKE_TASK_LOG } from './cluster';
@@ -50,7 +51,7 @@ const postgres = (over: Partial<ServiceConfig> = {}): ServiceConfig => ({
   ...over,
 });
 
-function request(config: ServiceConfig, name = 'db', buildId = uniqueBuildId()): StartServiceRequest {
+function request(config: ServiceConfig, name = 'db', buildId = uniqueBuildId()): ResolvedServiceRequest {
   return {
     buildId,
     runId: 'run-1',
@@ -219,7 +220,7 @@ test('a service names its siblings and itself by their Services’ DNS names, an
     run: { path: 'web', args: ['--listen', '((.svc:web.address))', '--db-port', '((.svc:db.ports.default))'] },
     ports: [{ name: 'http', number: 8080 }],
   });
-  const req: StartServiceRequest = {
+  const req: ResolvedServiceRequest = {
     ...request(config, 'web', buildId),
     // the workflow's pre-allocated local addresses for this step's services
     scope: {
@@ -243,7 +244,7 @@ test('a service names its siblings and itself by their Services’ DNS names, an
   await stopService(rt, req, 0);
 
   // a ref no service in scope answers: the service fails for good, naming itself, and nothing is created
-  const bad: StartServiceRequest = {
+  const bad: ResolvedServiceRequest = {
     ...req,
     name: 'broken',
     spec: { ...req.spec, name: 'broken', params: { X: '((.svc:db.ports.nope))' } },

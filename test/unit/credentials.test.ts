@@ -7,6 +7,7 @@ import { KubernetesStore } from '../../activities/creds/kubernetes';
 import { Redactor, redactableLength } from '../../common/redact';
 import { compilePlan, PlanError, type TaskStep } from '../../schemas';
 import { parseVarRef } from '../../schemas/interpolate';
+import { parseServiceConfig } from '../../schemas/services';
 
 const compile = (text: string, opts: { vars?: Record<string, unknown>; deferUnsourced?: boolean } = {}) =>
   compilePlan({ text, file: 'ci/build.yml', ...opts });
@@ -51,8 +52,52 @@ describe('compiling credential refs', () => {
 
   it('refuses credential refs where the compiler or the workflow needs the value', () => {
     expect(planError(`${SOURCES}plan:\n- task: t\n  file: ((vault:dir))/t.yml\n`)).toEqual([
-      "ci/build.yml:9:9: plan[0].file: var `vault:dir` comes from a credential manager, which only a task's params, vars and config (params, run, image_resource) may use; pass the value with -v or -l here",
+      "ci/build.yml:9:9: plan[0].file: var `vault:dir` comes from a credential manager, which only a task's params, vars and config and a service's params and config (params, run, image_resource) may use; pass the value with -v or -l here",
     ]);
+  });
+
+  it("leaves refs in a service's params and config (params, run, image_resource) for the worker, and refuses them elsewhere in it", () => {
+    const plan = compile(`${SOURCES}plan:
+- task: t
+  config: {run: {path: echo}}
+  services:
+  - name: db
+    params: {PASS: ((vault:password))}
+    config:
+      params: {USER: ((vault:db.user))}
+      run: {path: sh, args: [-c, "((vault:db.pass))"]}
+      ports: [5432]
+`);
+    const db = plan.plan.steps[0].services?.[0];
+    expect(db?.params.PASS).toBe('((vault:password))');
+    expect(db?.config?.params.USER).toBe('((vault:db.user))');
+    expect(db?.config?.run.args).toEqual(['-c', '((vault:db.pass))']);
+    expect(plan.deferredVars?.map((d) => d.ref)).toEqual(['vault:password', 'vault:db.user', 'vault:db.pass']);
+    expect(
+      planError(`${SOURCES}plan:\n- task: t\n  config: {run: {path: echo}}\n  services: [{name: db, file: ((vault:dir))/s.yml}]\n`),
+    ).toEqual([
+      "ci/build.yml:10:31: plan[0].services[0].file: var `vault:dir` comes from a credential manager, which only a task's params, vars and config and a service's params and config (params, run, image_resource) may use; pass the value with -v or -l here",
+    ]);
+  });
+
+  it('a service file leaves the refs of the var sources it is given in params, run and image_resource', () => {
+    const text = 'run: {path: "((vs:cmd))"}\nparams: {P: ((vs:p))}\nports: [80]\n';
+    const config = parseServiceConfig({
+      text,
+      file: 'in/svc.yml',
+      service: 's',
+      credentials: { varSources: new Set(['vs']), deferUnsourced: false },
+    });
+    expect(config.run.path).toBe('((vs:cmd))');
+    expect(config.params.P).toBe('((vs:p))');
+    expect(() =>
+      parseServiceConfig({
+        text: 'run: {path: x}\nports: ["((vs:port))"]\n',
+        file: 'in/svc.yml',
+        service: 's',
+        credentials: { varSources: new Set(['vs']), deferUnsourced: false },
+      }),
+    ).toThrow(/comes from a credential manager/);
   });
 
   it('names the var sources there are when a ref names another', () => {

@@ -1,7 +1,9 @@
 // The pure parts of the kubernetes runtime's services: how a log is cut into messages (ids
-// that do not depend on how the kubelet chunked the stream) and the addresses a service's own
-// spec sees.
+// that do not depend on how the kubelet chunked the stream), what its messages redact, and the
+// addresses a service's own spec sees.
+import type { KubeApi } from '../../activities/runtime/kubernetes/api';
 import { LineCutter, type LogPiece } from '../../activities/runtime/kubernetes/log-pieces';
+import { ServiceLog } from '../../activities/runtime/kubernetes/service-log';
 import { siblingScope, type ServiceAddress } from '../../common/services';
 
 function cut(chunks: string[], max?: number): { text: string; offset: number }[] {
@@ -71,5 +73,34 @@ describe('siblingScope', () => {
     });
     // not changed in place: the workflow's scope stays as it was
     expect(scope.db.host).toBe('127.1.2.1');
+  });
+});
+
+describe('ServiceLog redaction', () => {
+  test("the values in ref.redact never reach a message, the tail or a note; offsets stay the log's own bytes", async () => {
+    const sent: { stream: string; text: string; id: string }[] = [];
+    const ref = {
+      buildId: 'b',
+      runId: 'r',
+      scopeStepId: 'plan.0',
+      runKey: '1',
+      name: 'db',
+      redact: ['hunter22', { user: 'app', pass: 'pw-xyz' }],
+    };
+    // The Log API is not used: lines are handed to the log as follow() would hand them.
+    const log = new ServiceLog({} as KubeApi, ref, async (stream, data, id) => {
+      sent.push({ stream, text: Buffer.from(data).toString('utf8'), id });
+    });
+    await log.sendLines(new LineCutter().push(Buffer.from('password hunter22\nuser app pass pw-xyz\n')));
+    await log.note('probe failed: hunter22');
+    expect(sent.map((m) => m.text)).toEqual([
+      'password ((redacted))\n',
+      'user ((redacted)) pass ((redacted))\n',
+      'probe failed: ((redacted))\n',
+    ]);
+    expect(sent.map((m) => m.id)).toEqual(['r/plan.0/1/svc/db/stdout/0', 'r/plan.0/1/svc/db/stdout/18', 'r/plan.0/1/svc/db/run/note/0']);
+    expect(log.offsets.stdout).toBe(39);
+    expect(log.tail()).toBe('password ((redacted))\nuser ((redacted)) pass ((redacted))');
+    expect(log.redact('quoted hunter22')).toBe('quoted ((redacted))');
   });
 });

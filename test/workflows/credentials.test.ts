@@ -119,3 +119,43 @@ test("a load_var value is redacted from a service's log (its output, split write
   expect(r.message).toContain('dying with ((redacted))');
   for (const text of [...logs.values(), r.message ?? '']) expect(text).not.toContain(secret);
 });
+
+// The file's ref is written as (''( so that the task writing it does not resolve it itself.
+test("a service's credential refs (inline, from the worker's manager, in its file) are resolved by its activity and redacted from its log and errors", async () => {
+  const writeFile = sh(
+    'write',
+    `printf '%s\\n' 'run: {path: sh, args: [-c, "echo from-file $F; exec sleep 30"]}' 'params: {F: (''(vs:password))}' > cfg/svc.yml`,
+    {},
+    {
+      outputs: [{ name: 'cfg' }],
+    },
+  );
+  const service = (name: string, script: string, ports: number[] = []) => ({
+    name,
+    params: { T: '((token))' },
+    config: { params: { S: '((vs:password))' }, run: { path: 'sh', args: ['-c', script] }, ports },
+  });
+  const r = await h.run(
+    `${sources({ password: secret })}plan:\n- ${writeFile}\n- ${sh('use', 'sleep 1', {
+      services: [
+        service('svc', 'echo "service has $S and $T"; printf "%s" "${S%%-*}"; sleep 0.3; echo "-${S#*-}"; exec sleep 30'),
+        { name: 'filed', file: 'cfg/svc.yml' },
+      ],
+    })}\n- ${sh('crash', 'true', { services: [service('bad', 'echo "dying with $S"; exit 3', [9999])] })}`,
+    { deferUnsourced: true },
+  );
+  expect(r.status).toBe('errored');
+  const logs = await collectServiceLogs(h.nc, r.buildId);
+  expect(logs.get('plan.1/svc')).toContain('service has ((redacted)) and ((redacted))\n');
+  expect(logs.get('plan.1/svc')).toMatch(/\n\(\(redacted\)\)\n/);
+  expect(logs.get('plan.1/filed')).toContain('from-file ((redacted))\n');
+  expect(logs.get('plan.2/bad')).toContain('dying with ((redacted))');
+  expect(r.message).toContain('dying with ((redacted))');
+  for (const text of [...logs.values(), r.message ?? '']) expect(text).not.toContain(secret);
+  for (const m of await rawMessages(r.buildId)) {
+    expect(m).not.toContain(secret);
+    expect(m).not.toContain(token);
+  }
+  // The refs reached the history, the worker's value did not, even encrypted.
+  expect(await historyText(r.buildId)).not.toContain(Buffer.from(token).toString('base64').slice(0, 12));
+});

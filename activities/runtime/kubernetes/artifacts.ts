@@ -5,14 +5,11 @@
 import fs from 'node:fs';
 import { reason } from '../../../agent/causeway-agent';
 import { transferBucket, transferKeys } from '../../../common/transfer';
-import { parseServiceConfig } from '../../../schemas';
-import type { ServiceConfig } from '../../../schemas/compiled';
-import { safeJoin } from '../../artifacts';
+import { readFileInside } from '../../safe-path';
 import { finishBuild } from '../../build';
 import { paths, type ActivityDeps } from '../../deps';
 import { StepErrored } from '../../errors';
-import { artifactFile } from '../../step/task-config';
-import type { ArtifactRef, Artifacts, FinishBuildRequest, PodArtifactRef, StartServiceRequest } from '../../types';
+import type { ArtifactRef, Artifacts, FinishBuildRequest, PodArtifactRef } from '../../types';
 import type { KubeApi } from './api';
 import { streamerUrl } from './artifact-ref';
 import { sleep } from './errors';
@@ -83,22 +80,10 @@ export async function readFileOf(
   if (ref.kind === 'pod') return (await openPodArtifact(rt, buildId, ref, what, rel)).text();
   const dir = rt.uploads?.isUpload(buildId, artifact, ref) ? await rt.uploads.ensure(buildId, artifact) : ref.path;
   try {
-    return await fs.promises.readFile(safeJoin(dir ?? ref.path, rel), 'utf8');
+    // An upload is the CLI user's: a link in it must not make the worker read its own files.
+    return await readFileInside(dir ?? ref.path, rel);
   } catch (err) {
     throw new StepErrored(`${what}: cannot read ${rel} in ${artifact} on worker ${ref.worker}: ${(err as Error).message}`);
-  }
-}
-
-/** A service's `file:` config, read from its artifact. */
-export async function serviceConfigFromFile(rt: KubeApi, req: StartServiceRequest): Promise<ServiceConfig> {
-  const { spec } = req;
-  const what = `service ${spec.name}`;
-  const file = artifactFile(req.buildId, spec.file ?? '', req.artifacts, what);
-  const text = await readFileOf(rt, req.buildId, file.ref, file.artifact, file.rel, `${what}: file ${spec.file}`);
-  try {
-    return parseServiceConfig({ text, file: spec.file ?? '', service: spec.name });
-  } catch (err) {
-    throw new StepErrored(`${what}: ${(err as Error).message}`);
   }
 }
 

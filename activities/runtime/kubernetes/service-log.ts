@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { jetstream } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { publishLog } from '../../../common/nats';
+import { Redactor } from '../../../common/redact';
 import { subjects, type LogStreamName } from '../../../schemas/messages';
 import type { ServiceLogOffsets, ServiceRef } from '../../types';
 import type { KubeApi } from './api';
@@ -44,6 +45,8 @@ export class ServiceLog {
   private readonly lines: string[] = [];
   private stream?: { ended: Promise<void>; abort?: AbortController; closed: boolean };
   private unavailable?: string;
+  /** load_var and credential values in the service's scope (the step layer lists them in ref.redact) */
+  private readonly redactor = new Redactor();
 
   constructor(
     private readonly rt: KubeApi,
@@ -56,12 +59,20 @@ export class ServiceLog {
     this.offsets = { ...offsets };
     this.skip = offsets.stdout;
     this.runName = `${ref.runId}/${ref.scopeStepId}/${ref.runKey}/svc/${ref.name}`;
+    for (const value of ref.redact ?? []) this.redactor.add(value);
   }
 
   /** A line from Causeway itself in the service's log. */
   async note(text: string): Promise<void> {
     const n = this.offsets.notes++;
-    await this.publish('causeway', Buffer.from(`${text}\n`), `${this.runName}/${this.writer}/note/${n}`).catch(() => undefined);
+    await this.publish('causeway', Buffer.from(`${this.redact(text)}\n`), `${this.runName}/${this.writer}/note/${n}`).catch(
+      () => undefined,
+    );
+  }
+
+  /** `text` with the values of the service's scope redacted (for errors that quote the log). */
+  redact(text: string): string {
+    return this.redactor.text(text);
   }
 
   /** Starts following the container's log once `pod` shows it has run; once per ServiceLog. */
@@ -71,9 +82,9 @@ export class ServiceLog {
     const stream: NonNullable<ServiceLog['stream']> = { ended: new Promise<void>((resolve) => (ended = resolve)), closed: false };
     this.stream = stream;
     const sink = new Writable({
-      write: (chunk: Buffer, _enc, cb) => void this.send(this.cutter.push(chunk)).then(() => cb()),
+      write: (chunk: Buffer, _enc, cb) => void this.sendLines(this.cutter.push(chunk)).then(() => cb()),
       final: (cb) =>
-        void this.send(this.cutter.end()).then(() => {
+        void this.sendLines(this.cutter.end()).then(() => {
           ended();
           cb();
         }),
@@ -116,11 +127,12 @@ export class ServiceLog {
   tail(): string {
     const partial = this.cutter.partial.toString('utf8').trimEnd();
     const lines = [...this.lines, ...(partial ? [partial] : [])].slice(-TAIL_LINES);
-    if (lines.length > 0) return lines.join('\n');
+    if (lines.length > 0) return this.redact(lines.join('\n'));
     return this.unavailable ? `(its log could not be read: ${this.unavailable})` : '(no output)';
   }
 
-  private async send(pieces: LogPiece[]): Promise<void> {
+  /** Publishes the container's output, cut into lines (follow gives every chunk the Log API reads), redacted, and keeps its tail. */
+  async sendLines(pieces: LogPiece[]): Promise<void> {
     for (const p of pieces) {
       const line = p.data.toString('utf8').trimEnd();
       if (line) this.lines.push(line);
@@ -128,7 +140,10 @@ export class ServiceLog {
     this.lines.splice(0, Math.max(0, this.lines.length - TAIL_LINES));
     const fresh = pieces.filter((p) => p.offset >= this.skip);
     // Sent in order on one connection and acknowledged together: a chunk of many lines costs one round trip.
-    await Promise.all(fresh.map((p) => this.publish('stdout', p.data, `${this.runName}/stdout/${p.offset}`).catch(() => undefined)));
+    // A piece is a whole line (a longer one is cut every 64 KiB, where a value across the cut is not found).
+    await Promise.all(
+      fresh.map((p) => this.publish('stdout', this.redactor.bytes(p.data), `${this.runName}/stdout/${p.offset}`).catch(() => undefined)),
+    );
     const last = fresh.at(-1);
     if (last) this.offsets.stdout = Math.max(this.offsets.stdout, last.offset + last.data.length);
   }

@@ -9,17 +9,10 @@ import { interpolateServices, type ServiceAddress } from '../../../common/servic
 import type { ActivityDeps } from '../../deps';
 import { ServiceFailed, StepDetached } from '../../errors';
 import { mapServiceInputs } from '../../step/service-inputs';
-import type {
-  ProbeServiceRequest,
-  ServiceLogOffsets,
-  ServiceRef,
-  StartServiceRequest,
-  StopServiceRequest,
-  SuperviseServiceRequest,
-} from '../../types';
+import type { ResolvedServiceRequest } from '../types';
+import type { ProbeServiceRequest, ServiceLogOffsets, ServiceRef, StopServiceRequest, SuperviseServiceRequest } from '../../types';
 import type { KubeApi } from './api';
 import { inputSources } from './artifact-ref';
-import { serviceConfigFromFile } from './artifacts';
 import { k8s, type K8s, type V1Pod } from './client';
 import { apiCode } from './errors';
 import { CONTAINER_LOG_DRAIN_MS } from './log-pieces';
@@ -47,14 +40,8 @@ function withAddresses<T>(name: string, value: T, scope: Record<string, ServiceA
 }
 
 /** Creates (or finds) the service's pod and Service and the build's NetworkPolicy; returns its address. */
-export async function startService(rt: KubeApi, req: StartServiceRequest, log?: ServiceLog): Promise<ServiceAddress> {
-  // Inline, or the service file read from its artifact (a producer pod's output, or an upload).
-  const config =
-    req.spec.config ??
-    (await serviceConfigFromFile(rt, req).catch((err: Error): never => {
-      throw new ServiceFailed(err.message);
-    }));
-  const spec = withAddresses(req.name, { ...req.spec, config }, serviceScope(rt.namespace, req));
+export async function startService(rt: KubeApi, req: ResolvedServiceRequest, log?: ServiceLog): Promise<ServiceAddress> {
+  const spec = withAddresses(req.name, req.spec, serviceScope(rt.namespace, req));
   const { anchor, tokenSecret } = await rt.ensureAnchor(req.buildId);
   let objects: { pod: V1Pod; service: K8s.V1Service };
   try {
@@ -120,7 +107,8 @@ export async function probeService(rt: KubeApi, ref: ServiceRef, log: ServiceLog
   );
   if (verdict === 'aborted') return verdict;
   if ('failed' in verdict) {
-    let message = verdict.failed;
+    // Kubernetes' reason may quote the spec (an image reference): redacted as the log is.
+    let message = log.redact(verdict.failed);
     if (log.following) {
       // A log ends with its container: one still running (its ports never opened) has said what it has.
       if (serviceEnd(last) !== undefined) await log.drain(rt.opts.logDrainMs ?? CONTAINER_LOG_DRAIN_MS);
@@ -186,7 +174,7 @@ export function serviceActivities(deps: ActivityDeps, rt: KubeApi) {
       ? new StepDetached('worker shut down; the service keeps running and is handed over')
       : undefined;
   return {
-    startService: async (req: StartServiceRequest) => {
+    startService: async (req: ResolvedServiceRequest) => {
       const log = logOf(req);
       const address = await startService(rt, req, log);
       return { address, offsets: { ...log.offsets } };

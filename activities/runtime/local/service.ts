@@ -14,20 +14,14 @@ import { Redactor } from '../../../common/redact';
 import { interpolateServices, serviceEnv, type ServiceAddress } from '../../../common/services';
 import type { ServiceConfig } from '../../../schemas/compiled';
 import { subjects } from '../../../schemas/messages';
-import { parseServiceConfig, PROBE_DEFAULTS } from '../../../schemas/services';
+import { PROBE_DEFAULTS } from '../../../schemas/services';
 import { copyArtifact, safeJoin } from '../../artifacts';
-import { NO_CREDENTIALS, type ActivityDeps } from '../../deps';
+import type { ActivityDeps } from '../../deps';
 import { ServiceFailed, StepDetached } from '../../errors';
 import { heartbeating } from '../../heartbeat';
 import { mapServiceInputs } from '../../step/service-inputs';
-import type {
-  ProbeServiceRequest,
-  ServiceLogOffsets,
-  ServiceRef,
-  StartServiceRequest,
-  StopServiceRequest,
-  SuperviseServiceRequest,
-} from '../../types';
+import type { ResolvedServiceRequest } from '../types';
+import type { ProbeServiceRequest, ServiceLogOffsets, ServiceRef, StopServiceRequest, SuperviseServiceRequest } from '../../types';
 import { attachService, detachService, inNetwork, serviceScope, writeHosts } from './network';
 import { exitStatus, FILES, findProcess, isAlive, reapGroup, startProcess, terminate, type StepProcess } from './process';
 import { runCommand, type RunResult } from './spawner';
@@ -70,7 +64,7 @@ interface ServiceState {
 export interface ServiceLauncher {
   /** prepares the service's container in `dir` (its files in `work`): the command and env the detached wrapper runs it with */
   prepare(s: {
-    req: StartServiceRequest;
+    req: ResolvedServiceRequest;
     dir: string;
     work: string;
     config: ServiceConfig;
@@ -116,9 +110,9 @@ function serviceDir(home: string, ref: ServiceRef): string {
 function serviceLog(deps: ActivityDeps, ref: ServiceRef, dir: string, offsets?: ServiceLogOffsets, writer = 'run'): StepLog {
   const publisher = new ServiceLogPublisher(deps.nc, subjects.service(ref.buildId, ref.scopeStepId, ref.name));
   const runName = `${ref.runId}/${ref.scopeStepId}/${ref.runKey}/svc/${ref.name}/${writer}`;
-  // A service's log is redacted as a task's is (load_var values without reveal).
+  // A service's log is redacted as a task's is: the step layer lists the values (activities/step/service.ts).
   const redactor = new Redactor();
-  if ((deps.credentials ?? NO_CREDENTIALS).redact) for (const value of ref.redact ?? []) redactor.add(value);
+  for (const value of ref.redact ?? []) redactor.add(value);
   return new StepLog(publisher, ref.buildId, ref.scopeStepId, dir, runName, offsets ? { ...offsets } : undefined, redactor);
 }
 
@@ -136,7 +130,7 @@ async function readState(dir: string): Promise<ServiceState | undefined> {
  */
 export async function startLocalService(
   deps: ActivityDeps,
-  given: StartServiceRequest,
+  given: ResolvedServiceRequest,
   launcher?: ServiceLauncher,
 ): Promise<{ address: ServiceAddress; offsets: ServiceLogOffsets }> {
   // ((.svc:...)) in the spec: this step's services at the addresses this runtime gives them.
@@ -155,13 +149,11 @@ export async function startLocalService(
       network.catch(() => undefined);
       const own = fs.rm(dir, { recursive: true, force: true }).then(() => fs.mkdir(dir, { recursive: true }));
       own.catch(() => undefined);
-      const loaded = await loadConfig(req);
-      // The config is the authority on ports: one loaded from a file was unknown to the workflow.
-      const ports = Object.fromEntries(loaded.ports.map((p) => [p.name, p.number]));
-      const names = Object.keys(ports);
+      const { config } = req.spec;
       // ((.svc:...)) refs name hosts and ports, never the namespace: the config need not wait for it.
+      const ports = Object.fromEntries(config.ports.map((p) => [p.name, p.number]));
+      const names = Object.keys(ports);
       const located: ServiceAddress = { ...req.address, ports, primaryPort: names.includes('default') ? 'default' : names[0] };
-      const config = req.spec.config ? loaded : withAddresses(req.name, loaded, { ...req.scope, [req.name]: located });
       // A container's run.user is its image's, not this host's.
       const user = !launcher && config.run.user && config.run.user !== os.userInfo().username ? config.run.user : undefined;
       if (user && process.getuid?.() !== 0) {
@@ -239,25 +231,6 @@ export async function startLocalService(
     },
     () => log.offsets,
   );
-}
-
-/** The inline config (already interpolated), or the service file, read from its artifact. */
-async function loadConfig(req: StartServiceRequest): Promise<ServiceConfig> {
-  const { spec } = req;
-  if (spec.config) return spec.config;
-  const [artifact, ...rest] = (spec.file ?? '').split('/');
-  const ref = req.artifacts[artifact];
-  if (!ref || rest.length === 0) {
-    throw new ServiceFailed(
-      `service ${spec.name}: file ${spec.file}: the first part of the path must name an artifact (available: ${Object.keys(req.artifacts).join(', ') || 'none'})`,
-    );
-  }
-  try {
-    const text = await fs.readFile(safeJoin(ref.path, rest.join('/')), 'utf8');
-    return parseServiceConfig({ text, file: spec.file ?? '', service: spec.name });
-  } catch (err) {
-    throw new ServiceFailed(`service ${spec.name}: ${(err as Error).message}`);
-  }
 }
 
 function withAddresses<T>(name: string, config: T, scope: Record<string, ServiceAddress>): T {
