@@ -17,6 +17,9 @@ export const PIPELINE_UPDATES = {
 
 export const PIPELINE_QUERIES = { view: 'pipeline' } as const;
 
+/** Signals a job build sends its pipeline: `output` is Concourse's SaveOutput, a version a put made. */
+export const PIPELINE_SIGNALS = { output: 'buildOutput' } as const;
+
 export const pipelineWorkflowId = (pipeline: string) => `pipeline-${pipeline}`;
 
 /** A job build's workflow id: names hold no `:` (NAME_PATTERN), so distinct builds never share one. */
@@ -54,6 +57,19 @@ export interface InputVersion {
 export interface BuildOutput {
   resource: string;
   version: ResourceVersion;
+}
+
+/** Which build of which job a build is: from its search attributes, handed to its fan-out parts. */
+export interface JobBuildRef {
+  pipeline: string;
+  job: string;
+  number: number;
+}
+
+/** The `output` signal: a version a put of build `job` #`number` made, sent when the put succeeds. */
+export interface SavedOutput extends BuildOutput {
+  job: string;
+  number: number;
 }
 
 /** How a job build ended, and the versions its puts made (read from a succeeded build's result). */

@@ -11,7 +11,15 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Artifacts, BuildActivities, PrepareBuildResult } from '../activities/types';
-import { CausewayPlan, CausewayRetryOf, CausewayStatus } from '../common/search-attributes';
+import {
+  CausewayBuildNumber,
+  CausewayJob,
+  CausewayPipeline,
+  CausewayPlan,
+  CausewayRetryOf,
+  CausewayStatus,
+} from '../common/search-attributes';
+import type { JobBuildRef } from '../schemas/pipeline-api';
 import { BuildInputError, parseBuildInput } from '../schemas/build-input';
 import type { BuildStatus } from '../schemas/messages';
 import { messageOf } from './attempts';
@@ -124,6 +132,7 @@ export async function build(raw: BuildInput): Promise<BuildSummary> {
     run: (step, frame) => runStep(ctx, step, frame),
     releaser,
     credentials: buildCredentials(input.plan.varSources, secretLocalNames(input.plan.plan)),
+    jobBuild: jobBuildOf(),
   };
 
   let outcome: BuildStatus;
@@ -201,6 +210,15 @@ export function failedTasks(status: StatusTracker): string[] {
   return steps
     .filter((s) => s.state === 'failed' && (s.kind === 'task' || s.message) && !insideTry(s))
     .map((s) => (s.message ? `${s.name}: ${s.message}` : `${s.name} (exit ${s.exitCode ?? '?'})`));
+}
+
+/** The pipeline, job and number the pipeline started this build with (activities/pipeline.ts startJobBuild). */
+function jobBuildOf(): JobBuildRef | undefined {
+  const attrs = workflowInfo().typedSearchAttributes;
+  const pipeline = attrs.get(CausewayPipeline);
+  const job = attrs.get(CausewayJob);
+  const number = Number(attrs.get(CausewayBuildNumber));
+  return pipeline && job && Number.isInteger(number) ? { pipeline, job, number } : undefined;
 }
 
 function pick(artifacts: Artifacts, names: string[]): Artifacts {

@@ -2,6 +2,7 @@ import type { ActivityInterfaceFor } from '@temporalio/workflow';
 import type { Step, VarSourceConfig } from '../schemas/compiled';
 import type { ArtifactRef, Artifacts, BuildActivities } from '../activities/types';
 import type { ServiceAddress } from '../common/services';
+import type { JobBuildRef } from '../schemas/pipeline-api';
 import type { ArtifactReleaser } from './release';
 import type { StatusTracker } from './status';
 
@@ -71,6 +72,8 @@ export interface BuildContext {
   run(step: Step, frame: Frame): Promise<boolean>;
   /** var sources and secret locals for step activities; absent when the plan has neither */
   credentials?: BuildCredentials;
+  /** the pipeline job build this is (its search attributes); absent for a one-off build */
+  jobBuild?: JobBuildRef;
   /** true once the build itself was cancelled (abort), as opposed to a scope cancelled by a timeout or fail_fast */
   aborted(): boolean;
 }

@@ -6,6 +6,7 @@ import { messageOf } from './attempts';
 import { StepError, type BuildContext, type BuildCredentials, type Frame } from './context';
 import { runPool } from './pool';
 import { PART_WORKFLOW, type PartRef, type StepStatus } from '../schemas/build';
+import type { JobBuildRef } from '../schemas/pipeline-api';
 
 /**
  * Big fan-out goes to child workflows (DESIGN.md), so that no history nears Temporal's limits
@@ -131,6 +132,8 @@ export interface PartInput {
   /** the first service index the part may allocate (the parent reserved the range) */
   servicesBase: number;
   credentials?: BuildCredentials;
+  /** the pipeline job build the part belongs to: its puts save their versions to the pipeline */
+  jobBuild?: JobBuildRef;
   frame: {
     artifacts: Artifacts;
     locals: Record<string, unknown>;
@@ -236,6 +239,7 @@ async function runPart(
     releasesArtifacts: ctx.releaser !== undefined,
     servicesBase,
     credentials: ctx.credentials,
+    jobBuild: ctx.jobBuild,
     frame: {
       artifacts: frame.scope.allArtifacts(),
       locals: frame.scope.allLocals(),

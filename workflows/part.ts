@@ -50,6 +50,7 @@ export async function buildPart(input: PartInput): Promise<PartResult> {
     acts: stepActivities(input.taskQueue),
     servicesAllocated: input.servicesBase,
     credentials: input.credentials,
+    jobBuild: input.jobBuild,
     status,
     failedInParts: [],
     run: (step, frame) => runStep(ctx, step, frame),

@@ -2,6 +2,7 @@ import {
   condition,
   continueAsNew,
   defineQuery,
+  defineSignal,
   defineUpdate,
   proxyLocalActivities,
   setHandler,
@@ -17,10 +18,12 @@ import type { PipelineConfig, PipelineJob } from '../schemas/pipeline';
 import {
   jobBuildId,
   PIPELINE_QUERIES,
+  PIPELINE_SIGNALS,
   PipelineConfigSchema,
   PIPELINE_UPDATES,
   type PipelineInput,
   type PipelineView,
+  type SavedOutput,
 } from '../schemas/pipeline-api';
 import { messageOf } from './attempts';
 import {
@@ -28,6 +31,7 @@ import {
   finishBuild,
   recordVersions,
   resolveInputs,
+  saveOutput,
   schedule,
   resetChangedResources,
   versionKey,
@@ -56,6 +60,7 @@ export const checkUpdate = defineUpdate<{ added: number; error?: string }, [{ re
 export const pauseUpdate = defineUpdate<void, [{ job?: string; paused: boolean }]>(PIPELINE_UPDATES.pause);
 export const pinUpdate = defineUpdate<void, [{ resource: string; version?: ResourceVersion }]>(PIPELINE_UPDATES.pin);
 export const destroyUpdate = defineUpdate<void, []>(PIPELINE_UPDATES.destroy);
+export const outputSignal = defineSignal<[SavedOutput]>(PIPELINE_SIGNALS.output);
 
 /**
  * A pipeline that runs itself: checks its resources every check_every and on check-resource,
@@ -155,6 +160,11 @@ export async function pipeline(input: PipelineInput): Promise<void> {
       },
     },
   );
+  // A put's version, sent by the build when the put succeeds (workflows/put.ts); a resource the
+  // pipeline no longer has (its config changed while the build ran) is not recorded.
+  setHandler(outputSignal, ({ job: name, number, resource: res, version }) => {
+    if (config.resources.some((r) => r.name === res) && saveOutput(state, name, number, { resource: res, version })) poke();
+  });
   setHandler(destroyUpdate, () => {
     destroyed = true;
     poke();

@@ -1,4 +1,6 @@
-import type { PutStep } from '../schemas/compiled';
+import { getExternalWorkflowHandle, isCancellation, patched } from '@temporalio/workflow';
+import type { PutStep, ResourceVersion } from '../schemas/compiled';
+import { PIPELINE_SIGNALS, pipelineWorkflowId, type SavedOutput } from '../schemas/pipeline-api';
 import { StepError, type BuildContext, type Frame } from './context';
 import { withLocals } from './locals';
 import { fetchVersion, runResourceScript, versionOf } from './resource';
@@ -23,8 +25,29 @@ export async function runPut(ctx: BuildContext, raw: PutStep, frame: Frame): Pro
   });
   const version = versionOf(step.resource.name, 'out', response);
   ctx.status.resource(step.id, step.resource.name, version);
+  await saveOutput(ctx, step.resource.name, version);
   if (!step.noGet) await fetchVersion(ctx, step, frame, version, step.getParams);
   return true;
+}
+
+/** Builds started before puts saved their versions at once must replay without the signal. */
+const PUT_SAVES_OUTPUT = 'put-saves-output';
+
+/**
+ * Concourse's SaveOutput: a job build's put gives its pipeline the version it made as soon as
+ * it succeeds, so the version is recorded whatever the build does next (fails, errors, is
+ * aborted) and also from a fan-out part, whose steps the build's result does not list. A
+ * pipeline that is gone (destroyed) has nothing to record it in.
+ */
+async function saveOutput(ctx: BuildContext, resource: string, version: ResourceVersion): Promise<void> {
+  if (!ctx.jobBuild || !patched(PUT_SAVES_OUTPUT)) return;
+  const { pipeline, job, number } = ctx.jobBuild;
+  const output: SavedOutput = { job, number, resource, version };
+  try {
+    await getExternalWorkflowHandle(pipelineWorkflowId(pipeline)).signal(PIPELINE_SIGNALS.output, output);
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+  }
 }
 
 /** `inputs: detect`: the artifacts whose names start a path in the params' strings, as Concourse detects them. */

@@ -234,20 +234,36 @@ export function schedule(config: PipelineConfig, state: SchedulerState): JobBuil
 }
 
 /**
+ * A version a put of a build made (Concourse's SaveOutput, called when the put succeeds,
+ * whatever the build does next): it becomes a version of its resource, before any check finds
+ * it, and an output of the build. `passed` counts a build's outputs only once it succeeded
+ * (Concourse's successful_build_outputs), so a failed build's put feeds `get`s without
+ * `passed` but no job downstream of it. A build the state does not hold (a pipeline destroyed
+ * and set again since it started) records nothing. Returns whether anything was recorded.
+ */
+export function saveOutput(state: SchedulerState, job: string, number: number, out: BuildOutput): boolean {
+  const build = state.builds.find((b) => b.job === job && b.number === number);
+  if (!build) return false;
+  recordVersions(state, out.resource, [out.version]);
+  const key = versionKey(out.version);
+  const record = (state.versions[out.resource] ?? []).find((v) => versionKey(v.version) === key);
+  if (!record) return false;
+  const outputs = (build.outputs ??= []);
+  if (!outputs.some((o) => o.resource === out.resource && o.seq === record.seq))
+    outputs.push({ resource: out.resource, seq: record.seq, version: record.version });
+  return true;
+}
+
+/**
  * Records how a build ended and drops the oldest finished builds beyond KEEP_FINISHED per job.
- * The versions its puts made become versions of their resources (as Concourse's SaveOutput
- * saves them, before any check finds them) and outputs of the build, which `passed` counts.
+ * `outputs` are versions its puts made that the build's result lists (saved as saveOutput
+ * does; the put's own signal has usually saved them already).
  */
 export function finishBuild(state: SchedulerState, job: string, number: number, status: JobBuildStatus, outputs: BuildOutput[] = []): void {
   const build = state.builds.find((b) => b.job === job && b.number === number);
   if (build) {
+    for (const out of outputs) saveOutput(state, job, number, out);
     build.status = status;
-    for (const out of outputs) {
-      recordVersions(state, out.resource, [out.version]);
-      const key = versionKey(out.version);
-      const record = (state.versions[out.resource] ?? []).find((v) => versionKey(v.version) === key);
-      if (record) (build.outputs ??= []).push({ resource: out.resource, seq: record.seq, version: record.version });
-    }
   }
   const finished = state.builds.filter((b) => b.job === job && b.status !== 'pending' && !running(b));
   const drop = new Set(finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED)));

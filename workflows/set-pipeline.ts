@@ -1,5 +1,4 @@
 import { workflowInfo } from '@temporalio/workflow';
-import { CausewayPipeline } from '../common/search-attributes';
 import type { SetPipelineStep } from '../schemas/compiled';
 import { StepError, type BuildContext, type Frame } from './context';
 import { withLocals } from './locals';
@@ -14,7 +13,7 @@ export async function runSetPipeline(ctx: BuildContext, raw: SetPipelineStep, fr
   const step = withLocals({ ...raw, hooks: undefined, across: undefined }, frame);
   let pipeline = step.pipeline;
   if (pipeline === 'self') {
-    const own = workflowInfo().typedSearchAttributes.get(CausewayPipeline);
+    const own = ctx.jobBuild?.pipeline;
     if (!own) throw new StepError('set_pipeline: self sets the pipeline whose job runs it; this build is not a job of a pipeline');
     pipeline = own;
   }

@@ -8,6 +8,7 @@ import {
   recordVersions,
   resetChangedResources,
   resolveInputs,
+  saveOutput,
   schedule,
   type SchedulerState,
 } from '../../workflows/scheduler';
@@ -110,6 +111,35 @@ test("passed: the versions a build's puts made count as its outputs, as Concours
   expect(schedule(config, state)).toEqual([]);
   // A check that later reports the put's version does not record it twice.
   expect(recordVersions(state, 'image', [v('i1'), v('i2')])).toBe(0);
+});
+
+test("a put's version is saved when the put succeeds (SaveOutput): a build that then fails feeds gets, not passed", () => {
+  const { config, state } = pipeline(
+    [job('build', [input('repo')]), job('deploy', [input('image', { passed: ['build'] })]), job('scan', [input('image')])],
+    ['repo', 'image'],
+  );
+  recordVersions(state, 'repo', [v('a')]);
+  expect(started(schedule(config, state))).toEqual(['build#1:a']);
+  // The put's signal arrives while the build runs: a version at once, twice the same is one.
+  expect(saveOutput(state, 'build', 1, { resource: 'image', version: v('i1') })).toBe(true);
+  expect(saveOutput(state, 'build', 1, { resource: 'image', version: v('i1') })).toBe(true);
+  expect(state.versions.image).toEqual([{ seq: 1, version: v('i1') }]);
+  expect(state.builds.find((b) => b.job === 'build')?.outputs).toEqual([{ resource: 'image', seq: 1, version: v('i1') }]);
+  // A job that gets it without passed triggers on it; deploy waits for build to succeed.
+  expect(started(schedule(config, state))).toEqual(['scan#1:i1']);
+  finishBuild(state, 'build', 1, 'failed');
+  expect(schedule(config, state)).toEqual([]);
+  expect(resolveInputs(config.jobs[1], config, state)).toMatchObject({ ok: false, reason: 'image: no version of image passed build' });
+  // The same put in a build that succeeds passes; its result listing the put again adds nothing.
+  recordVersions(state, 'repo', [v('b')]);
+  expect(started(schedule(config, state))).toEqual(['build#2:b']);
+  saveOutput(state, 'build', 2, { resource: 'image', version: v('i2') });
+  finishBuild(state, 'build', 2, 'succeeded', [{ resource: 'image', version: v('i2') }]);
+  expect(state.builds.find((b) => b.number === 2 && b.job === 'build')?.outputs).toHaveLength(1);
+  expect(started(schedule(config, state))).toEqual(['deploy#1:i2', 'scan#2:i2']);
+  // A build the state does not hold (the pipeline was destroyed and set again) records nothing.
+  expect(saveOutput(state, 'build', 99, { resource: 'image', version: v('i3') })).toBe(false);
+  expect(state.versions.image.map((x) => x.version.ref)).toEqual(['i1', 'i2']);
 });
 
 test('passed: may name a job that only puts the resource (Concourse: the job interacts with it), not one that never uses it', () => {

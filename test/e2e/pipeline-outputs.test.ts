@@ -1,0 +1,138 @@
+// The versions a job's puts make, as Concourse's SaveOutput records them when the put succeeds:
+// a build that fails after its put still records the version (gets without `passed` see it,
+// `passed` does not), and a put inside a big fan-out's child workflow reaches the pipeline too.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { requireBuiltCli, runCli } from './cli-runner';
+import { startHarness, waitFor, type Harness } from '../workflows/harness';
+
+jest.setTimeout(600_000);
+let h: Harness;
+let dir: string;
+
+beforeAll(async () => {
+  requireBuiltCli();
+  h = await startHarness({ killGraceMs: 1000 });
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-pipeline-outputs-'));
+  // Steps run as their build's uid: they run the type's scripts from here.
+  fs.chmodSync(dir, 0o755);
+  // A resource type as a directory: out makes the version its params name, in writes it to `v`.
+  const type = path.join(dir, 'stamp');
+  fs.mkdirSync(type, { mode: 0o755 });
+  const node = (body: string) =>
+    `#!${process.execPath}\nconst fs = require('fs');\nconst req = JSON.parse(fs.readFileSync(0, 'utf8'));\n${body}\n`;
+  fs.writeFileSync(path.join(type, 'check'), node(`process.stdout.write('[]');`), { mode: 0o755 });
+  fs.writeFileSync(
+    path.join(type, 'in'),
+    node(`fs.writeFileSync(process.argv[2] + '/v', req.version.v);
+process.stdout.write(JSON.stringify({ version: req.version, metadata: [] }));`),
+    { mode: 0o755 },
+  );
+  fs.writeFileSync(path.join(type, 'out'), node(`process.stdout.write(JSON.stringify({ version: { v: req.params.v }, metadata: [] }));`), {
+    mode: 0o755,
+  });
+});
+afterAll(async () => {
+  await h.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const cli = (...args: string[]) => runCli(args, { cwd: dir, queue: h.taskQueue });
+
+async function builds(pipeline: string): Promise<Record<string, string[]>> {
+  const r = await cli('jobs', '-p', pipeline, '--json');
+  expect(r.code).toBe(0);
+  const rows = JSON.parse(r.stdout) as { name: string; builds: { number: number; status: string }[] }[];
+  return Object.fromEntries(rows.map((j) => [j.name, j.builds.map((b) => `#${b.number} ${b.status}`)]));
+}
+
+/** Waits until build `number` of the job has ended, and returns its status. */
+function ended(pipeline: string, job: string, number: number): Promise<string> {
+  return waitFor(
+    `${pipeline}/${job} #${number} to end`,
+    async () => {
+      const b = (await builds(pipeline))[job]?.find((x) => x.startsWith(`#${number} `));
+      return b && !/ (pending|started)$/.test(b) ? b.split(' ')[1] : undefined;
+    },
+    120_000,
+  );
+}
+
+async function versions(pipeline: string, resource: string): Promise<string[]> {
+  const r = await cli('resource-versions', '-r', `${pipeline}/${resource}`, '--json');
+  expect(r.code).toBe(0);
+  return (JSON.parse(r.stdout) as { version: { v: string } }[]).map((v) => v.version.v);
+}
+
+const SHOW = `
+  - task: show
+    config:
+      platform: linux
+      inputs: [{name: image}]
+      run: {path: sh, args: [-c, 'echo "got $(cat image/v)"']}`;
+
+const PIPELINE = `
+resource_types:
+- {name: stamp, type: directory, source: {path: stamp}}
+resources:
+- {name: image, type: stamp, check_every: never, source: {}}
+jobs:
+- name: build
+  plan:
+  - put: image
+    params: {v: one}
+    no_get: true
+  - task: fails-after-the-put
+    config: {platform: linux, run: {path: sh, args: [-c, 'exit 1']}}
+- name: fan
+  plan:
+  # 101 activities at most: the list runs in two child workflows, the put in the first.
+  - in_parallel:
+    - put: image
+      params: {v: two}
+      no_get: true
+    - task: heavy
+      attempts: 100
+      config: {platform: linux, run: {path: 'true'}}
+- name: deploy
+  plan:
+  - get: image
+    trigger: true
+    passed: [build]${SHOW}
+- name: ship
+  plan:
+  - get: image
+    trigger: true
+    passed: [fan]${SHOW}
+- name: scan
+  plan:
+  - get: image
+    trigger: true${SHOW}
+`;
+
+test("a failed build's put is a version that gets see and passed does not; a fan-out part's put passes", async () => {
+  fs.writeFileSync(path.join(dir, 'outputs.yml'), PIPELINE);
+  expect((await cli('set-pipeline', '-n', '-p', 'outputs', '-c', 'outputs.yml')).code).toBe(0);
+
+  // build puts `one`, then fails: the version is recorded and scan (no passed) builds it.
+  expect((await cli('trigger-job', '-j', 'outputs/build')).code).toBe(0);
+  expect(await ended('outputs', 'build', 1)).toBe('failed');
+  expect(await versions('outputs', 'image')).toEqual(['one']);
+  expect(await ended('outputs', 'scan', 1)).toBe('succeeded');
+  expect((await cli('watch', 'build-outputs:scan:1')).stdout).toContain('got one');
+
+  // fan's put runs in a child workflow (a part): its version is recorded and passed fan.
+  expect((await cli('trigger-job', '-j', 'outputs/fan')).code).toBe(0);
+  expect(await ended('outputs', 'fan', 1)).toBe('succeeded');
+  expect(await ended('outputs', 'ship', 1)).toBe('succeeded');
+  expect((await cli('watch', 'build-outputs:ship:1')).stdout).toContain('got two');
+  expect(await versions('outputs', 'image')).toEqual(['two', 'one']);
+  expect(await ended('outputs', 'scan', 2)).toBe('succeeded');
+
+  // deploy (passed: [build]) never had a version: build never succeeded.
+  const all = await builds('outputs');
+  expect(all.deploy).toEqual([]);
+  expect(all.build).toEqual(['#1 failed']);
+  expect((await cli('destroy-pipeline', '-n', '-p', 'outputs')).code).toBe(0);
+});
