@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
 import pino from 'pino';
 import { DEV_DEFAULT_IMAGE, startContainerd, stopContainerd } from '../cli/dev/containerd';
-import { freePort, repoRoot, startStack, stopStack, type StackInfo } from '../cli/dev/stack';
+import { freeStackPorts, repoRoot, startStack, stopStack, type StackInfo } from '../cli/dev/stack';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { readBuild } from '../common/build-log';
 import { causewayDataConverter, loadCodecKeys } from '../common/codec';
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
   let connection: Connection | undefined;
   const cdDir = path.join(home, 'containerd');
   try {
-    const ports = { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() };
+    const ports = await freeStackPorts();
     stack = await startStack({ home, persistent: false, startWorker: false, ports, log: progress });
     const cd = await startContainerd(cdDir, repoRoot(__dirname), progress);
     const bundle = await bundleBuildWorkflows();

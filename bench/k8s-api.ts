@@ -20,8 +20,8 @@ import { k8s, type CoreV1Api, type KubeConfig, type V1Pod } from '../activities/
 import { CONTAINERS, buildPod } from '../activities/runtime/kubernetes/pod';
 import { KubernetesRuntime } from '../activities/runtime/kubernetes/runtime';
 import type { RunTaskRequest } from '../activities/types';
-import type { TaskStep } from '../schemas/compiled';
 import { startCluster, stopCluster } from '../test/k8s/cluster';
+import { trueTaskStep } from '../test/k8s/task-step';
 
 const MARK_START = '<!-- bench:k8s-api:start -->';
 const MARK_END = '<!-- bench:k8s-api:end -->';
@@ -32,27 +32,6 @@ function arg(name: string, fallback: string): string {
 }
 
 const mergePatch = () => k8s().setHeaderOptions('Content-Type', k8s().PatchStrategy.MergePatch);
-
-function step(i: number): TaskStep {
-  return {
-    kind: 'task',
-    id: `plan.${i}`,
-    task: `t${i}`,
-    params: {},
-    vars: {},
-    inputMapping: {},
-    outputMapping: {},
-    privileged: false,
-    config: {
-      image_resource: { type: 'registry-image', source: { repository: 'busybox', tag: '1.37' } },
-      inputs: [],
-      outputs: [],
-      caches: [],
-      params: {},
-      run: { path: 'true', args: [] },
-    },
-  };
-}
 
 /**
  * Plays kubelet for a namespace with one watch: each pod KWOK made Running gets its task
@@ -181,7 +160,15 @@ async function main(): Promise<void> {
     );
     const outcomes = await Promise.all(
       Array.from({ length: steps }, (_, i) => {
-        const req: RunTaskRequest = { buildId, runId: 'run-1', plan: 'bench', step: step(i), runKey: '1', attempt: 1, artifacts: {} };
+        const req: RunTaskRequest = {
+          buildId,
+          runId: 'run-1',
+          plan: 'bench',
+          step: trueTaskStep(i),
+          runKey: '1',
+          attempt: 1,
+          artifacts: {},
+        };
         // No log hook: KWOK serves no real logs worth timing.
         return rt.runStep(req);
       }),
@@ -207,8 +194,8 @@ async function main(): Promise<void> {
         namespace: 'bench-post',
         buildId,
         runId: 'run-1',
-        step: step(i),
-        config: step(i).config!,
+        step: trueTaskStep(i),
+        config: trueTaskStep(i).config!,
         runKey: '1',
         attempt: 1,
         worker: 'bench',

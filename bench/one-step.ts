@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { temporal } from '@temporalio/proto';
-import { freePort, repoRoot, startStack, stopStack } from '../cli/dev/stack';
+import { freeStackPorts, repoRoot, startStack, stopStack } from '../cli/dev/stack';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { connectNats } from '../common/nats';
 import { connectTemporalClient } from '../common/temporal-connection';
@@ -114,13 +114,7 @@ async function main(): Promise<void> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-bench-one-step-'));
   const file = path.join(home, 'one-step.yml');
   fs.writeFileSync(file, PLAN);
-  const ports = {
-    temporal: await freePort(),
-    ui: await freePort(),
-    nats: await freePort(),
-    natsMonitor: await freePort(),
-    codec: await freePort(),
-  };
+  const ports = await freeStackPorts();
   const say = (line: string) => process.stderr.write(`${line}\n`);
   try {
     const stack = await startStack({ home, ports, persistent: false, startWorker: true, log: say });

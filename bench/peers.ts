@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { freePort, repoRoot, startStack, stopStack } from '../cli/dev/stack';
+import { freeStackPorts, repoRoot, startStack, stopStack } from '../cli/dev/stack';
 import { cliRun } from './causeway-cli';
 import { loadavg, machine, runMain, writeSection } from './report';
 
@@ -135,13 +135,7 @@ async function main(): Promise<void> {
     ['-c', 'user.name=bench', '-c', 'user.email=bench@localhost', 'commit', '-q', '--allow-empty', '-m', 'bench'],
   ])
     spawnSync('git', args, { cwd: actRepo, stdio: 'ignore' });
-  const ports = {
-    temporal: await freePort(),
-    ui: await freePort(),
-    nats: await freePort(),
-    natsMonitor: await freePort(),
-    codec: await freePort(),
-  };
+  const ports = await freeStackPorts();
 
   const planFile = (name: string, plan: unknown[]) => {
     const file = path.join(home, `${name}.yml`);

@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
 import pino from 'pino';
-import { freePort, repoRoot, startStack, stopStack } from '../cli/dev/stack';
+import { freeStackPorts, repoRoot, startStack, stopStack } from '../cli/dev/stack';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { compilePlan } from '../schemas';
 import { startLocalWorker, type RunningWorker } from '../workers/local';
@@ -406,7 +406,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', onSignal);
 
   try {
-    const ports = { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() };
+    const ports = await freeStackPorts();
     const stack = await startStack({ home, persistent: false, startWorker: false, ports, log: progress });
     stackStarted = true;
     const info = machine(stack);

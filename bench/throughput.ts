@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import readline from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { workerTaskQueue } from '../activities/build';
-import { freePort, repoRoot, startStack, stopStack, type StackInfo } from '../cli/dev/stack';
+import { freeStackPorts, repoRoot, startStack, stopStack, type StackInfo } from '../cli/dev/stack';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { connectTemporalClient } from '../common/temporal-connection';
 import { compilePlan } from '../schemas';
@@ -81,7 +81,7 @@ async function main(): Promise<void> {
   const out = arg('out', path.join(repoRoot(), 'BENCHMARKS.md'));
   const say = (line: string) => process.stderr.write(`${line}\n`);
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-bench-throughput-'));
-  const ports = { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() };
+  const ports = await freeStackPorts();
   const workers: WorkerProc[] = [];
   try {
     const stack = await startStack({ home, ports, persistent: false, startWorker: false, log: say });

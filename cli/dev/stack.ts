@@ -180,6 +180,17 @@ export function freePort(): Promise<number> {
   });
 }
 
+/** Every port of a private stack, free a moment ago: tests and benchmarks run beside `dev up`. */
+export async function freeStackPorts(): Promise<Required<StackPorts>> {
+  return {
+    temporal: await freePort(),
+    ui: await freePort(),
+    nats: await freePort(),
+    natsMonitor: await freePort(),
+    codec: await freePort(),
+  };
+}
+
 function portInUse(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const server = net.createServer();

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Connection, WorkflowClient } from '@temporalio/client';
 import {
-  freePort,
+  freeStackPorts,
   isAlive,
   resolveEndpoints,
   SEARCH_ATTRIBUTES,
@@ -39,7 +39,7 @@ describe('dev stack', () => {
 
   beforeAll(async () => {
     home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-dev-stack-'));
-    ports = { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() };
+    ports = await freeStackPorts();
   });
 
   afterAll(async () => {

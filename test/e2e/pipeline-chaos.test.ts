@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { freePort, restartComponent, startStack, stopStack, type StackInfo } from '../../cli/dev/stack';
+import { freeStackPorts, restartComponent, startStack, stopStack, type StackInfo } from '../../cli/dev/stack';
 import { waitFor } from '../workflows/harness';
 
 jest.setTimeout(600_000);
@@ -86,7 +86,7 @@ beforeAll(async () => {
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-pipeline-chaos-'));
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-pipeline-chaos-work-'));
   fs.chmodSync(dir, 0o755);
-  const ports = { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() };
+  const ports = await freeStackPorts();
   stack = await startStack({ home, ports, persistent: true, startWorker: false, log: () => undefined });
   writeType();
   fs.writeFileSync(path.join(dir, 'versions'), '');

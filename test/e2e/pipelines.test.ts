@@ -1,21 +1,21 @@
 // The Booklit-style pipeline through the CLI against the real stack: a local git repository
 // (file://), a commit that the check notices, `unit` running on the fetched commit, `publish`
 // (passed: [unit]) putting a tag back, and trigger-job, pause/unpause and pinning as in Concourse.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startHarness, waitFor, type Harness } from '../workflows/harness';
+import { requireBuiltCli, runCli, type CliResult } from './cli-runner';
 
 jest.setTimeout(600_000);
-const BIN = path.resolve(__dirname, '../../bin/causeway');
 let h: Harness;
 let dir: string;
 let bare: string;
 let work: string;
 
 beforeAll(async () => {
-  if (!fs.existsSync(path.resolve(__dirname, '../../dist/cli/main.js'))) throw new Error('run `npm run build` first (npm test does)');
+  requireBuiltCli();
   h = await startHarness({ killGraceMs: 1000 });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-pipelines-'));
   // Steps run as their build's uid (a root worker): they read this directory, and puts push to
@@ -44,30 +44,7 @@ function commit(text: string): string {
   return git(work, 'rev-parse', 'HEAD');
 }
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(...args: string[]): Promise<Result> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: dir,
-      env: { ...process.env, CAUSEWAY_TASK_QUEUE: h.taskQueue, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      if (process.env.CAUSEWAY_TEST_DEBUG) console.log(args.join(' '), code, stdout, stderr);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const cli = (...args: string[]): Promise<CliResult> => runCli(args, { cwd: dir, queue: h.taskQueue });
 
 interface JobRow {
   name: string;

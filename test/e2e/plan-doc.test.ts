@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { requireBuiltCli } from './cli-runner';
 
 const BIN = path.resolve(__dirname, '../../bin/causeway');
 const DOC = path.resolve(__dirname, '../../docs/plan.md');
@@ -33,7 +34,7 @@ const found = examples(fs.readFileSync(DOC, 'utf8'));
 let dir: string;
 
 beforeAll(() => {
-  if (!fs.existsSync(path.resolve(__dirname, '../../dist/cli/main.js'))) throw new Error('run `npm run build` first (npm test does)');
+  requireBuiltCli();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-plan-doc-'));
 });
 afterAll(() => {

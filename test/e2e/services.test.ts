@@ -1,18 +1,17 @@
 // `causeway run` and `watch` with services, as a user sees them: the compiled CLI against the
 // real Temporal and NATS of the test run, with a worker on a task queue of its own.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { killMatching, marker, pidsMatching, startHarness, type Harness } from '../workflows/harness';
+import { requireBuiltCli, runCli } from './cli-runner';
 
-const BIN = path.resolve(__dirname, '../../bin/causeway');
 let h: Harness;
 let dir: string;
 const m = marker('cli-svc');
 
 beforeAll(async () => {
-  if (!fs.existsSync(path.resolve(__dirname, '../../dist/cli/main.js'))) throw new Error('run `npm run build` first (npm test does)');
+  requireBuiltCli();
   h = await startHarness({ killGraceMs: 1000 });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-cli-svc-'));
 });
@@ -22,19 +21,7 @@ afterAll(async () => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function cli(args: string[]): Promise<{ code: number | null; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: dir,
-      env: { ...process.env, CAUSEWAY_TASK_QUEUE: h.taskQueue, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout }));
-  });
-}
+const cli = (args: string[]) => runCli(args, { cwd: dir, queue: h.taskQueue });
 
 // A service that prints a line every 50 ms once it listens, and a step that fails.
 const PLAN = `

@@ -10,8 +10,9 @@ import path from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
 import { awaitBuild, startBuild } from '../../common/build-client';
 import { connectTemporalClient } from '../../common/temporal-connection';
-import { freePort, startStack, stopStack, type StackInfo } from '../../cli/dev/stack';
+import { freeStackPorts, startStack, stopStack, type StackInfo } from '../../cli/dev/stack';
 import { compilePlan } from '../../schemas';
+import { requireBuiltCli } from './cli-runner';
 
 const CHROMIUM = '/usr/bin/chromium';
 /** Virtual time the UI gets to fetch and render (its requests are real; its timers run fast). */
@@ -36,16 +37,10 @@ let connection: Connection;
 
 beforeAll(async () => {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run installs it)`);
-  if (!fs.existsSync(path.resolve(__dirname, '../../dist/cli/main.js'))) throw new Error('run `npm run build` first (npm test does)');
+  requireBuiltCli();
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-ui-'));
   shots = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-ui-screenshots-'));
-  const ports = {
-    temporal: await freePort(),
-    ui: await freePort(),
-    nats: await freePort(),
-    natsMonitor: await freePort(),
-    codec: await freePort(),
-  };
+  const ports = await freeStackPorts();
   // A whole dev stack (worker and codec server too), as a user's `causeway dev up`.
   stack = await startStack({ home, ports, persistent: false, startWorker: true, log: () => undefined });
   ({ client, connection } = await connectTemporalClient({ address: stack.temporal.address, home }));

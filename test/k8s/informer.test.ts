@@ -9,6 +9,7 @@ import { podInformer } from '../../activities/runtime/kubernetes/pod-watcher';
 import { KubernetesRuntime, type KubernetesRuntimeOptions } from '../../activities/runtime/kubernetes/runtime';
 import type { RunTaskRequest } from '../../activities/types';
 import { adminCore, adminKubeConfig, freshNamespace, patchPodStatus, takeOverPod, terminated, uniqueBuildId, until } from './setup/env';
+import { trueTaskStep } from './task-step';
 
 let core: CoreV1Api;
 let namespace: string;
@@ -26,24 +27,7 @@ function request(buildId: string, i: number): RunTaskRequest {
     runKey: '1',
     attempt: 1,
     artifacts: {},
-    step: {
-      kind: 'task',
-      id: `plan.${i}`,
-      task: `t${i}`,
-      params: {},
-      vars: {},
-      inputMapping: {},
-      outputMapping: {},
-      privileged: false,
-      config: {
-        image_resource: { type: 'registry-image', source: { repository: 'docker.io/library/busybox', tag: '1.37' } },
-        inputs: [],
-        outputs: [],
-        caches: [],
-        params: {},
-        run: { path: 'true', args: [] },
-      },
-    },
+    step: trueTaskStep(i),
   };
 }
 

@@ -13,6 +13,7 @@ import { serviceObjectName } from '../../activities/runtime/kubernetes/service-p
 import { KubernetesRuntime } from '../../activities/runtime/kubernetes/runtime';
 import type { RunTaskRequest } from '../../activities/types';
 import { FAKE_TASK_LOG, kubeconfigYaml } from './cluster';
+import { trueTaskStep } from './task-step';
 import {
   adminCore,
   adminKubeConfig,
@@ -67,24 +68,7 @@ function request(outputs: boolean): RunTaskRequest {
     runKey: '1',
     attempt: 1,
     artifacts: {},
-    step: {
-      kind: 'task',
-      id: 'plan.0',
-      task: 'rbac',
-      params: {},
-      vars: {},
-      inputMapping: {},
-      outputMapping: {},
-      privileged: false,
-      config: {
-        image_resource: { type: 'registry-image', source: { repository: 'busybox', tag: '1.37' } },
-        inputs: [],
-        outputs: outputs ? [{ name: 'out' }] : [],
-        caches: [],
-        params: {},
-        run: { path: 'true', args: [] },
-      },
-    },
+    step: { ...trueTaskStep(0, outputs ? ['out'] : []), task: 'rbac' },
   };
 }
 

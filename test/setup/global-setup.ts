@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, startStack } from '../../cli/dev/stack';
+import { freeStackPorts, startStack } from '../../cli/dev/stack';
 
 declare global {
   // Read by global-teardown.ts, which runs in the same process as this file.
@@ -21,7 +21,7 @@ export default async function globalSetup(): Promise<void> {
     home,
     persistent: false,
     startWorker: false,
-    ports: { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() },
+    ports: await freeStackPorts(),
     log: (line) => process.stderr.write(`[test stack] ${line}\n`),
   });
   globalThis.__causewayTestStackHome = home;

@@ -3,18 +3,16 @@
 // or aborted step's processes are killed (SIGTERM, SIGKILL after the grace period), each
 // attempt is a fresh process, a process a task leaves behind is stopped.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { killMatching, pidsMatching, sh, startHarness, waitFor, type BuildRun, type Harness } from './harness';
+import { stepWritableDir } from '../setup/step-dir';
 
 let h: Harness;
 let tmp: string;
 const markers: string[] = [];
 beforeAll(async () => {
   h = await startHarness({ killGraceMs: 2000 });
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-processes-'));
-  // steps may run as a uid of their own: they count their attempts in here
-  fs.chmodSync(tmp, 0o1777);
+  tmp = stepWritableDir('cw-processes-');
 });
 afterAll(async () => {
   for (const m of markers) killMatching(m);

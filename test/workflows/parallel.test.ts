@@ -1,18 +1,16 @@
 // in_parallel (list form and {steps, limit, fail_fast}) against the real servers.
 // Concurrency is proven with barriers (each branch waits for the others' files), never with timing.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { killMatching, pidsMatching, sh, startHarness, type BuildRun, type Harness } from './harness';
+import { stepWritableDir } from '../setup/step-dir';
 
 let h: Harness;
 let tmp: string;
 const markers: string[] = [];
 beforeAll(async () => {
   h = await startHarness();
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cw-parallel-'));
-  // Steps run as their build's uid (a root worker): like /tmp, anyone may write here.
-  fs.chmodSync(tmp, 0o1777);
+  tmp = stepWritableDir('cw-parallel-');
 });
 afterAll(async () => {
   for (const m of markers) killMatching(m);
@@ -21,11 +19,7 @@ afterAll(async () => {
 });
 
 const stepOf = (r: BuildRun, id: string) => r.summary?.steps.find((s) => s.id === id);
-const dir = () => {
-  const d = fs.mkdtempSync(path.join(tmp, 'd-'));
-  fs.chmodSync(d, 0o1777);
-  return d;
-};
+const dir = () => stepWritableDir('d-', tmp);
 function sleeper(): string {
   const m = `30.${Math.floor(Math.random() * 1e9)}`;
   markers.push(`sleep ${m}`);

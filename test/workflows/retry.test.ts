@@ -1,18 +1,16 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { awaitBuild } from '../../common/build-client';
 import { retryBuild, RetryError } from '../../common/retry';
 import { CausewayRetryOf } from '../../common/search-attributes';
 import { startHarness, type Harness } from './harness';
+import { stepWritableDir } from '../setup/step-dir';
 
 let h: Harness;
 let dir: string;
 beforeAll(async () => {
   h = await startHarness();
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-retry-'));
-  // Steps run as their build's uid (a root worker): like /tmp, anyone may write here.
-  fs.chmodSync(dir, 0o1777);
+  dir = stepWritableDir('causeway-retry-');
 });
 afterAll(async () => {
   await h.stop();

@@ -3,13 +3,12 @@
 // holds for another note) nor appear twice (the same note sent again). Against the real NATS.
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { readBuild } from '../../common/build-log';
 import { BuildPublisher, connectNats, ensureBuildStream } from '../../common/nats';
 import { StepLog } from '../../activities/runtime/local/step-log';
 import { testStack } from '../setup/env';
+import { stepWritableDir } from '../setup/step-dir';
 
 const stack = testStack();
 let nc: NatsConnection;
@@ -18,9 +17,7 @@ let dir: string;
 beforeAll(async () => {
   nc = await connectNats(stack.natsUrl, 'step-log-test', { home: stack.home });
   await ensureBuildStream(nc, 3600);
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-step-log-'));
-  // Steps run as their build's uid (a root worker): like /tmp, anyone may write here.
-  fs.chmodSync(dir, 0o1777);
+  dir = stepWritableDir('causeway-step-log-');
 });
 
 afterAll(async () => {

@@ -2,7 +2,6 @@
 // and a worker started again with the same name re-attaches and finishes the build.
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
@@ -17,6 +16,7 @@ import { listWorkers, pruneWorker, workerBucket } from '../../workers/registry';
 import { testStack } from '../setup/env';
 import { sharedBundle } from './harness';
 import { causewayDataConverter, loadCodecKeys } from '../../common/codec';
+import { stepWritableDir } from '../setup/step-dir';
 
 const stack = testStack();
 let client: Client;
@@ -28,9 +28,7 @@ beforeAll(async () => {
   connection = await Connection.connect({ address: stack.temporalAddress });
   client = new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home: stack.home })) });
   nc = await connectNats(stack.natsUrl, 'lifecycle-test');
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-lifecycle-'));
-  // Steps run as their build's uid (a root worker): like /tmp, anyone may write here.
-  fs.chmodSync(dir, 0o1777);
+  dir = stepWritableDir('causeway-lifecycle-');
 });
 afterAll(async () => {
   await nc.close();

@@ -9,7 +9,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { WorkflowBundle } from '@temporalio/worker';
 import pino from 'pino';
 import type { KubernetesRuntime } from '../../../activities/runtime/kubernetes/runtime';
-import { freePort, startStack, stopStack } from '../../../cli/dev/stack';
+import { freeStackPorts, startStack, stopStack } from '../../../cli/dev/stack';
 import { connectNats } from '../../../common/nats';
 import { startKubernetesWorker, type KubernetesWorkerOptions } from '../../../workers/kubernetes';
 import type { RunningWorker } from '../../../workers/pollers';
@@ -37,7 +37,7 @@ export async function startBuildEnv(
     home,
     persistent: false,
     startWorker: false,
-    ports: { temporal: await freePort(), ui: await freePort(), nats: await freePort(), natsMonitor: await freePort() },
+    ports: await freeStackPorts(),
   });
   const bundle = await bundleBuildWorkflows();
   const endpoints = { temporal: stack.temporal.address, nats: stack.nats.url };
