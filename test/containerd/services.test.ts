@@ -140,3 +140,28 @@ test('a service’s credential refs are resolved by its activity into its contai
   expect(log).not.toContain(secret.slice(7, 20));
   expect(ctr(['containers', 'ls', '-q']).trim()).toBe('');
 });
+
+test('a service’s input is a copy-on-write view of its producer’s output: its writes are not the next step’s', async () => {
+  const serve = [
+    'mkdir -p www',
+    'echo "$(grep " $PWD/data " /proc/self/mountinfo | grep -o overlay) $(cat data/file)" > www/index.html',
+    'echo changed > data/file',
+    'exec httpd -f -p 8080 -h www',
+  ].join('; ');
+  const sh = (script: string) => ({ path: 'sh', args: ['-c', script] });
+  const plan = [
+    { task: 'make', config: { image_resource: BUSYBOX, outputs: [{ name: 'data' }], run: sh('echo made > data/file') } },
+    {
+      task: 'read',
+      services: [{ name: 'svc', config: { image_resource: BUSYBOX, inputs: [{ name: 'data' }], run: sh(serve), ports: [8080] } }],
+      config: { image_resource: BUSYBOX, run: sh(get('svc')) },
+    },
+    { task: 'check', config: { image_resource: BUSYBOX, inputs: [{ name: 'data' }], run: sh('cat data/file') } },
+  ];
+  const r = await h.run(JSON.stringify({ plan }));
+  expect([r.status, r.message]).toEqual(['succeeded', undefined]);
+  expect(r.logs.get('plan.1')).toContain('svc -> overlay made');
+  expect(r.logs.get('plan.2')).toBe('made\n');
+  expect(ctr(['containers', 'ls', '-q']).trim()).toBe('');
+  expect(mountsOf(h.home, r.buildId)).toEqual([]);
+});

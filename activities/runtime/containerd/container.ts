@@ -120,15 +120,6 @@ export function ctrEnv(): Record<string, string> {
   return { PATH: process.env.PATH ?? DEFAULT_PATH };
 }
 
-export async function chownTree(dir: string, uid: number, gid: number): Promise<void> {
-  await fs.chown(dir, uid, gid);
-  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
-    const p = path.join(dir, entry.name);
-    if (entry.isDirectory()) await chownTree(p, uid, gid);
-    else await fs.lchown(p, uid, gid);
-  }
-}
-
 export async function readMeta(dir: string): Promise<ContainerMeta | undefined> {
   return fs
     .readFile(path.join(dir, META_FILE), 'utf8')

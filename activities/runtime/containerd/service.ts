@@ -4,12 +4,12 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { ownTree } from '../local/inputs';
 import { netnsPath } from '../local/network';
 import type { ServiceLauncher } from '../local/service';
 import { cgroupsPath, limitMemory } from './cgroup';
 import {
   BUILD_ROOT,
-  chownTree,
   cleanUpContainer,
   containerEnv,
   ctrEnv,
@@ -49,7 +49,8 @@ export function containerServices(cx: ContainerdContext): ServiceLauncher {
       }
       const privileged = req.spec.privileged ?? false;
       const user = await userInImage(root, config.run.user, where);
-      if (user.uid !== 0) await chownTree(work, user.uid, user.gid);
+      // Only what is not theirs yet: a chown through an input's view would copy the file up.
+      if (user.uid !== 0) await ownTree(work, user);
       const workDir = `${BUILD_ROOT}/${id.slice(3, 11)}`;
       const spec = containerSpec(await cx.baseSpec(), {
         rootfs: root.rootfs.target,

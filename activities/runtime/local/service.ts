@@ -15,13 +15,14 @@ import { interpolateServices, serviceEnv, type ServiceAddress } from '../../../c
 import type { ServiceConfig } from '../../../schemas/compiled';
 import { subjects } from '../../../schemas/messages';
 import { PROBE_DEFAULTS } from '../../../schemas/services';
-import { copyArtifact, safeJoin } from '../../artifacts';
+import { safeJoin } from '../../artifacts';
 import type { ActivityDeps } from '../../deps';
 import { ServiceFailed, StepDetached } from '../../errors';
 import { heartbeating } from '../../heartbeat';
 import { mapServiceInputs } from '../../step/service-inputs';
 import type { ResolvedServiceRequest } from '../types';
 import type { ProbeServiceRequest, ServiceLogOffsets, ServiceRef, StopServiceRequest, SuperviseServiceRequest } from '../../types';
+import { placeInputs, unmountUnder } from './inputs';
 import { attachService, detachService, inNetwork, serviceScope, writeHosts } from './network';
 import { exitStatus, FILES, findProcess, isAlive, reapGroup, startProcess, terminate, type StepProcess } from './process';
 import { runCommand, type RunResult } from './spawner';
@@ -147,7 +148,10 @@ export async function startLocalService(
       // once: the service's start waits for all of them, and none of them needs another.
       const network = attachService(req, req.address.host);
       network.catch(() => undefined);
-      const own = fs.rm(dir, { recursive: true, force: true }).then(() => fs.mkdir(dir, { recursive: true }));
+      // An earlier attempt's input views first: a mount point cannot be removed.
+      const own = unmountUnder(dir)
+        .then(() => fs.rm(dir, { recursive: true, force: true }))
+        .then(() => fs.mkdir(dir, { recursive: true }));
       own.catch(() => undefined);
       const { config } = req.spec;
       // ((.svc:...)) refs name hosts and ports, never the namespace: the config need not wait for it.
@@ -166,11 +170,14 @@ export async function startLocalService(
       const root = user ? path.join(os.tmpdir(), 'causeway-services', createHash('sha256').update(dir).digest('hex').slice(0, 16)) : dir;
       const work = path.join(root, 'work');
       const files = (root === dir ? own : Promise.resolve()).then(async () => {
+        if (root !== dir) await unmountUnder(work);
         await fs.rm(work, { recursive: true, force: true });
         await Promise.all(['work', 'home', 'tmp'].map((sub) => fs.mkdir(path.join(root, sub), { recursive: true })));
       });
       await Promise.all([own, files]);
-      for (const input of mapServiceInputs(req, config)) await copyArtifact(input.ref.path, safeJoin(work, input.path));
+      // Copy-on-write views of the producers' outputs, as a task's inputs (inputs.ts): one mount each, whatever the size.
+      const inputs = mapServiceInputs(req, config).map((input) => ({ from: input.ref.path, to: safeJoin(work, input.path) }));
+      await placeInputs(root, inputs, []);
       // The build's own uid (when the worker is root; a container has its own): the service cannot touch other builds or the worker.
       const build = !launcher && canIsolate() ? await buildUser(deps.home, req.buildId) : undefined;
       if (build) await openBuildDir(deps.home, req.buildId, build);
@@ -486,5 +493,6 @@ export async function stopLocalService(deps: ActivityDeps, req: StopServiceReque
   // Its namespace goes with it, and whatever still ran there (a daemon outside its process group).
   await detachService(req);
   await launcher?.stopped(dir);
+  await unmountUnder(state?.root ?? dir);
   if (state && state.root !== dir) await fs.rm(state.root, { recursive: true, force: true });
 }
