@@ -1,9 +1,10 @@
 // examples/ unchanged on the containerd runtime (steps without an image run in the worker's
 // default image), and Concourse's image from an earlier step's output.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Harness } from '../workflows/harness';
-import { BUSYBOX, notesOf, startContainerdHarness, task } from './harness';
+import { BUSYBOX, containerd, notesOf, startContainerdHarness, task } from './harness';
 
 const EXAMPLES = path.resolve(__dirname, '../../examples');
 
@@ -58,3 +59,33 @@ test('image: naming no artifact errors the step, saying which exist', async () =
   expect(r.status).toBe('errored');
   expect(r.message).toMatch(/image missing: no such artifact/);
 });
+
+// A cold build of the image (mmdebstrap from Debian's mirror) takes minutes; .ci/run builds it
+// before the tests, and a second run finds it cached.
+const BUILD_MS = 20 * 60_000;
+
+test(
+  'examples/integration.yml runs unchanged on a worker whose default image has PostgreSQL (scripts/images/build.sh postgres)',
+  async () => {
+    const pushed = execFileSync(
+      'bash',
+      [path.resolve(__dirname, '../../scripts/images/build.sh'), '--push', containerd().registry, 'postgres'],
+      {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+        timeout: BUILD_MS,
+      },
+    );
+    const image = pushed.trim().split(' ')[1];
+    const pg = await startContainerdHarness({ defaultImage: image });
+    try {
+      const r = await pg.run(fs.readFileSync(path.join(EXAMPLES, 'integration.yml'), 'utf8'), { file: 'examples/integration.yml' });
+      expect([r.status, r.message]).toEqual(['succeeded', undefined]);
+      expect(r.logs.get('plan.0')).toContain('integration test passed');
+      expect(await notesOf(pg.nc, r.buildId, 'plan.0')).toContain(`image ${image}`);
+    } finally {
+      await pg.stop();
+    }
+  },
+  BUILD_MS + 5 * 60_000,
+);
