@@ -209,7 +209,17 @@ Everything else (inputs, the image's user, the spec, the container record) is un
 by itself costs about what a whole host-process step does here, so 1.5× is out of reach with runc
 on this machine (Debian's crun 1.8.1, ~3× faster than runc by hand, refuses this host's hybrid
 cgroup v1+v2 layout). Before the API (\`ctr\` per operation: prepare, label, \`ctr run --rm\` in a
-wrapper, snapshot removal) the same bench measured 434 ms against 82 ms (5.3×).${handOffText}
+wrapper, snapshot removal) the same bench measured 434 ms against 82 ms (5.3×).
+
+One shim per build (containerd's \`io.containerd.runc.v2.group\` annotation, as CRI groups a pod's
+containers), measured alone through the API (create, task create, start, wait, delete of busybox
+\`true\` × 20, alternated, load ~31 on 2 cores): the task's create took 87 and 99 ms grouped against
+150 and 111 ms with a shim each (medians of two rounds each), the rest unchanged: ~25 ms a step, about
+6%. Not adopted: a group's shim exits when its last container is deleted, and a step's container is
+deleted while the next step's is created, so a create can reach a shim that is shutting down and fail;
+closing that race needs a keeper container per build (CRI's pause), one more container per build,
+which a one-step build would pay. Pre-creating the next step's container is not possible either: its
+spec depends on its inputs and config, known only when the step starts.${handOffText}
 
 Reproduce: \`sudo npm run bench:containerd-steps -- --steps ${steps} --repeat ${repeat} --hand-off-mb ${handOffMb}\`
 ${MARKS.end}`;
