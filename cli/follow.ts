@@ -85,9 +85,12 @@ export async function followUntilDone(
   process.on('SIGINT', onInterrupt);
   process.on('SIGTERM', onInterrupt);
   try {
+    // A log that cannot be read must not end the CLI while the build runs on: say so and wait for the outcome.
     const logs = (async () => {
       for await (const record of readBuild(session.nc, handle.workflowId, { follow: true, since: opts.since })) renderer.write(record);
-    })();
+    })().catch((err: Error) =>
+      say(`cannot read the build's log from NATS (${err.message}); it goes on: causeway watch ${handle.workflowId}`),
+    );
     const done = new AbortController();
     const waiting = reportWaiting(session, handle, done.signal);
     const outcome = await awaitBuild(handle);

@@ -1,4 +1,5 @@
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { setTimeout as delay } from 'node:timers/promises';
+import { DeliverPolicy, JetStreamApiCodes, JetStreamApiError, jetstream, jetstreamManager, type Consumer } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import {
   BUILD_STREAM,
@@ -28,8 +29,11 @@ export async function* readBuild(
   const js = jetstream(nc);
   // `since` skips what earlier runs of the build (before a retry) logged.
   const start = opts.since ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: opts.since.toISOString() } : {};
-  const consumer = await js.consumers.get(BUILD_STREAM, { filter_subjects: subjects.allOfBuild(buildId), ...start });
-  if (!opts.follow && (await consumer.info()).num_pending === 0) return;
+  const consumer = await buildConsumer(
+    () => js.consumers.get(BUILD_STREAM, { filter_subjects: subjects.allOfBuild(buildId), ...start }),
+    opts.follow,
+  );
+  if (!consumer || (!opts.follow && (await consumer.info()).num_pending === 0)) return;
   const messages = await consumer.consume();
   try {
     for await (const msg of messages) {
@@ -54,6 +58,24 @@ export async function* readBuild(
     messages.stop();
   }
 }
+
+/**
+ * The stream of a fresh stack is made by its first worker, which may still be starting when
+ * `causeway run` begins to follow: following waits for the stream; a plain read finds nothing.
+ */
+async function buildConsumer(get: () => Promise<Consumer>, follow: boolean): Promise<Consumer | undefined> {
+  for (;;) {
+    try {
+      return await get();
+    } catch (err) {
+      if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
+      if (!follow) return undefined;
+      await delay(STREAM_WAIT_MS);
+    }
+  }
+}
+
+const STREAM_WAIT_MS = 250;
 
 /** Every step's output as text, for tests and summaries. */
 export async function collectLogs(nc: NatsConnection, buildId: string): Promise<Map<string, string>> {

@@ -3,6 +3,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { jetstream } from '@nats-io/jetstream';
 import { Connection, WorkflowClient } from '@temporalio/client';
 import {
   freeStackPorts,
@@ -14,6 +16,9 @@ import {
   stopStack,
   type StackInfo,
 } from '../../cli/dev/stack';
+import { readBuild } from '../../common/build-log';
+import { connectNats, ensureBuildStream } from '../../common/nats';
+import { subjects } from '../../schemas/messages';
 
 // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD (@temporalio/proto is not a direct dependency).
 const KEYWORD = 2;
@@ -106,4 +111,30 @@ describe('dev stack', () => {
     expect(await gone(restarted.temporal.pid)).toBe(true);
     expect(await gone(restarted.nats.pid)).toBe(true);
   });
+
+  test("a build's log followed before the first worker made the stream is read once it exists", async () => {
+    const stack = await start();
+    const nc = await connectNats(stack.nats.url, 'dev-stack-test', { home });
+    try {
+      const buildId = `fresh-${Date.now()}`;
+      // `causeway run` on a fresh stack starts following while the worker it started is still coming up.
+      expect(await readAll(readBuild(nc, buildId, { follow: false }))).toEqual([]);
+      const followed = readAll(readBuild(nc, buildId, { follow: true }));
+      await delay(500);
+      await ensureBuildStream(nc, 3600);
+      const js = jetstream(nc);
+      const finished = { type: 'build-finished', buildId, status: 'succeeded', time: new Date().toISOString() };
+      await js.publish(subjects.event(buildId), JSON.stringify(finished));
+      expect(await followed).toEqual([{ kind: 'event', event: finished }]);
+    } finally {
+      await nc.close();
+      await stopStack(home);
+    }
+  });
 });
+
+async function readAll<T>(records: AsyncGenerator<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const record of records) all.push(record);
+  return all;
+}
