@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import YAML from 'yaml';
-import { applyPipeline, changes, lastPipelineView, pipelineDiff } from '../common/pipeline-set';
+import { applyPipeline, changes, lastPipelineView, pipelineDiff, setPipelineParent } from '../common/pipeline-set';
 import { isPlainObject } from '../schemas/interpolate';
 import { compilePipeline } from '../schemas/pipeline';
 import { PlanError } from '../schemas/errors';
@@ -59,10 +59,18 @@ export async function setPipeline(
   const diff = pipelineDiff(running?.config.text ?? '', config.text, step.file);
   if (running && !changes(diff)) {
     await log('stdout', 'no changes to apply.\n', 0);
+    // Concourse records this build as the setter even so (SetParentIDs), and errors the step when a newer build set it.
+    const parent = req.by && (await setPipelineParent(client, step.pipeline, req.by));
+    if (typeof parent === 'object') throw new StepErrored(`${what}: ${parent.refused}; an older build may not set it again`);
     return { ok: true };
   }
   await log('stdout', `${diff.join('\n')}\nsetting pipeline: ${step.pipeline}\n`, 0);
-  await applyPipeline(client, req.pipelineTaskQueue, config, last);
+  const applied = await applyPipeline(client, req.pipelineTaskQueue, config, last, req.by);
+  if (typeof applied === 'object') {
+    // As Concourse: a warning, and the step succeeds without saving.
+    await log('stderr', `WARNING: the pipeline was not saved because it was already saved by a newer build (${applied.refused})\n`, 1);
+    return { ok: true };
+  }
   await log('stdout', 'done\n', 1);
   return { ok: true };
 }

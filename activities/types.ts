@@ -1,7 +1,7 @@
 // The activity interface the build workflow calls. Types only: workflow code imports
 // this file with `import type`, so nothing here may pull in node modules at run time.
 import type { ServiceAddress } from '../common/services';
-import type { BuildOutcome } from '../schemas/pipeline-api';
+import type { BuildOutcome, SetBy } from '../schemas/pipeline-api';
 import type {
   CompiledPlan,
   LoadVarStep,
@@ -99,6 +99,8 @@ export interface SetPipelineRequest {
   artifacts: Artifacts;
   /** where a pipeline that does not run yet is started */
   pipelineTaskQueue: string;
+  /** the job build running the step (absent in a one-off build): a pipeline set by a newer build refuses it */
+  by?: SetBy;
 }
 
 export interface FinishBuildRequest {

@@ -9,7 +9,9 @@ import {
   PIPELINE_UPDATES,
   PIPELINE_WORKFLOW,
   pipelineWorkflowId,
+  SET_BY_NEWER_BUILD,
   type PipelineView,
+  type SetBy,
 } from '../schemas/pipeline-api';
 
 /** A pipeline's last state, also of a destroyed one (its workflow closed); undefined when it never existed. */
@@ -35,21 +37,31 @@ export const changes = (diff: string[]) => diff.some((l) => l !== '');
 /**
  * Updates the running pipeline, or starts it. A pipeline set again after destroy-pipeline
  * numbers its builds on from the last one: its old builds keep their workflow ids
- * (build-P:J:N), which a new build may not reuse.
+ * (build-P:J:N), which a new build may not reuse. `by` is the job build of a set_pipeline
+ * step (absent for a person): the pipeline refuses it when a newer build set it last.
  */
 export async function applyPipeline(
   client: Client,
   taskQueue: string,
   config: PipelineConfig,
   last: { view: PipelineView; running: boolean } | undefined,
-): Promise<'created' | 'updated'> {
+  by?: SetBy,
+): Promise<'created' | 'updated' | { refused: string }> {
   const handle = client.workflow.getHandle(pipelineWorkflowId(config.name));
-  if (last?.running) {
-    await handle.executeUpdate(PIPELINE_UPDATES.setConfig, { args: [config] });
-    return 'updated';
-  }
+  const update = async () => {
+    try {
+      await handle.executeUpdate(PIPELINE_UPDATES.setConfig, { args: [config, by] });
+      return 'updated' as const;
+    } catch (err) {
+      const refused = setByNewerMessage(err);
+      if (refused) return { refused };
+      throw err;
+    }
+  };
+  if (last?.running) return update();
   const input = emptyPipelineInput(config);
   if (last) input.state.counters = last.view.state.counters;
+  input.setBy = by;
   try {
     await client.workflow.start(PIPELINE_WORKFLOW, {
       taskQueue,
@@ -61,7 +73,25 @@ export async function applyPipeline(
   } catch (err) {
     // Another setter created it since we looked: update it instead.
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    await handle.executeUpdate(PIPELINE_UPDATES.setConfig, { args: [config] });
-    return 'updated';
+    return update();
   }
+}
+
+/** Makes `by` the build that set the running pipeline last, its config unchanged (Concourse's SetParentIDs). */
+export async function setPipelineParent(client: Client, pipeline: string, by: SetBy): Promise<'updated' | { refused: string }> {
+  try {
+    await client.workflow.getHandle(pipelineWorkflowId(pipeline)).executeUpdate(PIPELINE_UPDATES.setParent, { args: [by] });
+    return 'updated';
+  } catch (err) {
+    const refused = setByNewerMessage(err);
+    if (refused) return { refused };
+    throw err;
+  }
+}
+
+/** The pipeline's reason when an update failed because a newer build set it (that failure type, anywhere in the cause chain). */
+function setByNewerMessage(err: unknown): string | undefined {
+  for (let e = err as { type?: unknown; message?: string; cause?: unknown } | undefined; e; e = e.cause as typeof e)
+    if (e.type === SET_BY_NEWER_BUILD) return e.message;
+  return undefined;
 }

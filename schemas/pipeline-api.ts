@@ -8,6 +8,7 @@ export const PIPELINE_WORKFLOW = 'pipeline';
 
 export const PIPELINE_UPDATES = {
   setConfig: 'setConfig',
+  setParent: 'setParent',
   trigger: 'triggerJob',
   check: 'checkResource',
   pause: 'pause',
@@ -32,6 +33,8 @@ export interface PipelineInput {
   lastChecked: Record<string, number>;
   /** the last check error of each resource (and start errors of jobs) */
   checkErrors: Record<string, string>;
+  /** the job build that set the config last; absent when a person did */
+  setBy?: SetBy;
 }
 
 export interface PipelineView extends PipelineInput {
@@ -64,7 +67,18 @@ export interface JobBuildRef {
   pipeline: string;
   job: string;
   number: number;
+  /** when the build's workflow started (epoch ms): orders builds of different jobs, as Concourse's global build ids do */
+  startedAt: number;
 }
+
+/**
+ * The job build whose set_pipeline step set a pipeline last (Concourse's parent_job_id and
+ * parent_build_id); absent when a person set it (`causeway set-pipeline`, as fly clears them).
+ */
+export type SetBy = JobBuildRef;
+
+/** The failure type of a set refused because a newer build set the pipeline (Concourse's ErrSetByNewerBuild). */
+export const SET_BY_NEWER_BUILD = 'SetByNewerBuild';
 
 /** The `output` signal: a version a put of build `job` #`number` made, sent when the put succeeds. */
 export interface SavedOutput extends BuildOutput {

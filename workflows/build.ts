@@ -218,7 +218,7 @@ function jobBuildOf(): JobBuildRef | undefined {
   const pipeline = attrs.get(CausewayPipeline);
   const job = attrs.get(CausewayJob);
   const number = Number(attrs.get(CausewayBuildNumber));
-  return pipeline && job && Number.isInteger(number) ? { pipeline, job, number } : undefined;
+  return pipeline && job && Number.isInteger(number) ? { pipeline, job, number, startedAt: workflowInfo().startTime.getTime() } : undefined;
 }
 
 function pick(artifacts: Artifacts, names: string[]): Artifacts {

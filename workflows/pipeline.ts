@@ -1,4 +1,5 @@
 import {
+  ApplicationFailure,
   condition,
   continueAsNew,
   defineQuery,
@@ -24,6 +25,8 @@ import {
   type PipelineInput,
   type PipelineView,
   type SavedOutput,
+  type SetBy,
+  SET_BY_NEWER_BUILD,
 } from '../schemas/pipeline-api';
 import { messageOf } from './attempts';
 import {
@@ -33,6 +36,7 @@ import {
   resolveInputs,
   saveOutput,
   schedule,
+  setByNewer,
   resetChangedResources,
   versionKey,
   type JobBuild,
@@ -52,7 +56,8 @@ const acts = proxyLocalActivities<PipelineActivities>({ ...LOCAL_OPTIONS, startT
 const CHECK_REPORT_MS = 60_000;
 
 export const pipelineQuery = defineQuery<PipelineView>(PIPELINE_QUERIES.view);
-export const setConfigUpdate = defineUpdate<void, [PipelineConfig]>(PIPELINE_UPDATES.setConfig);
+export const setConfigUpdate = defineUpdate<void, [PipelineConfig, SetBy?]>(PIPELINE_UPDATES.setConfig);
+export const setParentUpdate = defineUpdate<void, [SetBy]>(PIPELINE_UPDATES.setParent);
 export const triggerUpdate = defineUpdate<number, [string]>(PIPELINE_UPDATES.trigger);
 export const checkUpdate = defineUpdate<{ added: number; error?: string }, [{ resource: string; from?: ResourceVersion }]>(
   PIPELINE_UPDATES.check,
@@ -73,6 +78,7 @@ export async function pipeline(input: PipelineInput): Promise<void> {
   const state: SchedulerState = input.state;
   const lastChecked: Record<string, number> = input.lastChecked;
   const checkErrors: Record<string, string> = input.checkErrors;
+  let setBy = input.setBy;
   const requests: { resource: string; from?: ResourceVersion; id: number }[] = [];
   const answered = new Map<number, { added: number; error?: string }>();
   let nextRequest = 0;
@@ -93,22 +99,47 @@ export async function pipeline(input: PipelineInput): Promise<void> {
   };
   const poke = () => (wake = true);
 
+  /** Concourse's ErrSetByNewerBuild, refused before the update is accepted (nothing enters the history). */
+  const refuseOlder = (by: SetBy | undefined) => {
+    if (setByNewer(setBy, by))
+      throw ApplicationFailure.create({
+        type: SET_BY_NEWER_BUILD,
+        nonRetryable: true,
+        message: `pipeline ${config.name} was set by ${setBy!.pipeline}/${setBy!.job} #${setBy!.number}, a newer build than ${by!.pipeline}/${by!.job} #${by!.number}`,
+      });
+  };
+
   setHandler(pipelineQuery, () => ({
     config,
     state,
     lastChecked,
     checkErrors,
+    setBy,
     next: Object.fromEntries(config.jobs.map((j) => [j.name, describe(resolveInputs(j, config, state))])),
   }));
   setHandler(
     setConfigUpdate,
-    (next) => {
+    (next: PipelineConfig, by?: SetBy) => {
       // A changed source is checked at once, from scratch.
       for (const name of resetChangedResources(config, next, state)) delete lastChecked[name];
       config = next;
+      setBy = by;
       poke();
     },
-    { validator: (next) => void PipelineConfigSchema.parse(next) },
+    {
+      validator: (next: PipelineConfig, by?: SetBy) => {
+        PipelineConfigSchema.parse(next);
+        refuseOlder(by);
+      },
+    },
+  );
+  // A set_pipeline step that found nothing to change still becomes the pipeline's setter (SetParentIDs).
+  setHandler(
+    setParentUpdate,
+    (by) => {
+      setBy = by;
+    },
+    { validator: refuseOlder },
   );
   setHandler(
     triggerUpdate,
@@ -240,7 +271,7 @@ export async function pipeline(input: PipelineInput): Promise<void> {
 
     if (workflowInfo().historyLength > MAX_HISTORY && requests.length === 0) {
       await condition(allHandlersFinished);
-      await continueAsNew<typeof pipeline>({ config, state, lastChecked, checkErrors });
+      await continueAsNew<typeof pipeline>({ config, state, lastChecked, checkErrors, setBy });
     }
     const stillRunning = state.builds.some((b) => b.status === 'started');
     await condition(() => wake || requests.length > 0, nextWake(config, state, lastChecked, stillRunning));

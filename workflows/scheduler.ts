@@ -4,7 +4,7 @@
 // (paused, max_in_flight, serial_groups). Deterministic: no clock, no I/O.
 import type { ResourceVersion } from '../schemas/compiled';
 import type { JobInput, PipelineConfig, PipelineJob } from '../schemas/pipeline';
-import type { BuildOutput, InputVersion, JobBuild, JobBuildStatus, SchedulerState, VersionRecord } from '../schemas/pipeline-api';
+import type { BuildOutput, InputVersion, JobBuild, JobBuildStatus, SchedulerState, SetBy, VersionRecord } from '../schemas/pipeline-api';
 
 export type { InputVersion, JobBuild, JobBuildStatus, SchedulerState, VersionRecord };
 
@@ -268,4 +268,18 @@ export function finishBuild(state: SchedulerState, job: string, number: number, 
   const finished = state.builds.filter((b) => b.job === job && b.status !== 'pending' && !running(b));
   const drop = new Set(finished.slice(0, Math.max(0, finished.length - KEEP_FINISHED)));
   if (drop.size > 0) state.builds = state.builds.filter((b) => !drop.has(b));
+}
+
+/**
+ * Whether the build that set a pipeline last (`last`) is newer than the one setting it now
+ * (`by`), so that `by` may not (Concourse's SavePipeline and SetParentIDs: a build may set a
+ * pipeline last set by a person or by an older build, never by a newer one). Builds of one
+ * job are ordered by number; of different jobs by when they started, where Concourse compares
+ * its global build ids. A person's set (`by` absent) is never refused; the same build may set
+ * again (a retried step).
+ */
+export function setByNewer(last: SetBy | undefined, by: SetBy | undefined): boolean {
+  if (!last || !by) return false;
+  if (last.pipeline === by.pipeline && last.job === by.job) return last.number > by.number;
+  return last.startedAt > by.startedAt;
 }

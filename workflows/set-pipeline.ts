@@ -25,6 +25,8 @@ export async function runSetPipeline(ctx: BuildContext, raw: SetPipelineStep, fr
       artifacts: frame.scope.allArtifacts(),
       // Pipelines run on the queue the build was started on (the one the pipeline itself runs on).
       pipelineTaskQueue: workflowInfo().taskQueue,
+      // Which build sets it: a pipeline a newer build set refuses this one (Concourse's ErrSetByNewerBuild).
+      by: ctx.jobBuild,
     },
   ]);
   if (!ok) ctx.status.note(step.id, `${pipeline} is not a valid pipeline; its problems are in the step's log`);

@@ -10,6 +10,7 @@ import {
   resolveInputs,
   saveOutput,
   schedule,
+  setByNewer,
   type SchedulerState,
 } from '../../workflows/scheduler';
 
@@ -240,4 +241,18 @@ test('a resource whose source changed starts over: no build gets a version of th
   recordVersions(state, 'repo', [v('b')]);
   expect(state.versions.repo).toEqual([{ seq: 3, version: v('b') }]);
   expect(started(schedule(next, state))).toEqual(['unit#2:b']);
+});
+
+test('set_pipeline: a pipeline set by a newer build refuses an older one (ErrSetByNewerBuild); a person or the same build may set it', () => {
+  const by = (job: string, number: number, startedAt: number) => ({ pipeline: 'p', job, number, startedAt });
+  // Builds of one job: by number, whenever they started.
+  expect(setByNewer(by('ci', 2, 100), by('ci', 1, 200))).toBe(true);
+  expect(setByNewer(by('ci', 1, 200), by('ci', 2, 100))).toBe(false);
+  expect(setByNewer(by('ci', 2, 100), by('ci', 2, 100))).toBe(false);
+  // Builds of different jobs (or pipelines): by when they started, as Concourse's global build ids.
+  expect(setByNewer(by('a', 1, 200), by('b', 9, 100))).toBe(true);
+  expect(setByNewer(by('a', 9, 100), { ...by('a', 1, 200), pipeline: 'other' })).toBe(false);
+  // A person's set (fly) clears the setter and is never refused.
+  expect(setByNewer(undefined, by('ci', 1, 0))).toBe(false);
+  expect(setByNewer(by('ci', 2, 0), undefined)).toBe(false);
 });
