@@ -1,7 +1,8 @@
 // Builds isolated from each other on the local runtime, tried as an attacker would: build B runs
 // a step that holds an artifact and a service in its own network namespace; a step of build A
 // tries to list and read B's directory, kill B's step, read the worker's environment, enter B's
-// namespace, write into CAUSEWAY_HOME and read its codec keys. Each is refused. Needs a root
+// namespace, write into CAUSEWAY_HOME and read its codec keys. Each is refused, and its /proc
+// lists neither B's processes nor the worker's. Needs a root
 // worker (only root can change uids); CI runs as root.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -71,14 +72,34 @@ const ATTEMPTS = ['list', 'read', 'kill', 'environ', 'nsenter', 'write', 'keys']
       attempt('nsenter', `nsenter --net=${netns} true`),
       attempt('write', `touch "${h.home}/pwned"`),
       attempt('keys', `cat "${h.home}/codec-keys.json"`),
+      // Its /proc lists its own processes only: not the victim's step, nor the worker.
+      `ls /proc | grep -x '[0-9]*' | tr '\\n' ' ' | sed 's/^/procs: /'; echo`,
+      `[ -e /proc/$$ ] && echo own:visible`,
+      // The marker from a file, written in two pieces: this script's and grep's command lines must not hold it.
+      `printf %s "${m.slice(0, 4)}" "${m.slice(4)}" > "$TMPDIR/marker"; grep -l -F -f "$TMPDIR/marker" /proc/[0-9]*/cmdline 2>/dev/null | sed 's/^/SEEN:/'; echo seen-done`,
     ].join('\n');
-    const attacker = await h.run(`plan:\n- ${sh('attack', script)}\n`);
+    // The loader's variables in a step's params reach its own program, never the root helpers that start it:
+    // LD_DEBUG_OUTPUT would have root's shell write a file into CAUSEWAY_HOME (LD_PRELOAD would run a library as root).
+    const loader = sh('loader', 'echo "lib=$LD_LIBRARY_PATH"', {
+      params: { LD_LIBRARY_PATH: '/nonexistent-lib', LD_DEBUG: 'files', LD_DEBUG_OUTPUT: `${h.home}/pwned-ld` },
+    });
+    const attacker = await h.run(`plan:\n- ${sh('attack', script)}\n- ${loader}\n`);
     expect(attacker.status).toBe('succeeded');
     const lines = attacker.logs.get('plan.0')!.trim().split('\n');
     const [uidA, ...results] = lines;
+    const [procs, own, seen] = results.splice(ATTEMPTS.length);
     expect(results).toHaveLength(ATTEMPTS.length);
-    ATTEMPTS.forEach((name, i) => expect(results[i]).toMatch(new RegExp(`^refused:${name}: .*(denied|not permitted)`, 'i')));
+    // The worker's /proc/PID is not even there for the step (hidepid=invisible).
+    ATTEMPTS.forEach((name, i) => expect(results[i]).toMatch(new RegExp(`^refused:${name}: .*(denied|not permitted|no such file)`, 'i')));
+    const listed = procs.replace('procs: ', '').trim().split(' ').map(Number);
+    expect(listed).not.toContain(victimPid);
+    expect(listed).not.toContain(process.pid);
+    expect(listed).not.toContain(1);
+    expect(own).toBe('own:visible');
+    expect(seen).toBe('seen-done');
     expect(fs.existsSync(path.join(h.home, 'pwned'))).toBe(false);
+    expect(attacker.logs.get('plan.1')).toContain('lib=/nonexistent-lib\n');
+    expect(fs.readdirSync(h.home).filter((f) => f.startsWith('pwned-ld'))).toEqual([]);
     expect(pidsMatching(`sleep 300 # ${m}`)).toContain(victimPid);
 
     await victim.cancel();

@@ -28,7 +28,7 @@ import { exitStatus, FILES, findProcess, isAlive, reapGroup, startProcess, termi
 import { runCommand, type RunResult } from './spawner';
 import { StepLog } from './step-log';
 import { buildUser, canIsolate, notIsolatedNote, openBuildDir, stepPath } from './isolation';
-import { asUser, chownTree, userEnv, userIds, type UserIds } from './users';
+import { asUser, chownTree, splitLoaderEnv, userEnv, userIds, type UserIds } from './users';
 
 const STATE_FILE = 'service.json';
 const TAIL_LINES = 20;
@@ -54,8 +54,8 @@ interface ServiceState {
   netns?: string;
   /** the /etc/hosts the service and its probe see: the services in its scope by name */
   hosts?: string;
-  /** the uid the service and its probe run as (the build's, or run.user's), and its extra groups */
-  runAs?: { ids: UserIds; groups: number[] };
+  /** the uid the service and its probe run as (the build's, or run.user's), its extra groups, and the loader's variables of its env (splitLoaderEnv) */
+  runAs?: { ids: UserIds; groups: number[]; loader: Record<string, string> };
 }
 
 /**
@@ -184,7 +184,6 @@ export async function startLocalService(
       else if (!launcher) log.noteLater(notIsolatedNote());
       const ids = user ? await takeOver(root, user) : build;
       if (ids && !user) await Promise.all(['work', 'home', 'tmp'].map((sub) => chownTree(path.join(root, sub), ids)));
-      const runAs = ids ? { ids, groups: user && build ? [build.gid] : [] } : undefined;
       const net = await network;
       const address: ServiceAddress = { ...located, network: net.network };
       const hosts = net.netns ? path.join(dir, 'hosts') : undefined;
@@ -198,7 +197,7 @@ export async function startLocalService(
             HOME: path.join(root, 'home'),
             TMPDIR: path.join(root, 'tmp'),
           };
-      const env: Record<string, string> = {
+      const all: Record<string, string> = {
         ...host,
         ...config.params,
         ...req.spec.params,
@@ -208,6 +207,9 @@ export async function startLocalService(
         ...(address.primaryPort ? { SERVICE_PORT: String(address.ports[address.primaryPort]) } : {}),
         ...(user ? userEnv(user) : {}),
       };
+      // Started by root helpers: the loader's variables reach only the service's (and probe's) own command.
+      const { env, loader } = ids ? splitLoaderEnv(all) : { env: all, loader: {} };
+      const runAs = ids ? { ids, groups: user && build ? [build.gid] : [], loader } : undefined;
       await fs.writeFile(
         path.join(dir, STATE_FILE),
         JSON.stringify({ address, config, env, root, netns: net.netns, hosts, runAs } satisfies ServiceState),
@@ -222,7 +224,7 @@ export async function startLocalService(
         : await startProcess({
             dir,
             cwd: safeJoin(work, config.run.dir ?? '.'),
-            command: inNetwork(net.netns, runAs ? asUser(runAs.ids, run, runAs.groups) : run, hosts),
+            command: inNetwork(net.netns, runAs ? asUser(runAs.ids, run, runAs.groups, runAs.loader) : run, hosts),
             env,
           });
       // Notes after the start, and not waited for: neither the service nor its probe waits for
@@ -394,7 +396,11 @@ async function runProbe(
   const run = [probe.run.path, ...probe.run.args];
   const command = launcher
     ? launcher.probe(dir, run)
-    : inNetwork(state.netns ?? state.address.network, state.runAs ? asUser(state.runAs.ids, run, state.runAs.groups) : run, state.hosts);
+    : inNetwork(
+        state.netns ?? state.address.network,
+        state.runAs ? asUser(state.runAs.ids, run, state.runAs.groups, state.runAs.loader) : run,
+        state.hosts,
+      );
   const ports = Object.values(state.address.ports);
   let portsUp = false;
   const opened = portsOpen(state.address, signal).then(() => {

@@ -28,7 +28,7 @@ import {
 } from './process';
 import { readFrom } from './step-log';
 import { buildUser, canIsolate, notIsolatedNote, openBuildDir, stepPath } from './isolation';
-import { asUser, chownTree, userEnv, userIds, type UserIds } from './users';
+import { asUser, chownTree, splitLoaderEnv, userEnv, userIds, type UserIds } from './users';
 
 const SPEC_FILE = 'spec.json';
 /** how often a re-attached step's process (not this worker's child, whose exit is an event) is looked at, at first and at most */
@@ -73,7 +73,10 @@ export async function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTas
     });
     // A step with services runs in the build's network namespace, where its services are.
     const network = Object.values(req.services ?? {}).find((s) => s.network)?.network;
-    const run = await commandFor(spec.config, dir, user);
+    const env = { ...serviceEnv(req.services ?? {}), ...envFor(step, spec.config, dir) };
+    // Started by root helpers: the loader's variables reach only the step's own command.
+    const split = user ? splitLoaderEnv(env) : { env, loader: {} };
+    const run = await commandFor(spec.config, dir, user, split.loader);
     // It reaches its services by name too: an /etc/hosts of its own lists them.
     const hosts = network ? path.join(dir, 'hosts') : undefined;
     if (hosts) await writeHosts(hosts, req.services ?? {});
@@ -81,7 +84,7 @@ export async function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTas
       dir,
       cwd: safeJoin(path.join(dir, 'work'), spec.config.run.dir ?? '.'),
       command: inNetwork(network, run.command, hosts),
-      env: { ...serviceEnv(req.services ?? {}), ...envFor(step, spec.config, dir), ...run.env },
+      env: { ...split.env, ...run.env },
       cgroupProcs: spec.memory?.procsFile,
       prelude: spec.memory?.prelude,
     }).catch(async (err: unknown) => {
@@ -280,10 +283,11 @@ async function commandFor(
   config: TaskConfig,
   dir: string,
   build: UserIds | undefined,
+  loader: Record<string, string>,
 ): Promise<{ command: string[]; env: Record<string, string> }> {
   const command = [config.run.path, ...config.run.args];
   const user = config.run.user;
-  if (!user || user === os.userInfo().username) return { command: build ? asUser(build, command) : command, env: {} };
+  if (!user || user === os.userInfo().username) return { command: build ? asUser(build, command, [], loader) : command, env: {} };
   if (!build) {
     throw new StepErrored(
       `run.user ${user}: the worker runs as ${os.userInfo().username} and can only run tasks as another user when it is root`,
@@ -292,7 +296,7 @@ async function commandFor(
   try {
     const ids = await userIds(user);
     await Promise.all(['work', 'home', 'tmp'].map((d) => chownTree(path.join(dir, d), ids)));
-    return { command: asUser(ids, command, [build.gid]), env: userEnv(user) };
+    return { command: asUser(ids, command, [build.gid], loader), env: userEnv(user) };
   } catch (err) {
     throw new StepErrored(`run.user ${user}: ${(err as Error).message}`);
   }

@@ -40,9 +40,26 @@ async function own(file: string, ids: UserIds): Promise<void> {
  * (the bounding set cleared too) and no_new_privs, so no setuid binary gives any back. setpriv
  * only sets these and execs, where runuser opens a PAM session and forks (2.5 ms against 7 ms a
  * start here); the process keeps the environment it is given, so its HOME and TMPDIR stay its own.
+ *
+ * It sees a /proc of its own, mounted with hidepid=invisible in a mount namespace of its own:
+ * only its own uid's processes are there, not other builds' nor the worker's (the host's /proc
+ * lists every process and command line). Not a PID namespace: pids, sessions and process groups
+ * stay the host's, so SIGTERM/SIGKILL to the step's group, re-attaching by pid after a worker
+ * restart and services' network namespaces work as before, and SIGTERM is not swallowed by an
+ * init. `slave` propagation: an overlay the worker unmounts later leaves this view too. Each
+ * proc mount has its own options since Linux 5.8; before, hidepid would change the host's /proc.
  */
-export function asUser(ids: UserIds, command: string[], groups: number[] = []): string[] {
+export function asUser(ids: UserIds, command: string[], groups: number[] = [], loader: Record<string, string> = {}): string[] {
+  const restore = Object.entries(loader).map(([k, v]) => `${k}=${v}`);
   return [
+    systemTool('unshare'),
+    '--mount',
+    '--propagation',
+    'slave',
+    '/bin/sh',
+    '-c',
+    '"$0" -t proc -o hidepid=invisible proc /proc && exec "$@"',
+    systemTool('mount'),
     systemTool('setpriv'),
     `--reuid=${ids.uid}`,
     `--regid=${ids.gid}`,
@@ -51,8 +68,34 @@ export function asUser(ids: UserIds, command: string[], groups: number[] = []): 
     '--bounding-set=-all',
     '--no-new-privs',
     '--',
+    // The loader's variables only now, as the user (splitLoaderEnv).
+    ...(restore.length
+      ? ['/bin/sh', '-c', 'while [ "$1" != -- ]; do export "$1"; shift; done; shift; exec "$@"', 'sh', ...restore, '--']
+      : []),
     ...command,
   ];
+}
+
+/**
+ * What the dynamic loader and libc read from the environment (glibc's list for setuid
+ * programs, whose loader ignores them): LD_PRELOAD, LD_AUDIT, GCONV_PATH load a library,
+ * LD_DEBUG_OUTPUT and MALLOC_TRACE write a file.
+ */
+const LOADER_VAR =
+  /^(LD_\w*|GCONV_PATH|GETCONF_DIR|GLIBC_TUNABLES|HOSTALIASES|LOCALDOMAIN|LOCPATH|MALLOC_\w*|NIS_PATH|NLSPATH|RESOLV_HOST_CONF|RES_OPTIONS|TZDIR)$/;
+
+/**
+ * A step's environment split for a command that starts as root and becomes the step's user
+ * (asUser): the root helpers before setpriv (the wrapper's sh, nsenter, unshare, mount,
+ * setpriv itself) must not see the loader's variables, or a step's params could make root load
+ * the step's library (LD_PRELOAD) or write a file anywhere (LD_DEBUG_OUTPUT). asUser gives them
+ * back to the command after setpriv.
+ */
+export function splitLoaderEnv(env: Record<string, string>): { env: Record<string, string>; loader: Record<string, string> } {
+  const rest: Record<string, string> = {};
+  const loader: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) (LOADER_VAR.test(k) ? loader : rest)[k] = v;
+  return { env: rest, loader };
 }
 
 /** What runuser set and setpriv does not: the name of the user the process runs as. */
