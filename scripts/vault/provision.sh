@@ -3,7 +3,8 @@
 # module proxy: github.com/hashicorp/vault @ VAULT_VERSION through a wrapper module, because
 # Vault's go.mod replaces its api/sdk modules with ./api, ./sdk (paths that exist only in its
 # repository); the wrapper takes their published versions (the ones Vault's go.mod requires)
-# and repeats Vault's two replaces of other modules. OpenBao's module is not served here.
+# and repeats Vault's two replaces of other modules. OpenBao's server and sdk/v2 modules are not served here
+# (the proxy answers 403; only its api/v2 client is), see docs/security.md.
 #
 # Idempotent: the binary lands in ~/.cache/causeway/vault-<VERSION>/bin/vault; a second run
 # does nothing. Contract (like scripts/k8s/provision.sh): progress to stderr; stdout is exactly
