@@ -50,7 +50,7 @@ export function serviceActivities(deps: ActivityDeps, runtime: Runtime): Service
     probeService: later((req) => runtime.services.probeService(req)),
     superviseService: later((req) => runtime.services.superviseService(req)),
     // No lookups at teardown (a manager that is down must not keep a service running): its notes quote no values.
-    stopService: (req) => runtime.services.stopService(redacting(req, resolver(req, ''))),
+    stopService: (req) => runtime.services.stopService(credentials.redact ? req : { ...req, redact: undefined }),
   };
 }
 
