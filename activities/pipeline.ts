@@ -27,7 +27,7 @@ export function pipelineActivities(): PipelineActivities {
         throw ApplicationFailure.create({
           type: CHECK_FAILED,
           nonRetryable: true,
-          message: `resource ${resource.name}: pipelines check host resource types only (git, time, or a resource_types entry of type directory); ${type.name} is not one`,
+          message: `resource ${resource.name}: pipelines check host resource types only (git, time, registry-image, or a resource_types entry of type directory); ${type.name} is not one`,
         });
       const out = await runCheck(path.join(type.dir, 'check'), JSON.stringify({ source: resource.source, version: from }), timeoutMs);
       if (out.timedOut)

@@ -12,7 +12,7 @@ import { bool, validate } from './validate';
 import { interpolateStatic } from './vars';
 
 /** Resource types shipped with Causeway as host executables under resources/<name>/. */
-export const BASE_RESOURCE_TYPES = ['git', 'time'] as const;
+export const BASE_RESOURCE_TYPES = ['git', 'time', 'registry-image'] as const;
 
 /** A resource_types entry of this type is a local directory of check/in/out executables (host runtime). */
 export const DIRECTORY_TYPE = 'directory';

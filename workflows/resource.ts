@@ -33,7 +33,7 @@ export async function runResourceScript(
   if (type.kind !== 'host') {
     const what = type.kind === 'image' ? `is an image (${type.type})` : 'is not a base type here and no resource_types entry declares it';
     throw new StepError(
-      `resource ${resource.name}: its type ${type.name} ${what}; this runtime runs host resource types only: base types git, time, or a resource_types entry of type directory with source.path`,
+      `resource ${resource.name}: its type ${type.name} ${what}; this runtime runs host resource types only: base types git, time, registry-image, or a resource_types entry of type directory with source.path`,
     );
   }
   const task: TaskStep = {
