@@ -10,7 +10,7 @@
 #   kwok                        sigs.k8s.io/kwok/cmd/kwok @ KWOK_VERSION (fake nodes/kubelets)
 # and, with --node, what a real node needs (scripts/k8s/node.sh installs the rest from Debian):
 #   kubelet, kube-proxy, kubectl through the same wrapper go.mod
-#   coredns                     github.com/coredns/coredns @ COREDNS_VERSION (go install)
+#   coredns                     github.com/coredns/coredns @ COREDNS_VERSION, only the Corefile's plugins
 #
 # Idempotent: everything lands in ~/.cache/causeway/k8s-<K8S>-etcd-<ETCD>-kwok-<KWOK>/bin
 # (--node: ~/.cache/causeway/k8s-node-<K8S>-coredns-<COREDNS>/bin) and a second run does
@@ -142,13 +142,13 @@ build_kubernetes() {
   for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean"
   done
-  for b in "${cmds[@]}"; do
-    [[ -x "$BIN/$b" ]] && continue
-    local s=$SECONDS
-    (cd "$w" && "${GO[@]}" build -trimpath -o "$w/$b" -ldflags "$ld" "k8s.io/kubernetes/cmd/$b" >&2)
-    mv "$w/$b" "$BIN/$b"
-    log "kubernetes $K8S_VERSION: $b compiled in $((SECONDS - s))s"
-  done
+  # One go build for all of them: it schedules every package of the three graphs together and
+  # links them in parallel, where one build per binary left a core idle in each one's tail.
+  local todo=()
+  for b in "${cmds[@]}"; do [[ -x "$BIN/$b" ]] || todo+=("k8s.io/kubernetes/cmd/$b"); done
+  mkdir -p "$w/out"
+  (cd "$w" && "${GO[@]}" build -trimpath -o "$w/out/" -ldflags "$ld" "${todo[@]}" >&2)
+  for b in "${cmds[@]}"; do [[ -x "$w/out/$b" ]] && mv "$w/out/$b" "$BIN/$b"; done
   log "kubernetes $K8S_VERSION: built in $((SECONDS - started))s"
 }
 
@@ -161,12 +161,34 @@ build_kwok() {
   log "kwok $KWOK_VERSION: built in $((SECONDS - started))s"
 }
 
+# The plugins the node's Corefile uses (cli/dev/k8s/node.ts, coreDnsObjects). CoreDNS's own main
+# links all ~60 (cloud DNS SDKs among them), which made it the slowest binary of the node. The
+# cache dir does not name them: after adding one, delete the cached coredns.
+COREDNS_PLUGINS=(errors health ready kubernetes cache)
+
 build_coredns() {
   [[ -x "$BIN/coredns" ]] && { log "coredns: cached"; return; }
-  local started=$SECONDS
-  log "coredns $COREDNS_VERSION: building github.com/coredns/coredns"
-  GOBIN="$WORK/coredns-bin" "${GO[@]}" install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION" >&2
-  mv "$WORK/coredns-bin/coredns" "$BIN/coredns"
+  local started=$SECONDS w="$WORK/coredns"
+  mkdir -p "$w"
+  local cmod; cmod=$(mod_file "github.com/coredns/coredns@$COREDNS_VERSION")
+  # A main of our own linking only those plugins, as CoreDNS documents for custom builds.
+  {
+    echo "package main"
+    echo
+    echo "import ("
+    for p in "${COREDNS_PLUGINS[@]}"; do echo "	_ \"github.com/coredns/coredns/plugin/$p\""; done
+    echo "	\"github.com/coredns/coredns/coremain\""
+    echo ")"
+    echo
+    echo "func main() { coremain.Run() }"
+  } >"$w/main.go"
+  printf 'module causeway.local/build/coredns\n\ngo %s\n\nrequire github.com/coredns/coredns %s\n' \
+    "$(go_directive "$cmod")" "$COREDNS_VERSION" >"$w/go.mod"
+  log "coredns $COREDNS_VERSION: resolving modules (plugins: ${COREDNS_PLUGINS[*]})"
+  (cd "$w" && "${GO[@]}" mod tidy >&2)
+  log "coredns $COREDNS_VERSION: compiling"
+  (cd "$w" && "${GO[@]}" build -trimpath -o "$w/coredns-bin" -ldflags "-s -w" . >&2)
+  mv "$w/coredns-bin" "$BIN/coredns"
   log "coredns $COREDNS_VERSION: built in $((SECONDS - started))s"
 }
 
