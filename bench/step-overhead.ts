@@ -26,13 +26,14 @@ import { exitStatus, startProcess } from '../activities/runtime/local/process';
 import * as bareActivities from './bare-activities';
 import type { BareInput } from './bare-workflows';
 import { breakdown, meanBreakdown, type Breakdown } from './history';
-import { machine, runMain, writeSection } from './report';
+import { loadavg, machine, runMain, writeSection } from './report';
 import { causewayDataConverter, loadCodecKeys } from '../common/codec';
 import { bundleBuildWorkflows, SILENT_BUNDLER_LOGGER } from '../workers/bundle';
 
 const MARK_START = '<!-- bench:step-overhead:start -->';
 const MARK_END = '<!-- bench:step-overhead:end -->';
-const TARGET_RATIO = 1.5;
+/** Issue 16: sequential steps within 1.2x of a bare Temporal activity loop on the same, tuned, server. */
+const TARGET_RATIO = 1.2;
 const WARMUP_STEPS = 10;
 
 type Mode = 'sequential' | 'in_parallel';
@@ -121,9 +122,72 @@ async function wrapped(home: string, steps: number): Promise<number> {
 interface TimedRun {
   ms: number;
   handle: WorkflowHandle;
+  cpu: Cpu;
 }
 
-async function bare(client: Client, taskQueue: string, mode: Mode, input: BareInput): Promise<TimedRun> {
+/** CPU ms a run cost, by process: wall-clock figures on a shared machine only bound, these compare. */
+interface Cpu {
+  /** this process: the workers (Causeway's or the bare ones, whichever ran) and the client */
+  worker: number;
+  /** the process helper and the step processes it reaped */
+  steps: number;
+  temporal: number;
+  nats: number;
+}
+
+const CPU_PARTS = ['worker', 'steps', 'temporal', 'nats'] as const;
+const CLOCK_TICKS = 100;
+
+/** CPU ms of a process and of its reaped children (utime, stime, cutime, cstime of /proc/<pid>/stat); 0 when it is gone. */
+function procCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+/** The process helper (activities/runtime/local/spawner.ts): this process's child running `node -e`. */
+function helperPid(): number | undefined {
+  for (const tid of fs.readdirSync(`/proc/${process.pid}/task`)) {
+    const children = fs.readFileSync(`/proc/${process.pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+    for (const child of children) {
+      const argv = fs.readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0');
+      if (argv[0] === process.execPath && argv[1] === '-e') return Number(child);
+    }
+  }
+  return undefined;
+}
+
+let cpuPids: { temporal: number; nats: number; helper?: number } | undefined;
+
+function cpuNow(): Cpu {
+  const self = process.cpuUsage();
+  return {
+    worker: (self.user + self.system) / 1000,
+    steps: procCpuMs(cpuPids?.helper),
+    temporal: procCpuMs(cpuPids?.temporal),
+    nats: procCpuMs(cpuPids?.nats),
+  };
+}
+
+async function measured(run: () => Promise<{ ms: number; handle: WorkflowHandle }>): Promise<TimedRun> {
+  const before = cpuNow();
+  const r = await run();
+  const after = cpuNow();
+  return { ...r, cpu: Object.fromEntries(CPU_PARTS.map((k) => [k, after[k] - before[k]])) as unknown as Cpu };
+}
+
+const cpuTotal = (c: Cpu): number => CPU_PARTS.reduce((sum, k) => sum + c[k], 0);
+
+function bare(client: Client, taskQueue: string, mode: Mode, input: BareInput): Promise<TimedRun> {
+  return measured(() => bareRun(client, taskQueue, mode, input));
+}
+
+async function bareRun(client: Client, taskQueue: string, mode: Mode, input: BareInput): Promise<{ ms: number; handle: WorkflowHandle }> {
   const t0 = performance.now();
   const handle = await client.workflow.start(mode === 'sequential' ? 'bareSequential' : 'bareParallel', {
     taskQueue,
@@ -140,7 +204,11 @@ function planYaml(mode: Mode, steps: number): string {
   return JSON.stringify({ name: `bench-${mode}-${steps}`, plan: mode === 'sequential' ? tasks : [{ in_parallel: tasks }] });
 }
 
-async function causeway(client: Client, taskQueue: string, mode: Mode, steps: number): Promise<TimedRun> {
+function causeway(client: Client, taskQueue: string, mode: Mode, steps: number): Promise<TimedRun> {
+  return measured(() => causewayRun(client, taskQueue, mode, steps));
+}
+
+async function causewayRun(client: Client, taskQueue: string, mode: Mode, steps: number): Promise<{ ms: number; handle: WorkflowHandle }> {
   const plan = compilePlan({ text: planYaml(mode, steps), file: 'step-overhead.yml' });
   const t0 = performance.now();
   const handle = await startBuild(client, { plan, taskQueue });
@@ -155,8 +223,6 @@ async function historyBreakdown(run: TimedRun, activityType: string, mode: Mode)
   return breakdown(history.events ?? [], activityType, mode === 'sequential');
 }
 
-// ---------------------------------------------------------------- the machine
-
 // ---------------------------------------------------------------- report
 
 interface Row {
@@ -169,6 +235,9 @@ interface Row {
   causewayBreakdown: Breakdown;
   bareBreakdown: Breakdown;
   bareSplitBreakdown: Breakdown;
+  causewayCpu: Cpu[];
+  bareCpu: Cpu[];
+  bareSplitCpu: Cpu[];
 }
 
 interface Summary {
@@ -210,6 +279,36 @@ function markdownTable(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
   return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+/** Median CPU ms per step of each process, per variant: what a step costs the machine, whatever the load. */
+function cpuTable(rows: Row[], steps: number): string {
+  const out: string[][] = [];
+  for (const row of rows) {
+    const bareTotal = median(row.bareSplitCpu.map(cpuTotal)) / steps;
+    const entries: Array<[string, Cpu[]]> = [
+      ['bare, same queue', row.bareCpu],
+      ['bare, separate activity queue', row.bareSplitCpu],
+      ['Causeway', row.causewayCpu],
+    ];
+    for (const [who, cpus] of entries) {
+      const total = median(cpus.map(cpuTotal)) / steps;
+      out.push([row.mode, who, ...CPU_PARTS.map((k) => f2(median(cpus.map((c) => c[k])) / steps)), f2(total), `${f2(total / bareTotal)}x`]);
+    }
+  }
+  return markdownTable(
+    [
+      'plan',
+      'run',
+      'worker process CPU ms/step',
+      'process helper + step processes',
+      'Temporal server',
+      'nats-server',
+      'total CPU ms/step',
+      '× bare, separate queue',
+    ],
+    out,
+  );
 }
 
 function resultTable(summaries: Summary[], steps: number): string {
@@ -333,7 +432,8 @@ function section(opts: Options, info: Record<string, string>, summaries: Summary
     `each variant warmed up once with ${WARMUP_STEPS} steps first. Target: Causeway within ${TARGET_RATIO}x of (b).`,
     '',
     `Machine: ${info.cpus} CPUs, ${info.memory} memory, ${info.os}; Node ${info.node}; Temporal CLI ${info.temporal}`,
-    `(dev server, in memory); run ${info.date}, load average at start ${info.load}.`,
+    `(dev server, in memory, \`history.transferProcessorMaxPollRPS=1000\` as a production cluster would run it: docs/production.md);`,
+    `run ${info.date}, load average at start ${info.load}, at the end ${loadavg()}.`,
     '',
     resultTable(summaries, opts.steps),
     '',
@@ -344,6 +444,14 @@ function section(opts: Options, info: Record<string, string>, summaries: Summary
     `in_parallel ${f0(par?.bareSplit ?? NaN)} ms. The local runtime's process start alone (its detached \`sh\``,
     `wrapper recording the exit status in a file, fresh step directory, no Temporal or NATS), ${opts.steps} sequential:`,
     `${f0(seq?.wrapped ?? NaN)} ms (${f2((seq?.wrapped ?? NaN) / opts.steps)} ms/step).`,
+    '',
+    '### CPU per step',
+    '',
+    'What a step costs the machine, from `process.cpuUsage()` of this process (the worker under test, with the client)',
+    'and `/proc/<pid>/stat` of the process helper (with the step processes it reaped), the Temporal dev server and',
+    'nats-server, over each run: wall-clock figures on a loaded machine only bound, these compare.',
+    '',
+    cpuTable(rows, opts.steps),
     '',
     "### Where a step's time goes (from the workflow histories)",
     '',
@@ -433,6 +541,7 @@ async function main(): Promise<void> {
       workflowBundle: causewayBundle,
       log: pino({ level: 'warn' }),
     });
+    cpuPids = { temporal: stack.temporal.pid, nats: stack.nats.pid, helper: helperPid() };
     bareConnection = await NativeConnection.connect({ address: stack.temporal.address });
     const common = {
       connection: bareConnection,
@@ -447,19 +556,31 @@ async function main(): Promise<void> {
     bareDone = Promise.all(bareWorkers.map((w) => w.run()));
     connection = await Connection.connect({ address: stack.temporal.address });
     const client = new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home })) });
+    // The bare floor has no payload codec: encrypting payloads is Causeway's own cost (bench/codec).
+    const bareClient = new Client({ connection });
 
     progress(`warming up (${WARMUP_STEPS} steps each)`);
     for (const mode of MODES) {
       await direct(mode, WARMUP_STEPS);
       if (mode === 'sequential') await wrapped(home, WARMUP_STEPS);
-      await bare(client, bareQueue, mode, { steps: WARMUP_STEPS });
-      await bare(client, bareQueue, mode, { steps: WARMUP_STEPS, activityQueue: bareActivityQueue });
+      await bare(bareClient, bareQueue, mode, { steps: WARMUP_STEPS });
+      await bare(bareClient, bareQueue, mode, { steps: WARMUP_STEPS, activityQueue: bareActivityQueue });
       await causeway(client, causewayQueue, mode, WARMUP_STEPS);
     }
 
     const rows: Row[] = [];
     for (const mode of MODES) {
-      const row = { mode, direct: [], bare: [], bareSplit: [], wrapped: [], causeway: [] } as unknown as Row;
+      const row = {
+        mode,
+        direct: [],
+        bare: [],
+        bareSplit: [],
+        wrapped: [],
+        causeway: [],
+        causewayCpu: [],
+        bareCpu: [],
+        bareSplitCpu: [],
+      } as unknown as Row;
       const cb: Breakdown[] = [];
       const bb: Breakdown[] = [];
       const sb: Breakdown[] = [];
@@ -467,12 +588,15 @@ async function main(): Promise<void> {
         // Interleaved, so drift over the run (GC, server state) touches every variant alike.
         row.direct.push(await direct(mode, opts.steps));
         if (mode === 'sequential') row.wrapped.push(await wrapped(home, opts.steps));
-        const b = await bare(client, bareQueue, mode, { steps: opts.steps });
+        const b = await bare(bareClient, bareQueue, mode, { steps: opts.steps });
         row.bare.push(b.ms);
-        const s = await bare(client, bareQueue, mode, { steps: opts.steps, activityQueue: bareActivityQueue });
+        row.bareCpu.push(b.cpu);
+        const s = await bare(bareClient, bareQueue, mode, { steps: opts.steps, activityQueue: bareActivityQueue });
         row.bareSplit.push(s.ms);
+        row.bareSplitCpu.push(s.cpu);
         const c = await causeway(client, causewayQueue, mode, opts.steps);
         row.causeway.push(c.ms);
+        row.causewayCpu.push(c.cpu);
         bb.push(await historyBreakdown(b, 'noop', mode));
         sb.push(await historyBreakdown(s, 'noop', mode));
         cb.push(await historyBreakdown(c, 'runTask', mode));
@@ -498,6 +622,8 @@ async function main(): Promise<void> {
       console.log(
         `Local runtime's sh wrapper alone (no Temporal, no NATS), sequential: ${f0(seqSummary.wrapped)} ms (${f2(seqSummary.wrapped / opts.steps)} ms/step)`,
       );
+    console.log(`\nCPU per step (median of ${opts.repeat}):\n`);
+    console.log(cpuTable(rows, opts.steps));
     console.log('\nPer-step breakdown from workflow histories (averages):\n');
     console.log(breakdownTable(rows));
     console.log(`\n${attribution(rows, summaries, opts.steps).join('\n')}`);

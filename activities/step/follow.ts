@@ -35,8 +35,9 @@ export interface FollowOptions {
 
 /** The task's exit, or 'aborted' once an abort has stopped it; throws StepDetached on worker shutdown. */
 export async function followTask(handle: TaskHandle, opts: FollowOptions): Promise<TaskExit | 'aborted'> {
+  // No heartbeat until the offsets move: the activity's keep-alive sends its details every second, and
+  // a heartbeat at once cost every step a Temporal request (a trivial step never needs one).
   const offsets: LogOffsets = { ...opts.resume };
-  opts.beat(offsets);
   const stopWaiting = new AbortController();
   let ended: { exit: TaskExit | undefined } | undefined;
   let failure: { err: unknown } | undefined;

@@ -121,7 +121,10 @@ async function runResolvedTask(
       throw new Error('unreachable: the task was aborted without a cancellation');
     }
     const state = outcome.exitCode === 0 ? 'succeeded' : 'failed';
-    await finished({ state, exitCode: outcome.exitCode });
+    // Not awaited (it never rejects): JetStream's ack would add a round trip to every step, and
+    // what the build publishes next on this connection (the next step's events, finishBuild's
+    // build-finished, which is awaited) still follows it.
+    void finished({ state, exitCode: outcome.exitCode });
     result = outcome;
   } catch (err) {
     await announced;

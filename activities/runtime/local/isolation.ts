@@ -91,6 +91,37 @@ export async function buildUser(home: string, buildId: string): Promise<UserIds>
   return { uid, gid: uid };
 }
 
+/** Runs of builds whose uid and directory this worker has set up, by `home`, build and run id. */
+const readyRuns = new Map<string, Promise<UserIds>>();
+/** Runs remembered at most: a run whose finishBuild ran elsewhere is forgotten after this many others. */
+const READY_RUNS_KEPT = 1000;
+
+/**
+ * buildUser and openBuildDir once per run of a build on this worker: a build's later steps
+ * skip the lease files, the directory walk and the chmods (~15 file system calls, a quarter
+ * of a trivial step's time on the worker: BENCHMARKS.md, "Step overhead"). Keyed by run id,
+ * so a reset build (`causeway retry`), whose uid may have been released, checks its lease again.
+ */
+export function readyBuildUser(home: string, buildId: string, runId: string): Promise<UserIds> {
+  const key = `${home}\0${buildId}\0${runId}`;
+  let ready = readyRuns.get(key);
+  if (!ready) {
+    ready = buildUser(home, buildId).then(async (user) => {
+      await openBuildDir(home, buildId, user);
+      return user;
+    });
+    readyRuns.set(key, ready);
+    ready.catch(() => readyRuns.delete(key));
+    if (readyRuns.size > READY_RUNS_KEPT) readyRuns.delete(readyRuns.keys().next().value!);
+  }
+  return ready;
+}
+
+function forgetReadyRuns(home: string, buildId: string): void {
+  const prefix = `${home}\0${buildId}\0`;
+  for (const key of readyRuns.keys()) if (key.startsWith(prefix)) readyRuns.delete(key);
+}
+
 /** Builds holding a lease (for the reconciler, which releases those of closed builds). */
 export async function leasedBuilds(home: string): Promise<string[]> {
   return fs.readdir(path.join(leaseRoot(home), 'builds')).catch(() => [] as string[]);
@@ -101,6 +132,7 @@ export async function leasedBuilds(home: string): Promise<string[]> {
  * group) is killed, the build's directory closed to it, and the lease removed. Idempotent.
  */
 export async function releaseBuildUser(home: string, buildId: string): Promise<void> {
+  forgetReadyRuns(home, buildId);
   const root = leaseRoot(home);
   const byBuild = path.join(root, 'builds', buildId);
   const uid = Number(await readText(byBuild));

@@ -27,7 +27,7 @@ import {
   type StepProcess,
 } from './process';
 import { readFrom } from './step-log';
-import { buildUser, canIsolate, notIsolatedNote, openBuildDir, stepPath } from './isolation';
+import { canIsolate, notIsolatedNote, readyBuildUser, stepPath } from './isolation';
 import { asUser, chownTree, splitLoaderEnv, userEnv, userIds, type UserIds } from './users';
 
 const SPEC_FILE = 'spec.json';
@@ -65,7 +65,7 @@ export async function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTas
     deps.log.info({ step: step.id, pid: proc.pid }, 're-attached to a running step');
   } else {
     // The build's own uid (when the worker is root): its steps cannot touch other builds or the worker.
-    const user = canIsolate() ? await buildUser(deps.home, req.buildId) : undefined;
+    const user = canIsolate() ? await readyBuildUser(deps.home, req.buildId, req.runId) : undefined;
     if (!user) io.note(notIsolatedNote());
     spec = await prepare(deps, task, dir, io, user).catch(async (err: unknown) => {
       await unmountUnder(dir);
@@ -145,13 +145,15 @@ function localHandle(proc: StepProcess, spec: Spec, dir: string, reattached: boo
     reattached,
     wait,
     readLogs: async (from) => {
-      const pieces: LogPiece[] = [];
-      for (const stream of ['stdout', 'stderr'] as const) {
-        const offset = from[stream] ?? 0;
-        const data = await readFrom(path.join(dir, FILES[stream]), offset);
-        if (data) pieces.push({ stream, offset, data });
-      }
-      return pieces;
+      // Both files at once: every step reads them at least twice, and a read waits for the thread pool.
+      const pieces = await Promise.all(
+        (['stdout', 'stderr'] as const).map(async (stream): Promise<LogPiece | undefined> => {
+          const offset = from[stream] ?? 0;
+          const data = await readFrom(path.join(dir, FILES[stream]), offset);
+          return data && { stream, offset, data };
+        }),
+      );
+      return pieces.filter((p) => p !== undefined);
     },
     signal: async (signal) => {
       signalled ??= signal;
@@ -220,7 +222,6 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
   }
 
   if (user) {
-    await openBuildDir(deps.home, req.buildId, user);
     // The step's own files are the build's; the wrapper's (pid, exit, logs) stay the worker's, out of its reach.
     await Promise.all([ownTree(work, user), ...['home', 'tmp'].map((d) => chownTree(path.join(dir, d), user))]);
   }
