@@ -5,10 +5,14 @@
 // fast and without spawning anything. Scripting a step is writing its script: `echo` for log
 // lines, `exit N` for its status, `echo x > out/f` for output files, `sleep N` for its duration
 // (`sleep 1000` hangs until an abort signals it).
+import { setTimeout as delay } from 'node:timers/promises';
+import { Context } from '@temporalio/activity';
 import { interpolateServices, serviceEnv, type ServiceAddress } from '../../common/services';
 import { finishBuild } from '../../activities/build';
 import type { ActivityDeps } from '../../activities/deps';
 import { ServiceFailed, StepErrored } from '../../activities/errors';
+import { heartbeating } from '../../activities/heartbeat';
+import { mapServiceInputs } from '../../activities/step/service-inputs';
 import type { LogPiece, Runtime, TaskHandle } from '../../activities/runtime/types';
 import type { ArtifactRef, ServiceRef } from '../../activities/types';
 import type { ServiceConfig } from '../../schemas/compiled';
@@ -18,9 +22,16 @@ import { FakeProcess, normal } from './shell';
 export interface FakeState {
   artifacts: Map<string, Map<string, string>>;
   tasks: Map<string, FakeProcess>;
-  services: Map<string, { address: ServiceAddress; config: ServiceConfig; process: FakeProcess }>;
+  services: Map<string, FakeService>;
   /** files at absolute paths, shared by every script: what a test observes its steps through */
   host: Map<string, string>;
+}
+
+export interface FakeService {
+  address: ServiceAddress;
+  config: ServiceConfig;
+  env: Record<string, string>;
+  process: FakeProcess;
 }
 
 export function fakeState(): FakeState {
@@ -134,31 +145,39 @@ export function fakeRuntime(deps: ActivityDeps, state: FakeState = fakeState()):
         const spec = withAddresses(req.name, { config, params: req.spec.params }, scope);
         const script = scriptOf(`service ${req.name}`, spec.config.run);
         const env = { ...spec.config.params, ...spec.params, ...serviceEnv({ [req.name]: address }) };
-        state.services.set(key, { address, config: spec.config, process: new FakeProcess(script, env, new Map(), state.host) });
+        const work = new Map<string, string>();
+        for (const input of mapServiceInputs(req, spec.config))
+          for (const [rel, content] of filesOf(state, input.ref, `service ${req.name}: input ${input.source}`))
+            work.set(normal(`${input.path}/${rel}`), content);
+        state.services.set(key, { address, config: spec.config, env, process: new FakeProcess(script, env, work, state.host) });
         return { address, offsets: { stdout: 0, stderr: 0, notes: 0 } };
       },
-      async probeService(req) {
-        const svc = state.services.get(serviceKey(req));
-        if (!svc) throw new ServiceFailed(`service ${req.name} was not started`);
-        const { config } = svc;
-        // A script that ends at once (exit 1) is a service that dies before it is ready.
-        const ended = await Promise.race([svc.process.done, Promise.resolve(undefined)]);
-        if (ended !== undefined)
-          throw new ServiceFailed(
-            `service ${req.name} exited with status ${ended} before it was ready; its last lines:\n${svc.process.output('stderr')}`,
-          );
-        if (config.startup_probe) {
-          const probe = new FakeProcess(scriptOf(`service ${req.name}: startup probe`, config.startup_probe.run), {}, new Map());
-          const code = await probe.done;
-          if (code !== 0)
-            throw new ServiceFailed(`service ${req.name}: startup probe failed: ${probe.output('stdout')}${probe.output('stderr')}`);
-        }
-        return req.offsets;
-      },
-      async superviseService(req) {
-        const svc = state.services.get(serviceKey(req));
-        return svc ? { exitCode: await svc.process.done } : {};
-      },
+      probeService: (req) =>
+        heartbeating(async () => {
+          const svc = state.services.get(serviceKey(req));
+          if (!svc) throw new ServiceFailed(`service ${req.name} was not started`);
+          const stop = new AbortController();
+          const exited = svc.process.done.then((code): never => {
+            throw new ServiceFailed(
+              `service ${req.name} exited with status ${code} before it was ready; its last lines:\n${svc.process.output('stdout')}${svc.process.output('stderr')}`,
+            );
+          });
+          // The service ending after it was ready is the supervisor's to report.
+          exited.catch(() => undefined);
+          // An abort reaches a probe that never passes (the step layer's cancellation, as on a real runtime).
+          const cancelled = Context.current().cancelled;
+          try {
+            await Promise.race([probe(req.name, svc, stop.signal), exited, cancelled]);
+          } finally {
+            stop.abort();
+          }
+          return req.offsets;
+        }),
+      superviseService: (req) =>
+        heartbeating(async () => {
+          const svc = state.services.get(serviceKey(req));
+          return svc ? { exitCode: await svc.process.done } : {};
+        }),
       async stopService(req) {
         const key = serviceKey(req);
         state.services.get(key)?.process.signal('SIGTERM');
@@ -166,6 +185,29 @@ export function fakeRuntime(deps: ActivityDeps, state: FakeState = fakeState()):
       },
     },
   };
+}
+
+/**
+ * The startup probe every period until it passes, failureThreshold failures in a row failing the
+ * service (as the real runtimes count); without one, the service is ready at once.
+ */
+async function probe(name: string, svc: FakeService, stop: AbortSignal): Promise<void> {
+  const config = svc.config.startup_probe;
+  if (!config) return;
+  const script = scriptOf(`service ${name}: startup probe`, config.run);
+  let last = '';
+  for (let failures = 0; failures < config.failureThreshold; failures++) {
+    const run = new FakeProcess(script, svc.env, new Map());
+    stop.addEventListener('abort', () => run.signal('SIGKILL'), { once: true });
+    if ((await run.done) === 0) return;
+    if (stop.aborted) return;
+    last = `${run.output('stdout')}${run.output('stderr')}`.trim();
+    await delay(config.periodSeconds * 1000, undefined, { signal: stop }).catch(() => undefined);
+  }
+  throw new ServiceFailed(
+    `service ${name}: startup probe \`${[config.run.path, ...config.run.args].join(' ')}\` failed ${config.failureThreshold} times` +
+      ` (every ${config.periodSeconds}s); its last output: ${last || '(none)'}`,
+  );
 }
 
 function withAddresses<T>(name: string, value: T, scope: Record<string, ServiceAddress>): T {

@@ -1,6 +1,8 @@
 // Services against real servers run by the local runtime: PostgreSQL from Debian's packages
-// (pg_isready as startup probe) and nats-server (TCP readiness). After every test, no
-// process carrying the test's marker may remain.
+// (pg_isready as startup probe) and nats-server (TCP readiness), each in a network namespace of
+// its own. After every test, no process carrying the test's marker may remain. How services are
+// wired to steps (scopes, every ((.svc)) form, unresolved refs) is services-wiring.test.ts's, on
+// the fake runtime.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -141,37 +143,6 @@ describe('services', () => {
     const logs = await collectServiceLogs(h.nc, r.buildId);
     expect(logs.get('plan.0/db')).toMatch(/service db is ready \(startup probe passed/);
     expect(logs.get('plan.0/bus')).toMatch(/Server is ready/);
-    await noneLeft(m);
-  });
-
-  test('services of a do and an in_parallel are shared by their steps', async () => {
-    const m = mark('shared');
-    const r = await h.run(
-      plan([
-        {
-          do: [
-            connects('first', '((.svc:bus.host))', '((.svc:bus.port))'),
-            connects('second', '"$BUS_SERVICE_HOST"', '"$BUS_SERVICE_PORT"'),
-          ],
-          services: [nats('bus', m)],
-        },
-        {
-          in_parallel: [
-            connects('left', '((.svc:bus.host))', '((.svc:bus.port))'),
-            connects('right', '((.svc:bus.host))', '((.svc:bus.ports.client))'),
-          ],
-          services: [nats('bus', m)],
-        },
-      ]),
-    );
-    expect(r.status).toBe('succeeded');
-    const hosts = services(r.summary).map((s) => s.service?.address?.split(':')[0]);
-    expect(hosts).toHaveLength(2);
-    expect(r.logs.get('plan.0.do.0')).toContain(`connected first ${hosts[0]}`);
-    expect(r.logs.get('plan.0.do.1')).toContain(`connected second ${hosts[0]}`);
-    expect(r.logs.get('plan.1.in_parallel.0')).toContain(`connected left ${hosts[1]}`);
-    expect(r.logs.get('plan.1.in_parallel.1')).toContain(`connected right ${hosts[1]}`);
-    expect(services(r.summary).every((s) => s.service?.state === 'stopped')).toBe(true);
     await noneLeft(m);
   });
 
@@ -420,39 +391,6 @@ describe('services', () => {
     expect(bus.service?.address).toMatch(/:4222$/);
     expect(r.logs.get('plan.1')).toContain(`connected use ${bus.service!.address!.split(':')[0]}`);
     expect((await collectServiceLogs(h.nc, r.buildId)).get('plan.1/bus')).toContain('hello from an input');
-    await noneLeft(m);
-  });
-
-  test('a ((.svc:...)) ref no service in scope answers errors the step, naming the service, and its sibling is stopped', async () => {
-    const m = mark('unresolved');
-    // A sibling from a file: its ports are unknown when the plan is compiled, so only the start can tell.
-    const file = JSON.stringify({ run: { path: 'sh', args: ['-c', `: ${m}; while :; do sleep 0.1; done`] } });
-    const r = await h.run(
-      plan([
-        {
-          task: 'write',
-          config: {
-            outputs: [{ name: 'svc' }],
-            params: { FILE: file },
-            run: { path: 'sh', args: ['-c', 'printf "%s" "$FILE" > svc/cfg.yml'] },
-          },
-        },
-        {
-          task: 'use',
-          config: { run: { path: 'true' } },
-          services: [
-            { name: 'cfg', file: 'svc/cfg.yml' },
-            { name: 'web', config: { run: { path: 'sh', args: ['-c', `: ${m}; echo ((.svc:cfg.ports.nope))`] } } },
-          ],
-        },
-      ]),
-    );
-    expect(r.status).toBe('errored');
-    expect(r.message).toContain(
-      'service web: cannot resolve ((.svc:cfg.ports.nope)): services in scope: cfg (ports none); web (ports none)',
-    );
-    expect(services(r.summary).find((s) => s.name === 'web')).toMatchObject({ state: 'errored', service: { state: 'failed' } });
-    expect(r.summary?.steps.find((s) => s.id === 'plan.1')).toMatchObject({ state: 'errored' });
     await noneLeft(m);
   });
 
