@@ -6,7 +6,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ownTree } from '../local/inputs';
 import { netnsPath } from '../local/network';
-import type { ServiceLauncher } from '../local/service';
+import type { ServiceLauncher } from '../local/service-state';
 import { cgroupsPath, limitMemory } from './cgroup';
 import {
   BUILD_ROOT,

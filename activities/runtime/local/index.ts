@@ -6,7 +6,8 @@ import { StepErrored } from '../../errors';
 import type { Runtime } from '../types';
 import { canIsolate, releaseBuildUser } from './isolation';
 import { removeNetwork } from './network';
-import { probeLocalService, startLocalService, stopLocalService, superviseLocalService } from './service';
+import { startLocalService, stopLocalService, superviseLocalService } from './service';
+import { probeLocalService } from './service-readiness';
 import { warmUpSpawner } from './spawner';
 import { findOrStartLocalTask } from './task';
 
