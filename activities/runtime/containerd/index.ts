@@ -1,9 +1,8 @@
 // The containerd runtime: every task a container made from its image by containerd + runc
 // (docs/containerd.md); artifacts are directories on this worker's disk, as on the local runtime.
-import { readFileInside } from '../../safe-path';
 import { finishBuild } from '../../build';
+import { readDirArtifactFile } from '../local/host-task';
 import { paths, type ActivityDeps } from '../../deps';
-import { StepErrored } from '../../errors';
 import { removeNetwork } from '../local/network';
 import { startLocalService, stopLocalService, superviseLocalService } from '../local/service';
 import { probeLocalService } from '../local/service-readiness';
@@ -35,11 +34,7 @@ export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOpt
   return {
     releasesArtifacts: false,
     findOrStartTask: (task, io) => findOrStartContainerTask(cx, task, io),
-    readArtifactFile: ({ artifact, ref, rel }) => {
-      if (ref.kind !== 'dir')
-        throw new StepErrored(`artifact ${artifact} is an output of pod ${ref.pod}, which the containerd runtime cannot read`);
-      return readFileInside(ref.path, rel);
-    },
+    readArtifactFile: readDirArtifactFile('containerd'),
     releaseArtifacts: async () => undefined,
     finishBuild: async (req) => {
       await cx.settle(req.buildId);

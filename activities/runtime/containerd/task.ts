@@ -12,12 +12,12 @@ import { safeJoin } from '../../artifacts';
 import { paths } from '../../deps';
 import { StepErrored } from '../../errors';
 import { asPermanent } from '../../permanent';
-import type { Artifacts, RunTaskRequest } from '../../types';
-import { ownTree, placeInputs } from '../local/inputs';
+import type { RunTaskRequest } from '../../types';
+import { ownTree } from '../local/inputs';
 import { netnsPath, writeHosts } from '../local/network';
 import { exitStatus, FILES } from '../local/process';
-import { readFrom } from '../local/step-log';
-import type { LogPiece, ResolvedTask, StepIo, TaskExit, TaskHandle, TaskSignal } from '../types';
+import { findOrStartHostTask, placeTaskFiles, readTaskLogs, runDir } from '../local/host-task';
+import type { ResolvedTask, StepIo, TaskExit, TaskHandle, TaskSignal } from '../types';
 import { ContainerdApiError, isNotFound, TaskStatus } from './api';
 import { cgroupsPath, limitMemory, wasOomKilled } from './cgroup';
 import { BUILD_LABEL } from './ctr';
@@ -54,35 +54,27 @@ export function loggerUri(dir: string): string {
   return `binary:///bin/sh?-c=${encodeURIComponent(script)}`;
 }
 
-export async function findOrStartContainerTask(cx: ContainerdContext, task: ResolvedTask, io: StepIo): Promise<TaskHandle> {
-  const { deps } = cx;
+export function findOrStartContainerTask(cx: ContainerdContext, task: ResolvedTask, io: StepIo): Promise<TaskHandle> {
   const { req } = task;
   const { step } = req;
-  let dir: string;
-  try {
-    dir = paths.step(deps.home, req.buildId, req.runId, step.id, req.runKey);
-  } catch (err) {
-    throw asPermanent(err, `task ${step.task}`);
-  }
   const id = containerId({ ...req, stepId: step.id });
-  const found = await findTask(cx, dir, id);
-  if (found) {
-    deps.log.info({ step: step.id, container: id }, 're-attached to a container');
-    return containerHandle(cx, req.buildId, found, dir, true, io);
-  }
-  const meta = await prepare(cx, task, dir, id, io)
-    .then(async (m) => {
-      await startTask(cx, req.buildId, dir, m);
-      return m;
-    })
-    .catch(async (err: unknown) => {
-      await removeTask(cx, id);
-      await cleanUpContainer(cx, dir).catch(() => undefined);
-      if (err instanceof ContainerdApiError)
-        err = new StepErrored(`task ${step.task}: containerd could not run the container: ${err.message}`);
-      throw asPermanent(err, `task ${step.task}`);
-    });
-  return containerHandle(cx, req.buildId, meta, dir, false, io);
+  return findOrStartHostTask<ContainerMeta>(cx.deps, task, {
+    find: (dir) => findTask(cx, dir, id),
+    start: (dir) =>
+      prepare(cx, task, dir, id, io)
+        .then(async (m) => {
+          await startTask(cx, req.buildId, dir, m);
+          return m;
+        })
+        .catch(async (err: unknown) => {
+          await removeTask(cx, id);
+          await cleanUpContainer(cx, dir).catch(() => undefined);
+          if (err instanceof ContainerdApiError)
+            err = new StepErrored(`task ${step.task}: containerd could not run the container: ${err.message}`);
+          throw asPermanent(err, `task ${step.task}`);
+        }),
+    handle: (meta, dir, reattached) => containerHandle(cx, req.buildId, meta, dir, reattached, io),
+  });
 }
 
 /** What an earlier attempt started: its task (running or ended) in containerd, or its recorded exit status. */
@@ -142,25 +134,13 @@ async function prepare(cx: ContainerdContext, task: ResolvedTask, dir: string, i
   );
   const target = root.rootfs.target;
   // Written before anything else can fail: a failed start removes what this says.
-  const outputs: Artifacts = {};
-  let meta: ContainerMeta = { id, outputs, rootfs: root.rootfs, memoryLimited: false };
+  let meta: ContainerMeta = { id, outputs: {}, rootfs: root.rootfs, memoryLimited: false };
   await fs.writeFile(path.join(dir, META_FILE), JSON.stringify(meta));
 
   // Each input a copy-on-write view of its producer's output (the local runtime's), seen in the
   // container through the rbind of the working directory: one mount instead of a copy.
-  const placements = inputs.map((input) => {
-    if (input.ref.kind !== 'dir')
-      throw new StepErrored(
-        `task ${step.task}: input ${input.source} is an output of pod ${input.ref.pod}, which the containerd runtime cannot read`,
-      );
-    return { from: input.ref.path, to: safeJoin(work, input.path) };
-  });
-  const outputPaths = config.outputs.map((output) => safeJoin(work, output.path ?? output.name));
-  await placeInputs(dir, placements, [...outputPaths, ...config.caches.map((cache) => safeJoin(work, cache.path))]);
-  for (const [i, output] of config.outputs.entries()) {
-    await fs.mkdir(outputPaths[i], { recursive: true });
-    outputs[step.outputMapping[output.name] ?? output.name] = { kind: 'dir', worker: cx.deps.workerName, path: outputPaths[i] };
-  }
+  const { outputs } = await placeTaskFiles({ dir, work, step, config, inputs, worker: cx.deps.workerName, runtime: 'containerd' });
+  meta = { ...meta, outputs };
   const workDir = `${BUILD_ROOT}/${id.slice(3, 11)}`;
   const mounts = [{ source: work, destination: workDir }];
   for (const cache of config.caches) {
@@ -230,12 +210,7 @@ async function checkRunnable(
   cwd: string,
   workDir: string,
 ): Promise<void> {
-  const hostCwd = safeJoin(work, config.run.dir ?? '.');
-  const isDir = await fs.stat(hostCwd).then(
-    (st) => st.isDirectory(),
-    () => false,
-  );
-  if (!isDir) throw new StepErrored(`task ${step.task}: run.dir ${config.run.dir}: no such directory in the task's working directory`);
+  await runDir(step, config, work);
   const cmd = config.run.path;
   const inside = cmd.includes('/')
     ? [path.posix.resolve(cwd, cmd)]
@@ -297,15 +272,7 @@ function containerHandle(
   return {
     reattached,
     wait,
-    readLogs: async (from) => {
-      const pieces: LogPiece[] = [];
-      for (const stream of ['stdout', 'stderr'] as const) {
-        const offset = from[stream] ?? 0;
-        const data = await readFrom(path.join(dir, FILES[stream]), offset);
-        if (data) pieces.push({ stream, offset, data });
-      }
-      return pieces;
-    },
+    readLogs: (from) => readTaskLogs(dir, from),
     signal: async (signal) => {
       signalled = signal;
       // An ended task (or one already removed) has nothing left to signal.

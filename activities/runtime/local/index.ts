@@ -1,8 +1,7 @@
 // The local runtime: steps are processes on this host, artifacts directories on its disk.
-import { readFileInside } from '../../safe-path';
 import { finishBuild } from '../../build';
+import { readDirArtifactFile } from './host-task';
 import type { ActivityDeps } from '../../deps';
-import { StepErrored } from '../../errors';
 import type { Runtime } from '../types';
 import { canIsolate, releaseBuildUser } from './isolation';
 import { removeNetwork } from './network';
@@ -18,11 +17,7 @@ export function localRuntime(deps: ActivityDeps): Runtime {
     // Artifact directories stay for `causeway retry`; the reconciler deletes them after their retention.
     releasesArtifacts: false,
     findOrStartTask: (task, io) => findOrStartLocalTask(deps, task, io),
-    readArtifactFile: ({ artifact, ref, rel }) => {
-      if (ref.kind !== 'dir')
-        throw new StepErrored(`artifact ${artifact} is an output of pod ${ref.pod}, which the local runtime cannot read`);
-      return readFileInside(ref.path, rel);
-    },
+    readArtifactFile: readDirArtifactFile('local'),
     releaseArtifacts: async () => undefined,
     finishBuild: async (req) => {
       // Every service was stopped by its scope's teardown before the build ends.

@@ -9,14 +9,14 @@ import { paths, type ActivityDeps } from '../../deps';
 import { StepErrored } from '../../errors';
 import { asPermanent } from '../../permanent';
 import type { Artifacts } from '../../types';
-import type { LogPiece, ResolvedTask, StepIo, TaskExit, TaskHandle, TaskSignal } from '../types';
-import { ownTree, placeInputs, unmountUnder } from './inputs';
+import type { ResolvedTask, StepIo, TaskExit, TaskHandle, TaskSignal } from '../types';
+import { findOrStartHostTask, placeTaskFiles, readTaskLogs, runDir } from './host-task';
+import { ownTree, unmountUnder } from './inputs';
 import { inNetwork, writeHosts } from './network';
 import { applyMemoryLimit, removeCgroup, wasOomKilled, type MemoryLimit } from './limits';
 import {
   exitStatus,
   exitStatusOf,
-  FILES,
   findProcess,
   groupAlive,
   isAlive,
@@ -26,7 +26,6 @@ import {
   waitExit,
   type StepProcess,
 } from './process';
-import { readFrom } from './step-log';
 import { canIsolate, notIsolatedNote, readyBuildUser, stepPath } from './isolation';
 import { asUser, chownTree, splitLoaderEnv, userEnv, userIds, type UserIds } from './users';
 
@@ -43,60 +42,52 @@ interface Spec {
   views?: string[];
 }
 
-/**
- * Finds or starts a task as a detached process on this host. Idempotent by name: the step's
- * directory is derived from build, run, step and attempt, so a retry after a worker crash
- * finds the process (running or finished) and re-attaches instead of starting it again.
- */
-export async function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTask, io: StepIo): Promise<TaskHandle> {
+/** Finds or starts a task as a detached process on this host (findOrStartHostTask). */
+export function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTask, io: StepIo): Promise<TaskHandle> {
   const { req } = task;
   const { step } = req;
-  let dir: string;
-  try {
-    dir = paths.step(deps.home, req.buildId, req.runId, step.id, req.runKey);
-  } catch (err) {
-    throw asPermanent(err, `task ${step.task}`);
-  }
-  let proc = await findProcess(dir);
-  let spec: Spec;
-  const reattached = proc !== undefined;
-  if (proc) {
-    spec = JSON.parse(await fs.readFile(path.join(dir, SPEC_FILE), 'utf8')) as Spec;
-    deps.log.info({ step: step.id, pid: proc.pid }, 're-attached to a running step');
-  } else {
-    // The build's own uid (when the worker is root): its steps cannot touch other builds or the worker.
-    const user = canIsolate() ? await readyBuildUser(deps.home, req.buildId, req.runId) : undefined;
-    if (!user) io.note(notIsolatedNote());
-    spec = await prepare(deps, task, dir, io, user).catch(async (err: unknown) => {
-      await unmountUnder(dir);
-      throw asPermanent(err, `task ${step.task}`);
-    });
-    // A step with services runs in the build's network namespace, where its services are.
-    const network = Object.values(req.services ?? {}).find((s) => s.network)?.network;
-    const env = { ...serviceEnv(req.services ?? {}), ...envFor(step, spec.config, dir) };
-    // Started by root helpers: the loader's variables reach only the step's own command.
-    const split = user ? splitLoaderEnv(env) : { env, loader: {} };
-    const run = await commandFor(spec.config, dir, user, split.loader);
-    // It reaches its services by name too: an /etc/hosts of its own lists them.
-    const hosts = network ? path.join(dir, 'hosts') : undefined;
-    if (hosts) await writeHosts(hosts, req.services ?? {});
-    proc = await startProcess({
-      dir,
-      cwd: safeJoin(path.join(dir, 'work'), spec.config.run.dir ?? '.'),
-      command: inNetwork(network, run.command, hosts),
-      env: { ...split.env, ...run.env },
-      cgroupProcs: spec.memory?.procsFile,
-      prelude: spec.memory?.prelude,
-    }).catch(async (err: unknown) => {
-      await unmountUnder(dir);
-      throw asPermanent(err, `task ${step.task}: cannot start ${spec.config.run.path}`);
-    });
-    if (network)
-      io.note(
-        `this step runs in network namespace ${network}, on the bridge of its build's services (reachable by name; no outside access)`,
-      );
-  }
-  return localHandle(proc, spec, dir, reattached, io);
+  return findOrStartHostTask<{ proc: StepProcess; spec: Spec }>(deps, task, {
+    async find(dir) {
+      const proc = await findProcess(dir);
+      if (!proc) return undefined;
+      return { proc, spec: JSON.parse(await fs.readFile(path.join(dir, SPEC_FILE), 'utf8')) as Spec };
+    },
+    async start(dir) {
+      // The build's own uid (when the worker is root): its steps cannot touch other builds or the worker.
+      const user = canIsolate() ? await readyBuildUser(deps.home, req.buildId, req.runId) : undefined;
+      if (!user) io.note(notIsolatedNote());
+      const spec = await prepare(deps, task, dir, io, user).catch(async (err: unknown) => {
+        await unmountUnder(dir);
+        throw asPermanent(err, `task ${step.task}`);
+      });
+      // A step with services runs in the build's network namespace, where its services are.
+      const network = Object.values(req.services ?? {}).find((s) => s.network)?.network;
+      const env = { ...serviceEnv(req.services ?? {}), ...envFor(step, spec.config, dir) };
+      // Started by root helpers: the loader's variables reach only the step's own command.
+      const split = user ? splitLoaderEnv(env) : { env, loader: {} };
+      const run = await commandFor(spec.config, dir, user, split.loader);
+      // It reaches its services by name too: an /etc/hosts of its own lists them.
+      const hosts = network ? path.join(dir, 'hosts') : undefined;
+      if (hosts) await writeHosts(hosts, req.services ?? {});
+      const proc = await startProcess({
+        dir,
+        cwd: safeJoin(path.join(dir, 'work'), spec.config.run.dir ?? '.'),
+        command: inNetwork(network, run.command, hosts),
+        env: { ...split.env, ...run.env },
+        cgroupProcs: spec.memory?.procsFile,
+        prelude: spec.memory?.prelude,
+      }).catch(async (err: unknown) => {
+        await unmountUnder(dir);
+        throw asPermanent(err, `task ${step.task}: cannot start ${spec.config.run.path}`);
+      });
+      if (network)
+        io.note(
+          `this step runs in network namespace ${network}, on the bridge of its build's services (reachable by name; no outside access)`,
+        );
+      return { proc, spec };
+    },
+    handle: ({ proc, spec }, dir, reattached) => localHandle(proc, spec, dir, reattached, io),
+  });
 }
 
 function localHandle(proc: StepProcess, spec: Spec, dir: string, reattached: boolean, io: StepIo): TaskHandle {
@@ -144,17 +135,7 @@ function localHandle(proc: StepProcess, spec: Spec, dir: string, reattached: boo
   return {
     reattached,
     wait,
-    readLogs: async (from) => {
-      // Both files at once: every step reads them at least twice, and a read waits for the thread pool.
-      const pieces = await Promise.all(
-        (['stdout', 'stderr'] as const).map(async (stream): Promise<LogPiece | undefined> => {
-          const offset = from[stream] ?? 0;
-          const data = await readFrom(path.join(dir, FILES[stream]), offset);
-          return data && { stream, offset, data };
-        }),
-      );
-      return pieces.filter((p) => p !== undefined);
-    },
+    readLogs: (from) => readTaskLogs(dir, from),
     signal: async (signal) => {
       signalled ??= signal;
       signalGroup(proc.pid, signal);
@@ -188,22 +169,7 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
         : 'privileged: the local runtime runs tasks with the worker’s own privileges',
     );
 
-  const placements = inputs.map((input) => {
-    if (input.ref.kind !== 'dir')
-      throw new StepErrored(
-        `task ${step.task}: input ${input.source} is an output of pod ${input.ref.pod}, which the local runtime cannot read`,
-      );
-    return { from: input.ref.path, to: safeJoin(work, input.path) };
-  });
-  const outputPaths = config.outputs.map((output) => safeJoin(work, output.path ?? output.name));
-  const views = await placeInputs(dir, placements, [...outputPaths, ...config.caches.map((cache) => safeJoin(work, cache.path))]);
-
-  const outputs: Artifacts = {};
-  for (const [i, output] of config.outputs.entries()) {
-    const at = outputPaths[i];
-    await fs.mkdir(at, { recursive: true });
-    outputs[step.outputMapping[output.name] ?? output.name] = { kind: 'dir', worker: deps.workerName, path: at };
-  }
+  const { outputs, views } = await placeTaskFiles({ dir, work, step, config, inputs, worker: deps.workerName, runtime: 'local' });
 
   const caches = path.join(deps.home, 'caches');
   for (const cache of config.caches) {
@@ -245,12 +211,7 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
  * "not found" (exit 125/127) made it look like a task that ran and failed.
  */
 async function checkRunnable(step: TaskStep, config: TaskConfig, work: string, searchPath: string): Promise<void> {
-  const cwd = safeJoin(work, config.run.dir ?? '.');
-  const isDir = await fs.stat(cwd).then(
-    (st) => st.isDirectory(),
-    () => false,
-  );
-  if (!isDir) throw new StepErrored(`task ${step.task}: run.dir ${config.run.dir}: no such directory in the task's working directory`);
+  const cwd = await runDir(step, config, work);
   const cmd = config.run.path;
   const candidates = cmd.includes('/')
     ? [path.resolve(cwd, cmd)]
