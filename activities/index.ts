@@ -3,6 +3,7 @@ import type { ActivityDeps } from './deps';
 import { atEdge } from './errors';
 import { heartbeating } from './heartbeat';
 import { loadVar } from './load-var';
+import { pendingActivities } from './pending';
 import type { Runtime } from './runtime/types';
 import { serviceActivities } from './step/service';
 import { runTask } from './step/task';
@@ -20,6 +21,7 @@ export function createActivities(deps: ActivityDeps, runtime: Runtime): BuildAct
     ...pipelineActivities(),
     // A local activity (workflows/build.ts): those cannot heartbeat.
     prepareBuild: (req) => atEdge(() => prepareBuild(deps, runtime, req)),
+    pendingActivities,
     runTask: (req) => runTask(deps, runtime, req),
     loadVar: (req) => heartbeating(() => atEdge(() => loadVar(runtime, req))),
     setPipeline: (req) => heartbeating(() => atEdge(() => setPipeline(deps, runtime, req))),

@@ -180,6 +180,8 @@ export interface StopServiceRequest extends ServiceRef {
 
 export interface BuildActivities {
   prepareBuild(req: PrepareBuildRequest): Promise<PrepareBuildResult>;
+  /** A local activity: the workflow's activities not yet finished, by activity id, and whether a worker has started them. */
+  pendingActivities(req: { workflowId: string; runId: string }): Promise<Record<string, 'scheduled' | 'started'>>;
   runTask(req: RunTaskRequest): Promise<RunTaskResult>;
   loadVar(req: LoadVarRequest): Promise<unknown>;
   /** ok false: the file is not a valid pipeline (its problems are in the step's log) */

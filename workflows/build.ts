@@ -28,6 +28,7 @@ import { buildCredentials, secretLocalNames } from './credentials';
 import { ArtifactReleaser } from './release';
 import { StatusTracker } from './status';
 import { runStep } from './step';
+import { WorkerWait } from './waiting';
 import { ACTIVITY_FAILURES, FAILURE_TYPES, type BuildInput, type BuildSummary, type StepStatus } from '../schemas/build';
 
 export const statusQuery = defineQuery<BuildSummary>('status');
@@ -133,6 +134,7 @@ export async function build(raw: BuildInput): Promise<BuildSummary> {
     releaser,
     credentials: buildCredentials(input.plan.varSources, secretLocalNames(input.plan.plan)),
     jobBuild: jobBuildOf(),
+    workerWait: WorkerWait.create(status, prepared.taskQueue),
   };
 
   let outcome: BuildStatus;

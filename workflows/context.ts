@@ -5,6 +5,7 @@ import type { ServiceAddress } from '../common/services';
 import type { JobBuildRef } from '../schemas/pipeline-api';
 import type { ArtifactReleaser } from './release';
 import type { StatusTracker } from './status';
+import type { WorkerWait } from './waiting';
 
 /** A step that ended `errored` (Concourse: config, timeout, infrastructure), as opposed to a task that failed. */
 export class StepError extends Error {
@@ -74,6 +75,8 @@ export interface BuildContext {
   credentials?: BuildCredentials;
   /** the pipeline job build this is (its search attributes); absent for a one-off build */
   jobBuild?: JobBuildRef;
+  /** says in the status tree when a task's activity waits for a worker; absent in builds older than it */
+  workerWait?: WorkerWait;
   /** true once the build itself was cancelled (abort), as opposed to a scope cancelled by a timeout or fail_fast */
   aborted(): boolean;
 }

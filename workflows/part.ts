@@ -9,6 +9,7 @@ import { FAILED_NAMED, type PartInput, type PartResult } from './fanout';
 import { runPool } from './pool';
 import { StatusTracker } from './status';
 import { runIteration, runStep } from './step';
+import { WorkerWait } from './waiting';
 import type { BuildSummary } from '../schemas/build';
 
 /** Failure type of a part whose slice errored; its details carry the PartResult. */
@@ -57,6 +58,7 @@ export async function buildPart(input: PartInput): Promise<PartResult> {
     aborted: () => root.consideredCancelled && !deadlines.some((d) => d.expired),
     // The build's releaser knows the whole plan: outputs go back to it with the result.
     releaser: input.releasesArtifacts ? { produced: (outputs) => produced.push(outputs), stepEnded: () => undefined } : undefined,
+    workerWait: WorkerWait.create(status, input.taskQueue),
   };
   const outer = new Scope();
   for (const [name, ref] of Object.entries(input.frame.artifacts)) outer.setArtifact(name, ref);

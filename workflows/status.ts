@@ -38,6 +38,8 @@ function nameWith(name: string, locals: Record<string, unknown>): string {
 export class StatusTracker {
   private readonly steps = new Map<string, StepStatus>();
   private readonly partRefs = new Map<string, PartRef>();
+  /** the waiting notes shown now, by step */
+  private readonly waitingNotes = new Map<string, string>();
 
   constructor(private readonly plan: string) {}
 
@@ -83,6 +85,21 @@ export class StatusTracker {
   resource(id: string, name: string, version: ResourceVersion): void {
     const s = this.steps.get(id);
     if (s) s.resource = { name, version };
+  }
+
+  /**
+   * Why a running step has not started (no worker took its activity: workflows/waiting.ts), or
+   * undefined once it has; it never replaces another message (a timeout's).
+   */
+  waiting(id: string, message: string | undefined): void {
+    const s = this.steps.get(id);
+    if (!s) return;
+    if (message !== undefined && s.state === 'running' && s.message === undefined) this.waitingNotes.set(id, (s.message = message));
+    else if (message === undefined && this.waitingNotes.has(id)) {
+      if (s.message === this.waitingNotes.get(id)) s.message = undefined;
+      this.waitingNotes.delete(id);
+    } else return;
+    this.publish();
   }
 
   /** Why a running step is about to end (a timeout), shown once it finishes. */
@@ -167,7 +184,9 @@ export class StatusTracker {
       }
       return `${'  '.repeat(depth(s))}- ${STATE_MARKS[s.state]} **${s.name}** \`${s.id}\` ${s.state}${extra.length ? ` (${extra.join(', ')})` : ''}`;
     });
-    setCurrentDetails(`### ${this.plan} — ${workflowInfo().workflowId}\n\n${[...lines, ...this.partLines()].join('\n')}`);
+    setCurrentDetails(
+      `### ${this.plan} — ${workflowInfo().workflowId}\n\n${this.waitingLine()}${[...lines, ...this.partLines()].join('\n')}`,
+    );
   }
 
   private publishCounts(): void {
@@ -182,7 +201,17 @@ export class StatusTracker {
       }
     }
     const total = `${this.steps.size} steps: ${[...counts].map(([state, n]) => `${n} ${state}`).join(', ')}`;
-    setCurrentDetails(`### ${this.plan} — ${workflowInfo().workflowId}\n\n${total}\n\n${[...notable, ...this.partLines()].join('\n')}`);
+    setCurrentDetails(
+      `### ${this.plan} — ${workflowInfo().workflowId}\n\n${this.waitingLine()}${total}\n\n${[...notable, ...this.partLines()].join('\n')}`,
+    );
+  }
+
+  /** Above the tree, so the Temporal UI's details say it first. */
+  private waitingLine(): string {
+    const waiting = [...this.waitingNotes.keys()].map((id) => `\`${id}\``);
+    return waiting.length
+      ? `**Waiting for a worker** to start ${waiting.join(', ')} (see the step${waiting.length > 1 ? 's' : ''} below)\n\n`
+      : '';
   }
 
   private partLines(): string[] {

@@ -32,13 +32,17 @@ export async function runTask(ctx: BuildContext, step: TaskStep, frame: Frame): 
     ...(patched(TASK_FAILURE_FAILS_ACTIVITY) ? { failWhenTaskFails: true } : {}),
   };
   let result: RunTaskResult;
+  const watched = ctx.workerWait?.schedule(step.id);
   try {
     // The summary names the step in the Temporal UI's timeline instead of "runTask".
-    result = await ctx.acts.runTask.executeWithOptions({ summary: `task ${step.task} · ${step.id}` }, [request]);
+    const options = { summary: `task ${step.task} · ${step.id}`, ...(watched ? { activityId: watched.activityId } : {}) };
+    result = await ctx.acts.runTask.executeWithOptions(options, [request]);
   } catch (err) {
     const failed = failedTaskResult(err);
     if (!failed) throw err;
     result = failed;
+  } finally {
+    watched?.done();
   }
   for (const [name, ref] of Object.entries(result.outputs)) frame.scope.setArtifact(name, ref);
   ctx.releaser?.produced(result.outputs);

@@ -14,7 +14,8 @@ import { WORKER_STALLED_MS, WorkerControlReply, WorkerRecord, shownState, worker
 import { startLocalWorker } from '../../workers/local';
 import { listWorkers, pruneWorker, workerBucket } from '../../workers/registry';
 import { testStack } from '../setup/env';
-import { sharedBundle } from './harness';
+import { sharedBundle, waitFor } from './harness';
+import type { BuildSummary } from '../../schemas/build';
 import { causewayDataConverter, loadCodecKeys } from '../../common/codec';
 import { stepWritableDir } from '../setup/step-dir';
 
@@ -128,4 +129,55 @@ test('retire: the worker finishes and leaves the list for good; prune removes st
   await pruneWorker(kv, crashed);
   expect((await listWorkers(kv)).map((w) => w.name)).not.toContain(crashed);
   await expect(pruneWorker(kv, crashed)).rejects.toThrow(`no worker named ${crashed} in the registry`);
+});
+
+test("a step no worker starts says so in the build's status and details until its worker is back", async () => {
+  const name = `w-${randomUUID().slice(0, 8)}`;
+  const taskQueue = `test-${randomUUID()}`;
+  const started = path.join(dir, `started-${name}`);
+  const gate = path.join(dir, `gate-${name}`);
+  const options = {
+    temporalAddress: stack.temporalAddress,
+    namespace: 'default',
+    natsUrl: stack.natsUrl,
+    home: stack.home,
+    taskQueue,
+    logMaxAgeSeconds: 3600,
+    workflowBundle: await sharedBundle(stack.home),
+    log: pino({ level: 'silent' }),
+  };
+  // Its running step may finish while it lands, so the next one is scheduled on its queue with nobody polling.
+  const first = await startLocalWorker({ ...options, name, drainMs: 60_000 });
+  const plan = compilePlan({
+    file: 'waiting.yml',
+    text:
+      `plan:\n- task: gated\n  config:\n    platform: linux\n    run: {path: sh, args: [-c, 'touch ${started}; while [ ! -e ${gate} ]; do sleep 0.1; done']}\n` +
+      `- task: next\n  config:\n    platform: linux\n    run: {path: 'true'}\n`,
+  });
+  const handle = await startBuild(client, { plan, taskQueue });
+  while (!fs.existsSync(started)) await delay(50);
+  // The build's workflow tasks go on on another worker; its steps wait for the one that claimed it.
+  const other = await startLocalWorker({ ...options, name: `${name}-other` });
+  const landed = first.shutdown();
+  await delay(500);
+  fs.writeFileSync(gate, '');
+
+  const status = () => handle.query<BuildSummary>('status');
+  const next = async () => (await status()).steps.find((s) => s.name === 'next');
+  const note = await waitFor('the waiting note', async () => (await next())?.message);
+  expect(note).toMatch(/^waiting for a worker since .*: no worker has started it from task queue causeway\.worker\./);
+  const details = await handle.query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+  expect(details.currentDetails).toContain('**Waiting for a worker** to start');
+
+  await landed;
+  const again = await startLocalWorker({ ...options, name });
+  try {
+    const outcome = await awaitBuild(handle);
+    expect(outcome.status).toBe('succeeded');
+    const step = outcome.summary?.steps.find((s) => s.name === 'next');
+    expect(step?.state).toBe('succeeded');
+    expect(step?.message).toBeUndefined();
+  } finally {
+    await Promise.all([again.shutdown(), other.shutdown()]);
+  }
 });
