@@ -21,7 +21,7 @@ export function createActivities(deps: ActivityDeps, runtime: Runtime): BuildAct
     ...pipelineActivities(),
     // A local activity (workflows/build.ts): those cannot heartbeat.
     prepareBuild: (req) => atEdge(() => prepareBuild(deps, runtime, req)),
-    pendingActivities,
+    pendingActivities: (req) => pendingActivities(deps, req),
     runTask: (req) => runTask(deps, runtime, req),
     loadVar: (req) => heartbeating(() => atEdge(() => loadVar(runtime, req))),
     setPipeline: (req) => heartbeating(() => atEdge(() => setPipeline(deps, runtime, req))),

@@ -178,10 +178,17 @@ export interface StopServiceRequest extends ServiceRef {
   gracePeriodMs: number;
 }
 
+export interface PendingActivities {
+  /** by activity id: whether a worker has started it */
+  states: Record<string, 'scheduled' | 'started'>;
+  /** the queue's worker is running (the registry): a scheduled activity is queued behind its limits, not waiting for a worker */
+  workerRunning: boolean;
+}
+
 export interface BuildActivities {
   prepareBuild(req: PrepareBuildRequest): Promise<PrepareBuildResult>;
   /** A local activity: the workflow's activities not yet finished, by activity id, and whether a worker has started them. */
-  pendingActivities(req: { workflowId: string; runId: string }): Promise<Record<string, 'scheduled' | 'started'>>;
+  pendingActivities(req: { workflowId: string; runId: string; taskQueue: string }): Promise<PendingActivities>;
   runTask(req: RunTaskRequest): Promise<RunTaskResult>;
   loadVar(req: LoadVarRequest): Promise<unknown>;
   /** ok false: the file is not a valid pipeline (its problems are in the step's log) */

@@ -13,12 +13,19 @@ const WORKER_WAIT_NOTE = 'worker-wait-note';
 export const WAIT_NOTE_MS = 5_000;
 /** How often a waiting step is looked at again, to take the note back once a worker has started it. */
 const RECHECK_MS = 5_000;
+/**
+ * A step queued behind its worker's limits (the queue is polled) is looked at again ever more
+ * rarely, up to this: a big fan-out on a busy worker must not cost a describe every few seconds.
+ */
+const QUEUED_RECHECK_MAX_MS = 60_000;
 
 interface Watched {
   stepId: string;
   scheduledAt: number;
   /** workflow time when the step's activity is next looked at */
   checkAt: number;
+  /** how long until the next look while the step is only queued */
+  backoffMs: number;
   waiting: boolean;
 }
 
@@ -48,7 +55,7 @@ export class WorkerWait {
     // Unique among the workflow's activities; the describe names pending activities by it.
     const activityId = `task-${++this.scheduledCount}-${stepId}`;
     const now = Date.now();
-    this.watched.set(activityId, { stepId, scheduledAt: now, checkAt: now + WAIT_NOTE_MS, waiting: false });
+    this.watched.set(activityId, { stepId, scheduledAt: now, checkAt: now + WAIT_NOTE_MS, backoffMs: RECHECK_MS, waiting: false });
     if (!this.watching) {
       this.watching = true;
       // An abort of the build must not end the watch with a cancellation: it simply stops mattering.
@@ -74,15 +81,25 @@ export class WorkerWait {
         continue;
       }
       const info = workflowInfo();
-      const states = await pendingActivities({ workflowId: info.workflowId, runId: info.runId }).catch(() => undefined);
+      const pending = await pendingActivities({ workflowId: info.workflowId, runId: info.runId, taskQueue: this.taskQueue }).catch(
+        () => undefined,
+      );
       const checked = Date.now();
       for (const [id, w] of due) {
         if (!this.watched.has(id)) continue;
-        const state = states?.[id];
+        const state = pending?.states[id];
         if (state === 'started') {
           // A worker has it: the step is no longer watched (a retry after a worker crash is not noticed).
           this.watched.delete(id);
           if (w.waiting) this.status.waiting(w.stepId, undefined);
+          continue;
+        }
+        if (state === 'scheduled' && pending?.workerRunning) {
+          // Its worker is there and busy: the step is queued, not waiting for a worker.
+          if (w.waiting) this.status.waiting(w.stepId, undefined);
+          w.waiting = false;
+          w.checkAt = checked + w.backoffMs;
+          w.backoffMs = Math.min(QUEUED_RECHECK_MAX_MS, w.backoffMs * 2);
           continue;
         }
         w.checkAt = checked + RECHECK_MS;
