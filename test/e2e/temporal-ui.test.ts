@@ -72,12 +72,21 @@ function browse(url: string, name: string): string {
   const run = (extra: string[]) =>
     execFileSync(CHROMIUM, [...args, ...extra, url], { timeout: 90_000, maxBuffer: 32 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] });
   run([`--screenshot=${path.join(shots, `${name}.png`)}`]);
-  const dom = run(['--dump-dom']).toString('utf8');
+  // On a loaded machine a dump can come before the app's modules ran (an empty <div id="svelte">,
+  // while the screenshot shows the page): dump again rather than read an unrendered page.
+  let dom = '';
+  for (let tries = 0; tries < 3 && !rendered(dom); tries++) dom = run(['--dump-dom']).toString('utf8');
   fs.writeFileSync(path.join(shots, `${name}.html`), dom);
   // The UI renders user metadata (Markdown) in iframes whose source carries it: read it from there.
   const framed = [...dom.matchAll(/<iframe[^>]*\ssrc="\/render\?content=([^"&]*)/g)].map((m) => decodeURIComponent(unescape(m[1])));
   const text = unescape(dom.replace(/<(script|style)[^>]*>[\s\S]*?<\/\1>/g, ' ').replace(/<[^>]+>/g, ' '));
   return [text, ...framed].join(' ').replace(/\s+/g, ' ');
+}
+
+/** Whether the UI's app put anything in its root element (its bootstrap script is all there is before). */
+function rendered(dom: string): boolean {
+  const root = /<div id="svelte">([\s\S]*)<\/div>/.exec(dom)?.[1] ?? '';
+  return root.replace(/<script[^>]*>[\s\S]*?<\/script>/g, '').trim() !== '';
 }
 
 /** The HTML entities the UI's DOM dump uses. */
