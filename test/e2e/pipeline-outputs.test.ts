@@ -5,7 +5,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { requireBuiltCli, runCli } from './cli-runner';
-import { startHarness, waitFor, type Harness } from '../workflows/harness';
+import { nodeScript, pipelineReader } from './pipeline-cli';
+import { startHarness, type Harness } from '../workflows/harness';
 
 jest.setTimeout(600_000);
 let h: Harness;
@@ -20,18 +21,20 @@ beforeAll(async () => {
   // A resource type as a directory: out makes the version its params name, in writes it to `v`.
   const type = path.join(dir, 'stamp');
   fs.mkdirSync(type, { mode: 0o755 });
-  const node = (body: string) =>
-    `#!${process.execPath}\nconst fs = require('fs');\nconst req = JSON.parse(fs.readFileSync(0, 'utf8'));\n${body}\n`;
-  fs.writeFileSync(path.join(type, 'check'), node(`process.stdout.write('[]');`), { mode: 0o755 });
+  fs.writeFileSync(path.join(type, 'check'), nodeScript(`process.stdout.write('[]');`), { mode: 0o755 });
   fs.writeFileSync(
     path.join(type, 'in'),
-    node(`fs.writeFileSync(process.argv[2] + '/v', req.version.v);
+    nodeScript(`fs.writeFileSync(process.argv[2] + '/v', req.version.v);
 process.stdout.write(JSON.stringify({ version: req.version, metadata: [] }));`),
     { mode: 0o755 },
   );
-  fs.writeFileSync(path.join(type, 'out'), node(`process.stdout.write(JSON.stringify({ version: { v: req.params.v }, metadata: [] }));`), {
-    mode: 0o755,
-  });
+  fs.writeFileSync(
+    path.join(type, 'out'),
+    nodeScript(`process.stdout.write(JSON.stringify({ version: { v: req.params.v }, metadata: [] }));`),
+    {
+      mode: 0o755,
+    },
+  );
 });
 afterAll(async () => {
   await h.stop();
@@ -40,24 +43,7 @@ afterAll(async () => {
 
 const cli = (...args: string[]) => runCli(args, { cwd: dir, queue: h.taskQueue });
 
-async function builds(pipeline: string): Promise<Record<string, string[]>> {
-  const r = await cli('jobs', '-p', pipeline, '--json');
-  expect(r.code).toBe(0);
-  const rows = JSON.parse(r.stdout) as { name: string; builds: { number: number; status: string }[] }[];
-  return Object.fromEntries(rows.map((j) => [j.name, j.builds.map((b) => `#${b.number} ${b.status}`)]));
-}
-
-/** Waits until build `number` of the job has ended, and returns its status. */
-function ended(pipeline: string, job: string, number: number): Promise<string> {
-  return waitFor(
-    `${pipeline}/${job} #${number} to end`,
-    async () => {
-      const b = (await builds(pipeline))[job]?.find((x) => x.startsWith(`#${number} `));
-      return b && !/ (pending|started)$/.test(b) ? b.split(' ')[1] : undefined;
-    },
-    120_000,
-  );
-}
+const { buildLines, ended } = pipelineReader(cli);
 
 async function versions(pipeline: string, resource: string): Promise<string[]> {
   const r = await cli('resource-versions', '-r', `${pipeline}/${resource}`, '--json');
@@ -131,7 +117,7 @@ test("a failed build's put is a version that gets see and passed does not; a fan
   expect(await ended('outputs', 'scan', 2)).toBe('succeeded');
 
   // deploy (passed: [build]) never had a version: build never succeeded.
-  const all = await builds('outputs');
+  const all = await buildLines('outputs');
   expect(all.deploy).toEqual([]);
   expect(all.build).toEqual(['#1 failed']);
   expect((await cli('destroy-pipeline', '-n', '-p', 'outputs')).code).toBe(0);

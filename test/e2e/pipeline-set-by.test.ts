@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { requireBuiltCli, runCli } from './cli-runner';
+import { nodeScript, pipelineReader } from './pipeline-cli';
 import { startHarness, waitFor, type Harness } from '../workflows/harness';
 
 jest.setTimeout(600_000);
@@ -21,22 +22,20 @@ beforeAll(async () => {
   // pipeline-V.yml as pipeline.yml, and V as `v`.
   const type = path.join(dir, 'files');
   fs.mkdirSync(type, { mode: 0o755 });
-  const node = (body: string) =>
-    `#!${process.execPath}\nconst fs = require('fs');\nconst req = JSON.parse(fs.readFileSync(0, 'utf8'));\n${body}\n`;
   fs.writeFileSync(
     path.join(type, 'check'),
-    node(`const lines = fs.readFileSync(req.source.dir + '/versions', 'utf8').split('\\n').filter(Boolean);
+    nodeScript(`const lines = fs.readFileSync(req.source.dir + '/versions', 'utf8').split('\\n').filter(Boolean);
 process.stdout.write(JSON.stringify(lines.map((v) => ({ v }))));`),
     { mode: 0o755 },
   );
   fs.writeFileSync(
     path.join(type, 'in'),
-    node(`fs.writeFileSync(process.argv[2] + '/v', req.version.v);
+    nodeScript(`fs.writeFileSync(process.argv[2] + '/v', req.version.v);
 fs.copyFileSync(req.source.dir + '/pipeline-' + req.version.v + '.yml', process.argv[2] + '/pipeline.yml');
 process.stdout.write(JSON.stringify({ version: req.version, metadata: [] }));`),
     { mode: 0o755 },
   );
-  fs.writeFileSync(path.join(type, 'out'), node(`process.exit(1);`), { mode: 0o755 });
+  fs.writeFileSync(path.join(type, 'out'), nodeScript(`process.exit(1);`), { mode: 0o755 });
   fs.writeFileSync(path.join(dir, 'versions'), '');
 });
 afterAll(async () => {
@@ -46,12 +45,8 @@ afterAll(async () => {
 
 const cli = (...args: string[]) => runCli(args, { cwd: dir, queue: h.taskQueue });
 
-async function jobs(): Promise<Record<string, string[]>> {
-  const r = await cli('jobs', '-p', 'setby', '--json');
-  expect(r.code).toBe(0);
-  const rows = JSON.parse(r.stdout) as { name: string; builds: { number: number; status: string }[] }[];
-  return Object.fromEntries(rows.map((j) => [j.name, j.builds.map((b) => `#${b.number} ${b.status}`)]));
-}
+const { buildLines } = pipelineReader(cli);
+const jobs = () => buildLines('setby');
 
 /** Waits until build `number` of `reconfigure` has the status. */
 function reached(number: number, status: string): Promise<unknown> {

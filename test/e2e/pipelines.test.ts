@@ -5,8 +5,9 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startHarness, waitFor, type Harness } from '../workflows/harness';
+import { startHarness, type Harness } from '../workflows/harness';
 import { requireBuiltCli, runCli, type CliResult } from './cli-runner';
+import { pipelineReader } from './pipeline-cli';
 
 jest.setTimeout(600_000);
 let h: Harness;
@@ -46,29 +47,7 @@ function commit(text: string): string {
 
 const cli = (...args: string[]): Promise<CliResult> => runCli(args, { cwd: dir, queue: h.taskQueue });
 
-interface JobRow {
-  name: string;
-  paused: boolean;
-  builds: { number: number; status: string; id: string }[];
-}
-
-async function jobs(pipeline: string): Promise<Record<string, JobRow>> {
-  const r = await cli('jobs', '-p', pipeline, '--json');
-  expect(r.code).toBe(0);
-  return Object.fromEntries((JSON.parse(r.stdout) as JobRow[]).map((j) => [j.name, j]));
-}
-
-/** Waits until build `number` of the job has ended, and returns its status. */
-function ended(pipeline: string, job: string, number: number): Promise<string> {
-  return waitFor(
-    `${pipeline}/${job} #${number} to end`,
-    async () => {
-      const b = (await jobs(pipeline))[job]?.builds.find((x) => x.number === number);
-      return b && !['pending', 'started'].includes(b.status) ? b.status : undefined;
-    },
-    90_000,
-  );
-}
+const { jobs, ended } = pipelineReader(cli);
 
 const PIPELINE = (uri: string) => `
 resources:
