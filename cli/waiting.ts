@@ -33,10 +33,13 @@ export async function whyWaiting(session: Session, handle?: WorkflowHandle): Pro
   const scheduled = (raw.pendingActivities ?? []).filter(
     (a) => a.state === temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED,
   );
-  if (scheduled.length === 0 || stopped.length === 0) return undefined;
-  const names = scheduled.map((a) => a.activityType?.name ?? '?').join(', ');
+  // A landed worker leaves its pollers listed for minutes, and the build's next step is not
+  // scheduled yet: what waits then is the workflow task that would schedule it.
+  const taskWaits = raw.pendingWorkflowTask?.state === temporal.api.enums.v1.PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED;
+  if ((scheduled.length === 0 && !taskWaits) || stopped.length === 0) return undefined;
+  const what = scheduled.length > 0 ? scheduled.map((a) => a.activityType?.name ?? '?').join(', ') : 'its next workflow task';
   return {
-    reason: `waiting for its worker: ${names} scheduled but not started${notRunning}`,
+    reason: `waiting for its worker: ${what} scheduled but not started${notRunning}`,
     fix: 'start that worker again under its name (it re-attaches), or abort and rerun the build',
   };
 }

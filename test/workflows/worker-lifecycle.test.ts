@@ -18,6 +18,7 @@ import { sharedBundle, waitFor } from './harness';
 import type { BuildSummary } from '../../schemas/build';
 import { causewayDataConverter, loadCodecKeys } from '../../common/codec';
 import { stepWritableDir } from '../setup/step-dir';
+import { whyWaiting } from '../../cli/waiting';
 
 const stack = testStack();
 let client: Client;
@@ -87,6 +88,28 @@ test('a landed worker hands its running step over; the next worker of that name 
     expect(fs.readFileSync(counter, 'utf8')).toBe('start\n');
   } finally {
     await second.shutdown();
+  }
+});
+
+test('a build whose only worker landed says why it waits, before its first workflow task runs', async () => {
+  const name = `w-${randomUUID().slice(0, 8)}`;
+  const taskQueue = `test-${randomUUID()}`;
+  const first = await worker(name, taskQueue);
+  await nc.request(workerControlSubject(name), JSON.stringify({ action: 'land' }), { timeout: 5000 });
+  await first.done;
+  // Temporal still lists the landed worker's pollers for minutes, so only the registry tells.
+  const plan = compilePlan({ file: 'idle.yml', text: 'plan:\n- task: t\n  config:\n    run: {path: "true"}\n' });
+  const handle = await startBuild(client, { plan, taskQueue });
+  const session = { client, nc, namespace: 'default', taskQueue, close: async () => undefined };
+  try {
+    const why = await waitFor('a reason to wait', () => whyWaiting(session, handle));
+    expect(why.reason).toMatch(
+      new RegExp(
+        `^waiting for its worker: its next workflow task scheduled but not started; workers not taking builds: .*${name} \\(landed\\)`,
+      ),
+    );
+  } finally {
+    await handle.terminate('test cleanup');
   }
 });
 
