@@ -74,6 +74,8 @@ export class WorkerWait {
   private async watch(): Promise<never> {
     for (;;) {
       await condition(() => this.watched.size > 0);
+      // The step that made the condition true may have ended in the same activation, before this runs.
+      if (this.watched.size === 0) continue;
       const now = Date.now();
       const due = [...this.watched].filter(([, w]) => w.checkAt <= now);
       if (due.length === 0) {
