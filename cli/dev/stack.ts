@@ -586,12 +586,24 @@ export async function restartComponent(home: string, component: 'temporal' | 'na
       `the ${component} of the stack in ${dir} was started by an older causeway; restart the whole stack (causeway dev down && causeway dev up)`,
     );
   await terminate([current]);
-  const proc = spawnDetached(current.command, current.args, current.logFile, process.env, dir);
   const probe = component === 'temporal' ? () => probeTemporal(state.temporal.address) : () => probeNats(state.nats.url, dir);
-  await waitReady(component === 'temporal' ? `Temporal on ${state.temporal.address}` : `NATS on ${state.nats.url}`, proc, probe);
-  writeState(dir, { ...state, [component]: { ...current, pid: proc.pid } });
-  return proc.pid;
+  for (let attempt = 1; ; attempt++) {
+    const proc = spawnDetached(current.command, current.args, current.logFile, process.env, dir);
+    try {
+      await waitReady(component === 'temporal' ? `Temporal on ${state.temporal.address}` : `NATS on ${state.nats.url}`, proc, probe);
+      writeState(dir, { ...state, [component]: { ...current, pid: proc.pid } });
+      return proc.pid;
+    } catch (err) {
+      // Temporal's dev server picks its internal ports when it starts: one another process took
+      // between its pick and its bind is a race to run again, not a port to give up on.
+      if (attempt >= RESTART_ATTEMPTS || !/already in use/.test((err as Error).message)) throw err;
+      await sleep(RESTART_RETRY_MS);
+    }
+  }
 }
+
+const RESTART_ATTEMPTS = 3;
+const RESTART_RETRY_MS = 500;
 
 /** Stops the stack recorded in `home`; returns what was running. A missing stack is not an error. */
 export async function stopStack(home: string): Promise<StackState | undefined> {
