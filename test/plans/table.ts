@@ -1,5 +1,6 @@
 // The shared table of plans: each plan with the step tree it must give, on every runtime
-// (test/workflows/plans.test.ts: fake, local; test/k8s/plans.test.ts: kubernetes;
+// (test/workflows/plans.test.ts: fake, local; test/k8s/plans.test.ts: kubernetes on KWOK;
+// test/k8s/node/plans.test.ts: kubernetes on the real node;
 // test/containerd/plans.test.ts: containerd). Steps are
 // `sh -c` scripts of exit codes and sleeps only, so every runtime runs them the same way (the
 // kubernetes test's kubelet player interprets them with the fake runtime's shell).

@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { writeMirrors } from '../containerd';
 import { alive, request, signCertificate, startProcess, stopProcesses, waitFor, type Started, type Tls } from './procs';
 
 export const NODE_NAME = 'causeway-node';
@@ -38,7 +39,9 @@ const CONTAINERD_NAMESPACE = 'k8s.io';
  * Images the node pushes to its registry at start (scripts/images/build.sh names). The worker
  * image (the whole of dist/) is pushed by what needs it (`pushImage`): it changes with every build.
  */
-export const NODE_IMAGES = ['pause', 'coredns', 'task', 'postgres', 'redis', 'agent'] as const;
+export const NODE_IMAGES = ['pause', 'coredns', 'task', 'postgres', 'redis', 'agent', 'busybox'] as const;
+/** busybox is also served under Docker Hub's name, as on the containerd runtime: plans naming `busybox` run unchanged. */
+const DOCKER_HUB_BUSYBOX = 'library/busybox:latest';
 export type NodeImage = (typeof NODE_IMAGES)[number];
 
 export interface NodeState {
@@ -239,6 +242,7 @@ function containerdConfig(dir: string, registry: string, pauseImage: string): { 
     path.join(certs, 'hosts.toml'),
     `server = "http://${registry}"\n\n[host."http://${registry}"]\n  capabilities = ["pull", "resolve"]\n`,
   );
+  writeMirrors(path.join(root, 'certs.d'), registry);
   const socket = path.join(root, 'containerd.sock');
   const config = path.join(root, 'config.toml');
   fs.writeFileSync(
@@ -507,6 +511,20 @@ export async function startNode(opts: StartNodeOptions): Promise<NodeState> {
       .map((l) => l.split(' ') as [string, string]),
   ) as Record<NodeImage, string>;
   for (const name of NODE_IMAGES) if (!images[name]) throw new Error(`scripts/images/build.sh did not push ${name}: ${out}`);
+  execFileSync(
+    'skopeo',
+    [
+      'copy',
+      '--quiet',
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      `docker://${images.busybox}`,
+      `docker://${registry}/${DOCKER_HUB_BUSYBOX}`,
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   timings.images = Date.now() - t;
 
   // containerd
