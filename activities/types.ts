@@ -77,6 +77,12 @@ export interface RunTaskRequest {
    * and expect a completed activity with the exit code.
    */
   failWhenTaskFails?: boolean;
+  /**
+   * A base resource type's check/in/out (resources/<type>/, a host executable): it runs as a
+   * process on the worker's host whatever the runtime runs tasks in, as a Concourse worker runs
+   * its base types from a rootfs of its own (docs/pipelines.md).
+   */
+  onHost?: boolean;
 }
 
 export interface RunTaskResult {

@@ -1,5 +1,5 @@
 import type { Artifacts } from '../activities/types';
-import type { GetStep, PutStep, ResourceVersion, TaskStep } from '../schemas/compiled';
+import type { GetStep, ImageResource, PutStep, ResourceRef, ResourceVersion, TaskStep } from '../schemas/compiled';
 import { deadlineOf, StepError, type BuildContext, type Frame } from './context';
 
 /** The artifact a resource script's stdout (its JSON response) is written to; never joins the build's scope. */
@@ -18,9 +18,10 @@ const WRAPPERS = {
 export type ResourceScript = keyof typeof WRAPPERS;
 
 /**
- * Runs a resource type's check/in/out as a task step through the same activity as any task,
- * so every runtime that runs tasks runs resources (runtime-neutral). Returns the script's
- * parsed stdout and the outputs (the fetched artifact for `in`).
+ * Runs a resource type's check/in/out as a task step through the same activity as any task
+ * (runtime-neutral): a host type's script on the worker's host (`onHost`), an image type's in a
+ * container of its image. Returns the script's parsed stdout and the outputs (the fetched
+ * artifact for `in`).
  */
 export async function runResourceScript(
   ctx: BuildContext,
@@ -29,13 +30,7 @@ export async function runResourceScript(
   run: { script: ResourceScript; request: unknown; inputs?: string[]; output?: string },
 ): Promise<{ response: unknown; outputs: Artifacts }> {
   const { resource } = step;
-  const type = resource.type;
-  if (type.kind !== 'host') {
-    const what = type.kind === 'image' ? `is an image (${type.type})` : 'is not a base type here and no resource_types entry declares it';
-    throw new StepError(
-      `resource ${resource.name}: its type ${type.name} ${what}; this runtime runs host resource types only: base types git, time, registry-image, or a resource_types entry of type directory with source.path`,
-    );
-  }
+  const where = resourceScript(resource, run.script);
   const task: TaskStep = {
     kind: 'task',
     id: step.id,
@@ -53,7 +48,8 @@ export async function runResourceScript(
         BUILD_NAME: ctx.buildId,
         BUILD_JOB_NAME: ctx.plan,
       },
-      run: { path: 'sh', args: ['-c', WRAPPERS[run.script], `${type.dir}/${run.script}`, ...(run.output ? [run.output] : [])] },
+      run: { path: 'sh', args: ['-c', WRAPPERS[run.script], where.script, ...(run.output ? [run.output] : [])] },
+      ...(where.image ? { image_resource: where.image } : {}),
     },
     params: {},
     vars: {},
@@ -74,6 +70,7 @@ export async function runResourceScript(
       artifacts: Object.fromEntries((run.inputs ?? []).map((n) => [n, artifacts[n]])),
       services: frame.services,
       deadline: deadlineOf(frame),
+      ...(where.image ? {} : { onHost: true }),
     },
   ]);
   // Concourse: a resource script that fails errors the step (it is not the build's code failing).
@@ -96,6 +93,29 @@ export async function runResourceScript(
   const outputs = { ...result.outputs };
   delete outputs[RESPONSE];
   return { response, outputs };
+}
+
+/** The image types a resource_types entry may have: its /opt/resource scripts run in a container of that image. */
+const IMAGE_TYPES = ['registry-image', 'docker-image'];
+
+/**
+ * Where the type's script is: a host executable (base types and `type: directory`: run on the
+ * worker's host), or /opt/resource/SCRIPT in a container of the type's image (Concourse's
+ * custom resource types), which only runtimes with containers run.
+ */
+function resourceScript(resource: ResourceRef, script: ResourceScript): { script: string; image?: ImageResource } {
+  const type = resource.type;
+  if (type.kind === 'host') return { script: `${type.dir}/${script}` };
+  if (type.kind === 'image') {
+    if (!IMAGE_TYPES.includes(type.type))
+      throw new StepError(
+        `resource ${resource.name}: its type ${type.name} is a resource_types entry of type ${type.type}; a resource type's image comes from type registry-image (or docker-image)`,
+      );
+    return { script: `/opt/resource/${script}`, image: { type: type.type, source: type.source } };
+  }
+  throw new StepError(
+    `resource ${resource.name}: its type ${type.name} is not a base type here and no resource_types entry declares it (base types: git, time, registry-image)`,
+  );
 }
 
 function isVersion(v: unknown): v is ResourceVersion {

@@ -3,10 +3,12 @@
 import { finishBuild } from '../../build';
 import { readDirArtifactFile } from '../local/host-task';
 import { paths, type ActivityDeps } from '../../deps';
+import { canIsolate, releaseBuildUser } from '../local/isolation';
 import { removeNetwork } from '../local/network';
 import { startLocalService, stopLocalService, superviseLocalService } from '../local/service';
 import { probeLocalService } from '../local/service-readiness';
 import { warmUpSpawner } from '../local/spawner';
+import { findOrStartLocalTask } from '../local/task';
 import type { Runtime } from '../types';
 import { removeCgroups } from './cgroup';
 import { containerdContext } from './context';
@@ -33,7 +35,9 @@ export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOpt
   const launcher = containerServices(cx);
   return {
     releasesArtifacts: false,
-    findOrStartTask: (task, io) => findOrStartContainerTask(cx, task, io),
+    // Base resource types' scripts need the worker's own tools (node, git, skopeo, umoci), which
+    // no task image has: they run as the local runtime's host processes, under the build's uid.
+    findOrStartTask: (task, io) => (task.req.onHost ? findOrStartLocalTask(deps, task, io) : findOrStartContainerTask(cx, task, io)),
     readArtifactFile: readDirArtifactFile('containerd'),
     releaseArtifacts: async () => undefined,
     finishBuild: async (req) => {
@@ -41,6 +45,8 @@ export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOpt
       await removeBuildContainers(ctr, deps.home, req.buildId);
       await removeNetwork(req.buildId);
       await finishBuild(deps, req);
+      // The build's uid ran its resource scripts on the host: given back as the local runtime does.
+      if (canIsolate()) await releaseBuildUser(deps.home, req.buildId);
     },
     services: {
       startService: (req) => startLocalService(deps, req, launcher),

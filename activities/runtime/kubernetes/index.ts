@@ -1,6 +1,7 @@
 // The kubernetes runtime as the step layer sees it (activities/runtime/types.ts): task steps and
 // services as pods, artifacts in producer pods, the build's objects owned by its anchor.
 import type { ActivityDeps } from '../../deps';
+import { StepErrored } from '../../errors';
 import type { Runtime } from '../types';
 import { finishKubernetesBuild, readFileOf } from './artifacts';
 import type { KubernetesRuntime } from './runtime';
@@ -13,7 +14,13 @@ export function kubernetesRuntime(deps: ActivityDeps, rt: KubernetesRuntime): Ru
   return {
     // Producer pods hold their outputs: the workflow says when no step can read them any more.
     releasesArtifacts: true,
-    findOrStartTask: (task, io) => findOrStartPodTask(rt, task, io),
+    findOrStartTask: async (task, io) => {
+      if (task.req.onHost)
+        throw new StepErrored(
+          `${task.req.step.task}: base resource types (git, time, registry-image, type: directory) run on a worker's host, and a kubernetes worker's steps run only in pods: declare the type in resource_types as an image (e.g. type: registry-image, source: {repository: concourse/git-resource}), or run the build on a local or containerd worker`,
+        );
+      return findOrStartPodTask(rt, task, io);
+    },
     readArtifactFile: (f, what) => readFileOf(rt, f.buildId, f.ref, f.artifact, f.rel, what),
     releaseArtifacts: (refs) => rt.releaseArtifacts(refs),
     // Exports (-o) come straight from the producer pods, before the anchor goes; then the
