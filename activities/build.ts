@@ -15,7 +15,7 @@ export function workerTaskQueue(workerName: string): string {
 /** Claims the build for this worker: its directory, the CLI's uploaded inputs, the build-started event. */
 export async function prepareBuild(
   deps: ActivityDeps,
-  runtime: Pick<Runtime, 'releasesArtifacts'>,
+  runtime: Pick<Runtime, 'releasesArtifacts' | 'runsContainers'>,
   req: PrepareBuildRequest,
 ): Promise<PrepareBuildResult> {
   try {
@@ -25,6 +25,17 @@ export async function prepareBuild(
     paths.cache(deps.home, req.plan, 'plan');
   } catch (err) {
     throw asPermanent(err, `build ${req.buildId}`);
+  }
+  if (req.imageTypes?.length && !runtime.runsContainers) {
+    throw new StepErrored(
+      req.imageTypes
+        .map(
+          (u) =>
+            `${u.at}: resource ${u.resource}: its type ${u.type} is an image (a resource_types entry of type registry-image), whose check, in and out run in a container of it; worker ${deps.workerName} runs the local runtime, without containers: run the build on a containerd or kubernetes worker (causeway worker --runtime containerd), or use a base type (git, time, registry-image) or a resource_types entry of type directory`,
+        )
+        .join('\n'),
+      'ImageResourceType',
+    );
   }
   // Bad input fails before the first step: every credential ref the plan leaves to this worker must resolve.
   if (req.deferredVars?.length)

@@ -41,6 +41,16 @@ export interface PrepareBuildRequest {
   /** the plan's var_sources and the credential refs it leaves to the worker: checked before the first step */
   varSources?: VarSourceConfig[];
   deferredVars?: { ref: string; at: string }[];
+  /** the gets and puts whose resource type is an image: a runtime without containers refuses the build before its first step */
+  imageTypes?: ImageTypeUse[];
+}
+
+/** A get or put whose resource type's scripts run in a container of the type's image. */
+export interface ImageTypeUse {
+  /** file:line of the step */
+  at: string;
+  resource: string;
+  type: string;
 }
 
 export interface PrepareBuildResult {

@@ -29,6 +29,7 @@ import { ArtifactReleaser } from './release';
 import { StatusTracker } from './status';
 import { runStep } from './step';
 import { WorkerWait } from './waiting';
+import { imageTypesOf } from './resource';
 import { ACTIVITY_FAILURES, FAILURE_TYPES, type BuildInput, type BuildSummary, type StepStatus } from '../schemas/build';
 
 export const statusQuery = defineQuery<BuildSummary>('status');
@@ -91,6 +92,7 @@ export async function build(raw: BuildInput): Promise<BuildSummary> {
       uploads: input.uploads,
       varSources: input.plan.varSources,
       deferredVars: input.plan.deferredVars,
+      ...imageTypesOf(input.plan),
     });
   } catch (err) {
     // Ending before the first step must still say so in CausewayStatus, or `causeway builds` shows it started forever.

@@ -1,5 +1,5 @@
-import type { Artifacts } from '../activities/types';
-import type { GetStep, ImageResource, PutStep, ResourceRef, ResourceVersion, TaskStep } from '../schemas/compiled';
+import type { Artifacts, ImageTypeUse } from '../activities/types';
+import type { CompiledPlan, GetStep, ImageResource, PutStep, ResourceRef, ResourceVersion, Step, TaskStep } from '../schemas/compiled';
 import { deadlineOf, StepError, type BuildContext, type Frame } from './context';
 
 /** The artifact a resource script's stdout (its JSON response) is written to; never joins the build's scope. */
@@ -169,4 +169,22 @@ export async function fetchVersion(
   // Concourse 8.1: the version's metadata as a local var named after the step, ((.:repo.commit)).
   frame.scope.setLocal(step.name, metadataOf(response));
   ctx.releaser?.produced({ [step.name]: outputs[step.name] });
+}
+
+/**
+ * The plan's gets and puts whose type is an image, for prepareBuild: a worker without
+ * containers refuses the build before its first step. Absent when there are none, so the
+ * request of every other plan is as before.
+ */
+export function imageTypesOf(plan: CompiledPlan): { imageTypes?: ImageTypeUse[] } {
+  const found: ImageTypeUse[] = [];
+  const walk = (s: Step): void => {
+    if ((s.kind === 'get' || s.kind === 'put') && s.resource.type.kind === 'image')
+      found.push({ at: `${plan.source}:${s.line ?? '?'}`, resource: s.resource.name, type: s.resource.type.name });
+    if (s.kind === 'do' || s.kind === 'in_parallel') s.steps.forEach(walk);
+    if (s.kind === 'try') walk(s.step);
+    for (const hook of Object.values(s.hooks ?? {})) if (hook) walk(hook);
+  };
+  walk(plan.plan);
+  return found.length > 0 ? { imageTypes: found } : {};
 }

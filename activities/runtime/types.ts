@@ -89,6 +89,8 @@ export interface ServiceRuntime {
 export interface Runtime {
   /** Holds artifacts in live objects (kubernetes: producer pods) that releaseArtifacts frees; the workflow releases only then. */
   readonly releasesArtifacts: boolean;
+  /** Runs steps in containers of their images: a resource type that is an image needs it. */
+  readonly runsContainers: boolean;
   /**
    * Finds the task this run of the step started (idempotent by build, run, step and attempt key)
    * or starts it. `config` is resolved by the step layer; inputs are mapped by it too.

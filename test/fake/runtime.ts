@@ -65,6 +65,7 @@ export function fakeRuntime(deps: ActivityDeps, state: FakeState = fakeState()):
   };
   return {
     releasesArtifacts: false,
+    runsContainers: false,
     async findOrStartTask(task, io): Promise<TaskHandle> {
       const { req } = task;
       const key = `${req.buildId}/${req.runId}/${req.step.id}/${req.runKey}`;

@@ -236,3 +236,24 @@ jobs: [{name: j, plan: [{get: m}]}]
   expect(r.status).toBe('errored');
   expect(r.message).toMatch(/resource m: its type mock is not a base type here and no resource_types entry declares it/);
 });
+
+test('a resource type that is an image errors the build before its first step on the local runtime, naming file:line', async () => {
+  const r = await h.run(
+    `
+resource_types:
+- {name: stamp, type: registry-image, source: {repository: example.com/stamp-resource}}
+resources: [{name: s, type: stamp, source: {}}]
+jobs:
+- name: j
+  plan:
+  - task: first
+    config: {platform: linux, run: {path: 'true'}}
+  - get: s
+`,
+    { job: 'j', file: 'pipeline.yml' },
+  );
+  expect(r.status).toBe('errored');
+  expect(r.message).toContain('pipeline.yml:10: resource s: its type stamp is an image');
+  expect(r.message).toContain('run the build on a containerd or kubernetes worker');
+  expect(r.summary?.steps ?? []).toEqual([]);
+});

@@ -35,6 +35,7 @@ export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOpt
   const launcher = containerServices(cx);
   return {
     releasesArtifacts: false,
+    runsContainers: true,
     // Base resource types' scripts need the worker's own tools (node, git, skopeo, umoci), which
     // no task image has: they run as the local runtime's host processes, under the build's uid.
     findOrStartTask: (task, io) => (task.req.onHost ? findOrStartLocalTask(deps, task, io) : findOrStartContainerTask(cx, task, io)),

@@ -14,6 +14,7 @@ export function kubernetesRuntime(deps: ActivityDeps, rt: KubernetesRuntime): Ru
   return {
     // Producer pods hold their outputs: the workflow says when no step can read them any more.
     releasesArtifacts: true,
+    runsContainers: true,
     findOrStartTask: async (task, io) => {
       if (task.req.onHost)
         throw new StepErrored(

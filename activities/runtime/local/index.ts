@@ -16,6 +16,7 @@ export function localRuntime(deps: ActivityDeps): Runtime {
   return {
     // Artifact directories stay for `causeway retry`; the reconciler deletes them after their retention.
     releasesArtifacts: false,
+    runsContainers: false,
     findOrStartTask: (task, io) => findOrStartLocalTask(deps, task, io),
     readArtifactFile: readDirArtifactFile('local'),
     releaseArtifacts: async () => undefined,
