@@ -10,6 +10,8 @@
 #   redis     Debian bookworm's redis-server (for service tests)
 #   agent     agent/Dockerfile's intent: node + dist/agent/causeway-agent.js (GNU tar from Debian), uid 65532
 #   worker    Dockerfile's intent: node + the CLI with production dependencies, uid 10001
+#   test-resource  busybox + /opt/resource/{check,in,out} of scripts/images/test-resource: a
+#             Concourse resource type image for tests (built only when named)
 # Debian root filesystems come from mmdebstrap against the machine's Debian mirror; layers are
 # plain tars turned into an OCI layout by umoci; skopeo pushes. Each image is cached under
 # ~/.cache/causeway/images/<name>-<hash>/ where the hash covers its recipe (the function
@@ -80,6 +82,18 @@ recipe_busybox() {
   printf 'root:x:0:\nnogroup:x:65534:\n' >"$d/etc/group"
   add_layer "$2" "$d"
   umoci config --image "$2:img" --config.cmd /bin/sh --config.env PATH=/bin
+}
+
+# Not in ALL: test/containerd/resource-types.test.ts builds and pushes it. Its hash covers
+# recipe_busybox through the busybox binary and this recipe only, so a change to the busybox
+# recipe alone needs the cached test-resource removed.
+inputs_test-resource() { command -v busybox; ls "$ROOT"/scripts/images/test-resource/*; }
+recipe_test-resource() {
+  recipe_busybox "$1" "$2"
+  local d=$1/resource
+  mkdir -p "$d/opt/resource"
+  cp "$ROOT"/scripts/images/test-resource/{check,in,out} "$d/opt/resource/"
+  add_layer "$2" "$d"
 }
 
 inputs_coredns() { echo "${CAUSEWAY_K8S_NODE_BIN:?run eval \"\$(bash scripts/k8s/provision.sh --node)\" first}/coredns"; }

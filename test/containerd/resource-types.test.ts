@@ -1,0 +1,82 @@
+// A resource type that is an image (Concourse's custom resource_types) on the containerd
+// runtime: check, in and out run as /opt/resource/SCRIPT in a container of the type's image,
+// with the protocol unchanged. The image (scripts/images/build.sh test-resource: busybox plus
+// three shell scripts) is built offline and pushed to the run's local registry, which serves
+// docker.io's names.
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import type { Harness } from '../workflows/harness';
+import { containerd, ctr, mountsOf, startContainerdHarness } from './harness';
+
+let h: Harness;
+beforeAll(async () => {
+  const layout = execFileSync('bash', [path.resolve(__dirname, '../../scripts/images/build.sh'), 'test-resource'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+    .trim()
+    .split(' ')[1];
+  execFileSync(
+    'skopeo',
+    ['copy', '--quiet', '--dest-tls-verify=false', layout, `docker://${containerd().registry}/causeway-test/stamp-resource:latest`],
+    { stdio: 'inherit' },
+  );
+  h = await startContainerdHarness();
+});
+afterAll(async () => {
+  await h.stop();
+});
+
+test('check, get and put of a resource type image run its /opt/resource scripts in containers of it', async () => {
+  const r = await h.run(
+    `
+resource_types:
+- {name: stamp, type: registry-image, source: {repository: causeway-test/stamp-resource}}
+resources:
+- {name: s, type: stamp, source: {color: blue}}
+jobs:
+- name: j
+  plan:
+  - get: s
+  - task: make
+    config:
+      platform: linux
+      outputs: [{name: made}]
+      run: {path: sh, args: [-c, 'echo 7 > made/n']}
+  - put: s
+    params: {file: made/n}
+  - task: show
+    config:
+      platform: linux
+      inputs: [{name: s}]
+      run: {path: sh, args: [-c, 'cat s/n s/request.json']}
+`,
+    { job: 'j' },
+  );
+  expect(r.status).toBe('succeeded');
+  const steps = r.summary?.steps ?? [];
+  // check listed 1 and 2: the get fetched the newest.
+  expect(steps.find((s) => s.id === 'plan.0')?.resource?.version).toEqual({ n: '2' });
+  expect(r.logs.get('plan.0')).toContain('stamp check in causeway-busybox as uid 0: {"source":{"color":"blue"},"version":null}');
+  expect(r.logs.get('plan.0')).toContain('stamp in: fetched 2 into /tmp/build/');
+  // out read the put's input; the implicit get fetched what it made into `s`.
+  expect(r.logs.get('plan.2')).toContain('stamp out: made 7 from made/n');
+  expect(steps.find((s) => s.id === 'plan.2')?.resource?.version).toEqual({ n: '7' });
+  expect(r.logs.get('plan.3')).toContain('7\n{"source":{"color":"blue"},"version":{"n":"7"},"params":{}}');
+  expect(ctr(['containers', 'ls', '-q', `labels."causeway.build"==${r.buildId}`]).trim()).toBe('');
+  expect(mountsOf(h.home, r.buildId)).toEqual([]);
+});
+
+test("a resource type image that cannot be pulled errors the get with the registry's words", async () => {
+  const r = await h.run(
+    `
+resource_types:
+- {name: gone, type: registry-image, source: {repository: causeway-test/no-such-resource}}
+resources: [{name: g, type: gone, source: {}}]
+jobs: [{name: j, plan: [{get: g}]}]
+`,
+    { job: 'j' },
+  );
+  expect(r.status).toBe('errored');
+  expect(r.message).toMatch(/causeway-test\/no-such-resource:latest: not found/);
+});
