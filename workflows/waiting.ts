@@ -3,8 +3,9 @@
 // activity describing the workflow) which of its task activities are still only scheduled.
 // One timer at a time per workflow, and a describe only for steps still unstarted that long:
 // a build of quick steps pays a timer every WAIT_NOTE_MS, not a request per step.
-import { CancellationScope, condition, patched, proxyLocalActivities, sleep, workflowInfo } from '@temporalio/workflow';
+import { CancellationScope, condition, log, patched, proxyLocalActivities, sleep, workflowInfo, WorkflowError } from '@temporalio/workflow';
 import type { BuildActivities } from '../activities/types';
+import { messageOf } from './attempts';
 import type { StatusTracker } from './status';
 
 /** Builds started before it schedule their task activities under the SDK's ids and run no watch. */
@@ -59,7 +60,7 @@ export class WorkerWait {
     if (!this.watching) {
       this.watching = true;
       // An abort of the build must not end the watch with a cancellation: it simply stops mattering.
-      void CancellationScope.nonCancellable(() => this.watch());
+      void CancellationScope.nonCancellable(() => this.watch()).catch((err: unknown) => this.stopWatching(err));
     }
     return {
       activityId,
@@ -69,6 +70,18 @@ export class WorkerWait {
         if (w?.waiting) this.status.waiting(w.stepId, undefined);
       },
     };
+  }
+
+  /**
+   * The note is advice: a bug in the watch must not fail the build's workflow task on every
+   * retry (a detached coroutine's throw does), which once hung builds. The SDK's own errors
+   * (non-determinism) still fail the task, as they must.
+   */
+  private stopWatching(err: unknown): void {
+    if (err instanceof WorkflowError) throw err;
+    log.warn(`the waiting-for-a-worker note stopped: ${messageOf(err)}`);
+    for (const w of this.watched.values()) if (w.waiting) this.status.waiting(w.stepId, undefined);
+    this.watched.clear();
   }
 
   private async watch(): Promise<never> {
