@@ -1,12 +1,13 @@
 // The versions a job's puts make, as Concourse's SaveOutput records them when the put succeeds:
-// a build that fails after its put still records the version (gets without `passed` see it,
-// `passed` does not), and a put inside a big fan-out's child workflow reaches the pipeline too.
+// a build that fails or is aborted after its put still records the version (gets without
+// `passed` see it, `passed` does not), a put aborted before it ended records nothing, and a put
+// inside a big fan-out's child workflow reaches the pipeline too.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { requireBuiltCli, runCli } from './cli-runner';
 import { nodeScript, pipelineReader } from './pipeline-cli';
-import { startHarness, type Harness } from '../workflows/harness';
+import { startHarness, waitFor, type Harness } from '../workflows/harness';
 
 jest.setTimeout(600_000);
 let h: Harness;
@@ -28,13 +29,20 @@ beforeAll(async () => {
 process.stdout.write(JSON.stringify({ version: req.version, metadata: [] }));`),
     { mode: 0o755 },
   );
+  // With params.hold, out marks that it runs and never ends: an abort must end it.
   fs.writeFileSync(
     path.join(type, 'out'),
-    nodeScript(`process.stdout.write(JSON.stringify({ version: { v: req.params.v }, metadata: [] }));`),
+    nodeScript(`if (req.params.hold) {
+  fs.writeFileSync(req.params.hold, String(process.pid));
+  setInterval(() => undefined, 1000);
+} else process.stdout.write(JSON.stringify({ version: { v: req.params.v }, metadata: [] }));`),
     {
       mode: 0o755,
     },
   );
+  // Where the builds' steps (their build's uid) leave their marks.
+  fs.mkdirSync(path.join(dir, 'marks'), { mode: 0o777 });
+  fs.chmodSync(path.join(dir, 'marks'), 0o777);
 });
 afterAll(async () => {
   await h.stop();
@@ -122,3 +130,65 @@ test("a failed build's put is a version that gets see and passed does not; a fan
   expect(all.build).toEqual(['#1 failed']);
   expect((await cli('destroy-pipeline', '-n', '-p', 'outputs')).code).toBe(0);
 });
+
+test('an aborted build keeps the version its put made before the abort; a put aborted mid-way saves nothing', async () => {
+  const marks = path.join(dir, 'marks');
+  const after = path.join(marks, 'after-put');
+  const during = path.join(marks, 'during-put');
+  fs.writeFileSync(
+    path.join(dir, 'aborts.yml'),
+    `
+resource_types:
+- {name: stamp, type: directory, source: {path: stamp}}
+resources:
+- {name: image, type: stamp, check_every: never, source: {}}
+jobs:
+- name: put-then-wait
+  plan:
+  - put: image
+    params: {v: three}
+    no_get: true
+  - task: wait
+    config: {platform: linux, run: {path: sh, args: [-c, 'touch ${after}; sleep 600']}}
+- name: held-put
+  plan:
+  - put: image
+    params: {v: four, hold: ${during}}
+    no_get: true
+- name: after
+  plan:
+  - get: image
+    trigger: true
+    passed: [put-then-wait]${SHOW}
+`,
+  );
+  expect((await cli('set-pipeline', '-n', '-p', 'aborts', '-c', 'aborts.yml')).code).toBe(0);
+
+  // The put succeeded, the next task runs: an abort now leaves the put's version recorded.
+  expect((await cli('trigger-job', '-j', 'aborts/put-then-wait')).code).toBe(0);
+  await waitFor('the task after the put to start', () => fs.existsSync(after), 120_000);
+  expect((await cli('abort', 'build-aborts:put-then-wait:1')).code).toBe(0);
+  expect(await ended('aborts', 'put-then-wait', 1)).toBe('aborted');
+  expect(await versions('aborts', 'image')).toEqual(['three']);
+
+  // out runs when the abort comes: it is ended, and no version is recorded.
+  expect((await cli('trigger-job', '-j', 'aborts/held-put')).code).toBe(0);
+  const pid = Number(await waitFor('out to start', () => fs.existsSync(during) && fs.readFileSync(during, 'utf8'), 120_000));
+  expect((await cli('abort', 'build-aborts:held-put:1')).code).toBe(0);
+  expect(await ended('aborts', 'held-put', 1)).toBe('aborted');
+  await waitFor('the aborted out to be gone', () => !isAlive(pid), 60_000);
+  expect(await versions('aborts', 'image')).toEqual(['three']);
+
+  // passed: counts only a succeeded build's outputs: `after` never ran.
+  expect((await buildLines('aborts')).after).toEqual([]);
+  expect((await cli('destroy-pipeline', '-n', '-p', 'aborts')).code).toBe(0);
+});
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
