@@ -1,5 +1,6 @@
 // How a Causeway process authenticates to NATS. A production NATS: NATS_CREDS (a JWT
-// .creds file), NATS_NKEY (an nkey seed file) or NATS_USER/NATS_PASSWORD, and NATS_TLS_CA /
+// .creds file), NATS_NKEY (an nkey seed file), NATS_NKEY_SEED (the seed itself, for a worker
+// pod whose Secret comes as an env var) or NATS_USER/NATS_PASSWORD, and NATS_TLS_CA /
 // NATS_TLS_CERT / NATS_TLS_KEY. The embedded stack: the role's nkey seed that `causeway dev up`
 // wrote in CAUSEWAY_HOME/nats-auth (0600), so a worker connects as a worker and the CLI as
 // the operator. With none of these the connection is anonymous, which the embedded NATS refuses.
@@ -26,14 +27,16 @@ const NatsAuthEnv = z
   .object({
     NATS_CREDS: z.string().min(1).optional(),
     NATS_NKEY: z.string().min(1).optional(),
+    /** Kubernetes hands a Secret's file to a non-root uid group-readable (fsGroup), which secret() refuses; env vars are private. */
+    NATS_NKEY_SEED: z.string().min(1).optional(),
     NATS_USER: z.string().min(1).optional(),
     NATS_PASSWORD: z.string().min(1).optional(),
     NATS_TLS_CA: z.string().min(1).optional(),
     NATS_TLS_CERT: z.string().min(1).optional(),
     NATS_TLS_KEY: z.string().min(1).optional(),
   })
-  .refine((e) => [e.NATS_CREDS, e.NATS_NKEY, e.NATS_USER].filter(Boolean).length <= 1, {
-    message: 'set only one of NATS_CREDS, NATS_NKEY and NATS_USER',
+  .refine((e) => [e.NATS_CREDS, e.NATS_NKEY, e.NATS_NKEY_SEED, e.NATS_USER].filter(Boolean).length <= 1, {
+    message: 'set only one of NATS_CREDS, NATS_NKEY, NATS_NKEY_SEED and NATS_USER',
   })
   .refine((e) => !e.NATS_USER === !e.NATS_PASSWORD, { message: 'NATS_USER and NATS_PASSWORD go together' })
   .refine((e) => !e.NATS_TLS_CERT === !e.NATS_TLS_KEY, { message: 'NATS_TLS_CERT and NATS_TLS_KEY go together' });
@@ -70,6 +73,7 @@ export function natsAuth(role: NatsRole, home?: string, env: NodeJS.ProcessEnv =
   if (e.NATS_CREDS) authenticator = credsAuthenticator(secret(e.NATS_CREDS, 'NATS_CREDS'));
   else if (e.NATS_NKEY)
     authenticator = nkeyAuthenticator(new TextEncoder().encode(Buffer.from(secret(e.NATS_NKEY, 'NATS_NKEY')).toString('utf8').trim()));
+  else if (e.NATS_NKEY_SEED) authenticator = nkeyAuthenticator(new TextEncoder().encode(e.NATS_NKEY_SEED.trim()));
   else if (e.NATS_USER && e.NATS_PASSWORD) authenticator = usernamePasswordAuthenticator(e.NATS_USER, e.NATS_PASSWORD);
   else {
     const seed = nkeySeedFile(home ?? causewayHome(readEnv(env)), role);

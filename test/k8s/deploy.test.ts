@@ -24,11 +24,17 @@ interface Manifest {
   [key: string]: unknown;
 }
 
-function load(): { kustomization: Kustomization; objects: Manifest[] } {
-  const kustomization = YAML.parse(fs.readFileSync(path.join(DEPLOY, 'kustomization.yaml'), 'utf8')) as Kustomization;
+function load(dir = DEPLOY): { kustomization: Kustomization; objects: Manifest[] } {
+  const kustomization = YAML.parse(fs.readFileSync(path.join(dir, 'kustomization.yaml'), 'utf8')) as Kustomization;
   const objects: Manifest[] = [];
   for (const file of kustomization.resources) {
-    for (const doc of YAML.parseAllDocuments(fs.readFileSync(path.join(DEPLOY, file), 'utf8'))) {
+    const at = path.join(dir, file);
+    // a directory is a kustomization of its own (deploy/worker)
+    if (fs.statSync(at).isDirectory()) {
+      objects.push(...load(at).objects);
+      continue;
+    }
+    for (const doc of YAML.parseAllDocuments(fs.readFileSync(at, 'utf8'))) {
       if (doc.errors.length) throw new Error(`${file}: ${doc.errors[0].message}`);
       const obj = doc.toJSON() as Manifest | null;
       if (obj) objects.push(obj);

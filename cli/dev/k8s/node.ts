@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
 import { writeMirrors } from '../containerd';
 import { alive, request, signCertificate, startProcess, stopProcesses, waitFor, type Started, type Tls } from './procs';
 
@@ -37,7 +38,7 @@ const LOCK_WAIT_MS = 15 * 60_000;
 const CONTAINERD_NAMESPACE = 'k8s.io';
 /**
  * Images the node pushes to its registry at start (scripts/images/build.sh names). The worker
- * image (the whole of dist/) is pushed by what needs it (`pushImage`): it changes with every build.
+ * image (the whole of dist/) is pushed by what needs it (test/k8s/node/deploy.test.ts): it changes with every build.
  */
 export const NODE_IMAGES = ['pause', 'coredns', 'task', 'postgres', 'redis', 'agent', 'busybox'] as const;
 /** busybox is also served under Docker Hub's name, as on the containerd runtime: plans naming `busybox` run unchanged. */
@@ -533,6 +534,7 @@ export async function startNode(opts: StartNodeOptions): Promise<NodeState> {
   const containerd = startProcess(dir, 'containerd', 'containerd', ['--config', config]);
   track(containerd);
   await waitFor('containerd', containerd, async () => trySh('ctr', ['--address', socket, 'version']));
+  await waitFor("containerd's CRI", containerd, () => criReady(socket));
   removeLeftoverContainers(socket, log);
   timings.containerd = Date.now() - t;
 
@@ -621,6 +623,26 @@ function listNetns(): string[] {
   } catch {
     return [];
   }
+}
+
+/**
+ * Whether containerd's CRI plugin serves: `ctr version` answers before the plugin has
+ * initialized, and a kubelet started then exits at once ("validate CRI v1 runtime API ... server
+ * is not initialized yet", seen at load 10). One CRI `Version` call (an empty request).
+ */
+function criReady(socket: string): Promise<boolean> {
+  const client = new grpc.Client(`unix://${socket}`, grpc.credentials.createInsecure());
+  return new Promise<boolean>((resolve) => {
+    client.makeUnaryRequest(
+      '/runtime.v1.RuntimeService/Version',
+      () => Buffer.alloc(0),
+      (b: Buffer) => b,
+      {},
+      new grpc.Metadata(),
+      { deadline: Date.now() + 2000 },
+      (err) => resolve(!err),
+    );
+  }).finally(() => client.close());
 }
 
 /** Containers of an earlier node that did not stop cleanly (the image store is shared across runs). */
