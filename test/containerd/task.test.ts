@@ -1,7 +1,9 @@
 // Tasks as containerd containers: the image's filesystem, Concourse's mounts and env, users,
 // privileges, and nothing left behind.
+import fs from 'node:fs';
+import { keeperId } from '../../activities/runtime/containerd/keeper';
 import type { Harness } from '../workflows/harness';
-import { BUSYBOX, ctr, mountsOf, notesOf, startContainerdHarness, task } from './harness';
+import { BUSYBOX, containerd, ctr, mountsOf, notesOf, startContainerdHarness, task } from './harness';
 
 let h: Harness;
 beforeAll(async () => {
@@ -27,6 +29,42 @@ test("a task with image_resource runs in that image: its /etc/os-release is the 
   expect(await notesOf(h.nc, r.buildId, 'plan.0')).toMatch(
     /image docker\.io\/library\/busybox:latest: (pulled|already in containerd|cached)/,
   );
+  expect(leftovers(r.buildId)).toEqual({ containers: '', mounts: [] });
+});
+
+/**
+ * The `-id` of every runc shim of this run's containerd seen until `stop`: the container that
+ * started each (containerd runs the shim binary's short `start` command for every task, which hands
+ * over to the running shim of the task's group, and its `delete` command after each: not shims).
+ */
+async function watchShims(stop: { done: boolean }): Promise<Set<string>> {
+  const address = `-address ${containerd().socket}`;
+  const ids = new Set<string>();
+  while (!stop.done) {
+    for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      let cmd: string;
+      try {
+        cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      } catch {
+        continue; // gone meanwhile
+      }
+      const id = / -id (\S+)/.exec(cmd)?.[1];
+      if (cmd.includes('containerd-shim-runc-v2') && cmd.includes(address) && !/ (start|delete)$/.test(cmd.trim()) && id) ids.add(id);
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return ids;
+}
+
+test('a build’s containers share one shim, started for its keeper, which the build’s end removes', async () => {
+  const stop = { done: false };
+  const shims = watchShims(stop);
+  const steps = [0, 1, 2].map((i) => `- ${task(`s${i}`, 'sleep 0.2; echo ran', {}, { image_resource: BUSYBOX })}`);
+  const r = await h.run(`plan:\n${steps.join('\n')}`).finally(() => {
+    stop.done = true;
+  });
+  expect(r.status).toBe('succeeded');
+  expect([...(await shims)]).toEqual([keeperId(r.buildId)]);
   expect(leftovers(r.buildId)).toEqual({ containers: '', mounts: [] });
 });
 

@@ -1,9 +1,11 @@
 // The containerd runtime's pure parts: image references, chain ids, users, the OCI spec.
 import { chainId, imagePull, normalizeReference } from '../../activities/runtime/containerd/image';
+import { keeperId, keeperSpec } from '../../activities/runtime/containerd/keeper';
 import {
   capabilitiesOf,
   containerSpec,
   DENIED_SYSCALLS,
+  GROUP_ANNOTATION,
   mergeEnv,
   resolveUser,
   type OciSpec,
@@ -149,5 +151,18 @@ describe('the container spec', () => {
   test('a step with services joins the build’s network namespace', () => {
     const s = containerSpec(base, { ...input, netns: '/run/netns/cw-abc' });
     expect(s.linux.namespaces).toContainEqual({ type: 'network', path: '/run/netns/cw-abc' });
+  });
+
+  test('a task joins its build’s shim group; the build’s keeper is in it and runs nothing', () => {
+    expect(containerSpec(base, input).annotations).toBeUndefined();
+    const s = containerSpec(base, { ...input, shimGroup: keeperId('b-1') });
+    expect(s.annotations).toEqual({ [GROUP_ANNOTATION]: keeperId('b-1') });
+    const k = keeperSpec(base, 'b-1', '/home/containerd-keeper/rootfs');
+    expect(k.annotations).toEqual({ [GROUP_ANNOTATION]: keeperId('b-1') });
+    expect(k.root).toEqual({ path: '/home/containerd-keeper/rootfs', readonly: true });
+    expect(k.process.args).toEqual(['/pause']);
+    expect(k.linux.cgroupsPath).toBe(`/causeway-ctr/${keeperId('b-1')}/task`);
+    expect(keeperId('b-1')).not.toBe(keeperId('b-2'));
+    expect(keeperId('b-1').length).toBeLessThanOrEqual(76);
   });
 });

@@ -152,14 +152,17 @@ export class ContainerdApi {
     await this.call('containers.v1.Containers', 'Delete', 'DeleteContainerRequest', 'Empty', { id }, `removing container ${id}`);
   }
 
-  /** The container's task, its stdout and stderr given to `logUri` (the shim's logger, which outlives this worker). */
-  async createTask(id: string, logUri: string): Promise<void> {
+  /**
+   * The container's task. `stdout` and `stderr` are existing regular files: the shim appends the
+   * task's output to each itself (it outlives this worker), with no logger process per task.
+   */
+  async createTask(id: string, stdout: string, stderr: string): Promise<void> {
     await this.call(
       'tasks.v1.Tasks',
       'Create',
       'CreateTaskRequest',
       'CreateTaskResponse',
-      { container_id: id, stdout: logUri, stderr: logUri },
+      { container_id: id, stdout, stderr },
       `creating the task of ${id}`,
     );
   }

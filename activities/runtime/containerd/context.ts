@@ -5,6 +5,7 @@ import type { ActivityDeps } from '../../deps';
 import type { ContainerdApi } from './api';
 import type { Ctr } from './ctr';
 import type { ImageStore } from './image';
+import { keeperId, startKeeper } from './keeper';
 import { capabilitiesOf, type OciSpec } from './spec';
 
 export interface ContainerdContext {
@@ -26,6 +27,10 @@ export interface ContainerdContext {
   later(buildId: string, work: () => Promise<void>): void;
   /** Resolves when the build's deferred removals are done (its end waits, then removes what is left). */
   settle(buildId: string): Promise<void>;
+  /** The build's shim group, once its keeper runs (keeper.ts); started once per build on this worker. */
+  shimGroup(buildId: string): Promise<string>;
+  /** Forgets the build's keeper: the build's end removed it with its other containers. */
+  forgetShimGroup(buildId: string): void;
 }
 
 export function containerdContext(
@@ -38,6 +43,7 @@ export function containerdContext(
   let base: Promise<OciSpec> | undefined;
   let caps: Promise<string[]> | undefined;
   const pending = new Map<string, Set<Promise<void>>>();
+  const groups = new Map<string, Promise<string>>();
   return {
     deps,
     ctr,
@@ -59,6 +65,21 @@ export function containerdContext(
     },
     async settle(buildId) {
       await Promise.all(pending.get(buildId) ?? []);
+    },
+    shimGroup(buildId) {
+      let group = groups.get(buildId);
+      if (!group) {
+        group = this.baseSpec()
+          .then((base) => startKeeper(api, base, deps.home, buildId))
+          .then(() => keeperId(buildId));
+        groups.set(buildId, group);
+        // A failed start is tried again by the build's next step.
+        group.catch(() => groups.delete(buildId));
+      }
+      return group;
+    },
+    forgetShimGroup(buildId) {
+      groups.delete(buildId);
     },
   };
 }

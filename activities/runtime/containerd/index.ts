@@ -44,6 +44,7 @@ export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOpt
     finishBuild: async (req) => {
       await cx.settle(req.buildId);
       await removeBuildContainers(ctr, deps.home, req.buildId);
+      cx.forgetShimGroup(req.buildId);
       await removeNetwork(req.buildId);
       await finishBuild(deps, req);
       // The build's uid ran its resource scripts on the host: given back as the local runtime does.
@@ -79,6 +80,8 @@ export async function removeBuildContainers(ctr: Ctr, home: string, buildId: str
     await signalContainer(ctr, id, 'SIGKILL');
     await ctr.run(['tasks', 'rm', '-f', id], `removing the task of ${id}`).catch(ignoreNotFound);
     await ctr.run(['containers', 'rm', id], `removing container ${id}`).catch(ignoreNotFound);
+    // The keeper's cgroup: a step's goes with its snapshot below.
+    await removeCgroups(id);
   }
   const dir = paths.build(home, buildId);
   for (const target of await mountsUnder(dir)) await unmountRootfs(undefined, { target });

@@ -2,6 +2,9 @@
 // default spec (`ctr oci spec`) and the step: process, user, mounts, privileges, limits, network.
 // `ctr run --config` runs exactly this spec, so what a container gets is all written here.
 
+/** The runc v2 shim's grouping annotation: containers with the same value share one shim (keeper.ts). */
+export const GROUP_ANNOTATION = 'io.containerd.runc.v2.group';
+
 /** The parts of an OCI runtime spec this builder reads or writes; the rest passes through. */
 export interface OciSpec {
   process: {
@@ -50,6 +53,8 @@ export interface ContainerSpecInput {
   cgroupsPath: string;
   /** a network namespace to join (the build's services); else a new, empty one */
   netns?: string;
+  /** the runc shim group the container joins (keeper.ts): one shim for a build's containers */
+  shimGroup?: string;
 }
 
 /**
@@ -153,6 +158,8 @@ export function containerSpec(base: OciSpec, input: ContainerSpecInput): OciSpec
     })),
   ];
   spec.linux.cgroupsPath = input.cgroupsPath;
+  if (input.shimGroup !== undefined)
+    spec.annotations = { ...(spec.annotations as Record<string, string> | undefined), [GROUP_ANNOTATION]: input.shimGroup };
   spec.linux.resources = { ...spec.linux.resources };
   if (input.cpuShares !== undefined) spec.linux.resources.cpu = { shares: input.cpuShares };
   spec.linux.namespaces = spec.linux.namespaces.map((ns) =>

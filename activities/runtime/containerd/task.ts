@@ -34,6 +34,7 @@ import {
   userInImage,
   type ContainerMeta,
 } from './container';
+import { keeperId } from './keeper';
 import { containerSpec } from './spec';
 import type { ContainerdContext } from './context';
 
@@ -42,27 +43,19 @@ export function containerId(req: Pick<RunTaskRequest, 'buildId' | 'runId' | 'run
   return `cw-${createHash('sha256').update(`${req.buildId}/${req.runId}/${req.stepId}/${req.runKey}`).digest('hex').slice(0, 32)}`;
 }
 
-/**
- * The shim's logger for a task: containerd 1.6 writes a `file://` task's stdout and stderr to one
- * file, so the shim runs this small shell instead (its `binary://` logging: the process's stdout on
- * fd 3, stderr on fd 4, ready once fd 5 is closed), which appends each to its own file. It ignores
- * the shim's SIGTERM at the task's end so that both copies finish.
- */
-export function loggerUri(dir: string): string {
-  const q = (p: string) => `'${p.replace(/'/g, `'\\''`)}'`;
-  const script = `trap '' TERM; exec 5>&-; cat <&3 >>${q(path.join(dir, FILES.stdout))} & cat <&4 >>${q(path.join(dir, FILES.stderr))}; wait`;
-  return `binary:///bin/sh?-c=${encodeURIComponent(script)}`;
-}
-
 export function findOrStartContainerTask(cx: ContainerdContext, task: ResolvedTask, io: StepIo): Promise<TaskHandle> {
   const { req } = task;
   const { step } = req;
   const id = containerId({ ...req, stepId: step.id });
   return findOrStartHostTask<ContainerMeta>(cx.deps, task, {
     find: (dir) => findTask(cx, dir, id),
-    start: (dir) =>
-      prepare(cx, task, dir, id, io)
+    start: (dir) => {
+      // The keeper starts (the build's first step) while this step prepares.
+      const group = cx.shimGroup(req.buildId);
+      group.catch(() => undefined);
+      return prepare(cx, task, dir, id, io, keeperId(req.buildId))
         .then(async (m) => {
+          await group;
           await startTask(cx, req.buildId, dir, m);
           return m;
         })
@@ -72,7 +65,8 @@ export function findOrStartContainerTask(cx: ContainerdContext, task: ResolvedTa
           if (err instanceof ContainerdApiError)
             err = new StepErrored(`task ${step.task}: containerd could not run the container: ${err.message}`);
           throw asPermanent(err, `task ${step.task}`);
-        }),
+        });
+    },
     handle: (meta, dir, reattached) => containerHandle(cx, req.buildId, meta, dir, reattached, io),
   });
 }
@@ -97,7 +91,10 @@ async function findTask(cx: ContainerdContext, dir: string, id: string): Promise
 async function startTask(cx: ContainerdContext, buildId: string, dir: string, meta: ContainerMeta): Promise<void> {
   const spec = JSON.parse(await fs.readFile(path.join(dir, SPEC_FILE), 'utf8')) as object;
   await cx.api.createContainer(meta.id, spec, { [BUILD_LABEL]: buildId });
-  await cx.api.createTask(meta.id, loggerUri(dir));
+  // A plain path that is not a fifo is a file the shim opens for appending (it creates none).
+  const [stdout, stderr] = [FILES.stdout, FILES.stderr].map((f) => path.join(dir, f));
+  await Promise.all([stdout, stderr].map((f) => fs.appendFile(f, '')));
+  await cx.api.createTask(meta.id, stdout, stderr);
   await cx.api.startTask(meta.id);
 }
 
@@ -112,7 +109,14 @@ function ignoreNotFound(err: unknown): void {
   if (!isNotFound(err)) throw err;
 }
 
-async function prepare(cx: ContainerdContext, task: ResolvedTask, dir: string, id: string, io: StepIo): Promise<ContainerMeta> {
+async function prepare(
+  cx: ContainerdContext,
+  task: ResolvedTask,
+  dir: string,
+  id: string,
+  io: StepIo,
+  shimGroup: string,
+): Promise<ContainerMeta> {
   const { req } = task;
   const { step } = req;
   const { config, inputs } = await task.resolve();
@@ -189,6 +193,7 @@ async function prepare(cx: ContainerdContext, task: ResolvedTask, dir: string, i
     cpuShares: limits?.cpu,
     cgroupsPath: cgroupsPath(id),
     netns: network ? netnsPath(network) : undefined,
+    shimGroup,
   });
   if (root.workingDir && config.run.dir === undefined)
     note(`the image's working directory ${root.workingDir} is not used: tasks run in their build directory`);
