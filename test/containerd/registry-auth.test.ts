@@ -88,6 +88,31 @@ function pullTask(name: string, source: Record<string, unknown>): string {
   return `plan:\n- ${task(name, 'cat /etc/os-release', {}, { image_resource: { type: 'registry-image', source: { repository: image, ...source } } })}`;
 }
 
+/**
+ * Every process's command line and environment, read again and again until `stop`: what root on
+ * the worker's host could see of a pull while it runs. Returns the command lines of `ctr` pulls seen.
+ */
+async function watchProcesses(secret: string, stop: { done: boolean }): Promise<{ pulls: string[]; leaks: string[] }> {
+  const pulls = new Set<string>();
+  const leaks: string[] = [];
+  while (!stop.done) {
+    for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      for (const file of ['cmdline', 'environ']) {
+        let text: string;
+        try {
+          text = fs.readFileSync(`/proc/${pid}/${file}`, 'utf8').replace(/\0/g, ' ');
+        } catch {
+          continue; // gone meanwhile
+        }
+        if (text.includes(secret)) leaks.push(`/proc/${pid}/${file}: ${text.replace(secret, '<password>')}`);
+        if (file === 'cmdline' && /\bctr\b.* pull /.test(text)) pulls.add(text.trim());
+      }
+    }
+    await new Promise((r) => setImmediate(r));
+  }
+  return { pulls: [...pulls], leaks };
+}
+
 /** Everything the build published (logs, notes, events) and its history as stored, as text. */
 async function published(r: BuildRun): Promise<string> {
   let out = JSON.stringify(r);
@@ -102,9 +127,17 @@ test('a wrong password errors the step with the registry’s reason; the right o
   expect(refused.message).toMatch(/401 Unauthorized.*refused the login of ci-bot/);
   expect(await published(refused)).not.toContain(wrongPassword);
 
-  const r = await h.run(pullTask('right', { username: USER, password: '((registry_password))' }), { deferUnsourced: true });
+  const stop = { done: false };
+  const watching = watchProcesses(password, stop);
+  const r = await h.run(pullTask('right', { username: USER, password: '((registry_password))' }), { deferUnsourced: true }).finally(() => {
+    stop.done = true;
+  });
+  const { pulls, leaks } = await watching;
   expect(r.status).toBe('succeeded');
   expect(r.logs.get('plan.0')).toContain('Causeway busybox');
+  // The pull was seen while it ran, with the username only: no process ever held the password.
+  expect(pulls.some((p) => p.includes(`--user ${USER} `))).toBe(true);
+  expect(leaks).toEqual([]);
   const text = await published(r);
   expect(text).toContain(`image ${image}:latest: pulling as ${USER}`);
   expect(text).not.toContain(password);

@@ -3,6 +3,7 @@
 // process helper (no fork of the worker itself). A service's container is started by `ctr run`
 // inside the same detached wrapper a local service uses (activities/runtime/local/process.ts).
 // A task's hot path goes through containerd's API instead (api.ts).
+import { spawn } from 'node:child_process';
 import { StepErrored } from '../../errors';
 import { systemTool } from '../local/network';
 import { runCommand } from '../local/spawner';
@@ -38,16 +39,68 @@ export class Ctr {
     return r.stdout;
   }
 
-  /** Like run, but a failure is the step's (a bad image, a refused login): StepErrored. */
-  async forStep(args: string[], what: string, opts: { timeoutMs?: number } = {}): Promise<string> {
+  /**
+   * Runs a ctr command that prompts for a password (`--user NAME` without `:PASSWORD`) and
+   * answers it: ctr 1.6 takes a registry password only on its command line, which every process
+   * on the host can read in /proc/PID/cmdline, or from a terminal. So ctr runs in a pseudo
+   * terminal of util-linux's `script` (raw, echo off, before ctr starts) and gets the password there,
+   * once it has asked for it. Its stdout and stderr are the terminal's output, together. Spawned
+   * from the worker itself: the process helper has no stdin to give it, and a login is rare.
+   */
+  runWithPassword(args: string[], password: string, what: string, opts: { timeoutMs?: number } = {}): Promise<string> {
+    const q = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+    const command = `stty raw -echo && exec ${this.argv(args).map(q).join(' ')}`;
+    return new Promise<string>((resolve, reject) => {
+      const child = spawn(systemTool('script'), ['--quiet', '--return', '--command', command, '/dev/null'], {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', SHELL: '/bin/sh' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let answered = false;
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGKILL');
+      }, opts.timeoutMs ?? 120_000);
+      const take = (d: Buffer) => {
+        out += d.toString('utf8');
+        if (!answered && out.includes('Password:')) {
+          answered = true;
+          child.stdin.write(`${password}\n`);
+        }
+      };
+      child.stdout.on('data', take);
+      child.stderr.on('data', take);
+      child.stdin.on('error', () => undefined);
+      child.on('error', (err) => {
+        clearTimeout(timer);
+        reject(err);
+      });
+      child.on('close', (code, signal) => {
+        clearTimeout(timer);
+        child.stdin.destroy();
+        // The terminal's line endings and ctr's progress redraws are no part of what it said.
+        const text = out.replace(/\r/g, '').replace(TERMINAL_CONTROL, '');
+        if (code === 0) return resolve(text);
+        const message = lastLine(text) || (timedOut ? 'timed out' : `exit status ${code ?? signal}`);
+        reject(new CtrError(`${what}: ${message.replace(/^ctr: /, '')}`, text));
+      });
+    });
+  }
+
+  /** Like run (or runWithPassword), but a failure is the step's (a bad image, a refused login): StepErrored. */
+  async forStep(args: string[], what: string, opts: { timeoutMs?: number; password?: string } = {}): Promise<string> {
     try {
-      return await this.run(args, what, opts);
+      return opts.password === undefined ? await this.run(args, what, opts) : await this.runWithPassword(args, opts.password, what, opts);
     } catch (err) {
       if (err instanceof CtrError) throw new StepErrored(err.message, 'ContainerdError');
       throw err;
     }
   }
 }
+
+/** A terminal's control sequences (ctr's progress redraws): ESC [ parameters letter. */
+const TERMINAL_CONTROL = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, 'g');
 
 export class CtrError extends Error {
   constructor(

@@ -132,9 +132,10 @@ export class ImageStore {
       const args = ['images', 'pull'];
       if (this.ctr.opts.hostsDir) args.push('--hosts-dir', this.ctr.opts.hostsDir);
       if (isLoopback(pull.ref)) args.push('--plain-http');
-      if (pull.auth) args.push('--user', `${pull.auth.username}:${pull.auth.password}`);
+      // The username alone: ctr asks for the password, which then never is on its command line.
+      if (pull.auth) args.push('--user', pull.auth.username);
       const out = await this.ctr
-        .forStep([...args, pull.ref], `pulling image ${pull.ref}`, { timeoutMs: 15 * 60_000 })
+        .forStep([...args, pull.ref], `pulling image ${pull.ref}`, { timeoutMs: 15 * 60_000, password: pull.auth?.password })
         .catch((err: unknown) => {
           if (err instanceof Error && / 401 Unauthorized/.test(err.message))
             err.message += pull.auth
