@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect as natsConnect } from '@nats-io/transport-node';
 import { Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { z } from 'zod';
 import { CODEC_KEYS_FILE, CODEC_TOKEN_FILE, ensureCodecKeys, secretFile } from '../../common/codec';
 import { causewayHome, readEnv } from '../../common/config';
@@ -295,6 +296,22 @@ async function probeTemporal(address: string): Promise<void> {
   }
 }
 
+async function probeWorkerPolls(address: string, taskQueue: string): Promise<void> {
+  const connection = await Connection.connect({ address, connectTimeout: 2_000 });
+  try {
+    const { pollers } = await connection.withDeadline(Date.now() + 3_000, () =>
+      connection.workflowService.describeTaskQueue({
+        namespace: 'default',
+        taskQueue: { name: taskQueue },
+        taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+      }),
+    );
+    if ((pollers ?? []).length === 0) throw new Error('no poller on its task queue yet');
+  } finally {
+    await connection.close();
+  }
+}
+
 async function probeNats(url: string, home: string): Promise<void> {
   const nc = await natsConnect({ servers: url, timeout: 2_000, reconnect: false, ...natsAuth('operator', home) });
   try {
@@ -472,10 +489,9 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
       const env = { ...process.env, TEMPORAL_ADDRESS: address, NATS_URL: natsUrl, CAUSEWAY_HOME: home };
       const worker = spawnDetached(process.execPath, [workerScript], path.join(logDir, 'worker.log'), env, home);
       started.push({ pid: worker.pid, command: workerScript });
-      // A worker that cannot connect or load its code dies within moments; report that here.
-      await sleep(1_500);
-      const exit = worker.exited();
-      if (exit !== undefined) throw failure('worker', worker, `process ${worker.pid} ${exit}`);
+      // Until its pollers reach Temporal, a first build would be told no worker polls its queue.
+      const taskQueue = readEnv(env).CAUSEWAY_TASK_QUEUE;
+      await waitReady(`the local worker on task queue ${taskQueue}`, worker, () => probeWorkerPolls(address, taskQueue));
       workers.push({ name: 'worker', pid: worker.pid, command: workerScript, logFile: worker.logFile });
     }
     let codecServer: StackState['codecServer'];
