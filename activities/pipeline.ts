@@ -11,7 +11,11 @@ import { buildStatusOf } from '../common/build-client';
 import { CausewayBuildNumber, CausewayJob, CausewayPipeline, CausewayStatus } from '../common/search-attributes';
 import { BUILD_WORKFLOW, type BuildInput, type BuildSummary } from '../schemas/build';
 import { DEFAULT_CHECK_TIMEOUT_MS } from '../schemas/check-defaults';
+import type { ResourceVersion } from '../schemas/compiled';
 import type { BuildOutcome } from '../schemas/pipeline-api';
+import { CredentialResolver, resolveResourceRequest, type WorkerCredentials } from './creds';
+import { NO_CREDENTIALS } from './deps';
+import { StepErrored } from './errors';
 import type { PipelineActivities } from './types';
 
 /** The failure type of a check that ran and failed: the workflow records it and checks again at the next interval. */
@@ -19,45 +23,19 @@ export const CHECK_FAILED = 'CheckFailed';
 /** The stderr kept for the error of a failed check. */
 const STDERR_TAIL = 2_000;
 
-export function pipelineActivities(): PipelineActivities {
+/** `credentials`: the worker's cluster-wide manager and redaction, for the refs in a resource's source. */
+export function pipelineActivities(credentials: WorkerCredentials = NO_CREDENTIALS): PipelineActivities {
   return {
-    async checkResource({ resource, from, timeoutMs = DEFAULT_CHECK_TIMEOUT_MS }) {
-      const type = resource.type;
-      if (type.kind !== 'host')
-        throw ApplicationFailure.create({
-          type: CHECK_FAILED,
-          nonRetryable: true,
-          message: `resource ${resource.name}: pipelines check host resource types only (git, time, registry-image, or a resource_types entry of type directory); ${type.name} is not one`,
-        });
-      const out = await runCheck(path.join(type.dir, 'check'), JSON.stringify({ source: resource.source, version: from }), timeoutMs);
-      if (out.timedOut)
-        throw ApplicationFailure.create({
-          type: CHECK_FAILED,
-          nonRetryable: true,
-          message:
-            `resource ${resource.name}: check timed out after ${formatMs(timeoutMs)} (check_timeout; Concourse's default is 1h); it runs again at the next check_every. ${out.stderr.slice(-STDERR_TAIL).trim()}`.trim(),
-        });
-      if (out.code !== 0)
-        throw ApplicationFailure.create({
-          type: CHECK_FAILED,
-          nonRetryable: true,
-          message: `resource ${resource.name}: check exited ${out.code}: ${out.stderr.slice(-STDERR_TAIL).trim()}`,
-        });
-      let parsed: unknown;
+    async checkResource(req) {
+      const creds = new CredentialResolver(credentials, req.pipeline, req.varSources);
       try {
-        parsed = JSON.parse(out.stdout);
-      } catch {
-        parsed = undefined;
+        return await checkResource(req, creds);
+      } catch (err) {
+        // A check's stderr may print its source: its values never reach the pipeline's history.
+        if (err instanceof Error) err.message = creds.redactMessage(err.message);
+        throw err;
       }
-      if (!Array.isArray(parsed) || !parsed.every(isVersion))
-        throw ApplicationFailure.create({
-          type: CHECK_FAILED,
-          nonRetryable: true,
-          message: `resource ${resource.name}: check printed ${out.stdout.slice(0, 200)}; the protocol wants a JSON list of versions (maps of strings)`,
-        });
-      return parsed.map((v) => Object.fromEntries(Object.entries(v).map(([k, x]) => [k, String(x)])));
     },
-
     async startJobBuild({ workflowId, taskQueue, pipeline, job, number, plan }) {
       const input: BuildInput = { plan, uploads: [], downloads: [] };
       try {
@@ -99,6 +77,55 @@ export function pipelineActivities(): PipelineActivities {
       return ended;
     },
   };
+}
+
+/** Runs the type's `check` with the resource's source, its credential refs resolved in the parsed value. */
+async function checkResource(
+  { resource, from, timeoutMs = DEFAULT_CHECK_TIMEOUT_MS }: Parameters<PipelineActivities['checkResource']>[0],
+  creds: CredentialResolver,
+): Promise<ResourceVersion[]> {
+  const type = resource.type;
+  if (type.kind !== 'host')
+    throw ApplicationFailure.create({
+      type: CHECK_FAILED,
+      nonRetryable: true,
+      message: `resource ${resource.name}: pipelines check host resource types only (git, time, registry-image, or a resource_types entry of type directory); ${type.name} is not one`,
+    });
+  let request: { source: Record<string, unknown>; version: ResourceVersion | null };
+  try {
+    request = await resolveResourceRequest(creds, resource, { source: resource.source, version: from });
+  } catch (err) {
+    // A ref found nowhere fails this check (shown by resource-versions); the next interval looks again.
+    if (err instanceof StepErrored) throw ApplicationFailure.create({ type: CHECK_FAILED, nonRetryable: true, message: err.message });
+    throw err;
+  }
+  const out = await runCheck(path.join(type.dir, 'check'), JSON.stringify(request), timeoutMs);
+  if (out.timedOut)
+    throw ApplicationFailure.create({
+      type: CHECK_FAILED,
+      nonRetryable: true,
+      message:
+        `resource ${resource.name}: check timed out after ${formatMs(timeoutMs)} (check_timeout; Concourse's default is 1h); it runs again at the next check_every. ${out.stderr.slice(-STDERR_TAIL).trim()}`.trim(),
+    });
+  if (out.code !== 0)
+    throw ApplicationFailure.create({
+      type: CHECK_FAILED,
+      nonRetryable: true,
+      message: `resource ${resource.name}: check exited ${out.code}: ${out.stderr.slice(-STDERR_TAIL).trim()}`,
+    });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(out.stdout);
+  } catch {
+    parsed = undefined;
+  }
+  if (!Array.isArray(parsed) || !parsed.every(isVersion))
+    throw ApplicationFailure.create({
+      type: CHECK_FAILED,
+      nonRetryable: true,
+      message: `resource ${resource.name}: check printed ${out.stdout.slice(0, 200)}; the protocol wants a JSON list of versions (maps of strings)`,
+    });
+  return parsed.map((v) => Object.fromEntries(Object.entries(v).map(([k, x]) => [k, String(x)])));
 }
 
 function isVersion(v: unknown): v is Record<string, string | number | boolean> {

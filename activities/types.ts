@@ -82,6 +82,12 @@ export interface RunTaskRequest {
   /** values of load_vars without `reveal: true` in the step's scope, redacted from its logs as Concourse does */
   redact?: unknown[];
   /**
+   * A get's or put's resource script: its request (source, version, params) with credential
+   * refs as text; the activity resolves them in the parsed value and hands the script the JSON
+   * as CAUSEWAY_RESOURCE_REQUEST, so no value enters the history.
+   */
+  resource?: { name: string; request: unknown; deferredVars?: { ref: string; at: string }[] };
+  /**
    * A task that exits non-zero fails the activity (non-retryable, type TaskFailed, this result in
    * its details) so the Temporal UI draws it failed; unset by builds whose history predates that
    * and expect a completed activity with the exit code.
@@ -228,6 +234,8 @@ export interface PipelineActivities {
   checkResource(req: {
     pipeline: string;
     resource: ResourceRef;
+    /** the pipeline's var_sources, for the credential refs in the resource's source */
+    varSources?: VarSourceConfig[];
     from: ResourceVersion | null;
     /** check_timeout; absent in histories from before it (Concourse's default, 1 h) */
     timeoutMs?: number;

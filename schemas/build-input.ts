@@ -221,7 +221,11 @@ const ResourceRefSchema = z
       }),
       z.strictObject({ kind: z.literal('unknown'), name: z.string().min(1) }),
     ]),
-    source: z.record(z.string(), z.unknown()),
+    source: z.record(z.string(), z.unknown()).meta({ description: 'credential refs stay as text: the step activity resolves them' }),
+    deferredVars: z
+      .array(z.strictObject({ ref: z.string().min(1), at: z.string() }))
+      .optional()
+      .meta({ description: "credential refs in its source and its type's source, and where the plan uses each" }),
   })
   .meta({ id: 'ResourceRef' });
 

@@ -177,7 +177,10 @@ export type ResourceTypeRef =
 export interface ResourceRef {
   name: string;
   type: ResourceTypeRef;
+  /** credential refs stay as text; the check, get or put activity resolves them */
   source: Record<string, unknown>;
+  /** the credential refs in its source and its type's source, where the file has them; absent when none */
+  deferredVars?: { ref: string; at: string }[];
 }
 
 /** A resource version: Concourse's map of strings, e.g. {ref: "abc123"}. */

@@ -4,11 +4,11 @@
 // before anything changes.
 import { z } from 'zod';
 import { DEFAULT_CHECK_EVERY_MS, DEFAULT_CHECK_TIMEOUT_MS } from './check-defaults';
-import type { CompiledPlan, GetStep, ResourceRef, ResourceVersion, Step } from './compiled';
+import type { CompiledPlan, GetStep, ResourceRef, ResourceVersion, Step, VarSourceConfig } from './compiled';
 import { formatIssue, PlanError, Source, type PlanIssue } from './errors';
 import { isPlainObject } from './interpolate';
 import { checkName } from './names';
-import { compilePlan } from './plan';
+import { compilePlan, compileVarSources } from './plan';
 import { Resources } from './resources';
 import { parseDuration } from './units';
 import { bool } from './validate';
@@ -50,6 +50,8 @@ export interface PipelineConfig {
   text: string;
   resources: PipelineResource[];
   jobs: PipelineJob[];
+  /** the file's `var_sources:`, for the refs in resources' sources its checks resolve; absent when none */
+  varSources?: VarSourceConfig[];
 }
 
 const SchedulingSchema = z.object({
@@ -90,7 +92,12 @@ function stepsOf(step: Step): Step[] {
   return [step, ...children.flatMap(stepsOf), ...hooks.flatMap(stepsOf)];
 }
 
-/** Compiles a pipeline file; throws PlanError with every issue (file:line:column) of every job. */
+/**
+ * Compiles a pipeline file; throws PlanError with every issue (file:line:column) of every job.
+ * As fly's set-pipeline, refs that `vars` (-v, -l, instance vars) do not give stay as
+ * credential refs where the worker resolves them when a check or step runs (resource and
+ * resource type sources, get/put params, task and service params and config).
+ */
 export function compilePipeline(opts: { name: string; text: string; file: string; vars?: Record<string, unknown> }): PipelineConfig {
   const vars = opts.vars ?? {};
   const src = new Source(opts.file, opts.text);
@@ -120,7 +127,7 @@ export function compilePipeline(opts: { name: string; text: string; file: string
     if (jobs.some((j) => j.name === s.name)) return src.add([...where, 'name'], `a second job named \`${s.name}\``);
     let plan: CompiledPlan;
     try {
-      plan = compilePlan({ text: opts.text, file: opts.file, job: s.name, vars });
+      plan = compilePlan({ text: opts.text, file: opts.file, job: s.name, vars, deferUnsourced: true });
     } catch (err) {
       if (err instanceof PlanError) issues.push(...err.issues);
       else throw err;
@@ -144,7 +151,8 @@ export function compilePipeline(opts: { name: string; text: string; file: string
   });
 
   const resources: PipelineResource[] = [];
-  const compiler = new Resources(src, top, vars);
+  const varSources = compileVarSources(src, top, vars);
+  const compiler = new Resources(src, top, { vars, varSources: new Set(varSources.map((v) => v.name)), deferUnsourced: true });
   // A resource type's check_timeout is the default of the resources of that type.
   const typeTimeouts = new Map<string, number>();
   (Array.isArray(top.resource_types) ? top.resource_types : []).forEach((raw, index) => {
@@ -216,5 +224,5 @@ export function compilePipeline(opts: { name: string; text: string; file: string
   // Each job compiles the resources it uses: a bad resource would be reported once per job.
   const unique = [...new Map(issues.map((i) => [formatIssue(i), i])).values()];
   if (unique.length > 0) throw new PlanError(unique.sort((a, b) => a.line - b.line || a.column - b.column));
-  return { name: opts.name, text: opts.text, resources, jobs };
+  return { name: opts.name, text: opts.text, resources, jobs, ...(varSources.length > 0 ? { varSources } : {}) };
 }

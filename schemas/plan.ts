@@ -459,7 +459,7 @@ function jobName(name: string, vars: Record<string, unknown>): string {
 }
 
 /** The file's `var_sources:` (a pipeline's, or a one-off job file's), with static vars filled in. */
-function compileVarSources(src: Source, root: Record<string, unknown>, vars: Record<string, unknown>): VarSource[] {
+export function compileVarSources(src: Source, root: Record<string, unknown>, vars: Record<string, unknown>): VarSource[] {
   if (root.var_sources === undefined || root.var_sources === null) return [];
   const path = ['var_sources'];
   const list = validate(src, z.array(VarSource), interpolateStatic(src, root.var_sources, path, vars), path, 'var_sources') ?? [];
@@ -493,14 +493,12 @@ export function compilePlan(opts: CompileOptions): CompiledPlan {
   src.check();
   const { path } = selected!;
   const varSources = compileVarSources(src, src.value as Record<string, unknown>, opts.vars ?? {});
+  const deferring = { vars: opts.vars ?? {}, varSources: new Set(varSources.map((v) => v.name)), deferUnsourced: opts.deferUnsourced };
   // Only the chosen job is interpolated: other jobs' vars need not be set.
-  const { value, deferred } = interpolateDeferring(src, selected!.value, path, {
-    vars: opts.vars ?? {},
-    varSources: new Set(varSources.map((v) => v.name)),
-    deferUnsourced: opts.deferUnsourced,
-  });
+  const { value, deferred } = interpolateDeferring(src, selected!.value, path, deferring);
   const job = validate(src, JobSchema, value, path, 'job');
-  const compiler = new Compiler(src, new Resources(src, src.value as Record<string, unknown>, opts.vars ?? {}));
+  const resources = new Resources(src, src.value as Record<string, unknown>, deferring);
+  const compiler = new Compiler(src, resources);
   const scope = new Set<string>();
   const jobValue = isPlainObject(value) ? value : {};
   const steps = Array.isArray(jobValue.plan) ? compiler.steps(jobValue.plan, [...path, 'plan'], 'plan', scope) : [];
@@ -518,7 +516,8 @@ export function compilePlan(opts: CompileOptions): CompiledPlan {
     name: job?.name ?? basename(opts.file, extname(opts.file)),
     source: opts.file,
     plan,
-    ...credentialsOf(varSources, deferred),
+    // The refs of the resources its steps use are checked before the first step too.
+    ...credentialsOf(varSources, [...deferred, ...resources.deferred().filter((r) => !deferred.some((d) => d.ref === r.ref))]),
   };
   checkPlan(src, compiled, [...path, 'name']);
   src.check();

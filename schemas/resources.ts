@@ -9,7 +9,14 @@ import type { Path, Source } from './errors';
 import { isPlainObject } from './interpolate';
 import { nearest } from './units';
 import { bool, validate } from './validate';
-import { interpolateStatic } from './vars';
+import { interpolateDeferring, interpolateStatic, type DeferredVar } from './vars';
+
+/** Which credential refs a pipeline file may leave for the worker (schemas/vars.ts). */
+export interface ResourceVarOptions {
+  vars: Record<string, unknown>;
+  varSources?: ReadonlySet<string>;
+  deferUnsourced?: boolean;
+}
 
 /** Resource types shipped with Causeway as host executables under resources/<name>/. */
 export const BASE_RESOURCE_TYPES = ['git', 'time', 'registry-image'] as const;
@@ -93,11 +100,36 @@ export function baseTypesDir(): string {
 export class Resources {
   private readonly compiled = new Map<string, ResourceRef | undefined>();
 
+  private readonly vars: Record<string, unknown>;
+
   constructor(
     private readonly src: Source,
     private readonly root: Record<string, unknown>,
-    private readonly vars: Record<string, unknown>,
-  ) {}
+    private readonly opts: ResourceVarOptions,
+  ) {
+    this.vars = opts.vars;
+  }
+
+  /** The credential refs of every resource compiled so far (a job's: those its steps use). */
+  deferred(): DeferredVar[] {
+    const all = [...this.compiled.values()].flatMap((r) => r?.deferredVars ?? []);
+    return [...new Map(all.map((d) => [d.ref, d])).values()];
+  }
+
+  /**
+   * An entry with static vars filled in everywhere but its `source`, where credential refs
+   * stay as text (Concourse resolves a source when it checks or runs the step).
+   */
+  private interpolateEntry(entry: unknown, where: Path, deferSource: boolean): { value: unknown; deferred: DeferredVar[] } {
+    if (!isPlainObject(entry) || !deferSource || !('source' in entry))
+      return { value: interpolateStatic(this.src, entry, where, this.vars), deferred: [] };
+    const { source: raw, ...rest } = entry;
+    const source = interpolateDeferring(this.src, raw, [...where, 'source'], { ...this.opts, deferrableRoot: true });
+    return {
+      value: { ...(interpolateStatic(this.src, rest, where, this.vars) as object), source: source.value },
+      deferred: source.deferred,
+    };
+  }
 
   /** The resource `name`, or undefined (and an error at `at`) when there is none or it is invalid. */
   resource(name: string, at: Path): ResourceRef | undefined {
@@ -114,9 +146,12 @@ export class Resources {
       return undefined;
     }
     const where: Path = ['resources', index];
-    const raw = validate(this.src, ResourceSchema, interpolateStatic(this.src, list[index], where, this.vars), where, 'resource');
+    const entry = this.interpolateEntry(list[index], where, true);
+    const raw = validate(this.src, ResourceSchema, entry.value, where, 'resource');
     const type = raw && this.type(raw.type);
-    const ref = raw && type ? { name, type, source: raw.source ?? {} } : undefined;
+    const deferred = [...entry.deferred, ...(type?.kind === 'image' ? (this.typeDeferred.get(type.name) ?? []) : [])];
+    const ref: ResourceRef | undefined =
+      raw && type ? { name, type, source: raw.source ?? {}, ...(deferred.length > 0 ? { deferredVars: deferred } : {}) } : undefined;
     this.compiled.set(name, ref);
     return ref;
   }
@@ -129,14 +164,23 @@ export class Resources {
     return v?.success ? v.data : undefined;
   }
 
+  /** credential refs of each image resource type's source */
+  private readonly typeDeferred = new Map<string, DeferredVar[]>();
+
   private type(name: string): ResourceTypeRef | undefined {
     const list = Array.isArray(this.root.resource_types) ? this.root.resource_types : [];
     const index = list.findIndex((t) => isPlainObject(t) && t.name === name);
     if (index >= 0) {
       const where: Path = ['resource_types', index];
-      const t = validate(this.src, ResourceTypeSchema, interpolateStatic(this.src, list[index], where, this.vars), where, 'resource type');
+      const rawType = list[index] as Record<string, unknown>;
+      // A directory type's path is read here, when the pipeline is set: it must be static.
+      const entry = this.interpolateEntry(rawType, where, rawType.type !== DIRECTORY_TYPE);
+      const t = validate(this.src, ResourceTypeSchema, entry.value, where, 'resource type');
       if (!t) return undefined;
-      if (t.type !== DIRECTORY_TYPE) return { kind: 'image', name, type: t.type, source: t.source ?? {} };
+      if (t.type !== DIRECTORY_TYPE) {
+        if (entry.deferred.length > 0) this.typeDeferred.set(name, entry.deferred);
+        return { kind: 'image', name, type: t.type, source: t.source ?? {} };
+      }
       const dir = validate(this.src, DirectorySourceSchema, t.source ?? {}, [...where, 'source'], 'source of a directory resource type');
       if (!dir) return undefined;
       const abs = path.resolve(path.dirname(path.resolve(this.src.file)), dir.path);

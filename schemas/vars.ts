@@ -67,6 +67,8 @@ export interface StaticVarOptions {
   deferUnsourced?: boolean;
   /** `value` is a task config (a task file), not a plan */
   configRoot?: boolean;
+  /** every string of `value` may keep credential refs (a resource's or a resource type's `source`) */
+  deferrableRoot?: boolean;
 }
 
 // Where credential refs may stay until a task or service runs: what its step hands its process.
@@ -74,6 +76,8 @@ export interface StaticVarOptions {
 const TASK_DEFERRABLE = new Set(['params', 'vars']);
 const SERVICE_DEFERRABLE = new Set(['params']);
 const CONFIG_DEFERRABLE = new Set(['params', 'run', 'image_resource']);
+// A get's or put's params go into the resource script's request, built in its activity.
+const RESOURCE_STEP_DEFERRABLE = new Set(['params', 'get_params']);
 
 /** A step that may have `services:` (schemas/plan.ts checks which). */
 function hasServices(v: Record<string, unknown>): boolean {
@@ -86,7 +90,7 @@ function missingMessage(ref: VarRef, varSources: ReadonlySet<string>, deferrable
       const declared = varSources.size ? `var_sources declared: ${[...varSources].join(', ')}` : 'the plan declares no var_sources';
       return `undefined var \`${ref.raw}\`: no var source named \`${ref.source}\` (${declared})`;
     }
-    return `var \`${ref.raw}\` comes from a credential manager, which only a task's params, vars and config and a service's params and config (params, run, image_resource) may use; pass the value with -v or -l here`;
+    return `var \`${ref.raw}\` comes from a credential manager, which only a resource's source, a get's or put's params, a task's params, vars and config and a service's params and config (params, run, image_resource) may use; pass the value with -v or -l here`;
   }
   const fromWorker = deferrable ? ", or from the workers' credential manager with --creds-from-worker" : '';
   return `undefined var \`${ref.raw}\`; pass it with -v ${ref.path[0]}=VALUE or in a -l vars file${fromWorker}`;
@@ -135,10 +139,16 @@ export function interpolateDeferring(
       for (const [k, item] of Object.entries(v)) {
         const child = [...path, k];
         const isTask = typeof v.task === 'string';
+        const isResourceStep = typeof v.get === 'string' || typeof v.put === 'string';
         if (!deferrable && isTask && k === 'config') out[k] = walkConfig(item, child);
         else if (!deferrable && k === 'services' && Array.isArray(item) && hasServices(v))
           out[k] = item.map((entry, i) => walkService(entry, [...child, i]));
-        else out[k] = walk(item, child, deferrable || (isTask && TASK_DEFERRABLE.has(k)));
+        else
+          out[k] = walk(
+            item,
+            child,
+            deferrable || (isTask && TASK_DEFERRABLE.has(k)) || (isResourceStep && RESOURCE_STEP_DEFERRABLE.has(k)),
+          );
       }
       return out;
     }
@@ -150,5 +160,6 @@ export function interpolateDeferring(
     for (const [k, item] of Object.entries(config)) out[k] = walk(item, [...path, k], CONFIG_DEFERRABLE.has(k));
     return out;
   };
-  return { value: opts.configRoot ? walkConfig(value, base) : walk(value, base, false), deferred: [...deferred.values()] };
+  const out = opts.configRoot ? walkConfig(value, base) : walk(value, base, opts.deferrableRoot === true);
+  return { value: out, deferred: [...deferred.values()] };
 }

@@ -211,6 +211,7 @@ export async function pipeline(input: PipelineInput): Promise<void> {
         timeoutMs,
         pipeline: config.name,
         resource: r.ref,
+        ...(config.varSources ? { varSources: config.varSources } : {}),
         from: from ?? known[known.length - 1]?.version ?? null,
       });
       delete checkErrors[name];

@@ -1,6 +1,7 @@
 import type { Artifacts, ImageTypeUse } from '../activities/types';
 import type { CompiledPlan, GetStep, ImageResource, PutStep, ResourceRef, ResourceVersion, Step, TaskStep } from '../schemas/compiled';
 import { deadlineOf, StepError, type BuildContext, type Frame } from './context';
+import { redactedValues } from './credentials';
 
 /** The artifact a resource script's stdout (its JSON response) is written to; never joins the build's scope. */
 const RESPONSE = 'causeway-resource-response';
@@ -41,9 +42,9 @@ export async function runResourceScript(
       inputs: (run.inputs ?? []).map((name) => ({ name })),
       outputs: [...(run.output ? [{ name: run.output }] : []), { name: RESPONSE }],
       caches: [],
-      // The variables Concourse gives check/in/out; the request carries the source and params.
+      // The variables Concourse gives check/in/out. The request, with the source and params, is
+      // CAUSEWAY_RESOURCE_REQUEST, set by the activity once it has resolved their credential refs.
       params: {
-        CAUSEWAY_RESOURCE_REQUEST: JSON.stringify(run.request),
         BUILD_ID: ctx.buildId,
         BUILD_NAME: ctx.buildId,
         BUILD_JOB_NAME: ctx.plan,
@@ -71,6 +72,9 @@ export async function runResourceScript(
       services: frame.services,
       deadline: deadlineOf(frame),
       ...(where.image ? {} : { onHost: true }),
+      resource: { name: resource.name, request: run.request, ...(resource.deferredVars ? { deferredVars: resource.deferredVars } : {}) },
+      varSources: ctx.credentials?.varSources,
+      redact: redactedValues(ctx.credentials, frame),
     },
   ]);
   // Concourse: a resource script that fails errors the step (it is not the build's code failing).

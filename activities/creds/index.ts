@@ -3,7 +3,7 @@
 // tracked for redaction from the step's logs and errors.
 import { z } from 'zod';
 import { Redactor } from '../../common/redact';
-import type { VarSourceConfig } from '../../schemas/compiled';
+import type { ResourceRef, VarSourceConfig } from '../../schemas/compiled';
 import { descend, findVarRefs, interpolate, isPlainObject, SVC_SOURCE, stringifyVar, type VarRef } from '../../schemas/interpolate';
 import { type CredentialManagerConfig, VarSource } from '../../schemas/var-sources';
 import { StepErrored } from '../errors';
@@ -160,6 +160,34 @@ export class CredentialResolver {
   redactMessage(message: string): string {
     return this.redactor.text(message);
   }
+}
+
+/**
+ * A resource script's request (source, version, params) with its credential refs resolved
+ * structurally, in the parsed value, before it becomes JSON text. A ref of the resource's
+ * source found nowhere throws StepErrored naming the var, the resource and where the pipeline
+ * file uses it; so does one of the step's params.
+ */
+export async function resolveResourceRequest<T>(
+  creds: CredentialResolver,
+  resource: Pick<ResourceRef, 'name' | 'deferredVars'>,
+  request: T,
+): Promise<T> {
+  try {
+    await creds.check(resource.deferredVars ?? []);
+  } catch (err) {
+    if (err instanceof StepErrored) throw new StepErrored(`resource ${resource.name}: ${err.message}`, err.reason);
+    throw err;
+  }
+  const { value, missing } = await creds.interpolate(request);
+  if (missing.length > 0) {
+    const seen = [...new Map(missing.map((r) => [r.raw, r])).values()];
+    throw new StepErrored(
+      seen.map((r) => `resource ${resource.name}: undefined var \`${r.raw}\`: ${creds.explain(r)}`).join('\n'),
+      'UndefinedVar',
+    );
+  }
+  return value;
 }
 
 function parseRef(raw: string): VarRef {

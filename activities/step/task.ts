@@ -6,13 +6,16 @@ import { ApplicationFailure } from '@temporalio/common';
 import { logTail } from '../../common/build-log';
 import { ACTIVITY_FAILURES } from '../../schemas/build';
 import { MAX_LINE_WAIT, redactableLength } from '../../common/redact';
-import { CredentialResolver } from '../creds';
+import { CredentialResolver, resolveResourceRequest } from '../creds';
 import { NO_CREDENTIALS, type ActivityDeps } from '../deps';
 import { StepErrored, toFailure } from '../errors';
 import type { LogOffsets, Runtime } from '../runtime/types';
 import type { RunTaskRequest, RunTaskResult } from '../types';
 import { followTask } from './follow';
 import { mapInputs, resolveTaskConfig, withCredentials } from './task-config';
+
+/** The variable a resource script's wrapper reads its request from (workflows/resource.ts). */
+export const RESOURCE_REQUEST_ENV = 'CAUSEWAY_RESOURCE_REQUEST';
 
 type Ending = { state: 'succeeded' | 'failed'; exitCode: number } | { state: 'errored'; message: string };
 
@@ -81,6 +84,14 @@ async function runResolvedTask(
   let result: RunTaskResult;
   try {
     step = await withCredentials(step, creds);
+    if (req.resource) {
+      // Resolved in the parsed request, then made JSON: a value is never spliced into JSON text.
+      const request = await resolveResourceRequest(creds, req.resource, req.resource.request);
+      step = {
+        ...step,
+        config: step.config && { ...step.config, params: { ...step.config.params, [RESOURCE_REQUEST_ENV]: JSON.stringify(request) } },
+      };
+    }
     const resolvedStep = step;
     const handle = await runtime.findOrStartTask(
       {

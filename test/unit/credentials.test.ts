@@ -52,7 +52,7 @@ describe('compiling credential refs', () => {
 
   it('refuses credential refs where the compiler or the workflow needs the value', () => {
     expect(planError(`${SOURCES}plan:\n- task: t\n  file: ((vault:dir))/t.yml\n`)).toEqual([
-      "ci/build.yml:9:9: plan[0].file: var `vault:dir` comes from a credential manager, which only a task's params, vars and config and a service's params and config (params, run, image_resource) may use; pass the value with -v or -l here",
+      "ci/build.yml:9:9: plan[0].file: var `vault:dir` comes from a credential manager, which only a resource's source, a get's or put's params, a task's params, vars and config and a service's params and config (params, run, image_resource) may use; pass the value with -v or -l here",
     ]);
   });
 
@@ -76,7 +76,7 @@ describe('compiling credential refs', () => {
     expect(
       planError(`${SOURCES}plan:\n- task: t\n  config: {run: {path: echo}}\n  services: [{name: db, file: ((vault:dir))/s.yml}]\n`),
     ).toEqual([
-      "ci/build.yml:10:31: plan[0].services[0].file: var `vault:dir` comes from a credential manager, which only a task's params, vars and config and a service's params and config (params, run, image_resource) may use; pass the value with -v or -l here",
+      "ci/build.yml:10:31: plan[0].services[0].file: var `vault:dir` comes from a credential manager, which only a resource's source, a get's or put's params, a task's params, vars and config and a service's params and config (params, run, image_resource) may use; pass the value with -v or -l here",
     ]);
   });
 
