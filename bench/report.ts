@@ -55,6 +55,40 @@ function commandOutput(cmd: string, args: string[]): string | undefined {
   }
 }
 
+const CLOCK_TICKS = 100;
+
+/** CPU ms of a process and of its reaped children (utime, stime, cutime, cstime of /proc/<pid>/stat); 0 when it is gone. */
+export function procCpuMs(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return 0;
+  }
+}
+
+/** The children of a process (of all its threads), by pid. */
+export function childPids(pid: number): number[] {
+  try {
+    return fs
+      .readdirSync(`/proc/${pid}/task`)
+      .flatMap((tid) => fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number));
+  } catch {
+    return [];
+  }
+}
+
+/** The whole machine's CPU ms, busy and in all, since boot (/proc/stat's first line): over an interval, how saturated it was. */
+export function machineCpuMs(): { busy: number; total: number } {
+  const fields = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  // idle and iowait are the time no process wanted a CPU.
+  const busy = total - fields[3] - fields[4];
+  return { busy: (busy * 1000) / CLOCK_TICKS, total: (total * 1000) / CLOCK_TICKS };
+}
+
 /** Runs a benchmark's main and exits with its outcome (0, or 1 with the error's stack). */
 export function runMain(main: () => Promise<void>): void {
   main().then(

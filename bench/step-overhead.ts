@@ -26,7 +26,7 @@ import { exitStatus, startProcess } from '../activities/runtime/local/process';
 import * as bareActivities from './bare-activities';
 import type { BareInput } from './bare-workflows';
 import { breakdown, meanBreakdown, type Breakdown } from './history';
-import { loadavg, machine, runMain, writeSection } from './report';
+import { childPids, loadavg, machine, procCpuMs, runMain, writeSection } from './report';
 import { causewayDataConverter, loadCodecKeys } from '../common/codec';
 import { bundleBuildWorkflows, SILENT_BUNDLER_LOGGER } from '../workers/bundle';
 
@@ -136,30 +136,13 @@ interface Cpu {
 }
 
 const CPU_PARTS = ['worker', 'steps', 'temporal', 'nats'] as const;
-const CLOCK_TICKS = 100;
-
-/** CPU ms of a process and of its reaped children (utime, stime, cutime, cstime of /proc/<pid>/stat); 0 when it is gone. */
-function procCpuMs(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) * 1000) / CLOCK_TICKS;
-  } catch {
-    return 0;
-  }
-}
 
 /** The process helper (activities/runtime/local/spawner.ts): this process's child running `node -e`. */
 function helperPid(): number | undefined {
-  for (const tid of fs.readdirSync(`/proc/${process.pid}/task`)) {
-    const children = fs.readFileSync(`/proc/${process.pid}/task/${tid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-    for (const child of children) {
-      const argv = fs.readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0');
-      if (argv[0] === process.execPath && argv[1] === '-e') return Number(child);
-    }
-  }
-  return undefined;
+  return childPids(process.pid).find((child) => {
+    const argv = fs.readFileSync(`/proc/${child}/cmdline`, 'utf8').split('\0');
+    return argv[0] === process.execPath && argv[1] === '-e';
+  });
 }
 
 let cpuPids: { temporal: number; nats: number; helper?: number } | undefined;

@@ -18,7 +18,8 @@ import { freeStackPorts, repoRoot, startStack, stopStack, type StackInfo } from 
 import { awaitBuild, startBuild } from '../common/build-client';
 import { connectTemporalClient } from '../common/temporal-connection';
 import { compilePlan } from '../schemas';
-import { loadavg, machine, runMain, writeSection } from './report';
+import { childPids, loadavg, machine, machineCpuMs, procCpuMs, runMain, writeSection } from './report';
+import type { temporal } from '@temporalio/proto';
 
 const MARKERS = { start: '<!-- bench:throughput:start -->', end: '<!-- bench:throughput:end -->' };
 const PLAN = `name: throughput
@@ -71,6 +72,61 @@ async function stopWorker(w: WorkerProc): Promise<void> {
   }
 }
 
+/** CPU ms so far of each part of the stack a round runs on. */
+interface Cpu {
+  /** the round's worker processes with their process helpers (which reap the step processes) */
+  workers: number;
+  temporal: number;
+  nats: number;
+  /** this process: the client starting and awaiting every build */
+  client: number;
+  machineBusy: number;
+  machineTotal: number;
+}
+
+function cpuNow(stack: StackInfo, round: WorkerProc[]): Cpu {
+  const own = process.cpuUsage();
+  const m = machineCpuMs();
+  return {
+    workers: round.reduce((sum, w) => sum + [w.child.pid!, ...childPids(w.child.pid!)].reduce((s, pid) => s + procCpuMs(pid), 0), 0),
+    temporal: procCpuMs(stack.temporal.pid),
+    nats: procCpuMs(stack.nats.pid),
+    client: (own.user + own.system) / 1000,
+    machineBusy: m.busy,
+    machineTotal: m.total,
+  };
+}
+
+/** Where a build waited, from its history (ms): for its first workflow task, each later one and its step's activity. */
+interface Waits {
+  firstTask: number;
+  laterTasks: number[];
+  stepQueue: number;
+  total: number;
+}
+
+function waitsOf(events: temporal.api.history.v1.IHistoryEvent[]): Waits {
+  const ms = (e: temporal.api.history.v1.IHistoryEvent | undefined) =>
+    e?.eventTime ? Number(e.eventTime.seconds) * 1000 + (e.eventTime.nanos ?? 0) / 1e6 : NaN;
+  const type = (e: temporal.api.history.v1.IHistoryEvent) => String(e.eventType);
+  const is = (e: temporal.api.history.v1.IHistoryEvent, t: number, name: string) => type(e) === String(t) || type(e) === name;
+  const scheduled = events.filter((e) => is(e, 5, 'EVENT_TYPE_WORKFLOW_TASK_SCHEDULED'));
+  const started = events.filter((e) => is(e, 6, 'EVENT_TYPE_WORKFLOW_TASK_STARTED'));
+  const taskWaits = started.map((s, i) => ms(s) - ms(scheduled[i]));
+  const act = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runTask');
+  const actStarted = events.find(
+    (e) => e.activityTaskStartedEventAttributes && Number(e.activityTaskStartedEventAttributes.scheduledEventId) === Number(act?.eventId),
+  );
+  return {
+    firstTask: taskWaits[0],
+    laterTasks: taskWaits.slice(1),
+    stepQueue: ms(actStarted) - ms(act),
+    total: ms(events.at(-1)) - ms(events[0]),
+  };
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+
 async function main(): Promise<void> {
   const arg = (name: string, fallback: string) => {
     const i = process.argv.indexOf(`--${name}`);
@@ -88,7 +144,15 @@ async function main(): Promise<void> {
     const about = machine(stack);
     const { client, connection } = await connectTemporalClient({ address: stack.temporal.address, home });
     const plan = compilePlan({ text: PLAN, file: 'throughput.yml' });
-    const rows: { workers: number; wallMs: number; perWorker: number[]; loadStart: string; loadEnd: string }[] = [];
+    const rows: {
+      workers: number;
+      wallMs: number;
+      perWorker: number[];
+      loadStart: string;
+      loadEnd: string;
+      cpu: Cpu;
+      waits: Waits[];
+    }[] = [];
     try {
       for (const count of counts) {
         const taskQueue = `throughput-${count}`;
@@ -102,23 +166,32 @@ async function main(): Promise<void> {
         await awaitBuild(await startBuild(client, { plan, taskQueue }));
         const loadStart = loadavg();
         say(`${count} worker(s): ${builds} builds (load ${loadStart})`);
+        const cpu0 = cpuNow(stack, round);
         const t0 = performance.now();
         const handles = await Promise.all(Array.from({ length: builds }, () => startBuild(client, { plan, taskQueue })));
         const outcomes = await Promise.all(handles.map((h) => awaitBuild(h)));
         const wallMs = performance.now() - t0;
+        const cpu1 = cpuNow(stack, round);
+        const cpu = Object.fromEntries(Object.entries(cpu1).map(([k, v]) => [k, v - cpu0[k as keyof Cpu]])) as unknown as Cpu;
         const failed = outcomes.filter((o) => o.status !== 'succeeded').length;
         if (failed) throw new Error(`${failed} of ${builds} builds did not succeed with ${count} worker(s)`);
         // Which worker each build claimed: the task queue of its runTask activity names it.
         const perWorker = round.map(() => 0);
+        const waits: Waits[] = [];
         for (const h of handles.slice(0, Math.min(builds, 100))) {
           const events = (await client.workflow.getHandle(h.workflowId).fetchHistory()).events ?? [];
+          waits.push(waitsOf(events));
           const queue = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'runTask')
             ?.activityTaskScheduledEventAttributes?.taskQueue?.name;
           const i = round.findIndex((w) => queue === workerTaskQueue(w.name));
           if (i >= 0) perWorker[i] += 1;
         }
-        rows.push({ workers: count, wallMs, perWorker, loadStart, loadEnd: loadavg() });
-        say(`${count} worker(s): ${(builds / (wallMs / 1000)).toFixed(1)} builds/s, claims of the first 100: ${perWorker.join('/')}`);
+        rows.push({ workers: count, wallMs, perWorker, loadStart, loadEnd: loadavg(), cpu, waits });
+        say(
+          `${count} worker(s): ${(builds / (wallMs / 1000)).toFixed(1)} builds/s, claims of the first 100: ${perWorker.join('/')}, ` +
+            `CPU ms/build: workers ${(cpu.workers / builds).toFixed(1)}, Temporal ${(cpu.temporal / builds).toFixed(1)}, ` +
+            `NATS ${(cpu.nats / builds).toFixed(1)}, client ${(cpu.client / builds).toFixed(1)}; machine busy ${((100 * cpu.machineBusy) / cpu.machineTotal).toFixed(0)}%`,
+        );
         await Promise.all(round.map(stopWorker));
       }
     } finally {
@@ -154,6 +227,54 @@ async function main(): Promise<void> {
     ]
       .map((r) => `| ${r.join(' | ')} |`)
       .join('\n');
+    const cpuHeader = [
+      'workers',
+      'workers + helpers + steps',
+      'Temporal server',
+      'nats-server',
+      'client',
+      'all of the stack',
+      'CPU-s the stack used per wall s',
+      'machine busy (all processes)',
+    ];
+    const cpuTable = [
+      cpuHeader,
+      cpuHeader.map(() => '---'),
+      ...rows.map((r) => {
+        const c = r.cpu;
+        const ours = c.workers + c.temporal + c.nats + c.client;
+        return [
+          String(r.workers),
+          ...[c.workers, c.temporal, c.nats, c.client, ours].map((v) => (v / builds).toFixed(1)),
+          (ours / r.wallMs).toFixed(2),
+          `${((100 * c.machineBusy) / c.machineTotal).toFixed(0)}%`,
+        ];
+      }),
+    ]
+      .map((r) => `| ${r.join(' | ')} |`)
+      .join('\n');
+    const waitHeader = [
+      'workers',
+      'start → 1st workflow task started',
+      'later workflow tasks: scheduled → started',
+      'runTask scheduled → started',
+      'build start → close',
+    ];
+    const waitTable = [
+      waitHeader,
+      waitHeader.map(() => '---'),
+      ...rows.map((r) => [
+        String(r.workers),
+        ...[
+          r.waits.map((w) => w.firstTask),
+          r.waits.flatMap((w) => w.laterTasks),
+          r.waits.map((w) => w.stepQueue),
+          r.waits.map((w) => w.total),
+        ].map((xs) => mean(xs).toFixed(0)),
+      ]),
+    ]
+      .map((r) => `| ${r.join(' | ')} |`)
+      .join('\n');
     const text = `${MARKERS.start}
 ## Throughput with 1, 2 and 4 workers (\`npm run bench:throughput\`)
 
@@ -168,9 +289,17 @@ worker processes add pollers and event loops, not cores.
 
 ${table}
 
+CPU ms per build over the round (from \`/proc/<pid>/stat\` of each process; the machine's from \`/proc/stat\`):
+
+${cpuTable}
+
+Where the first ${Math.min(builds, 100)} builds of each round waited (means in ms, from their histories):
+
+${waitTable}
+
 Rerun: \`npm run bench:throughput\` (\`-- --builds 50\` for a quick look).
 ${MARKERS.end}`;
-    console.log(table);
+    console.log(`${table}\n\n${cpuTable}\n\n${waitTable}`);
     writeSection(out, MARKERS, text);
   } finally {
     await Promise.all(workers.map(stopWorker));
