@@ -2,14 +2,16 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { WorkflowHandle } from '@temporalio/client';
 import { awaitBuild, startBuild, type BuildOutcome } from '../common/build-client';
 import { EXIT_CODES } from './exit-codes';
-import { readBuild } from '../common/build-log';
+import { lastSequenceOfBuild, readBuild } from '../common/build-log';
 import type { CompiledPlan } from '../schemas/compiled';
 import { buildUrl, stepTreeUrl, type Session } from './connect';
 import { paint, printJson, say } from './output';
 import { BuildRenderer, renderOutcome, renderServiceTails } from './render';
 
-/** How long the log may trail the build's result before we stop waiting for it. */
-const LOG_GRACE_MS = 3000;
+/** How long the log may stop arriving, once the build has ended, before we stop waiting for the rest. */
+const LOG_STALL_MS = 30_000;
+/** How often a log still being read after the build's end is checked for progress. */
+const LOG_CHECK_MS = 1000;
 /** How often a followed build is checked for waiting on a worker. */
 const WAITING_CHECK_MS = 3000;
 
@@ -85,9 +87,15 @@ export async function followUntilDone(
   process.on('SIGINT', onInterrupt);
   process.on('SIGTERM', onInterrupt);
   try {
+    let setEnd: (seq: number) => void = () => undefined;
+    const end = new Promise<number>((resolve) => (setEnd = resolve));
+    let records = 0;
     // A log that cannot be read must not end the CLI while the build runs on: say so and wait for the outcome.
     const logs = (async () => {
-      for await (const record of readBuild(session.nc, handle.workflowId, { follow: true, since: opts.since })) renderer.write(record);
+      for await (const record of readBuild(session.nc, handle.workflowId, { follow: true, since: opts.since, end })) {
+        renderer.write(record);
+        records++;
+      }
     })().catch((err: Error) =>
       say(`cannot read the build's log from NATS (${err.message}); it goes on: causeway watch ${handle.workflowId}`),
     );
@@ -96,7 +104,7 @@ export async function followUntilDone(
     const outcome = await awaitBuild(handle);
     done.abort();
     await waiting;
-    await Promise.race([logs, delay(LOG_GRACE_MS, undefined, { ref: false })]);
+    await readToEnd(session, handle.workflowId, logs, setEnd, () => records);
     // A failed build's services often say why (a crashed database, a refused login): show their last lines unasked.
     const tails = outcome.status === 'succeeded' ? '' : renderServiceTails(renderer.serviceTails());
     if (tails) console.log(tails);
@@ -104,6 +112,46 @@ export async function followUntilDone(
   } finally {
     process.off('SIGINT', onInterrupt);
     process.off('SIGTERM', onInterrupt);
+  }
+}
+
+/**
+ * Once the build has ended, waits until its log is printed up to the last message JetStream holds
+ * for it (every line a step wrote was acknowledged before the step ended), however far behind the
+ * reader is: a fixed grace period here cut large logs short at load. Gives up, saying so, only
+ * when nothing arrives for LOG_STALL_MS (NATS unreachable).
+ */
+async function readToEnd(
+  session: Session,
+  buildId: string,
+  logs: Promise<void>,
+  setEnd: (seq: number) => void,
+  records: () => number,
+): Promise<void> {
+  let read = false;
+  void logs.then(() => (read = true));
+  let known = false;
+  let seen = records();
+  let movedAt = Date.now();
+  while (!read) {
+    if (!known) {
+      known = await lastSequenceOfBuild(session.nc, buildId).then(
+        (seq) => (setEnd(seq), true),
+        () => false, // NATS unreachable: asked again while the stall allows
+      );
+    }
+    const tick = new AbortController();
+    await Promise.race([logs, delay(LOG_CHECK_MS, undefined, { signal: tick.signal }).catch(() => undefined)]);
+    tick.abort();
+    if (records() !== seen) {
+      seen = records();
+      movedAt = Date.now();
+    } else if (!read && Date.now() - movedAt > LOG_STALL_MS) {
+      say(
+        `the build's log stopped arriving from NATS for ${LOG_STALL_MS / 1000}s, so its end may be missing above; see all of it later with: causeway watch ${buildId}`,
+      );
+      return;
+    }
   }
 }
 

@@ -19,24 +19,37 @@ export type BuildRecord =
 
 /**
  * A build's logs and events from the start (or `since`), in publish order. With `follow`, waits for
- * more until the build-finished event; without, stops at what the stream holds now.
+ * more: until `end` has resolved to a stream sequence and every message of the build up to it was
+ * read, or (without `end`) until the build-finished event. Without `follow`, stops at what the
+ * stream holds now.
  */
 export async function* readBuild(
   nc: NatsConnection,
   buildId: string,
-  opts: { follow: boolean; since?: Date },
+  opts: { follow: boolean; since?: Date; end?: Promise<number> },
 ): AsyncGenerator<BuildRecord> {
   const js = jetstream(nc);
   // `since` skips what earlier runs of the build (before a retry) logged.
   const start = opts.since ? { deliver_policy: DeliverPolicy.StartTime, opt_start_time: opts.since.toISOString() } : {};
+  let endSeq: number | undefined;
+  let lastSeq = 0;
+  let stop = () => undefined as void;
+  void opts.end?.then((seq) => {
+    endSeq = seq;
+    if (lastSeq >= seq) stop();
+  });
   const consumer = await buildConsumer(
     () => js.consumers.get(BUILD_STREAM, { filter_subjects: subjects.allOfBuild(buildId), ...start }),
-    opts.follow,
+    opts.follow ? () => endSeq === 0 : undefined,
   );
   if (!consumer || (!opts.follow && (await consumer.info()).num_pending === 0)) return;
   const messages = await consumer.consume();
+  // The end may be known before a message arrives (the reader was already past it, or the build has none): stop waiting then.
+  stop = () => messages.stop();
+  if (endSeq !== undefined && lastSeq >= endSeq) stop();
   try {
     for await (const msg of messages) {
+      lastSeq = msg.seq;
       const stepId = stepIdOfLogSubject(buildId, msg.subject);
       let finished = false;
       const service = stepId === undefined ? serviceOfSubject(buildId, msg.subject) : undefined;
@@ -52,7 +65,10 @@ export async function* readBuild(
           yield { kind: 'event', event: event.data };
         }
       }
-      if (msg.info.pending === 0 && (!opts.follow || finished)) break;
+      if (opts.follow && opts.end) {
+        // Not at build-finished: a message stored after it (a late note) still belongs to the log.
+        if (endSeq !== undefined && msg.seq >= endSeq) break;
+      } else if (msg.info.pending === 0 && (!opts.follow || finished)) break;
     }
   } finally {
     messages.stop();
@@ -61,17 +77,34 @@ export async function* readBuild(
 
 /**
  * The stream of a fresh stack is made by its first worker, which may still be starting when
- * `causeway run` begins to follow: following waits for the stream; a plain read finds nothing.
+ * `causeway run` begins to follow: following (`wait`) waits for the stream until `wait` says the
+ * build has nothing to read; a plain read finds nothing.
  */
-async function buildConsumer(get: () => Promise<Consumer>, follow: boolean): Promise<Consumer | undefined> {
+async function buildConsumer(get: () => Promise<Consumer>, wait: (() => boolean) | undefined): Promise<Consumer | undefined> {
   for (;;) {
     try {
       return await get();
     } catch (err) {
       if (!(err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound)) throw err;
-      if (!follow) return undefined;
+      if (!wait || wait()) return undefined;
       await delay(STREAM_WAIT_MS);
     }
+  }
+}
+
+/**
+ * The stream sequence of the build's last message, 0 when the stream holds none. Asked once the
+ * build has ended, it bounds the whole log: a step publishes its output and waits for JetStream's
+ * ack before its activity completes, and build-finished's publish is awaited too, so all of it
+ * was stored before the workflow could end.
+ */
+export async function lastSequenceOfBuild(nc: NatsConnection, buildId: string): Promise<number> {
+  try {
+    const last = await (await jetstreamManager(nc)).streams.getMessage(BUILD_STREAM, { last_by_subj: subjects.allOfBuild(buildId) });
+    return last?.seq ?? 0;
+  } catch (err) {
+    if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return 0;
+    throw err;
   }
 }
 
