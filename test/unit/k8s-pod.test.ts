@@ -151,6 +151,20 @@ describe('buildPod', () => {
     expect(() => buildPod(input({ config: config({ image_resource: { type: 'git', source: { uri: 'x' } } }) }))).toThrow(/registry-image/);
   });
 
+  test("image: naming a get's artifact runs the image it fetched, by repository@digest; bad files are errors", () => {
+    const digest = `sha256:${'a'.repeat(64)}`;
+    const image = (files: { repository: string; digest: string }) =>
+      buildPod(input({ step: step({ image: 'my-image' }), imageArtifact: files })).spec!.containers[0].image;
+    expect(image({ repository: '127.0.0.1:5000/library/busybox\n', digest: `${digest}\n` })).toBe(
+      `127.0.0.1:5000/library/busybox@${digest}`,
+    );
+    expect(() => image({ repository: 'busybox', digest: 'latest' })).toThrow(
+      /image my-image: its digest file holds "latest", not a sha256 digest/,
+    );
+    expect(() => image({ repository: 'a b; rm -rf /', digest })).toThrow(/image my-image: its repository file holds/);
+    expect(() => image({ repository: '', digest })).toThrow(PodSpecError);
+  });
+
   test('params become env, step params over config params, service env under both, sorted', () => {
     const pod = buildPod(
       input({

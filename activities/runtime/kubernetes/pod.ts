@@ -76,6 +76,11 @@ export interface PodInput {
   tokenSecret: string;
   /** image for tasks without image_resource/image, if the worker has one */
   defaultImage?: string;
+  /**
+   * The step's `image:` names an artifact in scope: its `repository` and `digest` files (a get
+   * of a registry-image resource writes them), read by the caller; the pod runs that image.
+   */
+  imageArtifact?: { repository: string; digest: string };
   agentImage?: string;
   /** resolved inputs; absent optional inputs are simply not listed */
   inputs?: InputSource[];
@@ -155,8 +160,31 @@ export function imageReference(resource: ImageResource): string {
   return `${repository}:${tag}`;
 }
 
-/** The task's image: the step's `image:` (an image reference on this runtime), then image_resource, then the worker's default. */
-export function taskImage(step: TaskStep, config: TaskConfig, defaultImage?: string): string {
+/**
+ * A get's image as the kubelet pulls it: `repository@digest`, the very image the get fetched,
+ * whatever its tag points at now. The files come from a step's output: checked, not trusted.
+ */
+export function artifactImageReference(name: string, files: { repository: string; digest: string }): string {
+  const repository = files.repository.trim();
+  const digest = files.digest.trim();
+  if (!/^[a-z0-9][a-z0-9._:/-]*$/i.test(repository) || repository.length > 512)
+    throw new PodSpecError(`image ${name}: its repository file holds ${JSON.stringify(repository.slice(0, 80))}, not an image repository`);
+  if (!/^sha256:[0-9a-f]{64}$/.test(digest))
+    throw new PodSpecError(`image ${name}: its digest file holds ${JSON.stringify(digest.slice(0, 80))}, not a sha256 digest`);
+  return `${repository}@${digest}`;
+}
+
+/**
+ * The task's image: the step's `image:` (the image a get fetched when it names an artifact, else
+ * an image reference), then image_resource, then the worker's default.
+ */
+export function taskImage(
+  step: TaskStep,
+  config: TaskConfig,
+  defaultImage?: string,
+  imageArtifact?: { repository: string; digest: string },
+): string {
+  if (step.image && imageArtifact) return artifactImageReference(step.image, imageArtifact);
   if (step.image) return step.image;
   if (config.image_resource) return imageReference(config.image_resource);
   if (config.rootfs_uri) throw new PodSpecError('rootfs_uri is not supported by the kubernetes runtime: use image_resource');
@@ -261,7 +289,7 @@ export function buildPod(input: PodInput): V1Pod {
   const user = runAsUser(config.run.user);
   const task: V1Container = {
     name: CONTAINERS.task,
-    image: taskImage(step, config, input.defaultImage),
+    image: taskImage(step, config, input.defaultImage, input.imageArtifact),
     command: [config.run.path],
     args: config.run.args,
     workingDir: within(WORKDIR, config.run.dir ?? '.'),

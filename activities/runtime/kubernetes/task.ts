@@ -40,6 +40,20 @@ export interface StepHooks {
   log?: (data: Buffer, offset: number) => Promise<void>;
 }
 
+/**
+ * The `repository` and `digest` files of the artifact the step's `image:` names, when one is in
+ * scope: a kubelet pulls images, it cannot run a rootfs from a pod's output, so the image a get
+ * fetched runs by its digest (docs/kubernetes.md).
+ */
+async function imageArtifactOf(rt: KubeApi, req: RunTaskRequest): Promise<{ repository: string; digest: string } | undefined> {
+  const name = req.step.image;
+  const ref = name === undefined ? undefined : req.artifacts[name];
+  if (name === undefined || !ref) return undefined;
+  const what = `task ${req.step.task}: image ${name} (the kubernetes runtime runs the image a get fetched by its repository and digest files)`;
+  const [repository, digest] = await Promise.all(['repository', 'digest'].map((f) => readFileOf(rt, req.buildId, ref, name, f, what)));
+  return { repository, digest };
+}
+
 /** Creates the step's pod, or finds the one a previous attempt of this activity created. */
 export async function createOrAttach(
   rt: KubeApi,
@@ -73,6 +87,7 @@ export async function createOrAttach(
       anchor,
       tokenSecret,
       defaultImage: rt.opts.defaultImage,
+      imageArtifact: await imageArtifactOf(rt, req),
       agentImage: rt.opts.agentImage,
       inputs,
       serviceEnv: req.services ? serviceEnv(req.services) : undefined,
