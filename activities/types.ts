@@ -99,6 +99,11 @@ export interface RunTaskRequest {
    * its base types from a rootfs of its own (docs/pipelines.md).
    */
   onHost?: boolean;
+  /**
+   * An image resource type's check/in/out: its container reaches the network as the worker does
+   * (the registry, the git server its source names), as Concourse's resource containers do.
+   */
+  resourceContainer?: boolean;
 }
 
 export interface RunTaskResult {

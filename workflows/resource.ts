@@ -71,7 +71,7 @@ export async function runResourceScript(
       artifacts: Object.fromEntries((run.inputs ?? []).map((n) => [n, artifacts[n]])),
       services: frame.services,
       deadline: deadlineOf(frame),
-      ...(where.image ? {} : { onHost: true }),
+      ...(where.image ? { resourceContainer: true } : { onHost: true }),
       resource: { name: resource.name, request: run.request, ...(resource.deferredVars ? { deferredVars: resource.deferredVars } : {}) },
       varSources: ctx.credentials?.varSources,
       redact: redactedValues(ctx.credentials, frame),

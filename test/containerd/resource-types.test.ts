@@ -1,6 +1,6 @@
 // A resource type that is an image (Concourse's custom resource_types) on the containerd
 // runtime: check, in and out run as /opt/resource/SCRIPT in a container of the type's image,
-// with the protocol unchanged. The image (scripts/images/build.sh test-resource: busybox plus
+// with the protocol unchanged and the worker's network. The image (scripts/images/build.sh test-resource: busybox plus
 // three shell scripts) is built offline and pushed to the run's local registry, which serves
 // docker.io's names.
 import { execFileSync } from 'node:child_process';
@@ -27,13 +27,14 @@ afterAll(async () => {
   await h.stop();
 });
 
-test('check, get and put of a resource type image run its /opt/resource scripts in containers of it', async () => {
+test('check, get and put of a resource type image run its /opt/resource scripts in containers of it, with the network', async () => {
+  const probe = `http://${containerd().registry}/v2/`;
   const r = await h.run(
     `
 resource_types:
 - {name: stamp, type: registry-image, source: {repository: causeway-test/stamp-resource}}
 resources:
-- {name: s, type: stamp, source: {color: blue}}
+- {name: s, type: stamp, source: {color: blue, probe: '${probe}'}}
 jobs:
 - name: j
   plan:
@@ -57,12 +58,15 @@ jobs:
   const steps = r.summary?.steps ?? [];
   // check listed 1 and 2: the get fetched the newest.
   expect(steps.find((s) => s.id === 'plan.0')?.resource?.version).toEqual({ n: '2' });
-  expect(r.logs.get('plan.0')).toContain('stamp check in causeway-busybox as uid 0: {"source":{"color":"blue"},"version":null}');
+  const source = JSON.stringify({ color: 'blue', probe });
+  expect(r.logs.get('plan.0')).toContain(`stamp check in causeway-busybox as uid 0: {"source":${source},"version":null}`);
+  // The worker's network: the local registry on 127.0.0.1 answered.
+  expect(r.logs.get('plan.0')).toContain(`stamp check: reached ${probe}`);
   expect(r.logs.get('plan.0')).toContain('stamp in: fetched 2 into /tmp/build/');
   // out read the put's input; the implicit get fetched what it made into `s`.
   expect(r.logs.get('plan.2')).toContain('stamp out: made 7 from made/n');
   expect(steps.find((s) => s.id === 'plan.2')?.resource?.version).toEqual({ n: '7' });
-  expect(r.logs.get('plan.3')).toContain('7\n{"source":{"color":"blue"},"version":{"n":"7"},"params":{}}');
+  expect(r.logs.get('plan.3')).toContain(`7\n{"source":${source},"version":{"n":"7"},"params":{}}`);
   expect(ctr(['containers', 'ls', '-q', `labels."causeway.build"==${r.buildId}`]).trim()).toBe('');
   expect(mountsOf(h.home, r.buildId)).toEqual([]);
 });

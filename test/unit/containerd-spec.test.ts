@@ -165,4 +165,11 @@ describe('the container spec', () => {
     expect(keeperId('b-1')).not.toBe(keeperId('b-2'));
     expect(keeperId('b-1').length).toBeLessThanOrEqual(76);
   });
+
+  test("a resource type's container has no network namespace of its own (the worker's), unless it joins the build's", () => {
+    const s = containerSpec(base, { ...input, hostNetwork: true });
+    expect(s.linux.namespaces).toEqual([{ type: 'pid' }, { type: 'mount' }]);
+    const joined = containerSpec(base, { ...input, hostNetwork: true, netns: '/run/netns/cw-abc' });
+    expect(joined.linux.namespaces).toContainEqual({ type: 'network', path: '/run/netns/cw-abc' });
+  });
 });

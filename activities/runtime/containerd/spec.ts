@@ -55,6 +55,8 @@ export interface ContainerSpecInput {
   netns?: string;
   /** the runc shim group the container joins (keeper.ts): one shim for a build's containers */
   shimGroup?: string;
+  /** the worker's own network (an image resource type's container): no network namespace of its own */
+  hostNetwork?: boolean;
 }
 
 /**
@@ -162,9 +164,9 @@ export function containerSpec(base: OciSpec, input: ContainerSpecInput): OciSpec
     spec.annotations = { ...(spec.annotations as Record<string, string> | undefined), [GROUP_ANNOTATION]: input.shimGroup };
   spec.linux.resources = { ...spec.linux.resources };
   if (input.cpuShares !== undefined) spec.linux.resources.cpu = { shares: input.cpuShares };
-  spec.linux.namespaces = spec.linux.namespaces.map((ns) =>
-    ns.type === 'network' && input.netns ? { type: 'network', path: input.netns } : ns,
-  );
+  spec.linux.namespaces = spec.linux.namespaces
+    .filter((ns) => !(ns.type === 'network' && input.hostNetwork && !input.netns))
+    .map((ns) => (ns.type === 'network' && input.netns ? { type: 'network', path: input.netns } : ns));
   if (input.privileged) {
     // Concourse's privileged: root in the container has the worker's capabilities, the host's
     // devices and a writable /sys, with no seccomp, masks or no_new_privs in the way.

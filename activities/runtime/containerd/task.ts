@@ -35,7 +35,7 @@ import {
   type ContainerMeta,
 } from './container';
 import { keeperId } from './keeper';
-import { containerSpec } from './spec';
+import { containerSpec, type BindMount } from './spec';
 import type { ContainerdContext } from './context';
 
 /** The container's id: from build, run, step and attempt, within containerd's 76 characters. */
@@ -146,7 +146,7 @@ async function prepare(
   const { outputs } = await placeTaskFiles({ dir, work, step, config, inputs, worker: cx.deps.workerName, runtime: 'containerd' });
   meta = { ...meta, outputs };
   const workDir = `${BUILD_ROOT}/${id.slice(3, 11)}`;
-  const mounts = [{ source: work, destination: workDir }];
+  const mounts: BindMount[] = [{ source: work, destination: workDir }];
   for (const cache of config.caches) {
     const source = safeJoin(paths.cache(cx.deps.home, req.plan, step.id), cache.path);
     await fs.mkdir(source, { recursive: true });
@@ -175,6 +175,16 @@ async function prepare(
     note(`this step runs in network namespace ${network}, on the bridge of its build's services (reachable by name; no outside access)`);
   }
 
+  // An image resource type's scripts fetch from their source: the worker's network and name
+  // resolution, as the host types' scripts have them (docs/containerd.md says what it reaches).
+  const hostNetwork = !network && req.resourceContainer === true;
+  if (hostNetwork) {
+    const files = ['/etc/resolv.conf', '/etc/hosts'];
+    const present = await Promise.all(files.map((f) => fs.stat(f).catch(() => undefined)));
+    for (const [i, file] of files.entries()) if (present[i]?.isFile()) mounts.push({ source: file, destination: file, readonly: true });
+    note("a resource type's container: it uses the worker's network");
+  }
+
   const limits = step.containerLimits ?? config.container_limits;
   if (limits?.memory) {
     note(await limitMemory(id, limits.memory));
@@ -194,6 +204,7 @@ async function prepare(
     cgroupsPath: cgroupsPath(id),
     netns: network ? netnsPath(network) : undefined,
     shimGroup,
+    hostNetwork,
   });
   if (root.workingDir && config.run.dir === undefined)
     note(`the image's working directory ${root.workingDir} is not used: tasks run in their build directory`);
