@@ -22,6 +22,31 @@ export async function setPipeline(
   runtime: Pick<Runtime, 'readArtifactFile'>,
   req: SetPipelineRequest,
 ): Promise<{ ok: boolean }> {
+  // Started and finished events, as a task's: `run` and `watch` head the step's log with its
+  // name and end it with its outcome.
+  const runName = `${req.runId}/${req.step.id}/set_pipeline`;
+  const event = { buildId: req.buildId, stepId: req.step.id, name: `set_pipeline ${req.step.pipeline}`, attempt: 1 };
+  const time = () => new Date().toISOString();
+  await deps.publisher.event({ type: 'step-started', ...event, time: time() }, `${runName}/started`);
+  try {
+    const result = await setPipelineFromFile(deps, runtime, req);
+    const state = result.ok ? 'succeeded' : 'failed';
+    await deps.publisher.event({ type: 'step-finished', ...event, state, time: time() }, `${runName}/finished`);
+    return result;
+  } catch (err) {
+    if (err instanceof StepErrored) {
+      const ending = { state: 'errored' as const, message: err.message };
+      await deps.publisher.event({ type: 'step-finished', ...event, ...ending, time: time() }, `${runName}/finished`);
+    }
+    throw err;
+  }
+}
+
+async function setPipelineFromFile(
+  deps: Pick<ActivityDeps, 'publisher'>,
+  runtime: Pick<Runtime, 'readArtifactFile'>,
+  req: SetPipelineRequest,
+): Promise<{ ok: boolean }> {
   const { step } = req;
   const what = `set_pipeline ${step.pipeline}`;
   const read = (file: string) => readArtifactText(runtime, artifactFile(req.buildId, file, req.artifacts, what), `${what}: file ${file}`);

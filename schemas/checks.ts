@@ -217,15 +217,35 @@ function firstInvalidUtf8(b: Buffer): number {
   return b.length - 1;
 }
 
-/** What the CLI's -i/-o flags name that no step of the plan uses; undefined when a task's config is only known at run time. */
+/**
+ * What the CLI's -i/-o flags name that no step of the plan uses; undefined when what a step
+ * reads is only known at run time (a task's `file:`, a put of all inputs, a ((.:var)) artifact).
+ */
 export function unusedArtifactFlags(plan: CompiledPlan, inputs: string[], outputs: string[]): string[] | undefined {
   const used = new Set<string>();
   const produced = new Set<string>();
+  // `artifact/path/in/it`: a file read from an artifact, as load_var and set_pipeline name theirs.
+  const readsFile = (file: string): boolean => {
+    const artifact = file.split('/')[0];
+    used.add(artifact);
+    return !artifact.includes('((');
+  };
   for (const { step } of walk(plan.plan)) {
-    if (step.kind !== 'task') continue;
-    if (!step.config) return undefined;
-    for (const i of step.config.inputs) used.add(step.inputMapping[i.name] ?? i.name);
-    for (const o of step.config.outputs) produced.add(step.outputMapping[o.name] ?? o.name);
+    if (step.kind === 'task') {
+      if (!step.config) return undefined;
+      for (const i of step.config.inputs) used.add(step.inputMapping[i.name] ?? i.name);
+      for (const o of step.config.outputs) produced.add(step.outputMapping[o.name] ?? o.name);
+    } else if (step.kind === 'load_var') {
+      if (!readsFile(step.file)) return undefined;
+    } else if (step.kind === 'set_pipeline') {
+      if (![step.file, ...step.varFiles].every(readsFile)) return undefined;
+    } else if (step.kind === 'get') {
+      produced.add(step.name);
+    } else if (step.kind === 'put') {
+      if (!Array.isArray(step.inputs)) return undefined;
+      for (const i of step.inputs) used.add(i);
+      if (!step.noGet) produced.add(step.name);
+    }
   }
   return [
     ...inputs

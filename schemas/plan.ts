@@ -336,7 +336,9 @@ class Compiler {
             src.add([...path, key], `set_pipeline: \`${key}\` is not supported: Causeway has no pipeline instances or teams`, {
               key: true,
             });
-        const bad = s.set_pipeline === 'self' ? undefined : checkName('pipeline', s.set_pipeline);
+        // A name made by across (`set_pipeline: ((.:pipeline))`) is checked when the step runs.
+        const local = findVarRefs(s.set_pipeline).some((ref) => ref.source === '.');
+        const bad = s.set_pipeline === 'self' || local ? undefined : checkName('pipeline', s.set_pipeline);
         if (bad) src.add([...path, 'set_pipeline'], bad);
         if (bad || s.instance_vars !== undefined || s.team !== undefined) return undefined;
         return {

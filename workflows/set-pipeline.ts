@@ -1,5 +1,6 @@
 import { workflowInfo } from '@temporalio/workflow';
 import type { SetPipelineStep } from '../schemas/compiled';
+import { checkName } from '../schemas/names';
 import { StepError, type BuildContext, type Frame } from './context';
 import { withLocals } from './locals';
 
@@ -17,6 +18,8 @@ export async function runSetPipeline(ctx: BuildContext, raw: SetPipelineStep, fr
     if (!own) throw new StepError('set_pipeline: self sets the pipeline whose job runs it; this build is not a job of a pipeline');
     pipeline = own;
   }
+  const bad = checkName('pipeline', pipeline);
+  if (bad) throw new StepError(`set_pipeline: ${bad}`);
   const { ok } = await ctx.acts.setPipeline.executeWithOptions({ summary: `set_pipeline ${pipeline} · ${step.id}` }, [
     {
       buildId: ctx.buildId,

@@ -14,7 +14,7 @@ export function stepName(step: Step, locals: Record<string, unknown> = {}): stri
     case 'put':
       return step.name;
     case 'set_pipeline':
-      return step.pipeline;
+      return nameWith(step.pipeline, locals);
     default:
       return step.kind;
   }

@@ -146,4 +146,15 @@ test('-i and -o names no step uses', () => {
   ]);
   const fromFile = compilePlan({ file: 'p.yml', text: `plan:\n- task: t\n  file: repo/ci/t.yml\n` });
   expect(unusedArtifactFlags(fromFile, ['anything'], [])).toBeUndefined();
+  // load_var and set_pipeline read a file of an artifact too.
+  const readers = compilePlan({
+    file: 'p.yml',
+    text: `plan:\n- load_var: v\n  file: vars/v.txt\n- set_pipeline: p\n  file: src/p.yml\n  var_files: [conf/v.yml]\n`,
+  });
+  expect(unusedArtifactFlags(readers, ['vars', 'src', 'conf'], [])).toEqual([]);
+  const across = compilePlan({
+    file: 'p.yml',
+    text: `plan:\n- across: [{var: a, values: [x]}]\n  set_pipeline: p\n  file: ((.:a))/p.yml\n`,
+  });
+  expect(unusedArtifactFlags(across, ['x'], [])).toBeUndefined();
 });

@@ -315,6 +315,17 @@ plan:
     ]);
     expect(err.issues[1].path).toBe('plan[0].in_parallel[1].do[0].instance_vars');
   });
+  it("leaves a set_pipeline name made by across to run time, as Concourse's docs set several pipelines", () => {
+    const step = only(`
+plan:
+- across:
+  - var: pipeline
+    values: [hello-world, time-triggered]
+  set_pipeline: ((.:pipeline))
+  file: ci/pipelines/((.:pipeline)).yml
+`);
+    expect(step).toMatchObject({ kind: 'set_pipeline', pipeline: '((.:pipeline))', file: 'ci/pipelines/((.:pipeline)).yml' });
+  });
   it('reports YAML syntax errors with a position', () => {
     const err = planError('plan:\n  - task: a\n  bad: [\n');
     expect(err.issues[0]).toMatchObject({ file: 'ci/build.yml', message: expect.stringMatching(/^invalid YAML/) });
