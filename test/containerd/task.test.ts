@@ -1,6 +1,7 @@
 // Tasks as containerd containers: the image's filesystem, Concourse's mounts and env, users,
 // privileges, and nothing left behind.
 import fs from 'node:fs';
+import path from 'node:path';
 import { keeperId } from '../../activities/runtime/containerd/keeper';
 import type { Harness } from '../workflows/harness';
 import { BUSYBOX, containerd, ctr, mountsOf, notesOf, startContainerdHarness, task } from './harness';
@@ -13,8 +14,17 @@ afterAll(async () => {
   await h.stop();
 });
 
-function leftovers(buildId: string): { containers: string; mounts: string[] } {
-  return { containers: ctr(['containers', 'ls', '-q']).trim(), mounts: mountsOf(h.home, buildId) };
+/** Causeway's snapshots in containerd: steps' roots and spare ones (`cw-`), not the images' layers. */
+function snapshots(): string[] {
+  return ctr(['snapshots', 'ls'])
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(/\s+/)[0])
+    .filter((k) => k.startsWith('cw-'));
+}
+
+function leftovers(buildId: string): { containers: string; mounts: string[]; snapshots: string[] } {
+  return { containers: ctr(['containers', 'ls', '-q']).trim(), mounts: mountsOf(h.home, buildId), snapshots: snapshots() };
 }
 
 test("a task with image_resource runs in that image: its /etc/os-release is the image's, not the host's", async () => {
@@ -29,7 +39,7 @@ test("a task with image_resource runs in that image: its /etc/os-release is the 
   expect(await notesOf(h.nc, r.buildId, 'plan.0')).toMatch(
     /image docker\.io\/library\/busybox:latest: (pulled|already in containerd|cached)/,
   );
-  expect(leftovers(r.buildId)).toEqual({ containers: '', mounts: [] });
+  expect(leftovers(r.buildId)).toEqual({ containers: '', mounts: [], snapshots: [] });
 });
 
 /**
@@ -56,7 +66,7 @@ async function watchShims(stop: { done: boolean }): Promise<Set<string>> {
   return ids;
 }
 
-test('a build’s containers share one shim, started for its keeper, which the build’s end removes', async () => {
+test('a build’s containers share one shim, started for its keeper; later tasks take roots prepared ahead; the build’s end removes all', async () => {
   const stop = { done: false };
   const shims = watchShims(stop);
   const steps = [0, 1, 2].map((i) => `- ${task(`s${i}`, 'sleep 0.2; echo ran', {}, { image_resource: BUSYBOX })}`);
@@ -65,7 +75,18 @@ test('a build’s containers share one shim, started for its keeper, which the b
   });
   expect(r.status).toBe('succeeded');
   expect([...(await shims)]).toEqual([keeperId(r.buildId)]);
-  expect(leftovers(r.buildId)).toEqual({ containers: '', mounts: [] });
+  // Where each task's root was mounted (its step directory keeps the record): the first prepared
+  // its own; the next ones took the one prepared while the previous task ran.
+  const roots = fs
+    .readdirSync(path.join(h.home, 'builds', r.buildId), { recursive: true, encoding: 'utf8' })
+    .filter((f) => path.basename(f) === 'container.json')
+    .map(
+      (f) =>
+        (JSON.parse(fs.readFileSync(path.join(h.home, 'builds', r.buildId, f), 'utf8')) as { rootfs: { target: string } }).rootfs.target,
+    );
+  expect(roots).toHaveLength(3);
+  expect(roots.filter((t) => t.includes('/spare-roots/'))).toHaveLength(2);
+  expect(leftovers(r.buildId)).toEqual({ containers: '', mounts: [], snapshots: [] });
 });
 
 test('outputs of one container are inputs of the next; run.dir and exit codes as Concourse has them', async () => {
@@ -122,5 +143,5 @@ test('an input is a copy-on-write view of its producer’s output: one consumer�
   expect(r.status).toBe('succeeded');
   expect(r.logs.get('plan.1')).toContain(' - overlay ');
   expect(r.logs.get('plan.2')).toBe('made\nfile\n');
-  expect(leftovers(r.buildId)).toEqual({ containers: '', mounts: [] });
+  expect(leftovers(r.buildId)).toEqual({ containers: '', mounts: [], snapshots: [] });
 });

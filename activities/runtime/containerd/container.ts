@@ -74,7 +74,10 @@ export interface MountedRoot {
   workingDir?: string;
 }
 
-/** The image mounted at DIR/rootfs: a snapshot of a pulled image, or an overlay over an artifact's rootfs. */
+/**
+ * The image mounted at DIR/rootfs: a snapshot of a pulled image, or an overlay over an artifact's
+ * rootfs. With `spare`, a pulled image's root is the build's spare one when there is one (spare.ts).
+ */
 export async function mountRoot(
   cx: ContainerdContext,
   image: ImageSource,
@@ -82,6 +85,7 @@ export async function mountRoot(
   id: string,
   dir: string,
   note: (text: string) => void,
+  opts: { spare?: boolean } = {},
 ): Promise<MountedRoot> {
   const target = path.join(dir, 'rootfs');
   if ('artifact' in image) {
@@ -89,7 +93,9 @@ export async function mountRoot(
     note(`image: the rootfs of artifact ${image.name}`);
     return mounted;
   }
-  const rootfs = await mountImage(cx.api, buildId, id, image.chainId, target);
+  const rootfs =
+    (opts.spare ? await cx.spares.take(buildId, image.chainId) : undefined) ??
+    (await mountImage(cx.api, buildId, id, image.chainId, target));
   return { rootfs, env: image.env, user: image.user, workingDir: image.workingDir };
 }
 

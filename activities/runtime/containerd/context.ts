@@ -6,6 +6,7 @@ import type { ContainerdApi } from './api';
 import type { Ctr } from './ctr';
 import type { ImageStore } from './image';
 import { keeperId, startKeeper } from './keeper';
+import { SpareRoots } from './spare';
 import { capabilitiesOf, type OciSpec } from './spec';
 
 export interface ContainerdContext {
@@ -27,6 +28,8 @@ export interface ContainerdContext {
   later(buildId: string, work: () => Promise<void>): void;
   /** Resolves when the build's deferred removals are done (its end waits, then removes what is left). */
   settle(buildId: string): Promise<void>;
+  /** roots prepared ahead for a build's next task (spare.ts) */
+  spares: SpareRoots;
   /** The build's shim group, once its keeper runs (keeper.ts); started once per build on this worker. */
   shimGroup(buildId: string): Promise<string>;
   /** Forgets the build's keeper: the build's end removed it with its other containers. */
@@ -44,33 +47,35 @@ export function containerdContext(
   let caps: Promise<string[]> | undefined;
   const pending = new Map<string, Set<Promise<void>>>();
   const groups = new Map<string, Promise<string>>();
+  const later = (buildId: string, work: () => Promise<void>): void => {
+    const set = pending.get(buildId) ?? new Set();
+    pending.set(buildId, set);
+    const done: Promise<void> = work()
+      .catch((err: unknown) => deps.log.warn({ err, buildId }, 'removing an ended container failed; the build’s end removes it'))
+      .finally(() => {
+        set.delete(done);
+        if (set.size === 0) pending.delete(buildId);
+      });
+    set.add(done);
+  };
+  const baseSpec = () => (base ??= ctr.run(['oci', 'spec'], "containerd's default spec").then((t) => JSON.parse(t) as OciSpec));
   return {
     deps,
     ctr,
     api,
     images,
     defaultImage,
-    baseSpec: () => (base ??= ctr.run(['oci', 'spec'], "containerd's default spec").then((t) => JSON.parse(t) as OciSpec)),
+    baseSpec,
     hostCapabilities: () => (caps ??= fs.readFile('/proc/self/status', 'utf8').then(capabilitiesOf)),
-    later(buildId, work) {
-      const set = pending.get(buildId) ?? new Set();
-      pending.set(buildId, set);
-      const done: Promise<void> = work()
-        .catch((err: unknown) => deps.log.warn({ err, buildId }, 'removing an ended container failed; the build’s end removes it'))
-        .finally(() => {
-          set.delete(done);
-          if (set.size === 0) pending.delete(buildId);
-        });
-      set.add(done);
-    },
+    later,
     async settle(buildId) {
       await Promise.all(pending.get(buildId) ?? []);
     },
     shimGroup(buildId) {
       let group = groups.get(buildId);
       if (!group) {
-        group = this.baseSpec()
-          .then((base) => startKeeper(api, base, deps.home, buildId))
+        group = baseSpec()
+          .then((spec) => startKeeper(api, spec, deps.home, buildId))
           .then(() => keeperId(buildId));
         groups.set(buildId, group);
         // A failed start is tried again by the build's next step.
@@ -81,5 +86,6 @@ export function containerdContext(
     forgetShimGroup(buildId) {
       groups.delete(buildId);
     },
+    spares: new SpareRoots(api, deps.home, later),
   };
 }

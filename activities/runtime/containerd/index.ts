@@ -45,6 +45,7 @@ export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOpt
       await cx.settle(req.buildId);
       await removeBuildContainers(ctr, deps.home, req.buildId);
       cx.forgetShimGroup(req.buildId);
+      cx.spares.forget(req.buildId);
       await removeNetwork(req.buildId);
       await finishBuild(deps, req);
       // The build's uid ran its resource scripts on the host: given back as the local runtime does.

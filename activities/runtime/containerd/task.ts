@@ -54,10 +54,12 @@ export function findOrStartContainerTask(cx: ContainerdContext, task: ResolvedTa
       const group = cx.shimGroup(req.buildId);
       group.catch(() => undefined);
       return prepare(cx, task, dir, id, io, keeperId(req.buildId))
-        .then(async (m) => {
+        .then(async ({ meta, chainId }) => {
           await group;
-          await startTask(cx, req.buildId, dir, m);
-          return m;
+          await startTask(cx, req.buildId, dir, meta);
+          // The build's next task from this image finds its root ready (spare.ts).
+          if (chainId) cx.spares.refill(req.buildId, chainId);
+          return meta;
         })
         .catch(async (err: unknown) => {
           await removeTask(cx, id);
@@ -116,7 +118,7 @@ async function prepare(
   id: string,
   io: StepIo,
   shimGroup: string,
-): Promise<ContainerMeta> {
+): Promise<{ meta: ContainerMeta; chainId?: string }> {
   const { req } = task;
   const { step } = req;
   const { config, inputs } = await task.resolve();
@@ -128,14 +130,8 @@ async function prepare(
   await fs.mkdir(work, { recursive: true });
   const { note } = io;
 
-  const root = await mountRoot(
-    cx,
-    await resolveImage(cx, `task ${step.task}`, { ...config, image: step.image }, req.artifacts, note),
-    req.buildId,
-    id,
-    dir,
-    note,
-  );
+  const image = await resolveImage(cx, `task ${step.task}`, { ...config, image: step.image }, req.artifacts, note);
+  const root = await mountRoot(cx, image, req.buildId, id, dir, note, { spare: true });
   const target = root.rootfs.target;
   // Written before anything else can fail: a failed start removes what this says.
   let meta: ContainerMeta = { id, outputs: {}, rootfs: root.rootfs, memoryLimited: false };
@@ -210,7 +206,7 @@ async function prepare(
     note(`the image's working directory ${root.workingDir} is not used: tasks run in their build directory`);
   await fs.writeFile(path.join(dir, SPEC_FILE), JSON.stringify(spec));
   await fs.writeFile(path.join(dir, META_FILE), JSON.stringify(meta));
-  return meta;
+  return { meta, chainId: 'chainId' in image ? image.chainId : undefined };
 }
 
 /**
