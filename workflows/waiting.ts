@@ -5,7 +5,6 @@
 // a build of quick steps pays a timer every WAIT_NOTE_MS, not a request per step.
 import { CancellationScope, condition, log, patched, proxyLocalActivities, sleep, workflowInfo, WorkflowError } from '@temporalio/workflow';
 import type { BuildActivities } from '../activities/types';
-import { messageOf } from './attempts';
 import type { StatusTracker } from './status';
 
 /** Builds started before it schedule their task activities under the SDK's ids and run no watch. */
@@ -79,7 +78,7 @@ export class WorkerWait {
    */
   private stopWatching(err: unknown): void {
     if (err instanceof WorkflowError) throw err;
-    log.warn(`the waiting-for-a-worker note stopped: ${messageOf(err)}`);
+    log.warn(`the waiting-for-a-worker note stopped: ${err instanceof Error ? err.message : String(err)}`);
     for (const w of this.watched.values()) if (w.waiting) this.status.waiting(w.stepId, undefined);
     this.watched.clear();
   }
