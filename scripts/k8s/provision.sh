@@ -17,7 +17,8 @@
 # nothing. Concurrent runs wait for each other (flock).
 # Contract (like scripts/provision.sh): progress and timings go to stderr; stdout is
 # exactly one line, `export CAUSEWAY_K8S_BIN=<dir>` (--node: `export CAUSEWAY_K8S_NODE_BIN=<dir>`);
-# `--print-env` prints it without building.
+# `--print-env` prints it without building; `--check` builds nothing and exits 0 when everything
+# is cached, 1 (naming what is missing on stderr) when a run would build.
 set -euo pipefail
 
 K8S_VERSION="${CAUSEWAY_K8S_VERSION:-v1.34.4}"
@@ -50,6 +51,11 @@ all_built() {
 }
 
 if [[ "${1:-}" == "--print-env" ]]; then print_env; exit 0; fi
+if [[ "${1:-}" == "--check" ]]; then
+  all_built && exit 0
+  for b in "${BINARIES[@]}"; do [[ -x "$BIN/$b" ]] || log "not cached: $BIN/$b"; done
+  exit 1
+fi
 mkdir -p "$CACHE"
 if all_built; then
   log "cached: $BIN"
