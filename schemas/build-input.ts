@@ -218,6 +218,7 @@ const ResourceRefSchema = z
         name: z.string().min(1),
         type: z.string().min(1),
         source: z.record(z.string(), z.unknown()),
+        privileged: z.boolean().optional().meta({ description: 'its check, in and out run in privileged containers' }),
       }),
       z.strictObject({ kind: z.literal('unknown'), name: z.string().min(1) }),
     ]),

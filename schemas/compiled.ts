@@ -168,7 +168,8 @@ export interface LoadVarStep extends StepCommon {
  */
 export type ResourceTypeRef =
   | { kind: 'host'; name: string; dir: string }
-  | { kind: 'image'; name: string; type: string; source: Record<string, unknown> }
+  // privileged: its containers run privileged (Concourse's resource_types `privileged`)
+  | { kind: 'image'; name: string; type: string; source: Record<string, unknown>; privileged?: boolean }
   // Neither a base type shipped here nor declared: Concourse accepts it (workers bring base
   // types, like testflight's `mock`), so only a step that runs it errors.
   | { kind: 'unknown'; name: string };

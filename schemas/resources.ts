@@ -49,7 +49,7 @@ const ResourceTypeSchema = z.strictObject({
   name: z.string().min(1, 'a resource type needs a name'),
   type: z.string().min(1, 'a resource type needs a type'),
   source: source.optional(),
-  privileged: ignored,
+  privileged: bool.optional(),
   params: ignored,
   check_every: ignored,
   // read by compilePipeline: the check_timeout of resources of this type that set none
@@ -179,7 +179,7 @@ export class Resources {
       if (!t) return undefined;
       if (t.type !== DIRECTORY_TYPE) {
         if (entry.deferred.length > 0) this.typeDeferred.set(name, entry.deferred);
-        return { kind: 'image', name, type: t.type, source: t.source ?? {} };
+        return { kind: 'image', name, type: t.type, source: t.source ?? {}, ...(t.privileged ? { privileged: true } : {}) };
       }
       const dir = validate(this.src, DirectorySourceSchema, t.source ?? {}, [...where, 'source'], 'source of a directory resource type');
       if (!dir) return undefined;

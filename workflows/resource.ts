@@ -56,7 +56,8 @@ export async function runResourceScript(
     vars: {},
     inputMapping: {},
     outputMapping: {},
-    privileged: false,
+    // Concourse: a resource_types entry with `privileged: true` runs its containers privileged.
+    privileged: resource.type.kind === 'image' && resource.type.privileged === true,
   };
   const artifacts = frame.scope.allArtifacts();
   const result = await ctx.acts.runTask.executeWithOptions({ summary: `${run.script} ${resource.name} · ${step.id}` }, [

@@ -84,3 +84,24 @@ jobs: [{name: j, plan: [{get: g}]}]
   expect(r.status).toBe('errored');
   expect(r.message).toMatch(/causeway-test\/no-such-resource:latest: not found/);
 });
+
+test('a resource type with privileged: true runs its scripts in privileged containers', async () => {
+  const caps = async (privileged: boolean): Promise<string> => {
+    const r = await h.run(
+      `
+resource_types:
+- {name: stamp, type: registry-image, privileged: ${privileged}, source: {repository: causeway-test/stamp-resource}}
+resources: [{name: s, type: stamp, source: {}}]
+jobs: [{name: j, plan: [{get: s}]}]
+`,
+      { job: 'j' },
+    );
+    expect(r.status).toBe('succeeded');
+    return /stamp check capabilities: ([0-9a-f]+)/.exec(r.logs.get('plan.0') ?? '')?.[1] ?? 'none';
+  };
+  const [plain, privileged] = [await caps(false), await caps(true)];
+  expect(plain).toMatch(/^[0-9a-f]{16}$/);
+  // Concourse's privileged: the worker's capabilities, a superset of the default ones.
+  expect(BigInt(`0x${privileged}`) & BigInt(`0x${plain}`)).toBe(BigInt(`0x${plain}`));
+  expect(privileged).not.toBe(plain);
+});
