@@ -1,4 +1,4 @@
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, openSync, readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -60,8 +60,14 @@ export async function startProcess(opts: StartOptions): Promise<StepProcess> {
 
 /** The step process a previous attempt started, if any (running or finished). */
 export async function findProcess(dir: string): Promise<StepProcess | undefined> {
-  // One look at the directory answers the common case, a step that was never started.
-  const files = await fs.readdir(dir).catch(() => [] as string[]);
+  // One look at the directory answers the common case, a step that was never started (its
+  // directory is not there yet): synchronous, one failed system call against a thread-pool round trip.
+  let files: string[];
+  try {
+    files = readdirSync(dir);
+  } catch {
+    return undefined;
+  }
   if (!files.includes(FILES.starting)) return undefined;
   const pidFile = path.join(dir, FILES.pid);
   for (const deadline = Date.now() + PID_WAIT_MS; ;) {

@@ -1,4 +1,4 @@
-import { constants as fsConstants, statSync } from 'node:fs';
+import { chownSync, constants as fsConstants, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os, { constants as osConstants } from 'node:os';
 import path from 'node:path';
@@ -150,14 +150,17 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
   const work = path.join(dir, 'work');
   // mkdir says the first directory it made: unless that is the step's own (or one above it),
   // an interrupted attempt left the step's directory, and what it left needs removing.
-  const made = await fs.mkdir(work, { recursive: true });
+  // The step's own directories are made synchronously: a few system calls each, where every
+  // thread-pool round trip waited for a CPU on a loaded machine (bench:step-overhead).
+  const made = mkdirSync(work, { recursive: true });
   if (made === undefined || made === work) {
     // Its inputs' views first: removing through them would fill their upper layers, and a mount point cannot be removed.
     await unmountUnder(dir);
     await fs.rm(dir, { recursive: true, force: true });
-    await fs.mkdir(work, { recursive: true });
+    mkdirSync(work, { recursive: true });
   }
-  await Promise.all([path.join(dir, 'home'), path.join(dir, 'tmp')].map((d) => fs.mkdir(d)));
+  const fresh = [path.join(dir, 'home'), path.join(dir, 'tmp')];
+  for (const d of fresh) mkdirSync(d);
 
   if (config.image_resource || config.rootfs_uri || step.image) {
     io.note('the local runtime runs this task on the host, without an image (image_resource/image is ignored)');
@@ -189,7 +192,9 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
 
   if (user) {
     // The step's own files are the build's; the wrapper's (pid, exit, logs) stay the worker's, out of its reach.
-    await Promise.all([ownTree(work, user), ...['home', 'tmp'].map((d) => chownTree(path.join(dir, d), user))]);
+    // home and tmp were just made, empty: no walk.
+    for (const d of fresh) chownSync(d, user.uid, user.gid);
+    await ownTree(work, user);
   }
   await checkRunnable(step, config, work, envFor(step, config, dir).PATH);
 
@@ -201,7 +206,7 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
   }
 
   const spec: Spec = { config, outputs, memory, views };
-  await fs.writeFile(path.join(dir, SPEC_FILE), JSON.stringify(spec));
+  writeFileSync(path.join(dir, SPEC_FILE), JSON.stringify(spec));
   return spec;
 }
 
