@@ -36,6 +36,8 @@ export type Artifacts = Record<string, ArtifactRef>;
 export interface PrepareBuildRequest {
   buildId: string;
   plan: string;
+  /** Concourse's pipeline in credential lookup paths: a job build's pipeline; absent: `plan` */
+  pipeline?: string;
   /** artifact names the CLI uploaded to the object store (`-i name=dir`) */
   uploads: string[];
   /** the plan's var_sources and the credential refs it leaves to the worker: checked before the first step */
@@ -79,6 +81,8 @@ export interface RunTaskRequest {
   deadline?: number;
   /** the plan's var_sources: the activity resolves the step's credential refs itself */
   varSources?: VarSourceConfig[];
+  /** Concourse's pipeline in credential lookup paths: a job build's pipeline; absent: `plan` */
+  pipeline?: string;
   /** values of load_vars without `reveal: true` in the step's scope, redacted from its logs as Concourse does */
   redact?: unknown[];
   /**
@@ -160,7 +164,7 @@ export interface ServiceRef {
   varSources?: VarSourceConfig[];
   /** the credential refs startService resolved (text, never values): probe and supervise look them up again to redact their values */
   credentials?: string[];
-  /** the plan's name (Concourse's pipeline in lookup paths): given with `credentials` */
+  /** Concourse's pipeline in lookup paths (a job build's pipeline, else the plan's name): given with `credentials` */
   plan?: string;
 }
 

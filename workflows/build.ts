@@ -85,10 +85,12 @@ export async function build(raw: BuildInput): Promise<BuildSummary> {
     retry: { maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
   });
   let prepared: PrepareBuildResult;
+  const jobBuild = jobBuildOf();
   try {
     prepared = await claim.prepareBuild({
       buildId: info.workflowId,
       plan: input.plan.name,
+      ...(jobBuild ? { pipeline: jobBuild.pipeline } : {}),
       uploads: input.uploads,
       varSources: input.plan.varSources,
       deferredVars: input.plan.deferredVars,
@@ -134,8 +136,8 @@ export async function build(raw: BuildInput): Promise<BuildSummary> {
     aborted: () => root.consideredCancelled,
     run: (step, frame) => runStep(ctx, step, frame),
     releaser,
-    credentials: buildCredentials(input.plan.varSources, secretLocalNames(input.plan.plan)),
-    jobBuild: jobBuildOf(),
+    credentials: buildCredentials(input.plan.varSources, secretLocalNames(input.plan.plan), jobBuild?.pipeline),
+    jobBuild,
     workerWait: WorkerWait.create(status, prepared.taskQueue),
   };
 

@@ -86,6 +86,8 @@ export interface BuildCredentials {
   varSources?: VarSourceConfig[];
   /** names of load_vars without `reveal: true`: their values are redacted from task logs */
   secretLocals?: string[];
+  /** Concourse's pipeline in lookup paths: a job build's pipeline; absent: the plan's name (a one-off build) */
+  pipeline?: string;
 }
 
 /** Where a step runs: its scope, its parent in the status tree, and the attempt numbers of enclosing `attempts`. */

@@ -4,10 +4,23 @@
 import type { Step, VarSourceConfig } from '../schemas/compiled';
 import type { BuildCredentials, Frame } from './context';
 
-/** Absent when the plan has neither, so a build without credentials sends its activities what it did before. */
-export function buildCredentials(varSources: VarSourceConfig[] | undefined, secretLocals: string[]): BuildCredentials | undefined {
-  if (!varSources?.length && secretLocals.length === 0) return undefined;
-  return { ...(varSources?.length ? { varSources } : {}), ...(secretLocals.length ? { secretLocals } : {}) };
+/** Absent when the plan has none of them, so a build without credentials sends its activities what it did before. */
+export function buildCredentials(
+  varSources: VarSourceConfig[] | undefined,
+  secretLocals: string[],
+  pipeline?: string,
+): BuildCredentials | undefined {
+  if (!varSources?.length && secretLocals.length === 0 && pipeline === undefined) return undefined;
+  return {
+    ...(varSources?.length ? { varSources } : {}),
+    ...(secretLocals.length ? { secretLocals } : {}),
+    ...(pipeline !== undefined ? { pipeline } : {}),
+  };
+}
+
+/** The name credential managers look a build's vars up under (Concourse's pipeline). */
+export function credentialsPipeline(ctx: { plan: string; credentials?: BuildCredentials }): string {
+  return ctx.credentials?.pipeline ?? ctx.plan;
 }
 
 /** load_var names whose values are secrets (Concourse: every load_var unless `reveal: true`). */

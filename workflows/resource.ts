@@ -75,6 +75,7 @@ export async function runResourceScript(
       ...(where.image ? { resourceContainer: true } : { onHost: true }),
       resource: { name: resource.name, request: run.request, ...(resource.deferredVars ? { deferredVars: resource.deferredVars } : {}) },
       varSources: ctx.credentials?.varSources,
+      ...(ctx.credentials?.pipeline !== undefined ? { pipeline: ctx.credentials.pipeline } : {}),
       redact: redactedValues(ctx.credentials, frame),
     },
   ]);

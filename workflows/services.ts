@@ -6,7 +6,7 @@ import { messageOf } from './attempts';
 import { Compensation } from './compensation';
 import { StepError, type BuildContext, type Frame } from './context';
 import { withLocals } from './locals';
-import { redactedValues } from './credentials';
+import { credentialsPipeline, redactedValues } from './credentials';
 
 /** The status tree id of a step's service. */
 export function serviceId(stepId: string, name: string): string {
@@ -123,11 +123,19 @@ async function startService(
     // answer (a kubernetes Service's DNS name) is not known here before they exist. An
     // unresolvable ref fails the activity without retries (ServiceFailed).
     const started = await ctx.acts.startService.executeWithOptions({ summary: label }, [
-      { ...ref, plan: ctx.plan, spec: resolved, address: scope[spec.name], scope, siblings, artifacts: frame.scope.allArtifacts() },
+      {
+        ...ref,
+        plan: credentialsPipeline(ctx),
+        spec: resolved,
+        address: scope[spec.name],
+        scope,
+        siblings,
+        artifacts: frame.scope.allArtifacts(),
+      },
     ]);
     scope[spec.name] = started.address;
     // The credential refs the start used (never their values): probe and supervise look them up to redact them.
-    if (started.credentials) secrets = { plan: ctx.plan, credentials: started.credentials };
+    if (started.credentials) secrets = { plan: credentialsPipeline(ctx), credentials: started.credentials };
     ctx.status.service(id, spec.name, step.id, 'probing', { address: display(started.address) });
     offsets = await ctx.acts.probeService.executeWithOptions({ summary: `probe ${label}` }, [
       { ...ref, ...secrets, address: started.address, offsets: started.offsets },

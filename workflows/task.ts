@@ -28,6 +28,7 @@ export async function runTask(ctx: BuildContext, step: TaskStep, frame: Frame): 
     services: frame.services,
     deadline: deadlineOf(frame),
     varSources: ctx.credentials?.varSources,
+    ...(ctx.credentials?.pipeline !== undefined ? { pipeline: ctx.credentials.pipeline } : {}),
     redact: redactedValues(ctx.credentials, frame),
     ...(patched(TASK_FAILURE_FAILS_ACTIVITY) ? { failWhenTaskFails: true } : {}),
   };

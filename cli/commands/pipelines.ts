@@ -90,6 +90,15 @@ export async function setPipeline(opts: {
     if (running && !changes(body)) say('no changes to apply');
     for (const line of body)
       process.stdout.write(`${line.startsWith('+') ? paint('green', line) : line.startsWith('-') ? paint('red', line) : line}\n`);
+    // As fly, vars -v/-l do not give are left for the credential managers: name them, so a typo shows now.
+    const refs = [
+      ...new Set(
+        [...config.resources.flatMap((r) => r.ref.deferredVars ?? []), ...config.jobs.flatMap((j) => j.plan.deferredVars ?? [])].map(
+          (d) => d.ref,
+        ),
+      ),
+    ];
+    if (refs.length > 0) say(`credential refs the workers resolve when a check or build runs: ${refs.map((r) => `((${r}))`).join(', ')}`);
     if (!opts.nonInteractive) {
       if (!process.stdin.isTTY)
         throw new CliError('set-pipeline asks before applying, and stdin is not a terminal', 'add --non-interactive');

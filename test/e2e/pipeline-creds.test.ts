@@ -23,10 +23,12 @@ let dir: string;
 
 beforeAll(async () => {
   requireBuiltCli();
-  // The worker's cluster-wide manager holds the key; the pipeline file never does.
+  // The worker's cluster-wide manager holds the key, for pipeline `creds` only (Concourse's
+  // team/pipeline/name path: checks and job builds look up under the pipeline's name, not the
+  // job's); the pipeline file never holds it.
   h = await startHarness({
     killGraceMs: 1000,
-    credentials: { team: 'main', redact: true, cluster: new DummyStore({ 'main/git-key': secret }) },
+    credentials: { team: 'main', redact: true, cluster: new DummyStore({ 'main/creds/git-key': secret }) },
   });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-pipeline-creds-'));
   // Steps run as their build's uid: they run the types' scripts from here.
@@ -149,6 +151,8 @@ test('a secret in a resource source is resolved by the worker: the check, get an
   // The diff is of the file: the ref, never a value.
   expect(set.stdout).toContain('private_key: ((git-key))');
   expect(set.stdout + set.stderr).not.toContain(secret);
+  // It names the refs it leaves for the workers, so a typo shows at once.
+  expect(set.stderr).toContain('credential refs the workers resolve when a check or build runs: ((git-key)), ((vs:push-password))');
 
   const checked = await cli('check-resource', '-r', 'creds/repo');
   expect(checked.code).toBe(0);
@@ -187,13 +191,15 @@ test("a typo'd ref sets, then fails the check and the build naming the var, the 
   const checked = await cli('check-resource', '-r', 'typo/repo');
   expect(checked.code).not.toBe(0);
   expect(checked.stderr).toContain(
-    'resource repo: typo.yml:8:39: resources[0].source.private_key: undefined var `git-kye`: not found in dummy',
+    'resource repo: typo.yml:8:39: resources[0].source.private_key: undefined var `git-kye`: not found in dummy at main/typo/git-kye, main/git-kye, git-kye',
   );
 
   expect((await cli('trigger-job', '-j', 'typo/build')).code).toBe(0);
   expect(await ended('typo', 'build', 1)).toBe('errored');
   const log = await cli('watch', 'build-typo:build:1');
-  expect(log.stdout + log.stderr).toContain('typo.yml:8:39: resources[0].source.private_key: undefined var `git-kye`');
+  expect(log.stdout + log.stderr).toContain(
+    'typo.yml:8:39: resources[0].source.private_key: undefined var `git-kye`: not found in dummy at main/typo/git-kye, main/git-kye, git-kye',
+  );
   expect((await cli('destroy-pipeline', '-n', '-p', 'typo')).code).toBe(0);
 });
 

@@ -168,7 +168,7 @@ export function resolvedTask(rt: KubeApi, req: RunTaskRequest): ResolvedTask {
   return {
     req,
     resolve: async () => {
-      const creds = new CredentialResolver(NO_CREDENTIALS, req.plan, req.varSources);
+      const creds = new CredentialResolver(NO_CREDENTIALS, req.pipeline ?? req.plan, req.varSources);
       const config = await resolveTaskConfig(reader, req.buildId, req.step, req.artifacts, req.services, creds);
       return { config, inputs: mapInputs(req.step, config, req.artifacts) };
     },
