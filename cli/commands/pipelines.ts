@@ -5,12 +5,14 @@
 import { createInterface } from 'node:readline/promises';
 import { readFileSync } from 'node:fs';
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import YAML from 'yaml';
 import { awaitBuild } from '../../common/build-client';
 import { applyPipeline, changes, lastPipelineView, pipelineDiff } from '../../common/pipeline-set';
 import { EXIT_CODES } from '../exit-codes';
 import { CausewayPipeline } from '../../common/search-attributes';
 import { loadVarFiles, parseVarFlags } from '../../schemas';
 import { decodeUtf8 } from '../../schemas/checks';
+import { interpolate, lookupIn } from '../../schemas/interpolate';
 import { compilePipeline } from '../../schemas/pipeline';
 import { jobBuildId, PIPELINE_UPDATES, PIPELINE_WORKFLOW, pipelineWorkflowId, type PipelineView } from '../../schemas/pipeline-api';
 import { openSession, type Session } from '../connect';
@@ -68,13 +70,8 @@ async function update<T>(client: Client, pipeline: string, name: string, arg?: u
 
 const when = (ms: number | undefined) => (ms ? new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z') : 'never');
 
-export async function setPipeline(opts: {
-  pipeline: string;
-  config: string;
-  var: string[];
-  loadVarsFrom: string[];
-  nonInteractive?: boolean;
-}): Promise<void> {
+/** Reads and compiles a pipeline file as set-pipeline does: every problem with its file:line. */
+function compilePipelineFile(opts: { pipeline: string; config: string; var: string[]; loadVarsFrom: string[] }) {
   const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
   let bytes: Buffer;
   try {
@@ -82,7 +79,31 @@ export async function setPipeline(opts: {
   } catch (err) {
     throw new CliError(`cannot read pipeline file ${opts.config}: ${(err as Error).message}`);
   }
-  const config = compilePipeline({ name: opts.pipeline, text: decodeUtf8(bytes, opts.config), file: opts.config, vars });
+  return compilePipeline({ name: opts.pipeline, text: decodeUtf8(bytes, opts.config), file: opts.config, vars });
+}
+
+/** `fly validate-pipeline`: checks a pipeline file offline; `--output` prints it with its vars filled in. */
+export function validatePipeline(opts: { config: string; var: string[]; loadVarsFrom: string[]; output?: boolean }): void {
+  // Any valid name: validation does not depend on it.
+  const config = compilePipelineFile({ ...opts, pipeline: 'validate' });
+  if (opts.output) {
+    const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
+    const filled = interpolate(YAML.parse(config.text), (ref) => (ref.source === undefined ? lookupIn(vars, ref) : { found: false }));
+    process.stdout.write(YAML.stringify(filled.value));
+    return;
+  }
+  const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+  say(`looks good: ${count(config.jobs.length, 'job')}, ${count(config.resources.length, 'resource')}`);
+}
+
+export async function setPipeline(opts: {
+  pipeline: string;
+  config: string;
+  var: string[];
+  loadVarsFrom: string[];
+  nonInteractive?: boolean;
+}): Promise<void> {
+  const config = compilePipelineFile(opts);
   await withSession(async (s) => {
     const last = await lastPipelineView(s.client, opts.pipeline);
     const running = last?.running ? last.view : undefined;

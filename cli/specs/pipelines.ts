@@ -26,6 +26,25 @@ Example:
     .action(lazy(() => impl().setPipeline));
 
   program
+    .command('validate-pipeline')
+    .alias('vp')
+    .description('check a pipeline file without setting it (offline): every problem with its file:line')
+    .requiredOption('-c, --config <file>', 'the pipeline file')
+    .option('-v, --var <name=value>', 'set a ((var)); repeatable', collect, [])
+    .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
+    .option('-o, --output', 'print the pipeline with the given ((vars)) filled in instead of "looks good"')
+    .addHelpText(
+      'after',
+      `
+Exit status 0 when the file is valid, 2 with every problem listed otherwise. ((vars)) that
+-v/-l do not give are left for the worker's credential manager, as set-pipeline leaves them.
+
+Example:
+  causeway validate-pipeline -c examples/pipeline.yml -v uri=file://$PWD -v branch=main`,
+    )
+    .action(lazy(() => impl().validatePipeline));
+
+  program
     .command('pipelines')
     .alias('ps')
     .description('list the pipelines that are set, paused or not')
