@@ -202,27 +202,36 @@ A container step costs **${ratio.toFixed(2)}×** a host-process step (goal ≤ $
 was pulled ${firstPulls} time(s) in the warm-up build and ${measuredPulls} time(s) in the ${repeat * steps} measured container steps:
 each later step prepares a snapshot of the unpacked image (no registry round trip, nothing unpacked again).
 
-Where a container step's time goes (timestamps inside the activity, 21 steps of this bench at load ~25,
-medians): snapshot prepare (one API call, labels included) and its mount 43 ms; the task's create
-(containerd starts a runc shim, which runs \`runc create\`) 120 ms; start 14 ms; the exit, from one
-Wait call, 9 ms after the start; then, off the step's path since it no longer waits for them, the
-task's delete (runc delete, the shim's exit) 34 ms and the root's unmount and snapshot removal 37 ms.
-Everything else (inputs, the image's user, the spec, the container record) is under 25 ms together.
+Where a container step's time goes (timestamps inside the activity, 49 steps of this bench, medians),
+before and after today's three changes:
+
+| phase | before (load ~13) | after (load ~10–19) | what changed |
+|---|---|---|---|
+| snapshot prepare + mount | 28 ms | 0.1 ms (first task of a build: ~18 ms) | the build's next root is prepared and mounted while the previous task runs (\`spare.ts\`) |
+| the task's create | 77 ms | 49–75 ms | one runc shim per build, kept by a never-started keeper container (\`keeper.ts\`): no shim start per task; no logger process per task (the shim appends stdout and stderr to their files itself) |
+| start | 12 ms | 9–11 ms | |
+| exit, from one Wait call | 4 ms | 2–4 ms | |
+| everything else (inputs, user, spec, container record) | < 5 ms | < 5 ms | |
+| off the path: task delete, container delete, unmount + snapshot removal | 37 + 5 + 29 ms | 30 + 4 + 23 ms | |
+
+What is left is runc: \`runc create\` (namespaces, the container's mounts, its cgroup in each of this
+host's cgroup v1 hierarchies, the seccomp filter) and \`runc start\`, two Go processes per task.
 \`runc run\` of busybox \`true\` alone, with no containerd, took 58–171 ms by hand at load ~11: runc
 by itself costs about what a whole host-process step does here, so 1.5× is out of reach with runc
 on this machine (Debian's crun 1.8.1, ~3× faster than runc by hand, refuses this host's hybrid
 cgroup v1+v2 layout). Before the API (\`ctr\` per operation: prepare, label, \`ctr run --rm\` in a
 wrapper, snapshot removal) the same bench measured 434 ms against 82 ms (5.3×).
 
-One shim per build (containerd's \`io.containerd.runc.v2.group\` annotation, as CRI groups a pod's
-containers), measured alone through the API (create, task create, start, wait, delete of busybox
-\`true\` × 20, alternated, load ~31 on 2 cores): the task's create took 87 and 99 ms grouped against
-150 and 111 ms with a shim each (medians of two rounds each), the rest unchanged: ~25 ms a step, about
-6%. Not adopted: a group's shim exits when its last container is deleted, and a step's container is
-deleted while the next step's is created, so a create can reach a shim that is shutting down and fail;
-closing that race needs a keeper container per build (CRI's pause), one more container per build,
-which a one-step build would pay. Pre-creating the next step's container is not possible either: its
-spec depends on its inputs and config, known only when the step starts.${handOffText}
+End to end the three changes did not show above the machine's noise: the same bench (20 steps, 2 runs
+each) of the commit before them (v0), with the shim group and the shim's own output (v1), and with
+spare roots too (v2), interleaved three times at load 32 falling to 17: container ms/step v0 376, 414,
+310, 270, 290, 253 (median 300); v1 387, 442, 299, 237, 264, 272 (286); v2 353, 360, 268, 213, 288, 218
+(278); host-process steps in the same runs had medians 149, 127 and 105 ms. Again, v0 and v2 only, at
+load 10–15: v0 337, 230, 258, 246, 232, 250 (median 248), v2 201, 228, 207, 172, 268, 320 (218), about
+12% less per container step; host-process steps 90 and 85 ms. On 2 cores shared by many runnable
+processes a phase's cut is partly paid back in waiting for a CPU (a spare root is still prepared, only
+earlier), so the ratio needs a quiet machine to be judged. Pre-creating the next step's
+container is not possible: its spec depends on its inputs and config, known only when the step starts.${handOffText}
 
 Reproduce: \`sudo npm run bench:containerd-steps -- --steps ${steps} --repeat ${repeat} --hand-off-mb ${handOffMb}\`
 ${MARKS.end}`;
