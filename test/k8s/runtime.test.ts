@@ -237,7 +237,32 @@ describe('watch-based completion', () => {
       expect(c.offset).toBe(expected);
       expected += Buffer.byteLength(c.data);
     }
-    expect(rt.calls.log).toBe(1);
+    // The follow, and a plain read of the ended container's log: KWOK never ends a followed log, a kubelet does (then one read).
+    expect(rt.calls.log).toBe(2);
+  });
+
+  test('a log stream that has not ended when the container has is completed by one plain read: no line is lost', async () => {
+    // A worker re-attaching to a pod whose task has ended starts reading its log only then; the
+    // drain's bound expires at once here, as it can at load, before the followed log arrives. The
+    // pod has an output, so it stays (no deletion to wait for before the step's last read).
+    const req = request({ config: { outputs: [{ name: 'out' }] } });
+    const detach = new AbortController();
+    const first = runtime().runStep(req, { detach: detach.signal });
+    await podCreated(req);
+    detach.abort();
+    await expect(first).rejects.toBeInstanceOf(StepDetached);
+    await finishTask(req, 0);
+    const chunks: { data: string; offset: number }[] = [];
+    const second = runtime({ logDrainMs: 1 }).runStep(req, {
+      log: async (data, offset) => void chunks.push({ data: data.toString(), offset }),
+    });
+    await expect(second).resolves.toMatchObject({ state: 'succeeded', reattached: true });
+    expect(chunks.map((c) => c.data).join('')).toBe(FAKE_TASK_LOG.map((l) => `${l}\n`).join(''));
+    let expected = 0;
+    for (const c of chunks) {
+      expect(c.offset).toBe(expected);
+      expected += Buffer.byteLength(c.data);
+    }
   });
 
   test('a watch that ends (server timeout) is resumed from its resourceVersion', async () => {

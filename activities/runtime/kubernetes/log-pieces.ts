@@ -42,6 +42,11 @@ export class LineCutter {
     return this.pendingLength > 0 ? [this.take()] : [];
   }
 
+  /** Bytes cut into pieces so far: where the next piece starts. */
+  get taken(): number {
+    return this.start;
+  }
+
   /** The unfinished line so far. */
   get partial(): Buffer {
     return Buffer.concat(this.pending);

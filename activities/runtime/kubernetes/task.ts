@@ -204,7 +204,13 @@ export async function runPodTask(rt: KubeApi, req: RunTaskRequest, hooks: StepHo
  */
 class PodLog {
   private pieces: LogCut[] = [];
+  private readonly cutter = new LineCutter();
   private done?: Promise<void>;
+  /** the follow stream reached the log's end (not an error, nor our abort) */
+  private whole = false;
+  private closed = false;
+  /** the follow request was refused (and that noted) */
+  private refused = false;
   private abort?: AbortController;
 
   constructor(
@@ -222,14 +228,16 @@ class PodLog {
     this.done = new Promise<void>((resolve) => (ended = resolve));
     // Offsets of whole lines, so a re-attached activity reading the log from the start,
     // however the kubelet chunks it this time, makes the same pieces and message ids.
-    const cutter = new LineCutter();
     const sink = new Writable({
       write: (chunk: Buffer, _enc, cb) => {
-        this.pieces.push(...cutter.push(chunk));
+        if (!this.closed) this.pieces.push(...this.cutter.push(chunk));
         cb();
       },
       final: (cb) => {
-        this.pieces.push(...cutter.end());
+        if (!this.closed) {
+          this.pieces.push(...this.cutter.end());
+          this.whole = true;
+        }
         ended();
         cb();
       },
@@ -240,20 +248,30 @@ class PodLog {
     const { Log } = k8s();
     new Log(this.rt.kc)
       .log(this.rt.namespace, this.pod, CONTAINERS.task, sink, { follow: true })
-      .then((abort) => (this.abort = abort))
+      .then((abort) => {
+        this.abort = abort;
+        // The body goes on after an abort; a body that breaks off never ends the sink: either way drain's bound ends the wait.
+        if (this.closed) abort.abort();
+      })
       .catch((err: unknown) => {
+        this.refused = true;
         this.note(`the task's log is not available: ${apiMessage(err)}`);
         ended();
       });
   }
 
-  /** The container ended: its log stream ends too (the kubelet ends it), within a bound. */
+  /**
+   * The container ended: its log stream ends too (the kubelet ends it), within a bound. A stream
+   * that did not reach the end (slow at load, broken off, refused) would lose the last lines
+   * silently: the log of an ended container is complete, so one plain read gives what is missing.
+   */
   async drain(): Promise<void> {
     if (!this.done) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([this.done, new Promise<void>((r) => (timer = setTimeout(r, this.rt.opts.logDrainMs ?? CONTAINER_LOG_DRAIN_MS)))]);
     clearTimeout(timer);
-    this.abort?.abort();
+    this.close();
+    if (!this.whole) await this.readRest();
   }
 
   /** The pieces from byte `from` on; those before it were taken. */
@@ -265,9 +283,49 @@ class PodLog {
   }
 
   close(): void {
+    this.closed = true;
     this.abort?.abort();
   }
+
+  /** The ended container's whole log, cut again from its start: the pieces past those the stream gave (same bytes, same offsets). */
+  private async readRest(): Promise<void> {
+    const chunks: Buffer[] = [];
+    const sink = new Writable({
+      write: (chunk: Buffer, _enc, cb) => {
+        chunks.push(chunk);
+        cb();
+      },
+    });
+    const finished = new Promise<void>((resolve, reject) => {
+      sink.on('finish', resolve);
+      sink.on('error', reject);
+    });
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      this.rt.calls.log++;
+      const { Log } = k8s();
+      const abort = await new Log(this.rt.kc).log(this.rt.namespace, this.pod, CONTAINERS.task, sink, { follow: false });
+      const bound = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          abort.abort();
+          reject(new Error(`no answer within ${REST_READ_MS / 1000}s`));
+        }, REST_READ_MS);
+      });
+      await Promise.race([finished, bound]);
+    } catch (err) {
+      if (!this.refused) this.note(`the end of the task's log could not be read: ${apiMessage(err)}`);
+      return;
+    } finally {
+      clearTimeout(timer);
+    }
+    const cutter = new LineCutter();
+    const all = [...cutter.push(Buffer.concat(chunks)), ...cutter.end()];
+    this.pieces.push(...all.filter((p) => p.offset >= this.cutter.taken));
+  }
 }
+
+/** How long the plain read of an ended container's log may take. */
+const REST_READ_MS = 15_000;
 
 /**
  * Follows the pod through the runtime's pod informer until the task container ends (its exit
