@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import YAML from 'yaml';
-import { applyPipeline, changes, lastPipelineView, pipelineDiff, setPipelineParent } from '../common/pipeline-set';
+import { applyPipeline, changes, credentialRefsNote, lastPipelineView, pipelineDiff, setPipelineParent } from '../common/pipeline-set';
 import { isPlainObject } from '../schemas/interpolate';
 import { compilePipeline } from '../schemas/pipeline';
 import { PlanError } from '../schemas/errors';
@@ -89,7 +89,8 @@ async function setPipelineFromFile(
     if (typeof parent === 'object') throw new StepErrored(`${what}: ${parent.refused}; an older build may not set it again`);
     return { ok: true };
   }
-  await log('stdout', `${diff.join('\n')}\nsetting pipeline: ${step.pipeline}\n`, 0);
+  const note = credentialRefsNote(config);
+  await log('stdout', `${diff.join('\n')}\n${note ? `${note}\n` : ''}setting pipeline: ${step.pipeline}\n`, 0);
   const applied = await applyPipeline(client, req.pipelineTaskQueue, config, last, req.by);
   if (typeof applied === 'object') {
     // As Concourse: a warning, and the step succeeds without saving.

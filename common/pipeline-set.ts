@@ -34,6 +34,15 @@ export function pipelineDiff(runningText: string, nextText: string, file: string
 /** Whether a diff changes anything. */
 export const changes = (diff: string[]) => diff.some((l) => l !== '');
 
+/** What set-pipeline says of the vars it left for the credential managers (as fly does), so a typo shows now; undefined when none. */
+export function credentialRefsNote(config: PipelineConfig): string | undefined {
+  const all = [...config.resources.flatMap((r) => r.ref.deferredVars ?? []), ...config.jobs.flatMap((j) => j.plan.deferredVars ?? [])];
+  const refs = [...new Set(all.map((d) => d.ref))];
+  return refs.length > 0
+    ? `credential refs the workers resolve when a check or build runs: ${refs.map((r) => `((${r}))`).join(', ')}`
+    : undefined;
+}
+
 /**
  * Updates the running pipeline, or starts it. A pipeline set again after destroy-pipeline
  * numbers its builds on from the last one: its old builds keep their workflow ids

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import YAML from 'yaml';
 import { awaitBuild } from '../../common/build-client';
-import { applyPipeline, changes, lastPipelineView, pipelineDiff } from '../../common/pipeline-set';
+import { applyPipeline, changes, credentialRefsNote, lastPipelineView, pipelineDiff } from '../../common/pipeline-set';
 import { EXIT_CODES } from '../exit-codes';
 import { CausewayPipeline } from '../../common/search-attributes';
 import { loadVarFiles, parseVarFlags } from '../../schemas';
@@ -111,15 +111,8 @@ export async function setPipeline(opts: {
     if (running && !changes(body)) say('no changes to apply');
     for (const line of body)
       process.stdout.write(`${line.startsWith('+') ? paint('green', line) : line.startsWith('-') ? paint('red', line) : line}\n`);
-    // As fly, vars -v/-l do not give are left for the credential managers: name them, so a typo shows now.
-    const refs = [
-      ...new Set(
-        [...config.resources.flatMap((r) => r.ref.deferredVars ?? []), ...config.jobs.flatMap((j) => j.plan.deferredVars ?? [])].map(
-          (d) => d.ref,
-        ),
-      ),
-    ];
-    if (refs.length > 0) say(`credential refs the workers resolve when a check or build runs: ${refs.map((r) => `((${r}))`).join(', ')}`);
+    const note = credentialRefsNote(config);
+    if (note) say(note);
     if (!opts.nonInteractive) {
       if (!process.stdin.isTTY)
         throw new CliError('set-pipeline asks before applying, and stdin is not a terminal', 'add --non-interactive');

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DummyStore } from '../../activities/creds/dummy';
+import { credentialRefsNote } from '../../common/pipeline-set';
 import { pipelineActivities } from '../../activities/pipeline';
 import type { GetStep, PutStep, ResourceRef } from '../../schemas/compiled';
 import { PlanError } from '../../schemas/errors';
@@ -70,6 +71,13 @@ describe('set-pipeline keeps credential refs', () => {
       ['depth', 'get-token', 'git-key', 'registry-password', 'vs:push-password'].sort(),
     );
     expect(plan.deferredVars).toContainEqual({ ref: 'get-token', at: 'ci/p.yml:16:21: jobs[0].plan[0].params.token' });
+  });
+
+  it('says which refs it leaves for the workers, each once', () => {
+    expect(credentialRefsNote(compile(PIPELINE, { uri: 'u', branch: 'main' }))).toBe(
+      'credential refs the workers resolve when a check or build runs: ((git-key)), ((registry-password)), ((get-token)), ((vs:push-password)), ((depth))',
+    );
+    expect(credentialRefsNote(compile('jobs: [{name: j, plan: []}]\n'))).toBeUndefined();
   });
 
   it("sets testflight's var-sources.yml: its ((vs:...)) refs stay for the pipeline's own var source", () => {
