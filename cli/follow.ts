@@ -74,8 +74,14 @@ export async function followUntilDone(
     showServices: opts.showServices ?? true,
   });
   let interrupts = 0;
+  /** the build has ended: what is left is printing the rest of its log, which Ctrl-C just stops */
+  let ended = false;
   const onInterrupt = () => {
     interrupts += 1;
+    if (ended) {
+      say(`\nstopped printing the log of build ${handle.workflowId}, which has ended; all of it: causeway watch ${handle.workflowId}`);
+      process.exit(130);
+    }
     if (!opts.abortOnInterrupt || interrupts > 1) {
       say(`\nleft build ${handle.workflowId} running; follow it with: causeway watch ${handle.workflowId}`);
       process.exit(130);
@@ -102,6 +108,7 @@ export async function followUntilDone(
     const done = new AbortController();
     const waiting = reportWaiting(session, handle, done.signal);
     const outcome = await awaitBuild(handle);
+    ended = true;
     done.abort();
     await waiting;
     await readToEnd(session, handle.workflowId, logs, setEnd, () => records);
