@@ -4,6 +4,7 @@
 // and sibling services get is the Service's DNS name; the service container's log goes to NATS
 // on the service's subject (service-log.ts); a NetworkPolicy per build lets only the build's own
 // pods reach its services.
+import net from 'node:net';
 import { Context } from '@temporalio/activity';
 import { interpolateServices, type ServiceAddress } from '../../../common/services';
 import type { ActivityDeps } from '../../deps';
@@ -118,8 +119,74 @@ export async function probeService(rt: KubeApi, ref: ServiceRef, log: ServiceLog
     await log.note(message);
     throw new ServiceFailed(message);
   }
-  await log.note(`service ${ref.name} is ready (its pod Ready after ${Date.now() - started} ms)`);
+  const ip = last?.status?.podIP;
+  const routed = ip
+    ? (await endpointReady(rt, serviceObjectName(ref), ip, hooks)) && (await serviceAnswers(rt, serviceObjectName(ref), hooks))
+    : true;
+  await log.note(
+    `service ${ref.name} is ready (its pod Ready and its Service routing to it after ${Date.now() - started} ms` +
+      `${routed ? '' : `; its Service did not route to it within ${ENDPOINT_WAIT_MS / 1000} s, so its name may refuse connections a moment longer`})`,
+  );
   return 'ready';
+}
+
+/**
+ * Whether a connection to the Service's address is not refused: kube-proxy rejects one to a
+ * Service it routes to no endpoint, and it writes its rules a second or more after the
+ * EndpointSlice lists the pod (seen on the real node). A worker that cannot reach the Service
+ * (off the cluster, or a network policy dropping it) gets no refusal, and does not wait.
+ */
+async function serviceAnswers(rt: KubeApi, name: string, hooks: FollowHooks): Promise<boolean> {
+  rt.calls.get++;
+  const service = await rt.core.readNamespacedService({ name, namespace: rt.namespace }).catch(() => undefined);
+  const host = service?.spec?.clusterIP;
+  if (!host || host === 'None') return true;
+  const deadline = Date.now() + ENDPOINT_WAIT_MS;
+  for (const { port } of service?.spec?.ports ?? []) {
+    while ((await connectOutcome(host, port)) === 'refused') {
+      if (Date.now() > deadline || hooks.signal?.aborted) return false;
+      hooks.heartbeat?.();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  return true;
+}
+
+function connectOutcome(host: string, port: number): Promise<'open' | 'refused' | 'unknown'> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ host, port, timeout: 1000 });
+    const done = (outcome: 'open' | 'refused' | 'unknown') => {
+      socket.destroy();
+      resolve(outcome);
+    };
+    socket.once('connect', () => done('open'));
+    socket.once('timeout', () => done('unknown'));
+    socket.once('error', (err: NodeJS.ErrnoException) => done(err.code === 'ECONNREFUSED' ? 'refused' : 'unknown'));
+  });
+}
+
+/** How long a Ready service pod may wait to be listed behind its Service. */
+const ENDPOINT_WAIT_MS = 15_000;
+
+/**
+ * Whether the Service lists the pod as a ready endpoint: a pod is Ready before the endpoint
+ * controller and kube-proxy route its Service to it, and a step connecting in that window was
+ * refused (seen on the real node: one of three services in an across).
+ */
+async function endpointReady(rt: KubeApi, service: string, ip: string, hooks: FollowHooks): Promise<boolean> {
+  const discovery = rt.kc.makeApiClient(k8s().DiscoveryV1Api);
+  const deadline = Date.now() + ENDPOINT_WAIT_MS;
+  while (Date.now() < deadline && !hooks.signal?.aborted) {
+    hooks.heartbeat?.();
+    rt.calls.list++;
+    const slices = await discovery
+      .listNamespacedEndpointSlice({ namespace: rt.namespace, labelSelector: `kubernetes.io/service-name=${service}` })
+      .catch(() => undefined);
+    const listed = slices?.items.some((slice) => slice.endpoints.some((e) => e.conditions?.ready !== false && e.addresses.includes(ip)));
+    if (listed) return true;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return false;
 }
 
 /** Follows the service's pod until it ends (stopService deletes it), publishing its log; returns its exit status. */
