@@ -200,10 +200,10 @@ test('the service’s log goes out line by line, each message id its byte offset
     `run-1/plan.0/1/svc/db/stdout/${Buffer.byteLength(FAKE_LINES[0])}`,
   ]);
   expect(supervising.offsets.stdout).toBe(Buffer.byteLength(FAKE_LINES.join('')));
-  expect(c.published.filter((m) => m.stream === 'causeway').map((m) => m.msgId)).toEqual([
-    'run-1/plan.0/1/svc/db/run/note/0',
-    'run-1/plan.0/1/svc/db/run/note/1',
-  ]);
+  // KWOK answers a follow of the probing log with 404 when it stays open a second (as it does
+  // now that readiness waits for the Service to route): a note of the fake kubelet, not checked here.
+  const notes = c.published.filter((m) => m.stream === 'causeway' && !m.text.startsWith("the service's log is not available"));
+  expect(notes.map((m) => m.msgId)).toEqual(['run-1/plan.0/1/svc/db/run/note/0', 'run-1/plan.0/1/svc/db/run/note/1']);
   expect(c.published.find((m) => m.msgId.endsWith('note/1'))?.text).toMatch(/^service db is ready/);
 });
 
