@@ -101,6 +101,32 @@ recipe_test-resource() {
   add_layer "$2" "$d"
 }
 
+# Not in ALL: test/containerd/resource-images.test.ts builds and pushes it. busybox plus a layer
+# whose /data belongs to uid 999 (the image's user, as postgres's data directory is its user's),
+# a setuid file of root's, a hard link, and symlinks at the host's /etc/shadow: owners restored
+# from a rootless unpack must land on the image's files only.
+inputs_test-owners() { command -v busybox; }
+recipe_test-owners() {
+  recipe_busybox "$1" "$2"
+  local d=$1/owners tarfile
+  mkdir -p "$d/data" "$d/etc" "$d/bin"
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/tmp:/bin/sh\nowner:x:999:999:owner:/data:/bin/sh\n' >"$d/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\nowner:x:999:\n' >"$d/etc/group"
+  echo kept >"$d/data/kept"
+  ln "$d/data/kept" "$d/data/kept-link"
+  chmod 0700 "$d/data"
+  echo '#!/bin/sh' >"$d/bin/setuid-root"
+  chmod 4755 "$d/bin/setuid-root"
+  ln -s /etc/shadow "$d/etc/x"
+  ln -s /etc/shadow "$d/data/shadow"
+  tarfile=$(mktemp "$2.layer.XXXX")
+  tar -C "$d" --owner=0 --group=0 --numeric-owner -cf "$tarfile" ./etc ./bin
+  tar -C "$d" --owner=999 --group=999 --numeric-owner -rf "$tarfile" ./data
+  umoci raw add-layer --image "$2:img" "$tarfile"
+  rm -f "$tarfile"
+  umoci config --image "$2:img" --config.user 999:999
+}
+
 inputs_coredns() { echo "${CAUSEWAY_K8S_NODE_BIN:?run eval \"\$(bash scripts/k8s/provision.sh --node)\" first}/coredns"; }
 recipe_coredns() {
   local d=$1/layer
@@ -243,7 +269,7 @@ check_one() {
   local name=$1
   declare -F "recipe_$name" >/dev/null || die "unknown image $name (known: ${ALL[*]})"
   case $name in
-    pause | busybox | coredns) return 0 ;;
+    pause | busybox | coredns | test-owners | test-resource) return 0 ;;
     agent | worker)
       # node_base's path, computed again: node_base's text is part of every image's hash
       local key

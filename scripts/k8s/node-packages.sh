@@ -2,10 +2,11 @@
 # Installs what a real node and the offline image builds need from Debian (idempotent):
 # containerd + runc + CNI plugins (bridge, host-local, loopback, portmap), the local registry
 # (docker-registry, the CNCF distribution server), umoci + skopeo + mmdebstrap (images without
-# Docker), busybox-static (the pause image), iptables (kube-proxy). The packages' daemons are
+# Docker), busybox-static (the pause image), iptables (kube-proxy), python3 (a containerd
+# worker gives a rootless-unpacked rootfs its owners back: activities/runtime/containerd/owners.ts). The packages' daemons are
 # not started: the node starts its own containerd and registry with its own config.
 set -euo pipefail
-PACKAGES=(containerd runc containernetworking-plugins docker-registry umoci skopeo mmdebstrap busybox-static iptables conntrack)
+PACKAGES=(containerd runc containernetworking-plugins docker-registry umoci skopeo mmdebstrap busybox-static iptables conntrack python3)
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,6 +1,8 @@
 // Resources on the containerd runtime: a base type's scripts (registry-image here) run on the
 // worker's host, so a `get` of an image from the run's local registry feeds a task's `image:`,
-// which then runs in that rootfs; a put of a base type runs on the host as well.
+// which then runs in that rootfs; a put of a base type runs on the host as well. The get unpacks
+// without privileges (every file the build's uid's): the task's rootfs gets the image's owners back.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Harness } from '../workflows/harness';
@@ -11,6 +13,21 @@ beforeAll(async () => {
   if (!fs.existsSync(path.resolve(__dirname, '../../dist/resources/src/registry-image.js')))
     throw new Error('run `npm run build` first: the base resource types run from dist/');
   // No default image: a task without image_resource runs only in what its `image:` names.
+  // busybox plus /data of uid 999 (the image's user), a setuid file of root's, a hard link and
+  // symlinks at the host's /etc/shadow (scripts/images/build.sh test-owners).
+  const layout = execFileSync('bash', [path.resolve(__dirname, '../../scripts/images/build.sh'), 'test-owners'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+    .trim()
+    .split(' ')[1];
+  execFileSync(
+    'skopeo',
+    ['copy', '--quiet', '--dest-tls-verify=false', layout, `docker://${containerd().registry}/causeway-test/owners:latest`],
+    {
+      stdio: 'inherit',
+    },
+  );
   h = await startContainerdHarness({ defaultImage: null });
 });
 afterAll(async () => {
@@ -49,6 +66,51 @@ jobs:
   expect(r.logs.get('plan.1')).toMatch(/ID=causeway-busybox\npid 1\n/);
   expect(await notesOf(h.nc, r.buildId, 'plan.1')).toContain('image: the rootfs of artifact my-image');
   expect(r.summary?.steps.find((s) => s.id === 'plan.3')?.resource?.version).toEqual({ digest });
+  expect(ctr(['containers', 'ls', '-q', `labels."causeway.build"==${r.buildId}`]).trim()).toBe('');
+  expect(mountsOf(h.home, r.buildId)).toEqual([]);
+});
+
+test("image: from a get runs with the image's owners: its user writes into its own /data; symlinks at the host are not followed", async () => {
+  const shadow = fs.lstatSync('/etc/shadow');
+  const r = await h.run(
+    `
+resources:
+- {name: owners, type: registry-image, source: {repository: ${containerd().registry}/causeway-test/owners, insecure: true}}
+jobs:
+- name: j
+  plan:
+  - get: owners
+  - task: write
+    image: owners
+    config:
+      platform: linux
+      run:
+        path: sh
+        args:
+        - -c
+        - |
+          set -e
+          echo "user $(id -u):$(id -g)"
+          echo written >/data/new
+          ls -ln /data /bin/setuid-root | awk 'NF > 3 {print $1, $3, $4, $NF}'
+          ls -lnd /data | awk '{print "dir", $1, $3, $4}'
+`,
+    { job: 'j' },
+  );
+  expect(r.status).toBe('succeeded');
+  const log = r.logs.get('plan.1') ?? '';
+  // The image's user (metadata.json: 999:999) owns /data (0700) and writes into it.
+  expect(log).toContain('user 999:999\n');
+  expect(log).toContain('dir drwx------ 999 999\n');
+  expect(log).toMatch(/-rw-r--r-- 999 999 kept\n/);
+  expect(log).toMatch(/-rw-r--r-- 999 999 kept-link\n/);
+  expect(log).toMatch(/-rw-r--r-- 999 999 new\n/);
+  // Root's again, setuid kept (a chown clears it).
+  expect(log).toMatch(/-rwsr-xr-x 0 0 \/bin\/setuid-root\n/);
+  expect(await notesOf(h.nc, r.buildId, 'plan.1')).toContain("its files' owners restored from the rootless unpack");
+  // The symlinks (etc/x, data/shadow -> /etc/shadow) were not followed: the host's file is as it was.
+  const after = fs.lstatSync('/etc/shadow');
+  expect([after.uid, after.gid, after.mode, after.ctimeMs]).toEqual([shadow.uid, shadow.gid, shadow.mode, shadow.ctimeMs]);
   expect(ctr(['containers', 'ls', '-q', `labels."causeway.build"==${r.buildId}`]).trim()).toBe('');
   expect(mountsOf(h.home, r.buildId)).toEqual([]);
 });

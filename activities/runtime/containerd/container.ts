@@ -89,8 +89,8 @@ export async function mountRoot(
 ): Promise<MountedRoot> {
   const target = path.join(dir, 'rootfs');
   if ('artifact' in image) {
-    const mounted = await mountArtifact(image.artifact, image.name, dir, target);
-    note(`image: the rootfs of artifact ${image.name}`);
+    const { ownersRestored, ...mounted } = await mountArtifact(image.artifact, image.name, dir, target);
+    note(`image: the rootfs of artifact ${image.name}${ownersRestored ? ", its files' owners restored from the rootless unpack" : ''}`);
     return mounted;
   }
   const rootfs =

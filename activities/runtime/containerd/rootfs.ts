@@ -8,6 +8,7 @@ import { StepErrored } from '../../errors';
 import { runCommand } from '../local/spawner';
 import { isNotFound, type ContainerdApi } from './api';
 import { BUILD_LABEL } from './ctr';
+import { restoreOwners } from './owners';
 
 /** A snapshot label that keeps containerd's garbage collector off a snapshot no container references yet. */
 const GC_ROOT_LABEL = 'containerd.io/gc.root';
@@ -48,13 +49,10 @@ export async function mountArtifact(
   name: string,
   stepDir: string,
   target: string,
-): Promise<{ rootfs: Rootfs; env: string[]; user?: string }> {
+): Promise<{ rootfs: Rootfs; env: string[]; user?: string; ownersRestored: boolean }> {
   const lower = path.join(artifactDir, 'rootfs');
-  const isDir = await fs.stat(lower).then(
-    (st) => st.isDirectory(),
-    () => false,
-  );
-  if (!isDir)
+  const st = await fs.stat(lower).catch(() => undefined);
+  if (!st?.isDirectory())
     throw new StepErrored(
       `image ${name}: the artifact has no rootfs/ directory (an image artifact holds rootfs/ and optionally metadata.json)`,
     );
@@ -73,8 +71,19 @@ export async function mountArtifact(
   const work = path.join(stepDir, 'rootfs-work');
   await Promise.all([upper, work].map((d) => fs.rm(d, { recursive: true, force: true })));
   await Promise.all([upper, work, target].map((d) => fs.mkdir(d, { recursive: true })));
-  await mount('overlay', 'overlay', [`lowerdir=${lower}`, `upperdir=${upper}`, `workdir=${work}`], target);
-  return { rootfs, env, user };
+  const options = [`lowerdir=${lower}`, `upperdir=${upper}`, `workdir=${work}`];
+  // A rootfs that is not root's was unpacked without privileges (registry-image's `in`): its
+  // owners come back in the overlay (owners.ts), where metacopy makes each chown copy up the
+  // file's metadata only, not its data.
+  const rootless = st.uid !== 0;
+  if (rootless) await mount('overlay', 'overlay', [...options, 'metacopy=on'], target);
+  else await mount('overlay', 'overlay', options, target);
+  if (rootless)
+    await restoreOwners(target, st.uid, `image ${name}`).catch(async (err: unknown) => {
+      await unmountRootfs(undefined, rootfs);
+      throw err;
+    });
+  return { rootfs, env, user, ownersRestored: rootless };
 }
 
 /** Unmounts the rootfs and removes its snapshot; idempotent. */
