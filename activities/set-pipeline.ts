@@ -24,8 +24,8 @@ export async function setPipeline(
 ): Promise<{ ok: boolean }> {
   // Started and finished events, as a task's: `run` and `watch` head the step's log with its
   // name and end it with its outcome.
-  const runName = `${req.runId}/${req.step.id}/set_pipeline`;
-  const event = { buildId: req.buildId, stepId: req.step.id, name: `set_pipeline ${req.step.pipeline}`, attempt: 1 };
+  const runName = runNameOf(req);
+  const event = { buildId: req.buildId, stepId: req.step.id, name: `set_pipeline ${req.step.pipeline}`, attempt: req.attempt ?? 1 };
   const time = () => new Date().toISOString();
   await deps.publisher.event({ type: 'step-started', ...event, time: time() }, `${runName}/started`);
   try {
@@ -42,6 +42,9 @@ export async function setPipeline(
   }
 }
 
+/** Each attempt of an `attempts:` step publishes its own events and log (ids are deduplicated). */
+const runNameOf = (req: SetPipelineRequest) => `${req.runId}/${req.step.id}/set_pipeline${req.runKey ? `/${req.runKey}` : ''}`;
+
 async function setPipelineFromFile(
   deps: Pick<ActivityDeps, 'publisher'>,
   runtime: Pick<Runtime, 'readArtifactFile'>,
@@ -51,7 +54,7 @@ async function setPipelineFromFile(
   const what = `set_pipeline ${step.pipeline}`;
   const read = (file: string) => readArtifactText(runtime, artifactFile(req.buildId, file, req.artifacts, what), `${what}: file ${file}`);
   const log = (stream: 'stdout' | 'stderr', text: string, n: number) =>
-    deps.publisher.log(req.buildId, step.id, stream, Buffer.from(text), `${req.runId}/${step.id}/set_pipeline/${n}`);
+    deps.publisher.log(req.buildId, step.id, stream, Buffer.from(text), `${runNameOf(req)}/${n}`);
 
   // Concourse: `vars` win over var_files, and an earlier var file over a later one.
   const fromFiles: Record<string, unknown>[] = [];

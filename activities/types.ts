@@ -125,6 +125,9 @@ export interface LoadVarRequest {
 export interface SetPipelineRequest {
   buildId: string;
   runId: string;
+  /** as RunTaskRequest's: absent in requests scheduled before it was added (one attempt then) */
+  runKey?: string;
+  attempt?: number;
   /** `self` already replaced by the build's pipeline */
   step: SetPipelineStep;
   artifacts: Artifacts;

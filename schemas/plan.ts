@@ -438,6 +438,8 @@ function selectJob(
   // Names are matched after vars are interpolated (`name: test-((version))`), as fly does.
   const names = pipeline.jobs.map((j) => (isPlainObject(j) && typeof j.name === 'string' ? jobName(j.name, vars) : undefined));
   const listed = names.filter((n): n is string => n !== undefined);
+  // A pipeline of one job needs no --job: there is nothing to pick.
+  if (job === undefined && pipeline.jobs.length === 1) return { value: pipeline.jobs[0], path: ['jobs', 0] };
   if (job === undefined) {
     src.add(
       ['jobs'],

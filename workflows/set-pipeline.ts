@@ -24,6 +24,8 @@ export async function runSetPipeline(ctx: BuildContext, raw: SetPipelineStep, fr
     {
       buildId: ctx.buildId,
       runId: ctx.runId,
+      runKey: frame.runKey,
+      attempt: ctx.status.attempts(step.id),
       step: { ...step, pipeline },
       artifacts: frame.scope.allArtifacts(),
       // Pipelines run on the queue the build was started on (the one the pipeline itself runs on).

@@ -79,15 +79,14 @@ function compilePipelineFile(opts: { pipeline: string; config: string; var: stri
   } catch (err) {
     throw new CliError(`cannot read pipeline file ${opts.config}: ${(err as Error).message}`);
   }
-  return compilePipeline({ name: opts.pipeline, text: decodeUtf8(bytes, opts.config), file: opts.config, vars });
+  return { config: compilePipeline({ name: opts.pipeline, text: decodeUtf8(bytes, opts.config), file: opts.config, vars }), vars };
 }
 
 /** `fly validate-pipeline`: checks a pipeline file offline; `--output` prints it with its vars filled in. */
 export function validatePipeline(opts: { config: string; var: string[]; loadVarsFrom: string[]; output?: boolean }): void {
   // Any valid name: validation does not depend on it.
-  const config = compilePipelineFile({ ...opts, pipeline: 'validate' });
+  const { config, vars } = compilePipelineFile({ ...opts, pipeline: 'validate' });
   if (opts.output) {
-    const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
     const filled = interpolate(YAML.parse(config.text), (ref) => (ref.source === undefined ? lookupIn(vars, ref) : { found: false }));
     process.stdout.write(YAML.stringify(filled.value));
     return;
@@ -103,7 +102,7 @@ export async function setPipeline(opts: {
   loadVarsFrom: string[];
   nonInteractive?: boolean;
 }): Promise<void> {
-  const config = compilePipelineFile(opts);
+  const { config } = compilePipelineFile(opts);
   await withSession(async (s) => {
     const last = await lastPipelineView(s.client, opts.pipeline);
     const running = last?.running ? last.view : undefined;

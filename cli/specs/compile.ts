@@ -8,7 +8,7 @@ export function registerCompile(program: Command): void {
     .command('compile')
     .description('print the exact input of workflow `build` for a plan (JSON), for any Temporal client')
     .argument('[plan]', 'plan file: a Concourse job (name + plan:) or, with --job, a pipeline')
-    .option('-j, --job <name>', 'the job to compile when the file is a Concourse pipeline')
+    .option('-j, --job <name>', 'the job to compile when the file is a Concourse pipeline (not needed when it has one job)')
     .option('-v, --var <name=value>', 'set a ((var)); repeatable', collect, [])
     .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
     .option(

@@ -8,7 +8,7 @@ export function registerRun(program: Command): void {
     .command('run')
     .description('validate a plan, run it as a build, stream its logs, and exit with its status')
     .argument('<plan>', 'plan file: a Concourse job (name + plan:) or, with --job, a pipeline')
-    .option('-j, --job <name>', 'the job to run when the file is a Concourse pipeline')
+    .option('-j, --job <name>', 'the job to run when the file is a Concourse pipeline (not needed when it has one job)')
     .option('-v, --var <name=value>', 'set a ((var)); repeatable', collect, [])
     .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
     .option(

@@ -366,6 +366,10 @@ jobs:
     expect(planError(pipeline).message).toMatch(/pass --job NAME.*\n?/);
     expect(planError(pipeline).message).toContain('(lint, test)');
   });
+  it('runs the only job of a one-job pipeline without --job', () => {
+    const one = `jobs:\n- name: only\n  plan:\n  - task: t\n    file: t.yml\n`;
+    expect(compile(one).name).toBe('only');
+  });
   it('suggests the nearest job name', () => {
     expect(planError(pipeline, { job: 'tst' }).message).toContain('no job `tst` in this pipeline; did you mean `test`?');
   });

@@ -123,6 +123,7 @@ export async function probeService(rt: KubeApi, ref: ServiceRef, log: ServiceLog
   const routed = ip
     ? (await endpointReady(rt, serviceObjectName(ref), ip, hooks)) && (await serviceAnswers(rt, serviceObjectName(ref), hooks))
     : true;
+  if (hooks.signal?.aborted) return 'aborted';
   await log.note(
     `service ${ref.name} is ready (its pod Ready and its Service routing to it after ${Date.now() - started} ms` +
       `${routed ? '' : `; its Service did not route to it within ${ENDPOINT_WAIT_MS / 1000} s, so its name may refuse connections a moment longer`})`,
@@ -134,7 +135,9 @@ export async function probeService(rt: KubeApi, ref: ServiceRef, log: ServiceLog
  * Whether a connection to the Service's address is not refused: kube-proxy rejects one to a
  * Service it routes to no endpoint, and it writes its rules a second or more after the
  * EndpointSlice lists the pod (seen on the real node). A worker that cannot reach the Service
- * (off the cluster, or a network policy dropping it) gets no refusal, and does not wait.
+ * (off the cluster, or a network policy dropping it) gets no refusal, and does not wait. This
+ * alone is not enough: before kube-proxy has seen the Service at all there is no REJECT rule
+ * either, so the connect is not refused; hence endpointReady first.
  */
 async function serviceAnswers(rt: KubeApi, name: string, hooks: FollowHooks): Promise<boolean> {
   rt.calls.get++;
