@@ -6,5 +6,5 @@ export { interpolate, interpolateLocal, parseVarRef, type Lookup, type VarRef } 
 export { compilePlan, loadPlan } from './plan';
 export { parseTaskConfig, TaskConfigSchema } from './task-config';
 export { parseDuration, parseMemory } from './units';
-export { loadVarFiles, parseVarFlags } from './vars';
+export { loadVarFiles, parseVarFlags, varsFromFlags } from './vars';
 export { DEFAULT_GRACE_MS, DEFAULT_PORT, parseServiceConfig, PROBE_DEFAULTS } from './services';

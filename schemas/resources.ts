@@ -33,7 +33,8 @@ const ResourceSchema = z.strictObject({
   name: z.string().min(1, 'a resource needs a name'),
   type: z.string().min(1, 'a resource needs a type'),
   source: source.optional(),
-  version: version.optional(),
+  // null is no pin, as Concourse's JSON null (testflight sets `-y pinned_resource_version=null`)
+  version: version.nullish(),
   params: ignored,
   check_every: ignored,
   check_timeout: ignored,
@@ -55,7 +56,8 @@ const ResourceTypeSchema = z.strictObject({
   // read by compilePipeline: the check_timeout of resources of this type that set none
   check_timeout: ignored,
   tags: ignored,
-  defaults: ignored,
+  // merged under the source of each resource of this type, as Concourse's Source.Merge
+  defaults: source.optional(),
   unique_version_history: ignored,
 });
 
@@ -64,11 +66,12 @@ const DirectorySourceSchema = z.strictObject({ path: z.string().min(1, 'a direct
 export const GetFields = {
   get: z.string().min(1, 'a get step needs a name'),
   resource: z.string().min(1).optional(),
+  // As Concourse's VersionConfig: `every`, a version map, or any other string (and null) for latest.
   version: z
-    .union([z.literal('latest'), z.literal('every'), version], {
+    .union([z.literal('every'), z.string().transform(() => 'latest' as const), version], {
       error: '`version` must be latest, every, or a version map like {ref: abc123}',
     })
-    .optional(),
+    .nullish(),
   passed: z.array(z.string()).optional(),
   trigger: bool.optional(),
   params: z.record(z.string(), z.unknown()).optional(),
@@ -120,15 +123,22 @@ export class Resources {
    * An entry with static vars filled in everywhere but its `source`, where credential refs
    * stay as text (Concourse resolves a source when it checks or runs the step).
    */
-  private interpolateEntry(entry: unknown, where: Path, deferSource: boolean): { value: unknown; deferred: DeferredVar[] } {
-    if (!isPlainObject(entry) || !deferSource || !('source' in entry))
-      return { value: interpolateStatic(this.src, entry, where, this.vars), deferred: [] };
-    const { source: raw, ...rest } = entry;
-    const source = interpolateDeferring(this.src, raw, [...where, 'source'], { ...this.opts, deferrableRoot: true });
-    return {
-      value: { ...(interpolateStatic(this.src, rest, where, this.vars) as object), source: source.value },
-      deferred: source.deferred,
-    };
+  private interpolateEntry(
+    entry: unknown,
+    where: Path,
+    deferred: readonly ('source' | 'defaults')[],
+  ): { value: unknown; deferred: DeferredVar[] } {
+    if (!isPlainObject(entry)) return { value: interpolateStatic(this.src, entry, where, this.vars), deferred: [] };
+    const rest = Object.fromEntries(Object.entries(entry).filter(([k]) => !(deferred as string[]).includes(k)));
+    const out = interpolateStatic(this.src, rest, where, this.vars) as Record<string, unknown>;
+    const refs: DeferredVar[] = [];
+    for (const key of deferred) {
+      if (!(key in entry)) continue;
+      const r = interpolateDeferring(this.src, entry[key], [...where, key], { ...this.opts, deferrableRoot: true });
+      out[key] = r.value;
+      refs.push(...r.deferred);
+    }
+    return { value: out, deferred: refs };
   }
 
   /** The resource `name`, or undefined (and an error at `at`) when there is none or it is invalid. */
@@ -146,12 +156,24 @@ export class Resources {
       return undefined;
     }
     const where: Path = ['resources', index];
-    const entry = this.interpolateEntry(list[index], where, true);
+    const entry = this.interpolateEntry(list[index], where, ['source']);
     const raw = validate(this.src, ResourceSchema, entry.value, where, 'resource');
     const type = raw && this.type(raw.type);
-    const deferred = [...entry.deferred, ...(type?.kind === 'image' ? (this.typeDeferred.get(type.name) ?? []) : [])];
+    const defaults = type ? this.typeDefaults.get(type.name) : undefined;
+    const deferred = [
+      ...entry.deferred,
+      ...(type?.kind === 'image' ? (this.typeDeferred.get(type.name) ?? []) : []),
+      ...(defaults?.deferred ?? []),
+    ];
     const ref: ResourceRef | undefined =
-      raw && type ? { name, type, source: raw.source ?? {}, ...(deferred.length > 0 ? { deferredVars: deferred } : {}) } : undefined;
+      raw && type
+        ? {
+            name,
+            type,
+            source: { ...defaults?.value, ...raw.source },
+            ...(deferred.length > 0 ? { deferredVars: deferred } : {}),
+          }
+        : undefined;
     this.compiled.set(name, ref);
     return ref;
   }
@@ -166,6 +188,8 @@ export class Resources {
 
   /** credential refs of each image resource type's source */
   private readonly typeDeferred = new Map<string, DeferredVar[]>();
+  /** each resource type's `defaults`, with their credential refs */
+  private readonly typeDefaults = new Map<string, { value: Record<string, unknown>; deferred: DeferredVar[] }>();
 
   private type(name: string): ResourceTypeRef | undefined {
     const list = Array.isArray(this.root.resource_types) ? this.root.resource_types : [];
@@ -174,9 +198,19 @@ export class Resources {
       const where: Path = ['resource_types', index];
       const rawType = list[index] as Record<string, unknown>;
       // A directory type's path is read here, when the pipeline is set: it must be static.
-      const entry = this.interpolateEntry(rawType, where, rawType.type !== DIRECTORY_TYPE);
-      const t = validate(this.src, ResourceTypeSchema, entry.value, where, 'resource type');
+      // Its `defaults` become part of other resources' sources: refs stay, and are theirs.
+      const { defaults: rawDefaults, ...rest } = rawType;
+      const defaults = this.interpolateEntry({ defaults: rawDefaults }, where, ['defaults']);
+      const entry = this.interpolateEntry(rest, where, rawType.type !== DIRECTORY_TYPE ? ['source'] : []);
+      const t = validate(
+        this.src,
+        ResourceTypeSchema,
+        { ...(entry.value as object), ...(defaults.value as object) },
+        where,
+        'resource type',
+      );
       if (!t) return undefined;
+      if (t.defaults) this.typeDefaults.set(name, { value: t.defaults, deferred: defaults.deferred });
       if (t.type !== DIRECTORY_TYPE) {
         if (entry.deferred.length > 0) this.typeDeferred.set(name, entry.deferred);
         return { kind: 'image', name, type: t.type, source: t.source ?? {}, ...(t.privileged ? { privileged: true } : {}) };

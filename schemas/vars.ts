@@ -1,6 +1,7 @@
 // Static vars: `-v name=value` and `-l vars.yml` from the caller, interpolated
 // into the plan at compile time. Local vars ((.:name)) are left for run time.
 import { readFileSync } from 'node:fs';
+import YAML from 'yaml';
 import { decodeUtf8 } from './checks';
 import { Source, type Path } from './errors';
 import { interpolate, isPlainObject, lookupIn, parseVarRef, SVC_SOURCE, type VarRef } from './interpolate';
@@ -8,22 +9,37 @@ import { interpolate, isPlainObject, lookupIn, parseVarRef, SVC_SOURCE, type Var
 /**
  * Parses `-v` values ("name=value"). Values stay strings, as fly's `-v`; a
  * dotted name sets a field (`a.b=c` gives {a: {b: "c"}}), as fly does.
+ * `yaml` flags (`-y name=value`) are parsed as YAML (`-y n=1` gives a number,
+ * `-y v={ref: abc}` a map) and, as in fly, win over `-v` for the same name.
  */
-export function parseVarFlags(flags: string[]): Record<string, unknown> {
+export function parseVarFlags(flags: string[], yaml: string[] = []): Record<string, unknown> {
   const vars: Record<string, unknown> = {};
-  for (const flag of flags) {
+  const set = (flag: string, option: '-v' | '-y', value: (text: string) => unknown) => {
     const eq = flag.indexOf('=');
-    if (eq <= 0) throw new Error(`-v needs name=value, got \`${flag}\``);
-    const ref = parseVarRef(flag.slice(0, eq));
-    if (ref.source !== undefined || ref.path.some((p) => p === '')) throw new Error(`-v needs name=value, got \`${flag}\``);
+    const ref = eq > 0 ? parseVarRef(flag.slice(0, eq)) : undefined;
+    if (!ref || ref.source !== undefined || ref.path.some((p) => p === '')) throw new Error(`${option} needs name=value, got \`${flag}\``);
     let target = vars;
     for (const seg of ref.path.slice(0, -1)) {
       if (!isPlainObject(target[seg])) target[seg] = {};
       target = target[seg] as Record<string, unknown>;
     }
-    target[ref.path[ref.path.length - 1]] = flag.slice(eq + 1);
-  }
+    target[ref.path[ref.path.length - 1]] = value(flag.slice(eq + 1));
+  };
+  for (const flag of flags) set(flag, '-v', (text) => text);
+  for (const flag of yaml)
+    set(flag, '-y', (text) => {
+      try {
+        return YAML.parse(text) as unknown;
+      } catch (err) {
+        throw new Error(`-y ${flag}: the value is not valid YAML: ${(err as Error).message.split('\n')[0]}`, { cause: err });
+      }
+    });
   return vars;
+}
+
+/** The static vars of a command's `-l`, `-v` and `-y` flags: flags win over files, as fly's. */
+export function varsFromFlags(opts: { var: string[]; yamlVar?: string[]; loadVarsFrom: string[] }): Record<string, unknown> {
+  return { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var, opts.yamlVar) };
 }
 
 /** Reads `-l` files (YAML maps); later files override earlier ones. Throws PlanError. */

@@ -1,4 +1,4 @@
-import { loadPlan, loadVarFiles, parseVarFlags } from '../../schemas';
+import { loadPlan, varsFromFlags } from '../../schemas';
 import { BuildInputSchema, clientJsonSchemas } from '../../schemas/build-input';
 import { credsFromWorker } from '../main-helpers';
 import { CliError } from '../output';
@@ -8,6 +8,7 @@ export async function compile(
   opts: {
     job?: string;
     var: string[];
+    yamlVar?: string[];
     loadVarsFrom: string[];
     input: string[];
     output: string[];
@@ -23,7 +24,7 @@ export async function compile(
   }
   if (!planFile)
     throw new CliError('compile needs a plan file (or --schema input|result)', 'for example: causeway compile examples/hello.yml');
-  const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
+  const vars = varsFromFlags(opts);
   const plan = loadPlan({ file: planFile, job: opts.job, vars, deferUnsourced: credsFromWorker(opts) });
   const input = BuildInputSchema.parse({ plan, uploads: opts.input.map(artifactName), downloads: opts.output.map(artifactName) });
   process.stdout.write(`${JSON.stringify(input, null, 2)}\n`);

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { newBuildId } from '../../common/build-client';
-import { loadVarFiles, parseTaskConfig, parseVarFlags, type CompiledPlan, type TaskConfig } from '../../schemas';
+import { parseTaskConfig, varsFromFlags, type CompiledPlan, type TaskConfig } from '../../schemas';
 import { openSession } from '../connect';
 import { submitAndFollow } from '../follow';
 import { exitWith } from '../main-helpers';
@@ -10,9 +10,9 @@ import { parseArtifactFlags } from '../artifact-flags';
 
 export async function execute(
   args: string[],
-  opts: { config: string; input: string[]; output: string[]; var: string[]; loadVarsFrom: string[] },
+  opts: { config: string; input: string[]; output: string[]; var: string[]; yamlVar?: string[]; loadVarsFrom: string[] },
 ): Promise<void> {
-  const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
+  const vars = varsFromFlags(opts);
   let text: string;
   try {
     text = fs.readFileSync(opts.config, 'utf8');

@@ -10,7 +10,7 @@ import { awaitBuild } from '../../common/build-client';
 import { applyPipeline, changes, credentialRefsNote, lastPipelineView, pipelineDiff } from '../../common/pipeline-set';
 import { EXIT_CODES } from '../exit-codes';
 import { CausewayPipeline } from '../../common/search-attributes';
-import { loadVarFiles, parseVarFlags } from '../../schemas';
+import { varsFromFlags } from '../../schemas';
 import { decodeUtf8 } from '../../schemas/checks';
 import { interpolate, lookupIn } from '../../schemas/interpolate';
 import { compilePipeline } from '../../schemas/pipeline';
@@ -71,8 +71,8 @@ async function update<T>(client: Client, pipeline: string, name: string, arg?: u
 const when = (ms: number | undefined) => (ms ? new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z') : 'never');
 
 /** Reads and compiles a pipeline file as set-pipeline does: every problem with its file:line. */
-function compilePipelineFile(opts: { pipeline: string; config: string; var: string[]; loadVarsFrom: string[] }) {
-  const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
+function compilePipelineFile(opts: { pipeline: string; config: string; var: string[]; yamlVar?: string[]; loadVarsFrom: string[] }) {
+  const vars = varsFromFlags(opts);
   let bytes: Buffer;
   try {
     bytes = readFileSync(opts.config);
@@ -83,7 +83,13 @@ function compilePipelineFile(opts: { pipeline: string; config: string; var: stri
 }
 
 /** `fly validate-pipeline`: checks a pipeline file offline; `--output` prints it with its vars filled in. */
-export function validatePipeline(opts: { config: string; var: string[]; loadVarsFrom: string[]; output?: boolean }): void {
+export function validatePipeline(opts: {
+  config: string;
+  var: string[];
+  yamlVar?: string[];
+  loadVarsFrom: string[];
+  output?: boolean;
+}): void {
   // Any valid name: validation does not depend on it.
   const { config, vars } = compilePipelineFile({ ...opts, pipeline: 'validate' });
   if (opts.output) {
@@ -99,6 +105,7 @@ export async function setPipeline(opts: {
   pipeline: string;
   config: string;
   var: string[];
+  yamlVar?: string[];
   loadVarsFrom: string[];
   nonInteractive?: boolean;
 }): Promise<void> {

@@ -1,5 +1,5 @@
 import { newBuildId } from '../../common/build-client';
-import { loadPlan, loadVarFiles, parseVarFlags } from '../../schemas';
+import { loadPlan, varsFromFlags } from '../../schemas';
 import { unusedArtifactFlags } from '../../schemas/checks';
 import { openSession } from '../connect';
 import { submitAndFollow } from '../follow';
@@ -10,6 +10,7 @@ import { parseArtifactFlags } from '../artifact-flags';
 export interface RunOptions {
   job?: string;
   var: string[];
+  yamlVar?: string[];
   loadVarsFrom: string[];
   input: string[];
   output: string[];
@@ -22,7 +23,7 @@ export interface RunOptions {
 /** `causeway run`: cli/specs/run.ts defines its flags. */
 export async function run(planFile: string, opts: RunOptions): Promise<void> {
   if (opts.json && !opts.detach) throw new CliError('--json goes with --detach', 'add --detach, or drop --json to follow the build');
-  const vars = { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var) };
+  const vars = varsFromFlags(opts);
   const plan = loadPlan({ file: planFile, job: opts.job, vars, deferUnsourced: credsFromWorker(opts) });
   const inputs = parseArtifactFlags(opts.input, '-i');
   const outputs = parseArtifactFlags(opts.output, '-o');

@@ -10,6 +10,7 @@ export function registerCompile(program: Command): void {
     .argument('[plan]', 'plan file: a Concourse job (name + plan:) or, with --job, a pipeline')
     .option('-j, --job <name>', 'the job to compile when the file is a Concourse pipeline (not needed when it has one job)')
     .option('-v, --var <name=value>', 'set a ((var)); repeatable', collect, [])
+    .option('-y, --yaml-var <name=value>', 'set a ((var)) to a YAML value (-y n=1, -y v={ref: abc}); repeatable', collect, [])
     .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
     .option(
       '--creds-from-worker',

@@ -12,6 +12,7 @@ export function registerExecute(program: Command): void {
     .option('-i, --input <name=dir>', 'upload a directory as input NAME; repeatable (default: . for a single-input task)', collect, [])
     .option('-o, --output <name=dir>', 'download output NAME into a directory; repeatable', collect, [])
     .option('-v, --var <name=value>', 'set a ((var)) in the task file; repeatable', collect, [])
+    .option('-y, --yaml-var <name=value>', 'set a ((var)) to a YAML value (-y n=1, -y v={ref: abc}); repeatable', collect, [])
     .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
     .addHelpText(
       'after',

@@ -11,6 +11,7 @@ export function registerPipelines(program: Command): void {
     .requiredOption('-p, --pipeline <name>', 'the pipeline to create or update')
     .requiredOption('-c, --config <file>', 'the pipeline file (resources:, resource_types:, jobs:)')
     .option('-v, --var <name=value>', 'set a ((var)); repeatable', collect, [])
+    .option('-y, --yaml-var <name=value>', 'set a ((var)) to a YAML value (-y n=1, -y v={ref: abc}); repeatable', collect, [])
     .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
     .option('-n, --non-interactive', 'apply without asking')
     .addHelpText(
@@ -31,6 +32,7 @@ Example:
     .description('check a pipeline file without setting it (offline): every problem with its file:line')
     .requiredOption('-c, --config <file>', 'the pipeline file')
     .option('-v, --var <name=value>', 'set a ((var)); repeatable', collect, [])
+    .option('-y, --yaml-var <name=value>', 'set a ((var)) to a YAML value (-y n=1, -y v={ref: abc}); repeatable', collect, [])
     .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
     .option('-o, --output', 'print the pipeline with the given ((vars)) filled in instead of "looks good"')
     .addHelpText(

@@ -43,6 +43,18 @@ describe('parseVarFlags', () => {
   it.each(['x', '=v', 'src:x=1'])('rejects %j', (flag) => {
     expect(() => parseVarFlags([flag])).toThrow(`-v needs name=value, got \`${flag}\``);
   });
+  it('parses -y values as YAML, winning over -v, as fly -y', () => {
+    expect(parseVarFlags(['n=1', 'v=x'], ['n=1', 'v={"version":"g1"}', 'none=null', 'e=every'])).toEqual({
+      n: 1,
+      v: { version: 'g1' },
+      none: null,
+      e: 'every',
+    });
+  });
+  it('names a -y value that is not YAML', () => {
+    expect(() => parseVarFlags([], ['m={a: '])).toThrow(/^-y m=\{a: : the value is not valid YAML/);
+    expect(() => parseVarFlags([], ['m'])).toThrow('-y needs name=value, got `m`');
+  });
 });
 
 describe('loadVarFiles', () => {
