@@ -11,12 +11,17 @@
 # and, with --node, what a real node needs (scripts/k8s/node.sh installs the rest from Debian):
 #   kubelet, kube-proxy, kubectl through the same wrapper go.mod
 #   coredns                     github.com/coredns/coredns @ COREDNS_VERSION, only the Corefile's plugins
+#   containerd, containerd-shim-runc-v2
+#                               github.com/containerd/containerd/v2 @ CONTAINERD_VERSION: the kubelet's
+#                               evented PLEG needs the CRI's container events, which Debian's 1.6 lacks
 #
 # Idempotent: everything lands in ~/.cache/causeway/k8s-<K8S>-etcd-<ETCD>-kwok-<KWOK>/bin
-# (--node: ~/.cache/causeway/k8s-node-<K8S>-coredns-<COREDNS>/bin) and a second run does
-# nothing. Concurrent runs wait for each other (flock).
+# (--node: ~/.cache/causeway/k8s-node-<K8S>-coredns-<COREDNS>/bin, and containerd in
+# ~/.cache/causeway/containerd-<CONTAINERD>/bin, so a new containerd version rebuilds containerd
+# alone) and a second run does nothing. Concurrent runs wait for each other (flock).
 # Contract (like scripts/provision.sh): progress and timings go to stderr; stdout is
-# exactly one line, `export CAUSEWAY_K8S_BIN=<dir>` (--node: `export CAUSEWAY_K8S_NODE_BIN=<dir>`);
+# exactly one line, `export CAUSEWAY_K8S_BIN=<dir>` (--node: `export CAUSEWAY_K8S_NODE_BIN=<dir>
+# CAUSEWAY_CONTAINERD_BIN=<dir>`);
 # `--print-env` prints it without building; `--check` builds nothing and exits 0 when everything
 # is cached, 1 (naming what is missing on stderr) when a run would build.
 set -euo pipefail
@@ -25,13 +30,15 @@ K8S_VERSION="${CAUSEWAY_K8S_VERSION:-v1.34.4}"
 ETCD_VERSION="${CAUSEWAY_ETCD_VERSION:-v3.6.16}"
 KWOK_VERSION="${CAUSEWAY_KWOK_VERSION:-v0.8.0}"
 COREDNS_VERSION="${CAUSEWAY_COREDNS_VERSION:-v1.15.0}"
+CONTAINERD_VERSION="${CAUSEWAY_CONTAINERD_VERSION:-v2.4.2}"
 CACHE="${CAUSEWAY_CACHE:-$HOME/.cache/causeway}"
 
 NODE=0
 if [[ "${1:-}" == "--node" ]]; then NODE=1; shift; fi
 if [[ $NODE -eq 1 ]]; then
   DIR="$CACHE/k8s-node-$K8S_VERSION-coredns-$COREDNS_VERSION"
-  BINARIES=(kubelet kube-proxy kubectl coredns)
+  CONTAINERD_BIN="$CACHE/containerd-$CONTAINERD_VERSION/bin"
+  BINARIES=(kubelet kube-proxy kubectl coredns "$CONTAINERD_BIN/containerd" "$CONTAINERD_BIN/containerd-shim-runc-v2")
   ENV_NAME=CAUSEWAY_K8S_NODE_BIN
   LOCK="$CACHE/.lock-k8s-node-$K8S_VERSION-$COREDNS_VERSION"
 else
@@ -43,17 +50,25 @@ fi
 BIN="$DIR/bin"
 
 log() { echo "[k8s provision $(date +%H:%M:%S)] $*" >&2; }
-print_env() { echo "export $ENV_NAME=\"$BIN\""; }
+print_env() {
+  if [[ $NODE -eq 1 ]]; then
+    echo "export $ENV_NAME=\"$BIN\" CAUSEWAY_CONTAINERD_BIN=\"$CONTAINERD_BIN\""
+  else
+    echo "export $ENV_NAME=\"$BIN\""
+  fi
+}
+# A binary's path: BINARIES names those in $BIN by name, others by absolute path.
+bin_path() { if [[ $1 == /* ]]; then echo "$1"; else echo "$BIN/$1"; fi; }
 
 all_built() {
   local b
-  for b in "${BINARIES[@]}"; do [[ -x "$BIN/$b" ]] || return 1; done
+  for b in "${BINARIES[@]}"; do [[ -x "$(bin_path "$b")" ]] || return 1; done
 }
 
 if [[ "${1:-}" == "--print-env" ]]; then print_env; exit 0; fi
 if [[ "${1:-}" == "--check" ]]; then
   all_built && exit 0
-  for b in "${BINARIES[@]}"; do [[ -x "$BIN/$b" ]] || log "not cached: $BIN/$b"; done
+  for b in "${BINARIES[@]}"; do [[ -x "$(bin_path "$b")" ]] || log "not cached: $(bin_path "$b")"; done
   exit 1
 fi
 mkdir -p "$CACHE"
@@ -198,9 +213,24 @@ build_coredns() {
   log "coredns $COREDNS_VERSION: built in $((SECONDS - started))s"
 }
 
+# containerd's daemon and its runc shim (runc itself stays Debian's). No cgo: the btrfs
+# snapshotter, the one part that needs it, is not used (overlayfs).
+build_containerd() {
+  [[ -x "$CONTAINERD_BIN/containerd" && -x "$CONTAINERD_BIN/containerd-shim-runc-v2" ]] && { log "containerd: cached"; return; }
+  local started=$SECONDS m=github.com/containerd/containerd/v2
+  log "containerd $CONTAINERD_VERSION: building $m/cmd/containerd and cmd/containerd-shim-runc-v2"
+  GOBIN="$WORK/containerd-bin" "${GO[@]}" install -trimpath -ldflags "-s -w -X $m/version.Version=$CONTAINERD_VERSION" \
+    "$m/cmd/containerd@$CONTAINERD_VERSION" "$m/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" >&2
+  mkdir -p "$CONTAINERD_BIN"
+  mv "$WORK/containerd-bin/containerd-shim-runc-v2" "$CONTAINERD_BIN/"
+  mv "$WORK/containerd-bin/containerd" "$CONTAINERD_BIN/"
+  log "containerd $CONTAINERD_VERSION: built in $((SECONDS - started))s"
+}
+
 if [[ $NODE -eq 1 ]]; then
   build_kubernetes kubelet kube-proxy kubectl
   build_coredns
+  build_containerd
   log "node binaries ready in $BIN (this run: $((SECONDS - total_started))s)"
 else
   build_etcd

@@ -1,7 +1,8 @@
 // A real Kubernetes node on this machine, beside the control plane of cluster.ts: a local OCI
 // registry (Debian's docker-registry) holding the images scripts/images/build.sh makes offline,
-// containerd + runc + CNI plugins (Debian's), kubelet and kube-proxy (iptables) built by
-// scripts/k8s/provision.sh --node, and CoreDNS as a pod behind the kube-dns Service.
+// containerd 2.x (built from the Go module proxy) + runc + CNI plugins (Debian's), kubelet and
+// kube-proxy (iptables) built by scripts/k8s/provision.sh --node, and CoreDNS as a pod behind the
+// kube-dns Service.
 //
 // Addresses (docs/kubernetes.md "A real node"): the node's IP and the Service range come from
 // 198.19.0.0/16 (the node IP on a bridge of ours), pods from 198.18.0.0/20 on the pods' bridge;
@@ -52,6 +53,8 @@ export interface NodeState {
   registry: string;
   images: Record<NodeImage, string>;
   containerdSocket: string;
+  /** containerd's root: images and snapshots, kept across runs of the same containerd version */
+  imageStore: string;
   kubeletPort: number;
   processes: { name: string; pid: number; log: string }[];
   /** network namespaces that existed before the node started: the rest under /var/run/netns are the node's */
@@ -62,8 +65,8 @@ export interface StartNodeOptions {
   dir: string;
   server: string;
   pki: string;
-  /** kubelet, kube-proxy, coredns (scripts/k8s/provision.sh --node) */
-  nodeBin: string;
+  /** kubelet, kube-proxy, coredns, and containerd's own dir (scripts/k8s/provision.sh --node) */
+  nodeBin: NodeBin;
   repoRoot: string;
   freePort: () => Promise<number>;
   log: (line: string) => void;
@@ -85,15 +88,23 @@ function trySh(cmd: string, args: string[]): boolean {
   }
 }
 
-/** Runs scripts/k8s/provision.sh --node (builds the first time), returns its bin dir. */
-export function provisionNode(repoRoot: string, log: (line: string) => void): Promise<string> {
-  if (process.env.CAUSEWAY_K8S_NODE_BIN && fs.existsSync(path.join(process.env.CAUSEWAY_K8S_NODE_BIN, 'kubelet'))) {
-    return Promise.resolve(process.env.CAUSEWAY_K8S_NODE_BIN);
+export interface NodeBin {
+  /** kubelet, kube-proxy, kubectl, coredns */
+  bin: string;
+  /** containerd, containerd-shim-runc-v2 (a dir per containerd version) */
+  containerd: string;
+}
+
+/** Runs scripts/k8s/provision.sh --node (builds the first time), returns its bin dirs. */
+export function provisionNode(repoRoot: string, log: (line: string) => void): Promise<NodeBin> {
+  const { CAUSEWAY_K8S_NODE_BIN: bin, CAUSEWAY_CONTAINERD_BIN: containerd } = process.env;
+  if (bin && containerd && fs.existsSync(path.join(bin, 'kubelet')) && fs.existsSync(path.join(containerd, 'containerd'))) {
+    return Promise.resolve({ bin, containerd });
   }
   return runScript(repoRoot, ['scripts/k8s/provision.sh', '--node'], log).then((out) => {
-    const m = /CAUSEWAY_K8S_NODE_BIN="([^"]+)"/.exec(out);
-    if (!m) throw new Error(`scripts/k8s/provision.sh --node printed no CAUSEWAY_K8S_NODE_BIN line: ${out}`);
-    return m[1];
+    const m = /CAUSEWAY_K8S_NODE_BIN="([^"]+)" CAUSEWAY_CONTAINERD_BIN="([^"]+)"/.exec(out);
+    if (!m) throw new Error(`scripts/k8s/provision.sh --node printed no CAUSEWAY_K8S_NODE_BIN/CAUSEWAY_CONTAINERD_BIN line: ${out}`);
+    return { bin: m[1], containerd: m[2] };
   });
 }
 
@@ -110,8 +121,8 @@ function runScript(repoRoot: string, args: string[], log: (line: string) => void
   });
 }
 
-/** Tools a real node needs from Debian; scripts/k8s/node-packages.sh installs them. */
-const REQUIRED_TOOLS = ['containerd', 'runc', 'ctr', 'docker-registry', 'umoci', 'skopeo', 'mmdebstrap', 'busybox', 'iptables', 'ip'];
+/** Tools a real node needs from Debian; scripts/k8s/node-packages.sh installs them (containerd is our own build). */
+const REQUIRED_TOOLS = ['runc', 'ctr', 'docker-registry', 'umoci', 'skopeo', 'mmdebstrap', 'busybox', 'iptables', 'ip'];
 
 function checkTools(): void {
   const missing = REQUIRED_TOOLS.filter((t) => !trySh('sh', ['-c', `command -v ${t}`]));
@@ -233,8 +244,16 @@ function cniConfig(dir: string): string {
   return confDir;
 }
 
-/** containerd's own root (images stay across runs), state and socket in dir. */
-function containerdConfig(dir: string, registry: string, pauseImage: string): { config: string; socket: string } {
+/**
+ * containerd's config (version 3, containerd 2.x): its own root (images stay across runs), state
+ * and socket in dir.
+ */
+function containerdConfig(
+  dir: string,
+  registry: string,
+  pauseImage: string,
+  nodeBin: NodeBin,
+): { config: string; socket: string; imageStore: string } {
   const root = path.join(dir, 'containerd');
   const certs = path.join(root, 'certs.d', registry);
   fs.mkdirSync(certs, { recursive: true });
@@ -246,39 +265,56 @@ function containerdConfig(dir: string, registry: string, pauseImage: string): { 
   writeMirrors(path.join(root, 'certs.d'), registry);
   const socket = path.join(root, 'containerd.sock');
   const config = path.join(root, 'config.toml');
+  const imageStore = imageStoreRoot(nodeBin);
+  const cri = "plugins.'io.containerd.cri.v1.runtime'";
   fs.writeFileSync(
     config,
-    `version = 2
-root = "${path.join(imageStoreRoot(), 'root')}"
+    `version = 3
+root = "${imageStore}"
 state = "${path.join(root, 'state')}"
 [grpc]
   address = "${socket}"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "${pauseImage}"
+[plugins.'io.containerd.cri.v1.images']
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = "${pauseImage}"
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = "${path.join(root, 'certs.d')}"
+[${cri}]
   # This machine refuses lowering oom_score_adj (no CAP_SYS_RESOURCE): without it every sandbox fails.
   restrict_oom_score_adj = true
   enable_selinux = false
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
+  [${cri}.cni]
+    bin_dirs = ["/usr/lib/cni"]
     conf_dir = "${cniConfig(dir)}"
-  [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = "${path.join(root, 'certs.d')}"
-  [plugins."io.containerd.grpc.v1.cri".containerd]
+  [${cri}.containerd]
     default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    [${cri}.containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+      # Our shim, not Debian's 1.6 one that PATH would find first; runc is Debian's.
+      runtime_path = "${path.join(nodeBin.containerd, 'containerd-shim-runc-v2')}"
+      [${cri}.containerd.runtimes.runc.options]
+        # cgroup v1 managed by cgroupfs, as the kubelet's cgroupDriver says.
+        SystemdCgroup = false
 `,
   );
-  return { config, socket };
+  return { config, socket, imageStore };
 }
 
-/** containerd's content and snapshots live across runs (one node at a time): pulls after the first are cheap. */
-function imageStoreRoot(): string {
-  return path.join(process.env.CAUSEWAY_CACHE ?? path.join(os.homedir(), '.cache', 'causeway'), 'k8s-node-containerd');
+/**
+ * containerd's content and snapshots live across runs (one node at a time): pulls after the
+ * first are cheap. One store per containerd version (its dir's name): a store is not shared
+ * between containerd versions.
+ */
+function imageStoreRoot(nodeBin: NodeBin): string {
+  return path.join(cacheDir(), `k8s-node-${path.basename(path.dirname(nodeBin.containerd))}`);
+}
+
+function cacheDir(): string {
+  return process.env.CAUSEWAY_CACHE ?? path.join(os.homedir(), '.cache', 'causeway');
 }
 
 function registryStorage(): string {
-  return path.join(process.env.CAUSEWAY_CACHE ?? path.join(os.homedir(), '.cache', 'causeway'), 'k8s-registry');
+  return path.join(cacheDir(), 'k8s-registry');
 }
 
 function kubeletConfig(dir: string, pki: string, socket: string, kubeletPort: number, healthzPort: number): string {
@@ -300,13 +336,15 @@ function kubeletConfig(dir: string, pki: string, socket: string, kubeletPort: nu
     authentication: { anonymous: { enabled: false }, webhook: { enabled: false }, x509: { clientCAFile: path.join(pki, 'ca.crt') } },
     authorization: { mode: 'AlwaysAllow' },
     containerRuntimeEndpoint: `unix://${socket}`,
-    // containerd 1.6 does not answer the CRI RuntimeConfig call: the driver comes from here.
+    // What containerd's runc options say too (SystemdCgroup = false).
     cgroupDriver: 'cgroupfs',
     // cgroup v1 without the QoS hierarchy and without reservations: the machine is shared.
     cgroupsPerQOS: false,
     // Without pod cgroups the kubelet's in-place resize path dereferences a nil pod memory
     // config (panic at kuberuntime_manager.go:837, doPodResizeAction, seen mid-build here).
-    featureGates: { InPlacePodVerticalScaling: false },
+    // EventedPLEG: the kubelet learns of a container's exit from containerd's CRI events at once,
+    // not at its next relist (every 1 s), which was ~0.5 s of every step's gap.
+    featureGates: { InPlacePodVerticalScaling: false, EventedPLEG: true },
     enforceNodeAllocatable: [],
     failSwapOn: false,
     evictionHard: {},
@@ -482,7 +520,7 @@ export async function startNode(opts: StartNodeOptions): Promise<NodeState> {
     cert: fs.readFileSync(path.join(pki, 'admin.crt')),
     key: fs.readFileSync(path.join(pki, 'admin.key')),
   };
-  const exe = (name: string) => path.join(opts.nodeBin, name);
+  const exe = (name: string) => path.join(opts.nodeBin.bin, name);
   let t = Date.now();
 
   nodePki(pki);
@@ -503,7 +541,7 @@ export async function startNode(opts: StartNodeOptions): Promise<NodeState> {
   t = Date.now();
   const out = await runScript(opts.repoRoot, ['scripts/images/build.sh', '--push', registry, ...NODE_IMAGES], log, {
     ...process.env,
-    CAUSEWAY_K8S_NODE_BIN: opts.nodeBin,
+    CAUSEWAY_K8S_NODE_BIN: opts.nodeBin.bin,
   });
   const images = Object.fromEntries(
     out
@@ -530,8 +568,8 @@ export async function startNode(opts: StartNodeOptions): Promise<NodeState> {
 
   // containerd
   t = Date.now();
-  const { config, socket } = containerdConfig(dir, registry, images.pause);
-  const containerd = startProcess(dir, 'containerd', 'containerd', ['--config', config]);
+  const { config, socket, imageStore } = containerdConfig(dir, registry, images.pause, opts.nodeBin);
+  const containerd = startProcess(dir, 'containerd', path.join(opts.nodeBin.containerd, 'containerd'), ['--config', config]);
   track(containerd);
   await waitFor('containerd', containerd, async () => trySh('ctr', ['--address', socket, 'version']));
   await waitFor("containerd's CRI", containerd, () => criReady(socket));
@@ -559,6 +597,7 @@ export async function startNode(opts: StartNodeOptions): Promise<NodeState> {
     registry,
     images,
     containerdSocket: socket,
+    imageStore,
     kubeletPort,
     processes: [],
     netnsBefore,
@@ -750,7 +789,7 @@ export async function cleanupNode(dir: string, log: (line: string) => void): Pro
     } catch {
       continue;
     }
-    if (cmdline.startsWith('/usr/bin/containerd-shim') && cmdline.includes(containerdRoot)) {
+    if (path.basename(cmdline.split('\0')[0]).startsWith('containerd-shim') && cmdline.includes(containerdRoot)) {
       try {
         process.kill(Number(pid), 'SIGKILL');
       } catch {
@@ -758,7 +797,7 @@ export async function cleanupNode(dir: string, log: (line: string) => void): Pro
       }
     }
   }
-  for (const m of mountsUnder([dir, path.join(imageStoreRoot(), 'root')])) {
+  for (const m of mountsUnder([dir, ...(state?.imageStore ? [state.imageStore] : [])])) {
     if (!trySh('umount', [m])) trySh('umount', ['-l', m]);
   }
   const before = state?.netnsBefore ?? readJson<string[]>(netnsBeforeFile(dir));
