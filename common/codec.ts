@@ -5,10 +5,11 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
+import { type DataConverter, defaultPayloadConverter, type LoadedDataConverter, type Payload, type PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import { z } from 'zod';
 import { causewayHome, readEnv, type Env } from './config';
+import { failureConverter } from './failure-converter';
 
 export const ENCODING_ENCRYPTED = 'binary/encrypted';
 const METADATA_ENCODING = 'encoding';
@@ -157,6 +158,18 @@ export function causewayDataConverter(keys: CodecKeys | undefined): DataConverte
   return {
     payloadCodecs: keys ? [new AesGcmPayloadCodec(keys)] : [],
     failureConverterPath: FAILURE_CONVERTER_PATH,
+  };
+}
+
+/**
+ * The same for a client, loaded: the failure converter imported rather than required by its path
+ * at connect, which loads a second copy of @temporalio/common beside the CLI's bundle.
+ */
+export function causewayClientDataConverter(keys: CodecKeys | undefined): LoadedDataConverter {
+  return {
+    payloadConverter: defaultPayloadConverter,
+    failureConverter,
+    payloadCodecs: keys ? [new AesGcmPayloadCodec(keys)] : [],
   };
 }
 

@@ -7,7 +7,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import type { TLSConfig } from '@temporalio/common/lib/internal-non-workflow';
 import { z } from 'zod';
-import { causewayDataConverter, loadCodecKeys } from './codec';
+import { causewayClientDataConverter, loadCodecKeys } from './codec';
 
 const Bool = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
 
@@ -103,7 +103,7 @@ export async function connectTemporalClient(opts: {
   const client = new Client({
     connection,
     namespace: opts.namespace ?? 'default',
-    dataConverter: causewayDataConverter(loadCodecKeys({ home: opts.home })),
+    dataConverter: causewayClientDataConverter(loadCodecKeys({ home: opts.home })),
   });
   return { client, connection };
 }

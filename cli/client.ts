@@ -1,0 +1,27 @@
+import { CLIENT_COMMANDS } from './client-commands';
+import { type CommandTable, commandName, runCli } from './program';
+
+// The entry of client commands. `npm run build` bundles this file and what it loads into
+// dist/cli/client.bundle.js (scripts/bundle-cli.mjs), which bin/causeway runs with V8's code
+// cache: one file compiled from a cache instead of ~500 modules resolved, read and compiled
+// (BENCHMARKS.md, "One-step build latency"). Any other command line (worker, dev, help, a typo)
+// goes to cli/main, which loads its modules from dist/ as they are.
+const name = commandName(process.argv.slice(2));
+const table: CommandTable = Object.values(CLIENT_COMMANDS);
+if (name !== undefined && table.some(([names]) => names.includes(name))) runCli(table);
+else require('./main');
+
+/**
+ * Loads every client command's implementation: bin/causeway does before it writes the code
+ * cache, so that the cache holds their modules whichever command wrote it.
+ */
+export function loadAll(): void {
+  require('./commands/run');
+  require('./commands/execute');
+  require('./commands/compile');
+  require('./commands/watch');
+  require('./commands/abort');
+  require('./commands/builds');
+  require('./commands/retry');
+  require('./commands/pipelines');
+}
