@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { keeperId } from '../../activities/runtime/containerd/keeper';
-import type { Harness } from '../workflows/harness';
+import { waitFor, type Harness } from '../workflows/harness';
 import { BUSYBOX, containerd, ctr, mountsOf, notesOf, startContainerdHarness, task } from './harness';
 
 let h: Harness;
@@ -86,6 +86,60 @@ test('a build’s containers share one shim, started for its keeper; later tasks
     );
   expect(roots).toHaveLength(3);
   expect(roots.filter((t) => t.includes('/spare-roots/'))).toHaveLength(2);
+  expect(leftovers(r.buildId)).toEqual({ containers: '', mounts: [], snapshots: [] });
+});
+
+/** The working directories of the build's task containers so far (each step's `work`, by its container.json). */
+function taskWorkDirs(buildId: string): string[] {
+  const dir = path.join(h.home, 'builds', buildId);
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => path.basename(f) === 'container.json' && !f.includes('/services/'))
+    .map((f) => path.join(dir, path.dirname(f), 'work'));
+}
+
+/** A container's task status as `ctr tasks ls` shows it (the keeper's is CREATED while it keeps the group), or undefined. */
+function taskStatus(id: string): string | undefined {
+  return ctr(['tasks', 'ls'])
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .find((cols) => cols[0] === id)?.[2];
+}
+
+test('a keeper removed behind the worker’s back (another worker’s end of the build, the reconciler) is started again by the next task', async () => {
+  // Each task waits for a file the test puts in its directory: the keeper goes while the first runs.
+  const wait = 'until [ -e go ]; do sleep 0.05; done; echo went';
+  const handle = await h.start(
+    `plan:\n- ${task('first', wait, {}, { image_resource: BUSYBOX })}\n- ${task('second', wait, {}, { image_resource: BUSYBOX })}`,
+  );
+  const keeper = keeperId(handle.workflowId);
+  const [first] = await waitFor(
+    'the first task and the keeper',
+    () => {
+      const dirs = taskWorkDirs(handle.workflowId);
+      return dirs.length === 1 && fs.existsSync(dirs[0]) && taskStatus(keeper) === 'CREATED' ? dirs : undefined;
+    },
+    60_000,
+  );
+  ctr(['tasks', 'rm', '-f', keeper]);
+  ctr(['containers', 'rm', keeper]);
+  expect(taskStatus(keeper)).toBeUndefined();
+  fs.writeFileSync(path.join(first, 'go'), '');
+  // Started (not only prepared): its start waited for the build's shim group.
+  const second = await waitFor('the second task, running', () =>
+    taskWorkDirs(handle.workflowId).find((d) => {
+      if (d === first || !fs.existsSync(d)) return false;
+      const { id } = JSON.parse(fs.readFileSync(path.join(path.dirname(d), 'container.json'), 'utf8')) as { id: string };
+      return taskStatus(id) === 'RUNNING';
+    }),
+  );
+  // The second task asked containerd, found no keeper and started one: its group is kept again.
+  expect(taskStatus(keeper)).toBe('CREATED');
+  fs.writeFileSync(path.join(second, 'go'), '');
+  const r = await h.finish(handle);
+  expect(r.status).toBe('succeeded');
+  expect(r.logs.get('plan.1')).toBe('went\n');
   expect(leftovers(r.buildId)).toEqual({ containers: '', mounts: [], snapshots: [] });
 });
 

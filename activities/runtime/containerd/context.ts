@@ -5,7 +5,7 @@ import type { ActivityDeps } from '../../deps';
 import type { ContainerdApi } from './api';
 import type { Ctr } from './ctr';
 import type { ImageStore } from './image';
-import { keeperId, startKeeper } from './keeper';
+import { ensureKeeper } from './keeper';
 import { SpareRoots } from './spare';
 import { capabilitiesOf, type OciSpec } from './spec';
 
@@ -30,10 +30,11 @@ export interface ContainerdContext {
   settle(buildId: string): Promise<void>;
   /** roots prepared ahead for a build's next task (spare.ts) */
   spares: SpareRoots;
-  /** The build's shim group, once its keeper runs (keeper.ts); started once per build on this worker. */
+  /**
+   * The build's shim group, once its keeper is there (keeper.ts): looked up in containerd on each
+   * use, since another worker's finishBuild or the reconciler may have removed it.
+   */
   shimGroup(buildId: string): Promise<string>;
-  /** Forgets the build's keeper: the build's end removed it with its other containers. */
-  forgetShimGroup(buildId: string): void;
 }
 
 export function containerdContext(
@@ -46,7 +47,8 @@ export function containerdContext(
   let base: Promise<OciSpec> | undefined;
   let caps: Promise<string[]> | undefined;
   const pending = new Map<string, Set<Promise<void>>>();
-  const groups = new Map<string, Promise<string>>();
+  /** keepers being looked up or started: concurrent steps of a build start one */
+  const keepers = new Map<string, Promise<string>>();
   const later = (buildId: string, work: () => Promise<void>): void => {
     const set = pending.get(buildId) ?? new Set();
     pending.set(buildId, set);
@@ -72,19 +74,12 @@ export function containerdContext(
       await Promise.all(pending.get(buildId) ?? []);
     },
     shimGroup(buildId) {
-      let group = groups.get(buildId);
+      let group = keepers.get(buildId);
       if (!group) {
-        group = baseSpec()
-          .then((spec) => startKeeper(api, spec, deps.home, buildId))
-          .then(() => keeperId(buildId));
-        groups.set(buildId, group);
-        // A failed start is tried again by the build's next step.
-        group.catch(() => groups.delete(buildId));
+        group = ensureKeeper(api, baseSpec, deps.home, buildId).finally(() => keepers.delete(buildId));
+        keepers.set(buildId, group);
       }
       return group;
-    },
-    forgetShimGroup(buildId) {
-      groups.delete(buildId);
     },
     spares: new SpareRoots(api, deps.home, later),
   };

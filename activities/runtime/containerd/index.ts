@@ -44,7 +44,6 @@ export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOpt
     finishBuild: async (req) => {
       await cx.settle(req.buildId);
       await removeBuildContainers(ctr, deps.home, req.buildId);
-      cx.forgetShimGroup(req.buildId);
       cx.spares.forget(req.buildId);
       await removeNetwork(req.buildId);
       await finishBuild(deps, req);

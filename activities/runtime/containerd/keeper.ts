@@ -5,11 +5,13 @@
 // is created); the build's keeper closes that race: a container whose task is created and never
 // started (runc's init waits for a start that never comes), so the group never empties while
 // the build runs. The build's end removes it with the build's other containers (its label).
+// Whether it is there is asked of containerd on every use (one Get), never remembered: another
+// worker's finishBuild or the reconciler may have removed it since this worker started it.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { ContainerdApiError, type ContainerdApi } from './api';
+import { ContainerdApiError, isNotFound, TaskStatus, type ContainerdApi } from './api';
 import { cgroupsPath } from './cgroup';
 import { BUILD_LABEL } from './ctr';
 import { GROUP_ANNOTATION, type OciSpec } from './spec';
@@ -46,4 +48,21 @@ export async function startKeeper(api: ContainerdApi, base: OciSpec, home: strin
 
 function ignoreExists(err: unknown): void {
   if (!(err instanceof ContainerdApiError && err.code === grpc.status.ALREADY_EXISTS)) throw err;
+}
+
+/** The build's shim group: its keeper's id, once containerd holds the keeper with its task created (started again when it does not). */
+export async function ensureKeeper(api: ContainerdApi, baseSpec: () => Promise<OciSpec>, home: string, buildId: string): Promise<string> {
+  const id = keeperId(buildId);
+  const status = await api.getTask(id).then(
+    (t) => t.status,
+    (err: unknown) => {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    },
+  );
+  if (status === TaskStatus.created) return id;
+  // A keeper's task that is not waiting for its start (its init killed) keeps no group: a new one.
+  if (status !== undefined) await api.deleteTask(id).catch((err: unknown) => (isNotFound(err) ? undefined : Promise.reject(err)));
+  await startKeeper(api, await baseSpec(), home, buildId);
+  return id;
 }
