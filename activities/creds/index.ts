@@ -105,6 +105,11 @@ export class CredentialResolver {
     return descend(whole.value, fields);
   }
 
+  /** Every value found so far as the texts a step may see (redaction on or off): see secretTexts. */
+  secretTexts(): string[] {
+    return secretTexts([...this.secrets.values()]);
+  }
+
   /** The values found so far, to redact (empty when redaction is off). */
   get values(): unknown[] {
     return this.worker.redact ? [...this.secrets.values()] : [];
@@ -188,6 +193,22 @@ export async function resolveResourceRequest<T>(
     );
   }
   return value;
+}
+
+/** A secret value as the texts that show it: the whole (as a step's env gets it) and each string in it. */
+export function secretTexts(values: readonly unknown[]): string[] {
+  const texts = new Set<string>();
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string') texts.add(v);
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (isPlainObject(v)) Object.values(v).forEach(walk);
+  };
+  for (const value of values) {
+    texts.add(stringifyVar(value));
+    walk(value);
+  }
+  texts.delete('');
+  return [...texts];
 }
 
 function parseRef(raw: string): VarRef {

@@ -108,8 +108,12 @@ export interface Runtime {
 /** A task step as the step layer hands it to a runtime: the request, its resolved config and its mapped inputs. */
 export interface ResolvedTask {
   req: RunTaskRequest;
-  /** resolves the config (file, vars, ((.svc))) and maps inputs: called only when the task is not running yet */
-  resolve(): Promise<{ config: TaskConfig; inputs: MappedInput[] }>;
+  /**
+   * resolves the config (file, vars, ((.svc))) and maps inputs: called only when the task is not
+   * running yet. `secrets`: the resolved credential and secret load_var values in it, which a
+   * runtime keeps out of objects others may read (kubernetes: pod specs).
+   */
+  resolve(): Promise<{ config: TaskConfig; inputs: MappedInput[]; secrets?: string[] }>;
 }
 
 /** An input of the task config and the artifact that fills it. */

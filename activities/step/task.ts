@@ -6,7 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { logTail } from '../../common/build-log';
 import { ACTIVITY_FAILURES } from '../../schemas/build';
 import { MAX_LINE_WAIT, redactableLength } from '../../common/redact';
-import { CredentialResolver, resolveResourceRequest } from '../creds';
+import { CredentialResolver, resolveResourceRequest, secretTexts } from '../creds';
 import { NO_CREDENTIALS, type ActivityDeps } from '../deps';
 import { StepErrored, toFailure } from '../errors';
 import type { LogOffsets, Runtime } from '../runtime/types';
@@ -98,7 +98,11 @@ async function runResolvedTask(
         req: { ...req, step: resolvedStep },
         resolve: async () => {
           const config = await resolveTaskConfig(runtime, req.buildId, resolvedStep, req.artifacts, req.services, creds);
-          return { config, inputs: mapInputs(resolvedStep, config, req.artifacts) };
+          return {
+            config,
+            inputs: mapInputs(resolvedStep, config, req.artifacts),
+            secrets: [...creds.secretTexts(), ...secretTexts(req.redact ?? [])],
+          };
         },
       },
       { note },

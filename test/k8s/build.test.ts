@@ -132,6 +132,48 @@ plan:
   );
 });
 
+test('a credential a step’s params resolve stays out of its pod spec: a Secret of the step holds it, and goes with the build', async () => {
+  const { handle, outcome } = await run(`
+var_sources:
+- {name: vs, type: dummy, config: {vars: {pw: k8s-s3cret-value}}}
+plan:
+- ${task('creds', { params: { PW: '((vs:pw))', URL: 'https://u:((vs:pw))@db', PLAIN: 'hello', HANG: '1' } })}
+`);
+  await until(async () => podsOf(handle.workflowId).length === 1, 'the step’s pod');
+  const [pod] = podsOf(handle.workflowId);
+  expect(JSON.stringify(pod)).not.toContain('k8s-s3cret-value');
+  const secret = await core.readNamespacedSecret({ name: `${pod.metadata!.name}-env`, namespace });
+  const decoded = Object.fromEntries(Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+  expect(decoded).toEqual({ PW: 'k8s-s3cret-value', URL: 'https://u:k8s-s3cret-value@db' });
+  // The fake kubelet leaves HANG pods running: end this one as a kubelet would.
+  await until(async () => (await core.readNamespacedPod({ name: pod.metadata!.name!, namespace })).status?.phase === 'Running', 'running');
+  await takeOverPod(core, namespace, pod.metadata!.name!);
+  await patchPodStatus(core, namespace, pod.metadata!.name!, {
+    containerStatuses: [{ name: CONTAINERS.task, image: 'busybox', imageID: '', ready: false, restartCount: 0, state: terminated(0) }],
+  });
+  expect(await outcome).toMatchObject({ status: 'succeeded' });
+  const env = Object.fromEntries(pod.spec!.containers[0].env!.map((e) => [e.name, e.value ?? e.valueFrom]));
+  const secretName = `${pod.metadata!.name}-env`;
+  expect(env).toMatchObject({
+    PLAIN: 'hello',
+    PW: { secretKeyRef: { name: secretName, key: 'PW' } },
+    URL: { secretKeyRef: { name: secretName, key: 'URL' } },
+  });
+  // Owned by the build's anchor, as the pod: finishBuild's deletion of it removes the Secret too.
+  await until(
+    async () => {
+      try {
+        await core.readNamespacedSecret({ name: secretName, namespace });
+        return false;
+      } catch (err) {
+        return (err as { code?: number }).code === 404;
+      }
+    },
+    'the step’s env Secret deleted with the build',
+    60_000,
+  );
+});
+
 test('a producer pod is deleted as soon as its last reader ended, while the build goes on', async () => {
   const { handle, outcome } = await run(`
 plan:

@@ -1,6 +1,6 @@
 // Credential refs: what the compiler leaves for the worker, Concourse's lookup paths of the
 // dummy manager, and redaction of logs (also across chunk boundaries) and errors.
-import { CredentialResolver } from '../../activities/creds';
+import { CredentialResolver, secretTexts } from '../../activities/creds';
 import { DummyStore } from '../../activities/creds/dummy';
 import { VaultStore } from '../../activities/creds/vault';
 import { KubernetesStore } from '../../activities/creds/kubernetes';
@@ -227,5 +227,11 @@ describe('redaction', () => {
   });
   it('publishes at once when nothing is to be redacted', () => {
     expect(redactableLength(Buffer.from('half a li'), new Redactor(), { final: false, full: false })).toBe(9);
+  });
+});
+
+describe('secretTexts', () => {
+  it('gives a secret as a step sees it: the whole (a map as JSON) and every string in it', () => {
+    expect(secretTexts(['pw', { user: 'u', pass: 'p', n: 1 }, '', 42])).toEqual(['pw', '{"user":"u","pass":"p","n":1}', 'u', 'p', '42']);
   });
 });

@@ -7,6 +7,7 @@ import {
   WORKDIR,
   anchorName,
   buildPod,
+  buildStepEnvSecret,
   imageReference,
   labelValue,
   podName,
@@ -179,6 +180,33 @@ describe('buildPod', () => {
       { name: 'C', value: '{"x":1}' },
       { name: 'DB_SERVICE_HOST', value: 'db.ci.svc' },
     ]);
+  });
+
+  test('a param holding a secret value comes from the step’s Secret, not the pod spec', () => {
+    const withSecret = input({
+      step: step({ params: { PASSWORD: 's3cret', URL: 'https://u:s3cret@host', 'weird name': 'x-s3cret', PLAIN: 'hello' } }),
+      secretValues: ['s3cret'],
+    });
+    const pod = buildPod(withSecret);
+    const name = pod.metadata!.name!;
+    expect(JSON.stringify(pod)).not.toContain('s3cret');
+    const env = Object.fromEntries(pod.spec!.containers[0].env!.map((e) => [e.name, e.value ?? e.valueFrom]));
+    expect(env.PLAIN).toBe('hello');
+    expect(env.PASSWORD).toEqual({ secretKeyRef: { name: `${name}-env`, key: 'PASSWORD' } });
+    expect(env.URL).toEqual({ secretKeyRef: { name: `${name}-env`, key: 'URL' } });
+    const weird = (env['weird name'] as { secretKeyRef: { key: string } }).secretKeyRef.key;
+    expect(weird).toMatch(/^env-[0-9a-f]{16}$/);
+    const secret = buildStepEnvSecret(withSecret)!;
+    expect(secret.metadata).toMatchObject({
+      name: `${name}-env`,
+      namespace: 'ci',
+      ownerReferences: [{ kind: 'ConfigMap', name: input().anchor.name, uid: 'uid-1' }],
+      labels: { [LABELS.component]: 'step-env' },
+    });
+    expect(secret.stringData).toEqual({ PASSWORD: 's3cret', URL: 'https://u:s3cret@host', [weird]: 'x-s3cret' });
+    // No secret in the env: no Secret, and the spec is what it was.
+    expect(buildStepEnvSecret(input({ secretValues: ['absent'] }))).toBeUndefined();
+    expect(buildStepEnvSecret(input())).toBeUndefined();
   });
 
   test('container_limits become equal requests and limits; the step overrides the config', () => {

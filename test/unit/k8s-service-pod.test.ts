@@ -47,6 +47,21 @@ test('a service with inputs gets the input-fetcher, and runs in the work dir the
   expect(pod.spec!.volumes).toEqual([{ name: 'work', emptyDir: {} }]);
 });
 
+test('a service param holding a secret value comes from the service’s Secret, not the pod spec', () => {
+  const { pod, envSecret } = buildServiceObjects(
+    input({ params: { POSTGRES_PASSWORD: 'pg-s3cret', PGUSER: 'app' }, secretValues: ['pg-s3cret'] }),
+  );
+  expect(JSON.stringify(pod)).not.toContain('pg-s3cret');
+  const env = Object.fromEntries(pod.spec!.containers[0].env!.map((e) => [e.name, e.value ?? e.valueFrom]));
+  expect(env).toEqual({
+    PGUSER: 'app',
+    POSTGRES_PASSWORD: { secretKeyRef: { name: `${pod.metadata!.name}-env`, key: 'POSTGRES_PASSWORD' } },
+  });
+  expect(envSecret).toMatchObject({ metadata: { name: `${pod.metadata!.name}-env` }, stringData: { POSTGRES_PASSWORD: 'pg-s3cret' } });
+  expect(envSecret!.metadata!.ownerReferences).toEqual(pod.metadata!.ownerReferences);
+  expect(buildServiceObjects(input({ params: { PGUSER: 'app' }, secretValues: ['pg-s3cret'] })).envSecret).toBeUndefined();
+});
+
 test('a service without inputs has no fetcher and keeps its image’s working dir', () => {
   const { pod } = buildServiceObjects(input());
   expect(pod.spec!.initContainers).toBeUndefined();

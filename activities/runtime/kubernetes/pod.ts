@@ -4,7 +4,8 @@
 // its previous attempt created (and finds it by name). See docs/kubernetes.md.
 import { createHash } from 'node:crypto';
 import type { ContainerLimits, ImageResource, TaskConfig, TaskStep } from '../../../schemas/compiled';
-import type { V1Container, V1EnvVar, V1OwnerReference, V1Pod, V1ResourceRequirements } from './client';
+import type { V1Container, V1EnvVar, V1OwnerReference, V1Pod, V1ResourceRequirements, V1Secret } from './client';
+import { buildEnvSecret, envSecretName, envVars, type EnvSecret } from './env-secret';
 
 export const LABELS = {
   managedBy: 'app.kubernetes.io/managed-by',
@@ -89,6 +90,8 @@ export interface PodInput {
   /** seconds between SIGTERM and SIGKILL when the pod is deleted */
   terminationGracePeriodSeconds?: number;
   serviceAccountName?: string;
+  /** values the pod spec must not show: env vars holding them come from the step's Secret (env-secret.ts) */
+  secretValues?: readonly string[];
 }
 
 /** A bad task option for this runtime: the step ends errored with this message. */
@@ -225,12 +228,6 @@ function runAsUser(user: string | undefined): number | undefined {
   throw new PodSpecError(`run.user ${user}: the kubernetes runtime needs a numeric user id (or root)`);
 }
 
-function env(vars: Record<string, string>): V1EnvVar[] {
-  return Object.keys(vars)
-    .sort()
-    .map((name) => ({ name, value: vars[name] }));
-}
-
 export function within(workdir: string, rel: string): string {
   const parts = rel.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) throw new PodSpecError(`path ${rel}: must stay inside the working directory`);
@@ -293,7 +290,7 @@ export function buildPod(input: PodInput): V1Pod {
     command: [config.run.path],
     args: config.run.args,
     workingDir: within(WORKDIR, config.run.dir ?? '.'),
-    env: env({ ...(input.serviceEnv ?? {}), ...config.params, ...step.params }),
+    env: envVars(taskEnv(input), envSecretOf(input, name)),
     volumeMounts: [work],
     resources: resourcesFor(limits),
     securityContext:
@@ -340,27 +337,13 @@ export function buildPod(input: PodInput): V1Pod {
     });
   }
 
-  const owner: V1OwnerReference = {
-    apiVersion: 'v1',
-    kind: 'ConfigMap',
-    name: input.anchor.name,
-    uid: input.anchor.uid,
-    blockOwnerDeletion: true,
-  };
   return {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: {
       name,
       namespace: input.namespace,
-      labels: {
-        [LABELS.managedBy]: MANAGED_BY,
-        [LABELS.component]: 'step',
-        [LABELS.build]: labelValue(input.buildId),
-        [LABELS.step]: labelValue(step.id),
-        [LABELS.worker]: labelValue(input.worker),
-        [LABELS.run]: labelValue(input.runId),
-      },
+      labels: stepLabels(input, 'step'),
       annotations: {
         [ANNOTATIONS.stepId]: step.id,
         [ANNOTATIONS.runId]: input.runId,
@@ -369,7 +352,7 @@ export function buildPod(input: PodInput): V1Pod {
         [ANNOTATIONS.task]: step.task,
         [ANNOTATIONS.outputs]: JSON.stringify(outputs),
       },
-      ownerReferences: [owner],
+      ownerReferences: [anchorOwner(input.anchor)],
     },
     spec: {
       restartPolicy: 'Never',
@@ -384,4 +367,45 @@ export function buildPod(input: PodInput): V1Pod {
       volumes: [{ name: 'work', emptyDir: {} }],
     },
   };
+}
+
+/** The task container's env: service addresses, then the config's params, then the step's. */
+function taskEnv(input: PodInput): Record<string, string> {
+  return { ...(input.serviceEnv ?? {}), ...input.config.params, ...input.step.params };
+}
+
+function envSecretOf(input: PodInput, pod: string): EnvSecret | undefined {
+  return input.secretValues?.length ? { name: envSecretName(pod), values: input.secretValues } : undefined;
+}
+
+function anchorOwner(anchor: Anchor): V1OwnerReference {
+  return { apiVersion: 'v1', kind: 'ConfigMap', name: anchor.name, uid: anchor.uid, blockOwnerDeletion: true };
+}
+
+function stepLabels(input: PodInput, component: string): Record<string, string> {
+  return {
+    [LABELS.managedBy]: MANAGED_BY,
+    [LABELS.component]: component,
+    [LABELS.build]: labelValue(input.buildId),
+    [LABELS.step]: labelValue(input.step.id),
+    [LABELS.worker]: labelValue(input.worker),
+    [LABELS.run]: labelValue(input.runId),
+  };
+}
+
+/**
+ * The Secret the step's pod reads its secret env vars from, created before the pod and owned
+ * by the build's anchor as the pod is; undefined when no var holds a secret.
+ */
+export function buildStepEnvSecret(input: PodInput): V1Secret | undefined {
+  const pod = podName(input.buildId, input.runId, input.step.id, input.runKey, input.step.task);
+  const secret = envSecretOf(input, pod);
+  if (!secret) return undefined;
+  return buildEnvSecret({
+    namespace: input.namespace,
+    vars: taskEnv(input),
+    secret,
+    owner: anchorOwner(input.anchor),
+    labels: stepLabels(input, 'step-env'),
+  });
 }

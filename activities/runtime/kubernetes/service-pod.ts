@@ -7,6 +7,7 @@ import type { ServiceConfig } from '../../../schemas/compiled';
 import { PROBE_DEFAULTS } from '../../../schemas/services';
 import type { ServiceRef, StartServiceRequest } from '../../types';
 import type { K8s, V1Pod } from './client';
+import { buildEnvSecret, envSecretName, envVars } from './env-secret';
 import {
   CONTAINERS,
   DEFAULT_AGENT_IMAGE,
@@ -75,10 +76,12 @@ export interface ServiceObjectsInput {
   agentImage?: string;
   /** resolved inputs; absent optional inputs are simply not listed */
   inputs?: InputSource[];
+  /** values the pod spec must not show: env vars holding them come from the service's Secret (env-secret.ts) */
+  secretValues?: readonly string[];
 }
 
-/** Pure: the service's pod and its Kubernetes Service. */
-export function buildServiceObjects(input: ServiceObjectsInput): { pod: V1Pod; service: K8s.V1Service } {
+/** Pure: the service's pod and its Kubernetes Service, and the Secret of its secret env vars when it has some. */
+export function buildServiceObjects(input: ServiceObjectsInput): { pod: V1Pod; service: K8s.V1Service; envSecret?: K8s.V1Secret } {
   const { config, ref } = input;
   const name = serviceObjectName(ref);
   const image = input.image ?? (config.image_resource ? imageReference(config.image_resource) : undefined);
@@ -95,6 +98,7 @@ export function buildServiceObjects(input: ServiceObjectsInput): { pod: V1Pod; s
   };
   const owner = { apiVersion: 'v1', kind: 'ConfigMap', name: input.anchor.name, uid: input.anchor.uid, blockOwnerDeletion: true };
   const env = { ...config.params, ...input.params };
+  const secret = input.secretValues?.length ? { name: envSecretName(name), values: input.secretValues } : undefined;
   const agentImage = input.agentImage ?? DEFAULT_AGENT_IMAGE;
   // The probe the local runtime runs in the service's network, as Kubernetes runs it
   // (Kubernetes' periods are whole seconds). Without one: started, and Ready, when every port
@@ -165,9 +169,7 @@ export function buildServiceObjects(input: ServiceObjectsInput): { pod: V1Pod; s
           command: [config.run.path],
           args: config.run.args,
           workingDir: work ? within(WORKDIR, config.run.dir ?? '.') : config.run.dir,
-          env: Object.keys(env)
-            .sort()
-            .map((k) => ({ name: k, value: env[k] })),
+          env: envVars(env, secret),
           ports: config.ports.map((p, i) => ({ name: portName(p.name, i), containerPort: p.number, protocol: 'TCP' })),
           startupProbe,
           volumeMounts: work ? [work] : undefined,
@@ -187,7 +189,10 @@ export function buildServiceObjects(input: ServiceObjectsInput): { pod: V1Pod; s
       ports: config.ports.map((p, i) => ({ name: portName(p.name, i), port: p.number, targetPort: p.number, protocol: 'TCP' })),
     },
   };
-  return { pod, service };
+  const envSecret =
+    secret &&
+    buildEnvSecret({ namespace: input.namespace, vars: env, secret, owner, labels: { ...labels, [LABELS.component]: 'service-env' } });
+  return { pod, service, ...(envSecret ? { envSecret } : {}) };
 }
 
 /** Pure: only the build's own pods may reach its services. */

@@ -8,13 +8,14 @@ import net from 'node:net';
 import { Context } from '@temporalio/activity';
 import { interpolateServices, type ServiceAddress } from '../../../common/services';
 import type { ActivityDeps } from '../../deps';
+import { secretTexts } from '../../creds';
 import { ServiceFailed, StepDetached } from '../../errors';
 import { mapServiceInputs } from '../../step/service-inputs';
 import type { ResolvedServiceRequest } from '../types';
 import type { ProbeServiceRequest, ServiceLogOffsets, ServiceRef, StopServiceRequest, SuperviseServiceRequest } from '../../types';
 import type { KubeApi } from './api';
 import { inputSources } from './artifact-ref';
-import { k8s, type K8s, type V1Pod } from './client';
+import { k8s, type V1Pod } from './client';
 import { apiCode } from './errors';
 import { CONTAINER_LOG_DRAIN_MS } from './log-pieces';
 import { PodSpecError } from './pod';
@@ -44,7 +45,7 @@ function withAddresses<T>(name: string, value: T, scope: Record<string, ServiceA
 export async function startService(rt: KubeApi, req: ResolvedServiceRequest, log?: ServiceLog): Promise<ServiceAddress> {
   const spec = withAddresses(req.name, req.spec, serviceScope(rt.namespace, req));
   const { anchor, tokenSecret } = await rt.ensureAnchor(req.buildId);
-  let objects: { pod: V1Pod; service: K8s.V1Service };
+  let objects: ReturnType<typeof buildServiceObjects>;
   try {
     const inputs = await inputSources(rt, req.buildId, `service ${req.name}`, mapServiceInputs(req, spec.config)).catch(
       (err: Error): never => {
@@ -63,6 +64,7 @@ export async function startService(rt: KubeApi, req: ResolvedServiceRequest, log
       tokenSecret,
       agentImage: rt.opts.agentImage,
       inputs,
+      secretValues: secretTexts(req.redact ?? []),
     });
   } catch (err) {
     if (err instanceof PodSpecError) throw new ServiceFailed(err.message);
@@ -74,6 +76,11 @@ export async function startService(rt: KubeApi, req: ResolvedServiceRequest, log
   );
   await createTolerant(() => rt.core.createNamespacedService({ namespace: rt.namespace, body: objects.service }));
   rt.calls.create += 3;
+  const { envSecret } = objects;
+  if (envSecret) {
+    rt.calls.create++;
+    await createTolerant(() => rt.core.createNamespacedSecret({ namespace: rt.namespace, body: envSecret }));
+  }
   await createTolerant(() => rt.core.createNamespacedPod({ namespace: rt.namespace, body: objects.pod }));
   const address: ServiceAddress = {
     name: req.spec.name,

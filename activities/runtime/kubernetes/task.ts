@@ -16,10 +16,10 @@ import type { ArtifactFile, LogPiece, ResolvedTask, StepIo, TaskExit, TaskHandle
 import type { KubeApi } from './api';
 import { inputSources, podArtifact } from './artifact-ref';
 import { readFileOf } from './artifacts';
-import { k8s, type V1Pod } from './client';
+import { k8s, type V1Pod, type V1Secret } from './client';
 import { apiCode, apiMessage } from './errors';
 import { CONTAINER_LOG_DRAIN_MS, LineCutter, type LogPiece as LogCut } from './log-pieces';
-import { ANNOTATIONS, CONTAINERS, PodSpecError, buildPod, podName } from './pod';
+import { ANNOTATIONS, CONTAINERS, PodSpecError, buildPod, buildStepEnvSecret, podName, type PodInput } from './pod';
 import { containerStarted, evaluate, oomKilled } from './pod-status';
 import { podInformer } from './pod-watcher';
 
@@ -74,8 +74,9 @@ export async function createOrAttach(
   const { anchor, tokenSecret } = await rt.ensureAnchor(req.buildId);
   const inputs = await inputSources(rt, req.buildId, `task ${req.step.task}`, resolved.inputs);
   let pod: V1Pod;
+  let envSecret: V1Secret | undefined;
   try {
-    pod = buildPod({
+    const input: PodInput = {
       namespace: rt.namespace,
       buildId: req.buildId,
       runId: req.runId,
@@ -93,11 +94,15 @@ export async function createOrAttach(
       serviceEnv: req.services ? serviceEnv(req.services) : undefined,
       terminationGracePeriodSeconds: rt.opts.graceSeconds ?? 10,
       serviceAccountName: rt.opts.serviceAccountName,
-    });
+      secretValues: resolved.secrets,
+    };
+    pod = buildPod(input);
+    envSecret = buildStepEnvSecret(input);
   } catch (err) {
     if (err instanceof PodSpecError) throw new StepErrored(`task ${req.step.task}: ${err.message}`);
     throw err;
   }
+  if (envSecret) await createEnvSecret(rt, envSecret, req.step.task);
   if (req.step.image && config.image_resource) note?.(`image ${req.step.image} (the step's image) is used instead of image_resource`);
   try {
     rt.calls.create++;
@@ -114,6 +119,19 @@ export async function createOrAttach(
     if (apiCode(err) === 422 || apiCode(err) === 400 || apiCode(err) === 403) {
       throw new StepErrored(`task ${req.step.task}: Kubernetes refused pod ${name}: ${apiMessage(err)}`, 'Invalid');
     }
+    throw err;
+  }
+}
+
+/** The step's Secret of env vars, before its pod (which cannot start without it); an earlier attempt's is the same. */
+async function createEnvSecret(rt: KubeApi, body: V1Secret, task: string): Promise<void> {
+  try {
+    rt.calls.create++;
+    await rt.call('create env secret', () => rt.core.createNamespacedSecret({ namespace: rt.namespace, body }));
+  } catch (err) {
+    if (apiCode(err) === 409) return;
+    if (apiCode(err) === 422 || apiCode(err) === 400 || apiCode(err) === 403)
+      throw new StepErrored(`task ${task}: Kubernetes refused Secret ${body.metadata?.name}: ${apiMessage(err)}`, 'Invalid');
     throw err;
   }
 }
