@@ -23,7 +23,7 @@ export default tseslint.config(
   },
   {
     // The CLI loads each command's module, and what a build may not need, only when used (start-up time, BENCHMARKS.md).
-    files: ['cli/main.ts', 'cli/client.ts', 'cli/client-commands.ts', 'cli/specs/*.ts', 'cli/follow.ts'],
+    files: ['cli/main.ts', 'cli/client.ts', 'cli/client-commands.ts', 'cli/specs/*.ts', 'cli/follow.ts', 'cli/dev/stack.ts'],
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {

@@ -4,15 +4,11 @@
 // NATS_TLS_CERT / NATS_TLS_KEY. The embedded stack: the role's nkey seed that `causeway dev up`
 // wrote in CAUSEWAY_HOME/nats-auth (0600), so a worker connects as a worker and the CLI as
 // the operator. With none of these the connection is anonymous, which the embedded NATS refuses.
+import { createPrivateKey, createPublicKey, sign } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  credsAuthenticator,
-  nkeyAuthenticator,
-  usernamePasswordAuthenticator,
-  type Authenticator,
-  type TlsOptions,
-} from '@nats-io/nats-core';
+import { credsAuthenticator, usernamePasswordAuthenticator, type Authenticator, type TlsOptions } from '@nats-io/nats-core';
+import { Codec } from '@nats-io/nkeys/lib/codec';
 import { z } from 'zod';
 import { causewayHome, readEnv } from './config';
 
@@ -55,6 +51,22 @@ function secret(file: string, what: string): Uint8Array {
 export interface NatsAuthOptions {
   authenticator?: Authenticator;
   tls?: TlsOptions;
+}
+
+// An Ed25519 private key in PKCS#8 DER is this prefix and the 32-byte seed (RFC 8410).
+const PKCS8_ED25519 = Buffer.from('302e020100300506032b657004220420', 'hex');
+
+/**
+ * nats-core's nkeyAuthenticator with Node's own Ed25519: the same key and signature, where
+ * nats-core derives the key pair twice per connect in JavaScript (tweetnacl), 35-110 ms of a
+ * CLI command's start on a loaded machine (BENCHMARKS.md, "One-step build latency").
+ */
+export function nkeyAuthenticator(seed: Uint8Array): Authenticator {
+  const { buf, prefix } = Codec.decodeSeed(seed);
+  const key = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519, buf]), format: 'der', type: 'pkcs8' });
+  const publicKey = Buffer.from(createPublicKey(key).export({ format: 'jwk' }).x ?? '', 'base64url');
+  const nkey = new TextDecoder().decode(Codec.encode(prefix, publicKey));
+  return (nonce?: string) => ({ nkey, sig: nonce ? sign(null, Buffer.from(nonce), key).toString('base64') : '' });
 }
 
 /** Credentials for a connection in `role`, from the environment first, else the home's seed for it. */

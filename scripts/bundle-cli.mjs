@@ -37,6 +37,30 @@ const keepDirname = {
   },
 };
 
+// Temporal's proto definitions, less what no client uses (the Cloud Ops API and the worker
+// core's coresdk: nothing in @temporalio/client or common names them), as one JSON.parse
+// rather than a 1.4 MB object literal: protobufjs building its reflection of these at start-up
+// is the largest cost left of a client command's (BENCHMARKS.md, "One-step build latency").
+const protoForClients = {
+  name: 'proto-for-clients',
+  setup(build) {
+    build.onLoad({ filter: /@temporalio[\\/]proto[\\/]protos[\\/]json-module\.js$/ }, (args) => {
+      const text = fs.readFileSync(args.path, 'utf8');
+      const start = text.indexOf('.addJSON(') + '.addJSON('.length;
+      const end = text.lastIndexOf('});') + 1;
+      const json = JSON.parse(text.slice(start, end));
+      if (!json.coresdk || !json.temporal?.nested?.api?.nested?.cloud)
+        throw new Error(
+          `${args.path}: no coresdk or temporal.api.cloud to leave out; update scripts/bundle-cli.mjs for this @temporalio/proto`,
+        );
+      delete json.coresdk;
+      delete json.temporal.nested.api.nested.cloud;
+      const contents = `${text.slice(0, start)}JSON.parse(${JSON.stringify(JSON.stringify(json))})${text.slice(end)}`;
+      return { contents, loader: 'js', resolveDir: path.dirname(args.path) };
+    });
+  },
+};
+
 // cli/main (every other command) loads from dist/ as it is, beside the bundle.
 const mainOutside = {
   name: 'main-outside',
@@ -56,7 +80,7 @@ const result = await esbuild.build({
   target: 'node20',
   // pino runs its transports in worker threads from files of its own; the rest is never loaded by a client command.
   external: ['pino', 'pino-pretty', 'thread-stream', '@temporalio/worker', '@temporalio/core-bridge', '@kubernetes/client-node'],
-  plugins: [keepDirname, mainOutside],
+  plugins: [protoForClients, keepDirname, mainOutside],
   metafile: true,
   logLevel: 'warning',
 });

@@ -13,7 +13,6 @@ import { temporal } from '@temporalio/proto';
 import { z } from 'zod';
 import { CODEC_KEYS_FILE, CODEC_TOKEN_FILE, ensureCodecKeys, secretFile } from '../../common/codec';
 import { causewayHome, readEnv } from '../../common/config';
-import { createLogger } from '../../common/logger';
 import { natsAuth } from '../../common/nats-auth';
 import { writeNatsAuthConfig } from './nats-auth';
 
@@ -124,6 +123,8 @@ export function repoRoot(from: string = __dirname): string {
 }
 
 function defaultLog(): ProgressLog {
+  // Required here: pino is ~30 files that a client command, which only reads the stack's state, never needs.
+  const { createLogger } = require('../../common/logger') as typeof import('../../common/logger');
   const logger = createLogger('dev-stack');
   return (message) => logger.info(message);
 }
