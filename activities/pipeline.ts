@@ -2,7 +2,6 @@
 // build workflow, and asking which job builds ended. Each is idempotent: a check only reads,
 // a build start with an id that exists is refused by Temporal and taken as done, and an
 // outcome is read from visibility-free describe calls.
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
@@ -13,9 +12,11 @@ import { BUILD_WORKFLOW, type BuildInput, type BuildSummary } from '../schemas/b
 import { DEFAULT_CHECK_TIMEOUT_MS } from '../schemas/check-defaults';
 import type { ResourceVersion } from '../schemas/compiled';
 import type { BuildOutcome } from '../schemas/pipeline-api';
-import { CredentialResolver, resolveResourceRequest, type WorkerCredentials } from './creds';
-import { NO_CREDENTIALS } from './deps';
+import { CredentialResolver, resolveResourceRequest } from './creds';
+import { NO_CREDENTIALS, type ActivityDeps } from './deps';
 import { StepErrored } from './errors';
+import { checkId, runHostCheck } from './runtime/local/check';
+import { canIsolate } from './runtime/local/isolation';
 import type { PipelineActivities } from './types';
 
 /** The failure type of a check that ran and failed: the workflow records it and checks again at the next interval. */
@@ -23,13 +24,23 @@ export const CHECK_FAILED = 'CheckFailed';
 /** The stderr kept for the error of a failed check. */
 const STDERR_TAIL = 2_000;
 
-/** `credentials`: the worker's cluster-wide manager and redaction, for the refs in a resource's source. */
-export function pipelineActivities(credentials: WorkerCredentials = NO_CREDENTIALS): PipelineActivities {
+/** What the pipeline's activities need of the worker: `credentials` are its cluster-wide manager and redaction, for the refs in a resource's source. */
+export type PipelineDeps = Pick<ActivityDeps, 'home' | 'credentials'> & Partial<Pick<ActivityDeps, 'log'>>;
+
+export function pipelineActivities(deps: PipelineDeps): PipelineActivities {
+  const credentials = deps.credentials ?? NO_CREDENTIALS;
+  let warned = false;
   return {
     async checkResource(req) {
+      if (!canIsolate() && !warned) {
+        warned = true;
+        deps.log?.warn(
+          `the worker runs as uid ${process.getuid?.()}, not root: pipelines' checks run as the worker's own user, with its environment and all it can read (docs/security.md)`,
+        );
+      }
       const creds = new CredentialResolver(credentials, req.pipeline, req.varSources);
       try {
-        return await checkResource(req, creds);
+        return await checkResource(deps.home, req, creds);
       } catch (err) {
         // A check's stderr may print its source: its values never reach the pipeline's history.
         if (err instanceof Error) err.message = creds.redactMessage(err.message);
@@ -81,7 +92,8 @@ export function pipelineActivities(credentials: WorkerCredentials = NO_CREDENTIA
 
 /** Runs the type's `check` with the resource's source, its credential refs resolved in the parsed value. */
 async function checkResource(
-  { resource, from, timeoutMs = DEFAULT_CHECK_TIMEOUT_MS }: Parameters<PipelineActivities['checkResource']>[0],
+  home: string,
+  { pipeline, resource, from, timeoutMs = DEFAULT_CHECK_TIMEOUT_MS }: Parameters<PipelineActivities['checkResource']>[0],
   creds: CredentialResolver,
 ): Promise<ResourceVersion[]> {
   const type = resource.type;
@@ -99,7 +111,8 @@ async function checkResource(
     if (err instanceof StepErrored) throw ApplicationFailure.create({ type: CHECK_FAILED, nonRetryable: true, message: err.message });
     throw err;
   }
-  const out = await runCheck(path.join(type.dir, 'check'), JSON.stringify(request), timeoutMs);
+  const file = path.join(type.dir, 'check');
+  const out = await runHostCheck({ home, id: checkId(pipeline, resource.name), file, input: JSON.stringify(request), timeoutMs });
   if (out.timedOut)
     throw ApplicationFailure.create({
       type: CHECK_FAILED,
@@ -111,7 +124,12 @@ async function checkResource(
     throw ApplicationFailure.create({
       type: CHECK_FAILED,
       nonRetryable: true,
-      message: `resource ${resource.name}: check exited ${out.code}: ${out.stderr.slice(-STDERR_TAIL).trim()}`,
+      message:
+        `resource ${resource.name}: check exited ${out.code}: ${out.stderr.slice(-STDERR_TAIL).trim()}` +
+        // 126: setpriv could not execute it as the check's uid.
+        (out.code === 126 && canIsolate()
+          ? `; checks run as an unprivileged uid: ${file} and every directory above it must be readable and searchable by others (chmod o+rx)`
+          : ''),
     });
   let parsed: unknown;
   try {
@@ -130,44 +148,6 @@ async function checkResource(
 
 function isVersion(v: unknown): v is Record<string, string | number | boolean> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/**
- * Runs a check script with the request on stdin, as Concourse's protocol wants. Past the
- * timeout its whole process group (a git check's children too) is killed.
- */
-function runCheck(
-  file: string,
-  request: string,
-  timeoutMs: number,
-): Promise<{ code: number | null; stdout: string; stderr: string; timedOut: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, [], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }, timeoutMs);
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-STDERR_TAIL * 2)));
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, timedOut });
-    });
-    // A check that exits without reading its request (EPIPE) is judged by its exit status.
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(request);
-  });
 }
 
 /** "1h", "30s", "1500ms": a check_timeout as a user wrote it. */

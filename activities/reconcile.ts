@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
+import { abandonedCheck, releaseCheck } from './runtime/local/check';
 import { leasedBuilds, releaseBuildUser } from './runtime/local/isolation';
 import { LAYERS_DIR, mountsUnder, unmountUnder } from './runtime/local/inputs';
 import { hasNetwork, removeNetwork } from './runtime/local/network';
@@ -65,9 +66,11 @@ export async function reconcileBuilds(opts: ReconcileOptions): Promise<Reconcile
   }
   // After the processes above were stopped; a lease may outlive its directory (a worker killed in finishBuild).
   for (const buildId of await leasedBuilds(opts.home)) {
-    if ((await closeTime(opts.client, buildId)) === 'running') continue;
+    // A pipeline's check leases a uid too: it is over only once the worker that ran it is gone.
+    const abandoned = abandonedCheck(buildId);
+    if (abandoned === false || (abandoned === undefined && (await closeTime(opts.client, buildId)) === 'running')) continue;
     report.uids.push(buildId);
-    if (!opts.dryRun) await releaseBuildUser(opts.home, buildId);
+    if (!opts.dryRun) await (abandoned ? releaseCheck(opts.home, buildId) : releaseBuildUser(opts.home, buildId));
   }
   return report;
 }

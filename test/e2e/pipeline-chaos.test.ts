@@ -85,7 +85,8 @@ beforeAll(async () => {
   if (!fs.existsSync(WORKER)) throw new Error('run `npm run build` first (npm test does)');
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-pipeline-chaos-'));
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-pipeline-chaos-work-'));
-  fs.chmodSync(dir, 0o755);
+  // The check runs under a uid of its own on a root worker and says here when it starts.
+  fs.chmodSync(dir, 0o777);
   const ports = await freeStackPorts();
   stack = await startStack({ home, ports, persistent: true, startWorker: false, log: () => undefined });
   writeType();

@@ -9,6 +9,8 @@ import type { ResourceRef } from '../../schemas/compiled';
 let dir: string;
 beforeAll(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-check-timeout-'));
+  // A root worker runs the check under a uid of its own, which writes `child` here.
+  fs.chmodSync(dir, 0o777);
   // A check that hangs on a child of its own (as git would), unless `fast` exists.
   fs.writeFileSync(
     path.join(dir, 'check'),
@@ -29,7 +31,7 @@ const alive = (pid: number) => {
 };
 
 test('a check past check_timeout fails saying so, its process group killed; the next check runs as usual', async () => {
-  const acts = pipelineActivities();
+  const acts = pipelineActivities({ home: path.join(dir, 'home') });
   const err = await acts.checkResource({ pipeline: 'p', resource: resource(), from: null, timeoutMs: 500 }).catch((e: Error) => e);
   expect(err).toBeInstanceOf(Error);
   expect((err as Error & { type?: string }).type).toBe('CheckFailed');

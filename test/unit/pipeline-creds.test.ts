@@ -121,6 +121,8 @@ describe('a check resolves its source in the activity', () => {
   let dir: string;
   beforeAll(() => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-check-creds-'));
+    // A root worker runs the check under a uid of its own: it must reach the script.
+    fs.chmodSync(dir, 0o755);
     // Prints the request's source as its version, and on stderr, then fails when asked to.
     fs.writeFileSync(
       path.join(dir, 'check'),
@@ -140,7 +142,12 @@ describe('a check resolves its source in the activity', () => {
     deferredVars: deferred.map((d, i) => ({ ref: d, at: `ci/p.yml:${i + 3}:5: resources[0].source` })),
   });
   const cluster = new DummyStore({ 'main/key': 'k3y-"quoted"\nline2', 'main/p/n': 42, 'main/token': 't0ken-value' });
-  const acts = pipelineActivities({ team: 'main', redact: true, cluster });
+  const acts = pipelineActivities({
+    get home() {
+      return path.join(dir, 'home');
+    },
+    credentials: { team: 'main', redact: true, cluster },
+  });
 
   it('gives the check the values of the worker manager and the var sources, typed, with no JSON text spliced', async () => {
     const varSources = [{ name: 'vs', type: 'dummy' as const, config: { vars: { fail: false } } }];

@@ -1,12 +1,15 @@
 // `temporal workflow terminate` runs no workflow code, so its teardown never runs: the
-// reconciler must find the build closed, stop what it left running, and collect it.
+// reconciler must find the build closed, stop what it left running, and collect it. A pipeline's
+// check leases a uid as a build does: it is released once the worker that ran the check is gone.
 import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { reconcileBuilds } from '../../activities/reconcile';
+import { checkDir, checkId, releaseCheck } from '../../activities/runtime/local/check';
 import { mountsUnder } from '../../activities/runtime/local/inputs';
+import { buildUser, leasedBuilds } from '../../activities/runtime/local/isolation';
 import { startBuild } from '../../common/build-client';
 import { compilePlan } from '../../schemas';
 import { startHarness, type Harness } from './harness';
@@ -60,4 +63,23 @@ test('after terminate, the reconciler stops the step left running, unmounts its 
   const expired = await reconcileBuilds({ home: h.home, client: h.client, retentionMs: 0, killGraceMs: 1000 });
   expect(expired.removed).toContain(path.join(h.home, 'builds', handle.workflowId));
   expect(fs.existsSync(path.join(h.home, 'builds', handle.workflowId))).toBe(false);
+});
+
+test("the reconciler releases a check's uid once the worker that ran it is gone, never while it lives", async () => {
+  // A check lease of a worker process that has exited (a worker killed mid-check), and one of this live process.
+  const gone = execFileSync('sh', ['-c', 'echo $$']).toString().trim();
+  const dead = checkId('p', 'r').replace(/^check-\d+\./, `check-${gone}.`);
+  const live = checkId('p', 'r');
+  for (const id of [dead, live]) {
+    await buildUser(h.home, id);
+    fs.mkdirSync(checkDir(h.home, id), { recursive: true });
+  }
+  const report = await reconcileBuilds({ home: h.home, client: h.client, retentionMs: 24 * 3600_000, killGraceMs: 1000 });
+  expect(report.uids).toContain(dead);
+  expect(report.uids).not.toContain(live);
+  expect(await leasedBuilds(h.home)).not.toContain(dead);
+  expect(fs.existsSync(checkDir(h.home, dead))).toBe(false);
+  expect(await leasedBuilds(h.home)).toContain(live);
+  await releaseCheck(h.home, live);
+  expect(await leasedBuilds(h.home)).not.toContain(live);
 });

@@ -204,6 +204,20 @@ function processUids(pid: string, buf: Buffer): [number, number] | undefined {
  */
 export async function openBuildDir(home: string, buildId: string, user: UserIds): Promise<void> {
   const builds = path.dirname(paths.build(home, buildId));
+  await openHome(home);
+  await fs.mkdir(builds, { recursive: true });
+  await fs.chmod(builds, 0o711);
+  const dir = paths.build(home, buildId);
+  await fs.mkdir(dir, { recursive: true });
+  await fs.chown(dir, 0, user.gid);
+  await fs.chmod(dir, 0o750);
+}
+
+/**
+ * CAUSEWAY_HOME made traversable (not listable) by others, so a build's or a check's uid can
+ * reach its own directory in it; a directory above it that others cannot traverse is an error.
+ */
+export async function openHome(home: string): Promise<void> {
   for (let d = path.dirname(path.resolve(home)); ; d = path.dirname(d)) {
     const st = await fs.stat(d);
     if ((st.mode & 0o001) === 0)
@@ -214,12 +228,6 @@ export async function openBuildDir(home: string, buildId: string, user: UserIds)
     if (d === path.dirname(d)) break;
   }
   await fs.chmod(home, 0o711);
-  await fs.mkdir(builds, { recursive: true });
-  await fs.chmod(builds, 0o711);
-  const dir = paths.build(home, buildId);
-  await fs.mkdir(dir, { recursive: true });
-  await fs.chown(dir, 0, user.gid);
-  await fs.chmod(dir, 0o750);
 }
 
 const DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin';

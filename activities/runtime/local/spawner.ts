@@ -20,23 +20,27 @@ require('readline').createInterface({ input: process.stdin })
     const req = JSON.parse(line);
     const { id } = req;
     if (req.kill) {
-      running.get(id)?.kill(req.kill);
+      running.get(id)?.(req.kill);
       return;
     }
     let child;
     try {
       child = spawn(req.file, req.args, req.capture
-        ? { env: req.env, cwd: req.cwd, stdio: ['ignore', 'pipe', 'pipe'] }
+        ? { env: req.env, cwd: req.cwd, detached: !!req.group, stdio: [req.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] }
         : { env: req.env, detached: true, stdio: 'ignore' });
     } catch (err) {
       out({ id, error: err.message });
       return;
     }
-    running.set(id, child);
+    // A group's command is killed with all it started (a check's git), which could hold its pipes open.
+    const kill = (sig) => { try { req.group ? process.kill(-child.pid, sig) : child.kill(sig); } catch {} };
+    running.set(id, kill);
     const output = { stdout: '', stderr: '' };
     let timedOut = false;
-    const timer = req.timeoutMs === undefined ? undefined : setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, req.timeoutMs);
+    const timer = req.timeoutMs === undefined ? undefined : setTimeout(() => { timedOut = true; kill('SIGKILL'); }, req.timeoutMs);
     if (req.capture) for (const s of ['stdout', 'stderr']) child[s].on('data', (d) => { output[s] += d; });
+    // A command that exits without reading its input (EPIPE) is judged by its exit status.
+    if (req.input !== undefined) { child.stdin.on('error', () => {}); child.stdin.end(req.input); }
     child.once('spawn', () => out({ id, pid: child.pid }));
     child.once('error', (err) => { running.delete(id); clearTimeout(timer); out({ id, error: err.message }); });
     child.once(req.capture ? 'close' : 'exit', (code, signal) => {
@@ -154,6 +158,10 @@ export interface RunOptions {
   timeoutMs?: number;
   /** SIGKILL when aborted; the result still comes, once the process has ended */
   signal?: AbortSignal;
+  /** written to the command's stdin (closed after it); without it stdin is /dev/null */
+  input?: string;
+  /** the command in a process group of its own: a timeout or an abort kills the whole group */
+  group?: boolean;
 }
 
 /** Runs a command through the helper to its end and returns its status and output, as execFile would. */
@@ -179,7 +187,17 @@ export function runCommand(file: string, args: string[], opts: RunOptions = {}):
         reject(new Error('the process helper exited while running the command'));
       },
     });
-    send({ id, file, args, env: opts.env ?? process.env, cwd: opts.cwd, capture: true, timeoutMs: opts.timeoutMs });
+    send({
+      id,
+      file,
+      args,
+      env: opts.env ?? process.env,
+      cwd: opts.cwd,
+      capture: true,
+      timeoutMs: opts.timeoutMs,
+      input: opts.input,
+      group: opts.group,
+    });
     if (opts.signal?.aborted) abort();
     else opts.signal?.addEventListener('abort', abort, { once: true });
   }).finally(() => opts.signal?.removeEventListener('abort', abort));
