@@ -65,7 +65,9 @@ function writeType(): void {
     `#!${process.execPath}\nconst fs = require('fs');\nconst req = JSON.parse(fs.readFileSync(0, 'utf8'));\n${body}\n`;
   fs.writeFileSync(
     path.join(type, 'check'),
-    node(`fs.writeFileSync(req.source.dir + '/check-started', String(Date.now()));
+    // Each worker process's checks run under a uid of their own: a file an earlier one wrote is replaced, not written into.
+    node(`fs.rmSync(req.source.dir + '/check-started', { force: true });
+fs.writeFileSync(req.source.dir + '/check-started', String(Date.now()));
 setTimeout(() => {
   const lines = fs.readFileSync(req.source.dir + '/versions', 'utf8').split('\\n').filter(Boolean);
   process.stdout.write(JSON.stringify(lines.map((v) => ({ v }))));
