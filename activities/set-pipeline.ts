@@ -1,10 +1,12 @@
 import { Context } from '@temporalio/activity';
 import YAML from 'yaml';
 import { applyPipeline, changes, credentialRefsNote, lastPipelineView, pipelineDiff, setPipelineParent } from '../common/pipeline-set';
-import { isPlainObject } from '../schemas/interpolate';
+import { findVarRefs, isPlainObject } from '../schemas/interpolate';
+import { checkName } from '../schemas/names';
 import { compilePipeline } from '../schemas/pipeline';
 import { PlanError } from '../schemas/errors';
-import type { ActivityDeps } from './deps';
+import { CredentialResolver } from './creds';
+import { NO_CREDENTIALS, type ActivityDeps } from './deps';
 import { StepErrored } from './errors';
 import type { Runtime } from './runtime/types';
 import { artifactFile, readArtifactText } from './step/task-config';
@@ -18,17 +20,20 @@ import type { SetPipelineRequest } from './types';
  * changes nothing, and log messages carry ids so a retried attempt does not repeat them.
  */
 export async function setPipeline(
-  deps: Pick<ActivityDeps, 'publisher'>,
+  deps: Pick<ActivityDeps, 'publisher' | 'credentials'>,
   runtime: Pick<Runtime, 'readArtifactFile'>,
-  req: SetPipelineRequest,
+  unresolved: SetPipelineRequest,
 ): Promise<{ ok: boolean }> {
   // Started and finished events, as a task's: `run` and `watch` head the step's log with its
-  // name and end it with its outcome.
+  // name and end it with its outcome. The name is the resolved one, once it resolves.
+  const resolved = await withCredentials(deps, unresolved).catch((err: unknown) => err);
+  const req = resolved instanceof Error ? unresolved : (resolved as SetPipelineRequest);
   const runName = runNameOf(req);
   const event = { buildId: req.buildId, stepId: req.step.id, name: `set_pipeline ${req.step.pipeline}`, attempt: req.attempt ?? 1 };
   const time = () => new Date().toISOString();
   await deps.publisher.event({ type: 'step-started', ...event, time: time() }, `${runName}/started`);
   try {
+    if (resolved instanceof Error) throw resolved;
     const result = await setPipelineFromFile(deps, runtime, req);
     const state = result.ok ? 'succeeded' : 'failed';
     await deps.publisher.event({ type: 'step-finished', ...event, state, time: time() }, `${runName}/finished`);
@@ -40,6 +45,42 @@ export async function setPipeline(
     }
     throw err;
   }
+}
+
+/**
+ * The step's name and vars with their credential refs resolved, as Concourse evaluates a
+ * SetPipelinePlan when it runs; the name is checked once it is known. A ref found nowhere
+ * errors the step, naming it.
+ */
+async function withCredentials(deps: Pick<ActivityDeps, 'credentials'>, req: SetPipelineRequest): Promise<SetPipelineRequest> {
+  const { pipeline, vars, team } = req.step;
+  const credentials = deps.credentials ?? NO_CREDENTIALS;
+  const creds = new CredentialResolver(credentials, req.credentialsPipeline ?? '', req.varSources);
+  const { value, missing } = hasRefs({ pipeline, vars, team })
+    ? await creds.interpolate({ pipeline, vars, team })
+    : { value: { pipeline, vars, team }, missing: [] };
+  const what = `set_pipeline ${pipeline}`;
+  if (missing.length > 0)
+    throw new StepErrored(
+      [...new Map(missing.map((r) => [r.raw, r])).values()]
+        .map((r) => `${what}: undefined var \`${r.raw}\`: ${creds.explain(r)}`)
+        .join('\n'),
+      'UndefinedVar',
+    );
+  const bad = checkName('pipeline', value.pipeline);
+  if (bad) throw new StepErrored(`${what}: ${creds.redactMessage(bad)}`);
+  // Concourse lets an admin team set another team's pipeline; here a worker serves one team.
+  if (value.team !== undefined && value.team !== credentials.team)
+    throw new StepErrored(
+      `${what}: team ${creds.redactMessage(value.team)}: this worker sets pipelines of team ${credentials.team} only; remove \`team:\` or name that team`,
+    );
+  return { ...req, step: { ...req.step, pipeline: value.pipeline, vars: value.vars } };
+}
+
+function hasRefs(value: unknown): boolean {
+  if (typeof value === 'string') return findVarRefs(value).length > 0;
+  if (Array.isArray(value)) return value.some(hasRefs);
+  return isPlainObject(value) && Object.values(value).some(hasRefs);
 }
 
 /** Each attempt of an `attempts:` step publishes its own events and log (ids are deduplicated). */

@@ -128,6 +128,9 @@ export interface SetPipelineRequest {
   /** as RunTaskRequest's: absent in requests scheduled before it was added (one attempt then) */
   runKey?: string;
   attempt?: number;
+  /** where credential refs in the step's name and vars are looked up (Concourse's pipeline), and the plan's var sources */
+  credentialsPipeline?: string;
+  varSources?: VarSourceConfig[];
   /** `self` already replaced by the build's pipeline */
   step: SetPipelineStep;
   artifacts: Artifacts;

@@ -223,6 +223,8 @@ export interface SetPipelineStep extends StepCommon {
   vars: Record<string, unknown>;
   /** YAML files of ((vars)) "<artifact>/<path>"; an earlier file wins over a later one, as Concourse's */
   varFiles: string[];
+  /** Concourse's target team: here only the build's own (checked when the step runs, a ref resolved first) */
+  team?: string;
 }
 
 export type Step = TaskStep | DoStep | InParallelStep | TryStep | LoadVarStep | GetStep | PutStep | SetPipelineStep;

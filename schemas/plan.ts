@@ -117,7 +117,7 @@ const SetPipelineStepSchema = z.strictObject({
   var_files: z.array(z.string().min(1)).optional(),
   // Pipeline instances and teams do not exist here: refused by name so the user knows why.
   instance_vars: z.unknown().optional(),
-  team: z.unknown().optional(),
+  team: z.string().min(1).optional(),
 });
 
 const GetStepSchema = z.strictObject({ ...common, ...GetFields });
@@ -331,16 +331,15 @@ class Compiler {
       case 'set_pipeline': {
         const s = validate(src, SetPipelineStepSchema, raw, path, 'set_pipeline step');
         if (!s) return undefined;
-        for (const key of ['instance_vars', 'team'] as const)
-          if (s[key] !== undefined)
-            src.add([...path, key], `set_pipeline: \`${key}\` is not supported: Causeway has no pipeline instances or teams`, {
-              key: true,
-            });
-        // A name made by across (`set_pipeline: ((.:pipeline))`) is checked when the step runs.
-        const local = findVarRefs(s.set_pipeline).some((ref) => ref.source === '.');
-        const bad = s.set_pipeline === 'self' || local ? undefined : checkName('pipeline', s.set_pipeline);
+        if (s.instance_vars !== undefined)
+          src.add([...path, 'instance_vars'], 'set_pipeline: `instance_vars` is not supported: Causeway has no pipeline instances', {
+            key: true,
+          });
+        // A name made by across (`((.:pipeline))`) or a credential ref is checked when the step runs.
+        const ref = findVarRefs(s.set_pipeline).length > 0;
+        const bad = s.set_pipeline === 'self' || ref ? undefined : checkName('pipeline', s.set_pipeline);
         if (bad) src.add([...path, 'set_pipeline'], bad);
-        if (bad || s.instance_vars !== undefined || s.team !== undefined) return undefined;
+        if (bad || s.instance_vars !== undefined) return undefined;
         return {
           common: s,
           step: {
@@ -349,6 +348,7 @@ class Compiler {
             file: s.file,
             vars: s.vars ?? {},
             varFiles: s.var_files ?? [],
+            ...(s.team !== undefined ? { team: s.team } : {}),
           },
         };
       }

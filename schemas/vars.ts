@@ -94,6 +94,8 @@ const SERVICE_DEFERRABLE = new Set(['params']);
 const CONFIG_DEFERRABLE = new Set(['params', 'run', 'image_resource']);
 // A get's or put's params go into the resource script's request, built in its activity.
 const RESOURCE_STEP_DEFERRABLE = new Set(['params', 'get_params']);
+// Concourse evaluates a set_pipeline plan's name, team and vars with the build's credentials when it runs.
+const SET_PIPELINE_DEFERRABLE = new Set(['set_pipeline', 'vars', 'team']);
 
 /** A step that may have `services:` (schemas/plan.ts checks which). */
 function hasServices(v: Record<string, unknown>): boolean {
@@ -156,6 +158,7 @@ export function interpolateDeferring(
         const child = [...path, k];
         const isTask = typeof v.task === 'string';
         const isResourceStep = typeof v.get === 'string' || typeof v.put === 'string';
+        const isSetPipeline = typeof v.set_pipeline === 'string';
         if (!deferrable && isTask && k === 'config') out[k] = walkConfig(item, child);
         else if (!deferrable && k === 'services' && Array.isArray(item) && hasServices(v))
           out[k] = item.map((entry, i) => walkService(entry, [...child, i]));
@@ -163,7 +166,10 @@ export function interpolateDeferring(
           out[k] = walk(
             item,
             child,
-            deferrable || (isTask && TASK_DEFERRABLE.has(k)) || (isResourceStep && RESOURCE_STEP_DEFERRABLE.has(k)),
+            deferrable ||
+              (isTask && TASK_DEFERRABLE.has(k)) ||
+              (isResourceStep && RESOURCE_STEP_DEFERRABLE.has(k)) ||
+              (isSetPipeline && SET_PIPELINE_DEFERRABLE.has(k)),
           );
       }
       return out;

@@ -1,7 +1,9 @@
 import { workflowInfo } from '@temporalio/workflow';
 import type { SetPipelineStep } from '../schemas/compiled';
+import { findVarRefs } from '../schemas/interpolate';
 import { checkName } from '../schemas/names';
 import { StepError, type BuildContext, type Frame } from './context';
+import { credentialsPipeline } from './credentials';
 import { withLocals } from './locals';
 
 /**
@@ -18,7 +20,8 @@ export async function runSetPipeline(ctx: BuildContext, raw: SetPipelineStep, fr
     if (!own) throw new StepError('set_pipeline: self sets the pipeline whose job runs it; this build is not a job of a pipeline');
     pipeline = own;
   }
-  const bad = checkName('pipeline', pipeline);
+  // A name still holding a credential ref is resolved, then checked, by the activity.
+  const bad = findVarRefs(pipeline).length > 0 ? undefined : checkName('pipeline', pipeline);
   if (bad) throw new StepError(`set_pipeline: ${bad}`);
   const { ok } = await ctx.acts.setPipeline.executeWithOptions({ summary: `set_pipeline ${pipeline} · ${step.id}` }, [
     {
@@ -27,6 +30,8 @@ export async function runSetPipeline(ctx: BuildContext, raw: SetPipelineStep, fr
       runKey: frame.runKey,
       attempt: ctx.status.attempts(step.id),
       step: { ...step, pipeline },
+      ...(ctx.credentials?.varSources ? { varSources: ctx.credentials.varSources } : {}),
+      credentialsPipeline: credentialsPipeline(ctx),
       artifacts: frame.scope.allArtifacts(),
       // Pipelines run on the queue the build was started on (the one the pipeline itself runs on).
       pipelineTaskQueue: workflowInfo().taskQueue,

@@ -309,7 +309,7 @@ plan:
 `);
     expect(err.issues.map((i) => i.message)).toEqual([
       "no resource `repo` in this file's `resources:`",
-      'set_pipeline: `instance_vars` is not supported: Causeway has no pipeline instances or teams',
+      'set_pipeline: `instance_vars` is not supported: Causeway has no pipeline instances',
       'pipeline name `a/b` is not allowed: use letters, digits, `-` and `_`, starting with a letter or digit',
       'missing required key `file` (a string)',
     ]);
@@ -325,6 +325,18 @@ plan:
   file: ci/pipelines/((.:pipeline)).yml
 `);
     expect(step).toMatchObject({ kind: 'set_pipeline', pipeline: '((.:pipeline))', file: 'ci/pipelines/((.:pipeline)).yml' });
+  });
+  it('leaves a set_pipeline name, team and vars from a credential manager to run time, as Concourse evaluates them', () => {
+    const step = only(`
+var_sources:
+- {name: vs, type: dummy, config: {vars: {}}}
+plan:
+- set_pipeline: ((vs:name))
+  team: ((vs:team))
+  file: ci/p.yml
+  vars: {greeting: ((vs:greet))}
+`);
+    expect(step).toMatchObject({ kind: 'set_pipeline', pipeline: '((vs:name))', team: '((vs:team))', vars: { greeting: '((vs:greet))' } });
   });
   it('reports YAML syntax errors with a position', () => {
     const err = planError('plan:\n  - task: a\n  bad: [\n');
