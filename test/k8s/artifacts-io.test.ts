@@ -258,12 +258,20 @@ test('load_var: a file of a producer’s output, read from its pod, fills a late
   const { buildId, outcome } = await build(`
 plan:
 - ${task('version', { params: writes({ 'meta/version.json': JSON.stringify({ v: '1.2.3' }) }) }, { outputs: [{ name: 'meta' }] })}
-- { load_var: version, file: meta/version.json }
+- { load_var: version, file: meta/version.json, reveal: true }
 - ${task('release', { params: { VERSION: '((.:version.v))' } })}
+- { load_var: secret, file: meta/version.json }
+- ${task('secret', { params: { SECRET: '((.:secret.v))' } })}
 `);
   expect(outcome).toMatchObject({ status: 'succeeded' });
   expect(envOf(podOf(buildId, 'release')!.pod.spec!.containers.find((c) => c.name === CONTAINERS.task))).toMatchObject({
     VERSION: '1.2.3',
+  });
+  // A load_var without reveal is a secret, as Concourse's: its value stays out of the pod spec.
+  const secretPod = podOf(buildId, 'secret')!.pod;
+  expect(secretPod.spec!.containers.find((c) => c.name === CONTAINERS.task)!.env).toContainEqual({
+    name: 'SECRET',
+    valueFrom: { secretKeyRef: { name: `${secretPod.metadata!.name}-env`, key: 'SECRET' } },
   });
 });
 
