@@ -10,6 +10,9 @@
 #   redis     Debian bookworm's redis-server (for service tests)
 #   agent     agent/Dockerfile's intent: node + dist/agent/causeway-agent.js (GNU tar from Debian), uid 65532
 #   worker    Dockerfile's intent: node + the CLI with production dependencies, uid 10001
+#   resource-git, resource-time, resource-registry-image  the base resource types as images for
+#             runtimes with no host to run them on (kubernetes): node base + what the type needs +
+#             /opt/resource/{check,in,out} running the type's compiled code (built only when named)
 #   test-resource  busybox + /opt/resource/{check,in,out} of scripts/images/test-resource: a
 #             Concourse resource type image for tests (built only when named)
 # Debian root filesystems come from mmdebstrap against the machine's Debian mirror; layers are
@@ -211,6 +214,64 @@ recipe_worker() {
     --config.env PATH=/usr/local/bin:/usr/bin:/bin --config.env CAUSEWAY_HOME=/var/lib/causeway --config.env NODE_ENV=production
 }
 
+# The base resource types (resources/) as Concourse resource type images: node base, a layer of
+# the Debian packages the type runs (git; skopeo and umoci) over the node base's root filesystem
+# (so that one stays shared), and /opt/resource/{check,in,out} running the type's dist/ code,
+# bundled with its dependencies (zod) by esbuild into one file. Not in ALL: the tests that use
+# them build them; a worker finds them through CAUSEWAY_RESOURCE_IMAGES (docs/kubernetes.md).
+RESOURCE_PACKAGES_git="git"
+RESOURCE_PACKAGES_time=""
+RESOURCE_PACKAGES_registry_image="skopeo umoci"
+resource_packages() { local v="RESOURCE_PACKAGES_${1//-/_}"; echo "${!v}"; }
+resource_inputs() {
+  node_binary
+  printf '%s\n' "$ROOT/scripts/images/tree-diff.js" "$ROOT/node_modules/zod/package.json" "$ROOT/node_modules/esbuild/package.json"
+  (cd "$ROOT" && find dist/resources dist/schemas -name '*.js' | sort | sed "s|^|$ROOT/|")
+}
+# packages_layer PACKAGE...: the cached layer's path (it may not exist yet)
+packages_layer() {
+  local key
+  key=$({ declare -f debian_rootfs; echo "$SUITE $MIRROR ca-certificates $*"; sha256sum <"$ROOT/scripts/images/tree-diff.js"; } | sha256sum | cut -c1-16)
+  echo "$IMAGES/node-base-packages-$key.tar"
+}
+resource_image() {
+  local type=$1 work=$2 layout=$3 packages layer base key
+  node_base "$work" "$layout"
+  read -ra packages <<<"$(resource_packages "$type")"
+  if [[ ${#packages[@]} -gt 0 ]]; then
+    layer=$(packages_layer "${packages[@]}")
+    if [[ ! -f "$layer" ]]; then
+      key=$({ declare -f debian_rootfs; echo "$SUITE $MIRROR ca-certificates"; } | sha256sum | cut -c1-16)
+      base="$IMAGES/node-base-rootfs-$key.tar"
+      debian_rootfs "$work/full.tar" ca-certificates "${packages[@]}"
+      mkdir "$work/base" "$work/full"
+      tar -C "$work/base" --numeric-owner -xf "$base"
+      tar -C "$work/full" --numeric-owner -xf "$work/full.tar"
+      node "$ROOT/scripts/images/tree-diff.js" "$work/base" "$work/full" >"$work/changed"
+      tar -C "$work/full" --numeric-owner --no-recursion -T "$work/changed" -cf "$layer.tmp"
+      mv "$layer.tmp" "$layer"
+      rm -rf "$work/base" "$work/full" "$work/full.tar"
+    fi
+    umoci raw add-layer --image "$layout:img" "$layer"
+  fi
+  local d=$work/resource s
+  mkdir -p "$d/opt/resource"
+  "$ROOT/node_modules/.bin/esbuild" "$ROOT/dist/resources/src/$type.js" --bundle --platform=node --target=node20 \
+    --log-level=warning --outfile="$d/opt/resource/$type.js"
+  for s in check in out; do
+    printf '#!/bin/sh\nexec node /opt/resource/%s.js %s "$@"\n' "$type" "$s" >"$d/opt/resource/$s"
+    chmod +x "$d/opt/resource/$s"
+  done
+  add_layer "$layout" "$d"
+  umoci config --image "$layout:img" --config.env PATH=/usr/local/bin:/usr/bin:/bin --config.cmd /bin/sh
+}
+inputs_resource-git() { resource_inputs; }
+recipe_resource-git() { resource_image git "$@"; }
+inputs_resource-time() { resource_inputs; }
+recipe_resource-time() { resource_image time "$@"; }
+inputs_resource-registry-image() { resource_inputs; }
+recipe_resource-registry-image() { resource_image registry-image "$@"; }
+
 # add_layer LAYOUT DIR [UID]: DIR's tree as one layer, owned by root (or UID for /var/lib/causeway).
 add_layer() {
   local tarfile; tarfile=$(mktemp "$1.layer.XXXX")
@@ -226,6 +287,7 @@ image_hash() {
   local name=$1
   {
     declare -f "recipe_$name" "inputs_$name" debian_rootfs node_base add_layer
+    [[ $name != resource-* ]] || { declare -f resource_image resource_inputs packages_layer; echo "$(resource_packages "${name#resource-}")"; }
     echo "$SUITE $MIRROR $HASH_SALT"
     local f
     while IFS= read -r f; do [[ -n "$f" ]] && { echo "$f"; sha256sum <"$f"; }; done < <("inputs_$name")
@@ -270,6 +332,15 @@ check_one() {
   declare -F "recipe_$name" >/dev/null || die "unknown image $name (known: ${ALL[*]})"
   case $name in
     pause | busybox | coredns | test-owners | test-resource) return 0 ;;
+    resource-*)
+      local packages
+      read -ra packages <<<"$(resource_packages "${name#resource-}")"
+      if [[ ${#packages[@]} -gt 0 && ! -f "$(packages_layer "${packages[@]}")" ]]; then
+        log "$name: its layer of ${packages[*]} is not cached (mmdebstrap)"
+        return 1
+      fi
+      check_one agent; return
+      ;;
     agent | worker)
       # node_base's path, computed again: node_base's text is part of every image's hash
       local key
