@@ -22,7 +22,7 @@ export async function prepareBuild(
     // Names from any Temporal client (a workflow id, an upload's name) that would leave CAUSEWAY_HOME end the build at once.
     paths.build(deps.home, req.buildId);
     req.uploads.forEach((name) => paths.inputs(deps.home, req.buildId, name));
-    paths.cache(deps.home, req.plan, 'plan');
+    paths.cache(deps.home, req.plan, 'plan', req.pipeline);
   } catch (err) {
     throw asPermanent(err, `build ${req.buildId}`);
   }

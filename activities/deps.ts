@@ -30,7 +30,15 @@ export const paths = {
   /** one directory per run of a step: the workflow run, the step id, the attempt key */
   step: (home: string, buildId: string, runId: string, stepId: string, runKey: string) =>
     path.join(paths.build(home, buildId), segment(runId, 'run id'), segment(stepId, 'step id'), segment(runKey, 'run key')),
-  cache: (home: string, plan: string, stepId: string) => path.join(home, 'caches', segment(plan, 'plan name'), segment(stepId, 'step id')),
+  /**
+   * A step's cache, across builds: a job build's under its pipeline and job, a one-off build's
+   * under its plan, so a one-off build named like a job cannot write into the cache the job's
+   * next build reads (Concourse's one-off builds get no job caches either).
+   */
+  cache: (home: string, plan: string, stepId: string, pipeline?: string) =>
+    pipeline === undefined
+      ? path.join(home, 'caches', 'plans', segment(plan, 'plan name'), segment(stepId, 'step id'))
+      : path.join(home, 'caches', 'jobs', segment(pipeline, 'pipeline name'), segment(plan, 'job name'), segment(stepId, 'step id')),
 };
 
 /** The failure type of an error no retry can fix; the step ends errored with its message. */

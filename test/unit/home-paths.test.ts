@@ -25,6 +25,8 @@ const builders: [string, (v: string) => string][] = [
   ['run key', (v) => paths.step(home, ok, ok, ok, v)],
   ['plan name of a cache', (v) => paths.cache(home, v, ok)],
   ['step id of a cache', (v) => paths.cache(home, ok, v)],
+  ['pipeline of a job’s cache', (v) => paths.cache(home, ok, ok, v)],
+  ['job of a job’s cache', (v) => paths.cache(home, v, ok, ok)],
   ['a path inside a step (cache, input, output, run.dir)', (v) => safeJoin(path.join(home, 'builds', ok, 'work'), v)],
 ];
 
@@ -78,4 +80,9 @@ test('a file of an artifact is read only inside the artifact, also through symbo
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('a one-off build named like a job does not share its cache', () => {
+  expect(paths.cache(home, 'unit', 'plan.0')).toBe(path.join(home, 'caches', 'plans', 'unit', 'plan.0'));
+  expect(paths.cache(home, 'unit', 'plan.0', 'ci')).toBe(path.join(home, 'caches', 'jobs', 'ci', 'unit', 'plan.0'));
 });

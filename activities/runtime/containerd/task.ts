@@ -144,7 +144,7 @@ async function prepare(
   const workDir = `${BUILD_ROOT}/${id.slice(3, 11)}`;
   const mounts: BindMount[] = [{ source: work, destination: workDir }];
   for (const cache of config.caches) {
-    const source = safeJoin(paths.cache(cx.deps.home, req.plan, step.id), cache.path);
+    const source = safeJoin(paths.cache(cx.deps.home, req.plan, step.id, req.pipeline), cache.path);
     await fs.mkdir(source, { recursive: true });
     await fs.mkdir(safeJoin(work, cache.path), { recursive: true });
     mounts.push({ source, destination: path.posix.join(workDir, path.posix.normalize(cache.path)) });

@@ -176,7 +176,7 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
 
   const caches = path.join(deps.home, 'caches');
   for (const cache of config.caches) {
-    const target = safeJoin(paths.cache(deps.home, req.plan, step.id), cache.path);
+    const target = safeJoin(paths.cache(deps.home, req.plan, step.id, req.pipeline), cache.path);
     await fs.mkdir(target, { recursive: true });
     if (user) {
       // A cache is its step's, across the plan's builds: the latest build's uid owns it; others cannot list caches.
