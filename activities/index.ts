@@ -18,7 +18,7 @@ import type { BuildActivities, PipelineActivities } from './types';
 export function createActivities(deps: ActivityDeps, runtime: Runtime): BuildActivities & PipelineActivities {
   const services = serviceActivities(deps, runtime);
   return {
-    ...pipelineActivities(deps),
+    ...pipelineActivities(deps, runtime),
     // A local activity (workflows/build.ts): those cannot heartbeat.
     prepareBuild: (req) => atEdge(() => prepareBuild(deps, runtime, req)),
     pendingActivities: (req) => pendingActivities(deps, req),

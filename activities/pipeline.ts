@@ -15,7 +15,10 @@ import type { BuildOutcome } from '../schemas/pipeline-api';
 import { CredentialResolver, resolveResourceRequest } from './creds';
 import { NO_CREDENTIALS, type ActivityDeps } from './deps';
 import { StepErrored } from './errors';
+import { containerWorker, runImageCheck } from './image-check';
 import { checkId, runHostCheck } from './runtime/local/check';
+import type { RunResult } from './runtime/local/spawner';
+import type { Runtime } from './runtime/types';
 import { canIsolate } from './runtime/local/isolation';
 import type { PipelineActivities } from './types';
 
@@ -24,11 +27,19 @@ export const CHECK_FAILED = 'CheckFailed';
 /** The stderr kept for the error of a failed check. */
 const STDERR_TAIL = 2_000;
 
-/** What the pipeline's activities need of the worker: `credentials` are its cluster-wide manager and redaction, for the refs in a resource's source. */
-export type PipelineDeps = Pick<ActivityDeps, 'home' | 'credentials'> & Partial<Pick<ActivityDeps, 'log'>>;
+/**
+ * What the pipeline's activities need of the worker: `credentials` are its cluster-wide manager
+ * and redaction, for the refs in a resource's source; the rest and `runtime` for checks of image
+ * types (in a container) and for finding a worker that runs containers.
+ */
+export type PipelineDeps = Pick<ActivityDeps, 'home'> & Partial<ActivityDeps>;
 
-export function pipelineActivities(deps: PipelineDeps): PipelineActivities {
+export function pipelineActivities(deps: PipelineDeps, runtime?: Runtime): PipelineActivities {
   const credentials = deps.credentials ?? NO_CREDENTIALS;
+  const full = (): ActivityDeps & { runtime: Runtime } => {
+    if (!runtime || !deps.nc || !deps.workerName || !deps.log) throw new Error('image-type checks need a worker with a runtime and NATS');
+    return { ...(deps as ActivityDeps), runtime };
+  };
   let warned = false;
   return {
     async checkResource(req) {
@@ -40,10 +51,34 @@ export function pipelineActivities(deps: PipelineDeps): PipelineActivities {
       }
       const creds = new CredentialResolver(credentials, req.pipeline, req.varSources);
       try {
-        return await checkResource(deps.home, req, creds);
+        return await checkResource(req, creds, (request) => {
+          const type = req.resource.type;
+          const timeoutMs = req.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
+          if (type.kind === 'host') {
+            const input = JSON.stringify(request);
+            return runHostCheck({
+              home: deps.home,
+              id: checkId(req.pipeline, req.resource.name),
+              file: path.join(type.dir, 'check'),
+              input,
+              timeoutMs,
+            });
+          }
+          const d = full();
+          return runImageCheck(d, d.runtime, { pipeline: req.pipeline, resource: req.resource, request, timeoutMs, creds });
+        });
       } catch (err) {
         // A check's stderr may print its source: its values never reach the pipeline's history.
         if (err instanceof Error) err.message = creds.redactMessage(err.message);
+        throw err;
+      }
+    },
+    async containerWorker(req) {
+      const d = full();
+      try {
+        return await containerWorker(d, d.runtime, req);
+      } catch (err) {
+        if (err instanceof StepErrored) throw ApplicationFailure.create({ type: CHECK_FAILED, nonRetryable: true, message: err.message });
         throw err;
       }
     },
@@ -90,29 +125,23 @@ export function pipelineActivities(deps: PipelineDeps): PipelineActivities {
   };
 }
 
-/** Runs the type's `check` with the resource's source, its credential refs resolved in the parsed value. */
+/** Runs the type's `check` (`run`: on the host, or in a container) with the resource's source, its credential refs resolved in the parsed value. */
 async function checkResource(
-  home: string,
-  { pipeline, resource, from, timeoutMs = DEFAULT_CHECK_TIMEOUT_MS }: Parameters<PipelineActivities['checkResource']>[0],
+  { resource, from, timeoutMs = DEFAULT_CHECK_TIMEOUT_MS }: Parameters<PipelineActivities['checkResource']>[0],
   creds: CredentialResolver,
+  run: (request: { source: Record<string, unknown>; version: ResourceVersion | null }) => Promise<RunResult>,
 ): Promise<ResourceVersion[]> {
-  const type = resource.type;
-  if (type.kind !== 'host')
-    throw ApplicationFailure.create({
-      type: CHECK_FAILED,
-      nonRetryable: true,
-      message: `resource ${resource.name}: pipelines check host resource types only (git, time, registry-image, or a resource_types entry of type directory); ${type.name} is not one`,
-    });
-  let request: { source: Record<string, unknown>; version: ResourceVersion | null };
+  let out: RunResult;
   try {
-    request = await resolveResourceRequest(creds, resource, { source: resource.source, version: from });
+    const request = await resolveResourceRequest(creds, resource, { source: resource.source, version: from });
+    out = await run(request);
   } catch (err) {
-    // A ref found nowhere fails this check (shown by resource-versions); the next interval looks again.
-    if (err instanceof StepErrored) throw ApplicationFailure.create({ type: CHECK_FAILED, nonRetryable: true, message: err.message });
+    // A ref found nowhere, an image that cannot be pulled: this check fails (shown by resource-versions); the next interval looks again.
+    if (err instanceof StepErrored || (err instanceof ApplicationFailure && err.nonRetryable))
+      throw ApplicationFailure.create({ type: CHECK_FAILED, nonRetryable: true, message: err.message });
     throw err;
   }
-  const file = path.join(type.dir, 'check');
-  const out = await runHostCheck({ home, id: checkId(pipeline, resource.name), file, input: JSON.stringify(request), timeoutMs });
+  const file = resource.type.kind === 'host' ? path.join(resource.type.dir, 'check') : '/opt/resource/check';
   if (out.timedOut)
     throw ApplicationFailure.create({
       type: CHECK_FAILED,
@@ -127,7 +156,7 @@ async function checkResource(
       message:
         `resource ${resource.name}: check exited ${out.code}: ${out.stderr.slice(-STDERR_TAIL).trim()}` +
         // 126: setpriv could not execute it as the check's uid.
-        (out.code === 126 && canIsolate()
+        (out.code === 126 && canIsolate() && resource.type.kind === 'host'
           ? `; checks run as an unprivileged uid: ${file} and every directory above it must be readable and searchable by others (chmod o+rx)`
           : ''),
     });

@@ -255,6 +255,11 @@ export interface PipelineActivities {
     /** check_timeout; absent in histories from before it (Concourse's default, 1 h) */
     timeoutMs?: number;
   }): Promise<ResourceVersion[]>;
+  /**
+   * the task queue of a worker whose runtime runs containers, for the check of an image type
+   * (`resource` names it in the error when no worker of `taskQueue` can)
+   */
+  containerWorker(req: { resource: string; taskQueue: string }): Promise<string>;
   /** starts a job's build workflow; a second start of the same id is a no-op */
   startJobBuild(req: {
     workflowId: string;

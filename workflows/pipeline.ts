@@ -5,6 +5,8 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
+  patched,
+  proxyActivities,
   proxyLocalActivities,
   setHandler,
   upsertSearchAttributes,
@@ -54,6 +56,25 @@ const LOCAL_OPTIONS = { retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['C
 const acts = proxyLocalActivities<PipelineActivities>({ ...LOCAL_OPTIONS, startToCloseTimeout: '10 minutes' });
 /** A check ends itself at its check_timeout; the activity gets this much longer to say so. */
 const CHECK_REPORT_MS = 60_000;
+
+/** Checks of image types run in a container on a worker with containers; before, they failed in the local activity. */
+const IMAGE_TYPE_CHECKS = 'image-type-checks';
+/** A container check's worker is taken for dead after this long without a heartbeat: the pipeline's next check looks again. */
+const CONTAINER_CHECK_HEARTBEAT = '1 minute';
+
+/**
+ * An image type's check needs a container: a regular activity on a worker whose runtime runs
+ * them (this one's, or one of the registry's), not tried again (the next check_every is the retry).
+ */
+async function checkInContainer(req: Parameters<PipelineActivities['checkResource']>[0]) {
+  const taskQueue = await acts.containerWorker({ resource: req.resource.name, taskQueue: workflowInfo().taskQueue });
+  return proxyActivities<PipelineActivities>({
+    taskQueue,
+    startToCloseTimeout: (req.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS) + CHECK_REPORT_MS,
+    heartbeatTimeout: CONTAINER_CHECK_HEARTBEAT,
+    retry: { maximumAttempts: 1 },
+  }).checkResource(req);
+}
 
 export const pipelineQuery = defineQuery<PipelineView>(PIPELINE_QUERIES.view);
 export const setConfigUpdate = defineUpdate<void, [PipelineConfig, SetBy?]>(PIPELINE_UPDATES.setConfig);
@@ -206,14 +227,20 @@ export async function pipeline(input: PipelineInput): Promise<void> {
     const known = state.versions[name] ?? [];
     try {
       const timeoutMs = r.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
-      const checks = proxyLocalActivities<PipelineActivities>({ ...LOCAL_OPTIONS, startToCloseTimeout: timeoutMs + CHECK_REPORT_MS });
-      const found = await checks.checkResource({
+      const req = {
         timeoutMs,
         pipeline: config.name,
         resource: r.ref,
         ...(config.varSources ? { varSources: config.varSources } : {}),
         from: from ?? known[known.length - 1]?.version ?? null,
-      });
+      };
+      const found =
+        r.ref.type.kind === 'image' && patched(IMAGE_TYPE_CHECKS)
+          ? await checkInContainer(req)
+          : await proxyLocalActivities<PipelineActivities>({
+              ...LOCAL_OPTIONS,
+              startToCloseTimeout: timeoutMs + CHECK_REPORT_MS,
+            }).checkResource(req);
       delete checkErrors[name];
       return { added: recordVersions(state, name, found) };
     } catch (err) {

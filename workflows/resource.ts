@@ -1,22 +1,13 @@
 import type { Artifacts, ImageTypeUse } from '../activities/types';
 import type { CompiledPlan, GetStep, ImageResource, PutStep, ResourceRef, ResourceVersion, Step, TaskStep } from '../schemas/compiled';
 import { deadlineOf, StepError, type BuildContext, type Frame } from './context';
+import {
+  RESOURCE_RESPONSE as RESPONSE,
+  RESOURCE_RESPONSE_FILE as RESPONSE_FILE,
+  RESOURCE_WRAPPERS as WRAPPERS,
+  type ResourceScript,
+} from '../common/resource-scripts';
 import { redactedValues } from './credentials';
-
-/** The artifact a resource script's stdout (its JSON response) is written to; never joins the build's scope. */
-const RESPONSE = 'causeway-resource-response';
-const RESPONSE_FILE = `${RESPONSE}/response.json`;
-
-// The Concourse resource protocol as a process: the request JSON on stdin, the response JSON
-// on stdout (kept in a file), stderr as the step's log; `in`/`out` get their directory as $1.
-// `$0` is the script, so its path needs no quoting inside the command string.
-const WRAPPERS = {
-  check: `printf '%s' "$CAUSEWAY_RESOURCE_REQUEST" | "$0" > ${RESPONSE_FILE}`,
-  in: `printf '%s' "$CAUSEWAY_RESOURCE_REQUEST" | "$0" "$PWD/$1" > ${RESPONSE_FILE} && printf 'fetched: %s\\n' "$(cat ${RESPONSE_FILE})" >&2`,
-  out: `printf '%s' "$CAUSEWAY_RESOURCE_REQUEST" | "$0" "$PWD" > ${RESPONSE_FILE} && printf 'put: %s\\n' "$(cat ${RESPONSE_FILE})" >&2`,
-} as const;
-
-export type ResourceScript = keyof typeof WRAPPERS;
 
 /**
  * Runs a resource type's check/in/out as a task step through the same activity as any task

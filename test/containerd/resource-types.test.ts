@@ -4,7 +4,12 @@
 // three shell scripts) is built offline and pushed to the run's local registry, which serves
 // docker.io's names.
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import { leasedBuilds } from '../../activities/runtime/local/isolation';
+import { requireBuiltCli, runCli } from '../e2e/cli-runner';
+import { pipelineReader } from '../e2e/pipeline-cli';
 import type { Harness } from '../workflows/harness';
 import { containerd, ctr, mountsOf, startContainerdHarness } from './harness';
 
@@ -104,4 +109,51 @@ jobs: [{name: j, plan: [{get: s}]}]
   // Concourse's privileged: the worker's capabilities, a superset of the default ones.
   expect(BigInt(`0x${privileged}`) & BigInt(`0x${plain}`)).toBe(BigInt(`0x${plain}`));
   expect(privileged).not.toBe(plain);
+});
+
+test("a pipeline checks a resource of an image type in a container of the type's image; a trigger: true job runs on what it found", async () => {
+  requireBuiltCli();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-image-check-'));
+  const cli = (...args: string[]) => runCli(args, { cwd: dir, queue: h.taskQueue });
+  try {
+    fs.writeFileSync(
+      path.join(dir, 'p.yml'),
+      `
+resource_types:
+- {name: stamp, type: registry-image, source: {repository: causeway-test/stamp-resource}}
+resources:
+- {name: s, type: stamp, check_every: never, source: {color: green}}
+jobs:
+- name: j
+  plan:
+  - get: s
+    trigger: true
+  - task: show
+    config:
+      platform: linux
+      inputs: [{name: s}]
+      run: {path: sh, args: [-c, 'echo "got $(cat s/n)"']}
+`,
+    );
+    expect(await cli('set-pipeline', '-n', '-p', 'stamped', '-c', 'p.yml')).toMatchObject({ code: 0 });
+    const checked = await cli('check-resource', '-r', 'stamped/s');
+    expect(checked).toMatchObject({ code: 0 });
+    const versions = JSON.parse((await cli('resource-versions', '-r', 'stamped/s', '--json')).stdout) as { version: { n: string } }[];
+    expect(versions.map((v) => v.version.n).sort()).toEqual(['1', '2']);
+    // Nothing of the check is left: no container of a check's build id, no lease.
+    expect(
+      ctr(['containers', 'ls', '-q'])
+        .split('\n')
+        .filter((c) => c.includes('check-')),
+    ).toEqual([]);
+    expect((await leasedBuilds(h.home)).filter((id) => id.startsWith('check-'))).toEqual([]);
+    // The newest version triggers the job, which fetches it.
+    const reader = pipelineReader(cli);
+    expect(await reader.ended('stamped', 'j', 1)).toBe('succeeded');
+    const watched = await cli('watch', (await reader.jobs('stamped')).j.builds[0].id);
+    expect(watched.stdout).toContain('got 2');
+  } finally {
+    await cli('destroy-pipeline', '-n', '-p', 'stamped');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,6 +1,7 @@
 // A pipeline's check runs with no more privilege than a build step (activities/runtime/local/check.ts):
 // on a root worker, under a uid of its own, which cannot read a repository only root can, the
-// worker's environment, or another build's directory. Through the CLI against the real stack.
+// worker's environment, or another build's directory. An image type's check needs a worker with
+// containers; with local-runtime workers only, it says so. Through the CLI against the real stack.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -52,7 +53,9 @@ beforeAll(async () => {
     `
 resource_types:
 - {name: probe, type: directory, source: {path: ${type}}}
+- {name: stamp, type: registry-image, source: {repository: causeway-test/stamp-resource}}
 resources:
+- {name: stamped, type: stamp, check_every: never, source: {}}
 - {name: probe, type: probe, check_every: never, source: {}}
 - {name: secret, type: git, check_every: never, source: {uri: 'file://${path.join(secret, 'repo')}', branch: main}}
 jobs:
@@ -60,6 +63,7 @@ jobs:
   plan:
   - get: probe
   - get: secret
+  - get: stamped
 `,
   );
   const set = await cli('set-pipeline', '-n', '-p', 'iso', '-c', 'pipeline.yml');
@@ -94,4 +98,12 @@ test("a check of a file:// repository only root can read fails with git's permis
   const checked = await cli('check-resource', '-r', 'iso/secret');
   expect(checked.code).not.toBe(0);
   expect(checked.stderr).toMatch(/resource secret: check exited \d+: .*(Permission denied|does not appear to be a git repository)/s);
+});
+
+test('a check of an image type with only local-runtime workers fails saying which runtime it needs', async () => {
+  const checked = await cli('check-resource', '-r', 'iso/stamped');
+  expect(checked.code).not.toBe(0);
+  expect(checked.stderr).toContain(
+    `resource stamped: its type is an image, and checking it needs a container: no running worker of task queue ${h.taskQueue} has a runtime that runs containers (containerd or kubernetes; workers here: ${h.worker.name} (local))`,
+  );
 });
