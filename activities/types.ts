@@ -104,6 +104,11 @@ export interface RunTaskRequest {
    */
   onHost?: boolean;
   /**
+   * Which base type an `onHost` task runs (git, time, registry-image), so a runtime with no host
+   * to run it on can run the type's image instead (activities/step/base-type-image.ts).
+   */
+  baseType?: string;
+  /**
    * An image resource type's check/in/out: its container reaches the network as the worker does
    * (the registry, the git server its source names), as Concourse's resource containers do.
    */

@@ -17,6 +17,8 @@ const EnvSchema = z.object({
     .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ and - only (it becomes part of a task queue name)')
     .optional(),
   CAUSEWAY_WORKER_TAGS: z.string().optional(),
+  // a kubernetes worker's images of the base resource types (activities/step/base-type-image.ts)
+  CAUSEWAY_RESOURCE_IMAGES: z.string().optional(),
   CAUSEWAY_LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
   /** Go duration: how long a closed build's artifacts stay for `causeway retry` */
   CAUSEWAY_ARTIFACT_RETENTION: z.string().default('24h'),

@@ -212,6 +212,7 @@ const ResourceRefSchema = z
         kind: z.literal('host'),
         name: z.string().min(1),
         dir: z.string().min(1).meta({ description: 'directory holding check, in and out' }),
+        base: z.boolean().optional().meta({ description: 'a base type shipped with Causeway (resources/), not a directory type' }),
       }),
       z.strictObject({
         kind: z.literal('image'),

@@ -167,7 +167,8 @@ export interface LoadVarStep extends StepCommon {
  * image (a Concourse resource type image, for runtimes with containers).
  */
 export type ResourceTypeRef =
-  | { kind: 'host'; name: string; dir: string }
+  // base: one of the base types shipped under resources/ (not a `type: directory` entry)
+  | { kind: 'host'; name: string; dir: string; base?: boolean }
   // privileged: its containers run privileged (Concourse's resource_types `privileged`)
   | { kind: 'image'; name: string; type: string; source: Record<string, unknown>; privileged?: boolean }
   // Neither a base type shipped here nor declared: Concourse accepts it (workers bring base

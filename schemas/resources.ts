@@ -228,7 +228,8 @@ export class Resources {
       }
       return { kind: 'host', name, dir: abs };
     }
-    if ((BASE_RESOURCE_TYPES as readonly string[]).includes(name)) return { kind: 'host', name, dir: path.join(baseTypesDir(), name) };
+    if ((BASE_RESOURCE_TYPES as readonly string[]).includes(name))
+      return { kind: 'host', name, dir: path.join(baseTypesDir(), name), base: true };
     // Concourse accepts any type name (workers bring base types: testflight's mock, the docs'
     // gitv2), so a step that uses it errors when it runs, naming the types that exist.
     return { kind: 'unknown', name };

@@ -64,6 +64,7 @@ export async function runResourceScript(
       services: frame.services,
       deadline: deadlineOf(frame),
       ...(where.image ? { resourceContainer: true } : { onHost: true }),
+      ...(resource.type.kind === 'host' && resource.type.base ? { baseType: resource.type.name } : {}),
       resource: { name: resource.name, request: run.request, ...(resource.deferredVars ? { deferredVars: resource.deferredVars } : {}) },
       varSources: ctx.credentials?.varSources,
       ...(ctx.credentials?.pipeline !== undefined ? { pipeline: ctx.credentials.pipeline } : {}),

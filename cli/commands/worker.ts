@@ -1,6 +1,7 @@
 import os from 'node:os';
 import { causewayHome, readEnv, type Env } from '../../common/config';
 import { createLogger } from '../../common/logger';
+import { parseResourceImages, type ResourceImages } from '../../schemas/resource-images';
 import { parseDuration } from '../../schemas';
 import { startKubernetesWorker } from '../../workers/kubernetes';
 import { workerCredentials } from '../../workers/credentials';
@@ -75,6 +76,7 @@ export async function worker(opts: Opts): Promise<void> {
         context: opts.context,
         agentImage: opts.agentImage,
         defaultImage: opts.defaultImage,
+        resourceImages: resourceImagesOf(env),
         graceSeconds: grace,
       },
       uploads: opts.uploadAddress ? { port: uploadPort, advertise: opts.uploadAddress } : undefined,
@@ -130,6 +132,14 @@ function credentialsOf(env: Env, opts: Opts) {
     return workerCredentials(env, { file: opts.credsFile, team: opts.team, noRedact: !opts.redactSecrets });
   } catch (err) {
     throw new CliError((err as Error).message, 'see docs/security.md, "Credential managers"');
+  }
+}
+
+function resourceImagesOf(env: Env): ResourceImages | undefined {
+  try {
+    return parseResourceImages(env.CAUSEWAY_RESOURCE_IMAGES);
+  } catch (err) {
+    throw new CliError((err as Error).message, 'see docs/kubernetes.md, "Resources"');
   }
 }
 

@@ -7,6 +7,7 @@ import { StepErrored } from '../../errors';
 import { apiCode, apiMessage, isApiAnswer, isTransient, sleep } from './errors';
 import { LABELS, MANAGED_BY, TOKEN_KEY, anchorName, labelValue, tokenSecretName, type Anchor } from './pod';
 import type { Uploads } from './uploads';
+import type { ResourceImages } from '../../../schemas/resource-images';
 
 export interface KubernetesRuntimeOptions extends KubeConfigSource {
   /** the worker's namespace: every object of its builds lives there */
@@ -16,6 +17,8 @@ export interface KubernetesRuntimeOptions extends KubeConfigSource {
   agentImage?: string;
   /** image of tasks that set neither image_resource nor image (none: such tasks error) */
   defaultImage?: string;
+  /** each base resource type's image (CAUSEWAY_RESOURCE_IMAGES): its get/put/check runs in a pod of it */
+  resourceImages?: ResourceImages;
   /** the service account step pods run as (they get no token either way) */
   serviceAccountName?: string;
   /** SIGTERM → SIGKILL grace of an aborted step's pod, in seconds (default 10) */

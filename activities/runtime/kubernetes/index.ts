@@ -1,7 +1,7 @@
 // The kubernetes runtime as the step layer sees it (activities/runtime/types.ts): task steps and
 // services as pods, artifacts in producer pods, the build's objects owned by its anchor.
 import type { ActivityDeps } from '../../deps';
-import { StepErrored } from '../../errors';
+import { baseTypeInImage } from '../../step/base-type-image';
 import type { Runtime } from '../types';
 import { finishKubernetesBuild, readFileOf } from './artifacts';
 import type { KubernetesRuntime } from './runtime';
@@ -16,10 +16,9 @@ export function kubernetesRuntime(deps: ActivityDeps, rt: KubernetesRuntime): Ru
     releasesArtifacts: true,
     runsContainers: true,
     findOrStartTask: async (task, io) => {
+      // A base type's scripts run in a pod of its image (CAUSEWAY_RESOURCE_IMAGES), as an image type's.
       if (task.req.onHost)
-        throw new StepErrored(
-          `${task.req.step.task}: base resource types (git, time, registry-image, type: directory) run on a worker's host, and a kubernetes worker's steps run only in pods: declare the type in resource_types as an image (e.g. type: registry-image, source: {repository: concourse/git-resource}), or run the build on a local or containerd worker`,
-        );
+        return findOrStartPodTask(rt, baseTypeInImage(task, rt.opts.resourceImages, "a kubernetes worker's steps run only in pods"), io);
       return findOrStartPodTask(rt, task, io);
     },
     readArtifactFile: (f, what) => readFileOf(rt, f.buildId, f.ref, f.artifact, f.rel, what),
