@@ -203,8 +203,10 @@ ${table}
 Of \`causeway run\`'s p50 of ${p50(cli)} ms, a new Node process loading its modules takes ${p50(loads)} ms and opening
 its two connections ${p50(connects)} ms (p50s); the build itself, from a connected client, ${p50(inProcess)} ms. The goal
 is met by the build (start → result) ${percentile(inProcess, 50) <= GOAL_MS ? 'at' : 'not at'} p50 on this run; what
-\`causeway run\` adds is the CLI's start-up. By a require hook on one run at load 16: @temporalio/client (with
-grpc-js) ~0.4 s, zod and the plan schemas ~0.23 s, the dev stack's helpers (tar, transfer, NATS auth) ~0.16 s.
+\`causeway run\` adds is the CLI's start-up. The client commands run from one esbuild bundle compiled from V8's code
+cache (docs/cli.md, "Start-up"): loading the same modules from dist/ one by one takes ${p50(distLoads)} ms here. Of what is
+left, protobufjs building its reflection of Temporal's API and zod building the plan schemas are most; Node's
+own start (\`node -e 0\`) is ~50-70 ms of it.
 
 Where a build's time goes (both kinds of runs, ${parts.length} histories):
 
