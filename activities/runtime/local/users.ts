@@ -53,8 +53,14 @@ async function own(file: string, ids: UserIds): Promise<void> {
 export function asUser(ids: UserIds, command: string[], groups: number[] = [], loader: Record<string, string> = {}): string[] {
   const restore = Object.entries(loader).map(([k, v]) => `${k}=${v}`);
   // The same in one exec where npm run build compiled it (as-user.c): 5 ms a start against 18 at load 11.
-  if (asUserHelper())
-    return [AS_USER_HELPER, String(ids.uid), String(ids.gid), groups.length ? groups.join(',') : '-', ...restore, '--', ...command];
+  const helper = asUserHelper();
+  if (helper) return [helper, String(ids.uid), String(ids.gid), groups.length ? groups.join(',') : '-', ...restore, '--', ...command];
+  return asUserThroughTools(ids, command, groups, loader);
+}
+
+/** asUser through unshare, sh, mount and setpriv: where as-user.c was not compiled. */
+export function asUserThroughTools(ids: UserIds, command: string[], groups: number[] = [], loader: Record<string, string> = {}): string[] {
+  const restore = Object.entries(loader).map(([k, v]) => `${k}=${v}`);
   return [
     systemTool('unshare'),
     '--mount',
@@ -80,14 +86,18 @@ export function asUser(ids: UserIds, command: string[], groups: number[] = [], l
   ];
 }
 
-/** scripts/build-as-user.sh's output, beside this file in dist/. */
-export const AS_USER_HELPER = path.join(__dirname, 'as-user');
-let helperBuilt: boolean | undefined;
+let helper: string | null | undefined;
 
-/** Whether the one-exec helper is there: looked up once, as the worker starts its first step. */
-function asUserHelper(): boolean {
-  helperBuilt ??= existsSync(AS_USER_HELPER);
-  return helperBuilt;
+/**
+ * scripts/build-as-user.sh's output, beside this file in dist/ (or, for this file's TypeScript
+ * source as jest runs it, in dist/ beside its output), if built: looked up once.
+ */
+export function asUserHelper(): string | null {
+  helper ??=
+    [path.join(__dirname, 'as-user'), path.join(__dirname, '..', '..', '..', 'dist', 'activities', 'runtime', 'local', 'as-user')].find(
+      (file) => existsSync(file),
+    ) ?? null;
+  return helper;
 }
 
 /**
