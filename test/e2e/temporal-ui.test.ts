@@ -83,10 +83,14 @@ function browse(url: string, name: string): string {
   return [text, ...framed].join(' ').replace(/\s+/g, ' ');
 }
 
-/** Whether the UI's app put anything in its root element (its bootstrap script is all there is before). */
+/**
+ * Whether the UI's app put anything in its root element (its bootstrap script is all there is
+ * before), and not its error page: under load a fetch of the UI's own backend can fail, and the
+ * page says "Uh oh ... Try a refresh" (seen in a CI run at load 14), as a user would refresh.
+ */
 function rendered(dom: string): boolean {
   const root = /<div id="svelte">([\s\S]*)<\/div>/.exec(dom)?.[1] ?? '';
-  return root.replace(/<script[^>]*>[\s\S]*?<\/script>/g, '').trim() !== '';
+  return root.replace(/<script[^>]*>[\s\S]*?<\/script>/g, '').trim() !== '' && !/Uh oh\. There(&#39;|')s an error/.test(root);
 }
 
 /** The HTML entities the UI's DOM dump uses. */
