@@ -339,7 +339,10 @@ check_one() {
         log "$name: its layer of ${packages[*]} is not cached (mmdebstrap)"
         return 1
       fi
-      check_one agent; return
+      # as agent's: cheap over a cached node base
+      check_one agent 2>/dev/null && return 0
+      log "$name: its node base root filesystem is not cached (mmdebstrap)"
+      return 1
       ;;
     agent | worker)
       # node_base's path, computed again: node_base's text is part of every image's hash
