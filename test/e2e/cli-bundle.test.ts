@@ -1,0 +1,72 @@
+// bin/causeway runs client commands from the bundle `npm run build` makes, compiled from V8's code
+// cache (docs/cli.md, "Start-up"): the same output and exit status as dist/ as tsc writes it, the
+// cache written on the first run, and dist/ itself once tsc has rewritten a bundled file since.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { requireBuiltCli } from './cli-runner';
+
+const ROOT = path.resolve(__dirname, '../..');
+const BIN = path.join(ROOT, 'bin', 'causeway');
+const MAIN = path.join(ROOT, 'dist', 'cli', 'main.js');
+const MANIFEST = path.join(ROOT, 'dist', 'cli', 'client.bundle.json');
+
+let cacheRoot: string;
+
+beforeAll(() => {
+  requireBuiltCli();
+  if (!fs.existsSync(MANIFEST)) throw new Error(`${MANIFEST} is missing: run \`npm run build\` (it bundles the CLI after tsc)`);
+  cacheRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-cli-bundle-'));
+});
+
+afterAll(() => fs.rmSync(cacheRoot, { recursive: true, force: true }));
+
+function causeway(entry: string, args: string[], cache: string) {
+  const r = spawnSync(process.execPath, [entry, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, CAUSEWAY_CACHE: cache, NO_COLOR: '1' },
+    encoding: 'utf8',
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+const cacheFiles = (cache: string) => (fs.existsSync(path.join(cache, 'cli-code')) ? fs.readdirSync(path.join(cache, 'cli-code')) : []);
+
+test('a client command from the bundle does what it does from dist/, and writes the code cache once', () => {
+  const cache = path.join(cacheRoot, 'fresh');
+  const args = ['compile', 'examples/hello.yml'];
+  const fromDist = causeway(MAIN, args, cache);
+  expect(fromDist.status).toBe(0);
+  const first = causeway(BIN, args, cache);
+  expect(first).toEqual(fromDist);
+  expect(cacheFiles(cache)).toEqual([expect.stringMatching(/^[0-9a-f]{32}-v[\d.]+-[\w-]+\.v8$/)]);
+  const written = fs.statSync(path.join(cache, 'cli-code', cacheFiles(cache)[0])).mtimeMs;
+  expect(causeway(BIN, args, cache)).toEqual(fromDist);
+  expect(fs.statSync(path.join(cache, 'cli-code', cacheFiles(cache)[0])).mtimeMs).toBe(written);
+
+  const missing = ['run', path.join(cacheRoot, 'no-such-plan.yml')];
+  const failed = causeway(BIN, missing, cache);
+  expect(failed).toEqual(causeway(MAIN, missing, cache));
+  expect(failed.status).toBe(2);
+  expect(failed.stderr).toContain('cannot read plan file');
+});
+
+test('once tsc rewrites a file the bundle holds, dist/ runs instead of the stale bundle', () => {
+  const cache = path.join(cacheRoot, 'stale');
+  const { inputs } = JSON.parse(fs.readFileSync(MANIFEST, 'utf8')) as { inputs: string[] };
+  const input = path.join(
+    ROOT,
+    'dist',
+    inputs.find((f) => f.endsWith('commands/compile.js'))!,
+  );
+  const { atime, mtime } = fs.statSync(input);
+  try {
+    fs.utimesSync(input, atime, new Date(Date.now() + 60_000));
+    const r = causeway(BIN, ['compile', 'examples/hello.yml'], cache);
+    expect(r.status).toBe(0);
+    expect(cacheFiles(cache)).toEqual([]);
+  } finally {
+    fs.utimesSync(input, atime, mtime);
+  }
+});
