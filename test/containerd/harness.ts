@@ -1,5 +1,6 @@
 // A worker of the containerd runtime against the run's containerd (setup/global-setup.ts).
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { WorkerCredentials } from '../../activities/creds';
@@ -56,4 +57,28 @@ export async function notesOf(nc: NatsConnection, buildId: string, stepId: strin
   for await (const r of readBuild(nc, buildId, { follow: false }))
     if (r.kind === 'log' && r.stream === 'causeway' && r.stepId === stepId) out += Buffer.from(r.data).toString('utf8');
   return out;
+}
+
+/**
+ * The `-id` of every runc shim of this run's containerd seen until `stop`: the container that
+ * started each (containerd runs the shim binary's short `start` command for every task, which hands
+ * over to the running shim of the task's group, and its `delete` command after each: not shims).
+ */
+export async function watchShims(stop: { done: boolean }): Promise<Set<string>> {
+  const address = `-address ${containerd().socket}`;
+  const ids = new Set<string>();
+  while (!stop.done) {
+    for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+      let cmd: string;
+      try {
+        cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      } catch {
+        continue; // gone meanwhile
+      }
+      const id = / -id (\S+)/.exec(cmd)?.[1];
+      if (cmd.includes('containerd-shim-runc-v2') && cmd.includes(address) && !/ (start|delete)$/.test(cmd.trim()) && id) ids.add(id);
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return ids;
 }

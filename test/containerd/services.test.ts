@@ -1,11 +1,13 @@
 // Services as containers from their image, each in a network namespace of its own on the
-// build's bridge: three on one port in an across, reached by address and by name.
+// build's bridge: three on one port in an across, reached by address and by name; on the tasks'
+// path (the build's shim group, roots prepared ahead), stopped by SIGTERM to the container.
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { collectServiceLogs } from '../../common/build-log';
 import type { Harness } from '../workflows/harness';
-import { BUSYBOX, ctr, mountsOf, startContainerdHarness } from './harness';
+import { keeperId } from '../../activities/runtime/containerd/keeper';
+import { BUSYBOX, ctr, mountsOf, startContainerdHarness, watchShims } from './harness';
 
 let h: Harness;
 beforeAll(async () => {
@@ -15,12 +17,18 @@ afterAll(async () => {
   await h.stop();
 });
 
+// These services' pid 1 (a shell, httpd) has no SIGTERM handler, so the kernel ignores the stop's
+// SIGTERM, as for any container's init: a short grace_period keeps their stop short. The stop
+// test below traps it.
+const GRACE = '1s';
+
 /** An HTTP GET with busybox nc (its wget needs name services a static busybox lacks). */
 const get = (host: string) => `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc ${host} 8080 | tail -n 1 | sed "s|^|${host} -> |"`;
 
 test('across of three values, each with a busybox httpd on port 8080 in its own container: each iteration reads its own page', async () => {
   const web = {
     name: 'web',
+    grace_period: GRACE,
     config: {
       image_resource: BUSYBOX,
       run: { path: 'sh', args: ['-c', 'mkdir -p www && echo page-((.:v)) > www/index.html && exec httpd -f -p 8080 -h www'] },
@@ -57,6 +65,7 @@ test('a startup probe runs inside the service’s container', async () => {
     services: [
       {
         name: 'svc',
+        grace_period: GRACE,
         config: {
           image_resource: BUSYBOX,
           run: { path: 'sh', args: ['-c', 'sleep 1; touch /tmp/ready; exec sleep 300'] },
@@ -82,6 +91,7 @@ test('a service’s privileged and container_limits apply to its container, as a
   ].join('; ');
   const service = (name: string, extra: Record<string, unknown>) => ({
     name,
+    grace_period: GRACE,
     ...extra,
     config: { image_resource: BUSYBOX, run: { path: 'sh', args: ['-c', report] }, ports: [8080] },
   });
@@ -122,6 +132,7 @@ test('a service’s credential refs are resolved by its activity into its contai
     services: [
       {
         name: 'svc',
+        grace_period: GRACE,
         params: { S: '((vs:password))' },
         config: {
           image_resource: BUSYBOX,
@@ -153,7 +164,13 @@ test('a service’s input is a copy-on-write view of its producer’s output: it
     { task: 'make', config: { image_resource: BUSYBOX, outputs: [{ name: 'data' }], run: sh('echo made > data/file') } },
     {
       task: 'read',
-      services: [{ name: 'svc', config: { image_resource: BUSYBOX, inputs: [{ name: 'data' }], run: sh(serve), ports: [8080] } }],
+      services: [
+        {
+          name: 'svc',
+          grace_period: GRACE,
+          config: { image_resource: BUSYBOX, inputs: [{ name: 'data' }], run: sh(serve), ports: [8080] },
+        },
+      ],
       config: { image_resource: BUSYBOX, run: sh(get('svc')) },
     },
     { task: 'check', config: { image_resource: BUSYBOX, inputs: [{ name: 'data' }], run: sh('cat data/file') } },
@@ -162,6 +179,46 @@ test('a service’s input is a copy-on-write view of its producer’s output: it
   expect([r.status, r.message]).toEqual(['succeeded', undefined]);
   expect(r.logs.get('plan.1')).toContain('svc -> overlay made');
   expect(r.logs.get('plan.2')).toBe('made\n');
+  expect(ctr(['containers', 'ls', '-q']).trim()).toBe('');
+  expect(mountsOf(h.home, r.buildId)).toEqual([]);
+});
+
+test('a service’s container runs in the build’s shim group (its keeper’s) and takes a root prepared ahead; its stop is SIGTERM to the container', async () => {
+  const stop = { done: false };
+  const shims = watchShims(stop);
+  const plan = [
+    { task: 'first', config: { image_resource: BUSYBOX, run: { path: 'true' } } },
+    {
+      task: 'with-service',
+      services: [
+        {
+          name: 'svc',
+          config: {
+            image_resource: BUSYBOX,
+            // The trap runs only if the stop's SIGTERM reaches the container's pid 1.
+            run: { path: 'sh', args: ['-c', "trap 'echo got TERM; exit 0' TERM; echo up; while :; do sleep 0.1; done"] },
+          },
+        },
+      ],
+      config: { image_resource: BUSYBOX, run: { path: 'true' } },
+    },
+  ];
+  const r = await h.run(JSON.stringify({ plan })).finally(() => {
+    stop.done = true;
+  });
+  expect([r.status, r.message]).toEqual(['succeeded', undefined]);
+  // One shim for the build's tasks and its service: the keeper's.
+  expect([...(await shims)]).toEqual([keeperId(r.buildId)]);
+  const meta = fs
+    .readdirSync(path.join(h.home, 'builds', r.buildId), { recursive: true, encoding: 'utf8' })
+    .find((f) => f.includes('/services/') && path.basename(f) === 'container.json');
+  const { rootfs } = JSON.parse(fs.readFileSync(path.join(h.home, 'builds', r.buildId, meta!), 'utf8')) as { rootfs: { target: string } };
+  expect(rootfs.target).toContain('/spare-roots/');
+  const log = (await collectServiceLogs(h.nc, r.buildId)).get('plan.1/svc') ?? '';
+  expect(log).toMatch(/service svc started \(container cw-[0-9a-f]+\)/);
+  // Stopped within its grace period: its trap ran, no SIGKILL.
+  expect(log).toMatch(/stopping service svc: SIGTERM[^\n]*\nservice svc stopped\n/);
+  expect(log).toContain('got TERM\n');
   expect(ctr(['containers', 'ls', '-q']).trim()).toBe('');
   expect(mountsOf(h.home, r.buildId)).toEqual([]);
 });

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { keeperId } from '../../activities/runtime/containerd/keeper';
 import { waitFor, type Harness } from '../workflows/harness';
-import { BUSYBOX, containerd, ctr, mountsOf, notesOf, startContainerdHarness, task } from './harness';
+import { BUSYBOX, ctr, mountsOf, notesOf, startContainerdHarness, task, watchShims } from './harness';
 
 let h: Harness;
 beforeAll(async () => {
@@ -41,30 +41,6 @@ test("a task with image_resource runs in that image: its /etc/os-release is the 
   );
   expect(leftovers(r.buildId)).toEqual({ containers: '', mounts: [], snapshots: [] });
 });
-
-/**
- * The `-id` of every runc shim of this run's containerd seen until `stop`: the container that
- * started each (containerd runs the shim binary's short `start` command for every task, which hands
- * over to the running shim of the task's group, and its `delete` command after each: not shims).
- */
-async function watchShims(stop: { done: boolean }): Promise<Set<string>> {
-  const address = `-address ${containerd().socket}`;
-  const ids = new Set<string>();
-  while (!stop.done) {
-    for (const pid of fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
-      let cmd: string;
-      try {
-        cmd = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
-      } catch {
-        continue; // gone meanwhile
-      }
-      const id = / -id (\S+)/.exec(cmd)?.[1];
-      if (cmd.includes('containerd-shim-runc-v2') && cmd.includes(address) && !/ (start|delete)$/.test(cmd.trim()) && id) ids.add(id);
-    }
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  return ids;
-}
 
 test('a build’s containers share one shim, started for its keeper; later tasks take roots prepared ahead; the build’s end removes all', async () => {
   const stop = { done: false };

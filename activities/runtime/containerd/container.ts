@@ -1,6 +1,6 @@
 // What a task's and a service's container share: its image (pulled, or an artifact's rootfs)
-// mounted in its directory, its user from the image, its env, the `ctr run` that runs it, and
-// the removal of what it leaves on the host.
+// mounted in its directory, its user from the image, its env, and the removal of the container
+// and of what it leaves on the host.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { ImageResource } from '../../../schemas/compiled';
@@ -8,8 +8,8 @@ import { StepErrored } from '../../errors';
 import type { Artifacts } from '../../types';
 import { unmountUnder } from '../local/inputs';
 import { removeCgroups } from './cgroup';
+import { isNotFound } from './api';
 import type { ContainerdContext } from './context';
-import { BUILD_LABEL } from './ctr';
 import { imagePull, normalizeReference, type ImageInfo } from './image';
 import { mountArtifact, mountImage, unmountRootfs, type Rootfs } from './rootfs';
 import { mergeEnv, resolveUser, type ResolvedUser } from './spec';
@@ -116,16 +116,6 @@ export function containerEnv(root: MountedRoot, user: ResolvedUser, over: Record
   return mergeEnv(root.env, { ...(root.env.some((e) => e.startsWith('PATH=')) ? {} : { PATH: DEFAULT_PATH }), HOME: user.home, ...over });
 }
 
-/** The command the detached wrapper runs: the container, removed when it ends. */
-export function ctrRun(cx: ContainerdContext, buildId: string, dir: string, id: string): string[] {
-  return cx.ctr.argv(['run', '--rm', '--label', `${BUILD_LABEL}=${buildId}`, '--config', path.join(dir, SPEC_FILE), id]);
-}
-
-/** ctr needs nothing of the worker's environment. */
-export function ctrEnv(): Record<string, string> {
-  return { PATH: process.env.PATH ?? DEFAULT_PATH };
-}
-
 export async function readMeta(dir: string): Promise<ContainerMeta | undefined> {
   return fs
     .readFile(path.join(dir, META_FILE), 'utf8')
@@ -140,4 +130,14 @@ export async function cleanUpContainer(cx: ContainerdContext, dir: string): Prom
   await unmountUnder(path.join(dir, 'work'));
   await unmountRootfs(cx.api, meta.rootfs);
   await removeCgroups(meta.id);
+}
+
+/** Removes the container's task and the container from containerd; idempotent. */
+export async function removeContainer(cx: ContainerdContext, id: string): Promise<void> {
+  const ignoreNotFound = (err: unknown) => {
+    if (!isNotFound(err)) throw err;
+  };
+  await cx.api.killTask(id, 'SIGKILL').catch(() => undefined);
+  await cx.api.deleteTask(id).catch(ignoreNotFound);
+  await cx.api.deleteContainer(id).catch(ignoreNotFound);
 }

@@ -53,7 +53,7 @@ export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOpt
     services: {
       startService: (req) => startLocalService(deps, req, launcher),
       probeService: (req) => probeLocalService(deps, req, launcher),
-      superviseService: (req) => superviseLocalService(deps, req),
+      superviseService: (req) => superviseLocalService(deps, req, launcher),
       stopService: (req) => stopLocalService(deps, req, launcher),
     },
   };

@@ -29,6 +29,7 @@ import {
   META_FILE,
   mountRoot,
   readMeta,
+  removeContainer,
   resolveImage,
   SPEC_FILE,
   userInImage,
@@ -62,7 +63,7 @@ export function findOrStartContainerTask(cx: ContainerdContext, task: ResolvedTa
           return meta;
         })
         .catch(async (err: unknown) => {
-          await removeTask(cx, id);
+          await removeContainer(cx, id);
           await cleanUpContainer(cx, dir).catch(() => undefined);
           if (err instanceof ContainerdApiError)
             err = new StepErrored(`task ${step.task}: containerd could not run the container: ${err.message}`);
@@ -100,13 +101,6 @@ async function startTask(cx: ContainerdContext, buildId: string, dir: string, me
   await cx.api.startTask(meta.id);
 }
 
-/** Removes the container's task and the container from containerd; idempotent. */
-async function removeTask(cx: ContainerdContext, id: string): Promise<void> {
-  await cx.api.killTask(id, 'SIGKILL').catch(() => undefined);
-  await cx.api.deleteTask(id).catch(ignoreNotFound);
-  await cx.api.deleteContainer(id).catch(ignoreNotFound);
-}
-
 function ignoreNotFound(err: unknown): void {
   if (!isNotFound(err)) throw err;
 }
@@ -123,7 +117,7 @@ async function prepare(
   const { step } = req;
   const { config, inputs } = await task.resolve();
   // Whatever an interrupted attempt left (a container, a mount, a snapshot, a cgroup) goes first.
-  if (await readMeta(dir)) await removeTask(cx, id);
+  if (await readMeta(dir)) await removeContainer(cx, id);
   await cleanUpContainer(cx, dir);
   await fs.rm(dir, { recursive: true, force: true });
   const work = path.join(dir, 'work');

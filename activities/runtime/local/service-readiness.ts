@@ -10,7 +10,6 @@ import { ServiceFailed } from '../../errors';
 import { heartbeating } from '../../heartbeat';
 import type { ProbeServiceRequest, ServiceLogOffsets } from '../../types';
 import { inNetwork } from './network';
-import { exitStatus, isAlive } from './process';
 import { runCommand, type RunResult } from './spawner';
 import { attached, handedOver, serviceDir, serviceLog, tail, WATCH_MS, type ServiceLauncher, type ServiceState } from './service-state';
 import type { StepLog } from './step-log';
@@ -38,7 +37,7 @@ export async function probeLocalService(
   const ctx = Context.current();
   const dir = serviceDir(deps.home, req);
   const log = serviceLog(deps, req, dir, (ctx.info.heartbeatDetails as ServiceLogOffsets | undefined) ?? req.offsets);
-  const { proc, state } = await attached(dir, req.name);
+  const { run, state } = await attached(dir, req.name, launcher);
   return heartbeating(
     async () => {
       const stop = new AbortController();
@@ -48,10 +47,10 @@ export async function probeLocalService(
       const drain = (final = false) => (draining = draining.then(() => log.drain(final).catch(() => false)));
       const exited = async (): Promise<never> => {
         for (;;) {
-          let code = await exitStatus(dir);
-          if (code !== undefined || !(await isAlive(proc))) {
+          let code = await run.exitStatus();
+          if (code !== undefined || !(await run.alive())) {
             // The wrapper writes the exit file just before it exits: look once more.
-            code ??= await exitStatus(dir);
+            code ??= await run.exitStatus();
             await drain(true);
             const message = log.redact(
               `service ${req.name} exited${code === undefined ? '' : ` with status ${code}`} before it was ready; its last lines:\n${await tail(dir)}`,

@@ -14,7 +14,7 @@ import type { ActivityDeps } from '../../deps';
 import { ServiceFailed, StepDetached } from '../../errors';
 import type { ServiceLogOffsets, ServiceRef } from '../../types';
 import type { ResolvedServiceRequest } from '../types';
-import { FILES, findProcess, type StepProcess } from './process';
+import { exitStatus, FILES, findProcess, isAlive, reapGroup, terminate, type StepProcess } from './process';
 import { StepLog } from './step-log';
 import type { UserIds } from './users';
 
@@ -38,12 +38,37 @@ export interface ServiceState {
   runAs?: { ids: UserIds; groups: number[]; loader: Record<string, string> };
 }
 
+/** A started service, as each runtime runs it: the local runtime's detached process, or a container (containerd). */
+export interface ServiceRun {
+  /** what runs it, for the step's note: `pid N`, `container ID` */
+  readonly what: string;
+  alive(): Promise<boolean>;
+  /** its exit status once it ended, as recorded in its directory (by the wrapper, or by `alive` seeing a container's end) */
+  exitStatus(): Promise<number | undefined>;
+  /** SIGTERM to every process of it, SIGKILL after the grace period */
+  terminate(graceMs: number): Promise<'exited' | 'killed'>;
+  /** what its main process left running once it ended, killed */
+  reap(): void;
+}
+
+/** The local runtime's service: its detached wrapper's process group. */
+export function processRun(proc: StepProcess): ServiceRun {
+  return {
+    what: `pid ${proc.pid}`,
+    alive: () => isAlive(proc),
+    exitStatus: () => exitStatus(proc.dir),
+    terminate: (graceMs) => terminate(proc, graceMs),
+    reap: () => reapGroup(proc),
+  };
+}
+
 /**
  * A runtime that runs services as containers (containerd) keeps this lifecycle and replaces the
- * process: run.user is the image's, the command is the container's, the probe runs inside it.
+ * process: run.user is the image's, the container is started, found and stopped its own way,
+ * the probe runs inside it.
  */
 export interface ServiceLauncher {
-  /** prepares the service's container in `dir` (its files in `work`): the command and env the detached wrapper runs it with */
+  /** prepares the service's container in `dir` (its files in `work`), to be started by `start` */
   prepare(s: {
     req: ResolvedServiceRequest;
     dir: string;
@@ -53,11 +78,22 @@ export interface ServiceLauncher {
     netns?: string;
     hosts?: string;
     note(text: string): void;
-  }): Promise<{ command: string[]; env: Record<string, string> }>;
+  }): Promise<void>;
+  /** starts what prepare made; its output goes to the service's stdout and stderr files in `dir` */
+  start(dir: string, buildId: string): Promise<ServiceRun>;
+  /** the service an earlier attempt started in `dir` (running or ended), if any */
+  find(dir: string): Promise<ServiceRun | undefined>;
   /** the startup probe's command, run inside the service */
   probe(dir: string, command: string[]): string[];
   /** the service was stopped: what its container left on the host goes */
   stopped(dir: string): Promise<void>;
+}
+
+/** The service started in `dir`: the launcher's, else the local runtime's process. */
+export async function findRun(dir: string, launcher?: ServiceLauncher): Promise<ServiceRun | undefined> {
+  if (launcher) return launcher.find(dir);
+  const proc = await findProcess(dir);
+  return proc && processRun(proc);
 }
 
 /**
@@ -119,8 +155,8 @@ export async function tail(dir: string): Promise<string> {
   return lines.length ? lines.join('\n') : '(no output)';
 }
 
-export async function attached(dir: string, name: string): Promise<{ proc: StepProcess; state: ServiceState }> {
-  const [proc, state] = await Promise.all([findProcess(dir), readState(dir)]);
-  if (!proc || !state) throw new ServiceFailed(`service ${name} was not started (its directory ${dir} has no process)`);
-  return { proc, state };
+export async function attached(dir: string, name: string, launcher?: ServiceLauncher): Promise<{ run: ServiceRun; state: ServiceState }> {
+  const [run, state] = await Promise.all([findRun(dir, launcher), readState(dir)]);
+  if (!run || !state) throw new ServiceFailed(`service ${name} was not started (its directory ${dir} has no process)`);
+  return { run, state };
 }

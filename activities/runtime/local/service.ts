@@ -17,16 +17,19 @@ import type { ServiceLogOffsets, StopServiceRequest, SuperviseServiceRequest } f
 import type { ResolvedServiceRequest } from '../types';
 import { placeInputs, unmountUnder } from './inputs';
 import { attachService, detachService, inNetwork, serviceScope, writeHosts } from './network';
-import { exitStatus, findProcess, isAlive, reapGroup, startProcess, terminate } from './process';
+import { startProcess } from './process';
 import {
   attached,
+  findRun,
   handedOver,
+  processRun,
   readState,
   serviceDir,
   serviceLog,
   STATE_FILE,
   WATCH_MS,
   type ServiceLauncher,
+  type ServiceRun,
   type ServiceState,
 } from './service-state';
 import { buildUser, canIsolate, notIsolatedNote, openBuildDir, stepPath } from './isolation';
@@ -49,7 +52,7 @@ export async function startLocalService(
   return heartbeating(
     async () => {
       const state = await readState(dir);
-      if (state && (await findProcess(dir))) return { address: state.address, offsets: log.offsets };
+      if (state && (await findRun(dir, launcher))) return { address: state.address, offsets: log.offsets };
 
       // The namespace, the service's directory and the directories of its files are made at
       // once: the service's start waits for all of them, and none of them needs another.
@@ -122,18 +125,20 @@ export async function startLocalService(
         JSON.stringify({ address, config, env, root, netns: net.netns, hosts, runAs } satisfies ServiceState),
       );
       const run = [config.run.path, ...config.run.args];
-      const proc = launcher
-        ? await startProcess({
-            dir,
-            cwd: dir,
-            ...(await launcher.prepare({ req, dir, work, config, env, netns: net.netns, hosts, note: (t) => log.noteLater(t) })),
-          })
-        : await startProcess({
+      let started: ServiceRun;
+      if (launcher) {
+        await launcher.prepare({ req, dir, work, config, env, netns: net.netns, hosts, note: (t) => log.noteLater(t) });
+        started = await launcher.start(dir, req.buildId);
+      } else {
+        started = processRun(
+          await startProcess({
             dir,
             cwd: safeJoin(work, config.run.dir ?? '.'),
             command: inNetwork(net.netns, runAs ? asUser(runAs.ids, run, runAs.groups, runAs.loader) : run, hosts),
             env,
-          });
+          }),
+        );
+      }
       // Notes after the start, and not waited for: neither the service nor its probe waits for
       // NATS. The probe sends the service's output from the offsets returned here.
       log.noteLater(net.note);
@@ -141,7 +146,7 @@ export async function startLocalService(
         log.noteLater('the local runtime runs this service on the host, without an image (image_resource/image is ignored)');
       const listed = Object.entries(address.ports).map(([n, p]) => `${n} ${p}`);
       log.noteLater(
-        `service ${req.name} started (pid ${proc.pid}) on ${address.host}${listed.length ? `, ports: ${listed.join(', ')}` : ''}`,
+        `service ${req.name} started (${started.what}) on ${address.host}${listed.length ? `, ports: ${listed.join(', ')}` : ''}`,
       );
       return { address, offsets: log.offsets };
     },
@@ -169,11 +174,15 @@ async function takeOver(root: string, user: string): Promise<UserIds> {
 }
 
 /** Streams the service's output until it ends; stopService ends it at teardown. */
-export async function superviseLocalService(deps: ActivityDeps, req: SuperviseServiceRequest): Promise<{ exitCode?: number }> {
+export async function superviseLocalService(
+  deps: ActivityDeps,
+  req: SuperviseServiceRequest,
+  launcher?: ServiceLauncher,
+): Promise<{ exitCode?: number }> {
   const ctx = Context.current();
   const dir = serviceDir(deps.home, req);
   const log = serviceLog(deps, req, dir, (ctx.info.heartbeatDetails as ServiceLogOffsets | undefined) ?? req.offsets);
-  const { proc } = await attached(dir, req.name);
+  const { run } = await attached(dir, req.name, launcher);
   let cancelled = false;
   ctx.cancelled.catch(() => {
     cancelled = true;
@@ -182,16 +191,16 @@ export async function superviseLocalService(deps: ActivityDeps, req: SuperviseSe
   for (;;) {
     const sent = await log.drain().catch(() => false);
     ctx.heartbeat(log.offsets);
-    const code = await exitStatus(dir);
-    if (code !== undefined || !(await isAlive(proc))) {
-      reapGroup(proc);
+    const code = await run.exitStatus();
+    if (code !== undefined || !(await run.alive())) {
+      run.reap();
       await log.drain(true).catch(() => false);
-      return { exitCode: code };
+      return { exitCode: code ?? (await run.exitStatus()) };
     }
     if (cancelled) {
       const handover = handedOver(ctx);
       if (handover) throw handover;
-      await terminate(proc, req.gracePeriodMs);
+      await run.terminate(req.gracePeriodMs);
       await log.drain(true).catch(() => false);
       return {};
     }
@@ -203,19 +212,19 @@ export async function superviseLocalService(deps: ActivityDeps, req: SuperviseSe
 /** SIGTERM to the service's process group, SIGKILL after its grace period; idempotent. */
 export async function stopLocalService(deps: ActivityDeps, req: StopServiceRequest, launcher?: ServiceLauncher): Promise<void> {
   const dir = serviceDir(deps.home, req);
-  const proc = await findProcess(dir);
+  const run = await findRun(dir, launcher);
   const state = await readState(dir);
-  if (proc && (await isAlive(proc))) {
+  if (run && (await run.alive())) {
     const log = serviceLog(deps, req, dir, undefined, 'stop');
     await log.note(`stopping service ${req.name}: SIGTERM, SIGKILL after ${req.gracePeriodMs / 1000}s`).catch(() => undefined);
     const how = await heartbeating(
-      () => terminate(proc, req.gracePeriodMs),
+      () => run.terminate(req.gracePeriodMs),
       () => undefined,
     );
     await log.note(how === 'killed' ? `service ${req.name} killed (SIGKILL)` : `service ${req.name} stopped`).catch(() => undefined);
-  } else if (proc) {
+  } else if (run) {
     // The main process ended; whatever it left in its group goes with it.
-    reapGroup(proc);
+    run.reap();
   }
   // Its namespace goes with it, and whatever still ran there (a daemon outside its process group).
   await detachService(req);
