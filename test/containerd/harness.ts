@@ -82,3 +82,8 @@ export async function watchShims(stop: { done: boolean }): Promise<Set<string>> 
   }
   return ids;
 }
+
+/** The shims `watchShims` saw, but for other builds' keepers' (other test files' builds run meanwhile). */
+export function shimsOf(seen: Set<string>, keeper: string): string[] {
+  return [...seen].filter((id) => id === keeper || !id.startsWith('cw-keep-'));
+}

@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { collectServiceLogs } from '../../common/build-log';
 import type { Harness } from '../workflows/harness';
 import { keeperId } from '../../activities/runtime/containerd/keeper';
-import { BUSYBOX, ctr, mountsOf, startContainerdHarness, watchShims } from './harness';
+import { BUSYBOX, ctr, mountsOf, shimsOf, startContainerdHarness, watchShims } from './harness';
 
 let h: Harness;
 beforeAll(async () => {
@@ -208,7 +208,7 @@ test('a service’s container runs in the build’s shim group (its keeper’s) 
   });
   expect([r.status, r.message]).toEqual(['succeeded', undefined]);
   // One shim for the build's tasks and its service: the keeper's.
-  expect([...(await shims)]).toEqual([keeperId(r.buildId)]);
+  expect(shimsOf(await shims, keeperId(r.buildId))).toEqual([keeperId(r.buildId)]);
   const meta = fs
     .readdirSync(path.join(h.home, 'builds', r.buildId), { recursive: true, encoding: 'utf8' })
     .find((f) => f.includes('/services/') && path.basename(f) === 'container.json');

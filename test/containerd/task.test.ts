@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { keeperId } from '../../activities/runtime/containerd/keeper';
 import { waitFor, type Harness } from '../workflows/harness';
-import { BUSYBOX, ctr, mountsOf, notesOf, startContainerdHarness, task, watchShims } from './harness';
+import { BUSYBOX, ctr, mountsOf, notesOf, shimsOf, startContainerdHarness, task, watchShims } from './harness';
 
 let h: Harness;
 beforeAll(async () => {
@@ -50,7 +50,7 @@ test('a build’s containers share one shim, started for its keeper; later tasks
     stop.done = true;
   });
   expect(r.status).toBe('succeeded');
-  expect([...(await shims)]).toEqual([keeperId(r.buildId)]);
+  expect(shimsOf(await shims, keeperId(r.buildId))).toEqual([keeperId(r.buildId)]);
   // Where each task's root was mounted (its step directory keeps the record): the first prepared
   // its own; the next ones took the one prepared while the previous task ran.
   const roots = fs
