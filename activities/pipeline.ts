@@ -137,8 +137,11 @@ async function checkResource(
     out = await run(request);
   } catch (err) {
     // A ref found nowhere, an image that cannot be pulled: this check fails (shown by resource-versions); the next interval looks again.
-    if (err instanceof StepErrored || (err instanceof ApplicationFailure && err.nonRetryable))
-      throw ApplicationFailure.create({ type: CHECK_FAILED, nonRetryable: true, message: err.message });
+    if (err instanceof StepErrored || (err instanceof ApplicationFailure && err.nonRetryable)) {
+      const prefix = `resource ${resource.name}: `;
+      const message = err.message.startsWith(prefix) ? err.message : `${prefix}check: ${err.message}`;
+      throw ApplicationFailure.create({ type: CHECK_FAILED, nonRetryable: true, message });
+    }
     throw err;
   }
   const file = resource.type.kind === 'host' ? path.join(resource.type.dir, 'check') : '/opt/resource/check';

@@ -157,3 +157,27 @@ jobs:
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a pipeline's check of an image type whose image cannot be pulled fails with the registry's words and leaves no lease", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-image-check-gone-'));
+  const cli = (...args: string[]) => runCli(args, { cwd: dir, queue: h.taskQueue });
+  try {
+    fs.writeFileSync(
+      path.join(dir, 'p.yml'),
+      `
+resource_types:
+- {name: gone, type: registry-image, source: {repository: causeway-test/no-such-resource}}
+resources: [{name: g, type: gone, check_every: never, source: {}}]
+jobs: [{name: j, plan: [{get: g, trigger: true}]}]
+`,
+    );
+    expect(await cli('set-pipeline', '-n', '-p', 'gone', '-c', 'p.yml')).toMatchObject({ code: 0 });
+    const checked = await cli('check-resource', '-r', 'gone/g');
+    expect(checked.code).not.toBe(0);
+    expect(checked.stderr).toMatch(/resource g: .*causeway-test\/no-such-resource:latest: not found/s);
+    expect((await leasedBuilds(h.home)).filter((id) => id.startsWith('check-'))).toEqual([]);
+  } finally {
+    await cli('destroy-pipeline', '-n', '-p', 'gone');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
