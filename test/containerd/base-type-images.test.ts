@@ -2,7 +2,8 @@
 // images a kubernetes worker runs them from (CAUSEWAY_RESOURCE_IMAGES), proved on containerd:
 // declared as resource_types of type registry-image and pushed to the run's local registry,
 // their /opt/resource scripts check, get and put a git repository served by `git daemon` on
-// 127.0.0.1 (resource containers have the worker's network) and a time interval.
+// 127.0.0.1 (resource containers have the worker's network) and a time interval; registry-image's
+// (skopeo and umoci in its image) gets busybox from that registry.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -29,10 +30,14 @@ function freePort(): Promise<number> {
 }
 
 beforeAll(async () => {
-  const built = execFileSync('bash', [path.resolve(__dirname, '../../scripts/images/build.sh'), 'resource-git', 'resource-time'], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  const built = execFileSync(
+    'bash',
+    [path.resolve(__dirname, '../../scripts/images/build.sh'), 'resource-git', 'resource-time', 'resource-registry-image'],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   for (const line of built.trim().split('\n')) {
     const [name, layout] = line.split(' ');
     execFileSync(
@@ -135,4 +140,31 @@ jobs:
   const version = r.summary?.steps.find((s) => s.id === 'plan.0')?.resource?.version;
   expect(Number.isNaN(Date.parse(version?.time ?? ''))).toBe(false);
   expect(ctr(['images', 'ls', '-q'])).toContain('docker.io/causeway/resource-time:latest');
+});
+
+test('registry-image as an image: get fetches an image from the local registry with skopeo and umoci of its own', async () => {
+  const registry = containerd().registry;
+  const r = await h.run(
+    `
+resource_types:
+- {name: ri-img, type: registry-image, source: {repository: causeway/resource-registry-image}}
+resources:
+- {name: bb, type: ri-img, source: {repository: ${registry}/library/busybox, insecure: true}}
+jobs:
+- name: j
+  plan:
+  - get: bb
+  - task: show
+    config:
+      platform: linux
+      inputs: [{name: bb}]
+      run: {path: sh, args: [-c, 'cat bb/repository; echo; cat bb/rootfs/etc/os-release']}
+`,
+    { job: 'j' },
+  );
+  expect(r.status).toBe('succeeded');
+  expect(r.summary?.steps.find((s) => s.id === 'plan.0')?.resource?.version.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+  expect(r.logs.get('plan.1')).toContain(`${registry}/library/busybox`);
+  expect(r.logs.get('plan.1')).toContain('ID=causeway-busybox');
+  expect(ctr(['images', 'ls', '-q'])).toContain('docker.io/causeway/resource-registry-image:latest');
 });
