@@ -1,5 +1,6 @@
 // A pipeline's check (activities/pipeline.ts) past its check_timeout: it fails with a message
-// that says so, and nothing it started keeps running. Real processes, no server.
+// that says so, and nothing it started keeps running; one its uid cannot execute says how to
+// open it. Real processes, no server.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -44,4 +45,25 @@ test('a check past check_timeout fails saying so, its process group killed; the 
 
   fs.writeFileSync(path.join(dir, 'fast'), '');
   expect(await acts.checkResource({ pipeline: 'p', resource: resource(), from: null, timeoutMs: 5000 })).toEqual([{ v: '1' }]);
+});
+
+test("a root worker's check that its uid cannot execute says what to change", async () => {
+  if (process.getuid?.() !== 0) return;
+  const closed = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-check-closed-'));
+  try {
+    // mkdtemp's 0700: the check's uid cannot reach the script inside.
+    const type = path.join(closed, 't');
+    fs.mkdirSync(type, { mode: 0o755 });
+    fs.writeFileSync(path.join(type, 'check'), '#!/bin/sh\necho "[]"\n', { mode: 0o755 });
+    const ref: ResourceRef = { name: 'closed', type: { kind: 'host', name: 't', dir: type }, source: {} };
+    const err = await pipelineActivities({ home: path.join(dir, 'home') })
+      .checkResource({ pipeline: 'p', resource: ref, from: null, timeoutMs: 5000 })
+      .catch((e: Error) => e);
+    expect((err as Error).message).toMatch(/^resource closed: check exited 126: .*Permission denied/);
+    expect((err as Error).message).toContain(
+      `checks run as an unprivileged uid: ${type}/check and every directory above it must be readable and searchable by others (chmod o+rx)`,
+    );
+  } finally {
+    fs.rmSync(closed, { recursive: true, force: true });
+  }
 });
