@@ -94,6 +94,11 @@ jobs:
           echo written >/data/new
           ls -ln /data /bin/setuid-root | awk 'NF > 3 {print $1, $3, $4, $NF}'
           ls -lnd /data | awk '{print "dir", $1, $3, $4}'
+  - task: again
+    image: owners
+    config:
+      platform: linux
+      run: {path: sh, args: [-c, 'ls -lnd /data | awk "{print \\$3}"; ls /data']}
 `,
     { job: 'j' },
   );
@@ -108,6 +113,18 @@ jobs:
   // Root's again, setuid kept (a chown clears it).
   expect(log).toMatch(/-rwsr-xr-x 0 0 \/bin\/setuid-root\n/);
   expect(await notesOf(h.nc, r.buildId, 'plan.1')).toContain("its files' owners restored from the rootless unpack");
+  // Its own layer: the first task's write is not there; the owners are, from the same owned layer.
+  expect(r.logs.get('plan.2')).toBe('999\nkept\nkept-link\nshadow\n');
+  const buildDir = path.join(h.home, 'builds', r.buildId);
+  const owned = path.join(buildDir, 'owned-roots');
+  expect(fs.readdirSync(owned)).toHaveLength(1);
+  expect(fs.statSync(owned).mode & 0o777).toBe(0o700);
+  // The artifact itself is as the get wrote it: the unpacker's.
+  const artifactData = fs
+    .readdirSync(buildDir, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('rootfs/data') && !f.startsWith('owned-roots/'));
+  expect(artifactData).toHaveLength(1);
+  expect(fs.statSync(path.join(buildDir, artifactData[0])).uid).not.toBe(999);
   // The symlinks (etc/x, data/shadow -> /etc/shadow) were not followed: the host's file is as it was.
   const after = fs.lstatSync('/etc/shadow');
   expect([after.uid, after.gid, after.mode, after.ctimeMs]).toEqual([shadow.uid, shadow.gid, shadow.mode, shadow.ctimeMs]);

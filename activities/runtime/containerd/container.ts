@@ -4,6 +4,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { ImageResource } from '../../../schemas/compiled';
+import { paths } from '../../deps';
 import { StepErrored } from '../../errors';
 import type { Artifacts } from '../../types';
 import { unmountUnder } from '../local/inputs';
@@ -89,7 +90,8 @@ export async function mountRoot(
 ): Promise<MountedRoot> {
   const target = path.join(dir, 'rootfs');
   if ('artifact' in image) {
-    const { ownersRestored, ...mounted } = await mountArtifact(image.artifact, image.name, dir, target);
+    const owned = path.join(paths.build(cx.deps.home, buildId), 'owned-roots');
+    const { ownersRestored, ...mounted } = await mountArtifact(image.artifact, image.name, dir, target, owned);
     note(`image: the rootfs of artifact ${image.name}${ownersRestored ? ", its files' owners restored from the rootless unpack" : ''}`);
     return mounted;
   }

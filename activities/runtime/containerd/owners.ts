@@ -1,9 +1,9 @@
 // The owners of a rootfs that an unprivileged process unpacked (registry-image's `in` under the
 // build's uid, `umoci --rootless`): every file is that uid's, and umoci keeps the owner the
 // layer named in the file's `user.rootlesscontainers` xattr (a protobuf {uid = 1, gid = 2};
-// none means root's). The worker, root, gives each file that owner in the container's overlay
-// (rootfs.ts), never in the artifact: the artifact stays the build's, and a setuid file made
-// root's exists only in the step's mount.
+// none means root's). The worker, root, gives each file that owner in an overlay over the
+// artifact (rootfs.ts's owned layer), never in the artifact: the artifact stays the build's, and
+// a setuid file made root's exists only in the worker's own directory and the steps' mounts.
 //
 // The image chose the tree (symlinks at /etc/shadow, hard links) and the build's uid may change
 // the artifact under the walk, so the walk is anchored on file descriptors: each directory is

@@ -2,6 +2,7 @@
 // a containerd snapshot of the image (overlay over its unpacked layers), or an overlay over a
 // rootfs an earlier step produced (Concourse's `image:` artifact). Writes go to the overlay's own
 // upper layer: neither the image nor the artifact changes.
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { StepErrored } from '../../errors';
@@ -49,6 +50,8 @@ export async function mountArtifact(
   name: string,
   stepDir: string,
   target: string,
+  /** a directory of the build's, the worker's only: where an artifact's owners are restored, once */
+  ownedDir: string,
 ): Promise<{ rootfs: Rootfs; env: string[]; user?: string; ownersRestored: boolean }> {
   const lower = path.join(artifactDir, 'rootfs');
   const st = await fs.stat(lower).catch(() => undefined);
@@ -71,19 +74,56 @@ export async function mountArtifact(
   const work = path.join(stepDir, 'rootfs-work');
   await Promise.all([upper, work].map((d) => fs.rm(d, { recursive: true, force: true })));
   await Promise.all([upper, work, target].map((d) => fs.mkdir(d, { recursive: true })));
-  const options = [`lowerdir=${lower}`, `upperdir=${upper}`, `workdir=${work}`];
   // A rootfs that is not root's was unpacked without privileges (registry-image's `in`): its
-  // owners come back in the overlay (owners.ts), where metacopy makes each chown copy up the
-  // file's metadata only, not its data.
+  // owners come back in a layer of the worker's over it (owners.ts), made once per artifact.
   const rootless = st.uid !== 0;
-  if (rootless) await mount('overlay', 'overlay', [...options, 'metacopy=on'], target);
-  else await mount('overlay', 'overlay', options, target);
-  if (rootless)
-    await restoreOwners(target, st.uid, `image ${name}`).catch(async (err: unknown) => {
-      await unmountRootfs(undefined, rootfs);
-      throw err;
-    });
+  const lowers = rootless ? [await ownedLayer(lower, st.uid, name, ownedDir), lower] : [lower];
+  const options = [`lowerdir=${lowers.join(':')}`, `upperdir=${upper}`, `workdir=${work}`];
+  // metacopy: the owned layer holds the files' metadata only; their data stays in the artifact.
+  await mount('overlay', 'overlay', rootless ? [...options, 'metacopy=on'] : options, target);
   return { rootfs, env, user, ownersRestored: rootless };
+}
+
+/**
+ * The artifact's owners as a layer over it: an overlay's upper directory in which each file was
+ * given its owner (owners.ts), with metacopy, so it holds inodes' metadata and no data (postgres:
+ * 10,500 files, 42 MB against 413 MB copied). Made once per artifact and used as a lower layer
+ * by every step that runs in it; under `ownedDir` (root's, 0700), so a setuid file made root's
+ * again is out of the build's uid's reach. Made aside and renamed into place: a concurrent step
+ * of the same artifact takes the first one made, an interrupted one is never taken.
+ */
+async function ownedLayer(lower: string, unpacker: number, name: string, ownedDir: string): Promise<string> {
+  const done = path.join(ownedDir, createHash('sha256').update(lower).digest('hex').slice(0, 32));
+  const layer = path.join(done, 'upper');
+  if (
+    await fs.stat(layer).then(
+      () => true,
+      () => false,
+    )
+  )
+    return layer;
+  await fs.mkdir(ownedDir, { recursive: true, mode: 0o700 });
+  await fs.chmod(ownedDir, 0o700);
+  const tmp = `${done}.${randomUUID()}`;
+  const merged = path.join(tmp, 'merged');
+  await Promise.all(['upper', 'work', 'merged'].map((d) => fs.mkdir(path.join(tmp, d), { recursive: true })));
+  await mount(
+    'overlay',
+    'overlay',
+    [`lowerdir=${lower}`, `upperdir=${path.join(tmp, 'upper')}`, `workdir=${path.join(tmp, 'work')}`, 'metacopy=on'],
+    merged,
+  );
+  try {
+    await restoreOwners(merged, unpacker, `image ${name}`);
+  } finally {
+    await unmountRootfs(undefined, { target: merged });
+  }
+  await fs.rename(tmp, done).catch(async (err: unknown) => {
+    // Another step of the same artifact made it first.
+    if (!['ENOTEMPTY', 'EEXIST'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+  });
+  await fs.rm(tmp, { recursive: true, force: true });
+  return layer;
 }
 
 /** Unmounts the rootfs and removes its snapshot; idempotent. */
