@@ -13,6 +13,7 @@ import { awaitBuild, startBuild } from '../../common/build-client';
 import { collectLogs, collectServiceLogs } from '../../common/build-log';
 import { AesGcmPayloadCodec, loadCodecKeys } from '../../common/codec';
 import { compilePlan } from '../../schemas';
+import { parseResourceImages } from '../../schemas/resource-images';
 import { WorkerRecord } from '../../schemas/workers';
 import { workerBucket } from '../../workers/registry';
 import { reconcileKubernetes } from '../../activities/runtime/kubernetes/reconcile';
@@ -71,7 +72,14 @@ beforeAll(async () => {
   namespace = await freshNamespace(core, 'build');
   env = await startBuildEnv('k8s-build', {
     tags: ['gpu', 'nowhere'],
-    kubernetes: { namespace, kubeConfig: adminKubeConfig(), graceSeconds: 1, unschedulableGraceMs: 500, logDrainMs: 1000 },
+    kubernetes: {
+      namespace,
+      kubeConfig: adminKubeConfig(),
+      graceSeconds: 1,
+      unschedulableGraceMs: 500,
+      logDrainMs: 1000,
+      resourceImages: parseResourceImages('registry.test:5000/causeway'),
+    },
   });
   ({ home, bundle, endpoints, taskQueue, worker, client, nc } = env);
   kubelet = setInterval(() => void playKubelet().catch(() => undefined), 100);
@@ -90,8 +98,8 @@ const task = (name: string, extra: Record<string, unknown> = {}, config: Record<
     ...extra,
   });
 
-async function run(yaml: string) {
-  const plan = compilePlan({ text: yaml, file: 'k8s.yml' });
+async function run(yaml: string, job?: string) {
+  const plan = compilePlan({ text: yaml, file: 'k8s.yml', ...(job ? { job } : {}) });
   const handle = await startBuild(client, { plan, taskQueue });
   return { handle, outcome: awaitBuild(handle) };
 }
@@ -207,6 +215,22 @@ plan:
     released.push(defaultPayloadConverter.fromPayload<string>(plain));
   }
   expect(released.filter((s) => s.startsWith('release'))).toEqual(['release out, unread']);
+});
+
+test("a get of a base type (git) runs its check in a pod of the type's image, which CAUSEWAY_RESOURCE_IMAGES names", async () => {
+  const { handle, outcome } = await run(
+    `
+resources: [{name: repo, type: git, source: {uri: 'https://git.test/r.git', branch: main}}]
+jobs: [{name: j, plan: [{get: repo}]}]
+`,
+    'j',
+  );
+  // The fake kubelet's pods write no check response: the build ends without a version.
+  await outcome.catch(() => undefined);
+  const check = podsOf(handle.workflowId).find((p) => p.metadata?.annotations?.[ANNOTATIONS.task] === 'check repo');
+  const container = check?.spec?.containers.find((c) => c.name === CONTAINERS.task);
+  expect(container?.image).toBe('registry.test:5000/causeway/resource-git:latest');
+  expect(container?.args?.slice(2)).toEqual(['/opt/resource/check']);
 });
 
 test('the kubernetes worker is in the worker registry with its runtime and tags', async () => {
