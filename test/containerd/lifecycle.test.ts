@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { awaitBuild, startBuild } from '../../common/build-client';
-import { collectLogs } from '../../common/build-log';
+import { collectLogs, collectServiceLogs } from '../../common/build-log';
 import { DEV_DEFAULT_IMAGE } from '../../cli/dev/containerd';
 import { compilePlan } from '../../schemas';
 import { testStack } from '../setup/env';
@@ -110,8 +110,14 @@ describe('a worker killed with SIGKILL', () => {
     fs.closeSync(log);
     return child;
   };
-  afterAll(() => {
-    worker?.kill('SIGKILL');
+  // Each test's last worker goes with it: the next test's worker must be the only one on the queue.
+  afterEach(async () => {
+    const w = worker;
+    worker = undefined;
+    if (!w || w.exitCode !== null || w.signalCode !== null) return;
+    const exited = new Promise((r) => w.once('exit', r));
+    w.kill('SIGKILL');
+    await exited;
   });
 
   test('leaves its container running; the worker started again re-attaches to it by name, and it runs once', async () => {
@@ -134,6 +140,39 @@ describe('a worker killed with SIGKILL', () => {
     const log = (await collectLogs(h.nc, handle.workflowId)).get('plan.0') ?? '';
     expect(log.match(/started/g)).toHaveLength(1);
     expect(log).toContain('done');
+    nothingLeft(handle.workflowId);
+  });
+
+  test('leaves its service’s container running too; the worker started again re-attaches to it and stops it at the step’s end', async () => {
+    if (!fs.existsSync(CLI)) throw new Error('run `npm run build` first (npm test does)');
+    worker = start();
+    const service = {
+      name: 'svc',
+      config: {
+        image_resource: BUSYBOX,
+        run: { path: 'sh', args: ['-c', "trap 'echo got TERM; exit 0' TERM; echo up; while :; do sleep 0.1; done"] },
+      },
+    };
+    const plan = compilePlan({
+      text: `plan:\n- ${task('long', 'echo started; sleep 4; echo done', { services: [service] }, { image_resource: BUSYBOX })}`,
+      file: 'kill-service.yml',
+    });
+    const handle = await startBuild(h.client, { plan, taskQueue: queue });
+    // The service's container and the task's.
+    await waitFor('the service and the task to run', () => running().length >= 2);
+    const before = running();
+    worker.kill('SIGKILL');
+    await new Promise((r) => worker!.once('exit', r));
+    expect(running()).toEqual(expect.arrayContaining(before));
+    worker = start();
+    const outcome = await awaitBuild(handle);
+    expect([outcome.status, outcome.message]).toEqual(['succeeded', undefined]);
+    const log = (await collectLogs(h.nc, handle.workflowId)).get('plan.0') ?? '';
+    expect(log.match(/started/g)).toHaveLength(1);
+    // Started once, stopped by the restarted worker with SIGTERM.
+    const svc = (await collectServiceLogs(h.nc, handle.workflowId)).get('plan.0/svc') ?? '';
+    expect(svc.match(/^up$/gm)).toHaveLength(1);
+    expect(svc).toContain('got TERM');
     nothingLeft(handle.workflowId);
   });
 });
