@@ -1,0 +1,90 @@
+// Resources on the real node: a Concourse resource type that is an image (test-resource's
+// `stamp`, busybox and three scripts) and a base type (`time`) run from its own image
+// (CAUSEWAY_RESOURCE_IMAGES) check and fetch in real pods, pulled by the kubelet from the node's
+// registry; a task reads what they fetched. Both images are built offline by
+// scripts/images/build.sh and pushed here.
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import { awaitBuild, startBuild } from '../../../common/build-client';
+import { collectLogs } from '../../../common/build-log';
+import { compilePlan } from '../../../schemas';
+import { parseResourceImages } from '../../../schemas/resource-images';
+import { startBuildEnv, type BuildEnv } from '../setup/builds';
+import { adminCore, adminKubeConfig, freshNamespace, testCluster } from '../setup/env';
+
+jest.setTimeout(600_000);
+
+let env: BuildEnv;
+let client: Client;
+let namespace: string;
+let registry: string;
+
+/** Builds an image offline (cached by its inputs) and copies it to the node's registry as `ref`. */
+function push(image: string, ref: string): void {
+  const layout = execFileSync('bash', [path.resolve(__dirname, '../../../scripts/images/build.sh'), image], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+    .trim()
+    .split(' ')[1];
+  execFileSync('skopeo', ['copy', '--quiet', '--dest-tls-verify=false', layout, `docker://${registry}/${ref}`], { stdio: 'inherit' });
+}
+
+beforeAll(async () => {
+  const node = testCluster().node!;
+  registry = node.registry;
+  push('test-resource', 'causeway-test/stamp-resource:latest');
+  push('resource-time', 'causeway/resource-time:latest');
+  namespace = await freshNamespace(adminCore(), 'node-resources');
+  env = await startBuildEnv('k8s-node-resources', {
+    kubernetes: {
+      namespace,
+      kubeConfig: adminKubeConfig(),
+      defaultImage: node.images.task,
+      agentImage: node.images.agent,
+      resourceImages: parseResourceImages(`${registry}/causeway`),
+      graceSeconds: 2,
+    },
+  });
+  client = env.client;
+});
+
+afterAll(async () => {
+  await env?.stop();
+  await adminCore()
+    .deleteNamespace({ name: namespace })
+    .catch(() => undefined);
+});
+
+test('an image resource type and a base type from its image check and fetch in pods; a task reads both', async () => {
+  const plan = compilePlan({
+    file: 'resources.yml',
+    job: 'j',
+    text: `
+resource_types:
+- {name: stamp, type: registry-image, source: {repository: ${registry}/causeway-test/stamp-resource}}
+resources:
+- {name: s, type: stamp, source: {color: blue}}
+- {name: tick, type: time, source: {interval: 1m}}
+jobs:
+- name: j
+  plan:
+  - get: s
+  - get: tick
+  - task: show
+    config:
+      platform: linux
+      inputs: [{name: s}, {name: tick}]
+      run: {path: sh, args: [-c, 'cat s/n; cat s/request.json; echo; cat tick/input 2>/dev/null || ls tick']}
+`,
+  });
+  const handle = await startBuild(client, { plan, taskQueue: env.taskQueue });
+  const outcome = await awaitBuild(handle);
+  const logs = await collectLogs(env.nc, handle.workflowId);
+  const all = [...logs.values()].join('\n');
+  expect({ status: outcome.status, all }).toMatchObject({ status: 'succeeded' });
+  expect(all).toContain('stamp check in causeway-busybox as uid 0');
+  expect(all).toContain('stamp in: fetched 2 into');
+  expect(logs.get('plan.2')).toContain('2\n{"source":{"color":"blue"},"version":{"n":"2"},"params":{}}');
+});
