@@ -1,9 +1,11 @@
 // Resources on the real node: a Concourse resource type that is an image (test-resource's
 // `stamp`, busybox and three scripts) and a base type (`time`) run from its own image
 // (CAUSEWAY_RESOURCE_IMAGES) check and fetch in real pods, pulled by the kubelet from the node's
-// registry; a task reads what they fetched. Both images are built offline by
-// scripts/images/build.sh and pushed here.
-import { execFileSync } from 'node:child_process';
+// registry; a task reads what they fetched; a pipeline's periodic check of the image type runs in
+// a pod too. Both images are built offline by scripts/images/build.sh and pushed here.
+import { execFileSync, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { awaitBuild, startBuild } from '../../../common/build-client';
@@ -87,4 +89,43 @@ jobs:
   expect(all).toContain('stamp check in causeway-busybox as uid 0');
   expect(all).toContain('stamp in: fetched 2 into');
   expect(logs.get('plan.2')).toContain('2\n{"source":{"color":"blue"},"version":{"n":"2"},"params":{}}');
+});
+
+/** The CLI against the stack the project's globalSetup started (`dev up --runtime kubernetes`). */
+function cli(args: string[], cwd: string): { code: number | null; out: string } {
+  const home = process.env.CAUSEWAY_TEST_DEV_HOME;
+  if (!home) throw new Error('CAUSEWAY_TEST_DEV_HOME is not set: run through the jest "k8s-node" project');
+  const r = spawnSync(process.execPath, [path.resolve(__dirname, '../../../bin/causeway'), ...args], {
+    cwd,
+    env: { ...process.env, CAUSEWAY_HOME: home, NO_COLOR: '1' },
+    encoding: 'utf8',
+  });
+  return { code: r.status, out: `${r.stdout}${r.stderr}` };
+}
+
+test('a pipeline checks an image resource type in a pod of its image', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-k8s-resources-'));
+  try {
+    fs.writeFileSync(
+      path.join(dir, 'p.yml'),
+      `
+resource_types:
+- {name: stamp, type: registry-image, source: {repository: ${registry}/causeway-test/stamp-resource}}
+resources:
+- {name: s, type: stamp, check_every: never, source: {color: green}}
+jobs:
+- name: j
+  plan: [{get: s}]
+`,
+    );
+    expect(cli(['set-pipeline', '-n', '-p', 'node-stamp', '-c', 'p.yml'], dir)).toMatchObject({ code: 0 });
+    const checked = cli(['check-resource', '-r', 'node-stamp/s'], dir);
+    expect(checked).toMatchObject({ code: 0 });
+    const versions = cli(['resource-versions', '-r', 'node-stamp/s'], dir);
+    expect(versions.out).toMatch(/n:2/);
+    expect(versions.out).toMatch(/n:1/);
+  } finally {
+    cli(['destroy-pipeline', '-n', '-p', 'node-stamp'], dir);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
 });
