@@ -168,3 +168,31 @@ jobs:
   expect(r.logs.get('plan.1')).toContain('ID=causeway-busybox');
   expect(ctr(['images', 'ls', '-q'])).toContain('docker.io/causeway/resource-registry-image:latest');
 });
+
+test('a host git get, a commit by git in a task container, and a put: the container’s git trusts the build’s files', async () => {
+  // The host base type's get writes the repository as the build's uid; the task runs as root in a
+  // container (resource-git's image has git), where git would call it "dubious ownership".
+  const r = await h.run(
+    `
+resources:
+- {name: repo, type: git, source: {uri: '${uri}', branch: main}}
+jobs:
+- name: j
+  plan:
+  - get: repo
+  - task: commit
+    config:
+      platform: linux
+      image_resource: {type: registry-image, source: {repository: causeway/resource-git}}
+      inputs: [{name: repo}]
+      outputs: [{name: repo}]
+      run: {path: sh, args: [-c, 'cd repo && git -c user.name=t -c user.email=t@example.com commit -q --allow-empty -m from-container && git log -1 --format=%s']}
+  - put: repo
+    params: {repository: repo, branch: from-task}
+`,
+    { job: 'j' },
+  );
+  expect(r.status).toBe('succeeded');
+  expect(r.logs.get('plan.1')).toContain('from-container');
+  expect(git(['log', '-1', '--format=%s', 'from-task'], bare())).toBe('from-container');
+});
