@@ -34,6 +34,18 @@ function pod(name: string, script: string, container: Partial<V1Container> = {})
   };
 }
 
+function fetchWithRetry(url: string): string {
+  return [
+    'import time, urllib.request',
+    'for i in range(60):',
+    '  try:',
+    `    print(urllib.request.urlopen('${url}', timeout=10).read().decode().strip()); break`,
+    '  except OSError:',
+    '    if i == 59: raise',
+    '    time.sleep(0.5)',
+  ].join('\n');
+}
+
 async function ended(name: string): Promise<V1Pod> {
   return until(
     async () => {
@@ -76,7 +88,9 @@ test('CoreDNS answers Service names, and a pod reaches another through its Clust
     'cat /etc/resolv.conf | grep nameserver',
     `python3 -c "import socket; print(socket.gethostbyname('kubernetes.default.svc.cluster.local'))"`,
     `python3 -c "import socket; print(socket.gethostbyname('web'))"`,
-    `python3 -c "import urllib.request; print(urllib.request.urlopen('http://web.${namespace}.svc.cluster.local/index.html', timeout=10).read().decode().strip())"`,
+    // kube-proxy writes the Service's endpoint rule a moment after the pod is Ready (until then its
+    // ClusterIP rejects), so the client retries as any caller of a fresh Service would.
+    `python3 -c "${fetchWithRetry(`http://web.${namespace}.svc.cluster.local/index.html`)}"`,
   ].join(' && ');
   await core.createNamespacedPod({ namespace, body: pod('client', script) });
   const p = await ended('client');
