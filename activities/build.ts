@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import { getDirectory, putDirectory, transferBucket, transferKeys } from '../common/transfer';
-import { CredentialResolver } from './creds';
+import { CredentialResolver, lookupPipeline } from './creds';
 import { NO_CREDENTIALS, paths, type ActivityDeps } from './deps';
 import { StepErrored } from './errors';
 import type { Runtime } from './runtime/types';
@@ -39,7 +39,7 @@ export async function prepareBuild(
   }
   // Bad input fails before the first step: every credential ref the plan leaves to this worker must resolve.
   if (req.deferredVars?.length)
-    await new CredentialResolver(deps.credentials ?? NO_CREDENTIALS, req.pipeline ?? req.plan, req.varSources).check(req.deferredVars);
+    await new CredentialResolver(deps.credentials ?? NO_CREDENTIALS, lookupPipeline(req), req.varSources).check(req.deferredVars);
   await fs.mkdir(paths.build(deps.home, req.buildId), { recursive: true });
   const artifacts: PrepareBuildResult['artifacts'] = {};
   if (req.uploads.length > 0) {

@@ -11,7 +11,8 @@ import { CausewayBuildNumber, CausewayJob, CausewayPipeline, CausewayStatus } fr
 import { BUILD_WORKFLOW, type BuildInput, type BuildSummary } from '../schemas/build';
 import { DEFAULT_CHECK_TIMEOUT_MS } from '../schemas/check-defaults';
 import type { ResourceVersion } from '../schemas/compiled';
-import type { BuildOutcome } from '../schemas/pipeline-api';
+import { formatPipelineRef } from '../schemas/instance-vars';
+import { pipelineNameOf, type BuildOutcome } from '../schemas/pipeline-api';
 import { CredentialResolver, resolveResourceRequest } from './creds';
 import { NO_CREDENTIALS, type ActivityDeps } from './deps';
 import { StepErrored } from './errors';
@@ -49,7 +50,8 @@ export function pipelineActivities(deps: PipelineDeps, runtime?: Runtime): Pipel
           `the worker runs as uid ${process.getuid?.()}, not root: pipelines' checks run as the worker's own user, with its environment and all it can read (docs/security.md)`,
         );
       }
-      const creds = new CredentialResolver(credentials, req.pipeline, req.varSources);
+      // An instance's vars are looked up under its pipeline's name, as Concourse's.
+      const creds = new CredentialResolver(credentials, pipelineNameOf(req.pipeline), req.varSources);
       try {
         return await checkResource(req, creds, (request) => {
           const type = req.resource.type;
@@ -82,7 +84,7 @@ export function pipelineActivities(deps: PipelineDeps, runtime?: Runtime): Pipel
         throw err;
       }
     },
-    async startJobBuild({ workflowId, taskQueue, pipeline, job, number, plan }) {
+    async startJobBuild({ workflowId, taskQueue, pipeline, instanceVars, job, number, plan }) {
       const input: BuildInput = { plan, uploads: [], downloads: [] };
       try {
         await Context.current().client.workflow.start(BUILD_WORKFLOW, {
@@ -91,7 +93,7 @@ export function pipelineActivities(deps: PipelineDeps, runtime?: Runtime): Pipel
           args: [input],
           // A build id is used once: a retried start after a crash finds it and does nothing.
           workflowIdReusePolicy: 'REJECT_DUPLICATE',
-          staticSummary: `${pipeline}/${job} #${number}`,
+          staticSummary: `${formatPipelineRef({ name: pipelineNameOf(pipeline), instanceVars })}/${job} #${number}`,
           typedSearchAttributes: new TypedSearchAttributes([
             { key: CausewayPipeline, value: pipeline },
             { key: CausewayJob, value: job },

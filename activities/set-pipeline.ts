@@ -1,8 +1,19 @@
 import { Context } from '@temporalio/activity';
 import YAML from 'yaml';
-import { applyPipeline, changes, credentialRefsNote, lastPipelineView, pipelineDiff, setPipelineParent } from '../common/pipeline-set';
+import type { Client } from '@temporalio/client';
+import {
+  applyPipeline,
+  changes,
+  configKey,
+  credentialRefsNote,
+  lastPipelineView,
+  pipelineDiff,
+  setPipelineParent,
+} from '../common/pipeline-set';
+import { formatPipelineRef, type InstanceVars } from '../schemas/instance-vars';
 import { findVarRefs, isPlainObject } from '../schemas/interpolate';
 import { checkName } from '../schemas/names';
+import { pipelineNameOf } from '../schemas/pipeline-api';
 import { compilePipeline } from '../schemas/pipeline';
 import { PlanError } from '../schemas/errors';
 import { CredentialResolver } from './creds';
@@ -53,12 +64,12 @@ export async function setPipeline(
  * errors the step, naming it.
  */
 async function withCredentials(deps: Pick<ActivityDeps, 'credentials'>, req: SetPipelineRequest): Promise<SetPipelineRequest> {
-  const { pipeline, vars, team } = req.step;
+  const { pipeline, vars, team, instanceVars } = req.step;
   const credentials = deps.credentials ?? NO_CREDENTIALS;
   const creds = new CredentialResolver(credentials, req.credentialsPipeline ?? '', req.varSources);
-  const { value, missing } = hasRefs({ pipeline, vars, team })
-    ? await creds.interpolate({ pipeline, vars, team })
-    : { value: { pipeline, vars, team }, missing: [] };
+  const { value, missing } = hasRefs({ pipeline, vars, team, instanceVars })
+    ? await creds.interpolate({ pipeline, vars, team, instanceVars })
+    : { value: { pipeline, vars, team, instanceVars }, missing: [] };
   const what = `set_pipeline ${pipeline}`;
   if (missing.length > 0)
     throw new StepErrored(
@@ -74,7 +85,10 @@ async function withCredentials(deps: Pick<ActivityDeps, 'credentials'>, req: Set
     throw new StepErrored(
       `${what}: team ${creds.redactMessage(value.team)}: this worker sets pipelines of team ${credentials.team} only; remove \`team:\` or name that team`,
     );
-  return { ...req, step: { ...req.step, pipeline: value.pipeline, vars: value.vars } };
+  return {
+    ...req,
+    step: { ...req.step, pipeline: value.pipeline, vars: value.vars, ...(value.instanceVars ? { instanceVars: value.instanceVars } : {}) },
+  };
 }
 
 function hasRefs(value: unknown): boolean {
@@ -91,8 +105,12 @@ async function setPipelineFromFile(
   runtime: Pick<Runtime, 'readArtifactFile'>,
   req: SetPipelineRequest,
 ): Promise<{ ok: boolean }> {
-  const { step } = req;
-  const what = `set_pipeline ${step.pipeline}`;
+  const client = Context.current().client;
+  // `self` is the build's own pipeline, an instance with its own vars (Concourse ignores the step's instance_vars there).
+  const instanceVars = req.self !== undefined ? await selfInstanceVars(client, req.self) : req.step.instanceVars;
+  const step = { ...req.step, instanceVars };
+  const ref = formatPipelineRef({ name: step.pipeline, instanceVars });
+  const what = `set_pipeline ${ref}`;
   const read = (file: string) => readArtifactText(runtime, artifactFile(req.buildId, file, req.artifacts, what), `${what}: file ${file}`);
   const log = (stream: 'stdout' | 'stderr', text: string, n: number) =>
     deps.publisher.log(req.buildId, step.id, stream, Buffer.from(text), `${runNameOf(req)}/${n}`);
@@ -115,26 +133,26 @@ async function setPipelineFromFile(
 
   let config;
   try {
-    config = compilePipeline({ name: step.pipeline, text: await read(step.file), file: step.file, vars });
+    config = compilePipeline({ name: step.pipeline, text: await read(step.file), file: step.file, vars, instanceVars });
   } catch (err) {
     if (!(err instanceof PlanError)) throw err instanceof StepErrored ? err : new StepErrored(`${what}: ${(err as Error).message}`);
     await log('stderr', `invalid pipeline:\n${err.message}\n`, 0);
     return { ok: false };
   }
 
-  const client = Context.current().client;
-  const last = await lastPipelineView(client, step.pipeline);
+  const key = configKey(config);
+  const last = await lastPipelineView(client, key);
   const running = last?.running ? last.view : undefined;
   const diff = pipelineDiff(running?.config.text ?? '', config.text, step.file);
   if (running && !changes(diff)) {
     await log('stdout', 'no changes to apply.\n', 0);
     // Concourse records this build as the setter even so (SetParentIDs), and errors the step when a newer build set it.
-    const parent = req.by && (await setPipelineParent(client, step.pipeline, req.by));
+    const parent = req.by && (await setPipelineParent(client, key, req.by));
     if (typeof parent === 'object') throw new StepErrored(`${what}: ${parent.refused}; an older build may not set it again`);
     return { ok: true };
   }
   const note = credentialRefsNote(config);
-  await log('stdout', `${diff.join('\n')}\n${note ? `${note}\n` : ''}setting pipeline: ${step.pipeline}\n`, 0);
+  await log('stdout', `${diff.join('\n')}\n${note ? `${note}\n` : ''}setting pipeline: ${ref}\n`, 0);
   const applied = await applyPipeline(client, req.pipelineTaskQueue, config, last, req.by);
   if (typeof applied === 'object') {
     // As Concourse: a warning, and the step succeeds without saving.
@@ -143,4 +161,12 @@ async function setPipelineFromFile(
   }
   await log('stdout', 'done\n', 1);
   return { ok: true };
+}
+
+/** The instance vars of the pipeline with this key (none for a pipeline that is not an instance). */
+async function selfInstanceVars(client: Client, key: string): Promise<InstanceVars | undefined> {
+  if (pipelineNameOf(key) === key) return undefined;
+  const last = await lastPipelineView(client, key);
+  if (!last) throw new StepErrored(`set_pipeline self: pipeline ${key} does not exist any more`);
+  return last.view.config.instanceVars;
 }

@@ -136,8 +136,10 @@ export interface SetPipelineRequest {
   /** where credential refs in the step's name and vars are looked up (Concourse's pipeline), and the plan's var sources */
   credentialsPipeline?: string;
   varSources?: VarSourceConfig[];
-  /** `self` already replaced by the build's pipeline */
+  /** `self` already replaced by the build's pipeline's name */
   step: SetPipelineStep;
+  /** the key of the build's pipeline when the step is `set_pipeline: self`: an instance sets itself, its instance vars included */
+  self?: string;
   artifacts: Artifacts;
   /** where a pipeline that does not run yet is started */
   pipelineTaskQueue: string;
@@ -252,6 +254,7 @@ export interface BuildActivities {
 export interface PipelineActivities {
   /** runs the resource type's `check` from `from` (null: the first check); the versions it printed, oldest first */
   checkResource(req: {
+    /** the pipeline's key (its name, or an instance's NAME+...): its check lease; credentials are looked up under its name */
     pipeline: string;
     resource: ResourceRef;
     /** the pipeline's var_sources, for the credential refs in the resource's source */
@@ -269,7 +272,10 @@ export interface PipelineActivities {
   startJobBuild(req: {
     workflowId: string;
     taskQueue: string;
+    /** the pipeline's key, the build's CausewayPipeline */
     pipeline: string;
+    /** an instance's vars, for the build's summary in the Temporal UI */
+    instanceVars?: Record<string, unknown>;
     job: string;
     number: number;
     plan: CompiledPlan;

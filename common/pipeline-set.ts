@@ -2,6 +2,7 @@
 // diff the same way and create or update the pipeline's workflow the same way.
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { createTwoFilesPatch } from 'diff';
+import { formatPipelineRef, pipelineKey } from '../schemas/instance-vars';
 import type { PipelineConfig } from '../schemas/pipeline';
 import {
   emptyPipelineInput,
@@ -14,7 +15,10 @@ import {
   type SetBy,
 } from '../schemas/pipeline-api';
 
-/** A pipeline's last state, also of a destroyed one (its workflow closed); undefined when it never existed. */
+/** The key of a compiled pipeline: its workflow is `pipeline-KEY`. */
+export const configKey = (config: PipelineConfig) => pipelineKey({ name: config.name, instanceVars: config.instanceVars });
+
+/** A pipeline's last state (by its key), also of a destroyed one (its workflow closed); undefined when it never existed. */
 export async function lastPipelineView(client: Client, pipeline: string): Promise<{ view: PipelineView; running: boolean } | undefined> {
   const handle = client.workflow.getHandle(pipelineWorkflowId(pipeline));
   try {
@@ -56,7 +60,7 @@ export async function applyPipeline(
   last: { view: PipelineView; running: boolean } | undefined,
   by?: SetBy,
 ): Promise<'created' | 'updated' | { refused: string }> {
-  const handle = client.workflow.getHandle(pipelineWorkflowId(config.name));
+  const handle = client.workflow.getHandle(pipelineWorkflowId(configKey(config)));
   const update = async () => {
     try {
       await handle.executeUpdate(PIPELINE_UPDATES.setConfig, { args: [config, by] });
@@ -74,9 +78,9 @@ export async function applyPipeline(
   try {
     await client.workflow.start(PIPELINE_WORKFLOW, {
       taskQueue,
-      workflowId: pipelineWorkflowId(config.name),
+      workflowId: pipelineWorkflowId(configKey(config)),
       args: [input],
-      staticSummary: `pipeline ${config.name}`,
+      staticSummary: `pipeline ${formatPipelineRef(config)}`,
     });
     return 'created';
   } catch (err) {

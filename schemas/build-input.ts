@@ -265,6 +265,10 @@ const SetPipelineStepSchema = z
     file: z.string().min(1).meta({ description: 'the pipeline file "<artifact>/<path>"' }),
     vars: z.record(z.string(), z.unknown()),
     varFiles: z.array(z.string().min(1)).meta({ description: 'YAML files of vars "<artifact>/<path>"; an earlier one wins' }),
+    instanceVars: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .meta({ description: 'instance vars: the pipeline set is the instance NAME/k:v,...; also vars of its file, winning' }),
     team: z.string().min(1).optional().meta({ description: "the target team: only the worker's own team is accepted" }),
   })
   .meta({ id: 'SetPipelineStep' });

@@ -224,6 +224,8 @@ export interface SetPipelineStep extends StepCommon {
   vars: Record<string, unknown>;
   /** YAML files of ((vars)) "<artifact>/<path>"; an earlier file wins over a later one, as Concourse's */
   varFiles: string[];
+  /** Concourse's instance_vars: the pipeline set is the instance NAME/k:v,...; they are vars of its file too, winning over the others */
+  instanceVars?: Record<string, unknown>;
   /** Concourse's target team: here only the build's own (checked when the step runs, a ref resolved first) */
   team?: string;
 }

@@ -21,9 +21,16 @@ export const PIPELINE_QUERIES = { view: 'pipeline' } as const;
 /** Signals a job build sends its pipeline: `output` is Concourse's SaveOutput, a version a put made. */
 export const PIPELINE_SIGNALS = { output: 'buildOutput' } as const;
 
+/** `pipeline` is the pipeline's key (schemas/instance-vars.ts pipelineKey): its name, or NAME+... for an instance. */
 export const pipelineWorkflowId = (pipeline: string) => `pipeline-${pipeline}`;
 
-/** A job build's workflow id: names hold no `:` (NAME_PATTERN), so distinct builds never share one. */
+/** A pipeline's key from its workflow's id (the workflow code has no SHA-256 to compute it again). */
+export const pipelineKeyOfWorkflowId = (workflowId: string) => workflowId.replace(/^pipeline-/, '');
+
+/** The pipeline name of a key: the name credential managers look vars up under, shared by a pipeline's instances (Concourse's). */
+export const pipelineNameOf = (key: string) => key.split('+')[0];
+
+/** A job build's workflow id: keys and names hold no `:` (NAME_PATTERN), so distinct builds never share one. */
 export const jobBuildId = (pipeline: string, job: string, number: number) => `build-${pipeline}:${job}:${number}`;
 
 export interface PipelineInput {
@@ -123,6 +130,7 @@ const version = z.record(z.string(), z.string());
 /** The shape of a compiled pipeline as it crosses into the workflow (each job's plan is checked again by its build). */
 export const PipelineConfigSchema = z.object({
   name: z.string().min(1),
+  instanceVars: z.record(z.string(), z.unknown()).optional(),
   text: z.string(),
   resources: z.array(
     z.object({

@@ -13,6 +13,7 @@ import { Resources } from './resources';
 import { parseDuration } from './units';
 import { bool } from './validate';
 import { interpolateStatic } from './vars';
+import { withInstanceVars, type InstanceVars } from './instance-vars';
 
 export interface JobInput {
   /** the get step's name: the artifact it makes */
@@ -46,6 +47,8 @@ export interface PipelineResource {
 
 export interface PipelineConfig {
   name: string;
+  /** an instance's vars (Concourse's instance_vars): they are vars of the file too, winning over the others */
+  instanceVars?: InstanceVars;
   /** the file as set, for the diff of the next set-pipeline */
   text: string;
   resources: PipelineResource[];
@@ -98,8 +101,15 @@ function stepsOf(step: Step): Step[] {
  * credential refs where the worker resolves them when a check or step runs (resource and
  * resource type sources, get/put params, task and service params and config).
  */
-export function compilePipeline(opts: { name: string; text: string; file: string; vars?: Record<string, unknown> }): PipelineConfig {
-  const vars = opts.vars ?? {};
+export function compilePipeline(opts: {
+  name: string;
+  text: string;
+  file: string;
+  vars?: Record<string, unknown>;
+  /** an instance's vars: vars of the file as well, winning over `vars` */
+  instanceVars?: InstanceVars;
+}): PipelineConfig {
+  const vars = withInstanceVars(opts.vars ?? {}, opts.instanceVars);
   const src = new Source(opts.file, opts.text);
   src.check();
   const root = src.value;
@@ -224,5 +234,12 @@ export function compilePipeline(opts: { name: string; text: string; file: string
   // Each job compiles the resources it uses: a bad resource would be reported once per job.
   const unique = [...new Map(issues.map((i) => [formatIssue(i), i])).values()];
   if (unique.length > 0) throw new PlanError(unique.sort((a, b) => a.line - b.line || a.column - b.column));
-  return { name: opts.name, text: opts.text, resources, jobs, ...(varSources.length > 0 ? { varSources } : {}) };
+  return {
+    name: opts.name,
+    ...(opts.instanceVars && Object.keys(opts.instanceVars).length > 0 ? { instanceVars: opts.instanceVars } : {}),
+    text: opts.text,
+    resources,
+    jobs,
+    ...(varSources.length > 0 ? { varSources } : {}),
+  };
 }

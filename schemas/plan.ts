@@ -115,8 +115,8 @@ const SetPipelineStepSchema = z.strictObject({
   file: z.string().min(1, 'set_pipeline needs `file`: the pipeline file, as <artifact>/<path>'),
   vars: z.record(z.string(), z.unknown()).optional(),
   var_files: z.array(z.string().min(1)).optional(),
-  // Pipeline instances and teams do not exist here: refused by name so the user knows why.
-  instance_vars: z.unknown().optional(),
+  // Concourse's: the pipeline set is the instance NAME/k:v,... and these are vars of its file too.
+  instance_vars: z.record(z.string(), z.unknown()).optional(),
   team: z.string().min(1).optional(),
 });
 
@@ -331,15 +331,11 @@ class Compiler {
       case 'set_pipeline': {
         const s = validate(src, SetPipelineStepSchema, raw, path, 'set_pipeline step');
         if (!s) return undefined;
-        if (s.instance_vars !== undefined)
-          src.add([...path, 'instance_vars'], 'set_pipeline: `instance_vars` is not supported: Causeway has no pipeline instances', {
-            key: true,
-          });
         // A name made by across (`((.:pipeline))`) or a credential ref is checked when the step runs.
         const ref = findVarRefs(s.set_pipeline).length > 0;
         const bad = s.set_pipeline === 'self' || ref ? undefined : checkName('pipeline', s.set_pipeline);
         if (bad) src.add([...path, 'set_pipeline'], bad);
-        if (bad || s.instance_vars !== undefined) return undefined;
+        if (bad) return undefined;
         return {
           common: s,
           step: {
@@ -348,6 +344,8 @@ class Compiler {
             file: s.file,
             vars: s.vars ?? {},
             varFiles: s.var_files ?? [],
+            // `instance_vars: {}` sets the pipeline itself, as Concourse's empty map does.
+            ...(s.instance_vars !== undefined && Object.keys(s.instance_vars).length > 0 ? { instanceVars: s.instance_vars } : {}),
             ...(s.team !== undefined ? { team: s.team } : {}),
           },
         };

@@ -94,8 +94,8 @@ const SERVICE_DEFERRABLE = new Set(['params']);
 const CONFIG_DEFERRABLE = new Set(['params', 'run', 'image_resource']);
 // A get's or put's params go into the resource script's request, built in its activity.
 const RESOURCE_STEP_DEFERRABLE = new Set(['params', 'get_params']);
-// Concourse evaluates a set_pipeline plan's name, team and vars with the build's credentials when it runs.
-const SET_PIPELINE_DEFERRABLE = new Set(['set_pipeline', 'vars', 'team']);
+// Concourse evaluates a set_pipeline plan's name, team, vars and instance vars with the build's credentials when it runs.
+const SET_PIPELINE_DEFERRABLE = new Set(['set_pipeline', 'vars', 'instance_vars', 'team']);
 
 /** A step that may have `services:` (schemas/plan.ts checks which). */
 function hasServices(v: Record<string, unknown>): boolean {

@@ -86,7 +86,7 @@ export interface BuildCredentials {
   varSources?: VarSourceConfig[];
   /** names of load_vars without `reveal: true`: their values are redacted from task logs */
   secretLocals?: string[];
-  /** Concourse's pipeline in lookup paths: a job build's pipeline; absent: the plan's name (a one-off build) */
+  /** the job build's pipeline key (its name, or an instance's NAME+...): cache paths; lookup paths take its name (credentialsPipeline); absent: a one-off build */
   pipeline?: string;
 }
 

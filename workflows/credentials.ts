@@ -2,6 +2,7 @@
 // vars hold load_var values to redact. Values from credential managers never come here: the
 // step activities resolve them (activities/creds/).
 import type { Step, VarSourceConfig } from '../schemas/compiled';
+import { pipelineNameOf } from '../schemas/pipeline-api';
 import type { BuildCredentials, Frame } from './context';
 
 /** Absent when the plan has none of them, so a build without credentials sends its activities what it did before. */
@@ -18,9 +19,9 @@ export function buildCredentials(
   };
 }
 
-/** The name credential managers look a build's vars up under (Concourse's pipeline). */
+/** The name credential managers look a build's vars up under (Concourse's pipeline: an instance's is its pipeline's name). */
 export function credentialsPipeline(ctx: { plan: string; credentials?: BuildCredentials }): string {
-  return ctx.credentials?.pipeline ?? ctx.plan;
+  return ctx.credentials?.pipeline !== undefined ? pipelineNameOf(ctx.credentials.pipeline) : ctx.plan;
 }
 
 /** load_var names whose values are secrets (Concourse: every load_var unless `reveal: true`). */

@@ -20,6 +20,7 @@ import { DEFAULT_CHECK_TIMEOUT_MS } from '../schemas/check-defaults';
 import type { PipelineConfig, PipelineJob } from '../schemas/pipeline';
 import {
   jobBuildId,
+  pipelineKeyOfWorkflowId,
   PIPELINE_QUERIES,
   PIPELINE_SIGNALS,
   PipelineConfigSchema,
@@ -105,7 +106,10 @@ export async function pipeline(input: PipelineInput): Promise<void> {
   let nextRequest = 0;
   let wake = false;
   let destroyed = false;
-  upsertSearchAttributes([{ key: CausewayPipeline, value: config.name }]);
+  // The key names the pipeline in ids: a plain pipeline's is its name, as before instances; an
+  // instance's is in its workflow id (pipeline-KEY), which nothing changes.
+  const key = config.instanceVars ? pipelineKeyOfWorkflowId(workflowInfo().workflowId) : config.name;
+  upsertSearchAttributes([{ key: CausewayPipeline, value: key }]);
 
   const job = (name: string): PipelineJob => {
     const j = config.jobs.find((x) => x.name === name);
@@ -229,7 +233,7 @@ export async function pipeline(input: PipelineInput): Promise<void> {
       const timeoutMs = r.checkTimeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
       const req = {
         timeoutMs,
-        pipeline: config.name,
+        pipeline: key,
         resource: r.ref,
         ...(config.varSources ? { varSources: config.varSources } : {}),
         from: from ?? known[known.length - 1]?.version ?? null,
@@ -264,9 +268,9 @@ export async function pipeline(input: PipelineInput): Promise<void> {
     const running = state.builds.filter((b) => b.status === 'started');
     if (running.length > 0) {
       const resourceNames = new Set(config.resources.map((r) => r.name));
-      const ended = await acts.buildOutcomes({ workflowIds: running.map((b) => jobBuildId(config.name, b.job, b.number)) });
+      const ended = await acts.buildOutcomes({ workflowIds: running.map((b) => jobBuildId(key, b.job, b.number)) });
       for (const b of running) {
-        const outcome = ended[jobBuildId(config.name, b.job, b.number)];
+        const outcome = ended[jobBuildId(key, b.job, b.number)];
         // Histories from before build outputs hold the bare status.
         if (typeof outcome === 'string') finishBuild(state, b.job, b.number, outcome);
         // A resource the pipeline no longer has (its config changed while the build ran) is not recorded.
@@ -284,9 +288,10 @@ export async function pipeline(input: PipelineInput): Promise<void> {
     for (const build of schedule(config, state)) {
       try {
         await acts.startJobBuild({
-          workflowId: jobBuildId(config.name, build.job, build.number),
+          workflowId: jobBuildId(key, build.job, build.number),
           taskQueue: workflowInfo().taskQueue,
-          pipeline: config.name,
+          pipeline: key,
+          ...(config.instanceVars ? { instanceVars: config.instanceVars } : {}),
           job: build.job,
           number: build.number,
           plan: { ...job(build.job).plan, plan: withVersions(job(build.job).plan.plan, build) as DoStep },

@@ -2,6 +2,7 @@ import { workflowInfo } from '@temporalio/workflow';
 import type { SetPipelineStep } from '../schemas/compiled';
 import { findVarRefs } from '../schemas/interpolate';
 import { checkName } from '../schemas/names';
+import { pipelineNameOf } from '../schemas/pipeline-api';
 import { StepError, type BuildContext, type Frame } from './context';
 import { credentialsPipeline } from './credentials';
 import { withLocals } from './locals';
@@ -15,10 +16,12 @@ import { withLocals } from './locals';
 export async function runSetPipeline(ctx: BuildContext, raw: SetPipelineStep, frame: Frame): Promise<boolean> {
   const step = withLocals({ ...raw, hooks: undefined, across: undefined }, frame);
   let pipeline = step.pipeline;
+  let self: string | undefined;
   if (pipeline === 'self') {
-    const own = ctx.jobBuild?.pipeline;
-    if (!own) throw new StepError('set_pipeline: self sets the pipeline whose job runs it; this build is not a job of a pipeline');
-    pipeline = own;
+    self = ctx.jobBuild?.pipeline;
+    if (!self) throw new StepError('set_pipeline: self sets the pipeline whose job runs it; this build is not a job of a pipeline');
+    // The build knows its pipeline's key; an instance's vars are the activity's to look up.
+    pipeline = pipelineNameOf(self);
   }
   // A name still holding a credential ref is resolved, then checked, by the activity.
   const bad = findVarRefs(pipeline).length > 0 ? undefined : checkName('pipeline', pipeline);
@@ -30,6 +33,7 @@ export async function runSetPipeline(ctx: BuildContext, raw: SetPipelineStep, fr
       runKey: frame.runKey,
       attempt: ctx.status.attempts(step.id),
       step: { ...step, pipeline },
+      ...(self !== undefined ? { self } : {}),
       ...(ctx.credentials?.varSources ? { varSources: ctx.credentials.varSources } : {}),
       credentialsPipeline: credentialsPipeline(ctx),
       artifacts: frame.scope.allArtifacts(),

@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { Redactor } from '../../common/redact';
 import type { ResourceRef, VarSourceConfig } from '../../schemas/compiled';
+import { pipelineNameOf } from '../../schemas/pipeline-api';
 import { descend, findVarRefs, interpolate, isPlainObject, SVC_SOURCE, stringifyVar, type VarRef } from '../../schemas/interpolate';
 import { type CredentialManagerConfig, VarSource } from '../../schemas/var-sources';
 import { StepErrored } from '../errors';
@@ -13,6 +14,14 @@ import type { SecretLookup, SecretStore } from './types';
 import { VaultStore } from './vault';
 
 export type { SecretStore } from './types';
+
+/**
+ * The name a build's refs are looked up under: its pipeline's name for a job build (`pipeline`
+ * is the pipeline's key, and the instances of a pipeline share its credentials, as Concourse's),
+ * else its plan's.
+ */
+export const lookupPipeline = (req: { pipeline?: string; plan: string }) =>
+  req.pipeline !== undefined ? pipelineNameOf(req.pipeline) : req.plan;
 
 /** What a worker brings to credential resolution. */
 export interface WorkerCredentials {

@@ -6,7 +6,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { logTail } from '../../common/build-log';
 import { ACTIVITY_FAILURES } from '../../schemas/build';
 import { MAX_LINE_WAIT, redactableLength } from '../../common/redact';
-import { CredentialResolver, resolveResourceRequest, secretTexts } from '../creds';
+import { CredentialResolver, lookupPipeline, resolveResourceRequest, secretTexts } from '../creds';
 import { NO_CREDENTIALS, type ActivityDeps } from '../deps';
 import { StepErrored, toFailure } from '../errors';
 import type { LogOffsets, Runtime } from '../runtime/types';
@@ -22,7 +22,7 @@ type Ending = { state: 'succeeded' | 'failed'; exitCode: number } | { state: 'er
 export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTaskRequest): Promise<RunTaskResult> {
   const credentials = deps.credentials ?? NO_CREDENTIALS;
   // Resolved on every attempt, also one that re-attaches to a running task: its log still needs the values to redact.
-  const creds = new CredentialResolver(credentials, req.pipeline ?? req.plan, req.varSources);
+  const creds = new CredentialResolver(credentials, lookupPipeline(req), req.varSources);
   if (credentials.redact) for (const value of req.redact ?? []) creds.redactor.add(value);
   try {
     return await runResolvedTask(deps, runtime, req, creds);

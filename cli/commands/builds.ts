@@ -2,6 +2,7 @@ import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/c
 import { buildStatusOf, outcomeOf, statusClause } from '../../common/build-client';
 import { CausewayPlan, CausewayRetryOf, CausewayStatus } from '../../common/search-attributes';
 import { BUILD_WORKFLOW, type BuildSummary } from '../../schemas/build';
+import { parsePipelineChildRef, pipelineKey } from '../../schemas/instance-vars';
 import { expandParts } from '../../common/build-status';
 import { openSession, type Session } from '../connect';
 import { CliError, formatDuration, paint, printJson, table } from '../output';
@@ -33,8 +34,18 @@ export async function builds(opts: { limit: number; status?: string; plan?: stri
     if (opts.status) clauses.push(statusClause(opts.status as keyof typeof STATUS_COLORS));
     if (opts.plan) clauses.push(`CausewayPlan = '${opts.plan.replace(/'/g, "\\'")}'`);
     if (opts.job) {
-      const [pipeline, job, extra] = opts.job.split('/');
-      if (!pipeline || !job || extra !== undefined) throw new CliError(`-j takes PIPELINE/JOB, got ${opts.job}`, 'e.g. -j booklit/unit');
+      let parsed: ReturnType<typeof parsePipelineChildRef>;
+      try {
+        parsed = parsePipelineChildRef(opts.job, 'job');
+      } catch (err) {
+        throw new CliError(
+          `-j ${opts.job}: ${(err as Error).message}`,
+          'e.g. -j booklit/unit, or -j pr/branch:feature-x/unit for an instance',
+        );
+      }
+      // Builds carry the pipeline's key (an instance's is not its name).
+      const pipeline = pipelineKey(parsed.pipeline);
+      const job = parsed.name;
       clauses.push(`CausewayPipeline = '${pipeline.replace(/'/g, "\\'")}' AND CausewayJob = '${job.replace(/'/g, "\\'")}'`);
     }
     const rows = [['BUILD', 'RUN', 'PLAN', 'STATUS', 'STARTED', 'DURATION', 'LINEAGE']];

@@ -7,25 +7,75 @@ import { readFileSync } from 'node:fs';
 import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
 import YAML from 'yaml';
 import { awaitBuild } from '../../common/build-client';
-import { applyPipeline, changes, credentialRefsNote, lastPipelineView, pipelineDiff } from '../../common/pipeline-set';
+import { applyPipeline, changes, configKey, credentialRefsNote, lastPipelineView, pipelineDiff } from '../../common/pipeline-set';
 import { EXIT_CODES } from '../exit-codes';
 import { CausewayPipeline } from '../../common/search-attributes';
 import { varsFromFlags } from '../../schemas';
 import { decodeUtf8 } from '../../schemas/checks';
 import { interpolate, lookupIn } from '../../schemas/interpolate';
 import { compilePipeline } from '../../schemas/pipeline';
-import { jobBuildId, PIPELINE_UPDATES, PIPELINE_WORKFLOW, pipelineWorkflowId, type PipelineView } from '../../schemas/pipeline-api';
+import {
+  formatPipelineRef,
+  parseInstanceVarFlags,
+  parsePipelineChildRef,
+  parsePipelineRef,
+  pipelineKey,
+  type InstanceVars,
+  type PipelineRef,
+} from '../../schemas/instance-vars';
+import { checkName } from '../../schemas/names';
+import {
+  jobBuildId,
+  PIPELINE_UPDATES,
+  PIPELINE_WORKFLOW,
+  pipelineKeyOfWorkflowId,
+  pipelineWorkflowId,
+  type PipelineView,
+} from '../../schemas/pipeline-api';
 import { openSession, type Session } from '../connect';
 import { followUntilDone } from '../follow';
 import { exitWith } from '../main-helpers';
 import { CliError, paint, say, table } from '../output';
 
-/** `P/X` of -j and -r. */
-function split(value: string, flag: string): [string, string] {
-  const parts = value.split('/');
-  if (parts.length !== 2 || !parts[0] || !parts[1])
-    throw new CliError(`${flag} takes PIPELINE/NAME, got ${value}`, `e.g. ${flag} booklit/unit`);
-  return [parts[0], parts[1]];
+/** A pipeline as the commands address it: its key (workflow ids) and how it prints (`NAME` or `NAME/k:v,...`). */
+interface Target {
+  key: string;
+  display: string;
+}
+
+const REF_HELP =
+  'a pipeline is NAME, or NAME/KEY:VALUE[,KEY:VALUE...] for an instance (fly\'s form: values are YAML, a value holding `,`, `:` or `/` is quoted: pr/branch:"feature/x"); list them with `causeway pipelines`';
+
+function target(ref: PipelineRef, flag: string, value: string): Target {
+  const bad = checkName('pipeline', ref.name);
+  if (bad) throw new CliError(`${flag} ${value}: ${bad}`, REF_HELP);
+  return { key: pipelineKey(ref), display: formatPipelineRef(ref) };
+}
+
+/** `-p P` (fly's PipelineFlag): a pipeline, or an instance `P/k:v,...`. */
+function pipelineFlag(value: string, flag = '-p'): Target {
+  let ref: PipelineRef;
+  try {
+    ref = parsePipelineRef(value);
+  } catch (err) {
+    throw new CliError(`${flag} ${value}: ${(err as Error).message}`, REF_HELP);
+  }
+  return target(ref, flag, value);
+}
+
+/** `P/X` of -j and -r (fly's JobFlag and ResourceFlag): the pipeline part may be an instance, `P/k:v,.../X`. */
+function split(value: string, flag: '-j' | '-r'): [Target, string] {
+  const what = flag === '-j' ? 'job' : 'resource';
+  let parsed: ReturnType<typeof parsePipelineChildRef>;
+  try {
+    parsed = parsePipelineChildRef(value, what);
+  } catch (err) {
+    throw new CliError(
+      `${flag} ${value}: ${(err as Error).message}`,
+      `e.g. ${flag} booklit/unit or ${flag} pr/branch:feature-x/unit; ${REF_HELP}`,
+    );
+  }
+  return [target(parsed.pipeline, flag, value), parsed.name];
 }
 
 /** `k:v` of --from and -v (fly's form). */
@@ -49,18 +99,21 @@ async function withSession<T>(fn: (s: Session) => Promise<T>): Promise<T> {
 }
 
 /** A pipeline that is set (not destroyed), or a CliError saying there is none. */
-async function view(client: Client, pipeline: string): Promise<PipelineView> {
-  const last = await lastPipelineView(client, pipeline);
+async function view(client: Client, pipeline: Target): Promise<PipelineView> {
+  const last = await lastPipelineView(client, pipeline.key);
   if (!last?.running)
-    throw new CliError(`no pipeline ${pipeline}`, 'list pipelines with `causeway pipelines`, or set one with `causeway set-pipeline`');
+    throw new CliError(
+      `no pipeline ${pipeline.display}`,
+      'list pipelines with `causeway pipelines`, or set one with `causeway set-pipeline`',
+    );
   return last.view;
 }
 
 /** Sends an update to a pipeline; a refused one (unknown job, disabled trigger) is the user's error, said plainly. */
-async function update<T>(client: Client, pipeline: string, name: string, arg?: unknown): Promise<T> {
+async function update<T>(client: Client, pipeline: Target, name: string, arg?: unknown): Promise<T> {
   await view(client, pipeline);
   try {
-    const handle = client.workflow.getHandle(pipelineWorkflowId(pipeline));
+    const handle = client.workflow.getHandle(pipelineWorkflowId(pipeline.key));
     return arg === undefined ? await handle.executeUpdate<T, []>(name) : await handle.executeUpdate<T, [unknown]>(name, { args: [arg] });
   } catch (err) {
     if (err instanceof WorkflowUpdateFailedError) throw new CliError((err.cause as Error)?.message ?? err.message);
@@ -71,7 +124,14 @@ async function update<T>(client: Client, pipeline: string, name: string, arg?: u
 const when = (ms: number | undefined) => (ms ? new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z') : 'never');
 
 /** Reads and compiles a pipeline file as set-pipeline does: every problem with its file:line. */
-function compilePipelineFile(opts: { pipeline: string; config: string; var: string[]; yamlVar?: string[]; loadVarsFrom: string[] }) {
+function compilePipelineFile(opts: {
+  pipeline: string;
+  config: string;
+  var: string[];
+  yamlVar?: string[];
+  loadVarsFrom: string[];
+  instanceVars?: InstanceVars;
+}) {
   const vars = varsFromFlags(opts);
   let bytes: Buffer;
   try {
@@ -79,7 +139,8 @@ function compilePipelineFile(opts: { pipeline: string; config: string; var: stri
   } catch (err) {
     throw new CliError(`cannot read pipeline file ${opts.config}: ${(err as Error).message}`);
   }
-  return { config: compilePipeline({ name: opts.pipeline, text: decodeUtf8(bytes, opts.config), file: opts.config, vars }), vars };
+  const text = decodeUtf8(bytes, opts.config);
+  return { config: compilePipeline({ name: opts.pipeline, text, file: opts.config, vars, instanceVars: opts.instanceVars }), vars };
 }
 
 /** `fly validate-pipeline`: checks a pipeline file offline; `--output` prints it with its vars filled in. */
@@ -107,11 +168,27 @@ export async function setPipeline(opts: {
   var: string[];
   yamlVar?: string[];
   loadVarsFrom: string[];
+  instanceVar?: string[];
   nonInteractive?: boolean;
 }): Promise<void> {
-  const { config } = compilePipelineFile(opts);
+  // fly: the name is a name; an instance's vars come with -i.
+  if (opts.pipeline.includes('/'))
+    throw new CliError(
+      `-p ${opts.pipeline}: pipeline name cannot contain '/'`,
+      'give an instance its vars with -i: -p pr -i branch=feature-x',
+    );
+  const bad = checkName('pipeline', opts.pipeline);
+  if (bad) throw new CliError(`-p ${opts.pipeline}: ${bad}`);
+  let instanceVars: InstanceVars | undefined;
+  try {
+    instanceVars = parseInstanceVarFlags(opts.instanceVar ?? []);
+  } catch (err) {
+    throw new CliError((err as Error).message, 'e.g. -i branch=feature-x (the value is YAML: -i n=1 is a number, -i n="1" a string)');
+  }
+  const { config } = compilePipelineFile({ ...opts, instanceVars });
+  const ref = formatPipelineRef(config);
   await withSession(async (s) => {
-    const last = await lastPipelineView(s.client, opts.pipeline);
+    const last = await lastPipelineView(s.client, configKey(config));
     const running = last?.running ? last.view : undefined;
     const body = pipelineDiff(running?.config.text ?? '', config.text, opts.config);
     if (running && !changes(body)) say('no changes to apply');
@@ -123,56 +200,68 @@ export async function setPipeline(opts: {
       if (!process.stdin.isTTY)
         throw new CliError('set-pipeline asks before applying, and stdin is not a terminal', 'add --non-interactive');
       const rl = createInterface({ input: process.stdin, output: process.stderr });
-      const answer = await rl.question(`apply configuration to ${running ? '' : 'new '}pipeline ${opts.pipeline}? [yN]: `);
+      const answer = await rl.question(`apply configuration to ${running ? '' : 'new '}pipeline ${ref}? [yN]: `);
       rl.close();
       if (!/^y(es)?$/i.test(answer.trim())) throw new CliError('bailing out', undefined, 1);
     }
     if ((await applyPipeline(s.client, s.taskQueue, config, last)) === 'updated') {
-      say(`configuration updated: pipeline ${opts.pipeline}`);
+      say(`configuration updated: pipeline ${ref}`);
       return;
     }
-    say(`pipeline created: ${opts.pipeline} (see its jobs with: causeway jobs -p ${opts.pipeline})`);
+    say(`pipeline created: ${ref} (see its jobs with: causeway jobs -p ${shellWord(ref)})`);
   });
 }
 
 export async function listPipelines(opts: { json?: boolean }): Promise<void> {
   await withSession(async (s) => {
-    const rows: { name: string; paused: boolean; jobs: number; resources: number }[] = [];
+    const rows: { name: string; instance_vars?: InstanceVars; ref: string; paused: boolean; jobs: number; resources: number }[] = [];
     for await (const wf of s.client.workflow.list({ query: `WorkflowType = '${PIPELINE_WORKFLOW}' AND ExecutionStatus = 'Running'` })) {
-      const name = wf.typedSearchAttributes.get(CausewayPipeline) ?? wf.workflowId.replace(/^pipeline-/, '');
-      const v = await view(s.client, name).catch(() => undefined);
-      if (v) rows.push({ name, paused: v.state.paused, jobs: v.config.jobs.length, resources: v.config.resources.length });
+      const key = wf.typedSearchAttributes.get(CausewayPipeline) ?? pipelineKeyOfWorkflowId(wf.workflowId);
+      const v = await view(s.client, { key, display: key }).catch(() => undefined);
+      if (!v) continue;
+      const { name, instanceVars } = v.config;
+      rows.push({
+        name,
+        ...(instanceVars ? { instance_vars: instanceVars } : {}),
+        ref: formatPipelineRef(v.config),
+        paused: v.state.paused,
+        jobs: v.config.jobs.length,
+        resources: v.config.resources.length,
+      });
     }
-    rows.sort((a, b) => a.name.localeCompare(b.name));
+    // An instance group's instances follow each other, after the pipeline of that name if there is one.
+    rows.sort((a, b) => a.name.localeCompare(b.name) || a.ref.localeCompare(b.ref));
     if (opts.json) return console.log(JSON.stringify(rows, null, 2));
     if (rows.length === 0) return say('no pipelines: set one with `causeway set-pipeline -p NAME -c pipeline.yml`');
     console.log(
       table([
         ['name', 'paused', 'jobs', 'resources'],
-        ...rows.map((r) => [r.name, r.paused ? 'yes' : 'no', String(r.jobs), String(r.resources)]),
+        ...rows.map((r) => [r.ref, r.paused ? 'yes' : 'no', String(r.jobs), String(r.resources)]),
       ]),
     );
   });
 }
 
 export async function destroyPipeline(opts: { pipeline: string; nonInteractive?: boolean }): Promise<void> {
+  const p = pipelineFlag(opts.pipeline);
   await withSession(async (s) => {
     if (!opts.nonInteractive) {
       if (!process.stdin.isTTY) throw new CliError('destroy-pipeline asks first, and stdin is not a terminal', 'add --non-interactive');
       const rl = createInterface({ input: process.stdin, output: process.stderr });
-      const answer = await rl.question(`destroy pipeline ${opts.pipeline}? [yN]: `);
+      const answer = await rl.question(`destroy pipeline ${p.display}? [yN]: `);
       rl.close();
       if (!/^y(es)?$/i.test(answer.trim())) throw new CliError('bailing out', undefined, 1);
     }
-    await update(s.client, opts.pipeline, PIPELINE_UPDATES.destroy);
-    say(`pipeline ${opts.pipeline} destroyed`);
+    await update(s.client, p, PIPELINE_UPDATES.destroy);
+    say(`pipeline ${p.display} destroyed`);
   });
 }
 
 export async function pausePipeline(opts: { pipeline: string }, paused: boolean): Promise<void> {
+  const p = pipelineFlag(opts.pipeline);
   await withSession(async (s) => {
-    await update(s.client, opts.pipeline, PIPELINE_UPDATES.pause, { paused });
-    say(`${paused ? 'paused' : 'unpaused'} '${opts.pipeline}'`);
+    await update(s.client, p, PIPELINE_UPDATES.pause, { paused });
+    say(`${paused ? 'paused' : 'unpaused'} '${p.display}'`);
   });
 }
 
@@ -185,8 +274,9 @@ export async function pauseJob(opts: { job: string }, paused: boolean): Promise<
 }
 
 export async function jobs(opts: { pipeline: string; json?: boolean }): Promise<void> {
+  const p = pipelineFlag(opts.pipeline);
   await withSession(async (s) => {
-    const v = await view(s.client, opts.pipeline);
+    const v = await view(s.client, p);
     const rows = v.config.jobs.map((j) => {
       const builds = v.state.builds.filter((b) => b.job === j.name);
       const last = builds[builds.length - 1];
@@ -194,7 +284,7 @@ export async function jobs(opts: { pipeline: string; json?: boolean }): Promise<
         name: j.name,
         paused: v.state.pausedJobs.includes(j.name),
         last: last ? `#${last.number} ${last.status}` : 'n/a',
-        builds: builds.map((b) => ({ number: b.number, status: b.status, id: jobBuildId(opts.pipeline, j.name, b.number) })),
+        builds: builds.map((b) => ({ number: b.number, status: b.status, id: jobBuildId(p.key, j.name, b.number) })),
         next: v.next[j.name],
       };
     });
@@ -209,8 +299,8 @@ export async function triggerJob(opts: { job: string; watch?: boolean }): Promis
   await withSession(async (s) => {
     const [p, j] = split(opts.job, '-j');
     const number = await update<number>(s.client, p, PIPELINE_UPDATES.trigger, j);
-    const id = jobBuildId(p, j, number);
-    say(`started ${p}/${j} #${number} (build ${id})`);
+    const id = jobBuildId(p.key, j, number);
+    say(`started ${p.display}/${j} #${number} (build ${id})`);
     if (!opts.watch) return;
     const handle = s.client.workflow.getHandle(id);
     // The build starts when its job's max_in_flight, serial groups and pause allow.
@@ -224,7 +314,7 @@ export async function triggerJob(opts: { job: string; watch?: boolean }): Promis
       }
     }
     const outcome = await followUntilDone(s, handle, { abortOnInterrupt: false });
-    say(`${p}/${j} #${number} ${outcome.status}`);
+    say(`${p.display}/${j} #${number} ${outcome.status}`);
     exitWith(EXIT_CODES[(await awaitBuild(handle)).status]);
   });
 }
@@ -237,8 +327,9 @@ export async function checkResource(opts: { resource: string; from: string[] }):
       resource: r,
       ...(from ? { from } : {}),
     });
-    if (result.error) throw new CliError(`check of ${p}/${r} failed: ${result.error}`, 'fix the resource source in the pipeline file');
-    say(`checked ${p}/${r}: ${result.added} new version${result.added === 1 ? '' : 's'}`);
+    if (result.error)
+      throw new CliError(`check of ${p.display}/${r} failed: ${result.error}`, 'fix the resource source in the pipeline file');
+    say(`checked ${p.display}/${r}: ${result.added} new version${result.added === 1 ? '' : 's'}`);
   });
 }
 
@@ -246,7 +337,7 @@ export async function resourceVersions(opts: { resource: string; json?: boolean 
   await withSession(async (s) => {
     const [p, r] = split(opts.resource, '-r');
     const v = await view(s.client, p);
-    if (!v.config.resources.some((x) => x.name === r)) throw new CliError(`no resource ${r} in pipeline ${p}`);
+    if (!v.config.resources.some((x) => x.name === r)) throw new CliError(`no resource ${r} in pipeline ${p.display}`);
     const pin = v.state.pins[r] ?? v.config.resources.find((x) => x.name === r)?.pinned;
     const pinned = (version: Record<string, string>) => !!pin && Object.entries(pin).every(([k, x]) => version[k] === x);
     const rows = [...(v.state.versions[r] ?? [])].reverse().map((x) => ({ id: x.seq, version: x.version, pinned: pinned(x.version) }));
@@ -282,4 +373,9 @@ export async function unpinResource(opts: { resource: string }): Promise<void> {
     await update(s.client, p, PIPELINE_UPDATES.pin, { resource: r });
     say(`unpinned '${r}'`);
   });
+}
+
+/** A ref as a shell word: quoted when it holds anything a shell would read (`"`, spaces, braces). */
+function shellWord(ref: string): string {
+  return /^[A-Za-z0-9_\-/:.,=+@]+$/.test(ref) ? ref : `'${ref.replace(/'/g, `'\\''`)}'`;
 }

@@ -13,6 +13,12 @@ export function registerPipelines(program: Command): void {
     .option('-v, --var <name=value>', 'set a ((var)); repeatable', collect, [])
     .option('-y, --yaml-var <name=value>', 'set a ((var)) to a YAML value (-y n=1, -y v={ref: abc}); repeatable', collect, [])
     .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
+    .option(
+      '-i, --instance-var <name=value>',
+      'set an instance var (a YAML value, also a ((var)) of the file): the pipeline becomes the instance NAME/name:value; repeatable',
+      collect,
+      [],
+    )
     .option('-n, --non-interactive', 'apply without asking')
     .addHelpText(
       'after',
@@ -21,8 +27,13 @@ Every job is compiled as \`causeway run --job\` would, and every problem is prin
 file:line before anything changes. A pipeline starts unpaused (unlike fly) and checks its
 resources right away, then every check_every (default 1m; \`never\`: only on check-resource).
 
+With -i the pipeline is an instance (Concourse's instanced pipelines): one config set once per
+branch, say, each instance its own pipeline with its own versions and builds. Other commands
+name it as fly does: -p pr/branch:feature-x, -j pr/branch:feature-x/unit.
+
 Example:
-  causeway set-pipeline -p ci -c examples/pipeline.yml -v uri=file://$PWD -v branch=main`,
+  causeway set-pipeline -p ci -c examples/pipeline.yml -v uri=file://$PWD -v branch=main
+  causeway set-pipeline -p pr -c examples/pipeline.yml -v uri=file://$PWD -i branch=feature-x`,
     )
     .action(lazy(() => impl().setPipeline));
 
@@ -50,14 +61,14 @@ Example:
     .command('pipelines')
     .alias('ps')
     .description('list the pipelines that are set, paused or not')
-    .option('--json', 'print a JSON array: name, paused, jobs, resources')
+    .option('--json', 'print a JSON array: name, instance_vars (of an instance), ref (NAME/k:v,...), paused, jobs, resources')
     .action(lazy(() => impl().listPipelines));
 
   program
     .command('destroy-pipeline')
     .alias('dp')
     .description('stop a pipeline: no more checks and no new builds (builds already running finish)')
-    .requiredOption('-p, --pipeline <name>', 'the pipeline')
+    .requiredOption('-p, --pipeline <name>', 'the pipeline: NAME, or NAME/k:v,... for an instance')
     .option('-n, --non-interactive', 'destroy without asking')
     .action(lazy(() => impl().destroyPipeline));
 
@@ -69,7 +80,7 @@ Example:
       .command(command)
       .alias(paused ? 'pp' : 'up')
       .description(paused ? 'pause a pipeline: no checks and no new builds until unpaused' : 'unpause a pipeline')
-      .requiredOption('-p, --pipeline <name>', 'the pipeline')
+      .requiredOption('-p, --pipeline <name>', 'the pipeline: NAME, or NAME/k:v,... for an instance')
       .action(lazy(() => (opts: { pipeline: string }) => impl().pausePipeline(opts, paused)));
   }
 
@@ -81,7 +92,7 @@ Example:
       .command(command)
       .alias(paused ? 'pj' : 'uj')
       .description(paused ? 'pause a job: its pending builds wait and no new ones start' : 'unpause a job')
-      .requiredOption('-j, --job <pipeline/job>', 'the job')
+      .requiredOption('-j, --job <pipeline/job>', 'the job: PIPELINE/JOB, or PIPELINE/k:v,.../JOB for an instance')
       .action(lazy(() => (opts: { job: string }) => impl().pauseJob(opts, paused)));
   }
 
@@ -89,7 +100,7 @@ Example:
     .command('jobs')
     .alias('js')
     .description("list a pipeline's jobs: paused, last build and its status, what the next build would get")
-    .requiredOption('-p, --pipeline <name>', 'the pipeline')
+    .requiredOption('-p, --pipeline <name>', 'the pipeline: NAME, or NAME/k:v,... for an instance')
     .option('--json', 'print a JSON array: name, paused, builds (number, status)')
     .action(lazy(() => impl().jobs));
 
@@ -97,7 +108,7 @@ Example:
     .command('trigger-job')
     .alias('tj')
     .description('start a new build of a job with the newest versions its inputs allow (a manual trigger)')
-    .requiredOption('-j, --job <pipeline/job>', 'the job')
+    .requiredOption('-j, --job <pipeline/job>', 'the job: PIPELINE/JOB, or PIPELINE/k:v,.../JOB for an instance')
     .option('-w, --watch', "follow the build's log until it ends, and exit with its status")
     .action(lazy(() => impl().triggerJob));
 
@@ -105,7 +116,7 @@ Example:
     .command('check-resource')
     .alias('cr')
     .description("run a resource's check now and record the versions it finds; waits for it")
-    .requiredOption('-r, --resource <pipeline/resource>', 'the resource')
+    .requiredOption('-r, --resource <pipeline/resource>', 'the resource: PIPELINE/RESOURCE, or PIPELINE/k:v,.../RESOURCE for an instance')
     .option('-f, --from <key:value>', 'check from this version instead of the newest known; repeatable for each key', collect, [])
     .action(lazy(() => impl().checkResource));
 
@@ -113,7 +124,7 @@ Example:
     .command('resource-versions')
     .alias('rvs')
     .description('list the versions a resource has, newest first, and which is pinned')
-    .requiredOption('-r, --resource <pipeline/resource>', 'the resource')
+    .requiredOption('-r, --resource <pipeline/resource>', 'the resource: PIPELINE/RESOURCE, or PIPELINE/k:v,.../RESOURCE for an instance')
     .option('--json', 'print a JSON array: id (check order), version, pinned')
     .action(lazy(() => impl().resourceVersions));
 
@@ -121,7 +132,7 @@ Example:
     .command('pin-resource')
     .alias('pr')
     .description("pin a resource to one of its versions: every job's get of it takes that version")
-    .requiredOption('-r, --resource <pipeline/resource>', 'the resource')
+    .requiredOption('-r, --resource <pipeline/resource>', 'the resource: PIPELINE/RESOURCE, or PIPELINE/k:v,.../RESOURCE for an instance')
     .requiredOption('-v, --version <key:value>', 'the version (a subset of its keys suffices); repeatable', collect, [])
     .action(lazy(() => impl().pinResource));
 
@@ -129,6 +140,6 @@ Example:
     .command('unpin-resource')
     .alias('ur')
     .description('unpin a resource: jobs take its newest versions again')
-    .requiredOption('-r, --resource <pipeline/resource>', 'the resource')
+    .requiredOption('-r, --resource <pipeline/resource>', 'the resource: PIPELINE/RESOURCE, or PIPELINE/k:v,.../RESOURCE for an instance')
     .action(lazy(() => impl().unpinResource));
 }

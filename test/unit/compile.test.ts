@@ -302,18 +302,36 @@ plan:
   - do:
     - set_pipeline: self
       file: p.yml
-      instance_vars: {branch: main}
+      instance_vars: [branch, main]
     - set_pipeline: a/b
       file: p.yml
     - set_pipeline: other
 `);
     expect(err.issues.map((i) => i.message)).toEqual([
       "no resource `repo` in this file's `resources:`",
-      'set_pipeline: `instance_vars` is not supported: Causeway has no pipeline instances',
+      'expected a map, got a list',
       'pipeline name `a/b` is not allowed: use letters, digits, `-` and `_`, starting with a letter or digit',
       'missing required key `file` (a string)',
     ]);
     expect(err.issues[1].path).toBe('plan[0].in_parallel[1].do[0].instance_vars');
+  });
+  it("keeps a set_pipeline step's instance_vars, their local vars and credential refs for run time, as Concourse's", () => {
+    const step = only(`
+var_sources:
+- {name: vs, type: dummy, config: {vars: {}}}
+plan:
+- across:
+  - var: branch
+    values: [main, feature-x]
+  set_pipeline: pr
+  file: p.yml
+  instance_vars: {branch: ((.:branch)), token: ((vs:token)), n: 1}
+`);
+    expect(step).toMatchObject({
+      kind: 'set_pipeline',
+      pipeline: 'pr',
+      instanceVars: { branch: '((.:branch))', token: '((vs:token))', n: 1 },
+    });
   });
   it("leaves a set_pipeline name made by across to run time, as Concourse's docs set several pipelines", () => {
     const step = only(`

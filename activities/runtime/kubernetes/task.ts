@@ -8,7 +8,7 @@ import { Writable } from 'node:stream';
 import { serviceEnv } from '../../../common/services';
 import { StepErrored } from '../../errors';
 import { followTask } from '../../step/follow';
-import { CredentialResolver } from '../../creds';
+import { CredentialResolver, lookupPipeline } from '../../creds';
 import { NO_CREDENTIALS } from '../../deps';
 import { mapInputs, resolveTaskConfig } from '../../step/task-config';
 import type { Artifacts, RunTaskRequest } from '../../types';
@@ -186,7 +186,7 @@ export function resolvedTask(rt: KubeApi, req: RunTaskRequest): ResolvedTask {
   return {
     req,
     resolve: async () => {
-      const creds = new CredentialResolver(NO_CREDENTIALS, req.pipeline ?? req.plan, req.varSources);
+      const creds = new CredentialResolver(NO_CREDENTIALS, lookupPipeline(req), req.varSources);
       const config = await resolveTaskConfig(reader, req.buildId, req.step, req.artifacts, req.services, creds);
       return { config, inputs: mapInputs(req.step, config, req.artifacts) };
     },
