@@ -138,6 +138,11 @@ test('a malformed ref gets an error saying what is wrong and how to write one', 
     [['set-pipeline', '-n', '-p', 'pr/branch:x', '-c', 'pr.yml'], /pipeline name cannot contain '\/'.*\n.*-i branch=feature-x/],
     [['set-pipeline', '-n', '-p', 'pr', '-c', 'pr.yml', '-i', 'branch'], /invalid variable pair 'branch' \(must be name=value\)/],
     [['jobs', '-p', 'p r/branch:x'], /-p p r\/branch:x: pipeline name `p r` is not allowed/],
+    // No pipeline may be named like an instance's key.
+    [
+      ['set-pipeline', '-n', '-p', 'pr+branch-x-0123456789abcdef', '-c', 'pr.yml'],
+      /pipeline name `pr\+branch-x-0123456789abcdef` is not allowed/,
+    ],
   ];
   for (const [args, message] of cases) {
     const r = await cli(...args);
@@ -155,7 +160,9 @@ test('a set_pipeline step with across and instance_vars sets one instance per va
   );
   fs.writeFileSync(
     path.join(dir, 'set.yml'),
-    `plan:
+    `var_sources:
+- {name: vs, type: dummy, config: {vars: {tier: gold}}}
+plan:
 - task: write
   config:
     platform: linux
@@ -167,25 +174,25 @@ test('a set_pipeline step with across and instance_vars sets one instance per va
   set_pipeline: branches
   file: ci/branch.yml
   vars: {greeting: hello, branch: overridden}
-  instance_vars: {branch: ((.:branch))}
+  instance_vars: {branch: ((.:branch)), tier: ((vs:tier))}
 `,
   );
   const run = await cli('run', 'set.yml');
   expect(run.code).toBe(0);
-  expect(run.stdout).toContain('setting pipeline: branches/branch:main');
-  expect(run.stdout).toContain('setting pipeline: branches/branch:feature-z');
+  expect(run.stdout).toContain('setting pipeline: branches/branch:main,tier:gold');
+  expect(run.stdout).toContain('setting pipeline: branches/branch:feature-z,tier:gold');
   expect((await pipelines()).filter((p) => p.name === 'branches').map((p) => p.ref)).toEqual([
-    'branches/branch:feature-z',
-    'branches/branch:main',
+    'branches/branch:feature-z,tier:gold',
+    'branches/branch:main,tier:gold',
   ]);
   // Instance vars are vars of the file, winning over the step's vars.
-  const t = await cli('trigger-job', '-w', '-j', 'branches/branch:feature-z/unit');
+  const t = await cli('trigger-job', '-w', '-j', 'branches/branch:feature-z,tier:gold/unit');
   expect(t.code).toBe(0);
   expect(t.stdout).toContain('on feature-z hello');
   // Running the step again changes nothing.
   const rerun = await cli('run', 'set.yml');
   expect(rerun.code).toBe(0);
   expect(rerun.stdout).toContain('no changes to apply.');
-  for (const p of ['branches/branch:main', 'branches/branch:feature-z'])
+  for (const p of ['branches/branch:main,tier:gold', 'branches/branch:feature-z,tier:gold'])
     expect((await cli('destroy-pipeline', '-n', '-p', p)).code).toBe(0);
 });
