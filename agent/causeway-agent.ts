@@ -11,9 +11,12 @@
 // CAUSEWAY_INPUTS / CAUSEWAY_MKDIRS (fetch), CAUSEWAY_OUTPUTS / CAUSEWAY_PORT (serve), and
 // CAUSEWAY_ARTIFACT_TOKEN (both; from the build's Secret).
 //
-// The tar streams are packed and unpacked by GNU tar (in the agent and worker images), piped
-// to and from the HTTP stream: node-tar through fetch's web streams moved 25 MB/s pod to pod
-// where `tar c | tar x` moves 135 MB/s in a pod (BENCHMARKS.md, k8s-steps).
+// The tar streams are packed and unpacked by GNU tar (in the agent and worker images): node-tar
+// through fetch's web streams moved 25 MB/s pod to pod where `tar c | tar x` moves 135 MB/s in a
+// pod (BENCHMARKS.md, k8s-steps). The bytes go between tar and the connection through
+// agent/tar-stream.c (splice(2), chunked framing), not through Node: each Node hop cost about
+// what one tar does. Node speaks the HTTP around them. Built without a C compiler, the agent
+// pipes tar through Node as before.
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -61,6 +64,40 @@ export function sameToken(given: string | undefined, token: string): boolean {
 const TAR_BLOCKING = '256';
 
 /**
+ * agent/tar-stream, built by `npm run build` beside this file's compiled form (dist/agent/, the
+ * agent image's /agent); undefined when it was built without a C compiler.
+ */
+const TAR_STREAM = [path.join(__dirname, 'tar-stream'), path.join(__dirname, '..', 'dist', 'agent', 'tar-stream')].find((f) =>
+  fs.existsSync(f),
+);
+
+/** tar-stream's exit codes (agent/tar-stream.c). */
+const STREAM_STATUS = 64;
+const STREAM_NO_ANSWER = 66;
+
+interface StreamExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** Up to 8 KiB of its stdout (the status and body of an answer other than 200). */
+  stdout: string;
+  /** Its last stderr line: tar's, or its own reason. */
+  last: string;
+}
+
+/** Runs tar-stream MODE -- tar ARGS with `socket` as its fd 3 (Node stops reading it: spawn does). */
+function runStream(helper: string, mode: 'send' | 'receive', args: string[], socket: net.Socket): Promise<StreamExit> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(helper, [mode, '--', 'tar', ...args], { stdio: ['ignore', 'pipe', 'pipe', socket] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (d: Buffer) => (stdout = (stdout + d.toString()).slice(0, 8192)));
+    child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
+    child.once('error', (err) => reject(new Error(`${helper}: ${err.message} (npm run build makes it)`)));
+    child.once('close', (code, signal) => resolve({ code, signal, stdout, last: stderr.trim().split('\n').pop() ?? '' }));
+  });
+}
+
+/**
  * Runs GNU tar with args while `io` wires its stdin or stdout to a stream; resolves when both
  * are done. A tar that fails names itself with its last stderr line; a stream that fails kills
  * tar and is the error.
@@ -92,12 +129,29 @@ async function runTar(args: string[], io: (child: ChildProcessByStdio<Writable, 
 
 /**
  * Answers with a tar stream of a directory (the protocol's artifact format). Owners are not
- * sent (the consumer owns what it unpacks). A tar that fails mid-stream cuts the connection,
- * so the consumer sees a truncated answer, never a short archive as a whole one.
+ * sent (the consumer owns what it unpacks). A tar that fails mid-stream cuts the connection
+ * before the end chunk, so the consumer sees a truncated answer, never a short archive as a
+ * whole one.
  */
 export function sendDirectory(res: http.ServerResponse, dir: string): void {
+  const args = ['-c', '-b', TAR_BLOCKING, '-f', '-', '-C', dir, '--owner=0', '--group=0', '--numeric-owner', '.'];
+  const socket = res.socket;
+  if (TAR_STREAM && socket) {
+    const helper = TAR_STREAM;
+    // The head goes on the socket itself, before tar-stream writes the chunks after it; the
+    // connection closes after the answer, which is no longer Node's to frame.
+    const head = 'HTTP/1.1 200 OK\r\ncontent-type: application/x-tar\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n';
+    socket.write(head, (err) => {
+      if (err) return socket.destroy();
+      runStream(helper, 'send', args, socket).then(
+        (exit) => (exit.code === 0 ? socket.destroySoon() : socket.destroy()),
+        () => socket.destroy(),
+      );
+    });
+    return;
+  }
   res.writeHead(200, { 'content-type': 'application/x-tar' });
-  runTar(['-c', '-b', TAR_BLOCKING, '-f', '-', '-C', dir, '--owner=0', '--group=0', '--numeric-owner', '.'], (child) => {
+  runTar(args, (child) => {
     child.stdin.end();
     return pipeline(child.stdout, res);
   }).catch(() => res.destroy());
@@ -208,6 +262,83 @@ async function readBody(res: http.IncomingMessage): Promise<string> {
   return body;
 }
 
+/** tar's arguments to unpack a stream into dest. */
+function unpackArgs(dest: string): string[] {
+  // --ignore-zeros: tar reads to the end of the stream instead of stopping at the archive's
+  // end marker, which would close its stdin before the record's padding and the HTTP end.
+  return ['-x', '-b', TAR_BLOCKING, '--ignore-zeros', '-f', '-', '-C', dest, '--no-same-owner'];
+}
+
+/**
+ * One attempt at an input: `status` 200 once it is unpacked in dest; another status or none
+ * (no answer) with the reason, for the caller to retry or report. Rejects when the answer
+ * was 200 but its stream failed (cut, or tar failed on it): not worth retrying.
+ */
+type Pulled = { status?: number; why: string };
+
+async function pullThroughNode(url: string, token: string, dest: string): Promise<Pulled> {
+  let res: http.IncomingMessage;
+  try {
+    res = await get(url, token);
+  } catch (err) {
+    return { why: (err as Error).message };
+  }
+  // The server's one-line reason (e.g. which upload is missing) goes into ours.
+  if (res.statusCode !== 200)
+    return { status: res.statusCode, why: `HTTP ${res.statusCode}${firstLine(await readBody(res).catch(() => ''))}` };
+  const gzip = res.headers['content-encoding'] === 'gzip' ? ['-z'] : [];
+  await runTar([...unpackArgs(dest), ...gzip], (child) => pipeline(res, child.stdin));
+  return { status: 200, why: '' };
+}
+
+/** A connected socket that Node has not read from (tar-stream reads the answer from its first byte). */
+function connect(u: URL): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({ host: u.hostname.replace(/^\[|\]$/g, ''), port: Number(u.port || 80) });
+    socket.pause();
+    socket.once('error', reject);
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      // Its failures from here on are tar-stream's to report.
+      socket.on('error', () => undefined);
+      resolve(socket);
+    });
+  });
+}
+
+async function pullSpliced(helper: string, url: string, token: string, dest: string): Promise<Pulled> {
+  const u = new URL(url);
+  if (u.protocol !== 'http:') throw new Error(`${url}: only http:// inputs are fetched`);
+  let socket: net.Socket;
+  try {
+    socket = await connect(u);
+  } catch (err) {
+    return { why: (err as Error).message };
+  }
+  let exit: StreamExit;
+  try {
+    const request = `GET ${u.pathname}${u.search} HTTP/1.1\r\nhost: ${u.host}\r\nauthorization: Bearer ${token}\r\nconnection: close\r\n\r\n`;
+    await new Promise<void>((resolve, reject) => socket.write(request, (err) => (err ? reject(err) : resolve())));
+    exit = await runStream(helper, 'receive', unpackArgs(dest), socket);
+  } catch (err) {
+    return { why: (err as Error).message };
+  } finally {
+    socket.destroy();
+  }
+  if (exit.code === 0) return { status: 200, why: '' };
+  if (exit.code === STREAM_STATUS) {
+    const [status, ...body] = exit.stdout.split('\n');
+    return { status: Number(status), why: `HTTP ${status}${firstLine(body.join('\n'))}` };
+  }
+  if (exit.code === STREAM_NO_ANSWER) return { why: exit.last };
+  // tar's own failure (its code, its last stderr line) or tar-stream's (a cut stream).
+  throw new Error(
+    exit.last.startsWith('tar-stream: ')
+      ? exit.last.slice('tar-stream: '.length)
+      : `tar -x exited ${exit.code ?? exit.signal}${exit.last ? `: ${exit.last}` : ''}`,
+  );
+}
+
 /**
  * Creates the directories the task expects, then pulls each input's tar stream into
  * WORKDIR/<path>, retrying connection errors and 5xx for up to retryMs (a producer's
@@ -227,27 +358,14 @@ export async function fetchInputs(
     fs.mkdirSync(dest, { recursive: true });
     const deadline = Date.now() + (env.retryMs ?? 60_000);
     for (let delay = 100; ; delay = Math.min(2000, delay * 2)) {
-      let res: http.IncomingMessage | undefined;
-      let why: string;
-      try {
-        res = await get(input.url, env.token);
-        // The server's one-line reason (e.g. which upload is missing) goes into ours.
-        why = res.statusCode === 200 ? '' : `HTTP ${res.statusCode}${firstLine(await readBody(res).catch(() => ''))}`;
-      } catch (err) {
-        why = (err as Error).message;
-      }
-      if (res?.statusCode === 200) {
-        const gzip = res.headers['content-encoding'] === 'gzip' ? ['-z'] : [];
-        const body = res;
-        // --ignore-zeros: tar reads to the end of the stream instead of stopping at the archive's
-        // end marker, which would close its stdin before the record's padding and the HTTP end.
-        const args = ['-x', ...gzip, '-b', TAR_BLOCKING, '--ignore-zeros', '-f', '-', '-C', dest, '--no-same-owner'];
-        await runTar(args, (child) => pipeline(body, child.stdin)).catch((err: Error) => {
-          throw new Error(`input ${input.name}: ${input.url}: ${err.message}`);
-        });
-        break;
-      }
-      const retryable = !res || (res.statusCode ?? 0) >= 500;
+      const helper = TAR_STREAM;
+      const { status, why } = await (
+        helper ? pullSpliced(helper, input.url, env.token, dest) : pullThroughNode(input.url, env.token, dest)
+      ).catch((err: Error) => {
+        throw new Error(`input ${input.name}: ${input.url}: ${err.message}`);
+      });
+      if (status === 200) break;
+      const retryable = status === undefined || status >= 500;
       if (!retryable || Date.now() > deadline) throw new Error(`input ${input.name}: ${input.url}: ${why}`);
       await sleep(delay);
     }

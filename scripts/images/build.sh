@@ -8,7 +8,8 @@
 #   task      the default task image: Debian bookworm with bash coreutils python3 git curl ca-certificates
 #   postgres  Debian bookworm's postgresql (for service tests), user postgres
 #   redis     Debian bookworm's redis-server (for service tests)
-#   agent     agent/Dockerfile's intent: node + dist/agent/causeway-agent.js (GNU tar from Debian), uid 65532
+#   agent     agent/Dockerfile's intent: node + dist/agent/causeway-agent.js and its static splice helper
+#             dist/agent/tar-stream (GNU tar from Debian), uid 65532
 #   worker    Dockerfile's intent: node + the CLI with production dependencies, uid 10001
 #   resource-git, resource-time, resource-registry-image  the base resource types as images for
 #             runtimes with no host to run them on (kubernetes): node base + what the type needs +
@@ -180,12 +181,15 @@ node_base() {
   add_layer "$2" "$1/node"
 }
 
-inputs_agent() { node_binary; echo "$ROOT/dist/agent/causeway-agent.js"; }
+inputs_agent() { node_binary; echo "$ROOT/dist/agent/causeway-agent.js"; echo "$ROOT/dist/agent/tar-stream"; }
 recipe_agent() {
   node_base "$1" "$2"
   local d=$1/agent
   mkdir -p "$d/agent" "$d/usr/local/bin"
   cp "$ROOT/dist/agent/causeway-agent.js" "$d/agent/causeway-agent.js"
+  # Without it the agent still works, with Node in the artifacts' byte path (about 2x slower).
+  [[ -x "$ROOT/dist/agent/tar-stream" ]] || die "agent: dist/agent/tar-stream is missing: npm run build with a C compiler (gcc, libc6-dev)"
+  cp "$ROOT/dist/agent/tar-stream" "$d/agent/tar-stream"
   printf '#!/bin/sh\nexec node /agent/causeway-agent.js "$@"\n' >"$d/usr/local/bin/causeway-agent"
   chmod +x "$d/usr/local/bin/causeway-agent"
   add_layer "$2" "$d"

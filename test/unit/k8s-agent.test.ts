@@ -160,6 +160,58 @@ test('an answer cut mid-stream fails the fetcher, not a short input', async () =
   }
 });
 
+/** The processes whose parent is pid, with their command lines (from /proc). */
+function childrenOf(pid: number): { pid: number; cmd: string[] }[] {
+  const found: { pid: number; cmd: string[] }[] = [];
+  for (const entry of fs.readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
+      found.push({ pid: Number(entry), cmd: fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0') });
+    } catch {
+      // it exited while we looked
+    }
+  }
+  return found;
+}
+
+test('a producer whose tar is killed mid-stream fails the consumer’s fetch, naming the input and the cut', async () => {
+  // 1 GiB of holes: tar reads it as zeros for long enough to be killed while it streams.
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'agent-killed-'));
+  fs.mkdirSync(path.join(work, 'big'));
+  fs.writeFileSync(path.join(work, 'big', 'blob'), '');
+  fs.truncateSync(path.join(work, 'big', 'blob'), 1 << 30);
+  const producer = await serve({ workdir: work, token, outputs: [{ name: 'big', path: 'big' }], port: 0, host: '127.0.0.1' });
+  try {
+    const url = `http://127.0.0.1:${(producer.server.address() as { port: number }).port}/artifacts/big`;
+    const fetching = fetchInputs({ workdir: consumer, token, inputs: [{ name: 'big', path: 'big', url }], mkdirs: [], retryMs: 0 }).then(
+      () => new Error('the fetch succeeded'),
+      (err: Error) => err,
+    );
+    // The producer's tar (a child of its tar-stream or, built without one, of this process),
+    // once the consumer has unpacked a first part.
+    let tar: number | undefined;
+    while (tar === undefined) {
+      await new Promise((r) => setTimeout(r, 5));
+      if (!fs.existsSync(path.join(consumer, 'big', 'blob'))) continue;
+      const mine = childrenOf(process.pid);
+      const parents = [process.pid, ...mine.filter((p) => p.cmd[1] === 'send').map((p) => p.pid)];
+      tar = parents.flatMap((p) => childrenOf(p)).find((c) => path.basename(c.cmd[0]) === 'tar' && c.cmd[1] === '-c')?.pid;
+    }
+    process.kill(tar, 'SIGKILL');
+    // Through agent/tar-stream (npm run build), or through Node when it was built without a C compiler.
+    const spliced = fs.existsSync(path.join(__dirname, '..', '..', 'dist', 'agent', 'tar-stream'));
+    expect((await fetching).message).toMatch(
+      new RegExp(
+        `^input big: http://127\\.0\\.0\\.1:\\d+/artifacts/big: ${spliced ? 'the answer ended after \\d+ bytes .*cut' : 'tar -x exited 2'}`,
+      ),
+    );
+  } finally {
+    producer.server.close();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+});
+
 test('POST /done with the token ends the streamer', async () => {
   expect((await fetch(`${base}/done`, { method: 'POST' })).status).toBe(401);
   expect((await fetch(`${base}/done`, { method: 'POST', headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
