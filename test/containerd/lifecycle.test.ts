@@ -180,6 +180,9 @@ describe('a worker killed with SIGKILL', () => {
 test('`causeway reconcile` by hand removes the container, root and snapshot of a build terminated without its teardown', async () => {
   const handle = await h.start(`plan:\n- ${task('orphan', 'sleep 300', {}, { image_resource: BUSYBOX })}`);
   await waitFor('the container to run', () => running().length > 0);
+  // Once the task has started, the worker mounts a root for the build's next task (spare.ts);
+  // a reconcile before that mount is there would leave it behind (the worker still works for the build).
+  await waitFor('the spare root', () => mountsOf(h.home, handle.workflowId).some((m) => m.includes('/spare-roots/')));
   // terminate runs no workflow code: no abort, no finishBuild.
   await handle.terminate('test: a build ended without its teardown');
   expect(running()).not.toEqual([]);

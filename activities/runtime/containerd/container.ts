@@ -12,7 +12,7 @@ import { removeCgroups } from './cgroup';
 import { isNotFound } from './api';
 import type { ContainerdContext } from './context';
 import { imagePull, normalizeReference, type ImageInfo } from './image';
-import { mountArtifact, mountImage, unmountRootfs, type Rootfs } from './rootfs';
+import { closeToOthers, mountArtifact, mountImage, unmountRootfs, type Rootfs } from './rootfs';
 import { mergeEnv, resolveUser, type ResolvedUser } from './spec';
 
 export const META_FILE = 'container.json';
@@ -89,6 +89,9 @@ export async function mountRoot(
   opts: { spare?: boolean } = {},
 ): Promise<MountedRoot> {
   const target = path.join(dir, 'rootfs');
+  // The root, its upper layer and what the container writes live here: root's only. The
+  // container reaches its work directory through its bind mount, not through this one.
+  await closeToOthers(dir);
   if ('artifact' in image) {
     const owned = path.join(paths.build(cx.deps.home, buildId), 'owned-roots');
     const { ownersRestored, ...mounted } = await mountArtifact(image.artifact, image.name, dir, target, owned);

@@ -20,6 +20,17 @@ export interface Rootfs {
   snapshot?: string;
 }
 
+/**
+ * `dir` made (if need be) root's and 0700. An image's files (setuid-root ones among them) appear
+ * only under such a directory: the build's uid runs the base types' scripts on this host and must
+ * find no path to them (docs/security.md).
+ */
+export async function closeToOthers(dir: string): Promise<void> {
+  await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+  await fs.chown(dir, 0, 0);
+  await fs.chmod(dir, 0o700);
+}
+
 async function mounted(target: string): Promise<boolean> {
   const info = await fs.readFile('/proc/self/mountinfo', 'utf8');
   return info.split('\n').some((line) => line.split(' ')[4] === target);
@@ -102,8 +113,7 @@ async function ownedLayer(lower: string, unpacker: number, name: string, ownedDi
     )
   )
     return layer;
-  await fs.mkdir(ownedDir, { recursive: true, mode: 0o700 });
-  await fs.chmod(ownedDir, 0o700);
+  await closeToOthers(ownedDir);
   const tmp = `${done}.${randomUUID()}`;
   const merged = path.join(tmp, 'merged');
   await Promise.all(['upper', 'work', 'merged'].map((d) => fs.mkdir(path.join(tmp, d), { recursive: true })));

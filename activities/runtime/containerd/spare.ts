@@ -8,7 +8,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { paths } from '../../deps';
 import type { ContainerdApi } from './api';
-import { mountImage, type Rootfs } from './rootfs';
+import { closeToOthers, mountImage, type Rootfs } from './rootfs';
 
 export class SpareRoots {
   private readonly spares = new Map<string, Promise<Rootfs>>();
@@ -35,7 +35,8 @@ export class SpareRoots {
     if (this.spares.has(key)) return;
     const snapshot = `cw-spare-${createHash('sha256').update(`${buildId}/${chainId}/${randomUUID()}`).digest('hex').slice(0, 32)}`;
     const target = path.join(paths.build(this.home, buildId), 'spare-roots', snapshot);
-    const spare = mountImage(this.api, buildId, snapshot, chainId, target);
+    // Root's only, as a step's directory (container.ts): the image's files are in it.
+    const spare = closeToOthers(path.dirname(target)).then(() => mountImage(this.api, buildId, snapshot, chainId, target));
     this.spares.set(key, spare);
     // A failed one is no step's failure: the next task prepares its own root.
     this.track(buildId, () =>
