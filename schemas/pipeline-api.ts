@@ -131,6 +131,7 @@ const version = z.record(z.string(), z.string());
 export const PipelineConfigSchema = z.object({
   name: z.string().min(1),
   instanceVars: z.record(z.string(), z.unknown()).optional(),
+  ref: z.string().optional(),
   text: z.string(),
   resources: z.array(
     z.object({

@@ -13,7 +13,7 @@ import { Resources } from './resources';
 import { parseDuration } from './units';
 import { bool } from './validate';
 import { interpolateStatic } from './vars';
-import { withInstanceVars, type InstanceVars } from './instance-vars';
+import { formatPipelineRef, withInstanceVars, type InstanceVars } from './instance-vars';
 
 export interface JobInput {
   /** the get step's name: the artifact it makes */
@@ -49,6 +49,8 @@ export interface PipelineConfig {
   name: string;
   /** an instance's vars (Concourse's instance_vars): they are vars of the file too, winning over the others */
   instanceVars?: InstanceVars;
+  /** an instance as it prints, NAME/k:v,..., for the pipeline workflow's messages (it cannot apply fly's YAML quoting rules itself) */
+  ref?: string;
   /** the file as set, for the diff of the next set-pipeline */
   text: string;
   resources: PipelineResource[];
@@ -236,7 +238,9 @@ export function compilePipeline(opts: {
   if (unique.length > 0) throw new PlanError(unique.sort((a, b) => a.line - b.line || a.column - b.column));
   return {
     name: opts.name,
-    ...(opts.instanceVars && Object.keys(opts.instanceVars).length > 0 ? { instanceVars: opts.instanceVars } : {}),
+    ...(opts.instanceVars && Object.keys(opts.instanceVars).length > 0
+      ? { instanceVars: opts.instanceVars, ref: formatPipelineRef({ name: opts.name, instanceVars: opts.instanceVars }) }
+      : {}),
     text: opts.text,
     resources,
     jobs,

@@ -110,16 +110,17 @@ export async function pipeline(input: PipelineInput): Promise<void> {
   // instance's is in its workflow id (pipeline-KEY), which nothing changes.
   const key = config.instanceVars ? pipelineKeyOfWorkflowId(workflowInfo().workflowId) : config.name;
   upsertSearchAttributes([{ key: CausewayPipeline, value: key }]);
+  /** How messages name the pipeline: an instance as NAME/k:v,... */
+  const label = () => config.ref ?? config.name;
 
   const job = (name: string): PipelineJob => {
     const j = config.jobs.find((x) => x.name === name);
-    if (!j) throw new Error(`no job ${name} in pipeline ${config.name} (jobs: ${config.jobs.map((x) => x.name).join(', ')})`);
+    if (!j) throw new Error(`no job ${name} in pipeline ${label()} (jobs: ${config.jobs.map((x) => x.name).join(', ')})`);
     return j;
   };
   const resource = (name: string) => {
     const r = config.resources.find((x) => x.name === name);
-    if (!r)
-      throw new Error(`no resource ${name} in pipeline ${config.name} (resources: ${config.resources.map((x) => x.name).join(', ')})`);
+    if (!r) throw new Error(`no resource ${name} in pipeline ${label()} (resources: ${config.resources.map((x) => x.name).join(', ')})`);
     return r;
   };
   const poke = () => (wake = true);
@@ -130,7 +131,7 @@ export async function pipeline(input: PipelineInput): Promise<void> {
       throw ApplicationFailure.create({
         type: SET_BY_NEWER_BUILD,
         nonRetryable: true,
-        message: `pipeline ${config.name} was set by ${setBy!.pipeline}/${setBy!.job} #${setBy!.number}, a newer build than ${by!.pipeline}/${by!.job} #${by!.number}`,
+        message: `pipeline ${label()} was set by ${setBy!.pipeline}/${setBy!.job} #${setBy!.number}, a newer build than ${by!.pipeline}/${by!.job} #${by!.number}`,
       });
   };
 
@@ -175,7 +176,7 @@ export async function pipeline(input: PipelineInput): Promise<void> {
     },
     {
       validator: (name) => {
-        if (job(name).disableManualTrigger) throw new Error(`job ${config.name}/${name} has disable_manual_trigger: true`);
+        if (job(name).disableManualTrigger) throw new Error(`job ${label()}/${name} has disable_manual_trigger: true`);
       },
     },
   );
@@ -212,7 +213,7 @@ export async function pipeline(input: PipelineInput): Promise<void> {
       validator: ({ resource: name, version }) => {
         resource(name);
         if (version && !latestMatching(state, name, version))
-          throw new Error(`resource ${config.name}/${name} has no version matching ${JSON.stringify(version)}; see resource-versions`);
+          throw new Error(`resource ${label()}/${name} has no version matching ${JSON.stringify(version)}; see resource-versions`);
       },
     },
   );

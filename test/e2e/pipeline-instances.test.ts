@@ -102,6 +102,9 @@ test('instances of one config run their jobs independently, are listed, and one 
   expect(await buildLines('pr')).toMatchObject({ unit: [] });
   // fly's refs: keys in any order and YAML quoting name the same instance.
   expect(await buildLines("pr/branch:'feature/y'")).toMatchObject({ unit: ['#1 succeeded'] });
+  const nope = await cli('trigger-job', '-j', 'pr/branch:feature-x/nope');
+  expect(nope.code).toBe(2);
+  expect(nope.stderr).toContain('no job nope in pipeline pr/branch:feature-x (jobs: unit, reconfigure)');
   const builds = await cli('builds', '-j', 'pr/branch:feature-x/unit', '--json');
   expect((JSON.parse(builds.stdout) as { status: string }[]).map((b) => b.status)).toEqual(['succeeded']);
 
