@@ -4,6 +4,7 @@
 // the check's lease id (runtime/local/check.ts): a retried check on the same worker finds its
 // own container, and the reconciler removes what a check left once its worker is gone.
 import fs from 'node:fs/promises';
+import path from 'node:path';
 import { Context } from '@temporalio/activity';
 import { Kvm } from '@nats-io/kv';
 import { RESOURCE_RESPONSE, RESOURCE_RESPONSE_FILE, RESOURCE_WRAPPERS } from '../common/resource-scripts';
@@ -60,6 +61,8 @@ export async function containerWorker(
 /**
  * Runs the type's `check` in a container of its image with `request` (credential refs already
  * resolved) on stdin; its stdout is the response file. Past `timeoutMs` the container is killed.
+ * A base type comes here from a runtime with no host for its scripts (kubernetes), which runs
+ * them in a container of the type's image (CAUSEWAY_RESOURCE_IMAGES), as a build's get.
  */
 export async function runImageCheck(
   deps: Pick<ActivityDeps, 'home' | 'workerName' | 'killGraceMs' | 'log'>,
@@ -68,7 +71,7 @@ export async function runImageCheck(
 ): Promise<RunResult> {
   const { resource, creds } = req;
   const type = resource.type;
-  if (type.kind !== 'image' || !IMAGE_TYPES.includes(type.type))
+  if (type.kind === 'unknown' || (type.kind === 'image' && !IMAGE_TYPES.includes(type.type)))
     throw new StepErrored(
       `resource ${resource.name}: its type ${type.name} is neither a host type nor a resource_types entry of type registry-image (or docker-image)`,
     );
@@ -89,15 +92,18 @@ export async function runImageCheck(
       outputs: [{ name: RESOURCE_RESPONSE }],
       caches: [],
       params: { [RESOURCE_REQUEST_ENV]: JSON.stringify(req.request) },
-      run: { path: 'sh', args: ['-c', RESOURCE_WRAPPERS.check, '/opt/resource/check'] },
-      image_resource: { type: type.type, source: type.source },
+      run: {
+        path: 'sh',
+        args: ['-c', RESOURCE_WRAPPERS.check, type.kind === 'host' ? path.join(type.dir, 'check') : '/opt/resource/check'],
+      },
+      ...(type.kind === 'host' ? {} : { image_resource: { type: type.type, source: type.source } }),
     },
     params: {},
     vars: {},
     inputMapping: {},
     outputMapping: {},
     // Concourse: a resource_types entry with `privileged: true` runs its containers privileged.
-    privileged: type.privileged === true,
+    privileged: type.kind !== 'host' && type.privileged === true,
   };
   // The type's source (the image's credentials) may hold refs.
   step = await withCredentials(step, creds);
@@ -126,7 +132,7 @@ export async function runImageCheck(
           runKey: String(ctx.info.attempt),
           attempt: ctx.info.attempt,
           artifacts: {},
-          resourceContainer: true,
+          ...(type.kind === 'host' ? { onHost: true, ...(type.base ? { baseType: type.name } : {}) } : { resourceContainer: true }),
         },
         resolve: async () => ({ config: await resolveTaskConfig(runtime, buildId, resolved, {}, undefined, creds), inputs: [] }),
       },

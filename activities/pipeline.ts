@@ -56,7 +56,7 @@ export function pipelineActivities(deps: PipelineDeps, runtime?: Runtime): Pipel
         return await checkResource(req, creds, (request) => {
           const type = req.resource.type;
           const timeoutMs = req.timeoutMs ?? DEFAULT_CHECK_TIMEOUT_MS;
-          if (type.kind === 'host') {
+          if (type.kind === 'host' && (runtime?.runsHostScripts ?? true)) {
             const input = JSON.stringify(request);
             return runHostCheck({
               home: deps.home,

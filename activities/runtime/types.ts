@@ -91,6 +91,8 @@ export interface Runtime {
   readonly releasesArtifacts: boolean;
   /** Runs steps in containers of their images: a resource type that is an image needs it. */
   readonly runsContainers: boolean;
+  /** Runs a host type's scripts on the worker's host; kubernetes has no host for them and runs them in a pod of the type's image. */
+  readonly runsHostScripts: boolean;
   /**
    * Finds the task this run of the step started (idempotent by build, run, step and attempt key)
    * or starts it. `config` is resolved by the step layer; inputs are mapped by it too.

@@ -7,7 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { readCluster, startCluster, stopCluster } from './k8s/cluster';
-import { NODE_IP, NODE_NAME, readNodeState } from './k8s/node';
+import { RESOURCE_IMAGES_ENV } from '../../schemas/resource-images';
+import { BASE_RESOURCE_TYPES } from '../../schemas/resources';
+import { NODE_IP, NODE_NAME, readNodeState, type NodeImage } from './k8s/node';
 import { alive, request, startProcess, stopProcesses, type Tls } from './k8s/procs';
 import { repoRoot, type ComponentStatus, type Endpoints, type ProgressLog } from './stack';
 
@@ -115,9 +117,25 @@ function startWorker(home: string, dir: string, endpoints: Endpoints): DevKubern
       // Step pods fetch `run -i` uploads from this worker at the node's address.
       `--upload-address=${NODE_IP}`,
     ],
-    { ...process.env, TEMPORAL_ADDRESS: endpoints.temporalAddress, NATS_URL: endpoints.natsUrl, CAUSEWAY_HOME: path.resolve(home) },
+    {
+      ...process.env,
+      TEMPORAL_ADDRESS: endpoints.temporalAddress,
+      NATS_URL: endpoints.natsUrl,
+      CAUSEWAY_HOME: path.resolve(home),
+      // The base resource types' images in the node's registry, unless the user names others.
+      [RESOURCE_IMAGES_ENV]: process.env[RESOURCE_IMAGES_ENV] ?? resourceImages(node.images),
+    },
   );
   return { name: DEV_WORKER_NAME, pid: worker.pid, log: worker.log };
+}
+
+/** CAUSEWAY_RESOURCE_IMAGES naming the node's pushed resource-TYPE images (a node started by an older causeway has none). */
+function resourceImages(images: Partial<Record<NodeImage, string>>): string | undefined {
+  const pairs = BASE_RESOURCE_TYPES.flatMap((type) => {
+    const ref = images[`resource-${type}` as NodeImage];
+    return ref ? [`${type}=${ref}`] : [];
+  });
+  return pairs.length ? pairs.join(',') : undefined;
 }
 
 /** Worker first (it would hand its steps over), then the cluster. Safe when nothing runs. */

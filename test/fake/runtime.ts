@@ -66,6 +66,7 @@ export function fakeRuntime(deps: ActivityDeps, state: FakeState = fakeState()):
   return {
     releasesArtifacts: false,
     runsContainers: false,
+    runsHostScripts: true,
     async findOrStartTask(task, io): Promise<TaskHandle> {
       const { req } = task;
       const key = `${req.buildId}/${req.runId}/${req.step.id}/${req.runKey}`;

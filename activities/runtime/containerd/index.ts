@@ -36,6 +36,7 @@ export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOpt
   return {
     releasesArtifacts: false,
     runsContainers: true,
+    runsHostScripts: true,
     // Base resource types' scripts need the worker's own tools (node, git, skopeo, umoci), which
     // no task image has: they run as the local runtime's host processes, under the build's uid.
     findOrStartTask: (task, io) => (task.req.onHost ? findOrStartLocalTask(deps, task, io) : findOrStartContainerTask(cx, task, io)),

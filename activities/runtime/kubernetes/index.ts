@@ -15,6 +15,7 @@ export function kubernetesRuntime(deps: ActivityDeps, rt: KubernetesRuntime): Ru
     // Producer pods hold their outputs: the workflow says when no step can read them any more.
     releasesArtifacts: true,
     runsContainers: true,
+    runsHostScripts: false,
     findOrStartTask: async (task, io) => {
       // A base type's scripts run in a pod of its image (CAUSEWAY_RESOURCE_IMAGES), as an image type's.
       if (task.req.onHost)

@@ -17,6 +17,7 @@ export function localRuntime(deps: ActivityDeps): Runtime {
     // Artifact directories stay for `causeway retry`; the reconciler deletes them after their retention.
     releasesArtifacts: false,
     runsContainers: false,
+    runsHostScripts: true,
     findOrStartTask: (task, io) => findOrStartLocalTask(deps, task, io),
     readArtifactFile: readDirArtifactFile('local'),
     releaseArtifacts: async () => undefined,

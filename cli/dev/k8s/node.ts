@@ -47,7 +47,19 @@ const DEFAULT_CPU_SHARES = 1024;
  * Images the node pushes to its registry at start (scripts/images/build.sh names). The worker
  * image (the whole of dist/) is pushed by what needs it (test/k8s/node/deploy.test.ts): it changes with every build.
  */
-export const NODE_IMAGES = ['pause', 'coredns', 'task', 'postgres', 'redis', 'agent', 'busybox'] as const;
+export const NODE_IMAGES = [
+  'pause',
+  'coredns',
+  'task',
+  'postgres',
+  'redis',
+  'agent',
+  'busybox',
+  // The base resource types as images: a kubernetes worker runs git, time and registry-image in pods of these.
+  'resource-git',
+  'resource-time',
+  'resource-registry-image',
+] as const;
 /** busybox is also served under Docker Hub's name, as on the containerd runtime: plans naming `busybox` run unchanged. */
 const DOCKER_HUB_BUSYBOX = 'library/busybox:latest';
 export type NodeImage = (typeof NODE_IMAGES)[number];

@@ -2,7 +2,8 @@
 // `stamp`, busybox and three scripts) and a base type (`time`) run from its own image
 // (CAUSEWAY_RESOURCE_IMAGES) check and fetch in real pods, pulled by the kubelet from the node's
 // registry; a task reads what they fetched; a pipeline's periodic check of the image type runs in
-// a pod too. Both images are built offline by scripts/images/build.sh and pushed here.
+// a pod too, as does its check of a base type on `dev up --runtime kubernetes`. The images are built
+// offline by scripts/images/build.sh and pushed here (the base types' by the node at its start).
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -10,6 +11,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { awaitBuild, startBuild } from '../../../common/build-client';
 import { collectLogs } from '../../../common/build-log';
+import { DEV_NAMESPACE } from '../../../cli/dev/kubernetes';
 import { compilePlan } from '../../../schemas';
 import { parseResourceImages } from '../../../schemas/resource-images';
 import { startBuildEnv, type BuildEnv } from '../setup/builds';
@@ -126,6 +128,32 @@ jobs:
     expect(versions.out).toMatch(/n:1/);
   } finally {
     cli(['destroy-pipeline', '-n', '-p', 'node-stamp'], dir);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a pipeline's check of a base type (time) runs in a pod of its image: dev up gives its worker the node's resource images", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-k8s-resources-'));
+  try {
+    fs.writeFileSync(
+      path.join(dir, 'p.yml'),
+      `
+resources:
+- {name: tick-in-pod, type: time, check_every: never, source: {interval: 1m}}
+jobs:
+- name: j
+  plan: [{get: tick-in-pod}]
+`,
+    );
+    expect(cli(['set-pipeline', '-n', '-p', 'node-time', '-c', 'p.yml'], dir)).toMatchObject({ code: 0 });
+    expect(cli(['check-resource', '-r', 'node-time/tick-in-pod'], dir)).toMatchObject({ code: 0 });
+    expect(cli(['resource-versions', '-r', 'node-time/tick-in-pod'], dir).out).toMatch(/time:\d{4}-/);
+    // The check's pod is gone with its check; the kubelet's events of it stay.
+    const events = await adminCore().listNamespacedEvent({ namespace: DEV_NAMESPACE });
+    const started = events.items.filter((e) => e.reason === 'Started' && e.involvedObject.name?.startsWith('cw-check-tick-in-pod-'));
+    expect(started.length).toBeGreaterThan(0);
+  } finally {
+    cli(['destroy-pipeline', '-n', '-p', 'node-time'], dir);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
