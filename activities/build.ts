@@ -31,7 +31,7 @@ export async function prepareBuild(
       req.imageTypes
         .map(
           (u) =>
-            `${u.at}: resource ${u.resource}: its type ${u.type} is an image (a resource_types entry of type registry-image), whose check, in and out run in a container of it; worker ${deps.workerName} runs the local runtime, without containers: run the build on a containerd or kubernetes worker (causeway worker --runtime containerd), or use a base type (git, time, registry-image) or a resource_types entry of type directory`,
+            `${u.at}: resource ${u.resource}: its type ${u.type} is an image (a resource_types entry of type registry-image), whose check, in and out run in a container of it; worker ${deps.workerName} runs the local runtime, without containers: run the build on a containerd or kubernetes worker (causeway worker --runtime containerd), or use a base type (git, time, registry-image, mock) or a resource_types entry of type directory`,
         )
         .join('\n'),
       'ImageResourceType',

@@ -54,7 +54,7 @@ export async function containerWorker(
   throw new StepErrored(
     `resource ${req.resource}: its type is an image, and checking it needs a container: no running worker of task queue ${req.taskQueue} ` +
       `has a runtime that runs containers (containerd or kubernetes; workers here: ${workers.map((w) => `${w.name} (${w.runtime})`).join(', ') || 'none'}); ` +
-      'start one (`causeway worker --runtime containerd`), or use a host type (git, time, registry-image, type: directory)',
+      'start one (`causeway worker --runtime containerd`), or use a host type (git, time, registry-image, mock, type: directory)',
   );
 }
 

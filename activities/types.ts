@@ -104,7 +104,7 @@ export interface RunTaskRequest {
    */
   onHost?: boolean;
   /**
-   * Which base type an `onHost` task runs (git, time, registry-image), so a runtime with no host
+   * Which base type an `onHost` task runs (git, time, registry-image, mock), so a runtime with no host
    * to run it on can run the type's image instead (activities/step/base-type-image.ts).
    */
   baseType?: string;

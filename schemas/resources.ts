@@ -19,7 +19,7 @@ export interface ResourceVarOptions {
 }
 
 /** Resource types shipped with Causeway as host executables under resources/<name>/. */
-export const BASE_RESOURCE_TYPES = ['git', 'time', 'registry-image'] as const;
+export const BASE_RESOURCE_TYPES = ['git', 'time', 'registry-image', 'mock'] as const;
 
 /** A resource_types entry of this type is a local directory of check/in/out executables (host runtime). */
 export const DIRECTORY_TYPE = 'directory';

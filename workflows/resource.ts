@@ -112,7 +112,7 @@ function resourceScript(resource: ResourceRef, script: ResourceScript): { script
     return { script: `/opt/resource/${script}`, image: { type: type.type, source: type.source } };
   }
   throw new StepError(
-    `resource ${resource.name}: its type ${type.name} is not a base type here and no resource_types entry declares it (base types: git, time, registry-image)`,
+    `resource ${resource.name}: its type ${type.name} is not a base type here and no resource_types entry declares it (base types: git, time, registry-image, mock)`,
   );
 }
 

@@ -1,4 +1,4 @@
-// A base resource type (git, time, registry-image: host executables under resources/) on a
+// A base resource type (git, time, registry-image, mock: host executables under resources/) on a
 // runtime with no host to run it on (kubernetes): its check/in/out run in the type's image
 // (scripts/images/build.sh resource-TYPE: /opt/resource/{check,in,out} running the same code),
 // through the path an image resource type takes, the same request/response wrapper included.

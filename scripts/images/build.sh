@@ -11,7 +11,7 @@
 #   agent     agent/Dockerfile's intent: node + dist/agent/causeway-agent.js and its static splice helper
 #             dist/agent/tar-stream (GNU tar from Debian), uid 65532
 #   worker    Dockerfile's intent: node + the CLI with production dependencies, uid 10001
-#   resource-git, resource-time, resource-registry-image  the base resource types as images for
+#   resource-git, resource-time, resource-registry-image, resource-mock  the base resource types as images for
 #             runtimes with no host to run them on (kubernetes): node base + what the type needs +
 #             /opt/resource/{check,in,out} running the type's compiled code (built only when named)
 #   test-resource  busybox + /opt/resource/{check,in,out} of scripts/images/test-resource: a
@@ -225,6 +225,7 @@ recipe_worker() {
 # them build them; a worker finds them through CAUSEWAY_RESOURCE_IMAGES (docs/kubernetes.md).
 RESOURCE_PACKAGES_git="git"
 RESOURCE_PACKAGES_time=""
+RESOURCE_PACKAGES_mock=""
 RESOURCE_PACKAGES_registry_image="skopeo umoci"
 resource_packages() { local v="RESOURCE_PACKAGES_${1//-/_}"; echo "${!v}"; }
 resource_inputs() {
@@ -275,6 +276,8 @@ inputs_resource-time() { resource_inputs; }
 recipe_resource-time() { resource_image time "$@"; }
 inputs_resource-registry-image() { resource_inputs; }
 recipe_resource-registry-image() { resource_image registry-image "$@"; }
+inputs_resource-mock() { resource_inputs; }
+recipe_resource-mock() { resource_image mock "$@"; }
 
 # add_layer LAYOUT DIR [UID]: DIR's tree as one layer, owned by root (or UID for /var/lib/causeway).
 add_layer() {

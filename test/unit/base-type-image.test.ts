@@ -44,6 +44,7 @@ describe('CAUSEWAY_RESOURCE_IMAGES', () => {
       git: { type: 'registry-image', source: { repository: '127.0.0.1:5000/causeway/resource-git' } },
       time: { type: 'registry-image', source: { repository: '127.0.0.1:5000/causeway/resource-time' } },
       'registry-image': { type: 'registry-image', source: { repository: '127.0.0.1:5000/causeway/resource-registry-image' } },
+      mock: { type: 'registry-image', source: { repository: '127.0.0.1:5000/causeway/resource-mock' } },
     });
   });
 
@@ -58,7 +59,7 @@ describe('CAUSEWAY_RESOURCE_IMAGES', () => {
 
   test('a type that is not a base type, or a ref that is not one, is an error naming the option', () => {
     expect(() => parseResourceImages('svn=reg/svn')).toThrow(
-      'CAUSEWAY_RESOURCE_IMAGES=svn=reg/svn: "svn" is not a base type (git, time, registry-image)',
+      'CAUSEWAY_RESOURCE_IMAGES=svn=reg/svn: "svn" is not a base type (git, time, registry-image, mock)',
     );
     expect(() => parseResourceImages('git=')).toThrow('git= needs one image reference');
     expect(() => parseResourceImages(' ')).toThrow('CAUSEWAY_RESOURCE_IMAGES is empty');
