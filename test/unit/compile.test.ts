@@ -478,7 +478,7 @@ resources:
 - {name: pinned, type: git, source: {uri: x}, version: {ref: abc}}
 - {name: other, type: img, source: {a: b}}
 - {name: unused, type: git, source: {uri: ((not_needed_here))}}
-- {name: workers-type, type: mock, source: {}}
+- {name: workers-type, type: gitv2, source: {}}
 jobs:
 - name: j
   plan:
@@ -545,7 +545,7 @@ jobs:
   });
   it('accepts a type that no file declares, as Concourse does (workers bring base types): a step using it errors when it runs', () => {
     const [get] = compile(pipeline, { job: 'mock', vars: { branch: 'main' } }).plan.steps;
-    expect(get).toMatchObject({ kind: 'get', resource: { type: { kind: 'unknown', name: 'mock' } } });
+    expect(get).toMatchObject({ kind: 'get', resource: { type: { kind: 'unknown', name: 'gitv2' } } });
   });
   it('examples/pipeline.yml compiles with --job unit', () => {
     const plan = loadPlan({

@@ -228,13 +228,13 @@ jobs:
 test('a type neither shipped nor declared (a base type of other workers, as Concourse allows) errors the step that uses it', async () => {
   const r = await h.run(
     `
-resources: [{name: m, type: mock, source: {}}]
+resources: [{name: m, type: gitv2, source: {}}]
 jobs: [{name: j, plan: [{get: m}]}]
 `,
     { job: 'j' },
   );
   expect(r.status).toBe('errored');
-  expect(r.message).toMatch(/resource m: its type mock is not a base type here and no resource_types entry declares it/);
+  expect(r.message).toMatch(/resource m: its type gitv2 is not a base type here and no resource_types entry declares it/);
 });
 
 test('a resource type that is an image errors the build before its first step on the local runtime, naming file:line', async () => {
