@@ -175,15 +175,16 @@ export class Resources {
           }
         : undefined;
     this.compiled.set(name, ref);
+    if (raw?.version) this.pins.set(name, raw.version);
     return ref;
   }
 
-  /** A resource's pinned `version:` in the pipeline, if any. */
+  /** Each compiled resource's `version:` with its ((vars)) filled in (testflight pins by `-y`). */
+  private readonly pins = new Map<string, Record<string, string>>();
+
+  /** A resource's pinned `version:` in the pipeline, if any (once `resource(name)` compiled it). */
   pinned(name: string): Record<string, string> | undefined {
-    const list = Array.isArray(this.root.resources) ? this.root.resources : [];
-    const raw = list.find((r) => isPlainObject(r) && r.name === name) as Record<string, unknown> | undefined;
-    const v = raw && version.safeParse(raw.version);
-    return v?.success ? v.data : undefined;
+    return this.pins.get(name);
   }
 
   /** credential refs of each image resource type's source */

@@ -209,6 +209,22 @@ test('pinning chooses the version; a pin to a version the job never used trigger
   expect(resolveInputs(config.jobs[0], config, state)).toMatchObject({ ok: false, reason: expect.stringContaining('pinned version') });
 });
 
+test("a resource's `version:` from a ((var)) pins it (testflight: -y pinned_resource_version={version: X}); null pins nothing", () => {
+  const text = `
+resources:
+- {name: repo, type: git, source: {uri: x}, version: ((pin))}
+jobs:
+- name: j
+  plan: [{get: repo, version: every, trigger: true}]
+`;
+  const pinned = compilePipeline({ name: 'p', text, file: 'p.yml', vars: { pin: { ref: 'b' } } });
+  expect(pinned.resources[0].pinned).toEqual({ ref: 'b' });
+  const state = emptyPipelineInput(pinned).state;
+  recordVersions(state, 'repo', [v('a'), v('b'), v('c')]);
+  expect(started(schedule(pinned, state))).toEqual(['j#1:b']);
+  expect(compilePipeline({ name: 'p', text, file: 'p.yml', vars: { pin: null } }).resources[0].pinned).toBeUndefined();
+});
+
 test('paused pipelines and jobs start nothing; max_in_flight and serial_groups hold builds back', () => {
   const { config, state } = pipeline([
     job('a', [input('repo')], { maxInFlight: 1, serialGroups: ['g'] }),
