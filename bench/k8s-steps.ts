@@ -9,7 +9,9 @@
 //     random files into its output; the consumer's gap minus the median gap of as many consumers
 //     of an empty output (which pay the input-fetcher's container like any consumer, since plain
 //     steps have none; one such gap alone varied by seconds under load) is the transfer
-//     (streamer → fetcher, tar over HTTP), against `tar c | tar x` of such a tree on the machine.
+//     (streamer → fetcher, tar over HTTP), against `tar c | tar x` of such a tree on the machine;
+//   - the agents alone: a fetcher pod pulling the tree from a streamer pod, timed inside the
+//     fetcher's pod (less a fetch of an empty output), against `tar c | tar x` in a pod.
 // Goals: median gap ≤ 1.3 × median floor; artifact throughput ≥ 0.8 × tar's. Prints a table and
 // writes its section of BENCHMARKS.md.
 //
@@ -85,6 +87,43 @@ async function podTarMs(server: string, tls: Tls, image: string, mb: number, run
   const script = `${TREE('/tmp/src', mb)}; for r in $(seq ${runs}); do rm -rf /tmp/dst; mkdir /tmp/dst; t=$(${CLOCK}); tar -C /tmp/src -cf - . | tar -C /tmp/dst -xf -; echo $(( ($(${CLOCK}) - t) / 1000000 )); done`;
   const { log } = await runBarePod(server, tls, image, `bench-tar-${Date.now()}`, script);
   return median(log.split('\n').map(Number));
+}
+
+/**
+ * The agents alone, pod to pod, timed inside the consumer: a producer pod of the agent image
+ * serves the tree and an empty output; a consumer pod of it fetches each in turn. A fetch of the
+ * tree less the next fetch of the empty output (the fetcher's start and request) is the transfer,
+ * without the step gaps around it that vary by seconds under load. ms, median of runs.
+ */
+async function agentPodMs(server: string, tls: Tls, image: string, mb: number, runs: number): Promise<number> {
+  const name = `bench-serve-${Date.now()}`;
+  const env = `export CAUSEWAY_ARTIFACT_TOKEN=bench CAUSEWAY_WORKDIR=/tmp/w`;
+  const outputs = `export CAUSEWAY_OUTPUTS='[{"name":"o","path":"out"},{"name":"e","path":"empty"}]'`;
+  const serve = `${TREE('/tmp/w/out', mb)} && mkdir -p /tmp/w/empty && ${env} && ${outputs} && exec causeway-agent serve`;
+  const pod = {
+    metadata: { name },
+    spec: { restartPolicy: 'Never', terminationGracePeriodSeconds: 0, containers: [{ name: 'main', image, command: ['sh', '-c', serve] }] },
+  };
+  const url = `${server}/api/v1/namespaces/${DEV_NAMESPACE}/pods`;
+  const res = await request(url, tls, 'POST', JSON.stringify(pod));
+  if (res.status !== 201) throw new Error(`creating ${name}: HTTP ${res.status} ${res.body}`);
+  try {
+    let ip: string | undefined;
+    while (!ip) {
+      await new Promise((r) => setTimeout(r, 100));
+      ip = (JSON.parse((await request(`${url}/${name}`, tls)).body) as { status?: { podIP?: string } }).status?.podIP;
+    }
+    // The first fetch waits (the fetcher retries) while the producer writes its tree.
+    const fetch = (output: string) =>
+      `rm -rf /tmp/w; mkdir -p /tmp/w; CAUSEWAY_INPUTS='[{"name":"i","path":"i","url":"http://${ip}:7788/artifacts/${output}"}]' causeway-agent fetch || exit 1`;
+    const script = `${env}; ${fetch('empty')}; for r in $(seq ${runs}); do t=$(${CLOCK}); ${fetch('out')}; u=$(${CLOCK}); ${fetch('empty')}; v=$(${CLOCK}); echo $(( (u - t - (v - u)) / 1000000 )); done`;
+    const { log } = await runBarePod(server, tls, image, `bench-fetch-${Date.now()}`, script);
+    const times = log.split('\n').map(Number);
+    if (times.length !== runs || times.some(Number.isNaN)) throw new Error(`the agents' fetch pod: ${log}`);
+    return median(times);
+  } finally {
+    await request(`${url}/${name}`, tls, 'DELETE');
+  }
 }
 
 /** MB files of 1 MiB random bytes in dir (the same tree the producer pods write). */
@@ -170,6 +209,7 @@ async function main(): Promise<void> {
     const transfers = Array.from({ length: pairs }, (_, k) => Math.max(1, consumerGap(2 * k) - baseline));
     const tarMs = localTarMs(mb, 3);
     const podTar = await podTarMs(cluster.server, tls, image, mb, 3);
+    const agentPod = await agentPodMs(cluster.server, tls, cluster.node!.images.agent, mb, 5);
     const mbps = (t: number) => (mb * 1.048576) / (t / 1000);
     const throughput = mbps(median(transfers)) / mbps(tarMs);
     const rows = [
@@ -200,6 +240,14 @@ async function main(): Promise<void> {
       ['artifact / tar throughput (goal ≥ 0.8)', throughput.toFixed(2), '', '', ''],
       [`\`tar c \\| tar x\` of the same tree inside a pod of the node`, `${podTar} ms (${mbps(podTar).toFixed(0)} MB/s)`, '', '', '3'],
       ['artifact / in-pod tar throughput', (mbps(median(transfers)) / mbps(podTar)).toFixed(2), '', '', ''],
+      [
+        'the agents alone pod → pod, timed in the consumer pod (fetch of the tree − fetch of an empty output)',
+        `${agentPod} ms (${mbps(agentPod).toFixed(0)} MB/s)`,
+        '',
+        '',
+        '5',
+      ],
+      ['agents alone / in-pod tar throughput', (mbps(agentPod) / mbps(podTar)).toFixed(2), '', '', ''],
     ];
     const table = [
       `| ${rows[0].join(' | ')} |`,
