@@ -166,11 +166,11 @@ describe('buildPod', () => {
     expect(() => image({ repository: '', digest })).toThrow(PodSpecError);
   });
 
-  test('params become env, step params over config params, service env under both, sorted', () => {
+  test('params become env, step params over config params, service env and git trust under both, sorted', () => {
     const pod = buildPod(
       input({
         config: config({ params: { A: '1', B: 'config' } }),
-        step: step({ params: { B: 'step', C: '{"x":1}' } }),
+        step: step({ params: { B: 'step', C: '{"x":1}', GIT_CONFIG_VALUE_0: '/tmp/build' } }),
         serviceEnv: { DB_SERVICE_HOST: 'db.ci.svc', A: 'service' },
       }),
     );
@@ -179,6 +179,10 @@ describe('buildPod', () => {
       { name: 'B', value: 'step' },
       { name: 'C', value: '{"x":1}' },
       { name: 'DB_SERVICE_HOST', value: 'db.ci.svc' },
+      // The fetched files are the fetcher's uid's: the task's git trusts them (its own params win).
+      { name: 'GIT_CONFIG_COUNT', value: '1' },
+      { name: 'GIT_CONFIG_KEY_0', value: 'safe.directory' },
+      { name: 'GIT_CONFIG_VALUE_0', value: '/tmp/build' },
     ]);
   });
 

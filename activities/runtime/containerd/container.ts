@@ -7,6 +7,7 @@ import type { ImageResource } from '../../../schemas/compiled';
 import { paths } from '../../deps';
 import { StepErrored } from '../../errors';
 import type { Artifacts } from '../../types';
+import { TRUST_BUILD_FILES } from '../container-env';
 import { unmountUnder } from '../local/inputs';
 import { removeCgroups } from './cgroup';
 import { isNotFound } from './api';
@@ -116,17 +117,10 @@ export async function userInImage(root: MountedRoot, user: string | undefined, w
   }
 }
 
-/** The image's env with PATH (when it has none), HOME and `over` on top. */
 /**
- * The step's files from host-run base types (a git get) are its build's uid's, not the
- * container user's, and git refuses such a repository ("dubious ownership"). As
- * actions/checkout does for its workspace, the container's git trusts them: git reads
- * safe.directory only from protected config, which GIT_CONFIG_COUNT is. A step's own
- * GIT_CONFIG_* params win. The fix that needs none of this is an idmapped work dir
- * (docs/containerd.md, "Not yet").
+ * The image's env with PATH (when it has none), HOME and `over` on top. The idmapped work dir
+ * that would make the git trust unneeded is in docs/containerd.md, "Not yet".
  */
-const TRUST_BUILD_FILES = { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'safe.directory', GIT_CONFIG_VALUE_0: '*' };
-
 export function containerEnv(root: MountedRoot, user: ResolvedUser, over: Record<string, string>): Record<string, string> {
   return mergeEnv(root.env, {
     ...(root.env.some((e) => e.startsWith('PATH=')) ? {} : { PATH: DEFAULT_PATH }),

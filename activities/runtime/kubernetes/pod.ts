@@ -4,6 +4,7 @@
 // its previous attempt created (and finds it by name). See docs/kubernetes.md.
 import { createHash } from 'node:crypto';
 import type { ContainerLimits, ImageResource, TaskConfig, TaskStep } from '../../../schemas/compiled';
+import { TRUST_BUILD_FILES } from '../container-env';
 import type { V1Container, V1EnvVar, V1OwnerReference, V1Pod, V1ResourceRequirements, V1Secret } from './client';
 import { buildEnvSecret, envSecretName, envVars, type EnvSecret } from './env-secret';
 
@@ -369,9 +370,9 @@ export function buildPod(input: PodInput): V1Pod {
   };
 }
 
-/** The task container's env: service addresses, then the config's params, then the step's. */
+/** The task container's env: git's trust of the fetched files, service addresses, then the config's params, then the step's. */
 function taskEnv(input: PodInput): Record<string, string> {
-  return { ...(input.serviceEnv ?? {}), ...input.config.params, ...input.step.params };
+  return { ...TRUST_BUILD_FILES, ...(input.serviceEnv ?? {}), ...input.config.params, ...input.step.params };
 }
 
 function envSecretOf(input: PodInput, pod: string): EnvSecret | undefined {

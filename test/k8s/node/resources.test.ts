@@ -4,7 +4,8 @@
 // registry; a task reads what they fetched; a pipeline's periodic check of the image type runs in
 // a pod too, as does its check of a base type on `dev up --runtime kubernetes`. The images are built
 // offline by scripts/images/build.sh and pushed here (the base types' by the node at its start).
-import { execFileSync, spawnSync } from 'node:child_process';
+// A git resource is served over HTTP at the node's address, as a real cluster reaches its forge.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import type { Client } from '@temporalio/client';
 import { awaitBuild, startBuild } from '../../../common/build-client';
 import { collectLogs } from '../../../common/build-log';
 import { DEV_NAMESPACE } from '../../../cli/dev/kubernetes';
+import { NODE_IP } from '../../../cli/dev/k8s/node';
 import { compilePlan } from '../../../schemas';
 import { parseResourceImages } from '../../../schemas/resource-images';
 import { startBuildEnv, type BuildEnv } from '../setup/builds';
@@ -154,6 +156,57 @@ jobs:
     expect(started.length).toBeGreaterThan(0);
   } finally {
     cli(['destroy-pipeline', '-n', '-p', 'node-time'], dir);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a git resource served over HTTP at the node's address: a pipeline's check and a job's get run in pods, and the task's git reads the fetched repository", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-k8s-git-'));
+  const git = (args: string[], cwd: string) =>
+    execFileSync('git', ['-c', 'user.email=ci@example.test', '-c', 'user.name=ci', ...args], { cwd, stdio: 'pipe' });
+  // git's dumb HTTP protocol: a bare repository with its info files, served as plain files.
+  fs.mkdirSync(path.join(dir, 'work'));
+  git(['init', '-q', '-b', 'main'], path.join(dir, 'work'));
+  fs.writeFileSync(path.join(dir, 'work', 'hello.sh'), 'echo hello from the repo\n');
+  git(['add', '.'], path.join(dir, 'work'));
+  git(['commit', '-qm', 'first'], path.join(dir, 'work'));
+  git(['clone', '-q', '--bare', 'work', 'repo.git'], dir);
+  git(['update-server-info'], path.join(dir, 'repo.git'));
+  const server = spawn('python3', ['-m', 'http.server', '0', '--bind', NODE_IP, '--directory', dir], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  try {
+    const port = await new Promise<string>((resolve, reject) => {
+      server.stdout.on('data', (d: Buffer) => {
+        const m = /port (\d+)/.exec(d.toString());
+        if (m) resolve(m[1]);
+      });
+      server.once('exit', (code) => reject(new Error(`http.server exited ${code}`)));
+    });
+    fs.writeFileSync(
+      path.join(dir, 'p.yml'),
+      `
+resources:
+- {name: repo, type: git, check_every: never, source: {uri: "http://${NODE_IP}:${port}/repo.git", branch: main}}
+jobs:
+- name: unit
+  plan:
+  - get: repo
+  - task: run
+    config:
+      platform: linux
+      inputs: [{name: repo}]
+      run: {path: sh, args: [-c, 'sh repo/hello.sh && git -C repo log --format=%s -1']}
+`,
+    );
+    expect(cli(['set-pipeline', '-n', '-p', 'node-git', '-c', 'p.yml'], dir)).toMatchObject({ code: 0 });
+    expect(cli(['check-resource', '-r', 'node-git/repo'], dir)).toMatchObject({ code: 0 });
+    const build = cli(['trigger-job', '-j', 'node-git/unit', '-w'], dir);
+    expect(build.out).toContain('hello from the repo\nfirst\n');
+    expect(build).toMatchObject({ code: 0 });
+  } finally {
+    server.kill();
+    cli(['destroy-pipeline', '-n', '-p', 'node-git'], dir);
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
