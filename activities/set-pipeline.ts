@@ -153,7 +153,7 @@ async function setPipelineFromFile(
   }
   const note = credentialRefsNote(config);
   await log('stdout', `${diff.join('\n')}\n${note ? `${note}\n` : ''}setting pipeline: ${ref}\n`, 0);
-  const applied = await applyPipeline(client, req.pipelineTaskQueue, config, last, req.by);
+  const applied = await applyPipeline(client, req.pipelineTaskQueue, config, last, { by: req.by, initiallyPaused: false });
   if (typeof applied === 'object') {
     // As Concourse: a warning, and the step succeeds without saving.
     await log('stderr', `WARNING: the pipeline was not saved because it was already saved by a newer build (${applied.refused})\n`, 1);

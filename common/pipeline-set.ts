@@ -52,13 +52,15 @@ export function credentialRefsNote(config: PipelineConfig): string | undefined {
  * numbers its builds on from the last one: its old builds keep their workflow ids
  * (build-P:J:N), which a new build may not reuse. `by` is the job build of a set_pipeline
  * step (absent for a person): the pipeline refuses it when a newer build set it last.
+ * `initiallyPaused`: a pipeline this call creates starts paused, as Concourse's `fly
+ * set-pipeline` makes it (a set_pipeline step's starts unpaused); an update keeps its state.
  */
 export async function applyPipeline(
   client: Client,
   taskQueue: string,
   config: PipelineConfig,
   last: { view: PipelineView; running: boolean } | undefined,
-  by?: SetBy,
+  { by, initiallyPaused }: { by?: SetBy; initiallyPaused: boolean },
 ): Promise<'created' | 'updated' | { refused: string }> {
   const handle = client.workflow.getHandle(pipelineWorkflowId(configKey(config)));
   const update = async () => {
@@ -75,6 +77,7 @@ export async function applyPipeline(
   const input = emptyPipelineInput(config);
   if (last) input.state.counters = last.view.state.counters;
   input.setBy = by;
+  input.state.paused = initiallyPaused;
   try {
     await client.workflow.start(PIPELINE_WORKFLOW, {
       taskQueue,

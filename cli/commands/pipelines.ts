@@ -204,11 +204,12 @@ export async function setPipeline(opts: {
       rl.close();
       if (!/^y(es)?$/i.test(answer.trim())) throw new CliError('bailing out', undefined, 1);
     }
-    if ((await applyPipeline(s.client, s.taskQueue, config, last)) === 'updated') {
-      say(`configuration updated: pipeline ${ref}`);
-      return;
-    }
-    say(`pipeline created: ${ref} (see its jobs with: causeway jobs -p ${shellWord(ref)})`);
+    const applied = await applyPipeline(s.client, s.taskQueue, config, last, { initiallyPaused: true });
+    if (applied === 'updated') say(`configuration updated: pipeline ${ref}`);
+    else say(`pipeline created: ${ref} (see its jobs with: causeway jobs -p ${shellWord(ref)})`);
+    // As fly: a new pipeline starts paused (no checks, no builds) until someone unpauses it.
+    if (applied !== 'updated' || running?.state.paused)
+      say(`the pipeline is currently paused. to unpause, run: causeway unpause-pipeline -p ${shellWord(ref)}`);
   });
 }
 
@@ -301,6 +302,14 @@ export async function triggerJob(opts: { job: string; watch?: boolean }): Promis
     const number = await update<number>(s.client, p, PIPELINE_UPDATES.trigger, j);
     const id = jobBuildId(p.key, j, number);
     say(`started ${p.display}/${j} #${number} (build ${id})`);
+    // As Concourse: a paused pipeline or job keeps the build pending until unpaused.
+    const { state } = await view(s.client, p);
+    if (state.paused)
+      say(`pipeline ${p.display} is paused: the build starts once it is unpaused (causeway unpause-pipeline -p ${shellWord(p.display)})`);
+    else if (state.pausedJobs.includes(j))
+      say(
+        `job ${p.display}/${j} is paused: the build starts once it is unpaused (causeway unpause-job -j ${shellWord(`${p.display}/${j}`)})`,
+      );
     if (!opts.watch) return;
     const handle = s.client.workflow.getHandle(id);
     // The build starts when its job's max_in_flight, serial groups and pause allow.

@@ -136,6 +136,7 @@ jobs:
 `,
     );
     expect(await cli('set-pipeline', '-n', '-p', 'stamped', '-c', 'p.yml')).toMatchObject({ code: 0 });
+    expect(await cli('unpause-pipeline', '-p', 'stamped')).toMatchObject({ code: 0 });
     const checked = await cli('check-resource', '-r', 'stamped/s');
     expect(checked).toMatchObject({ code: 0 });
     const versions = JSON.parse((await cli('resource-versions', '-r', 'stamped/s', '--json')).stdout) as { version: { n: string } }[];

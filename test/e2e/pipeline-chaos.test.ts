@@ -143,6 +143,7 @@ jobs:
   );
   worker = startWorker();
   expect(cli('set-pipeline', '-n', '-p', 'chaos', '-c', path.join(dir, 'chaos.yml')).code).toBe(0);
+  expect(cli('unpause-pipeline', '-p', 'chaos').code).toBe(0);
 
   // SIGKILL during a check: the check has started and has not answered.
   addVersion('1');

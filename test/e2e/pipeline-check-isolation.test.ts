@@ -68,6 +68,7 @@ jobs:
   );
   const set = await cli('set-pipeline', '-n', '-p', 'iso', '-c', 'pipeline.yml');
   expect(set).toMatchObject({ code: 0 });
+  expect(await cli('unpause-pipeline', '-p', 'iso')).toMatchObject({ code: 0 });
 });
 afterAll(async () => {
   await cli('destroy-pipeline', '-n', '-p', 'iso').catch(() => undefined);

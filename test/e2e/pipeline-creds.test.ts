@@ -156,6 +156,7 @@ test('a secret in a resource source is resolved by the worker: the check, get an
 
   const checked = await cli('check-resource', '-r', 'creds/repo');
   expect(checked.code).toBe(0);
+  expect((await cli('unpause-pipeline', '-p', 'creds')).code).toBe(0);
   const versions = JSON.parse((await cli('resource-versions', '-r', 'creds/repo', '--json')).stdout) as { version: { sha: string } }[];
   // The put's version (the hash of the var source's value) and the check's (the hash of the key).
   expect(versions.map((v) => v.version.sha)).toContain(sha(secret));
@@ -212,6 +213,7 @@ test("testflight's var-sources.yml sets and its job runs green", async () => {
   );
   const set = await cli('set-pipeline', '-n', '-p', 'vs', '-c', 'var-sources.yml');
   expect(set.code).toBe(0);
+  expect((await cli('unpause-pipeline', '-p', 'vs')).code).toBe(0);
   expect((await cli('trigger-job', '-j', 'vs/use-vars')).code).toBe(0);
   const status = await ended('vs', 'use-vars', 1);
   const log = await cli('watch', 'build-vs:use-vars:1');

@@ -75,6 +75,9 @@ test('instances of one config run their jobs independently, are listed, and one 
   const y = await cli('set-pipeline', '-n', '-p', 'pr', '-c', file, '-v', 'branch=ignored', '-i', 'branch=feature/y');
   expect(y.code).toBe(0);
   expect(y.stderr).toContain('pipeline created: pr/branch:"feature/y"');
+  // New pipelines start paused, as fly's; each instance is unpaused on its own.
+  expect(y.stderr).toContain(`to unpause, run: causeway unpause-pipeline -p 'pr/branch:"feature/y"'`);
+  for (const ref of ['pr', 'pr/branch:feature-x', 'pr/branch:"feature/y"']) expect((await cli('unpause-pipeline', '-p', ref)).code).toBe(0);
   const again = await cli('set-pipeline', '-n', '-p', 'pr', '-c', file, '-i', 'branch=feature-x');
   expect(again.stderr).toContain('no changes to apply');
 

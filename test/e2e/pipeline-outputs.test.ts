@@ -108,6 +108,7 @@ jobs:
 test("a failed build's put is a version that gets see and passed does not; a fan-out part's put passes", async () => {
   fs.writeFileSync(path.join(dir, 'outputs.yml'), PIPELINE);
   expect((await cli('set-pipeline', '-n', '-p', 'outputs', '-c', 'outputs.yml')).code).toBe(0);
+  expect((await cli('unpause-pipeline', '-p', 'outputs')).code).toBe(0);
 
   // build puts `one`, then fails: the version is recorded and scan (no passed) builds it.
   expect((await cli('trigger-job', '-j', 'outputs/build')).code).toBe(0);
@@ -163,6 +164,7 @@ jobs:
 `,
   );
   expect((await cli('set-pipeline', '-n', '-p', 'aborts', '-c', 'aborts.yml')).code).toBe(0);
+  expect((await cli('unpause-pipeline', '-p', 'aborts')).code).toBe(0);
 
   // The put succeeded, the next task runs: an abort now leaves the put's version recorded.
   expect((await cli('trigger-job', '-j', 'aborts/put-then-wait')).code).toBe(0);

@@ -87,6 +87,7 @@ test('an older build does not overwrite a pipeline a newer build of its job set'
   write('4', base() + job('two') + job('three'));
   fs.writeFileSync(path.join(dir, 'setby.yml'), base());
   expect((await cli('set-pipeline', '-n', '-p', 'setby', '-c', 'setby.yml')).code).toBe(0);
+  expect((await cli('unpause-pipeline', '-p', 'setby')).code).toBe(0);
   const addVersion = (v: string) => fs.appendFileSync(path.join(dir, 'versions'), `${v}\n`);
 
   // #1 waits; #2 sets pipeline-2; then #1, older, may not overwrite it: a warning, and it succeeds.

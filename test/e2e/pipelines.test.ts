@@ -100,6 +100,10 @@ test('a pipeline runs itself: check, trigger, passed, put, trigger-job, pause, p
   expect(set.code).toBe(0);
   expect(set.stdout).toContain('+  source: {uri: ((uri)), branch: main}');
   expect(set.stderr).toContain('pipeline created: booklit');
+  // As fly: a new pipeline starts paused, and set-pipeline says how to unpause it.
+  expect(set.stderr).toContain('the pipeline is currently paused. to unpause, run: causeway unpause-pipeline -p booklit');
+  expect((await cli('pipelines')).stdout).toMatch(/booklit\s+yes\s+2\s+1/);
+  expect((await cli('unpause-pipeline', '-p', 'booklit')).code).toBe(0);
   expect((await cli('pipelines')).stdout).toMatch(/booklit\s+no\s+2\s+1/);
 
   // The check notices the commit; unit runs on it; publish follows and tags it.
@@ -175,6 +179,7 @@ test('a pipeline runs itself: check, trigger, passed, put, trigger-job, pause, p
   // Set again, it starts over, numbering builds on after the old ones (whose ids stay taken).
   const reset = await cli('set-pipeline', '-n', '-p', 'booklit', '-c', file, '-v', `uri=file://${bare}`);
   expect(reset.stderr).toContain('pipeline created: booklit');
+  expect((await cli('unpause-pipeline', '-p', 'booklit')).code).toBe(0);
   expect(await ended('booklit', 'unit', 7)).toBe('succeeded');
   expect((await cli('watch', 'build-booklit:unit:7')).stdout).toContain('testing four');
   expect((await cli('destroy-pipeline', '-n', '-p', 'booklit')).code).toBe(0);
@@ -235,6 +240,7 @@ test('a pipeline sets itself from a git get: set_pipeline: self, file and var_fi
     path.join(ciWork, 'ci', 'vars.yml'),
   );
   expect(set.code).toBe(0);
+  expect((await cli('unpause-pipeline', '-p', 'selfset')).code).toBe(0);
 
   // The first build sets the file it was set from: nothing changes.
   expect(await ended('selfset', 'reconfigure', 1)).toBe('succeeded');
@@ -304,6 +310,7 @@ jobs:
 `,
   );
   expect((await cli('set-pipeline', '-n', '-p', 'release', '-c', file)).code).toBe(0);
+  expect((await cli('unpause-pipeline', '-p', 'release')).code).toBe(0);
   expect(await ended('release', 'build', 1)).toBe('succeeded');
   expect(await ended('release', 'ship', 1)).toBe('succeeded');
   expect((await cli('watch', 'build-release:ship:1')).stdout).toContain('shipping one');

@@ -200,6 +200,7 @@ jobs:
 `,
     );
     expect(cli(['set-pipeline', '-n', '-p', 'node-git', '-c', 'p.yml'], dir)).toMatchObject({ code: 0 });
+    expect(cli(['unpause-pipeline', '-p', 'node-git'], dir)).toMatchObject({ code: 0 });
     expect(cli(['check-resource', '-r', 'node-git/repo'], dir)).toMatchObject({ code: 0 });
     const build = cli(['trigger-job', '-j', 'node-git/unit', '-w'], dir);
     expect(build.out).toContain('hello from the repo\nfirst\n');
