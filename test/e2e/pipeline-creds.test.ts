@@ -195,6 +195,7 @@ test("a typo'd ref sets, then fails the check and the build naming the var, the 
     'resource repo: typo.yml:8:39: resources[0].source.private_key: undefined var `git-kye`: not found in dummy at main/typo/git-kye, main/git-kye, git-kye',
   );
 
+  expect((await cli('unpause-pipeline', '-p', 'typo')).code).toBe(0);
   expect((await cli('trigger-job', '-j', 'typo/build')).code).toBe(0);
   expect(await ended('typo', 'build', 1)).toBe('errored');
   const log = await cli('watch', 'build-typo:build:1');
