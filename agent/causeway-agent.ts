@@ -84,7 +84,11 @@ interface StreamExit {
   last: string;
 }
 
-/** Runs tar-stream MODE -- tar ARGS with `socket` as its fd 3 (Node stops reading it: spawn does). */
+/**
+ * Runs tar-stream MODE -- tar ARGS with `socket` as its fd 3 (Node stops reading it: spawn does).
+ * Not as its stdin or stdout: libuv makes a child's fds 0-2 blocking, and the flag is the open
+ * socket's, shared with Node's event loop.
+ */
 function runStream(helper: string, mode: 'send' | 'receive', args: string[], socket: net.Socket): Promise<StreamExit> {
   return new Promise((resolve, reject) => {
     const child = spawn(helper, [mode, '--', 'tar', ...args], { stdio: ['ignore', 'pipe', 'pipe', socket] });
