@@ -54,10 +54,26 @@ async function worker(name: string, taskQueue: string) {
   });
 }
 
-test('a landed worker hands its running step over; the next worker of that name finishes it', async () => {
+/** Makes a running step's directory look as a worker before the spec moved into the `starting` marker left it. */
+function asLegacyStepDir(buildId: string): void {
+  const builds = path.join(stack.home, 'builds', buildId);
+  const markers = fs
+    .readdirSync(builds, { recursive: true, encoding: 'utf8' })
+    .filter((f) => path.basename(f) === 'starting')
+    .map((f) => path.join(builds, f));
+  expect(markers).toHaveLength(1);
+  const stepDir = path.dirname(markers[0]);
+  fs.writeFileSync(path.join(stepDir, 'spec.json'), fs.readFileSync(markers[0]));
+  fs.writeFileSync(markers[0], '');
+}
+
+test.each([
+  ['', false],
+  [' (a step dir as the previous release left it: spec.json, an empty marker)', true],
+])('a landed worker hands its running step over; the next worker of that name finishes it%s', async (_, legacy) => {
   const name = `w-${randomUUID().slice(0, 8)}`;
   const taskQueue = `test-${randomUUID()}`;
-  const counter = path.join(dir, 'count');
+  const counter = path.join(dir, `count-${name}`);
   const first = await worker(name, taskQueue);
 
   const plan = compilePlan({
@@ -78,6 +94,7 @@ test('a landed worker hands its running step over; the next worker of that name 
   await first.done;
   // Landed workers stay listed (as Concourse lists them) until they start again.
   expect(WorkerRecord.parse((await kv.get(name))?.json())).toMatchObject({ state: 'landed', running: [] });
+  if (legacy) asLegacyStepDir(handle.workflowId);
 
   const second = await worker(name, taskQueue);
   expect(WorkerRecord.parse((await kv.get(name))?.json())).toMatchObject({ state: 'running' });

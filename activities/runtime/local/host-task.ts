@@ -2,6 +2,7 @@
 // share: the step's directory, where the task's work dir, output files and exit status live;
 // finding or starting the task by it; its inputs placed and its outputs made in its work dir; its
 // log read from the files; an artifact's file read from its directory.
+import { statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { TaskConfig, TaskStep } from '../../../schemas/compiled';
@@ -81,25 +82,26 @@ export async function placeTaskFiles(s: {
 /** The task's run.dir in its work dir on this host; a missing one is a configuration error, not a task that ran and failed. */
 export async function runDir(step: TaskStep, config: TaskConfig, work: string): Promise<string> {
   const cwd = safeJoin(work, config.run.dir ?? '.');
-  const isDir = await fs.stat(cwd).then(
-    (st) => st.isDirectory(),
-    () => false,
-  );
+  let isDir = false;
+  try {
+    // Synchronous: one system call, where a thread-pool round trip waited for a CPU under load.
+    isDir = statSync(cwd, { throwIfNoEntry: false })?.isDirectory() ?? false;
+  } catch {
+    // a path through a file, or out of reach: no such directory either
+  }
   if (!isDir) throw new StepErrored(`task ${step.task}: run.dir ${config.run.dir}: no such directory in the task's working directory`);
   return cwd;
 }
 
 /** The task's output written after `from`, from its files in the step's directory. */
 export async function readTaskLogs(dir: string, from: LogOffsets): Promise<LogPiece[]> {
-  // Both files at once: every step reads them at least twice, and a read waits for the thread pool.
-  const pieces = await Promise.all(
-    (['stdout', 'stderr'] as const).map(async (stream): Promise<LogPiece | undefined> => {
-      const offset = from[stream] ?? 0;
-      const data = await readFrom(path.join(dir, FILES[stream]), offset);
-      return data && { stream, offset, data };
-    }),
-  );
-  return pieces.filter((p) => p !== undefined);
+  const pieces: LogPiece[] = [];
+  for (const stream of ['stdout', 'stderr'] as const) {
+    const offset = from[stream] ?? 0;
+    const data = readFrom(path.join(dir, FILES[stream]), offset);
+    if (data) pieces.push({ stream, offset, data });
+  }
+  return pieces;
 }
 
 /** One file of an artifact in a directory on this host, never through a link out of it. */

@@ -6,6 +6,7 @@
 // volume). The mounts live as long as the step: the step's end, a failed start, a retried
 // attempt and the reconciler remove them; after a reboot none are left, and a re-run step mounts
 // again.
+import { lchownSync, lstatSync, readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { copyArtifact } from '../../artifacts';
@@ -96,9 +97,25 @@ export async function unmountUnder(dir: string): Promise<string[]> {
  * A producer of the same build wrote its output as the build's uid, so its files stay untouched.
  */
 export async function ownTree(dir: string, ids: UserIds): Promise<void> {
+  // The top synchronously: a step's work dir is usually empty or holds a few entries, and each
+  // thread-pool round trip waited for a CPU on a loaded machine (bench:step-overhead). What lies
+  // below (an input's copied tree) is walked asynchronously, not blocking the worker.
+  const st = lstatSync(dir);
+  if (st.uid !== ids.uid || st.gid !== ids.gid) lchownSync(dir, ids.uid, ids.gid);
+  if (!st.isDirectory()) return;
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return;
+  }
+  await Promise.all(entries.map((e) => ownSubtree(path.join(dir, e), ids)));
+}
+
+async function ownSubtree(dir: string, ids: UserIds): Promise<void> {
   const st = await fs.lstat(dir);
   if (st.uid !== ids.uid || st.gid !== ids.gid) await fs.lchown(dir, ids.uid, ids.gid);
   if (!st.isDirectory()) return;
   const entries = await fs.readdir(dir).catch(() => [] as string[]);
-  await Promise.all(entries.map((e) => ownTree(path.join(dir, e), ids)));
+  await Promise.all(entries.map((e) => ownSubtree(path.join(dir, e), ids)));
 }

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -48,11 +48,13 @@ export interface StartOptions {
   cgroupProcs?: string;
   /** extra lines run by the wrapper first (e.g. `ulimit -v`) */
   prelude?: string[];
+  /** the `starting` marker's content: what a re-attaching attempt needs besides the process */
+  marker?: string;
 }
 
 export async function startProcess(opts: StartOptions): Promise<StepProcess> {
-  // Synchronous: an empty file costs two system calls, against three thread-pool round trips for writeFile.
-  closeSync(openSync(path.join(opts.dir, FILES.starting), 'w'));
+  // Synchronous: a small file costs a few system calls, against three thread-pool round trips for writeFile.
+  writeFileSync(path.join(opts.dir, FILES.starting), opts.marker ?? '');
   const script = [...(opts.prelude ?? []), WRAPPER].join('\n');
   const child = await spawnDetached('/bin/sh', ['-c', script, 'sh', opts.dir, opts.cwd, opts.cgroupProcs ?? '', ...opts.command], opts.env);
   return { pid: child.pid, dir: opts.dir, child };

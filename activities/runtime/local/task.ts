@@ -1,4 +1,4 @@
-import { chownSync, constants as fsConstants, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chownSync, constants as fsConstants, mkdirSync, statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import os, { constants as osConstants } from 'node:os';
 import path from 'node:path';
@@ -17,6 +17,7 @@ import { applyMemoryLimit, removeCgroup, wasOomKilled, type MemoryLimit } from '
 import {
   exitStatus,
   exitStatusOf,
+  FILES,
   findProcess,
   groupAlive,
   isAlive,
@@ -29,7 +30,8 @@ import {
 import { canIsolate, notIsolatedNote, readyBuildUser, stepPath } from './isolation';
 import { asUser, chownTree, splitLoaderEnv, userEnv, userIds, type UserIds } from './users';
 
-const SPEC_FILE = 'spec.json';
+/** where a step started before its spec moved into the `starting` marker keeps it */
+const LEGACY_SPEC_FILE = 'spec.json';
 /** how often a re-attached step's process (not this worker's child, whose exit is an event) is looked at, at first and at most */
 const POLL_MIN_MS = 10;
 const POLL_MAX_MS = 250;
@@ -50,7 +52,11 @@ export function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTask, io:
     async find(dir) {
       const proc = await findProcess(dir);
       if (!proc) return undefined;
-      return { proc, spec: JSON.parse(await fs.readFile(path.join(dir, SPEC_FILE), 'utf8')) as Spec };
+      // The spec is the `starting` marker's content; a step a worker before it started has it in spec.json.
+      const text = await fs
+        .readFile(path.join(dir, LEGACY_SPEC_FILE), 'utf8')
+        .catch(() => fs.readFile(path.join(dir, FILES.starting), 'utf8'));
+      return { proc, spec: JSON.parse(text) as Spec };
     },
     async start(dir) {
       // The build's own uid (when the worker is root): its steps cannot touch other builds or the worker.
@@ -76,6 +82,8 @@ export function findOrStartLocalTask(deps: ActivityDeps, task: ResolvedTask, io:
         env: { ...split.env, ...run.env },
         cgroupProcs: spec.memory?.procsFile,
         prelude: spec.memory?.prelude,
+        // What a re-attaching attempt needs, in the marker: one file fewer to create per step.
+        marker: JSON.stringify(spec),
       }).catch(async (err: unknown) => {
         await unmountUnder(dir);
         throw asPermanent(err, `task ${step.task}: cannot start ${spec.config.run.path}`);
@@ -205,9 +213,7 @@ async function prepare(deps: ActivityDeps, task: ResolvedTask, dir: string, io: 
     io.note(memory.note);
   }
 
-  const spec: Spec = { config, outputs, memory, views };
-  writeFileSync(path.join(dir, SPEC_FILE), JSON.stringify(spec));
-  return spec;
+  return { config, outputs, memory, views };
 }
 
 /**
@@ -228,13 +234,12 @@ async function checkRunnable(step: TaskStep, config: TaskConfig, work: string, s
     // Looked for without an exception per PATH entry that lacks it (an async miss costs an Error
     // with its stack, which showed in the profile of many steps starting at once).
     if (!statSync(candidate, { throwIfNoEntry: false })?.isFile()) continue;
-    if (
-      await fs.access(candidate, fsConstants.X_OK).then(
-        () => true,
-        () => false,
-      )
-    )
+    try {
+      accessSync(candidate, fsConstants.X_OK);
       return;
+    } catch {
+      // not executable by the worker: look further along PATH
+    }
   }
   throw new StepErrored(
     `task ${step.task}: run.path ${cmd}: no such executable` + (cmd.includes('/') ? ` (looked at ${candidates[0]})` : ' on PATH'),
