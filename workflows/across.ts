@@ -1,6 +1,6 @@
 import type { AcrossVar, Step } from '../schemas/compiled';
 import { interpolateLocal } from '../schemas/interpolate';
-import { StepError, type BuildContext, type Frame } from './context';
+import { passThrough, StepError, type BuildContext, type Frame } from './context';
 import { runList, servicesOf, weightOf, type ListSource } from './fanout';
 import { runPool } from './pool';
 
@@ -12,13 +12,23 @@ export type RunIteration = (step: Step, frame: Frame) => Promise<boolean>;
  * max_in_flight). Each iteration has its own scope holding ((.:var)) and its own
  * step ids (`<id>.across.<i>.<j>`), so iterations never see each other's artifacts.
  */
-export async function withAcross(ctx: BuildContext, step: Step, frame: Frame, run: RunIteration): Promise<boolean> {
-  if (!step.across) return run(step, frame);
+export function withAcross(ctx: BuildContext, step: Step, frame: Frame, run: RunIteration): Promise<boolean> {
+  if (!step.across) return passThrough(ctx, () => run(step, frame));
+  return runAcross(ctx, step, step.across, frame, run);
+}
+
+async function runAcross(
+  ctx: BuildContext,
+  step: Step,
+  across: NonNullable<Step['across']>,
+  frame: Frame,
+  run: RunIteration,
+): Promise<boolean> {
   ctx.status.start(step.id);
   try {
     // Resolved inside the try: a ((.:list)) that is missing or not a list errors the
     // step in the status tree too, instead of leaving it pending in a finished build.
-    const values = step.across.vars.map((v) => valuesOf(v, frame));
+    const values = across.vars.map((v) => valuesOf(v, frame));
     const ok = await acrossLevels(ctx, step, frame, values, run).level(0, [], []);
     ctx.status.finish(step.id, ok ? 'succeeded' : 'failed');
     return ok;

@@ -4,6 +4,7 @@ import {
   CancellationScope,
   defineQuery,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -23,7 +24,7 @@ import type { JobBuildRef } from '../schemas/pipeline-api';
 import { BuildInputError, parseBuildInput } from '../schemas/build-input';
 import type { BuildStatus } from '../schemas/messages';
 import { messageOf } from './attempts';
-import { Scope, type BuildContext } from './context';
+import { LEAN_STEP_WRAPPERS, Scope, type BuildContext } from './context';
 import { buildCredentials, secretLocalNames } from './credentials';
 import { ArtifactReleaser } from './release';
 import { StatusTracker } from './status';
@@ -139,6 +140,7 @@ export async function build(raw: BuildInput): Promise<BuildSummary> {
     credentials: buildCredentials(input.plan.varSources, secretLocalNames(input.plan.plan), jobBuild?.pipeline),
     jobBuild,
     workerWait: WorkerWait.create(status, prepared.taskQueue),
+    leanWrappers: patched(LEAN_STEP_WRAPPERS),
   };
 
   let outcome: BuildStatus;

@@ -79,6 +79,29 @@ export interface BuildContext {
   workerWait?: WorkerWait;
   /** true once the build itself was cancelled (abort), as opposed to a scope cancelled by a timeout or fail_fast */
   aborted(): boolean;
+  /** a step without a modifier skips that modifier's wrapper (passThrough); false in builds older than LEAN_STEP_WRAPPERS */
+  leanWrappers?: boolean;
+}
+
+/**
+ * Builds started before it ran every step through each modifier's async wrapper (hooks, across,
+ * services, timeout), also a step without that modifier. Replaying them must keep those promise
+ * turns: they order the commands of steps running in parallel.
+ */
+export const LEAN_STEP_WRAPPERS = 'lean-step-wrappers';
+
+/**
+ * A modifier's wrapper for a step without the modifier: the step itself. Each async hop cost the
+ * workflow thread promises, and the SDK's promise hook records a source-mapped stack for each
+ * (bench:step-overhead); builds older than LEAN_STEP_WRAPPERS keep the hop.
+ */
+export function passThrough(ctx: BuildContext, run: () => Promise<boolean>): Promise<boolean> {
+  return ctx.leanWrappers ? run() : asyncHop(run);
+}
+
+/** What an async wrapper's early `return run()` was, turn for turn (no `await`: that is one turn fewer). */
+async function asyncHop(run: () => Promise<boolean>): Promise<boolean> {
+  return run();
 }
 
 /** The build's credential context, handed to its step activities (and to fan-out parts); never a value of a credential manager. */

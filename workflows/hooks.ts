@@ -1,6 +1,6 @@
 import { CancellationScope, isCancellation } from '@temporalio/workflow';
 import type { Step } from '../schemas/compiled';
-import type { BuildContext, Frame } from './context';
+import { passThrough, type BuildContext, type Frame } from './context';
 
 /**
  * on_success / on_failure / on_error / on_abort / ensure, with Concourse's semantics:
@@ -9,9 +9,19 @@ import type { BuildContext, Frame } from './context';
  * interrupted by an abort or fail_fast, on_error for every other error, timeouts included. Hooks after an abort run in a
  * non-cancellable scope, so cleanup happens even though the build is cancelled.
  */
-export async function withHooks(ctx: BuildContext, step: Step, frame: Frame, run: () => Promise<boolean>): Promise<boolean> {
+export function withHooks(ctx: BuildContext, step: Step, frame: Frame, run: () => Promise<boolean>): Promise<boolean> {
   const hooks = step.hooks;
-  if (!hooks) return run();
+  if (!hooks) return passThrough(ctx, run);
+  return runWithHooks(ctx, hooks, frame, step, run);
+}
+
+async function runWithHooks(
+  ctx: BuildContext,
+  hooks: NonNullable<Step['hooks']>,
+  frame: Frame,
+  step: Step,
+  run: () => Promise<boolean>,
+): Promise<boolean> {
   const hookFrame: Frame = { ...frame, parent: step.id };
   const runHook = (hook: Step) =>
     CancellationScope.current().consideredCancelled

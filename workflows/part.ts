@@ -1,10 +1,10 @@
-import { ApplicationFailure, CancellationScope, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Artifacts } from '../activities/types';
 import type { BuildStatus } from '../schemas/messages';
 import { acrossLevels } from './across';
 import { messageOf } from './attempts';
 import { failedTasks, stepActivities, statusQuery } from './build';
-import { Scope, type BuildContext, type Deadline, type Frame } from './context';
+import { LEAN_STEP_WRAPPERS, Scope, type BuildContext, type Deadline, type Frame } from './context';
 import { FAILED_NAMED, type PartInput, type PartResult } from './fanout';
 import { runPool } from './pool';
 import { StatusTracker } from './status';
@@ -59,6 +59,7 @@ export async function buildPart(input: PartInput): Promise<PartResult> {
     // The build's releaser knows the whole plan: outputs go back to it with the result.
     releaser: input.releasesArtifacts ? { produced: (outputs) => produced.push(outputs), stepEnded: () => undefined } : undefined,
     workerWait: WorkerWait.create(status, input.taskQueue),
+    leanWrappers: patched(LEAN_STEP_WRAPPERS),
   };
   const outer = new Scope();
   for (const [name, ref] of Object.entries(input.frame.artifacts)) outer.setArtifact(name, ref);

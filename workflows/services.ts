@@ -4,7 +4,7 @@ import { serviceHost, type ServiceAddress } from '../common/services';
 import type { ServiceSpec, Step } from '../schemas/compiled';
 import { messageOf } from './attempts';
 import { Compensation } from './compensation';
-import { StepError, type BuildContext, type Frame } from './context';
+import { passThrough, StepError, type BuildContext, type Frame } from './context';
 import { withLocals } from './locals';
 import { credentialsPipeline, redactedValues } from './credentials';
 
@@ -24,10 +24,19 @@ function display(addr: ServiceAddress): string {
  * ends. Inside `across` each iteration gets its own services; a `do` or `in_parallel` shares
  * its services with every nested step. A service that cannot get ready errors the step.
  */
-export async function withServices(ctx: BuildContext, step: Step, frame: Frame, run: (frame: Frame) => Promise<boolean>): Promise<boolean> {
+export function withServices(ctx: BuildContext, step: Step, frame: Frame, run: (frame: Frame) => Promise<boolean>): Promise<boolean> {
   const specs = step.services;
-  if (!specs || specs.length === 0) return run(frame);
+  if (!specs || specs.length === 0) return passThrough(ctx, () => run(frame));
+  return runWithServices(ctx, step, specs, frame, run);
+}
 
+async function runWithServices(
+  ctx: BuildContext,
+  step: Step,
+  specs: ServiceSpec[],
+  frame: Frame,
+  run: (frame: Frame) => Promise<boolean>,
+): Promise<boolean> {
   // Addresses first, so steps can name the services (and the local runtime's services each
   // other) in ((.svc:...)) before a start has returned the real address.
   const siblings = specs.map((s) => s.name);

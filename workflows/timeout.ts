@@ -1,6 +1,6 @@
 import { CancellationScope, isCancellation, patched, sleep } from '@temporalio/workflow';
 import type { Step } from '../schemas/compiled';
-import { StepError, type BuildContext, type Deadline, type Frame } from './context';
+import { passThrough, StepError, type BuildContext, type Deadline, type Frame } from './context';
 
 /** Builds whose history predates this patch keep ending errored on a timeout when replayed. */
 const TIMEOUT_FAILS = 'timeout-fails-the-step';
@@ -11,9 +11,19 @@ const TIMEOUT_FAILS = 'timeout-fails-the-step';
  * on_failure runs, not on_error. Steps inside get the deadline in their frame, so they tell
  * this cancellation from an abort: they end errored and their own hooks run on_error.
  */
-export async function withTimeout(ctx: BuildContext, step: Step, frame: Frame, run: (frame: Frame) => Promise<boolean>): Promise<boolean> {
+export function withTimeout(ctx: BuildContext, step: Step, frame: Frame, run: (frame: Frame) => Promise<boolean>): Promise<boolean> {
   const ms = step.timeoutMs;
-  if (ms === undefined) return run(frame);
+  if (ms === undefined) return passThrough(ctx, () => run(frame));
+  return runWithTimeout(ctx, step, ms, frame, run);
+}
+
+async function runWithTimeout(
+  ctx: BuildContext,
+  step: Step,
+  ms: number,
+  frame: Frame,
+  run: (frame: Frame) => Promise<boolean>,
+): Promise<boolean> {
   const work = new CancellationScope();
   const timer = new CancellationScope();
   const deadline: Deadline = { expired: false, at: Date.now() + ms };
