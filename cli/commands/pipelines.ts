@@ -32,8 +32,9 @@ import {
   pipelineWorkflowId,
   type PipelineView,
 } from '../../schemas/pipeline-api';
-import { openSession, type Session } from '../connect';
+import { buildUrl, openSession, type Session } from '../connect';
 import { followUntilDone } from '../follow';
+import { renderOutcome } from '../render';
 import { exitWith } from '../main-helpers';
 import { CliError, paint, say, table } from '../output';
 
@@ -322,7 +323,10 @@ export async function triggerJob(opts: { job: string; watch?: boolean }): Promis
         await new Promise((r) => setTimeout(r, 500));
       }
     }
+    const started = Date.now();
     const outcome = await followUntilDone(s, handle, { abortOnInterrupt: false });
+    // As run and watch end: what went wrong where (an errored step's message is in no step's log).
+    console.log(renderOutcome(id, outcome, Date.now() - started, buildUrl(s, id)));
     say(`${p.display}/${j} #${number} ${outcome.status}`);
     exitWith(EXIT_CODES[(await awaitBuild(handle)).status]);
   });
