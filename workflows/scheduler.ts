@@ -73,6 +73,25 @@ function pinOf(input: JobInput, config: PipelineConfig, state: SchedulerState): 
   return state.pins[input.resource] ?? config.resources.find((r) => r.name === input.resource)?.pinned;
 }
 
+/**
+ * A passed input's versions as Concourse's resolver meets them (successful_build_outputs): the
+ * newest upstream build first, and within a build its outputs before its inputs, so a job
+ * that gets a version and puts another hands on the one it put (testflight's inputs_outputs.yml).
+ */
+function byUpstreamBuild(input: JobInput, state: SchedulerState, newestFirst: VersionRecord[]): VersionRecord[] {
+  const rank = new Map<number, number>();
+  state.builds.forEach((b, index) => {
+    if (b.status !== 'succeeded' || !input.passed.includes(b.job)) return;
+    const mark = (v: InputVersion, output: boolean) => {
+      const r = index * 2 + (output ? 1 : 0);
+      if (v.resource === input.resource && r > (rank.get(v.seq) ?? -1)) rank.set(v.seq, r);
+    };
+    Object.values(b.inputs).forEach((v) => mark(v, false));
+    (b.outputs ?? []).forEach((v) => mark(v, true));
+  });
+  return [...newestFirst].sort((a, b) => (rank.get(b.seq) ?? -1) - (rank.get(a.seq) ?? -1));
+}
+
 /** The versions an input may take, best first, before `passed` builds must agree with each other. */
 function candidates(job: PipelineJob, input: JobInput, config: PipelineConfig, state: SchedulerState): VersionRecord[] | string {
   const all = state.versions[input.resource] ?? [];
@@ -99,7 +118,8 @@ function candidates(job: PipelineJob, input: JobInput, config: PipelineConfig, s
       ? `no version of ${input.resource} passed ${input.passed.join(', ')}`
       : `${input.resource} has no version yet`;
   const newestFirst = [...list].reverse();
-  if (pin || input.version !== 'every') return newestFirst;
+  if (pin) return newestFirst;
+  if (input.version !== 'every') return input.passed.length > 0 ? byUpstreamBuild(input, state, newestFirst) : newestFirst;
   // version: every (versions_db.go NextEveryVersion): the next version after the newest this
   // job used; none newer: that newest again; never used: the latest.
   const used = state.builds

@@ -114,6 +114,20 @@ test("passed: the versions a build's puts made count as its outputs, as Concours
   expect(recordVersions(state, 'image', [v('i1'), v('i2')])).toBe(0);
 });
 
+test("passed: the newest upstream build's versions first, its outputs before its inputs (testflight's inputs_outputs.yml)", () => {
+  const { config, state } = pipeline([
+    job('pushing', [input('repo', { trigger: false })]),
+    job('downstream', [input('repo', { passed: ['pushing'], trigger: false })]),
+  ]);
+  recordVersions(state, 'repo', [v('first'), v('second')]);
+  createBuild(state, 'pushing', true);
+  expect(started(schedule(config, state))).toEqual(['pushing#1:second']);
+  // It got `second` and put `first`, a version the resource already had.
+  finishBuild(state, 'pushing', 1, 'succeeded', [{ resource: 'repo', version: v('first') }]);
+  createBuild(state, 'downstream', true);
+  expect(started(schedule(config, state))).toEqual(['downstream#1:first']);
+});
+
 test("a put's version is saved when the put succeeds (SaveOutput): a build that then fails feeds gets, not passed", () => {
   const { config, state } = pipeline(
     [job('build', [input('repo')]), job('deploy', [input('image', { passed: ['build'] })]), job('scan', [input('image')])],
