@@ -57,7 +57,8 @@ export function acrossLevels(
     if (depth === across.vars.length) {
       const id = `${step.id}.across.${indices.join('.')}`;
       const scope = frame.scope.child();
-      across.vars.forEach((v, i) => scope.setLocal(v.var, bindings[i]));
+      // Concourse binds across vars unredacted (AddLocalVar(name, value, false)), also over a load_var of the same name.
+      across.vars.forEach((v, i) => scope.setLocal(v.var, bindings[i], { reveal: true }));
       const iteration = renameIds(template, step.id, id);
       ctx.status.register(iteration, step.id, iteration.id, scope.allLocals());
       return run(iteration, { ...frame, scope, parent: step.id });

@@ -30,8 +30,19 @@ export class Scope {
     this.artifacts.set(name, ref);
   }
 
-  setLocal(name: string, value: unknown): void {
+  setLocal(name: string, value: unknown, opts: { reveal?: boolean } = {}): void {
     this.locals.set(name, value);
+    if (opts.reveal) this.revealed.add(name);
+    else this.revealed.delete(name);
+  }
+
+  /** Names bound here with `reveal` (an across var): never redacted, though a load_var of that name is. */
+  private readonly revealed = new Set<string>();
+
+  /** Whether the binding of `name` that a step here sees was set with `reveal`. */
+  isRevealed(name: string): boolean {
+    if (this.locals.has(name)) return this.revealed.has(name);
+    return this.parent?.isRevealed(name) ?? false;
   }
 
   allArtifacts(): Artifacts {

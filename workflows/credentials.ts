@@ -38,10 +38,27 @@ export function secretLocalNames(step: Step): string[] {
   return [...names];
 }
 
+/**
+ * What of a load_var value Concourse redacts (vars/tracker.go): a string, and the strings in a
+ * map, field by field; never a list's items, a number or a boolean. testflight's across.yml
+ * loads a list with load_var and expects its items in the log.
+ */
+function tracked(value: unknown): unknown {
+  if (typeof value === 'string') return value;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+  const fields = Object.values(value)
+    .map(tracked)
+    .filter((v) => v !== undefined);
+  return fields.length > 0 ? fields : undefined;
+}
+
 /** The values in the frame's scope that the step's logs must not show. */
 export function redactedValues(creds: BuildCredentials | undefined, frame: Frame): unknown[] | undefined {
   if (!creds?.secretLocals?.length) return undefined;
   const locals = frame.scope.allLocals();
-  const values = creds.secretLocals.filter((n) => Object.prototype.hasOwnProperty.call(locals, n)).map((n) => locals[n]);
+  const values = creds.secretLocals
+    .filter((n) => Object.prototype.hasOwnProperty.call(locals, n) && !frame.scope.isRevealed(n))
+    .map((n) => tracked(locals[n]))
+    .filter((v) => v !== undefined);
   return values.length > 0 ? values : undefined;
 }

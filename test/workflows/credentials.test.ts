@@ -98,6 +98,24 @@ test("load_var values are redacted from later steps' logs unless reveal: true", 
   expect(r.logs.get('plan.3')).toBe('((redacted)) public-1.2.3\n');
 });
 
+test("as Concourse's tracker, a load_var list's items are not redacted, a map's string fields are (testflight's across.yml)", async () => {
+  const write = sh(
+    'write',
+    `printf '["item-one", 4]' > out/list.json; printf '{"pw": "${secret}", "n": 7}' > out/map.json`,
+    {},
+    { outputs: [{ name: 'out' }] },
+  );
+  const use = { ...JSON.parse(sh('use', 'echo "item ((.:x)) ((.:map.pw)) ((.:map.n))"')), across: [{ var: 'x', values: '((.:list))' }] };
+  const r = await h.run(
+    `plan:\n- ${write}\n- {load_var: list, file: out/list.json}\n- {load_var: map, file: out/map.json}\n- ${JSON.stringify(use)}`,
+  );
+  expect(r.message).toBeUndefined();
+  expect(r.status).toBe('succeeded');
+  const log = [...r.logs.values()].join('');
+  expect(log).toContain('item item-one ((redacted)) 7\n');
+  expect(log).toContain('item 4 ((redacted)) 7\n');
+});
+
 test("a load_var value is redacted from a service's log (its output, split writes, and the error quoting it) as from a task's", async () => {
   const write = sh('write', `echo ${secret} > out/secret`, {}, { outputs: [{ name: 'out' }] });
   // The second has a port it never opens: it exits before it is ready, and the step errors quoting its output.
