@@ -21,7 +21,7 @@ export interface Testflight {
   inPipeline(thing: string): string;
   /** set-pipeline -n -p PIPELINE -c fixtures/NAME.yml ARGS..., which must succeed */
   setPipeline(fixture: string, ...args: string[]): Promise<CliResult>;
-  /** setPipeline, then unpause-pipeline (a Causeway pipeline starts unpaused; fly's does not) */
+  /** setPipeline, then unpause-pipeline (a new pipeline starts paused, as fly's) */
   setAndUnpausePipeline(fixture: string, ...args: string[]): Promise<void>;
   /** check-resource -f version:<uuid>-TAG; returns that version */
   newMockVersion(resource: string, tag: string): Promise<string>;
