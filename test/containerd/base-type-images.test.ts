@@ -169,9 +169,11 @@ jobs:
   expect(ctr(['images', 'ls', '-q'])).toContain('docker.io/causeway/resource-registry-image:latest');
 });
 
-test('a host git get, a commit by git in a task container, and a put: the container’s git trusts the build’s files', async () => {
+test('a host git get, a commit by git in a root task container, and a put: the work directory is idmapped, the build’s files are root’s there', async () => {
   // The host base type's get writes the repository as the build's uid; the task runs as root in a
-  // container (resource-git's image has git), where git would call it "dubious ownership".
+  // container (resource-git's image has git), which sees its work directory idmapped: the build's
+  // uid as root, so git finds its own repository (no "dubious ownership", no safe.directory), and
+  // what it writes lands as the build's uid, which the put then reads as its own.
   const r = await h.run(
     `
 resources:
@@ -180,19 +182,52 @@ jobs:
 - name: j
   plan:
   - get: repo
+  - get: view
+    resource: repo
   - task: commit
     config:
       platform: linux
       image_resource: {type: registry-image, source: {repository: causeway/resource-git}}
-      inputs: [{name: repo}]
+      inputs: [{name: repo}, {name: view}]
       outputs: [{name: repo}]
-      run: {path: sh, args: [-c, 'cd repo && git -c user.name=t -c user.email=t@example.com commit -q --allow-empty -m from-container && git log -1 --format=%s']}
+      run:
+        path: sh
+        args:
+        - -c
+        - |
+          set -e
+          echo "trust ${'$'}{GIT_CONFIG_COUNT:-none}"
+          stat -c '%u:%g %n' . repo repo/README view view/README
+          touch view/written-in-view repo/written-in-output
+          cd repo && git -c user.name=t -c user.email=t@example.com commit -q --allow-empty -m from-container && git log -1 --format=%s
   - put: repo
     params: {repository: repo, branch: from-task}
 `,
     { job: 'j' },
   );
   expect(r.status).toBe('succeeded');
-  expect(r.logs.get('plan.1')).toContain('from-container');
+  const log = r.logs.get('plan.2') ?? '';
+  expect(log).toContain('trust none\n');
+  for (const name of ['.', 'repo', 'repo/README', 'view', 'view/README']) expect(log).toContain(`0:0 ${name}\n`);
+  expect(log).toContain('from-container');
   expect(git(['log', '-1', '--format=%s', 'from-task'], bare())).toBe('from-container');
+  // On the host, the files root wrote in the container are the build's uid's, as the get's are.
+  const buildDir = path.join(h.home, 'builds', r.buildId);
+  const files = fs.readdirSync(buildDir, { recursive: true, encoding: 'utf8' });
+  const at = (suffix: string) => {
+    const found = files.filter((f) => f.endsWith(suffix));
+    expect(found).toHaveLength(1);
+    return fs.lstatSync(path.join(buildDir, found[0]));
+  };
+  const getUid = fs.lstatSync(
+    path.join(
+      buildDir,
+      files.find((f) => f.includes('/plan.0/') && f.endsWith('/README'))!,
+    ),
+  ).uid;
+  expect(getUid).not.toBe(0);
+  for (const written of ['/work/repo/written-in-output', '/upper/written-in-view'])
+    expect([written, at(written).uid, at(written).gid]).toEqual([written, getUid, getUid]);
+  expect(ctr(['containers', 'ls', '-q', `labels."causeway.build"==${r.buildId}`]).trim()).toBe('');
+  expect(mountsOf(h.home, r.buildId)).toEqual([]);
 });

@@ -10,6 +10,7 @@ import type { Artifacts } from '../../types';
 import { TRUST_BUILD_FILES } from '../container-env';
 import { unmountUnder } from '../local/inputs';
 import { removeCgroups } from './cgroup';
+import { unmountIdmapped } from './idmap';
 import { isNotFound } from './api';
 import type { ContainerdContext } from './context';
 import { imagePull, normalizeReference, type ImageInfo } from './image';
@@ -118,14 +119,20 @@ export async function userInImage(root: MountedRoot, user: string | undefined, w
 }
 
 /**
- * The image's env with PATH (when it has none), HOME and `over` on top. The idmapped work dir
- * that would make the git trust unneeded is in docs/containerd.md, "Not yet".
+ * The image's env with PATH (when it has none), HOME and `over` on top. Without an idmapped work
+ * directory (idmap.ts: a service's, or a worker without the helper) the build's files are not
+ * the container user's, and git trusts them only through TRUST_BUILD_FILES.
  */
-export function containerEnv(root: MountedRoot, user: ResolvedUser, over: Record<string, string>): Record<string, string> {
+export function containerEnv(
+  root: MountedRoot,
+  user: ResolvedUser,
+  over: Record<string, string>,
+  opts: { idmapped?: boolean } = {},
+): Record<string, string> {
   return mergeEnv(root.env, {
     ...(root.env.some((e) => e.startsWith('PATH=')) ? {} : { PATH: DEFAULT_PATH }),
     HOME: user.home,
-    ...TRUST_BUILD_FILES,
+    ...(opts.idmapped ? {} : TRUST_BUILD_FILES),
     ...over,
   });
 }
@@ -141,6 +148,7 @@ export async function readMeta(dir: string): Promise<ContainerMeta | undefined> 
 export async function cleanUpContainer(cx: ContainerdContext, dir: string): Promise<void> {
   const meta = await readMeta(dir);
   if (!meta) return;
+  await unmountIdmapped(dir);
   await unmountUnder(path.join(dir, 'work'));
   await unmountRootfs(cx.api, meta.rootfs);
   await removeCgroups(meta.id);

@@ -14,6 +14,7 @@ import { StepErrored } from '../../errors';
 import { asPermanent } from '../../permanent';
 import type { RunTaskRequest } from '../../types';
 import { ownTree } from '../local/inputs';
+import { canIsolate, readyBuildUser } from '../local/isolation';
 import { netnsPath, writeHosts } from '../local/network';
 import { exitStatus, FILES } from '../local/process';
 import { findOrStartHostTask, placeTaskFiles, readTaskLogs, runDir } from '../local/host-task';
@@ -35,7 +36,9 @@ import {
   userInImage,
   type ContainerMeta,
 } from './container';
+import { canIdmap, idmapWork, ownRootsFiles } from './idmap';
 import { keeperId } from './keeper';
+import { closeToOthers } from './rootfs';
 import { containerSpec, type BindMount } from './spec';
 import type { ContainerdContext } from './context';
 
@@ -133,28 +136,51 @@ async function prepare(
 
   // Each input a copy-on-write view of its producer's output (the local runtime's), seen in the
   // container through the rbind of the working directory: one mount instead of a copy.
-  const { outputs } = await placeTaskFiles({ dir, work, step, config, inputs, worker: cx.deps.workerName, runtime: 'containerd' });
+  // Idmapped (idmap.ts): the build's files, a host-run get's among them, are root's in the
+  // container, and what root writes there is the build's uid's on the host.
+  const build = canIdmap() && canIsolate() ? await readyBuildUser(cx.deps.home, req.buildId, req.runId) : undefined;
+  const idmapped = build ? await idmapWork(dir, work, build) : undefined;
+  const seen = idmapped?.work ?? work;
+  const { outputs } = await placeTaskFiles({
+    dir,
+    work,
+    step,
+    config,
+    inputs,
+    worker: cx.deps.workerName,
+    runtime: 'containerd',
+    layers: idmapped?.views,
+  });
   meta = { ...meta, outputs };
   const workDir = `${BUILD_ROOT}/${id.slice(3, 11)}`;
-  const mounts: BindMount[] = [{ source: work, destination: workDir }];
+  const mounts: BindMount[] = [{ source: seen, destination: workDir }];
   for (const cache of config.caches) {
     const source = safeJoin(paths.cache(cx.deps.home, req.plan, step.id, req.pipeline), cache.path);
-    await fs.mkdir(source, { recursive: true });
+    // Root's only: what a root container writes there (a setuid-root file) is root's on disk, and
+    // the container reaches it through its bind mount.
+    await closeToOthers(source);
     await fs.mkdir(safeJoin(work, cache.path), { recursive: true });
     mounts.push({ source, destination: path.posix.join(workDir, path.posix.normalize(cache.path)) });
   }
 
   const user = await userInImage(root, config.run.user, `task ${step.task}`);
+  // What the worker made there is the build's (root's in the container; 0 on disk is no one's there).
+  if (build) await ownRootsFiles(work, build);
   // Only what is not theirs yet: a chown through an input's view would copy the file up.
-  if (user.uid !== 0) await ownTree(work, user);
+  if (user.uid !== 0) await ownTree(seen, user);
 
-  const env = containerEnv(root, user, {
-    ...serviceEnv(req.services ?? {}),
-    ...config.params,
-    ...step.params,
-  });
+  const env = containerEnv(
+    root,
+    user,
+    {
+      ...serviceEnv(req.services ?? {}),
+      ...config.params,
+      ...step.params,
+    },
+    { idmapped: idmapped !== undefined },
+  );
   const cwd = path.posix.join(workDir, config.run.dir ?? '.');
-  await checkRunnable(step, config, work, target, env.PATH, cwd, workDir);
+  await checkRunnable(step, config, seen, target, env.PATH, cwd, workDir);
 
   // A step with services joins the build's network namespace and sees them by name.
   const network = Object.values(req.services ?? {}).find((s) => s.network)?.network;

@@ -13,7 +13,7 @@ import { asPermanent } from '../../permanent';
 import { readFileInside } from '../../safe-path';
 import type { Artifacts } from '../../types';
 import type { LogOffsets, LogPiece, MappedInput, ResolvedTask, Runtime, TaskHandle } from '../types';
-import { placeInputs } from './inputs';
+import { placeInputs, type ViewLayers } from './inputs';
 import { FILES } from './process';
 import { readFrom } from './step-log';
 
@@ -60,6 +60,8 @@ export async function placeTaskFiles(s: {
   inputs: MappedInput[];
   worker: string;
   runtime: string;
+  /** where the views go when the step sees `work` through another mount (containerd's idmapped one) */
+  layers?: ViewLayers;
 }): Promise<{ outputs: Artifacts; views: string[] }> {
   const placements = s.inputs.map((input) => {
     if (input.ref.kind !== 'dir')
@@ -70,7 +72,7 @@ export async function placeTaskFiles(s: {
   });
   const outputPaths = s.config.outputs.map((output) => safeJoin(s.work, output.path ?? output.name));
   const caches = s.config.caches.map((cache) => safeJoin(s.work, cache.path));
-  const views = await placeInputs(s.dir, placements, [...outputPaths, ...caches]);
+  const views = await placeInputs(s.dir, placements, [...outputPaths, ...caches], s.layers);
   const outputs: Artifacts = {};
   for (const [i, output] of s.config.outputs.entries()) {
     await fs.mkdir(outputPaths[i], { recursive: true });

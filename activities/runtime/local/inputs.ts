@@ -26,17 +26,24 @@ export interface InputPlacement {
 }
 
 /**
+ * Where a view's overlay goes and what it lies over, when the consumer sees its work directory
+ * through another mount (containerd's idmapped one): given the lower, the target and the layers
+ * directory on the host, those to mount with.
+ */
+export type ViewLayers = (lower: string, target: string, layers: string) => Promise<{ lower: string; target: string; layers: string }>;
+
+/**
  * Places each input at its path: an overlay mount when this host allows it and nothing else of
  * the step lies at, above or below the input's path (an output there would live in the mount and
  * vanish with it; another input or a cache would be hidden by it), else a copy as before.
  * `others` are the step's other paths (outputs, caches) in its work directory. Returns the inputs mounted.
  */
-export async function placeInputs(stepDir: string, inputs: InputPlacement[], others: string[]): Promise<string[]> {
+export async function placeInputs(stepDir: string, inputs: InputPlacement[], others: string[], layers?: ViewLayers): Promise<string[]> {
   const all = [...inputs.map((i) => i.to), ...others];
   const views: string[] = [];
   for (const [i, input] of inputs.entries()) {
     const alone = all.every((p, j) => j === i || !overlaps(p, input.to));
-    if (alone && (await mountOverlay(input.from, input.to, path.join(stepDir, LAYERS_DIR, String(i))))) views.push(input.to);
+    if (alone && (await mountOverlay(input.from, input.to, path.join(stepDir, LAYERS_DIR, String(i)), layers))) views.push(input.to);
     else await copyArtifact(input.from, input.to);
   }
   return views;
@@ -50,17 +57,17 @@ function overlaps(a: string, b: string): boolean {
 let canMount: boolean | undefined;
 
 /** Mounts an overlay of `lower` at `target`; false (and nothing mounted) where it cannot. */
-async function mountOverlay(lower: string, target: string, layers: string): Promise<boolean> {
+async function mountOverlay(lower: string, target: string, layers: string, over?: ViewLayers): Promise<boolean> {
   canMount ??= process.getuid?.() === 0;
   if (!canMount || [lower, target, layers].some((p) => OPTION_SYNTAX.test(p))) return false;
-  const upper = path.join(layers, 'upper');
-  const work = path.join(layers, 'work');
-  await Promise.all([upper, work, target].map((d) => fs.mkdir(d, { recursive: true })));
+  await Promise.all([path.join(layers, 'upper'), path.join(layers, 'work'), target].map((d) => fs.mkdir(d, { recursive: true })));
   // The view's root takes the upper layer's owner and mode: the producer's, as a copy would have them.
   const st = await fs.stat(lower);
-  await fs.chown(upper, st.uid, st.gid);
-  await fs.chmod(upper, st.mode & 0o7777);
-  const r = await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lower},upperdir=${upper},workdir=${work}`, target]);
+  await fs.chown(path.join(layers, 'upper'), st.uid, st.gid);
+  await fs.chmod(path.join(layers, 'upper'), st.mode & 0o7777);
+  const at = over ? await over(lower, target, layers) : { lower, target, layers };
+  const options = `lowerdir=${at.lower},upperdir=${path.join(at.layers, 'upper')},workdir=${path.join(at.layers, 'work')}`;
+  const r = await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', options, at.target]);
   return r.code === 0;
 }
 
