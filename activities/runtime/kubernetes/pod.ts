@@ -312,7 +312,7 @@ export function buildPod(input: PodInput): V1Pod {
   // A task with a non-root run.user owns what the fetcher makes (its inputs, output and cache
   // directories) and the streamer reads what it wrote: both agents run as its uid. Otherwise
   // they keep the agent image's own non-root user.
-  const agentSecurity = user !== undefined && user !== 0 ? { securityContext: { runAsUser: user } } : {};
+  const agentSecurity = agentsRunAsTask(user) ? { securityContext: { runAsUser: user } } : {};
   const fetcher = inputFetcher({ agentImage, inputs, mkdirs, tokenSecret: input.tokenSecret, ...agentSecurity });
 
   const containers: V1Container[] = [task];
@@ -370,9 +370,18 @@ export function buildPod(input: PodInput): V1Pod {
   };
 }
 
-/** The task container's env: git's trust of the fetched files, service addresses, then the config's params, then the step's. */
+/**
+ * The task container's env: git's trust of the fetched files (unless the agents run as the
+ * task's own uid: a non-root run.user), service addresses, then the config's params, then the step's.
+ */
 function taskEnv(input: PodInput): Record<string, string> {
-  return { ...TRUST_BUILD_FILES, ...(input.serviceEnv ?? {}), ...input.config.params, ...input.step.params };
+  const own = agentsRunAsTask(runAsUser(input.config.run.user));
+  return { ...(own ? {} : TRUST_BUILD_FILES), ...(input.serviceEnv ?? {}), ...input.config.params, ...input.step.params };
+}
+
+/** A task with a non-root run.user owns what its agents make: they run as its uid (buildPod). */
+function agentsRunAsTask(user: number | undefined): boolean {
+  return user !== undefined && user !== 0;
 }
 
 function envSecretOf(input: PodInput, pod: string): EnvSecret | undefined {
