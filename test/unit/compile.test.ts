@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compilePlan, describeStep, loadPlan, PlanError, stepKindOf, type Step, type TaskStep } from '../../schemas';
@@ -694,11 +694,15 @@ describe('job names and files', () => {
   });
   it('loads a file from disk', () => {
     const dir = mkdtempSync(join(tmpdir(), 'causeway-plan-'));
-    const file = join(dir, 'deploy.yaml');
-    writeFileSync(file, 'plan:\n- task: t\n  file: ((f))\n');
-    const plan = loadPlan({ file, vars: { f: 'x.yml' } });
-    expect(plan).toMatchObject({ name: 'deploy', source: file, plan: { steps: [{ file: 'x.yml' }] } });
-    expect(() => loadPlan({ file: join(dir, 'nope.yml') })).toThrow(/cannot read plan file/);
+    try {
+      const file = join(dir, 'deploy.yaml');
+      writeFileSync(file, 'plan:\n- task: t\n  file: ((f))\n');
+      const plan = loadPlan({ file, vars: { f: 'x.yml' } });
+      expect(plan).toMatchObject({ name: 'deploy', source: file, plan: { steps: [{ file: 'x.yml' }] } });
+      expect(() => loadPlan({ file: join(dir, 'nope.yml') })).toThrow(/cannot read plan file/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
   it('rejects a job name that does not match a single-job file', () => {
     expect(planError('name: a\nplan: []', { job: 'b' }).message).toContain('this file is the single job `a`, not `b`');

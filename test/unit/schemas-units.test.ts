@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PlanError, loadVarFiles, parseDuration, parseMemory, parseTaskConfig, parseVarFlags } from '../../schemas';
@@ -59,6 +59,7 @@ describe('parseVarFlags', () => {
 
 describe('loadVarFiles', () => {
   const dir = mkdtempSync(join(tmpdir(), 'causeway-vars-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   const file = (name: string, text: string) => {
     const p = join(dir, name);
     writeFileSync(p, text);
