@@ -16,8 +16,8 @@ COPY schemas ./schemas
 COPY test ./test
 COPY workers ./workers
 COPY workflows ./workflows
-# npm run build bundles the CLI's client commands and, with a C compiler (not in this image), the local runtime's helper.
-COPY scripts/bundle-cli.mjs scripts/build-as-user.sh ./scripts/
+# npm run build bundles the CLI's client commands and, with a C compiler (not in this image), the C helpers.
+COPY scripts/bundle-cli.mjs scripts/build-helpers.sh ./scripts/
 RUN npm run build && npm prune --omit=dev
 
 FROM node:20-bookworm-slim

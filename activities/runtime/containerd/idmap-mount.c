@@ -10,7 +10,7 @@
 // with that mapping (a child's, held only until its fd is open), then per pair open_tree
 // (OPEN_TREE_CLONE: SOURCE alone, not what is mounted below it), mount_setattr
 // (MOUNT_ATTR_IDMAP) and move_mount onto TARGET. Started as root by the worker; built by
-// scripts/build-idmap-mount.sh (npm run build). Linux 5.12 or later, on a file system that
+// scripts/build-helpers.sh (npm run build). Linux 5.12 or later, on a file system that
 // allows idmapped mounts (ext4, xfs, btrfs, tmpfs; not overlayfs, whose layers may be idmapped
 // instead).
 #define _GNU_SOURCE

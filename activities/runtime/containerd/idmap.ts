@@ -15,7 +15,7 @@ export const IDMAP_DIR = 'idmap';
 
 let helper: string | null | undefined;
 
-/** scripts/build-idmap-mount.sh's output beside this file in dist/ (or beside its output, under jest), if built. */
+/** scripts/build-helpers.sh's output beside this file in dist/ (or beside its output, under jest), if built. */
 function idmapHelper(): string | null {
   helper ??=
     [

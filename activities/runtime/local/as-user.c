@@ -6,7 +6,7 @@
 // supplementary groups, no capabilities (bounding, inheritable and ambient sets cleared) and
 // no_new_privs; then NAME=VALUE set in the environment (the loader's variables, only now, as the
 // user) and COMMAND executed, found on PATH as setpriv finds it. Started as root by the worker.
-// Built by scripts/build-as-user.sh (npm run build); without it asUser runs the four programs.
+// Built by scripts/build-helpers.sh (npm run build); without it asUser runs the four programs.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <grp.h>

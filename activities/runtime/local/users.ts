@@ -89,7 +89,7 @@ export function asUserThroughTools(ids: UserIds, command: string[], groups: numb
 let helper: string | null | undefined;
 
 /**
- * scripts/build-as-user.sh's output, beside this file in dist/ (or, for this file's TypeScript
+ * scripts/build-helpers.sh's output, beside this file in dist/ (or, for this file's TypeScript
  * source as jest runs it, in dist/ beside its output), if built: looked up once.
  */
 export function asUserHelper(): string | null {
