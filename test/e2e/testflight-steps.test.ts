@@ -5,20 +5,10 @@
 // instead) and retry_test.go's `fly intercept` cases (Causeway has no intercept).
 import fs from 'node:fs';
 import { waitFor } from '../workflows/harness';
-import { testflight } from './testflight';
+import { expectInOrder, testflight } from './testflight';
 
 jest.setTimeout(600_000);
 const tf = testflight('steps');
-
-/** Each of `texts` in `out` in that order (gbytes.Say consumes the buffer as it matches). */
-function expectInOrder(out: string, ...texts: string[]): void {
-  let at = 0;
-  for (const text of texts) {
-    const i = out.indexOf(text, at);
-    if (i < 0) throw new Error(`expected ${JSON.stringify(text)} after offset ${at} of:\n${out}`);
-    at = i + text.length;
-  }
-}
 
 const lines = (out: string) => out.split('\n').map((l) => l.trim());
 

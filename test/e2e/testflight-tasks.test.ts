@@ -6,19 +6,10 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { testflight } from './testflight';
+import { expectInOrder, testflight } from './testflight';
 
 jest.setTimeout(600_000);
 const tf = testflight('tasks');
-
-function expectInOrder(out: string, ...texts: string[]): void {
-  let at = 0;
-  for (const text of texts) {
-    const i = out.indexOf(text, at);
-    if (i < 0) throw new Error(`expected ${JSON.stringify(text)} after offset ${at} of:\n${out}`);
-    at = i + text.length;
-  }
-}
 
 async function ok(job: string) {
   const r = await tf.triggerAndWatch(job);

@@ -94,3 +94,13 @@ export function testflight(name: string): Testflight {
   };
   return tf;
 }
+
+/** Each of `texts` in `out` in that order (gbytes.Say consumes the buffer as it matches). */
+export function expectInOrder(out: string, ...texts: string[]): void {
+  let at = 0;
+  for (const text of texts) {
+    const i = out.indexOf(text, at);
+    if (i < 0) throw new Error(`expected ${JSON.stringify(text)} after offset ${at} of:\n${out}`);
+    at = i + text.length;
+  }
+}
