@@ -60,6 +60,8 @@ const CHECK_REPORT_MS = 60_000;
 
 /** Checks of image types run in a container on a worker with containers; before, they failed in the local activity. */
 const IMAGE_TYPE_CHECKS = 'image-type-checks';
+/** A serial group is held only by a pending build that could start; before, by any pending build of the group. */
+const SERIAL_GROUP_SKIPS_UNRESOLVED = 'serial-group-skips-unresolved';
 /** A container check's worker is taken for dead after this long without a heartbeat: the pipeline's next check looks again. */
 const CONTAINER_CHECK_HEARTBEAT = '1 minute';
 
@@ -286,7 +288,7 @@ export async function pipeline(input: PipelineInput): Promise<void> {
       }
     }
 
-    for (const build of schedule(config, state)) {
+    for (const build of schedule(config, state, { anyPendingHoldsGroup: () => !patched(SERIAL_GROUP_SKIPS_UNRESOLVED) })) {
       try {
         await acts.startJobBuild({
           workflowId: jobBuildId(key, build.job, build.number),

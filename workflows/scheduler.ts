@@ -204,19 +204,33 @@ export function createBuild(state: SchedulerState, job: string, manual: boolean)
 
 const running = (b: JobBuild) => b.status === 'started';
 
+export interface ScheduleOptions {
+  /**
+   * Whether any earlier pending build of a serial group holds it, as before this followed
+   * Concourse (histories from then replay with it). Asked only where the two rules differ.
+   */
+  anyPendingHoldsGroup?: () => boolean;
+}
+
 /**
  * One scheduling pass: creates a pending build for each job whose trigger inputs have a new
  * version, then starts pending builds, oldest first, that their job's max_in_flight and
  * serial groups allow, giving each the versions resolved now. Returns the builds it started
  * (their `inputs` set), for the workflow to start as build workflows.
+ *
+ * A serial group is held by its running builds and by its oldest pending build that could
+ * start: one of a job that is not paused and whose inputs resolve (Concourse's
+ * getNextPendingBuildBySerialGroup: `paused = false`, `inputs_determined`). A pending build
+ * without inputs (a trigger-job of a job whose resource has no version yet) holds nobody.
  */
-export function schedule(config: PipelineConfig, state: SchedulerState): JobBuild[] {
+export function schedule(config: PipelineConfig, state: SchedulerState, opts: ScheduleOptions = {}): JobBuild[] {
   if (state.paused) return [];
   const resolved = new Map<string, Resolution>();
   const resolve = (job: PipelineJob) => {
     if (!resolved.has(job.name)) resolved.set(job.name, resolveInputs(job, config, state));
     return resolved.get(job.name)!;
   };
+  const jobOf = (name: string) => config.jobs.find((j) => j.name === name);
   for (const job of config.jobs) {
     if (state.pausedJobs.includes(job.name)) continue;
     if (state.builds.some((b) => b.job === job.name && b.status === 'pending' && !b.manual)) continue;
@@ -225,22 +239,16 @@ export function schedule(config: PipelineConfig, state: SchedulerState): JobBuil
   }
   const started: JobBuild[] = [];
   for (const build of state.builds.filter((b) => b.status === 'pending')) {
-    const job = config.jobs.find((j) => j.name === build.job);
+    const job = jobOf(build.job);
     if (!job || state.pausedJobs.includes(job.name)) continue;
     const inFlight = state.builds.filter((b) => b.job === job.name && running(b)).length;
     if (job.maxInFlight !== undefined && inFlight >= job.maxInFlight) continue;
-    const groupBusy = job.serialGroups.some((g) =>
-      state.builds.some((b) => running(b) && config.jobs.find((j) => j.name === b.job)?.serialGroups.includes(g)),
-    );
-    if (groupBusy) continue;
-    // A pending build of the same group created earlier goes first.
-    const earlier = state.builds.find(
-      (b) =>
-        b.status === 'pending' &&
-        b !== build &&
-        state.builds.indexOf(b) < state.builds.indexOf(build) &&
-        job.serialGroups.some((g) => config.jobs.find((j) => j.name === b.job)?.serialGroups.includes(g)),
-    );
+    const inGroup = (b: JobBuild) => job.serialGroups.some((g) => jobOf(b.job)?.serialGroups.includes(g));
+    if (state.builds.some((b) => running(b) && inGroup(b))) continue;
+    const canStart = (b: JobBuild) => !state.pausedJobs.includes(b.job) && resolve(jobOf(b.job)!).ok;
+    const earlier = state.builds
+      .slice(0, state.builds.indexOf(build))
+      .some((b) => b.status === 'pending' && inGroup(b) && (canStart(b) || opts.anyPendingHoldsGroup?.() === true));
     if (earlier) continue;
     const r = resolve(job);
     if (!r.ok) continue;

@@ -18,6 +18,8 @@ export interface CliOptions {
   env?: Record<string, string>;
   /** Called with all of stderr so far each time more arrives (to signal the child mid-run). */
   onStderr?: (text: string, child: ChildProcess) => void;
+  /** Called with the child as soon as it is spawned (to signal it whatever it printed). */
+  onSpawn?: (child: ChildProcess) => void;
 }
 
 /** Fails early, naming the fix, when the tests run from a tree that was never built. */
@@ -32,6 +34,7 @@ export function runCli(args: string[], opts: CliOptions): Promise<CliResult> {
       env: { ...process.env, ...opts.env, CAUSEWAY_TASK_QUEUE: opts.queue, NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    opts.onSpawn?.(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

@@ -1,5 +1,4 @@
 // Concourse's testflight/resource_check_test.go on its fixture, resource-check.yml, unchanged.
-// (serial_groups_test.go's fixtures are not here yet: Causeway differs, see the testflight report.)
 import { randomUUID } from 'node:crypto';
 import { testflight } from './testflight';
 

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startHarness, waitFor, type Harness } from '../workflows/harness';
+import type { ChildProcess } from 'node:child_process';
 import { requireBuiltCli, runCli, type CliResult } from './cli-runner';
 import { pipelineReader } from './pipeline-cli';
 
@@ -31,6 +32,19 @@ export interface Testflight {
   waitForBuildAndWatch(job: string, build?: number): Promise<CliResult>;
   /** each of the job's builds as `#N status` */
   builds(job: string): Promise<string[]>;
+  /** `causeway ARGS...` left running (spawnFly); interrupted after the test if still running */
+  spawnFly(...args: string[]): Spawned;
+}
+
+/** A command left running, as gexec.Session. */
+export interface Spawned {
+  /** resolves when it exits */
+  readonly result: Promise<CliResult>;
+  exited(): boolean;
+  /** stderr so far */
+  stderr(): string;
+  /** SIGINT (session.Signal(os.Interrupt)); resolves when it has exited */
+  interrupt(): Promise<CliResult>;
 }
 
 /** Starts a worker for the file's tests and gives each test a fresh pipeline. */
@@ -38,6 +52,7 @@ export function testflight(name: string): Testflight {
   let h: Harness;
   let dir: string;
   let pipeline = '';
+  let spawned: Spawned[] = [];
   const cli = (...args: string[]): Promise<CliResult> => runCli(args, { cwd: dir, queue: h.taskQueue });
   const reader = pipelineReader(cli);
 
@@ -50,6 +65,8 @@ export function testflight(name: string): Testflight {
     pipeline = `tf-${name}-${randomUUID().slice(0, 8)}`;
   });
   afterEach(async () => {
+    await Promise.all(spawned.map((s) => s.interrupt()));
+    spawned = [];
     await cli('destroy-pipeline', '-n', '-p', pipeline);
   });
   afterAll(async () => {
@@ -91,6 +108,28 @@ export function testflight(name: string): Testflight {
       return cli('watch', `build-${pipeline}:${job}:${build}`);
     },
     builds: async (job) => ((await reader.buildLines(pipeline))[job] ?? []).slice(),
+    spawnFly(...args) {
+      let child: ChildProcess | undefined;
+      let exited = false;
+      let stderr = '';
+      const result = runCli(args, {
+        cwd: dir,
+        queue: h.taskQueue,
+        onSpawn: (c) => (child = c),
+        onStderr: (text) => (stderr = text),
+      }).finally(() => (exited = true));
+      const s: Spawned = {
+        result,
+        exited: () => exited,
+        stderr: () => stderr,
+        interrupt() {
+          if (!exited) child?.kill('SIGINT');
+          return result;
+        },
+      };
+      spawned.push(s);
+      return s;
+    },
   };
   return tf;
 }

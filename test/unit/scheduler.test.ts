@@ -256,6 +256,34 @@ test('paused pipelines and jobs start nothing; max_in_flight and serial_groups h
   expect(started(schedule(config, state))).toEqual(['b#1:1']);
 });
 
+test('serial_groups: a pending build that cannot start (no inputs, paused job) holds nobody; one that can goes first', () => {
+  // testflight's serial-groups(-inputs-updated).yml: some-pending-job's resource has no version yet.
+  const { config, state } = pipeline([
+    job('pending', [input('other', { trigger: false })], { maxInFlight: 1, serialGroups: ['g'] }),
+    job('passing', [input('repo', { trigger: false })], { maxInFlight: 1, serialGroups: ['g'] }),
+  ]);
+  createBuild(state, 'pending', true);
+  createBuild(state, 'passing', true);
+  recordVersions(state, 'repo', [v('1')]);
+  // Histories from before keep the old rule: the first pending build held the group.
+  expect(schedule(config, state, { anyPendingHoldsGroup: () => true })).toEqual([]);
+  expect(started(schedule(config, state))).toEqual(['passing#1:1']);
+  finishBuild(state, 'passing', 1, 'succeeded');
+  // Now both jobs resolve: the older pending build goes first, the newer waits for it.
+  recordVersions(state, 'other', [v('o')]);
+  createBuild(state, 'passing', true);
+  expect(started(schedule(config, state))).toEqual(['pending#1:o']);
+  expect(schedule(config, state)).toEqual([]);
+  finishBuild(state, 'pending', 1, 'succeeded');
+  expect(started(schedule(config, state))).toEqual(['passing#2:1']);
+  finishBuild(state, 'passing', 2, 'succeeded');
+  // A paused job's pending build holds nobody either (Concourse: `j.paused = false`).
+  createBuild(state, 'pending', true);
+  createBuild(state, 'passing', true);
+  state.pausedJobs = ['pending'];
+  expect(started(schedule(config, state))).toEqual(['passing#3:1']);
+});
+
 test('a resource whose source changed starts over: no build gets a version of the old source', () => {
   const { config, state } = pipeline([job('unit', [input('repo')])]);
   recordVersions(state, 'repo', [v('a'), v('b')]);
