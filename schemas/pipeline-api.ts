@@ -109,6 +109,11 @@ export interface JobBuild {
   inputs: Record<string, InputVersion>;
   /** versions its puts made, as `passed:` counts them (Concourse's successful_build_outputs: inputs and outputs) */
   outputs?: InputVersion[];
+  /**
+   * a trigger-job build: the resources it has yet to check before its inputs are resolved
+   * (Concourse's ResourcesChecked: every input without `passed` whose resource is not pinned)
+   */
+  checks?: string[];
 }
 
 export interface SchedulerState {

@@ -41,6 +41,7 @@ import {
   schedule,
   setByNewer,
   resetChangedResources,
+  resourcesToCheck,
   versionKey,
   type JobBuild,
   type SchedulerState,
@@ -62,6 +63,8 @@ const CHECK_REPORT_MS = 60_000;
 const IMAGE_TYPE_CHECKS = 'image-type-checks';
 /** A serial group is held only by a pending build that could start; before, by any pending build of the group. */
 const SERIAL_GROUP_SKIPS_UNRESOLVED = 'serial-group-skips-unresolved';
+/** A trigger-job build checks its inputs' resources before they are resolved; before, it took the versions known. */
+const TRIGGER_CHECKS_FIRST = 'trigger-checks-first';
 /** A container check's worker is taken for dead after this long without a heartbeat: the pipeline's next check looks again. */
 const CONTAINER_CHECK_HEARTBEAT = '1 minute';
 
@@ -173,6 +176,10 @@ export async function pipeline(input: PipelineInput): Promise<void> {
     triggerUpdate,
     (name) => {
       const build = createBuild(state, name, true);
+      if (patched(TRIGGER_CHECKS_FIRST)) {
+        const checks = resourcesToCheck(job(name), config, state);
+        if (checks.length > 0) build.checks = checks;
+      }
       poke();
       return build.number;
     },
@@ -262,6 +269,14 @@ export async function pipeline(input: PipelineInput): Promise<void> {
     wake = false;
     // Requested checks first (check-resource waits for them), then the periodic ones due.
     for (const req of requests.splice(0)) answered.set(req.id, await check(req.resource, req.from));
+    // trigger-job builds check their resources first, paused or not (Concourse's build starter
+    // creates the checks whether or not it may start the build); one check serves every such build.
+    const triggered = state.builds.filter((b) => b.status === 'pending' && b.checks?.length);
+    if (triggered.length > 0) {
+      const names = new Set(triggered.flatMap((b) => b.checks!));
+      await Promise.all([...names].filter((n) => config.resources.some((r) => r.name === n)).map((n) => check(n, undefined)));
+      for (const b of triggered) delete b.checks;
+    }
     if (!state.paused) {
       const now = Date.now();
       const due = config.resources.filter((r) => r.checkEveryMs > 0 && now >= (lastChecked[r.name] ?? 0) + r.checkEveryMs);
@@ -288,7 +303,11 @@ export async function pipeline(input: PipelineInput): Promise<void> {
       }
     }
 
-    for (const build of schedule(config, state, { anyPendingHoldsGroup: () => !patched(SERIAL_GROUP_SKIPS_UNRESOLVED) })) {
+    const legacy = {
+      anyPendingHoldsGroup: () => !patched(SERIAL_GROUP_SKIPS_UNRESOLVED),
+      triggerBesideManual: () => !patched(TRIGGER_CHECKS_FIRST),
+    };
+    for (const build of schedule(config, state, legacy)) {
       try {
         await acts.startJobBuild({
           workflowId: jobBuildId(key, build.job, build.number),

@@ -193,6 +193,17 @@ export function hasNewTriggerInput(job: PipelineJob, inputs: Record<string, Inpu
   );
 }
 
+/**
+ * The resources a trigger-job build of `job` checks before its inputs are resolved, as
+ * Concourse's build starter does for a manually triggered build (createChecks, then
+ * ResourcesChecked): those of its inputs without `passed` (a check would not change what
+ * passed upstream) whose resource is not pinned.
+ */
+export function resourcesToCheck(job: PipelineJob, config: PipelineConfig, state: SchedulerState): string[] {
+  const pinned = (r: string) => state.pins[r] !== undefined || config.resources.find((x) => x.name === r)?.pinned !== undefined;
+  return [...new Set(job.inputs.filter((i) => i.passed.length === 0 && !pinned(i.resource)).map((i) => i.resource))];
+}
+
 /** Gives a job a new pending build: the next number. */
 export function createBuild(state: SchedulerState, job: string, manual: boolean): JobBuild {
   const number = (state.counters[job] ?? 0) + 1;
@@ -210,18 +221,27 @@ export interface ScheduleOptions {
    * Concourse (histories from then replay with it). Asked only where the two rules differ.
    */
   anyPendingHoldsGroup?: () => boolean;
+  /**
+   * Whether a new trigger input gives a job a pending build while a trigger-job build of it is
+   * pending, as before this followed Concourse. Asked only where the two rules differ.
+   */
+  triggerBesideManual?: () => boolean;
 }
 
 /**
  * One scheduling pass: creates a pending build for each job whose trigger inputs have a new
- * version, then starts pending builds, oldest first, that their job's max_in_flight and
- * serial groups allow, giving each the versions resolved now. Returns the builds it started
- * (their `inputs` set), for the workflow to start as build workflows.
+ * version and that has no pending build (Concourse's EnsurePendingBuildExists), then starts
+ * pending builds, oldest first, that their job's max_in_flight and serial groups allow, giving
+ * each the versions resolved now. Returns the builds it started (their `inputs` set), for the
+ * workflow to start as build workflows.
  *
- * A serial group is held by its running builds and by its oldest pending build that could
- * start: one of a job that is not paused and whose inputs resolve (Concourse's
- * getNextPendingBuildBySerialGroup: `paused = false`, `inputs_determined`). A pending build
- * without inputs (a trigger-job of a job whose resource has no version yet) holds nobody.
+ * A job's builds start in order: one that cannot start yet holds the job's later ones
+ * (Concourse's TryStartPendingBuildsForJob stops at it), which matters for a trigger-job build
+ * still checking its resources. A serial group is held by its running builds and by its oldest
+ * pending build that could start: one of a job that is not paused and whose inputs resolve
+ * (Concourse's getNextPendingBuildBySerialGroup: `paused = false`, `inputs_determined`). A
+ * pending build without inputs (a trigger-job of a job whose resource has no version yet)
+ * holds nobody.
  */
 export function schedule(config: PipelineConfig, state: SchedulerState, opts: ScheduleOptions = {}): JobBuild[] {
   if (state.paused) return [];
@@ -233,30 +253,42 @@ export function schedule(config: PipelineConfig, state: SchedulerState, opts: Sc
   const jobOf = (name: string) => config.jobs.find((j) => j.name === name);
   for (const job of config.jobs) {
     if (state.pausedJobs.includes(job.name)) continue;
-    if (state.builds.some((b) => b.job === job.name && b.status === 'pending' && !b.manual)) continue;
+    const pending = state.builds.filter((b) => b.job === job.name && b.status === 'pending');
+    if (pending.some((b) => !b.manual)) continue;
     const r = resolve(job);
-    if (r.ok && hasNewTriggerInput(job, r.inputs, state)) createBuild(state, job.name, false);
+    if (!r.ok || !hasNewTriggerInput(job, r.inputs, state)) continue;
+    if (pending.length > 0 && opts.triggerBesideManual?.() !== true) continue;
+    createBuild(state, job.name, false);
   }
-  const started: JobBuild[] = [];
-  for (const build of state.builds.filter((b) => b.status === 'pending')) {
-    const job = jobOf(build.job);
-    if (!job || state.pausedJobs.includes(job.name)) continue;
+
+  const tryStart = (build: JobBuild, job: PipelineJob): boolean => {
+    if (state.pausedJobs.includes(job.name)) return false;
     const inFlight = state.builds.filter((b) => b.job === job.name && running(b)).length;
-    if (job.maxInFlight !== undefined && inFlight >= job.maxInFlight) continue;
+    if (job.maxInFlight !== undefined && inFlight >= job.maxInFlight) return false;
     const inGroup = (b: JobBuild) => job.serialGroups.some((g) => jobOf(b.job)?.serialGroups.includes(g));
-    if (state.builds.some((b) => running(b) && inGroup(b))) continue;
+    if (state.builds.some((b) => running(b) && inGroup(b))) return false;
     const canStart = (b: JobBuild) => !state.pausedJobs.includes(b.job) && resolve(jobOf(b.job)!).ok;
     const earlier = state.builds
       .slice(0, state.builds.indexOf(build))
       .some((b) => b.status === 'pending' && inGroup(b) && (canStart(b) || opts.anyPendingHoldsGroup?.() === true));
-    if (earlier) continue;
+    if (earlier) return false;
+    // A trigger-job build checks its resources first (the pipeline workflow runs the checks).
+    if (build.checks?.length) return false;
     const r = resolve(job);
-    if (!r.ok) continue;
+    if (!r.ok) return false;
     build.inputs = r.inputs;
     build.status = 'started';
-    started.push(build);
     // Versions used change what `every` and the next trigger see.
     resolved.delete(job.name);
+    return true;
+  };
+  const started: JobBuild[] = [];
+  const held = new Set<string>();
+  for (const build of state.builds.filter((b) => b.status === 'pending')) {
+    const job = jobOf(build.job);
+    if (!job || held.has(job.name)) continue;
+    if (tryStart(build, job)) started.push(build);
+    else held.add(job.name);
   }
   return started;
 }

@@ -318,3 +318,53 @@ jobs:
   expect(versions.map((v) => v.version)).toEqual([{ ref: git(srcWork, 'rev-parse', 'HEAD') }]);
   expect((await cli('destroy-pipeline', '-n', '-p', 'release')).code).toBe(0);
 });
+
+test('trigger-job checks the resources first (Concourse): a commit no check has seen is built at once, and once', async () => {
+  const repoBare = path.join(dir, 'manual.git');
+  const repoWork = path.join(dir, 'manual-work');
+  git(dir, 'init', '--quiet', '--bare', '--shared=0777', '--initial-branch=main', repoBare);
+  git(dir, 'clone', '--quiet', repoBare, repoWork);
+  const push = (text: string) => {
+    fs.writeFileSync(path.join(repoWork, 'version.txt'), `${text}\n`);
+    git(repoWork, 'add', '.');
+    git(repoWork, 'commit', '--quiet', '-m', text);
+    git(repoWork, 'push', '--quiet', 'origin', 'HEAD:main');
+  };
+  push('one');
+  const file = path.join(dir, 'manual.yml');
+  fs.writeFileSync(
+    file,
+    `
+resources:
+- name: repo
+  type: git
+  check_every: never          # only check-resource and trigger-job check it
+  source: {uri: file://${repoBare}, branch: main}
+jobs:
+- name: unit
+  plan:
+  - get: repo
+    trigger: true
+  - task: test
+    config:
+      platform: linux
+      inputs: [{name: repo}]
+      run: {path: sh, args: [-c, 'echo "testing $(cat repo/version.txt)"']}
+`,
+  );
+  expect((await cli('set-pipeline', '-n', '-p', 'manual', '-c', file)).code).toBe(0);
+  expect((await cli('unpause-pipeline', '-p', 'manual')).code).toBe(0);
+  // Never checked, no version: the build checks, then runs on what the check found.
+  const first = await cli('trigger-job', '-j', 'manual/unit', '-w');
+  expect(first.code).toBe(0);
+  expect(first.stdout).toContain('testing one');
+  // A commit only the next trigger-job's check sees; the new version does not make a second build.
+  push('two');
+  const second = await cli('trigger-job', '-j', 'manual/unit', '-w');
+  expect(second.code).toBe(0);
+  expect(second.stderr).toContain('started manual/unit #2');
+  expect(second.stdout).toContain('testing two');
+  await new Promise((r) => setTimeout(r, 3000));
+  expect((await jobs('manual')).unit.builds.map((b) => b.number)).toEqual([1, 2]);
+  expect((await cli('destroy-pipeline', '-n', '-p', 'manual')).code).toBe(0);
+});

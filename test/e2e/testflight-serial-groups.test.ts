@@ -1,7 +1,8 @@
 // Concourse's testflight/serial_groups_test.go on its fixtures, serial-groups.yml and
 // serial-groups-inputs-updated.yml, unchanged: a pending build that cannot get its inputs does
 // not hold its serial group (Concourse's getNextPendingBuildBySerialGroup skips jobs whose inputs
-// are not determined), and runs with the newest versions once they exist.
+// are not determined), and runs with the newest versions once they exist; trigger-job of a job
+// whose resource is never checked (check_every: never) checks it first.
 import { randomUUID } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
 import { waitFor } from '../workflows/harness';
@@ -59,5 +60,15 @@ describe('when inputs eventually become available for one resource', () => {
     const pending = await pendingS.result;
     expect(pending.code).toBe(0);
     expectInOrder(pending.stdout, guid2, guid3);
+  });
+});
+
+describe('when a resource has check_every never configured', () => {
+  test('checks the resource and runs the job', async () => {
+    await tf.setAndUnpausePipeline('serial-groups', '-v', `hash=${hash}`);
+    // kicking off serial-true-job
+    const sess = await tf.fly('trigger-job', '-j', tf.inPipeline('serial-true-job'), '-w');
+    expect(sess.code).toBe(0);
+    expect(sess.stdout).toContain(hash);
   });
 });

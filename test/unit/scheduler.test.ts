@@ -8,6 +8,7 @@ import {
   recordVersions,
   resetChangedResources,
   resolveInputs,
+  resourcesToCheck,
   saveOutput,
   schedule,
   setByNewer,
@@ -282,6 +283,35 @@ test('serial_groups: a pending build that cannot start (no inputs, paused job) h
   createBuild(state, 'passing', true);
   state.pausedJobs = ['pending'];
   expect(started(schedule(config, state))).toEqual(['passing#3:1']);
+});
+
+test('trigger-job: checks its inputs without passed and unpinned first, and starts only once they are checked', () => {
+  const { config, state } = pipeline(
+    [
+      job('up', [input('repo')]),
+      job('j', [input('repo', { passed: ['up'] }), input('other', { trigger: false }), input('pinned'), input('again', { name: 'x' })]),
+    ],
+    ['repo', 'other', 'pinned', 'again'],
+  );
+  state.pins.pinned = v('p');
+  // Concourse's createChecks/ResourcesChecked: not `repo` (passed), not `pinned`; each resource once.
+  expect(resourcesToCheck(config.jobs[1], config, state)).toEqual(['other', 'again']);
+  const build = createBuild(state, 'up', true);
+  build.checks = ['repo'];
+  recordVersions(state, 'repo', [v('1')]);
+  // The check found a new version of a trigger input: the pending trigger-job build takes it,
+  // no second build is made for it (EnsurePendingBuildExists: not while one is pending).
+  expect(schedule(config, state)).toEqual([]);
+  expect(state.builds.map((b) => b.number)).toEqual([1]);
+  delete build.checks;
+  expect(started(schedule(config, state))).toEqual(['up#1:1']);
+  expect(schedule(config, state)).toEqual([]);
+  // Histories from before made the second build.
+  finishBuild(state, 'up', 1, 'succeeded');
+  createBuild(state, 'up', true).checks = ['repo'];
+  recordVersions(state, 'repo', [v('2')]);
+  expect(started(schedule(config, state, { triggerBesideManual: () => true }))).toEqual([]);
+  expect(state.builds.filter((b) => b.status === 'pending').map((b) => `${b.number}${b.manual ? 'm' : ''}`)).toEqual(['2m', '3']);
 });
 
 test('a resource whose source changed starts over: no build gets a version of the old source', () => {
