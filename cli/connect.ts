@@ -4,6 +4,7 @@ import { causewayHome, readEnv } from '../common/config';
 import { connectNats } from '../common/nats';
 import { connectTemporalClient } from '../common/temporal-connection';
 import { readState, resolveEndpoints, startStack } from './dev/stack';
+import { lazyProtobuf } from './lazy-protobuf';
 import { CliError, say } from './output';
 import { CONNECT_PATIENCE_MS, retryConnect } from '../common/connect-retry';
 
@@ -22,6 +23,7 @@ export interface Session {
  * dev stack; with `autoStart`, starts the embedded stack when there is neither.
  */
 export async function openSession(opts: { autoStart: boolean }): Promise<Session> {
+  lazyProtobuf();
   const env = readEnv();
   let endpoints = resolveEndpoints();
   if (!endpoints) {

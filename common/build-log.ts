@@ -100,7 +100,9 @@ async function buildConsumer(get: () => Promise<Consumer>, wait: (() => boolean)
  */
 export async function lastSequenceOfBuild(nc: NatsConnection, buildId: string): Promise<number> {
   try {
-    const last = await (await jetstreamManager(nc)).streams.getMessage(BUILD_STREAM, { last_by_subj: subjects.allOfBuild(buildId) });
+    // No check of the JetStream API first (a round trip more, after the build has ended): the build's consumer already used it.
+    const jsm = await jetstreamManager(nc, { checkAPI: false });
+    const last = await jsm.streams.getMessage(BUILD_STREAM, { last_by_subj: subjects.allOfBuild(buildId) });
     return last?.seq ?? 0;
   } catch (err) {
     if (err instanceof JetStreamApiError && err.code === JetStreamApiCodes.StreamNotFound) return 0;
