@@ -25,6 +25,7 @@ import { connectNats } from '../common/nats';
 import { compilePlan } from '../schemas';
 import { bundleBuildWorkflows } from '../workers/bundle';
 import { startLocalWorker, type RunningWorker } from '../workers/local';
+import { PHASES_MESSAGE } from '../activities/runtime/containerd/phases';
 import { machine, runMain, writeSection } from './report';
 
 const MARKS = { start: '<!-- bench:containerd-steps:start -->', end: '<!-- bench:containerd-steps:end -->' };
@@ -79,6 +80,30 @@ function handOffPlan(mb: number, withInput: boolean): string {
   });
 }
 
+interface PhaseRecord {
+  part: 'path' | 'removal' | 'build end';
+  startedAt: number;
+  endedAt: number;
+  phases: Record<string, number>;
+}
+
+/**
+ * The containerd worker's logger: its warnings to stderr as the other's, and its debug records
+ * of a container step's phases (activities/runtime/containerd/phases.ts) kept while `keep` says so.
+ */
+function phaseLogger(keep: () => boolean): { log: pino.Logger; records: PhaseRecord[] } {
+  const records: PhaseRecord[] = [];
+  const stream = {
+    write(line: string) {
+      const r = JSON.parse(line) as { level: number; msg?: string } & PhaseRecord;
+      if (r.msg === PHASES_MESSAGE) {
+        if (keep()) records.push(r);
+      } else if (r.level >= 40) process.stderr.write(line);
+    },
+  };
+  return { log: pino({ level: 'debug' }, stream), records };
+}
+
 async function main(): Promise<void> {
   const steps = arg('steps', 20);
   const repeat = arg('repeat', 3);
@@ -104,9 +129,12 @@ async function main(): Promise<void> {
       log: pino({ level: 'warn' }),
     };
     workers.push(await startLocalWorker({ ...common, name: 'bench-local', taskQueue: 'bench-local' }));
+    let measuring = false;
+    const phaseLog = phaseLogger(() => measuring);
     workers.push(
       await startLocalWorker({
         ...common,
+        log: phaseLog.log,
         name: 'bench-containerd',
         taskQueue: 'bench-containerd',
         containerd: { socket: cd.socket, hostsDir: cd.hostsDir, defaultImage: DEV_DEFAULT_IMAGE },
@@ -128,6 +156,27 @@ async function main(): Promise<void> {
         if (r.kind === 'log' && r.stream === 'causeway' && /: pulling$/m.test(Buffer.from(r.data).toString('utf8'))) n++;
       return n;
     };
+    /**
+     * Each step's time from its step-started to its step-finished event (its activity's), and each
+     * time from a step-finished to the next step-started (the workflow's hops between two steps).
+     */
+    const stepTimes = async (buildId: string): Promise<{ steps: number[]; gaps: number[] }> => {
+      const times = new Map<string, Record<string, number>>();
+      for await (const r of readBuild(nc, buildId, { follow: false }))
+        if (r.kind === 'event' && (r.event.type === 'step-started' || r.event.type === 'step-finished')) {
+          const t = times.get(r.event.stepId) ?? {};
+          t[r.event.type] = Date.parse(r.event.time);
+          times.set(r.event.stepId, t);
+        }
+      const steps = [...times.values()];
+      return {
+        steps: steps.map((t) => t['step-finished'] - t['step-started']).filter(Number.isFinite),
+        gaps: steps
+          .slice(1)
+          .map((t, i) => t['step-started'] - steps[i]['step-finished'])
+          .filter(Number.isFinite),
+      };
+    };
     /** A step's time from its step-started to its step-finished event: the build's other steps' noise left out. */
     const stepMs = async (buildId: string, stepId: string): Promise<number> => {
       const times: Record<string, number> = {};
@@ -144,12 +193,24 @@ async function main(): Promise<void> {
     await run('bench-local', plan(1, false));
     const local: number[] = [];
     const container: number[] = [];
+    const inside = { local: { steps: [] as number[], gaps: [] as number[] }, container: { steps: [] as number[], gaps: [] as number[] } };
     let measuredPulls = 0;
     for (let r = 0; r < repeat; r++) {
-      local.push((await run('bench-local', plan(steps, false))).ms / steps);
+      const l = await run('bench-local', plan(steps, false));
+      local.push(l.ms / steps);
+      measuring = true;
       const c = await run('bench-containerd', plan(steps, true));
+      measuring = false;
       container.push(c.ms / steps);
       measuredPulls += await pulls(c.buildId);
+      for (const [k, buildId] of [
+        ['local', l.buildId],
+        ['container', c.buildId],
+      ] as const) {
+        const t = await stepTimes(buildId);
+        inside[k].steps.push(...t.steps);
+        inside[k].gaps.push(...t.gaps);
+      }
       progress(
         `round ${r + 1}/${repeat}: host process ${local.at(-1)!.toFixed(0)} ms/step, container ${container.at(-1)!.toFixed(0)} ms/step`,
       );
@@ -162,6 +223,13 @@ async function main(): Promise<void> {
       progress(`hand-off ${r + 1}/${repeat}: with ${handOff.at(-1)!.toFixed(0)} ms, without ${noHandOff.at(-1)!.toFixed(0)} ms`);
     }
     await nc.close();
+    const phaseTable = phaseRows(phaseLog.records);
+    const insideTable = [
+      '| median ms | host process | container |',
+      '|---|---|---|',
+      `| a step's activity (step-started to step-finished) | ${median(inside.local.steps)} | ${median(inside.container.steps)} |`,
+      `| between two steps (step-finished to the next step-started) | ${median(inside.local.gaps)} | ${median(inside.container.gaps)} |`,
+    ].join('\n');
     const ratio = median(container) / median(local);
     const m = machine(stack);
     const table = [
@@ -202,17 +270,17 @@ A container step costs **${ratio.toFixed(2)}×** a host-process step (goal ≤ $
 was pulled ${firstPulls} time(s) in the warm-up build and ${measuredPulls} time(s) in the ${repeat * steps} measured container steps:
 each later step prepares a snapshot of the unpacked image (no registry round trip, nothing unpacked again).
 
-Where a container step's time goes (timestamps inside the activity, 49 steps of this bench, medians),
-before and after today's three changes:
+Inside the same builds (medians over the measured steps; event times have millisecond resolution):
 
-| phase | before (load ~13) | after (load ~10–19) | what changed |
-|---|---|---|---|
-| snapshot prepare + mount | 28 ms | 0.1 ms (first task of a build: ~18 ms) | the build's next root is prepared and mounted while the previous task runs (\`spare.ts\`) |
-| the task's create | 77 ms | 49–75 ms | one runc shim per build, kept by a never-started keeper container (\`keeper.ts\`): no shim start per task; no logger process per task (the shim appends stdout and stderr to their files itself) |
-| start | 12 ms | 9–11 ms | |
-| exit, from one Wait call | 4 ms | 2–4 ms | |
-| everything else (inputs, user, spec, container record) | < 5 ms | < 5 ms | |
-| off the path: task delete, container delete, unmount + snapshot removal | 37 + 5 + 29 ms | 30 + 4 + 23 ms | |
+${insideTable}
+
+Where a container step's time goes, from timestamps taken inside the containerd runtime in this run
+(\`activities/runtime/containerd/phases.ts\`, logged at debug level). \`path\`: what the step waits for,
+from the runtime's start to the recorded exit status; \`removal\`: what runs after the step's result
+is out (the next step does not wait for it, but on 2 cores it competes with it for a CPU); \`build end\`:
+the build's \`finishBuild\`, once per build (its \`settle\` waits for the last step's removal):
+
+${phaseTable}
 
 What is left is runc: \`runc create\` (namespaces, the container's mounts, its cgroup in each of this
 host's cgroup v1 hierarchies, the seccomp filter) and \`runc start\`, two Go processes per task.
@@ -236,7 +304,7 @@ container is not possible: its spec depends on its inputs and config, known only
 Reproduce: \`sudo npm run bench:containerd-steps -- --steps ${steps} --repeat ${repeat} --hand-off-mb ${handOffMb}\`
 ${MARKS.end}`;
     process.stdout.write(
-      `\n${table}\n\nratio ${ratio.toFixed(2)} (goal ≤ ${TARGET_RATIO}); pulls: warm-up ${firstPulls}, measured ${measuredPulls}\n${handOffTable ? `\n${handOffTable}\n` : ''}`,
+      `\n${table}\n\n${insideTable}\n\n${phaseTable}\n\nratio ${ratio.toFixed(2)} (goal ≤ ${TARGET_RATIO}); pulls: warm-up ${firstPulls}, measured ${measuredPulls}\n${handOffTable ? `\n${handOffTable}\n` : ''}`,
     );
     writeSection(outFile(), MARKS, section);
   } finally {
@@ -249,3 +317,20 @@ ${MARKS.end}`;
 }
 
 runMain(main);
+
+/** Median ms of each phase over the measured container steps, on the step's path and after its result. */
+function phaseRows(records: PhaseRecord[]): string {
+  const rows: string[] = ['| part | phase | median ms | p90 ms |', '|---|---|---|---|'];
+  for (const part of ['path', 'removal', 'build end'] as const) {
+    const of = records.filter((r) => r.part === part);
+    const names = [...new Set(of.flatMap((r) => Object.keys(r.phases)))];
+    const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.9)] ?? 0;
+    for (const name of names) {
+      const xs = of.map((r) => r.phases[name] ?? 0);
+      rows.push(`| ${part} | ${name} | ${median(xs).toFixed(1)} | ${p90(xs).toFixed(1)} |`);
+    }
+    const totals = of.map((r) => Object.values(r.phases).reduce((a, b) => a + b, 0));
+    rows.push(`| ${part} | **total** (${of.length} steps) | ${median(totals).toFixed(1)} | ${p90(totals).toFixed(1)} |`);
+  }
+  return rows.join('\n');
+}

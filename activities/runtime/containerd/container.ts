@@ -15,6 +15,7 @@ import { isNotFound } from './api';
 import type { ContainerdContext } from './context';
 import { imagePull, normalizeReference, type ImageInfo } from './image';
 import { closeToOthers, mountArtifact, mountImage, unmountRootfs, type Rootfs } from './rootfs';
+import type { StepClock } from './phases';
 import { mergeEnv, resolveUser, type ResolvedUser } from './spec';
 
 export const META_FILE = 'container.json';
@@ -145,13 +146,16 @@ export async function readMeta(dir: string): Promise<ContainerMeta | undefined> 
 }
 
 /** Unmounts the inputs' views and the rootfs, removes the snapshot and the cgroups a start left; idempotent. */
-export async function cleanUpContainer(cx: ContainerdContext, dir: string): Promise<void> {
+export async function cleanUpContainer(cx: ContainerdContext, dir: string, clock?: StepClock): Promise<void> {
   const meta = await readMeta(dir);
   if (!meta) return;
   await unmountIdmapped(dir);
+  clock?.mark('idmap unmount');
   await unmountUnder(path.join(dir, 'work'));
-  await unmountRootfs(cx.api, meta.rootfs);
+  clock?.mark('views unmount');
+  await unmountRootfs(cx.api, meta.rootfs, clock);
   await removeCgroups(meta.id);
+  clock?.mark('cgroups');
 }
 
 /** Removes the container's task and the container from containerd; idempotent. */

@@ -11,6 +11,7 @@ import { warmUpSpawner } from '../local/spawner';
 import { findOrStartLocalTask } from '../local/task';
 import type { Runtime } from '../types';
 import { removeCgroups } from './cgroup';
+import { StepClock } from './phases';
 import { containerdContext } from './context';
 import { BUILD_LABEL, Ctr, CtrError } from './ctr';
 import { ImageStore } from './image';
@@ -43,13 +44,20 @@ export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOpt
     readArtifactFile: readDirArtifactFile('containerd'),
     releaseArtifacts: async () => undefined,
     finishBuild: async (req) => {
+      const clock = new StepClock();
       await cx.settle(req.buildId);
+      clock.mark('settle');
       await removeBuildContainers(ctr, deps.home, req.buildId);
+      clock.mark('containers');
       cx.spares.forget(req.buildId);
       await removeNetwork(req.buildId);
+      clock.mark('network');
       await finishBuild(deps, req);
+      clock.mark('finish');
       // The build's uid ran its resource scripts on the host: given back as the local runtime does.
       if (canIsolate()) await releaseBuildUser(deps.home, req.buildId);
+      clock.mark('release');
+      clock.log(deps.log, 'build end', req.buildId);
     },
     services: {
       startService: (req) => startLocalService(deps, req, launcher),

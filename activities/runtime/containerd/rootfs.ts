@@ -10,6 +10,7 @@ import { runCommand } from '../local/spawner';
 import { isNotFound, type ContainerdApi } from './api';
 import { BUILD_LABEL } from './ctr';
 import { restoreOwners } from './owners';
+import type { StepClock } from './phases';
 
 /** A snapshot label that keeps containerd's garbage collector off a snapshot no container references yet. */
 const GC_ROOT_LABEL = 'containerd.io/gc.root';
@@ -137,17 +138,19 @@ async function ownedLayer(lower: string, unpacker: number, name: string, ownedDi
 }
 
 /** Unmounts the rootfs and removes its snapshot; idempotent. */
-export async function unmountRootfs(api: ContainerdApi | undefined, rootfs: Rootfs): Promise<void> {
+export async function unmountRootfs(api: ContainerdApi | undefined, rootfs: Rootfs, clock?: StepClock): Promise<void> {
   if (await mounted(rootfs.target)) {
     const r = await runCommand('umount', [rootfs.target]);
     // Busy only while a process still holds it: detach it, the kernel frees it when they go.
     if (r.code !== 0) await runCommand('umount', ['-l', rootfs.target]);
   }
+  clock?.mark('root unmount');
   if (api && rootfs.snapshot) {
     await api.removeSnapshot(rootfs.snapshot).catch((err: unknown) => {
       if (!isNotFound(err)) throw err;
     });
   }
+  clock?.mark('snapshot remove');
 }
 
 /** Mount points under `dir` (a build's directory), deepest first: what the build's end unmounts. */

@@ -39,6 +39,7 @@ import {
 import { canIdmap, idmapWork, ownRootsFiles } from './idmap';
 import { keeperId } from './keeper';
 import { closeToOthers } from './rootfs';
+import { StepClock } from './phases';
 import { containerSpec, type BindMount } from './spec';
 import type { ContainerdContext } from './context';
 
@@ -51,16 +52,22 @@ export function findOrStartContainerTask(cx: ContainerdContext, task: ResolvedTa
   const { req } = task;
   const { step } = req;
   const id = containerId({ ...req, stepId: step.id });
+  const clock = new StepClock();
   return findOrStartHostTask<ContainerMeta>(cx.deps, task, {
-    find: (dir) => findTask(cx, dir, id),
+    find: async (dir) => {
+      const found = await findTask(cx, dir, id);
+      clock.mark('find');
+      return found;
+    },
     start: (dir) => {
       // The keeper starts (the build's first step) while this step prepares.
       const group = cx.shimGroup(req.buildId);
       group.catch(() => undefined);
-      return prepare(cx, task, dir, id, io, keeperId(req.buildId))
+      return prepare(cx, task, dir, id, io, keeperId(req.buildId), clock)
         .then(async ({ meta, chainId }) => {
           await group;
-          await startTask(cx, req.buildId, dir, meta);
+          clock.mark('keeper');
+          await startTask(cx, req.buildId, dir, meta, clock);
           // The build's next task from this image finds its root ready (spare.ts).
           if (chainId) cx.spares.refill(req.buildId, chainId);
           return meta;
@@ -73,7 +80,7 @@ export function findOrStartContainerTask(cx: ContainerdContext, task: ResolvedTa
           throw asPermanent(err, `task ${step.task}`);
         });
     },
-    handle: (meta, dir, reattached) => containerHandle(cx, req.buildId, meta, dir, reattached, io),
+    handle: (meta, dir, reattached) => containerHandle(cx, req.buildId, meta, dir, reattached, io, clock),
   });
 }
 
@@ -94,14 +101,18 @@ async function findTask(cx: ContainerdContext, dir: string, id: string): Promise
 }
 
 /** The container and its task, from the spec prepare wrote; its output goes to the step's directory. */
-async function startTask(cx: ContainerdContext, buildId: string, dir: string, meta: ContainerMeta): Promise<void> {
+async function startTask(cx: ContainerdContext, buildId: string, dir: string, meta: ContainerMeta, clock: StepClock): Promise<void> {
   const spec = JSON.parse(await fs.readFile(path.join(dir, SPEC_FILE), 'utf8')) as object;
   await cx.api.createContainer(meta.id, spec, { [BUILD_LABEL]: buildId });
+  clock.mark('container create');
   // A plain path that is not a fifo is a file the shim opens for appending (it creates none).
   const [stdout, stderr] = [FILES.stdout, FILES.stderr].map((f) => path.join(dir, f));
   await Promise.all([stdout, stderr].map((f) => fs.appendFile(f, '')));
+  clock.mark('log files');
   await cx.api.createTask(meta.id, stdout, stderr);
+  clock.mark('task create');
   await cx.api.startTask(meta.id);
+  clock.mark('start');
 }
 
 function ignoreNotFound(err: unknown): void {
@@ -115,31 +126,39 @@ async function prepare(
   id: string,
   io: StepIo,
   shimGroup: string,
+  clock: StepClock,
 ): Promise<{ meta: ContainerMeta; chainId?: string }> {
   const { req } = task;
   const { step } = req;
   const { config, inputs } = await task.resolve();
+  clock.mark('config');
   // Whatever an interrupted attempt left (a container, a mount, a snapshot, a cgroup) goes first.
   if (await readMeta(dir)) await removeContainer(cx, id);
   await cleanUpContainer(cx, dir);
   await fs.rm(dir, { recursive: true, force: true });
   const work = path.join(dir, 'work');
   await fs.mkdir(work, { recursive: true });
+  clock.mark('step dir');
   const { note } = io;
 
   const image = await resolveImage(cx, `task ${step.task}`, { ...config, image: step.image }, req.artifacts, note);
+  clock.mark('image');
   const root = await mountRoot(cx, image, req.buildId, id, dir, note, { spare: true });
+  clock.mark('root');
   const target = root.rootfs.target;
   // Written before anything else can fail: a failed start removes what this says.
   let meta: ContainerMeta = { id, outputs: {}, rootfs: root.rootfs, memoryLimited: false };
   await fs.writeFile(path.join(dir, META_FILE), JSON.stringify(meta));
+  clock.mark('meta');
 
   // Each input a copy-on-write view of its producer's output (the local runtime's), seen in the
   // container through the rbind of the working directory: one mount instead of a copy.
   // Idmapped (idmap.ts): the build's files, a host-run get's among them, are root's in the
   // container, and what root writes there is the build's uid's on the host.
   const build = canIdmap() && canIsolate() ? await readyBuildUser(cx.deps.home, req.buildId, req.runId) : undefined;
+  clock.mark('build uid');
   const idmapped = build ? await idmapWork(dir, work, build) : undefined;
+  clock.mark('idmap mount');
   const seen = idmapped?.work ?? work;
   const { outputs } = await placeTaskFiles({
     dir,
@@ -152,6 +171,7 @@ async function prepare(
     layers: idmapped?.views,
   });
   meta = { ...meta, outputs };
+  clock.mark('inputs');
   const workDir = `${BUILD_ROOT}/${id.slice(3, 11)}`;
   const mounts: BindMount[] = [{ source: seen, destination: workDir }];
   for (const cache of config.caches) {
@@ -168,6 +188,7 @@ async function prepare(
   if (build) await ownRootsFiles(work, build);
   // Only what is not theirs yet: a chown through an input's view would copy the file up.
   if (user.uid !== 0) await ownTree(seen, user);
+  clock.mark('user');
 
   const env = containerEnv(
     root,
@@ -181,6 +202,7 @@ async function prepare(
   );
   const cwd = path.posix.join(workDir, config.run.dir ?? '.');
   await checkRunnable(step, config, seen, target, env.PATH, cwd, workDir);
+  clock.mark('check');
 
   // A step with services joins the build's network namespace and sees them by name.
   const network = Object.values(req.services ?? {}).find((s) => s.network)?.network;
@@ -226,6 +248,7 @@ async function prepare(
     note(`the image's working directory ${root.workingDir} is not used: tasks run in their build directory`);
   await fs.writeFile(path.join(dir, SPEC_FILE), JSON.stringify(spec));
   await fs.writeFile(path.join(dir, META_FILE), JSON.stringify(meta));
+  clock.mark('spec');
   return { meta, chainId: 'chainId' in image ? image.chainId : undefined };
 }
 
@@ -274,6 +297,7 @@ function containerHandle(
   dir: string,
   reattached: boolean,
   io: StepIo,
+  clock: StepClock,
 ): TaskHandle {
   let signalled: TaskSignal | undefined;
   const wait = async (stop: AbortSignal): Promise<TaskExit | undefined> => {
@@ -281,6 +305,7 @@ function containerHandle(
     if (exitCode === undefined) {
       try {
         exitCode = await cx.api.waitTask(meta.id, stop);
+        clock.mark('run + exit');
       } catch (err) {
         // Handed over: the container, its root and its cgroup stay for the next worker.
         if (stop.aborted) return undefined;
@@ -293,10 +318,16 @@ function containerHandle(
       if (!signalled && meta.memoryLimited && (await wasOomKilled(meta.id, exitCode)))
         io.note('killed: the task exceeded container_limits.memory (OOM)');
     } finally {
+      clock.mark('exit status');
+      clock.log(cx.deps.log, 'path', meta.id);
       cx.later(buildId, async () => {
+        const removal = new StepClock();
         await cx.api.deleteTask(meta.id).catch(ignoreNotFound);
+        removal.mark('task delete');
         await cx.api.deleteContainer(meta.id).catch(ignoreNotFound);
-        await cleanUpContainer(cx, dir);
+        removal.mark('container delete');
+        await cleanUpContainer(cx, dir, removal);
+        removal.log(cx.deps.log, 'removal', meta.id);
       });
     }
     return { exitCode, outputs: meta.outputs };
