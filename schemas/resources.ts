@@ -159,7 +159,7 @@ export class Resources {
     const entry = this.interpolateEntry(list[index], where, ['source']);
     const raw = validate(this.src, ResourceSchema, entry.value, where, 'resource');
     const type = raw && this.type(raw.type);
-    const defaults = type ? this.typeDefaults.get(type.name) : undefined;
+    const defaults = raw && type ? this.typeDefaults.get(raw.type) : undefined;
     const deferred = [
       ...entry.deferred,
       ...(type?.kind === 'image' ? (this.typeDeferred.get(type.name) ?? []) : []),
@@ -212,6 +212,8 @@ export class Resources {
       );
       if (!t) return undefined;
       if (t.defaults) this.typeDefaults.set(name, { value: t.defaults, deferred: defaults.deferred });
+      if (mirrorsMock(t.type, t.source, rawType.params))
+        return { kind: 'host', name: 'mock', dir: path.join(baseTypesDir(), 'mock'), base: true };
       if (t.type !== DIRECTORY_TYPE) {
         if (entry.deferred.length > 0) this.typeDeferred.set(name, entry.deferred);
         return { kind: 'image', name, type: t.type, source: t.source ?? {}, ...(t.privileged ? { privileged: true } : {}) };
@@ -235,6 +237,17 @@ export class Resources {
     // gitv2), so a step that uses it errors when it runs, naming the types that exist.
     return { kind: 'unknown', name };
   }
+}
+
+/**
+ * A type whose image is mock's own: `type: mock` fetched with `mirror_self` (in its source, or
+ * `mirror_self_via_params` in its params), as testflight's custom types are. mock-resource's
+ * `in` then copies its own root filesystem, so the type's check, in and out are mock's: the
+ * base type runs them (on the host, or in its image on kubernetes). Its MIRRORED_VERSION (the
+ * initial version of a mirrored mock) is not set: the resources' own `initial_version` is.
+ */
+function mirrorsMock(type: string, source: Record<string, unknown> | undefined, params: unknown): boolean {
+  return type === 'mock' && (source?.mirror_self === true || (isPlainObject(params) && params.mirror_self_via_params === true));
 }
 
 function isExecutable(file: string): boolean {
@@ -272,7 +285,8 @@ export function putBody(s: PutFieldsOut, resource: ResourceRef): Omit<PutStep, k
     kind: 'put',
     name: s.put,
     resource,
-    inputs: s.inputs ?? 'all',
+    // Concourse's put step detects its inputs when none are given (atc/exec/put_step.go).
+    inputs: s.inputs ?? 'detect',
     params: s.params ?? {},
     getParams: s.get_params ?? {},
     noGet: s.no_get ?? false,

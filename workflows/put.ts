@@ -50,12 +50,15 @@ async function saveOutput(ctx: BuildContext, resource: string, version: Resource
   }
 }
 
-/** `inputs: detect`: the artifacts whose names start a path in the params' strings, as Concourse detects them. */
+/**
+ * `inputs: detect` (and no `inputs`): the artifacts whose names start a path in the params'
+ * strings, `.` and `..` skipped (`./repo/x` names `repo`), as Concourse's detectInputsFromParam.
+ */
 function detectInputs(params: unknown, available: string[]): string[] {
   const found = new Set<string>();
   const walk = (v: unknown): void => {
     if (typeof v === 'string') {
-      const first = v.split('/')[0];
+      const first = v.split('/').find((part) => part !== '.' && part !== '..') ?? v;
       if (available.includes(first)) found.add(first);
     } else if (Array.isArray(v)) v.forEach(walk);
     else if (typeof v === 'object' && v !== null) Object.values(v).forEach(walk);

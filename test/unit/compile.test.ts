@@ -512,8 +512,10 @@ jobs:
     });
     expect(pinned).toMatchObject({ kind: 'get', version: { ref: 'abc' } });
     expect(put).toMatchObject({ kind: 'put', name: 'repo', inputs: 'detect', getParams: { depth: 1 }, noGet: false });
+    // No `inputs`: detected from the params, as Concourse's put step does.
     expect(image).toMatchObject({
       kind: 'put',
+      inputs: 'detect',
       noGet: true,
       resource: { type: { kind: 'image', type: 'registry-image', source: { repository: 'example/img' } } },
     });

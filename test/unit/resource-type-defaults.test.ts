@@ -51,4 +51,36 @@ jobs:
 `),
     ).toThrow(/resource_types\[0\]\.defaults/);
   });
+
+  it('apply to a type that mirrors mock (testflight resource-type-defaults.yml): it runs as the base type mock', () => {
+    const text = fs.readFileSync(path.join(__dirname, '../fixtures/testflight/resource-type-defaults.yml'), 'utf8');
+    const ref = compile(text, { hash: 'abc' }).resources[0].ref;
+    expect(ref.type).toMatchObject({ kind: 'host', name: 'mock', base: true });
+    expect(ref.source).toEqual({ log: 'defaulted', initial_version: 'abc' });
+  });
+});
+
+describe('resource_types built from mock', () => {
+  const typeOf = (entry: string) =>
+    compile(`
+resource_types:
+- ${entry}
+resources:
+- {name: r, type: t}
+jobs:
+- {name: j, plan: [{get: r}]}
+`).resources[0].ref.type;
+
+  it('are mock when their image is mock mirroring itself (source mirror_self, or params mirror_self_via_params)', () => {
+    expect(typeOf('{name: t, type: mock, source: {mirror_self: true}}')).toMatchObject({ kind: 'host', name: 'mock', base: true });
+    // testflight resource-types-with-params.yml
+    expect(typeOf('{name: t, type: mock, source: {initial_version: x}, params: {mirror_self_via_params: true}}')).toMatchObject({
+      kind: 'host',
+      name: 'mock',
+    });
+  });
+
+  it('stay image types otherwise (a mock version is no image: the step errors when it runs)', () => {
+    expect(typeOf('{name: t, type: mock, source: {initial_version: x}}')).toMatchObject({ kind: 'image', type: 'mock' });
+  });
 });

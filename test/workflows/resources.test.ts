@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { RESOURCE_RESPONSE } from '../../common/resource-scripts';
 import { startHarness, type BuildRun, type Harness } from './harness';
 
 let h: Harness;
@@ -256,4 +257,37 @@ jobs:
   expect(r.message).toContain('pipeline.yml:10: resource s: its type stamp is an image');
   expect(r.message).toContain('run the build on a containerd or kubernetes worker');
   expect(r.summary?.steps ?? []).toEqual([]);
+});
+
+test("put inputs as testflight's put-inputs.yml: a list, all, none, and detected from the params when not given (Concourse's default)", async () => {
+  // The fixture's jobs, whose put of some-resource Concourse's put_inputs_test.go inspects with
+  // `fly intercept ... -- ls`: here some-resource's type is a directory whose `out` runs `ls`.
+  const typeDir = path.join(tmp, 'types', 'lister');
+  fs.mkdirSync(typeDir, { recursive: true });
+  for (const [exe, body] of [
+    ['check', `echo '[]'`],
+    ['in', `echo '{"version":{"v":"1"}}'`],
+    ['out', `ls "$1" | sed 's/^/in put dir: /' >&2; echo '{"version":{"v":"1"}}'`],
+  ])
+    fs.writeFileSync(path.join(typeDir, exe), `#!/bin/sh\ncat >/dev/null\n${body}\n`, { mode: 0o755 });
+  const fixture = fs.readFileSync(path.resolve(__dirname, '../fixtures/testflight/put-inputs.yml'), 'utf8');
+  const text = fixture
+    .replace('\n---\n', `\n---\nresource_types:\n- {name: lister, type: directory, source: {path: ${typeDir}}}\n`)
+    .replace('- name: some-resource\n  type: mock', '- name: some-resource\n  type: lister');
+  const putLog = async (job: string) => {
+    const r = await h.run(text, { job, file: path.join(tmp, 'put-inputs.yml') });
+    const put = r.summary?.steps.find((s) => s.name === 'some-resource' && s.kind === 'put');
+    if (!put) throw new Error(`${job}: no put step in ${JSON.stringify(r.summary?.steps)}`);
+    // The wrapper's response directory (common/resource-scripts.ts) sits beside the inputs.
+    return [...(r.logs.get(put.id) ?? '').matchAll(/^in put dir: (.*)$/gm)]
+      .map((m) => m[1])
+      .filter((name) => name !== RESOURCE_RESPONSE)
+      .sort();
+  };
+  expect(await putLog('job-using-specified-inputs')).toEqual(['specified-input']);
+  expect(await putLog('job-using-all-inputs')).toEqual(['all-input', 'specified-input']);
+  expect(await putLog('job-using-empty-inputs')).toEqual([]);
+  expect(await putLog('job-using-no-inputs')).toEqual(['specified-input']);
+  expect(await putLog('job-using-detect-inputs-simple')).toEqual(['specified-input']);
+  expect(await putLog('job-using-detect-inputs-complex')).toEqual(['map-input', 'specified-input']);
 });
