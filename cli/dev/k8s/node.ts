@@ -55,10 +55,12 @@ export const NODE_IMAGES = [
   'redis',
   'agent',
   'busybox',
-  // The base resource types as images: a kubernetes worker runs git, time and registry-image in pods of these.
+  // The base resource types as images: a kubernetes worker runs git, time, registry-image and
+  // mock (Concourse's test resource, which testflight's pipelines use) in pods of these.
   'resource-git',
   'resource-time',
   'resource-registry-image',
+  'resource-mock',
 ] as const;
 /** busybox is also served under Docker Hub's name, as on the containerd runtime: plans naming `busybox` run unchanged. */
 const DOCKER_HUB_BUSYBOX = 'library/busybox:latest';
