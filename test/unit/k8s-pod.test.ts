@@ -269,6 +269,8 @@ describe('buildPod', () => {
     expect(JSON.parse(env.CAUSEWAY_MKDIRS as string)).toEqual(['.cache/go']);
     expect(env.CAUSEWAY_ARTIFACT_TOKEN).toEqual({ secretKeyRef: { name: input().tokenSecret, key: 'token' } });
     expect(fetcher.volumeMounts).toEqual([{ name: 'work', mountPath: WORKDIR }]);
+    // a failed fetch's reason reaches the step's error through the kubelet
+    expect(fetcher.terminationMessagePolicy).toBe('FallbackToLogsOnError');
     expect(pod.spec!.containers.map((c) => c.name)).toEqual([CONTAINERS.task]);
   });
 

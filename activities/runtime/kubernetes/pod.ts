@@ -271,6 +271,9 @@ export function inputFetcher(o: {
     ],
     volumeMounts: [{ name: 'work', mountPath: WORKDIR }],
     ...(o.securityContext ? { securityContext: o.securityContext } : {}),
+    // Its reason (the agent's last stderr line) becomes the container's terminated message, which
+    // the step's error quotes; without this a real kubelet reports an empty one.
+    terminationMessagePolicy: 'FallbackToLogsOnError',
   };
 }
 
