@@ -1,5 +1,7 @@
-// What the k8s project's globalSetup started, as test files see it, plus helpers every
-// k8s test uses: a fresh namespace per test file and pod status patches "as a kubelet would".
+// What the k8s project's globalSetup started (or the k8s-node project's), as test files see it,
+// plus helpers the k8s tests use: a fresh namespace per test file, waits on pods, and, for the
+// KWOK tests that need a fake node (an eviction, 200 pods at once), pod status patches "as a
+// kubelet would".
 import { randomUUID } from 'node:crypto';
 import { k8s, type CoreV1Api, type KubeConfig, type V1Pod } from '../../../activities/runtime/kubernetes/client';
 import { KWOK_CUSTOM_STATUS_ANNOTATION, readCluster, type ClusterState } from '../cluster';
@@ -78,31 +80,6 @@ export async function podGone(core: CoreV1Api, namespace: string, name: string, 
     `deletion of ${namespace}/${name}`,
     timeoutMs,
   );
-}
-
-/**
- * Finishes a graceful deletion as a kubelet does once the containers stopped (a pod taken
- * over from KWOK has no kubelet left to do it): waits for the deletionTimestamp, then
- * deletes with grace period 0.
- */
-export async function kubeletFinishDeletion(core: CoreV1Api, namespace: string, name: string, timeoutMs = 60_000): Promise<void> {
-  const pod = await until(
-    async () => {
-      try {
-        const p = await core.readNamespacedPod({ name, namespace });
-        return p.metadata?.deletionTimestamp ? p : false;
-      } catch (err) {
-        return (err as { code?: number }).code === 404 ? ({} as V1Pod) : false;
-      }
-    },
-    `deletion request for ${namespace}/${name}`,
-    timeoutMs,
-  );
-  if (!pod.metadata) return;
-  await core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 }).catch((err: { code?: number }) => {
-    if (err.code !== 404) throw err;
-  });
-  await podGone(core, namespace, name);
 }
 
 /** Tells KWOK to leave the pod alone, so the test plays kubelet. */
