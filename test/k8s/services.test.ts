@@ -1,35 +1,20 @@
-// Services on the kubernetes runtime against the real apiserver: a pod plus a Service, the
-// startup probe as the pod's startupProbe, readiness from the pod's Ready condition (KWOK
-// reports it), failures with Kubernetes' reason and the service's last lines, its log through
-// the Log API (KWOK serves FAKE_TASK_LOG for it), ((.svc:...)) refs to its siblings, the
-// build's NetworkPolicy, stop.
-import { ServiceFailed } from '../../activities/errors';
+// Services on the kubernetes runtime against the real apiserver, for what needs the API server
+// only: the objects a service is (a pod plus a Service, the startup probe as the pod's
+// startupProbe, the port-probe container, the build's NetworkPolicy) as the apiserver stores
+// them, readiness from the pod's Ready condition (KWOK reports it as a kubelet would, without a
+// container), ((.svc:...)) refs to its siblings, stop. A service's real log, exit and image pull
+// error: test/k8s/node/services.test.ts.
 import type { ServiceAddress } from '../../common/services';
 import { k8s, type CoreV1Api } from '../../activities/runtime/kubernetes/client';
 import { CONTAINERS, LABELS, anchorName } from '../../activities/runtime/kubernetes/pod';
 import { followPod } from '../../activities/runtime/kubernetes/pod-watcher';
-import { probeService, startService, stopService, superviseService } from '../../activities/runtime/kubernetes/service';
-import { ServiceLog } from '../../activities/runtime/kubernetes/service-log';
+import { startService, stopService } from '../../activities/runtime/kubernetes/service';
 import { PORT_PROBE_PORT, SERVICE_LABEL, serviceObjectName } from '../../activities/runtime/kubernetes/service-pod';
 import { serviceEnd, serviceReadiness } from '../../activities/runtime/kubernetes/pod-status';
 import { KubernetesRuntime } from '../../activities/runtime/kubernetes/runtime';
 import type { ResolvedServiceRequest } from '../../activities/runtime/types';
-import type { ServiceLogOffsets, ServiceRef } from '../../activities/types';
-import type { LogStreamName } from '../../schemas/messages';
 import type { ServiceConfig } from '../../schemas/compiled';
-import { FAKE_TASK_LOG } from './cluster';
-import {
-  adminCore,
-  adminKubeConfig,
-  freshNamespace,
-  patchPodStatus,
-  podGone,
-  takeOverPod,
-  terminated,
-  uniqueBuildId,
-  until,
-  waitForPod,
-} from './setup/env';
+import { adminCore, adminKubeConfig, freshNamespace, podGone, uniqueBuildId } from './setup/env';
 
 let core: CoreV1Api;
 let namespace: string;
@@ -66,26 +51,6 @@ function request(config: ServiceConfig, name = 'db', buildId = uniqueBuildId()):
     artifacts: {},
   };
 }
-
-/** What a ServiceLog publishes, in order, instead of NATS. */
-function collector(): {
-  published: { stream: LogStreamName; text: string; msgId: string }[];
-  log: (ref: ServiceRef, offsets?: ServiceLogOffsets) => ServiceLog;
-} {
-  const published: { stream: LogStreamName; text: string; msgId: string }[] = [];
-  return {
-    published,
-    log: (ref, offsets) =>
-      new ServiceLog(
-        rt,
-        ref,
-        async (stream, data, msgId) => void published.push({ stream, text: Buffer.from(data).toString('utf8'), msgId }),
-        offsets,
-      ),
-  };
-}
-
-const FAKE_LINES = FAKE_TASK_LOG.map((l) => `${l}\n`);
 
 test('a service is a pod behind a Service, its startup probe the pod’s startupProbe, its address the Service’s DNS name', async () => {
   const req = request(postgres());
@@ -165,48 +130,6 @@ test('without a startup probe: every port checked by the port-probe, for as long
   await stopService(rt, req, 0);
 });
 
-test('the service’s log goes out line by line, each message id its byte offset; the next activity sends only what is new', async () => {
-  const req = request(postgres());
-  const c = collector();
-  const started = c.log(req);
-  await startService(rt, req, started);
-  expect(c.published).toEqual([
-    {
-      stream: 'causeway',
-      text: expect.stringMatching(
-        /^service db started: pod cw-svc-db-\w+ behind Service cw-svc-db-\w+\.svc-\w+\.svc, ports: default 5432\n$/,
-      ),
-      msgId: 'run-1/plan.0/1/svc/db/run/note/0',
-    },
-  ]);
-
-  // probing follows the log from the container's start; it may have read some of it, or all, when the pod is Ready
-  const probing = c.log(req, started.offsets);
-  await expect(probeService(rt, req, probing)).resolves.toBe('ready');
-  probing.close();
-  // superviseService reads the log from the start again and sends from where probing left off
-  const supervising = c.log(req, probing.offsets);
-  const supervised = superviseService(rt, req, supervising);
-  // (in a build the step runs meanwhile; stopping at once could delete the pod before its log is read)
-  await until(async () => supervising.offsets.stdout === Buffer.byteLength(FAKE_LINES.join('')), 'the whole log sent');
-  await stopService(rt, req, 0);
-  await expect(supervised).resolves.toEqual({});
-
-  // as JetStream keeps them: one message per id (probing may send a line just as it is closed)
-  const lines = [...new Map(c.published.filter((m) => m.stream === 'stdout').map((m) => [m.msgId, m])).values()];
-  expect(lines.map((m) => m.text)).toEqual(FAKE_LINES);
-  expect(lines.map((m) => m.msgId)).toEqual([
-    'run-1/plan.0/1/svc/db/stdout/0',
-    `run-1/plan.0/1/svc/db/stdout/${Buffer.byteLength(FAKE_LINES[0])}`,
-  ]);
-  expect(supervising.offsets.stdout).toBe(Buffer.byteLength(FAKE_LINES.join('')));
-  // KWOK answers a follow of the probing log with 404 when it stays open a second (as it does
-  // now that readiness waits for the Service to route): a note of the fake kubelet, not checked here.
-  const notes = c.published.filter((m) => m.stream === 'causeway' && !m.text.startsWith("the service's log is not available"));
-  expect(notes.map((m) => m.msgId)).toEqual(['run-1/plan.0/1/svc/db/run/note/0', 'run-1/plan.0/1/svc/db/run/note/1']);
-  expect(c.published.find((m) => m.msgId.endsWith('note/1'))?.text).toMatch(/^service db is ready/);
-});
-
 test('a service names its siblings and itself by their Services’ DNS names, an outer step’s service by the address it was given', async () => {
   const buildId = uniqueBuildId();
   const addr = (name: string, host: string, ports: Record<string, number>): ServiceAddress => ({
@@ -257,50 +180,4 @@ test('a service names its siblings and itself by their Services’ DNS names, an
     ),
   });
   await expect(core.readNamespacedPod({ name: serviceObjectName(bad), namespace })).rejects.toMatchObject({ code: 404 });
-});
-
-test('a service that exits before it is ready fails with its status; an image pull error with Kubernetes’ reason', async () => {
-  const req = request(postgres());
-  await startService(rt, req);
-  const name = serviceObjectName(req);
-  await waitForPod(core, namespace, name, (p) => !!p.spec?.nodeName, 'scheduling');
-  await takeOverPod(core, namespace, name);
-  await patchPodStatus(core, namespace, name, {
-    phase: 'Running',
-    conditions: [{ type: 'Ready', status: 'False' }],
-    containerStatuses: [{ name: 'service', image: 'postgres:17', imageID: '', ready: false, restartCount: 0, state: terminated(1) }],
-  });
-  // the activity's message ends with the service's last lines, as on the local runtime
-  const c = collector();
-  const failure = await probeService(rt, req, c.log(req)).catch((err: unknown) => err);
-  expect(failure).toBeInstanceOf(ServiceFailed);
-  expect((failure as Error).message).toBe(
-    `service db exited with status 1 (Error) before it was ready; its last lines:\n${FAKE_TASK_LOG.join('\n')}`,
-  );
-  expect(c.published.map((m) => m.text)).toEqual([...FAKE_LINES, `${(failure as Error).message}\n`]);
-
-  const bad = request(
-    postgres({ image_resource: { type: 'registry-image', source: { repository: 'registry.invalid/pg', tag: 'x' } } }),
-    'bad',
-  );
-  await startService(rt, bad);
-  const badName = serviceObjectName(bad);
-  await waitForPod(core, namespace, badName, (p) => !!p.spec?.nodeName, 'scheduling');
-  await takeOverPod(core, namespace, badName);
-  await patchPodStatus(core, namespace, badName, {
-    phase: 'Pending',
-    containerStatuses: [
-      {
-        name: 'service',
-        image: 'registry.invalid/pg:x',
-        imageID: '',
-        ready: false,
-        restartCount: 0,
-        state: { waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image' } },
-      },
-    ],
-  });
-  await expect(followPod(rt, badName, (p) => serviceReadiness(p, 'bad'))).resolves.toEqual({
-    failed: 'service bad: ImagePullBackOff: Back-off pulling image',
-  });
 });

@@ -1,9 +1,7 @@
 // The shared table of plans: each plan with the step tree it must give, on every runtime
-// (test/workflows/plans.test.ts: fake, local; test/k8s/plans.test.ts: kubernetes on KWOK;
-// test/k8s/node/plans.test.ts: kubernetes on the real node;
-// test/containerd/plans.test.ts: containerd). Steps are
-// `sh -c` scripts of exit codes and sleeps only, so every runtime runs them the same way (the
-// kubernetes test's kubelet player interprets them with the fake runtime's shell).
+// (test/workflows/plans.test.ts: fake, local; test/k8s/node/plans.test.ts: kubernetes on the real
+// node; test/containerd/plans.test.ts: containerd). Steps are `sh -c` scripts of exit codes and
+// sleeps only, so every runtime runs them the same way (the fake runtime with its own small shell).
 import type { StepStatus } from '../../schemas/build';
 
 export interface PlanCase {

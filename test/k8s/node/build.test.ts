@@ -1,16 +1,23 @@
 // Whole builds on the real node: a real Temporal dev server and NATS, a kubernetes worker on
 // this host, and step pods that run real containers from the local registry: the default task
-// image, the agent image as input-fetcher and output-streamer, PostgreSQL as a service.
+// image, the agent image as input-fetcher and output-streamer, PostgreSQL as a service. A step
+// that must run until the test has seen something waits at a Gate (./gate.ts).
+import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import pino from 'pino';
 import type { CoreV1Api, V1Pod } from '../../../activities/runtime/kubernetes/client';
-import { LABELS } from '../../../activities/runtime/kubernetes/pod';
+import { ANNOTATIONS, LABELS, anchorName } from '../../../activities/runtime/kubernetes/pod';
 import { awaitBuild, startBuild } from '../../../common/build-client';
-import { collectLogs, readBuild } from '../../../common/build-log';
+import { collectLogs, collectServiceLogs, readBuild } from '../../../common/build-log';
+import { AesGcmPayloadCodec, loadCodecKeys } from '../../../common/codec';
 import { compilePlan } from '../../../schemas';
+import { startKubernetesWorker } from '../../../workers/kubernetes';
 import { startBuildEnv, type BuildEnv } from '../setup/builds';
-import { adminCore, adminKubeConfig, freshNamespace, testCluster } from '../setup/env';
+import { adminCore, adminKubeConfig, freshNamespace, testCluster, until } from '../setup/env';
+import { Gate } from './gate';
 
 jest.setTimeout(300_000);
 
@@ -19,6 +26,7 @@ let namespace: string;
 let env: BuildEnv;
 let client: Client;
 let watching: NodeJS.Timeout;
+let gate: Gate;
 /** every pod of the namespace seen while the builds ran, by name */
 const seen = new Map<string, V1Pod>();
 
@@ -27,9 +35,19 @@ beforeAll(async () => {
   namespace = await freshNamespace(core, 'node-build');
   const { images } = testCluster().node!;
   env = await startBuildEnv('k8s-node-build', {
-    kubernetes: { namespace, kubeConfig: adminKubeConfig(), defaultImage: images.task, agentImage: images.agent, graceSeconds: 2 },
+    // `nowhere`: a tag the worker accepts and no node has (unschedulable)
+    tags: ['nowhere'],
+    kubernetes: {
+      namespace,
+      kubeConfig: adminKubeConfig(),
+      defaultImage: images.task,
+      agentImage: images.agent,
+      graceSeconds: 2,
+      unschedulableGraceMs: 500,
+    },
   });
   client = env.client;
+  gate = await new Gate().listen();
   watching = setInterval(() => {
     void core
       .listNamespacedPod({ namespace })
@@ -40,6 +58,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   clearInterval(watching);
+  await gate?.close();
   await env?.stop();
   await core?.deleteNamespace({ name: namespace }).catch(() => undefined);
 });
@@ -72,6 +91,224 @@ test('examples/ci.yml succeeds unchanged, every step in its own pod, outputs mov
   expect(logs).toContain('cleanup runs whatever happened');
   // checkout, lint, unit-test, version, 3 × package, announce, cleanup: one pod each
   expect(podsOf(handle.workflowId).length).toBeGreaterThanOrEqual(9);
+  // finishBuild deleted the anchor: the garbage collector and the kubelet remove the rest
+  await until(
+    async () => (await core.readNamespacedConfigMap({ name: anchorName(handle.workflowId), namespace }).catch(notFound)) === null,
+    'anchor deletion',
+    60_000,
+  );
+  await until(
+    async () => (await core.listNamespacedPod({ namespace, labelSelector: `${LABELS.build}=${handle.workflowId}` })).items.length === 0,
+    'pods of the build gone',
+    120_000,
+  );
+});
+
+/** null for a 404 (the object is gone), the error otherwise. */
+function notFound(err: unknown): null {
+  if ((err as { code?: number }).code === 404) return null;
+  throw err;
+}
+
+const byTask = (buildId: string, task: string) => podsOf(buildId).find((p) => p.metadata?.annotations?.[ANNOTATIONS.task] === task);
+
+test('a credential a step’s params resolve reaches the container through a Secret of the step, never the pod spec, and goes with the build', async () => {
+  const { handle, outcome } = await run(
+    `
+var_sources:
+- {name: vs, type: dummy, config: {vars: {pw: k8s-s3cret-value}}}
+plan:
+- task: creds
+  params: {PW: '((vs:pw))', URL: 'https://u:((vs:pw))@db', PLAIN: hello}
+  config:
+    platform: linux
+    # digests, so neither the pod spec nor the log holds the values the test looks for
+    run: {path: sh, args: [-c, 'printf %s "$PW" | sha256sum; printf %s "$URL" | sha256sum; echo "plain $PLAIN"']}
+`,
+    'creds.yml',
+  );
+  expect(outcome).toMatchObject({ status: 'succeeded' });
+  const digest = (v: string) => createHash('sha256').update(v).digest('hex');
+  expect([...(await collectLogs(env.nc, handle.workflowId)).values()].join('')).toBe(
+    `${digest('k8s-s3cret-value')}  -\n${digest('https://u:k8s-s3cret-value@db')}  -\nplain hello\n`,
+  );
+  const pod = byTask(handle.workflowId, 'creds')!;
+  expect(JSON.stringify(pod)).not.toContain('k8s-s3cret-value');
+  const secretName = `${pod.metadata!.name}-env`;
+  const podEnv = Object.fromEntries(pod.spec!.containers[0].env!.map((e) => [e.name, e.value ?? e.valueFrom]));
+  expect(podEnv).toMatchObject({
+    PLAIN: 'hello',
+    PW: { secretKeyRef: { name: secretName, key: 'PW' } },
+    URL: { secretKeyRef: { name: secretName, key: 'URL' } },
+  });
+  // owned by the build's anchor, as the pod: finishBuild's deletion of it removes the Secret too
+  await until(
+    async () => (await core.readNamespacedSecret({ name: secretName, namespace }).catch(notFound)) === null,
+    'the step’s env Secret deleted',
+    60_000,
+  );
+});
+
+test('a producer pod is deleted as soon as its last reader ended, while the build goes on', async () => {
+  const built = run(
+    `
+plan:
+- task: produce
+  config: {platform: linux, outputs: [{name: out}, {name: unread}], run: {path: sh, args: [-c, 'echo x > out/f']}}
+- task: read
+  config: {platform: linux, inputs: [{name: out}], run: {path: cat, args: [out/f]}}
+- task: later
+  config: {platform: linux, run: {path: sh, args: [-c, '${gate.waitFor('later')}']}}
+`,
+    'release.yml',
+  );
+  const later = await until(
+    async () => [...seen.values()].find((p) => p.metadata?.annotations?.[ANNOTATIONS.task] === 'later' && p.status?.phase === 'Running'),
+    'the last step running',
+    120_000,
+  );
+  const buildId = later.metadata!.labels![LABELS.build];
+  const producer = byTask(buildId, 'produce')!.metadata!.name!;
+  // The last step has not ended, so the build has not: the producer went because nothing reads `out` any more.
+  await until(
+    async () => {
+      const p = await core.readNamespacedPod({ name: producer, namespace }).catch(notFound);
+      return p === null || !!p.metadata?.deletionTimestamp;
+    },
+    'the producer pod’s deletion',
+    60_000,
+  );
+  gate.open('later');
+  const { handle, outcome } = await built;
+  expect(outcome).toMatchObject({ status: 'succeeded' });
+  // Summaries are payloads like any other: the codec encrypts them.
+  const codec = new AesGcmPayloadCodec(loadCodecKeys({ home: env.home })!);
+  const released: string[] = [];
+  for (const event of (await handle.fetchHistory()).events ?? []) {
+    const summary = event.userMetadata?.summary;
+    if (!event.activityTaskScheduledEventAttributes || !summary) continue;
+    const [plain] = await codec.decode([summary as Parameters<typeof codec.decode>[0][number]]);
+    released.push(defaultPayloadConverter.fromPayload<string>(plain));
+  }
+  expect(released.filter((s) => s.startsWith('release'))).toEqual(['release out, unread']);
+});
+
+test('a non-zero exit fails the build; a tag no node has errors it with the scheduler’s reason', async () => {
+  const failed = await run(`plan:\n- {task: fails, config: {platform: linux, run: {path: sh, args: [-c, 'exit 2']}}}\n`, 'fails.yml');
+  expect(failed.outcome.status).toBe('failed');
+  expect(failed.outcome.summary?.steps ?? []).toEqual(
+    expect.arrayContaining([expect.objectContaining({ name: 'fails', state: 'failed' })]),
+  );
+
+  const errored = await run(`plan:\n- {task: nowhere, tags: [nowhere], config: {platform: linux, run: {path: 'true'}}}\n`, 'nowhere.yml');
+  expect(errored.outcome.status).toBe('errored');
+  expect(JSON.stringify(errored.outcome)).toMatch(/unschedulable: 0\/1 nodes are available/);
+});
+
+test('a worker that stops hands its running step over: the next worker with its name re-attaches to the running pod', async () => {
+  const name = `k8s-handover-${randomUUID().slice(0, 8)}`;
+  const queue = `k8s-handover-${randomUUID()}`;
+  const { images } = testCluster().node!;
+  const start = () =>
+    startKubernetesWorker({
+      temporalAddress: env.endpoints.temporal,
+      namespace: 'default',
+      natsUrl: env.endpoints.nats,
+      home: env.home,
+      name,
+      taskQueue: queue,
+      logMaxAgeSeconds: 3600,
+      kubernetes: { namespace, kubeConfig: adminKubeConfig(), defaultImage: images.task, agentImage: images.agent, graceSeconds: 1 },
+      drainMs: 500,
+      workflowBundle: env.bundle,
+      log: pino({ level: 'error' }),
+    });
+  const first = await start();
+  const plan = compilePlan({
+    text: `plan:\n- {task: handed-over, config: {platform: linux, run: {path: sh, args: [-c, 'echo started; ${gate.waitFor('handover')}; echo ended']}}}\n`,
+    file: 'handover.yml',
+  });
+  const handle = await startBuild(client, { plan, taskQueue: queue });
+  const outcome = awaitBuild(handle);
+  const pod = await until(
+    async () => podsOf(handle.workflowId).find((p) => p.status?.phase === 'Running'),
+    'the step pod running',
+    120_000,
+  );
+  const podName = pod.metadata!.name!;
+
+  await first.shutdown(); // drain over: the step is handed over, not killed
+  const kept = await core.readNamespacedPod({ name: podName, namespace });
+  expect(kept.metadata?.deletionTimestamp).toBeUndefined();
+  expect(kept.metadata?.uid).toBe(pod.metadata?.uid);
+
+  const second = await start();
+  try {
+    await until(async () => second.runtime.calls.watch > 0, 'the second worker watching the pod', 60_000);
+    expect(second.runtime.calls.create).toBe(0);
+    gate.open('handover');
+    expect(await outcome).toMatchObject({ status: 'succeeded' });
+    expect(second.runtime.calls.create).toBe(0);
+    expect(podsOf(handle.workflowId)).toHaveLength(1);
+    const logs = [...(await collectLogs(env.nc, handle.workflowId)).values()].join('');
+    expect(logs.match(/started/g)).toHaveLength(1);
+    expect(logs).toContain('ended');
+  } finally {
+    await second.shutdown();
+  }
+});
+
+test('a step with services: each a pod behind a Service, named by its DNS name in the step and in a sibling, its log in NATS, teardown removes both', async () => {
+  const serve = (port: number) => `exec python3 -m http.server ${port} >/dev/null 2>&1`;
+  const [repository, tag] = testCluster().node!.images.task.split(/:(?=[^:]+$)/);
+  const image = `{type: registry-image, source: {repository: "${repository}", tag: "${tag}"}}`;
+  const { handle, outcome } = await run(
+    `
+plan:
+- task: uses-db
+  services:
+  - name: db
+    config:
+      image_resource: ${image}
+      run: {path: sh, args: [-c, 'echo db says hello; ${serve(5432)}']}
+      ports: [{name: pg, number: 5432}]
+  # a sibling named in ((.svc:...)): the workflow knows only local addresses before the Services exist
+  - name: web
+    config:
+      image_resource: ${image}
+      params: {DB_HOST: '((.svc:db.host))'}
+      run: {path: sh, args: [-c, 'echo "web knows db at $1 and $DB_HOST"; ${serve(8080)}', sh, '((.svc:db.address))']}
+      ports: [8080]
+  config:
+    platform: linux
+    run: {path: sh, args: [-c, 'echo "step sees $DB_SERVICE_HOST:$DB_SERVICE_PORT_PG"; curl -sf -o /dev/null http://$WEB_SERVICE_HOST:8080/ && echo web answers']}
+`,
+    'services.yml',
+  );
+  expect(outcome).toMatchObject({ status: 'succeeded' });
+  const stepLog = [...(await collectLogs(env.nc, handle.workflowId)).values()].join('');
+  const m = new RegExp(`step sees (cw-svc-db-[0-9a-f]{12}\\.${namespace}\\.svc):5432\nweb answers\n`).exec(stepLog);
+  expect(m).not.toBeNull();
+  const dbHost = m![1];
+  const servicePods = podsOf(handle.workflowId).filter((p) => p.metadata?.labels?.[LABELS.component] === 'service');
+  const dbPod = servicePods.find((p) => p.metadata?.annotations?.['causeway.dev/service-name'] === 'db')!;
+  expect(dbHost.split('.')[0]).toBe(dbPod.metadata!.name);
+  // the services' output, with Causeway's notes, reached NATS as a local service's does
+  const logs = await collectServiceLogs(env.nc, handle.workflowId);
+  expect(logs.get('plan.0/db')).toMatch(/^service db started: pod cw-svc-db-\w+ behind Service cw-svc-db-\w+\.\S+\.svc, ports: pg 5432$/m);
+  expect(logs.get('plan.0/db')).toContain('db says hello\n');
+  expect(logs.get('plan.0/web')).toContain(`web knows db at ${dbHost}:5432 and ${dbHost}\n`);
+  // teardown stopped them, then the build's end removed everything
+  await until(
+    async () => (await core.listNamespacedPod({ namespace, labelSelector: `${LABELS.build}=${handle.workflowId}` })).items.length === 0,
+    'pods of the build gone',
+    120_000,
+  );
+  await until(
+    async () => (await core.listNamespacedService({ namespace, labelSelector: `${LABELS.build}=${handle.workflowId}` })).items.length === 0,
+    'services of the build gone',
+    60_000,
+  );
 });
 
 test('PostgreSQL as a service: its pg_isready startup probe run by the kubelet, reached by its Service DNS name', async () => {

@@ -1,7 +1,7 @@
 // The shared table of plans (test/plans/table.ts) on the real node: every step a pod whose
 // container the kubelet runs (the table's `busybox`, which the node's containerd resolves to its
 // local registry under Docker Hub's name, as the containerd runtime does); the step trees must be
-// the ones the fake, local, KWOK and containerd runs give.
+// the ones the fake, local and containerd runs give.
 import type { Client } from '@temporalio/client';
 import type { CoreV1Api } from '../../../activities/runtime/kubernetes/client';
 import { awaitBuild, startBuild } from '../../../common/build-client';

@@ -1,18 +1,23 @@
 // deploy/worker's ServiceAccount, Role and RoleBinding on the real node: a kubernetes worker
 // holding only that service account's token runs a whole build of real pods (a producer, a
 // consumer reading its output through the agents, a service reached by its Service name, the
-// task's log read through the kubelet); the token cannot list secrets or leave its
-// namespace. test/k8s/rbac.test.ts checks each verb under KWOK; this is the same Role end to end.
+// task's log read through the kubelet), and, step by step, aborts a real container, re-attaches
+// to a kept producer pod, reads the build's token back after a restart and deletes the build;
+// the token cannot list secrets or leave its namespace. test/k8s/rbac.test.ts asks the API
+// server about each verb (an access review); this is the same Role end to end.
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { k8s, type CoreV1Api, type KubeConfig } from '../../../activities/runtime/kubernetes/client';
+import { TOKEN_KEY, podName, tokenSecretName } from '../../../activities/runtime/kubernetes/pod';
+import { KubernetesRuntime } from '../../../activities/runtime/kubernetes/runtime';
+import type { RunTaskRequest } from '../../../activities/types';
 import { awaitBuild, startBuild } from '../../../common/build-client';
 import { collectLogs } from '../../../common/build-log';
 import { kubeconfigYaml } from '../../../cli/dev/k8s/cluster';
 import { compilePlan } from '../../../schemas';
 import { startBuildEnv, type BuildEnv } from '../setup/builds';
-import { adminCore, adminKubeConfig, freshNamespace, testCluster } from '../setup/env';
+import { adminCore, adminKubeConfig, freshNamespace, podGone, testCluster, uniqueBuildId, until } from '../setup/env';
 
 jest.setTimeout(300_000);
 
@@ -84,6 +89,71 @@ plan:
   expect(await awaitBuild(handle)).toMatchObject({ status: 'succeeded' });
   const logs = [...(await collectLogs(env.nc, handle.workflowId)).values()].join('');
   expect(logs).toContain('from-producer\nfrom-service\n');
+});
+
+test('with the token only, step by step: abort a running container, re-attach to a kept producer, read the build’s token back after a restart, delete the build', async () => {
+  const { images } = testCluster().node!;
+  const [repository, tag] = images.busybox.split(/:(?=[^:]+$)/);
+  const runtime = () =>
+    new KubernetesRuntime({
+      namespace,
+      worker: 'node-rbac',
+      kubeConfig: workerKc,
+      agentImage: images.agent,
+      graceSeconds: 1,
+      logDrainMs: 1000,
+    });
+  const request = (script: string, outputs: string[]): RunTaskRequest => ({
+    buildId: uniqueBuildId(),
+    runId: 'run-1',
+    plan: 'rbac',
+    runKey: '1',
+    attempt: 1,
+    artifacts: {},
+    step: {
+      kind: 'task',
+      id: 'plan.0',
+      task: 'rbac',
+      params: {},
+      vars: {},
+      inputMapping: {},
+      outputMapping: {},
+      privileged: false,
+      config: {
+        image_resource: { type: 'registry-image', source: { repository, tag } },
+        inputs: [],
+        outputs: outputs.map((name) => ({ name })),
+        caches: [],
+        params: {},
+        run: { path: 'sh', args: ['-c', script] },
+      },
+    },
+  });
+  const nameOf = (req: RunTaskRequest) => podName(req.buildId, req.runId, req.step.id, req.runKey, req.step.task);
+  const rt = runtime();
+
+  // abort: the pod deleted with its grace period (pods delete)
+  const aborted = request('echo waiting; while true; do sleep 0.2; done', []);
+  const abort = new AbortController();
+  let log = '';
+  const running = rt.runStep(aborted, { abort: abort.signal, log: async (d) => void (log += d.toString()) });
+  await until(async () => log.includes('waiting'), 'the task running', 120_000);
+  abort.abort();
+  await expect(running).resolves.toMatchObject({ state: 'aborted' });
+  await podGone(core, namespace, nameOf(aborted), 60_000);
+
+  // a kept producer pod, re-attached by a second run
+  const kept = request('echo kept > out/f', ['out']);
+  await expect(rt.runStep(kept)).resolves.toMatchObject({ state: 'succeeded', reattached: false });
+  await expect(rt.runStep(kept)).resolves.toMatchObject({ state: 'succeeded', reattached: true });
+  // a restarted worker reads the build's artifact token back from its Secret (secrets get)
+  const secret = await core.readNamespacedSecret({ name: tokenSecretName(kept.buildId), namespace });
+  expect(await runtime().buildToken(kept.buildId)).toBe(Buffer.from(secret.data![TOKEN_KEY], 'base64').toString('utf8'));
+  // the anchor's deletion (configmaps delete) takes the pod, which the kubelet stops
+  expect(await rt.deleteBuild(kept.buildId)).toBe(true);
+  await podGone(core, namespace, nameOf(kept), 60_000);
+  // the pod informer's list: once, its watch resumed from there
+  expect(rt.calls.list).toBe(1);
 });
 
 test('the worker’s token cannot list secrets, or touch another namespace', async () => {
