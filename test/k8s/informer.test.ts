@@ -1,14 +1,18 @@
 // The kubernetes runtime's shared pod informer (activities/runtime/kubernetes/pod-watcher.ts)
-// against a real kube-apiserver: many steps in parallel cost one list and one watch connection;
-// an API server that goes away while pods are followed errors the steps (APIUnreachable) after
-// apiUnreachableMs, or, back in time, the steps go on from a fresh list.
-import net from 'node:net';
-import { k8s, type CoreV1Api, type KubeConfig } from '../../activities/runtime/kubernetes/client';
+// against a real kube-apiserver and KWOK's fake nodes: 200 steps in parallel cost one list and
+// one watch connection (the fake node is the point: a real node runs at most 110 pods, and 200
+// containers would not fit this 2-core machine beside the rest, so the test ends each task by
+// patching its status, as a kubelet reports it); an API server that goes away while pods are
+// followed errors the steps (APIUnreachable) after apiUnreachableMs (the API server only: no
+// task ends). Back in time, the steps go on from a fresh list: with real containers in
+// test/k8s/node/informer.test.ts.
+import type { CoreV1Api } from '../../activities/runtime/kubernetes/client';
 import { CONTAINERS, podName } from '../../activities/runtime/kubernetes/pod';
 import { podInformer } from '../../activities/runtime/kubernetes/pod-watcher';
 import { KubernetesRuntime, type KubernetesRuntimeOptions } from '../../activities/runtime/kubernetes/runtime';
 import type { RunTaskRequest } from '../../activities/types';
 import { adminCore, adminKubeConfig, freshNamespace, patchPodStatus, takeOverPod, terminated, uniqueBuildId, until } from './setup/env';
+import { Relay } from './relay';
 import { trueTaskStep } from './task-step';
 
 let core: CoreV1Api;
@@ -96,48 +100,6 @@ test('200 parallel steps cost one list and one watch connection, not 200', async
 /** The informer outlives its last follower a little: the test ends its watch now. */
 const podInformerStopped = (rt: KubernetesRuntime) => podInformer(rt).stop();
 
-/** A TCP relay in front of the API server, which the test can cut (every connection) and restore. */
-class Relay {
-  private server?: net.Server;
-  private readonly sockets = new Set<net.Socket>();
-  port = 0;
-
-  constructor(private readonly target: URL) {}
-
-  async open(): Promise<void> {
-    this.server = net.createServer((client) => {
-      const upstream = net.connect(Number(this.target.port), this.target.hostname);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => undefined);
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => this.server!.listen(this.port, '127.0.0.1', resolve));
-    this.port = (this.server.address() as net.AddressInfo).port;
-  }
-
-  async cut(): Promise<void> {
-    const closed = new Promise<void>((resolve) => this.server?.close(() => resolve()));
-    for (const s of this.sockets) s.destroy();
-    await closed;
-  }
-
-  kubeConfig(): KubeConfig {
-    const admin = adminKubeConfig();
-    const cluster = admin.getCurrentCluster()!;
-    const kc = new (k8s().KubeConfig)();
-    kc.loadFromOptions({
-      clusters: [{ ...cluster, server: `https://127.0.0.1:${this.port}` }],
-      users: admin.users,
-      contexts: [{ name: 'relay', cluster: cluster.name, user: admin.getCurrentUser()!.name }],
-      currentContext: 'relay',
-    });
-    return kc;
-  }
-}
-
 describe('an API server that goes away while pods are followed', () => {
   let relay: Relay;
   beforeEach(async () => {
@@ -157,23 +119,5 @@ describe('an API server that goes away while pods are followed', () => {
       expect(err).toMatchObject({ reason: 'APIUnreachable' });
       expect(String(err)).toMatch(/Kubernetes API server unreachable for \ds while watching pod /);
     }
-  });
-
-  test('back within apiUnreachableMs, the steps go on from a fresh list', async () => {
-    const rt = runtime({ kubeConfig: relay.kubeConfig(), apiUnreachableMs: 60_000 });
-    const buildId = uniqueBuildId();
-    const reqs = [request(buildId, 0), request(buildId, 1)];
-    const runs = reqs.map((req) => rt.runStep(req).catch((err: unknown) => err));
-    await until(async () => rt.calls.watch > 0, 'the informer watching');
-    await relay.cut();
-    // meanwhile one task ends; the other is deleted by hand (its step errors, as before)
-    await finish(reqs[0], 4);
-    await core.deleteNamespacedPod({ name: nameOf(reqs[1]), namespace, gracePeriodSeconds: 0 });
-    await new Promise((r) => setTimeout(r, 1500));
-    await relay.open();
-    expect(await runs[0]).toMatchObject({ state: 'failed', exitCode: 4 });
-    expect(await runs[1]).toMatchObject({ reason: 'Deleted' });
-    expect(rt.calls.list).toBeGreaterThanOrEqual(2);
-    await podInformerStopped(rt);
   });
 });
