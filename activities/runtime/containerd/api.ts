@@ -20,6 +20,8 @@ message Container { string id = 1; map<string, string> labels = 2; string image 
 message CreateContainerRequest { Container container = 1; }
 message CreateContainerResponse { Container container = 1; }
 message DeleteContainerRequest { string id = 1; }
+message ListContainersRequest { repeated string filters = 1; }
+message ListContainersResponse { repeated Container containers = 1; }
 message CreateTaskRequest { string container_id = 1; repeated Mount rootfs = 3; string stdin = 4; string stdout = 5; string stderr = 6; }
 message CreateTaskResponse { string container_id = 1; uint32 pid = 2; }
 message StartRequest { string container_id = 1; string exec_id = 2; }
@@ -35,6 +37,9 @@ message WaitResponse { uint32 exit_status = 1; }
 message PrepareSnapshotRequest { string snapshotter = 1; string key = 2; string parent = 3; map<string, string> labels = 4; }
 message PrepareSnapshotResponse { repeated Mount mounts = 1; }
 message RemoveSnapshotRequest { string snapshotter = 1; string key = 2; }
+message ListSnapshotsRequest { string snapshotter = 1; repeated string filters = 2; }
+message SnapshotInfo { string name = 1; map<string, string> labels = 6; }
+message ListSnapshotsResponse { repeated SnapshotInfo info = 1; }
 `;
 
 const root = protobuf.parse(PROTO, { keepCase: true }).root;
@@ -118,6 +123,32 @@ export class ContainerdApi {
     return r.mounts;
   }
 
+  /** The names of the snapshots whose label `label` is `value` (the build's end, the reconciler). */
+  listSnapshots(label: string, value: string): Promise<string[]> {
+    const reqType = type('ListSnapshotsRequest');
+    const resType = type('ListSnapshotsResponse');
+    return new Promise<string[]>((resolve, reject) => {
+      const names: string[] = [];
+      const stream = this.client.makeServerStreamRequest(
+        '/containerd.services.snapshots.v1.Snapshots/List',
+        (m: object) => Buffer.from(reqType.encode(reqType.fromObject(m)).finish()),
+        (b: Buffer) =>
+          resType.toObject(resType.decode(b), { defaults: true }) as { info: { name: string; labels: Record<string, string> }[] },
+        { snapshotter: SNAPSHOTTER, filters: [`labels."${label}"==${value}`] },
+        this.metadata,
+        {},
+      );
+      // Checked here too: the filter is containerd's to apply, the removal is ours.
+      stream.on('data', (r: { info: { name: string; labels: Record<string, string> }[] }) => {
+        for (const i of r.info) if (i.labels[label] === value) names.push(i.name);
+      });
+      stream.on('error', (err: grpc.ServiceError) =>
+        reject(new ContainerdApiError(`listing snapshots: ${err.details || err.message}`, err.code)),
+      );
+      stream.on('end', () => resolve(names));
+    });
+  }
+
   async removeSnapshot(key: string): Promise<void> {
     await this.call(
       'snapshots.v1.Snapshots',
@@ -146,6 +177,19 @@ export class ContainerdApi {
       },
       `creating container ${id}`,
     );
+  }
+
+  /** The ids of the containers whose label `label` is `value`. */
+  async listContainers(label: string, value: string): Promise<string[]> {
+    const r = await this.call<{ containers: { id: string; labels: Record<string, string> }[] }>(
+      'containers.v1.Containers',
+      'List',
+      'ListContainersRequest',
+      'ListContainersResponse',
+      { filters: [`labels."${label}"==${value}`] },
+      'listing containers',
+    );
+    return r.containers.filter((c) => c.labels[label] === value).map((c) => c.id);
   }
 
   async deleteContainer(id: string): Promise<void> {

@@ -8,13 +8,12 @@ import { paths } from '../../deps';
 import { StepErrored } from '../../errors';
 import type { Artifacts } from '../../types';
 import { TRUST_BUILD_FILES } from '../container-env';
-import { unmountUnder } from '../local/inputs';
 import { removeCgroups } from './cgroup';
-import { unmountIdmapped } from './idmap';
+import { idmappedMounts } from './idmap';
 import { isNotFound } from './api';
 import type { ContainerdContext } from './context';
 import { imagePull, normalizeReference, type ImageInfo } from './image';
-import { closeToOthers, mountArtifact, mountImage, unmountRootfs, type Rootfs } from './rootfs';
+import { closeToOthers, mountArtifact, mountImage, mountPoints, pointsUnder, removeSnapshot, unmountAll, type Rootfs } from './rootfs';
 import type { StepClock } from './phases';
 import { mergeEnv, resolveUser, type ResolvedUser } from './spec';
 
@@ -149,11 +148,14 @@ export async function readMeta(dir: string): Promise<ContainerMeta | undefined> 
 export async function cleanUpContainer(cx: ContainerdContext, dir: string, clock?: StepClock): Promise<void> {
   const meta = await readMeta(dir);
   if (!meta) return;
-  await unmountIdmapped(dir);
-  clock?.mark('idmap unmount');
-  await unmountUnder(path.join(dir, 'work'));
-  clock?.mark('views unmount');
-  await unmountRootfs(cx.api, meta.rootfs, clock);
+  // All of the step's mounts with one umount, each before what it lies on: the idmapped work
+  // directory's (idmap.ts), the views of a work directory that is not idmapped, the root.
+  const points = await mountPoints();
+  const root = points.includes(meta.rootfs.target) ? [meta.rootfs.target] : [];
+  await unmountAll([...idmappedMounts(points, dir), ...pointsUnder(points, path.join(dir, 'work')), ...root]);
+  clock?.mark('unmount');
+  if (meta.rootfs.snapshot) await removeSnapshot(cx.api, meta.rootfs.snapshot);
+  clock?.mark('snapshot remove');
   await removeCgroups(meta.id);
   clock?.mark('cgroups');
 }

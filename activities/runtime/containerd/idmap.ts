@@ -7,8 +7,9 @@ import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { runCommand } from '../local/spawner';
-import { unmountUnder, type ViewLayers } from '../local/inputs';
+import type { ViewLayers } from '../local/inputs';
 import type { UserIds } from '../local/users';
+import { pointsUnder } from './rootfs';
 
 /** Where a step's idmapped mounts are, in its directory. */
 export const IDMAP_DIR = 'idmap';
@@ -80,9 +81,9 @@ export async function ownRootsFiles(dir: string, build: UserIds): Promise<void> 
   await Promise.all(entries.map((e) => ownRootsFiles(path.join(dir, e), build)));
 }
 
-/** Unmounts a step's idmapped mounts: the views first, then what they lie over. Idempotent. */
-export async function unmountIdmapped(dir: string): Promise<void> {
+/** A step's idmapped mounts among `points`, in the order they come off: the views first, then what they lie over. */
+export function idmappedMounts(points: string[], dir: string): string[] {
   const root = path.join(dir, IDMAP_DIR);
-  await unmountUnder(path.join(root, 'work'));
-  await unmountUnder(root);
+  const views = pointsUnder(points, path.join(root, 'work'));
+  return [...views, ...pointsUnder(points, root).filter((p) => !views.includes(p))];
 }

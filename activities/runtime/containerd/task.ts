@@ -4,6 +4,7 @@
 // a worker killed meanwhile leaves it running, and its retried activity finds the task by its id
 // and waits for it again; the exit status is written to the step's directory before the task goes.
 import { createHash } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { serviceEnv } from '../../../common/services';
@@ -40,7 +41,7 @@ import { canIdmap, idmapWork, ownRootsFiles } from './idmap';
 import { keeperId } from './keeper';
 import { closeToOthers } from './rootfs';
 import { StepClock } from './phases';
-import { containerSpec, type BindMount } from './spec';
+import { containerSpec, type BindMount, type OciSpec } from './spec';
 import type { ContainerdContext } from './context';
 
 /** The container's id: from build, run, step and attempt, within containerd's 76 characters. */
@@ -64,10 +65,10 @@ export function findOrStartContainerTask(cx: ContainerdContext, task: ResolvedTa
       const group = cx.shimGroup(req.buildId);
       group.catch(() => undefined);
       return prepare(cx, task, dir, id, io, keeperId(req.buildId), clock)
-        .then(async ({ meta, chainId }) => {
+        .then(async ({ meta, spec, chainId }) => {
           await group;
           clock.mark('keeper');
-          await startTask(cx, req.buildId, dir, meta, clock);
+          await startTask(cx, req.buildId, dir, meta, spec, clock);
           // The build's next task from this image finds its root ready (spare.ts).
           if (chainId) cx.spares.refill(req.buildId, chainId);
           return meta;
@@ -100,16 +101,18 @@ async function findTask(cx: ContainerdContext, dir: string, id: string): Promise
   }
 }
 
-/** The container and its task, from the spec prepare wrote; its output goes to the step's directory. */
-async function startTask(cx: ContainerdContext, buildId: string, dir: string, meta: ContainerMeta, clock: StepClock): Promise<void> {
-  const spec = JSON.parse(await fs.readFile(path.join(dir, SPEC_FILE), 'utf8')) as object;
+/** The container and its task, from the spec prepare made; its output goes to the step's directory (prepare made the files). */
+async function startTask(
+  cx: ContainerdContext,
+  buildId: string,
+  dir: string,
+  meta: ContainerMeta,
+  spec: OciSpec,
+  clock: StepClock,
+): Promise<void> {
   await cx.api.createContainer(meta.id, spec, { [BUILD_LABEL]: buildId });
   clock.mark('container create');
-  // A plain path that is not a fifo is a file the shim opens for appending (it creates none).
-  const [stdout, stderr] = [FILES.stdout, FILES.stderr].map((f) => path.join(dir, f));
-  await Promise.all([stdout, stderr].map((f) => fs.appendFile(f, '')));
-  clock.mark('log files');
-  await cx.api.createTask(meta.id, stdout, stderr);
+  await cx.api.createTask(meta.id, path.join(dir, FILES.stdout), path.join(dir, FILES.stderr));
   clock.mark('task create');
   await cx.api.startTask(meta.id);
   clock.mark('start');
@@ -127,17 +130,23 @@ async function prepare(
   io: StepIo,
   shimGroup: string,
   clock: StepClock,
-): Promise<{ meta: ContainerMeta; chainId?: string }> {
+): Promise<{ meta: ContainerMeta; spec: OciSpec; chainId?: string }> {
   const { req } = task;
   const { step } = req;
   const { config, inputs } = await task.resolve();
   clock.mark('config');
   // Whatever an interrupted attempt left (a container, a mount, a snapshot, a cgroup) goes first.
-  if (await readMeta(dir)) await removeContainer(cx, id);
-  await cleanUpContainer(cx, dir);
-  await fs.rm(dir, { recursive: true, force: true });
+  // Synchronous checks: a first attempt finds no directory, and each thread-pool round trip
+  // waited for a CPU on a loaded machine.
+  if (existsSync(dir)) {
+    if (await readMeta(dir)) await removeContainer(cx, id);
+    await cleanUpContainer(cx, dir);
+    await fs.rm(dir, { recursive: true, force: true });
+  }
   const work = path.join(dir, 'work');
-  await fs.mkdir(work, { recursive: true });
+  mkdirSync(work, { recursive: true });
+  // A plain path that is not a fifo is a file the shim opens for appending (it creates none).
+  for (const f of [FILES.stdout, FILES.stderr]) closeSync(openSync(path.join(dir, f), 'a'));
   clock.mark('step dir');
   const { note } = io;
 
@@ -246,10 +255,13 @@ async function prepare(
   });
   if (root.workingDir && config.run.dir === undefined)
     note(`the image's working directory ${root.workingDir} is not used: tasks run in their build directory`);
-  await fs.writeFile(path.join(dir, SPEC_FILE), JSON.stringify(spec));
-  await fs.writeFile(path.join(dir, META_FILE), JSON.stringify(meta));
+  // Kept for the record (what the container ran); the task is created from `spec` itself.
+  await Promise.all([
+    fs.writeFile(path.join(dir, SPEC_FILE), JSON.stringify(spec)),
+    fs.writeFile(path.join(dir, META_FILE), JSON.stringify(meta)),
+  ]);
   clock.mark('spec');
-  return { meta, chainId: 'chainId' in image ? image.chainId : undefined };
+  return { meta, spec, chainId: 'chainId' in image ? image.chainId : undefined };
 }
 
 /**
