@@ -282,24 +282,37 @@ the build's \`finishBuild\`, once per build (its \`settle\` waits for the last s
 
 ${phaseTable}
 
-What is left is runc: \`runc create\` (namespaces, the container's mounts, its cgroup in each of this
-host's cgroup v1 hierarchies, the seccomp filter) and \`runc start\`, two Go processes per task.
-\`runc run\` of busybox \`true\` alone, with no containerd, took 58–171 ms by hand at load ~11: runc
-by itself costs about what a whole host-process step does here, so 1.5× is out of reach with runc
-on this machine (Debian's crun 1.8.1, ~3× faster than runc by hand, refuses this host's hybrid
-cgroup v1+v2 layout). Before the API (\`ctr\` per operation: prepare, label, \`ctr run --rm\` in a
-wrapper, snapshot removal) the same bench measured 434 ms against 82 ms (5.3×).
+What is left is containerd 1.6's and runc's own processes: an strace of this bench (10 steps) counted,
+per container step, a \`containerd-shim-runc-v2 start\` (containerd runs the shim binary for every task
+create, to find the build's shim group's socket: the group saves a shim's life, not this process),
+\`runc create\` (which runs \`runc init\` twice: re-executed from a bind of itself), \`runc start\`, and
+after the result \`runc delete\`, then a \`containerd-shim-runc-v2 delete\` and its \`runc delete --force\`
+(containerd's clean-up when it closes its connection for the task to the shim, shared or not): seven Go
+processes, four of them on the path. \`runc create\` + \`start\` by hand on this host (busybox \`true\`,
+25 interleaved runs, load ~9): 45–53 + 9–13 ms, the same with or without the seccomp filter, the
+masked and read-only paths, or a network namespace of its own; runc by itself costs about what a
+whole host-process step does here, so 1.5× is out of reach with runc on this machine (Debian's crun
+1.8.1, ~3× faster than runc by hand, refuses this host's hybrid cgroup v1+v2 layout).
 
-End to end the three changes did not show above the machine's noise: the same bench (20 steps, 2 runs
-each) of the commit before them (v0), with the shim group and the shim's own output (v1), and with
-spare roots too (v2), interleaved three times at load 32 falling to 17: container ms/step v0 376, 414,
-310, 270, 290, 253 (median 300); v1 387, 442, 299, 237, 264, 272 (286); v2 353, 360, 268, 213, 288, 218
-(278); host-process steps in the same runs had medians 149, 127 and 105 ms. Again, v0 and v2 only, at
-load 10–15: v0 337, 230, 258, 246, 232, 250 (median 248), v2 201, 228, 207, 172, 268, 320 (218), about
-12% less per container step; host-process steps 90 and 85 ms. On 2 cores shared by many runnable
-processes a phase's cut is partly paid back in waiting for a CPU (a spare root is still prepared, only
-earlier), so the ratio needs a quiet machine to be judged. Pre-creating the next step's
-container is not possible: its spec depends on its inputs and config, known only when the step starts.${handOffText}
+The next lever is a task created ahead (containerd's task create is \`runc create\`, its start is
+\`runc start\`): the \`task create\` row above (~50–75 ms) would leave the path, though not the CPUs,
+which the next step and the workflow share on 2 cores. runc fixes a container's process (argv, env,
+cwd, user), mounts, network and cgroup at create, before the step's inputs and config are known, so
+it takes a static helper in the image's root that gets the step's command once started, the step's
+work directory mounted under a shared-propagation bind after create, and a container id recorded
+in the step's directory instead of derived from it (re-attach, kill and clean-up by that record);
+only steps with the spare's image, unprivileged and without limits or services could take one.
+
+History: before the API (\`ctr\` per operation) this bench measured 434 ms against 82 ms (5.3×). One
+shim per build, the shim writing the task's output itself and roots prepared ahead (\`spare.ts\`) took
+the task's create from ~77 to ~49–75 ms and the root's preparation (~28 ms) off the path, ~12% less
+per container step at load 10–15. The build's end through the API instead of a \`ctr\` process per
+call (~190 → ~80 ms of removing the build's containers) and one \`umount\` for a step's mounts instead
+of three (a step's removal ~120 → ~85 ms) did not show end to end above this machine's noise:
+interleaved with the commit before them at load 8.5–15 (20 steps, 2 runs each), container ms/step
+before 269, 273, 328, 285, 338, 327, after 238, 198, 318, 321, 298, 305. On 2 cores shared by many
+runnable processes a phase's cut is partly paid back in waiting for a CPU, so the ratio needs a
+quiet machine to be judged.${handOffText}
 
 Reproduce: \`sudo npm run bench:containerd-steps -- --steps ${steps} --repeat ${repeat} --hand-off-mb ${handOffMb}\`
 ${MARKS.end}`;
