@@ -47,6 +47,8 @@ export interface PipelineInput {
 export interface PipelineView extends PipelineInput {
   /** per job: the versions its next build would get, or why it has none */
   next: Record<string, string>;
+  /** per job whose inputs resolve: those versions by input name (`execute -j`); absent from workers before it */
+  nextInputs?: Record<string, Record<string, InputVersion>>;
 }
 
 export interface VersionRecord {

@@ -140,14 +140,18 @@ export async function pipeline(input: PipelineInput): Promise<void> {
       });
   };
 
-  setHandler(pipelineQuery, () => ({
-    config,
-    state,
-    lastChecked,
-    checkErrors,
-    setBy,
-    next: Object.fromEntries(config.jobs.map((j) => [j.name, describe(resolveInputs(j, config, state))])),
-  }));
+  setHandler(pipelineQuery, () => {
+    const resolved = config.jobs.map((j) => [j.name, resolveInputs(j, config, state)] as const);
+    return {
+      config,
+      state,
+      lastChecked,
+      checkErrors,
+      setBy,
+      next: Object.fromEntries(resolved.map(([name, r]) => [name, describe(r)])),
+      nextInputs: Object.fromEntries(resolved.flatMap(([name, r]) => (r.ok ? [[name, r.inputs]] : []))),
+    };
+  });
   setHandler(
     setConfigUpdate,
     (next: PipelineConfig, by?: SetBy) => {

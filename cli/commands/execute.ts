@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { newBuildId } from '../../common/build-client';
 import { parseTaskConfig, varsFromFlags, type CompiledPlan, type TaskConfig } from '../../schemas';
+import type { GetStep, Step } from '../../schemas/compiled';
 import { openSession } from '../connect';
 import { submitAndFollow } from '../follow';
 import { exitWith } from '../main-helpers';
@@ -10,7 +11,16 @@ import { parseArtifactFlags } from '../artifact-flags';
 
 export async function execute(
   args: string[],
-  opts: { config: string; input: string[]; output: string[]; var: string[]; yamlVar?: string[]; loadVarsFrom: string[] },
+  opts: {
+    config: string;
+    input: string[];
+    output: string[];
+    var: string[];
+    yamlVar?: string[];
+    loadVarsFrom: string[];
+    inputsFrom?: string;
+    inputMapping?: string[];
+  },
 ): Promise<void> {
   const vars = varsFromFlags(opts);
   let text: string;
@@ -21,14 +31,17 @@ export async function execute(
   }
   const config = withCallerArgsAndEnv(parseTaskConfig({ text, file: opts.config, vars }), args, process.env);
   const inputs = parseArtifactFlags(opts.input, '-i');
+  const mapping = parseInputMapping(opts.inputMapping ?? [], config, opts.inputsFrom);
   const required = config.inputs.filter((i) => !i.optional).map((i) => i.name);
-  if (opts.input.length === 0 && config.inputs.length === 1) inputs[config.inputs[0].name] = process.cwd();
-  const missing = required.filter((n) => !inputs[n]);
-  if (missing.length > 0) {
-    throw new CliError(
+  const needs = (missing: string[]) =>
+    new CliError(
       `the task needs input${missing.length > 1 ? 's' : ''} ${missing.join(', ')}`,
-      missing.map((n) => `-i ${n}=DIR`).join(' '),
+      missing.map((n) => `-i ${n}=DIR`).join(' ') + (opts.inputsFrom ? `, or a get of job ${opts.inputsFrom} (map one with -m)` : ''),
     );
+  if (!opts.inputsFrom) {
+    if (opts.input.length === 0 && config.inputs.length === 1) inputs[config.inputs[0].name] = process.cwd();
+    const missing = required.filter((n) => !inputs[n]);
+    if (missing.length > 0) throw needs(missing);
   }
   const outputs = parseArtifactFlags(opts.output, '-o');
   const unknown = Object.keys(outputs).filter((n) => !config.outputs.some((o) => o.name === n));
@@ -38,33 +51,57 @@ export async function execute(
       `its outputs: ${config.outputs.map((o) => o.name).join(', ') || 'none'}`,
     );
   const name = path.basename(opts.config).replace(/\.ya?ml$/, '');
-  const plan: CompiledPlan = {
-    name: `execute-${name}`,
-    source: opts.config,
-    plan: {
-      kind: 'do',
-      id: 'plan',
-      steps: [
-        {
-          kind: 'task',
-          id: 'plan.0',
-          task: name,
-          config,
-          params: {},
-          vars: {},
-          inputMapping: {},
-          outputMapping: {},
-          privileged: false,
-        },
-      ],
-    },
-  };
   const session = await openSession({ autoStart: true });
   try {
+    // fly execute -j: inputs not uploaded are the job's gets, at the versions its next build would get.
+    const gets = new Map<string, GetStep>();
+    const inputMapping: Record<string, string> = {};
+    if (opts.inputsFrom) {
+      // Loaded only for -j: execute without it stays as light as before.
+      const { nextBuildGets } = require('./pipelines') as typeof import('./pipelines');
+      const from = await nextBuildGets(session.client, opts.inputsFrom);
+      for (const input of config.inputs) {
+        if (inputs[input.name]) continue;
+        const artifact = mapping[input.name] ?? input.name;
+        const get = from.gets.get(artifact);
+        if (!get) continue;
+        gets.set(artifact, get);
+        if (artifact !== input.name) inputMapping[input.name] = artifact;
+      }
+      const missing = required.filter((n) => !inputs[n] && !gets.has(mapping[n] ?? n));
+      if (missing.length > 0) throw needs(missing);
+    }
+    const steps: Step[] = [...gets.values()].map((get, i) => ({ ...get, id: `plan.${i}`, line: undefined, hooks: undefined }));
+    steps.push({
+      kind: 'task',
+      id: `plan.${steps.length}`,
+      task: name,
+      config,
+      params: {},
+      vars: {},
+      inputMapping,
+      outputMapping: {},
+      privileged: false,
+    });
+    const plan: CompiledPlan = { name: `execute-${name}`, source: opts.config, plan: { kind: 'do', id: 'plan', steps } };
     exitWith(await submitAndFollow(session, { plan, buildId: newBuildId(), inputs, outputs, detach: false }));
   } finally {
     await session.close();
   }
+}
+
+/** `-m TASK_INPUT=JOB_INPUT` (fly's --input-mapping): which of the job's inputs a task input takes. */
+function parseInputMapping(flags: string[], config: TaskConfig, inputsFrom: string | undefined): Record<string, string> {
+  if (flags.length > 0 && !inputsFrom) throw new CliError('-m maps task inputs to the inputs of a job: give the job with -j PIPELINE/JOB');
+  const out: Record<string, string> = {};
+  for (const f of flags) {
+    const m = /^([^=]+)=(.+)$/.exec(f);
+    if (!m) throw new CliError(`-m needs TASK_INPUT=JOB_INPUT, got \`${f}\``, 'for example: -m source=repo');
+    if (!config.inputs.some((i) => i.name === m[1]))
+      throw new CliError(`-m ${f}: the task has no input ${m[1]}`, `its inputs: ${config.inputs.map((i) => i.name).join(', ') || 'none'}`);
+    out[m[1]] = m[2];
+  }
+  return out;
 }
 
 /** What `fly execute` adds to a task file: `-- ARGS` after run.args, and empty params from the caller's environment. */

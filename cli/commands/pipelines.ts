@@ -23,6 +23,7 @@ import {
   type InstanceVars,
   type PipelineRef,
 } from '../../schemas/instance-vars';
+import type { GetStep } from '../../schemas/compiled';
 import { checkName } from '../../schemas/names';
 import {
   jobBuildId,
@@ -330,6 +331,60 @@ export async function triggerJob(opts: { job: string; watch?: boolean }): Promis
     say(`${p.display}/${j} #${number} ${outcome.status}`);
     exitWith(EXIT_CODES[(await awaitBuild(handle)).status]);
   });
+}
+
+/**
+ * `execute -j P/J` (fly's inputs-from): the job's gets by artifact name, each pinned to the
+ * version the job's next build would get (Concourse's job inputs: `passed` and pins applied).
+ */
+export async function nextBuildGets(client: Client, jobRef: string): Promise<{ job: string; gets: Map<string, GetStep> }> {
+  const [p, j] = split(jobRef, '-j');
+  const v = await seenEnded(client, p);
+  const job = v.config.jobs.find((x) => x.name === j);
+  if (!job)
+    throw new CliError(`-j ${jobRef}: no job ${j} in pipeline ${p.display}`, `its jobs: ${v.config.jobs.map((x) => x.name).join(', ')}`);
+  if (!v.nextInputs) throw new CliError(`-j ${jobRef}: the worker running pipeline ${p.display} is older than this causeway`, 'upgrade it');
+  const next = v.nextInputs[j];
+  if (!next)
+    throw new CliError(`-j ${jobRef}: the job's inputs are not satisfiable: ${v.next[j]}`, `see causeway jobs -p ${shellWord(p.display)}`);
+  const gets = new Map<string, GetStep>();
+  const visit = (value: unknown): void => {
+    if (Array.isArray(value)) return value.forEach(visit);
+    if (typeof value !== 'object' || value === null) return;
+    const step = value as Partial<GetStep>;
+    if (step.kind === 'get' && step.name && next[step.name] && !gets.has(step.name))
+      gets.set(step.name, { ...(step as GetStep), version: next[step.name].version });
+    Object.values(value).forEach(visit);
+  };
+  visit(job.plan.plan);
+  return { job: `${p.display}/${j}`, gets };
+}
+
+/**
+ * The pipeline's view once it has seen the end of every build that has ended: it looks at its
+ * running builds every 2 s, so a build `trigger-job -w` just watched end may still count as
+ * running, and its versions not yet as passed. Gives up waiting after 30 s.
+ */
+async function seenEnded(client: Client, p: Target): Promise<PipelineView> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const v = await view(client, p);
+    const started = v.state.builds.filter((b) => b.status === 'started');
+    const ended = await Promise.all(
+      // A build the pipeline marked started whose workflow is not there yet is about to start.
+      started.map((b) =>
+        client.workflow
+          .getHandle(jobBuildId(p.key, b.job, b.number))
+          .describe()
+          .then(
+            (d) => d.status.name !== 'RUNNING',
+            (err: Error) => (err.name === 'WorkflowNotFoundError' ? false : Promise.reject(err)),
+          ),
+      ),
+    );
+    if (!ended.includes(true) || Date.now() > deadline) return v;
+    await new Promise((r) => setTimeout(r, 500));
+  }
 }
 
 export async function checkResource(opts: { resource: string; from: string[] }): Promise<void> {

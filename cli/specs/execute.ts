@@ -14,6 +14,11 @@ export function registerExecute(program: Command): void {
     .option('-v, --var <name=value>', 'set a ((var)) in the task file; repeatable', collect, [])
     .option('-y, --yaml-var <name=value>', 'set a ((var)) to a YAML value (-y n=1, -y v={ref: abc}); repeatable', collect, [])
     .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
+    .option(
+      '-j, --inputs-from <pipeline/job>',
+      "take the inputs not given with -i from the job's gets, at the versions its next build would get",
+    )
+    .option('-m, --input-mapping <task-input=job-input>', 'with -j: the job input a task input takes; repeatable', collect, [])
     .addHelpText(
       'after',
       `
@@ -25,7 +30,8 @@ aborts the build. Exit status: 0 succeeded, 1 failed, 2 errored, 3 aborted.
 Examples:
   causeway execute -c ci/unit.yml
   causeway execute -c ci/build.yml -i repo=. -o dist=./out
-  causeway execute -c ci/test.yml -- -run TestLogin`,
+  causeway execute -c ci/test.yml -- -run TestLogin
+  causeway execute -c ci/test.yml -j booklit/unit -m source=repo`,
     )
     .action(lazy(() => impl().execute));
 }
