@@ -46,6 +46,8 @@ export function lazyProtobuf(): void {
   const eagerSetup = typeProto.setup;
   // What Type#setup reads of the features: the type's, its oneofs' and fields', and those of the enums its fields use.
   typeProto.setup = function setup(this: protobuf.Type): protobuf.Type {
+    // Outside a Root (no edition to start from) the eager setup decides as it always has.
+    if (!(this.root instanceof protobuf.Root)) return eagerSetup.call(this);
     const edition = resolveLineage(asResolvable(this));
     for (const oneof of this.oneofsArray) asResolvable(oneof)._resolveFeatures(edition);
     for (const field of this.fieldsArray) {

@@ -91,3 +91,11 @@ test('an RPC of a lazily created service sends the same bytes and decodes the sa
   expect(eager.sent).toHaveLength(1);
   expect(eager.methods).toContain('getSystemInfo');
 });
+
+test('a type outside a Root is set up as protobufjs always did', () => {
+  const encode = ({ protobuf }: Loaded) => {
+    const type = new protobuf.Type('Detached').add(new protobuf.Field('name', 1, 'string')).add(new protobuf.Field('n', 2, 'int32'));
+    return { bytes: Buffer.from(type.encode({ name: 'a', n: 0 }).finish()).toString('hex'), code: generated(type) };
+  };
+  expect(encode(load(true))).toEqual(encode(load(false)));
+});
