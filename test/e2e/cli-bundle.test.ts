@@ -31,7 +31,11 @@ function causeway(entry: string, args: string[], cache: string) {
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-const cacheFiles = (cache: string) => (fs.existsSync(path.join(cache, 'cli-code')) ? fs.readdirSync(path.join(cache, 'cli-code')) : []);
+const cacheFiles = (cache: string) =>
+  fs.existsSync(path.join(cache, 'cli-code')) ? fs.readdirSync(path.join(cache, 'cli-code')).filter((f) => f.endsWith('.v8')) : [];
+const cacheFile = (cache: string) => path.join(cache, 'cli-code', cacheFiles(cache)[0]);
+/** The command lines whose compiled code the cache holds. */
+const cachedRuns = (cache: string) => JSON.parse(fs.readFileSync(`${cacheFile(cache)}.runs`, 'utf8')) as string[];
 
 test('a client command from the bundle does what it does from dist/, and writes the code cache once', () => {
   const cache = path.join(cacheRoot, 'fresh');
@@ -50,6 +54,24 @@ test('a client command from the bundle does what it does from dist/, and writes 
   expect(failed).toEqual(causeway(MAIN, missing, cache));
   expect(failed.status).toBe(2);
   expect(failed.stderr).toContain('cannot read plan file');
+  expect(cachedRuns(cache)).toEqual(['compile']);
+});
+
+test('the first successful run of another command line adds what it compiled to the cache, once', () => {
+  const cache = path.join(cacheRoot, 'union');
+  expect(causeway(BIN, ['compile', 'examples/hello.yml'], cache).status).toBe(0);
+  const first = fs.statSync(cacheFile(cache));
+  // A run that fails early compiled little of its command: it adds nothing.
+  expect(causeway(BIN, ['compile', path.join(cacheRoot, 'no-such-plan.yml'), '-v', 'a=b'], cache).status).toBe(2);
+  expect(fs.statSync(cacheFile(cache)).mtimeMs).toBe(first.mtimeMs);
+  const withVar = ['compile', 'examples/hello.yml', '-v', 'a=b'];
+  expect(causeway(BIN, withVar, cache).status).toBe(0);
+  expect(cachedRuns(cache)).toEqual(['compile', 'compile -v']);
+  const added = fs.statSync(cacheFile(cache)).mtimeMs;
+  expect(added).toBeGreaterThanOrEqual(first.mtimeMs);
+  expect(causeway(BIN, withVar, cache)).toEqual(causeway(MAIN, withVar, cache));
+  expect(fs.statSync(cacheFile(cache)).mtimeMs).toBe(added);
+  expect(cacheFiles(cache)).toHaveLength(1);
 });
 
 test('once tsc rewrites a file the bundle holds, dist/ runs instead of the stale bundle', () => {
