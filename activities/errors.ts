@@ -1,6 +1,6 @@
 // The step layer's errors, in one style for every runtime: runtimes and the step layer throw
 // these domain errors, and toFailure (the one edge) makes Temporal failures of them.
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, type ActivityCancellationDetails } from '@temporalio/common';
 import { ACTIVITY_FAILURES } from '../schemas/build';
 
 /**
@@ -18,12 +18,28 @@ export class StepErrored extends Error {
   }
 }
 
-/** The worker is shutting down: the step keeps running, and the retried activity on the next worker re-attaches to it. */
+/** The attempt let go of its step (see handedOver): the step keeps running, and the retried activity re-attaches to it. */
 export class StepDetached extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'StepDetached';
   }
+}
+
+/**
+ * Why a cancelled attempt lets go of its step instead of stopping it, or undefined when the
+ * build asked (an abort, a step's timeout: the workflow's request, or an operator's reset). An
+ * attempt the server timed out (its heartbeats came late on a starved worker) or no longer knows
+ * must not kill the step its retry re-attaches to: that once errored builds with "ended without
+ * an exit status". What ended builds leave, the reconciler removes.
+ */
+export function handedOver(details: ActivityCancellationDetails | undefined): StepDetached | undefined {
+  if (!details || details.cancelRequested || details.reset) return undefined;
+  if (details.workerShutdown) return new StepDetached('worker shut down; the step keeps running and is handed over');
+  if (details.timedOut || details.notFound)
+    return new StepDetached('the server timed this attempt out (or its build ended); the step keeps running for the retry');
+  if (details.paused) return new StepDetached('the activity was paused; the step keeps running and is re-attached once unpaused');
+  return undefined;
 }
 
 /** A service that cannot start or become ready: its step fails and the workflow does not retry it. */

@@ -33,7 +33,7 @@ export interface FollowOptions {
   deadline?: number;
 }
 
-/** The task's exit, or 'aborted' once an abort has stopped it; throws StepDetached on worker shutdown. */
+/** The task's exit, or 'aborted' once an abort has stopped it; throws StepDetached when handed over. */
 export async function followTask(handle: TaskHandle, opts: FollowOptions): Promise<TaskExit | 'aborted'> {
   // No heartbeat until the offsets move: the activity's keep-alive sends its details every second, and
   // a heartbeat at once cost every step a Temporal request (a trivial step never needs one).
@@ -83,9 +83,11 @@ export async function followTask(handle: TaskHandle, opts: FollowOptions): Promi
         return false;
       });
       if (opts.detach.aborted) {
-        // The worker is going away, not the build: the task keeps running for the next worker,
-        // which re-attaches when Temporal retries this activity.
-        throw new StepDetached('worker shut down; the step keeps running and is handed over');
+        // Not the build's cancellation (the worker going away, the attempt timed out): the task
+        // keeps running, and the retried activity re-attaches to it. The reason is handedOver's.
+        throw opts.detach.reason instanceof StepDetached
+          ? opts.detach.reason
+          : new StepDetached('the step keeps running and is handed over');
       }
       if (opts.abort.aborted) {
         await stop(handle, opts, () => ended !== undefined || failure !== undefined, waiting);

@@ -1,5 +1,5 @@
 // The task step's activity, the same for every runtime: step events, the worker's running set,
-// heartbeats, cancellation -> abort, worker shutdown -> handover, and the error edge. The runtime
+// heartbeats, the build's cancellation -> abort, any other (worker shutdown, a timed-out attempt) -> handover, and the error edge. The runtime
 // only finds or starts the task and waits for it (activities/runtime/types.ts).
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
@@ -8,7 +8,7 @@ import { ACTIVITY_FAILURES } from '../../schemas/build';
 import { MAX_LINE_WAIT, redactableLength } from '../../common/redact';
 import { CredentialResolver, lookupPipeline, resolveResourceRequest, secretTexts } from '../creds';
 import { NO_CREDENTIALS, type ActivityDeps } from '../deps';
-import { StepErrored, toFailure } from '../errors';
+import { handedOver, StepErrored, toFailure } from '../errors';
 import type { LogOffsets, Runtime } from '../runtime/types';
 import type { RunTaskRequest, RunTaskResult } from '../types';
 import { followTask } from './follow';
@@ -56,7 +56,11 @@ async function runResolvedTask(
 
   const abort = new AbortController();
   const detach = new AbortController();
-  ctx.cancelled.catch(() => (ctx.cancellationDetails?.workerShutdown ? detach.abort() : abort.abort()));
+  ctx.cancelled.catch(() => {
+    const handover = handedOver(ctx.cancellationDetails);
+    if (handover) detach.abort(handover);
+    else abort.abort();
+  });
   // Heartbeat throughout, not only while the task runs: copying large inputs must not look like a dead worker.
   let details: unknown = ctx.info.heartbeatDetails;
   const keepAlive = setInterval(() => ctx.heartbeat(details), 1000);

@@ -108,6 +108,32 @@ test.each([
   }
 });
 
+test("an attempt the server timed out (its worker's event loop stalled) leaves its step to the retry, which re-attaches", async () => {
+  const name = `w-${randomUUID().slice(0, 8)}`;
+  const taskQueue = `test-${randomUUID()}`;
+  const counter = path.join(dir, `count-${name}`);
+  const w = await worker(name, taskQueue);
+  try {
+    const plan = compilePlan({
+      file: 'stall.yml',
+      text: `plan:\n- task: long\n  config:\n    platform: linux\n    run: {path: sh, args: [-c, 'echo start >> ${counter}; sleep 9; echo done']}\n`,
+    });
+    const handle = await startBuild(client, { plan, taskQueue });
+    while (!fs.existsSync(counter)) await delay(50);
+    // No heartbeat leaves this process while its main thread is held (a starved worker under load):
+    // past the 5 s heartbeat timeout the server times the attempt out and schedules a retry.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 7000);
+    const outcome = await awaitBuild(handle);
+    expect({ status: outcome.status, message: outcome.message }).toEqual({ status: 'succeeded', message: undefined });
+    const { events } = await handle.fetchHistory();
+    expect(Math.max(...(events ?? []).map((e) => e.activityTaskStartedEventAttributes?.attempt ?? 1))).toBe(2);
+    // Started once: the retry re-attached to the process the timed-out attempt had started.
+    expect(fs.readFileSync(counter, 'utf8')).toBe('start\n');
+  } finally {
+    await w.shutdown();
+  }
+});
+
 test('a build whose only worker landed says why it waits, before its first workflow task runs', async () => {
   const name = `w-${randomUUID().slice(0, 8)}`;
   const taskQueue = `test-${randomUUID()}`;

@@ -9,7 +9,7 @@ import { Context } from '@temporalio/activity';
 import { interpolateServices, type ServiceAddress } from '../../../common/services';
 import type { ActivityDeps } from '../../deps';
 import { secretTexts } from '../../creds';
-import { ServiceFailed, StepDetached } from '../../errors';
+import { handedOver, ServiceFailed, type StepDetached } from '../../errors';
 import { mapServiceInputs } from '../../step/service-inputs';
 import type { ResolvedServiceRequest } from '../types';
 import type { ProbeServiceRequest, ServiceLogOffsets, ServiceRef, StopServiceRequest, SuperviseServiceRequest } from '../../types';
@@ -245,11 +245,8 @@ export function serviceActivities(deps: ActivityDeps, rt: KubeApi) {
     ctx.cancelled.catch(() => abort.abort());
     return { signal: abort.signal, heartbeat: () => ctx.heartbeat({ ...log.offsets }) };
   };
-  /** A worker going away is not the build's cancellation: the pod keeps running and the retried activity re-attaches. */
-  const handedOver = (): StepDetached | undefined =>
-    Context.current().cancellationDetails?.workerShutdown
-      ? new StepDetached('worker shut down; the service keeps running and is handed over')
-      : undefined;
+  /** A cancellation that is not the build's (errors.ts): the pod keeps running and the retried activity re-attaches. */
+  const handover = (): StepDetached | undefined => handedOver(Context.current().cancellationDetails);
   return {
     startService: async (req: ResolvedServiceRequest) => {
       const log = logOf(req);
@@ -260,8 +257,8 @@ export function serviceActivities(deps: ActivityDeps, rt: KubeApi) {
       const log = resumed(req, req.offsets);
       try {
         if ((await probeService(rt, req, log, ctxHooks(log))) === 'aborted') {
-          const handover = handedOver();
-          if (handover) throw handover;
+          const detached = handover();
+          if (detached) throw detached;
           await Context.current().cancelled;
         }
       } finally {
@@ -274,8 +271,8 @@ export function serviceActivities(deps: ActivityDeps, rt: KubeApi) {
       try {
         const end = await superviseService(rt, req, log, ctxHooks(log));
         if (end !== 'aborted') return end;
-        const handover = handedOver();
-        if (handover) throw handover;
+        const detached = handover();
+        if (detached) throw detached;
         return {};
       } finally {
         log.close();

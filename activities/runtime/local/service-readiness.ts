@@ -6,12 +6,12 @@ import { Context } from '@temporalio/activity';
 import type { ServiceAddress } from '../../../common/services';
 import { PROBE_DEFAULTS } from '../../../schemas/services';
 import type { ActivityDeps } from '../../deps';
-import { ServiceFailed } from '../../errors';
+import { handedOver, ServiceFailed } from '../../errors';
 import { heartbeating } from '../../heartbeat';
 import type { ProbeServiceRequest, ServiceLogOffsets } from '../../types';
 import { inNetwork } from './network';
 import { runCommand, type RunResult } from './spawner';
-import { attached, handedOver, serviceDir, serviceLog, tail, WATCH_MS, type ServiceLauncher, type ServiceState } from './service-state';
+import { attached, serviceDir, serviceLog, tail, WATCH_MS, type ServiceLauncher, type ServiceState } from './service-state';
 import type { StepLog } from './step-log';
 import { asUser } from './users';
 
@@ -81,7 +81,7 @@ export async function probeLocalService(
       const started = Date.now();
       try {
         const cancelled = ctx.cancelled.catch((err: unknown) => {
-          throw handedOver(ctx) ?? err;
+          throw handedOver(ctx.cancellationDetails) ?? err;
         });
         await Promise.race([ready, exited(), streaming(), cancelled, ...(probe ? [] : [tooLong()])]);
       } finally {

@@ -4,14 +4,13 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
-import type { Context } from '@temporalio/activity';
 import { BuildPublisher } from '../../../common/nats';
 import { Redactor } from '../../../common/redact';
 import type { ServiceAddress } from '../../../common/services';
 import type { ServiceConfig } from '../../../schemas/compiled';
 import { subjects } from '../../../schemas/messages';
 import type { ActivityDeps } from '../../deps';
-import { ServiceFailed, StepDetached } from '../../errors';
+import { ServiceFailed } from '../../errors';
 import type { ServiceLogOffsets, ServiceRef } from '../../types';
 import type { ResolvedServiceRequest } from '../types';
 import { exitStatus, FILES, findProcess, isAlive, reapGroup, terminate, type StepProcess } from './process';
@@ -94,16 +93,6 @@ export async function findRun(dir: string, launcher?: ServiceLauncher): Promise<
   if (launcher) return launcher.find(dir);
   const proc = await findProcess(dir);
   return proc && processRun(proc);
-}
-
-/**
- * A cancellation because this worker is shutting down is not the build's: the service keeps
- * running and the retried activity, on the worker that takes over, re-attaches to it.
- */
-export function handedOver(ctx: Context): StepDetached | undefined {
-  return ctx.cancellationDetails?.workerShutdown
-    ? new StepDetached('worker shut down; the service keeps running and is handed over')
-    : undefined;
 }
 
 /** Publishes a service's output on its own subject; StepLog does the offsets and message ids. */

@@ -10,7 +10,7 @@ import { Context } from '@temporalio/activity';
 import { interpolateServices, serviceEnv, type ServiceAddress } from '../../../common/services';
 import { safeJoin } from '../../artifacts';
 import type { ActivityDeps } from '../../deps';
-import { ServiceFailed } from '../../errors';
+import { handedOver, ServiceFailed } from '../../errors';
 import { heartbeating } from '../../heartbeat';
 import { mapServiceInputs } from '../../step/service-inputs';
 import type { ServiceLogOffsets, StopServiceRequest, SuperviseServiceRequest } from '../../types';
@@ -21,7 +21,6 @@ import { startProcess } from './process';
 import {
   attached,
   findRun,
-  handedOver,
   processRun,
   readState,
   serviceDir,
@@ -198,7 +197,7 @@ export async function superviseLocalService(
       return { exitCode: code ?? (await run.exitStatus()) };
     }
     if (cancelled) {
-      const handover = handedOver(ctx);
+      const handover = handedOver(ctx.cancellationDetails);
       if (handover) throw handover;
       await run.terminate(req.gracePeriodMs);
       await log.drain(true).catch(() => false);
