@@ -211,3 +211,33 @@ jobs:
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("mock (testflight's resource) runs in pods of its image: dev up pushes it with the node's images", () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-k8s-mock-'));
+  try {
+    fs.writeFileSync(
+      path.join(dir, 'p.yml'),
+      `
+resources:
+- {name: m, type: mock, check_every: never, source: {initial_version: from-a-pod}}
+jobs:
+- name: j
+  plan:
+  - get: m
+  - put: m
+    params: {version: put-in-a-pod}
+`,
+    );
+    expect(cli(['set-pipeline', '-n', '-p', 'node-mock', '-c', 'p.yml'], dir)).toMatchObject({ code: 0 });
+    expect(cli(['unpause-pipeline', '-p', 'node-mock'], dir)).toMatchObject({ code: 0 });
+    // trigger-job checks m first (in a pod), then the get, the put and its implicit get run in pods.
+    const build = cli(['trigger-job', '-j', 'node-mock/j', '-w'], dir);
+    expect(build.out).toContain('fetching version: from-a-pod');
+    expect(build.out).toContain('pushing version: put-in-a-pod');
+    expect(build.out).toContain('fetching version: put-in-a-pod');
+    expect(build).toMatchObject({ code: 0 });
+  } finally {
+    cli(['destroy-pipeline', '-n', '-p', 'node-mock'], dir);
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
