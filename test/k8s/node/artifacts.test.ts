@@ -23,6 +23,8 @@ import { startBuildEnv, type BuildEnv } from '../setup/builds';
 import { adminCore, adminKubeConfig, freshNamespace, testCluster, uniqueBuildId, until } from '../setup/env';
 import { Gate } from './gate';
 
+// The tests run side by side (each its own build and pods; most of their time is the kubelet's):
+// the file takes about as long as its slowest few instead of their sum.
 jest.setTimeout(300_000);
 
 let core: CoreV1Api;
@@ -105,7 +107,7 @@ function readTree(dir: string): Record<string, string> {
   return out;
 }
 
-test('-o: an output of a pod reaches the object store from the producer’s output-streamer, and only that output', async () => {
+test.concurrent('-o: an output of a pod reaches the object store from the producer’s output-streamer, and only that output', async () => {
   const { buildId, outcome } = await build(
     `plan:\n- ${writer('produce', { 'out/a.txt': 'hello\n', 'out/sub/b.txt': 'bee\n', 'elsewhere.txt': 'not an output' }, ['out'])}\n`,
     { downloads: ['out'] },
@@ -116,7 +118,7 @@ test('-o: an output of a pod reaches the object store from the producer’s outp
   expect(readTree(dest)).toEqual({ 'a.txt': 'hello\n', 'sub/b.txt': 'bee\n' });
 });
 
-test('file: a task config from a producer’s output runs with that config, the step’s params over it', async () => {
+test.concurrent('file: a task config from a producer’s output runs with that config, the step’s params over it', async () => {
   const config = {
     platform: 'linux',
     inputs: [{ name: 'repo' }],
@@ -133,7 +135,7 @@ plan:
   expect(logs).toContain('FROM_FILE=yes OVERRIDDEN=step\ncode\n');
 });
 
-test('file: a file missing in the artifact errors the step, naming the file, the artifact and the pod', async () => {
+test.concurrent('file: a file missing in the artifact errors the step, naming the file, the artifact and the pod', async () => {
   const { outcome } = await build(`
 plan:
 - ${writer('checkout', { 'repo/README': 'code\n' }, ['repo'])}
@@ -145,7 +147,7 @@ plan:
   );
 });
 
-test('file: a service config from a producer’s output starts the service with it', async () => {
+test.concurrent('file: a service config from a producer’s output starts the service with it', async () => {
   const [repository, tag] = testCluster().node!.images.task.split(/:(?=[^:]+$)/);
   const db = {
     image_resource: { type: 'registry-image', source: { repository, tag } },
@@ -161,8 +163,10 @@ plan:
   expect(logs).toMatch(new RegExp(`db answers at cw-svc-db-[0-9a-f]{12}\\.${namespace}\\.svc\\n`));
 });
 
-test('load_var: a file of a producer’s output, read from its pod, fills a later step’s params; without reveal it stays out of the pod spec', async () => {
-  const { buildId, outcome, logs } = await build(`
+test.concurrent(
+  'load_var: a file of a producer’s output, read from its pod, fills a later step’s params; without reveal it stays out of the pod spec',
+  async () => {
+    const { buildId, outcome, logs } = await build(`
 plan:
 - ${writer('version', { 'meta/version.json': JSON.stringify({ v: '1.2.3' }) }, ['meta'])}
 - { load_var: version, file: meta/version.json, reveal: true }
@@ -170,83 +174,90 @@ plan:
 - { load_var: secret, file: meta/version.json }
 - ${task('secret', { params: { SECRET: '((.:secret.v))' } }, sh('echo "secret of ${#SECRET} chars"'))}
 `);
-  expect(outcome).toMatchObject({ status: 'succeeded' });
-  expect(logs).toContain('release 1.2.3\n');
-  expect(logs).toContain('secret of 5 chars\n');
-  // A load_var without reveal is a secret, as Concourse's: its value reaches the container through a Secret.
-  const secretPod = podOf(buildId, 'secret')!;
-  expect(envOf(taskOf(secretPod)).SECRET).toEqual({ secretKeyRef: { name: `${secretPod.metadata!.name}-env`, key: 'SECRET' } });
-});
+    expect(outcome).toMatchObject({ status: 'succeeded' });
+    expect(logs).toContain('release 1.2.3\n');
+    expect(logs).toContain('secret of 5 chars\n');
+    // A load_var without reveal is a secret, as Concourse's: its value reaches the container through a Secret.
+    const secretPod = podOf(buildId, 'secret')!;
+    expect(envOf(taskOf(secretPod)).SECRET).toEqual({ secretKeyRef: { name: `${secretPod.metadata!.name}-env`, key: 'SECRET' } });
+  },
+);
 
-test('-i: an upload reaches consumer pods from the worker’s upload server, and from the object store once the worker’s disk copy is gone', async () => {
-  const src = fs.mkdtempSync(path.join(scratch, 'upload-'));
-  fs.mkdirSync(path.join(src, 'ci'));
-  fs.writeFileSync(path.join(src, 'main.c'), 'int main(void) { return 0; }\n');
-  const config = {
-    platform: 'linux',
-    inputs: [{ name: 'src' }],
-    params: { FROM_UPLOAD: 'yes' },
-    ...sh('echo "from upload: $FROM_UPLOAD"; cat src/main.c'),
-  };
-  fs.writeFileSync(path.join(src, 'ci', 'task.yml'), YAML.stringify(config));
-  const buildId = newBuildId();
-  await putDirectory(await transferBucket(env.nc), transferKeys.input(buildId, 'src'), src);
-  const built = build(
-    `
+test.concurrent(
+  '-i: an upload reaches consumer pods from the worker’s upload server, and from the object store once the worker’s disk copy is gone',
+  async () => {
+    const src = fs.mkdtempSync(path.join(scratch, 'upload-'));
+    fs.mkdirSync(path.join(src, 'ci'));
+    fs.writeFileSync(path.join(src, 'main.c'), 'int main(void) { return 0; }\n');
+    const config = {
+      platform: 'linux',
+      inputs: [{ name: 'src' }],
+      params: { FROM_UPLOAD: 'yes' },
+      ...sh('echo "from upload: $FROM_UPLOAD"; cat src/main.c'),
+    };
+    fs.writeFileSync(path.join(src, 'ci', 'task.yml'), YAML.stringify(config));
+    const buildId = newBuildId();
+    await putDirectory(await transferBucket(env.nc), transferKeys.input(buildId, 'src'), src);
+    const built = build(
+      `
 plan:
 - { task: compile, file: src/ci/task.yml }
 - ${task('replace-worker', {}, sh(gate.waitFor(`replaced-${buildId}`)))}
 - ${task('after-worker-replaced', {}, { inputs: [{ name: 'src' }], ...sh('cat src/main.c') })}
 `,
-    { buildId, uploads: ['src'] },
-  );
-  // A worker pod replaced between two steps (its emptyDir gone) has lost the disk copy.
-  await until(async () => podOf(buildId, 'replace-worker'), 'the middle step', 120_000);
-  fs.rmSync(paths.inputs(env.home, buildId, 'src'), { recursive: true, force: true });
-  gate.open(`replaced-${buildId}`);
-  const { outcome, logs } = await built;
-  expect(outcome).toMatchObject({ status: 'succeeded' });
-  // the task file came from the upload, read on the worker's disk; its input from the upload server
-  expect(logs).toBe('from upload: yes\nint main(void) { return 0; }\nint main(void) { return 0; }\n');
-  const fetcher = podOf(buildId, 'compile')!.spec!.initContainers!.find((c) => c.name === CONTAINERS.fetcher);
-  expect(JSON.parse(envOf(fetcher).CAUSEWAY_INPUTS as string)).toEqual([
-    {
-      name: 'src',
-      path: 'src',
-      url: expect.stringMatching(new RegExp(`^http://${NODE_IP.replace(/\./g, '\\.')}:\\d+/uploads/${buildId}/src$`)),
-    },
-  ]);
-  // the build's end removed the worker's copy
-  expect(fs.existsSync(paths.build(env.home, buildId))).toBe(false);
-});
+      { buildId, uploads: ['src'] },
+    );
+    // A worker pod replaced between two steps (its emptyDir gone) has lost the disk copy.
+    await until(async () => podOf(buildId, 'replace-worker'), 'the middle step', 120_000);
+    fs.rmSync(paths.inputs(env.home, buildId, 'src'), { recursive: true, force: true });
+    gate.open(`replaced-${buildId}`);
+    const { outcome, logs } = await built;
+    expect(outcome).toMatchObject({ status: 'succeeded' });
+    // the task file came from the upload, read on the worker's disk; its input from the upload server
+    expect(logs).toBe('from upload: yes\nint main(void) { return 0; }\nint main(void) { return 0; }\n');
+    const fetcher = podOf(buildId, 'compile')!.spec!.initContainers!.find((c) => c.name === CONTAINERS.fetcher);
+    expect(JSON.parse(envOf(fetcher).CAUSEWAY_INPUTS as string)).toEqual([
+      {
+        name: 'src',
+        path: 'src',
+        url: expect.stringMatching(new RegExp(`^http://${NODE_IP.replace(/\./g, '\\.')}:\\d+/uploads/${buildId}/src$`)),
+      },
+    ]);
+    // the build's end removed the worker's copy
+    expect(fs.existsSync(paths.build(env.home, buildId))).toBe(false);
+  },
+);
 
-test('an upload gone from the worker’s disk and the object store fails the consumer’s input-fetcher with the server’s reason', async () => {
-  const buildId = newBuildId();
-  const dir = fs.mkdtempSync(path.join(scratch, 'gone-'));
-  fs.writeFileSync(path.join(dir, 'x'), 'x');
-  await putDirectory(await transferBucket(env.nc), transferKeys.input(buildId, 'gone'), dir);
-  const built = build(
-    `
+test.concurrent(
+  'an upload gone from the worker’s disk and the object store fails the consumer’s input-fetcher with the server’s reason',
+  async () => {
+    const buildId = newBuildId();
+    const dir = fs.mkdtempSync(path.join(scratch, 'gone-'));
+    fs.writeFileSync(path.join(dir, 'x'), 'x');
+    await putDirectory(await transferBucket(env.nc), transferKeys.input(buildId, 'gone'), dir);
+    const built = build(
+      `
 plan:
 - ${task('first', {}, sh(gate.waitFor(`gone-${buildId}`)))}
 - ${task('consume', {}, { inputs: [{ name: 'gone' }] })}
 `,
-    { buildId, uploads: ['gone'] },
-  );
-  await until(async () => podOf(buildId, 'first'), 'the first step', 120_000);
-  fs.rmSync(paths.inputs(env.home, buildId, 'gone'), { recursive: true, force: true });
-  await (await transferBucket(env.nc)).delete(transferKeys.input(buildId, 'gone'));
-  gate.open(`gone-${buildId}`);
-  const { outcome } = await built;
-  expect(outcome.status).toBe('errored');
-  // the agent's reason, as the kubelet reports the failed container's last log line
-  expect(JSON.stringify(outcome)).toContain(`input-fetcher failed (exit 1, Error): causeway-agent: input gone: `);
-  expect(JSON.stringify(outcome)).toContain(
-    `HTTP 404: upload gone of build ${buildId} is neither on worker ${env.worker.name}'s disk nor in the object store`,
-  );
-});
+      { buildId, uploads: ['gone'] },
+    );
+    await until(async () => podOf(buildId, 'first'), 'the first step', 120_000);
+    fs.rmSync(paths.inputs(env.home, buildId, 'gone'), { recursive: true, force: true });
+    await (await transferBucket(env.nc)).delete(transferKeys.input(buildId, 'gone'));
+    gate.open(`gone-${buildId}`);
+    const { outcome } = await built;
+    expect(outcome.status).toBe('errored');
+    // the agent's reason, as the kubelet reports the failed container's last log line
+    expect(JSON.stringify(outcome)).toContain(`input-fetcher failed (exit 1, Error): causeway-agent: input gone: `);
+    expect(JSON.stringify(outcome)).toContain(
+      `HTTP 404: upload gone of build ${buildId} is neither on worker ${env.worker.name}'s disk nor in the object store`,
+    );
+  },
+);
 
-test('a producer pod’s output-streamer refuses another build’s token, and the error says which pod and what to do', async () => {
+test.concurrent('a producer pod’s output-streamer refuses another build’s token, and the error says which pod and what to do', async () => {
   const rt = env.worker.runtime;
   const producer: RunTaskRequest = {
     buildId: uniqueBuildId(),

@@ -12,6 +12,8 @@ import type { RunTaskRequest } from '../../../activities/types';
 import type { TaskConfig, TaskStep } from '../../../schemas/compiled';
 import { adminCore, adminKubeConfig, freshNamespace, podGone, testCluster, uniqueBuildId, until, waitForPod } from '../setup/env';
 
+// The tests run side by side (each its own build and pods; most of their time is the kubelet's):
+// the file takes about as long as its slowest few instead of their sum.
 jest.setTimeout(180_000);
 
 let core: CoreV1Api;
@@ -102,7 +104,7 @@ function logSink() {
 }
 
 describe('a real container ends the step', () => {
-  test.each([0, 3])('exit code %i comes from the task process, through the informer’s one list and one watch', async (code) => {
+  test.concurrent.each([0, 3])('exit code %i comes from the task process, through the informer’s one list and one watch', async (code) => {
     const rt = runtime();
     const req = request(sh(`echo running; exit ${code}`));
     const outcome = await rt.runStep(req);
@@ -113,7 +115,7 @@ describe('a real container ends the step', () => {
     await podGone(core, namespace, nameOf(req), 60_000);
   });
 
-  test('the task’s log comes from the kubelet, in order, with byte offsets, an unfinished last line included', async () => {
+  test.concurrent('the task’s log comes from the kubelet, in order, with byte offsets, an unfinished last line included', async () => {
     const rt = runtime();
     const printed = 'one\ntwo two\n' + 'x'.repeat(5000) + '\n\nlast line without newline';
     const sink = logSink();
@@ -130,7 +132,7 @@ describe('a real container ends the step', () => {
     expect(rt.calls.log).toBeGreaterThanOrEqual(1);
   });
 
-  test('re-attached after its task ended, a step gets the whole log though the drain’s bound expired at once', async () => {
+  test.concurrent('re-attached after its task ended, a step gets the whole log though the drain’s bound expired at once', async () => {
     // A worker re-attaching to a pod whose task has ended starts reading its log only then; with a
     // 1 ms drain the followed log cannot arrive in time, and one plain read completes it. The pod
     // has an output, so it stays after its task (no deletion races the step's last read).
@@ -155,14 +157,14 @@ describe('a real container ends the step', () => {
     await runtime().deleteBuild(req.buildId);
   });
 
-  test('a watch the server ends (its timeout) is resumed from its resourceVersion, not listed again', async () => {
+  test.concurrent('a watch the server ends (its timeout) is resumed from its resourceVersion, not listed again', async () => {
     const rt = runtime({ watchTimeoutSeconds: 1 });
     await expect(rt.runStep(request(sh('sleep 3')))).resolves.toMatchObject({ state: 'succeeded' });
     expect(rt.calls.watch).toBeGreaterThanOrEqual(2);
     expect(rt.calls.list).toBe(1);
   });
 
-  test('a consumer pod fetches its input from the producer pod’s IP, through the agents', async () => {
+  test.concurrent('a consumer pod fetches its input from the producer pod’s IP, through the agents', async () => {
     const rt = runtime();
     const buildId = uniqueBuildId();
     const producer = request(sh('echo from-the-producer > out/f', { outputs: [{ name: 'out' }] }), {
@@ -193,28 +195,31 @@ describe('a real container ends the step', () => {
 });
 
 describe('abort and re-attach', () => {
-  test('abort deletes the pod with the grace period: the kubelet’s SIGTERM reaches the task’s trap, whose output is read', async () => {
-    // The kubelet starts the graceful kill some time after the deletion (seconds at load): the grace
-    // period must cover that and the trap, or the runtime's SIGKILL (a deletion without grace) cuts it.
-    const rt = runtime({ graceSeconds: 10 });
-    const req = request(sh('trap "echo got SIGTERM; exit 143" TERM; echo waiting; while true; do sleep 0.2; done'));
-    const abort = new AbortController();
-    const notes: string[] = [];
-    const sink = logSink();
-    const run = rt.runStep(req, { abort: abort.signal, note: (t) => notes.push(t), log: sink.log });
-    await until(async () => sink.text().includes('waiting'), 'the task running', 120_000);
-    abort.abort();
-    await expect(run).resolves.toMatchObject({ state: 'aborted' });
-    expect({ log: sink.text(), notes }).toEqual({
-      log: 'waiting\ngot SIGTERM\n',
-      // The kubelet may report the container's end after the grace period, at load: then the step
-      // layer's SIGKILL follows ('step killed'), after the trap has run.
-      notes: expect.arrayContaining([expect.stringMatching(/grace period 10s/)]),
-    });
-    await podGone(core, namespace, nameOf(req), 60_000);
-  });
+  test.concurrent(
+    'abort deletes the pod with the grace period: the kubelet’s SIGTERM reaches the task’s trap, whose output is read',
+    async () => {
+      // The kubelet starts the graceful kill some time after the deletion (seconds at load): the grace
+      // period must cover that and the trap, or the runtime's SIGKILL (a deletion without grace) cuts it.
+      const rt = runtime({ graceSeconds: 10 });
+      const req = request(sh('trap "echo got SIGTERM; exit 143" TERM; echo waiting; while true; do sleep 0.2; done'));
+      const abort = new AbortController();
+      const notes: string[] = [];
+      const sink = logSink();
+      const run = rt.runStep(req, { abort: abort.signal, note: (t) => notes.push(t), log: sink.log });
+      await until(async () => sink.text().includes('waiting'), 'the task running', 120_000);
+      abort.abort();
+      await expect(run).resolves.toMatchObject({ state: 'aborted' });
+      expect({ log: sink.text(), notes }).toEqual({
+        log: 'waiting\ngot SIGTERM\n',
+        // The kubelet may report the container's end after the grace period, at load: then the step
+        // layer's SIGKILL follows ('step killed'), after the trap has run.
+        notes: expect.arrayContaining([expect.stringMatching(/grace period 10s/)]),
+      });
+      await podGone(core, namespace, nameOf(req), 60_000);
+    },
+  );
 
-  test('a retried activity re-attaches to the running pod its previous attempt created, and gets its exit code', async () => {
+  test.concurrent('a retried activity re-attaches to the running pod its previous attempt created, and gets its exit code', async () => {
     const req = request(sh('echo started; sleep 6; exit 5'));
     const detach = new AbortController();
     const sink = logSink();
@@ -237,7 +242,7 @@ describe('abort and re-attach', () => {
 });
 
 describe('errors end the step errored with Kubernetes’ reason', () => {
-  test('an image the registry does not have: the kubelet’s pull error', async () => {
+  test.concurrent('an image the registry does not have: the kubelet’s pull error', async () => {
     const { registry } = testCluster().node!;
     const req = request(
       sh('true', { image_resource: { type: 'registry-image', source: { repository: `${registry}/causeway/does-not-exist`, tag: '1' } } }),
@@ -249,7 +254,7 @@ describe('errors end the step errored with Kubernetes’ reason', () => {
     await podGone(core, namespace, nameOf(req), 60_000);
   });
 
-  test('unschedulable: a tag no node has, with the scheduler’s message', async () => {
+  test.concurrent('unschedulable: a tag no node has, with the scheduler’s message', async () => {
     const rt = runtime({ unschedulableGraceMs: 500 });
     const req = request(sh('true'), { step: { tags: ['no-such-node'] } });
     await expect(rt.runStep(req)).rejects.toThrow(
@@ -258,7 +263,7 @@ describe('errors end the step errored with Kubernetes’ reason', () => {
   });
 });
 
-test('deleting the build’s anchor cascades to its pods and token Secret (garbage collector, then the kubelet)', async () => {
+test.concurrent('deleting the build’s anchor cascades to its pods and token Secret (garbage collector, then the kubelet)', async () => {
   const rt = runtime();
   const req = request(sh('echo kept > out/f', { outputs: [{ name: 'out' }] }));
   await expect(rt.runStep(req)).resolves.toMatchObject({ state: 'succeeded' });
