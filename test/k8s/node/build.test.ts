@@ -383,7 +383,8 @@ plan:
 `,
     'user.yml',
   );
-  expect(outcome).toMatchObject({ status: 'succeeded' });
+  // the message in the failure: this build errored once in a whole run at load ~13 and passed alone
+  expect({ status: outcome.status, message: outcome.message }).toEqual({ status: 'succeeded', message: undefined });
   const logs = [...(await collectLogs(env.nc, handle.workflowId)).values()].join('');
   expect(logs).toContain('1000\ncached\n');
   expect(logs).toContain('written\n');
