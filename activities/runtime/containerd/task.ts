@@ -313,7 +313,8 @@ function containerHandle(
 ): TaskHandle {
   let signalled: TaskSignal | undefined;
   const wait = async (stop: AbortSignal): Promise<TaskExit | undefined> => {
-    let exitCode = await exitStatus(dir);
+    // Only an earlier attempt can have recorded one: a task started now has its step's directory new.
+    let exitCode = reattached ? await exitStatus(dir) : undefined;
     if (exitCode === undefined) {
       try {
         exitCode = await cx.api.waitTask(meta.id, stop);
