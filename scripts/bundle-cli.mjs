@@ -83,18 +83,7 @@ const result = await esbuild.build({
   plugins: [protoForClients, keepDirname, mainOutside],
   metafile: true,
   logLevel: 'warning',
-  // ASCII, so that bin/causeway reads it as latin1: a one-byte string for V8 without decoding UTF-8 (~10 CPU-ms a run).
-  charset: 'ascii',
 });
-
-// esbuild escapes strings and identifiers; comments and regular expressions keep their characters, which \u
-// escapes mean alike there (but a line separator ends a comment: escaped, it would not).
-const text = fs.readFileSync(outfile, 'utf8');
-if (/[\u2028\u2029]/.test(text)) throw new Error(`${outfile}: a raw U+2028/U+2029 outside a string; escape it in its source`);
-fs.writeFileSync(
-  outfile,
-  text.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
-);
 
 const hash = createHash('sha256').update(fs.readFileSync(outfile)).digest('hex');
 const inputs = Object.keys(result.metafile.inputs)
@@ -104,4 +93,4 @@ const inputs = Object.keys(result.metafile.inputs)
 // bin/causeway runs only these commands from the bundle; anything else loads dist/cli/main.js.
 const { CLIENT_COMMANDS } = createRequire(import.meta.url)(path.join(dist, 'cli', 'client-commands.js'));
 const commands = Object.values(CLIENT_COMMANDS).flatMap(([names]) => names);
-fs.writeFileSync(path.join(dist, 'cli', 'client.bundle.json'), `${JSON.stringify({ sha256: hash, commands, inputs, ascii: true })}\n`);
+fs.writeFileSync(path.join(dist, 'cli', 'client.bundle.json'), `${JSON.stringify({ sha256: hash, commands, inputs })}\n`);
