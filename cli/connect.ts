@@ -79,8 +79,11 @@ export async function openSession(opts: { autoStart: boolean }): Promise<Session
   };
 }
 
+/** Encoded: the UI answers a raw `:` (a job build's id, build-P:J:N) with a 500, and `%3A` with the build. */
 export function buildUrl(session: Session, buildId: string): string | undefined {
-  return session.uiUrl ? `${session.uiUrl}/namespaces/${session.namespace}/workflows/${buildId}` : undefined;
+  return session.uiUrl
+    ? `${session.uiUrl}/namespaces/${encodeURIComponent(session.namespace)}/workflows/${encodeURIComponent(buildId)}`
+    : undefined;
 }
 
 /** The Temporal UI tab where a run's step tree is (Current Details); the UI 2.42 shows it only there. */
