@@ -57,7 +57,12 @@ async function runResolvedTask(
   const abort = new AbortController();
   const detach = new AbortController();
   ctx.cancelled.catch(() => {
-    const handover = handedOver(ctx.cancellationDetails);
+    const details = ctx.cancellationDetails;
+    // An attempt the server gave up on (heartbeats late on a starved worker) follows its task to
+    // the end, unanswered: its retry re-attaches to the same task, and this attempt keeps the
+    // worker's slot the task uses (detached, the slot went to another step while it ran on).
+    if (details?.timedOut || details?.notFound) return;
+    const handover = handedOver(details);
     if (handover) detach.abort(handover);
     else abort.abort();
   });
