@@ -20,7 +20,7 @@ import { collectLogs } from '../../../common/build-log';
 import { NODE_IP } from '../../../cli/dev/k8s/node';
 import { compilePlan } from '../../../schemas';
 import { startBuildEnv, type BuildEnv } from '../setup/builds';
-import { adminCore, adminKubeConfig, freshNamespace, testCluster, uniqueBuildId, until } from '../setup/env';
+import { adminCore, adminKubeConfig, freshNamespace, recordPods, testCluster, uniqueBuildId, until } from '../setup/env';
 import { Gate } from './gate';
 
 // The tests run side by side (each its own build and pods; most of their time is the kubelet's):
@@ -33,9 +33,7 @@ let env: BuildEnv;
 let client: Client;
 let gate: Gate;
 let scratch: string;
-let watching: NodeJS.Timeout;
-/** every pod of the namespace seen while the builds ran, by name */
-const seen = new Map<string, V1Pod>();
+let pods: ReturnType<typeof recordPods> | undefined;
 
 beforeAll(async () => {
   core = adminCore();
@@ -48,16 +46,11 @@ beforeAll(async () => {
   });
   client = env.client;
   gate = await new Gate().listen();
-  watching = setInterval(() => {
-    void core
-      .listNamespacedPod({ namespace })
-      .then((l) => l.items.forEach((p) => seen.set(p.metadata!.name!, p)))
-      .catch(() => undefined);
-  }, 200);
+  pods = recordPods(core, namespace);
 });
 
 afterAll(async () => {
-  clearInterval(watching);
+  pods?.stop();
   await gate?.close();
   await env?.stop();
   await core?.deleteNamespace({ name: namespace }).catch(() => undefined);
@@ -92,7 +85,7 @@ async function build(yaml: string, opts: { buildId?: string; uploads?: string[];
 }
 
 const podOf = (buildId: string, taskName: string) =>
-  [...seen.values()].find(
+  [...(pods?.seen.values() ?? [])].find(
     (p) => p.metadata?.labels?.[LABELS.build] === buildId && p.metadata?.annotations?.[ANNOTATIONS.task] === taskName,
   );
 const envOf = (c: V1Container | undefined) => Object.fromEntries((c?.env ?? []).map((e) => [e.name, e.value ?? e.valueFrom] as const));

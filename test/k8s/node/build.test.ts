@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import pino from 'pino';
-import type { CoreV1Api, V1Pod } from '../../../activities/runtime/kubernetes/client';
+import type { CoreV1Api } from '../../../activities/runtime/kubernetes/client';
 import { ANNOTATIONS, LABELS, anchorName } from '../../../activities/runtime/kubernetes/pod';
 import { awaitBuild, startBuild } from '../../../common/build-client';
 import { collectLogs, collectServiceLogs, readBuild } from '../../../common/build-log';
@@ -16,7 +16,7 @@ import { AesGcmPayloadCodec, loadCodecKeys } from '../../../common/codec';
 import { compilePlan } from '../../../schemas';
 import { startKubernetesWorker } from '../../../workers/kubernetes';
 import { startBuildEnv, type BuildEnv } from '../setup/builds';
-import { adminCore, adminKubeConfig, freshNamespace, testCluster, until } from '../setup/env';
+import { adminCore, adminKubeConfig, freshNamespace, recordPods, testCluster, until } from '../setup/env';
 import { Gate } from './gate';
 
 jest.setTimeout(300_000);
@@ -25,10 +25,8 @@ let core: CoreV1Api;
 let namespace: string;
 let env: BuildEnv;
 let client: Client;
-let watching: NodeJS.Timeout;
+let pods: ReturnType<typeof recordPods> | undefined;
 let gate: Gate;
-/** every pod of the namespace seen while the builds ran, by name */
-const seen = new Map<string, V1Pod>();
 
 beforeAll(async () => {
   core = adminCore();
@@ -48,16 +46,11 @@ beforeAll(async () => {
   });
   client = env.client;
   gate = await new Gate().listen();
-  watching = setInterval(() => {
-    void core
-      .listNamespacedPod({ namespace })
-      .then((l) => l.items.forEach((p) => seen.set(p.metadata!.name!, p)))
-      .catch(() => undefined);
-  }, 200);
+  pods = recordPods(core, namespace);
 });
 
 afterAll(async () => {
-  clearInterval(watching);
+  pods?.stop();
   await gate?.close();
   await env?.stop();
   await core?.deleteNamespace({ name: namespace }).catch(() => undefined);
@@ -76,7 +69,7 @@ async function logsWithNotes(buildId: string): Promise<string> {
   return out;
 }
 
-const podsOf = (buildId: string) => [...seen.values()].filter((p) => p.metadata?.labels?.[LABELS.build] === buildId);
+const podsOf = (buildId: string) => [...(pods?.seen.values() ?? [])].filter((p) => p.metadata?.labels?.[LABELS.build] === buildId);
 
 test('examples/ci.yml succeeds unchanged, every step in its own pod, outputs moving pod to pod through the agents', async () => {
   const file = path.join(__dirname, '..', '..', '..', 'examples', 'ci.yml');
@@ -163,7 +156,10 @@ plan:
     'release.yml',
   );
   const later = await until(
-    async () => [...seen.values()].find((p) => p.metadata?.annotations?.[ANNOTATIONS.task] === 'later' && p.status?.phase === 'Running'),
+    async () =>
+      [...(pods?.seen.values() ?? [])].find(
+        (p) => p.metadata?.annotations?.[ANNOTATIONS.task] === 'later' && p.status?.phase === 'Running',
+      ),
     'the last step running',
     120_000,
   );

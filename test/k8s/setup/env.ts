@@ -40,6 +40,21 @@ export async function freshNamespace(core: CoreV1Api, prefix = 'cw'): Promise<st
   return name;
 }
 
+/**
+ * Records every pod of `namespace` seen while a test's builds run, by name (a build deletes its
+ * pods at its end): polled every 200 ms until `stop()`.
+ */
+export function recordPods(core: CoreV1Api, namespace: string): { seen: Map<string, V1Pod>; stop(): void } {
+  const seen = new Map<string, V1Pod>();
+  const timer = setInterval(() => {
+    void core
+      .listNamespacedPod({ namespace })
+      .then((l) => l.items.forEach((p) => seen.set(p.metadata!.name!, p)))
+      .catch(() => undefined);
+  }, 200);
+  return { seen, stop: () => clearInterval(timer) };
+}
+
 export async function until<T>(check: () => Promise<T | false | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
