@@ -52,6 +52,34 @@ describe('a task pod', () => {
       { kind: 'errored', reason: 'ImagePullBackOff', message: 'container task: ImagePullBackOff: Back-off pulling image' },
     ],
     [
+      "the kubelet's secret cache not synced yet runs on (it retries; the Secret was made just before the pod)",
+      pod({
+        phase: 'Pending',
+        initContainerStatuses: [
+          container(CONTAINERS.fetcher, {
+            waiting: { reason: 'CreateContainerConfigError', message: 'failed to sync secret cache: timed out waiting for the condition' },
+          }),
+        ],
+      }),
+      undefined,
+      { kind: 'running' },
+    ],
+    [
+      'a missing Secret errors the step',
+      pod({
+        phase: 'Pending',
+        containerStatuses: [
+          container(CONTAINERS.task, { waiting: { reason: 'CreateContainerConfigError', message: 'secret "s" not found' } }),
+        ],
+      }),
+      undefined,
+      {
+        kind: 'errored',
+        reason: 'CreateContainerConfigError',
+        message: 'container task: CreateContainerConfigError: secret "s" not found',
+      },
+    ],
+    [
       'a container still creating runs on',
       pod({ phase: 'Pending', containerStatuses: [container(CONTAINERS.task, { waiting: { reason: 'ContainerCreating' } })] }),
       undefined,

@@ -5,7 +5,7 @@ import type { V1ContainerStatus, V1Pod } from './client';
 import { CONTAINERS } from './pod';
 
 /** Waiting reasons after which the container will not start by itself. */
-export const FATAL_WAITING = new Set([
+const FATAL_WAITING = new Set([
   'ErrImagePull',
   'ImagePullBackOff',
   'InvalidImageName',
@@ -16,6 +16,18 @@ export const FATAL_WAITING = new Set([
   'PreCreateHookError',
   'PreStartHookError',
 ]);
+
+/**
+ * A CreateContainerConfigError the kubelet retries by itself: its watch of a Secret or ConfigMap
+ * created a moment before the pod (a step's own credentials, its agents' token) had not synced
+ * yet. Seen on the real node under load; a missing Secret or key says so instead, and stays fatal.
+ */
+const TRANSIENT_CONFIG_ERROR = /failed to sync (secret|configmap) cache/i;
+
+function fatalWaiting(reason: string, message: string | undefined): boolean {
+  if (!FATAL_WAITING.has(reason)) return false;
+  return !(reason === 'CreateContainerConfigError' && TRANSIENT_CONFIG_ERROR.test(message ?? ''));
+}
 
 export type Verdict =
   | { kind: 'exited'; exitCode: number }
@@ -58,7 +70,7 @@ export function evaluate(pod: V1Pod, now: number, unschedulableSince: number | u
   }
   for (const s of [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])]) {
     const waiting = s.state?.waiting;
-    if (waiting?.reason && FATAL_WAITING.has(waiting.reason)) {
+    if (waiting?.reason && fatalWaiting(waiting.reason, waiting.message)) {
       return {
         kind: 'errored',
         reason: waiting.reason,
@@ -96,7 +108,8 @@ export function serviceReadiness(pod: V1Pod | undefined, service: string): { rea
       failed: `service ${service} exited with status ${t.exitCode}${t.reason ? ` (${t.reason})` : ''} before it was ready${t.message ? `: ${t.message}` : ''}`,
     };
   const w = c?.state?.waiting;
-  if (w?.reason && FATAL_WAITING.has(w.reason)) return { failed: `service ${service}: ${w.reason}${w.message ? `: ${w.message}` : ''}` };
+  if (w?.reason && fatalWaiting(w.reason, w.message))
+    return { failed: `service ${service}: ${w.reason}${w.message ? `: ${w.message}` : ''}` };
   const fetched = findStatus(status.initContainerStatuses, CONTAINERS.fetcher)?.state?.terminated;
   if (fetched && fetched.exitCode !== 0)
     return {
