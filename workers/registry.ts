@@ -39,8 +39,6 @@ export class WorkerPresence {
 
   /** `onControl` runs once, at the first land or retire: the worker takes no new steps from then on. */
   async start(onControl: (action: WorkerControl['action']) => void): Promise<void> {
-    await this.beat();
-    this.timer = setInterval(() => void this.beat(), WORKER_HEARTBEAT_MS);
     this.nc.subscribe(workerControlSubject(this.record.name), {
       callback: (err, msg) => {
         if (err) return;
@@ -75,6 +73,11 @@ export class WorkerPresence {
         if (first) onControl(parsed.data.action);
       },
     });
+    // Listed only once it answers: a land-worker sent right after it appears found no responder
+    // (the subscription was not yet on the server; worker-lifecycle.test.ts failed so in CI).
+    await this.nc.flush();
+    await this.beat();
+    this.timer = setInterval(() => void this.beat(), WORKER_HEARTBEAT_MS);
   }
 
   async stop(): Promise<void> {
