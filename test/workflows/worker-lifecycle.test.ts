@@ -138,7 +138,13 @@ test('a build whose only worker landed says why it waits, before its first workf
   const name = `w-${randomUUID().slice(0, 8)}`;
   const taskQueue = `test-${randomUUID()}`;
   const first = await worker(name, taskQueue);
-  await nc.request(workerControlSubject(name), JSON.stringify({ action: 'land' }), { timeout: 5000 });
+  try {
+    await nc.request(workerControlSubject(name), JSON.stringify({ action: 'land' }), { timeout: 5000 });
+  } catch (err) {
+    // A worker left polling keeps jest from ever exiting.
+    await first.shutdown();
+    throw err;
+  }
   await first.done;
   // Temporal usually lists the landed worker's pollers for minutes, so only the registry tells;
   // sometimes it has already dropped them, and the reason is then that nobody polls.
