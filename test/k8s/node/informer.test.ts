@@ -9,6 +9,7 @@ import { KubernetesRuntime } from '../../../activities/runtime/kubernetes/runtim
 import type { RunTaskRequest } from '../../../activities/types';
 import { Relay } from '../relay';
 import { adminCore, adminKubeConfig, freshNamespace, testCluster, uniqueBuildId, until } from '../setup/env';
+import { trueTaskStep } from '../task-step';
 
 jest.setTimeout(180_000);
 
@@ -29,7 +30,6 @@ afterAll(async () => {
 });
 
 function request(buildId: string, i: number, script: string): RunTaskRequest {
-  const [repository, tag] = testCluster().node!.images.busybox.split(/:(?=[^:]+$)/);
   return {
     buildId,
     runId: 'run-1',
@@ -37,24 +37,7 @@ function request(buildId: string, i: number, script: string): RunTaskRequest {
     runKey: '1',
     attempt: 1,
     artifacts: {},
-    step: {
-      kind: 'task',
-      id: `plan.${i}`,
-      task: `t${i}`,
-      params: {},
-      vars: {},
-      inputMapping: {},
-      outputMapping: {},
-      privileged: false,
-      config: {
-        image_resource: { type: 'registry-image', source: { repository, tag } },
-        inputs: [],
-        outputs: [],
-        caches: [],
-        params: {},
-        run: { path: 'sh', args: ['-c', script] },
-      },
-    },
+    step: trueTaskStep(i, [], { image: testCluster().node!.images.busybox, script }),
   };
 }
 

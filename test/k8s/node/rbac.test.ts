@@ -18,6 +18,7 @@ import { kubeconfigYaml } from '../../../cli/dev/k8s/cluster';
 import { compilePlan } from '../../../schemas';
 import { startBuildEnv, type BuildEnv } from '../setup/builds';
 import { adminCore, adminKubeConfig, freshNamespace, podGone, testCluster, uniqueBuildId, until } from '../setup/env';
+import { trueTaskStep } from '../task-step';
 
 jest.setTimeout(300_000);
 
@@ -93,7 +94,6 @@ plan:
 
 test('with the token only, step by step: abort a running container, re-attach to a kept producer, read the build’s token back after a restart, delete the build', async () => {
   const { images } = testCluster().node!;
-  const [repository, tag] = images.busybox.split(/:(?=[^:]+$)/);
   const runtime = () =>
     new KubernetesRuntime({
       namespace,
@@ -110,24 +110,7 @@ test('with the token only, step by step: abort a running container, re-attach to
     runKey: '1',
     attempt: 1,
     artifacts: {},
-    step: {
-      kind: 'task',
-      id: 'plan.0',
-      task: 'rbac',
-      params: {},
-      vars: {},
-      inputMapping: {},
-      outputMapping: {},
-      privileged: false,
-      config: {
-        image_resource: { type: 'registry-image', source: { repository, tag } },
-        inputs: [],
-        outputs: outputs.map((name) => ({ name })),
-        caches: [],
-        params: {},
-        run: { path: 'sh', args: ['-c', script] },
-      },
-    },
+    step: trueTaskStep(0, outputs, { image: images.busybox, script, task: 'rbac' }),
   });
   const nameOf = (req: RunTaskRequest) => podName(req.buildId, req.runId, req.step.id, req.runKey, req.step.task);
   const rt = runtime();
