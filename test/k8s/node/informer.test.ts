@@ -59,10 +59,20 @@ test('back within apiUnreachableMs, the steps go on from a fresh list: a real ex
     apiUnreachableMs: 120_000,
   });
   const buildId = uniqueBuildId();
-  const reqs = [request(buildId, 0, 'sleep 3; exit 4'), request(buildId, 1, 'sleep 600')];
+  // long enough that a poll on a loaded machine sees it running before it ends
+  const reqs = [request(buildId, 0, 'sleep 12; exit 4'), request(buildId, 1, 'sleep 600')];
   const runs = reqs.map((req) => rt.runStep(req).catch((err: unknown) => err));
   await until(async () => rt.calls.watch > 0, 'the informer watching', 60_000);
-  for (const req of reqs) await until(async () => (await taskState(req))?.running, `${nameOf(req)} running`, 120_000);
+  for (const req of reqs) {
+    await until(
+      async () => {
+        const state = await taskState(req);
+        return state?.running ?? state?.terminated;
+      },
+      `${nameOf(req)} running`,
+      120_000,
+    );
+  }
   await relay.cut();
   // meanwhile one task ends (its process exits 4); the other pod is deleted by hand (its step errors, as before)
   await until(async () => (await taskState(reqs[0]))?.terminated, 'the first task’s end', 60_000);
