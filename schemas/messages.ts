@@ -5,23 +5,29 @@ import { z } from 'zod';
 export const BUILD_STREAM = 'CAUSEWAY_BUILDS';
 export const BUILD_SUBJECTS = 'causeway.build.>';
 
+/**
+ * A build id as one subject token: a job's build id holds its pipeline's and job's names, which
+ * may hold `.` (a token separator). `~` is in no name and no `build-<uuid>`, so ids stay distinct.
+ */
+const buildToken = (buildId: string) => buildId.replaceAll('.', '~');
+
 export const subjects = {
-  log: (buildId: string, stepId: string) => `causeway.build.${buildId}.log.${stepId}`,
-  event: (buildId: string) => `causeway.build.${buildId}.event`,
+  log: (buildId: string, stepId: string) => `causeway.build.${buildToken(buildId)}.log.${stepId}`,
+  event: (buildId: string) => `causeway.build.${buildToken(buildId)}.event`,
   /** a service's output; the service name (letters, digits, _ -) is the last token */
-  service: (buildId: string, scopeStepId: string, name: string) => `causeway.build.${buildId}.service.${scopeStepId}.${name}`,
-  allOfBuild: (buildId: string) => `causeway.build.${buildId}.>`,
+  service: (buildId: string, scopeStepId: string, name: string) => `causeway.build.${buildToken(buildId)}.service.${scopeStepId}.${name}`,
+  allOfBuild: (buildId: string) => `causeway.build.${buildToken(buildId)}.>`,
 };
 
 /** The step id a log subject carries, or undefined for other subjects. */
 export function stepIdOfLogSubject(buildId: string, subject: string): string | undefined {
-  const prefix = `causeway.build.${buildId}.log.`;
+  const prefix = `causeway.build.${buildToken(buildId)}.log.`;
   return subject.startsWith(prefix) ? subject.slice(prefix.length) : undefined;
 }
 
 /** The owning step and service name a service log subject carries, or undefined for other subjects. */
 export function serviceOfSubject(buildId: string, subject: string): { scopeStepId: string; name: string } | undefined {
-  const prefix = `causeway.build.${buildId}.service.`;
+  const prefix = `causeway.build.${buildToken(buildId)}.service.`;
   if (!subject.startsWith(prefix)) return undefined;
   const rest = subject.slice(prefix.length);
   const dot = rest.lastIndexOf('.');

@@ -31,6 +31,12 @@ export const pipelineKeyOfWorkflowId = (workflowId: string) => workflowId.replac
 export const pipelineNameOf = (key: string) => key.split('+')[0];
 
 /** A job build's workflow id: keys and names hold no `:` (NAME_PATTERN), so distinct builds never share one. */
+/** A version as `fly resource-versions` prints it: `k:v,k2:v2`. */
+export const formatVersion = (version: Record<string, string>) =>
+  Object.entries(version)
+    .map(([k, v]) => `${k}:${v}`)
+    .join(',');
+
 export const jobBuildId = (pipeline: string, job: string, number: number) => `build-${pipeline}:${job}:${number}`;
 
 export interface PipelineInput {

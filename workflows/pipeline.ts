@@ -19,6 +19,7 @@ import type { DoStep, GetStep, ResourceVersion, Step } from '../schemas/compiled
 import { DEFAULT_CHECK_TIMEOUT_MS } from '../schemas/check-defaults';
 import type { PipelineConfig, PipelineJob } from '../schemas/pipeline';
 import {
+  formatVersion,
   jobBuildId,
   pipelineKeyOfWorkflowId,
   PIPELINE_QUERIES,
@@ -42,7 +43,6 @@ import {
   setByNewer,
   resetChangedResources,
   resourcesToCheck,
-  versionKey,
   type JobBuild,
   type SchedulerState,
 } from './scheduler';
@@ -372,7 +372,7 @@ function withVersions(step: Step, build: JobBuild): Step {
 function describe(r: ReturnType<typeof resolveInputs>): string {
   return r.ok
     ? Object.entries(r.inputs)
-        .map(([n, v]) => `${n}@${versionKey(v.version)}`)
+        .map(([n, v]) => `${n}@${formatVersion(v.version)}`)
         .join(' ')
     : r.reason;
 }

@@ -26,6 +26,7 @@ import {
 import type { GetStep } from '../../schemas/compiled';
 import { checkName } from '../../schemas/names';
 import {
+  formatVersion,
   jobBuildId,
   PIPELINE_UPDATES,
   PIPELINE_WORKFLOW,
@@ -413,16 +414,7 @@ export async function resourceVersions(opts: { resource: string; json?: boolean 
     const checked = `last checked ${when(v.lastChecked[r])}${v.checkErrors[r] ? `; last check failed: ${v.checkErrors[r]}` : ''}`;
     say(checked);
     console.log(
-      table([
-        ['id', 'version', 'pinned'],
-        ...rows.map((x) => [
-          String(x.id),
-          Object.entries(x.version)
-            .map(([k, val]) => `${k}:${val}`)
-            .join(','),
-          x.pinned ? 'yes' : 'no',
-        ]),
-      ]),
+      table([['id', 'version', 'pinned'], ...rows.map((x) => [String(x.id), formatVersion(x.version), x.pinned ? 'yes' : 'no'])]),
     );
   });
 }

@@ -310,7 +310,7 @@ plan:
     expect(err.issues.map((i) => i.message)).toEqual([
       "no resource `repo` in this file's `resources:`",
       'expected a map, got a list',
-      'pipeline name `a/b` is not allowed: use letters, digits, `-` and `_`, starting with a letter or digit',
+      'pipeline name `a/b` is not allowed: use letters, digits, `-`, `_` and `.`, starting with a letter or digit',
       'missing required key `file` (a string)',
     ]);
     expect(err.issues[1].path).toBe('plan[0].in_parallel[1].do[0].instance_vars');
