@@ -187,6 +187,13 @@ class Compiler {
       return undefined;
     }
     const kinds = STEP_KEYS.filter((k) => k in raw);
+    if (kinds.length === 0 && 'run' in raw) {
+      src.add(
+        path,
+        "`run:` runs a prototype (Concourse's experimental `prototypes:`), which Causeway does not support; a command runs in a `task:` step, under its `config.run`",
+      );
+      return undefined;
+    }
     if (kinds.length === 0) {
       const typo = Object.keys(raw)
         .map((k) => [k, nearest(k, STEP_KEYS)] as const)

@@ -294,6 +294,16 @@ plan:
       "ci/build.yml:11:8: plan[4].put: no resource `image` in this file's `resources:`",
     ]);
   });
+  it("says that a `run:` step is Concourse's prototype, not a task", () => {
+    const err = planError(`
+plan:
+- run: some-message
+  type: some-prototype
+`);
+    expect(err.issues.map((i) => i.message)).toEqual([
+      "`run:` runs a prototype (Concourse's experimental `prototypes:`), which Causeway does not support; a command runs in a `task:` step, under its `config.run`",
+    ]);
+  });
   it('rejects a get of a resource the file does not declare, and what a set_pipeline step cannot do, wherever they are', () => {
     const err = planError(`
 plan:
