@@ -11,11 +11,15 @@ export const SILENT_BUNDLER_LOGGER = {
   error: () => undefined,
 };
 
+/** Modules every workflow of a worker thread shares instead of evaluating them again (workflows/preload.ts). */
+export const WORKFLOW_BUNDLER_OPTIONS = { preloadModules: [require.resolve('../workflows/preload')] };
+
 /** The build workflows bundled as a worker bundles them (failures encoded by the same converter), quietly. */
 export function bundleBuildWorkflows(): Promise<WorkflowBundle> {
   return bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),
     failureConverterPath: FAILURE_CONVERTER_PATH,
+    ...WORKFLOW_BUNDLER_OPTIONS,
     logger: SILENT_BUNDLER_LOGGER,
   });
 }

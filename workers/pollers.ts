@@ -11,6 +11,7 @@ import { connectNats } from '../common/nats';
 import { connectTemporalClient, temporalSecurity } from '../common/temporal-connection';
 import type { WorkerRecord } from '../schemas/workers';
 import { WorkerPresence, workerBucket } from './registry';
+import { WORKFLOW_BUNDLER_OPTIONS } from './bundle';
 
 export interface PollerOptions {
   temporalAddress: string;
@@ -99,7 +100,7 @@ export async function startPollers(opts: PollerOptions): Promise<RunningWorker> 
   );
   const workflows = opts.workflowBundle
     ? { workflowBundle: opts.workflowBundle }
-    : { workflowsPath: require.resolve(path.join(__dirname, '..', 'workflows')) };
+    : { workflowsPath: require.resolve(path.join(__dirname, '..', 'workflows')), bundlerOptions: WORKFLOW_BUNDLER_OPTIONS };
   const common = {
     connection,
     namespace: opts.namespace,

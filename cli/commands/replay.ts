@@ -4,6 +4,7 @@ import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { causewayDataConverter, loadCodecKeys } from '../../common/codec';
+import { WORKFLOW_BUNDLER_OPTIONS } from '../../workers/bundle';
 import { openSession } from '../connect';
 import { exitWith } from '../main-helpers';
 import { CliError, paint, say } from '../output';
@@ -32,7 +33,11 @@ export async function replay(buildId: string | undefined, opts: { history?: stri
   say(`replaying ${id} against workflows/ ...`);
   try {
     await Worker.runReplayHistory(
-      { workflowsPath: require.resolve('../../workflows'), dataConverter: causewayDataConverter(loadCodecKeys()) },
+      {
+        workflowsPath: require.resolve('../../workflows'),
+        bundlerOptions: WORKFLOW_BUNDLER_OPTIONS,
+        dataConverter: causewayDataConverter(loadCodecKeys()),
+      },
       history,
       id,
     );
