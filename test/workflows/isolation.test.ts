@@ -118,4 +118,16 @@ const ATTEMPTS = ['list', 'read', 'kill', 'environ', 'nsenter', 'write', 'keys']
     expect(fs.statSync(buildB).mode & 0o777).toBe(0o700);
     expect(pidsMatching(m)).toEqual([]);
   });
+
+  test("a daemon a step left behind (its own session, outside the step's process group) is killed at the build's end", async () => {
+    const m = marker('daemon');
+    markers.push(m);
+    const r = await h.run(
+      `plan:\n- ${sh('leave', `setsid sh -c 'sleep 300; : ${m}' </dev/null >/dev/null 2>&1 & sleep 0.2; echo left`)}\n`,
+    );
+    expect(r.status).toBe('succeeded');
+    expect(r.logs.get('plan.0')).toBe('left\n');
+    // finishBuild released the build's uid, and with it every process still running as it.
+    await waitFor('the daemon gone', () => (pidsMatching(m).length === 0 ? true : undefined));
+  });
 });
