@@ -30,13 +30,13 @@ export const pipelineKeyOfWorkflowId = (workflowId: string) => workflowId.replac
 /** The pipeline name of a key: the name credential managers look vars up under, shared by a pipeline's instances (Concourse's). */
 export const pipelineNameOf = (key: string) => key.split('+')[0];
 
-/** A job build's workflow id: keys and names hold no `:` (NAME_PATTERN), so distinct builds never share one. */
 /** A version as `fly resource-versions` prints it: `k:v,k2:v2`. */
 export const formatVersion = (version: Record<string, string>) =>
   Object.entries(version)
     .map(([k, v]) => `${k}:${v}`)
     .join(',');
 
+/** A job build's workflow id: keys and names hold no `:` (NAME_PATTERN), so distinct builds never share one. */
 export const jobBuildId = (pipeline: string, job: string, number: number) => `build-${pipeline}:${job}:${number}`;
 
 export interface PipelineInput {
