@@ -5,7 +5,7 @@ import { parseTaskConfig, varsFromFlags, type CompiledPlan, type TaskConfig } fr
 import type { GetStep, Step } from '../../schemas/compiled';
 import { openSession } from '../connect';
 import { submitAndFollow } from '../follow';
-import { exitWith } from '../main-helpers';
+import { credsFromWorker, exitWith } from '../main-helpers';
 import { CliError } from '../output';
 import { parseArtifactFlags } from '../artifact-flags';
 
@@ -20,6 +20,7 @@ export async function execute(
     loadVarsFrom: string[];
     inputsFrom?: string;
     inputMapping?: string[];
+    credsFromWorker?: boolean;
   },
 ): Promise<void> {
   const vars = varsFromFlags(opts);
@@ -29,7 +30,9 @@ export async function execute(
   } catch (err) {
     throw new CliError(`cannot read task config ${opts.config}: ${(err as Error).message}`);
   }
-  const config = withCallerArgsAndEnv(parseTaskConfig({ text, file: opts.config, vars }), args, process.env);
+  // As fly execute's one-off build, whose ((vars)) the ATC's credential manager resolves.
+  const credentials = { varSources: new Set<string>(), deferUnsourced: credsFromWorker(opts) };
+  const config = withCallerArgsAndEnv(parseTaskConfig({ text, file: opts.config, vars, credentials }), args, process.env);
   const inputs = parseArtifactFlags(opts.input, '-i');
   const mapping = parseInputMapping(opts.inputMapping ?? [], config, opts.inputsFrom);
   const required = config.inputs.filter((i) => !i.optional).map((i) => i.name);

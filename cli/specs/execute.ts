@@ -15,6 +15,10 @@ export function registerExecute(program: Command): void {
     .option('-y, --yaml-var <name=value>', 'set a ((var)) to a YAML value (-y n=1, -y v={ref: abc}); repeatable', collect, [])
     .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
     .option(
+      '--creds-from-worker',
+      "leave ((vars)) that -v/-l do not give to the worker's credential manager (default when CAUSEWAY_CREDS or CAUSEWAY_CREDS_FILE is set)",
+    )
+    .option(
       '-j, --inputs-from <pipeline/job>',
       "take the inputs not given with -i from the job's gets, at the versions its next build would get",
     )

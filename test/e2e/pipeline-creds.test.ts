@@ -16,6 +16,7 @@ import { startHarness, type Harness } from '../workflows/harness';
 
 jest.setTimeout(600_000);
 const secret = `g1t-key-${randomUUID()}`;
+const execSecret = `exec-${randomUUID()}`;
 const pushSecret = `push-${randomUUID()}`;
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 let h: Harness;
@@ -28,7 +29,11 @@ beforeAll(async () => {
   // job's); the pipeline file never holds it.
   h = await startHarness({
     killGraceMs: 1000,
-    credentials: { team: 'main', redact: true, cluster: new DummyStore({ 'main/creds/git-key': secret }) },
+    credentials: {
+      team: 'main',
+      redact: true,
+      cluster: new DummyStore({ 'main/creds/git-key': secret, 'main/exec-secret': execSecret }),
+    },
   });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-pipeline-creds-'));
   // Steps run as their build's uid: they run the types' scripts from here.
@@ -220,4 +225,23 @@ test("testflight's var-sources.yml sets and its job runs green", async () => {
   const log = await cli('watch', 'build-vs:use-vars:1');
   expect({ status, log: log.stdout + log.stderr }).toMatchObject({ status: 'succeeded' });
   expect((await cli('destroy-pipeline', '-n', '-p', 'vs')).code).toBe(0);
+});
+
+test("execute --creds-from-worker leaves the task file's refs to the worker's manager, as fly execute's one-off build", async () => {
+  fs.writeFileSync(
+    path.join(dir, 'exec-task.yml'),
+    `platform: linux
+params: {KEY: ((exec-secret))}
+run: {path: sh, args: [-c, 'test "$KEY" = "${execSecret}" && echo matched; echo "key: $KEY"']}
+`,
+  );
+  const refused = await cli('execute', '-c', 'exec-task.yml');
+  expect(refused.code).toBe(2);
+  expect(refused.stderr).toContain('undefined var `exec-secret`');
+  expect(refused.stderr).toContain('--creds-from-worker');
+  const ran = await cli('execute', '-c', 'exec-task.yml', '--creds-from-worker');
+  expect(ran.code).toBe(0);
+  expect(ran.stdout).toContain('matched');
+  expect(ran.stdout).toContain('key: ((redacted))');
+  expect(ran.stdout + ran.stderr).not.toContain(execSecret);
 });
