@@ -31,6 +31,7 @@ export default tseslint.config(
       'cli/follow.ts',
       'cli/dev/stack.ts',
       'cli/commands/execute.ts',
+      'cli/commands/watch.ts',
     ],
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },

@@ -13,7 +13,8 @@ export const CLIENT_COMMANDS = {
   pipelines: [
     // fly's names and aliases
     [
-      ...['set-pipeline', 'sp', 'pipelines', 'ps', 'destroy-pipeline', 'dp', 'pause-pipeline', 'pp', 'unpause-pipeline', 'up'],
+      ...['set-pipeline', 'sp', 'get-pipeline', 'gp', 'pipelines', 'ps', 'destroy-pipeline', 'dp', 'pause-pipeline', 'pp'],
+      ...['unpause-pipeline', 'up'],
       ...['jobs', 'js', 'pause-job', 'pj', 'unpause-job', 'uj', 'trigger-job', 'tj', 'check-resource', 'cr'],
       ...['resource-versions', 'rvs', 'pin-resource', 'pr', 'unpin-resource', 'ur'],
     ],

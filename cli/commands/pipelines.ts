@@ -216,6 +216,37 @@ export async function setPipeline(opts: {
   });
 }
 
+/**
+ * The build id of a job's build `number`, or of its newest (fly watch -j: the build running or
+ * pending, else the last one that ran); a CliError when there is none or it has not started.
+ */
+export async function jobBuildIdOf(client: Client, jobRef: string, number?: number): Promise<string> {
+  const [p, j] = split(jobRef, '-j');
+  const v = await view(client, p);
+  if (!v.config.jobs.some((x) => x.name === j))
+    throw new CliError(`no job ${j} in pipeline ${p.display}`, `its jobs: ${v.config.jobs.map((x) => x.name).join(', ')}`);
+  const builds = v.state.builds.filter((b) => b.job === j);
+  const build = number === undefined ? builds[builds.length - 1] : builds.find((b) => b.number === number);
+  if (!build)
+    throw new CliError(
+      number === undefined ? `job ${jobRef} has no builds yet` : `job ${jobRef} has no build #${number}`,
+      `see its builds with: causeway builds -j ${shellWord(jobRef)}`,
+    );
+  if (build.status === 'pending')
+    throw new CliError(`${jobRef} #${build.number} is pending: it has not started yet (see causeway jobs -p ${shellWord(p.display)})`);
+  return jobBuildId(p.key, j, build.number);
+}
+
+/** fly's get-pipeline: the file as it was set (its ((vars)) as written), or that as JSON. */
+export async function getPipeline(opts: { pipeline: string; json?: boolean }): Promise<void> {
+  const p = pipelineFlag(opts.pipeline);
+  await withSession(async (s) => {
+    const { text } = (await view(s.client, p)).config;
+    if (opts.json) return console.log(JSON.stringify(YAML.parse(text, { merge: true }), null, 2));
+    process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  });
+}
+
 export async function listPipelines(opts: { json?: boolean }): Promise<void> {
   await withSession(async (s) => {
     const rows: { name: string; instance_vars?: InstanceVars; ref: string; paused: boolean; jobs: number; resources: number }[] = [];

@@ -65,6 +65,23 @@ Example:
     .action(lazy(() => impl().listPipelines));
 
   program
+    .command('get-pipeline')
+    .alias('gp')
+    .description("print a pipeline's configuration: the file as it was set")
+    .requiredOption('-p, --pipeline <name>', 'the pipeline: NAME, or NAME/k:v,... for an instance')
+    .option('-j, --json', 'print it as JSON')
+    .addHelpText(
+      'after',
+      `
+Its ((vars)) are printed as the file has them: set-pipeline's -v/-y/-l values are not kept
+(fly prints them filled in), so the output can be shared and set again with the same flags.
+
+Example:
+  causeway get-pipeline -p booklit > booklit.yml`,
+    )
+    .action(lazy(() => impl().getPipeline));
+
+  program
     .command('destroy-pipeline')
     .alias('dp')
     .description('stop a pipeline: no more checks and no new builds (builds already running finish)')

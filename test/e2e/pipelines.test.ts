@@ -368,5 +368,9 @@ jobs:
   expect(second.stdout).toContain('testing two');
   await new Promise((r) => setTimeout(r, 3000));
   expect((await jobs('manual-1.x'))['unit-1.20'].builds.map((b) => b.number)).toEqual([1, 2]);
+  // fly's get-pipeline and watch -j: the file as set; the job's newest build, or one by number.
+  expect((await cli('get-pipeline', '-p', 'manual-1.x')).stdout).toBe(fs.readFileSync(file, 'utf8'));
+  expect((await cli('watch', '-j', 'manual-1.x/unit-1.20')).stdout).toContain('testing two');
+  expect((await cli('watch', '-j', 'manual-1.x/unit-1.20', '-b', '1')).stdout).toContain('testing one');
   expect((await cli('destroy-pipeline', '-n', '-p', 'manual-1.x')).code).toBe(0);
 });
