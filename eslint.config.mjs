@@ -31,7 +31,7 @@ export default tseslint.config(
       'cli/follow.ts',
       'cli/dev/stack.ts',
       'cli/commands/execute.ts',
-      'cli/commands/watch.ts',
+      'cli/commands/build-ref.ts',
     ],
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },

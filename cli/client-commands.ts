@@ -7,7 +7,7 @@ export const CLIENT_COMMANDS = {
   execute: [['execute'], () => (require('./specs/execute') as typeof import('./specs/execute')).registerExecute],
   compile: [['compile'], () => (require('./specs/compile') as typeof import('./specs/compile')).registerCompile],
   watch: [['watch'], () => (require('./specs/watch') as typeof import('./specs/watch')).registerWatch],
-  abort: [['abort'], () => (require('./specs/abort') as typeof import('./specs/abort')).registerAbort],
+  abort: [['abort', 'abort-build'], () => (require('./specs/abort') as typeof import('./specs/abort')).registerAbort],
   builds: [['builds', 'status'], () => (require('./specs/builds') as typeof import('./specs/builds')).registerBuilds],
   retry: [['retry'], () => (require('./specs/retry') as typeof import('./specs/retry')).registerRetry],
   pipelines: [

@@ -6,24 +6,17 @@ import { followUntilDone } from '../follow';
 import { exitWith } from '../main-helpers';
 import { CliError, say } from '../output';
 import { BuildRenderer, renderOutcome } from '../render';
+import { buildIdOf, parseBuildRef } from './build-ref';
 import { describeBuild } from './builds';
 
 export async function watch(
   build: string | undefined,
   opts: { follow: boolean; services?: boolean; job?: string; build?: string },
 ): Promise<void> {
-  if (build !== undefined && opts.job !== undefined) throw new CliError('give a build id or -j PIPELINE/JOB, not both');
-  if (build === undefined && opts.job === undefined)
-    throw new CliError('which build? give its id, or -j PIPELINE/JOB for the newest build of a job', 'e.g. causeway watch -j booklit/unit');
-  if (opts.build !== undefined && opts.job === undefined) throw new CliError('-b NUMBER needs the job: -j PIPELINE/JOB -b NUMBER');
-  const number = opts.build === undefined ? undefined : Number(opts.build);
-  if (number !== undefined && !(Number.isInteger(number) && number > 0))
-    throw new CliError(`-b takes a build number (1, 2, ...), got ${opts.build}`);
+  const ref = parseBuildRef(build, opts, 'watch');
   const session = await openSession({ autoStart: false });
   try {
-    // Loaded only for -j: a watch by id stays as light as before.
-    const buildId =
-      build ?? (await (require('./pipelines') as typeof import('./pipelines')).jobBuildIdOf(session.client, opts.job!, number));
+    const buildId = await buildIdOf(session.client, ref);
     const handle = session.client.workflow.getHandle(buildId);
     const info = await describeBuild(handle);
     if (!opts.follow) {

@@ -372,5 +372,8 @@ jobs:
   expect((await cli('get-pipeline', '-p', 'manual-1.x')).stdout).toBe(fs.readFileSync(file, 'utf8'));
   expect((await cli('watch', '-j', 'manual-1.x/unit-1.20')).stdout).toContain('testing two');
   expect((await cli('watch', '-j', 'manual-1.x/unit-1.20', '-b', '1')).stdout).toContain('testing one');
+  expect((await cli('abort-build', '-j', 'manual-1.x/unit-1.20', '-b', '1')).stderr).toContain(
+    'build build-manual-1.x:unit-1.20:1 already ended (completed); nothing to abort',
+  );
   expect((await cli('destroy-pipeline', '-n', '-p', 'manual-1.x')).code).toBe(0);
 });
