@@ -1,7 +1,6 @@
-// Names with dots, as Concourse allows them (its golang-lib example: resource
-// `golang-1.20.x-image`, job `golang-1.20`), and the NATS subjects of a build whose id holds them.
+// Names with dots, as Concourse allows them (its golang-lib example, test/unit/concourse-examples.test.ts:
+// resource `golang-1.20.x-image`, job `golang-1.20`), and the NATS subjects of a build whose id holds them.
 import { checkName } from '../../schemas/names';
-import { compilePipeline } from '../../schemas/pipeline';
 import { jobBuildId } from '../../schemas/pipeline-api';
 import { serviceOfSubject, stepIdOfLogSubject, subjects } from '../../schemas/messages';
 
@@ -9,29 +8,6 @@ describe('names', () => {
   it("accepts Concourse's identifiers with dots, and still refuses what is unsafe in ids, subjects and paths", () => {
     for (const ok of ['golang-1.20', 'golang-1.20.x-image', 'v1.2.3', 'A_b-c']) expect(checkName('job', ok)).toBeUndefined();
     for (const bad of ['.hidden', '..', 'a/b', 'a:b', 'a~b', 'a b', 'a*', 'a>', '']) expect(checkName('job', bad)).toContain('not allowed');
-  });
-
-  it('compiles a pipeline whose jobs and resources are named with dots', () => {
-    const config = compilePipeline({
-      name: 'go-1.x',
-      file: 'golang-lib.yml',
-      text: `
-resources:
-- name: golang-1.20.x-image
-  type: registry-image
-  source: {repository: golang, tag: 1.20-alpine}
-jobs:
-- name: golang-1.20
-  plan:
-  - get: golang-1.20.x-image
-    trigger: true
-  - task: run-tests
-    image: golang-1.20.x-image
-    config: {platform: linux, run: {path: go, args: [version]}}
-`,
-    });
-    expect(config.jobs.map((j) => j.name)).toEqual(['golang-1.20']);
-    expect(config.resources.map((r) => r.name)).toEqual(['golang-1.20.x-image']);
   });
 });
 
