@@ -1,5 +1,6 @@
 import path from 'node:path';
 import YAML from 'yaml';
+import { PLAN_YAML_OPTIONS } from '../schemas/errors';
 import { StepErrored } from './errors';
 import type { Runtime } from './runtime/types';
 import { artifactFile, readArtifactText } from './step/task-config';
@@ -18,7 +19,7 @@ export async function loadVar(runtime: Pick<Runtime, 'readArtifactFile'>, req: L
         return JSON.parse(text);
       case 'yaml':
       case 'yml':
-        return YAML.parse(text);
+        return YAML.parse(text, PLAN_YAML_OPTIONS);
       case 'trim':
         return text.trim();
       case 'raw':

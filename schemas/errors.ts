@@ -32,6 +32,12 @@ export function formatPath(path: Path): string {
   return out;
 }
 
+/** How far a file's aliases may expand (the yaml library's maxAliasCount, which counts nested aliases). */
+const MAX_ALIAS_EXPANSION = 10_000;
+
+/** How a file Source has accepted is read again (merge keys resolved, aliases as bounded). */
+export const PLAN_YAML_OPTIONS = { merge: true, maxAliasCount: MAX_ALIAS_EXPANSION } as const;
+
 /** A parsed YAML file that can turn a path into a position. */
 export class Source {
   readonly issues: PlanIssue[] = [];
@@ -51,7 +57,29 @@ export class Source {
       const [line, column] = this.position(e.pos[0]);
       this.issues.push({ file, line, column, path: '', message: `invalid YAML: ${firstLine(e.message)}` });
     }
-    this.value = this.issues.length === 0 ? this.doc.toJS({ maxAliasCount: -1 }) : undefined;
+    this.value = this.issues.length === 0 ? this.toJS() : undefined;
+  }
+
+  /**
+   * The document's value, its aliases bounded: each use of an anchor counts the aliases inside
+   * it, so a pipeline may use `*task-config` thousands of times, but a "billion laughs" (anchors
+   * of anchors, 10 times each) is refused at once instead of every later walk of the plan
+   * visiting its 10^9 leaves.
+   */
+  private toJS(): unknown {
+    try {
+      return this.doc.toJS({ maxAliasCount: MAX_ALIAS_EXPANSION });
+    } catch (err) {
+      if (!(err instanceof ReferenceError)) throw err;
+      this.issues.push({
+        file: this.file,
+        line: 1,
+        column: 1,
+        path: '',
+        message: `invalid YAML: its aliases expand to more than ${MAX_ALIAS_EXPANSION} copies (anchors of anchors, a YAML bomb?)`,
+      });
+      return undefined;
+    }
   }
 
   private position(offset: number): [number, number] {

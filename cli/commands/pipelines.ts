@@ -11,6 +11,7 @@ import { applyPipeline, changes, configKey, credentialRefsNote, lastPipelineView
 import { EXIT_CODES } from '../exit-codes';
 import { CausewayPipeline } from '../../common/search-attributes';
 import { varsFromFlags } from '../../schemas';
+import { PLAN_YAML_OPTIONS } from '../../schemas/errors';
 import { decodeUtf8 } from '../../schemas/checks';
 import { interpolate, lookupIn } from '../../schemas/interpolate';
 import { compilePipeline } from '../../schemas/pipeline';
@@ -157,7 +158,9 @@ export function validatePipeline(opts: {
   // Any valid name: validation does not depend on it.
   const { config, vars } = compilePipelineFile({ ...opts, pipeline: 'validate' });
   if (opts.output) {
-    const filled = interpolate(YAML.parse(config.text), (ref) => (ref.source === undefined ? lookupIn(vars, ref) : { found: false }));
+    const filled = interpolate(YAML.parse(config.text, PLAN_YAML_OPTIONS), (ref) =>
+      ref.source === undefined ? lookupIn(vars, ref) : { found: false },
+    );
     process.stdout.write(YAML.stringify(filled.value));
     return;
   }
@@ -242,7 +245,7 @@ export async function getPipeline(opts: { pipeline: string; json?: boolean }): P
   const p = pipelineFlag(opts.pipeline);
   await withSession(async (s) => {
     const { text } = (await view(s.client, p)).config;
-    if (opts.json) return console.log(JSON.stringify(YAML.parse(text, { merge: true }), null, 2));
+    if (opts.json) return console.log(JSON.stringify(YAML.parse(text, PLAN_YAML_OPTIONS), null, 2));
     process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   });
 }

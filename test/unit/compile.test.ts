@@ -294,6 +294,22 @@ plan:
       "ci/build.yml:11:8: plan[4].put: no resource `image` in this file's `resources:`",
     ]);
   });
+  it('refuses a YAML bomb (anchors of anchors) at once, and takes an anchor used hundreds of times', () => {
+    const bomb = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
+    for (let i = 1; i < 10; i++)
+      bomb.push(
+        `a${i}: &a${i} [${Array(10)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]`,
+      );
+    const err = planError(`${bomb.join('\n')}\nplan:\n- task: t\n  config: {platform: linux, run: {path: echo, args: *a9}}\n`);
+    expect(err.issues.map((i) => i.message)).toEqual([
+      'invalid YAML: its aliases expand to more than 10000 copies (anchors of anchors, a YAML bomb?)',
+    ]);
+    const steps = Array.from({ length: 499 }, (_, i) => `- task: t${i + 1}\n  config: *config`).join('\n');
+    const plan = compile(`plan:\n- task: t0\n  config: &config {platform: linux, run: {path: 'true'}}\n${steps}\n`);
+    expect(plan.plan.kind === 'do' && plan.plan.steps).toHaveLength(500);
+  });
   it("says that a `run:` step is Concourse's prototype, not a task", () => {
     const err = planError(`
 plan:
