@@ -553,6 +553,23 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
   }
 }
 
+/**
+ * A private stack (tests, benchmarks) on ports free a moment ago. Another process can take one
+ * of them before its server binds it (an outgoing connection is given the same ephemeral port:
+ * seen on the real node's busy machine), so a start that finds a port taken, and has cleaned up
+ * after itself, tries again on fresh ports.
+ */
+export async function startStackOnFreePorts(opts: Omit<StartStackOptions, 'ports'>, tries = 3): Promise<StackInfo> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startStack({ ...opts, ports: await freeStackPorts() });
+    } catch (err) {
+      if (attempt >= tries || !/already in use/.test((err as Error).message)) throw err;
+      (opts.log ?? defaultLog())(`a port was taken before the stack bound it; trying again on others (${attempt}/${tries})`);
+    }
+  }
+}
+
 export async function stackStatus(home: string): Promise<StackStatus> {
   const state = readState(path.resolve(home));
   if (!state) return { running: false, state: undefined, components: [] };

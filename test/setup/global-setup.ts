@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freeStackPorts, startStack } from '../../cli/dev/stack';
+import { startStackOnFreePorts } from '../../cli/dev/stack';
 
 declare global {
   // Read by global-teardown.ts, which runs in the same process as this file.
@@ -17,11 +17,10 @@ export default async function globalSetup(): Promise<void> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-test-'));
   const started = Date.now();
   // Ports from the OS, so a developer's own `causeway dev up` and parallel runs do not clash.
-  const stack = await startStack({
+  const stack = await startStackOnFreePorts({
     home,
     persistent: false,
     startWorker: false,
-    ports: await freeStackPorts(),
     log: (line) => process.stderr.write(`[test stack] ${line}\n`),
   });
   globalThis.__causewayTestStackHome = home;

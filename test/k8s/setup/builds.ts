@@ -9,7 +9,7 @@ import { Client, Connection } from '@temporalio/client';
 import type { WorkflowBundle } from '@temporalio/worker';
 import pino from 'pino';
 import type { KubernetesRuntime } from '../../../activities/runtime/kubernetes/runtime';
-import { freeStackPorts, startStack, stopStack } from '../../../cli/dev/stack';
+import { startStackOnFreePorts, stopStack } from '../../../cli/dev/stack';
 import { connectNats } from '../../../common/nats';
 import { startKubernetesWorker, type KubernetesWorkerOptions } from '../../../workers/kubernetes';
 import type { RunningWorker } from '../../../workers/pollers';
@@ -33,12 +33,7 @@ export async function startBuildEnv(
   worker: Pick<KubernetesWorkerOptions, 'kubernetes'> & Partial<Pick<KubernetesWorkerOptions, 'tags' | 'uploads'>>,
 ): Promise<BuildEnv> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), `causeway-${prefix}-`));
-  const stack = await startStack({
-    home,
-    persistent: false,
-    startWorker: false,
-    ports: await freeStackPorts(),
-  });
+  const stack = await startStackOnFreePorts({ home, persistent: false, startWorker: false });
   const bundle = await bundleBuildWorkflows();
   const endpoints = { temporal: stack.temporal.address, nats: stack.nats.url };
   const taskQueue = `${prefix}-${randomUUID()}`;
