@@ -1,6 +1,6 @@
 // A step's inputs on one machine: a copy-on-write view of the producer's output instead of a copy.
 // An overlay mount (lowerdir = the producer's output, upper and work layers in the consumer's step
-// directory) costs one mount whatever the artifact's size, where `cp` of 200 MB took seconds on
+// directory) costs one mount (and, volatile, an unmount without a sync) whatever the artifact's size, where `cp` of 200 MB took seconds on
 // this ext4 (no reflinks). The consumer's writes land in its own upper layer, so the producer's
 // files stay as every other consumer sees them (Concourse: each step gets its own copy-on-write
 // volume). The mounts live as long as the step: the step's end, a failed start, a retried
@@ -67,8 +67,16 @@ async function mountOverlay(lower: string, target: string, layers: string, over?
   await fs.chmod(path.join(layers, 'upper'), st.mode & 0o7777);
   const at = over ? await over(lower, target, layers) : { lower, target, layers };
   const options = `lowerdir=${at.lower},upperdir=${path.join(at.layers, 'upper')},workdir=${path.join(at.layers, 'work')}`;
-  const r = await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', options, at.target]);
-  return r.code === 0;
+  // `volatile`: the view is scratch space, so overlayfs skips syncing the file system under its
+  // upper layer, which its unmount at the step's end otherwise does: writing back every dirty page
+  // there, the producer's fresh output included (umount 231 ms against 3 ms with 200 MB just
+  // written, on this ext4). Kernels before 5.10 refuse the option, and a layer left by a volatile
+  // mount before a crash refuses a new one: those mount without it, or copy as before.
+  for (const extra of [',volatile', '']) {
+    const r = await runCommand('mount', ['-t', 'overlay', 'overlay', '-o', `${options}${extra}`, at.target]);
+    if (r.code === 0) return true;
+  }
+  return false;
 }
 
 /** Mount points at or under `dir`, deepest first. */
