@@ -3,9 +3,9 @@
 // directory) costs one mount and, volatile, an unmount without a sync, whatever the artifact's
 // size, where `cp` of 200 MB took seconds on this ext4 (no reflinks). The consumer's writes land
 // in its own upper layer, so the producer's files stay as every other consumer sees them
-// (Concourse: each step gets its own copy-on-write volume). The mounts live as long as the step: the step's end, a failed start, a retried
-// attempt and the reconciler remove them; after a reboot none are left, and a re-run step mounts
-// again.
+// (Concourse: each step gets its own copy-on-write volume). The mounts live as long as the step:
+// the step's end, a failed start, a retried attempt and the reconciler remove them; after a
+// reboot none are left, and a re-run step mounts again.
 import { lchownSync, lstatSync, readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
