@@ -11,7 +11,7 @@ import { Client, Connection } from '@temporalio/client';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import pino from 'pino';
 import type { RunTaskRequest } from '../activities/types';
-import { freeStackPorts, repoRoot, startStack, stopStack } from '../cli/dev/stack';
+import { repoRoot, startStackOnFreePorts, stopStack } from '../cli/dev/stack';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { AesGcmPayloadCodec, causewayDataConverter, ensureCodecKeys, loadCodecKeys, CODEC_KEYS_FILE } from '../common/codec';
 import { compilePlan, type CompiledPlan, type TaskStep } from '../schemas';
@@ -131,8 +131,7 @@ async function main(): Promise<void> {
   const e2e: { codec: number[]; clear: number[] } = { codec: [], clear: [] };
   let info: Record<string, string> | undefined;
   try {
-    const ports = await freeStackPorts();
-    const stack = await startStack({ home, persistent: false, startWorker: false, ports, log: progress });
+    const stack = await startStackOnFreePorts({ home, persistent: false, startWorker: false, log: progress });
     stackStarted = true;
     info = machine(stack);
     // The second home has the stack's NATS credentials and no codec keys.

@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { Client, Connection } from '@temporalio/client';
 import pino from 'pino';
 import { DEV_DEFAULT_IMAGE, startContainerd, stopContainerd } from '../cli/dev/containerd';
-import { freeStackPorts, repoRoot, startStack, stopStack, type StackInfo } from '../cli/dev/stack';
+import { repoRoot, startStackOnFreePorts, stopStack, type StackInfo } from '../cli/dev/stack';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { readBuild } from '../common/build-log';
 import { causewayDataConverter, loadCodecKeys } from '../common/codec';
@@ -115,8 +115,7 @@ async function main(): Promise<void> {
   let connection: Connection | undefined;
   const cdDir = path.join(home, 'containerd');
   try {
-    const ports = await freeStackPorts();
-    stack = await startStack({ home, persistent: false, startWorker: false, ports, log: progress });
+    stack = await startStackOnFreePorts({ home, persistent: false, startWorker: false, log: progress });
     const cd = await startContainerd(cdDir, repoRoot(__dirname), progress);
     const bundle = await bundleBuildWorkflows();
     const common = {

@@ -21,7 +21,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { bundleBuildWorkflows } from '../workers/bundle';
 import pino from 'pino';
-import { freeStackPorts, repoRoot, startStack, stopStack } from '../cli/dev/stack';
+import { repoRoot, startStackOnFreePorts, stopStack } from '../cli/dev/stack';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { fullStatus } from '../common/build-status';
 import { compilePlan } from '../schemas';
@@ -196,8 +196,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', onSignal);
 
   try {
-    const ports = await freeStackPorts();
-    const stack = await startStack({ home, persistent: false, startWorker: false, ports, log: progress });
+    const stack = await startStackOnFreePorts({ home, persistent: false, startWorker: false, log: progress });
     stackStarted = true;
     const info = machine(stack);
     progress('bundling workflow code');

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { temporal } from '@temporalio/proto';
-import { freeStackPorts, repoRoot, startStack, stopStack } from '../cli/dev/stack';
+import { repoRoot, startStackOnFreePorts, stopStack } from '../cli/dev/stack';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { connectNats } from '../common/nats';
 import { connectTemporalClient } from '../common/temporal-connection';
@@ -131,10 +131,9 @@ async function main(): Promise<void> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-bench-one-step-'));
   const file = path.join(home, 'one-step.yml');
   fs.writeFileSync(file, PLAN);
-  const ports = await freeStackPorts();
   const say = (line: string) => process.stderr.write(`${line}\n`);
   try {
-    const stack = await startStack({ home, ports, persistent: false, startWorker: true, log: say });
+    const stack = await startStackOnFreePorts({ home, persistent: false, startWorker: true, log: say });
     const about = machine(stack);
     const { client, connection } = await connectTemporalClient({ address: stack.temporal.address, home });
     const plan = compilePlan({ text: PLAN, file });

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { freeStackPorts, repoRoot, startStack, stopStack } from '../cli/dev/stack';
+import { repoRoot, startStackOnFreePorts, stopStack } from '../cli/dev/stack';
 import { cliRun } from './causeway-cli';
 import { loadavg, machine, runMain, writeSection } from './report';
 
@@ -135,8 +135,6 @@ async function main(): Promise<void> {
     ['-c', 'user.name=bench', '-c', 'user.email=bench@localhost', 'commit', '-q', '--allow-empty', '-m', 'bench'],
   ])
     spawnSync('git', args, { cwd: actRepo, stdio: 'ignore' });
-  const ports = await freeStackPorts();
-
   const planFile = (name: string, plan: unknown[]) => {
     const file = path.join(home, `${name}.yml`);
     fs.writeFileSync(file, JSON.stringify({ name, plan }));
@@ -266,7 +264,7 @@ async function main(): Promise<void> {
   ];
 
   try {
-    const stack = await startStack({ home, ports, persistent: false, startWorker: true, log: say });
+    const stack = await startStackOnFreePorts({ home, persistent: false, startWorker: true, log: say });
     const about = machine(stack);
     const rows: string[][] = [];
     const medians = new Map<Workload['key'], { causeway?: number; floor: number; act?: number }>();

@@ -22,7 +22,7 @@ import readline from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
-import { freeStackPorts, repoRoot, startStack, stopStack, type StackInfo } from '../cli/dev/stack';
+import { repoRoot, startStackOnFreePorts, stopStack, type StackInfo } from '../cli/dev/stack';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { compilePlan } from '../schemas';
 import { loadavg, machine, writeSection } from './report';
@@ -642,8 +642,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', onSignal);
 
   try {
-    const ports = await freeStackPorts();
-    const stack = await startStack({ home, ports, persistent: true, startWorker: false, log: progress });
+    const stack = await startStackOnFreePorts({ home, persistent: true, startWorker: false, log: progress });
     stackStarted = true;
     const info = machine(stack);
     const loadStart = loadavg();

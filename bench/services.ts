@@ -18,7 +18,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import pino from 'pino';
-import { freePort, freeStackPorts, repoRoot, startStack, stopStack } from '../cli/dev/stack';
+import { freePort, repoRoot, startStackOnFreePorts, stopStack } from '../cli/dev/stack';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { collectServiceLogs } from '../common/build-log';
@@ -277,8 +277,7 @@ async function main(): Promise<void> {
     fs.rmSync(home, { recursive: true, force: true });
   };
   try {
-    const ports = await freeStackPorts();
-    const stack = await startStack({ home, persistent: false, startWorker: false, ports, log: progress });
+    const stack = await startStackOnFreePorts({ home, persistent: false, startWorker: false, log: progress });
     stackStarted = true;
     const workflowBundle = await bundleBuildWorkflows();
     const taskQueue = `bench-services-${randomUUID().slice(0, 8)}`;

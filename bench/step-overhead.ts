@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, Worker, type WorkflowBundle } from '@temporalio/worker';
 import pino from 'pino';
-import { freeStackPorts, repoRoot, startStack, stopStack } from '../cli/dev/stack';
+import { repoRoot, startStackOnFreePorts, stopStack } from '../cli/dev/stack';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { compilePlan } from '../schemas';
 import type { CompiledPlan } from '../schemas/compiled';
@@ -505,8 +505,7 @@ async function main(): Promise<void> {
   process.once('SIGTERM', onSignal);
 
   try {
-    const ports = await freeStackPorts();
-    const stack = await startStack({ home, persistent: false, startWorker: false, ports, log: progress });
+    const stack = await startStackOnFreePorts({ home, persistent: false, startWorker: false, log: progress });
     stackStarted = true;
     const info = machine(stack);
 

@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import readline from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { workerTaskQueue } from '../activities/build';
-import { freeStackPorts, repoRoot, startStack, stopStack, type StackInfo } from '../cli/dev/stack';
+import { repoRoot, startStackOnFreePorts, stopStack, type StackInfo } from '../cli/dev/stack';
 import { awaitBuild, startBuild } from '../common/build-client';
 import { connectTemporalClient } from '../common/temporal-connection';
 import { compilePlan } from '../schemas';
@@ -137,10 +137,9 @@ async function main(): Promise<void> {
   const out = arg('out', path.join(repoRoot(), 'BENCHMARKS.md'));
   const say = (line: string) => process.stderr.write(`${line}\n`);
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-bench-throughput-'));
-  const ports = await freeStackPorts();
   const workers: WorkerProc[] = [];
   try {
-    const stack = await startStack({ home, ports, persistent: false, startWorker: false, log: say });
+    const stack = await startStackOnFreePorts({ home, persistent: false, startWorker: false, log: say });
     const about = machine(stack);
     const { client, connection } = await connectTemporalClient({ address: stack.temporal.address, home });
     const plan = compilePlan({ text: PLAN, file: 'throughput.yml' });

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { awaitBuild, startBuild, type BuildOutcome } from '../../common/build-client';
-import { freeStackPorts, restartComponent, startStack, stopStack, type StackInfo } from '../../cli/dev/stack';
+import { restartComponent, startStackOnFreePorts, stopStack, type StackInfo } from '../../cli/dev/stack';
 import { compilePlan } from '../../schemas';
 import { causewayDataConverter, loadCodecKeys } from '../../common/codec';
 
@@ -54,8 +54,7 @@ function leftovers(): string[] {
 beforeAll(async () => {
   if (!fs.existsSync(WORKER)) throw new Error('run `npm run build` first (npm test does)');
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-chaos-'));
-  const ports = await freeStackPorts();
-  stack = await startStack({ home, ports, persistent: true, startWorker: false, log: () => undefined });
+  stack = await startStackOnFreePorts({ home, persistent: true, startWorker: false, log: () => undefined });
   connection = await Connection.connect({ address: stack.temporal.address });
   client = new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home })) });
 });

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { freeStackPorts, restartComponent, startStack, stopStack, type StackInfo } from '../../cli/dev/stack';
+import { restartComponent, startStackOnFreePorts, stopStack, type StackInfo } from '../../cli/dev/stack';
 import { waitFor } from '../workflows/harness';
 
 jest.setTimeout(600_000);
@@ -89,8 +89,7 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-pipeline-chaos-work-'));
   // The check runs under a uid of its own on a root worker and says here when it starts.
   fs.chmodSync(dir, 0o777);
-  const ports = await freeStackPorts();
-  stack = await startStack({ home, ports, persistent: true, startWorker: false, log: () => undefined });
+  stack = await startStackOnFreePorts({ home, persistent: true, startWorker: false, log: () => undefined });
   writeType();
   fs.writeFileSync(path.join(dir, 'versions'), '');
   fs.writeFileSync(path.join(dir, 'runs'), '');

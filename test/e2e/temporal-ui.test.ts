@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
 import { awaitBuild, startBuild } from '../../common/build-client';
 import { connectTemporalClient } from '../../common/temporal-connection';
-import { freeStackPorts, startStack, stopStack, type StackInfo } from '../../cli/dev/stack';
+import { startStackOnFreePorts, stopStack, type StackInfo } from '../../cli/dev/stack';
 import { compilePlan } from '../../schemas';
 import { requireBuiltCli } from './cli-runner';
 
@@ -40,9 +40,8 @@ beforeAll(async () => {
   requireBuiltCli();
   home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-ui-'));
   shots = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-ui-screenshots-'));
-  const ports = await freeStackPorts();
   // A whole dev stack (worker and codec server too), as a user's `causeway dev up`.
-  stack = await startStack({ home, ports, persistent: false, startWorker: true, log: () => undefined });
+  stack = await startStackOnFreePorts({ home, persistent: false, startWorker: true, log: () => undefined });
   ({ client, connection } = await connectTemporalClient({ address: stack.temporal.address, home }));
 }, 180_000);
 
