@@ -1,5 +1,5 @@
 // docs/client.md's examples, run as written against the test run's Temporal: a build started
-// by a TypeScript program, by the Temporal CLI and by the Python SDK, from `causeway compile`.
+// by a TypeScript program, by the Temporal CLI, by the Python SDK and by the Go SDK, from `causeway compile`.
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,6 +15,8 @@ const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '../..');
 /** Made by .ci/run: a venv with the pinned temporalio. */
 const PYTHON = path.join(os.homedir(), '.cache', 'causeway', 'python-clients', 'bin', 'python');
+/** Built by .ci/run from examples/clients/go. */
+const GO_CLIENT = path.join(os.homedir(), '.cache', 'causeway', 'go-clients', 'start-build');
 let h: Harness;
 let dir: string;
 let env: NodeJS.ProcessEnv;
@@ -91,6 +93,18 @@ test('Python SDK (temporalio)', async () => {
   const bad = await compiled('py-bad', 'exit 3');
   expect(await exitOf(PYTHON, ['examples/clients/start_build.py', bad.input])).toMatchObject({
     code: 1,
-    stdout: expect.stringContaining('BuildFailed'),
+    stdout: expect.stringContaining('BuildFailed: step (exit 3) failed'),
+  });
+});
+
+test('Go SDK (go.temporal.io/sdk)', async () => {
+  if (!fs.existsSync(GO_CLIENT)) throw new Error(`${GO_CLIENT} is missing: .ci/run builds it (go build in examples/clients/go)`);
+  const ok = await compiled('go-ok', 'true');
+  expect(await exitOf(GO_CLIENT, [ok.input])).toMatchObject({ code: 0, stdout: expect.stringContaining('succeeded: succeeded') });
+  const bad = await compiled('go-bad', 'exit 3');
+  // The failure's message is encrypted in its encoded attributes: the SDK decodes it through the codec server.
+  expect(await exitOf(GO_CLIENT, [bad.input])).toMatchObject({
+    code: 1,
+    stdout: expect.stringContaining('BuildFailed: step (exit 3) failed'),
   });
 });
