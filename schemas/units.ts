@@ -10,6 +10,7 @@ const DURATION_UNITS_MS: Record<string, number> = {
   m: 60_000,
   h: 3_600_000,
 };
+const MAX_DURATION_MS = 9_223_372_036_854;
 const DURATION_PART = /(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h)/y;
 
 /** Parses a Go duration ("1h30m", "90s", "500ms", "1.5h") into milliseconds. */
@@ -25,6 +26,8 @@ export function parseDuration(s: string): number {
     if (!m) throw bad();
     ms += Number(m[1]) * DURATION_UNITS_MS[m[2]];
   }
+  // Go's durations are int64 nanoseconds; Concourse refuses a longer one ("time: invalid duration").
+  if (ms > MAX_DURATION_MS) throw new Error(`invalid duration \`${s}\`: longer than the longest Go duration, 2562047h47m16s`);
   return Math.round(ms);
 }
 
@@ -35,14 +38,15 @@ const MEMORY_PATTERN = /^(\d+(?:\.\d+)?)\s*([BKMGT])(?:I?B)?$/;
 /** Parses a memory size: an integer of bytes, or "1GB", "512MB", "256M", "1Gi". */
 export function parseMemory(v: number | string): number {
   if (typeof v === 'number') {
-    if (Number.isInteger(v) && v >= 0) return v;
+    if (Number.isSafeInteger(v) && v >= 0) return v;
     throw new Error(`invalid memory size ${v}: expected a whole number of bytes`);
   }
   const text = v.trim().toUpperCase();
-  if (/^\d+$/.test(text)) return Number(text);
-  const m = MEMORY_PATTERN.exec(text.endsWith('I') ? `${text}B` : text);
+  const m = /^\d+$/.test(text) ? [text, text, 'B'] : MEMORY_PATTERN.exec(text.endsWith('I') ? `${text}B` : text);
   if (!m) throw new Error(`invalid memory size \`${v}\`: expected bytes or a size like "512MB", "1GB", "256M", "1Gi"`);
-  return Math.round(Number(m[1]) * MEMORY_UNITS[m[2]]);
+  const bytes = Math.round(Number(m[1]) * MEMORY_UNITS[m[2]]);
+  if (!Number.isSafeInteger(bytes)) throw new Error(`invalid memory size \`${v}\`: larger than ${Number.MAX_SAFE_INTEGER} bytes`);
+  return bytes;
 }
 
 function levenshtein(a: string, b: string): number {

@@ -12,8 +12,9 @@ describe('parseDuration', () => {
     ['2m3s', 123_000],
     ['1500us', 2],
     ['0', 0],
+    ['2562047h', 2562047 * 3_600_000],
   ])('%s = %d ms', (s, ms) => expect(parseDuration(s)).toBe(ms));
-  it.each(['', '5', '5 minutes', '1d', 'h', '-5s', '1h 30m'])('rejects %j', (s) => {
+  it.each(['', '5', '5 minutes', '1d', 'h', '-5s', '1h 30m', '2562048h', '99999999999h'])('rejects %j', (s) => {
     expect(() => parseDuration(s)).toThrow(/invalid duration/);
   });
 });
@@ -30,7 +31,9 @@ describe('parseMemory', () => {
     ['64kb', 64 * 1024],
     ['1.5G', 1.5 * 1024 ** 3],
   ])('%s = %d bytes', (v, bytes) => expect(parseMemory(v)).toBe(bytes));
-  it.each<number | string>(['lots', '1XB', 1.5, -1])('rejects %j', (v) => expect(() => parseMemory(v)).toThrow(/invalid memory size/));
+  it.each<number | string>(['lots', '1XB', 1.5, -1, 1e30, '99999999999T', '1'.repeat(30)])('rejects %j', (v) =>
+    expect(() => parseMemory(v)).toThrow(/invalid memory size/),
+  );
 });
 
 describe('parseVarFlags', () => {
