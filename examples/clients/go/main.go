@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
@@ -86,6 +87,9 @@ func run() (int, error) {
 			return 1, nil
 		}
 		return 2, nil
+	}
+	if err != nil && strings.Contains(err.Error(), "binary/encrypted") {
+		return 2, fmt.Errorf("%w\nthe workers encrypt what they write: set CAUSEWAY_CODEC_ENDPOINT and CAUSEWAY_CODEC_TOKEN (docs/client.md)", err)
 	}
 	if err != nil {
 		return 2, err
