@@ -70,6 +70,8 @@ export const devUp = action(async (raw: unknown) => {
     home,
     persistent: true,
     startWorker: flags.worker && flags.runtime === 'local',
+    // The containerd and kubernetes workers start after the stack, and the UI decrypts their builds' payloads too.
+    codecServer: true,
     ports: { temporal: flags.temporalPort, ui: flags.uiPort, nats: flags.natsPort, codec: flags.codecPort },
     log: (line) => process.stdout.write(`  ${line}\n`),
   });

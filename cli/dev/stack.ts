@@ -84,6 +84,8 @@ export interface StartStackOptions {
   ports?: StackPorts;
   persistent: boolean;
   startWorker: boolean;
+  /** the codec server the Temporal UI decrypts payloads through; by default when the stack starts its worker */
+  codecServer?: boolean;
   log?: ProgressLog;
 }
 
@@ -396,8 +398,8 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
   // Nobody types the monitoring port; when NATS is moved off its default, a fixed
   // monitoring default would make a second stack clash, so take any free port.
   const natsMonitorPort = opts.ports?.natsMonitor ?? (opts.ports?.nats === undefined ? DEFAULT_PORTS.natsMonitor : await freePort());
-  // The UI's decoder is for people, who use a stack with a worker; tests decode with the codec itself.
-  const codecPort = opts.startWorker ? (opts.ports?.codec ?? uiPort + 1) : undefined;
+  // The UI's decoder is for people (`dev up`, whatever its runtime); tests decode with the codec itself.
+  const codecPort = (opts.codecServer ?? opts.startWorker) ? (opts.ports?.codec ?? uiPort + 1) : undefined;
   const wanted: Array<[string, number]> = [
     ['Temporal gRPC', temporalPort],
     ['Temporal UI', uiPort],

@@ -19,7 +19,7 @@ export default async function globalSetup(): Promise<void> {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-k8s-node-'));
   globalThis.__causewayDevHome = home;
   const started = Date.now();
-  const ports = ['--temporal-port', '--ui-port', '--nats-port'];
+  const ports = ['--temporal-port', '--ui-port', '--nats-port', '--codec-port'];
   const args = ['dev', 'up', '--runtime', 'kubernetes'];
   for (const flag of ports) args.push(flag, String(await freePort()));
   execFileSync(BIN, args, { env: { ...process.env, CAUSEWAY_HOME: home }, stdio: ['ignore', process.stderr, process.stderr] });
