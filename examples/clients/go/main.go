@@ -66,19 +66,19 @@ func run() (int, error) {
 
 	id := make([]byte, 16)
 	_, _ = rand.Read(id)
-	run, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
+	handle, err := c.ExecuteWorkflow(context.Background(), client.StartWorkflowOptions{
 		ID:        fmt.Sprintf("build-%x", id),
 		TaskQueue: env("CAUSEWAY_TASK_QUEUE", "causeway"),
 	}, "build", input)
 	if err != nil {
 		return 2, err
 	}
-	fmt.Printf("started %s\n", run.GetID())
+	fmt.Printf("started %s\n", handle.GetID())
 
 	var summary struct {
 		Status string `json:"status"`
 	}
-	err = run.Get(context.Background(), &summary)
+	err = handle.Get(context.Background(), &summary)
 	// A failed build fails with type BuildFailed, an errored one with BuildErrored.
 	var failure *temporal.ApplicationError
 	if errors.As(err, &failure) {
