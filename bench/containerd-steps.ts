@@ -291,7 +291,9 @@ processes, four of them on the path. \`runc create\` + \`start\` by hand on this
 25 interleaved runs, load ~9): 45–53 + 9–13 ms, the same with or without the seccomp filter, the
 masked and read-only paths, or a network namespace of its own; runc by itself costs about what a
 whole host-process step does here, so 1.5× is out of reach with runc on this machine (Debian's crun
-1.8.1, ~3× faster than runc by hand, refuses this host's hybrid cgroup v1+v2 layout).
+1.8.1, ~3× faster than runc by hand, refuses this host's hybrid cgroup v1+v2 layout; youki 0.7.0,
+built from crates.io with its cgroup v1 feature, is no faster: create 50–65 ms and start 27–43 ms against
+runc's 45–63 and 8–15 ms, 6 interleaved runs at load 1.4–3, 2026-12-03).
 
 The next lever is a task created ahead (containerd's task create is \`runc create\`, its start is
 \`runc start\`): the \`task create\` row above (~50–75 ms) would leave the path, though not the CPUs,
