@@ -8,9 +8,9 @@
 // reboot none are left, and a re-run step mounts again.
 import { lchownSync, lstatSync, readdirSync } from 'node:fs';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { copyArtifact } from '../../artifacts';
+import { overlayTakesVolatile } from '../../../common/overlay';
 import { runCommand } from './spawner';
 import type { UserIds } from './users';
 
@@ -57,12 +57,7 @@ function overlaps(a: string, b: string): boolean {
 /** Whether this process may mount at all (root): decided once, so a worker without the right pays no failed mount per input. */
 let canMount: boolean | undefined;
 
-/** Overlayfs took the `volatile` option in Linux 5.10. */
-const [kernelMajor = 0, kernelMinor = 0] = os
-  .release()
-  .split('.')
-  .map((n) => Number.parseInt(n, 10));
-const volatileOverlay = kernelMajor > 5 || (kernelMajor === 5 && kernelMinor >= 10);
+const volatileOverlay = overlayTakesVolatile();
 
 /** Mounts an overlay of `lower` at `target`; false (and nothing mounted) where it cannot. */
 async function mountOverlay(lower: string, target: string, layers: string, over?: ViewLayers): Promise<boolean> {
