@@ -288,6 +288,11 @@ function containerdConfig(
   const config = path.join(root, 'config.toml');
   const imageStore = imageStoreRoot(nodeBin);
   const cri = "plugins.'io.containerd.cri.v1.runtime'";
+  // A container's root is scratch: its unmount need not sync the disk under it, which wrote back
+  // every dirty page there (a producer's fresh output, a fetched input) before the kubelet learnt of
+  // the container's exit (BENCHMARKS.md, "Container roots without a sync"). Image layers are
+  // unpacked straight into their directories, without this mount, so the store keeps its syncs.
+  const snapshotter = overlayTakesVolatile() ? `[plugins.'io.containerd.snapshotter.v1.overlayfs']\n  mount_options = ["volatile"]\n` : '';
   fs.writeFileSync(
     config,
     `version = 3
@@ -316,16 +321,7 @@ state = "${path.join(root, 'state')}"
       [${cri}.containerd.runtimes.runc.options]
         # cgroup v1 managed by cgroupfs, as the kubelet's cgroupDriver says.
         SystemdCgroup = false
-${
-  overlayTakesVolatile()
-    ? `[plugins.'io.containerd.snapshotter.v1.overlayfs']
-  # A container's root is scratch: its unmount need not sync the disk under it, which wrote back
-  # every dirty page there (a producer's fresh output, a fetched input) before the kubelet learnt
-  # of the container's exit (BENCHMARKS.md, "Container roots without a sync").
-  mount_options = ["volatile"]
-`
-    : ''
-}`,
+${snapshotter}`,
   );
   return { config, socket, imageStore };
 }
