@@ -1,8 +1,10 @@
 // The gap between sequential step pods on the real node, against the kubelet's own floor.
 // Runs on the stack `causeway dev up --runtime kubernetes` started in CAUSEWAY_HOME:
-//   - a 10-step sequential build (default image): each task prints the clock when it starts
-//     and when it ends; the gap of step i is start(i) − end(i−1): the runtime's work, Temporal,
-//     the pod's creation, scheduling, sandbox, image, container start;
+//   - a 10-step sequential build (default image): each task prints the clock when it starts,
+//     works 2 s (so that its log is followed live, as a real step's is: the kubelet ends a
+//     followed stream up to a second after the last write) and prints it when it ends; the gap
+//     of step i is start(i) − end(i−1): the runtime's work, the log's end, Temporal, the pod's
+//     creation, scheduling, sandbox, image, container start;
 //   - the floor: a bare pod of the same image created through the API, from the POST to its
 //     container printing the clock (scheduling, sandbox, image, container start only).
 //   - pod-to-pod artifacts: producer → consumer pairs, the producer writing a 200 MB tree of
@@ -16,7 +18,7 @@
 // writes its section of BENCHMARKS.md.
 //
 //   sudo ./bin/causeway dev up --runtime kubernetes
-//   npm run bench:k8s-steps -- [--steps 10] [--floor 5] [--pairs 3] [--mb 200] [--out BENCHMARKS.md]
+//   npm run bench:k8s-steps -- [--steps 10] [--work 2] [--floor 5] [--pairs 3] [--mb 200] [--out BENCHMARKS.md]
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -150,6 +152,7 @@ function localTarMs(mb: number, runs: number): number {
 
 async function main(): Promise<void> {
   const steps = Number(arg('steps', 10));
+  const work = Number(arg('work', 2));
   const floors = Number(arg('floor', 5));
   const pairs = Number(arg('pairs', 3));
   const mb = Number(arg('mb', 200));
@@ -171,9 +174,10 @@ async function main(): Promise<void> {
   for (let i = 0; i < floors; i++) floor.push(await floorOnce(cluster.server, tls, image, i));
 
   const clocks = `echo start $(${CLOCK}); echo end $(${CLOCK})`;
+  const working = `echo start $(${CLOCK}); sleep ${work}; echo end $(${CLOCK})`;
   const plain = Array.from(
     { length: steps },
-    (_, i) => `- task: s${i}\n  config: {platform: linux, run: {path: sh, args: [-c, '${clocks}']}}\n`,
+    (_, i) => `- task: s${i}\n  config: {platform: linux, run: {path: sh, args: [-c, '${working}']}}\n`,
   );
   // Step s(steps+2k) writes into out<k>, the next step reads it; pairs alternate between the
   // tree (even k) and an empty output (odd k), whose consumers' gaps are the baseline. The empty
@@ -255,7 +259,7 @@ async function main(): Promise<void> {
       ...rows.slice(1).map((r) => `| ${r.join(' | ')} |`),
     ].join('\n');
     const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
-    const text = `${MARKS.start}\n## k8s-steps: gap between sequential step pods on the real node\n\n\`node dist/bench/k8s-steps.js\` on \`causeway dev up --runtime kubernetes\` (${new Date().toISOString()}, load ${load}); ${steps} sequential steps of the default task image, each printing the clock at its start and end; the floor is a bare pod of the same image created through the API. Then ${pairs} producer → consumer pairs moving ${mb} MiB of random files pod to pod through the agents, each followed by a pair moving an empty output.\n\n${table}\n${MARKS.end}`;
+    const text = `${MARKS.start}\n## k8s-steps: gap between sequential step pods on the real node\n\n\`node dist/bench/k8s-steps.js\` on \`causeway dev up --runtime kubernetes\` (${new Date().toISOString()}, load ${load}); ${steps} sequential steps of the default task image, each printing the clock at its start and, ${work} s later, at its end; the floor is a bare pod of the same image created through the API. Then ${pairs} producer → consumer pairs moving ${mb} MiB of random files pod to pod through the agents, each followed by a pair moving an empty output.\n\n${table}\n${MARKS.end}`;
     console.log(table);
     writeSection(out, MARKS, text);
   } finally {

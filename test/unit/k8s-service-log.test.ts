@@ -2,7 +2,7 @@
 // that do not depend on how the kubelet chunked the stream), what its messages redact, and the
 // addresses a service's own spec sees.
 import type { KubeApi } from '../../activities/runtime/kubernetes/api';
-import { LineCutter, type LogPiece } from '../../activities/runtime/kubernetes/log-pieces';
+import { joinPieces, LineCutter, type LogPiece } from '../../activities/runtime/kubernetes/log-pieces';
 import { ServiceLog } from '../../activities/runtime/kubernetes/service-log';
 import { siblingScope, type ServiceAddress } from '../../common/services';
 
@@ -11,6 +11,41 @@ function cut(chunks: string[], max?: number): { text: string; offset: number }[]
   const pieces: LogPiece[] = [...chunks.flatMap((c) => cutter.push(Buffer.from(c))), ...cutter.end()];
   return pieces.map((p) => ({ text: p.data.toString('utf8'), offset: p.offset }));
 }
+
+describe('joinPieces', () => {
+  const piece = (offset: number, text: string): LogPiece => ({ offset, data: Buffer.from(text) });
+  const texts = (pieces: LogPiece[]) => pieces.map((p) => ({ text: p.data.toString('utf8'), offset: p.offset }));
+
+  test('consecutive lines become one message of up to max bytes, each starting where the last ended', () => {
+    const lines = ['a\n', 'bb\n', 'c\n', 'dddd\n', 'e'];
+    let at = 0;
+    const pieces = lines.map((l) => {
+      const p = piece(at, l);
+      at += l.length;
+      return p;
+    });
+    expect(texts(joinPieces(pieces, 7))).toEqual([
+      { text: 'a\nbb\nc\n', offset: 0 },
+      { text: 'dddd\ne', offset: 7 },
+    ]);
+    expect(Buffer.concat(joinPieces(pieces).map((p) => p.data)).toString()).toBe(lines.join(''));
+  });
+
+  test('a piece that does not follow the one before starts a message of its own', () => {
+    expect(texts(joinPieces([piece(0, 'a\n'), piece(5, 'b\n'), piece(7, 'c\n')]))).toEqual([
+      { text: 'a\n', offset: 0 },
+      { text: 'b\nc\n', offset: 5 },
+    ]);
+  });
+
+  test('many tiny lines (more than a call takes arguments) join without a stack overflow', () => {
+    const cutter = new LineCutter();
+    const pieces = cutter.push(Buffer.from('\n'.repeat(300_000)));
+    expect(pieces).toHaveLength(300_000);
+    const joined = joinPieces(pieces);
+    expect(joined.map((p) => p.data.length)).toEqual([65_536, 65_536, 65_536, 65_536, 37_856]);
+  });
+});
 
 describe('LineCutter', () => {
   const log = 'first line\nsecond\n\nlast without newline';

@@ -60,3 +60,27 @@ export class LineCutter {
     return piece;
   }
 }
+
+/**
+ * Consecutive pieces joined into messages of up to `max` bytes: a log of many short lines is
+ * sent in few messages, not one per line. The joins may fall elsewhere on a re-read; the
+ * publisher continues after whatever JetStream already holds at an offset, so nothing doubles.
+ */
+export function joinPieces(pieces: LogPiece[], max = MAX_PIECE): LogPiece[] {
+  const out: LogPiece[] = [];
+  let run: LogPiece[] = [];
+  let length = 0;
+  const flush = () => {
+    if (run.length > 0) out.push({ offset: run[0].offset, data: run.length === 1 ? run[0].data : Buffer.concat(run.map((p) => p.data)) });
+    run = [];
+    length = 0;
+  };
+  for (const p of pieces) {
+    const contiguous = run.length > 0 && run[0].offset + length === p.offset;
+    if (!contiguous || length + p.data.length > max) flush();
+    run.push(p);
+    length += p.data.length;
+  }
+  flush();
+  return out;
+}

@@ -18,7 +18,7 @@ import { inputSources, podArtifact } from './artifact-ref';
 import { readFileOf } from './artifacts';
 import { k8s, type V1Pod, type V1Secret } from './client';
 import { apiCode, apiMessage } from './errors';
-import { CONTAINER_LOG_DRAIN_MS, LineCutter, type LogPiece as LogCut } from './log-pieces';
+import { CONTAINER_LOG_DRAIN_MS, joinPieces, LineCutter, type LogPiece as LogCut } from './log-pieces';
 import { ANNOTATIONS, CONTAINERS, PodSpecError, buildPod, buildStepEnvSecret, podName, type PodInput } from './pod';
 import { containerStarted, evaluate, oomKilled } from './pod-status';
 import { podInformer } from './pod-watcher';
@@ -166,9 +166,10 @@ export async function findOrStartPodTask(
       log.close();
     }
     if (exitCode === undefined) return undefined;
-    // A pod without outputs has nothing more to give: delete it now. One with outputs stays
-    // (owned by the anchor) until its consumers have fetched; deleting the anchor removes it.
-    if (declared.length === 0 && !signalled) await rt.deletePod(name, 0).catch(() => undefined);
+    // A pod without outputs has nothing more to give: delete it now, without holding the step's
+    // end for the API's answer (the anchor removes a pod whose delete was lost). One with outputs
+    // stays (owned by the anchor) until its consumers have fetched; deleting the anchor removes it.
+    if (declared.length === 0 && !signalled) void rt.deletePod(name, 0).catch(() => undefined);
     return { exitCode, outputs };
   };
   const signal = async (sig: TaskSignal) => {
@@ -222,6 +223,9 @@ export async function runPodTask(rt: KubeApi, req: RunTaskRequest, hooks: StepHo
  */
 class PodLog {
   private pieces: LogCut[] = [];
+  /** bytes and lines the stream has brought so far */
+  private received = 0;
+  private lines = 0;
   private readonly cutter = new LineCutter();
   private done?: Promise<void>;
   /** the follow stream reached the log's end (not an error, nor our abort) */
@@ -244,11 +248,17 @@ class PodLog {
   start(): void {
     let ended: () => void = () => undefined;
     this.done = new Promise<void>((resolve) => (ended = resolve));
-    // Offsets of whole lines, so a re-attached activity reading the log from the start,
-    // however the kubelet chunks it this time, makes the same pieces and message ids.
+    // Pieces end at line ends, however the kubelet chunks the stream: redaction sees whole lines.
     const sink = new Writable({
       write: (chunk: Buffer, _enc, cb) => {
-        if (!this.closed) this.pieces.push(...this.cutter.push(chunk));
+        // One by one, not push(...): a chunk of tiny lines is more pieces than a call takes arguments.
+        if (!this.closed) {
+          this.received += chunk.length;
+          for (const p of this.cutter.push(chunk)) {
+            this.pieces.push(p);
+            this.lines++;
+          }
+        }
         cb();
       },
       final: (cb) => {
@@ -279,25 +289,35 @@ class PodLog {
   }
 
   /**
-   * The container ended: its log stream ends too (the kubelet ends it), within a bound. A stream
+   * The container ended: its log stream ends too (the kubelet ends it), or goes quiet. A stream
    * that did not reach the end (slow at load, broken off, refused) would lose the last lines
    * silently: the log of an ended container is complete, so one plain read gives what is missing.
+   * The kubelet ends a stream that has caught up only at its next look at the container, up to a
+   * second after the last write (cri-client's logForceCheckPeriod), so a short log whose stream
+   * is quiet is read again at once: every step that prints while followed saved that second. A
+   * long one is not: the kubelet sends ~40,000 lines a second here, flushing each, so a stream
+   * still sending is waited for, and a second read of a long log would cost as much again.
    */
   async drain(): Promise<void> {
     if (!this.done) return;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.done, new Promise<void>((r) => (timer = setTimeout(r, this.rt.opts.logDrainMs ?? CONTAINER_LOG_DRAIN_MS)))]);
-    clearTimeout(timer);
+    const quiet = this.rt.opts.logDrainMs ?? CONTAINER_LOG_DRAIN_MS;
+    for (let ended = false; !ended;) {
+      const seen = this.received;
+      const bound = this.lines <= REREAD_MAX_LINES ? Math.min(REREAD_AFTER_MS, quiet) : quiet;
+      let timer: NodeJS.Timeout | undefined;
+      ended = await Promise.race([this.done.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), bound)))]);
+      clearTimeout(timer);
+      if (this.received === seen) break;
+    }
     this.close();
     if (!this.whole) await this.readRest();
   }
 
-  /** The pieces from byte `from` on; those before it were taken. */
+  /** The pieces from byte `from` on, joined into fewer messages; those before it were taken. */
   read(from: number): LogPiece[] {
     this.pieces = this.pieces.filter((p) => p.offset + p.data.length > from);
-    return this.pieces.map((p) =>
-      p.offset >= from ? { stream: 'stdout', ...p } : { stream: 'stdout', offset: from, data: p.data.subarray(from - p.offset) },
-    );
+    const rest = this.pieces.map((p) => (p.offset >= from ? p : { offset: from, data: p.data.subarray(from - p.offset) }));
+    return joinPieces(rest).map((p) => ({ stream: 'stdout', ...p }));
   }
 
   close(): void {
@@ -338,12 +358,16 @@ class PodLog {
     }
     const cutter = new LineCutter();
     const all = [...cutter.push(Buffer.concat(chunks)), ...cutter.end()];
-    this.pieces.push(...all.filter((p) => p.offset >= this.cutter.taken));
+    for (const p of all) if (p.offset >= this.cutter.taken) this.pieces.push(p);
   }
 }
 
 /** How long the plain read of an ended container's log may take. */
 const REST_READ_MS = 15_000;
+/** A followed log of up to this many lines is read again whole when its stream goes quiet without ending. */
+const REREAD_MAX_LINES = 2_000;
+/** How long an ended container's stream may be quiet before a short log is read again. */
+const REREAD_AFTER_MS = 20;
 
 /**
  * Follows the pod through the runtime's pod informer until the task container ends (its exit

@@ -20,6 +20,8 @@ import { startBuildEnv, type BuildEnv } from '../setup/builds';
 import { adminCore, adminKubeConfig, freshNamespace, testCluster } from '../setup/env';
 
 jest.setTimeout(600_000);
+/** Longer than any command here takes on a loaded machine (a trigger-job -w: about a minute). */
+const CLI_TIMEOUT_MS = 300_000;
 
 let env: BuildEnv;
 let client: Client;
@@ -103,7 +105,10 @@ function cli(args: string[], cwd: string): { code: number | null; out: string } 
     cwd,
     env: { ...process.env, CAUSEWAY_HOME: home, NO_COLOR: '1' },
     encoding: 'utf8',
+    // spawnSync blocks jest's own timeout: a command that hangs must fail the test, not the run.
+    timeout: CLI_TIMEOUT_MS,
   });
+  if (r.error) return { code: null, out: `causeway ${args.join(' ')}: ${r.error.message}\n${r.stdout}${r.stderr}` };
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 

@@ -132,6 +132,21 @@ describe('a real container ends the step', () => {
     expect(rt.calls.log).toBeGreaterThanOrEqual(1);
   });
 
+  // The kubelet ends a followed stream up to a second after the task's last write: a short log is
+  // read again at once instead, a long one (more lines than a second read could take quickly) waited for.
+  test.concurrent.each([
+    ['a short log', 3],
+    ['150,000 lines, sent in few messages', 150_000],
+  ])('printed while followed, then the task ends: %s arrives whole', async (_what, lines) => {
+    const rt = runtime();
+    const sink = logSink();
+    const outcome = await rt.runStep(request(sh(`echo started; sleep 2; seq 1 ${lines}; printf end`)), { log: sink.log });
+    expect(outcome).toMatchObject({ state: 'succeeded' });
+    expect(sink.text()).toBe(`started\n${Array.from({ length: lines }, (_, i) => `${i + 1}\n`).join('')}end`);
+    expect(sink.offsets()).toEqual(sink.expected());
+    expect(sink.offsets().length).toBeLessThan(lines > 1000 ? 100 : 6);
+  });
+
   test.concurrent('re-attached after its task ended, a step gets the whole log though the drain’s bound expired at once', async () => {
     // A worker re-attaching to a pod whose task has ended starts reading its log only then; with a
     // 1 ms drain the followed log cannot arrive in time, and one plain read completes it. The pod
