@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import type { StackInfo } from '../cli/dev/stack';
 
 /**
@@ -89,8 +90,16 @@ export function machineCpuMs(): { busy: number; total: number } {
   return { busy: (busy * 1000) / CLOCK_TICKS, total: (total * 1000) / CLOCK_TICKS };
 }
 
-/** Runs a benchmark's main and exits with its outcome (0, or 1 with the error's stack). */
+/**
+ * Runs a benchmark's main and exits with its outcome (0, or 1 with the error's stack). With
+ * `--help`, prints the header of the bench's source (what it measures, how to run it, its
+ * options) instead: a bench takes minutes and rewrites BENCHMARKS.md, so help must not run it.
+ */
 export function runMain(main: () => Promise<void>): void {
+  if (process.argv.includes('--help') || process.argv.includes('-h')) {
+    process.stdout.write(usage(process.argv[1] ?? ''));
+    process.exit(0);
+  }
   main().then(
     () => process.exit(0),
     (err) => {
@@ -98,4 +107,21 @@ export function runMain(main: () => Promise<void>): void {
       process.exit(1);
     },
   );
+}
+
+/** The leading `//` comment of bench/<name>.ts, for the bench that `script` (dist/bench/<name>.js) runs. */
+export function usage(script: string): string {
+  const source = path.resolve(path.dirname(script), '../../bench', `${path.basename(script, '.js')}.ts`);
+  let text: string;
+  try {
+    text = fs.readFileSync(source, 'utf8');
+  } catch {
+    return `no usage: ${source} is not there (run the bench from the repository)\n`;
+  }
+  const lines: string[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('//')) break;
+    lines.push(line.replace(/^\/\/ ?/, ''));
+  }
+  return `${lines.join('\n')}\n`;
 }
