@@ -4,7 +4,7 @@
 // (`pipeline-NAME`) through updates and queries; builds of jobs are ordinary builds.
 import { createInterface } from 'node:readline/promises';
 import { readFileSync } from 'node:fs';
-import { WorkflowUpdateFailedError, type Client } from '@temporalio/client';
+import { WorkflowUpdateFailedError, WorkflowUpdateStage, type Client } from '@temporalio/client';
 import YAML from 'yaml';
 import { awaitBuild } from '../../common/build-client';
 import { applyPipeline, changes, configKey, credentialRefsNote, lastPipelineView, pipelineDiff } from '../../common/pipeline-set';
@@ -422,14 +422,24 @@ async function seenEnded(client: Client, p: Target): Promise<PipelineView> {
   }
 }
 
-export async function checkResource(opts: { resource: string; from: string[] }): Promise<void> {
+export async function checkResource(opts: { resource: string; from: string[]; async?: boolean }): Promise<void> {
   await withSession(async (s) => {
     const [p, r] = split(opts.resource, '-r');
     const from = opts.from.length > 0 ? versionFlag(opts.from, '--from') : undefined;
-    const result = await update<{ added: number; error?: string }>(s.client, p, PIPELINE_UPDATES.check, {
-      resource: r,
-      ...(from ? { from } : {}),
-    });
+    const req = { resource: r, ...(from ? { from } : {}) };
+    if (opts.async) {
+      // Said here: a refused update answers startUpdate as if taken, its error kept for a result nobody awaits.
+      const { config } = await view(s.client, p);
+      if (!config.resources.some((x) => x.name === r))
+        throw new CliError(`no resource ${r} in pipeline ${p.display} (resources: ${config.resources.map((x) => x.name).join(', ')})`);
+      await s.client.workflow
+        .getHandle(pipelineWorkflowId(p.key))
+        .startUpdate<unknown, [unknown]>(PIPELINE_UPDATES.check, { args: [req], waitForStage: WorkflowUpdateStage.ACCEPTED });
+      say(`started a check of ${p.display}/${r}; its versions: causeway resource-versions -r ${p.display}/${r}`);
+      return;
+    }
+    say(`checking ${p.display}/${r}`);
+    const result = await update<{ added: number; error?: string }>(s.client, p, PIPELINE_UPDATES.check, req);
     if (result.error)
       throw new CliError(`check of ${p.display}/${r} failed: ${result.error}`, 'fix the resource source in the pipeline file');
     say(`checked ${p.display}/${r}: ${result.added} new version${result.added === 1 ? '' : 's'}`);

@@ -135,6 +135,7 @@ Example:
     .description("run a resource's check now and record the versions it finds; waits for it")
     .requiredOption('-r, --resource <pipeline/resource>', 'the resource: PIPELINE/RESOURCE, or PIPELINE/k:v,.../RESOURCE for an instance')
     .option('-f, --from <key:value>', 'check from this version instead of the newest known; repeatable for each key', collect, [])
+    .option('-a, --async', 'return once the pipeline has taken the check, without waiting for its result (as fly check-resource -a)')
     .action(lazy(() => impl().checkResource));
 
   program
