@@ -184,15 +184,23 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Every port of a private stack, free a moment ago: tests and benchmarks run beside `dev up`. */
+/**
+ * Every port of a private stack, free a moment ago and all different: tests and benchmarks run
+ * beside `dev up`. The kernel may hand out a port just closed again (CI saw the UI's port given
+ * to NATS's monitor too), so a port already chosen is asked for anew.
+ */
 export async function freeStackPorts(): Promise<Required<StackPorts>> {
-  return {
-    temporal: await freePort(),
-    ui: await freePort(),
-    nats: await freePort(),
-    natsMonitor: await freePort(),
-    codec: await freePort(),
+  const chosen = new Set<number>();
+  const next = async (): Promise<number> => {
+    for (;;) {
+      const port = await freePort();
+      if (!chosen.has(port)) {
+        chosen.add(port);
+        return port;
+      }
+    }
   };
+  return { temporal: await next(), ui: await next(), nats: await next(), natsMonitor: await next(), codec: await next() };
 }
 
 function portInUse(port: number): Promise<boolean> {
