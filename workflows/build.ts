@@ -4,7 +4,6 @@ import {
   CancellationScope,
   defineQuery,
   isCancellation,
-  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -24,13 +23,14 @@ import type { JobBuildRef } from '../schemas/pipeline-api';
 import { BuildInputError, parseBuildInput } from '../schemas/build-input';
 import type { BuildStatus } from '../schemas/messages';
 import { messageOf } from './attempts';
-import { LEAN_STEP_WRAPPERS, Scope, type BuildContext } from './context';
+import { Scope, type BuildContext } from './context';
 import { buildCredentials, secretLocalNames } from './credentials';
 import { ArtifactReleaser } from './release';
 import { StatusTracker } from './status';
 import { runStep } from './step';
 import { WorkerWait } from './waiting';
 import { imageTypesOf } from './resource';
+import { decidePatches } from './patches';
 import { ACTIVITY_FAILURES, FAILURE_TYPES, type BuildInput, type BuildSummary, type StepStatus } from '../schemas/build';
 
 export const statusQuery = defineQuery<BuildSummary>('status');
@@ -58,6 +58,7 @@ export function stepActivities(taskQueue: string) {
  * red), or aborted (cancelled). Holds only references: artifact locations and states.
  */
 export async function build(raw: BuildInput): Promise<BuildSummary> {
+  const patches = decidePatches();
   const input = validInput(raw);
   const info = workflowInfo();
   const root = CancellationScope.current();
@@ -139,8 +140,10 @@ export async function build(raw: BuildInput): Promise<BuildSummary> {
     releaser,
     credentials: buildCredentials(input.plan.varSources, secretLocalNames(input.plan.plan), jobBuild?.pipeline),
     jobBuild,
-    workerWait: WorkerWait.create(status, prepared.taskQueue),
-    leanWrappers: patched(LEAN_STEP_WRAPPERS),
+    // In this order: builds started before decidePatches ask for these here, one after the other.
+    workerWait: patches('worker-wait-note') ? new WorkerWait(status, prepared.taskQueue) : undefined,
+    leanWrappers: patches('lean-step-wrappers'),
+    patched: patches,
   };
 
   let outcome: BuildStatus;

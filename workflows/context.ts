@@ -6,6 +6,7 @@ import type { JobBuildRef } from '../schemas/pipeline-api';
 import type { ArtifactReleaser } from './release';
 import type { StatusTracker } from './status';
 import type { WorkerWait } from './waiting';
+import type { Patches } from './patches';
 
 /** A step that ended `errored` (Concourse: config, timeout, infrastructure), as opposed to a task that failed. */
 export class StepError extends Error {
@@ -90,21 +91,17 @@ export interface BuildContext {
   workerWait?: WorkerWait;
   /** true once the build itself was cancelled (abort), as opposed to a scope cancelled by a timeout or fail_fast */
   aborted(): boolean;
-  /** a step without a modifier skips that modifier's wrapper (passThrough); false in builds older than LEAN_STEP_WRAPPERS */
+  /** the patches this build's (or part's) workflow takes, decided at its start */
+  patched: Patches;
+  /** a step without a modifier skips that modifier's wrapper (passThrough); false in builds older than the patch */
   leanWrappers?: boolean;
 }
 
 /**
- * Builds started before it ran every step through each modifier's async wrapper (hooks, across,
- * services, timeout), also a step without that modifier. Replaying them must keep those promise
- * turns: they order the commands of steps running in parallel.
- */
-export const LEAN_STEP_WRAPPERS = 'lean-step-wrappers';
-
-/**
  * A modifier's wrapper for a step without the modifier: the step itself. Each async hop cost the
  * workflow thread promises, and the SDK's promise hook records a source-mapped stack for each
- * (bench:step-overhead); builds older than LEAN_STEP_WRAPPERS keep the hop.
+ * (bench:step-overhead). Builds older than the `lean-step-wrappers` patch keep the hop: replaying
+ * them must keep those promise turns, which order the commands of steps running in parallel.
  */
 export function passThrough(ctx: BuildContext, run: () => Promise<boolean>): Promise<boolean> {
   return ctx.leanWrappers ? run() : asyncHop(run);

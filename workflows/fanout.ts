@@ -1,4 +1,4 @@
-import { executeChild, isCancellation, patched, workflowInfo } from '@temporalio/workflow';
+import { executeChild, isCancellation, workflowInfo } from '@temporalio/workflow';
 import type { Artifacts } from '../activities/types';
 import type { ServiceAddress } from '../common/services';
 import type { Step } from '../schemas/compiled';
@@ -30,8 +30,6 @@ export const SPLIT_AT = PART_BUDGET;
  * children. 100 parts of 100 already keep 10,000 steps in flight, past any worker's slots.
  */
 export const PARTS_IN_FLIGHT = 100;
-/** Builds started before PARTS_IN_FLIGHT started every part at once, and so must their replays. */
-const PARTS_CAPPED = 'parts-in-flight-capped';
 /** How long a part's workflow task may take, queueing in the worker included (see runPart). */
 export const PART_TASK_TIMEOUT = '1 minute';
 /** Failed tasks a part names for the build's message; the rest are in its status. */
@@ -201,7 +199,7 @@ export async function runList(
   const parts = slices(source.weights.map(inlineCost), PART_BUDGET);
   const inner = Math.min(opts.limit, Math.max(...parts.map(([from, to]) => to - from)));
   let lanes = Math.max(1, Math.floor(opts.limit / inner));
-  if (lanes > PARTS_IN_FLIGHT && patched(PARTS_CAPPED)) lanes = PARTS_IN_FLIGHT;
+  if (lanes > PARTS_IN_FLIGHT && ctx.patched('parts-in-flight-capped')) lanes = PARTS_IN_FLIGHT;
   const refs = parts.map(([from, to]): PartRef => {
     const ref = {
       workflowId: `${ctx.buildId}.part.${ctx.runId.slice(0, 8)}.${frame.runKey}.${source.key}@${from}`,

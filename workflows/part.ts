@@ -1,15 +1,16 @@
-import { ApplicationFailure, CancellationScope, isCancellation, patched, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Artifacts } from '../activities/types';
 import type { BuildStatus } from '../schemas/messages';
 import { acrossLevels } from './across';
 import { messageOf } from './attempts';
 import { failedTasks, stepActivities, statusQuery } from './build';
-import { LEAN_STEP_WRAPPERS, Scope, type BuildContext, type Deadline, type Frame } from './context';
+import { Scope, type BuildContext, type Deadline, type Frame } from './context';
 import { FAILED_NAMED, type PartInput, type PartResult } from './fanout';
 import { runPool } from './pool';
 import { StatusTracker } from './status';
 import { runIteration, runStep } from './step';
 import { WorkerWait } from './waiting';
+import { decidePatches } from './patches';
 import type { BuildSummary } from '../schemas/build';
 
 /** Failure type of a part whose slice errored; its details carry the PartResult. */
@@ -24,6 +25,7 @@ export const PART_ERRORED = 'PartErrored';
  * the child); a cancellation after an enclosing timeout's deadline is that timeout.
  */
 export async function buildPart(input: PartInput): Promise<PartResult> {
+  const patches = decidePatches();
   const root = CancellationScope.current();
   const status = new StatusTracker(input.plan);
   const summary: BuildSummary = {
@@ -58,8 +60,9 @@ export async function buildPart(input: PartInput): Promise<PartResult> {
     aborted: () => root.consideredCancelled && !deadlines.some((d) => d.expired),
     // The build's releaser knows the whole plan: outputs go back to it with the result.
     releaser: input.releasesArtifacts ? { produced: (outputs) => produced.push(outputs), stepEnded: () => undefined } : undefined,
-    workerWait: WorkerWait.create(status, input.taskQueue),
-    leanWrappers: patched(LEAN_STEP_WRAPPERS),
+    workerWait: patches('worker-wait-note') ? new WorkerWait(status, input.taskQueue) : undefined,
+    leanWrappers: patches('lean-step-wrappers'),
+    patched: patches,
   };
   const outer = new Scope();
   for (const [name, ref] of Object.entries(input.frame.artifacts)) outer.setArtifact(name, ref);

@@ -5,7 +5,6 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
-  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -33,6 +32,7 @@ import {
   SET_BY_NEWER_BUILD,
 } from '../schemas/pipeline-api';
 import { messageOf } from './attempts';
+import { decidePatches } from './patches';
 import {
   createBuild,
   finishBuild,
@@ -59,12 +59,6 @@ const acts = proxyLocalActivities<PipelineActivities>({ ...LOCAL_OPTIONS, startT
 /** A check ends itself at its check_timeout; the activity gets this much longer to say so. */
 const CHECK_REPORT_MS = 60_000;
 
-/** Checks of image types run in a container on a worker with containers; before, they failed in the local activity. */
-const IMAGE_TYPE_CHECKS = 'image-type-checks';
-/** A serial group is held only by a pending build that could start; before, by any pending build of the group. */
-const SERIAL_GROUP_SKIPS_UNRESOLVED = 'serial-group-skips-unresolved';
-/** A trigger-job build checks its inputs' resources before they are resolved; before, it took the versions known. */
-const TRIGGER_CHECKS_FIRST = 'trigger-checks-first';
 /** A container check's worker is taken for dead after this long without a heartbeat: the pipeline's next check looks again. */
 const CONTAINER_CHECK_HEARTBEAT = '1 minute';
 
@@ -101,6 +95,7 @@ export const outputSignal = defineSignal<[SavedOutput]>(PIPELINE_SIGNALS.output)
  * Its whole state is carried by continue-as-new, so its history stays short.
  */
 export async function pipeline(input: PipelineInput): Promise<void> {
+  const patches = decidePatches();
   let config = input.config;
   const state: SchedulerState = input.state;
   const lastChecked: Record<string, number> = input.lastChecked;
@@ -180,7 +175,7 @@ export async function pipeline(input: PipelineInput): Promise<void> {
     triggerUpdate,
     (name) => {
       const build = createBuild(state, name, true);
-      if (patched(TRIGGER_CHECKS_FIRST)) {
+      if (patches('trigger-checks-first')) {
         const checks = resourcesToCheck(job(name), config, state);
         if (checks.length > 0) build.checks = checks;
       }
@@ -253,7 +248,7 @@ export async function pipeline(input: PipelineInput): Promise<void> {
         from: from ?? known[known.length - 1]?.version ?? null,
       };
       const found =
-        r.ref.type.kind === 'image' && patched(IMAGE_TYPE_CHECKS)
+        r.ref.type.kind === 'image' && patches('image-type-checks')
           ? await checkInContainer(req)
           : await proxyLocalActivities<PipelineActivities>({
               ...LOCAL_OPTIONS,
@@ -308,8 +303,8 @@ export async function pipeline(input: PipelineInput): Promise<void> {
     }
 
     const legacy = {
-      anyPendingHoldsGroup: () => !patched(SERIAL_GROUP_SKIPS_UNRESOLVED),
-      triggerBesideManual: () => !patched(TRIGGER_CHECKS_FIRST),
+      anyPendingHoldsGroup: () => !patches('serial-group-skips-unresolved'),
+      triggerBesideManual: () => !patches('trigger-checks-first'),
     };
     for (const build of schedule(config, state, legacy)) {
       try {

@@ -1,4 +1,4 @@
-import { getExternalWorkflowHandle, isCancellation, patched } from '@temporalio/workflow';
+import { getExternalWorkflowHandle, isCancellation } from '@temporalio/workflow';
 import type { PutStep, ResourceVersion } from '../schemas/compiled';
 import { PIPELINE_SIGNALS, pipelineWorkflowId, type SavedOutput } from '../schemas/pipeline-api';
 import { StepError, type BuildContext, type Frame } from './context';
@@ -30,9 +30,6 @@ export async function runPut(ctx: BuildContext, raw: PutStep, frame: Frame): Pro
   return true;
 }
 
-/** Builds started before puts saved their versions at once must replay without the signal. */
-const PUT_SAVES_OUTPUT = 'put-saves-output';
-
 /**
  * Concourse's SaveOutput: a job build's put gives its pipeline the version it made as soon as
  * it succeeds, so the version is recorded whatever the build does next (fails, errors, is
@@ -40,7 +37,7 @@ const PUT_SAVES_OUTPUT = 'put-saves-output';
  * pipeline that is gone (destroyed) has nothing to record it in.
  */
 async function saveOutput(ctx: BuildContext, resource: string, version: ResourceVersion): Promise<void> {
-  if (!ctx.jobBuild || !patched(PUT_SAVES_OUTPUT)) return;
+  if (!ctx.jobBuild || !ctx.patched('put-saves-output')) return;
   const { pipeline, job, number } = ctx.jobBuild;
   const output: SavedOutput = { job, number, resource, version };
   try {

@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, patched } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/workflow';
 import type { RunTaskResult } from '../activities/types';
 import { ACTIVITY_FAILURES } from '../schemas/build';
 import type { TaskStep } from '../schemas/compiled';
@@ -6,9 +6,6 @@ import { deadlineOf, StepError, type BuildContext, type Frame } from './context'
 import { redactedValues } from './credentials';
 import { withLocals } from './locals';
 import { interpolateServices } from '../common/services';
-
-/** Builds whose history predates this patch expect a completed activity for a task that exited non-zero. */
-const TASK_FAILURE_FAILS_ACTIVITY = 'task-failure-fails-activity';
 
 /** `task`: runs the task's process on the build's worker; exit 0 is success. Outputs join the scope. */
 export async function runTask(ctx: BuildContext, step: TaskStep, frame: Frame): Promise<boolean> {
@@ -30,7 +27,7 @@ export async function runTask(ctx: BuildContext, step: TaskStep, frame: Frame): 
     varSources: ctx.credentials?.varSources,
     ...(ctx.credentials?.pipeline !== undefined ? { pipeline: ctx.credentials.pipeline } : {}),
     redact: redactedValues(ctx.credentials, frame),
-    ...(patched(TASK_FAILURE_FAILS_ACTIVITY) ? { failWhenTaskFails: true } : {}),
+    ...(ctx.patched('task-failure-fails-activity') ? { failWhenTaskFails: true } : {}),
   };
   let result: RunTaskResult;
   const watched = ctx.workerWait?.schedule(step.id);

@@ -1,9 +1,6 @@
-import { CancellationScope, isCancellation, patched, sleep } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, sleep } from '@temporalio/workflow';
 import type { Step } from '../schemas/compiled';
 import { passThrough, StepError, type BuildContext, type Deadline, type Frame } from './context';
-
-/** Builds whose history predates this patch keep ending errored on a timeout when replayed. */
-const TIMEOUT_FAILS = 'timeout-fails-the-step';
 
 /**
  * `timeout`: cancels the step when the duration passes; the step then ends FAILED, as
@@ -41,7 +38,7 @@ async function runWithTimeout(
   } catch (err) {
     if (!deadline.expired || !isCancellation(err)) throw err;
     const message = `timeout exceeded (${formatMs(ms)})`;
-    if (!patched(TIMEOUT_FAILS)) throw new StepError(message);
+    if (!ctx.patched('timeout-fails-the-step')) throw new StepError(message);
     ctx.status.note(step.id, message);
     return false;
   } finally {

@@ -3,12 +3,10 @@
 // activity describing the workflow) which of its task activities are still only scheduled.
 // One timer at a time per workflow, and a describe only for steps still unstarted that long:
 // a build of quick steps pays a timer every WAIT_NOTE_MS, not a request per step.
-import { CancellationScope, condition, log, patched, proxyLocalActivities, sleep, workflowInfo, WorkflowError } from '@temporalio/workflow';
+import { CancellationScope, condition, log, proxyLocalActivities, sleep, workflowInfo, WorkflowError } from '@temporalio/workflow';
 import type { BuildActivities } from '../activities/types';
 import type { StatusTracker } from './status';
 
-/** Builds started before it schedule their task activities under the SDK's ids and run no watch. */
-const WORKER_WAIT_NOTE = 'worker-wait-note';
 /** How long a step's activity may stay unstarted before the build says it waits for a worker. */
 export const WAIT_NOTE_MS = 5_000;
 /** How often a waiting step is looked at again, to take the note back once a worker has started it. */
@@ -40,15 +38,10 @@ export class WorkerWait {
   private scheduledCount = 0;
   private watching = false;
 
-  private constructor(
+  constructor(
     private readonly status: StatusTracker,
     private readonly taskQueue: string,
   ) {}
-
-  /** Undefined for a build whose history predates the watch (it replays without it). */
-  static create(status: StatusTracker, taskQueue: string): WorkerWait | undefined {
-    return patched(WORKER_WAIT_NOTE) ? new WorkerWait(status, taskQueue) : undefined;
-  }
 
   /** A task activity about to be scheduled: the id to schedule it under, and `done` once it has ended. */
   schedule(stepId: string): { activityId: string; done(): void } {
