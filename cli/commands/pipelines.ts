@@ -422,6 +422,14 @@ async function seenEnded(client: Client, p: Target): Promise<PipelineView> {
   }
 }
 
+/** The pipeline's resource `r`; one it does not have is refused, naming those it has. */
+function resourceOf(v: PipelineView, p: Target, r: string): PipelineView['config']['resources'][number] {
+  const resource = v.config.resources.find((x) => x.name === r);
+  if (!resource)
+    throw new CliError(`no resource ${r} in pipeline ${p.display} (resources: ${v.config.resources.map((x) => x.name).join(', ')})`);
+  return resource;
+}
+
 export async function checkResource(opts: { resource: string; from: string[]; async?: boolean }): Promise<void> {
   await withSession(async (s) => {
     const [p, r] = split(opts.resource, '-r');
@@ -429,9 +437,7 @@ export async function checkResource(opts: { resource: string; from: string[]; as
     const req = { resource: r, ...(from ? { from } : {}) };
     if (opts.async) {
       // Said here: a refused update answers startUpdate as if taken, its error kept for a result nobody awaits.
-      const { config } = await view(s.client, p);
-      if (!config.resources.some((x) => x.name === r))
-        throw new CliError(`no resource ${r} in pipeline ${p.display} (resources: ${config.resources.map((x) => x.name).join(', ')})`);
+      resourceOf(await view(s.client, p), p, r);
       await s.client.workflow
         .getHandle(pipelineWorkflowId(p.key))
         .startUpdate<unknown, [unknown]>(PIPELINE_UPDATES.check, { args: [req], waitForStage: WorkflowUpdateStage.ACCEPTED });
@@ -450,8 +456,8 @@ export async function resourceVersions(opts: { resource: string; json?: boolean 
   await withSession(async (s) => {
     const [p, r] = split(opts.resource, '-r');
     const v = await view(s.client, p);
-    if (!v.config.resources.some((x) => x.name === r)) throw new CliError(`no resource ${r} in pipeline ${p.display}`);
-    const pin = v.state.pins[r] ?? v.config.resources.find((x) => x.name === r)?.pinned;
+    const resource = resourceOf(v, p, r);
+    const pin = v.state.pins[r] ?? resource.pinned;
     const pinned = (version: Record<string, string>) => !!pin && Object.entries(pin).every(([k, x]) => version[k] === x);
     const rows = [...(v.state.versions[r] ?? [])].reverse().map((x) => ({ id: x.seq, version: x.version, pinned: pinned(x.version) }));
     if (opts.json) return console.log(JSON.stringify(rows, null, 2));
