@@ -1,8 +1,8 @@
-// The pure parts of the kubernetes runtime's services: how a log is cut into messages (ids
-// that do not depend on how the kubelet chunked the stream), what its messages redact, and the
-// addresses a service's own spec sees.
+// The pure parts of the kubernetes runtime's logs and services: how a log is cut into messages
+// (a service's: ids that do not depend on how the kubelet chunked the stream; a task's: up to
+// 64 KiB at line ends), what a service's messages redact, and the addresses its own spec sees.
 import type { KubeApi } from '../../activities/runtime/kubernetes/api';
-import { joinPieces, LineCutter, type LogPiece } from '../../activities/runtime/kubernetes/log-pieces';
+import { LineCutter, LogBuffer, type LogPiece } from '../../activities/runtime/kubernetes/log-pieces';
 import { ServiceLog } from '../../activities/runtime/kubernetes/service-log';
 import { siblingScope, type ServiceAddress } from '../../common/services';
 
@@ -12,38 +12,70 @@ function cut(chunks: string[], max?: number): { text: string; offset: number }[]
   return pieces.map((p) => ({ text: p.data.toString('utf8'), offset: p.offset }));
 }
 
-describe('joinPieces', () => {
-  const piece = (offset: number, text: string): LogPiece => ({ offset, data: Buffer.from(text) });
+describe("LogBuffer (a task container's log)", () => {
   const texts = (pieces: LogPiece[]) => pieces.map((p) => ({ text: p.data.toString('utf8'), offset: p.offset }));
+  const buffer = (chunks: string[], opts: { max?: number; countLinesTo?: number } = {}) => {
+    const b = new LogBuffer(opts);
+    for (const c of chunks) b.push(Buffer.from(c));
+    return b;
+  };
 
-  test('consecutive lines become one message of up to max bytes, each starting where the last ended', () => {
-    const lines = ['a\n', 'bb\n', 'c\n', 'dddd\n', 'e'];
-    let at = 0;
-    const pieces = lines.map((l) => {
-      const p = piece(at, l);
-      at += l.length;
-      return p;
-    });
-    expect(texts(joinPieces(pieces, 7))).toEqual([
+  test('whole lines become messages of up to max bytes, each starting where the last ended; the unfinished line once the log ends', () => {
+    const b = buffer(['a\nbb\nc\ndddd\ne'], { max: 7 });
+    expect(texts(b.read(0))).toEqual([
       { text: 'a\nbb\nc\n', offset: 0 },
-      { text: 'dddd\ne', offset: 7 },
+      { text: 'dddd\n', offset: 7 },
     ]);
-    expect(Buffer.concat(joinPieces(pieces).map((p) => p.data)).toString()).toBe(lines.join(''));
+    expect(b.read(12)).toEqual([]);
+    b.end();
+    expect(texts(b.read(12))).toEqual([{ text: 'e', offset: 12 }]);
   });
 
-  test('a piece that does not follow the one before starts a message of its own', () => {
-    expect(texts(joinPieces([piece(0, 'a\n'), piece(5, 'b\n'), piece(7, 'c\n')]))).toEqual([
-      { text: 'a\n', offset: 0 },
-      { text: 'b\nc\n', offset: 5 },
+  test("the same bytes, in messages ending at line ends (or a long line's cut), however the stream was chunked", () => {
+    const log = 'first line\nsecond\n\nlast without newline';
+    for (let a = 1; a < log.length; a++) {
+      for (const b of [a + 1, a + 5, log.length - 1]) {
+        if (b <= a || b >= log.length) continue;
+        const buf = buffer([log.slice(0, a), log.slice(a, b), log.slice(b)], { max: 12 });
+        buf.end();
+        const read = buf.read(0);
+        expect(Buffer.concat(read.map((p) => p.data)).toString()).toBe(log);
+        // At a line end, or a long line's cut; never longer than max.
+        expect(read.slice(0, -1).every((p) => p.data.at(-1) === 0x0a || p.data.length === 12)).toBe(true);
+        expect(read.every((p) => p.data.length <= 12)).toBe(true);
+        expect(read.map((p, i) => p.offset - (i === 0 ? 0 : read[i - 1].offset + read[i - 1].data.length))).toEqual(read.map(() => 0));
+      }
+    }
+  });
+
+  test('a long line is cut every max bytes from its start; unfinished, it is read as far as whole cuts', () => {
+    const b = buffer(['xxx', 'xxxxxxx'], { max: 4 });
+    expect(texts(b.read(0))).toEqual([
+      { text: 'xxxx', offset: 0 },
+      { text: 'xxxx', offset: 4 },
+    ]);
+    expect(b.read(8)).toEqual([]);
+    b.push(Buffer.from('\nab'));
+    expect(texts(b.read(8))).toEqual([{ text: 'xx\n', offset: 8 }]);
+    b.end();
+    expect(texts(b.read(11))).toEqual([{ text: 'ab', offset: 11 }]);
+  });
+
+  test('a read from inside a message takes the rest of it; offsets count bytes, not characters', () => {
+    expect(texts(buffer(['héllo\n', 'wörld\n']).read(0))).toEqual([{ text: 'héllo\nwörld\n', offset: 0 }]);
+    expect(texts(buffer(['héllo\n', 'wörld\n']).read(3))).toEqual([{ text: 'llo\nwörld\n', offset: 3 }]);
+    expect(texts(buffer(['héllo\n', 'wörld\n'], { max: 7 }).read(0))).toEqual([
+      { text: 'héllo\n', offset: 0 },
+      { text: 'wörld\n', offset: 7 },
     ]);
   });
 
-  test('many tiny lines (more than a call takes arguments) join without a stack overflow', () => {
-    const cutter = new LineCutter();
-    const pieces = cutter.push(Buffer.from('\n'.repeat(300_000)));
-    expect(pieces).toHaveLength(300_000);
-    const joined = joinPieces(pieces);
-    expect(joined.map((p) => p.data.length)).toEqual([65_536, 65_536, 65_536, 65_536, 37_856]);
+  test('300,000 tiny lines are read in 64 KiB messages; lines are counted only up to one past countLinesTo', () => {
+    const b = new LogBuffer({ countLinesTo: 2000 });
+    b.push(Buffer.from('\n'.repeat(300_000)));
+    expect(b.read(0).map((p) => p.data.length)).toEqual([65_536, 65_536, 65_536, 65_536, 37_856]);
+    expect(b.lines).toBe(2001);
+    expect(b.received).toBe(300_000);
   });
 });
 

@@ -13,7 +13,7 @@ export interface LogPiece {
 }
 
 /**
- * Cuts a log into messages at line ends (and every `max` bytes of a longer line), so the
+ * Cuts a service's log into messages at line ends (and every `max` bytes of a longer line), so the
  * pieces and their offsets depend on the log's bytes only, not on how the kubelet chunked
  * them: a re-read from the start makes the same message ids, which JetStream de-duplicates.
  */
@@ -42,11 +42,6 @@ export class LineCutter {
     return this.pendingLength > 0 ? [this.take()] : [];
   }
 
-  /** Bytes cut into pieces so far: where the next piece starts. */
-  get taken(): number {
-    return this.start;
-  }
-
   /** The unfinished line so far. */
   get partial(): Buffer {
     return Buffer.concat(this.pending);
@@ -62,25 +57,77 @@ export class LineCutter {
 }
 
 /**
- * Consecutive pieces joined into messages of up to `max` bytes: a log of many short lines is
- * sent in few messages, not one per line. The joins may fall elsewhere on a re-read; the
- * publisher continues after whatever JetStream already holds at an offset, so nothing doubles.
+ * A followed log's bytes, kept as the stream chunked them (no copy per line), and cut when read
+ * into messages of up to `max` bytes that end at line ends: a longer line is cut every `max` bytes
+ * from its start, and an unfinished last line waits for its end or the log's. Where the cuts fall
+ * depends on what was read before; the publisher continues after whatever JetStream already holds
+ * at an offset, so a re-read cut elsewhere doubles nothing.
  */
-export function joinPieces(pieces: LogPiece[], max = MAX_PIECE): LogPiece[] {
-  const out: LogPiece[] = [];
-  let run: LogPiece[] = [];
-  let length = 0;
-  const flush = () => {
-    if (run.length > 0) out.push({ offset: run[0].offset, data: run.length === 1 ? run[0].data : Buffer.concat(run.map((p) => p.data)) });
-    run = [];
-    length = 0;
-  };
-  for (const p of pieces) {
-    const contiguous = run.length > 0 && run[0].offset + length === p.offset;
-    if (!contiguous || length + p.data.length > max) flush();
-    run.push(p);
-    length += p.data.length;
+export class LogBuffer {
+  private chunks: Buffer[] = [];
+  /** where chunks[0] starts in the log */
+  private base = 0;
+  private size = 0;
+  /** where the unfinished last line starts */
+  private lineStart = 0;
+  private newlines = 0;
+  private ended = false;
+  private readonly max: number;
+  private readonly countLinesTo: number;
+
+  /** `countLinesTo`: lines are counted up to one past this (a long log is not scanned for them) */
+  constructor(opts: { max?: number; countLinesTo?: number } = {}) {
+    this.max = opts.max ?? MAX_PIECE;
+    this.countLinesTo = opts.countLinesTo ?? 0;
   }
-  flush();
-  return out;
+
+  push(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    const nl = chunk.lastIndexOf(0x0a);
+    if (nl !== -1) this.lineStart = this.size + nl + 1;
+    this.size += chunk.length;
+    for (let i = chunk.indexOf(0x0a); i !== -1 && this.newlines <= this.countLinesTo; i = chunk.indexOf(0x0a, i + 1)) this.newlines++;
+  }
+
+  /** The log ended: its unfinished last line is read too. */
+  end(): void {
+    this.ended = true;
+  }
+
+  /** Bytes received so far. */
+  get received(): number {
+    return this.size;
+  }
+
+  /** Whole lines received so far, counted up to one past `countLinesTo`. */
+  get lines(): number {
+    return this.newlines;
+  }
+
+  /** The messages from byte `from` on; bytes before it are let go (reads go forward). */
+  read(from: number): LogPiece[] {
+    let drop = 0;
+    while (drop < this.chunks.length && this.base + this.chunks[drop].length <= from) this.base += this.chunks[drop++].length;
+    this.chunks.splice(0, drop);
+    const start = Math.max(from, this.base);
+    const end = this.ended ? this.size : this.lineStart + Math.floor((this.size - this.lineStart) / this.max) * this.max;
+    if (end <= start) return [];
+    const parts: Buffer[] = [];
+    for (let i = 0, at = this.base; i < this.chunks.length && at < end; at += this.chunks[i++].length) {
+      parts.push(this.chunks[i].subarray(Math.max(0, start - at), Math.min(this.chunks[i].length, end - at)));
+    }
+    const bytes = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    const out: LogPiece[] = [];
+    for (let at = 0; at < bytes.length;) {
+      let stop = Math.min(at + this.max, bytes.length);
+      if (stop < bytes.length) {
+        const nl = bytes.lastIndexOf(0x0a, stop - 1);
+        if (nl >= at) stop = nl + 1;
+      }
+      out.push({ offset: start + at, data: bytes.subarray(at, stop) });
+      at = stop;
+    }
+    return out;
+  }
 }

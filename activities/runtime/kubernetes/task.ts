@@ -18,7 +18,7 @@ import { inputSources, podArtifact } from './artifact-ref';
 import { readFileOf } from './artifacts';
 import { k8s, type V1Pod, type V1Secret } from './client';
 import { apiCode, apiMessage } from './errors';
-import { CONTAINER_LOG_DRAIN_MS, joinPieces, LineCutter, type LogPiece as LogCut } from './log-pieces';
+import { CONTAINER_LOG_DRAIN_MS, LogBuffer } from './log-pieces';
 import { ANNOTATIONS, CONTAINERS, PodSpecError, buildPod, buildStepEnvSecret, podName, type PodInput } from './pod';
 import { containerStarted, evaluate, oomKilled } from './pod-status';
 import { podInformer } from './pod-watcher';
@@ -218,15 +218,11 @@ export async function runPodTask(rt: KubeApi, req: RunTaskRequest, hooks: StepHo
 
 /**
  * The task container's log, followed from the Log API once the container has started and cut
- * into pieces at line ends; readLogs takes them from an offset. A failure to get it costs the
+ * into messages at line ends; readLogs takes them from an offset. A failure to get it costs the
  * live view only (as a NATS outage does), never the step.
  */
 class PodLog {
-  private pieces: LogCut[] = [];
-  /** bytes and lines the stream has brought so far */
-  private received = 0;
-  private lines = 0;
-  private readonly cutter = new LineCutter();
+  private readonly buffer = new LogBuffer({ countLinesTo: REREAD_MAX_LINES });
   private done?: Promise<void>;
   /** the follow stream reached the log's end (not an error, nor our abort) */
   private whole = false;
@@ -248,22 +244,14 @@ class PodLog {
   start(): void {
     let ended: () => void = () => undefined;
     this.done = new Promise<void>((resolve) => (ended = resolve));
-    // Pieces end at line ends, however the kubelet chunks the stream: redaction sees whole lines.
     const sink = new Writable({
       write: (chunk: Buffer, _enc, cb) => {
-        // One by one, not push(...): a chunk of tiny lines is more pieces than a call takes arguments.
-        if (!this.closed) {
-          this.received += chunk.length;
-          for (const p of this.cutter.push(chunk)) {
-            this.pieces.push(p);
-            this.lines++;
-          }
-        }
+        if (!this.closed) this.buffer.push(chunk);
         cb();
       },
       final: (cb) => {
         if (!this.closed) {
-          this.pieces.push(...this.cutter.end());
+          this.buffer.end();
           this.whole = true;
         }
         ended();
@@ -302,22 +290,25 @@ class PodLog {
     if (!this.done) return;
     const quiet = this.rt.opts.logDrainMs ?? CONTAINER_LOG_DRAIN_MS;
     for (let ended = false; !ended;) {
-      const seen = this.received;
-      const bound = this.lines <= REREAD_MAX_LINES ? Math.min(REREAD_AFTER_MS, quiet) : quiet;
+      const seen = this.buffer.received;
+      const bound = this.buffer.lines <= REREAD_MAX_LINES ? Math.min(REREAD_AFTER_MS, quiet) : quiet;
       let timer: NodeJS.Timeout | undefined;
       ended = await Promise.race([this.done.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), bound)))]);
       clearTimeout(timer);
-      if (this.received === seen) break;
+      if (this.buffer.received === seen) break;
     }
     this.close();
     if (!this.whole) await this.readRest();
+    // All there will be: an unfinished last line is sent as it is, also when the rest could not be read.
+    this.buffer.end();
   }
 
-  /** The pieces from byte `from` on, joined into fewer messages; those before it were taken. */
+  /**
+   * The messages from byte `from` on (those before it were taken). They end at line ends however
+   * the kubelet chunked the stream: redaction sees whole lines.
+   */
   read(from: number): LogPiece[] {
-    this.pieces = this.pieces.filter((p) => p.offset + p.data.length > from);
-    const rest = this.pieces.map((p) => (p.offset >= from ? p : { offset: from, data: p.data.subarray(from - p.offset) }));
-    return joinPieces(rest).map((p) => ({ stream: 'stdout', ...p }));
+    return this.buffer.read(from).map((p) => ({ stream: 'stdout', ...p }));
   }
 
   close(): void {
@@ -325,7 +316,7 @@ class PodLog {
     this.abort?.abort();
   }
 
-  /** The ended container's whole log, cut again from its start: the pieces past those the stream gave (same bytes, same offsets). */
+  /** The ended container's whole log, read once more: the bytes past those the stream gave. */
   private async readRest(): Promise<void> {
     const chunks: Buffer[] = [];
     const sink = new Writable({
@@ -356,9 +347,7 @@ class PodLog {
     } finally {
       clearTimeout(timer);
     }
-    const cutter = new LineCutter();
-    const all = [...cutter.push(Buffer.concat(chunks)), ...cutter.end()];
-    for (const p of all) if (p.offset >= this.cutter.taken) this.pieces.push(p);
+    this.buffer.push(Buffer.concat(chunks).subarray(this.buffer.received));
   }
 }
 
