@@ -144,7 +144,8 @@ describe('a real container ends the step', () => {
     expect(outcome).toMatchObject({ state: 'succeeded' });
     expect(sink.text()).toBe(`started\n${Array.from({ length: lines }, (_, i) => `${i + 1}\n`).join('')}end`);
     expect(sink.offsets()).toEqual(sink.expected());
-    expect(sink.offsets().length).toBeLessThan(lines > 1000 ? 100 : 6);
+    // Not a message per line: at most one per poll of the live stream (every 10 ms while it brings bytes), up to 64 KiB each.
+    expect(sink.offsets().length).toBeLessThan(lines > 1000 ? lines / 100 : 6);
   });
 
   test.concurrent('re-attached after its task ended, a step gets the whole log though the drain’s bound expired at once', async () => {
