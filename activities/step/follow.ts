@@ -69,6 +69,9 @@ export async function followTask(handle: TaskHandle, opts: FollowOptions): Promi
       if (!moved) return sent;
       sent = true;
       opts.beat(offsets);
+      // While the task runs, one read per poll: reading again at once sent what arrived during one
+      // publish's round trip, a message (and a heartbeat) per few lines of a chatty task.
+      if (!final) return sent;
     }
   };
   try {

@@ -129,9 +129,11 @@ async function runResolvedTask(
         if (n === 0) return Promise.resolve(0);
         return deps.publisher.logPiece(req.buildId, step.id, piece.stream, redactor.bytes(piece.data.subarray(0, n)), id, n);
       },
+      // The keep-alive sends them within a second: a heartbeat here encoded its details (the
+      // payload codec) at every read. A retry resuming from offsets a second old sends nothing
+      // twice (message ids are byte offsets).
       beat: (offsets) => {
         details = { ...offsets };
-        ctx.heartbeat(details);
       },
       note,
       warn: (message) => deps.log.warn({ build: req.buildId, step: step.id }, message),
