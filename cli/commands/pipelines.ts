@@ -11,10 +11,11 @@ import { applyPipeline, changes, configKey, credentialRefsNote, lastPipelineView
 import { EXIT_CODES } from '../exit-codes';
 import { CausewayPipeline } from '../../common/search-attributes';
 import { varsFromFlags } from '../../schemas';
-import { PLAN_YAML_OPTIONS } from '../../schemas/errors';
+import { formatIssue, PLAN_YAML_OPTIONS, type PlanIssue } from '../../schemas/errors';
 import { decodeUtf8 } from '../../schemas/checks';
 import { interpolate, lookupIn } from '../../schemas/interpolate';
 import { compilePipeline } from '../../schemas/pipeline';
+import { pipelineWarnings } from '../../schemas/pipeline-warnings';
 import {
   formatPipelineRef,
   parseInstanceVarFlags,
@@ -144,7 +145,17 @@ function compilePipelineFile(opts: {
     throw new CliError(`cannot read pipeline file ${opts.config}: ${(err as Error).message}`);
   }
   const text = decodeUtf8(bytes, opts.config);
-  return { config: compilePipeline({ name: opts.pipeline, text, file: opts.config, vars, instanceVars: opts.instanceVars }), vars };
+  const config = compilePipeline({ name: opts.pipeline, text, file: opts.config, vars, instanceVars: opts.instanceVars });
+  return { config, vars, warnings: pipelineWarnings(text, opts.config) };
+}
+
+/** Concourse's warnings, as fly shows them (stderr, before anything else). */
+function showWarnings(warnings: PlanIssue[]): void {
+  if (warnings.length === 0) return;
+  say(paint('yellow', 'WARNING:'));
+  for (const w of warnings) say(`  - ${formatIssue(w)}`);
+  if (warnings.some((w) => w.message.includes('is not a valid identifier')))
+    say('identifier schema documentation: https://concourse-ci.org/config-basics.html#schema.identifier');
 }
 
 /** `fly validate-pipeline`: checks a pipeline file offline; `--output` prints it with its vars filled in. */
@@ -154,9 +165,13 @@ export function validatePipeline(opts: {
   yamlVar?: string[];
   loadVarsFrom: string[];
   output?: boolean;
+  strict?: boolean;
 }): void {
   // Any valid name: validation does not depend on it.
-  const { config, vars } = compilePipelineFile({ ...opts, pipeline: 'validate' });
+  const { config, vars, warnings } = compilePipelineFile({ ...opts, pipeline: 'validate' });
+  showWarnings(warnings);
+  if (opts.strict && warnings.length > 0)
+    throw new CliError(`configuration invalid: ${warnings.length} warning${warnings.length === 1 ? '' : 's'} with --strict`);
   if (opts.output) {
     const filled = interpolate(YAML.parse(config.text, PLAN_YAML_OPTIONS), (ref) =>
       ref.source === undefined ? lookupIn(vars, ref) : { found: false },
@@ -165,7 +180,8 @@ export function validatePipeline(opts: {
     return;
   }
   const count = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
-  say(`looks good: ${count(config.jobs.length, 'job')}, ${count(config.resources.length, 'resource')}`);
+  // fly prints it on stdout: scripts grep for it.
+  process.stdout.write(`looks good: ${count(config.jobs.length, 'job')}, ${count(config.resources.length, 'resource')}\n`);
 }
 
 export async function setPipeline(opts: {
@@ -191,7 +207,8 @@ export async function setPipeline(opts: {
   } catch (err) {
     throw new CliError((err as Error).message, 'e.g. -i branch=feature-x (the value is YAML: -i n=1 is a number, -i n="1" a string)');
   }
-  const { config } = compilePipelineFile({ ...opts, instanceVars });
+  const { config, warnings } = compilePipelineFile({ ...opts, instanceVars });
+  showWarnings(warnings);
   const ref = formatPipelineRef(config);
   await withSession(async (s) => {
     const last = await lastPipelineView(s.client, configKey(config));

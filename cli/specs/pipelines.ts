@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { collect, lazy } from './lazy';
 
 const impl = () => require('../commands/pipelines') as typeof import('../commands/pipelines');
@@ -46,10 +46,13 @@ Example:
     .option('-y, --yaml-var <name=value>', 'set a ((var)) to a YAML value (-y n=1, -y v={ref: abc}); repeatable', collect, [])
     .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
     .option('-o, --output', 'print the pipeline with the given ((vars)) filled in instead of "looks good"')
+    .option('-s, --strict', "fail on Concourse's warnings too (names that are not its identifiers, deprecated fields)")
+    .addOption(new Option('--enable-across-step', "fly's, deprecated: across is always enabled").hideHelp())
     .addHelpText(
       'after',
       `
-Exit status 0 when the file is valid, 2 with every problem listed otherwise. ((vars)) that
+Exit status 0 when the file is valid, 2 with every problem listed otherwise (and, with
+--strict, every warning: Concourse sets such a file and warns). ((vars)) that
 -v/-l do not give are left for the worker's credential manager, as set-pipeline leaves them.
 
 Example:

@@ -31,7 +31,19 @@ async function validate(...args: string[]): Promise<{ code: number; stdout: stri
 
 test('a valid pipeline looks good, with vars left to the credential manager', async () => {
   const r = await validate('-c', EXAMPLE);
-  expect(r).toMatchObject({ code: 0, stderr: expect.stringMatching(/looks good: 1 job, 2 resources/) });
+  // On stdout, as fly prints it: scripts grep for it.
+  expect(r).toMatchObject({ code: 0, stdout: 'looks good: 1 job, 2 resources\n' });
+});
+
+test("Concourse's warnings are shown with their file:line, and --strict fails on them; fly's --enable-across-step is taken", async () => {
+  const file = path.join(dir, 'warned.yml');
+  fs.writeFileSync(file, 'jobs:\n- name: Unit\n  plan:\n  - task: t\n    config: {platform: linux, run: {path: "true"}}\n');
+  const r = await validate('-c', file, '--enable-across-step');
+  expect(r).toMatchObject({ code: 0, stdout: 'looks good: 1 job, 0 resources\n' });
+  expect(r.stderr).toContain(`${file}:2:9: jobs[0].name: 'Unit' is not a valid identifier: must start with a lowercase letter or a number`);
+  const strict = await validate('-c', file, '--strict');
+  expect(strict).toMatchObject({ code: 2, stdout: '' });
+  expect(strict.stderr).toContain('configuration invalid: 1 warning with --strict');
 });
 
 test('-o prints the pipeline with the given vars filled in and the others left as refs', async () => {
