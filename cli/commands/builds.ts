@@ -2,7 +2,7 @@ import type { WorkflowExecutionDescription, WorkflowHandle } from '@temporalio/c
 import { buildStatusOf, outcomeOf, statusClause } from '../../common/build-client';
 import { CausewayPlan, CausewayRetryOf, CausewayStatus } from '../../common/search-attributes';
 import { BUILD_WORKFLOW, type BuildSummary } from '../../schemas/build';
-import { parsePipelineChildRef, pipelineKey } from '../../schemas/instance-vars';
+import { parsePipelineChildRef, parsePipelineRef, pipelineKey } from '../../schemas/instance-vars';
 import { expandParts } from '../../common/build-status';
 import { openSession, type Session } from '../connect';
 import { CliError, formatDuration, paint, printJson, table } from '../output';
@@ -24,15 +24,56 @@ export async function describeBuild(handle: WorkflowHandle): Promise<WorkflowExe
 
 const STATUS_COLORS = { succeeded: 'green', failed: 'red', errored: 'yellow', aborted: 'magenta', started: 'cyan' } as const;
 
-export async function builds(opts: { limit: number; status?: string; plan?: string; job?: string; json?: boolean }): Promise<void> {
+const quoted = (value: string) => `'${value.replace(/'/g, "\\'")}'`;
+
+/** fly's `--since`/`--until` time, 'yyyy-mm-dd HH:mm:ss' in the local time zone, as a visibility query's RFC 3339. */
+function flyTime(flag: string, value: string): string {
+  const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/.exec(value);
+  const t = m && new Date(+m[1], +m[2] - 1, +m[3], +m[4], +m[5], +m[6]);
+  if (!t || t.getMonth() !== +m[2] - 1 || t.getDate() !== +m[3])
+    throw new CliError(
+      `${flag} ${value}: the time should be in the format yyyy-mm-dd HH:mm:ss`,
+      `e.g. ${flag} '2026-12-01 09:30:00' (local time)`,
+    );
+  return t.toISOString();
+}
+
+export async function builds(opts: {
+  limit: number;
+  count?: number;
+  status?: string;
+  plan?: string;
+  job?: string;
+  pipeline?: string;
+  since?: string;
+  until?: string;
+  json?: boolean;
+}): Promise<void> {
   if (opts.status && !(opts.status in STATUS_COLORS)) {
     throw new CliError(`unknown status ${opts.status}`, `one of: ${Object.keys(STATUS_COLORS).join(', ')}`);
   }
+  if (opts.job && opts.pipeline)
+    throw new CliError('cannot give both --pipeline and --job', '-j names one job, -p every job of a pipeline');
+  const since = opts.since === undefined ? undefined : flyTime('--since', opts.since);
+  const until = opts.until === undefined ? undefined : flyTime('--until', opts.until);
+  if (since && until && since > until) throw new CliError(`--since ${opts.since} is after --until ${opts.until}`);
+  const limit = opts.count ?? opts.limit;
+  const clauses = [`WorkflowType = '${BUILD_WORKFLOW}'`];
+  if (opts.status) clauses.push(statusClause(opts.status as keyof typeof STATUS_COLORS));
+  if (opts.plan) clauses.push(`CausewayPlan = ${quoted(opts.plan)}`);
+  if (opts.pipeline) {
+    let ref: ReturnType<typeof parsePipelineRef>;
+    try {
+      ref = parsePipelineRef(opts.pipeline);
+    } catch (err) {
+      throw new CliError(`-p ${opts.pipeline}: ${(err as Error).message}`, 'e.g. -p booklit, or -p pr/branch:feature-x for an instance');
+    }
+    clauses.push(`CausewayPipeline = ${quoted(pipelineKey(ref))}`);
+  }
+  if (since) clauses.push(`StartTime >= '${since}'`);
+  if (until) clauses.push(`StartTime <= '${until}'`);
   const session = await openSession({ autoStart: false });
   try {
-    const clauses = [`WorkflowType = '${BUILD_WORKFLOW}'`];
-    if (opts.status) clauses.push(statusClause(opts.status as keyof typeof STATUS_COLORS));
-    if (opts.plan) clauses.push(`CausewayPlan = '${opts.plan.replace(/'/g, "\\'")}'`);
     if (opts.job) {
       let parsed: ReturnType<typeof parsePipelineChildRef>;
       try {
@@ -46,12 +87,12 @@ export async function builds(opts: { limit: number; status?: string; plan?: stri
       // Builds carry the pipeline's key (an instance's is not its name).
       const pipeline = pipelineKey(parsed.pipeline);
       const job = parsed.name;
-      clauses.push(`CausewayPipeline = '${pipeline.replace(/'/g, "\\'")}' AND CausewayJob = '${job.replace(/'/g, "\\'")}'`);
+      clauses.push(`CausewayPipeline = ${quoted(pipeline)} AND CausewayJob = ${quoted(job)}`);
     }
     const rows = [['BUILD', 'RUN', 'PLAN', 'STATUS', 'STARTED', 'DURATION', 'LINEAGE']];
     const builds: object[] = [];
-    for await (const wf of session.client.workflow.list({ query: clauses.join(' AND '), pageSize: opts.limit })) {
-      if (builds.length >= opts.limit) break;
+    for await (const wf of session.client.workflow.list({ query: clauses.join(' AND '), pageSize: limit })) {
+      if (builds.length >= limit) break;
       const status = buildStatusOf(wf.typedSearchAttributes.get(CausewayStatus), wf.status.name);
       const color = STATUS_COLORS[status as keyof typeof STATUS_COLORS];
       const end = wf.closeTime ?? new Date();

@@ -469,14 +469,17 @@ export async function checkResource(opts: { resource: string; from: string[]; as
   });
 }
 
-export async function resourceVersions(opts: { resource: string; json?: boolean }): Promise<void> {
+export async function resourceVersions(opts: { resource: string; count: number; json?: boolean }): Promise<void> {
   await withSession(async (s) => {
     const [p, r] = split(opts.resource, '-r');
     const v = await view(s.client, p);
     const resource = resourceOf(v, p, r);
     const pin = v.state.pins[r] ?? resource.pinned;
     const pinned = (version: Record<string, string>) => !!pin && Object.entries(pin).every(([k, x]) => version[k] === x);
-    const rows = [...(v.state.versions[r] ?? [])].reverse().map((x) => ({ id: x.seq, version: x.version, pinned: pinned(x.version) }));
+    const rows = [...(v.state.versions[r] ?? [])]
+      .reverse()
+      .slice(0, opts.count)
+      .map((x) => ({ id: x.seq, version: x.version, pinned: pinned(x.version) }));
     if (opts.json) return console.log(JSON.stringify(rows, null, 2));
     const checked = `last checked ${when(v.lastChecked[r])}${v.checkErrors[r] ? `; last check failed: ${v.checkErrors[r]}` : ''}`;
     say(checked);

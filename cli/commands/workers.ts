@@ -35,19 +35,41 @@ export async function workers(opts: { json?: boolean }): Promise<void> {
   }
 }
 
-export async function landWorker(name: string): Promise<void> {
-  await control(name, 'land');
+interface WorkerFlags {
+  worker?: string;
 }
 
-export async function retireWorker(name: string): Promise<void> {
-  await control(name, 'retire');
+/** The worker named by NAME or fly's `-w NAME`, given once. */
+function workerName(name: string | undefined, opts: WorkerFlags): string {
+  if (name !== undefined && opts.worker !== undefined && name !== opts.worker)
+    throw new CliError(`two workers named: ${name} and -w ${opts.worker}`, 'name one worker, as NAME or as -w NAME');
+  const named = name ?? opts.worker;
+  if (named === undefined) throw new CliError('which worker?', 'name it as NAME or -w NAME; `causeway workers` lists them');
+  return named;
 }
 
-export async function prune(name: string): Promise<void> {
+export async function landWorker(name: string | undefined, opts: WorkerFlags): Promise<void> {
+  await control(workerName(name, opts), 'land');
+}
+
+export async function retireWorker(name: string | undefined, opts: WorkerFlags): Promise<void> {
+  await control(workerName(name, opts), 'retire');
+}
+
+export async function prune(name: string | undefined, opts: WorkerFlags & { allStalled?: boolean }): Promise<void> {
+  if (opts.allStalled && (name ?? opts.worker) !== undefined)
+    throw new CliError('--all-stalled prunes every stalled worker: name none', 'drop the name, or drop --all-stalled');
+  const names = opts.allStalled ? undefined : [workerName(name, opts)];
   const session = await openSession({ autoStart: false });
   try {
-    const pruned = await pruneWorker(await workerBucket(session.nc), name);
-    say(`pruned worker ${name} (${pruned.runtime} on ${pruned.host}, last heard ${pruned.heartbeatAt})`);
+    const kv = await workerBucket(session.nc);
+    const now = Date.now();
+    const stalled = names ?? (await listWorkers(kv)).filter((w) => shownState(w, now) === 'stalled').map((w) => w.name);
+    if (stalled.length === 0) return say('no stalled workers');
+    for (const n of stalled) {
+      const pruned = await pruneWorker(kv, n, now);
+      say(`pruned worker ${n} (${pruned.runtime} on ${pruned.host}, last heard ${pruned.heartbeatAt})`);
+    }
   } catch (err) {
     if (err instanceof PruneRefused) throw new CliError(err.message, err.fix);
     throw err;

@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { QUERY_DEADLINE_MS, STEPS_LISTED } from '../limits';
-import { CliError } from '../output';
-import { lazy } from './lazy';
+import { lazy, positiveCount } from './lazy';
 
 const impl = () => require('../commands/builds') as typeof import('../commands/builds');
 
@@ -9,23 +8,18 @@ export function registerBuilds(program: Command): void {
   program
     .command('builds')
     .description('list recent builds with their plan, status and duration (from Temporal visibility)')
-    .option(
-      '-n, --limit <count>',
-      'how many builds',
-      (v) => {
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 1) throw new CliError(`--limit takes a positive whole number, got ${v}`);
-        return n;
-      },
-      20,
-    )
+    .option('-n, --limit <count>', 'how many builds', positiveCount('--limit'), 20)
+    .option('-c, --count <count>', "fly's name for --limit", positiveCount('--count'))
     .option('--status <status>', 'only builds with this status: started, succeeded, failed, errored, aborted')
     .option('--plan <name>', 'only builds of this plan')
     .option('-j, --job <pipeline/job>', "only builds of a pipeline's job (fly's builds -j)")
+    .option('-p, --pipeline <pipeline>', "only builds of a pipeline's jobs (NAME, or NAME/k:v,... for an instance)")
+    .option('--since <time>', "only builds started at or after this local time, fly's 'yyyy-mm-dd HH:mm:ss'")
+    .option('--until <time>', "only builds started at or before this local time, fly's 'yyyy-mm-dd HH:mm:ss'")
     .option('--json', 'print a JSON array: buildId, runId, plan, status, startTime, closeTime, durationMs, retryOf')
     .addHelpText(
       'after',
-      "\nExamples:\n  causeway builds\n  causeway builds --status failed --limit 5\n  causeway builds --json | jq -r '.[].buildId'",
+      "\nExamples:\n  causeway builds\n  causeway builds --status failed --limit 5\n  causeway builds -p ci --since '2026-12-01 00:00:00'\n  causeway builds --json | jq -r '.[].buildId'",
     )
     .action(lazy(() => impl().builds));
 

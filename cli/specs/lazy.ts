@@ -1,3 +1,5 @@
+import { CliError } from '../output';
+
 // What every command definition shares. Definitions load only commander and this file, so
 // `causeway CMD --help` loads what it describes and nothing else (BENCHMARKS.md, "CLI start-up").
 
@@ -11,4 +13,13 @@ export function lazy<A extends unknown[]>(load: () => (...args: A) => unknown): 
 /** commander's accumulator for repeatable flags */
 export function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+/** commander's parser for a count flag: a positive whole number, or a CliError naming the flag. */
+export function positiveCount(flag: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < 1) throw new CliError(`${flag} takes a positive whole number, got ${value}`);
+    return n;
+  };
 }

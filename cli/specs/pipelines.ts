@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { collect, lazy } from './lazy';
+import { collect, lazy, positiveCount } from './lazy';
 
 const impl = () => require('../commands/pipelines') as typeof import('../commands/pipelines');
 
@@ -146,6 +146,7 @@ Example:
     .alias('rvs')
     .description('list the versions a resource has, newest first, and which is pinned')
     .requiredOption('-r, --resource <pipeline/resource>', 'the resource: PIPELINE/RESOURCE, or PIPELINE/k:v,.../RESOURCE for an instance')
+    .option('-c, --count <count>', 'how many versions, newest first', positiveCount('--count'), 50)
     .option('--json', 'print a JSON array: id (check order), version, pinned')
     .action(lazy(() => impl().resourceVersions));
 

@@ -24,7 +24,8 @@ Example:
   program
     .command('land-worker')
     .description('land a worker: it takes no new steps and lets its running steps finish, then exits')
-    .argument('<name>', 'worker name, as `causeway workers` lists it')
+    .argument('[name]', 'worker name, as `causeway workers` lists it')
+    .option('-w, --worker <name>', 'the worker, as fly names it (the same as NAME)')
     .addHelpText(
       'after',
       `
@@ -40,7 +41,8 @@ Example:
   program
     .command('retire-worker')
     .description('retire a worker for good: it lands (running steps finish, no new ones start), then leaves the worker list')
-    .argument('<name>', 'worker name, as `causeway workers` lists it')
+    .argument('[name]', 'worker name, as `causeway workers` lists it')
+    .option('-w, --worker <name>', 'the worker, as fly names it (the same as NAME)')
     .addHelpText(
       'after',
       `
@@ -55,7 +57,9 @@ Example:
   program
     .command('prune-worker')
     .description('remove a stalled or landed worker from the worker list')
-    .argument('<name>', 'worker name, as `causeway workers` lists it')
+    .argument('[name]', 'worker name, as `causeway workers` lists it')
+    .option('-w, --worker <name>', 'the worker, as fly names it (the same as NAME)')
+    .option('-a, --all-stalled', 'prune every stalled worker')
     .addHelpText(
       'after',
       `
@@ -63,7 +67,8 @@ A worker that crashed stays listed as stalled so it is noticed; prune it once yo
 is not coming back. A running worker cannot be pruned: retire it instead.
 
 Example:
-  causeway prune-worker builder-1`,
+  causeway prune-worker builder-1
+  causeway prune-worker --all-stalled`,
     )
     .action(lazy(() => impl().prune));
 }

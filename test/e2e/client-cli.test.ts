@@ -5,7 +5,8 @@ import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startHarness, waitFor, type Harness } from '../workflows/harness';
+import { listWorkers, workerBucket } from '../../workers/registry';
+import { stalledWorkerRecord, startHarness, waitFor, type Harness } from '../workflows/harness';
 import { requireBuiltCli, runCli, type CliResult, type CliOptions } from './cli-runner';
 
 let h: Harness;
@@ -74,6 +75,35 @@ test('run --detach --json, and workers --json', async () => {
   expect(JSON.parse(workers.stdout)).toEqual(
     expect.arrayContaining([expect.objectContaining({ taskQueue: expect.any(String), state: expect.any(String) })]),
   );
+});
+
+test("fly's flags: builds -c, --since and --until; prune-worker -w and --all-stalled", async () => {
+  const r = await cli(['run', plan('counted', 'true'), '--detach']);
+  await h.finish(h.client.workflow.getHandle(r.stdout.trim()));
+  const listed = async (...args: string[]) =>
+    JSON.parse((await cli(['builds', '--json', '--plan', 'counted', ...args])).stdout) as unknown[];
+  expect(await listed('-c', '1')).toHaveLength(1);
+  expect(await listed('--since', '2000-01-01 00:00:00', '--until', '2999-01-01 00:00:00')).toHaveLength(1);
+  expect(await listed('--since', '2999-01-01 00:00:00')).toEqual([]);
+  const badTime = await cli(['builds', '--since', 'yesterday']);
+  expect(badTime).toMatchObject({
+    code: 2,
+    stderr: expect.stringContaining('--since yesterday: the time should be in the format yyyy-mm-dd HH:mm:ss'),
+  });
+
+  // Two workers that died: their records stay, no longer refreshed.
+  const kv = await workerBucket(h.nc);
+  const names = [`w-${randomUUID().slice(0, 8)}`, `w-${randomUUID().slice(0, 8)}`];
+  for (const name of names) await kv.put(name, JSON.stringify(stalledWorkerRecord(name)));
+  expect(await cli(['prune-worker', '-w', names[0]])).toMatchObject({
+    code: 0,
+    stderr: expect.stringContaining(`pruned worker ${names[0]}`),
+  });
+  const all = await cli(['prune-worker', '--all-stalled']);
+  expect(all).toMatchObject({ code: 0, stderr: expect.stringContaining(`pruned worker ${names[1]}`) });
+  expect((await listWorkers(kv)).map((w) => w.name)).not.toContain(names[1]);
+  // The live worker is not stalled: nothing left to prune.
+  expect((await cli(['prune-worker', '-a'])).stderr).toContain('no stalled workers');
 });
 
 test('a build no worker polls for: run says it waits and why; status answers in seconds and says why', async () => {

@@ -190,5 +190,7 @@ jobs:
   expect(runs()).toEqual(['1', '2', '3']);
   const versions = JSON.parse(cli('resource-versions', '-r', 'chaos/src', '--json').stdout) as { id: number; version: { v: string } }[];
   expect(versions.map((v) => v.version.v)).toEqual(['3', '2', '1']);
+  const newest = JSON.parse(cli('resource-versions', '-r', 'chaos/src', '-c', '2', '--json').stdout) as { version: { v: string } }[];
+  expect(newest.map((v) => v.version.v)).toEqual(['3', '2']);
   expect(cli('destroy-pipeline', '-n', '-p', 'chaos').code).toBe(0);
 });

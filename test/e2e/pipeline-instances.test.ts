@@ -110,6 +110,11 @@ test('instances of one config run their jobs independently, are listed, and one 
   expect(nope.stderr).toContain('no job nope in pipeline pr/branch:feature-x (jobs: unit, reconfigure)');
   const builds = await cli('builds', '-j', 'pr/branch:feature-x/unit', '--json');
   expect((JSON.parse(builds.stdout) as { status: string }[]).map((b) => b.status)).toEqual(['succeeded']);
+  // fly's builds -p: every job of that instance, none of the other's.
+  const ofInstance = await cli('builds', '-p', 'pr/branch:feature-x', '--json');
+  expect((JSON.parse(ofInstance.stdout) as { buildId: string }[]).map((b) => b.buildId)).toEqual(
+    (JSON.parse(builds.stdout) as { buildId: string }[]).map((b) => b.buildId),
+  );
 
   // set_pipeline: self in an instance sets that instance (with its vars), not the plain pipeline or the other instance.
   const self = await cli('trigger-job', '-w', '-j', 'pr/branch:feature-x/reconfigure');

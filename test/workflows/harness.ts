@@ -16,6 +16,7 @@ import { compilePlan } from '../../schemas';
 import { startLocalWorker, type ContainerdRuntimeOptions, type RunningWorker } from '../../workers/local';
 import type { FakeState } from '../fake/runtime';
 import { startFakeWorker } from '../fake/worker';
+import { WORKER_STALLED_MS, type WorkerRecord } from '../../schemas/workers';
 import { testStack } from '../setup/env';
 
 // `testTimeout` in jest.config.js is a global option that a project entry ignores:
@@ -187,4 +188,21 @@ export function killMatching(marker: string): void {
 /** A marker unique to one test, for commands found with pgrep. */
 export function marker(tag: string): string {
   return `cw-${tag}-${randomUUID().slice(0, 8)}`;
+}
+
+/** The registry record a worker that died leaves behind: no longer refreshed, so shown as stalled. */
+export function stalledWorkerRecord(name: string): WorkerRecord {
+  const heard = new Date(Date.now() - WORKER_STALLED_MS - 1000).toISOString();
+  return {
+    name,
+    runtime: 'local',
+    host: 'h',
+    pid: 1,
+    tags: [],
+    state: 'running',
+    taskQueue: 'q',
+    running: [],
+    startedAt: heard,
+    heartbeatAt: heard,
+  };
 }

@@ -10,11 +10,11 @@ import pino from 'pino';
 import { awaitBuild, startBuild } from '../../common/build-client';
 import { connectNats } from '../../common/nats';
 import { compilePlan } from '../../schemas';
-import { WORKER_STALLED_MS, WorkerControlReply, WorkerRecord, shownState, workerControlSubject } from '../../schemas/workers';
+import { WorkerControlReply, WorkerRecord, shownState, workerControlSubject } from '../../schemas/workers';
 import { startLocalWorker } from '../../workers/local';
 import { listWorkers, pruneWorker, workerBucket } from '../../workers/registry';
 import { testStack } from '../setup/env';
-import { sharedBundle, waitFor } from './harness';
+import { sharedBundle, stalledWorkerRecord, waitFor } from './harness';
 import type { BuildSummary } from '../../schemas/build';
 import { causewayDataConverter, loadCodecKeys } from '../../common/codec';
 import { stepWritableDir } from '../setup/step-dir';
@@ -180,20 +180,7 @@ test('retire: the worker finishes and leaves the list for good; prune removes st
 
   // A worker that died leaves its record behind, no longer refreshed: stalled, then pruned.
   const crashed = `w-${randomUUID().slice(0, 8)}`;
-  const heard = new Date(Date.now() - WORKER_STALLED_MS - 1000).toISOString();
-  const record: WorkerRecord = {
-    name: crashed,
-    runtime: 'local',
-    host: 'h',
-    pid: 1,
-    tags: [],
-    state: 'running',
-    taskQueue: 'q',
-    running: [],
-    startedAt: heard,
-    heartbeatAt: heard,
-  };
-  await kv.put(crashed, JSON.stringify(record));
+  await kv.put(crashed, JSON.stringify(stalledWorkerRecord(crashed)));
   expect(
     shownState(
       (await listWorkers(kv)).find((w) => w.name === crashed)!,
