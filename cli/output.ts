@@ -11,7 +11,12 @@ export class CliError extends Error {
   }
 }
 
-const color = process.stdout.isTTY && !process.env.NO_COLOR;
+let color = process.stdout.isTTY && !process.env.NO_COLOR;
+
+/** `--no-color`: plain text even on a terminal. */
+export function disableColor(): void {
+  color = false;
+}
 type Style = Parameters<typeof styleText>[0];
 
 export function paint(style: Style, text: string): string {

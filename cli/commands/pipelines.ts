@@ -40,7 +40,7 @@ import { buildUrl, openSession, type Session } from '../connect';
 import { followUntilDone } from '../follow';
 import { renderOutcome } from '../render';
 import { exitWith } from '../main-helpers';
-import { CliError, paint, say, table } from '../output';
+import { CliError, disableColor, paint, say, table } from '../output';
 
 /** A pipeline as the commands address it: its key (workflow ids) and how it prints (`NAME` or `NAME/k:v,...`). */
 interface Target {
@@ -138,15 +138,17 @@ function compilePipelineFile(opts: {
   instanceVars?: InstanceVars;
 }) {
   const vars = varsFromFlags(opts);
+  // fly's `-c -`: the file from stdin, named so in messages.
+  const file = opts.config === '-' ? '(stdin)' : opts.config;
   let bytes: Buffer;
   try {
-    bytes = readFileSync(opts.config);
+    bytes = readFileSync(opts.config === '-' ? 0 : opts.config);
   } catch (err) {
-    throw new CliError(`cannot read pipeline file ${opts.config}: ${(err as Error).message}`);
+    throw new CliError(`cannot read pipeline file ${file}: ${(err as Error).message}`);
   }
-  const text = decodeUtf8(bytes, opts.config);
-  const config = compilePipeline({ name: opts.pipeline, text, file: opts.config, vars, instanceVars: opts.instanceVars });
-  return { config, vars, warnings: pipelineWarnings(text, opts.config) };
+  const text = decodeUtf8(bytes, file);
+  const config = compilePipeline({ name: opts.pipeline, text, file, vars, instanceVars: opts.instanceVars });
+  return { config, vars, file, warnings: pipelineWarnings(text, file) };
 }
 
 /** Concourse's warnings, as fly shows them (stderr, before anything else). */
@@ -192,7 +194,10 @@ export async function setPipeline(opts: {
   loadVarsFrom: string[];
   instanceVar?: string[];
   nonInteractive?: boolean;
+  dryRun?: boolean;
+  color?: boolean;
 }): Promise<void> {
+  if (opts.color === false) disableColor();
   // fly: the name is a name; an instance's vars come with -i.
   if (opts.pipeline.includes('/'))
     throw new CliError(
@@ -207,19 +212,21 @@ export async function setPipeline(opts: {
   } catch (err) {
     throw new CliError((err as Error).message, 'e.g. -i branch=feature-x (the value is YAML: -i n=1 is a number, -i n="1" a string)');
   }
-  const { config, warnings } = compilePipelineFile({ ...opts, instanceVars });
+  const { config, file, warnings } = compilePipelineFile({ ...opts, instanceVars });
   showWarnings(warnings);
   const ref = formatPipelineRef(config);
   await withSession(async (s) => {
     const last = await lastPipelineView(s.client, configKey(config));
     const running = last?.running ? last.view : undefined;
-    const body = pipelineDiff(running?.config.text ?? '', config.text, opts.config);
+    const body = pipelineDiff(running?.config.text ?? '', config.text, file);
     if (running && !changes(body)) say('no changes to apply');
     for (const line of body)
       process.stdout.write(`${line.startsWith('+') ? paint('green', line) : line.startsWith('-') ? paint('red', line) : line}\n`);
     const note = credentialRefsNote(config);
     if (note) say(note);
-    if (!opts.nonInteractive) {
+    if (opts.dryRun) return say(`dry run: nothing applied to ${running ? '' : 'new '}pipeline ${ref}`);
+    // As fly: a file read from stdin leaves no terminal to answer on.
+    if (!opts.nonInteractive && opts.config !== '-') {
       if (!process.stdin.isTTY)
         throw new CliError('set-pipeline asks before applying, and stdin is not a terminal', 'add --non-interactive');
       const rl = createInterface({ input: process.stdin, output: process.stderr });

@@ -9,7 +9,10 @@ export function registerPipelines(program: Command): void {
     .alias('sp')
     .description('create or update a pipeline from a pipeline file: shows the diff against the running one and asks first')
     .requiredOption('-p, --pipeline <name>', 'the pipeline to create or update')
-    .requiredOption('-c, --config <file>', 'the pipeline file (resources:, resource_types:, jobs:)')
+    .requiredOption(
+      '-c, --config <file>',
+      'the pipeline file (resources:, resource_types:, jobs:); - reads it from stdin (and does not ask)',
+    )
     .option('-v, --var <name=value>', 'set a ((var)); repeatable', collect, [])
     .option('-y, --yaml-var <name=value>', 'set a ((var)) to a YAML value (-y n=1, -y v={ref: abc}); repeatable', collect, [])
     .option('-l, --load-vars-from <file>', 'load ((vars)) from a YAML file; repeatable', collect, [])
@@ -20,12 +23,15 @@ export function registerPipelines(program: Command): void {
       [],
     )
     .option('-n, --non-interactive', 'apply without asking')
+    .option('-d, --dry-run', 'show the diff against the running pipeline and apply nothing')
+    .option('--no-color', 'print the diff without colors (also NO_COLOR)')
     .addHelpText(
       'after',
       `
 Every job is compiled as \`causeway run --job\` would, and every problem is printed with its
-file:line before anything changes. A pipeline starts unpaused (unlike fly) and checks its
-resources right away, then every check_every (default 1m; \`never\`: only on check-resource).
+file:line before anything changes. A new pipeline starts paused, as fly's: unpause it with
+\`causeway unpause-pipeline -p NAME\`; then it checks its resources right away, and again every
+check_every (default 1m; \`never\`: only on check-resource).
 
 With -i the pipeline is an instance (Concourse's instanced pipelines): one config set once per
 branch, say, each instance its own pipeline with its own versions and builds. Other commands

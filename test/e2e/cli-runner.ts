@@ -20,6 +20,8 @@ export interface CliOptions {
   onStderr?: (text: string, child: ChildProcess) => void;
   /** Called with the child as soon as it is spawned (to signal it whatever it printed). */
   onSpawn?: (child: ChildProcess) => void;
+  /** What the command reads on stdin (else none). */
+  stdin?: string;
 }
 
 /** Fails early, naming the fix, when the tests run from a tree that was never built. */
@@ -32,13 +34,14 @@ export function runCli(args: string[], opts: CliOptions): Promise<CliResult> {
     const child = spawn(process.execPath, [CAUSEWAY_BIN, ...args], {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env, CAUSEWAY_TASK_QUEUE: opts.queue, NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
+    if (opts.stdin !== undefined) child.stdin!.end(opts.stdin);
     opts.onSpawn?.(child);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => {
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => {
       stderr += d;
       opts.onStderr?.(stderr, child);
     });

@@ -96,6 +96,16 @@ test('a pipeline runs itself: check, trigger, passed, put, trigger-job, pause, p
   expect(bad.stderr).toMatch(/bad\.yml:\d+:\d+: .*undefined var `every`/);
   expect((await cli('pipelines')).stderr).toContain('no pipelines');
 
+  // fly's -c - (stdin, which asks nothing) and --dry-run: the diff, and nothing set.
+  const dry = await runCli(['set-pipeline', '-p', 'booklit', '-c', '-', '--dry-run', '-v', `uri=file://${bare}`], {
+    cwd: dir,
+    queue: h.taskQueue,
+    stdin: PIPELINE('((uri))'),
+  });
+  expect(dry).toMatchObject({ code: 0, stdout: expect.stringContaining('+  source: {uri: ((uri)), branch: main}') });
+  expect(dry.stderr).toContain('dry run: nothing applied to new pipeline booklit');
+  expect((await cli('pipelines')).stderr).toContain('no pipelines');
+
   const set = await cli('set-pipeline', '-n', '-p', 'booklit', '-c', file, '-v', `uri=file://${bare}`);
   expect(set.code).toBe(0);
   expect(set.stdout).toContain('+  source: {uri: ((uri)), branch: main}');
