@@ -67,11 +67,12 @@ export async function submitAndFollow(session: Session, opts: SubmitOptions): Pr
 export async function followUntilDone(
   session: Session,
   handle: WorkflowHandle,
-  opts: { abortOnInterrupt: boolean; showSteps?: (stepId: string) => boolean; since?: Date; showServices?: boolean },
+  opts: { abortOnInterrupt: boolean; showSteps?: (stepId: string) => boolean; since?: Date; showServices?: boolean; timestamps?: boolean },
 ): Promise<BuildOutcome> {
   const renderer = new BuildRenderer(process.stdout, {
     showSteps: opts.showSteps ?? (() => true),
     showServices: opts.showServices ?? true,
+    timestamps: opts.timestamps,
   });
   let interrupts = 0;
   /** the build has ended: what is left is printing the rest of its log, which Ctrl-C just stops */

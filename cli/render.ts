@@ -25,13 +25,18 @@ export class BuildRenderer {
   private atLineStart = true;
   private readonly names = new Map<string, string>();
   private readonly services = new Map<string, ServiceTail & { partial: string }>();
+  /** what each line of the record being written starts with: its local time with `timestamps` (fly's `watch -t`), else nothing */
+  private stamp = '';
 
   constructor(
     private readonly out: NodeJS.WritableStream = process.stdout,
-    private readonly opts: { showSteps: (stepId: string) => boolean; showServices?: boolean } = { showSteps: () => true },
+    private readonly opts: { showSteps: (stepId: string) => boolean; showServices?: boolean; timestamps?: boolean } = {
+      showSteps: () => true,
+    },
   ) {}
 
   write(record: BuildRecord): void {
+    if (this.opts.timestamps) this.stamp = `${record.time.toTimeString().slice(0, 8)}  `;
     if (record.kind === 'event') return this.event(record.event);
     if (record.kind === 'service') return this.service(record);
     if (!this.opts.showSteps(record.stepId)) return;
@@ -41,7 +46,8 @@ export class BuildRenderer {
       this.line(paint('dim', `causeway: ${text.trimEnd()}`));
       return;
     }
-    this.out.write(record.data);
+    if (this.stamp) this.out.write((this.atLineStart ? this.stamp : '') + text.replace(/\n(?!$)/g, `\n${this.stamp}`));
+    else this.out.write(record.data);
     this.atLineStart = text.endsWith('\n');
   }
 
@@ -108,7 +114,7 @@ export class BuildRenderer {
 
   private line(text: string): void {
     if (!this.atLineStart) this.out.write('\n');
-    this.out.write(`${text}\n`);
+    this.out.write(`${this.stamp}${text}\n`);
     this.atLineStart = true;
   }
 }

@@ -11,11 +11,13 @@ import {
   subjects,
 } from '../schemas/messages';
 
-export type BuildRecord =
+/** `time`: when JetStream stored the message (its output arrived), for `watch --timestamps`. */
+export type BuildRecord = { time: Date } & (
   | { kind: 'log'; stepId: string; stream: LogStreamName; data: Uint8Array }
   | { kind: 'event'; event: BuildEvent }
   /** a service's output; `scopeStepId` is the step whose `services:` started it */
-  | { kind: 'service'; scopeStepId: string; name: string; stream: LogStreamName; data: Uint8Array };
+  | { kind: 'service'; scopeStepId: string; name: string; stream: LogStreamName; data: Uint8Array }
+);
 
 /**
  * A build's logs and events from the start (or `since`), in publish order. With `follow`, waits for
@@ -54,15 +56,16 @@ export async function* readBuild(
       let finished = false;
       const service = stepId === undefined ? serviceOfSubject(buildId, msg.subject) : undefined;
       const stream = LogStreamName.safeParse(msg.headers?.get(LOG_STREAM_HEADER));
+      const time = new Date(Math.floor(msg.info.timestampNanos / 1e6));
       if (stepId !== undefined) {
-        yield { kind: 'log', stepId, stream: stream.success ? stream.data : 'stdout', data: msg.data };
+        yield { kind: 'log', time, stepId, stream: stream.success ? stream.data : 'stdout', data: msg.data };
       } else if (service) {
-        yield { kind: 'service', ...service, stream: stream.success ? stream.data : 'stdout', data: msg.data };
+        yield { kind: 'service', time, ...service, stream: stream.success ? stream.data : 'stdout', data: msg.data };
       } else {
         const event = BuildEvent.safeParse(safeJson(msg.data));
         if (event.success) {
           finished = event.data.type === 'build-finished';
-          yield { kind: 'event', event: event.data };
+          yield { kind: 'event', time, event: event.data };
         }
       }
       if (opts.follow && opts.end) {

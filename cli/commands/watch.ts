@@ -11,7 +11,7 @@ import { describeBuild } from './builds';
 
 export async function watch(
   build: string | undefined,
-  opts: { follow: boolean; services?: boolean; job?: string; build?: string },
+  opts: { follow: boolean; services?: boolean; job?: string; build?: string; timestamps?: boolean },
 ): Promise<void> {
   const ref = parseBuildRef(build, opts, 'watch');
   const session = await openSession({ autoStart: false });
@@ -20,7 +20,11 @@ export async function watch(
     const handle = session.client.workflow.getHandle(buildId);
     const info = await describeBuild(handle);
     if (!opts.follow) {
-      const renderer = new BuildRenderer(process.stdout, { showSteps: () => true, showServices: opts.services !== false });
+      const renderer = new BuildRenderer(process.stdout, {
+        showSteps: () => true,
+        showServices: opts.services !== false,
+        timestamps: opts.timestamps,
+      });
       for await (const r of readBuild(session.nc, buildId, { follow: false })) renderer.write(r);
       if (!info.closeTime) {
         say(`build ${buildId} is still running (exit ${EXIT_STILL_RUNNING}); follow it with: causeway watch ${buildId}`);
@@ -29,7 +33,11 @@ export async function watch(
       return exitWith(EXIT_CODES[(await awaitBuild(handle)).status]);
     }
     const started = info.startTime.getTime();
-    const outcome = await followUntilDone(session, handle, { abortOnInterrupt: false, showServices: opts.services !== false });
+    const outcome = await followUntilDone(session, handle, {
+      abortOnInterrupt: false,
+      showServices: opts.services !== false,
+      timestamps: opts.timestamps,
+    });
     console.log(renderOutcome(buildId, outcome, (info.closeTime ?? new Date()).getTime() - started, buildUrl(session, buildId)));
     exitWith(EXIT_CODES[outcome.status]);
   } finally {

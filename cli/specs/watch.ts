@@ -14,6 +14,7 @@ export function registerWatch(program: Command): void {
     .option('--no-follow', 'print what the build logged so far and return')
     .option('--services', "interleave each service's output with the steps', prefixed [svc NAME] (the default)")
     .option('--no-services', "leave the services' output out (the last lines of each still show when the build fails)")
+    .option('-t, --timestamps', 'start each line with the local time its output reached the log (HH:MM:SS), as fly watch -t')
     .addHelpText(
       'after',
       `

@@ -77,14 +77,20 @@ test('run --detach --json, and workers --json', async () => {
   );
 });
 
-test("fly's flags: builds -c, --since and --until; prune-worker -w and --all-stalled", async () => {
-  const r = await cli(['run', plan('counted', 'true'), '--detach']);
+test("fly's flags: builds -c, --since and --until; watch -t; prune-worker -w and --all-stalled", async () => {
+  const r = await cli(['run', plan('counted', 'echo counted'), '--detach']);
   await h.finish(h.client.workflow.getHandle(r.stdout.trim()));
   const listed = async (...args: string[]) =>
     JSON.parse((await cli(['builds', '--json', '--plan', 'counted', ...args])).stdout) as unknown[];
   expect(await listed('-c', '1')).toHaveLength(1);
   expect(await listed('--since', '2000-01-01 00:00:00', '--until', '2999-01-01 00:00:00')).toHaveLength(1);
   expect(await listed('--since', '2999-01-01 00:00:00')).toEqual([]);
+  const stamped = await cli(['watch', r.stdout.trim(), '-t']);
+  expect(stamped.code).toBe(0);
+  // Every line of the log, not the closing summary.
+  const logLines = stamped.stdout.split('\n').filter((l) => l && !l.startsWith('build '));
+  expect(logLines).toHaveLength(3);
+  for (const line of logLines) expect(line).toMatch(/^\d\d:\d\d:\d\d {2}/);
   const badTime = await cli(['builds', '--since', 'yesterday']);
   expect(badTime).toMatchObject({
     code: 2,
