@@ -25,6 +25,8 @@ export interface SubmitOptions {
   json?: boolean;
   /** interleave services' output with the steps' (default: yes) */
   showServices?: boolean;
+  /** upload a git work tree's ignored files too */
+  includeIgnored?: boolean;
 }
 
 /** Uploads inputs, starts the build, streams its log, downloads outputs; resolves to the CLI's exit code. */
@@ -33,7 +35,7 @@ export async function submitAndFollow(session: Session, opts: SubmitOptions): Pr
   // a one-step build's time is mostly the CLI's start-up (BENCHMARKS.md, "One-step build latency").
   const transfer =
     Object.keys({ ...opts.inputs, ...opts.outputs }).length > 0 ? (require('./transfer') as typeof import('./transfer')) : undefined;
-  await transfer?.uploadInputs(session.nc, opts.buildId, opts.inputs);
+  await transfer?.uploadInputs(session.nc, opts.buildId, opts.inputs, { includeIgnored: opts.includeIgnored ?? false });
   const handle = await startBuild(session.client, {
     plan: opts.plan,
     taskQueue: session.taskQueue,

@@ -20,12 +20,18 @@ async function filesToUpload(dir: string): Promise<string[] | undefined> {
   }
 }
 
-export async function uploadInputs(nc: NatsConnection, buildId: string, inputs: Record<string, string>): Promise<void> {
+/** With `includeIgnored` (fly's --include-ignored), every file of each directory, git work tree or not. */
+export async function uploadInputs(
+  nc: NatsConnection,
+  buildId: string,
+  inputs: Record<string, string>,
+  opts: { includeIgnored: boolean },
+): Promise<void> {
   const entries = Object.entries(inputs);
   if (entries.length === 0) return;
   const store = await transferBucket(nc);
   for (const [name, dir] of entries) {
-    const files = await filesToUpload(dir);
+    const files = opts.includeIgnored ? undefined : await filesToUpload(dir);
     const started = Date.now();
     process.stderr.write(`uploading ${name} from ${dir}${files ? ` (${files.length} git-tracked or unignored files)` : ''}... `);
     await putDirectory(store, transferKeys.input(buildId, name), dir, files);

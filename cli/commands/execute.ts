@@ -21,6 +21,10 @@ export async function execute(
     inputsFrom?: string;
     inputMapping?: string[];
     credsFromWorker?: boolean;
+    privileged?: boolean;
+    tag?: string[];
+    includeIgnored?: boolean;
+    background?: boolean;
   },
 ): Promise<void> {
   const vars = varsFromFlags(opts);
@@ -47,6 +51,8 @@ export async function execute(
     if (missing.length > 0) throw needs(missing);
   }
   const outputs = parseArtifactFlags(opts.output, '-o');
+  if (opts.background && Object.keys(outputs).length > 0)
+    throw new CliError('-b starts the build and exits, so it cannot fetch outputs (-o)', 'drop -b to wait for the outputs, or drop -o');
   const unknown = Object.keys(outputs).filter((n) => !config.outputs.some((o) => o.name === n));
   if (unknown.length > 0)
     throw new CliError(
@@ -74,7 +80,8 @@ export async function execute(
       const missing = required.filter((n) => !inputs[n] && !gets.has(mapping[n] ?? n));
       if (missing.length > 0) throw needs(missing);
     }
-    const steps: Step[] = [...gets.values()].map((get, i) => ({ ...get, id: `plan.${i}`, line: undefined, hooks: undefined }));
+    const tags = opts.tag?.length ? { tags: opts.tag } : {};
+    const steps: Step[] = [...gets.values()].map((get, i) => ({ ...get, id: `plan.${i}`, line: undefined, hooks: undefined, ...tags }));
     steps.push({
       kind: 'task',
       id: `plan.${steps.length}`,
@@ -84,10 +91,20 @@ export async function execute(
       vars: {},
       inputMapping,
       outputMapping: {},
-      privileged: false,
+      privileged: opts.privileged ?? false,
+      ...tags,
     });
     const plan: CompiledPlan = { name: `execute-${name}`, source: opts.config, plan: { kind: 'do', id: 'plan', steps } };
-    exitWith(await submitAndFollow(session, { plan, buildId: newBuildId(), inputs, outputs, detach: false }));
+    exitWith(
+      await submitAndFollow(session, {
+        plan,
+        buildId: newBuildId(),
+        inputs,
+        outputs,
+        detach: opts.background ?? false,
+        includeIgnored: opts.includeIgnored,
+      }),
+    );
   } finally {
     await session.close();
   }

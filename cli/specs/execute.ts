@@ -23,11 +23,15 @@ export function registerExecute(program: Command): void {
       "take the inputs not given with -i from the job's gets, at the versions its next build would get",
     )
     .option('-m, --input-mapping <task-input=job-input>', 'with -j: the job input a task input takes; repeatable', collect, [])
+    .option('-p, --privileged', 'run the task privileged (on runtimes with containers)')
+    .option('--tag <tag>', "run on a worker with this tag (the step's tags:); repeatable", collect, [])
+    .option('--include-ignored', "upload a git work tree's ignored files too (everything in the directory)")
+    .option('-b, --background', 'start the build and exit: print its id, follow no log, fetch no output (refused with -o)')
     .addHelpText(
       'after',
       `
-Inputs in a git work tree upload its tracked and unignored files; other directories
-upload everything. Params the task file leaves empty (\`KEY:\` or \`KEY: ""\`) take the
+Inputs in a git work tree upload its tracked and unignored files (--include-ignored: all);
+other directories upload everything. Params the task file leaves empty (\`KEY:\` or \`KEY: ""\`) take the
 value of the caller's environment variable KEY, as fly execute does. Ctrl-C or SIGTERM
 aborts the build. Exit status: 0 succeeded, 1 failed, 2 errored, 3 aborted.
 

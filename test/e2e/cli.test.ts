@@ -1,5 +1,6 @@
 // The `causeway` CLI as a user runs it: the compiled binary against the real Temporal
 // and NATS of the test run, with a worker on a task queue of its own.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -125,6 +126,32 @@ run: {path: sh, args: [-c, 'echo "args=$* env=$FROM_ENV set=$SET unset=[$UNSET_E
   const r = await cli(['execute', '-c', taskFile, '--', 'second', '--flag'], { env: { FROM_ENV: 'from-caller', SET: 'caller' } });
   expect(r.code).toBe(0);
   expect(r.stdout).toContain('args=first second --flag env=from-caller set=fixed unset=[]');
+});
+
+test("execute's fly flags: --include-ignored uploads a work tree's ignored files, -b starts and exits, -b -o is refused", async () => {
+  const repo = path.join(dir, 'repo');
+  fs.mkdirSync(repo);
+  execFileSync('git', ['init', '-q', repo]);
+  fs.writeFileSync(path.join(repo, '.gitignore'), 'build.log\n');
+  fs.writeFileSync(path.join(repo, 'build.log'), 'ignored\n');
+  fs.writeFileSync(path.join(repo, 'main.c'), 'int main;\n');
+  const taskFile = path.join(dir, 'list.yml');
+  fs.writeFileSync(taskFile, `platform: linux\ninputs: [{name: repo}]\nrun: {path: sh, args: [-c, 'ls repo']}\n`);
+  const plain = await cli(['execute', '-c', taskFile, '-i', `repo=${repo}`]);
+  expect(plain.code).toBe(0);
+  expect(plain.stdout).not.toContain('build.log');
+  const all = await cli(['execute', '-c', taskFile, '-i', `repo=${repo}`, '--include-ignored']);
+  expect(all.code).toBe(0);
+  expect(all.stdout).toContain('build.log');
+
+  const background = await cli(['execute', '-c', taskFile, '-i', `repo=${repo}`, '-b']);
+  expect(background).toMatchObject({ code: 0, stdout: expect.stringMatching(/^build-[0-9a-f-]+\n$/) });
+  expect((await h.finish(h.client.workflow.getHandle(background.stdout.trim()))).status).toBe('succeeded');
+  const refused = await cli(['execute', '-c', taskFile, '-i', `repo=${repo}`, '-b', '-o', `repo=${dir}/out-b`]);
+  expect(refused).toMatchObject({
+    code: 2,
+    stderr: expect.stringContaining('-b starts the build and exits, so it cannot fetch outputs (-o)'),
+  });
 });
 
 test('watch replays a finished build and builds lists it', async () => {
