@@ -274,13 +274,21 @@ export async function getPipeline(opts: { pipeline: string; json?: boolean }): P
   });
 }
 
+/** The pipelines that are set (running pipeline workflows) with their views; one that ends meanwhile is left out. */
+async function setPipelines(client: Client): Promise<{ target: Target; view: PipelineView }[]> {
+  const found: { target: Target; view: PipelineView }[] = [];
+  for await (const wf of client.workflow.list({ query: `WorkflowType = '${PIPELINE_WORKFLOW}' AND ExecutionStatus = 'Running'` })) {
+    const key = wf.typedSearchAttributes.get(CausewayPipeline) ?? pipelineKeyOfWorkflowId(wf.workflowId);
+    const v = await view(client, { key, display: key }).catch(() => undefined);
+    if (v) found.push({ target: { key, display: formatPipelineRef(v.config) }, view: v });
+  }
+  return found;
+}
+
 export async function listPipelines(opts: { json?: boolean }): Promise<void> {
   await withSession(async (s) => {
     const rows: { name: string; instance_vars?: InstanceVars; ref: string; paused: boolean; jobs: number; resources: number }[] = [];
-    for await (const wf of s.client.workflow.list({ query: `WorkflowType = '${PIPELINE_WORKFLOW}' AND ExecutionStatus = 'Running'` })) {
-      const key = wf.typedSearchAttributes.get(CausewayPipeline) ?? pipelineKeyOfWorkflowId(wf.workflowId);
-      const v = await view(s.client, { key, display: key }).catch(() => undefined);
-      if (!v) continue;
+    for (const { view: v } of await setPipelines(s.client)) {
       const { name, instanceVars } = v.config;
       rows.push({
         name,
@@ -319,11 +327,23 @@ export async function destroyPipeline(opts: { pipeline: string; nonInteractive?:
   });
 }
 
-export async function pausePipeline(opts: { pipeline: string }, paused: boolean): Promise<void> {
-  const p = pipelineFlag(opts.pipeline);
+/** fly's pause-pipeline / unpause-pipeline: one pipeline (`-p`), or every pipeline that is set (`-a`). */
+export async function pausePipeline(opts: { pipeline?: string; all?: boolean }, paused: boolean): Promise<void> {
+  const command = paused ? 'pause-pipeline' : 'unpause-pipeline';
+  if (opts.all && opts.pipeline !== undefined)
+    throw new CliError(
+      `${command}: give -p or --all, not both`,
+      `-p names one pipeline, --all ${paused ? 'pauses' : 'unpauses'} every one`,
+    );
+  if (!opts.all && opts.pipeline === undefined)
+    throw new CliError(`${command}: which pipeline?`, 'give -p NAME, or --all for every pipeline');
   await withSession(async (s) => {
-    await update(s.client, p, PIPELINE_UPDATES.pause, { paused });
-    say(`${paused ? 'paused' : 'unpaused'} '${p.display}'`);
+    const targets = opts.all ? (await setPipelines(s.client)).map((p) => p.target) : [pipelineFlag(opts.pipeline!)];
+    if (targets.length === 0) return say('no pipelines: set one with `causeway set-pipeline -p NAME -c pipeline.yml`');
+    for (const p of targets) {
+      await update(s.client, p, PIPELINE_UPDATES.pause, { paused });
+      say(`${paused ? 'paused' : 'unpaused'} '${p.display}'`);
+    }
   });
 }
 

@@ -106,8 +106,9 @@ Example:
       .command(command)
       .alias(paused ? 'pp' : 'up')
       .description(paused ? 'pause a pipeline: no checks and no new builds until unpaused' : 'unpause a pipeline')
-      .requiredOption('-p, --pipeline <name>', 'the pipeline: NAME, or NAME/k:v,... for an instance')
-      .action(lazy(() => (opts: { pipeline: string }) => impl().pausePipeline(opts, paused)));
+      .option('-p, --pipeline <name>', 'the pipeline: NAME, or NAME/k:v,... for an instance')
+      .option('-a, --all', `${paused ? 'pause' : 'unpause'} every pipeline that is set`)
+      .action(lazy(() => (opts: { pipeline?: string; all?: boolean }) => impl().pausePipeline(opts, paused)));
   }
 
   for (const [command, paused] of [

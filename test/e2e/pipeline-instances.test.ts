@@ -53,7 +53,7 @@ ${extra}`;
 const pipelines = async () => {
   const r = await cli('pipelines', '--json');
   expect(r.code).toBe(0);
-  return JSON.parse(r.stdout) as { name: string; instance_vars?: Record<string, unknown>; ref: string; jobs: number }[];
+  return JSON.parse(r.stdout) as { name: string; instance_vars?: Record<string, unknown>; ref: string; jobs: number; paused: boolean }[];
 };
 
 test('instances of one config run their jobs independently, are listed, and one is destroyed alone', async () => {
@@ -125,6 +125,12 @@ test('instances of one config run their jobs independently, are listed, and one 
     ['pr/branch:"feature/y"', 2],
     ['pr/branch:feature-x', 3],
   ]);
+  // fly's pause-pipeline --all / unpause-pipeline -a: every pipeline, instances included.
+  const pausedAll = await cli('pause-pipeline', '--all');
+  expect(pausedAll.stderr).toContain(`paused 'pr/branch:"feature/y"'`);
+  expect((await pipelines()).map((p) => p.paused)).toEqual([true, true, true]);
+  expect((await cli('unpause-pipeline', '-a')).code).toBe(0);
+  expect((await pipelines()).map((p) => p.paused)).toEqual([false, false, false]);
 
   // Destroying one instance leaves the pipeline of that name and the other instance running.
   expect((await cli('destroy-pipeline', '-n', '-p', 'pr/branch:feature-x')).code).toBe(0);
