@@ -1,6 +1,6 @@
 // Errors a user sees: every problem of a file at once, each with FILE:LINE:COL,
 // the YAML path of the offending node and what was expected.
-import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 
 export interface PlanIssue {
   file: string;
@@ -57,6 +57,8 @@ export class Source {
       const [line, column] = this.position(e.pos[0]);
       this.issues.push({ file, line, column, path: '', message: `invalid YAML: ${firstLine(e.message)}` });
     }
+    const bad = this.issues.length === 0 ? this.badPair() : undefined;
+    if (bad) this.issues.push(bad);
     this.value = this.issues.length === 0 ? this.toJS() : undefined;
   }
 
@@ -80,6 +82,34 @@ export class Source {
       });
       return undefined;
     }
+  }
+
+  /**
+   * The first pair the yaml library would turn into a JS object badly, at its place: a map or a
+   * list as a key (stringified, with a warning on stderr), or a merge key (`<<`) whose value is not
+   * a map or an alias of one (refused without a place).
+   */
+  private badPair(): PlanIssue | undefined {
+    let found: PlanIssue | undefined;
+    const at = (offset: number | undefined, message: string) => {
+      const [line, column] = this.position(offset ?? 0);
+      found = { file: this.file, line, column, path: '', message: `invalid YAML: ${message}` };
+      return visit.BREAK;
+    };
+    const resolved = (node: unknown) => (isAlias(node) ? node.resolve(this.doc) : node);
+    visit(this.doc, {
+      Pair: (_, pair) => {
+        const key = resolved(pair.key);
+        if (key != null && !isScalar(key)) return at((pair.key as Node).range?.[0], 'a key is a plain value, not a map or a list');
+        if (!isScalar(pair.key) || pair.key.source !== '<<') return undefined;
+        const value = resolved(pair.value);
+        const sources = isSeq(value) ? value.items.map(resolved) : [value];
+        return sources.every((v) => isMap(v))
+          ? undefined
+          : at(pair.key.range?.[0], '`<<` merges a map or an alias of one (or a list of them)');
+      },
+    });
+    return found;
   }
 
   private position(offset: number): [number, number] {

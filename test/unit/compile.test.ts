@@ -310,6 +310,16 @@ plan:
     const plan = compile(`plan:\n- task: t0\n  config: &config {platform: linux, run: {path: 'true'}}\n${steps}\n`);
     expect(plan.plan.kind === 'do' && plan.plan.steps).toHaveLength(500);
   });
+  it('says where a merge key merges something other than a map, or a key is a map, and takes a merge of a map', () => {
+    const err = planError('plan:\n- task: t\n  <<: 5\n  config: {platform: linux, run: {path: "true"}}\n');
+    expect(err.message).toBe('ci/build.yml:3:3: invalid YAML: `<<` merges a map or an alias of one (or a list of them)');
+    // A map as a key: refused where it is (the yaml library would stringify it with a warning on stderr).
+    expect(planError('plan:\n- ? {a: 1}\n  : x\n  task: t\n').message).toBe(
+      'ci/build.yml:2:5: invalid YAML: a key is a plain value, not a map or a list',
+    );
+    const plan = compile('plan:\n- task: t\n  config:\n    platform: linux\n    run:\n      <<: {path: "true"}\n');
+    expect(plan.plan.kind === 'do' && plan.plan.steps[0]).toMatchObject({ config: { run: { path: 'true' } } });
+  });
   it("says that a `run:` step is Concourse's prototype, not a task", () => {
     const err = planError(`
 plan:
