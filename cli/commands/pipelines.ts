@@ -377,6 +377,24 @@ export async function jobs(opts: { pipeline: string; json?: boolean }): Promise<
   });
 }
 
+/** How long `trigger-job -w` waits for its build to start before it says why the build is pending. */
+const PENDING_NOTE_AFTER_MS = 5000;
+
+/** Why a job's triggered build has not started, as the pipeline sees it now. */
+async function pendingReason(client: Client, p: Target, job: string): Promise<string> {
+  const v = await view(client, p);
+  if (v.state.paused) return `pipeline ${p.display} is paused`;
+  if (v.state.pausedJobs.includes(job)) return `job ${job} is paused`;
+  if (v.nextInputs && !v.nextInputs[job]) {
+    const resources = v.config.jobs.find((x) => x.name === job)?.inputs.map((i) => i.resource) ?? [];
+    const failed = [...new Set(resources)]
+      .filter((r) => v.checkErrors[r])
+      .map((r) => `; the last check of ${r} failed: ${v.checkErrors[r]}`);
+    return `waiting for its inputs: ${v.next[job]}${failed.join('')}`;
+  }
+  return 'its inputs are ready: waiting for its turn (max_in_flight, serial groups)';
+}
+
 export async function triggerJob(opts: { job: string; watch?: boolean }): Promise<void> {
   await withSession(async (s) => {
     const [p, j] = split(opts.job, '-j');
@@ -393,15 +411,22 @@ export async function triggerJob(opts: { job: string; watch?: boolean }): Promis
       );
     if (!opts.watch) return;
     const handle = s.client.workflow.getHandle(id);
-    // The build starts when its job's max_in_flight, serial groups and pause allow.
+    // The build starts when its inputs resolve and its job's max_in_flight, serial groups and pause allow.
+    const waitingSince = Date.now();
+    let said: string | undefined;
     for (;;) {
       try {
         await handle.describe();
         break;
       } catch (err) {
         if ((err as Error).name !== 'WorkflowNotFoundError') throw err;
-        await new Promise((r) => setTimeout(r, 500));
       }
+      if (Date.now() - waitingSince >= PENDING_NOTE_AFTER_MS) {
+        const why = await pendingReason(s.client, p, j).catch(() => undefined);
+        if (why && why !== said) say(`${p.display}/${j} #${number} pending: ${why}`);
+        said = why ?? said;
+      }
+      await new Promise((r) => setTimeout(r, 500));
     }
     const started = Date.now();
     const outcome = await followUntilDone(s, handle, { abortOnInterrupt: false });

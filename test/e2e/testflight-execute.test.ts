@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { waitFor } from '../workflows/harness';
 import { testflight } from './testflight';
 
 jest.setTimeout(600_000);
@@ -51,6 +52,14 @@ run:
     const unmapped = await tf.fly('execute', '-c', task, '-m', 'some-resource=other');
     expect(unmapped.code).toBe(2);
     expect(unmapped.stderr).toContain('give the job with -j PIPELINE/JOB');
+    // (Not in the Go test.) trigger-job -w of that job waits, and says for what.
+    const pending = tf.spawnFly('trigger-job', '-w', '-j', tf.inPipeline('downstream-job'));
+    await waitFor(
+      'the pending note',
+      () => /pending: waiting for its inputs: .*passed upstream-job/.test(pending.stderr()) || undefined,
+      30_000,
+    );
+    await pending.interrupt();
     // having an initial version; satisfying the job's passed constraint for the first version
     await ok('check-resource', '-r', tf.inPipeline('some-resource'), '-f', 'version:first-version');
     await ok('trigger-job', '-w', '-j', tf.inPipeline('upstream-job'));

@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { awaitBuild, startBuild } from '../../../common/build-client';
 import { collectLogs } from '../../../common/build-log';
-import { DEV_NAMESPACE } from '../../../cli/dev/kubernetes';
+import { DEV_NAMESPACE, readDevKubernetes } from '../../../cli/dev/kubernetes';
 import { NODE_IP } from '../../../cli/dev/k8s/node';
 import { compilePlan } from '../../../schemas';
 import { parseResourceImages } from '../../../schemas/resource-images';
@@ -108,7 +108,15 @@ function cli(args: string[], cwd: string): { code: number | null; out: string } 
     // spawnSync blocks jest's own timeout: a command that hangs must fail the test, not the run.
     timeout: CLI_TIMEOUT_MS,
   });
-  if (r.error) return { code: null, out: `causeway ${args.join(' ')}: ${r.error.message}\n${r.stdout}${r.stderr}` };
+  if (r.error) {
+    // It hung twice in CI (stops 28 and 30), each time not again alone: what the dev worker did last says where.
+    const log = readDevKubernetes(home)?.worker.log;
+    const tail = log && fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').slice(-60).join('\n') : '(no worker log)';
+    return {
+      code: null,
+      out: `causeway ${args.join(' ')}: ${r.error.message}\n${r.stdout}${r.stderr}\nthe dev worker's last lines:\n${tail}`,
+    };
+  }
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
 
