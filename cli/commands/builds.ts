@@ -24,6 +24,13 @@ export async function describeBuild(handle: WorkflowHandle): Promise<WorkflowExe
 
 const STATUS_COLORS = { succeeded: 'green', failed: 'red', errored: 'yellow', aborted: 'magenta', started: 'cyan' } as const;
 
+/**
+ * A run id as the table shows it: its last 8 hex digits. The server's run ids are UUIDv7, whose
+ * first 8 digits are the start time's top bits, the same for every run started within a minute
+ * (a build and its retry showed the same "run").
+ */
+const shortRun = (runId: string) => runId.replace(/-/g, '').slice(-8);
+
 const quoted = (value: string) => `'${value.replace(/'/g, "\\'")}'`;
 
 /** fly's `--since`/`--until` time, 'yyyy-mm-dd HH:mm:ss' in the local time zone, as a visibility query's RFC 3339. */
@@ -109,12 +116,12 @@ export async function builds(opts: {
       });
       rows.push([
         wf.workflowId,
-        wf.runId.slice(0, 8),
+        shortRun(wf.runId),
         wf.typedSearchAttributes.get(CausewayPlan) ?? '-',
         color ? paint(color, status) : status,
         wf.startTime.toISOString().replace('T', ' ').slice(0, 19),
         formatDuration(end.getTime() - wf.startTime.getTime()) + (wf.closeTime ? '' : ' (running)'),
-        retryOf ? `retry of run ${retryOf.slice(0, 8)}` : '',
+        retryOf ? `retry of run ${shortRun(retryOf)}` : '',
       ]);
     }
     if (opts.json) return printJson(builds);

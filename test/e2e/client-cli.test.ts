@@ -112,6 +112,24 @@ test("fly's flags: builds -c, --since and --until; watch -t; prune-worker -w and
   expect((await cli(['prune-worker', '-a'])).stderr).toContain('no stalled workers');
 });
 
+test('retry reruns a failed build; builds tells its runs apart and marks the retry', async () => {
+  // Steps run under their build's uid: the flag's directory is writable by any.
+  const flags = fs.mkdtempSync(path.join(dir, 'flags-'));
+  fs.chmodSync(flags, 0o1777);
+  const flag = path.join(flags, 'failed-once');
+  const failed = await cli(['run', plan('flaky', `test -e ${flag} || { touch ${flag}; exit 1; }; echo ok now`)]);
+  expect(failed.code).toBe(1);
+  const buildId = /build (build-[0-9a-f-]+)/.exec(failed.stderr)![1];
+  const retried = await cli(['retry', buildId]);
+  expect(retried).toMatchObject({ code: 0, stdout: expect.stringContaining('ok now') });
+  const rows = (await cli(['builds', '--plan', 'flaky'])).stdout.split('\n').filter((l) => l.startsWith(buildId));
+  expect(rows).toHaveLength(2);
+  // Run ids are UUIDv7: the column shows their random end, so two runs a second apart differ.
+  const [newer, older] = rows.map((r) => r.split(/\s+/)[1]);
+  expect(newer).not.toBe(older);
+  expect(rows[0]).toContain(`retry of run ${older}`);
+});
+
 test('a build no worker polls for: run says it waits and why; status answers in seconds and says why', async () => {
   const queue = `nobody-${randomUUID()}`;
   let buildId: string | undefined;
