@@ -377,7 +377,7 @@ export async function jobs(opts: { pipeline: string; json?: boolean }): Promise<
   });
 }
 
-/** How long `trigger-job -w` waits for its build to start before it says why the build is pending. */
+/** How long `trigger-job -w` waits for its build to start before it says why the build is pending, and then between looks. */
 const PENDING_NOTE_AFTER_MS = 5000;
 
 /** Why a job's triggered build has not started, as the pipeline sees it now. */
@@ -412,7 +412,7 @@ export async function triggerJob(opts: { job: string; watch?: boolean }): Promis
     if (!opts.watch) return;
     const handle = s.client.workflow.getHandle(id);
     // The build starts when its inputs resolve and its job's max_in_flight, serial groups and pause allow.
-    const waitingSince = Date.now();
+    let nextLook = Date.now() + PENDING_NOTE_AFTER_MS;
     let said: string | undefined;
     for (;;) {
       try {
@@ -421,7 +421,9 @@ export async function triggerJob(opts: { job: string; watch?: boolean }): Promis
       } catch (err) {
         if ((err as Error).name !== 'WorkflowNotFoundError') throw err;
       }
-      if (Date.now() - waitingSince >= PENDING_NOTE_AFTER_MS) {
+      // A query of the pipeline every few seconds, not at each look for the build.
+      if (Date.now() >= nextLook) {
+        nextLook = Date.now() + PENDING_NOTE_AFTER_MS;
         const why = await pendingReason(s.client, p, j).catch(() => undefined);
         if (why && why !== said) say(`${p.display}/${j} #${number} pending: ${why}`);
         said = why ?? said;
