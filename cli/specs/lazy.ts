@@ -1,7 +1,9 @@
 import { CliError } from '../output';
 
-// What every command definition shares. Definitions load only commander and this file, so
-// `causeway CMD --help` loads what it describes and nothing else (BENCHMARKS.md, "CLI start-up").
+// What every command definition shares. Definitions load only commander, this file, cli/output.ts
+// (CliError, for flag parsers) and constants (cli/limits.ts, cli/exit-codes.ts), none of which
+// loads more than node:util, so `causeway CMD --help` loads what it describes and nothing else
+// (BENCHMARKS.md, "CLI start-up").
 
 /** An action whose implementation module is loaded only when the command runs. */
 export function lazy<A extends unknown[]>(load: () => (...args: A) => unknown): (...args: A) => Promise<void> {
