@@ -1,7 +1,8 @@
 // What Concourse warns of in a pipeline it still sets (atc/configvalidate, atc/step_validator.go):
 // names that are not its identifiers, and deprecated fields. `validate-pipeline --strict` fails on them.
 import { isPlainObject } from './interpolate';
-import { Source, type Path, type PlanIssue } from './errors';
+import type { Path, PlanIssue, Source } from './errors';
+import { HOOK_KEYS } from './plan';
 
 // atc/configwarning.go: lowercase letters of any script, digits, `-`, `_`, `.`, starting with a letter or digit.
 const VALID_IDENTIFIER = /^[\p{Ll}\p{Lt}\p{Lm}\p{Lo}\d][\p{Ll}\p{Lt}\p{Lm}\p{Lo}\d\-_.]*$/u;
@@ -21,15 +22,16 @@ export function identifierWarning(name: string): string | undefined {
 
 const NAMED_SECTIONS = ['groups', 'resources', 'resource_types', 'prototypes', 'var_sources', 'jobs'] as const;
 const NAMED_STEPS = ['get', 'put', 'task', 'set_pipeline', 'load_var'] as const;
-const HOOKS = ['on_success', 'on_failure', 'on_abort', 'on_error', 'ensure'] as const;
 
 /**
- * Concourse's warnings for a pipeline file that compiles, each at its file:line:column. A name
- * holding a ((var)) is left alone: Concourse checks it after interpolation, and here its value
- * may be the credential manager's.
+ * Concourse's warnings for a pipeline file that compiles, each at its file:line:column, read from
+ * the Source compilePipelineSource parsed (so a file is parsed once). A name holding a ((var)) is
+ * left alone: Concourse checks it after interpolation, and here its value may be the credential
+ * manager's.
  */
-export function pipelineWarnings(text: string, file: string): PlanIssue[] {
-  const src = new Source(file, text);
+export function pipelineWarnings(src: Source): PlanIssue[] {
+  // The warnings are taken back out of the Source: they are not problems of the file.
+  const start = src.issues.length;
   const root = src.value;
   if (!isPlainObject(root)) return [];
   const checkName = (name: unknown, path: Path) => {
@@ -76,8 +78,8 @@ export function pipelineWarnings(text: string, file: string): PlanIssue[] {
     if (Array.isArray(raw.in_parallel)) steps(raw.in_parallel, [...path, 'in_parallel']);
     else if (isPlainObject(raw.in_parallel)) steps(raw.in_parallel.steps, [...path, 'in_parallel', 'steps']);
     step(raw.try, [...path, 'try']);
-    for (const hook of HOOKS) step(raw[hook], [...path, hook]);
+    for (const hook of HOOK_KEYS) step(raw[hook], [...path, hook]);
   }
 
-  return src.issues.sort((a, b) => a.line - b.line || a.column - b.column);
+  return src.issues.splice(start).sort((a, b) => a.line - b.line || a.column - b.column);
 }

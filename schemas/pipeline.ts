@@ -103,14 +103,21 @@ function stepsOf(step: Step): Step[] {
  * credential refs where the worker resolves them when a check or step runs (resource and
  * resource type sources, get/put params, task and service params and config).
  */
-export function compilePipeline(opts: {
+export function compilePipeline(opts: CompilePipelineOptions): PipelineConfig {
+  return compilePipelineSource(opts).config;
+}
+
+type CompilePipelineOptions = {
   name: string;
   text: string;
   file: string;
   vars?: Record<string, unknown>;
   /** an instance's vars: vars of the file as well, winning over `vars` */
   instanceVars?: InstanceVars;
-}): PipelineConfig {
+};
+
+/** compilePipeline, and the file as it parsed it, for what else reads it (pipelineWarnings). */
+export function compilePipelineSource(opts: CompilePipelineOptions): { config: PipelineConfig; source: Source } {
   const vars = withInstanceVars(opts.vars ?? {}, opts.instanceVars);
   const src = new Source(opts.file, opts.text);
   src.check();
@@ -236,7 +243,7 @@ export function compilePipeline(opts: {
   // Each job compiles the resources it uses: a bad resource would be reported once per job.
   const unique = [...new Map(issues.map((i) => [formatIssue(i), i])).values()];
   if (unique.length > 0) throw new PlanError(unique.sort((a, b) => a.line - b.line || a.column - b.column));
-  return {
+  const config: PipelineConfig = {
     name: opts.name,
     ...(opts.instanceVars && Object.keys(opts.instanceVars).length > 0
       ? { instanceVars: opts.instanceVars, ref: formatPipelineRef({ name: opts.name, instanceVars: opts.instanceVars }) }
@@ -246,4 +253,5 @@ export function compilePipeline(opts: {
     jobs,
     ...(varSources.length > 0 ? { varSources } : {}),
   };
+  return { config, source: src };
 }

@@ -18,7 +18,7 @@ import { bool, envMap, int, validate } from './validate';
 import { VarSource } from './var-sources';
 import { interpolateDeferring, interpolateStatic, type DeferredVar } from './vars';
 
-const HOOK_KEYS = ['on_success', 'on_failure', 'on_abort', 'on_error', 'ensure'] as const;
+export const HOOK_KEYS = ['on_success', 'on_failure', 'on_abort', 'on_error', 'ensure'] as const;
 
 const timeout = z.string().transform((s, ctx) => {
   try {

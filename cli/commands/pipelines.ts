@@ -14,7 +14,7 @@ import { varsFromFlags } from '../../schemas';
 import { formatIssue, PLAN_YAML_OPTIONS, type PlanIssue } from '../../schemas/errors';
 import { decodeUtf8 } from '../../schemas/checks';
 import { interpolate, lookupIn } from '../../schemas/interpolate';
-import { compilePipeline } from '../../schemas/pipeline';
+import { compilePipelineSource } from '../../schemas/pipeline';
 import { pipelineWarnings } from '../../schemas/pipeline-warnings';
 import {
   formatPipelineRef,
@@ -147,8 +147,8 @@ function compilePipelineFile(opts: {
     throw new CliError(`cannot read pipeline file ${file}: ${(err as Error).message}`);
   }
   const text = decodeUtf8(bytes, file);
-  const config = compilePipeline({ name: opts.pipeline, text, file, vars, instanceVars: opts.instanceVars });
-  return { config, vars, file, warnings: pipelineWarnings(text, file) };
+  const { config, source } = compilePipelineSource({ name: opts.pipeline, text, file, vars, instanceVars: opts.instanceVars });
+  return { config, vars, file, warnings: pipelineWarnings(source) };
 }
 
 /** Concourse's warnings, as fly shows them (stderr, before anything else). */

@@ -1,6 +1,7 @@
 // Concourse's warnings for a pipeline it still sets (atc/configwarning.go, atc/configvalidate,
 // atc/step_validator.go), each at its file:line, for `validate-pipeline [--strict]` and `set-pipeline`.
-import { formatIssue } from '../../schemas/errors';
+import { formatIssue, Source } from '../../schemas/errors';
+import { compilePipelineSource } from '../../schemas/pipeline';
 import { identifierWarning, pipelineWarnings } from '../../schemas/pipeline-warnings';
 
 describe('identifierWarning', () => {
@@ -19,7 +20,7 @@ describe('identifierWarning', () => {
 
 describe('pipelineWarnings', () => {
   const file = 'pipeline.yml';
-  const warnings = (text: string) => pipelineWarnings(text, file).map(formatIssue);
+  const warnings = (text: string) => pipelineWarnings(new Source(file, text)).map(formatIssue);
 
   it('names every name that is not an identifier, steps in hooks, do, in_parallel and try included', () => {
     const text = [
@@ -68,6 +69,15 @@ describe('pipelineWarnings', () => {
       'pipeline.yml:3:3: jobs[0].build_logs_to_retain: build_logs_to_retain is deprecated: use build_log_retention instead',
       'pipeline.yml:7:5: jobs[0].plan[0].image: specifies image: on the step but also specifies an image under config: - the image: on the step takes precedence',
     ]);
+  });
+
+  it("reads the compiler's parse of the file, and leaves no issue in it", () => {
+    const text = 'jobs:\n- name: Unit\n  plan:\n  - task: t\n    config: {platform: linux, run: {path: "true"}}\n';
+    const { source } = compilePipelineSource({ name: 'p', text, file });
+    expect(pipelineWarnings(source).map(formatIssue)).toEqual([
+      "pipeline.yml:2:9: jobs[0].name: 'Unit' is not a valid identifier: must start with a lowercase letter or a number",
+    ]);
+    expect(source.issues).toEqual([]);
   });
 
   it('has nothing to say of a pipeline of identifiers', () => {
