@@ -10,6 +10,7 @@ import { isPlainObject } from './interpolate';
 import { checkName } from './names';
 import { compilePlan, compileVarSources } from './plan';
 import { Resources } from './resources';
+import { expandPassed, validatePipeline } from './pipeline-validate';
 import { parseDuration } from './units';
 import { bool } from './validate';
 import { interpolateStatic } from './vars';
@@ -220,25 +221,20 @@ export function compilePipelineSource(opts: CompilePipelineOptions): { config: P
     resources.push({ name: c.data.name, ref, checkEveryMs, checkTimeoutMs, ...(pinned ? { pinned } : {}) });
   });
 
-  // `passed:` names a job that exists and gets or puts the same resource (Concourse's configvalidate).
-  const interacts = (j: PipelineJob, resource: string) =>
-    stepsOf(j.plan.plan).some((s) => (s.kind === 'get' || s.kind === 'put') && s.resource.name === resource);
-  rawJobs.forEach((raw, index) => {
-    const job = jobs.find((j) => isPlainObject(raw) && j.name === raw.name);
-    if (!job) return;
-    for (const input of job.inputs) {
-      for (const upstream of input.passed) {
-        const other = jobs.find((j) => j.name === upstream);
-        if (!other)
-          src.add(['jobs', index, 'name'], `job ${job.name}: get ${input.name} is passed: [${upstream}], but there is no job ${upstream}`);
-        else if (!interacts(other, input.resource))
-          src.add(
-            ['jobs', index, 'name'],
-            `job ${job.name}: get ${input.name} is passed: [${upstream}], but job ${upstream} does not get or put resource ${input.resource}`,
-          );
-      }
-    }
-  });
+  // Concourse's checks across the file; those that read every job's steps only once every job
+  // compiled (a job left out would make its resources unused and its name unknown to `passed:`).
+  const links = jobs.map((j) => ({
+    name: j.name,
+    resources: new Set(stepsOf(j.plan.plan).flatMap((s) => (s.kind === 'get' || s.kind === 'put' ? [s.resource.name] : []))),
+    inputs: j.inputs,
+  }));
+  const everyJob = jobs.length === rawJobs.length;
+  validatePipeline(src, top, everyJob ? links : undefined);
+  if (everyJob) {
+    const indexOf = (name: string) => rawJobs.findIndex((raw) => isPlainObject(raw) && raw.name === name);
+    const passed = expandPassed(src, links, indexOf);
+    for (const job of jobs) job.inputs.forEach((input, k) => (input.passed = passed.get(job.name)![k]));
+  }
   issues.push(...src.issues);
   // Each job compiles the resources it uses: a bad resource would be reported once per job.
   const unique = [...new Map(issues.map((i) => [formatIssue(i), i])).values()];

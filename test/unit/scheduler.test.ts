@@ -187,7 +187,7 @@ resources:
 - {name: c, type: slow, source: {}, check_timeout: ${extra}}
 jobs:
 - name: j
-  plan: [{get: a}]
+  plan: [{get: a}, {get: b}, {get: c}]
 `;
   const config = compilePipeline({ name: 'p', text: text('30s'), file: 'p.yml' });
   expect(config.resources.map((r) => [r.name, r.checkTimeoutMs])).toEqual([
