@@ -164,6 +164,13 @@ const PipelineSchema = z.object({
 class Compiler {
   /** the services of the enclosing steps, for ((.svc:NAME.field)) checks */
   private readonly serviceScopes: ServiceScope[] = [];
+  /** the get steps' names so far: each names its artifact, so a job has one of each (Concourse: "repeated name") */
+  private readonly getNames = new Set<string>();
+  /**
+   * The vars load_var and across declare, per Concourse's validator scope: the job's, then one per
+   * enclosing across. Declaring one twice in a scope is its "repeated var name".
+   */
+  private readonly declared: Set<string>[] = [new Set()];
 
   constructor(
     private readonly src: Source,
@@ -229,7 +236,9 @@ class Compiler {
         if (problem) this.src.add(at, problem);
       }
     }
+    if (raw.across !== undefined) this.declared.push(new Set(acrossVars));
     const body = this.body(kind, raw, path, id, bodyScope);
+    if (raw.across !== undefined) this.declared.pop();
     if (services) this.serviceScopes.pop();
     const hooks = this.hooks(raw, path, id, scope);
     if (services && !services.specs) return undefined;
@@ -292,6 +301,10 @@ class Compiler {
           src.add(path, `task step \`${String(raw.task)}\` needs \`config\` or \`file\``);
           return undefined;
         }
+        if (raw.config !== undefined && raw.file !== undefined) {
+          src.add([...path, 'file'], `task step \`${String(raw.task)}\` takes one of \`file\` or \`config\`, not both`, { key: true });
+          return undefined;
+        }
         if (!s || (raw.config !== undefined && !config)) return undefined;
         return {
           common: s,
@@ -313,6 +326,12 @@ class Compiler {
       case 'get': {
         // Concourse 8.1: a get sets a local var named after it holding the version's metadata, ((.:repo.commit)).
         if (typeof raw.get === 'string') scope.add(raw.get);
+        if (typeof raw.get === 'string' && this.getNames.has(raw.get))
+          src.add(
+            [...path, 'get'],
+            `a second get named \`${raw.get}\`: each get makes the artifact of its name; name one differently (get: other, resource: ${String(raw.resource ?? raw.get)})`,
+          );
+        if (typeof raw.get === 'string') this.getNames.add(raw.get);
         const s = validate(src, GetStepSchema, raw, path, 'get step');
         const name = s?.resource ?? s?.get;
         const resource = name === undefined ? undefined : this.resources.resource(name, [...path, s?.resource ? 'resource' : 'get']);
@@ -329,6 +348,13 @@ class Compiler {
       case 'load_var': {
         const s = validate(src, LoadVarStepSchema, raw, path, 'load_var step');
         if (typeof raw.load_var === 'string') scope.add(raw.load_var);
+        const declared = this.declared[this.declared.length - 1];
+        if (typeof raw.load_var === 'string' && declared.has(raw.load_var))
+          src.add(
+            [...path, 'load_var'],
+            `the var \`${raw.load_var}\` is set twice here (by an earlier load_var or the enclosing across): name one differently`,
+          );
+        if (typeof raw.load_var === 'string') declared.add(raw.load_var);
         if (!s) return undefined;
         return {
           common: s,

@@ -51,7 +51,6 @@ describe('task step', () => {
     const step = only(`
 plan:
 - task: unit
-  file: src/ci/unit.yml
   config:
     run: {path: make}
     params: {FROM_CONFIG: x}
@@ -69,7 +68,6 @@ plan:
       line: 3,
       kind: 'task',
       task: 'unit',
-      file: 'src/ci/unit.yml',
       config: { inputs: [], outputs: [], caches: [], params: { FROM_CONFIG: 'x' }, run: { path: 'make', args: [] } },
       params: { N: '1', OBJ: '{"a":1}', NUL: '' },
       vars: { v: [1] },
@@ -249,6 +247,29 @@ plan:
 });
 
 describe('errors', () => {
+  it("refuses what Concourse's step validator refuses: a second get of a name, a var set twice in one scope, a task with file and config", () => {
+    const messages = (text: string) => planError(text).issues.map((i) => `${i.line}:${i.column} ${i.message}`);
+    const r = 'resources:\n- {name: r, type: mock, source: {}}\n- {name: s, type: mock, source: {}}\n';
+    expect(
+      messages(`${r}jobs:\n- name: j\n  plan:\n  - get: r\n  - {get: x, resource: r}\n  - {get: x, resource: s}\n  - try: {get: r}\n`),
+    ).toEqual([
+      '9:11 a second get named `x`: each get makes the artifact of its name; name one differently (get: other, resource: s)',
+      '10:16 a second get named `r`: each get makes the artifact of its name; name one differently (get: other, resource: r)',
+    ]);
+    expect(
+      messages(
+        'plan:\n- {load_var: v, file: a/v}\n- in_parallel: [{load_var: v, file: a/w}]\n- {across: [{var: w, values: [1]}], load_var: w, file: a/x}\n',
+      ),
+    ).toEqual([
+      '3:28 the var `v` is set twice here (by an earlier load_var or the enclosing across): name one differently',
+      '4:47 the var `w` is set twice here (by an earlier load_var or the enclosing across): name one differently',
+    ]);
+    // A load_var inside an across has a scope of its own: it may set what the job's scope has.
+    expect(() => compile('plan:\n- {load_var: v, file: a/v}\n- {across: [{var: w, values: [1]}], load_var: v, file: a/x}\n')).not.toThrow();
+    expect(messages('plan:\n- {task: t, file: a/t.yml, config: {run: {path: "true"}}}\n')).toEqual([
+      '2:13 task step `t` takes one of `file` or `config`, not both',
+    ]);
+  });
   it('names file, line, column, YAML path and the nearest key', () => {
     const err = planError(`
 plan:
