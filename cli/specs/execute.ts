@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { collect, lazy } from './lazy';
+import { collect, lazy, oneTeam, teamHelp } from './lazy';
 
 const impl = () => require('../commands/execute') as typeof import('../commands/execute');
 
@@ -27,6 +27,7 @@ export function registerExecute(program: Command): void {
     .option('--tag <tag>', "run on a worker with this tag (the step's tags:); repeatable", collect, [])
     .option('--include-ignored', "upload a git work tree's ignored files too (everything in the directory)")
     .option('-b, --background', 'start the build and exit: print its id, follow no log, fetch no output (refused with -o)')
+    .option('--team <name>', teamHelp('the one-off build'), oneTeam)
     .addHelpText(
       'after',
       `

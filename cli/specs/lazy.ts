@@ -25,3 +25,20 @@ export function positiveCount(flag: string): (value: string) => number {
     return n;
   };
 }
+
+/**
+ * fly's `--team NAME`, as a parser: Causeway serves one team, its workers' (`worker --team`,
+ * CAUSEWAY_CREDS_TEAM, else main), so that team is accepted and any other refused while the
+ * command line is parsed, before the command does anything.
+ */
+export function oneTeam(value: string): string {
+  const team = process.env.CAUSEWAY_CREDS_TEAM || 'main';
+  if (value === team) return value;
+  throw new CliError(
+    `--team ${value}: this Causeway serves one team, ${team} (CAUSEWAY_CREDS_TEAM, else main: the team its workers look credentials up under)`,
+    `drop --team, or give --team ${team}; if the workers run with another --team, set CAUSEWAY_CREDS_TEAM to it here too`,
+  );
+}
+
+/** fly's help for --team, said of what the command addresses. */
+export const teamHelp = (what: string) => `fly's team of ${what}: only this Causeway's team is accepted (CAUSEWAY_CREDS_TEAM, else main)`;

@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { collect, lazy, positiveCount } from './lazy';
+import { collect, lazy, oneTeam, positiveCount, teamHelp } from './lazy';
 
 const impl = () => require('../commands/pipelines') as typeof import('../commands/pipelines');
 
@@ -25,6 +25,7 @@ export function registerPipelines(program: Command): void {
     .option('-n, --non-interactive', 'apply without asking')
     .option('-d, --dry-run', 'show the diff against the running pipeline and apply nothing')
     .option('--no-color', 'print the diff without colors (also NO_COLOR)')
+    .option('--team <name>', teamHelp('the pipeline'), oneTeam)
     .addHelpText(
       'after',
       `
@@ -71,6 +72,7 @@ Example:
     .alias('ps')
     .description('list the pipelines that are set, paused or not')
     .option('--json', 'print a JSON array: name, instance_vars (of an instance), ref (NAME/k:v,...), paused, jobs, resources')
+    .option('--team <name>', teamHelp('the pipelines'), oneTeam)
     .action(lazy(() => impl().listPipelines));
 
   program
@@ -79,6 +81,7 @@ Example:
     .description("print a pipeline's configuration: the file as it was set")
     .requiredOption('-p, --pipeline <name>', 'the pipeline: NAME, or NAME/k:v,... for an instance')
     .option('-j, --json', 'print it as JSON')
+    .option('--team <name>', teamHelp('the pipeline'), oneTeam)
     .addHelpText(
       'after',
       `
@@ -96,6 +99,7 @@ Example:
     .description('stop a pipeline: no more checks and no new builds (builds already running finish)')
     .requiredOption('-p, --pipeline <name>', 'the pipeline: NAME, or NAME/k:v,... for an instance')
     .option('-n, --non-interactive', 'destroy without asking')
+    .option('--team <name>', teamHelp('the pipeline'), oneTeam)
     .action(lazy(() => impl().destroyPipeline));
 
   for (const [command, paused] of [
@@ -108,6 +112,7 @@ Example:
       .description(paused ? 'pause a pipeline: no checks and no new builds until unpaused' : 'unpause a pipeline')
       .option('-p, --pipeline <name>', 'the pipeline: NAME, or NAME/k:v,... for an instance')
       .option('-a, --all', `${paused ? 'pause' : 'unpause'} every pipeline that is set`)
+      .option('--team <name>', teamHelp('the pipelines'), oneTeam)
       .action(lazy(() => (opts: { pipeline?: string; all?: boolean }) => impl().pausePipeline(opts, paused)));
   }
 
@@ -120,6 +125,7 @@ Example:
       .alias(paused ? 'pj' : 'uj')
       .description(paused ? 'pause a job: its pending builds wait and no new ones start' : 'unpause a job')
       .requiredOption('-j, --job <pipeline/job>', 'the job: PIPELINE/JOB, or PIPELINE/k:v,.../JOB for an instance')
+      .option('--team <name>', teamHelp('the job'), oneTeam)
       .action(lazy(() => (opts: { job: string }) => impl().pauseJob(opts, paused)));
   }
 
@@ -129,6 +135,7 @@ Example:
     .description("list a pipeline's jobs: paused, last build and its status, what the next build would get")
     .requiredOption('-p, --pipeline <name>', 'the pipeline: NAME, or NAME/k:v,... for an instance')
     .option('--json', 'print a JSON array: name, paused, builds (number, status)')
+    .option('--team <name>', teamHelp('the pipeline'), oneTeam)
     .action(lazy(() => impl().jobs));
 
   program
@@ -137,6 +144,7 @@ Example:
     .description('start a new build of a job with the newest versions its inputs allow (a manual trigger)')
     .requiredOption('-j, --job <pipeline/job>', 'the job: PIPELINE/JOB, or PIPELINE/k:v,.../JOB for an instance')
     .option('-w, --watch', "follow the build's log until it ends, and exit with its status")
+    .option('--team <name>', teamHelp('the job'), oneTeam)
     .action(lazy(() => impl().triggerJob));
 
   program
@@ -146,6 +154,7 @@ Example:
     .requiredOption('-r, --resource <pipeline/resource>', 'the resource: PIPELINE/RESOURCE, or PIPELINE/k:v,.../RESOURCE for an instance')
     .option('-f, --from <key:value>', 'check from this version instead of the newest known; repeatable for each key', collect, [])
     .option('-a, --async', 'return once the pipeline has taken the check, without waiting for its result (as fly check-resource -a)')
+    .option('--team <name>', teamHelp('the pipeline'), oneTeam)
     .action(lazy(() => impl().checkResource));
 
   program
@@ -155,6 +164,7 @@ Example:
     .requiredOption('-r, --resource <pipeline/resource>', 'the resource: PIPELINE/RESOURCE, or PIPELINE/k:v,.../RESOURCE for an instance')
     .option('-c, --count <count>', 'how many versions, newest first', positiveCount('--count'), 50)
     .option('--json', 'print a JSON array: id (check order), version, pinned')
+    .option('--team <name>', teamHelp('the pipeline'), oneTeam)
     .action(lazy(() => impl().resourceVersions));
 
   program

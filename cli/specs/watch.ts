@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { EXIT_STILL_RUNNING } from '../exit-codes';
-import { lazy } from './lazy';
+import { lazy, oneTeam, teamHelp } from './lazy';
 
 const impl = () => require('../commands/watch') as typeof import('../commands/watch');
 
@@ -11,6 +11,7 @@ export function registerWatch(program: Command): void {
     .argument('[build]', 'build id (build-…), as `causeway run` and `causeway builds` print it')
     .option('-j, --job <pipeline/job>', "instead of an id: the job's newest build (running or pending, else the last), as fly watch -j")
     .option('-b, --build <number>', 'with -j: the build of that number')
+    .option('--team <name>', teamHelp('the build'), oneTeam)
     .option('--no-follow', 'print what the build logged so far and return')
     .option('--services', "interleave each service's output with the steps', prefixed [svc NAME] (the default)")
     .option('--no-services', "leave the services' output out (the last lines of each still show when the build fails)")
