@@ -3,9 +3,12 @@ import { PruneRefused, listWorkers, pruneWorker, workerBucket } from '../../work
 import { openSession } from '../connect';
 import { CliError, formatDuration, paint, printJson, say, table } from '../output';
 
+/** `-d`: what fly's --details shows in our terms: where builds reach the worker (its garden address), its active steps. */
+const DETAILS = ['TASK QUEUE', 'STARTED', 'RUNNING STEPS'];
+
 const STATE_COLOR = { running: 'green', landing: 'yellow', retiring: 'yellow', landed: 'cyan', stalled: 'red' } as const;
 
-export async function workers(opts: { json?: boolean }): Promise<void> {
+export async function workers(opts: { json?: boolean; details?: boolean }): Promise<void> {
   const session = await openSession({ autoStart: false });
   try {
     const now = Date.now();
@@ -13,7 +16,7 @@ export async function workers(opts: { json?: boolean }): Promise<void> {
       return printJson(
         (await listWorkers(await workerBucket(session.nc))).map((w) => ({ ...w, state: shownState(w, now), recordedState: w.state })),
       );
-    const rows = [['NAME', 'STATE', 'RUNTIME', 'HOST', 'PID', 'TAGS', 'RUNNING', 'UP', 'HEARD']];
+    const rows = [['NAME', 'STATE', 'RUNTIME', 'HOST', 'PID', 'TAGS', 'RUNNING', 'UP', 'HEARD', ...(opts.details ? DETAILS : [])]];
     for (const w of await listWorkers(await workerBucket(session.nc))) {
       const state = shownState(w, now);
       rows.push([
@@ -27,6 +30,7 @@ export async function workers(opts: { json?: boolean }): Promise<void> {
         // a worker that stopped was up until it was last heard from
         formatDuration((state === 'landed' || state === 'stalled' ? Date.parse(w.heartbeatAt) : now) - Date.parse(w.startedAt)),
         `${formatDuration(now - Date.parse(w.heartbeatAt))} ago`,
+        ...(opts.details ? [w.taskQueue, w.startedAt, w.running.join(',') || '-'] : []),
       ]);
     }
     console.log(rows.length === 1 ? 'no workers: start one with `causeway dev up` or `causeway worker`' : table(rows));

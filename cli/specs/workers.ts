@@ -7,7 +7,11 @@ export function registerWorkers(program: Command): void {
   program
     .command('workers')
     .description('list the workers: state, runtime, tags, running steps')
-    .option('--json', 'print a JSON array of the registry entries, each with its shown state')
+    .option(
+      '-d, --details',
+      "also print each worker's task queue, when it started and the ids of its running steps (fly's: garden address, active tasks)",
+    )
+    .option('--json', 'print a JSON array of the registry entries, each with its shown state (every detail, with or without -d)')
     .addHelpText(
       'after',
       `

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { startHarness, type Harness } from '../workflows/harness';
+import { startHarness, waitFor, type Harness } from '../workflows/harness';
 import { requireBuiltCli, runCli, type CliResult } from './cli-runner';
 
 jest.setTimeout(600_000);
@@ -77,3 +77,28 @@ test('--team: the one team is accepted, any other refused before anything is don
   expect((await cli(['abort', 'build-nope', '--team', 'x'])).stderr).toContain('--team x: this Causeway serves one team');
   await ok('destroy-pipeline', '-n', '-p', 'team', '--team', 'main');
 });
+
+test("workers -d shows each worker's task queue, when it started and its running steps", async () => {
+  const plan = path.join(dir, 'sleep.yml');
+  fs.writeFileSync(plan, SLEEP);
+  const buildId = (await ok('run', plan, '--detach')).stdout.trim();
+  await stepRunning(buildId);
+  const details = await ok('workers', '-d');
+  expect(details.stdout).toMatch(/TASK QUEUE\s+STARTED\s+RUNNING STEPS/);
+  expect(details.stdout).toContain(h.taskQueue);
+  expect(details.stdout).toContain(`${buildId}/`);
+  expect(JSON.parse((await ok('workers', '-d', '--json')).stdout)).toEqual(
+    expect.arrayContaining([expect.objectContaining({ taskQueue: h.taskQueue })]),
+  );
+  await ok('abort', buildId);
+});
+
+const SLEEP = 'plan:\n- task: nap\n  config:\n    platform: linux\n    run: {path: sleep, args: ["300"]}\n';
+
+/** Waits until the worker lists a step of the build as running. */
+const stepRunning = (buildId: string) =>
+  waitFor(
+    'the step to run on the worker',
+    async () => ((await ok('workers', '--json')).stdout.includes(`${buildId}/`) ? true : undefined),
+    60_000,
+  );
