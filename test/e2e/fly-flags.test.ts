@@ -102,3 +102,18 @@ const stepRunning = (buildId: string) =>
     async () => ((await ok('workers', '--json')).stdout.includes(`${buildId}/`) ? true : undefined),
     60_000,
   );
+
+test('abort --force terminates the build at once, leaving what it runs to the reconciler', async () => {
+  const plan = path.join(dir, 'sleep.yml');
+  fs.writeFileSync(plan, SLEEP);
+  const buildId = (await ok('run', plan, '--detach')).stdout.trim();
+  await stepRunning(buildId);
+  const forced = await ok('abort', buildId, '--force');
+  expect(forced.stderr).toContain(`build ${buildId} forcefully aborted`);
+  const watched = await cli(['watch', buildId]);
+  expect(watched.code).toBe(2);
+  expect(watched.stdout + watched.stderr).toContain('terminated: aborted with --force');
+  expect((await ok('abort', buildId, '--force')).stderr).toContain('already ended');
+  // What the build left running is the reconciler's, as --help says.
+  expect((await ok('reconcile')).stderr).toContain(`of closed build ${buildId}`);
+});
