@@ -34,6 +34,10 @@ const EnvSchema = z.object({
   CAUSEWAY_CREDS_FILE: z.string().min(1).optional(),
   /** Concourse's team: the first segment of credential lookup paths */
   CAUSEWAY_CREDS_TEAM: z.string().min(1).optional(),
+  /** the issuer URL of idtoken var sources' tokens (the `iss` claim; verifiers fetch its /.well-known/openid-configuration) */
+  CAUSEWAY_IDTOKEN_ISSUER: z.string().min(1).optional(),
+  /** the idtoken signing keys file (0600, made when missing), the same for every worker; default CAUSEWAY_HOME/idtoken-keys.json */
+  CAUSEWAY_IDTOKEN_KEYS: z.string().min(1).optional(),
   /** `false` shows credentials in step logs (Concourse's --disable-redact-secrets); only to debug a manager */
   CAUSEWAY_REDACT_SECRETS: z.enum(['true', 'false']).default('true'),
   CAUSEWAY_LOG_MAX_AGE: z

@@ -294,8 +294,13 @@ export const CompiledPlanSchema = z.strictObject({
     .array(
       z.strictObject({
         name: z.string().min(1),
-        type: z.enum(['dummy', 'kubernetes', 'vault']),
+        type: z.enum(['dummy', 'idtoken', 'kubernetes', 'vault']),
         config: z.record(z.string(), z.unknown()),
+        job: z.string().optional().meta({ description: "idtoken: the job whose plan this is, a claim of the source's tokens" }),
+        instanceVars: z
+          .record(z.string(), z.unknown())
+          .optional()
+          .meta({ description: "idtoken: the instance vars of the job's pipeline, a claim of the source's tokens" }),
       }),
     )
     .optional()

@@ -249,8 +249,12 @@ export interface CompiledPlan {
 /** A `var_sources:` entry (schemas/var-sources.ts validates it); its config holds no secret the plan did not. */
 export interface VarSourceConfig {
   name: string;
-  type: 'dummy' | 'kubernetes' | 'vault';
+  type: 'dummy' | 'idtoken' | 'kubernetes' | 'vault';
   config: Record<string, unknown>;
+  /** idtoken, in a pipeline: the job whose plan holds it (absent in the pipeline's own, for checks), a claim of its tokens */
+  job?: string;
+  /** idtoken, in an instance of a pipeline: its instance vars, a claim of its tokens */
+  instanceVars?: Record<string, unknown>;
 }
 
 /** The `build` workflow's single argument (docs/client.md; checked by schemas/build-input.ts). */

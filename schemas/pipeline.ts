@@ -162,7 +162,7 @@ export function compilePipelineSource(opts: CompilePipelineOptions): { config: P
     }));
     jobs.push({
       name: s.name,
-      plan,
+      plan: plan.varSources ? { ...plan, varSources: withClaims(plan.varSources, s.name, opts.instanceVars) } : plan,
       inputs,
       maxInFlight: s.serial || (s.serial_groups?.length ?? 0) > 0 ? 1 : s.max_in_flight,
       serialGroups: s.serial_groups ?? [],
@@ -247,7 +247,18 @@ export function compilePipelineSource(opts: CompilePipelineOptions): { config: P
     text: opts.text,
     resources,
     jobs,
-    ...(varSources.length > 0 ? { varSources } : {}),
+    ...(varSources.length > 0 ? { varSources: withClaims(varSources, undefined, opts.instanceVars) } : {}),
   };
   return { config, source: src };
+}
+
+/**
+ * A pipeline's idtoken sources with the claims only the pipeline knows (the worker adds the
+ * team, the pipeline's name and the time): the job whose plan holds them (none in the
+ * pipeline's own, which its checks use, as Concourse's check builds name no job), and an
+ * instance's vars.
+ */
+function withClaims(sources: VarSourceConfig[], job: string | undefined, instanceVars: InstanceVars | undefined): VarSourceConfig[] {
+  const vars = instanceVars && Object.keys(instanceVars).length > 0 ? { instanceVars } : {};
+  return sources.map((s) => (s.type === 'idtoken' ? { ...s, ...(job !== undefined ? { job } : {}), ...vars } : s));
 }

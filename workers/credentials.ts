@@ -1,11 +1,14 @@
-// The worker's side of credentials: its cluster-wide manager and redaction, from the
-// environment (CAUSEWAY_CREDS / CAUSEWAY_CREDS_FILE, CAUSEWAY_CREDS_TEAM, CAUSEWAY_REDACT_SECRETS)
-// or `causeway worker` flags, validated before the worker polls anything.
+// The worker's side of credentials: its cluster-wide manager, redaction and idtoken issuer, from
+// the environment (CAUSEWAY_CREDS / CAUSEWAY_CREDS_FILE, CAUSEWAY_CREDS_TEAM, CAUSEWAY_REDACT_SECRETS,
+// CAUSEWAY_IDTOKEN_ISSUER, CAUSEWAY_IDTOKEN_KEYS) or `causeway worker` flags, validated before
+// the worker polls anything.
 import fs from 'node:fs';
+import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
-import { storeFor, type WorkerCredentials } from '../activities/creds';
-import type { Env } from '../common/config';
+import { CredentialResolver, storeFor, type WorkerCredentials } from '../activities/creds';
+import { causewayHome, type Env } from '../common/config';
+import { IDTOKEN_KEYS_FILE, IdTokenIssuer, IssuerUrl } from '../common/idtoken';
 import { CredentialManagerConfig, DEFAULT_TEAM, Team } from '../schemas/var-sources';
 
 export interface CredentialFlags {
@@ -14,12 +17,17 @@ export interface CredentialFlags {
   team?: string;
   /** `--disable-redact-secrets` */
   noRedact?: boolean;
+  /** `--idtoken-issuer`, over CAUSEWAY_IDTOKEN_ISSUER */
+  idtokenIssuer?: string;
+  /** `--idtoken-keys`, over CAUSEWAY_IDTOKEN_KEYS */
+  idtokenKeys?: string;
 }
 
 export function workerCredentials(env: Env, flags: CredentialFlags = {}): WorkerCredentials {
   const team = Team.safeParse(flags.team ?? env.CAUSEWAY_CREDS_TEAM ?? DEFAULT_TEAM);
   if (!team.success) throw new Error(`CAUSEWAY_CREDS_TEAM / --team: ${team.error.issues[0].message}`);
   const redact = !flags.noRedact && env.CAUSEWAY_REDACT_SECRETS === 'true';
+  const idtoken = idtokenIssuer(env, flags);
   const file = flags.file ?? env.CAUSEWAY_CREDS_FILE;
   let text: string | undefined;
   let where = 'CAUSEWAY_CREDS';
@@ -30,7 +38,7 @@ export function workerCredentials(env: Env, flags: CredentialFlags = {}): Worker
     if (mode & 0o077) throw new Error(`${file}: credential manager config is readable by others (mode ${mode.toString(8)}); chmod 600 it`);
     text = fs.readFileSync(file, 'utf8');
   } else text = env.CAUSEWAY_CREDS;
-  if (text === undefined) return { team: team.data, redact };
+  if (text === undefined) return { team: team.data, redact, ...idtoken };
   let raw: unknown;
   try {
     raw = YAML.parse(text);
@@ -39,7 +47,21 @@ export function workerCredentials(env: Env, flags: CredentialFlags = {}): Worker
   }
   const parsed = CredentialManagerConfig.safeParse(raw);
   if (!parsed.success) throw new Error(`${where}: ${z.prettifyError(parsed.error)}`);
-  return { team: team.data, redact, cluster: storeFor(parsed.data) };
+  return { team: team.data, redact, ...idtoken, cluster: storeFor(parsed.data) };
+}
+
+/** The issuer of idtoken var sources' tokens, when one is configured; its keys are read (made) at the first token. */
+function idtokenIssuer(env: Env, flags: CredentialFlags): { idtoken?: IdTokenIssuer } {
+  const url = flags.idtokenIssuer ?? env.CAUSEWAY_IDTOKEN_ISSUER;
+  const keys = flags.idtokenKeys ?? env.CAUSEWAY_IDTOKEN_KEYS;
+  if (url === undefined) {
+    if (keys !== undefined)
+      throw new Error('--idtoken-keys / CAUSEWAY_IDTOKEN_KEYS: give the issuer too (--idtoken-issuer / CAUSEWAY_IDTOKEN_ISSUER)');
+    return {};
+  }
+  const issuer = IssuerUrl.safeParse(url);
+  if (!issuer.success) throw new Error(`--idtoken-issuer / CAUSEWAY_IDTOKEN_ISSUER ${url}: ${issuer.error.issues[0].message}`);
+  return { idtoken: new IdTokenIssuer(issuer.data, path.resolve(keys ?? path.join(causewayHome(env), IDTOKEN_KEYS_FILE))) };
 }
 
 function statMode(file: string): number {
@@ -48,4 +70,20 @@ function statMode(file: string): number {
   } catch (err) {
     throw new Error(`cannot read credential manager config ${file}: ${(err as Error).message}`, { cause: err });
   }
+}
+
+/**
+ * Looks up each credential ref in the cluster-wide manager `env` names, as a worker would for
+ * pipeline `pipeline` (set-pipeline --check-creds); throws naming every one found nowhere, where
+ * the file uses it. Undefined when `env` names no manager.
+ */
+export async function checkClusterRefs(
+  env: Env,
+  pipeline: string,
+  refs: { ref: string; at: string }[],
+): Promise<{ manager: string } | undefined> {
+  const creds = workerCredentials(env);
+  if (!creds.cluster) return undefined;
+  await new CredentialResolver(creds, pipeline).check(refs);
+  return { manager: creds.cluster.describe };
 }

@@ -2,6 +2,7 @@
 // the worker's cluster-wide manager, looked up along Concourse's paths, every value found
 // tracked for redaction from the step's logs and errors.
 import { z } from 'zod';
+import type { IdTokenIssuer } from '../../common/idtoken';
 import { Redactor } from '../../common/redact';
 import type { ResourceRef, VarSourceConfig } from '../../schemas/compiled';
 import { pipelineNameOf } from '../../schemas/pipeline-api';
@@ -9,6 +10,7 @@ import { descend, findVarRefs, interpolate, isPlainObject, SVC_SOURCE, stringify
 import { type CredentialManagerConfig, VarSource } from '../../schemas/var-sources';
 import { StepErrored } from '../errors';
 import { DummyStore } from './dummy';
+import { IdTokenStore } from './idtoken';
 import { KubernetesStore } from './kubernetes';
 import type { SecretLookup, SecretStore } from './types';
 import { VaultStore } from './vault';
@@ -31,6 +33,8 @@ export interface WorkerCredentials {
   cluster?: SecretStore;
   /** redact values from logs and errors (Concourse's default; off only to debug a manager) */
   redact: boolean;
+  /** signs the tokens of idtoken var sources; absent: the worker refuses them, naming the flag */
+  idtoken?: IdTokenIssuer;
 }
 
 export function storeFor(config: CredentialManagerConfig): SecretStore {
@@ -63,10 +67,16 @@ export class CredentialResolver {
     varSources: VarSourceConfig[] = [],
   ) {
     for (const raw of varSources) {
-      const parsed = VarSource.safeParse(raw);
+      // What compilePipeline added to an idtoken source (its job, instance vars) is no config of the user's.
+      const parsed = VarSource.safeParse({ name: raw.name, type: raw.type, config: raw.config });
       if (!parsed.success)
         throw new StepErrored(`var_sources: ${raw.name}: ${z.prettifyError(parsed.error).replace(/\n\s*/g, ' ')}`, 'BadVarSource');
-      this.sources.set(parsed.data.name, storeFor(parsed.data));
+      const source = parsed.data;
+      const who = { team: worker.team, pipeline, instanceVars: raw.instanceVars, job: raw.job ?? '' };
+      this.sources.set(
+        source.name,
+        source.type === 'idtoken' ? new IdTokenStore(source.name, source.config, who, worker.idtoken) : storeFor(source),
+      );
     }
   }
 
@@ -135,6 +145,8 @@ export class CredentialResolver {
       try {
         hit = await store.get(path);
       } catch (err) {
+        // A refusal (StepErrored) stays one: retrying would not change it.
+        if (err instanceof StepErrored) throw new StepErrored(`looking up ((${name})): ${err.message}`, err.reason);
         throw new Error(`looking up ((${name})): ${(err as Error).message}`, { cause: err });
       }
       if (hit.found) return hit;

@@ -27,6 +27,8 @@ interface Opts {
   registryHosts?: string;
   credsFile?: string;
   team?: string;
+  idtokenIssuer?: string;
+  idtokenKeys?: string;
   redactSecrets: boolean;
 }
 
@@ -129,7 +131,13 @@ function containerdOptions(home: string, opts: Opts): ContainerdRuntimeOptions {
 
 function credentialsOf(env: Env, opts: Opts) {
   try {
-    return workerCredentials(env, { file: opts.credsFile, team: opts.team, noRedact: !opts.redactSecrets });
+    return workerCredentials(env, {
+      file: opts.credsFile,
+      team: opts.team,
+      noRedact: !opts.redactSecrets,
+      idtokenIssuer: opts.idtokenIssuer,
+      idtokenKeys: opts.idtokenKeys,
+    });
   } catch (err) {
     throw new CliError((err as Error).message, 'see docs/security.md, "Credential managers"');
   }

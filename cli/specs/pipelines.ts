@@ -154,7 +154,19 @@ Example:
     .requiredOption('-r, --resource <pipeline/resource>', 'the resource: PIPELINE/RESOURCE, or PIPELINE/k:v,.../RESOURCE for an instance')
     .option('-f, --from <key:value>', 'check from this version instead of the newest known; repeatable for each key', collect, [])
     .option('-a, --async', 'return once the pipeline has taken the check, without waiting for its result (as fly check-resource -a)')
+    .option('--shallow', "check the resource itself only, as fly's; here every check is (see below)")
     .option('--team <name>', teamHelp('the pipeline'), oneTeam)
+    .addHelpText(
+      'after',
+      `
+Without --shallow, Concourse first checks the resource's type (a resource_types entry, and
+its type's, up the chain) for a newer image. Causeway records no versions of resource types:
+a custom type's image is pulled by its repository and tag the first time a worker needs it,
+and kept, so every check is a shallow one and --shallow changes nothing.
+
+Example:
+  causeway check-resource -r booklit/repo --from ref:4c2f1e0`,
+    )
     .action(lazy(() => impl().checkResource));
 
   program

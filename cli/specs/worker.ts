@@ -42,6 +42,14 @@ export function registerWorker(program: Command): void {
       'the cluster-wide credential manager for ((vars)) no -v/-l gives: YAML {type: dummy|kubernetes|vault, config: {...}} (default: CAUSEWAY_CREDS_FILE, CAUSEWAY_CREDS)',
     )
     .option('--team <name>', 'Concourse team: the first segment of credential lookup paths (default: CAUSEWAY_CREDS_TEAM, else main)')
+    .option(
+      '--idtoken-issuer <url>',
+      "the issuer of idtoken var sources' tokens (their `iss`), where verifiers fetch /.well-known/openid-configuration and jwks.json (default: CAUSEWAY_IDTOKEN_ISSUER; none: idtoken refs are refused)",
+    )
+    .option(
+      '--idtoken-keys <file>',
+      'their signing keys (0600, made when missing), the same file for every worker (default: CAUSEWAY_IDTOKEN_KEYS, else CAUSEWAY_HOME/idtoken-keys.json)',
+    )
     .option('--no-redact-secrets', 'show credentials in step logs instead of ((redacted)); only to debug a credential manager')
     .addHelpText(
       'after',

@@ -51,6 +51,18 @@ jobs:
       run: {path: cat, args: [repo/version]}
 `;
 
+test('check-resource --shallow checks the resource, as every check here does', async () => {
+  const file = path.join(dir, 'shallow.yml');
+  fs.writeFileSync(file, PIPELINE);
+  await ok('set-pipeline', '-n', '-p', 'shallow', '-c', file);
+  // check-resource --shallow is a check like any other here (no type chain to check first).
+  expect((await ok('check-resource', '-r', 'shallow/repo', '--shallow', '-f', 'version:one')).stderr).toContain(
+    'checked shallow/repo: 1 new version',
+  );
+
+  await ok('destroy-pipeline', '-n', '-p', 'shallow');
+});
+
 test('--team: the one team is accepted, any other refused before anything is done', async () => {
   const file = path.join(dir, 'team.yml');
   fs.writeFileSync(file, PIPELINE);

@@ -1,0 +1,425 @@
+// Concourse's idtoken var source (atc/creds/idtoken/*_test.go): the config it accepts and
+// refuses, the claims and `sub` of each subject_scope (a `/` in a part written %2F), the
+// expiry, signatures that verify against the published JWKS (which holds no private field),
+// the keys file, the worker's refusals, and the examples of Concourse's id-token docs page.
+import { createPublicKey, verify, type JsonWebKey } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { CredentialResolver } from '../../activities/creds';
+import { tokenSubject, type TokenSubject } from '../../activities/creds/idtoken';
+import { StepErrored } from '../../activities/errors';
+import { ensureIdTokenKeys, IdTokenIssuer, openIdConfiguration, publicJwks, readIdTokenKeys } from '../../common/idtoken';
+import { parseVarRef } from '../../schemas/interpolate';
+import { compilePipeline } from '../../schemas/pipeline';
+import { compilePlan } from '../../schemas';
+import type { VarSourceConfig } from '../../schemas/compiled';
+import { CredentialManagerConfig, VarSource } from '../../schemas/var-sources';
+import { workerCredentials } from '../../workers/credentials';
+import { readEnv } from '../../common/config';
+
+const ISSUER = 'https://concourse.test';
+let dir: string;
+let issuer: IdTokenIssuer;
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-idtoken-'));
+  issuer = new IdTokenIssuer(ISSUER, path.join(dir, 'keys', 'idtoken-keys.json'));
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+const who: TokenSubject = { team: 'main', pipeline: 'idtoken', instanceVars: { foo: 'bar' }, job: 'testjob' };
+
+/** The token's header and claims, after checking its signature against the JWKS as a verifier would. */
+function verified(token: string, jwks: { keys: JsonWebKey[] }): { header: Record<string, unknown>; claims: Record<string, unknown> } {
+  const [h, p, s] = token.split('.');
+  const header = JSON.parse(Buffer.from(h, 'base64url').toString()) as Record<string, unknown>;
+  const jwk = jwks.keys.find((k) => (k as { kid?: string }).kid === header.kid);
+  if (!jwk) throw new Error(`no key ${String(header.kid)} in the JWKS`);
+  const key = createPublicKey({ key: jwk, format: 'jwk' });
+  const data = Buffer.from(`${h}.${p}`);
+  const sig = Buffer.from(s, 'base64url');
+  const ok =
+    header.alg === 'RS256' ? verify('RSA-SHA256', data, key, sig) : verify('SHA256', data, { key, dsaEncoding: 'ieee-p1363' }, sig);
+  if (!ok) throw new Error('signature does not verify');
+  return { header, claims: JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown> };
+}
+
+/** A token of a var source `config`, as a step's activity resolves ((x:token)). */
+async function token(config: Record<string, unknown>, extra: Partial<VarSourceConfig> = {}, pipeline = 'idtoken'): Promise<string> {
+  const creds = new CredentialResolver({ team: 'main', redact: true, idtoken: issuer }, pipeline, [
+    { name: 'x', type: 'idtoken', config, ...extra },
+  ]);
+  const found = await creds.lookup(parseVarRef('x:token'));
+  if (!found.found) throw new Error('not found');
+  return found.value as string;
+}
+
+const configError = (config: unknown) => {
+  const r = VarSource.safeParse({ name: 'x', type: 'idtoken', config });
+  return r.success ? undefined : z.prettifyError(r.error);
+};
+
+describe('config', () => {
+  test("accepts Concourse's settings, with its defaults", () => {
+    expect(
+      VarSource.parse({
+        name: 'x',
+        type: 'idtoken',
+        config: { audience: ['testaud'], subject_scope: 'team', expires_in: '15m', algorithm: 'ES256' },
+      }),
+    ).toEqual({
+      name: 'x',
+      type: 'idtoken',
+      config: { audience: ['testaud'], subject_scope: 'team', expires_in: '15m', algorithm: 'ES256' },
+    });
+    expect(VarSource.parse({ name: 'x', type: 'idtoken', config: {} }).config).toEqual({
+      subject_scope: 'pipeline',
+      expires_in: '1h',
+      algorithm: 'RS256',
+    });
+  });
+
+  test('refuses what Concourse refuses, saying which setting', () => {
+    expect(configError({ audience: 'invalid' })).toContain('audience must be a list of strings');
+    expect(configError({ audience: [1] })).toContain('audience must be a list of strings');
+    expect(configError({ subject_scope: 123 })).toContain('subject_scope must be one of team, pipeline, instance, job');
+    expect(configError({ subject_scope: 'something' })).toContain('subject_scope must be one of');
+    expect(configError({ expires_in: 123 })).toContain('expires_in must be a string');
+    expect(configError({ expires_in: '15abc' })).toContain('invalid duration `15abc`');
+    expect(configError({ expires_in: '48h' })).toContain('expires_in must be <= 24h0m0s');
+    expect(configError({ expires_in: '24h' })).toBeUndefined();
+    expect(configError({ algorithm: 123 })).toContain('algorithm must be RS256 or ES256');
+    expect(configError({ algorithm: 'HS256' })).toContain('algorithm must be RS256 or ES256');
+    expect(configError({ unknown: 'abc' })).toContain('Unrecognized key: "unknown"');
+  });
+
+  test('is a var source only, never the cluster-wide manager', () => {
+    const r = CredentialManagerConfig.safeParse({ type: 'idtoken', config: {} });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0].message).toContain("idtoken is only a pipeline's var source");
+    expect(() => workerCredentials(readEnv({ CAUSEWAY_CREDS: '{type: idtoken, config: {}}' }))).toThrow(/only a pipeline's var source/);
+  });
+
+  test('a plan and a pipeline with a bad idtoken source do not compile, with the line', () => {
+    const text = `var_sources:\n- {name: t, type: idtoken, config: {expires_in: 25h}}\nplan:\n- task: x\n  config: {platform: linux, run: {path: "true"}}\n`;
+    expect(() => compilePlan({ text, file: 'p.yml' })).toThrow(/p\.yml:2:.*expires_in must be <= 24h0m0s/);
+  });
+});
+
+describe('claims', () => {
+  test('default: RS256, sub team/pipeline, iss, iat, exp one hour on, team, pipeline, job, instance_vars, no aud', async () => {
+    const before = Math.floor(Date.now() / 1000);
+    const { header, claims } = verified(
+      await token({}, { job: 'testjob', instanceVars: { foo: 'bar' } }),
+      publicJwks(readIdTokenKeys(issuer.keysFile)),
+    );
+    expect(header.alg).toBe('RS256');
+    expect(claims).toEqual({
+      exp: expect.any(Number),
+      iat: expect.any(Number),
+      instance_vars: { foo: 'bar' },
+      iss: ISSUER,
+      job: 'testjob',
+      pipeline: 'idtoken',
+      sub: 'main/idtoken',
+      team: 'main',
+    });
+    expect(claims.iat).toBeGreaterThanOrEqual(before);
+    expect((claims.exp as number) - (claims.iat as number)).toBeGreaterThanOrEqual(3599);
+    expect((claims.exp as number) - (claims.iat as number)).toBeLessThanOrEqual(3601);
+    // Keys in go-jose's order (it marshals a map): sorted.
+    expect(Object.keys(claims)).toEqual([...Object.keys(claims)].sort());
+  });
+
+  test('expires_in sets exp; one audience is a string, more a list (go-jose jwt.Audience)', async () => {
+    const jwks = publicJwks(readIdTokenKeys(issuer.keysFile));
+    const one = verified(await token({ expires_in: '15m', audience: ['sts.amazonaws.com'] }), jwks).claims;
+    expect((one.exp as number) - (one.iat as number)).toBeGreaterThanOrEqual(899);
+    expect((one.exp as number) - (one.iat as number)).toBeLessThanOrEqual(901);
+    expect(one.aud).toBe('sts.amazonaws.com');
+    expect(verified(await token({ audience: ['a', 'b'] }), jwks).claims.aud).toEqual(['a', 'b']);
+    expect(verified(await token({ audience: [] }), jwks).claims).not.toHaveProperty('aud');
+  });
+
+  test('ES256 when asked, verifiable with the EC key of the JWKS', async () => {
+    const { header } = verified(await token({ algorithm: 'ES256' }), publicJwks(readIdTokenKeys(issuer.keysFile)));
+    expect(header.alg).toBe('ES256');
+    expect(publicJwks(readIdTokenKeys(issuer.keysFile)).keys.find((k) => (k as { kid: string }).kid === header.kid)).toMatchObject({
+      kty: 'EC',
+      crv: 'P-256',
+    });
+  });
+
+  test.each([
+    ['team', 'main'],
+    ['pipeline', 'main/idtoken'],
+    ['', 'main/idtoken'],
+    ['instance', 'main/idtoken/foo:bar'],
+    ['job', 'main/idtoken/foo:bar/testjob'],
+  ] as const)('subject_scope %p: sub %s', (scope, sub) => {
+    expect(tokenSubject(scope, who)).toBe(sub);
+  });
+
+  test('an empty part stays (no instance vars: a double slash), and a / inside a part is %2F', () => {
+    expect(tokenSubject('job', { team: 'main', pipeline: 'p', job: 'j' })).toBe('main/p//j');
+    expect(
+      tokenSubject('job', { team: 'fake/team', pipeline: 'fake/pipeline', instanceVars: { 'fake/foo': 'fake/bar' }, job: 'fake/job' }),
+    ).toBe('fake%2Fteam/fake%2Fpipeline/"fake%2Ffoo":"fake%2Fbar"/fake%2Fjob');
+  });
+
+  test('a one-off build (no job, no instance vars) names its plan as the pipeline and an empty job', async () => {
+    const { claims } = verified(await token({ subject_scope: 'job' }, {}, 'deploy'), publicJwks(readIdTokenKeys(issuer.keysFile)));
+    expect(claims).toMatchObject({ sub: 'main/deploy//', pipeline: 'deploy', job: '' });
+    expect(claims).not.toHaveProperty('instance_vars');
+  });
+
+  test('a token is fresh at each lookup of a new activity, and redacted from its logs', async () => {
+    const creds = new CredentialResolver({ team: 'main', redact: true, idtoken: issuer }, 'p', [
+      { name: 'x', type: 'idtoken', config: { algorithm: 'ES256' } },
+    ]);
+    const found = await creds.lookup(parseVarRef('x:token'));
+    expect(found.found && creds.redactMessage(`got ${String(found.value)}`)).toBe('got ((redacted))');
+    expect(found.found && found.value).not.toBe(await token({ algorithm: 'ES256' }, {}, 'p'));
+  });
+});
+
+describe('refusals', () => {
+  test('a var other than token', async () => {
+    const creds = new CredentialResolver({ team: 'main', redact: true, idtoken: issuer }, 'p', [
+      { name: 'x', type: 'idtoken', config: {} },
+    ]);
+    await expect(creds.lookup(parseVarRef('x:password'))).rejects.toThrow(/var source `x` is an idtoken, whose only var is `token`/);
+    await expect(creds.lookup(parseVarRef('x:password'))).rejects.toBeInstanceOf(StepErrored);
+  });
+
+  test('a worker without an issuer names the flag and the env var', async () => {
+    const creds = new CredentialResolver({ team: 'main', redact: true }, 'p', [{ name: 'x', type: 'idtoken', config: {} }]);
+    const err = creds.lookup(parseVarRef('x:token'));
+    await expect(err).rejects.toThrow(/--idtoken-issuer URL \(CAUSEWAY_IDTOKEN_ISSUER\)/);
+    await expect(err).rejects.toBeInstanceOf(StepErrored);
+  });
+
+  test('the worker validates the issuer URL and wants it with a keys file', () => {
+    expect(() => workerCredentials(readEnv({ CAUSEWAY_IDTOKEN_ISSUER: 'ftp://x' }))).toThrow(/http:\/\/ or https:\/\//);
+    expect(() => workerCredentials(readEnv({ CAUSEWAY_IDTOKEN_KEYS: '/k.json' }))).toThrow(/give the issuer too/);
+    const w = workerCredentials(readEnv({ CAUSEWAY_HOME: dir }), { idtokenIssuer: 'https://ci.example.com/', idtokenKeys: 'k.json' });
+    expect(w.idtoken?.issuer).toBe('https://ci.example.com');
+    expect(w.idtoken?.keysFile).toBe(path.resolve('k.json'));
+    expect(workerCredentials(readEnv({ CAUSEWAY_HOME: dir, CAUSEWAY_IDTOKEN_ISSUER: 'http://127.0.0.1:8234' })).idtoken?.keysFile).toBe(
+      path.join(dir, 'idtoken-keys.json'),
+    );
+  });
+});
+
+describe('keys', () => {
+  test('made once, 0600, an RSA 2048 and a P-256 key; a second start reads the same', () => {
+    const file = path.join(dir, 'once.json');
+    const first = ensureIdTokenKeys(file);
+    expect(fs.statSync(file).mode & 0o777).toBe(0o600);
+    expect(first.map((k) => [k.alg, k.key.asymmetricKeyType, k.key.asymmetricKeyDetails])).toEqual([
+      ['RS256', 'rsa', expect.objectContaining({ modulusLength: 2048 })],
+      ['ES256', 'ec', expect.objectContaining({ namedCurve: 'prime256v1' })],
+    ]);
+    expect(ensureIdTokenKeys(file).map((k) => k.kid)).toEqual(first.map((k) => k.kid));
+  });
+
+  test('the JWKS holds each public key with kid, alg and use, and no private field', () => {
+    const jwks = publicJwks(ensureIdTokenKeys(path.join(dir, 'once.json')));
+    expect(jwks.keys).toEqual([
+      { kty: 'RSA', n: expect.any(String), e: 'AQAB', kid: expect.stringMatching(/^\d+$/), alg: 'RS256', use: 'sig' },
+      {
+        kty: 'EC',
+        crv: 'P-256',
+        x: expect.any(String),
+        y: expect.any(String),
+        kid: expect.stringMatching(/^\d+$/),
+        alg: 'ES256',
+        use: 'sig',
+      },
+    ]);
+    for (const k of jwks.keys) for (const field of ['d', 'p', 'q', 'dp', 'dq', 'qi']) expect(k).not.toHaveProperty(field);
+  });
+
+  test('a keys file others can read is refused', () => {
+    const file = path.join(dir, 'open.json');
+    ensureIdTokenKeys(file);
+    fs.chmodSync(file, 0o644);
+    expect(() => readIdTokenKeys(file)).toThrow(/readable by group or others \(mode 644\); run `chmod 600/);
+  });
+
+  test("the discovery document is Concourse's, with the JWKS under the issuer", () => {
+    expect(openIdConfiguration('https://ci.example.com/oidc')).toEqual({
+      issuer: 'https://ci.example.com/oidc',
+      jwks_uri: 'https://ci.example.com/oidc/.well-known/jwks.json',
+      claims_supported: ['aud', 'iat', 'iss', 'sub'],
+      response_types_supported: ['idtoken'],
+      id_token_signing_alg_values_supported: ['RS256', 'ES256'],
+      subject_types_supported: ['public'],
+    });
+  });
+});
+
+describe('in a pipeline', () => {
+  const text = `var_sources:
+- {name: t, type: idtoken, config: {subject_scope: job}}
+- {name: d, type: dummy, config: {vars: {a: b}}}
+resources:
+- {name: r, type: mock, source: {token: ((t:token))}}
+jobs:
+- name: deploy
+  plan:
+  - get: r
+`;
+
+  test("each job's idtoken sources carry its name and the instance's vars, the pipeline's (for checks) only the vars", () => {
+    const config = compilePipeline({ name: 'app', text, file: 'app.yml', instanceVars: { env: 'prod/eu' } });
+    expect(config.jobs[0].plan.varSources).toEqual([
+      {
+        name: 't',
+        type: 'idtoken',
+        config: { subject_scope: 'job', expires_in: '1h', algorithm: 'RS256' },
+        job: 'deploy',
+        instanceVars: { env: 'prod/eu' },
+      },
+      { name: 'd', type: 'dummy', config: { vars: { a: 'b' } } },
+    ]);
+    expect(config.varSources?.[0]).toEqual({
+      name: 't',
+      type: 'idtoken',
+      config: { subject_scope: 'job', expires_in: '1h', algorithm: 'RS256' },
+      instanceVars: { env: 'prod/eu' },
+    });
+    expect(compilePipeline({ name: 'app', text, file: 'app.yml' }).jobs[0].plan.varSources?.[0]).not.toHaveProperty('instanceVars');
+  });
+
+  test("a job's token names the job and the instance, its / escaped in sub", async () => {
+    const source = compilePipeline({ name: 'app', text, file: 'app.yml', instanceVars: { env: 'prod/eu' } }).jobs[0].plan.varSources![0];
+    const creds = new CredentialResolver({ team: 'main', redact: true, idtoken: issuer }, 'app', [source]);
+    const found = await creds.lookup(parseVarRef('t:token'));
+    const { claims } = verified(found.found ? (found.value as string) : '', publicJwks(readIdTokenKeys(issuer.keysFile)));
+    expect(claims).toMatchObject({
+      sub: 'main/app/env:"prod%2Feu"/deploy',
+      job: 'deploy',
+      pipeline: 'app',
+      instance_vars: { env: 'prod/eu' },
+    });
+  });
+});
+
+// The pipelines of Concourse's docs page docs/docs/operation/creds/id-token.md (concourse/docs),
+// as it shows them: each compiles with its idtoken var source.
+const DOCS_EXAMPLES: Record<string, string> = {
+  usage: `var_sources:
+  - name: myidtoken
+    type: idtoken
+    config:
+      audience: [ "sts.amazonaws.com" ]
+
+jobs:
+  - name: print-creds
+    plan:
+      - task: print
+        config:
+          platform: linux
+          image_resource:
+            type: mock
+            source: { mirror_self: true }
+          run:
+            path: bash
+            args:
+              - -c
+              - |
+                echo myidtoken: ((myidtoken:token))
+`,
+  vault: `var_sources:
+  - name: vaulttoken
+    type: idtoken
+    config:
+      audience: [ "my-vault-server.com" ]
+
+jobs:
+  - name: vault-login
+    plan:
+      - task: login
+        config:
+          platform: linux
+          image_resource:
+            type: registry-image
+            source: { repository: hashicorp/vault }
+          run:
+            path: sh
+            args:
+              - -e
+              - -c
+              - |
+                export VAULT_ADDR=https://my-vault-server.com
+                vault write auth/jwt/login \\
+                  role=demo \\
+                  jwt=((vaulttoken:token)) \\
+                  --format=json > vault-response.json
+                echo "Now do something with the token in vault-response.json"
+`,
+  aws: `var_sources:
+  - name: awstoken
+    type: idtoken
+    config:
+      audience: [ "sts.amazonaws.com" ]
+
+jobs:
+  - name: aws-login
+    plan:
+      - task: print
+        config:
+          platform: linux
+          image_resource:
+            type: registry-image
+            source: { repository: amazon/aws-cli }
+          run:
+            path: bash
+            args:
+              - -e
+              - -c
+              - |
+                aws sts assume-role-with-web-identity \\
+                  --role-session-name Concourse \\
+                  --role-arn arn:aws:iam::<your_account>:role/<your_role> \\
+                  --web-identity-token ((awstoken:token)) > creds.json
+                echo "Now do something with the temporary credentials in creds.json"
+`,
+  azure: `var_sources:
+  - name: azuretoken
+    type: idtoken
+    config:
+      audience: [ "api://AzureADTokenExchange" ]
+
+jobs:
+  - name: azure-deploy
+    plan:
+      - task: login
+        config:
+          platform: linux
+          image_resource:
+            type: registry-image
+            source: { repository: mcr.microsoft.com/azure-cli }
+          run:
+            path: bash
+            args:
+              - -e
+              - -c
+              - |
+                echo ((azuretoken:token))
+                az login --service-principal \\
+                  -u <client_id of your app registration> \\
+                  --tenant <tenant_id of your app registration> \\
+                  --federated-token ((azuretoken:token))
+                echo "You are now authenticated with Azure. Do something with it!"
+`,
+};
+
+test.each(Object.entries(DOCS_EXAMPLES))("Concourse's id-token docs example %s compiles, its token left to the worker", (name, text) => {
+  const config = compilePipeline({ name, text, file: `${name}.yml` });
+  const job = config.jobs[0];
+  expect(job.plan.varSources).toEqual([expect.objectContaining({ type: 'idtoken', job: job.name })]);
+  expect(job.plan.deferredVars?.map((d) => d.ref)).toEqual([expect.stringMatching(/^[a-z]+token:token$/)]);
+});
