@@ -39,7 +39,9 @@ export async function prepareBuild(
   }
   // Bad input fails before the first step: every credential ref the plan leaves to this worker must resolve.
   if (req.deferredVars?.length)
-    await new CredentialResolver(deps.credentials ?? NO_CREDENTIALS, lookupPipeline(req), req.varSources).check(req.deferredVars);
+    await new CredentialResolver(deps.credentials ?? NO_CREDENTIALS, lookupPipeline(req), req.varSources, req.buildId).check(
+      req.deferredVars,
+    );
   await fs.mkdir(paths.build(deps.home, req.buildId), { recursive: true });
   const artifacts: PrepareBuildResult['artifacts'] = {};
   if (req.uploads.length > 0) {

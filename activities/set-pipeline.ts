@@ -66,7 +66,7 @@ export async function setPipeline(
 async function withCredentials(deps: Pick<ActivityDeps, 'credentials'>, req: SetPipelineRequest): Promise<SetPipelineRequest> {
   const { pipeline, vars, team, instanceVars } = req.step;
   const credentials = deps.credentials ?? NO_CREDENTIALS;
-  const creds = new CredentialResolver(credentials, req.credentialsPipeline ?? '', req.varSources);
+  const creds = new CredentialResolver(credentials, req.credentialsPipeline ?? '', req.varSources, req.buildId);
   const { value, missing } = hasRefs({ pipeline, vars, team, instanceVars })
     ? await creds.interpolate({ pipeline, vars, team, instanceVars })
     : { value: { pipeline, vars, team, instanceVars }, missing: [] };

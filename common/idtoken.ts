@@ -115,6 +115,8 @@ export function signJwt(key: SigningKey, claims: Record<string, unknown>): strin
  */
 export class IdTokenIssuer {
   private cached?: { stamp: string; keys: SigningKey[] };
+  /** the tokens not yet expired that this process issued, by build: see issued() */
+  private readonly byBuild = new Map<string, { token: string; expiresAt: number }[]>();
 
   constructor(
     readonly issuer: string,
@@ -130,5 +132,25 @@ export class IdTokenIssuer {
       this.cached = { stamp: `${after.mtimeMs}:${after.size}`, keys };
     }
     return this.cached.keys.find((k) => k.alg === alg)!;
+  }
+
+  /** Keeps a token given to a step of `build` until it expires (epoch ms). */
+  remember(build: string, token: string, expiresAt: number): void {
+    const now = Date.now();
+    for (const [id, tokens] of this.byBuild) {
+      const live = tokens.filter((t) => t.expiresAt > now);
+      if (live.length > 0) this.byBuild.set(id, live);
+      else this.byBuild.delete(id);
+    }
+    this.byBuild.set(build, [...(this.byBuild.get(build) ?? []), { token, expiresAt }]);
+  }
+
+  /**
+   * The tokens this process gave steps of `build` that have not expired. Every lookup makes a new
+   * token, so a later activity (a service's supervision, a task's activity re-attached to it)
+   * redacts the ones its process got from these, not from the one its own lookup makes.
+   */
+  issued(build: string): string[] {
+    return (this.byBuild.get(build) ?? []).filter((t) => t.expiresAt > Date.now()).map((t) => t.token);
   }
 }

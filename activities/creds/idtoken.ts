@@ -61,6 +61,8 @@ export class IdTokenStore implements SecretStore {
     private readonly config: IdTokenConfig,
     private readonly who: TokenSubject,
     private readonly issuer: IdTokenIssuer | undefined,
+    /** the build's id, under which the issuer keeps the tokens its steps got (earlier()); none for a check */
+    private readonly build?: string,
   ) {}
 
   lookupPaths(_team: string, _pipeline: string, name: string): string[] {
@@ -79,6 +81,13 @@ export class IdTokenStore implements SecretStore {
         'BadVarSource',
       );
     const key = this.issuer.signingKey(this.config.algorithm);
-    return { found: true, value: signJwt(key, tokenClaims(this.config, this.issuer.issuer, this.who, Date.now())) };
+    const claims = tokenClaims(this.config, this.issuer.issuer, this.who, Date.now());
+    const token = signJwt(key, claims);
+    if (this.build !== undefined) this.issuer.remember(this.build, token, (claims.exp as number) * 1000);
+    return { found: true, value: token };
+  }
+
+  earlier(): string[] {
+    return this.build !== undefined && this.issuer ? this.issuer.issued(this.build) : [];
   }
 }

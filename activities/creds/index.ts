@@ -65,6 +65,8 @@ export class CredentialResolver {
     /** Concourse's pipeline: the build's plan name */
     private readonly pipeline: string,
     varSources: VarSourceConfig[] = [],
+    /** the build's id: an idtoken source redacts every token the worker gave the build's steps (IdTokenIssuer.issued) */
+    build?: string,
   ) {
     for (const raw of varSources) {
       // What compilePipeline added to an idtoken source (its job, instance vars) is no config of the user's.
@@ -75,7 +77,7 @@ export class CredentialResolver {
       const who = { team: worker.team, pipeline, instanceVars: raw.instanceVars, job: raw.job ?? '' };
       this.sources.set(
         source.name,
-        source.type === 'idtoken' ? new IdTokenStore(source.name, source.config, who, worker.idtoken) : storeFor(source),
+        source.type === 'idtoken' ? new IdTokenStore(source.name, source.config, who, worker.idtoken, build) : storeFor(source),
       );
     }
   }
@@ -118,8 +120,9 @@ export class CredentialResolver {
     const whole = await pending;
     if (!whole.found) return whole;
     // As Concourse's tracker: the whole value is a secret, whichever field a step uses.
-    if (this.worker.redact) this.redactor.add(whole.value);
-    this.secrets.set(key, whole.value);
+    const tracked = [whole.value, ...(store.earlier?.() ?? [])];
+    if (this.worker.redact) tracked.forEach((v) => this.redactor.add(v));
+    tracked.forEach((v, i) => this.secrets.set(i === 0 ? key : `${key}#${i}`, v));
     this.found.add(ref.raw);
     return descend(whole.value, fields);
   }

@@ -8,6 +8,8 @@ export interface SecretStore {
   /** candidate paths of var `name` for a build of `pipeline` in `team`, first match wins */
   lookupPaths(team: string, pipeline: string, name: string): string[];
   get(path: string): Promise<SecretLookup>;
+  /** values given out before that a step may still show (a store whose every lookup makes a new value): redacted with each value found */
+  earlier?(): unknown[];
 }
 
 /** A Secret's or a KV entry's data: its `value` key is the var, else the whole map is (Concourse). */

@@ -24,7 +24,7 @@ export interface ServiceActivities {
 
 export function serviceActivities(deps: ActivityDeps, runtime: Runtime): ServiceActivities {
   const credentials = deps.credentials ?? NO_CREDENTIALS;
-  const resolver = (ref: ServiceRef, plan: string) => new CredentialResolver(credentials, plan, ref.varSources);
+  const resolver = (ref: ServiceRef, plan: string) => new CredentialResolver(credentials, plan, ref.varSources, ref.buildId);
   /** The request with every value to redact: load_var values in scope and the credentials found. */
   const redacting = <T extends ServiceRef>(req: T, creds: CredentialResolver): T => {
     const redact = credentials.redact ? [...(req.redact ?? []), ...creds.values] : undefined;

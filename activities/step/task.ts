@@ -22,7 +22,7 @@ type Ending = { state: 'succeeded' | 'failed'; exitCode: number } | { state: 'er
 export async function runTask(deps: ActivityDeps, runtime: Runtime, req: RunTaskRequest): Promise<RunTaskResult> {
   const credentials = deps.credentials ?? NO_CREDENTIALS;
   // Resolved on every attempt, also one that re-attaches to a running task: its log still needs the values to redact.
-  const creds = new CredentialResolver(credentials, lookupPipeline(req), req.varSources);
+  const creds = new CredentialResolver(credentials, lookupPipeline(req), req.varSources, req.buildId);
   if (credentials.redact) for (const value of req.redact ?? []) creds.redactor.add(value);
   try {
     return await runResolvedTask(deps, runtime, req, creds);

@@ -184,6 +184,26 @@ describe('claims', () => {
   });
 });
 
+test("a later activity of the build redacts the tokens the worker gave its earlier ones (a service's supervision, a re-attached task), not other builds'", async () => {
+  const resolver = (build: string) =>
+    new CredentialResolver(
+      { team: 'main', redact: true, idtoken: issuer },
+      'p',
+      [{ name: 'x', type: 'idtoken', config: { algorithm: 'ES256' } }],
+      build,
+    );
+  // ES256: RS256 signs the same claims (within a second) alike, which would redact any build's.
+  const first = await resolver('build-1').lookup(parseVarRef('x:token'));
+  const earlier = first.found ? String(first.value) : '';
+  const later = resolver('build-1');
+  await later.recall(['x:token']);
+  expect(later.redactMessage(`started with ${earlier}`)).toBe('started with ((redacted))');
+  expect(later.secretTexts()).toContain(earlier);
+  const other = resolver('build-2');
+  await other.recall(['x:token']);
+  expect(other.redactMessage(earlier)).toBe(earlier);
+});
+
 describe('refusals', () => {
   test('a var other than token', async () => {
     const creds = new CredentialResolver({ team: 'main', redact: true, idtoken: issuer }, 'p', [
