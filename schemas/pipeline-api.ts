@@ -50,6 +50,13 @@ export interface PipelineInput {
   setBy?: SetBy;
 }
 
+/** The pin update: pins `version` and/or sets the pin's `comment`; neither unpins (and drops the comment). */
+export interface PinRequest {
+  resource: string;
+  version?: ResourceVersion;
+  comment?: string;
+}
+
 export interface PipelineView extends PipelineInput {
   /** per job: the versions its next build would get, or why it has none */
   next: Record<string, string>;
@@ -132,6 +139,11 @@ export interface SchedulerState {
   counters: Record<string, number>;
   /** pin-resource pins, by resource */
   pins: Record<string, ResourceVersion>;
+  /**
+   * pin-resource -c comments, by resource: on its pin-resource pin, else on its config pin (which
+   * set-pipeline clears, as Concourse's); absent from pipelines started before them
+   */
+  pinComments?: Record<string, string>;
   paused: boolean;
   pausedJobs: string[];
   /** per resource: the last check order given, kept when its versions are dropped (its source changed) so orders never repeat */

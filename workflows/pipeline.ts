@@ -25,6 +25,7 @@ import {
   PIPELINE_SIGNALS,
   PipelineConfigSchema,
   PIPELINE_UPDATES,
+  type PinRequest,
   type PipelineInput,
   type PipelineView,
   type SavedOutput,
@@ -84,7 +85,7 @@ export const checkUpdate = defineUpdate<{ added: number; error?: string }, [{ re
   PIPELINE_UPDATES.check,
 );
 export const pauseUpdate = defineUpdate<void, [{ job?: string; paused: boolean }]>(PIPELINE_UPDATES.pause);
-export const pinUpdate = defineUpdate<void, [{ resource: string; version?: ResourceVersion }]>(PIPELINE_UPDATES.pin);
+export const pinUpdate = defineUpdate<void, [PinRequest]>(PIPELINE_UPDATES.pin);
 export const destroyUpdate = defineUpdate<void, []>(PIPELINE_UPDATES.destroy);
 export const outputSignal = defineSignal<[SavedOutput]>(PIPELINE_SIGNALS.output);
 
@@ -152,6 +153,9 @@ export async function pipeline(input: PipelineInput): Promise<void> {
     (next: PipelineConfig, by?: SetBy) => {
       // A changed source is checked at once, from scratch.
       for (const name of resetChangedResources(config, next, state)) delete lastChecked[name];
+      // Setting the pipeline clears the comment of each config pin (Concourse's resetResourcePins):
+      // a comment without a pin-resource pin is one.
+      for (const name of Object.keys(state.pinComments ?? {})) if (!state.pins[name]) delete state.pinComments![name];
       config = next;
       setBy = by;
       poke();
@@ -212,16 +216,23 @@ export async function pipeline(input: PipelineInput): Promise<void> {
   );
   setHandler(
     pinUpdate,
-    ({ resource: name, version }) => {
+    ({ resource: name, version, comment }) => {
       if (version) state.pins[name] = latestMatching(state, name, version)!;
-      else delete state.pins[name];
+      // A pin made again keeps its comment, as Concourse's.
+      if (comment !== undefined) state.pinComments = { ...state.pinComments, [name]: comment };
+      if (!version && comment === undefined) {
+        delete state.pins[name];
+        delete state.pinComments?.[name];
+      }
       poke();
     },
     {
-      validator: ({ resource: name, version }) => {
-        resource(name);
+      validator: ({ resource: name, version, comment }) => {
+        const r = resource(name);
         if (version && !latestMatching(state, name, version))
           throw new Error(`resource ${label()}/${name} has no version matching ${JSON.stringify(version)}; see resource-versions`);
+        if (comment !== undefined && !version && !state.pins[name] && !r.pinned)
+          throw new Error(`could not save comment, make sure '${label()}/${name}' is pinned (pin it in the same command: -v KEY:VALUE)`);
       },
     },
   );

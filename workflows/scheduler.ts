@@ -54,6 +54,7 @@ export function resetChangedResources(old: PipelineConfig, next: PipelineConfig,
     state.lastSeq = { ...state.lastSeq, [r.name]: Math.max(list[list.length - 1]?.seq ?? 0, state.lastSeq?.[r.name] ?? 0) };
     delete state.versions[r.name];
     delete state.pins[r.name];
+    delete state.pinComments?.[r.name];
     reset.push(r.name);
   }
   return reset;

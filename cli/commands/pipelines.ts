@@ -34,6 +34,7 @@ import {
   PIPELINE_WORKFLOW,
   pipelineKeyOfWorkflowId,
   pipelineWorkflowId,
+  type PinRequest,
   type PipelineView,
 } from '../../schemas/pipeline-api';
 import { buildUrl, openSession, type Session } from '../connect';
@@ -529,25 +530,43 @@ export async function resourceVersions(opts: { resource: string; count: number; 
     const v = await view(s.client, p);
     const resource = resourceOf(v, p, r);
     const pin = v.state.pins[r] ?? resource.pinned;
+    const comment = pin ? v.state.pinComments?.[r] : undefined;
     const pinned = (version: Record<string, string>) => !!pin && Object.entries(pin).every(([k, x]) => version[k] === x);
     const rows = [...(v.state.versions[r] ?? [])]
       .reverse()
       .slice(0, opts.count)
-      .map((x) => ({ id: x.seq, version: x.version, pinned: pinned(x.version) }));
+      .map((x) => ({ id: x.seq, version: x.version, pinned: pinned(x.version) }))
+      .map((x) => (x.pinned && comment !== undefined ? { ...x, pin_comment: comment } : x));
     if (opts.json) return console.log(JSON.stringify(rows, null, 2));
     const checked = `last checked ${when(v.lastChecked[r])}${v.checkErrors[r] ? `; last check failed: ${v.checkErrors[r]}` : ''}`;
     say(checked);
+    if (pin)
+      say(
+        `pinned to ${formatVersion(pin)}${v.state.pins[r] ? '' : ' (by the pipeline file)'}${comment !== undefined ? `: ${comment}` : ''}`,
+      );
     console.log(
       table([['id', 'version', 'pinned'], ...rows.map((x) => [String(x.id), formatVersion(x.version), x.pinned ? 'yes' : 'no'])]),
     );
   });
 }
 
-export async function pinResource(opts: { resource: string; version: string[] }): Promise<void> {
+/** fly's pin-resource: pins a version (-v), saves a comment with the pin (-c), or both in one update. */
+export async function pinResource(opts: { resource: string; version: string[]; comment?: string }): Promise<void> {
+  // As fly: an empty comment is none.
+  const comment = opts.comment || undefined;
+  if (opts.version.length === 0 && comment === undefined)
+    throw new CliError(
+      'the required flag `-v, --version` was not specified',
+      'give -v KEY:VALUE to pin a version, or -c TEXT to comment on the pin the resource has',
+      1,
+    );
+  const [p, r] = split(opts.resource, '-r');
+  const version = opts.version.length > 0 ? versionFlag(opts.version, '-v') : undefined;
+  const req: PinRequest = { resource: r, ...(version ? { version } : {}), ...(comment !== undefined ? { comment } : {}) };
   await withSession(async (s) => {
-    const [p, r] = split(opts.resource, '-r');
-    await update(s.client, p, PIPELINE_UPDATES.pin, { resource: r, version: versionFlag(opts.version, '-v') });
-    say(`pinned '${r}' with ${opts.version.join(',')}`);
+    await update(s.client, p, PIPELINE_UPDATES.pin, req);
+    if (version) say(`pinned '${r}' with ${opts.version.join(',')}`);
+    if (comment !== undefined) say(`pin comment '${comment}' is saved`);
   });
 }
 

@@ -175,7 +175,7 @@ Example:
     .description('list the versions a resource has, newest first, and which is pinned')
     .requiredOption('-r, --resource <pipeline/resource>', 'the resource: PIPELINE/RESOURCE, or PIPELINE/k:v,.../RESOURCE for an instance')
     .option('-c, --count <count>', 'how many versions, newest first', positiveCount('--count'), 50)
-    .option('--json', 'print a JSON array: id (check order), version, pinned')
+    .option('--json', 'print a JSON array: id (check order), version, pinned, pin_comment (on the pinned version, when it has one)')
     .option('--team <name>', teamHelp('the pipeline'), oneTeam)
     .action(lazy(() => impl().resourceVersions));
 
@@ -184,13 +184,32 @@ Example:
     .alias('pr')
     .description("pin a resource to one of its versions: every job's get of it takes that version")
     .requiredOption('-r, --resource <pipeline/resource>', 'the resource: PIPELINE/RESOURCE, or PIPELINE/k:v,.../RESOURCE for an instance')
-    .requiredOption('-v, --version <key:value>', 'the version (a subset of its keys suffices); repeatable', collect, [])
+    .option(
+      '-v, --version <key:value>',
+      'the version (a subset of its keys suffices: the newest match is pinned); repeatable; optional with -c on a pinned resource',
+      collect,
+      [],
+    )
+    .option(
+      '-c, --comment <text>',
+      'save this comment with the pin (resource-versions shows it); the resource has to be pinned, or -v given',
+    )
+    .addHelpText(
+      'after',
+      `
+A pin made again keeps its comment; unpin-resource drops both. A comment on a pin of the
+pipeline file (a resource's \`version:\`) lasts until the pipeline is set again, as Concourse's.
+
+Examples:
+  causeway pin-resource -r booklit/repo -v ref:4c2f1e0 -c 'v1.2 breaks the docs build'
+  causeway pin-resource -r booklit/repo -c 'still waiting on the upstream fix'`,
+    )
     .action(lazy(() => impl().pinResource));
 
   program
     .command('unpin-resource')
     .alias('ur')
-    .description('unpin a resource: jobs take its newest versions again')
+    .description('unpin a resource: jobs take its newest versions again (its pin comment goes too)')
     .requiredOption('-r, --resource <pipeline/resource>', 'the resource: PIPELINE/RESOURCE, or PIPELINE/k:v,.../RESOURCE for an instance')
     .action(lazy(() => impl().unpinResource));
 }

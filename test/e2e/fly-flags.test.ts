@@ -51,6 +51,70 @@ jobs:
       run: {path: cat, args: [repo/version]}
 `;
 
+interface VersionRow {
+  id: number;
+  version: Record<string, string>;
+  pinned: boolean;
+  pin_comment?: string;
+}
+
+async function versions(resource: string): Promise<VersionRow[]> {
+  return JSON.parse((await ok('resource-versions', '-r', resource, '--json')).stdout) as VersionRow[];
+}
+
+const pinnedRows = async (resource: string) =>
+  (await versions(resource)).filter((v) => v.pinned).map((v) => ({ version: v.version.version, comment: v.pin_comment }));
+
+test('pin-resource -c saves a comment with the pin, shown by resource-versions, kept by a new pin, dropped by unpin', async () => {
+  const file = path.join(dir, 'pins.yml');
+  fs.writeFileSync(file, PIPELINE);
+  await ok('set-pipeline', '-n', '-p', 'pins', '-c', file);
+  await ok('check-resource', '-r', 'pins/repo', '-f', 'version:one');
+  await ok('check-resource', '-r', 'pins/repo', '-f', 'version:two');
+
+  // As fly: neither -v nor -c is a usage error; a comment needs a pin.
+  const neither = await cli(['pin-resource', '-r', 'pins/repo']);
+  expect(neither.code).toBe(1);
+  expect(neither.stderr).toContain('the required flag `-v, --version` was not specified');
+  const unpinned = await cli(['pin-resource', '-r', 'pins/repo', '-c', 'why']);
+  expect(unpinned.code).toBe(2);
+  expect(unpinned.stderr).toContain("could not save comment, make sure 'pins/repo' is pinned");
+
+  const pinned = await ok('pin-resource', '-r', 'pins/repo', '-v', 'version:one', '-c', 'two breaks the docs');
+  expect(pinned.stderr).toContain("pinned 'repo' with version:one");
+  expect(pinned.stderr).toContain("pin comment 'two breaks the docs' is saved");
+  expect(await pinnedRows('pins/repo')).toEqual([{ version: 'one', comment: 'two breaks the docs' }]);
+  expect((await ok('resource-versions', '-r', 'pins/repo')).stderr).toContain('pinned to version:one: two breaks the docs');
+
+  // A pin made again keeps its comment (Concourse's); -c alone changes it.
+  await ok('pin-resource', '-r', 'pins/repo', '-v', 'version:two');
+  expect(await pinnedRows('pins/repo')).toEqual([{ version: 'two', comment: 'two breaks the docs' }]);
+  expect((await ok('pin-resource', '-r', 'pins/repo', '-c', 'waiting on upstream')).stderr).toContain(
+    "pin comment 'waiting on upstream' is saved",
+  );
+  expect(await pinnedRows('pins/repo')).toEqual([{ version: 'two', comment: 'waiting on upstream' }]);
+
+  await ok('unpin-resource', '-r', 'pins/repo');
+  expect(await pinnedRows('pins/repo')).toEqual([]);
+  await ok('pin-resource', '-r', 'pins/repo', '-v', 'version:one');
+  expect(await pinnedRows('pins/repo')).toEqual([{ version: 'one', comment: undefined }]);
+
+  // A config pin takes a comment too, which setting the pipeline again clears (Concourse's resetResourcePins).
+  await ok('check-resource', '-r', 'pins/tool', '-f', 'version:v1');
+  await ok('pin-resource', '-r', 'pins/tool', '-c', 'held by the file');
+  expect((await ok('resource-versions', '-r', 'pins/tool')).stderr).toContain(
+    'pinned to version:v1 (by the pipeline file): held by the file',
+  );
+  await ok('set-pipeline', '-n', '-p', 'pins', '-c', file);
+  expect(await pinnedRows('pins/tool')).toEqual([{ version: 'v1', comment: undefined }]);
+  // ... but not the comment of a pin-resource pin.
+  await ok('pin-resource', '-r', 'pins/repo', '-c', 'still here');
+  await ok('set-pipeline', '-n', '-p', 'pins', '-c', file);
+  expect(await pinnedRows('pins/repo')).toEqual([{ version: 'one', comment: 'still here' }]);
+
+  await ok('destroy-pipeline', '-n', '-p', 'pins');
+});
+
 test('check-resource --shallow checks the resource, as every check here does', async () => {
   const file = path.join(dir, 'shallow.yml');
   fs.writeFileSync(file, PIPELINE);
