@@ -40,11 +40,15 @@ export const changes = (diff: string[]) => diff.some((l) => l !== '');
 
 /** What set-pipeline says of the vars it left for the credential managers (as fly does), so a typo shows now; undefined when none. */
 export function credentialRefsNote(config: PipelineConfig): string | undefined {
-  const all = [...config.resources.flatMap((r) => r.ref.deferredVars ?? []), ...config.jobs.flatMap((j) => j.plan.deferredVars ?? [])];
-  const refs = [...new Set(all.map((d) => d.ref))];
+  const refs = [...new Set(credentialRefs(config).map((d) => d.ref))];
   return refs.length > 0
     ? `credential refs the workers resolve when a check or build runs: ${refs.map((r) => `((${r}))`).join(', ')}`
     : undefined;
+}
+
+/** The credential refs a pipeline leaves to the workers, each where the file has it (a ref used twice is listed twice). */
+export function credentialRefs(config: PipelineConfig): { ref: string; at: string }[] {
+  return [...config.resources.flatMap((r) => r.ref.deferredVars ?? []), ...config.jobs.flatMap((j) => j.plan.deferredVars ?? [])];
 }
 
 /**

@@ -7,14 +7,23 @@ import { readFileSync } from 'node:fs';
 import { WorkflowUpdateFailedError, WorkflowUpdateStage, type Client } from '@temporalio/client';
 import YAML from 'yaml';
 import { awaitBuild } from '../../common/build-client';
-import { applyPipeline, changes, configKey, credentialRefsNote, lastPipelineView, pipelineDiff } from '../../common/pipeline-set';
+import { readEnv } from '../../common/config';
+import {
+  applyPipeline,
+  changes,
+  configKey,
+  credentialRefs,
+  credentialRefsNote,
+  lastPipelineView,
+  pipelineDiff,
+} from '../../common/pipeline-set';
 import { EXIT_CODES } from '../exit-codes';
 import { CausewayPipeline } from '../../common/search-attributes';
 import { varsFromFlags } from '../../schemas';
 import { formatIssue, PLAN_YAML_OPTIONS, type PlanIssue } from '../../schemas/errors';
 import { decodeUtf8 } from '../../schemas/checks';
-import { interpolate, lookupIn } from '../../schemas/interpolate';
-import { compilePipelineSource } from '../../schemas/pipeline';
+import { findVarRefs, interpolate, lookupIn } from '../../schemas/interpolate';
+import { compilePipelineSource, type PipelineConfig } from '../../schemas/pipeline';
 import { pipelineWarnings } from '../../schemas/pipeline-warnings';
 import {
   formatPipelineRef,
@@ -27,6 +36,7 @@ import {
 } from '../../schemas/instance-vars';
 import type { GetStep } from '../../schemas/compiled';
 import { checkName } from '../../schemas/names';
+import { checkClusterRefs } from '../../workers/credentials';
 import {
   formatVersion,
   jobBuildId,
@@ -197,6 +207,7 @@ export async function setPipeline(opts: {
   nonInteractive?: boolean;
   dryRun?: boolean;
   color?: boolean;
+  checkCreds?: boolean;
 }): Promise<void> {
   if (opts.color === false) disableColor();
   // fly: the name is a name; an instance's vars come with -i.
@@ -215,6 +226,7 @@ export async function setPipeline(opts: {
   }
   const { config, file, warnings } = compilePipelineFile({ ...opts, instanceVars });
   showWarnings(warnings);
+  if (opts.checkCreds) await checkCredentials(config);
   const ref = formatPipelineRef(config);
   await withSession(async (s) => {
     const last = await lastPipelineView(s.client, configKey(config));
@@ -242,6 +254,36 @@ export async function setPipeline(opts: {
     if (applied !== 'updated' || running?.state.paused)
       say(`the pipeline is currently paused. to unpause, run: causeway unpause-pipeline -p ${shellWord(ref)}`);
   });
+}
+
+/**
+ * fly's --check-creds: each credential ref set-pipeline leaves to the workers' credential manager
+ * is looked up now, in the manager this shell names as the workers' (CAUSEWAY_CREDS or
+ * CAUSEWAY_CREDS_FILE, under CAUSEWAY_CREDS_TEAM), as Concourse checks them against its own
+ * before it saves. Refs of a `var_sources` entry are left to the run, as Concourse leaves them.
+ */
+async function checkCredentials(config: PipelineConfig): Promise<void> {
+  const refs = new Map(
+    credentialRefs(config)
+      .filter((d) => findVarRefs(`((${d.ref}))`)[0]?.source === undefined)
+      .map((d) => [`${d.ref} ${d.at}`, d]),
+  );
+  let checked: { manager: string } | undefined;
+  try {
+    checked = await checkClusterRefs(readEnv(), config.name, [...refs.values()]);
+  } catch (err) {
+    throw new CliError(
+      `credential validation failed\n\n${(err as Error).message}`,
+      'store each var in the credential manager, or give it with -v/-y/-l',
+    );
+  }
+  if (!checked)
+    throw new CliError(
+      "--check-creds: this shell names no credential manager (CAUSEWAY_CREDS or CAUSEWAY_CREDS_FILE), so the pipeline's credential refs cannot be looked up from here",
+      "set CAUSEWAY_CREDS_FILE (or CAUSEWAY_CREDS) to the workers' credential manager config, or drop --check-creds",
+    );
+  const names = new Set([...refs.values()].map((d) => d.ref));
+  say(`credentials checked: ${names.size} credential ref${names.size === 1 ? '' : 's'} found in ${checked.manager}`);
 }
 
 /**

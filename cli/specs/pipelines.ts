@@ -25,6 +25,10 @@ export function registerPipelines(program: Command): void {
     .option('-n, --non-interactive', 'apply without asking')
     .option('-d, --dry-run', 'show the diff against the running pipeline and apply nothing')
     .option('--no-color', 'print the diff without colors (also NO_COLOR)')
+    .option(
+      '--check-creds',
+      "look up every credential ref first in the workers' credential manager, as this shell names it (CAUSEWAY_CREDS_FILE or CAUSEWAY_CREDS); refused without one",
+    )
     .option('--team <name>', teamHelp('the pipeline'), oneTeam)
     .addHelpText(
       'after',
