@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { newBuildId } from '../../common/build-client';
 import { parseTaskConfig, varsFromFlags, type CompiledPlan, type TaskConfig } from '../../schemas';
-import type { GetStep, Step } from '../../schemas/compiled';
+import type { GetStep, ImageResource, Step } from '../../schemas/compiled';
 import { openSession } from '../connect';
 import { submitAndFollow } from '../follow';
 import { credsFromWorker, exitWith } from '../main-helpers';
@@ -20,6 +20,7 @@ export async function execute(
     loadVarsFrom: string[];
     inputsFrom?: string;
     inputMapping?: string[];
+    image?: string;
     credsFromWorker?: boolean;
     privileged?: boolean;
     tag?: string[];
@@ -27,6 +28,11 @@ export async function execute(
     background?: boolean;
   },
 ): Promise<void> {
+  if (opts.image !== undefined && !opts.inputsFrom)
+    throw new CliError(
+      `--image ${opts.image}: must set --inputs-from when using --image, so causeway knows which job to look up the image`,
+      `name the job whose input it is: -j PIPELINE/JOB --image ${opts.image}`,
+    );
   const vars = varsFromFlags(opts);
   let text: string;
   try {
@@ -36,7 +42,7 @@ export async function execute(
   }
   // As fly execute's one-off build, whose ((vars)) the ATC's credential manager resolves.
   const credentials = { varSources: new Set<string>(), deferUnsourced: credsFromWorker(opts) };
-  const config = withCallerArgsAndEnv(parseTaskConfig({ text, file: opts.config, vars, credentials }), args, process.env);
+  let config = withCallerArgsAndEnv(parseTaskConfig({ text, file: opts.config, vars, credentials }), args, process.env);
   const inputs = parseArtifactFlags(opts.input, '-i');
   const mapping = parseInputMapping(opts.inputMapping ?? [], config, opts.inputsFrom);
   const required = config.inputs.filter((i) => !i.optional).map((i) => i.name);
@@ -69,6 +75,7 @@ export async function execute(
       // Loaded only for -j: execute without it stays as light as before.
       const { nextBuildGets } = require('./pipelines') as typeof import('./pipelines');
       const from = await nextBuildGets(session.client, opts.inputsFrom);
+      if (opts.image !== undefined) config = { ...config, image_resource: imageOfInput(from, opts.image) };
       for (const input of config.inputs) {
         if (inputs[input.name]) continue;
         const artifact = mapping[input.name] ?? input.name;
@@ -108,6 +115,22 @@ export async function execute(
   } finally {
     await session.close();
   }
+}
+
+/**
+ * `--image NAME` (fly's): the job's input NAME as the task's image_resource, at the version the
+ * job's next build would get (Concourse's FetchImageResourceFromJobInputs).
+ */
+function imageOfInput(from: { job: string; gets: Map<string, GetStep> }, name: string): ImageResource {
+  const get = from.gets.get(name);
+  if (!get)
+    throw new CliError(
+      `--image ${name}: image resource ${name} not found: job ${from.job} has no input ${name}`,
+      `its inputs: ${[...from.gets.keys()].join(', ') || 'none'}`,
+    );
+  const version = typeof get.version === 'object' ? { version: get.version } : {};
+  const params = Object.keys(get.params).length > 0 ? { params: get.params } : {};
+  return { type: get.resource.type.name, source: get.resource.source, ...version, ...params };
 }
 
 /** `-m TASK_INPUT=JOB_INPUT` (fly's --input-mapping): which of the job's inputs a task input takes. */

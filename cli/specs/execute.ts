@@ -23,6 +23,10 @@ export function registerExecute(program: Command): void {
       "take the inputs not given with -i from the job's gets, at the versions its next build would get",
     )
     .option('-m, --input-mapping <task-input=job-input>', 'with -j: the job input a task input takes; repeatable', collect, [])
+    .option(
+      '--image <input>',
+      "with -j: the job's input (a get of it, e.g. of a registry-image resource) to use as the task's image, at the version its next build would get; replaces the task file's image_resource",
+    )
     .option('-p, --privileged', 'run the task privileged (on runtimes with containers)')
     .option('--tag <tag>', "run on a worker with this tag (the step's tags:); repeatable", collect, [])
     .option('--include-ignored', "upload a git work tree's ignored files too (everything in the directory)")
@@ -40,7 +44,8 @@ Examples:
   causeway execute -c ci/unit.yml
   causeway execute -c ci/build.yml -i repo=. -o dist=./out
   causeway execute -c ci/test.yml -- -run TestLogin
-  causeway execute -c ci/test.yml -j booklit/unit -m source=repo`,
+  causeway execute -c ci/test.yml -j booklit/unit -m source=repo
+  causeway execute -c ci/test.yml -j booklit/unit --image golang-image`,
     )
     .action(lazy(() => impl().execute));
 }

@@ -127,6 +127,31 @@ test('check-resource --shallow checks the resource, as every check here does', a
   await ok('destroy-pipeline', '-n', '-p', 'shallow');
 });
 
+test("execute --image takes a job's input as the task's image", async () => {
+  const file = path.join(dir, 'image.yml');
+  fs.writeFileSync(file, PIPELINE);
+  await ok('set-pipeline', '-n', '-p', 'image', '-c', file);
+  await ok('check-resource', '-r', 'image/repo', '-f', 'version:one');
+  await ok('check-resource', '-r', 'image/tool', '-f', 'version:v1');
+  // execute --image: a job's input as the task's image (the local runtime says it runs without one).
+  const task = path.join(dir, 'task.yml');
+  fs.writeFileSync(task, 'platform: linux\ninputs: [{name: repo}]\nrun: {path: cat, args: [repo/version]}\n');
+  const noJob = await cli(['execute', '-c', task, '--image', 'tool']);
+  expect(noJob.code).toBe(2);
+  expect(noJob.stderr).toContain('--image tool: must set --inputs-from when using --image');
+  const noInput = await cli(['execute', '-c', task, '-j', 'image/unit', '--image', 'nope']);
+  expect(noInput.code).toBe(2);
+  expect(noInput.stderr).toContain('--image nope: image resource nope not found: job image/unit has no input nope');
+  expect(noInput.stderr).toContain('its inputs: repo, tool');
+  const imaged = await ok('execute', '-c', task, '-j', 'image/unit', '--image', 'tool');
+  expect(imaged.stdout).toContain('one');
+  expect(imaged.stdout + imaged.stderr).toContain('image_resource/image is ignored');
+  const plain = await ok('execute', '-c', task, '-j', 'image/unit');
+  expect(plain.stdout + plain.stderr).not.toContain('image_resource/image is ignored');
+
+  await ok('destroy-pipeline', '-n', '-p', 'image');
+});
+
 test('--team: the one team is accepted, any other refused before anything is done', async () => {
   const file = path.join(dir, 'team.yml');
   fs.writeFileSync(file, PIPELINE);
