@@ -2,11 +2,14 @@
 // base64 as proto3 JSON writes them), so the Temporal UI and `temporal --codec-endpoint` show
 // decoded payloads to whoever holds the token. The token is accepted as a bearer token or as
 // the first path segment (http://host:port/TOKEN/decode), since the UI sends no header of its
-// own to a codec endpoint unless it has a login to pass on.
+// own to a codec endpoint unless it has a login to pass on. It also serves the idtoken
+// issuer's OIDC discovery document and JWKS (public keys, no token), so a dev stack's tokens
+// verify against the stack itself.
 import http from 'node:http';
 import { timingSafeEqual } from 'node:crypto';
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { z } from 'zod';
+import { ensureIdTokenKeys, JWKS_PATH, OPENID_CONFIGURATION_PATH, openIdConfiguration, publicJwks } from './idtoken';
 
 const MAX_BODY_BYTES = 8 * 1024 * 1024; // above Temporal's 2 MiB payload limit, with base64 and batching
 const B64 = z.string().regex(/^[A-Za-z0-9+/]*={0,2}$/, 'base64');
@@ -32,6 +35,8 @@ export interface CodecServerOptions {
   token: string;
   /** origins allowed by CORS (the Temporal UI's, e.g. http://127.0.0.1:8233) */
   origins: string[];
+  /** the idtoken issuer this server answers for: its /.well-known/ documents under the issuer URL's path */
+  idtoken?: { issuer: string; keysFile: string };
 }
 
 function sameSecret(a: string, b: string): boolean {
@@ -61,6 +66,19 @@ export function codecServer(opts: CodecServerOptions): http.Server {
       return;
     }
     const url = new URL(req.url ?? '/', 'http://codec');
+    if (opts.idtoken && req.method === 'GET') {
+      const base = new URL(opts.idtoken.issuer).pathname.replace(/\/$/, '');
+      if (url.pathname === `${base}${OPENID_CONFIGURATION_PATH}`) return reply(200, openIdConfiguration(opts.idtoken.issuer));
+      if (url.pathname === `${base}${JWKS_PATH}`) {
+        // Read at each request: keys an operator rotates in the file are published at once.
+        try {
+          reply(200, publicJwks(ensureIdTokenKeys(opts.idtoken.keysFile)));
+        } catch (err) {
+          reply(500, { error: `idtoken signing keys: ${(err as Error).message}` });
+        }
+        return;
+      }
+    }
     const segments = url.pathname.split('/').filter(Boolean);
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     const pathToken = segments.length === 2 ? segments[0] : undefined;

@@ -7,6 +7,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, si
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { causewayHome, type Env } from './config';
 
 /** The file `causeway dev up` keeps the keys in, in CAUSEWAY_HOME. */
 export const IDTOKEN_KEYS_FILE = 'idtoken-keys.json';
@@ -21,6 +22,26 @@ export const IssuerUrl = z
   .url({ protocol: /^https?$/, error: 'the idtoken issuer is an http:// or https:// URL' })
   .refine((u) => !/[?#]/.test(u), 'the idtoken issuer has no query or fragment')
   .transform((u) => u.replace(/\/+$/, ''));
+
+/**
+ * The issuer and keys file the flags (`--idtoken-issuer`, `--idtoken-keys`) or the environment
+ * name, the same for a worker and for what serves the issuer's documents; undefined without an issuer.
+ */
+export function idtokenSettings(
+  env: Env,
+  flags: { issuer?: string; keys?: string } = {},
+): { issuer: string; keysFile: string } | undefined {
+  const url = flags.issuer ?? env.CAUSEWAY_IDTOKEN_ISSUER;
+  const keys = flags.keys ?? env.CAUSEWAY_IDTOKEN_KEYS;
+  if (url === undefined) {
+    if (keys !== undefined)
+      throw new Error('--idtoken-keys / CAUSEWAY_IDTOKEN_KEYS: give the issuer too (--idtoken-issuer / CAUSEWAY_IDTOKEN_ISSUER)');
+    return undefined;
+  }
+  const issuer = IssuerUrl.safeParse(url);
+  if (!issuer.success) throw new Error(`--idtoken-issuer / CAUSEWAY_IDTOKEN_ISSUER ${url}: ${issuer.error.issues[0].message}`);
+  return { issuer: issuer.data, keysFile: path.resolve(keys ?? path.join(causewayHome(env), IDTOKEN_KEYS_FILE)) };
+}
 
 const PrivateJwk = z.looseObject({
   kid: z.string().min(1),

@@ -3,12 +3,11 @@
 // CAUSEWAY_IDTOKEN_ISSUER, CAUSEWAY_IDTOKEN_KEYS) or `causeway worker` flags, validated before
 // the worker polls anything.
 import fs from 'node:fs';
-import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { CredentialResolver, storeFor, type WorkerCredentials } from '../activities/creds';
-import { causewayHome, type Env } from '../common/config';
-import { IDTOKEN_KEYS_FILE, IdTokenIssuer, IssuerUrl } from '../common/idtoken';
+import type { Env } from '../common/config';
+import { IdTokenIssuer, idtokenSettings } from '../common/idtoken';
 import { CredentialManagerConfig, DEFAULT_TEAM, Team } from '../schemas/var-sources';
 
 export interface CredentialFlags {
@@ -27,7 +26,8 @@ export function workerCredentials(env: Env, flags: CredentialFlags = {}): Worker
   const team = Team.safeParse(flags.team ?? env.CAUSEWAY_CREDS_TEAM ?? DEFAULT_TEAM);
   if (!team.success) throw new Error(`CAUSEWAY_CREDS_TEAM / --team: ${team.error.issues[0].message}`);
   const redact = !flags.noRedact && env.CAUSEWAY_REDACT_SECRETS === 'true';
-  const idtoken = idtokenIssuer(env, flags);
+  const settings = idtokenSettings(env, { issuer: flags.idtokenIssuer, keys: flags.idtokenKeys });
+  const idtoken = settings ? { idtoken: new IdTokenIssuer(settings.issuer, settings.keysFile) } : {};
   const file = flags.file ?? env.CAUSEWAY_CREDS_FILE;
   let text: string | undefined;
   let where = 'CAUSEWAY_CREDS';
@@ -48,20 +48,6 @@ export function workerCredentials(env: Env, flags: CredentialFlags = {}): Worker
   const parsed = CredentialManagerConfig.safeParse(raw);
   if (!parsed.success) throw new Error(`${where}: ${z.prettifyError(parsed.error)}`);
   return { team: team.data, redact, ...idtoken, cluster: storeFor(parsed.data) };
-}
-
-/** The issuer of idtoken var sources' tokens, when one is configured; its keys are read (made) at the first token. */
-function idtokenIssuer(env: Env, flags: CredentialFlags): { idtoken?: IdTokenIssuer } {
-  const url = flags.idtokenIssuer ?? env.CAUSEWAY_IDTOKEN_ISSUER;
-  const keys = flags.idtokenKeys ?? env.CAUSEWAY_IDTOKEN_KEYS;
-  if (url === undefined) {
-    if (keys !== undefined)
-      throw new Error('--idtoken-keys / CAUSEWAY_IDTOKEN_KEYS: give the issuer too (--idtoken-issuer / CAUSEWAY_IDTOKEN_ISSUER)');
-    return {};
-  }
-  const issuer = IssuerUrl.safeParse(url);
-  if (!issuer.success) throw new Error(`--idtoken-issuer / CAUSEWAY_IDTOKEN_ISSUER ${url}: ${issuer.error.issues[0].message}`);
-  return { idtoken: new IdTokenIssuer(issuer.data, path.resolve(keys ?? path.join(causewayHome(env), IDTOKEN_KEYS_FILE))) };
 }
 
 function statMode(file: string): number {

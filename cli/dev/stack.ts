@@ -13,6 +13,7 @@ import { temporal } from '@temporalio/proto';
 import { z } from 'zod';
 import { CODEC_KEYS_FILE, CODEC_TOKEN_FILE, ensureCodecKeys, secretFile } from '../../common/codec';
 import { causewayHome, readEnv } from '../../common/config';
+import { ensureIdTokenKeys, idtokenSettings } from '../../common/idtoken';
 import { natsAuth } from '../../common/nats-auth';
 import { writeNatsAuthConfig } from './nats-auth';
 
@@ -441,6 +442,14 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
   const codecUrl = codecPort !== undefined ? `http://${HOST}:${codecPort}` : undefined;
   // The UI sends no credentials to a codec endpoint, so the token is the endpoint's first path segment.
   const codecEndpoint = codecUrl && `${codecUrl}/${secretFile(path.join(home, CODEC_TOKEN_FILE), true)}`;
+  // The codec server is the idtoken issuer of the stack's worker, so its tokens verify against the
+  // stack; CAUSEWAY_IDTOKEN_ISSUER names another (a public tunnel to it that a cloud can reach).
+  const idtoken =
+    codecUrl !== undefined
+      ? idtokenSettings(readEnv({ ...process.env, CAUSEWAY_HOME: home }), { issuer: process.env.CAUSEWAY_IDTOKEN_ISSUER ?? codecUrl })
+      : undefined;
+  if (idtoken) ensureIdTokenKeys(idtoken.keysFile);
+  const idtokenEnv = idtoken ? { CAUSEWAY_IDTOKEN_ISSUER: idtoken.issuer, CAUSEWAY_IDTOKEN_KEYS: idtoken.keysFile } : {};
 
   const started: Array<{ pid: number; command: string }> = [];
   try {
@@ -497,7 +506,7 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
     const workers: StackState['workers'] = [];
     if (opts.startWorker) {
       log('starting local worker');
-      const env = { ...process.env, TEMPORAL_ADDRESS: address, NATS_URL: natsUrl, CAUSEWAY_HOME: home };
+      const env = { ...process.env, TEMPORAL_ADDRESS: address, NATS_URL: natsUrl, CAUSEWAY_HOME: home, ...idtokenEnv };
       const worker = spawnDetached(process.execPath, [workerScript], path.join(logDir, 'worker.log'), env, home);
       started.push({ pid: worker.pid, command: workerScript });
       // Until its pollers reach Temporal, a first build would be told no worker polls its queue.
@@ -521,11 +530,12 @@ export async function startStack(opts: StartStackOptions): Promise<StackInfo> {
         process.execPath,
         args,
         path.join(logDir, 'codec-server.log'),
-        { ...process.env, CAUSEWAY_HOME: home },
+        { ...process.env, CAUSEWAY_HOME: home, ...idtokenEnv },
         home,
       );
       started.push({ pid: proc.pid, command: cliScript });
       log(`codec server on ${codecUrl}: the Temporal UI shows payloads decrypted`);
+      if (idtoken) log(`idtoken issuer ${idtoken.issuer}: its /.well-known/ documents are the codec server's`);
       codecServer = { url: codecUrl, pid: proc.pid, command: cliScript, logFile: proc.logFile };
     }
 

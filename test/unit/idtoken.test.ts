@@ -4,12 +4,15 @@
 // the keys file, the worker's refusals, and the examples of Concourse's id-token docs page.
 import { createPublicKey, verify, type JsonWebKey } from 'node:crypto';
 import fs from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { CredentialResolver } from '../../activities/creds';
 import { tokenSubject, type TokenSubject } from '../../activities/creds/idtoken';
 import { StepErrored } from '../../activities/errors';
+import { AesGcmPayloadCodec, ensureCodecKeys } from '../../common/codec';
+import { codecServer } from '../../common/codec-server';
 import { ensureIdTokenKeys, IdTokenIssuer, openIdConfiguration, publicJwks, readIdTokenKeys } from '../../common/idtoken';
 import { parseVarRef } from '../../schemas/interpolate';
 import { compilePipeline } from '../../schemas/pipeline';
@@ -279,6 +282,30 @@ describe('keys', () => {
     });
   });
 });
+
+test.each(['http://127.0.0.1:8234', 'https://ci.example.com/oidc'])(
+  'the codec server answers for issuer %s: discovery and JWKS under its path, without a token; the rest still wants one',
+  async (url) => {
+    const keysFile = path.join(dir, 'served.json');
+    const codec = new AesGcmPayloadCodec(ensureCodecKeys(path.join(dir, 'codec-keys.json')));
+    const server = codecServer({ codec, token: 'tok', origins: [], idtoken: { issuer: url, keysFile } });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}${new URL(url).pathname.replace(/\/$/, '')}`;
+    try {
+      const discovery = await fetch(`${base}/.well-known/openid-configuration`);
+      expect(discovery.headers.get('content-type')).toBe('application/json');
+      expect(await discovery.json()).toMatchObject({ issuer: url, jwks_uri: `${url}/.well-known/jwks.json` });
+      const jwks = (await (await fetch(`${base}/.well-known/jwks.json`)).json()) as { keys: JsonWebKey[] };
+      // The keys the worker signs with (made by whichever asks first).
+      expect(jwks).toEqual(publicJwks(readIdTokenKeys(keysFile)));
+      expect(jwks.keys.map((k) => k.alg)).toEqual(['RS256', 'ES256']);
+      expect((await fetch(`${base}/.well-known/other`)).status).toBe(401);
+      expect((await fetch(`${base}/.well-known/jwks.json`, { method: 'POST' })).status).toBe(401);
+    } finally {
+      server.close();
+    }
+  },
+);
 
 describe('in a pipeline', () => {
   const text = `var_sources:
