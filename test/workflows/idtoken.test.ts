@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { TypedSearchAttributes } from '@temporalio/common';
+import { collectServiceLogs } from '../../common/build-log';
 import { IdTokenIssuer, publicJwks, readIdTokenKeys } from '../../common/idtoken';
 import { CausewayBuildNumber, CausewayJob, CausewayPipeline } from '../../common/search-attributes';
 import { BUILD_WORKFLOW, type BuildInput } from '../../schemas/build';
@@ -100,6 +101,27 @@ test("a job build of a pipeline instance: its token names the job and the instan
     sub: 'ops/app/env:"prod%2Feu"/deploy',
     team: 'ops',
   });
+});
+
+test("a service's token is redacted from what it prints after its start, which later activities stream", async () => {
+  const service = {
+    name: 'svc',
+    config: {
+      params: { T: '((idt:token))' },
+      run: {
+        path: 'sh',
+        args: ['-c', 'sleep 1; echo "plain: $T"; printf "b64: %s\\n" "$(printf %s "$T" | base64 | tr -d "\\n")"; exec sleep 30'],
+      },
+    },
+  };
+  const r = await h.run(
+    `var_sources:\n- {name: idt, type: idtoken, config: {algorithm: ES256}}\nplan:\n- ${sh('use', 'sleep 3', { services: [service] })}\n`,
+  );
+  expect(r.message).toBeUndefined();
+  expect(r.status).toBe('succeeded');
+  const log = (await collectServiceLogs(h.nc, r.buildId)).get('plan.0/svc') ?? '';
+  expect(claimsOf(log)).toMatchObject({ sub: 'ops/test', iss: ISSUER });
+  expect(log).not.toMatch(/eyJ[\w-]+\.eyJ/);
 });
 
 test('a worker without an issuer errors the build before its first step, naming the flag', async () => {
