@@ -1,11 +1,12 @@
 // `causeway dev up` as its own idtoken issuer: a one-off build's ((x:token)), made by the stack's
 // worker, verifies as AWS or Vault would verify it, against the discovery document and JWKS its
 // codec server serves at the issuer URL, and carries the claims of Concourse's idtoken.
-import { createPublicKey, verify, type JsonWebKey } from 'node:crypto';
+import type { JsonWebKey } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startStackOnFreePorts, stopStack, type StackInfo } from '../../cli/dev/stack';
+import { verifyJwt } from '../fixtures/jwt';
 import { requireBuiltCli, runCli } from './cli-runner';
 
 jest.setTimeout(300_000);
@@ -53,19 +54,14 @@ test("a build's token verifies against the dev stack's discovery document and JW
   const token = Buffer.from(/b64: (\S+)/.exec(r.stdout + r.stderr)![1], 'base64').toString();
 
   // What a verifier does: the discovery document at the token's issuer, then its jwks_uri.
-  const [h, p, s] = token.split('.');
-  const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>;
-  expect(claims.iss).toBe(issuer);
-  const discovery = (await (await fetch(`${String(claims.iss)}/.well-known/openid-configuration`)).json()) as Record<string, string>;
+  const iss = (JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { iss: string }).iss;
+  expect(iss).toBe(issuer);
+  const discovery = (await (await fetch(`${iss}/.well-known/openid-configuration`)).json()) as Record<string, string>;
   expect(discovery).toMatchObject({ issuer, jwks_uri: `${issuer}/.well-known/jwks.json` });
   const jwks = (await (await fetch(discovery.jwks_uri)).json()) as { keys: JsonWebKey[] };
-  const header = JSON.parse(Buffer.from(h, 'base64url').toString()) as { alg: string; kid: string };
+  for (const key of jwks.keys) expect(key).not.toHaveProperty('d');
+  const { header, claims } = verifyJwt(token, jwks);
   expect(header.alg).toBe('ES256');
-  const jwk = jwks.keys.find((k) => (k as { kid?: string }).kid === header.kid);
-  expect(jwk).toBeDefined();
-  expect(jwk).not.toHaveProperty('d');
-  const key = createPublicKey({ key: jwk!, format: 'jwk' });
-  expect(verify('SHA256', Buffer.from(`${h}.${p}`), { key, dsaEncoding: 'ieee-p1363' }, Buffer.from(s, 'base64url'))).toBe(true);
 
   // A one-off build: its plan's name is the pipeline, it has no job and no instance vars.
   expect(claims).toEqual({

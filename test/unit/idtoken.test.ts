@@ -2,7 +2,7 @@
 // refuses, the claims and `sub` of each subject_scope (a `/` in a part written %2F), the
 // expiry, signatures that verify against the published JWKS (which holds no private field),
 // the keys file, the worker's refusals, and the examples of Concourse's id-token docs page.
-import { createPublicKey, verify, type JsonWebKey } from 'node:crypto';
+import type { JsonWebKey } from 'node:crypto';
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -20,6 +20,7 @@ import { compilePlan } from '../../schemas';
 import type { VarSourceConfig } from '../../schemas/compiled';
 import { CredentialManagerConfig, VarSource } from '../../schemas/var-sources';
 import { workerCredentials } from '../../workers/credentials';
+import { verifyJwt } from '../fixtures/jwt';
 import { readEnv } from '../../common/config';
 
 const ISSUER = 'https://concourse.test';
@@ -32,21 +33,6 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 const who: TokenSubject = { team: 'main', pipeline: 'idtoken', instanceVars: { foo: 'bar' }, job: 'testjob' };
-
-/** The token's header and claims, after checking its signature against the JWKS as a verifier would. */
-function verified(token: string, jwks: { keys: JsonWebKey[] }): { header: Record<string, unknown>; claims: Record<string, unknown> } {
-  const [h, p, s] = token.split('.');
-  const header = JSON.parse(Buffer.from(h, 'base64url').toString()) as Record<string, unknown>;
-  const jwk = jwks.keys.find((k) => (k as { kid?: string }).kid === header.kid);
-  if (!jwk) throw new Error(`no key ${String(header.kid)} in the JWKS`);
-  const key = createPublicKey({ key: jwk, format: 'jwk' });
-  const data = Buffer.from(`${h}.${p}`);
-  const sig = Buffer.from(s, 'base64url');
-  const ok =
-    header.alg === 'RS256' ? verify('RSA-SHA256', data, key, sig) : verify('SHA256', data, { key, dsaEncoding: 'ieee-p1363' }, sig);
-  if (!ok) throw new Error('signature does not verify');
-  return { header, claims: JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown> };
-}
 
 /** A token of a var source `config`, as a step's activity resolves ((x:token)). */
 async function token(config: Record<string, unknown>, extra: Partial<VarSourceConfig> = {}, pipeline = 'idtoken'): Promise<string> {
@@ -113,7 +99,7 @@ describe('config', () => {
 describe('claims', () => {
   test('default: RS256, sub team/pipeline, iss, iat, exp one hour on, team, pipeline, job, instance_vars, no aud', async () => {
     const before = Math.floor(Date.now() / 1000);
-    const { header, claims } = verified(
+    const { header, claims } = verifyJwt(
       await token({}, { job: 'testjob', instanceVars: { foo: 'bar' } }),
       publicJwks(readIdTokenKeys(issuer.keysFile)),
     );
@@ -137,16 +123,16 @@ describe('claims', () => {
 
   test('expires_in sets exp; one audience is a string, more a list (go-jose jwt.Audience)', async () => {
     const jwks = publicJwks(readIdTokenKeys(issuer.keysFile));
-    const one = verified(await token({ expires_in: '15m', audience: ['sts.amazonaws.com'] }), jwks).claims;
+    const one = verifyJwt(await token({ expires_in: '15m', audience: ['sts.amazonaws.com'] }), jwks).claims;
     expect((one.exp as number) - (one.iat as number)).toBeGreaterThanOrEqual(899);
     expect((one.exp as number) - (one.iat as number)).toBeLessThanOrEqual(901);
     expect(one.aud).toBe('sts.amazonaws.com');
-    expect(verified(await token({ audience: ['a', 'b'] }), jwks).claims.aud).toEqual(['a', 'b']);
-    expect(verified(await token({ audience: [] }), jwks).claims).not.toHaveProperty('aud');
+    expect(verifyJwt(await token({ audience: ['a', 'b'] }), jwks).claims.aud).toEqual(['a', 'b']);
+    expect(verifyJwt(await token({ audience: [] }), jwks).claims).not.toHaveProperty('aud');
   });
 
   test('ES256 when asked, verifiable with the EC key of the JWKS', async () => {
-    const { header } = verified(await token({ algorithm: 'ES256' }), publicJwks(readIdTokenKeys(issuer.keysFile)));
+    const { header } = verifyJwt(await token({ algorithm: 'ES256' }), publicJwks(readIdTokenKeys(issuer.keysFile)));
     expect(header.alg).toBe('ES256');
     expect(publicJwks(readIdTokenKeys(issuer.keysFile)).keys.find((k) => (k as { kid: string }).kid === header.kid)).toMatchObject({
       kty: 'EC',
@@ -172,7 +158,7 @@ describe('claims', () => {
   });
 
   test('a one-off build (no job, no instance vars) names its plan as the pipeline and an empty job', async () => {
-    const { claims } = verified(await token({ subject_scope: 'job' }, {}, 'deploy'), publicJwks(readIdTokenKeys(issuer.keysFile)));
+    const { claims } = verifyJwt(await token({ subject_scope: 'job' }, {}, 'deploy'), publicJwks(readIdTokenKeys(issuer.keysFile)));
     expect(claims).toMatchObject({ sub: 'main/deploy//', pipeline: 'deploy', job: '' });
     expect(claims).not.toHaveProperty('instance_vars');
   });
@@ -344,7 +330,7 @@ jobs:
     const source = compilePipeline({ name: 'app', text, file: 'app.yml', instanceVars: { env: 'prod/eu' } }).jobs[0].plan.varSources![0];
     const creds = new CredentialResolver({ team: 'main', redact: true, idtoken: issuer }, 'app', [source]);
     const found = await creds.lookup(parseVarRef('t:token'));
-    const { claims } = verified(found.found ? (found.value as string) : '', publicJwks(readIdTokenKeys(issuer.keysFile)));
+    const { claims } = verifyJwt(found.found ? (found.value as string) : '', publicJwks(readIdTokenKeys(issuer.keysFile)));
     expect(claims).toMatchObject({
       sub: 'main/app/env:"prod%2Feu"/deploy',
       job: 'deploy',

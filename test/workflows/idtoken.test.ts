@@ -3,7 +3,6 @@
 // job build's job and its pipeline instance), redacted from the log (the task also prints it in
 // base64, which redaction does not know, for the test to read); a worker without an issuer
 // errors the build before its first step, naming the flag.
-import { createPublicKey, verify, type JsonWebKey } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +14,7 @@ import { BUILD_WORKFLOW, type BuildInput } from '../../schemas/build';
 import { pipelineKey } from '../../schemas/instance-vars';
 import { compilePipeline } from '../../schemas/pipeline';
 import { jobBuildId } from '../../schemas/pipeline-api';
+import { verifyJwt } from '../fixtures/jwt';
 import { sh, startHarness, type Harness } from './harness';
 
 const ISSUER = 'https://ci.example.com';
@@ -39,16 +39,7 @@ const PRINT = sh('print', 'echo "plain: $T"; printf "b64: %s\\n" "$(printf %s "$
 function claimsOf(log: string): Record<string, unknown> {
   expect(log).toContain('plain: ((redacted))');
   const token = Buffer.from(/b64: (\S+)/.exec(log)![1], 'base64').toString();
-  const [h64, p64, s64] = token.split('.');
-  const header = JSON.parse(Buffer.from(h64, 'base64url').toString()) as { alg: string; kid: string };
-  const jwk = publicJwks(readIdTokenKeys(issuer.keysFile)).keys.find((k) => (k as { kid?: string }).kid === header.kid) as JsonWebKey;
-  const key = createPublicKey({ key: jwk, format: 'jwk' });
-  const data = Buffer.from(`${h64}.${p64}`);
-  const sig = Buffer.from(s64, 'base64url');
-  expect(
-    header.alg === 'RS256' ? verify('RSA-SHA256', data, key, sig) : verify('SHA256', data, { key, dsaEncoding: 'ieee-p1363' }, sig),
-  ).toBe(true);
-  return JSON.parse(Buffer.from(p64, 'base64url').toString()) as Record<string, unknown>;
+  return verifyJwt(token, publicJwks(readIdTokenKeys(issuer.keysFile))).claims;
 }
 
 test("a one-off build's token names the worker's team and the plan, no job", async () => {
