@@ -51,6 +51,14 @@ jobs:
       run: {path: cat, args: [repo/version]}
 `;
 
+/** Sets PIPELINE as pipeline `name` (paused, as a new one is); returns its file. */
+async function setPipeline(name: string): Promise<string> {
+  const file = path.join(dir, `${name}.yml`);
+  fs.writeFileSync(file, PIPELINE);
+  await ok('set-pipeline', '-n', '-p', name, '-c', file);
+  return file;
+}
+
 interface VersionRow {
   id: number;
   version: Record<string, string>;
@@ -66,9 +74,7 @@ const pinnedRows = async (resource: string) =>
   (await versions(resource)).filter((v) => v.pinned).map((v) => ({ version: v.version.version, comment: v.pin_comment }));
 
 test('pin-resource -c saves a comment with the pin, shown by resource-versions, kept by a new pin, dropped by unpin', async () => {
-  const file = path.join(dir, 'pins.yml');
-  fs.writeFileSync(file, PIPELINE);
-  await ok('set-pipeline', '-n', '-p', 'pins', '-c', file);
+  const file = await setPipeline('pins');
   await ok('check-resource', '-r', 'pins/repo', '-f', 'version:one');
   await ok('check-resource', '-r', 'pins/repo', '-f', 'version:two');
 
@@ -116,9 +122,7 @@ test('pin-resource -c saves a comment with the pin, shown by resource-versions, 
 });
 
 test('check-resource --shallow checks the resource, as every check here does', async () => {
-  const file = path.join(dir, 'shallow.yml');
-  fs.writeFileSync(file, PIPELINE);
-  await ok('set-pipeline', '-n', '-p', 'shallow', '-c', file);
+  await setPipeline('shallow');
   // check-resource --shallow is a check like any other here (no type chain to check first).
   expect((await ok('check-resource', '-r', 'shallow/repo', '--shallow', '-f', 'version:one')).stderr).toContain(
     'checked shallow/repo: 1 new version',
@@ -128,9 +132,7 @@ test('check-resource --shallow checks the resource, as every check here does', a
 });
 
 test("execute --image takes a job's input as the task's image", async () => {
-  const file = path.join(dir, 'image.yml');
-  fs.writeFileSync(file, PIPELINE);
-  await ok('set-pipeline', '-n', '-p', 'image', '-c', file);
+  await setPipeline('image');
   await ok('check-resource', '-r', 'image/repo', '-f', 'version:one');
   await ok('check-resource', '-r', 'image/tool', '-f', 'version:v1');
   // execute --image: a job's input as the task's image (the local runtime says it runs without one).
