@@ -7,6 +7,7 @@ import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, si
 import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { goJson } from '../schemas/instance-vars';
 import { causewayHome, type Env } from './config';
 
 /** The file `causeway dev up` keeps the keys in, in CAUSEWAY_HOME. */
@@ -120,9 +121,9 @@ export function openIdConfiguration(issuer: string) {
 
 const b64url = (data: string | Buffer) => Buffer.from(data).toString('base64url');
 
-/** A compact JWS of `claims` (header alg and kid, as go-jose writes Concourse's). */
+/** A compact JWS of `claims`, header (alg, kid) and claims as JSON the way go-jose writes Concourse's (Go's encoding: keys sorted). */
 export function signJwt(key: SigningKey, claims: Record<string, unknown>): string {
-  const input = `${b64url(JSON.stringify({ alg: key.alg, kid: key.kid }))}.${b64url(JSON.stringify(claims))}`;
+  const input = `${b64url(goJson({ alg: key.alg, kid: key.kid }))}.${b64url(goJson(claims))}`;
   const signature =
     key.alg === 'RS256'
       ? sign('RSA-SHA256', Buffer.from(input), key.key)

@@ -36,7 +36,7 @@ export function tokenSubject(scope: IdTokenConfig['subject_scope'], who: TokenSu
   }
 }
 
-/** The claims of a token issued at `now` (ms), keys sorted as go-jose marshals them; `aud` a string when it is one, as jwt.Audience. */
+/** The claims of a token issued at `now` (ms); `aud` a string when it is one, as go-jose's jwt.Audience marshals. */
 export function tokenClaims(config: IdTokenConfig, issuer: string, who: TokenSubject, now: number): Record<string, unknown> {
   const aud = config.audience ?? [];
   const vars = who.instanceVars && Object.keys(who.instanceVars).length > 0 ? { instance_vars: who.instanceVars } : {};

@@ -121,6 +121,15 @@ describe('claims', () => {
     expect(Object.keys(claims)).toEqual([...Object.keys(claims)].sort());
   });
 
+  test("the payload is JSON as Go's encoding writes it (go-jose): keys sorted at every level, <, > and & escaped", async () => {
+    const t = await token({}, { job: 'j', instanceVars: { b: 1, a: '<x&y>' } });
+    const payload = Buffer.from(t.split('.')[1], 'base64url').toString();
+    expect(payload).toMatch(
+      /^\{"exp":\d+,"iat":\d+,"instance_vars":\{"a":"\\u003cx\\u0026y\\u003e","b":1\},"iss":"https:\/\/concourse.test","job":"j",/,
+    );
+    expect(Buffer.from(t.split('.')[0], 'base64url').toString()).toMatch(/^\{"alg":"RS256","kid":"\d+"\}$/);
+  });
+
   test('expires_in sets exp; one audience is a string, more a list (go-jose jwt.Audience)', async () => {
     const jwks = publicJwks(readIdTokenKeys(issuer.keysFile));
     const one = verifyJwt(await token({ expires_in: '15m', audience: ['sts.amazonaws.com'] }), jwks).claims;
