@@ -36,6 +36,8 @@ export const CLUSTER_DOMAIN = 'cluster.local';
 /** What pods may reach: the benchmark range (pods, node, Services); no default route. */
 const POD_ROUTES = ['198.18.0.0/15'];
 const NODE_LOCK = '/run/causeway-k8s-node.lock';
+/** where `ip netns` and CNI keep named network namespaces (/var/run is a link to /run) */
+const NETNS_DIR = '/run/netns';
 const LOCK_WAIT_MS = 15 * 60_000;
 const CONTAINERD_NAMESPACE = 'k8s.io';
 /**
@@ -521,6 +523,7 @@ export async function prepareNode(dir: string, log: (line: string) => void): Pro
   checkTools();
   await lockNode(dir, log);
   try {
+    shareNetnsDir();
     fs.writeFileSync(netnsBeforeFile(dir), JSON.stringify(listNetns()));
     setUpBridge();
   } catch (err) {
@@ -695,9 +698,27 @@ function netnsBeforeFile(dir: string): string {
   return path.join(dir, 'netns-before.json');
 }
 
+/**
+ * Makes /run/netns a mount of its own, shared, as `ip netns add` does the first time it runs.
+ * CNI bind-mounts pods' namespaces there without it; an `ip netns add` after them (a service
+ * network of the local runtime) then bind-mounts the directory over itself and hides those
+ * mounts: they can no longer be unmounted by path ("not mounted") nor removed (EBUSY), and
+ * `dev down` failed on them, leaving the whole stack running.
+ */
+function shareNetnsDir(): void {
+  fs.mkdirSync(NETNS_DIR, { recursive: true });
+  const mountPoints = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4]);
+  if (mountPoints.includes(NETNS_DIR)) return;
+  sh('mount', ['--bind', NETNS_DIR, NETNS_DIR]);
+  sh('mount', ['--make-shared', NETNS_DIR]);
+}
+
 function listNetns(): string[] {
   try {
-    return fs.readdirSync('/var/run/netns');
+    return fs.readdirSync(NETNS_DIR);
   } catch {
     return [];
   }
@@ -842,9 +863,14 @@ export async function cleanupNode(dir: string, log: (line: string) => void): Pro
   const before = state?.netnsBefore ?? readJson<string[]>(netnsBeforeFile(dir));
   if (before) {
     for (const ns of listNetns().filter((n) => n.startsWith('cni-') && !before.includes(n))) {
-      const p = path.join('/var/run/netns', ns);
+      const p = path.join(NETNS_DIR, ns);
       trySh('umount', [p]);
-      fs.rmSync(p, { force: true });
+      try {
+        fs.rmSync(p, { force: true });
+      } catch (err) {
+        // The rest of the clean-up must still run; what is left is said, not thrown.
+        log(`could not remove network namespace ${p}: ${(err as Error).message} (see its mount in /proc/self/mountinfo)`);
+      }
     }
   }
   removeKubeChains();
