@@ -607,7 +607,8 @@ export async function pinResource(opts: { resource: string; version: string[]; c
   const req: PinRequest = { resource: r, ...(version ? { version } : {}), ...(comment !== undefined ? { comment } : {}) };
   await withSession(async (s) => {
     await update(s.client, p, PIPELINE_UPDATES.pin, req);
-    if (version) say(`pinned '${r}' with ${opts.version.join(',')}`);
+    // As fly: the version pinned in full (the newest match of -v), as JSON.
+    if (version) say(`pinned '${p.display}/${r}' with version ${JSON.stringify((await view(s.client, p)).state.pins[r])}`);
     if (comment !== undefined) say(`pin comment '${comment}' is saved`);
   });
 }
@@ -616,7 +617,7 @@ export async function unpinResource(opts: { resource: string }): Promise<void> {
   await withSession(async (s) => {
     const [p, r] = split(opts.resource, '-r');
     await update(s.client, p, PIPELINE_UPDATES.pin, { resource: r });
-    say(`unpinned '${r}'`);
+    say(`unpinned '${p.display}/${r}'`);
   });
 }
 

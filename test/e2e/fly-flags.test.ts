@@ -87,7 +87,7 @@ test('pin-resource -c saves a comment with the pin, shown by resource-versions, 
   expect(unpinned.stderr).toContain("could not save comment, make sure 'pins/repo' is pinned");
 
   const pinned = await ok('pin-resource', '-r', 'pins/repo', '-v', 'version:one', '-c', 'two breaks the docs');
-  expect(pinned.stderr).toContain("pinned 'repo' with version:one");
+  expect(pinned.stderr).toContain(`pinned 'pins/repo' with version {"version":"one"}`);
   expect(pinned.stderr).toContain("pin comment 'two breaks the docs' is saved");
   expect(await pinnedRows('pins/repo')).toEqual([{ version: 'one', comment: 'two breaks the docs' }]);
   expect((await ok('resource-versions', '-r', 'pins/repo')).stderr).toContain('pinned to version:one: two breaks the docs');
@@ -100,7 +100,7 @@ test('pin-resource -c saves a comment with the pin, shown by resource-versions, 
   );
   expect(await pinnedRows('pins/repo')).toEqual([{ version: 'two', comment: 'waiting on upstream' }]);
 
-  await ok('unpin-resource', '-r', 'pins/repo');
+  expect((await ok('unpin-resource', '-r', 'pins/repo')).stderr).toContain("unpinned 'pins/repo'");
   expect(await pinnedRows('pins/repo')).toEqual([]);
   await ok('pin-resource', '-r', 'pins/repo', '-v', 'version:one');
   expect(await pinnedRows('pins/repo')).toEqual([{ version: 'one', comment: undefined }]);
