@@ -40,7 +40,7 @@ const VaultConfig = z.strictObject({
 });
 
 /** Concourse's idtoken.MaxExpiresIn. */
-export const IDTOKEN_MAX_EXPIRES_IN_MS = 24 * 3600 * 1000;
+const IDTOKEN_MAX_EXPIRES_IN_MS = 24 * 3600 * 1000;
 
 /**
  * Concourse's `idtoken` (atc/creds/idtoken/manager.go): no store but a JWT the worker signs,
