@@ -272,9 +272,15 @@ async function checkCredentials(config: PipelineConfig): Promise<void> {
   try {
     checked = await checkClusterRefs(readEnv(), config.name, [...refs.values()]);
   } catch (err) {
+    // By its reason: StepErrored is activities/', which the CLI does not import.
+    if ((err as { reason?: string }).reason === 'UndefinedVar')
+      throw new CliError(
+        `credential validation failed\n\n${(err as Error).message}`,
+        'store each var in the credential manager, or give it with -v/-y/-l',
+      );
     throw new CliError(
-      `credential validation failed\n\n${(err as Error).message}`,
-      'store each var in the credential manager, or give it with -v/-y/-l',
+      `--check-creds: ${(err as Error).message}`,
+      "make CAUSEWAY_CREDS_FILE (or CAUSEWAY_CREDS) name the workers' credential manager as they have it",
     );
   }
   if (!checked)

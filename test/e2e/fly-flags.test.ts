@@ -190,6 +190,10 @@ test("set-pipeline --check-creds looks the credential refs up in the workers' ma
   const none = await cli(['set-pipeline', '-n', '-p', 'creds', '-c', file, '--check-creds']);
   expect(none.code).toBe(2);
   expect(none.stderr).toContain('--check-creds: this shell names no credential manager (CAUSEWAY_CREDS or CAUSEWAY_CREDS_FILE)');
+  const broken = await cli(['set-pipeline', '-n', '-p', 'creds', '-c', file, '--check-creds'], { CAUSEWAY_CREDS: '{type: nope}' });
+  expect(broken.code).toBe(2);
+  expect(broken.stderr).toContain('--check-creds: CAUSEWAY_CREDS:');
+  expect(broken.stderr).not.toContain('credential validation failed');
   const dummy = (vars: Record<string, string>) => ({ CAUSEWAY_CREDS: JSON.stringify({ type: 'dummy', config: { vars } }) });
   const missing = await cli(['set-pipeline', '-n', '-p', 'creds', '-c', file, '--check-creds'], dummy({ other: 'x' }));
   expect(missing.code).toBe(2);
