@@ -2,7 +2,7 @@ import path from 'node:path';
 import { codecServer } from '../../common/codec-server';
 import { AesGcmPayloadCodec, CODEC_TOKEN_FILE, loadCodecKeys, secretFile } from '../../common/codec';
 import { causewayHome, readEnv } from '../../common/config';
-import { idtokenSettings } from '../../common/idtoken';
+import { ensureIdTokenKeys, idtokenSettings } from '../../common/idtoken';
 import { CliError, say } from '../output';
 
 interface Opts {
@@ -27,6 +27,8 @@ export async function codecServerCommand(opts: Opts): Promise<void> {
   let idtoken: ReturnType<typeof idtokenSettings>;
   try {
     idtoken = idtokenSettings(env, { issuer: opts.idtokenIssuer, keys: opts.idtokenKeys });
+    // Made (or checked) now: a keys file others can read fails the start, not each request.
+    if (idtoken) ensureIdTokenKeys(idtoken.keysFile);
   } catch (err) {
     throw new CliError((err as Error).message);
   }
