@@ -44,12 +44,14 @@ export function idtokenSettings(
   return { issuer: issuer.data, keysFile: path.resolve(keys ?? path.join(causewayHome(env), IDTOKEN_KEYS_FILE)) };
 }
 
-const PrivateJwk = z.looseObject({
-  kid: z.string().min(1),
-  alg: z.enum(ALGORITHMS),
-  kty: z.enum(['RSA', 'EC']),
-  d: z.string().min(1),
-});
+const PrivateJwk = z
+  .looseObject({
+    kid: z.string().min(1),
+    alg: z.enum(ALGORITHMS),
+    kty: z.enum(['RSA', 'EC']),
+    d: z.string().min(1),
+  })
+  .refine((k) => (k.alg === 'RS256') === (k.kty === 'RSA'), 'an RS256 key is an RSA key, an ES256 key an EC (P-256) one');
 const KeysFile = z
   .object({ keys: z.array(PrivateJwk) })
   .refine((f) => ALGORITHMS.every((alg) => f.keys.some((k) => k.alg === alg)), 'needs a key of each algorithm, RS256 and ES256');

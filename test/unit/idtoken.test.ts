@@ -266,6 +266,15 @@ describe('keys', () => {
     expect(() => readIdTokenKeys(file)).toThrow(/readable by group or others \(mode 644\); run `chmod 600/);
   });
 
+  test('a keys file whose key does not fit its alg, or without a key of each, is refused', () => {
+    const file = path.join(dir, 'mixed.json');
+    const keys = (JSON.parse(fs.readFileSync(path.join(dir, 'once.json'), 'utf8')) as { keys: Record<string, unknown>[] }).keys;
+    fs.writeFileSync(file, JSON.stringify({ keys: [{ ...keys[0], alg: 'ES256' }, keys[1]] }), { mode: 0o600 });
+    expect(() => readIdTokenKeys(file)).toThrow(/an RS256 key is an RSA key/);
+    fs.writeFileSync(file, JSON.stringify({ keys: [keys[1]] }));
+    expect(() => readIdTokenKeys(file)).toThrow(/needs a key of each algorithm, RS256 and ES256/);
+  });
+
   test("the discovery document is Concourse's, with the JWKS under the issuer", () => {
     expect(openIdConfiguration('https://ci.example.com/oidc')).toEqual({
       issuer: 'https://ci.example.com/oidc',
