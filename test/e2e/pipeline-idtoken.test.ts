@@ -6,35 +6,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { IdTokenIssuer, publicJwks, readIdTokenKeys } from '../../common/idtoken';
+import { ID_TOKEN_DOCS_PIPELINES } from '../fixtures/concourse-docs-id-token';
 import { verifyJwt } from '../fixtures/jwt';
 import { startHarness, type Harness } from '../workflows/harness';
 import { requireBuiltCli, runCli, type CliResult } from './cli-runner';
 
 jest.setTimeout(600_000);
-
-// As the docs page shows it (the local runtime ignores the mock image_resource).
-const USAGE = `var_sources:
-  - name: myidtoken
-    type: idtoken
-    config:
-      audience: [ "sts.amazonaws.com" ]
-
-jobs:
-  - name: print-creds
-    plan:
-      - task: print
-        config:
-          platform: linux
-          image_resource:
-            type: mock
-            source: { mirror_self: true }
-          run:
-            path: bash
-            args:
-              - -c
-              - |
-                echo myidtoken: ((myidtoken:token))
-`;
 
 const CLAIMS_JOB = `  - name: claims
     plan:
@@ -65,7 +42,8 @@ const cli = (...args: string[]): Promise<CliResult> => runCli(args, { cwd: dir, 
 
 test("the docs page's pipeline runs, its token redacted; a job's token names the job of the instance", async () => {
   const file = path.join(dir, 'docs.yml');
-  fs.writeFileSync(file, USAGE + CLAIMS_JOB);
+  // As the page shows it (the local runtime ignores its mock image_resource), and a job of ours.
+  fs.writeFileSync(file, ID_TOKEN_DOCS_PIPELINES.usage + CLAIMS_JOB);
   const set = await cli('set-pipeline', '-n', '-p', 'docs', '-c', file, '-i', 'env=prod/eu');
   expect(set.stderr).toContain('pipeline created: docs/env:"prod/eu"');
   expect(set.code).toBe(0);

@@ -20,6 +20,7 @@ import { compilePlan } from '../../schemas';
 import type { VarSourceConfig } from '../../schemas/compiled';
 import { CredentialManagerConfig, VarSource } from '../../schemas/var-sources';
 import { workerCredentials } from '../../workers/credentials';
+import { ID_TOKEN_DOCS_PIPELINES } from '../fixtures/concourse-docs-id-token';
 import { verifyJwt } from '../fixtures/jwt';
 import { readEnv } from '../../common/config';
 
@@ -358,119 +359,12 @@ jobs:
   });
 });
 
-// The pipelines of Concourse's docs page docs/docs/operation/creds/id-token.md (concourse/docs),
-// as it shows them: each compiles with its idtoken var source.
-const DOCS_EXAMPLES: Record<string, string> = {
-  usage: `var_sources:
-  - name: myidtoken
-    type: idtoken
-    config:
-      audience: [ "sts.amazonaws.com" ]
-
-jobs:
-  - name: print-creds
-    plan:
-      - task: print
-        config:
-          platform: linux
-          image_resource:
-            type: mock
-            source: { mirror_self: true }
-          run:
-            path: bash
-            args:
-              - -c
-              - |
-                echo myidtoken: ((myidtoken:token))
-`,
-  vault: `var_sources:
-  - name: vaulttoken
-    type: idtoken
-    config:
-      audience: [ "my-vault-server.com" ]
-
-jobs:
-  - name: vault-login
-    plan:
-      - task: login
-        config:
-          platform: linux
-          image_resource:
-            type: registry-image
-            source: { repository: hashicorp/vault }
-          run:
-            path: sh
-            args:
-              - -e
-              - -c
-              - |
-                export VAULT_ADDR=https://my-vault-server.com
-                vault write auth/jwt/login \\
-                  role=demo \\
-                  jwt=((vaulttoken:token)) \\
-                  --format=json > vault-response.json
-                echo "Now do something with the token in vault-response.json"
-`,
-  aws: `var_sources:
-  - name: awstoken
-    type: idtoken
-    config:
-      audience: [ "sts.amazonaws.com" ]
-
-jobs:
-  - name: aws-login
-    plan:
-      - task: print
-        config:
-          platform: linux
-          image_resource:
-            type: registry-image
-            source: { repository: amazon/aws-cli }
-          run:
-            path: bash
-            args:
-              - -e
-              - -c
-              - |
-                aws sts assume-role-with-web-identity \\
-                  --role-session-name Concourse \\
-                  --role-arn arn:aws:iam::<your_account>:role/<your_role> \\
-                  --web-identity-token ((awstoken:token)) > creds.json
-                echo "Now do something with the temporary credentials in creds.json"
-`,
-  azure: `var_sources:
-  - name: azuretoken
-    type: idtoken
-    config:
-      audience: [ "api://AzureADTokenExchange" ]
-
-jobs:
-  - name: azure-deploy
-    plan:
-      - task: login
-        config:
-          platform: linux
-          image_resource:
-            type: registry-image
-            source: { repository: mcr.microsoft.com/azure-cli }
-          run:
-            path: bash
-            args:
-              - -e
-              - -c
-              - |
-                echo ((azuretoken:token))
-                az login --service-principal \\
-                  -u <client_id of your app registration> \\
-                  --tenant <tenant_id of your app registration> \\
-                  --federated-token ((azuretoken:token))
-                echo "You are now authenticated with Azure. Do something with it!"
-`,
-};
-
-test.each(Object.entries(DOCS_EXAMPLES))("Concourse's id-token docs example %s compiles, its token left to the worker", (name, text) => {
-  const config = compilePipeline({ name, text, file: `${name}.yml` });
-  const job = config.jobs[0];
-  expect(job.plan.varSources).toEqual([expect.objectContaining({ type: 'idtoken', job: job.name })]);
-  expect(job.plan.deferredVars?.map((d) => d.ref)).toEqual([expect.stringMatching(/^[a-z]+token:token$/)]);
-});
+test.each(Object.entries(ID_TOKEN_DOCS_PIPELINES))(
+  "Concourse's id-token docs example %s compiles, its token left to the worker",
+  (name, text) => {
+    const config = compilePipeline({ name, text, file: `${name}.yml` });
+    const job = config.jobs[0];
+    expect(job.plan.varSources).toEqual([expect.objectContaining({ type: 'idtoken', job: job.name })]);
+    expect(job.plan.deferredVars?.map((d) => d.ref)).toEqual([expect.stringMatching(/^[a-z]+token:token$/)]);
+  },
+);
