@@ -16,7 +16,7 @@ export const CLIENT_COMMANDS = {
       ...['set-pipeline', 'sp', 'get-pipeline', 'gp', 'pipelines', 'ps', 'destroy-pipeline', 'dp', 'pause-pipeline', 'pp'],
       ...['unpause-pipeline', 'up'],
       ...['jobs', 'js', 'pause-job', 'pj', 'unpause-job', 'uj', 'trigger-job', 'tj', 'check-resource', 'cr'],
-      ...['resource-versions', 'rvs', 'pin-resource', 'pr', 'unpin-resource', 'ur'],
+      ...['resources', 'rs', 'resource-versions', 'rvs', 'pin-resource', 'pr', 'unpin-resource', 'ur'],
     ],
     () => (require('./specs/pipelines') as typeof import('./specs/pipelines')).registerPipelines,
   ],

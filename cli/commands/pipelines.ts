@@ -1,5 +1,5 @@
 // Pipelines, with fly's command names and flags: set-pipeline, pipelines, destroy-pipeline,
-// pause/unpause-pipeline, jobs, pause/unpause-job, trigger-job, check-resource,
+// pause/unpause-pipeline, jobs, pause/unpause-job, trigger-job, check-resource, resources,
 // resource-versions, pin/unpin-resource. Each talks to the pipeline's workflow
 // (`pipeline-NAME`) through updates and queries; builds of jobs are ordinary builds.
 import { createInterface } from 'node:readline/promises';
@@ -572,13 +572,51 @@ export async function checkResource(opts: { resource: string; from: string[]; as
   });
 }
 
+/** A resource's pin (pin-resource's, else the pipeline file's) and the pin's comment. */
+function pinOf(v: PipelineView, r: string): { pin?: Record<string, string>; comment?: string } {
+  const pin = v.state.pins[r] ?? v.config.resources.find((x) => x.name === r)?.pinned;
+  return { pin, comment: pin ? v.state.pinComments?.[r] : undefined };
+}
+
+/** fly's resources: each resource's type, pin and how its last check went, from the pipeline's view. */
+export async function resources(opts: { pipeline: string; json?: boolean }): Promise<void> {
+  const p = pipelineFlag(opts.pipeline);
+  await withSession(async (s) => {
+    const v = await view(s.client, p);
+    const rows = v.config.resources.map((r) => {
+      const { pin, comment } = pinOf(v, r.name);
+      const checked = v.lastChecked[r.name];
+      const error = v.checkErrors[r.name];
+      return {
+        name: r.name,
+        pipeline_name: v.config.name,
+        ...(v.config.instanceVars ? { pipeline_instance_vars: v.config.instanceVars } : {}),
+        type: r.ref.type.name,
+        ...(checked ? { last_checked: Math.floor(checked / 1000) } : {}),
+        ...(pin ? { pinned_version: pin } : {}),
+        ...(pin && !v.state.pins[r.name] ? { pinned_in_config: true } : {}),
+        ...(comment !== undefined ? { pin_comment: comment } : {}),
+        ...(checked ? { check_status: error ? 'failed' : 'succeeded' } : {}),
+        ...(error ? { check_error: error } : {}),
+      };
+    });
+    if (opts.json) return console.log(JSON.stringify(rows, null, 2));
+    for (const r of rows) if (r.check_error) say(`${r.name}: last check failed: ${r.check_error}`);
+    console.log(
+      table([
+        ['name', 'type', 'pinned', 'check status'],
+        ...rows.map((r) => [r.name, r.type, r.pinned_version ? formatVersion(r.pinned_version) : 'n/a', r.check_status ?? 'n/a']),
+      ]),
+    );
+  });
+}
+
 export async function resourceVersions(opts: { resource: string; count: number; json?: boolean }): Promise<void> {
   await withSession(async (s) => {
     const [p, r] = split(opts.resource, '-r');
     const v = await view(s.client, p);
-    const resource = resourceOf(v, p, r);
-    const pin = v.state.pins[r] ?? resource.pinned;
-    const comment = pin ? v.state.pinComments?.[r] : undefined;
+    resourceOf(v, p, r);
+    const { pin, comment } = pinOf(v, r);
     const pinned = (version: Record<string, string>) => !!pin && Object.entries(pin).every(([k, x]) => version[k] === x);
     const rows = [...(v.state.versions[r] ?? [])]
       .reverse()

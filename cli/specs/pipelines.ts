@@ -174,6 +174,27 @@ Example:
     .action(lazy(() => impl().checkResource));
 
   program
+    .command('resources')
+    .alias('rs')
+    .description("list a pipeline's resources: type, pinned version, how the last check went")
+    .requiredOption('-p, --pipeline <name>', 'the pipeline: NAME, or NAME/k:v,... for an instance')
+    .option(
+      '--json',
+      'print a JSON array: name, pipeline_name, pipeline_instance_vars (of an instance), type, last_checked (unix seconds), pinned_version, pinned_in_config, pin_comment, check_status, check_error',
+    )
+    .option('--team <name>', teamHelp('the pipeline'), oneTeam)
+    .addHelpText(
+      'after',
+      `
+The check status is how the resource's last check ended: succeeded, failed (its error on
+stderr, and in --json), or n/a when it has not been checked yet.
+
+Example:
+  causeway resources -p booklit`,
+    )
+    .action(lazy(() => impl().resources));
+
+  program
     .command('resource-versions')
     .alias('rvs')
     .description('list the versions a resource has, newest first, and which is pinned')
