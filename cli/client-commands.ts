@@ -17,6 +17,7 @@ export const CLIENT_COMMANDS = {
       ...['unpause-pipeline', 'up'],
       ...['jobs', 'js', 'pause-job', 'pj', 'unpause-job', 'uj', 'trigger-job', 'tj', 'check-resource', 'cr'],
       ...['resources', 'rs', 'resource-versions', 'rvs', 'pin-resource', 'pr', 'unpin-resource', 'ur'],
+      ...['disable-resource-version', 'drv', 'enable-resource-version', 'erv'],
     ],
     () => (require('./specs/pipelines') as typeof import('./specs/pipelines')).registerPipelines,
   ],

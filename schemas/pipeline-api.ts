@@ -13,6 +13,7 @@ export const PIPELINE_UPDATES = {
   check: 'checkResource',
   pause: 'pause',
   pin: 'pin',
+  toggleVersion: 'toggleVersion',
   destroy: 'destroy',
 } as const;
 
@@ -56,6 +57,17 @@ export interface PinRequest {
   version?: ResourceVersion;
   comment?: string;
 }
+
+/**
+ * disable-/enable-resource-version: the newest version of `resource` with every key of
+ * `version` is disabled or enabled again; the update answers with that version in full.
+ */
+export const VersionToggleSchema = z.strictObject({
+  resource: z.string().min(1),
+  version: z.record(z.string(), z.string()).refine((v) => Object.keys(v).length > 0, 'a version needs at least one key'),
+  enabled: z.boolean(),
+});
+export type VersionToggle = z.infer<typeof VersionToggleSchema>;
 
 export interface PipelineView extends PipelineInput {
   /** per job: the versions its next build would get, or why it has none */
@@ -148,7 +160,16 @@ export interface SchedulerState {
   pausedJobs: string[];
   /** per resource: the last check order given, kept when its versions are dropped (its source changed) so orders never repeat */
   lastSeq?: Record<string, number>;
+  /**
+   * disable-resource-version: per resource, the check orders (`seq`) of its disabled versions,
+   * which no build gets but a pin's (Concourse's resource_disabled_versions); absent from
+   * pipelines started before it
+   */
+  disabled?: Record<string, number[]>;
 }
+
+/** Whether a resource's version (by its check order) is disabled (disable-resource-version). */
+export const isDisabled = (state: SchedulerState, resource: string, seq: number) => state.disabled?.[resource]?.includes(seq) ?? false;
 
 const version = z.record(z.string(), z.string());
 

@@ -27,6 +27,8 @@ import {
   PIPELINE_UPDATES,
   type PinRequest,
   type PipelineInput,
+  type VersionToggle,
+  VersionToggleSchema,
   type PipelineView,
   type SavedOutput,
   type SetBy,
@@ -46,6 +48,7 @@ import {
   resourcesToCheck,
   type JobBuild,
   type SchedulerState,
+  type VersionRecord,
 } from './scheduler';
 
 /** How often running job builds are looked at: the delay between a build's end and the next scheduling decision. */
@@ -86,6 +89,7 @@ export const checkUpdate = defineUpdate<{ added: number; error?: string }, [{ re
 );
 export const pauseUpdate = defineUpdate<void, [{ job?: string; paused: boolean }]>(PIPELINE_UPDATES.pause);
 export const pinUpdate = defineUpdate<void, [PinRequest]>(PIPELINE_UPDATES.pin);
+export const toggleVersionUpdate = defineUpdate<ResourceVersion, [VersionToggle]>(PIPELINE_UPDATES.toggleVersion);
 export const destroyUpdate = defineUpdate<void, []>(PIPELINE_UPDATES.destroy);
 export const outputSignal = defineSignal<[SavedOutput]>(PIPELINE_SIGNALS.output);
 
@@ -217,7 +221,7 @@ export async function pipeline(input: PipelineInput): Promise<void> {
   setHandler(
     pinUpdate,
     ({ resource: name, version, comment }) => {
-      if (version) state.pins[name] = latestMatching(state, name, version)!;
+      if (version) state.pins[name] = latestMatching(state, name, version)!.version;
       // A pin made again keeps its comment, as Concourse's.
       if (comment !== undefined) state.pinComments = { ...state.pinComments, [name]: comment };
       if (!version && comment === undefined) {
@@ -233,6 +237,27 @@ export async function pipeline(input: PipelineInput): Promise<void> {
           throw new Error(`resource ${label()}/${name} has no version matching ${JSON.stringify(version)}; see resource-versions`);
         if (comment !== undefined && !version && !state.pins[name] && !r.pinned)
           throw new Error(`could not save comment, make sure '${label()}/${name}' is pinned (pin it in the same command: -v KEY:VALUE)`);
+      },
+    },
+  );
+  setHandler(
+    toggleVersionUpdate,
+    ({ resource: name, version, enabled }) => {
+      const found = latestMatching(state, name, version)!;
+      const others = (state.disabled?.[name] ?? []).filter((seq) => seq !== found.seq);
+      state.disabled = { ...state.disabled, [name]: enabled ? others : [...others, found.seq] };
+      if (state.disabled[name].length === 0) delete state.disabled[name];
+      poke();
+      return found.version;
+    },
+    {
+      validator: (req) => {
+        const { resource: name, version } = VersionToggleSchema.parse(req);
+        resource(name);
+        if (!latestMatching(state, name, version))
+          throw new Error(
+            `could not find version matching ${JSON.stringify(version)} of ${label()}/${name}; see its versions with resource-versions`,
+          );
       },
     },
   );
@@ -355,10 +380,9 @@ function nextWake(config: PipelineConfig, state: SchedulerState, lastChecked: Re
 }
 
 /** The newest recorded version of a resource that has every key of `version`. */
-function latestMatching(state: SchedulerState, resource: string, version: ResourceVersion): ResourceVersion | undefined {
+function latestMatching(state: SchedulerState, resource: string, version: ResourceVersion): VersionRecord | undefined {
   const list = state.versions[resource] ?? [];
-  for (let i = list.length - 1; i >= 0; i--)
-    if (Object.entries(version).every(([k, v]) => list[i].version[k] === v)) return list[i].version;
+  for (let i = list.length - 1; i >= 0; i--) if (Object.entries(version).every(([k, v]) => list[i].version[k] === v)) return list[i];
   return undefined;
 }
 

@@ -4,7 +4,16 @@
 // (paused, max_in_flight, serial_groups). Deterministic: no clock, no I/O.
 import type { ResourceVersion } from '../schemas/compiled';
 import type { JobInput, PipelineConfig, PipelineJob } from '../schemas/pipeline';
-import type { BuildOutput, InputVersion, JobBuild, JobBuildStatus, SchedulerState, SetBy, VersionRecord } from '../schemas/pipeline-api';
+import {
+  isDisabled,
+  type BuildOutput,
+  type InputVersion,
+  type JobBuild,
+  type JobBuildStatus,
+  type SchedulerState,
+  type SetBy,
+  type VersionRecord,
+} from '../schemas/pipeline-api';
 
 export type { InputVersion, JobBuild, JobBuildStatus, SchedulerState, VersionRecord };
 
@@ -55,6 +64,7 @@ export function resetChangedResources(old: PipelineConfig, next: PipelineConfig,
     delete state.versions[r.name];
     delete state.pins[r.name];
     delete state.pinComments?.[r.name];
+    delete state.disabled?.[r.name];
     reset.push(r.name);
   }
   return reset;
@@ -97,13 +107,18 @@ function byUpstreamBuild(input: JobInput, state: SchedulerState, newestFirst: Ve
 function candidates(job: PipelineJob, input: JobInput, config: PipelineConfig, state: SchedulerState): VersionRecord[] | string {
   const all = state.versions[input.resource] ?? [];
   const pin = pinOf(input, config, state);
-  let list = all;
+  // A disabled version is given to no build, but a pinned one is to an input without `passed`
+  // (Concourse's pinned resolver does not look; its group resolver, for `passed`, does).
+  const enabled = all.filter((v) => !isDisabled(state, input.resource, v.seq));
+  let list = enabled;
   if (pin) {
     const found = [...all].reverse().find((v) => matches(pin, v.version));
     if (!found)
       return `pinned version ${JSON.stringify(pin)} of ${input.resource} is not among its versions (check it with check-resource --from)`;
+    if (input.passed.length > 0 && isDisabled(state, input.resource, found.seq))
+      return `pinned version ${JSON.stringify(pin)} of ${input.resource} is disabled (enable-resource-version)`;
     list = [found];
-  }
+  } else if (enabled.length === 0 && all.length > 0) return `every version of ${input.resource} is disabled (enable-resource-version)`;
   if (input.passed.length > 0) {
     list = list.filter((v) =>
       input.passed.every((upstream) =>

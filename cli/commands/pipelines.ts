@@ -1,6 +1,6 @@
 // Pipelines, with fly's command names and flags: set-pipeline, pipelines, destroy-pipeline,
 // pause/unpause-pipeline, jobs, pause/unpause-job, trigger-job, check-resource, resources,
-// resource-versions, pin/unpin-resource. Each talks to the pipeline's workflow
+// resource-versions, pin/unpin-resource, disable/enable-resource-version. Each talks to the pipeline's workflow
 // (`pipeline-NAME`) through updates and queries; builds of jobs are ordinary builds.
 import { createInterface } from 'node:readline/promises';
 import { readFileSync } from 'node:fs';
@@ -39,6 +39,7 @@ import { checkName } from '../../schemas/names';
 import { checkClusterRefs } from '../../workers/credentials';
 import {
   formatVersion,
+  isDisabled,
   jobBuildId,
   PIPELINE_UPDATES,
   PIPELINE_WORKFLOW,
@@ -621,7 +622,7 @@ export async function resourceVersions(opts: { resource: string; count: number; 
     const rows = [...(v.state.versions[r] ?? [])]
       .reverse()
       .slice(0, opts.count)
-      .map((x) => ({ id: x.seq, version: x.version, pinned: pinned(x.version) }))
+      .map((x) => ({ id: x.seq, version: x.version, enabled: !isDisabled(v.state, r, x.seq), pinned: pinned(x.version) }))
       .map((x) => (x.pinned && comment !== undefined ? { ...x, pin_comment: comment } : x));
     if (opts.json) return console.log(JSON.stringify(rows, null, 2));
     const checked = `last checked ${when(v.lastChecked[r])}${v.checkErrors[r] ? `; last check failed: ${v.checkErrors[r]}` : ''}`;
@@ -631,7 +632,10 @@ export async function resourceVersions(opts: { resource: string; count: number; 
         `pinned to ${formatVersion(pin)}${v.state.pins[r] ? '' : ' (by the pipeline file)'}${comment !== undefined ? `: ${comment}` : ''}`,
       );
     console.log(
-      table([['id', 'version', 'pinned'], ...rows.map((x) => [String(x.id), formatVersion(x.version), x.pinned ? 'yes' : 'no'])]),
+      table([
+        ['id', 'version', 'enabled', 'pinned'],
+        ...rows.map((x) => [String(x.id), formatVersion(x.version), x.enabled ? 'yes' : 'no', x.pinned ? 'yes' : 'no']),
+      ]),
     );
   });
 }
@@ -662,6 +666,24 @@ export async function unpinResource(opts: { resource: string }): Promise<void> {
     const [p, r] = split(opts.resource, '-r');
     await update(s.client, p, PIPELINE_UPDATES.pin, { resource: r });
     say(`unpinned '${p.display}/${r}'`);
+  });
+}
+
+/** fly's disable-resource-version / enable-resource-version: the newest version matching -v. */
+export async function toggleResourceVersion(opts: { resource: string; version: string[] }, enabled: boolean): Promise<void> {
+  const verb = enabled ? 'enable' : 'disable';
+  if (opts.version.length === 0)
+    throw new CliError(
+      'the required flag `-v, --version` was not specified',
+      `give -v KEY:VALUE, the version to ${verb} (a subset of its keys finds the newest match; see resource-versions)`,
+      1,
+    );
+  const [p, r] = split(opts.resource, '-r');
+  const version = versionFlag(opts.version, '-v');
+  await withSession(async (s) => {
+    const full = await update<Record<string, string>>(s.client, p, PIPELINE_UPDATES.toggleVersion, { resource: r, version, enabled });
+    // As fly: the version in full, as JSON.
+    say(`${verb}d '${p.display}/${r}' with version ${JSON.stringify(full)}`);
   });
 }
 

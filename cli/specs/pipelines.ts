@@ -197,12 +197,52 @@ Example:
   program
     .command('resource-versions')
     .alias('rvs')
-    .description('list the versions a resource has, newest first, and which is pinned')
+    .description('list the versions a resource has, newest first: which are enabled, which is pinned')
     .requiredOption('-r, --resource <pipeline/resource>', 'the resource: PIPELINE/RESOURCE, or PIPELINE/k:v,.../RESOURCE for an instance')
     .option('-c, --count <count>', 'how many versions, newest first', positiveCount('--count'), 50)
-    .option('--json', 'print a JSON array: id (check order), version, pinned, pin_comment (on the pinned version, when it has one)')
+    .option(
+      '--json',
+      'print a JSON array: id (check order), version, enabled, pinned, pin_comment (on the pinned version, when it has one)',
+    )
     .option('--team <name>', teamHelp('the pipeline'), oneTeam)
     .action(lazy(() => impl().resourceVersions));
+
+  for (const [command, enabled] of [
+    ['disable-resource-version', false],
+    ['enable-resource-version', true],
+  ] as const) {
+    const verb = enabled ? 'enable' : 'disable';
+    program
+      .command(command)
+      .alias(enabled ? 'erv' : 'drv')
+      .description(
+        enabled
+          ? 'enable a disabled version of a resource again: builds may get it'
+          : "disable a version of a resource: no job's build gets it (but a pin of it)",
+      )
+      .requiredOption('-r, --resource <pipeline/resource>', 'the resource: PIPELINE/RESOURCE, or PIPELINE/k:v,.../RESOURCE for an instance')
+      .option(
+        '-v, --version <key:value>',
+        `the version to ${verb}: a subset of its keys suffices, the newest match is ${verb}d; repeatable`,
+        collect,
+        [],
+      )
+      .addHelpText(
+        'after',
+        enabled
+          ? `
+Example:
+  causeway enable-resource-version -r booklit/repo -v ref:4c2f1e0`
+          : `
+As Concourse's: a disabled version is skipped when a build's inputs are chosen (the next
+enabled one is taken), also through passed:, and resource-versions shows it as not enabled;
+a pin of it still gives it to the gets without passed: that the pin applies to.
+
+Example:
+  causeway disable-resource-version -r booklit/repo -v ref:4c2f1e0`,
+      )
+      .action(lazy(() => (opts: { resource: string; version: string[] }) => impl().toggleResourceVersion(opts, enabled)));
+  }
 
   program
     .command('pin-resource')

@@ -111,3 +111,59 @@ test("resources lists a pipeline's resources as fly: type, pinned version, check
   expect(none.stderr).toContain('no pipeline nope');
   await ok('destroy-pipeline', '-n', '-p', 'rs');
 });
+
+interface VersionRow {
+  id: number;
+  version: Record<string, string>;
+  enabled: boolean;
+  pinned: boolean;
+}
+
+const next = async (pipeline: string, job: string): Promise<string> =>
+  (JSON.parse((await ok('jobs', '-p', pipeline, '--json')).stdout) as { name: string; next: string }[]).find((j) => j.name === job)!.next;
+
+test('disable-resource-version: no build gets the version (but a pin of it) until enable-resource-version', async () => {
+  await setPipeline('drv');
+  await ok('check-resource', '-r', 'drv/repo', '-f', 'version:one');
+  await ok('check-resource', '-r', 'drv/repo', '-f', 'version:two');
+  expect(await next('drv', 'unit')).toBe('repo@version:two');
+
+  expect((await ok('disable-resource-version', '-r', 'drv/repo', '-v', 'version:two')).stderr).toContain(
+    `disabled 'drv/repo' with version {"version":"two"}`,
+  );
+  const rows = JSON.parse((await ok('resource-versions', '-r', 'drv/repo', '--json')).stdout) as VersionRow[];
+  expect(rows.map((r) => [r.version.version, r.enabled])).toEqual([
+    ['two', false],
+    ['one', true],
+  ]);
+  expect((await ok('rvs', '-r', 'drv/repo')).stdout).toMatch(
+    /^id\s+version\s+enabled\s+pinned\n2\s+version:two\s+no\s+no\n1\s+version:one\s+yes\s+no\n$/,
+  );
+  expect(await next('drv', 'unit')).toBe('repo@version:one');
+
+  // The build gets the newest enabled version.
+  await ok('unpause-pipeline', '-p', 'drv');
+  const built = await ok('trigger-job', '-j', 'drv/unit', '-w');
+  expect(built.stdout).toContain('one');
+  expect(built.stdout).not.toContain('two');
+
+  // As Concourse's pinned resolver: a pin of a disabled version is taken.
+  await ok('pin-resource', '-r', 'drv/repo', '-v', 'version:two');
+  expect(await next('drv', 'unit')).toBe('repo@version:two');
+  await ok('unpin-resource', '-r', 'drv/repo');
+
+  expect((await ok('erv', '-r', 'drv/repo', '-v', 'version:two')).stderr).toContain(`enabled 'drv/repo' with version {"version":"two"}`);
+  expect(await next('drv', 'unit')).toBe('repo@version:two');
+  expect((await ok('drv', '-r', 'drv/repo', '-v', 'version:one')).stderr).toContain(`disabled 'drv/repo' with version {"version":"one"}`);
+
+  const missing = await cli('disable-resource-version', '-r', 'drv/repo', '-v', 'version:nope');
+  expect(missing.code).toBe(2);
+  expect(missing.stderr).toContain('could not find version matching {"version":"nope"} of drv/repo');
+  const noVersion = await cli('enable-resource-version', '-r', 'drv/repo');
+  expect(noVersion.code).toBe(1);
+  expect(noVersion.stderr).toContain('the required flag `-v, --version` was not specified');
+  const noResource = await cli('disable-resource-version', '-r', 'drv/nope', '-v', 'version:one');
+  expect(noResource.code).toBe(2);
+  expect(noResource.stderr).toContain('no resource nope in pipeline drv');
+  await ok('destroy-pipeline', '-n', '-p', 'drv');
+});

@@ -224,6 +224,39 @@ test('pinning chooses the version; a pin to a version the job never used trigger
   expect(resolveInputs(config.jobs[0], config, state)).toMatchObject({ ok: false, reason: expect.stringContaining('pinned version') });
 });
 
+test('a disabled version is given to no build (latest, every, passed), but a pin of it is to a get without passed', () => {
+  const { config, state } = pipeline([
+    job('unit', [input('repo')]),
+    job('each', [input('repo', { version: 'every' })], { maxInFlight: 1 }),
+    job('publish', [input('repo', { passed: ['unit'] })]),
+  ]);
+  recordVersions(state, 'repo', [v('a'), v('b'), v('c')]);
+  state.disabled = { repo: [3] };
+  expect(started(schedule(config, state))).toEqual(['unit#1:b', 'each#1:b']);
+  finishBuild(state, 'unit', 1, 'succeeded');
+  finishBuild(state, 'each', 1, 'succeeded');
+  // every: the next enabled version after the newest used, none newer: that one again.
+  state.disabled = { repo: [1, 3] };
+  expect(resolveInputs(config.jobs[1], config, state)).toMatchObject({ ok: true, inputs: { repo: { seq: 2 } } });
+  // passed: a disabled version that went through upstream is skipped.
+  expect(started(schedule(config, state))).toEqual(['publish#1:b']);
+  finishBuild(state, 'publish', 1, 'succeeded');
+  state.disabled = { repo: [2] };
+  expect(resolveInputs(config.jobs[2], config, state)).toMatchObject({ ok: false, reason: 'repo: no version of repo passed unit' });
+  state.disabled = { repo: [1, 2, 3] };
+  expect(resolveInputs(config.jobs[0], config, state)).toEqual({
+    ok: false,
+    reason: 'repo: every version of repo is disabled (enable-resource-version)',
+  });
+  // Concourse's pinned resolver takes a pinned version whether or not it is disabled; its group resolver (passed) does not.
+  state.pins.repo = v('b');
+  expect(resolveInputs(config.jobs[0], config, state)).toMatchObject({ ok: true, inputs: { repo: { seq: 2 } } });
+  expect(resolveInputs(config.jobs[2], config, state)).toMatchObject({
+    ok: false,
+    reason: expect.stringContaining('pinned version {"ref":"b"} of repo is disabled'),
+  });
+});
+
 test("a resource's `version:` from a ((var)) pins it (testflight: -y pinned_resource_version={version: X}); null pins nothing", () => {
   const text = `
 resources:
@@ -314,16 +347,18 @@ test('trigger-job: checks its inputs without passed and unpinned first, and star
   expect(state.builds.filter((b) => b.status === 'pending').map((b) => `${b.number}${b.manual ? 'm' : ''}`)).toEqual(['2m', '3']);
 });
 
-test('a resource whose source changed starts over: no build gets a version of the old source', () => {
+test('a resource whose source changed starts over: no build gets a version of the old source, none is disabled', () => {
   const { config, state } = pipeline([job('unit', [input('repo')])]);
   recordVersions(state, 'repo', [v('a'), v('b')]);
   expect(started(schedule(config, state))).toEqual(['unit#1:b']);
   finishBuild(state, 'unit', 1, 'succeeded');
+  state.disabled = { repo: [1] };
   const next = {
     ...config,
     resources: config.resources.map((r) => (r.name === 'repo' ? { ...r, ref: { ...r.ref, source: { uri: 'new' } } } : r)),
   };
   expect(resetChangedResources(config, next, state)).toEqual(['repo']);
+  expect(state.disabled).toEqual({});
   expect(resolveInputs(next.jobs[0], next, state)).toMatchObject({ ok: false });
   // The same version map from the new source is a new version (check order 3): it triggers.
   recordVersions(state, 'repo', [v('b')]);
