@@ -10,6 +10,7 @@ export const PIPELINE_UPDATES = {
   setConfig: 'setConfig',
   setParent: 'setParent',
   trigger: 'triggerJob',
+  rerun: 'rerunBuild',
   check: 'checkResource',
   pause: 'pause',
   pin: 'pin',
@@ -132,6 +133,11 @@ export interface JobBuild {
   status: JobBuildStatus;
   /** trigger-job made it (it starts even when no trigger input has a new version) */
   manual: boolean;
+  /**
+   * rerun-build made it: the number of the build it reruns (of the first build, for a rerun of
+   * a rerun, as Concourse's rerun_of), whose inputs it has from the start
+   */
+  rerunOf?: number;
   /** by input (get) name; empty while pending */
   inputs: Record<string, InputVersion>;
   /** versions its puts made, as `passed:` counts them (Concourse's successful_build_outputs: inputs and outputs) */
@@ -204,6 +210,7 @@ export const PipelineConfigSchema = z.object({
       maxInFlight: z.number().int().min(1).optional(),
       serialGroups: z.array(z.string()),
       disableManualTrigger: z.boolean(),
+      disableReruns: z.literal(true).optional(),
     }),
   ),
 });

@@ -33,6 +33,8 @@ export interface PipelineJob {
   maxInFlight: number | undefined;
   serialGroups: string[];
   disableManualTrigger: boolean;
+  /** disable_reruns: true (absent otherwise, as in configs compiled before it) */
+  disableReruns?: true;
 }
 
 export interface PipelineResource {
@@ -66,6 +68,7 @@ const SchedulingSchema = z.object({
   serial_groups: z.array(z.string().min(1)).optional(),
   max_in_flight: z.number().int().min(1, 'max_in_flight must be 1 or more').optional(),
   disable_manual_trigger: bool.optional(),
+  disable_reruns: bool.optional(),
 });
 
 const CheckSchema = z.object({
@@ -167,6 +170,7 @@ export function compilePipelineSource(opts: CompilePipelineOptions): { config: P
       maxInFlight: s.serial || (s.serial_groups?.length ?? 0) > 0 ? 1 : s.max_in_flight,
       serialGroups: s.serial_groups ?? [],
       disableManualTrigger: s.disable_manual_trigger ?? false,
+      ...(s.disable_reruns ? { disableReruns: true as const } : {}),
     });
   });
 

@@ -38,7 +38,9 @@ import { messageOf } from './attempts';
 import { decidePatches } from './patches';
 import {
   createBuild,
+  createRerun,
   finishBuild,
+  KEEP_FINISHED,
   recordVersions,
   resolveInputs,
   saveOutput,
@@ -84,6 +86,8 @@ export const pipelineQuery = defineQuery<PipelineView>(PIPELINE_QUERIES.view);
 export const setConfigUpdate = defineUpdate<void, [PipelineConfig, SetBy?]>(PIPELINE_UPDATES.setConfig);
 export const setParentUpdate = defineUpdate<void, [SetBy]>(PIPELINE_UPDATES.setParent);
 export const triggerUpdate = defineUpdate<number, [string]>(PIPELINE_UPDATES.trigger);
+/** rerun-build: answers the new build's number and the build it reruns (the first, for a rerun of a rerun). */
+export const rerunUpdate = defineUpdate<{ number: number; rerunOf: number }, [{ job: string; number: number }]>(PIPELINE_UPDATES.rerun);
 export const checkUpdate = defineUpdate<{ added: number; error?: string }, [{ resource: string; from?: ResourceVersion }]>(
   PIPELINE_UPDATES.check,
 );
@@ -195,6 +199,27 @@ export async function pipeline(input: PipelineInput): Promise<void> {
         if (job(name).disableManualTrigger) throw new Error(`job ${label()}/${name} has disable_manual_trigger: true`);
       },
     },
+  );
+  /** The build rerun-build reruns; one the pipeline does not hold, or that has no inputs yet, is refused. */
+  const toRerun = (name: string, number: number): JobBuild => {
+    if (job(name).disableReruns) throw new Error(`job ${label()}/${name} has disable_reruns: true`);
+    const build = state.builds.find((b) => b.job === name && b.number === number);
+    if (!build)
+      throw new Error(
+        `job ${label()}/${name} has no build #${number}${number <= (state.counters[name] ?? 0) ? ` any more (the pipeline keeps the newest ${KEEP_FINISHED} finished builds of each job)` : ''}`,
+      );
+    if (build.status === 'pending' && build.rerunOf === undefined)
+      throw new Error(`${label()}/${name} #${number} has no inputs yet: it is pending; rerun a build that has started`);
+    return build;
+  };
+  setHandler(
+    rerunUpdate,
+    ({ job: name, number }) => {
+      const build = createRerun(state, toRerun(name, number));
+      poke();
+      return { number: build.number, rerunOf: build.rerunOf! };
+    },
+    { validator: ({ job: name, number }) => void toRerun(name, number) },
   );
   setHandler(
     checkUpdate,

@@ -229,6 +229,19 @@ export function createBuild(state: SchedulerState, job: string, manual: boolean)
   return build;
 }
 
+/**
+ * rerun-build: a new pending build of the job with the inputs of build `number` (Concourse's
+ * RerunBuild); a rerun of a rerun reruns the first build. Numbered as any other build, the next
+ * number: build numbers here are whole numbers (workflow ids, the put's output signal, the
+ * order of set_pipeline's setters), where Concourse names a rerun N.1, N.2.
+ */
+export function createRerun(state: SchedulerState, original: JobBuild): JobBuild {
+  const build = createBuild(state, original.job, false);
+  build.rerunOf = original.rerunOf ?? original.number;
+  build.inputs = { ...original.inputs };
+  return build;
+}
+
 const running = (b: JobBuild) => b.status === 'started';
 
 export interface ScheduleOptions {
@@ -290,9 +303,12 @@ export function schedule(config: PipelineConfig, state: SchedulerState, opts: Sc
     if (earlier) return false;
     // A trigger-job build checks its resources first (the pipeline workflow runs the checks).
     if (build.checks?.length) return false;
-    const r = resolve(job);
-    if (!r.ok) return false;
-    build.inputs = r.inputs;
+    // A rerun has its inputs already (Concourse's rerunBuild adopts them instead of resolving).
+    if (build.rerunOf === undefined) {
+      const r = resolve(job);
+      if (!r.ok) return false;
+      build.inputs = r.inputs;
+    }
     build.status = 'started';
     // Versions used change what `every` and the next trigger see.
     resolved.delete(job.name);
@@ -300,13 +316,27 @@ export function schedule(config: PipelineConfig, state: SchedulerState, opts: Sc
   };
   const started: JobBuild[] = [];
   const held = new Set<string>();
-  for (const build of state.builds.filter((b) => b.status === 'pending')) {
+  for (const build of pendingInJobOrder(state)) {
     const job = jobOf(build.job);
     if (!job || held.has(job.name)) continue;
     if (tryStart(build, job)) started.push(build);
     else held.add(job.name);
   }
   return started;
+}
+
+/**
+ * The pending builds, each job's in the order Concourse's GetPendingBuilds gives them (a rerun
+ * of build N right after N's place: `COALESCE(rerun_of, id)`), the jobs interleaved as created.
+ * Without reruns that is the order they were created in.
+ */
+function pendingInJobOrder(state: SchedulerState): JobBuild[] {
+  const pending = state.builds.filter((b) => b.status === 'pending');
+  const place = (b: JobBuild) => b.rerunOf ?? b.number;
+  const queues = new Map<string, JobBuild[]>();
+  for (const b of pending) queues.set(b.job, [...(queues.get(b.job) ?? []), b]);
+  for (const q of queues.values()) q.sort((a, b) => place(a) - place(b) || a.number - b.number);
+  return pending.map((b) => queues.get(b.job)!.shift()!);
 }
 
 /**

@@ -1,6 +1,6 @@
 // Pipelines, with fly's command names and flags: set-pipeline, pipelines, destroy-pipeline,
 // pause/unpause-pipeline, jobs, pause/unpause-job, trigger-job, check-resource, resources,
-// resource-versions, pin/unpin-resource, disable/enable-resource-version. Each talks to the pipeline's workflow
+// resource-versions, pin/unpin-resource, disable/enable-resource-version, rerun-build. Each talks to the pipeline's workflow
 // (`pipeline-NAME`) through updates and queries; builds of jobs are ordinary builds.
 import { createInterface } from 'node:readline/promises';
 import { readFileSync } from 'node:fs';
@@ -416,7 +416,12 @@ export async function jobs(opts: { pipeline: string; json?: boolean }): Promise<
         name: j.name,
         paused: v.state.pausedJobs.includes(j.name),
         last: last ? `#${last.number} ${last.status}` : 'n/a',
-        builds: builds.map((b) => ({ number: b.number, status: b.status, id: jobBuildId(p.key, j.name, b.number) })),
+        builds: builds.map((b) => ({
+          number: b.number,
+          status: b.status,
+          id: jobBuildId(p.key, j.name, b.number),
+          ...(b.rerunOf !== undefined ? { rerun_of: b.rerunOf } : {}),
+        })),
         next: v.next[j.name],
       };
     });
@@ -430,12 +435,12 @@ export async function jobs(opts: { pipeline: string; json?: boolean }): Promise<
 /** How long `trigger-job -w` waits for its build to start before it says why the build is pending, and then between looks. */
 const PENDING_NOTE_AFTER_MS = 5000;
 
-/** Why a job's triggered build has not started, as the pipeline sees it now. */
-async function pendingReason(client: Client, p: Target, job: string): Promise<string> {
+/** Why a job's triggered build (or rerun, which has its inputs) has not started, as the pipeline sees it now. */
+async function pendingReason(client: Client, p: Target, job: string, rerun: boolean): Promise<string> {
   const v = await view(client, p);
   if (v.state.paused) return `pipeline ${p.display} is paused`;
   if (v.state.pausedJobs.includes(job)) return `job ${job} is paused`;
-  if (v.nextInputs && !v.nextInputs[job]) {
+  if (!rerun && v.nextInputs && !v.nextInputs[job]) {
     const resources = v.config.jobs.find((x) => x.name === job)?.inputs.map((i) => i.resource) ?? [];
     const failed = [...new Set(resources)]
       .filter((r) => v.checkErrors[r])
@@ -449,44 +454,65 @@ export async function triggerJob(opts: { job: string; watch?: boolean }): Promis
   await withSession(async (s) => {
     const [p, j] = split(opts.job, '-j');
     const number = await update<number>(s.client, p, PIPELINE_UPDATES.trigger, j);
-    const id = jobBuildId(p.key, j, number);
-    say(`started ${p.display}/${j} #${number} (build ${id})`);
-    // As Concourse: a paused pipeline or job keeps the build pending until unpaused.
-    const { state } = await view(s.client, p);
-    if (state.paused)
-      say(`pipeline ${p.display} is paused: the build starts once it is unpaused (causeway unpause-pipeline -p ${shellWord(p.display)})`);
-    else if (state.pausedJobs.includes(j))
-      say(
-        `job ${p.display}/${j} is paused: the build starts once it is unpaused (causeway unpause-job -j ${shellWord(`${p.display}/${j}`)})`,
-      );
-    if (!opts.watch) return;
-    const handle = s.client.workflow.getHandle(id);
-    // The build starts when its inputs resolve and its job's max_in_flight, serial groups and pause allow.
-    let nextLook = Date.now() + PENDING_NOTE_AFTER_MS;
-    let said: string | undefined;
-    for (;;) {
-      try {
-        await handle.describe();
-        break;
-      } catch (err) {
-        if ((err as Error).name !== 'WorkflowNotFoundError') throw err;
-      }
-      // A query of the pipeline every few seconds, not at each look for the build.
-      if (Date.now() >= nextLook) {
-        nextLook = Date.now() + PENDING_NOTE_AFTER_MS;
-        const why = await pendingReason(s.client, p, j).catch(() => undefined);
-        if (why && why !== said) say(`${p.display}/${j} #${number} pending: ${why}`);
-        said = why ?? said;
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
-    const started = Date.now();
-    const outcome = await followUntilDone(s, handle, { abortOnInterrupt: false });
-    // As run and watch end: what went wrong where (an errored step's message is in no step's log).
-    console.log(renderOutcome(id, outcome, Date.now() - started, buildUrl(s, id)));
-    say(`${p.display}/${j} #${number} ${outcome.status}`);
-    exitWith(EXIT_CODES[(await awaitBuild(handle)).status]);
+    say(`started ${p.display}/${j} #${number} (build ${jobBuildId(p.key, j, number)})`);
+    await afterStart(s, p, j, number, { watch: opts.watch, rerun: false });
   });
+}
+
+/** fly's rerun-build: a new build of the job with the inputs of build -b, numbered on (docs/cli.md). */
+export async function rerunBuild(opts: { job: string; build: number; watch?: boolean }): Promise<void> {
+  await withSession(async (s) => {
+    const [p, j] = split(opts.job, '-j');
+    const { number, rerunOf } = await update<{ number: number; rerunOf: number }>(s.client, p, PIPELINE_UPDATES.rerun, {
+      job: j,
+      number: opts.build,
+    });
+    say(`started ${p.display}/${j} #${number}, a rerun of #${rerunOf} (build ${jobBuildId(p.key, j, number)})`);
+    await afterStart(s, p, j, number, { watch: opts.watch, rerun: true });
+  });
+}
+
+/**
+ * What trigger-job and rerun-build do once the build is numbered: say why it waits, when its
+ * pipeline or job is paused, and with `watch` follow it to its end and exit with its status.
+ */
+async function afterStart(s: Session, p: Target, j: string, number: number, opts: { watch?: boolean; rerun: boolean }): Promise<void> {
+  const id = jobBuildId(p.key, j, number);
+  // As Concourse: a paused pipeline or job keeps the build pending until unpaused.
+  const { state } = await view(s.client, p);
+  if (state.paused)
+    say(`pipeline ${p.display} is paused: the build starts once it is unpaused (causeway unpause-pipeline -p ${shellWord(p.display)})`);
+  else if (state.pausedJobs.includes(j))
+    say(
+      `job ${p.display}/${j} is paused: the build starts once it is unpaused (causeway unpause-job -j ${shellWord(`${p.display}/${j}`)})`,
+    );
+  if (!opts.watch) return;
+  const handle = s.client.workflow.getHandle(id);
+  // The build starts when its inputs resolve and its job's max_in_flight, serial groups and pause allow.
+  let nextLook = Date.now() + PENDING_NOTE_AFTER_MS;
+  let said: string | undefined;
+  for (;;) {
+    try {
+      await handle.describe();
+      break;
+    } catch (err) {
+      if ((err as Error).name !== 'WorkflowNotFoundError') throw err;
+    }
+    // A query of the pipeline every few seconds, not at each look for the build.
+    if (Date.now() >= nextLook) {
+      nextLook = Date.now() + PENDING_NOTE_AFTER_MS;
+      const why = await pendingReason(s.client, p, j, opts.rerun).catch(() => undefined);
+      if (why && why !== said) say(`${p.display}/${j} #${number} pending: ${why}`);
+      said = why ?? said;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  const started = Date.now();
+  const outcome = await followUntilDone(s, handle, { abortOnInterrupt: false });
+  // As run and watch end: what went wrong where (an errored step's message is in no step's log).
+  console.log(renderOutcome(id, outcome, Date.now() - started, buildUrl(s, id)));
+  say(`${p.display}/${j} #${number} ${outcome.status}`);
+  exitWith(EXIT_CODES[(await awaitBuild(handle)).status]);
 }
 
 /**

@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import { CliError } from '../output';
 import { collect, lazy, oneTeam, positiveCount, teamHelp } from './lazy';
 
 const impl = () => require('../commands/pipelines') as typeof import('../commands/pipelines');
@@ -150,6 +151,33 @@ Example:
     .option('-w, --watch', "follow the build's log until it ends, and exit with its status")
     .option('--team <name>', teamHelp('the job'), oneTeam)
     .action(lazy(() => impl().triggerJob));
+
+  program
+    .command('rerun-build')
+    .alias('rb')
+    .description('start a new build of a job with the same input versions as one of its builds')
+    .requiredOption('-j, --job <pipeline/job>', 'the job: PIPELINE/JOB, or PIPELINE/k:v,.../JOB for an instance')
+    .requiredOption('-b, --build <number>', 'the number of the build to rerun', (value: string) => {
+      const n = Number(value);
+      if (Number.isInteger(n) && n >= 1) return n;
+      throw new CliError(
+        `-b takes a build number (1, 2, ...), got ${value}`,
+        'a rerun here is numbered as any build, the next number (not N.1): see the numbers with causeway jobs -p PIPELINE --json',
+      );
+    })
+    .option('-w, --watch', "follow the build's log until it ends, and exit with its status")
+    .addHelpText(
+      'after',
+      `
+As Concourse's: the rerun gets the versions build -b got, whatever is newer, disabled or
+pinned since; it waits for its job's pause, max_in_flight and serial groups as any build, and
+goes before the job's pending builds newer than -b. A rerun of a rerun reruns the first build.
+Concourse names a rerun of #4 4.1; here it takes the job's next number (jobs --json: rerun_of).
+
+Example:
+  causeway rerun-build -j booklit/unit -b 4 -w`,
+    )
+    .action(lazy(() => impl().rerunBuild));
 
   program
     .command('check-resource')

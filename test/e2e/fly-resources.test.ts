@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startHarness, type Harness } from '../workflows/harness';
 import { requireBuiltCli, runCli, type CliResult } from './cli-runner';
+import { pipelineReader } from './pipeline-cli';
 
 jest.setTimeout(600_000);
 let h: Harness;
@@ -26,6 +27,7 @@ const ok = async (...args: string[]): Promise<CliResult> => {
   if (r.code !== 0) throw new Error(`${args.join(' ')} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
   return r;
 };
+const { ended, jobs } = pipelineReader(cli);
 
 const PIPELINE = `
 resources:
@@ -54,6 +56,7 @@ jobs:
       inputs: [{name: repo}]
       run: {path: cat, args: [repo/version]}
 - name: tools
+  disable_reruns: true
   plan:
   - get: tool
   - get: broken
@@ -166,4 +169,36 @@ test('disable-resource-version: no build gets the version (but a pin of it) unti
   expect(noResource.code).toBe(2);
   expect(noResource.stderr).toContain('no resource nope in pipeline drv');
   await ok('destroy-pipeline', '-n', '-p', 'drv');
+});
+
+test('rerun-build: a new build of the job with the versions of build -b, numbered on; -w follows it', async () => {
+  await setPipeline('rb');
+  await ok('check-resource', '-r', 'rb/repo', '-f', 'version:one');
+  await ok('unpause-pipeline', '-p', 'rb');
+  expect(await ended('rb', 'unit', 1)).toBe('succeeded');
+  await ok('check-resource', '-r', 'rb/repo', '-f', 'version:two');
+  expect(await ended('rb', 'unit', 2)).toBe('succeeded');
+
+  const rerun = await ok('rerun-build', '-j', 'rb/unit', '-b', '1', '-w');
+  expect(rerun.stderr).toContain('started rb/unit #3, a rerun of #1 (build build-rb:unit:3)');
+  expect(rerun.stdout).toContain('one');
+  expect(rerun.stdout).not.toContain('two');
+  // The pipeline sees the end a poll later.
+  expect(await ended('rb', 'unit', 3)).toBe('succeeded');
+  expect((await jobs('rb')).unit.builds[2]).toEqual({ number: 3, status: 'succeeded', id: 'build-rb:unit:3', rerun_of: 1 });
+  // A rerun of a rerun reruns the first build (alias rb, as fly's).
+  expect((await ok('rb', '-j', 'rb/unit', '-b', '3')).stderr).toContain('started rb/unit #4, a rerun of #1');
+  expect(await ended('rb', 'unit', 4)).toBe('succeeded');
+  expect((await jobs('rb')).unit.builds[3]).toMatchObject({ number: 4, rerun_of: 1 });
+
+  const missing = await cli('rerun-build', '-j', 'rb/unit', '-b', '9');
+  expect(missing.code).toBe(2);
+  expect(missing.stderr).toContain('job rb/unit has no build #9');
+  const dotted = await cli('rerun-build', '-j', 'rb/unit', '-b', '1.1');
+  expect(dotted.code).toBe(2);
+  expect(dotted.stderr).toContain('-b takes a build number (1, 2, ...), got 1.1');
+  const disabled = await cli('rerun-build', '-j', 'rb/tools', '-b', '1');
+  expect(disabled.code).toBe(2);
+  expect(disabled.stderr).toContain('job rb/tools has disable_reruns: true');
+  await ok('destroy-pipeline', '-n', '-p', 'rb');
 });

@@ -4,6 +4,7 @@ import { compilePipeline, type JobInput, type PipelineConfig, type PipelineJob }
 import { emptyPipelineInput } from '../../schemas/pipeline-api';
 import {
   createBuild,
+  createRerun,
   finishBuild,
   recordVersions,
   resetChangedResources,
@@ -255,6 +256,31 @@ test('a disabled version is given to no build (latest, every, passed), but a pin
     ok: false,
     reason: expect.stringContaining('pinned version {"ref":"b"} of repo is disabled'),
   });
+});
+
+test('rerun-build: the rerun gets the versions of the build it reruns, goes before newer pending builds, and waits its turn', () => {
+  const { config, state } = pipeline([job('unit', [input('repo', { trigger: false })], { maxInFlight: 1 })]);
+  recordVersions(state, 'repo', [v('a')]);
+  createBuild(state, 'unit', true);
+  expect(started(schedule(config, state))).toEqual(['unit#1:a']);
+  finishBuild(state, 'unit', 1, 'failed');
+  recordVersions(state, 'repo', [v('b'), v('c')]);
+  state.disabled = { repo: [1] };
+  createBuild(state, 'unit', true);
+  expect(started(schedule(config, state))).toEqual(['unit#2:c']);
+  createBuild(state, 'unit', true);
+  // #4 reruns #1 and goes before #3 (Concourse's COALESCE(rerun_of, id)); max_in_flight holds both.
+  const rerun = createRerun(state, state.builds[0]);
+  expect(rerun).toMatchObject({ number: 4, rerunOf: 1, status: 'pending', manual: false });
+  expect(schedule(config, state)).toEqual([]);
+  finishBuild(state, 'unit', 2, 'succeeded');
+  expect(started(schedule(config, state))).toEqual(['unit#4:a']);
+  finishBuild(state, 'unit', 4, 'succeeded');
+  // A rerun of a rerun reruns the first build, and so goes before #3 too.
+  expect(createRerun(state, rerun)).toMatchObject({ number: 5, rerunOf: 1, inputs: { repo: { version: v('a') } } });
+  expect(started(schedule(config, state))).toEqual(['unit#5:a']);
+  finishBuild(state, 'unit', 5, 'succeeded');
+  expect(started(schedule(config, state))).toEqual(['unit#3:c']);
 });
 
 test("a resource's `version:` from a ((var)) pins it (testflight: -y pinned_resource_version={version: X}); null pins nothing", () => {
