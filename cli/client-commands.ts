@@ -16,6 +16,7 @@ export const CLIENT_COMMANDS = {
       ...['set-pipeline', 'sp', 'get-pipeline', 'gp', 'pipelines', 'ps', 'destroy-pipeline', 'dp', 'pause-pipeline', 'pp'],
       ...['unpause-pipeline', 'up'],
       ...['jobs', 'js', 'pause-job', 'pj', 'unpause-job', 'uj', 'trigger-job', 'tj', 'rerun-build', 'rb', 'check-resource', 'cr'],
+      ...['schedule-job', 'sj'],
       ...['resources', 'rs', 'resource-versions', 'rvs', 'pin-resource', 'pr', 'unpin-resource', 'ur'],
       ...['disable-resource-version', 'drv', 'enable-resource-version', 'erv'],
     ],

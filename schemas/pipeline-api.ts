@@ -11,6 +11,7 @@ export const PIPELINE_UPDATES = {
   setParent: 'setParent',
   trigger: 'triggerJob',
   rerun: 'rerunBuild',
+  schedule: 'scheduleJob',
   check: 'checkResource',
   pause: 'pause',
   pin: 'pin',

@@ -91,6 +91,8 @@ export const rerunUpdate = defineUpdate<{ number: number; rerunOf: number }, [{ 
 export const checkUpdate = defineUpdate<{ added: number; error?: string }, [{ resource: string; from?: ResourceVersion }]>(
   PIPELINE_UPDATES.check,
 );
+/** schedule-job: Concourse's RequestSchedule, which here is a scheduling pass (of every job) now. */
+export const scheduleUpdate = defineUpdate<void, [string]>(PIPELINE_UPDATES.schedule);
 export const pauseUpdate = defineUpdate<void, [{ job?: string; paused: boolean }]>(PIPELINE_UPDATES.pause);
 export const pinUpdate = defineUpdate<void, [PinRequest]>(PIPELINE_UPDATES.pin);
 export const toggleVersionUpdate = defineUpdate<ResourceVersion, [VersionToggle]>(PIPELINE_UPDATES.toggleVersion);
@@ -234,6 +236,7 @@ export async function pipeline(input: PipelineInput): Promise<void> {
     },
     { validator: (req) => void resource(req.resource) },
   );
+  setHandler(scheduleUpdate, () => void poke(), { validator: (name) => void job(name) });
   setHandler(
     pauseUpdate,
     ({ job: name, paused }) => {

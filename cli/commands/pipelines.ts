@@ -1,6 +1,7 @@
 // Pipelines, with fly's command names and flags: set-pipeline, pipelines, destroy-pipeline,
 // pause/unpause-pipeline, jobs, pause/unpause-job, trigger-job, check-resource, resources,
-// resource-versions, pin/unpin-resource, disable/enable-resource-version, rerun-build. Each talks to the pipeline's workflow
+// resource-versions, pin/unpin-resource, disable/enable-resource-version, rerun-build,
+// schedule-job. Each talks to the pipeline's workflow
 // (`pipeline-NAME`) through updates and queries; builds of jobs are ordinary builds.
 import { createInterface } from 'node:readline/promises';
 import { readFileSync } from 'node:fs';
@@ -456,6 +457,19 @@ export async function triggerJob(opts: { job: string; watch?: boolean }): Promis
     const number = await update<number>(s.client, p, PIPELINE_UPDATES.trigger, j);
     say(`started ${p.display}/${j} #${number} (build ${jobBuildId(p.key, j, number)})`);
     await afterStart(s, p, j, number, { watch: opts.watch, rerun: false });
+  });
+}
+
+/**
+ * fly's schedule-job: asks the pipeline for a scheduling pass now (Concourse's RequestSchedule).
+ * The pipeline makes one on every change that could start a build, so this is fly's recovery
+ * command, harmless when nothing is stuck.
+ */
+export async function scheduleJob(opts: { job: string }): Promise<void> {
+  await withSession(async (s) => {
+    const [p, j] = split(opts.job, '-j');
+    await update(s.client, p, PIPELINE_UPDATES.schedule, j);
+    say(`scheduled '${j}'`);
   });
 }
 

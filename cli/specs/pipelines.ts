@@ -153,6 +153,24 @@ Example:
     .action(lazy(() => impl().triggerJob));
 
   program
+    .command('schedule-job')
+    .alias('sj')
+    .description("ask the pipeline to run its scheduling now (fly's recovery command): pending builds start if they may")
+    .requiredOption('-j, --job <pipeline/job>', 'the job: PIPELINE/JOB, or PIPELINE/k:v,.../JOB for an instance')
+    .addHelpText(
+      'after',
+      `
+Concourse's scheduler runs a job when something asks for it (a new version, a build's end,
+a pin, ...), and schedule-job asks for it by hand. Causeway's pipeline schedules all its jobs on
+each such change and after every check, so this is needed only to recover; it changes nothing
+when nothing is stuck.
+
+Example:
+  causeway schedule-job -j booklit/unit`,
+    )
+    .action(lazy(() => impl().scheduleJob));
+
+  program
     .command('rerun-build')
     .alias('rb')
     .description('start a new build of a job with the same input versions as one of its builds')

@@ -1,5 +1,6 @@
-// fly's resource and build commands the CLI lacked (resources, disable-/enable-resource-version,
-// rerun-build), each through the built CLI against the real stack as a fly user would use them.
+// fly's resource and job commands the CLI lacked (resources, disable-/enable-resource-version,
+// rerun-build, schedule-job), each through the built CLI against the real stack as a fly user
+// would use them.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -201,4 +202,19 @@ test('rerun-build: a new build of the job with the versions of build -b, numbere
   expect(disabled.code).toBe(2);
   expect(disabled.stderr).toContain('job rb/tools has disable_reruns: true');
   await ok('destroy-pipeline', '-n', '-p', 'rb');
+});
+
+test("schedule-job asks the pipeline for a scheduling pass: fly's message, an unknown job refused", async () => {
+  await setPipeline('sj');
+  await ok('check-resource', '-r', 'sj/repo', '-f', 'version:one');
+  await ok('unpause-pipeline', '-p', 'sj');
+  expect((await ok('schedule-job', '-j', 'sj/unit')).stderr).toContain("scheduled 'unit'");
+  expect(await ended('sj', 'unit', 1)).toBe('succeeded');
+  // A pass with nothing new starts nothing.
+  expect((await ok('sj', '-j', 'sj/unit')).stderr).toContain("scheduled 'unit'");
+  expect((await jobs('sj')).unit.builds.map((b) => b.number)).toEqual([1]);
+  const unknown = await cli('schedule-job', '-j', 'sj/nope');
+  expect(unknown.code).toBe(2);
+  expect(unknown.stderr).toContain('no job nope in pipeline sj');
+  await ok('destroy-pipeline', '-n', '-p', 'sj');
 });
