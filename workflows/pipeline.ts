@@ -210,8 +210,8 @@ export async function pipeline(input: PipelineInput): Promise<void> {
       throw new Error(
         `job ${label()}/${name} has no build #${number}${number <= (state.counters[name] ?? 0) ? ` any more (the pipeline keeps the newest ${KEEP_FINISHED} finished builds of each job)` : ''}`,
       );
-    if (build.status === 'pending' && build.rerunOf === undefined)
-      throw new Error(`${label()}/${name} #${number} has no inputs yet: it is pending; rerun a build that has started`);
+    // As Concourse's, whose pending builds (reruns too) have no inputs ready.
+    if (build.status === 'pending') throw new Error(`${label()}/${name} #${number} is pending: rerun a build that has started`);
     return build;
   };
   setHandler(

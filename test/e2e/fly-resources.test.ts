@@ -198,6 +198,11 @@ test('rerun-build: a new build of the job with the versions of build -b, numbere
   const dotted = await cli('rerun-build', '-j', 'rb/unit', '-b', '1.1');
   expect(dotted.code).toBe(2);
   expect(dotted.stderr).toContain('-b takes a build number (1, 2, ...), got 1.1');
+  await ok('pause-job', '-j', 'rb/unit');
+  await ok('trigger-job', '-j', 'rb/unit');
+  const pending = await cli('rerun-build', '-j', 'rb/unit', '-b', '5');
+  expect(pending.code).toBe(2);
+  expect(pending.stderr).toContain('rb/unit #5 is pending: rerun a build that has started');
   const disabled = await cli('rerun-build', '-j', 'rb/tools', '-b', '1');
   expect(disabled.code).toBe(2);
   expect(disabled.stderr).toContain('job rb/tools has disable_reruns: true');
