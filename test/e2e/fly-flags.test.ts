@@ -182,28 +182,33 @@ test('--team: the one team is accepted, any other refused before anything is don
 });
 
 test("set-pipeline --check-creds looks the credential refs up in the workers' manager, or refuses without one", async () => {
+  // Not `creds`: pipeline-creds.test.ts sets and destroys that one on the run's shared stack, and
+  // setting it again reads the destroyed pipeline's last view, which only its stopped worker could answer.
   const file = path.join(dir, 'creds.yml');
   fs.writeFileSync(
     file,
     PIPELINE.replace('source: {no_initial_version: true}', 'source: {no_initial_version: true, token: ((api-token))}'),
   );
-  const none = await cli(['set-pipeline', '-n', '-p', 'creds', '-c', file, '--check-creds']);
+  const none = await cli(['set-pipeline', '-n', '-p', 'fly-creds', '-c', file, '--check-creds']);
   expect(none.code).toBe(2);
   expect(none.stderr).toContain('--check-creds: this shell names no credential manager (CAUSEWAY_CREDS or CAUSEWAY_CREDS_FILE)');
-  const broken = await cli(['set-pipeline', '-n', '-p', 'creds', '-c', file, '--check-creds'], { CAUSEWAY_CREDS: '{type: nope}' });
+  const broken = await cli(['set-pipeline', '-n', '-p', 'fly-creds', '-c', file, '--check-creds'], { CAUSEWAY_CREDS: '{type: nope}' });
   expect(broken.code).toBe(2);
   expect(broken.stderr).toContain('--check-creds: CAUSEWAY_CREDS:');
   expect(broken.stderr).not.toContain('credential validation failed');
   const dummy = (vars: Record<string, string>) => ({ CAUSEWAY_CREDS: JSON.stringify({ type: 'dummy', config: { vars } }) });
-  const missing = await cli(['set-pipeline', '-n', '-p', 'creds', '-c', file, '--check-creds'], dummy({ other: 'x' }));
+  const missing = await cli(['set-pipeline', '-n', '-p', 'fly-creds', '-c', file, '--check-creds'], dummy({ other: 'x' }));
   expect(missing.code).toBe(2);
   expect(missing.stderr).toContain('credential validation failed');
   expect(missing.stderr).toMatch(/creds\.yml:\d+:\d+: .*undefined var `api-token`: not found in/);
   expect((await ok('pipelines')).stderr).toContain('no pipelines');
-  const found = await cli(['set-pipeline', '-n', '-p', 'creds', '-c', file, '--check-creds'], dummy({ 'main/creds/api-token': 't' }));
+  const found = await cli(
+    ['set-pipeline', '-n', '-p', 'fly-creds', '-c', file, '--check-creds'],
+    dummy({ 'main/fly-creds/api-token': 't' }),
+  );
   expect(found.code).toBe(0);
   expect(found.stderr).toContain('credentials checked: 1 credential ref found');
-  await ok('destroy-pipeline', '-n', '-p', 'creds');
+  await ok('destroy-pipeline', '-n', '-p', 'fly-creds');
 });
 
 test("workers -d shows each worker's task queue, when it started and its running steps", async () => {
