@@ -167,6 +167,6 @@ async function setPipelineFromFile(
 async function selfInstanceVars(client: Client, key: string): Promise<InstanceVars | undefined> {
   if (pipelineNameOf(key) === key) return undefined;
   const last = await lastPipelineView(client, key);
-  if (!last) throw new StepErrored(`set_pipeline self: pipeline ${key} does not exist any more`);
+  if (!last?.running) throw new StepErrored(`set_pipeline self: pipeline ${key} does not exist any more`);
   return last.view.config.instanceVars;
 }

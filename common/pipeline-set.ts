@@ -1,16 +1,19 @@
 // Setting a pipeline, shared by `causeway set-pipeline` and the set_pipeline step, so both
 // diff the same way and create or update the pipeline's workflow the same way.
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
 import { createTwoFilesPatch } from 'diff';
 import { formatPipelineRef, pipelineKey } from '../schemas/instance-vars';
 import type { PipelineConfig } from '../schemas/pipeline';
 import {
   emptyPipelineInput,
+  jobBuildId,
   PIPELINE_QUERIES,
   PIPELINE_UPDATES,
   PIPELINE_WORKFLOW,
   pipelineWorkflowId,
   SET_BY_NEWER_BUILD,
+  type PipelineEnd,
   type PipelineView,
   type SetBy,
 } from '../schemas/pipeline-api';
@@ -18,16 +21,73 @@ import {
 /** The key of a compiled pipeline: its workflow is `pipeline-KEY`. */
 export const configKey = (config: PipelineConfig) => pipelineKey({ name: config.name, instanceVars: config.instanceVars });
 
-/** A pipeline's last state (by its key), also of a destroyed one (its workflow closed); undefined when it never existed. */
-export async function lastPipelineView(client: Client, pipeline: string): Promise<{ view: PipelineView; running: boolean } | undefined> {
+/** A running pipeline's view, or what set-pipeline needs of a destroyed one (its workflow closed). */
+export type LastPipeline = { running: true; view: PipelineView } | { running: false; counters: Record<string, number> };
+
+/** A pipeline's last state (by its key), also of a destroyed one; undefined when it never existed. */
+export async function lastPipelineView(client: Client, pipeline: string): Promise<LastPipeline | undefined> {
   const handle = client.workflow.getHandle(pipelineWorkflowId(pipeline));
+  let described: WorkflowExecutionDescription;
   try {
-    const { status } = await handle.describe();
-    return { view: await handle.query<PipelineView>(PIPELINE_QUERIES.view), running: status.name === 'RUNNING' };
+    described = await handle.describe();
   } catch (err) {
     if ((err as Error).name === 'WorkflowNotFoundError') return undefined;
     throw err;
   }
+  if (described.status.name !== 'RUNNING') return { running: false, counters: await closedCounters(client, pipeline) };
+  const silent = (reason: string, cause?: unknown) =>
+    new Error(
+      `pipeline ${pipeline} did not answer (${reason}): start a worker on task queue '${described.taskQueue}' (causeway dev up, or causeway worker)`,
+      { cause },
+    );
+  // A query waits for a worker, 30 s before it fails when none polls: that is known at once.
+  const stop = new AbortController();
+  const query = client.withAbortSignal(stop.signal, () => handle.query<PipelineView>(PIPELINE_QUERIES.view));
+  const unpolled = client.workflowService
+    .describeTaskQueue({
+      namespace: client.options.namespace,
+      taskQueue: { name: described.taskQueue },
+      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+    })
+    .then(
+      ({ pollers }) => (pollers ?? []).length === 0,
+      () => false,
+    );
+  try {
+    const view = await Promise.race([
+      query,
+      unpolled.then((none) => (none ? Promise.reject(silent('no worker polls its task queue')) : query)),
+    ]);
+    return { running: true, view };
+  } catch (err) {
+    stop.abort();
+    if ((err as Error).message.startsWith(`pipeline ${pipeline} did not answer`)) throw err;
+    throw silent((err as Error).message, err);
+  }
+}
+
+/**
+ * The build numbers a destroyed pipeline gave, to number on from: its workflow's result (no
+ * worker needed, unlike a query); for one destroyed before it returned them, or ended
+ * otherwise (terminated), the highest number among its builds' workflow ids in visibility.
+ */
+async function closedCounters(client: Client, pipeline: string): Promise<Record<string, number>> {
+  try {
+    const end: unknown = await client.workflow.getHandle(pipelineWorkflowId(pipeline)).result();
+    if (end && typeof end === 'object' && 'counters' in end) return (end as PipelineEnd).counters;
+  } catch {
+    // Terminated, cancelled or failed: no result; visibility still lists its builds.
+  }
+  const prefix = jobBuildId(pipeline, '', 0).slice(0, -':0'.length); // build-PIPELINE:
+  const counters: Record<string, number> = {};
+  for await (const wf of client.workflow.list({ query: `WorkflowId STARTS_WITH ${JSON.stringify(prefix)}` })) {
+    const rest = wf.workflowId.slice(prefix.length);
+    const at = rest.lastIndexOf(':');
+    const number = Number(rest.slice(at + 1));
+    // A number too high only skips numbers; too low would reuse a build's id.
+    if (at > 0 && Number.isInteger(number)) counters[rest.slice(0, at)] = Math.max(counters[rest.slice(0, at)] ?? 0, number);
+  }
+  return counters;
 }
 
 /** The unified diff's lines from the running file's text to the new one; all empty when nothing changed. */
@@ -63,7 +123,7 @@ export async function applyPipeline(
   client: Client,
   taskQueue: string,
   config: PipelineConfig,
-  last: { view: PipelineView; running: boolean } | undefined,
+  last: LastPipeline | undefined,
   { by, initiallyPaused }: { by?: SetBy; initiallyPaused: boolean },
 ): Promise<'created' | 'updated' | { refused: string }> {
   const handle = client.workflow.getHandle(pipelineWorkflowId(configKey(config)));
@@ -79,7 +139,7 @@ export async function applyPipeline(
   };
   if (last?.running) return update();
   const input = emptyPipelineInput(config);
-  if (last) input.state.counters = last.view.state.counters;
+  if (last) input.state.counters = last.counters;
   input.setBy = by;
   input.state.paused = initiallyPaused;
   try {

@@ -216,6 +216,11 @@ export const PipelineConfigSchema = z.object({
   ),
 });
 
+/** What a destroyed pipeline's workflow returns: enough to set it again without a worker replaying it. */
+export interface PipelineEnd {
+  counters: Record<string, number>;
+}
+
 export function emptyPipelineInput(config: PipelineConfig): PipelineInput {
   return {
     config,

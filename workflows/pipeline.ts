@@ -26,6 +26,7 @@ import {
   PipelineConfigSchema,
   PIPELINE_UPDATES,
   type PinRequest,
+  type PipelineEnd,
   type PipelineInput,
   type VersionToggle,
   VersionToggleSchema,
@@ -105,7 +106,7 @@ export const outputSignal = defineSignal<[SavedOutput]>(PIPELINE_SIGNALS.output)
  * from pipeline, job and number (so a replay or a retried start never makes a second build).
  * Its whole state is carried by continue-as-new, so its history stays short.
  */
-export async function pipeline(input: PipelineInput): Promise<void> {
+export async function pipeline(input: PipelineInput): Promise<PipelineEnd> {
   const patches = decidePatches();
   let config = input.config;
   const state: SchedulerState = input.state;
@@ -395,6 +396,8 @@ export async function pipeline(input: PipelineInput): Promise<void> {
     await condition(() => wake || requests.length > 0, nextWake(config, state, lastChecked, stillRunning));
   }
   await condition(allHandlersFinished);
+  // Read by set-pipeline from the closed workflow's result, which needs no worker (a query does).
+  return { counters: state.counters };
 }
 
 /** Milliseconds until the next periodic check is due, or the next poll of running builds. */

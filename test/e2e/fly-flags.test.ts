@@ -182,8 +182,7 @@ test('--team: the one team is accepted, any other refused before anything is don
 });
 
 test("set-pipeline --check-creds looks the credential refs up in the workers' manager, or refuses without one", async () => {
-  // Not `creds`: pipeline-creds.test.ts sets and destroys that one on the run's shared stack, and
-  // setting it again reads the destroyed pipeline's last view, which only its stopped worker could answer.
+  // Not `creds`: pipeline-creds.test.ts sets and destroys that one on the run's shared stack.
   const file = path.join(dir, 'creds.yml');
   fs.writeFileSync(
     file,
