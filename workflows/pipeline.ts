@@ -262,6 +262,11 @@ export async function pipeline(input: PipelineInput): Promise<PipelineEnd> {
     {
       validator: ({ resource: name, version, comment }) => {
         const r = resource(name);
+        // Concourse's ErrPinnedThroughConfig: the file's pin wins until the file changes.
+        if (version && r.pinned)
+          throw new Error(
+            `resource ${label()}/${name} is pinned in the pipeline's file (version: ${JSON.stringify(r.pinned)}): change or remove its version: there and set the pipeline again`,
+          );
         if (version && !latestMatching(state, name, version))
           throw new Error(`resource ${label()}/${name} has no version matching ${JSON.stringify(version)}; see resource-versions`);
         if (comment !== undefined && !version && !state.pins[name] && !r.pinned)

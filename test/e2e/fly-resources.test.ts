@@ -109,6 +109,10 @@ test("resources lists a pipeline's resources as fly: type, pinned version, check
   expect(rows[0].pinned_in_config).toBeUndefined();
   expect(rows[1]).toEqual({ name: 'tool', pipeline_name: 'rs', type: 'mock', pinned_version: { version: 'v1' }, pinned_in_config: true });
   expect(rows[2]).toEqual(expect.objectContaining({ check_status: 'failed', check_error: expect.stringContaining('no such repo') }));
+  // As Concourse (ErrPinnedThroughConfig): the file's pin is moved by the file.
+  const overFile = await cli('pin-resource', '-r', 'rs/tool', '-v', 'version:v2');
+  expect(overFile.code).toBe(2);
+  expect(overFile.stderr).toContain(`resource rs/tool is pinned in the pipeline's file (version: {"version":"v1"})`);
 
   const none = await cli('resources', '-p', 'nope');
   expect(none.code).toBe(2);
