@@ -175,8 +175,9 @@ export function compilePipelineSource(opts: CompilePipelineOptions): { config: P
   });
 
   const resources: PipelineResource[] = [];
-  const varSources = compileVarSources(src, top, vars);
-  const compiler = new Resources(src, top, { vars, varSources: new Set(varSources.map((v) => v.name)), deferUnsourced: true });
+  // A pipeline's unsourced refs are always the workers' manager's, as fly's set-pipeline leaves them.
+  const { sources: varSources, declared } = compileVarSources(src, top, vars, true);
+  const compiler = new Resources(src, top, { vars, varSources: declared, deferUnsourced: true });
   // A resource type's check_timeout is the default of the resources of that type.
   const typeTimeouts = new Map<string, number>();
   (Array.isArray(top.resource_types) ? top.resource_types : []).forEach((raw, index) => {

@@ -5,17 +5,17 @@ import { readFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { z } from 'zod';
 import { checkPayloadSize, checkPlan, decodeUtf8, MAX_STEP_ID, varProblems } from './checks';
-import type { Across, CompiledPlan, DoStep, Hooks, Step, StepCommon } from './compiled';
+import type { Across, CompiledPlan, DoStep, Hooks, Step, StepCommon, VarSourceConfig } from './compiled';
 import { STEP_KEYS, type StepKey } from './describe';
 import { Source, type Path } from './errors';
-import { findVarRefs, interpolate, isPlainObject, lookupIn, stringifyVar } from './interpolate';
+import { findVarRefs, interpolate, isPlainObject, lookupIn, stringifyVar, SVC_SOURCE, type VarRef } from './interpolate';
 import { checkName } from './names';
 import { GetFields, getBody, PutFields, putBody, Resources } from './resources';
 import { checkServiceRef, compileServices, serviceRefs, type ServiceScope } from './services';
 import { compact, compileTaskConfig, ContainerLimitsSchema, toContainerLimits } from './task-config';
 import { nearest, parseDuration } from './units';
 import { bool, envMap, int, validate } from './validate';
-import { VarSource } from './var-sources';
+import { dependencyMessage, orderByDependency, VarSource } from './var-sources';
 import { interpolateDeferring, interpolateStatic, type DeferredVar } from './vars';
 
 export const HOOK_KEYS = ['on_success', 'on_failure', 'on_abort', 'on_error', 'ensure'] as const;
@@ -493,17 +493,104 @@ function jobName(name: string, vars: Record<string, unknown>): string {
   return typeof r.value === 'string' ? r.value : stringifyVar(r.value);
 }
 
-/** The file's `var_sources:` (a pipeline's, or a one-off job file's), with static vars filled in. */
-export function compileVarSources(src: Source, root: Record<string, unknown>, vars: Record<string, unknown>): VarSource[] {
-  if (root.var_sources === undefined || root.var_sources === null) return [];
+/** A file's `var_sources:`, in dependency order, and the refs their configs leave for the worker. */
+export interface CompiledVarSources {
+  sources: VarSourceConfig[];
+  /** every name `var_sources:` declares, a bad entry's too: refs to it are no undefined var as well */
+  declared: ReadonlySet<string>;
+  /** the ((refs)) of their configs: to other var sources, or unsourced ones -v/-l do not give */
+  deferred: DeferredVar[];
+}
+
+/**
+ * The file's `var_sources:` (a pipeline's, or a one-off job file's), with static vars filled in.
+ * As Concourse's, a config may use the vars of other var sources, `((other:var))`: the worker
+ * resolves them, each source after those it reads (orderByDependency), so a ref to an undeclared
+ * source or a cycle is refused here at the ref. Refs without a source that -v/-l do not give are
+ * left for the workers' cluster-wide manager when `deferUnsourced` (a pipeline's always are, as
+ * Concourse evaluates a var source's config with its global manager too).
+ */
+export function compileVarSources(
+  src: Source,
+  root: Record<string, unknown>,
+  vars: Record<string, unknown>,
+  deferUnsourced = false,
+): CompiledVarSources {
+  if (root.var_sources === undefined || root.var_sources === null) return { sources: [], declared: new Set(), deferred: [] };
   const path = ['var_sources'];
-  const list = validate(src, z.array(VarSource), interpolateStatic(src, root.var_sources, path, vars), path, 'var_sources') ?? [];
-  const seen = new Set<string>();
-  list.forEach((source, i) => {
-    if (seen.has(source.name)) src.add([...path, i, 'name'], `duplicate var source \`${source.name}\``);
-    seen.add(source.name);
+  if (!Array.isArray(root.var_sources)) {
+    validate(src, z.array(VarSource), interpolateStatic(src, root.var_sources, path, vars), path, 'var_sources');
+    return { sources: [], declared: new Set(), deferred: [] };
+  }
+  // Names first: a config may read any source the file declares, before it or after it.
+  const entries = root.var_sources.map((entry: unknown, i) => {
+    if (!isPlainObject(entry)) return interpolateStatic(src, entry, [...path, i], vars);
+    const { config, ...rest } = entry;
+    return { ...(interpolateStatic(src, rest, [...path, i], vars) as Record<string, unknown>), ...('config' in entry ? { config } : {}) };
   });
-  return list;
+  const names = entries.flatMap((e) => (isPlainObject(e) && typeof e.name === 'string' ? [e.name] : []));
+  const declared = new Set(names);
+  const deferred: DeferredVar[] = [];
+  const interpolated = entries.map((entry, i) => {
+    if (!isPlainObject(entry) || !('config' in entry)) return entry;
+    const r = interpolateDeferring(src, entry.config, [...path, i, 'config'], {
+      vars,
+      varSources: declared,
+      deferUnsourced,
+      deferrableRoot: true,
+    });
+    for (const d of r.deferred) if (!deferred.some((x) => x.ref === d.ref)) deferred.push(d);
+    return { ...entry, config: r.value };
+  });
+  const refs = interpolated.map((entry, i) => (isPlainObject(entry) ? refStrings(entry.config, [...path, i, 'config']) : []));
+  for (const { path: p, ref } of refs.flat())
+    if (ref.source === '.' || ref.source === SVC_SOURCE)
+      src.add(
+        p,
+        `\`((${ref.raw}))\`: a var source's config cannot use local vars or service addresses, which exist only in a build's steps`,
+      );
+  // A ref to an undeclared source was reported where it is, by interpolateDeferring; cycles are here.
+  const named = interpolated.flatMap((e, i) =>
+    isPlainObject(e) && typeof e.name === 'string' ? [{ name: e.name, config: e.config, i }] : [],
+  );
+  const { ordered, problems } = orderByDependency(named);
+  for (const problem of problems)
+    src.add([...path, problem.source.i, 'config', ...problem.dependency.path], dependencyMessage(problem, names));
+  const list: VarSourceConfig[] = [];
+  const seen = new Set<string>();
+  interpolated.forEach((entry, i) => {
+    const at = [...path, i];
+    // What a ref gives is known on the worker only, which checks the config again once it is resolved.
+    for (const r of refs[i]) src.suppress(r.path);
+    const parsed = VarSource.safeParse(entry);
+    const before = src.issues.length;
+    // Its own type's schema, whose keys an unknown key's message can suggest from.
+    const own = VarSource.options.find((o) => isPlainObject(entry) && o.shape.type.value === entry.type);
+    if (!parsed.success) validate(src, own ?? VarSource, entry, at, 'var_sources entry');
+    const source = parsed.success
+      ? (parsed.data as VarSourceConfig)
+      : refs[i].length > 0 && src.issues.length === before
+        ? (entry as VarSourceConfig)
+        : undefined;
+    if (!source) return;
+    if (seen.has(source.name)) src.add([...at, 'name'], `duplicate var source \`${source.name}\``);
+    seen.add(source.name);
+    list.push(source);
+  });
+  const rank = new Map(ordered.map((s, n) => [s.name, n]));
+  return { sources: list.sort((x, y) => (rank.get(x.name) ?? 0) - (rank.get(y.name) ?? 0)), declared, deferred };
+}
+
+/** Every ref in a value's strings, with the path of the string that holds it. */
+function refStrings(value: unknown, base: Path): { path: Path; ref: VarRef }[] {
+  const out: { path: Path; ref: VarRef }[] = [];
+  const walk = (v: unknown, p: Path): void => {
+    if (typeof v === 'string') for (const ref of findVarRefs(v)) out.push({ path: p, ref });
+    else if (Array.isArray(v)) v.forEach((item, i) => walk(item, [...p, i]));
+    else if (isPlainObject(v)) for (const [k, item] of Object.entries(v)) walk(item, [...p, k]);
+  };
+  walk(value, base);
+  return out;
 }
 
 export interface CompileOptions {
@@ -527,8 +614,12 @@ export function compilePlan(opts: CompileOptions): CompiledPlan {
   const selected = selectJob(src, src.value as Record<string, unknown>, opts.job, opts.vars ?? {});
   src.check();
   const { path } = selected!;
-  const varSources = compileVarSources(src, src.value as Record<string, unknown>, opts.vars ?? {});
-  const deferring = { vars: opts.vars ?? {}, varSources: new Set(varSources.map((v) => v.name)), deferUnsourced: opts.deferUnsourced };
+  const {
+    sources: varSources,
+    declared,
+    deferred: sourceRefs,
+  } = compileVarSources(src, src.value as Record<string, unknown>, opts.vars ?? {}, opts.deferUnsourced);
+  const deferring = { vars: opts.vars ?? {}, varSources: declared, deferUnsourced: opts.deferUnsourced };
   // Only the chosen job is interpolated: other jobs' vars need not be set.
   const { value, deferred } = interpolateDeferring(src, selected!.value, path, deferring);
   const job = validate(src, JobSchema, value, path, 'job');
@@ -552,7 +643,8 @@ export function compilePlan(opts: CompileOptions): CompiledPlan {
     source: opts.file,
     plan,
     // The refs of the resources its steps use are checked before the first step too.
-    ...credentialsOf(varSources, [...deferred, ...resources.deferred().filter((r) => !deferred.some((d) => d.ref === r.ref))]),
+    // So are those of the var sources' configs: as Concourse's, a build resolves every var source.
+    ...credentialsOf(varSources, uniqueRefs([...sourceRefs, ...deferred, ...resources.deferred()])),
   };
   checkPlan(src, compiled, [...path, 'name']);
   src.check();
@@ -560,8 +652,14 @@ export function compilePlan(opts: CompileOptions): CompiledPlan {
   return compiled;
 }
 
+/** The first use of each ref. */
+function uniqueRefs(refs: DeferredVar[]): DeferredVar[] {
+  const seen = new Set<string>();
+  return refs.filter((r) => !seen.has(r.ref) && seen.add(r.ref));
+}
+
 // Absent when unused, so a plan without credentials is the same payload as before.
-function credentialsOf(varSources: VarSource[], deferred: DeferredVar[]): Pick<CompiledPlan, 'varSources' | 'deferredVars'> {
+function credentialsOf(varSources: VarSourceConfig[], deferred: DeferredVar[]): Pick<CompiledPlan, 'varSources' | 'deferredVars'> {
   return {
     ...(varSources.length > 0 ? { varSources } : {}),
     ...(deferred.length > 0 ? { deferredVars: deferred } : {}),

@@ -7,7 +7,7 @@ import { Redactor } from '../../common/redact';
 import type { ResourceRef, VarSourceConfig } from '../../schemas/compiled';
 import { pipelineNameOf } from '../../schemas/pipeline-api';
 import { descend, findVarRefs, interpolate, isPlainObject, SVC_SOURCE, stringifyVar, type VarRef } from '../../schemas/interpolate';
-import { type CredentialManagerConfig, VarSource } from '../../schemas/var-sources';
+import { type CredentialManagerConfig, dependencyMessage, orderByDependency, VarSource } from '../../schemas/var-sources';
 import { StepErrored } from '../errors';
 import { DummyStore } from './dummy';
 import { IdTokenStore } from './idtoken';
@@ -50,10 +50,30 @@ export function storeFor(config: CredentialManagerConfig): SecretStore {
 
 type Found = { found: true; value: unknown };
 
-/** One activity's view of a build's credentials; values are looked up once per activity. */
+/** The refs of a var source's config the worker resolves before it makes the source: all but local vars and service addresses. */
+function configRefs(config: unknown): VarRef[] {
+  const refs: VarRef[] = [];
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string') refs.push(...findVarRefs(v).filter((r) => r.source !== '.' && r.source !== SVC_SOURCE));
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (isPlainObject(v)) Object.values(v).forEach(walk);
+  };
+  walk(config);
+  return refs;
+}
+
+/**
+ * One activity's view of a build's credentials; values are looked up once per activity. A var
+ * source whose config uses ((vars)) of other sources (or of the cluster-wide manager) is built
+ * when a ref first needs it, as Concourse's pipeline.Variables: its config's refs looked up in
+ * the sources before it (orderByDependency), then checked and the source made. What those
+ * lookups find is tracked for redaction as any other value.
+ */
 export class CredentialResolver {
   readonly redactor = new Redactor();
   private readonly sources = new Map<string, SecretStore>();
+  /** sources whose config holds refs, by name, and their store once a lookup needed it */
+  private readonly unresolved = new Map<string, { raw: VarSourceConfig; store?: Promise<SecretStore> }>();
   private readonly looked = new Map<string, Promise<SecretLookup>>();
   /** every value found, whole, by source and name: what a runtime redacts from a service's log */
   private readonly secrets = new Map<string, unknown>();
@@ -66,59 +86,97 @@ export class CredentialResolver {
     private readonly pipeline: string,
     varSources: VarSourceConfig[] = [],
     /** the build's id: an idtoken source redacts every token the worker gave the build's steps (IdTokenIssuer.issued) */
-    build?: string,
+    private readonly build?: string,
   ) {
-    for (const raw of varSources) {
-      // What compilePipeline added to an idtoken source (its job, instance vars) is no config of the user's.
-      const parsed = VarSource.safeParse({ name: raw.name, type: raw.type, config: raw.config });
-      if (!parsed.success)
-        throw new StepErrored(`var_sources: ${raw.name}: ${z.prettifyError(parsed.error).replace(/\n\s*/g, ' ')}`, 'BadVarSource');
-      const source = parsed.data;
-      const who = { team: worker.team, pipeline, instanceVars: raw.instanceVars, job: raw.job ?? '' };
-      this.sources.set(
-        source.name,
-        source.type === 'idtoken' ? new IdTokenStore(source.name, source.config, who, worker.idtoken, build) : storeFor(source),
-      );
+    // The compiler refused these (compileVarSources); a hand-made build input may still hold them.
+    const { ordered, problems } = orderByDependency(varSources);
+    if (problems.length > 0) {
+      const names = varSources.map((v) => v.name);
+      throw new StepErrored(`var_sources: ${problems.map((p) => dependencyMessage(p, names)).join('; ')}`, 'BadVarSource');
     }
+    for (const raw of ordered) {
+      if (configRefs(raw.config).length > 0) this.unresolved.set(raw.name, { raw });
+      else this.sources.set(raw.name, this.storeOf(raw, raw.config));
+    }
+  }
+
+  /** A var source's store from its config, refs resolved; throws StepErrored when the config is bad. */
+  private storeOf(raw: VarSourceConfig, config: unknown): SecretStore {
+    // What compilePipeline added to an idtoken source (its job, instance vars) is no config of the user's.
+    const parsed = VarSource.safeParse({ name: raw.name, type: raw.type, config });
+    if (!parsed.success)
+      throw new StepErrored(
+        this.redactMessage(`var_sources: ${raw.name}: ${z.prettifyError(parsed.error).replace(/\n\s*/g, ' ')}`),
+        'BadVarSource',
+      );
+    const source = parsed.data;
+    const who = { team: this.worker.team, pipeline: this.pipeline, instanceVars: raw.instanceVars, job: raw.job ?? '' };
+    return source.type === 'idtoken'
+      ? new IdTokenStore(source.name, source.config, who, this.worker.idtoken, this.build)
+      : storeFor(source);
+  }
+
+  /** A source whose config holds refs, built once: its refs looked up first (in the sources before it, or the cluster-wide manager). */
+  private resolveSource(name: string): Promise<SecretStore> {
+    const entry = this.unresolved.get(name)!;
+    entry.store ??= (async () => {
+      const refs = new Map(configRefs(entry.raw.config).map((r) => [r.raw, r]));
+      const hits = new Map<string, SecretLookup>();
+      await Promise.all([...refs.values()].map(async (ref) => hits.set(ref.raw, await this.lookup(ref))));
+      const r = interpolate(entry.raw.config, (ref) => hits.get(ref.raw) ?? ({ found: true, value: `((${ref.raw}))` } as Found));
+      if (r.missing.length > 0) {
+        const seen = [...new Map(r.missing.map((m) => [m.raw, m])).values()];
+        throw new StepErrored(
+          seen.map((m) => `var_sources: ${name}: its config's var \`${m.raw}\` is undefined: ${this.explain(m)}`).join('\n'),
+          'UndefinedVar',
+        );
+      }
+      const store = this.storeOf(entry.raw, r.value);
+      this.sources.set(name, store);
+      return store;
+    })();
+    return entry.store;
   }
 
   /** Refs this resolver answers: those of a var source, and unsourced ones when the worker has a manager. */
   handles(ref: VarRef): boolean {
     if (ref.source === '.' || ref.source === SVC_SOURCE) return false;
-    return ref.source === undefined ? this.worker.cluster !== undefined : this.sources.has(ref.source);
+    return ref.source === undefined ? this.worker.cluster !== undefined : this.sources.has(ref.source) || this.unresolved.has(ref.source);
   }
 
   /** What a task file's parse leaves for this resolver (schemas/task-config.ts). */
   get deferring(): { varSources: ReadonlySet<string>; deferUnsourced: boolean } {
-    return { varSources: new Set(this.sources.keys()), deferUnsourced: this.worker.cluster !== undefined };
+    return { varSources: new Set([...this.sources.keys(), ...this.unresolved.keys()]), deferUnsourced: this.worker.cluster !== undefined };
   }
 
-  private storeOf(ref: VarRef): SecretStore | undefined {
-    return ref.source === undefined ? this.worker.cluster : this.sources.get(ref.source);
+  private async storeFor(ref: VarRef): Promise<SecretStore | undefined> {
+    if (ref.source === undefined) return this.worker.cluster;
+    return this.sources.get(ref.source) ?? (this.unresolved.has(ref.source) ? this.resolveSource(ref.source) : undefined);
   }
 
   /** Where a ref was looked for, for the message when it is found nowhere. */
   explain(ref: VarRef): string {
-    const store = this.storeOf(ref);
-    if (!store)
-      return ref.source === undefined
-        ? 'not given with -v/-l, and this worker has no credential manager (CAUSEWAY_CREDS)'
+    const store = ref.source === undefined ? this.worker.cluster : this.sources.get(ref.source);
+    if (!store) {
+      if (ref.source === undefined) return 'not given with -v/-l, and this worker has no credential manager (CAUSEWAY_CREDS)';
+      return this.unresolved.has(ref.source)
+        ? `var source \`${ref.source}\` could not be made: its config's refs are not resolved`
         : `no var source named \`${ref.source}\``;
+    }
     return `not found in ${store.describe} at ${store.lookupPaths(this.worker.team, this.pipeline, ref.path[0]).join(', ')}`;
   }
 
   async lookup(ref: VarRef): Promise<SecretLookup> {
-    const store = this.storeOf(ref);
-    if (!store) return { found: false };
     const [name, ...fields] = ref.path;
     const key = `${ref.source ?? ''}:${name}`;
     let pending = this.looked.get(key);
     if (!pending) {
-      pending = this.firstFound(store, name);
+      pending = this.storeFor(ref).then((store) => (store ? this.firstFound(store, name) : { found: false }));
       this.looked.set(key, pending);
     }
     const whole = await pending;
     if (!whole.found) return whole;
+    const store = (await this.storeFor(ref))!;
     // As Concourse's tracker: the whole value is a secret, whichever field a step uses.
     const tracked = [whole.value, ...(store.earlier?.() ?? [])];
     if (this.worker.redact) tracked.forEach((v) => this.redactor.add(v));
@@ -177,12 +235,24 @@ export class CredentialResolver {
   /** Every ref of a build that the worker must resolve: throws StepErrored naming each one found nowhere, where the plan uses it. */
   async check(deferred: { ref: string; at: string }[]): Promise<void> {
     const problems: string[] = [];
+    let reason: string | undefined = 'UndefinedVar';
+    const failed = new Set<string>();
     for (const d of deferred) {
       const ref = parseRef(d.ref);
-      if ((await this.lookup(ref)).found) continue;
+      try {
+        if ((await this.lookup(ref)).found) continue;
+      } catch (err) {
+        // A var source that could not be made from its config's refs: said once, where the plan first uses it.
+        if (!(err instanceof StepErrored) || ref.source === undefined || !this.unresolved.has(ref.source)) throw err;
+        if (failed.has(ref.source)) continue;
+        failed.add(ref.source);
+        if (problems.length === 0) reason = err.reason;
+        problems.push(`${d.at}: ${err.message}`);
+        continue;
+      }
       problems.push(`${d.at}: undefined var \`${d.ref}\`: ${this.explain(ref)}`);
     }
-    if (problems.length > 0) throw new StepErrored(problems.join('\n'), 'UndefinedVar');
+    if (problems.length > 0) throw new StepErrored(problems.join('\n'), reason);
   }
 
   /** An error message with every tracked value redacted. */
