@@ -113,7 +113,24 @@ export function validatePipeline(src: Source, root: Record<string, unknown>, job
   checkTypes(src, root);
   checkRetention(src, root);
   checkDisplay(src, root.display);
+  if (Array.isArray(root.jobs)) root.jobs.forEach((job, i) => checkTaskPlatforms(src, job, ['jobs', i]));
 }
+
+/**
+ * Concourse's TaskConfig.Validate, which its step validator runs on every inline task `config:`:
+ * `platform` is required (a one-off plan's task may leave it out; a pipeline is Concourse's).
+ */
+function checkTaskPlatforms(src: Source, value: unknown, path: Path): void {
+  if (Array.isArray(value)) return value.forEach((v, i) => checkTaskPlatforms(src, v, [...path, i]));
+  if (!isPlainObject(value)) return;
+  if ('task' in value && isPlainObject(value.config) && value.config.platform === undefined)
+    src.add([...path, 'config'], "missing 'platform': Concourse requires it in a task config (e.g. `platform: linux`)");
+  // Only where steps are: a put's params may hold any map.
+  for (const key of STEP_KEYS) if (key in value) checkTaskPlatforms(src, value[key], [...path, key]);
+}
+
+/** The keys of a job or step whose value holds steps (in_parallel's map form, its `steps`). */
+const STEP_KEYS = ['plan', 'do', 'in_parallel', 'steps', 'aggregate', 'try', 'on_success', 'on_failure', 'on_abort', 'on_error', 'ensure'];
 
 /** Each job's `passed:` with its globs replaced by the jobs they match, as Concourse saves a job's inputs. */
 export function expandPassed(src: Source, jobs: JobLinks[], indexOf: (job: string) => number): Map<string, string[][]> {

@@ -118,3 +118,27 @@ test('a pipeline needs a job; build_log_retention is not negative nor given twic
     "p.yml:3:29: display.background_image: background_image's scheme must be http, https or none (a relative URL), not ftp",
   ]);
 });
+
+test("an inline task config without platform is refused wherever its step is (Concourse's TaskConfig.Validate); a put's params are no step", () => {
+  const file = `${R}jobs:
+- name: j
+  plan:
+  - get: r
+  - task: a
+    config: {run: {path: x}}
+  - in_parallel:
+      steps:
+      - try: {task: b, config: {run: {path: x}}}
+      - task: c
+        config: {platform: linux, run: {path: x}}
+  - put: r
+    params: {task: t, config: {run: {path: x}}}
+  ensure: {task: d, config: {run: {path: x}}}
+`;
+  const missing = "missing 'platform': Concourse requires it in a task config (e.g. `platform: linux`)";
+  expect(problems(file)).toEqual([
+    `p.yml:8:13: jobs[0].plan[1].config: ${missing}`,
+    `p.yml:11:32: jobs[0].plan[2].in_parallel.steps[0].try.config: ${missing}`,
+    `p.yml:16:29: jobs[0].ensure.config: ${missing}`,
+  ]);
+});
