@@ -227,6 +227,55 @@ test("testflight's var-sources.yml sets and its job runs green", async () => {
   expect((await cli('destroy-pipeline', '-n', '-p', 'vs')).code).toBe(0);
 });
 
+test("a var source's config takes values from another var source and the worker's manager: the step sees them, the log does not", async () => {
+  const token = `chained-${randomUUID()}`;
+  // b is declared first and reads a: the worker makes a, then b's config from it, then b. The
+  // manager's secret is not in the file (the step checks its hash), so not in the history either.
+  fs.writeFileSync(
+    path.join(dir, 'chained.yml'),
+    `var_sources:
+- name: b
+  type: dummy
+  config:
+    vars: {token: ((a:token)), greeting: "hello ((a:who))", key: ((exec-secret))}
+- {name: a, type: dummy, config: {vars: {token: ${token}, who: world}}}
+jobs:
+- name: print
+  plan:
+  - task: print
+    config:
+      platform: linux
+      params: {TOKEN: ((b:token)), KEY: ((b:key)), GREETING: ((b:greeting))}
+      run: {path: sh, args: [-ec, 'test "$TOKEN" = "${token}"; printf %s "$KEY" | sha256sum | grep -q ${sha(execSecret)}; echo "token: $TOKEN key: $KEY $GREETING"']}
+`,
+  );
+  const set = await cli('set-pipeline', '-n', '-p', 'chained', '-c', 'chained.yml');
+  expect(set.code).toBe(0);
+  expect((await cli('unpause-pipeline', '-p', 'chained')).code).toBe(0);
+  expect((await cli('trigger-job', '-j', 'chained/print')).code).toBe(0);
+  const status = await ended('chained', 'print', 1);
+  const log = await cli('watch', 'build-chained:print:1');
+  const text = log.stdout + log.stderr;
+  expect({ status, text }).toMatchObject({ status: 'succeeded' });
+  // b's vars are credentials, and so is what a and the worker's manager gave b's config.
+  expect(text).toContain('token: ((redacted)) key: ((redacted)) ((redacted))');
+  expect(text).not.toContain(token);
+  expect(text).not.toContain(execSecret);
+  expect(await decodedHistory('build-chained:print:1')).not.toContain(execSecret);
+
+  // A cycle is refused at set-pipeline, naming the ref's line.
+  fs.writeFileSync(
+    path.join(dir, 'cycle.yml'),
+    'var_sources:\n- {name: a, type: dummy, config: {vars: {x: ((b:y))}}}\n- {name: b, type: dummy, config: {vars: {y: ((a:x))}}}\njobs:\n- name: j\n  plan: []\n',
+  );
+  const cycle = await cli('set-pipeline', '-n', '-p', 'cycle', '-c', 'cycle.yml');
+  expect(cycle.code).not.toBe(0);
+  expect(cycle.stderr).toContain(
+    'cycle.yml:2:45: var_sources[0].config.vars.x: var source `a` uses `((b:y))`, but `b` needs `a` first: a -> b -> a',
+  );
+  expect((await cli('destroy-pipeline', '-n', '-p', 'chained')).code).toBe(0);
+});
+
 test("execute --creds-from-worker leaves the task file's refs to the worker's manager, as fly execute's one-off build", async () => {
   fs.writeFileSync(
     path.join(dir, 'exec-task.yml'),
