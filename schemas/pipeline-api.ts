@@ -42,6 +42,10 @@ export const formatVersion = (version: Record<string, string>) =>
 /** A job build's workflow id: keys and names hold no `:` (NAME_PATTERN), so distinct builds never share one. */
 export const jobBuildId = (pipeline: string, job: string, number: number) => `build-${pipeline}:${job}:${number}`;
 
+/** A job build's workflow id: under the job's name when it started, also after an `old_name:` rename. */
+export const buildWorkflowId = (pipeline: string, b: { job: string; number: number; workflowJob?: string }) =>
+  jobBuildId(pipeline, b.workflowJob ?? b.job, b.number);
+
 export interface PipelineInput {
   config: PipelineConfig;
   state: SchedulerState;
@@ -139,6 +143,8 @@ export interface JobBuild {
    * a rerun, as Concourse's rerun_of), whose inputs it has from the start
    */
   rerunOf?: number;
+  /** the job's name in the build's workflow id (build-P:J:N), when the job has been renamed (`old_name:`) since */
+  workflowJob?: string;
   /** by input (get) name; empty while pending */
   inputs: Record<string, InputVersion>;
   /** versions its puts made, as `passed:` counts them (Concourse's successful_build_outputs: inputs and outputs) */
@@ -173,6 +179,11 @@ export interface SchedulerState {
    * pipelines started before it
    */
   disabled?: Record<string, number[]>;
+  /**
+   * `old_name:` renames: each former name of a job or resource to its name now, for the builds
+   * and signals that carry a former name (absent until a rename)
+   */
+  renamed?: { jobs: Record<string, string>; resources: Record<string, string> };
 }
 
 /** Whether a resource's version (by its check order) is disabled (disable-resource-version). */

@@ -35,6 +35,8 @@ export interface PipelineJob {
   disableManualTrigger: boolean;
   /** disable_reruns: true (absent otherwise, as in configs compiled before it) */
   disableReruns?: true;
+  /** `old_name:`: the job takes over the builds and numbering the pipeline kept under that name */
+  oldName?: string;
 }
 
 export interface PipelineResource {
@@ -46,6 +48,8 @@ export interface PipelineResource {
   checkTimeoutMs?: number;
   /** `version:` of the resource in the pipeline: pinned by config */
   pinned?: ResourceVersion;
+  /** `old_name:`: the resource takes over the versions, pins and check records kept under that name */
+  oldName?: string;
 }
 
 export interface PipelineConfig {
@@ -69,10 +73,12 @@ const SchedulingSchema = z.object({
   max_in_flight: z.number().int().min(1, 'max_in_flight must be 1 or more').optional(),
   disable_manual_trigger: bool.optional(),
   disable_reruns: bool.optional(),
+  old_name: z.string({ error: 'old_name is the name the job had' }).min(1).optional(),
 });
 
 const CheckSchema = z.object({
   name: z.string(),
+  old_name: z.string({ error: 'old_name is the name the resource had' }).min(1).optional(),
   type: z.string().optional(),
   check_every: z.string().optional(),
   check_timeout: z.string().optional(),
@@ -171,6 +177,7 @@ export function compilePipelineSource(opts: CompilePipelineOptions): { config: P
       serialGroups: s.serial_groups ?? [],
       disableManualTrigger: s.disable_manual_trigger ?? false,
       ...(s.disable_reruns ? { disableReruns: true as const } : {}),
+      ...(s.old_name ? { oldName: s.old_name } : {}),
     });
   });
 
@@ -197,13 +204,16 @@ export function compilePipelineSource(opts: CompilePipelineOptions): { config: P
       isPlainObject(raw)
         ? interpolateStatic(
             src,
-            { name: raw.name, type: raw.type, check_every: raw.check_every, check_timeout: raw.check_timeout },
+            { name: raw.name, old_name: raw.old_name, type: raw.type, check_every: raw.check_every, check_timeout: raw.check_timeout },
             where,
             vars,
           )
         : {},
     );
-    if (!c.success) return src.add(where, 'a resource needs a name');
+    if (!c.success) {
+      const oldName = c.error.issues.find((i) => i.path[0] === 'old_name');
+      return oldName ? src.add([...where, 'old_name'], oldName.message) : src.add(where, 'a resource needs a name');
+    }
     const badName = checkName('resource', c.data.name);
     if (badName) return src.add([...where, 'name'], badName);
     let checkEveryMs = c.data.check_every === 'never' ? 0 : DEFAULT_CHECK_EVERY_MS;
@@ -223,7 +233,14 @@ export function compilePipelineSource(opts: CompilePipelineOptions): { config: P
     const ref = compiler.resource(c.data.name, where);
     if (!ref) return;
     const pinned = compiler.pinned(c.data.name);
-    resources.push({ name: c.data.name, ref, checkEveryMs, checkTimeoutMs, ...(pinned ? { pinned } : {}) });
+    resources.push({
+      name: c.data.name,
+      ref,
+      checkEveryMs,
+      checkTimeoutMs,
+      ...(pinned ? { pinned } : {}),
+      ...(c.data.old_name ? { oldName: c.data.old_name } : {}),
+    });
   });
 
   // Concourse's checks across the file; those that read every job's steps only once every job

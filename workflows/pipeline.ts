@@ -19,7 +19,7 @@ import { DEFAULT_CHECK_TIMEOUT_MS } from '../schemas/check-defaults';
 import type { PipelineConfig, PipelineJob } from '../schemas/pipeline';
 import {
   formatVersion,
-  jobBuildId,
+  buildWorkflowId,
   pipelineKeyOfWorkflowId,
   PIPELINE_QUERIES,
   PIPELINE_SIGNALS,
@@ -38,6 +38,7 @@ import {
 import { messageOf } from './attempts';
 import { decidePatches } from './patches';
 import {
+  applyRenames,
   createBuild,
   createRerun,
   finishBuild,
@@ -47,8 +48,10 @@ import {
   saveOutput,
   schedule,
   setByNewer,
+  renamesOf,
   resetChangedResources,
   resourcesToCheck,
+  withRenamedResources,
   type JobBuild,
   type SchedulerState,
   type VersionRecord,
@@ -162,8 +165,11 @@ export async function pipeline(input: PipelineInput): Promise<PipelineEnd> {
   setHandler(
     setConfigUpdate,
     (next: PipelineConfig, by?: SetBy) => {
+      // old_name: a job or resource takes over what the pipeline kept under its old name.
+      const renames = renamesOf(config, next, state);
+      applyRenames(state, renames, lastChecked, checkErrors);
       // A changed source is checked at once, from scratch.
-      for (const name of resetChangedResources(config, next, state)) delete lastChecked[name];
+      for (const name of resetChangedResources(withRenamedResources(config, renames.resources), next, state)) delete lastChecked[name];
       // Setting the pipeline clears the comment of each config pin (Concourse's resetResourcePins):
       // a comment without a pin-resource pin is one.
       for (const name of Object.keys(state.pinComments ?? {})) if (!state.pins[name]) delete state.pinComments![name];
@@ -175,6 +181,8 @@ export async function pipeline(input: PipelineInput): Promise<PipelineEnd> {
       validator: (next: PipelineConfig, by?: SetBy) => {
         PipelineConfigSchema.parse(next);
         refuseOlder(by);
+        // A swap of names is refused before the update is accepted.
+        renamesOf(config, next, state);
       },
     },
   );
@@ -297,7 +305,9 @@ export async function pipeline(input: PipelineInput): Promise<PipelineEnd> {
   );
   // A put's version, sent by the build when the put succeeds (workflows/put.ts); a resource the
   // pipeline no longer has (its config changed while the build ran) is not recorded.
-  setHandler(outputSignal, ({ job: name, number, resource: res, version }) => {
+  setHandler(outputSignal, ({ job: name, number, resource: named, version }) => {
+    // A build started before an old_name rename names the resource as it was then.
+    const res = state.renamed?.resources[named] ?? named;
     if (config.resources.some((r) => r.name === res) && saveOutput(state, name, number, { resource: res, version })) poke();
   });
   setHandler(destroyUpdate, () => {
@@ -355,9 +365,9 @@ export async function pipeline(input: PipelineInput): Promise<PipelineEnd> {
     const running = state.builds.filter((b) => b.status === 'started');
     if (running.length > 0) {
       const resourceNames = new Set(config.resources.map((r) => r.name));
-      const ended = await acts.buildOutcomes({ workflowIds: running.map((b) => jobBuildId(key, b.job, b.number)) });
+      const ended = await acts.buildOutcomes({ workflowIds: running.map((b) => buildWorkflowId(key, b)) });
       for (const b of running) {
-        const outcome = ended[jobBuildId(key, b.job, b.number)];
+        const outcome = ended[buildWorkflowId(key, b)];
         // Histories from before build outputs hold the bare status.
         if (typeof outcome === 'string') finishBuild(state, b.job, b.number, outcome);
         // A resource the pipeline no longer has (its config changed while the build ran) is not recorded.
@@ -379,7 +389,7 @@ export async function pipeline(input: PipelineInput): Promise<PipelineEnd> {
     for (const build of schedule(config, state, legacy)) {
       try {
         await acts.startJobBuild({
-          workflowId: jobBuildId(key, build.job, build.number),
+          workflowId: buildWorkflowId(key, build),
           taskQueue: workflowInfo().taskQueue,
           pipeline: key,
           ...(config.instanceVars ? { instanceVars: config.instanceVars } : {}),

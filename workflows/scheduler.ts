@@ -348,7 +348,7 @@ function pendingInJobOrder(state: SchedulerState): JobBuild[] {
  * and set again since it started) records nothing. Returns whether anything was recorded.
  */
 export function saveOutput(state: SchedulerState, job: string, number: number, out: BuildOutput): boolean {
-  const build = state.builds.find((b) => b.job === job && b.number === number);
+  const build = findBuild(state, job, number);
   if (!build) return false;
   recordVersions(state, out.resource, [out.version]);
   const key = versionKey(out.version);
@@ -388,4 +388,117 @@ export function setByNewer(last: SetBy | undefined, by: SetBy | undefined): bool
   if (!last || !by) return false;
   if (last.pipeline === by.pipeline && last.job === by.job) return last.number > by.number;
   return last.startedAt > by.startedAt;
+}
+
+/** One `old_name:` of a job or resource that takes over what the pipeline kept under the old name. */
+export interface Rename {
+  from: string;
+  to: string;
+}
+
+/**
+ * The renames a new config asks for, in the order to apply them, as Concourse's
+ * updateJobsName/updateResourcesName (atc/db/team.go): a job or resource whose `old_name` the
+ * pipeline knows (in its config, or kept in its state after it left the config) takes over
+ * that name's history (what the new name had goes; a job that keeps the old name starts without
+ * builds). A swap or any cycle of renames is refused, as there ("... name swapping
+ * is not supported at this time"); a chain (a→b, b→c) goes from its end. Throws Error.
+ */
+export function renamesOf(old: PipelineConfig, next: PipelineConfig, state: SchedulerState): { jobs: Rename[]; resources: Rename[] } {
+  // A job's counter stays when it is renamed (ids are never reused): its history is known by the rename.
+  const knownJob = (n: string) => old.jobs.some((j) => j.name === n) || (state.counters[n] !== undefined && !state.renamed?.jobs[n]);
+  const knownResource = (n: string) => old.resources.some((r) => r.name === n) || state.versions[n] !== undefined;
+  const asked = (items: { name: string; oldName?: string }[], known: (n: string) => boolean) =>
+    items.filter((i) => i.oldName && i.oldName !== i.name && known(i.oldName)).map((i) => ({ from: i.oldName!, to: i.name }));
+  return {
+    jobs: ordered(asked(next.jobs, knownJob), 'job'),
+    resources: ordered(asked(next.resources, knownResource), 'resource'),
+  };
+}
+
+function ordered(renames: Rename[], kind: string): Rename[] {
+  const out: Rename[] = [];
+  const left = [...renames];
+  while (left.length > 0) {
+    // A rename goes once nothing left still moves away from the name it takes.
+    const i = left.findIndex((r) => !left.some((o) => o !== r && o.from === r.to));
+    if (i < 0)
+      throw new Error(
+        `${kind} name swapping is not supported at this time (old_name: ${left.map((r) => `${r.from} → ${r.to}`).join(', ')})`,
+      );
+    out.push(...left.splice(i, 1));
+  }
+  return out;
+}
+
+/**
+ * Applies renames to the state and to the per-resource check records: a job's builds,
+ * numbering and pause move to its new name (its old builds keep their workflow ids); a
+ * resource's versions, pins, disabled versions and check records move, and builds' inputs and
+ * outputs name it anew. What the new name had kept after leaving the config goes first, as
+ * Concourse deletes that inactive row. The old job name keeps its counter, so a job that takes
+ * the old name later numbers on after it: build ids are never reused.
+ */
+export function applyRenames(
+  state: SchedulerState,
+  renames: { jobs: Rename[]; resources: Rename[] },
+  lastChecked: Record<string, number>,
+  checkErrors: Record<string, string>,
+): void {
+  if (renames.jobs.length + renames.resources.length === 0) return;
+  const renamed = (state.renamed ??= { jobs: {}, resources: {} });
+  for (const { from, to } of renames.jobs) {
+    state.builds = state.builds.filter((b) => b.job !== to);
+    for (const b of state.builds)
+      if (b.job === from) {
+        b.workflowJob ??= from;
+        b.job = to;
+      }
+    state.counters[to] = state.counters[from] ?? 0;
+    state.pausedJobs = state.pausedJobs.filter((j) => j !== to).map((j) => (j === from ? to : j));
+    moveKey(checkErrors, `job ${from}`, `job ${to}`);
+    repoint(renamed.jobs, from, to);
+  }
+  for (const { from, to } of renames.resources) {
+    const records: (Record<string, unknown> | undefined)[] = [
+      state.versions,
+      state.pins,
+      state.pinComments,
+      state.lastSeq,
+      state.disabled,
+      lastChecked,
+      checkErrors,
+    ];
+    for (const record of records) if (record) moveKey(record, from, to);
+    for (const v of state.builds.flatMap(versionsOf)) if (v.resource === from) v.resource = to;
+    repoint(renamed.resources, from, to);
+  }
+}
+
+function moveKey<T>(record: Record<string, T>, from: string, to: string): void {
+  delete record[to];
+  if (from in record) record[to] = record[from];
+  delete record[from];
+}
+
+/** Records from → to, and points every earlier name of `from` at `to` (a chain of renames). */
+function repoint(aliases: Record<string, string>, from: string, to: string): void {
+  for (const [k, v] of Object.entries(aliases)) if (v === from) aliases[k] = to;
+  aliases[from] = to;
+  delete aliases[to];
+}
+
+/** The config as the renames leave it: its resources under their new names, to compare the new config's with. */
+export function withRenamedResources(config: PipelineConfig, renames: Rename[]): PipelineConfig {
+  let resources = config.resources;
+  for (const { from, to } of renames)
+    resources = resources.filter((r) => r.name !== to).map((r) => (r.name === from ? { ...r, name: to, ref: { ...r.ref, name: to } } : r));
+  return { ...config, resources };
+}
+
+/** A build by the job name it was started under or its name now, and its number. */
+export function findBuild(state: SchedulerState, job: string, number: number): JobBuild | undefined {
+  return (
+    state.builds.find((b) => b.job === job && b.number === number) ?? state.builds.find((b) => b.workflowJob === job && b.number === number)
+  );
 }

@@ -4,6 +4,7 @@ import { CausewayPlan, CausewayRetryOf, CausewayStatus } from '../../common/sear
 import { BUILD_WORKFLOW, type BuildSummary } from '../../schemas/build';
 import { parsePipelineChildRef, parsePipelineRef, pipelineKey } from '../../schemas/instance-vars';
 import { expandParts } from '../../common/build-status';
+import { lastPipelineView } from '../../common/pipeline-set';
 import { openSession, type Session } from '../connect';
 import { CliError, formatDuration, paint, printJson, table } from '../output';
 import { renderStepCounts, renderSteps } from '../render';
@@ -93,8 +94,11 @@ export async function builds(opts: {
       }
       // Builds carry the pipeline's key (an instance's is not its name).
       const pipeline = pipelineKey(parsed.pipeline);
-      const job = parsed.name;
-      clauses.push(`CausewayPipeline = ${quoted(pipeline)} AND CausewayJob = ${quoted(job)}`);
+      // A job renamed with old_name: its builds from before carry the names it had.
+      const last = await lastPipelineView(session.client, pipeline).catch(() => undefined);
+      const renamed = last?.running ? Object.entries(last.view.state.renamed?.jobs ?? {}) : [];
+      const names = [parsed.name, ...renamed.filter(([, now]) => now === parsed.name).map(([before]) => before)];
+      clauses.push(`CausewayPipeline = ${quoted(pipeline)} AND CausewayJob IN (${names.map(quoted).join(', ')})`);
     }
     const rows = [['BUILD', 'RUN', 'PLAN', 'STATUS', 'STARTED', 'DURATION', 'LINEAGE']];
     const builds: object[] = [];

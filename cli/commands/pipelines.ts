@@ -39,6 +39,7 @@ import type { GetStep } from '../../schemas/compiled';
 import { checkName } from '../../schemas/names';
 import { checkClusterRefs } from '../../workers/credentials';
 import {
+  buildWorkflowId,
   formatVersion,
   isDisabled,
   jobBuildId,
@@ -312,7 +313,7 @@ export async function jobBuildIdOf(client: Client, jobRef: string, number?: numb
     );
   if (build.status === 'pending')
     throw new CliError(`${jobRef} #${build.number} is pending: it has not started yet (see causeway jobs -p ${shellWord(p.display)})`);
-  return jobBuildId(p.key, j, build.number);
+  return buildWorkflowId(p.key, build);
 }
 
 /** fly's get-pipeline: the file as it was set (its ((vars)) as written), or that as JSON. */
@@ -420,7 +421,7 @@ export async function jobs(opts: { pipeline: string; json?: boolean }): Promise<
         builds: builds.map((b) => ({
           number: b.number,
           status: b.status,
-          id: jobBuildId(p.key, j.name, b.number),
+          id: buildWorkflowId(p.key, b),
           ...(b.rerunOf !== undefined ? { rerun_of: b.rerunOf } : {}),
         })),
         next: v.next[j.name],
@@ -570,7 +571,7 @@ async function seenEnded(client: Client, p: Target): Promise<PipelineView> {
       // A build the pipeline marked started whose workflow is not there yet is about to start.
       started.map((b) =>
         client.workflow
-          .getHandle(jobBuildId(p.key, b.job, b.number))
+          .getHandle(buildWorkflowId(p.key, b))
           .describe()
           .then(
             (d) => d.status.name !== 'RUNNING',
