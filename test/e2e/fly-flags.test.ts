@@ -1,31 +1,12 @@
 // fly's flags that the CLI refused as unknown options, each through the built CLI against the
 // real stack as a fly user would use it.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { startHarness, waitFor, type Harness } from '../workflows/harness';
-import { requireBuiltCli, runCli, type CliResult } from './cli-runner';
+import { waitFor } from '../workflows/harness';
+import { pipelineSuite } from './pipeline-cli';
 
-jest.setTimeout(600_000);
-let h: Harness;
-let dir: string;
-
-beforeAll(async () => {
-  requireBuiltCli();
-  h = await startHarness({ killGraceMs: 1000 });
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-fly-flags-'));
-});
-afterAll(async () => {
-  await h.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-const cli = (args: string[], env: Record<string, string> = {}): Promise<CliResult> => runCli(args, { cwd: dir, queue: h.taskQueue, env });
-const ok = async (...args: string[]): Promise<CliResult> => {
-  const r = await cli(args);
-  if (r.code !== 0) throw new Error(`${args.join(' ')} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
-  return r;
-};
+const suite = pipelineSuite('fly-flags');
+const { cli, cliEnv, ok } = suite;
 
 const PIPELINE = `
 resources:
@@ -53,7 +34,7 @@ jobs:
 
 /** Sets PIPELINE as pipeline `name` (paused, as a new one is); returns its file. */
 async function setPipeline(name: string): Promise<string> {
-  const file = path.join(dir, `${name}.yml`);
+  const file = path.join(suite.dir, `${name}.yml`);
   fs.writeFileSync(file, PIPELINE);
   await ok('set-pipeline', '-n', '-p', name, '-c', file);
   return file;
@@ -79,10 +60,10 @@ test('pin-resource -c saves a comment with the pin, shown by resource-versions, 
   await ok('check-resource', '-r', 'pins/repo', '-f', 'version:two');
 
   // As fly: neither -v nor -c is a usage error; a comment needs a pin.
-  const neither = await cli(['pin-resource', '-r', 'pins/repo']);
+  const neither = await cli('pin-resource', '-r', 'pins/repo');
   expect(neither.code).toBe(1);
   expect(neither.stderr).toContain('the required flag `-v, --version` was not specified');
-  const unpinned = await cli(['pin-resource', '-r', 'pins/repo', '-c', 'why']);
+  const unpinned = await cli('pin-resource', '-r', 'pins/repo', '-c', 'why');
   expect(unpinned.code).toBe(2);
   expect(unpinned.stderr).toContain("could not save comment, make sure 'pins/repo' is pinned");
 
@@ -136,12 +117,12 @@ test("execute --image takes a job's input as the task's image", async () => {
   await ok('check-resource', '-r', 'image/repo', '-f', 'version:one');
   await ok('check-resource', '-r', 'image/tool', '-f', 'version:v1');
   // execute --image: a job's input as the task's image (the local runtime says it runs without one).
-  const task = path.join(dir, 'task.yml');
+  const task = path.join(suite.dir, 'task.yml');
   fs.writeFileSync(task, 'platform: linux\ninputs: [{name: repo}]\nrun: {path: cat, args: [repo/version]}\n');
-  const noJob = await cli(['execute', '-c', task, '--image', 'tool']);
+  const noJob = await cli('execute', '-c', task, '--image', 'tool');
   expect(noJob.code).toBe(2);
   expect(noJob.stderr).toContain('--image tool: must set --inputs-from when using --image');
-  const noInput = await cli(['execute', '-c', task, '-j', 'image/unit', '--image', 'nope']);
+  const noInput = await cli('execute', '-c', task, '-j', 'image/unit', '--image', 'nope');
   expect(noInput.code).toBe(2);
   expect(noInput.stderr).toContain('--image nope: image resource nope not found: job image/unit has no input nope');
   expect(noInput.stderr).toContain('its inputs: repo, tool');
@@ -155,9 +136,9 @@ test("execute --image takes a job's input as the task's image", async () => {
 });
 
 test('--team: the one team is accepted, any other refused before anything is done', async () => {
-  const file = path.join(dir, 'team.yml');
+  const file = path.join(suite.dir, 'team.yml');
   fs.writeFileSync(file, PIPELINE);
-  const other = await cli(['set-pipeline', '-n', '-p', 'team', '-c', file, '--team', 'other']);
+  const other = await cli('set-pipeline', '-n', '-p', 'team', '-c', file, '--team', 'other');
   expect(other.code).toBe(2);
   expect(other.stderr).toContain('--team other: this Causeway serves one team, main');
   expect(other.stderr).toContain('fix: drop --team, or give --team main');
@@ -173,35 +154,35 @@ test('--team: the one team is accepted, any other refused before anything is don
     ['resource-versions', '-r', 'team/repo'],
   ])
     await ok(...args, '--team', 'main');
-  const ci = await cli(['jobs', '-p', 'team', '--team', 'main'], { CAUSEWAY_CREDS_TEAM: 'ci' });
+  const ci = await cliEnv(['jobs', '-p', 'team', '--team', 'main'], { CAUSEWAY_CREDS_TEAM: 'ci' });
   expect(ci.code).toBe(2);
   expect(ci.stderr).toContain('--team main: this Causeway serves one team, ci');
-  expect((await cli(['jobs', '-p', 'team', '--team', 'ci'], { CAUSEWAY_CREDS_TEAM: 'ci' })).code).toBe(0);
-  expect((await cli(['abort', 'build-nope', '--team', 'x'])).stderr).toContain('--team x: this Causeway serves one team');
+  expect((await cliEnv(['jobs', '-p', 'team', '--team', 'ci'], { CAUSEWAY_CREDS_TEAM: 'ci' })).code).toBe(0);
+  expect((await cli('abort', 'build-nope', '--team', 'x')).stderr).toContain('--team x: this Causeway serves one team');
   await ok('destroy-pipeline', '-n', '-p', 'team', '--team', 'main');
 });
 
 test("set-pipeline --check-creds looks the credential refs up in the workers' manager, or refuses without one", async () => {
   // Not `creds`: pipeline-creds.test.ts sets and destroys that one on the run's shared stack.
-  const file = path.join(dir, 'creds.yml');
+  const file = path.join(suite.dir, 'creds.yml');
   fs.writeFileSync(
     file,
     PIPELINE.replace('source: {no_initial_version: true}', 'source: {no_initial_version: true, token: ((api-token))}'),
   );
-  const none = await cli(['set-pipeline', '-n', '-p', 'fly-creds', '-c', file, '--check-creds']);
+  const none = await cli('set-pipeline', '-n', '-p', 'fly-creds', '-c', file, '--check-creds');
   expect(none.code).toBe(2);
   expect(none.stderr).toContain('--check-creds: this shell names no credential manager (CAUSEWAY_CREDS or CAUSEWAY_CREDS_FILE)');
-  const broken = await cli(['set-pipeline', '-n', '-p', 'fly-creds', '-c', file, '--check-creds'], { CAUSEWAY_CREDS: '{type: nope}' });
+  const broken = await cliEnv(['set-pipeline', '-n', '-p', 'fly-creds', '-c', file, '--check-creds'], { CAUSEWAY_CREDS: '{type: nope}' });
   expect(broken.code).toBe(2);
   expect(broken.stderr).toContain('--check-creds: CAUSEWAY_CREDS:');
   expect(broken.stderr).not.toContain('credential validation failed');
   const dummy = (vars: Record<string, string>) => ({ CAUSEWAY_CREDS: JSON.stringify({ type: 'dummy', config: { vars } }) });
-  const missing = await cli(['set-pipeline', '-n', '-p', 'fly-creds', '-c', file, '--check-creds'], dummy({ other: 'x' }));
+  const missing = await cliEnv(['set-pipeline', '-n', '-p', 'fly-creds', '-c', file, '--check-creds'], dummy({ other: 'x' }));
   expect(missing.code).toBe(2);
   expect(missing.stderr).toContain('credential validation failed');
   expect(missing.stderr).toMatch(/creds\.yml:\d+:\d+: .*undefined var `api-token`: not found in/);
   expect((await ok('pipelines')).stderr).toContain('no pipelines');
-  const found = await cli(
+  const found = await cliEnv(
     ['set-pipeline', '-n', '-p', 'fly-creds', '-c', file, '--check-creds'],
     dummy({ 'main/fly-creds/api-token': 't' }),
   );
@@ -211,16 +192,16 @@ test("set-pipeline --check-creds looks the credential refs up in the workers' ma
 });
 
 test("workers -d shows each worker's task queue, when it started and its running steps", async () => {
-  const plan = path.join(dir, 'sleep.yml');
+  const plan = path.join(suite.dir, 'sleep.yml');
   fs.writeFileSync(plan, SLEEP);
   const buildId = (await ok('run', plan, '--detach')).stdout.trim();
   await stepRunning(buildId);
   const details = await ok('workers', '-d');
   expect(details.stdout).toMatch(/TASK QUEUE\s+STARTED\s+RUNNING STEPS/);
-  expect(details.stdout).toContain(h.taskQueue);
+  expect(details.stdout).toContain(suite.h.taskQueue);
   expect(details.stdout).toContain(`${buildId}/`);
   expect(JSON.parse((await ok('workers', '-d', '--json')).stdout)).toEqual(
-    expect.arrayContaining([expect.objectContaining({ taskQueue: h.taskQueue })]),
+    expect.arrayContaining([expect.objectContaining({ taskQueue: suite.h.taskQueue })]),
   );
   await ok('abort', buildId);
 });
@@ -236,13 +217,13 @@ const stepRunning = (buildId: string) =>
   );
 
 test('abort --force terminates the build at once, leaving what it runs to the reconciler', async () => {
-  const plan = path.join(dir, 'sleep.yml');
+  const plan = path.join(suite.dir, 'sleep.yml');
   fs.writeFileSync(plan, SLEEP);
   const buildId = (await ok('run', plan, '--detach')).stdout.trim();
   await stepRunning(buildId);
   const forced = await ok('abort', buildId, '--force');
   expect(forced.stderr).toContain(`build ${buildId} forcefully aborted`);
-  const watched = await cli(['watch', buildId]);
+  const watched = await cli('watch', buildId);
   expect(watched.code).toBe(2);
   expect(watched.stdout + watched.stderr).toContain('terminated: aborted with --force');
   expect((await ok('abort', buildId, '--force')).stderr).toContain('already ended');

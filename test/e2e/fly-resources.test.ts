@@ -2,32 +2,11 @@
 // rerun-build, schedule-job), each through the built CLI against the real stack as a fly user
 // would use them.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { startHarness, type Harness } from '../workflows/harness';
-import { requireBuiltCli, runCli, type CliResult } from './cli-runner';
-import { pipelineReader } from './pipeline-cli';
+import { pipelineReader, pipelineSuite } from './pipeline-cli';
 
-jest.setTimeout(600_000);
-let h: Harness;
-let dir: string;
-
-beforeAll(async () => {
-  requireBuiltCli();
-  h = await startHarness({ killGraceMs: 1000 });
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-fly-resources-'));
-});
-afterAll(async () => {
-  await h.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-const cli = (...args: string[]): Promise<CliResult> => runCli(args, { cwd: dir, queue: h.taskQueue });
-const ok = async (...args: string[]): Promise<CliResult> => {
-  const r = await cli(...args);
-  if (r.code !== 0) throw new Error(`${args.join(' ')} exited ${r.code}:\n${r.stdout}\n${r.stderr}`);
-  return r;
-};
+const suite = pipelineSuite('fly-resources');
+const { cli, ok } = suite;
 const { ended, jobs } = pipelineReader(cli);
 
 const PIPELINE = `
@@ -64,7 +43,7 @@ jobs:
 `;
 
 async function setPipeline(name: string): Promise<void> {
-  const file = path.join(dir, `${name}.yml`);
+  const file = path.join(suite.dir, `${name}.yml`);
   fs.writeFileSync(file, PIPELINE);
   await ok('set-pipeline', '-n', '-p', name, '-c', file);
 }

@@ -4,30 +4,15 @@
 // leaves the others; a set_pipeline step with across + instance_vars sets instances, and
 // `set_pipeline: self` in an instance sets that instance.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { pipelineKey } from '../../schemas/instance-vars';
-import { startHarness, type Harness } from '../workflows/harness';
-import { requireBuiltCli, runCli, type CliResult } from './cli-runner';
-import { pipelineReader } from './pipeline-cli';
+import { pipelineReader, pipelineSuite } from './pipeline-cli';
 
-jest.setTimeout(600_000);
-let h: Harness;
-let dir: string;
-
-beforeAll(async () => {
-  requireBuiltCli();
-  h = await startHarness({ killGraceMs: 1000 });
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-pipeline-instances-'));
+const suite = pipelineSuite('pipeline-instances', {
   // Steps run as their build's uid (a root worker): they read the pipeline files from here.
-  fs.chmodSync(dir, 0o755);
+  shared: true,
 });
-afterAll(async () => {
-  await h.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-const cli = (...args: string[]): Promise<CliResult> => runCli(args, { cwd: dir, queue: h.taskQueue });
+const { cli } = suite;
 const { buildLines, ended } = pipelineReader(cli);
 
 // `reconfigure` sets its own pipeline (self) from pr-next.yml, which adds a job.
@@ -57,11 +42,11 @@ const pipelines = async () => {
 };
 
 test('instances of one config run their jobs independently, are listed, and one is destroyed alone', async () => {
-  const file = path.join(dir, 'pr.yml');
-  fs.writeFileSync(file, PR().replace('DIR', dir));
+  const file = path.join(suite.dir, 'pr.yml');
+  fs.writeFileSync(file, PR().replace('DIR', suite.dir));
   fs.writeFileSync(
-    path.join(dir, 'pr-next.yml'),
-    PR('- name: lint\n  plan: [{task: t, config: {platform: linux, run: {path: "true"}}}]\n').replace('DIR', dir),
+    path.join(suite.dir, 'pr-next.yml'),
+    PR('- name: lint\n  plan: [{task: t, config: {platform: linux, run: {path: "true"}}}]\n').replace('DIR', suite.dir),
   );
 
   // The same name as a plain pipeline and as two instances: three pipelines.
@@ -172,11 +157,11 @@ test('a malformed ref gets an error saying what is wrong and how to write one', 
 
 test('a set_pipeline step with across and instance_vars sets one instance per value', async () => {
   fs.writeFileSync(
-    path.join(dir, 'branch.yml'),
+    path.join(suite.dir, 'branch.yml'),
     `jobs:\n- name: unit\n  plan: [{task: t, config: {platform: linux, run: {path: sh, args: [-c, 'echo "on ((branch)) ((greeting))"']}}}]\n`,
   );
   fs.writeFileSync(
-    path.join(dir, 'set.yml'),
+    path.join(suite.dir, 'set.yml'),
     `var_sources:
 - {name: vs, type: dummy, config: {vars: {tier: gold}}}
 plan:
@@ -184,7 +169,7 @@ plan:
   config:
     platform: linux
     outputs: [{name: ci}]
-    run: {path: sh, args: [-c, 'cat ${dir}/branch.yml > ci/branch.yml']}
+    run: {path: sh, args: [-c, 'cat ${suite.dir}/branch.yml > ci/branch.yml']}
 - across:
   - var: branch
     values: [main, feature-z]

@@ -3,24 +3,19 @@
 // `passed` see it, `passed` does not), a put aborted before it ended records nothing, and a put
 // inside a big fan-out's child workflow reaches the pipeline too.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { requireBuiltCli, runCli } from './cli-runner';
-import { nodeScript, pipelineReader } from './pipeline-cli';
-import { startHarness, waitFor, type Harness } from '../workflows/harness';
+import { nodeScript, pipelineReader, pipelineSuite } from './pipeline-cli';
+import { waitFor } from '../workflows/harness';
 
-jest.setTimeout(600_000);
-let h: Harness;
-let dir: string;
-
-beforeAll(async () => {
-  requireBuiltCli();
-  h = await startHarness({ killGraceMs: 1000 });
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-pipeline-outputs-'));
+const suite = pipelineSuite('pipeline-outputs', {
   // Steps run as their build's uid: they run the type's scripts from here.
-  fs.chmodSync(dir, 0o755);
+  shared: true,
+});
+const { cli } = suite;
+
+beforeAll(() => {
   // A resource type as a directory: out makes the version its params name, in writes it to `v`.
-  const type = path.join(dir, 'stamp');
+  const type = path.join(suite.dir, 'stamp');
   fs.mkdirSync(type, { mode: 0o755 });
   fs.writeFileSync(path.join(type, 'check'), nodeScript(`process.stdout.write('[]');`), { mode: 0o755 });
   fs.writeFileSync(
@@ -41,15 +36,9 @@ process.stdout.write(JSON.stringify({ version: req.version, metadata: [] }));`),
     },
   );
   // Where the builds' steps (their build's uid) leave their marks.
-  fs.mkdirSync(path.join(dir, 'marks'), { mode: 0o777 });
-  fs.chmodSync(path.join(dir, 'marks'), 0o777);
+  fs.mkdirSync(path.join(suite.dir, 'marks'), { mode: 0o777 });
+  fs.chmodSync(path.join(suite.dir, 'marks'), 0o777);
 });
-afterAll(async () => {
-  await h.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-const cli = (...args: string[]) => runCli(args, { cwd: dir, queue: h.taskQueue });
 
 const { buildLines, ended } = pipelineReader(cli);
 
@@ -106,7 +95,7 @@ jobs:
 `;
 
 test("a failed build's put is a version that gets see and passed does not; a fan-out part's put passes", async () => {
-  fs.writeFileSync(path.join(dir, 'outputs.yml'), PIPELINE);
+  fs.writeFileSync(path.join(suite.dir, 'outputs.yml'), PIPELINE);
   expect((await cli('set-pipeline', '-n', '-p', 'outputs', '-c', 'outputs.yml')).code).toBe(0);
   expect((await cli('unpause-pipeline', '-p', 'outputs')).code).toBe(0);
 
@@ -133,11 +122,11 @@ test("a failed build's put is a version that gets see and passed does not; a fan
 });
 
 test('an aborted build keeps the version its put made before the abort; a put aborted mid-way saves nothing', async () => {
-  const marks = path.join(dir, 'marks');
+  const marks = path.join(suite.dir, 'marks');
   const after = path.join(marks, 'after-put');
   const during = path.join(marks, 'during-put');
   fs.writeFileSync(
-    path.join(dir, 'aborts.yml'),
+    path.join(suite.dir, 'aborts.yml'),
     `
 resource_types:
 - {name: stamp, type: directory, source: {path: stamp}}

@@ -2,25 +2,20 @@
 // is not overwritten by an older one (a warning, the step succeeds), and an older build whose
 // file has nothing to change errors (Concourse's SetParentIDs returns ErrSetByNewerBuild).
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { requireBuiltCli, runCli } from './cli-runner';
-import { nodeScript, pipelineReader } from './pipeline-cli';
-import { startHarness, waitFor, type Harness } from '../workflows/harness';
+import { nodeScript, pipelineReader, pipelineSuite } from './pipeline-cli';
+import { waitFor } from '../workflows/harness';
 
-jest.setTimeout(600_000);
-let h: Harness;
-let dir: string;
-
-beforeAll(async () => {
-  requireBuiltCli();
-  h = await startHarness({ killGraceMs: 1000 });
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-pipeline-set-by-'));
+const suite = pipelineSuite('pipeline-set-by', {
   // Steps run as their build's uid: they run the type's scripts and read the files from here.
-  fs.chmodSync(dir, 0o755);
+  shared: true,
+});
+const { cli } = suite;
+
+beforeAll(() => {
   // A resource type as a directory: versions are the lines of `versions`; version V fetches
   // pipeline-V.yml as pipeline.yml, and V as `v`.
-  const type = path.join(dir, 'files');
+  const type = path.join(suite.dir, 'files');
   fs.mkdirSync(type, { mode: 0o755 });
   fs.writeFileSync(
     path.join(type, 'check'),
@@ -36,14 +31,8 @@ process.stdout.write(JSON.stringify({ version: req.version, metadata: [] }));`),
     { mode: 0o755 },
   );
   fs.writeFileSync(path.join(type, 'out'), nodeScript(`process.exit(1);`), { mode: 0o755 });
-  fs.writeFileSync(path.join(dir, 'versions'), '');
+  fs.writeFileSync(path.join(suite.dir, 'versions'), '');
 });
-afterAll(async () => {
-  await h.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
-});
-
-const cli = (...args: string[]) => runCli(args, { cwd: dir, queue: h.taskQueue });
 
 const { buildLines } = pipelineReader(cli);
 const jobs = () => buildLines('setby');
@@ -60,9 +49,9 @@ function reached(number: number, status: string): Promise<unknown> {
 // Builds of versions 1 and 3 wait for a gate file before they set the pipeline.
 const base = () => `
 resource_types:
-- {name: files, type: directory, source: {path: ${dir}/files}}
+- {name: files, type: directory, source: {path: ${suite.dir}/files}}
 resources:
-- {name: ci, type: files, check_every: 1s, source: {dir: ${dir}}}
+- {name: ci, type: files, check_every: 1s, source: {dir: ${suite.dir}}}
 jobs:
 - name: reconfigure
   plan:
@@ -73,22 +62,22 @@ jobs:
     config:
       platform: linux
       inputs: [{name: ci}]
-      run: {path: sh, args: [-c, 'while [ ! -e ${dir}/gate-$(cat ci/v) ] && [ $(cat ci/v) != 2 ] && [ $(cat ci/v) != 4 ]; do sleep 0.2; done']}
+      run: {path: sh, args: [-c, 'while [ ! -e ${suite.dir}/gate-$(cat ci/v) ] && [ $(cat ci/v) != 2 ] && [ $(cat ci/v) != 4 ]; do sleep 0.2; done']}
   - set_pipeline: self
     file: ci/pipeline.yml
 `;
 const job = (name: string) => `- name: ${name}\n  plan: [{task: t, config: {platform: linux, run: {path: 'true'}}}]\n`;
 
 test('an older build does not overwrite a pipeline a newer build of its job set', async () => {
-  const write = (v: string, text: string) => fs.writeFileSync(path.join(dir, `pipeline-${v}.yml`), text);
+  const write = (v: string, text: string) => fs.writeFileSync(path.join(suite.dir, `pipeline-${v}.yml`), text);
   write('1', base() + job('one'));
   write('2', base() + job('two'));
   write('3', base() + job('two') + job('three'));
   write('4', base() + job('two') + job('three'));
-  fs.writeFileSync(path.join(dir, 'setby.yml'), base());
+  fs.writeFileSync(path.join(suite.dir, 'setby.yml'), base());
   expect((await cli('set-pipeline', '-n', '-p', 'setby', '-c', 'setby.yml')).code).toBe(0);
   expect((await cli('unpause-pipeline', '-p', 'setby')).code).toBe(0);
-  const addVersion = (v: string) => fs.appendFileSync(path.join(dir, 'versions'), `${v}\n`);
+  const addVersion = (v: string) => fs.appendFileSync(path.join(suite.dir, 'versions'), `${v}\n`);
 
   // #1 waits; #2 sets pipeline-2; then #1, older, may not overwrite it: a warning, and it succeeds.
   addVersion('1');
@@ -96,7 +85,7 @@ test('an older build does not overwrite a pipeline a newer build of its job set'
   addVersion('2');
   await reached(2, 'succeeded');
   expect(Object.keys(await jobs())).toEqual(['reconfigure', 'two']);
-  fs.writeFileSync(path.join(dir, 'gate-1'), '');
+  fs.writeFileSync(path.join(suite.dir, 'gate-1'), '');
   await reached(1, 'succeeded');
   const log = await cli('watch', 'build-setby:reconfigure:1');
   expect(log.stdout + log.stderr).toContain('WARNING: the pipeline was not saved because it was already saved by a newer build');
@@ -109,7 +98,7 @@ test('an older build does not overwrite a pipeline a newer build of its job set'
   addVersion('4');
   await reached(4, 'succeeded');
   expect(Object.keys(await jobs())).toEqual(['reconfigure', 'two', 'three']);
-  fs.writeFileSync(path.join(dir, 'gate-3'), '');
+  fs.writeFileSync(path.join(suite.dir, 'gate-3'), '');
   await reached(3, 'errored');
   const errored = await cli('watch', 'build-setby:reconfigure:3');
   expect(errored.stdout + errored.stderr).toContain('no changes to apply.');

@@ -3,33 +3,24 @@
 // (passed: [unit]) putting a tag back, and trigger-job, pause/unpause and pinning as in Concourse.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { startHarness, type Harness } from '../workflows/harness';
-import { requireBuiltCli, runCli, type CliResult } from './cli-runner';
-import { pipelineReader } from './pipeline-cli';
+import { runCli } from './cli-runner';
+import { pipelineReader, pipelineSuite } from './pipeline-cli';
 
-jest.setTimeout(600_000);
-let h: Harness;
-let dir: string;
+const suite = pipelineSuite('pipelines', {
+  // Steps run as their build's uid (a root worker): they read this directory, and puts push to
+  // its bare repositories, which are shared with every uid (--shared=0777).
+  shared: true,
+});
+const { cli } = suite;
 let bare: string;
 let work: string;
 
-beforeAll(async () => {
-  requireBuiltCli();
-  h = await startHarness({ killGraceMs: 1000 });
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-pipelines-'));
-  // Steps run as their build's uid (a root worker): they read this directory, and puts push to
-  // its bare repositories, which are shared with every uid (--shared=0777).
-  fs.chmodSync(dir, 0o755);
-  bare = path.join(dir, 'booklit.git');
-  work = path.join(dir, 'work');
-  git(dir, 'init', '--quiet', '--bare', '--shared=0777', '--initial-branch=main', bare);
-  git(dir, 'clone', '--quiet', bare, work);
-});
-afterAll(async () => {
-  await h.stop();
-  fs.rmSync(dir, { recursive: true, force: true });
+beforeAll(() => {
+  bare = path.join(suite.dir, 'booklit.git');
+  work = path.join(suite.dir, 'work');
+  git(suite.dir, 'init', '--quiet', '--bare', '--shared=0777', '--initial-branch=main', bare);
+  git(suite.dir, 'clone', '--quiet', bare, work);
 });
 
 function git(cwd: string, ...args: string[]): string {
@@ -44,8 +35,6 @@ function commit(text: string): string {
   git(work, 'push', '--quiet', 'origin', 'HEAD:main');
   return git(work, 'rev-parse', 'HEAD');
 }
-
-const cli = (...args: string[]): Promise<CliResult> => runCli(args, { cwd: dir, queue: h.taskQueue });
 
 const { jobs, ended } = pipelineReader(cli);
 
@@ -83,13 +72,13 @@ jobs:
 `;
 
 test('a pipeline runs itself: check, trigger, passed, put, trigger-job, pause, pin', async () => {
-  const file = path.join(dir, 'booklit.yml');
+  const file = path.join(suite.dir, 'booklit.yml');
   fs.writeFileSync(file, PIPELINE('((uri))'));
   const first = commit('one');
 
   // Bad input is refused with file:line before anything changes. (An undefined var in a
   // source is a credential ref, resolved when the check runs, as fly leaves it.)
-  const badFile = path.join(dir, 'bad.yml');
+  const badFile = path.join(suite.dir, 'bad.yml');
   fs.writeFileSync(badFile, PIPELINE('((uri))').replace('check_every: 1s', 'check_every: ((every))'));
   const bad = await cli('set-pipeline', '-n', '-p', 'booklit', '-c', badFile);
   expect(bad.code).toBe(2);
@@ -98,8 +87,8 @@ test('a pipeline runs itself: check, trigger, passed, put, trigger-job, pause, p
 
   // fly's -c - (stdin, which asks nothing) and --dry-run: the diff, and nothing set.
   const dry = await runCli(['set-pipeline', '-p', 'booklit', '-c', '-', '--dry-run', '-v', `uri=file://${bare}`], {
-    cwd: dir,
-    queue: h.taskQueue,
+    cwd: suite.dir,
+    queue: suite.h.taskQueue,
     stdin: PIPELINE('((uri))'),
   });
   expect(dry).toMatchObject({ code: 0, stdout: expect.stringContaining('+  source: {uri: ((uri)), branch: main}') });
@@ -226,10 +215,10 @@ const HELLO = `
 `;
 
 test('a pipeline sets itself from a git get: set_pipeline: self, file and var_files from the artifact, vars', async () => {
-  const ciBare = path.join(dir, 'ci.git');
-  const ciWork = path.join(dir, 'ci-work');
-  git(dir, 'init', '--quiet', '--bare', '--shared=0777', '--initial-branch=main', ciBare);
-  git(dir, 'clone', '--quiet', ciBare, ciWork);
+  const ciBare = path.join(suite.dir, 'ci.git');
+  const ciWork = path.join(suite.dir, 'ci-work');
+  git(suite.dir, 'init', '--quiet', '--bare', '--shared=0777', '--initial-branch=main', ciBare);
+  git(suite.dir, 'clone', '--quiet', ciBare, ciWork);
   const push = (pipeline: string, message: string) => {
     fs.mkdirSync(path.join(ciWork, 'ci'), { recursive: true });
     fs.writeFileSync(path.join(ciWork, 'ci', 'pipeline.yml'), pipeline);
@@ -277,17 +266,17 @@ test('a pipeline sets itself from a git get: set_pipeline: self, file and var_fi
 });
 
 test("passed counts the versions a job's put made: a resource never checked feeds the next job", async () => {
-  const srcBare = path.join(dir, 'src.git');
-  const srcWork = path.join(dir, 'src-work');
-  const releaseBare = path.join(dir, 'release.git');
-  git(dir, 'init', '--quiet', '--bare', '--shared=0777', '--initial-branch=main', srcBare);
-  git(dir, 'init', '--quiet', '--bare', '--shared=0777', '--initial-branch=main', releaseBare);
-  git(dir, 'clone', '--quiet', srcBare, srcWork);
+  const srcBare = path.join(suite.dir, 'src.git');
+  const srcWork = path.join(suite.dir, 'src-work');
+  const releaseBare = path.join(suite.dir, 'release.git');
+  git(suite.dir, 'init', '--quiet', '--bare', '--shared=0777', '--initial-branch=main', srcBare);
+  git(suite.dir, 'init', '--quiet', '--bare', '--shared=0777', '--initial-branch=main', releaseBare);
+  git(suite.dir, 'clone', '--quiet', srcBare, srcWork);
   fs.writeFileSync(path.join(srcWork, 'version.txt'), 'one\n');
   git(srcWork, 'add', '.');
   git(srcWork, 'commit', '--quiet', '-m', 'one');
   git(srcWork, 'push', '--quiet', 'origin', 'HEAD:main');
-  const file = path.join(dir, 'release.yml');
+  const file = path.join(suite.dir, 'release.yml');
   fs.writeFileSync(
     file,
     `
@@ -332,10 +321,10 @@ jobs:
 // Its names hold dots, as Concourse's allow (its golang-lib example's job `golang-1.20`): the
 // build id holds them too, and its log still reaches the CLI through NATS.
 test('trigger-job checks the resources first (Concourse): a commit no check has seen is built at once, and once', async () => {
-  const repoBare = path.join(dir, 'manual.git');
-  const repoWork = path.join(dir, 'manual-work');
-  git(dir, 'init', '--quiet', '--bare', '--shared=0777', '--initial-branch=main', repoBare);
-  git(dir, 'clone', '--quiet', repoBare, repoWork);
+  const repoBare = path.join(suite.dir, 'manual.git');
+  const repoWork = path.join(suite.dir, 'manual-work');
+  git(suite.dir, 'init', '--quiet', '--bare', '--shared=0777', '--initial-branch=main', repoBare);
+  git(suite.dir, 'clone', '--quiet', repoBare, repoWork);
   const push = (text: string) => {
     fs.writeFileSync(path.join(repoWork, 'version.txt'), `${text}\n`);
     git(repoWork, 'add', '.');
@@ -343,7 +332,7 @@ test('trigger-job checks the resources first (Concourse): a commit no check has 
     git(repoWork, 'push', '--quiet', 'origin', 'HEAD:main');
   };
   push('one');
-  const file = path.join(dir, 'manual.yml');
+  const file = path.join(suite.dir, 'manual.yml');
   fs.writeFileSync(
     file,
     `
