@@ -13,7 +13,20 @@ export const CLIENT_COMMANDS = {
   pipelines: [
     // fly's names and aliases
     [
-      ...['set-pipeline', 'sp', 'get-pipeline', 'gp', 'pipelines', 'ps', 'destroy-pipeline', 'dp', 'pause-pipeline', 'pp'],
+      ...[
+        'set-pipeline',
+        'sp',
+        'get-pipeline',
+        'gp',
+        'pipelines',
+        'ps',
+        'destroy-pipeline',
+        'dp',
+        'rename-pipeline',
+        'rp',
+        'pause-pipeline',
+        'pp',
+      ],
       ...['unpause-pipeline', 'up'],
       ...['jobs', 'js', 'pause-job', 'pj', 'unpause-job', 'uj', 'trigger-job', 'tj', 'rerun-build', 'rb', 'check-resource', 'cr'],
       ...['schedule-job', 'sj'],

@@ -14,6 +14,7 @@ import {
   pipelineWorkflowId,
   SET_BY_NEWER_BUILD,
   type PipelineEnd,
+  type PipelineInput,
   type PipelineView,
   type SetBy,
 } from '../schemas/pipeline-api';
@@ -155,6 +156,24 @@ export async function applyPipeline(
     if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     return update();
   }
+}
+
+/**
+ * The input of pipeline `name` that takes over a renamed pipeline's (`input`, which the
+ * pipeline of key `from` handed over when it ended): its builds keep their workflow ids under
+ * `from`, and numbers go on past `counters`, those of a pipeline once destroyed under `name`.
+ */
+export function renamedPipelineInput(
+  from: string,
+  input: PipelineInput,
+  name: string,
+  counters: Record<string, number> = {},
+): PipelineInput {
+  const state = structuredClone(input.state);
+  for (const b of state.builds) b.workflowPipeline ??= from;
+  for (const [job, n] of Object.entries(counters)) state.counters[job] = Math.max(state.counters[job] ?? 0, n);
+  state.renamed = { jobs: {}, resources: {}, ...state.renamed, pipelines: [...(state.renamed?.pipelines ?? []), from] };
+  return { ...input, state, config: { ...input.config, name } };
 }
 
 /** Makes `by` the build that set the running pipeline last, its config unchanged (Concourse's SetParentIDs). */

@@ -17,6 +17,7 @@ export const PIPELINE_UPDATES = {
   pin: 'pin',
   toggleVersion: 'toggleVersion',
   destroy: 'destroy',
+  rename: 'rename',
 } as const;
 
 export const PIPELINE_QUERIES = { view: 'pipeline' } as const;
@@ -43,8 +44,8 @@ export const formatVersion = (version: Record<string, string>) =>
 export const jobBuildId = (pipeline: string, job: string, number: number) => `build-${pipeline}:${job}:${number}`;
 
 /** A job build's workflow id: under the job's name when it started, also after an `old_name:` rename. */
-export const buildWorkflowId = (pipeline: string, b: { job: string; number: number; workflowJob?: string }) =>
-  jobBuildId(pipeline, b.workflowJob ?? b.job, b.number);
+export const buildWorkflowId = (pipeline: string, b: { job: string; number: number; workflowJob?: string; workflowPipeline?: string }) =>
+  jobBuildId(b.workflowPipeline ?? pipeline, b.workflowJob ?? b.job, b.number);
 
 export interface PipelineInput {
   config: PipelineConfig;
@@ -145,6 +146,8 @@ export interface JobBuild {
   rerunOf?: number;
   /** the job's name in the build's workflow id (build-P:J:N), when the job has been renamed (`old_name:`) since */
   workflowJob?: string;
+  /** the pipeline's key in the build's workflow id, when the pipeline has been renamed (rename-pipeline) since */
+  workflowPipeline?: string;
   /** by input (get) name; empty while pending */
   inputs: Record<string, InputVersion>;
   /** versions its puts made, as `passed:` counts them (Concourse's successful_build_outputs: inputs and outputs) */
@@ -183,7 +186,12 @@ export interface SchedulerState {
    * `old_name:` renames: each former name of a job or resource to its name now, for the builds
    * and signals that carry a former name (absent until a rename)
    */
-  renamed?: { jobs: Record<string, string>; resources: Record<string, string> };
+  renamed?: {
+    jobs: Record<string, string>;
+    resources: Record<string, string>;
+    /** the keys the pipeline had before rename-pipeline, oldest first: its builds from then carry them */
+    pipelines?: string[];
+  };
 }
 
 /** Whether a resource's version (by its check order) is disabled (disable-resource-version). */

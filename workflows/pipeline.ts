@@ -101,6 +101,7 @@ export const pauseUpdate = defineUpdate<void, [{ job?: string; paused: boolean }
 export const pinUpdate = defineUpdate<void, [PinRequest]>(PIPELINE_UPDATES.pin);
 export const toggleVersionUpdate = defineUpdate<ResourceVersion, [VersionToggle]>(PIPELINE_UPDATES.toggleVersion);
 export const destroyUpdate = defineUpdate<void, []>(PIPELINE_UPDATES.destroy);
+export const renameUpdate = defineUpdate<PipelineInput, []>(PIPELINE_UPDATES.rename);
 export const outputSignal = defineSignal<[SavedOutput]>(PIPELINE_SIGNALS.output);
 
 /**
@@ -314,6 +315,23 @@ export async function pipeline(input: PipelineInput): Promise<PipelineEnd> {
     destroyed = true;
     poke();
   });
+  // rename-pipeline: the pipeline ends and hands its whole state to the one the CLI starts under the new name.
+  setHandler(
+    renameUpdate,
+    () => {
+      destroyed = true;
+      poke();
+      return { config, state, lastChecked, checkErrors, ...(setBy ? { setBy } : {}) };
+    },
+    {
+      validator: () => {
+        // A second rename (or one after destroy) would start a second pipeline with this one's state.
+        if (destroyed) throw new Error(`pipeline ${label()} is being destroyed or renamed already`);
+        if (config.instanceVars)
+          throw new Error(`pipeline ${label()} is an instance: rename-pipeline renames pipelines without instance vars`);
+      },
+    },
+  );
 
   const check = async (name: string, from: ResourceVersion | undefined): Promise<{ added: number; error?: string }> => {
     const r = resource(name);

@@ -69,6 +69,7 @@ export async function builds(opts: {
   const clauses = [`WorkflowType = '${BUILD_WORKFLOW}'`];
   if (opts.status) clauses.push(statusClause(opts.status as keyof typeof STATUS_COLORS));
   if (opts.plan) clauses.push(`CausewayPlan = ${quoted(opts.plan)}`);
+  let byPipeline: string | undefined;
   if (opts.pipeline) {
     let ref: ReturnType<typeof parsePipelineRef>;
     try {
@@ -76,7 +77,7 @@ export async function builds(opts: {
     } catch (err) {
       throw new CliError(`-p ${opts.pipeline}: ${(err as Error).message}`, 'e.g. -p booklit, or -p pr/branch:feature-x for an instance');
     }
-    clauses.push(`CausewayPipeline = ${quoted(pipelineKey(ref))}`);
+    byPipeline = pipelineKey(ref);
   }
   if (since) clauses.push(`StartTime >= '${since}'`);
   if (until) clauses.push(`StartTime <= '${until}'`);
@@ -94,12 +95,11 @@ export async function builds(opts: {
       }
       // Builds carry the pipeline's key (an instance's is not its name).
       const pipeline = pipelineKey(parsed.pipeline);
-      // A job renamed with old_name: its builds from before carry the names it had.
-      const last = await lastPipelineView(session.client, pipeline).catch(() => undefined);
-      const renamed = last?.running ? Object.entries(last.view.state.renamed?.jobs ?? {}) : [];
-      const names = [parsed.name, ...renamed.filter(([, now]) => now === parsed.name).map(([before]) => before)];
-      clauses.push(`CausewayPipeline = ${quoted(pipeline)} AND CausewayJob IN (${names.map(quoted).join(', ')})`);
+      const { keys, renamed } = await formerNames(session, pipeline);
+      const jobs = [parsed.name, ...Object.entries(renamed.jobs ?? {}).flatMap(([before, now]) => (now === parsed.name ? [before] : []))];
+      clauses.push(`CausewayPipeline IN (${keys.map(quoted).join(', ')}) AND CausewayJob IN (${jobs.map(quoted).join(', ')})`);
     }
+    if (byPipeline) clauses.push(`CausewayPipeline IN (${(await formerNames(session, byPipeline)).keys.map(quoted).join(', ')})`);
     const rows = [['BUILD', 'RUN', 'PLAN', 'STATUS', 'STARTED', 'DURATION', 'LINEAGE']];
     const builds: object[] = [];
     for await (const wf of session.client.workflow.list({ query: clauses.join(' AND '), pageSize: limit })) {
@@ -133,6 +133,17 @@ export async function builds(opts: {
   } finally {
     await session.close();
   }
+}
+
+/**
+ * A pipeline's key with those it had before rename-pipeline, and its old_name renames: its
+ * builds from before carry those names. Only the pipeline itself knows them; none when it
+ * does not answer (destroyed, or no worker).
+ */
+async function formerNames(session: Session, key: string): Promise<{ keys: string[]; renamed: { jobs?: Record<string, string> } }> {
+  const last = await lastPipelineView(session.client, key).catch(() => undefined);
+  const renamed: { jobs?: Record<string, string>; pipelines?: string[] } = last?.running ? (last.view.state.renamed ?? {}) : {};
+  return { keys: [key, ...(renamed.pipelines ?? [])], renamed };
 }
 
 export async function status(buildId: string, opts: { json?: boolean; all?: boolean }): Promise<void> {

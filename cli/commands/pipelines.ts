@@ -17,6 +17,7 @@ import {
   credentialRefsNote,
   lastPipelineView,
   pipelineDiff,
+  renamedPipelineInput,
 } from '../../common/pipeline-set';
 import { EXIT_CODES } from '../exit-codes';
 import { CausewayPipeline } from '../../common/search-attributes';
@@ -48,6 +49,7 @@ import {
   pipelineKeyOfWorkflowId,
   pipelineWorkflowId,
   type PinRequest,
+  type PipelineInput,
   type PipelineView,
 } from '../../schemas/pipeline-api';
 import { buildUrl, openSession, type Session } from '../connect';
@@ -376,6 +378,53 @@ export async function destroyPipeline(opts: { pipeline: string; nonInteractive?:
     }
     await update(s.client, p, PIPELINE_UPDATES.destroy);
     say(`pipeline ${p.display} destroyed`);
+  });
+}
+
+/**
+ * fly's rename-pipeline: the pipeline's workflow ends handing over its whole state (versions,
+ * builds, pins, pauses), and a workflow under the new name goes on from it. Its builds keep
+ * their workflow ids under the old name. A start that fails puts the old pipeline back.
+ */
+export async function renamePipeline(opts: { oldName: string; newName: string }): Promise<void> {
+  // As fly: an instance group is named without its vars.
+  for (const [flag, name] of [
+    ['old', opts.oldName],
+    ['new', opts.newName],
+  ])
+    if (name.includes('/')) throw new CliError(`${flag} pipeline name cannot contain '/'`);
+  const bad = checkName('pipeline', opts.newName);
+  if (bad) throw new CliError(`-n ${opts.newName}: ${bad}`);
+  if (opts.newName === opts.oldName) throw new CliError(`pipeline '${opts.oldName}' is named so already`);
+  await withSession(async (s) => {
+    const old = await lastPipelineView(s.client, opts.oldName);
+    if (!old?.running)
+      throw new CliError(
+        `pipeline '${opts.oldName}' not found`,
+        'list pipelines with `causeway pipelines` (an instance group is not renamed here)',
+      );
+    const taken = await lastPipelineView(s.client, opts.newName);
+    if (taken?.running) throw new CliError(`pipeline '${opts.newName}' already exists`, 'destroy it first, or pick another name');
+    const input = await update<PipelineInput>(s.client, pipelineFlag(opts.oldName), PIPELINE_UPDATES.rename);
+    const start = (name: string, args: PipelineInput) =>
+      s.client.workflow.start(PIPELINE_WORKFLOW, {
+        taskQueue: s.taskQueue,
+        workflowId: pipelineWorkflowId(name),
+        args: [args],
+        staticSummary: `pipeline ${name}`,
+      });
+    try {
+      await start(
+        opts.newName,
+        renamedPipelineInput(opts.oldName, input, opts.newName, taken?.running === false ? taken.counters : undefined),
+      );
+    } catch (err) {
+      await start(opts.oldName, input);
+      throw new CliError(
+        `could not start pipeline '${opts.newName}' (pipeline '${opts.oldName}' is back as it was): ${(err as Error).message}`,
+      );
+    }
+    say(`pipeline successfully renamed to '${opts.newName}'`);
   });
 }
 

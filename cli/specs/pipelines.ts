@@ -107,6 +107,23 @@ Example:
     .option('--team <name>', teamHelp('the pipeline'), oneTeam)
     .action(lazy(() => impl().destroyPipeline));
 
+  program
+    .command('rename-pipeline')
+    .alias('rp')
+    .description("rename a pipeline: it keeps its versions, builds, pins and pauses (fly's rename-pipeline)")
+    .requiredOption('-o, --old-name <name>', 'the pipeline to rename')
+    .requiredOption('-n, --new-name <name>', 'its new name')
+    .option('--team <name>', teamHelp('the pipeline'), oneTeam)
+    .addHelpText(
+      'after',
+      `
+Its builds from before keep their ids (build-OLD:JOB:N); \`builds -p NEW\` lists them too.
+
+Example:
+  causeway rename-pipeline -o booklit -n booklit-v2`,
+    )
+    .action(lazy(() => impl().renamePipeline));
+
   for (const [command, paused] of [
     ['pause-pipeline', true],
     ['unpause-pipeline', false],

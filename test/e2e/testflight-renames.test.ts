@@ -49,3 +49,25 @@ test('renaming a resource preserves its version history', async () => {
   expect(versions).toContain(guid1);
   await buildsAre('some-passing-job', ['#1 succeeded', '#2 succeeded']);
 });
+
+test('a renamed pipeline runs scheduled builds, numbering on; its builds from before keep their ids', async () => {
+  await tf.setAndUnpausePipeline('simple');
+  expect((await tf.triggerAndWatch('simple')).stdout).toContain('Hello, world!');
+  const renamed = `${tf.pipeline}-renamed`;
+  try {
+    const rp = await tf.fly('rename-pipeline', '-o', tf.pipeline, '-n', renamed);
+    expect(rp.stderr).toContain(`pipeline successfully renamed to '${renamed}'`);
+    expect((await tf.fly('jobs', '-p', tf.pipeline)).stderr).toContain(`no pipeline ${tf.pipeline}`);
+    expect((await tf.fly('rename-pipeline', '-o', tf.pipeline, '-n', 'x')).stderr).toContain(`pipeline '${tf.pipeline}' not found`);
+
+    const watched = await tf.fly('trigger-job', '-j', `${renamed}/simple`, '-w');
+    expect(watched.stdout).toContain('Hello, world!');
+    expect(watched.stderr).toContain(`started ${renamed}/simple #2`);
+    const listed = (await tf.fly('builds', '-p', renamed)).stdout;
+    expect(listed).toContain(`build-${tf.pipeline}:simple:1`);
+    expect(listed).toContain(`build-${renamed}:simple:2`);
+    expect((await tf.fly('watch', '-j', `${renamed}/simple`, '-b', '1')).stdout).toContain('Hello, world!');
+  } finally {
+    await tf.fly('destroy-pipeline', '-n', '-p', renamed);
+  }
+});
