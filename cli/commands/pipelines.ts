@@ -265,7 +265,8 @@ export async function setPipeline(opts: {
  * fly's --check-creds: each credential ref set-pipeline leaves to the workers' credential manager
  * is looked up now, in the manager this shell names as the workers' (CAUSEWAY_CREDS or
  * CAUSEWAY_CREDS_FILE, under CAUSEWAY_CREDS_TEAM), as Concourse checks them against its own
- * before it saves. Refs of a `var_sources` entry are left to the run, as Concourse leaves them.
+ * before it saves. Refs to a `var_sources` entry (`((source:name))`) are left to the run, as
+ * Concourse leaves them; unsourced refs inside a var source's config are looked up like others.
  */
 async function checkCredentials(config: PipelineConfig): Promise<void> {
   const refs = new Map(
