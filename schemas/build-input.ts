@@ -26,6 +26,16 @@ import type {
   TryStep,
 } from './compiled';
 import { BuildStatus, ServiceState, StepState } from './messages';
+import {
+  acrossProblem,
+  artifactFileProblem,
+  attemptsProblem,
+  envNameProblem,
+  MAX_NAME_BYTES,
+  nameProblem,
+  nulProblem,
+  relativePathProblem,
+} from './safe-values';
 
 /** Raised when the input's shape changes incompatibly; it is the JSON Schemas' `$id` suffix. */
 export const BUILD_INPUT_VERSION = 1;
@@ -42,7 +52,10 @@ const ImageResource = z
   .meta({ id: 'ImageResource' });
 const TaskInput = z.strictObject({ name: z.string().min(1), path: z.string().optional(), optional: z.boolean().optional() });
 const TaskOutput = z.strictObject({ name: z.string().min(1), path: z.string().optional() });
-const ContainerLimits = z.strictObject({ cpu: z.number().optional(), memory: z.number().meta({ description: 'bytes' }).optional() });
+const ContainerLimits = z.strictObject({
+  cpu: z.number().int().nonnegative().optional(),
+  memory: z.number().int().nonnegative().meta({ description: 'bytes' }).optional(),
+});
 
 const TaskConfigSchema = z
   .strictObject({
@@ -132,7 +145,8 @@ const common = {
     .regex(/^[A-Za-z0-9_.-]+$/)
     .meta({ description: 'stable id from the step position, e.g. "plan.2.in_parallel.0"' }),
   line: z.number().int().optional(),
-  timeoutMs: z.number().int().positive().optional(),
+  // The longest Go duration, as the compiler reads `timeout`.
+  timeoutMs: z.number().int().positive().max(9_223_372_036_854).optional(),
   attempts: z.number().int().positive().optional(),
   tags: z.array(z.string()).optional(),
   get hooks(): z.ZodOptional<z.ZodType<Hooks>> {
@@ -395,9 +409,151 @@ export class BuildInputError extends Error {
 
 /** Parses the `build` workflow's argument; throws BuildInputError naming what is wrong. */
 export function parseBuildInput(raw: unknown): BuildInput {
+  // Before zod, which recurses into steps: a client's JSON may nest thousands deep.
+  const deep = depthProblem(raw);
+  if (deep) throw new BuildInputError([deep]);
   const result = BuildInputSchema.safeParse(raw);
-  if (result.success) return result.data;
-  throw new BuildInputError(result.error.issues.slice(0, 10).map((i) => `${jsonPath(i.path)}: ${i.message}`));
+  if (!result.success) throw new BuildInputError(result.error.issues.slice(0, 10).map((i) => `${jsonPath(i.path)}: ${i.message}`));
+  // What the compiler refuses in a plan file is refused from any client too: these values
+  // become directory names, paths, environments and activity names on a worker.
+  const problems = inputProblems(result.data);
+  if (problems.length > 0) throw new BuildInputError(problems.slice(0, 10));
+  return result.data;
+}
+
+/**
+ * How deeply steps may nest in an input: a compiled plan's never nest deeper than its step ids
+ * allow (255 bytes, at least 2 per level). And the JSON as a whole: every walk of it recurses.
+ */
+export const MAX_INPUT_STEP_DEPTH = 128;
+export const MAX_INPUT_DEPTH = 1024;
+
+/** Walks `raw` without recursion; the first place it nests too deeply, or undefined. */
+function depthProblem(raw: unknown): string | undefined {
+  const shown = (path: string) => {
+    const p = path.replace(/^\./, '');
+    return p.length > 120 ? `${p.slice(0, 50)}…${p.slice(-50)}` : p;
+  };
+  const stack: { value: unknown; depth: number; steps: number; path: string }[] = [{ value: raw, depth: 0, steps: 0, path: '' }];
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    const { value, depth, steps, path } = next;
+    if (value === null || typeof value !== 'object') continue;
+    if (depth > MAX_INPUT_DEPTH) return `${shown(path)}: the input nests more than ${MAX_INPUT_DEPTH} levels deep`;
+    const isStep = typeof (value as { kind?: unknown }).kind === 'string' && typeof (value as { id?: unknown }).id === 'string';
+    if (isStep && steps >= MAX_INPUT_STEP_DEPTH)
+      return `${shown(path)}: steps nest more than ${MAX_INPUT_STEP_DEPTH} levels deep (a compiled plan's step ids, at most ${MAX_NAME_BYTES} bytes, allow fewer)`;
+    const entries = Array.isArray(value)
+      ? value.map((v, i) => [`[${i}]`, v] as const)
+      : Object.entries(value).map(([k, v]) => [`.${k}`, v] as const);
+    for (const [key, child] of entries) stack.push({ value: child, depth: depth + 1, steps: steps + (isStep ? 1 : 0), path: path + key });
+  }
+  return undefined;
+}
+
+// Ids as the compiler makes them (`plan.2.in_parallel.0`): they name directories, activities and containers.
+const STEP_ID = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
+const SERVICE_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
+
+/** What the compiler would have refused in a parsed input, each with its JSON path. */
+export function inputProblems(input: BuildInput): string[] {
+  const problems: string[] = [];
+  const add = (at: string, problem: string | undefined) => {
+    if (problem) problems.push(`${at}: ${problem}`);
+  };
+  add('plan.name', nameProblem(input.plan.name));
+  input.uploads.forEach((n, i) => add(`uploads[${i}]`, nameProblem(n)));
+  input.downloads.forEach((n, i) => add(`downloads[${i}]`, nameProblem(n)));
+  const ids = new Set<string>();
+  const env = (at: string, vars: Record<string, string>) => {
+    for (const [name, value] of Object.entries(vars)) add(`${at}.${name}`, envNameProblem(name) ?? nulProblem('its value', value));
+  };
+  const mapping = (at: string, m: Record<string, string>) => {
+    for (const [from, to] of Object.entries(m)) add(`${at}.${from}`, nameProblem(from) ?? nameProblem(to));
+  };
+  const config = (
+    at: string,
+    c: Pick<TaskConfig, 'inputs' | 'params' | 'run'> & { outputs?: TaskConfig['outputs']; caches?: TaskConfig['caches'] },
+  ) => {
+    for (const [key, list] of [
+      ['inputs', c.inputs],
+      ['outputs', c.outputs ?? []],
+    ] as const) {
+      list.forEach((item, i) => {
+        add(`${at}.${key}[${i}].name`, nameProblem(item.name));
+        if (item.path !== undefined) add(`${at}.${key}[${i}].path`, relativePathProblem(item.path));
+      });
+    }
+    (c.caches ?? []).forEach((cache, i) => {
+      const escapes = relativePathProblem(cache.path);
+      add(
+        `${at}.caches[${i}].path`,
+        escapes ??
+          (cache.path.split('/').every((seg) => seg === '' || seg === '.') ? 'a cache cannot be the whole working directory' : undefined),
+      );
+    });
+    if (c.run.dir !== undefined) add(`${at}.run.dir`, relativePathProblem(c.run.dir));
+    add(`${at}.run.path`, nulProblem('`run.path`', c.run.path));
+    c.run.args.forEach((arg, i) => add(`${at}.run.args[${i}]`, nulProblem('this argument', arg)));
+    env(`${at}.params`, c.params);
+  };
+  const visit = (step: Step, at: string, times: number) => {
+    if (!STEP_ID.test(step.id))
+      add(
+        `${at}.id`,
+        `\`${step.id}\` is not a step id: dot-separated parts of letters, digits, \`_\` and \`-\`, as "plan.2.in_parallel.0"`,
+      );
+    else if (step.id.length > MAX_NAME_BYTES)
+      add(`${at}.id`, `a step id is at most ${MAX_NAME_BYTES} bytes (it names a directory); this one is ${step.id.length}`);
+    else if (ids.has(step.id))
+      add(`${at}.id`, `the step id \`${step.id}\` is used twice: each step's id is its own (it names its activities and containers)`);
+    ids.add(step.id);
+    const own = step.across ? step.across.vars.reduce((n, v) => n * (Array.isArray(v.values) ? v.values.length : 1), times) : times;
+    if (step.across) add(`${at}.across`, acrossProblem(own));
+    if (step.attempts !== undefined) add(`${at}.attempts`, attemptsProblem(step.attempts));
+    (step.services ?? []).forEach((s, i) => {
+      const sat = `${at}.services[${i}]`;
+      if (!SERVICE_NAME.test(s.name))
+        add(`${sat}.name`, 'a service name starts with a letter and has only letters, digits, `_` and `-` (it names env vars)');
+      if (s.file !== undefined) add(`${sat}.file`, artifactFileProblem(s.file));
+      env(`${sat}.params`, s.params);
+      mapping(`${sat}.inputMapping`, s.inputMapping);
+      if (s.config) config(`${sat}.config`, s.config);
+    });
+    switch (step.kind) {
+      case 'task':
+        if (step.file !== undefined) add(`${at}.file`, artifactFileProblem(step.file));
+        if (step.config) config(`${at}.config`, step.config);
+        env(`${at}.params`, step.params);
+        mapping(`${at}.inputMapping`, step.inputMapping);
+        mapping(`${at}.outputMapping`, step.outputMapping);
+        break;
+      case 'get':
+        add(`${at}.name`, nameProblem(step.name));
+        break;
+      case 'put':
+        add(`${at}.name`, nameProblem(step.name));
+        if (Array.isArray(step.inputs)) step.inputs.forEach((n, i) => add(`${at}.inputs[${i}]`, nameProblem(n)));
+        break;
+      case 'load_var':
+        add(`${at}.file`, artifactFileProblem(step.file));
+        break;
+      case 'set_pipeline':
+        add(`${at}.file`, artifactFileProblem(step.file));
+        step.varFiles.forEach((f, i) => add(`${at}.varFiles[${i}]`, artifactFileProblem(f)));
+        break;
+      case 'do':
+      case 'in_parallel':
+        step.steps.forEach((child, i) => visit(child, `${at}.steps[${i}]`, own));
+        break;
+      case 'try':
+        visit(step.step, `${at}.step`, own);
+        break;
+    }
+    // Hooks wrap across: they run once per run of the step, not per iteration.
+    for (const [hook, child] of Object.entries(step.hooks ?? {})) if (child) visit(child, `${at}.hooks.${hook}`, times);
+  };
+  visit(input.plan.plan, 'plan.plan', 1);
+  return problems;
 }
 
 function jsonPath(path: PropertyKey[]): string {

@@ -5,6 +5,18 @@
 import path from 'node:path';
 import type { CompiledPlan, Step, TaskConfig } from './compiled';
 import { PlanError, type Path, type Source } from './errors';
+import {
+  acrossProblem,
+  artifactFileProblem,
+  attemptsProblem,
+  envNameProblem,
+  MAX_NAME_BYTES,
+  nameProblem,
+  nulProblem,
+  relativePathProblem,
+} from './safe-values';
+
+export { nameProblem, relativePathProblem };
 
 /** Temporal's default limit on one payload (the server's blob size limit); the whole plan travels in one. */
 export const TEMPORAL_PAYLOAD_LIMIT = 2 * 1024 * 1024;
@@ -16,7 +28,7 @@ export const MAX_ARG_STRLEN = 32 * 4096;
  */
 export const MAX_ARGS_TOTAL = 1024 * 1024;
 /** A step id (with `.across.<i>` parts added at run time) names a directory: at most NAME_MAX bytes. */
-export const MAX_STEP_ID = 255;
+export const MAX_STEP_ID = MAX_NAME_BYTES;
 /** What `.across.<i>.<j>` adds to the id of an across step's iterations, per var, when the count is not known yet. */
 const ACROSS_ID_WORST = '.across'.length;
 const ACROSS_INDEX_WORST = '.99999'.length;
@@ -25,25 +37,6 @@ export function formatBytes(n: number): string {
   if (n >= 1024 * 1024) return `${(n / (1024 * 1024)).toFixed(1)} MB`;
   if (n >= 1024) return `${(n / 1024).toFixed(1)} KB`;
   return `${n} bytes`;
-}
-
-/** Why `name` cannot name an artifact, a plan or a cache (it becomes one directory name), or undefined. */
-export function nameProblem(name: string): string | undefined {
-  if (name === '.' || name === '..') return `\`${name}\` is not a name: it would mean another directory`;
-  if (name.includes('/')) return `\`${name}\` contains \`/\`: a name becomes one directory name`;
-  if (name.includes('\0')) return 'a name must not contain a NUL byte';
-  if (Buffer.byteLength(name) > MAX_STEP_ID)
-    return `a name is at most ${MAX_STEP_ID} bytes (it becomes a directory name); this one is ${Buffer.byteLength(name)}`;
-  return undefined;
-}
-
-/** Why `p` (relative to the step's working directory) would reach outside it, or undefined. */
-export function relativePathProblem(p: string): string | undefined {
-  if (p.includes('\0')) return 'a path must not contain a NUL byte';
-  if (path.posix.isAbsolute(p)) return `\`${p}\` is absolute; paths are relative to the task's working directory`;
-  const normal = path.posix.normalize(p);
-  if (normal === '..' || normal.startsWith('../')) return `\`${p}\` leaves the task's working directory`;
-  return undefined;
 }
 
 /** Artifact names and the paths of a task config's inputs, outputs, caches and `run.dir`; its environment's size. */
@@ -69,7 +62,11 @@ export function checkTaskConfig(src: Source, c: TaskConfig, at: Path): void {
   const dir = c.run.dir === undefined ? undefined : relativePathProblem(c.run.dir);
   if (dir) src.add([...at, 'run', 'dir'], dir);
   checkEnvironment(src, c.params, [...at, 'params']);
+  const command = nulProblem('`run.path`', c.run.path);
+  if (command) src.add([...at, 'run', 'path'], command);
   c.run.args.forEach((arg, i) => {
+    const nul = nulProblem('this argument', arg);
+    if (nul) src.add([...at, 'run', 'args', i], nul);
     if (Buffer.byteLength(arg) >= MAX_ARG_STRLEN) {
       src.add(
         [...at, 'run', 'args', i],
@@ -79,16 +76,20 @@ export function checkTaskConfig(src: Source, c: TaskConfig, at: Path): void {
   });
 }
 
-/** Each variable of an environment against MAX_ARG_STRLEN (a `NAME=value` string). */
+/** Each variable of an environment: a name execve takes, no NUL, and MAX_ARG_STRLEN for its `NAME=value` string. */
 function checkEnvironment(src: Source, env: Record<string, string>, at: Path): void {
   for (const [name, value] of Object.entries(env)) {
-    const size = Buffer.byteLength(name) + 1 + Buffer.byteLength(value);
-    if (size >= MAX_ARG_STRLEN) src.add([...at, name], envProblem(name, size));
+    for (const problem of envProblems({ [name]: value })) src.add([...at, name], problem, { key: problem.startsWith('param name') });
   }
 }
 
-function envProblems(env: Record<string, string>): string[] {
+/** What is wrong with each variable of an environment: its name, a NUL in its value, its size. */
+export function envProblems(env: Record<string, string>): string[] {
   return Object.entries(env).flatMap(([name, value]) => {
+    const badName = envNameProblem(name);
+    if (badName) return [`param name: ${badName}`];
+    const nul = nulProblem(`param \`${name}\``, value);
+    if (nul) return [nul];
     const size = Buffer.byteLength(name) + 1 + Buffer.byteLength(value);
     return size >= MAX_ARG_STRLEN ? [envProblem(name, size)] : [];
   });
@@ -107,23 +108,32 @@ function envSize(env: Record<string, string>): number {
   return Object.entries(env).reduce((n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v) + 2, 0);
 }
 
-/** Every step of `step`'s tree, with what `across` adds to its id at run time. */
-function* walk(step: Step, extra = 0): Generator<{ step: Step; extra: number }> {
+/**
+ * Every step of `step`'s tree, with what `across` adds to its id at run time and how many times
+ * it runs (the enclosing across' numbers of values multiplied; a ((.:var)) list counts 1, unknown
+ * until the step runs).
+ */
+function* walk(step: Step, extra = 0, times = 1): Generator<{ step: Step; extra: number; times: number }> {
   const own = step.across ? extra + ACROSS_ID_WORST + step.across.vars.length * ACROSS_INDEX_WORST : extra;
-  yield { step, extra: own };
+  const ownTimes = step.across ? step.across.vars.reduce((n, v) => n * (Array.isArray(v.values) ? v.values.length : 1), times) : times;
+  yield { step, extra: own, times: ownTimes };
   const children: Step[] = [];
   if (step.kind === 'do' || step.kind === 'in_parallel') children.push(...step.steps);
   if (step.kind === 'try') children.push(step.step);
   for (const hook of Object.values(step.hooks ?? {})) if (hook) children.push(hook);
   // Hooks wrap across, so they do not get its suffix; the step's own children do.
-  for (const child of children) yield* walk(child, Object.values(step.hooks ?? {}).includes(child) ? extra : own);
+  for (const child of children) {
+    const hook = Object.values(step.hooks ?? {}).includes(child);
+    yield* walk(child, hook ? extra : own, hook ? times : ownTimes);
+  }
 }
 
 /** Checks of the whole compiled plan; issues go to `src` at each step's line. */
 export function checkPlan(src: Source, plan: CompiledPlan, namePath: Path): void {
   const bad = nameProblem(plan.name);
   if (bad) src.add(namePath, `plan name: ${bad}`);
-  for (const { step, extra } of walk(plan.plan)) {
+  let tooMany = false;
+  for (const { step, extra, times } of walk(plan.plan)) {
     const length = Buffer.byteLength(step.id) + extra;
     if (length > MAX_STEP_ID) {
       addAtLine(
@@ -133,6 +143,19 @@ export function checkPlan(src: Source, plan: CompiledPlan, namePath: Path): void
         `steps nested too deeply: this step's id is ${length} bytes${extra ? ' with its across indices' : ''}, and a step id becomes a directory name of at most ${MAX_STEP_ID} bytes; nest fewer do/try/in_parallel levels`,
       );
       return; // every step below is deeper still: one message says it
+    }
+    // Said once, at the outermost step that runs too often: the steps inside it run as often.
+    const runsTooOften: string | undefined = tooMany || !step.across ? undefined : acrossProblem(times);
+    if (runsTooOften) addAtLine(src, step.line ?? 1, `${step.id}.across`, runsTooOften);
+    tooMany ||= runsTooOften !== undefined;
+    const attempts = step.attempts === undefined ? undefined : attemptsProblem(step.attempts);
+    if (attempts) addAtLine(src, step.line ?? 1, `${step.id}.attempts`, attempts);
+    for (const [at, file] of filesOf(step)) {
+      const problem = artifactFileProblem(file);
+      if (problem) addAtLine(src, step.line ?? 1, `${step.id}.${at}`, problem);
+    }
+    for (const [i, service] of (step.services ?? []).entries()) {
+      for (const problem of envProblems(service.params)) addAtLine(src, step.line ?? 1, `${step.id}.services[${i}].params`, problem);
     }
     if (step.kind !== 'task') continue;
     for (const problem of envProblems(step.params)) addAtLine(src, step.line ?? 1, `${step.id}.params`, problem);
@@ -148,6 +171,18 @@ export function checkPlan(src: Source, plan: CompiledPlan, namePath: Path): void
       );
     }
   }
+}
+
+/** The files a step reads from artifacts, `<artifact>/<path>`, by the key that names each. */
+export function filesOf(step: Step): [string, string][] {
+  const services = (step.services ?? []).flatMap((s, i): [string, string][] =>
+    s.file === undefined ? [] : [[`services[${i}].file`, s.file]],
+  );
+  if (step.kind === 'task' && step.file !== undefined) return [['file', step.file], ...services];
+  if (step.kind === 'load_var') return [['file', step.file], ...services];
+  if (step.kind === 'set_pipeline')
+    return [['file', step.file], ...step.varFiles.map((f, i): [string, string] => [`var_files[${i}]`, f]), ...services];
+  return services;
 }
 
 /** The compiled plan against Temporal's payload limit: it is the build workflow's input. */

@@ -1,6 +1,7 @@
 // Hostile YAML files (schemas/errors.ts, Source): each is refused before the parser spends
 // seconds, gigabytes or its stack on it, with FILE:LINE:COL, what is wrong and what to do.
 import { compilePlan, parseTaskConfig } from '../../schemas';
+import { BuildInputError, parseBuildInput } from '../../schemas/build-input';
 import { MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, Source } from '../../schemas/errors';
 
 const TASK = '{task: t, config: {platform: linux, run: {path: echo}}}';
@@ -130,5 +131,187 @@ describe('bytes that are not YAML text', () => {
     expect(compileError(`plan:\n- ${TASK}\n---\nplan: []\n`)).toMatch(
       /^p\.yml:\d+:1: invalid YAML: a second YAML document \(`---`\) starts here; .*: remove the `---`, or split the file$/,
     );
+  });
+});
+
+describe('values that end up in an environment, a path or a process', () => {
+  test('param names a process cannot have (`=`, NUL, empty) and NUL in values are refused before the build', () => {
+    const message = compileError(
+      `plan:\n- task: t\n  params: {"A=B": x, "C\\0D": y, "": z, "1X": w, OK: "v\\0"}\n  config: {platform: linux, run: {path: echo}}\n`,
+    );
+    expect(message).toContain('plan.0.params: param name: `A=B` contains `=`, which no environment variable');
+    expect(message).toContain('plan.0.params: param name: `C\\u0000D` contains a NUL byte');
+    expect(message).toContain('plan.0.params: param name: an environment variable needs a name; this one is empty');
+    expect(message).toContain('plan.0.params: param `OK` contains a NUL byte');
+    expect(message).not.toContain('1X');
+  });
+
+  test("a task config's params, run.path and args are checked where they are written", () => {
+    expect(() => parseTaskConfig({ file: 't.yml', text: 'run: {path: "a\\0b", args: ["x\\0"]}\nparams: {"E=F": 1}\n' })).toThrow(
+      [
+        't.yml:1:13: run.path: `run.path` contains a NUL byte, which a process cannot be given: remove it',
+        't.yml:1:28: run.args[0]: this argument contains a NUL byte, which a process cannot be given: remove it',
+        "t.yml:2:10: params.E=F: param name: `E=F` contains `=`, which no environment variable's name can hold (the environment is NAME=value): rename it",
+      ].join('\n'),
+    );
+  });
+
+  test("a `file:` outside the build's artifacts is refused at compile time (task, load_var, set_pipeline, service)", () => {
+    const message = compileError(`plan:
+- task: a
+  file: ../../etc/passwd
+- task: b
+  file: /etc/passwd
+- load_var: v
+  file: repo/../../x.yml
+- set_pipeline: p
+  file: repo/p.yml
+  var_files: [repo/../../v.yml]
+- task: c
+  config: {platform: linux, run: {path: echo}}
+  services:
+  - {name: db, file: ../db.yml}
+`);
+    expect(message.split('\n')).toEqual([
+      expect.stringMatching(
+        /^p\.yml:2:1: plan\.0\.file: `\.\.\/\.\.\/etc\/passwd`: `\.\.` is not a name: .*`<artifact>\/<path>` in an artifact of the build/,
+      ),
+      expect.stringMatching(/^p\.yml:4:1: plan\.1\.file: `\/etc\/passwd` is absolute: /),
+      expect.stringMatching(/^p\.yml:6:1: plan\.2\.file: `repo\/\.\.\/\.\.\/x\.yml` leaves the artifact `repo`: /),
+      expect.stringMatching(/^p\.yml:8:1: plan\.3\.var_files\[0\]: `repo\/\.\.\/\.\.\/v\.yml` leaves the artifact `repo`: /),
+      expect.stringMatching(/^p\.yml:11:1: plan\.4\.services\[0\]\.file: `\.\.\/db\.yml`: `\.\.` is not a name/),
+    ]);
+    // Inside its artifact, or made by a var at run time: fine.
+    const ok = `plan:\n- task: a\n  file: repo/./ci/../task.yml\n- load_var: d\n  file: repo/d\n- task: b\n  file: ((.:d))/task.yml\n`;
+    expect(() => compilePlan({ file: 'p.yml', text: ok })).not.toThrow();
+  });
+
+  test('`across` of 1,000 x 1,000 x 1,000 values is refused (a billion steps); 100,000 values are not', () => {
+    const values = `[${Array.from({ length: 1000 }, (_, i) => i).join(',')}]`;
+    const across = `[{var: a, values: ${values}}, {var: b, values: ${values}}, {var: c, values: ${values}}]`;
+    expect(compileError(`plan:\n- task: t\n  across: ${across}\n  config: {platform: linux, run: {path: echo}}\n`)).toMatch(
+      /^p\.yml:2:1: plan\.0\.across: `across` runs this step 1,000,000,000 times .*; a build runs a step at most 100,000 times: split the values across builds, or use fewer vars$/,
+    );
+    // Nested: an across inside another multiplies, said once at the step that passes the limit.
+    const nested = `plan:\n- across: [{var: a, values: ${values}}]\n  do:\n  - task: t\n    across: [{var: b, values: ${values}}]\n    config: {platform: linux, run: {path: echo}}\n`;
+    expect(compileError(nested)).toMatch(/^p\.yml:4:1: plan\.0\.do\.0\.across: `across` runs this step 1,000,000 times/);
+    const big = `[${Array.from({ length: 100_000 }, (_, i) => i).join(',')}]`;
+    expect(() =>
+      compilePlan({
+        file: 'p.yml',
+        text: `plan:\n- task: t\n  across: [{var: v, values: ${big}}]\n  config: {platform: linux, run: {path: echo}}\n`,
+      }),
+    ).not.toThrow();
+  });
+
+  test('attempts past what a history holds are refused; 1,000 are not', () => {
+    const plan = (n: string) => `plan:\n- task: t\n  attempts: ${n}\n  config: {platform: linux, run: {path: echo}}\n`;
+    expect(compileError(plan('1000000000'))).toMatch(
+      /^p\.yml:2:1: plan\.0\.attempts: attempts is at most 1,000 .*; this is 1,000,000,000$/,
+    );
+    expect(() => compilePlan({ file: 'p.yml', text: plan('1000') })).not.toThrow();
+  });
+});
+
+describe('the build input of any Temporal client (parseBuildInput, as the workflow runs it first)', () => {
+  const task = (o: Record<string, unknown> = {}) => ({
+    kind: 'task',
+    id: 'plan.0',
+    task: 't',
+    config: { run: { path: 'echo', args: [] } },
+    ...o,
+  });
+  const input = (steps: unknown[], o: Record<string, unknown> = {}) => ({
+    plan: { name: 'j', source: 's', plan: { kind: 'do', id: 'plan', steps } },
+    ...o,
+  });
+  const refused = (raw: unknown): string => {
+    try {
+      parseBuildInput(raw);
+    } catch (err) {
+      expect(err).toBeInstanceOf(BuildInputError);
+      return (err as Error).message;
+    }
+    throw new Error('accepted');
+  };
+
+  test('steps nested 20,000 deep are a BuildInputError (it was a RangeError: the workflow task failed and was retried forever)', () => {
+    let deep: Record<string, unknown> = task();
+    for (let i = 0; i < 20_000; i++) deep = { kind: 'try', id: `s${i}`, step: deep };
+    expect(refused(input([deep]))).toMatch(
+      /^invalid build input \(see docs\/client\.md\): plan\.plan\.steps\[0\]\.step\.step.*…(\.step)+: steps nest more than 128 levels deep/,
+    );
+    let value: unknown = 1;
+    for (let i = 0; i < 5000; i++) value = [value];
+    expect(refused(input([task({ vars: { v: value } })]))).toMatch(/the input nests more than 1024 levels deep$/);
+  });
+
+  test.each([
+    ['a step id that is a path', input([task({ id: '..' })]), 'plan.plan.steps[0].id: `..` is not a step id'],
+    ['a step id of 10,000 bytes', input([task({ id: 'a'.repeat(10_000) })]), 'plan.plan.steps[0].id: a step id is at most 255 bytes'],
+    ['two steps of one id', input([task(), task()]), 'plan.plan.steps[1].id: the step id `plan.0` is used twice'],
+    [
+      'a plan name with /',
+      input([task()]).plan && { ...input([task()]), plan: { ...input([task()]).plan, name: '../x' } },
+      'plan.name: `../x` contains `/`',
+    ],
+    ['an upload named ..', input([task()], { uploads: ['..'] }), 'uploads[0]: `..` is not a name'],
+    [
+      'an input named ../../etc',
+      input([task({ config: { run: { path: 'x', args: [] }, inputs: [{ name: '../../etc' }] } })]),
+      'plan.plan.steps[0].config.inputs[0].name: `../../etc` contains `/`',
+    ],
+    [
+      'an absolute output path',
+      input([task({ config: { run: { path: 'x', args: [] }, outputs: [{ name: 'o', path: '/etc' }] } })]),
+      'plan.plan.steps[0].config.outputs[0].path: `/etc` is absolute',
+    ],
+    [
+      'a cache outside the directory',
+      input([task({ config: { run: { path: 'x', args: [] }, caches: [{ path: '../..' }] } })]),
+      'plan.plan.steps[0].config.caches[0].path: `../..` leaves',
+    ],
+    [
+      'run.dir outside',
+      input([task({ config: { run: { path: 'x', args: [], dir: '../' } } })]),
+      'plan.plan.steps[0].config.run.dir: `../` leaves',
+    ],
+    ['an env name with =', input([task({ params: { 'A=B': 'x' } })]), 'plan.plan.steps[0].params.A=B: `A=B` contains `=`'],
+    [
+      'a NUL in an argument',
+      input([task({ config: { run: { path: 'x', args: ['a\0b'] } } })]),
+      'run.args[0]: this argument contains a NUL byte',
+    ],
+    ['an input mapping to ../b', input([task({ inputMapping: { a: '../b' } })]), 'plan.plan.steps[0].inputMapping.a: `../b` contains `/`'],
+    [
+      'a load_var file outside its artifact',
+      input([{ kind: 'load_var', id: 'plan.0', var: 'v', file: 'repo/../../etc/passwd', reveal: false }]),
+      'plan.plan.steps[0].file: `repo/../../etc/passwd` leaves the artifact `repo`',
+    ],
+    [
+      'a billion across iterations',
+      input([
+        task({ across: { vars: ['a', 'b', 'c'].map((v) => ({ var: v, values: Array(1000).fill(1), maxInFlight: 1 })), failFast: false } }),
+      ]),
+      'plan.plan.steps[0].across: `across` runs this step 1,000,000,000 times',
+    ],
+    ['a million attempts', input([task({ attempts: 1_000_000 })]), 'plan.plan.steps[0].attempts: attempts is at most 1,000'],
+    ['a negative memory limit', input([task({ containerLimits: { memory: -1 } })]), 'plan.plan.steps[0].containerLimits.memory: Too small'],
+    ['a timeout past any Go duration', input([task({ timeoutMs: 1e15 })]), 'plan.plan.steps[0].timeoutMs: Too big'],
+    [
+      'a service name that is not one',
+      input([task({ services: [{ name: 'a b', params: {}, inputMapping: {}, gracePeriodMs: 0, file: 'r/s.yml' }] })]),
+      'services[0].name: a service name starts with a letter',
+    ],
+  ])('%s is refused with its JSON path', (_what, raw, expected) => {
+    expect(refused(raw)).toContain(expected);
+  });
+
+  test('what the compiler makes is accepted as it is', () => {
+    const plan = compilePlan({
+      file: 'p.yml',
+      text: `resources:\n- {name: repo, type: git, source: {uri: x}}\njobs:\n- name: j\n  plan:\n  - get: repo\n  - task: t\n    file: repo/ci/task.yml\n    attempts: 3\n    params: {A: "1"}\n  - load_var: v\n    file: repo/v.json\n`,
+    });
+    expect(parseBuildInput(JSON.parse(JSON.stringify({ plan, uploads: ['repo'], downloads: [] })))).toMatchObject({ plan });
   });
 });
