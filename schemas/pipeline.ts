@@ -12,7 +12,7 @@ import { compilePlan, compileVarSources } from './plan';
 import { Resources } from './resources';
 import { expandPassed, validatePipeline } from './pipeline-validate';
 import { parseDuration } from './units';
-import { bool } from './validate';
+import { bool, validate } from './validate';
 import { interpolateStatic } from './vars';
 import { formatPipelineRef, withInstanceVars, type InstanceVars } from './instance-vars';
 
@@ -69,7 +69,7 @@ export interface PipelineConfig {
 const SchedulingSchema = z.object({
   name: z.string(),
   serial: bool.optional(),
-  serial_groups: z.array(z.string().min(1)).optional(),
+  serial_groups: z.array(z.string().min(1, 'a serial group needs a name')).optional(),
   max_in_flight: z.number().int().min(1, 'max_in_flight must be 1 or more').optional(),
   disable_manual_trigger: bool.optional(),
   disable_reruns: bool.optional(),
@@ -145,12 +145,11 @@ export function compilePipelineSource(opts: CompilePipelineOptions): { config: P
   rawJobs.forEach((raw, index) => {
     const where = ['jobs', index];
     const job = isPlainObject(raw) ? (interpolateStatic(src, { ...raw, plan: [] }, where, vars) as Record<string, unknown>) : {};
-    const parsed = SchedulingSchema.safeParse(job);
-    if (!parsed.success) {
-      for (const i of parsed.error.issues) src.add([...where, ...(i.path as (string | number)[])], i.message);
-      return;
-    }
-    const s = parsed.data;
+    // validate: its messages say what was expected and what is there ("expected a string, got number 123").
+    const oldName = SchedulingSchema.safeParse(job).error?.issues.find((i) => i.path[0] === 'old_name');
+    if (oldName) return src.add([...where, 'old_name'], oldName.message);
+    const s = validate(src, SchedulingSchema, job, where, 'job');
+    if (!s) return;
     const badName = checkName('job', s.name);
     if (badName) return src.add([...where, 'name'], badName);
     if (jobs.some((j) => j.name === s.name)) return src.add([...where, 'name'], `a second job named \`${s.name}\``);
@@ -189,30 +188,39 @@ export function compilePipelineSource(opts: CompilePipelineOptions): { config: P
   const typeTimeouts = new Map<string, number>();
   (Array.isArray(top.resource_types) ? top.resource_types : []).forEach((raw, index) => {
     const where = ['resource_types', index];
-    const t = TypeTimeoutSchema.safeParse(
-      isPlainObject(raw) ? interpolateStatic(src, { name: raw.name, check_timeout: raw.check_timeout }, where, vars) : {},
+    if (!isPlainObject(raw)) return;
+    // A check_timeout that is not a string (`5`) is refused as Concourse refuses it, not ignored.
+    const t = validate(
+      src,
+      TypeTimeoutSchema,
+      interpolateStatic(src, { name: raw.name, check_timeout: raw.check_timeout }, where, vars),
+      where,
+      'resource type',
     );
-    if (!t.success || t.data.check_timeout === undefined) return;
-    const ms = positiveDuration(t.data.check_timeout);
+    if (!t || t.check_timeout === undefined) return;
+    const ms = positiveDuration(t.check_timeout);
     if (typeof ms === 'string') return src.add([...where, 'check_timeout'], `check_timeout ${ms}`);
-    typeTimeouts.set(t.data.name, ms);
+    typeTimeouts.set(t.name, ms);
   });
   const list = Array.isArray(top.resources) ? top.resources : [];
   list.forEach((raw, index) => {
     const where = ['resources', index];
-    const c = CheckSchema.safeParse(
-      isPlainObject(raw)
-        ? interpolateStatic(
-            src,
-            { name: raw.name, old_name: raw.old_name, type: raw.type, check_every: raw.check_every, check_timeout: raw.check_timeout },
-            where,
-            vars,
-          )
-        : {},
-    );
+    const fields = isPlainObject(raw)
+      ? interpolateStatic(
+          src,
+          { name: raw.name, old_name: raw.old_name, type: raw.type, check_every: raw.check_every, check_timeout: raw.check_timeout },
+          where,
+          vars,
+        )
+      : {};
+    const c = CheckSchema.safeParse(fields);
     if (!c.success) {
+      // Each problem at its key (`check_every: 5` is not a missing name), said as validate says it.
       const oldName = c.error.issues.find((i) => i.path[0] === 'old_name');
-      return oldName ? src.add([...where, 'old_name'], oldName.message) : src.add(where, 'a resource needs a name');
+      if (oldName) return src.add([...where, 'old_name'], oldName.message);
+      if (!isPlainObject(fields) || typeof fields.name !== 'string') return src.add(where, 'a resource needs a name');
+      validate(src, CheckSchema, fields, where, 'resource');
+      return;
     }
     const badName = checkName('resource', c.data.name);
     if (badName) return src.add([...where, 'name'], badName);

@@ -2,6 +2,7 @@
 // seconds, gigabytes or its stack on it, with FILE:LINE:COL, what is wrong and what to do.
 import { compilePlan, parseTaskConfig } from '../../schemas';
 import { BuildInputError, parseBuildInput } from '../../schemas/build-input';
+import { compilePipeline } from '../../schemas/pipeline';
 import { MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, Source } from '../../schemas/errors';
 
 const TASK = '{task: t, config: {platform: linux, run: {path: echo}}}';
@@ -313,5 +314,36 @@ describe('the build input of any Temporal client (parseBuildInput, as the workfl
       text: `resources:\n- {name: repo, type: git, source: {uri: x}}\njobs:\n- name: j\n  plan:\n  - get: repo\n  - task: t\n    file: repo/ci/task.yml\n    attempts: 3\n    params: {A: "1"}\n  - load_var: v\n    file: repo/v.json\n`,
     });
     expect(parseBuildInput(JSON.parse(JSON.stringify({ plan, uploads: ['repo'], downloads: [] })))).toMatchObject({ plan });
+  });
+});
+
+describe('a pipeline file (validate-pipeline, set-pipeline)', () => {
+  const pipelineError = (text: string): string => {
+    try {
+      compilePipeline({ name: 'p', text, file: 'p.yml' });
+    } catch (err) {
+      return (err as Error).message;
+    }
+    throw new Error('the pipeline compiled');
+  };
+  const resource = (extra: string) =>
+    `resources:\n- name: r\n  type: git\n  source: {uri: x}\n  ${extra}\njobs:\n- name: j\n  plan:\n  - get: r\n`;
+
+  test('`check_every: 5` is said at its key, not as "a resource needs a name"', () => {
+    expect(pipelineError(resource('check_every: 5'))).toBe('p.yml:5:16: resources[0].check_every: expected a string, got number 5');
+  });
+
+  test("a resource type's check_timeout that is not a string is refused, not ignored (Concourse refuses it)", () => {
+    const text = `resource_types:\n- {name: t, type: registry-image, source: {repository: x}, check_timeout: 5}\n${resource('')}`;
+    expect(pipelineError(text)).toBe('p.yml:2:75: resource_types[0].check_timeout: expected a string, got number 5');
+  });
+
+  test("a job's fields are said as the plan's are: what was expected and what is there", () => {
+    const text = `jobs:\n- name: 123\n  plan: []\n- name: k\n  max_in_flight: "x"\n  serial_groups: [""]\n  plan: []\n`;
+    expect(pipelineError(text).split('\n')).toEqual([
+      'p.yml:2:9: jobs[0].name: expected a string, got number 123',
+      'p.yml:5:18: jobs[1].max_in_flight: expected a number, got the string "x"',
+      'p.yml:6:19: jobs[1].serial_groups[0]: a serial group needs a name',
+    ]);
   });
 });
