@@ -154,6 +154,29 @@ export function checkPlan(src: Source, plan: CompiledPlan, namePath: Path): void
       const problem = artifactFileProblem(file);
       if (problem) addAtLine(src, step.line ?? 1, `${step.id}.${at}`, problem);
     }
+    // A get's or put's name is the artifact it makes, a directory like a task output's (Concourse only warns).
+    const names: [string, string][] =
+      step.kind === 'get' || step.kind === 'put'
+        ? [
+            [step.kind, step.name],
+            ...(step.kind === 'put' && Array.isArray(step.inputs) ? step.inputs.map((n, i): [string, string] => [`inputs[${i}]`, n]) : []),
+          ]
+        : step.kind === 'task'
+          ? [
+              ...Object.entries(step.inputMapping).flatMap(([k, v]): [string, string][] => [
+                [`input_mapping.${k}`, k],
+                [`input_mapping.${k}`, v],
+              ]),
+              ...Object.entries(step.outputMapping).flatMap(([k, v]): [string, string][] => [
+                [`output_mapping.${k}`, k],
+                [`output_mapping.${k}`, v],
+              ]),
+            ]
+          : [];
+    for (const [at, name] of names) {
+      const problem = name.includes('((') ? undefined : nameProblem(name);
+      if (problem) addAtLine(src, step.line ?? 1, `${step.id}.${at}`, `artifact name: ${problem}`);
+    }
     for (const [i, service] of (step.services ?? []).entries()) {
       for (const problem of envProblems(service.params)) addAtLine(src, step.line ?? 1, `${step.id}.services[${i}].params`, problem);
     }

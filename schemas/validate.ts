@@ -115,6 +115,9 @@ export function validate<S extends z.ZodType>(src: Source, schema: S, value: unk
       else src.add(path, `expected ${expected}, got ${describeValue(actual)}`);
     } else if (issue.code === 'invalid_value') {
       src.add(path, `expected one of ${issue.values.map(String).join(', ')}, got ${describeValue(actual)}`);
+    } else if (issue.code === 'too_small' && issue.message.startsWith('Too small:') && Number(issue.minimum) === 1) {
+      // zod's own words ("Too small: expected string to have >=1 characters") for an empty value.
+      src.add(path, issue.origin === 'string' ? 'must not be empty' : issue.origin === 'array' ? 'needs at least one item' : issue.message);
     } else {
       src.add(path, issue.message);
     }

@@ -347,3 +347,40 @@ describe('a pipeline file (validate-pipeline, set-pipeline)', () => {
     ]);
   });
 });
+
+describe('artifact names of get, put and mappings', () => {
+  test('a get or put named `..`, `a/b` or 300 bytes is refused: its name is a directory (Concourse only warns)', () => {
+    const long = 'a'.repeat(300);
+    const text = `resources:\n- {name: r, type: git, source: {uri: x}}\njobs:\n- name: j\n  plan:\n  - {get: "..", resource: r}\n  - {get: a/b, resource: r}\n  - {get: ${long}, resource: r}\n  - {put: x/y, resource: r, inputs: [../z]}\n`;
+    let message = '';
+    try {
+      compilePipeline({ name: 'p', text, file: 'p.yml' });
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message.split('\n')).toEqual([
+      'p.yml:6:1: plan.0.get: artifact name: `..` is not a name: it would mean another directory',
+      'p.yml:7:1: plan.1.get: artifact name: `a/b` contains `/`: a name becomes one directory name',
+      'p.yml:8:1: plan.2.get: artifact name: a name is at most 255 bytes (it becomes a directory name); this one is 300',
+      'p.yml:9:1: plan.3.put: artifact name: `x/y` contains `/`: a name becomes one directory name',
+      'p.yml:9:1: plan.3.inputs[0]: artifact name: `../z` contains `/`: a name becomes one directory name',
+    ]);
+  });
+
+  test("a task's input_mapping and output_mapping name artifacts too", () => {
+    expect(
+      compileError(
+        `plan:\n- task: t\n  input_mapping: {a: ../b}\n  output_mapping: {x/y: o}\n  config: {platform: linux, run: {path: echo}}\n`,
+      ).split('\n'),
+    ).toEqual([
+      'p.yml:2:1: plan.0.input_mapping.a: artifact name: `../b` contains `/`: a name becomes one directory name',
+      'p.yml:2:1: plan.0.output_mapping.x/y: artifact name: `x/y` contains `/`: a name becomes one directory name',
+    ]);
+  });
+
+  test('an empty string is said as "must not be empty", not in zod\'s words', () => {
+    expect(compileError(`plan:\n- task: t\n  config: {platform: linux, run: {path: echo}, image_resource: {type: "", source: {}}}\n`)).toBe(
+      'p.yml:3:71: plan[0].config.image_resource.type: must not be empty',
+    );
+  });
+});
