@@ -152,6 +152,16 @@ export class Source {
     };
     const resolved = (node: unknown) => (isAlias(node) ? node.resolve(this.doc) : node);
     visit(this.doc, {
+      // An alias inside the node its anchor names (`a: &a [*a]`) would expand forever.
+      Alias: (_, node, path) => {
+        const target = node.resolve(this.doc);
+        return target && path.includes(target)
+          ? at(
+              node.range?.[0],
+              `the alias \`*${node.source}\` is inside the value its anchor \`&${node.source}\` names, so it would contain itself; use the anchor after its value ends`,
+            )
+          : undefined;
+      },
       Scalar: (_, node) => {
         if (!(node.value instanceof Uint8Array)) return undefined;
         try {

@@ -90,6 +90,14 @@ describe('keys', () => {
     expect(() => parseTaskConfig({ file: 't.yml', text: 'run: {path: x}\nparams: {~: a, "": b}\n' })).toThrow(/`` is set twice/);
   });
 
+  test('an alias inside its own anchor is refused at the alias (it was "error: Maximum call stack size exceeded", no place)', () => {
+    expect(compileError('a: &a [*a]\nplan: []\n')).toBe(
+      'p.yml:1:8: invalid YAML: the alias `*a` is inside the value its anchor `&a` names, so it would contain itself; use the anchor after its value ends',
+    );
+    expect(compileError('a: &a {b: [{c: *a}]}\nplan: []\n')).toMatch(/^p\.yml:1:16: invalid YAML: the alias `\*a` is inside the value/);
+    expect(compileError('a: &a {<<: *a, x: 1}\nplan: []\n')).toMatch(/^p\.yml:1:\d+: invalid YAML: /);
+  });
+
   test('merge keys may repeat, as before', () => {
     const text = `a: &a {platform: linux}\nb: &b {run: {path: echo}}\nplan:\n- task: t\n  config:\n    <<: *a\n    <<: *b\n`;
     const src = new Source('p.yml', text);
