@@ -2,9 +2,10 @@
 // engine where no retry can help: paths that leave their directory, names that are not one
 // path segment, step ids too long for a file name, environments too large for a process,
 // payloads too large for Temporal, bytes that are not UTF-8.
+import fs from 'node:fs';
 import path from 'node:path';
 import type { CompiledPlan, Step, TaskConfig } from './compiled';
-import { PlanError, type Path, type Source } from './errors';
+import { MAX_YAML_BYTES, PlanError, type Path, type Source } from './errors';
 import {
   acrossProblem,
   artifactFileProblem,
@@ -233,6 +234,49 @@ export function varProblems(vars: Record<string, unknown>): string[] {
         ]
       : [];
   });
+}
+
+/**
+ * Reads a YAML file the user named (a path, or 0 for stdin) and decodes it as strict UTF-8,
+ * reading at most MAX_YAML_BYTES and one more: /dev/zero, /dev/urandom or a pipe that never
+ * ends is refused at the limit, where reading it whole took gigabytes and never ended. I/O
+ * errors (ENOENT, EISDIR) are thrown as they are, for the caller to word.
+ */
+export function readYamlFile(file: string | 0, name: string = String(file)): string {
+  const fd = file === 0 ? 0 : fs.openSync(file, 'r');
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for (;;) {
+      const chunk = Buffer.alloc(Math.min(1024 * 1024, MAX_YAML_BYTES + 1 - total));
+      let n: number;
+      try {
+        n = fs.readSync(fd, chunk, 0, chunk.length, null);
+      } catch (err) {
+        // A non-blocking stdin with nothing yet: wait a little, as readFileSync would not.
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        continue;
+      }
+      if (n === 0) break;
+      chunks.push(chunk.subarray(0, n));
+      total += n;
+      if (total > MAX_YAML_BYTES) {
+        throw new PlanError([
+          {
+            file: name,
+            line: 1,
+            column: 1,
+            path: '',
+            message: `the file is larger than ${MAX_YAML_BYTES.toLocaleString('en-US')} bytes (4 MB), the most a plan, pipeline, task or vars file may be (a plan must fit in Temporal's 2 MB payload): is it the file you meant?`,
+          },
+        ]);
+      }
+    }
+  } finally {
+    if (fd !== 0) fs.closeSync(fd);
+  }
+  return decodeUtf8(Buffer.concat(chunks), name);
 }
 
 /**

@@ -1,13 +1,12 @@
 // Compiles a Concourse job (or one job of a pipeline) into the CompiledPlan the
 // `build` workflow walks: shapes validated, static vars interpolated, local var
 // use checked, every step given an id from its position.
-import { readFileSync } from 'node:fs';
 import { basename, extname } from 'node:path';
 import { z } from 'zod';
-import { checkPayloadSize, checkPlan, decodeUtf8, MAX_STEP_ID, varProblems } from './checks';
+import { checkPayloadSize, checkPlan, MAX_STEP_ID, readYamlFile, varProblems } from './checks';
 import type { Across, CompiledPlan, DoStep, Hooks, Step, StepCommon, VarSourceConfig } from './compiled';
 import { STEP_KEYS, type StepKey } from './describe';
-import { Source, type Path } from './errors';
+import { PlanError, Source, type Path } from './errors';
 import { findVarRefs, interpolate, isPlainObject, lookupIn, stringifyVar, SVC_SOURCE, type VarRef } from './interpolate';
 import { checkName } from './names';
 import { GetFields, getBody, PutFields, putBody, Resources } from './resources';
@@ -678,11 +677,12 @@ function withJobTags(step: Step, tags: string[]): Step {
 
 /** Reads and compiles a plan file. Throws PlanError. */
 export function loadPlan(opts: Omit<CompileOptions, 'text'>): CompiledPlan {
-  let bytes: Buffer;
+  let text: string;
   try {
-    bytes = readFileSync(opts.file);
+    text = readYamlFile(opts.file);
   } catch (e) {
+    if (e instanceof PlanError) throw e;
     throw new Error(`cannot read plan file ${opts.file}: ${(e as Error).message}`, { cause: e });
   }
-  return compilePlan({ ...opts, text: decodeUtf8(bytes, opts.file) });
+  return compilePlan({ ...opts, text });
 }

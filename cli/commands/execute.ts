@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { newBuildId } from '../../common/build-client';
 import { parseTaskConfig, varsFromFlags, type CompiledPlan, type TaskConfig } from '../../schemas';
@@ -8,6 +7,7 @@ import { submitAndFollow } from '../follow';
 import { credsFromWorker, exitWith } from '../main-helpers';
 import { CliError } from '../output';
 import { parseArtifactFlags } from '../artifact-flags';
+import { readYamlFile } from '../../schemas/checks';
 
 export async function execute(
   args: string[],
@@ -36,8 +36,10 @@ export async function execute(
   const vars = varsFromFlags(opts);
   let text: string;
   try {
-    text = fs.readFileSync(opts.config, 'utf8');
+    // Strict UTF-8 and bounded, as a plan file (it was read as 'utf8': bad bytes became U+FFFD).
+    text = readYamlFile(opts.config);
   } catch (err) {
+    if ((err as Error).name === 'PlanError') throw err;
     throw new CliError(`cannot read task config ${opts.config}: ${(err as Error).message}`);
   }
   // As fly execute's one-off build, whose ((vars)) the ATC's credential manager resolves.

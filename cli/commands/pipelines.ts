@@ -4,7 +4,6 @@
 // schedule-job. Each talks to the pipeline's workflow
 // (`pipeline-NAME`) through updates and queries; builds of jobs are ordinary builds.
 import { createInterface } from 'node:readline/promises';
-import { readFileSync } from 'node:fs';
 import { WorkflowUpdateFailedError, WorkflowUpdateStage, type Client } from '@temporalio/client';
 import YAML from 'yaml';
 import { awaitBuild } from '../../common/build-client';
@@ -23,7 +22,7 @@ import { EXIT_CODES } from '../exit-codes';
 import { CausewayPipeline } from '../../common/search-attributes';
 import { varsFromFlags } from '../../schemas';
 import { formatIssue, PLAN_YAML_OPTIONS, type PlanIssue } from '../../schemas/errors';
-import { decodeUtf8 } from '../../schemas/checks';
+import { readYamlFile } from '../../schemas/checks';
 import { findVarRefs, interpolate, lookupIn } from '../../schemas/interpolate';
 import { compilePipelineSource, type PipelineConfig } from '../../schemas/pipeline';
 import { pipelineWarnings } from '../../schemas/pipeline-warnings';
@@ -156,13 +155,13 @@ function compilePipelineFile(opts: {
   const vars = varsFromFlags(opts);
   // fly's `-c -`: the file from stdin, named so in messages.
   const file = opts.config === '-' ? '(stdin)' : opts.config;
-  let bytes: Buffer;
+  let text: string;
   try {
-    bytes = readFileSync(opts.config === '-' ? 0 : opts.config);
+    text = readYamlFile(opts.config === '-' ? 0 : opts.config, file);
   } catch (err) {
+    if ((err as Error).name === 'PlanError') throw err;
     throw new CliError(`cannot read pipeline file ${file}: ${(err as Error).message}`);
   }
-  const text = decodeUtf8(bytes, file);
   const { config, source } = compilePipelineSource({ name: opts.pipeline, text, file, vars, instanceVars: opts.instanceVars });
   return { config, vars, file, warnings: pipelineWarnings(source) };
 }

@@ -1,9 +1,13 @@
 // Hostile YAML files (schemas/errors.ts, Source): each is refused before the parser spends
 // seconds, gigabytes or its stack on it, with FILE:LINE:COL, what is wrong and what to do.
-import { compilePlan, parseTaskConfig } from '../../schemas';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { compilePlan, loadPlan, parseTaskConfig } from '../../schemas';
+import { readYamlFile } from '../../schemas/checks';
 import { BuildInputError, parseBuildInput } from '../../schemas/build-input';
 import { compilePipeline } from '../../schemas/pipeline';
-import { MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, Source } from '../../schemas/errors';
+import { MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, PlanError, Source } from '../../schemas/errors';
 
 const TASK = '{task: t, config: {platform: linux, run: {path: echo}}}';
 
@@ -390,5 +394,27 @@ describe('artifact names of get, put and mappings', () => {
     expect(compileError(`plan:\n- task: t\n  config: {platform: linux, run: {path: echo}, image_resource: {type: "", source: {}}}\n`)).toBe(
       'p.yml:3:71: plan[0].config.image_resource.type: must not be empty',
     );
+  });
+});
+
+describe('files that never end', () => {
+  test('/dev/zero as a plan, a pipeline or a task file is refused at 4 MB (it was read until 8 GB and never ended)', () => {
+    expect(() => loadPlan({ file: '/dev/zero' })).toThrow(
+      /^\/dev\/zero:1:1: the file is larger than 4,194,304 bytes \(4 MB\), the most a plan, pipeline, task or vars file may be/,
+    );
+    expect(() => readYamlFile('/dev/urandom')).toThrow(PlanError);
+  });
+
+  test('a task file for execute is strict UTF-8 as a plan file is (it was read as utf8: bad bytes became U+FFFD)', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-hostile-'));
+    try {
+      fs.writeFileSync(path.join(dir, 't.yml'), Buffer.from('platform: linux\nrun: {path: "\xff"}\n', 'latin1'));
+      expect(() => readYamlFile(path.join(dir, 't.yml'), 't.yml')).toThrow(
+        't.yml:2:14: invalid UTF-8 (byte 0xff at offset 29): save the file as UTF-8',
+      );
+      expect(() => readYamlFile(dir)).toThrow(/EISDIR/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
