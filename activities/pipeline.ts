@@ -12,7 +12,15 @@ import { BUILD_WORKFLOW, type BuildInput, type BuildSummary } from '../schemas/b
 import { DEFAULT_CHECK_TIMEOUT_MS } from '../schemas/check-defaults';
 import type { ResourceVersion } from '../schemas/compiled';
 import { formatPipelineRef } from '../schemas/instance-vars';
-import { pipelineNameOf, type BuildOutcome } from '../schemas/pipeline-api';
+import {
+  abandonedBy,
+  PIPELINE_QUERIES,
+  pipelineNameOf,
+  pipelineWorkflowId,
+  type BuildOutcome,
+  type PipelineEnd,
+  type PipelineView,
+} from '../schemas/pipeline-api';
 import { CredentialResolver, resolveResourceRequest } from './creds';
 import { NO_CREDENTIALS, type ActivityDeps } from './deps';
 import { StepErrored } from './errors';
@@ -34,6 +42,11 @@ const STDERR_TAIL = 2_000;
  * types (in a container) and for finding a worker that runs containers.
  */
 export type PipelineDeps = Pick<ActivityDeps, 'home'> & Partial<ActivityDeps>;
+
+/** How long a parent pipeline has to answer whether it still sets a pipeline (else: asked again later). */
+const PARENT_QUERY_MS = 10_000;
+/** Renames of a parent followed at most: a loop of them is not followed forever. */
+const MAX_RENAMES = 10;
 
 export function pipelineActivities(deps: PipelineDeps, runtime?: Runtime): PipelineActivities {
   const credentials = deps.credentials ?? NO_CREDENTIALS;
@@ -103,6 +116,29 @@ export function pipelineActivities(deps: PipelineDeps, runtime?: Runtime): Pipel
       } catch (err) {
         if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
       }
+    },
+
+    async abandoned({ setBy }) {
+      const client = Context.current().client;
+      let key = setBy.pipeline;
+      // A parent renamed since goes on under its new key (its end says which).
+      for (let hop = 0; hop < MAX_RENAMES; hop++) {
+        const handle = client.workflow.getHandle(pipelineWorkflowId(key));
+        try {
+          if ((await handle.describe()).status.name === 'RUNNING')
+            return abandonedBy(
+              setBy,
+              await client.withDeadline(Date.now() + PARENT_QUERY_MS, () => handle.query<PipelineView>(PIPELINE_QUERIES.view)),
+            );
+          const end = (await handle.result().catch(() => undefined)) as PipelineEnd | undefined;
+          if (!end?.renamedTo) return `pipeline ${key}, which set it, was destroyed`;
+          key = end.renamedTo;
+        } catch (err) {
+          if ((err as Error).name === 'WorkflowNotFoundError') return `pipeline ${key}, which set it, is gone`;
+          return undefined;
+        }
+      }
+      return undefined;
     },
 
     async buildOutcomes({ workflowIds }) {

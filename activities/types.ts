@@ -268,6 +268,12 @@ export interface PipelineActivities {
    * (`resource` names it in the error when no worker of `taskQueue` can)
    */
   containerWorker(req: { resource: string; taskQueue: string }): Promise<string>;
+  /**
+   * whether the pipeline that a job build (`setBy`) set is abandoned: its parent pipeline is
+   * gone (destroyed, archived) or no longer sets it (abandonedBy); the reason, or undefined
+   * (also when the parent does not answer: a pipeline is not archived on a doubt)
+   */
+  abandoned(req: { setBy: SetBy }): Promise<string | undefined>;
   /** starts a job's build workflow; a second start of the same id is a no-op */
   startJobBuild(req: {
     workflowId: string;

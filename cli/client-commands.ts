@@ -24,6 +24,8 @@ export const CLIENT_COMMANDS = {
         'dp',
         'rename-pipeline',
         'rp',
+        'archive-pipeline',
+        'ap',
         'pause-pipeline',
         'pp',
       ],

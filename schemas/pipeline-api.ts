@@ -238,6 +238,27 @@ export const PipelineConfigSchema = z.object({
 /** What a destroyed pipeline's workflow returns: enough to set it again without a worker replaying it. */
 export interface PipelineEnd {
   counters: Record<string, number>;
+  /** rename-pipeline: the key it goes on under (the pipelines it set follow it there) */
+  renamedTo?: string;
+  /** why it archived itself: the pipeline that set it no longer does */
+  archived?: string;
+}
+
+/**
+ * Why a pipeline set by a job build (`setBy`) is abandoned, as Concourse's
+ * ArchiveAbandonedPipelines (atc/db/pipeline_lifecycle.go) decides it, given its parent's
+ * view: the job left the parent's config, or the job's latest completed build succeeded and
+ * came after the one that set it (a build that sets it again becomes its setter first).
+ * Undefined when it is not.
+ */
+export function abandonedBy(setBy: SetBy, parent: PipelineView): string | undefined {
+  const job = parent.state.renamed?.jobs[setBy.job] ?? setBy.job;
+  if (!parent.config.jobs.some((j) => j.name === job)) return `job ${job} left pipeline ${parent.config.ref ?? parent.config.name}`;
+  const done = parent.state.builds.filter((b) => b.job === job && !['pending', 'started'].includes(b.status));
+  const last = done.reduce<JobBuild | undefined>((a, b) => (!a || b.number > a.number ? b : a), undefined);
+  if (last?.status === 'succeeded' && last.number > setBy.number)
+    return `build #${last.number} of ${parent.config.ref ?? parent.config.name}/${job} succeeded without setting it`;
+  return undefined;
 }
 
 export function emptyPipelineInput(config: PipelineConfig): PipelineInput {

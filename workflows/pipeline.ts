@@ -11,6 +11,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
   allHandlersFinished,
+  patched,
 } from '@temporalio/workflow';
 import type { PipelineActivities } from '../activities/types';
 import { CausewayPipeline } from '../common/search-attributes';
@@ -59,6 +60,8 @@ import {
 
 /** How often running job builds are looked at: the delay between a build's end and the next scheduling decision. */
 const POLL_MS = 2_000;
+/** How often a pipeline set by a job build asks its parent whether it still sets it (Concourse's collector runs about this often). */
+const PARENT_CHECK_MS = 15_000;
 /** Continue as new past this many events: far below Temporal's 51,200, so a replay stays quick. */
 const MAX_HISTORY = 2_000;
 
@@ -101,7 +104,7 @@ export const pauseUpdate = defineUpdate<void, [{ job?: string; paused: boolean }
 export const pinUpdate = defineUpdate<void, [PinRequest]>(PIPELINE_UPDATES.pin);
 export const toggleVersionUpdate = defineUpdate<ResourceVersion, [VersionToggle]>(PIPELINE_UPDATES.toggleVersion);
 export const destroyUpdate = defineUpdate<void, []>(PIPELINE_UPDATES.destroy);
-export const renameUpdate = defineUpdate<PipelineInput, []>(PIPELINE_UPDATES.rename);
+export const renameUpdate = defineUpdate<PipelineInput, [{ to: string }]>(PIPELINE_UPDATES.rename);
 export const outputSignal = defineSignal<[SavedOutput]>(PIPELINE_SIGNALS.output);
 
 /**
@@ -122,6 +125,11 @@ export async function pipeline(input: PipelineInput): Promise<PipelineEnd> {
   let nextRequest = 0;
   let wake = false;
   let destroyed = false;
+  let renamedTo: string | undefined;
+  let archived: string | undefined;
+  // Decided here, in the first activation (workflows/patches.ts), by pipelines only: builds do not pay its marker.
+  const archivesAbandoned = patched('archive-abandoned');
+  let parentAsked = 0;
   // The key names the pipeline in ids: a plain pipeline's is its name, as before instances; an
   // instance's is in its workflow id (pipeline-KEY), which nothing changes.
   const key = config.instanceVars ? pipelineKeyOfWorkflowId(workflowInfo().workflowId) : config.name;
@@ -318,13 +326,15 @@ export async function pipeline(input: PipelineInput): Promise<PipelineEnd> {
   // rename-pipeline: the pipeline ends and hands its whole state to the one the CLI starts under the new name.
   setHandler(
     renameUpdate,
-    () => {
+    ({ to }) => {
       destroyed = true;
+      renamedTo = to;
       poke();
       return { config, state, lastChecked, checkErrors, ...(setBy ? { setBy } : {}) };
     },
     {
-      validator: () => {
+      validator: (req: { to: string }) => {
+        if (typeof req?.to !== 'string' || req.to === '') throw new Error('rename needs the new name: {to: NAME}');
         // A second rename (or one after destroy) would start a second pipeline with this one's state.
         if (destroyed) throw new Error(`pipeline ${label()} is being destroyed or renamed already`);
         if (config.instanceVars)
@@ -364,6 +374,15 @@ export async function pipeline(input: PipelineInput): Promise<PipelineEnd> {
 
   while (!destroyed) {
     wake = false;
+    // Concourse's ArchiveAbandonedPipelines: a pipeline its parent no longer sets archives itself.
+    if (archivesAbandoned && setBy && Date.now() >= parentAsked + PARENT_CHECK_MS) {
+      parentAsked = Date.now();
+      archived = await acts.abandoned({ setBy }).catch(() => undefined);
+      if (archived) {
+        destroyed = true;
+        break;
+      }
+    }
     // Requested checks first (check-resource waits for them), then the periodic ones due.
     for (const req of requests.splice(0)) answered.set(req.id, await check(req.resource, req.from));
     // trigger-job builds check their resources first, paused or not (Concourse's build starter
@@ -426,11 +445,15 @@ export async function pipeline(input: PipelineInput): Promise<PipelineEnd> {
       await continueAsNew<typeof pipeline>({ config, state, lastChecked, checkErrors, setBy });
     }
     const stillRunning = state.builds.some((b) => b.status === 'started');
-    await condition(() => wake || requests.length > 0, nextWake(config, state, lastChecked, stillRunning));
+    const parentDue = archivesAbandoned && setBy ? [parentAsked + PARENT_CHECK_MS - Date.now()] : [];
+    await condition(
+      () => wake || requests.length > 0,
+      Math.max(1, Math.min(nextWake(config, state, lastChecked, stillRunning), ...parentDue)),
+    );
   }
   await condition(allHandlersFinished);
   // Read by set-pipeline from the closed workflow's result, which needs no worker (a query does).
-  return { counters: state.counters };
+  return { counters: state.counters, ...(renamedTo ? { renamedTo } : {}), ...(archived ? { archived } : {}) };
 }
 
 /** Milliseconds until the next periodic check is due, or the next poll of running builds. */

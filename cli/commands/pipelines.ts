@@ -405,7 +405,7 @@ export async function renamePipeline(opts: { oldName: string; newName: string })
       );
     const taken = await lastPipelineView(s.client, opts.newName);
     if (taken?.running) throw new CliError(`pipeline '${opts.newName}' already exists`, 'destroy it first, or pick another name');
-    const input = await update<PipelineInput>(s.client, pipelineFlag(opts.oldName), PIPELINE_UPDATES.rename);
+    const input = await update<PipelineInput>(s.client, pipelineFlag(opts.oldName), PIPELINE_UPDATES.rename, { to: opts.newName });
     const start = (name: string, args: PipelineInput) =>
       s.client.workflow.start(PIPELINE_WORKFLOW, {
         taskQueue: s.taskQueue,
@@ -425,6 +425,35 @@ export async function renamePipeline(opts: { oldName: string; newName: string })
       );
     }
     say(`pipeline successfully renamed to '${opts.newName}'`);
+  });
+}
+
+/**
+ * fly's archive-pipeline: the pipeline stops for good (as destroy-pipeline here: its builds stay,
+ * set-pipeline sets it again), and the pipelines its set_pipeline steps set archive themselves.
+ */
+export async function archivePipeline(opts: { pipeline?: string; all?: boolean; nonInteractive?: boolean }): Promise<void> {
+  if (opts.all && opts.pipeline !== undefined) throw new CliError("only one of the flags '-p, --pipeline' or '-a, --all' is allowed");
+  if (!opts.all && opts.pipeline === undefined) throw new CliError("one of the flags '-p, --pipeline' or '-a, --all' is required");
+  await withSession(async (s) => {
+    const targets = opts.all ? (await setPipelines(s.client)).map((p) => p.target) : [pipelineFlag(opts.pipeline!)];
+    if (targets.length === 0) return say('no pipelines to archive');
+    if (!opts.nonInteractive) {
+      if (!process.stdin.isTTY) throw new CliError('archive-pipeline asks first, and stdin is not a terminal', 'add --non-interactive');
+      say('!!! archiving the pipeline will remove its configuration. Build history will be retained.\n');
+      const rl = createInterface({ input: process.stdin, output: process.stderr });
+      const answer = await rl.question(
+        targets.length === 1 ? `archive pipeline '${targets[0].display}'? [yN]: ` : `archive ${targets.length} pipelines? [yN]: `,
+      );
+      rl.close();
+      if (!/^y(es)?$/i.test(answer.trim())) throw new CliError('bailing out', undefined, 1);
+    }
+    for (const p of targets) {
+      const last = await lastPipelineView(s.client, p.key);
+      if (!last?.running) throw new CliError(`pipeline '${p.display}' not found`);
+      await update(s.client, p, PIPELINE_UPDATES.destroy);
+      say(`archived '${p.display}'`);
+    }
   });
 }
 

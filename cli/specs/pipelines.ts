@@ -108,6 +108,23 @@ Example:
     .action(lazy(() => impl().destroyPipeline));
 
   program
+    .command('archive-pipeline')
+    .alias('ap')
+    .description(
+      "archive a pipeline (fly's archive-pipeline): it stops for good, as destroy-pipeline; the pipelines its set_pipeline steps set archive themselves",
+    )
+    .option('-p, --pipeline <name>', 'the pipeline: NAME, or NAME/k:v,... for an instance')
+    .option('-a, --all', 'every pipeline that is set')
+    .option('-n, --non-interactive', 'archive without asking')
+    .option('--team <name>', teamHelp('the pipeline'), oneTeam)
+    .addHelpText(
+      'after',
+      `
+Its builds stay (\`builds -p\` lists them); set-pipeline sets it again, numbering builds on.`,
+    )
+    .action(lazy(() => impl().archivePipeline));
+
+  program
     .command('rename-pipeline')
     .alias('rp')
     .description("rename a pipeline: it keeps its versions, builds, pins and pauses (fly's rename-pipeline)")
