@@ -20,6 +20,7 @@ import { DEFAULT_CHECK_TIMEOUT_MS } from '../schemas/check-defaults';
 import type { PipelineConfig, PipelineJob } from '../schemas/pipeline';
 import {
   formatVersion,
+  abandonedBy,
   buildWorkflowId,
   pipelineKeyOfWorkflowId,
   PIPELINE_QUERIES,
@@ -377,7 +378,11 @@ export async function pipeline(input: PipelineInput): Promise<PipelineEnd> {
     // Concourse's ArchiveAbandonedPipelines: a pipeline its parent no longer sets archives itself.
     if (archivesAbandoned && setBy && Date.now() >= parentAsked + PARENT_CHECK_MS) {
       parentAsked = Date.now();
-      archived = await acts.abandoned({ setBy }).catch(() => undefined);
+      // A pipeline that sets itself is its own parent: asked here, not through a query of itself.
+      archived =
+        setBy.pipeline === key
+          ? abandonedBy(setBy, { config, state, lastChecked, checkErrors, next: {} })
+          : await acts.abandoned({ setBy }).catch(() => undefined);
       if (archived) {
         destroyed = true;
         break;

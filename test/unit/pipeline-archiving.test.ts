@@ -14,7 +14,7 @@ const parent = (jobs: string[], builds: Partial<JobBuild>[] = [], renamed: Recor
   input.state.renamed = { jobs: renamed, resources: {} };
   return { ...input, next: {} };
 };
-const setBy = { pipeline: 'parent', job: 'sp', number: 2, startedAt: '2026-12-04T00:00:00Z' };
+const setBy = { pipeline: 'parent', job: 'sp', number: 2, startedAt: 0 };
 
 test('set by the latest build, or by one before a build that has not succeeded: kept', () => {
   expect(abandonedBy(setBy, parent(['sp'], [{ number: 2 }]))).toBeUndefined();
