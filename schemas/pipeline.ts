@@ -155,7 +155,7 @@ export function compilePipelineSource(opts: CompilePipelineOptions): { config: P
     if (jobs.some((j) => j.name === s.name)) return src.add([...where, 'name'], `a second job named \`${s.name}\``);
     let plan: CompiledPlan;
     try {
-      plan = compilePlan({ text: opts.text, file: opts.file, job: s.name, vars, deferUnsourced: true });
+      plan = compilePlan({ text: opts.text, file: opts.file, job: s.name, vars, deferUnsourced: true, source: src.fork() });
     } catch (err) {
       if (err instanceof PlanError) issues.push(...err.issues);
       else throw err;

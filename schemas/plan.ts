@@ -599,10 +599,12 @@ export interface CompileOptions {
   vars?: Record<string, unknown>;
   /** the workers have a cluster-wide credential manager: unsourced vars -v/-l do not give are resolved there */
   deferUnsourced?: boolean;
+  /** `text` already parsed, without issues: a pipeline's file, parsed once for all its jobs (Source.fork) */
+  source?: Source;
 }
 
 export function compilePlan(opts: CompileOptions): CompiledPlan {
-  const src = new Source(opts.file, opts.text);
+  const src = opts.source ?? new Source(opts.file, opts.text);
   src.check();
   const tooLarge = varProblems(opts.vars ?? {});
   if (tooLarge.length > 0) throw new Error(tooLarge.join('\n'));
