@@ -5,16 +5,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { compilePlan, loadPlan, parseTaskConfig } from '../../schemas';
 import { Parser } from 'yaml';
-import { readYamlFile } from '../../schemas/checks';
+import { jsonBytes, readYamlFile } from '../../schemas/checks';
 import { BuildInputError, parseBuildInput } from '../../schemas/build-input';
 import { compilePipeline } from '../../schemas/pipeline';
 import { MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, PlanError, Source } from '../../schemas/errors';
 
 const TASK = '{task: t, config: {platform: linux, run: {path: echo}}}';
 
-function compileError(text: string): string {
+function compileError(text: string, vars?: Record<string, unknown>): string {
   try {
-    compilePlan({ file: 'p.yml', text });
+    compilePlan({ file: 'p.yml', text, vars });
   } catch (err) {
     return (err as Error).message;
   }
@@ -442,4 +442,15 @@ test('a pipeline of 500 jobs is parsed once, not once per job (500 jobs took 38 
       file: 'p.yml',
     }),
   ).toThrow(/^p\.yml:34:10: jobs\[7\]\.plan\[0\]\.get: .*nope/);
+});
+
+test('a 100 KB var used 30,000 times is said to be past the payload limit, not "error: Invalid string length" after 3 GB', () => {
+  let text = 'plan:\n- task: t\n  config: {platform: linux, run: {path: echo}}\n  vars:\n';
+  for (let i = 0; i < 30_000; i++) text += `    P${i}: ((big))\n`;
+  expect(compileError(text, { big: 'x'.repeat(100_000) })).toBe(
+    'p.yml:1:1: the plan is more than 128.0 MB once vars are filled in; Temporal accepts at most 2.0 MB per payload: move large data into an input with -i',
+  );
+  expect(jsonBytes({ a: [1, undefined, 'é\n\0', { b: undefined, c: null, d: true, e: -1.5e-7 }], 'k"ey': 'x' }, 1e9)).toBe(
+    Buffer.byteLength(JSON.stringify({ a: [1, undefined, 'é\n\0', { b: undefined, c: null, d: true, e: -1.5e-7 }], 'k"ey': 'x' })),
+  );
 });
