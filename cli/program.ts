@@ -44,6 +44,13 @@ Exit status of run, execute, watch and retry: 0 succeeded, 1 failed, 2 errored, 
 (docs/cli.md lists every command's).`,
     );
 
+  // A reader that stops early (`causeway compile plan.yml | head`) is no error: end quietly, as
+  // other tools do, instead of Node's "Unhandled 'error' event" stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+
   async function main(): Promise<void> {
     addConnectionFlags(program);
     for (const register of commandsFor(commands, process.argv.slice(2))) register(program);
