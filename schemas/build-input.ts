@@ -408,7 +408,11 @@ export class BuildInputError extends Error {
 }
 
 /** Parses the `build` workflow's argument; throws BuildInputError naming what is wrong. */
-export function parseBuildInput(raw: unknown): BuildInput {
+export function parseBuildInput(raw: unknown, buildId?: string): BuildInput {
+  // The workflow id is the build id: it names the build's directory, leases and processes on a
+  // worker, so one that is a path (`../other-build`) would reach another build's.
+  const badId = buildId === undefined ? undefined : nameProblem(buildId);
+  if (badId) throw new BuildInputError([`workflow id: ${badId} (the workflow id names the build's directory on a worker)`]);
   // Before zod, which recurses into steps: a client's JSON may nest thousands deep.
   const deep = depthProblem(raw);
   if (deep) throw new BuildInputError([deep]);

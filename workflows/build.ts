@@ -196,7 +196,7 @@ export async function build(raw: BuildInput): Promise<BuildSummary> {
  */
 function validInput(raw: unknown): BuildInput {
   try {
-    return parseBuildInput(raw);
+    return parseBuildInput(raw, workflowInfo().workflowId);
   } catch (err) {
     if (!(err instanceof BuildInputError)) throw err;
     upsertSearchAttributes([{ key: CausewayStatus, value: 'errored' }]);

@@ -454,3 +454,13 @@ test('a 100 KB var used 30,000 times is said to be past the payload limit, not "
     Buffer.byteLength(JSON.stringify({ a: [1, undefined, 'é\n\0', { b: undefined, c: null, d: true, e: -1.5e-7 }], 'k"ey': 'x' })),
   );
 });
+
+test("a workflow id that is a path is refused before the build: it names the build's directory and leases on a worker", () => {
+  const input = { plan: { name: 'j', source: 's', plan: { kind: 'do', id: 'plan', steps: [] } } };
+  expect(() => parseBuildInput(input, '../builds/build-other')).toThrow(
+    "invalid build input (see docs/client.md): workflow id: `../builds/build-other` contains `/`: a name becomes one directory name (the workflow id names the build's directory on a worker)",
+  );
+  expect(() => parseBuildInput(input, '..')).toThrow(BuildInputError);
+  expect(() => parseBuildInput(input, 'b'.repeat(300))).toThrow(/workflow id: a name is at most 255 bytes/);
+  expect(parseBuildInput(input, 'build-p+3f2a:j:7')).toMatchObject({ uploads: [] });
+});
