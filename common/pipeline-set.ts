@@ -2,6 +2,7 @@
 // diff the same way and create or update the pipeline's workflow the same way.
 import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createTwoFilesPatch } from 'diff';
 import { formatPipelineRef, pipelineKey } from '../schemas/instance-vars';
 import type { PipelineConfig } from '../schemas/pipeline';
@@ -41,19 +42,28 @@ export async function lastPipelineView(client: Client, pipeline: string): Promis
       `pipeline ${pipeline} did not answer (${reason}): start a worker on task queue '${described.taskQueue}' (causeway dev up, or causeway worker)`,
       { cause },
     );
-  // A query waits for a worker, 30 s before it fails when none polls: that is known at once.
+  // A query waits for a worker, 30 s before it fails when none polls. A queue without a poller
+  // for a few seconds says so sooner; a worker that is starting polls within them.
   const stop = new AbortController();
   const query = client.withAbortSignal(stop.signal, () => handle.query<PipelineView>(PIPELINE_QUERIES.view));
-  const unpolled = client.workflowService
-    .describeTaskQueue({
-      namespace: client.options.namespace,
-      taskQueue: { name: described.taskQueue },
-      taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    })
-    .then(
-      ({ pollers }) => (pollers ?? []).length === 0,
-      () => false,
-    );
+  const polled = () =>
+    client.workflowService
+      .describeTaskQueue({
+        namespace: client.options.namespace,
+        taskQueue: { name: described.taskQueue },
+        taskQueueType: temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+      })
+      .then(
+        ({ pollers }) => (pollers ?? []).length > 0,
+        () => true,
+      );
+  const unpolled = (async () => {
+    for (const until = Date.now() + NO_POLLER_GRACE_MS; Date.now() < until && !stop.signal.aborted;) {
+      if (await polled()) return false;
+      await sleep(500, undefined, { signal: stop.signal }).catch(() => undefined);
+    }
+    return !stop.signal.aborted;
+  })();
   try {
     const view = await Promise.race([
       query,
@@ -61,11 +71,15 @@ export async function lastPipelineView(client: Client, pipeline: string): Promis
     ]);
     return { running: true, view };
   } catch (err) {
+    throw err instanceof Error && err.message.startsWith(`pipeline ${pipeline} did not answer`) ? err : silent((err as Error).message, err);
+  } finally {
+    // Ends the query's retries and the poller checks, whichever is left.
     stop.abort();
-    if ((err as Error).message.startsWith(`pipeline ${pipeline} did not answer`)) throw err;
-    throw silent((err as Error).message, err);
   }
 }
+
+/** How long a running pipeline's task queue may have no poller before a query of it is given up. */
+const NO_POLLER_GRACE_MS = 5_000;
 
 /**
  * The build numbers a destroyed pipeline gave, to number on from: its workflow's result (no
