@@ -21,7 +21,7 @@ import {
 import { EXIT_CODES } from '../exit-codes';
 import { CausewayPipeline } from '../../common/search-attributes';
 import { varsFromFlags } from '../../schemas';
-import { formatIssue, PLAN_YAML_OPTIONS, type PlanIssue } from '../../schemas/errors';
+import { ACCEPTED_YAML_OPTIONS, formatIssue, type PlanIssue } from '../../schemas/errors';
 import { readYamlFile } from '../../schemas/checks';
 import { findVarRefs, interpolate, lookupIn } from '../../schemas/interpolate';
 import { compilePipelineSource, type PipelineConfig } from '../../schemas/pipeline';
@@ -190,7 +190,7 @@ export function validatePipeline(opts: {
   if (opts.strict && warnings.length > 0)
     throw new CliError(`configuration invalid: ${warnings.length} warning${warnings.length === 1 ? '' : 's'} with --strict`);
   if (opts.output) {
-    const filled = interpolate(YAML.parse(config.text, PLAN_YAML_OPTIONS), (ref) =>
+    const filled = interpolate(YAML.parse(config.text, ACCEPTED_YAML_OPTIONS), (ref) =>
       ref.source === undefined ? lookupIn(vars, ref) : { found: false },
     );
     process.stdout.write(YAML.stringify(filled.value));
@@ -323,7 +323,7 @@ export async function getPipeline(opts: { pipeline: string; json?: boolean }): P
   const p = pipelineFlag(opts.pipeline);
   await withSession(async (s) => {
     const { text } = (await view(s.client, p)).config;
-    if (opts.json) return console.log(JSON.stringify(YAML.parse(text, PLAN_YAML_OPTIONS), null, 2));
+    if (opts.json) return console.log(JSON.stringify(YAML.parse(text, ACCEPTED_YAML_OPTIONS), null, 2));
     process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
   });
 }

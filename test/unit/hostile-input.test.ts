@@ -4,11 +4,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { compilePlan, loadPlan, parseTaskConfig } from '../../schemas';
-import { Parser } from 'yaml';
+import YAML, { Parser } from 'yaml';
 import { jsonBytes, readYamlFile } from '../../schemas/checks';
 import { BuildInputError, parseBuildInput } from '../../schemas/build-input';
 import { compilePipeline } from '../../schemas/pipeline';
-import { MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, PlanError, Source } from '../../schemas/errors';
+import { ACCEPTED_YAML_OPTIONS, MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, PlanError, Source } from '../../schemas/errors';
 
 const TASK = '{task: t, config: {platform: linux, run: {path: echo}}}';
 
@@ -463,4 +463,12 @@ test("a workflow id that is a path is refused before the build: it names the bui
   expect(() => parseBuildInput(input, '..')).toThrow(BuildInputError);
   expect(() => parseBuildInput(input, 'b'.repeat(300))).toThrow(/workflow id: a name is at most 255 bytes/);
   expect(parseBuildInput(input, 'build-p+3f2a:j:7')).toMatchObject({ uploads: [] });
+});
+
+test('a text a Source accepted is read again as it read it, without comparing every pair of keys (validate-pipeline --output, get-pipeline --json)', () => {
+  const keys = Array.from({ length: 30_000 }, (_, i) => `k${i}: 1`).join(', ');
+  const text = `base: &b {x: 1}\nm: {<<: *b, y: 2}\nbig: {${keys}}\n`;
+  const src = new Source('p.yml', text);
+  expect(src.issues).toEqual([]);
+  expect(YAML.parse(text, ACCEPTED_YAML_OPTIONS)).toEqual(src.value);
 });
