@@ -183,8 +183,9 @@ export interface SchedulerState {
    */
   disabled?: Record<string, number[]>;
   /**
-   * `old_name:` renames: each former name of a job or resource to its name now, for the builds
-   * and signals that carry a former name (absent until a rename)
+   * Renames (`old_name:`, rename-pipeline): each former name of a job or resource to its name
+   * now, and the pipeline's former keys, for the builds and signals that carry a former name
+   * (absent until a rename)
    */
   renamed?: {
     jobs: Record<string, string>;

@@ -454,7 +454,8 @@ export function applyRenames(
         b.workflowJob ??= from;
         b.job = to;
       }
-    state.counters[to] = state.counters[from] ?? 0;
+    // Past the new name's own numbers too: the builds dropped above keep their workflow ids.
+    state.counters[to] = Math.max(state.counters[to] ?? 0, state.counters[from] ?? 0);
     state.pausedJobs = state.pausedJobs.filter((j) => j !== to).map((j) => (j === from ? to : j));
     moveKey(checkErrors, `job ${from}`, `job ${to}`);
     repoint(renamed.jobs, from, to);
