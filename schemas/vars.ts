@@ -1,9 +1,8 @@
 // Static vars: `-v name=value` and `-l vars.yml` from the caller, interpolated
 // into the plan at compile time. Local vars ((.:name)) are left for run time.
-import { readFileSync } from 'node:fs';
 import YAML from 'yaml';
-import { decodeUtf8 } from './checks';
-import { Source, type Path } from './errors';
+import { readYamlFile } from './checks';
+import { PlanError, Source, type Path } from './errors';
 import { interpolate, isPlainObject, lookupIn, parseVarRef, SVC_SOURCE, type VarRef } from './interpolate';
 
 /**
@@ -42,17 +41,22 @@ export function varsFromFlags(opts: { var: string[]; yamlVar?: string[]; loadVar
   return { ...loadVarFiles(opts.loadVarsFrom), ...parseVarFlags(opts.var, opts.yamlVar) };
 }
 
-/** Reads `-l` files (YAML maps); later files override earlier ones. Throws PlanError. */
+/**
+ * Reads `-l` files (YAML maps); later files override earlier ones. Throws PlanError. Read as
+ * a plan file is, at most MAX_YAML_BYTES: `-l /dev/zero` is refused there instead of filling
+ * the memory; a pipe (`-l <(lpass show ...)`, as fly users write) is still read.
+ */
 export function loadVarFiles(paths: string[]): Record<string, unknown> {
   const vars: Record<string, unknown> = {};
   for (const file of paths) {
-    let bytes: Buffer;
+    let text: string;
     try {
-      bytes = readFileSync(file);
+      text = readYamlFile(file);
     } catch (e) {
+      if (e instanceof PlanError) throw e;
       throw new Error(`cannot read vars file ${file}: ${(e as Error).message}`, { cause: e });
     }
-    const src = new Source(file, decodeUtf8(bytes, file));
+    const src = new Source(file, text);
     src.check();
     if (src.value === null || src.value === undefined) continue;
     if (!isPlainObject(src.value)) src.add([], 'a vars file must be a map of var names to values');

@@ -1,3 +1,4 @@
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,6 +84,25 @@ describe('loadVarFiles', () => {
   });
   it('names a missing file', () => {
     expect(() => loadVarFiles([join(dir, 'nope.yml')])).toThrow(/cannot read vars file .*nope\.yml/);
+  });
+  it('refuses a file past 4 MB at the limit, naming it, as a plan file (-l /dev/zero was read until memory ran out)', () => {
+    expect(() => loadVarFiles(['/dev/zero'])).toThrow(PlanError);
+    expect(() => loadVarFiles(['/dev/zero'])).toThrow(/^\/dev\/zero:1:1: the file is larger than 4,194,304 bytes \(4 MB\)/);
+    const big = file('big.yml', `v: ${'x'.repeat(4 * 1024 * 1024)}\n`);
+    expect(() => loadVarFiles([big])).toThrow(new RegExp(`^${big}:1:1: the file is larger than 4,194,304 bytes`));
+  });
+  it('reads a pipe, as fly does for -l <(command)', () => {
+    const fifo = join(dir, 'vars.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const writer = spawn('sh', ['-c', `printf 'from: pipe\\n' > ${fifo}`]);
+    try {
+      expect(loadVarFiles([fifo])).toEqual({ from: 'pipe' });
+    } finally {
+      writer.kill();
+    }
+  });
+  it('names a directory it cannot read', () => {
+    expect(() => loadVarFiles([dir])).toThrow(new RegExp(`^cannot read vars file ${dir}: EISDIR`));
   });
 });
 
