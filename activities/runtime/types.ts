@@ -1,6 +1,7 @@
 // The Runtime interface: all a runtime implements (Concourse's atc/runtime/types.go spirit).
 // Everything else about a step (config resolution, input mapping, ((.svc)), events, heartbeats,
 // abort and handover, error translation) is the step layer's (activities/step/), written once.
+import type { Readable } from 'node:stream';
 import type { ServiceAddress } from '../../common/services';
 import type { ServiceConfig, ServiceSpec, TaskConfig } from '../../schemas/compiled';
 import type {
@@ -98,8 +99,11 @@ export interface Runtime {
    * or starts it. `config` is resolved by the step layer; inputs are mapped by it too.
    */
   findOrStartTask(task: ResolvedTask, io: StepIo): Promise<TaskHandle>;
-  /** One file of an artifact, as text; throws StepErrored (or any Error, which the step layer words) when it cannot. */
-  readArtifactFile(file: ArtifactFile, what: string): Promise<string>;
+  /**
+   * One file of an artifact, as a stream of its bytes: readArtifactText reads it, no further than
+   * its limit. Throws StepErrored (or any Error, which the step layer words) when it cannot.
+   */
+  readArtifactFile(file: ArtifactFile, what: string): Promise<Readable>;
   /** No step can read these artifacts any more. */
   releaseArtifacts(refs: ArtifactRef[]): Promise<void>;
   /** The build is over: `-o` exports handed to the CLI, build-finished announced, the build's objects removed. */

@@ -4,6 +4,7 @@
 // Then its inputs, mapped to the artifacts that fill them (a missing one errors the step).
 import { interpolateServices, type ServiceAddress } from '../../common/services';
 import { parseTaskConfig } from '../../schemas';
+import { MAX_YAML_BYTES } from '../../schemas/errors';
 import { asStrings, type CredentialResolver } from '../creds';
 import type { TaskConfig, TaskStep } from '../../schemas/compiled';
 import { stringifyVar, type VarRef } from '../../schemas/interpolate';
@@ -24,14 +25,30 @@ export function artifactFile(buildId: string, file: string, artifacts: Artifacts
   return { buildId, artifact, ref, rel };
 }
 
-/** One file of an artifact as text, through the runtime; a failure that is not already StepErrored is worded here. */
+/**
+ * One file of an artifact as text, through the runtime; a failure that is not already StepErrored
+ * is worded here. Every runtime's file is read here, no further than a plan file may be: a step
+ * can write gigabytes into its output, which must not fill the worker's memory.
+ */
 export async function readArtifactText(runtime: Pick<Runtime, 'readArtifactFile'>, file: ArtifactFile, what: string): Promise<string> {
+  const chunks: Buffer[] = [];
+  let total = 0;
   try {
-    return await runtime.readArtifactFile(file, what);
+    for await (const chunk of await runtime.readArtifactFile(file, what)) {
+      chunks.push(chunk as Buffer);
+      total += (chunk as Buffer).length;
+      if (total > MAX_YAML_BYTES) {
+        throw new StepErrored(
+          `${what}: ${file.artifact}/${file.rel} is larger than ${MAX_YAML_BYTES.toLocaleString('en-US')} bytes (4 MB), the most a file a step reads from an artifact may be (as a plan file): is it the file you meant?`,
+          'FileTooLarge',
+        );
+      }
+    }
   } catch (err) {
     if (err instanceof StepErrored) throw err;
     throw new StepErrored(`${what}: cannot read ${file.artifact}/${file.rel}: ${(err as Error).message}`);
   }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**

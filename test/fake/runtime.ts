@@ -5,6 +5,7 @@
 // fast and without spawning anything. Scripting a step is writing its script: `echo` for log
 // lines, `exit N` for its status, `echo x > out/f` for output files, `sleep N` for its duration
 // (`sleep 1000` hangs until an abort signals it).
+import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Context } from '@temporalio/activity';
 import { interpolateServices, serviceEnv, type ServiceAddress } from '../../common/services';
@@ -124,7 +125,8 @@ export function fakeRuntime(deps: ActivityDeps, state: FakeState = fakeState()):
         signal: async (signal) => running.signal(signal),
       };
     },
-    readArtifactFile: async ({ ref, rel, artifact }, what) => readFile(ref, rel, `${what}: artifact ${artifact}`),
+    readArtifactFile: async ({ ref, rel, artifact }, what) =>
+      Readable.from([Buffer.from(readFile(ref, rel, `${what}: artifact ${artifact}`))]),
     releaseArtifacts: async () => undefined,
     finishBuild: async (req) => {
       if (Object.keys(req.exports).length > 0) throw new StepErrored('the fake runtime cannot export artifacts (-o)');

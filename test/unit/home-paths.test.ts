@@ -2,6 +2,7 @@
 // place a name or path enters (build id, run id, step id, run key, input name, plan name,
 // cache/input/output paths inside a step) is tried with hostile values, and the refusal is an
 // error no retry repeats.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { safeJoin } from '../../activities/artifacts';
 import { paths } from '../../activities/deps';
 import { asPermanent } from '../../activities/permanent';
-import { PathEscapeError, readFileInside } from '../../activities/safe-path';
+import { PathEscapeError, openFileInside } from '../../activities/safe-path';
 
 const home = '/var/lib/causeway';
 const hostile = ['..', '.', '', '../../etc', 'a/../../..', '/etc', 'x/y', 'nul\0byte'];
@@ -72,11 +73,16 @@ test('a file of an artifact is read only inside the artifact, also through symbo
     fs.symlinkSync(path.join(root, 'secret'), path.join(artifact, 'ci', 'escape.yml'));
     fs.symlinkSync(root, path.join(artifact, 'ci', 'out'));
 
-    await expect(readFileInside(artifact, 'ci/task.yml')).resolves.toBe('platform: linux');
-    await expect(readFileInside(artifact, 'ci/alias.yml')).resolves.toBe('platform: linux');
-    await expect(readFileInside(artifact, 'ci/escape.yml')).rejects.toThrow(PathEscapeError);
-    await expect(readFileInside(artifact, 'ci/out/secret')).rejects.toThrow(PathEscapeError);
-    await expect(readFileInside(artifact, 'ci/missing.yml')).rejects.toThrow(/ENOENT/);
+    const text = async (rel: string) => (await openFileInside(artifact, rel)).toArray().then((b) => Buffer.concat(b).toString());
+    await expect(text('ci/task.yml')).resolves.toBe('platform: linux');
+    await expect(text('ci/alias.yml')).resolves.toBe('platform: linux');
+    await expect(text('ci/escape.yml')).rejects.toThrow(PathEscapeError);
+    await expect(text('ci/out/secret')).rejects.toThrow(PathEscapeError);
+    await expect(text('ci/missing.yml')).rejects.toThrow(/ENOENT/);
+    // A FIFO a step made would block the open and the read forever.
+    execFileSync('mkfifo', [path.join(artifact, 'ci', 'fifo')]);
+    await expect(text('ci/fifo')).rejects.toThrow('ci/fifo is not a regular file');
+    await expect(text('ci')).rejects.toThrow('ci is not a regular file');
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }

@@ -3,9 +3,10 @@
 // the producer pod's output-streamer (peer to peer, never through a central store). It serves
 // `-i` uploads to pods from uploads.ts.
 import fs from 'node:fs';
+import { Readable } from 'node:stream';
 import { reason } from '../../../agent/causeway-agent';
 import { transferBucket, transferKeys } from '../../../common/transfer';
-import { readFileInside } from '../../safe-path';
+import { openFileInside } from '../../safe-path';
 import { finishBuild } from '../../build';
 import { paths, type ActivityDeps } from '../../deps';
 import { StepErrored } from '../../errors';
@@ -68,7 +69,7 @@ export async function openPodArtifact(rt: KubeApi, buildId: string, at: PodArtif
   }
 }
 
-/** `rel` inside the artifact `artifact` (ref), as text. */
+/** `rel` inside the artifact `artifact` (ref), as a stream of its bytes. */
 export async function readFileOf(
   rt: KubeApi,
   buildId: string,
@@ -76,12 +77,15 @@ export async function readFileOf(
   artifact: string,
   rel: string,
   what: string,
-): Promise<string> {
-  if (ref.kind === 'pod') return (await openPodArtifact(rt, buildId, ref, what, rel)).text();
+): Promise<Readable> {
+  if (ref.kind === 'pod') {
+    const res = await openPodArtifact(rt, buildId, ref, what, rel);
+    return Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
+  }
   const dir = rt.uploads?.isUpload(buildId, artifact, ref) ? await rt.uploads.ensure(buildId, artifact) : ref.path;
   try {
     // An upload is the CLI user's: a link in it must not make the worker read its own files.
-    return await readFileInside(dir ?? ref.path, rel);
+    return await openFileInside(dir ?? ref.path, rel);
   } catch (err) {
     throw new StepErrored(`${what}: cannot read ${rel} in ${artifact} on worker ${ref.worker}: ${(err as Error).message}`);
   }

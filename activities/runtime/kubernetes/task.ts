@@ -10,9 +10,9 @@ import { StepErrored } from '../../errors';
 import { followTask } from '../../step/follow';
 import { CredentialResolver, lookupPipeline } from '../../creds';
 import { NO_CREDENTIALS } from '../../deps';
-import { mapInputs, resolveTaskConfig } from '../../step/task-config';
+import { mapInputs, readArtifactText, resolveTaskConfig } from '../../step/task-config';
 import type { Artifacts, RunTaskRequest } from '../../types';
-import type { ArtifactFile, LogPiece, ResolvedTask, StepIo, TaskExit, TaskHandle, TaskSignal } from '../types';
+import type { ArtifactFile, LogPiece, ResolvedTask, Runtime, StepIo, TaskExit, TaskHandle, TaskSignal } from '../types';
 import type { KubeApi } from './api';
 import { inputSources, podArtifact } from './artifact-ref';
 import { readFileOf } from './artifacts';
@@ -50,7 +50,9 @@ async function imageArtifactOf(rt: KubeApi, req: RunTaskRequest): Promise<{ repo
   const ref = name === undefined ? undefined : req.artifacts[name];
   if (name === undefined || !ref) return undefined;
   const what = `task ${req.step.task}: image ${name} (the kubernetes runtime runs the image a get fetched by its repository and digest files)`;
-  const [repository, digest] = await Promise.all(['repository', 'digest'].map((f) => readFileOf(rt, req.buildId, ref, name, f, what)));
+  const [repository, digest] = await Promise.all(
+    ['repository', 'digest'].map((rel) => readArtifactText(artifactReader(rt), { buildId: req.buildId, artifact: name, ref, rel }, what)),
+  );
   return { repository, digest };
 }
 
@@ -181,9 +183,14 @@ export async function findOrStartPodTask(
   return { reattached, pod: name, wait, readLogs: async (from) => log.read(from.stdout ?? 0), signal };
 }
 
+/** Files of artifacts read from pods (or uploads), for the step layer's readArtifactText. */
+function artifactReader(rt: KubeApi): Pick<Runtime, 'readArtifactFile'> {
+  return { readArtifactFile: (f: ArtifactFile, what: string) => readFileOf(rt, f.buildId, f.ref, f.artifact, f.rel, what) };
+}
+
 /** A task's config and inputs, resolved by the step layer's chain with files read from pods (or uploads). */
 export function resolvedTask(rt: KubeApi, req: RunTaskRequest): ResolvedTask {
-  const reader = { readArtifactFile: (f: ArtifactFile, what: string) => readFileOf(rt, f.buildId, f.ref, f.artifact, f.rel, what) };
+  const reader = artifactReader(rt);
   return {
     req,
     resolve: async () => {

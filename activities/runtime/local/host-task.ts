@@ -10,7 +10,7 @@ import { safeJoin } from '../../artifacts';
 import { paths, type ActivityDeps } from '../../deps';
 import { StepErrored } from '../../errors';
 import { asPermanent } from '../../permanent';
-import { readFileInside } from '../../safe-path';
+import { openFileInside } from '../../safe-path';
 import type { Artifacts } from '../../types';
 import type { LogOffsets, LogPiece, MappedInput, ResolvedTask, Runtime, TaskHandle } from '../types';
 import { placeInputs, type ViewLayers } from './inputs';
@@ -111,6 +111,6 @@ export function readDirArtifactFile(runtime: string): Runtime['readArtifactFile'
   return async ({ artifact, ref, rel }) => {
     if (ref.kind !== 'dir')
       throw new StepErrored(`artifact ${artifact} is an output of pod ${ref.pod}, which the ${runtime} runtime cannot read`);
-    return readFileInside(ref.path, rel);
+    return openFileInside(ref.path, rel);
   };
 }
