@@ -10,6 +10,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { safeJoin } from '../../activities/artifacts';
 import { paths } from '../../activities/deps';
 import { asPermanent } from '../../activities/permanent';
+import { releaseBuildUser } from '../../activities/runtime/local/isolation';
 import { PathEscapeError, openFileInside } from '../../activities/safe-path';
 
 const home = '/var/lib/causeway';
@@ -86,6 +87,25 @@ test('a file of an artifact is read only inside the artifact, also through symbo
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
+});
+
+describe('releaseBuildUser checks the build id itself, as the build input does', () => {
+  test.each(['..', '.', '../../etc', 'a/../../..', '/etc', 'x/y', 'nul\0byte', 'b'.repeat(256)])('%j is refused', async (id) => {
+    await expect(releaseBuildUser(home, id)).rejects.toThrow(PathEscapeError);
+  });
+
+  test('a lease read through a path-like id is never used', async () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-release-'));
+    try {
+      // `builds/../../victim` would have read a build uid from a file outside the leases and killed its processes.
+      fs.writeFileSync(path.join(root, 'victim'), '1879048193');
+      await expect(releaseBuildUser(root, '../../victim')).rejects.toThrow('build id "../../victim": `../../victim` contains `/`');
+      expect(fs.readFileSync(path.join(root, 'victim'), 'utf8')).toBe('1879048193');
+      await expect(releaseBuildUser(root, 'a-build')).resolves.toBeUndefined();
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
 });
 
 test('a one-off build named like a job does not share its cache', () => {

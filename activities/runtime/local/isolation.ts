@@ -7,8 +7,10 @@ import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { nameProblem } from '../../../schemas/safe-values';
 import { paths } from '../../deps';
 import { StepErrored } from '../../errors';
+import { PathEscapeError } from '../../safe-path';
 import { runCommand } from './spawner';
 import { asUser, type UserIds } from './users';
 
@@ -131,8 +133,12 @@ export async function leasedBuilds(home: string): Promise<string[]> {
 /**
  * Gives the build's uid back: what still runs under it (a daemon that left its step's process
  * group) is killed, the build's directory closed to it, and the lease removed. Idempotent.
+ * The id is checked here, as the build input checks it: one that is a path (`../../x`) would
+ * read a uid from any file and kill that uid's processes.
  */
 export async function releaseBuildUser(home: string, buildId: string): Promise<void> {
+  const bad = nameProblem(buildId);
+  if (bad) throw new PathEscapeError(`build id ${JSON.stringify(buildId)}: ${bad}`);
   forgetReadyRuns(home, buildId);
   const root = leaseRoot(home);
   const byBuild = path.join(root, 'builds', buildId);
