@@ -300,23 +300,23 @@ const StepSchema: z.ZodType<Step> = z
   ])
   .meta({ id: 'Step' });
 
+const VarSourceSchema = z.strictObject({
+  name: z.string().min(1),
+  type: z.enum(['dummy', 'idtoken', 'kubernetes', 'vault']),
+  config: z.record(z.string(), z.unknown()),
+  job: z.string().optional().meta({ description: "idtoken: the job whose plan this is, a claim of the source's tokens" }),
+  instanceVars: z
+    .record(z.string(), z.unknown())
+    .optional()
+    .meta({ description: "idtoken: the instance vars of the job's pipeline, a claim of the source's tokens" }),
+});
+
 export const CompiledPlanSchema = z.strictObject({
   name: z.string().min(1).meta({ description: 'job name' }),
   source: z.string().meta({ description: 'the plan file it came from, for messages' }),
   plan: DoStepSchema.meta({ description: 'the job\'s plan, run as a `do` with id "plan"' }),
   varSources: z
-    .array(
-      z.strictObject({
-        name: z.string().min(1),
-        type: z.enum(['dummy', 'idtoken', 'kubernetes', 'vault']),
-        config: z.record(z.string(), z.unknown()),
-        job: z.string().optional().meta({ description: "idtoken: the job whose plan this is, a claim of the source's tokens" }),
-        instanceVars: z
-          .record(z.string(), z.unknown())
-          .optional()
-          .meta({ description: "idtoken: the instance vars of the job's pipeline, a claim of the source's tokens" }),
-      }),
-    )
+    .array(VarSourceSchema)
     .optional()
     .meta({ description: "the plan's var_sources (credential managers); the worker validates each config when it looks a var up" }),
   deferredVars: z
@@ -401,8 +401,11 @@ export function clientJsonSchemas(): { input: object; result: object } {
 
 /** A workflow input that is not a build input: every problem, each with its JSON path. */
 export class BuildInputError extends Error {
-  constructor(readonly issues: string[]) {
-    super(`invalid build input (see docs/client.md): ${issues.join('; ')}`);
+  constructor(
+    readonly issues: string[],
+    what = 'build input (see docs/client.md)',
+  ) {
+    super(`invalid ${what}: ${issues.join('; ')}`);
     this.name = 'BuildInputError';
   }
 }
@@ -423,6 +426,100 @@ export function parseBuildInput(raw: unknown, buildId?: string): BuildInput {
   const problems = inputProblems(result.data);
   if (problems.length > 0) throw new BuildInputError(problems.slice(0, 10));
   return result.data;
+}
+
+const ArtifactRefSchema = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('dir'), worker: z.string(), path: z.string() }),
+  z.strictObject({ kind: z.literal('pod'), worker: z.string(), pod: z.string(), path: z.string() }),
+]);
+
+// Not strict, unlike the steps: a field a later version drops from the envelope must not fail
+// the replay of a part started before.
+export const PartInputSchema = z.object({
+  buildId: z.string(),
+  runId: z.string(),
+  plan: z.string(),
+  taskQueue: z.string().min(1),
+  workerTags: z.array(z.string()),
+  releasesArtifacts: z.boolean(),
+  servicesBase: z.number().int().nonnegative(),
+  credentials: z
+    .object({
+      varSources: z.array(VarSourceSchema).optional(),
+      secretLocals: z.array(z.string()).optional(),
+      pipeline: z.string().optional(),
+    })
+    .optional(),
+  jobBuild: z.object({ pipeline: z.string(), job: z.string(), number: z.number().int(), startedAt: z.number() }).optional(),
+  frame: z.object({
+    artifacts: z.record(z.string(), ArtifactRefSchema),
+    locals: z.record(z.string(), z.unknown()),
+    services: z
+      .record(
+        z.string(),
+        z.object({
+          name: z.string(),
+          host: z.string(),
+          ports: z.record(z.string(), z.number().int()),
+          primaryPort: z.string().optional(),
+          network: z.string().optional(),
+        }),
+      )
+      .optional(),
+    runKey: z.string(),
+    parent: z.string().optional(),
+    deadlines: z.array(z.number()),
+  }),
+  list: z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('steps'), parent: z.string(), steps: z.array(StepSchema) }),
+    z.object({
+      kind: z.literal('across'),
+      step: StepSchema,
+      depth: z.number().int().nonnegative(),
+      bindings: z.array(z.unknown()),
+      indices: z.array(z.number().int().nonnegative()),
+      values: z.array(z.array(z.unknown())),
+      offset: z.number().int().nonnegative(),
+    }),
+  ]),
+  limit: z.number().int().positive(),
+  failFast: z.boolean(),
+});
+
+export type PartInputData = z.output<typeof PartInputSchema>;
+
+/**
+ * Parses a `buildPart` child workflow's argument as parseBuildInput parses a build's: any
+ * client can start one, and its ids, names and steps become directories, processes and
+ * activities on a worker. Only its build starts a part: `parent` (the workflow that started it)
+ * must be the build it names. Throws BuildInputError naming what is wrong.
+ */
+export function parsePartInput(raw: unknown, parent: string | undefined): PartInputData {
+  const fail = (issues: string[]) => new BuildInputError(issues.slice(0, 10), 'buildPart input (a part is started by its build only)');
+  const deep = depthProblem(raw);
+  if (deep) throw fail([deep]);
+  const result = PartInputSchema.safeParse(raw);
+  if (!result.success) throw fail(result.error.issues.map((i) => `${jsonPath(i.path)}: ${i.message}`));
+  const input = result.data;
+  const { problems, add } = problemList();
+  if (parent !== input.buildId) add('buildId', `\`${input.buildId}\` is not the build that started this part (${parent ?? 'none did'})`);
+  add('buildId', nameProblem(input.buildId));
+  add('runId', nameProblem(input.runId));
+  add('plan', nameProblem(input.plan));
+  add('frame.runKey', nameProblem(input.frame.runKey));
+  for (const name of Object.keys(input.frame.artifacts)) add(`frame.artifacts.${name}`, nameProblem(name));
+  if (input.frame.parent !== undefined && !STEP_ID.test(input.frame.parent))
+    add('frame.parent', `\`${input.frame.parent}\` is not a step id`);
+  const visit = stepChecker(add);
+  const { list } = input;
+  if (list.kind === 'steps') list.steps.forEach((step, i) => visit(step, `list.steps[${i}]`, 1));
+  else {
+    // The part runs the product of its levels' values, as the compiler counts an across.
+    add('list.values', acrossProblem(list.values.reduce((n, v) => n * v.length, 1)));
+    visit(list.step, 'list.step', 1);
+  }
+  if (problems.length > 0) throw fail(problems);
+  return input;
 }
 
 /**
@@ -458,15 +555,34 @@ function depthProblem(raw: unknown): string | undefined {
 const STEP_ID = /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/;
 const SERVICE_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
 
+type AddProblem = (at: string, problem: string | undefined) => void;
+
+/** Problems collected with their JSON paths. */
+function problemList(): { problems: string[]; add: AddProblem } {
+  const problems: string[] = [];
+  return {
+    problems,
+    add: (at, problem) => {
+      if (problem) problems.push(`${at}: ${problem}`);
+    },
+  };
+}
+
 /** What the compiler would have refused in a parsed input, each with its JSON path. */
 export function inputProblems(input: BuildInput): string[] {
-  const problems: string[] = [];
-  const add = (at: string, problem: string | undefined) => {
-    if (problem) problems.push(`${at}: ${problem}`);
-  };
+  const { problems, add } = problemList();
   add('plan.name', nameProblem(input.plan.name));
   input.uploads.forEach((n, i) => add(`uploads[${i}]`, nameProblem(n)));
   input.downloads.forEach((n, i) => add(`downloads[${i}]`, nameProblem(n)));
+  stepChecker(add)(input.plan.plan, 'plan.plan', 1);
+  return problems;
+}
+
+/**
+ * Checks steps (and their hooks and children) as the compiler would have made them: `times` is
+ * how many times the enclosing across runs them. Step ids must be unique across every call.
+ */
+function stepChecker(add: AddProblem): (step: Step, at: string, times: number) => void {
   const ids = new Set<string>();
   const env = (at: string, vars: Record<string, string>) => {
     for (const [name, value] of Object.entries(vars)) add(`${at}.${name}`, envNameProblem(name) ?? nulProblem('its value', value));
@@ -556,8 +672,7 @@ export function inputProblems(input: BuildInput): string[] {
     // Hooks wrap across: they run once per run of the step, not per iteration.
     for (const [hook, child] of Object.entries(step.hooks ?? {})) if (child) visit(child, `${at}.hooks.${hook}`, times);
   };
-  visit(input.plan.plan, 'plan.plan', 1);
-  return problems;
+  return visit;
 }
 
 function jsonPath(path: PropertyKey[]): string {

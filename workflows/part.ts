@@ -11,7 +11,8 @@ import { StatusTracker } from './status';
 import { runIteration, runStep } from './step';
 import { WorkerWait } from './waiting';
 import { decidePatches } from './patches';
-import type { BuildSummary } from '../schemas/build';
+import { FAILURE_TYPES, type BuildSummary } from '../schemas/build';
+import { BuildInputError, parsePartInput, type PartInputData } from '../schemas/build-input';
 
 /** Failure type of a part whose slice errored; its details carry the PartResult. */
 export const PART_ERRORED = 'PartErrored';
@@ -24,7 +25,8 @@ export const PART_ERRORED = 'PartErrored';
  * one reference per part. An abort reaches it as cancellation (the parent's scope cancels
  * the child); a cancellation after an enclosing timeout's deadline is that timeout.
  */
-export async function buildPart(input: PartInput): Promise<PartResult> {
+export async function buildPart(raw: unknown): Promise<PartResult> {
+  const input = validInput(raw);
   const patches = decidePatches();
   const root = CancellationScope.current();
   const status = new StatusTracker(input.plan);
@@ -99,6 +101,25 @@ export async function buildPart(input: PartInput): Promise<PartResult> {
     });
   }
 }
+
+/**
+ * Any client can start a part as it can a build: an input that is not one its build made fails
+ * the part at once and for good, as the build workflow's validInput does (a throw that is not a
+ * Temporal failure would fail the workflow task instead, retried forever).
+ */
+function validInput(raw: unknown): PartInput {
+  try {
+    return parsePartInput(raw, workflowInfo().parent?.workflowId);
+  } catch (err) {
+    if (!(err instanceof BuildInputError)) throw err;
+    throw ApplicationFailure.create({ type: FAILURE_TYPES.errored, message: err.message, nonRetryable: true });
+  }
+}
+
+// Both directions, so a field added to PartInput without being added to PartInputSchema (or the reverse) fails `npm run build`.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const partInputMatches: Same<PartInputData, PartInput> = true;
+void partInputMatches;
 
 /** The slice itself, run inline (never split again: it is at most one part's budget). */
 function runSlice(ctx: BuildContext, input: PartInput, frame: Frame): Promise<boolean> {

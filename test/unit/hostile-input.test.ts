@@ -6,7 +6,7 @@ import path from 'node:path';
 import { compilePlan, loadPlan, parseTaskConfig } from '../../schemas';
 import YAML, { Parser } from 'yaml';
 import { jsonBytes, readYamlFile } from '../../schemas/checks';
-import { BuildInputError, parseBuildInput } from '../../schemas/build-input';
+import { BuildInputError, parseBuildInput, parsePartInput } from '../../schemas/build-input';
 import { compilePipeline } from '../../schemas/pipeline';
 import { ACCEPTED_YAML_OPTIONS, MAX_YAML_BYTES, MAX_YAML_DEPTH, MAX_YAML_NODES, PlanError, Source } from '../../schemas/errors';
 
@@ -471,4 +471,86 @@ test('a text a Source accepted is read again as it read it, without comparing ev
   const src = new Source('p.yml', text);
   expect(src.issues).toEqual([]);
   expect(YAML.parse(text, ACCEPTED_YAML_OPTIONS)).toEqual(src.value);
+});
+
+describe('the input of a buildPart child workflow, which any Temporal client can start too (parsePartInput)', () => {
+  // As the fanout fixture's build made it (test/fixtures/histories/fanout-part.json).
+  const part = (o: Record<string, unknown> = {}, frame: Record<string, unknown> = {}) => ({
+    buildId: 'fixture-fanout',
+    runId: '01a2354d-36d0-7c22-8b6f-235c0bbb8713',
+    plan: 'fanout',
+    taskQueue: 'causeway.worker.fixtures',
+    workerTags: [],
+    releasesArtifacts: false,
+    servicesBase: 0,
+    frame: { artifacts: {}, locals: {}, runKey: '1', parent: 'plan.0', deadlines: [], ...frame },
+    list: {
+      kind: 'steps',
+      parent: 'plan.0',
+      steps: [{ kind: 'task', id: 'plan.0.in_parallel.7', task: 't', config: { run: { path: 'true', args: [] } } }],
+    },
+    limit: 100,
+    failFast: false,
+    ...o,
+  });
+  const refusedBy = (parent: string | undefined, raw: unknown): string => {
+    try {
+      parsePartInput(raw, parent);
+    } catch (err) {
+      expect(err).toBeInstanceOf(BuildInputError);
+      return (err as Error).message;
+    }
+    throw new Error('accepted');
+  };
+  const refused = (raw: unknown) => refusedBy('fixture-fanout', raw);
+
+  test('the input a build makes is accepted as it is, defaults filled in as the build input has them', () => {
+    const parsed = parsePartInput(JSON.parse(JSON.stringify(part())), 'fixture-fanout');
+    expect(parsed).toMatchObject(part());
+    expect(parsed.list.kind === 'steps' && parsed.list.steps[0]).toMatchObject({ params: {}, privileged: false });
+  });
+
+  test('only the build it names may start it', () => {
+    expect(refusedBy(undefined, part())).toBe(
+      'invalid buildPart input (a part is started by its build only): buildId: `fixture-fanout` is not the build that started this part (none did)',
+    );
+    expect(refusedBy('other-build', part())).toMatch(/buildId: `fixture-fanout` is not the build that started this part \(other-build\)/);
+  });
+
+  test('ids and names that become directories, and steps, are checked as in a build input', () => {
+    const message = refusedBy(
+      '../b',
+      part({ buildId: '../b', runId: 'r/1' }, { runKey: '..', artifacts: { 'a/b': { kind: 'dir', worker: 'w', path: '/x' } } }),
+    );
+    expect(message).toContain('buildId: `../b` contains `/`');
+    expect(message).toContain('runId: `r/1` contains `/`');
+    expect(message).toContain('frame.runKey: `..` is not a name');
+    expect(message).toContain('frame.artifacts.a/b: `a/b` contains `/`');
+    const badStep = { kind: 'task', id: 'a..b', task: 't', config: { run: { path: 'true', args: [] } } };
+    expect(refused(part({ list: { kind: 'steps', parent: 'plan.0', steps: [badStep] } }))).toContain(
+      'list.steps[0].id: `a..b` is not a step id',
+    );
+    expect(refused(part({ limit: 0 }))).toContain('limit: Too small');
+    expect(refused(part({ list: { kind: 'steps', parent: 'plan.0', steps: [{ kind: 'rm -rf' }] } }))).toContain('list.steps[0].kind');
+  });
+
+  test('an across slice runs at most as many iterations as a build may', () => {
+    const step = { kind: 'task', id: 'plan.0', task: 't', config: { run: { path: 'true', args: [] } } };
+    const list = {
+      kind: 'across',
+      step,
+      depth: 0,
+      bindings: [],
+      indices: [],
+      values: [Array(1000).fill(1), Array(1000).fill(1)],
+      offset: 0,
+    };
+    expect(refused(part({ list }))).toMatch(/list\.values: `across` runs this step 1,000,000 times/);
+  });
+
+  test('steps nested 20,000 deep are refused before zod recurses into them', () => {
+    let deep: Record<string, unknown> = { kind: 'task', id: 'x', task: 't', config: { run: { path: 'true', args: [] } } };
+    for (let i = 0; i < 20_000; i++) deep = { kind: 'try', id: `s${i}`, step: deep };
+    expect(refused(part({ list: { kind: 'steps', parent: 'plan.0', steps: [deep] } }))).toMatch(/steps nest more than 128 levels deep/);
+  });
 });

@@ -1,7 +1,11 @@
 // Big fan-out runs in child workflows (workflows/fanout.ts): past 2,000 parallel steps, a
 // sequential across, artifacts and failures coming back from parts, abort reaching them,
 // and the whole step tree assembled by fullStatus; against the real servers.
+import { randomUUID } from 'node:crypto';
+import type { ApplicationFailure } from '@temporalio/common';
+import { WorkflowFailedError } from '@temporalio/client';
 import { fullStatus } from '../../common/build-status';
+import { FAILURE_TYPES, PART_WORKFLOW } from '../../schemas/build';
 import { PART_BUDGET, slices } from '../../workflows/fanout';
 import { sh, startHarness, waitFor, type Harness } from './harness';
 
@@ -69,5 +73,40 @@ describe('fan-out in child workflows', () => {
     const status = await fullStatus(h.client, handle.workflowId);
     expect(status.parts?.[0].state).toBe('aborted');
     expect(status.steps.filter((s) => s.parent === 'plan.0').every((s) => ['aborted', 'skipped'].includes(s.state))).toBe(true);
+  });
+
+  test('a client starting buildPart itself gets BuildErrored at once, before any step', async () => {
+    const step = { kind: 'task', id: 'plan.0', task: 't', config: { run: { path: 'true', args: [] } } };
+    const input = {
+      buildId: '../other-build',
+      runId: 'r',
+      plan: 'p',
+      taskQueue: h.taskQueue,
+      workerTags: [],
+      releasesArtifacts: false,
+      servicesBase: 0,
+      frame: { artifacts: {}, locals: {}, runKey: '1', deadlines: [] },
+      list: { kind: 'steps', parent: 'plan', steps: [step] },
+      limit: 1,
+      failFast: false,
+    };
+    const handle = await h.client.workflow.start(PART_WORKFLOW, {
+      taskQueue: h.taskQueue,
+      workflowId: `hostile-part-${randomUUID()}`,
+      args: [input],
+    });
+    const err = await handle.result().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const cause = (err as WorkflowFailedError).cause as ApplicationFailure;
+    expect(cause.type).toBe(FAILURE_TYPES.errored);
+    expect(cause.nonRetryable).toBe(true);
+    expect(cause.message).toMatch(
+      /^invalid buildPart input \(a part is started by its build only\): buildId: `\.\.\/other-build` is not the build that started this part \(none did\); buildId: `\.\.\/other-build` contains `\/`/,
+    );
+    const history = await handle.fetchHistory();
+    expect(history.events?.some((e) => e.activityTaskScheduledEventAttributes)).toBe(false);
   });
 });
