@@ -18,7 +18,7 @@ import {
   pipelineNameOf,
   pipelineWorkflowId,
   type BuildOutcome,
-  type PipelineEnd,
+  PipelineEndSchema,
   type PipelineView,
 } from '../schemas/pipeline-api';
 import { CredentialResolver, resolveResourceRequest } from './creds';
@@ -130,8 +130,8 @@ export function pipelineActivities(deps: PipelineDeps, runtime?: Runtime): Pipel
               setBy,
               await client.withDeadline(Date.now() + PARENT_QUERY_MS, () => handle.query<PipelineView>(PIPELINE_QUERIES.view)),
             );
-          const end = (await handle.result().catch(() => undefined)) as PipelineEnd | undefined;
-          if (!end?.renamedTo) return `pipeline ${key}, which set it, was destroyed`;
+          const end = PipelineEndSchema.safeParse(await handle.result().catch(() => undefined)).data;
+          if (!end?.renamedTo) return `pipeline ${key}, which set it, was ${end?.archived ? 'archived' : 'destroyed'}`;
           key = end.renamedTo;
         } catch (err) {
           if ((err as Error).name === 'WorkflowNotFoundError') return `pipeline ${key}, which set it, is gone`;

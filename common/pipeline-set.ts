@@ -1,10 +1,16 @@
 // Setting a pipeline, shared by `causeway set-pipeline` and the set_pipeline step, so both
-// diff the same way and create or update the pipeline's workflow the same way.
-import { WorkflowExecutionAlreadyStartedError, type Client, type WorkflowExecutionDescription } from '@temporalio/client';
+// diff the same way and create or update the pipeline's workflow the same way; and what an
+// ended pipeline left (its build numbers, whether it was archived).
+import {
+  WorkflowExecutionAlreadyStartedError,
+  type Client,
+  type WorkflowExecutionDescription,
+  type WorkflowExecutionStatusName,
+} from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createTwoFilesPatch } from 'diff';
-import { formatPipelineRef, pipelineKey } from '../schemas/instance-vars';
+import { formatPipelineRef, pipelineKey, type InstanceVars } from '../schemas/instance-vars';
 import type { PipelineConfig } from '../schemas/pipeline';
 import {
   emptyPipelineInput,
@@ -12,9 +18,11 @@ import {
   PIPELINE_QUERIES,
   PIPELINE_UPDATES,
   PIPELINE_WORKFLOW,
+  PipelineEndSchema,
+  pipelineKeyOfWorkflowId,
+  pipelineNameOf,
   pipelineWorkflowId,
   SET_BY_NEWER_BUILD,
-  type PipelineEnd,
   type PipelineInput,
   type PipelineView,
   type SetBy,
@@ -88,8 +96,8 @@ const NO_POLLER_GRACE_MS = 5_000;
  */
 async function closedCounters(client: Client, pipeline: string): Promise<Record<string, number>> {
   try {
-    const end: unknown = await client.workflow.getHandle(pipelineWorkflowId(pipeline)).result();
-    if (end && typeof end === 'object' && 'counters' in end) return (end as PipelineEnd).counters;
+    const end = PipelineEndSchema.safeParse(await client.workflow.getHandle(pipelineWorkflowId(pipeline)).result());
+    if (end.success) return end.data.counters;
   } catch {
     // Terminated, cancelled or failed: no result; visibility still lists its builds.
   }
@@ -103,6 +111,68 @@ async function closedCounters(client: Client, pipeline: string): Promise<Record<
     if (at > 0 && Number.isInteger(number)) counters[rest.slice(0, at)] = Math.max(counters[rest.slice(0, at)] ?? 0, number);
   }
   return counters;
+}
+
+/** A pipeline workflow's run as visibility lists it. */
+export interface PipelineRun {
+  workflowId: string;
+  runId: string;
+  status: WorkflowExecutionStatusName;
+  closeTime?: Date;
+}
+
+/**
+ * Of each pipeline's runs, the one whose result says how it ended: its last, when none runs
+ * (set again since) and that one completed (a terminated pipeline returned nothing). A run
+ * continued as new closed before the run it continued as, so it is never the last.
+ */
+export function endedRuns(runs: PipelineRun[]): PipelineRun[] {
+  const byId = new Map<string, PipelineRun[]>();
+  for (const run of runs) byId.set(run.workflowId, [...(byId.get(run.workflowId) ?? []), run]);
+  return [...byId.values()].flatMap((of) => {
+    if (of.some((r) => r.status === 'RUNNING')) return [];
+    const last = of.reduce((a, b) => ((b.closeTime?.getTime() ?? 0) > (a.closeTime?.getTime() ?? 0) ? b : a));
+    return last.status === 'COMPLETED' ? [last] : [];
+  });
+}
+
+/** An archived pipeline, not set again since: `ref` is how it prints (NAME/k:v,... for an instance). */
+export interface ArchivedPipeline {
+  key: string;
+  name: string;
+  instanceVars?: InstanceVars;
+  ref: string;
+}
+
+/**
+ * The pipelines whose last run ended archived (archive-pipeline, or abandoned by the pipeline
+ * that set it), from visibility and the runs' results: no worker needed. One archived before
+ * its result named it is listed by its key.
+ */
+export async function archivedPipelines(client: Client): Promise<ArchivedPipeline[]> {
+  const runs: PipelineRun[] = [];
+  const query = `WorkflowType = '${PIPELINE_WORKFLOW}' AND ExecutionStatus != 'ContinuedAsNew'`;
+  for await (const wf of client.workflow.list({ query }))
+    runs.push({ workflowId: wf.workflowId, runId: wf.runId, status: wf.status.name, closeTime: wf.closeTime });
+  const archived: ArchivedPipeline[] = [];
+  for (const run of endedRuns(runs)) {
+    const end = PipelineEndSchema.safeParse(
+      await client.workflow
+        .getHandle(run.workflowId, run.runId)
+        .result()
+        .catch(() => undefined),
+    );
+    if (!end.success || !end.data.archived) continue;
+    const key = pipelineKeyOfWorkflowId(run.workflowId);
+    const { name, instanceVars } = end.data;
+    archived.push({
+      key,
+      name: name ?? pipelineNameOf(key),
+      ...(instanceVars ? { instanceVars } : {}),
+      ref: name ? formatPipelineRef({ name, instanceVars }) : key,
+    });
+  }
+  return archived;
 }
 
 /** The unified diff's lines from the running file's text to the new one; all empty when nothing changed. */

@@ -236,14 +236,26 @@ export const PipelineConfigSchema = z.object({
   ),
 });
 
-/** What a destroyed pipeline's workflow returns: enough to set it again without a worker replaying it. */
-export interface PipelineEnd {
-  counters: Record<string, number>;
+/**
+ * What an ended pipeline's workflow returns: enough to set it again, and to list it once
+ * archived, without a worker replaying it (set-pipeline and `pipelines --include-archived`
+ * read it from the closed workflow).
+ */
+export const PipelineEndSchema = z.object({
+  counters: z.record(z.string(), z.number()),
   /** rename-pipeline: the key it goes on under (the pipelines it set follow it there) */
-  renamedTo?: string;
-  /** why it archived itself: the pipeline that set it no longer does */
-  archived?: string;
-}
+  renamedTo: z.string().optional(),
+  /** why it was archived: archive-pipeline, or the pipeline that set it no longer does */
+  archived: z.string().optional(),
+  /** an archived pipeline's name and instance vars, which its key only hashes; absent from those archived before them */
+  name: z.string().optional(),
+  instanceVars: z.record(z.string(), z.unknown()).optional(),
+});
+export type PipelineEnd = z.infer<typeof PipelineEndSchema>;
+
+/** The destroy update's argument, from archive-pipeline: the pipeline ends archived, for that reason. */
+export const DestroyRequestSchema = z.strictObject({ archived: z.string().min(1) });
+export type DestroyRequest = z.infer<typeof DestroyRequestSchema>;
 
 /**
  * Why a pipeline set by a job build (`setBy`) is abandoned, as Concourse's

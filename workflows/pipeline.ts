@@ -27,6 +27,8 @@ import {
   PIPELINE_SIGNALS,
   PipelineConfigSchema,
   PIPELINE_UPDATES,
+  DestroyRequestSchema,
+  type DestroyRequest,
   type PinRequest,
   type PipelineEnd,
   type PipelineInput,
@@ -104,7 +106,7 @@ export const scheduleUpdate = defineUpdate<void, [string]>(PIPELINE_UPDATES.sche
 export const pauseUpdate = defineUpdate<void, [{ job?: string; paused: boolean }]>(PIPELINE_UPDATES.pause);
 export const pinUpdate = defineUpdate<void, [PinRequest]>(PIPELINE_UPDATES.pin);
 export const toggleVersionUpdate = defineUpdate<ResourceVersion, [VersionToggle]>(PIPELINE_UPDATES.toggleVersion);
-export const destroyUpdate = defineUpdate<void, []>(PIPELINE_UPDATES.destroy);
+export const destroyUpdate = defineUpdate<void, [DestroyRequest?]>(PIPELINE_UPDATES.destroy);
 export const renameUpdate = defineUpdate<PipelineInput, [{ to: string }]>(PIPELINE_UPDATES.rename);
 export const outputSignal = defineSignal<[SavedOutput]>(PIPELINE_SIGNALS.output);
 
@@ -190,6 +192,8 @@ export async function pipeline(input: PipelineInput): Promise<PipelineEnd> {
     {
       validator: (next: PipelineConfig, by?: SetBy) => {
         PipelineConfigSchema.parse(next);
+        // Taken now, it would end with this run: set-pipeline sets the pipeline again once it has ended.
+        if (destroyed) throw new Error(`pipeline ${label()} is ending (destroyed, archived or renamed): set it again in a moment`);
         refuseOlder(by);
         // A swap of names is refused before the update is accepted.
         renamesOf(config, next, state);
@@ -320,10 +324,16 @@ export async function pipeline(input: PipelineInput): Promise<PipelineEnd> {
     const res = state.renamed?.resources[named] ?? named;
     if (config.resources.some((r) => r.name === res) && saveOutput(state, name, number, { resource: res, version })) poke();
   });
-  setHandler(destroyUpdate, () => {
-    destroyed = true;
-    poke();
-  });
+  setHandler(
+    destroyUpdate,
+    (req?: DestroyRequest) => {
+      destroyed = true;
+      // archive-pipeline's: the end says so, which `pipelines --include-archived` reads.
+      archived ??= req?.archived;
+      poke();
+    },
+    { validator: (req?: DestroyRequest) => void DestroyRequestSchema.optional().parse(req) },
+  );
   // rename-pipeline: the pipeline ends and hands its whole state to the one the CLI starts under the new name.
   setHandler(
     renameUpdate,
@@ -458,7 +468,11 @@ export async function pipeline(input: PipelineInput): Promise<PipelineEnd> {
   }
   await condition(allHandlersFinished);
   // Read by set-pipeline from the closed workflow's result, which needs no worker (a query does).
-  return { counters: state.counters, ...(renamedTo ? { renamedTo } : {}), ...(archived ? { archived } : {}) };
+  return {
+    counters: state.counters,
+    ...(renamedTo ? { renamedTo } : {}),
+    ...(archived ? { archived, name: config.name, ...(config.instanceVars ? { instanceVars: config.instanceVars } : {}) } : {}),
+  };
 }
 
 /** Milliseconds until the next periodic check is due, or the next poll of running builds. */

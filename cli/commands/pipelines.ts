@@ -10,6 +10,7 @@ import { awaitBuild } from '../../common/build-client';
 import { readEnv } from '../../common/config';
 import {
   applyPipeline,
+  archivedPipelines,
   changes,
   configKey,
   credentialRefs,
@@ -47,6 +48,7 @@ import {
   PIPELINE_WORKFLOW,
   pipelineKeyOfWorkflowId,
   pipelineWorkflowId,
+  type DestroyRequest,
   type PinRequest,
   type PipelineInput,
   type PipelineView,
@@ -339,28 +341,62 @@ async function setPipelines(client: Client): Promise<{ target: Target; view: Pip
   return found;
 }
 
-export async function listPipelines(opts: { json?: boolean }): Promise<void> {
+/** A row of `pipelines`: fly's `archived` (always in `--json`, as fly's) with Causeway's counts. */
+interface PipelineRow {
+  name: string;
+  instance_vars?: InstanceVars;
+  ref: string;
+  paused: boolean;
+  archived: boolean;
+  jobs: number;
+  resources: number;
+}
+
+/** fly's pipelines: those set, and with `includeArchived` the archived ones not set again since. */
+export async function listPipelines(opts: { json?: boolean; includeArchived?: boolean }): Promise<void> {
   await withSession(async (s) => {
-    const rows: { name: string; instance_vars?: InstanceVars; ref: string; paused: boolean; jobs: number; resources: number }[] = [];
-    for (const { view: v } of await setPipelines(s.client)) {
-      const { name, instanceVars } = v.config;
-      rows.push({
-        name,
-        ...(instanceVars ? { instance_vars: instanceVars } : {}),
-        ref: formatPipelineRef(v.config),
-        paused: v.state.paused,
-        jobs: v.config.jobs.length,
-        resources: v.config.resources.length,
-      });
+    const listed = await setPipelines(s.client);
+    const rows: PipelineRow[] = listed.map(({ view: v }) => ({
+      name: v.config.name,
+      ...(v.config.instanceVars ? { instance_vars: v.config.instanceVars } : {}),
+      ref: formatPipelineRef(v.config),
+      paused: v.state.paused,
+      archived: false,
+      jobs: v.config.jobs.length,
+      resources: v.config.resources.length,
+    }));
+    if (opts.includeArchived) {
+      // One set again between the two listings is listed as set.
+      const set = new Set(listed.map((p) => p.target.key));
+      for (const a of await archivedPipelines(s.client))
+        if (!set.has(a.key))
+          // As Concourse's archive: paused, its configuration (jobs, resources) cleared.
+          rows.push({
+            name: a.name,
+            ...(a.instanceVars ? { instance_vars: a.instanceVars } : {}),
+            ref: a.ref,
+            paused: true,
+            archived: true,
+            jobs: 0,
+            resources: 0,
+          });
     }
     // An instance group's instances follow each other, after the pipeline of that name if there is one.
     rows.sort((a, b) => a.name.localeCompare(b.name) || a.ref.localeCompare(b.ref));
     if (opts.json) return console.log(JSON.stringify(rows, null, 2));
     if (rows.length === 0) return say('no pipelines: set one with `causeway set-pipeline -p NAME -c pipeline.yml`');
+    const yesNo = (b: boolean) => (b ? 'yes' : 'no');
+    // fly's column order: archived after the flags, only with --include-archived.
     console.log(
       table([
-        ['name', 'paused', 'jobs', 'resources'],
-        ...rows.map((r) => [r.ref, r.paused ? 'yes' : 'no', String(r.jobs), String(r.resources)]),
+        ['name', 'paused', ...(opts.includeArchived ? ['archived'] : []), 'jobs', 'resources'],
+        ...rows.map((r) => [
+          r.ref,
+          yesNo(r.paused),
+          ...(opts.includeArchived ? [yesNo(r.archived)] : []),
+          String(r.jobs),
+          String(r.resources),
+        ]),
       ]),
     );
   });
@@ -451,7 +487,7 @@ export async function archivePipeline(opts: { pipeline?: string; all?: boolean; 
     for (const p of targets) {
       const last = await lastPipelineView(s.client, p.key);
       if (!last?.running) throw new CliError(`pipeline '${p.display}' not found`);
-      await update(s.client, p, PIPELINE_UPDATES.destroy);
+      await update(s.client, p, PIPELINE_UPDATES.destroy, { archived: 'archive-pipeline' } satisfies DestroyRequest);
       say(`archived '${p.display}'`);
     }
   });

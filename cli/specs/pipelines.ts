@@ -76,7 +76,11 @@ Example:
     .command('pipelines')
     .alias('ps')
     .description('list the pipelines that are set, paused or not')
-    .option('--json', 'print a JSON array: name, instance_vars (of an instance), ref (NAME/k:v,...), paused, jobs, resources')
+    .option(
+      '--include-archived',
+      'also list the archived pipelines not set again since (paused, no jobs or resources), with an archived column',
+    )
+    .option('--json', 'print a JSON array: name, instance_vars (of an instance), ref (NAME/k:v,...), paused, archived, jobs, resources')
     .option('--team <name>', teamHelp('the pipelines'), oneTeam)
     .action(lazy(() => impl().listPipelines));
 
@@ -120,7 +124,8 @@ Example:
     .addHelpText(
       'after',
       `
-Its builds stay (\`builds -p\` lists them); set-pipeline sets it again, numbering builds on.`,
+Its builds stay (\`builds -p\` lists them) and \`pipelines --include-archived\` lists it; set-pipeline
+sets it again, numbering builds on, paused (as Concourse's: an archived pipeline is paused).`,
     )
     .action(lazy(() => impl().archivePipeline));
 

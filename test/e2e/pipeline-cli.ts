@@ -1,6 +1,6 @@
 // The set-up the pipeline e2e tests share (a harness, a directory to run the CLI in), what they
-// read back through the CLI (`causeway jobs --json`), and the resource types they write as Node
-// scripts.
+// read back through the CLI (`causeway jobs --json`, `causeway pipelines --json`), and the
+// resource types they write as Node scripts.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -70,6 +70,17 @@ export interface JobRow {
   builds: { number: number; status: string; id: string }[];
 }
 
+/** A row of `pipelines --json`. */
+export interface PipelineListRow {
+  name: string;
+  instance_vars?: Record<string, unknown>;
+  ref: string;
+  paused: boolean;
+  archived: boolean;
+  jobs: number;
+  resources: number;
+}
+
 export function pipelineReader(cli: (...args: string[]) => Promise<CliResult>) {
   const jobs = async (pipeline: string): Promise<Record<string, JobRow>> => {
     const r = await cli('jobs', '-p', pipeline, '--json');
@@ -78,6 +89,12 @@ export function pipelineReader(cli: (...args: string[]) => Promise<CliResult>) {
   };
   return {
     jobs,
+    /** `pipelines --json` by ref; with `--include-archived` (`archived`) the archived ones too. */
+    pipelines: async (...flags: '--include-archived'[]): Promise<Record<string, PipelineListRow>> => {
+      const r = await cli('pipelines', '--json', ...flags);
+      expect(r.code).toBe(0);
+      return Object.fromEntries((JSON.parse(r.stdout) as PipelineListRow[]).map((p) => [p.ref, p]));
+    },
     /** Each job's builds as `#N status`. */
     buildLines: async (pipeline: string): Promise<Record<string, string[]>> =>
       Object.fromEntries(Object.values(await jobs(pipeline)).map((j) => [j.name, j.builds.map((b) => `#${b.number} ${b.status}`)])),
