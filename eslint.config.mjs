@@ -29,6 +29,8 @@ export default tseslint.config(
       'cli/client-commands.ts',
       'cli/specs/*.ts',
       'cli/follow.ts',
+      'cli/connect.ts',
+      'cli/snapshot.ts',
       'cli/dev/stack.ts',
       'cli/commands/execute.ts',
       'cli/commands/build-ref.ts',

@@ -16,7 +16,7 @@ export interface CliRun {
 export function cliRun(home: string, file: string, extra: string[] = [], opts: { stdout?: boolean } = {}): Promise<CliRun> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(repoRoot(), 'bin', 'causeway'), 'run', file, ...extra], {
+    const child = spawn(path.join(repoRoot(), 'bin', 'causeway'), ['run', file, ...extra], {
       env: { ...process.env, CAUSEWAY_HOME: home, NO_COLOR: '1' },
       stdio: ['ignore', opts.stdout ? 'pipe' : 'ignore', 'pipe'],
     });

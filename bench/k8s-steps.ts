@@ -33,7 +33,8 @@ import { compilePlan } from '../schemas';
 import { readDevKubernetes, DEV_NAMESPACE } from '../cli/dev/kubernetes';
 import { readCluster } from '../cli/dev/k8s/cluster';
 import { request, type Tls } from '../cli/dev/k8s/procs';
-import { readState, repoRoot } from '../cli/dev/stack';
+import { repoRoot } from '../cli/dev/stack';
+import { readState } from '../cli/dev/state';
 import { runMain, writeSection } from './report';
 
 const MARKS = { start: '<!-- bench:k8s-steps:start -->', end: '<!-- bench:k8s-steps:end -->' };

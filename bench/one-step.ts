@@ -84,13 +84,19 @@ function percentile(xs: number[], p: number): number {
 
 /**
  * Wall time of a new Node process that starts `causeway run` and loads the run command's modules, up to
- * reading the plan (a file that is not there, so it stops there): through bin/causeway (the bundle, from
- * V8's code cache), or `dist/cli/main.js` (each module from dist/ and node_modules as it is).
+ * reading the plan (a file that is not there, so it stops there): through bin/causeway (Node started from
+ * the client bundle's startup snapshot), `node bin/causeway` (the bundle, from V8's code cache), or
+ * `dist/cli/main.js` (each module from dist/ and node_modules as it is).
  */
-function moduleLoadMs(home: string, entry: 'bin' | 'dist'): number {
-  const script = entry === 'bin' ? path.join(repoRoot(), 'bin', 'causeway') : path.join(repoRoot(), 'dist', 'cli', 'main.js');
+function moduleLoadMs(home: string, entry: 'bin' | 'cache' | 'dist'): number {
+  const args = ['run', path.join(home, 'not-there.yml')];
+  const bin = path.join(repoRoot(), 'bin', 'causeway');
+  const [file, argv]: [string, string[]] =
+    entry === 'bin'
+      ? [bin, args]
+      : [process.execPath, [entry === 'cache' ? bin : path.join(repoRoot(), 'dist', 'cli', 'main.js'), ...args]];
   const t0 = performance.now();
-  const r = spawnSync(process.execPath, [script, 'run', path.join(home, 'not-there.yml')], {
+  const r = spawnSync(file, argv, {
     env: { ...process.env, CAUSEWAY_HOME: home },
     encoding: 'utf8',
   });
@@ -141,11 +147,18 @@ async function main(): Promise<void> {
     const cli: number[] = [];
     const detached: number[] = [];
     const loads: number[] = [];
+    const cacheLoads: number[] = [];
     const distLoads: number[] = [];
     const connects: number[] = [];
     const inProcess: number[] = [];
     const parts: number[][] = [];
-    const cpu = { cli: [] as number[], detached: [] as number[], loads: [] as number[], distLoads: [] as number[] };
+    const cpu = {
+      cli: [] as number[],
+      detached: [] as number[],
+      loads: [] as number[],
+      cacheLoads: [] as number[],
+      distLoads: [] as number[],
+    };
     try {
       for (let i = 0; i < WARMUP_RUNS + runs; i++) {
         const c0 = childrenCpuMs();
@@ -162,9 +175,12 @@ async function main(): Promise<void> {
         if (i < WARMUP_RUNS) continue;
         loads.push(moduleLoadMs(home, 'bin'));
         const c3 = childrenCpuMs();
+        cacheLoads.push(moduleLoadMs(home, 'cache'));
+        const c4 = childrenCpuMs();
         distLoads.push(moduleLoadMs(home, 'dist'));
         cpu.loads.push(c3 - c2);
-        cpu.distLoads.push(childrenCpuMs() - c3);
+        cpu.cacheLoads.push(c4 - c3);
+        cpu.distLoads.push(childrenCpuMs() - c4);
         cpu.cli.push(c1 - c0);
         cpu.detached.push(c2 - c1);
         connects.push(await connectMs(stack, home));
@@ -196,8 +212,9 @@ async function main(): Promise<void> {
       row('`causeway run` (a new process: start-up, connect, start, follow the log, result)', cli, cpu.cli),
       row('`causeway run --detach` (start-up, connect, start; no following)', detached, cpu.detached),
       row('client already connected: start → result', inProcess),
-      row('of the CLI: a new Node process loading the `run` command’s modules (the bundle, from the code cache)', loads, cpu.loads),
-      row('the same from dist/ as tsc writes it, without the bundle (before)', distLoads, cpu.distLoads),
+      row('of the CLI: a new Node process loading the `run` command’s modules (from the startup snapshot)', loads, cpu.loads),
+      row('the same through `node bin/causeway`: the bundle from V8’s code cache, no snapshot (before)', cacheLoads, cpu.cacheLoads),
+      row('the same from dist/ as tsc writes it, without the bundle', distLoads, cpu.distLoads),
       row('of the CLI: opening its Temporal and NATS connections (at once)', connects),
     ].join('\n');
     const breakdownTable = [

@@ -258,7 +258,7 @@ async function main(): Promise<void> {
       key: 'version',
       name: '`causeway --version` (floor: `node -e 0`; act: `act --version`)',
       floor: async () => ({ ms: (await timed(process.execPath, ['-e', '0'])).ms, ok: true }),
-      causeway: async () => ({ ms: (await timed(process.execPath, [path.join(repoRoot(), 'bin', 'causeway'), '--version'])).ms, ok: true }),
+      causeway: async () => ({ ms: (await timed(path.join(repoRoot(), 'bin', 'causeway'), ['--version'])).ms, ok: true }),
       act: async () => ({ ms: (await timed(act, ['--version'], { env: ACT_ENV })).ms, ok: true }),
     },
   ];

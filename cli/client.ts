@@ -1,15 +1,21 @@
+import { startupSnapshot } from 'node:v8';
 import { CLIENT_COMMANDS } from './client-commands';
 import { type CommandTable, commandName, runCli } from './program';
 
 // The entry of client commands. `npm run build` bundles this file and what it loads into
 // dist/cli/client.bundle.js (scripts/bundle-cli.mjs), which bin/causeway runs with V8's code
 // cache: one file compiled from a cache instead of ~500 modules resolved, read and compiled
-// (BENCHMARKS.md, "One-step build latency"). Any other command line (worker, dev, help, a typo)
-// goes to cli/main, which loads its modules from dist/ as they are.
-const name = commandName(process.argv.slice(2));
-const table: CommandTable = Object.values(CLIENT_COMMANDS);
-if (name !== undefined && table.some(([names]) => names.includes(name))) runCli(table);
-else require('./main');
+// (BENCHMARKS.md, "One-step build latency"); and from that bundle a V8 startup snapshot, which
+// bin/causeway starts Node from when it can (cli/snapshot.ts). Any other command line (worker,
+// dev, help, a typo) goes to cli/main, which loads its modules from dist/ as they are.
+
+/** Runs the command line of this process. */
+export function main(): void {
+  const name = commandName(process.argv.slice(2));
+  const table: CommandTable = Object.values(CLIENT_COMMANDS);
+  if (name !== undefined && table.some(([names]) => names.includes(name))) runCli(table);
+  else require('./main');
+}
 
 /**
  * Loads every client command's implementation: bin/causeway does before it writes the code
@@ -25,3 +31,8 @@ export function loadAll(): void {
   require('./commands/retry');
   require('./commands/pipelines');
 }
+
+export { fromSnapshot, warmSnapshot } from './snapshot';
+
+// Writing the snapshot runs nothing: the snapshot's own main runs `main` in each process started from it.
+if (!startupSnapshot.isBuildingSnapshot()) main();

@@ -3,7 +3,7 @@ import type { Client } from '@temporalio/client';
 import { causewayHome, readEnv } from '../common/config';
 import { connectNats } from '../common/nats';
 import { connectTemporalClient } from '../common/temporal-connection';
-import { readState, resolveEndpoints, startStack } from './dev/stack';
+import { readState, resolveEndpoints } from './dev/state';
 import { lazyProtobuf } from './lazy-protobuf';
 import { CliError, say } from './output';
 import { CONNECT_PATIENCE_MS, retryConnect } from '../common/connect-retry';
@@ -31,6 +31,8 @@ export async function openSession(opts: { autoStart: boolean }): Promise<Session
       throw new CliError('no Causeway stack is running and TEMPORAL_ADDRESS / NATS_URL are not set', 'start one with `causeway dev up`');
     }
     say('no Causeway stack is configured or running: starting the embedded one (as `causeway dev up` does)');
+    // Only here: starting a stack loads child_process, NATS's JetStream manager and more that connecting does not need.
+    const { startStack } = require('./dev/stack') as typeof import('./dev/stack');
     const started = await startStack({ home: causewayHome(env), persistent: true, startWorker: true, log: (m) => say(`  ${m}`) });
     say(`  Temporal UI: ${started.temporal.uiUrl}  (stop it with \`causeway dev down\`)`);
     endpoints = { temporalAddress: started.temporal.address, natsUrl: started.nats.url };

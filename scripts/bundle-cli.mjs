@@ -2,7 +2,10 @@
 // dist/cli/client.bundle.js, that bin/causeway runs with V8's code cache; run by `npm run build`
 // after tsc. Its manifest (dist/cli/client.bundle.json) names the bundle's hash (the code
 // cache's key) and the dist/ files it holds, so bin/causeway falls back to dist/cli/client.js
-// when tsc has rewritten any of them since.
+// when tsc has rewritten any of them since. Then writes the bundle's V8 startup snapshot
+// (dist/cli/client.snapshot.blob, cli/snapshot.ts) and the shell lines bin/causeway sources
+// to start Node from it (dist/cli/client.snapshot.sh).
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -85,6 +88,13 @@ const result = await esbuild.build({
   logLevel: 'warning',
 });
 
+// One non-ASCII character (a few remain in comments and regular expressions, which esbuild
+// prints as they are) makes V8 hold the whole 5 MB source two bytes a character, in the
+// snapshot too: escaped, they mean the same in a string, a regular expression or a comment.
+fs.writeFileSync(
+  outfile,
+  fs.readFileSync(outfile, 'utf8').replace(/[^\0-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`),
+);
 const hash = createHash('sha256').update(fs.readFileSync(outfile)).digest('hex');
 const inputs = Object.keys(result.metafile.inputs)
   .map((p) => path.resolve(root, p))
@@ -94,3 +104,50 @@ const inputs = Object.keys(result.metafile.inputs)
 const { CLIENT_COMMANDS } = createRequire(import.meta.url)(path.join(dist, 'cli', 'client-commands.js'));
 const commands = Object.values(CLIENT_COMMANDS).flatMap(([names]) => names);
 fs.writeFileSync(path.join(dist, 'cli', 'client.bundle.json'), `${JSON.stringify({ sha256: hash, commands, inputs })}\n`);
+
+// The snapshot's entry: the bundle as Node would wrap it, but with a `require` that the
+// snapshot's main points at the blob's directory (while Node writes it, `require` loads only
+// Node's own modules), warmed, and with the main a process started from it runs.
+const entry = path.join(dist, 'cli', 'client.snapshot.js');
+const blob = path.join(dist, 'cli', 'client.snapshot.blob');
+fs.writeFileSync(
+  entry,
+  `'use strict';
+let load = require;
+const bundle = { exports: {} };
+(function (exports, require, module, __filename, __dirname) {
+${fs.readFileSync(outfile, 'utf8')}
+})(bundle.exports, Object.assign((id) => load(id), { resolve: (id, options) => load.resolve(id, options) }), bundle, ${JSON.stringify(outfile)}, ${JSON.stringify(path.dirname(outfile))});
+bundle.exports.warmSnapshot();
+require('node:v8').startupSnapshot.setDeserializeMainFunction(() => bundle.exports.fromSnapshot(bundle.exports.main, (r) => (load = r)));
+`,
+);
+// Node warns of every module of its own it has not verified in a snapshot that the entry loads; warmSnapshot loads none.
+execFileSync(process.execPath, ['--no-warnings', '--snapshot-blob', `${blob}.tmp`, '--build-snapshot', entry], { stdio: 'inherit' });
+fs.renameSync(`${blob}.tmp`, blob);
+fs.rmSync(entry);
+
+// Sourced by bin/causeway's first line with $s set to its own path: a client command (not its
+// --help) starts Node from the snapshot when that is the Node that wrote it, unchanged since,
+// and no NODE_OPTIONS would make V8 refuse the snapshot; anything else returns to bin/causeway.
+const node = fs.realpathSync(process.execPath);
+fs.writeFileSync(
+  path.join(dist, 'cli', 'client.snapshot.sh'),
+  `# Written by scripts/bundle-cli.mjs for bin/causeway (docs/cli.md, "Start-up").
+cw_blob="\${s%/bin/*}/dist/cli/client.snapshot.blob"
+cw_command=
+for cw_arg; do
+  case $cw_arg in
+    -h|--help) cw_command=-; break ;;
+    -*) ;;
+    *) [ -n "$cw_command" ] || cw_command=$cw_arg ;;
+  esac
+done
+case " ${commands.join(' ')} " in
+  *" $cw_command "*)
+    if [ -z "$NODE_OPTIONS" ] && [ -f "$cw_blob" ] && [ "$(command -v node)" -ef ${JSON.stringify(node)} ] && [ ! ${JSON.stringify(node)} -nt "$cw_blob" ]; then
+      exec node --snapshot-blob "$cw_blob" "$@"
+    fi ;;
+esac
+`,
+);

@@ -8,7 +8,7 @@ import { workerCredentials } from '../../workers/credentials';
 import { startLocalWorker, type ContainerdRuntimeOptions, type RunningWorker } from '../../workers/local';
 import { installSdkLogger } from '../../workers/sdk-logger';
 import { DEV_DEFAULT_IMAGE, devContainerdDir, readContainerd } from '../dev/containerd';
-import { resolveEndpoints } from '../dev/stack';
+import { resolveEndpoints } from '../dev/state';
 import { CliError, say } from '../output';
 
 interface Opts {

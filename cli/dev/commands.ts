@@ -3,7 +3,8 @@ import { z } from 'zod';
 import { causewayHome } from '../../common/config';
 import { devContainerdDir, devContainerdStatus, readContainerd, startDevContainerd, stopContainerd } from './containerd';
 import { devKubernetesStatus, readDevKubernetes, startDevKubernetes, stopDevKubernetes } from './kubernetes';
-import { repoRoot, stackStatus, startStack, stateFile, stopStack, type StackState } from './stack';
+import { repoRoot, stackStatus, startStack, stopStack } from './stack';
+import { stateFile, type StackState } from './state';
 
 const Port = z.coerce.number().int().min(1).max(65535);
 

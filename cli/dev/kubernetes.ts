@@ -11,7 +11,8 @@ import { RESOURCE_IMAGES_ENV } from '../../schemas/resource-images';
 import { BASE_RESOURCE_TYPES } from '../../schemas/resources';
 import { NODE_IP, NODE_NAME, readNodeState, type NodeImage } from './k8s/node';
 import { alive, request, startProcess, stopProcesses, type Tls } from './k8s/procs';
-import { repoRoot, type ComponentStatus, type Endpoints, type ProgressLog } from './stack';
+import { repoRoot, type ComponentStatus, type ProgressLog } from './stack';
+import type { Endpoints } from './state';
 
 /** The namespace of the dev stack's kubernetes worker. */
 export const DEV_NAMESPACE = 'causeway';

@@ -1,6 +1,8 @@
-// bin/causeway runs client commands from the bundle `npm run build` makes, compiled from V8's code
-// cache (docs/cli.md, "Start-up"): the same output and exit status as dist/ as tsc writes it, the
-// cache written on the first run, and dist/ itself once tsc has rewritten a bundled file since.
+// bin/causeway runs client commands from the bundle `npm run build` makes (docs/cli.md, "Start-up"):
+// run as a program, Node starts from the bundle's startup snapshot; run by `node bin/causeway` (or
+// when the snapshot does not fit the Node on PATH or NODE_OPTIONS), the bundle is compiled from
+// V8's code cache. Either way the same output and exit status as dist/ as tsc writes it, the cache
+// written on the first run, and dist/ itself once tsc has rewritten a bundled file since.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,9 +25,18 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(cacheRoot, { recursive: true, force: true }));
 
 function causeway(entry: string, args: string[], cache: string) {
-  const r = spawnSync(process.execPath, [entry, ...args], {
+  return exec(process.execPath, [entry, ...args], cache);
+}
+
+/** bin/causeway run as a program, as a user's shell runs it. */
+function program(args: string[], cache: string, env: NodeJS.ProcessEnv = {}) {
+  return exec(BIN, args, cache, env);
+}
+
+function exec(file: string, args: string[], cache: string, env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(file, args, {
     cwd: ROOT,
-    env: { ...process.env, CAUSEWAY_CACHE: cache, NO_COLOR: '1' },
+    env: { ...process.env, CAUSEWAY_CACHE: cache, NO_COLOR: '1', ...env },
     encoding: 'utf8',
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -88,6 +99,57 @@ test('once tsc rewrites a file the bundle holds, dist/ runs instead of the stale
     const r = causeway(BIN, ['compile', 'examples/hello.yml'], cache);
     expect(r.status).toBe(0);
     expect(cacheFiles(cache)).toEqual([]);
+  } finally {
+    fs.utimesSync(input, atime, mtime);
+  }
+});
+
+test('run as a program, a client command starts from the snapshot (no code cache) and does what dist/ does', () => {
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'cli', 'client.snapshot.blob'))) throw new Error('no snapshot: run `npm run build`');
+  const cache = path.join(cacheRoot, 'snapshot');
+  for (const args of [
+    ['compile', 'examples/hello.yml'],
+    ['run', path.join(cacheRoot, 'no-such-plan.yml')],
+    ['compile', 'examples/hello.yml', '-v', 'a=b', '--json'],
+  ]) {
+    const r = program(args, cache);
+    expect(r).toEqual(causeway(MAIN, args, cache));
+  }
+  expect(cacheFiles(cache)).toEqual([]);
+  // Not a client command, or its help: bin/causeway's JavaScript, from dist/.
+  expect(program(['--version'], cache)).toEqual(causeway(MAIN, ['--version'], cache));
+  expect(program(['run', '--help'], cache)).toEqual(causeway(MAIN, ['run', '--help'], cache));
+});
+
+test('a Node on PATH other than the one that wrote the snapshot, or NODE_OPTIONS, runs the bundle from the code cache', () => {
+  const args = ['compile', 'examples/hello.yml'];
+  const expected = causeway(MAIN, args, path.join(cacheRoot, 'unused'));
+  const withOptions = path.join(cacheRoot, 'node-options');
+  expect(program(args, withOptions, { NODE_OPTIONS: '--max-old-space-size=2048' })).toEqual(expected);
+  expect(cacheFiles(withOptions)).toHaveLength(1);
+
+  const bin = fs.mkdtempSync(path.join(cacheRoot, 'path-'));
+  fs.writeFileSync(path.join(bin, 'node'), `#!/bin/sh\nexec ${process.execPath} "$@"\n`, { mode: 0o755 });
+  const otherNode = path.join(cacheRoot, 'other-node');
+  expect(program(args, otherNode, { PATH: `${bin}:${process.env.PATH}` })).toEqual(expected);
+  expect(cacheFiles(otherNode)).toHaveLength(1);
+});
+
+test('once tsc rewrites a file the bundle holds, the snapshot runs dist/ instead', () => {
+  const { inputs } = JSON.parse(fs.readFileSync(MANIFEST, 'utf8')) as { inputs: string[] };
+  const input = path.join(
+    ROOT,
+    'dist',
+    inputs.find((f) => f.endsWith('commands/compile.js'))!,
+  );
+  const { atime, mtime } = fs.statSync(input);
+  const args = ['compile', path.join(cacheRoot, 'no-such-plan.yml')];
+  const cache = path.join(cacheRoot, 'snapshot-stale');
+  try {
+    fs.utimesSync(input, atime, new Date(Date.now() + 60_000));
+    expect(program(args, cache)).toEqual(causeway(MAIN, args, cache));
+    // Node's module debug log shows dist/ loaded (the snapshot itself loads no file).
+    expect(program(args, cache, { NODE_DEBUG: 'module' }).stderr).toContain(path.join(ROOT, 'dist', 'cli', 'main.js'));
   } finally {
     fs.utimesSync(input, atime, mtime);
   }

@@ -31,7 +31,7 @@ export function requireBuiltCli(): void {
 
 export function runCli(args: string[], opts: CliOptions): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CAUSEWAY_BIN, ...args], {
+    const child = spawn(CAUSEWAY_BIN, args, {
       cwd: opts.cwd,
       env: { ...process.env, ...opts.env, CAUSEWAY_TASK_QUEUE: opts.queue, NO_COLOR: '1' },
       stdio: [opts.stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],

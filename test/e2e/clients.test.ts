@@ -46,7 +46,7 @@ async function compiled(name: string, script: string): Promise<{ plan: string; i
     plan,
     `name: ${name}\nplan:\n- task: step\n  config:\n    platform: linux\n    run: {path: sh, args: [-c, '${script}']}\n`,
   );
-  const { stdout } = await run(process.execPath, [path.join(ROOT, 'bin', 'causeway'), 'compile', plan], { env });
+  const { stdout } = await run(path.join(ROOT, 'bin', 'causeway'), ['compile', plan], { env });
   const input = path.join(dir, `${name}.json`);
   fs.writeFileSync(input, stdout);
   return { plan, input };

@@ -6,16 +6,8 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { jetstream } from '@nats-io/jetstream';
 import { Connection, WorkflowClient } from '@temporalio/client';
-import {
-  freeStackPorts,
-  isAlive,
-  resolveEndpoints,
-  SEARCH_ATTRIBUTES,
-  stackStatus,
-  startStack,
-  stopStack,
-  type StackInfo,
-} from '../../cli/dev/stack';
+import { freeStackPorts, SEARCH_ATTRIBUTES, stackStatus, startStack, stopStack, type StackInfo } from '../../cli/dev/stack';
+import { isAlive, resolveEndpoints } from '../../cli/dev/state';
 import { readBuild } from '../../common/build-log';
 import { connectNats, ensureBuildStream } from '../../common/nats';
 import { subjects } from '../../schemas/messages';

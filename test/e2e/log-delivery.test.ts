@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { readState } from '../../cli/dev/stack';
+import { readState } from '../../cli/dev/state';
 import { startHarness, type Harness } from '../workflows/harness';
 import { CAUSEWAY_BIN, requireBuiltCli } from './cli-runner';
 
@@ -36,7 +36,7 @@ test('watch prints a finished build’s whole log though NATS pauses mid-read fo
 
   const nats = readState(h.home)!.nats.pid;
   let paused = false;
-  const child = spawn(process.execPath, [CAUSEWAY_BIN, 'watch', build.buildId], {
+  const child = spawn(CAUSEWAY_BIN, ['watch', build.buildId], {
     cwd: dir,
     env: { ...process.env, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -44,7 +44,7 @@ function startWorker(): ChildProcess {
 
 function cli(...args: string[]): { code: number; stdout: string; stderr: string } {
   try {
-    const stdout = execFileSync(process.execPath, [BIN, ...args], {
+    const stdout = execFileSync(BIN, args, {
       cwd: dir,
       env: env(),
       encoding: 'utf8',

@@ -84,7 +84,7 @@ test.each(found.map((e) => [e.line, e] as const))('the example at docs/plan.md:%
   fs.writeFileSync(file, `${example.yaml}\n`);
   const own = ARGS_LINE.exec(example.yaml.split('\n')[0]);
   const args = own ? own[1].split(/\s+/).map((a) => (a === 'FILE' ? file : a)) : [file];
-  const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'compile', ...args], {
+  const { stdout } = await promisify(execFile)(BIN, ['compile', ...args], {
     env: { ...process.env, NO_COLOR: '1' },
   }).catch((err: { stderr?: string; message: string }) => {
     throw new Error(`docs/plan.md:${example.line}: causeway compile ${args.join(' ')} failed:\n${err.stderr ?? err.message}`);

@@ -27,7 +27,7 @@ function cli(args: string[], onOutput?: (out: string) => void): Promise<Result> 
   return new Promise((resolve, reject) => {
     const home = process.env.CAUSEWAY_TEST_DEV_HOME;
     if (!home) throw new Error('CAUSEWAY_TEST_DEV_HOME is not set: run through the jest "k8s-node" project');
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(BIN, args, {
       cwd: dir,
       env: { ...process.env, CAUSEWAY_HOME: home, NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -10,7 +10,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import type { CoreV1Api } from '../../../activities/runtime/kubernetes/client';
 import { LABELS } from '../../../activities/runtime/kubernetes/pod';
-import { readState } from '../../../cli/dev/stack';
+import { readState } from '../../../cli/dev/state';
 import { adminCore, freshNamespace, testCluster, until } from '../setup/env';
 
 jest.setTimeout(900_000);
@@ -40,7 +40,7 @@ function kube(args: string[]): string {
 
 function cli(args: string[]): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], {
+    const child = spawn(BIN, args, {
       cwd: dir,
       env: { ...process.env, CAUSEWAY_HOME: home(), CAUSEWAY_TASK_QUEUE: QUEUE, NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],

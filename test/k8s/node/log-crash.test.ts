@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { readBuild } from '../../../common/build-log';
 import { connectNats } from '../../../common/nats';
-import { readState } from '../../../cli/dev/stack';
+import { readState } from '../../../cli/dev/state';
 
 jest.setTimeout(600_000);
 
@@ -27,7 +27,7 @@ afterAll(async () => {
 function cli(args: string[], onOutput?: (out: string) => void): Promise<{ code: number | null; stdout: string }> {
   const home = process.env.CAUSEWAY_TEST_DEV_HOME!;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, CAUSEWAY_HOME: home, NO_COLOR: '1' } });
+    const child = spawn(BIN, args, { env: { ...process.env, CAUSEWAY_HOME: home, NO_COLOR: '1' } });
     let stdout = '';
     const more = (d: Buffer) => {
       stdout += d.toString();

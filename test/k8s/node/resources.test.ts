@@ -101,7 +101,7 @@ jobs:
 function cli(args: string[], cwd: string): { code: number | null; out: string } {
   const home = process.env.CAUSEWAY_TEST_DEV_HOME;
   if (!home) throw new Error('CAUSEWAY_TEST_DEV_HOME is not set: run through the jest "k8s-node" project');
-  const r = spawnSync(process.execPath, [path.resolve(__dirname, '../../../bin/causeway'), ...args], {
+  const r = spawnSync(path.resolve(__dirname, '../../../bin/causeway'), args, {
     cwd,
     env: { ...process.env, CAUSEWAY_HOME: home, NO_COLOR: '1' },
     encoding: 'utf8',
