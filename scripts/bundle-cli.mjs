@@ -80,6 +80,8 @@ const result = await esbuild.build({
   bundle: true,
   platform: 'node',
   format: 'cjs',
+  // Whitespace and comments only (names stay, for stack traces): a smaller source is a smaller snapshot, ~10 CPU-ms less per run.
+  minifyWhitespace: true,
   target: 'node20',
   // pino runs its transports in worker threads from files of its own; the rest is never loaded by a client command.
   external: ['pino', 'pino-pretty', 'thread-stream', '@temporalio/worker', '@temporalio/core-bridge', '@kubernetes/client-node'],
