@@ -115,6 +115,10 @@ test('run as a program, a client command starts from the snapshot (no code cache
     const r = program(args, cache);
     expect(r).toEqual(causeway(MAIN, args, cache));
   }
+  // Through a link to it, as npm installs it in node_modules/.bin.
+  const link = path.join(fs.mkdtempSync(path.join(cacheRoot, 'bin-')), 'causeway');
+  fs.symlinkSync(BIN, link);
+  expect(exec(link, ['compile', 'examples/hello.yml'], cache)).toEqual(causeway(MAIN, ['compile', 'examples/hello.yml'], cache));
   expect(cacheFiles(cache)).toEqual([]);
   // Not a client command, or its help: bin/causeway's JavaScript, from dist/.
   expect(program(['--version'], cache)).toEqual(causeway(MAIN, ['--version'], cache));
