@@ -90,6 +90,7 @@ export function interpolateServices<T>(value: T, services: Record<string, Servic
     return v === undefined ? { found: false } : { found: true, value: v };
   };
   const result = interpolate(value, lookup);
+  if (result.problems.length > 0) throw new Error(result.problems.join('; '));
   if (result.missing.length > 0) {
     const known = Object.values(services).map((s) => `${s.name} (ports ${Object.keys(s.ports).join(', ') || 'none'})`);
     throw new Error(

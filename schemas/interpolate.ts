@@ -89,20 +89,121 @@ function interpolateString(text: string, lookup: Lookup, missing: VarRef[]): unk
   });
 }
 
-/** Deep interpolation of strings in objects and arrays; keys are left alone. */
-export function interpolate(value: unknown, lookup: Lookup): { value: unknown; missing: VarRef[] } {
+/** A var's value as Concourse writes a map key it became: YAML's scalars. */
+function keyText(value: unknown): string | undefined {
+  if (value === null || value === undefined) return 'null';
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return undefined;
+}
+
+function kindOf(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a map';
+  // Only a fraction is refused, and a credential's value is never said.
+  if (typeof value === 'number') return 'a number with a fraction';
+  return typeof value === 'boolean' ? 'a boolean' : typeof value;
+}
+
+/** A map key with its ((vars)) filled in, the refs found nowhere (the key keeps them), or why it cannot be a key. */
+export type KeyResult = { key: string; missing: VarRef[] } | { problem: string };
+
+/**
+ * A map key interpolated as Concourse's vars.Template does it (it walks keys as it walks
+ * values): a key that is one ref becomes the var's value, as YAML writes a scalar (`1`, `true`,
+ * `null`); a map or a list crashes Concourse (a Go map key must be hashable), an error here.
+ * A ref inside a longer key takes a string or a whole number only, as inside any string there
+ * ("cannot interpolate non-primitive value").
+ */
+export function interpolateKey(key: string, lookup: Lookup): KeyResult {
   const missing: VarRef[] = [];
+  // Nearly every key: no regex for it (a pipeline may have 30,000).
+  if (!key.includes('((')) return { key, missing };
+  const whole = key.match(WHOLE_REF_PATTERN);
+  if (whole) {
+    const ref = parseVarRef(whole[1]);
+    const hit = lookup(ref);
+    if (!hit.found) return { key, missing: [ref] };
+    const text = keyText(hit.value);
+    if (text === undefined)
+      return { problem: `the key \`${key}\` is ${kindOf(hit.value)}: a map key is a string, a number, a boolean or null` };
+    return { key: text, missing };
+  }
+  let problem: string | undefined;
+  const replaced = key.replace(REF_PATTERN, (match, inner: string) => {
+    const ref = parseVarRef(inner);
+    const hit = lookup(ref);
+    if (!hit.found) {
+      missing.push(ref);
+      return match;
+    }
+    if (typeof hit.value === 'string' || Number.isInteger(hit.value)) return String(hit.value);
+    problem ??= `var \`${ref.raw}\` in the key \`${key}\` is ${kindOf(hit.value)}: inside a longer key only a string or a whole number can go`;
+    return match;
+  });
+  return problem === undefined ? { key: replaced, missing } : { problem };
+}
+
+/** The key a KeyResult gives, or the key as written when it cannot be one. */
+export function keyName(written: string, result: KeyResult): string {
+  return 'key' in result ? result.key : written;
+}
+
+/**
+ * A map rebuilt from its entries under their interpolated keys (each `[key as written, its
+ * KeyResult, value]`), colliding as in Concourse, which writes each entry under its new key
+ * into the map it walks: an interpolated key wins over a key written as it is, in whichever
+ * order Go's map gives them; two interpolated keys that become one would keep either by
+ * chance, and are an error here. A key that cannot be one stays as written, reported.
+ */
+export function rekey(entries: [string, KeyResult, unknown][], report: (key: string, problem: string) => void): Record<string, unknown> {
+  const out = new Map<string, unknown>();
+  const interpolatedFrom = new Map<string, string>();
+  for (const [written, result, value] of entries) {
+    const key = keyName(written, result);
+    if ('problem' in result) report(written, result.problem);
+    if (key === written) {
+      if (!interpolatedFrom.has(key)) out.set(key, value);
+      continue;
+    }
+    const other = interpolatedFrom.get(key);
+    if (other !== undefined) {
+      report(written, `the keys \`${other}\` and \`${written}\` both become \`${key}\`: Concourse keeps one of them by chance`);
+      continue;
+    }
+    interpolatedFrom.set(key, written);
+    out.set(key, value);
+  }
+  // fromEntries, not assignment: a key `__proto__` stays a key.
+  return Object.fromEntries(out);
+}
+
+/** Deep interpolation of strings in objects and arrays, map keys too (interpolateKey); `problems` are keys that cannot be. */
+export function interpolate(value: unknown, lookup: Lookup): { value: unknown; missing: VarRef[]; problems: string[] } {
+  const missing: VarRef[] = [];
+  const problems: string[] = [];
   const walk = (v: unknown): unknown => {
     if (typeof v === 'string') return interpolateString(v, lookup, missing);
     if (Array.isArray(v)) return v.map(walk);
-    if (isPlainObject(v)) {
-      const out: Record<string, unknown> = {};
-      for (const [k, item] of Object.entries(v)) out[k] = walk(item);
-      return out;
-    }
+    if (isPlainObject(v)) return rekey(entriesOf(v, lookup, missing, walk), (_, problem) => problems.push(problem));
     return v;
   };
-  return { value: walk(value), missing };
+  return { value: walk(value), missing, problems };
+}
+
+/** `v`'s entries with their keys interpolated (missing refs collected) and their values walked. */
+function entriesOf(
+  v: Record<string, unknown>,
+  lookup: Lookup,
+  missing: VarRef[],
+  walk: (item: unknown, key: string) => unknown,
+): [string, KeyResult, unknown][] {
+  return Object.entries(v).map(([k, item]) => {
+    const key = interpolateKey(k, lookup);
+    if ('missing' in key) missing.push(...key.missing);
+    return [k, key, walk(item, k)];
+  });
 }
 
 export function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -155,29 +256,25 @@ function keepTaskStrings(step: Record<string, unknown>): Record<string, unknown>
  */
 export function interpolateLocal<T>(value: T, locals: Record<string, unknown>): T {
   const missing: VarRef[] = [];
+  const problems: string[] = [];
   const lookup: Lookup = (ref) => (ref.source === '.' ? lookupIn(locals, ref) : { found: true, value: `((${ref.raw}))` });
   const walk = (v: unknown): unknown => {
     if (typeof v === 'string') return interpolateString(v, lookup, missing);
     if (Array.isArray(v)) return v.map(walk);
     if (isPlainObject(v)) {
       const isStep = typeof v.kind === 'string' && STEP_KINDS.has(v.kind) && typeof v.id === 'string';
-      const out: Record<string, unknown> = {};
-      for (const [k, item] of Object.entries(v)) out[k] = isStep && DEFERRED_STEP_KEYS.has(k) ? item : walk(item);
-      if (!isStep || v.kind !== 'task') return out;
-      // Concourse interpolates across vars in mapping keys too: `input_mapping: {((.:name)): src}`.
-      for (const key of ['inputMapping', 'outputMapping']) {
-        const m = out[key];
-        if (isPlainObject(m))
-          out[key] = Object.fromEntries(Object.entries(m).map(([k, item]) => [stringifyVar(interpolateString(k, lookup, missing)), item]));
-      }
-      return keepTaskStrings(out);
+      // Keys too, as Concourse's: `input_mapping: {((.:name)): src}` in an across.
+      const entries = entriesOf(v, lookup, missing, (item, k) => (isStep && DEFERRED_STEP_KEYS.has(k) ? item : walk(item)));
+      const out = rekey(entries, (_, problem) => problems.push(problem));
+      return isStep && v.kind === 'task' ? keepTaskStrings(out) : out;
     }
     return v;
   };
   const result = walk(value) as T;
-  if (missing.length > 0) {
+  if (missing.length > 0 || problems.length > 0) {
     const names = [...new Set(missing.map((r) => `((${r.raw}))`))].join(', ');
-    throw new Error(`undefined local var${missing.length > 1 ? 's' : ''}: ${names}`);
+    const undefinedVars = missing.length > 0 ? [`undefined local var${missing.length > 1 ? 's' : ''}: ${names}`] : [];
+    throw new Error([...undefinedVars, ...problems].join('; '));
   }
   return result;
 }

@@ -3,7 +3,19 @@
 import YAML from 'yaml';
 import { readYamlFile } from './checks';
 import { PlanError, Source, type Path } from './errors';
-import { interpolate, isPlainObject, lookupIn, parseVarRef, SVC_SOURCE, type VarRef } from './interpolate';
+import {
+  interpolate,
+  interpolateKey,
+  isPlainObject,
+  keyName,
+  lookupIn,
+  parseVarRef,
+  rekey,
+  SVC_SOURCE,
+  type KeyResult,
+  type Lookup,
+  type VarRef,
+} from './interpolate';
 
 /**
  * Parses `-v` values ("name=value"). Values stay strings, as fly's `-v`; a
@@ -134,57 +146,73 @@ export function interpolateDeferring(
   // A service entry: its params and its config are what its activity resolves when it starts.
   const walkService = (entry: unknown, path: Path): unknown => {
     if (!isPlainObject(entry)) return walk(entry, path, false);
-    const out: Record<string, unknown> = {};
-    for (const [k, item] of Object.entries(entry))
-      out[k] = k === 'config' ? walkConfig(item, [...path, k]) : walk(item, [...path, k], SERVICE_DEFERRABLE.has(k));
-    return out;
+    return rebuild(entry, keysOf(entry, path, false), path, (item, k, child) =>
+      k === 'config' ? walkConfig(item, child) : walk(item, child, SERVICE_DEFERRABLE.has(k)),
+    );
   };
+  const lookup =
+    (path: Path, deferrable: boolean): Lookup =>
+    (ref) => {
+      // Local vars and service addresses are known only when the step runs.
+      if (ref.source === '.' || ref.source === SVC_SOURCE) return { found: true, value: `((${ref.raw}))` };
+      const hit = ref.source === undefined ? lookupIn(opts.vars, ref) : { found: false as const };
+      if (hit.found) return hit;
+      const fromManager = ref.source === undefined ? opts.deferUnsourced === true : varSources.has(ref.source);
+      if (!deferrable || !fromManager) return { found: false };
+      if (!deferred.has(ref.raw)) deferred.set(ref.raw, { ref: ref.raw, at: src.where(path) });
+      return { found: true, value: `((${ref.raw}))` };
+    };
+  const reportMissing = (path: Path, missing: VarRef[], deferrable: boolean) => {
+    for (const ref of missing) src.add(path, missingMessage(ref, varSources, deferrable));
+    if (missing.length > 0) src.suppress(path);
+  };
+  // A map's keys are interpolated as Concourse does (interpolateKey), where a credential ref
+  // stays if the map's values may keep one; its values are walked under the keys they become.
+  const keysOf = (v: Record<string, unknown>, path: Path, deferrable: boolean): KeyResult[] =>
+    Object.keys(v).map((k) => {
+      const key = interpolateKey(k, lookup([...path, k], deferrable));
+      if ('missing' in key) reportMissing([...path, k], key.missing, deferrable);
+      return key;
+    });
+  const rebuild = (v: Record<string, unknown>, keys: KeyResult[], path: Path, value: (item: unknown, key: string, path: Path) => unknown) =>
+    rekey(
+      Object.entries(v).map(([k, item], i): [string, KeyResult, unknown] => [k, keys[i], value(item, keyName(k, keys[i]), [...path, k])]),
+      (k, problem) => src.add([...path, k], problem),
+    );
   const walk = (v: unknown, path: Path, deferrable: boolean): unknown => {
     if (typeof v === 'string') {
-      const r = interpolate(v, (ref) => {
-        // Local vars and service addresses are known only when the step runs.
-        if (ref.source === '.' || ref.source === SVC_SOURCE) return { found: true, value: `((${ref.raw}))` };
-        const hit = ref.source === undefined ? lookupIn(opts.vars, ref) : { found: false as const };
-        if (hit.found) return hit;
-        const fromManager = ref.source === undefined ? opts.deferUnsourced === true : varSources.has(ref.source);
-        if (!deferrable || !fromManager) return { found: false };
-        if (!deferred.has(ref.raw)) deferred.set(ref.raw, { ref: ref.raw, at: src.where(path) });
-        return { found: true, value: `((${ref.raw}))` };
-      });
-      for (const ref of r.missing) src.add(path, missingMessage(ref, varSources, deferrable));
-      if (r.missing.length > 0) src.suppress(path);
+      const r = interpolate(v, lookup(path, deferrable));
+      reportMissing(path, r.missing, deferrable);
       return r.value;
     }
     if (Array.isArray(v)) return v.map((item, i) => walk(item, [...path, i], deferrable));
     if (isPlainObject(v)) {
-      const out: Record<string, unknown> = {};
-      for (const [k, item] of Object.entries(v)) {
-        const child = [...path, k];
-        const isTask = typeof v.task === 'string';
-        const isResourceStep = typeof v.get === 'string' || typeof v.put === 'string';
-        const isSetPipeline = typeof v.set_pipeline === 'string';
-        if (!deferrable && isTask && k === 'config') out[k] = walkConfig(item, child);
-        else if (!deferrable && k === 'services' && Array.isArray(item) && hasServices(v))
-          out[k] = item.map((entry, i) => walkService(entry, [...child, i]));
-        else
-          out[k] = walk(
-            item,
-            child,
-            deferrable ||
-              (isTask && TASK_DEFERRABLE.has(k)) ||
-              (isResourceStep && RESOURCE_STEP_DEFERRABLE.has(k)) ||
-              (isSetPipeline && SET_PIPELINE_DEFERRABLE.has(k)),
-          );
-      }
-      return out;
+      const keys = keysOf(v, path, deferrable);
+      // What the map is, by the keys it has once filled in: Concourse fills in the whole text before reading it.
+      const same = Object.keys(v).every((k, i) => keyName(k, keys[i]) === k);
+      const view = same ? v : Object.fromEntries(Object.entries(v).map(([k, item], i) => [keyName(k, keys[i]), item]));
+      const isTask = typeof view.task === 'string';
+      const isResourceStep = typeof view.get === 'string' || typeof view.put === 'string';
+      const isSetPipeline = typeof view.set_pipeline === 'string';
+      return rebuild(v, keys, path, (item, k, child) => {
+        if (!deferrable && isTask && k === 'config') return walkConfig(item, child);
+        if (!deferrable && k === 'services' && Array.isArray(item) && hasServices(view))
+          return item.map((entry, i) => walkService(entry, [...child, i]));
+        return walk(
+          item,
+          child,
+          deferrable ||
+            (isTask && TASK_DEFERRABLE.has(k)) ||
+            (isResourceStep && RESOURCE_STEP_DEFERRABLE.has(k)) ||
+            (isSetPipeline && SET_PIPELINE_DEFERRABLE.has(k)),
+        );
+      });
     }
     return v;
   };
   const walkConfig = (config: unknown, path: Path): unknown => {
     if (!isPlainObject(config)) return walk(config, path, false);
-    const out: Record<string, unknown> = {};
-    for (const [k, item] of Object.entries(config)) out[k] = walk(item, [...path, k], CONFIG_DEFERRABLE.has(k));
-    return out;
+    return rebuild(config, keysOf(config, path, false), path, (item, k, child) => walk(item, child, CONFIG_DEFERRABLE.has(k)));
   };
   const out = opts.configRoot ? walkConfig(value, base) : walk(value, base, opts.deferrableRoot === true);
   return { value: out, deferred: [...deferred.values()] };

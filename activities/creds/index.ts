@@ -56,7 +56,11 @@ function configRefs(config: unknown): VarRef[] {
   const walk = (v: unknown): void => {
     if (typeof v === 'string') refs.push(...findVarRefs(v).filter((r) => r.source !== '.' && r.source !== SVC_SOURCE));
     else if (Array.isArray(v)) v.forEach(walk);
-    else if (isPlainObject(v)) Object.values(v).forEach(walk);
+    else if (isPlainObject(v))
+      for (const [k, item] of Object.entries(v)) {
+        walk(k);
+        walk(item);
+      }
   };
   walk(config);
   return refs;
@@ -124,6 +128,8 @@ export class CredentialResolver {
       const hits = new Map<string, SecretLookup>();
       await Promise.all([...refs.values()].map(async (ref) => hits.set(ref.raw, await this.lookup(ref))));
       const r = interpolate(entry.raw.config, (ref) => hits.get(ref.raw) ?? ({ found: true, value: `((${ref.raw}))` } as Found));
+      if (r.problems.length > 0)
+        throw new StepErrored(this.redactMessage(r.problems.map((p) => `var_sources: ${name}: ${p}`).join('\n')), 'InvalidKey');
       if (r.missing.length > 0) {
         const seen = [...new Map(r.missing.map((m) => [m.raw, m])).values()];
         throw new StepErrored(
@@ -221,7 +227,11 @@ export class CredentialResolver {
     const collect = (v: unknown): void => {
       if (typeof v === 'string') for (const ref of findVarRefs(v)) if (this.handles(ref)) refs.set(ref.raw, ref);
       if (Array.isArray(v)) v.forEach(collect);
-      else if (isPlainObject(v)) Object.values(v).forEach(collect);
+      else if (isPlainObject(v))
+        for (const [k, item] of Object.entries(v)) {
+          collect(k);
+          collect(item);
+        }
     };
     collect(value);
     const hits = new Map<string, SecretLookup>();
@@ -229,6 +239,8 @@ export class CredentialResolver {
     const r = interpolate(value, (ref) =>
       this.handles(ref) ? (hits.get(ref.raw) ?? { found: false }) : ({ found: true, value: `((${ref.raw}))` } as Found),
     );
+    // Says what a credential is (a map, a number), never its value.
+    if (r.problems.length > 0) throw new StepErrored(this.redactMessage(r.problems.join('\n')), 'InvalidKey');
     return { value: r.value as T, missing: r.missing };
   }
 

@@ -678,8 +678,33 @@ plan:
       'ci/build.yml:10:9: plan[2].file: undefined var `vault:secret`: no var source named `vault` (the plan declares no var_sources)',
     ]);
   });
-  it('does not interpolate keys', () => {
-    expect((only('plan: [{task: t, file: f, params: {"((k))": v}}]', { k: 'K' }) as TaskStep).params).toEqual({ '((k))': 'v' });
+  it('interpolates map keys as Concourse does, reporting each problem at its line', () => {
+    expect((only('plan: [{task: t, file: f, params: {"((k))": v, "((k))_URL": u}}]', { k: 'K' }) as TaskStep).params).toEqual({
+      K: 'v',
+      K_URL: 'u',
+    });
+    // Concourse fills in the whole text before it reads it: a key may make the step what it is.
+    expect(only('plan: [{"((kind))": t, file: f}]', { kind: 'task' })).toMatchObject({ kind: 'task', task: 't', file: 'f' });
+    expect(
+      planError('plan:\n- task: t\n  file: f\n  params:\n    ((k)): v\n    ((m)): w\n    x-((f)): y\n', {
+        vars: { m: { a: 1 }, f: 1.5 },
+      }).message.split('\n'),
+    ).toEqual([
+      "ci/build.yml:5:12: plan[0].params.((k)): undefined var `k`; pass it with -v k=VALUE or in a -l vars file, or from the workers' credential manager with --creds-from-worker",
+      'ci/build.yml:6:12: plan[0].params.((m)): the key `((m))` is a map: a map key is a string, a number, a boolean or null',
+      'ci/build.yml:7:14: plan[0].params.x-((f)): var `f` in the key `x-((f))` is a number with a fraction: inside a longer key only a string or a whole number can go',
+    ]);
+    expect(planError('plan: [{task: t, file: f, params: {"((a))": 1, "((b))": 2}}]', { vars: { a: 'X', b: 'X' } }).message).toMatch(
+      /plan\[0\]\.params\.\(\(b\)\): the keys `\(\(a\)\)` and `\(\(b\)\)` both become `X`: Concourse keeps one of them by chance$/,
+    );
+  });
+  it('leaves a credential ref in a key where the values may keep one, for the worker', () => {
+    const plan = compilePlan({
+      text: 'var_sources: [{name: vault, type: dummy, config: {vars: {}}}]\nplan: [{task: t, file: f, params: {"((vault:name))": v}}]',
+      file: 'ci/build.yml',
+    });
+    expect((plan.plan.steps[0] as TaskStep).params).toEqual({ '((vault:name))': 'v' });
+    expect(plan.deferredVars?.map((d) => d.ref)).toEqual(['vault:name']);
   });
 });
 

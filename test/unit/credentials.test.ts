@@ -2,6 +2,7 @@
 // dummy manager, and redaction of logs (also across chunk boundaries) and errors.
 import { CredentialResolver, secretTexts } from '../../activities/creds';
 import { DummyStore } from '../../activities/creds/dummy';
+import { StepErrored } from '../../activities/errors';
 import { VaultStore } from '../../activities/creds/vault';
 import { KubernetesStore } from '../../activities/creds/kubernetes';
 import { Redactor, redactableLength } from '../../common/redact';
@@ -161,6 +162,15 @@ describe('resolving in an activity', () => {
     expect(creds.redactor.text('p1 appuser hunter22 p0')).toBe('((redacted)) ((redacted)) ((redacted)) p0');
     expect(creds.explain(parseVarRef('vault:nope'))).toBe('not found in dummy at main/app/nope, main/nope, nope');
     expect(creds.explain(parseVarRef('token'))).toMatch(/this worker has no credential manager/);
+  });
+  it('fills in credentials in map keys too, as Concourse evaluates params and sources, saying what a bad one is but not its value', async () => {
+    const creds = new CredentialResolver({ team: 'main', redact: true }, 'app', sources);
+    const { value, missing } = await creds.interpolate({ params: { '((vault:db.user))_PASS': '((vault:db.pass))', '((vault:gone))': 1 } });
+    expect(value).toEqual({ params: { appuser_PASS: 'hunter22', '((vault:gone))': 1 } });
+    expect(missing.map((r) => r.raw)).toEqual(['vault:gone']);
+    const err = await creds.interpolate({ params: { '((vault:db))': 1 } }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(StepErrored);
+    expect((err as Error).message).toBe('the key `((vault:db))` is a map: a map key is a string, a number, a boolean or null');
   });
   it("unsourced refs go to the worker's cluster-wide manager", async () => {
     const creds = new CredentialResolver({ team: 'main', redact: true, cluster: new DummyStore({ 'main/token': 'tk' }) }, 'app');
