@@ -87,6 +87,8 @@ export function warmSnapshot(): void {
     makeCodecs(method.resolvedResponseType!);
   }
   require('@temporalio/common');
+  // NATS's nkey signing (tweetnacl builds its tables at load); the keys and their randomness come at call time.
+  require('@nats-io/nkeys');
 
   const { compilePlan } = require('../schemas') as typeof import('../schemas');
   compilePlan({ file: 'sample.yml', text: SAMPLE_PLAN, vars: { token: 'sample' } });
