@@ -34,17 +34,30 @@ export const configKey = (config: PipelineConfig) => pipelineKey({ name: config.
 /** A running pipeline's view, or what set-pipeline needs of a destroyed one (its workflow closed). */
 export type LastPipeline = { running: true; view: PipelineView } | { running: false; counters: Record<string, number> };
 
-/** A pipeline's last state (by its key), also of a destroyed one; undefined when it never existed. */
-export async function lastPipelineView(client: Client, pipeline: string): Promise<LastPipeline | undefined> {
-  const handle = client.workflow.getHandle(pipelineWorkflowId(pipeline));
+/**
+ * Whether a pipeline (by its key) runs, and on which task queue, or what set-pipeline needs of
+ * it once ended; undefined when it never existed. No query: no worker needed.
+ */
+export async function describePipeline(
+  client: Client,
+  pipeline: string,
+): Promise<{ running: true; taskQueue: string } | { running: false; counters: Record<string, number> } | undefined> {
   let described: WorkflowExecutionDescription;
   try {
-    described = await handle.describe();
+    described = await client.workflow.getHandle(pipelineWorkflowId(pipeline)).describe();
   } catch (err) {
     if ((err as Error).name === 'WorkflowNotFoundError') return undefined;
     throw err;
   }
   if (described.status.name !== 'RUNNING') return { running: false, counters: await closedCounters(client, pipeline) };
+  return { running: true, taskQueue: described.taskQueue };
+}
+
+/** A pipeline's last state (by its key), also of a destroyed one; undefined when it never existed. */
+export async function lastPipelineView(client: Client, pipeline: string): Promise<LastPipeline | undefined> {
+  const described = await describePipeline(client, pipeline);
+  if (!described?.running) return described;
+  const handle = client.workflow.getHandle(pipelineWorkflowId(pipeline));
   const silent = (reason: string, cause?: unknown) =>
     new Error(
       `pipeline ${pipeline} did not answer (${reason}): start a worker on task queue '${described.taskQueue}' (causeway dev up, or causeway worker)`,

@@ -15,6 +15,7 @@ import {
   configKey,
   credentialRefs,
   credentialRefsNote,
+  describePipeline,
   lastPipelineView,
   pipelineDiff,
   renamedPipelineInput,
@@ -131,9 +132,17 @@ async function view(client: Client, pipeline: Target): Promise<PipelineView> {
   return last.view;
 }
 
-/** Sends an update to a pipeline; a refused one (unknown job, disabled trigger) is the user's error, said plainly. */
+/** Looks the pipeline up (a CliError when it is not set), then sends it an update (send). */
 async function update<T>(client: Client, pipeline: Target, name: string, arg?: unknown): Promise<T> {
   await view(client, pipeline);
+  return send<T>(client, pipeline, name, arg);
+}
+
+/**
+ * Sends an update to a pipeline the command has just found set; a refused one (unknown job,
+ * disabled trigger) is the user's error, said plainly.
+ */
+async function send<T>(client: Client, pipeline: Target, name: string, arg?: unknown): Promise<T> {
   try {
     const handle = client.workflow.getHandle(pipelineWorkflowId(pipeline.key));
     return arg === undefined ? await handle.executeUpdate<T, []>(name) : await handle.executeUpdate<T, [unknown]>(name, { args: [arg] });
@@ -433,15 +442,16 @@ export async function renamePipeline(opts: { oldName: string; newName: string })
   if (bad) throw new CliError(`-n ${opts.newName}: ${bad}`);
   if (opts.newName === opts.oldName) throw new CliError(`pipeline '${opts.oldName}' is named so already`);
   await withSession(async (s) => {
+    // The one query: the new name needs only a describe.
     const old = await lastPipelineView(s.client, opts.oldName);
     if (!old?.running)
       throw new CliError(
         `pipeline '${opts.oldName}' not found`,
         'list pipelines with `causeway pipelines` (an instance group is not renamed here)',
       );
-    const taken = await lastPipelineView(s.client, opts.newName);
+    const taken = await describePipeline(s.client, opts.newName);
     if (taken?.running) throw new CliError(`pipeline '${opts.newName}' already exists`, 'destroy it first, or pick another name');
-    const input = await update<PipelineInput>(s.client, pipelineFlag(opts.oldName), PIPELINE_UPDATES.rename, { to: opts.newName });
+    const input = await send<PipelineInput>(s.client, pipelineFlag(opts.oldName), PIPELINE_UPDATES.rename, { to: opts.newName });
     const start = (name: string, args: PipelineInput) =>
       s.client.workflow.start(PIPELINE_WORKFLOW, {
         taskQueue: s.taskQueue,
@@ -485,9 +495,9 @@ export async function archivePipeline(opts: { pipeline?: string; all?: boolean; 
       if (!/^y(es)?$/i.test(answer.trim())) throw new CliError('bailing out', undefined, 1);
     }
     for (const p of targets) {
-      const last = await lastPipelineView(s.client, p.key);
-      if (!last?.running) throw new CliError(`pipeline '${p.display}' not found`);
-      await update(s.client, p, PIPELINE_UPDATES.destroy, { archived: 'archive-pipeline' } satisfies DestroyRequest);
+      // One query of each: --all's listing has just read every pipeline it archives.
+      if (!opts.all && !(await lastPipelineView(s.client, p.key))?.running) throw new CliError(`pipeline '${p.display}' not found`);
+      await send(s.client, p, PIPELINE_UPDATES.destroy, { archived: 'archive-pipeline' } satisfies DestroyRequest);
       say(`archived '${p.display}'`);
     }
   });

@@ -135,3 +135,30 @@ test('an archived instance is listed by its name and instance vars, which its ke
   // The plain pipeline of that name is set still.
   expect((await reader.pipelines('--include-archived'))[tf.pipeline]).toMatchObject({ archived: false, jobs: 1 });
 });
+
+test('archive-pipeline -a archives every pipeline that is set, from the one listing', async () => {
+  const r = await tf.fly('archive-pipeline', '-n', '-a');
+  expect(r.stderr).toContain(`archived '${tf.pipeline}'`);
+  expect(r.stderr).toContain(`archived '${child}'`);
+  await waitFor(
+    'both to be listed archived',
+    async () => {
+      const rows = await reader.pipelines('--include-archived');
+      return rows[tf.pipeline]?.archived && rows[child]?.archived;
+    },
+    10_000,
+  );
+  expect(Object.keys(await reader.pipelines())).not.toContain(tf.pipeline);
+});
+
+test("rename-pipeline refuses a name that is set and takes an archived pipeline's: that name is set again", async () => {
+  expect((await tf.fly('rename-pipeline', '-o', tf.pipeline, '-n', child)).stderr).toContain(`pipeline '${child}' already exists`);
+  expect((await tf.fly('archive-pipeline', '-n', '-p', child)).code).toBe(0);
+  await waitFor(
+    `pipeline ${child} to be listed archived`,
+    async () => (await reader.pipelines('--include-archived'))[child]?.archived,
+    10_000,
+  );
+  expect((await tf.fly('rename-pipeline', '-o', tf.pipeline, '-n', child)).stderr).toContain(`pipeline successfully renamed to '${child}'`);
+  expect((await reader.pipelines('--include-archived'))[child]).toMatchObject({ archived: false, jobs: 1, resources: 1 });
+});

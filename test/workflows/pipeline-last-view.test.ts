@@ -1,10 +1,10 @@
 // set-pipeline reads a destroyed pipeline's build numbers (to number on from) without a worker:
 // a query of a closed workflow needs one to replay it, and the pipeline's old task queue may
-// have none (its worker gone, or the pipeline set from another queue). No worker polls the
-// queues here.
+// have none (its worker gone, or the pipeline set from another queue). rename-pipeline tells
+// whether its new name is taken without one too. No worker polls the queues here.
 import { randomUUID } from 'node:crypto';
 import type { Client, Connection } from '@temporalio/client';
-import { lastPipelineView } from '../../common/pipeline-set';
+import { describePipeline, lastPipelineView } from '../../common/pipeline-set';
 import { connectTemporalClient } from '../../common/temporal-connection';
 import { emptyPipelineInput, jobBuildId, PIPELINE_WORKFLOW, pipelineWorkflowId } from '../../schemas/pipeline-api';
 import type { PipelineConfig } from '../../schemas/pipeline';
@@ -59,6 +59,23 @@ test('a destroyed pipeline without a result: its numbers from its builds in visi
     last = await lastPipelineView(client, name);
   }
   expect(last).toEqual({ running: false, counters: { unit: 10, 'deploy:prod': 3 } });
+});
+
+test('a running pipeline is described without a query: rename-pipeline checks its new name so, with no worker to answer', async () => {
+  const name = `taken-${randomUUID().slice(0, 8)}`;
+  const handle = await client.workflow.start(PIPELINE_WORKFLOW, {
+    taskQueue: queue,
+    workflowId: pipelineWorkflowId(name),
+    args: [emptyPipelineInput(config(name))],
+  });
+  try {
+    const started = Date.now();
+    expect(await describePipeline(client, name)).toEqual({ running: true, taskQueue: queue });
+    // A query would have waited for a poller (NO_POLLER_GRACE_MS, 5 s) before failing.
+    expect(Date.now() - started).toBeLessThan(3_000);
+  } finally {
+    await handle.terminate('test');
+  }
 });
 
 test('a running pipeline that no worker answers: the error says to start one', async () => {
