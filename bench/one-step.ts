@@ -139,7 +139,8 @@ async function main(): Promise<void> {
   fs.writeFileSync(file, PLAN);
   const say = (line: string) => process.stderr.write(`${line}\n`);
   try {
-    const stack = await startStackOnFreePorts({ home, persistent: false, startWorker: true, log: say });
+    // Persistent, as `causeway dev up` starts it: a user's warm stack keeps its builds in the dev server's SQLite file.
+    const stack = await startStackOnFreePorts({ home, persistent: true, startWorker: true, log: say });
     const about = machine(stack);
     const { client, connection } = await connectTemporalClient({ address: stack.temporal.address, home });
     const plan = compilePlan({ text: PLAN, file });
@@ -226,22 +227,23 @@ async function main(): Promise<void> {
 ## One-step build latency (\`npm run bench:one-step\`)
 
 \`causeway run\` of a plan with one task (\`run: {path: "true"}\`) against a stack as \`causeway dev up\`
-starts it (dev server in memory, nats-server, a worker process, the codec server), ${runs} runs after
+starts it (dev server with its SQLite file, nats-server, a worker process, the codec server), ${runs} runs after
 ${WARMUP_RUNS} warm-ups, and the same build started from a client already connected. Goal: ${GOAL_MS} ms.
 
 Machine: ${about.cpus} CPUs, ${about.memory} memory, ${about.os}; Node ${about.node}; Temporal CLI ${about.temporal};
-run ${about.date}. **Load average (1, 5, 15 min) before: ${loadBefore}; after: ${loadAfter}** (the machine is shared
-by seven engineers' builds and tests: these figures are upper bounds).
+run ${about.date}. **Load average (1, 5, 15 min) before: ${loadBefore}; after: ${loadAfter}** (the machine is shared:
+under load these figures are upper bounds).
 
 ${table}
 
 Of \`causeway run\`'s p50 of ${p50(cli)} ms, a new Node process loading its modules takes ${p50(loads)} ms and opening
 its two connections ${p50(connects)} ms (p50s); the build itself, from a connected client, ${p50(inProcess)} ms. The goal
 is met by the build (start → result) ${percentile(inProcess, 50) <= GOAL_MS ? 'at' : 'not at'} p50 on this run; what
-\`causeway run\` adds is the CLI's start-up. The client commands run from one esbuild bundle compiled from V8's code
-cache (docs/cli.md, "Start-up"): loading the same modules from dist/ one by one takes ${p50(distLoads)} ms here. Of what is
-left, protobufjs building its reflection of Temporal's API and zod building the plan schemas are most; Node's
-own start (\`node -e 0\`) is ~50-70 ms of it.
+\`causeway run\` adds is the CLI's start-up. A client command starts Node from a startup snapshot of the client
+bundle with protobufjs's reflection of Temporal's API, zod and the plan schemas already built (docs/cli.md, "Start-up"):
+the same bundle compiled from V8's code cache takes ${p50(cacheLoads)} ms here, and the modules from dist/ one by one
+${p50(distLoads)} ms. What is left is Node's own start (\`node -e 0\`, ~50-60 ms), reading the snapshot, and what Node
+cannot snapshot: gRPC and NATS with Node's http2, net and tls, loaded in every process.
 
 Where a build's time goes (both kinds of runs, ${parts.length} histories):
 

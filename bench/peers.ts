@@ -264,7 +264,8 @@ async function main(): Promise<void> {
   ];
 
   try {
-    const stack = await startStackOnFreePorts({ home, persistent: false, startWorker: true, log: say });
+    // Persistent, as `causeway dev up` starts it.
+    const stack = await startStackOnFreePorts({ home, persistent: true, startWorker: true, log: say });
     const about = machine(stack);
     const rows: string[][] = [];
     const medians = new Map<Workload['key'], { causeway?: number; floor: number; act?: number }>();
@@ -312,8 +313,8 @@ async function main(): Promise<void> {
 ## Causeway against the floor and act (\`npm run bench:peers\`)
 
 Medians of ${runs} runs after one warm-up, the three runners interleaved run by run. Causeway: \`causeway run FILE\`
-(CLI start-up, connect, start, follow the log to the end) against a stack as \`causeway dev up\` starts it (dev server in
-memory with the tuned dynamic config, nats-server, a worker process on the local runtime). Floor: the same commands in one
+(CLI start-up, connect, start, follow the log to the end) against a stack as \`causeway dev up\` starts it (dev server
+with its SQLite file and the tuned dynamic config, nats-server, a worker process on the local runtime). Floor: the same commands in one
 bash script (the artifact through \`tar c | tar x\`). act ${actVersion} in host mode (\`${ACT_ARGS.join(' ')}\`,
 \`ACT_DISABLE_VERSION_CHECK=1\`): steps of a job share one workspace, so its artifact is never moved; parallel work is
 ${PARALLEL} jobs with \`--concurrent-jobs ${PARALLEL}\`. Logs are checked byte for byte against what the command prints
