@@ -1,6 +1,5 @@
 import { startupSnapshot } from 'node:v8';
-import { CLIENT_COMMANDS } from './client-commands';
-import { type CommandTable, commandName, runCli } from './program';
+import type { CommandTable } from './program';
 
 // The entry of client commands. `npm run build` bundles this file and what it loads into
 // dist/cli/client.bundle.js (scripts/bundle-cli.mjs), which bin/causeway runs with V8's code
@@ -11,6 +10,9 @@ import { type CommandTable, commandName, runCli } from './program';
 
 /** Runs the command line of this process. */
 export function main(): void {
+  // Required here, not imported: commander loads child_process, which Node does not vouch for in a snapshot.
+  const { CLIENT_COMMANDS } = require('./client-commands') as typeof import('./client-commands');
+  const { commandName, runCli } = require('./program') as typeof import('./program');
   const name = commandName(process.argv.slice(2));
   const table: CommandTable = Object.values(CLIENT_COMMANDS);
   if (name !== undefined && table.some(([names]) => names.includes(name))) runCli(table);

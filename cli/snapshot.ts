@@ -11,7 +11,6 @@
 // http, http2, tls or child_process in a snapshot anyway: gRPC, NATS and the commands load
 // after the snapshot's main starts, as they do without one.
 import fs from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 
 /** A plan that uses what most plans do, so that compiling it compiles the compiler's common paths. */
@@ -122,6 +121,8 @@ export function warmSnapshot(): void {
 export function fromSnapshot(main: () => void, useRequire: (require: NodeJS.Require) => void): void {
   const blob = path.resolve(process.execArgv[process.execArgv.indexOf('--snapshot-blob') + 1]);
   const dir = path.dirname(blob);
+  // Not imported: Node does not vouch for its module loader's state in a snapshot.
+  const { createRequire } = require('node:module') as typeof import('node:module');
   useRequire(createRequire(path.join(dir, 'client.bundle.js')));
   process.argv.splice(1, 0, path.join(dir, '..', '..', 'bin', 'causeway'));
   if (dir === __dirname && current(dir, fs.statSync(blob).mtimeMs)) main();

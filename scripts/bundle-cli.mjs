@@ -124,18 +124,30 @@ bundle.exports.warmSnapshot();
 require('node:v8').startupSnapshot.setDeserializeMainFunction(() => bundle.exports.fromSnapshot(bundle.exports.main, (r) => (load = r)));
 `,
 );
-// Node warns of every module of its own it has not verified in a snapshot that the entry loads; warmSnapshot loads none.
-execFileSync(process.execPath, ['--no-warnings', '--snapshot-blob', `${blob}.tmp`, '--build-snapshot', entry], { stdio: 'inherit' });
-fs.renameSync(`${blob}.tmp`, blob);
-fs.rmSync(entry);
+// Node warns of each module of its own that the entry loads and it does not vouch for in a snapshot
+// (child_process, module, …): there are none today (cli/snapshot.ts), and a warning here says one came in.
+// Without a snapshot the CLI still runs, from the code cache: a Node that cannot write one only warns.
+const sh = path.join(dist, 'cli', 'client.snapshot.sh');
+let snapshot = true;
+try {
+  execFileSync(process.execPath, ['--snapshot-blob', `${blob}.tmp`, '--build-snapshot', entry], { stdio: 'inherit' });
+  fs.renameSync(`${blob}.tmp`, blob);
+} catch (err) {
+  process.stderr.write(`warning: no startup snapshot of the CLI (${err.message}); client commands start from the code cache\n`);
+  for (const f of [sh, blob, `${blob}.tmp`]) fs.rmSync(f, { force: true });
+  snapshot = false;
+} finally {
+  fs.rmSync(entry);
+}
 
 // Sourced by bin/causeway's first line with $s set to its own path: a client command (not its
 // --help) starts Node from the snapshot when that is the Node that wrote it, unchanged since,
 // and no NODE_OPTIONS would make V8 refuse the snapshot; anything else returns to bin/causeway.
 const node = fs.realpathSync(process.execPath);
-fs.writeFileSync(
-  path.join(dist, 'cli', 'client.snapshot.sh'),
-  `# Written by scripts/bundle-cli.mjs for bin/causeway (docs/cli.md, "Start-up").
+if (snapshot)
+  fs.writeFileSync(
+    sh,
+    `# Written by scripts/bundle-cli.mjs for bin/causeway (docs/cli.md, "Start-up").
 cw_blob="\${s%/bin/*}/dist/cli/client.snapshot.blob"
 cw_command=
 for cw_arg; do
@@ -152,4 +164,4 @@ case " ${commands.join(' ')} " in
     fi ;;
 esac
 `,
-);
+  );
