@@ -120,6 +120,8 @@ export interface ResolvedTask {
    * runtime keeps out of objects others may read (kubernetes: pod specs).
    */
   resolve(): Promise<{ config: TaskConfig; inputs: MappedInput[]; secrets?: string[] }>;
+  /** the activity's first attempt: its task is almost surely not started, so a runtime may create it first and attach only when that finds it exists */
+  firstAttempt?: boolean;
 }
 
 /** An input of the task config and the artifact that fills it. */

@@ -113,6 +113,7 @@ async function runResolvedTask(
             secrets: [...creds.secretTexts(), ...secretTexts(req.redact ?? [])],
           };
         },
+        firstAttempt: ctx.info.attempt === 1,
       },
       { note },
     );

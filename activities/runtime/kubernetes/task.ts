@@ -64,12 +64,15 @@ export async function createOrAttach(
 ): Promise<{ pod: V1Pod; reattached: boolean }> {
   const { req } = task;
   const name = podName(req.buildId, req.runId, req.step.id, req.runKey, req.step.task);
-  try {
-    rt.calls.get++;
-    const existing = await rt.call('get pod', () => rt.core.readNamespacedPod({ name, namespace: rt.namespace }));
-    return { pod: existing, reattached: true };
-  } catch (err) {
-    if (apiCode(err) !== 404) throw err;
+  // A retry looks first: its pod may be running, and resolving again would read its config and inputs for nothing.
+  if (!task.firstAttempt) {
+    try {
+      rt.calls.get++;
+      const existing = await rt.call('get pod', () => rt.core.readNamespacedPod({ name, namespace: rt.namespace }));
+      return { pod: existing, reattached: true };
+    } catch (err) {
+      if (apiCode(err) !== 404) throw err;
+    }
   }
   const resolved = await task.resolve();
   const { config } = resolved;
@@ -113,7 +116,7 @@ export async function createOrAttach(
       reattached: false,
     };
   } catch (err) {
-    // Created by a concurrent attempt between our GET and POST: attach to it.
+    // Created by another attempt (between our GET and POST, or before a first attempt's POST): attach to it.
     if (apiCode(err) === 409) {
       rt.calls.get++;
       return { pod: await rt.call('get pod', () => rt.core.readNamespacedPod({ name, namespace: rt.namespace })), reattached: true };
@@ -288,21 +291,22 @@ class PodLog {
    * that did not reach the end (slow at load, broken off, refused) would lose the last lines
    * silently: the log of an ended container is complete, so one plain read gives what is missing.
    * The kubelet ends a stream that has caught up only at its next look at the container, up to a
-   * second after the last write (cri-client's logForceCheckPeriod), so a short log whose stream
-   * is quiet is read again at once: every step that prints while followed saved that second. A
+   * second after the last write (cri-client's logForceCheckPeriod), so a short log is read again
+   * at once, without waiting for its stream: the next step's pod is created that much sooner. A
    * long one is not: the kubelet sends ~40,000 lines a second here, flushing each, so a stream
    * still sending is waited for, and a second read of a long log would cost as much again.
    */
   async drain(): Promise<void> {
     if (!this.done) return;
-    const quiet = this.rt.opts.logDrainMs ?? CONTAINER_LOG_DRAIN_MS;
-    for (let ended = false; !ended;) {
-      const seen = this.buffer.received;
-      const bound = this.buffer.lines <= REREAD_MAX_LINES ? Math.min(REREAD_AFTER_MS, quiet) : quiet;
-      let timer: NodeJS.Timeout | undefined;
-      ended = await Promise.race([this.done.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), bound)))]);
-      clearTimeout(timer);
-      if (this.buffer.received === seen) break;
+    if (this.buffer.lines > REREAD_MAX_LINES) {
+      const quiet = this.rt.opts.logDrainMs ?? CONTAINER_LOG_DRAIN_MS;
+      for (let ended = false; !ended;) {
+        const seen = this.buffer.received;
+        let timer: NodeJS.Timeout | undefined;
+        ended = await Promise.race([this.done.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), quiet)))]);
+        clearTimeout(timer);
+        if (this.buffer.received === seen) break;
+      }
     }
     this.close();
     if (!this.whole) await this.readRest();
@@ -360,10 +364,8 @@ class PodLog {
 
 /** How long the plain read of an ended container's log may take. */
 const REST_READ_MS = 15_000;
-/** A followed log of up to this many lines is read again whole when its stream goes quiet without ending. */
+/** A followed log of up to this many lines is read again whole once its container has ended, not waited for. */
 const REREAD_MAX_LINES = 2_000;
-/** How long an ended container's stream may be quiet before a short log is read again. */
-const REREAD_AFTER_MS = 20;
 
 /**
  * Follows the pod through the runtime's pod informer until the task container ends (its exit
