@@ -167,15 +167,20 @@ export async function archivedPipelines(client: Client): Promise<ArchivedPipelin
   const query = `WorkflowType = '${PIPELINE_WORKFLOW}' AND ExecutionStatus != 'ContinuedAsNew'`;
   for await (const wf of client.workflow.list({ query }))
     runs.push({ workflowId: wf.workflowId, runId: wf.runId, status: wf.status.name, closeTime: wf.closeTime });
-  const archived: ArchivedPipeline[] = [];
-  for (const run of endedRuns(runs)) {
-    const end = PipelineEndSchema.safeParse(
-      await client.workflow
+  const ended = endedRuns(runs);
+  // The ended runs' results asked for at once, not one after another (grpc-js queues what the connection cannot take).
+  const ends = await Promise.all(
+    ended.map((run) =>
+      client.workflow
         .getHandle(run.workflowId, run.runId)
         .result()
         .catch(() => undefined),
-    );
-    if (!end.success || !end.data.archived) continue;
+    ),
+  );
+  const archived: ArchivedPipeline[] = [];
+  ended.forEach((run, i) => {
+    const end = PipelineEndSchema.safeParse(ends[i]);
+    if (!end.success || !end.data.archived) return;
     const key = pipelineKeyOfWorkflowId(run.workflowId);
     const { name, instanceVars } = end.data;
     archived.push({
@@ -184,7 +189,7 @@ export async function archivedPipelines(client: Client): Promise<ArchivedPipelin
       ...(instanceVars ? { instanceVars } : {}),
       ref: name ? formatPipelineRef({ name, instanceVars }) : key,
     });
-  }
+  });
   return archived;
 }
 
