@@ -348,8 +348,6 @@ export async function pipeline(input: PipelineInput): Promise<PipelineEnd> {
         if (typeof req?.to !== 'string' || req.to === '') throw new Error('rename needs the new name: {to: NAME}');
         // A second rename (or one after destroy) would start a second pipeline with this one's state.
         if (destroyed) throw new Error(`pipeline ${label()} is being destroyed or renamed already`);
-        if (config.instanceVars)
-          throw new Error(`pipeline ${label()} is an instance: rename-pipeline renames pipelines without instance vars`);
       },
     },
   );

@@ -427,9 +427,11 @@ export async function destroyPipeline(opts: { pipeline: string; nonInteractive?:
 }
 
 /**
- * fly's rename-pipeline: the pipeline's workflow ends handing over its whole state (versions,
+ * fly's rename-pipeline: each pipeline's workflow ends handing over its whole state (versions,
  * builds, pins, pauses), and a workflow under the new name goes on from it. Its builds keep
- * their workflow ids under the old name. A start that fails puts the old pipeline back.
+ * their workflow ids under the old name. As Concourse's (one UPDATE of every pipeline of that
+ * name), the name's whole instance group is renamed: the pipeline without instance vars and
+ * every instance. A start that fails puts that pipeline back and stops there.
  */
 export async function renamePipeline(opts: { oldName: string; newName: string }): Promise<void> {
   // As fly: an instance group is named without its vars.
@@ -442,36 +444,68 @@ export async function renamePipeline(opts: { oldName: string; newName: string })
   if (bad) throw new CliError(`-n ${opts.newName}: ${bad}`);
   if (opts.newName === opts.oldName) throw new CliError(`pipeline '${opts.oldName}' is named so already`);
   await withSession(async (s) => {
-    // The one query: the new name needs only a describe.
-    const old = await lastPipelineView(s.client, opts.oldName);
-    if (!old?.running)
-      throw new CliError(
-        `pipeline '${opts.oldName}' not found`,
-        'list pipelines with `causeway pipelines` (an instance group is not renamed here)',
-      );
-    const taken = await describePipeline(s.client, opts.newName);
-    if (taken?.running) throw new CliError(`pipeline '${opts.newName}' already exists`, 'destroy it first, or pick another name');
-    const input = await send<PipelineInput>(s.client, pipelineFlag(opts.oldName), PIPELINE_UPDATES.rename, { to: opts.newName });
-    const start = (name: string, args: PipelineInput) =>
+    const refs = await pipelinesNamed(s.client, opts.oldName);
+    if (refs.length === 0) throw new CliError(`pipeline '${opts.oldName}' not found`, 'list pipelines with `causeway pipelines`');
+    const moves = await Promise.all(
+      refs.map(async (ref) => {
+        const to = { ...ref, name: opts.newName };
+        const taken = await describePipeline(s.client, pipelineKey(to));
+        if (taken?.running)
+          throw new CliError(`pipeline '${formatPipelineRef(to)}' already exists`, 'destroy it first, or pick another name');
+        return { from: ref, to, counters: taken?.running === false ? taken.counters : undefined };
+      }),
+    );
+    const start = (key: string, args: PipelineInput) =>
       s.client.workflow.start(PIPELINE_WORKFLOW, {
         taskQueue: s.taskQueue,
-        workflowId: pipelineWorkflowId(name),
+        workflowId: pipelineWorkflowId(key),
         args: [args],
-        staticSummary: `pipeline ${name}`,
+        staticSummary: `pipeline ${formatPipelineRef(args.config)}`,
       });
-    try {
-      await start(
-        opts.newName,
-        renamedPipelineInput(opts.oldName, input, opts.newName, taken?.running === false ? taken.counters : undefined),
-      );
-    } catch (err) {
-      await start(opts.oldName, input);
-      throw new CliError(
-        `could not start pipeline '${opts.newName}' (pipeline '${opts.oldName}' is back as it was): ${(err as Error).message}`,
-      );
+    const done: string[] = [];
+    for (const { from, to, counters } of moves) {
+      const oldKey = pipelineKey(from);
+      const input = await send<PipelineInput>(s.client, { key: oldKey, display: formatPipelineRef(from) }, PIPELINE_UPDATES.rename, {
+        to: opts.newName,
+      });
+      try {
+        await start(pipelineKey(to), renamedPipelineInput(oldKey, input, opts.newName, counters));
+      } catch (err) {
+        await start(oldKey, input);
+        const renamed = done.length > 0 ? `; renamed before it: ${done.join(', ')}` : '';
+        throw new CliError(
+          `could not start pipeline '${formatPipelineRef(to)}' (pipeline '${formatPipelineRef(from)}' is back as it was${renamed}): ${(err as Error).message}`,
+        );
+      }
+      done.push(formatPipelineRef(to));
     }
     say(`pipeline successfully renamed to '${opts.newName}'`);
   });
+}
+
+/**
+ * The running pipelines named `name`: the one without instance vars (its key is the name: asked
+ * directly, as visibility lags a pipeline set a moment ago) and the instances of its group (keys
+ * `NAME+...`, told apart from another name's by their config).
+ */
+async function pipelinesNamed(client: Client, name: string): Promise<PipelineRef[]> {
+  const instanceKeys = async () => {
+    const keys: string[] = [];
+    const query = `WorkflowType = '${PIPELINE_WORKFLOW}' AND ExecutionStatus = 'Running'`;
+    for await (const wf of client.workflow.list({ query })) {
+      const key = wf.typedSearchAttributes.get(CausewayPipeline) ?? pipelineKeyOfWorkflowId(wf.workflowId);
+      if (key.startsWith(`${name}+`)) keys.push(key);
+    }
+    return keys;
+  };
+  const [plain, keys] = await Promise.all([lastPipelineView(client, name), instanceKeys()]);
+  const instances = await Promise.all(
+    keys.map(async (key): Promise<PipelineRef | undefined> => {
+      const v = await view(client, { key, display: key }).catch(() => undefined);
+      return v?.config.name === name ? { name, instanceVars: v.config.instanceVars } : undefined;
+    }),
+  );
+  return [...(plain?.running ? [{ name }] : []), ...instances.filter((r): r is PipelineRef => r !== undefined)];
 }
 
 /**

@@ -1,8 +1,8 @@
 // Instanced pipelines (Concourse's instance_vars) through the CLI against the real stack: one
 // config set as instances with different branch vars and as a plain pipeline of the same name,
 // each running its own builds; refs in fly's form on every command; destroying one instance
-// leaves the others; a set_pipeline step with across + instance_vars sets instances, and
-// `set_pipeline: self` in an instance sets that instance.
+// leaves the others; rename-pipeline renames the whole group; a set_pipeline step with across +
+// instance_vars sets instances, and `set_pipeline: self` in an instance sets that instance.
 import fs from 'node:fs';
 import path from 'node:path';
 import { pipelineKey } from '../../schemas/instance-vars';
@@ -125,7 +125,16 @@ test('instances of one config run their jobs independently, are listed, and one 
   expect(ty2.code).toBe(0);
   expect(await ended('pr/branch:"feature/y"', 'unit', 2)).toBe('succeeded');
 
-  for (const p of ['pr', 'pr/branch:"feature/y"']) expect((await cli('destroy-pipeline', '-n', '-p', p)).code).toBe(0);
+  // rename-pipeline renames the name's whole instance group, as Concourse's: the plain pipeline and the instance.
+  const rp = await cli('rename-pipeline', '-o', 'pr', '-n', 'pr2');
+  expect(rp.code).toBe(0);
+  expect(rp.stderr).toContain(`pipeline successfully renamed to 'pr2'`);
+  expect((await pipelines()).map((p) => p.ref)).toEqual(['pr2', 'pr2/branch:"feature/y"']);
+  const ty3 = await cli('trigger-job', '-w', '-j', 'pr2/branch:"feature/y"/unit');
+  expect(ty3.code).toBe(0);
+  expect(await ended('pr2/branch:"feature/y"', 'unit', 3)).toBe('succeeded');
+
+  for (const p of ['pr2', 'pr2/branch:"feature/y"']) expect((await cli('destroy-pipeline', '-n', '-p', p)).code).toBe(0);
 });
 
 test('a malformed ref gets an error saying what is wrong and how to write one', async () => {
