@@ -10,14 +10,11 @@ export class Relay {
   private server?: net.Server;
   private readonly sockets = new Set<net.Socket>();
   port = 0;
-  /** connections clients opened through the relay */
-  accepted = 0;
 
   constructor(private readonly target: URL) {}
 
   async open(): Promise<void> {
     this.server = net.createServer((client) => {
-      this.accepted++;
       const upstream = net.connect(Number(this.target.port), this.target.hostname);
       for (const s of [client, upstream]) {
         this.sockets.add(s);

@@ -43,41 +43,13 @@ export interface KubeConfigSource {
 
 const IN_CLUSTER_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
-/**
- * The KubeConfig given, else loaded from a file, in-cluster credentials, or the default rules;
- * either way its requests share connections (sharedConnections).
- */
+/** The KubeConfig given, else loaded from a file, in-cluster credentials, or the default rules. */
 export function loadKubeConfig(opts: KubeConfigSource): KubeConfig {
-  if (opts.kubeConfig) return sharedConnections(opts.kubeConfig);
+  if (opts.kubeConfig) return opts.kubeConfig;
   const kc = new (k8s().KubeConfig)();
   if (opts.kubeconfig) kc.loadFromFile(opts.kubeconfig);
   else if (process.env.KUBERNETES_SERVICE_HOST && fs.existsSync(IN_CLUSTER_TOKEN)) kc.loadFromCluster();
   else kc.loadFromDefault();
   if (opts.context) kc.setCurrentContext(opts.context);
-  return sharedConnections(kc);
-}
-
-const SHARED = Symbol('causeway.sharedConnections');
-
-/**
- * Makes kc's requests (API calls, logs, watches) share one keep-alive agent per context and
- * client certificate. client-node 1.x makes an agent for every request, so every call opened a
- * connection and paid a TLS handshake with the API server: 7–8 ms and 5 CPU-ms a call here, 2 ms
- * and 1–2 CPU-ms on a kept connection. The certificate is part of the key because an exec
- * credential plugin may hand out a new one. It goes through the library's private createAgent
- * (the version is pinned; test/k8s/connections.test.ts counts the connections).
- */
-function sharedConnections(kc: KubeConfig): KubeConfig {
-  type Agents = { createAgent(cluster: unknown, options: { cert?: unknown; keepAlive?: boolean }): unknown; [SHARED]?: true };
-  const target = kc as unknown as Agents;
-  if (target[SHARED]) return kc;
-  const create = target.createAgent.bind(kc);
-  const agents = new Map<string, unknown>();
-  target.createAgent = (cluster, options) => {
-    const key = `${kc.getCurrentContext()}\0${String(options.cert ?? '')}`;
-    if (!agents.has(key)) agents.set(key, create(cluster, { ...options, keepAlive: true }));
-    return agents.get(key);
-  };
-  target[SHARED] = true;
   return kc;
 }

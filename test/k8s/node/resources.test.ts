@@ -108,14 +108,14 @@ function cli(args: string[], cwd: string): { code: number | null; out: string } 
     // spawnSync blocks jest's own timeout: a command that hangs must fail the test, not the run.
     timeout: CLI_TIMEOUT_MS,
   });
-  if (r.error) {
-    // It hung twice in CI (stops 28 and 30), each time not again alone: what the dev worker did last says where.
+  if (r.error || r.status !== 0) {
+    // It hung twice in CI (stops 28 and 30) and failed once (stop 34), each time not again alone:
+    // what the command said and what the dev worker did last say why.
     const log = readDevKubernetes(home)?.worker.log;
     const tail = log && fs.existsSync(log) ? fs.readFileSync(log, 'utf8').split('\n').slice(-60).join('\n') : '(no worker log)';
-    return {
-      code: null,
-      out: `causeway ${args.join(' ')}: ${r.error.message}\n${r.stdout}${r.stderr}\nthe dev worker's last lines:\n${tail}`,
-    };
+    const how = r.error ? r.error.message : `exit ${r.status}`;
+    process.stderr.write(`causeway ${args.join(' ')}: ${how}\n${r.stdout}${r.stderr}\nthe dev worker's last lines:\n${tail}\n`);
+    return { code: r.error ? null : r.status, out: `causeway ${args.join(' ')}: ${how}\n${r.stdout}${r.stderr}` };
   }
   return { code: r.status, out: `${r.stdout}${r.stderr}` };
 }
