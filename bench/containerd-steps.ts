@@ -2,14 +2,15 @@
 // local-runtime worker (a host process per step) and on a containerd-runtime worker (a container
 // per step, from busybox pulled once before the measured builds), alternating, in one run.
 // Goal: a container step costs ≤ 1.5 × a host-process step, and the image is paid for once
-// (no pull during the measured builds). Also an artifact's hand-off between two containers: a
+// (no pull during the measured builds). Where the worker runs crun, the same container steps
+// with runc too (a third worker, `--oci-runtime runc`), alternating. Also an artifact's hand-off between two containers: a
 // build whose second step takes the first's N MB output as its input, against the same build whose
 // second step takes none. Prints tables and writes its section of BENCHMARKS.md.
 //
 //   sudo npm run bench:containerd-steps -- [--steps 20] [--repeat 3] [--hand-off-mb 200] [--out BENCHMARKS.md]
 //
 // Self-contained: its own in-memory Temporal and NATS, its own containerd and registry
-// (cli/dev/containerd.ts) in a temporary directory, two in-process workers; all stopped at the end.
+// (cli/dev/containerd.ts) in a temporary directory, two or three in-process workers; all stopped at the end.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,6 +27,7 @@ import { compilePlan } from '../schemas';
 import { bundleBuildWorkflows } from '../workers/bundle';
 import { startLocalWorker, type RunningWorker } from '../workers/local';
 import { PHASES_MESSAGE } from '../activities/runtime/containerd/phases';
+import { chooseOciRuntime } from '../activities/runtime/containerd/oci-runtime';
 import { machine, runMain, writeSection } from './report';
 
 const MARKS = { start: '<!-- bench:containerd-steps:start -->', end: '<!-- bench:containerd-steps:end -->' };
@@ -139,6 +141,17 @@ async function main(): Promise<void> {
         containerd: { socket: cd.socket, hostsDir: cd.hostsDir, defaultImage: DEV_DEFAULT_IMAGE },
       }),
     );
+    // The same containers with runc, which a worker runs where crun cannot (oci-runtime.ts).
+    const oci = chooseOciRuntime('auto');
+    if (oci.name === 'crun')
+      workers.push(
+        await startLocalWorker({
+          ...common,
+          name: 'bench-runc',
+          taskQueue: 'bench-runc',
+          containerd: { socket: cd.socket, hostsDir: cd.hostsDir, defaultImage: DEV_DEFAULT_IMAGE, ociRuntime: 'runc' },
+        }),
+      );
     connection = await Connection.connect({ address: stack.temporal.address });
     const client = new Client({ connection, dataConverter: causewayDataConverter(loadCodecKeys({ home })) });
     const nc = await connectNats(stack.nats.url, 'bench', { home });
@@ -190,8 +203,10 @@ async function main(): Promise<void> {
     const first = await run('bench-containerd', plan(1, true));
     const firstPulls = await pulls(first.buildId);
     await run('bench-local', plan(1, false));
+    if (oci.name === 'crun') await run('bench-runc', plan(1, true));
     const local: number[] = [];
     const container: number[] = [];
+    const runc: number[] = [];
     const inside = { local: { steps: [] as number[], gaps: [] as number[] }, container: { steps: [] as number[], gaps: [] as number[] } };
     let measuredPulls = 0;
     for (let r = 0; r < repeat; r++) {
@@ -202,6 +217,7 @@ async function main(): Promise<void> {
       measuring = false;
       container.push(c.ms / steps);
       measuredPulls += await pulls(c.buildId);
+      if (oci.name === 'crun') runc.push((await run('bench-runc', plan(steps, true))).ms / steps);
       for (const [k, buildId] of [
         ['local', l.buildId],
         ['container', c.buildId],
@@ -211,7 +227,7 @@ async function main(): Promise<void> {
         inside[k].gaps.push(...t.gaps);
       }
       progress(
-        `round ${r + 1}/${repeat}: host process ${local.at(-1)!.toFixed(0)} ms/step, container ${container.at(-1)!.toFixed(0)} ms/step`,
+        `round ${r + 1}/${repeat}: host process ${local.at(-1)!.toFixed(0)} ms/step, container (${oci.name}) ${container.at(-1)!.toFixed(0)} ms/step${runc.length ? `, with runc ${runc.at(-1)!.toFixed(0)}` : ''}`,
       );
     }
     const handOff: number[] = [];
@@ -235,7 +251,12 @@ async function main(): Promise<void> {
       `| runtime | a step is | median ms per step (${steps} sequential steps, ${repeat} runs) | runs |`,
       '|---|---|---|---|',
       `| local | a host process (\`sh -c true\`) | ${median(local).toFixed(0)} | ${local.map((x) => x.toFixed(0)).join(', ')} |`,
-      `| containerd | a container from busybox (cached) | ${median(container).toFixed(0)} | ${container.map((x) => x.toFixed(0)).join(', ')} |`,
+      `| containerd | a container from busybox (cached), ${oci.name} | ${median(container).toFixed(0)} | ${container.map((x) => x.toFixed(0)).join(', ')} |`,
+      ...(runc.length
+        ? [
+            `| containerd | the same with runc (\`--oci-runtime runc\`) | ${median(runc).toFixed(0)} | ${runc.map((x) => x.toFixed(0)).join(', ')} |`,
+          ]
+        : []),
     ].join('\n');
     const ms = (xs: number[]) => `${median(xs).toFixed(0)} | ${xs.map((x) => x.toFixed(0)).join(', ')}`;
     const handOffTable = handOff.length
@@ -261,7 +282,7 @@ Copied instead (before, \`cp\` of the output), the same step measured 606 ms aga
     const section = `${MARKS.start}
 ## containerd runtime: a container step against a host-process step (bench/containerd-steps)
 
-${m.date}, ${m.cpus}, ${m.memory}, ${m.os}, Node ${m.node}, load ${m.load}; Debian's containerd and runc.
+${m.date}, ${m.cpus}, ${m.memory}, ${m.os}, Node ${m.node}, load ${m.load}; Debian's containerd, with ${oci.name} (${oci.why}).
 
 ${table}
 
@@ -281,28 +302,31 @@ the build's \`finishBuild\`, once per build (its \`settle\` waits for the last s
 
 ${phaseTable}
 
-What is left is containerd 1.6's and runc's own processes: an strace of this bench (10 steps) counted,
-per container step, a \`containerd-shim-runc-v2 start\` (containerd runs the shim binary for every task
-create, to find the build's shim group's socket: the group saves a shim's life, not this process),
-\`runc create\` (which runs \`runc init\` twice: re-executed from a bind of itself), \`runc start\`, and
-after the result \`runc delete\`, then a \`containerd-shim-runc-v2 delete\` and its \`runc delete --force\`
-(containerd's clean-up when it closes its connection for the task to the shim, shared or not): seven Go
-processes, four of them on the path. \`runc create\` + \`start\` by hand on this host (busybox \`true\`,
-25 interleaved runs, load ~9): 45–53 + 9–13 ms, the same with or without the seccomp filter, the
-masked and read-only paths, or a network namespace of its own; runc by itself costs about what a
-whole host-process step does here, so 1.5× is out of reach with runc on this machine (Debian's crun
-1.8.1, ~3× faster than runc by hand, refuses this host's hybrid cgroup v1+v2 layout; youki 0.7.0,
-built from crates.io with its cgroup v1 feature, is no faster: create 50–65 ms and start 27–43 ms against
-runc's 45–63 and 8–15 ms, 6 interleaved runs at load 1.4–3, 2026-12-03).
+What is left is containerd 1.6's and the OCI runtime's own processes. An strace of this bench with
+runc (10 steps, 2026-12-03) counted, per container step, a \`containerd-shim-runc-v2 start\` (containerd
+runs the shim binary for every task create, to find the build's shim group's socket: the group saves a
+shim's life, not this process), \`runc create\` (which runs \`runc init\` twice: re-executed from a bind of
+itself), \`runc start\`, and after the result \`runc delete\`, then a \`containerd-shim-runc-v2 delete\` and
+its \`runc delete --force\` (containerd's clean-up when it closes its connection for the task to the shim,
+shared or not): seven Go processes, four of them on the path. \`runc create\` + \`start\` by hand on this
+host (busybox \`true\`, 25 interleaved runs, load ~9): 45–53 + 9–13 ms, the same with or without the
+seccomp filter, the masked and read-only paths, or a network namespace of its own. Since 2026-12-05 a
+worker runs crun where it is installed and the host's cgroups let it (docs/containerd.md, "The OCI
+runtime"): by hand, 15 interleaved runs at load ~1, create 13–24 ms against runc's 26–39 and start
+4–6 against 5–13; whole \`ctr run --rm\` lifecycles 98–138 ms against 137–176. crun had been set aside
+because it refuses this host's hybrid cgroup layout while cgroup2 holds a controller (hugetlb, which a
+host without systemd leaves there); a v1 hierarchy mounted for it, as systemd does, lets it run. youki
+0.7.0, built from crates.io with its cgroup v1 feature, is no faster than runc: create 50–65 ms and start
+27–43 ms against runc's 45–63 and 8–15 ms, 6 interleaved runs at load 1.4–3, 2026-12-03.
 
-The next lever is a task created ahead (containerd's task create is \`runc create\`, its start is
-\`runc start\`): the \`task create\` row above (~50–75 ms) would leave the path, though not the CPUs,
-which the next step and the workflow share on 2 cores. runc fixes a container's process (argv, env,
-cwd, user), mounts, network and cgroup at create, before the step's inputs and config are known, so
-it takes a static helper in the image's root that gets the step's command once started, the step's
-work directory mounted under a shared-propagation bind after create, and a container id recorded
-in the step's directory instead of derived from it (re-attach, kill and clean-up by that record);
-only steps with the spare's image, unprivileged and without limits or services could take one.
+The next lever is a task created ahead (containerd's task create is the OCI runtime's create, its start
+is its start): the \`task create\` row above would leave the path, though not the CPUs, which the next
+step and the workflow share on 2 cores. The runtime fixes a container's process (argv, env, cwd, user),
+mounts, network and cgroup at create, before the step's inputs and config are known, so it takes a
+static helper in the image's root that gets the step's command once started, the step's work directory
+mounted under a shared-propagation bind after create, and a container id recorded in the step's
+directory instead of derived from it (re-attach, kill and clean-up by that record); only steps with the
+spare's image, unprivileged and without limits or services could take one.
 
 History: before the API (\`ctr\` per operation) this bench measured 434 ms against 82 ms (5.3×). One
 shim per build, the shim writing the task's output itself and roots prepared ahead (\`spare.ts\`) took

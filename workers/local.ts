@@ -35,6 +35,7 @@ export interface LocalWorkerOptions {
 }
 
 export type { ContainerdRuntimeOptions, RunningWorker };
+export type { OciRuntimeChoice } from '../activities/runtime/containerd/oci-runtime';
 /** The reconcile pass this worker runs on a timer, for `causeway reconcile` to run by hand (the CLI imports workers/, not activities/). */
 export { reconcileBuilds };
 /** A containerd worker's part of that pass, for `causeway reconcile` by hand. */

@@ -5,7 +5,7 @@ import { parseResourceImages, type ResourceImages } from '../../schemas/resource
 import { parseDuration } from '../../schemas';
 import { startKubernetesWorker } from '../../workers/kubernetes';
 import { workerCredentials } from '../../workers/credentials';
-import { startLocalWorker, type ContainerdRuntimeOptions, type RunningWorker } from '../../workers/local';
+import { startLocalWorker, type ContainerdRuntimeOptions, type OciRuntimeChoice, type RunningWorker } from '../../workers/local';
 import { installSdkLogger } from '../../workers/sdk-logger';
 import { DEV_DEFAULT_IMAGE, devContainerdDir, readContainerd } from '../dev/containerd';
 import { resolveEndpoints } from '../dev/state';
@@ -25,6 +25,7 @@ interface Opts {
   gracePeriod: string;
   containerdSocket?: string;
   registryHosts?: string;
+  ociRuntime?: OciRuntimeChoice;
   credsFile?: string;
   team?: string;
   idtokenIssuer?: string;
@@ -33,7 +34,7 @@ interface Opts {
 }
 
 const KUBERNETES_ONLY = ['namespace', 'kubeconfig', 'context', 'agentImage', 'uploadAddress'] as const;
-const CONTAINERD_ONLY = ['containerdSocket', 'registryHosts'] as const;
+const CONTAINERD_ONLY = ['containerdSocket', 'registryHosts', 'ociRuntime'] as const;
 
 export async function worker(opts: Opts): Promise<void> {
   installSdkLogger();
@@ -126,6 +127,7 @@ function containerdOptions(home: string, opts: Opts): ContainerdRuntimeOptions {
     socket,
     hostsDir: opts.registryHosts ?? (opts.containerdSocket ? undefined : dev?.hostsDir),
     defaultImage: opts.defaultImage ?? (opts.containerdSocket ? undefined : DEV_DEFAULT_IMAGE),
+    ociRuntime: opts.ociRuntime,
   };
 }
 

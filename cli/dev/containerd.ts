@@ -82,6 +82,9 @@ export function writeMirrors(hostsDir: string, registry: string): void {
  */
 export async function startContainerd(dir: string, repoRoot: string, log: (line: string) => void): Promise<ContainerdState> {
   checkTools();
+  // The worker's containers run with crun where the host's cgroups let it (oci-runtime.ts):
+  // a host booted without systemd gets the v1 hierarchies systemd would have mounted.
+  execFileSync('bash', [path.join(repoRoot, 'scripts/cgroup-hierarchies.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
   fs.mkdirSync(dir, { recursive: true });
   const processes: ContainerdState['processes'] = [];
   const state = (): ContainerdState => ({ dir, socket, hostsDir, registry, processes });

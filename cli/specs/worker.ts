@@ -31,6 +31,12 @@ export function registerWorker(program: Command): void {
       'containerd: the socket of the containerd to use (default: the one `causeway dev up --runtime containerd` started)',
     )
     .option('--registry-hosts <dir>', "containerd: registry mirrors, containerd's hosts.toml per registry (DIR/docker.io/hosts.toml)")
+    .addOption(
+      new Option(
+        '--oci-runtime <name>',
+        "containerd: the OCI runtime containerd's shim runs: crun (about twice as fast to create and start a container), runc, or auto: crun where it is installed and the host's cgroups let it run, else runc (default: auto)",
+      ).choices(['auto', 'runc', 'crun']),
+    )
     .option(
       '--upload-address <host>',
       'kubernetes: serve `run -i` uploads to step pods, which reach this worker at this address (in a pod: its IP)',

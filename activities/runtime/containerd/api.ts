@@ -38,6 +38,7 @@ message PrepareSnapshotRequest { string snapshotter = 1; string key = 2; string 
 message PrepareSnapshotResponse { repeated Mount mounts = 1; }
 message RemoveSnapshotRequest { string snapshotter = 1; string key = 2; }
 message ListSnapshotsRequest { string snapshotter = 1; repeated string filters = 2; }
+message RuncOptions { string binary_name = 6; }
 message SnapshotInfo { string name = 1; map<string, string> labels = 6; }
 message ListSnapshotsResponse { repeated SnapshotInfo info = 1; }
 `;
@@ -48,6 +49,8 @@ const type = (name: string) => root.lookupType(`causeway.containerd.${name}`);
 /** containerd's type URL for an OCI runtime spec carried as JSON in an Any. */
 const SPEC_TYPE_URL = 'types.containerd.io/opencontainers/runtime-spec/1/Spec';
 const RUNTIME = 'io.containerd.runc.v2';
+/** The runc v2 shim's options (containerd.runc.v1.Options): only BinaryName, the OCI runtime it runs. */
+const RUNC_OPTIONS_TYPE_URL = 'containerd.runc.v1.Options';
 const SNAPSHOTTER = 'overlayfs';
 
 /** A task's state (containerd.v1.types.Status). */
@@ -77,8 +80,21 @@ export function isNotFound(err: unknown): boolean {
 export class ContainerdApi {
   private readonly client: grpc.Client;
   private readonly metadata = new grpc.Metadata();
+  private readonly runtime: { name: string; options?: { type_url: string; value: Buffer } };
 
-  constructor(socket: string) {
+  /** `ociBinary`: the OCI runtime the shim runs for the containers this creates (oci-runtime.ts); runc when undefined. */
+  constructor(socket: string, ociBinary?: string) {
+    this.runtime = {
+      name: RUNTIME,
+      ...(ociBinary
+        ? {
+            options: {
+              type_url: RUNC_OPTIONS_TYPE_URL,
+              value: Buffer.from(type('RuncOptions').encode({ binary_name: ociBinary }).finish()),
+            },
+          }
+        : {}),
+    };
     this.client = new grpc.Client(`unix://${socket}`, grpc.credentials.createInsecure());
     this.metadata.set('containerd-namespace', CONTAINERD_NAMESPACE);
   }
@@ -171,7 +187,7 @@ export class ContainerdApi {
         container: {
           id,
           labels,
-          runtime: { name: RUNTIME },
+          runtime: this.runtime,
           spec: { type_url: SPEC_TYPE_URL, value: Buffer.from(JSON.stringify(spec)) },
         },
       },

@@ -1,4 +1,4 @@
-// The containerd runtime: every task a container made from its image by containerd + runc
+// The containerd runtime: every task a container made from its image by containerd + crun or runc
 // (docs/containerd.md); artifacts are directories on this worker's disk, as on the local runtime.
 import { finishBuild } from '../../build';
 import { readDirArtifactFile } from '../local/host-task';
@@ -19,6 +19,7 @@ import { containerServices } from './service';
 import { mountsUnder, unmountAll } from './rootfs';
 import { findOrStartContainerTask } from './task';
 import { ContainerdApi, isNotFound } from './api';
+import { chooseOciRuntime, type OciRuntimeChoice } from './oci-runtime';
 
 /** How long the build's end waits for a killed task to stop before deleting it. */
 const KILL_WAIT_MS = 5_000;
@@ -29,12 +30,16 @@ export interface ContainerdRuntimeOptions {
   /** registry mirrors: containerd's hosts.toml per registry */
   hostsDir?: string;
   defaultImage?: string;
+  /** the OCI runtime the shim runs: auto (crun where it can run, else runc), runc or crun */
+  ociRuntime?: OciRuntimeChoice;
 }
 
 export function containerdRuntime(deps: ActivityDeps, opts: ContainerdRuntimeOptions): Runtime {
   warmUpSpawner();
   const ctr = new Ctr({ socket: opts.socket, hostsDir: opts.hostsDir });
-  const cx = containerdContext(deps, ctr, new ContainerdApi(opts.socket), new ImageStore(ctr), opts.defaultImage);
+  const oci = chooseOciRuntime(opts.ociRuntime ?? 'auto');
+  deps.log.info({ ociRuntime: oci.name, why: oci.why }, `containers run with ${oci.name}`);
+  const cx = containerdContext(deps, ctr, new ContainerdApi(opts.socket, oci.binary), new ImageStore(ctr), opts.defaultImage);
   const launcher = containerServices(cx);
   return {
     releasesArtifacts: false,
