@@ -12,6 +12,7 @@
 // after the snapshot's main starts, as they do without one.
 import fs from 'node:fs';
 import path from 'node:path';
+import { deferredExtraCaCerts } from './extra-ca';
 
 /** A plan that uses what most plans do, so that compiling it compiles the compiler's common paths. */
 const SAMPLE_PLAN = `name: sample
@@ -119,6 +120,7 @@ export function warmSnapshot(): void {
  * what is there (a tsc run since `npm run build`, or the tree moved since).
  */
 export function fromSnapshot(main: () => void, useRequire: (require: NodeJS.Require) => void): void {
+  deferredExtraCaCerts(process.env, () => require('node:tls') as typeof import('node:tls'));
   const blob = path.resolve(process.execArgv[process.execArgv.indexOf('--snapshot-blob') + 1]);
   const dir = path.dirname(blob);
   // Not imported: Node does not vouch for its module loader's state in a snapshot.

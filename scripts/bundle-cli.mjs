@@ -160,6 +160,12 @@ done
 case " ${commands.join(' ')} " in
   *" $cw_command "*)
     if [ -z "$NODE_OPTIONS" ] && [ -f "$cw_blob" ] && [ "$(command -v node)" -ef ${JSON.stringify(node)} ] && [ ! ${JSON.stringify(node)} -nt "$cw_blob" ]; then
+      # Read by the CLI when a TLS connection needs it, not by Node at start (cli/extra-ca.ts).
+      if [ -n "$NODE_EXTRA_CA_CERTS" ]; then
+        CAUSEWAY_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS
+        export CAUSEWAY_EXTRA_CA_CERTS
+        unset NODE_EXTRA_CA_CERTS
+      fi
       exec node --snapshot-blob "$cw_blob" "$@"
     fi ;;
 esac
