@@ -5,6 +5,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { overlayTakesVolatile } from '../../../common/overlay';
 import { StepErrored } from '../../errors';
 import { runCommand } from '../local/spawner';
 import { isNotFound, type ContainerdApi } from './api';
@@ -36,8 +37,15 @@ async function mounted(target: string): Promise<boolean> {
   return info.split('\n').some((line) => line.split(' ')[4] === target);
 }
 
+const volatileOverlay = overlayTakesVolatile();
+
 async function mount(type: string, source: string, options: string[], target: string): Promise<void> {
-  const r = await runCommand('mount', ['-t', type, ...(options.length ? ['-o', options.join(',')] : []), source, target]);
+  const run = (opts: string[]) => runCommand('mount', ['-t', type, ...(opts.length ? ['-o', opts.join(',')] : []), source, target]);
+  // A root is scratch space: `volatile` spares its unmount a sync of the file system under the
+  // upper layer (as the local runtime's input views and the real node's roots). Kernels before
+  // 5.10 refuse it, and so does a work directory left by a volatile mount before a crash.
+  if (type === 'overlay' && volatileOverlay && (await run([...options, 'volatile'])).code === 0) return;
+  const r = await run(options);
   if (r.code !== 0) throw new Error(`mount ${type} on ${target}: ${r.stderr.trim()}`);
 }
 
