@@ -2,12 +2,13 @@
 // start (cli/extra-ca.ts), yet a TLS connection trusts its certificates as Node's would. The
 // server here is a TLS listener with a certificate of a private CA that records whether the
 // CLI's handshake (its Temporal connection) trusted it; the CLI then retries, and is stopped.
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { CAUSEWAY_BIN, requireBuiltCli } from './cli-runner';
+import { makeCertificates } from './test-certs';
 
 let dir: string;
 let server: tls.Server;
@@ -16,41 +17,7 @@ let port: number;
 beforeAll(async () => {
   requireBuiltCli();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-extra-ca-'));
-  const openssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=causeway-extra-ca',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-  );
-  fs.writeFileSync(path.join(dir, 'server.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\n');
-  openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-keyout', 'server.key', '-out', 'server.csr');
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-days',
-    '1',
-    '-extfile',
-    'server.ext',
-    '-out',
-    'server.pem',
-  );
+  makeCertificates(dir, 'causeway-extra-ca', [{ name: 'server', ext: 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' }]);
   server = tls.createServer({
     key: fs.readFileSync(path.join(dir, 'server.key')),
     cert: fs.readFileSync(path.join(dir, 'server.pem')),

@@ -10,6 +10,7 @@ import { NativeConnection } from '@temporalio/worker';
 import Long from 'long';
 import { freePort, repoRoot } from '../../cli/dev/stack';
 import { connectTemporalClient, temporalSecurity } from '../../common/temporal-connection';
+import { makeCertificates } from './test-certs';
 
 jest.setTimeout(20 * 60_000); // the first run builds the server
 
@@ -18,52 +19,6 @@ let server: ChildProcess;
 let address: string;
 let withCert: NodeJS.ProcessEnv;
 let withoutCert: NodeJS.ProcessEnv;
-
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-}
-
-function makeCerts(): void {
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=causeway-test-ca',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.pem',
-  );
-  for (const [name, ext] of [
-    ['server', 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n'],
-    ['client', 'extendedKeyUsage=clientAuth\n'],
-  ] as const) {
-    fs.writeFileSync(path.join(dir, `${name}.ext`), ext);
-    openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=${name}`, '-keyout', `${name}.key`, '-out', `${name}.csr`);
-    openssl(
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.pem',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-days',
-      '1',
-      '-extfile',
-      `${name}.ext`,
-      '-out',
-      `${name}.pem`,
-    );
-  }
-}
 
 function config(ports: number[]): string {
   const [grpc, http, ...rest] = ports;
@@ -105,7 +60,10 @@ beforeAll(async () => {
     stdio: ['ignore', 'pipe', 'inherit'],
   }).trim();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'causeway-tls-'));
-  makeCerts();
+  makeCertificates(dir, 'causeway-test-ca', [
+    { name: 'server', ext: 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' },
+    { name: 'client', ext: 'extendedKeyUsage=clientAuth\n' },
+  ]);
   const ports: number[] = [];
   for (let i = 0; i < 7; i++) ports.push(await freePort());
   fs.mkdirSync(path.join(dir, 'config'));
