@@ -242,7 +242,8 @@ is met by the build (start → result) ${percentile(inProcess, 50) <= GOAL_MS ? 
 \`causeway run\` adds is the CLI's start-up. A client command starts Node from a startup snapshot of the client
 bundle with protobufjs's reflection of Temporal's API, zod and the plan schemas already built (docs/cli.md, "Start-up"):
 the same bundle compiled from V8's code cache takes ${p50(cacheLoads)} ms here, and the modules from dist/ one by one
-${p50(distLoads)} ms. What is left is Node's own start (\`node -e 0\`, ~50-60 ms), reading the snapshot, and what Node
+${p50(distLoads)} ms. What is left is Node's own start (\`node -e 0\`, ~25 ms here without \`NODE_EXTRA_CA_CERTS\`, which the CLI reads
+only for a TLS connection: docs/cli.md), reading the snapshot, and what Node
 cannot snapshot: gRPC and NATS with Node's http2, net and tls, loaded in every process.
 
 Where a build's time goes (both kinds of runs, ${parts.length} histories):
