@@ -13,6 +13,8 @@ import { makeCertificates } from './test-certs';
 let dir: string;
 let server: tls.Server;
 let port: number;
+/** Every connection the CLI made: nothing reads them, so they never see its end, and would keep the server open. */
+const sockets = new Set<import('node:net').Socket>();
 
 beforeAll(async () => {
   requireBuiltCli();
@@ -23,11 +25,13 @@ beforeAll(async () => {
     cert: fs.readFileSync(path.join(dir, 'server.pem')),
     ALPNProtocols: ['h2'],
   });
+  server.on('connection', (socket) => sockets.add(socket));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as { port: number }).port;
 });
 
 afterAll(async () => {
+  for (const socket of sockets) socket.destroy();
   await new Promise((resolve) => server?.close(resolve));
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
